@@ -1,0 +1,182 @@
+"""The one cost model: cycles and energy of a single operation in isolation.
+
+The compiler's passes (tiling, allocation) and the simulator (`cim-sim`) call
+these functions and nothing else for the cost of an operation; the simulator
+adds only what a static model cannot see (contention, dependencies, pipeline
+fill). Every function is pure and takes plain numbers, so it can be used on IR
+attributes and on trace records alike.
+
+Formulas (a target ``t``; all divisions round up to whole cycles):
+
+- MVM on a group of arrays, ``vectors`` input vectors per array, each array
+  using ``rows_used`` rows and ``cols_used`` columns::
+
+      passes = ceil(rows_used / t.array.active_rows)        # wordline mode
+      cycles = passes * (mvm_latency + (vectors - 1) * mvm_issue_interval)
+
+  energy per array and vector: ``passes * array_mvm_pj`` plus
+  ``cols_used * input_passes`` ADC conversions plus ``rows_used *
+  input_passes`` DAC conversions.
+- Programming weights: arrays are written row by row, all arrays of the group
+  in parallel: ``cycles = rows_used * program_cycles_per_row``; energy per
+  programmed cell.
+- Transfers: ``latency + ceil(bytes / bandwidth)`` on the link that carries
+  them (DRAM, interconnect, global buffer, or ``n`` memory-mode arrays read or
+  written in parallel at ``n * memory_bandwidth``).
+- Vector-unit work: ``latency + ceil(element_ops / (lanes * units))``.
+- Mode switch: ``switch_latency`` for any number of arrays switched together.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from cimflow.hw_targets import HardwareTarget
+
+Location = Literal["dram", "buffer", "memory"]
+LOCATIONS: tuple[Location, ...] = ("dram", "buffer", "memory")
+
+# Energy components, in the order reports list them.
+ENERGY_COMPONENTS: tuple[str, ...] = (
+    "array",
+    "adc",
+    "dac",
+    "program",
+    "switch",
+    "memory_array",
+    "buffer",
+    "interconnect",
+    "dram",
+    "vector",
+)
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """Cycles of one operation and its energy per component (picojoules)."""
+
+    cycles: int
+    energy_pj: Mapping[str, float] = field(default_factory=lambda: {})
+
+    @property
+    def total_energy_pj(self) -> float:
+        return sum(self.energy_pj.values())
+
+
+def _ceil_div(numerator: float, denominator: float) -> int:
+    return math.ceil(numerator / denominator) if numerator > 0 else 0
+
+
+def wordline_passes(t: HardwareTarget, rows_used: int) -> int:
+    """Passes one MVM needs when only ``active_rows`` word lines drive at once."""
+    return max(1, _ceil_div(rows_used, t.array.active_rows))
+
+
+def mvm_cycles(t: HardwareTarget, vectors: int, rows_used: int) -> int:
+    """Cycles for every array of a group to process ``vectors`` input vectors."""
+    if vectors <= 0:
+        return 0
+    passes = wordline_passes(t, rows_used)
+    a = t.array
+    return passes * (a.mvm_latency_cycles + (vectors - 1) * a.mvm_issue_interval_cycles)
+
+
+def mvm_cost(
+    t: HardwareTarget, arrays: int, vectors: int, rows_used: int, cols_used: int
+) -> OpCost:
+    """MVMs on ``arrays`` arrays in parallel, ``vectors`` vectors each."""
+    activations = arrays * vectors
+    passes = wordline_passes(t, rows_used)
+    e = t.energy
+    return OpCost(
+        mvm_cycles(t, vectors, rows_used),
+        {
+            "array": activations * passes * e.array_mvm_pj,
+            "adc": activations * cols_used * t.input_passes * e.adc_conversion_pj,
+            "dac": activations * rows_used * t.input_passes * e.dac_conversion_pj,
+        },
+    )
+
+
+def program_cost(t: HardwareTarget, arrays: int, rows_used: int, cols_used: int) -> OpCost:
+    """Write weights into ``arrays`` arrays (in parallel), row by row."""
+    return OpCost(
+        rows_used * t.array.program_cycles_per_row,
+        {"program": arrays * rows_used * cols_used * t.energy.cell_program_pj},
+    )
+
+
+def switch_cost(t: HardwareTarget, arrays: int) -> OpCost:
+    """Switch ``arrays`` arrays between compute and memory mode together."""
+    return OpCost(
+        t.dual_mode.switch_latency_cycles if arrays > 0 else 0,
+        {"switch": arrays * t.energy.mode_switch_pj},
+    )
+
+
+def _link_cycles(t: HardwareTarget, location: Location, nbytes: int, arrays: int) -> int:
+    if location == "dram":
+        return t.dram.latency_cycles + _ceil_div(nbytes, t.dram.bandwidth_bytes_per_cycle)
+    if location == "memory":
+        bandwidth = max(1, arrays) * t.dual_mode.memory_bandwidth_bytes_per_cycle
+        if bandwidth <= 0:
+            raise ValueError(f"target '{t.name}' has no memory-mode bandwidth")
+        return _ceil_div(nbytes, bandwidth)
+    return _ceil_div(nbytes, t.buffers.global_bandwidth_bytes_per_cycle)
+
+
+def _link_energy(t: HardwareTarget, location: Location, nbytes: int) -> dict[str, float]:
+    e = t.energy
+    per_byte = {
+        "dram": ("dram", e.dram_pj_per_byte),
+        "buffer": ("buffer", e.buffer_pj_per_byte),
+        "memory": ("memory_array", e.memory_array_pj_per_byte),
+    }[location]
+    return {per_byte[0]: nbytes * per_byte[1]}
+
+
+def transfer_cost(
+    t: HardwareTarget,
+    src: Location,
+    dst: Location,
+    nbytes: int,
+    memory_arrays: int = 0,
+) -> OpCost:
+    """Move ``nbytes`` between two storage levels (load or store).
+
+    The slower side sets the time; both sides are charged energy.
+    """
+    cycles = max(
+        _link_cycles(t, src, nbytes, memory_arrays),
+        _link_cycles(t, dst, nbytes, memory_arrays),
+    )
+    energy: dict[str, float] = {}
+    for location in (src, dst):
+        for component, pj in _link_energy(t, location, nbytes).items():
+            energy[component] = energy.get(component, 0.0) + pj
+    return OpCost(cycles, energy)
+
+
+def interconnect_cost(t: HardwareTarget, nbytes: int) -> OpCost:
+    """Move ``nbytes`` over the interconnect (global buffer <-> cores)."""
+    ic = t.interconnect
+    return OpCost(
+        ic.latency_cycles + _ceil_div(nbytes, ic.bandwidth_bytes_per_cycle),
+        {"interconnect": nbytes * t.energy.interconnect_pj_per_byte},
+    )
+
+
+def vector_cost(t: HardwareTarget, element_ops: int, units: int) -> OpCost:
+    """``element_ops`` lane operations spread over ``units`` vector units."""
+    lanes = t.vector.lanes * max(1, units)
+    return OpCost(
+        t.vector.latency_cycles + _ceil_div(element_ops, lanes),
+        {"vector": element_ops * t.energy.vector_pj_per_element},
+    )
+
+
+def cycles_to_seconds(t: HardwareTarget, cycles: int) -> float:
+    return cycles / (t.target.clock_ghz * 1e9)

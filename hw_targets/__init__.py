@@ -1,0 +1,377 @@
+"""Hardware targets: TOML files loaded into frozen, validated dataclasses.
+
+A target file has one table per dataclass below (``[target]``, ``[hierarchy]``,
+``[array]``, ``[precision]``, ``[dual_mode]``, ``[buffers]``,
+``[interconnect]``, ``[dram]``, ``[vector]``, ``[energy]``); every key of every
+table is required and no other key is allowed. ``hw_targets/SCHEMA.md``
+documents each key. Passes and tools take ``target=NAME`` (a file shipped in
+this folder, without ``.toml``) or ``target=path/to/file.toml``.
+
+Any problem is a :class:`~cimflow.errors.CimError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal, cast, get_args
+
+from cimflow.errors import CimError
+
+TARGETS_DIR = Path(__file__).parent
+DEFAULT_TARGET = "dynaplasia"
+
+ComputeGranularity = Literal["core", "crossbar", "wordline"]
+COMPUTE_GRANULARITIES: tuple[str, ...] = get_args(ComputeGranularity)
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """``[target]``: identity and clock."""
+
+    name: str
+    description: str
+    clock_ghz: float
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """``[hierarchy]``: chips x cores per chip x arrays per core."""
+
+    chips: int
+    cores_per_chip: int
+    arrays_per_core: int
+
+
+@dataclass(frozen=True)
+class ArrayParams:
+    """``[array]``: one crossbar array, its periphery and timing.
+
+    ``mvm_latency_cycles`` is the time from issuing one input vector (all of
+    its bits) to having the digitized outputs; ``mvm_issue_interval_cycles`` is
+    the interval at which the next vector may be issued when MVMs pipeline.
+    ``active_rows`` is how many word lines are driven at once: fewer than
+    ``rows`` means one MVM takes ``ceil(rows_used / active_rows)`` passes
+    (CIM-MLC's wordline computing mode).
+    """
+
+    rows: int
+    cols: int
+    cell_bits: int
+    dac_bits: int
+    adc_bits: int
+    adcs_per_array: int
+    active_rows: int
+    mvm_latency_cycles: int
+    mvm_issue_interval_cycles: int
+    program_cycles_per_row: int
+    compute_granularity: str
+    dynamic_matmul: bool
+
+
+@dataclass(frozen=True)
+class Precision:
+    """``[precision]``: operand widths in bits."""
+
+    weight_bits: int
+    activation_bits: int
+    accumulator_bits: int
+
+
+@dataclass(frozen=True)
+class DualMode:
+    """``[dual_mode]``: arrays that can switch to memory mode.
+
+    ``switchable_arrays`` is 0 on a target whose arrays only compute.
+    Capacity and bandwidth are per array in memory mode.
+    """
+
+    switchable_arrays: int
+    switch_latency_cycles: int
+    memory_capacity_bytes: int
+    memory_bandwidth_bytes_per_cycle: float
+
+
+@dataclass(frozen=True)
+class Buffers:
+    """``[buffers]``: the chip's global buffer and each core's local buffer."""
+
+    global_bytes: int
+    global_bandwidth_bytes_per_cycle: float
+    local_bytes: int
+    local_bandwidth_bytes_per_cycle: float
+
+
+@dataclass(frozen=True)
+class Interconnect:
+    """``[interconnect]``: the network between the global buffer and cores."""
+
+    topology: str
+    bandwidth_bytes_per_cycle: float
+    latency_cycles: int
+
+
+@dataclass(frozen=True)
+class Dram:
+    """``[dram]``: off-chip main memory."""
+
+    bandwidth_bytes_per_cycle: float
+    latency_cycles: int
+
+
+@dataclass(frozen=True)
+class VectorUnit:
+    """``[vector]``: the digital vector units (one or more per core)."""
+
+    units_per_core: int
+    lanes: int
+    latency_cycles: int
+
+
+@dataclass(frozen=True)
+class Energy:
+    """``[energy]``: energy per access, in picojoules."""
+
+    array_mvm_pj: float
+    adc_conversion_pj: float
+    dac_conversion_pj: float
+    cell_program_pj: float
+    mode_switch_pj: float
+    memory_array_pj_per_byte: float
+    buffer_pj_per_byte: float
+    interconnect_pj_per_byte: float
+    dram_pj_per_byte: float
+    vector_pj_per_element: float
+
+
+# Keys that may be zero; every other number must be positive.
+_MAY_BE_ZERO = frozenset(
+    {
+        "dual_mode.switchable_arrays",
+        "dual_mode.switch_latency_cycles",
+        "dual_mode.memory_capacity_bytes",
+        "dual_mode.memory_bandwidth_bytes_per_cycle",
+        "interconnect.latency_cycles",
+        "dram.latency_cycles",
+        "vector.latency_cycles",
+    }
+    | {f"energy.{f.name}" for f in dataclasses.fields(Energy)}
+)
+
+
+@dataclass(frozen=True)
+class HardwareTarget:
+    """A complete CIM accelerator description."""
+
+    target: TargetInfo
+    hierarchy: Hierarchy
+    array: ArrayParams
+    precision: Precision
+    dual_mode: DualMode
+    buffers: Buffers
+    interconnect: Interconnect
+    dram: Dram
+    vector: VectorUnit
+    energy: Energy
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    @property
+    def total_cores(self) -> int:
+        return self.hierarchy.chips * self.hierarchy.cores_per_chip
+
+    @property
+    def total_arrays(self) -> int:
+        return self.total_cores * self.hierarchy.arrays_per_core
+
+    @property
+    def bit_slices(self) -> int:
+        """Columns one weight occupies: ceil(weight_bits / cell_bits)."""
+        return math.ceil(self.precision.weight_bits / self.array.cell_bits)
+
+    @property
+    def input_passes(self) -> int:
+        """DAC passes per input vector: ceil(activation_bits / dac_bits)."""
+        return math.ceil(self.precision.activation_bits / self.array.dac_bits)
+
+    @property
+    def activation_bytes(self) -> int:
+        return math.ceil(self.precision.activation_bits / 8)
+
+    @property
+    def weight_bytes(self) -> int:
+        return math.ceil(self.precision.weight_bits / 8)
+
+    @property
+    def accumulator_bytes(self) -> int:
+        return math.ceil(self.precision.accumulator_bits / 8)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """The target as nested tables, exactly as a TOML file would hold it."""
+        return {
+            f.name: dataclasses.asdict(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+        }
+
+
+def _check_value(origin: str, key: str, value: object, field_type: object) -> object:
+    if field_type in ("int", int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CimError(f"{origin}: key '{key}' must be an integer, got {value!r}")
+    elif field_type in ("float", float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CimError(f"{origin}: key '{key}' must be a number, got {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise CimError(f"{origin}: key '{key}' must be finite, got {value!r}")
+    elif field_type in ("bool", bool):
+        if not isinstance(value, bool):
+            raise CimError(f"{origin}: key '{key}' must be true or false, got {value!r}")
+        return value
+    elif field_type in ("str", str):
+        if not isinstance(value, str):
+            raise CimError(f"{origin}: key '{key}' must be a string, got {value!r}")
+        return value
+    number = cast(float, value)
+    if key in _MAY_BE_ZERO:
+        if number < 0:
+            raise CimError(f"{origin}: key '{key}' must not be negative, got {value!r}")
+    elif number <= 0:
+        raise CimError(f"{origin}: key '{key}' must be positive, got {value!r}")
+    return value
+
+
+def _build_section(origin: str, section: str, cls: type[Any], raw: object) -> Any:
+    if not isinstance(raw, dict):
+        raise CimError(f"{origin}: '{section}' must be a table")
+    table = cast(dict[str, object], raw)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in fields:
+            raise CimError(
+                f"{origin}: unknown key '{section}.{key}' "
+                f"(expected one of {', '.join(fields)})"
+            )
+    values: dict[str, object] = {}
+    for name, field in fields.items():
+        if name not in table:
+            raise CimError(f"{origin}: missing key '{section}.{name}'")
+        values[name] = _check_value(origin, f"{section}.{name}", table[name], field.type)
+    return cls(**values)
+
+
+def _check_consistency(origin: str, hw: HardwareTarget) -> None:
+    if hw.array.active_rows > hw.array.rows:
+        raise CimError(
+            f"{origin}: key 'array.active_rows' ({hw.array.active_rows}) exceeds "
+            f"'array.rows' ({hw.array.rows})"
+        )
+    if hw.array.compute_granularity not in COMPUTE_GRANULARITIES:
+        raise CimError(
+            f"{origin}: key 'array.compute_granularity' must be one of "
+            f"{', '.join(COMPUTE_GRANULARITIES)}, got "
+            f"{hw.array.compute_granularity!r}"
+        )
+    if hw.dual_mode.switchable_arrays > hw.total_arrays:
+        raise CimError(
+            f"{origin}: key 'dual_mode.switchable_arrays' "
+            f"({hw.dual_mode.switchable_arrays}) exceeds the chip's "
+            f"{hw.total_arrays} arrays"
+        )
+    if hw.dual_mode.switchable_arrays > 0 and (
+        hw.dual_mode.memory_capacity_bytes == 0
+        or hw.dual_mode.memory_bandwidth_bytes_per_cycle == 0
+    ):
+        raise CimError(
+            f"{origin}: switchable arrays need a positive "
+            "'dual_mode.memory_capacity_bytes' and "
+            "'dual_mode.memory_bandwidth_bytes_per_cycle'"
+        )
+    if hw.array.cell_bits > hw.precision.weight_bits:
+        raise CimError(
+            f"{origin}: key 'array.cell_bits' ({hw.array.cell_bits}) exceeds "
+            f"'precision.weight_bits' ({hw.precision.weight_bits})"
+        )
+    if hw.array.mvm_issue_interval_cycles > hw.array.mvm_latency_cycles:
+        raise CimError(
+            f"{origin}: key 'array.mvm_issue_interval_cycles' exceeds "
+            "'array.mvm_latency_cycles'"
+        )
+
+
+def target_from_dict(data: dict[str, object], origin: str) -> HardwareTarget:
+    """Validate nested tables (from TOML or a trace header) into a target."""
+    sections = {f.name: f for f in dataclasses.fields(HardwareTarget)}
+    for key in data:
+        if key not in sections:
+            raise CimError(
+                f"{origin}: unknown table '{key}' "
+                f"(expected one of {', '.join(sections)})"
+            )
+    built: dict[str, object] = {}
+    for name in sections:
+        if name not in data:
+            raise CimError(f"{origin}: missing table '[{name}]'")
+        section_cls = _SECTION_CLASSES[name]
+        built[name] = _build_section(origin, name, section_cls, data[name])
+    hw = HardwareTarget(**cast(dict[str, Any], built))
+    _check_consistency(origin, hw)
+    return hw
+
+
+_SECTION_CLASSES: dict[str, type[Any]] = {
+    "target": TargetInfo,
+    "hierarchy": Hierarchy,
+    "array": ArrayParams,
+    "precision": Precision,
+    "dual_mode": DualMode,
+    "buffers": Buffers,
+    "interconnect": Interconnect,
+    "dram": Dram,
+    "vector": VectorUnit,
+    "energy": Energy,
+}
+
+
+def shipped_targets() -> list[str]:
+    """Names of the targets shipped in this folder, sorted."""
+    return sorted(p.stem for p in TARGETS_DIR.glob("*.toml"))
+
+
+def resolve_target_path(spec: str) -> Path:
+    """Map ``NAME`` or ``path.toml`` to a file, or raise a CimError."""
+    if spec.endswith(".toml") or "/" in spec:
+        path = Path(spec)
+        if not path.is_file():
+            raise CimError(f"{spec}: target file not found")
+        return path
+    path = TARGETS_DIR / f"{spec}.toml"
+    if not path.is_file():
+        raise CimError(
+            f"unknown target '{spec}' (shipped targets: "
+            f"{', '.join(shipped_targets())}; or give a path ending in .toml)"
+        )
+    return path
+
+
+def load_target_file(path: Path) -> HardwareTarget:
+    """Read and validate one TOML target file."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise CimError(f"{path}: invalid TOML: {err}") from None
+    except OSError as err:
+        raise CimError(f"{path}: cannot read: {err.strerror}") from None
+    return target_from_dict(data, str(path))
+
+
+@cache
+def load_target(spec: str = DEFAULT_TARGET) -> HardwareTarget:
+    """Load a target by shipped name or by path (cached per spec)."""
+    return load_target_file(resolve_target_path(spec))
