@@ -227,12 +227,18 @@ def _check_value(origin: str, key: str, value: object, field_type: object) -> ob
     elif field_type in ("float", float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise CimError(f"{origin}: key '{key}' must be a number, got {value!r}")
-        value = float(value)
-        if not math.isfinite(value):
+        try:
+            number = float(value)
+        except OverflowError:  # an int too large for a float
+            number = math.inf
+        if not math.isfinite(number):
             raise CimError(f"{origin}: key '{key}' must be finite, got {value!r}")
+        value = number
     elif field_type in ("bool", bool):
         if not isinstance(value, bool):
-            raise CimError(f"{origin}: key '{key}' must be true or false, got {value!r}")
+            raise CimError(
+                f"{origin}: key '{key}' must be true or false, got {value!r}"
+            )
         return value
     elif field_type in ("str", str):
         if not isinstance(value, str):
@@ -262,7 +268,9 @@ def _build_section(origin: str, section: str, cls: type[Any], raw: object) -> An
     for name, field in fields.items():
         if name not in table:
             raise CimError(f"{origin}: missing key '{section}.{name}'")
-        values[name] = _check_value(origin, f"{section}.{name}", table[name], field.type)
+        values[name] = _check_value(
+            origin, f"{section}.{name}", table[name], field.type
+        )
     return cls(**values)
 
 
@@ -307,6 +315,8 @@ def _check_consistency(origin: str, hw: HardwareTarget) -> None:
 
 def target_from_dict(data: dict[str, object], origin: str) -> HardwareTarget:
     """Validate nested tables (from TOML or a trace header) into a target."""
+    if not isinstance(data, dict):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise CimError(f"{origin}: a target must be a table of tables")
     sections = {f.name: f for f in dataclasses.fields(HardwareTarget)}
     for key in data:
         if key not in sections:
@@ -366,6 +376,8 @@ def load_target_file(path: Path) -> HardwareTarget:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise CimError(f"{path}: invalid TOML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise CimError(f"{path}: not UTF-8 text: {err.reason}") from None
     except OSError as err:
         raise CimError(f"{path}: cannot read: {err.strerror}") from None
     return target_from_dict(data, str(path))

@@ -1,0 +1,700 @@
+"""The ``cim_meta`` dialect: the schedule of meta-operations a chip executes.
+
+A ``cim_meta.schedule`` lists, in issue order, CMSwitch-style meta-ops:
+switching array modes, programming weights, MVMs on array groups, vector
+work, loads and stores between DRAM, buffers and memory-mode arrays, moves
+over the interconnect, parallel groups and segment boundaries. Every op
+returns a ``!cim_meta.token``; an op starts only after the ops whose tokens it
+takes ``after(...)`` have finished. Sizes and array sets are explicit, so the
+trace target is a straight walk.
+
+```mlir
+cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1
+    inputs ["x"] outputs ["y"] {
+  cim_meta.tensor "x" : tensor<1x512xf32> bytes 512
+  cim_meta.tensor "y" : tensor<1x10xf32> bytes 10
+  %0 = cim_meta.load "x" 512 bytes dram -> buffer segment 0
+  %1 = cim_meta.load "fc.weight" 5120 bytes dram -> buffer segment 0
+  %2 = cim_meta.program "fc.weight" arrays <0:2> rows 320 cols 80 k [0, 512]
+       n [0, 10] segment 0 after(%1)
+  %3 = cim_meta.mvm "fc.weight" arrays <0:2> vectors 1 rows 320 cols 80
+       k [0, 512] n [0, 10] v [0, 1] input "x" output "y" segment 0 after(%0, %2)
+  %4 = cim_meta.store "y" 10 bytes buffer -> dram segment 0 after(%3)
+}
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DenseArrayBase,
+    IntegerAttr,
+    StringAttr,
+    SymbolNameConstraint,
+    TensorType,
+    i64,
+)
+from xdsl.dialects.utils import EnumAttribute
+from xdsl.ir import (
+    Attribute,
+    Dialect,
+    Operation,
+    ParametrizedAttribute,
+    Region,
+    SpacedOpaqueSyntaxAttribute,
+    SSAValue,
+    TypeAttribute,
+)
+from xdsl.irdl import (
+    IRDLOperation,
+    irdl_attr_definition,
+    irdl_op_definition,
+    opt_prop_def,
+    param_def,
+    prop_def,
+    region_def,
+    result_def,
+    traits_def,
+    var_operand_def,
+)
+from xdsl.parser import AttrParser
+from xdsl.printer import Printer
+from xdsl.traits import NoTerminator
+from xdsl.utils.exceptions import VerifyException
+from xdsl.utils.str_enum import StrEnum
+
+from cimflow.cimdialect.cim_graph import i64_array, ints
+from cimflow.cimdialect.cim_tile import ArrayMode, ArrayModeAttr
+
+I64Array = DenseArrayBase.constr(i64)
+
+
+@irdl_attr_definition
+class TokenType(ParametrizedAttribute, TypeAttribute):
+    """Completion of a meta-op: ``!cim_meta.token``."""
+
+    name = "cim_meta.token"
+
+
+class Location(StrEnum):
+    DRAM = "dram"
+    BUFFER = "buffer"
+    MEMORY = "memory"
+
+
+@irdl_attr_definition
+class LocationAttr(EnumAttribute[Location], SpacedOpaqueSyntaxAttribute):
+    """Where bytes live: off-chip ``dram``, the on-chip ``buffer``, or
+    ``memory``-mode arrays."""
+
+    name = "cim_meta.location"
+
+
+@irdl_attr_definition
+class ArrayRangesAttr(ParametrizedAttribute):
+    """A set of global array ids as sorted, disjoint ``start:stop`` ranges.
+
+    ```mlir
+    #cim_meta.arrays<0:16, 32:40>
+    ```
+    """
+
+    name = "cim_meta.arrays"
+
+    bounds: DenseArrayBase = param_def(I64Array)
+
+    @staticmethod
+    def from_ranges(ranges: Sequence[tuple[int, int]]) -> ArrayRangesAttr:
+        return ArrayRangesAttr(i64_array([b for r in ranges for b in r]))
+
+    @property
+    def ranges(self) -> list[tuple[int, int]]:
+        flat = ints(self.bounds)
+        return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
+    @property
+    def count(self) -> int:
+        return sum(stop - start for start, stop in self.ranges)
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        def parse_range() -> list[int]:
+            start = parser.parse_integer(allow_boolean=False)
+            parser.parse_punctuation(":")
+            return [start, parser.parse_integer(allow_boolean=False)]
+
+        with parser.in_angle_brackets():
+            pairs = parser.parse_comma_separated_list(parser.Delimiter.NONE, parse_range)
+        return (i64_array([b for pair in pairs for b in pair]),)
+
+    def print_parameters(self, printer: Printer) -> None:
+        with printer.in_angle_brackets():
+            printer.print_string(", ".join(f"{a}:{b}" for a, b in self.ranges))
+
+    def verify(self) -> None:
+        flat = ints(self.bounds)
+        if not flat or len(flat) % 2:
+            raise VerifyException("#cim_meta.arrays needs at least one start:stop range")
+        previous_stop = -1
+        for start, stop in self.ranges:
+            if start < 0 or stop <= start or start < previous_stop:
+                raise VerifyException(
+                    f"#cim_meta.arrays ranges must be non-empty, sorted and disjoint, "
+                    f"got {start}:{stop}"
+                )
+            previous_stop = stop
+
+
+def _verify_span(op: Operation, key: str, span: DenseArrayBase) -> tuple[int, int]:
+    values = ints(span)
+    if len(values) != 2 or not 0 <= values[0] < values[1]:
+        raise VerifyException(f"'{op.name}' {key} must be a non-empty [start, stop)")
+    return values[0], values[1]
+
+
+class _MetaOp(IRDLOperation):
+    """Fields every scheduled meta-op has."""
+
+    deps = var_operand_def(TokenType())
+    token = result_def(TokenType())
+    segment = prop_def(IntegerAttr.constr(i64))
+    label = opt_prop_def(StringAttr)
+
+    def verify_segment(self) -> None:
+        if self.segment.value.data < 0:
+            raise VerifyException(f"'{self.name}' segment must not be negative")
+
+    def verify_(self) -> None:
+        self.verify_segment()
+
+
+def _common_properties(segment: int, label: str | None) -> dict[str, Attribute]:
+    properties: dict[str, Attribute] = {"segment": IntegerAttr(segment, i64)}
+    if label:
+        properties["label"] = StringAttr(label)
+    return properties
+
+
+_DEPS_FORMAT = "`segment` $segment (`label` $label^)? (`after` `(` $deps^ `)`)? attr-dict"
+
+
+class _TransferOp(_MetaOp):
+    tensor = prop_def(StringAttr)
+    size = prop_def(IntegerAttr.constr(i64), prop_name="bytes")
+    src = prop_def(LocationAttr)
+    dst = prop_def(LocationAttr)
+    arrays = opt_prop_def(ArrayRangesAttr)
+
+    assembly_format = (
+        "$tensor $bytes `bytes` $src `->` $dst (`arrays` $arrays^)? " + _DEPS_FORMAT
+    )
+
+    def __init__(
+        self,
+        tensor: str,
+        size: int,
+        src: Location,
+        dst: Location,
+        deps: Sequence[SSAValue],
+        segment: int,
+        arrays: ArrayRangesAttr | None = None,
+        label: str | None = None,
+    ):
+        properties = _common_properties(segment, label) | {
+            "tensor": StringAttr(tensor),
+            "bytes": IntegerAttr(size, i64),
+            "src": LocationAttr(src),
+            "dst": LocationAttr(dst),
+        }
+        if arrays is not None:
+            properties["arrays"] = arrays
+        super().__init__(
+            operands=[deps], result_types=[TokenType()], properties=properties
+        )
+
+    def verify_(self) -> None:
+        self.verify_segment()
+        if self.size.value.data < 1:
+            raise VerifyException(f"'{self.name}' moves at least one byte")
+        if self.src.data == self.dst.data:
+            raise VerifyException(f"'{self.name}' source and destination are the same")
+        uses_memory = Location.MEMORY in (self.src.data, self.dst.data)
+        if uses_memory != (self.arrays is not None):
+            raise VerifyException(
+                f"'{self.name}' names arrays exactly when it reads or writes "
+                "memory-mode arrays"
+            )
+
+
+@irdl_op_definition
+class LoadOp(_TransferOp):
+    """Bring bytes closer to the arrays (DRAM -> buffer, memory arrays -> buffer).
+
+    ```mlir
+    %t = cim_meta.load "x" 150528 bytes dram -> buffer segment 0
+    ```
+    """
+
+    name = "cim_meta.load"
+
+
+@irdl_op_definition
+class StoreOp(_TransferOp):
+    """Write bytes out (buffer -> DRAM, buffer -> memory-mode arrays).
+
+    ```mlir
+    %t = cim_meta.store "y" 4096 bytes buffer -> memory arrays <88:96> segment 0
+         after(%m)
+    ```
+    """
+
+    name = "cim_meta.store"
+
+
+@irdl_op_definition
+class MoveOp(_MetaOp):
+    """Move bytes over the interconnect between the global buffer and cores.
+
+    ```mlir
+    %t = cim_meta.move "x" 4096 bytes segment 0 after(%l)
+    ```
+    """
+
+    name = "cim_meta.move"
+
+    tensor = prop_def(StringAttr)
+    size = prop_def(IntegerAttr.constr(i64), prop_name="bytes")
+
+    assembly_format = "$tensor $bytes `bytes` " + _DEPS_FORMAT
+
+    def __init__(
+        self,
+        tensor: str,
+        size: int,
+        deps: Sequence[SSAValue],
+        segment: int,
+        label: str | None = None,
+    ):
+        super().__init__(
+            operands=[deps],
+            result_types=[TokenType()],
+            properties=_common_properties(segment, label)
+            | {"tensor": StringAttr(tensor), "bytes": IntegerAttr(size, i64)},
+        )
+
+    def verify_(self) -> None:
+        self.verify_segment()
+        if self.size.value.data < 1:
+            raise VerifyException("'cim_meta.move' moves at least one byte")
+
+
+class _ArrayWorkOp(_MetaOp):
+    weight = prop_def(StringAttr)
+    arrays = prop_def(ArrayRangesAttr)
+    rows = prop_def(IntegerAttr.constr(i64))
+    cols = prop_def(IntegerAttr.constr(i64))
+    k = prop_def(I64Array)
+    n = prop_def(I64Array)
+
+    def verify_array_work(self) -> None:
+        self.verify_segment()
+        if self.rows.value.data < 1 or self.cols.value.data < 1:
+            raise VerifyException(f"'{self.name}' uses at least one row and column")
+        _verify_span(self, "k", self.k)
+        _verify_span(self, "n", self.n)
+
+
+@irdl_op_definition
+class ProgramOp(_ArrayWorkOp):
+    """Write a slice of a weight into arrays (``rows`` x ``cols`` used in each).
+
+    ``k`` and ``n`` give the ``[start, stop)`` part of the weight's ``[K, N]``
+    matrix (all groups) the arrays hold after this op.
+
+    ```mlir
+    %t = cim_meta.program "fc.weight" arrays <0:4> rows 320 cols 320
+         k [0, 768] n [0, 80] segment 0 after(%l)
+    ```
+    """
+
+    name = "cim_meta.program"
+
+    assembly_format = (
+        "$weight `arrays` $arrays `rows` $rows `cols` $cols `k` $k `n` $n "
+        + _DEPS_FORMAT
+    )
+
+    def __init__(
+        self,
+        weight: str,
+        arrays: ArrayRangesAttr,
+        rows: int,
+        cols: int,
+        k: tuple[int, int],
+        n: tuple[int, int],
+        deps: Sequence[SSAValue],
+        segment: int,
+        label: str | None = None,
+    ):
+        super().__init__(
+            operands=[deps],
+            result_types=[TokenType()],
+            properties=_common_properties(segment, label)
+            | {
+                "weight": StringAttr(weight),
+                "arrays": arrays,
+                "rows": IntegerAttr(rows, i64),
+                "cols": IntegerAttr(cols, i64),
+                "k": i64_array(k),
+                "n": i64_array(n),
+            },
+        )
+
+    def verify_(self) -> None:
+        self.verify_array_work()
+
+
+@irdl_op_definition
+class MVMOp(_ArrayWorkOp):
+    """Matrix-vector products on a group of arrays holding one weight slice.
+
+    Input vectors ``v`` (rows of tensor ``input``) times the ``k`` x ``n``
+    slice give (partial) outputs in tensor ``output``; each array processes
+    ``vectors`` vectors.
+
+    ```mlir
+    %t = cim_meta.mvm "fc.weight" arrays <0:4> vectors 128 rows 320 cols 320
+         k [0, 768] n [0, 80] v [0, 128] input "x" output "y" segment 0
+         after(%p, %l)
+    ```
+    """
+
+    name = "cim_meta.mvm"
+
+    vectors = prop_def(IntegerAttr.constr(i64))
+    v = prop_def(I64Array)
+    input = prop_def(StringAttr)
+    output = prop_def(StringAttr)
+
+    assembly_format = (
+        "$weight `arrays` $arrays `vectors` $vectors `rows` $rows `cols` $cols "
+        "`k` $k `n` $n `v` $v `input` $input `output` $output " + _DEPS_FORMAT
+    )
+
+    def __init__(
+        self,
+        weight: str,
+        arrays: ArrayRangesAttr,
+        vectors: int,
+        rows: int,
+        cols: int,
+        k: tuple[int, int],
+        n: tuple[int, int],
+        v: tuple[int, int],
+        input: str,
+        output: str,
+        deps: Sequence[SSAValue],
+        segment: int,
+        label: str | None = None,
+    ):
+        super().__init__(
+            operands=[deps],
+            result_types=[TokenType()],
+            properties=_common_properties(segment, label)
+            | {
+                "weight": StringAttr(weight),
+                "arrays": arrays,
+                "vectors": IntegerAttr(vectors, i64),
+                "rows": IntegerAttr(rows, i64),
+                "cols": IntegerAttr(cols, i64),
+                "k": i64_array(k),
+                "n": i64_array(n),
+                "v": i64_array(v),
+                "input": StringAttr(input),
+                "output": StringAttr(output),
+            },
+        )
+
+    def verify_(self) -> None:
+        self.verify_array_work()
+        start, stop = _verify_span(self, "v", self.v)
+        if self.vectors.value.data < 1 or self.vectors.value.data > stop - start:
+            raise VerifyException(
+                "'cim_meta.mvm' vectors per array must be in [1, size of v]"
+            )
+
+
+@irdl_op_definition
+class VectorOp(_MetaOp):
+    """Work on the digital vector units: ``element_ops`` lane operations.
+
+    ```mlir
+    %t = cim_meta.vector "softmax" element_ops 98304 units 8 inputs ["s"]
+         output "p" segment 0 after(%m)
+    ```
+    """
+
+    name = "cim_meta.vector"
+
+    kind = prop_def(StringAttr)
+    element_ops = prop_def(IntegerAttr.constr(i64))
+    units = prop_def(IntegerAttr.constr(i64))
+    inputs = prop_def(ArrayAttr[StringAttr])
+    output = prop_def(StringAttr)
+
+    assembly_format = (
+        "$kind `element_ops` $element_ops `units` $units `inputs` $inputs "
+        "`output` $output " + _DEPS_FORMAT
+    )
+
+    def __init__(
+        self,
+        kind: str,
+        element_ops: int,
+        units: int,
+        inputs: Sequence[str],
+        output: str,
+        deps: Sequence[SSAValue],
+        segment: int,
+        label: str | None = None,
+    ):
+        super().__init__(
+            operands=[deps],
+            result_types=[TokenType()],
+            properties=_common_properties(segment, label)
+            | {
+                "kind": StringAttr(kind),
+                "element_ops": IntegerAttr(element_ops, i64),
+                "units": IntegerAttr(units, i64),
+                "inputs": ArrayAttr([StringAttr(i) for i in inputs]),
+                "output": StringAttr(output),
+            },
+        )
+
+    def verify_(self) -> None:
+        self.verify_segment()
+        if self.element_ops.value.data < 0 or self.units.value.data < 1:
+            raise VerifyException(
+                "'cim_meta.vector' needs non-negative element_ops and at least one unit"
+            )
+
+
+@irdl_op_definition
+class SwitchOp(_MetaOp):
+    """Switch arrays to compute or memory mode.
+
+    ```mlir
+    %t = cim_meta.switch arrays <88:96> to <memory> segment 1 after(%b)
+    ```
+    """
+
+    name = "cim_meta.switch"
+
+    arrays = prop_def(ArrayRangesAttr)
+    to = prop_def(ArrayModeAttr)
+
+    assembly_format = "`arrays` $arrays `to` $to " + _DEPS_FORMAT
+
+    def __init__(
+        self,
+        arrays: ArrayRangesAttr,
+        to: ArrayMode,
+        deps: Sequence[SSAValue],
+        segment: int,
+        label: str | None = None,
+    ):
+        super().__init__(
+            operands=[deps],
+            result_types=[TokenType()],
+            properties=_common_properties(segment, label)
+            | {"arrays": arrays, "to": ArrayModeAttr(to)},
+        )
+
+
+@irdl_op_definition
+class SegmentOp(_MetaOp):
+    """Boundary before segment ``segment``: everything it waits for is done.
+
+    ```mlir
+    %t = cim_meta.segment 1 after(%a, %b)
+    ```
+    """
+
+    name = "cim_meta.segment"
+
+    assembly_format = "$segment (`label` $label^)? (`after` `(` $deps^ `)`)? attr-dict"
+
+    def __init__(self, segment: int, deps: Sequence[SSAValue], label: str | None = None):
+        super().__init__(
+            operands=[deps],
+            result_types=[TokenType()],
+            properties=_common_properties(segment, label),
+        )
+
+
+@irdl_op_definition
+class ParallelOp(_MetaOp):
+    """A group of meta-ops that may run at the same time.
+
+    Ops in the body start after the group's own ``after`` tokens (and their
+    own); the group's token completes when every op in the body has.
+
+    ```mlir
+    %t = cim_meta.parallel segment 0 after(%p) {
+      %a = cim_meta.mvm "w" arrays <0:4> ... segment 0
+      %b = cim_meta.mvm "w" arrays <4:8> ... segment 0
+    }
+    ```
+    """
+
+    name = "cim_meta.parallel"
+
+    body = region_def("single_block")
+
+    traits = traits_def(NoTerminator())
+
+    assembly_format = "`segment` $segment (`label` $label^)? (`after` `(` $deps^ `)`)? attr-dict-with-keyword $body"
+
+    def __init__(
+        self, body: Region, deps: Sequence[SSAValue], segment: int, label: str | None = None
+    ):
+        super().__init__(
+            operands=[deps],
+            result_types=[TokenType()],
+            regions=[body],
+            properties=_common_properties(segment, label),
+        )
+
+    def verify_(self) -> None:
+        self.verify_segment()
+        for op in self.body.block.ops:
+            if not isinstance(op, _MetaOp):
+                raise VerifyException(
+                    f"'cim_meta.parallel' may only hold meta-ops, got '{op.name}'"
+                )
+
+
+@irdl_op_definition
+class TensorDeclOp(IRDLOperation):
+    """Declares an activation tensor the schedule refers to by name.
+
+    ```mlir
+    cim_meta.tensor "conv1.out" : tensor<1x64x112x112xf32> bytes 802816
+    ```
+    """
+
+    name = "cim_meta.tensor"
+
+    tensor = prop_def(StringAttr)
+    tensor_type = prop_def(TensorType, prop_name="type")
+    size = prop_def(IntegerAttr.constr(i64), prop_name="bytes")
+
+    assembly_format = "$tensor `:` $type `bytes` $bytes attr-dict"
+
+    def __init__(self, tensor: str, tensor_type: TensorType, size: int):
+        super().__init__(
+            properties={
+                "tensor": StringAttr(tensor),
+                "type": tensor_type,
+                "bytes": IntegerAttr(size, i64),
+            }
+        )
+
+    def verify_(self) -> None:
+        if not self.tensor.data or self.size.value.data < 0:
+            raise VerifyException("'cim_meta.tensor' needs a name and a byte size")
+
+
+@irdl_op_definition
+class ScheduleOp(IRDLOperation):
+    """A compiled model: tensor declarations and meta-ops in issue order.
+
+    ```mlir
+    cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1
+        inputs ["x"] outputs ["y"] {
+      ...
+    }
+    ```
+    """
+
+    name = "cim_meta.schedule"
+
+    sym_name = prop_def(SymbolNameConstraint())
+    target = prop_def(StringAttr)
+    strategy = prop_def(StringAttr)
+    batch = prop_def(IntegerAttr.constr(i64))
+    inputs = prop_def(ArrayAttr[StringAttr])
+    outputs = prop_def(ArrayAttr[StringAttr])
+    body = region_def("single_block")
+
+    traits = traits_def(NoTerminator())
+
+    assembly_format = (
+        "$sym_name `target` $target `strategy` $strategy `batch` $batch "
+        "`inputs` $inputs `outputs` $outputs attr-dict-with-keyword $body"
+    )
+
+    def __init__(
+        self,
+        sym_name: str,
+        target: str,
+        strategy: str,
+        batch: int,
+        inputs: Sequence[str],
+        outputs: Sequence[str],
+        body: Region,
+    ):
+        super().__init__(
+            regions=[body],
+            properties={
+                "sym_name": StringAttr(sym_name),
+                "target": StringAttr(target),
+                "strategy": StringAttr(strategy),
+                "batch": IntegerAttr(batch, i64),
+                "inputs": ArrayAttr([StringAttr(n) for n in inputs]),
+                "outputs": ArrayAttr([StringAttr(n) for n in outputs]),
+            },
+        )
+
+    def verify_(self) -> None:
+        if self.batch.value.data < 1:
+            raise VerifyException("'cim_meta.schedule' batch must be positive")
+        declared: set[str] = set()
+        for op in self.body.block.ops:
+            if isinstance(op, TensorDeclOp):
+                if op.tensor.data in declared:
+                    raise VerifyException(
+                        f"'cim_meta.schedule' declares tensor '{op.tensor.data}' twice"
+                    )
+                declared.add(op.tensor.data)
+            elif not isinstance(op, _MetaOp):
+                raise VerifyException(
+                    f"'cim_meta.schedule' may only hold meta-ops, got '{op.name}'"
+                )
+        for name in [*self.inputs, *self.outputs]:
+            if name.data not in declared:
+                raise VerifyException(
+                    f"'cim_meta.schedule' input/output '{name.data}' is not declared"
+                )
+
+
+CIMMeta = Dialect(
+    "cim_meta",
+    [
+        ScheduleOp,
+        TensorDeclOp,
+        LoadOp,
+        StoreOp,
+        MoveOp,
+        ProgramOp,
+        MVMOp,
+        VectorOp,
+        SwitchOp,
+        SegmentOp,
+        ParallelOp,
+    ],
+    [TokenType, LocationAttr, ArrayRangesAttr],
+)

@@ -1,0 +1,650 @@
+"""The ``cim_tile`` dialect: operators mapped onto crossbar arrays.
+
+Every weight-stationary operator becomes a ``cim_tile.mvm`` over a matrix of
+input vectors, partitioned into array tiles (``#cim_tile.tiling``); the
+allocation passes decide copies, weight chunks and segment
+(``#cim_tile.alloc``). Work the arrays cannot do runs on the vector units as
+``cim_tile.vector`` regions; arrays used as plain memory are declared by
+``cim_tile.memory_buffer``.
+
+```mlir
+%cols = cim_tile.im2col %x kernel [3, 3] strides [1, 1] pads [1, 1, 1, 1]
+        dilations [1, 1] groups 1 : tensor<1x16x8x8xf32> -> tensor<64x144xf32>
+%y = cim_tile.mvm %cols weight "conv.weight" layout oihw
+     tiling #cim_tile.tiling<k = 144, n = 32, groups = 1, rows = 128, cols = 128,
+       bit_slices = 4, row_tiles = 2, col_tiles = 1, groups_per_array = 1>
+     alloc #cim_tile.alloc<segment = 0, copies = 1, chunks = 1>
+     mode #cim_tile.mode<compute> : tensor<64x144xf32> -> tensor<64x32xf32>
+```
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from xdsl.dialects.builtin import (
+    DenseArrayBase,
+    IntegerAttr,
+    StringAttr,
+    TensorType,
+    i64,
+)
+from xdsl.dialects.utils import EnumAttribute
+from xdsl.ir import (
+    Attribute,
+    Block,
+    Dialect,
+    ParametrizedAttribute,
+    Region,
+    SpacedOpaqueSyntaxAttribute,
+    SSAValue,
+)
+from xdsl.irdl import (
+    IRDLOperation,
+    irdl_attr_definition,
+    irdl_op_definition,
+    operand_def,
+    opt_prop_def,
+    param_def,
+    prop_def,
+    region_def,
+    result_def,
+    lazy_traits_def,
+    traits_def,
+    var_operand_def,
+    var_result_def,
+)
+from xdsl.parser import AttrParser
+from xdsl.printer import Printer
+from xdsl.traits import HasParent, IsTerminator, Pure
+from xdsl.utils.exceptions import VerifyException
+from xdsl.utils.str_enum import StrEnum
+
+from cimflow.cimdialect.attr_syntax import parse_int_fields, print_int_fields
+from cimflow.cimdialect.cim_graph import (
+    CIMGraph,
+    WeightOp,
+    i64_array,
+    ints,
+    tensor_shape,
+)
+from cimflow.cimdialect.shapes import conv_output_shape
+
+I64Array = DenseArrayBase.constr(i64)
+
+
+class ArrayMode(StrEnum):
+    COMPUTE = "compute"
+    MEMORY = "memory"
+
+
+@irdl_attr_definition
+class ArrayModeAttr(EnumAttribute[ArrayMode]):
+    """What a group of arrays does: ``#cim_tile.mode<compute>`` or ``<memory>``."""
+
+    name = "cim_tile.mode"
+
+    def print_parameter(self, printer: Printer) -> None:
+        with printer.in_angle_brackets():
+            printer.print_string(self.data.value)
+
+    @classmethod
+    def parse_parameter(cls, parser: AttrParser) -> ArrayMode:
+        with parser.in_angle_brackets():
+            return parser.parse_str_enum(ArrayMode)
+
+
+class WeightLayout(StrEnum):
+    KN = "kn"
+    """Stored ``[K, N]`` (MatMul's second operand)."""
+    NK = "nk"
+    """Stored ``[N, K]`` (Gemm with transB)."""
+    OIHW = "oihw"
+    """Convolution ``[O, I/groups, kh, kw]``: per group K = I/groups*kh*kw."""
+
+
+@irdl_attr_definition
+class WeightLayoutAttr(EnumAttribute[WeightLayout], SpacedOpaqueSyntaxAttribute):
+    """How the stored weight maps to the ``[K, N]`` matrix of each group."""
+
+    name = "cim_tile.layout"
+
+
+class BufferRole(StrEnum):
+    ACTIVATIONS = "activations"
+    KV_CACHE = "kv_cache"
+    WEIGHTS = "weights"
+
+
+@irdl_attr_definition
+class BufferRoleAttr(EnumAttribute[BufferRole], SpacedOpaqueSyntaxAttribute):
+    """What memory-mode arrays hold: activations, a KV cache, or streamed weights."""
+
+    name = "cim_tile.role"
+
+
+_TILING_KEYS = (
+    "k",
+    "n",
+    "groups",
+    "rows",
+    "cols",
+    "bit_slices",
+    "row_tiles",
+    "col_tiles",
+    "groups_per_array",
+)
+
+
+@irdl_attr_definition
+class TilingAttr(ParametrizedAttribute):
+    """How one copy of a ``[groups x K x N]`` weight is cut into array tiles.
+
+    Rows hold the reduction dimension (``row_tiles = ceil(k / rows)``);
+    columns hold outputs times bit slices, whole weights per array
+    (``col_tiles = ceil(n / (cols // bit_slices))``). Small groups (depthwise
+    convolutions) are packed ``groups_per_array`` to an array along the
+    diagonal, which needs one tile per group.
+
+    ```mlir
+    #cim_tile.tiling<k = 576, n = 64, groups = 1, rows = 128, cols = 128,
+      bit_slices = 4, row_tiles = 5, col_tiles = 2, groups_per_array = 1>
+    ```
+    """
+
+    name = "cim_tile.tiling"
+
+    k: IntegerAttr = param_def()
+    n: IntegerAttr = param_def()
+    groups: IntegerAttr = param_def()
+    rows: IntegerAttr = param_def()
+    cols: IntegerAttr = param_def()
+    bit_slices: IntegerAttr = param_def()
+    row_tiles: IntegerAttr = param_def()
+    col_tiles: IntegerAttr = param_def()
+    groups_per_array: IntegerAttr = param_def()
+
+    @staticmethod
+    def for_matrix(
+        k: int, n: int, groups: int, rows: int, cols: int, bit_slices: int
+    ) -> TilingAttr:
+        """The partition of a weight onto ``rows x cols`` arrays."""
+        outputs_per_array = cols // bit_slices
+        packed = min(groups, rows // k, outputs_per_array // n) if n else 0
+        if groups > 1 and packed > 1:
+            return TilingAttr.from_ints(k, n, groups, rows, cols, bit_slices, 1, 1, packed)
+        return TilingAttr.from_ints(
+            k,
+            n,
+            groups,
+            rows,
+            cols,
+            bit_slices,
+            math.ceil(k / rows),
+            math.ceil(n / outputs_per_array),
+            1,
+        )
+
+    @staticmethod
+    def from_ints(*values: int) -> TilingAttr:
+        return TilingAttr(*(IntegerAttr(v, i64) for v in values))
+
+    def field(self, key: str) -> int:
+        attr = getattr(self, key)
+        assert isinstance(attr, IntegerAttr)
+        return attr.value.data
+
+    @property
+    def outputs_per_array(self) -> int:
+        return self.field("cols") // self.field("bit_slices")
+
+    @property
+    def arrays_per_copy(self) -> int:
+        """Arrays one full copy of the weight occupies."""
+        per_group = self.field("row_tiles") * self.field("col_tiles")
+        return per_group * math.ceil(self.field("groups") / self.field("groups_per_array"))
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        return [IntegerAttr(v, i64) for v in parse_int_fields(parser, _TILING_KEYS)]
+
+    def print_parameters(self, printer: Printer) -> None:
+        print_int_fields(printer, [(key, self.field(key)) for key in _TILING_KEYS])
+
+    def verify(self) -> None:
+        k, n, groups, rows, cols, slices, row_tiles, col_tiles, packed = (
+            self.field(key) for key in _TILING_KEYS
+        )
+        if min(k, n, groups, rows, cols, slices, row_tiles, col_tiles, packed) < 1:
+            raise VerifyException("#cim_tile.tiling fields must be positive")
+        if slices > cols:
+            raise VerifyException(
+                f"#cim_tile.tiling: {slices} bit slices do not fit {cols} columns"
+            )
+        if packed > 1:
+            if packed > groups or packed * k > rows or packed * n > cols // slices:
+                raise VerifyException(
+                    f"#cim_tile.tiling: {packed} groups of {k}x{n} do not fit one "
+                    f"{rows}x{cols} array with {slices} bit slices"
+                )
+            if row_tiles != 1 or col_tiles != 1:
+                raise VerifyException(
+                    "#cim_tile.tiling: packed groups need row_tiles = col_tiles = 1"
+                )
+        elif row_tiles != math.ceil(k / rows) or col_tiles != math.ceil(
+            n / (cols // slices)
+        ):
+            raise VerifyException(
+                f"#cim_tile.tiling: k = {k}, n = {n} on {rows}x{cols} arrays with "
+                f"{slices} bit slices needs {math.ceil(k / rows)} row tiles and "
+                f"{math.ceil(n / (cols // slices))} column tiles"
+            )
+
+
+_ALLOC_KEYS = ("segment", "copies", "chunks")
+
+
+@irdl_attr_definition
+class AllocAttr(ParametrizedAttribute):
+    """Allocation decisions for one ``cim_tile.mvm``.
+
+    ``copies`` weight copies split the input vectors between them (weight
+    duplication); ``chunks > 1`` streams the weight through the arrays in that
+    many pieces when one copy does not fit; ``segment`` is the run of
+    operators whose weights are resident together.
+
+    ```mlir
+    #cim_tile.alloc<segment = 2, copies = 4, chunks = 1>
+    ```
+    """
+
+    name = "cim_tile.alloc"
+
+    segment: IntegerAttr = param_def()
+    copies: IntegerAttr = param_def()
+    chunks: IntegerAttr = param_def()
+
+    @staticmethod
+    def from_ints(segment: int, copies: int, chunks: int) -> AllocAttr:
+        return AllocAttr(
+            IntegerAttr(segment, i64), IntegerAttr(copies, i64), IntegerAttr(chunks, i64)
+        )
+
+    def field(self, key: str) -> int:
+        attr = getattr(self, key)
+        assert isinstance(attr, IntegerAttr)
+        return attr.value.data
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        return [IntegerAttr(v, i64) for v in parse_int_fields(parser, _ALLOC_KEYS)]
+
+    def print_parameters(self, printer: Printer) -> None:
+        print_int_fields(printer, [(key, self.field(key)) for key in _ALLOC_KEYS])
+
+    def verify(self) -> None:
+        if self.field("segment") < 0:
+            raise VerifyException("#cim_tile.alloc segment must not be negative")
+        if self.field("copies") < 1 or self.field("chunks") < 1:
+            raise VerifyException("#cim_tile.alloc copies and chunks must be positive")
+        if self.field("copies") > 1 and self.field("chunks") > 1:
+            raise VerifyException(
+                "#cim_tile.alloc: a weight streamed in chunks cannot also be duplicated"
+            )
+
+
+def _matrix_shape(value: SSAValue, op_name: str) -> tuple[int, int]:
+    shape = tensor_shape(value)
+    if len(shape) != 2:
+        raise VerifyException(f"'{op_name}' works on 2-D [vectors x features] tensors")
+    return shape[0], shape[1]
+
+
+@irdl_op_definition
+class MVMOp(IRDLOperation):
+    """Matrix-vector products of every input row with a stationary weight.
+
+    The input is ``[V, groups*K]``, the output ``[V, groups*N]``; group ``g``
+    multiplies columns ``[g*K, (g+1)*K)`` by its own ``[K, N]`` weight. The
+    weight is named, never an operand: it lives in the arrays. ``bias`` names
+    a ``[groups*N]`` weight added after accumulation.
+
+    ```mlir
+    %y = cim_tile.mvm %x weight "fc.weight" layout nk bias "fc.bias"
+         tiling #cim_tile.tiling<k = 512, n = 10, groups = 1, rows = 320,
+           cols = 320, bit_slices = 8, row_tiles = 2, col_tiles = 1,
+           groups_per_array = 1>
+         alloc #cim_tile.alloc<segment = 0, copies = 1, chunks = 1>
+         mode #cim_tile.mode<compute> : tensor<1x512xf32> -> tensor<1x10xf32>
+    ```
+    """
+
+    name = "cim_tile.mvm"
+
+    input = operand_def(TensorType)
+    output = result_def(TensorType)
+    weight = prop_def(StringAttr)
+    layout = prop_def(WeightLayoutAttr)
+    bias = opt_prop_def(StringAttr)
+    tiling = prop_def(TilingAttr)
+    alloc = opt_prop_def(AllocAttr)
+    mode = prop_def(ArrayModeAttr)
+
+    traits = traits_def(Pure())
+
+    assembly_format = (
+        "$input `weight` $weight `layout` $layout (`bias` $bias^)? "
+        "`tiling` $tiling (`alloc` $alloc^)? `mode` $mode attr-dict "
+        "`:` type($input) `->` type($output)"
+    )
+
+    def __init__(
+        self,
+        input: SSAValue,
+        weight: str,
+        layout: WeightLayout,
+        bias: str | None,
+        tiling: TilingAttr,
+        output_type: TensorType,
+    ):
+        properties: dict[str, Attribute] = {
+            "weight": StringAttr(weight),
+            "layout": WeightLayoutAttr(layout),
+            "tiling": tiling,
+            "mode": ArrayModeAttr(ArrayMode.COMPUTE),
+        }
+        if bias is not None:
+            properties["bias"] = StringAttr(bias)
+        super().__init__(
+            operands=[input], result_types=[output_type], properties=properties
+        )
+
+    @property
+    def vectors(self) -> int:
+        return tensor_shape(self.input)[0]
+
+    def verify_(self) -> None:
+        if self.mode.data != ArrayMode.COMPUTE:
+            raise VerifyException("'cim_tile.mvm' runs on arrays in compute mode")
+        vectors, features = _matrix_shape(self.input, self.name)
+        out_vectors, outputs = _matrix_shape(self.output, self.name)
+        groups, k, n = (self.tiling.field(key) for key in ("groups", "k", "n"))
+        if features != groups * k or outputs != groups * n or vectors != out_vectors:
+            raise VerifyException(
+                f"'cim_tile.mvm' maps [{vectors} x {features}] to "
+                f"[{out_vectors} x {outputs}] but its tiling is {groups} groups of "
+                f"{k} x {n}"
+            )
+        if not self.weight.data:
+            raise VerifyException("'cim_tile.mvm' needs a weight name")
+
+
+@irdl_op_definition
+class Im2ColOp(IRDLOperation):
+    """Unroll NCHW convolution windows into rows of an MVM input.
+
+    Row ``(n, oh, ow)`` holds, group by group, the window's ``(c, kh, kw)``
+    values (zero where it reads padding), matching an OIHW weight reshaped to
+    ``[O, I/groups*kh*kw]``. It runs in the input buffer's address generator.
+
+    ```mlir
+    %c = cim_tile.im2col %x kernel [3, 3] strides [2, 2] pads [1, 1, 1, 1]
+         dilations [1, 1] groups 1 : tensor<1x16x8x8xf32> -> tensor<16x144xf32>
+    ```
+    """
+
+    name = "cim_tile.im2col"
+
+    input = operand_def(TensorType)
+    output = result_def(TensorType)
+    kernel = prop_def(I64Array)
+    strides = prop_def(I64Array)
+    pads = prop_def(I64Array)
+    dilations = prop_def(I64Array)
+    groups = prop_def(IntegerAttr.constr(i64))
+
+    traits = traits_def(Pure())
+
+    assembly_format = (
+        "$input `kernel` $kernel `strides` $strides `pads` $pads `dilations` "
+        "$dilations `groups` $groups attr-dict `:` type($input) `->` type($output)"
+    )
+
+    def __init__(
+        self,
+        input: SSAValue,
+        kernel: Sequence[int],
+        strides: Sequence[int],
+        pads: Sequence[int],
+        dilations: Sequence[int],
+        groups: int,
+        output_type: TensorType,
+    ):
+        super().__init__(
+            operands=[input],
+            result_types=[output_type],
+            properties={
+                "kernel": i64_array(kernel),
+                "strides": i64_array(strides),
+                "pads": i64_array(pads),
+                "dilations": i64_array(dilations),
+                "groups": IntegerAttr(groups, i64),
+            },
+        )
+
+    def output_spatial(self) -> tuple[int, ...]:
+        x = tensor_shape(self.input)
+        shape = conv_output_shape(
+            x, x[1], ints(self.kernel), ints(self.strides), ints(self.pads),
+            ints(self.dilations),
+        )
+        return shape[2:]
+
+    def verify_(self) -> None:
+        x = tensor_shape(self.input)
+        kernel = ints(self.kernel)
+        if len(x) != 4 or len(kernel) != 2:
+            raise VerifyException("'cim_tile.im2col' unrolls 2-D NCHW windows")
+        groups = self.groups.value.data
+        if groups < 1 or x[1] % groups:
+            raise VerifyException(
+                f"'cim_tile.im2col' {x[1]} channels do not split into {groups} groups"
+            )
+        oh, ow = self.output_spatial()
+        expected = (x[0] * oh * ow, x[1] * kernel[0] * kernel[1])
+        if tensor_shape(self.output) != expected:
+            raise VerifyException(
+                f"'cim_tile.im2col' result must be {list(expected)}, got "
+                f"{list(tensor_shape(self.output))}"
+            )
+
+
+@irdl_op_definition
+class Col2ImOp(IRDLOperation):
+    """Fold MVM outputs ``[N*H*W, C]`` back into an NCHW tensor.
+
+    ```mlir
+    %y = cim_tile.col2im %m : tensor<64x32xf32> -> tensor<1x32x8x8xf32>
+    ```
+    """
+
+    name = "cim_tile.col2im"
+
+    input = operand_def(TensorType)
+    output = result_def(TensorType)
+
+    traits = traits_def(Pure())
+
+    assembly_format = "$input attr-dict `:` type($input) `->` type($output)"
+
+    def __init__(self, input: SSAValue, output_type: TensorType):
+        super().__init__(operands=[input], result_types=[output_type])
+
+    def verify_(self) -> None:
+        rows, channels = _matrix_shape(self.input, self.name)
+        out = tensor_shape(self.output)
+        if len(out) != 4 or out[1] != channels or out[0] * out[2] * out[3] != rows:
+            raise VerifyException(
+                f"'cim_tile.col2im' cannot fold [{rows} x {channels}] into {list(out)}"
+            )
+
+
+@irdl_op_definition
+class YieldOp(IRDLOperation):
+    """Terminates a ``cim_tile.vector`` body with its results.
+
+    ```mlir
+    cim_tile.yield %r : tensor<1x128x768xf32>
+    ```
+    """
+
+    name = "cim_tile.yield"
+
+    values = var_operand_def(TensorType)
+
+    traits = lazy_traits_def(lambda: (IsTerminator(), HasParent(VectorOp)))
+
+    assembly_format = "($values^ `:` type($values))? attr-dict"
+
+    def __init__(self, values: Sequence[SSAValue]):
+        super().__init__(operands=[values])
+
+
+@irdl_op_definition
+class VectorOp(IRDLOperation):
+    """Work for the digital vector units, described by ``cim_graph`` ops.
+
+    The body holds exactly one ``cim_graph`` operator (not a weight-stationary
+    one) applied to the block arguments, then ``cim_tile.yield``. Operands
+    include the weights the operator reads (norm scales, embedding tables).
+
+    ```mlir
+    %p = cim_tile.vector segment 0 (%s) : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
+    ^bb0(%a: tensor<1x2x4x4xf32>):
+      %r = cim_graph.softmax %a axis -1 : tensor<1x2x4x4xf32> -> tensor<1x2x4x4xf32>
+      cim_tile.yield %r : tensor<1x2x4x4xf32>
+    }
+    ```
+    """
+
+    name = "cim_tile.vector"
+
+    inputs = var_operand_def(TensorType)
+    outputs = var_result_def(TensorType)
+    segment = opt_prop_def(IntegerAttr.constr(i64))
+    body = region_def("single_block")
+
+    assembly_format = (
+        "(`segment` $segment^)? `(` $inputs `)` attr-dict "
+        "`:` functional-type($inputs, $outputs) $body"
+    )
+
+    def __init__(
+        self,
+        inputs: Sequence[SSAValue],
+        output_types: Sequence[Attribute],
+        body: Region,
+        segment: int | None = None,
+    ):
+        super().__init__(
+            operands=[inputs],
+            result_types=[output_types],
+            regions=[body],
+            properties={} if segment is None else {"segment": IntegerAttr(segment, i64)},
+        )
+
+    @property
+    def payload(self) -> IRDLOperation:
+        """The one ``cim_graph`` operator the body applies."""
+        op = self.body.block.first_op
+        assert isinstance(op, IRDLOperation)
+        return op
+
+    def verify_(self) -> None:
+        block = self.body.block
+        ops = list(block.ops)
+        if len(ops) != 2 or not isinstance(ops[-1], YieldOp):
+            raise VerifyException(
+                "'cim_tile.vector' body must hold one cim_graph op and cim_tile.yield"
+            )
+        payload = ops[0]
+        if payload.dialect_name() != CIMGraph.name or isinstance(payload, WeightOp):
+            raise VerifyException(
+                f"'cim_tile.vector' body must apply a cim_graph operator, got "
+                f"'{payload.name}'"
+            )
+        if payload.name in ("cim_graph.conv", "cim_graph.linear"):
+            raise VerifyException(
+                f"'{payload.name}' is weight-stationary: it maps to cim_tile.mvm"
+            )
+        if [a.type for a in block.args] != [v.type for v in self.inputs]:
+            raise VerifyException(
+                "'cim_tile.vector' block arguments must match its operands"
+            )
+        yielded = [v.type for v in ops[-1].operands]
+        if yielded != [v.type for v in self.outputs]:
+            raise VerifyException("'cim_tile.vector' yields types unlike its results")
+        if self.segment is not None and self.segment.value.data < 0:
+            raise VerifyException("'cim_tile.vector' segment must not be negative")
+
+    @staticmethod
+    def wrap(payload: IRDLOperation, segment: int | None = None) -> VectorOp:
+        """Move ``payload`` (already detached) into a new vector op's body."""
+        inputs = list(payload.operands)
+        block = Block(arg_types=[v.type for v in inputs])
+        for index, arg in enumerate(block.args):
+            payload.operands[index] = arg
+        block.add_ops([payload, YieldOp(list(payload.results))])
+        return VectorOp(inputs, [r.type for r in payload.results], Region(block), segment)
+
+
+@irdl_op_definition
+class MemoryBufferOp(IRDLOperation):
+    """Arrays switched to memory mode to hold data for a segment.
+
+    ```mlir
+    cim_tile.memory_buffer kv_cache arrays 8 bytes 102400 segment 1
+        mode #cim_tile.mode<memory>
+    ```
+    """
+
+    name = "cim_tile.memory_buffer"
+
+    role = prop_def(BufferRoleAttr)
+    arrays = prop_def(IntegerAttr.constr(i64))
+    size = prop_def(IntegerAttr.constr(i64), prop_name="bytes")
+    segment = prop_def(IntegerAttr.constr(i64))
+    mode = prop_def(ArrayModeAttr)
+
+    assembly_format = (
+        "$role `arrays` $arrays `bytes` $bytes `segment` $segment `mode` $mode attr-dict"
+    )
+
+    def __init__(self, role: BufferRole, arrays: int, size: int, segment: int):
+        super().__init__(
+            properties={
+                "role": BufferRoleAttr(role),
+                "arrays": IntegerAttr(arrays, i64),
+                "bytes": IntegerAttr(size, i64),
+                "segment": IntegerAttr(segment, i64),
+                "mode": ArrayModeAttr(ArrayMode.MEMORY),
+            }
+        )
+
+    def verify_(self) -> None:
+        if self.mode.data != ArrayMode.MEMORY:
+            raise VerifyException("'cim_tile.memory_buffer' arrays are in memory mode")
+        if self.arrays.value.data < 1 or self.size.value.data < 1:
+            raise VerifyException(
+                "'cim_tile.memory_buffer' needs at least one array and one byte"
+            )
+        if self.segment.value.data < 0:
+            raise VerifyException("'cim_tile.memory_buffer' segment must not be negative")
+
+
+CIMTile = Dialect(
+    "cim_tile",
+    [MVMOp, Im2ColOp, Col2ImOp, VectorOp, YieldOp, MemoryBufferOp],
+    [ArrayModeAttr, WeightLayoutAttr, BufferRoleAttr, TilingAttr, AllocAttr],
+)

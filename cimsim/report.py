@@ -1,0 +1,319 @@
+"""The simulation report (text and JSON) and a Chrome/Perfetto timeline.
+
+Every function here is deterministic: the same :class:`SimResult` always
+gives the same text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from cimflow.errors import CimError
+
+from .engine import SHARED_RESOURCES, SimResult, op_resources
+from .trace import OP_KINDS, SWITCH_DIRECTIONS
+
+REPORT_FORMAT = "cim-sim-report"
+REPORT_VERSION = 1
+
+_TIMELINE_PIDS: dict[str, int] = {
+    "arrays": 1,
+    "dram": 2,
+    "interconnect": 3,
+    "vector": 4,
+    "sync": 5,
+}
+
+
+def _seconds_text(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:,.3f} {unit}"
+    return f"{seconds / 1e-9:,.3f} ns"
+
+
+def _percent(fraction: float) -> str:
+    return f"{100.0 * fraction:.1f}%"
+
+
+def _table(rows: list[tuple[str, ...]], indent: str = "  ") -> list[str]:
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+    lines: list[str] = []
+    for row in rows:
+        cells = [row[0].ljust(widths[0])]
+        cells += [
+            cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)
+        ]
+        lines.append((indent + "  ".join(cells)).rstrip())
+    return lines
+
+
+def format_report(result: SimResult) -> str:
+    """The report as a fixed-format text table, ending with a newline."""
+    trace = result.trace
+    target = trace.target
+    stats = result.stats
+    clock = f"{target.target.clock_ghz} GHz"
+    lines = [
+        f"model:       {trace.model.name} (batch {trace.model.batch})",
+        f"target:      {target.name} ({target.total_arrays} arrays, {clock})",
+        f"strategy:    {trace.strategy}",
+        f"ops:         {len(trace.ops):,}",
+        f"latency:     {stats.makespan_cycles:,} cycles "
+        f"({_seconds_text(stats.seconds)} at {clock})",
+        f"throughput:  {stats.throughput:,.3f} samples/s",
+        "",
+        "utilization:",
+    ]
+    array_busy = sum(stats.array_busy_cycles)
+    rows: list[tuple[str, ...]] = [
+        ("resource", "busy cycles", "busy"),
+        (
+            f"arrays (all {target.total_arrays})",
+            f"{array_busy:,}",
+            _percent(stats.array_utilization),
+        ),
+        (
+            f"arrays (used {stats.arrays_used})",
+            f"{array_busy:,}",
+            _percent(stats.used_array_utilization),
+        ),
+    ]
+    for name in SHARED_RESOURCES:
+        rows.append(
+            (
+                name,
+                f"{stats.shared_busy_cycles[name]:,}",
+                _percent(stats.utilization[name]),
+            )
+        )
+    lines += _table(rows)
+
+    lines += ["", "energy:"]
+    total = stats.total_energy_pj
+    rows = [("component", "pJ", "share")]
+    for component, pj in stats.energy_pj.items():
+        rows.append((component, f"{pj:,.3f}", _percent(pj / total if total else 0.0)))
+    rows.append(("total", f"{total:,.3f}", _percent(1.0 if total else 0.0)))
+    lines += _table(rows)
+
+    lines += ["", "mode switches:"]
+    rows = [("direction", "ops", "arrays")]
+    for direction in SWITCH_DIRECTIONS:
+        rows.append(
+            (
+                f"to {direction}",
+                f"{stats.switch_ops[direction]:,}",
+                f"{stats.array_switches[direction]:,}",
+            )
+        )
+    lines += _table(rows)
+
+    lines += ["", "traffic:"]
+    rows = [
+        ("link", "bytes"),
+        ("dram read", f"{stats.dram_bytes_read:,}"),
+        ("dram written", f"{stats.dram_bytes_written:,}"),
+        ("interconnect", f"{stats.interconnect_bytes:,}"),
+        ("memory arrays read", f"{stats.memory_bytes_read:,}"),
+        ("memory arrays written", f"{stats.memory_bytes_written:,}"),
+    ]
+    lines += _table(rows)
+
+    lines += ["", "ops by kind:"]
+    rows = [("kind", "count", "cycles")]
+    for kind in OP_KINDS:
+        rows.append(
+            (kind, f"{stats.op_counts[kind]:,}", f"{stats.kind_cycles[kind]:,}")
+        )
+    lines += _table(rows)
+    return "\n".join(lines) + "\n"
+
+
+def report_dict(result: SimResult) -> dict[str, object]:
+    """The report as a JSON-ready dict (``cim-sim --json``)."""
+    trace = result.trace
+    target = trace.target
+    stats = result.stats
+    return {
+        "format": REPORT_FORMAT,
+        "version": REPORT_VERSION,
+        "model": {"name": trace.model.name, "batch": trace.model.batch},
+        "strategy": trace.strategy,
+        "target": {
+            "name": target.name,
+            "clock_ghz": target.target.clock_ghz,
+            "arrays": target.total_arrays,
+        },
+        "ops": len(trace.ops),
+        "latency": {"cycles": stats.makespan_cycles, "seconds": stats.seconds},
+        "throughput_samples_per_second": stats.throughput,
+        "utilization": {
+            "arrays": stats.array_utilization,
+            "arrays_used": stats.used_array_utilization,
+            **{name: stats.utilization[name] for name in SHARED_RESOURCES},
+        },
+        "busy_cycles": {
+            "arrays": list(stats.array_busy_cycles),
+            **{name: stats.shared_busy_cycles[name] for name in SHARED_RESOURCES},
+        },
+        "arrays_used": stats.arrays_used,
+        "energy_pj": dict(stats.energy_pj),
+        "total_energy_pj": stats.total_energy_pj,
+        "switches": {
+            "ops": dict(stats.switch_ops),
+            "arrays": dict(stats.array_switches),
+        },
+        "bytes": {
+            "dram_read": stats.dram_bytes_read,
+            "dram_written": stats.dram_bytes_written,
+            "interconnect": stats.interconnect_bytes,
+            "memory_array_read": stats.memory_bytes_read,
+            "memory_array_written": stats.memory_bytes_written,
+        },
+        "kinds": {
+            kind: {"count": stats.op_counts[kind], "cycles": stats.kind_cycles[kind]}
+            for kind in OP_KINDS
+        },
+    }
+
+
+def dump_report_json(result: SimResult) -> str:
+    """:func:`report_dict` as indented JSON with a trailing newline."""
+    return json.dumps(report_dict(result), indent=1) + "\n"
+
+
+def timeline_dict(result: SimResult) -> dict[str, object]:
+    """A Chrome/Perfetto trace-event document: one ``X`` event per op.
+
+    ``ts`` and ``dur`` are microseconds; the process is the resource class of
+    the op's first resource (``sync`` for ops without resources) and the
+    thread is that resource (the array id for arrays, else 0). Metadata
+    (``M``) events name the processes and threads.
+    """
+    return {"displayTimeUnit": "ns", "traceEvents": _timeline_events(result)}
+
+
+def _timeline_events(result: SimResult) -> list[dict[str, object]]:
+    trace = result.trace
+    target = trace.target
+    us_per_cycle = 1.0 / (target.target.clock_ghz * 1e3)
+    arrays_per_core = target.hierarchy.arrays_per_core
+    events: list[dict[str, object]] = []
+    used_pids: set[str] = set()
+    used_arrays: set[int] = set()
+    for op in trace.ops:
+        resources = op_resources(op)
+        first = resources[0] if resources else None
+        if isinstance(first, int):
+            process, tid = "arrays", first
+            used_arrays.add(first)
+        elif first is None:
+            process, tid = "sync", 0
+        else:
+            process, tid = first, 0
+        used_pids.add(process)
+        start = result.start[op.id]
+        events.append(
+            {
+                "name": op.name or op.kind,
+                "cat": op.kind,
+                "ph": "X",
+                "ts": start * us_per_cycle,
+                "dur": (result.finish[op.id] - start) * us_per_cycle,
+                "pid": _TIMELINE_PIDS[process],
+                "tid": tid,
+                "args": {"id": op.id, "name": op.name, "kind": op.kind},
+            }
+        )
+    metadata: list[dict[str, object]] = []
+    for process, pid in _TIMELINE_PIDS.items():
+        if process not in used_pids:
+            continue
+        metadata.append(
+            {
+                "name": "process_name",
+                "ph": "M",
+                "pid": pid,
+                "tid": 0,
+                "args": {"name": process},
+            }
+        )
+        metadata.append(
+            {
+                "name": "process_sort_index",
+                "ph": "M",
+                "pid": pid,
+                "tid": 0,
+                "args": {"sort_index": pid},
+            }
+        )
+        if process != "arrays":
+            metadata.append(
+                {
+                    "name": "thread_name",
+                    "ph": "M",
+                    "pid": pid,
+                    "tid": 0,
+                    "args": {"name": process},
+                }
+            )
+    for array in sorted(used_arrays):
+        metadata.append(
+            {
+                "name": "thread_name",
+                "ph": "M",
+                "pid": _TIMELINE_PIDS["arrays"],
+                "tid": array,
+                "args": {"name": f"array {array} (core {array // arrays_per_core})"},
+            }
+        )
+    return metadata + events
+
+
+def dump_timeline(result: SimResult) -> str:
+    """:func:`timeline_dict` as JSON, one event per line."""
+    events = _timeline_events(result)
+    body = ",\n".join(json.dumps(event, sort_keys=True) for event in events)
+    return (
+        '{"displayTimeUnit": "ns", "traceEvents": [\n'
+        + body
+        + ("\n" if body else "")
+        + "]}\n"
+    )
+
+
+def _current_umask() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder.
+
+    Either the whole new file appears or the old one (if any) is untouched;
+    an OSError becomes a one-line CimError naming the file.
+    """
+    target = Path(path)
+    directory = target.parent
+    temp_name: str | None = None
+    try:
+        fd, temp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=directory
+        )
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o666 & ~_current_umask())
+            handle.write(text)
+        os.replace(temp_name, target)
+        temp_name = None
+    except OSError as err:
+        raise CimError(f"{path}: cannot write: {err.strerror or err}") from None
+    finally:
+        if temp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_name)

@@ -1,0 +1,774 @@
+"""Read, validate and write cim-trace documents (``docs/trace-format.md``, v1).
+
+:func:`load_trace` turns a trace (a JSON file or an already-parsed dict) into a
+frozen :class:`Trace`; every problem is a one-line
+:class:`~cimflow.errors.CimError` naming the file and the op or key at fault.
+:func:`dump_trace` writes a trace dict the same way every time, for the
+compiler's trace emitter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal, TypeAlias, cast
+
+from cimflow.hw_targets import HardwareTarget, target_from_dict
+
+from cimflow.cost_model import LOCATIONS, Location
+from cimflow.errors import CimError
+
+TRACE_FORMAT = "cim-trace"
+TRACE_VERSION = 1
+
+OP_KINDS: tuple[str, ...] = (
+    "load",
+    "store",
+    "move",
+    "program",
+    "mvm",
+    "vector",
+    "switch",
+    "barrier",
+)
+
+SwitchDirection = Literal["compute", "memory"]
+SWITCH_DIRECTIONS: tuple[SwitchDirection, ...] = ("compute", "memory")
+
+ArrayRange: TypeAlias = tuple[int, int]
+"""A ``[first, stop)`` range of global array ids."""
+
+
+@dataclass(frozen=True, slots=True)
+class TensorType:
+    """One model input or output: ``{name, shape, dtype}``."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """The trace's ``model`` object."""
+
+    name: str
+    source: str
+    batch: int
+    inputs: tuple[TensorType, ...]
+    outputs: tuple[TensorType, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TensorInfo:
+    """One entry of ``tensors``: a named activation tensor and its size."""
+
+    name: str
+    shape: tuple[int, ...]
+    nbytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class OpBase:
+    """The keys every op has."""
+
+    kind: ClassVar[str] = ""
+    id: int
+    deps: tuple[int, ...]
+    segment: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransferOp(OpBase):
+    """A ``load`` or ``store`` between two storage levels."""
+
+    src: Location
+    dst: Location
+    nbytes: int
+    tensor: str
+    arrays: tuple[ArrayRange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOp(TransferOp):
+    """``load``: data moves towards the compute (DRAM -> buffer -> memory)."""
+
+    kind: ClassVar[str] = "load"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOp(TransferOp):
+    """``store``: data moves away from the compute."""
+
+    kind: ClassVar[str] = "store"
+
+
+@dataclass(frozen=True, slots=True)
+class MoveOp(OpBase):
+    """``move``: bytes over the interconnect."""
+
+    kind: ClassVar[str] = "move"
+    nbytes: int
+    tensor: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramOp(OpBase):
+    """``program``: write a weight slice into arrays."""
+
+    kind: ClassVar[str] = "program"
+    arrays: tuple[ArrayRange, ...]
+    rows: int
+    cols: int
+    weight: str
+    k: tuple[int, int]
+    n: tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class MvmOp(OpBase):
+    """``mvm``: matrix-vector multiplications on a group of arrays."""
+
+    kind: ClassVar[str] = "mvm"
+    arrays: tuple[ArrayRange, ...]
+    vectors: int
+    rows: int
+    cols: int
+    weight: str
+    k: tuple[int, int]
+    n: tuple[int, int]
+    v: tuple[int, int]
+    input: str
+    output: str
+
+
+@dataclass(frozen=True, slots=True)
+class VectorOp(OpBase):
+    """``vector``: element-wise work on the vector units."""
+
+    kind: ClassVar[str] = "vector"
+    op: str
+    element_ops: int
+    units: int
+    inputs: tuple[str, ...]
+    output: str
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchOp(OpBase):
+    """``switch``: arrays change between compute and memory mode."""
+
+    kind: ClassVar[str] = "switch"
+    arrays: tuple[ArrayRange, ...]
+    to: SwitchDirection
+
+
+@dataclass(frozen=True, slots=True)
+class BarrierOp(OpBase):
+    """``barrier``: a zero-cycle join."""
+
+    kind: ClassVar[str] = "barrier"
+
+
+TraceOp: TypeAlias = (
+    LoadOp | StoreOp | MoveOp | ProgramOp | MvmOp | VectorOp | SwitchOp | BarrierOp
+)
+ArrayOp: TypeAlias = LoadOp | StoreOp | ProgramOp | MvmOp | SwitchOp
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """A validated cim-trace; ``origin`` names it in messages."""
+
+    model: ModelInfo
+    strategy: str
+    target: HardwareTarget
+    tensors: tuple[TensorInfo, ...]
+    ops: tuple[TraceOp, ...]
+    origin: str
+
+
+def op_arrays(op: TraceOp) -> tuple[ArrayRange, ...]:
+    """The array ranges an op holds (empty for kinds without arrays)."""
+    if isinstance(op, (TransferOp, ProgramOp, MvmOp, SwitchOp)):
+        return op.arrays
+    return ()
+
+
+def count_arrays(ranges: Sequence[ArrayRange]) -> int:
+    """Number of arrays in a list of disjoint ``[first, stop)`` ranges."""
+    return sum(stop - first for first, stop in ranges)
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value) if _is_json(value) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_json(value: object) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str, list, dict))
+
+
+def _int_pair(value: object) -> tuple[int, int] | None:
+    if not isinstance(value, list):
+        return None
+    items = cast(list[object], value)
+    if len(items) != 2:
+        return None
+    first, second = items
+    if type(first) is not int or type(second) is not int:
+        return None
+    return first, second
+
+
+class _Fields:
+    """Typed access to one JSON object, with one-line errors."""
+
+    __slots__ = ("data", "key_prefix", "prefix")
+
+    def __init__(
+        self, raw: object, prefix: str, what: str, key_prefix: str = ""
+    ) -> None:
+        if not isinstance(raw, dict):
+            raise CimError(f"{prefix}{what} must be an object, got {_type_name(raw)}")
+        self.data = cast(dict[str, object], raw)
+        self.prefix = prefix
+        self.key_prefix = key_prefix
+
+    def fail(self, message: str) -> CimError:
+        return CimError(f"{self.prefix}{message}")
+
+    def key(self, key: str) -> str:
+        return f"'{self.key_prefix}{key}'"
+
+    def get(self, key: str) -> object:
+        try:
+            return self.data[key]
+        except KeyError:
+            raise self.fail(f"missing key {self.key(key)}") from None
+
+    def check_keys(self, allowed: frozenset[str]) -> None:
+        for key in self.data:
+            if key not in allowed:
+                raise self.fail(
+                    f"unknown key {self.key(key)} "
+                    f"(expected {', '.join(sorted(allowed))})"
+                )
+
+    def integer(self, key: str, minimum: int = 0) -> int:
+        value = self.get(key)
+        if type(value) is not int:
+            raise self.fail(
+                f"key {self.key(key)} must be an integer, got {_short(value)}"
+            )
+        if value < minimum:
+            bound = "positive" if minimum == 1 else f"at least {minimum}"
+            raise self.fail(f"key {self.key(key)} must be {bound}, got {value}")
+        return value
+
+    def string(self, key: str) -> str:
+        value = self.get(key)
+        if not isinstance(value, str):
+            raise self.fail(
+                f"key {self.key(key)} must be a string, got {_short(value)}"
+            )
+        return value
+
+    def choice(self, key: str, choices: Sequence[str]) -> str:
+        value = self.string(key)
+        if value not in choices:
+            raise self.fail(
+                f"key {self.key(key)} must be one of "
+                f"{', '.join(repr(c) for c in choices)}, got {value!r}"
+            )
+        return value
+
+    def list_of(self, key: str) -> list[object]:
+        value = self.get(key)
+        if not isinstance(value, list):
+            raise self.fail(f"key {self.key(key)} must be a list, got {_short(value)}")
+        return cast(list[object], value)
+
+    def int_list(self, key: str, minimum: int = 0) -> tuple[int, ...]:
+        items = self.list_of(key)
+        for item in items:
+            if type(item) is not int or item < minimum:
+                raise self.fail(
+                    f"key {self.key(key)} must be a list of integers >= {minimum}, "
+                    f"got {_short(item)}"
+                )
+        return tuple(cast(list[int], items))
+
+    def str_list(self, key: str) -> tuple[str, ...]:
+        items = self.list_of(key)
+        for item in items:
+            if not isinstance(item, str):
+                raise self.fail(
+                    f"key {self.key(key)} must be a list of strings, got {_short(item)}"
+                )
+        return tuple(cast(list[str], items))
+
+    def span(self, key: str) -> tuple[int, int]:
+        value = self.get(key)
+        pair = _int_pair(value)
+        if pair is None:
+            raise self.fail(
+                f"key {self.key(key)} must be a [start, stop) pair of integers, "
+                f"got {_short(value)}"
+            )
+        start, stop = pair
+        if not 0 <= start <= stop:
+            raise self.fail(
+                f"key {self.key(key)} must satisfy 0 <= start <= stop, "
+                f"got [{start}, {stop})"
+            )
+        return start, stop
+
+
+def _tensor_types(fields: _Fields, key: str) -> tuple[TensorType, ...]:
+    result: list[TensorType] = []
+    for index, raw in enumerate(fields.list_of(key)):
+        item = _Fields(
+            raw, f"{fields.prefix}{fields.key_prefix}{key}[{index}]: ", "the entry"
+        )
+        item.check_keys(frozenset({"name", "shape", "dtype"}))
+        result.append(
+            TensorType(
+                item.string("name"), item.int_list("shape"), item.string("dtype")
+            )
+        )
+    return tuple(result)
+
+
+def _model(raw: object, prefix: str) -> ModelInfo:
+    fields = _Fields(raw, prefix, "key 'model'", "model.")
+    fields.check_keys(frozenset({"name", "source", "batch", "inputs", "outputs"}))
+    return ModelInfo(
+        name=fields.string("name"),
+        source=fields.string("source"),
+        batch=fields.integer("batch", 1),
+        inputs=_tensor_types(fields, "inputs"),
+        outputs=_tensor_types(fields, "outputs"),
+    )
+
+
+def _tensors(fields: _Fields) -> tuple[TensorInfo, ...]:
+    result: list[TensorInfo] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(fields.list_of("tensors")):
+        item = _Fields(raw, f"{fields.prefix}tensors[{index}]: ", "the entry")
+        item.check_keys(frozenset({"name", "shape", "bytes"}))
+        name = item.string("name")
+        if name in seen:
+            raise item.fail(f"duplicate tensor name {name!r}")
+        seen.add(name)
+        result.append(TensorInfo(name, item.int_list("shape"), item.integer("bytes")))
+    return tuple(result)
+
+
+_COMMON_KEYS = frozenset({"id", "kind", "deps", "segment", "name"})
+_TRANSFER_KEYS = _COMMON_KEYS | {"src", "dst", "bytes", "tensor", "arrays"}
+_KIND_KEYS: dict[str, frozenset[str]] = {
+    "load": _TRANSFER_KEYS,
+    "store": _TRANSFER_KEYS,
+    "move": _COMMON_KEYS | {"bytes", "tensor"},
+    "program": _COMMON_KEYS | {"arrays", "rows", "cols", "weight", "k", "n"},
+    "mvm": _COMMON_KEYS
+    | {"arrays", "vectors", "rows", "cols", "weight", "k", "n", "v", "input", "output"},
+    "vector": _COMMON_KEYS | {"op", "element_ops", "units", "inputs", "output"},
+    "switch": _COMMON_KEYS | {"arrays", "to"},
+    "barrier": _COMMON_KEYS,
+}
+
+
+class _OpReader:
+    """Validates ops against one target."""
+
+    def __init__(self, target: HardwareTarget, origin: str) -> None:
+        self.target = target
+        self.origin = origin
+        self.total_arrays = target.total_arrays
+        self.vector_units = target.vector.units_per_core * target.total_cores
+        self.builders: dict[
+            str, Callable[[_Fields, int, tuple[int, ...], int, str], TraceOp]
+        ] = {
+            "load": self._transfer,
+            "store": self._transfer,
+            "move": self._move,
+            "program": self._program,
+            "mvm": self._mvm,
+            "vector": self._vector,
+            "switch": self._switch,
+            "barrier": self._barrier,
+        }
+
+    def read(self, raw: object, index: int) -> TraceOp:
+        fields = _Fields(raw, f"{self.origin}: op {index}: ", "the op")
+        op_id = fields.integer("id")
+        if op_id != index:
+            raise fields.fail(
+                f"id {op_id} does not match its position {index} in 'ops'"
+            )
+        kind = fields.string("kind")
+        builder = self.builders.get(kind)
+        if builder is None:
+            raise fields.fail(f"unknown kind {kind!r} (expected {', '.join(OP_KINDS)})")
+        fields.check_keys(_KIND_KEYS[kind])
+        deps_raw = fields.list_of("deps")
+        previous = -1
+        for dep in deps_raw:
+            if type(dep) is not int:
+                raise fields.fail(
+                    f"key 'deps' must be a list of integers, got {_short(dep)}"
+                )
+            if not 0 <= dep < index:
+                raise fields.fail(f"dep {dep} is not an earlier op")
+            if dep <= previous:
+                raise fields.fail(
+                    "key 'deps' must be sorted without duplicates, "
+                    f"got {_short(deps_raw)}"
+                )
+            previous = dep
+        deps = tuple(cast(list[int], deps_raw))
+        return builder(
+            fields, index, deps, fields.integer("segment"), fields.string("name")
+        )
+
+    def _arrays(self, fields: _Fields, required: bool) -> tuple[ArrayRange, ...]:
+        items = fields.list_of("arrays")
+        ranges: list[ArrayRange] = []
+        for item in items:
+            pair = _int_pair(item)
+            if pair is None:
+                raise fields.fail(
+                    "key 'arrays' must be a list of [first, stop) pairs of integers, "
+                    f"got {_short(item)}"
+                )
+            first, stop = pair
+            if not 0 <= first < stop:
+                raise fields.fail(f"array range [{first}, {stop}) is empty or negative")
+            if stop > self.total_arrays:
+                raise fields.fail(
+                    f"array range [{first}, {stop}) is outside the target's "
+                    f"{self.total_arrays} arrays"
+                )
+            if ranges:
+                prev_first, prev_stop = ranges[-1]
+                if first < prev_first:
+                    raise fields.fail(
+                        f"array ranges are not sorted: [{prev_first}, {prev_stop}) "
+                        f"before [{first}, {stop})"
+                    )
+                if first < prev_stop:
+                    raise fields.fail(
+                        f"array ranges [{prev_first}, {prev_stop}) and "
+                        f"[{first}, {stop}) overlap"
+                    )
+            ranges.append((first, stop))
+        if required and not ranges:
+            raise fields.fail("key 'arrays' must not be empty")
+        return tuple(ranges)
+
+    def _rows_cols(self, fields: _Fields) -> tuple[int, int]:
+        rows = fields.integer("rows", 1)
+        cols = fields.integer("cols", 1)
+        if rows > self.target.array.rows:
+            raise fields.fail(
+                f"key 'rows' ({rows}) exceeds the target's {self.target.array.rows} "
+                "rows per array"
+            )
+        if cols > self.target.array.cols:
+            raise fields.fail(
+                f"key 'cols' ({cols}) exceeds the target's {self.target.array.cols} "
+                "columns per array"
+            )
+        return rows, cols
+
+    def _transfer(
+        self,
+        fields: _Fields,
+        op_id: int,
+        deps: tuple[int, ...],
+        segment: int,
+        name: str,
+    ) -> TraceOp:
+        kind = fields.data["kind"]
+        src = cast(Location, fields.choice("src", LOCATIONS))
+        dst = cast(Location, fields.choice("dst", LOCATIONS))
+        if src == dst:
+            raise fields.fail(f"keys 'src' and 'dst' are both {src!r}")
+        if kind == "load" and dst == "dram":
+            raise fields.fail("a load cannot write to 'dram' (that is a store)")
+        if kind == "store" and src == "dram":
+            raise fields.fail("a store cannot read from 'dram' (that is a load)")
+        uses_memory = "memory" in (src, dst)
+        arrays = self._arrays(fields, required=uses_memory)
+        if not uses_memory and arrays:
+            raise fields.fail(
+                "key 'arrays' must be empty unless 'src' or 'dst' is 'memory'"
+            )
+        if uses_memory and self.target.dual_mode.memory_bandwidth_bytes_per_cycle <= 0:
+            raise fields.fail(
+                f"target '{self.target.name}' has no memory-mode bandwidth"
+            )
+        cls = LoadOp if kind == "load" else StoreOp
+        return cls(
+            id=op_id,
+            deps=deps,
+            segment=segment,
+            name=name,
+            src=src,
+            dst=dst,
+            nbytes=fields.integer("bytes"),
+            tensor=fields.string("tensor"),
+            arrays=arrays,
+        )
+
+    def _move(
+        self,
+        fields: _Fields,
+        op_id: int,
+        deps: tuple[int, ...],
+        segment: int,
+        name: str,
+    ) -> TraceOp:
+        return MoveOp(
+            id=op_id,
+            deps=deps,
+            segment=segment,
+            name=name,
+            nbytes=fields.integer("bytes"),
+            tensor=fields.string("tensor"),
+        )
+
+    def _program(
+        self,
+        fields: _Fields,
+        op_id: int,
+        deps: tuple[int, ...],
+        segment: int,
+        name: str,
+    ) -> TraceOp:
+        arrays = self._arrays(fields, required=True)
+        rows, cols = self._rows_cols(fields)
+        return ProgramOp(
+            id=op_id,
+            deps=deps,
+            segment=segment,
+            name=name,
+            arrays=arrays,
+            rows=rows,
+            cols=cols,
+            weight=fields.string("weight"),
+            k=fields.span("k"),
+            n=fields.span("n"),
+        )
+
+    def _mvm(
+        self,
+        fields: _Fields,
+        op_id: int,
+        deps: tuple[int, ...],
+        segment: int,
+        name: str,
+    ) -> TraceOp:
+        arrays = self._arrays(fields, required=True)
+        rows, cols = self._rows_cols(fields)
+        return MvmOp(
+            id=op_id,
+            deps=deps,
+            segment=segment,
+            name=name,
+            arrays=arrays,
+            vectors=fields.integer("vectors", 1),
+            rows=rows,
+            cols=cols,
+            weight=fields.string("weight"),
+            k=fields.span("k"),
+            n=fields.span("n"),
+            v=fields.span("v"),
+            input=fields.string("input"),
+            output=fields.string("output"),
+        )
+
+    def _vector(
+        self,
+        fields: _Fields,
+        op_id: int,
+        deps: tuple[int, ...],
+        segment: int,
+        name: str,
+    ) -> TraceOp:
+        units = fields.integer("units", 1)
+        if units > self.vector_units:
+            raise fields.fail(
+                f"key 'units' ({units}) exceeds the target's {self.vector_units} "
+                "vector units"
+            )
+        return VectorOp(
+            id=op_id,
+            deps=deps,
+            segment=segment,
+            name=name,
+            op=fields.string("op"),
+            element_ops=fields.integer("element_ops"),
+            units=units,
+            inputs=fields.str_list("inputs"),
+            output=fields.string("output"),
+        )
+
+    def _switch(
+        self,
+        fields: _Fields,
+        op_id: int,
+        deps: tuple[int, ...],
+        segment: int,
+        name: str,
+    ) -> TraceOp:
+        arrays = self._arrays(fields, required=True)
+        to = cast(SwitchDirection, fields.choice("to", SWITCH_DIRECTIONS))
+        switchable = self.target.dual_mode.switchable_arrays
+        if count_arrays(arrays) > switchable:
+            raise fields.fail(
+                f"switches {count_arrays(arrays)} arrays but the target has "
+                f"{switchable} switchable arrays"
+            )
+        return SwitchOp(
+            id=op_id, deps=deps, segment=segment, name=name, arrays=arrays, to=to
+        )
+
+    def _barrier(
+        self,
+        fields: _Fields,
+        op_id: int,
+        deps: tuple[int, ...],
+        segment: int,
+        name: str,
+    ) -> TraceOp:
+        return BarrierOp(id=op_id, deps=deps, segment=segment, name=name)
+
+
+_TOP_KEYS = frozenset(
+    {"format", "version", "model", "strategy", "target", "tensors", "ops"}
+)
+
+
+def parse_trace(data: object, origin: str = "<trace>") -> Trace:
+    """Validate a parsed trace document; ``origin`` names it in errors."""
+    top = _Fields(data, f"{origin}: ", "the trace")
+    fmt = top.get("format")
+    if fmt != TRACE_FORMAT:
+        raise top.fail(f"key 'format' must be {TRACE_FORMAT!r}, got {_short(fmt)}")
+    version = top.get("version")
+    if version != TRACE_VERSION or type(version) is not int:
+        raise top.fail(
+            f"unsupported trace version {_short(version)} "
+            f"(this cim-sim reads version {TRACE_VERSION})"
+        )
+    top.check_keys(_TOP_KEYS)
+    model = _model(top.get("model"), top.prefix)
+    strategy = top.string("strategy")
+    raw_target = top.get("target")
+    if not isinstance(raw_target, dict):
+        raise top.fail(f"key 'target' must be an object, got {_type_name(raw_target)}")
+    target = target_from_dict(cast(dict[str, object], raw_target), f"{origin}: target")
+    tensors = _tensors(top)
+    reader = _OpReader(target, origin)
+    ops = tuple(reader.read(raw, index) for index, raw in enumerate(top.list_of("ops")))
+    return Trace(
+        model=model,
+        strategy=strategy,
+        target=target,
+        tensors=tensors,
+        ops=ops,
+        origin=origin,
+    )
+
+
+def load_trace(
+    source: str | os.PathLike[str] | Mapping[str, object], origin: str | None = None
+) -> Trace:
+    """Load and validate a trace from a JSON file path or an already-parsed dict.
+
+    ``origin`` names the trace in error messages (default: the path, or
+    ``<trace>`` for a dict).
+    """
+    if isinstance(source, Mapping):
+        return parse_trace(dict(source), origin or "<trace>")
+    path = Path(source)
+    name = origin or str(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CimError(f"{name}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+        raise CimError(f"{name}: cannot read: {reason}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CimError(
+            f"{name}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}"
+        ) from None
+    except RecursionError:
+        raise CimError(f"{name}: invalid JSON: nested too deeply") from None
+    return parse_trace(data, name)
+
+
+def _dump_compact(value: object) -> str:
+    return json.dumps(value, sort_keys=True, allow_nan=False)
+
+
+def dump_trace(trace: Mapping[str, object]) -> str:
+    """Serialize a trace dict deterministically (sorted keys, trailing newline).
+
+    The top level and its objects are indented one key per line; every element
+    of a top-level list (each op, each tensor) is written compactly on one
+    line, so traces diff well and FileCheck can match one op per line. The
+    same dict always gives the same string.
+    """
+    lines = ["{"]
+    keys = sorted(trace)
+    for position, key in enumerate(keys):
+        comma = "," if position < len(keys) - 1 else ""
+        lines += _dump_member(key, trace[key], comma)
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _dump_member(key: str, value: object, comma: str) -> list[str]:
+    head = f" {json.dumps(key)}: "
+    if not value or not isinstance(value, (Mapping, list, tuple)):
+        return [head + _dump_compact(value) + comma]
+    if isinstance(value, Mapping):
+        table = cast(Mapping[str, object], value)
+        body = [
+            f"  {json.dumps(sub_key)}: {_dump_compact(table[sub_key])},"
+            for sub_key in sorted(table)
+        ]
+        opening, closing = "{", "}"
+    else:
+        body = [f"  {_dump_compact(item)}," for item in cast(Sequence[object], value)]
+        opening, closing = "[", "]"
+    body[-1] = body[-1][:-1]
+    return [head + opening, *body, f" {closing}{comma}"]

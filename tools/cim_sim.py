@@ -1,0 +1,69 @@
+"""``cim-sim``: simulate a cim-trace and report latency, utilization and energy.
+
+Usage: ``cim-sim trace.json [--json] [--timeline FILE] [-o FILE]``. Errors in
+the input are printed as ``cim-sim: error: <one line>`` and exit with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cimflow.cimsim.engine import simulate
+from cimflow.cimsim.report import (
+    dump_report_json,
+    dump_timeline,
+    format_report,
+    write_text_atomic,
+)
+from cimflow.cimsim.trace import load_trace
+
+from cimflow.errors import CimError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cim-sim",
+        description="Simulate a cim-trace (docs/trace-format.md) and report "
+        "latency, throughput, utilization, energy and traffic.",
+    )
+    parser.add_argument("trace", help="the trace JSON written by cim-opt -t cim-trace")
+    parser.add_argument(
+        "--json", action="store_true", help="write the report as JSON instead of text"
+    )
+    parser.add_argument(
+        "--timeline",
+        metavar="FILE",
+        help="also write a Chrome/Perfetto trace-event timeline to FILE",
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", help="write the report to FILE, not stdout"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run cim-sim; returns the exit status (0 on success, 1 on a CimError)."""
+    args = _parser().parse_args(argv)
+    trace_path: str = args.trace
+    as_json: bool = args.json
+    timeline: str | None = args.timeline
+    output: str | None = args.output
+    try:
+        result = simulate(load_trace(trace_path))
+        report = dump_report_json(result) if as_json else format_report(result)
+        if timeline is not None:
+            write_text_atomic(timeline, dump_timeline(result))
+        if output is not None:
+            write_text_atomic(output, report)
+        else:
+            sys.stdout.write(report)
+            sys.stdout.flush()
+    except CimError as err:
+        print(f"cim-sim: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
