@@ -180,3 +180,41 @@ def vector_cost(t: HardwareTarget, element_ops: int, units: int) -> OpCost:
 
 def cycles_to_seconds(t: HardwareTarget, cycles: int) -> float:
     return cycles / (t.target.clock_ghz * 1e9)
+
+
+# Lane operations per output element for vector-unit work, by kind (the
+# payload's operation, e.g. "softmax", or its elementwise function, e.g.
+# "gelu"). Transcendental functions are evaluated by a 4-step piecewise
+# polynomial; normalizations count their statistics passes. Kinds not listed
+# cost one lane operation per element (elementwise and data movement);
+# "reshape" is a free view.
+VECTOR_OPS_PER_ELEMENT: dict[str, int] = {
+    "reshape": 0,
+    "div": 2,
+    "reciprocal": 2,
+    "sqrt": 2,
+    "sigmoid": 4,
+    "tanh": 4,
+    "erf": 4,
+    "exp": 4,
+    "log": 4,
+    "gelu": 4,
+    "silu": 4,
+    "softplus": 4,
+    "cos": 4,
+    "sin": 4,
+    "pow": 4,
+    "softmax": 5,
+    "rms_norm": 6,
+    "layer_norm": 8,
+}
+
+
+def vector_element_ops(kind: str, output_elements: int, work_per_output: int = 1) -> int:
+    """Lane operations of one vector-unit op.
+
+    ``work_per_output`` is the inputs combined into one output where that is
+    more than one: the reduction length of an activation matmul, the window of
+    a pooling, the reduced extent of a reduction.
+    """
+    return VECTOR_OPS_PER_ELEMENT.get(kind, 1) * output_elements * work_per_output

@@ -5,7 +5,18 @@ from collections.abc import Callable
 from xdsl.passes import ModulePass
 
 # pass name -> (module, class); loaded lazily so `xdsl-opt` starts fast.
-PASS_MODULES: dict[str, tuple[str, str]] = {}
+PASS_MODULES: dict[str, tuple[str, str]] = {
+    "convert-graph-to-tile": (
+        "cimflow.passes.convert_graph_to_tile",
+        "ConvertGraphToTilePass",
+    ),
+    "cim-static-allocate": ("cimflow.passes.static_allocate", "StaticAllocatePass"),
+    "convert-tile-to-meta": (
+        "cimflow.passes.convert_tile_to_meta",
+        "ConvertTileToMetaPass",
+    ),
+    "cim-compile-static": ("cimflow.passes.pipelines", "CompileStaticPass"),
+}
 
 
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:

@@ -1,0 +1,404 @@
+"""convert-tile-to-meta: turn an allocated cim_tile function into a schedule.
+
+The allocation attributes (segment, copies, chunks) are the decisions; this
+pass only carries them out, so every strategy shares it:
+
+- a segment starts with a ``cim_meta.segment`` barrier, then loads and
+  programs the weights of its resident operators (arrays are given out in
+  program order from array 0);
+- an MVM fetches its input (from DRAM if it was spilled), moves it to the
+  arrays, runs one ``cim_meta.mvm`` per copy (a ``cim_meta.parallel`` group
+  when there are several) or, for a streamed weight, programs and runs its
+  chunks one after another, then gathers the partial sums and adds them on
+  the vector units;
+- vector work fetches its inputs (weights from DRAM) and runs on all vector
+  units;
+- a tensor larger than half the global buffer is stored to DRAM after it is
+  produced and loaded again by each consumer; model inputs start in DRAM and
+  outputs end there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr, TensorType
+from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.passes import ModulePass
+
+from cimflow.cimdialect import cim_graph, cim_meta, cim_tile
+from cimflow.cimdialect.cim_graph import tensor_shape
+from cimflow.cimdialect.shapes import num_elements
+from cimflow.cost_model import vector_element_ops
+from cimflow.errors import CimError
+from cimflow.hw_targets import DEFAULT_TARGET, HardwareTarget, load_target
+from cimflow.passes.static_allocate import STRATEGY_ATTR
+from cimflow.passes.tile_mapping import plan_chunks
+
+NAME_ATTR = "cim_graph.name"
+Location = cim_meta.Location
+
+
+def io_names(function: func.FuncOp, attrs: ArrayAttr[DictionaryAttr] | None, count: int, prefix: str) -> list[str]:
+    """ONNX names recorded on a function's arguments or results."""
+    names: list[str] = []
+    for index in range(count):
+        name = f"{prefix}{index}"
+        if attrs is not None and index < len(attrs.data):
+            recorded = attrs.data[index].data.get(NAME_ATTR)
+            if isinstance(recorded, StringAttr):
+                name = recorded.data
+        names.append(name)
+    return names
+
+
+def vector_work(payload: Operation) -> tuple[str, int]:
+    """Kind and lane operations of a vector-unit operator."""
+    out_elements = sum(num_elements(tensor_shape(r)) for r in payload.results)
+    work = 1
+    if isinstance(payload, cim_graph.UnaryOp | cim_graph.BinaryOp):
+        kind = payload.kind.data.value
+    elif isinstance(payload, cim_graph.MatMulOp):
+        kind, work = "matmul", tensor_shape(payload.lhs)[-1]
+    elif isinstance(payload, cim_graph.PoolOp):
+        kind = "pool"
+        work = math.prod(cim_graph.ints(payload.kernel))
+    elif isinstance(payload, cim_graph.ReduceOp | cim_graph.GlobalPoolOp):
+        kind = payload.name.split(".")[1]
+        work = num_elements(tensor_shape(payload.input)) // max(1, out_elements)
+    else:
+        kind = payload.name.split(".")[1]
+    return kind, vector_element_ops(kind, out_elements, work)
+
+
+@dataclass
+class _ScheduleBuilder:
+    hw: HardwareTarget
+    block: Block = field(default_factory=Block)
+    decls: list[cim_meta.TensorDeclOp] = field(default_factory=lambda: [])
+    names: dict[SSAValue, str] = field(default_factory=lambda: {})
+    used_names: set[str] = field(default_factory=lambda: set())
+    where: dict[str, Location] = field(default_factory=lambda: {})
+    ready: dict[str, SSAValue | None] = field(default_factory=lambda: {})
+    sinks: dict[SSAValue, None] = field(default_factory=lambda: {})
+    segment: int = -1
+    barrier: SSAValue | None = None
+    programmed: dict[cim_tile.MVMOp, list[tuple[cim_meta.ArrayRangesAttr, SSAValue]]] = field(
+        default_factory=lambda: {}
+    )
+
+    @property
+    def vector_units(self) -> int:
+        return self.hw.total_cores * self.hw.vector.units_per_core
+
+    # -- bookkeeping ------------------------------------------------------
+
+    def emit(self, op: cim_meta.ParallelOp | Operation) -> SSAValue:
+        self.block.add_op(op)
+        for dep in op.operands:
+            self.sinks.pop(dep, None)
+        if isinstance(op, cim_meta.ParallelOp):
+            for inner in op.body.block.ops:
+                for dep in inner.operands:
+                    self.sinks.pop(dep, None)
+        token = op.results[0]
+        self.sinks[token] = None
+        return token
+
+    def deps(self, *tokens: SSAValue | None) -> list[SSAValue]:
+        chosen = [t for t in tokens if t is not None]
+        if self.barrier is not None and not chosen:
+            chosen = [self.barrier]
+        return list(dict.fromkeys(chosen))
+
+    def tensor_bytes(self, value: SSAValue) -> int:
+        return num_elements(tensor_shape(value)) * self.hw.activation_bytes
+
+    def declare(self, value: SSAValue, preferred: str | None = None) -> str:
+        base = preferred or value.name_hint or "t"
+        name = base
+        suffix = 0
+        while name in self.used_names:
+            suffix += 1
+            name = f"{base}.{suffix}"
+        self.used_names.add(name)
+        self.names[value] = name
+        value_type = value.type
+        assert isinstance(value_type, TensorType)
+        self.decls.append(cim_meta.TensorDeclOp(name, value_type, self.tensor_bytes(value)))
+        return name
+
+    def produced(self, value: SSAValue, token: SSAValue, label: str, spill: bool = True) -> str:
+        """Record where a new tensor lives; spill it to DRAM if it is large."""
+        name = self.declare(value)
+        nbytes = self.tensor_bytes(value)
+        if spill and nbytes > self.hw.buffers.global_bytes // 2:
+            token = self.emit(
+                cim_meta.StoreOp(name, nbytes, Location.BUFFER, Location.DRAM,
+                                 [token], self.segment, label=label)
+            )
+            self.where[name] = Location.DRAM
+        else:
+            self.where[name] = Location.BUFFER
+        self.ready[name] = token
+        return name
+
+    def fetch(self, value: SSAValue, label: str) -> SSAValue | None:
+        """Token after which ``value`` is in the global buffer."""
+        owner = value.owner
+        if isinstance(owner, cim_graph.ConstantOp):
+            return None
+        if isinstance(owner, cim_graph.WeightOp):
+            nbytes = num_elements(tensor_shape(value)) * self.hw.weight_bytes
+            return self.emit(
+                cim_meta.LoadOp(owner.weight_name.data, max(1, nbytes), Location.DRAM,
+                                Location.BUFFER, self.deps(), self.segment, label=label)
+            )
+        name = self.names[value]
+        token = self.ready[name]
+        if self.where[name] == Location.DRAM:
+            return self.emit(
+                cim_meta.LoadOp(name, max(1, self.tensor_bytes(value)), Location.DRAM,
+                                Location.BUFFER, self.deps(token), self.segment, label=label)
+            )
+        return token if token is not None else self.barrier
+
+    # -- segments ---------------------------------------------------------
+
+    def enter_segment(self, segment: int, mvms: Sequence[cim_tile.MVMOp]) -> None:
+        if segment == self.segment:
+            return
+        self.segment = segment
+        self.barrier = self.emit(cim_meta.SegmentOp(segment, list(self.sinks)))
+        next_array = 0
+        for mvm in mvms:
+            alloc = mvm.alloc
+            assert alloc is not None
+            if alloc.field("chunks") > 1:
+                continue
+            chunk = plan_chunks(mvm.tiling, self.hw.total_arrays)[0]
+            weight = mvm.weight.data
+            load = self.emit(
+                cim_meta.LoadOp(weight, self.weight_bytes(chunk.k1 - chunk.k0, chunk.n1 - chunk.n0),
+                                Location.DRAM, Location.BUFFER, [self.barrier], segment, label=weight)
+            )
+            copies: list[tuple[cim_meta.ArrayRangesAttr, SSAValue]] = []
+            for _ in range(alloc.field("copies")):
+                arrays = cim_meta.ArrayRangesAttr.from_ranges([(next_array, next_array + chunk.arrays)])
+                next_array += chunk.arrays
+                program = self.emit(
+                    cim_meta.ProgramOp(weight, arrays, chunk.rows, chunk.cols, (chunk.k0, chunk.k1),
+                                       (chunk.n0, chunk.n1), [load], segment, label=weight)
+                )
+                copies.append((arrays, program))
+            self.programmed[mvm] = copies
+        if next_array > self.hw.total_arrays:
+            raise CimError(
+                f"segment {segment} needs {next_array} arrays but the target "
+                f"'{self.hw.name}' has {self.hw.total_arrays}"
+            )
+
+    def weight_bytes(self, k: int, n: int) -> int:
+        return max(1, k * n * self.hw.weight_bytes)
+
+    # -- operators --------------------------------------------------------
+
+    def lower_mvm(self, mvm: cim_tile.MVMOp) -> None:
+        alloc = mvm.alloc
+        assert alloc is not None
+        weight = mvm.weight.data
+        vectors = mvm.vectors
+        groups, n = mvm.tiling.field("groups"), mvm.tiling.field("n")
+        input_ready = self.fetch(mvm.input, weight)
+        in_name = self.names[mvm.input]
+        moved = self.emit(
+            cim_meta.MoveOp(in_name, max(1, self.tensor_bytes(mvm.input)), self.deps(input_ready),
+                            self.segment, label=weight)
+        )
+        out_name = self.declare(mvm.output)
+        finished: list[SSAValue] = []
+        partials = 1
+        if alloc.field("chunks") == 1:
+            copies = self.programmed[mvm]
+            share = math.ceil(vectors / len(copies))
+            chunk = plan_chunks(mvm.tiling, self.hw.total_arrays)[0]
+            partials = chunk.row_tiles
+            runs: list[Operation] = []
+            for index, (arrays, program) in enumerate(copies):
+                v0, v1 = index * share, min(vectors, (index + 1) * share)
+                if v0 >= v1:
+                    continue
+                runs.append(
+                    cim_meta.MVMOp(weight, arrays, v1 - v0, chunk.rows, chunk.cols, (chunk.k0, chunk.k1),
+                                   (chunk.n0, chunk.n1), (v0, v1), in_name, out_name,
+                                   [moved, program], self.segment, label=weight)
+                )
+            if len(runs) == 1:
+                finished.append(self.emit(runs[0]))
+            else:
+                body = Block()
+                body.add_ops(runs)
+                finished.append(self.emit(cim_meta.ParallelOp(Region(body), [], self.segment, label=weight)))
+        else:
+            previous: SSAValue | None = None
+            chunks = plan_chunks(mvm.tiling, self.hw.total_arrays)
+            partials = max(c.row_tiles for c in chunks) * (
+                len({(c.k0, c.k1) for c in chunks})
+            )
+            for chunk in chunks:
+                arrays = cim_meta.ArrayRangesAttr.from_ranges([(0, chunk.arrays)])
+                load = self.emit(
+                    cim_meta.LoadOp(weight, self.weight_bytes(chunk.k1 - chunk.k0, chunk.n1 - chunk.n0),
+                                    Location.DRAM, Location.BUFFER, self.deps(previous), self.segment,
+                                    label=weight)
+                )
+                program = self.emit(
+                    cim_meta.ProgramOp(weight, arrays, chunk.rows, chunk.cols, (chunk.k0, chunk.k1),
+                                       (chunk.n0, chunk.n1), self.deps(load, previous), self.segment,
+                                       label=weight)
+                )
+                previous = self.emit(
+                    cim_meta.MVMOp(weight, arrays, vectors, chunk.rows, chunk.cols, (chunk.k0, chunk.k1),
+                                   (chunk.n0, chunk.n1), (0, vectors), in_name, out_name,
+                                   [moved, program], self.segment, label=weight)
+                )
+            assert previous is not None
+            finished.append(previous)
+        outputs = vectors * groups * n
+        gather_bytes = outputs * (self.hw.accumulator_bytes if partials > 1 else self.hw.activation_bytes)
+        token = self.emit(cim_meta.MoveOp(out_name, max(1, gather_bytes), finished, self.segment, label=weight))
+        extra_ops = outputs * (partials - 1) + (outputs if mvm.bias is not None else 0)
+        if extra_ops:
+            bias_inputs = [mvm.bias.data] if mvm.bias is not None else []
+            token = self.emit(
+                cim_meta.VectorOp("accumulate", extra_ops, self.vector_units, [out_name, *bias_inputs],
+                                  out_name, [token], self.segment, label=weight)
+            )
+        self.ready[out_name] = token
+        self.where[out_name] = Location.BUFFER
+
+    def lower_layout(self, op: cim_tile.Im2ColOp | cim_tile.Col2ImOp) -> None:
+        kind = op.name.split(".")[1]
+        ready = self.fetch(op.input, kind)
+        elements = num_elements(tensor_shape(op.output))
+        out = self.names.get(op.output) or ""
+        token = self.emit(
+            cim_meta.VectorOp(kind, vector_element_ops(kind, elements), self.vector_units,
+                              [self.names[op.input]], out or "pending", self.deps(ready), self.segment,
+                              label=kind)
+        )
+        name = self.produced(op.output, token, kind, spill=isinstance(op, cim_tile.Col2ImOp))
+        vector = token.owner
+        assert isinstance(vector, cim_meta.VectorOp)
+        vector.output = StringAttr(name)
+
+    def lower_vector(self, op: cim_tile.VectorOp) -> None:
+        payload = op.payload
+        kind, element_ops = vector_work(payload)
+        tokens = [self.fetch(v, kind) for v in op.inputs]
+        input_names = [self.names.get(v) or self.weight_or_const_name(v) for v in op.inputs]
+        vector = cim_meta.VectorOp(kind, element_ops, self.vector_units, input_names, "pending",
+                                   self.deps(*tokens), self.segment, label=kind)
+        token = self.emit(vector)
+        names = [self.produced(r, token, kind) for r in op.outputs]
+        vector.output = StringAttr(names[0])
+
+    @staticmethod
+    def weight_or_const_name(value: SSAValue) -> str:
+        owner = value.owner
+        if isinstance(owner, cim_graph.WeightOp):
+            return owner.weight_name.data
+        return "const"
+
+
+def _segment_of(op: Operation) -> int | None:
+    if isinstance(op, cim_tile.MVMOp):
+        if op.alloc is None:
+            raise CimError(
+                f"cim_tile.mvm of weight '{op.weight.data}' has no allocation; run an "
+                "allocation pass (e.g. cim-static-allocate) before convert-tile-to-meta"
+            )
+        return op.alloc.field("segment")
+    if isinstance(op, cim_tile.VectorOp) and op.segment is not None:
+        return op.segment.value.data
+    return None
+
+
+@dataclass(frozen=True)
+class ConvertTileToMetaPass(ModulePass):
+    """Lower an allocated cim_tile function to a cim_meta schedule."""
+
+    name = "convert-tile-to-meta"
+
+    target: str = DEFAULT_TARGET
+    """A shipped target name or a path to a target TOML file."""
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        functions = [f for f in op.ops if isinstance(f, func.FuncOp)]
+        if len(functions) != 1:
+            raise CimError(
+                f"convert-tile-to-meta expects one func.func, found {len(functions)}"
+            )
+        function = functions[0]
+        hw = load_target(self.target)
+        builder = _ScheduleBuilder(hw)
+        body = function.body.block
+        inputs = io_names(function, function.arg_attrs, len(body.args), "input")
+        for arg, name in zip(body.args, inputs):
+            builder.declare(arg, name)
+            builder.where[name] = Location.DRAM
+            builder.ready[name] = None
+        mvms_by_segment: dict[int, list[cim_tile.MVMOp]] = {}
+        for inner in body.ops:
+            if isinstance(inner, cim_tile.MVMOp):
+                segment = _segment_of(inner)
+                assert segment is not None
+                mvms_by_segment.setdefault(segment, []).append(inner)
+        builder.enter_segment(0, mvms_by_segment.get(0, []))
+        returned: list[SSAValue] = []
+        for inner in body.ops:
+            segment = _segment_of(inner)
+            if segment is not None and segment != builder.segment:
+                builder.enter_segment(segment, mvms_by_segment.get(segment, []))
+            if isinstance(inner, cim_tile.MVMOp):
+                builder.lower_mvm(inner)
+            elif isinstance(inner, cim_tile.Im2ColOp | cim_tile.Col2ImOp):
+                builder.lower_layout(inner)
+            elif isinstance(inner, cim_tile.VectorOp):
+                builder.lower_vector(inner)
+            elif isinstance(inner, func.ReturnOp):
+                returned = list(inner.operands)
+            elif not isinstance(inner, cim_graph.WeightOp | cim_graph.ConstantOp | cim_tile.MemoryBufferOp):
+                raise CimError(f"convert-tile-to-meta cannot lower '{inner.name}'")
+        outputs: list[str] = []
+        recorded = io_names(function, function.res_attrs, len(returned), "output")
+        for value, preferred in zip(returned, recorded):
+            name = builder.names[value]
+            outputs.append(name)
+            if builder.where[name] != Location.DRAM:
+                builder.emit(
+                    cim_meta.StoreOp(name, max(1, builder.tensor_bytes(value)), Location.BUFFER,
+                                     Location.DRAM, builder.deps(builder.ready[name]), builder.segment,
+                                     label=preferred)
+                )
+        for decl in reversed(builder.decls):
+            builder.block.insert_op_before(decl, builder.block.first_op) if builder.block.first_op else builder.block.add_op(decl)
+        first_input = body.args[0] if body.args else None
+        batch = tensor_shape(first_input)[0] if first_input is not None and tensor_shape(first_input) else 1
+        strategy = op.attributes.get(STRATEGY_ATTR)
+        schedule = cim_meta.ScheduleOp(
+            function.sym_name.data,
+            self.target,
+            strategy.data if isinstance(strategy, StringAttr) else "unknown",
+            max(1, batch),
+            [builder.names[a] for a in body.args],
+            outputs,
+            Region(builder.block),
+        )
+        op.body.block.insert_op_before(schedule, function)
+        function.detach()
+        function.erase()

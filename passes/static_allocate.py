@@ -1,0 +1,57 @@
+"""cim-static-allocate: every array computes, one layer after another.
+
+The PUMA-like baseline. Operators are taken in program order and packed into
+segments while their weights fit the chip together; a segment's weights are
+programmed once, and the next segment re-programs the arrays. An operator
+larger than the whole chip gets a segment of its own and streams its weight
+through the arrays in chunks, so no model is ever refused for its size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr, i64
+from xdsl.passes import ModulePass
+
+from cimflow.cimdialect import cim_tile
+from cimflow.hw_targets import DEFAULT_TARGET, load_target
+
+STRATEGY_ATTR = "cim_tile.strategy"
+"""Module attribute naming the allocation strategy that ran."""
+
+
+def chunks_needed(arrays_per_copy: int, total_arrays: int) -> int:
+    """Sequential weight chunks for one copy on a chip of ``total_arrays``."""
+    return max(1, math.ceil(arrays_per_copy / total_arrays))
+
+
+@dataclass(frozen=True)
+class StaticAllocatePass(ModulePass):
+    """Layer-by-layer allocation with all arrays in compute mode."""
+
+    name = "cim-static-allocate"
+
+    target: str = DEFAULT_TARGET
+    """A shipped target name or a path to a target TOML file."""
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        total = load_target(self.target).total_arrays
+        segment, used = 0, 0
+        started = False
+        for inner in op.walk():
+            if isinstance(inner, cim_tile.MVMOp):
+                need = inner.tiling.arrays_per_copy
+                chunks = chunks_needed(need, total)
+                if started and (chunks > 1 or used + need > total):
+                    segment, used = segment + 1, 0
+                inner.alloc = cim_tile.AllocAttr.from_ints(segment, 1, chunks)
+                used += min(need, total)
+                started = True
+                if chunks > 1:
+                    used = total
+            elif isinstance(inner, cim_tile.VectorOp):
+                inner.segment = IntegerAttr(segment, i64)
+        op.attributes[STRATEGY_ATTR] = StringAttr("static")

@@ -1,0 +1,172 @@
+"""The ``cim-trace`` output target: a cim_meta schedule as a trace JSON file.
+
+See docs/trace-format.md. Parallel groups are flattened: their ops take the
+group's dependencies, and a ``barrier`` op stands for the group's token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import IO
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import IntegerType, ModuleOp, TensorType
+from xdsl.ir import Attribute, Operation, SSAValue
+from xdsl.utils.target import Target
+
+from cimflow.cimdialect import cim_graph, cim_meta
+from cimflow.cimdialect.cim_graph import ints
+from cimflow.cimsim.trace import dump_trace
+from cimflow.errors import CimError
+from cimflow.hw_targets import load_target
+
+TRACE_VERSION = 1
+
+JsonDict = dict[str, object]
+
+
+def _dtype(element: Attribute) -> str:
+    if isinstance(element, IntegerType):
+        return "bool" if element.width.data == 1 else f"int{element.width.data}"
+    return str(element).replace("f", "float", 1)
+
+
+def _ranges(arrays: cim_meta.ArrayRangesAttr) -> list[list[int]]:
+    return [[start, stop] for start, stop in arrays.ranges]
+
+
+def _span(attr: object) -> list[int]:
+    assert isinstance(attr, cim_graph.DenseArrayBase)
+    return list(ints(attr))
+
+
+def _fields(op: Operation) -> JsonDict:
+    """The kind-specific keys of one meta-op."""
+    if isinstance(op, cim_meta.LoadOp | cim_meta.StoreOp):
+        return {
+            "kind": "load" if isinstance(op, cim_meta.LoadOp) else "store",
+            "src": op.src.data.value,
+            "dst": op.dst.data.value,
+            "bytes": op.size.value.data,
+            "tensor": op.tensor.data,
+            "arrays": _ranges(op.arrays) if op.arrays is not None else [],
+        }
+    if isinstance(op, cim_meta.MoveOp):
+        return {"kind": "move", "bytes": op.size.value.data, "tensor": op.tensor.data}
+    if isinstance(op, cim_meta.ProgramOp | cim_meta.MVMOp):
+        fields: JsonDict = {
+            "kind": "program" if isinstance(op, cim_meta.ProgramOp) else "mvm",
+            "arrays": _ranges(op.arrays),
+            "rows": op.rows.value.data,
+            "cols": op.cols.value.data,
+            "weight": op.weight.data,
+            "k": _span(op.k),
+            "n": _span(op.n),
+        }
+        if isinstance(op, cim_meta.MVMOp):
+            fields |= {
+                "vectors": op.vectors.value.data,
+                "v": _span(op.v),
+                "input": op.input.data,
+                "output": op.output.data,
+            }
+        return fields
+    if isinstance(op, cim_meta.VectorOp):
+        return {
+            "kind": "vector",
+            "op": op.kind.data,
+            "element_ops": op.element_ops.value.data,
+            "units": op.units.value.data,
+            "inputs": [i.data for i in op.inputs],
+            "output": op.output.data,
+        }
+    if isinstance(op, cim_meta.SwitchOp):
+        return {"kind": "switch", "arrays": _ranges(op.arrays), "to": op.to.data.value}
+    if isinstance(op, cim_meta.SegmentOp | cim_meta.ParallelOp):
+        return {"kind": "barrier"}
+    raise CimError(f"cim-trace cannot emit '{op.name}'")
+
+
+@dataclass
+class _TraceWriter:
+    ops: list[JsonDict]
+    ids: dict[SSAValue, int]
+
+    def add(self, op: Operation, extra_deps: list[int]) -> int:
+        assert isinstance(op, cim_meta.SegmentOp | cim_meta.ParallelOp | cim_meta.LoadOp | cim_meta.StoreOp | cim_meta.MoveOp | cim_meta.ProgramOp | cim_meta.MVMOp | cim_meta.VectorOp | cim_meta.SwitchOp)
+        deps = sorted({self.ids[d] for d in op.operands} | set(extra_deps))
+        if isinstance(op, cim_meta.ParallelOp):
+            inner_ids = [self.add(inner, deps) for inner in op.body.block.ops]
+            deps = sorted(set(inner_ids))
+        record: JsonDict = {
+            "id": len(self.ops),
+            "deps": deps,
+            "segment": op.segment.value.data,
+            "name": op.label.data if op.label is not None else "",
+        }
+        record |= _fields(op)
+        self.ops.append(record)
+        self.ids[op.results[0]] = record["id"]  # type: ignore[assignment]
+        return len(self.ops) - 1
+
+
+def build_trace(module: ModuleOp) -> JsonDict:
+    """The trace document of the module's one ``cim_meta.schedule``."""
+    schedules = [op for op in module.ops if isinstance(op, cim_meta.ScheduleOp)]
+    if len(schedules) != 1:
+        raise CimError(
+            f"cim-trace needs exactly one cim_meta.schedule, found {len(schedules)}; "
+            "run the passes down to convert-tile-to-meta first"
+        )
+    schedule = schedules[0]
+    hw = load_target(schedule.target.data)
+    decls = {
+        op.tensor.data: op for op in schedule.body.block.ops if isinstance(op, cim_meta.TensorDeclOp)
+    }
+
+    def io(name: str) -> JsonDict:
+        tensor_type = decls[name].tensor_type
+        assert isinstance(tensor_type, TensorType)
+        return {
+            "name": name,
+            "shape": list(tensor_type.get_shape()),
+            "dtype": _dtype(tensor_type.element_type),
+        }
+
+    source = module.attributes.get("cim_graph.source")
+    writer = _TraceWriter([], {})
+    for op in schedule.body.block.ops:
+        if not isinstance(op, cim_meta.TensorDeclOp):
+            writer.add(op, [])
+    tensors: list[JsonDict] = []
+    for name, decl in decls.items():
+        tensor_type = decl.tensor_type
+        assert isinstance(tensor_type, TensorType)
+        tensors.append(
+            {"name": name, "shape": list(tensor_type.get_shape()), "bytes": decl.size.value.data}
+        )
+    return {
+        "format": "cim-trace",
+        "version": TRACE_VERSION,
+        "model": {
+            "name": schedule.sym_name.data,
+            "source": source.path.data if isinstance(source, cim_graph.WeightSourceAttr) else "",
+            "batch": schedule.batch.value.data,
+            "inputs": [io(n.data) for n in schedule.inputs],
+            "outputs": [io(n.data) for n in schedule.outputs],
+        },
+        "strategy": schedule.strategy.data,
+        "target": hw.to_dict(),
+        "tensors": tensors,
+        "ops": writer.ops,
+    }
+
+
+@dataclass(frozen=True)
+class CimTraceTarget(Target):
+    """``-t cim-trace``: write the schedule as a versioned trace JSON."""
+
+    name = "cim-trace"
+
+    def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
+        output.write(dump_trace(build_trace(module)))

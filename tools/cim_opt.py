@@ -1,0 +1,133 @@
+"""``cim-opt``: xDSL's optimizer driver with ONNX input and our passes.
+
+Everything ``xdsl-opt`` does, plus: ``.onnx`` files as input (``--dim
+NAME=VALUE`` fixes symbolic input dimensions), the ``cim-trace`` output
+target, one-line errors without tracebacks, and an output file that is only
+written when the whole run succeeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.utils.exceptions import DiagnosticException, ParseError
+from xdsl.xdsl_opt_main import xDSLOptMain
+
+from cimflow.errors import CimError
+
+
+def parse_dims(specs: Sequence[str]) -> dict[str, int]:
+    """``["batch=4", "sequence=128"]`` -> ``{"batch": 4, "sequence": 128}``."""
+    dims: dict[str, int] = {}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        if not sep or not name or not value.isdigit() or int(value) < 1:
+            raise CimError(f"--dim '{spec}': expected NAME=VALUE with a positive integer")
+        dims[name] = int(value)
+    return dims
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file, or not at all."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".cim-opt-")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+class CimOptMain(xDSLOptMain):
+    """The ``cim-opt`` command."""
+
+    def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
+        super().register_all_arguments(arg_parser)
+        arg_parser.add_argument(
+            "--dim",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="value of a symbolic ONNX input dimension (repeatable)",
+        )
+
+    def register_all_frontends(self) -> None:
+        super().register_all_frontends()
+        self.available_frontends["onnx"] = self._import_onnx
+
+    def _import_onnx(self, stream: IO[bytes]) -> ModuleOp:
+        from cimflow.frontend import onnx_frontend
+
+        stream.close()
+        if self.args.input_file is None:
+            raise CimError("ONNX input must be a file, not standard input")
+        return onnx_frontend(self.args.input_file, parse_dims(self.args.dim))
+
+    def run(self) -> None:
+        if self.args.input_file is not None and not Path(self.args.input_file).is_file():
+            raise CimError(f"{self.args.input_file}: no such file")
+        chunks, file_extension = self.prepare_input()
+        buffered: list[str] = []
+
+        def emit(text: str) -> None:
+            if self.args.output_file is None:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            else:
+                buffered.append(text)
+
+        for index, (chunk, offset) in enumerate(chunks):
+            try:
+                if index:
+                    emit("// -----\n")
+                module = self.parse_chunk(chunk, file_extension, offset)
+                if module is not None:
+                    self.apply_passes(module)
+                    emit(self.output_resulting_program(module))
+            except ParseError as error:
+                if not self.args.parsing_diagnostics:
+                    raise
+                emit(f"{error}\n")
+            except DiagnosticException as error:
+                if not self.args.verify_diagnostics:
+                    raise
+                emit(f"{error}\n")
+            finally:
+                chunk.close()
+        if self.args.output_file is not None:
+            write_atomically(self.args.output_file, "".join(buffered))
+
+
+def _one_line(error: BaseException) -> str:
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(error).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cim-opt`` console script."""
+    try:
+        CimOptMain(description="cimflow CIM compiler driver", args=argv).run()
+    except CimError as error:
+        print(f"cim-opt: error: {error}", file=sys.stderr)
+        return 1
+    except ParseError as error:
+        print(f"cim-opt: error: {error}", file=sys.stderr)
+        return 1
+    except (DiagnosticException, ValueError, OSError) as error:
+        print(f"cim-opt: error: {_one_line(error)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
