@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -313,9 +314,9 @@ def _check_consistency(origin: str, hw: HardwareTarget) -> None:
         )
 
 
-def target_from_dict(data: dict[str, object], origin: str) -> HardwareTarget:
+def target_from_dict(data: Mapping[str, object], origin: str) -> HardwareTarget:
     """Validate nested tables (from TOML or a trace header) into a target."""
-    if not isinstance(data, dict):  # pyright: ignore[reportUnnecessaryIsInstance]
+    if not isinstance(data, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]
         raise CimError(f"{origin}: a target must be a table of tables")
     sections = {f.name: f for f in dataclasses.fields(HardwareTarget)}
     for key in data:

@@ -298,15 +298,16 @@ def test_validation_error_names_file_and_key(
 
 
 def test_zero_is_allowed_where_documented(tmp_path: Path) -> None:
-    text = _edit(
-        set_key("dram", "latency_cycles", "0"), "energy", "dram_pj_per_byte", None
-    )
-    text += "dram_pj_per_byte = 0.0\n"  # [energy] is the last table
+    text = set_key("dram", "latency_cycles", "0")
+    text = _edit(text, "energy", "dram_pj_per_byte", "dram_pj_per_byte = 0")
+    text = _edit(text, "dual_mode", "switchable_arrays", "switchable_arrays = 0")
     path = tmp_path / "zero.toml"
     path.write_text(text, encoding="utf-8")
     t = load_target_file(path)
     assert t.dram.latency_cycles == 0
     assert t.energy.dram_pj_per_byte == 0.0
+    assert isinstance(t.energy.dram_pj_per_byte, float)  # ints become floats
+    assert t.dual_mode.switchable_arrays == 0
 
 
 def test_invalid_toml_syntax(tmp_path: Path) -> None:
