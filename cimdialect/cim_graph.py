@@ -22,6 +22,7 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx">} {
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 from xdsl.dialects.builtin import (
     I1,
     DenseArrayBase,
@@ -107,7 +108,9 @@ def ints(attr: DenseArrayBase) -> tuple[int, ...]:
     return tuple(int(v) for v in attr.get_values())
 
 
-def _expect_shape(op: Operation, actual: Sequence[int], expected: Sequence[int]) -> None:
+def _expect_shape(
+    op: Operation, actual: Sequence[int], expected: Sequence[int]
+) -> None:
     if tuple(actual) != tuple(expected):
         raise VerifyException(
             f"'{op.name}' result shape {list(actual)} does not match the "
@@ -396,7 +399,11 @@ class ConvOp(IRDLOperation):
                 "'cim_graph.conv' weight must be a cim_graph.weight (weights stay "
                 "in the arrays)"
             )
-        strides, pads, dilations = ints(self.strides), ints(self.pads), ints(self.dilations)
+        strides, pads, dilations = (
+            ints(self.strides),
+            ints(self.pads),
+            ints(self.dilations),
+        )
         if len(strides) != 2 or len(dilations) != 2 or len(pads) != 4:
             raise VerifyException(
                 "'cim_graph.conv' needs 2 strides, 2 dilations and 4 pads"
@@ -479,7 +486,9 @@ class LinearOp(IRDLOperation):
         if len(w) != 2 or len(x) < 1:
             raise VerifyException("'cim_graph.linear' takes a 2-D weight")
         if not _is_weight(self.weight):
-            raise VerifyException("'cim_graph.linear' weight must be a cim_graph.weight")
+            raise VerifyException(
+                "'cim_graph.linear' weight must be a cim_graph.weight"
+            )
         if x[-1] != self.reduction_size:
             raise VerifyException(
                 f"'cim_graph.linear' input inner size {x[-1]} does not match "
@@ -750,7 +759,9 @@ class SoftmaxOp(IRDLOperation):
 
     traits = traits_def(Pure())
 
-    assembly_format = "$input `axis` $axis attr-dict `:` type($input) `->` type($output)"
+    assembly_format = (
+        "$input `axis` $axis attr-dict `:` type($input) `->` type($output)"
+    )
 
     def __init__(self, input: SSAValue, axis: int):
         super().__init__(
@@ -1023,7 +1034,9 @@ class GlobalPoolOp(IRDLOperation):
         x = tensor_shape(self.input)
         if len(x) < 3:
             raise VerifyException("'cim_graph.global_pool' takes an N x C x ... input")
-        _expect_shape(self, tensor_shape(self.output), (x[0], x[1], *([1] * (len(x) - 2))))
+        _expect_shape(
+            self, tensor_shape(self.output), (x[0], x[1], *([1] * (len(x) - 2)))
+        )
 
 
 # --------------------------------------------------------------------------
@@ -1079,7 +1092,9 @@ class TransposeOp(IRDLOperation):
 
     traits = traits_def(Pure())
 
-    assembly_format = "$input `perm` $perm attr-dict `:` type($input) `->` type($output)"
+    assembly_format = (
+        "$input `perm` $perm attr-dict `:` type($input) `->` type($output)"
+    )
 
     def __init__(self, input: SSAValue, perm: Sequence[int], output_type: TensorType):
         super().__init__(
@@ -1136,7 +1151,9 @@ class ConcatOp(IRDLOperation):
             raise VerifyException("'cim_graph.concat' axis out of range")
         for shape in shapes:
             if len(shape) != len(shapes[0]) or any(
-                d != e for i, (d, e) in enumerate(zip(shape, shapes[0])) if i != axis
+                d != e
+                for i, (d, e) in enumerate(zip(shape, shapes[0], strict=True))
+                if i != axis
             ):
                 raise VerifyException(
                     "'cim_graph.concat' inputs differ outside the concatenation axis"
@@ -1185,7 +1202,9 @@ class SplitOp(IRDLOperation):
         for result in self.outputs:
             piece = tensor_shape(result)
             if len(piece) != len(shape) or any(
-                d != e for i, (d, e) in enumerate(zip(piece, shape)) if i != axis
+                d != e
+                for i, (d, e) in enumerate(zip(piece, shape, strict=True))
+                if i != axis
             ):
                 raise VerifyException(
                     "'cim_graph.split' results differ from the input outside the axis"
@@ -1247,13 +1266,15 @@ class SliceOp(IRDLOperation):
             raise VerifyException(
                 "'cim_graph.slice' needs one start, end and step per dimension"
             )
-        for dim, start, end, step in zip(shape, starts, ends, steps):
+        for dim, start, end, step in zip(shape, starts, ends, steps, strict=True):
             if step < 1 or not 0 <= start <= dim or not start <= end <= dim:
                 raise VerifyException(
                     f"'cim_graph.slice' bounds [{start}, {end}) step {step} are "
                     f"invalid for a dimension of {dim}"
                 )
-        expected = [slice_length(s, e, st) for s, e, st in zip(starts, ends, steps)]
+        expected = [
+            slice_length(s, e, st) for s, e, st in zip(starts, ends, steps, strict=True)
+        ]
         _expect_shape(self, tensor_shape(self.output), expected)
 
 
@@ -1277,7 +1298,8 @@ class GatherOp(IRDLOperation):
     traits = traits_def(Pure())
 
     assembly_format = (
-        "$data `,` $indices `axis` $axis attr-dict `:` functional-type(operands, results)"
+        "$data `,` $indices `axis` $axis attr-dict "
+        "`:` functional-type(operands, results)"
     )
 
     def __init__(
@@ -1347,9 +1369,7 @@ class PadOp(IRDLOperation):
         shape, pads = tensor_shape(self.input), ints(self.pads)
         rank = len(shape)
         if len(pads) != 2 * rank or min(pads, default=0) < 0:
-            raise VerifyException(
-                f"'cim_graph.pad' needs {2 * rank} non-negative pads"
-            )
+            raise VerifyException(f"'cim_graph.pad' needs {2 * rank} non-negative pads")
         expected = [d + pads[i] + pads[rank + i] for i, d in enumerate(shape)]
         _expect_shape(self, tensor_shape(self.output), expected)
 
@@ -1423,4 +1443,3 @@ CIMGraph = Dialect(
         PadModeAttr,
     ],
 )
-

@@ -127,7 +127,9 @@ class ArrayRangesAttr(ParametrizedAttribute):
             return [start, parser.parse_integer(allow_boolean=False)]
 
         with parser.in_angle_brackets():
-            pairs = parser.parse_comma_separated_list(parser.Delimiter.NONE, parse_range)
+            pairs = parser.parse_comma_separated_list(
+                parser.Delimiter.NONE, parse_range
+            )
         return (i64_array([b for pair in pairs for b in pair]),)
 
     def print_parameters(self, printer: Printer) -> None:
@@ -137,7 +139,9 @@ class ArrayRangesAttr(ParametrizedAttribute):
     def verify(self) -> None:
         flat = ints(self.bounds)
         if not flat or len(flat) % 2:
-            raise VerifyException("#cim_meta.arrays needs at least one start:stop range")
+            raise VerifyException(
+                "#cim_meta.arrays needs at least one start:stop range"
+            )
         previous_stop = -1
         for start, stop in self.ranges:
             if start < 0 or stop <= start or start < previous_stop:
@@ -178,7 +182,9 @@ def _common_properties(segment: int, label: str | None) -> dict[str, Attribute]:
     return properties
 
 
-_DEPS_FORMAT = "`segment` $segment (`label` $label^)? (`after` `(` $deps^ `)`)? attr-dict"
+_DEPS_FORMAT = (
+    "`segment` $segment (`label` $label^)? (`after` `(` $deps^ `)`)? attr-dict"
+)
 
 
 class _TransferOp(_MetaOp):
@@ -527,7 +533,9 @@ class SegmentOp(_MetaOp):
 
     assembly_format = "$segment (`label` $label^)? (`after` `(` $deps^ `)`)? attr-dict"
 
-    def __init__(self, segment: int, deps: Sequence[SSAValue], label: str | None = None):
+    def __init__(
+        self, segment: int, deps: Sequence[SSAValue], label: str | None = None
+    ):
         super().__init__(
             operands=[deps],
             result_types=[TokenType()],
@@ -556,10 +564,17 @@ class ParallelOp(_MetaOp):
 
     traits = traits_def(NoTerminator())
 
-    assembly_format = "`segment` $segment (`label` $label^)? (`after` `(` $deps^ `)`)? attr-dict-with-keyword $body"
+    assembly_format = (
+        "`segment` $segment (`label` $label^)? (`after` `(` $deps^ `)`)? "
+        "attr-dict-with-keyword $body"
+    )
 
     def __init__(
-        self, body: Region, deps: Sequence[SSAValue], segment: int, label: str | None = None
+        self,
+        body: Region,
+        deps: Sequence[SSAValue],
+        segment: int,
+        label: str | None = None,
     ):
         super().__init__(
             operands=[deps],

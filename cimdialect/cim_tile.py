@@ -44,13 +44,13 @@ from xdsl.irdl import (
     IRDLOperation,
     irdl_attr_definition,
     irdl_op_definition,
+    lazy_traits_def,
     operand_def,
     opt_prop_def,
     param_def,
     prop_def,
     region_def,
     result_def,
-    lazy_traits_def,
     traits_def,
     var_operand_def,
     var_result_def,
@@ -173,7 +173,9 @@ class TilingAttr(ParametrizedAttribute):
         outputs_per_array = cols // bit_slices
         packed = min(groups, rows // k, outputs_per_array // n) if n else 0
         if groups > 1 and packed > 1:
-            return TilingAttr.from_ints(k, n, groups, rows, cols, bit_slices, 1, 1, packed)
+            return TilingAttr.from_ints(
+                k, n, groups, rows, cols, bit_slices, 1, 1, packed
+            )
         return TilingAttr.from_ints(
             k,
             n,
@@ -203,7 +205,9 @@ class TilingAttr(ParametrizedAttribute):
     def arrays_per_copy(self) -> int:
         """Arrays one full copy of the weight occupies."""
         per_group = self.field("row_tiles") * self.field("col_tiles")
-        return per_group * math.ceil(self.field("groups") / self.field("groups_per_array"))
+        return per_group * math.ceil(
+            self.field("groups") / self.field("groups_per_array")
+        )
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
@@ -268,7 +272,9 @@ class AllocAttr(ParametrizedAttribute):
     @staticmethod
     def from_ints(segment: int, copies: int, chunks: int) -> AllocAttr:
         return AllocAttr(
-            IntegerAttr(segment, i64), IntegerAttr(copies, i64), IntegerAttr(chunks, i64)
+            IntegerAttr(segment, i64),
+            IntegerAttr(copies, i64),
+            IntegerAttr(chunks, i64),
         )
 
     def field(self, key: str) -> int:
@@ -436,7 +442,11 @@ class Im2ColOp(IRDLOperation):
     def output_spatial(self) -> tuple[int, ...]:
         x = tensor_shape(self.input)
         shape = conv_output_shape(
-            x, x[1], ints(self.kernel), ints(self.strides), ints(self.pads),
+            x,
+            x[1],
+            ints(self.kernel),
+            ints(self.strides),
+            ints(self.pads),
             ints(self.dilations),
         )
         return shape[2:]
@@ -551,7 +561,9 @@ class VectorOp(IRDLOperation):
             operands=[inputs],
             result_types=[output_types],
             regions=[body],
-            properties={} if segment is None else {"segment": IntegerAttr(segment, i64)},
+            properties={}
+            if segment is None
+            else {"segment": IntegerAttr(segment, i64)},
         )
 
     @property
@@ -596,7 +608,9 @@ class VectorOp(IRDLOperation):
         for index, arg in enumerate(block.args):
             payload.operands[index] = arg
         block.add_ops([payload, YieldOp(list(payload.results))])
-        return VectorOp(inputs, [r.type for r in payload.results], Region(block), segment)
+        return VectorOp(
+            inputs, [r.type for r in payload.results], Region(block), segment
+        )
 
 
 @irdl_op_definition
@@ -618,7 +632,8 @@ class MemoryBufferOp(IRDLOperation):
     mode = prop_def(ArrayModeAttr)
 
     assembly_format = (
-        "$role `arrays` $arrays `bytes` $bytes `segment` $segment `mode` $mode attr-dict"
+        "$role `arrays` $arrays `bytes` $bytes `segment` $segment `mode` $mode "
+        "attr-dict"
     )
 
     def __init__(self, role: BufferRole, arrays: int, size: int, segment: int):
@@ -640,7 +655,9 @@ class MemoryBufferOp(IRDLOperation):
                 "'cim_tile.memory_buffer' needs at least one array and one byte"
             )
         if self.segment.value.data < 0:
-            raise VerifyException("'cim_tile.memory_buffer' segment must not be negative")
+            raise VerifyException(
+                "'cim_tile.memory_buffer' segment must not be negative"
+            )
 
 
 CIMTile = Dialect(

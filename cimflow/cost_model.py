@@ -101,7 +101,9 @@ def mvm_cost(
     )
 
 
-def program_cost(t: HardwareTarget, arrays: int, rows_used: int, cols_used: int) -> OpCost:
+def program_cost(
+    t: HardwareTarget, arrays: int, rows_used: int, cols_used: int
+) -> OpCost:
     """Write weights into ``arrays`` arrays (in parallel), row by row."""
     return OpCost(
         rows_used * t.array.program_cycles_per_row,
@@ -117,9 +119,13 @@ def switch_cost(t: HardwareTarget, arrays: int) -> OpCost:
     )
 
 
-def _link_cycles(t: HardwareTarget, location: Location, nbytes: int, arrays: int) -> int:
+def _link_cycles(
+    t: HardwareTarget, location: Location, nbytes: int, arrays: int
+) -> int:
     if location == "dram":
-        return t.dram.latency_cycles + _ceil_div(nbytes, t.dram.bandwidth_bytes_per_cycle)
+        return t.dram.latency_cycles + _ceil_div(
+            nbytes, t.dram.bandwidth_bytes_per_cycle
+        )
     if location == "memory":
         bandwidth = max(1, arrays) * t.dual_mode.memory_bandwidth_bytes_per_cycle
         if bandwidth <= 0:
@@ -128,7 +134,9 @@ def _link_cycles(t: HardwareTarget, location: Location, nbytes: int, arrays: int
     return _ceil_div(nbytes, t.buffers.global_bandwidth_bytes_per_cycle)
 
 
-def _link_energy(t: HardwareTarget, location: Location, nbytes: int) -> dict[str, float]:
+def _link_energy(
+    t: HardwareTarget, location: Location, nbytes: int
+) -> dict[str, float]:
     e = t.energy
     per_byte = {
         "dram": ("dram", e.dram_pj_per_byte),
@@ -210,7 +218,9 @@ VECTOR_OPS_PER_ELEMENT: dict[str, int] = {
 }
 
 
-def vector_element_ops(kind: str, output_elements: int, work_per_output: int = 1) -> int:
+def vector_element_ops(
+    kind: str, output_elements: int, work_per_output: int = 1
+) -> int:
     """Lane operations of one vector-unit op.
 
     ``work_per_output`` is the inputs combined into one output where that is

@@ -36,7 +36,11 @@ def _trace_target() -> type[Target]:
 
 
 CIMFLOW_UNIVERSE = Universe(
-    all_dialects={"cim_graph": _cim_graph, "cim_tile": _cim_tile, "cim_meta": _cim_meta},
+    all_dialects={
+        "cim_graph": _cim_graph,
+        "cim_tile": _cim_tile,
+        "cim_meta": _cim_meta,
+    },
     all_passes=get_all_passes(),
     all_targets={"cim-trace": _trace_target},
 )

@@ -60,7 +60,9 @@ class LowerConvToMVM(RewritePattern):
     hw: HardwareTarget
 
     @op_type_rewrite_pattern
-    def match_and_rewrite(self, op: cim_graph.ConvOp, rewriter: PatternRewriter) -> None:
+    def match_and_rewrite(
+        self, op: cim_graph.ConvOp, rewriter: PatternRewriter
+    ) -> None:
         if op.bias is not None and bias_name(op) is None:
             return
         x, w = tensor_shape(op.input), tensor_shape(op.weight)
@@ -119,7 +121,9 @@ class LowerLinearToMVM(RewritePattern):
         mvm = cim_tile.MVMOp(
             source,
             weight_name(op),
-            cim_tile.WeightLayout.NK if op.transpose_weight else cim_tile.WeightLayout.KN,
+            cim_tile.WeightLayout.NK
+            if op.transpose_weight
+            else cim_tile.WeightLayout.KN,
             bias_name(op),
             _tiling(self.hw, k, n, 1),
             TensorType(element.element_type, [vectors, n]),

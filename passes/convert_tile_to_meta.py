@@ -26,7 +26,13 @@ from dataclasses import dataclass, field
 
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr, TensorType
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DictionaryAttr,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+)
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 
@@ -43,7 +49,12 @@ NAME_ATTR = "cim_graph.name"
 Location = cim_meta.Location
 
 
-def io_names(function: func.FuncOp, attrs: ArrayAttr[DictionaryAttr] | None, count: int, prefix: str) -> list[str]:
+def io_names(
+    function: func.FuncOp,
+    attrs: ArrayAttr[DictionaryAttr] | None,
+    count: int,
+    prefix: str,
+) -> list[str]:
     """ONNX names recorded on a function's arguments or results."""
     names: list[str] = []
     for index in range(count):
@@ -87,9 +98,9 @@ class _ScheduleBuilder:
     sinks: dict[SSAValue, None] = field(default_factory=lambda: {})
     segment: int = -1
     barrier: SSAValue | None = None
-    programmed: dict[cim_tile.MVMOp, list[tuple[cim_meta.ArrayRangesAttr, SSAValue]]] = field(
-        default_factory=lambda: {}
-    )
+    programmed: dict[
+        cim_tile.MVMOp, list[tuple[cim_meta.ArrayRangesAttr, SSAValue]]
+    ] = field(default_factory=lambda: {})
 
     @property
     def vector_units(self) -> int:
@@ -129,23 +140,37 @@ class _ScheduleBuilder:
         self.names[value] = name
         value_type = value.type
         assert isinstance(value_type, TensorType)
-        self.decls.append(cim_meta.TensorDeclOp(name, value_type, self.tensor_bytes(value)))
+        self.decls.append(
+            cim_meta.TensorDeclOp(name, value_type, self.tensor_bytes(value))
+        )
         return name
 
-    def produced(self, value: SSAValue, token: SSAValue, label: str, spill: bool = True) -> str:
+    def place(
+        self,
+        name: str,
+        value: SSAValue,
+        token: SSAValue,
+        label: str,
+        spill: bool = True,
+    ) -> None:
         """Record where a new tensor lives; spill it to DRAM if it is large."""
-        name = self.declare(value)
         nbytes = self.tensor_bytes(value)
         if spill and nbytes > self.hw.buffers.global_bytes // 2:
             token = self.emit(
-                cim_meta.StoreOp(name, nbytes, Location.BUFFER, Location.DRAM,
-                                 [token], self.segment, label=label)
+                cim_meta.StoreOp(
+                    name,
+                    nbytes,
+                    Location.BUFFER,
+                    Location.DRAM,
+                    [token],
+                    self.segment,
+                    label=label,
+                )
             )
             self.where[name] = Location.DRAM
         else:
             self.where[name] = Location.BUFFER
         self.ready[name] = token
-        return name
 
     def fetch(self, value: SSAValue, label: str) -> SSAValue | None:
         """Token after which ``value`` is in the global buffer."""
@@ -155,15 +180,29 @@ class _ScheduleBuilder:
         if isinstance(owner, cim_graph.WeightOp):
             nbytes = num_elements(tensor_shape(value)) * self.hw.weight_bytes
             return self.emit(
-                cim_meta.LoadOp(owner.weight_name.data, max(1, nbytes), Location.DRAM,
-                                Location.BUFFER, self.deps(), self.segment, label=label)
+                cim_meta.LoadOp(
+                    owner.weight_name.data,
+                    max(1, nbytes),
+                    Location.DRAM,
+                    Location.BUFFER,
+                    self.deps(),
+                    self.segment,
+                    label=label,
+                )
             )
         name = self.names[value]
         token = self.ready[name]
         if self.where[name] == Location.DRAM:
             return self.emit(
-                cim_meta.LoadOp(name, max(1, self.tensor_bytes(value)), Location.DRAM,
-                                Location.BUFFER, self.deps(token), self.segment, label=label)
+                cim_meta.LoadOp(
+                    name,
+                    max(1, self.tensor_bytes(value)),
+                    Location.DRAM,
+                    Location.BUFFER,
+                    self.deps(token),
+                    self.segment,
+                    label=label,
+                )
             )
         return token if token is not None else self.barrier
 
@@ -183,16 +222,34 @@ class _ScheduleBuilder:
             chunk = plan_chunks(mvm.tiling, self.hw.total_arrays)[0]
             weight = mvm.weight.data
             load = self.emit(
-                cim_meta.LoadOp(weight, self.weight_bytes(chunk.k1 - chunk.k0, chunk.n1 - chunk.n0),
-                                Location.DRAM, Location.BUFFER, [self.barrier], segment, label=weight)
+                cim_meta.LoadOp(
+                    weight,
+                    self.weight_bytes(chunk.k1 - chunk.k0, chunk.n1 - chunk.n0),
+                    Location.DRAM,
+                    Location.BUFFER,
+                    [self.barrier],
+                    segment,
+                    label=weight,
+                )
             )
             copies: list[tuple[cim_meta.ArrayRangesAttr, SSAValue]] = []
             for _ in range(alloc.field("copies")):
-                arrays = cim_meta.ArrayRangesAttr.from_ranges([(next_array, next_array + chunk.arrays)])
+                arrays = cim_meta.ArrayRangesAttr.from_ranges(
+                    [(next_array, next_array + chunk.arrays)]
+                )
                 next_array += chunk.arrays
                 program = self.emit(
-                    cim_meta.ProgramOp(weight, arrays, chunk.rows, chunk.cols, (chunk.k0, chunk.k1),
-                                       (chunk.n0, chunk.n1), [load], segment, label=weight)
+                    cim_meta.ProgramOp(
+                        weight,
+                        arrays,
+                        chunk.rows,
+                        chunk.cols,
+                        (chunk.k0, chunk.k1),
+                        (chunk.n0, chunk.n1),
+                        [load],
+                        segment,
+                        label=weight,
+                    )
                 )
                 copies.append((arrays, program))
             self.programmed[mvm] = copies
@@ -216,8 +273,13 @@ class _ScheduleBuilder:
         input_ready = self.fetch(mvm.input, weight)
         in_name = self.names[mvm.input]
         moved = self.emit(
-            cim_meta.MoveOp(in_name, max(1, self.tensor_bytes(mvm.input)), self.deps(input_ready),
-                            self.segment, label=weight)
+            cim_meta.MoveOp(
+                in_name,
+                max(1, self.tensor_bytes(mvm.input)),
+                self.deps(input_ready),
+                self.segment,
+                label=weight,
+            )
         )
         out_name = self.declare(mvm.output)
         finished: list[SSAValue] = []
@@ -233,16 +295,34 @@ class _ScheduleBuilder:
                 if v0 >= v1:
                     continue
                 runs.append(
-                    cim_meta.MVMOp(weight, arrays, v1 - v0, chunk.rows, chunk.cols, (chunk.k0, chunk.k1),
-                                   (chunk.n0, chunk.n1), (v0, v1), in_name, out_name,
-                                   [moved, program], self.segment, label=weight)
+                    cim_meta.MVMOp(
+                        weight,
+                        arrays,
+                        v1 - v0,
+                        chunk.rows,
+                        chunk.cols,
+                        (chunk.k0, chunk.k1),
+                        (chunk.n0, chunk.n1),
+                        (v0, v1),
+                        in_name,
+                        out_name,
+                        [moved, program],
+                        self.segment,
+                        label=weight,
+                    )
                 )
             if len(runs) == 1:
                 finished.append(self.emit(runs[0]))
             else:
                 body = Block()
                 body.add_ops(runs)
-                finished.append(self.emit(cim_meta.ParallelOp(Region(body), [], self.segment, label=weight)))
+                finished.append(
+                    self.emit(
+                        cim_meta.ParallelOp(
+                            Region(body), [], self.segment, label=weight
+                        )
+                    )
+                )
         else:
             previous: SSAValue | None = None
             chunks = plan_chunks(mvm.tiling, self.hw.total_arrays)
@@ -252,31 +332,71 @@ class _ScheduleBuilder:
             for chunk in chunks:
                 arrays = cim_meta.ArrayRangesAttr.from_ranges([(0, chunk.arrays)])
                 load = self.emit(
-                    cim_meta.LoadOp(weight, self.weight_bytes(chunk.k1 - chunk.k0, chunk.n1 - chunk.n0),
-                                    Location.DRAM, Location.BUFFER, self.deps(previous), self.segment,
-                                    label=weight)
+                    cim_meta.LoadOp(
+                        weight,
+                        self.weight_bytes(chunk.k1 - chunk.k0, chunk.n1 - chunk.n0),
+                        Location.DRAM,
+                        Location.BUFFER,
+                        self.deps(previous),
+                        self.segment,
+                        label=weight,
+                    )
                 )
                 program = self.emit(
-                    cim_meta.ProgramOp(weight, arrays, chunk.rows, chunk.cols, (chunk.k0, chunk.k1),
-                                       (chunk.n0, chunk.n1), self.deps(load, previous), self.segment,
-                                       label=weight)
+                    cim_meta.ProgramOp(
+                        weight,
+                        arrays,
+                        chunk.rows,
+                        chunk.cols,
+                        (chunk.k0, chunk.k1),
+                        (chunk.n0, chunk.n1),
+                        self.deps(load, previous),
+                        self.segment,
+                        label=weight,
+                    )
                 )
                 previous = self.emit(
-                    cim_meta.MVMOp(weight, arrays, vectors, chunk.rows, chunk.cols, (chunk.k0, chunk.k1),
-                                   (chunk.n0, chunk.n1), (0, vectors), in_name, out_name,
-                                   [moved, program], self.segment, label=weight)
+                    cim_meta.MVMOp(
+                        weight,
+                        arrays,
+                        vectors,
+                        chunk.rows,
+                        chunk.cols,
+                        (chunk.k0, chunk.k1),
+                        (chunk.n0, chunk.n1),
+                        (0, vectors),
+                        in_name,
+                        out_name,
+                        [moved, program],
+                        self.segment,
+                        label=weight,
+                    )
                 )
             assert previous is not None
             finished.append(previous)
         outputs = vectors * groups * n
-        gather_bytes = outputs * (self.hw.accumulator_bytes if partials > 1 else self.hw.activation_bytes)
-        token = self.emit(cim_meta.MoveOp(out_name, max(1, gather_bytes), finished, self.segment, label=weight))
+        gather_bytes = outputs * (
+            self.hw.accumulator_bytes if partials > 1 else self.hw.activation_bytes
+        )
+        token = self.emit(
+            cim_meta.MoveOp(
+                out_name, max(1, gather_bytes), finished, self.segment, label=weight
+            )
+        )
         extra_ops = outputs * (partials - 1) + (outputs if mvm.bias is not None else 0)
         if extra_ops:
             bias_inputs = [mvm.bias.data] if mvm.bias is not None else []
             token = self.emit(
-                cim_meta.VectorOp("accumulate", extra_ops, self.vector_units, [out_name, *bias_inputs],
-                                  out_name, [token], self.segment, label=weight)
+                cim_meta.VectorOp(
+                    "accumulate",
+                    extra_ops,
+                    self.vector_units,
+                    [out_name, *bias_inputs],
+                    out_name,
+                    [token],
+                    self.segment,
+                    label=weight,
+                )
             )
         self.ready[out_name] = token
         self.where[out_name] = Location.BUFFER
@@ -284,28 +404,46 @@ class _ScheduleBuilder:
     def lower_layout(self, op: cim_tile.Im2ColOp | cim_tile.Col2ImOp) -> None:
         kind = op.name.split(".")[1]
         ready = self.fetch(op.input, kind)
+        name = self.declare(op.output)
         elements = num_elements(tensor_shape(op.output))
-        out = self.names.get(op.output) or ""
         token = self.emit(
-            cim_meta.VectorOp(kind, vector_element_ops(kind, elements), self.vector_units,
-                              [self.names[op.input]], out or "pending", self.deps(ready), self.segment,
-                              label=kind)
+            cim_meta.VectorOp(
+                kind,
+                vector_element_ops(kind, elements),
+                self.vector_units,
+                [self.names[op.input]],
+                name,
+                self.deps(ready),
+                self.segment,
+                label=kind,
+            )
         )
-        name = self.produced(op.output, token, kind, spill=isinstance(op, cim_tile.Col2ImOp))
-        vector = token.owner
-        assert isinstance(vector, cim_meta.VectorOp)
-        vector.output = StringAttr(name)
+        self.place(
+            name, op.output, token, kind, spill=isinstance(op, cim_tile.Col2ImOp)
+        )
 
     def lower_vector(self, op: cim_tile.VectorOp) -> None:
         payload = op.payload
         kind, element_ops = vector_work(payload)
         tokens = [self.fetch(v, kind) for v in op.inputs]
-        input_names = [self.names.get(v) or self.weight_or_const_name(v) for v in op.inputs]
-        vector = cim_meta.VectorOp(kind, element_ops, self.vector_units, input_names, "pending",
-                                   self.deps(*tokens), self.segment, label=kind)
-        token = self.emit(vector)
-        names = [self.produced(r, token, kind) for r in op.outputs]
-        vector.output = StringAttr(names[0])
+        input_names = [
+            self.names.get(v) or self.weight_or_const_name(v) for v in op.inputs
+        ]
+        names = [self.declare(r) for r in op.outputs]
+        token = self.emit(
+            cim_meta.VectorOp(
+                kind,
+                element_ops,
+                self.vector_units,
+                input_names,
+                names[0],
+                self.deps(*tokens),
+                self.segment,
+                label=kind,
+            )
+        )
+        for name, result in zip(names, op.outputs, strict=True):
+            self.place(name, result, token, kind)
 
     @staticmethod
     def weight_or_const_name(value: SSAValue) -> str:
@@ -348,7 +486,7 @@ class ConvertTileToMetaPass(ModulePass):
         builder = _ScheduleBuilder(hw)
         body = function.body.block
         inputs = io_names(function, function.arg_attrs, len(body.args), "input")
-        for arg, name in zip(body.args, inputs):
+        for arg, name in zip(body.args, inputs, strict=True):
             builder.declare(arg, name)
             builder.where[name] = Location.DRAM
             builder.ready[name] = None
@@ -372,23 +510,38 @@ class ConvertTileToMetaPass(ModulePass):
                 builder.lower_vector(inner)
             elif isinstance(inner, func.ReturnOp):
                 returned = list(inner.operands)
-            elif not isinstance(inner, cim_graph.WeightOp | cim_graph.ConstantOp | cim_tile.MemoryBufferOp):
+            elif not isinstance(
+                inner,
+                cim_graph.WeightOp | cim_graph.ConstantOp | cim_tile.MemoryBufferOp,
+            ):
                 raise CimError(f"convert-tile-to-meta cannot lower '{inner.name}'")
         outputs: list[str] = []
         recorded = io_names(function, function.res_attrs, len(returned), "output")
-        for value, preferred in zip(returned, recorded):
+        for value, preferred in zip(returned, recorded, strict=True):
             name = builder.names[value]
             outputs.append(name)
             if builder.where[name] != Location.DRAM:
                 builder.emit(
-                    cim_meta.StoreOp(name, max(1, builder.tensor_bytes(value)), Location.BUFFER,
-                                     Location.DRAM, builder.deps(builder.ready[name]), builder.segment,
-                                     label=preferred)
+                    cim_meta.StoreOp(
+                        name,
+                        max(1, builder.tensor_bytes(value)),
+                        Location.BUFFER,
+                        Location.DRAM,
+                        builder.deps(builder.ready[name]),
+                        builder.segment,
+                        label=preferred,
+                    )
                 )
         for decl in reversed(builder.decls):
-            builder.block.insert_op_before(decl, builder.block.first_op) if builder.block.first_op else builder.block.add_op(decl)
+            builder.block.insert_op_before(
+                decl, builder.block.first_op
+            ) if builder.block.first_op else builder.block.add_op(decl)
         first_input = body.args[0] if body.args else None
-        batch = tensor_shape(first_input)[0] if first_input is not None and tensor_shape(first_input) else 1
+        batch = (
+            tensor_shape(first_input)[0]
+            if first_input is not None and tensor_shape(first_input)
+            else 1
+        )
         strategy = op.attributes.get(STRATEGY_ATTR)
         schedule = cim_meta.ScheduleOp(
             function.sym_name.data,

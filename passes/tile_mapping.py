@@ -29,7 +29,7 @@ class Chunk:
 
 
 def _cells(tiling: TilingAttr) -> tuple[int, int]:
-    k, n, rows, cols = (tiling.field(f) for f in ("k", "n", "rows", "cols"))
+    k, n, rows = (tiling.field(f) for f in ("k", "n", "rows"))
     packed = tiling.field("groups_per_array")
     slices = tiling.field("bit_slices")
     if packed > 1:
@@ -52,7 +52,9 @@ def plan_chunks(tiling: TilingAttr, available: int) -> list[Chunk]:
     cell_rows, cell_cols = _cells(tiling)
     total = tiling.arrays_per_copy
     if total <= available:
-        return [Chunk(0, groups * k, 0, groups * n, total, cell_rows, cell_cols, row_tiles)]
+        return [
+            Chunk(0, groups * k, 0, groups * n, total, cell_rows, cell_cols, row_tiles)
+        ]
     if groups > 1:
         packed = tiling.field("groups_per_array")
         arrays_per_group_block = row_tiles * col_tiles
@@ -64,7 +66,8 @@ def plan_chunks(tiling: TilingAttr, available: int) -> list[Chunk]:
                 min(groups, g + step) * k,
                 g * n,
                 min(groups, g + step) * n,
-                math.ceil((min(groups, g + step) - g) / packed) * arrays_per_group_block,
+                math.ceil((min(groups, g + step) - g) / packed)
+                * arrays_per_group_block,
                 cell_rows,
                 cell_cols,
                 row_tiles,

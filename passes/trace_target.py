@@ -93,7 +93,18 @@ class _TraceWriter:
     ids: dict[SSAValue, int]
 
     def add(self, op: Operation, extra_deps: list[int]) -> int:
-        assert isinstance(op, cim_meta.SegmentOp | cim_meta.ParallelOp | cim_meta.LoadOp | cim_meta.StoreOp | cim_meta.MoveOp | cim_meta.ProgramOp | cim_meta.MVMOp | cim_meta.VectorOp | cim_meta.SwitchOp)
+        assert isinstance(
+            op,
+            cim_meta.SegmentOp
+            | cim_meta.ParallelOp
+            | cim_meta.LoadOp
+            | cim_meta.StoreOp
+            | cim_meta.MoveOp
+            | cim_meta.ProgramOp
+            | cim_meta.MVMOp
+            | cim_meta.VectorOp
+            | cim_meta.SwitchOp,
+        )
         deps = sorted({self.ids[d] for d in op.operands} | set(extra_deps))
         if isinstance(op, cim_meta.ParallelOp):
             inner_ids = [self.add(inner, deps) for inner in op.body.block.ops]
@@ -121,7 +132,9 @@ def build_trace(module: ModuleOp) -> JsonDict:
     schedule = schedules[0]
     hw = load_target(schedule.target.data)
     decls = {
-        op.tensor.data: op for op in schedule.body.block.ops if isinstance(op, cim_meta.TensorDeclOp)
+        op.tensor.data: op
+        for op in schedule.body.block.ops
+        if isinstance(op, cim_meta.TensorDeclOp)
     }
 
     def io(name: str) -> JsonDict:
@@ -143,14 +156,20 @@ def build_trace(module: ModuleOp) -> JsonDict:
         tensor_type = decl.tensor_type
         assert isinstance(tensor_type, TensorType)
         tensors.append(
-            {"name": name, "shape": list(tensor_type.get_shape()), "bytes": decl.size.value.data}
+            {
+                "name": name,
+                "shape": list(tensor_type.get_shape()),
+                "bytes": decl.size.value.data,
+            }
         )
     return {
         "format": "cim-trace",
         "version": TRACE_VERSION,
         "model": {
             "name": schedule.sym_name.data,
-            "source": source.path.data if isinstance(source, cim_graph.WeightSourceAttr) else "",
+            "source": source.path.data
+            if isinstance(source, cim_graph.WeightSourceAttr)
+            else "",
             "batch": schedule.batch.value.data,
             "inputs": [io(n.data) for n in schedule.inputs],
             "outputs": [io(n.data) for n in schedule.outputs],

@@ -29,7 +29,9 @@ def parse_dims(specs: Sequence[str]) -> dict[str, int]:
     for spec in specs:
         name, sep, value = spec.partition("=")
         if not sep or not name or not value.isdigit() or int(value) < 1:
-            raise CimError(f"--dim '{spec}': expected NAME=VALUE with a positive integer")
+            raise CimError(
+                f"--dim '{spec}': expected NAME=VALUE with a positive integer"
+            )
         dims[name] = int(value)
     return dims
 
@@ -74,7 +76,10 @@ class CimOptMain(xDSLOptMain):
         return onnx_frontend(self.args.input_file, parse_dims(self.args.dim))
 
     def run(self) -> None:
-        if self.args.input_file is not None and not Path(self.args.input_file).is_file():
+        if (
+            self.args.input_file is not None
+            and not Path(self.args.input_file).is_file()
+        ):
             raise CimError(f"{self.args.input_file}: no such file")
         chunks, file_extension = self.prepare_input()
         buffered: list[str] = []
