@@ -1,0 +1,257 @@
+// RUN: xdsl-opt %s --split-input-file --verify-diagnostics --parsing-diagnostics | filecheck %s
+
+// Every verifier error of cim_meta's attributes and ops, one case per split
+// chunk, each checked for its exact message, in order. A few cases check
+// parse errors (--parsing-diagnostics).
+
+// CHECK: #cim_meta.arrays ranges must be non-empty, sorted and disjoint, got 2:6
+%t = cim_meta.switch arrays <0:4, 2:6> to <memory> segment 0
+
+// -----
+
+// CHECK: #cim_meta.arrays ranges must be non-empty, sorted and disjoint, got 0:2
+%t = cim_meta.switch arrays <4:6, 0:2> to <memory> segment 0
+
+// -----
+
+// CHECK: #cim_meta.arrays ranges must be non-empty, sorted and disjoint, got 3:3
+%t = cim_meta.switch arrays <0:2, 3:3> to <memory> segment 0
+
+// -----
+
+// CHECK: #cim_meta.arrays ranges must be non-empty, sorted and disjoint, got 5:2
+"test.op"() {a = #cim_meta.arrays<5:2>} : () -> ()
+
+// -----
+
+// CHECK: #cim_meta.arrays ranges must be non-empty, sorted and disjoint, got -1:2
+"test.op"() {a = #cim_meta.arrays<-1:2>} : () -> ()
+
+// -----
+
+// CHECK: Expected integer literal
+%t = cim_meta.switch arrays <> to <memory> segment 0
+
+// -----
+
+// CHECK: Expected `dram`, `buffer`, or `memory`.
+%t = cim_meta.load "x" 16 bytes disk -> buffer segment 0
+
+// -----
+
+// CHECK: 'cim_meta.load' moves at least one byte
+%t = cim_meta.load "x" 0 bytes dram -> buffer segment 0
+
+// -----
+
+// CHECK: 'cim_meta.load' source and destination are the same
+%t = cim_meta.load "x" 16 bytes buffer -> buffer segment 0
+
+// -----
+
+// CHECK: 'cim_meta.load' names arrays exactly when it reads or writes memory-mode arrays
+%t = cim_meta.load "x" 16 bytes memory -> buffer segment 0
+
+// -----
+
+// CHECK: 'cim_meta.load' names arrays exactly when it reads or writes memory-mode arrays
+%t = cim_meta.load "x" 16 bytes dram -> buffer arrays <0:2> segment 0
+
+// -----
+
+// CHECK: 'cim_meta.load' segment must not be negative
+%t = cim_meta.load "x" 16 bytes dram -> buffer segment -1
+
+// -----
+
+// CHECK: 'cim_meta.store' moves at least one byte
+%t = cim_meta.store "y" -4 bytes buffer -> dram segment 0
+
+// -----
+
+// CHECK: 'cim_meta.store' source and destination are the same
+%t = cim_meta.store "y" 16 bytes memory -> memory arrays <0:2> segment 0
+
+// -----
+
+// CHECK: 'cim_meta.store' names arrays exactly when it reads or writes memory-mode arrays
+%t = cim_meta.store "y" 16 bytes buffer -> memory segment 0
+
+// -----
+
+// CHECK: 'cim_meta.store' names arrays exactly when it reads or writes memory-mode arrays
+%t = cim_meta.store "y" 16 bytes buffer -> dram arrays <0:2> segment 0
+
+// -----
+
+// CHECK: 'cim_meta.store' segment must not be negative
+%t = cim_meta.store "y" 16 bytes buffer -> dram segment -3
+
+// -----
+
+// CHECK: 'cim_meta.move' moves at least one byte
+%t = cim_meta.move "y" 0 bytes segment 0
+
+// -----
+
+// CHECK: 'cim_meta.move' segment must not be negative
+%t = cim_meta.move "y" 16 bytes segment -1
+
+// -----
+
+// CHECK: 'cim_meta.program' uses at least one row and column
+%t = cim_meta.program "w" arrays <0:2> rows 0 cols 80 k [0, 512] n [0, 10] segment 0
+
+// -----
+
+// CHECK: 'cim_meta.program' uses at least one row and column
+%t = cim_meta.program "w" arrays <0:2> rows 320 cols 0 k [0, 512] n [0, 10] segment 0
+
+// -----
+
+// CHECK: 'cim_meta.program' k must be a non-empty [start, stop)
+%t = cim_meta.program "w" arrays <0:2> rows 320 cols 80 k [4, 4] n [0, 10] segment 0
+
+// -----
+
+// CHECK: 'cim_meta.program' k must be a non-empty [start, stop)
+%t = cim_meta.program "w" arrays <0:2> rows 320 cols 80 k [-1, 4] n [0, 10] segment 0
+
+// -----
+
+// CHECK: 'cim_meta.program' n must be a non-empty [start, stop)
+%t = cim_meta.program "w" arrays <0:2> rows 320 cols 80 k [0, 512] n [0, 5, 10] segment 0
+
+// -----
+
+// CHECK: 'cim_meta.program' segment must not be negative
+%t = cim_meta.program "w" arrays <0:2> rows 320 cols 80 k [0, 512] n [0, 10] segment -1
+
+// -----
+
+// CHECK: 'cim_meta.mvm' vectors per array must be in [1, size of v]
+%t = cim_meta.mvm "w" arrays <0:2> vectors 5 rows 320 cols 80 k [0, 512] n [0, 10] v [0, 4] input "x" output "y" segment 0
+
+// -----
+
+// CHECK: 'cim_meta.mvm' vectors per array must be in [1, size of v]
+%t = cim_meta.mvm "w" arrays <0:2> vectors 0 rows 320 cols 80 k [0, 512] n [0, 10] v [0, 4] input "x" output "y" segment 0
+
+// -----
+
+// CHECK: 'cim_meta.mvm' v must be a non-empty [start, stop)
+%t = cim_meta.mvm "w" arrays <0:2> vectors 1 rows 320 cols 80 k [0, 512] n [0, 10] v [4, 0] input "x" output "y" segment 0
+
+// -----
+
+// CHECK: 'cim_meta.mvm' n must be a non-empty [start, stop)
+%t = cim_meta.mvm "w" arrays <0:2> vectors 1 rows 320 cols 80 k [0, 512] n [10] v [0, 1] input "x" output "y" segment 0
+
+// -----
+
+// CHECK: 'cim_meta.mvm' uses at least one row and column
+%t = cim_meta.mvm "w" arrays <0:2> vectors 1 rows -320 cols 80 k [0, 512] n [0, 10] v [0, 1] input "x" output "y" segment 0
+
+// -----
+
+// CHECK: 'cim_meta.mvm' segment must not be negative
+%t = cim_meta.mvm "w" arrays <0:2> vectors 1 rows 320 cols 80 k [0, 512] n [0, 10] v [0, 1] input "x" output "y" segment -1
+
+// -----
+
+// CHECK: 'cim_meta.vector' needs non-negative element_ops and at least one unit
+%t = cim_meta.vector "softmax" element_ops 64 units 0 inputs ["s"] output "p" segment 0
+
+// -----
+
+// CHECK: 'cim_meta.vector' needs non-negative element_ops and at least one unit
+%t = cim_meta.vector "softmax" element_ops -1 units 8 inputs ["s"] output "p" segment 0
+
+// -----
+
+// CHECK: 'cim_meta.vector' segment must not be negative
+%t = cim_meta.vector "softmax" element_ops 64 units 8 inputs ["s"] output "p" segment -1
+
+// -----
+
+// CHECK: 'cim_meta.switch' segment must not be negative
+%t = cim_meta.switch arrays <0:2> to <compute> segment -1
+
+// -----
+
+// CHECK: Expected `compute`, or `memory`.
+%t = cim_meta.switch arrays <0:2> to <storage> segment 0
+
+// -----
+
+// CHECK: 'cim_meta.segment' segment must not be negative
+%t = cim_meta.segment -1
+
+// -----
+
+// CHECK: Expected attribute !cim_meta.token but got i32
+%x = "test.op"() : () -> i32
+%t = "cim_meta.segment"(%x) <{segment = 1 : i64}> : (i32) -> !cim_meta.token
+
+// -----
+
+// CHECK: 'cim_meta.parallel' may only hold meta-ops, got 'cim_meta.tensor'
+%t = cim_meta.parallel segment 0 {
+  %a = cim_meta.move "y" 16 bytes segment 0
+  cim_meta.tensor "y" : tensor<4xf32> bytes 16
+}
+
+// -----
+
+// CHECK: 'cim_meta.parallel' segment must not be negative
+%t = cim_meta.parallel segment -1 {
+  %a = cim_meta.move "y" 16 bytes segment 0
+}
+
+// -----
+
+// CHECK: 'cim_meta.tensor' needs a name and a byte size
+cim_meta.tensor "" : tensor<4xf32> bytes 16
+
+// -----
+
+// CHECK: 'cim_meta.tensor' needs a name and a byte size
+cim_meta.tensor "x" : tensor<4xf32> bytes -16
+
+// -----
+
+// CHECK: 'cim_meta.schedule' batch must be positive
+cim_meta.schedule @main target "dynaplasia" strategy "static" batch 0 inputs ["x"] outputs ["x"] {
+  cim_meta.tensor "x" : tensor<4xf32> bytes 16
+}
+
+// -----
+
+// CHECK: 'cim_meta.schedule' declares tensor 'x' twice
+cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1 inputs ["x"] outputs ["x"] {
+  cim_meta.tensor "x" : tensor<4xf32> bytes 16
+  cim_meta.tensor "x" : tensor<8xf32> bytes 32
+}
+
+// -----
+
+// CHECK: 'cim_meta.schedule' may only hold meta-ops, got 'test.op'
+cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1 inputs ["x"] outputs ["x"] {
+  cim_meta.tensor "x" : tensor<4xf32> bytes 16
+  "test.op"() : () -> ()
+}
+
+// -----
+
+// CHECK: 'cim_meta.schedule' input/output 'x' is not declared
+cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1 inputs ["x"] outputs ["y"] {
+  cim_meta.tensor "y" : tensor<4xf32> bytes 16
+  %0 = cim_meta.load "x" 16 bytes dram -> buffer segment 0
+}
+
+// -----
+
+// CHECK: 'cim_meta.schedule' input/output 'z' is not declared
+cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1 inputs ["x"] outputs ["z"] {
+  cim_meta.tensor "x" : tensor<4xf32> bytes 16
+}

@@ -1,0 +1,127 @@
+// RUN: xdsl-opt %s | xdsl-opt | filecheck %s
+// RUN: xdsl-opt %s --print-op-generic | xdsl-opt | filecheck %s
+// RUN: xdsl-opt %s --print-op-generic | filecheck %s --check-prefix=GENERIC
+
+// Round trip of every cim_meta op, attribute and type, in the custom format
+// (first RUN), through the generic format (second RUN), and the generic form
+// itself (GENERIC). Each meta-op appears with and without `label` and `after`.
+// Empty bodies are spelled `^bb0:` as the printer does: a bare `{}` parses as
+// a region without blocks, which the single-block bodies reject.
+
+builtin.module attributes {test.arrays = #cim_meta.arrays<0:16, 32:40>, test.location = #cim_meta<location memory>} {
+// CHECK: builtin.module attributes {test.arrays = #cim_meta.arrays<0:16, 32:40>, test.location = #cim_meta<location memory>} {
+  cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1 inputs ["x"] outputs ["y"] {
+  // CHECK-NEXT: cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1 inputs ["x"] outputs ["y"] {
+  // GENERIC: "cim_meta.schedule"() <{sym_name = "main", target = "dynaplasia", strategy = "static", batch = 1 : i64, inputs = ["x"], outputs = ["y"]}> ({
+    cim_meta.tensor "x" : tensor<1x512xf32> bytes 512
+    // CHECK-NEXT: cim_meta.tensor "x" : tensor<1x512xf32> bytes 512
+    // GENERIC: "cim_meta.tensor"() <{tensor = "x", type = tensor<1x512xf32>, bytes = 512 : i64}> : () -> ()
+    cim_meta.tensor "h" : tensor<1x64xf32> bytes 64
+    // CHECK-NEXT: cim_meta.tensor "h" : tensor<1x64xf32> bytes 64
+    // GENERIC: "cim_meta.tensor"() <{tensor = "h", type = tensor<1x64xf32>, bytes = 64 : i64}> : () -> ()
+    cim_meta.tensor "y" : tensor<1x10xf32> bytes 10
+    // CHECK-NEXT: cim_meta.tensor "y" : tensor<1x10xf32> bytes 10
+    // GENERIC: "cim_meta.tensor"() <{tensor = "y", type = tensor<1x10xf32>, bytes = 10 : i64}> : () -> ()
+    %0 = cim_meta.load "x" 512 bytes dram -> buffer segment 0
+    // CHECK-NEXT: %0 = cim_meta.load "x" 512 bytes dram -> buffer segment 0
+    // GENERIC: %0 = "cim_meta.load"() <{tensor = "x", bytes = 512 : i64, src = #cim_meta<location dram>, dst = #cim_meta<location buffer>, segment = 0 : i64}> : () -> !cim_meta.token
+    %1 = cim_meta.load "fc.weight" 5120 bytes dram -> buffer segment 0 label "fc"
+    // CHECK-NEXT: %1 = cim_meta.load "fc.weight" 5120 bytes dram -> buffer segment 0 label "fc"
+    // GENERIC: %1 = "cim_meta.load"() <{tensor = "fc.weight", bytes = 5120 : i64, src = #cim_meta<location dram>, dst = #cim_meta<location buffer>, segment = 0 : i64, label = "fc"}> : () -> !cim_meta.token
+    %2 = cim_meta.program "fc.weight" arrays <0:2> rows 320 cols 80 k [0, 512] n [0, 10] segment 0 after(%1)
+    // CHECK-NEXT: %2 = cim_meta.program "fc.weight" arrays <0:2> rows 320 cols 80 k [0, 512] n [0, 10] segment 0 after(%1)
+    // GENERIC: %2 = "cim_meta.program"(%1) <{weight = "fc.weight", arrays = #cim_meta.arrays<0:2>, rows = 320 : i64, cols = 80 : i64, k = array<i64: 0, 512>, n = array<i64: 0, 10>, segment = 0 : i64}> : (!cim_meta.token) -> !cim_meta.token
+    %3 = cim_meta.program "fc.weight" arrays <2:3, 5:6> rows 64 cols 32 k [0, 64] n [0, 8] segment 0 label "fc.part" after(%1, %2)
+    // CHECK-NEXT: %3 = cim_meta.program "fc.weight" arrays <2:3, 5:6> rows 64 cols 32 k [0, 64] n [0, 8] segment 0 label "fc.part" after(%1, %2)
+    // GENERIC: %3 = "cim_meta.program"(%1, %2) <{weight = "fc.weight", arrays = #cim_meta.arrays<2:3, 5:6>, rows = 64 : i64, cols = 32 : i64, k = array<i64: 0, 64>, n = array<i64: 0, 8>, segment = 0 : i64, label = "fc.part"}> : (!cim_meta.token, !cim_meta.token) -> !cim_meta.token
+    %4 = cim_meta.mvm "fc.weight" arrays <0:2> vectors 1 rows 320 cols 80 k [0, 512] n [0, 10] v [0, 1] input "x" output "h" segment 0 after(%0, %2)
+    // CHECK-NEXT: %4 = cim_meta.mvm "fc.weight" arrays <0:2> vectors 1 rows 320 cols 80 k [0, 512] n [0, 10] v [0, 1] input "x" output "h" segment 0 after(%0, %2)
+    // GENERIC: %4 = "cim_meta.mvm"(%0, %2) <{weight = "fc.weight", arrays = #cim_meta.arrays<0:2>, vectors = 1 : i64, rows = 320 : i64, cols = 80 : i64, k = array<i64: 0, 512>, n = array<i64: 0, 10>, v = array<i64: 0, 1>, input = "x", output = "h", segment = 0 : i64}> : (!cim_meta.token, !cim_meta.token) -> !cim_meta.token
+    %5 = cim_meta.mvm "fc.weight" arrays <2:3, 5:6> vectors 2 rows 64 cols 32 k [0, 64] n [0, 8] v [0, 4] input "h" output "y" segment 0 label "mvm.part"
+    // CHECK-NEXT: %5 = cim_meta.mvm "fc.weight" arrays <2:3, 5:6> vectors 2 rows 64 cols 32 k [0, 64] n [0, 8] v [0, 4] input "h" output "y" segment 0 label "mvm.part"
+    // GENERIC: %5 = "cim_meta.mvm"() <{weight = "fc.weight", arrays = #cim_meta.arrays<2:3, 5:6>, vectors = 2 : i64, rows = 64 : i64, cols = 32 : i64, k = array<i64: 0, 64>, n = array<i64: 0, 8>, v = array<i64: 0, 4>, input = "h", output = "y", segment = 0 : i64, label = "mvm.part"}> : () -> !cim_meta.token
+    %6 = cim_meta.vector "accumulate" element_ops 10 units 8 inputs ["h", "y"] output "y" segment 0 after(%4, %5)
+    // CHECK-NEXT: %6 = cim_meta.vector "accumulate" element_ops 10 units 8 inputs ["h", "y"] output "y" segment 0 after(%4, %5)
+    // GENERIC: %6 = "cim_meta.vector"(%4, %5) <{kind = "accumulate", element_ops = 10 : i64, units = 8 : i64, inputs = ["h", "y"], output = "y", segment = 0 : i64}> : (!cim_meta.token, !cim_meta.token) -> !cim_meta.token
+    %7 = cim_meta.vector "noop" element_ops 0 units 1 inputs [] output "y" segment 0 label "v"
+    // CHECK-NEXT: %7 = cim_meta.vector "noop" element_ops 0 units 1 inputs [] output "y" segment 0 label "v"
+    // GENERIC: %7 = "cim_meta.vector"() <{kind = "noop", element_ops = 0 : i64, units = 1 : i64, inputs = [], output = "y", segment = 0 : i64, label = "v"}> : () -> !cim_meta.token
+    %8 = cim_meta.move "y" 10 bytes segment 0 after(%6)
+    // CHECK-NEXT: %8 = cim_meta.move "y" 10 bytes segment 0 after(%6)
+    // GENERIC: %8 = "cim_meta.move"(%6) <{tensor = "y", bytes = 10 : i64, segment = 0 : i64}> : (!cim_meta.token) -> !cim_meta.token
+    %9 = cim_meta.move "h" 64 bytes segment 0 label "mv"
+    // CHECK-NEXT: %9 = cim_meta.move "h" 64 bytes segment 0 label "mv"
+    // GENERIC: %9 = "cim_meta.move"() <{tensor = "h", bytes = 64 : i64, segment = 0 : i64, label = "mv"}> : () -> !cim_meta.token
+    %10 = cim_meta.switch arrays <0:2, 4:6> to <memory> segment 0 after(%8)
+    // CHECK-NEXT: %10 = cim_meta.switch arrays <0:2, 4:6> to <memory> segment 0 after(%8)
+    // GENERIC: %10 = "cim_meta.switch"(%8) <{arrays = #cim_meta.arrays<0:2, 4:6>, to = #cim_tile.mode<memory>, segment = 0 : i64}> : (!cim_meta.token) -> !cim_meta.token
+    %11 = cim_meta.switch arrays <8:16> to <compute> segment 0 label "sw"
+    // CHECK-NEXT: %11 = cim_meta.switch arrays <8:16> to <compute> segment 0 label "sw"
+    // GENERIC: %11 = "cim_meta.switch"() <{arrays = #cim_meta.arrays<8:16>, to = #cim_tile.mode<compute>, segment = 0 : i64, label = "sw"}> : () -> !cim_meta.token
+    %12 = cim_meta.store "y" 10 bytes buffer -> memory arrays <0:2> segment 0 after(%10)
+    // CHECK-NEXT: %12 = cim_meta.store "y" 10 bytes buffer -> memory arrays <0:2> segment 0 after(%10)
+    // GENERIC: %12 = "cim_meta.store"(%10) <{tensor = "y", bytes = 10 : i64, src = #cim_meta<location buffer>, dst = #cim_meta<location memory>, arrays = #cim_meta.arrays<0:2>, segment = 0 : i64}> : (!cim_meta.token) -> !cim_meta.token
+    %13 = cim_meta.load "y" 10 bytes memory -> buffer arrays <0:2> segment 0 label "reload" after(%12)
+    // CHECK-NEXT: %13 = cim_meta.load "y" 10 bytes memory -> buffer arrays <0:2> segment 0 label "reload" after(%12)
+    // GENERIC: %13 = "cim_meta.load"(%12) <{tensor = "y", bytes = 10 : i64, src = #cim_meta<location memory>, dst = #cim_meta<location buffer>, arrays = #cim_meta.arrays<0:2>, segment = 0 : i64, label = "reload"}> : (!cim_meta.token) -> !cim_meta.token
+    %14 = cim_meta.segment 1 after(%13, %11)
+    // CHECK-NEXT: %14 = cim_meta.segment 1 after(%13, %11)
+    // GENERIC: %14 = "cim_meta.segment"(%13, %11) <{segment = 1 : i64}> : (!cim_meta.token, !cim_meta.token) -> !cim_meta.token
+    %15 = cim_meta.segment 2 label "tail"
+    // CHECK-NEXT: %15 = cim_meta.segment 2 label "tail"
+    // GENERIC: %15 = "cim_meta.segment"() <{segment = 2 : i64, label = "tail"}> : () -> !cim_meta.token
+    %16 = cim_meta.parallel segment 1 after(%14) {
+    // CHECK-NEXT: %16 = cim_meta.parallel segment 1 after(%14) {
+    // GENERIC: %16 = "cim_meta.parallel"(%14) <{segment = 1 : i64}> ({
+      %a = cim_meta.store "y" 10 bytes buffer -> dram segment 1
+      // CHECK-NEXT: %a = cim_meta.store "y" 10 bytes buffer -> dram segment 1
+      // GENERIC: %a = "cim_meta.store"() <{tensor = "y", bytes = 10 : i64, src = #cim_meta<location buffer>, dst = #cim_meta<location dram>, segment = 1 : i64}> : () -> !cim_meta.token
+      %b = cim_meta.move "y" 10 bytes segment 1 after(%a)
+      // CHECK-NEXT: %b = cim_meta.move "y" 10 bytes segment 1 after(%a)
+      // GENERIC: %b = "cim_meta.move"(%a) <{tensor = "y", bytes = 10 : i64, segment = 1 : i64}> : (!cim_meta.token) -> !cim_meta.token
+    }
+    // CHECK-NEXT: }
+    %17 = cim_meta.parallel segment 2 label "group" {
+    // CHECK-NEXT: %17 = cim_meta.parallel segment 2 label "group" {
+    // GENERIC: %17 = "cim_meta.parallel"() <{segment = 2 : i64, label = "group"}> ({
+      %c = cim_meta.segment 2
+      // CHECK-NEXT: %c = cim_meta.segment 2
+      // GENERIC: %c = "cim_meta.segment"() <{segment = 2 : i64}> : () -> !cim_meta.token
+    }
+    // CHECK-NEXT: }
+    %18 = cim_meta.store "y" 10 bytes buffer -> dram segment 2 after(%16, %17)
+    // CHECK-NEXT: %18 = cim_meta.store "y" 10 bytes buffer -> dram segment 2 after(%16, %17)
+    // GENERIC: %18 = "cim_meta.store"(%16, %17) <{tensor = "y", bytes = 10 : i64, src = #cim_meta<location buffer>, dst = #cim_meta<location dram>, segment = 2 : i64}> : (!cim_meta.token, !cim_meta.token) -> !cim_meta.token
+    %19 = cim_meta.parallel segment 2 after(%18) {
+    // CHECK-NEXT: %19 = cim_meta.parallel segment 2 after(%18) {
+    // GENERIC: %19 = "cim_meta.parallel"(%18) <{segment = 2 : i64}> ({
+    ^bb0:
+    // CHECK-NEXT: ^bb0:
+    }
+    // CHECK-NEXT: }
+  }
+  // CHECK-NEXT: }
+  cim_meta.schedule @other target "generic" strategy "dynamic" batch 8 inputs [] outputs [] attributes {test.note = "no io"} {
+  // CHECK-NEXT: cim_meta.schedule @other target "generic" strategy "dynamic" batch 8 inputs [] outputs [] attributes {test.note = "no io"} {
+  // GENERIC: "cim_meta.schedule"() <{sym_name = "other", target = "generic", strategy = "dynamic", batch = 8 : i64, inputs = [], outputs = []}> ({
+    cim_meta.tensor "scratch" : tensor<f32> bytes 0
+    // CHECK-NEXT: cim_meta.tensor "scratch" : tensor<f32> bytes 0
+    // GENERIC: "cim_meta.tensor"() <{tensor = "scratch", type = tensor<f32>, bytes = 0 : i64}> : () -> ()
+  }
+  // CHECK-NEXT: }
+  cim_meta.schedule @empty target "dynaplasia" strategy "static" batch 1 inputs [] outputs [] {
+  // CHECK-NEXT: cim_meta.schedule @empty target "dynaplasia" strategy "static" batch 1 inputs [] outputs [] {
+  // GENERIC: "cim_meta.schedule"() <{sym_name = "empty", target = "dynaplasia", strategy = "static", batch = 1 : i64, inputs = [], outputs = []}> ({
+  ^bb0:
+  // CHECK-NEXT: ^bb0:
+  }
+  // CHECK-NEXT: }
+  func.func @tokens(%t: !cim_meta.token) -> !cim_meta.token {
+  // CHECK-NEXT: func.func @tokens(%t: !cim_meta.token) -> !cim_meta.token {
+    func.return %t : !cim_meta.token
+    // CHECK-NEXT: func.return %t : !cim_meta.token
+  }
+  // CHECK-NEXT: }
+}
+// CHECK-NEXT: }
+// GENERIC: }) {test.arrays = #cim_meta.arrays<0:16, 32:40>, test.location = #cim_meta<location memory>} : () -> ()
