@@ -22,6 +22,7 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx">} {
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, cast
 
 from xdsl.dialects.builtin import (
     I1,
@@ -100,12 +101,13 @@ def element_type(value: SSAValue) -> Attribute:
     return value_type.element_type
 
 
-def i64_array(values: Sequence[int]) -> DenseArrayBase:
+def i64_array(values: Sequence[int]) -> DenseArrayBase[IntegerType]:
     return DenseArrayBase.from_list(i64, list(values))
 
 
-def ints(attr: DenseArrayBase) -> tuple[int, ...]:
-    return tuple(int(v) for v in attr.get_values())
+def ints(attr: DenseArrayBase[Any]) -> tuple[int, ...]:
+    """The values of an integer dense array property."""
+    return tuple(int(v) for v in cast(DenseArrayBase[IntegerType], attr).get_values())
 
 
 def _expect_shape(
@@ -115,6 +117,15 @@ def _expect_shape(
         raise VerifyException(
             f"'{op.name}' result shape {list(actual)} does not match the "
             f"inferred shape {list(expected)}"
+        )
+
+
+def _same_element_type(op: Operation, *values: SSAValue) -> None:
+    types = {element_type(v) for v in values}
+    if len(types) > 1:
+        raise VerifyException(
+            f"'{op.name}' operands and results must share one element type, got "
+            f"{', '.join(sorted(str(t) for t in types))}"
         )
 
 
@@ -298,16 +309,19 @@ class ConstantOp(IRDLOperation):
 
     traits = traits_def(Pure())
 
-    def __init__(self, value: DenseIntOrFPElementsAttr):
+    def __init__(self, value: DenseIntOrFPElementsAttr[Any]):
         super().__init__(properties={"value": value}, result_types=[value.type])
 
     @classmethod
     def parse(cls, parser: Parser) -> ConstantOp:
+        start = parser.pos
         value = parser.parse_attribute()
         if not isinstance(value, DenseIntOrFPElementsAttr):
-            parser.raise_error("'cim_graph.constant' expects a dense elements value")
+            parser.raise_error(
+                "'cim_graph.constant' expects a dense elements value", start, parser.pos
+            )
         attributes = parser.parse_optional_attr_dict()
-        op = cls(value)
+        op = cls(cast(DenseIntOrFPElementsAttr[Any], value))
         op.attributes.update(attributes)
         return op
 
@@ -391,6 +405,7 @@ class ConvOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
+        _same_element_type(self, self.input, self.weight, self.output)
         x, w = tensor_shape(self.input), tensor_shape(self.weight)
         if len(x) != 4 or len(w) != 4:
             raise VerifyException("'cim_graph.conv' takes a 4-D input and weight")
@@ -422,6 +437,10 @@ class ConvOp(IRDLOperation):
         if self.bias is not None and tensor_shape(self.bias) != (w[0],):
             raise VerifyException(f"'cim_graph.conv' bias must have shape [{w[0]}]")
         expected = conv_output_shape(x, w[0], w[2:], strides, pads, dilations)
+        if min(expected[2:]) < 1:
+            raise VerifyException(
+                "'cim_graph.conv' window does not fit the padded input"
+            )
         _expect_shape(self, tensor_shape(self.output), expected)
 
 
@@ -482,8 +501,11 @@ class LinearOp(IRDLOperation):
         return w[0] if self.transpose_weight else w[1]
 
     def verify_(self) -> None:
+        _same_element_type(self, self.input, self.weight, self.output)
         x, w = tensor_shape(self.input), tensor_shape(self.weight)
-        if len(w) != 2 or len(x) < 1:
+        if len(x) < 1:
+            raise VerifyException("'cim_graph.linear' input must have rank >= 1")
+        if len(w) != 2:
             raise VerifyException("'cim_graph.linear' takes a 2-D weight")
         if not _is_weight(self.weight):
             raise VerifyException(
@@ -536,6 +558,7 @@ class MatMulOp(IRDLOperation):
         super().__init__(operands=[lhs, rhs], result_types=[output_type])
 
     def verify_(self) -> None:
+        _same_element_type(self, self.lhs, self.rhs, self.output)
         expected = matmul_output_shape(tensor_shape(self.lhs), tensor_shape(self.rhs))
         if expected is None:
             raise VerifyException(
@@ -621,6 +644,16 @@ class BinaryOp(IRDLOperation):
                 f"and {list(tensor_shape(self.rhs))} do not broadcast"
             )
         _expect_shape(self, tensor_shape(self.output), expected)
+        if element_type(self.lhs) != element_type(self.rhs):
+            raise VerifyException(
+                "'cim_graph.binary' operands have different element types"
+            )
+        if self.kind.data in (BinaryKind.AND, BinaryKind.OR) and element_type(
+            self.lhs
+        ) != IntegerType(1):
+            raise VerifyException(
+                f"'cim_graph.binary {self.kind.data}' takes i1 operands"
+            )
         if self.kind.data.is_comparison:
             if element_type(self.output) != IntegerType(1):
                 raise VerifyException(
@@ -669,6 +702,7 @@ class WhereOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
+        _same_element_type(self, self.on_true, self.on_false, self.output)
         expected = broadcast_shapes(
             tensor_shape(self.condition),
             tensor_shape(self.on_true),
@@ -777,7 +811,10 @@ class SoftmaxOp(IRDLOperation):
             raise VerifyException("'cim_graph.softmax' axis out of range")
 
 
-def _verify_norm(op: LayerNormOp | RMSNormOp, scale: SSAValue) -> None:
+def _verify_norm(
+    op: LayerNormOp | RMSNormOp, scale: SSAValue, bias: SSAValue | None = None
+) -> None:
+    _same_element_type(op, op.input, scale, *([bias] if bias else []), op.output)
     shape = tensor_shape(op.input)
     axis = normalize_axis(op.axis.value.data, len(shape))
     if axis is None:
@@ -787,6 +824,14 @@ def _verify_norm(op: LayerNormOp | RMSNormOp, scale: SSAValue) -> None:
     if broadcast_shapes(shape[axis:], tensor_shape(scale)) != shape[axis:]:
         raise VerifyException(
             f"'{op.name}' scale shape {list(tensor_shape(scale))} does not match "
+            f"the normalized shape {list(shape[axis:])}"
+        )
+    if (
+        bias is not None
+        and broadcast_shapes(shape[axis:], tensor_shape(bias)) != (shape[axis:])
+    ):
+        raise VerifyException(
+            f"'{op.name}' bias shape {list(tensor_shape(bias))} does not match "
             f"the normalized shape {list(shape[axis:])}"
         )
     if op.epsilon.value.data <= 0:
@@ -838,7 +883,7 @@ class LayerNormOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
-        _verify_norm(self, self.scale)
+        _verify_norm(self, self.scale, self.bias)
 
 
 @irdl_op_definition
@@ -924,6 +969,7 @@ class ReduceOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
+        _same_element_type(self, self.input, self.output)
         shape = tensor_shape(self.input)
         axes = ints(self.axes)
         if any(a < 0 or a >= len(shape) for a in axes) or len(set(axes)) != len(axes):
@@ -990,6 +1036,7 @@ class PoolOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
+        _same_element_type(self, self.input, self.output)
         x = tensor_shape(self.input)
         kernel, strides, pads = ints(self.kernel), ints(self.strides), ints(self.pads)
         if len(x) != 4 or len(kernel) != 2 or len(strides) != 2 or len(pads) != 4:
@@ -998,8 +1045,15 @@ class PoolOp(IRDLOperation):
                 "and 4 pads"
             )
         if min(kernel + strides) < 1 or min(pads) < 0:
-            raise VerifyException("'cim_graph.pool' window sizes must be positive")
+            raise VerifyException(
+                "'cim_graph.pool' kernel and strides must be positive, pads "
+                "non-negative"
+            )
         expected = conv_output_shape(x, x[1], kernel, strides, pads, (1, 1))
+        if min(expected[2:]) < 1:
+            raise VerifyException(
+                "'cim_graph.pool' window does not fit the padded input"
+            )
         _expect_shape(self, tensor_shape(self.output), expected)
 
 
@@ -1031,6 +1085,7 @@ class GlobalPoolOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
+        _same_element_type(self, self.input, self.output)
         x = tensor_shape(self.input)
         if len(x) < 3:
             raise VerifyException("'cim_graph.global_pool' takes an N x C x ... input")
@@ -1104,6 +1159,7 @@ class TransposeOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
+        _same_element_type(self, self.input, self.output)
         shape, perm = tensor_shape(self.input), ints(self.perm)
         if sorted(perm) != list(range(len(shape))):
             raise VerifyException(
@@ -1143,6 +1199,7 @@ class ConcatOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
+        _same_element_type(self, *self.inputs, self.output)
         if not self.inputs:
             raise VerifyException("'cim_graph.concat' needs at least one input")
         shapes = [tensor_shape(v) for v in self.inputs]
@@ -1194,6 +1251,7 @@ class SplitOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
+        _same_element_type(self, self.input, *self.outputs)
         shape = tensor_shape(self.input)
         axis = self.axis.value.data
         if not 0 <= axis < len(shape) or not self.outputs:
@@ -1260,6 +1318,7 @@ class SliceOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
+        _same_element_type(self, self.input, self.output)
         shape = tensor_shape(self.input)
         starts, ends, steps = ints(self.starts), ints(self.ends), ints(self.steps)
         if not len(starts) == len(ends) == len(steps) == len(shape):
@@ -1312,6 +1371,7 @@ class GatherOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
+        _same_element_type(self, self.data, self.output)
         data, indices = tensor_shape(self.data), tensor_shape(self.indices)
         axis = self.axis.value.data
         if not 0 <= axis < len(data):
@@ -1366,6 +1426,7 @@ class PadOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
+        _same_element_type(self, self.input, self.output)
         shape, pads = tensor_shape(self.input), ints(self.pads)
         rank = len(shape)
         if len(pads) != 2 * rank or min(pads, default=0) < 0:
@@ -1396,6 +1457,7 @@ class ExpandOp(IRDLOperation):
         super().__init__(operands=[input], result_types=[output_type])
 
     def verify_(self) -> None:
+        _same_element_type(self, self.input, self.output)
         out = tensor_shape(self.output)
         if broadcast_shapes(tensor_shape(self.input), out) != out:
             raise VerifyException(

@@ -62,7 +62,7 @@ from xdsl.irdl import (
 )
 from xdsl.parser import AttrParser
 from xdsl.printer import Printer
-from xdsl.traits import NoTerminator
+from xdsl.traits import NoTerminator, SymbolOpInterface
 from xdsl.utils.exceptions import VerifyException
 from xdsl.utils.str_enum import StrEnum
 
@@ -187,6 +187,9 @@ _DEPS_FORMAT = (
 )
 
 
+_LEVEL = {Location.DRAM: 0, Location.MEMORY: 1, Location.BUFFER: 2}
+
+
 class _TransferOp(_MetaOp):
     tensor = prop_def(StringAttr)
     size = prop_def(IntegerAttr.constr(i64), prop_name="bytes")
@@ -227,6 +230,12 @@ class _TransferOp(_MetaOp):
             raise VerifyException(f"'{self.name}' moves at least one byte")
         if self.src.data == self.dst.data:
             raise VerifyException(f"'{self.name}' source and destination are the same")
+        toward_arrays = _LEVEL[self.dst.data] > _LEVEL[self.src.data]
+        if toward_arrays != isinstance(self, LoadOp):
+            raise VerifyException(
+                f"'{self.name}' cannot move {self.src.data} -> {self.dst.data}: "
+                "loads move toward the arrays (dram -> memory -> buffer), stores away"
+            )
         uses_memory = Location.MEMORY in (self.src.data, self.dst.data)
         if uses_memory != (self.arrays is not None):
             raise VerifyException(
@@ -237,7 +246,7 @@ class _TransferOp(_MetaOp):
 
 @irdl_op_definition
 class LoadOp(_TransferOp):
-    """Bring bytes closer to the arrays (DRAM -> buffer, memory arrays -> buffer).
+    """Bring bytes closer to the arrays: DRAM -> memory-mode arrays -> buffer.
 
     ```mlir
     %t = cim_meta.load "x" 150528 bytes dram -> buffer segment 0
@@ -249,7 +258,7 @@ class LoadOp(_TransferOp):
 
 @irdl_op_definition
 class StoreOp(_TransferOp):
-    """Write bytes out (buffer -> DRAM, buffer -> memory-mode arrays).
+    """Write bytes out: buffer -> memory-mode arrays -> DRAM.
 
     ```mlir
     %t = cim_meta.store "y" 4096 bytes buffer -> memory arrays <88:96> segment 0
@@ -620,7 +629,9 @@ class TensorDeclOp(IRDLOperation):
 
     def verify_(self) -> None:
         if not self.tensor.data or self.size.value.data < 0:
-            raise VerifyException("'cim_meta.tensor' needs a name and a byte size")
+            raise VerifyException(
+                "'cim_meta.tensor' needs a non-empty name and a non-negative byte size"
+            )
 
 
 @irdl_op_definition
@@ -645,7 +656,7 @@ class ScheduleOp(IRDLOperation):
     outputs = prop_def(ArrayAttr[StringAttr])
     body = region_def("single_block")
 
-    traits = traits_def(NoTerminator())
+    traits = traits_def(NoTerminator(), SymbolOpInterface())
 
     assembly_format = (
         "$sym_name `target` $target `strategy` $strategy `batch` $batch "

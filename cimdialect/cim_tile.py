@@ -11,10 +11,10 @@ allocation passes decide copies, weight chunks and segment
 %cols = cim_tile.im2col %x kernel [3, 3] strides [1, 1] pads [1, 1, 1, 1]
         dilations [1, 1] groups 1 : tensor<1x16x8x8xf32> -> tensor<64x144xf32>
 %y = cim_tile.mvm %cols weight "conv.weight" layout oihw
-     tiling #cim_tile.tiling<k = 144, n = 32, groups = 1, rows = 128, cols = 128,
+     tiling <k = 144, n = 32, groups = 1, rows = 128, cols = 128,
        bit_slices = 4, row_tiles = 2, col_tiles = 1, groups_per_array = 1>
-     alloc #cim_tile.alloc<segment = 0, copies = 1, chunks = 1>
-     mode #cim_tile.mode<compute> : tensor<64x144xf32> -> tensor<64x32xf32>
+     alloc <segment = 0, copies = 1, chunks = 1>
+     mode <compute> : tensor<64x144xf32> -> tensor<64x32xf32>
 ```
 """
 
@@ -34,6 +34,7 @@ from xdsl.dialects.utils import EnumAttribute
 from xdsl.ir import (
     Attribute,
     Block,
+    BlockArgument,
     Dialect,
     ParametrizedAttribute,
     Region,
@@ -318,11 +319,11 @@ class MVMOp(IRDLOperation):
 
     ```mlir
     %y = cim_tile.mvm %x weight "fc.weight" layout nk bias "fc.bias"
-         tiling #cim_tile.tiling<k = 512, n = 10, groups = 1, rows = 320,
+         tiling <k = 512, n = 10, groups = 1, rows = 320,
            cols = 320, bit_slices = 8, row_tiles = 2, col_tiles = 1,
            groups_per_array = 1>
-         alloc #cim_tile.alloc<segment = 0, copies = 1, chunks = 1>
-         mode #cim_tile.mode<compute> : tensor<1x512xf32> -> tensor<1x10xf32>
+         alloc <segment = 0, copies = 1, chunks = 1>
+         mode <compute> : tensor<1x512xf32> -> tensor<1x10xf32>
     ```
     """
 
@@ -384,6 +385,8 @@ class MVMOp(IRDLOperation):
             )
         if not self.weight.data:
             raise VerifyException("'cim_tile.mvm' needs a weight name")
+        if self.bias is not None and not self.bias.data:
+            raise VerifyException("'cim_tile.mvm' bias name must not be empty")
 
 
 @irdl_op_definition
@@ -456,6 +459,17 @@ class Im2ColOp(IRDLOperation):
         kernel = ints(self.kernel)
         if len(x) != 4 or len(kernel) != 2:
             raise VerifyException("'cim_tile.im2col' unrolls 2-D NCHW windows")
+        strides, pads = ints(self.strides), ints(self.pads)
+        dilations = ints(self.dilations)
+        if len(strides) != 2 or len(dilations) != 2 or len(pads) != 4:
+            raise VerifyException(
+                "'cim_tile.im2col' needs 2 strides, 2 dilations and 4 pads"
+            )
+        if min(kernel + strides + dilations) < 1 or min(pads) < 0:
+            raise VerifyException(
+                "'cim_tile.im2col' kernel, strides and dilations must be positive, "
+                "pads non-negative"
+            )
         groups = self.groups.value.data
         if groups < 1 or x[1] % groups:
             raise VerifyException(
@@ -546,7 +560,7 @@ class VectorOp(IRDLOperation):
     body = region_def("single_block")
 
     assembly_format = (
-        "(`segment` $segment^)? `(` $inputs `)` attr-dict "
+        "(`segment` $segment^)? ` ` `(` $inputs `)` attr-dict "
         "`:` functional-type($inputs, $outputs) $body"
     )
 
@@ -590,6 +604,17 @@ class VectorOp(IRDLOperation):
             raise VerifyException(
                 f"'{payload.name}' is weight-stationary: it maps to cim_tile.mvm"
             )
+        if any(
+            not (isinstance(v, BlockArgument) and v.block is block)
+            for v in payload.operands
+        ):
+            raise VerifyException(
+                "'cim_tile.vector' payload must only use the body's arguments"
+            )
+        if list(ops[-1].operands) != list(payload.results):
+            raise VerifyException(
+                "'cim_tile.vector' must yield exactly its payload's results"
+            )
         if [a.type for a in block.args] != [v.type for v in self.inputs]:
             raise VerifyException(
                 "'cim_tile.vector' block arguments must match its operands"
@@ -619,7 +644,7 @@ class MemoryBufferOp(IRDLOperation):
 
     ```mlir
     cim_tile.memory_buffer kv_cache arrays 8 bytes 102400 segment 1
-        mode #cim_tile.mode<memory>
+        mode <memory>
     ```
     """
 

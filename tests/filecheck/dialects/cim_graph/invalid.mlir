@@ -378,7 +378,7 @@
 
 // -----
 
-// CHECK: 'cim_graph.pool' window sizes must be positive
+// CHECK: 'cim_graph.pool' kernel and strides must be positive, pads non-negative
 %x = "test.op"() : () -> tensor<1x4x8x8xf32>
 %y = cim_graph.pool avg %x kernel [0, 2] strides [2, 2] pads [0, 0, 0, 0] : tensor<1x4x8x8xf32> -> tensor<1x4x4x4xf32>
 
@@ -584,3 +584,58 @@ cim_graph.split %x axis 1 : tensor<2x4xf32> -> ()
 // CHECK: string literal expected
 builtin.module attributes {cim_graph.source = #cim_graph.source<models>} {
 }
+
+// -----
+
+// CHECK: 'cim_graph.layer_norm' bias shape [3, 5] does not match the normalized shape [8]
+%x = "test.op"() : () -> tensor<2x8xf32>
+%g = cim_graph.weight "g" : tensor<8xf32>
+%b = cim_graph.weight "b" : tensor<3x5xf32>
+%y = cim_graph.layer_norm %x, %g, %b axis -1 epsilon 1.0e-05 : (tensor<2x8xf32>, tensor<8xf32>, tensor<3x5xf32>) -> tensor<2x8xf32>
+
+// -----
+
+// CHECK: 'cim_graph.binary' operands have different element types
+%a = "test.op"() : () -> tensor<4xf32>
+%b = "test.op"() : () -> tensor<4xi64>
+%y = cim_graph.binary add %a, %b : (tensor<4xf32>, tensor<4xi64>) -> tensor<4xf32>
+
+// -----
+
+// CHECK: 'cim_graph.binary and' takes i1 operands
+%a = "test.op"() : () -> tensor<4xf32>
+%y = cim_graph.binary and %a, %a : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+
+// -----
+
+// CHECK: 'cim_graph.where' operands and results must share one element type, got f16, f32, i64
+%c = "test.op"() : () -> tensor<4xi1>
+%a = "test.op"() : () -> tensor<4xf32>
+%b = "test.op"() : () -> tensor<4xi64>
+%y = cim_graph.where %c, %a, %b : (tensor<4xi1>, tensor<4xf32>, tensor<4xi64>) -> tensor<4xf16>
+
+// -----
+
+// CHECK: 'cim_graph.conv' window does not fit the padded input
+%x = "test.op"() : () -> tensor<1x4x2x2xf32>
+%w = cim_graph.weight "w" : tensor<4x4x3x3xf32>
+%y = cim_graph.conv %x, %w strides [1, 1] pads [0, 0, 0, 0] dilations [1, 1] groups 1 : (tensor<1x4x2x2xf32>, tensor<4x4x3x3xf32>) -> tensor<1x4x0x0xf32>
+
+// -----
+
+// CHECK: 'cim_graph.pool' window does not fit the padded input
+%x = "test.op"() : () -> tensor<1x4x2x2xf32>
+%y = cim_graph.pool max %x kernel [3, 3] strides [1, 1] pads [0, 0, 0, 0] : tensor<1x4x2x2xf32> -> tensor<1x4x0x0xf32>
+
+// -----
+
+// CHECK: 'cim_graph.transpose' operands and results must share one element type, got f16, f32
+%x = "test.op"() : () -> tensor<2x3xf32>
+%y = cim_graph.transpose %x perm [1, 0] : tensor<2x3xf32> -> tensor<3x2xf16>
+
+// -----
+
+// CHECK: 'cim_graph.linear' input must have rank >= 1
+%x = "test.op"() : () -> tensor<f32>
+%w = cim_graph.weight "w" : tensor<4x4xf32>
+%y = cim_graph.linear %x, %w : (tensor<f32>, tensor<4x4xf32>) -> tensor<4xf32>

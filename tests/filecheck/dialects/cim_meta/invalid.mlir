@@ -210,12 +210,12 @@
 
 // -----
 
-// CHECK: 'cim_meta.tensor' needs a name and a byte size
+// CHECK: 'cim_meta.tensor' needs a non-empty name and a non-negative byte size
 cim_meta.tensor "" : tensor<4xf32> bytes 16
 
 // -----
 
-// CHECK: 'cim_meta.tensor' needs a name and a byte size
+// CHECK: 'cim_meta.tensor' needs a non-empty name and a non-negative byte size
 cim_meta.tensor "x" : tensor<4xf32> bytes -16
 
 // -----
@@ -255,3 +255,13 @@ cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1 inputs ["x
 cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1 inputs ["x"] outputs ["z"] {
   cim_meta.tensor "x" : tensor<4xf32> bytes 16
 }
+
+// -----
+
+// CHECK: 'cim_meta.load' cannot move buffer -> dram: loads move toward the arrays (dram -> memory -> buffer), stores away
+%t = cim_meta.load "x" 16 bytes buffer -> dram segment 0
+
+// -----
+
+// CHECK: 'cim_meta.store' cannot move dram -> buffer: loads move toward the arrays (dram -> memory -> buffer), stores away
+%t = cim_meta.store "x" 16 bytes dram -> buffer segment 0

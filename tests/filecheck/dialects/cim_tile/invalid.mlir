@@ -316,3 +316,41 @@ cim_tile.memory_buffer weights arrays 2 bytes 64 segment -2 mode <memory>
 
 // CHECK: Expected `activations`, `kv_cache`, or `weights`.
 cim_tile.memory_buffer scratch arrays 2 bytes 64 segment 0 mode <memory>
+
+// -----
+
+// CHECK: 'cim_tile.im2col' needs 2 strides, 2 dilations and 4 pads
+%x = "test.op"() : () -> tensor<1x4x8x8xf32>
+%c = cim_tile.im2col %x kernel [3, 3] strides [1] pads [1, 1, 1, 1] dilations [1, 1] groups 1 : tensor<1x4x8x8xf32> -> tensor<64x36xf32>
+
+// -----
+
+// CHECK: 'cim_tile.im2col' kernel, strides and dilations must be positive, pads non-negative
+%x = "test.op"() : () -> tensor<1x4x8x8xf32>
+%c = cim_tile.im2col %x kernel [3, 3] strides [0, 0] pads [1, 1, 1, 1] dilations [1, 1] groups 1 : tensor<1x4x8x8xf32> -> tensor<64x36xf32>
+
+// -----
+
+// CHECK: 'cim_tile.mvm' bias name must not be empty
+%x = "test.op"() : () -> tensor<4x16xf32>
+%y = cim_tile.mvm %x weight "w" layout kn bias "" tiling <k = 16, n = 8, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 1, col_tiles = 1, groups_per_array = 1> mode <compute> : tensor<4x16xf32> -> tensor<4x8xf32>
+
+// -----
+
+// CHECK: 'cim_tile.vector' payload must only use the body's arguments
+%x = "test.op"() : () -> tensor<4xf32>
+%y = cim_tile.vector (%x) : (tensor<4xf32>) -> tensor<4xf32> {
+^bb0(%a: tensor<4xf32>):
+  %r = cim_graph.binary add %a, %x : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+  cim_tile.yield %r : tensor<4xf32>
+}
+
+// -----
+
+// CHECK: 'cim_tile.vector' must yield exactly its payload's results
+%x = "test.op"() : () -> tensor<4xf32>
+%y = cim_tile.vector (%x) : (tensor<4xf32>) -> tensor<4xf32> {
+^bb0(%a: tensor<4xf32>):
+  %r = cim_graph.unary relu %a : tensor<4xf32> -> tensor<4xf32>
+  cim_tile.yield %a : tensor<4xf32>
+}
