@@ -6,9 +6,9 @@ ops are started in increasing id order whenever all the resources they hold
 them from start to finish. Durations and energies come from
 :mod:`cimflow.cost_model` only.
 
-A ready op that finds a resource busy waits on that one resource (a heap by id
-per resource); when the resource frees, its waiters are retried lowest id first
-until one takes it, so each event touches only the ops that could start then.
+A ready op that finds resources busy waits on the one that frees last (a heap
+by id per resource); when a resource frees, its waiters are retried lowest id
+first until one takes it, so an event touches only ops that might start then.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
-
-from cimflow.hw_targets import HardwareTarget
 
 from cimflow.cost_model import (
     ENERGY_COMPONENTS,
@@ -32,10 +30,12 @@ from cimflow.cost_model import (
     vector_cost,
 )
 from cimflow.errors import CimError
+from cimflow.hw_targets import HardwareTarget
 
 from .trace import (
     OP_KINDS,
     SWITCH_DIRECTIONS,
+    ArrayRange,
     LoadOp,
     MoveOp,
     MvmOp,
@@ -59,42 +59,44 @@ Resource = int | str
 
 
 def op_cost(target: HardwareTarget, op: TraceOp) -> OpCost:
-    """The cost of one op in isolation, from the cost model."""
-    try:
-        if isinstance(op, TransferOp):
-            return transfer_cost(
-                target, op.src, op.dst, op.nbytes, count_arrays(op.arrays)
-            )
-        if isinstance(op, MoveOp):
-            return interconnect_cost(target, op.nbytes)
-        if isinstance(op, ProgramOp):
-            return program_cost(target, count_arrays(op.arrays), op.rows, op.cols)
-        if isinstance(op, MvmOp):
-            return mvm_cost(
-                target, count_arrays(op.arrays), op.vectors, op.rows, op.cols
-            )
-        if isinstance(op, VectorOp):
-            return vector_cost(target, op.element_ops, op.units)
-        if isinstance(op, SwitchOp):
-            return switch_cost(target, count_arrays(op.arrays))
-    except ValueError as err:
-        raise CimError(f"op {op.id}: {err}") from None
+    """The cost of one op in isolation, from the cost model.
+
+    Raises ValueError where the cost model does (a memory-mode transfer on a
+    target without memory-mode bandwidth; validated traces never do).
+    """
+    if isinstance(op, TransferOp):
+        n_arrays = count_arrays(op.arrays)
+        return transfer_cost(target, op.src, op.dst, op.nbytes, n_arrays)
+    if isinstance(op, MoveOp):
+        return interconnect_cost(target, op.nbytes)
+    if isinstance(op, ProgramOp):
+        return program_cost(target, count_arrays(op.arrays), op.rows, op.cols)
+    if isinstance(op, MvmOp):
+        n_arrays = count_arrays(op.arrays)
+        return mvm_cost(target, n_arrays, op.vectors, op.rows, op.cols)
+    if isinstance(op, VectorOp):
+        return vector_cost(target, op.element_ops, op.units)
+    if isinstance(op, SwitchOp):
+        return switch_cost(target, count_arrays(op.arrays))
     return OpCost(0, {})
 
 
-def op_resources(op: TraceOp) -> tuple[Resource, ...]:
-    """The resources an op holds: a shared one first (if any), then array ids."""
-    shared: tuple[Resource, ...]
+def shared_resource(op: TraceOp) -> SharedResource | None:
+    """The shared resource an op holds besides its arrays, if any."""
     if isinstance(op, TransferOp):
-        shared = ("dram",) if "dram" in (op.src, op.dst) else ()
-    elif isinstance(op, MoveOp):
-        shared = ("interconnect",)
-    elif isinstance(op, VectorOp):
-        shared = ("vector",)
-    else:
-        shared = ()
+        return "dram" if op.src == "dram" or op.dst == "dram" else None
+    if isinstance(op, MoveOp):
+        return "interconnect"
+    if isinstance(op, VectorOp):
+        return "vector"
+    return None
+
+
+def op_resources(op: TraceOp) -> tuple[Resource, ...]:
+    """The resources an op holds: its shared one first (if any), then array ids."""
+    shared = shared_resource(op)
     arrays = tuple(a for first, stop in op_arrays(op) for a in range(first, stop))
-    return shared + arrays
+    return arrays if shared is None else (shared, *arrays)
 
 
 def _cost_key(op: TraceOp) -> tuple[object, ...]:
@@ -172,7 +174,10 @@ def op_costs(trace: Trace) -> tuple[OpCost, ...]:
         key = _cost_key(op)
         cost = cache.get(key)
         if cost is None:
-            cost = op_cost(target, op)
+            try:
+                cost = op_cost(target, op)
+            except ValueError as err:
+                raise CimError(f"{trace.origin}: op {op.id}: {err}") from None
             cache[key] = cost
         costs.append(cost)
     return tuple(costs)
@@ -184,11 +189,17 @@ def schedule(trace: Trace, durations: list[int]) -> tuple[list[int], list[int]]:
     n = len(ops)
     n_arrays = trace.target.total_arrays
     shared_index = {name: n_arrays + i for i, name in enumerate(SHARED_RESOURCES)}
+    held_cache: dict[tuple[SharedResource | None, tuple[ArrayRange, ...]], list[int]]
+    held_cache = {}
     resources: list[list[int]] = []
     for op in ops:
-        held: list[int] = []
-        for r in op_resources(op):
-            held.append(shared_index[r] if isinstance(r, str) else r)
+        key = (shared_resource(op), op_arrays(op))
+        held = held_cache.get(key)
+        if held is None:
+            held = [a for first, stop in key[1] for a in range(first, stop)]
+            if key[0] is not None:
+                held.insert(0, shared_index[key[0]])
+            held_cache[key] = held
         resources.append(held)
 
     pending = [len(op.deps) for op in ops]
@@ -198,7 +209,7 @@ def schedule(trace: Trace, durations: list[int]) -> tuple[list[int], list[int]]:
             dependents[dep].append(op.id)
 
     n_resources = n_arrays + len(SHARED_RESOURCES)
-    busy = [False] * n_resources
+    free_at = [0] * n_resources
     waiters: list[list[int]] = [[] for _ in range(n_resources)]
     woken_by = [-1] * n
     start = [-1] * n
@@ -215,34 +226,38 @@ def schedule(trace: Trace, durations: list[int]) -> tuple[list[int], list[int]]:
             i = heappop(candidates)
             held = resources[i]
             blocker = -1
+            latest = now
             for r in held:
-                if busy[r]:
+                if free_at[r] > latest:
+                    latest = free_at[r]
                     blocker = r
-                    break
+            woke = woken_by[i]
+            woken_by[i] = -1
             if blocker >= 0:
                 heappush(waiters[blocker], i)
-                woke = woken_by[i]
-                if woke >= 0:
-                    woken_by[i] = -1
-                    if not busy[woke] and waiters[woke]:
-                        j = heappop(waiters[woke])
-                        woken_by[j] = woke
-                        heappush(candidates, j)
+                if woke >= 0 and free_at[woke] <= now and waiters[woke]:
+                    j = heappop(waiters[woke])
+                    woken_by[j] = woke
+                    heappush(candidates, j)
                 continue
-            woken_by[i] = -1
             start[i] = now
             duration = durations[i]
             if duration:
+                end = now + duration
                 for r in held:
-                    busy[r] = True
-                heappush(events, (now + duration, i))
-            else:
-                finish[i] = now
-                done += 1
-                for j in dependents[i]:
-                    pending[j] -= 1
-                    if not pending[j]:
-                        heappush(candidates, j)
+                    free_at[r] = end
+                heappush(events, (end, i))
+                continue
+            finish[i] = now
+            done += 1
+            if woke >= 0 and waiters[woke]:
+                j = heappop(waiters[woke])
+                woken_by[j] = woke
+                heappush(candidates, j)
+            for j in dependents[i]:
+                pending[j] -= 1
+                if not pending[j]:
+                    heappush(candidates, j)
         if not events:
             break
         now = events[0][0]
@@ -251,7 +266,6 @@ def schedule(trace: Trace, durations: list[int]) -> tuple[list[int], list[int]]:
             finish[i] = now
             done += 1
             for r in resources[i]:
-                busy[r] = False
                 queue = waiters[r]
                 if queue:
                     j = heappop(queue)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from cimflow.errors import CimError
 
-from .engine import SHARED_RESOURCES, SimResult, op_resources
-from .trace import OP_KINDS, SWITCH_DIRECTIONS
+from .engine import SHARED_RESOURCES, SimResult, shared_resource
+from .trace import OP_KINDS, SWITCH_DIRECTIONS, op_arrays
 
 REPORT_FORMAT = "cim-sim-report"
 REPORT_VERSION = 1
@@ -201,33 +201,33 @@ def timeline_dict(result: SimResult) -> dict[str, object]:
 def _timeline_events(result: SimResult) -> list[dict[str, object]]:
     trace = result.trace
     target = trace.target
-    us_per_cycle = 1.0 / (target.target.clock_ghz * 1e3)
+    cycles_per_us = target.target.clock_ghz * 1e3
     arrays_per_core = target.hierarchy.arrays_per_core
     events: list[dict[str, object]] = []
     used_pids: set[str] = set()
     used_arrays: set[int] = set()
-    for op in trace.ops:
-        resources = op_resources(op)
-        first = resources[0] if resources else None
-        if isinstance(first, int):
-            process, tid = "arrays", first
-            used_arrays.add(first)
-        elif first is None:
-            process, tid = "sync", 0
+    for op, start, finish in zip(trace.ops, result.start, result.finish, strict=True):
+        shared = shared_resource(op)
+        arrays = op_arrays(op)
+        if shared is not None:
+            process, tid = shared, 0
+        elif arrays:
+            process, tid = "arrays", arrays[0][0]
+            used_arrays.add(tid)
         else:
-            process, tid = first, 0
+            process, tid = "sync", 0
         used_pids.add(process)
-        start = result.start[op.id]
+        kind = op.kind
         events.append(
             {
-                "name": op.name or op.kind,
-                "cat": op.kind,
+                "args": {"id": op.id, "kind": kind, "name": op.name},
+                "cat": kind,
+                "dur": (finish - start) / cycles_per_us,
+                "name": op.name or kind,
                 "ph": "X",
-                "ts": start * us_per_cycle,
-                "dur": (result.finish[op.id] - start) * us_per_cycle,
                 "pid": _TIMELINE_PIDS[process],
                 "tid": tid,
-                "args": {"id": op.id, "name": op.name, "kind": op.kind},
+                "ts": start / cycles_per_us,
             }
         )
     metadata: list[dict[str, object]] = []
@@ -278,7 +278,8 @@ def _timeline_events(result: SimResult) -> list[dict[str, object]]:
 def dump_timeline(result: SimResult) -> str:
     """:func:`timeline_dict` as JSON, one event per line."""
     events = _timeline_events(result)
-    body = ",\n".join(json.dumps(event, sort_keys=True) for event in events)
+    encode = json.JSONEncoder(sort_keys=True).encode
+    body = ",\n".join(map(encode, events))
     return (
         '{"displayTimeUnit": "ns", "traceEvents": [\n'
         + body

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal, TypeAlias, cast
 
-from cimflow.hw_targets import HardwareTarget, target_from_dict
-
 from cimflow.cost_model import LOCATIONS, Location
 from cimflow.errors import CimError
+from cimflow.hw_targets import HardwareTarget, target_from_dict
 
 TRACE_FORMAT = "cim-trace"
 TRACE_VERSION = 1
@@ -213,7 +212,7 @@ def _type_name(value: object) -> str:
         return "a number"
     if isinstance(value, str):
         return "a string"
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return "a list"
     if isinstance(value, dict):
         return "an object"
@@ -221,24 +220,26 @@ def _type_name(value: object) -> str:
 
 
 def _short(value: object) -> str:
-    text = json.dumps(value) if _is_json(value) else repr(value)
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _is_json(value: object) -> bool:
-    return value is None or isinstance(value, (bool, int, float, str, list, dict))
-
-
 def _int_pair(value: object) -> tuple[int, int] | None:
-    if not isinstance(value, list):
+    if type(value) is not list and type(value) is not tuple:
         return None
-    items = cast(list[object], value)
+    items = cast(Sequence[object], value)
     if len(items) != 2:
         return None
     first, second = items
     if type(first) is not int or type(second) is not int:
         return None
     return first, second
+
+
+_MISSING = object()
 
 
 class _Fields:
@@ -262,12 +263,19 @@ class _Fields:
         return f"'{self.key_prefix}{key}'"
 
     def get(self, key: str) -> object:
-        try:
-            return self.data[key]
-        except KeyError:
-            raise self.fail(f"missing key {self.key(key)}") from None
+        value = self.data.get(key, _MISSING)
+        if value is _MISSING:
+            raise self.fail(f"missing key {self.key(key)}")
+        return value
+
+    def wrong(self, key: str, value: object, expected: str) -> CimError:
+        if value is _MISSING:
+            return self.fail(f"missing key {self.key(key)}")
+        return self.fail(f"key {self.key(key)} must be {expected}, got {_short(value)}")
 
     def check_keys(self, allowed: frozenset[str]) -> None:
+        if allowed.issuperset(self.data):
+            return
         for key in self.data:
             if key not in allowed:
                 raise self.fail(
@@ -276,22 +284,18 @@ class _Fields:
                 )
 
     def integer(self, key: str, minimum: int = 0) -> int:
-        value = self.get(key)
+        value = self.data.get(key, _MISSING)
         if type(value) is not int:
-            raise self.fail(
-                f"key {self.key(key)} must be an integer, got {_short(value)}"
-            )
+            raise self.wrong(key, value, "an integer")
         if value < minimum:
             bound = "positive" if minimum == 1 else f"at least {minimum}"
             raise self.fail(f"key {self.key(key)} must be {bound}, got {value}")
         return value
 
     def string(self, key: str) -> str:
-        value = self.get(key)
-        if not isinstance(value, str):
-            raise self.fail(
-                f"key {self.key(key)} must be a string, got {_short(value)}"
-            )
+        value = self.data.get(key, _MISSING)
+        if type(value) is not str:
+            raise self.wrong(key, value, "a string")
         return value
 
     def choice(self, key: str, choices: Sequence[str]) -> str:
@@ -303,11 +307,11 @@ class _Fields:
             )
         return value
 
-    def list_of(self, key: str) -> list[object]:
-        value = self.get(key)
-        if not isinstance(value, list):
-            raise self.fail(f"key {self.key(key)} must be a list, got {_short(value)}")
-        return cast(list[object], value)
+    def list_of(self, key: str) -> Sequence[object]:
+        value = self.data.get(key, _MISSING)
+        if type(value) is not list and type(value) is not tuple:
+            raise self.wrong(key, value, "a list")
+        return cast(Sequence[object], value)
 
     def int_list(self, key: str, minimum: int = 0) -> tuple[int, ...]:
         items = self.list_of(key)
@@ -317,7 +321,7 @@ class _Fields:
                     f"key {self.key(key)} must be a list of integers >= {minimum}, "
                     f"got {_short(item)}"
                 )
-        return tuple(cast(list[int], items))
+        return tuple(cast(Sequence[int], items))
 
     def str_list(self, key: str) -> tuple[str, ...]:
         items = self.list_of(key)
@@ -326,7 +330,7 @@ class _Fields:
                 raise self.fail(
                     f"key {self.key(key)} must be a list of strings, got {_short(item)}"
                 )
-        return tuple(cast(list[str], items))
+        return tuple(cast(Sequence[str], items))
 
     def span(self, key: str) -> tuple[int, int]:
         value = self.get(key)
@@ -449,7 +453,7 @@ class _OpReader:
                     f"got {_short(deps_raw)}"
                 )
             previous = dep
-        deps = tuple(cast(list[int], deps_raw))
+        deps = tuple(cast(Sequence[int], deps_raw))
         return builder(
             fields, index, deps, fields.integer("segment"), fields.string("name")
         )
@@ -722,7 +726,9 @@ def load_trace(
     except FileNotFoundError:
         raise CimError(f"{name}: no such file") from None
     except (OSError, UnicodeDecodeError) as err:
-        reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+        reason = (
+            (err.strerror or str(err)) if isinstance(err, OSError) else "not UTF-8 text"
+        )
         raise CimError(f"{name}: cannot read: {reason}") from None
     try:
         data = json.loads(text)

@@ -17,7 +17,6 @@ from cimflow.cimsim.report import (
     write_text_atomic,
 )
 from cimflow.cimsim.trace import load_trace
-
 from cimflow.errors import CimError
 
 

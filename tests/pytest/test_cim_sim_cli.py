@@ -1,0 +1,234 @@
+"""The cim-sim command line: reports, outputs, exit codes and error lines."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cimflow.cimsim.trace import dump_trace
+from cimflow.hw_targets import load_target
+from cimflow.tools.cim_sim import main
+
+
+def trace_dict() -> dict[str, Any]:
+    """Two mvms on 2 arrays of a 128 x 128 dynaplasia: 34 + 10 cycles.
+
+    mvm cycles = 10 + (vectors - 1) * 8: 4 vectors -> 34, 1 vector -> 10.
+    """
+    base = load_target("dynaplasia")
+    target = dataclasses.replace(
+        base, array=dataclasses.replace(base.array, rows=128, cols=128, active_rows=128)
+    )
+
+    def mvm(op_id: int, vectors: int, deps: list[int]) -> dict[str, Any]:
+        return {
+            "id": op_id,
+            "kind": "mvm",
+            "deps": deps,
+            "segment": 0,
+            "name": f"fc{op_id}",
+            "arrays": [[0, 2]],
+            "vectors": vectors,
+            "rows": 128,
+            "cols": 64,
+            "weight": "w",
+            "k": [0, 128],
+            "n": [0, 64],
+            "v": [0, vectors],
+            "input": "x",
+            "output": "y",
+        }
+
+    return {
+        "format": "cim-trace",
+        "version": 1,
+        "model": {"name": "m", "source": "", "batch": 1, "inputs": [], "outputs": []},
+        "strategy": "static",
+        "target": target.to_dict(),
+        "tensors": [],
+        "ops": [
+            mvm(0, 4, []),
+            mvm(1, 1, [0]),
+            {"id": 2, "kind": "barrier", "deps": [1], "segment": 0, "name": ""},
+        ],
+    }
+
+
+@pytest.fixture
+def trace_file(tmp_path: Path) -> Path:
+    path = tmp_path / "t.json"
+    path.write_text(dump_trace(trace_dict()), encoding="utf-8")
+    return path
+
+
+def test_text_report(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(trace_file)]) == 0
+    out = capsys.readouterr().out
+    assert "latency:     44 cycles (44.000 ns at 1.0 GHz)" in out
+    assert "ops:         3" in out
+    assert out.endswith("\n")
+
+
+def test_json_report(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(trace_file), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["format"] == "cim-sim-report"
+    assert report["latency"]["cycles"] == 44
+    assert report["kinds"]["mvm"] == {"count": 2, "cycles": 44}
+    assert report["kinds"]["barrier"] == {"count": 1, "cycles": 0}
+    assert report["arrays_used"] == 2
+    assert next(iter(report["energy_pj"])) == "array"
+
+
+def test_output_file_and_timeline(
+    trace_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report.json"
+    timeline = tmp_path / "timeline.json"
+    code = main(
+        [str(trace_file), "--json", "-o", str(out), "--timeline", str(timeline)]
+    )
+    assert code == 0
+    assert capsys.readouterr().out == ""
+    assert json.loads(out.read_text(encoding="utf-8"))["latency"]["cycles"] == 44
+    events = json.loads(timeline.read_text(encoding="utf-8"))["traceEvents"]
+    spans = [e for e in events if e["ph"] == "X"]
+    assert [(e["ts"], e["dur"]) for e in spans] == [
+        (0.0, 0.034),
+        (0.034, 0.01),
+        (0.044, 0.0),
+    ]
+    assert spans[0]["args"] == {"id": 0, "name": "fc0", "kind": "mvm"}
+    assert spans[0]["tid"] == 0
+    assert spans[0]["pid"] != spans[2]["pid"]
+    names = {e["args"].get("name") for e in events if e["ph"] == "M"}
+    assert {"arrays", "array 0 (core 0)"} <= names
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "report.json",
+        "t.json",
+        "timeline.json",
+    ]
+
+
+def test_same_trace_gives_identical_output(
+    trace_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main([str(trace_file), "--json"])
+    first = capsys.readouterr().out
+    main([str(trace_file), "--json"])
+    assert capsys.readouterr().out == first
+
+
+def error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "Traceback" not in captured.err
+    lines = captured.err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("cim-sim: error: ")
+    return lines[0]
+
+
+def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(tmp_path / "nope.json")]) == 1
+    assert (
+        error_line(capsys) == f"cim-sim: error: {tmp_path / 'nope.json'}: no such file"
+    )
+
+
+def test_invalid_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "t.json"
+    path.write_text("{nope", encoding="utf-8")
+    assert main([str(path)]) == 1
+    assert "invalid JSON at line 1 column 2" in error_line(capsys)
+
+
+def test_invalid_trace_keeps_existing_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = trace_dict()
+    data["ops"][1]["deps"] = [2]
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    out = tmp_path / "report.txt"
+    out.write_text("old\n", encoding="utf-8")
+    assert (
+        main([str(path), "-o", str(out), "--timeline", str(tmp_path / "tl.json")]) == 1
+    )
+    assert (
+        error_line(capsys)
+        == f"cim-sim: error: {path}: op 1: dep 2 is not an earlier op"
+    )
+    assert out.read_text(encoding="utf-8") == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.txt", "t.json"]
+
+
+def test_unwritable_output(
+    trace_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "no-such-dir" / "report.txt"
+    assert main([str(trace_file), "-o", str(out)]) == 1
+    assert error_line(capsys).startswith(f"cim-sim: error: {out}: cannot write:")
+
+
+def test_failed_write_leaves_no_partial_file(
+    trace_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = tmp_path / "report.txt"
+    out.write_text("old\n", encoding="utf-8")
+
+    def failing_replace(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    assert main([str(trace_file), "-o", str(out)]) == 1
+    assert (
+        error_line(capsys)
+        == f"cim-sim: error: {out}: cannot write: No space left on device"
+    )
+    assert out.read_text(encoding="utf-8") == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.txt", "t.json"]
+
+
+def run_module(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cimflow.tools.cim_sim", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_module_exit_codes(trace_file: Path, tmp_path: Path) -> None:
+    ok = run_module(str(trace_file), "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["latency"]["cycles"] == 44
+    data = trace_dict()
+    data["version"] = 2
+    path = tmp_path / "v2.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    failed = run_module(str(path))
+    assert failed.returncode == 1
+    assert failed.stdout == ""
+    assert failed.stderr == (
+        f"cim-sim: error: {path}: unsupported trace version 2 "
+        "(this cim-sim reads version 1)\n"
+    )
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    assert "usage: cim-sim" in capsys.readouterr().err

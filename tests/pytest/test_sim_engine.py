@@ -1,0 +1,550 @@
+"""cim-sim engine: hand-computed schedules, statistics and a property test.
+
+Unless a test says otherwise the target is dynaplasia shrunk to 8 arrays of
+128 x 128 (2 cores x 4 arrays), with dynaplasia's timing and energy:
+
+- mvm: mvm_latency 10, issue interval 8, active_rows 128 -> one wordline pass
+  for rows <= 128; ``cycles = 10 + (vectors - 1) * 8``; input_passes =
+  activation_bits / dac_bits = 8 / 1 = 8.
+- program: 1 cycle per row.
+- switch: switch_latency 1 cycle; mode_switch_pj 2.0 per array.
+- DRAM: latency 100 + ceil(bytes / 25.6); buffer: ceil(bytes / 32);
+  memory-mode arrays: ceil(bytes / (4.0 * n_arrays)).
+- interconnect: latency 2 + ceil(bytes / 32); vector: latency 4 +
+  ceil(element_ops / (32 lanes * units)).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cimflow.cimsim.engine import SimResult, op_resources, simulate
+from cimflow.cimsim.report import dump_report_json, report_dict
+from cimflow.cimsim.trace import Trace, load_trace
+from cimflow.cost_model import ENERGY_COMPONENTS
+from cimflow.hw_targets import HardwareTarget, load_target
+
+
+def small_target(**array_changes: Any) -> HardwareTarget:
+    base = load_target("dynaplasia")
+    array_fields: dict[str, Any] = {"rows": 128, "cols": 128, "active_rows": 128}
+    array = dataclasses.replace(base.array, **(array_fields | array_changes))
+    return dataclasses.replace(
+        base,
+        hierarchy=dataclasses.replace(
+            base.hierarchy, chips=1, cores_per_chip=2, arrays_per_core=4
+        ),
+        array=array,
+        dual_mode=dataclasses.replace(base.dual_mode, switchable_arrays=8),
+    )
+
+
+def op(
+    op_id: int, kind: str, deps: tuple[int, ...] = (), **keys: Any
+) -> dict[str, Any]:
+    return {
+        "id": op_id,
+        "kind": kind,
+        "deps": list(deps),
+        "segment": 0,
+        "name": f"{kind}{op_id}",
+        **keys,
+    }
+
+
+def mvm(
+    op_id: int,
+    arrays: list[list[int]],
+    vectors: int,
+    deps: tuple[int, ...] = (),
+    rows: int = 128,
+    cols: int = 64,
+) -> dict[str, Any]:
+    return op(
+        op_id,
+        "mvm",
+        deps,
+        arrays=arrays,
+        vectors=vectors,
+        rows=rows,
+        cols=cols,
+        weight="w",
+        k=[0, rows],
+        n=[0, cols],
+        v=[0, vectors],
+        input="x",
+        output="y",
+    )
+
+
+def transfer(
+    op_id: int,
+    kind: str,
+    src: str,
+    dst: str,
+    nbytes: int,
+    deps: tuple[int, ...] = (),
+    arrays: list[list[int]] | None = None,
+) -> dict[str, Any]:
+    return op(
+        op_id,
+        kind,
+        deps,
+        src=src,
+        dst=dst,
+        bytes=nbytes,
+        tensor="x",
+        arrays=arrays or [],
+    )
+
+
+def trace_dict(
+    ops: list[dict[str, Any]], target: HardwareTarget | None = None, batch: int = 1
+) -> dict[str, Any]:
+    return {
+        "format": "cim-trace",
+        "version": 1,
+        "model": {
+            "name": "m",
+            "source": "",
+            "batch": batch,
+            "inputs": [],
+            "outputs": [],
+        },
+        "strategy": "static",
+        "target": (target or small_target()).to_dict(),
+        "tensors": [],
+        "ops": ops,
+    }
+
+
+def run(ops: list[dict[str, Any]], target: HardwareTarget | None = None) -> SimResult:
+    return simulate(load_trace(trace_dict(ops, target)))
+
+
+def times(result: SimResult) -> list[tuple[int, int]]:
+    return list(zip(result.start, result.finish, strict=True))
+
+
+def test_single_mvm() -> None:
+    # 2 arrays x 4 vectors, 128 rows, 64 cols: 1 pass, 10 + 3 * 8 = 34 cycles.
+    result = run([mvm(0, [[0, 2]], 4)])
+    stats = result.stats
+    assert times(result) == [(0, 34)]
+    assert stats.makespan_cycles == 34
+    assert stats.seconds == pytest.approx(34e-9)
+    assert stats.throughput == pytest.approx(1 / 34e-9)
+    # activations = 2 arrays * 4 vectors = 8
+    # array: 8 * 1 pass * 12.0 = 96; adc: 8 * 64 cols * 8 passes * 0.5 = 2048;
+    # dac: 8 * 128 rows * 8 passes * 0.01 = 81.92
+    assert stats.energy_pj["array"] == pytest.approx(96.0)
+    assert stats.energy_pj["adc"] == pytest.approx(2048.0)
+    assert stats.energy_pj["dac"] == pytest.approx(81.92)
+    assert stats.total_energy_pj == pytest.approx(2225.92)
+    assert stats.array_busy_cycles == (34, 34, 0, 0, 0, 0, 0, 0)
+    assert stats.arrays_used == 2
+    # 68 busy array-cycles over 8 arrays * 34 cycles; over the 2 used arrays.
+    assert stats.array_utilization == pytest.approx(0.25)
+    assert stats.used_array_utilization == pytest.approx(1.0)
+    assert stats.op_counts["mvm"] == 1
+    assert stats.kind_cycles["mvm"] == 34
+
+
+def test_wordline_mode_takes_several_passes() -> None:
+    # active_rows 48: ceil(128 / 48) = 3 passes of 10 + (4 - 1) * 8 = 34 cycles.
+    result = run([mvm(0, [[0, 2]], 4)], small_target(active_rows=48))
+    assert times(result) == [(0, 102)]
+    # array energy: 8 activations * 3 passes * 12.0
+    assert result.stats.energy_pj["array"] == pytest.approx(288.0)
+
+
+def test_mvms_on_same_arrays_serialize() -> None:
+    result = run([mvm(0, [[0, 2]], 4), mvm(1, [[1, 3]], 4)])
+    assert times(result) == [(0, 34), (34, 68)]
+    assert result.makespan == 68
+
+
+def test_mvms_on_disjoint_arrays_overlap() -> None:
+    result = run([mvm(0, [[0, 2]], 4), mvm(1, [[2, 4]], 4)])
+    assert times(result) == [(0, 34), (0, 34)]
+    assert result.makespan == 34
+
+
+def test_load_then_dependent_mvm() -> None:
+    # DRAM: 100 + ceil(1000 / 25.6) = 140; buffer: ceil(1000 / 32) = 32 -> 140.
+    result = run(
+        [transfer(0, "load", "dram", "buffer", 1000), mvm(1, [[0, 1]], 4, (0,))]
+    )
+    assert times(result) == [(0, 140), (140, 174)]
+    stats = result.stats
+    assert stats.dram_bytes_read == 1000
+    assert stats.dram_bytes_written == 0
+    assert stats.shared_busy_cycles["dram"] == 140
+    # dram: 1000 * 20.0; buffer: 1000 * 0.8
+    assert stats.energy_pj["dram"] == pytest.approx(20000.0)
+    assert stats.energy_pj["buffer"] == pytest.approx(800.0)
+
+
+def test_two_loads_contend_for_dram() -> None:
+    result = run(
+        [
+            transfer(0, "load", "dram", "buffer", 1000),
+            transfer(1, "load", "dram", "buffer", 1000),
+        ]
+    )
+    assert times(result) == [(0, 140), (140, 280)]
+    assert result.stats.utilization["dram"] == pytest.approx(1.0)
+    assert result.stats.dram_bytes_read == 2000
+
+
+def test_buffer_to_memory_load_does_not_hold_dram() -> None:
+    ops = [
+        transfer(0, "load", "dram", "buffer", 1000),
+        transfer(1, "load", "buffer", "memory", 1024, arrays=[[4, 8]]),
+    ]
+    result = run(ops)
+    # memory: ceil(1024 / (4.0 * 4)) = 64; buffer: ceil(1024 / 32) = 32 -> 64.
+    assert times(result) == [(0, 140), (0, 64)]
+    assert op_resources(result.trace.ops[1]) == (4, 5, 6, 7)
+    assert op_resources(result.trace.ops[0]) == ("dram",)
+
+
+def test_barrier_joins_parallel_groups() -> None:
+    ops = [
+        mvm(0, [[0, 2]], 4),  # 0..34
+        mvm(1, [[2, 4]], 1),  # 0..10
+        op(2, "barrier", (0, 1)),  # zero cycles at 34
+        mvm(3, [[2, 4]], 1, (2,)),  # 34..44
+    ]
+    result = run(ops)
+    assert times(result) == [(0, 34), (0, 10), (34, 34), (34, 44)]
+    assert result.stats.kind_cycles["barrier"] == 0
+    assert result.makespan == 44
+
+
+def test_switch_round_trip() -> None:
+    ops = [
+        op(0, "switch", arrays=[[4, 8]], to="memory"),  # 1 cycle
+        transfer(1, "load", "buffer", "memory", 1024, (0,), [[4, 8]]),  # 64
+        # memory: ceil(512 / 16) = 32; buffer: ceil(512 / 32) = 16 -> 32
+        transfer(2, "store", "memory", "buffer", 512, (1,), [[4, 8]]),
+        op(3, "switch", (2,), arrays=[[4, 8]], to="compute"),  # 1 cycle
+    ]
+    result = run(ops)
+    stats = result.stats
+    assert times(result) == [(0, 1), (1, 65), (65, 97), (97, 98)]
+    assert dict(stats.switch_ops) == {"compute": 1, "memory": 1}
+    assert dict(stats.array_switches) == {"compute": 4, "memory": 4}
+    assert stats.memory_bytes_written == 1024
+    assert stats.memory_bytes_read == 512
+    # switch: 2 ops * 4 arrays * 2.0; memory_array: (1024 + 512) * 0.4;
+    # buffer: (1024 + 512) * 0.8
+    assert stats.energy_pj["switch"] == pytest.approx(16.0)
+    assert stats.energy_pj["memory_array"] == pytest.approx(614.4)
+    assert stats.energy_pj["buffer"] == pytest.approx(1228.8)
+    assert stats.array_busy_cycles[4:] == (98, 98, 98, 98)
+
+
+def test_energy_sums_over_ops_and_components() -> None:
+    ops = [
+        mvm(0, [[0, 2]], 4),  # array 96, adc 2048, dac 81.92
+        op(
+            1,
+            "program",
+            arrays=[[2, 4]],
+            rows=128,
+            cols=64,
+            weight="w",
+            k=[0, 128],
+            n=[0, 64],
+        ),
+        op(2, "move", bytes=64, tensor="y"),  # 2 + 2 = 4 cycles, 64 * 1.2
+        op(3, "vector", op="add", element_ops=100, units=1, inputs=["y"], output="z"),
+        transfer(4, "store", "buffer", "dram", 256),
+    ]
+    result = run(ops)
+    energy = result.stats.energy_pj
+    assert list(energy) == list(ENERGY_COMPONENTS)
+    expected = {
+        "array": 96.0,
+        "adc": 2048.0,
+        "dac": 81.92,
+        "program": 2 * 128 * 64 * 0.05,
+        "switch": 0.0,
+        "memory_array": 0.0,
+        "buffer": 256 * 0.8,
+        "interconnect": 64 * 1.2,
+        "dram": 256 * 20.0,
+        "vector": 100 * 0.3,
+    }
+    for component, pj in expected.items():
+        assert energy[component] == pytest.approx(pj), component
+    assert result.stats.total_energy_pj == pytest.approx(sum(expected.values()))
+    # program: 128 rows * 1; vector: 4 + ceil(100 / 32) = 8;
+    # store: max(100 + ceil(256 / 25.6), ceil(256 / 32)) = 110
+    assert times(result) == [(0, 34), (0, 128), (0, 4), (0, 8), (0, 110)]
+    assert result.stats.interconnect_bytes == 64
+    assert result.stats.dram_bytes_written == 256
+    assert result.stats.shared_busy_cycles == {
+        "dram": 110,
+        "interconnect": 4,
+        "vector": 8,
+    }
+
+
+def test_same_trace_twice_gives_identical_report() -> None:
+    ops = [
+        transfer(0, "load", "dram", "buffer", 1000),
+        mvm(1, [[0, 2]], 4, (0,)),
+        mvm(2, [[1, 3]], 2),
+        op(
+            3,
+            "vector",
+            (1, 2),
+            op="add",
+            element_ops=300,
+            units=2,
+            inputs=[],
+            output="z",
+        ),
+    ]
+    first = dump_report_json(simulate(load_trace(trace_dict(ops))))
+    second = dump_report_json(simulate(load_trace(trace_dict(ops))))
+    assert first == second
+    json.loads(first)
+
+
+def test_higher_id_starts_before_blocked_lower_id() -> None:
+    ops = [
+        mvm(0, [[0, 1]], 4),  # array 0, 0..34
+        mvm(1, [[0, 2]], 1),  # needs arrays 0 and 1: waits for op 0
+        mvm(2, [[1, 2]], 1),  # array 1 is free: starts at 0 (no reservation)
+        mvm(3, [[2, 3]], 1, (2,)),  # ready at 10
+    ]
+    result = run(ops)
+    assert times(result) == [(0, 34), (34, 44), (0, 10), (10, 20)]
+
+
+def test_lower_id_wins_when_both_ready() -> None:
+    ops = [
+        mvm(0, [[0, 1]], 4),  # 0..34
+        mvm(1, [[2, 3]], 1),  # 0..10
+        mvm(2, [[0, 1]], 1, (1,)),  # ready at 10, array 0 busy until 34
+        mvm(3, [[0, 1]], 2),  # ready at 0, waits for array 0 too
+    ]
+    result = run(ops)
+    # At 34 both 2 and 3 are ready for array 0: id 2 first.
+    assert times(result) == [(0, 34), (0, 10), (34, 44), (44, 62)]
+
+
+def test_zero_cycle_ops_finish_when_they_start() -> None:
+    target = dataclasses.replace(
+        small_target(),
+        dual_mode=dataclasses.replace(
+            small_target().dual_mode, switch_latency_cycles=0
+        ),
+    )
+    ops = [
+        mvm(0, [[0, 1]], 1),  # 0..10
+        op(1, "switch", arrays=[[0, 1]], to="memory"),  # waits for array 0
+        op(2, "barrier", (1,)),
+        mvm(3, [[1, 2]], 1, (2,)),
+    ]
+    result = run(ops, target)
+    assert times(result) == [(0, 10), (10, 10), (10, 10), (10, 20)]
+
+
+def test_empty_trace() -> None:
+    result = run([])
+    assert result.makespan == 0
+    assert result.stats.throughput == 0.0
+    assert result.stats.array_utilization == 0.0
+    assert report_dict(result)["ops"] == 0
+
+
+def test_throughput_uses_batch() -> None:
+    result = simulate(load_trace(trace_dict([mvm(0, [[0, 1]], 1)], batch=4)))
+    # 10 cycles at 1 GHz = 10 ns for 4 samples.
+    assert result.stats.throughput == pytest.approx(4 / 10e-9)
+
+
+# --- property test ------------------------------------------------------------
+
+
+def prop_target() -> HardwareTarget:
+    """Zero-latency switch, vector and DRAM, so zero-cycle ops that hold
+    resources show up."""
+    base = small_target()
+    return dataclasses.replace(
+        base,
+        dual_mode=dataclasses.replace(base.dual_mode, switch_latency_cycles=0),
+        vector=dataclasses.replace(base.vector, latency_cycles=0),
+        dram=dataclasses.replace(base.dram, latency_cycles=0),
+    )
+
+
+@st.composite
+def array_ranges(draw: st.DrawFn) -> list[list[int]]:
+    ids = sorted(draw(st.sets(st.integers(0, 7), min_size=1, max_size=4)))
+    ranges: list[list[int]] = []
+    for a in ids:
+        if ranges and ranges[-1][1] == a:
+            ranges[-1][1] = a + 1
+        else:
+            ranges.append([a, a + 1])
+    return ranges
+
+
+PROPERTY_KINDS = (
+    "mvm",
+    "mvm",
+    "load",
+    "mem",
+    "store",
+    "move",
+    "vector",
+    "switch",
+    "barrier",
+)
+
+
+@st.composite
+def random_ops(draw: st.DrawFn) -> list[dict[str, Any]]:
+    count = draw(st.integers(1, 14))
+    ops: list[dict[str, Any]] = []
+    for i in range(count):
+        deps = (
+            tuple(sorted(draw(st.sets(st.integers(0, i - 1), max_size=3)))) if i else ()
+        )
+        kind = draw(st.sampled_from(PROPERTY_KINDS))
+        if kind == "mvm":
+            ops.append(mvm(i, draw(array_ranges()), draw(st.integers(1, 4)), deps))
+        elif kind == "load":
+            ops.append(
+                transfer(i, "load", "dram", "buffer", draw(st.integers(0, 200)), deps)
+            )
+        elif kind == "mem":
+            ops.append(
+                transfer(
+                    i,
+                    "load",
+                    "buffer",
+                    "memory",
+                    draw(st.integers(0, 200)),
+                    deps,
+                    draw(array_ranges()),
+                )
+            )
+        elif kind == "store":
+            ops.append(
+                transfer(i, "store", "buffer", "dram", draw(st.integers(0, 200)), deps)
+            )
+        elif kind == "move":
+            ops.append(op(i, "move", deps, bytes=draw(st.integers(0, 200)), tensor="t"))
+        elif kind == "vector":
+            ops.append(
+                op(
+                    i,
+                    "vector",
+                    deps,
+                    op="add",
+                    element_ops=draw(st.integers(0, 100)),
+                    units=1,
+                    inputs=[],
+                    output="t",
+                )
+            )
+        elif kind == "switch":
+            ops.append(
+                op(
+                    i,
+                    "switch",
+                    deps,
+                    arrays=draw(array_ranges()),
+                    to=draw(st.sampled_from(["compute", "memory"])),
+                )
+            )
+        else:
+            ops.append(op(i, "barrier", deps))
+    return ops
+
+
+def reference_schedule(trace: Trace, durations: list[int]) -> list[int]:
+    """Start times by the letter of the semantics: at each event time, sweep
+    all unstarted ops in id order until nothing more starts."""
+    n = len(trace.ops)
+    held = [set(op_resources(o)) for o in trace.ops]
+    start: list[int | None] = [None] * n
+    finish: list[int | None] = [None] * n
+    now = 0
+    while None in start:
+        progress = True
+        while progress:
+            progress = False
+            busy: set[int | str] = set()
+            for i in range(n):
+                s, f = start[i], finish[i]
+                if s is not None and f is not None and s <= now < f:
+                    busy |= held[i]
+            for i, o in enumerate(trace.ops):
+                if start[i] is not None or held[i] & busy:
+                    continue
+                if all((f := finish[d]) is not None and f <= now for d in o.deps):
+                    start[i] = now
+                    finish[i] = now + durations[i]
+                    if durations[i]:
+                        busy |= held[i]
+                    progress = True
+        later = [f for f in finish if f is not None and f > now]
+        assert later or None not in start, "reference simulation stalled"
+        if later:
+            now = min(later)
+    return [s for s in start if s is not None]
+
+
+@settings(max_examples=150, deadline=None)
+@given(random_ops())
+def test_schedule_properties(ops: list[dict[str, Any]]) -> None:
+    trace = load_trace(trace_dict(ops, prop_target()))
+    result = simulate(trace)
+    durations = [c.cycles for c in result.costs]
+    for o in trace.ops:
+        assert result.finish[o.id] == result.start[o.id] + durations[o.id]
+        for dep in o.deps:
+            assert result.start[o.id] >= result.finish[dep]
+    held = [set(op_resources(o)) for o in trace.ops]
+    for a, b in itertools.combinations(range(len(trace.ops)), 2):
+        if held[a] & held[b] and durations[a] and durations[b]:
+            assert (
+                result.finish[a] <= result.start[b]
+                or result.finish[b] <= result.start[a]
+            ), (a, b)
+    longest = [0] * len(trace.ops)
+    for o in trace.ops:
+        longest[o.id] = max((longest[d] for d in o.deps), default=0) + durations[o.id]
+    assert result.makespan >= max(longest)
+    assert result.makespan == max(result.finish)
+    assert list(result.start) == reference_schedule(trace, durations)
+
+
+def test_heap_reference_agrees_on_a_contended_trace() -> None:
+    # Many overlapping array groups all ready at once: the waiting structures
+    # must give the same schedule as the sweep.
+    ops = [
+        mvm(i, [[a, a + width]], 1 + i % 3)
+        for i, (a, width) in enumerate(
+            itertools.islice(((x % 6, 1 + (x * 7) % 3) for x in itertools.count()), 60)
+        )
+    ]
+    trace = load_trace(trace_dict(ops))
+    result = simulate(trace)
+    durations = [c.cycles for c in result.costs]
+    assert list(result.start) == reference_schedule(trace, durations)
+    assert min(result.start) == 0

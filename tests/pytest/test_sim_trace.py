@@ -1,0 +1,317 @@
+"""cim-sim trace reader: valid traces load, invalid ones give one-line errors."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cimflow.cimsim.trace import (
+    BarrierOp,
+    LoadOp,
+    MvmOp,
+    StoreOp,
+    SwitchOp,
+    VectorOp,
+    dump_trace,
+    load_trace,
+    parse_trace,
+)
+from cimflow.errors import CimError
+from cimflow.hw_targets import HardwareTarget, load_target
+
+
+def small_target() -> HardwareTarget:
+    """dynaplasia with 8 arrays of 128 x 128 (2 cores x 4 arrays)."""
+    base = load_target("dynaplasia")
+    return dataclasses.replace(
+        base,
+        hierarchy=dataclasses.replace(
+            base.hierarchy, chips=1, cores_per_chip=2, arrays_per_core=4
+        ),
+        array=dataclasses.replace(base.array, rows=128, cols=128, active_rows=128),
+        dual_mode=dataclasses.replace(base.dual_mode, switchable_arrays=8),
+    )
+
+
+def valid_ops() -> list[dict[str, Any]]:
+    common: dict[str, Any] = {"segment": 0}
+    return [
+        {**common, "id": 0, "kind": "load", "deps": [], "name": "x", "src": "dram",
+         "dst": "buffer", "bytes": 64, "tensor": "x", "arrays": []},
+        {**common, "id": 1, "kind": "program", "deps": [], "name": "w",
+         "arrays": [[0, 2]], "rows": 128, "cols": 64, "weight": "w", "k": [0, 128],
+         "n": [0, 64]},
+        {**common, "id": 2, "kind": "mvm", "deps": [0, 1], "name": "fc",
+         "arrays": [[0, 2]], "vectors": 4, "rows": 128, "cols": 64, "weight": "w",
+         "k": [0, 128], "n": [0, 64], "v": [0, 4], "input": "x", "output": "y"},
+        {**common, "id": 3, "kind": "vector", "deps": [2], "name": "relu",
+         "op": "relu", "element_ops": 256, "units": 2, "inputs": ["y"],
+         "output": "z"},
+        {**common, "id": 4, "kind": "switch", "deps": [], "name": "sw",
+         "arrays": [[4, 6], [7, 8]], "to": "memory"},
+        {**common, "id": 5, "kind": "load", "deps": [3, 4], "name": "spill",
+         "src": "buffer", "dst": "memory", "bytes": 256, "tensor": "z",
+         "arrays": [[4, 6]]},
+        {**common, "id": 6, "kind": "move", "deps": [5], "name": "mv", "bytes": 32,
+         "tensor": "z"},
+        {**common, "id": 7, "kind": "store", "deps": [6], "name": "out",
+         "src": "buffer", "dst": "dram", "bytes": 32, "tensor": "z", "arrays": []},
+        {**common, "id": 8, "kind": "barrier", "deps": [7], "name": ""},
+    ]  # fmt: skip
+
+
+def valid_trace() -> dict[str, Any]:
+    return {
+        "format": "cim-trace",
+        "version": 1,
+        "model": {
+            "name": "m",
+            "source": "m.onnx",
+            "batch": 2,
+            "inputs": [{"name": "x", "shape": [2, 128], "dtype": "float32"}],
+            "outputs": [{"name": "z", "shape": [2, 64], "dtype": "float32"}],
+        },
+        "strategy": "static",
+        "target": small_target().to_dict(),
+        "tensors": [
+            {"name": "x", "shape": [2, 128], "bytes": 256},
+            {"name": "y", "shape": [2, 64], "bytes": 128},
+        ],
+        "ops": valid_ops(),
+    }
+
+
+def test_valid_trace_loads_into_typed_ops() -> None:
+    trace = load_trace(valid_trace())
+    assert trace.model.batch == 2
+    assert trace.model.inputs[0].shape == (2, 128)
+    assert trace.strategy == "static"
+    assert trace.target == small_target()
+    assert trace.tensors[1].nbytes == 128
+    kinds = [o.kind for o in trace.ops]
+    assert kinds == [
+        "load", "program", "mvm", "vector", "switch", "load", "move", "store",
+        "barrier",
+    ]  # fmt: skip
+    load, mvm, vector, switch = trace.ops[0], trace.ops[2], trace.ops[3], trace.ops[4]
+    assert isinstance(load, LoadOp) and load.src == "dram" and load.nbytes == 64
+    assert isinstance(mvm, MvmOp) and mvm.arrays == ((0, 2),) and mvm.v == (0, 4)
+    assert mvm.deps == (0, 1)
+    assert isinstance(vector, VectorOp) and vector.inputs == ("y",)
+    assert isinstance(switch, SwitchOp) and switch.arrays == ((4, 6), (7, 8))
+    assert isinstance(trace.ops[7], StoreOp)
+    assert isinstance(trace.ops[8], BarrierOp)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        mvm.vectors = 3  # type: ignore[misc]
+
+
+def test_load_from_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    path.write_text(dump_trace(valid_trace()), encoding="utf-8")
+    assert load_trace(path).origin == str(path)
+    data = valid_trace()
+    data["ops"][2]["deps"] = [0, 5]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(CimError) as err:
+        load_trace(path)
+    assert str(err.value) == f"{path}: op 2: dep 5 is not an earlier op"
+
+
+def bad(data: dict[str, Any]) -> str:
+    with pytest.raises(CimError) as err:
+        parse_trace(data, "t.json")
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("t.json: ")
+    return message
+
+
+def edit_op(index: int, **changes: Any) -> dict[str, Any]:
+    data = valid_trace()
+    for key, value in changes.items():
+        if value is None:
+            del data["ops"][index][key]
+        else:
+            data["ops"][index][key] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    ("index", "changes", "message"),
+    [
+        (2, {"deps": [0, 2]}, "op 2: dep 2 is not an earlier op"),
+        (2, {"deps": [-1]}, "op 2: dep -1 is not an earlier op"),
+        (2, {"deps": [1, 0]}, "op 2: key 'deps' must be sorted without duplicates"),
+        (2, {"deps": [1, 1]}, "op 2: key 'deps' must be sorted without duplicates"),
+        (3, {"kind": "foo"}, "op 3: unknown kind 'foo'"),
+        (3, {"id": 4}, "op 3: id 4 does not match its position 3"),
+        (0, {"bytes": None}, "op 0: missing key 'bytes'"),
+        (0, {"bytes": "12"}, "op 0: key 'bytes' must be an integer, got \"12\""),
+        (0, {"bytes": 1.5}, "op 0: key 'bytes' must be an integer"),
+        (0, {"bytes": True}, "op 0: key 'bytes' must be an integer"),
+        (0, {"bytes": -1}, "op 0: key 'bytes' must be at least 0, got -1"),
+        (
+            0,
+            {"src": "disk"},
+            "op 0: key 'src' must be one of 'dram', 'buffer', 'memory'",
+        ),
+        (0, {"dst": "dram"}, "op 0: keys 'src' and 'dst' are both 'dram'"),
+        (7, {"src": "dram"}, "op 7: keys 'src' and 'dst' are both 'dram'"),
+        (0, {"src": "buffer", "dst": "dram"}, "op 0: a load cannot write to 'dram'"),
+        (0, {"arrays": [[0, 1]]}, "op 0: key 'arrays' must be empty unless"),
+        (5, {"arrays": []}, "op 5: key 'arrays' must not be empty"),
+        (
+            2,
+            {"arrays": [[0, 4], [2, 6]]},
+            "op 2: array ranges [0, 4) and [2, 6) overlap",
+        ),
+        (2, {"arrays": [[4, 6], [0, 2]]}, "op 2: array ranges are not sorted"),
+        (
+            2,
+            {"arrays": [[6, 10]]},
+            "op 2: array range [6, 10) is outside the target's 8",
+        ),
+        (2, {"arrays": [[3, 3]]}, "op 2: array range [3, 3) is empty or negative"),
+        (
+            2,
+            {"arrays": [[1, 2, 3]]},
+            "op 2: key 'arrays' must be a list of [first, stop)",
+        ),
+        (2, {"arrays": 3}, "op 2: key 'arrays' must be a list, got 3"),
+        (2, {"rows": 129}, "op 2: key 'rows' (129) exceeds the target's 128 rows"),
+        (2, {"cols": 0}, "op 2: key 'cols' must be positive, got 0"),
+        (2, {"vectors": 0}, "op 2: key 'vectors' must be positive, got 0"),
+        (2, {"v": [4, 0]}, "op 2: key 'v' must satisfy 0 <= start <= stop"),
+        (2, {"k": [0]}, "op 2: key 'k' must be a [start, stop) pair of integers"),
+        (2, {"extra": 1}, "op 2: unknown key 'extra'"),
+        (3, {"units": 5}, "op 3: key 'units' (5) exceeds the target's 2 vector units"),
+        (3, {"inputs": [1]}, "op 3: key 'inputs' must be a list of strings, got 1"),
+        (4, {"to": "off"}, "op 4: key 'to' must be one of 'compute', 'memory'"),
+        (8, {"name": None}, "op 8: missing key 'name'"),
+        (8, {"segment": -2}, "op 8: key 'segment' must be at least 0"),
+    ],
+)
+def test_op_errors_name_the_op_and_key(
+    index: int, changes: dict[str, Any], message: str
+) -> None:
+    assert bad(edit_op(index, **changes)).startswith(f"t.json: {message}")
+
+
+def test_op_that_is_not_an_object() -> None:
+    data = valid_trace()
+    data["ops"][1] = [1, 2]
+    assert bad(data) == "t.json: op 1: the op must be an object, got a list"
+
+
+def test_switch_on_a_target_without_switchable_arrays() -> None:
+    target = small_target()
+    target = dataclasses.replace(
+        target, dual_mode=dataclasses.replace(target.dual_mode, switchable_arrays=0)
+    )
+    data = valid_trace()
+    data["target"] = target.to_dict()
+    assert bad(data) == (
+        "t.json: op 4: switches 3 arrays but the target has 0 switchable arrays"
+    )
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda d: d.update(version=2),
+            "t.json: unsupported trace version 2 (this cim-sim reads version 1)",
+        ),
+        (
+            lambda d: d.update(version="1"),
+            't.json: unsupported trace version "1" (this cim-sim reads version 1)',
+        ),
+        (
+            lambda d: d.update(format="other"),
+            "t.json: key 'format' must be 'cim-trace', got \"other\"",
+        ),
+        (lambda d: d.pop("ops"), "t.json: missing key 'ops'"),
+        (lambda d: d.update(extra=1), "t.json: unknown key 'extra'"),
+        (lambda d: d.update(ops={}), "t.json: key 'ops' must be a list, got {}"),
+        (lambda d: d.update(strategy=3), "t.json: key 'strategy' must be a string"),
+        (
+            lambda d: d["model"].update(batch=0),
+            "t.json: key 'model.batch' must be positive, got 0",
+        ),
+        (lambda d: d["model"].pop("source"), "t.json: missing key 'model.source'"),
+        (
+            lambda d: d["model"]["inputs"][0].pop("dtype"),
+            "t.json: model.inputs[0]: missing key 'dtype'",
+        ),
+        (
+            lambda d: d["tensors"][1].update(name="x"),
+            "t.json: tensors[1]: duplicate tensor name 'x'",
+        ),
+        (
+            lambda d: d["tensors"][0].update(bytes=-1),
+            "t.json: tensors[0]: key 'bytes' must be at least 0, got -1",
+        ),
+        (lambda d: d["target"].pop("dram"), "t.json: target: missing table '[dram]'"),
+        (
+            lambda d: d["target"]["array"].update(rows="x"),
+            "t.json: target: key 'array.rows' must be an integer",
+        ),
+        (lambda d: d.update(target=[]), "t.json: key 'target' must be an object"),
+    ],
+)
+def test_top_level_errors(edit: Any, message: str) -> None:
+    data = valid_trace()
+    edit(data)
+    assert bad(data).startswith(message)
+
+
+def test_trace_must_be_an_object() -> None:
+    with pytest.raises(CimError, match=r"^t\.json: the trace must be an object"):
+        parse_trace([1], "t.json")
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.json"
+    with pytest.raises(CimError, match=r"missing\.json: no such file$"):
+        load_trace(missing)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"format": ', encoding="utf-8")
+    with pytest.raises(CimError) as err:
+        load_trace(broken)
+    assert str(err.value).startswith(f"{broken}: invalid JSON at line 1 column 12")
+
+
+def test_dump_trace_is_deterministic_and_round_trips() -> None:
+    data = valid_trace()
+    text = dump_trace(data)
+    assert text.endswith("}\n")
+    assert json.loads(text) == data
+    shuffled = copy.deepcopy(data)
+    shuffled["ops"] = [dict(reversed(list(o.items()))) for o in shuffled["ops"]]
+    shuffled = dict(reversed(list(shuffled.items())))
+    assert dump_trace(shuffled) == text
+    lines = text.splitlines()
+    assert lines[1] == ' "format": "cim-trace",'
+    op_lines = [line for line in lines if line.startswith('  {"')]
+    assert len(op_lines) == len(data["ops"]) + len(data["tensors"])
+    assert (
+        '  {"arrays": [], "bytes": 64, "deps": [], "dst": "buffer", "id": 0, '
+        '"kind": "load", "name": "x", "segment": 0, "src": "dram", "tensor": "x"},'
+    ) in lines
+    assert load_trace(json.loads(text)).ops == load_trace(data).ops
+
+
+def test_dump_trace_empty_lists_and_nan() -> None:
+    data = valid_trace()
+    data["ops"] = []
+    text = dump_trace(data)
+    assert ' "ops": [],' in text.splitlines()
+    assert json.loads(text) == data
+    data["model"]["bad"] = float("nan")
+    with pytest.raises(ValueError):
+        dump_trace(data)
