@@ -23,7 +23,8 @@ Formulas (a target ``t``; all divisions round up to whole cycles):
 - Transfers: ``latency + ceil(bytes / bandwidth)`` on the link that carries
   them (DRAM, interconnect, global buffer, or ``n`` memory-mode arrays read or
   written in parallel at ``n * memory_bandwidth``).
-- Vector-unit work: ``latency + ceil(element_ops / (lanes * units))``.
+- Vector-unit work: ``latency + ceil(element_ops / (lanes * units))``, and
+  nothing for zero lane operations (a reshape is a free view).
 - Mode switch: ``switch_latency`` for any number of arrays switched together.
 """
 
@@ -180,6 +181,8 @@ def interconnect_cost(t: HardwareTarget, nbytes: int) -> OpCost:
 def vector_cost(t: HardwareTarget, element_ops: int, units: int) -> OpCost:
     """``element_ops`` lane operations spread over ``units`` vector units."""
     lanes = t.vector.lanes * max(1, units)
+    if element_ops <= 0:
+        return OpCost(0, {"vector": 0.0})
     return OpCost(
         t.vector.latency_cycles + _ceil_div(element_ops, lanes),
         {"vector": element_ops * t.energy.vector_pj_per_element},

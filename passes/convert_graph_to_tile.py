@@ -90,7 +90,7 @@ class LowerConvToMVM(RewritePattern):
             TensorType(element.element_type, [vectors, w[0]]),
         )
         back = cim_tile.Col2ImOp(mvm.output, element)
-        rewriter.replace_op(op, [cols, mvm, back], [back.output])
+        rewriter.replace(op, [cols, mvm, back], [back.output])
 
 
 @dataclass
@@ -135,7 +135,7 @@ class LowerLinearToMVM(RewritePattern):
                 cim_tile.VectorOp.wrap(cim_graph.ReshapeOp(mvm.output, element))
             )
             result = new_ops[-1].results[0]
-        rewriter.replace_op(op, new_ops, [result])
+        rewriter.replace(op, new_ops, [result])
 
 
 class WrapVectorWork(RewritePattern):
@@ -155,7 +155,7 @@ class WrapVectorWork(RewritePattern):
         ):
             return
         assert isinstance(op, IRDLOperation)
-        rewriter.replace_op(op, cim_tile.VectorOp.wrap(op.clone()))
+        rewriter.replace(op, cim_tile.VectorOp.wrap(op.clone()))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from xdsl.context import Context
 from xdsl.dialects import func
@@ -33,7 +34,7 @@ from xdsl.dialects.builtin import (
     StringAttr,
     TensorType,
 )
-from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 
 from cimflow.cimdialect import cim_graph, cim_meta, cim_tile
@@ -43,7 +44,7 @@ from cimflow.cost_model import vector_element_ops
 from cimflow.errors import CimError
 from cimflow.hw_targets import DEFAULT_TARGET, HardwareTarget, load_target
 from cimflow.passes.static_allocate import STRATEGY_ATTR
-from cimflow.passes.tile_mapping import plan_chunks
+from cimflow.passes.tile_mapping import Chunk, plan_chunks
 
 NAME_ATTR = "cim_graph.name"
 Location = cim_meta.Location
@@ -98,6 +99,8 @@ class _ScheduleBuilder:
     sinks: dict[SSAValue, None] = field(default_factory=lambda: {})
     segment: int = -1
     barrier: SSAValue | None = None
+    free_array: int = 0
+    """First array not holding a resident weight of the current segment."""
     programmed: dict[
         cim_tile.MVMOp, list[tuple[cim_meta.ArrayRangesAttr, SSAValue]]
     ] = field(default_factory=lambda: {})
@@ -138,7 +141,7 @@ class _ScheduleBuilder:
             name = f"{base}.{suffix}"
         self.used_names.add(name)
         self.names[value] = name
-        value_type = value.type
+        value_type = cast(TensorType[Attribute], value.type)
         assert isinstance(value_type, TensorType)
         self.decls.append(
             cim_meta.TensorDeclOp(name, value_type, self.tensor_bytes(value))
@@ -219,12 +222,19 @@ class _ScheduleBuilder:
             assert alloc is not None
             if alloc.field("chunks") > 1:
                 continue
-            chunk = plan_chunks(mvm.tiling, self.hw.total_arrays)[0]
             weight = mvm.weight.data
+            plan = plan_chunks(mvm.tiling, self.hw.total_arrays)
+            if len(plan) > 1:
+                raise CimError(
+                    f"weight '{weight}' needs {mvm.tiling.arrays_per_copy} arrays per "
+                    f"copy, more than the {self.hw.total_arrays} of target "
+                    f"'{self.hw.name}', but its allocation does not stream it in chunks"
+                )
+            chunk = plan[0]
             load = self.emit(
                 cim_meta.LoadOp(
                     weight,
-                    self.weight_bytes(chunk.k1 - chunk.k0, chunk.n1 - chunk.n0),
+                    self.weight_bytes(chunk),
                     Location.DRAM,
                     Location.BUFFER,
                     [self.barrier],
@@ -258,9 +268,10 @@ class _ScheduleBuilder:
                 f"segment {segment} needs {next_array} arrays but the target "
                 f"'{self.hw.name}' has {self.hw.total_arrays}"
             )
+        self.free_array = next_array
 
-    def weight_bytes(self, k: int, n: int) -> int:
-        return max(1, k * n * self.hw.weight_bytes)
+    def weight_bytes(self, chunk: Chunk) -> int:
+        return max(1, chunk.weight_elements * self.hw.weight_bytes)
 
     # -- operators --------------------------------------------------------
 
@@ -283,12 +294,11 @@ class _ScheduleBuilder:
         )
         out_name = self.declare(mvm.output)
         finished: list[SSAValue] = []
-        partials = 1
+        partials = mvm.tiling.field("row_tiles")
         if alloc.field("chunks") == 1:
             copies = self.programmed[mvm]
             share = math.ceil(vectors / len(copies))
             chunk = plan_chunks(mvm.tiling, self.hw.total_arrays)[0]
-            partials = chunk.row_tiles
             runs: list[Operation] = []
             for index, (arrays, program) in enumerate(copies):
                 v0, v1 = index * share, min(vectors, (index + 1) * share)
@@ -325,16 +335,22 @@ class _ScheduleBuilder:
                 )
         else:
             previous: SSAValue | None = None
-            chunks = plan_chunks(mvm.tiling, self.hw.total_arrays)
-            partials = max(c.row_tiles for c in chunks) * (
-                len({(c.k0, c.k1) for c in chunks})
-            )
+            available = self.hw.total_arrays - self.free_array
+            chunks = plan_chunks(mvm.tiling, available)
+            if len(chunks) != alloc.field("chunks"):
+                raise CimError(
+                    f"weight '{weight}' takes {len(chunks)} chunks on the "
+                    f"{available} free arrays of segment {self.segment}, but its "
+                    f"allocation says {alloc.field('chunks')}"
+                )
             for chunk in chunks:
-                arrays = cim_meta.ArrayRangesAttr.from_ranges([(0, chunk.arrays)])
+                arrays = cim_meta.ArrayRangesAttr.from_ranges(
+                    [(self.free_array, self.free_array + chunk.arrays)]
+                )
                 load = self.emit(
                     cim_meta.LoadOp(
                         weight,
-                        self.weight_bytes(chunk.k1 - chunk.k0, chunk.n1 - chunk.n0),
+                        self.weight_bytes(chunk),
                         Location.DRAM,
                         Location.BUFFER,
                         self.deps(previous),
@@ -375,8 +391,10 @@ class _ScheduleBuilder:
             assert previous is not None
             finished.append(previous)
         outputs = vectors * groups * n
-        gather_bytes = outputs * (
-            self.hw.accumulator_bytes if partials > 1 else self.hw.activation_bytes
+        gather_bytes = (
+            outputs * partials * self.hw.accumulator_bytes
+            if partials > 1
+            else outputs * self.hw.activation_bytes
         )
         token = self.emit(
             cim_meta.MoveOp(
@@ -385,21 +403,40 @@ class _ScheduleBuilder:
         )
         extra_ops = outputs * (partials - 1) + (outputs if mvm.bias is not None else 0)
         if extra_ops:
-            bias_inputs = [mvm.bias.data] if mvm.bias is not None else []
+            inputs = [out_name]
+            deps = [token]
+            if mvm.bias is not None:
+                bias = mvm.bias.data
+                inputs.append(bias)
+                deps.append(
+                    self.emit(
+                        cim_meta.LoadOp(
+                            bias,
+                            max(1, groups * n * self.hw.weight_bytes),
+                            Location.DRAM,
+                            Location.BUFFER,
+                            self.deps(),
+                            self.segment,
+                            label=bias,
+                        )
+                    )
+                )
             token = self.emit(
                 cim_meta.VectorOp(
                     "accumulate",
                     extra_ops,
                     self.vector_units,
-                    [out_name, *bias_inputs],
+                    inputs,
                     out_name,
-                    [token],
+                    deps,
                     self.segment,
                     label=weight,
                 )
             )
-        self.ready[out_name] = token
-        self.where[out_name] = Location.BUFFER
+        feeds_col2im = bool(mvm.output.uses) and all(
+            isinstance(use.operation, cim_tile.Col2ImOp) for use in mvm.output.uses
+        )
+        self.place(out_name, mvm.output, token, weight, spill=not feeds_col2im)
 
     def lower_layout(self, op: cim_tile.Im2ColOp | cim_tile.Col2ImOp) -> None:
         kind = op.name.split(".")[1]

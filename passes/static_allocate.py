@@ -9,7 +9,6 @@ through the arrays in chunks, so no model is ever refused for its size.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -18,14 +17,10 @@ from xdsl.passes import ModulePass
 
 from cimflow.cimdialect import cim_tile
 from cimflow.hw_targets import DEFAULT_TARGET, load_target
+from cimflow.passes.tile_mapping import plan_chunks
 
 STRATEGY_ATTR = "cim_tile.strategy"
 """Module attribute naming the allocation strategy that ran."""
-
-
-def chunks_needed(arrays_per_copy: int, total_arrays: int) -> int:
-    """Sequential weight chunks for one copy on a chip of ``total_arrays``."""
-    return max(1, math.ceil(arrays_per_copy / total_arrays))
 
 
 @dataclass(frozen=True)
@@ -44,7 +39,7 @@ class StaticAllocatePass(ModulePass):
         for inner in op.walk():
             if isinstance(inner, cim_tile.MVMOp):
                 need = inner.tiling.arrays_per_copy
-                chunks = chunks_needed(need, total)
+                chunks = len(plan_chunks(inner.tiling, total))
                 if started and (chunks > 1 or used + need > total):
                     segment, used = segment + 1, 0
                 inner.alloc = cim_tile.AllocAttr.from_ints(segment, 1, chunks)

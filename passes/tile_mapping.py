@@ -15,7 +15,11 @@ from cimflow.cimdialect.cim_tile import TilingAttr
 @dataclass(frozen=True)
 class Chunk:
     """A rectangle ``[k0, k1) x [n0, n1)`` of the ``[G*K, G*N]`` weight matrix
-    held at once by ``arrays`` arrays, each using ``rows`` x ``cols`` cells."""
+    held at once by ``arrays`` arrays, each using ``rows`` x ``cols`` cells.
+
+    A grouped weight is block-diagonal: the rectangle then spans ``groups``
+    whole ``K x N`` blocks and holds only those.
+    """
 
     k0: int
     k1: int
@@ -26,6 +30,11 @@ class Chunk:
     cols: int
     row_tiles: int
     """Row tiles inside this chunk whose partial sums must be added."""
+    groups: int = 1
+
+    @property
+    def weight_elements(self) -> int:
+        return (self.k1 - self.k0) * (self.n1 - self.n0) // self.groups
 
 
 def _cells(tiling: TilingAttr) -> tuple[int, int]:
@@ -37,51 +46,35 @@ def _cells(tiling: TilingAttr) -> tuple[int, int]:
     return min(k, rows), min(n, tiling.outputs_per_array) * slices
 
 
-def plan_chunks(tiling: TilingAttr, available: int) -> list[Chunk]:
-    """Cut one weight copy into chunks of at most ``available`` arrays.
-
-    A copy that fits is one chunk. Otherwise grouped weights are cut by
-    groups, others by column tiles (all row tiles of a column stay together,
-    so each chunk finishes its outputs), and by row tiles too when one column
-    of tiles alone exceeds the chip (then chunks add partial sums).
-    """
-    k, n, groups = (tiling.field(f) for f in ("k", "n", "groups"))
-    rows = tiling.field("rows")
+def _plan_matrix(
+    tiling: TilingAttr, available: int, k_offset: int, n_offset: int
+) -> list[Chunk]:
+    """Chunks of one ``K x N`` matrix (one group) at the given offsets."""
+    k, n, rows = (tiling.field(f) for f in ("k", "n", "rows"))
     row_tiles, col_tiles = tiling.field("row_tiles"), tiling.field("col_tiles")
     per_array = tiling.outputs_per_array
     cell_rows, cell_cols = _cells(tiling)
-    total = tiling.arrays_per_copy
-    if total <= available:
-        return [
-            Chunk(0, groups * k, 0, groups * n, total, cell_rows, cell_cols, row_tiles)
-        ]
-    if groups > 1:
-        packed = tiling.field("groups_per_array")
-        arrays_per_group_block = row_tiles * col_tiles
-        blocks = max(1, available // arrays_per_group_block)
-        step = blocks * packed
+    if row_tiles * col_tiles <= available:
         return [
             Chunk(
-                g * k,
-                min(groups, g + step) * k,
-                g * n,
-                min(groups, g + step) * n,
-                math.ceil((min(groups, g + step) - g) / packed)
-                * arrays_per_group_block,
+                k_offset,
+                k_offset + k,
+                n_offset,
+                n_offset + n,
+                row_tiles * col_tiles,
                 cell_rows,
                 cell_cols,
                 row_tiles,
             )
-            for g in range(0, groups, step)
         ]
     if row_tiles <= available:
         columns = available // row_tiles
         return [
             Chunk(
-                0,
-                k,
-                c * per_array,
-                min(n, (c + columns) * per_array),
+                k_offset,
+                k_offset + k,
+                n_offset + c * per_array,
+                n_offset + min(n, (c + columns) * per_array),
                 row_tiles * (min(col_tiles, c + columns) - c),
                 cell_rows,
                 cell_cols,
@@ -91,10 +84,10 @@ def plan_chunks(tiling: TilingAttr, available: int) -> list[Chunk]:
         ]
     return [
         Chunk(
-            r * rows,
-            min(k, (r + available) * rows),
-            c * per_array,
-            min(n, (c + 1) * per_array),
+            k_offset + r * rows,
+            k_offset + min(k, (r + available) * rows),
+            n_offset + c * per_array,
+            n_offset + min(n, (c + 1) * per_array),
             min(row_tiles, r + available) - r,
             cell_rows,
             cell_cols,
@@ -102,4 +95,59 @@ def plan_chunks(tiling: TilingAttr, available: int) -> list[Chunk]:
         )
         for c in range(col_tiles)
         for r in range(0, row_tiles, available)
+    ]
+
+
+def plan_chunks(tiling: TilingAttr, available: int) -> list[Chunk]:
+    """Cut one weight copy into chunks of at most ``available`` arrays.
+
+    A copy that fits is one chunk. Otherwise grouped weights are cut by
+    groups (each group on its own when one group alone exceeds the arrays);
+    a matrix is cut by column tiles (all row tiles of a column stay together,
+    so each chunk finishes its outputs), and by row tiles too when one column
+    of tiles alone exceeds the arrays (then chunks add partial sums).
+    """
+    k, n, groups = (tiling.field(f) for f in ("k", "n", "groups"))
+    if available < 1:
+        raise ValueError("no arrays available for a weight chunk")
+    if groups == 1:
+        return _plan_matrix(tiling, available, 0, 0)
+    cell_rows, cell_cols = _cells(tiling)
+    row_tiles = tiling.field("row_tiles")
+    block = row_tiles * tiling.field("col_tiles")
+    packed = tiling.field("groups_per_array")
+    if tiling.arrays_per_copy <= available:
+        return [
+            Chunk(
+                0,
+                groups * k,
+                0,
+                groups * n,
+                tiling.arrays_per_copy,
+                cell_rows,
+                cell_cols,
+                row_tiles,
+                groups,
+            )
+        ]
+    if block > available:
+        return [
+            chunk
+            for g in range(groups)
+            for chunk in _plan_matrix(tiling, available, g * k, g * n)
+        ]
+    step = (available // block) * packed
+    return [
+        Chunk(
+            g * k,
+            min(groups, g + step) * k,
+            g * n,
+            min(groups, g + step) * n,
+            math.ceil((min(groups, g + step) - g) / packed) * block,
+            cell_rows,
+            cell_cols,
+            row_tiles,
+            min(groups, g + step) - g,
+        )
+        for g in range(0, groups, step)
     ]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import IntegerType, ModuleOp, TensorType
+from xdsl.dialects.builtin import DenseArrayBase, IntegerType, ModuleOp, TensorType
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.utils.target import Target
 
@@ -35,8 +35,7 @@ def _ranges(arrays: cim_meta.ArrayRangesAttr) -> list[list[int]]:
     return [[start, stop] for start, stop in arrays.ranges]
 
 
-def _span(attr: object) -> list[int]:
-    assert isinstance(attr, cim_graph.DenseArrayBase)
+def _span(attr: DenseArrayBase[IntegerType]) -> list[int]:
     return list(ints(attr))
 
 

@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import IO
 
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.utils.exceptions import DiagnosticException, ParseError
+from xdsl.utils.exceptions import (
+    ArgSpecParseError,
+    DiagnosticException,
+    ParseError,
+)
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from cimflow.errors import CimError
@@ -76,6 +80,7 @@ class CimOptMain(xDSLOptMain):
         return onnx_frontend(self.args.input_file, parse_dims(self.args.dim))
 
     def run(self) -> None:
+        parse_dims(self.args.dim)
         if (
             self.args.input_file is not None
             and not Path(self.args.input_file).is_file()
@@ -128,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ParseError as error:
         print(f"cim-opt: error: {error}", file=sys.stderr)
         return 1
-    except (DiagnosticException, ValueError, OSError) as error:
+    except (DiagnosticException, ValueError, OSError, ArgSpecParseError) as error:
         print(f"cim-opt: error: {_one_line(error)}", file=sys.stderr)
         return 1
     return 0

@@ -12,7 +12,7 @@ def test_lit_filecheck_suite() -> None:
     bin_dir = str(Path(sys.executable).parent)
     env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
     result = subprocess.run(
-        [sys.executable, "-m", "lit", "-q", str(FILECHECK_DIR)],
+        [str(Path(bin_dir) / "lit"), "-q", str(FILECHECK_DIR)],
         env=env,
         capture_output=True,
         text=True,

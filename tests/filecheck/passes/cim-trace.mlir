@@ -1,0 +1,71 @@
+// RUN: cim-opt %s -p 'cim-compile-static{target=tiny}' -t cim-trace | filecheck %s
+
+// The cim-trace output target (docs/trace-format.md, version 1): one JSON
+// document with sorted keys, one op (or tensor) per line, ids in order, deps
+// sorted and earlier than the op. An MLP on `tiny` over two segments:
+// l1.w (1 x 5 tiles, arrays 0-4) in segment 0; l2.w (Gemm transB with bias,
+// k = 40: 2 row tiles x 3 column tiles = 6 arrays, 5 + 6 > 8) in segment 1,
+// programmed onto arrays 0-5 again after the segment barrier. Its 4 x 24
+// outputs come back as 4-byte partial sums (384 bytes); the accumulate adds
+// the 2 row tiles and the bias: 96 + 96 = 192 lane operations.
+builtin.module attributes {cim_graph.source = #cim_graph.source<"mlp.onnx">} {
+  func.func @mlp(%x: tensor<4x32xf32>) -> tensor<4x24xf32> {
+    %w1 = cim_graph.weight "l1.w" : tensor<32x40xf32>
+    %y1 = cim_graph.linear %x, %w1 : (tensor<4x32xf32>, tensor<32x40xf32>) -> tensor<4x40xf32>
+    %r1 = cim_graph.unary relu %y1 : tensor<4x40xf32> -> tensor<4x40xf32>
+    %w2 = cim_graph.weight "l2.w" : tensor<24x40xf32>
+    %b2 = cim_graph.weight "l2.b" : tensor<24xf32>
+    %y2 = cim_graph.linear %r1, %w2, %b2 transpose_weight : (tensor<4x40xf32>, tensor<24x40xf32>, tensor<24xf32>) -> tensor<4x24xf32>
+    func.return %y2 : tensor<4x24xf32>
+  }
+}
+
+// CHECK:      {
+// CHECK-NEXT:  "format": "cim-trace",
+// CHECK-NEXT:  "model": {
+// CHECK-NEXT:   "batch": 4,
+// CHECK-NEXT:   "inputs": [{"dtype": "float32", "name": "input0", "shape": [4, 32]}],
+// CHECK-NEXT:   "name": "mlp",
+// CHECK-NEXT:   "outputs": [{"dtype": "float32", "name": "y2", "shape": [4, 24]}],
+// CHECK-NEXT:   "source": "mlp.onnx"
+// CHECK-NEXT:  },
+// CHECK-NEXT:  "ops": [
+// CHECK-NEXT:   {"deps": [], "id": 0, "kind": "barrier", "name": "", "segment": 0},
+// CHECK-NEXT:   {"arrays": [], "bytes": 1280, "deps": [0], "dst": "buffer", "id": 1, "kind": "load", "name": "l1.w", "segment": 0, "src": "dram", "tensor": "l1.w"},
+// CHECK-NEXT:   {"arrays": {{\[\[0, 5\]\]}}, "cols": 32, "deps": [1], "id": 2, "k": [0, 32], "kind": "program", "n": [0, 40], "name": "l1.w", "rows": 32, "segment": 0, "weight": "l1.w"},
+// CHECK-NEXT:   {"arrays": [], "bytes": 128, "deps": [0], "dst": "buffer", "id": 3, "kind": "load", "name": "l1.w", "segment": 0, "src": "dram", "tensor": "input0"},
+// CHECK-NEXT:   {"bytes": 128, "deps": [3], "id": 4, "kind": "move", "name": "l1.w", "segment": 0, "tensor": "input0"},
+// CHECK-NEXT:   {"arrays": {{\[\[0, 5\]\]}}, "cols": 32, "deps": [2, 4], "id": 5, "input": "input0", "k": [0, 32], "kind": "mvm", "n": [0, 40], "name": "l1.w", "output": "y1", "rows": 32, "segment": 0, "v": [0, 4], "vectors": 4, "weight": "l1.w"},
+// CHECK-NEXT:   {"bytes": 160, "deps": [5], "id": 6, "kind": "move", "name": "l1.w", "segment": 0, "tensor": "y1"},
+// CHECK-NEXT:   {"deps": [6], "element_ops": 160, "id": 7, "inputs": ["y1"], "kind": "vector", "name": "relu", "op": "relu", "output": "r1", "segment": 0, "units": 2},
+// CHECK-NEXT:   {"deps": [7], "id": 8, "kind": "barrier", "name": "", "segment": 1},
+// CHECK-NEXT:   {"arrays": [], "bytes": 960, "deps": [8], "dst": "buffer", "id": 9, "kind": "load", "name": "l2.w", "segment": 1, "src": "dram", "tensor": "l2.w"},
+// CHECK-NEXT:   {"arrays": {{\[\[0, 6\]\]}}, "cols": 32, "deps": [9], "id": 10, "k": [0, 40], "kind": "program", "n": [0, 24], "name": "l2.w", "rows": 32, "segment": 1, "weight": "l2.w"},
+// CHECK-NEXT:   {"bytes": 160, "deps": [7], "id": 11, "kind": "move", "name": "l2.w", "segment": 1, "tensor": "r1"},
+// CHECK-NEXT:   {"arrays": {{\[\[0, 6\]\]}}, "cols": 32, "deps": [10, 11], "id": 12, "input": "r1", "k": [0, 40], "kind": "mvm", "n": [0, 24], "name": "l2.w", "output": "y2", "rows": 32, "segment": 1, "v": [0, 4], "vectors": 4, "weight": "l2.w"},
+// CHECK-NEXT:   {"bytes": 768, "deps": [12], "id": 13, "kind": "move", "name": "l2.w", "segment": 1, "tensor": "y2"},
+// CHECK-NEXT:   {"arrays": [], "bytes": 24, "deps": [8], "dst": "buffer", "id": 14, "kind": "load", "name": "l2.b", "segment": 1, "src": "dram", "tensor": "l2.b"},
+// CHECK-NEXT:   {"deps": [13, 14], "element_ops": 192, "id": 15, "inputs": ["y2", "l2.b"], "kind": "vector", "name": "l2.w", "op": "accumulate", "output": "y2", "segment": 1, "units": 2},
+// CHECK-NEXT:   {"arrays": [], "bytes": 96, "deps": [15], "dst": "dram", "id": 16, "kind": "store", "name": "output0", "segment": 1, "src": "buffer", "tensor": "y2"}
+// CHECK-NEXT:  ],
+// CHECK-NEXT:  "strategy": "static",
+// CHECK-NEXT:  "target": {
+// CHECK-NEXT:   "array": {"active_rows": 32, "adc_bits": 8, "adcs_per_array": 8, "cell_bits": 2, "cols": 32, "compute_granularity": "crossbar", "dac_bits": 1, "dynamic_matmul": false, "mvm_issue_interval_cycles": 8, "mvm_latency_cycles": 10, "program_cycles_per_row": 1, "rows": 32},
+// CHECK-NEXT:   "buffers": {"global_bandwidth_bytes_per_cycle": 16.0, "global_bytes": 4096, "local_bandwidth_bytes_per_cycle": 16.0, "local_bytes": 1024},
+// CHECK-NEXT:   "dram": {"bandwidth_bytes_per_cycle": 8.0, "latency_cycles": 20},
+// CHECK-NEXT:   "dual_mode": {"memory_bandwidth_bytes_per_cycle": 4.0, "memory_capacity_bytes": 256, "switch_latency_cycles": 1, "switchable_arrays": 8},
+// CHECK-NEXT:   "energy": {"adc_conversion_pj": {{.*}}, "vector_pj_per_element": {{.*}}},
+// CHECK-NEXT:   "hierarchy": {"arrays_per_core": 4, "chips": 1, "cores_per_chip": 2},
+// CHECK-NEXT:   "interconnect": {"bandwidth_bytes_per_cycle": 16.0, "latency_cycles": 2, "topology": "bus"},
+// CHECK-NEXT:   "precision": {"accumulator_bits": 32, "activation_bits": 8, "weight_bits": 8},
+// CHECK-NEXT:   "target": {"clock_ghz": 1.0, "description": "{{.*}}", "name": "tiny"},
+// CHECK-NEXT:   "vector": {"lanes": 8, "latency_cycles": 2, "units_per_core": 1}
+// CHECK-NEXT:  },
+// CHECK-NEXT:  "tensors": [
+// CHECK-NEXT:   {"bytes": 128, "name": "input0", "shape": [4, 32]},
+// CHECK-NEXT:   {"bytes": 160, "name": "y1", "shape": [4, 40]},
+// CHECK-NEXT:   {"bytes": 160, "name": "r1", "shape": [4, 40]},
+// CHECK-NEXT:   {"bytes": 96, "name": "y2", "shape": [4, 24]}
+// CHECK-NEXT:  ],
+// CHECK-NEXT:  "version": 1
+// CHECK-NEXT: }
