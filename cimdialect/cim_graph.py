@@ -98,7 +98,7 @@ def element_type(value: SSAValue) -> Attribute:
     value_type = value.type
     if not isinstance(value_type, TensorType):
         raise VerifyException(f"expected a tensor, got {value_type}")
-    return value_type.element_type
+    return cast(TensorType[Attribute], value_type).element_type
 
 
 def i64_array(values: Sequence[int]) -> DenseArrayBase[IntegerType]:
@@ -177,6 +177,9 @@ class UnaryKind(StrEnum):
     NEG = "neg"
     ABS = "abs"
     GELU = "gelu"
+    """Exact GELU, ``0.5 x (1 + erf(x / sqrt 2))``."""
+    GELU_TANH = "gelu_tanh"
+    """GPT-2's tanh approximation of GELU."""
     SILU = "silu"
     SOFTPLUS = "softplus"
     FLOOR = "floor"

@@ -210,6 +210,7 @@ VECTOR_OPS_PER_ELEMENT: dict[str, int] = {
     "exp": 4,
     "log": 4,
     "gelu": 4,
+    "gelu_tanh": 4,
     "silu": 4,
     "softplus": 4,
     "cos": 4,

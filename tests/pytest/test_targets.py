@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cimflow.errors import CimError
 from cimflow.hw_targets import (
     DEFAULT_TARGET,
     TARGETS_DIR,
@@ -20,10 +24,6 @@ from cimflow.hw_targets import (
     shipped_targets,
     target_from_dict,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from cimflow.errors import CimError
 
 DYNAPLASIA_TEXT = (TARGETS_DIR / "dynaplasia.toml").read_text(encoding="utf-8")
 

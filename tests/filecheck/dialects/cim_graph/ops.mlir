@@ -117,6 +117,9 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"models/tiny.onn
     %u10 = cim_graph.unary gelu %fc : tensor<1x4x16xf32> -> tensor<1x4x16xf32>
     // CHECK-NEXT: %u10 = cim_graph.unary gelu %fc : tensor<1x4x16xf32> -> tensor<1x4x16xf32>
     // GENERIC: %u10 = "cim_graph.unary"(%fc) <{kind = #cim_graph<unary_kind gelu>}> : (tensor<1x4x16xf32>) -> tensor<1x4x16xf32>
+    %u10t = cim_graph.unary gelu_tanh %fc : tensor<1x4x16xf32> -> tensor<1x4x16xf32>
+    // CHECK-NEXT: %u10t = cim_graph.unary gelu_tanh %fc : tensor<1x4x16xf32> -> tensor<1x4x16xf32>
+    // GENERIC: %u10t = "cim_graph.unary"(%fc) <{kind = #cim_graph<unary_kind gelu_tanh>}> : (tensor<1x4x16xf32>) -> tensor<1x4x16xf32>
     %u11 = cim_graph.unary silu %fc : tensor<1x4x16xf32> -> tensor<1x4x16xf32>
     // CHECK-NEXT: %u11 = cim_graph.unary silu %fc : tensor<1x4x16xf32> -> tensor<1x4x16xf32>
     // GENERIC: %u11 = "cim_graph.unary"(%fc) <{kind = #cim_graph<unary_kind silu>}> : (tensor<1x4x16xf32>) -> tensor<1x4x16xf32>
