@@ -27,7 +27,7 @@ import onnx
 from cimflow.tools import model_builders
 
 MODELS: dict[str, tuple[Callable[..., onnx.ModelProto], dict[str, int]]] = {
-    "resnet50": (model_builders.resnet50, {}),
+    "resnet50": (model_builders.resnet50, {"batch": 1}),
     "bert_base": (model_builders.bert_base, {"batch": 1, "sequence": 128}),
 }
 
