@@ -175,13 +175,21 @@ class _ScheduleBuilder:
             self.where[name] = Location.BUFFER
         self.ready[name] = token
 
-    def fetch(self, value: SSAValue, label: str) -> SSAValue | None:
-        """Token after which ``value`` is in the global buffer."""
+    def fetch(
+        self, value: SSAValue, label: str, weight_elements: int | None = None
+    ) -> SSAValue | None:
+        """Token after which ``value`` is in the global buffer.
+
+        A weight is loaded from DRAM: all of it, or ``weight_elements`` of it
+        when the consumer reads only part (an embedding lookup).
+        """
         owner = value.owner
         if isinstance(owner, cim_graph.ConstantOp):
             return None
         if isinstance(owner, cim_graph.WeightOp):
-            nbytes = num_elements(tensor_shape(value)) * self.hw.weight_bytes
+            if weight_elements is None:
+                weight_elements = num_elements(tensor_shape(value))
+            nbytes = weight_elements * self.hw.weight_bytes
             return self.emit(
                 cim_meta.LoadOp(
                     owner.weight_name.data,
@@ -248,19 +256,7 @@ class _ScheduleBuilder:
                     [(next_array, next_array + chunk.arrays)]
                 )
                 next_array += chunk.arrays
-                program = self.emit(
-                    cim_meta.ProgramOp(
-                        weight,
-                        arrays,
-                        chunk.rows,
-                        chunk.cols,
-                        (chunk.k0, chunk.k1),
-                        (chunk.n0, chunk.n1),
-                        [load],
-                        segment,
-                        label=weight,
-                    )
-                )
+                program = self.program(weight, arrays, chunk, [load])
                 copies.append((arrays, program))
             self.programmed[mvm] = copies
         if next_array > self.hw.total_arrays:
@@ -269,6 +265,52 @@ class _ScheduleBuilder:
                 f"'{self.hw.name}' has {self.hw.total_arrays}"
             )
         self.free_array = next_array
+
+    def program(
+        self,
+        weight: str,
+        arrays: cim_meta.ArrayRangesAttr,
+        chunk: Chunk,
+        deps: Sequence[SSAValue],
+    ) -> SSAValue:
+        return self.emit(
+            cim_meta.ProgramOp(
+                weight,
+                arrays,
+                chunk.rows,
+                chunk.cols,
+                (chunk.k0, chunk.k1),
+                (chunk.n0, chunk.n1),
+                deps,
+                self.segment,
+                label=weight,
+            )
+        )
+
+    def mvm_op(
+        self,
+        weight: str,
+        arrays: cim_meta.ArrayRangesAttr,
+        chunk: Chunk,
+        vectors: tuple[int, int],
+        tensors: tuple[str, str],
+        deps: Sequence[SSAValue],
+    ) -> cim_meta.MVMOp:
+        return cim_meta.MVMOp(
+            weight,
+            arrays,
+            vectors[1] - vectors[0],
+            chunk.rows,
+            chunk.cols,
+            (chunk.k0, chunk.k1),
+            (chunk.n0, chunk.n1),
+            vectors,
+            tensors[0],
+            tensors[1],
+            deps,
+            self.segment,
+            label=weight,
+        )
 
     def weight_bytes(self, chunk: Chunk) -> int:
         return max(1, chunk.weight_elements * self.hw.weight_bytes)
@@ -305,20 +347,13 @@ class _ScheduleBuilder:
                 if v0 >= v1:
                     continue
                 runs.append(
-                    cim_meta.MVMOp(
+                    self.mvm_op(
                         weight,
                         arrays,
-                        v1 - v0,
-                        chunk.rows,
-                        chunk.cols,
-                        (chunk.k0, chunk.k1),
-                        (chunk.n0, chunk.n1),
+                        chunk,
                         (v0, v1),
-                        in_name,
-                        out_name,
+                        (in_name, out_name),
                         [moved, program],
-                        self.segment,
-                        label=weight,
                     )
                 )
             if len(runs) == 1:
@@ -358,34 +393,15 @@ class _ScheduleBuilder:
                         label=weight,
                     )
                 )
-                program = self.emit(
-                    cim_meta.ProgramOp(
-                        weight,
-                        arrays,
-                        chunk.rows,
-                        chunk.cols,
-                        (chunk.k0, chunk.k1),
-                        (chunk.n0, chunk.n1),
-                        self.deps(load, previous),
-                        self.segment,
-                        label=weight,
-                    )
-                )
+                program = self.program(weight, arrays, chunk, self.deps(load, previous))
                 previous = self.emit(
-                    cim_meta.MVMOp(
+                    self.mvm_op(
                         weight,
                         arrays,
-                        vectors,
-                        chunk.rows,
-                        chunk.cols,
-                        (chunk.k0, chunk.k1),
-                        (chunk.n0, chunk.n1),
+                        chunk,
                         (0, vectors),
-                        in_name,
-                        out_name,
+                        (in_name, out_name),
                         [moved, program],
-                        self.segment,
-                        label=weight,
                     )
                 )
             assert previous is not None
@@ -462,7 +478,15 @@ class _ScheduleBuilder:
     def lower_vector(self, op: cim_tile.VectorOp) -> None:
         payload = op.payload
         kind, element_ops = vector_work(payload)
-        tokens = [self.fetch(v, kind) for v in op.inputs]
+        gathered = (
+            num_elements(tensor_shape(payload.output))
+            if isinstance(payload, cim_graph.GatherOp)
+            else None
+        )
+        tokens = [
+            self.fetch(v, kind, gathered if index == 0 else None)
+            for index, v in enumerate(op.inputs)
+        ]
         input_names = [
             self.names.get(v) or self.weight_or_const_name(v) for v in op.inputs
         ]

@@ -104,3 +104,32 @@ def test_stock_xdsl_opt_runs_our_pass(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "cim_tile.mvm" in result.stdout
     assert "cim_graph.conv" not in result.stdout
+
+
+def test_embedding_lookup_loads_only_the_gathered_rows(tmp_path: Path) -> None:
+    model = _model_file(tmp_path, "bert", "torchscript")
+    trace_path = tmp_path / "bert.json"
+    argv = [str(model), "--dim", "batch=2", "--dim", "sequence=8"]
+    argv += ["-p", "cim-compile-static", "-t", "cim-trace", "-o", str(trace_path)]
+    assert cim_opt.main(argv) == 0
+    trace = json.loads(trace_path.read_text())
+    activations = {t["name"] for t in trace["tensors"]}
+    gathers = [
+        op
+        for op in trace["ops"]
+        if op.get("op") == "gather" and op["inputs"][0] not in activations
+    ]
+    assert gathers
+    ops_by_id = {op["id"]: op for op in trace["ops"]}
+    hidden = 32  # bert_tiny's width; one byte per 8-bit weight
+    for gather in gathers:
+        table_loads = [
+            ops_by_id[d]
+            for d in gather["deps"]
+            if ops_by_id[d]["kind"] == "load"
+            and ops_by_id[d]["tensor"] == gather["inputs"][0]
+        ]
+        assert len(table_loads) == 1
+        output = next(t for t in trace["tensors"] if t["name"] == gather["output"])
+        rows = output["bytes"] // hidden
+        assert table_loads[0]["bytes"] == rows * hidden <= 2 * 8 * hidden
