@@ -21,13 +21,14 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx">} {
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from xdsl.dialects.builtin import (
     I1,
     DenseArrayBase,
     DenseIntOrFPElementsAttr,
+    DictionaryAttr,
     FloatAttr,
     IntegerAttr,
     IntegerType,
@@ -142,8 +143,10 @@ def _is_weight(value: SSAValue) -> bool:
 class WeightSourceAttr(ParametrizedAttribute):
     """Where the weights named by ``cim_graph.weight`` live.
 
-    ``#cim_graph.source<"models/resnet.onnx">`` names the ONNX file (its
-    initializers, external data included). An empty path means the model was
+    ``#cim_graph.source<"models/bert.onnx", batch = 1, sequence = 128>`` names
+    the ONNX file (its initializers, external data included) and the values
+    its symbolic input dimensions were given at import, which the frontend
+    needs to derive folded weights again. An empty path means the model was
     built without a file; such a model compiles and simulates for timing but
     cannot be checked functionally.
     """
@@ -151,18 +154,65 @@ class WeightSourceAttr(ParametrizedAttribute):
     name = "cim_graph.source"
 
     path: StringAttr = param_def()
+    dims: DictionaryAttr = param_def()
 
-    def __init__(self, path: str | StringAttr):
-        super().__init__(StringAttr(path) if isinstance(path, str) else path)
+    def __init__(self, path: str | StringAttr, dims: Mapping[str, int] | None = None):
+        super().__init__(
+            StringAttr(path) if isinstance(path, str) else path,
+            DictionaryAttr(
+                {k: IntegerAttr(v, i64) for k, v in sorted((dims or {}).items())}
+            ),
+        )
+
+    @property
+    def dim_values(self) -> dict[str, int]:
+        values: dict[str, int] = {}
+        for key, value in self.dims.data.items():
+            assert isinstance(value, IntegerAttr)
+            values[key] = cast(IntegerAttr[IntegerType], value).value.data
+        return values
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        dims: dict[str, int] = {}
         with parser.in_angle_brackets():
-            return (StringAttr(parser.parse_str_literal()),)
+            path = parser.parse_str_literal()
+            while parser.parse_optional_punctuation(","):
+                start = parser.pos
+                key = parser.parse_identifier()
+                parser.parse_punctuation("=")
+                value = parser.parse_integer(allow_boolean=False)
+                if key in dims:
+                    parser.raise_error(
+                        f"#cim_graph.source dimension '{key}' is given twice",
+                        start,
+                        parser.pos,
+                    )
+                if value < 1:
+                    parser.raise_error(
+                        f"#cim_graph.source dimension '{key}' must be a positive "
+                        "integer",
+                        start,
+                        parser.pos,
+                    )
+                dims[key] = value
+        return tuple(WeightSourceAttr(path, dims).parameters)
 
     def print_parameters(self, printer: Printer) -> None:
         with printer.in_angle_brackets():
             printer.print_string_literal(self.path.data)
+            for key, value in self.dim_values.items():
+                printer.print_string(f", {key} = {value}")
+
+    def verify(self) -> None:
+        for key, value in self.dims.data.items():
+            if (
+                not isinstance(value, IntegerAttr)
+                or cast(IntegerAttr[IntegerType], value).value.data < 1
+            ):
+                raise VerifyException(
+                    f"#cim_graph.source dimension '{key}' must be a positive integer"
+                )
 
 
 class UnaryKind(StrEnum):

@@ -26,11 +26,14 @@ cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from xdsl.dialects.builtin import (
     ArrayAttr,
     DenseArrayBase,
+    DenseIntOrFPElementsAttr,
+    DictionaryAttr,
     IntegerAttr,
     StringAttr,
     SymbolNameConstraint,
@@ -66,8 +69,14 @@ from xdsl.traits import NoTerminator, SymbolOpInterface
 from xdsl.utils.exceptions import VerifyException
 from xdsl.utils.str_enum import StrEnum
 
-from cimflow.cimdialect.cim_graph import i64_array, ints
-from cimflow.cimdialect.cim_tile import ArrayMode, ArrayModeAttr
+from cimflow.cimdialect.cim_graph import MAX_INLINE_ELEMENTS, i64_array, ints
+from cimflow.cimdialect.cim_tile import (
+    ArrayMode,
+    ArrayModeAttr,
+    WeightLayout,
+    WeightLayoutAttr,
+)
+from cimflow.cimdialect.shapes import num_elements
 
 I64Array = DenseArrayBase.constr(i64)
 
@@ -446,9 +455,13 @@ class MVMOp(_ArrayWorkOp):
 class VectorOp(_MetaOp):
     """Work on the digital vector units: ``element_ops`` lane operations.
 
+    ``kind`` says what it computes (a ``cim_graph`` operator such as
+    ``softmax``, an elementwise function such as ``gelu``, or ``accumulate``
+    for partial sums), ``attrs`` the operator's parameters.
+
     ```mlir
     %t = cim_meta.vector "softmax" element_ops 98304 units 8 inputs ["s"]
-         output "p" segment 0 after(%m)
+         outputs ["p"] attrs {axis = 3 : i64} segment 0 after(%m)
     ```
     """
 
@@ -458,11 +471,12 @@ class VectorOp(_MetaOp):
     element_ops = prop_def(IntegerAttr.constr(i64))
     units = prop_def(IntegerAttr.constr(i64))
     inputs = prop_def(ArrayAttr[StringAttr])
-    output = prop_def(StringAttr)
+    outputs = prop_def(ArrayAttr[StringAttr])
+    params = prop_def(DictionaryAttr, prop_name="attrs")
 
     assembly_format = (
         "$kind `element_ops` $element_ops `units` $units `inputs` $inputs "
-        "`output` $output " + _DEPS_FORMAT
+        "`outputs` $outputs `attrs` $attrs " + _DEPS_FORMAT
     )
 
     def __init__(
@@ -471,10 +485,11 @@ class VectorOp(_MetaOp):
         element_ops: int,
         units: int,
         inputs: Sequence[str],
-        output: str,
+        outputs: Sequence[str],
         deps: Sequence[SSAValue],
         segment: int,
         label: str | None = None,
+        params: Mapping[str, Attribute] | None = None,
     ):
         super().__init__(
             operands=[deps],
@@ -485,7 +500,8 @@ class VectorOp(_MetaOp):
                 "element_ops": IntegerAttr(element_ops, i64),
                 "units": IntegerAttr(units, i64),
                 "inputs": ArrayAttr([StringAttr(i) for i in inputs]),
-                "output": StringAttr(output),
+                "outputs": ArrayAttr([StringAttr(o) for o in outputs]),
+                "attrs": DictionaryAttr(dict(params or {})),
             },
         )
 
@@ -495,6 +511,8 @@ class VectorOp(_MetaOp):
             raise VerifyException(
                 "'cim_meta.vector' needs non-negative element_ops and at least one unit"
             )
+        if not self.outputs.data:
+            raise VerifyException("'cim_meta.vector' produces at least one tensor")
 
 
 @irdl_op_definition
@@ -635,6 +653,80 @@ class TensorDeclOp(IRDLOperation):
 
 
 @irdl_op_definition
+class ConstantDeclOp(IRDLOperation):
+    """A small constant the schedule refers to by name, with its value.
+
+    ```mlir
+    cim_meta.constant "scale" = dense<0.125> : tensor<f32>
+    ```
+    """
+
+    name = "cim_meta.constant"
+
+    tensor = prop_def(StringAttr)
+    value = prop_def(DenseIntOrFPElementsAttr)
+
+    assembly_format = "$tensor `=` $value attr-dict"
+
+    def __init__(self, tensor: str, value: DenseIntOrFPElementsAttr[Any]):
+        super().__init__(properties={"tensor": StringAttr(tensor), "value": value})
+
+    def verify_(self) -> None:
+        if not self.tensor.data:
+            raise VerifyException("'cim_meta.constant' needs a name")
+        value_type = self.value.get_type()
+        if not isinstance(value_type, TensorType):
+            raise VerifyException("'cim_meta.constant' holds a tensor value")
+        if num_elements(value_type.get_shape()) > MAX_INLINE_ELEMENTS:
+            raise VerifyException(
+                f"'cim_meta.constant' holds more than {MAX_INLINE_ELEMENTS} elements"
+            )
+
+
+@irdl_op_definition
+class WeightDeclOp(IRDLOperation):
+    """How a weight held in arrays maps to its ``[groups*K, groups*N]`` matrix.
+
+    The stored tensor (in the model file) reshapes to ``groups`` blocks of
+    ``K x N`` through ``layout``: ``kn`` as is, ``nk`` transposed, ``oihw``
+    a convolution kernel ``[groups*N, K]`` per group of output channels.
+
+    ```mlir
+    cim_meta.weight "fc.weight" layout nk groups 1 k 512 n 10
+    ```
+    """
+
+    name = "cim_meta.weight"
+
+    weight = prop_def(StringAttr)
+    layout = prop_def(WeightLayoutAttr)
+    groups = prop_def(IntegerAttr.constr(i64))
+    k = prop_def(IntegerAttr.constr(i64))
+    n = prop_def(IntegerAttr.constr(i64))
+
+    assembly_format = (
+        "$weight `layout` $layout `groups` $groups `k` $k `n` $n attr-dict"
+    )
+
+    def __init__(self, weight: str, layout: WeightLayout, groups: int, k: int, n: int):
+        super().__init__(
+            properties={
+                "weight": StringAttr(weight),
+                "layout": WeightLayoutAttr(layout),
+                "groups": IntegerAttr(groups, i64),
+                "k": IntegerAttr(k, i64),
+                "n": IntegerAttr(n, i64),
+            }
+        )
+
+    def verify_(self) -> None:
+        if not self.weight.data:
+            raise VerifyException("'cim_meta.weight' needs a name")
+        if min(a.value.data for a in (self.groups, self.k, self.n)) < 1:
+            raise VerifyException("'cim_meta.weight' groups, k and n must be positive")
+
+
+@irdl_op_definition
 class ScheduleOp(IRDLOperation):
     """A compiled model: tensor declarations and meta-ops in issue order.
 
@@ -690,12 +782,14 @@ class ScheduleOp(IRDLOperation):
             raise VerifyException("'cim_meta.schedule' batch must be positive")
         declared: set[str] = set()
         for op in self.body.block.ops:
-            if isinstance(op, TensorDeclOp):
-                if op.tensor.data in declared:
+            if isinstance(op, TensorDeclOp | ConstantDeclOp | WeightDeclOp):
+                name = op.weight if isinstance(op, WeightDeclOp) else op.tensor
+                if name.data in declared:
                     raise VerifyException(
-                        f"'cim_meta.schedule' declares tensor '{op.tensor.data}' twice"
+                        f"'cim_meta.schedule' declares '{name.data}' twice (tensors, "
+                        "constants and weights share one namespace)"
                     )
-                declared.add(op.tensor.data)
+                declared.add(name.data)
             elif not isinstance(op, _MetaOp):
                 raise VerifyException(
                     f"'cim_meta.schedule' may only hold meta-ops, got '{op.name}'"
@@ -712,6 +806,8 @@ CIMMeta = Dialect(
     [
         ScheduleOp,
         TensorDeclOp,
+        ConstantDeclOp,
+        WeightDeclOp,
         LoadOp,
         StoreOp,
         MoveOp,

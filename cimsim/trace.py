@@ -10,6 +10,7 @@ compiler's trace emitter.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget, target_from_dict
 
 TRACE_FORMAT = "cim-trace"
-TRACE_VERSION = 1
+WEIGHT_LAYOUTS = ("kn", "nk", "oihw")
+"""How a weight maps to its matrix (see cimflow.cimdialect.cim_tile.WeightLayout)."""
+TRACE_VERSION = 2
 
 OP_KINDS: tuple[str, ...] = (
     "load",
@@ -57,6 +60,7 @@ class ModelInfo:
     name: str
     source: str
     batch: int
+    dims: Mapping[str, int]
     inputs: tuple[TensorType, ...]
     outputs: tuple[TensorType, ...]
 
@@ -67,7 +71,29 @@ class TensorInfo:
 
     name: str
     shape: tuple[int, ...]
+    dtype: str
     nbytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConstantInfo:
+    """One entry of ``constants``: a small named constant and its values."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WeightInfo:
+    """One entry of ``weights``: how an array-held weight maps to its matrix."""
+
+    name: str
+    layout: str
+    groups: int
+    k: int
+    n: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +180,8 @@ class VectorOp(OpBase):
     element_ops: int
     units: int
     inputs: tuple[str, ...]
-    output: str
+    outputs: tuple[str, ...]
+    attrs: Mapping[str, object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +214,8 @@ class Trace:
     strategy: str
     target: HardwareTarget
     tensors: tuple[TensorInfo, ...]
+    constants: tuple[ConstantInfo, ...]
+    weights: tuple[WeightInfo, ...]
     ops: tuple[TraceOp, ...]
     origin: str
 
@@ -366,11 +395,15 @@ def _tensor_types(fields: _Fields, key: str) -> tuple[TensorType, ...]:
 
 def _model(raw: object, prefix: str) -> ModelInfo:
     fields = _Fields(raw, prefix, "key 'model'", "model.")
-    fields.check_keys(frozenset({"name", "source", "batch", "inputs", "outputs"}))
+    fields.check_keys(
+        frozenset({"name", "source", "batch", "dims", "inputs", "outputs"})
+    )
+    dims = _Fields(fields.get("dims"), prefix, "key 'model.dims'", "model.dims.")
     return ModelInfo(
         name=fields.string("name"),
         source=fields.string("source"),
         batch=fields.integer("batch", 1),
+        dims={key: dims.integer(key, 1) for key in sorted(dims.data)},
         inputs=_tensor_types(fields, "inputs"),
         outputs=_tensor_types(fields, "outputs"),
     )
@@ -381,13 +414,76 @@ def _tensors(fields: _Fields) -> tuple[TensorInfo, ...]:
     seen: set[str] = set()
     for index, raw in enumerate(fields.list_of("tensors")):
         item = _Fields(raw, f"{fields.prefix}tensors[{index}]: ", "the entry")
-        item.check_keys(frozenset({"name", "shape", "bytes"}))
+        item.check_keys(frozenset({"name", "shape", "dtype", "bytes"}))
         name = item.string("name")
         if name in seen:
             raise item.fail(f"duplicate tensor name {name!r}")
         seen.add(name)
-        result.append(TensorInfo(name, item.int_list("shape"), item.integer("bytes")))
+        result.append(
+            TensorInfo(
+                name,
+                item.int_list("shape"),
+                item.string("dtype"),
+                item.integer("bytes"),
+            )
+        )
     return tuple(result)
+
+
+def _constants(fields: _Fields) -> tuple[ConstantInfo, ...]:
+    result: list[ConstantInfo] = []
+    for index, raw in enumerate(fields.list_of("constants")):
+        item = _Fields(raw, f"{fields.prefix}constants[{index}]: ", "the entry")
+        item.check_keys(frozenset({"name", "shape", "dtype", "values"}))
+        shape = item.int_list("shape")
+        values = item.list_of("values")
+        if any(isinstance(v, bool) or not isinstance(v, int | float) for v in values):
+            raise item.fail("key 'values' must be a list of numbers")
+        if len(values) != math.prod(shape):
+            raise item.fail(
+                f"key 'values' has {len(values)} numbers for shape {list(shape)}"
+            )
+        result.append(
+            ConstantInfo(
+                item.string("name"),
+                shape,
+                item.string("dtype"),
+                tuple(cast(Sequence[float], values)),
+            )
+        )
+    return tuple(result)
+
+
+def _weights(fields: _Fields) -> tuple[WeightInfo, ...]:
+    result: list[WeightInfo] = []
+    for index, raw in enumerate(fields.list_of("weights")):
+        item = _Fields(raw, f"{fields.prefix}weights[{index}]: ", "the entry")
+        item.check_keys(frozenset({"name", "layout", "groups", "k", "n"}))
+        result.append(
+            WeightInfo(
+                item.string("name"),
+                item.choice("layout", WEIGHT_LAYOUTS),
+                item.integer("groups", 1),
+                item.integer("k", 1),
+                item.integer("n", 1),
+            )
+        )
+    return tuple(result)
+
+
+def _attrs(fields: _Fields) -> dict[str, object]:
+    raw = fields.get("attrs")
+    if not isinstance(raw, dict):
+        raise fields.wrong("attrs", raw, "an object")
+    attrs = cast(dict[str, object], raw)
+    for key, value in attrs.items():
+        items = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, int | float | str | bool) for v in items):
+            raise fields.fail(
+                f"key 'attrs.{key}' must be a number, string, boolean or list of "
+                f"numbers, got {_short(value)}"
+            )
+    return dict(sorted(attrs.items()))
 
 
 _COMMON_KEYS = frozenset({"id", "kind", "deps", "segment", "name"})
@@ -399,7 +495,8 @@ _KIND_KEYS: dict[str, frozenset[str]] = {
     "program": _COMMON_KEYS | {"arrays", "rows", "cols", "weight", "k", "n"},
     "mvm": _COMMON_KEYS
     | {"arrays", "vectors", "rows", "cols", "weight", "k", "n", "v", "input", "output"},
-    "vector": _COMMON_KEYS | {"op", "element_ops", "units", "inputs", "output"},
+    "vector": _COMMON_KEYS
+    | {"op", "element_ops", "units", "inputs", "outputs", "attrs"},
     "switch": _COMMON_KEYS | {"arrays", "to"},
     "barrier": _COMMON_KEYS,
 }
@@ -629,6 +726,9 @@ class _OpReader:
                 f"key 'units' ({units}) exceeds the target's {self.vector_units} "
                 "vector units"
             )
+        outputs = fields.str_list("outputs")
+        if not outputs:
+            raise fields.fail("key 'outputs' must name at least one tensor")
         return VectorOp(
             id=op_id,
             deps=deps,
@@ -638,7 +738,8 @@ class _OpReader:
             element_ops=fields.integer("element_ops"),
             units=units,
             inputs=fields.str_list("inputs"),
-            output=fields.string("output"),
+            outputs=outputs,
+            attrs=_attrs(fields),
         )
 
     def _switch(
@@ -673,7 +774,17 @@ class _OpReader:
 
 
 _TOP_KEYS = frozenset(
-    {"format", "version", "model", "strategy", "target", "tensors", "ops"}
+    {
+        "format",
+        "version",
+        "model",
+        "strategy",
+        "target",
+        "tensors",
+        "constants",
+        "weights",
+        "ops",
+    }
 )
 
 
@@ -697,6 +808,8 @@ def parse_trace(data: object, origin: str = "<trace>") -> Trace:
         raise top.fail(f"key 'target' must be an object, got {_type_name(raw_target)}")
     target = target_from_dict(cast(dict[str, object], raw_target), f"{origin}: target")
     tensors = _tensors(top)
+    constants = _constants(top)
+    weights = _weights(top)
     reader = _OpReader(target, origin)
     ops = tuple(reader.read(raw, index) for index, raw in enumerate(top.list_of("ops")))
     return Trace(
@@ -704,6 +817,8 @@ def parse_trace(data: object, origin: str = "<trace>") -> Trace:
         strategy=strategy,
         target=target,
         tensors=tensors,
+        constants=constants,
+        weights=weights,
         ops=ops,
         origin=origin,
     )

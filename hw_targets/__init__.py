@@ -13,6 +13,7 @@ Any problem is a :class:`~cimflow.errors.CimError` naming the file and the key.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import tomllib
 from collections.abc import Mapping
@@ -348,6 +349,33 @@ _SECTION_CLASSES: dict[str, type[Any]] = {
     "vector": VectorUnit,
     "energy": Energy,
 }
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string for plain text
+    raise TypeError(f"no TOML spelling for {value!r}")
+
+
+def tables_to_toml(tables: Mapping[str, Mapping[str, object]]) -> str:
+    """Nested tables of scalars (as ``HardwareTarget.to_dict()`` gives) as TOML."""
+    lines: list[str] = []
+    for table, values in tables.items():
+        lines.append(f"[{table}]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def target_to_toml(hw: HardwareTarget) -> str:
+    """A target as the text of a target file that loads back to it."""
+    return tables_to_toml(hw.to_dict())
 
 
 def shipped_targets() -> list[str]:

@@ -91,7 +91,10 @@ def vector_work(payload: Operation) -> tuple[str, int]:
 class _ScheduleBuilder:
     hw: HardwareTarget
     block: Block = field(default_factory=Block)
-    decls: list[cim_meta.TensorDeclOp] = field(default_factory=lambda: [])
+    decls: list[Operation] = field(default_factory=lambda: [])
+    declared_weights: dict[str, tuple[cim_tile.WeightLayout, int, int, int]] = field(
+        default_factory=lambda: {}
+    )
     names: dict[SSAValue, str] = field(default_factory=lambda: {})
     used_names: set[str] = field(default_factory=lambda: set())
     where: dict[str, Location] = field(default_factory=lambda: {})
@@ -132,14 +135,18 @@ class _ScheduleBuilder:
     def tensor_bytes(self, value: SSAValue) -> int:
         return num_elements(tensor_shape(value)) * self.hw.activation_bytes
 
-    def declare(self, value: SSAValue, preferred: str | None = None) -> str:
-        base = preferred or value.name_hint or "t"
+    def unique_name(self, base: str) -> str:
         name = base
         suffix = 0
         while name in self.used_names:
             suffix += 1
             name = f"{base}.{suffix}"
         self.used_names.add(name)
+        return name
+
+    def declare(self, value: SSAValue, preferred: str | None = None) -> str:
+        """Name an activation tensor and declare it in the schedule."""
+        name = self.unique_name(preferred or value.name_hint or "t")
         self.names[value] = name
         value_type = cast(TensorType[Attribute], value.type)
         assert isinstance(value_type, TensorType)
@@ -185,6 +192,10 @@ class _ScheduleBuilder:
         """
         owner = value.owner
         if isinstance(owner, cim_graph.ConstantOp):
+            if value not in self.names:
+                name = self.unique_name(value.name_hint or "const")
+                self.names[value] = name
+                self.decls.append(cim_meta.ConstantDeclOp(name, owner.value))
             return None
         if isinstance(owner, cim_graph.WeightOp):
             if weight_elements is None:
@@ -323,6 +334,16 @@ class _ScheduleBuilder:
         weight = mvm.weight.data
         vectors = mvm.vectors
         groups, n = mvm.tiling.field("groups"), mvm.tiling.field("n")
+        mapping = (mvm.layout.data, groups, mvm.tiling.field("k"), n)
+        declared = self.declared_weights.get(weight)
+        if declared is None:
+            self.declared_weights[weight] = mapping
+            self.decls.append(cim_meta.WeightDeclOp(weight, *mapping))
+        elif declared != mapping:
+            raise CimError(
+                f"weight '{weight}' is used as two different matrices "
+                f"(layout, groups, k, n) = {declared} and {mapping}"
+            )
         input_ready = self.fetch(mvm.input, weight)
         in_name = self.names[mvm.input]
         moved = self.emit(
@@ -443,7 +464,7 @@ class _ScheduleBuilder:
                     extra_ops,
                     self.vector_units,
                     inputs,
-                    out_name,
+                    [out_name],
                     deps,
                     self.segment,
                     label=weight,
@@ -465,10 +486,11 @@ class _ScheduleBuilder:
                 vector_element_ops(kind, elements),
                 self.vector_units,
                 [self.names[op.input]],
-                name,
+                [name],
                 self.deps(ready),
                 self.segment,
                 label=kind,
+                params=op.properties,
             )
         )
         self.place(
@@ -487,9 +509,7 @@ class _ScheduleBuilder:
             self.fetch(v, kind, gathered if index == 0 else None)
             for index, v in enumerate(op.inputs)
         ]
-        input_names = [
-            self.names.get(v) or self.weight_or_const_name(v) for v in op.inputs
-        ]
+        input_names = [self.names.get(v) or self.weight_name(v) for v in op.inputs]
         names = [self.declare(r) for r in op.outputs]
         token = self.emit(
             cim_meta.VectorOp(
@@ -497,21 +517,21 @@ class _ScheduleBuilder:
                 element_ops,
                 self.vector_units,
                 input_names,
-                names[0],
+                names,
                 self.deps(*tokens),
                 self.segment,
                 label=kind,
+                params=payload.properties,
             )
         )
         for name, result in zip(names, op.outputs, strict=True):
             self.place(name, result, token, kind)
 
     @staticmethod
-    def weight_or_const_name(value: SSAValue) -> str:
+    def weight_name(value: SSAValue) -> str:
         owner = value.owner
-        if isinstance(owner, cim_graph.WeightOp):
-            return owner.weight_name.data
-        return "const"
+        assert isinstance(owner, cim_graph.WeightOp)
+        return owner.weight_name.data
 
 
 def _segment_of(op: Operation) -> int | None:
@@ -546,6 +566,13 @@ class ConvertTileToMetaPass(ModulePass):
         hw = load_target(self.target)
         builder = _ScheduleBuilder(hw)
         body = function.body.block
+        for inner in body.ops:
+            if isinstance(inner, cim_graph.WeightOp):
+                builder.used_names.add(inner.weight_name.data)
+            elif isinstance(inner, cim_tile.MVMOp):
+                builder.used_names.add(inner.weight.data)
+                if inner.bias is not None:
+                    builder.used_names.add(inner.bias.data)
         inputs = io_names(function, function.arg_attrs, len(body.args), "input")
         for arg, name in zip(body.args, inputs, strict=True):
             builder.declare(arg, name)

@@ -7,10 +7,21 @@ group's dependencies, and a ``barrier`` op stands for the group's token.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any, cast
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import DenseArrayBase, IntegerType, ModuleOp, TensorType
+from xdsl.dialects.builtin import (
+    AnyFloat,
+    DenseArrayBase,
+    FloatAttr,
+    IntegerAttr,
+    IntegerType,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+    UnitAttr,
+)
+from xdsl.dialects.utils import EnumAttribute
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.utils.target import Target
 
@@ -20,7 +31,7 @@ from cimflow.cimsim.trace import dump_trace
 from cimflow.errors import CimError
 from cimflow.hw_targets import load_target
 
-TRACE_VERSION = 1
+TRACE_VERSION = 2
 
 JsonDict = dict[str, object]
 
@@ -29,6 +40,23 @@ def _dtype(element: Attribute) -> str:
     if isinstance(element, IntegerType):
         return "bool" if element.width.data == 1 else f"int{element.width.data}"
     return str(element).replace("f", "float", 1)
+
+
+def json_value(attr: Attribute) -> object:
+    """An operator parameter as JSON: numbers, strings, lists and booleans."""
+    if isinstance(attr, IntegerAttr):
+        return cast(IntegerAttr[IntegerType], attr).value.data
+    if isinstance(attr, FloatAttr):
+        return cast(FloatAttr[AnyFloat], attr).value.data
+    if isinstance(attr, DenseArrayBase):
+        return list(ints(cast(DenseArrayBase[IntegerType], attr)))
+    if isinstance(attr, StringAttr):
+        return attr.data
+    if isinstance(attr, UnitAttr):
+        return True
+    if isinstance(attr, EnumAttribute):
+        return cast(EnumAttribute[Any], attr).data.value
+    raise CimError(f"cim-trace cannot write the parameter {attr}")
 
 
 def _ranges(arrays: cim_meta.ArrayRangesAttr) -> list[list[int]]:
@@ -77,7 +105,8 @@ def _fields(op: Operation) -> JsonDict:
             "element_ops": op.element_ops.value.data,
             "units": op.units.value.data,
             "inputs": [i.data for i in op.inputs],
-            "output": op.output.data,
+            "outputs": [o.data for o in op.outputs],
+            "attrs": {k: json_value(v) for k, v in op.params.data.items()},
         }
     if isinstance(op, cim_meta.SwitchOp):
         return {"kind": "switch", "arrays": _ranges(op.arrays), "to": op.to.data.value}
@@ -130,11 +159,8 @@ def build_trace(module: ModuleOp) -> JsonDict:
         )
     schedule = schedules[0]
     hw = load_target(schedule.target.data)
-    decls = {
-        op.tensor.data: op
-        for op in schedule.body.block.ops
-        if isinstance(op, cim_meta.TensorDeclOp)
-    }
+    body = list(schedule.body.block.ops)
+    decls = {op.tensor.data: op for op in body if isinstance(op, cim_meta.TensorDeclOp)}
 
     def io(name: str) -> JsonDict:
         tensor_type = decls[name].tensor_type
@@ -145,10 +171,28 @@ def build_trace(module: ModuleOp) -> JsonDict:
             "dtype": _dtype(tensor_type.element_type),
         }
 
+    def constant(decl: cim_meta.ConstantDeclOp) -> JsonDict:
+        value_type = decl.value.get_type()
+        assert isinstance(value_type, TensorType)
+        element = value_type.element_type
+        values = decl.value.get_values()
+        if element == IntegerType(1):
+            numbers: list[float] = [1 if v else 0 for v in values]
+        else:
+            numbers = [v if isinstance(v, int) else float(v) for v in values]
+        return {
+            "name": decl.tensor.data,
+            "shape": list(value_type.get_shape()),
+            "dtype": _dtype(element),
+            "values": numbers,
+        }
+
     source = module.attributes.get("cim_graph.source")
     writer = _TraceWriter([], {})
-    for op in schedule.body.block.ops:
-        if not isinstance(op, cim_meta.TensorDeclOp):
+    for op in body:
+        if not isinstance(
+            op, cim_meta.TensorDeclOp | cim_meta.ConstantDeclOp | cim_meta.WeightDeclOp
+        ):
             writer.add(op, [])
     tensors: list[JsonDict] = []
     for name, decl in decls.items():
@@ -158,6 +202,7 @@ def build_trace(module: ModuleOp) -> JsonDict:
             {
                 "name": name,
                 "shape": list(tensor_type.get_shape()),
+                "dtype": _dtype(tensor_type.element_type),
                 "bytes": decl.size.value.data,
             }
         )
@@ -170,12 +215,29 @@ def build_trace(module: ModuleOp) -> JsonDict:
             if isinstance(source, cim_graph.WeightSourceAttr)
             else "",
             "batch": schedule.batch.value.data,
+            "dims": source.dim_values
+            if isinstance(source, cim_graph.WeightSourceAttr)
+            else {},
             "inputs": [io(n.data) for n in schedule.inputs],
             "outputs": [io(n.data) for n in schedule.outputs],
         },
         "strategy": schedule.strategy.data,
         "target": hw.to_dict(),
         "tensors": tensors,
+        "constants": [
+            constant(op) for op in body if isinstance(op, cim_meta.ConstantDeclOp)
+        ],
+        "weights": [
+            {
+                "name": op.weight.data,
+                "layout": op.layout.data.value,
+                "groups": op.groups.value.data,
+                "k": op.k.value.data,
+                "n": op.n.value.data,
+            }
+            for op in body
+            if isinstance(op, cim_meta.WeightDeclOp)
+        ],
         "ops": writer.ops,
     }
 

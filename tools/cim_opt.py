@@ -67,6 +67,16 @@ class CimOptMain(xDSLOptMain):
             help="value of a symbolic ONNX input dimension (repeatable)",
         )
 
+    def setup_pipeline(self) -> None:
+        try:
+            super().setup_pipeline()
+        except ArgSpecParseError as error:
+            raise CimError(
+                f"cannot parse the pass pipeline '{self.args.passes}': "
+                f"{_one_line(error)} (write paths and strings in quotes, e.g. "
+                'target="chips/my.toml")'
+            ) from None
+
     def register_all_frontends(self) -> None:
         super().register_all_frontends()
         self.available_frontends["onnx"] = self._import_onnx
@@ -133,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ParseError as error:
         print(f"cim-opt: error: {error}", file=sys.stderr)
         return 1
-    except (DiagnosticException, ValueError, OSError, ArgSpecParseError) as error:
+    except (DiagnosticException, ValueError, OSError) as error:
         print(f"cim-opt: error: {_one_line(error)}", file=sys.stderr)
         return 1
     return 0

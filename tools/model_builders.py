@@ -16,7 +16,17 @@ Every builder takes its sizes as parameters and:
   larger than 1 KiB as external data in a file that is never written (as a
   model exported with external data and shipped without it);
 * ``batch`` / ``sequence`` — an int for a static dimension or a name for a
-  symbolic one.
+  symbolic one;
+* ``phase`` (decoder transformers: GPT-2, LLaMA, OPT) — ``"prefill"`` runs
+  ``sequence`` tokens under a causal mask; ``"decode"`` runs one new token
+  per sequence (``input_ids`` ``[batch, 1]``) against a KV cache of
+  ``sequence`` past positions: per layer ``past_key_values.{i}.key`` /
+  ``.value`` inputs ``[batch, kv_heads, sequence, head_dim]``, concatenated
+  with the new key/value along the sequence axis into the
+  ``present.{i}.key`` / ``.value`` outputs, with positions starting at
+  ``sequence``. ``use_cache=True`` gives a prefill graph the ``present``
+  outputs too (the K/V of its ``sequence`` tokens), as HF's
+  ``use_cache`` exports do.
 
 Builders are deterministic: the same arguments give byte-identical
 ``SerializeToString()``.
@@ -36,6 +46,7 @@ from onnx import ModelProto, NodeProto, TensorProto, ValueInfoProto, numpy_helpe
 
 Exporter = Literal["torchscript", "dynamo"]
 Weights = Literal["random", "shape_only"]
+Phase = Literal["prefill", "decode"]
 Dim = int | str
 
 EXTERNAL_THRESHOLD = 1024
@@ -223,7 +234,7 @@ class _Builder:
         self, value: str, name: str, elem_type: int, shape: Sequence[Dim]
     ) -> None:
         """Declare ``value`` (renamed to ``name``) a graph output."""
-        for node in self.nodes:
+        for node in self.nodes if value != name else ():
             for index, out in enumerate(node.output):
                 if out == value:
                     node.output[index] = name
@@ -379,12 +390,17 @@ class _Builder:
         gate = self.op("Add", self.op("Tanh", scaled), self.scalar(1.0))
         return self.op("Mul", half, gate, hint="gelu")
 
-    def attention_scores(self, q: str, k_t: str, head_dim: int) -> str:
-        """``q @ kᵀ / √d`` (torchscript) or SDPA's ``(q√s) @ (kᵀ√s)`` (dynamo)."""
+    def attention_scores(
+        self, q: str, k_t: str, head_dim: int, scale: float | None = None
+    ) -> str:
+        """``q @ kᵀ / √d`` (torchscript) or SDPA's ``(q√s) @ (kᵀ√s)`` (dynamo),
+        ``s`` being ``scale`` (default ``1/√d``)."""
         if self.torchscript:
             scores = self.op("MatMul", q, k_t)
             return self.op("Div", scores, self.scalar(math.sqrt(head_dim)))
-        root = self.scalar(math.sqrt(1.0 / math.sqrt(head_dim)))
+        if scale is None:
+            scale = 1.0 / math.sqrt(head_dim)
+        root = self.scalar(math.sqrt(scale))
         q_scaled = self.op("Mul", q, root, hint="mul")
         k_scaled = self.op("Mul", k_t, root, hint="mul")
         return self.op("MatMul", q_scaled, k_scaled, hint="matmul")
@@ -745,6 +761,147 @@ def mobilenetv2_tiny(**kwargs: Any) -> ModelProto:
 
 
 # ----------------------------------------------------------------------------
+# VGG
+# ----------------------------------------------------------------------------
+
+VGG16_LAYERS: tuple[int | Literal["M"], ...] = (
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+)
+"""torchvision's configuration "D": 3x3 conv widths and ``"M"`` max pools."""
+
+
+def vgg(
+    layers: Sequence[int | Literal["M"]] = VGG16_LAYERS,
+    pool_size: int = 7,
+    hidden: int = 4096,
+    num_classes: int = 1000,
+    image: int = 224,
+    batch: Dim = "batch",
+    exporter: Exporter = "torchscript",
+    weights: Weights = "random",
+    seed: int = 0,
+    name: str = "vgg",
+) -> ModelProto:
+    """torchvision VGG without BatchNorm: 3x3 convs with biases and ReLU, 2x2 max
+    pools, ``AdaptiveAvgPool2d(pool_size)`` and a three-layer classifier
+    (Linear, ReLU, Dropout, Linear, ReLU, Dropout, Linear; dropout vanishes in
+    eval mode).
+
+    The adaptive pool is exported as the ``AveragePool`` of kernel and stride
+    ``size // pool_size`` both exporters emit for divisible sizes (a 1x1 pool
+    at 224x224). Parameters keep their module names (``features.0.weight``) in
+    both styles since there is no BatchNorm to fold.
+    """
+    b = _Builder(name, exporter, weights, seed)
+    x = b.input("input", TensorProto.FLOAT, [batch, 3, image, image])
+    cin, size, index = 3, image, 0
+    for layer in layers:
+        if layer == "M":
+            with b.scope("features", f"features.{index}"):
+                x = b.op(
+                    "MaxPool",
+                    x,
+                    hint="max_pool2d",
+                    kernel_shape=[2, 2],
+                    pads=[0, 0, 0, 0],
+                    strides=[2, 2],
+                    ceil_mode=0,
+                    dilations=[1, 1],
+                )
+            size //= 2
+            index += 1
+            continue
+        with b.scope("features", f"features.{index}"):
+            w = b.param(
+                f"features.{index}.weight",
+                [layer, cin, 3, 3],
+                std=math.sqrt(2.0 / (cin * 9)),
+            )
+            bias = b.param(f"features.{index}.bias", [layer])
+            x = b.op(
+                "Conv",
+                x,
+                w,
+                bias,
+                hint="conv2d",
+                dilations=[1, 1],
+                group=1,
+                kernel_shape=[3, 3],
+                pads=[1, 1, 1, 1],
+                strides=[1, 1],
+            )
+        with b.scope("features"):
+            x = _relu(b, x, f"features.{index + 1}")
+        cin = layer
+        index += 2
+    if size % pool_size:
+        raise ValueError(f"{name}: {size}x{size} features do not pool to {pool_size}")
+    kernel = size // pool_size
+    with b.scope("avgpool"):
+        x = b.op(
+            "AveragePool",
+            x,
+            hint="avg_pool2d",
+            kernel_shape=[kernel, kernel],
+            pads=[0, 0, 0, 0],
+            strides=[kernel, kernel],
+            ceil_mode=0,
+            count_include_pad=1,
+        )
+    features = cin * pool_size * pool_size
+    if b.torchscript:
+        x = b.op("Flatten", x, axis=1)
+    else:
+        batch_dim = b.shape_dims(x, [0], 4)[0]
+        x = b.reshape(x, b.dynamic_shape([batch_dim, features]))
+    with b.scope("classifier"):
+        sizes = ((features, hidden), (hidden, hidden), (hidden, num_classes))
+        for fc, (fin, fout) in enumerate(sizes):
+            module = f"classifier.{3 * fc}"
+            x = b.linear(x, module, fin, fout, 2, scope=module)
+            if fc < 2:
+                x = _relu(b, x, f"classifier.{3 * fc + 1}")
+    b.output(x, "output", TensorProto.FLOAT, [batch, num_classes])
+    return _finish(b)
+
+
+def vgg16(**kwargs: Any) -> ModelProto:
+    """VGG-16 (configuration D, no BatchNorm), 224x224, 1000 classes."""
+    return vgg(name="vgg16", **kwargs)
+
+
+def vgg_tiny(**kwargs: Any) -> ModelProto:
+    """A small VGG on 32x32 inputs: 4 convs, 3 pools, 2x2 adaptive pool, 10 classes."""
+    options: dict[str, Any] = {
+        "layers": (8, "M", 16, "M", 32, 32, "M"),
+        "pool_size": 2,
+        "hidden": 64,
+        "num_classes": 10,
+        "image": 32,
+        "name": "vgg_tiny",
+    }
+    options.update(kwargs)
+    return vgg(**options)
+
+
+# ----------------------------------------------------------------------------
 # Transformer pieces
 # ----------------------------------------------------------------------------
 
@@ -788,6 +945,111 @@ def _attention(
     probs = b.op("Softmax", scores, hint="softmax", axis=-1)
     context = b.op("MatMul", probs, vh, hint="matmul")
     return _merge_heads(b, context, heads * head_dim)
+
+
+def _check_phase(name: str, phase: str, sequence: Dim, positions: int) -> None:
+    """Reject an unknown phase and static lengths beyond the position table."""
+    if phase not in ("prefill", "decode"):
+        raise ValueError(f"unknown phase {phase!r}")
+    if isinstance(sequence, int):
+        total = sequence + 1 if phase == "decode" else sequence
+        if total > positions:
+            raise ValueError(
+                f"{name}: {phase} over {total} positions exceeds the model's "
+                f"{positions}"
+            )
+
+
+class _KVCache:
+    """The KV cache interface of a decoder: ``past_key_values.{i}.key``/``.value``
+    inputs (decode) and ``present.{i}.key``/``.value`` outputs (decode, or
+    prefill with ``use_cache``), in the order HF's exports list them."""
+
+    def __init__(
+        self,
+        b: _Builder,
+        phase: Phase,
+        use_cache: bool,
+        layers: int,
+        batch: Dim,
+        kv_heads: int,
+        sequence: Dim,
+        head_dim: int,
+    ):
+        self.b = b
+        self.decode = phase == "decode"
+        self.enabled = self.decode or use_cache
+        self.past: list[tuple[str, str]] = []
+        self.present: list[tuple[str, str]] = []
+        if self.decode:
+            shape: list[Dim] = [batch, kv_heads, sequence, head_dim]
+            for layer in range(layers):
+                self.past.append(
+                    (
+                        b.input(
+                            f"past_key_values.{layer}.key", TensorProto.FLOAT, shape
+                        ),
+                        b.input(
+                            f"past_key_values.{layer}.value", TensorProto.FLOAT, shape
+                        ),
+                    )
+                )
+        total: Dim = sequence
+        if self.decode:
+            total = sequence + 1 if isinstance(sequence, int) else f"{sequence} + 1"
+        self.shape: list[Dim] = [batch, kv_heads, total, head_dim]
+
+    def past_length(self) -> str | None:
+        """``past_key_values[0][0].size(-2)`` as an int64 scalar (None in prefill)."""
+        if not self.past:
+            return None
+        b = self.b
+        key = self.past[0][0]
+        if b.torchscript:
+            shape = b.op("Shape", key)
+            return b.op("Gather", shape, b.const(np.array(2, np.int64)), axis=0)
+        size = b.op("Shape", key, hint="sym_size_int", start=2, end=3)
+        return b.op("Squeeze", size, hint="sym_size")
+
+    def update(self, layer: int, key: str, value: str) -> tuple[str, str]:
+        """``torch.cat([past, new], dim=-2)`` of ``[b, kv, s, d]`` keys and values;
+        the results are the layer's ``present`` outputs."""
+        if not self.enabled:
+            return key, value
+        if self.decode:
+            past_key, past_value = self.past[layer]
+            key = self.b.op(
+                "Concat", past_key, key, hint="cat", axis=-2, out=f"present.{layer}.key"
+            )
+            value = self.b.op(
+                "Concat",
+                past_value,
+                value,
+                hint="cat",
+                axis=-2,
+                out=f"present.{layer}.value",
+            )
+        self.present.append((key, value))
+        return key, value
+
+    def outputs(self) -> None:
+        """Declare the ``present`` outputs (after ``logits``)."""
+        for layer, (key, value) in enumerate(self.present):
+            for tensor, kind in ((key, "key"), (value, "value")):
+                self.b.output(
+                    tensor, f"present.{layer}.{kind}", TensorProto.FLOAT, self.shape
+                )
+
+
+def _position_ids(b: _Builder, count: str, past: str | None) -> str:
+    """``arange(past, past + count).unsqueeze(0)`` (``past`` 0 in prefill)."""
+    if past is None:
+        start, end = b.const(np.array(0, np.int64)), count
+    else:
+        start, end = past, b.op("Add", count, past, hint="add")
+    return b.unsqueeze(
+        b.op("Range", start, end, b.const(np.array(1, np.int64)), hint="arange"), 0
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -1075,6 +1337,19 @@ def bert_base(**kwargs: Any) -> ModelProto:
     return bert(name="bert_base", **kwargs)
 
 
+def bert_large(**kwargs: Any) -> ModelProto:
+    """BERT-large (uncased): 24 layers, hidden 1024, 16 heads, FFN 4096."""
+    options: dict[str, Any] = {
+        "hidden": 1024,
+        "layers": 24,
+        "heads": 16,
+        "intermediate": 4096,
+        "name": "bert_large",
+    }
+    options.update(kwargs)
+    return bert(**options)
+
+
 def bert_tiny(**kwargs: Any) -> ModelProto:
     """A small BERT: vocabulary 100, 2 layers of width 32, 2 heads."""
     options: dict[str, Any] = {
@@ -1115,15 +1390,28 @@ def gpt2(
     eps: float = 1e-5,
     batch: Dim = "batch",
     sequence: Dim = "sequence",
+    phase: Phase = "prefill",
+    use_cache: bool = False,
     exporter: Exporter = "torchscript",
     weights: Weights = "random",
     seed: int = 0,
     name: str = "gpt2",
 ) -> ModelProto:
-    """HuggingFace ``GPT2LMHeadModel`` (tied LM head), output ``logits``."""
+    """HuggingFace ``GPT2LMHeadModel`` (tied LM head), output ``logits``.
+
+    With a KV cache (``phase="decode"`` or ``use_cache``) keys are split as
+    ``[b, h, s, d]``, concatenated with the past and transposed for the scores,
+    as HF's ``GPT2Attention`` does; without, the torchscript style splits keys
+    straight into ``[b, h, d, s]`` as older HF versions did. The causal mask is
+    the sliced ``attn.bias`` buffer (torchscript) or SDPA's ``Trilu`` mask
+    (dynamo; none for a single decode query).
+    """
+    _check_phase(name, phase, sequence, positions)
     b = _Builder(name, exporter, weights, seed)
     head_dim = hidden // heads
-    ids = b.input("input_ids", TensorProto.INT64, [batch, sequence])
+    decode = phase == "decode"
+    ids = b.input("input_ids", TensorProto.INT64, [batch, 1 if decode else sequence])
+    cache = _KVCache(b, phase, use_cache, layers, batch, heads, sequence, head_dim)
     wte = b.param("transformer.wte.weight", [vocab, hidden])
     seq_len = b.shape_dims(ids, [1], 2)[0]
     with b.scope("transformer"):
@@ -1131,22 +1419,13 @@ def gpt2(
             count = b.op("Squeeze", seq_len, b.ints(0))
         else:
             count = b.op("Squeeze", seq_len, hint="sym_size")
-        position_ids = b.unsqueeze(
-            b.op(
-                "Range",
-                b.const(np.array(0, np.int64)),
-                count,
-                b.const(np.array(1, np.int64)),
-                hint="arange",
-            ),
-            0,
-        )
+        position_ids = _position_ids(b, count, cache.past_length())
         x = b.op("Gather", wte, ids, hint="embedding")
         wpe = b.param("transformer.wpe.weight", [positions, hidden])
         x = b.op(
             "Add", x, b.op("Gather", wpe, position_ids, hint="embedding"), hint="add"
         )
-        causal = None if b.torchscript else _trilu_mask(b, seq_len)
+        causal = None if b.torchscript or decode else _trilu_mask(b, seq_len)
         for layer in range(layers):
             prefix = f"transformer.h.{layer}"
             with b.scope("h", f"h.{layer}"):
@@ -1163,15 +1442,22 @@ def gpt2(
                         axis=2,
                     )
                     qh = _split_heads(b, q, heads, head_dim)
-                    kt = _split_heads(b, k, heads, head_dim, (0, 2, 3, 1))
-                    vh = _split_heads(b, v, heads, head_dim)
+                    if cache.enabled:
+                        kh = _split_heads(b, k, heads, head_dim)
+                        vh = _split_heads(b, v, heads, head_dim)
+                        kh, vh = cache.update(layer, kh, vh)
+                        kt = b.op("Transpose", kh, hint="transpose", perm=[0, 1, 3, 2])
+                        q_len, k_len = (b.shape_dims(t, [2], 4)[0] for t in (qh, kh))
+                    else:
+                        kt = _split_heads(b, k, heads, head_dim, (0, 2, 3, 1))
+                        vh = _split_heads(b, v, heads, head_dim)
+                        q_len = k_len = seq_len
                     scores = b.attention_scores(qh, kt, head_dim)
                     if b.torchscript:
                         scores = _gpt2_buffer_mask(
-                            b, scores, f"{prefix}.attn.bias", positions, seq_len
+                            b, scores, f"{prefix}.attn.bias", positions, q_len, k_len
                         )
-                    else:
-                        assert causal is not None
+                    elif causal is not None:
                         scores = b.op("Add", scores, causal, hint="add")
                     probs = b.op("Softmax", scores, hint="softmax", axis=-1)
                     context = _merge_heads(
@@ -1198,21 +1484,27 @@ def gpt2(
         else:
             wt = b.op("Transpose", wte, hint="t", perm=[1, 0])
             logits = b.op("MatMul", x, wt, hint="matmul")
-    b.output(logits, "logits", TensorProto.FLOAT, [batch, sequence, vocab])
+    b.output(
+        logits,
+        "logits",
+        TensorProto.FLOAT,
+        [batch, 1 if decode else sequence, vocab],
+    )
+    cache.outputs()
     return _finish(b)
 
 
 def _gpt2_buffer_mask(
-    b: _Builder, scores: str, name: str, positions: int, seq_len: str
+    b: _Builder, scores: str, name: str, positions: int, q_len: str, k_len: str
 ) -> str:
     """``torch.where(bias[:, :, k - q : k, :k], scores, finfo.min)``."""
     tril = np.tril(np.ones((positions, positions), dtype=np.bool_)).reshape(
         1, 1, positions, positions
     )
     bias = b.tensor(name, tril)
-    start = b.op("Sub", seq_len, seq_len)
-    rows = b.op("Slice", bias, start, seq_len, b.ints(2), b.ints(1))
-    mask = b.op("Slice", rows, b.ints(0), seq_len, b.ints(3), b.ints(1))
+    start = b.op("Sub", k_len, q_len)
+    rows = b.op("Slice", bias, start, k_len, b.ints(2), b.ints(1))
+    mask = b.op("Slice", rows, b.ints(0), k_len, b.ints(3), b.ints(1))
     return b.op("Where", mask, scores, b.scalar(_FLOAT32_MIN))
 
 
@@ -1277,28 +1569,28 @@ def _rms_norm(
 
 
 def _rope_tables(
-    b: _Builder, seq_len: str, head_dim: int, max_positions: int, theta: float
+    b: _Builder,
+    seq_len: str,
+    head_dim: int,
+    max_positions: int,
+    theta: float,
+    past: str | None = None,
 ) -> tuple[str, str]:
-    """``cos`` and ``sin`` of shape ``[1, 1, s, d]`` for the positions ``0..s-1``."""
+    """``cos`` and ``sin`` of shape ``[1, 1, s, d]`` for the positions
+    ``past..past+s-1`` (``past`` an int64 scalar, 0 when None)."""
     inv_freq = 1.0 / theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
     count = b.op("Squeeze", seq_len, b.ints(0), hint="sym_size")
-    position_ids = b.unsqueeze(
-        b.op(
-            "Range",
-            b.const(np.array(0, np.int64)),
-            count,
-            b.const(np.array(1, np.int64)),
-            hint="arange",
-        ),
-        0,
-    )
+    position_ids = _position_ids(b, count, past)
     if b.torchscript:
         freqs = np.outer(np.arange(max_positions, dtype=np.float64), inv_freq)
         emb = np.concatenate([freqs, freqs], axis=-1)
         tables: list[str] = []
         for fn, label in ((np.cos, "cos_cached"), (np.sin, "sin_cached")):
             cached = b.tensor(f"model.rotary_emb.{label}", fn(emb).astype(np.float32))
-            rows = b.op("Slice", cached, b.ints(0), seq_len, b.ints(0), b.ints(1))
+            end = seq_len
+            if past is not None:
+                end = b.unsqueeze(b.op("Add", count, past), 0)
+            rows = b.op("Slice", cached, b.ints(0), end, b.ints(0), b.ints(1))
             picked = b.op("Gather", rows, position_ids, axis=0)
             tables.append(b.unsqueeze(picked, 1))
         return tables[0], tables[1]
@@ -1358,10 +1650,15 @@ def _repeat_kv(b: _Builder, x: str, kv_heads: int, groups: int, head_dim: int) -
     return b.reshape(y, b.dynamic_shape([batch, kv_heads * groups, seq, head_dim]))
 
 
-def _llama_causal_mask(b: _Builder, batch: str, seq_len: str) -> str:
-    """HF ``_make_causal_mask``: ``full(min)``, zeroed where ``j <= i``."""
+def _llama_causal_mask(
+    b: _Builder, batch: str, seq_len: str, past: str | None = None
+) -> str | None:
+    """HF ``_make_causal_mask``: ``full(min)``, zeroed where ``j <= i``, after
+    ``past`` zero columns (decode), expanded to ``[b, 1, s, past + s]``; SDPA's
+    ``Trilu`` mask in dynamo style, and no mask there for a decode step (HF
+    drops it for a single query)."""
     if not b.torchscript:
-        return _trilu_mask(b, seq_len)
+        return _trilu_mask(b, seq_len) if past is None else None
     shape = b.op("Concat", seq_len, seq_len, axis=0)
     full = b.op(
         "ConstantOfShape",
@@ -1377,8 +1674,18 @@ def _llama_causal_mask(b: _Builder, batch: str, seq_len: str) -> str:
     )
     allowed = b.op("Less", cond, column)
     mask = b.op("Where", allowed, b.scalar(0.0), full)
+    keys = seq_len
+    if past is not None:
+        past_len = b.unsqueeze(past, 0)
+        zeros = b.op(
+            "ConstantOfShape",
+            b.op("Concat", seq_len, past_len, axis=0),
+            value=numpy_helper.from_array(np.array([0.0], np.float32), "value"),
+        )
+        mask = b.op("Concat", zeros, mask, axis=-1)
+        keys = b.op("Add", seq_len, past_len)
     mask = b.unsqueeze(mask, 0, 1)
-    return b.op("Expand", mask, b.dynamic_shape([batch, 1, seq_len, seq_len]))
+    return b.op("Expand", mask, b.dynamic_shape([batch, 1, seq_len, keys]))
 
 
 def llama(
@@ -1393,6 +1700,8 @@ def llama(
     rope_theta: float = 10000.0,
     batch: Dim = "batch",
     sequence: Dim = "sequence",
+    phase: Phase = "prefill",
+    use_cache: bool = False,
     exporter: Exporter = "torchscript",
     weights: Weights = "random",
     seed: int = 0,
@@ -1403,11 +1712,16 @@ def llama(
 
     Rotary tables are precomputed ``cos_cached``/``sin_cached`` initializers in
     torchscript style and computed from ``inv_freq`` and ``Range`` in dynamo style.
+    The KV cache holds the rotated keys and the values of the ``kv_heads``
+    before they are repeated for grouped-query attention.
     """
+    _check_phase(name, phase, sequence, max_positions)
     b = _Builder(name, exporter, weights, seed)
     head_dim = hidden // heads
     groups = heads // kv_heads
-    ids = b.input("input_ids", TensorProto.INT64, [batch, sequence])
+    decode = phase == "decode"
+    ids = b.input("input_ids", TensorProto.INT64, [batch, 1 if decode else sequence])
+    cache = _KVCache(b, phase, use_cache, layers, batch, kv_heads, sequence, head_dim)
     with b.scope("model"):
         with b.scope("embed_tokens"):
             x = b.op(
@@ -1417,8 +1731,9 @@ def llama(
                 hint="embedding",
             )
         batch_dim, seq_len = b.shape_dims(ids, [0, 1], 2)
-        cos, sin = _rope_tables(b, seq_len, head_dim, max_positions, rope_theta)
-        mask = _llama_causal_mask(b, batch_dim, seq_len)
+        past = cache.past_length()
+        cos, sin = _rope_tables(b, seq_len, head_dim, max_positions, rope_theta, past)
+        mask = _llama_causal_mask(b, batch_dim, seq_len, past)
         for layer in range(layers):
             prefix = f"model.layers.{layer}"
             with b.scope("layers", f"layers.{layer}"):
@@ -1461,11 +1776,13 @@ def llama(
                         b, _split_heads(b, k, kv_heads, head_dim), cos, sin, head_dim
                     )
                     vh = _split_heads(b, v, kv_heads, head_dim)
+                    kh, vh = cache.update(layer, kh, vh)
                     kh = _repeat_kv(b, kh, kv_heads, groups, head_dim)
                     vh = _repeat_kv(b, vh, kv_heads, groups, head_dim)
                     kt = b.op("Transpose", kh, hint="transpose", perm=[0, 1, 3, 2])
                     scores = b.attention_scores(qh, kt, head_dim)
-                    scores = b.op("Add", scores, mask, hint="add")
+                    if mask is not None:
+                        scores = b.op("Add", scores, mask, hint="add")
                     probs = b.op("Softmax", scores, hint="softmax", axis=-1)
                     context = _merge_heads(
                         b, b.op("MatMul", probs, vh, hint="matmul"), hidden
@@ -1516,13 +1833,22 @@ def llama(
                 x = b.op("Add", x, y, hint="add")
         x = _rms_norm(b, x, "model.norm", hidden, eps, "norm")
     logits = b.linear(x, "lm_head", hidden, vocab, 3, False, "lm_head")
-    b.output(logits, "logits", TensorProto.FLOAT, [batch, sequence, vocab])
+    b.output(
+        logits,
+        "logits",
+        TensorProto.FLOAT,
+        [batch, 1 if decode else sequence, vocab],
+    )
+    cache.outputs()
     return _finish(b)
 
 
 def llama2_7b(**kwargs: Any) -> ModelProto:
-    """LLaMA-2 7B shapes: 32 layers, hidden 4096, 32 heads, MLP 11008."""
-    return llama(name="llama2_7b", **kwargs)
+    """LLaMA-2 7B shapes: 32 layers, hidden 4096, 32 heads, MLP 11008, 4096
+    positions."""
+    options: dict[str, Any] = {"max_positions": 4096, "name": "llama2_7b"}
+    options.update(kwargs)
+    return llama(**options)
 
 
 def llama_tiny(**kwargs: Any) -> ModelProto:
@@ -1539,6 +1865,239 @@ def llama_tiny(**kwargs: Any) -> ModelProto:
     }
     options.update(kwargs)
     return llama(**options)
+
+
+# ----------------------------------------------------------------------------
+# OPT
+# ----------------------------------------------------------------------------
+
+OPT_POSITION_OFFSET = 2
+"""OPT's learned positions are looked up at ``position + 2`` (fairseq legacy)."""
+
+
+def _opt_positions(
+    b: _Builder, batch: str, seq_len: str, past: str | None, table: str
+) -> str:
+    """``OPTLearnedPositionalEmbedding`` over an all-ones attention mask:
+    ``(cumsum(mask) * mask - 1)[:, past:] + 2`` gathered from the table."""
+    if past is None:
+        start, keys = b.ints(0), seq_len
+    else:
+        start = b.unsqueeze(past, 0)
+        keys = b.op("Add", start, seq_len, hint="add")
+    ones = b.op(
+        "ConstantOfShape",
+        b.op("Concat", batch, keys, hint="cat", axis=0),
+        hint="ones",
+        value=numpy_helper.from_array(np.array([1.0], np.float32), "value"),
+    )
+    axis = b.const(np.array(1, np.int64))
+    if b.torchscript:
+        mask = b.op("Cast", ones, to=TensorProto.INT64)
+        total = b.op("CumSum", mask, axis)
+        positions = b.op(
+            "Sub", b.op("Mul", total, mask), b.const(np.array(1, np.int64))
+        )
+    else:
+        total = b.op("CumSum", ones, axis, hint="cumsum")
+        shifted = b.op(
+            "Sub", b.op("Mul", total, ones, hint="mul"), b.scalar(1.0), hint="sub"
+        )
+        positions = b.op("Cast", shifted, hint="_to_copy", to=TensorProto.INT64)
+    positions = b.op(
+        "Slice",
+        positions,
+        start,
+        b.ints(_INT64_MAX),
+        b.ints(1),
+        b.ints(1),
+        hint="slice",
+    )
+    positions = b.op(
+        "Add", positions, b.const(np.array(OPT_POSITION_OFFSET, np.int64)), hint="add"
+    )
+    return b.op("Gather", table, positions, hint="embedding")
+
+
+def _opt_attention(
+    b: _Builder,
+    x: str,
+    prefix: str,
+    layer: int,
+    hidden: int,
+    heads: int,
+    mask: str | None,
+    cache: _KVCache,
+) -> str:
+    """``OPTAttention``: biased projections, queries scaled by ``1/√d``; batched
+    ``bmm`` over ``[b·h, s, d]`` with ``max(scores, finfo.min)`` (torchscript,
+    HF's eager attention) or SDPA with ``scale=1`` (dynamo)."""
+    head_dim = hidden // heads
+    q = b.linear(x, f"{prefix}.q_proj", hidden, hidden, 3, scope="q_proj")
+    q = b.op("Mul", q, b.scalar(head_dim**-0.5), hint="mul")
+    k = b.linear(x, f"{prefix}.k_proj", hidden, hidden, 3, scope="k_proj")
+    v = b.linear(x, f"{prefix}.v_proj", hidden, hidden, 3, scope="v_proj")
+    if not b.torchscript:
+        qh = _split_heads(b, q, heads, head_dim)
+        kh, vh = cache.update(
+            layer,
+            _split_heads(b, k, heads, head_dim),
+            _split_heads(b, v, heads, head_dim),
+        )
+        kt = b.op("Transpose", kh, hint="transpose", perm=[0, 1, 3, 2])
+        scores = b.attention_scores(qh, kt, head_dim, scale=1.0)
+        if mask is not None:
+            scores = b.op("Add", scores, mask, hint="add")
+        probs = b.op("Softmax", scores, hint="softmax", axis=-1)
+        context = _merge_heads(b, b.op("MatMul", probs, vh, hint="matmul"), hidden)
+    else:
+        bsz, tgt = b.shape_dims(x, [0, 1], 3)
+
+        def shape(t: str) -> str:
+            split = b.reshape(t, b.dynamic_shape([bsz, -1, heads, head_dim]))
+            return b.op("Transpose", split, perm=[0, 2, 1, 3])
+
+        kh, vh = cache.update(layer, shape(k), shape(v))
+        rows = b.op("Mul", bsz, b.ints(heads))
+        qh = b.reshape(
+            b.op(
+                "Transpose",
+                b.reshape(q, b.dynamic_shape([bsz, tgt, heads, head_dim])),
+                perm=[0, 2, 1, 3],
+            ),
+            b.dynamic_shape([rows, -1, head_dim]),
+        )
+        k3 = b.reshape(kh, b.dynamic_shape([rows, -1, head_dim]))
+        v3 = b.reshape(vh, b.dynamic_shape([rows, -1, head_dim]))
+        src = b.shape_dims(k3, [1], 3)[0]
+        scores = b.op("MatMul", qh, b.op("Transpose", k3, perm=[0, 2, 1]))
+        scores = b.reshape(scores, b.dynamic_shape([bsz, heads, tgt, src]))
+        if mask is not None:
+            scores = b.op("Add", scores, mask)
+        scores = b.op("Max", scores, b.scalar(_FLOAT32_MIN))
+        scores = b.reshape(scores, b.dynamic_shape([rows, tgt, src]))
+        probs = b.op("Softmax", scores, axis=-1)
+        context = b.op("MatMul", probs, v3)
+        context = b.reshape(context, b.dynamic_shape([bsz, heads, tgt, head_dim]))
+        context = b.op("Transpose", context, perm=[0, 2, 1, 3])
+        context = b.reshape(context, b.dynamic_shape([bsz, tgt, hidden]))
+    return b.linear(context, f"{prefix}.out_proj", hidden, hidden, 3, scope="out_proj")
+
+
+def opt(
+    vocab: int = 50272,
+    hidden: int = 4096,
+    layers: int = 32,
+    heads: int = 32,
+    ffn: int = 16384,
+    max_positions: int = 2048,
+    eps: float = 1e-5,
+    batch: Dim = "batch",
+    sequence: Dim = "sequence",
+    phase: Phase = "prefill",
+    use_cache: bool = False,
+    exporter: Exporter = "torchscript",
+    weights: Weights = "random",
+    seed: int = 0,
+    name: str = "opt",
+) -> ModelProto:
+    """HuggingFace ``OPTForCausalLM`` (pre-LN, ``do_layer_norm_before``; tied LM
+    head without bias), output ``logits``.
+
+    Learned positional embeddings (``max_positions + 2`` rows) are looked up at
+    the positions of an all-ones attention mask plus OPT's offset of 2; the MLP
+    (``fc1``, ReLU, ``fc2``) runs on the tokens flattened to 2-D as HF does,
+    hence ``Gemm`` nodes.
+    """
+    _check_phase(name, phase, sequence, max_positions)
+    b = _Builder(name, exporter, weights, seed)
+    head_dim = hidden // heads
+    decode = phase == "decode"
+    ids = b.input("input_ids", TensorProto.INT64, [batch, 1 if decode else sequence])
+    cache = _KVCache(b, phase, use_cache, layers, batch, heads, sequence, head_dim)
+    with b.scope("model", "decoder"):
+        embed = b.param("model.decoder.embed_tokens.weight", [vocab, hidden])
+        with b.scope("embed_tokens"):
+            x = b.op("Gather", embed, ids, hint="embedding")
+        batch_dim, seq_len = b.shape_dims(ids, [0, 1], 2)
+        past = cache.past_length()
+        mask = _llama_causal_mask(b, batch_dim, seq_len, past)
+        table = b.param(
+            "model.decoder.embed_positions.weight",
+            [max_positions + OPT_POSITION_OFFSET, hidden],
+        )
+        with b.scope("embed_positions"):
+            positions = _opt_positions(b, batch_dim, seq_len, past, table)
+        x = b.op("Add", x, positions, hint="add")
+        for layer in range(layers):
+            prefix = f"model.decoder.layers.{layer}"
+            with b.scope("layers", f"layers.{layer}"):
+                y = b.layer_norm(
+                    x,
+                    f"{prefix}.self_attn_layer_norm",
+                    hidden,
+                    eps,
+                    "self_attn_layer_norm",
+                )
+                with b.scope("self_attn"):
+                    y = _opt_attention(
+                        b, y, f"{prefix}.self_attn", layer, hidden, heads, mask, cache
+                    )
+                x = b.op("Add", x, y, hint="add")
+                if b.torchscript:
+                    restore = b.op("Shape", x)
+                    flat = b.reshape(
+                        x, b.dynamic_shape([-1, b.shape_dims(x, [2], 3)[0]])
+                    )
+                else:
+                    restore = b.dynamic_shape([*b.shape_dims(x, [0, 1], 3), hidden])
+                    flat = b.reshape(x, b.ints(-1, hidden))
+                y = b.layer_norm(
+                    flat, f"{prefix}.final_layer_norm", hidden, eps, "final_layer_norm"
+                )
+                y = b.linear(y, f"{prefix}.fc1", hidden, ffn, 2, scope="fc1")
+                y = _relu(b, y, "activation_fn")
+                y = b.linear(y, f"{prefix}.fc2", ffn, hidden, 2, scope="fc2")
+                x = b.reshape(b.op("Add", flat, y, hint="add"), restore)
+        x = b.layer_norm(
+            x, "model.decoder.final_layer_norm", hidden, eps, "final_layer_norm"
+        )
+    with b.scope("lm_head"):
+        if b.torchscript:
+            w = b.param(b.ts_name("MatMul"), [hidden, vocab])
+            logits = b.op("MatMul", x, w)
+        else:
+            wt = b.op("Transpose", embed, hint="t", perm=[1, 0])
+            logits = b.op("MatMul", x, wt, hint="matmul")
+    b.output(
+        logits,
+        "logits",
+        TensorProto.FLOAT,
+        [batch, 1 if decode else sequence, vocab],
+    )
+    cache.outputs()
+    return _finish(b)
+
+
+def opt_6_7b(**kwargs: Any) -> ModelProto:
+    """OPT-6.7B shapes: 32 layers, hidden 4096, 32 heads, FFN 16384, vocabulary
+    50272, 2048 positions."""
+    return opt(name="opt_6_7b", **kwargs)
+
+
+def opt_tiny(**kwargs: Any) -> ModelProto:
+    """A small OPT: vocabulary 64, 64 positions, 2 layers of width 32, 2 heads."""
+    options: dict[str, Any] = {
+        "vocab": 64,
+        "hidden": 32,
+        "layers": 2,
+        "heads": 2,
+        "ffn": 64,
+        "max_positions": 64,
+        "name": "opt_tiny",
+    }
+    options.update(kwargs)
+    return opt(**options)
 
 
 TINY_BUILDERS = {

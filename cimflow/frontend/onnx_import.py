@@ -184,7 +184,9 @@ def import_onnx(path: Path, dims: Mapping[str, int] | None = None) -> ModuleOp:
     """
     model = load_model(Path(path))
     prepared = prepare_model(model, dims or {}, str(path))
-    return import_prepared(prepared, str(path), str(path))
+    module = import_prepared(prepared, str(path), str(path))
+    module.attributes[SOURCE_ATTR] = WeightSourceAttr(str(path), dims)
+    return module
 
 
 def onnx_frontend(path_str: str, dims: Mapping[str, int]) -> ModuleOp:

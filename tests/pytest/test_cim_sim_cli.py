@@ -48,11 +48,20 @@ def trace_dict() -> dict[str, Any]:
 
     return {
         "format": "cim-trace",
-        "version": 1,
-        "model": {"name": "m", "source": "", "batch": 1, "inputs": [], "outputs": []},
+        "version": 2,
+        "model": {
+            "name": "m",
+            "source": "",
+            "batch": 1,
+            "dims": {},
+            "inputs": [],
+            "outputs": [],
+        },
         "strategy": "static",
         "target": target.to_dict(),
         "tensors": [],
+        "constants": [],
+        "weights": [],
         "ops": [
             mvm(0, 4, []),
             mvm(1, 1, [0]),
@@ -215,15 +224,15 @@ def test_module_exit_codes(trace_file: Path, tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["latency"]["cycles"] == 44
     data = trace_dict()
-    data["version"] = 2
-    path = tmp_path / "v2.json"
+    data["version"] = 3
+    path = tmp_path / "v3.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     failed = run_module(str(path))
     assert failed.returncode == 1
     assert failed.stdout == ""
     assert failed.stderr == (
-        f"cim-sim: error: {path}: unsupported trace version 2 "
-        "(this cim-sim reads version 1)\n"
+        f"cim-sim: error: {path}: unsupported trace version 3 "
+        "(this cim-sim reads version 2)\n"
     )
 
 

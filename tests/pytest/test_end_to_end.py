@@ -130,6 +130,6 @@ def test_embedding_lookup_loads_only_the_gathered_rows(tmp_path: Path) -> None:
             and ops_by_id[d]["tensor"] == gather["inputs"][0]
         ]
         assert len(table_loads) == 1
-        output = next(t for t in trace["tensors"] if t["name"] == gather["output"])
+        output = next(t for t in trace["tensors"] if t["name"] == gather["outputs"][0])
         rows = output["bytes"] // hidden
         assert table_loads[0]["bytes"] == rows * hidden <= 2 * 8 * hidden

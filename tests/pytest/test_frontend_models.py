@@ -110,7 +110,7 @@ def test_import_tiny_model(
     path = tiny_models[family, exporter]
     module = import_onnx(path, DIMS)
     module.verify()
-    assert module.attributes["cim_graph.source"] == WeightSourceAttr(str(path))
+    assert module.attributes["cim_graph.source"] == WeightSourceAttr(str(path), DIMS)
     counts = op_counts(module)
     for name, count in EXPECTED_OPS[family, exporter].items():
         assert counts[name] == count, (name, counts)

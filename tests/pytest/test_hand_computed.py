@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -26,7 +24,7 @@ from cimflow.cimdialect.cim_meta import CIMMeta
 from cimflow.cimdialect.cim_tile import CIMTile
 from cimflow.cimsim.engine import SimResult, simulate
 from cimflow.cimsim.trace import Trace, dump_trace, parse_trace
-from cimflow.hw_targets import HardwareTarget, load_target
+from cimflow.hw_targets import HardwareTarget, load_target, target_to_toml
 from cimflow.passes.pipelines import CompileStaticPass
 from cimflow.passes.trace_target import build_trace
 
@@ -82,30 +80,10 @@ def hand_target() -> HardwareTarget:
     )
 
 
-def toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        assert math.isfinite(value)
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    raise TypeError(f"no TOML spelling for {value!r}")
-
-
-def toml_text(tables: Mapping[str, Mapping[str, object]]) -> str:
-    lines: list[str] = []
-    for table, values in tables.items():
-        lines.append(f"[{table}]")
-        lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
-        lines.append("")
-    return "\n".join(lines)
-
-
 @pytest.fixture
 def target_path(tmp_path: Path) -> str:
     path = tmp_path / "hand128.toml"
-    path.write_text(toml_text(hand_target().to_dict()), encoding="utf-8")
+    path.write_text(target_to_toml(hand_target()), encoding="utf-8")
     return str(path)
 
 

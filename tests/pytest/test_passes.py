@@ -50,7 +50,12 @@ from cimflow.cimsim.trace import (
     VectorOp as TraceVectorOp,
 )
 from cimflow.errors import CimError
-from cimflow.hw_targets import HardwareTarget, load_target, shipped_targets
+from cimflow.hw_targets import (
+    HardwareTarget,
+    load_target,
+    shipped_targets,
+    target_to_toml,
+)
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
 from cimflow.passes.pipelines import CompileStaticPass
@@ -99,35 +104,12 @@ def compile_and_simulate(text: str, target: str = "tiny") -> tuple[Trace, SimRes
     return trace, simulate(trace)
 
 
-def toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        assert math.isfinite(value)
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a TOML basic string for plain text
-    raise TypeError(f"no TOML spelling for {value!r}")
-
-
-def toml_text(tables: Mapping[str, Mapping[str, object]]) -> str:
-    """A target's nested tables as TOML (tables of scalars only)."""
-    lines: list[str] = []
-    for table, values in tables.items():
-        lines.append(f"[{table}]")
-        lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
-        lines.append("")
-    return "\n".join(lines)
-
-
 def write_target(directory: Path, hw: HardwareTarget) -> str:
     """Write ``hw`` as a TOML file named by its content; return its path.
 
     ``load_target`` caches by path, so equal content may share a file.
     """
-    text = toml_text(hw.to_dict())
+    text = target_to_toml(hw)
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     path = directory / f"target-{digest}.toml"
     if not path.exists():
@@ -1136,7 +1118,7 @@ DOCUMENTED_OP_KEYS: dict[str, set[str]] = {
         "input",
         "output",
     },
-    "vector": {"op", "element_ops", "units", "inputs", "output"},
+    "vector": {"op", "element_ops", "units", "inputs", "outputs", "attrs"},
     "barrier": set(),
 }
 
@@ -1145,6 +1127,7 @@ def test_trace_keys_are_the_documented_ones() -> None:
     """Top-level, model, tensor and op keys as in docs/trace-format.md."""
     trace = json.loads(trace_text(compile_static(GROUPED_OK_AND_CHUNKED)))
     assert sorted(trace) == [
+        "constants",
         "format",
         "model",
         "ops",
@@ -1152,12 +1135,22 @@ def test_trace_keys_are_the_documented_ones() -> None:
         "target",
         "tensors",
         "version",
+        "weights",
     ]
-    assert trace["format"] == "cim-trace" and trace["version"] == 1
-    assert sorted(trace["model"]) == ["batch", "inputs", "name", "outputs", "source"]
+    assert trace["format"] == "cim-trace" and trace["version"] == 2
+    assert sorted(trace["model"]) == [
+        "batch",
+        "dims",
+        "inputs",
+        "name",
+        "outputs",
+        "source",
+    ]
     assert trace["target"] == load_target("tiny").to_dict()
     for tensor in trace["tensors"]:
-        assert sorted(tensor) == ["bytes", "name", "shape"]
+        assert sorted(tensor) == ["bytes", "dtype", "name", "shape"]
+    for weight in trace["weights"]:
+        assert sorted(weight) == ["groups", "k", "layout", "n", "name"]
     assert [op["id"] for op in trace["ops"]] == list(range(len(trace["ops"])))
     kinds: set[str] = set()
     for op in trace["ops"]:
@@ -1166,3 +1159,41 @@ def test_trace_keys_are_the_documented_ones() -> None:
         assert op["deps"] == sorted(set(op["deps"]))
         assert all(dep < op["id"] for dep in op["deps"])
     assert kinds == set(DOCUMENTED_OP_KEYS)
+
+
+TIED_WEIGHT_TWO_LAYOUTS = """
+builtin.module attributes {cim_tile.strategy = "static"} {
+  func.func @main(%x: tensor<1x16xf32>) -> tensor<1x16xf32> {
+    %a = cim_tile.mvm %x weight "w" layout kn tiling <k = 16, n = 16, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 1, col_tiles = 2, groups_per_array = 1> alloc <segment = 0, copies = 1, chunks = 1> mode <compute> : tensor<1x16xf32> -> tensor<1x16xf32>
+    %b = cim_tile.mvm %a weight "w" layout nk tiling <k = 16, n = 16, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 1, col_tiles = 2, groups_per_array = 1> alloc <segment = 0, copies = 1, chunks = 1> mode <compute> : tensor<1x16xf32> -> tensor<1x16xf32>
+    func.return %b : tensor<1x16xf32>
+  }
+}
+"""
+
+
+def test_weight_used_as_two_matrices_is_refused() -> None:
+    with pytest.raises(CimError, match="'w' is used as two different matrices"):
+        lower_tile_ir(TIED_WEIGHT_TWO_LAYOUTS)
+
+
+BOOL_CONSTANT = """
+builtin.module attributes {cim_tile.strategy = "static"} {
+  func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> {
+    %m = cim_graph.constant dense<[true, false, true, false]> : tensor<4xi1>
+    %z = cim_graph.constant dense<0.0> : tensor<f32>
+    %y = cim_tile.vector segment 0 (%m, %x, %z) : (tensor<4xi1>, tensor<4xf32>, tensor<f32>) -> tensor<4xf32> {
+    ^bb0(%c: tensor<4xi1>, %a: tensor<4xf32>, %b: tensor<f32>):
+      %r = cim_graph.where %c, %a, %b : (tensor<4xi1>, tensor<4xf32>, tensor<f32>) -> tensor<4xf32>
+      cim_tile.yield %r : tensor<4xf32>
+    }
+    func.return %y : tensor<4xf32>
+  }
+}
+"""
+
+
+def test_boolean_constants_are_written_as_zero_and_one() -> None:
+    trace = json.loads(trace_text(lower_tile_ir(BOOL_CONSTANT)))
+    masks = [c for c in trace["constants"] if c["dtype"] == "bool"]
+    assert [m["values"] for m in masks] == [[1, 0, 1, 0]]

@@ -110,17 +110,20 @@ def trace_dict(
 ) -> dict[str, Any]:
     return {
         "format": "cim-trace",
-        "version": 1,
+        "version": 2,
         "model": {
             "name": "m",
             "source": "",
             "batch": batch,
+            "dims": {},
             "inputs": [],
             "outputs": [],
         },
         "strategy": "static",
         "target": (target or small_target()).to_dict(),
         "tensors": [],
+        "constants": [],
+        "weights": [],
         "ops": ops,
     }
 
@@ -266,7 +269,16 @@ def test_energy_sums_over_ops_and_components() -> None:
             n=[0, 64],
         ),
         op(2, "move", bytes=64, tensor="y"),  # 2 + 2 = 4 cycles, 64 * 1.2
-        op(3, "vector", op="add", element_ops=100, units=1, inputs=["y"], output="z"),
+        op(
+            3,
+            "vector",
+            op="add",
+            element_ops=100,
+            units=1,
+            inputs=["y"],
+            outputs=["z"],
+            attrs={},
+        ),
         transfer(4, "store", "buffer", "dram", 256),
     ]
     result = run(ops)
@@ -312,7 +324,8 @@ def test_same_trace_twice_gives_identical_report() -> None:
             element_ops=300,
             units=2,
             inputs=[],
-            output="z",
+            outputs=["z"],
+            attrs={},
         ),
     ]
     first = dump_report_json(simulate(load_trace(trace_dict(ops))))
@@ -458,7 +471,8 @@ def random_ops(draw: st.DrawFn) -> list[dict[str, Any]]:
                     element_ops=draw(st.integers(0, 100)),
                     units=1,
                     inputs=[],
-                    output="t",
+                    outputs=["t"],
+                    attrs={},
                 )
             )
         elif kind == "switch":

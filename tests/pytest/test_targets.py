@@ -22,7 +22,9 @@ from cimflow.hw_targets import (
     load_target,
     load_target_file,
     shipped_targets,
+    tables_to_toml,
     target_from_dict,
+    target_to_toml,
 )
 
 DYNAPLASIA_TEXT = (TARGETS_DIR / "dynaplasia.toml").read_text(encoding="utf-8")
@@ -93,25 +95,6 @@ def load_error(tmp_path: Path, text: str) -> tuple[Path, str]:
     assert "\n" not in message
     assert str(path) in message
     return path, message
-
-
-def toml_literal(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)  # a TOML basic string
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else str(value)
-    return str(value)
-
-
-def to_toml(data: dict[str, dict[str, Any]]) -> str:
-    lines: list[str] = []
-    for table, keys in data.items():
-        lines.append(f"[{table}]")
-        lines.extend(f"{key} = {toml_literal(value)}" for key, value in keys.items())
-        lines.append("")
-    return "\n".join(lines)
 
 
 # --- shipped targets ----------------------------------------------------------
@@ -430,7 +413,7 @@ def test_positive_edits_through_toml_text(
 ) -> None:
     _, data = case
     path = tmp_path / "edited.toml"
-    path.write_text(to_toml(data), encoding="utf-8")
+    path.write_text(tables_to_toml(data), encoding="utf-8")
     try:
         t = load_target_file(path)
     except CimError as err:
@@ -446,5 +429,5 @@ def test_shipped_target_round_trips_through_toml_text(
 ) -> None:
     t = load_target(name)
     path = tmp_path / f"{name}.toml"
-    path.write_text(to_toml(t.to_dict()), encoding="utf-8")
+    path.write_text(target_to_toml(t), encoding="utf-8")
     assert load_target_file(path) == t

@@ -1,13 +1,16 @@
-// RUN: cim-opt %s -p 'cim-compile-static{target=tiny}' -t cim-trace | filecheck %s
+// RUN: cim-opt %s --split-input-file -p 'cim-compile-static{target=tiny}' -t cim-trace | filecheck %s
 
-// The cim-trace output target (docs/trace-format.md, version 1): one JSON
-// document with sorted keys, one op (or tensor) per line, ids in order, deps
-// sorted and earlier than the op. An MLP on `tiny` over two segments:
+// The cim-trace output target (docs/trace-format.md, version 2): one JSON
+// document with sorted keys, one op (or tensor, constant, weight) per line,
+// ids in order, deps sorted and earlier than the op. An MLP on `tiny` over
+// two segments:
 // l1.w (1 x 5 tiles, arrays 0-4) in segment 0; l2.w (Gemm transB with bias,
 // k = 40: 2 row tiles x 3 column tiles = 6 arrays, 5 + 6 > 8) in segment 1,
 // programmed onto arrays 0-5 again after the segment barrier. Its 4 x 24
 // outputs come back as 4-byte partial sums (384 bytes); the accumulate adds
-// the 2 row tiles and the bias: 96 + 96 = 192 lane operations.
+// the 2 row tiles and the bias: 96 + 96 = 192 lane operations. No constants;
+// the source has no import dims; both array-held weights are listed (l1.w a
+// MatMul [K, N] operand, l2.w a Gemm transB [N, K] one).
 builtin.module attributes {cim_graph.source = #cim_graph.source<"mlp.onnx">} {
   func.func @mlp(%x: tensor<4x32xf32>) -> tensor<4x24xf32> {
     %w1 = cim_graph.weight "l1.w" : tensor<32x40xf32>
@@ -21,9 +24,11 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"mlp.onnx">} {
 }
 
 // CHECK:      {
+// CHECK-NEXT:  "constants": [],
 // CHECK-NEXT:  "format": "cim-trace",
 // CHECK-NEXT:  "model": {
 // CHECK-NEXT:   "batch": 4,
+// CHECK-NEXT:   "dims": {},
 // CHECK-NEXT:   "inputs": [{"dtype": "float32", "name": "input0", "shape": [4, 32]}],
 // CHECK-NEXT:   "name": "mlp",
 // CHECK-NEXT:   "outputs": [{"dtype": "float32", "name": "y2", "shape": [4, 24]}],
@@ -37,7 +42,7 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"mlp.onnx">} {
 // CHECK-NEXT:   {"bytes": 128, "deps": [3], "id": 4, "kind": "move", "name": "l1.w", "segment": 0, "tensor": "input0"},
 // CHECK-NEXT:   {"arrays": {{\[\[0, 5\]\]}}, "cols": 32, "deps": [2, 4], "id": 5, "input": "input0", "k": [0, 32], "kind": "mvm", "n": [0, 40], "name": "l1.w", "output": "y1", "rows": 32, "segment": 0, "v": [0, 4], "vectors": 4, "weight": "l1.w"},
 // CHECK-NEXT:   {"bytes": 160, "deps": [5], "id": 6, "kind": "move", "name": "l1.w", "segment": 0, "tensor": "y1"},
-// CHECK-NEXT:   {"deps": [6], "element_ops": 160, "id": 7, "inputs": ["y1"], "kind": "vector", "name": "relu", "op": "relu", "output": "r1", "segment": 0, "units": 2},
+// CHECK-NEXT:   {"attrs": {"kind": "relu"}, "deps": [6], "element_ops": 160, "id": 7, "inputs": ["y1"], "kind": "vector", "name": "relu", "op": "relu", "outputs": ["r1"], "segment": 0, "units": 2},
 // CHECK-NEXT:   {"deps": [7], "id": 8, "kind": "barrier", "name": "", "segment": 1},
 // CHECK-NEXT:   {"arrays": [], "bytes": 960, "deps": [8], "dst": "buffer", "id": 9, "kind": "load", "name": "l2.w", "segment": 1, "src": "dram", "tensor": "l2.w"},
 // CHECK-NEXT:   {"arrays": {{\[\[0, 6\]\]}}, "cols": 32, "deps": [9], "id": 10, "k": [0, 40], "kind": "program", "n": [0, 24], "name": "l2.w", "rows": 32, "segment": 1, "weight": "l2.w"},
@@ -45,7 +50,7 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"mlp.onnx">} {
 // CHECK-NEXT:   {"arrays": {{\[\[0, 6\]\]}}, "cols": 32, "deps": [10, 11], "id": 12, "input": "r1", "k": [0, 40], "kind": "mvm", "n": [0, 24], "name": "l2.w", "output": "y2", "rows": 32, "segment": 1, "v": [0, 4], "vectors": 4, "weight": "l2.w"},
 // CHECK-NEXT:   {"bytes": 768, "deps": [12], "id": 13, "kind": "move", "name": "l2.w", "segment": 1, "tensor": "y2"},
 // CHECK-NEXT:   {"arrays": [], "bytes": 24, "deps": [8], "dst": "buffer", "id": 14, "kind": "load", "name": "l2.b", "segment": 1, "src": "dram", "tensor": "l2.b"},
-// CHECK-NEXT:   {"deps": [13, 14], "element_ops": 192, "id": 15, "inputs": ["y2", "l2.b"], "kind": "vector", "name": "l2.w", "op": "accumulate", "output": "y2", "segment": 1, "units": 2},
+// CHECK-NEXT:   {"attrs": {}, "deps": [13, 14], "element_ops": 192, "id": 15, "inputs": ["y2", "l2.b"], "kind": "vector", "name": "l2.w", "op": "accumulate", "outputs": ["y2"], "segment": 1, "units": 2},
 // CHECK-NEXT:   {"arrays": [], "bytes": 96, "deps": [15], "dst": "dram", "id": 16, "kind": "store", "name": "output0", "segment": 1, "src": "buffer", "tensor": "y2"}
 // CHECK-NEXT:  ],
 // CHECK-NEXT:  "strategy": "static",
@@ -62,10 +67,96 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"mlp.onnx">} {
 // CHECK-NEXT:   "vector": {"lanes": 8, "latency_cycles": 2, "units_per_core": 1}
 // CHECK-NEXT:  },
 // CHECK-NEXT:  "tensors": [
-// CHECK-NEXT:   {"bytes": 128, "name": "input0", "shape": [4, 32]},
-// CHECK-NEXT:   {"bytes": 160, "name": "y1", "shape": [4, 40]},
-// CHECK-NEXT:   {"bytes": 160, "name": "r1", "shape": [4, 40]},
-// CHECK-NEXT:   {"bytes": 96, "name": "y2", "shape": [4, 24]}
+// CHECK-NEXT:   {"bytes": 128, "dtype": "float32", "name": "input0", "shape": [4, 32]},
+// CHECK-NEXT:   {"bytes": 160, "dtype": "float32", "name": "y1", "shape": [4, 40]},
+// CHECK-NEXT:   {"bytes": 160, "dtype": "float32", "name": "r1", "shape": [4, 40]},
+// CHECK-NEXT:   {"bytes": 96, "dtype": "float32", "name": "y2", "shape": [4, 24]}
 // CHECK-NEXT:  ],
-// CHECK-NEXT:  "version": 1
+// CHECK-NEXT:  "version": 2,
+// CHECK-NEXT:  "weights": [
+// CHECK-NEXT:   {"groups": 1, "k": 32, "layout": "kn", "n": 40, "name": "l1.w"},
+// CHECK-NEXT:   {"groups": 1, "k": 40, "layout": "nk", "n": 24, "name": "l2.w"}
+// CHECK-NEXT:  ]
+// CHECK-NEXT: }
+
+// -----
+
+// Version 2's additions: the import dims of the source (sorted), constants
+// with their dtype and flat values (a float vector the mul reads, the int64
+// indices of an embedding lookup), a vector op with several outputs (split),
+// and operator parameters as JSON: integers, integer lists (perm, axes),
+// floats (clip), enum kinds as strings, a unit attribute as true (keepdims).
+// qk.w (Gemm transB [16, 8]) is nk with k = 8, n = 16; the embedding table
+// pos is read by vector work, so it is loaded but not listed in `weights`.
+builtin.module attributes {cim_graph.source = #cim_graph.source<"attn.onnx", sequence = 4, batch = 1>} {
+  func.func @attn(%x: tensor<1x4x8xf32>) -> (tensor<1x4x1xf32>, tensor<1x8x4xf32>, tensor<1x2x8xf32>) {
+    %w = cim_graph.weight "qk.w" : tensor<16x8xf32>
+    %qk = cim_graph.linear %x, %w transpose_weight : (tensor<1x4x8xf32>, tensor<16x8xf32>) -> tensor<1x4x16xf32>
+    %q, %k = cim_graph.split %qk axis 2 : tensor<1x4x16xf32> -> (tensor<1x4x8xf32>, tensor<1x4x8xf32>)
+    %kt = cim_graph.transpose %k perm [0, 2, 1] : tensor<1x4x8xf32> -> tensor<1x8x4xf32>
+    %scale = cim_graph.constant dense<[0.5, 0.25, 2.0, 1.0, 0.5, 0.25, 2.0, -1.0]> : tensor<8xf32>
+    %qs = cim_graph.binary mul %q, %scale : (tensor<1x4x8xf32>, tensor<8xf32>) -> tensor<1x4x8xf32>
+    %c = cim_graph.clip %qs min 0.0 max 6.0 : tensor<1x4x8xf32> -> tensor<1x4x8xf32>
+    %r = cim_graph.reduce sum %c axes [2] keepdims : tensor<1x4x8xf32> -> tensor<1x4x1xf32>
+    %pos = cim_graph.weight "pos" : tensor<4x8xf32>
+    %ids = cim_graph.constant dense<[[2, 0]]> : tensor<1x2xi64>
+    %p = cim_graph.gather %pos, %ids axis 0 : (tensor<4x8xf32>, tensor<1x2xi64>) -> tensor<1x2x8xf32>
+    func.return %r, %kt, %p : tensor<1x4x1xf32>, tensor<1x8x4xf32>, tensor<1x2x8xf32>
+  }
+}
+
+// CHECK:      {
+// CHECK-NEXT:  "constants": [
+// CHECK-NEXT:   {"dtype": "float32", "name": "scale", "shape": [8], "values": [0.5, 0.25, 2.0, 1.0, 0.5, 0.25, 2.0, -1.0]},
+// CHECK-NEXT:   {"dtype": "int64", "name": "ids", "shape": [1, 2], "values": [2, 0]}
+// CHECK-NEXT:  ],
+// CHECK-NEXT:  "format": "cim-trace",
+// CHECK-NEXT:  "model": {
+// CHECK-NEXT:   "batch": 1,
+// CHECK-NEXT:   "dims": {"batch": 1, "sequence": 4},
+// CHECK-NEXT:   "inputs": [{"dtype": "float32", "name": "input0", "shape": [1, 4, 8]}],
+// CHECK-NEXT:   "name": "attn",
+// CHECK-NEXT:   "outputs": [{"dtype": "float32", "name": "r", "shape": [1, 4, 1]}, {"dtype": "float32", "name": "kt", "shape": [1, 8, 4]}, {"dtype": "float32", "name": "p", "shape": [1, 2, 8]}],
+// CHECK-NEXT:   "source": "attn.onnx"
+// CHECK-NEXT:  },
+// CHECK-NEXT:  "ops": [
+// CHECK-NEXT:   {"deps": [], "id": 0, "kind": "barrier", "name": "", "segment": 0},
+// CHECK-NEXT:   {"arrays": [], "bytes": 128, "deps": [0], "dst": "buffer", "id": 1, "kind": "load", "name": "qk.w", "segment": 0, "src": "dram", "tensor": "qk.w"},
+// CHECK-NEXT:   {"arrays": {{\[\[0, 2\]\]}}, "cols": 32, "deps": [1], "id": 2, "k": [0, 8], "kind": "program", "n": [0, 16], "name": "qk.w", "rows": 8, "segment": 0, "weight": "qk.w"},
+// CHECK-NEXT:   {"arrays": [], "bytes": 32, "deps": [0], "dst": "buffer", "id": 3, "kind": "load", "name": "reshape", "segment": 0, "src": "dram", "tensor": "input0"},
+// CHECK-NEXT:   {"attrs": {}, "deps": [3], "element_ops": 0, "id": 4, "inputs": ["input0"], "kind": "vector", "name": "reshape", "op": "reshape", "outputs": ["qk"], "segment": 0, "units": 2},
+// CHECK-NEXT:   {"bytes": 32, "deps": [4], "id": 5, "kind": "move", "name": "qk.w", "segment": 0, "tensor": "qk"},
+// CHECK-NEXT:   {"arrays": {{\[\[0, 2\]\]}}, "cols": 32, "deps": [2, 5], "id": 6, "input": "qk", "k": [0, 8], "kind": "mvm", "n": [0, 16], "name": "qk.w", "output": "qk.1", "rows": 8, "segment": 0, "v": [0, 4], "vectors": 4, "weight": "qk.w"},
+// CHECK-NEXT:   {"bytes": 64, "deps": [6], "id": 7, "kind": "move", "name": "qk.w", "segment": 0, "tensor": "qk.1"},
+// CHECK-NEXT:   {"attrs": {}, "deps": [7], "element_ops": 0, "id": 8, "inputs": ["qk.1"], "kind": "vector", "name": "reshape", "op": "reshape", "outputs": ["qk.2"], "segment": 0, "units": 2},
+// CHECK-NEXT:   {"attrs": {"axis": 2}, "deps": [8], "element_ops": 64, "id": 9, "inputs": ["qk.2"], "kind": "vector", "name": "split", "op": "split", "outputs": ["q", "k"], "segment": 0, "units": 2},
+// CHECK-NEXT:   {"attrs": {"perm": [0, 2, 1]}, "deps": [9], "element_ops": 32, "id": 10, "inputs": ["k"], "kind": "vector", "name": "transpose", "op": "transpose", "outputs": ["kt"], "segment": 0, "units": 2},
+// CHECK-NEXT:   {"attrs": {"kind": "mul"}, "deps": [9], "element_ops": 32, "id": 11, "inputs": ["q", "scale"], "kind": "vector", "name": "mul", "op": "mul", "outputs": ["qs"], "segment": 0, "units": 2},
+// CHECK-NEXT:   {"attrs": {"max": 6.0, "min": 0.0}, "deps": [11], "element_ops": 32, "id": 12, "inputs": ["qs"], "kind": "vector", "name": "clip", "op": "clip", "outputs": ["c"], "segment": 0, "units": 2},
+// CHECK-NEXT:   {"attrs": {"axes": [2], "keepdims": true, "kind": "sum"}, "deps": [12], "element_ops": 32, "id": 13, "inputs": ["c"], "kind": "vector", "name": "reduce", "op": "reduce", "outputs": ["r"], "segment": 0, "units": 2},
+// CHECK-NEXT:   {"arrays": [], "bytes": 16, "deps": [0], "dst": "buffer", "id": 14, "kind": "load", "name": "gather", "segment": 0, "src": "dram", "tensor": "pos"},
+// CHECK-NEXT:   {"attrs": {"axis": 0}, "deps": [14], "element_ops": 16, "id": 15, "inputs": ["pos", "ids"], "kind": "vector", "name": "gather", "op": "gather", "outputs": ["p"], "segment": 0, "units": 2},
+// CHECK-NEXT:   {"arrays": [], "bytes": 4, "deps": [13], "dst": "dram", "id": 16, "kind": "store", "name": "output0", "segment": 0, "src": "buffer", "tensor": "r"},
+// CHECK-NEXT:   {"arrays": [], "bytes": 32, "deps": [10], "dst": "dram", "id": 17, "kind": "store", "name": "output1", "segment": 0, "src": "buffer", "tensor": "kt"},
+// CHECK-NEXT:   {"arrays": [], "bytes": 16, "deps": [15], "dst": "dram", "id": 18, "kind": "store", "name": "output2", "segment": 0, "src": "buffer", "tensor": "p"}
+// CHECK-NEXT:  ],
+// CHECK-NEXT:  "strategy": "static",
+// CHECK-NEXT:  "target": {
+// CHECK:       "tensors": [
+// CHECK-NEXT:   {"bytes": 32, "dtype": "float32", "name": "input0", "shape": [1, 4, 8]},
+// CHECK-NEXT:   {"bytes": 32, "dtype": "float32", "name": "qk", "shape": [4, 8]},
+// CHECK-NEXT:   {"bytes": 64, "dtype": "float32", "name": "qk.1", "shape": [4, 16]},
+// CHECK-NEXT:   {"bytes": 64, "dtype": "float32", "name": "qk.2", "shape": [1, 4, 16]},
+// CHECK-NEXT:   {"bytes": 32, "dtype": "float32", "name": "q", "shape": [1, 4, 8]},
+// CHECK-NEXT:   {"bytes": 32, "dtype": "float32", "name": "k", "shape": [1, 4, 8]},
+// CHECK-NEXT:   {"bytes": 32, "dtype": "float32", "name": "kt", "shape": [1, 8, 4]},
+// CHECK-NEXT:   {"bytes": 32, "dtype": "float32", "name": "qs", "shape": [1, 4, 8]},
+// CHECK-NEXT:   {"bytes": 32, "dtype": "float32", "name": "c", "shape": [1, 4, 8]},
+// CHECK-NEXT:   {"bytes": 4, "dtype": "float32", "name": "r", "shape": [1, 4, 1]},
+// CHECK-NEXT:   {"bytes": 16, "dtype": "float32", "name": "p", "shape": [1, 2, 8]}
+// CHECK-NEXT:  ],
+// CHECK-NEXT:  "version": 2,
+// CHECK-NEXT:  "weights": [
+// CHECK-NEXT:   {"groups": 1, "k": 8, "layout": "nk", "n": 16, "name": "qk.w"}
+// CHECK-NEXT:  ]
 // CHECK-NEXT: }

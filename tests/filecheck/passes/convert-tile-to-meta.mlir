@@ -8,7 +8,10 @@
 // then loads and programs the weights resident in it, giving out arrays from
 // array 0 again. The model input is loaded from DRAM, moved to the arrays and
 // multiplied; l2.w has 2 row tiles, so its 24 outputs come back as 4-byte
-// partial sums (96 bytes) and are added on the vector units (24 adds).
+// partial sums (96 bytes) and are added on the vector units (24 adds). Each
+// weight is declared (layout and its tiling's groups, k, n) among the tensors
+// when its MVM is lowered. The relu carries its operator's parameters (the
+// kind); the accumulate has none.
 builtin.module attributes {cim_tile.strategy = "static"} {
   func.func @segments(%x: tensor<1x32xf32>) -> tensor<1x24xf32> {
     %a = cim_tile.mvm %x weight "l1.w" layout kn tiling <k = 32, n = 40, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 1, col_tiles = 5, groups_per_array = 1> alloc <segment = 0, copies = 1, chunks = 1> mode <compute> : tensor<1x32xf32> -> tensor<1x40xf32>
@@ -24,8 +27,10 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 
 // CHECK:      cim_meta.schedule @segments target "tiny" strategy "static" batch 1 inputs ["input0"] outputs ["b"] {
 // CHECK-NEXT:   cim_meta.tensor "input0" : tensor<1x32xf32> bytes 32
+// CHECK-NEXT:   cim_meta.weight "l1.w" layout kn groups 1 k 32 n 40
 // CHECK-NEXT:   cim_meta.tensor "a" : tensor<1x40xf32> bytes 40
 // CHECK-NEXT:   cim_meta.tensor "r" : tensor<1x40xf32> bytes 40
+// CHECK-NEXT:   cim_meta.weight "l2.w" layout kn groups 1 k 40 n 24
 // CHECK-NEXT:   cim_meta.tensor "b" : tensor<1x24xf32> bytes 24
 // CHECK-NEXT:   %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
 // CHECK-NEXT:   %[[LW1:[0-9]+]] = cim_meta.load "l1.w" 1280 bytes dram -> buffer segment 0 label "l1.w" after(%[[S0]])
@@ -34,14 +39,14 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   %[[MX:[0-9]+]] = cim_meta.move "input0" 32 bytes segment 0 label "l1.w" after(%[[LX]])
 // CHECK-NEXT:   %[[M1:[0-9]+]] = cim_meta.mvm "l1.w" arrays <0:5> vectors 1 rows 32 cols 32 k [0, 32] n [0, 40] v [0, 1] input "input0" output "a" segment 0 label "l1.w" after(%[[MX]], %[[PW1]])
 // CHECK-NEXT:   %[[G1:[0-9]+]] = cim_meta.move "a" 40 bytes segment 0 label "l1.w" after(%[[M1]])
-// CHECK-NEXT:   %[[RELU:[0-9]+]] = cim_meta.vector "relu" element_ops 40 units 2 inputs ["a"] output "r" segment 0 label "relu" after(%[[G1]])
+// CHECK-NEXT:   %[[RELU:[0-9]+]] = cim_meta.vector "relu" element_ops 40 units 2 inputs ["a"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} segment 0 label "relu" after(%[[G1]])
 // CHECK-NEXT:   %[[S1:[0-9]+]] = cim_meta.segment 1 after(%[[RELU]])
 // CHECK-NEXT:   %[[LW2:[0-9]+]] = cim_meta.load "l2.w" 960 bytes dram -> buffer segment 1 label "l2.w" after(%[[S1]])
 // CHECK-NEXT:   %[[PW2:[0-9]+]] = cim_meta.program "l2.w" arrays <0:6> rows 32 cols 32 k [0, 40] n [0, 24] segment 1 label "l2.w" after(%[[LW2]])
 // CHECK-NEXT:   %[[MR:[0-9]+]] = cim_meta.move "r" 40 bytes segment 1 label "l2.w" after(%[[RELU]])
 // CHECK-NEXT:   %[[M2:[0-9]+]] = cim_meta.mvm "l2.w" arrays <0:6> vectors 1 rows 32 cols 32 k [0, 40] n [0, 24] v [0, 1] input "r" output "b" segment 1 label "l2.w" after(%[[MR]], %[[PW2]])
 // CHECK-NEXT:   %[[G2:[0-9]+]] = cim_meta.move "b" 192 bytes segment 1 label "l2.w" after(%[[M2]])
-// CHECK-NEXT:   %[[ACC:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 units 2 inputs ["b"] output "b" segment 1 label "l2.w" after(%[[G2]])
+// CHECK-NEXT:   %[[ACC:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 units 2 inputs ["b"] outputs ["b"] attrs {} segment 1 label "l2.w" after(%[[G2]])
 // CHECK-NEXT:   cim_meta.store "b" 24 bytes buffer -> dram segment 1 label "output0" after(%[[ACC]])
 // CHECK-NEXT: }
 
@@ -49,7 +54,8 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 
 // Two copies of a weight (set by hand): each copy gets its own arrays and
 // program, and the 4 input vectors are split between them in one parallel
-// group. The batch is the first input's leading dimension.
+// group. The batch is the first input's leading dimension. The weight is
+// declared once however many copies hold it.
 builtin.module attributes {cim_tile.strategy = "static"} {
   func.func @copies(%x: tensor<4x32xf32>) -> tensor<4x8xf32> {
     %y = cim_tile.mvm %x weight "w" layout kn tiling <k = 32, n = 8, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 1, col_tiles = 1, groups_per_array = 1> alloc <segment = 0, copies = 2, chunks = 1> mode <compute> : tensor<4x32xf32> -> tensor<4x8xf32>
@@ -58,7 +64,10 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 }
 
 // CHECK:      cim_meta.schedule @copies target "tiny" strategy "static" batch 4 inputs ["input0"] outputs ["y"] {
-// CHECK:        %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
+// CHECK-NEXT:   cim_meta.tensor "input0" : tensor<4x32xf32> bytes 128
+// CHECK-NEXT:   cim_meta.weight "w" layout kn groups 1 k 32 n 8
+// CHECK-NEXT:   cim_meta.tensor "y" : tensor<4x8xf32> bytes 32
+// CHECK-NEXT:   %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
 // CHECK-NEXT:   %[[LW:[0-9]+]] = cim_meta.load "w" 256 bytes dram -> buffer segment 0 label "w" after(%[[S0]])
 // CHECK-NEXT:   %[[P0:[0-9]+]] = cim_meta.program "w" arrays <0:1> rows 32 cols 32 k [0, 32] n [0, 8] segment 0 label "w" after(%[[LW]])
 // CHECK-NEXT:   %[[P1:[0-9]+]] = cim_meta.program "w" arrays <1:2> rows 32 cols 32 k [0, 32] n [0, 8] segment 0 label "w" after(%[[LW]])
@@ -79,7 +88,8 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // and program wait for the previous chunk's MVM (they reuse the arrays). The
 // 256 outputs come back as 8 row tiles of 4-byte partial sums (8192 bytes)
 // and are added:
-// 256 x 7 = 1792 adds.
+// 256 x 7 = 1792 adds. The streamed weight is declared once, whole (k = 256,
+// n = 256), not per chunk.
 builtin.module attributes {cim_tile.strategy = "static"} {
   func.func @chunked(%h: tensor<1x256xf32>) -> tensor<1x256xf32> {
     %y = cim_tile.mvm %h weight "big.w" layout kn tiling <k = 256, n = 256, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 8, col_tiles = 32, groups_per_array = 1> alloc <segment = 0, copies = 1, chunks = 32> mode <compute> : tensor<1x256xf32> -> tensor<1x256xf32>
@@ -88,7 +98,10 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 }
 
 // CHECK:      cim_meta.schedule @chunked
-// CHECK:        %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
+// CHECK-NEXT:   cim_meta.tensor "input0" : tensor<1x256xf32> bytes 256
+// CHECK-NEXT:   cim_meta.weight "big.w" layout kn groups 1 k 256 n 256
+// CHECK-NEXT:   cim_meta.tensor "y" : tensor<1x256xf32> bytes 256
+// CHECK-NEXT:   %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
 // CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 256 bytes dram -> buffer segment 0 label "big.w" after(%[[S0]])
 // CHECK-NEXT:   %[[MX:[0-9]+]] = cim_meta.move "input0" 256 bytes segment 0 label "big.w" after(%[[LX]])
 // CHECK-NEXT:   %[[L0:[0-9]+]] = cim_meta.load "big.w" 2048 bytes dram -> buffer segment 0 label "big.w" after(%[[S0]])
@@ -103,7 +116,7 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK:        %[[PL:[0-9]+]] = cim_meta.program "big.w" arrays <0:8> rows 32 cols 32 k [0, 256] n [248, 256]
 // CHECK-NEXT:   %[[ML:[0-9]+]] = cim_meta.mvm "big.w" arrays <0:8> vectors 1 rows 32 cols 32 k [0, 256] n [248, 256] v [0, 1] input "input0" output "y" segment 0 label "big.w" after(%[[MX]], %[[PL]])
 // CHECK-NEXT:   %[[G:[0-9]+]] = cim_meta.move "y" 8192 bytes segment 0 label "big.w" after(%[[ML]])
-// CHECK-NEXT:   %[[ACC:[0-9]+]] = cim_meta.vector "accumulate" element_ops 1792 units 2 inputs ["y"] output "y" segment 0 label "big.w" after(%[[G]])
+// CHECK-NEXT:   %[[ACC:[0-9]+]] = cim_meta.vector "accumulate" element_ops 1792 units 2 inputs ["y"] outputs ["y"] attrs {} segment 0 label "big.w" after(%[[G]])
 // CHECK-NEXT:   cim_meta.store "y" 256 bytes buffer -> dram segment 0 label "output0" after(%[[ACC]])
 
 // -----
@@ -136,14 +149,14 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK:      cim_meta.schedule @spill
 // CHECK:        %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
 // CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 3072 bytes dram -> buffer segment 0 label "relu" after(%[[S0]])
-// CHECK-NEXT:   %[[RELU:[0-9]+]] = cim_meta.vector "relu" element_ops 3072 units 2 inputs ["input0"] output "r" segment 0 label "relu" after(%[[LX]])
+// CHECK-NEXT:   %[[RELU:[0-9]+]] = cim_meta.vector "relu" element_ops 3072 units 2 inputs ["input0"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} segment 0 label "relu" after(%[[LX]])
 // CHECK-NEXT:   %[[SR:[0-9]+]] = cim_meta.store "r" 3072 bytes buffer -> dram segment 0 label "relu" after(%[[RELU]])
 // CHECK-NEXT:   %[[LR1:[0-9]+]] = cim_meta.load "r" 3072 bytes dram -> buffer segment 0 label "sigmoid" after(%[[SR]])
-// CHECK-NEXT:   %[[SIG:[0-9]+]] = cim_meta.vector "sigmoid" element_ops 12288 units 2 inputs ["r"] output "s" segment 0 label "sigmoid" after(%[[LR1]])
+// CHECK-NEXT:   %[[SIG:[0-9]+]] = cim_meta.vector "sigmoid" element_ops 12288 units 2 inputs ["r"] outputs ["s"] attrs {kind = #cim_graph<unary_kind sigmoid>} segment 0 label "sigmoid" after(%[[LR1]])
 // CHECK-NEXT:   %[[SS:[0-9]+]] = cim_meta.store "s" 3072 bytes buffer -> dram segment 0 label "sigmoid" after(%[[SIG]])
 // CHECK-NEXT:   %[[LR2:[0-9]+]] = cim_meta.load "r" 3072 bytes dram -> buffer segment 0 label "add" after(%[[SR]])
 // CHECK-NEXT:   %[[LS:[0-9]+]] = cim_meta.load "s" 3072 bytes dram -> buffer segment 0 label "add" after(%[[SS]])
-// CHECK-NEXT:   %[[ADD:[0-9]+]] = cim_meta.vector "add" element_ops 3072 units 2 inputs ["r", "s"] output "t" segment 0 label "add" after(%[[LR2]], %[[LS]])
+// CHECK-NEXT:   %[[ADD:[0-9]+]] = cim_meta.vector "add" element_ops 3072 units 2 inputs ["r", "s"] outputs ["t"] attrs {kind = #cim_graph<binary_kind add>} segment 0 label "add" after(%[[LR2]], %[[LS]])
 // CHECK-NEXT:   cim_meta.store "t" 3072 bytes buffer -> dram segment 0 label "add" after(%[[ADD]])
 // CHECK-NEXT: }
 
@@ -167,8 +180,8 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 }
 
 // CHECK:      cim_meta.schedule @no_spill
-// CHECK:        %[[R:[0-9]+]] = cim_meta.vector "relu" {{.*}} output "r"
-// CHECK-NEXT:   %[[S:[0-9]+]] = cim_meta.vector "relu" {{.*}} inputs ["r"] output "s" segment 0 label "relu" after(%[[R]])
+// CHECK:        %[[R:[0-9]+]] = cim_meta.vector "relu" {{.*}} outputs ["r"]
+// CHECK-NEXT:   %[[S:[0-9]+]] = cim_meta.vector "relu" {{.*}} inputs ["r"] outputs ["s"] attrs {kind = #cim_graph<unary_kind relu>} segment 0 label "relu" after(%[[R]])
 // CHECK-NEXT:   cim_meta.store "s" 2048 bytes buffer -> dram segment 0 label "output0" after(%[[S]])
 // CHECK-NEXT: }
 
@@ -176,7 +189,9 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 
 // Weights of vector work (the layer-norm scale and bias, 32 one-byte values
 // each) are loaded from DRAM after the segment barrier; layer norm costs 8
-// lane operations per output element (4 x 32 x 8 = 1024).
+// lane operations per output element (4 x 32 x 8 = 1024). Weights read by
+// vector work are not array-held: no cim_meta.weight. The vector op carries
+// the norm's axis and epsilon.
 builtin.module attributes {cim_tile.strategy = "static"} {
   func.func @norm(%x: tensor<1x4x32xf32>) -> tensor<1x4x32xf32> {
     %g = cim_graph.weight "ln.g" : tensor<32xf32>
@@ -191,9 +206,104 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 }
 
 // CHECK:      cim_meta.schedule @norm
-// CHECK:        %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
+// CHECK-NEXT:   cim_meta.tensor "input0" : tensor<1x4x32xf32> bytes 128
+// CHECK-NEXT:   cim_meta.tensor "y" : tensor<1x4x32xf32> bytes 128
+// CHECK-NEXT:   %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
 // CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 128 bytes dram -> buffer segment 0 label "layer_norm" after(%[[S0]])
 // CHECK-NEXT:   %[[LG:[0-9]+]] = cim_meta.load "ln.g" 32 bytes dram -> buffer segment 0 label "layer_norm" after(%[[S0]])
 // CHECK-NEXT:   %[[LB:[0-9]+]] = cim_meta.load "ln.b" 32 bytes dram -> buffer segment 0 label "layer_norm" after(%[[S0]])
-// CHECK-NEXT:   %[[LN:[0-9]+]] = cim_meta.vector "layer_norm" element_ops 1024 units 2 inputs ["input0", "ln.g", "ln.b"] output "y" segment 0 label "layer_norm" after(%[[LX]], %[[LG]], %[[LB]])
+// CHECK-NEXT:   %[[LN:[0-9]+]] = cim_meta.vector "layer_norm" element_ops 1024 units 2 inputs ["input0", "ln.g", "ln.b"] outputs ["y"] attrs {axis = -1 : i64, epsilon = 1.000000e-05 : f32} segment 0 label "layer_norm" after(%[[LX]], %[[LG]], %[[LB]])
 // CHECK-NEXT:   cim_meta.store "y" 128 bytes buffer -> dram segment 0 label "output0" after(%[[LN]])
+
+// -----
+
+// Small constants (cim_graph.constant) read by vector work are declared as
+// cim_meta.constant with their values, once each, where first read, named
+// after the value (or "const", made unique) in the tensors' namespace; the
+// vector ops name them among their inputs, next to tensors and weights.
+// Nothing loads them (the embedding table, a weight, is loaded: only the one
+// gathered row, 4 bytes).
+builtin.module attributes {cim_tile.strategy = "static"} {
+  func.func @constants(%x: tensor<1x4xf32>) -> (tensor<1x4xf32>, tensor<1x4xf32>) {
+    %scale = cim_graph.constant dense<[0.5, 2.0, -1.0, 4.0]> : tensor<4xf32>
+    %10 = cim_graph.constant dense<1.250000e-01> : tensor<f32>
+    %11 = cim_graph.constant dense<3> : tensor<1xi64>
+    %table = cim_graph.weight "emb" : tensor<8x4xf32>
+    %y = cim_tile.vector segment 0 (%x, %scale) : (tensor<1x4xf32>, tensor<4xf32>) -> tensor<1x4xf32> {
+    ^bb0(%0: tensor<1x4xf32>, %1: tensor<4xf32>):
+      %2 = cim_graph.binary mul %0, %1 : (tensor<1x4xf32>, tensor<4xf32>) -> tensor<1x4xf32>
+      cim_tile.yield %2 : tensor<1x4xf32>
+    }
+    %z = cim_tile.vector segment 0 (%y, %10) : (tensor<1x4xf32>, tensor<f32>) -> tensor<1x4xf32> {
+    ^bb0(%3: tensor<1x4xf32>, %4: tensor<f32>):
+      %5 = cim_graph.binary add %3, %4 : (tensor<1x4xf32>, tensor<f32>) -> tensor<1x4xf32>
+      cim_tile.yield %5 : tensor<1x4xf32>
+    }
+    %m = cim_tile.vector segment 0 (%z, %scale) : (tensor<1x4xf32>, tensor<4xf32>) -> tensor<1x4xf32> {
+    ^bb0(%6: tensor<1x4xf32>, %7: tensor<4xf32>):
+      %8 = cim_graph.binary sub %6, %7 : (tensor<1x4xf32>, tensor<4xf32>) -> tensor<1x4xf32>
+      cim_tile.yield %8 : tensor<1x4xf32>
+    }
+    %e = cim_tile.vector segment 0 (%table, %11) : (tensor<8x4xf32>, tensor<1xi64>) -> tensor<1x4xf32> {
+    ^bb0(%12: tensor<8x4xf32>, %13: tensor<1xi64>):
+      %14 = cim_graph.gather %12, %13 axis 0 : (tensor<8x4xf32>, tensor<1xi64>) -> tensor<1x4xf32>
+      cim_tile.yield %14 : tensor<1x4xf32>
+    }
+    func.return %m, %e : tensor<1x4xf32>, tensor<1x4xf32>
+  }
+}
+
+// CHECK:      cim_meta.schedule @constants target "tiny" strategy "static" batch 1 inputs ["input0"] outputs ["m", "e"] {
+// CHECK-NEXT:   cim_meta.tensor "input0" : tensor<1x4xf32> bytes 4
+// CHECK-NEXT:   cim_meta.constant "scale" = dense<[5.000000e-01, 2.000000e+00, -1.000000e+00, 4.000000e+00]> : tensor<4xf32>
+// CHECK-NEXT:   cim_meta.tensor "y" : tensor<1x4xf32> bytes 4
+// CHECK-NEXT:   cim_meta.constant "const" = dense<1.250000e-01> : tensor<f32>
+// CHECK-NEXT:   cim_meta.tensor "z" : tensor<1x4xf32> bytes 4
+// CHECK-NEXT:   cim_meta.tensor "m" : tensor<1x4xf32> bytes 4
+// CHECK-NEXT:   cim_meta.constant "const.1" = dense<3> : tensor<1xi64>
+// CHECK-NEXT:   cim_meta.tensor "e" : tensor<1x4xf32> bytes 4
+// CHECK-NEXT:   %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
+// CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 4 bytes dram -> buffer segment 0 label "mul" after(%[[S0]])
+// CHECK-NEXT:   %[[MUL:[0-9]+]] = cim_meta.vector "mul" element_ops 4 units 2 inputs ["input0", "scale"] outputs ["y"] attrs {kind = #cim_graph<binary_kind mul>} segment 0 label "mul" after(%[[LX]])
+// CHECK-NEXT:   %[[ADD:[0-9]+]] = cim_meta.vector "add" element_ops 4 units 2 inputs ["y", "const"] outputs ["z"] attrs {kind = #cim_graph<binary_kind add>} segment 0 label "add" after(%[[MUL]])
+// CHECK-NEXT:   %[[SUB:[0-9]+]] = cim_meta.vector "sub" element_ops 4 units 2 inputs ["z", "scale"] outputs ["m"] attrs {kind = #cim_graph<binary_kind sub>} segment 0 label "sub" after(%[[ADD]])
+// CHECK-NEXT:   %[[LE:[0-9]+]] = cim_meta.load "emb" 4 bytes dram -> buffer segment 0 label "gather" after(%[[S0]])
+// CHECK-NEXT:   %[[GATHER:[0-9]+]] = cim_meta.vector "gather" element_ops 4 units 2 inputs ["emb", "const.1"] outputs ["e"] attrs {axis = 0 : i64} segment 0 label "gather" after(%[[LE]])
+// CHECK-NEXT:   cim_meta.store "m" 4 bytes buffer -> dram segment 0 label "output0" after(%[[SUB]])
+// CHECK-NEXT:   cim_meta.store "e" 4 bytes buffer -> dram segment 0 label "output1" after(%[[GATHER]])
+// CHECK-NEXT: }
+
+// -----
+
+// A vector op with several results (cim_graph.split): one cim_meta.vector
+// names every piece in `outputs`, with the split axis in `attrs`; each piece
+// is declared and becomes ready with it, so the relu of the second piece and
+// the store of the first both wait for the split.
+builtin.module attributes {cim_tile.strategy = "static"} {
+  func.func @split(%x: tensor<1x8xf32>) -> (tensor<1x3xf32>, tensor<1x5xf32>) {
+    %q, %k = cim_tile.vector segment 0 (%x) : (tensor<1x8xf32>) -> (tensor<1x3xf32>, tensor<1x5xf32>) {
+    ^bb0(%0: tensor<1x8xf32>):
+      %1, %2 = cim_graph.split %0 axis 1 : tensor<1x8xf32> -> (tensor<1x3xf32>, tensor<1x5xf32>)
+      cim_tile.yield %1, %2 : tensor<1x3xf32>, tensor<1x5xf32>
+    }
+    %r = cim_tile.vector segment 0 (%k) : (tensor<1x5xf32>) -> tensor<1x5xf32> {
+    ^bb0(%3: tensor<1x5xf32>):
+      %4 = cim_graph.unary relu %3 : tensor<1x5xf32> -> tensor<1x5xf32>
+      cim_tile.yield %4 : tensor<1x5xf32>
+    }
+    func.return %q, %r : tensor<1x3xf32>, tensor<1x5xf32>
+  }
+}
+
+// CHECK:      cim_meta.schedule @split target "tiny" strategy "static" batch 1 inputs ["input0"] outputs ["q", "r"] {
+// CHECK-NEXT:   cim_meta.tensor "input0" : tensor<1x8xf32> bytes 8
+// CHECK-NEXT:   cim_meta.tensor "q" : tensor<1x3xf32> bytes 3
+// CHECK-NEXT:   cim_meta.tensor "k" : tensor<1x5xf32> bytes 5
+// CHECK-NEXT:   cim_meta.tensor "r" : tensor<1x5xf32> bytes 5
+// CHECK-NEXT:   %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
+// CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 8 bytes dram -> buffer segment 0 label "split" after(%[[S0]])
+// CHECK-NEXT:   %[[SPLIT:[0-9]+]] = cim_meta.vector "split" element_ops 8 units 2 inputs ["input0"] outputs ["q", "k"] attrs {axis = 1 : i64} segment 0 label "split" after(%[[LX]])
+// CHECK-NEXT:   %[[RELU:[0-9]+]] = cim_meta.vector "relu" element_ops 5 units 2 inputs ["k"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} segment 0 label "relu" after(%[[SPLIT]])
+// CHECK-NEXT:   cim_meta.store "q" 3 bytes buffer -> dram segment 0 label "output0" after(%[[SPLIT]])
+// CHECK-NEXT:   cim_meta.store "r" 5 bytes buffer -> dram segment 0 label "output1" after(%[[RELU]])
+// CHECK-NEXT: }

@@ -587,6 +587,30 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<models>} {
 
 // -----
 
+// CHECK: #cim_graph.source dimension 'batch' must be a positive integer
+builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx", batch = 0>} {
+}
+
+// -----
+
+// CHECK: #cim_graph.source dimension 'sequence' must be a positive integer
+builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx", batch = 1, sequence = -8>} {
+}
+
+// -----
+
+// CHECK: Expected integer literal
+builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx", batch = true>} {
+}
+
+// -----
+
+// CHECK: identifier expected
+builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx", "batch" = 1>} {
+}
+
+// -----
+
 // CHECK: 'cim_graph.layer_norm' bias shape [3, 5] does not match the normalized shape [8]
 %x = "test.op"() : () -> tensor<2x8xf32>
 %g = cim_graph.weight "g" : tensor<8xf32>
@@ -639,3 +663,9 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<models>} {
 %x = "test.op"() : () -> tensor<f32>
 %w = cim_graph.weight "w" : tensor<4x4xf32>
 %y = cim_graph.linear %x, %w : (tensor<f32>, tensor<4x4xf32>) -> tensor<4xf32>
+
+// -----
+
+// CHECK: #cim_graph.source dimension 'batch' is given twice
+builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx", batch = 1, batch = 2>} {
+}

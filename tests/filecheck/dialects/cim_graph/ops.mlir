@@ -6,10 +6,11 @@
 // RUN), through the generic format (second RUN), and the generic form itself
 // (GENERIC). Every enum case appears once; optional parts appear both present
 // and absent. Run with the stock xdsl-opt: this also checks the package's
-// `xdsl.universe` entry point.
+// `xdsl.universe` entry point. `#cim_graph.source` appears with and without
+// import dims; they print sorted by name.
 
-builtin.module attributes {cim_graph.source = #cim_graph.source<"models/tiny.onnx">, test.no_file = #cim_graph.source<"">} {
-// CHECK: builtin.module attributes {cim_graph.source = #cim_graph.source<"models/tiny.onnx">, test.no_file = #cim_graph.source<"">} {
+builtin.module attributes {cim_graph.source = #cim_graph.source<"models/tiny.onnx">, test.dims = #cim_graph.source<"models/tiny.onnx", sequence = 8, batch = 2>, test.no_file = #cim_graph.source<"">, test.no_file_dims = #cim_graph.source<"", batch = 1>} {
+// CHECK: builtin.module attributes {cim_graph.source = #cim_graph.source<"models/tiny.onnx">, test.dims = #cim_graph.source<"models/tiny.onnx", batch = 2, sequence = 8>, test.no_file = #cim_graph.source<"">, test.no_file_dims = #cim_graph.source<"", batch = 1>} {
   func.func @graph(%x: tensor<1x3x8x8xf32>, %ids: tensor<1x4xi64>) {
   // CHECK-NEXT: func.func @graph(%x: tensor<1x3x8x8xf32>, %ids: tensor<1x4xi64>) {
     %cw = cim_graph.weight "conv.weight" : tensor<4x3x3x3xf32>
@@ -258,4 +259,4 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"models/tiny.onn
   // CHECK-NEXT: }
 }
 // CHECK-NEXT: }
-// GENERIC: }) {cim_graph.source = #cim_graph.source<"models/tiny.onnx">, test.no_file = #cim_graph.source<"">} : () -> ()
+// GENERIC: }) {cim_graph.source = #cim_graph.source<"models/tiny.onnx">, test.dims = #cim_graph.source<"models/tiny.onnx", batch = 2, sequence = 8>, test.no_file = #cim_graph.source<"">, test.no_file_dims = #cim_graph.source<"", batch = 1>} : () -> ()

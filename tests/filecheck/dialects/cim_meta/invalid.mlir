@@ -160,17 +160,33 @@
 // -----
 
 // CHECK: 'cim_meta.vector' needs non-negative element_ops and at least one unit
-%t = cim_meta.vector "softmax" element_ops 64 units 0 inputs ["s"] output "p" segment 0
+%t = cim_meta.vector "softmax" element_ops 64 units 0 inputs ["s"] outputs ["p"] attrs {} segment 0
 
 // -----
 
 // CHECK: 'cim_meta.vector' needs non-negative element_ops and at least one unit
-%t = cim_meta.vector "softmax" element_ops -1 units 8 inputs ["s"] output "p" segment 0
+%t = cim_meta.vector "softmax" element_ops -1 units 8 inputs ["s"] outputs ["p"] attrs {} segment 0
 
 // -----
 
 // CHECK: 'cim_meta.vector' segment must not be negative
-%t = cim_meta.vector "softmax" element_ops 64 units 8 inputs ["s"] output "p" segment -1
+%t = cim_meta.vector "softmax" element_ops 64 units 8 inputs ["s"] outputs ["p"] attrs {} segment -1
+
+// -----
+
+// CHECK: 'cim_meta.vector' produces at least one tensor
+%t = cim_meta.vector "softmax" element_ops 64 units 8 inputs ["s"] outputs [] attrs {axis = 3 : i64} segment 0
+
+// -----
+
+// CHECK: 3 : i64 should be of base attribute string
+%t = "cim_meta.vector"() <{kind = "softmax", element_ops = 64 : i64, units = 8 : i64, inputs = ["s"], outputs = [3 : i64], attrs = {}, segment = 0 : i64}> : () -> !cim_meta.token
+
+// -----
+
+// The version-1 spelling `output "p"` is gone.
+// CHECK: Expected 'outputs'
+%t = cim_meta.vector "softmax" element_ops 64 units 8 inputs ["s"] output "p" segment 0
 
 // -----
 
@@ -220,6 +236,41 @@ cim_meta.tensor "x" : tensor<4xf32> bytes -16
 
 // -----
 
+// CHECK: 'cim_meta.constant' needs a name
+cim_meta.constant "" = dense<1.0> : tensor<f32>
+
+// -----
+
+// CHECK: 1.000000e+00 : f32 should be of base attribute dense
+cim_meta.constant "c" = 1.0 : f32
+
+// -----
+
+// CHECK: 'cim_meta.weight' needs a name
+cim_meta.weight "" layout nk groups 1 k 16 n 10
+
+// -----
+
+// CHECK: 'cim_meta.weight' groups, k and n must be positive
+cim_meta.weight "w" layout oihw groups 0 k 9 n 4
+
+// -----
+
+// CHECK: 'cim_meta.weight' groups, k and n must be positive
+cim_meta.weight "w" layout kn groups 1 k 0 n 4
+
+// -----
+
+// CHECK: 'cim_meta.weight' groups, k and n must be positive
+cim_meta.weight "w" layout nk groups 1 k 16 n -10
+
+// -----
+
+// CHECK: Expected `kn`, `nk`, or `oihw`.
+cim_meta.weight "w" layout hwio groups 1 k 16 n 10
+
+// -----
+
 // CHECK: 'cim_meta.schedule' batch must be positive
 cim_meta.schedule @main target "dynaplasia" strategy "static" batch 0 inputs ["x"] outputs ["x"] {
   cim_meta.tensor "x" : tensor<4xf32> bytes 16
@@ -227,7 +278,7 @@ cim_meta.schedule @main target "dynaplasia" strategy "static" batch 0 inputs ["x
 
 // -----
 
-// CHECK: 'cim_meta.schedule' declares tensor 'x' twice
+// CHECK: 'cim_meta.schedule' declares 'x' twice (tensors, constants and weights share one namespace)
 cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1 inputs ["x"] outputs ["x"] {
   cim_meta.tensor "x" : tensor<4xf32> bytes 16
   cim_meta.tensor "x" : tensor<8xf32> bytes 32
@@ -265,3 +316,18 @@ cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1 inputs ["x
 
 // CHECK: 'cim_meta.store' cannot move dram -> buffer: loads move toward the arrays (dram -> memory -> buffer), stores away
 %t = cim_meta.store "x" 16 bytes dram -> buffer segment 0
+
+// -----
+
+// CHECK: 'cim_meta.schedule' declares 'w' twice (tensors, constants and weights share one namespace)
+cim_meta.schedule @main target "tiny" strategy "static" batch 1 inputs [] outputs [] {
+  cim_meta.tensor "w" : tensor<4xf32> bytes 4
+  cim_meta.weight "w" layout kn groups 1 k 4 n 4
+}
+
+// -----
+
+// CHECK: 'cim_meta.constant' holds a tensor value
+cim_meta.schedule @main target "tiny" strategy "static" batch 1 inputs [] outputs [] {
+  cim_meta.constant "c" = dense<[1, 2]> : vector<2xi64>
+}

@@ -4,7 +4,9 @@
 
 // Round trip of every cim_meta op, attribute and type, in the custom format
 // (first RUN), through the generic format (second RUN), and the generic form
-// itself (GENERIC). Each meta-op appears with and without `label` and `after`.
+// itself (GENERIC). Each meta-op appears with and without `label` and `after`;
+// the declarations (tensor, constant, weight) with and without attr-dict, the
+// vector op with one and several outputs and empty and non-empty `attrs`.
 // Empty bodies are spelled `^bb0:` as the printer does: a bare `{}` parses as
 // a region without blocks, which the single-block bodies reject.
 
@@ -22,6 +24,24 @@ builtin.module attributes {test.arrays = #cim_meta.arrays<0:16, 32:40>, test.loc
     cim_meta.tensor "y" : tensor<1x10xf32> bytes 10
     // CHECK-NEXT: cim_meta.tensor "y" : tensor<1x10xf32> bytes 10
     // GENERIC: "cim_meta.tensor"() <{tensor = "y", type = tensor<1x10xf32>, bytes = 10 : i64}> : () -> ()
+    cim_meta.constant "scale" = dense<0.125> : tensor<f32>
+    // CHECK-NEXT: cim_meta.constant "scale" = dense<1.250000e-01> : tensor<f32>
+    // GENERIC: "cim_meta.constant"() <{tensor = "scale", value = dense<1.250000e-01> : tensor<f32>}> : () -> ()
+    cim_meta.constant "shift" = dense<[1.0, -2.5, 0.0]> : tensor<3xf32>
+    // CHECK-NEXT: cim_meta.constant "shift" = dense<[1.000000e+00, -2.500000e+00, 0.000000e+00]> : tensor<3xf32>
+    // GENERIC: "cim_meta.constant"() <{tensor = "shift", value = dense<[1.000000e+00, -2.500000e+00, 0.000000e+00]> : tensor<3xf32>}> : () -> ()
+    cim_meta.constant "idx" = dense<[[0, 1], [2, 3]]> : tensor<2x2xi64> {test.note = "ids"}
+    // CHECK-NEXT: cim_meta.constant "idx" = dense<[[0, 1], [2, 3]]> : tensor<2x2xi64> {test.note = "ids"}
+    // GENERIC: "cim_meta.constant"() <{tensor = "idx", value = dense<[[0, 1], [2, 3]]> : tensor<2x2xi64>}> {test.note = "ids"} : () -> ()
+    cim_meta.weight "fc.weight" layout nk groups 1 k 512 n 10
+    // CHECK-NEXT: cim_meta.weight "fc.weight" layout nk groups 1 k 512 n 10
+    // GENERIC: "cim_meta.weight"() <{weight = "fc.weight", layout = #cim_tile<layout nk>, groups = 1 : i64, k = 512 : i64, n = 10 : i64}> : () -> ()
+    cim_meta.weight "mm.w" layout kn groups 1 k 64 n 8
+    // CHECK-NEXT: cim_meta.weight "mm.w" layout kn groups 1 k 64 n 8
+    // GENERIC: "cim_meta.weight"() <{weight = "mm.w", layout = #cim_tile<layout kn>, groups = 1 : i64, k = 64 : i64, n = 8 : i64}> : () -> ()
+    cim_meta.weight "dw.w" layout oihw groups 32 k 9 n 1 {test.note = "depthwise"}
+    // CHECK-NEXT: cim_meta.weight "dw.w" layout oihw groups 32 k 9 n 1 {test.note = "depthwise"}
+    // GENERIC: "cim_meta.weight"() <{weight = "dw.w", layout = #cim_tile<layout oihw>, groups = 32 : i64, k = 9 : i64, n = 1 : i64}> {test.note = "depthwise"} : () -> ()
     %0 = cim_meta.load "x" 512 bytes dram -> buffer segment 0
     // CHECK-NEXT: %0 = cim_meta.load "x" 512 bytes dram -> buffer segment 0
     // GENERIC: %0 = "cim_meta.load"() <{tensor = "x", bytes = 512 : i64, src = #cim_meta<location dram>, dst = #cim_meta<location buffer>, segment = 0 : i64}> : () -> !cim_meta.token
@@ -40,12 +60,21 @@ builtin.module attributes {test.arrays = #cim_meta.arrays<0:16, 32:40>, test.loc
     %5 = cim_meta.mvm "fc.weight" arrays <2:3, 5:6> vectors 2 rows 64 cols 32 k [0, 64] n [0, 8] v [0, 4] input "h" output "y" segment 0 label "mvm.part"
     // CHECK-NEXT: %5 = cim_meta.mvm "fc.weight" arrays <2:3, 5:6> vectors 2 rows 64 cols 32 k [0, 64] n [0, 8] v [0, 4] input "h" output "y" segment 0 label "mvm.part"
     // GENERIC: %5 = "cim_meta.mvm"() <{weight = "fc.weight", arrays = #cim_meta.arrays<2:3, 5:6>, vectors = 2 : i64, rows = 64 : i64, cols = 32 : i64, k = array<i64: 0, 64>, n = array<i64: 0, 8>, v = array<i64: 0, 4>, input = "h", output = "y", segment = 0 : i64, label = "mvm.part"}> : () -> !cim_meta.token
-    %6 = cim_meta.vector "accumulate" element_ops 10 units 8 inputs ["h", "y"] output "y" segment 0 after(%4, %5)
-    // CHECK-NEXT: %6 = cim_meta.vector "accumulate" element_ops 10 units 8 inputs ["h", "y"] output "y" segment 0 after(%4, %5)
-    // GENERIC: %6 = "cim_meta.vector"(%4, %5) <{kind = "accumulate", element_ops = 10 : i64, units = 8 : i64, inputs = ["h", "y"], output = "y", segment = 0 : i64}> : (!cim_meta.token, !cim_meta.token) -> !cim_meta.token
-    %7 = cim_meta.vector "noop" element_ops 0 units 1 inputs [] output "y" segment 0 label "v"
-    // CHECK-NEXT: %7 = cim_meta.vector "noop" element_ops 0 units 1 inputs [] output "y" segment 0 label "v"
-    // GENERIC: %7 = "cim_meta.vector"() <{kind = "noop", element_ops = 0 : i64, units = 1 : i64, inputs = [], output = "y", segment = 0 : i64, label = "v"}> : () -> !cim_meta.token
+    %6 = cim_meta.vector "accumulate" element_ops 10 units 8 inputs ["h", "y"] outputs ["y"] attrs {} segment 0 after(%4, %5)
+    // CHECK-NEXT: %6 = cim_meta.vector "accumulate" element_ops 10 units 8 inputs ["h", "y"] outputs ["y"] attrs {} segment 0 after(%4, %5)
+    // GENERIC: %6 = "cim_meta.vector"(%4, %5) <{kind = "accumulate", element_ops = 10 : i64, units = 8 : i64, inputs = ["h", "y"], outputs = ["y"], attrs = {}, segment = 0 : i64}> : (!cim_meta.token, !cim_meta.token) -> !cim_meta.token
+    %7 = cim_meta.vector "noop" element_ops 0 units 1 inputs [] outputs ["y"] attrs {} segment 0 label "v"
+    // CHECK-NEXT: %7 = cim_meta.vector "noop" element_ops 0 units 1 inputs [] outputs ["y"] attrs {} segment 0 label "v"
+    // GENERIC: %7 = "cim_meta.vector"() <{kind = "noop", element_ops = 0 : i64, units = 1 : i64, inputs = [], outputs = ["y"], attrs = {}, segment = 0 : i64, label = "v"}> : () -> !cim_meta.token
+    %parts = cim_meta.vector "split" element_ops 64 units 8 inputs ["h"] outputs ["h", "y", "x"] attrs {axis = 1 : i64} segment 0 label "split" after(%6, %7)
+    // CHECK-NEXT: %parts = cim_meta.vector "split" element_ops 64 units 8 inputs ["h"] outputs ["h", "y", "x"] attrs {axis = 1 : i64} segment 0 label "split" after(%6, %7)
+    // GENERIC: %parts = "cim_meta.vector"(%6, %7) <{kind = "split", element_ops = 64 : i64, units = 8 : i64, inputs = ["h"], outputs = ["h", "y", "x"], attrs = {axis = 1 : i64}, segment = 0 : i64, label = "split"}> : (!cim_meta.token, !cim_meta.token) -> !cim_meta.token
+    %scaled = cim_meta.vector "mul" element_ops 10 units 8 inputs ["y", "scale"] outputs ["y"] attrs {kind = #cim_graph<binary_kind mul>} segment 0
+    // CHECK-NEXT: %scaled = cim_meta.vector "mul" element_ops 10 units 8 inputs ["y", "scale"] outputs ["y"] attrs {kind = #cim_graph<binary_kind mul>} segment 0
+    // GENERIC: %scaled = "cim_meta.vector"() <{kind = "mul", element_ops = 10 : i64, units = 8 : i64, inputs = ["y", "scale"], outputs = ["y"], attrs = {kind = #cim_graph<binary_kind mul>}, segment = 0 : i64}> : () -> !cim_meta.token
+    %params = cim_meta.vector "im2col" element_ops 4608 units 8 inputs ["x"] outputs ["h"] attrs {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64, epsilon = 1.0e-05 : f32, keepdims, mode = "constant"} segment 0
+    // CHECK-NEXT: %params = cim_meta.vector "im2col" element_ops 4608 units 8 inputs ["x"] outputs ["h"] attrs {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64, epsilon = 1.000000e-05 : f32, keepdims, mode = "constant"} segment 0
+    // GENERIC: %params = "cim_meta.vector"() <{kind = "im2col", element_ops = 4608 : i64, units = 8 : i64, inputs = ["x"], outputs = ["h"], attrs = {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64, epsilon = 1.000000e-05 : f32, keepdims, mode = "constant"}, segment = 0 : i64}> : () -> !cim_meta.token
     %8 = cim_meta.move "y" 10 bytes segment 0 after(%6)
     // CHECK-NEXT: %8 = cim_meta.move "y" 10 bytes segment 0 after(%6)
     // GENERIC: %8 = "cim_meta.move"(%6) <{tensor = "y", bytes = 10 : i64, segment = 0 : i64}> : (!cim_meta.token) -> !cim_meta.token
