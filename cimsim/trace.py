@@ -477,11 +477,14 @@ def _attrs(fields: _Fields) -> dict[str, object]:
         raise fields.wrong("attrs", raw, "an object")
     attrs = cast(dict[str, object], raw)
     for key, value in attrs.items():
-        items = value if isinstance(value, list) else [value]
+        shown: object = value
+        items: list[object] = (
+            cast(list[object], value) if isinstance(value, list) else [value]
+        )
         if not all(isinstance(v, int | float | str | bool) for v in items):
             raise fields.fail(
                 f"key 'attrs.{key}' must be a number, string, boolean or list of "
-                f"numbers, got {_short(value)}"
+                f"numbers, got {_short(shown)}"
             )
     return dict(sorted(attrs.items()))
 

@@ -97,6 +97,7 @@ class _ScheduleBuilder:
     )
     names: dict[SSAValue, str] = field(default_factory=lambda: {})
     used_names: set[str] = field(default_factory=lambda: set())
+    output_names: dict[SSAValue, str] = field(default_factory=lambda: {})
     where: dict[str, Location] = field(default_factory=lambda: {})
     ready: dict[str, SSAValue | None] = field(default_factory=lambda: {})
     sinks: dict[SSAValue, None] = field(default_factory=lambda: {})
@@ -145,8 +146,13 @@ class _ScheduleBuilder:
         return name
 
     def declare(self, value: SSAValue, preferred: str | None = None) -> str:
-        """Name an activation tensor and declare it in the schedule."""
-        name = self.unique_name(preferred or value.name_hint or "t")
+        """Name an activation tensor and declare it in the schedule.
+
+        Model inputs and outputs keep their ONNX names when the function
+        records them.
+        """
+        base = preferred or self.output_names.get(value) or value.name_hint or "t"
+        name = self.unique_name(base)
         self.names[value] = name
         value_type = cast(TensorType[Attribute], value.type)
         assert isinstance(value_type, TensorType)
@@ -573,6 +579,14 @@ class ConvertTileToMetaPass(ModulePass):
                 builder.used_names.add(inner.weight.data)
                 if inner.bias is not None:
                     builder.used_names.add(inner.bias.data)
+        terminator = body.last_op
+        if isinstance(terminator, func.ReturnOp) and function.res_attrs is not None:
+            recorded_outputs = io_names(
+                function, function.res_attrs, len(terminator.operands), "output"
+            )
+            for value, name in zip(terminator.operands, recorded_outputs, strict=True):
+                if value not in body.args:
+                    builder.output_names.setdefault(value, name)
         inputs = io_names(function, function.arg_attrs, len(body.args), "input")
         for arg, name in zip(body.args, inputs, strict=True):
             builder.declare(arg, name)

@@ -6,6 +6,7 @@ group's dependencies, and a ``barrier`` op stands for the group's token.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
@@ -172,10 +173,9 @@ def build_trace(module: ModuleOp) -> JsonDict:
         }
 
     def constant(decl: cim_meta.ConstantDeclOp) -> JsonDict:
-        value_type = decl.value.get_type()
-        assert isinstance(value_type, TensorType)
+        value_type = cast(TensorType[Attribute], decl.value.get_type())
         element = value_type.element_type
-        values = decl.value.get_values()
+        values = cast(Sequence[float], decl.value.get_values())
         if element == IntegerType(1):
             numbers: list[float] = [1 if v else 0 for v in values]
         else:

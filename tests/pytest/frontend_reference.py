@@ -3,30 +3,34 @@
 It runs the module :func:`cimflow.frontend.import_onnx` produced on the
 weights :func:`cimflow.frontend.load_weights` returns, so the tests can
 compare an imported model end to end with onnxruntime on the ONNX file.
+Convolutions and linear layers are computed directly here; every other
+operator goes through :func:`cimflow.cimsim.functional.apply_operator` with
+the kind and attributes the trace would carry, the same numpy definition the
+functional simulator executes.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 import numpy as np
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
-    FloatAttr,
     IntegerType,
     ModuleOp,
     TensorType,
 )
 from xdsl.dialects.func import FuncOp, ReturnOp
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import Attribute, Operation, SSAValue
 
 from cimflow.cimdialect import cim_graph as g
+from cimflow.cimsim.functional import apply_operator
+from cimflow.passes.convert_tile_to_meta import vector_work
+from cimflow.passes.trace_target import json_value
+from cimflow.tools.cim_verify import reference_outputs
 
 Array = np.ndarray[Any, Any]
-
-_ERF = np.vectorize(math.erf, otypes=[np.float64])
 
 
 def _np_dtype(value_type: TensorType) -> np.dtype[Any]:
@@ -68,93 +72,11 @@ def _conv(x: Array, w: Array, b: Array | None, op: g.ConvOp) -> Array:
     return out
 
 
-def _pool(x: Array, op: g.PoolOp) -> Array:
-    kh, kw = g.ints(op.kernel)
-    sh, sw = g.ints(op.strides)
-    top, left, bottom, right = g.ints(op.pads)
-    is_max = op.kind.data == g.PoolKind.MAX
-    fill = -np.inf if is_max else 0.0
-    padded = np.pad(
-        x.astype(np.float64),
-        ((0, 0), (0, 0), (top, bottom), (left, right)),
-        constant_values=fill,
-    )
-    ones = np.pad(np.ones(x.shape[2:]), ((top, bottom), (left, right)))
-    oh = (padded.shape[2] - kh) // sh + 1
-    ow = (padded.shape[3] - kw) // sw + 1
-    out = np.zeros((*x.shape[:2], oh, ow))
-    for r in range(oh):
-        for c in range(ow):
-            window = padded[:, :, r * sh : r * sh + kh, c * sw : c * sw + kw]
-            if is_max:
-                out[:, :, r, c] = window.max(axis=(2, 3))
-            else:
-                count = (
-                    kh * kw
-                    if op.count_include_pad is not None
-                    else ones[r * sh : r * sh + kh, c * sw : c * sw + kw].sum()
-                )
-                out[:, :, r, c] = window.sum(axis=(2, 3)) / count
-    return out
-
-
-_UNARY: dict[str, Callable[[Array], Array]] = {
-    "relu": lambda x: np.maximum(x, 0),
-    "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
-    "tanh": np.tanh,
-    "erf": _ERF,
-    "exp": np.exp,
-    "log": np.log,
-    "sqrt": np.sqrt,
-    "reciprocal": lambda x: 1 / x,
-    "neg": np.negative,
-    "abs": np.abs,
-    "gelu": lambda x: 0.5 * x * (1 + _ERF(x / math.sqrt(2.0))),
-    "gelu_tanh": lambda x: (
-        0.5 * x * (1 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
-    ),
-    "silu": lambda x: x / (1 + np.exp(-x)),
-    "softplus": lambda x: np.log1p(np.exp(x)),
-    "floor": np.floor,
-    "ceil": np.ceil,
-    "cos": np.cos,
-    "sin": np.sin,
-    "not": np.logical_not,
-}
-
-_BINARY: dict[str, Callable[[Array, Array], Array]] = {
-    "add": np.add,
-    "sub": np.subtract,
-    "mul": np.multiply,
-    "div": np.divide,
-    "pow": np.power,
-    "max": np.maximum,
-    "min": np.minimum,
-    "equal": np.equal,
-    "less": np.less,
-    "greater": np.greater,
-    "and": np.logical_and,
-    "or": np.logical_or,
-}
-
-_REDUCE: dict[str, Callable[..., Array]] = {
-    "sum": np.sum,
-    "mean": np.mean,
-    "max": np.max,
-    "min": np.min,
-    "prod": np.prod,
-}
-
-
 def _constant(attr: DenseIntOrFPElementsAttr) -> Array:
     tensor_type = attr.type
     assert isinstance(tensor_type, TensorType)
     values = np.array(attr.get_values())
     return values.reshape(tensor_type.get_shape()).astype(_np_dtype(tensor_type))
-
-
-def _float(attr: FloatAttr) -> float:
-    return float(attr.value.data)
 
 
 def _evaluate(
@@ -170,75 +92,13 @@ def _evaluate(
         w = args[1].T if op.transpose_weight is not None else args[1]
         y = args[0].astype(np.float64) @ w
         return [y + args[2].reshape(-1) if len(args) > 2 else y]
-    if isinstance(op, g.MatMulOp):
-        return [np.matmul(args[0].astype(np.float64), args[1])]
-    if isinstance(op, g.UnaryOp):
-        return [_UNARY[op.kind.data.value](args[0])]
-    if isinstance(op, g.BinaryOp):
-        return [_BINARY[op.kind.data.value](args[0], args[1])]
-    if isinstance(op, g.WhereOp):
-        return [np.where(args[0], args[1], args[2])]
-    if isinstance(op, g.CastOp):
-        out_type = op.output.type
-        assert isinstance(out_type, TensorType)
-        return [args[0].astype(_np_dtype(out_type))]
-    if isinstance(op, g.ClipOp):
-        return [np.clip(args[0], _float(op.min), _float(op.max))]
-    if isinstance(op, g.SoftmaxOp):
-        axis = op.axis.value.data
-        shifted = np.exp(args[0] - args[0].max(axis=axis, keepdims=True))
-        return [shifted / shifted.sum(axis=axis, keepdims=True)]
-    if isinstance(op, g.LayerNormOp | g.RMSNormOp):
-        x = args[0].astype(np.float64)
-        axes = tuple(range(op.axis.value.data % x.ndim, x.ndim))
-        eps = _float(op.epsilon)
-        if isinstance(op, g.LayerNormOp):
-            centered = x - x.mean(axis=axes, keepdims=True)
-            y = centered / np.sqrt((centered**2).mean(axis=axes, keepdims=True) + eps)
-        else:
-            y = x / np.sqrt((x**2).mean(axis=axes, keepdims=True) + eps)
-        y = y * args[1]
-        return [y + args[2] if len(args) > 2 else y]
-    if isinstance(op, g.ReduceOp):
-        fn = _REDUCE[op.kind.data.value]
-        return [fn(args[0], axis=g.ints(op.axes), keepdims=op.keepdims is not None)]
-    if isinstance(op, g.PoolOp):
-        return [_pool(args[0], op)]
-    if isinstance(op, g.GlobalPoolOp):
-        reduce = np.max if op.kind.data == g.PoolKind.MAX else np.mean
-        return [reduce(args[0], axis=tuple(range(2, args[0].ndim)), keepdims=True)]
-    if isinstance(op, g.ReshapeOp | g.ExpandOp):
-        shape = g.tensor_shape(op.output)
-        if isinstance(op, g.ReshapeOp):
-            return [args[0].reshape(shape)]
-        return [np.broadcast_to(args[0], shape)]
-    if isinstance(op, g.TransposeOp):
-        return [np.transpose(args[0], g.ints(op.perm))]
-    if isinstance(op, g.ConcatOp):
-        return [np.concatenate(args, axis=op.axis.value.data)]
-    if isinstance(op, g.SplitOp):
-        axis = op.axis.value.data
-        sizes = [g.tensor_shape(r)[axis] for r in op.outputs]
-        return list(np.split(args[0], np.cumsum(sizes)[:-1], axis=axis))
-    if isinstance(op, g.SliceOp):
-        index = tuple(
-            slice(s, e, st)
-            for s, e, st in zip(
-                g.ints(op.starts), g.ints(op.ends), g.ints(op.steps), strict=True
-            )
-        )
-        return [args[0][index]]
-    if isinstance(op, g.GatherOp):
-        return [np.take(args[0], args[1], axis=op.axis.value.data)]
-    if isinstance(op, g.PadOp):
-        pads = g.ints(op.pads)
-        rank = args[0].ndim
-        widths = [(pads[i], pads[rank + i]) for i in range(rank)]
-        mode = op.mode.data.value
-        if mode == "constant":
-            return [np.pad(args[0], widths, constant_values=_float(op.value))]
-        return [np.pad(args[0], widths, mode=mode)]
-    raise NotImplementedError(op.name)
+    kind, _ = vector_work(op)
+    attrs = {key: json_value(value) for key, value in op.properties.items()}
+    outputs: list[tuple[tuple[int, ...], np.dtype[Any]]] = []
+    for result in op.results:
+        result_type = cast(TensorType[Attribute], result.type)
+        outputs.append((g.tensor_shape(result), _np_dtype(result_type)))
+    return apply_operator(kind, attrs, args, outputs)
 
 
 def run(
@@ -292,15 +152,8 @@ def random_feeds(
 
 
 def onnxruntime_outputs(model: Any, feeds: Mapping[str, Array]) -> dict[str, Array]:
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = onnxruntime.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, dict(feeds)), strict=True))
+    """onnxruntime's outputs of an in-memory ONNX model, by name."""
+    return dict(reference_outputs(model, feeds))
 
 
 def assert_close(

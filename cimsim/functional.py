@@ -1,0 +1,1246 @@
+"""Functional simulation: run a cim-trace on real data, meta-op by meta-op.
+
+:func:`run_functional` executes the ops of a trace in id order (a valid
+topological order) with numpy; it never looks at the ONNX graph. What each op
+does to data is documented in ``docs/functional-verification.md``:
+
+- DRAM, the global buffer and the memory-mode arrays are dictionaries from
+  tensor name to value; ``load`` / ``store`` copy a tensor between them, and
+  every op finds what it reads where the trace says it is;
+- ``program`` writes a weight slice into the cells of its arrays, laid out
+  deterministically from the array geometry (:func:`slice_placements`);
+  ``mvm`` multiplies its input rows by exactly what its arrays hold and leaves
+  one partial-sum block per row tile; the vector op ``accumulate`` adds them
+  (and a bias);
+- every other vector op applies its ``op`` with its ``attrs``
+  (:func:`apply_operator`, the one numpy definition of the vector-unit
+  operators, also used by the tests' reference interpreter).
+
+Two numeric modes: ``exact`` (float64, no quantization) and ``quantized``
+(integer weights cut into cell slices, offset-binary activations fed a DAC
+width at a time, ADC-digitized column sums, shift-add, digital offset
+correction and dequantization).
+
+Anything that shows the trace is wrong (a tensor read where it is not, an
+op that does not depend on the op that wrote what it reads, partial sums
+never accumulated, a program overwriting arrays an unfinished MVM reads) is a
+:class:`FunctionalError` naming the op.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeAlias, cast
+
+import numpy as np
+
+from cimflow.errors import CimError
+from cimflow.hw_targets import HardwareTarget
+
+from .trace import (
+    BarrierOp,
+    LoadOp,
+    MoveOp,
+    MvmOp,
+    ProgramOp,
+    StoreOp,
+    SwitchOp,
+    Trace,
+    TraceOp,
+    TransferOp,
+    VectorOp,
+    WeightInfo,
+)
+
+Array: TypeAlias = np.ndarray[Any, Any]
+Mode = Literal["exact", "quantized"]
+MODES: tuple[Mode, ...] = ("exact", "quantized")
+
+
+class FunctionalError(CimError):
+    """The trace does something a correct schedule never does (one line)."""
+
+
+# --------------------------------------------------------------------------
+# Data types
+# --------------------------------------------------------------------------
+
+
+def numpy_dtype(dtype: str) -> np.dtype[Any]:
+    """The numpy type of a trace ``dtype`` (``float32``, ``int64``, ``bool``)."""
+    if dtype == "bool":
+        return np.dtype(np.bool_)
+    if dtype.startswith(("int", "uint")):
+        return np.dtype(dtype)
+    if dtype in ("float16", "float32", "float64"):
+        return np.dtype(dtype)
+    return np.dtype(np.float32)
+
+
+def _compute_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """Floats are computed and held in float64; other types as declared."""
+    return np.dtype(np.float64) if dtype.kind == "f" else dtype
+
+
+# --------------------------------------------------------------------------
+# Vector-unit operators
+# --------------------------------------------------------------------------
+
+_ERF = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _gelu_tanh(x: Array) -> Array:
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+UNARY_FUNCTIONS: dict[str, Callable[[Array], Array]] = {
+    "relu": lambda x: np.maximum(x, 0),
+    "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "tanh": np.tanh,
+    "erf": _ERF,
+    "exp": np.exp,
+    "log": np.log,
+    "sqrt": np.sqrt,
+    "reciprocal": lambda x: 1 / x,
+    "neg": np.negative,
+    "abs": np.abs,
+    "gelu": lambda x: 0.5 * x * (1 + _ERF(x / math.sqrt(2.0))),
+    "gelu_tanh": _gelu_tanh,
+    "silu": lambda x: x / (1 + np.exp(-x)),
+    "softplus": lambda x: np.log1p(np.exp(x)),
+    "floor": np.floor,
+    "ceil": np.ceil,
+    "cos": np.cos,
+    "sin": np.sin,
+    "not": np.logical_not,
+}
+"""``cim_graph.unary`` kinds, by name."""
+
+BINARY_FUNCTIONS: dict[str, Callable[[Array, Array], Array]] = {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "div": np.divide,
+    "pow": np.power,
+    "max": np.maximum,
+    "min": np.minimum,
+    "equal": np.equal,
+    "less": np.less,
+    "greater": np.greater,
+    "and": np.logical_and,
+    "or": np.logical_or,
+}
+"""``cim_graph.binary`` kinds (numpy broadcasting), by name."""
+
+REDUCE_FUNCTIONS: dict[str, Callable[..., Array]] = {
+    "sum": np.sum,
+    "mean": np.mean,
+    "max": np.max,
+    "min": np.min,
+    "prod": np.prod,
+}
+"""``cim_graph.reduce`` kinds, by name."""
+
+
+def _attr(attrs: Mapping[str, object], key: str) -> object:
+    if key not in attrs:
+        raise CimError(f"missing attribute '{key}'")
+    return attrs[key]
+
+
+def _attr_int(attrs: Mapping[str, object], key: str) -> int:
+    value = _attr(attrs, key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CimError(f"attribute '{key}' must be an integer, got {value!r}")
+    return value
+
+
+def _attr_float(attrs: Mapping[str, object], key: str) -> float:
+    value = _attr(attrs, key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CimError(f"attribute '{key}' must be a number, got {value!r}")
+    return float(value)
+
+
+def _attr_str(attrs: Mapping[str, object], key: str) -> str:
+    value = _attr(attrs, key)
+    if not isinstance(value, str):
+        raise CimError(f"attribute '{key}' must be a string, got {value!r}")
+    return value
+
+
+def _attr_ints(attrs: Mapping[str, object], key: str) -> tuple[int, ...]:
+    value = _attr(attrs, key)
+    items = cast(list[object], value) if isinstance(value, list) else None
+    if items is None or any(
+        isinstance(v, bool) or not isinstance(v, int) for v in items
+    ):
+        raise CimError(f"attribute '{key}' must be a list of integers, got {value!r}")
+    return tuple(cast(list[int], items))
+
+
+def _attr_flag(attrs: Mapping[str, object], key: str) -> bool:
+    """A unit attribute: present (``true``) or absent."""
+    return bool(attrs.get(key, False))
+
+
+def softmax(x: Array, axis: int) -> Array:
+    """Softmax along ``axis``."""
+    shifted = np.exp(x - x.max(axis=axis, keepdims=True))
+    return shifted / shifted.sum(axis=axis, keepdims=True)
+
+
+def normalize(
+    x: Array,
+    scale: Array,
+    bias: Array | None,
+    axis: int,
+    epsilon: float,
+    rms: bool,
+) -> Array:
+    """Layer normalization (``rms=False``) or RMS normalization over the axes
+    from ``axis`` to the last, then ``* scale (+ bias)``."""
+    axes = tuple(range(axis % x.ndim, x.ndim))
+    if rms:
+        y = x / np.sqrt((x**2).mean(axis=axes, keepdims=True) + epsilon)
+    else:
+        centered = x - x.mean(axis=axes, keepdims=True)
+        y = centered / np.sqrt((centered**2).mean(axis=axes, keepdims=True) + epsilon)
+    y = y * scale
+    return y + bias if bias is not None else y
+
+
+def pool(
+    x: Array,
+    kind: str,
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    pads: Sequence[int],
+    count_include_pad: bool,
+) -> Array:
+    """Max or average pooling over NCHW windows; pads ``[top, left, bottom,
+    right]``; averages count only real elements unless ``count_include_pad``."""
+    kh, kw = kernel
+    sh, sw = strides
+    top, left, bottom, right = pads
+    is_max = kind == "max"
+    padded = np.pad(
+        x,
+        ((0, 0), (0, 0), (top, bottom), (left, right)),
+        constant_values=-np.inf if is_max else 0.0,
+    )
+    ones = np.pad(np.ones(x.shape[2:]), ((top, bottom), (left, right)))
+    oh = (padded.shape[2] - kh) // sh + 1
+    ow = (padded.shape[3] - kw) // sw + 1
+    out = np.zeros((*x.shape[:2], oh, ow))
+    for r in range(oh):
+        for c in range(ow):
+            window = padded[:, :, r * sh : r * sh + kh, c * sw : c * sw + kw]
+            if is_max:
+                out[:, :, r, c] = window.max(axis=(2, 3))
+            else:
+                count = (
+                    kh * kw
+                    if count_include_pad
+                    else ones[r * sh : r * sh + kh, c * sw : c * sw + kw].sum()
+                )
+                out[:, :, r, c] = window.sum(axis=(2, 3)) / count
+    return out
+
+
+def im2col(
+    x: Array,
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    pads: Sequence[int],
+    dilations: Sequence[int],
+) -> Array:
+    """Unroll NCHW windows: row ``(n, oh, ow)``, column ``(c, kh, kw)``.
+
+    Channels are contiguous per group, so this is also the group-major order
+    of ``cim_tile.im2col``; padding reads zeros.
+    """
+    n, c, h, w = x.shape
+    kh, kw = kernel
+    sh, sw = strides
+    dh, dw = dilations
+    top, left, bottom, right = pads
+    padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    oh = (h + top + bottom - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + left + right - dw * (kw - 1) - 1) // sw + 1
+    cols = np.empty((n, oh, ow, c, kh, kw), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            window = padded[
+                :,
+                :,
+                i * dh : i * dh + sh * (oh - 1) + 1 : sh,
+                j * dw : j * dw + sw * (ow - 1) + 1 : sw,
+            ]
+            cols[:, :, :, :, i, j] = window.transpose(0, 2, 3, 1)
+    return cols.reshape(n * oh * ow, c * kh * kw)
+
+
+def col2im(m: Array, shape: Sequence[int]) -> Array:
+    """Fold MVM outputs ``[N*H*W, C]`` back into NCHW ``shape``."""
+    n, c, h, w = shape
+    return m.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One vector-unit operator application."""
+
+    attrs: Mapping[str, object]
+    inputs: Sequence[Array]
+    shapes: Sequence[tuple[int, ...]]
+    dtypes: Sequence[np.dtype[Any]]
+
+    def arg(self, index: int) -> Array:
+        if index >= len(self.inputs):
+            raise CimError(f"takes at least {index + 1} inputs, got {len(self.inputs)}")
+        return self.inputs[index]
+
+    def optional(self, index: int) -> Array | None:
+        return self.inputs[index] if index < len(self.inputs) else None
+
+
+def _slice(call: _Call) -> Array:
+    starts = _attr_ints(call.attrs, "starts")
+    ends = _attr_ints(call.attrs, "ends")
+    steps = _attr_ints(call.attrs, "steps")
+    index = tuple(slice(s, e, st) for s, e, st in zip(starts, ends, steps, strict=True))
+    return call.arg(0)[index]
+
+
+def _pad(call: _Call) -> Array:
+    pads = _attr_ints(call.attrs, "pads")
+    x = call.arg(0)
+    rank = x.ndim
+    widths = [(pads[i], pads[rank + i]) for i in range(rank)]
+    mode = _attr_str(call.attrs, "mode")
+    if mode == "constant":
+        return np.pad(x, widths, constant_values=_attr_float(call.attrs, "value"))
+    if mode not in ("reflect", "edge"):
+        raise CimError(f"unknown pad mode '{mode}'")
+    return np.pad(x, widths, mode=mode)
+
+
+def _split(call: _Call) -> list[Array]:
+    axis = _attr_int(call.attrs, "axis")
+    sizes = [shape[axis] for shape in call.shapes]
+    return list(np.split(call.arg(0), np.cumsum(sizes)[:-1], axis=axis))
+
+
+def _reduce(call: _Call) -> Array:
+    kind = _attr_str(call.attrs, "kind")
+    if kind not in REDUCE_FUNCTIONS:
+        raise CimError(f"unknown reduction '{kind}'")
+    return REDUCE_FUNCTIONS[kind](
+        call.arg(0),
+        axis=_attr_ints(call.attrs, "axes"),
+        keepdims=_attr_flag(call.attrs, "keepdims"),
+    )
+
+
+def _global_pool(call: _Call) -> Array:
+    x = call.arg(0)
+    reduce = np.max if _attr_str(call.attrs, "kind") == "max" else np.mean
+    return reduce(x, axis=tuple(range(2, x.ndim)), keepdims=True)
+
+
+def _norm(call: _Call, rms: bool) -> Array:
+    return normalize(
+        call.arg(0),
+        call.arg(1),
+        None if rms else call.optional(2),
+        _attr_int(call.attrs, "axis"),
+        _attr_float(call.attrs, "epsilon"),
+        rms,
+    )
+
+
+_OPERATORS: dict[str, Callable[[_Call], Array | list[Array]]] = {
+    "matmul": lambda c: np.matmul(c.arg(0), c.arg(1)),
+    "where": lambda c: np.where(c.arg(0).astype(np.bool_), c.arg(1), c.arg(2)),
+    "cast": lambda c: c.arg(0).astype(c.dtypes[0]),
+    "clip": lambda c: np.clip(
+        c.arg(0), _attr_float(c.attrs, "min"), _attr_float(c.attrs, "max")
+    ),
+    "softmax": lambda c: softmax(c.arg(0), _attr_int(c.attrs, "axis")),
+    "layer_norm": lambda c: _norm(c, rms=False),
+    "rms_norm": lambda c: _norm(c, rms=True),
+    "reduce": _reduce,
+    "pool": lambda c: pool(
+        c.arg(0),
+        _attr_str(c.attrs, "kind"),
+        _attr_ints(c.attrs, "kernel"),
+        _attr_ints(c.attrs, "strides"),
+        _attr_ints(c.attrs, "pads"),
+        _attr_flag(c.attrs, "count_include_pad"),
+    ),
+    "global_pool": _global_pool,
+    "reshape": lambda c: c.arg(0).reshape(c.shapes[0]),
+    "expand": lambda c: np.broadcast_to(c.arg(0), c.shapes[0]).copy(),
+    "transpose": lambda c: np.transpose(c.arg(0), _attr_ints(c.attrs, "perm")),
+    "concat": lambda c: np.concatenate(list(c.inputs), axis=_attr_int(c.attrs, "axis")),
+    "split": _split,
+    "slice": _slice,
+    "gather": lambda c: np.take(
+        c.arg(0), c.arg(1).astype(np.int64), axis=_attr_int(c.attrs, "axis")
+    ),
+    "pad": _pad,
+    "im2col": lambda c: im2col(
+        c.arg(0),
+        _attr_ints(c.attrs, "kernel"),
+        _attr_ints(c.attrs, "strides"),
+        _attr_ints(c.attrs, "pads"),
+        _attr_ints(c.attrs, "dilations"),
+    ),
+    "col2im": lambda c: col2im(c.arg(0), c.shapes[0]),
+}
+
+VECTOR_OPERATORS: frozenset[str] = frozenset(
+    {*UNARY_FUNCTIONS, *BINARY_FUNCTIONS, *_OPERATORS}
+)
+"""Every vector ``op`` :func:`apply_operator` knows (``accumulate`` is the
+executor's own)."""
+
+
+def apply_operator(
+    kind: str,
+    attrs: Mapping[str, object],
+    inputs: Sequence[Array],
+    outputs: Sequence[tuple[Sequence[int], np.dtype[Any]]],
+) -> list[Array]:
+    """Apply the vector-unit operator ``kind`` (a trace vector op's ``op``).
+
+    ``attrs`` are its parameters as the trace writes them, ``outputs`` the
+    shape and type of each result (reshape, expand, split, cast and col2im
+    take them from there). Float inputs are computed in float64; results are
+    returned uncast. Raises :class:`CimError` for an unknown kind or bad
+    attributes.
+    """
+    args = [
+        x.astype(np.float64) if x.dtype.kind == "f" and x.dtype != np.float64 else x
+        for x in (np.asarray(v) for v in inputs)
+    ]
+    call = _Call(
+        attrs,
+        args,
+        [tuple(shape) for shape, _ in outputs],
+        [dtype for _, dtype in outputs],
+    )
+    if kind in UNARY_FUNCTIONS:
+        result: Array | list[Array] = UNARY_FUNCTIONS[kind](call.arg(0))
+    elif kind in BINARY_FUNCTIONS:
+        result = BINARY_FUNCTIONS[kind](call.arg(0), call.arg(1))
+    elif kind in _OPERATORS:
+        result = _OPERATORS[kind](call)
+    else:
+        raise CimError(
+            f"unknown vector operator '{kind}' (known: "
+            f"{', '.join(sorted(VECTOR_OPERATORS | {'accumulate'}))})"
+        )
+    return [np.asarray(r) for r in result] if isinstance(result, list) else [result]
+
+
+# --------------------------------------------------------------------------
+# Weights on arrays
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one tile of a weight slice sits in the arrays of a program/mvm.
+
+    Rows ``k`` and columns ``n`` of the block-diagonal ``[G*K, G*N]`` matrix
+    occupy array ``array`` (an index into the op's array list) from cell row
+    ``row``; output ``j`` of the tile uses the ``bit_slices`` columns from
+    ``(slot + j) * bit_slices``, least significant slice first.
+    """
+
+    array: int
+    row: int
+    slot: int
+    k: tuple[int, int]
+    n: tuple[int, int]
+
+
+def groups_per_array(info: WeightInfo, target: HardwareTarget) -> int:
+    """Groups packed block-diagonally into one array (as
+    ``cim_tile.TilingAttr.for_matrix`` decides); 1 when not packed."""
+    outputs = target.array.cols // target.bit_slices
+    if info.groups < 2:
+        return 1
+    return max(1, min(info.groups, target.array.rows // info.k, outputs // info.n))
+
+
+def _cuts(start: int, stop: int, size: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` cut at the multiples of ``size``."""
+    return [
+        (max(start, t * size), min(stop, (t + 1) * size))
+        for t in range(start // size, -(-stop // size))
+    ]
+
+
+def slice_placements(
+    info: WeightInfo,
+    k: tuple[int, int],
+    n: tuple[int, int],
+    target: HardwareTarget,
+) -> tuple[int, tuple[Placement, ...]]:
+    """The arrays a ``[k0, k1) x [n0, n1)`` slice of a weight needs, and its tiles.
+
+    Each group's local rows are cut at multiples of ``array.rows`` (row
+    tiles) and its local outputs at multiples of ``cols // bit_slices``
+    (column tiles); arrays are taken group by group, column tile by column
+    tile, row tile by row tile. Packed groups share one array along its
+    diagonal. Raises :class:`CimError` for a slice outside the matrix or not
+    block-diagonal.
+    """
+    groups, big_k, big_n = info.groups, info.k, info.n
+    (k0, k1), (n0, n1) = k, n
+    if not (0 <= k0 < k1 <= groups * big_k and 0 <= n0 < n1 <= groups * big_n):
+        raise CimError(
+            f"slice k [{k0}, {k1}) n [{n0}, {n1}) is empty or outside weight "
+            f"'{info.name}' ({groups} x {big_k} x {big_n})"
+        )
+    k_groups = range(k0 // big_k, -(-k1 // big_k))
+    n_groups = range(n0 // big_n, -(-n1 // big_n))
+    if k_groups != n_groups:
+        raise CimError(
+            f"slice k [{k0}, {k1}) n [{n0}, {n1}) of weight '{info.name}' spans "
+            "different groups in k and n"
+        )
+    rows = target.array.rows
+    outputs = target.array.cols // target.bit_slices
+    packed = groups_per_array(info, target)
+    tiles: list[Placement] = []
+    if packed > 1:
+        if k0 % big_k or k1 % big_k or n0 % big_n or n1 % big_n:
+            raise CimError(
+                f"slice k [{k0}, {k1}) n [{n0}, {n1}) of packed weight "
+                f"'{info.name}' does not hold whole groups"
+            )
+        for index, g in enumerate(k_groups):
+            position = index % packed
+            tiles.append(
+                Placement(
+                    index // packed,
+                    position * big_k,
+                    position * big_n,
+                    (g * big_k, (g + 1) * big_k),
+                    (g * big_n, (g + 1) * big_n),
+                )
+            )
+        return -(-len(k_groups) // packed), tuple(tiles)
+    array = 0
+    for g in k_groups:
+        local_k = (max(k0, g * big_k) - g * big_k, min(k1, (g + 1) * big_k) - g * big_k)
+        local_n = (max(n0, g * big_n) - g * big_n, min(n1, (g + 1) * big_n) - g * big_n)
+        for c0, c1 in _cuts(*local_n, outputs):
+            for r0, r1 in _cuts(*local_k, rows):
+                tiles.append(
+                    Placement(
+                        array,
+                        r0 % rows,
+                        c0 % outputs,
+                        (g * big_k + r0, g * big_k + r1),
+                        (g * big_n + c0, g * big_n + c1),
+                    )
+                )
+                array += 1
+    return array, tuple(tiles)
+
+
+def weight_blocks(info: WeightInfo, stored: Array) -> Array:
+    """The stored weight as ``[groups, K, N]`` blocks, through its layout."""
+    groups, big_k, big_n = info.groups, info.k, info.n
+    if stored.size != groups * big_k * big_n:
+        raise CimError(
+            f"weight '{info.name}' has shape {list(stored.shape)}, not {groups} "
+            f"blocks of {big_k} x {big_n} ({info.layout})"
+        )
+    values = stored.astype(np.float64)
+    if info.layout == "kn":
+        return values.reshape(groups, big_k, big_n)
+    # nk, and oihw: [G*N, K/(kh*kw), kh, kw] is [G, N, K] row-major
+    return values.reshape(groups, big_n, big_k).transpose(0, 2, 1)
+
+
+def _signed_max(bits: int) -> int:
+    return 2 ** (bits - 1) - 1
+
+
+def quantize_symmetric(values: Array, bits: int) -> tuple[Array, float]:
+    """Symmetric per-tensor quantization: integers in ``[-(2^(b-1)-1),
+    2^(b-1)-1]`` (as float64) and the scale with ``values ~ q * scale``."""
+    peak = float(np.max(np.abs(values))) if values.size else 0.0
+    scale = peak / _signed_max(bits) if peak > 0 else 1.0
+    q = np.clip(np.rint(values / scale), -_signed_max(bits), _signed_max(bits))
+    return q, scale
+
+
+# --------------------------------------------------------------------------
+# The executor
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class _Stored:
+    value: Array
+    writers: tuple[int, ...]
+    """The ops whose results these are (none for model inputs and weights)."""
+    arrays: frozenset[int] = frozenset()
+
+
+@dataclass
+class _Partials:
+    """Partial sums of an MVM output waiting to be accumulated."""
+
+    shape: tuple[int, int]
+    weight: str
+    reduction: int
+    """K: the reduction length every output element needs."""
+    covered: Array
+    """Per output element, the reduction rows its blocks have summed."""
+    count: Array
+    """Per output element, how many blocks it has."""
+    blocks: list[tuple[int, int, int, int, Array]] = field(default_factory=lambda: [])
+    writers: list[int] = field(default_factory=lambda: [])
+
+
+@dataclass
+class _ArrayState:
+    cells: Array | None = None
+    writer: int | None = None
+    readers: list[int] = field(default_factory=lambda: [])
+    memory: bool = False
+
+
+class _Reach:
+    """Which ops each op (transitively) depends on.
+
+    Op ``i`` depends on every op below ``prefix[i]`` and on the ops
+    ``prefix[i] + b`` for the set bits ``b`` of ``above[i]``. A segment
+    barrier depends on everything before it, so the bit sets stay about a
+    segment long and the whole costs far less than ``n^2`` bits.
+    """
+
+    def __init__(self) -> None:
+        self.prefix: list[int] = []
+        self.above: list[int] = []
+
+    def add(self, deps: Sequence[int]) -> None:
+        """Record the next op, which has ``deps``."""
+        start = max((self.prefix[d] for d in deps), default=0)
+        bits = 0
+        for d in deps:
+            shift = self.prefix[d] - start
+            own = self.above[d] << shift if shift >= 0 else self.above[d] >> -shift
+            bits |= own | (1 << (d - start) if d >= start else 0)
+        ones = ((~bits) & (bits + 1)).bit_length() - 1  # trailing set bits
+        self.prefix.append(start + ones)
+        self.above.append(bits >> ones)
+
+    def depends(self, op: int, earlier: int) -> bool:
+        """Whether ``op`` depends, directly or not, on ``earlier``."""
+        prefix = self.prefix[op]
+        return earlier < prefix or bool((self.above[op] >> (earlier - prefix)) & 1)
+
+
+def _ids(ranges: Sequence[tuple[int, int]]) -> list[int]:
+    return [a for first, stop in ranges for a in range(first, stop)]
+
+
+def _label(op: TraceOp) -> str:
+    kind = f"vector {op.op}" if isinstance(op, VectorOp) else op.kind
+    return f"op {op.id} ({kind} '{op.name}')" if op.name else f"op {op.id} ({kind})"
+
+
+class _Executor:
+    """State and semantics of one functional run."""
+
+    def __init__(self, trace: Trace, weights: Mapping[str, Array], mode: Mode) -> None:
+        self.trace = trace
+        self.hw = trace.target
+        self.mode: Mode = mode
+        self.weights = weights
+        self.tensor_info = {t.name: t for t in trace.tensors}
+        self.weight_info = {w.name: w for w in trace.weights}
+        self.constants: dict[str, Array] = {}
+        for const in trace.constants:
+            dtype = numpy_dtype(const.dtype)
+            if dtype == np.bool_:
+                value = np.array([v != 0 for v in const.values], dtype=np.bool_)
+            elif dtype.kind in "iu":
+                value = np.array([int(v) for v in const.values], dtype=dtype)
+            else:
+                value = np.array(const.values, dtype=np.float64)
+            self.constants[const.name] = value.reshape(const.shape)
+        self.dram: dict[str, _Stored] = {}
+        self.buffer: dict[str, _Stored] = {}
+        self.memory: dict[str, _Stored] = {}
+        self.partials: dict[str, _Partials] = {}
+        self.arrays: dict[int, _ArrayState] = {}
+        self.reach = _Reach()
+        self.blocks: dict[str, tuple[Array, float]] = {}
+        self.placements: dict[
+            tuple[str, tuple[int, int], tuple[int, int]],
+            tuple[int, tuple[Placement, ...]],
+        ] = {}
+        self.op: TraceOp | None = None
+
+    # -- messages and ordering ---------------------------------------------
+
+    def fail(self, message: str) -> FunctionalError:
+        where = _label(self.op) if self.op is not None else "the trace"
+        return FunctionalError(f"{self.trace.origin}: {where}: {message}")
+
+    def requires(self, writers: Sequence[int | None], what: str) -> None:
+        """The current op must (transitively) depend on every writer."""
+        assert self.op is not None
+        for writer in writers:
+            if writer is not None and not self.reach.depends(self.op.id, writer):
+                raise self.fail(
+                    f"reads {what} written by op {writer} but does not depend on it"
+                )
+
+    # -- storage -----------------------------------------------------------
+
+    def level(self, location: str) -> dict[str, _Stored]:
+        if location == "dram":
+            return self.dram
+        if location == "buffer":
+            return self.buffer
+        return self.memory
+
+    def where_is(self, name: str) -> str:
+        places = [
+            loc
+            for loc, level in (
+                ("DRAM", self.dram),
+                ("the buffer", self.buffer),
+                ("memory arrays", self.memory),
+            )
+            if name in level
+        ]
+        if name in self.partials:
+            places.append("unaccumulated partial sums")
+        if not places and name in self.weights and name not in self.tensor_info:
+            places.append("DRAM (a weight never loaded)")
+        return " and ".join(places) if places else "nowhere (never produced)"
+
+    def fetch(self, location: str, name: str) -> _Stored:
+        """``name`` at ``location``, for a transfer."""
+        if location == "buffer" and name in self.partials:
+            self.materialize(name)
+        stored = self.level(location).get(name)
+        if (
+            stored is None
+            and location == "dram"
+            and name not in self.tensor_info
+            and name in self.weights
+        ):
+            stored = _Stored(np.asarray(self.weights[name]), ())
+        if stored is None:
+            raise self.fail(
+                f"reads '{name}' from {location}, but it is in {self.where_is(name)}"
+            )
+        self.requires(stored.writers, f"'{name}'")
+        return stored
+
+    def read(self, name: str) -> Array:
+        """An operand of on-chip compute: a constant or a tensor on chip."""
+        if name in self.constants:
+            return self.constants[name]
+        if name in self.partials:
+            self.materialize(name)
+        stored = self.buffer.get(name) or self.memory.get(name)
+        if stored is None:
+            raise self.fail(
+                f"reads '{name}', which is not on chip: it is in {self.where_is(name)}"
+            )
+        self.requires(stored.writers, f"'{name}'")
+        return stored.value
+
+    def write(
+        self, name: str, value: Array, writers: tuple[int, ...] | None = None
+    ) -> None:
+        """A result of on-chip compute (by the current op unless ``writers``
+        says otherwise), checked against its declaration."""
+        assert self.op is not None
+        info = self.tensor_info.get(name)
+        if info is None:
+            raise self.fail(f"writes '{name}', which is not a declared tensor")
+        if tuple(value.shape) != info.shape:
+            raise self.fail(
+                f"produces '{name}' of shape {list(value.shape)}, declared "
+                f"{list(info.shape)}"
+            )
+        dtype = _compute_dtype(numpy_dtype(info.dtype))
+        self.buffer[name] = _Stored(
+            np.asarray(value).astype(dtype),
+            (self.op.id,) if writers is None else writers,
+        )
+
+    # -- partial sums ------------------------------------------------------
+
+    def materialize(self, name: str) -> None:
+        """Partial sums read as a tensor without an accumulate: one block
+        per element, each over the whole reduction."""
+        partial = self.partials.pop(name)
+        self.requires(partial.writers, f"partial sums of '{name}'")
+        count, covered = partial.count, partial.covered
+        if np.any(count != 1) or np.any(covered != partial.reduction):
+            blocks = int(count.max())
+            raise self.fail(
+                f"reads '{name}' while its partial sums are not accumulated "
+                f"(up to {blocks} blocks per element, "
+                f"{int(covered.min())} to {int(covered.max())} of "
+                f"{partial.reduction} reduction rows); a vector op "
+                "'accumulate' is missing"
+            )
+        value = np.zeros(partial.shape)
+        for v0, v1, n0, n1, block in partial.blocks:
+            value[v0:v1, n0:n1] = block
+        self.write(name, value, tuple(partial.writers))
+
+    def add_partial(
+        self,
+        name: str,
+        info: WeightInfo,
+        v: tuple[int, int],
+        tile: Placement,
+        block: Array,
+    ) -> None:
+        assert self.op is not None
+        declared = self.tensor_info.get(name)
+        if declared is None or len(declared.shape) != 2:
+            raise self.fail(f"writes '{name}', which is not a declared 2-D tensor")
+        if name in self.buffer:
+            raise self.fail(f"writes partial sums into '{name}', which is complete")
+        shape = (declared.shape[0], declared.shape[1])
+        partial = self.partials.get(name)
+        if partial is None:
+            zeros = np.zeros(shape, dtype=np.int64)
+            partial = _Partials(shape, info.name, info.k, zeros, zeros.copy())
+            self.partials[name] = partial
+        if partial.weight != info.name:
+            raise self.fail(
+                f"adds partial sums of weight '{info.name}' to '{name}', which "
+                f"holds partial sums of weight '{partial.weight}'"
+            )
+        (v0, v1), (n0, n1) = v, tile.n
+        partial.blocks.append((v0, v1, n0, n1, block))
+        partial.covered[v0:v1, n0:n1] += tile.k[1] - tile.k[0]
+        partial.count[v0:v1, n0:n1] += 1
+        if not partial.writers or partial.writers[-1] != self.op.id:
+            partial.writers.append(self.op.id)
+
+    def accumulate(self, op: VectorOp) -> None:
+        if len(op.inputs) not in (1, 2) or list(op.outputs) != [op.inputs[0]]:
+            raise self.fail(
+                "accumulate takes the partial sums' tensor (and a bias) and "
+                "writes that tensor"
+            )
+        name = op.inputs[0]
+        partial = self.partials.pop(name, None)
+        if partial is None:
+            raise self.fail(
+                f"accumulates '{name}', which has no partial sums "
+                f"(it is in {self.where_is(name)})"
+            )
+        self.requires(partial.writers, f"partial sums of '{name}'")
+        covered = partial.covered
+        if np.any(covered != partial.reduction):
+            low, high = int(covered.min()), int(covered.max())
+            raise self.fail(
+                f"accumulates '{name}' whose partial sums cover {low} to {high} "
+                f"of the {partial.reduction} reduction rows per output"
+            )
+        value = np.zeros(partial.shape)
+        for v0, v1, n0, n1, block in partial.blocks:
+            value[v0:v1, n0:n1] += block
+        if len(op.inputs) == 2:
+            bias = self.read(op.inputs[1]).astype(np.float64).reshape(-1)
+            if bias.size != partial.shape[1]:
+                raise self.fail(
+                    f"bias '{op.inputs[1]}' has {bias.size} values for "
+                    f"{partial.shape[1]} outputs"
+                )
+            value = value + bias
+        self.write(name, value)
+
+    # -- arrays ------------------------------------------------------------
+
+    def array(self, index: int) -> _ArrayState:
+        state = self.arrays.get(index)
+        if state is None:
+            state = self.arrays[index] = _ArrayState()
+        return state
+
+    def slice_tiles(
+        self, weight: str, k: tuple[int, int], n: tuple[int, int], arrays: int
+    ) -> tuple[WeightInfo, tuple[Placement, ...]]:
+        info = self.weight_info.get(weight)
+        if info is None:
+            raise self.fail(f"weight '{weight}' is not listed in the trace's weights")
+        key = (weight, k, n)
+        if key not in self.placements:
+            try:
+                self.placements[key] = slice_placements(info, k, n, self.hw)
+            except CimError as error:
+                raise self.fail(str(error)) from None
+        needed, tiles = self.placements[key]
+        if needed != arrays:
+            raise self.fail(
+                f"lists {arrays} arrays, but weight '{weight}' k [{k[0]}, {k[1]}) "
+                f"n [{n[0]}, {n[1]}) takes {needed} on "
+                f"{self.hw.array.rows}x{self.hw.array.cols} arrays"
+            )
+        return info, tiles
+
+    def weight_values(self, info: WeightInfo, stored: Array) -> tuple[Array, float]:
+        """``[G, K, N]`` values to program: exact reals, or offset-binary
+        unsigned integers and their scale."""
+        cached = self.blocks.get(info.name)
+        if cached is None:
+            try:
+                blocks = weight_blocks(info, stored)
+            except CimError as error:
+                raise self.fail(str(error)) from None
+            if self.mode == "exact":
+                cached = (blocks, 1.0)
+            else:
+                bits = self.hw.precision.weight_bits
+                q, scale = quantize_symmetric(blocks, bits)
+                cached = (q + 2 ** (bits - 1), scale)
+            self.blocks[info.name] = cached
+        return cached
+
+    def weight_scale(self, info: WeightInfo) -> float:
+        """The dequantization scale of a weight (1 in exact mode)."""
+        if self.mode == "exact":
+            return 1.0
+        if info.name not in self.blocks:
+            if info.name not in self.weights:
+                raise self.fail(f"weight '{info.name}' has no values")
+            self.weight_values(info, np.asarray(self.weights[info.name]))
+        return self.blocks[info.name][1]
+
+    def program(self, op: ProgramOp) -> None:
+        ids = _ids(op.arrays)
+        info, tiles = self.slice_tiles(op.weight, op.k, op.n, len(ids))
+        stored = self.read(op.weight)
+        values, _ = self.weight_values(info, stored)
+        slices = self.hw.bit_slices
+        cell_bits = self.hw.array.cell_bits
+        rows, cols = self.hw.array.rows, self.hw.array.cols
+        for index in ids:
+            state = self.array(index)
+            if state.memory:
+                raise self.fail(f"programs array {index}, which is in memory mode")
+            for reader in state.readers:
+                self.requires_before(reader, index)
+            if state.writer is not None:
+                self.requires_before(state.writer, index)
+            state.cells = np.zeros((rows, cols))
+            state.writer = op.id
+            state.readers = []
+        for tile in tiles:
+            g = tile.k[0] // info.k
+            block = values[
+                g,
+                tile.k[0] - g * info.k : tile.k[1] - g * info.k,
+                tile.n[0] - g * info.n : tile.n[1] - g * info.n,
+            ]
+            cells = self.arrays[ids[tile.array]].cells
+            assert cells is not None
+            height, width = block.shape
+            first = tile.slot * slices
+            columns = slice(first, first + width * slices, slices)
+            if self.mode == "exact":
+                cells[tile.row : tile.row + height, columns] = block
+                continue
+            for s in range(slices):
+                digit = np.floor_divide(block, 2 ** (s * cell_bits)) % 2**cell_bits
+                cells[
+                    tile.row : tile.row + height,
+                    slice(first + s, first + s + width * slices, slices),
+                ] = digit
+
+    def requires_before(self, earlier: int, array: int) -> None:
+        assert self.op is not None
+        if not self.reach.depends(self.op.id, earlier):
+            raise self.fail(
+                f"reprograms array {array}, which op {earlier} uses, but does not "
+                "depend on it"
+            )
+
+    def mvm(self, op: MvmOp) -> None:
+        ids = _ids(op.arrays)
+        info, tiles = self.slice_tiles(op.weight, op.k, op.n, len(ids))
+        x = self.read(op.input)
+        groups_k = info.groups * info.k
+        if x.ndim != 2 or x.shape[1] != groups_k:
+            raise self.fail(
+                f"input '{op.input}' has shape {list(x.shape)}, not [vectors, "
+                f"{groups_k}] for weight '{op.weight}'"
+            )
+        v0, v1 = op.v
+        if not 0 <= v0 < v1 <= x.shape[0]:
+            raise self.fail(
+                f"vectors [{v0}, {v1}) are outside the {x.shape[0]} rows of "
+                f"'{op.input}'"
+            )
+        for index in ids:
+            state = self.array(index)
+            if state.memory:
+                raise self.fail(f"computes on array {index}, which is in memory mode")
+            self.requires((state.writer,), f"array {index}")
+            state.readers.append(op.id)
+        if self.mode == "exact":
+            inputs, scale = x[v0:v1].astype(np.float64), 1.0
+        else:
+            bits = self.hw.precision.activation_bits
+            q, scale = quantize_symmetric(x.astype(np.float64), bits)
+            inputs = q[v0:v1] + 2 ** (bits - 1)
+        weight_scale = self.weight_scale(info)
+        by_array: dict[int, list[Placement]] = {}
+        for tile in tiles:
+            by_array.setdefault(tile.array, []).append(tile)
+        for position, placed in sorted(by_array.items()):
+            cells = self.arrays[ids[position]].cells
+            if cells is None:
+                cells = np.zeros((self.hw.array.rows, self.hw.array.cols))
+            for tile, block in zip(
+                placed, self.array_outputs(cells, placed, inputs), strict=True
+            ):
+                self.add_partial(
+                    op.output, info, op.v, tile, block * (scale * weight_scale)
+                )
+
+    def array_outputs(
+        self, cells: Array, placed: Sequence[Placement], inputs: Array
+    ) -> list[Array]:
+        """Each tile's outputs from one array: exact dot products, or the
+        quantized pipeline (integer results before dequantization)."""
+        slices = self.hw.bit_slices
+        cell_bits = self.hw.array.cell_bits
+        used_rows = max(t.row + t.k[1] - t.k[0] for t in placed)
+        first = min(t.slot for t in placed) * slices
+        stop = max(t.slot + t.n[1] - t.n[0] for t in placed) * slices
+        driven = np.zeros((inputs.shape[0], used_rows))
+        for tile in placed:
+            driven[:, tile.row : tile.row + tile.k[1] - tile.k[0]] = inputs[
+                :, tile.k[0] : tile.k[1]
+            ]
+        window = cells[:used_rows, first:stop]
+        exact = self.mode == "exact"
+        sums = driven @ window if exact else self.analog(driven, window)
+        significance = 2.0 ** (cell_bits * np.arange(slices))
+        outputs: list[Array] = []
+        for tile in placed:
+            width = tile.n[1] - tile.n[0]
+            start = tile.slot * slices - first
+            columns = sums[:, start : start + width * slices].reshape(-1, width, slices)
+            result = columns @ significance
+            if self.mode == "quantized":
+                height = tile.k[1] - tile.k[0]
+                rows = slice(tile.row, tile.row + height)
+                weight_sums = (
+                    window[rows, start : start + width * slices].reshape(
+                        height, width, slices
+                    )
+                    @ significance
+                ).sum(axis=0)
+                input_sums = driven[:, rows].sum(axis=1)
+                x_offset = 2 ** (self.hw.precision.activation_bits - 1)
+                w_offset = 2 ** (self.hw.precision.weight_bits - 1)
+                result = (
+                    result
+                    - x_offset * weight_sums[None, :]
+                    - w_offset * input_sums[:, None]
+                    + height * x_offset * w_offset
+                )
+            outputs.append(result)
+        return outputs
+
+    def analog(self, driven: Array, window: Array) -> Array:
+        """Column sums of the quantized pipeline: inputs fed ``dac_bits`` at a
+        time, ``active_rows`` word lines per pass, each column sum digitized
+        by an ``adc_bits`` ADC, then shifted and added over input bit groups."""
+        array = self.hw.array
+        dac, adc = array.dac_bits, array.adc_bits
+        passes = self.hw.input_passes
+        codes = driven.astype(np.int64)
+        digits = np.stack(
+            [(codes >> (p * dac)) & (2**dac - 1) for p in range(passes)]
+        ).astype(np.float64)
+        total = np.zeros((driven.shape[0], window.shape[1]))
+        weights = 2.0 ** (dac * np.arange(passes))
+        levels = 2**adc - 1
+        for r0 in range(0, driven.shape[1], array.active_rows):
+            r1 = min(driven.shape[1], r0 + array.active_rows)
+            sums = digits[:, :, r0:r1] @ window[r0:r1]
+            full_scale = (r1 - r0) * (2**dac - 1) * (2**array.cell_bits - 1)
+            if full_scale > levels:
+                step = full_scale / levels
+                sums = np.rint(sums / step) * step
+            total += np.tensordot(weights, sums, axes=1)
+        return total
+
+    # -- ops ---------------------------------------------------------------
+
+    def transfer(self, op: TransferOp) -> None:
+        stored = self.fetch(op.src, op.tensor)
+        arrays = frozenset(_ids(op.arrays))
+        for side in (op.src, op.dst):
+            if side == "memory":
+                for index in arrays:
+                    if not self.array(index).memory:
+                        raise self.fail(
+                            f"uses array {index} as memory, but it is in compute mode"
+                        )
+        if op.src == "memory" and not arrays <= stored.arrays:
+            raise self.fail(f"reads '{op.tensor}' from arrays that do not hold it")
+        self.level(op.dst)[op.tensor] = _Stored(
+            stored.value, (op.id,), arrays if op.dst == "memory" else frozenset()
+        )
+
+    def move(self, op: MoveOp) -> None:
+        name = op.tensor
+        partial = self.partials.get(name)
+        if partial is not None:
+            self.requires(partial.writers, f"partial sums of '{name}'")
+            return
+        if name in self.constants:
+            return
+        stored = self.buffer.get(name) or self.memory.get(name)
+        if stored is None:
+            raise self.fail(
+                f"moves '{name}', which is not on chip: it is in {self.where_is(name)}"
+            )
+        self.requires(stored.writers, f"'{name}'")
+
+    def switch(self, op: SwitchOp) -> None:
+        ids = set(_ids(op.arrays))
+        to_memory = op.to == "memory"
+        for index in ids:
+            state = self.array(index)
+            for reader in state.readers:
+                self.requires_before(reader, index)
+            state.memory = to_memory
+            state.cells, state.readers = None, []
+            state.writer = op.id
+        if not to_memory:
+            for name in [n for n, s in self.memory.items() if s.arrays & ids]:
+                del self.memory[name]
+
+    def vector(self, op: VectorOp) -> None:
+        if op.op == "accumulate":
+            self.accumulate(op)
+            return
+        inputs = [self.read(name) for name in op.inputs]
+        outputs: list[tuple[Sequence[int], np.dtype[Any]]] = []
+        for name in op.outputs:
+            info = self.tensor_info.get(name)
+            if info is None:
+                raise self.fail(f"writes '{name}', which is not a declared tensor")
+            outputs.append((info.shape, numpy_dtype(info.dtype)))
+        try:
+            results = apply_operator(op.op, op.attrs, inputs, outputs)
+        except (CimError, ValueError, IndexError, TypeError) as error:
+            message = " ".join(str(error).split()) or type(error).__name__
+            raise self.fail(message) from None
+        if len(results) != len(op.outputs):
+            raise self.fail(
+                f"'{op.op}' gives {len(results)} results for {len(op.outputs)} outputs"
+            )
+        for name, value in zip(op.outputs, results, strict=True):
+            self.write(name, value)
+
+    def run(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
+        for spec in self.trace.model.inputs:
+            if spec.name not in inputs:
+                raise FunctionalError(
+                    f"{self.trace.origin}: missing model input '{spec.name}'"
+                )
+            value = np.asarray(inputs[spec.name])
+            if tuple(value.shape) != spec.shape:
+                raise FunctionalError(
+                    f"{self.trace.origin}: model input '{spec.name}' has shape "
+                    f"{list(value.shape)}, the trace expects {list(spec.shape)}"
+                )
+            dtype = _compute_dtype(numpy_dtype(spec.dtype))
+            self.dram[spec.name] = _Stored(value.astype(dtype), ())
+        for op in self.trace.ops:
+            self.op = op
+            self.reach.add(op.deps)
+            if isinstance(op, LoadOp | StoreOp):
+                self.transfer(op)
+            elif isinstance(op, MoveOp):
+                self.move(op)
+            elif isinstance(op, ProgramOp):
+                self.program(op)
+            elif isinstance(op, MvmOp):
+                self.mvm(op)
+            elif isinstance(op, VectorOp):
+                self.vector(op)
+            elif isinstance(op, SwitchOp):
+                self.switch(op)
+            else:
+                assert isinstance(op, BarrierOp)
+        self.op = None
+        results: dict[str, Array] = {}
+        for spec in self.trace.model.outputs:
+            stored = self.dram.get(spec.name)
+            if stored is None:
+                raise FunctionalError(
+                    f"{self.trace.origin}: model output '{spec.name}' is never "
+                    f"stored to DRAM (it is in {self.where_is(spec.name)})"
+                )
+            results[spec.name] = stored.value.astype(numpy_dtype(spec.dtype))
+        return results
+
+
+def trace_weights(trace: Trace) -> dict[str, Array]:
+    """The weights of the trace's model: ``load_weights`` of ``model.source``
+    with ``model.dims``; a :class:`CimError` when there is no source or the
+    weight data is absent."""
+    if not trace.model.source:
+        raise CimError(
+            f"{trace.origin}: the trace names no model source ('model.source' is "
+            "empty), so there are no weight values to run it with"
+        )
+    from cimflow.frontend import load_weights
+
+    source = Path(trace.model.source)
+    if not source.is_file():
+        raise CimError(f"{trace.origin}: model source {source}: no such file")
+    return load_weights(source, trace.model.dims)
+
+
+def run_functional(
+    trace: Trace,
+    inputs: Mapping[str, Array],
+    mode: Mode,
+    weights: Mapping[str, Array] | None = None,
+) -> dict[str, Array]:
+    """Execute ``trace`` on ``inputs`` (by the trace's model input names).
+
+    Returns the model outputs by the trace's output names, in their declared
+    types. ``weights`` default to :func:`trace_weights`. Raises
+    :class:`FunctionalError` when the trace is wrong (naming the op) and
+    :class:`CimError` for bad arguments.
+    """
+    if mode not in MODES:
+        raise CimError(f"unknown mode '{mode}' (expected exact or quantized)")
+    if weights is None:
+        weights = trace_weights(trace)
+    return _Executor(trace, weights, mode).run(inputs)

@@ -1,0 +1,141 @@
+"""Small ONNX models for the functional-verification tests, built with onnx.helper."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+class _Graph:
+    """Nodes and random float32 initializers under construction."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self.count = 0
+
+    def weight(self, name: str, shape: tuple[int, ...], scale: float = 0.3) -> str:
+        values = (self.rng.standard_normal(shape) * scale).astype(np.float32)
+        self.initializers.append(numpy_helper.from_array(values, name))
+        return name
+
+    def node(self, op: str, inputs: list[str], **attrs: Any) -> str:
+        self.count += 1
+        out = f"{op.lower()}_{self.count}"
+        self.nodes.append(
+            helper.make_node(op, inputs, [out], name=f"n{self.count}", **attrs)
+        )
+        return out
+
+    def conv(
+        self,
+        x: str,
+        cin: int,
+        cout: int,
+        kernel: int,
+        groups: int = 1,
+        bias: bool = True,
+        **attrs: Any,
+    ) -> str:
+        index = self.count + 1
+        w = self.weight(f"conv{index}.weight", (cout, cin // groups, kernel, kernel))
+        inputs = [x, w]
+        if bias:
+            inputs.append(self.weight(f"conv{index}.bias", (cout,)))
+        return self.node("Conv", inputs, group=groups, **attrs)
+
+    def model(
+        self,
+        name: str,
+        inputs: list[onnx.ValueInfoProto],
+        outputs: list[onnx.ValueInfoProto],
+    ) -> onnx.ModelProto:
+        graph = helper.make_graph(
+            self.nodes, name, inputs, outputs, initializer=self.initializers
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        onnx.checker.check_model(model)
+        return model
+
+
+def cnn(seed: int = 0, image: int = 12) -> onnx.ModelProto:
+    """A CNN with stride, symmetric and asymmetric padding, dilation, a grouped
+    and a depthwise convolution, residual adds, pooling and a classifier.
+
+    On ``tiny`` the depthwise weight packs 3 groups per array, and the last
+    convolution (K = 72, N = 32: 3 row tiles x 4 column tiles) streams.
+    """
+    g = _Graph(seed)
+    x = "image"
+    stem = g.node("Relu", [g.conv(x, 4, 8, 3, strides=[2, 2], pads=[1, 1, 1, 1])])
+    grouped = g.conv(stem, 8, 8, 3, groups=2, dilations=[2, 2], pads=[2, 2, 2, 2])
+    block = g.node("Relu", [g.node("Add", [grouped, stem])])
+    depthwise = g.conv(block, 8, 8, 3, groups=8, pads=[1, 1, 1, 1])
+    depthwise = g.node("Clip", [depthwise, _scalar(g, 0.0), _scalar(g, 6.0)])
+    pointwise = g.conv(depthwise, 8, 8, 1, bias=False)
+    block = g.node("Add", [pointwise, block])
+    wide = g.conv(block, 8, 32, 3, strides=[2, 1], pads=[0, 1, 1, 0])
+    wide = g.node("Relu", [wide])
+    pooled = g.node("GlobalAveragePool", [wide])
+    flat = g.node("Flatten", [pooled], axis=1)
+    fc_w = g.weight("fc.weight", (10, 32))
+    fc_b = g.weight("fc.bias", (10,))
+    g.node("Gemm", [flat, fc_w, fc_b], transB=1)
+    g.nodes[-1].output[0] = "logits"
+    return g.model(
+        "cnn",
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 4, image, image])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])],
+    )
+
+
+def _scalar(g: _Graph, value: float) -> str:
+    name = f"const_{len(g.initializers)}"
+    g.initializers.append(numpy_helper.from_array(np.array(value, np.float32), name))
+    return name
+
+
+def wide_linear(
+    seed: int = 0, vectors: int = 3, k: int = 300, n: int = 40
+) -> onnx.ModelProto:
+    """``relu(x @ W1 + b1) @ W2``: W1 needs more row tiles than ``tiny`` has
+    arrays, so it streams in chunks cut by rows and columns."""
+    g = _Graph(seed)
+    w1 = g.weight("w1", (k, n), scale=0.05)
+    b1 = g.weight("b1", (n,))
+    hidden = g.node("Add", [g.node("MatMul", ["x", w1]), b1])
+    hidden = g.node("Relu", [hidden])
+    w2 = g.weight("w2", (n, 8))
+    g.node("MatMul", [hidden, w2])
+    g.nodes[-1].output[0] = "y"
+    return g.model(
+        "wide_linear",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [vectors, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [vectors, 8])],
+    )
+
+
+def integer_linear(
+    seed: int = 0, vectors: int = 4, k: int = 80, n: int = 12
+) -> onnx.ModelProto:
+    """``x @ W`` with integer weights in ``[-127, 127]`` reaching both ends,
+    so 8-bit symmetric quantization represents them exactly (scale 1)."""
+    rng = np.random.default_rng(seed)
+    weight = rng.integers(-127, 128, (k, n)).astype(np.float32)
+    weight[0, 0], weight[1, 1] = 127, -127
+    node = helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")
+    graph = helper.make_graph(
+        [node],
+        "integer_linear",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [vectors, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [vectors, n])],
+        initializer=[numpy_helper.from_array(weight, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
