@@ -15,6 +15,7 @@ PASS_MODULES: dict[str, tuple[str, str]] = {
         "cimflow.passes.convert_tile_to_meta",
         "ConvertTileToMetaPass",
     ),
+    "cim-compile": ("cimflow.passes.pipelines", "CompilePass"),
     "cim-compile-static": ("cimflow.passes.pipelines", "CompileStaticPass"),
 }
 

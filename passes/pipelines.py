@@ -1,17 +1,63 @@
-"""Preset pipelines: a whole flow under one ``-p`` name."""
+"""Preset pipelines: a whole flow under one ``-p`` name.
+
+``cim-compile{strategy=NAME target=T}`` runs convert-graph-to-tile, the
+strategy's allocation pass and convert-tile-to-meta; ``STRATEGIES`` lists the
+strategies by name. ``cim-compile-static`` is ``cim-compile{strategy=static}``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
+from cimflow.errors import CimError
 from cimflow.hw_targets import DEFAULT_TARGET
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
 from cimflow.passes.static_allocate import StaticAllocatePass
+
+AllocationFactory = Callable[[str], ModulePass]
+"""Builds a strategy's allocation pass for a target spec."""
+
+STRATEGIES: dict[str, AllocationFactory] = {
+    "static": StaticAllocatePass,
+}
+"""Allocation strategies by name; each produces the same cim_tile attributes."""
+
+
+def allocation_pass(strategy: str, target: str) -> ModulePass:
+    """The allocation pass of ``strategy`` for ``target``."""
+    factory = STRATEGIES.get(strategy)
+    if factory is None:
+        raise CimError(
+            f"unknown strategy '{strategy}' (strategies: {', '.join(STRATEGIES)})"
+        )
+    return factory(target)
+
+
+@dataclass(frozen=True)
+class CompilePass(ModulePass):
+    """convert-graph-to-tile, a strategy's allocation, convert-tile-to-meta."""
+
+    name = "cim-compile"
+
+    strategy: str = "static"
+    """One of ``STRATEGIES``."""
+
+    target: str = DEFAULT_TARGET
+    """A shipped target name or a path to a target TOML file."""
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        for step in (
+            ConvertGraphToTilePass(self.target),
+            allocation_pass(self.strategy, self.target),
+            ConvertTileToMetaPass(self.target),
+        ):
+            step.apply(ctx, op)
 
 
 @dataclass(frozen=True)
@@ -24,9 +70,4 @@ class CompileStaticPass(ModulePass):
     """A shipped target name or a path to a target TOML file."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        for step in (
-            ConvertGraphToTilePass(self.target),
-            StaticAllocatePass(self.target),
-            ConvertTileToMetaPass(self.target),
-        ):
-            step.apply(ctx, op)
+        CompilePass("static", self.target).apply(ctx, op)
