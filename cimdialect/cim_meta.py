@@ -168,6 +168,16 @@ def _verify_span(op: Operation, key: str, span: DenseArrayBase) -> tuple[int, in
     return values[0], values[1]
 
 
+def _verify_block(op: Operation, block: DenseArrayBase | None) -> None:
+    if block is None:
+        return
+    values = ints(block)
+    if len(values) != 3 or values[0] < 0 or not 0 <= values[1] < values[2]:
+        raise VerifyException(
+            f"'{op.name}' block must be [axis, start, stop) with start < stop"
+        )
+
+
 class _MetaOp(IRDLOperation):
     """Fields every scheduled meta-op has."""
 
@@ -291,8 +301,9 @@ class MoveOp(_MetaOp):
 
     tensor = prop_def(StringAttr)
     size = prop_def(IntegerAttr.constr(i64), prop_name="bytes")
+    block = opt_prop_def(I64Array)
 
-    assembly_format = "$tensor $bytes `bytes` " + _DEPS_FORMAT
+    assembly_format = "$tensor $bytes `bytes` (`block` $block^)? " + _DEPS_FORMAT
 
     def __init__(
         self,
@@ -301,18 +312,23 @@ class MoveOp(_MetaOp):
         deps: Sequence[SSAValue],
         segment: int,
         label: str | None = None,
+        block: tuple[int, int, int] | None = None,
     ):
+        properties = _common_properties(segment, label) | {
+            "tensor": StringAttr(tensor),
+            "bytes": IntegerAttr(size, i64),
+        }
+        if block is not None:
+            properties["block"] = i64_array(block)
         super().__init__(
-            operands=[deps],
-            result_types=[TokenType()],
-            properties=_common_properties(segment, label)
-            | {"tensor": StringAttr(tensor), "bytes": IntegerAttr(size, i64)},
+            operands=[deps], result_types=[TokenType()], properties=properties
         )
 
     def verify_(self) -> None:
         self.verify_segment()
         if self.size.value.data < 1:
             raise VerifyException("'cim_meta.move' moves at least one byte")
+        _verify_block(self, self.block)
 
 
 class _ArrayWorkOp(_MetaOp):
@@ -457,7 +473,9 @@ class VectorOp(_MetaOp):
 
     ``kind`` says what it computes (a ``cim_graph`` operator such as
     ``softmax``, an elementwise function such as ``gelu``, or ``accumulate``
-    for partial sums), ``attrs`` the operator's parameters.
+    for partial sums), ``attrs`` the operator's parameters. With ``block [axis,
+    start, stop]`` it produces only that range of its outputs along ``axis``
+    (one step of a pipelined segment).
 
     ```mlir
     %t = cim_meta.vector "softmax" element_ops 98304 units 8 inputs ["s"]
@@ -473,10 +491,11 @@ class VectorOp(_MetaOp):
     inputs = prop_def(ArrayAttr[StringAttr])
     outputs = prop_def(ArrayAttr[StringAttr])
     params = prop_def(DictionaryAttr, prop_name="attrs")
+    block = opt_prop_def(I64Array)
 
     assembly_format = (
         "$kind `element_ops` $element_ops `units` $units `inputs` $inputs "
-        "`outputs` $outputs `attrs` $attrs " + _DEPS_FORMAT
+        "`outputs` $outputs `attrs` $attrs (`block` $block^)? " + _DEPS_FORMAT
     )
 
     def __init__(
@@ -490,19 +509,20 @@ class VectorOp(_MetaOp):
         segment: int,
         label: str | None = None,
         params: Mapping[str, Attribute] | None = None,
+        block: tuple[int, int, int] | None = None,
     ):
+        properties = _common_properties(segment, label) | {
+            "kind": StringAttr(kind),
+            "element_ops": IntegerAttr(element_ops, i64),
+            "units": IntegerAttr(units, i64),
+            "inputs": ArrayAttr([StringAttr(i) for i in inputs]),
+            "outputs": ArrayAttr([StringAttr(o) for o in outputs]),
+            "attrs": DictionaryAttr(dict(params or {})),
+        }
+        if block is not None:
+            properties["block"] = i64_array(block)
         super().__init__(
-            operands=[deps],
-            result_types=[TokenType()],
-            properties=_common_properties(segment, label)
-            | {
-                "kind": StringAttr(kind),
-                "element_ops": IntegerAttr(element_ops, i64),
-                "units": IntegerAttr(units, i64),
-                "inputs": ArrayAttr([StringAttr(i) for i in inputs]),
-                "outputs": ArrayAttr([StringAttr(o) for o in outputs]),
-                "attrs": DictionaryAttr(dict(params or {})),
-            },
+            operands=[deps], result_types=[TokenType()], properties=properties
         )
 
     def verify_(self) -> None:
@@ -513,6 +533,7 @@ class VectorOp(_MetaOp):
             )
         if not self.outputs.data:
             raise VerifyException("'cim_meta.vector' produces at least one tensor")
+        _verify_block(self, self.block)
 
 
 @irdl_op_definition

@@ -125,6 +125,23 @@ class BufferRoleAttr(EnumAttribute[BufferRole], SpacedOpaqueSyntaxAttribute):
     name = "cim_tile.role"
 
 
+class Dataflow(StrEnum):
+    LAYER = "layer"
+    """Each operator finishes before the next starts."""
+    BATCH = "batch"
+    """Samples of the batch flow through the operators as a pipeline."""
+    ROWS = "rows"
+    """Rows (of feature maps or sequence positions) flow through the
+    operators: an operator starts on the rows its inputs already have."""
+
+
+@irdl_attr_definition
+class DataflowAttr(EnumAttribute[Dataflow], SpacedOpaqueSyntaxAttribute):
+    """How the operators of a segment overlap: ``layer``, ``batch``, ``rows``."""
+
+    name = "cim_tile.dataflow_kind"
+
+
 _TILING_KEYS = (
     "k",
     "n",
@@ -685,8 +702,54 @@ class MemoryBufferOp(IRDLOperation):
             )
 
 
+@irdl_op_definition
+class DataflowOp(IRDLOperation):
+    """How a segment's operators execute: one after another (``layer``), or
+    pipelined in ``blocks`` steps over samples (``batch``) or rows (``rows``),
+    each step of an operator waiting only for the steps of its producers that
+    hold the data it reads. A segment without a declaration runs ``layer``.
+
+    ```mlir
+    cim_tile.dataflow segment 0 rows blocks 8
+    ```
+    """
+
+    name = "cim_tile.dataflow"
+
+    segment = prop_def(IntegerAttr.constr(i64))
+    kind = prop_def(DataflowAttr)
+    blocks = prop_def(IntegerAttr.constr(i64))
+
+    assembly_format = "`segment` $segment $kind `blocks` $blocks attr-dict"
+
+    def __init__(self, segment: int, kind: Dataflow, blocks: int):
+        super().__init__(
+            properties={
+                "segment": IntegerAttr(segment, i64),
+                "kind": DataflowAttr(kind),
+                "blocks": IntegerAttr(blocks, i64),
+            }
+        )
+
+    def verify_(self) -> None:
+        if self.segment.value.data < 0:
+            raise VerifyException("'cim_tile.dataflow' segment must not be negative")
+        blocks = self.blocks.value.data
+        if blocks < 1:
+            raise VerifyException("'cim_tile.dataflow' needs at least one block")
+        if self.kind.data == Dataflow.LAYER and blocks != 1:
+            raise VerifyException("'cim_tile.dataflow' layer runs in one block")
+
+
 CIMTile = Dialect(
     "cim_tile",
-    [MVMOp, Im2ColOp, Col2ImOp, VectorOp, YieldOp, MemoryBufferOp],
-    [ArrayModeAttr, WeightLayoutAttr, BufferRoleAttr, TilingAttr, AllocAttr],
+    [MVMOp, Im2ColOp, Col2ImOp, VectorOp, YieldOp, MemoryBufferOp, DataflowOp],
+    [
+        ArrayModeAttr,
+        WeightLayoutAttr,
+        BufferRoleAttr,
+        TilingAttr,
+        AllocAttr,
+        DataflowAttr,
+    ],
 )

@@ -596,6 +596,9 @@ class _Stored:
     writers: tuple[int, ...]
     """The ops whose results these are (none for model inputs and weights)."""
     arrays: frozenset[int] = frozenset()
+    bands: tuple[tuple[int, int, int, int], ...] = ()
+    """For a tensor written in pipeline steps: ``(axis, start, stop, writer)``
+    of each step; rows no step wrote are NaN."""
 
 
 @dataclass
@@ -610,7 +613,10 @@ class _Partials:
     """Per output element, the reduction rows its blocks have summed."""
     count: Array
     """Per output element, how many blocks it has."""
-    blocks: list[tuple[int, int, int, int, Array]] = field(default_factory=lambda: [])
+    blocks: list[tuple[int, int, int, int, Array, int]] = field(
+        default_factory=lambda: []
+    )
+    """``(v0, v1, n0, n1, values, writer)`` of each partial-sum block."""
     writers: list[int] = field(default_factory=lambda: [])
 
 
@@ -765,14 +771,46 @@ class _Executor:
             raise self.fail(
                 f"reads '{name}', which is not on chip: it is in {self.where_is(name)}"
             )
-        self.requires(stored.writers, f"'{name}'")
-        return stored.value
+        if not stored.bands:
+            self.requires(stored.writers, f"'{name}'")
+            return stored.value
+        return self.visible(stored)
+
+    def visible(self, stored: _Stored) -> Array:
+        """A tensor written in steps as the current op may see it: rows of
+        steps it does not depend on (and rows never written) are NaN, so a
+        result that uses them shows the missing dependency."""
+        assert self.op is not None
+        value = stored.value
+        hidden = [
+            band for band in stored.bands if not self.reach.depends(self.op.id, band[3])
+        ]
+        if not hidden:
+            return value
+        value = value.copy()
+        for axis, start, stop, _ in hidden:
+            index: list[slice] = [slice(None)] * value.ndim
+            index[axis] = slice(start, stop)
+            value[tuple(index)] = np.nan
+        return value
+
+    def check_complete(self, value: Array, what: str) -> None:
+        if value.dtype.kind == "f" and np.isnan(value).any():
+            raise self.fail(
+                f"{what} uses rows that ops it does not depend on wrote (or "
+                "that nothing wrote yet)"
+            )
 
     def write(
-        self, name: str, value: Array, writers: tuple[int, ...] | None = None
+        self,
+        name: str,
+        value: Array,
+        writers: tuple[int, ...] | None = None,
+        block: tuple[int, int, int] | None = None,
     ) -> None:
         """A result of on-chip compute (by the current op unless ``writers``
-        says otherwise), checked against its declaration."""
+        says otherwise), checked against its declaration; with ``block``
+        only that range of it (one pipeline step)."""
         assert self.op is not None
         info = self.tensor_info.get(name)
         if info is None:
@@ -783,9 +821,29 @@ class _Executor:
                 f"{list(info.shape)}"
             )
         dtype = _compute_dtype(numpy_dtype(info.dtype))
+        if block is None:
+            self.buffer[name] = _Stored(
+                np.asarray(value).astype(dtype),
+                (self.op.id,) if writers is None else writers,
+            )
+            return
+        axis, start, stop = block
+        if not 0 <= axis < value.ndim or stop > value.shape[axis]:
+            raise self.fail(
+                f"block {list(block)} is outside '{name}' of shape {list(info.shape)}"
+            )
+        stored = self.buffer.get(name)
+        if stored is None or not stored.bands:
+            stored = _Stored(np.full(info.shape, np.nan, dtype=dtype), ())
+        index: list[slice] = [slice(None)] * value.ndim
+        index[axis] = slice(start, stop)
+        target = stored.value
+        target[tuple(index)] = np.asarray(value)[tuple(index)].astype(dtype)
+        writer = self.op.id
         self.buffer[name] = _Stored(
-            np.asarray(value).astype(dtype),
-            (self.op.id,) if writers is None else writers,
+            target,
+            (*stored.writers, writer),
+            bands=(*stored.bands, (axis, start, stop, writer)),
         )
 
     # -- partial sums ------------------------------------------------------
@@ -794,7 +852,6 @@ class _Executor:
         """Partial sums read as a tensor without an accumulate: one block
         per element, each over the whole reduction."""
         partial = self.partials.pop(name)
-        self.requires(partial.writers, f"partial sums of '{name}'")
         count, covered = partial.count, partial.covered
         if np.any(count != 1) or np.any(covered != partial.reduction):
             blocks = int(count.max())
@@ -806,9 +863,14 @@ class _Executor:
                 "'accumulate' is missing"
             )
         value = np.zeros(partial.shape)
-        for v0, v1, n0, n1, block in partial.blocks:
+        for v0, v1, n0, n1, block, _ in partial.blocks:
             value[v0:v1, n0:n1] = block
-        self.write(name, value, tuple(partial.writers))
+        dtype = _compute_dtype(numpy_dtype(self.tensor_info[name].dtype))
+        self.buffer[name] = _Stored(
+            value.astype(dtype),
+            tuple(partial.writers),
+            bands=tuple((0, v0, v1, w) for v0, v1, _, _, _, w in partial.blocks),
+        )
 
     def add_partial(
         self,
@@ -822,7 +884,8 @@ class _Executor:
         declared = self.tensor_info.get(name)
         if declared is None or len(declared.shape) != 2:
             raise self.fail(f"writes '{name}', which is not a declared 2-D tensor")
-        if name in self.buffer:
+        done = self.buffer.get(name)
+        if done is not None and not done.bands:
             raise self.fail(f"writes partial sums into '{name}', which is complete")
         shape = (declared.shape[0], declared.shape[1])
         partial = self.partials.get(name)
@@ -836,27 +899,36 @@ class _Executor:
                 f"holds partial sums of weight '{partial.weight}'"
             )
         (v0, v1), (n0, n1) = v, tile.n
-        partial.blocks.append((v0, v1, n0, n1, block))
+        partial.blocks.append((v0, v1, n0, n1, block, self.op.id))
         partial.covered[v0:v1, n0:n1] += tile.k[1] - tile.k[0]
         partial.count[v0:v1, n0:n1] += 1
         if not partial.writers or partial.writers[-1] != self.op.id:
             partial.writers.append(self.op.id)
 
     def accumulate(self, op: VectorOp) -> None:
+        """Add the partial sums of a tensor (of rows ``op.block``, or all of
+        them) and the bias, if named."""
         if len(op.inputs) not in (1, 2) or list(op.outputs) != [op.inputs[0]]:
             raise self.fail(
                 "accumulate takes the partial sums' tensor (and a bias) and "
                 "writes that tensor"
             )
         name = op.inputs[0]
-        partial = self.partials.pop(name, None)
+        partial = self.partials.get(name)
         if partial is None:
             raise self.fail(
                 f"accumulates '{name}', which has no partial sums "
                 f"(it is in {self.where_is(name)})"
             )
-        self.requires(partial.writers, f"partial sums of '{name}'")
-        covered = partial.covered
+        rows = (0, partial.shape[0])
+        if op.block is not None:
+            if op.block[0] != 0:
+                raise self.fail("accumulate steps cut the vectors (axis 0)")
+            rows = (op.block[1], op.block[2])
+        r0, r1 = rows
+        inside = [b for b in partial.blocks if b[0] < r1 and r0 < b[1]]
+        self.requires([b[5] for b in inside], f"partial sums of '{name}'")
+        covered = partial.covered[r0:r1]
         if np.any(covered != partial.reduction):
             low, high = int(covered.min()), int(covered.max())
             raise self.fail(
@@ -864,7 +936,7 @@ class _Executor:
                 f"of the {partial.reduction} reduction rows per output"
             )
         value = np.zeros(partial.shape)
-        for v0, v1, n0, n1, block in partial.blocks:
+        for v0, v1, n0, n1, block, _ in inside:
             value[v0:v1, n0:n1] += block
         if len(op.inputs) == 2:
             bias = self.read(op.inputs[1]).astype(np.float64).reshape(-1)
@@ -874,7 +946,11 @@ class _Executor:
                     f"{partial.shape[1]} outputs"
                 )
             value = value + bias
-        self.write(name, value)
+        partial.covered[r0:r1] = -1
+        partial.blocks = [b for b in partial.blocks if not (r0 <= b[0] and b[1] <= r1)]
+        if not partial.blocks:
+            del self.partials[name]
+        self.write(name, value, block=None if op.block is None else (0, r0, r1))
 
     # -- arrays ------------------------------------------------------------
 
@@ -998,6 +1074,7 @@ class _Executor:
                 f"vectors [{v0}, {v1}) are outside the {x.shape[0]} rows of "
                 f"'{op.input}'"
             )
+        self.check_complete(x[v0:v1], f"the MVM reading '{op.input}'")
         for index in ids:
             state = self.array(index)
             if state.memory:
@@ -1115,9 +1192,15 @@ class _Executor:
 
     def move(self, op: MoveOp) -> None:
         name = op.tensor
+        rows = None if op.block is None else (op.block[1], op.block[2])
         partial = self.partials.get(name)
         if partial is not None:
-            self.requires(partial.writers, f"partial sums of '{name}'")
+            writers = [
+                b[5]
+                for b in partial.blocks
+                if rows is None or (b[0] < rows[1] and rows[0] < b[1])
+            ]
+            self.requires(writers, f"partial sums of '{name}'")
             return
         if name in self.constants:
             return
@@ -1126,7 +1209,18 @@ class _Executor:
             raise self.fail(
                 f"moves '{name}', which is not on chip: it is in {self.where_is(name)}"
             )
-        self.requires(stored.writers, f"'{name}'")
+        if op.block is None or not stored.bands:
+            self.requires(stored.writers, f"'{name}'")
+            return
+        axis, start, stop = op.block
+        self.requires(
+            [
+                w
+                for a, b0, b1, w in stored.bands
+                if a == axis and b0 < stop and start < b1
+            ],
+            f"rows [{start}, {stop}) of '{name}'",
+        )
 
     def switch(self, op: SwitchOp) -> None:
         ids = set(_ids(op.arrays))
@@ -1163,7 +1257,14 @@ class _Executor:
                 f"'{op.op}' gives {len(results)} results for {len(op.outputs)} outputs"
             )
         for name, value in zip(op.outputs, results, strict=True):
-            self.write(name, value)
+            part = value
+            if op.block is not None:
+                axis, start, stop = op.block
+                index: list[slice] = [slice(None)] * value.ndim
+                index[axis] = slice(start, stop)
+                part = value[tuple(index)]
+            self.check_complete(np.asarray(part), f"'{op.op}' producing '{name}'")
+            self.write(name, value, block=op.block)
 
     def run(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
         for spec in self.trace.model.inputs:

@@ -24,7 +24,7 @@ from cimflow.hw_targets import HardwareTarget, target_from_dict
 TRACE_FORMAT = "cim-trace"
 WEIGHT_LAYOUTS = ("kn", "nk", "oihw")
 """How a weight maps to its matrix (see cimflow.cimdialect.cim_tile.WeightLayout)."""
-TRACE_VERSION = 2
+TRACE_VERSION = 3
 
 OP_KINDS: tuple[str, ...] = (
     "load",
@@ -39,6 +39,9 @@ OP_KINDS: tuple[str, ...] = (
 
 SwitchDirection = Literal["compute", "memory"]
 SWITCH_DIRECTIONS: tuple[SwitchDirection, ...] = ("compute", "memory")
+
+Block: TypeAlias = tuple[int, int, int]
+"""``(axis, start, stop)``: the part of its outputs a pipelined step makes."""
 
 ArrayRange: TypeAlias = tuple[int, int]
 """A ``[first, stop)`` range of global array ids."""
@@ -139,6 +142,7 @@ class MoveOp(OpBase):
     kind: ClassVar[str] = "move"
     nbytes: int
     tensor: str
+    block: Block | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +186,7 @@ class VectorOp(OpBase):
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     attrs: Mapping[str, object]
+    block: Block | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,6 +476,19 @@ def _weights(fields: _Fields) -> tuple[WeightInfo, ...]:
     return tuple(result)
 
 
+def _block(fields: _Fields) -> Block | None:
+    value = fields.data.get("block")
+    if value is None:
+        return None
+    items = fields.int_list("block")
+    if len(items) != 3 or not items[1] < items[2]:
+        raise fields.fail(
+            f"key 'block' must be null or [axis, start, stop] with start < stop, "
+            f"got {_short(value)}"
+        )
+    return items[0], items[1], items[2]
+
+
 def _attrs(fields: _Fields) -> dict[str, object]:
     raw = fields.get("attrs")
     if not isinstance(raw, dict):
@@ -494,12 +512,12 @@ _TRANSFER_KEYS = _COMMON_KEYS | {"src", "dst", "bytes", "tensor", "arrays"}
 _KIND_KEYS: dict[str, frozenset[str]] = {
     "load": _TRANSFER_KEYS,
     "store": _TRANSFER_KEYS,
-    "move": _COMMON_KEYS | {"bytes", "tensor"},
+    "move": _COMMON_KEYS | {"bytes", "tensor", "block"},
     "program": _COMMON_KEYS | {"arrays", "rows", "cols", "weight", "k", "n"},
     "mvm": _COMMON_KEYS
     | {"arrays", "vectors", "rows", "cols", "weight", "k", "n", "v", "input", "output"},
     "vector": _COMMON_KEYS
-    | {"op", "element_ops", "units", "inputs", "outputs", "attrs"},
+    | {"op", "element_ops", "units", "inputs", "outputs", "attrs", "block"},
     "switch": _COMMON_KEYS | {"arrays", "to"},
     "barrier": _COMMON_KEYS,
 }
@@ -663,6 +681,7 @@ class _OpReader:
             name=name,
             nbytes=fields.integer("bytes"),
             tensor=fields.string("tensor"),
+            block=_block(fields),
         )
 
     def _program(
@@ -743,6 +762,7 @@ class _OpReader:
             inputs=fields.str_list("inputs"),
             outputs=outputs,
             attrs=_attrs(fields),
+            block=_block(fields),
         )
 
     def _switch(

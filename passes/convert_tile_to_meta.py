@@ -39,15 +39,20 @@ from xdsl.passes import ModulePass
 
 from cimflow.cimdialect import cim_graph, cim_meta, cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
+from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.cimdialect.shapes import num_elements
 from cimflow.cost_model import vector_element_ops
 from cimflow.errors import CimError
 from cimflow.hw_targets import DEFAULT_TARGET, HardwareTarget, load_target
+from cimflow.passes import blocking
+from cimflow.passes.blocking import Band, BlockPlan, Layout, bands
 from cimflow.passes.static_allocate import STRATEGY_ATTR
 from cimflow.passes.tile_mapping import Chunk, plan_chunks
 
 NAME_ATTR = "cim_graph.name"
 Location = cim_meta.Location
+Produced = tuple[Band | None, SSAValue | None]
+"""A band of a tensor (None: all of it) and the op after which it exists."""
 
 
 def io_names(
@@ -99,7 +104,13 @@ class _ScheduleBuilder:
     used_names: set[str] = field(default_factory=lambda: set())
     output_names: dict[SSAValue, str] = field(default_factory=lambda: {})
     where: dict[str, Location] = field(default_factory=lambda: {})
-    ready: dict[str, SSAValue | None] = field(default_factory=lambda: {})
+    ready: dict[str, list[Produced]] = field(default_factory=lambda: {})
+    """The ops after which each band of a tensor exists (band None: whole)."""
+    layouts: dict[str, Layout | None] = field(default_factory=lambda: {})
+    dataflows: dict[int, tuple[Dataflow, int]] = field(default_factory=lambda: {})
+    batch: int = 1
+    segment_loads: dict[str, SSAValue] = field(default_factory=lambda: {})
+    """Weights already loaded in the current segment."""
     sinks: dict[SSAValue, None] = field(default_factory=lambda: {})
     segment: int = -1
     barrier: SSAValue | None = None
@@ -165,74 +176,126 @@ class _ScheduleBuilder:
         self,
         name: str,
         value: SSAValue,
-        token: SSAValue,
+        produced: list[Produced],
         label: str,
         spill: bool = True,
+        layout: Layout | None = None,
     ) -> None:
-        """Record where a new tensor lives; spill it to DRAM if it is large."""
+        """Record where a new tensor lives and which ops made each band of it;
+        a whole tensor larger than half the global buffer is spilled to DRAM."""
         nbytes = self.tensor_bytes(value)
-        if spill and nbytes > self.hw.buffers.global_bytes // 2:
+        self.layouts[name] = layout
+        whole = len(produced) == 1 and produced[0][0] is None
+        if spill and whole and nbytes > self.hw.buffers.global_bytes // 2:
             token = self.emit(
                 cim_meta.StoreOp(
                     name,
                     nbytes,
                     Location.BUFFER,
                     Location.DRAM,
-                    [token],
+                    self.deps(produced[0][1]),
                     self.segment,
                     label=label,
                 )
             )
             self.where[name] = Location.DRAM
+            produced = [(None, token)]
         else:
             self.where[name] = Location.BUFFER
-        self.ready[name] = token
+        self.ready[name] = produced
 
     def fetch(
-        self, value: SSAValue, label: str, weight_elements: int | None = None
-    ) -> SSAValue | None:
-        """Token after which ``value`` is in the global buffer.
+        self,
+        value: SSAValue,
+        label: str,
+        weight_elements: int | None = None,
+        rows: Band | None = None,
+    ) -> list[SSAValue]:
+        """The ops after which ``value`` (its ``rows``, or all of it) is in the
+        global buffer.
 
-        A weight is loaded from DRAM: all of it, or ``weight_elements`` of it
-        when the consumer reads only part (an embedding lookup).
+        A weight is loaded from DRAM once per segment: all of it, or
+        ``weight_elements`` of it when the consumer reads only part (an
+        embedding lookup, loaded each time). A spilled tensor is loaded again
+        for each consumer, or once for the rest of a pipelined segment.
         """
         owner = value.owner
         if isinstance(owner, cim_graph.ConstantOp):
-            if value not in self.names:
-                name = self.unique_name(value.name_hint or "const")
-                self.names[value] = name
-                self.decls.append(cim_meta.ConstantDeclOp(name, owner.value))
-            return None
+            self.operand_name(value)
+            return []
         if isinstance(owner, cim_graph.WeightOp):
-            if weight_elements is None:
-                weight_elements = num_elements(tensor_shape(value))
-            nbytes = weight_elements * self.hw.weight_bytes
-            return self.emit(
-                cim_meta.LoadOp(
-                    owner.weight_name.data,
-                    max(1, nbytes),
-                    Location.DRAM,
-                    Location.BUFFER,
-                    self.deps(),
-                    self.segment,
-                    label=label,
-                )
-            )
+            return [
+                self.load_weight(owner.weight_name.data, value, label, weight_elements)
+            ]
         name = self.names[value]
-        token = self.ready[name]
         if self.where[name] == Location.DRAM:
-            return self.emit(
+            load = self.emit(
                 cim_meta.LoadOp(
                     name,
                     max(1, self.tensor_bytes(value)),
                     Location.DRAM,
                     Location.BUFFER,
-                    self.deps(token),
+                    self.deps(*(t for _, t in self.ready[name])),
                     self.segment,
                     label=label,
                 )
             )
-        return token if token is not None else self.barrier
+            if self.pipelined:
+                self.where[name] = Location.BUFFER
+                self.ready[name] = [(None, load)]
+                self.layouts[name] = None
+            return [load]
+        tokens = [
+            token
+            for band, token in self.ready[name]
+            if band is None or rows is None or (band[0] < rows[1] and rows[0] < band[1])
+        ]
+        present = [t for t in tokens if t is not None]
+        return present or ([self.barrier] if self.barrier is not None else [])
+
+    def load_weight(
+        self, weight: str, value: SSAValue, label: str, elements: int | None
+    ) -> SSAValue:
+        if elements is None and weight in self.segment_loads:
+            return self.segment_loads[weight]
+        count = num_elements(tensor_shape(value)) if elements is None else elements
+        token = self.emit(
+            cim_meta.LoadOp(
+                weight,
+                max(1, count * self.hw.weight_bytes),
+                Location.DRAM,
+                Location.BUFFER,
+                self.deps(),
+                self.segment,
+                label=label,
+            )
+        )
+        if elements is None:
+            self.segment_loads[weight] = token
+        return token
+
+    # -- pipelined segments -----------------------------------------------
+
+    @property
+    def pipelined(self) -> bool:
+        kind, blocks = self.dataflows.get(self.segment, (Dataflow.LAYER, 1))
+        return kind != Dataflow.LAYER and blocks > 1
+
+    def step_plan(self, op: Operation) -> BlockPlan | None:
+        """How ``op`` runs in the current segment: in bands, or whole (None)."""
+        if not self.pipelined:
+            return None
+        kind, _ = self.dataflows[self.segment]
+        layouts = [
+            self.layouts.get(self.names[v]) if v in self.names else None
+            for v in op.operands
+        ]
+        return blocking.plan(op, layouts, kind, self.batch)
+
+    def steps(self, plan: BlockPlan | None) -> list[Band | None]:
+        if plan is None:
+            return [None]
+        return list(bands(plan.output.rows, self.dataflows[self.segment][1]))
 
     # -- segments ---------------------------------------------------------
 
@@ -240,6 +303,7 @@ class _ScheduleBuilder:
         if segment == self.segment:
             return
         self.segment = segment
+        self.segment_loads = {}
         self.barrier = self.emit(cim_meta.SegmentOp(segment, list(self.sinks)))
         next_array = 0
         for mvm in mvms:
@@ -334,13 +398,14 @@ class _ScheduleBuilder:
 
     # -- operators --------------------------------------------------------
 
-    def lower_mvm(self, mvm: cim_tile.MVMOp) -> None:
-        alloc = mvm.alloc
-        assert alloc is not None
+    def declare_weight(self, mvm: cim_tile.MVMOp) -> None:
         weight = mvm.weight.data
-        vectors = mvm.vectors
-        groups, n = mvm.tiling.field("groups"), mvm.tiling.field("n")
-        mapping = (mvm.layout.data, groups, mvm.tiling.field("k"), n)
+        mapping = (
+            mvm.layout.data,
+            mvm.tiling.field("groups"),
+            mvm.tiling.field("k"),
+            mvm.tiling.field("n"),
+        )
         declared = self.declared_weights.get(weight)
         if declared is None:
             self.declared_weights[weight] = mapping
@@ -350,90 +415,148 @@ class _ScheduleBuilder:
                 f"weight '{weight}' is used as two different matrices "
                 f"(layout, groups, k, n) = {declared} and {mapping}"
             )
-        input_ready = self.fetch(mvm.input, weight)
+
+    def lower_mvm(self, mvm: cim_tile.MVMOp) -> None:
+        alloc = mvm.alloc
+        assert alloc is not None
+        weight = mvm.weight.data
+        self.declare_weight(mvm)
         in_name = self.names[mvm.input]
-        moved = self.emit(
-            cim_meta.MoveOp(
-                in_name,
-                max(1, self.tensor_bytes(mvm.input)),
-                self.deps(input_ready),
-                self.segment,
-                label=weight,
-            )
-        )
         out_name = self.declare(mvm.output)
-        finished: list[SSAValue] = []
-        partials = mvm.tiling.field("row_tiles")
-        if alloc.field("chunks") == 1:
-            copies = self.programmed[mvm]
-            share = math.ceil(vectors / len(copies))
-            chunk = plan_chunks(mvm.tiling, self.hw.total_arrays)[0]
-            runs: list[Operation] = []
-            for index, (arrays, program) in enumerate(copies):
-                v0, v1 = index * share, min(vectors, (index + 1) * share)
-                if v0 >= v1:
-                    continue
+        plan = self.step_plan(mvm)
+        vectors = mvm.vectors
+        row_bytes = self.tensor_bytes(mvm.input) // max(1, vectors)
+        produced: list[Produced] = []
+        for index, band in enumerate(self.steps(plan)):
+            if plan is None or band is None:
+                span, needed = (0, vectors), None
+            else:
+                span, needed = plan.output.elements(band), plan.needs(0, band)
+            block = None if band is None else (0, *span)
+            inputs = self.fetch(mvm.input, weight, rows=needed)
+            moved = self.emit(
+                cim_meta.MoveOp(
+                    in_name,
+                    max(1, (span[1] - span[0]) * row_bytes),
+                    self.deps(*inputs),
+                    self.segment,
+                    label=weight,
+                    block=block,
+                )
+            )
+            if alloc.field("chunks") > 1:
+                finished = self.run_chunks(mvm, (in_name, out_name), moved)
+            elif band is None:
+                finished = self.run_copies(mvm, (in_name, out_name), moved)
+            else:
+                copies = self.programmed[mvm]
+                arrays, program = copies[index % len(copies)]
+                chunk = plan_chunks(mvm.tiling, self.hw.total_arrays)[0]
+                finished = self.emit(
+                    self.mvm_op(
+                        weight,
+                        arrays,
+                        chunk,
+                        span,
+                        (in_name, out_name),
+                        [moved, program],
+                    )
+                )
+            produced.append(
+                (band, self.finish_mvm(mvm, out_name, span, finished, block))
+            )
+        feeds_col2im = bool(mvm.output.uses) and all(
+            isinstance(use.operation, cim_tile.Col2ImOp) for use in mvm.output.uses
+        )
+        self.place(
+            out_name,
+            mvm.output,
+            produced,
+            weight,
+            spill=not feeds_col2im,
+            layout=None if plan is None else plan.output,
+        )
+
+    def run_copies(
+        self, mvm: cim_tile.MVMOp, tensors: tuple[str, str], moved: SSAValue
+    ) -> SSAValue:
+        """All vectors, split between the weight's resident copies."""
+        weight = mvm.weight.data
+        copies = self.programmed[mvm]
+        vectors = mvm.vectors
+        share = math.ceil(vectors / len(copies))
+        chunk = plan_chunks(mvm.tiling, self.hw.total_arrays)[0]
+        runs: list[Operation] = []
+        for index, (arrays, program) in enumerate(copies):
+            v0, v1 = index * share, min(vectors, (index + 1) * share)
+            if v0 < v1:
                 runs.append(
                     self.mvm_op(
-                        weight,
-                        arrays,
-                        chunk,
-                        (v0, v1),
-                        (in_name, out_name),
-                        [moved, program],
+                        weight, arrays, chunk, (v0, v1), tensors, [moved, program]
                     )
                 )
-            if len(runs) == 1:
-                finished.append(self.emit(runs[0]))
-            else:
-                body = Block()
-                body.add_ops(runs)
-                finished.append(
-                    self.emit(
-                        cim_meta.ParallelOp(
-                            Region(body), [], self.segment, label=weight
-                        )
-                    )
+        if len(runs) == 1:
+            return self.emit(runs[0])
+        body = Block()
+        body.add_ops(runs)
+        return self.emit(
+            cim_meta.ParallelOp(Region(body), [], self.segment, label=weight)
+        )
+
+    def run_chunks(
+        self, mvm: cim_tile.MVMOp, tensors: tuple[str, str], moved: SSAValue
+    ) -> SSAValue:
+        """A weight streamed through the free arrays, one chunk after another."""
+        alloc = mvm.alloc
+        assert alloc is not None
+        weight = mvm.weight.data
+        previous: SSAValue | None = None
+        available = self.hw.total_arrays - self.free_array
+        chunks = plan_chunks(mvm.tiling, available)
+        if len(chunks) != alloc.field("chunks"):
+            raise CimError(
+                f"weight '{weight}' takes {len(chunks)} chunks on the "
+                f"{available} free arrays of segment {self.segment}, but its "
+                f"allocation says {alloc.field('chunks')}"
+            )
+        for chunk in chunks:
+            arrays = cim_meta.ArrayRangesAttr.from_ranges(
+                [(self.free_array, self.free_array + chunk.arrays)]
+            )
+            load = self.emit(
+                cim_meta.LoadOp(
+                    weight,
+                    self.weight_bytes(chunk),
+                    Location.DRAM,
+                    Location.BUFFER,
+                    self.deps(previous),
+                    self.segment,
+                    label=weight,
                 )
-        else:
-            previous: SSAValue | None = None
-            available = self.hw.total_arrays - self.free_array
-            chunks = plan_chunks(mvm.tiling, available)
-            if len(chunks) != alloc.field("chunks"):
-                raise CimError(
-                    f"weight '{weight}' takes {len(chunks)} chunks on the "
-                    f"{available} free arrays of segment {self.segment}, but its "
-                    f"allocation says {alloc.field('chunks')}"
+            )
+            program = self.program(weight, arrays, chunk, self.deps(load, previous))
+            previous = self.emit(
+                self.mvm_op(
+                    weight, arrays, chunk, (0, mvm.vectors), tensors, [moved, program]
                 )
-            for chunk in chunks:
-                arrays = cim_meta.ArrayRangesAttr.from_ranges(
-                    [(self.free_array, self.free_array + chunk.arrays)]
-                )
-                load = self.emit(
-                    cim_meta.LoadOp(
-                        weight,
-                        self.weight_bytes(chunk),
-                        Location.DRAM,
-                        Location.BUFFER,
-                        self.deps(previous),
-                        self.segment,
-                        label=weight,
-                    )
-                )
-                program = self.program(weight, arrays, chunk, self.deps(load, previous))
-                previous = self.emit(
-                    self.mvm_op(
-                        weight,
-                        arrays,
-                        chunk,
-                        (0, vectors),
-                        (in_name, out_name),
-                        [moved, program],
-                    )
-                )
-            assert previous is not None
-            finished.append(previous)
-        outputs = vectors * groups * n
+            )
+        assert previous is not None
+        return previous
+
+    def finish_mvm(
+        self,
+        mvm: cim_tile.MVMOp,
+        out_name: str,
+        span: tuple[int, int],
+        finished: SSAValue,
+        block: tuple[int, int, int] | None,
+    ) -> SSAValue:
+        """Gather the partial sums of vectors ``span`` and add them (and the
+        bias) on the vector units."""
+        weight = mvm.weight.data
+        groups, n = mvm.tiling.field("groups"), mvm.tiling.field("n")
+        partials = mvm.tiling.field("row_tiles")
+        outputs = (span[1] - span[0]) * groups * n
         gather_bytes = (
             outputs * partials * self.hw.accumulator_bytes
             if partials > 1
@@ -441,66 +564,120 @@ class _ScheduleBuilder:
         )
         token = self.emit(
             cim_meta.MoveOp(
-                out_name, max(1, gather_bytes), finished, self.segment, label=weight
+                out_name,
+                max(1, gather_bytes),
+                [finished],
+                self.segment,
+                label=weight,
+                block=block,
             )
         )
         extra_ops = outputs * (partials - 1) + (outputs if mvm.bias is not None else 0)
-        if extra_ops:
-            inputs = [out_name]
-            deps = [token]
-            if mvm.bias is not None:
-                bias = mvm.bias.data
-                inputs.append(bias)
-                deps.append(
-                    self.emit(
-                        cim_meta.LoadOp(
-                            bias,
-                            max(1, groups * n * self.hw.weight_bytes),
-                            Location.DRAM,
-                            Location.BUFFER,
-                            self.deps(),
-                            self.segment,
-                            label=bias,
-                        )
-                    )
-                )
-            token = self.emit(
-                cim_meta.VectorOp(
-                    "accumulate",
-                    extra_ops,
-                    self.vector_units,
-                    inputs,
-                    [out_name],
-                    deps,
+        if not extra_ops:
+            return token
+        inputs = [out_name]
+        deps = [token]
+        if mvm.bias is not None:
+            bias = mvm.bias.data
+            inputs.append(bias)
+            deps.append(self.load_bias(bias, groups * n))
+        return self.emit(
+            cim_meta.VectorOp(
+                "accumulate",
+                extra_ops,
+                self.vector_units,
+                inputs,
+                [out_name],
+                deps,
+                self.segment,
+                label=weight,
+                block=block,
+            )
+        )
+
+    def load_bias(self, bias: str, elements: int) -> SSAValue:
+        if bias not in self.segment_loads:
+            self.segment_loads[bias] = self.emit(
+                cim_meta.LoadOp(
+                    bias,
+                    max(1, elements * self.hw.weight_bytes),
+                    Location.DRAM,
+                    Location.BUFFER,
+                    self.deps(),
                     self.segment,
-                    label=weight,
+                    label=bias,
                 )
             )
-        feeds_col2im = bool(mvm.output.uses) and all(
-            isinstance(use.operation, cim_tile.Col2ImOp) for use in mvm.output.uses
-        )
-        self.place(out_name, mvm.output, token, weight, spill=not feeds_col2im)
+        return self.segment_loads[bias]
+
+    def lower_vector_like(
+        self,
+        op: Operation,
+        kind: str,
+        element_ops: int,
+        params: dict[str, Attribute],
+        inputs: Sequence[SSAValue],
+        outputs: Sequence[SSAValue],
+        gathered: int | None = None,
+        spill: bool = True,
+    ) -> None:
+        """One vector-unit operator, whole or in the bands of a pipeline."""
+        plan = self.step_plan(op)
+        input_names = [self.operand_name(v) for v in inputs]
+        names = [self.declare(r) for r in outputs]
+        rows = 1 if plan is None else plan.output.rows
+        produced: list[Produced] = []
+        for band in self.steps(plan):
+            tokens: list[SSAValue] = []
+            for index, value in enumerate(inputs):
+                needed = (
+                    None if plan is None or band is None else plan.needs(index, band)
+                )
+                share = gathered if index == 0 else None
+                if share is not None and band is not None:
+                    share = math.ceil(share * (band[1] - band[0]) / rows)
+                tokens += self.fetch(value, kind, share, needed)
+            block = None
+            work = element_ops
+            if plan is not None and band is not None:
+                block = (plan.output.axis, *plan.output.elements(band))
+                work = math.ceil(element_ops * (band[1] - band[0]) / rows)
+            token = self.emit(
+                cim_meta.VectorOp(
+                    kind,
+                    work,
+                    self.vector_units,
+                    input_names,
+                    names,
+                    self.deps(*tokens),
+                    self.segment,
+                    label=kind,
+                    params=params,
+                    block=block,
+                )
+            )
+            produced.append((band, token))
+        for name, result in zip(names, outputs, strict=True):
+            self.place(
+                name,
+                result,
+                produced,
+                kind,
+                spill=spill and plan is None,
+                layout=None if plan is None else plan.output,
+            )
 
     def lower_layout(self, op: cim_tile.Im2ColOp | cim_tile.Col2ImOp) -> None:
         kind = op.name.split(".")[1]
-        ready = self.fetch(op.input, kind)
-        name = self.declare(op.output)
         elements = num_elements(tensor_shape(op.output))
-        token = self.emit(
-            cim_meta.VectorOp(
-                kind,
-                vector_element_ops(kind, elements),
-                self.vector_units,
-                [self.names[op.input]],
-                [name],
-                self.deps(ready),
-                self.segment,
-                label=kind,
-                params=op.properties,
-            )
-        )
-        self.place(
-            name, op.output, token, kind, spill=isinstance(op, cim_tile.Col2ImOp)
+        self.lower_vector_like(
+            op,
+            kind,
+            vector_element_ops(kind, elements),
+            dict(op.properties),
+            [op.input],
+            [op.output],
+            spill=isinstance(op, cim_tile.Col2ImOp),
         )
 
     def lower_vector(self, op: cim_tile.VectorOp) -> None:
@@ -511,33 +688,26 @@ class _ScheduleBuilder:
             if isinstance(payload, cim_graph.GatherOp)
             else None
         )
-        tokens = [
-            self.fetch(v, kind, gathered if index == 0 else None)
-            for index, v in enumerate(op.inputs)
-        ]
-        input_names = [self.names.get(v) or self.weight_name(v) for v in op.inputs]
-        names = [self.declare(r) for r in op.outputs]
-        token = self.emit(
-            cim_meta.VectorOp(
-                kind,
-                element_ops,
-                self.vector_units,
-                input_names,
-                names,
-                self.deps(*tokens),
-                self.segment,
-                label=kind,
-                params=payload.properties,
-            )
+        self.lower_vector_like(
+            op,
+            kind,
+            element_ops,
+            dict(payload.properties),
+            list(op.inputs),
+            list(op.outputs),
+            gathered,
         )
-        for name, result in zip(names, op.outputs, strict=True):
-            self.place(name, result, token, kind)
 
-    @staticmethod
-    def weight_name(value: SSAValue) -> str:
+    def operand_name(self, value: SSAValue) -> str:
+        """The name a meta-op uses for an operand: tensor, weight or constant."""
         owner = value.owner
-        assert isinstance(owner, cim_graph.WeightOp)
-        return owner.weight_name.data
+        if isinstance(owner, cim_graph.WeightOp):
+            return owner.weight_name.data
+        if isinstance(owner, cim_graph.ConstantOp) and value not in self.names:
+            name = self.unique_name(value.name_hint or "const")
+            self.names[value] = name
+            self.decls.append(cim_meta.ConstantDeclOp(name, owner.value))
+        return self.names[value]
 
 
 def _segment_of(op: Operation) -> int | None:
@@ -591,7 +761,15 @@ class ConvertTileToMetaPass(ModulePass):
         for arg, name in zip(body.args, inputs, strict=True):
             builder.declare(arg, name)
             builder.where[name] = Location.DRAM
-            builder.ready[name] = None
+            builder.ready[name] = [(None, None)]
+        if body.args and tensor_shape(body.args[0]):
+            builder.batch = max(1, tensor_shape(body.args[0])[0])
+        for inner in body.ops:
+            if isinstance(inner, cim_tile.DataflowOp):
+                builder.dataflows[inner.segment.value.data] = (
+                    inner.kind.data,
+                    inner.blocks.value.data,
+                )
         mvms_by_segment: dict[int, list[cim_tile.MVMOp]] = {}
         for inner in body.ops:
             if isinstance(inner, cim_tile.MVMOp):
@@ -614,7 +792,10 @@ class ConvertTileToMetaPass(ModulePass):
                 returned = list(inner.operands)
             elif not isinstance(
                 inner,
-                cim_graph.WeightOp | cim_graph.ConstantOp | cim_tile.MemoryBufferOp,
+                cim_graph.WeightOp
+                | cim_graph.ConstantOp
+                | cim_tile.MemoryBufferOp
+                | cim_tile.DataflowOp,
             ):
                 raise CimError(f"convert-tile-to-meta cannot lower '{inner.name}'")
         outputs: list[str] = []
@@ -629,7 +810,7 @@ class ConvertTileToMetaPass(ModulePass):
                         max(1, builder.tensor_bytes(value)),
                         Location.BUFFER,
                         Location.DRAM,
-                        builder.deps(builder.ready[name]),
+                        builder.deps(*(t for _, t in builder.ready[name])),
                         builder.segment,
                         label=preferred,
                     )

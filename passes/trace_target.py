@@ -32,7 +32,7 @@ from cimflow.cimsim.trace import dump_trace
 from cimflow.errors import CimError
 from cimflow.hw_targets import load_target
 
-TRACE_VERSION = 2
+TRACE_VERSION = 3
 
 JsonDict = dict[str, object]
 
@@ -60,6 +60,10 @@ def json_value(attr: Attribute) -> object:
     raise CimError(f"cim-trace cannot write the parameter {attr}")
 
 
+def _block(block: DenseArrayBase[IntegerType] | None) -> list[int] | None:
+    return None if block is None else list(ints(block))
+
+
 def _ranges(arrays: cim_meta.ArrayRangesAttr) -> list[list[int]]:
     return [[start, stop] for start, stop in arrays.ranges]
 
@@ -80,7 +84,12 @@ def _fields(op: Operation) -> JsonDict:
             "arrays": _ranges(op.arrays) if op.arrays is not None else [],
         }
     if isinstance(op, cim_meta.MoveOp):
-        return {"kind": "move", "bytes": op.size.value.data, "tensor": op.tensor.data}
+        return {
+            "kind": "move",
+            "bytes": op.size.value.data,
+            "tensor": op.tensor.data,
+            "block": _block(op.block),
+        }
     if isinstance(op, cim_meta.ProgramOp | cim_meta.MVMOp):
         fields: JsonDict = {
             "kind": "program" if isinstance(op, cim_meta.ProgramOp) else "mvm",
@@ -108,6 +117,7 @@ def _fields(op: Operation) -> JsonDict:
             "inputs": [i.data for i in op.inputs],
             "outputs": [o.data for o in op.outputs],
             "attrs": {k: json_value(v) for k, v in op.params.data.items()},
+            "block": _block(op.block),
         }
     if isinstance(op, cim_meta.SwitchOp):
         return {"kind": "switch", "arrays": _ranges(op.arrays), "to": op.to.data.value}

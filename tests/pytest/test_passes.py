@@ -1104,7 +1104,7 @@ COMMON_OP_KEYS = {"id", "kind", "deps", "segment", "name"}
 DOCUMENTED_OP_KEYS: dict[str, set[str]] = {
     "load": {"src", "dst", "bytes", "tensor", "arrays"},
     "store": {"src", "dst", "bytes", "tensor", "arrays"},
-    "move": {"bytes", "tensor"},
+    "move": {"bytes", "tensor", "block"},
     "program": {"arrays", "rows", "cols", "weight", "k", "n"},
     "mvm": {
         "arrays",
@@ -1118,7 +1118,7 @@ DOCUMENTED_OP_KEYS: dict[str, set[str]] = {
         "input",
         "output",
     },
-    "vector": {"op", "element_ops", "units", "inputs", "outputs", "attrs"},
+    "vector": {"op", "element_ops", "units", "inputs", "outputs", "attrs", "block"},
     "barrier": set(),
 }
 
@@ -1137,7 +1137,7 @@ def test_trace_keys_are_the_documented_ones() -> None:
         "version",
         "weights",
     ]
-    assert trace["format"] == "cim-trace" and trace["version"] == 2
+    assert trace["format"] == "cim-trace" and trace["version"] == 3
     assert sorted(trace["model"]) == [
         "batch",
         "dims",

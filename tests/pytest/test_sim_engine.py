@@ -110,7 +110,7 @@ def trace_dict(
 ) -> dict[str, Any]:
     return {
         "format": "cim-trace",
-        "version": 2,
+        "version": 3,
         "model": {
             "name": "m",
             "source": "",

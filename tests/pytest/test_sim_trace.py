@@ -68,7 +68,7 @@ def valid_ops() -> list[dict[str, Any]]:
 def valid_trace() -> dict[str, Any]:
     return {
         "format": "cim-trace",
-        "version": 2,
+        "version": 3,
         "model": {
             "name": "m",
             "source": "m.onnx",
@@ -227,12 +227,12 @@ def test_switch_on_a_target_without_switchable_arrays() -> None:
     ("edit", "message"),
     [
         (
-            lambda d: d.update(version=1),
-            "t.json: unsupported trace version 1 (this cim-sim reads version 2)",
+            lambda d: d.update(version=2),
+            "t.json: unsupported trace version 2 (this cim-sim reads version 3)",
         ),
         (
-            lambda d: d.update(version="2"),
-            't.json: unsupported trace version "2" (this cim-sim reads version 2)',
+            lambda d: d.update(version="3"),
+            't.json: unsupported trace version "3" (this cim-sim reads version 3)',
         ),
         (
             lambda d: d.update(format="other"),
