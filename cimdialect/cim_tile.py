@@ -353,14 +353,16 @@ class MVMOp(IRDLOperation):
     bias = opt_prop_def(StringAttr)
     tiling = prop_def(TilingAttr)
     alloc = opt_prop_def(AllocAttr)
+    align = opt_prop_def(IntegerAttr.constr(i64))
+    """Each copy starts at a multiple of this many arrays (e.g. a core)."""
     mode = prop_def(ArrayModeAttr)
 
     traits = traits_def(Pure())
 
     assembly_format = (
         "$input `weight` $weight `layout` $layout (`bias` $bias^)? "
-        "`tiling` $tiling (`alloc` $alloc^)? `mode` $mode attr-dict "
-        "`:` type($input) `->` type($output)"
+        "`tiling` $tiling (`alloc` $alloc^)? (`align` $align^)? `mode` $mode "
+        "attr-dict `:` type($input) `->` type($output)"
     )
 
     def __init__(
@@ -404,6 +406,8 @@ class MVMOp(IRDLOperation):
             raise VerifyException("'cim_tile.mvm' needs a weight name")
         if self.bias is not None and not self.bias.data:
             raise VerifyException("'cim_tile.mvm' bias name must not be empty")
+        if self.align is not None and self.align.value.data < 1:
+            raise VerifyException("'cim_tile.mvm' align must be positive")
 
 
 @irdl_op_definition

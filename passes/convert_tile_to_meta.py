@@ -332,7 +332,9 @@ class _ScheduleBuilder:
                 )
             )
             copies: list[tuple[cim_meta.ArrayRangesAttr, SSAValue]] = []
+            align = 1 if mvm.align is None else mvm.align.value.data
             for _ in range(alloc.field("copies")):
+                next_array = -(-next_array // align) * align
                 arrays = cim_meta.ArrayRangesAttr.from_ranges(
                     [(next_array, next_array + chunk.arrays)]
                 )
