@@ -28,7 +28,7 @@ from cimflow.cimsim.functional import (
 from cimflow.cimsim.trace import MvmOp, ProgramOp, Trace, parse_trace
 from cimflow.errors import CimError
 from cimflow.frontend import import_onnx, load_weights
-from cimflow.hw_targets import load_target
+from cimflow.hw_targets import load_target, shipped_targets
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
 from cimflow.passes.static_allocate import StaticAllocatePass
@@ -713,3 +713,32 @@ def test_reference_runs_without_onnxruntime_graph_rewrites(tmp_path: Path) -> No
     assert not np.array_equal(optimized, expected)
     report = verify_model(path, target="tiny", mode="exact")
     assert report.passed, report.format()
+
+
+@pytest.fixture(scope="module")
+def every_target_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from cimflow.tools.model_builders import TINY_BUILDERS
+
+    directory = tmp_path_factory.mktemp("every_target")
+    paths: dict[str, Path] = {}
+    for family in ("resnet", "llama"):
+        paths[family] = directory / f"{family}.onnx"
+        onnx.save(TINY_BUILDERS[family](weights="random"), paths[family])
+    return paths
+
+
+@pytest.mark.parametrize("family", ["resnet", "llama"])
+@pytest.mark.parametrize("target", shipped_targets())
+def test_every_shipped_target_computes_the_model(
+    every_target_models: dict[str, Path], target: str, family: str
+) -> None:
+    report = verify_model(
+        every_target_models[family],
+        target=target,
+        dims={"batch": 1, "sequence": 8},
+        mode="both",
+    )
+    assert report.passed, report.to_dict()
+    quantized = report.mode("quantized")
+    assert quantized.error is None
+    assert all(np.isfinite(o.max_abs_error) for o in quantized.outputs)
