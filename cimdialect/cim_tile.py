@@ -24,6 +24,7 @@ import math
 from collections.abc import Sequence
 
 from xdsl.dialects.builtin import (
+    ArrayAttr,
     DenseArrayBase,
     IntegerAttr,
     StringAttr,
@@ -663,9 +664,15 @@ class VectorOp(IRDLOperation):
 class MemoryBufferOp(IRDLOperation):
     """Arrays switched to memory mode to hold data for a segment.
 
+    ``activations`` buffers hold tensors that do not fit the global buffer
+    (instead of spilling them to DRAM); ``weights`` buffers prefetch the next
+    segment's weights, or the next chunks of a streamed weight, while this
+    segment computes; ``kv_cache`` buffers hold the tensors named in
+    ``holds`` (a decoder's past keys and values) for the whole run.
+
     ```mlir
     cim_tile.memory_buffer kv_cache arrays 8 bytes 102400 segment 1
-        mode <memory>
+        holds ["past_key_values.0.key"] mode <memory>
     ```
     """
 
@@ -675,23 +682,32 @@ class MemoryBufferOp(IRDLOperation):
     arrays = prop_def(IntegerAttr.constr(i64))
     size = prop_def(IntegerAttr.constr(i64), prop_name="bytes")
     segment = prop_def(IntegerAttr.constr(i64))
+    holds = opt_prop_def(ArrayAttr[StringAttr])
     mode = prop_def(ArrayModeAttr)
 
     assembly_format = (
-        "$role `arrays` $arrays `bytes` $bytes `segment` $segment `mode` $mode "
-        "attr-dict"
+        "$role `arrays` $arrays `bytes` $bytes `segment` $segment "
+        "(`holds` $holds^)? `mode` $mode attr-dict"
     )
 
-    def __init__(self, role: BufferRole, arrays: int, size: int, segment: int):
-        super().__init__(
-            properties={
-                "role": BufferRoleAttr(role),
-                "arrays": IntegerAttr(arrays, i64),
-                "bytes": IntegerAttr(size, i64),
-                "segment": IntegerAttr(segment, i64),
-                "mode": ArrayModeAttr(ArrayMode.MEMORY),
-            }
-        )
+    def __init__(
+        self,
+        role: BufferRole,
+        arrays: int,
+        size: int,
+        segment: int,
+        holds: Sequence[str] = (),
+    ):
+        properties: dict[str, Attribute] = {
+            "role": BufferRoleAttr(role),
+            "arrays": IntegerAttr(arrays, i64),
+            "bytes": IntegerAttr(size, i64),
+            "segment": IntegerAttr(segment, i64),
+            "mode": ArrayModeAttr(ArrayMode.MEMORY),
+        }
+        if holds:
+            properties["holds"] = ArrayAttr([StringAttr(h) for h in holds])
+        super().__init__(properties=properties)
 
     def verify_(self) -> None:
         if self.mode.data != ArrayMode.MEMORY:
@@ -703,6 +719,11 @@ class MemoryBufferOp(IRDLOperation):
         if self.segment.value.data < 0:
             raise VerifyException(
                 "'cim_tile.memory_buffer' segment must not be negative"
+            )
+        if (self.holds is not None) != (self.role.data == BufferRole.KV_CACHE):
+            raise VerifyException(
+                "'cim_tile.memory_buffer' names the tensors it holds exactly "
+                "when it is a kv_cache"
             )
 
 

@@ -39,7 +39,7 @@ from xdsl.passes import ModulePass
 
 from cimflow.cimdialect import cim_graph, cim_meta, cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
-from cimflow.cimdialect.cim_tile import Dataflow
+from cimflow.cimdialect.cim_tile import ArrayMode, Dataflow
 from cimflow.cimdialect.shapes import num_elements
 from cimflow.cost_model import vector_element_ops
 from cimflow.errors import CimError
@@ -111,6 +111,17 @@ class _ScheduleBuilder:
     batch: int = 1
     segment_loads: dict[str, SSAValue] = field(default_factory=lambda: {})
     """Weights already loaded in the current segment."""
+    memory_mode: set[int] = field(default_factory=lambda: set())
+    """Arrays now in memory mode."""
+    prefetched: dict[str, tuple[cim_meta.ArrayRangesAttr, SSAValue]] = field(
+        default_factory=lambda: {}
+    )
+    """Weights of the current segment waiting in memory-mode arrays."""
+    spill_arrays: tuple[cim_meta.ArrayRangesAttr, int] | None = None
+    """Memory-mode arrays of the segment that hold spilled activations, and
+    the bytes still free in them."""
+    in_memory: dict[str, cim_meta.ArrayRangesAttr] = field(default_factory=lambda: {})
+    """Tensors spilled to memory-mode arrays, and where."""
     sinks: dict[SSAValue, None] = field(default_factory=lambda: {})
     segment: int = -1
     barrier: SSAValue | None = None
@@ -187,18 +198,26 @@ class _ScheduleBuilder:
         self.layouts[name] = layout
         whole = len(produced) == 1 and produced[0][0] is None
         if spill and whole and nbytes > self.hw.buffers.global_bytes // 2:
+            destination = Location.DRAM
+            arrays: cim_meta.ArrayRangesAttr | None = None
+            if self.spill_arrays is not None and self.spill_arrays[1] >= nbytes:
+                arrays, free = self.spill_arrays
+                self.spill_arrays = (arrays, free - nbytes)
+                destination = Location.MEMORY
+                self.in_memory[name] = arrays
             token = self.emit(
                 cim_meta.StoreOp(
                     name,
                     nbytes,
                     Location.BUFFER,
-                    Location.DRAM,
+                    destination,
                     self.deps(produced[0][1]),
                     self.segment,
+                    arrays=arrays,
                     label=label,
                 )
             )
-            self.where[name] = Location.DRAM
+            self.where[name] = destination
             produced = [(None, token)]
         else:
             self.where[name] = Location.BUFFER
@@ -228,15 +247,16 @@ class _ScheduleBuilder:
                 self.load_weight(owner.weight_name.data, value, label, weight_elements)
             ]
         name = self.names[value]
-        if self.where[name] == Location.DRAM:
+        if self.where[name] != Location.BUFFER:
             load = self.emit(
                 cim_meta.LoadOp(
                     name,
                     max(1, self.tensor_bytes(value)),
-                    Location.DRAM,
+                    self.where[name],
                     Location.BUFFER,
                     self.deps(*(t for _, t in self.ready[name])),
                     self.segment,
+                    arrays=self.in_memory.get(name),
                     label=label,
                 )
             )
@@ -299,28 +319,39 @@ class _ScheduleBuilder:
 
     # -- segments ---------------------------------------------------------
 
-    def enter_segment(self, segment: int, mvms: Sequence[cim_tile.MVMOp]) -> None:
+    def enter_segment(
+        self,
+        segment: int,
+        mvms: Sequence[cim_tile.MVMOp],
+        buffers: Sequence[cim_tile.MemoryBufferOp] = (),
+        next_mvms: Sequence[cim_tile.MVMOp] = (),
+    ) -> None:
+        """Start a segment: evict what its mode switches would destroy, read
+        out prefetched weights, switch arrays, program resident weights, and
+        prefetch the next segment's weights into its ``weights`` buffer."""
         if segment == self.segment:
             return
         self.segment = segment
         self.segment_loads = {}
         self.barrier = self.emit(cim_meta.SegmentOp(segment, list(self.sinks)))
-        next_array = 0
-        for mvm in mvms:
-            alloc = mvm.alloc
-            assert alloc is not None
-            if alloc.field("chunks") > 1:
-                continue
+        placed, next_array = self.place_resident(mvms)
+        roles = self.place_buffers(buffers, next_array)
+        keep = roles.get(cim_tile.BufferRole.ACTIVATIONS)
+        freeing = self.evict_spills(keep)
+        readouts = self.read_prefetched(placed)
+        compute = {a for _, _, ranges in placed for r in ranges for a in _ids(r)}
+        memory = {a for arrays, _ in roles.values() for a in _ids(arrays)}
+        switched = self.switch(
+            compute & self.memory_mode,
+            ArrayMode.COMPUTE,
+            [*readouts.values(), *freeing],
+        )
+        to_memory = self.switch(
+            memory - self.memory_mode, ArrayMode.MEMORY, [*readouts.values(), *freeing]
+        )
+        for mvm, chunk, ranges in placed:
             weight = mvm.weight.data
-            plan = plan_chunks(mvm.tiling, self.hw.total_arrays)
-            if len(plan) > 1:
-                raise CimError(
-                    f"weight '{weight}' needs {mvm.tiling.arrays_per_copy} arrays per "
-                    f"copy, more than the {self.hw.total_arrays} of target "
-                    f"'{self.hw.name}', but its allocation does not stream it in chunks"
-                )
-            chunk = plan[0]
-            load = self.emit(
+            load = readouts.get(weight) or self.emit(
                 cim_meta.LoadOp(
                     weight,
                     self.weight_bytes(chunk),
@@ -331,23 +362,204 @@ class _ScheduleBuilder:
                     label=weight,
                 )
             )
-            copies: list[tuple[cim_meta.ArrayRangesAttr, SSAValue]] = []
+            self.programmed[mvm] = [
+                (arrays, self.program(weight, arrays, chunk, self.deps(load, switched)))
+                for arrays in ranges
+            ]
+        self.spill_arrays = None
+        if keep is not None:
+            self.spill_arrays = (keep[0], keep[1])
+        self.prefetched = {}
+        weights = roles.get(cim_tile.BufferRole.WEIGHTS)
+        if weights is not None:
+            self.prefetch(next_mvms, weights, to_memory)
+
+    def place_resident(
+        self, mvms: Sequence[cim_tile.MVMOp]
+    ) -> tuple[list[tuple[cim_tile.MVMOp, Chunk, list[cim_meta.ArrayRangesAttr]]], int]:
+        """Arrays for every copy of the segment's resident weights."""
+        placed: list[tuple[cim_tile.MVMOp, Chunk, list[cim_meta.ArrayRangesAttr]]] = []
+        next_array = 0
+        for mvm in mvms:
+            alloc = mvm.alloc
+            assert alloc is not None
+            if alloc.field("chunks") > 1:
+                continue
+            plan = plan_chunks(mvm.tiling, self.hw.total_arrays)
+            if len(plan) > 1:
+                raise CimError(
+                    f"weight '{mvm.weight.data}' needs {mvm.tiling.arrays_per_copy} "
+                    f"arrays per copy, more than the {self.hw.total_arrays} of target "
+                    f"'{self.hw.name}', but its allocation does not stream it in chunks"
+                )
+            chunk = plan[0]
             align = 1 if mvm.align is None else mvm.align.value.data
+            ranges: list[cim_meta.ArrayRangesAttr] = []
             for _ in range(alloc.field("copies")):
                 next_array = -(-next_array // align) * align
-                arrays = cim_meta.ArrayRangesAttr.from_ranges(
-                    [(next_array, next_array + chunk.arrays)]
+                ranges.append(
+                    cim_meta.ArrayRangesAttr.from_ranges(
+                        [(next_array, next_array + chunk.arrays)]
+                    )
                 )
                 next_array += chunk.arrays
-                program = self.program(weight, arrays, chunk, [load])
-                copies.append((arrays, program))
-            self.programmed[mvm] = copies
+            placed.append((mvm, chunk, ranges))
         if next_array > self.hw.total_arrays:
             raise CimError(
-                f"segment {segment} needs {next_array} arrays but the target "
+                f"segment {self.segment} needs {next_array} arrays but the target "
                 f"'{self.hw.name}' has {self.hw.total_arrays}"
             )
         self.free_array = next_array
+        return placed, next_array
+
+    def place_buffers(
+        self, buffers: Sequence[cim_tile.MemoryBufferOp], first: int
+    ) -> dict[cim_tile.BufferRole, tuple[cim_meta.ArrayRangesAttr, int]]:
+        """Arrays (after the compute arrays) and bytes of each memory buffer."""
+        roles: dict[cim_tile.BufferRole, tuple[cim_meta.ArrayRangesAttr, int]] = {}
+        for buffer in buffers:
+            role = buffer.role.data
+            if role == cim_tile.BufferRole.KV_CACHE:
+                raise CimError(
+                    "convert-tile-to-meta cannot yet keep a KV cache in memory-mode "
+                    "arrays (a trace cannot say a model input starts there)"
+                )
+            count = buffer.arrays.value.data
+            if role in roles:
+                raise CimError(
+                    f"segment {self.segment} declares two {role.value} memory buffers"
+                )
+            if first + count > self.hw.dual_mode.switchable_arrays or (
+                first + count > self.hw.total_arrays
+            ):
+                raise CimError(
+                    f"segment {self.segment} needs arrays up to {first + count} but "
+                    f"target '{self.hw.name}' can switch "
+                    f"{self.hw.dual_mode.switchable_arrays} to memory mode"
+                )
+            capacity = min(
+                buffer.size.value.data, count * self.hw.dual_mode.memory_capacity_bytes
+            )
+            roles[role] = (
+                cim_meta.ArrayRangesAttr.from_ranges([(first, first + count)]),
+                capacity,
+            )
+            first += count
+        self.free_array = max(self.free_array, first)
+        return roles
+
+    def evict_spills(
+        self, keep: tuple[cim_meta.ArrayRangesAttr, int] | None
+    ) -> list[SSAValue]:
+        """Move spilled tensors out of memory arrays this segment reuses."""
+        tokens: list[SSAValue] = []
+        for name, arrays in list(self.in_memory.items()):
+            if keep is not None and arrays == keep[0]:
+                continue
+            tokens.append(
+                self.emit(
+                    cim_meta.StoreOp(
+                        name,
+                        max(1, self.declared_bytes(name)),
+                        Location.MEMORY,
+                        Location.DRAM,
+                        self.deps(*(t for _, t in self.ready[name]), self.barrier),
+                        self.segment,
+                        arrays=arrays,
+                        label=name,
+                    )
+                )
+            )
+            self.where[name] = Location.DRAM
+            self.ready[name] = [(None, tokens[-1])]
+            del self.in_memory[name]
+        return tokens
+
+    def read_prefetched(
+        self,
+        placed: Sequence[tuple[cim_tile.MVMOp, Chunk, list[cim_meta.ArrayRangesAttr]]],
+    ) -> dict[str, SSAValue]:
+        """Weights prefetched into memory arrays, read into the buffer."""
+        readouts: dict[str, SSAValue] = {}
+        for mvm, chunk, _ in placed:
+            weight = mvm.weight.data
+            if weight in self.prefetched and weight not in readouts:
+                arrays, token = self.prefetched[weight]
+                readouts[weight] = self.emit(
+                    cim_meta.LoadOp(
+                        weight,
+                        self.weight_bytes(chunk),
+                        Location.MEMORY,
+                        Location.BUFFER,
+                        self.deps(token, self.barrier),
+                        self.segment,
+                        arrays=arrays,
+                        label=weight,
+                    )
+                )
+        return readouts
+
+    def switch(
+        self, arrays: set[int], mode: ArrayMode, after: Sequence[SSAValue]
+    ) -> SSAValue | None:
+        if not arrays:
+            return None
+        token = self.emit(
+            cim_meta.SwitchOp(
+                cim_meta.ArrayRangesAttr.from_ranges(_runs(arrays)),
+                mode,
+                self.deps(self.barrier, *after),
+                self.segment,
+            )
+        )
+        if mode == ArrayMode.MEMORY:
+            self.memory_mode |= arrays
+        else:
+            self.memory_mode -= arrays
+        return token
+
+    def prefetch(
+        self,
+        next_mvms: Sequence[cim_tile.MVMOp],
+        buffer: tuple[cim_meta.ArrayRangesAttr, int],
+        switched: SSAValue | None,
+    ) -> None:
+        """Load the next segment's resident weights into memory arrays while
+        this segment computes, as many as fit."""
+        arrays, free = buffer
+        upcoming: dict[str, tuple[cim_meta.ArrayRangesAttr, SSAValue]] = {}
+        for mvm in next_mvms:
+            alloc = mvm.alloc
+            if alloc is None or alloc.field("chunks") > 1:
+                continue
+            plan = plan_chunks(mvm.tiling, self.hw.total_arrays)
+            nbytes = self.weight_bytes(plan[0])
+            weight = mvm.weight.data
+            if weight in upcoming or nbytes > free:
+                continue
+            free -= nbytes
+            upcoming[weight] = (
+                arrays,
+                self.emit(
+                    cim_meta.LoadOp(
+                        weight,
+                        nbytes,
+                        Location.DRAM,
+                        Location.MEMORY,
+                        self.deps(switched, self.barrier),
+                        self.segment,
+                        arrays=arrays,
+                        label=weight,
+                    )
+                ),
+            )
+        self.prefetched = upcoming
+
+    def declared_bytes(self, name: str) -> int:
+        for decl in self.decls:
+            if isinstance(decl, cim_meta.TensorDeclOp) and decl.tensor.data == name:
+                return decl.size.value.data
+        raise AssertionError(name)
 
     def program(
         self,
@@ -712,6 +924,22 @@ class _ScheduleBuilder:
         return self.names[value]
 
 
+def _ids(arrays: cim_meta.ArrayRangesAttr) -> range:
+    first, stop = arrays.ranges[0][0], arrays.ranges[-1][1]
+    return range(first, stop)
+
+
+def _runs(arrays: set[int]) -> list[tuple[int, int]]:
+    """Sorted array ids as ``[start, stop)`` runs."""
+    runs: list[tuple[int, int]] = []
+    for index in sorted(arrays):
+        if runs and runs[-1][1] == index:
+            runs[-1] = (runs[-1][0], index + 1)
+        else:
+            runs.append((index, index + 1))
+    return runs
+
+
 def _segment_of(op: Operation) -> int | None:
     if isinstance(op, cim_tile.MVMOp):
         if op.alloc is None:
@@ -778,12 +1006,29 @@ class ConvertTileToMetaPass(ModulePass):
                 segment = _segment_of(inner)
                 assert segment is not None
                 mvms_by_segment.setdefault(segment, []).append(inner)
-        builder.enter_segment(0, mvms_by_segment.get(0, []))
+        buffers_by_segment: dict[int, list[cim_tile.MemoryBufferOp]] = {}
+        for inner in body.ops:
+            if isinstance(inner, cim_tile.MemoryBufferOp):
+                buffers_by_segment.setdefault(inner.segment.value.data, []).append(
+                    inner
+                )
+        order = sorted(mvms_by_segment)
+
+        def enter(segment: int) -> None:
+            later = [s for s in order if s > segment]
+            builder.enter_segment(
+                segment,
+                mvms_by_segment.get(segment, []),
+                buffers_by_segment.get(segment, []),
+                mvms_by_segment.get(later[0], []) if later else [],
+            )
+
+        enter(0)
         returned: list[SSAValue] = []
         for inner in body.ops:
             segment = _segment_of(inner)
             if segment is not None and segment != builder.segment:
-                builder.enter_segment(segment, mvms_by_segment.get(segment, []))
+                enter(segment)
             if isinstance(inner, cim_tile.MVMOp):
                 builder.lower_mvm(inner)
             elif isinstance(inner, cim_tile.Im2ColOp | cim_tile.Col2ImOp):
@@ -810,10 +1055,11 @@ class ConvertTileToMetaPass(ModulePass):
                     cim_meta.StoreOp(
                         name,
                         max(1, builder.tensor_bytes(value)),
-                        Location.BUFFER,
+                        builder.where[name],
                         Location.DRAM,
                         builder.deps(*(t for _, t in builder.ready[name])),
                         builder.segment,
+                        arrays=builder.in_memory.get(name),
                         label=preferred,
                     )
                 )

@@ -295,7 +295,7 @@ cim_tile.yield %x : tensor<4xf32>
 // -----
 
 // CHECK: 'cim_tile.memory_buffer' arrays are in memory mode
-cim_tile.memory_buffer kv_cache arrays 8 bytes 102400 segment 1 mode <compute>
+cim_tile.memory_buffer kv_cache arrays 8 bytes 102400 segment 1 holds ["k"] mode <compute>
 
 // -----
 
@@ -354,3 +354,13 @@ cim_tile.memory_buffer scratch arrays 2 bytes 64 segment 0 mode <memory>
   %r = cim_graph.unary relu %a : tensor<4xf32> -> tensor<4xf32>
   cim_tile.yield %a : tensor<4xf32>
 }
+
+// -----
+
+// CHECK: 'cim_tile.memory_buffer' names the tensors it holds exactly when it is a kv_cache
+cim_tile.memory_buffer kv_cache arrays 8 bytes 102400 segment 1 mode <memory>
+
+// -----
+
+// CHECK: 'cim_tile.memory_buffer' names the tensors it holds exactly when it is a kv_cache
+cim_tile.memory_buffer activations arrays 8 bytes 1024 segment 1 holds ["x"] mode <memory>

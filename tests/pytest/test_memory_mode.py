@@ -1,0 +1,158 @@
+"""Memory-mode arrays in the lowering: mode switches, weight prefetch for the
+next segment, activations spilled into arrays instead of DRAM, and eviction
+when a segment takes those arrays back."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+
+from cimflow.cimdialect import cim_tile
+from cimflow.cimsim.trace import LoadOp, StoreOp, SwitchOp, Trace
+from cimflow.errors import CimError
+from cimflow.frontend import import_onnx
+from cimflow.hw_targets import load_target, target_to_toml
+from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
+from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
+from cimflow.passes.static_allocate import StaticAllocatePass
+from cimflow.tools.cim_verify import module_trace, verify_trace
+
+Buffer = tuple[int, cim_tile.BufferRole, int, int]
+"""(segment, role, arrays, bytes)."""
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """Four 24x24 layers on the tiny target (two segments of 6 arrays, two
+    arrays free each) whose memory arrays hold 4 KiB each."""
+    directory = tmp_path_factory.mktemp("memory")
+    rng = np.random.default_rng(0)
+    nodes: list[onnx.NodeProto] = []
+    weights: list[TensorProto] = []
+    x = "x"
+    for i in range(4):
+        values = (rng.standard_normal((24, 24)) / 5).astype(np.float32)
+        weights.append(numpy_helper.from_array(values, f"w{i}"))
+        nodes.append(helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"]))
+        nodes.append(helper.make_node("Relu", [f"m{i}"], [f"r{i}"]))
+        x = f"r{i}"
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [150, 24])],
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [150, 24])],
+        weights,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
+    )
+    path = directory / "mlp.onnx"
+    onnx.save(model, path)
+    tiny = load_target("tiny")
+    target = dataclasses.replace(
+        tiny, dual_mode=dataclasses.replace(tiny.dual_mode, memory_capacity_bytes=4096)
+    )
+    target_path = directory / "tinymem.toml"
+    target_path.write_text(target_to_toml(target), encoding="utf-8")
+    return path, str(target_path)
+
+
+def compile_with_buffers(
+    path: Path, target: str, buffers: Sequence[Buffer]
+) -> ModuleOp:
+    module = import_onnx(path)
+    ctx = Context()
+    ConvertGraphToTilePass(target).apply(ctx, module)
+    StaticAllocatePass(target).apply(ctx, module)
+    function = next(op for op in module.ops if isinstance(op, func.FuncOp))
+    block = function.body.block
+    for segment, role, arrays, size in buffers:
+        assert block.first_op is not None
+        block.insert_op_before(
+            cim_tile.MemoryBufferOp(role, arrays, size, segment), block.first_op
+        )
+    ConvertTileToMetaPass(target).apply(ctx, module)
+    module.verify()
+    return module
+
+
+def trace_of(setup: tuple[Path, str], buffers: Sequence[Buffer]) -> Trace:
+    path, target = setup
+    return module_trace(compile_with_buffers(path, target, buffers), str(path))
+
+
+WEIGHTS = cim_tile.BufferRole.WEIGHTS
+ACTIVATIONS = cim_tile.BufferRole.ACTIVATIONS
+
+
+def test_next_segment_weights_are_prefetched_into_memory_arrays(
+    setup: tuple[Path, str],
+) -> None:
+    trace = trace_of(setup, [(0, WEIGHTS, 1, 4096)])
+    switches = [op for op in trace.ops if isinstance(op, SwitchOp)]
+    assert [(s.to, s.arrays) for s in switches] == [("memory", ((6, 7),))]
+    prefetches = [
+        op for op in trace.ops if isinstance(op, LoadOp) and op.dst == "memory"
+    ]
+    readouts = [op for op in trace.ops if isinstance(op, LoadOp) and op.src == "memory"]
+    assert [op.tensor for op in prefetches] == ["w2", "w3"]
+    assert all(op.segment == 0 for op in prefetches)
+    assert [op.tensor for op in readouts] == ["w2", "w3"]
+    assert all(op.segment == 1 for op in readouts)
+    assert verify_trace(trace, setup[0], "exact").passed
+
+
+def test_large_activations_spill_into_memory_arrays(setup: tuple[Path, str]) -> None:
+    trace = trace_of(setup, [(0, ACTIVATIONS, 2, 8192), (1, ACTIVATIONS, 2, 8192)])
+    into = [op for op in trace.ops if isinstance(op, StoreOp) and op.dst == "memory"]
+    back = [op for op in trace.ops if isinstance(op, LoadOp) and op.src == "memory"]
+    assert into and back
+    assert {op.tensor for op in back} <= {op.tensor for op in into}
+    assert verify_trace(trace, setup[0], "exact").passed
+
+
+def test_spills_leave_arrays_a_later_segment_takes_back(
+    setup: tuple[Path, str],
+) -> None:
+    trace = trace_of(setup, [(0, ACTIVATIONS, 2, 8192)])
+    evictions = [
+        op
+        for op in trace.ops
+        if isinstance(op, StoreOp) and op.src == "memory" and op.dst == "dram"
+    ]
+    assert evictions and all(op.segment == 1 for op in evictions)
+    assert verify_trace(trace, setup[0], "exact").passed
+
+
+def test_kv_cache_buffers_are_refused_clearly(setup: tuple[Path, str]) -> None:
+    path, target = setup
+    module = import_onnx(path)
+    ctx = Context()
+    ConvertGraphToTilePass(target).apply(ctx, module)
+    StaticAllocatePass(target).apply(ctx, module)
+    function = next(op for op in module.ops if isinstance(op, func.FuncOp))
+    block = function.body.block
+    assert block.first_op is not None
+    block.insert_op_before(
+        cim_tile.MemoryBufferOp(cim_tile.BufferRole.KV_CACHE, 1, 64, 0, ["x"]),
+        block.first_op,
+    )
+    with pytest.raises(CimError, match="KV cache"):
+        ConvertTileToMetaPass(target).apply(ctx, module)
+
+
+def test_buffers_beyond_the_switchable_arrays_are_refused(
+    setup: tuple[Path, str],
+) -> None:
+    path, target = setup
+    with pytest.raises(CimError, match="can switch 8 to memory mode"):
+        compile_with_buffers(path, target, [(0, WEIGHTS, 3, 4096)])
