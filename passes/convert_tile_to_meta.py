@@ -924,9 +924,8 @@ class _ScheduleBuilder:
         return self.names[value]
 
 
-def _ids(arrays: cim_meta.ArrayRangesAttr) -> range:
-    first, stop = arrays.ranges[0][0], arrays.ranges[-1][1]
-    return range(first, stop)
+def _ids(arrays: cim_meta.ArrayRangesAttr) -> list[int]:
+    return [a for first, stop in arrays.ranges for a in range(first, stop)]
 
 
 def _runs(arrays: set[int]) -> list[tuple[int, int]]:

@@ -15,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Block
 
 from cimflow.cimdialect import cim_tile
 from cimflow.cimsim.trace import LoadOp, StoreOp, SwitchOp, Trace
@@ -66,15 +67,21 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return path, str(target_path)
 
 
-def compile_with_buffers(
-    path: Path, target: str, buffers: Sequence[Buffer]
-) -> ModuleOp:
+def allocated(path: Path, target: str) -> tuple[Context, ModuleOp, Block]:
+    """The model tiled and statically allocated: a context, the module and
+    its function body, ready for memory buffers."""
     module = import_onnx(path)
     ctx = Context()
     ConvertGraphToTilePass(target).apply(ctx, module)
     StaticAllocatePass(target).apply(ctx, module)
     function = next(op for op in module.ops if isinstance(op, func.FuncOp))
-    block = function.body.block
+    return ctx, module, function.body.block
+
+
+def compile_with_buffers(
+    path: Path, target: str, buffers: Sequence[Buffer]
+) -> ModuleOp:
+    ctx, module, block = allocated(path, target)
     for segment, role, arrays, size in buffers:
         assert block.first_op is not None
         block.insert_op_before(
@@ -135,12 +142,7 @@ def test_spills_leave_arrays_a_later_segment_takes_back(
 
 def test_kv_cache_buffers_are_refused_clearly(setup: tuple[Path, str]) -> None:
     path, target = setup
-    module = import_onnx(path)
-    ctx = Context()
-    ConvertGraphToTilePass(target).apply(ctx, module)
-    StaticAllocatePass(target).apply(ctx, module)
-    function = next(op for op in module.ops if isinstance(op, func.FuncOp))
-    block = function.body.block
+    ctx, module, block = allocated(path, target)
     assert block.first_op is not None
     block.insert_op_before(
         cim_tile.MemoryBufferOp(cim_tile.BufferRole.KV_CACHE, 1, 64, 0, ["x"]),
