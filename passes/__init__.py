@@ -11,6 +11,12 @@ PASS_MODULES: dict[str, tuple[str, str]] = {
         "ConvertGraphToTilePass",
     ),
     "cim-static-allocate": ("cimflow.passes.static_allocate", "StaticAllocatePass"),
+    "cim-pimcomp-allocate": (
+        "cimflow.passes.pimcomp_allocate",
+        "PimcompAllocatePass",
+    ),
+    "cim-clsa-allocate": ("cimflow.passes.clsa_allocate", "ClsaAllocatePass"),
+    "cim-mlc-allocate": ("cimflow.passes.cimmlc_allocate", "CimMlcAllocatePass"),
     "convert-tile-to-meta": (
         "cimflow.passes.convert_tile_to_meta",
         "ConvertTileToMetaPass",

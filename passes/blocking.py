@@ -242,6 +242,8 @@ def plan(
     if isinstance(op, cim_tile.Im2ColOp):
         source = inputs[0]
         oh, ow = op.output_spatial()
+        if kind == Dataflow.ROWS and shapes[0][0] != 1:
+            return None  # rows of several samples are not one band of vectors
         output = (
             Layout(0, ow, oh)
             if kind == Dataflow.ROWS
@@ -267,6 +269,8 @@ def plan(
             return None
         if kind == Dataflow.BATCH:
             return BlockPlan(Layout(0, 1, source.rows), lambda _i, band: band)
+        if (out_shape[0], out_shape[2], out_shape[3]) != (1, source.rows, source.unit):
+            return None  # the vectors' rows are not the output's rows
         return BlockPlan(Layout(2, 1, source.rows), lambda _i, band: band)
     if isinstance(op, cim_tile.MVMOp):
         alloc = op.alloc

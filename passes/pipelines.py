@@ -16,8 +16,11 @@ from xdsl.passes import ModulePass
 
 from cimflow.errors import CimError
 from cimflow.hw_targets import DEFAULT_TARGET
+from cimflow.passes.cimmlc_allocate import CimMlcAllocatePass
+from cimflow.passes.clsa_allocate import ClsaAllocatePass
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
+from cimflow.passes.pimcomp_allocate import PimcompAllocatePass
 from cimflow.passes.static_allocate import StaticAllocatePass
 
 AllocationFactory = Callable[[str], ModulePass]
@@ -25,6 +28,10 @@ AllocationFactory = Callable[[str], ModulePass]
 
 STRATEGIES: dict[str, AllocationFactory] = {
     "static": StaticAllocatePass,
+    "pimcomp-ht": lambda target: PimcompAllocatePass(target, "throughput"),
+    "pimcomp-ll": lambda target: PimcompAllocatePass(target, "latency"),
+    "clsa-cim": ClsaAllocatePass,
+    "cim-mlc": CimMlcAllocatePass,
 }
 """Allocation strategies by name; each produces the same cim_tile attributes."""
 

@@ -364,3 +364,24 @@ cim_tile.memory_buffer kv_cache arrays 8 bytes 102400 segment 1 mode <memory>
 
 // CHECK: 'cim_tile.memory_buffer' names the tensors it holds exactly when it is a kv_cache
 cim_tile.memory_buffer activations arrays 8 bytes 1024 segment 1 holds ["x"] mode <memory>
+
+// -----
+
+// CHECK: 'cim_tile.dataflow' needs at least one block
+cim_tile.dataflow segment 0 rows blocks 0
+
+// -----
+
+// CHECK: 'cim_tile.dataflow' layer runs in one block
+cim_tile.dataflow segment 0 layer blocks 2
+
+// -----
+
+// CHECK: 'cim_tile.dataflow' segment must not be negative
+cim_tile.dataflow segment -1 batch blocks 2
+
+// -----
+
+// CHECK: 'cim_tile.mvm' align must be positive
+%x = "test.op"() : () -> tensor<64x144xf32>
+%y = cim_tile.mvm %x weight "w" layout kn tiling <k = 144, n = 32, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 2, col_tiles = 1, groups_per_array = 1> alloc <segment = 0, copies = 2, chunks = 1> align 0 mode <compute> : tensor<64x144xf32> -> tensor<64x32xf32>

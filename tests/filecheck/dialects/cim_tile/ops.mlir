@@ -85,6 +85,18 @@ builtin.module attributes {test.tiling = #cim_tile.tiling<k = 576, n = 64, group
     cim_tile.memory_buffer weights arrays 1 bytes 1 segment 2 mode <memory> {test.note = "streamed"}
     // CHECK-NEXT: cim_tile.memory_buffer weights arrays 1 bytes 1 segment 2 mode <memory> {test.note = "streamed"}
     // GENERIC: "cim_tile.memory_buffer"() <{role = #cim_tile<role weights>, arrays = 1 : i64, bytes = 1 : i64, segment = 2 : i64, mode = #cim_tile.mode<memory>}> {test.note = "streamed"} : () -> ()
+    cim_tile.dataflow segment 0 rows blocks 8
+    // CHECK-NEXT: cim_tile.dataflow segment 0 rows blocks 8
+    // GENERIC: "cim_tile.dataflow"() <{segment = 0 : i64, kind = #cim_tile<dataflow_kind rows>, blocks = 8 : i64}> : () -> ()
+    cim_tile.dataflow segment 1 batch blocks 4
+    // CHECK-NEXT: cim_tile.dataflow segment 1 batch blocks 4
+    // GENERIC: "cim_tile.dataflow"() <{segment = 1 : i64, kind = #cim_tile<dataflow_kind batch>, blocks = 4 : i64}> : () -> ()
+    cim_tile.dataflow segment 2 layer blocks 1
+    // CHECK-NEXT: cim_tile.dataflow segment 2 layer blocks 1
+    // GENERIC: "cim_tile.dataflow"() <{segment = 2 : i64, kind = #cim_tile<dataflow_kind layer>, blocks = 1 : i64}> : () -> ()
+    %aligned = cim_tile.mvm %h weight "ffn.weight" layout kn tiling <k = 512, n = 256, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 4, col_tiles = 8, groups_per_array = 1> alloc <segment = 0, copies = 2, chunks = 1> align 64 mode <compute> : tensor<4x512xf32> -> tensor<4x256xf32>
+    // CHECK-NEXT: %aligned = cim_tile.mvm %h weight "ffn.weight" layout kn tiling <k = 512, n = 256, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 4, col_tiles = 8, groups_per_array = 1> alloc <segment = 0, copies = 2, chunks = 1> align 64 mode <compute> : tensor<4x512xf32> -> tensor<4x256xf32>
+    // GENERIC: %aligned = "cim_tile.mvm"(%h) <{weight = "ffn.weight", layout = #cim_tile<layout kn>, tiling = #cim_tile.tiling<k = 512, n = 256, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 4, col_tiles = 8, groups_per_array = 1>, alloc = #cim_tile.alloc<segment = 0, copies = 2, chunks = 1>, align = 64 : i64, mode = #cim_tile.mode<compute>}> : (tensor<4x512xf32>) -> tensor<4x256xf32>
     func.return
     // CHECK-NEXT: func.return
   }

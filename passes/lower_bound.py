@@ -1,0 +1,331 @@
+"""The physical latency limit of a tiled model on a target: an analysis.
+
+:func:`latency_lower_bound` reads a module after ``convert-graph-to-tile``
+(the ``cim_tile`` level; allocation attributes, if present, are ignored) and
+returns a :class:`LowerBound`: cycles no schedule of the model can beat on
+the target, whatever the allocation strategy, because each term is work that
+some resource must do and that resource's peak rate. Every cycle count comes
+from :mod:`cimflow.cost_model`, so the bound moves with the cost model.
+
+Terms (``t`` the target, ``ceil`` on every division, sums over the top-level
+ops of the function):
+
+- ``compute_cycles``: every array activation spread perfectly over all
+  ``t.total_arrays`` arrays at the peak issue rate::
+
+      per_vector(r)   = mvm_cycles(t, 2, r) - mvm_cycles(t, 1, r)
+                      = wordline_passes(t, r) * mvm_issue_interval_cycles
+      array_cycles    = sum over cim_tile.mvm, over its array tiles of one
+                        copy (arrays_per_copy of them), of
+                        vectors * per_vector(rows the tile holds)
+      compute_cycles  = ceil(array_cycles / t.total_arrays)
+
+  A tile holds ``rows`` rows except the last row tile (``k mod rows``); a
+  packed grouped tile holds ``k`` rows per group it packs. The total
+  ``mvm_activations`` (array x vector x wordline pass) is reported too.
+  Weight copies only split the vectors, and streamed chunks only split the
+  tiles, so no strategy has fewer activations; each MVM op of ``v`` vectors
+  holds its arrays ``passes * (latency + (v - 1) * interval) >= v *
+  per_vector`` cycles.
+- ``dram_cycles``: every byte that must cross the DRAM channel, once, at its
+  peak bandwidth: each weight the model reads (an MVM weight and bias in
+  full, ``groups * k * n`` and ``groups * n`` elements; a weight read by
+  vector work in full, except an embedding table read only by gathers, of
+  which only the gathered rows), model inputs that are used, and model
+  outputs (``t.weight_bytes`` per weight element, ``t.activation_bytes`` per
+  activation element, as the lowering counts them). Weights larger than the
+  chip's cells are streamed more than once by real schedules; once is still
+  the bound. ``dram_cycles = dram.latency + ceil(bytes / dram.bandwidth)``,
+  the DRAM side of ``transfer_cost`` (one transfer's latency is unavoidable;
+  the other side of a transfer may be faster memory-mode arrays, so it is
+  not charged).
+- ``interconnect_cycles``: every MVM input tensor (deduplicated: one tensor
+  feeding several MVMs, also through reshapes, counts once) and every MVM
+  output (``vectors * groups * n`` activations, i.e. without partial sums)
+  crossing the interconnect once: ``interconnect_cost(t, bytes)``.
+- ``vector_cycles``: all vector-unit work on all ``total_cores *
+  units_per_core`` units at once: ``vector_cost(t, element_ops, units)``,
+  where ``element_ops`` sums, as the lowering counts them, every
+  ``cim_tile.vector`` payload (:func:`convert_tile_to_meta.vector_work`),
+  ``im2col`` / ``col2im`` (one lane operation per output element), and per
+  MVM the additions of its partial sums (``row_tiles - 1`` per output) and
+  its bias (one per output). On a ``dynamic_matmul`` target the activation
+  matmuls are left out (a strategy may run them on the arrays).
+- ``chain_cycles``: the longest chain of dependent MVMs (data dependencies
+  through any ops), each taking at least one vector through its deepest
+  tile: ``mvm_cycles(t, 1, min(k, rows))``. Even when layers overlap (rows
+  or samples flowing through a pipeline) the first output of a layer waits
+  for one output of the layer it reads.
+
+``cycles = max(compute, dram, interconnect, vector, chain)``; ``bound_by``
+names the largest term. Resources can overlap perfectly in this bound, so a
+real schedule's makespan is never below it (``tests/pytest/
+test_lower_bound.py`` checks the static strategy's simulated makespan).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import BlockArgument, Operation, SSAValue
+
+from cimflow.cimdialect import cim_graph, cim_meta, cim_tile
+from cimflow.cimdialect.cim_graph import tensor_shape
+from cimflow.cimdialect.shapes import num_elements
+from cimflow.cost_model import (
+    cycles_to_seconds,
+    interconnect_cost,
+    mvm_cycles,
+    transfer_cost,
+    vector_cost,
+    vector_element_ops,
+    wordline_passes,
+)
+from cimflow.errors import CimError
+from cimflow.hw_targets import HardwareTarget
+from cimflow.passes.convert_tile_to_meta import vector_work
+
+TERMS: tuple[str, ...] = ("compute", "dram", "interconnect", "vector", "chain")
+"""The terms of the bound, in the order ``bound_by`` breaks ties."""
+
+
+@dataclass(frozen=True)
+class LowerBound:
+    """Cycles below which no schedule of a tiled model can finish.
+
+    The ``*_cycles`` terms are independent limits (see the module docstring
+    for each formula); ``cycles`` is their maximum. The totals behind them
+    are kept for reports.
+    """
+
+    compute_cycles: int
+    """All array activations over every array at the peak issue rate."""
+    dram_cycles: int
+    """Weights, model inputs and outputs once over DRAM at peak bandwidth."""
+    interconnect_cycles: int
+    """Every MVM input and output once over the interconnect."""
+    vector_cycles: int
+    """All vector-unit work on every vector unit at once."""
+    chain_cycles: int
+    """The longest chain of dependent MVMs, one vector each."""
+    mvm_activations: int
+    """Array activations: sum of arrays x vectors x wordline passes."""
+    array_cycles: int
+    """Array-busy cycles at the peak issue rate (before spreading)."""
+    dram_bytes: int
+    """Bytes that must cross DRAM (weights, inputs, outputs)."""
+    weight_bytes: int
+    """The weights' share of ``dram_bytes``."""
+    interconnect_bytes: int
+    """MVM input and output bytes."""
+    vector_element_ops: int
+    """Vector-unit lane operations."""
+
+    @property
+    def terms(self) -> dict[str, int]:
+        """Each term's cycles by name, in :data:`TERMS` order."""
+        return {
+            "compute": self.compute_cycles,
+            "dram": self.dram_cycles,
+            "interconnect": self.interconnect_cycles,
+            "vector": self.vector_cycles,
+            "chain": self.chain_cycles,
+        }
+
+    @property
+    def cycles(self) -> int:
+        """The bound: the largest term."""
+        return max(self.terms.values())
+
+    @property
+    def bound_by(self) -> str:
+        """The name of the largest term (the first in :data:`TERMS` on ties)."""
+        terms = self.terms
+        return max(TERMS, key=lambda name: (terms[name], -TERMS.index(name)))
+
+    def seconds(self, target: HardwareTarget) -> float:
+        """The bound in seconds at the target's clock."""
+        return cycles_to_seconds(target, self.cycles)
+
+
+def _function_ops(module: ModuleOp) -> Iterator[Operation]:
+    """Top-level ops of the module's functions, after checking the level."""
+    functions = [op for op in module.ops if isinstance(op, func.FuncOp)]
+    if any(isinstance(op, cim_meta.ScheduleOp) for op in module.ops):
+        raise CimError(
+            "latency_lower_bound reads a cim_tile module; this one is already "
+            "lowered to cim_meta (bound the module before convert-tile-to-meta)"
+        )
+    if not functions:
+        raise CimError("latency_lower_bound: the module has no func.func")
+    for function in functions:
+        for op in function.body.block.ops:
+            if isinstance(op, cim_graph.ConvOp | cim_graph.LinearOp):
+                raise CimError(
+                    f"latency_lower_bound needs a tiled module: '{op.name}' is "
+                    "still there; run convert-graph-to-tile first"
+                )
+            yield op
+
+
+def _check_tiling(
+    tiling: cim_tile.TilingAttr, target: HardwareTarget, weight: str
+) -> None:
+    geometry = tuple(tiling.field(key) for key in ("rows", "cols", "bit_slices"))
+    expected = (target.array.rows, target.array.cols, target.bit_slices)
+    if geometry != expected:
+        raise CimError(
+            f"weight '{weight}' is tiled for {geometry[0]}x{geometry[1]} arrays with "
+            f"{geometry[2]} bit slices, but target '{target.name}' has "
+            f"{expected[0]}x{expected[1]} arrays with {expected[2]}"
+        )
+
+
+def tile_rows(tiling: cim_tile.TilingAttr) -> list[tuple[int, int]]:
+    """``(rows held, number of tiles)`` for every array tile of one copy.
+
+    Row tile ``i`` of a matrix holds ``min(rows, k - i * rows)`` rows and
+    repeats for each column tile and each group; a packed grouped weight has
+    ``groups // groups_per_array`` arrays of ``groups_per_array * k`` rows and
+    one array for the remaining groups.
+    """
+    k, groups, rows = (tiling.field(key) for key in ("k", "groups", "rows"))
+    packed = tiling.field("groups_per_array")
+    if packed > 1:
+        full, rest = divmod(groups, packed)
+        tiles = [(packed * k, full)] if full else []
+        return [*tiles, (rest * k, 1)] if rest else tiles
+    per_row_tile = tiling.field("col_tiles") * groups
+    return [
+        (min(rows, k - r * rows), per_row_tile)
+        for r in range(tiling.field("row_tiles"))
+    ]
+
+
+def mvm_array_work(mvm: cim_tile.MVMOp, target: HardwareTarget) -> tuple[int, int]:
+    """``(activations, array cycles at the peak issue rate)`` of one MVM."""
+    vectors = mvm.vectors
+    activations = 0
+    cycles = 0
+    for rows_held, count in tile_rows(mvm.tiling):
+        per_vector = mvm_cycles(target, 2, rows_held) - mvm_cycles(target, 1, rows_held)
+        activations += count * vectors * wordline_passes(target, rows_held)
+        cycles += count * vectors * per_vector
+    return activations, cycles
+
+
+def _data_of(value: SSAValue) -> SSAValue:
+    """The tensor ``value`` is a view of, through free reshapes."""
+    while isinstance(value.owner, cim_tile.VectorOp) and isinstance(
+        value.owner.payload, cim_graph.ReshapeOp
+    ):
+        value = value.owner.inputs[0]
+    return value
+
+
+def _activation_bytes(value: SSAValue, target: HardwareTarget) -> int:
+    return num_elements(tensor_shape(value)) * target.activation_bytes
+
+
+def latency_lower_bound(module: ModuleOp, target: HardwareTarget) -> LowerBound:
+    """The physical latency limit of a ``cim_tile``-level module on ``target``.
+
+    Raises :class:`~cimflow.errors.CimError` for a module that is not tiled
+    (still ``cim_graph`` conv/linear), already lowered to ``cim_meta``, or
+    tiled for different arrays than the target's.
+    """
+    activations = 0
+    array_cycles = 0
+    weight_elements: dict[str, int] = {}
+    used_inputs: dict[SSAValue, None] = {}
+    outputs: dict[SSAValue, None] = {}
+    mvm_inputs: dict[SSAValue, None] = {}
+    output_bytes = 0
+    element_ops = 0
+    chain: dict[SSAValue, int] = {}
+
+    def need_weight(name: str, elements: int) -> None:
+        weight_elements[name] = max(weight_elements.get(name, 0), elements)
+
+    for op in _function_ops(module):
+        for operand in op.operands:
+            if isinstance(operand, BlockArgument):  # a model input
+                used_inputs[operand] = None
+        depth = max((chain.get(v, 0) for v in op.operands), default=0)
+        if isinstance(op, cim_tile.MVMOp):
+            tiling = op.tiling
+            weight = op.weight.data
+            _check_tiling(tiling, target, weight)
+            groups, k, n = (tiling.field(key) for key in ("groups", "k", "n"))
+            act, cycles = mvm_array_work(op, target)
+            activations += act
+            array_cycles += cycles
+            need_weight(weight, groups * k * n)
+            if op.bias is not None:
+                need_weight(op.bias.data, groups * n)
+            mvm_inputs[_data_of(op.input)] = None
+            outputs_count = op.vectors * groups * n
+            output_bytes += outputs_count * target.activation_bytes
+            extra = tiling.field("row_tiles") - 1 + (1 if op.bias is not None else 0)
+            element_ops += vector_element_ops("accumulate", outputs_count, extra)
+            depth += mvm_cycles(target, 1, min(k, tiling.field("rows")))
+        elif isinstance(op, cim_tile.Im2ColOp | cim_tile.Col2ImOp):
+            kind = op.name.split(".")[1]
+            element_ops += vector_element_ops(
+                kind, num_elements(tensor_shape(op.output))
+            )
+        elif isinstance(op, cim_tile.VectorOp):
+            payload = op.payload
+            kind, ops = vector_work(payload)
+            if not (kind == "matmul" and target.array.dynamic_matmul):
+                element_ops += ops
+            for index, operand in enumerate(op.inputs):
+                owner = operand.owner
+                if not isinstance(owner, cim_graph.WeightOp):
+                    continue
+                elements = num_elements(tensor_shape(operand))
+                if isinstance(payload, cim_graph.GatherOp) and index == 0:
+                    elements = num_elements(tensor_shape(payload.output))
+                need_weight(owner.weight_name.data, elements)
+        elif isinstance(op, func.ReturnOp):
+            for value in op.operands:
+                if isinstance(value.owner, Operation) and not isinstance(
+                    value.owner, cim_graph.WeightOp | cim_graph.ConstantOp
+                ):
+                    outputs[value] = None
+        for result in op.results:
+            chain[result] = depth
+
+    weight_bytes = sum(weight_elements.values()) * target.weight_bytes
+    io_bytes = sum(_activation_bytes(v, target) for v in (*used_inputs, *outputs))
+    dram_bytes = weight_bytes + io_bytes
+    interconnect_bytes = output_bytes + sum(
+        _activation_bytes(v, target) for v in mvm_inputs
+    )
+    units = target.total_cores * target.vector.units_per_core
+    return LowerBound(
+        compute_cycles=math.ceil(array_cycles / target.total_arrays),
+        # DRAM at both ends: the DRAM link's time alone.
+        dram_cycles=(
+            transfer_cost(target, "dram", "dram", dram_bytes).cycles
+            if dram_bytes
+            else 0
+        ),
+        interconnect_cycles=(
+            interconnect_cost(target, interconnect_bytes).cycles
+            if interconnect_bytes
+            else 0
+        ),
+        vector_cycles=vector_cost(target, element_ops, units).cycles,
+        chain_cycles=max(chain.values(), default=0),
+        mvm_activations=activations,
+        array_cycles=array_cycles,
+        dram_bytes=dram_bytes,
+        weight_bytes=weight_bytes,
+        interconnect_bytes=interconnect_bytes,
+        vector_element_ops=element_ops,
+    )

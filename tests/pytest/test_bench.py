@@ -1,0 +1,208 @@
+"""cim-bench: a tiny sweep's CSV, determinism, plots, failures, parallel runs."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass
+
+from cimflow.errors import CimError
+from cimflow.passes.pipelines import STRATEGIES
+from cimflow.passes.static_allocate import StaticAllocatePass
+from cimflow.tools import bench
+
+TINY_SWEEP = [
+    "--small",
+    "--models",
+    "resnet18,bert_base",
+    "--targets",
+    "tiny",
+    "--strategies",
+    "static",
+    "--quiet",
+]
+
+
+def without_times(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [
+        {k: v for k, v in row.items() if k not in bench.TIME_COLUMNS} for row in rows
+    ]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    assert bench.main([*TINY_SWEEP, "--out", str(out)]) == 0
+    return out
+
+
+def test_csv_has_the_columns_and_rows(sweep: Path) -> None:
+    text = (sweep / "bench.csv").read_text(encoding="utf-8")
+    header = text.splitlines()[0].split(",")
+    assert header == bench.csv_columns(["static"])
+    assert header[-len(bench.TIME_COLUMNS) :] == list(bench.TIME_COLUMNS)
+    rows = bench.read_csv(sweep / "bench.csv")
+    assert [(r["model"], r["phase"], r["batch"], r["L"]) for r in rows] == [
+        ("resnet_tiny", "", "1", ""),
+        ("bert_tiny", "", "1", "16"),
+    ]
+    for row in rows:
+        assert (row["target"], row["strategy"], row["status"]) == (
+            "tiny",
+            "static",
+            "ok",
+        )
+        cycles = int(row["latency_cycles"])
+        assert cycles >= int(row["bound_cycles"]) > 0
+        assert float(row["bound_ratio"]) >= 1
+        assert float(row["latency_ms"]) == pytest.approx(cycles / 1e6, rel=1e-5)
+        assert float(row["throughput_per_s"]) == pytest.approx(
+            1e3 / float(row["latency_ms"]), rel=1e-4
+        )
+        assert float(row["energy_uj"]) > 0
+        assert 0 < float(row["array_utilization"]) <= 1
+        assert row["speedup_vs_static"] == "1"
+        assert row["bound_by"] in ("compute", "dram", "interconnect", "vector", "chain")
+        assert int(row["bound_cycles"]) == max(
+            int(row[f"bound_{term}_cycles"])
+            for term in ("compute", "dram", "interconnect", "vector", "chain")
+        )
+        assert all(float(row[column]) >= 0 for column in bench.TIME_COLUMNS)
+
+
+def test_sweep_is_deterministic(sweep: Path, tmp_path: Path) -> None:
+    assert bench.main([*TINY_SWEEP, "--out", str(tmp_path)]) == 0
+    first = bench.read_csv(sweep / "bench.csv")
+    second = bench.read_csv(tmp_path / "bench.csv")
+    assert without_times(first) == without_times(second)
+
+
+def test_plots_are_written(sweep: Path) -> None:
+    pytest.importorskip("matplotlib")
+    for file_name, *_ in bench.PLOTS:
+        path = sweep / file_name
+        assert path.is_file() and path.read_bytes().startswith(b"\x89PNG"), file_name
+
+
+def test_no_matplotlib_no_plots(
+    sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails
+    rows = bench.read_csv(sweep / "bench.csv")
+    assert bench.write_plots(tmp_path, rows, ["static"]) is None
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_no_matplotlib_message(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    args = ["--small", "--models", "resnet18", "--targets", "tiny", "--quiet"]
+    assert bench.main([*args, "--out", str(tmp_path)]) == 0
+    assert "matplotlib is not installed" in capsys.readouterr().out
+    assert (tmp_path / "bench.csv").is_file()
+
+
+@dataclass(frozen=True)
+class BrokenAllocation(ModulePass):
+    """An allocation strategy that always fails."""
+
+    name = "test-broken-allocate"
+
+    target: str = "tiny"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        raise CimError("this strategy refuses every model")
+
+
+def test_failures_are_rows_and_speedups_compare_strategies(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(STRATEGIES, "static_again", StaticAllocatePass)
+    monkeypatch.setitem(STRATEGIES, "broken", BrokenAllocation)
+    strategies = "static,static_again,broken"
+    args = ["--small", "--models", "resnet18,vgg16", "--targets", "tiny"]
+    code = bench.main([*args, "--strategies", strategies, "--out", str(tmp_path)])
+    assert code == 1  # some combinations failed, the sweep went on
+    captured = capsys.readouterr()
+    assert "[6/6] vgg_tiny b1 tiny broken ... " in captured.err
+    assert "FAILED" in captured.out
+    assert "this strategy refuses every model" in captured.out
+    rows = bench.read_csv(tmp_path / "bench.csv")
+    assert list(rows[0]) == bench.csv_columns(strategies.split(","))
+    assert [(r["model"], r["strategy"]) for r in rows] == [
+        (model, strategy)
+        for model in ("resnet_tiny", "vgg_tiny")
+        for strategy in strategies.split(",")
+    ]
+    for row in rows:
+        if row["strategy"] == "broken":
+            assert row["status"] == "error: this strategy refuses every model"
+            assert row["latency_cycles"] == row["speedup_vs_static"] == ""
+        else:
+            assert row["status"] == "ok"
+            assert row["speedup_vs_static"] == row["speedup_vs_static_again"] == "1"
+            assert row["speedup_vs_broken"] == ""
+
+
+def test_parallel_sweep_matches_serial(sweep: Path, tmp_path: Path) -> None:
+    assert bench.main([*TINY_SWEEP, "--jobs", "2", "--out", str(tmp_path)]) == 0
+    serial = bench.read_csv(sweep / "bench.csv")
+    parallel = bench.read_csv(tmp_path / "bench.csv")
+    assert without_times(parallel) == without_times(serial)
+
+
+def test_plan_orders_and_deduplicates() -> None:
+    combinations, notes = bench.plan_sweep(
+        models=["gpt2", "resnet50", "resnet18"],
+        batches=[1, 2],
+        sequences=[8, 40],
+        phases=["prefill", "decode"],
+        targets=["tiny", "dynaplasia"],
+        strategies=["static"],
+        small=True,
+    )
+    labels = [c.label for c in combinations]
+    # resnet18 and resnet50 share one small variant, listed once per batch;
+    # gpt2_tiny's 32 positions leave out L = 40.
+    assert labels == [
+        f"{entry} {target} static"
+        for entry in (
+            "resnet_tiny b1",
+            "resnet_tiny b2",
+            "gpt2_tiny prefill b1 L8",
+            "gpt2_tiny prefill b2 L8",
+            "gpt2_tiny decode b1 L8",
+            "gpt2_tiny decode b2 L8",
+        )
+        for target in ("tiny", "dynaplasia")
+    ]
+    assert [c.index for c in combinations] == list(range(len(combinations)))
+    assert len(notes) == 4 and all("L40" in note for note in notes)
+
+
+def test_suites_and_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert set(bench.SUITES) == {"default", "full"}
+    full = bench.SUITES["full"]
+    assert (full.batches, full.sequences) == ((1, 4, 16), (128, 512, 2048))
+    for bad in (
+        ["--models", "alexnet"],
+        ["--strategies", "nonesuch"],
+        ["--targets", "nowhere"],
+        ["--batch", "0"],
+        ["--phases", "train"],
+        ["--jobs", "0"],
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            bench.main(bad)
+        assert exit_info.value.code == 2
+    assert "unknown model alexnet" in capsys.readouterr().err

@@ -1,0 +1,800 @@
+"""``cim-bench``: the benchmark harness, strategies x models x targets.
+
+For every combination of a zoo model (:mod:`cimflow.tools.zoo`, built
+shape-only in a temporary directory), a target and an allocation strategy
+(a name in :data:`cimflow.passes.pipelines.STRATEGIES`), the harness
+compiles with ``cim-compile{strategy=S target=T}`` (timed), builds the trace
+and simulates it (timed), and computes the latency lower bound of the tiled
+model (:func:`cimflow.passes.lower_bound.latency_lower_bound`). It prints a
+table, and with ``--out DIR`` writes ``DIR/bench.csv`` and PNG plots (when
+matplotlib is installed: ``pip install 'cimflow[bench]'``)::
+
+    cim-bench                                   # the default suite
+    cim-bench --suite full --jobs 2 --out results/
+    cim-bench --models gpt2,llama2_7b --phases decode --batch 1,4,16 \\
+        --sequence 128,2048 --targets dynaplasia
+    cim-bench --mapping-report --models resnet18,vgg16   # PIMCOMP cross-check
+
+A combination that fails (any exception) is reported in the ``status``
+column and the sweep goes on; the exit status is 1 if any failed. With
+``--jobs N`` combinations run in ``N`` spawned processes, which see the
+strategies registered when :mod:`cimflow.passes.pipelines` is imported.
+
+The CSV has one row per combination, in a fixed order (models in zoo order,
+then phase, batch, sequence, target, strategy) and fixed columns
+(:func:`csv_columns`); every column but the wall-clock times
+(:data:`TIME_COLUMNS`, the last ones) is deterministic. ``speedup_vs_<S>``
+is strategy ``S``'s latency over this row's (above 1: this row is faster);
+``bound_ratio`` is the latency over the lower bound (at least 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import io
+import multiprocessing
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+
+from cimflow.cimsim.engine import simulate
+from cimflow.cimsim.trace import parse_trace
+from cimflow.errors import CimError
+from cimflow.frontend import import_onnx
+from cimflow.hw_targets import load_target
+from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
+from cimflow.passes.lower_bound import LowerBound, latency_lower_bound
+from cimflow.passes.mapping_report import (
+    PIMCOMP_COMPILER_CROSSBARS,
+    format_mapping,
+    mapping_summary,
+)
+from cimflow.passes.pipelines import STRATEGIES, CompilePass
+from cimflow.passes.trace_target import build_trace
+from cimflow.tools.model_builders import Phase
+from cimflow.tools.zoo import (
+    DEFAULT_SMALL_SEQUENCE,
+    PHASES,
+    ZOO,
+    ZOO_BY_NAME,
+    ZooEntry,
+    zoo_plan,
+)
+
+DEFAULT_TARGETS: tuple[str, ...] = ("dynaplasia", "pimcomp_default")
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A preset sweep: which models, batches, sequence lengths and phases."""
+
+    models: tuple[str, ...]
+    batches: tuple[int, ...]
+    sequences: tuple[int, ...]
+    phases: tuple[Phase, ...] = PHASES
+    description: str = ""
+
+
+SUITES: dict[str, Suite] = {
+    "default": Suite(
+        ("resnet18", "resnet50", "vgg16", "mobilenetv2", "bert_base", "gpt2"),
+        (1,),
+        (128,),
+        description="small and medium models at batch 1, L 128 (a few minutes)",
+    ),
+    "full": Suite(
+        tuple(model.name for model in ZOO),
+        (1, 4, 16),
+        (128, 512, 2048),
+        description="the whole zoo, LLM prefill and decode at batch 1-16, L 128-2048",
+    ),
+}
+"""The ``--suite`` presets; explicit options override their fields."""
+
+KEY_COLUMNS: tuple[str, ...] = (
+    "model",
+    "phase",
+    "batch",
+    "L",
+    "target",
+    "strategy",
+    "status",
+)
+RESULT_COLUMNS: tuple[str, ...] = (
+    "latency_cycles",
+    "latency_ms",
+    "throughput_per_s",
+    "energy_uj",
+    "array_utilization",
+    "dram_bytes",
+    "bound_cycles",
+    "bound_by",
+    "bound_ratio",
+    "bound_compute_cycles",
+    "bound_dram_cycles",
+    "bound_interconnect_cycles",
+    "bound_vector_cycles",
+    "bound_chain_cycles",
+)
+TIME_COLUMNS: tuple[str, ...] = ("compile_s", "simulate_s", "wall_s")
+"""Wall-clock columns (not deterministic), always the last ones."""
+
+
+def csv_columns(strategies: Sequence[str]) -> list[str]:
+    """The CSV's columns for a sweep over ``strategies``, in order."""
+    speedups = [f"speedup_vs_{name}" for name in strategies]
+    return [*KEY_COLUMNS, *RESULT_COLUMNS, *speedups, *TIME_COLUMNS]
+
+
+@dataclass(frozen=True)
+class Combination:
+    """One model entry x target x strategy, picklable for worker processes."""
+
+    index: int
+    zoo_name: str
+    """The zoo model (``resnet18``), also for a small variant."""
+    stem: str
+    """The entry's file stem (``gpt2.decode.b1.L128``)."""
+    name: str
+    """The entry's model name (``gpt2``, or ``gpt2_tiny`` with ``small``)."""
+    phase: Phase | None
+    batch: int
+    sequence: int | None
+    small: bool
+    target: str
+    strategy: str
+
+    @property
+    def label(self) -> str:
+        """``gpt2 decode b1 L128 dynaplasia static``."""
+        parts = [self.name]
+        if self.phase is not None:
+            parts.append(self.phase)
+        parts.append(f"b{self.batch}")
+        if self.sequence is not None:
+            parts.append(f"L{self.sequence}")
+        return " ".join([*parts, self.target, self.strategy])
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one combination produced (``error`` set when it failed)."""
+
+    combination: Combination
+    error: str | None = None
+    latency_cycles: int = 0
+    latency_s: float = 0.0
+    throughput: float = 0.0
+    energy_pj: float = 0.0
+    array_utilization: float = 0.0
+    dram_bytes: int = 0
+    bound: LowerBound | None = None
+    compile_s: float = 0.0
+    simulate_s: float = 0.0
+    wall_s: float = 0.0
+
+
+# -- running one combination ----------------------------------------------
+
+
+@dataclass
+class _Cache:
+    """The last imported model and its bounds, reused by later combinations."""
+
+    stem: str | None = None
+    module: ModuleOp | None = None
+    bounds: dict[str, LowerBound] = field(default_factory=lambda: {})
+
+
+_CACHE = _Cache()
+
+
+def _entry(combination: Combination) -> ZooEntry:
+    phases: Sequence[Phase] = (
+        PHASES if combination.phase is None else (combination.phase,)
+    )
+    entries, _ = zoo_plan(
+        combination.batch,
+        combination.sequence,
+        phases,
+        combination.small,
+        models=[combination.zoo_name],
+    )
+    for entry in entries:
+        if entry.stem == combination.stem:
+            return entry
+    raise CimError(f"no zoo entry {combination.stem}")
+
+
+def _imported(combination: Combination) -> ModuleOp:
+    """The cim_graph module of the combination's model (cached by stem)."""
+    if _CACHE.stem != combination.stem or _CACHE.module is None:
+        entry = _entry(combination)
+        with tempfile.TemporaryDirectory(prefix="cim-bench-") as directory:
+            path = Path(directory) / entry.file_name
+            onnx.save(entry.builder(), path)
+            module = import_onnx(path)
+        _CACHE.stem, _CACHE.module, _CACHE.bounds = combination.stem, module, {}
+    return _CACHE.module.clone()
+
+
+def _bound(combination: Combination) -> LowerBound:
+    """The lower bound of the model on the target (cached per target)."""
+    bound = _CACHE.bounds.get(combination.target)
+    if bound is None:
+        tiled = _imported(combination)
+        ConvertGraphToTilePass(combination.target).apply(Context(), tiled)
+        bound = latency_lower_bound(tiled, load_target(combination.target))
+        _CACHE.bounds[combination.target] = bound
+    return bound
+
+
+def _error_text(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    first = text[0] if text else ""
+    if isinstance(error, CimError):
+        return first
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
+def run_combination(combination: Combination) -> Measurement:
+    """Compile, simulate and bound one combination; errors become ``error``."""
+    start = time.perf_counter()
+    try:
+        module = _imported(combination)
+        bound = _bound(combination)
+        compile_start = time.perf_counter()
+        CompilePass(combination.strategy, combination.target).apply(Context(), module)
+        simulate_start = time.perf_counter()
+        result = simulate(parse_trace(build_trace(module), combination.stem))
+        done = time.perf_counter()
+    except Exception as error:  # any failure is a table row
+        return Measurement(
+            combination,
+            error=_error_text(error),
+            wall_s=time.perf_counter() - start,
+        )
+    stats = result.stats
+    return Measurement(
+        combination,
+        latency_cycles=stats.makespan_cycles,
+        latency_s=stats.seconds,
+        throughput=stats.throughput,
+        energy_pj=stats.total_energy_pj,
+        array_utilization=stats.array_utilization,
+        dram_bytes=stats.dram_bytes_read + stats.dram_bytes_written,
+        bound=bound,
+        compile_s=simulate_start - compile_start,
+        simulate_s=done - simulate_start,
+        wall_s=done - start,
+    )
+
+
+# -- planning ---------------------------------------------------------------
+
+
+def plan_sweep(
+    models: Sequence[str],
+    batches: Sequence[int],
+    sequences: Sequence[int],
+    phases: Sequence[Phase],
+    targets: Sequence[str],
+    strategies: Sequence[str],
+    small: bool = False,
+) -> tuple[list[Combination], list[str]]:
+    """Every combination, in table order, and notes on skipped entries.
+
+    Models go in zoo order; a model's entries by phase, batch and sequence
+    (a CNN once per batch); then targets and strategies in the given order.
+    """
+    order = {model.name: index for index, model in enumerate(ZOO)}
+    combinations: list[Combination] = []
+    notes: list[str] = []
+    seen: set[str] = set()
+    for zoo_name in sorted(dict.fromkeys(models), key=lambda name: order[name]):
+        entries: list[ZooEntry] = []
+        for batch in batches:
+            for sequence in sequences:
+                found, skipped = zoo_plan(
+                    batch, sequence, phases, small, models=[zoo_name]
+                )
+                notes += [note for note in skipped if note not in notes]
+                entries += [e for e in found if e.stem not in seen]
+                seen.update(e.stem for e in found)
+        phase_order = {None: 0, "prefill": 1, "decode": 2}
+        entries.sort(key=lambda e: (phase_order[e.phase], e.batch, e.sequence or 0))
+        for entry in entries:
+            for target in targets:
+                for strategy in strategies:
+                    combinations.append(
+                        Combination(
+                            len(combinations),
+                            zoo_name,
+                            entry.stem,
+                            entry.name,
+                            entry.phase,
+                            entry.batch,
+                            entry.sequence,
+                            small,
+                            target,
+                            strategy,
+                        )
+                    )
+    return combinations, notes
+
+
+def run_sweep(
+    combinations: Sequence[Combination],
+    jobs: int = 1,
+    progress: Callable[[int, int, Measurement], None] | None = None,
+) -> list[Measurement]:
+    """Run every combination (in ``jobs`` processes), in combination order."""
+    total = len(combinations)
+    results: dict[int, Measurement] = {}
+
+    def finished(measurement: Measurement) -> None:
+        results[measurement.combination.index] = measurement
+        if progress is not None:
+            progress(len(results), total, measurement)
+
+    if jobs <= 1 or total <= 1:
+        for combination in combinations:
+            finished(run_combination(combination))
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures: dict[Future[Measurement], Combination] = {
+                pool.submit(run_combination, c): c for c in combinations
+            }
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: futures[f].index):
+                    try:
+                        finished(future.result())
+                    except Exception as error:  # a worker that died
+                        finished(Measurement(futures[future], _error_text(error)))
+    return [results[c.index] for c in combinations]
+
+
+# -- rows, table, CSV -------------------------------------------------------
+
+
+def _number(value: float, digits: int = 6) -> str:
+    return f"{value:.{digits}g}"
+
+
+def measurement_rows(
+    measurements: Sequence[Measurement], strategies: Sequence[str]
+) -> list[dict[str, str]]:
+    """One CSV row (column -> text) per measurement, speedups filled in."""
+    latency: dict[tuple[str, str, str], int] = {}
+    for m in measurements:
+        c = m.combination
+        if m.error is None:
+            latency[(c.stem, c.target, c.strategy)] = m.latency_cycles
+    rows: list[dict[str, str]] = []
+    for m in measurements:
+        c = m.combination
+        row = {column: "" for column in csv_columns(strategies)}
+        row.update(
+            model=c.name,
+            phase=c.phase or "",
+            batch=str(c.batch),
+            L="" if c.sequence is None else str(c.sequence),
+            target=c.target,
+            strategy=c.strategy,
+            status="ok" if m.error is None else f"error: {m.error}",
+            wall_s=f"{m.wall_s:.3f}",
+        )
+        if m.error is None and m.bound is not None:
+            bound = m.bound
+            row.update(
+                latency_cycles=str(m.latency_cycles),
+                latency_ms=_number(m.latency_s * 1e3),
+                throughput_per_s=_number(m.throughput),
+                energy_uj=_number(m.energy_pj / 1e6),
+                array_utilization=f"{m.array_utilization:.4f}",
+                dram_bytes=str(m.dram_bytes),
+                bound_cycles=str(bound.cycles),
+                bound_by=bound.bound_by,
+                bound_ratio=_number(m.latency_cycles / max(1, bound.cycles), 4),
+                bound_compute_cycles=str(bound.compute_cycles),
+                bound_dram_cycles=str(bound.dram_cycles),
+                bound_interconnect_cycles=str(bound.interconnect_cycles),
+                bound_vector_cycles=str(bound.vector_cycles),
+                bound_chain_cycles=str(bound.chain_cycles),
+                compile_s=f"{m.compile_s:.3f}",
+                simulate_s=f"{m.simulate_s:.3f}",
+            )
+            for other in strategies:
+                theirs = latency.get((c.stem, c.target, other))
+                if theirs is not None and m.latency_cycles > 0:
+                    row[f"speedup_vs_{other}"] = _number(theirs / m.latency_cycles, 4)
+        rows.append(row)
+    return rows
+
+
+def write_csv(
+    path: Path, rows: Sequence[dict[str, str]], columns: Sequence[str]
+) -> None:
+    """Write ``rows`` with exactly ``columns``, ``\\n`` line endings."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+
+
+_TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("model", "model"),
+    ("phase", "phase"),
+    ("batch", "B"),
+    ("L", "L"),
+    ("target", "target"),
+    ("strategy", "strategy"),
+    ("latency_cycles", "cycles"),
+    ("latency_ms", "ms"),
+    ("throughput_per_s", "samples/s"),
+    ("energy_uj", "energy uJ"),
+    ("array_utilization", "util"),
+    ("compile_s", "compile s"),
+)
+
+
+def format_table(rows: Sequence[dict[str, str]], strategies: Sequence[str]) -> str:
+    """The rows as an aligned text table (errors on their own lines)."""
+    columns = [
+        *_TABLE_COLUMNS,
+        *((f"speedup_vs_{s}", f"x{s}") for s in strategies),
+        ("bound_ratio", "/bound"),
+        ("bound_by", "bound by"),
+    ]
+    cells = [[title for _, title in columns]]
+    errors: list[str] = []
+    for row in rows:
+        cells.append([row[key] or "-" for key, _ in columns])
+        if row["status"] != "ok":
+            cells[-1][6] = "FAILED"
+            label = " ".join(
+                part
+                for part in (row["model"], row["phase"], f"b{row['batch']}", row["L"])
+                if part
+            )
+            errors.append(
+                f"  {label} {row['target']} {row['strategy']}: {row['status']}"
+            )
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    text_columns = {0, 1, 4, 5, len(columns) - 1}
+    lines = [
+        "  ".join(
+            cell.ljust(width) if i in text_columns else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+        ).rstrip()
+        for line in cells
+    ]
+    if errors:
+        lines += ["failed combinations:", *errors]
+    return "\n".join(lines)
+
+
+# -- plots ------------------------------------------------------------------
+
+PLOTS: tuple[tuple[str, str, str, bool], ...] = (
+    ("latency.png", "latency_ms", "latency (ms)", True),
+    ("energy.png", "energy_uj", "energy (uJ)", True),
+    ("utilization.png", "array_utilization", "array utilization", False),
+    ("speedup_vs_static.png", "speedup_vs_static", "speedup over static", False),
+    ("bound_ratio.png", "bound_ratio", "latency / lower bound", True),
+    ("compile_time.png", "compile_s", "compile time (s)", True),
+)
+"""``(file, column, axis label, log scale)`` of every plot."""
+
+
+def entry_label(row: dict[str, str]) -> str:
+    """``gpt2 decode b1 L128``: a row's model entry."""
+    parts = (
+        row["model"],
+        row["phase"],
+        f"b{row['batch']}",
+        row["L"] and f"L{row['L']}",
+    )
+    return " ".join(part for part in parts if part)
+
+
+def _pyplot() -> Any | None:
+    """matplotlib's pyplot on the non-interactive Agg backend, or None when
+    matplotlib is not installed (it is an optional dependency, so it is
+    used untyped)."""
+    try:
+        matplotlib = importlib.import_module("matplotlib")
+        matplotlib.use("Agg")
+        return importlib.import_module("matplotlib.pyplot")
+    except ImportError:
+        return None
+
+
+def write_plots(
+    out: Path, rows: Sequence[dict[str, str]], strategies: Sequence[str]
+) -> list[Path] | None:
+    """One PNG per metric (:data:`PLOTS`): a panel per target, model entries
+    along x, a bar per strategy; failed combinations are left out. Returns
+    the files written, or None when matplotlib is not installed."""
+    pyplot = _pyplot()
+    if pyplot is None:
+        return None
+    targets = list(dict.fromkeys(row["target"] for row in rows))
+    entries = list(dict.fromkeys(entry_label(row) for row in rows))
+    width = 0.8 / max(1, len(strategies))
+    written: list[Path] = []
+    for file_name, column, label, log in PLOTS:
+        if not any(row.get(column) for row in rows):
+            continue
+        figure, axes = pyplot.subplots(
+            len(targets),
+            1,
+            figsize=(
+                min(40.0, max(6.0, 1.0 + (0.3 * len(strategies) + 0.5) * len(entries))),
+                3.4 * len(targets),
+            ),
+            squeeze=False,
+        )
+        for panel, target in zip(axes[:, 0], targets, strict=True):
+            for offset, strategy in enumerate(strategies):
+                shift = (offset - (len(strategies) - 1) / 2) * width
+                points = [
+                    (entries.index(entry_label(row)) + shift, float(row[column]))
+                    for row in rows
+                    if row["target"] == target
+                    and row["strategy"] == strategy
+                    and row.get(column)
+                ]
+                panel.bar(
+                    [x for x, _ in points],
+                    [y for _, y in points],
+                    width,
+                    label=strategy,
+                )
+            panel.set_xticks(
+                list(range(len(entries))), entries, rotation=30, ha="right", fontsize=8
+            )
+            panel.set_title(target)
+            panel.set_ylabel(label)
+            if log:
+                panel.set_yscale("log")
+            if column.startswith("speedup") or column == "bound_ratio":
+                panel.axhline(1.0, color="black", linewidth=0.8)
+            panel.legend(fontsize=8)
+        figure.tight_layout()
+        path = out / file_name
+        figure.savefig(path, dpi=100)
+        pyplot.close(figure)
+        written.append(path)
+    return written
+
+
+# -- mapping report ---------------------------------------------------------
+
+
+def mapping_report(
+    models: Sequence[str], targets: Sequence[str], budget: int | None = None
+) -> str:
+    """PIMCOMP cross-check tables (:mod:`cimflow.passes.mapping_report`) of
+    the models at batch 1 on each target, with ``balance`` replication for
+    ``budget`` crossbars (default: the target's arrays) and a line for
+    PIMCOMP's own compiler budget."""
+    sections: list[str] = []
+    for target in targets:
+        hw = load_target(target)
+        for entry in zoo_plan(1, None, ("prefill",), models=list(models))[0]:
+            with tempfile.TemporaryDirectory(prefix="cim-bench-") as directory:
+                path = Path(directory) / entry.file_name
+                onnx.save(entry.builder(), path)
+                module = import_onnx(path)
+            ConvertGraphToTilePass(target).apply(Context(), module)
+            summary = mapping_summary(module, budget or hw.total_arrays)
+            compiler = mapping_summary(module, PIMCOMP_COMPILER_CROSSBARS)
+            verdict = "fits" if compiler.fits else "does not fit: map check fails"
+            sections.append(
+                format_mapping(summary, f"{entry.stem} on {target}")
+                + f"\nwith PIMCOMP's compiler budget ({PIMCOMP_COMPILER_CROSSBARS}"
+                f" crossbars): {compiler.logical_replicated} logical crossbars"
+                f" ({verdict})"
+            )
+    return "\n\n".join(sections)
+
+
+# -- command line -------------------------------------------------------------
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in _names(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _phases(text: str) -> tuple[Phase, ...]:
+    if text == "both":
+        return PHASES
+    chosen = _names(text)
+    phases: tuple[Phase, ...] = tuple(p for p in PHASES if p in chosen)
+    if not chosen or len(phases) != len(set(chosen)):
+        raise argparse.ArgumentTypeError(
+            f"phases are {', '.join(PHASES)} or both, got {text!r}"
+        )
+    return phases
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cim-bench",
+        description="Benchmark allocation strategies x zoo models x targets: "
+        "compile, simulate, compare with the latency lower bound.",
+    )
+    suites = "; ".join(f"{name}: {suite.description}" for name, suite in SUITES.items())
+    parser.add_argument(
+        "--suite", choices=list(SUITES), default="default", help=f"preset ({suites})"
+    )
+    parser.add_argument(
+        "--models", type=_names, default=None, help="comma-separated zoo names"
+    )
+    parser.add_argument(
+        "--targets",
+        type=_names,
+        default=None,
+        help=f"comma-separated targets (default {','.join(DEFAULT_TARGETS)})",
+    )
+    parser.add_argument(
+        "--strategies",
+        type=_names,
+        default=None,
+        help="comma-separated strategies (default: all registered)",
+    )
+    parser.add_argument(
+        "--batch", type=_ints, default=None, help="batch sizes, e.g. 1,4,16"
+    )
+    parser.add_argument(
+        "--sequence", type=_ints, default=None, help="sequence lengths L, e.g. 128,2048"
+    )
+    parser.add_argument(
+        "--phases", type=_phases, default=None, help="prefill, decode or both"
+    )
+    parser.add_argument("--small", action="store_true", help="the small zoo variants")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="directory for CSV and plots"
+    )
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (1)")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    parser.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help="crossbars for --mapping-report's balance replication "
+        "(default: the target's arrays)",
+    )
+    parser.add_argument(
+        "--mapping-report",
+        action="store_true",
+        help="print the PIMCOMP crossbar cross-check of --models "
+        "(default resnet18,vgg16) on --targets (default pimcomp_default) instead",
+    )
+    return parser
+
+
+def _progress(done: int, total: int, measurement: Measurement) -> None:
+    status = "ok" if measurement.error is None else "FAILED"
+    print(
+        f"[{done}/{total}] {measurement.combination.label} ... "
+        f"{measurement.wall_s:.1f} s {status}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _check_names(
+    parser: argparse.ArgumentParser,
+    kind: str,
+    names: Sequence[str],
+    known: Sequence[str],
+) -> None:
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        parser.error(f"unknown {kind} {', '.join(unknown)} (known: {', '.join(known)})")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run cim-bench; 0 when every combination ran, 1 when some failed."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    suite = SUITES[args.suite]
+    models: list[str] = args.models or list(suite.models)
+    _check_names(parser, "model", models, list(ZOO_BY_NAME))
+    jobs: int = args.jobs
+    if jobs < 1:
+        parser.error("--jobs must be at least 1")
+    if args.mapping_report:
+        targets: list[str] = args.targets or ["pimcomp_default"]
+        chosen = args.models or ["resnet18", "vgg16"]
+        try:
+            print(mapping_report(chosen, targets, args.budget))
+        except CimError as error:
+            print(f"cim-bench: error: {error}", file=sys.stderr)
+            return 1
+        return 0
+    targets = args.targets or list(DEFAULT_TARGETS)
+    for target in targets:
+        try:
+            load_target(target)
+        except CimError as error:
+            parser.error(str(error))
+    strategies: list[str] = args.strategies or list(STRATEGIES)
+    _check_names(parser, "strategy", strategies, list(STRATEGIES))
+    combinations, notes = plan_sweep(
+        models,
+        args.batch or suite.batches,
+        args.sequence or ((DEFAULT_SMALL_SEQUENCE,) if args.small else suite.sequences),
+        args.phases or suite.phases,
+        targets,
+        strategies,
+        args.small,
+    )
+    for note in notes:
+        print(f"skipped {note}", file=sys.stderr)
+    start = time.perf_counter()
+    measurements = run_sweep(combinations, jobs, None if args.quiet else _progress)
+    wall = time.perf_counter() - start
+    rows = measurement_rows(measurements, strategies)
+    print(format_table(rows, strategies))
+    failed = sum(1 for m in measurements if m.error is not None)
+    print(
+        f"{len(measurements)} combinations ({failed} failed) in {wall:.1f} s "
+        f"with {jobs} job{'s' if jobs > 1 else ''}"
+    )
+    out: Path | None = args.out
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_csv(out / "bench.csv", rows, csv_columns(strategies))
+        print(f"wrote {out / 'bench.csv'}")
+        plots = write_plots(out, rows, strategies) if rows else []
+        if plots is None:
+            print(
+                "matplotlib is not installed: no plots (pip install 'cimflow[bench]')"
+            )
+        else:
+            for plot in plots:
+                print(f"wrote {plot}")
+    return 1 if failed else 0
+
+
+def _iter_rows(path: Path) -> Iterator[dict[str, str]]:
+    """Rows of a CSV written by :func:`write_csv` (for tests and scripts)."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        yield from csv.DictReader(handle)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of a ``bench.csv``."""
+    return list(_iter_rows(path))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
