@@ -8,6 +8,7 @@ from pathlib import Path
 
 import onnx
 import pytest
+from schedule_checks import overlaps
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
@@ -86,25 +87,9 @@ def test_pipelined_segments_compute_the_model_and_overlap(
     assert steps, "nothing was pipelined"
     report = verify_trace(piped, path, "exact")
     assert report.passed, report.to_dict()
-    assert _overlaps(piped), "no operator started before its producer finished"
+    assert overlaps(piped), "no operator started before its producer finished"
     if family in ("resnet", "mobilenetv2"):
         assert simulate(piped).makespan < simulate(layered).makespan
-
-
-def _overlaps(trace: Trace) -> bool:
-    """Some step starts before the last step of an operator it reads ends."""
-    result = simulate(trace)
-    last_finish: dict[str, int] = {}
-    for op in trace.ops:
-        if isinstance(op, VectorOp) and op.block is not None:
-            for name in op.outputs:
-                last_finish[name] = max(last_finish.get(name, 0), result.finish[op.id])
-    return any(
-        isinstance(op, VectorOp)
-        and op.block is not None
-        and any(result.start[op.id] < last_finish.get(name, -1) for name in op.inputs)
-        for op in trace.ops
-    )
 
 
 def _drop_dependency(trace: Trace) -> Trace:

@@ -15,13 +15,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from random_models import random_models, random_targets
+from schedule_checks import overlaps
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 
 from cimflow.cimdialect import cim_tile
 from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.cimsim.engine import simulate
-from cimflow.cimsim.trace import ProgramOp, Trace, VectorOp
+from cimflow.cimsim.trace import ProgramOp, Trace
 from cimflow.errors import CimError
 from cimflow.frontend import import_onnx
 from cimflow.hw_targets import HardwareTarget, load_target, target_to_toml
@@ -265,22 +266,6 @@ def test_pimcomp_throughput_pipeline_beats_static(
     assert simulate(piped).makespan < simulate(static).makespan
 
 
-def _overlaps(trace: Trace) -> bool:
-    """Some pipelined step starts before an operator it reads has finished."""
-    result = simulate(trace)
-    last: dict[str, int] = {}
-    for op in trace.ops:
-        if isinstance(op, VectorOp) and op.block is not None:
-            for name in op.outputs:
-                last[name] = max(last.get(name, 0), result.finish[op.id])
-    return any(
-        isinstance(op, VectorOp)
-        and op.block is not None
-        and any(result.start[op.id] < last.get(name, -1) for name in op.inputs)
-        for op in trace.ops
-    )
-
-
 @pytest.mark.parametrize("strategy", ROW_STRATEGIES)
 def test_row_pipelines_overlap_layers(models: dict[str, Path], strategy: str) -> None:
     path = models["resnet"]
@@ -288,7 +273,7 @@ def test_row_pipelines_overlap_layers(models: dict[str, Path], strategy: str) ->
     kinds = {kind for kind, _ in dataflows(module).values()}
     assert kinds == {Dataflow.ROWS}
     trace = lowered_trace(module, "dynaplasia", path)
-    assert _overlaps(trace), "no layer started before its producer finished"
+    assert overlaps(trace), "no layer started before its producer finished"
     static = lowered_trace(allocated(path, "dynaplasia", "static"), "dynaplasia", path)
     assert simulate(trace).makespan < simulate(static).makespan
 
