@@ -17,6 +17,9 @@ PASS_MODULES: dict[str, tuple[str, str]] = {
     ),
     "cim-clsa-allocate": ("cimflow.passes.clsa_allocate", "ClsaAllocatePass"),
     "cim-mlc-allocate": ("cimflow.passes.cimmlc_allocate", "CimMlcAllocatePass"),
+    "cim-segment": ("cimflow.passes.cim_segment", "CimSegmentPass"),
+    "cim-allocate": ("cimflow.passes.cim_allocate", "CimAllocatePass"),
+    "cim-cmswitch": ("cimflow.passes.cmswitch", "CmswitchPass"),
     "convert-tile-to-meta": (
         "cimflow.passes.convert_tile_to_meta",
         "ConvertTileToMetaPass",

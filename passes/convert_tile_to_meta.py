@@ -15,7 +15,13 @@ pass only carries them out, so every strategy shares it:
   units;
 - a tensor larger than half the global buffer is stored to DRAM after it is
   produced and loaded again by each consumer; model inputs start in DRAM and
-  outputs end there.
+  outputs end there;
+- ``cim_tile.memory_buffer`` arrays (right after the compute arrays) switch
+  to memory mode: an ``activations`` buffer takes the tensors that would
+  spill to DRAM (first fit; those a later op still reads are evicted to
+  DRAM when a later segment takes the arrays back), a ``weights`` buffer
+  prefetches the next segment's weights (emitted at the end of the segment,
+  so its own DRAM traffic goes first), read out at the next segment's start.
 """
 
 from __future__ import annotations
@@ -102,6 +108,8 @@ class _ScheduleBuilder:
     )
     names: dict[SSAValue, str] = field(default_factory=lambda: {})
     used_names: set[str] = field(default_factory=lambda: set())
+    name_suffixes: dict[str, int] = field(default_factory=lambda: {})
+    """The suffix ``unique_name`` last gave each base name."""
     output_names: dict[SSAValue, str] = field(default_factory=lambda: {})
     where: dict[str, Location] = field(default_factory=lambda: {})
     ready: dict[str, list[Produced]] = field(default_factory=lambda: {})
@@ -122,6 +130,25 @@ class _ScheduleBuilder:
     the bytes still free in them."""
     in_memory: dict[str, cim_meta.ArrayRangesAttr] = field(default_factory=lambda: {})
     """Tensors spilled to memory-mode arrays, and where."""
+    pending_prefetch: (
+        tuple[
+            Sequence[cim_tile.MVMOp],
+            tuple[cim_meta.ArrayRangesAttr, int],
+            SSAValue | None,
+        ]
+        | None
+    ) = None
+    """The current segment's prefetch of the next segment's weights, emitted
+    when the segment ends (so the segment's own DRAM traffic goes first)."""
+    to_compute: SSAValue | None = None
+    """The switch that gave the current segment its compute arrays back."""
+    stream_loads: list[SSAValue] = field(default_factory=lambda: [])
+    """Chunk loads of the weights the current segment streams."""
+    position: int = 0
+    """Index (in the function body) of the op being lowered."""
+    last_use: dict[SSAValue, int] = field(default_factory=lambda: {})
+    """Index of the last op that reads each value."""
+    values_by_name: dict[str, SSAValue] = field(default_factory=lambda: {})
     sinks: dict[SSAValue, None] = field(default_factory=lambda: {})
     segment: int = -1
     barrier: SSAValue | None = None
@@ -159,11 +186,14 @@ class _ScheduleBuilder:
         return num_elements(tensor_shape(value)) * self.hw.activation_bytes
 
     def unique_name(self, base: str) -> str:
-        name = base
-        suffix = 0
+        # names only ever join used_names, so the first free suffix never
+        # lies below the one found last time for the same base
+        suffix = self.name_suffixes.get(base, 0)
+        name = base if suffix == 0 else f"{base}.{suffix}"
         while name in self.used_names:
             suffix += 1
             name = f"{base}.{suffix}"
+        self.name_suffixes[base] = suffix
         self.used_names.add(name)
         return name
 
@@ -176,6 +206,7 @@ class _ScheduleBuilder:
         base = preferred or self.output_names.get(value) or value.name_hint or "t"
         name = self.unique_name(base)
         self.names[value] = name
+        self.values_by_name[name] = value
         value_type = cast(TensorType[Attribute], value.type)
         assert isinstance(value_type, TensorType)
         self.decls.append(
@@ -331,6 +362,7 @@ class _ScheduleBuilder:
         prefetch the next segment's weights into its ``weights`` buffer."""
         if segment == self.segment:
             return
+        self.flush_prefetch()
         self.segment = segment
         self.segment_loads = {}
         self.barrier = self.emit(cim_meta.SegmentOp(segment, list(self.sinks)))
@@ -340,12 +372,15 @@ class _ScheduleBuilder:
         freeing = self.evict_spills(keep)
         readouts = self.read_prefetched(placed)
         compute = {a for _, _, ranges in placed for r in ranges for a in _ids(r)}
+        if any(m.alloc is not None and m.alloc.field("chunks") > 1 for m in mvms):
+            compute |= set(range(self.free_array, self.hw.total_arrays))
         memory = {a for arrays, _ in roles.values() for a in _ids(arrays)}
         switched = self.switch(
             compute & self.memory_mode,
             ArrayMode.COMPUTE,
             [*readouts.values(), *freeing],
         )
+        self.to_compute = switched
         to_memory = self.switch(
             memory - self.memory_mode, ArrayMode.MEMORY, [*readouts.values(), *freeing]
         )
@@ -368,11 +403,26 @@ class _ScheduleBuilder:
             ]
         self.spill_arrays = None
         if keep is not None:
-            self.spill_arrays = (keep[0], keep[1])
+            held = sum(
+                self.declared_bytes(name)
+                for name, arrays in self.in_memory.items()
+                if arrays == keep[0]
+            )
+            self.spill_arrays = (keep[0], max(0, keep[1] - held))
         self.prefetched = {}
         weights = roles.get(cim_tile.BufferRole.WEIGHTS)
         if weights is not None:
-            self.prefetch(next_mvms, weights, to_memory)
+            self.pending_prefetch = (next_mvms, weights, to_memory)
+
+    def flush_prefetch(self) -> None:
+        """Emit the ending segment's prefetch: last, so that the DRAM serves
+        it only when the segment's own loads and stores leave it idle, and
+        after the weight it streams (a prefetch holding the DRAM between two
+        chunks would stall the stream)."""
+        pending, self.pending_prefetch = self.pending_prefetch, None
+        if pending is not None:
+            self.prefetch(*pending)
+        self.stream_loads = []
 
     def place_resident(
         self, mvms: Sequence[cim_tile.MVMOp]
@@ -451,9 +501,14 @@ class _ScheduleBuilder:
     def evict_spills(
         self, keep: tuple[cim_meta.ArrayRangesAttr, int] | None
     ) -> list[SSAValue]:
-        """Move spilled tensors out of memory arrays this segment reuses."""
+        """Move spilled tensors out of memory arrays this segment reuses
+        (a tensor no later op reads is simply dropped)."""
         tokens: list[SSAValue] = []
         for name, arrays in list(self.in_memory.items()):
+            value = self.values_by_name.get(name)
+            if value is not None and self.last_use.get(value, -1) < self.position:
+                del self.in_memory[name]
+                continue
             if keep is not None and arrays == keep[0]:
                 continue
             tokens.append(
@@ -546,7 +601,7 @@ class _ScheduleBuilder:
                         nbytes,
                         Location.DRAM,
                         Location.MEMORY,
-                        self.deps(switched, self.barrier),
+                        self.deps(switched, self.barrier, *self.stream_loads[-1:]),
                         self.segment,
                         arrays=arrays,
                         label=weight,
@@ -748,7 +803,10 @@ class _ScheduleBuilder:
                     label=weight,
                 )
             )
-            program = self.program(weight, arrays, chunk, self.deps(load, previous))
+            self.stream_loads.append(load)
+            program = self.program(
+                weight, arrays, chunk, self.deps(load, previous, self.to_compute)
+            )
             previous = self.emit(
                 self.mvm_op(
                     weight, arrays, chunk, (0, mvm.vectors), tensors, [moved, program]
@@ -1022,9 +1080,13 @@ class ConvertTileToMetaPass(ModulePass):
                 mvms_by_segment.get(later[0], []) if later else [],
             )
 
+        for position, inner in enumerate(body.ops):
+            for operand in inner.operands:
+                builder.last_use[operand] = position
         enter(0)
         returned: list[SSAValue] = []
-        for inner in body.ops:
+        for position, inner in enumerate(body.ops):
+            builder.position = position
             segment = _segment_of(inner)
             if segment is not None and segment != builder.segment:
                 enter(segment)

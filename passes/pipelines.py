@@ -18,6 +18,7 @@ from cimflow.errors import CimError
 from cimflow.hw_targets import DEFAULT_TARGET
 from cimflow.passes.cimmlc_allocate import CimMlcAllocatePass
 from cimflow.passes.clsa_allocate import ClsaAllocatePass
+from cimflow.passes.cmswitch import CmswitchPass
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
 from cimflow.passes.pimcomp_allocate import PimcompAllocatePass
@@ -32,6 +33,7 @@ STRATEGIES: dict[str, AllocationFactory] = {
     "pimcomp-ll": lambda target: PimcompAllocatePass(target, "latency"),
     "clsa-cim": ClsaAllocatePass,
     "cim-mlc": CimMlcAllocatePass,
+    "cmswitch": CmswitchPass,
 }
 """Allocation strategies by name; each produces the same cim_tile attributes."""
 

@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
 from xdsl.ir import Block
 
 from cimflow.cimdialect import cim_tile
@@ -127,17 +127,86 @@ def test_large_activations_spill_into_memory_arrays(setup: tuple[Path, str]) -> 
     assert verify_trace(trace, setup[0], "exact").passed
 
 
+def resegment(block: Block, segments: Sequence[int]) -> None:
+    """Give the i-th MVM (and the vector work after it) segment ``segments[i]``."""
+    index = -1
+    for op in block.ops:
+        if isinstance(op, cim_tile.MVMOp):
+            index += 1
+            assert op.alloc is not None
+            op.alloc = cim_tile.AllocAttr.from_ints(
+                segments[index], op.alloc.field("copies"), op.alloc.field("chunks")
+            )
+        elif isinstance(op, cim_tile.VectorOp) and index >= 0:
+            op.segment = IntegerAttr(segments[index], i64)
+
+
 def test_spills_leave_arrays_a_later_segment_takes_back(
     setup: tuple[Path, str],
 ) -> None:
-    trace = trace_of(setup, [(0, ACTIVATIONS, 2, 8192)])
+    """Layer 0 alone in segment 0 spills its product and its relu into its 2
+    activation arrays; when segment 1 takes them back, the relu (layer 1's
+    input) is evicted to DRAM and the product, which nothing reads again, is
+    dropped."""
+    path, target = setup
+    ctx, module, block = allocated(path, target)
+    resegment(block, [0, 1, 1, 2])
+    assert block.first_op is not None
+    block.insert_op_before(
+        cim_tile.MemoryBufferOp(ACTIVATIONS, 2, 8192, 0), block.first_op
+    )
+    ConvertTileToMetaPass(target).apply(ctx, module)
+    trace = module_trace(module, str(path))
+    into = [op for op in trace.ops if isinstance(op, StoreOp) and op.dst == "memory"]
     evictions = [
         op
         for op in trace.ops
         if isinstance(op, StoreOp) and op.src == "memory" and op.dst == "dram"
     ]
-    assert evictions and all(op.segment == 1 for op in evictions)
-    assert verify_trace(trace, setup[0], "exact").passed
+    # the tile-level names: "t" is layer 0's product, "t.1" its relu
+    assert [op.tensor for op in into] == ["t", "t.1"]
+    assert [(op.tensor, op.segment) for op in evictions] == [("t.1", 1)]
+    assert verify_trace(trace, path, "exact").passed
+
+
+def test_a_kept_buffer_counts_what_it_still_holds(setup: tuple[Path, str]) -> None:
+    """One layer per segment, each with the same 2 activation arrays (8 KiB):
+    segment 0 spills t and t.1 (3600 B each); segment 1 keeps the buffer and
+    t.1 in it (layer 1 reads it), so only 4592 B are free for its own
+    spills: t.2 fits, t.3 goes to DRAM."""
+    path, target = setup
+    ctx, module, block = allocated(path, target)
+    resegment(block, [0, 1, 2, 3])
+    for segment in range(4):
+        assert block.first_op is not None
+        block.insert_op_before(
+            cim_tile.MemoryBufferOp(ACTIVATIONS, 2, 8192, segment), block.first_op
+        )
+    ConvertTileToMetaPass(target).apply(ctx, module)
+    trace = module_trace(module, str(path))
+    into = [
+        (op.segment, op.tensor)
+        for op in trace.ops
+        if isinstance(op, StoreOp) and op.dst == "memory"
+    ]
+    assert into[:3] == [(0, "t"), (0, "t.1"), (1, "t.2")]
+    assert (1, "t.3") not in into
+    assert verify_trace(trace, path, "exact").passed
+
+
+def test_prefetch_yields_the_dram_to_its_segment(setup: tuple[Path, str]) -> None:
+    """The prefetch of segment 1's weights is emitted after segment 0's own
+    work, so at equal readiness the DRAM serves segment 0 first."""
+    trace = trace_of(setup, [(0, WEIGHTS, 1, 4096)])
+    prefetches = [
+        op.id for op in trace.ops if isinstance(op, LoadOp) and op.dst == "memory"
+    ]
+    own = [
+        op.id
+        for op in trace.ops
+        if op.segment == 0 and not (isinstance(op, LoadOp) and op.dst == "memory")
+    ]
+    assert prefetches and min(prefetches) > max(own)
 
 
 def test_kv_cache_buffers_are_refused_clearly(setup: tuple[Path, str]) -> None:

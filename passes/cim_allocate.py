@@ -1,0 +1,684 @@
+"""cim-allocate: per segment, copies and memory-mode arrays by a MILP.
+
+The segments are given (by ``cim-segment``, or any allocation pass: the
+``segment`` of every ``#cim_tile.alloc`` and ``cim_tile.vector``, each a
+contiguous run in program order). For each segment the pass builds the
+allocation problem of :mod:`cimflow.passes.dual_mode_model` and solves it
+exactly with HiGHS (``highspy``); ``docs/dual-mode.md`` states the
+formulation. It then rewrites the decisions as the lowering reads them:
+``copies`` and ``chunks`` of each ``#cim_tile.alloc``, one
+``cim_tile.memory_buffer activations`` and one ``weights`` buffer per
+segment that uses memory arrays (earlier buffers, ``cim_tile.dataflow``
+declarations and copy alignments are dropped: this pass owns them).
+
+Segments whose problem is identical (repeated transformer layers) are solved
+once: the cache key is the problem itself, a frozen tuple of numbers.
+
+The MILP starts from the greedy all-compute allocation, so a time limit
+keeps the best incumbent found. If HiGHS fails or finds the problem
+infeasible, the segment falls back to all compute, one copy each (chunks as
+the static baseline cuts them); the module's ``cim_tile.remark`` and a
+warning on stderr say so. The module's ``cim_tile.predicted_cycles`` is the
+model's latency of the whole allocation.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import highspy
+import numpy as np
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr, i64
+from xdsl.ir import Operation
+from xdsl.passes import ModulePass
+
+from cimflow.cimdialect import cim_tile
+from cimflow.errors import CimError
+from cimflow.hw_targets import DEFAULT_TARGET, HardwareTarget, load_target
+from cimflow.passes.dual_mode_model import (
+    Allocation,
+    Program,
+    Segment,
+    SegmentInstance,
+    build_program,
+    evaluate,
+    greedy_allocation,
+    memory_arrays,
+    minimal_allocation,
+    program_entry,
+    stream_terms,
+    tile_ops,
+    violations,
+)
+from cimflow.passes.static_allocate import STRATEGY_ATTR, StaticAllocatePass
+
+PREDICTED_ATTR = "cim_tile.predicted_cycles"
+"""Module attribute: the cost model's latency of the allocation, in cycles."""
+
+REMARK_ATTR = "cim_tile.remark"
+"""Module attribute: what the allocation passes want a reader to know
+(fallbacks, time limits)."""
+
+DEFAULT_MAX_COPIES = 32
+"""Copies of one weight considered by default (more rarely pays: the
+arrays are better spent elsewhere, and the MILP grows with the choices)."""
+
+
+# --------------------------------------------------------------------------
+# The MILP
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class _Lp:
+    """A MILP under construction, row by row (HiGHS's row-wise format)."""
+
+    cost: list[float] = field(default_factory=lambda: [])
+    lower: list[float] = field(default_factory=lambda: [])
+    upper: list[float] = field(default_factory=lambda: [])
+    integer: list[bool] = field(default_factory=lambda: [])
+    row_lower: list[float] = field(default_factory=lambda: [])
+    row_upper: list[float] = field(default_factory=lambda: [])
+    starts: list[int] = field(default_factory=lambda: [])
+    index: list[int] = field(default_factory=lambda: [])
+    value: list[float] = field(default_factory=lambda: [])
+
+    def var(
+        self, lower: float, upper: float, cost: float = 0.0, integer: bool = False
+    ) -> int:
+        self.cost.append(cost)
+        self.lower.append(lower)
+        self.upper.append(upper)
+        self.integer.append(integer)
+        return len(self.cost) - 1
+
+    def row(
+        self, terms: Sequence[tuple[int, float]], lower: float, upper: float
+    ) -> None:
+        merged: dict[int, float] = {}
+        for column, coefficient in terms:
+            merged[column] = merged.get(column, 0.0) + coefficient
+        self.starts.append(len(self.index))
+        for column, coefficient in merged.items():
+            if coefficient != 0.0:
+                self.index.append(column)
+                self.value.append(coefficient)
+        self.row_lower.append(lower)
+        self.row_upper.append(upper)
+
+    def solve(
+        self,
+        offset: float,
+        time_limit: float,
+        mip_gap: float,
+        start: Sequence[float] | None,
+    ) -> tuple[str, list[float] | None, float]:
+        """Status, column values (None: no feasible solution) and gap."""
+        lp = highspy.HighsLp()
+        lp.num_col_ = len(self.cost)
+        lp.num_row_ = len(self.row_lower)
+        lp.col_cost_ = np.array(self.cost, dtype=np.float64)
+        lp.col_lower_ = np.array(self.lower, dtype=np.float64)
+        lp.col_upper_ = np.array(self.upper, dtype=np.float64)
+        lp.row_lower_ = np.array(self.row_lower, dtype=np.float64)
+        lp.row_upper_ = np.array(self.row_upper, dtype=np.float64)
+        lp.offset_ = offset
+        matrix = lp.a_matrix_
+        matrix.format_ = highspy.MatrixFormat.kRowwise
+        matrix.num_col_ = lp.num_col_
+        matrix.num_row_ = lp.num_row_
+        matrix.start_ = np.array([*self.starts, len(self.index)], dtype=np.int32)
+        matrix.index_ = np.array(self.index, dtype=np.int32)
+        matrix.value_ = np.array(self.value, dtype=np.float64)
+        lp.a_matrix_ = matrix
+        lp.integrality_ = [
+            highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous
+            for flag in self.integer
+        ]
+        highs = highspy.Highs()
+        highs.setOptionValue("output_flag", False)
+        highs.setOptionValue("threads", 1)
+        highs.setOptionValue("time_limit", max(0.0, float(time_limit)))
+        highs.setOptionValue("mip_rel_gap", max(0.0, float(mip_gap)))
+        status = highs.passModel(lp)
+        if status == highspy.HighsStatus.kError:
+            return "model error", None, float("inf")
+        if start is not None:
+            solution = highspy.HighsSolution()
+            solution.col_value = np.array(start, dtype=np.float64)
+            highs.setSolution(solution)
+        if highs.run() == highspy.HighsStatus.kError:
+            return "solver error", None, float("inf")
+        model_status = highs.getModelStatus()
+        info = highs.getInfo()
+        if info.primal_solution_status != 2:  # kSolutionStatusFeasible
+            return highs.modelStatusToString(model_status), None, float("inf")
+        values = list(highs.getSolution().col_value)
+        return highs.modelStatusToString(model_status), values, info.mip_gap
+
+
+@dataclass
+class MilpResult:
+    """The allocation of one segment and how it was found."""
+
+    allocation: Allocation
+    status: str
+    """``optimal``, ``trivial`` (nothing to decide), ``time limit`` (best
+    incumbent), or ``fallback: ...``."""
+    fallback: bool = False
+
+
+def _pick(values: Sequence[float], columns: Sequence[int]) -> int:
+    """The option whose binary selector is set."""
+    return max(range(len(columns)), key=lambda i: values[columns[i]])
+
+
+def solve_segment(
+    inst: SegmentInstance, time_limit: float = 10.0, mip_gap: float = 1e-3
+) -> MilpResult:
+    """The MILP of ``docs/dual-mode.md`` for one segment, solved by HiGHS.
+
+    Columns: a binary per copy choice of each resident MVM (one chosen), per
+    activation option, per prefetch option and per priced memory-array
+    count of a streamed weight; integer memory arrays per role; a binary
+    ``u`` (memory arrays in use); the finish time ``e_k`` of each op and the
+    body latency ``L``. Never raises: a failure is a fallback result.
+    """
+    try:
+        return _solve(inst, time_limit, mip_gap)
+    except Exception as error:  # HiGHS or numerical trouble: never crash
+        return MilpResult(
+            minimal_allocation(inst), f"fallback: {type(error).__name__}: {error}", True
+        )
+
+
+def _solve(inst: SegmentInstance, time_limit: float, mip_gap: float) -> MilpResult:
+    greedy = greedy_allocation(inst)
+    decisions = (
+        sum(1 for t in inst.ops if len(t.copies) > 1)
+        + (len(inst.act_arrays) > 1)
+        + (len(inst.pre_arrays) > 1)
+    )
+    if decisions == 0:
+        problems = violations(inst, greedy)
+        if problems:
+            return MilpResult(greedy, f"fallback: {problems[0]}", True)
+        return MilpResult(greedy, "trivial")
+    lp = _Lp()
+    total, switchable = inst.total_arrays, inst.switchable
+    # copies selectors
+    copy_cols: list[list[int]] = []
+    compute_terms: list[tuple[int, float]] = []
+    compute_const = inst.fixed_arrays
+    for term in inst.ops:
+        if len(term.copies) > 1:
+            cols = [lp.var(0, 1, integer=True) for _ in term.copies]
+            lp.row([(c, 1.0) for c in cols], 1, 1)
+            compute_terms += [
+                (c, float(d * term.arrays_per_copy))
+                for c, (d, _) in zip(cols, term.copies, strict=True)
+            ]
+            copy_cols.append(cols)
+        else:
+            copy_cols.append([])
+            if term.copies:
+                compute_const += term.copies[0][0] * term.arrays_per_copy
+    # ties go to the allocation with fewer arrays: a cost per array that
+    # sums to under half a cycle (model costs are whole cycles)
+    tie = 1.0 / (4.0 * (total + 1))
+    for column, arrays in compute_terms:
+        lp.cost[column] += tie * arrays
+    # memory options
+    room = float(max(0, switchable))
+    m_act = lp.var(0, room, tie, integer=True)
+    m_pre = lp.var(0, room, tie, integer=True)
+    act_cols = [lp.var(0, 1, integer=True) for _ in inst.act_arrays]
+    pre_cols = [lp.var(0, 1, integer=True) for _ in inst.pre_arrays]
+    lp.row([(c, 1.0) for c in act_cols], 1, 1)
+    lp.row([(c, 1.0) for c in pre_cols], 1, 1)
+    lp.row(
+        [(m_act, 1.0)]
+        + [(c, -float(a)) for c, a in zip(act_cols, inst.act_arrays, strict=True)],
+        0,
+        0,
+    )
+    lp.row(
+        [(m_pre, 1.0)]
+        + [(c, -float(p)) for c, p in zip(pre_cols, inst.pre_arrays, strict=True)],
+        0,
+        0,
+    )
+    # capacities: what each buffer holds fits its arrays
+    lp.row(
+        [(c, float(b)) for c, b in zip(act_cols, inst.act_bytes, strict=True)]
+        + [(m_act, -float(inst.capacity))],
+        -highspy.kHighsInf,
+        0,
+    )
+    lp.row(
+        [(c, float(b)) for c, b in zip(pre_cols, inst.pre_bytes, strict=True)]
+        + [(m_pre, -float(inst.capacity))],
+        -highspy.kHighsInf,
+        0,
+    )
+    memory = [(m_act, 1.0), (m_pre, 1.0)]
+    uses_memory = lp.var(
+        0, 1 if switchable > 0 else 0, inst.switch_cycles, integer=True
+    )
+    # arrays: compute + memory fit the chip (one array left to a stream)
+    stream = 1 if inst.streams else 0
+    lp.row(compute_terms + memory, -highspy.kHighsInf, total - compute_const - stream)
+    # memory arrays sit right after the compute arrays, below `switchable`
+    lp.row(
+        [*compute_terms, *memory, (uses_memory, float(total - switchable))],
+        -highspy.kHighsInf,
+        total - compute_const,
+    )
+    lp.row([*memory, (uses_memory, -room)], -highspy.kHighsInf, 0)
+    lp.row([(uses_memory, 1.0), (m_act, -1.0), (m_pre, -1.0)], -highspy.kHighsInf, 0)
+    # streamed chunks: priced by the total memory-array count
+    stream_cols: list[int] = []
+    if inst.memory_options:
+        stream_cols = [lp.var(0, 1, integer=True) for _ in inst.memory_options]
+        lp.row([(c, 1.0) for c in stream_cols], 1, 1)
+        lp.row(
+            [
+                (c, float(m))
+                for c, m in zip(stream_cols, inst.memory_options, strict=True)
+            ]
+            + [(m_act, -1.0), (m_pre, -1.0)],
+            0,
+            0,
+        )
+    # durations, critical path, resources
+    finish: list[int] = []
+    is_pred = {p for term in inst.ops for p in term.preds}
+    body = lp.var(float(max(inst.interconnect, inst.vector)), highspy.kHighsInf, 1.0)
+    for k, term in enumerate(inst.ops):
+        duration: list[tuple[int, float]] = []
+        constant = float(term.fixed)
+        if copy_cols[k]:
+            duration += [
+                (c, float(cycles))
+                for c, (_, cycles) in zip(copy_cols[k], term.copies, strict=True)
+            ]
+        elif term.copies:
+            constant += term.copies[0][1]
+        if term.act:
+            duration += [(c, float(x)) for c, x in zip(act_cols, term.act, strict=True)]
+        if term.chunk:
+            duration += [
+                (c, float(x)) for c, x in zip(stream_cols, term.chunk, strict=True)
+            ]
+        column = lp.var(0, highspy.kHighsInf)
+        finish.append(column)
+        negated = [(c, -x) for c, x in duration]
+        if not term.preds:
+            lp.row([(column, 1.0), *negated], constant, highspy.kHighsInf)
+        for p in term.preds:
+            lp.row(
+                [(column, 1.0), (finish[p], -1.0), *negated],
+                constant,
+                highspy.kHighsInf,
+            )
+        if k not in is_pred:
+            lp.row([(body, 1.0), (column, -1.0)], 0, highspy.kHighsInf)
+        if term.chunk_tail:  # the prefetch waits for the stream's last load
+            lp.row(
+                [(body, 1.0), (column, -1.0)]
+                + [
+                    (c, float(x))
+                    for c, x in zip(stream_cols, term.chunk_tail, strict=True)
+                ]
+                + [
+                    (c, -float(x)) for c, x in zip(pre_cols, inst.pre_dram, strict=True)
+                ],
+                0,
+                highspy.kHighsInf,
+            )
+    dram = [(c, -float(x)) for c, x in zip(act_cols, inst.act_dram, strict=True)]
+    dram += [(c, -float(x)) for c, x in zip(pre_cols, inst.pre_dram, strict=True)]
+    dram += [(c, -float(x)) for c, x in zip(stream_cols, inst.chunk_dram, strict=True)]
+    lp.row([(body, 1.0), *dram], float(inst.dram_fixed), highspy.kHighsInf)
+    lp.row(
+        [(body, 1.0)]
+        + [(c, -float(x)) for c, x in zip(act_cols, inst.act_memory, strict=True)],
+        0,
+        highspy.kHighsInf,
+    )
+    # transition: evictions then the next segment's DRAM loads, in parallel
+    # with the read-outs of what was prefetched
+    transition = lp.var(0, highspy.kHighsInf, 1.0)
+    lp.row(
+        [(transition, 1.0)]
+        + [(c, -float(x)) for c, x in zip(act_cols, inst.act_evict, strict=True)]
+        + [(c, -float(x)) for c, x in zip(pre_cols, inst.next_dram, strict=True)],
+        0,
+        highspy.kHighsInf,
+    )
+    lp.row(
+        [(transition, 1.0)]
+        + [(c, -float(x)) for c, x in zip(pre_cols, inst.next_readout, strict=True)],
+        0,
+        highspy.kHighsInf,
+    )
+    start = _start_values(inst, greedy, lp, copy_cols, act_cols, pre_cols, stream_cols)
+    start[m_act] = 0.0
+    start[m_pre] = 0.0
+    start[uses_memory] = 0.0
+    _fill_times(inst, greedy, start, finish, body)
+    start[transition] = float(
+        max(
+            inst.act_evict[greedy.act] + inst.next_dram[greedy.pre],
+            inst.next_readout[greedy.pre],
+        )
+    )
+    offset = float(inst.final + inst.next_program)
+    status, values, gap = lp.solve(offset, time_limit, mip_gap, start)
+    if values is None:
+        return MilpResult(minimal_allocation(inst), f"fallback: HiGHS: {status}", True)
+    copies = tuple(
+        term.copies[_pick(values, copy_cols[k])][0]
+        if copy_cols[k]
+        else (term.copies[0][0] if term.copies else 1)
+        for k, term in enumerate(inst.ops)
+    )
+    chosen = Allocation(copies, _pick(values, act_cols), _pick(values, pre_cols))
+    if violations(inst, chosen):
+        return MilpResult(
+            minimal_allocation(inst),
+            "fallback: HiGHS returned an allocation that does not fit",
+            True,
+        )
+    if evaluate(inst, greedy).total < evaluate(inst, chosen).total:
+        chosen = greedy  # an unfinished search that did not reach its start
+    label = "optimal" if status == "Optimal" else f"{status.lower()} (gap {gap:.3g})"
+    return MilpResult(chosen, label)
+
+
+def _start_values(
+    inst: SegmentInstance,
+    alloc: Allocation,
+    lp: _Lp,
+    copy_cols: Sequence[Sequence[int]],
+    act_cols: Sequence[int],
+    pre_cols: Sequence[int],
+    stream_cols: Sequence[int],
+) -> list[float]:
+    values = [0.0] * len(lp.cost)
+    for k, term in enumerate(inst.ops):
+        if copy_cols[k]:
+            chosen = [d for d, _ in term.copies].index(alloc.copies[k])
+            values[copy_cols[k][chosen]] = 1.0
+    values[act_cols[alloc.act]] = 1.0
+    values[pre_cols[alloc.pre]] = 1.0
+    if stream_cols:
+        values[stream_cols[inst.memory_options.index(memory_arrays(inst, alloc))]] = 1.0
+    return values
+
+
+def _fill_times(
+    inst: SegmentInstance,
+    alloc: Allocation,
+    values: list[float],
+    finish: Sequence[int],
+    body: int,
+) -> None:
+    """Finish times and body latency of the starting allocation."""
+    stream_index = inst.memory_options.index(0) if inst.memory_options else -1
+    times: list[int] = []
+    for term, d in zip(inst.ops, alloc.copies, strict=True):
+        duration = term.fixed
+        if term.copies:
+            duration += dict(term.copies)[d]
+        if term.act:
+            duration += term.act[alloc.act]
+        if term.chunk:
+            duration += term.chunk[stream_index]
+        times.append(duration + max((times[p] for p in term.preds), default=0))
+    for column, value in zip(finish, times, strict=True):
+        values[column] = float(value)
+    values[body] = float(evaluate(inst, alloc).body)
+
+
+# --------------------------------------------------------------------------
+# The pass
+# --------------------------------------------------------------------------
+
+
+def segment_runs(ops: Sequence[Operation]) -> list[tuple[int, int, int]]:
+    """``(segment, first, stop)`` of each run of tile ops in one segment
+    (a vector op without a segment joins the current one)."""
+    runs: list[tuple[int, int, int]] = []
+    current = 0
+    for index, op in enumerate(ops):
+        segment = current
+        if isinstance(op, cim_tile.MVMOp):
+            if op.alloc is None:
+                raise CimError(
+                    f"cim_tile.mvm of weight '{op.weight.data}' has no segment; run "
+                    "cim-segment (or another allocation pass) before cim-allocate"
+                )
+            segment = op.alloc.field("segment")
+        elif isinstance(op, cim_tile.VectorOp) and op.segment is not None:
+            segment = op.segment.value.data
+        current = segment
+        if runs and runs[-1][0] == segment:
+            runs[-1] = (segment, runs[-1][1], index + 1)
+        else:
+            if any(r[0] >= segment for r in runs):
+                raise CimError(
+                    f"cim-allocate needs each segment to be one run of operators in "
+                    f"increasing order; segment {segment} is not"
+                )
+            runs.append((segment, index, index + 1))
+    return runs
+
+
+@dataclass
+class Plan:
+    """Segments ``[first, stop)`` and their allocations, with the model's
+    prediction."""
+
+    bounds: list[tuple[int, int]]
+    allocations: list[Allocation]
+    instances: list[SegmentInstance]
+    predicted: int
+    remarks: list[str]
+
+
+def predicted_cycles(
+    program: Program,
+    bounds: Sequence[tuple[int, int]],
+    instances: Sequence[SegmentInstance],
+    allocations: Sequence[Allocation],
+) -> int:
+    """The model's latency of the whole program: the first segment's entry
+    plus each segment's body and transition."""
+    if not bounds:
+        return 0
+    return program_entry(program, *bounds[0]) + sum(
+        evaluate(inst, alloc).total
+        for inst, alloc in zip(instances, allocations, strict=True)
+    )
+
+
+def segments_of(program: Program, bounds: Sequence[tuple[int, int]]) -> list[Segment]:
+    """Model segments for ``bounds``, each knowing the next one."""
+    segments: list[Segment] = []
+    for index, (first, stop) in enumerate(bounds):
+        following = bounds[index + 1] if index + 1 < len(bounds) else (None, None)
+        segments.append(Segment(program, first, stop, *following))
+    return segments
+
+
+def allocate(
+    program: Program,
+    bounds: Sequence[tuple[int, int]],
+    time_limit: float = 10.0,
+    mip_gap: float = 1e-3,
+    max_copies: int = DEFAULT_MAX_COPIES,
+) -> Plan:
+    """Solve every segment's MILP (each distinct problem once)."""
+    cache: dict[SegmentInstance, MilpResult] = {}
+    allocations: list[Allocation] = []
+    instances: list[SegmentInstance] = []
+    remarks: list[str] = []
+    for index, segment in enumerate(segments_of(program, bounds)):
+        inst = segment.instance(max_copies)
+        result = cache.get(inst)
+        if result is None:
+            result = solve_segment(inst, time_limit, mip_gap)
+            cache[inst] = result
+        if result.fallback:
+            remarks.append(f"segment {index}: {result.status}")
+        elif result.status not in ("optimal", "trivial"):
+            remarks.append(f"segment {index}: {result.status}, best incumbent used")
+        instances.append(inst)
+        allocations.append(result.allocation)
+    predicted = predicted_cycles(program, bounds, instances, allocations)
+    return Plan(list(bounds), allocations, instances, predicted, remarks)
+
+
+def write_plan(
+    module: ModuleOp,
+    function: func.FuncOp,
+    program: Program,
+    plan: Plan,
+    strategy: str,
+) -> None:
+    """Record a plan as the tile-level attributes the lowering carries out."""
+    hw = program.hw
+    block = function.body.block
+    for op in list(block.ops):
+        if isinstance(op, cim_tile.MemoryBufferOp | cim_tile.DataflowOp):
+            op.detach()
+            op.erase()
+    capacity = hw.dual_mode.memory_capacity_bytes
+    for segment, ((first, stop), inst, alloc) in enumerate(
+        zip(plan.bounds, plan.instances, plan.allocations, strict=True)
+    ):
+        memory = memory_arrays(inst, alloc)
+        for local, info in enumerate(program.ops[first:stop]):
+            op = info.op
+            if isinstance(op, cim_tile.VectorOp):
+                op.segment = IntegerAttr(segment, i64)
+            mvm = info.mvm
+            if mvm is None:
+                continue
+            assert isinstance(op, cim_tile.MVMOp)
+            chunks = 1
+            if mvm.streamed:
+                available = hw.total_arrays - inst.fixed_arrays - memory
+                chunks = stream_terms(hw, mvm, available)[2]
+            op.alloc = cim_tile.AllocAttr.from_ints(
+                segment, alloc.copies[local], chunks
+            )
+            op.properties.pop("align", None)
+        anchor = program.ops[first].op
+        act, pre = inst.act_arrays[alloc.act], inst.pre_arrays[alloc.pre]
+        for role, arrays in (
+            (cim_tile.BufferRole.ACTIVATIONS, act),
+            (cim_tile.BufferRole.WEIGHTS, pre),
+        ):
+            if arrays > 0:
+                block.insert_op_before(
+                    cim_tile.MemoryBufferOp(role, arrays, arrays * capacity, segment),
+                    anchor,
+                )
+    module.attributes[STRATEGY_ATTR] = StringAttr(strategy)
+    module.attributes[PREDICTED_ATTR] = IntegerAttr(plan.predicted, i64)
+
+
+def single_function(module: ModuleOp, pass_name: str) -> func.FuncOp:
+    functions = [f for f in module.ops if isinstance(f, func.FuncOp)]
+    if len(functions) != 1:
+        raise CimError(f"{pass_name} expects one func.func, found {len(functions)}")
+    return functions[0]
+
+
+def warn(pass_name: str, remarks: Sequence[str]) -> None:
+    for remark in remarks:
+        sys.stderr.write(f"{pass_name}: warning: {remark}\n")
+
+
+def set_remark(module: ModuleOp, remarks: Sequence[str]) -> None:
+    if remarks:
+        module.attributes[REMARK_ATTR] = StringAttr("; ".join(remarks))
+
+
+def check_options(time_limit: float, mip_gap: float, max_copies: int) -> None:
+    if not time_limit >= 0:
+        raise CimError(
+            f"cim-allocate: time_limit must not be negative, got {time_limit}"
+        )
+    if not mip_gap >= 0:
+        raise CimError(f"cim-allocate: mip_gap must not be negative, got {mip_gap}")
+    if max_copies < 1:
+        raise CimError(f"cim-allocate: max_copies must be positive, got {max_copies}")
+
+
+@dataclass(frozen=True)
+class CimAllocatePass(ModulePass):
+    """Copies and memory-mode arrays per segment, by a MILP (HiGHS)."""
+
+    name = "cim-allocate"
+
+    target: str = DEFAULT_TARGET
+    """A shipped target name or a path to a target TOML file."""
+
+    time_limit: float | int = 10.0
+    """Seconds HiGHS may spend on each distinct segment problem (then the
+    best incumbent is used)."""
+
+    mip_gap: float | int = 1e-3
+    """Relative optimality gap at which HiGHS stops."""
+
+    max_copies: int = DEFAULT_MAX_COPIES
+    """Most copies of one weight considered."""
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        check_options(self.time_limit, self.mip_gap, self.max_copies)
+        hw = load_target(self.target)
+        function = single_function(op, self.name)
+        ops = tile_ops(function)
+        program = build_program(function, hw)
+        runs = segment_runs(ops)
+        bounds = [(first, stop) for _, first, stop in runs]
+        plan = allocate(program, bounds, self.time_limit, self.mip_gap, self.max_copies)
+        remarks = list(plan.remarks)
+        if any(
+            violations(i, a)
+            for i, a in zip(plan.instances, plan.allocations, strict=True)
+        ):
+            plan, remarks = _static_fallback(op, hw, self.target, remarks)
+            program = build_program(function, hw)
+        strategy = op.attributes.get(STRATEGY_ATTR)
+        name = strategy.data if isinstance(strategy, StringAttr) else "cim-allocate"
+        write_plan(op, function, program, plan, name)
+        set_remark(op, remarks)
+        warn(self.name, remarks)
+
+
+def _static_fallback(
+    module: ModuleOp, hw: HardwareTarget, target: str, remarks: list[str]
+) -> tuple[Plan, list[str]]:
+    """Segments that do not fit even with one copy each: the static
+    baseline's segments, all compute, one copy each."""
+    StaticAllocatePass(target).apply(Context(), module)
+    function = single_function(module, "cim-allocate")
+    program = build_program(function, hw)
+    bounds = [(first, stop) for _, first, stop in segment_runs(tile_ops(function))]
+    instances = [s.instance(1, memory=False) for s in segments_of(program, bounds)]
+    allocations = [minimal_allocation(i) for i in instances]
+    predicted = predicted_cycles(program, bounds, instances, allocations)
+    remarks = [
+        *remarks,
+        "the given segments do not fit the chip even with one copy each; "
+        "fell back to the static baseline's segments, all compute, one copy",
+    ]
+    return Plan(bounds, allocations, instances, predicted, remarks), remarks

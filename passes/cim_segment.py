@@ -1,0 +1,157 @@
+"""cim-segment: segment boundaries by dynamic programming over the program.
+
+A segment is a run of the tile ops in program order (an interval of the
+topological order) whose weights are resident together. Boundaries fall
+right before a ``cim_tile.mvm`` (vector work stays with the MVM before it,
+as in the static baseline), so with ``n`` MVMs the pass solves::
+
+    best[0] = 0
+    best[j] = min over i < j of best[i] + cost(MVMs i .. j-1)
+
+over every segment holding at most ``max_segment_ops`` MVMs whose weights
+fit the chip with one copy each; a weight larger than the chip forms a
+segment of its own and streams in chunks. ``cost`` is the fast estimate
+of :mod:`cimflow.passes.dual_mode_model`: the segment's entry (its weights
+loaded from DRAM and programmed) plus its body latency under the greedy
+all-compute allocation (spare arrays to the copies that save the most
+cycles per array), with the same formulas as the MILP. It is an upper bound
+of what ``cim-allocate`` then finds for the chosen segments (memory-mode
+arrays, exact copies), so the DP never sees memory mode: boundaries are
+chosen for compute, and the MILP refines each chosen segment.
+
+The static baseline's segments are in the search space (when none holds
+more than ``max_segment_ops`` MVMs) and one copy each is among the
+allocations, so under the model the result is never slower than static.
+
+The pass writes ``#cim_tile.alloc`` (segment, the greedy copies, chunks)
+and the segment of every ``cim_tile.vector``, a complete allocation the
+lowering can carry out alone; ``cim-allocate`` refines it. The module's
+``cim_tile.strategy`` becomes ``cmswitch`` and ``cim_tile.predicted_cycles``
+the estimate.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass
+
+from cimflow.errors import CimError
+from cimflow.hw_targets import DEFAULT_TARGET, load_target
+from cimflow.passes.cim_allocate import (
+    DEFAULT_MAX_COPIES,
+    Plan,
+    single_function,
+    write_plan,
+)
+from cimflow.passes.dual_mode_model import (
+    Program,
+    Segment,
+    build_program,
+    evaluate,
+    greedy_allocation,
+    program_entry,
+)
+
+DEFAULT_MAX_SEGMENT_OPS = 64
+
+
+def estimate(program: Program, first: int, stop: int, max_copies: int) -> int:
+    """Entry plus body (and, for the last segment, the final stores) of tile
+    ops ``[first, stop)`` under the greedy all-compute allocation."""
+    inst = Segment(program, first, stop).instance(max_copies, memory=False)
+    return (
+        program_entry(program, first, stop)
+        + evaluate(inst, greedy_allocation(inst)).total
+    )
+
+
+def segment_bounds(
+    program: Program, max_segment_ops: int, max_copies: int
+) -> tuple[list[tuple[int, int]], int]:
+    """The DP's segments (tile-op intervals) and their estimated latency."""
+    positions = program.mvm_positions
+    count = len(program.ops)
+    if not positions:
+        return ([(0, count)] if count else []), (
+            estimate(program, 0, count, max_copies) if count else 0
+        )
+    n = len(positions)
+    starts = [0, *positions[1:], count]
+    total = program.hw.total_arrays
+    best = [0] + [-1] * n
+    choice = [0] * (n + 1)
+    for j in range(1, n + 1):
+        arrays = 0
+        for i in range(j - 1, max(-1, j - 1 - max_segment_ops), -1):
+            mvm = program.ops[positions[i]].mvm
+            assert mvm is not None
+            if mvm.streamed:
+                if i != j - 1:
+                    break
+            else:
+                arrays += mvm.arrays
+                if arrays > total:
+                    break
+            if best[i] < 0:
+                continue
+            cost = best[i] + estimate(program, starts[i], starts[j], max_copies)
+            if best[j] < 0 or cost < best[j]:
+                best[j], choice[j] = cost, i
+            if mvm.streamed:
+                break
+        if best[j] < 0:
+            raise CimError("cim-segment found no segmentation (internal error)")
+    cuts: list[int] = []
+    j = n
+    while j > 0:
+        cuts.append(j)
+        j = choice[j]
+    cuts.append(0)
+    cuts.reverse()
+    bounds = [(starts[a], starts[b]) for a, b in itertools.pairwise(cuts)]
+    return bounds, best[n]
+
+
+@dataclass(frozen=True)
+class CimSegmentPass(ModulePass):
+    """Segments by dynamic programming, all compute, greedy copies."""
+
+    name = "cim-segment"
+
+    target: str = DEFAULT_TARGET
+    """A shipped target name or a path to a target TOML file."""
+
+    max_segment_ops: int = DEFAULT_MAX_SEGMENT_OPS
+    """Most MVMs (weight-stationary operators) one segment may hold: bounds
+    the DP to ``O(MVMs x max_segment_ops)`` candidate segments."""
+
+    max_copies: int = DEFAULT_MAX_COPIES
+    """Most copies of one weight the estimate's greedy allocation gives."""
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        if self.max_segment_ops < 1:
+            raise CimError(
+                f"cim-segment: max_segment_ops must be positive, got "
+                f"{self.max_segment_ops}"
+            )
+        if self.max_copies < 1:
+            raise CimError(
+                f"cim-segment: max_copies must be positive, got {self.max_copies}"
+            )
+        hw = load_target(self.target)
+        function = single_function(op, self.name)
+        program = build_program(function, hw)
+        bounds, predicted = segment_bounds(
+            program, self.max_segment_ops, self.max_copies
+        )
+        instances = [
+            Segment(program, first, stop).instance(self.max_copies, memory=False)
+            for first, stop in bounds
+        ]
+        allocations = [greedy_allocation(inst) for inst in instances]
+        plan = Plan(bounds, allocations, instances, predicted, [])
+        write_plan(op, function, program, plan, "cmswitch")

@@ -1,0 +1,49 @@
+"""cim-cmswitch: the dual-mode allocation, ``cim-segment`` then ``cim-allocate``.
+
+The allocation pass of the ``cmswitch`` strategy
+(``cim-compile{strategy=cmswitch}``): segment boundaries by dynamic
+programming, then per segment copies and memory-mode arrays by a MILP
+(``docs/dual-mode.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass
+
+from cimflow.hw_targets import DEFAULT_TARGET
+from cimflow.passes.cim_allocate import DEFAULT_MAX_COPIES, CimAllocatePass
+from cimflow.passes.cim_segment import DEFAULT_MAX_SEGMENT_OPS, CimSegmentPass
+
+
+@dataclass(frozen=True)
+class CmswitchPass(ModulePass):
+    """cim-segment, then cim-allocate, with the same target."""
+
+    name = "cim-cmswitch"
+
+    target: str = DEFAULT_TARGET
+    """A shipped target name or a path to a target TOML file."""
+
+    time_limit: float | int = 10.0
+    """Seconds HiGHS may spend on each distinct segment problem."""
+
+    mip_gap: float | int = 1e-3
+    """Relative optimality gap at which HiGHS stops."""
+
+    max_copies: int = DEFAULT_MAX_COPIES
+    """Most copies of one weight considered."""
+
+    max_segment_ops: int = DEFAULT_MAX_SEGMENT_OPS
+    """Most MVMs one segment may hold (bounds the DP)."""
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        CimSegmentPass(self.target, self.max_segment_ops, self.max_copies).apply(
+            ctx, op
+        )
+        CimAllocatePass(
+            self.target, self.time_limit, self.mip_gap, self.max_copies
+        ).apply(ctx, op)

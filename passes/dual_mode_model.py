@@ -1,0 +1,1047 @@
+"""The dual-mode segment cost model of ``cim-segment`` and ``cim-allocate``.
+
+CMSwitch-style compilation splits the operators into *segments* (runs of
+the topological order whose weights are resident together) and decides,
+per segment, how many copies each weight gets (compute mode) and how many
+arrays serve as memory (memory mode). This module predicts the latency of
+a segment under such an allocation. Every number comes from
+:mod:`cimflow.cost_model` (``mvm_cycles``, ``program_cost``,
+``transfer_cost``, ``switch_cost``, ``vector_cost``, ``interconnect_cost``)
+applied to exactly the meta-operations ``convert-tile-to-meta`` emits for
+the allocation, so the model and the simulator price the same work.
+
+Program
+-------
+:func:`build_program` reads the tile-level function in program order; the
+*tile ops* are ``cim_tile.mvm``, ``cim_tile.vector``, ``cim_tile.im2col``
+and ``cim_tile.col2im``. A segment is an interval ``[first, stop)`` of them
+(an interval of the topological order, so parallel branches and residuals
+stay inside or outside together). Each tile op ``k`` has, from the lowering
+of layer dataflow:
+
+- ``fixed_k``: cycles that no allocation changes, one after another:
+  ``interconnect_cost`` of moving its input to the arrays and gathering the
+  partial sums back, ``vector_cost`` of accumulating row tiles and bias (an
+  MVM) or of its work (vector ops, ``im2col``, ``col2im``), and
+  ``transfer_cost(dram, buffer, b)`` of every load that always comes from
+  DRAM (model inputs, spilled tensors of earlier segments — evicted to DRAM
+  when their segment ends —, gathered embedding rows);
+- a tensor it produces is *spilled* when the lowering would store it (a whole
+  tensor over half the global buffer); each consumer loads it again;
+- weights read by vector ops and biases are loaded once per segment.
+
+Allocation
+----------
+Per segment: copies ``d_k`` of every resident MVM ``k`` (``d_k * A_k``
+arrays, ``A_k`` arrays per copy), ``a`` arrays of an ``activations`` buffer,
+``p`` arrays of a ``weights`` buffer that prefetches the next segment's
+weights; ``M = a + p`` memory arrays. A weight larger than the chip streams
+in ``chunks = len(plan_chunks(tiling, T - compute - M))`` chunks through the
+free arrays (``T`` the chip's arrays). The lowering fills both buffers first
+fit in program order with capacity ``arrays * memory_capacity_bytes``.
+
+Formulas (``tc(src, dst, b, n)`` is ``transfer_cost(...).cycles``)
+-------------------------------------------------------------------
+- MVM compute with ``d`` copies (vectors split between the copies, every
+  copy running all row tiles of the weight at once)::
+
+      mvm_k(d) = mvm_cycles(ceil(V_k / d), rows_k)
+
+- streamed weight, per chunk ``c`` of the plan for ``T - compute - M``
+  arrays, one after another::
+
+      chunk_k(M) = sum_c tc(dram, buffer, bytes_c) + program_cost(rows_c)
+                   + mvm_cycles(V_k, rows_c)
+
+- spill traffic with ``a`` activation arrays: a spilled tensor of ``b``
+  bytes that fits the buffer (first fit) is stored with
+  ``tc(buffer, memory, b, a)`` and loaded by each consumer with
+  ``tc(memory, buffer, b, a)``; otherwise ``tc(buffer, dram, b)`` and
+  ``tc(dram, buffer, b)``. ``act_k(a)`` is op ``k``'s share (its stores and
+  loads); a tensor still needed after the segment is evicted at the next
+  segment's start: ``evict(a) = sum tc(memory, dram, b, a)``;
+- op duration and critical path (layer dataflow: an op starts when its
+  producers in the segment have finished)::
+
+      dur_k = fixed_k + mvm_k(d_k) + chunk_k(M) + act_k(a)
+      e_k   = dur_k + max(e_j for producers j of k in the segment)
+
+- body latency, a min-max over the critical path and every shared
+  resource's occupancy::
+
+      body = max(max_k e_k,
+                 DRAM:  sum of DRAM loads/stores + prefetch(p) + stream(M),
+                 memory arrays: sum of tc(.., memory, ..) of the buffer,
+                 interconnect: sum of moves, vector units: sum of vector work,
+                 stream_end + prefetch(p))
+
+  ``stream(M)`` is all of ``chunk_k(M)``, not only its loads: the lowering
+  issues a chunk's load after the previous chunk's MVMs, and DRAM traffic
+  that slips into that gap cannot be preempted, so it delays the stream as
+  much as if the gap were DRAM time. The prefetch is emitted after the
+  stream's last load (so it never stalls the stream):
+  ``stream_end = e_k - tail_k(M)``, ``tail_k`` the last chunk's program and
+  MVMs;
+- entry of a segment: evictions of the previous segment's buffer, then its
+  resident weights loaded from DRAM one after another, in parallel with
+  read-outs of what the previous segment prefetched into its ``weights``
+  buffer (other arrays), then the slowest program::
+
+      entry = max(evict(a_prev) + sum_{w not in P} tc(dram, buffer, b_w),
+                  sum_{w in P} tc(memory, buffer, b_w, p_prev))
+              + max_w program_cost(rows_w)
+
+  where ``P`` is what the previous segment prefetched with ``p_prev``
+  arrays (first fit), at ``prefetch(p) = sum_{w in P} tc(dram, memory,
+  b_w, p)`` of that segment's DRAM time;
+- mode switches: ``2 * switch_cost(M)`` when ``M > 0`` (to memory at the
+  segment's start, back to compute at the next one);
+- segment objective (what the MILP minimizes; it holds everything that
+  depends on this segment's decisions)::
+
+      cost = body + entry_next(a, p) + 2 * switch_cost(M) [+ final]
+
+  ``final`` (last segment only) stores the outputs left in the buffer; the
+  model's prediction for the program is ``entry_0 + sum_s cost_s``.
+
+Constraints: ``sum_k d_k A_k + M <= T`` (and ``<= T - 1`` when a weight
+streams, which needs one array); when ``M > 0``, ``sum_k d_k A_k + M <=
+S`` (the lowering puts the buffers right after the compute arrays and only
+the first ``S`` arrays switch); each buffer holds what it is given
+(``bytes <= arrays * memory_capacity_bytes``).
+
+What the model leaves out: ops overlapping the segment's entry (vector ops
+that need no weight), the order in which the simulator grants a shared
+resource to ops of parallel branches, the lowering keeping spilled tensors
+in a following segment's identical buffer (the model evicts them: an upper
+bound). Measured against ``cim-sim`` on the small zoo on ``tiny`` and
+``dynaplasia`` the prediction is within 0.94x to 1.17x of the simulated
+latency (``tests/pytest/test_cim_allocate.py``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from xdsl.dialects import func
+from xdsl.ir import Operation, SSAValue
+
+from cimflow.cimdialect import cim_graph, cim_tile
+from cimflow.cimdialect.cim_graph import tensor_shape
+from cimflow.cimdialect.shapes import num_elements
+from cimflow.cost_model import (
+    Location,
+    interconnect_cost,
+    mvm_cycles,
+    program_cost,
+    switch_cost,
+    transfer_cost,
+    vector_cost,
+    vector_element_ops,
+)
+from cimflow.hw_targets import HardwareTarget
+from cimflow.passes.tile_mapping import plan_chunks
+
+TileOp = cim_tile.MVMOp | cim_tile.VectorOp | cim_tile.Im2ColOp | cim_tile.Col2ImOp
+TILE_OPS = (cim_tile.MVMOp, cim_tile.VectorOp, cim_tile.Im2ColOp, cim_tile.Col2ImOp)
+
+INPUT = -1
+"""Producer index of a model input."""
+
+
+# --------------------------------------------------------------------------
+# The program: tile ops with their allocation-independent costs
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class TensorInfo:
+    """An activation tensor as the lowering stores it."""
+
+    name: str
+    nbytes: int
+    producer: int
+    """Tile-op index of its producer, or :data:`INPUT`."""
+    spilled: bool = False
+    """Stored after it is produced (to DRAM, or an activations buffer)."""
+    consumers: list[int] = field(default_factory=lambda: [])
+    """Tile ops that fetch it, once per operand that reads it."""
+    outputs: int = 0
+    """How many times the function returns it."""
+
+
+@dataclass
+class MvmInfo:
+    """What the model needs of one ``cim_tile.mvm``."""
+
+    op: cim_tile.MVMOp
+    arrays: int
+    """Arrays one resident copy occupies (one chunk covering the weight)."""
+    vectors: int
+    rows: int
+    """Rows used per array (wordline passes)."""
+    weight_bytes: int
+    """Bytes of the whole weight (one load at a segment's start)."""
+    program: int
+    """Cycles to program one copy."""
+    streamed: bool
+    """Larger than the chip: it streams in chunks."""
+
+
+@dataclass
+class OpInfo:
+    """One tile op and its allocation-independent costs."""
+
+    index: int
+    op: TileOp
+    fixed: int = 0
+    """Serial cycles no allocation changes."""
+    fixed_dram: int = 0
+    """The DRAM-holding part of ``fixed``."""
+    interconnect: int = 0
+    vector: int = 0
+    segment_loads: dict[str, int] = field(default_factory=lambda: {})
+    """Weights and biases loaded once per segment: name -> load cycles."""
+    fetches: list[int] = field(default_factory=lambda: [])
+    """Spilled tensors it loads (tensor ids, one per operand)."""
+    outputs: list[int] = field(default_factory=lambda: [])
+    """Tensors it produces (tensor ids)."""
+    preds: list[int] = field(default_factory=lambda: [])
+    """Tile ops producing its operands (distinct, in order)."""
+    mvm: MvmInfo | None = None
+
+
+@dataclass
+class Program:
+    """The tile ops of a function, their tensors and the target."""
+
+    hw: HardwareTarget
+    ops: list[OpInfo]
+    tensors: list[TensorInfo]
+    final: int
+    """Cycles of storing the outputs left in the global buffer at the end."""
+
+    @property
+    def mvm_positions(self) -> list[int]:
+        return [op.index for op in self.ops if op.mvm is not None]
+
+
+def tile_ops(function: func.FuncOp) -> list[TileOp]:
+    """The tile ops of a function body, in program order."""
+    return [op for op in function.body.block.ops if isinstance(op, TILE_OPS)]
+
+
+def _vector_work(payload: Operation) -> tuple[str, int]:
+    # the lowering's count (imported lazily: convert-tile-to-meta imports a lot)
+    from cimflow.passes.convert_tile_to_meta import vector_work
+
+    return vector_work(payload)
+
+
+def _tensor_bytes(hw: HardwareTarget, value: SSAValue) -> int:
+    return num_elements(tensor_shape(value)) * hw.activation_bytes
+
+
+@lru_cache(maxsize=1 << 16)
+def tc(
+    hw: HardwareTarget, src: Location, dst: Location, nbytes: int, arrays: int = 0
+) -> int:
+    """``transfer_cost(hw, src, dst, nbytes, arrays).cycles`` (memoized)."""
+    return transfer_cost(hw, src, dst, nbytes, arrays).cycles
+
+
+def dram_load(hw: HardwareTarget, nbytes: int) -> int:
+    """``transfer_cost(dram, buffer, nbytes)`` in cycles."""
+    return tc(hw, "dram", "buffer", max(1, nbytes))
+
+
+def build_program(function: func.FuncOp, hw: HardwareTarget) -> Program:
+    """The cost-model view of a tile-level function (see the module doc)."""
+    body = function.body.block
+    ops = tile_ops(function)
+    units = hw.total_cores * hw.vector.units_per_core
+    half_buffer = hw.buffers.global_bytes // 2
+    tensors: list[TensorInfo] = []
+    tensor_of: dict[SSAValue, int] = {}
+    for arg in body.args:
+        tensor_of[arg] = len(tensors)
+        tensors.append(TensorInfo(arg.name_hint or "input", _tensor_bytes(hw, arg), -1))
+    infos: list[OpInfo] = []
+
+    def fetch(info: OpInfo, value: SSAValue, gathered: int | None) -> None:
+        owner = value.owner
+        if isinstance(owner, cim_graph.ConstantOp):
+            return
+        if isinstance(owner, cim_graph.WeightOp):
+            name = owner.weight_name.data
+            if gathered is not None:
+                cycles = dram_load(hw, gathered * hw.weight_bytes)
+                info.fixed += cycles
+                info.fixed_dram += cycles
+            else:
+                elements = num_elements(tensor_shape(value))
+                info.segment_loads[name] = dram_load(hw, elements * hw.weight_bytes)
+            return
+        tensor_id = tensor_of.get(value)
+        if tensor_id is None:
+            return
+        tensor = tensors[tensor_id]
+        if tensor.producer >= 0 and tensor.producer not in info.preds:
+            info.preds.append(tensor.producer)
+        if tensor.producer == INPUT:
+            cycles = dram_load(hw, tensor.nbytes)
+            info.fixed += cycles
+            info.fixed_dram += cycles
+        elif tensor.spilled:
+            info.fetches.append(tensor_id)
+            tensor.consumers.append(info.index)
+
+    def produce(info: OpInfo, value: SSAValue, spill: bool) -> None:
+        nbytes = _tensor_bytes(hw, value)
+        tensor_of[value] = len(tensors)
+        info.outputs.append(len(tensors))
+        tensors.append(
+            TensorInfo(
+                value.name_hint or "t",
+                nbytes,
+                info.index,
+                spilled=spill and nbytes > half_buffer,
+            )
+        )
+
+    for index, op in enumerate(ops):
+        info = OpInfo(index, op)
+        infos.append(info)
+        if isinstance(op, cim_tile.MVMOp):
+            fetch(info, op.input, None)
+            tiling = op.tiling
+            vectors = op.vectors
+            plan = plan_chunks(tiling, hw.total_arrays)
+            chunk = plan[0]
+            row_bytes = _tensor_bytes(hw, op.input) // max(1, vectors)
+            move_in = interconnect_cost(hw, max(1, vectors * row_bytes)).cycles
+            groups, n = tiling.field("groups"), tiling.field("n")
+            partials = tiling.field("row_tiles")
+            outputs = vectors * groups * n
+            gather_bytes = (
+                outputs * partials * hw.accumulator_bytes
+                if partials > 1
+                else outputs * hw.activation_bytes
+            )
+            gather = interconnect_cost(hw, max(1, gather_bytes)).cycles
+            extra = outputs * (partials - 1) + (outputs if op.bias is not None else 0)
+            accumulate = vector_cost(hw, extra, units).cycles if extra else 0
+            if op.bias is not None:
+                info.segment_loads[op.bias.data] = dram_load(
+                    hw, groups * n * hw.weight_bytes
+                )
+            info.fixed += move_in + gather + accumulate
+            info.interconnect += move_in + gather
+            info.vector += accumulate
+            info.mvm = MvmInfo(
+                op,
+                chunk.arrays,
+                vectors,
+                chunk.rows,
+                max(1, chunk.weight_elements * hw.weight_bytes),
+                program_cost(hw, chunk.arrays, chunk.rows, chunk.cols).cycles,
+                len(plan) > 1,
+            )
+            feeds_col2im = bool(op.output.uses) and all(
+                isinstance(use.operation, cim_tile.Col2ImOp) for use in op.output.uses
+            )
+            produce(info, op.output, not feeds_col2im)
+            continue
+        if isinstance(op, cim_tile.VectorOp):
+            payload = op.payload
+            _, work = _vector_work(payload)
+            gathered = (
+                num_elements(tensor_shape(payload.output))
+                if isinstance(payload, cim_graph.GatherOp)
+                else None
+            )
+            for position, value in enumerate(op.inputs):
+                fetch(info, value, gathered if position == 0 else None)
+            results: Sequence[SSAValue] = list(op.outputs)
+            spill = True
+        else:
+            kind = op.name.split(".")[1]
+            work = vector_element_ops(kind, num_elements(tensor_shape(op.output)))
+            fetch(info, op.input, None)
+            results = [op.output]
+            spill = isinstance(op, cim_tile.Col2ImOp)
+        cycles = vector_cost(hw, work, units).cycles
+        info.fixed += cycles
+        info.vector += cycles
+        for value in results:
+            produce(info, value, spill)
+    final = 0
+    terminator = body.last_op
+    if isinstance(terminator, func.ReturnOp):
+        for value in terminator.operands:
+            tensor_id = tensor_of.get(value)
+            if tensor_id is None or tensors[tensor_id].producer == INPUT:
+                continue
+            tensor = tensors[tensor_id]
+            tensor.outputs += 1
+            if not tensor.spilled:
+                final += tc(hw, "buffer", "dram", max(1, tensor.nbytes))
+    return Program(hw, infos, tensors, final)
+
+
+# --------------------------------------------------------------------------
+# One segment: the numbers of its allocation problem
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpTerm:
+    """One tile op of a segment instance (pure numbers)."""
+
+    fixed: int
+    preds: tuple[int, ...]
+    """Local indices of its producers inside the segment."""
+    copies: tuple[tuple[int, int], ...] = ()
+    """``(d, mvm_k(d))`` choices of a resident MVM (increasing ``d``)."""
+    arrays_per_copy: int = 0
+    act: tuple[int, ...] = ()
+    """``act_k(a)`` per activation option (empty: 0 for all)."""
+    chunk: tuple[int, ...] = ()
+    """``chunk_k(M)`` per memory-array option (streamed MVM; empty: none)."""
+    chunk_tail: tuple[int, ...] = ()
+    """Cycles after its last chunk's load, per memory-array option."""
+
+
+@dataclass(frozen=True)
+class SegmentInstance:
+    """A segment's allocation problem, as numbers only.
+
+    Two segments with equal instances (repeated transformer layers) have the
+    same optimal allocation, so the instance is the cache key of the MILP.
+    Options are listed with the empty option (0 arrays) first.
+    """
+
+    total_arrays: int
+    switchable: int
+    capacity: int
+    """Bytes one memory-mode array holds."""
+    ops: tuple[OpTerm, ...]
+    fixed_arrays: int
+    """Compute arrays not chosen by the copies (resident weights of a
+    segment that also streams one)."""
+    streams: bool
+    """A weight streams through the free arrays (needs at least one)."""
+    act_arrays: tuple[int, ...]
+    act_bytes: tuple[int, ...]
+    act_dram: tuple[int, ...]
+    act_memory: tuple[int, ...]
+    act_evict: tuple[int, ...]
+    pre_arrays: tuple[int, ...]
+    pre_bytes: tuple[int, ...]
+    pre_dram: tuple[int, ...]
+    next_dram: tuple[int, ...]
+    """DRAM loads of the next segment's weights not prefetched (per
+    prefetch option)."""
+    next_readout: tuple[int, ...]
+    """Read-outs of the prefetched ones, in parallel with those loads."""
+    next_program: int
+    """The next segment's slowest program."""
+    memory_options: tuple[int, ...]
+    """Memory-array counts ``M`` the streamed chunks are priced at (the
+    index of ``OpTerm.chunk``); empty when nothing streams."""
+    chunk_dram: tuple[int, ...]
+    """DRAM time a stream takes, per ``memory_options``: its chunk loads and
+    the programs and MVMs between them (the lowering issues the next load
+    only after them, and other traffic slipping into those gaps holds the
+    DRAM, which cannot be preempted, so it delays the stream as much)."""
+    dram_fixed: int
+    interconnect: int
+    vector: int
+    switch_cycles: int
+    """Both mode switches of a segment that uses memory arrays."""
+    final: int
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """Decisions for one segment: copies per op (1 where there is no
+    choice), and the indices of the activation and prefetch options."""
+
+    copies: tuple[int, ...]
+    act: int = 0
+    pre: int = 0
+
+
+@dataclass(frozen=True)
+class SegmentCost:
+    """The model's latency of one segment under an allocation."""
+
+    critical_path: int
+    dram: int
+    memory: int
+    body: int
+    transition: int
+    compute_arrays: int
+    memory_arrays: int
+
+    @property
+    def total(self) -> int:
+        """``body + transition``: what the MILP minimizes."""
+        return self.body + self.transition
+
+
+def copies_choices(
+    hw: HardwareTarget, info: MvmInfo, limit: int
+) -> tuple[tuple[int, int], ...]:
+    """``(d, mvm_k(d))`` for the copy counts worth having: each one makes the
+    MVM faster than every smaller count (a count that does not shorten
+    ``ceil(V / d)`` only takes arrays), up to ``limit`` copies and the chip."""
+    return _copies_choices(hw, info.vectors, info.rows, info.arrays, limit)
+
+
+@lru_cache(maxsize=4096)
+def _stream_terms(
+    hw: HardwareTarget, tiling: cim_tile.TilingAttr, vectors: int, available: int
+) -> tuple[int, int, int, int]:
+    total = dram = tail = 0
+    chunks = plan_chunks(tiling, available)
+    for chunk in chunks:
+        load = dram_load(hw, chunk.weight_elements * hw.weight_bytes)
+        tail = program_cost(
+            hw, chunk.arrays, chunk.rows, chunk.cols
+        ).cycles + mvm_cycles(hw, vectors, chunk.rows)
+        total += load + tail
+        dram += load
+    return total, dram, len(chunks), tail
+
+
+def stream_terms(
+    hw: HardwareTarget, mvm: MvmInfo, available: int
+) -> tuple[int, int, int, int]:
+    """``chunk_k`` cycles, their DRAM part, the chunk count and the cycles
+    after the last chunk's load (its program and MVMs) of streaming ``mvm``
+    through ``available`` arrays."""
+    return _stream_terms(hw, mvm.op.tiling, mvm.vectors, available)
+
+
+@lru_cache(maxsize=65536)
+def _copies_choices(
+    hw: HardwareTarget, vectors: int, rows: int, arrays: int, limit: int
+) -> tuple[tuple[int, int], ...]:
+    top = max(1, min(limit, vectors, hw.total_arrays // max(1, arrays)))
+    choices: list[tuple[int, int]] = []
+    last_share = -1
+    for d in range(1, top + 1):
+        share = math.ceil(vectors / d)
+        if share != last_share:
+            choices.append((d, mvm_cycles(hw, share, rows)))
+            last_share = share
+    return tuple(choices)
+
+
+@dataclass
+class Segment:
+    """A segment of a program: tile ops ``[first, stop)``."""
+
+    program: Program
+    first: int
+    stop: int
+    next_first: int | None = None
+    """First op of the next segment (whose weights a buffer prefetches)."""
+    next_stop: int | None = None
+
+    @property
+    def hw(self) -> HardwareTarget:
+        return self.program.hw
+
+    @property
+    def infos(self) -> list[OpInfo]:
+        return self.program.ops[self.first : self.stop]
+
+    @property
+    def is_last(self) -> bool:
+        return self.stop >= len(self.program.ops)
+
+    def resident(self) -> list[MvmInfo]:
+        return [i.mvm for i in self.infos if i.mvm is not None and not i.mvm.streamed]
+
+    def streamed(self) -> list[MvmInfo]:
+        return [i.mvm for i in self.infos if i.mvm is not None and i.mvm.streamed]
+
+    def next_resident(self) -> list[MvmInfo]:
+        if self.next_first is None or self.next_stop is None:
+            return []
+        return [
+            i.mvm
+            for i in self.program.ops[self.next_first : self.next_stop]
+            if i.mvm is not None and not i.mvm.streamed
+        ]
+
+    # -- activation buffer --------------------------------------------------
+
+    def spilled_here(self) -> list[int]:
+        """Spilled tensors produced in the segment, in the order the
+        lowering places them."""
+        return [
+            t for i in self.infos for t in i.outputs if self.program.tensors[t].spilled
+        ]
+
+    def activation_terms(
+        self, arrays: int
+    ) -> tuple[tuple[int, ...], int, int, int, int]:
+        """``act_k(a)`` per op, held bytes, DRAM, memory and eviction cycles
+        with an activations buffer of ``arrays`` arrays (first fit)."""
+        hw = self.hw
+        tensors = self.program.tensors
+        free = arrays * hw.dual_mode.memory_capacity_bytes
+        in_memory: set[int] = set()
+        held = 0
+        for t in self.spilled_here():
+            nbytes = tensors[t].nbytes
+            if arrays > 0 and free >= nbytes:
+                in_memory.add(t)
+                free -= nbytes
+                held += nbytes
+        dram = memory = evict = 0
+        act: list[int] = []
+        for info in self.infos:
+            cycles = 0
+            for t in info.outputs:
+                tensor = tensors[t]
+                if not tensor.spilled:
+                    continue
+                if t in in_memory:
+                    cost = tc(hw, "buffer", "memory", tensor.nbytes, arrays)
+                    memory += cost
+                else:
+                    cost = tc(hw, "buffer", "dram", tensor.nbytes)
+                    dram += cost
+                cycles += cost
+            for t in info.fetches:
+                tensor = tensors[t]
+                nbytes = max(1, tensor.nbytes)
+                if not self.first <= tensor.producer < self.stop:
+                    continue  # from an earlier segment: in fixed (DRAM)
+                if t in in_memory:
+                    cost = tc(hw, "memory", "buffer", nbytes, arrays)
+                    memory += cost
+                else:
+                    cost = tc(hw, "dram", "buffer", nbytes)
+                    dram += cost
+                cycles += cost
+            act.append(cycles)
+        for t in in_memory:
+            tensor = tensors[t]
+            if tensor.outputs or any(c >= self.stop for c in tensor.consumers):
+                count = tensor.outputs if self.is_last else 1
+                evict += count * tc(hw, "memory", "dram", max(1, tensor.nbytes), arrays)
+        return tuple(act), held, dram, memory, evict
+
+    # -- weights buffer -----------------------------------------------------
+
+    def prefetch_terms(self, arrays: int) -> tuple[int, int, int, int]:
+        """Held bytes, DRAM cycles of the prefetch, and the next segment's
+        DRAM loads and read-outs with a ``weights`` buffer of ``arrays``
+        arrays (first fit)."""
+        hw = self.hw
+        upcoming = self.next_resident()
+        free = arrays * hw.dual_mode.memory_capacity_bytes
+        chosen: set[str] = set()
+        held = prefetch = 0
+        for mvm in upcoming:
+            weight = mvm.op.weight.data
+            if arrays <= 0 or weight in chosen or mvm.weight_bytes > free:
+                continue
+            chosen.add(weight)
+            free -= mvm.weight_bytes
+            held += mvm.weight_bytes
+            prefetch += tc(hw, "dram", "memory", mvm.weight_bytes, arrays)
+        dram, readout, _ = entry_parts(hw, upcoming, chosen, arrays)
+        return held, prefetch, dram, readout
+
+    # -- the instance -------------------------------------------------------
+
+    def base_durations(self) -> list[int]:
+        """Allocation-independent cycles per op: ``fixed`` plus loads of
+        spilled tensors made in earlier segments (from DRAM)."""
+        tensors = self.program.tensors
+        durations: list[int] = []
+        for info in self.infos:
+            cycles = info.fixed
+            for t in info.fetches:
+                if not self.first <= tensors[t].producer < self.stop:
+                    cycles += dram_load(self.hw, tensors[t].nbytes)
+            durations.append(cycles)
+        return durations
+
+    def fixed_dram(self) -> int:
+        """DRAM cycles no decision of this segment changes."""
+        tensors = self.program.tensors
+        loads: dict[str, int] = {}
+        cycles = 0
+        for info in self.infos:
+            cycles += info.fixed_dram
+            loads.update(info.segment_loads)
+            for t in info.fetches:
+                if not self.first <= tensors[t].producer < self.stop:
+                    cycles += dram_load(self.hw, tensors[t].nbytes)
+        return cycles + sum(loads.values())
+
+    def instance(self, max_copies: int, memory: bool = True) -> SegmentInstance:
+        """The segment's allocation problem (options pruned: an option that
+        takes more arrays than another and is nowhere cheaper is dropped);
+        with ``memory`` False, all compute (no memory-array options)."""
+        hw = self.hw
+        total = hw.total_arrays
+        switchable = hw.dual_mode.switchable_arrays if memory else 0
+        streams = bool(self.streamed())
+        resident = self.resident()
+        least = sum(m.arrays for m in resident)
+        fixed_arrays = least if streams else 0
+        memory_room = min(switchable, total - (1 if streams else 0)) - least
+        saturate = _saturation(hw)
+        # activation options
+        act_opts: list[tuple[int, tuple[int, ...], int, int, int, int]] = []
+        spilled = self.spilled_here()
+        sizes = [self.program.tensors[t].nbytes for t in spilled]
+        candidates = (
+            _candidates(
+                sizes, saturate, memory_room, hw.dual_mode.memory_capacity_bytes
+            )
+            if switchable > 0
+            else [0]
+        )
+        for a in candidates:
+            act, held, dram, in_memory, evict = self.activation_terms(a)
+            key = (*act, dram, in_memory, evict)
+            if any(
+                all(x >= y for x, y in zip(key, (*o[1], o[3], o[4], o[5]), strict=True))
+                for o in act_opts
+            ):
+                continue
+            act_opts.append((a, act, held, dram, in_memory, evict))
+        # prefetch options
+        pre_opts: list[tuple[int, int, int, int, int]] = []
+        upcoming: list[MvmInfo] = []
+        for mvm in self.next_resident():
+            if all(m.op.weight.data != mvm.op.weight.data for m in upcoming):
+                upcoming.append(mvm)
+        sizes = [m.weight_bytes for m in upcoming]
+        candidates = (
+            _candidates(
+                sizes, saturate, memory_room, hw.dual_mode.memory_capacity_bytes
+            )
+            if switchable > 0
+            else [0]
+        )
+        for p in candidates:
+            held, prefetch, dram, readout = self.prefetch_terms(p)
+            if any(
+                prefetch >= o[2] and dram >= o[3] and readout >= o[4] for o in pre_opts
+            ):
+                continue
+            pre_opts.append((p, held, prefetch, dram, readout))
+        # streamed chunks per memory-array count
+        memory_options: tuple[int, ...] = ()
+        chunk_dram: tuple[int, ...] = ()
+        stream_ops = {id(m.op): m for m in self.streamed()}
+        if streams:
+            memory_options = tuple(
+                sorted(
+                    {
+                        a[0] + p[0]
+                        for a in act_opts
+                        for p in pre_opts
+                        if a[0] + p[0] <= memory_room
+                    }
+                )
+            )
+            chunk_dram = tuple(
+                sum(
+                    stream_terms(hw, m, total - fixed_arrays - memory)[0]
+                    for m in stream_ops.values()
+                )
+                for memory in memory_options
+            )
+        durations = self.base_durations()
+        terms: list[OpTerm] = []
+        for local, info in enumerate(self.infos):
+            preds = tuple(
+                p - self.first for p in info.preds if self.first <= p < self.stop
+            )
+            act = tuple(o[1][local] for o in act_opts)
+            if not any(act):
+                act = ()
+            mvm = info.mvm
+            if mvm is not None and mvm.streamed:
+                streams_at = [
+                    stream_terms(hw, mvm, total - fixed_arrays - memory)
+                    for memory in memory_options
+                ]
+                terms.append(
+                    OpTerm(
+                        durations[local],
+                        preds,
+                        act=act,
+                        chunk=tuple(t[0] for t in streams_at),
+                        chunk_tail=tuple(t[3] for t in streams_at),
+                    )
+                )
+            elif mvm is not None:
+                choices = (
+                    ((1, mvm_cycles(hw, mvm.vectors, mvm.rows)),)
+                    if streams
+                    else copies_choices(hw, mvm, max_copies)
+                )
+                terms.append(
+                    OpTerm(
+                        durations[local],
+                        preds,
+                        choices,
+                        0 if streams else mvm.arrays,
+                        act,
+                    )
+                )
+            else:
+                terms.append(OpTerm(durations[local], preds, act=act))
+        return SegmentInstance(
+            total_arrays=total,
+            switchable=hw.dual_mode.switchable_arrays,
+            capacity=hw.dual_mode.memory_capacity_bytes,
+            ops=tuple(terms),
+            fixed_arrays=fixed_arrays,
+            streams=streams,
+            act_arrays=tuple(o[0] for o in act_opts),
+            act_bytes=tuple(o[2] for o in act_opts),
+            act_dram=tuple(o[3] for o in act_opts),
+            act_memory=tuple(o[4] for o in act_opts),
+            act_evict=tuple(o[5] for o in act_opts),
+            pre_arrays=tuple(o[0] for o in pre_opts),
+            pre_bytes=tuple(o[1] for o in pre_opts),
+            pre_dram=tuple(o[2] for o in pre_opts),
+            next_dram=tuple(o[3] for o in pre_opts),
+            next_readout=tuple(o[4] for o in pre_opts),
+            next_program=entry_parts(hw, self.next_resident())[2],
+            memory_options=memory_options,
+            chunk_dram=chunk_dram,
+            dram_fixed=self.fixed_dram(),
+            interconnect=sum(i.interconnect for i in self.infos),
+            vector=sum(i.vector for i in self.infos),
+            switch_cycles=2 * switch_cost(hw, 1).cycles,
+            final=self.program.final if self.is_last else 0,
+        )
+
+
+def _candidates(
+    sizes: Sequence[int], saturate: int, room: int, capacity: int
+) -> list[int]:
+    """Array counts at which a first-fit buffer over items of ``sizes`` may
+    change cost: every count up to ``saturate`` (bandwidth still grows),
+    then only where the first-fit set changes, up to ``room``."""
+    if not sizes or room <= 0 or capacity <= 0:
+        return [0]
+    counts = list(range(min(saturate, room) + 1))
+    arrays = counts[-1]
+    while arrays < room:
+        free = arrays * capacity
+        gap: int | None = None
+        for size in sizes:
+            if free >= size:
+                free -= size
+            elif gap is None or size - free < gap:
+                gap = size - free
+        if gap is None:
+            break  # everything fits already
+        arrays = -(-(arrays * capacity + gap) // capacity)
+        if arrays <= room:
+            counts.append(arrays)
+    return counts
+
+
+def _saturation(hw: HardwareTarget) -> int:
+    """Memory arrays beyond which a transfer no longer gets faster (the
+    buffer or DRAM side is then the slower one)."""
+    per_array = hw.dual_mode.memory_bandwidth_bytes_per_cycle
+    if per_array <= 0:
+        return 0
+    fastest = max(
+        hw.buffers.global_bandwidth_bytes_per_cycle, hw.dram.bandwidth_bytes_per_cycle
+    )
+    return max(1, math.ceil(fastest / per_array))
+
+
+def entry_parts(
+    hw: HardwareTarget,
+    resident: Sequence[MvmInfo],
+    prefetched: set[str] | frozenset[str] = frozenset(),
+    arrays: int = 0,
+) -> tuple[int, int, int]:
+    """DRAM loads (one after another), read-outs of prefetched weights (once
+    per weight, in parallel with the loads) and the slowest program of a
+    segment's resident weights."""
+    dram = readout = 0
+    read: set[str] = set()
+    for mvm in resident:
+        weight = mvm.op.weight.data
+        if weight in prefetched:
+            if weight not in read:
+                read.add(weight)
+                readout += tc(hw, "memory", "buffer", mvm.weight_bytes, arrays)
+        else:
+            dram += dram_load(hw, mvm.weight_bytes)
+    program = max((m.program for m in resident), default=0)
+    return dram, readout, program
+
+
+def entry_cycles(
+    hw: HardwareTarget,
+    resident: Sequence[MvmInfo],
+    prefetched: set[str] | frozenset[str] = frozenset(),
+    arrays: int = 0,
+) -> int:
+    """Loading and programming a segment's resident weights."""
+    dram, readout, program = entry_parts(hw, resident, prefetched, arrays)
+    return max(dram, readout) + program
+
+
+# --------------------------------------------------------------------------
+# Evaluating an allocation
+# --------------------------------------------------------------------------
+
+
+def memory_arrays(inst: SegmentInstance, alloc: Allocation) -> int:
+    return inst.act_arrays[alloc.act] + inst.pre_arrays[alloc.pre]
+
+
+def compute_arrays(inst: SegmentInstance, alloc: Allocation) -> int:
+    return inst.fixed_arrays + sum(
+        d * term.arrays_per_copy
+        for term, d in zip(inst.ops, alloc.copies, strict=True)
+        if term.copies
+    )
+
+
+def violations(inst: SegmentInstance, alloc: Allocation) -> list[str]:
+    """Why an allocation does not fit (empty: it does)."""
+    problems: list[str] = []
+    compute = compute_arrays(inst, alloc)
+    memory = memory_arrays(inst, alloc)
+    if compute + memory + (1 if inst.streams else 0) > inst.total_arrays:
+        problems.append(
+            f"{compute} compute + {memory} memory arrays exceed the "
+            f"{inst.total_arrays} of the chip"
+        )
+    if memory > 0 and compute + memory > inst.switchable:
+        problems.append(
+            f"memory arrays placed after {compute} compute arrays go past the "
+            f"{inst.switchable} switchable arrays"
+        )
+    if inst.act_bytes[alloc.act] > inst.act_arrays[alloc.act] * inst.capacity:
+        problems.append("the activations buffer holds more than its capacity")
+    if inst.pre_bytes[alloc.pre] > inst.pre_arrays[alloc.pre] * inst.capacity:
+        problems.append("the weights buffer holds more than its capacity")
+    for term, d in zip(inst.ops, alloc.copies, strict=True):
+        if term.copies and d not in {c for c, _ in term.copies}:
+            problems.append(f"{d} copies is not among the choices")
+        elif not term.copies and d != 1:
+            problems.append("copies of an op that is not a resident MVM")
+    if inst.streams and memory not in inst.memory_options:
+        problems.append(f"{memory} memory arrays is not a priced option")
+    return problems
+
+
+def evaluate(inst: SegmentInstance, alloc: Allocation) -> SegmentCost:
+    """The segment's latency under ``alloc`` (see the module doc)."""
+    memory = memory_arrays(inst, alloc)
+    stream_index = inst.memory_options.index(memory) if inst.memory_options else -1
+    finish: list[int] = []
+    for term, d in zip(inst.ops, alloc.copies, strict=True):
+        duration = term.fixed
+        if term.copies:
+            duration += dict(term.copies)[d]
+        if term.act:
+            duration += term.act[alloc.act]
+        if term.chunk:
+            duration += term.chunk[stream_index]
+        start = max((finish[p] for p in term.preds), default=0)
+        finish.append(start + duration)
+    critical = max(finish, default=0)
+    dram = inst.dram_fixed + inst.act_dram[alloc.act] + inst.pre_dram[alloc.pre]
+    if inst.chunk_dram:
+        dram += inst.chunk_dram[stream_index]
+    mem = inst.act_memory[alloc.act]
+    body = max(critical, dram, mem, inst.interconnect, inst.vector)
+    for term, end in zip(inst.ops, finish, strict=True):
+        if term.chunk_tail:  # the prefetch waits for the stream's last load
+            stream_end = end - term.chunk_tail[stream_index]
+            body = max(body, stream_end + inst.pre_dram[alloc.pre])
+    transition = (
+        max(
+            inst.act_evict[alloc.act] + inst.next_dram[alloc.pre],
+            inst.next_readout[alloc.pre],
+        )
+        + inst.next_program
+        + (inst.switch_cycles if memory > 0 else 0)
+        + inst.final
+    )
+    return SegmentCost(
+        critical, dram, mem, body, transition, compute_arrays(inst, alloc), memory
+    )
+
+
+def minimal_allocation(inst: SegmentInstance) -> Allocation:
+    """All compute, one copy each, no memory arrays."""
+    return Allocation(tuple(1 for _ in inst.ops))
+
+
+def greedy_allocation(inst: SegmentInstance) -> Allocation:
+    """All compute; spare arrays go, one useful step at a time, to the copy
+    that saves the most cycles per array (the fast estimate of the DP and
+    the MILP's starting incumbent)."""
+    copies = [1 for _ in inst.ops]
+    steps = [0 for _ in inst.ops]
+    free = inst.total_arrays - compute_arrays(inst, minimal_allocation(inst))
+    if inst.streams:
+        return minimal_allocation(inst)
+    heap: list[tuple[float, int]] = []
+
+    def push(k: int) -> None:
+        term = inst.ops[k]
+        step = steps[k]
+        if step + 1 < len(term.copies):
+            (d0, c0), (d1, c1) = term.copies[step], term.copies[step + 1]
+            extra = (d1 - d0) * term.arrays_per_copy
+            heapq.heappush(heap, (-(c0 - c1) / max(1, extra), k))
+
+    for k, term in enumerate(inst.ops):
+        if term.copies:
+            push(k)
+    while heap:
+        _, k = heapq.heappop(heap)
+        term = inst.ops[k]
+        step = steps[k]
+        (d0, _), (d1, _) = term.copies[step], term.copies[step + 1]
+        extra = (d1 - d0) * term.arrays_per_copy
+        if extra > free:
+            continue
+        free -= extra
+        steps[k] = step + 1
+        copies[k] = d1
+        push(k)
+    return Allocation(tuple(copies))
+
+
+def program_entry(program: Program, first: int, stop: int) -> int:
+    """Entry cycles of a segment whose weights all come from DRAM."""
+    return entry_cycles(
+        program.hw,
+        [
+            i.mvm
+            for i in program.ops[first:stop]
+            if i.mvm is not None and not i.mvm.streamed
+        ],
+    )

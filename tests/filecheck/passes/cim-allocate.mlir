@@ -1,0 +1,79 @@
+// RUN: cim-opt %s --split-input-file -p 'cim-allocate{target=tiny mip_gap=0}' | filecheck %s
+
+// cim-allocate on `tiny` (8 arrays of 32 x 32, 8 outputs per array; memory
+// mode: 256 B and 4 B/cycle per array; global buffer 16 B/cycle; DRAM
+// 8 B/cycle after 20 cycles): the segments are given; per segment a MILP
+// (HiGHS) chooses each weight's copies and the memory-mode arrays, here a
+// `weights` buffer that prefetches the next segment's weights while this
+// one computes.
+
+// Memory mode wins. b.w (32 x 32 weights = 1024 B) starts segment 1: from
+// DRAM it loads in 20 + 1024 / 8 = 148 cycles, out of 4 memory arrays
+// (1024 B / 256 B) in max(1024 / 16, 1024 / (4 * 4)) = 64. Segment 0's
+// critical path is the exp branch: y (8192 B) loaded from DRAM (1044
+// cycles), exp on the vector units (2050), its result stored (1044), so the
+// prefetch's 148 DRAM cycles hide in it, and a copy of a.w (4 arrays) would
+// shorten a path that is not critical. The 4 free arrays become a weights
+// buffer; a.w keeps one copy (ties go to fewer arrays). In segment 1, b.w's
+// 4 vectors get 2 copies (the chip's 8 arrays).
+builtin.module {
+  func.func @prefetch_wins(%x: tensor<4x32xf32>, %y: tensor<4x2048xf32>) -> (tensor<4x32xf32>, tensor<4x2048xf32>) {
+    %a = cim_tile.mvm %x weight "a.w" layout kn tiling <k = 32, n = 32, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 1, col_tiles = 4, groups_per_array = 1> alloc <segment = 0, copies = 1, chunks = 1> mode <compute> : tensor<4x32xf32> -> tensor<4x32xf32>
+    %e = cim_tile.vector segment 0 (%y) : (tensor<4x2048xf32>) -> tensor<4x2048xf32> {
+    ^bb0(%0: tensor<4x2048xf32>):
+      %1 = cim_graph.unary exp %0 : tensor<4x2048xf32> -> tensor<4x2048xf32>
+      cim_tile.yield %1 : tensor<4x2048xf32>
+    }
+    %b = cim_tile.mvm %a weight "b.w" layout kn tiling <k = 32, n = 32, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 1, col_tiles = 4, groups_per_array = 1> alloc <segment = 1, copies = 1, chunks = 1> mode <compute> : tensor<4x32xf32> -> tensor<4x32xf32>
+    func.return %b, %e : tensor<4x32xf32>, tensor<4x2048xf32>
+  }
+}
+
+// CHECK:       builtin.module attributes {cim_tile.strategy = "cim-allocate", cim_tile.predicted_cycles = {{[0-9]+}} : i64}
+// CHECK-LABEL: func.func @prefetch_wins
+// CHECK-NEXT:    cim_tile.memory_buffer weights arrays 4 bytes 1024 segment 0 mode <memory>
+// CHECK-NEXT:    cim_tile.mvm %x weight "a.w" {{.*}} alloc <segment = 0, copies = 1, chunks = 1>
+// CHECK:         cim_tile.mvm %a weight "b.w" {{.*}} alloc <segment = 1, copies = 2, chunks = 1>
+// CHECK-NOT:     cim_tile.memory_buffer
+
+// -----
+
+// All compute wins. With 16 vectors a second copy of a.w (4 arrays) cuts
+// its MVMs from 10 + 15 * 8 = 130 to 66 cycles on the critical path; the
+// same arrays as a weights buffer would save only 20 cycles of b.w's load
+// (512 B: 84 cycles from DRAM, 64 out of 2 memory arrays). No memory buffer;
+// b.w (2 arrays) gets 4 copies in segment 1.
+builtin.module {
+  func.func @copies_win(%x: tensor<16x32xf32>) -> tensor<16x16xf32> {
+    %a = cim_tile.mvm %x weight "a.w" layout kn tiling <k = 32, n = 32, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 1, col_tiles = 4, groups_per_array = 1> alloc <segment = 0, copies = 1, chunks = 1> mode <compute> : tensor<16x32xf32> -> tensor<16x32xf32>
+    %b = cim_tile.mvm %a weight "b.w" layout kn tiling <k = 32, n = 16, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 1, col_tiles = 2, groups_per_array = 1> alloc <segment = 1, copies = 1, chunks = 1> mode <compute> : tensor<16x32xf32> -> tensor<16x16xf32>
+    func.return %b : tensor<16x16xf32>
+  }
+}
+
+// CHECK-LABEL: func.func @copies_win
+// CHECK-NOT:     cim_tile.memory_buffer
+// CHECK:         weight "a.w" {{.*}} alloc <segment = 0, copies = 2, chunks = 1>
+// CHECK:         weight "b.w" {{.*}} alloc <segment = 1, copies = 4, chunks = 1>
+
+// -----
+
+// A weight larger than the chip (12 arrays) streams through the arrays the
+// memory buffers leave; its chunk count is recomputed for them (here none:
+// 2 chunks of 8 + 4 arrays). A segment of vector work only, before any MVM,
+// is segment 0 as in the lowering.
+builtin.module {
+  func.func @streamed(%x: tensor<4x8xf32>) -> tensor<4x96xf32> {
+    %r = cim_tile.vector (%x) : (tensor<4x8xf32>) -> tensor<4x8xf32> {
+    ^bb0(%0: tensor<4x8xf32>):
+      %1 = cim_graph.unary relu %0 : tensor<4x8xf32> -> tensor<4x8xf32>
+      cim_tile.yield %1 : tensor<4x8xf32>
+    }
+    %y = cim_tile.mvm %r weight "big.w" layout kn tiling <k = 8, n = 96, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 1, col_tiles = 12, groups_per_array = 1> alloc <segment = 0, copies = 1, chunks = 2> mode <compute> : tensor<4x8xf32> -> tensor<4x96xf32>
+    func.return %y : tensor<4x96xf32>
+  }
+}
+
+// CHECK-LABEL: func.func @streamed
+// CHECK:         cim_tile.vector segment 0{{ ?}}(
+// CHECK:         weight "big.w" {{.*}} alloc <segment = 0, copies = 1, chunks = 2>

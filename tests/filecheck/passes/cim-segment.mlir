@@ -1,0 +1,105 @@
+// RUN: cim-opt %s --split-input-file -p 'convert-graph-to-tile{target=tiny},cim-segment{target=tiny}' | filecheck %s
+
+// cim-segment on `tiny` (8 arrays of 32 x 32, 8 outputs per array; one MVM
+// takes 10 cycles, 8 more per further vector; DRAM 8 B/cycle after 20
+// cycles; a row programs in 1 cycle): dynamic programming over the segment
+// boundaries (right before an MVM), each segment priced by the dual-mode
+// cost model as its entry (weights loaded from DRAM and programmed) plus its
+// body under the greedy all-compute allocation (spare arrays to the copies
+// saving the most cycles per array). Vector work stays with the MVM before
+// it. The module records the estimate in cim_tile.predicted_cycles.
+
+// The static baseline packs l1 (1 array) and l2 (4 arrays) into segment 0,
+// where l1's 64 vectors get at most 4 copies (16 vectors each: 10 + 15 * 8
+// = 130 cycles), and l3 into segment 1. Both splits load the same weights in
+// two segments, but cutting before l2 instead gives l1 the whole chip: 8
+// copies of 8 vectors, 66 cycles. l2 and l3 (one vector each, 4 arrays each)
+// share segment 1 with one copy (a vector cannot be split). Estimates:
+// [l1][l2 l3] = 590 + 496 = 1086 cycles, [l1 l2][l3] = 802 + 306 = 1108.
+builtin.module {
+  func.func @regroup(%x: tensor<64x32xf32>, %h: tensor<1x32xf32>) -> (tensor<64x8xf32>, tensor<1x32xf32>) {
+    %w1 = cim_graph.weight "l1.w" : tensor<32x8xf32>
+    %y1 = cim_graph.linear %x, %w1 : (tensor<64x32xf32>, tensor<32x8xf32>) -> tensor<64x8xf32>
+    %w2 = cim_graph.weight "l2.w" : tensor<32x32xf32>
+    %y2 = cim_graph.linear %h, %w2 : (tensor<1x32xf32>, tensor<32x32xf32>) -> tensor<1x32xf32>
+    %w3 = cim_graph.weight "l3.w" : tensor<32x32xf32>
+    %y3 = cim_graph.linear %y2, %w3 : (tensor<1x32xf32>, tensor<32x32xf32>) -> tensor<1x32xf32>
+    func.return %y1, %y3 : tensor<64x8xf32>, tensor<1x32xf32>
+  }
+}
+
+// CHECK:       builtin.module attributes {cim_tile.strategy = "cmswitch", cim_tile.predicted_cycles = 1086 : i64}
+// CHECK-LABEL: func.func @regroup
+// CHECK:         weight "l1.w" {{.*}} alloc <segment = 0, copies = 8, chunks = 1>
+// CHECK:         weight "l2.w" {{.*}} alloc <segment = 1, copies = 1, chunks = 1>
+// CHECK:         weight "l3.w" {{.*}} alloc <segment = 1, copies = 1, chunks = 1>
+
+// -----
+
+// One vector each: copies cannot help, so the two layers share one segment
+// (one entry: their programs overlap; 202 cycles against 128 + 82 = 210 for
+// two segments). The relu between them joins the segment.
+builtin.module {
+  func.func @together(%x: tensor<1x32xf32>) -> tensor<1x16xf32> {
+    %w1 = cim_graph.weight "a.w" : tensor<32x8xf32>
+    %y1 = cim_graph.linear %x, %w1 : (tensor<1x32xf32>, tensor<32x8xf32>) -> tensor<1x8xf32>
+    %r1 = cim_graph.unary relu %y1 : tensor<1x8xf32> -> tensor<1x8xf32>
+    %w2 = cim_graph.weight "b.w" : tensor<8x16xf32>
+    %y2 = cim_graph.linear %r1, %w2 : (tensor<1x8xf32>, tensor<8x16xf32>) -> tensor<1x16xf32>
+    func.return %y2 : tensor<1x16xf32>
+  }
+}
+
+// CHECK:       builtin.module attributes {cim_tile.strategy = "cmswitch", cim_tile.predicted_cycles = 202 : i64}
+// CHECK-LABEL: func.func @together
+// CHECK:         weight "a.w" {{.*}} alloc <segment = 0, copies = 1, chunks = 1>
+// CHECK:         cim_tile.vector segment 0{{ ?}}(
+// CHECK:         weight "b.w" {{.*}} alloc <segment = 0, copies = 1, chunks = 1>
+
+// -----
+
+// 16 vectors: a copy of a.w (1 array) saves 64 cycles, so the DP pays a
+// second segment entry to give each layer the whole chip: a.w 8 copies (2
+// vectors each), b.w (2 arrays) 4 copies: 240 + 158 = 398 cycles, against
+// 438 for one segment (a.w 4 copies, b.w 2).
+builtin.module {
+  func.func @copies_pay_for_a_segment(%x: tensor<16x32xf32>) -> tensor<16x16xf32> {
+    %w1 = cim_graph.weight "a.w" : tensor<32x8xf32>
+    %y1 = cim_graph.linear %x, %w1 : (tensor<16x32xf32>, tensor<32x8xf32>) -> tensor<16x8xf32>
+    %r1 = cim_graph.unary relu %y1 : tensor<16x8xf32> -> tensor<16x8xf32>
+    %w2 = cim_graph.weight "b.w" : tensor<8x16xf32>
+    %y2 = cim_graph.linear %r1, %w2 : (tensor<16x8xf32>, tensor<8x16xf32>) -> tensor<16x16xf32>
+    func.return %y2 : tensor<16x16xf32>
+  }
+}
+
+// CHECK:       builtin.module attributes {cim_tile.strategy = "cmswitch", cim_tile.predicted_cycles = 398 : i64}
+// CHECK-LABEL: func.func @copies_pay_for_a_segment
+// CHECK:         weight "a.w" {{.*}} alloc <segment = 0, copies = 8, chunks = 1>
+// CHECK:         cim_tile.vector segment 0{{ ?}}(
+// CHECK:         weight "b.w" {{.*}} alloc <segment = 1, copies = 4, chunks = 1>
+
+// -----
+
+// big.w needs 12 arrays (1 row tile x 12 column tiles), more than the chip:
+// it is a segment of its own and streams in 2 chunks (8 + 4 arrays); the
+// relu after it runs in its segment. The layers around it get the chip for
+// copies (4 vectors: small.w 4 copies; after.w, 3 arrays, 2 copies).
+builtin.module {
+  func.func @streamed(%x: tensor<4x32xf32>) -> tensor<4x8xf32> {
+    %w0 = cim_graph.weight "small.w" : tensor<32x8xf32>
+    %y0 = cim_graph.linear %x, %w0 : (tensor<4x32xf32>, tensor<32x8xf32>) -> tensor<4x8xf32>
+    %w1 = cim_graph.weight "big.w" : tensor<8x96xf32>
+    %y1 = cim_graph.linear %y0, %w1 : (tensor<4x8xf32>, tensor<8x96xf32>) -> tensor<4x96xf32>
+    %r1 = cim_graph.unary relu %y1 : tensor<4x96xf32> -> tensor<4x96xf32>
+    %w2 = cim_graph.weight "after.w" : tensor<96x8xf32>
+    %y2 = cim_graph.linear %r1, %w2 : (tensor<4x96xf32>, tensor<96x8xf32>) -> tensor<4x8xf32>
+    func.return %y2 : tensor<4x8xf32>
+  }
+}
+
+// CHECK-LABEL: func.func @streamed
+// CHECK:         weight "small.w" {{.*}} alloc <segment = 0, copies = 4, chunks = 1>
+// CHECK:         weight "big.w" {{.*}} row_tiles = 1, col_tiles = 12, {{.*}} alloc <segment = 1, copies = 1, chunks = 2>
+// CHECK:         cim_tile.vector segment 1{{ ?}}(
+// CHECK:         weight "after.w" {{.*}} row_tiles = 3, col_tiles = 1, {{.*}} alloc <segment = 2, copies = 2, chunks = 1>
