@@ -120,9 +120,11 @@ def switch_cost(t: HardwareTarget, arrays: int) -> OpCost:
     )
 
 
-def _link_cycles(
-    t: HardwareTarget, location: Location, nbytes: int, arrays: int
+def link_cycles(
+    t: HardwareTarget, location: Location, nbytes: int, arrays: int = 0
 ) -> int:
+    """Cycles one storage level's side of a transfer takes: DRAM with its
+    latency, ``arrays`` memory-mode arrays in parallel, or the buffer."""
     if location == "dram":
         return t.dram.latency_cycles + _ceil_div(
             nbytes, t.dram.bandwidth_bytes_per_cycle
@@ -159,8 +161,8 @@ def transfer_cost(
     The slower side sets the time; both sides are charged energy.
     """
     cycles = max(
-        _link_cycles(t, src, nbytes, memory_arrays),
-        _link_cycles(t, dst, nbytes, memory_arrays),
+        link_cycles(t, src, nbytes, memory_arrays),
+        link_cycles(t, dst, nbytes, memory_arrays),
     )
     energy: dict[str, float] = {}
     for location in (src, dst):

@@ -36,9 +36,9 @@ ops of the function):
   activation element, as the lowering counts them). Weights larger than the
   chip's cells are streamed more than once by real schedules; once is still
   the bound. ``dram_cycles = dram.latency + ceil(bytes / dram.bandwidth)``,
-  the DRAM side of ``transfer_cost`` (one transfer's latency is unavoidable;
-  the other side of a transfer may be faster memory-mode arrays, so it is
-  not charged).
+  the cost model's ``link_cycles`` of DRAM: the DRAM side of
+  ``transfer_cost`` (one transfer's latency is unavoidable; the other side of
+  a transfer may be faster memory-mode arrays, so it is not charged).
 - ``interconnect_cycles``: every MVM input tensor (deduplicated: one tensor
   feeding several MVMs, also through reshapes, counts once) and every MVM
   output (``vectors * groups * n`` activations, i.e. without partial sums)
@@ -79,8 +79,8 @@ from cimflow.cimdialect.shapes import num_elements
 from cimflow.cost_model import (
     cycles_to_seconds,
     interconnect_cost,
+    link_cycles,
     mvm_cycles,
-    transfer_cost,
     vector_cost,
     vector_element_ops,
     wordline_passes,
@@ -309,12 +309,7 @@ def latency_lower_bound(module: ModuleOp, target: HardwareTarget) -> LowerBound:
     units = target.total_cores * target.vector.units_per_core
     return LowerBound(
         compute_cycles=math.ceil(array_cycles / target.total_arrays),
-        # DRAM at both ends: the DRAM link's time alone.
-        dram_cycles=(
-            transfer_cost(target, "dram", "dram", dram_bytes).cycles
-            if dram_bytes
-            else 0
-        ),
+        dram_cycles=(link_cycles(target, "dram", dram_bytes) if dram_bytes else 0),
         interconnect_cycles=(
             interconnect_cost(target, interconnect_bytes).cycles
             if interconnect_bytes

@@ -19,6 +19,7 @@ import pytest
 from functional_models import cnn, wide_linear
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ir_builders import chain_ir
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import Builtin, ModuleOp
@@ -104,43 +105,6 @@ def small_target(
         buffers=dataclasses.replace(tiny.buffers, global_bytes=global_bytes),
     )
     return write_target(directory, hw)
-
-
-def chain_ir(vectors: int, dims: Sequence[int], residual: bool = False) -> str:
-    """Linear layers ``dims[i] -> dims[i + 1]`` on ``[vectors, dims[0]]`` with
-    a relu after each; ``residual`` adds each layer's input back when the
-    widths agree (a branch that stays inside or outside a segment)."""
-    body: list[str] = []
-    value = "%x"
-    for index, (k, n) in enumerate(itertools.pairwise(dims)):
-        w_type = f"tensor<{k}x{n}xf32>"
-        in_type, out_type = f"tensor<{vectors}x{k}xf32>", f"tensor<{vectors}x{n}xf32>"
-        body.append(f'%w{index} = cim_graph.weight "l{index}.w" : {w_type}')
-        body.append(
-            f"%y{index} = cim_graph.linear {value}, %w{index} : "
-            f"({in_type}, {w_type}) -> {out_type}"
-        )
-        body.append(
-            f"%r{index} = cim_graph.unary relu %y{index} : {out_type} -> {out_type}"
-        )
-        result = f"%r{index}"
-        if residual and k == n:
-            body.append(
-                f"%s{index} = cim_graph.binary add %r{index}, {value} : "
-                f"({out_type}, {out_type}) -> {out_type}"
-            )
-            result = f"%s{index}"
-        value = result
-    last = f"tensor<{vectors}x{dims[-1]}xf32>"
-    lines = "\n    ".join(body)
-    return (
-        "builtin.module {\n"
-        f"  func.func @chain(%x: tensor<{vectors}x{dims[0]}xf32>) -> {last} {{\n"
-        f"    {lines}\n"
-        f"    func.return {value} : {last}\n"
-        "  }\n"
-        "}\n"
-    )
 
 
 def tiled(text: str, target: str) -> tuple[Context, ModuleOp]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib
-import itertools
 import json
 import math
 import os
@@ -27,6 +26,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ir_builders import chain_ir
 from xdsl.context import Context
 from xdsl.dialects.builtin import Builtin, ModuleOp
 from xdsl.dialects.func import Func
@@ -119,32 +119,7 @@ def write_target(directory: Path, hw: HardwareTarget) -> str:
 
 def linear_chain_ir(vectors: int, dims: Sequence[int], relu: bool = True) -> str:
     """``len(dims) - 1`` linear layers ``dims[i] -> dims[i + 1]`` on [V, dims[0]]."""
-    body: list[str] = []
-    value = "%x"
-    for index, (k, n) in enumerate(itertools.pairwise(dims)):
-        w_type = f"tensor<{k}x{n}xf32>"
-        in_type, out_type = f"tensor<{vectors}x{k}xf32>", f"tensor<{vectors}x{n}xf32>"
-        body.append(f'%w{index} = cim_graph.weight "l{index}.w" : {w_type}')
-        body.append(
-            f"%y{index} = cim_graph.linear {value}, %w{index} : "
-            f"({in_type}, {w_type}) -> {out_type}"
-        )
-        value = f"%y{index}"
-        if relu and index < len(dims) - 2:
-            body.append(
-                f"%r{index} = cim_graph.unary relu {value} : {out_type} -> {out_type}"
-            )
-            value = f"%r{index}"
-    last = f"tensor<{vectors}x{dims[-1]}xf32>"
-    lines = "\n    ".join(body)
-    return (
-        "builtin.module {\n"
-        f"  func.func @chain(%x: tensor<{vectors}x{dims[0]}xf32>) -> {last} {{\n"
-        f"    {lines}\n"
-        f"    func.return {value} : {last}\n"
-        "  }\n"
-        "}\n"
-    )
+    return chain_ir(vectors, dims, "between" if relu else "none")
 
 
 def single_linear_ir(
