@@ -41,7 +41,7 @@ from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.cost_model import mvm_cycles
 from cimflow.hw_targets import HardwareTarget
 from cimflow.passes import blocking
-from cimflow.passes.blocking import Layout
+from cimflow.passes.blocking import BlockPlan, Layout
 from cimflow.passes.static_allocate import STRATEGY_ATTR
 from cimflow.passes.tile_mapping import plan_chunks
 
@@ -270,15 +270,19 @@ def batch_size(function: func.FuncOp) -> int:
     return 1
 
 
-def pipeline_layouts(
-    function: func.FuncOp, kinds: dict[int, Dataflow], batch: int
-) -> dict[Operation, Layout]:
-    """The output layout of every operator a pipelined segment blocks,
-    replaying the lowering: an operator takes the segment current when it
-    runs, and its inputs' layouts decide whether it is blocked
-    (:func:`blocking.plan`)."""
+def pipeline_plans(
+    function: func.FuncOp,
+    kind_of: Callable[[int], Dataflow],
+    batch: int,
+    streamed: Callable[[cim_tile.MVMOp], bool] | None = None,
+) -> dict[Operation, BlockPlan]:
+    """How every operator a pipelined segment blocks runs, replaying the
+    lowering: an operator takes the segment current when it runs
+    (``kind_of(segment)`` its dataflow), and its inputs' layouts decide
+    whether it is blocked (:func:`blocking.plan`); ``streamed`` says which
+    MVMs stream their weight (default: as their allocation says)."""
     layouts: dict[SSAValue, Layout | None] = {}
-    blocked: dict[Operation, Layout] = {}
+    blocked: dict[Operation, BlockPlan] = {}
     current = 0
     for op in function.body.block.ops:
         segment = _segment_of(op)
@@ -289,15 +293,34 @@ def pipeline_layouts(
             cim_tile.MVMOp | cim_tile.Im2ColOp | cim_tile.Col2ImOp | cim_tile.VectorOp,
         ):
             continue
-        kind = kinds.get(current, Dataflow.LAYER)
+        kind = kind_of(current)
         plan = None
         if kind != Dataflow.LAYER:
-            plan = blocking.plan(op, [layouts.get(v) for v in op.operands], kind, batch)
+            plan = blocking.plan(
+                op,
+                [layouts.get(v) for v in op.operands],
+                kind,
+                batch,
+                None
+                if streamed is None or not isinstance(op, cim_tile.MVMOp)
+                else streamed(op),
+            )
         for result in op.results:
             layouts[result] = None if plan is None else plan.output
         if plan is not None:
-            blocked[op] = plan.output
+            blocked[op] = plan
     return blocked
+
+
+def pipeline_layouts(
+    function: func.FuncOp, kinds: dict[int, Dataflow], batch: int
+) -> dict[Operation, Layout]:
+    """The output layout of every operator a pipelined segment blocks
+    (segments missing from ``kinds`` run in ``layer`` dataflow)."""
+    plans = pipeline_plans(
+        function, lambda segment: kinds.get(segment, Dataflow.LAYER), batch
+    )
+    return {op: plan.output for op, plan in plans.items()}
 
 
 def feature_rows(op: Operation, layout: Layout) -> int | None:

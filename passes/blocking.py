@@ -225,11 +225,14 @@ def plan(
     inputs: Sequence[Layout | None],
     kind: Dataflow,
     batch: int,
+    streamed: bool | None = None,
 ) -> BlockPlan | None:
     """How ``op`` runs in a segment pipelined by ``kind``; None: whole.
 
     ``inputs`` are the layouts of its operands (None for whole tensors).
-    Operators that produce non-float data (masks, indices) always run whole.
+    Operators that produce non-float data (masks, indices) always run whole,
+    and so does an MVM whose weight streams in chunks (``streamed``; None:
+    as its allocation says, whole when it has none).
     """
     results = list(op.results)
     if not results:
@@ -273,8 +276,9 @@ def plan(
             return None  # the vectors' rows are not the output's rows
         return BlockPlan(Layout(2, 1, source.rows), lambda _i, band: band)
     if isinstance(op, cim_tile.MVMOp):
-        alloc = op.alloc
-        if alloc is None or alloc.field("chunks") > 1:
+        if streamed is None:
+            streamed = op.alloc is None or op.alloc.field("chunks") > 1
+        if streamed:
             return None
         source = inputs[0]
         output = source if source is not None else _fresh(out_shape, kind, batch)

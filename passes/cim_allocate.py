@@ -37,6 +37,7 @@ from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 
 from cimflow.cimdialect import cim_tile
+from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.errors import CimError
 from cimflow.hw_targets import DEFAULT_TARGET, HardwareTarget, load_target
 from cimflow.passes.dual_mode_model import (
@@ -49,6 +50,7 @@ from cimflow.passes.dual_mode_model import (
     greedy_allocation,
     memory_arrays,
     minimal_allocation,
+    op_times,
     program_entry,
     stream_terms,
     tile_ops,
@@ -294,12 +296,17 @@ def _solve(inst: SegmentInstance, time_limit: float, mip_gap: float) -> MilpResu
             0,
             0,
         )
-    # durations, critical path, resources
-    finish: list[int] = []
+    # durations, band times, finish times of the first and last bands
+    first_cols: list[int] = []
+    last_cols: list[int] = []
+    band_exprs: list[tuple[float, list[tuple[int, float]]]] = []
     is_pred = {p for term in inst.ops for p in term.preds}
     body = lp.var(float(max(inst.interconnect, inst.vector)), highspy.kHighsInf, 1.0)
     for k, term in enumerate(inst.ops):
-        duration: list[tuple[int, float]] = []
+        act: list[tuple[int, float]] = []
+        if term.act:
+            act = [(c, float(x)) for c, x in zip(act_cols, term.act, strict=True)]
+        duration = list(act)
         constant = float(term.fixed)
         if copy_cols[k]:
             duration += [
@@ -308,23 +315,59 @@ def _solve(inst: SegmentInstance, time_limit: float, mip_gap: float) -> MilpResu
             ]
         elif term.copies:
             constant += term.copies[0][1]
-        if term.act:
-            duration += [(c, float(x)) for c, x in zip(act_cols, term.act, strict=True)]
         if term.chunk:
             duration += [
                 (c, float(x)) for c, x in zip(stream_cols, term.chunk, strict=True)
             ]
-        column = lp.var(0, highspy.kHighsInf)
-        finish.append(column)
-        negated = [(c, -x) for c, x in duration]
+        band: tuple[float, list[tuple[int, float]]] = (constant, duration)
+        if term.bands > 1:
+            single = term.copies[0][1] if term.copies else 0
+            band = (
+                (term.fixed + single) / term.bands,
+                [(c, x / term.bands) for c, x in act],
+            )
+        band_exprs.append(band)
+        first = lp.var(0, highspy.kHighsInf)
+        last = first if term.bands == 1 else lp.var(0, highspy.kHighsInf)
+        first_cols.append(first)
+        last_cols.append(last)
+        minus_band = [(c, -x) for c, x in band[1]]
+        waits = term.waits or tuple(0 for _ in term.preds)
+        # first band: after the producer bands it reads
         if not term.preds:
-            lp.row([(column, 1.0), *negated], constant, highspy.kHighsInf)
-        for p in term.preds:
+            lp.row([(first, 1.0), *minus_band], band[0], highspy.kHighsInf)
+        for p, wait in zip(term.preds, waits, strict=True):
+            if wait > 0:
+                lead, terms = band_exprs[p]
+                ready = [(first_cols[p], -1.0)] + [
+                    (c, -x * (wait - 1)) for c, x in terms
+                ]
+                lp.row(
+                    [(first, 1.0), *ready, *minus_band],
+                    band[0] + lead * (wait - 1),
+                    highspy.kHighsInf,
+                )
+            else:
+                lp.row(
+                    [(first, 1.0), (last_cols[p], -1.0), *minus_band],
+                    band[0],
+                    highspy.kHighsInf,
+                )
+        if term.bands > 1:
+            # last band: a band after the producers' last, and the op's
+            # whole duration after its first band started
+            for p in term.preds:
+                lp.row(
+                    [(last, 1.0), (last_cols[p], -1.0), *minus_band],
+                    band[0],
+                    highspy.kHighsInf,
+                )
             lp.row(
-                [(column, 1.0), (finish[p], -1.0), *negated],
-                constant,
+                [(last, 1.0), (first, -1.0), *[(c, -x) for c, x in duration], *band[1]],
+                constant - band[0],
                 highspy.kHighsInf,
             )
+        column = last
         if k not in is_pred:
             lp.row([(body, 1.0), (column, -1.0)], 0, highspy.kHighsInf)
         if term.chunk_tail:  # the prefetch waits for the stream's last load
@@ -370,7 +413,7 @@ def _solve(inst: SegmentInstance, time_limit: float, mip_gap: float) -> MilpResu
     start[m_act] = 0.0
     start[m_pre] = 0.0
     start[uses_memory] = 0.0
-    _fill_times(inst, greedy, start, finish, body)
+    _fill_times(inst, greedy, start, (first_cols, last_cols), body)
     start[transition] = float(
         max(
             inst.act_evict[greedy.act] + inst.next_dram[greedy.pre],
@@ -425,23 +468,13 @@ def _fill_times(
     inst: SegmentInstance,
     alloc: Allocation,
     values: list[float],
-    finish: Sequence[int],
+    columns: tuple[Sequence[int], Sequence[int]],
     body: int,
 ) -> None:
-    """Finish times and body latency of the starting allocation."""
-    stream_index = inst.memory_options.index(0) if inst.memory_options else -1
-    times: list[int] = []
-    for term, d in zip(inst.ops, alloc.copies, strict=True):
-        duration = term.fixed
-        if term.copies:
-            duration += dict(term.copies)[d]
-        if term.act:
-            duration += term.act[alloc.act]
-        if term.chunk:
-            duration += term.chunk[stream_index]
-        times.append(duration + max((times[p] for p in term.preds), default=0))
-    for column, value in zip(finish, times, strict=True):
-        values[column] = float(value)
+    """Band finish times and body latency of the starting allocation."""
+    for k, times in enumerate(op_times(inst, alloc)):
+        values[columns[0][k]] = times.first
+        values[columns[1][k]] = times.last
     values[body] = float(evaluate(inst, alloc).body)
 
 
@@ -529,11 +562,17 @@ def allocate(
     instances: list[SegmentInstance] = []
     remarks: list[str] = []
     for index, segment in enumerate(segments_of(program, bounds)):
-        inst = segment.instance(max_copies)
-        result = cache.get(inst)
-        if result is None:
-            result = solve_segment(inst, time_limit, mip_gap)
-            cache[inst] = result
+        best: tuple[int, SegmentInstance, MilpResult] | None = None
+        for inst in segment.instances(max_copies):
+            result = cache.get(inst)
+            if result is None:
+                result = solve_segment(inst, time_limit, mip_gap)
+                cache[inst] = result
+            cost = evaluate(inst, result.allocation).total
+            if best is None or (not result.fallback and cost < best[0]):
+                best = (cost, inst, result)
+        assert best is not None
+        _, inst, result = best
         if result.fallback:
             remarks.append(f"segment {index}: {result.status}")
         elif result.status not in ("optimal", "trivial"):
@@ -558,6 +597,13 @@ def write_plan(
         if isinstance(op, cim_tile.MemoryBufferOp | cim_tile.DataflowOp):
             op.detach()
             op.erase()
+    dataflows = [
+        cim_tile.DataflowOp(segment, inst.dataflow, inst.blocks)
+        for segment, inst in enumerate(plan.instances)
+        if inst.dataflow != Dataflow.LAYER
+    ]
+    if dataflows and block.first_op is not None:
+        block.insert_ops_before(dataflows, block.first_op)
     capacity = hw.dual_mode.memory_capacity_bytes
     for segment, ((first, stop), inst, alloc) in enumerate(
         zip(plan.bounds, plan.instances, plan.allocations, strict=True)

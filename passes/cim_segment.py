@@ -48,8 +48,10 @@ from cimflow.passes.cim_allocate import (
     write_plan,
 )
 from cimflow.passes.dual_mode_model import (
+    Allocation,
     Program,
     Segment,
+    SegmentInstance,
     build_program,
     evaluate,
     greedy_allocation,
@@ -62,10 +64,9 @@ DEFAULT_MAX_SEGMENT_OPS = 64
 def estimate(program: Program, first: int, stop: int, max_copies: int) -> int:
     """Entry plus body (and, for the last segment, the final stores) of tile
     ops ``[first, stop)`` under the greedy all-compute allocation."""
-    inst = Segment(program, first, stop).instance(max_copies, memory=False)
-    return (
-        program_entry(program, first, stop)
-        + evaluate(inst, greedy_allocation(inst)).total
+    return program_entry(program, first, stop) + min(
+        evaluate(inst, greedy_allocation(inst)).total
+        for inst in Segment(program, first, stop).instances(max_copies, memory=False)
     )
 
 
@@ -148,10 +149,18 @@ class CimSegmentPass(ModulePass):
         bounds, predicted = segment_bounds(
             program, self.max_segment_ops, self.max_copies
         )
-        instances = [
-            Segment(program, first, stop).instance(self.max_copies, memory=False)
-            for first, stop in bounds
-        ]
-        allocations = [greedy_allocation(inst) for inst in instances]
+        instances: list[SegmentInstance] = []
+        allocations: list[Allocation] = []
+        for first, stop in bounds:
+            choices = [
+                (evaluate(inst, alloc).total, inst, alloc)
+                for inst in Segment(program, first, stop).instances(
+                    self.max_copies, memory=False
+                )
+                for alloc in (greedy_allocation(inst),)
+            ]
+            _, inst, alloc = min(choices, key=lambda choice: choice[0])
+            instances.append(inst)
+            allocations.append(alloc)
         plan = Plan(bounds, allocations, instances, predicted, [])
         write_plan(op, function, program, plan, "cmswitch")

@@ -123,15 +123,17 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from typing import Literal
 
 from xdsl.dialects import func
 from xdsl.ir import Operation, SSAValue
 
 from cimflow.cimdialect import cim_graph, cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
+from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.cimdialect.shapes import num_elements
 from cimflow.cost_model import (
     Location,
@@ -144,7 +146,12 @@ from cimflow.cost_model import (
     vector_element_ops,
 )
 from cimflow.hw_targets import HardwareTarget
+from cimflow.passes.allocation import batch_size, feature_rows, pipeline_plans
+from cimflow.passes.blocking import Band, BlockPlan, bands
+from cimflow.passes.clsa_allocate import MAX_ROW_BANDS
 from cimflow.passes.tile_mapping import plan_chunks
+
+Part = Literal["interconnect", "vector", "dram"]
 
 TileOp = cim_tile.MVMOp | cim_tile.VectorOp | cim_tile.Im2ColOp | cim_tile.Col2ImOp
 TILE_OPS = (cim_tile.MVMOp, cim_tile.VectorOp, cim_tile.Im2ColOp, cim_tile.Col2ImOp)
@@ -212,6 +219,12 @@ class OpInfo:
     """Tensors it produces (tensor ids)."""
     preds: list[int] = field(default_factory=lambda: [])
     """Tile ops producing its operands (distinct, in order)."""
+    parts: list[tuple[Part, int]] = field(default_factory=lambda: [])
+    """What ``fixed`` is made of, to price one band of it: interconnect
+    bytes, vector element ops, DRAM bytes loaded."""
+    reads: list[tuple[int, int]] = field(default_factory=lambda: [])
+    """``(operand position, producing tile op)`` of each operand a tile op
+    produced (the positions :attr:`BlockPlan.needs` takes)."""
     mvm: MvmInfo | None = None
 
 
@@ -224,6 +237,10 @@ class Program:
     tensors: list[TensorInfo]
     final: int
     """Cycles of storing the outputs left in the global buffer at the end."""
+    batch: int = 1
+    pipelines: dict[Dataflow, dict[int, BlockPlan]] = field(default_factory=lambda: {})
+    """Per pipelined dataflow, how each tile op it blocks runs when every
+    segment uses that dataflow (tile-op index -> plan)."""
 
     @property
     def mvm_positions(self) -> list[int]:
@@ -259,6 +276,10 @@ def dram_load(hw: HardwareTarget, nbytes: int) -> int:
     return tc(hw, "dram", "buffer", max(1, nbytes))
 
 
+def _everywhere(kind: Dataflow) -> Callable[[int], Dataflow]:
+    return lambda _segment: kind
+
+
 def build_program(function: func.FuncOp, hw: HardwareTarget) -> Program:
     """The cost-model view of a tile-level function (see the module doc)."""
     body = function.body.block
@@ -272,7 +293,9 @@ def build_program(function: func.FuncOp, hw: HardwareTarget) -> Program:
         tensors.append(TensorInfo(arg.name_hint or "input", _tensor_bytes(hw, arg), -1))
     infos: list[OpInfo] = []
 
-    def fetch(info: OpInfo, value: SSAValue, gathered: int | None) -> None:
+    def fetch(
+        info: OpInfo, value: SSAValue, gathered: int | None, position: int = 0
+    ) -> None:
         owner = value.owner
         if isinstance(owner, cim_graph.ConstantOp):
             return
@@ -282,6 +305,7 @@ def build_program(function: func.FuncOp, hw: HardwareTarget) -> Program:
                 cycles = dram_load(hw, gathered * hw.weight_bytes)
                 info.fixed += cycles
                 info.fixed_dram += cycles
+                info.parts.append(("dram", gathered * hw.weight_bytes))
             else:
                 elements = num_elements(tensor_shape(value))
                 info.segment_loads[name] = dram_load(hw, elements * hw.weight_bytes)
@@ -290,12 +314,15 @@ def build_program(function: func.FuncOp, hw: HardwareTarget) -> Program:
         if tensor_id is None:
             return
         tensor = tensors[tensor_id]
-        if tensor.producer >= 0 and tensor.producer not in info.preds:
-            info.preds.append(tensor.producer)
+        if tensor.producer >= 0:
+            info.reads.append((position, tensor.producer))
+            if tensor.producer not in info.preds:
+                info.preds.append(tensor.producer)
         if tensor.producer == INPUT:
             cycles = dram_load(hw, tensor.nbytes)
             info.fixed += cycles
             info.fixed_dram += cycles
+            info.parts.append(("dram", tensor.nbytes))
         elif tensor.spilled:
             info.fetches.append(tensor_id)
             tensor.consumers.append(info.index)
@@ -342,6 +369,9 @@ def build_program(function: func.FuncOp, hw: HardwareTarget) -> Program:
             info.fixed += move_in + gather + accumulate
             info.interconnect += move_in + gather
             info.vector += accumulate
+            info.parts.append(("interconnect", max(1, vectors * row_bytes)))
+            info.parts.append(("interconnect", max(1, gather_bytes)))
+            info.parts.append(("vector", extra))
             info.mvm = MvmInfo(
                 op,
                 chunk.arrays,
@@ -365,7 +395,7 @@ def build_program(function: func.FuncOp, hw: HardwareTarget) -> Program:
                 else None
             )
             for position, value in enumerate(op.inputs):
-                fetch(info, value, gathered if position == 0 else None)
+                fetch(info, value, gathered if position == 0 else None, position)
             results: Sequence[SSAValue] = list(op.outputs)
             spill = True
         else:
@@ -377,6 +407,7 @@ def build_program(function: func.FuncOp, hw: HardwareTarget) -> Program:
         cycles = vector_cost(hw, work, units).cycles
         info.fixed += cycles
         info.vector += cycles
+        info.parts.append(("vector", work))
         for value in results:
             produce(info, value, spill)
     final = 0
@@ -390,7 +421,20 @@ def build_program(function: func.FuncOp, hw: HardwareTarget) -> Program:
             tensor.outputs += 1
             if not tensor.spilled:
                 final += tc(hw, "buffer", "dram", max(1, tensor.nbytes))
-    return Program(hw, infos, tensors, final)
+    batch = batch_size(function)
+    index_of: dict[Operation, int] = {op: index for index, op in enumerate(ops)}
+    pipelines: dict[Dataflow, dict[int, BlockPlan]] = {}
+    for kind in (Dataflow.ROWS, Dataflow.BATCH) if batch > 1 else (Dataflow.ROWS,):
+        plans = pipeline_plans(
+            function,
+            _everywhere(kind),
+            batch,
+            lambda op: len(plan_chunks(op.tiling, hw.total_arrays)) > 1,
+        )
+        pipelines[kind] = {
+            index_of[op]: plan for op, plan in plans.items() if op in index_of
+        }
+    return Program(hw, infos, tensors, final, batch, pipelines)
 
 
 # --------------------------------------------------------------------------
@@ -414,6 +458,11 @@ class OpTerm:
     """``chunk_k(M)`` per memory-array option (streamed MVM; empty: none)."""
     chunk_tail: tuple[int, ...] = ()
     """Cycles after its last chunk's load, per memory-array option."""
+    bands: int = 1
+    """Steps it runs in (a pipelined segment blocks it; 1: whole)."""
+    waits: tuple[int, ...] = ()
+    """Per producer in ``preds``: how many of the producer's bands its first
+    band needs (0: the whole producer); empty: whole producers."""
 
 
 @dataclass(frozen=True)
@@ -464,6 +513,9 @@ class SegmentInstance:
     switch_cycles: int
     """Both mode switches of a segment that uses memory arrays."""
     final: int
+    dataflow: Dataflow = Dataflow.LAYER
+    blocks: int = 1
+    """Pipeline blocks of a pipelined dataflow (1 for ``layer``)."""
 
 
 @dataclass(frozen=True)
@@ -835,6 +887,148 @@ class Segment:
             final=self.program.final if self.is_last else 0,
         )
 
+    def pipelined_instance(
+        self, kind: Dataflow, max_copies: int, memory: bool = True
+    ) -> SegmentInstance | None:
+        """The segment's allocation problem when it runs pipelined by
+        ``kind`` (``rows``: bands of feature-map rows or sequence positions,
+        at most ``MAX_ROW_BANDS``; ``batch``: one band per sample), or None
+        when that dataflow has nothing to pipeline here (a streamed weight
+        runs whole; the ops around it may still run in bands)."""
+        plans = self.program.pipelines.get(kind, {})
+        local = {i: plans[i] for i in range(self.first, self.stop) if i in plans}
+        if not local:
+            return None
+        if kind == Dataflow.ROWS:
+            rows = [
+                r
+                for i, plan in local.items()
+                if (r := feature_rows(self.program.ops[i].op, plan.output)) is not None
+            ]
+            blocks = min(MAX_ROW_BANDS, max(rows, default=1))
+        else:
+            blocks = self.program.batch
+        if blocks < 2:
+            return None
+        steps = {i: bands(plan.output.rows, blocks) for i, plan in local.items()}
+        layer = self.instance(max_copies, memory)
+        terms: list[OpTerm] = []
+        extra: dict[Part, int] = {"interconnect": 0, "vector": 0, "dram": 0}
+        for term, info in zip(layer.ops, self.infos, strict=True):
+            plan = local.get(info.index)
+            if plan is None or len(steps[info.index]) < 2:
+                terms.append(term)
+                continue
+            count = len(steps[info.index])
+            banded = banded_parts(self.hw, info, count)
+            whole = sum(banded.values()) - info.fixed
+            for part in extra:
+                extra[part] += banded[part]
+            extra["interconnect"] -= info.interconnect
+            extra["vector"] -= info.vector
+            extra["dram"] -= info.fixed_dram
+            first_band = steps[info.index][0]
+            waits = tuple(
+                _band_wait(
+                    [plan.needs(pos, first_band) for pos, j in info.reads if j == pred],
+                    steps.get(pred),
+                )
+                for pred in (p + self.first for p in term.preds)
+            )
+            copies = term.copies
+            if copies and info.mvm is not None:
+                copies = _pipelined_copies(
+                    self.hw,
+                    info.mvm.vectors,
+                    info.mvm.rows,
+                    info.mvm.arrays,
+                    count,
+                    max_copies,
+                )
+            terms.append(
+                replace(
+                    term,
+                    fixed=term.fixed + whole,
+                    copies=copies,
+                    bands=count,
+                    waits=waits,
+                )
+            )
+        if all(t.bands == 1 for t in terms):
+            return None
+        return replace(
+            layer,
+            ops=tuple(terms),
+            dram_fixed=layer.dram_fixed + extra["dram"],
+            interconnect=layer.interconnect + extra["interconnect"],
+            vector=layer.vector + extra["vector"],
+            dataflow=kind,
+            blocks=blocks,
+        )
+
+    def instances(self, max_copies: int, memory: bool = True) -> list[SegmentInstance]:
+        """The segment's problem in ``layer`` dataflow, then in each
+        pipelined dataflow that applies."""
+        found = [self.instance(max_copies, memory)]
+        for kind in self.program.pipelines:
+            pipelined = self.pipelined_instance(kind, max_copies, memory)
+            if pipelined is not None:
+                found.append(pipelined)
+        return found
+
+
+def banded_parts(hw: HardwareTarget, info: OpInfo, steps: int) -> dict[Part, int]:
+    """Cycles of an op's ``fixed`` parts when it runs in ``steps`` bands,
+    each band priced at its share (every transfer and vector op pays its
+    latency once per band), per resource."""
+    units = hw.total_cores * hw.vector.units_per_core
+    cycles: dict[Part, int] = {"interconnect": 0, "vector": 0, "dram": 0}
+    for part, amount in info.parts:
+        share = math.ceil(amount / steps)
+        if part == "interconnect":
+            one = interconnect_cost(hw, max(1, share)).cycles
+        elif part == "vector":
+            one = vector_cost(hw, share, units).cycles
+        else:
+            one = dram_load(hw, share)
+        cycles[part] += steps * one
+    return cycles
+
+
+def _band_wait(needed: Sequence[Band | None], producer: Sequence[Band] | None) -> int:
+    """How many of a producer's bands the first band of a consumer needs
+    (0: all of the producer, which then runs whole or is read whole)."""
+    if not needed or producer is None or len(producer) < 2:
+        return 0
+    last = 0
+    for rows in needed:
+        if rows is None:
+            return 0
+        last = max(last, rows[1])
+    for index, band in enumerate(producer):
+        if band[1] >= last:
+            return index + 1
+    return 0
+
+
+@lru_cache(maxsize=65536)
+def _pipelined_copies(
+    hw: HardwareTarget, vectors: int, rows: int, arrays: int, steps: int, limit: int
+) -> tuple[tuple[int, int], ...]:
+    """``(d, cycles)`` of an MVM run in ``steps`` bands, band ``b`` on copy
+    ``b mod d`` (as the lowering places them): ``ceil(steps / d)`` rounds of
+    one band's vectors; counts that do not shorten the rounds are dropped."""
+    top = max(1, min(limit, steps, hw.total_arrays // max(1, arrays)))
+    band = mvm_cycles(hw, math.ceil(vectors / steps), rows)
+    choices: list[tuple[int, int]] = []
+    last_rounds = -1
+    for d in range(1, top + 1):
+        rounds = math.ceil(steps / d)
+        if rounds != last_rounds:
+            choices.append((d, rounds * band))
+            last_rounds = rounds
+    return tuple(choices)
+
 
 def _candidates(
     sizes: Sequence[int], saturate: int, room: int, capacity: int
@@ -954,21 +1148,61 @@ def violations(inst: SegmentInstance, alloc: Allocation) -> list[str]:
     return problems
 
 
+@dataclass(frozen=True)
+class OpTimes:
+    """When an op's first and last bands finish, and one band's cycles
+    (an op run whole: one band, ``first == last``)."""
+
+    first: float
+    last: float
+    band: float
+
+
+def op_times(inst: SegmentInstance, alloc: Allocation) -> list[OpTimes]:
+    """Finish times of every op of a segment under ``alloc``.
+
+    An op of ``n`` bands and duration ``dur`` (its layer-dataflow cycles
+    with its copies) takes ``t = (fixed + act + mvm at one copy) / n`` per
+    band; its first band starts when the producer bands it reads are done
+    (the ``w``-th band of a blocked producer finishes ``(w - 1) t_p`` after
+    its first; a whole producer, at its end), and its last band finishes
+    ``t`` after its producers' last ones, or ``dur - t`` after its first
+    band, whichever is later. With one band everywhere (``layer``) this is
+    the critical path ``e_k = dur_k + max e_j``."""
+    memory = memory_arrays(inst, alloc)
+    stream_index = inst.memory_options.index(memory) if inst.memory_options else -1
+    times: list[OpTimes] = []
+    for term, d in zip(inst.ops, alloc.copies, strict=True):
+        act = term.act[alloc.act] if term.act else 0
+        duration = term.fixed + act
+        if term.copies:
+            duration += dict(term.copies)[d]
+        if term.chunk:
+            duration += term.chunk[stream_index]
+        band: float = duration
+        if term.bands > 1:
+            single = term.copies[0][1] if term.copies else 0
+            band = (term.fixed + act + single) / term.bands
+        ready = done = 0.0
+        waits = term.waits or tuple(0 for _ in term.preds)
+        for p, wait in zip(term.preds, waits, strict=True):
+            producer = times[p]
+            if wait > 0:
+                ready = max(ready, producer.first + (wait - 1) * producer.band)
+            else:
+                ready = max(ready, producer.last)
+            done = max(done, producer.last)
+        first = ready + band
+        times.append(OpTimes(first, max(done + band, first - band + duration), band))
+    return times
+
+
 def evaluate(inst: SegmentInstance, alloc: Allocation) -> SegmentCost:
     """The segment's latency under ``alloc`` (see the module doc)."""
     memory = memory_arrays(inst, alloc)
     stream_index = inst.memory_options.index(memory) if inst.memory_options else -1
-    finish: list[int] = []
-    for term, d in zip(inst.ops, alloc.copies, strict=True):
-        duration = term.fixed
-        if term.copies:
-            duration += dict(term.copies)[d]
-        if term.act:
-            duration += term.act[alloc.act]
-        if term.chunk:
-            duration += term.chunk[stream_index]
-        start = max((finish[p] for p in term.preds), default=0)
-        finish.append(start + duration)
+    times = op_times(inst, alloc)
+    finish = [math.ceil(t.last - 1e-6) for t in times]
     critical = max(finish, default=0)
     dram = inst.dram_fixed + inst.act_dram[alloc.act] + inst.pre_dram[alloc.pre]
     if inst.chunk_dram:
