@@ -22,6 +22,7 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx">} {
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, cast
 
 from xdsl.dialects.builtin import (
@@ -103,7 +104,19 @@ def element_type(value: SSAValue) -> Attribute:
 
 
 def i64_array(values: Sequence[int]) -> DenseArrayBase[IntegerType]:
+    """An i64 dense array (attributes are immutable: equal ones are shared)."""
+    return _i64_array(tuple(values))
+
+
+@lru_cache(maxsize=1 << 16)
+def _i64_array(values: tuple[int, ...]) -> DenseArrayBase[IntegerType]:
     return DenseArrayBase.from_list(i64, list(values))
+
+
+@lru_cache(maxsize=1 << 16)
+def i64_attr(value: int) -> IntegerAttr[IntegerType]:
+    """An i64 integer attribute (shared between equal values)."""
+    return IntegerAttr(value, i64)
 
 
 def ints(attr: DenseArrayBase[Any]) -> tuple[int, ...]:

@@ -69,7 +69,7 @@ from xdsl.traits import NoTerminator, SymbolOpInterface
 from xdsl.utils.exceptions import VerifyException
 from xdsl.utils.str_enum import StrEnum
 
-from cimflow.cimdialect.cim_graph import MAX_INLINE_ELEMENTS, i64_array, ints
+from cimflow.cimdialect.cim_graph import MAX_INLINE_ELEMENTS, i64_array, i64_attr, ints
 from cimflow.cimdialect.cim_tile import (
     ArrayMode,
     ArrayModeAttr,
@@ -195,7 +195,7 @@ class _MetaOp(IRDLOperation):
 
 
 def _common_properties(segment: int, label: str | None) -> dict[str, Attribute]:
-    properties: dict[str, Attribute] = {"segment": IntegerAttr(segment, i64)}
+    properties: dict[str, Attribute] = {"segment": i64_attr(segment)}
     if label:
         properties["label"] = StringAttr(label)
     return properties
@@ -233,7 +233,7 @@ class _TransferOp(_MetaOp):
     ):
         properties = _common_properties(segment, label) | {
             "tensor": StringAttr(tensor),
-            "bytes": IntegerAttr(size, i64),
+            "bytes": i64_attr(size),
             "src": LocationAttr(src),
             "dst": LocationAttr(dst),
         }
@@ -316,7 +316,7 @@ class MoveOp(_MetaOp):
     ):
         properties = _common_properties(segment, label) | {
             "tensor": StringAttr(tensor),
-            "bytes": IntegerAttr(size, i64),
+            "bytes": i64_attr(size),
         }
         if block is not None:
             properties["block"] = i64_array(block)
@@ -386,8 +386,8 @@ class ProgramOp(_ArrayWorkOp):
             | {
                 "weight": StringAttr(weight),
                 "arrays": arrays,
-                "rows": IntegerAttr(rows, i64),
-                "cols": IntegerAttr(cols, i64),
+                "rows": i64_attr(rows),
+                "cols": i64_attr(cols),
                 "k": i64_array(k),
                 "n": i64_array(n),
             },
@@ -447,9 +447,9 @@ class MVMOp(_ArrayWorkOp):
             | {
                 "weight": StringAttr(weight),
                 "arrays": arrays,
-                "vectors": IntegerAttr(vectors, i64),
-                "rows": IntegerAttr(rows, i64),
-                "cols": IntegerAttr(cols, i64),
+                "vectors": i64_attr(vectors),
+                "rows": i64_attr(rows),
+                "cols": i64_attr(cols),
                 "k": i64_array(k),
                 "n": i64_array(n),
                 "v": i64_array(v),
@@ -513,8 +513,8 @@ class VectorOp(_MetaOp):
     ):
         properties = _common_properties(segment, label) | {
             "kind": StringAttr(kind),
-            "element_ops": IntegerAttr(element_ops, i64),
-            "units": IntegerAttr(units, i64),
+            "element_ops": i64_attr(element_ops),
+            "units": i64_attr(units),
             "inputs": ArrayAttr([StringAttr(i) for i in inputs]),
             "outputs": ArrayAttr([StringAttr(o) for o in outputs]),
             "attrs": DictionaryAttr(dict(params or {})),
@@ -644,8 +644,13 @@ class ParallelOp(_MetaOp):
 class TensorDeclOp(IRDLOperation):
     """Declares an activation tensor the schedule refers to by name.
 
+    A model input declared with ``arrays`` starts the run in those
+    memory-mode arrays (a decoder's KV cache kept on chip) instead of DRAM;
+    the arrays start in memory mode.
+
     ```mlir
     cim_meta.tensor "conv1.out" : tensor<1x64x112x112xf32> bytes 802816
+    cim_meta.tensor "past.0.key" : tensor<1x2x8x16xf32> bytes 256 arrays <0:1>
     ```
     """
 
@@ -654,17 +659,25 @@ class TensorDeclOp(IRDLOperation):
     tensor = prop_def(StringAttr)
     tensor_type = prop_def(TensorType, prop_name="type")
     size = prop_def(IntegerAttr.constr(i64), prop_name="bytes")
+    arrays = opt_prop_def(ArrayRangesAttr)
 
-    assembly_format = "$tensor `:` $type `bytes` $bytes attr-dict"
+    assembly_format = "$tensor `:` $type `bytes` $bytes (`arrays` $arrays^)? attr-dict"
 
-    def __init__(self, tensor: str, tensor_type: TensorType, size: int):
-        super().__init__(
-            properties={
-                "tensor": StringAttr(tensor),
-                "type": tensor_type,
-                "bytes": IntegerAttr(size, i64),
-            }
-        )
+    def __init__(
+        self,
+        tensor: str,
+        tensor_type: TensorType,
+        size: int,
+        arrays: ArrayRangesAttr | None = None,
+    ):
+        properties: dict[str, Attribute] = {
+            "tensor": StringAttr(tensor),
+            "type": tensor_type,
+            "bytes": i64_attr(size),
+        }
+        if arrays is not None:
+            properties["arrays"] = arrays
+        super().__init__(properties=properties)
 
     def verify_(self) -> None:
         if not self.tensor.data or self.size.value.data < 0:
@@ -734,9 +747,9 @@ class WeightDeclOp(IRDLOperation):
             properties={
                 "weight": StringAttr(weight),
                 "layout": WeightLayoutAttr(layout),
-                "groups": IntegerAttr(groups, i64),
-                "k": IntegerAttr(k, i64),
-                "n": IntegerAttr(n, i64),
+                "groups": i64_attr(groups),
+                "k": i64_attr(k),
+                "n": i64_attr(n),
             }
         )
 
@@ -792,7 +805,7 @@ class ScheduleOp(IRDLOperation):
                 "sym_name": StringAttr(sym_name),
                 "target": StringAttr(target),
                 "strategy": StringAttr(strategy),
-                "batch": IntegerAttr(batch, i64),
+                "batch": i64_attr(batch),
                 "inputs": ArrayAttr([StringAttr(n) for n in inputs]),
                 "outputs": ArrayAttr([StringAttr(n) for n in outputs]),
             },
@@ -820,6 +833,29 @@ class ScheduleOp(IRDLOperation):
                 raise VerifyException(
                     f"'cim_meta.schedule' input/output '{name.data}' is not declared"
                 )
+        self.verify_resident_inputs()
+
+    def verify_resident_inputs(self) -> None:
+        """Only model inputs start in memory-mode arrays, each in its own."""
+        inputs = {name.data for name in self.inputs}
+        taken: dict[int, str] = {}
+        for op in self.body.block.ops:
+            if not isinstance(op, TensorDeclOp) or op.arrays is None:
+                continue
+            name = op.tensor.data
+            if name not in inputs:
+                raise VerifyException(
+                    f"'cim_meta.schedule' tensor '{name}' starts in memory-mode "
+                    "arrays but is not a schedule input"
+                )
+            for start, stop in op.arrays.ranges:
+                for array in range(start, stop):
+                    other = taken.setdefault(array, name)
+                    if other != name:
+                        raise VerifyException(
+                            f"'cim_meta.schedule' inputs '{other}' and '{name}' "
+                            f"both start in array {array}"
+                        )
 
 
 CIMMeta = Dialect(

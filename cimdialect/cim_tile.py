@@ -667,11 +667,13 @@ class MemoryBufferOp(IRDLOperation):
     ``activations`` buffers hold tensors that do not fit the global buffer
     (instead of spilling them to DRAM); ``weights`` buffers prefetch the next
     segment's weights, or the next chunks of a streamed weight, while this
-    segment computes; ``kv_cache`` buffers hold the tensors named in
-    ``holds`` (a decoder's past keys and values) for the whole run.
+    segment computes; ``kv_cache`` buffers hold the model inputs named in
+    ``holds`` (a decoder's past keys and values) for the whole run: the
+    lowering takes at most one, with segment 0, keeps its inputs in arrays
+    ``[0, arrays)`` from the start and places every segment after them.
 
     ```mlir
-    cim_tile.memory_buffer kv_cache arrays 8 bytes 102400 segment 1
+    cim_tile.memory_buffer kv_cache arrays 8 bytes 102400 segment 0
         holds ["past_key_values.0.key"] mode <memory>
     ```
     """

@@ -6,6 +6,13 @@ ops are started in increasing id order whenever all the resources they hold
 them from start to finish. Durations and energies come from
 :mod:`cimflow.cost_model` only.
 
+Array modes cost nothing by themselves; only ``switch`` ops take time. The
+arrays a model input starts in (``model.inputs[i].arrays``, a KV cache kept
+on chip) begin the run in memory mode, so reading them is a ``load`` from
+``memory`` (``transfer_cost`` over those arrays, holding them and not the
+DRAM) with no switch before it; a later switch of them to compute is an
+ordinary switch.
+
 A ready op that finds resources busy waits on the one that frees last (a heap
 by id per resource); when a resource frees, its waiters are retried lowest id
 first until one takes it, so an event touches only ops that might start then.

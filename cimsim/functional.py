@@ -6,7 +6,8 @@ does to data is documented in ``docs/functional-verification.md``:
 
 - DRAM, the global buffer and the memory-mode arrays are dictionaries from
   tensor name to value; ``load`` / ``store`` copy a tensor between them, and
-  every op finds what it reads where the trace says it is;
+  every op finds what it reads where the trace says it is (model inputs
+  start in DRAM, or in the memory-mode arrays the trace gives them);
 - ``program`` writes a weight slice into the cells of its arrays, laid out
   deterministically from the array geometry (:func:`slice_placements`);
   ``mvm`` multiplies its input rows by exactly what its arrays hold and leaves
@@ -48,6 +49,7 @@ from .trace import (
     ProgramOp,
     StoreOp,
     SwitchOp,
+    TensorType,
     Trace,
     TraceOp,
     TransferOp,
@@ -691,6 +693,8 @@ class _Executor:
         self.dram: dict[str, _Stored] = {}
         self.buffer: dict[str, _Stored] = {}
         self.memory: dict[str, _Stored] = {}
+        self.dropped: dict[str, int] = {}
+        """Tensors memory-mode arrays held until a switch to compute (by id)."""
         self.partials: dict[str, _Partials] = {}
         self.arrays: dict[int, _ArrayState] = {}
         self.reach = _Reach()
@@ -739,6 +743,11 @@ class _Executor:
             places.append("unaccumulated partial sums")
         if not places and name in self.weights and name not in self.tensor_info:
             places.append("DRAM (a weight never loaded)")
+        if not places and name in self.dropped:
+            places.append(
+                f"nowhere (op {self.dropped[name]} switched the memory-mode "
+                "arrays holding it to compute mode)"
+            )
         return " and ".join(places) if places else "nowhere (never produced)"
 
     def fetch(self, location: str, name: str) -> _Stored:
@@ -1235,6 +1244,18 @@ class _Executor:
         if not to_memory:
             for name in [n for n, s in self.memory.items() if s.arrays & ids]:
                 del self.memory[name]
+                self.dropped[name] = op.id
+
+    def place_input(self, spec: TensorType, value: Array) -> None:
+        """A model input at the start: in DRAM, or in the memory-mode arrays
+        the trace says it starts in."""
+        if not spec.arrays:
+            self.dram[spec.name] = _Stored(value, ())
+            return
+        ids = frozenset(_ids(spec.arrays))
+        for index in ids:
+            self.array(index).memory = True
+        self.memory[spec.name] = _Stored(value, (), ids)
 
     def vector(self, op: VectorOp) -> None:
         if op.op == "accumulate":
@@ -1279,7 +1300,7 @@ class _Executor:
                     f"{list(value.shape)}, the trace expects {list(spec.shape)}"
                 )
             dtype = _compute_dtype(numpy_dtype(spec.dtype))
-            self.dram[spec.name] = _Stored(value.astype(dtype), ())
+            self.place_input(spec, value.astype(dtype))
         for op in self.trace.ops:
             self.op = op
             self.reach.add(op.deps)

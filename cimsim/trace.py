@@ -1,4 +1,4 @@
-"""Read, validate and write cim-trace documents (``docs/trace-format.md``, v1).
+"""Read, validate and write cim-trace documents (``docs/trace-format.md``).
 
 :func:`load_trace` turns a trace (a JSON file or an already-parsed dict) into a
 frozen :class:`Trace`; every problem is a one-line
@@ -24,7 +24,11 @@ from cimflow.hw_targets import HardwareTarget, target_from_dict
 TRACE_FORMAT = "cim-trace"
 WEIGHT_LAYOUTS = ("kn", "nk", "oihw")
 """How a weight maps to its matrix (see cimflow.cimdialect.cim_tile.WeightLayout)."""
-TRACE_VERSION = 3
+TRACE_VERSION = 4
+"""The version the compiler writes."""
+READ_VERSIONS = (3, 4)
+"""The versions :func:`parse_trace` reads (a version-3 trace is a version-4
+trace whose model inputs all start in DRAM)."""
 
 OP_KINDS: tuple[str, ...] = (
     "load",
@@ -49,11 +53,14 @@ ArrayRange: TypeAlias = tuple[int, int]
 
 @dataclass(frozen=True, slots=True)
 class TensorType:
-    """One model input or output: ``{name, shape, dtype}``."""
+    """One model input or output: ``{name, shape, dtype}``, and for an input
+    that starts the run in memory-mode arrays instead of DRAM (a KV cache
+    kept on chip), those ``arrays``."""
 
     name: str
     shape: tuple[int, ...]
     dtype: str
+    arrays: tuple[ArrayRange, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,22 +390,40 @@ class _Fields:
         return start, stop
 
 
-def _tensor_types(fields: _Fields, key: str) -> tuple[TensorType, ...]:
+ArrayReader: TypeAlias = Callable[[_Fields, bool], tuple[ArrayRange, ...]]
+"""Reads and checks the ``arrays`` key of an object (required or not)."""
+
+
+def _tensor_types(
+    fields: _Fields, key: str, arrays: ArrayReader | None = None
+) -> tuple[TensorType, ...]:
+    """The entries of ``model.inputs`` or ``model.outputs``; with ``arrays``
+    an entry may name the memory-mode arrays it starts in."""
+    allowed = frozenset({"name", "shape", "dtype"})
+    if arrays is not None:
+        allowed |= {"arrays"}
     result: list[TensorType] = []
     for index, raw in enumerate(fields.list_of(key)):
         item = _Fields(
             raw, f"{fields.prefix}{fields.key_prefix}{key}[{index}]: ", "the entry"
         )
-        item.check_keys(frozenset({"name", "shape", "dtype"}))
+        item.check_keys(allowed)
         result.append(
             TensorType(
-                item.string("name"), item.int_list("shape"), item.string("dtype")
+                item.string("name"),
+                item.int_list("shape"),
+                item.string("dtype"),
+                arrays(item, True)
+                if arrays is not None and "arrays" in item.data
+                else (),
             )
         )
     return tuple(result)
 
 
-def _model(raw: object, prefix: str) -> ModelInfo:
+def _model(raw: object, prefix: str, arrays: ArrayReader | None) -> ModelInfo:
+    """The ``model`` object; ``arrays`` reads the arrays inputs start in
+    (None: a version-3 trace, whose inputs all start in DRAM)."""
     fields = _Fields(raw, prefix, "key 'model'", "model.")
     fields.check_keys(
         frozenset({"name", "source", "batch", "dims", "inputs", "outputs"})
@@ -409,9 +434,52 @@ def _model(raw: object, prefix: str) -> ModelInfo:
         source=fields.string("source"),
         batch=fields.integer("batch", 1),
         dims={key: dims.integer(key, 1) for key in sorted(dims.data)},
-        inputs=_tensor_types(fields, "inputs"),
+        inputs=_tensor_types(fields, "inputs", arrays),
         outputs=_tensor_types(fields, "outputs"),
     )
+
+
+def _check_resident_inputs(
+    model: ModelInfo,
+    tensors: Sequence[TensorInfo],
+    target: HardwareTarget,
+    prefix: str,
+) -> None:
+    """Inputs that start in memory-mode arrays: each in arrays of its own,
+    no more bytes than they hold, no more arrays than can switch (a target
+    with switchable arrays has memory-mode bandwidth)."""
+    sizes = {t.name: t.nbytes for t in tensors}
+    dual_mode = target.dual_mode
+    owners: dict[int, str] = {}
+    for index, spec in enumerate(model.inputs):
+        if not spec.arrays:
+            continue
+        where = f"{prefix}model.inputs[{index}] ('{spec.name}'): "
+        for array in (a for first, stop in spec.arrays for a in range(first, stop)):
+            other = owners.setdefault(array, spec.name)
+            if other != spec.name:
+                raise CimError(
+                    f"{where}its arrays overlap those of input '{other}' "
+                    f"(array {array})"
+                )
+        if spec.name not in sizes:
+            raise CimError(
+                f"{where}starts in memory-mode arrays but is not listed in 'tensors'"
+            )
+        count = count_arrays(spec.arrays)
+        capacity = count * dual_mode.memory_capacity_bytes
+        if sizes[spec.name] > capacity:
+            raise CimError(
+                f"{where}has {sizes[spec.name]} bytes, more than its memory-mode "
+                f"arrays hold ({count} x {dual_mode.memory_capacity_bytes} B = "
+                f"{capacity})"
+            )
+    if len(owners) > dual_mode.switchable_arrays:
+        raise CimError(
+            f"{prefix}model inputs start {len(owners)} arrays in memory mode but "
+            f"target '{target.name}' has {dual_mode.switchable_arrays} switchable "
+            "arrays"
+        )
 
 
 def _tensors(fields: _Fields) -> tuple[TensorInfo, ...]:
@@ -576,7 +644,8 @@ class _OpReader:
             fields, index, deps, fields.integer("segment"), fields.string("name")
         )
 
-    def _arrays(self, fields: _Fields, required: bool) -> tuple[ArrayRange, ...]:
+    def arrays(self, fields: _Fields, required: bool) -> tuple[ArrayRange, ...]:
+        """The ``arrays`` key of ``fields``: sorted, disjoint ranges on the chip."""
         items = fields.list_of("arrays")
         ranges: list[ArrayRange] = []
         for item in items:
@@ -644,7 +713,7 @@ class _OpReader:
         if kind == "store" and src == "dram":
             raise fields.fail("a store cannot read from 'dram' (that is a load)")
         uses_memory = "memory" in (src, dst)
-        arrays = self._arrays(fields, required=uses_memory)
+        arrays = self.arrays(fields, required=uses_memory)
         if not uses_memory and arrays:
             raise fields.fail(
                 "key 'arrays' must be empty unless 'src' or 'dst' is 'memory'"
@@ -692,7 +761,7 @@ class _OpReader:
         segment: int,
         name: str,
     ) -> TraceOp:
-        arrays = self._arrays(fields, required=True)
+        arrays = self.arrays(fields, required=True)
         rows, cols = self._rows_cols(fields)
         return ProgramOp(
             id=op_id,
@@ -715,7 +784,7 @@ class _OpReader:
         segment: int,
         name: str,
     ) -> TraceOp:
-        arrays = self._arrays(fields, required=True)
+        arrays = self.arrays(fields, required=True)
         rows, cols = self._rows_cols(fields)
         return MvmOp(
             id=op_id,
@@ -773,7 +842,7 @@ class _OpReader:
         segment: int,
         name: str,
     ) -> TraceOp:
-        arrays = self._arrays(fields, required=True)
+        arrays = self.arrays(fields, required=True)
         to = cast(SwitchDirection, fields.choice("to", SWITCH_DIRECTIONS))
         switchable = self.target.dual_mode.switchable_arrays
         if count_arrays(arrays) > switchable:
@@ -818,22 +887,25 @@ def parse_trace(data: object, origin: str = "<trace>") -> Trace:
     if fmt != TRACE_FORMAT:
         raise top.fail(f"key 'format' must be {TRACE_FORMAT!r}, got {_short(fmt)}")
     version = top.get("version")
-    if version != TRACE_VERSION or type(version) is not int:
+    if type(version) is not int or version not in READ_VERSIONS:
         raise top.fail(
             f"unsupported trace version {_short(version)} "
-            f"(this cim-sim reads version {TRACE_VERSION})"
+            f"(this cim-sim reads versions {' and '.join(map(str, READ_VERSIONS))})"
         )
     top.check_keys(_TOP_KEYS)
-    model = _model(top.get("model"), top.prefix)
-    strategy = top.string("strategy")
     raw_target = top.get("target")
     if not isinstance(raw_target, dict):
         raise top.fail(f"key 'target' must be an object, got {_type_name(raw_target)}")
     target = target_from_dict(cast(dict[str, object], raw_target), f"{origin}: target")
+    reader = _OpReader(target, origin)
+    model = _model(
+        top.get("model"), top.prefix, reader.arrays if version >= 4 else None
+    )
+    strategy = top.string("strategy")
     tensors = _tensors(top)
+    _check_resident_inputs(model, tensors, target, top.prefix)
     constants = _constants(top)
     weights = _weights(top)
-    reader = _OpReader(target, origin)
     ops = tuple(reader.read(raw, index) for index, raw in enumerate(top.list_of("ops")))
     return Trace(
         model=model,

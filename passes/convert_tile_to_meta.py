@@ -21,13 +21,18 @@ pass only carries them out, so every strategy shares it:
   spill to DRAM (first fit; those a later op still reads are evicted to
   DRAM when a later segment takes the arrays back), a ``weights`` buffer
   prefetches the next segment's weights (emitted at the end of the segment,
-  so its own DRAM traffic goes first), read out at the next segment's start.
+  so its own DRAM traffic goes first), read out at the next segment's start;
+- a ``kv_cache`` buffer (at most one, segment 0) keeps the model inputs it
+  ``holds`` in arrays ``[0, K)`` for the whole run: they start there in
+  memory mode (each input in arrays of its own, declared with ``arrays``),
+  every consumer loads them from there, and every segment places its
+  compute arrays, buffers and streamed chunks from array ``K`` on.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -130,6 +135,11 @@ class _ScheduleBuilder:
     the bytes still free in them."""
     in_memory: dict[str, cim_meta.ArrayRangesAttr] = field(default_factory=lambda: {})
     """Tensors spilled to memory-mode arrays, and where."""
+    reserved: int = 0
+    """Arrays ``[0, reserved)`` hold the KV cache for the whole run; segments
+    place everything from there on."""
+    held: dict[str, cim_meta.ArrayRangesAttr] = field(default_factory=lambda: {})
+    """Model inputs the KV cache holds, and their memory-mode arrays."""
     pending_prefetch: (
         tuple[
             Sequence[cim_tile.MVMOp],
@@ -161,6 +171,15 @@ class _ScheduleBuilder:
     @property
     def vector_units(self) -> int:
         return self.hw.total_cores * self.hw.vector.units_per_core
+
+    @property
+    def usable_arrays(self) -> int:
+        """Arrays the segments may use: all but the KV cache's."""
+        return self.hw.total_arrays - self.reserved
+
+    def memory_arrays(self, name: str) -> cim_meta.ArrayRangesAttr | None:
+        """The memory-mode arrays holding tensor ``name``, if any."""
+        return self.in_memory.get(name) or self.held.get(name)
 
     # -- bookkeeping ------------------------------------------------------
 
@@ -287,7 +306,7 @@ class _ScheduleBuilder:
                     Location.BUFFER,
                     self.deps(*(t for _, t in self.ready[name])),
                     self.segment,
-                    arrays=self.in_memory.get(name),
+                    arrays=self.memory_arrays(name),
                     label=label,
                 )
             )
@@ -347,6 +366,75 @@ class _ScheduleBuilder:
         if plan is None:
             return [None]
         return list(bands(plan.output.rows, self.dataflows[self.segment][1]))
+
+    # -- the KV cache -----------------------------------------------------
+
+    def hold_kv_cache(
+        self, buffer: cim_tile.MemoryBufferOp, inputs: Mapping[str, SSAValue]
+    ) -> None:
+        """Keep the model inputs a ``kv_cache`` buffer holds in its arrays
+        ``[0, K)`` for the whole run: each starts in arrays of its own (in
+        memory mode, no switch) and is loaded from there; every segment
+        places its arrays from ``K`` on.
+
+        ``inputs`` gives the function argument of each trace input name and
+        name hint.
+        """
+        count = buffer.arrays.value.data
+        dual_mode = self.hw.dual_mode
+        if count > min(dual_mode.switchable_arrays, self.hw.total_arrays):
+            raise CimError(
+                f"kv_cache memory buffer takes {count} arrays but target "
+                f"'{self.hw.name}' can switch {dual_mode.switchable_arrays} to "
+                "memory mode"
+            )
+        values = self.held_values(buffer, inputs)
+        names = [self.names[v] for v in values]
+        sizes = [self.tensor_bytes(v) for v in values]
+        capacity = min(buffer.size.value.data, count * dual_mode.memory_capacity_bytes)
+        if sum(sizes) > capacity:
+            overflow = next(
+                name
+                for index, name in enumerate(names)
+                if sum(sizes[: index + 1]) > capacity
+            )
+            raise CimError(
+                f"kv_cache memory buffer cannot hold '{overflow}': its "
+                f"{len(names)} tensors take {sum(sizes)} bytes, more than its "
+                f"{capacity} (min(bytes {buffer.size.value.data}, {count} arrays x "
+                f"{dual_mode.memory_capacity_bytes} B))"
+            )
+        ranges = share_arrays(sizes, count, dual_mode.memory_capacity_bytes)
+        if ranges is None:
+            raise CimError(
+                f"kv_cache memory buffer has {count} arrays, fewer than its "
+                f"{len(names)} tensors need with arrays of their own "
+                f"({dual_mode.memory_capacity_bytes} B each)"
+            )
+        for name, run in zip(names, ranges, strict=True):
+            arrays = cim_meta.ArrayRangesAttr.from_ranges([run])
+            self.held[name] = arrays
+            self.where[name] = Location.MEMORY
+            self.declaration(name).arrays = arrays
+        self.reserved = count
+        self.memory_mode |= set(range(count))
+
+    def held_values(
+        self, buffer: cim_tile.MemoryBufferOp, inputs: Mapping[str, SSAValue]
+    ) -> list[SSAValue]:
+        """The function arguments a ``kv_cache`` buffer names in ``holds``."""
+        values: list[SSAValue] = []
+        for hold in buffer.holds.data if buffer.holds is not None else ():
+            value = inputs.get(hold.data)
+            if value is None:
+                raise CimError(
+                    f"kv_cache memory buffer holds '{hold.data}', which is not a "
+                    "model input (a function argument)"
+                )
+            if value in values:
+                raise CimError(f"kv_cache memory buffer holds '{hold.data}' twice")
+            values.append(value)
+        return values
 
     # -- segments ---------------------------------------------------------
 
@@ -427,20 +515,22 @@ class _ScheduleBuilder:
     def place_resident(
         self, mvms: Sequence[cim_tile.MVMOp]
     ) -> tuple[list[tuple[cim_tile.MVMOp, Chunk, list[cim_meta.ArrayRangesAttr]]], int]:
-        """Arrays for every copy of the segment's resident weights."""
+        """Arrays for every copy of the segment's resident weights (from the
+        first array after the KV cache's)."""
         placed: list[tuple[cim_tile.MVMOp, Chunk, list[cim_meta.ArrayRangesAttr]]] = []
-        next_array = 0
+        next_array = self.reserved
         for mvm in mvms:
             alloc = mvm.alloc
             assert alloc is not None
             if alloc.field("chunks") > 1:
                 continue
-            plan = plan_chunks(mvm.tiling, self.hw.total_arrays)
+            plan = plan_chunks(mvm.tiling, self.usable_arrays)
             if len(plan) > 1:
                 raise CimError(
                     f"weight '{mvm.weight.data}' needs {mvm.tiling.arrays_per_copy} "
-                    f"arrays per copy, more than the {self.hw.total_arrays} of target "
-                    f"'{self.hw.name}', but its allocation does not stream it in chunks"
+                    f"arrays per copy, more than the {self.usable_arrays} of target "
+                    f"'{self.hw.name}'{self.beside_kv_cache()}, but its allocation "
+                    "does not stream it in chunks"
                 )
             chunk = plan[0]
             align = 1 if mvm.align is None else mvm.align.value.data
@@ -456,11 +546,18 @@ class _ScheduleBuilder:
             placed.append((mvm, chunk, ranges))
         if next_array > self.hw.total_arrays:
             raise CimError(
-                f"segment {self.segment} needs {next_array} arrays but the target "
-                f"'{self.hw.name}' has {self.hw.total_arrays}"
+                f"segment {self.segment} needs {next_array - self.reserved} arrays"
+                f"{self.beside_kv_cache()} but the target '{self.hw.name}' has "
+                f"{self.hw.total_arrays}"
             )
         self.free_array = next_array
         return placed, next_array
+
+    def beside_kv_cache(self) -> str:
+        """How a message says the KV cache's arrays are taken (if they are)."""
+        if not self.reserved:
+            return ""
+        return f" besides the {self.reserved} arrays of the KV cache"
 
     def place_buffers(
         self, buffers: Sequence[cim_tile.MemoryBufferOp], first: int
@@ -469,11 +566,6 @@ class _ScheduleBuilder:
         roles: dict[cim_tile.BufferRole, tuple[cim_meta.ArrayRangesAttr, int]] = {}
         for buffer in buffers:
             role = buffer.role.data
-            if role == cim_tile.BufferRole.KV_CACHE:
-                raise CimError(
-                    "convert-tile-to-meta cannot yet keep a KV cache in memory-mode "
-                    "arrays (a trace cannot say a model input starts there)"
-                )
             count = buffer.arrays.value.data
             if role in roles:
                 raise CimError(
@@ -587,7 +679,7 @@ class _ScheduleBuilder:
             alloc = mvm.alloc
             if alloc is None or alloc.field("chunks") > 1:
                 continue
-            plan = plan_chunks(mvm.tiling, self.hw.total_arrays)
+            plan = plan_chunks(mvm.tiling, self.usable_arrays)
             nbytes = self.weight_bytes(plan[0])
             weight = mvm.weight.data
             if weight in upcoming or nbytes > free:
@@ -610,11 +702,14 @@ class _ScheduleBuilder:
             )
         self.prefetched = upcoming
 
-    def declared_bytes(self, name: str) -> int:
+    def declaration(self, name: str) -> cim_meta.TensorDeclOp:
         for decl in self.decls:
             if isinstance(decl, cim_meta.TensorDeclOp) and decl.tensor.data == name:
-                return decl.size.value.data
+                return decl
         raise AssertionError(name)
+
+    def declared_bytes(self, name: str) -> int:
+        return self.declaration(name).size.value.data
 
     def program(
         self,
@@ -720,7 +815,7 @@ class _ScheduleBuilder:
             else:
                 copies = self.programmed[mvm]
                 arrays, program = copies[index % len(copies)]
-                chunk = plan_chunks(mvm.tiling, self.hw.total_arrays)[0]
+                chunk = plan_chunks(mvm.tiling, self.usable_arrays)[0]
                 finished = self.emit(
                     self.mvm_op(
                         weight,
@@ -754,7 +849,7 @@ class _ScheduleBuilder:
         copies = self.programmed[mvm]
         vectors = mvm.vectors
         share = math.ceil(vectors / len(copies))
-        chunk = plan_chunks(mvm.tiling, self.hw.total_arrays)[0]
+        chunk = plan_chunks(mvm.tiling, self.usable_arrays)[0]
         runs: list[Operation] = []
         for index, (arrays, program) in enumerate(copies):
             v0, v1 = index * share, min(vectors, (index + 1) * share)
@@ -781,6 +876,12 @@ class _ScheduleBuilder:
         weight = mvm.weight.data
         previous: SSAValue | None = None
         available = self.hw.total_arrays - self.free_array
+        if available < 1:
+            raise CimError(
+                f"weight '{weight}' streams through the free arrays of segment "
+                f"{self.segment}, but its arrays and buffers"
+                f"{self.beside_kv_cache()} leave none of the {self.hw.total_arrays}"
+            )
         chunks = plan_chunks(mvm.tiling, available)
         if len(chunks) != alloc.field("chunks"):
             raise CimError(
@@ -997,6 +1098,59 @@ def _runs(arrays: set[int]) -> list[tuple[int, int]]:
     return runs
 
 
+def share_arrays(
+    sizes: Sequence[int], arrays: int, capacity: int
+) -> list[tuple[int, int]] | None:
+    """Consecutive ``[start, stop)`` ranges of arrays ``[0, arrays)``, one per
+    tensor of ``sizes`` bytes: each gets the arrays of ``capacity`` bytes it
+    needs (at least one), and the arrays left over are shared out in order
+    (more arrays read a tensor out faster). None when they need more."""
+    needs = [max(1, -(-size // max(1, capacity))) for size in sizes]
+    spare = arrays - sum(needs)
+    if spare < 0:
+        return None
+    ranges: list[tuple[int, int]] = []
+    start = 0
+    for index, need in enumerate(needs):
+        count = need + spare // len(needs) + (1 if index < spare % len(needs) else 0)
+        ranges.append((start, start + count))
+        start += count
+    return ranges
+
+
+def _kv_cache_buffer(ops: Iterable[Operation]) -> cim_tile.MemoryBufferOp | None:
+    """The function's one ``kv_cache`` memory buffer, if it declares one."""
+    buffers = [
+        op
+        for op in ops
+        if isinstance(op, cim_tile.MemoryBufferOp)
+        and op.role.data == cim_tile.BufferRole.KV_CACHE
+    ]
+    if len(buffers) > 1:
+        raise CimError(
+            f"the function declares {len(buffers)} kv_cache memory buffers; one "
+            "holds the whole KV cache"
+        )
+    if not buffers:
+        return None
+    segment = buffers[0].segment.value.data
+    if segment != 0:
+        raise CimError(
+            f"kv_cache memory buffer has segment {segment}; it holds the KV cache "
+            "for the whole run and is declared with segment 0"
+        )
+    return buffers[0]
+
+
+def _arguments_by_name(
+    args: Sequence[SSAValue], names: Sequence[str]
+) -> dict[str, SSAValue]:
+    """Function arguments by name hint and by trace input name (which wins)."""
+    by_name = {arg.name_hint: arg for arg in args if arg.name_hint}
+    by_name.update(zip(names, args, strict=True))
+    return by_name
+
+
 def _segment_of(op: Operation) -> int | None:
     if isinstance(op, cim_tile.MVMOp):
         if op.alloc is None:
@@ -1051,6 +1205,9 @@ class ConvertTileToMetaPass(ModulePass):
             builder.ready[name] = [(None, None)]
         if body.args and tensor_shape(body.args[0]):
             builder.batch = max(1, tensor_shape(body.args[0])[0])
+        kv_cache = _kv_cache_buffer(body.ops)
+        if kv_cache is not None:
+            builder.hold_kv_cache(kv_cache, _arguments_by_name(list(body.args), inputs))
         for inner in body.ops:
             if isinstance(inner, cim_tile.DataflowOp):
                 builder.dataflows[inner.segment.value.data] = (
@@ -1065,7 +1222,10 @@ class ConvertTileToMetaPass(ModulePass):
                 mvms_by_segment.setdefault(segment, []).append(inner)
         buffers_by_segment: dict[int, list[cim_tile.MemoryBufferOp]] = {}
         for inner in body.ops:
-            if isinstance(inner, cim_tile.MemoryBufferOp):
+            if (
+                isinstance(inner, cim_tile.MemoryBufferOp)
+                and inner.role.data != cim_tile.BufferRole.KV_CACHE
+            ):
                 buffers_by_segment.setdefault(inner.segment.value.data, []).append(
                     inner
                 )
@@ -1120,7 +1280,7 @@ class ConvertTileToMetaPass(ModulePass):
                         Location.DRAM,
                         builder.deps(*(t for _, t in builder.ready[name])),
                         builder.segment,
-                        arrays=builder.in_memory.get(name),
+                        arrays=builder.memory_arrays(name),
                         label=preferred,
                     )
                 )

@@ -28,11 +28,9 @@ from xdsl.utils.target import Target
 
 from cimflow.cimdialect import cim_graph, cim_meta
 from cimflow.cimdialect.cim_graph import ints
-from cimflow.cimsim.trace import dump_trace
+from cimflow.cimsim.trace import TRACE_VERSION, dump_trace
 from cimflow.errors import CimError
 from cimflow.hw_targets import load_target
-
-TRACE_VERSION = 3
 
 JsonDict = dict[str, object]
 
@@ -173,14 +171,18 @@ def build_trace(module: ModuleOp) -> JsonDict:
     body = list(schedule.body.block.ops)
     decls = {op.tensor.data: op for op in body if isinstance(op, cim_meta.TensorDeclOp)}
 
-    def io(name: str) -> JsonDict:
-        tensor_type = decls[name].tensor_type
+    def io(name: str, model_input: bool = False) -> JsonDict:
+        decl = decls[name]
+        tensor_type = decl.tensor_type
         assert isinstance(tensor_type, TensorType)
-        return {
+        entry: JsonDict = {
             "name": name,
             "shape": list(tensor_type.get_shape()),
             "dtype": _dtype(tensor_type.element_type),
         }
+        if model_input and decl.arrays is not None:
+            entry["arrays"] = _ranges(decl.arrays)
+        return entry
 
     def constant(decl: cim_meta.ConstantDeclOp) -> JsonDict:
         value_type = cast(TensorType[Attribute], decl.value.get_type())
@@ -228,7 +230,7 @@ def build_trace(module: ModuleOp) -> JsonDict:
             "dims": source.dim_values
             if isinstance(source, cim_graph.WeightSourceAttr)
             else {},
-            "inputs": [io(n.data) for n in schedule.inputs],
+            "inputs": [io(n.data, model_input=True) for n in schedule.inputs],
             "outputs": [io(n.data) for n in schedule.outputs],
         },
         "strategy": schedule.strategy.data,

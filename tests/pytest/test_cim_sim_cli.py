@@ -48,7 +48,7 @@ def trace_dict() -> dict[str, Any]:
 
     return {
         "format": "cim-trace",
-        "version": 3,
+        "version": 4,
         "model": {
             "name": "m",
             "source": "",
@@ -224,15 +224,15 @@ def test_module_exit_codes(trace_file: Path, tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["latency"]["cycles"] == 44
     data = trace_dict()
-    data["version"] = 4
-    path = tmp_path / "v4.json"
+    data["version"] = 5
+    path = tmp_path / "v5.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     failed = run_module(str(path))
     assert failed.returncode == 1
     assert failed.stdout == ""
     assert failed.stderr == (
-        f"cim-sim: error: {path}: unsupported trace version 4 "
-        "(this cim-sim reads version 3)\n"
+        f"cim-sim: error: {path}: unsupported trace version 5 "
+        "(this cim-sim reads versions 3 and 4)\n"
     )
 
 

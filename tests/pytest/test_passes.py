@@ -1112,7 +1112,7 @@ def test_trace_keys_are_the_documented_ones() -> None:
         "version",
         "weights",
     ]
-    assert trace["format"] == "cim-trace" and trace["version"] == 3
+    assert trace["format"] == "cim-trace" and trace["version"] == 4
     assert sorted(trace["model"]) == [
         "batch",
         "dims",

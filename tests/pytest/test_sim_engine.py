@@ -110,7 +110,7 @@ def trace_dict(
 ) -> dict[str, Any]:
     return {
         "format": "cim-trace",
-        "version": 3,
+        "version": 4,
         "model": {
             "name": "m",
             "source": "",

@@ -68,7 +68,7 @@ def valid_ops() -> list[dict[str, Any]]:
 def valid_trace() -> dict[str, Any]:
     return {
         "format": "cim-trace",
-        "version": 3,
+        "version": 4,
         "model": {
             "name": "m",
             "source": "m.onnx",
@@ -228,11 +228,12 @@ def test_switch_on_a_target_without_switchable_arrays() -> None:
     [
         (
             lambda d: d.update(version=2),
-            "t.json: unsupported trace version 2 (this cim-sim reads version 3)",
+            "t.json: unsupported trace version 2 (this cim-sim reads versions 3 and 4)",
         ),
         (
-            lambda d: d.update(version="3"),
-            't.json: unsupported trace version "3" (this cim-sim reads version 3)',
+            lambda d: d.update(version="4"),
+            't.json: unsupported trace version "4" (this cim-sim reads versions 3 '
+            "and 4)",
         ),
         (
             lambda d: d.update(format="other"),
@@ -318,3 +319,89 @@ def test_dump_trace_empty_lists_and_nan() -> None:
     data["model"]["bad"] = float("nan")
     with pytest.raises(ValueError):
         dump_trace(data)
+
+
+def resident_trace(
+    x_arrays: list[list[int]], past_arrays: list[list[int]]
+) -> dict[str, Any]:
+    """The valid trace with a second input, ``past`` (64 bytes), and the
+    arrays each input starts in (``[]``: DRAM)."""
+    data = valid_trace()
+    model = data["model"]
+    model["inputs"].append({"name": "past", "shape": [1, 64], "dtype": "float32"})
+    for entry, arrays in zip(model["inputs"], (x_arrays, past_arrays), strict=True):
+        if arrays:
+            entry["arrays"] = arrays
+    data["tensors"].append(
+        {"name": "past", "shape": [1, 64], "dtype": "float32", "bytes": 64}
+    )
+    return data
+
+
+def test_version_4_inputs_may_start_in_memory_mode_arrays() -> None:
+    trace = load_trace(resident_trace([[0, 1]], [[1, 3]]))
+    assert [spec.arrays for spec in trace.model.inputs] == [((0, 1),), ((1, 3),)]
+    assert trace.model.outputs[0].arrays == ()
+    assert load_trace(resident_trace([], [[2, 3]])).model.inputs[0].arrays == ()
+
+
+def test_version_3_traces_start_every_input_in_dram() -> None:
+    data = valid_trace()
+    data["version"] = 3
+    assert load_trace(data).model.inputs[0].arrays == ()
+    data = resident_trace([[0, 1]], [])
+    data["version"] = 3
+    assert bad(data) == (
+        "t.json: model.inputs[0]: unknown key 'arrays' (expected dtype, name, shape)"
+    )
+
+
+def _with_target(data: dict[str, Any], **dual_mode: int) -> dict[str, Any]:
+    data["target"]["dual_mode"].update(dual_mode)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            resident_trace([[0, 2]], [[1, 3]]),
+            "model.inputs[1] ('past'): its arrays overlap those of input 'x' (array 1)",
+        ),
+        (
+            resident_trace([[0, 1]], [[7, 9]]),
+            "model.inputs[1]: array range [7, 9) is outside the target's 8 arrays",
+        ),
+        (
+            resident_trace([[2, 3], [0, 1]], []),
+            "model.inputs[0]: array ranges are not sorted: [2, 3) before [0, 1)",
+        ),
+        (
+            resident_trace([], [[0, 0]]),
+            "model.inputs[1]: array range [0, 0) is empty or negative",
+        ),
+        (
+            _with_target(resident_trace([[0, 1]], []), memory_capacity_bytes=100),
+            "model.inputs[0] ('x'): has 256 bytes, more than its memory-mode "
+            "arrays hold (1 x 100 B = 100)",
+        ),
+        (
+            _with_target(resident_trace([[0, 2]], [[2, 3]]), switchable_arrays=2),
+            "model inputs start 3 arrays in memory mode but target 'dynaplasia' "
+            "has 2 switchable arrays",
+        ),
+    ],
+)
+def test_inputs_in_memory_mode_arrays_are_checked(
+    data: dict[str, Any], message: str
+) -> None:
+    assert bad(data) == f"t.json: {message}"
+
+
+def test_an_input_in_arrays_must_be_a_listed_tensor() -> None:
+    data = resident_trace([], [[0, 1]])
+    data["tensors"].pop()
+    assert bad(data) == (
+        "t.json: model.inputs[1] ('past'): starts in memory-mode arrays but is "
+        "not listed in 'tensors'"
+    )

@@ -1,6 +1,6 @@
 // RUN: cim-opt %s --split-input-file -p 'cim-compile-static{target=tiny}' -t cim-trace | filecheck %s
 
-// The cim-trace output target (docs/trace-format.md, version 2): one JSON
+// The cim-trace output target (docs/trace-format.md, version 4): one JSON
 // document with sorted keys, one op (or tensor, constant, weight) per line,
 // ids in order, deps sorted and earlier than the op. An MLP on `tiny` over
 // two segments:
@@ -72,7 +72,7 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"mlp.onnx">} {
 // CHECK-NEXT:   {"bytes": 160, "dtype": "float32", "name": "r1", "shape": [4, 40]},
 // CHECK-NEXT:   {"bytes": 96, "dtype": "float32", "name": "y2", "shape": [4, 24]}
 // CHECK-NEXT:  ],
-// CHECK-NEXT:  "version": 3,
+// CHECK-NEXT:  "version": 4,
 // CHECK-NEXT:  "weights": [
 // CHECK-NEXT:   {"groups": 1, "k": 32, "layout": "kn", "n": 40, "name": "l1.w"},
 // CHECK-NEXT:   {"groups": 1, "k": 40, "layout": "nk", "n": 24, "name": "l2.w"}
@@ -155,7 +155,7 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"attn.onnx", seq
 // CHECK-NEXT:   {"bytes": 4, "dtype": "float32", "name": "r", "shape": [1, 4, 1]},
 // CHECK-NEXT:   {"bytes": 16, "dtype": "float32", "name": "p", "shape": [1, 2, 8]}
 // CHECK-NEXT:  ],
-// CHECK-NEXT:  "version": 3,
+// CHECK-NEXT:  "version": 4,
 // CHECK-NEXT:  "weights": [
 // CHECK-NEXT:   {"groups": 1, "k": 8, "layout": "nk", "n": 16, "name": "qk.w"}
 // CHECK-NEXT:  ]

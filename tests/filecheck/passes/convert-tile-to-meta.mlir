@@ -307,3 +307,60 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   cim_meta.store "q" 3 bytes buffer -> dram segment 0 label "output0" after(%[[SPLIT]])
 // CHECK-NEXT:   cim_meta.store "r" 5 bytes buffer -> dram segment 0 label "output1" after(%[[RELU]])
 // CHECK-NEXT: }
+
+// -----
+
+// A KV cache kept in memory-mode arrays: the kv_cache buffer (segment 0, 2
+// arrays) holds the argument %past (named by its name hint; its trace name is
+// input1) for the whole run. The 40-byte tensor needs one 256-byte array and
+// gets the spare one too: it is declared as starting in arrays 0-1, which
+// start in memory mode (no switch), and the add reads it memory -> buffer
+// from there instead of from DRAM. Everything else starts at array 2: l1.w's
+// 5 arrays (2-6), segment 0's activations buffer right after them (7, the
+// only array switched to memory and back), and segment 1's streamed l2.w
+// (2 row tiles x 8 column tiles = 16 arrays) in chunks of at most the 6
+// arrays 2-7 (3 + 3 + 2 column tiles, as its allocation says: 3 chunks).
+builtin.module attributes {cim_tile.strategy = "static"} {
+  func.func @kv_cache(%x: tensor<1x32xf32>, %past: tensor<1x40xf32>) -> tensor<1x64xf32> {
+    cim_tile.memory_buffer kv_cache arrays 2 bytes 512 segment 0 holds ["past"] mode <memory>
+    cim_tile.memory_buffer activations arrays 1 bytes 256 segment 0 mode <memory>
+    %h = cim_tile.mvm %x weight "l1.w" layout kn tiling <k = 32, n = 40, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 1, col_tiles = 5, groups_per_array = 1> alloc <segment = 0, copies = 1, chunks = 1> mode <compute> : tensor<1x32xf32> -> tensor<1x40xf32>
+    %s = cim_tile.vector segment 0 (%h, %past) : (tensor<1x40xf32>, tensor<1x40xf32>) -> tensor<1x40xf32> {
+    ^bb0(%0: tensor<1x40xf32>, %1: tensor<1x40xf32>):
+      %2 = cim_graph.binary add %0, %1 : (tensor<1x40xf32>, tensor<1x40xf32>) -> tensor<1x40xf32>
+      cim_tile.yield %2 : tensor<1x40xf32>
+    }
+    %y = cim_tile.mvm %s weight "l2.w" layout kn tiling <k = 40, n = 64, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 2, col_tiles = 8, groups_per_array = 1> alloc <segment = 1, copies = 1, chunks = 3> mode <compute> : tensor<1x40xf32> -> tensor<1x64xf32>
+    func.return %y : tensor<1x64xf32>
+  }
+}
+
+// CHECK:      cim_meta.schedule @kv_cache target "tiny" strategy "static" batch 1 inputs ["input0", "input1"] outputs ["y"] {
+// CHECK-NEXT:   cim_meta.tensor "input0" : tensor<1x32xf32> bytes 32{{$}}
+// CHECK-NEXT:   cim_meta.tensor "input1" : tensor<1x40xf32> bytes 40 arrays <0:2>
+// CHECK-NOT:    cim_meta.switch arrays <0:
+// CHECK:        %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
+// CHECK-NEXT:   %[[SW:[0-9]+]] = cim_meta.switch arrays <7:8> to <memory> segment 0 after(%[[S0]])
+// CHECK-NEXT:   %[[LW1:[0-9]+]] = cim_meta.load "l1.w" 1280 bytes dram -> buffer segment 0 label "l1.w" after(%[[S0]])
+// CHECK-NEXT:   %[[PW1:[0-9]+]] = cim_meta.program "l1.w" arrays <2:7> rows 32 cols 32 k [0, 32] n [0, 40] segment 0 label "l1.w" after(%[[LW1]])
+// CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 32 bytes dram -> buffer segment 0 label "l1.w" after(%[[S0]])
+// CHECK-NEXT:   %[[MX:[0-9]+]] = cim_meta.move "input0" 32 bytes segment 0 label "l1.w" after(%[[LX]])
+// CHECK-NEXT:   %[[M1:[0-9]+]] = cim_meta.mvm "l1.w" arrays <2:7> {{.*}} after(%[[MX]], %[[PW1]])
+// CHECK-NEXT:   %[[G1:[0-9]+]] = cim_meta.move "h" 40 bytes segment 0 label "l1.w" after(%[[M1]])
+// CHECK-NEXT:   %[[LP:[0-9]+]] = cim_meta.load "input1" 40 bytes memory -> buffer arrays <0:2> segment 0 label "add" after(%[[S0]])
+// CHECK-NEXT:   %[[ADD:[0-9]+]] = cim_meta.vector "add" element_ops 40 units 2 inputs ["h", "input1"] outputs ["s"] {{.*}} after(%[[G1]], %[[LP]])
+// CHECK-NEXT:   %[[S1:[0-9]+]] = cim_meta.segment 1 after(%[[SW]], %[[ADD]])
+// CHECK-NEXT:   %[[BACK:[0-9]+]] = cim_meta.switch arrays <7:8> to <compute> segment 1 after(%[[S1]])
+// CHECK-NEXT:   cim_meta.move "s" 40 bytes segment 1
+// CHECK-NEXT:   cim_meta.load "l2.w" 960 bytes dram -> buffer segment 1
+// CHECK-NEXT:   cim_meta.program "l2.w" arrays <2:8> rows 32 cols 32 k [0, 40] n [0, 24] segment 1 label "l2.w" after(%{{[0-9]+}}, %[[BACK]])
+// CHECK-NEXT:   cim_meta.mvm "l2.w" arrays <2:8> {{.*}} n [0, 24]
+// CHECK-NEXT:   cim_meta.load "l2.w" 960 bytes dram -> buffer segment 1
+// CHECK-NEXT:   cim_meta.program "l2.w" arrays <2:8> {{.*}} n [24, 48]
+// CHECK-NEXT:   cim_meta.mvm "l2.w" arrays <2:8> {{.*}} n [24, 48]
+// CHECK-NEXT:   cim_meta.load "l2.w" 640 bytes dram -> buffer segment 1
+// CHECK-NEXT:   cim_meta.program "l2.w" arrays <2:6> {{.*}} n [48, 64]
+// CHECK-NEXT:   cim_meta.mvm "l2.w" arrays <2:6> {{.*}} n [48, 64]
+// CHECK-NOT:    cim_meta.switch
+// CHECK:        cim_meta.store "y" 64 bytes buffer -> dram segment 1 label "output0"
+// CHECK-NEXT: }

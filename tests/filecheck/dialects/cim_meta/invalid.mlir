@@ -294,6 +294,22 @@ cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1 inputs ["x
 
 // -----
 
+// CHECK: 'cim_meta.schedule' tensor 'h' starts in memory-mode arrays but is not a schedule input
+cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1 inputs ["x"] outputs ["x"] {
+  cim_meta.tensor "x" : tensor<4xf32> bytes 16
+  cim_meta.tensor "h" : tensor<4xf32> bytes 16 arrays <0:1>
+}
+
+// -----
+
+// CHECK: 'cim_meta.schedule' inputs 'k' and 'v' both start in array 1
+cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1 inputs ["k", "v"] outputs [] {
+  cim_meta.tensor "k" : tensor<4xf32> bytes 16 arrays <0:2>
+  cim_meta.tensor "v" : tensor<4xf32> bytes 16 arrays <1:3>
+}
+
+// -----
+
 // CHECK: 'cim_meta.schedule' input/output 'x' is not declared
 cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1 inputs ["x"] outputs ["y"] {
   cim_meta.tensor "y" : tensor<4xf32> bytes 16

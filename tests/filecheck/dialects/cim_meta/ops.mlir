@@ -138,6 +138,17 @@ builtin.module attributes {test.arrays = #cim_meta.arrays<0:16, 32:40>, test.loc
     // GENERIC: "cim_meta.tensor"() <{tensor = "scratch", type = tensor<f32>, bytes = 0 : i64}> : () -> ()
   }
   // CHECK-NEXT: }
+  cim_meta.schedule @decode target "tiny" strategy "static" batch 1 inputs ["token", "past.0.key"] outputs [] {
+  // CHECK-NEXT: cim_meta.schedule @decode target "tiny" strategy "static" batch 1 inputs ["token", "past.0.key"] outputs [] {
+  // GENERIC: "cim_meta.schedule"() <{sym_name = "decode", target = "tiny", strategy = "static", batch = 1 : i64, inputs = ["token", "past.0.key"], outputs = []}> ({
+    cim_meta.tensor "token" : tensor<1x1xi64> bytes 1
+    // CHECK-NEXT: cim_meta.tensor "token" : tensor<1x1xi64> bytes 1
+    // GENERIC: "cim_meta.tensor"() <{tensor = "token", type = tensor<1x1xi64>, bytes = 1 : i64}> : () -> ()
+    cim_meta.tensor "past.0.key" : tensor<1x2x8x16xf32> bytes 256 arrays <0:2> {test.note = "kv cache"}
+    // CHECK-NEXT: cim_meta.tensor "past.0.key" : tensor<1x2x8x16xf32> bytes 256 arrays <0:2> {test.note = "kv cache"}
+    // GENERIC: "cim_meta.tensor"() <{tensor = "past.0.key", type = tensor<1x2x8x16xf32>, bytes = 256 : i64, arrays = #cim_meta.arrays<0:2>}> {test.note = "kv cache"} : () -> ()
+  }
+  // CHECK-NEXT: }
   cim_meta.schedule @empty target "dynaplasia" strategy "static" batch 1 inputs [] outputs [] {
   // CHECK-NEXT: cim_meta.schedule @empty target "dynaplasia" strategy "static" batch 1 inputs [] outputs [] {
   // GENERIC: "cim_meta.schedule"() <{sym_name = "empty", target = "dynaplasia", strategy = "static", batch = 1 : i64, inputs = [], outputs = []}> ({
