@@ -153,6 +153,12 @@ from cimflow.passes.tile_mapping import plan_chunks
 
 Part = Literal["interconnect", "vector", "dram"]
 
+ROW_BAND_CHOICES = (MAX_ROW_BANDS,)
+"""Most bands a ``rows`` pipelined segment is priced at (each a separate
+instance; the best one wins): CLSA-CIM's row-granular cap. Adding
+PIMCOMP's 8 was measured and dropped: the model preferred it on some
+MobileNetV2 segments that then simulated 4% slower."""
+
 TileOp = cim_tile.MVMOp | cim_tile.VectorOp | cim_tile.Im2ColOp | cim_tile.Col2ImOp
 TILE_OPS = (cim_tile.MVMOp, cim_tile.VectorOp, cim_tile.Im2ColOp, cim_tile.Col2ImOp)
 
@@ -887,31 +893,36 @@ class Segment:
             final=self.program.final if self.is_last else 0,
         )
 
-    def pipelined_instance(
-        self, kind: Dataflow, max_copies: int, memory: bool = True
-    ) -> SegmentInstance | None:
-        """The segment's allocation problem when it runs pipelined by
-        ``kind`` (``rows``: bands of feature-map rows or sequence positions,
-        at most ``MAX_ROW_BANDS``; ``batch``: one band per sample), or None
-        when that dataflow has nothing to pipeline here (a streamed weight
-        runs whole; the ops around it may still run in bands)."""
+    def _blocked(self, kind: Dataflow) -> dict[int, BlockPlan]:
         plans = self.program.pipelines.get(kind, {})
-        local = {i: plans[i] for i in range(self.first, self.stop) if i in plans}
+        return {i: plans[i] for i in range(self.first, self.stop) if i in plans}
+
+    def pipeline_blocks(self, kind: Dataflow) -> list[int]:
+        """Block counts worth pricing for ``kind``: ``rows``, the feature-map
+        rows or sequence positions of the segment's longest blocked op, cut
+        to at most ``ROW_BAND_CHOICES`` bands; ``batch``, one per sample."""
+        local = self._blocked(kind)
         if not local:
-            return None
-        if kind == Dataflow.ROWS:
-            rows = [
-                r
-                for i, plan in local.items()
-                if (r := feature_rows(self.program.ops[i].op, plan.output)) is not None
-            ]
-            blocks = min(MAX_ROW_BANDS, max(rows, default=1))
-        else:
-            blocks = self.program.batch
-        if blocks < 2:
-            return None
+            return []
+        if kind == Dataflow.BATCH:
+            return [self.program.batch] if self.program.batch > 1 else []
+        rows = [
+            r
+            for i, plan in local.items()
+            if (r := feature_rows(self.program.ops[i].op, plan.output)) is not None
+        ]
+        longest = max(rows, default=1)
+        return sorted({c for c in (min(b, longest) for b in ROW_BAND_CHOICES) if c > 1})
+
+    def pipelined_instance(
+        self, layer: SegmentInstance, kind: Dataflow, blocks: int, max_copies: int
+    ) -> SegmentInstance | None:
+        """The segment's allocation problem (``layer``: the same in layer
+        dataflow) when it runs pipelined by ``kind`` in ``blocks`` bands, or
+        None when no op runs in more than one band (a streamed weight runs
+        whole; the ops around it may still run in bands)."""
+        local = self._blocked(kind)
         steps = {i: bands(plan.output.rows, blocks) for i, plan in local.items()}
-        layer = self.instance(max_copies, memory)
         terms: list[OpTerm] = []
         extra: dict[Part, int] = {"interconnect": 0, "vector": 0, "dram": 0}
         for term, info in zip(layer.ops, self.infos, strict=True):
@@ -969,11 +980,13 @@ class Segment:
     def instances(self, max_copies: int, memory: bool = True) -> list[SegmentInstance]:
         """The segment's problem in ``layer`` dataflow, then in each
         pipelined dataflow that applies."""
-        found = [self.instance(max_copies, memory)]
+        layer = self.instance(max_copies, memory)
+        found = [layer]
         for kind in self.program.pipelines:
-            pipelined = self.pipelined_instance(kind, max_copies, memory)
-            if pipelined is not None:
-                found.append(pipelined)
+            for blocks in self.pipeline_blocks(kind):
+                pipelined = self.pipelined_instance(layer, kind, blocks, max_copies)
+                if pipelined is not None:
+                    found.append(pipelined)
         return found
 
 

@@ -7,6 +7,8 @@ prints figures.
 
     python -m cimflow.tools.bench_pipeline --runs 5
     python -m cimflow.tools.bench_pipeline --models bert_base --target pimcomp_default
+    python -m cimflow.tools.bench_pipeline --strategy cmswitch \
+        --models llama2_7b_8l,llama2_7b_16l,llama2_7b_32l
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import onnx
@@ -29,20 +32,31 @@ from cimflow.tools import model_builders
 MODELS: dict[str, tuple[Callable[..., onnx.ModelProto], dict[str, int]]] = {
     "resnet50": (model_builders.resnet50, {"batch": 1}),
     "bert_base": (model_builders.bert_base, {"batch": 1, "sequence": 128}),
+    **{
+        f"llama2_7b_{layers}l{suffix}": (
+            partial(model_builders.llama2_7b, layers=layers, phase=phase),
+            {"batch": 1, "sequence": 128},
+        )
+        for layers in (8, 16, 32)
+        for phase, suffix in (("prefill", ""), ("decode", "_decode"))
+    },
 }
+"""Benchmark models: builder and symbolic dimensions. ``llama2_7b_{N}l``:
+the first N layers of LLaMA-2-7B's shapes (prefill, L = 128; ``_decode``:
+one token after 128)."""
 
 STAGES = ("import", "compile", "trace", "simulate")
 
 
 def _worker(
-    model_path: Path, dims: dict[str, int], target: str, runs: int
+    model_path: Path, dims: dict[str, int], target: str, strategy: str, runs: int
 ) -> dict[str, object]:
     from xdsl.context import Context
 
     from cimflow.cimsim.engine import simulate
     from cimflow.cimsim.trace import dump_trace, parse_trace
     from cimflow.frontend import import_onnx
-    from cimflow.passes.pipelines import CompileStaticPass
+    from cimflow.passes.pipelines import CompilePass
     from cimflow.passes.trace_target import build_trace
 
     times: dict[str, list[float]] = {stage: [] for stage in STAGES}
@@ -52,7 +66,7 @@ def _worker(
         start = time.perf_counter()
         module = import_onnx(model_path, dims)
         imported = time.perf_counter()
-        CompileStaticPass(target).apply(Context(), module)
+        CompilePass(strategy, target).apply(Context(), module)
         compiled = time.perf_counter()
         text = dump_trace(build_trace(module))
         traced = time.perf_counter()
@@ -86,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated")
     parser.add_argument("--target", default="dynaplasia")
+    parser.add_argument(
+        "--strategy", default="static", help="allocation strategy (cim-compile)"
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument(
         "--worker", nargs=2, metavar=("MODEL", "PATH"), help=argparse.SUPPRESS
@@ -94,11 +111,22 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.worker:
         name, path = args.worker
-        print(json.dumps(_worker(Path(path), MODELS[name][1], args.target, args.runs)))
+        figures = _worker(
+            Path(path), MODELS[name][1], args.target, args.strategy, args.runs
+        )
+        print(json.dumps(figures))
         return 0
 
-    print(f"target {args.target}, median of {args.runs} runs per stage, seconds")
-    header = f"{'model':<12}" + "".join(f"{s:>10}" for s in STAGES)
+    unknown = [name for name in args.models.split(",") if name not in MODELS]
+    if unknown:
+        parser.error(
+            f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}"
+        )
+    print(
+        f"target {args.target}, strategy {args.strategy}, "
+        f"median of {args.runs} runs per stage, seconds"
+    )
+    header = f"{'model':<18}" + "".join(f"{s:>10}" for s in STAGES)
     print(header + f"{'total':>10}{'ops':>9}{'peak MiB':>10}{'cycles':>16}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
@@ -112,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                     "cimflow.tools.bench_pipeline",
                     "--target",
                     args.target,
+                    "--strategy",
+                    args.strategy,
                     "--runs",
                     str(args.runs),
                     "--worker",
@@ -125,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             figures = json.loads(completed.stdout)
             medians = figures["median_seconds"]
             print(
-                f"{name:<12}"
+                f"{name:<18}"
                 + "".join(f"{medians[s]:>10.3f}" for s in STAGES)
                 + f"{sum(medians.values()):>10.3f}{figures['trace_ops']:>9}"
                 + f"{figures['peak_rss_mib']:>10.1f}{figures['makespan_cycles']:>16,}"
