@@ -53,6 +53,7 @@ from cimflow.passes.dual_mode_model import (
     op_times,
     program_entry,
     stream_terms,
+    tensor_bytes,
     tile_ops,
     violations,
 )
@@ -619,7 +620,7 @@ def write_plan(
             assert isinstance(op, cim_tile.MVMOp)
             chunks = 1
             if mvm.streamed:
-                available = hw.total_arrays - inst.fixed_arrays - memory
+                available = inst.total_arrays - inst.fixed_arrays - memory
                 chunks = stream_terms(hw, mvm, available)[2]
             op.alloc = cim_tile.AllocAttr.from_ints(
                 segment, alloc.copies[local], chunks
@@ -636,8 +637,64 @@ def write_plan(
                     cim_tile.MemoryBufferOp(role, arrays, arrays * capacity, segment),
                     anchor,
                 )
+    if program.reserved > 0 and block.first_op is not None:
+        block.insert_op_before(
+            cim_tile.MemoryBufferOp(
+                cim_tile.BufferRole.KV_CACHE,
+                program.reserved,
+                program.reserved * capacity,
+                0,
+                list(program.held),
+            ),
+            block.first_op,
+        )
     module.attributes[STRATEGY_ATTR] = StringAttr(strategy)
     module.attributes[PREDICTED_ATTR] = IntegerAttr(plan.predicted, i64)
+
+
+KV_INPUT_PREFIX = "past"
+"""Model inputs whose name starts with this are a decoder's KV cache (the
+``past_key_values.{i}.key`` / ``.value`` of Hugging Face exports)."""
+
+KV_MAX_SHARE = 0.5
+"""A KV cache is given at most this share of the switchable arrays (a
+search bound: the arrays it takes are lost to every segment)."""
+
+
+def kv_cache_options(
+    function: func.FuncOp, hw: HardwareTarget
+) -> list[tuple[int, dict[str, int]]]:
+    """``(reserved arrays, held inputs -> their arrays)`` worth pricing: none,
+    then the first 1, 2, 4, ... past inputs in order of first use (the first
+    layers' caches), each on ``ceil(bytes / capacity)`` arrays of its own,
+    while they take at most ``KV_MAX_SHARE`` of the switchable arrays."""
+    capacity = hw.dual_mode.memory_capacity_bytes
+    options: list[tuple[int, dict[str, int]]] = [(0, {})]
+    if hw.dual_mode.switchable_arrays <= 0 or capacity <= 0:
+        return options
+    first_use: dict[str, int] = {}
+    position = {op: index for index, op in enumerate(function.body.block.ops)}
+    for arg in function.body.block.args:
+        name = arg.name_hint or ""
+        if name.startswith(KV_INPUT_PREFIX) and arg.uses:
+            first_use[name] = min(position.get(u.operation, 0) for u in arg.uses)
+    names = sorted(first_use, key=lambda n: (first_use[n], n))
+    sizes = {
+        arg.name_hint: max(1, -(-tensor_bytes(hw, arg) // capacity))
+        for arg in function.body.block.args
+        if arg.name_hint in first_use
+    }
+    limit = hw.dual_mode.switchable_arrays * KV_MAX_SHARE
+    count = 1
+    while names and count <= len(names):
+        held = {name: sizes[name] for name in names[:count]}
+        if sum(held.values()) > limit:
+            break
+        options.append((sum(held.values()), held))
+        if count == len(names):
+            break
+        count = min(2 * count, len(names))
+    return options
 
 
 def single_function(module: ModuleOp, pass_name: str) -> func.FuncOp:
@@ -687,15 +744,33 @@ class CimAllocatePass(ModulePass):
     max_copies: int = DEFAULT_MAX_COPIES
     """Most copies of one weight considered."""
 
+    kv_cache: bool = True
+    """Consider keeping the decoder's past keys and values (inputs named
+    ``past*``) in memory-mode arrays for the whole run."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         check_options(self.time_limit, self.mip_gap, self.max_copies)
         hw = load_target(self.target)
         function = single_function(op, self.name)
         ops = tile_ops(function)
-        program = build_program(function, hw)
         runs = segment_runs(ops)
         bounds = [(first, stop) for _, first, stop in runs]
-        plan = allocate(program, bounds, self.time_limit, self.mip_gap, self.max_copies)
+        no_cache: list[tuple[int, dict[str, int]]] = [(0, {})]
+        options = kv_cache_options(function, hw) if self.kv_cache else no_cache
+        chosen: tuple[Plan, Program] | None = None
+        for reserved, held in options:
+            program = build_program(function, hw, reserved, held)
+            plan = allocate(
+                program, bounds, self.time_limit, self.mip_gap, self.max_copies
+            )
+            fits = not any(
+                violations(i, a)
+                for i, a in zip(plan.instances, plan.allocations, strict=True)
+            )
+            if chosen is None or (fits and plan.predicted < chosen[0].predicted):
+                chosen = (plan, program)
+        assert chosen is not None
+        plan, program = chosen
         remarks = list(plan.remarks)
         if any(
             violations(i, a)

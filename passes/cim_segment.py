@@ -82,7 +82,7 @@ def segment_bounds(
         )
     n = len(positions)
     starts = [0, *positions[1:], count]
-    total = program.hw.total_arrays
+    total = program.arrays
     best = [0] + [-1] * n
     choice = [0] * (n + 1)
     for j in range(1, n + 1):

@@ -40,10 +40,14 @@ class CmswitchPass(ModulePass):
     max_segment_ops: int = DEFAULT_MAX_SEGMENT_OPS
     """Most MVMs one segment may hold (bounds the DP)."""
 
+    kv_cache: bool = True
+    """Consider keeping a decoder's past keys and values in memory-mode
+    arrays for the whole run (``cim-allocate``'s option)."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         CimSegmentPass(self.target, self.max_segment_ops, self.max_copies).apply(
             ctx, op
         )
         CimAllocatePass(
-            self.target, self.time_limit, self.mip_gap, self.max_copies
+            self.target, self.time_limit, self.mip_gap, self.max_copies, self.kv_cache
         ).apply(ctx, op)

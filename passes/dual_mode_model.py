@@ -247,6 +247,21 @@ class Program:
     pipelines: dict[Dataflow, dict[int, BlockPlan]] = field(default_factory=lambda: {})
     """Per pipelined dataflow, how each tile op it blocks runs when every
     segment uses that dataflow (tile-op index -> plan)."""
+    reserved: int = 0
+    """Arrays ``[0, reserved)`` a KV cache holds for the whole run: segments
+    use the rest."""
+    held: dict[str, int] = field(default_factory=lambda: {})
+    """Model inputs that start in those arrays: name -> arrays holding it."""
+
+    @property
+    def arrays(self) -> int:
+        """Arrays the segments may use."""
+        return self.hw.total_arrays - self.reserved
+
+    @property
+    def switchable(self) -> int:
+        """Switchable arrays the segments may use."""
+        return max(0, self.hw.dual_mode.switchable_arrays - self.reserved)
 
     @property
     def mvm_positions(self) -> list[int]:
@@ -265,7 +280,7 @@ def _vector_work(payload: Operation) -> tuple[str, int]:
     return vector_work(payload)
 
 
-def _tensor_bytes(hw: HardwareTarget, value: SSAValue) -> int:
+def tensor_bytes(hw: HardwareTarget, value: SSAValue) -> int:
     return num_elements(tensor_shape(value)) * hw.activation_bytes
 
 
@@ -286,8 +301,17 @@ def _everywhere(kind: Dataflow) -> Callable[[int], Dataflow]:
     return lambda _segment: kind
 
 
-def build_program(function: func.FuncOp, hw: HardwareTarget) -> Program:
-    """The cost-model view of a tile-level function (see the module doc)."""
+def build_program(
+    function: func.FuncOp,
+    hw: HardwareTarget,
+    reserved: int = 0,
+    held: dict[str, int] | None = None,
+) -> Program:
+    """The cost-model view of a tile-level function (see the module doc);
+    ``reserved`` arrays hold the ``held`` inputs (name -> their arrays),
+    which consumers then read out of memory-mode arrays, not DRAM."""
+    held = {} if held is None else held
+    arrays = hw.total_arrays - reserved
     body = function.body.block
     ops = tile_ops(function)
     units = hw.total_cores * hw.vector.units_per_core
@@ -296,7 +320,7 @@ def build_program(function: func.FuncOp, hw: HardwareTarget) -> Program:
     tensor_of: dict[SSAValue, int] = {}
     for arg in body.args:
         tensor_of[arg] = len(tensors)
-        tensors.append(TensorInfo(arg.name_hint or "input", _tensor_bytes(hw, arg), -1))
+        tensors.append(TensorInfo(arg.name_hint or "input", tensor_bytes(hw, arg), -1))
     infos: list[OpInfo] = []
 
     def fetch(
@@ -324,7 +348,9 @@ def build_program(function: func.FuncOp, hw: HardwareTarget) -> Program:
             info.reads.append((position, tensor.producer))
             if tensor.producer not in info.preds:
                 info.preds.append(tensor.producer)
-        if tensor.producer == INPUT:
+        if tensor.producer == INPUT and tensor.name in held:
+            info.fixed += tc(hw, "memory", "buffer", tensor.nbytes, held[tensor.name])
+        elif tensor.producer == INPUT:
             cycles = dram_load(hw, tensor.nbytes)
             info.fixed += cycles
             info.fixed_dram += cycles
@@ -334,7 +360,7 @@ def build_program(function: func.FuncOp, hw: HardwareTarget) -> Program:
             tensor.consumers.append(info.index)
 
     def produce(info: OpInfo, value: SSAValue, spill: bool) -> None:
-        nbytes = _tensor_bytes(hw, value)
+        nbytes = tensor_bytes(hw, value)
         tensor_of[value] = len(tensors)
         info.outputs.append(len(tensors))
         tensors.append(
@@ -353,9 +379,9 @@ def build_program(function: func.FuncOp, hw: HardwareTarget) -> Program:
             fetch(info, op.input, None)
             tiling = op.tiling
             vectors = op.vectors
-            plan = plan_chunks(tiling, hw.total_arrays)
+            plan = plan_chunks(tiling, arrays)
             chunk = plan[0]
-            row_bytes = _tensor_bytes(hw, op.input) // max(1, vectors)
+            row_bytes = tensor_bytes(hw, op.input) // max(1, vectors)
             move_in = interconnect_cost(hw, max(1, vectors * row_bytes)).cycles
             groups, n = tiling.field("groups"), tiling.field("n")
             partials = tiling.field("row_tiles")
@@ -435,12 +461,12 @@ def build_program(function: func.FuncOp, hw: HardwareTarget) -> Program:
             function,
             _everywhere(kind),
             batch,
-            lambda op: len(plan_chunks(op.tiling, hw.total_arrays)) > 1,
+            lambda op: len(plan_chunks(op.tiling, arrays)) > 1,
         )
         pipelines[kind] = {
             index_of[op]: plan for op, plan in plans.items() if op in index_of
         }
-    return Program(hw, infos, tensors, final, batch, pipelines)
+    return Program(hw, infos, tensors, final, batch, pipelines, reserved, dict(held))
 
 
 # --------------------------------------------------------------------------
@@ -553,12 +579,13 @@ class SegmentCost:
 
 
 def copies_choices(
-    hw: HardwareTarget, info: MvmInfo, limit: int
+    hw: HardwareTarget, info: MvmInfo, limit: int, total: int
 ) -> tuple[tuple[int, int], ...]:
     """``(d, mvm_k(d))`` for the copy counts worth having: each one makes the
     MVM faster than every smaller count (a count that does not shorten
-    ``ceil(V / d)`` only takes arrays), up to ``limit`` copies and the chip."""
-    return _copies_choices(hw, info.vectors, info.rows, info.arrays, limit)
+    ``ceil(V / d)`` only takes arrays), up to ``limit`` copies and the
+    ``total`` arrays."""
+    return _copies_choices(hw, info.vectors, info.rows, info.arrays, limit, total)
 
 
 @lru_cache(maxsize=4096)
@@ -588,9 +615,9 @@ def stream_terms(
 
 @lru_cache(maxsize=65536)
 def _copies_choices(
-    hw: HardwareTarget, vectors: int, rows: int, arrays: int, limit: int
+    hw: HardwareTarget, vectors: int, rows: int, arrays: int, limit: int, total: int
 ) -> tuple[tuple[int, int], ...]:
-    top = max(1, min(limit, vectors, hw.total_arrays // max(1, arrays)))
+    top = max(1, min(limit, vectors, total // max(1, arrays)))
     choices: list[tuple[int, int]] = []
     last_share = -1
     for d in range(1, top + 1):
@@ -754,8 +781,8 @@ class Segment:
         takes more arrays than another and is nowhere cheaper is dropped);
         with ``memory`` False, all compute (no memory-array options)."""
         hw = self.hw
-        total = hw.total_arrays
-        switchable = hw.dual_mode.switchable_arrays if memory else 0
+        total = self.program.arrays
+        switchable = self.program.switchable if memory else 0
         streams = bool(self.streamed())
         resident = self.resident()
         least = sum(m.arrays for m in resident)
@@ -853,7 +880,7 @@ class Segment:
                 choices = (
                     ((1, mvm_cycles(hw, mvm.vectors, mvm.rows)),)
                     if streams
-                    else copies_choices(hw, mvm, max_copies)
+                    else copies_choices(hw, mvm, max_copies, total)
                 )
                 terms.append(
                     OpTerm(
@@ -868,7 +895,7 @@ class Segment:
                 terms.append(OpTerm(durations[local], preds, act=act))
         return SegmentInstance(
             total_arrays=total,
-            switchable=hw.dual_mode.switchable_arrays,
+            switchable=self.program.switchable,
             capacity=hw.dual_mode.memory_capacity_bytes,
             ops=tuple(terms),
             fixed_arrays=fixed_arrays,
@@ -950,6 +977,7 @@ class Segment:
             if copies and info.mvm is not None:
                 copies = _pipelined_copies(
                     self.hw,
+                    self.program.arrays,
                     info.mvm.vectors,
                     info.mvm.rows,
                     info.mvm.arrays,
@@ -1026,12 +1054,18 @@ def _band_wait(needed: Sequence[Band | None], producer: Sequence[Band] | None) -
 
 @lru_cache(maxsize=65536)
 def _pipelined_copies(
-    hw: HardwareTarget, vectors: int, rows: int, arrays: int, steps: int, limit: int
+    hw: HardwareTarget,
+    total: int,
+    vectors: int,
+    rows: int,
+    arrays: int,
+    steps: int,
+    limit: int,
 ) -> tuple[tuple[int, int], ...]:
     """``(d, cycles)`` of an MVM run in ``steps`` bands, band ``b`` on copy
     ``b mod d`` (as the lowering places them): ``ceil(steps / d)`` rounds of
     one band's vectors; counts that do not shorten the rounds are dropped."""
-    top = max(1, min(limit, steps, hw.total_arrays // max(1, arrays)))
+    top = max(1, min(limit, steps, total // max(1, arrays)))
     band = mvm_cycles(hw, math.ceil(vectors / steps), rows)
     choices: list[tuple[int, int]] = []
     last_rounds = -1
