@@ -24,8 +24,11 @@ The CSV has one row per combination, in a fixed order (models in zoo order,
 then phase, batch, sequence, target, strategy) and fixed columns
 (:func:`csv_columns`); every column but the wall-clock times
 (:data:`TIME_COLUMNS`, the last ones) is deterministic. ``speedup_vs_<S>``
-is strategy ``S``'s latency over this row's (above 1: this row is faster);
-``bound_ratio`` is the latency over the lower bound (at least 1).
+is strategy ``S``'s latency over this row's (above 1: this row is faster),
+``speedup_vs_best_other`` the same for the fastest other strategy of the
+sweep; ``bound_ratio`` is the latency over the lower bound (at least 1);
+``switch_share`` is the cycles mode switches take over the latency (an upper
+bound of their overhead: switches may overlap other work).
 """
 
 from __future__ import annotations
@@ -126,6 +129,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "bound_interconnect_cycles",
     "bound_vector_cycles",
     "bound_chain_cycles",
+    "switch_share",
 )
 TIME_COLUMNS: tuple[str, ...] = ("compile_s", "simulate_s", "wall_s")
 """Wall-clock columns (not deterministic), always the last ones."""
@@ -134,7 +138,13 @@ TIME_COLUMNS: tuple[str, ...] = ("compile_s", "simulate_s", "wall_s")
 def csv_columns(strategies: Sequence[str]) -> list[str]:
     """The CSV's columns for a sweep over ``strategies``, in order."""
     speedups = [f"speedup_vs_{name}" for name in strategies]
-    return [*KEY_COLUMNS, *RESULT_COLUMNS, *speedups, *TIME_COLUMNS]
+    return [
+        *KEY_COLUMNS,
+        *RESULT_COLUMNS,
+        *speedups,
+        "speedup_vs_best_other",
+        *TIME_COLUMNS,
+    ]
 
 
 @dataclass(frozen=True)
@@ -180,6 +190,7 @@ class Measurement:
     array_utilization: float = 0.0
     dram_bytes: int = 0
     bound: LowerBound | None = None
+    switch_cycles: int = 0
     compile_s: float = 0.0
     simulate_s: float = 0.0
     wall_s: float = 0.0
@@ -275,6 +286,7 @@ def run_combination(combination: Combination) -> Measurement:
         array_utilization=stats.array_utilization,
         dram_bytes=stats.dram_bytes_read + stats.dram_bytes_written,
         bound=bound,
+        switch_cycles=stats.kind_cycles.get("switch", 0),
         compile_s=simulate_start - compile_start,
         simulate_s=done - simulate_start,
         wall_s=done - start,
@@ -415,13 +427,21 @@ def measurement_rows(
                 bound_interconnect_cycles=str(bound.interconnect_cycles),
                 bound_vector_cycles=str(bound.vector_cycles),
                 bound_chain_cycles=str(bound.chain_cycles),
+                switch_share=_number(m.switch_cycles / max(1, m.latency_cycles), 4),
                 compile_s=f"{m.compile_s:.3f}",
                 simulate_s=f"{m.simulate_s:.3f}",
             )
+            others: list[int] = []
             for other in strategies:
                 theirs = latency.get((c.stem, c.target, other))
                 if theirs is not None and m.latency_cycles > 0:
                     row[f"speedup_vs_{other}"] = _number(theirs / m.latency_cycles, 4)
+                    if other != c.strategy:
+                        others.append(theirs)
+            if others and m.latency_cycles > 0:
+                row["speedup_vs_best_other"] = _number(
+                    min(others) / m.latency_cycles, 4
+                )
         rows.append(row)
     return rows
 

@@ -152,6 +152,24 @@ def test_failures_are_rows_and_speedups_compare_strategies(
             assert row["status"] == "ok"
             assert row["speedup_vs_static"] == row["speedup_vs_static_again"] == "1"
             assert row["speedup_vs_broken"] == ""
+            assert row["speedup_vs_best_other"] == "1"  # the other static
+            assert row["switch_share"] == "0"  # tiny's static never switches
+
+
+def test_dual_mode_rows_report_switch_share(tmp_path: Path) -> None:
+    """cmswitch's mode switches (MobileNetV2's prefetch buffers on tiny)
+    show in ``switch_share``; its speedup over the best other strategy is
+    that strategy's latency over its own."""
+    args = ["--small", "--models", "mobilenetv2", "--targets", "tiny"]
+    code = bench.main(
+        [*args, "--strategies", "static,cmswitch", "--out", str(tmp_path)]
+    )
+    assert code == 0
+    rows = {r["strategy"]: r for r in bench.read_csv(tmp_path / "bench.csv")}
+    dual, static = rows["cmswitch"], rows["static"]
+    assert 0 < float(dual["switch_share"]) < 1
+    expected = int(static["latency_cycles"]) / int(dual["latency_cycles"])
+    assert float(dual["speedup_vs_best_other"]) == pytest.approx(expected, rel=1e-3)
 
 
 def test_parallel_sweep_matches_serial(sweep: Path, tmp_path: Path) -> None:
