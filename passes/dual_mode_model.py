@@ -145,6 +145,7 @@ from cimflow.cost_model import (
     vector_cost,
     vector_element_ops,
 )
+from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
 from cimflow.passes.allocation import batch_size, feature_rows, pipeline_plans
 from cimflow.passes.blocking import Band, BlockPlan, bands
@@ -297,8 +298,29 @@ def dram_load(hw: HardwareTarget, nbytes: int) -> int:
     return tc(hw, "dram", "buffer", max(1, nbytes))
 
 
+def parse_dataflows(text: str, pass_name: str) -> tuple[Dataflow, ...]:
+    """The pipelined dataflows named in a pass option (``rows,batch``;
+    ``layer`` or empty: none), or a CimError naming the bad one."""
+    kinds: list[Dataflow] = []
+    for name in (part.strip() for part in text.split(",")):
+        if not name or name == Dataflow.LAYER.value:
+            continue
+        if name not in {kind.value for kind in PIPELINED_DATAFLOWS}:
+            raise CimError(
+                f"{pass_name}: unknown dataflow '{name}' (dataflows: layer, "
+                + ", ".join(kind.value for kind in PIPELINED_DATAFLOWS)
+                + ")"
+            )
+        kinds.append(Dataflow(name))
+    return tuple(kinds)
+
+
 def _everywhere(kind: Dataflow) -> Callable[[int], Dataflow]:
     return lambda _segment: kind
+
+
+PIPELINED_DATAFLOWS = (Dataflow.ROWS, Dataflow.BATCH)
+"""The pipelined dataflows a segment may take besides ``layer``."""
 
 
 def build_program(
@@ -306,10 +328,13 @@ def build_program(
     hw: HardwareTarget,
     reserved: int = 0,
     held: dict[str, int] | None = None,
+    pipelined: Sequence[Dataflow] = PIPELINED_DATAFLOWS,
 ) -> Program:
     """The cost-model view of a tile-level function (see the module doc);
     ``reserved`` arrays hold the ``held`` inputs (name -> their arrays),
-    which consumers then read out of memory-mode arrays, not DRAM."""
+    which consumers then read out of memory-mode arrays, not DRAM;
+    segments may run in ``layer`` dataflow or any of ``pipelined`` that
+    applies (``batch`` needs more than one sample)."""
     held = {} if held is None else held
     arrays = hw.total_arrays - reserved
     body = function.body.block
@@ -456,7 +481,9 @@ def build_program(
     batch = batch_size(function)
     index_of: dict[Operation, int] = {op: index for index, op in enumerate(ops)}
     pipelines: dict[Dataflow, dict[int, BlockPlan]] = {}
-    for kind in (Dataflow.ROWS, Dataflow.BATCH) if batch > 1 else (Dataflow.ROWS,):
+    for kind in pipelined:
+        if kind == Dataflow.LAYER or (kind == Dataflow.BATCH and batch < 2):
+            continue
         plans = pipeline_plans(
             function,
             _everywhere(kind),
@@ -638,6 +665,9 @@ class Segment:
     next_first: int | None = None
     """First op of the next segment (whose weights a buffer prefetches)."""
     next_stop: int | None = None
+    banded: frozenset[int] = frozenset()
+    """Tensors made here in bands (a pipelined dataflow): the lowering keeps
+    them in the global buffer, however large, so they are never spilled."""
 
     @property
     def hw(self) -> HardwareTarget:
@@ -672,7 +702,10 @@ class Segment:
         """Spilled tensors produced in the segment, in the order the
         lowering places them."""
         return [
-            t for i in self.infos for t in i.outputs if self.program.tensors[t].spilled
+            t
+            for i in self.infos
+            for t in i.outputs
+            if self.program.tensors[t].spilled and t not in self.banded
         ]
 
     def activation_terms(
@@ -697,7 +730,7 @@ class Segment:
             cycles = 0
             for t in info.outputs:
                 tensor = tensors[t]
-                if not tensor.spilled:
+                if not tensor.spilled or t in self.banded:
                     continue
                 if t in in_memory:
                     cost = tc(hw, "buffer", "memory", tensor.nbytes, arrays)
@@ -709,8 +742,8 @@ class Segment:
             for t in info.fetches:
                 tensor = tensors[t]
                 nbytes = max(1, tensor.nbytes)
-                if not self.first <= tensor.producer < self.stop:
-                    continue  # from an earlier segment: in fixed (DRAM)
+                if not self.first <= tensor.producer < self.stop or t in self.banded:
+                    continue  # an earlier segment's (in fixed), or in the buffer
                 if t in in_memory:
                     cost = tc(hw, "memory", "buffer", nbytes, arrays)
                     memory += cost
@@ -1012,10 +1045,24 @@ class Segment:
         found = [layer]
         for kind in self.program.pipelines:
             for blocks in self.pipeline_blocks(kind):
-                pipelined = self.pipelined_instance(layer, kind, blocks, max_copies)
+                banded = self.banded_tensors(kind, blocks)
+                segment = replace(self, banded=banded)
+                base = segment.instance(max_copies, memory) if banded else layer
+                pipelined = segment.pipelined_instance(base, kind, blocks, max_copies)
                 if pipelined is not None:
                     found.append(pipelined)
         return found
+
+    def banded_tensors(self, kind: Dataflow, blocks: int) -> frozenset[int]:
+        """Spilled tensors that ops of this segment make in more than one band
+        when it runs pipelined by ``kind`` in ``blocks`` bands."""
+        return frozenset(
+            t
+            for i, plan in self._blocked(kind).items()
+            if len(bands(plan.output.rows, blocks)) > 1
+            for t in self.program.ops[i].outputs
+            if self.program.tensors[t].spilled
+        )
 
 
 def banded_parts(hw: HardwareTarget, info: OpInfo, steps: int) -> dict[Part, int]:
