@@ -51,6 +51,7 @@ from cimflow.passes.dual_mode_model import (
     memory_arrays,
     minimal_allocation,
     op_times,
+    parse_dataflows,
     program_entry,
     stream_terms,
     tensor_bytes,
@@ -652,6 +653,9 @@ def write_plan(
     module.attributes[PREDICTED_ATTR] = IntegerAttr(plan.predicted, i64)
 
 
+DEFAULT_DATAFLOWS = "layer,rows,batch"
+"""Every dataflow (``layer`` plus each pipelined one)."""
+
 KV_INPUT_PREFIX = "past"
 """Model inputs whose name starts with this are a decoder's KV cache (the
 ``past_key_values.{i}.key`` / ``.value`` of Hugging Face exports)."""
@@ -748,8 +752,13 @@ class CimAllocatePass(ModulePass):
     """Consider keeping the decoder's past keys and values (inputs named
     ``past*``) in memory-mode arrays for the whole run."""
 
+    dataflows: str = DEFAULT_DATAFLOWS
+    """Dataflows a segment may take (comma-separated): ``layer`` always,
+    plus the pipelined ``rows`` and ``batch`` listed."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         check_options(self.time_limit, self.mip_gap, self.max_copies)
+        pipelined = parse_dataflows(self.dataflows, self.name)
         hw = load_target(self.target)
         function = single_function(op, self.name)
         ops = tile_ops(function)
@@ -759,7 +768,7 @@ class CimAllocatePass(ModulePass):
         options = kv_cache_options(function, hw) if self.kv_cache else no_cache
         chosen: tuple[Plan, Program] | None = None
         for reserved, held in options:
-            program = build_program(function, hw, reserved, held)
+            program = build_program(function, hw, reserved, held, pipelined)
             plan = allocate(
                 program, bounds, self.time_limit, self.mip_gap, self.max_copies
             )

@@ -42,6 +42,7 @@ from xdsl.passes import ModulePass
 from cimflow.errors import CimError
 from cimflow.hw_targets import DEFAULT_TARGET, load_target
 from cimflow.passes.cim_allocate import (
+    DEFAULT_DATAFLOWS,
     DEFAULT_MAX_COPIES,
     Plan,
     single_function,
@@ -55,6 +56,7 @@ from cimflow.passes.dual_mode_model import (
     build_program,
     evaluate,
     greedy_allocation,
+    parse_dataflows,
     program_entry,
 )
 
@@ -133,6 +135,10 @@ class CimSegmentPass(ModulePass):
     max_copies: int = DEFAULT_MAX_COPIES
     """Most copies of one weight the estimate's greedy allocation gives."""
 
+    dataflows: str = DEFAULT_DATAFLOWS
+    """Dataflows a segment may take (comma-separated): ``layer`` always,
+    plus the pipelined ``rows`` and ``batch`` listed."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.max_segment_ops < 1:
             raise CimError(
@@ -143,9 +149,10 @@ class CimSegmentPass(ModulePass):
             raise CimError(
                 f"cim-segment: max_copies must be positive, got {self.max_copies}"
             )
+        pipelined = parse_dataflows(self.dataflows, self.name)
         hw = load_target(self.target)
         function = single_function(op, self.name)
-        program = build_program(function, hw)
+        program = build_program(function, hw, pipelined=pipelined)
         bounds, predicted = segment_bounds(
             program, self.max_segment_ops, self.max_copies
         )

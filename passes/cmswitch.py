@@ -15,7 +15,11 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
 from cimflow.hw_targets import DEFAULT_TARGET
-from cimflow.passes.cim_allocate import DEFAULT_MAX_COPIES, CimAllocatePass
+from cimflow.passes.cim_allocate import (
+    DEFAULT_DATAFLOWS,
+    DEFAULT_MAX_COPIES,
+    CimAllocatePass,
+)
 from cimflow.passes.cim_segment import DEFAULT_MAX_SEGMENT_OPS, CimSegmentPass
 
 
@@ -44,10 +48,19 @@ class CmswitchPass(ModulePass):
     """Consider keeping a decoder's past keys and values in memory-mode
     arrays for the whole run (``cim-allocate``'s option)."""
 
+    dataflows: str = DEFAULT_DATAFLOWS
+    """Dataflows a segment may take (comma-separated): ``layer`` always,
+    plus the pipelined ``rows`` and ``batch`` listed."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        CimSegmentPass(self.target, self.max_segment_ops, self.max_copies).apply(
-            ctx, op
-        )
+        CimSegmentPass(
+            self.target, self.max_segment_ops, self.max_copies, self.dataflows
+        ).apply(ctx, op)
         CimAllocatePass(
-            self.target, self.time_limit, self.mip_gap, self.max_copies, self.kv_cache
+            self.target,
+            self.time_limit,
+            self.mip_gap,
+            self.max_copies,
+            self.kv_cache,
+            self.dataflows,
         ).apply(ctx, op)

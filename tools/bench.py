@@ -28,7 +28,9 @@ is strategy ``S``'s latency over this row's (above 1: this row is faster),
 ``speedup_vs_best_other`` the same for the fastest other strategy of the
 sweep; ``bound_ratio`` is the latency over the lower bound (at least 1);
 ``switch_share`` is the cycles mode switches take over the latency (an upper
-bound of their overhead: switches may overlap other work).
+bound of their overhead: switches may overlap other work);
+``predicted_ratio`` is the compiler's own latency prediction (strategies that
+make one: ``cim_tile.predicted_cycles``) over the simulated latency.
 """
 
 from __future__ import annotations
@@ -49,13 +51,14 @@ from typing import Any
 
 import onnx
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp
 
 from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.trace import parse_trace
 from cimflow.errors import CimError
 from cimflow.frontend import import_onnx
 from cimflow.hw_targets import load_target
+from cimflow.passes.cim_allocate import PREDICTED_ATTR
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.lower_bound import LowerBound, latency_lower_bound
 from cimflow.passes.mapping_report import (
@@ -130,6 +133,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "bound_vector_cycles",
     "bound_chain_cycles",
     "switch_share",
+    "predicted_ratio",
 )
 TIME_COLUMNS: tuple[str, ...] = ("compile_s", "simulate_s", "wall_s")
 """Wall-clock columns (not deterministic), always the last ones."""
@@ -191,6 +195,7 @@ class Measurement:
     dram_bytes: int = 0
     bound: LowerBound | None = None
     switch_cycles: int = 0
+    predicted_cycles: int | None = None
     compile_s: float = 0.0
     simulate_s: float = 0.0
     wall_s: float = 0.0
@@ -267,6 +272,10 @@ def run_combination(combination: Combination) -> Measurement:
         bound = _bound(combination)
         compile_start = time.perf_counter()
         CompilePass(combination.strategy, combination.target).apply(Context(), module)
+        prediction = module.attributes.get(PREDICTED_ATTR)
+        predicted = (
+            prediction.value.data if isinstance(prediction, IntegerAttr) else None
+        )
         simulate_start = time.perf_counter()
         result = simulate(parse_trace(build_trace(module), combination.stem))
         done = time.perf_counter()
@@ -287,6 +296,7 @@ def run_combination(combination: Combination) -> Measurement:
         dram_bytes=stats.dram_bytes_read + stats.dram_bytes_written,
         bound=bound,
         switch_cycles=stats.kind_cycles.get("switch", 0),
+        predicted_cycles=predicted,
         compile_s=simulate_start - compile_start,
         simulate_s=done - simulate_start,
         wall_s=done - start,
@@ -428,6 +438,9 @@ def measurement_rows(
                 bound_vector_cycles=str(bound.vector_cycles),
                 bound_chain_cycles=str(bound.chain_cycles),
                 switch_share=_number(m.switch_cycles / max(1, m.latency_cycles), 4),
+                predicted_ratio=""
+                if m.predicted_cycles is None
+                else _number(m.predicted_cycles / max(1, m.latency_cycles), 4),
                 compile_s=f"{m.compile_s:.3f}",
                 simulate_s=f"{m.simulate_s:.3f}",
             )

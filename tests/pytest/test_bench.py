@@ -168,6 +168,8 @@ def test_dual_mode_rows_report_switch_share(tmp_path: Path) -> None:
     rows = {r["strategy"]: r for r in bench.read_csv(tmp_path / "bench.csv")}
     dual, static = rows["cmswitch"], rows["static"]
     assert 0 < float(dual["switch_share"]) < 1
+    assert 0.5 < float(dual["predicted_ratio"]) < 2
+    assert static["predicted_ratio"] == ""  # the static baseline predicts nothing
     expected = int(static["latency_cycles"]) / int(dual["latency_cycles"])
     assert float(dual["speedup_vs_best_other"]) == pytest.approx(expected, rel=1e-3)
 

@@ -65,6 +65,7 @@ from cimflow.passes.dual_mode_model import (
 )
 from cimflow.passes.static_allocate import StaticAllocatePass
 from cimflow.tools import model_builders as mb
+from cimflow.tools.cim_opt import main as cim_opt_main
 from cimflow.tools.cim_verify import compile_model, module_trace, verify_model
 from cimflow.tools.zoo import zoo_models
 
@@ -753,3 +754,26 @@ def test_a_streamed_weight_takes_memory_arrays_back_first() -> None:
     assert back.arrays == ((1, 3),)
     programs = [op for op in trace.ops if op.kind == "program" and op.segment == 1]
     assert programs and back.id in programs[0].deps
+
+
+@pytest.mark.parametrize("pass_name", ["cim-segment", "cim-allocate", "cim-cmswitch"])
+def test_an_unknown_dataflow_is_a_one_line_error(
+    pass_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "chain.mlir"
+    source.write_text(chain_ir(4, [32, 16]))
+    pipeline = f"convert-graph-to-tile{{target=tiny}},{pass_name}{{dataflows=rowz}}"
+    assert cim_opt_main([str(source), "-p", pipeline]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    first = "cim-segment" if pass_name == "cim-cmswitch" else pass_name
+    assert captured.err.splitlines() == [
+        f"cim-opt: error: {first}: unknown dataflow 'rowz' "
+        "(dataflows: layer, rows, batch)"
+    ]
+
+
+def test_layer_only_dataflows_never_pipeline(model_path: Callable[[str], Path]) -> None:
+    module = compile_model(model_path("cnn"), "tiny", "convert-graph-to-tile", DIMS)
+    CmswitchPass("tiny", dataflows="layer").apply(make_context(), module)
+    assert not any(isinstance(op, cim_tile.DataflowOp) for op in module.walk())

@@ -1,4 +1,11 @@
-// RUN: cim-opt %s --split-input-file -p 'cim-allocate{target=tiny mip_gap=0}' | filecheck %s
+// RUN: cim-opt %s --split-input-file -p 'cim-allocate{target=tiny mip_gap=0 dataflows=layer}' | filecheck %s
+// RUN: cim-opt %s --split-input-file -p 'cim-allocate{target=tiny mip_gap=0}' | filecheck %s --check-prefix=PIPE
+
+// The first RUN keeps every segment in layer dataflow, as the hand
+// derivations below assume. The second lets segments run pipelined too:
+// segment 0 of the first case then runs its 4 samples as 4 batch bands
+// (each band of the exp's 8192-B output stays in the global buffer instead
+// of being stored and reloaded whole), and still prefetches b.w.
 
 // cim-allocate on `tiny` (8 arrays of 32 x 32, 8 outputs per array; memory
 // mode: 256 B and 4 B/cycle per array; global buffer 16 B/cycle; DRAM
@@ -35,6 +42,10 @@ builtin.module {
 // CHECK-NEXT:    cim_tile.mvm %x weight "a.w" {{.*}} alloc <segment = 0, copies = 1, chunks = 1>
 // CHECK:         cim_tile.mvm %a weight "b.w" {{.*}} alloc <segment = 1, copies = 2, chunks = 1>
 // CHECK-NOT:     cim_tile.memory_buffer
+
+// PIPE-LABEL:  func.func @prefetch_wins
+// PIPE-NEXT:     cim_tile.dataflow segment 0 batch blocks 4
+// PIPE-NEXT:     cim_tile.memory_buffer weights arrays 4 bytes 1024 segment 0 mode <memory>
 
 // -----
 
