@@ -40,6 +40,7 @@ from cimflow.cimdialect import cim_tile
 from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.errors import CimError
 from cimflow.hw_targets import DEFAULT_TARGET, HardwareTarget, load_target
+from cimflow.passes.convert_tile_to_meta import arrays_to_hold
 from cimflow.passes.dual_mode_model import (
     Allocation,
     Program,
@@ -684,7 +685,7 @@ def kv_cache_options(
             first_use[name] = min(position.get(u.operation, 0) for u in arg.uses)
     names = sorted(first_use, key=lambda n: (first_use[n], n))
     sizes = {
-        arg.name_hint: max(1, -(-tensor_bytes(hw, arg) // capacity))
+        arg.name_hint: arrays_to_hold(tensor_bytes(hw, arg), capacity)
         for arg in function.body.block.args
         if arg.name_hint in first_use
     }

@@ -1098,6 +1098,12 @@ def _runs(arrays: set[int]) -> list[tuple[int, int]]:
     return runs
 
 
+def arrays_to_hold(size: int, capacity: int) -> int:
+    """Memory-mode arrays of ``capacity`` bytes a tensor of ``size`` bytes
+    needs on arrays of its own (at least one)."""
+    return max(1, -(-size // max(1, capacity)))
+
+
 def share_arrays(
     sizes: Sequence[int], arrays: int, capacity: int
 ) -> list[tuple[int, int]] | None:
@@ -1105,7 +1111,7 @@ def share_arrays(
     tensor of ``sizes`` bytes: each gets the arrays of ``capacity`` bytes it
     needs (at least one), and the arrays left over are shared out in order
     (more arrays read a tensor out faster). None when they need more."""
-    needs = [max(1, -(-size // max(1, capacity))) for size in sizes]
+    needs = [arrays_to_hold(size, capacity) for size in sizes]
     spare = arrays - sum(needs)
     if spare < 0:
         return None
