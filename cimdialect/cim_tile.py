@@ -115,13 +115,15 @@ class WeightLayoutAttr(EnumAttribute[WeightLayout], SpacedOpaqueSyntaxAttribute)
 
 class BufferRole(StrEnum):
     ACTIVATIONS = "activations"
+    CHUNKS = "chunks"
     KV_CACHE = "kv_cache"
     WEIGHTS = "weights"
 
 
 @irdl_attr_definition
 class BufferRoleAttr(EnumAttribute[BufferRole], SpacedOpaqueSyntaxAttribute):
-    """What memory-mode arrays hold: activations, a KV cache, or streamed weights."""
+    """What memory-mode arrays hold: activations, a KV cache, the next
+    segment's weights, or the next chunks of a streamed weight."""
 
     name = "cim_tile.role"
 
@@ -666,8 +668,10 @@ class MemoryBufferOp(IRDLOperation):
 
     ``activations`` buffers hold tensors that do not fit the global buffer
     (instead of spilling them to DRAM); ``weights`` buffers prefetch the next
-    segment's weights, or the next chunks of a streamed weight, while this
-    segment computes; ``kv_cache`` buffers hold the model inputs named in
+    segment's weights while this segment computes; ``chunks`` buffers
+    double-buffer the weight a segment streams (its two halves take the
+    next chunks from DRAM while the current chunk programs and computes);
+    ``kv_cache`` buffers hold the model inputs named in
     ``holds`` (a decoder's past keys and values) for the whole run: the
     lowering takes at most one, with segment 0, keeps its inputs in arrays
     ``[0, arrays)`` from the start and places every segment after them.

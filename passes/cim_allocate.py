@@ -271,20 +271,32 @@ def _solve(inst: SegmentInstance, time_limit: float, mip_gap: float) -> MilpResu
         0,
     )
     memory = [(m_act, 1.0), (m_pre, 1.0)]
+    chunk_buffer = inst.chunk_buffer  # fixed memory arrays of this problem
     uses_memory = lp.var(
-        0, 1 if switchable > 0 else 0, inst.switch_cycles, integer=True
+        1 if chunk_buffer > 0 else 0,
+        1 if switchable > 0 else 0,
+        inst.switch_cycles,
+        integer=True,
     )
     # arrays: compute + memory fit the chip (one array left to a stream)
     stream = 1 if inst.streams else 0
-    lp.row(compute_terms + memory, -highspy.kHighsInf, total - compute_const - stream)
+    lp.row(
+        compute_terms + memory,
+        -highspy.kHighsInf,
+        total - compute_const - stream - chunk_buffer,
+    )
     # memory arrays sit right after the compute arrays, below `switchable`
     lp.row(
         [*compute_terms, *memory, (uses_memory, float(total - switchable))],
         -highspy.kHighsInf,
-        total - compute_const,
+        total - compute_const - chunk_buffer,
     )
     lp.row([*memory, (uses_memory, -room)], -highspy.kHighsInf, 0)
-    lp.row([(uses_memory, 1.0), (m_act, -1.0), (m_pre, -1.0)], -highspy.kHighsInf, 0)
+    lp.row(
+        [(uses_memory, 1.0), (m_act, -1.0), (m_pre, -1.0)],
+        -highspy.kHighsInf,
+        chunk_buffer,
+    )
     # streamed chunks: priced by the total memory-array count
     stream_cols: list[int] = []
     if inst.memory_options:
@@ -415,7 +427,7 @@ def _solve(inst: SegmentInstance, time_limit: float, mip_gap: float) -> MilpResu
     start = _start_values(inst, greedy, lp, copy_cols, act_cols, pre_cols, stream_cols)
     start[m_act] = 0.0
     start[m_pre] = 0.0
-    start[uses_memory] = 0.0
+    start[uses_memory] = 1.0 if chunk_buffer > 0 else 0.0
     _fill_times(inst, greedy, start, (first_cols, last_cols), body)
     start[transition] = float(
         max(
@@ -622,7 +634,9 @@ def write_plan(
             assert isinstance(op, cim_tile.MVMOp)
             chunks = 1
             if mvm.streamed:
-                available = inst.total_arrays - inst.fixed_arrays - memory
+                available = (
+                    inst.total_arrays - inst.fixed_arrays - memory - inst.chunk_buffer
+                )
                 chunks = stream_terms(hw, mvm, available)[2]
             op.alloc = cim_tile.AllocAttr.from_ints(
                 segment, alloc.copies[local], chunks
@@ -633,6 +647,7 @@ def write_plan(
         for role, arrays in (
             (cim_tile.BufferRole.ACTIVATIONS, act),
             (cim_tile.BufferRole.WEIGHTS, pre),
+            (cim_tile.BufferRole.CHUNKS, inst.chunk_buffer),
         ):
             if arrays > 0:
                 block.insert_op_before(

@@ -151,9 +151,14 @@ class _ScheduleBuilder:
     """The current segment's prefetch of the next segment's weights, emitted
     when the segment ends (so the segment's own DRAM traffic goes first)."""
     to_compute: SSAValue | None = None
+    to_memory: SSAValue | None = None
+    """The current segment's switch of its buffers to memory mode."""
     """The switch that gave the current segment its compute arrays back."""
     stream_loads: list[SSAValue] = field(default_factory=lambda: [])
     """Chunk loads of the weights the current segment streams."""
+    chunk_buffer: tuple[int, int] | None = None
+    """First array and arrays per half of the current segment's ``chunks``
+    buffer (None: its streamed weights load chunk by chunk from DRAM)."""
     position: int = 0
     """Index (in the function body) of the op being lowered."""
     last_use: dict[SSAValue, int] = field(default_factory=lambda: {})
@@ -472,6 +477,7 @@ class _ScheduleBuilder:
         to_memory = self.switch(
             memory - self.memory_mode, ArrayMode.MEMORY, [*readouts.values(), *freeing]
         )
+        self.to_memory = to_memory
         for mvm, chunk, ranges in placed:
             weight = mvm.weight.data
             load = readouts.get(weight) or self.emit(
@@ -498,6 +504,16 @@ class _ScheduleBuilder:
             )
             self.spill_arrays = (keep[0], max(0, keep[1] - held))
         self.prefetched = {}
+        self.chunk_buffer = None
+        chunks = roles.get(cim_tile.BufferRole.CHUNKS)
+        if chunks is not None:
+            first, stop = chunks[0].ranges[0]
+            if stop - first < 2:
+                raise CimError(
+                    f"segment {segment}'s chunks buffer has {stop - first} arrays; "
+                    "it needs two halves of at least one array"
+                )
+            self.chunk_buffer = (first, (stop - first) // 2)
         weights = roles.get(cim_tile.BufferRole.WEIGHTS)
         if weights is not None:
             self.pending_prefetch = (next_mvms, weights, to_memory)
@@ -889,32 +905,92 @@ class _ScheduleBuilder:
                 f"{available} free arrays of segment {self.segment}, but its "
                 f"allocation says {alloc.field('chunks')}"
             )
-        for chunk in chunks:
+        prefetched: dict[int, tuple[cim_meta.ArrayRangesAttr, SSAValue]] = {}
+        readouts: dict[int, SSAValue] = {}
+        last_program: SSAValue | None = None
+        for index, chunk in enumerate(chunks):
             arrays = cim_meta.ArrayRangesAttr.from_ranges(
                 [(self.free_array, self.free_array + chunk.arrays)]
             )
-            load = self.emit(
-                cim_meta.LoadOp(
-                    weight,
-                    self.weight_bytes(chunk),
-                    Location.DRAM,
-                    Location.BUFFER,
-                    self.deps(previous),
-                    self.segment,
-                    label=weight,
+            if index in prefetched:
+                half, token = prefetched[index]
+                load = self.emit(
+                    cim_meta.LoadOp(
+                        weight,
+                        self.weight_bytes(chunk),
+                        Location.MEMORY,
+                        Location.BUFFER,
+                        self.deps(token, last_program),
+                        self.segment,
+                        arrays=half,
+                        label=weight,
+                    )
                 )
-            )
-            self.stream_loads.append(load)
-            program = self.program(
+                readouts[index] = load
+            else:
+                load = self.emit(
+                    cim_meta.LoadOp(
+                        weight,
+                        self.weight_bytes(chunk),
+                        Location.DRAM,
+                        Location.BUFFER,
+                        self.deps(previous),
+                        self.segment,
+                        label=weight,
+                    )
+                )
+                self.stream_loads.append(load)
+            if index + 1 < len(chunks):  # after this chunk's load: DRAM order
+                self.prefetch_chunk(weight, chunks, index + 1, prefetched, readouts)
+            last_program = self.program(
                 weight, arrays, chunk, self.deps(load, previous, self.to_compute)
             )
             previous = self.emit(
                 self.mvm_op(
-                    weight, arrays, chunk, (0, mvm.vectors), tensors, [moved, program]
+                    weight,
+                    arrays,
+                    chunk,
+                    (0, mvm.vectors),
+                    tensors,
+                    [moved, last_program],
                 )
             )
         assert previous is not None
         return previous
+
+    def prefetch_chunk(
+        self,
+        weight: str,
+        chunks: Sequence[Chunk],
+        index: int,
+        prefetched: dict[int, tuple[cim_meta.ArrayRangesAttr, SSAValue]],
+        readouts: Mapping[int, SSAValue],
+    ) -> None:
+        """Load chunk ``index`` of a streamed weight from DRAM into a half of
+        the segment's ``chunks`` buffer (halves alternate; a half is reused
+        once the chunk before in it was read out), if it fits a half."""
+        if self.chunk_buffer is None:
+            return
+        first, half = self.chunk_buffer
+        chunk = chunks[index]
+        if self.weight_bytes(chunk) > half * self.hw.dual_mode.memory_capacity_bytes:
+            return
+        start = first + (index % 2) * half
+        arrays = cim_meta.ArrayRangesAttr.from_ranges([(start, start + half)])
+        load = self.emit(
+            cim_meta.LoadOp(
+                weight,
+                self.weight_bytes(chunk),
+                Location.DRAM,
+                Location.MEMORY,
+                self.deps(self.barrier, self.to_memory, readouts.get(index - 2)),
+                self.segment,
+                arrays=arrays,
+                label=weight,
+            )
+        )
+        self.stream_loads.append(load)
+        prefetched[index] = (arrays, load)
 
     def finish_mvm(
         self,

@@ -575,6 +575,9 @@ class SegmentInstance:
     dataflow: Dataflow = Dataflow.LAYER
     blocks: int = 1
     """Pipeline blocks of a pipelined dataflow (1 for ``layer``)."""
+    chunk_buffer: int = 0
+    """Memory-mode arrays double-buffering the streamed weight's chunks
+    (fixed for this problem; they also need the mode switches)."""
 
 
 @dataclass(frozen=True)
@@ -617,27 +620,52 @@ def copies_choices(
 
 @lru_cache(maxsize=4096)
 def _stream_terms(
-    hw: HardwareTarget, tiling: cim_tile.TilingAttr, vectors: int, available: int
+    hw: HardwareTarget,
+    tiling: cim_tile.TilingAttr,
+    vectors: int,
+    available: int,
+    half: int = 0,
 ) -> tuple[int, int, int, int]:
-    total = dram = tail = 0
     chunks = plan_chunks(tiling, available)
-    for chunk in chunks:
-        load = dram_load(hw, chunk.weight_elements * hw.weight_bytes)
-        tail = program_cost(
-            hw, chunk.arrays, chunk.rows, chunk.cols
-        ).cycles + mvm_cycles(hw, vectors, chunk.rows)
-        total += load + tail
-        dram += load
-    return total, dram, len(chunks), tail
+    room = half * hw.dual_mode.memory_capacity_bytes
+    dram_free = 0
+    program_end = compute_end = 0
+    prefetch_end: dict[int, int] = {}
+    readout_end: dict[int, int] = {}
+    for index, chunk in enumerate(chunks):
+        nbytes = max(1, chunk.weight_elements * hw.weight_bytes)
+        if index in prefetch_end:  # read out of its half once the buffer is free
+            start = max(prefetch_end[index], program_end)
+            readout_end[index] = start + tc(hw, "memory", "buffer", nbytes, half)
+            ready = readout_end[index]
+        else:  # from DRAM after the previous chunk's MVMs
+            ready = max(dram_free, compute_end) + dram_load(hw, nbytes)
+            dram_free = ready
+        following = chunks[index + 1] if index + 1 < len(chunks) else None
+        if following is not None and half > 0:
+            after = max(1, following.weight_elements * hw.weight_bytes)
+            if after <= room:  # the next chunk into the other half
+                start = max(dram_free, readout_end.get(index - 1, 0))
+                dram_free = start + tc(hw, "dram", "memory", after, half)
+                prefetch_end[index + 1] = dram_free
+        program_end = max(ready, compute_end) + (
+            program_cost(hw, chunk.arrays, chunk.rows, chunk.cols).cycles
+        )
+        compute_end = program_end + mvm_cycles(hw, vectors, chunk.rows)
+    return compute_end, dram_free, len(chunks), compute_end - dram_free
 
 
 def stream_terms(
-    hw: HardwareTarget, mvm: MvmInfo, available: int
+    hw: HardwareTarget, mvm: MvmInfo, available: int, half: int = 0
 ) -> tuple[int, int, int, int]:
-    """``chunk_k`` cycles, their DRAM part, the chunk count and the cycles
-    after the last chunk's load (its program and MVMs) of streaming ``mvm``
-    through ``available`` arrays."""
-    return _stream_terms(hw, mvm.op.tiling, mvm.vectors, available)
+    """``chunk_k`` cycles, the end of its last DRAM load, the chunk count
+    and the cycles after that load (programs and MVMs) of streaming ``mvm``
+    through ``available`` arrays; with ``half`` > 0 a ``chunks`` buffer of
+    two halves of ``half`` arrays takes each next chunk that fits a half
+    from DRAM while the current one programs and computes (as the lowering
+    emits it: a chunk's read-out waits for the previous program, a half is
+    refilled once the chunk before in it was read out)."""
+    return _stream_terms(hw, mvm.op.tiling, mvm.vectors, available, half)
 
 
 @lru_cache(maxsize=65536)
@@ -809,10 +837,13 @@ class Segment:
                     cycles += dram_load(self.hw, tensors[t].nbytes)
         return cycles + sum(loads.values())
 
-    def instance(self, max_copies: int, memory: bool = True) -> SegmentInstance:
+    def instance(
+        self, max_copies: int, memory: bool = True, chunk_buffer: int = 0
+    ) -> SegmentInstance:
         """The segment's allocation problem (options pruned: an option that
         takes more arrays than another and is nowhere cheaper is dropped);
-        with ``memory`` False, all compute (no memory-array options)."""
+        with ``memory`` False, all compute (no memory-array options); with
+        ``chunk_buffer`` arrays double-buffering its streamed weight."""
         hw = self.hw
         total = self.program.arrays
         switchable = self.program.switchable if memory else 0
@@ -820,7 +851,10 @@ class Segment:
         resident = self.resident()
         least = sum(m.arrays for m in resident)
         fixed_arrays = least if streams else 0
-        memory_room = min(switchable, total - (1 if streams else 0)) - least
+        memory_room = (
+            min(switchable, total - (1 if streams else 0)) - least - chunk_buffer
+        )
+        half = chunk_buffer // 2
         saturate = _saturation(hw)
         # activation options
         act_opts: list[tuple[int, tuple[int, ...], int, int, int, int]] = []
@@ -880,7 +914,9 @@ class Segment:
             )
             chunk_dram = tuple(
                 sum(
-                    stream_terms(hw, m, total - fixed_arrays - memory)[0]
+                    stream_terms(
+                        hw, m, total - fixed_arrays - memory - chunk_buffer, half
+                    )[0]
                     for m in stream_ops.values()
                 )
                 for memory in memory_options
@@ -897,7 +933,9 @@ class Segment:
             mvm = info.mvm
             if mvm is not None and mvm.streamed:
                 streams_at = [
-                    stream_terms(hw, mvm, total - fixed_arrays - memory)
+                    stream_terms(
+                        hw, mvm, total - fixed_arrays - memory - chunk_buffer, half
+                    )
                     for memory in memory_options
                 ]
                 terms.append(
@@ -951,6 +989,7 @@ class Segment:
             vector=sum(i.vector for i in self.infos),
             switch_cycles=2 * switch_cost(hw, 1).cycles,
             final=self.program.final if self.is_last else 0,
+            chunk_buffer=chunk_buffer,
         )
 
     def _blocked(self, kind: Dataflow) -> dict[int, BlockPlan]:
@@ -1043,6 +1082,10 @@ class Segment:
         pipelined dataflow that applies."""
         layer = self.instance(max_copies, memory)
         found = [layer]
+        if memory and self.streamed():
+            buffer = self.chunk_buffer_arrays()
+            if buffer:
+                found.append(self.instance(max_copies, memory, buffer))
         for kind in self.program.pipelines:
             for blocks in self.pipeline_blocks(kind):
                 banded = self.banded_tensors(kind, blocks)
@@ -1052,6 +1095,27 @@ class Segment:
                 if pipelined is not None:
                     found.append(pipelined)
         return found
+
+    def chunk_buffer_arrays(self) -> int:
+        """The smallest ``chunks`` buffer (two equal halves) whose halves take
+        every chunk of the segment's streamed weights as they are then cut,
+        or 0 when none fits the switchable arrays."""
+        hw = self.hw
+        least = sum(m.arrays for m in self.resident())
+        room = min(self.program.switchable, self.program.arrays - 1) - least
+        capacity = hw.dual_mode.memory_capacity_bytes
+        for half in range(1, room // 2 + 1):
+            available = self.program.arrays - least - 2 * half
+            if available < 1:
+                break
+            largest = max(
+                chunk.weight_elements * hw.weight_bytes
+                for m in self.streamed()
+                for chunk in plan_chunks(m.op.tiling, available)
+            )
+            if largest <= half * capacity:
+                return 2 * half
+        return 0
 
     def banded_tensors(self, kind: Dataflow, blocks: int) -> frozenset[int]:
         """Spilled tensors that ops of this segment make in more than one band
@@ -1217,7 +1281,7 @@ def violations(inst: SegmentInstance, alloc: Allocation) -> list[str]:
     """Why an allocation does not fit (empty: it does)."""
     problems: list[str] = []
     compute = compute_arrays(inst, alloc)
-    memory = memory_arrays(inst, alloc)
+    memory = memory_arrays(inst, alloc) + inst.chunk_buffer
     if compute + memory + (1 if inst.streams else 0) > inst.total_arrays:
         problems.append(
             f"{compute} compute + {memory} memory arrays exceed the "
@@ -1237,7 +1301,7 @@ def violations(inst: SegmentInstance, alloc: Allocation) -> list[str]:
             problems.append(f"{d} copies is not among the choices")
         elif not term.copies and d != 1:
             problems.append("copies of an op that is not a resident MVM")
-    if inst.streams and memory not in inst.memory_options:
+    if inst.streams and memory - inst.chunk_buffer not in inst.memory_options:
         problems.append(f"{memory} memory arrays is not a priced option")
     return problems
 
@@ -1313,7 +1377,7 @@ def evaluate(inst: SegmentInstance, alloc: Allocation) -> SegmentCost:
             inst.next_readout[alloc.pre],
         )
         + inst.next_program
-        + (inst.switch_cycles if memory > 0 else 0)
+        + (inst.switch_cycles if memory + inst.chunk_buffer > 0 else 0)
         + inst.final
     )
     return SegmentCost(

@@ -6,6 +6,7 @@ memory-mode arrays for the whole run."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
+from functional_models import wide_linear
 from onnx import TensorProto, helper, numpy_helper
 from xdsl.context import Context
 from xdsl.dialects import func
@@ -37,10 +39,11 @@ from cimflow.hw_targets import load_target, target_to_toml
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
 from cimflow.passes.static_allocate import StaticAllocatePass
+from cimflow.passes.tile_mapping import plan_chunks
 from cimflow.passes.trace_target import build_trace
 from cimflow.tools import model_builders as mb
 from cimflow.tools.cim_opt import main as cim_opt_main
-from cimflow.tools.cim_verify import module_trace, verify_trace
+from cimflow.tools.cim_verify import compile_model, module_trace, verify_trace
 
 Buffer = tuple[int, cim_tile.BufferRole, int, int]
 """(segment, role, arrays, bytes)."""
@@ -520,3 +523,78 @@ def test_the_executor_refuses_misused_kv_arrays(
     error = report.mode("exact").error
     assert error is not None
     assert f"op {load['id']} (load" in error and error.endswith(message), error
+
+
+# --- a chunks buffer double-buffers a streamed weight ------------------------
+
+
+def streamed_with_chunk_buffer(
+    path: Path, arrays: int
+) -> tuple[ModuleOp, cim_tile.MVMOp]:
+    """``wide_linear`` statically allocated on tiny, its streamed weight given
+    a ``chunks`` buffer of ``arrays`` arrays (chunks re-cut for the rest)."""
+    module = compile_model(path, "tiny", "convert-graph-to-tile,cim-static-allocate")
+    hw = load_target("tiny")
+    function = next(op for op in module.walk() if isinstance(op, func.FuncOp))
+    streamed = next(
+        op
+        for op in function.walk()
+        if isinstance(op, cim_tile.MVMOp)
+        and op.alloc is not None
+        and op.alloc.field("chunks") > 1
+    )
+    assert streamed.alloc is not None
+    segment = streamed.alloc.field("segment")
+    chunks = len(plan_chunks(streamed.tiling, hw.total_arrays - arrays))
+    streamed.alloc = cim_tile.AllocAttr.from_ints(segment, 1, chunks)
+    capacity = arrays * hw.dual_mode.memory_capacity_bytes
+    function.body.block.insert_op_before(
+        cim_tile.MemoryBufferOp(cim_tile.BufferRole.CHUNKS, arrays, capacity, segment),
+        streamed,
+    )
+    return module, streamed
+
+
+def test_a_chunks_buffer_prefetches_the_next_chunks(tmp_path: Path) -> None:
+    """With a chunks buffer of two halves of 2 arrays, every chunk after the
+    first that fits a half is loaded from DRAM into the halves in turn while
+    the chunk before programs and computes, read out of its half, and the
+    result is still what onnxruntime computes."""
+    path = tmp_path / "wide.onnx"
+    onnx.save(wide_linear(), path)
+    module, streamed = streamed_with_chunk_buffer(path, 4)
+    weight = streamed.weight.data
+    ConvertTileToMetaPass("tiny").apply(Context(), module)
+    trace = module_trace(module)
+    prefetches = [
+        op
+        for op in trace.ops
+        if isinstance(op, LoadOp) and op.tensor == weight and op.dst == "memory"
+    ]
+    readouts = [
+        op
+        for op in trace.ops
+        if isinstance(op, LoadOp) and op.tensor == weight and op.src == "memory"
+    ]
+    assert prefetches and len(readouts) == len(prefetches)
+    halves = [op.arrays for op in prefetches]
+    assert len(set(halves)) == 2  # two halves, used in turn
+    assert all(a != b for a, b in itertools.pairwise(halves))
+    assert all(sum(stop - start for start, stop in half) == 2 for half in halves)
+    by_id = {op.id: op for op in trace.ops}
+    for readout in readouts:  # each read-out waits for its own prefetch
+        assert any(
+            by_id[d] in prefetches and by_id[d].arrays == readout.arrays
+            for d in readout.deps
+        )
+    assert any(isinstance(op, SwitchOp) and op.to == "memory" for op in trace.ops)
+    report = verify_trace(trace, path, "exact")
+    assert report.passed, report.format()
+
+
+def test_a_chunks_buffer_needs_two_halves(tmp_path: Path) -> None:
+    path = tmp_path / "wide.onnx"
+    onnx.save(wide_linear(), path)
+    module, _ = streamed_with_chunk_buffer(path, 1)
+    with pytest.raises(CimError, match="chunks buffer has 1 arrays; it needs two"):
+        ConvertTileToMetaPass("tiny").apply(Context(), module)
