@@ -27,6 +27,7 @@ cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from xdsl.dialects.builtin import (
@@ -117,7 +118,9 @@ class ArrayRangesAttr(ParametrizedAttribute):
 
     @staticmethod
     def from_ranges(ranges: Sequence[tuple[int, int]]) -> ArrayRangesAttr:
-        return ArrayRangesAttr(i64_array([b for r in ranges for b in r]))
+        """The attribute of ``ranges`` (equal ones are shared: attributes
+        are immutable)."""
+        return _array_ranges(tuple(b for r in ranges for b in r))
 
     @property
     def ranges(self) -> list[tuple[int, int]]:
@@ -159,6 +162,11 @@ class ArrayRangesAttr(ParametrizedAttribute):
                     f"got {start}:{stop}"
                 )
             previous_stop = stop
+
+
+@lru_cache(maxsize=1 << 14)
+def _array_ranges(bounds: tuple[int, ...]) -> ArrayRangesAttr:
+    return ArrayRangesAttr(i64_array(bounds))
 
 
 def _verify_span(op: Operation, key: str, span: DenseArrayBase) -> tuple[int, int]:

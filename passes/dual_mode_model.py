@@ -1100,22 +1100,13 @@ class Segment:
         """The smallest ``chunks`` buffer (two equal halves) whose halves take
         every chunk of the segment's streamed weights as they are then cut,
         or 0 when none fits the switchable arrays."""
-        hw = self.hw
-        least = sum(m.arrays for m in self.resident())
-        room = min(self.program.switchable, self.program.arrays - 1) - least
-        capacity = hw.dual_mode.memory_capacity_bytes
-        for half in range(1, room // 2 + 1):
-            available = self.program.arrays - least - 2 * half
-            if available < 1:
-                break
-            largest = max(
-                chunk.weight_elements * hw.weight_bytes
-                for m in self.streamed()
-                for chunk in plan_chunks(m.op.tiling, available)
-            )
-            if largest <= half * capacity:
-                return 2 * half
-        return 0
+        return _chunk_buffer(
+            self.hw,
+            tuple(m.op.tiling for m in self.streamed()),
+            sum(m.arrays for m in self.resident()),
+            self.program.arrays,
+            self.program.switchable,
+        )
 
     def banded_tensors(self, kind: Dataflow, blocks: int) -> frozenset[int]:
         """Spilled tensors that ops of this segment make in more than one band
@@ -1145,6 +1136,30 @@ def banded_parts(hw: HardwareTarget, info: OpInfo, steps: int) -> dict[Part, int
             one = dram_load(hw, share)
         cycles[part] += steps * one
     return cycles
+
+
+@lru_cache(maxsize=4096)
+def _chunk_buffer(
+    hw: HardwareTarget,
+    tilings: tuple[cim_tile.TilingAttr, ...],
+    resident: int,
+    arrays: int,
+    switchable: int,
+) -> int:
+    room = min(switchable, arrays - 1) - resident
+    capacity = hw.dual_mode.memory_capacity_bytes
+    for half in range(1, room // 2 + 1):
+        available = arrays - resident - 2 * half
+        if available < 1:
+            break
+        largest = max(
+            chunk.weight_elements * hw.weight_bytes
+            for tiling in tilings
+            for chunk in plan_chunks(tiling, available)
+        )
+        if largest <= half * capacity:
+            return 2 * half
+    return 0
 
 
 def _band_wait(needed: Sequence[Band | None], producer: Sequence[Band] | None) -> int:

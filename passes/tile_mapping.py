@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cimflow.cimdialect.cim_tile import TilingAttr
 
@@ -99,6 +100,17 @@ def _plan_matrix(
 
 
 def plan_chunks(tiling: TilingAttr, available: int) -> list[Chunk]:
+    """Cut one weight copy into chunks of at most ``available`` arrays
+    (see :func:`_cut`; plans are memoized, the list is the caller's)."""
+    return list(_memoized_plan(tiling, available))
+
+
+@lru_cache(maxsize=1 << 14)
+def _memoized_plan(tiling: TilingAttr, available: int) -> tuple[Chunk, ...]:
+    return tuple(_cut(tiling, available))
+
+
+def _cut(tiling: TilingAttr, available: int) -> list[Chunk]:
     """Cut one weight copy into chunks of at most ``available`` arrays.
 
     A copy that fits is one chunk. Otherwise grouped weights are cut by
