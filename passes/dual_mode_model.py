@@ -53,6 +53,13 @@ Formulas (``tc(src, dst, b, n)`` is ``transfer_cost(...).cycles``)
       chunk_k(M) = sum_c tc(dram, buffer, bytes_c) + program_cost(rows_c)
                    + mvm_cycles(V_k, rows_c)
 
+  and with a ``chunks`` buffer of two halves of ``h`` arrays (a variant of
+  the segment's problem: ``T - compute - M - 2h`` arrays for the chunks),
+  by the lowering's schedule: each next chunk that fits a half loads
+  ``tc(dram, memory, b, h)`` while the current one programs and computes,
+  and is read out (``tc(memory, buffer, b, h)``) once the previous program
+  has left the buffer (:func:`stream_terms`);
+
 - spill traffic with ``a`` activation arrays: a spilled tensor of ``b``
   bytes that fits the buffer (first fit) is stored with
   ``tc(buffer, memory, b, a)`` and loaded by each consumer with
