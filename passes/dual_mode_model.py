@@ -1086,28 +1086,21 @@ class Segment:
 
     def instances(self, max_copies: int, memory: bool = True) -> list[SegmentInstance]:
         """The segment's problem in ``layer`` dataflow, then in each
-        pipelined dataflow that applies; a segment that streams a weight,
-        each also with a ``chunks`` buffer double-buffering it."""
-        buffers = [0]
+        pipelined dataflow that applies."""
+        layer = self.instance(max_copies, memory)
+        found = [layer]
         if memory and self.streamed():
-            buffers += [b for b in (self.chunk_buffer_arrays(),) if b > 0]
-        layers = [self.instance(max_copies, memory, b) for b in buffers]
-        found = list(layers)
+            buffer = self.chunk_buffer_arrays()
+            if buffer:
+                found.append(self.instance(max_copies, memory, buffer))
         for kind in self.program.pipelines:
             for blocks in self.pipeline_blocks(kind):
                 banded = self.banded_tensors(kind, blocks)
                 segment = replace(self, banded=banded)
-                for buffer, layer in zip(buffers, layers, strict=True):
-                    base = (
-                        segment.instance(max_copies, memory, buffer)
-                        if banded
-                        else layer
-                    )
-                    pipelined = segment.pipelined_instance(
-                        base, kind, blocks, max_copies
-                    )
-                    if pipelined is not None:
-                        found.append(pipelined)
+                base = segment.instance(max_copies, memory) if banded else layer
+                pipelined = segment.pipelined_instance(base, kind, blocks, max_copies)
+                if pipelined is not None:
+                    found.append(pipelined)
         return found
 
     def chunk_buffer_arrays(self) -> int:
