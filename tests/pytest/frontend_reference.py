@@ -12,13 +12,15 @@ functional simulator executes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
+    DictionaryAttr,
     IntegerType,
     ModuleOp,
+    StringAttr,
     TensorType,
 )
 from xdsl.dialects.func import FuncOp, ReturnOp
@@ -33,10 +35,9 @@ from cimflow.tools.cim_verify import reference_outputs
 Array = np.ndarray[Any, Any]
 
 
-def _np_dtype(value_type: TensorType) -> np.dtype[Any]:
-    element = value_type.element_type
+def _np_dtype(element: Attribute) -> np.dtype[Any]:
     if isinstance(element, IntegerType):
-        width = element.width.data
+        width = element.bitwidth
         return np.dtype(np.bool_) if width == 1 else np.dtype(f"int{width}")
     return np.dtype(np.float32)
 
@@ -76,7 +77,9 @@ def _constant(attr: DenseIntOrFPElementsAttr) -> Array:
     tensor_type = attr.type
     assert isinstance(tensor_type, TensorType)
     values = np.array(attr.get_values())
-    return values.reshape(tensor_type.get_shape()).astype(_np_dtype(tensor_type))
+    return values.reshape(tensor_type.get_shape()).astype(
+        _np_dtype(tensor_type.element_type)
+    )
 
 
 def _evaluate(
@@ -96,9 +99,15 @@ def _evaluate(
     attrs = {key: json_value(value) for key, value in op.properties.items()}
     outputs: list[tuple[tuple[int, ...], np.dtype[Any]]] = []
     for result in op.results:
-        result_type = cast(TensorType[Attribute], result.type)
-        outputs.append((g.tensor_shape(result), _np_dtype(result_type)))
+        outputs.append((g.tensor_shape(result), _np_dtype(g.element_type(result))))
     return apply_operator(kind, attrs, args, outputs)
+
+
+def _name(attrs: DictionaryAttr) -> str:
+    """The ONNX name recorded on a function argument or result."""
+    name = attrs.data["cim_graph.name"]
+    assert isinstance(name, StringAttr)
+    return name.data
 
 
 def run(
@@ -109,20 +118,18 @@ def run(
     values: dict[SSAValue, Array] = {}
     assert func.arg_attrs is not None and func.res_attrs is not None
     for arg, attrs in zip(func.body.block.args, func.arg_attrs.data, strict=True):
-        name = attrs.data["cim_graph.name"]
-        values[arg] = inputs[name.data]  # type: ignore[attr-defined]
+        values[arg] = inputs[_name(attrs)]
     for op in func.body.block.ops:
         if isinstance(op, ReturnOp):
-            names = [a.data["cim_graph.name"].data for a in func.res_attrs.data]  # type: ignore[attr-defined]
+            names = [_name(a) for a in func.res_attrs.data]
             return {
                 n: np.asarray(values[v])
                 for n, v in zip(names, op.arguments, strict=True)
             }
         results = _evaluate(op, [values[o] for o in op.operands], weights)
         for result, value in zip(op.results, results, strict=True):
-            result_type = result.type
-            assert isinstance(result_type, TensorType)
-            values[result] = np.asarray(value).astype(_np_dtype(result_type))
+            assert isinstance(result.type, TensorType)
+            values[result] = np.asarray(value).astype(_np_dtype(g.element_type(result)))
     raise AssertionError("no func.return")
 
 

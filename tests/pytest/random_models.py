@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import onnx
@@ -52,7 +53,7 @@ class _Graph:
         self.initializers.append(numpy_helper.from_array(values, name))
         return name
 
-    def node(self, op: str, inputs: list[str], shape: Shape, **attrs: object) -> str:
+    def node(self, op: str, inputs: list[str], shape: Shape, **attrs: Any) -> str:
         out = self.fresh(op.lower())
         self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
         self.shapes[out] = shape

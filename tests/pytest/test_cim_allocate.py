@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from ir_builders import chain_ir
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import Builtin, ModuleOp
+from xdsl.dialects.builtin import Builtin, IntegerAttr, ModuleOp
 from xdsl.dialects.func import Func
 from xdsl.parser import Parser
 
@@ -345,7 +345,9 @@ def test_a_chunks_buffer_is_chosen_where_it_pays(
     half = buffers[0].arrays.value.data // 2
     with_buffer = stream_terms(hw, mvm, available, half)
     without = stream_terms(hw, mvm, available)
-    assert with_buffer[2] == without[2] == streamed[0].alloc.field("chunks")  # type: ignore[union-attr]
+    alloc = streamed[0].alloc
+    assert alloc is not None
+    assert with_buffer[2] == without[2] == alloc.field("chunks")
     assert with_buffer[0] < without[0]
     static = compile_model(
         model_path("wide_linear"), "tiny", "cim-compile-static", DIMS
@@ -628,8 +630,9 @@ def test_predicted_latency_is_close_to_the_simulated_one(
         module = compile_model(path, target, CMSWITCH)
         predicted = module.attributes[PREDICTED_ATTR]
         assert hasattr(predicted, "value")
+        assert isinstance(predicted, IntegerAttr)
         simulated = simulate(module_trace(module)).makespan
-        ratio = predicted.value.data / simulated  # type: ignore[attr-defined]
+        ratio = predicted.value.data / simulated
         assert 1 / PREDICTION_BOUND <= ratio <= PREDICTION_BOUND, (entry.stem, ratio)
 
 
@@ -650,18 +653,21 @@ def test_never_slower_than_static_under_the_model(
             model_path(name), target, "convert-graph-to-tile,cim-cmswitch", DIMS
         )
         predicted = module.attributes[PREDICTED_ATTR]
-        assert predicted.value.data <= baseline  # type: ignore[attr-defined]
+        assert isinstance(predicted, IntegerAttr)
+        assert predicted.value.data <= baseline
 
 
 def test_identical_segments_are_solved_once(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    calls: list[object] = []
+    calls: list[SegmentInstance] = []
     solve = cim_allocate.solve_segment
 
-    def counting(*args: object, **kwargs: object) -> cim_allocate.MilpResult:
-        calls.append(args[0])
-        return solve(*args, **kwargs)  # type: ignore[arg-type]
+    def counting(
+        inst: SegmentInstance, *args: float, **kwargs: float
+    ) -> cim_allocate.MilpResult:
+        calls.append(inst)
+        return solve(inst, *args, **kwargs)
 
     monkeypatch.setattr(cim_allocate, "solve_segment", counting)
     path = tmp_path / "llama4.onnx"

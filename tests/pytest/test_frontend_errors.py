@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -32,7 +32,9 @@ def make_model(
     return helper.make_model(graph, opset_imports=opsets, ir_version=8)
 
 
-def float_input(name: str, shape: list[Any]) -> onnx.ValueInfoProto:
+def float_input(
+    name: str, shape: Sequence[str | int | None] | None
+) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
 
 

@@ -584,8 +584,10 @@ def test_a_chunks_buffer_prefetches_the_next_chunks(tmp_path: Path) -> None:
     by_id = {op.id: op for op in trace.ops}
     for readout in readouts:  # each read-out waits for its own prefetch
         assert any(
-            by_id[d] in prefetches and by_id[d].arrays == readout.arrays
-            for d in readout.deps
+            dep in prefetches
+            and isinstance(dep, LoadOp)
+            and dep.arrays == readout.arrays
+            for dep in (by_id[d] for d in readout.deps)
         )
     assert any(isinstance(op, SwitchOp) and op.to == "memory" for op in trace.ops)
     report = verify_trace(trace, path, "exact")

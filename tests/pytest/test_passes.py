@@ -28,7 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ir_builders import chain_ir
 from xdsl.context import Context
-from xdsl.dialects.builtin import Builtin, ModuleOp
+from xdsl.dialects.builtin import Builtin, ModuleOp, StringAttr
 from xdsl.dialects.func import Func
 from xdsl.parser import Parser
 
@@ -496,7 +496,9 @@ def test_static_allocation_segments_on_tiny() -> None:
         if isinstance(op, VectorOp) and op.segment is not None
     ]
     assert vector_segments == [0, 1]
-    assert module.attributes["cim_tile.strategy"].data == "static"  # type: ignore[attr-defined]
+    strategy = module.attributes["cim_tile.strategy"]
+    assert isinstance(strategy, StringAttr)
+    assert strategy.data == "static"
 
 
 def test_static_allocation_chunks_larger_than_chip() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -223,52 +224,53 @@ def test_switch_on_a_target_without_switchable_arrays() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("edit", "message"),
-    [
-        (
-            lambda d: d.update(version=2),
-            "t.json: unsupported trace version 2 (this cim-sim reads versions 3 and 4)",
-        ),
-        (
-            lambda d: d.update(version="4"),
-            't.json: unsupported trace version "4" (this cim-sim reads versions 3 '
-            "and 4)",
-        ),
-        (
-            lambda d: d.update(format="other"),
-            "t.json: key 'format' must be 'cim-trace', got \"other\"",
-        ),
-        (lambda d: d.pop("ops"), "t.json: missing key 'ops'"),
-        (lambda d: d.update(extra=1), "t.json: unknown key 'extra'"),
-        (lambda d: d.update(ops={}), "t.json: key 'ops' must be a list, got {}"),
-        (lambda d: d.update(strategy=3), "t.json: key 'strategy' must be a string"),
-        (
-            lambda d: d["model"].update(batch=0),
-            "t.json: key 'model.batch' must be positive, got 0",
-        ),
-        (lambda d: d["model"].pop("source"), "t.json: missing key 'model.source'"),
-        (
-            lambda d: d["model"]["inputs"][0].pop("dtype"),
-            "t.json: model.inputs[0]: missing key 'dtype'",
-        ),
-        (
-            lambda d: d["tensors"][1].update(name="x"),
-            "t.json: tensors[1]: duplicate tensor name 'x'",
-        ),
-        (
-            lambda d: d["tensors"][0].update(bytes=-1),
-            "t.json: tensors[0]: key 'bytes' must be at least 0, got -1",
-        ),
-        (lambda d: d["target"].pop("dram"), "t.json: target: missing table '[dram]'"),
-        (
-            lambda d: d["target"]["array"].update(rows="x"),
-            "t.json: target: key 'array.rows' must be an integer",
-        ),
-        (lambda d: d.update(target=[]), "t.json: key 'target' must be an object"),
-    ],
-)
-def test_top_level_errors(edit: Any, message: str) -> None:
+Edit = Callable[[dict[str, Any]], object]
+
+TOP_LEVEL_ERRORS: list[tuple[Edit, str]] = [
+    (
+        lambda d: d.update(version=2),
+        "t.json: unsupported trace version 2 (this cim-sim reads versions 3 and 4)",
+    ),
+    (
+        lambda d: d.update(version="4"),
+        't.json: unsupported trace version "4" (this cim-sim reads versions 3 and 4)',
+    ),
+    (
+        lambda d: d.update(format="other"),
+        "t.json: key 'format' must be 'cim-trace', got \"other\"",
+    ),
+    (lambda d: d.pop("ops"), "t.json: missing key 'ops'"),
+    (lambda d: d.update(extra=1), "t.json: unknown key 'extra'"),
+    (lambda d: d.update(ops={}), "t.json: key 'ops' must be a list, got {}"),
+    (lambda d: d.update(strategy=3), "t.json: key 'strategy' must be a string"),
+    (
+        lambda d: d["model"].update(batch=0),
+        "t.json: key 'model.batch' must be positive, got 0",
+    ),
+    (lambda d: d["model"].pop("source"), "t.json: missing key 'model.source'"),
+    (
+        lambda d: d["model"]["inputs"][0].pop("dtype"),
+        "t.json: model.inputs[0]: missing key 'dtype'",
+    ),
+    (
+        lambda d: d["tensors"][1].update(name="x"),
+        "t.json: tensors[1]: duplicate tensor name 'x'",
+    ),
+    (
+        lambda d: d["tensors"][0].update(bytes=-1),
+        "t.json: tensors[0]: key 'bytes' must be at least 0, got -1",
+    ),
+    (lambda d: d["target"].pop("dram"), "t.json: target: missing table '[dram]'"),
+    (
+        lambda d: d["target"]["array"].update(rows="x"),
+        "t.json: target: key 'array.rows' must be an integer",
+    ),
+    (lambda d: d.update(target=[]), "t.json: key 'target' must be an object"),
+]
+
+
+@pytest.mark.parametrize(("edit", "message"), TOP_LEVEL_ERRORS)
+def test_top_level_errors(edit: Edit, message: str) -> None:
     data = valid_trace()
     edit(data)
     assert bad(data).startswith(message)
