@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from cimflow.tools import model_builders as mb
 
 
 class _Graph:
@@ -139,3 +142,30 @@ def integer_linear(
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model
+
+
+FAMILIES: dict[str, Callable[[], onnx.ModelProto]] = {
+    "cnn": cnn,
+    "resnet": lambda: mb.resnet_tiny(weights="random"),
+    "mobilenetv2": lambda: mb.mobilenetv2_tiny(weights="random"),
+    "vit": lambda: mb.vit_tiny(weights="random"),
+    # a wider feed-forward layer than the defaults, so it streams on tiny
+    "bert": lambda: mb.bert_tiny(weights="random", intermediate=96),
+    "gpt2": lambda: mb.gpt2_tiny(weights="random"),
+    "llama": lambda: mb.llama_tiny(weights="random", intermediate=96),
+    "wide_linear": wide_linear,
+    # the other exporter's node patterns (explicit Pad, BatchNormalization)
+    "mobilenetv2_dynamo": lambda: mb.mobilenetv2_tiny(
+        weights="random", exporter="dynamo"
+    ),
+    # one new token against a KV cache (past_key_values in, present out)
+    "gpt2_decode": lambda: mb.gpt2_tiny(weights="random", phase="decode"),
+    "llama_decode": lambda: mb.llama_tiny(
+        weights="random", intermediate=96, phase="decode", exporter="dynamo"
+    ),
+}
+"""Every family the functional tests compile: the issue's CNN (stride,
+padding, dilation, groups, depthwise, residuals), MobileNetV2 blocks, BERT,
+GPT-2 and LLaMA (RMSNorm, rotary embeddings, GQA, SiLU-gated MLP) layers,
+ViT and ResNet, a linear layer streamed in row- and column-cut chunks, and
+the other exporter's patterns and the decode phase of the decoders."""

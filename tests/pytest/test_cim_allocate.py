@@ -16,7 +16,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from functional_models import cnn, wide_linear
+from functional_models import FAMILIES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ir_builders import chain_ir
@@ -455,21 +455,10 @@ def test_no_allocation_exceeds_the_arrays_or_capacities(
 
 # --- the pipeline on real models ----------------------------------------------
 
-MODELS: dict[str, Callable[[], onnx.ModelProto]] = {
-    "cnn": cnn,
-    "resnet": lambda: mb.resnet_tiny(weights="random"),
-    "mobilenetv2": lambda: mb.mobilenetv2_tiny(weights="random"),
-    "vit": lambda: mb.vit_tiny(weights="random"),
-    "bert": lambda: mb.bert_tiny(weights="random", intermediate=96),
-    "gpt2": lambda: mb.gpt2_tiny(weights="random"),
-    "llama": lambda: mb.llama_tiny(weights="random", intermediate=96),
-    "wide_linear": wide_linear,
-    "gpt2_decode": lambda: mb.gpt2_tiny(weights="random", phase="decode"),
-    "llama_decode": lambda: mb.llama_tiny(
-        weights="random", intermediate=96, phase="decode", exporter="dynamo"
-    ),
+MODELS = {
+    name: build for name, build in FAMILIES.items() if name != "mobilenetv2_dynamo"
 }
-"""The functional-verification families (see ``test_functional.py``)."""
+"""The functional-verification families but the other exporter's MobileNetV2."""
 
 CMSWITCH = "cim-compile{strategy=cmswitch}"
 DIMS = {"batch": 1, "sequence": 8}

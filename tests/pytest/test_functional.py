@@ -15,7 +15,7 @@ from typing import Any, cast
 import numpy as np
 import onnx
 import pytest
-from functional_models import cnn, integer_linear, wide_linear
+from functional_models import FAMILIES, integer_linear
 from xdsl.context import Context
 
 from cimflow.cimdialect import cim_tile
@@ -45,31 +45,8 @@ from cimflow.tools.cim_verify import (
 TARGETS = ("dynaplasia", "tiny")
 DIMS = {"batch": 1, "sequence": 8}
 
-MODELS: dict[str, Callable[[], onnx.ModelProto]] = {
-    "cnn": cnn,
-    "resnet": lambda: mb.resnet_tiny(weights="random"),
-    "mobilenetv2": lambda: mb.mobilenetv2_tiny(weights="random"),
-    "vit": lambda: mb.vit_tiny(weights="random"),
-    # a wider feed-forward layer than the defaults, so it streams on tiny
-    "bert": lambda: mb.bert_tiny(weights="random", intermediate=96),
-    "gpt2": lambda: mb.gpt2_tiny(weights="random"),
-    "llama": lambda: mb.llama_tiny(weights="random", intermediate=96),
-    "wide_linear": wide_linear,
-    # the other exporter's node patterns (explicit Pad, BatchNormalization)
-    "mobilenetv2_dynamo": lambda: mb.mobilenetv2_tiny(
-        weights="random", exporter="dynamo"
-    ),
-    # one new token against a KV cache (past_key_values in, present out)
-    "gpt2_decode": lambda: mb.gpt2_tiny(weights="random", phase="decode"),
-    "llama_decode": lambda: mb.llama_tiny(
-        weights="random", intermediate=96, phase="decode", exporter="dynamo"
-    ),
-}
-"""Every family the functional tests compile: the issue's CNN (stride,
-padding, dilation, groups, depthwise, residuals), MobileNetV2 blocks, BERT,
-GPT-2 and LLaMA (RMSNorm, rotary embeddings, GQA, SiLU-gated MLP) layers,
-ViT and ResNet, a linear layer streamed in row- and column-cut chunks, and
-the other exporter's patterns and the decode phase of the decoders."""
+MODELS = FAMILIES
+
 
 QUANTIZED_BOUND = 0.25
 """Largest relative output error accepted from 8-bit quantization.
