@@ -1,0 +1,61 @@
+"""The repository keeps its promises: CI runs the README's test command, and
+the lock file pins every dependency pyproject.toml declares."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def readme_command(after: str) -> str:
+    """The first ``sh`` code line of the README after the text ``after``."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```sh\n(.+?)\n```", readme[readme.index(after) :], re.S)
+    assert block is not None
+    return block.group(1).strip()
+
+
+def test_ci_runs_the_readmes_test_command_verbatim() -> None:
+    command = readme_command("Run the whole test suite")
+    script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert script.rstrip().splitlines()[-1] == command
+    assert "--require-hashes -r requirements.txt" in command
+
+
+def locked_versions() -> dict[str, str]:
+    text = (ROOT / "requirements.txt").read_text(encoding="utf-8")
+    pins: dict[str, str] = {}
+    for match in re.finditer(r"^([A-Za-z0-9_.\-]+)==([^\s;\\]+)", text, re.M):
+        pins[canonicalize_name(match.group(1))] = match.group(2)
+    return pins
+
+
+def test_the_lock_pins_every_declared_dependency_within_its_range() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    declared = [
+        *project["project"]["dependencies"],
+        *project["project"]["optional-dependencies"]["test"],
+        *project["build-system"]["requires"],
+    ]
+    pins = locked_versions()
+    for text in declared:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is declared but not locked"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"{name}=={pins[name]} is outside {requirement.specifier}"
+        )
+
+
+def test_every_locked_line_has_hashes() -> None:
+    text = (ROOT / "requirements.txt").read_text(encoding="utf-8")
+    entries = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 6)[-1])
+    for entry in entries:
+        if "==" in entry:
+            assert "--hash=sha256:" in entry, entry.splitlines()[0]
