@@ -27,19 +27,35 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
-import highspy
-import numpy as np
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr, i64
-from xdsl.ir import Operation
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DenseArrayBase,
+    DictionaryAttr,
+    IntegerAttr,
+    ModuleOp,
+    StringAttr,
+    i64,
+)
+from xdsl.ir import Attribute, Operation
 from xdsl.passes import ModulePass
 
 from cimflow.cimdialect import cim_tile
 from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.errors import CimError
 from cimflow.hw_targets import DEFAULT_TARGET, HardwareTarget, load_target
+from cimflow.ir_checks import tensor_function
+from cimflow.milp import (
+    DEFAULT_NODE_LIMIT,
+    DEFAULT_TIME_LIMIT,
+    INFINITY,
+    OPTIMAL,
+    MilpBuilder,
+    SolverBudget,
+)
 from cimflow.passes.convert_tile_to_meta import arrays_to_hold
 from cimflow.passes.dual_mode_model import (
     Allocation,
@@ -64,6 +80,10 @@ from cimflow.passes.static_allocate import STRATEGY_ATTR, StaticAllocatePass
 PREDICTED_ATTR = "cim_tile.predicted_cycles"
 """Module attribute: the cost model's latency of the allocation, in cycles."""
 
+SOLVER_ATTR = "cim_tile.solver"
+"""Module attribute: per distinct segment problem the MILP solved, how it
+ended (an array of ``{segments, status, nodes}`` dictionaries)."""
+
 REMARK_ATTR = "cim_tile.remark"
 """Module attribute: what the allocation passes want a reader to know
 (fallbacks, time limits)."""
@@ -79,102 +99,16 @@ arrays are better spent elsewhere, and the MILP grows with the choices)."""
 
 
 @dataclass
-class _Lp:
-    """A MILP under construction, row by row (HiGHS's row-wise format)."""
-
-    cost: list[float] = field(default_factory=lambda: [])
-    lower: list[float] = field(default_factory=lambda: [])
-    upper: list[float] = field(default_factory=lambda: [])
-    integer: list[bool] = field(default_factory=lambda: [])
-    row_lower: list[float] = field(default_factory=lambda: [])
-    row_upper: list[float] = field(default_factory=lambda: [])
-    starts: list[int] = field(default_factory=lambda: [])
-    index: list[int] = field(default_factory=lambda: [])
-    value: list[float] = field(default_factory=lambda: [])
-
-    def var(
-        self, lower: float, upper: float, cost: float = 0.0, integer: bool = False
-    ) -> int:
-        self.cost.append(cost)
-        self.lower.append(lower)
-        self.upper.append(upper)
-        self.integer.append(integer)
-        return len(self.cost) - 1
-
-    def row(
-        self, terms: Sequence[tuple[int, float]], lower: float, upper: float
-    ) -> None:
-        merged: dict[int, float] = {}
-        for column, coefficient in terms:
-            merged[column] = merged.get(column, 0.0) + coefficient
-        self.starts.append(len(self.index))
-        for column, coefficient in merged.items():
-            if coefficient != 0.0:
-                self.index.append(column)
-                self.value.append(coefficient)
-        self.row_lower.append(lower)
-        self.row_upper.append(upper)
-
-    def solve(
-        self,
-        offset: float,
-        time_limit: float,
-        mip_gap: float,
-        start: Sequence[float] | None,
-    ) -> tuple[str, list[float] | None, float]:
-        """Status, column values (None: no feasible solution) and gap."""
-        lp = highspy.HighsLp()
-        lp.num_col_ = len(self.cost)
-        lp.num_row_ = len(self.row_lower)
-        lp.col_cost_ = np.array(self.cost, dtype=np.float64)
-        lp.col_lower_ = np.array(self.lower, dtype=np.float64)
-        lp.col_upper_ = np.array(self.upper, dtype=np.float64)
-        lp.row_lower_ = np.array(self.row_lower, dtype=np.float64)
-        lp.row_upper_ = np.array(self.row_upper, dtype=np.float64)
-        lp.offset_ = offset
-        matrix = lp.a_matrix_
-        matrix.format_ = highspy.MatrixFormat.kRowwise
-        matrix.num_col_ = lp.num_col_
-        matrix.num_row_ = lp.num_row_
-        matrix.start_ = np.array([*self.starts, len(self.index)], dtype=np.int32)
-        matrix.index_ = np.array(self.index, dtype=np.int32)
-        matrix.value_ = np.array(self.value, dtype=np.float64)
-        lp.a_matrix_ = matrix
-        lp.integrality_ = [
-            highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous
-            for flag in self.integer
-        ]
-        highs = highspy.Highs()
-        highs.setOptionValue("output_flag", False)
-        highs.setOptionValue("threads", 1)
-        highs.setOptionValue("time_limit", max(0.0, float(time_limit)))
-        highs.setOptionValue("mip_rel_gap", max(0.0, float(mip_gap)))
-        status = highs.passModel(lp)
-        if status == highspy.HighsStatus.kError:
-            return "model error", None, float("inf")
-        if start is not None:
-            solution = highspy.HighsSolution()
-            solution.col_value = np.array(start, dtype=np.float64)
-            highs.setSolution(solution)
-        if highs.run() == highspy.HighsStatus.kError:
-            return "solver error", None, float("inf")
-        model_status = highs.getModelStatus()
-        info = highs.getInfo()
-        if info.primal_solution_status != 2:  # kSolutionStatusFeasible
-            return highs.modelStatusToString(model_status), None, float("inf")
-        values = list(highs.getSolution().col_value)
-        return highs.modelStatusToString(model_status), values, info.mip_gap
-
-
-@dataclass
 class MilpResult:
     """The allocation of one segment and how it was found."""
 
     allocation: Allocation
     status: str
-    """``optimal``, ``trivial`` (nothing to decide), ``time limit`` (best
-    incumbent), or ``fallback: ...``."""
+    """``optimal``, ``trivial`` (nothing to decide), ``node limit`` or
+    ``time limit`` (best incumbent, with its gap), or ``fallback: ...``."""
     fallback: bool = False
+    nodes: int = 0
+    """Branch-and-bound nodes HiGHS explored."""
 
 
 def _pick(values: Sequence[float], columns: Sequence[int]) -> int:
@@ -183,7 +117,7 @@ def _pick(values: Sequence[float], columns: Sequence[int]) -> int:
 
 
 def solve_segment(
-    inst: SegmentInstance, time_limit: float = 10.0, mip_gap: float = 1e-3
+    inst: SegmentInstance, budget: SolverBudget | None = None
 ) -> MilpResult:
     """The MILP of ``docs/dual-mode.md`` for one segment, solved by HiGHS.
 
@@ -194,14 +128,14 @@ def solve_segment(
     body latency ``L``. Never raises: a failure is a fallback result.
     """
     try:
-        return _solve(inst, time_limit, mip_gap)
+        return _solve(inst, budget or SolverBudget())
     except Exception as error:  # HiGHS or numerical trouble: never crash
         return MilpResult(
             minimal_allocation(inst), f"fallback: {type(error).__name__}: {error}", True
         )
 
 
-def _solve(inst: SegmentInstance, time_limit: float, mip_gap: float) -> MilpResult:
+def _solve(inst: SegmentInstance, budget: SolverBudget) -> MilpResult:
     greedy = greedy_allocation(inst)
     decisions = (
         sum(1 for t in inst.ops if len(t.copies) > 1)
@@ -213,7 +147,7 @@ def _solve(inst: SegmentInstance, time_limit: float, mip_gap: float) -> MilpResu
         if problems:
             return MilpResult(greedy, f"fallback: {problems[0]}", True)
         return MilpResult(greedy, "trivial")
-    lp = _Lp()
+    lp = MilpBuilder()
     total, switchable = inst.total_arrays, inst.switchable
     # copies selectors
     copy_cols: list[list[int]] = []
@@ -261,13 +195,13 @@ def _solve(inst: SegmentInstance, time_limit: float, mip_gap: float) -> MilpResu
     lp.row(
         [(c, float(b)) for c, b in zip(act_cols, inst.act_bytes, strict=True)]
         + [(m_act, -float(inst.capacity))],
-        -highspy.kHighsInf,
+        -INFINITY,
         0,
     )
     lp.row(
         [(c, float(b)) for c, b in zip(pre_cols, inst.pre_bytes, strict=True)]
         + [(m_pre, -float(inst.capacity))],
-        -highspy.kHighsInf,
+        -INFINITY,
         0,
     )
     memory = [(m_act, 1.0), (m_pre, 1.0)]
@@ -282,19 +216,19 @@ def _solve(inst: SegmentInstance, time_limit: float, mip_gap: float) -> MilpResu
     stream = 1 if inst.streams else 0
     lp.row(
         compute_terms + memory,
-        -highspy.kHighsInf,
+        -INFINITY,
         total - compute_const - stream - chunk_buffer,
     )
     # memory arrays sit right after the compute arrays, below `switchable`
     lp.row(
         [*compute_terms, *memory, (uses_memory, float(total - switchable))],
-        -highspy.kHighsInf,
+        -INFINITY,
         total - compute_const - chunk_buffer,
     )
-    lp.row([*memory, (uses_memory, -room)], -highspy.kHighsInf, 0)
+    lp.row([*memory, (uses_memory, -room)], -INFINITY, 0)
     lp.row(
         [(uses_memory, 1.0), (m_act, -1.0), (m_pre, -1.0)],
-        -highspy.kHighsInf,
+        -INFINITY,
         chunk_buffer,
     )
     # streamed chunks: priced by the total memory-array count
@@ -316,7 +250,7 @@ def _solve(inst: SegmentInstance, time_limit: float, mip_gap: float) -> MilpResu
     last_cols: list[int] = []
     band_exprs: list[tuple[float, list[tuple[int, float]]]] = []
     is_pred = {p for term in inst.ops for p in term.preds}
-    body = lp.var(float(max(inst.interconnect, inst.vector)), highspy.kHighsInf, 1.0)
+    body = lp.var(float(max(inst.interconnect, inst.vector)), INFINITY, 1.0)
     for k, term in enumerate(inst.ops):
         act: list[tuple[int, float]] = []
         if term.act:
@@ -342,15 +276,15 @@ def _solve(inst: SegmentInstance, time_limit: float, mip_gap: float) -> MilpResu
                 [(c, x / term.bands) for c, x in act],
             )
         band_exprs.append(band)
-        first = lp.var(0, highspy.kHighsInf)
-        last = first if term.bands == 1 else lp.var(0, highspy.kHighsInf)
+        first = lp.var(0, INFINITY)
+        last = first if term.bands == 1 else lp.var(0, INFINITY)
         first_cols.append(first)
         last_cols.append(last)
         minus_band = [(c, -x) for c, x in band[1]]
         waits = term.waits or tuple(0 for _ in term.preds)
         # first band: after the producer bands it reads
         if not term.preds:
-            lp.row([(first, 1.0), *minus_band], band[0], highspy.kHighsInf)
+            lp.row([(first, 1.0), *minus_band], band[0], INFINITY)
         for p, wait in zip(term.preds, waits, strict=True):
             if wait > 0:
                 lead, terms = band_exprs[p]
@@ -360,13 +294,13 @@ def _solve(inst: SegmentInstance, time_limit: float, mip_gap: float) -> MilpResu
                 lp.row(
                     [(first, 1.0), *ready, *minus_band],
                     band[0] + lead * (wait - 1),
-                    highspy.kHighsInf,
+                    INFINITY,
                 )
             else:
                 lp.row(
                     [(first, 1.0), (last_cols[p], -1.0), *minus_band],
                     band[0],
-                    highspy.kHighsInf,
+                    INFINITY,
                 )
         if term.bands > 1:
             # last band: a band after the producers' last, and the op's
@@ -375,16 +309,16 @@ def _solve(inst: SegmentInstance, time_limit: float, mip_gap: float) -> MilpResu
                 lp.row(
                     [(last, 1.0), (last_cols[p], -1.0), *minus_band],
                     band[0],
-                    highspy.kHighsInf,
+                    INFINITY,
                 )
             lp.row(
                 [(last, 1.0), (first, -1.0), *[(c, -x) for c, x in duration], *band[1]],
                 constant - band[0],
-                highspy.kHighsInf,
+                INFINITY,
             )
         column = last
         if k not in is_pred:
-            lp.row([(body, 1.0), (column, -1.0)], 0, highspy.kHighsInf)
+            lp.row([(body, 1.0), (column, -1.0)], 0, INFINITY)
         if term.chunk_tail:  # the prefetch waits for the stream's last load
             lp.row(
                 [(body, 1.0), (column, -1.0)]
@@ -396,33 +330,33 @@ def _solve(inst: SegmentInstance, time_limit: float, mip_gap: float) -> MilpResu
                     (c, -float(x)) for c, x in zip(pre_cols, inst.pre_dram, strict=True)
                 ],
                 0,
-                highspy.kHighsInf,
+                INFINITY,
             )
     dram = [(c, -float(x)) for c, x in zip(act_cols, inst.act_dram, strict=True)]
     dram += [(c, -float(x)) for c, x in zip(pre_cols, inst.pre_dram, strict=True)]
     dram += [(c, -float(x)) for c, x in zip(stream_cols, inst.chunk_dram, strict=True)]
-    lp.row([(body, 1.0), *dram], float(inst.dram_fixed), highspy.kHighsInf)
+    lp.row([(body, 1.0), *dram], float(inst.dram_fixed), INFINITY)
     lp.row(
         [(body, 1.0)]
         + [(c, -float(x)) for c, x in zip(act_cols, inst.act_memory, strict=True)],
         0,
-        highspy.kHighsInf,
+        INFINITY,
     )
     # transition: evictions then the next segment's DRAM loads, in parallel
     # with the read-outs of what was prefetched
-    transition = lp.var(0, highspy.kHighsInf, 1.0)
+    transition = lp.var(0, INFINITY, 1.0)
     lp.row(
         [(transition, 1.0)]
         + [(c, -float(x)) for c, x in zip(act_cols, inst.act_evict, strict=True)]
         + [(c, -float(x)) for c, x in zip(pre_cols, inst.next_dram, strict=True)],
         0,
-        highspy.kHighsInf,
+        INFINITY,
     )
     lp.row(
         [(transition, 1.0)]
         + [(c, -float(x)) for c, x in zip(pre_cols, inst.next_readout, strict=True)],
         0,
-        highspy.kHighsInf,
+        INFINITY,
     )
     start = _start_values(inst, greedy, lp, copy_cols, act_cols, pre_cols, stream_cols)
     start[m_act] = 0.0
@@ -436,9 +370,15 @@ def _solve(inst: SegmentInstance, time_limit: float, mip_gap: float) -> MilpResu
         )
     )
     offset = float(inst.final + inst.next_program)
-    status, values, gap = lp.solve(offset, time_limit, mip_gap, start)
+    outcome = lp.solve(budget, offset, start)
+    values = outcome.values
     if values is None:
-        return MilpResult(minimal_allocation(inst), f"fallback: HiGHS: {status}", True)
+        return MilpResult(
+            minimal_allocation(inst),
+            f"fallback: HiGHS: {outcome.status}",
+            True,
+            outcome.nodes,
+        )
     copies = tuple(
         term.copies[_pick(values, copy_cols[k])][0]
         if copy_cols[k]
@@ -451,17 +391,22 @@ def _solve(inst: SegmentInstance, time_limit: float, mip_gap: float) -> MilpResu
             minimal_allocation(inst),
             "fallback: HiGHS returned an allocation that does not fit",
             True,
+            outcome.nodes,
         )
     if evaluate(inst, greedy).total < evaluate(inst, chosen).total:
         chosen = greedy  # an unfinished search that did not reach its start
-    label = "optimal" if status == "Optimal" else f"{status.lower()} (gap {gap:.3g})"
-    return MilpResult(chosen, label)
+    label = (
+        OPTIMAL
+        if outcome.status == OPTIMAL
+        else f"{outcome.status} (gap {outcome.gap:.3g})"
+    )
+    return MilpResult(chosen, label, nodes=outcome.nodes)
 
 
 def _start_values(
     inst: SegmentInstance,
     alloc: Allocation,
-    lp: _Lp,
+    lp: MilpBuilder,
     copy_cols: Sequence[Sequence[int]],
     act_cols: Sequence[int],
     pre_cols: Sequence[int],
@@ -537,6 +482,18 @@ class Plan:
     instances: list[SegmentInstance]
     predicted: int
     remarks: list[str]
+    solver: list[SolverRecord] = field(default_factory=lambda: [])
+    """How each distinct problem behind the chosen allocations was solved."""
+
+
+@dataclass(frozen=True)
+class SolverRecord:
+    """One distinct segment problem: the segments that share it, and how
+    HiGHS ended on it."""
+
+    segments: tuple[int, ...]
+    status: str
+    nodes: int
 
 
 def predicted_cycles(
@@ -567,12 +524,13 @@ def segments_of(program: Program, bounds: Sequence[tuple[int, int]]) -> list[Seg
 def allocate(
     program: Program,
     bounds: Sequence[tuple[int, int]],
-    time_limit: float = 10.0,
-    mip_gap: float = 1e-3,
+    budget: SolverBudget | None = None,
     max_copies: int = DEFAULT_MAX_COPIES,
 ) -> Plan:
     """Solve every segment's MILP (each distinct problem once)."""
+    budget = budget or SolverBudget()
     cache: dict[SegmentInstance, MilpResult] = {}
+    sharing: dict[SegmentInstance, list[int]] = {}
     allocations: list[Allocation] = []
     instances: list[SegmentInstance] = []
     remarks: list[str] = []
@@ -581,7 +539,7 @@ def allocate(
         for inst in segment.instances(max_copies):
             result = cache.get(inst)
             if result is None:
-                result = solve_segment(inst, time_limit, mip_gap)
+                result = solve_segment(inst, budget)
                 cache[inst] = result
             cost = evaluate(inst, result.allocation).total
             if best is None or (not result.fallback and cost < best[0]):
@@ -594,8 +552,13 @@ def allocate(
             remarks.append(f"segment {index}: {result.status}, best incumbent used")
         instances.append(inst)
         allocations.append(result.allocation)
+        sharing.setdefault(inst, []).append(index)
     predicted = predicted_cycles(program, bounds, instances, allocations)
-    return Plan(list(bounds), allocations, instances, predicted, remarks)
+    solver = [
+        SolverRecord(tuple(segments), cache[inst].status, cache[inst].nodes)
+        for inst, segments in sharing.items()
+    ]
+    return Plan(list(bounds), allocations, instances, predicted, remarks, solver)
 
 
 def write_plan(
@@ -717,13 +680,6 @@ def kv_cache_options(
     return options
 
 
-def single_function(module: ModuleOp, pass_name: str) -> func.FuncOp:
-    functions = [f for f in module.ops if isinstance(f, func.FuncOp)]
-    if len(functions) != 1:
-        raise CimError(f"{pass_name} expects one func.func, found {len(functions)}")
-    return functions[0]
-
-
 def warn(pass_name: str, remarks: Sequence[str]) -> None:
     for remark in remarks:
         sys.stderr.write(f"{pass_name}: warning: {remark}\n")
@@ -734,15 +690,67 @@ def set_remark(module: ModuleOp, remarks: Sequence[str]) -> None:
         module.attributes[REMARK_ATTR] = StringAttr("; ".join(remarks))
 
 
-def check_options(time_limit: float, mip_gap: float, max_copies: int) -> None:
-    if not time_limit >= 0:
+def check_options(budget: SolverBudget, max_copies: int) -> None:
+    if not budget.time_limit >= 0:
         raise CimError(
-            f"cim-allocate: time_limit must not be negative, got {time_limit}"
+            f"cim-allocate: time_limit must not be negative, got {budget.time_limit}"
         )
-    if not mip_gap >= 0:
-        raise CimError(f"cim-allocate: mip_gap must not be negative, got {mip_gap}")
+    if budget.node_limit < 0:
+        raise CimError(
+            f"cim-allocate: node_limit must not be negative, got {budget.node_limit}"
+        )
+    if not budget.mip_gap >= 0:
+        raise CimError(
+            f"cim-allocate: mip_gap must not be negative, got {budget.mip_gap}"
+        )
     if max_copies < 1:
         raise CimError(f"cim-allocate: max_copies must be positive, got {max_copies}")
+
+
+def record_solver(module: ModuleOp, plan: Plan) -> None:
+    """The module's ``cim_tile.solver``: per distinct segment problem, its
+    segments, HiGHS's status and node count (absent if nothing was solved)."""
+    records = [
+        DictionaryAttr(
+            {
+                "segments": DenseArrayBase.from_list(i64, record.segments),
+                "status": StringAttr(record.status),
+                "nodes": IntegerAttr(record.nodes, i64),
+            }
+        )
+        for record in plan.solver
+    ]
+    if records:
+        module.attributes[SOLVER_ATTR] = ArrayAttr(records)
+    else:
+        module.attributes.pop(SOLVER_ATTR, None)
+
+
+def solver_records(module: ModuleOp) -> list[SolverRecord]:
+    """The module's ``cim_tile.solver`` records (none if nothing was solved)."""
+    attr = module.attributes.get(SOLVER_ATTR)
+    if not isinstance(attr, ArrayAttr):
+        return []
+    records: list[SolverRecord] = []
+    entries: tuple[Attribute, ...] = cast(ArrayAttr[Attribute], attr).data
+    for entry in entries:
+        if not isinstance(entry, DictionaryAttr):
+            raise CimError(f"{SOLVER_ATTR}: expected dictionaries, got {entry}")
+        segments, status, nodes = (
+            entry.data.get(key) for key in ("segments", "status", "nodes")
+        )
+        if not (
+            isinstance(segments, DenseArrayBase)
+            and isinstance(status, StringAttr)
+            and isinstance(nodes, IntegerAttr)
+        ):
+            raise CimError(
+                f"{SOLVER_ATTR}: each entry needs segments (array<i64>), "
+                f"status (string) and nodes (integer), got {entry}"
+            )
+        values = tuple(int(v) for v in segments.get_values())
+        records.append(SolverRecord(values, status.data, nodes.value.data))
+    return records
 
 
 @dataclass(frozen=True)
@@ -754,9 +762,14 @@ class CimAllocatePass(ModulePass):
     target: str = DEFAULT_TARGET
     """A shipped target name or a path to a target TOML file."""
 
-    time_limit: float | int = 10.0
-    """Seconds HiGHS may spend on each distinct segment problem (then the
-    best incumbent is used)."""
+    node_limit: int = DEFAULT_NODE_LIMIT
+    """Branch-and-bound nodes HiGHS may explore on each distinct segment
+    problem (then the best incumbent is used): a deterministic budget."""
+
+    time_limit: float | int = DEFAULT_TIME_LIMIT
+    """Seconds HiGHS may spend on each distinct segment problem: a safety
+    net behind ``node_limit``, reported when reached (it makes the result
+    depend on the machine's speed)."""
 
     mip_gap: float | int = 1e-3
     """Relative optimality gap at which HiGHS stops."""
@@ -772,11 +785,24 @@ class CimAllocatePass(ModulePass):
     """Dataflows a segment may take (comma-separated): ``layer`` always,
     plus the pipelined ``rows`` and ``batch`` listed."""
 
+    solver_log: bool = False
+    """Write HiGHS's log to stderr (it is silent otherwise)."""
+
+    @property
+    def budget(self) -> SolverBudget:
+        return SolverBudget(
+            self.node_limit,
+            float(self.time_limit),
+            float(self.mip_gap),
+            self.solver_log,
+        )
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        check_options(self.time_limit, self.mip_gap, self.max_copies)
+        budget = self.budget
+        check_options(budget, self.max_copies)
         pipelined = parse_dataflows(self.dataflows, self.name)
         hw = load_target(self.target)
-        function = single_function(op, self.name)
+        function = tensor_function(op, self.name)
         ops = tile_ops(function)
         runs = segment_runs(ops)
         bounds = [(first, stop) for _, first, stop in runs]
@@ -785,9 +811,7 @@ class CimAllocatePass(ModulePass):
         chosen: tuple[Plan, Program] | None = None
         for reserved, held in options:
             program = build_program(function, hw, reserved, held, pipelined)
-            plan = allocate(
-                program, bounds, self.time_limit, self.mip_gap, self.max_copies
-            )
+            plan = allocate(program, bounds, budget, self.max_copies)
             fits = not any(
                 violations(i, a)
                 for i, a in zip(plan.instances, plan.allocations, strict=True)
@@ -806,6 +830,7 @@ class CimAllocatePass(ModulePass):
         strategy = op.attributes.get(STRATEGY_ATTR)
         name = strategy.data if isinstance(strategy, StringAttr) else "cim-allocate"
         write_plan(op, function, program, plan, name)
+        record_solver(op, plan)
         set_remark(op, remarks)
         warn(self.name, remarks)
 
@@ -816,7 +841,7 @@ def _static_fallback(
     """Segments that do not fit even with one copy each: the static
     baseline's segments, all compute, one copy each."""
     StaticAllocatePass(target).apply(Context(), module)
-    function = single_function(module, "cim-allocate")
+    function = tensor_function(module, "cim-allocate")
     program = build_program(function, hw)
     bounds = [(first, stop) for _, first, stop in segment_runs(tile_ops(function))]
     instances = [s.instance(1, memory=False) for s in segments_of(program, bounds)]

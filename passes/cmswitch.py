@@ -15,6 +15,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
 from cimflow.hw_targets import DEFAULT_TARGET
+from cimflow.milp import DEFAULT_NODE_LIMIT, DEFAULT_TIME_LIMIT
 from cimflow.passes.cim_allocate import (
     DEFAULT_DATAFLOWS,
     DEFAULT_MAX_COPIES,
@@ -32,8 +33,13 @@ class CmswitchPass(ModulePass):
     target: str = DEFAULT_TARGET
     """A shipped target name or a path to a target TOML file."""
 
-    time_limit: float | int = 10.0
-    """Seconds HiGHS may spend on each distinct segment problem."""
+    node_limit: int = DEFAULT_NODE_LIMIT
+    """Branch-and-bound nodes HiGHS may explore on each distinct segment
+    problem (``cim-allocate``'s option)."""
+
+    time_limit: float | int = DEFAULT_TIME_LIMIT
+    """Seconds HiGHS may spend on each distinct segment problem: a safety
+    net behind ``node_limit``."""
 
     mip_gap: float | int = 1e-3
     """Relative optimality gap at which HiGHS stops."""
@@ -52,15 +58,20 @@ class CmswitchPass(ModulePass):
     """Dataflows a segment may take (comma-separated): ``layer`` always,
     plus the pipelined ``rows`` and ``batch`` listed."""
 
+    solver_log: bool = False
+    """Write HiGHS's log to stderr (it is silent otherwise)."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         CimSegmentPass(
             self.target, self.max_segment_ops, self.max_copies, self.dataflows
         ).apply(ctx, op)
         CimAllocatePass(
-            self.target,
-            self.time_limit,
-            self.mip_gap,
-            self.max_copies,
-            self.kv_cache,
-            self.dataflows,
+            target=self.target,
+            node_limit=self.node_limit,
+            time_limit=self.time_limit,
+            mip_gap=self.mip_gap,
+            max_copies=self.max_copies,
+            kv_cache=self.kv_cache,
+            dataflows=self.dataflows,
+            solver_log=self.solver_log,
         ).apply(ctx, op)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 from functional_models import FAMILIES
@@ -22,7 +24,7 @@ from hypothesis import strategies as st
 from ir_builders import chain_ir
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import Builtin, IntegerAttr, ModuleOp
+from xdsl.dialects.builtin import Builtin, IntegerAttr, ModuleOp, StringAttr
 from xdsl.dialects.func import Func
 from xdsl.parser import Parser
 
@@ -34,6 +36,7 @@ from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.trace import SwitchOp
 from cimflow.cost_model import mvm_cycles, switch_cost
 from cimflow.hw_targets import HardwareTarget, load_target, target_to_toml
+from cimflow.milp import INFINITY, MilpBuilder, SolveOutcome, SolverBudget
 from cimflow.passes import cim_allocate
 from cimflow.passes.cim_allocate import (
     PREDICTED_ATTR,
@@ -44,6 +47,7 @@ from cimflow.passes.cim_allocate import (
     segment_runs,
     segments_of,
     solve_segment,
+    solver_records,
 )
 from cimflow.passes.cim_segment import CimSegmentPass
 from cimflow.passes.cmswitch import CmswitchPass
@@ -233,7 +237,7 @@ def test_milp_optimum_equals_brute_force(name: str, tmp_path: Path) -> None:
         program, bounds = program_and_bounds(module, target)
         for segment in segments_of(program, bounds):
             inst = segment.instance(8)
-            result = solve_segment(inst, time_limit=30, mip_gap=0)
+            result = solve_segment(inst, SolverBudget(mip_gap=0))
             assert not result.fallback, result.status
             assert violations(inst, result.allocation) == []
             assert evaluate(inst, result.allocation).total == brute_force(segment, 8)
@@ -264,7 +268,7 @@ def test_milp_optimum_equals_brute_force_random(
     program, bounds = program_and_bounds(module, target)
     for segment in segments_of(program, bounds):
         inst = segment.instance(8)
-        result = solve_segment(inst, time_limit=30, mip_gap=0)
+        result = solve_segment(inst, SolverBudget(mip_gap=0))
         assert evaluate(inst, result.allocation).total == brute_force(segment, 8)
 
 
@@ -307,7 +311,7 @@ def test_pipelined_milp_equals_enumeration(
             options = math.prod(max(1, len(t.copies)) for t in inst.ops)
             if options * len(inst.act_arrays) * len(inst.pre_arrays) > 20000:
                 continue
-            result = solve_segment(inst, time_limit=30, mip_gap=0)
+            result = solve_segment(inst, SolverBudget(mip_gap=0))
             assert not result.fallback, result.status
             total = evaluate(inst, result.allocation).total
             assert total == enumerate_allocations(inst)
@@ -653,10 +657,10 @@ def test_identical_segments_are_solved_once(
     solve = cim_allocate.solve_segment
 
     def counting(
-        inst: SegmentInstance, *args: float, **kwargs: float
+        inst: SegmentInstance, budget: SolverBudget | None = None
     ) -> cim_allocate.MilpResult:
         calls.append(inst)
-        return solve(inst, *args, **kwargs)
+        return solve(inst, budget)
 
     monkeypatch.setattr(cim_allocate, "solve_segment", counting)
     path = tmp_path / "llama4.onnx"
@@ -678,10 +682,10 @@ def test_solver_failure_falls_back_with_a_remark(
     model_path: Callable[[str], Path],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    def broken(*_: object, **__: object) -> tuple[str, None, float]:
+    def broken(*_: object, **__: object) -> SolveOutcome:
         raise RuntimeError("HiGHS is not feeling well")
 
-    monkeypatch.setattr("cimflow.passes.cim_allocate._Lp.solve", broken)
+    monkeypatch.setattr("cimflow.milp.MilpBuilder.solve", broken)
     module = compile_model(
         model_path("gpt2_decode"), "tiny", "convert-graph-to-tile,cim-cmswitch", DIMS
     )
@@ -696,21 +700,70 @@ def test_solver_failure_falls_back_with_a_remark(
     assert report.passed
 
 
-def test_zero_time_limit_keeps_a_valid_allocation(
-    model_path: Callable[[str], Path],
+@pytest.mark.parametrize(
+    "limit", ["node_limit=0", "node_limit=1", "time_limit=0", "node_limit=20000"]
+)
+def test_a_solver_limit_keeps_a_valid_allocation(
+    model_path: Callable[[str], Path], limit: str
 ) -> None:
-    pipeline = "convert-graph-to-tile,cim-segment,cim-allocate{time_limit=0}"
+    """Whether a limit bites depends on HiGHS's presolve and version; what
+    holds either way: the allocation is valid and simulates, every problem's
+    status is recorded, and a remark names each segment whose problem hit a
+    limit, and no other."""
+    pipeline = f"convert-graph-to-tile,cim-segment,cim-allocate{{{limit}}}"
     module = compile_model(model_path("gpt2_decode"), "tiny", pipeline, DIMS)
-    assert "time limit" in str(module.attributes[REMARK_ATTR])
-    trace = module_trace(
-        compile_model(
-            model_path("gpt2_decode"),
-            "tiny",
-            pipeline + ",convert-tile-to-meta",
-            DIMS,
+    records = solver_records(module)
+    assert records
+    remark = module.attributes.get(REMARK_ATTR)
+    remarked = str(remark.data) if isinstance(remark, StringAttr) else ""
+    for record in records:
+        assert record.status in ("optimal", "trivial") or record.status.startswith(
+            ("node limit", "time limit", "fallback")
         )
+        for segment in record.segments:
+            mentioned = f"segment {segment}: " in remarked
+            assert mentioned == (record.status not in ("optimal", "trivial"))
+    ConvertTileToMetaPass("tiny").apply(make_context(), module)
+    simulate(module_trace(module))
+
+
+def test_a_node_limit_that_bites_is_reported() -> None:
+    """A 40-item, 5-constraint knapsack needs branching; one node cannot
+    prove optimality, so the status says the node budget ended the search
+    and the incumbent is still returned."""
+    rng = np.random.default_rng(0)
+    weights = rng.integers(10, 100, (5, 40))
+    values = rng.integers(10, 100, 40)
+    lp = MilpBuilder()
+    items = [lp.var(0, 1, -float(v), integer=True) for v in values]
+    for row in weights:
+        lp.row(list(zip(items, map(float, row), strict=True)), -INFINITY, row.sum() / 3)
+    limited = lp.solve(SolverBudget(node_limit=1, mip_gap=0))
+    assert limited.status == "node limit" and limited.limit_hit
+    assert limited.values is not None and limited.nodes == 1
+    solved = lp.solve(SolverBudget(mip_gap=0))
+    assert solved.status == "optimal" and not solved.limit_hit
+    assert solved.nodes > 1
+
+
+def test_solver_is_silent_on_stdout_and_logs_to_stderr_on_request(
+    model_path: Callable[[str], Path], capfd: pytest.CaptureFixture[str]
+) -> None:
+    path = str(model_path("gpt2_decode"))
+    argv = [path, "--dim", "batch=1", "--dim", "sequence=8", "-t", "cim-trace"]
+    quiet = "cim-compile{strategy=cmswitch target=tiny}"
+    assert cim_opt_main([*argv, "-p", quiet]) == 0
+    out, err = capfd.readouterr()
+    assert json.loads(out)["format"] == "cim-trace"
+    assert "HiGHS" not in err
+    logged = (
+        "convert-graph-to-tile{target=tiny},"
+        "cim-cmswitch{target=tiny solver_log=true},convert-tile-to-meta{target=tiny}"
     )
-    simulate(trace)
+    assert cim_opt_main([*argv, "-p", logged]) == 0
+    out, err = capfd.readouterr()
+    assert json.loads(out)["format"] == "cim-trace"
+    assert "HiGHS" not in out and "Presolv" in err
 
 
 OVERFULL = """
@@ -762,8 +815,8 @@ def test_an_infeasible_milp_is_a_fallback_not_a_crash() -> None:
     ctx = make_context()
     module = Parser(ctx, text).parse_module()
     program, bounds = program_and_bounds(module, "tiny")
-    plan = allocate(program, bounds, 1.0, 1e-3, 8)
-    assert plan.remarks == ["segment 0: fallback: HiGHS: Infeasible"]
+    plan = allocate(program, bounds, SolverBudget(), 8)
+    assert plan.remarks == ["segment 0: fallback: HiGHS: infeasible"]
 
 
 SWITCH_BACK = """

@@ -36,7 +36,7 @@ builtin.module {
   }
 }
 
-// CHECK:       builtin.module attributes {cim_tile.strategy = "cim-allocate", cim_tile.predicted_cycles = {{[0-9]+}} : i64}
+// CHECK:       builtin.module attributes {cim_tile.strategy = "cim-allocate", cim_tile.predicted_cycles = {{[0-9]+}} : i64, cim_tile.solver = [{segments = array<i64: 0>, status = "optimal", nodes = {{[0-9]+}} : i64}, {segments = array<i64: 1>, status = "optimal", nodes = {{[0-9]+}} : i64}]}
 // CHECK-LABEL: func.func @prefetch_wins
 // CHECK-NEXT:    cim_tile.memory_buffer weights arrays 4 bytes 1024 segment 0 mode <memory>
 // CHECK-NEXT:    cim_tile.mvm %x weight "a.w" {{.*}} alloc <segment = 0, copies = 1, chunks = 1>
