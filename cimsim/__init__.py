@@ -21,7 +21,6 @@ from .report import (
     format_report,
     report_dict,
     timeline_dict,
-    write_text_atomic,
 )
 from .trace import (
     OP_KINDS,
@@ -55,5 +54,4 @@ __all__ = [
     "report_dict",
     "simulate",
     "timeline_dict",
-    "write_text_atomic",
 ]

@@ -41,6 +41,7 @@ import numpy as np
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
 
+from .semantics import Reachability, array_ids, op_label
 from .trace import (
     BarrierOp,
     LoadOp,
@@ -630,46 +631,6 @@ class _ArrayState:
     memory: bool = False
 
 
-class _Reach:
-    """Which ops each op (transitively) depends on.
-
-    Op ``i`` depends on every op below ``prefix[i]`` and on the ops
-    ``prefix[i] + b`` for the set bits ``b`` of ``above[i]``. A segment
-    barrier depends on everything before it, so the bit sets stay about a
-    segment long and the whole costs far less than ``n^2`` bits.
-    """
-
-    def __init__(self) -> None:
-        self.prefix: list[int] = []
-        self.above: list[int] = []
-
-    def add(self, deps: Sequence[int]) -> None:
-        """Record the next op, which has ``deps``."""
-        start = max((self.prefix[d] for d in deps), default=0)
-        bits = 0
-        for d in deps:
-            shift = self.prefix[d] - start
-            own = self.above[d] << shift if shift >= 0 else self.above[d] >> -shift
-            bits |= own | (1 << (d - start) if d >= start else 0)
-        ones = ((~bits) & (bits + 1)).bit_length() - 1  # trailing set bits
-        self.prefix.append(start + ones)
-        self.above.append(bits >> ones)
-
-    def depends(self, op: int, earlier: int) -> bool:
-        """Whether ``op`` depends, directly or not, on ``earlier``."""
-        prefix = self.prefix[op]
-        return earlier < prefix or bool((self.above[op] >> (earlier - prefix)) & 1)
-
-
-def _ids(ranges: Sequence[tuple[int, int]]) -> list[int]:
-    return [a for first, stop in ranges for a in range(first, stop)]
-
-
-def _label(op: TraceOp) -> str:
-    kind = f"vector {op.op}" if isinstance(op, VectorOp) else op.kind
-    return f"op {op.id} ({kind} '{op.name}')" if op.name else f"op {op.id} ({kind})"
-
-
 class _Executor:
     """State and semantics of one functional run."""
 
@@ -697,7 +658,7 @@ class _Executor:
         """Tensors memory-mode arrays held until a switch to compute (by id)."""
         self.partials: dict[str, _Partials] = {}
         self.arrays: dict[int, _ArrayState] = {}
-        self.reach = _Reach()
+        self.reach = Reachability()
         self.blocks: dict[str, tuple[Array, float]] = {}
         self.placements: dict[
             tuple[str, tuple[int, int], tuple[int, int]],
@@ -708,7 +669,7 @@ class _Executor:
     # -- messages and ordering ---------------------------------------------
 
     def fail(self, message: str) -> FunctionalError:
-        where = _label(self.op) if self.op is not None else "the trace"
+        where = op_label(self.op) if self.op is not None else "the trace"
         return FunctionalError(f"{self.trace.origin}: {where}: {message}")
 
     def requires(self, writers: Sequence[int | None], what: str) -> None:
@@ -1019,7 +980,7 @@ class _Executor:
         return self.blocks[info.name][1]
 
     def program(self, op: ProgramOp) -> None:
-        ids = _ids(op.arrays)
+        ids = array_ids(op.arrays)
         info, tiles = self.slice_tiles(op.weight, op.k, op.n, len(ids))
         stored = self.read(op.weight)
         values, _ = self.weight_values(info, stored)
@@ -1068,7 +1029,7 @@ class _Executor:
             )
 
     def mvm(self, op: MvmOp) -> None:
-        ids = _ids(op.arrays)
+        ids = array_ids(op.arrays)
         info, tiles = self.slice_tiles(op.weight, op.k, op.n, len(ids))
         x = self.read(op.input)
         groups_k = info.groups * info.k
@@ -1185,7 +1146,7 @@ class _Executor:
 
     def transfer(self, op: TransferOp) -> None:
         stored = self.fetch(op.src, op.tensor)
-        arrays = frozenset(_ids(op.arrays))
+        arrays = frozenset(array_ids(op.arrays))
         for side in (op.src, op.dst):
             if side == "memory":
                 for index in arrays:
@@ -1232,7 +1193,7 @@ class _Executor:
         )
 
     def switch(self, op: SwitchOp) -> None:
-        ids = set(_ids(op.arrays))
+        ids = set(array_ids(op.arrays))
         to_memory = op.to == "memory"
         for index in ids:
             state = self.array(index)
@@ -1252,7 +1213,7 @@ class _Executor:
         if not spec.arrays:
             self.dram[spec.name] = _Stored(value, ())
             return
-        ids = frozenset(_ids(spec.arrays))
+        ids = frozenset(array_ids(spec.arrays))
         for index in ids:
             self.array(index).memory = True
         self.memory[spec.name] = _Stored(value, (), ids)

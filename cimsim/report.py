@@ -6,13 +6,8 @@ gives the same text.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
-from pathlib import Path
-
-from cimflow.errors import CimError
+from collections.abc import Iterable
 
 from .engine import SHARED_RESOURCES, SimResult, shared_resource
 from .trace import OP_KINDS, SWITCH_DIRECTIONS, op_arrays
@@ -52,6 +47,15 @@ def _table(rows: list[tuple[str, ...]], indent: str = "  ") -> list[str]:
     return lines
 
 
+def status_summary(statuses: Iterable[str]) -> str:
+    """``optimal 5, node limit (gap 0.01) 1``: how many solver problems ended
+    in each status, in order of first appearance."""
+    counts: dict[str, int] = {}
+    for status in statuses:
+        counts[status] = counts.get(status, 0) + 1
+    return ", ".join(f"{status} {count}" for status, count in counts.items())
+
+
 def format_report(result: SimResult) -> str:
     """The report as a fixed-format text table, ending with a newline."""
     trace = result.trace
@@ -62,6 +66,11 @@ def format_report(result: SimResult) -> str:
         f"model:       {trace.model.name} (batch {trace.model.batch})",
         f"target:      {target.name} ({target.total_arrays} arrays, {clock})",
         f"strategy:    {trace.strategy}",
+        *(
+            [f"solver:      {status_summary(p.status for p in trace.solver)}"]
+            if trace.solver
+            else []
+        ),
         f"ops:         {len(trace.ops):,}",
         f"latency:     {stats.makespan_cycles:,} cycles "
         f"({_seconds_text(stats.seconds)} at {clock})",
@@ -144,6 +153,10 @@ def report_dict(result: SimResult) -> dict[str, object]:
         "version": REPORT_VERSION,
         "model": {"name": trace.model.name, "batch": trace.model.batch},
         "strategy": trace.strategy,
+        "solver": [
+            {"segments": list(p.segments), "status": p.status, "nodes": p.nodes}
+            for p in trace.solver
+        ],
         "target": {
             "name": target.name,
             "clock_ghz": target.target.clock_ghz,
@@ -286,35 +299,3 @@ def dump_timeline(result: SimResult) -> str:
         + ("\n" if body else "")
         + "]}\n"
     )
-
-
-def _current_umask() -> int:
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
-
-
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder.
-
-    Either the whole new file appears or the old one (if any) is untouched;
-    an OSError becomes a one-line CimError naming the file.
-    """
-    target = Path(path)
-    directory = target.parent
-    temp_name: str | None = None
-    try:
-        fd, temp_name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".tmp", dir=directory
-        )
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), 0o666 & ~_current_umask())
-            handle.write(text)
-        os.replace(temp_name, target)
-        temp_name = None
-    except OSError as err:
-        raise CimError(f"{path}: cannot write: {err.strerror or err}") from None
-    finally:
-        if temp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temp_name)

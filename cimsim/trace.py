@@ -24,6 +24,22 @@ from cimflow.hw_targets import HardwareTarget, target_from_dict
 TRACE_FORMAT = "cim-trace"
 WEIGHT_LAYOUTS = ("kn", "nk", "oihw")
 """How a weight maps to its matrix (see cimflow.cimdialect.cim_tile.WeightLayout)."""
+DTYPES: tuple[str, ...] = (
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+)
+"""Element types a tensor, constant or model input/output may have."""
 TRACE_VERSION = 4
 """The version the compiler writes."""
 READ_VERSIONS = (3, 4)
@@ -219,6 +235,16 @@ ArrayOp: TypeAlias = LoadOp | StoreOp | ProgramOp | MvmOp | SwitchOp
 
 
 @dataclass(frozen=True, slots=True)
+class SolveInfo:
+    """One entry of ``solver``: a distinct segment problem the allocation's
+    MILP solved, the segments sharing it, and how HiGHS ended."""
+
+    segments: tuple[int, ...]
+    status: str
+    nodes: int
+
+
+@dataclass(frozen=True, slots=True)
 class Trace:
     """A validated cim-trace; ``origin`` names it in messages."""
 
@@ -230,6 +256,7 @@ class Trace:
     weights: tuple[WeightInfo, ...]
     ops: tuple[TraceOp, ...]
     origin: str
+    solver: tuple[SolveInfo, ...] = ()
 
 
 def op_arrays(op: TraceOp) -> tuple[ArrayRange, ...]:
@@ -282,6 +309,11 @@ def _int_pair(value: object) -> tuple[int, int] | None:
 
 _MISSING = object()
 
+MAX_INTEGER = 2**53 - 1
+"""The largest integer a trace may hold anywhere (sizes, counts, ids): the
+largest that converts to a float exactly, far beyond any real chip or
+model, so arithmetic on trace numbers can never overflow."""
+
 
 class _Fields:
     """Typed access to one JSON object, with one-line errors."""
@@ -331,6 +363,10 @@ class _Fields:
         if value < minimum:
             bound = "positive" if minimum == 1 else f"at least {minimum}"
             raise self.fail(f"key {self.key(key)} must be {bound}, got {value}")
+        if value > MAX_INTEGER:
+            raise self.fail(
+                f"key {self.key(key)} must be at most 2^53 - 1, got {_short(value)}"
+            )
         return value
 
     def string(self, key: str) -> str:
@@ -357,10 +393,10 @@ class _Fields:
     def int_list(self, key: str, minimum: int = 0) -> tuple[int, ...]:
         items = self.list_of(key)
         for item in items:
-            if type(item) is not int or item < minimum:
+            if type(item) is not int or not minimum <= item <= MAX_INTEGER:
                 raise self.fail(
-                    f"key {self.key(key)} must be a list of integers >= {minimum}, "
-                    f"got {_short(item)}"
+                    f"key {self.key(key)} must be a list of integers from {minimum} "
+                    f"to 2^53 - 1, got {_short(item)}"
                 )
         return tuple(cast(Sequence[int], items))
 
@@ -382,10 +418,10 @@ class _Fields:
                 f"got {_short(value)}"
             )
         start, stop = pair
-        if not 0 <= start <= stop:
+        if not 0 <= start <= stop <= MAX_INTEGER:
             raise self.fail(
-                f"key {self.key(key)} must satisfy 0 <= start <= stop, "
-                f"got [{start}, {stop})"
+                f"key {self.key(key)} must satisfy 0 <= start <= stop <= 2^53 - 1, "
+                f"got [{_short(start)}, {_short(stop)})"
             )
         return start, stop
 
@@ -510,8 +546,11 @@ def _constants(fields: _Fields) -> tuple[ConstantInfo, ...]:
         item.check_keys(frozenset({"name", "shape", "dtype", "values"}))
         shape = item.int_list("shape")
         values = item.list_of("values")
-        if any(isinstance(v, bool) or not isinstance(v, int | float) for v in values):
-            raise item.fail("key 'values' must be a list of numbers")
+        if not all(_constant_number(v) for v in values):
+            raise item.fail(
+                "key 'values' must be a list of finite numbers (integers within "
+                "64 bits)"
+            )
         if len(values) != math.prod(shape):
             raise item.fail(
                 f"key 'values' has {len(values)} numbers for shape {list(shape)}"
@@ -525,6 +564,29 @@ def _constants(fields: _Fields) -> tuple[ConstantInfo, ...]:
             )
         )
     return tuple(result)
+
+
+def _solver(fields: _Fields) -> tuple[SolveInfo, ...]:
+    if "solver" not in fields.data:
+        return ()
+    result: list[SolveInfo] = []
+    for index, raw in enumerate(fields.list_of("solver")):
+        item = _Fields(raw, f"{fields.prefix}solver[{index}]: ", "the entry")
+        item.check_keys(frozenset({"segments", "status", "nodes"}))
+        result.append(
+            SolveInfo(
+                item.int_list("segments"), item.string("status"), item.integer("nodes")
+            )
+        )
+    return tuple(result)
+
+
+def _constant_number(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**64
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def _weights(fields: _Fields) -> tuple[WeightInfo, ...]:
@@ -876,12 +938,18 @@ _TOP_KEYS = frozenset(
         "constants",
         "weights",
         "ops",
+        "solver",
     }
 )
 
 
-def parse_trace(data: object, origin: str = "<trace>") -> Trace:
-    """Validate a parsed trace document; ``origin`` names it in errors."""
+def parse_trace(
+    data: object, origin: str = "<trace>", check_meaning: bool = True
+) -> Trace:
+    """Validate a parsed trace document, its structure and (unless
+    ``check_meaning`` is false: a schedule-only trace, e.g. a timing test's)
+    its meaning (:mod:`cimflow.cimsim.semantics`); ``origin`` names it in
+    errors."""
     top = _Fields(data, f"{origin}: ", "the trace")
     fmt = top.get("format")
     if fmt != TRACE_FORMAT:
@@ -907,7 +975,7 @@ def parse_trace(data: object, origin: str = "<trace>") -> Trace:
     constants = _constants(top)
     weights = _weights(top)
     ops = tuple(reader.read(raw, index) for index, raw in enumerate(top.list_of("ops")))
-    return Trace(
+    trace = Trace(
         model=model,
         strategy=strategy,
         target=target,
@@ -916,11 +984,19 @@ def parse_trace(data: object, origin: str = "<trace>") -> Trace:
         weights=weights,
         ops=ops,
         origin=origin,
+        solver=_solver(top),
     )
+    if check_meaning:
+        from .semantics import check_semantics  # it reads the types defined here
+
+        check_semantics(trace)
+    return trace
 
 
 def load_trace(
-    source: str | os.PathLike[str] | Mapping[str, object], origin: str | None = None
+    source: str | os.PathLike[str] | Mapping[str, object],
+    origin: str | None = None,
+    check_meaning: bool = True,
 ) -> Trace:
     """Load and validate a trace from a JSON file path or an already-parsed dict.
 
@@ -928,7 +1004,7 @@ def load_trace(
     ``<trace>`` for a dict).
     """
     if isinstance(source, Mapping):
-        return parse_trace(dict(source), origin or "<trace>")
+        return parse_trace(dict(source), origin or "<trace>", check_meaning)
     path = Path(source)
     name = origin or str(source)
     try:
@@ -948,7 +1024,7 @@ def load_trace(
         ) from None
     except RecursionError:
         raise CimError(f"{name}: invalid JSON: nested too deeply") from None
-    return parse_trace(data, name)
+    return parse_trace(data, name, check_meaning)
 
 
 def _dump_compact(value: object) -> str:

@@ -18,7 +18,7 @@ import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
@@ -222,6 +222,52 @@ class HardwareTarget:
         }
 
 
+# Plausibility bounds: a value beyond them describes no chip that could be
+# built and would make the compiler or the simulator run out of memory or
+# overflow; ``hw_targets/SCHEMA.md`` lists them. Keys not listed here take
+# the bound of their unit (by the key's suffix).
+_UPPER_BOUNDS: dict[str, float] = {
+    "target.clock_ghz": 100,
+    "hierarchy.chips": 4096,
+    "hierarchy.cores_per_chip": 65536,
+    "hierarchy.arrays_per_core": 65536,
+    "array.rows": 65536,
+    "array.cols": 65536,
+    "array.cell_bits": 8,
+    "array.dac_bits": 16,
+    "array.adc_bits": 24,
+    "array.adcs_per_array": 65536,
+    "array.active_rows": 65536,
+    "precision.weight_bits": 64,
+    "precision.activation_bits": 64,
+    "precision.accumulator_bits": 128,
+    "dual_mode.switchable_arrays": 2**20,
+    "vector.units_per_core": 1024,
+    "vector.lanes": 65536,
+}
+_UNIT_BOUNDS: tuple[tuple[str, float], ...] = (
+    ("_cycles", 1e9),
+    ("_bytes", 2**40),
+    ("_per_cycle", 2**20),
+    ("_pj", 1e9),
+    ("_per_byte", 1e9),
+    ("_per_element", 1e9),
+)
+MAX_TOTAL_ARRAYS = 2**20
+"""Most arrays a target may have in all (chips x cores x arrays per core)."""
+
+
+def upper_bound(key: str) -> float:
+    """The largest plausible value of ``key`` (``section.name``)."""
+    bound = _UPPER_BOUNDS.get(key)
+    if bound is not None:
+        return bound
+    for suffix, unit_bound in _UNIT_BOUNDS:
+        if key.endswith(suffix):
+            return unit_bound
+    return 2**40
+
+
 def _check_value(origin: str, key: str, value: object, field_type: object) -> object:
     if field_type in ("int", int):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -247,6 +293,11 @@ def _check_value(origin: str, key: str, value: object, field_type: object) -> ob
             raise CimError(f"{origin}: key '{key}' must be a string, got {value!r}")
         return value
     number = cast(float, value)
+    if number > upper_bound(key):
+        raise CimError(
+            f"{origin}: key '{key}' must be at most {upper_bound(key):g}, got "
+            f"{value!r} (a plausibility bound, hw_targets/SCHEMA.md)"
+        )
     if key in _MAY_BE_ZERO:
         if number < 0:
             raise CimError(f"{origin}: key '{key}' must not be negative, got {value!r}")
@@ -277,6 +328,12 @@ def _build_section(origin: str, section: str, cls: type[Any], raw: object) -> An
 
 
 def _check_consistency(origin: str, hw: HardwareTarget) -> None:
+    if hw.total_arrays > MAX_TOTAL_ARRAYS:
+        raise CimError(
+            f"{origin}: {hw.hierarchy.chips} chips x {hw.hierarchy.cores_per_chip} "
+            f"cores x {hw.hierarchy.arrays_per_core} arrays is {hw.total_arrays} "
+            f"arrays, more than the plausible {MAX_TOTAL_ARRAYS}"
+        )
     if hw.array.active_rows > hw.array.rows:
         raise CimError(
             f"{origin}: key 'array.active_rows' ({hw.array.active_rows}) exceeds "
@@ -400,19 +457,26 @@ def resolve_target_path(spec: str) -> Path:
 
 
 def load_target_file(path: Path) -> HardwareTarget:
-    """Read and validate one TOML target file."""
+    """Read and validate one TOML target file (parsed once per content: a
+    file rewritten between two loads is read again)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise CimError(f"{path}: invalid TOML: {err}") from None
-    except UnicodeDecodeError as err:
-        raise CimError(f"{path}: not UTF-8 text: {err.reason}") from None
+        content = path.read_bytes()
     except OSError as err:
         raise CimError(f"{path}: cannot read: {err.strerror}") from None
-    return target_from_dict(data, str(path))
+    return _parse_target(content, str(path))
 
 
-@cache
+@lru_cache(maxsize=64)
+def _parse_target(content: bytes, origin: str) -> HardwareTarget:
+    try:
+        data = tomllib.loads(content.decode("utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise CimError(f"{origin}: invalid TOML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise CimError(f"{origin}: not UTF-8 text: {err.reason}") from None
+    return target_from_dict(data, origin)
+
+
 def load_target(spec: str = DEFAULT_TARGET) -> HardwareTarget:
-    """Load a target by shipped name or by path (cached per spec)."""
+    """Load a target by shipped name or by path."""
     return load_target_file(resolve_target_path(spec))

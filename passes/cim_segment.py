@@ -41,11 +41,11 @@ from xdsl.passes import ModulePass
 
 from cimflow.errors import CimError
 from cimflow.hw_targets import DEFAULT_TARGET, load_target
+from cimflow.ir_checks import tensor_function
 from cimflow.passes.cim_allocate import (
     DEFAULT_DATAFLOWS,
     DEFAULT_MAX_COPIES,
     Plan,
-    single_function,
     write_plan,
 )
 from cimflow.passes.dual_mode_model import (
@@ -151,7 +151,7 @@ class CimSegmentPass(ModulePass):
             )
         pipelined = parse_dataflows(self.dataflows, self.name)
         hw = load_target(self.target)
-        function = single_function(op, self.name)
+        function = tensor_function(op, self.name)
         program = build_program(function, hw, pipelined=pipelined)
         bounds, predicted = segment_bounds(
             program, self.max_segment_ops, self.max_copies

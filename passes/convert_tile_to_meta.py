@@ -55,6 +55,7 @@ from cimflow.cimdialect.shapes import num_elements
 from cimflow.cost_model import vector_element_ops
 from cimflow.errors import CimError
 from cimflow.hw_targets import DEFAULT_TARGET, HardwareTarget, load_target
+from cimflow.ir_checks import tensor_function
 from cimflow.passes import blocking
 from cimflow.passes.blocking import Band, BlockPlan, Layout, bands
 from cimflow.passes.static_allocate import STRATEGY_ATTR
@@ -260,13 +261,14 @@ class _ScheduleBuilder:
                 self.spill_arrays = (arrays, free - nbytes)
                 destination = Location.MEMORY
                 self.in_memory[name] = arrays
+            setup = self.to_memory if destination == Location.MEMORY else None
             token = self.emit(
                 cim_meta.StoreOp(
                     name,
                     nbytes,
                     Location.BUFFER,
                     destination,
-                    self.deps(produced[0][1]),
+                    self.deps(produced[0][1], setup),
                     self.segment,
                     arrays=arrays,
                     label=label,
@@ -1256,12 +1258,7 @@ class ConvertTileToMetaPass(ModulePass):
     """A shipped target name or a path to a target TOML file."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        functions = [f for f in op.ops if isinstance(f, func.FuncOp)]
-        if len(functions) != 1:
-            raise CimError(
-                f"convert-tile-to-meta expects one func.func, found {len(functions)}"
-            )
-        function = functions[0]
+        function = tensor_function(op, self.name)
         hw = load_target(self.target)
         builder = _ScheduleBuilder(hw)
         body = function.body.block

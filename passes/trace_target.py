@@ -31,6 +31,7 @@ from cimflow.cimdialect.cim_graph import ints
 from cimflow.cimsim.trace import TRACE_VERSION, dump_trace
 from cimflow.errors import CimError
 from cimflow.hw_targets import load_target
+from cimflow.passes.cim_allocate import solver_records
 
 JsonDict = dict[str, object]
 
@@ -251,6 +252,10 @@ def build_trace(module: ModuleOp) -> JsonDict:
             if isinstance(op, cim_meta.WeightDeclOp)
         ],
         "ops": writer.ops,
+        "solver": [
+            {"segments": list(r.segments), "status": r.status, "nodes": r.nodes}
+            for r in solver_records(module)
+        ],
     }
 
 

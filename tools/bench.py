@@ -54,11 +54,14 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp
 
 from cimflow.cimsim.engine import simulate
+from cimflow.cimsim.report import status_summary
 from cimflow.cimsim.trace import parse_trace
+from cimflow.cli import ArgumentParser, exit_status
 from cimflow.errors import CimError
 from cimflow.frontend import import_onnx
 from cimflow.hw_targets import load_target
-from cimflow.passes.cim_allocate import PREDICTED_ATTR
+from cimflow.output_files import output_error, write_output
+from cimflow.passes.cim_allocate import PREDICTED_ATTR, SolverRecord, solver_records
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.lower_bound import LowerBound, latency_lower_bound
 from cimflow.passes.mapping_report import (
@@ -134,6 +137,8 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "bound_chain_cycles",
     "switch_share",
     "predicted_ratio",
+    "solver_status",
+    "solver_nodes",
 )
 TIME_COLUMNS: tuple[str, ...] = ("compile_s", "simulate_s", "wall_s")
 """Wall-clock columns (not deterministic), always the last ones."""
@@ -196,6 +201,8 @@ class Measurement:
     bound: LowerBound | None = None
     switch_cycles: int = 0
     predicted_cycles: int | None = None
+    solver: tuple[SolverRecord, ...] = ()
+    """The MILP's distinct segment problems (none for heuristic strategies)."""
     compile_s: float = 0.0
     simulate_s: float = 0.0
     wall_s: float = 0.0
@@ -276,6 +283,7 @@ def run_combination(combination: Combination) -> Measurement:
         predicted = (
             prediction.value.data if isinstance(prediction, IntegerAttr) else None
         )
+        solver = tuple(solver_records(module))
         simulate_start = time.perf_counter()
         result = simulate(parse_trace(build_trace(module), combination.stem))
         done = time.perf_counter()
@@ -297,6 +305,7 @@ def run_combination(combination: Combination) -> Measurement:
         bound=bound,
         switch_cycles=stats.kind_cycles.get("switch", 0),
         predicted_cycles=predicted,
+        solver=solver,
         compile_s=simulate_start - compile_start,
         simulate_s=done - simulate_start,
         wall_s=done - start,
@@ -441,6 +450,10 @@ def measurement_rows(
                 predicted_ratio=""
                 if m.predicted_cycles is None
                 else _number(m.predicted_cycles / max(1, m.latency_cycles), 4),
+                solver_status=status_summary(r.status for r in m.solver),
+                solver_nodes=str(max((r.nodes for r in m.solver), default=0))
+                if m.solver
+                else "",
                 compile_s=f"{m.compile_s:.3f}",
                 simulate_s=f"{m.simulate_s:.3f}",
             )
@@ -467,7 +480,7 @@ def write_csv(
     writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    path.write_text(buffer.getvalue(), encoding="utf-8")
+    write_output(path, buffer.getvalue())
 
 
 _TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -611,8 +624,10 @@ def write_plots(
             panel.legend(fontsize=8)
         figure.tight_layout()
         path = out / file_name
-        figure.savefig(path, dpi=100)
+        image = io.BytesIO()
+        figure.savefig(image, format="png", dpi=100)
         pyplot.close(figure)
+        write_output(path, image.getvalue())
         written.append(path)
     return written
 
@@ -677,8 +692,8 @@ def _phases(text: str) -> tuple[Phase, ...]:
     return phases
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(
         prog="cim-bench",
         description="Benchmark allocation strategies x zoo models x targets: "
         "compile, simulate, compare with the latency lower bound.",
@@ -755,7 +770,16 @@ def _check_names(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run cim-bench; 0 when every combination ran, 1 when some failed."""
+    """Run cim-bench; 0 when every combination ran, 1 when some failed or
+    an input was bad, 2 on a bad command line."""
+    try:
+        return _run(argv)
+    except CimError as error:
+        print(f"cim-bench: error: {error}", file=sys.stderr)
+        return exit_status(error)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     suite = SUITES[args.suite]
@@ -767,18 +791,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.mapping_report:
         targets: list[str] = args.targets or ["pimcomp_default"]
         chosen = args.models or ["resnet18", "vgg16"]
-        try:
-            print(mapping_report(chosen, targets, args.budget))
-        except CimError as error:
-            print(f"cim-bench: error: {error}", file=sys.stderr)
-            return 1
+        print(mapping_report(chosen, targets, args.budget))
         return 0
     targets = args.targets or list(DEFAULT_TARGETS)
     for target in targets:
-        try:
-            load_target(target)
-        except CimError as error:
-            parser.error(str(error))
+        load_target(target)
     strategies: list[str] = args.strategies or list(STRATEGIES)
     _check_names(parser, "strategy", strategies, list(STRATEGIES))
     combinations, notes = plan_sweep(
@@ -804,7 +821,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     out: Path | None = args.out
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise output_error(out, error) from None
         write_csv(out / "bench.csv", rows, csv_columns(strategies))
         print(f"wrote {out / 'bench.csv'}")
         plots = write_plots(out, rows, strategies) if rows else []

@@ -9,22 +9,19 @@ written when the whole run succeeds.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.utils.exceptions import (
-    ArgSpecParseError,
-    DiagnosticException,
-    ParseError,
-)
+from xdsl.utils.exceptions import DiagnosticException, ParseError
 from xdsl.xdsl_opt_main import xDSLOptMain
 
+from cimflow.cli import exit_status, raise_usage_errors
 from cimflow.errors import CimError
+from cimflow.output_files import write_output
+from cimflow.pipeline_spec import checked_specs, pipeline_text
 
 
 def parse_dims(specs: Sequence[str]) -> dict[str, int]:
@@ -40,25 +37,13 @@ def parse_dims(specs: Sequence[str]) -> dict[str, int]:
     return dims
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, or not at all."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".cim-opt-")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
 class CimOptMain(xDSLOptMain):
     """The ``cim-opt`` command."""
 
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
         super().register_all_arguments(arg_parser)
+        arg_parser.prog = "cim-opt"
+        raise_usage_errors(arg_parser)
         arg_parser.add_argument(
             "--dim",
             action="append",
@@ -68,14 +53,9 @@ class CimOptMain(xDSLOptMain):
         )
 
     def setup_pipeline(self) -> None:
-        try:
-            super().setup_pipeline()
-        except ArgSpecParseError as error:
-            raise CimError(
-                f"cannot parse the pass pipeline '{self.args.passes}': "
-                f"{_one_line(error)} (write paths and strings in quotes, e.g. "
-                'target="chips/my.toml")'
-            ) from None
+        specs = checked_specs(self.args.passes, self.available_passes)
+        self.args.passes = pipeline_text(specs)
+        super().setup_pipeline()
 
     def register_all_frontends(self) -> None:
         super().register_all_frontends()
@@ -125,7 +105,7 @@ class CimOptMain(xDSLOptMain):
             finally:
                 chunk.close()
         if self.args.output_file is not None:
-            write_atomically(self.args.output_file, "".join(buffered))
+            write_output(self.args.output_file, "".join(buffered))
 
 
 def _one_line(error: BaseException) -> str:
@@ -139,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         CimOptMain(description="cimflow CIM compiler driver", args=argv).run()
     except CimError as error:
         print(f"cim-opt: error: {error}", file=sys.stderr)
-        return 1
+        return exit_status(error)
     except ParseError as error:
         print(f"cim-opt: error: {error}", file=sys.stderr)
         return 1

@@ -6,22 +6,18 @@ the input are printed as ``cim-sim: error: <one line>`` and exit with 1.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from cimflow.cimsim.engine import simulate
-from cimflow.cimsim.report import (
-    dump_report_json,
-    dump_timeline,
-    format_report,
-    write_text_atomic,
-)
+from cimflow.cimsim.report import dump_report_json, dump_timeline, format_report
 from cimflow.cimsim.trace import load_trace
+from cimflow.cli import ArgumentParser, exit_status
 from cimflow.errors import CimError
+from cimflow.output_files import write_output
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(
         prog="cim-sim",
         description="Simulate a cim-trace (docs/trace-format.md) and report "
         "latency, throughput, utilization, energy and traffic.",
@@ -42,25 +38,26 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run cim-sim; returns the exit status (0 on success, 1 on a CimError)."""
-    args = _parser().parse_args(argv)
-    trace_path: str = args.trace
-    as_json: bool = args.json
-    timeline: str | None = args.timeline
-    output: str | None = args.output
+    """Run cim-sim; returns the exit status (0 on success, 1 on a bad input,
+    2 on a bad command line)."""
     try:
+        args = _parser().parse_args(argv)
+        trace_path: str = args.trace
+        as_json: bool = args.json
+        timeline: str | None = args.timeline
+        output: str | None = args.output
         result = simulate(load_trace(trace_path))
         report = dump_report_json(result) if as_json else format_report(result)
         if timeline is not None:
-            write_text_atomic(timeline, dump_timeline(result))
+            write_output(timeline, dump_timeline(result))
         if output is not None:
-            write_text_atomic(output, report)
+            write_output(output, report)
         else:
             sys.stdout.write(report)
             sys.stdout.flush()
     except CimError as err:
         print(f"cim-sim: error: {err}", file=sys.stderr)
-        return 1
+        return exit_status(err)
     return 0
 
 

@@ -30,7 +30,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NoReturn, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 import onnx
@@ -38,7 +38,7 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass, PassPipeline
 from xdsl.universe import Universe
-from xdsl.utils.arg_spec import ArgSpec, parse_pipeline
+from xdsl.utils.arg_spec import ArgSpec
 from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException
 
 from cimflow.cimsim.functional import (
@@ -48,7 +48,10 @@ from cimflow.cimsim.functional import (
     run_functional,
 )
 from cimflow.cimsim.trace import TensorType, Trace, parse_trace
+from cimflow.cli import ArgumentParser, exit_status
 from cimflow.errors import CimError
+from cimflow.output_files import write_output
+from cimflow.pipeline_spec import checked_specs
 
 DEFAULT_PIPELINE = "cim-compile-static"
 DEFAULT_RTOL = 1e-4
@@ -229,10 +232,7 @@ def build_pipeline(spec: str, target: str | None = None) -> PassPipeline:
     every pass that has a ``target`` option (a conflicting explicit value is
     an error)."""
     available = Universe.get_multiverse().all_passes
-    try:
-        specs = list(parse_pipeline(spec))
-    except ArgSpecParseError as error:
-        raise CimError(f"pipeline '{spec}': {_one_line(error)}") from None
+    specs = checked_specs(spec, available)
     if not specs:
         raise CimError("the pipeline is empty")
     passes: list[ModulePass] = []
@@ -614,15 +614,8 @@ def verify_model(
 # --------------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage errors as a :class:`CimError` (one line, exit status 1)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise CimError(message)
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = ArgumentParser(
         prog="cim-verify",
         description="Compile an ONNX model and check the compiled trace against "
         "onnxruntime on seeded random inputs (docs/functional-verification.md).",
@@ -662,6 +655,9 @@ def _parser() -> argparse.ArgumentParser:
         help=f"exact-mode absolute tolerance (default {DEFAULT_ATOL:g})",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", help="write the report to FILE, not stdout"
+    )
     return parser
 
 
@@ -686,17 +682,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             cast(float, args.rtol),
             cast(float, args.atol),
         )
+        text = (
+            json.dumps(report.to_dict(), indent=1, sort_keys=True) + "\n"
+            if cast(bool, args.json)
+            else report.format()
+        )
+        output = cast("str | None", args.output)
+        if output is not None:
+            write_output(output, text)
     except CimError as error:
         print(f"cim-verify: error: {error}", file=sys.stderr)
-        return 1
+        return exit_status(error)
     except (DiagnosticException, ValueError, OSError) as error:
         print(f"cim-verify: error: {_one_line(error)}", file=sys.stderr)
         return 1
-    if cast(bool, args.json):
-        sys.stdout.write(json.dumps(report.to_dict(), indent=1, sort_keys=True) + "\n")
-    else:
-        sys.stdout.write(report.format())
-    sys.stdout.flush()
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
     return 0 if report.passed else 1
 
 

@@ -18,9 +18,11 @@ from cimflow.tools.cim_sim import main
 
 
 def trace_dict() -> dict[str, Any]:
-    """Two mvms on 2 arrays of a 128 x 128 dynaplasia: 34 + 10 cycles.
+    """A weight programmed into 2 arrays of a 128 x 128 dynaplasia, then two
+    mvms on them: 128 + 34 + 10 = 172 cycles.
 
-    mvm cycles = 10 + (vectors - 1) * 8: 4 vectors -> 34, 1 vector -> 10.
+    program cycles = 128 rows x 1 cycle per row; mvm cycles = 10 +
+    (vectors - 1) * 8: 4 vectors -> 34, 1 vector -> 10.
     """
     base = load_target("dynaplasia")
     target = dataclasses.replace(
@@ -54,18 +56,34 @@ def trace_dict() -> dict[str, Any]:
             "source": "",
             "batch": 1,
             "dims": {},
-            "inputs": [],
+            "inputs": [{"name": "x", "shape": [4, 128], "dtype": "float32"}],
             "outputs": [],
         },
         "strategy": "static",
         "target": target.to_dict(),
-        "tensors": [],
+        "tensors": [
+            {"name": "x", "shape": [4, 128], "dtype": "float32", "bytes": 512},
+            {"name": "y", "shape": [4, 64], "dtype": "float32", "bytes": 256},
+        ],
         "constants": [],
-        "weights": [],
+        "weights": [{"name": "w", "layout": "kn", "groups": 1, "k": 128, "n": 64}],
         "ops": [
-            mvm(0, 4, []),
-            mvm(1, 1, [0]),
-            {"id": 2, "kind": "barrier", "deps": [1], "segment": 0, "name": ""},
+            {
+                "id": 0,
+                "kind": "program",
+                "deps": [],
+                "segment": 0,
+                "name": "w",
+                "arrays": [[0, 2]],
+                "rows": 128,
+                "cols": 64,
+                "weight": "w",
+                "k": [0, 128],
+                "n": [0, 64],
+            },
+            mvm(1, 4, [0]),
+            mvm(2, 1, [1]),
+            {"id": 3, "kind": "barrier", "deps": [2], "segment": 0, "name": ""},
         ],
     }
 
@@ -80,8 +98,8 @@ def trace_file(tmp_path: Path) -> Path:
 def test_text_report(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(trace_file)]) == 0
     out = capsys.readouterr().out
-    assert "latency:     44 cycles (44.000 ns at 1.0 GHz)" in out
-    assert "ops:         3" in out
+    assert "latency:     172 cycles (172.000 ns at 1.0 GHz)" in out
+    assert "ops:         4" in out
     assert out.endswith("\n")
 
 
@@ -89,8 +107,9 @@ def test_json_report(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main([str(trace_file), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["format"] == "cim-sim-report"
-    assert report["latency"]["cycles"] == 44
+    assert report["latency"]["cycles"] == 172
     assert report["kinds"]["mvm"] == {"count": 2, "cycles": 44}
+    assert report["kinds"]["program"] == {"count": 1, "cycles": 128}
     assert report["kinds"]["barrier"] == {"count": 1, "cycles": 0}
     assert report["arrays_used"] == 2
     assert next(iter(report["energy_pj"])) == "array"
@@ -106,17 +125,18 @@ def test_output_file_and_timeline(
     )
     assert code == 0
     assert capsys.readouterr().out == ""
-    assert json.loads(out.read_text(encoding="utf-8"))["latency"]["cycles"] == 44
+    assert json.loads(out.read_text(encoding="utf-8"))["latency"]["cycles"] == 172
     events = json.loads(timeline.read_text(encoding="utf-8"))["traceEvents"]
     spans = [e for e in events if e["ph"] == "X"]
     assert [(e["ts"], e["dur"]) for e in spans] == [
-        (0.0, 0.034),
-        (0.034, 0.01),
-        (0.044, 0.0),
+        (0.0, 0.128),
+        (0.128, 0.034),
+        (0.162, 0.01),
+        (0.172, 0.0),
     ]
-    assert spans[0]["args"] == {"id": 0, "name": "fc0", "kind": "mvm"}
-    assert spans[0]["tid"] == 0
-    assert spans[0]["pid"] != spans[2]["pid"]
+    assert spans[1]["args"] == {"id": 1, "name": "fc1", "kind": "mvm"}
+    assert spans[1]["tid"] == 0
+    assert spans[1]["pid"] != spans[3]["pid"]
     names = {e["args"].get("name") for e in events if e["ph"] == "M"}
     assert {"arrays", "array 0 (core 0)"} <= names
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -163,7 +183,7 @@ def test_invalid_trace_keeps_existing_output(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = trace_dict()
-    data["ops"][1]["deps"] = [2]
+    data["ops"][1]["deps"] = [2]  # a later op
     path = tmp_path / "t.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     out = tmp_path / "report.txt"
@@ -184,7 +204,9 @@ def test_unwritable_output(
 ) -> None:
     out = tmp_path / "no-such-dir" / "report.txt"
     assert main([str(trace_file), "-o", str(out)]) == 1
-    assert error_line(capsys).startswith(f"cim-sim: error: {out}: cannot write:")
+    assert (
+        error_line(capsys) == f"cim-sim: error: {out}: cannot write: no such directory"
+    )
 
 
 def test_failed_write_leaves_no_partial_file(
@@ -203,7 +225,7 @@ def test_failed_write_leaves_no_partial_file(
     assert main([str(trace_file), "-o", str(out)]) == 1
     assert (
         error_line(capsys)
-        == f"cim-sim: error: {out}: cannot write: No space left on device"
+        == f"cim-sim: error: {out}: cannot write: no space left on device"
     )
     assert out.read_text(encoding="utf-8") == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.txt", "t.json"]
@@ -222,7 +244,7 @@ def run_module(*args: str) -> subprocess.CompletedProcess[str]:
 def test_module_exit_codes(trace_file: Path, tmp_path: Path) -> None:
     ok = run_module(str(trace_file), "--json")
     assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout)["latency"]["cycles"] == 44
+    assert json.loads(ok.stdout)["latency"]["cycles"] == 172
     data = trace_dict()
     data["version"] = 5
     path = tmp_path / "v5.json"
@@ -236,8 +258,11 @@ def test_module_exit_codes(trace_file: Path, tmp_path: Path) -> None:
     )
 
 
-def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main([])
-    assert exit_info.value.code == 2
-    assert "usage: cim-sim" in capsys.readouterr().err
+def test_usage_error_is_one_line_and_exits_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main([]) == 2
+    assert error_line(capsys) == (
+        "cim-sim: error: the following arguments are required: trace "
+        "(see cim-sim --help)"
+    )

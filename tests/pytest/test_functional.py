@@ -349,6 +349,16 @@ def _failed(result: VerifyReport) -> tuple[bool, str | None]:
     return exact.passed, exact.error
 
 
+def _refusal(document: dict[str, Any], path: Path) -> str | None:
+    """Why a trace is wrong: cim-sim's check of its meaning when it is read,
+    else the functional executor's error (None if it runs)."""
+    try:
+        trace = parse_trace(document)
+    except CimError as refused:
+        return str(refused)
+    return _failed(verify_trace(trace, path, "exact"))[1]
+
+
 def test_program_of_the_wrong_output_slice_fails(
     model_path: Callable[[str], Path],
 ) -> None:
@@ -418,11 +428,10 @@ def test_missing_dependency_on_a_program_is_reported(
     mvm = next(op for op in ops if op["kind"] == "mvm")
     program = next(d for d in mvm["deps"] if ops[d]["kind"] == "program")
     mvm["deps"] = [d for d in mvm["deps"] if d != program]
-    result = verify_trace(parse_trace(document), path, "exact")
-    _, error = _failed(result)
+    error = _refusal(document, path)
     assert error is not None
     assert f"op {mvm['id']} (mvm" in error
-    assert f"written by op {program} but does not depend on it" in error
+    assert f"set up by op {program}, but does not depend on it" in error
 
 
 def test_reprogramming_arrays_before_their_mvm_finishes_is_reported(
@@ -443,8 +452,9 @@ def test_reprogramming_arrays_before_their_mvm_finishes_is_reported(
     )
     load["deps"] = [barrier["id"]]  # the chunk no longer waits for the first
     chunk["deps"] = [load["id"]]  # chunk's MVM
-    _, error = _failed(verify_trace(parse_trace(document), path, "exact"))
-    assert error is not None and "reprograms array" in error
+    error = _refusal(document, path)
+    assert error is not None and "overwrites array" in error
+    assert "which is used by op" in error
 
 
 def test_tensor_read_before_it_is_written_is_reported(
@@ -485,7 +495,7 @@ def test_memory_mode_arrays_hold_tensors(model_path: Callable[[str], Path]) -> N
     moved |= {"src": "memory", "arrays": arrays, "deps": [at + 1]}
     assert verify_trace(parse_trace(document), path, "exact").passed
     _ops(document)[at]["to"] = "compute"
-    _, error = _failed(verify_trace(parse_trace(document), path, "exact"))
+    error = _refusal(document, path)
     assert error is not None and "in compute mode" in error
 
 
@@ -626,6 +636,7 @@ def test_cim_verify_text_and_json(
     ("args", "message"),
     [
         (["missing.onnx"], "missing.onnx: no such file"),
+        (["{model}", "-p", "cim-compile{strategy=1}"], "option 'strategy' takes"),
         (["{model}", "--pipeline", "no-such-pass"], "unknown pass 'no-such-pass'"),
         (["{model}", "--pipeline", "cim-compile-static{"], "pipeline"),
         (["{model}", "--dim", "batch"], "--dim 'batch'"),
@@ -636,8 +647,6 @@ def test_cim_verify_text_and_json(
         ),
         (["{model}", "--pipeline", "convert-graph-to-tile"], "cim_meta.schedule"),
         (["{model}", "--atol", "-1"], "--atol"),
-        (["{model}", "--mode", "bogus"], "invalid choice"),
-        ([], "required: model"),
     ],
 )
 def test_cim_verify_bad_input_is_one_line(
@@ -654,6 +663,29 @@ def test_cim_verify_bad_input_is_one_line(
     assert len(lines) == 1 and lines[0].startswith("cim-verify: error: ")
     assert message in lines[0]
     assert "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["{model}", "--mode", "bogus"], "invalid choice"),
+        ([], "required: model"),
+        (["{model}", "--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_cim_verify_usage_error_is_one_line_and_exits_2(
+    model_path: Callable[[str], Path],
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    argv = [a.replace("{model}", str(model_path("cnn"))) for a in args]
+    assert cim_verify.main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert captured.out == "" and len(lines) == 1
+    assert lines[0].startswith("cim-verify: error: ") and message in lines[0]
+    assert lines[0].endswith("(see cim-verify --help)")
 
 
 def test_reference_runs_without_onnxruntime_graph_rewrites(tmp_path: Path) -> None:
@@ -690,9 +722,13 @@ def test_reference_runs_without_onnxruntime_graph_rewrites(tmp_path: Path) -> No
     )
     # ONNX semantics: zeros padded on top and right win every window but one.
     expected = np.array([[[[0.0, 0.0], [-4.0, 0.0]]]], dtype=np.float32)
-    assert not np.array_equal(optimized, expected)
     report = verify_model(path, target="tiny", mode="exact")
     assert report.passed, report.format()
+    if np.array_equal(optimized, expected):
+        pytest.skip(
+            f"onnxruntime {ort.__version__} no longer folds the Pad into MaxPool: "
+            "nothing left to guard against"
+        )
 
 
 @pytest.fixture(scope="module")

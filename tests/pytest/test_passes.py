@@ -1108,6 +1108,7 @@ def test_trace_keys_are_the_documented_ones() -> None:
         "format",
         "model",
         "ops",
+        "solver",
         "strategy",
         "target",
         "tensors",
@@ -1115,6 +1116,7 @@ def test_trace_keys_are_the_documented_ones() -> None:
         "weights",
     ]
     assert trace["format"] == "cim-trace" and trace["version"] == 4
+    assert trace["solver"] == []  # the static strategy solves nothing
     assert sorted(trace["model"]) == [
         "batch",
         "dims",

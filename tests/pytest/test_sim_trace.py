@@ -75,17 +75,18 @@ def valid_trace() -> dict[str, Any]:
             "source": "m.onnx",
             "batch": 2,
             "dims": {},
-            "inputs": [{"name": "x", "shape": [2, 128], "dtype": "float32"}],
-            "outputs": [{"name": "z", "shape": [2, 64], "dtype": "float32"}],
+            "inputs": [{"name": "x", "shape": [4, 128], "dtype": "float32"}],
+            "outputs": [{"name": "z", "shape": [4, 64], "dtype": "float32"}],
         },
         "strategy": "static",
         "target": small_target().to_dict(),
         "tensors": [
-            {"name": "x", "shape": [2, 128], "dtype": "float32", "bytes": 256},
-            {"name": "y", "shape": [2, 64], "dtype": "float32", "bytes": 128},
+            {"name": "x", "shape": [4, 128], "dtype": "float32", "bytes": 512},
+            {"name": "y", "shape": [4, 64], "dtype": "float32", "bytes": 256},
+            {"name": "z", "shape": [4, 64], "dtype": "float32", "bytes": 256},
         ],
         "constants": [],
-        "weights": [],
+        "weights": [{"name": "w", "layout": "kn", "groups": 1, "k": 128, "n": 64}],
         "ops": valid_ops(),
     }
 
@@ -93,10 +94,10 @@ def valid_trace() -> dict[str, Any]:
 def test_valid_trace_loads_into_typed_ops() -> None:
     trace = load_trace(valid_trace())
     assert trace.model.batch == 2
-    assert trace.model.inputs[0].shape == (2, 128)
+    assert trace.model.inputs[0].shape == (4, 128)
     assert trace.strategy == "static"
     assert trace.target == small_target()
-    assert trace.tensors[1].nbytes == 128
+    assert trace.tensors[1].nbytes == 256
     kinds = [o.kind for o in trace.ops]
     assert kinds == [
         "load", "program", "mvm", "vector", "switch", "load", "move", "store",
@@ -304,7 +305,7 @@ def test_dump_trace_is_deterministic_and_round_trips() -> None:
     lines = text.splitlines()
     assert ' "format": "cim-trace",' in lines
     op_lines = [line for line in lines if line.startswith('  {"')]
-    assert len(op_lines) == len(data["ops"]) + len(data["tensors"])
+    assert len(op_lines) == sum(len(data[key]) for key in ("ops", "tensors", "weights"))
     assert (
         '  {"arrays": [], "bytes": 64, "deps": [], "dst": "buffer", "id": 0, '
         '"kind": "load", "name": "x", "segment": 0, "src": "dram", "tensor": "x"},'
@@ -341,8 +342,8 @@ def resident_trace(
 
 
 def test_version_4_inputs_may_start_in_memory_mode_arrays() -> None:
-    trace = load_trace(resident_trace([[0, 1]], [[1, 3]]))
-    assert [spec.arrays for spec in trace.model.inputs] == [((0, 1),), ((1, 3),)]
+    trace = load_trace(resident_trace([[2, 3]], [[3, 4]]))
+    assert [spec.arrays for spec in trace.model.inputs] == [((2, 3),), ((3, 4),)]
     assert trace.model.outputs[0].arrays == ()
     assert load_trace(resident_trace([], [[2, 3]])).model.inputs[0].arrays == ()
 
@@ -384,7 +385,7 @@ def _with_target(data: dict[str, Any], **dual_mode: int) -> dict[str, Any]:
         ),
         (
             _with_target(resident_trace([[0, 1]], []), memory_capacity_bytes=100),
-            "model.inputs[0] ('x'): has 256 bytes, more than its memory-mode "
+            "model.inputs[0] ('x'): has 512 bytes, more than its memory-mode "
             "arrays hold (1 x 100 B = 100)",
         ),
         (

@@ -53,6 +53,7 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"mlp.onnx">} {
 // CHECK-NEXT:   {"attrs": {}, "block": null, "deps": [13, 14], "element_ops": 192, "id": 15, "inputs": ["y2", "l2.b"], "kind": "vector", "name": "l2.w", "op": "accumulate", "outputs": ["y2"], "segment": 1, "units": 2},
 // CHECK-NEXT:   {"arrays": [], "bytes": 96, "deps": [15], "dst": "dram", "id": 16, "kind": "store", "name": "output0", "segment": 1, "src": "buffer", "tensor": "y2"}
 // CHECK-NEXT:  ],
+// CHECK-NEXT:  "solver": [],
 // CHECK-NEXT:  "strategy": "static",
 // CHECK-NEXT:  "target": {
 // CHECK-NEXT:   "array": {"active_rows": 32, "adc_bits": 8, "adcs_per_array": 8, "cell_bits": 2, "cols": 32, "compute_granularity": "crossbar", "dac_bits": 1, "dynamic_matmul": false, "mvm_issue_interval_cycles": 8, "mvm_latency_cycles": 10, "program_cycles_per_row": 1, "rows": 32},
@@ -140,6 +141,7 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"attn.onnx", seq
 // CHECK-NEXT:   {"arrays": [], "bytes": 32, "deps": [10], "dst": "dram", "id": 17, "kind": "store", "name": "output1", "segment": 0, "src": "buffer", "tensor": "kt"},
 // CHECK-NEXT:   {"arrays": [], "bytes": 16, "deps": [15], "dst": "dram", "id": 18, "kind": "store", "name": "output2", "segment": 0, "src": "buffer", "tensor": "p"}
 // CHECK-NEXT:  ],
+// CHECK-NEXT:  "solver": [],
 // CHECK-NEXT:  "strategy": "static",
 // CHECK-NEXT:  "target": {
 // CHECK:       "tensors": [

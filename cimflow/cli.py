@@ -1,0 +1,43 @@
+"""What every command-line tool shares: one-line usage errors.
+
+argparse answers a usage error with the whole usage text and exit status 2;
+our tools answer every error with one line (``cim-sim: error: ...``), usage
+errors included, and keep status 2 for them so scripts can tell a bad
+command line (2) from a bad input or a failed check (1).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from cimflow.errors import CimError
+
+USAGE_STATUS = 2
+"""Exit status of a usage error (argparse's)."""
+
+
+class UsageError(CimError):
+    """A bad command line: unknown option, missing argument, bad value."""
+
+
+def raise_usage_errors(parser: argparse.ArgumentParser) -> None:
+    """Make ``parser`` raise :class:`UsageError` instead of printing its usage
+    and exiting (for parsers a library builds, e.g. ``xdsl-opt``'s)."""
+
+    def error(message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {parser.prog} --help)")
+
+    parser.error = error
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors raise :class:`UsageError`."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def exit_status(error: CimError) -> int:
+    """2 for a usage error, 1 for any other error."""
+    return USAGE_STATUS if isinstance(error, UsageError) else 1
