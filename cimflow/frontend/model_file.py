@@ -89,7 +89,8 @@ def load_model(path: str | Path) -> ModelProto:
         model = onnx.load(str(path), load_external_data=False)
     except DecodeError:
         raise CimError(
-            f"{path}: not an ONNX model: the protobuf is corrupt or truncated"
+            f"{path}: not an ONNX model: it does not parse as an ONNX ModelProto "
+            "(corrupt, truncated, or another kind of file)"
         ) from None
     except OSError as error:
         raise CimError(f"{path}: {_os_reason(error)}") from None
@@ -215,6 +216,8 @@ def _check_single_writer(
             if not name:
                 continue
             first = writers.get(name)
+            if first == label:
+                raise CimError(f"{origin}: {label} writes '{name}' twice")
             if first is not None:
                 raise CimError(
                     f"{origin}: '{name}' is written by both {first} and {label}"

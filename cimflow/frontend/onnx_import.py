@@ -157,16 +157,26 @@ def load_weights(path: Path, dims: Mapping[str, int]) -> dict[str, np.ndarray]:
     """
     model = load_model(path)
     opaque = opaque_initializers(model)
-    if any(is_external(t) for t in model.graph.initializer):
-        try:
-            onnx.external_data_helper.load_external_data_for_model(
-                model, str(Path(path).parent)
-            )
-        except Exception as e:
-            message = " ".join(str(e).split()) or type(e).__name__
-            raise CimError(
-                f"{path}: the weight data is not available: {message}"
-            ) from e
+    directory = str(Path(path).parent)
+    for tensor in model.graph.initializer:
+        if is_external(tensor):
+            try:
+                onnx.external_data_helper.load_external_data_for_tensor(
+                    tensor, directory
+                )
+            except Exception as e:
+                message = " ".join(str(e).split()) or type(e).__name__
+                raise CimError(
+                    f"{path}: the weight data of '{tensor.name}' is not "
+                    f"available: {message}"
+                ) from None
+            tensor.data_location = TensorProto.DEFAULT
+            del tensor.external_data[:]
+    try:
+        onnx.external_data_helper.load_external_data_for_model(model, directory)
+    except Exception as e:
+        message = " ".join(str(e).split()) or type(e).__name__
+        raise CimError(f"{path}: the weight data is not available: {message}") from e
     prepared = prepare(model, dims, str(path), opaque)
     weights: dict[str, np.ndarray] = {}
     for tensor in prepared.graph.initializer:
