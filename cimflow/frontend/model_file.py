@@ -7,6 +7,7 @@ refuses, with one line naming the file and what is wrong:
   symlink loop, permission denied);
 * bytes that are not an ONNX ``ModelProto`` (empty, corrupt, truncated,
   another protobuf message);
+* a string that is not UTF-8 (a name, a doc string);
 * a model newer than the installed ``onnx`` package understands (IR version
   or operator set);
 * a value written twice (by two nodes, or by a node and a graph input or
@@ -35,7 +36,8 @@ import onnx
 import onnx.checker
 import onnx.defs
 import onnx.shape_inference
-from google.protobuf.message import DecodeError
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import DecodeError, Message
 from onnx import ModelProto, NodeProto, ValueInfoProto
 
 from cimflow.errors import CimError
@@ -108,6 +110,9 @@ def check_model(model: ModelProto, origin: str) -> None:
             f"{origin}: not an ONNX model (no graph with outputs; is it another "
             "kind of protobuf?)"
         )
+    text_error = _undecodable_text(model, "model")
+    if text_error is not None:
+        raise CimError(f"{origin}: invalid ONNX: {text_error} is not valid UTF-8")
     _check_versions(model, origin)
     graph = model.graph
     _check_single_writer(graph.node, graph.input, graph.initializer, origin)
@@ -123,8 +128,8 @@ def check_model(model: ModelProto, origin: str) -> None:
         if problem is not None:
             raise CimError(f"{origin}: {problem}")
     defined = {"", *(t.name for t in graph.initializer), *(i.name for i in graph.input)}
-    ordered = topological_order(graph.node, defined, origin)
-    checked = _checkable_copy(model, ordered, origin)
+    order = _topological_indices(graph.node, defined, origin)
+    checked = _checkable_copy(model, order, origin)
     try:
         onnx.checker.check_model(checked, full_check=True)
     except onnx.shape_inference.InferenceError as error:
@@ -133,6 +138,10 @@ def check_model(model: ModelProto, origin: str) -> None:
         ) from None
     except onnx.checker.ValidationError as error:
         raise CimError(f"{origin}: invalid ONNX: {_checker_message(error)}") from None
+    except UnicodeDecodeError:
+        raise CimError(
+            f"{origin}: invalid ONNX: a name or string is not valid UTF-8"
+        ) from None
 
 
 def topological_order(
@@ -145,33 +154,69 @@ def topological_order(
     :class:`CimError` for a node reading a value nothing defines and for a
     cycle.
     """
+    return [nodes[i] for i in _topological_indices(nodes, defined, origin)]
+
+
+def _topological_indices(
+    nodes: Sequence[NodeProto], defined: Iterable[str], origin: str
+) -> list[int]:
     available = set(defined)
     produced = {o for n in nodes for o in n.output}
-    labels = {id(node): node_label(node, index) for index, node in enumerate(nodes)}
-    for node in nodes:
+    for index, node in enumerate(nodes):
         for name in node.input:
             if name not in available and name not in produced:
                 raise CimError(
-                    f"{origin}: node '{labels[id(node)]}' uses '{name}', which is "
-                    "neither an input, an initializer nor a node output"
+                    f"{origin}: node '{node_label(node, index)}' uses '{name}', "
+                    "which is neither an input, an initializer nor a node output"
                 )
-    ordered: list[NodeProto] = []
-    pending = list(nodes)
+    ordered: list[int] = []
+    pending = list(range(len(nodes)))
     while pending:
-        waiting: list[NodeProto] = []
-        for node in pending:
+        waiting: list[int] = []
+        for index in pending:
+            node = nodes[index]
             if all(name in available for name in node.input):
-                ordered.append(node)
+                ordered.append(index)
                 available.update(node.output)
             else:
-                waiting.append(node)
+                waiting.append(index)
         if len(waiting) == len(pending):
+            first = waiting[0]
             raise CimError(
                 f"{origin}: the graph has a cycle through node "
-                f"'{labels[id(waiting[0])]}'"
+                f"'{node_label(nodes[first], first)}'"
             )
         pending = waiting
     return ordered
+
+
+def _undecodable_text(message: Message, path: str) -> str | None:
+    """The path of the first string field of ``message`` that is not UTF-8.
+
+    ONNX strings are UTF-8; a bad one would otherwise fail wherever the
+    frontend first reads it.
+    """
+    for field, value in message.ListFields():
+        if field.type == FieldDescriptor.TYPE_STRING:
+            # upb hands out the raw bytes of a string that does not decode
+            texts: list[object] = (
+                [value] if isinstance(value, str | bytes) else list(value)
+            )
+            for index, text in enumerate(texts):
+                if isinstance(text, bytes):
+                    repeated = not isinstance(value, str | bytes)
+                    return f"{path}.{field.name}" + (f"[{index}]" if repeated else "")
+            continue
+        if field.type != FieldDescriptor.TYPE_MESSAGE:
+            continue
+        repeated = not isinstance(value, Message)
+        items: list[Message] = list(value) if repeated else [value]
+        for index, item in enumerate(items):
+            where = f"{path}.{field.name}" + (f"[{index}]" if repeated else "")
+            found = _undecodable_text(item, where)
+            if found is not None:
+                return found
+    return None
 
 
 def _check_versions(model: ModelProto, origin: str) -> None:
@@ -225,13 +270,11 @@ def _check_single_writer(
             writers[name] = label
 
 
-def _checkable_copy(
-    model: ModelProto, ordered: Sequence[NodeProto], origin: str
-) -> ModelProto:
+def _checkable_copy(model: ModelProto, order: Sequence[int], origin: str) -> ModelProto:
     """``model`` with what the frontend accepts and the checker does not
     (see the module documentation) made acceptable to the checker."""
     graph = model.graph
-    in_order = all(a is b for a, b in zip(ordered, graph.node, strict=True))
+    in_order = list(order) == sorted(order)
     external = [t for t in graph.initializer if is_external(t)]
     shapeless = [o for o in graph.output if not _has_shape(o)]
     if in_order and not external and not shapeless:
@@ -240,12 +283,13 @@ def _checkable_copy(
     copy.CopyFrom(model)
     graph = copy.graph
     if not in_order:
+        nodes = list(model.graph.node)
         del graph.node[:]
-        graph.node.extend(ordered)
+        graph.node.extend(nodes[i] for i in order)
     if external:
         declared = {i.name for i in graph.input}
-        kept = [t for t in graph.initializer if not is_external(t)]
-        for tensor in external:
+        kept = [t for t in model.graph.initializer if not is_external(t)]
+        for tensor in external:  # tensors of ``model``, not of ``copy``
             if tensor.name not in declared:
                 graph.input.append(
                     onnx.helper.make_tensor_value_info(

@@ -252,6 +252,25 @@ INVALID: dict[str, Builder] = {
         ),
         "node 's' writes 'y' twice",
     ),
+    "reads-an-undefined-value": saved(
+        model(
+            [helper.make_node("Relu", ["nowhere"], ["y"], name="r")],
+            [info("x", [2, 3])],
+            [info("y", [2, 3])],
+        ),
+        "node 'r' uses 'nowhere'",
+    ),
+    "cycle": saved(
+        model(
+            [
+                helper.make_node("Add", ["x", "b"], ["a"], name="first"),
+                helper.make_node("Relu", ["a"], ["b"], name="second"),
+            ],
+            [info("x", [2, 3])],
+            [info("b", [2, 3])],
+        ),
+        "cycle through node 'first'",
+    ),
     "gather-index-past-the-end": saved(
         _gather_model([0, 7]), "node 'g'", "index 7", "size 4"
     ),
@@ -398,6 +417,14 @@ def _random_files() -> dict[str, Builder]:
     }
 
 
+def _bytes_with_bad_node_name() -> bytes:
+    proto = linear_model()
+    proto.graph.node[0].name = "node_named_here"
+    data = proto.SerializeToString()
+    assert data.count(b"node_named_here") == 1
+    return data.replace(b"node_named_here", b"\xffode_named_here")
+
+
 CORRUPT: dict[str, Builder] = {
     "empty": raw(b"", "empty file"),
     "text": raw(b"this is not a model\n", "not an ONNX model"),
@@ -411,6 +438,11 @@ CORRUPT: dict[str, Builder] = {
     ),
     "no-graph-outputs": saved(
         model([], [info("x", [2, 3])], []), "not an ONNX model", "no graph"
+    ),
+    "name-not-utf8": raw(
+        _bytes_with_bad_node_name(),
+        "invalid ONNX",
+        "model.graph.node[0].name is not valid UTF-8",
     ),
     **_truncations(),
     **_random_files(),
