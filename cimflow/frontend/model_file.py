@@ -12,6 +12,8 @@ refuses, with one line naming the file and what is wrong:
   or operator set);
 * a value written twice (by two nodes, or by a node and a graph input or
   initializer), a node reading a value nothing defines, a cycle;
+* a graph input with a zero-size, negative or unnamed dynamic dimension or
+  no shape, an initializer with a negative dimension;
 * anything else ``onnx.checker.check_model(full_check=True)`` rejects:
   attribute types, input counts, tensor data sizes, type and shape
   inference errors.
