@@ -70,12 +70,15 @@ class CimOptMain(xDSLOptMain):
         return onnx_frontend(self.args.input_file, parse_dims(self.args.dim))
 
     def run(self) -> None:
+        from cimflow.frontend.model_file import check_readable_file
+
         parse_dims(self.args.dim)
-        if (
-            self.args.input_file is not None
-            and not Path(self.args.input_file).is_file()
-        ):
-            raise CimError(f"{self.args.input_file}: no such file")
+        if self.args.input_file is not None:
+            check_readable_file(self.args.input_file)
+        source = self.args.input_file
+        frontend = self.args.frontend or (source and Path(source).suffix[1:])
+        if self.args.dim and frontend != "onnx":
+            raise CimError("--dim applies only to ONNX input (a .onnx file)")
         chunks, file_extension = self.prepare_input()
         buffered: list[str] = []
 

@@ -269,10 +269,10 @@ def compile_model(
 ) -> ModuleOp:
     """The module ``cim-opt PATH --dim ... -p PIPELINE`` would print."""
     from cimflow.frontend import import_onnx
+    from cimflow.frontend.model_file import check_readable_file
 
     source = Path(path)
-    if not source.is_file():
-        raise CimError(f"{path}: no such file")
+    check_readable_file(source)
     passes = build_pipeline(pipeline, target)
     module = import_onnx(source, dict(dims or {}))
     context = Context()
@@ -664,6 +664,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``cim-verify``: 0 when exact mode passes (or only
     quantized mode ran), 1 when it fails or the input is bad."""
+    from cimflow.frontend import check_model_dims
     from cimflow.tools.cim_opt import parse_dims
 
     try:
@@ -672,11 +673,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             value = cast(float, getattr(args, name))
             if not (math.isfinite(value) and value >= 0):
                 raise CimError(f"--{name} must be a non-negative number, got {value}")
+        dims = parse_dims(cast(list[str], args.dim))
+        check_model_dims(Path(cast(str, args.model)), dims)
         report = verify_model(
             cast(str, args.model),
             cast("str | None", args.target),
             cast(str, args.pipeline),
-            parse_dims(cast(list[str], args.dim)),
+            dims,
             cast(ModeChoice, args.mode),
             cast(int, args.seed),
             cast(float, args.rtol),

@@ -3,14 +3,22 @@
 * :func:`prepare_model` cleans a model up (static shapes, folded constants,
   BatchNorm folded into convolutions) while keeping it standard ONNX;
 * :func:`import_onnx` emits the ``cim_graph`` module of a model file;
-* :func:`load_weights` returns the values of the weights the module names.
+* :func:`load_weights` returns the values of the weights the module names;
+* :func:`check_model_dims` checks that ``--dim`` names are the model's.
 """
 
 from cimflow.frontend.onnx_import import (
+    check_model_dims,
     import_onnx,
     load_weights,
     onnx_frontend,
 )
 from cimflow.frontend.prepare import prepare_model
 
-__all__ = ["import_onnx", "load_weights", "onnx_frontend", "prepare_model"]
+__all__ = [
+    "check_model_dims",
+    "import_onnx",
+    "load_weights",
+    "onnx_frontend",
+    "prepare_model",
+]

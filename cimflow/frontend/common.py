@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import onnx
-from onnx import AttributeProto, NodeProto, TensorProto, numpy_helper
+from onnx import AttributeProto, NodeProto, TensorProto, ValueInfoProto, numpy_helper
+
+from cimflow.errors import CimError
 
 Array = npt.NDArray[Any]
 """A numpy array of any element type."""
@@ -31,6 +33,24 @@ def op_key(node: NodeProto) -> str:
     return f"{node.domain}.{node.op_type}"
 
 
+class NodeError(CimError):
+    """A problem with one node, reported without the model's file name.
+
+    The helpers here do not know which file a node comes from; the
+    frontend's entry points prefix the file (see :func:`with_origin`).
+    """
+
+
+def with_origin(error: NodeError, origin: str) -> CimError:
+    """``error`` as a :class:`CimError` naming the model file ``origin``."""
+    return CimError(f"{origin}: {error}")
+
+
+def node_error(node: NodeProto, message: str) -> NodeError:
+    """A :class:`NodeError` naming ``node`` and its op type."""
+    return NodeError(f"node '{node_label(node)}' ({op_key(node)}): {message}")
+
+
 def find_attr(node: NodeProto, name: str) -> AttributeProto | None:
     for attr in node.attribute:
         if attr.name == name:
@@ -38,29 +58,144 @@ def find_attr(node: NodeProto, name: str) -> AttributeProto | None:
     return None
 
 
-def attr_int(node: NodeProto, name: str, default: int) -> int:
+def typed_attr(node: NodeProto, name: str, expected: int) -> AttributeProto | None:
+    """The attribute ``name`` of ``node``, which must be of type ``expected``.
+
+    Every attribute the frontend reads goes through here, so an attribute of
+    the wrong type (``axis="1"``) is an error naming the node, the attribute
+    and both types instead of being read as a default.
+    """
     attr = find_attr(node, name)
+    if attr is not None and attr.type != expected:
+        given = AttributeProto.AttributeType.Name(attr.type)
+        wanted = AttributeProto.AttributeType.Name(expected)
+        raise node_error(
+            node, f"attribute '{name}' must be of type {wanted}, got {given}"
+        )
+    return attr
+
+
+def attr_int(node: NodeProto, name: str, default: int) -> int:
+    attr = typed_attr(node, name, AttributeProto.INT)
     return default if attr is None else int(attr.i)
 
 
 def attr_float(node: NodeProto, name: str, default: float) -> float:
-    attr = find_attr(node, name)
+    attr = typed_attr(node, name, AttributeProto.FLOAT)
     return default if attr is None else float(attr.f)
 
 
 def attr_str(node: NodeProto, name: str, default: str) -> str:
-    attr = find_attr(node, name)
-    return default if attr is None else attr.s.decode()
+    attr = typed_attr(node, name, AttributeProto.STRING)
+    if attr is None:
+        return default
+    try:
+        return attr.s.decode()
+    except UnicodeDecodeError:
+        raise node_error(node, f"attribute '{name}' is not UTF-8 text") from None
 
 
 def attr_ints(node: NodeProto, name: str) -> list[int] | None:
-    attr = find_attr(node, name)
+    attr = typed_attr(node, name, AttributeProto.INTS)
     return None if attr is None else [int(v) for v in attr.ints]
 
 
+def attr_floats(node: NodeProto, name: str) -> list[float] | None:
+    attr = typed_attr(node, name, AttributeProto.FLOATS)
+    return None if attr is None else [float(v) for v in attr.floats]
+
+
 def attr_tensor(node: NodeProto, name: str) -> TensorProto | None:
-    attr = find_attr(node, name)
+    attr = typed_attr(node, name, AttributeProto.TENSOR)
     return None if attr is None else attr.t
+
+
+def shape_text(info: ValueInfoProto) -> str:
+    """The declared shape of a value, symbolic dimensions by name: ``[batch, 3]``."""
+    dims = [
+        str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
+        for d in info.type.tensor_type.shape.dim
+    ]
+    return f"[{', '.join(dims)}]"
+
+
+def input_shape_problem(info: ValueInfoProto) -> str | None:
+    """What keeps a graph input from having a static shape once its symbolic
+    dimensions get values, or None."""
+    if not info.type.HasField("tensor_type"):
+        return f"input '{info.name}' is not a tensor"
+    tensor_type = info.type.tensor_type
+    if not tensor_type.HasField("shape"):
+        return (
+            f"input '{info.name}' has no shape; re-export the model with input shapes"
+        )
+    for index, dim in enumerate(tensor_type.shape.dim):
+        if dim.HasField("dim_value"):
+            if dim.dim_value == 0:
+                return (
+                    f"input '{info.name}' has zero-size dimension {index} (shape "
+                    f"{shape_text(info)}); empty tensors are not supported"
+                )
+            if dim.dim_value < 0:
+                return (
+                    f"input '{info.name}' has negative dimension {index} (shape "
+                    f"{shape_text(info)})"
+                )
+        elif not dim.dim_param:
+            return (
+                f"input '{info.name}' has an unnamed dynamic dimension {index}; "
+                "re-export it with a named or static dimension"
+            )
+    return None
+
+
+def symbolic_dims(inputs: Iterable[ValueInfoProto]) -> list[str]:
+    """The names of the symbolic dimensions of ``inputs``, sorted."""
+    names = {
+        dim.dim_param
+        for info in inputs
+        if info.type.HasField("tensor_type")
+        for dim in info.type.tensor_type.shape.dim
+        if not dim.HasField("dim_value") and dim.dim_param
+    }
+    return sorted(names)
+
+
+def check_dim_names(
+    inputs: Sequence[ValueInfoProto], dims: Iterable[str], origin: str
+) -> None:
+    """Raise :class:`CimError` for a ``--dim`` naming no symbolic input dimension."""
+    known = symbolic_dims(inputs)
+    for name in dims:
+        if name not in known:
+            has = (
+                f"its symbolic dimensions: {', '.join(known)}"
+                if known
+                else "it has no symbolic dimensions"
+            )
+            raise CimError(
+                f"{origin}: --dim {name}: no input of the model has a symbolic "
+                f"dimension '{name}' ({has})"
+            )
+
+
+def check_gather_indices(
+    node: NodeProto, indices: Array, data_shape: Sequence[int]
+) -> None:
+    """Raise :class:`NodeError` if a Gather's constant ``indices`` leave its
+    axis; ONNX allows negative indices down to minus the axis size."""
+    rank = len(data_shape)
+    axis = attr_int(node, "axis", 0)
+    if not -rank <= axis < rank:
+        return  # shape inference reports the axis
+    bound = data_shape[axis]
+    outside = indices[(indices < -bound) | (indices >= bound)]
+    if outside.size:
+        raise node_error(
+            node,
+            f"index {int(outside.reshape(-1)[0])} is out of range for axis "
+            f"{axis} of size {bound} (valid indices: {-bound} to {bound - 1})",
+        )
 
 
 def num_elements(shape: Iterable[int]) -> int:
@@ -127,15 +262,17 @@ def constant_node_value(node: NodeProto) -> Array:
     """The value of an ONNX ``Constant`` node."""
     for attr in node.attribute:
         if attr.name == "value":
-            return tensor_to_array(attr.t)
+            tensor = attr_tensor(node, "value")
+            assert tensor is not None
+            return tensor_to_array(tensor)
         if attr.name == "value_float":
-            return np.array(attr.f, dtype=np.float32)
+            return np.array(attr_float(node, "value_float", 0.0), dtype=np.float32)
         if attr.name == "value_floats":
-            return np.array(list(attr.floats), dtype=np.float32)
+            return np.array(attr_floats(node, "value_floats"), dtype=np.float32)
         if attr.name == "value_int":
-            return np.array(attr.i, dtype=np.int64)
+            return np.array(attr_int(node, "value_int", 0), dtype=np.int64)
         if attr.name == "value_ints":
-            return np.array(list(attr.ints), dtype=np.int64)
+            return np.array(attr_ints(node, "value_ints"), dtype=np.int64)
     raise ValueError(f"unsupported Constant attribute in node '{node.name}'")
 
 

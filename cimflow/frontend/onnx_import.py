@@ -85,10 +85,12 @@ from cimflow.errors import CimError
 from cimflow.frontend.common import (
     DEFAULT_DOMAINS,
     Array,
+    NodeError,
     attr_float,
     attr_int,
     attr_ints,
     attr_str,
+    check_dim_names,
     constant_node_value,
     default_opset,
     has_data,
@@ -96,9 +98,11 @@ from cimflow.frontend.common import (
     num_elements,
     op_key,
     tensor_to_array,
+    with_origin,
 )
 from cimflow.frontend.folding import reduce_axes, slice_params, split_sizes
 from cimflow.frontend.fusion import FUSED_DOMAIN, fuse
+from cimflow.frontend.model_file import load_model
 from cimflow.frontend.prepare import (
     ValueType,
     opaque_initializers,
@@ -106,9 +110,20 @@ from cimflow.frontend.prepare import (
     prepare_model,
     value_type,
 )
-from cimflow.frontend.supported import BINARY_OPS, REDUCE_OPS, SUPPORTED_OPS, UNARY_OPS
+from cimflow.frontend.supported import (
+    BINARY_OPS,
+    REDUCE_OPS,
+    UNARY_OPS,
+    unsupported_op,
+)
 
-__all__ = ["import_onnx", "load_weights", "onnx_frontend", "prepare_model"]
+__all__ = [
+    "check_model_dims",
+    "import_onnx",
+    "load_weights",
+    "onnx_frontend",
+    "prepare_model",
+]
 
 NAME_ATTR = "cim_graph.name"
 """Argument and result attribute holding the ONNX input or output name."""
@@ -132,20 +147,6 @@ _ELEMENT_TYPES: dict[int, Attribute] = {
 }
 
 
-def load_model(path: Path, load_external_data: bool = False) -> ModelProto:
-    """Read an ONNX file, raising :class:`CimError` naming it on any failure."""
-    try:
-        model = onnx.load(str(path), load_external_data=load_external_data)
-    except FileNotFoundError as e:
-        raise CimError(f"{path}: no such file") from e
-    except Exception as e:
-        message = " ".join(str(e).split()) or type(e).__name__
-        raise CimError(f"{path}: cannot read the ONNX model: {message}") from e
-    if not model.HasField("graph") or not model.graph.output:
-        raise CimError(f"{path}: not an ONNX model (no graph with outputs)")
-    return model
-
-
 def load_weights(path: Path, dims: Mapping[str, int]) -> dict[str, np.ndarray]:
     """Every initializer of the prepared model, by name, with its values.
 
@@ -156,16 +157,26 @@ def load_weights(path: Path, dims: Mapping[str, int]) -> dict[str, np.ndarray]:
     """
     model = load_model(path)
     opaque = opaque_initializers(model)
-    if any(is_external(t) for t in model.graph.initializer):
-        try:
-            onnx.external_data_helper.load_external_data_for_model(
-                model, str(Path(path).parent)
-            )
-        except Exception as e:
-            message = " ".join(str(e).split()) or type(e).__name__
-            raise CimError(
-                f"{path}: the weight data is not available: {message}"
-            ) from e
+    directory = str(Path(path).parent)
+    for tensor in model.graph.initializer:
+        if is_external(tensor):
+            try:
+                onnx.external_data_helper.load_external_data_for_tensor(
+                    tensor, directory
+                )
+            except Exception as e:
+                message = " ".join(str(e).split()) or type(e).__name__
+                raise CimError(
+                    f"{path}: the weight data of '{tensor.name}' is not "
+                    f"available: {message}"
+                ) from None
+            tensor.data_location = TensorProto.DEFAULT
+            del tensor.external_data[:]
+    try:
+        onnx.external_data_helper.load_external_data_for_model(model, directory)
+    except Exception as e:
+        message = " ".join(str(e).split()) or type(e).__name__
+        raise CimError(f"{path}: the weight data is not available: {message}") from e
     prepared = prepare(model, dims, str(path), opaque)
     weights: dict[str, np.ndarray] = {}
     for tensor in prepared.graph.initializer:
@@ -173,30 +184,57 @@ def load_weights(path: Path, dims: Mapping[str, int]) -> dict[str, np.ndarray]:
             raise CimError(
                 f"{path}: the weight data of '{tensor.name}' is not available"
             )
-        weights[tensor.name] = tensor_to_array(tensor)
+        try:
+            weights[tensor.name] = tensor_to_array(tensor)
+        except ValueError as e:
+            raise CimError(
+                f"{path}: the weight data of '{tensor.name}' is malformed: "
+                f"{' '.join(str(e).split())}"
+            ) from None
     return weights
 
 
-def import_onnx(path: Path, dims: Mapping[str, int] | None = None) -> ModuleOp:
+def import_onnx(
+    path: Path, dims: Mapping[str, int] | None = None, *, check_dims: bool = False
+) -> ModuleOp:
     """The ``cim_graph`` module of an ONNX model; weights are not loaded.
 
-    ``dims`` gives values to symbolic input dimensions (``{"batch": 1}``).
+    ``dims`` gives values to symbolic input dimensions (``{"batch": 1}``);
+    names the model does not have are ignored unless ``check_dims``.
     """
     model = load_model(Path(path))
+    if check_dims:
+        _check_dims(model, dims or {}, str(path))
     prepared = prepare_model(model, dims or {}, str(path))
     module = import_prepared(prepared, str(path), str(path))
     module.attributes[SOURCE_ATTR] = WeightSourceAttr(str(path), dims)
     return module
 
 
+def check_model_dims(path: Path, dims: Mapping[str, int]) -> None:
+    """Raise :class:`CimError` if a name in ``dims`` (``--dim NAME=VALUE``)
+    is not a symbolic input dimension of the model at ``path``."""
+    _check_dims(load_model(Path(path)), dims, str(path))
+
+
+def _check_dims(model: ModelProto, dims: Mapping[str, int], origin: str) -> None:
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    check_dim_names(inputs, dims, origin)
+
+
 def onnx_frontend(path_str: str, dims: Mapping[str, int]) -> ModuleOp:
-    """Entry point of the ``cim-opt`` driver for ``.onnx`` inputs."""
-    return import_onnx(Path(path_str), dims)
+    """Entry point of the ``cim-opt`` driver for ``.onnx`` inputs: every
+    ``--dim`` must name a symbolic input dimension of the model."""
+    return import_onnx(Path(path_str), dims, check_dims=True)
 
 
 def import_prepared(model: ModelProto, origin: str, source: str) -> ModuleOp:
     """Emit the module of a model already returned by :func:`prepare_model`."""
-    return _Importer(model, origin, source).run()
+    try:
+        return _Importer(model, origin, source).run()
+    except NodeError as error:
+        raise with_origin(error, origin) from None
 
 
 def sanitize_identifier(name: str, default: str = "main") -> str:
@@ -396,6 +434,13 @@ class _Importer:
                     raise self.fail(f"produced invalid IR: {e}") from e
         self.node = NodeProto()
         results = [self.operand(o.name) for o in graph.output]
+        for info, result in zip(graph.output, results, strict=True):
+            if isinstance(result.owner, WeightOp | ConstantOp):
+                raise CimError(
+                    f"{self.origin}: graph output '{info.name}' is a constant (an "
+                    "initializer, or computed from constants only); constant "
+                    "outputs are not supported"
+                )
         self.block.add_op(ReturnOp(*results))
         func = FuncOp(
             sanitize_identifier(graph.name),
@@ -420,10 +465,7 @@ class _Importer:
         else:
             handler = None
         if handler is None:
-            raise CimError(
-                f"{self.origin}: node '{node.name}' has unsupported op type "
-                f"'{op_key(node)}' (supported: {', '.join(SUPPORTED_OPS)})"
-            )
+            raise CimError(f"{self.origin}: {unsupported_op(node.name, op_key(node))}")
         handler(self, node)
 
     # -- elementwise ----------------------------------------------------------

@@ -36,13 +36,16 @@ from cimflow.errors import CimError
 from cimflow.frontend.common import (
     DEFAULT_DOMAINS,
     Array,
+    NodeError,
     array_to_tensor,
     attr_float,
     attr_int,
+    check_gather_indices,
     constant_node_value,
     default_opset,
     external_location,
     has_data,
+    input_shape_problem,
     is_external,
     node_label,
     np_dtype,
@@ -50,9 +53,11 @@ from cimflow.frontend.common import (
     op_key,
     shape_only_tensor,
     tensor_to_array,
+    with_origin,
 )
 from cimflow.frontend.folding import evaluate
-from cimflow.frontend.supported import FOLD_ONLY_OPS, SUPPORTED_OPS
+from cimflow.frontend.model_file import topological_order
+from cimflow.frontend.supported import FOLD_ONLY_OPS, SUPPORTED_OPS, unsupported_op
 
 ValueType = tuple[int, tuple[int, ...] | None]
 """ONNX element type and static shape (None when not fully known)."""
@@ -109,7 +114,10 @@ def prepare(
     :func:`cimflow.frontend.onnx_import.load_weights` decides opacity before
     loading external data, so both paths see the same graph.
     """
-    return _Preparer(model, dims, origin, frozenset(opaque)).run()
+    try:
+        return _Preparer(model, dims, origin, frozenset(opaque)).run()
+    except NodeError as error:
+        raise with_origin(error, origin) from None
 
 
 def value_type(info: ValueInfoProto) -> ValueType | None:
@@ -188,8 +196,7 @@ class _Preparer:
         for node in self.nodes:
             if node.domain not in DEFAULT_DOMAINS or node.op_type not in SUPPORTED_OPS:
                 raise CimError(
-                    f"{self.origin}: node '{node.name}' has unsupported op type "
-                    f"'{op_key(node)}' (supported: {', '.join(SUPPORTED_OPS)})"
+                    f"{self.origin}: {unsupported_op(node.name, op_key(node))}"
                 )
             if node.op_type == "BatchNormalization" and (
                 attr_int(node, "training_mode", 0)
@@ -203,45 +210,14 @@ class _Preparer:
     def _sort_nodes(self) -> None:
         """Order the nodes topologically, keeping the given order where valid."""
         defined = {"", *self.inits, *(i.name for i in self.inputs)}
-        produced = {o for n in self.nodes for o in n.output}
-        for node in self.nodes:
-            for name in node.input:
-                if name not in defined and name not in produced:
-                    raise CimError(
-                        f"{self.origin}: node '{node.name}' uses '{name}', which is "
-                        "neither an input, an initializer nor a node output"
-                    )
-        ordered: list[NodeProto] = []
-        pending = self.nodes
-        while pending:
-            waiting: list[NodeProto] = []
-            for node in pending:
-                if all(name in defined for name in node.input):
-                    ordered.append(node)
-                    defined.update(node.output)
-                else:
-                    waiting.append(node)
-            if len(waiting) == len(pending):
-                raise CimError(
-                    f"{self.origin}: the graph has a cycle through node "
-                    f"'{waiting[0].name}'"
-                )
-            pending = waiting
-        self.nodes = ordered
+        self.nodes = topological_order(self.nodes, defined, self.origin)
 
     def _fix_dims(self, dims: Mapping[str, int]) -> None:
         for info in self.inputs:
-            if not info.type.HasField("tensor_type"):
-                raise CimError(f"{self.origin}: input '{info.name}' is not a tensor")
-            tensor_type = info.type.tensor_type
-            if not tensor_type.HasField("shape"):
-                raise CimError(
-                    f"{self.origin}: input '{info.name}' has no shape; re-export "
-                    "the model with input shapes"
-                )
-            for index, dim in enumerate(tensor_type.shape.dim):
-                if dim.HasField("dim_value") and dim.dim_value > 0:
-                    continue
+            problem = input_shape_problem(info)
+            if problem is not None:
+                raise CimError(f"{self.origin}: {problem}")
+            for dim in info.type.tensor_type.shape.dim:
                 if dim.HasField("dim_param") and dim.dim_param:
                     value = dims.get(dim.dim_param)
                     if value is None:
@@ -256,12 +232,6 @@ class _Preparer:
                             f"positive, got {value}"
                         )
                     dim.dim_value = value
-                else:
-                    raise CimError(
-                        f"{self.origin}: input '{info.name}' has an unnamed dynamic "
-                        f"dimension {index}; re-export it with a named or static "
-                        "dimension"
-                    )
 
     # -- shape inference ------------------------------------------------------
 
@@ -279,7 +249,14 @@ class _Preparer:
         for name, value in self.folded.items():
             if name in used:
                 initializers.append(array_to_tensor(value, name))
-        outputs = [_without_shape(o) for o in self.outputs]
+        # An output that is a graph input or an initializer keeps its type:
+        # a declared type without a shape would hide the known one.
+        given = {i.name: i for i in self.inputs}
+        for tensor in initializers:
+            given[tensor.name] = onnx.helper.make_tensor_value_info(
+                tensor.name, tensor.data_type, list(tensor.dims)
+            )
+        outputs = [given.get(o.name) or _without_shape(o) for o in self.outputs]
         graph = onnx.helper.make_graph(
             list(nodes), "g", self.inputs, outputs, initializers
         )
@@ -372,6 +349,11 @@ class _Preparer:
             start = min(max(start + rank if start < 0 else start, 0), rank)
             end = min(max(end + rank if end < 0 else end, 0), rank)
             return [np.array(shape[start:end], dtype=np.int64)]
+        if op == "Gather":
+            indices = self._param(node.input[1])
+            data_shape = self._static_shape(node.input[0])
+            if indices is not None and data_shape is not None:
+                check_gather_indices(node, indices, data_shape)
         inputs: list[Array | None] = []
         for name in node.input:
             if not name:

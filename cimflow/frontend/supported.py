@@ -96,3 +96,29 @@ FOLD_ONLY_OPS: frozenset[str] = frozenset(EVALUATORS) - IMPORTED_OPS - PREPARED_
 SUPPORTED_OPS: tuple[str, ...] = tuple(
     sorted(IMPORTED_OPS | PREPARED_OPS | FOLD_ONLY_OPS)
 )
+
+SUPPORTED_OPS_DOC = "docs/onnx-frontend.md#supported-operators"
+"""Where the supported operators are listed (the table :func:`ops_table` makes)."""
+
+
+def unsupported_op(node_label: str, op_key: str) -> str:
+    """The message for a node whose op type the frontend does not support."""
+    return (
+        f"node '{node_label}' has unsupported op type '{op_key}' (supported ops: "
+        f"{SUPPORTED_OPS_DOC}, or run python -m cimflow.frontend.list_ops)"
+    )
+
+
+def op_handling(op_type: str) -> str:
+    """How the frontend handles a supported op type."""
+    if op_type in IMPORTED_OPS:
+        return "imported"
+    if op_type in PREPARED_OPS:
+        return "rewritten away when the model is prepared"
+    return "folded: every input must be a constant"
+
+
+def ops_table() -> str:
+    """The Markdown table of :data:`SUPPORTED_OPS` that the docs embed."""
+    rows = [f"| `{op}` | {op_handling(op)} |" for op in SUPPORTED_OPS]
+    return "\n".join(["| op type | handling |", "|---|---|", *rows]) + "\n"

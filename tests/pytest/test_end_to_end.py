@@ -10,6 +10,7 @@ from pathlib import Path
 import onnx
 import pytest
 
+from cimflow.frontend.common import symbolic_dims
 from cimflow.tools import cim_opt, cim_sim
 from cimflow.tools.model_builders import TINY_BUILDERS
 
@@ -29,9 +30,12 @@ def test_compile_and_simulate_every_family(
     tmp_path: Path, family: str, exporter: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     model = _model_file(tmp_path, family, exporter)
+    values = {"batch": 2, "sequence": 8}
+    dims = symbolic_dims(onnx.load(model).graph.input)
     for target in TARGETS:
         trace = tmp_path / f"{target}.json"
-        argv = [str(model), "--dim", "batch=2", "--dim", "sequence=8"]
+        argv = [str(model)]
+        argv += [arg for name in dims for arg in ("--dim", f"{name}={values[name]}")]
         argv += ["-p", f"cim-compile-static{{target={target}}}", "-t", "cim-trace"]
         assert cim_opt.main([*argv, "-o", str(trace)]) == 0, capsys.readouterr().err
         assert cim_sim.main([str(trace), "--json"]) == 0
