@@ -3,7 +3,7 @@
 The segments are given (by ``cim-segment``, or any allocation pass: the
 ``segment`` of every ``#cim_tile.alloc`` and ``cim_tile.vector``, each a
 contiguous run in program order). For each segment the pass builds the
-allocation problem of :mod:`cimflow.passes.dual_mode_model` and solves it
+allocation problem of :mod:`cimflow.analysis.dual_mode_model` and solves it
 exactly with HiGHS (``highspy``); ``docs/dual-mode.md`` states the
 formulation. It then rewrites the decisions as the lowering reads them:
 ``copies`` and ``chunks`` of each ``#cim_tile.alloc``, one
@@ -43,21 +43,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Operation
 from xdsl.passes import ModulePass
 
-from cimflow.cimdialect import cim_tile
-from cimflow.cimdialect.cim_tile import Dataflow
-from cimflow.errors import CimError
-from cimflow.hw_targets import DEFAULT_TARGET, HardwareTarget, load_target
-from cimflow.ir_checks import tensor_function
-from cimflow.milp import (
-    DEFAULT_NODE_LIMIT,
-    DEFAULT_TIME_LIMIT,
-    INFINITY,
-    OPTIMAL,
-    MilpBuilder,
-    SolverBudget,
-)
-from cimflow.passes.convert_tile_to_meta import arrays_to_hold
-from cimflow.passes.dual_mode_model import (
+from cimflow.analysis.dual_mode_model import (
     Allocation,
     Program,
     Segment,
@@ -75,6 +61,20 @@ from cimflow.passes.dual_mode_model import (
     tile_ops,
     violations,
 )
+from cimflow.cimdialect import cim_tile
+from cimflow.cimdialect.cim_tile import Dataflow
+from cimflow.errors import CimError
+from cimflow.hw_targets import DEFAULT_TARGET, HardwareTarget, load_target
+from cimflow.ir_checks import tensor_function
+from cimflow.milp import (
+    DEFAULT_NODE_LIMIT,
+    DEFAULT_TIME_LIMIT,
+    INFINITY,
+    OPTIMAL,
+    MilpBuilder,
+    SolverBudget,
+)
+from cimflow.passes.convert_tile_to_meta import arrays_to_hold
 from cimflow.passes.static_allocate import STRATEGY_ATTR, StaticAllocatePass
 
 PREDICTED_ATTR = "cim_tile.predicted_cycles"

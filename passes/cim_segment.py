@@ -11,7 +11,7 @@ as in the static baseline), so with ``n`` MVMs the pass solves::
 over every segment holding at most ``max_segment_ops`` MVMs whose weights
 fit the chip with one copy each; a weight larger than the chip forms a
 segment of its own and streams in chunks. ``cost`` is the fast estimate
-of :mod:`cimflow.passes.dual_mode_model`: the segment's entry (its weights
+of :mod:`cimflow.analysis.dual_mode_model`: the segment's entry (its weights
 loaded from DRAM and programmed) plus its body latency under the greedy
 all-compute allocation (spare arrays to the copies that save the most
 cycles per array), with the same formulas as the MILP. It is an upper bound
@@ -39,16 +39,7 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
-from cimflow.errors import CimError
-from cimflow.hw_targets import DEFAULT_TARGET, load_target
-from cimflow.ir_checks import tensor_function
-from cimflow.passes.cim_allocate import (
-    DEFAULT_DATAFLOWS,
-    DEFAULT_MAX_COPIES,
-    Plan,
-    write_plan,
-)
-from cimflow.passes.dual_mode_model import (
+from cimflow.analysis.dual_mode_model import (
     Allocation,
     Program,
     Segment,
@@ -58,6 +49,15 @@ from cimflow.passes.dual_mode_model import (
     greedy_allocation,
     parse_dataflows,
     program_entry,
+)
+from cimflow.errors import CimError
+from cimflow.hw_targets import DEFAULT_TARGET, load_target
+from cimflow.ir_checks import tensor_function
+from cimflow.passes.cim_allocate import (
+    DEFAULT_DATAFLOWS,
+    DEFAULT_MAX_COPIES,
+    Plan,
+    write_plan,
 )
 
 DEFAULT_MAX_SEGMENT_OPS = 64

@@ -34,11 +34,7 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
 from xdsl.passes import ModulePass
 
-from cimflow.cimdialect import cim_tile
-from cimflow.cimdialect.cim_tile import Dataflow
-from cimflow.errors import CimError
-from cimflow.hw_targets import DEFAULT_TARGET, HardwareTarget, load_target
-from cimflow.passes.allocation import (
+from cimflow.analysis.allocation import (
     Layer,
     Segment,
     allocate,
@@ -46,6 +42,10 @@ from cimflow.passes.allocation import (
     placement_end,
     useful_choices,
 )
+from cimflow.cimdialect import cim_tile
+from cimflow.cimdialect.cim_tile import Dataflow
+from cimflow.errors import CimError
+from cimflow.hw_targets import DEFAULT_TARGET, HardwareTarget, load_target
 
 MAX_UNITS = 256
 """The dynamic program counts arrays in units small enough that a segment

@@ -27,10 +27,10 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
+from cimflow.analysis.allocation import Segment, allocate, balance
 from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.errors import CimError
 from cimflow.hw_targets import DEFAULT_TARGET, HardwareTarget, load_target
-from cimflow.passes.allocation import Segment, allocate, balance
 
 MAX_ROW_BANDS = 32
 """By default a band is one output row, but an operator runs in at most this

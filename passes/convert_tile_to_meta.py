@@ -48,6 +48,9 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 
+from cimflow.analysis import blocking
+from cimflow.analysis.blocking import Band, BlockPlan, Layout, bands
+from cimflow.analysis.tile_mapping import Chunk, plan_chunks
 from cimflow.cimdialect import cim_graph, cim_meta, cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
 from cimflow.cimdialect.cim_tile import ArrayMode, Dataflow
@@ -56,10 +59,7 @@ from cimflow.cost_model import vector_element_ops
 from cimflow.errors import CimError
 from cimflow.hw_targets import DEFAULT_TARGET, HardwareTarget, load_target
 from cimflow.ir_checks import tensor_function
-from cimflow.passes import blocking
-from cimflow.passes.blocking import Band, BlockPlan, Layout, bands
 from cimflow.passes.static_allocate import STRATEGY_ATTR
-from cimflow.passes.tile_mapping import Chunk, plan_chunks
 
 NAME_ATTR = "cim_graph.name"
 Location = cim_meta.Location

@@ -28,10 +28,10 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
+from cimflow.analysis.allocation import Segment, allocate, balance, core_align
 from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.errors import CimError
 from cimflow.hw_targets import DEFAULT_TARGET, HardwareTarget, load_target
-from cimflow.passes.allocation import Segment, allocate, balance, core_align
 
 PIMCOMP_DATAFLOWS = {"throughput": "pimcomp-ht", "latency": "pimcomp-ll"}
 """PIMCOMP's two dataflows and the strategy name each one records."""

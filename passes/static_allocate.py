@@ -15,9 +15,9 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr, i64
 from xdsl.passes import ModulePass
 
+from cimflow.analysis.tile_mapping import plan_chunks
 from cimflow.cimdialect import cim_tile
 from cimflow.hw_targets import DEFAULT_TARGET, load_target
-from cimflow.passes.tile_mapping import plan_chunks
 
 STRATEGY_ATTR = "cim_tile.strategy"
 """Module attribute naming the allocation strategy that ran."""

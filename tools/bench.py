@@ -5,7 +5,7 @@ shape-only in a temporary directory), a target and an allocation strategy
 (a name in :data:`cimflow.passes.pipelines.STRATEGIES`), the harness
 compiles with ``cim-compile{strategy=S target=T}`` (timed), builds the trace
 and simulates it (timed), and computes the latency lower bound of the tiled
-model (:func:`cimflow.passes.lower_bound.latency_lower_bound`). It prints a
+model (:func:`cimflow.analysis.lower_bound.latency_lower_bound`). It prints a
 table, and with ``--out DIR`` writes ``DIR/bench.csv`` and PNG plots (when
 matplotlib is installed: ``pip install 'cimflow[bench]'``)::
 
@@ -53,6 +53,12 @@ import onnx
 from xdsl.context import Context
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp
 
+from cimflow.analysis.lower_bound import LowerBound, latency_lower_bound
+from cimflow.analysis.mapping_report import (
+    PIMCOMP_COMPILER_CROSSBARS,
+    format_mapping,
+    mapping_summary,
+)
 from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.report import status_summary
 from cimflow.cimsim.trace import parse_trace
@@ -63,12 +69,6 @@ from cimflow.hw_targets import load_target
 from cimflow.output_files import output_error, write_output
 from cimflow.passes.cim_allocate import PREDICTED_ATTR, SolverRecord, solver_records
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
-from cimflow.passes.lower_bound import LowerBound, latency_lower_bound
-from cimflow.passes.mapping_report import (
-    PIMCOMP_COMPILER_CROSSBARS,
-    format_mapping,
-    mapping_summary,
-)
 from cimflow.passes.pipelines import STRATEGIES, CompilePass
 from cimflow.passes.trace_target import build_trace
 from cimflow.tools.model_builders import Phase
@@ -638,7 +638,7 @@ def write_plots(
 def mapping_report(
     models: Sequence[str], targets: Sequence[str], budget: int | None = None
 ) -> str:
-    """PIMCOMP cross-check tables (:mod:`cimflow.passes.mapping_report`) of
+    """PIMCOMP cross-check tables (:mod:`cimflow.analysis.mapping_report`) of
     the models at batch 1 on each target, with ``balance`` replication for
     ``budget`` crossbars (default: the target's arrays) and a line for
     PIMCOMP's own compiler budget."""

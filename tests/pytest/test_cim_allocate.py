@@ -1,6 +1,6 @@
 """The dual-mode flow: cim-segment (DP over segment boundaries), cim-allocate
 (per-segment MILP with HiGHS) and their cost model
-(``cimflow.passes.dual_mode_model``, ``docs/dual-mode.md``)."""
+(``cimflow.analysis.dual_mode_model``, ``docs/dual-mode.md``)."""
 
 # MLIR test inputs keep one operation per line, however long.
 # ruff: noqa: E501
@@ -28,6 +28,20 @@ from xdsl.dialects.builtin import Builtin, IntegerAttr, ModuleOp, StringAttr
 from xdsl.dialects.func import Func
 from xdsl.parser import Parser
 
+from cimflow.analysis.dual_mode_model import (
+    Allocation,
+    Program,
+    Segment,
+    SegmentInstance,
+    build_program,
+    evaluate,
+    greedy_allocation,
+    minimal_allocation,
+    stream_terms,
+    tensor_bytes,
+    tile_ops,
+    violations,
+)
 from cimflow.cimdialect import cim_tile
 from cimflow.cimdialect.cim_graph import CIMGraph
 from cimflow.cimdialect.cim_meta import CIMMeta
@@ -53,20 +67,6 @@ from cimflow.passes.cim_segment import CimSegmentPass
 from cimflow.passes.cmswitch import CmswitchPass
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
-from cimflow.passes.dual_mode_model import (
-    Allocation,
-    Program,
-    Segment,
-    SegmentInstance,
-    build_program,
-    evaluate,
-    greedy_allocation,
-    minimal_allocation,
-    stream_terms,
-    tensor_bytes,
-    tile_ops,
-    violations,
-)
 from cimflow.passes.static_allocate import StaticAllocatePass
 from cimflow.tools import model_builders as mb
 from cimflow.tools.cim_opt import main as cim_opt_main

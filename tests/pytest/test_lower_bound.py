@@ -30,6 +30,11 @@ from xdsl.dialects.builtin import Builtin, ModuleOp
 from xdsl.dialects.func import Func
 from xdsl.parser import Parser
 
+from cimflow.analysis.lower_bound import (
+    LowerBound,
+    latency_lower_bound,
+    tile_rows,
+)
 from cimflow.cimdialect import cim_tile
 from cimflow.cimdialect.cim_graph import CIMGraph
 from cimflow.cimdialect.cim_meta import CIMMeta
@@ -41,11 +46,6 @@ from cimflow.frontend import import_onnx
 from cimflow.hw_targets import HardwareTarget, load_target, target_to_toml
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
-from cimflow.passes.lower_bound import (
-    LowerBound,
-    latency_lower_bound,
-    tile_rows,
-)
 from cimflow.passes.pipelines import STRATEGIES, CompilePass
 from cimflow.passes.static_allocate import StaticAllocatePass
 from cimflow.passes.trace_target import build_trace

@@ -21,6 +21,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
 from xdsl.ir import Block
 
+from cimflow.analysis.tile_mapping import plan_chunks
 from cimflow.cimdialect import cim_tile
 from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.trace import (
@@ -39,7 +40,6 @@ from cimflow.hw_targets import load_target, target_to_toml
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
 from cimflow.passes.static_allocate import StaticAllocatePass
-from cimflow.passes.tile_mapping import plan_chunks
 from cimflow.passes.trace_target import build_trace
 from cimflow.tools import model_builders as mb
 from cimflow.tools.cim_opt import main as cim_opt_main

@@ -32,6 +32,7 @@ from xdsl.dialects.builtin import Builtin, ModuleOp, StringAttr
 from xdsl.dialects.func import Func
 from xdsl.parser import Parser
 
+from cimflow.analysis.tile_mapping import Chunk, plan_chunks
 from cimflow.cimdialect.cim_graph import CIMGraph
 from cimflow.cimdialect.cim_meta import CIMMeta
 from cimflow.cimdialect.cim_tile import CIMTile, MVMOp, TilingAttr, VectorOp
@@ -60,7 +61,6 @@ from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
 from cimflow.passes.pipelines import CompileStaticPass
 from cimflow.passes.static_allocate import StaticAllocatePass
-from cimflow.passes.tile_mapping import Chunk, plan_chunks
 from cimflow.passes.trace_target import build_trace
 from cimflow.tools.cim_opt import main as cim_opt_main
 from cimflow.tools.cim_opt import parse_dims
@@ -446,7 +446,7 @@ def test_plan_chunks_cover_exactly_once(problem: tuple[TilingAttr, int]) -> None
 
 
 def test_plan_chunks_group_larger_than_chip() -> None:
-    """Fix (passes/tile_mapping.py): in the ``groups > 1`` branch, when
+    """Fix (cimflow/analysis/tile_mapping.py): in the ``groups > 1`` branch, when
     ``row_tiles * col_tiles > available`` (``blocks = available // ...`` is 0),
     plan each group like an ungrouped ``k x n`` weight (the column-tile /
     row-tile branches) and offset its chunks by ``g * k`` and ``g * n``."""

@@ -19,11 +19,7 @@ from hypothesis import strategies as st
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 
-from cimflow.cimdialect.cim_tile import TilingAttr
-from cimflow.frontend import import_onnx
-from cimflow.hw_targets import load_target
-from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
-from cimflow.passes.mapping_report import (
+from cimflow.analysis.mapping_report import (
     PIMCOMP_COMPILER_CROSSBARS,
     LayerMapping,
     _heap_pop,  # pyright: ignore[reportPrivateUsage]
@@ -34,6 +30,10 @@ from cimflow.passes.mapping_report import (
     mapping_summary,
     pimcomp_balance,
 )
+from cimflow.cimdialect.cim_tile import TilingAttr
+from cimflow.frontend import import_onnx
+from cimflow.hw_targets import load_target
+from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.pipelines import CompilePass
 from cimflow.tools import bench, zoo
 

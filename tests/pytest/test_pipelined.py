@@ -13,11 +13,11 @@ from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
+from cimflow.analysis.blocking import bands
 from cimflow.cimdialect import cim_tile
 from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.trace import MoveOp, Trace, VectorOp
 from cimflow.frontend import import_onnx
-from cimflow.passes.blocking import bands
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
 from cimflow.passes.static_allocate import StaticAllocatePass

@@ -19,6 +19,7 @@ from schedule_checks import overlaps
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 
+from cimflow.analysis.tile_mapping import plan_chunks
 from cimflow.cimdialect import cim_tile
 from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.cimsim.engine import simulate
@@ -33,7 +34,6 @@ from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
 from cimflow.passes.pimcomp_allocate import PimcompAllocatePass
 from cimflow.passes.pipelines import STRATEGIES, allocation_pass
-from cimflow.passes.tile_mapping import plan_chunks
 from cimflow.tools.cim_verify import module_trace, verify_model, verify_trace
 from cimflow.tools.model_builders import TINY_BUILDERS
 

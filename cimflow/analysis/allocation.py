@@ -35,15 +35,15 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr, i64
 from xdsl.ir import Operation, SSAValue
 
+from cimflow.analysis import blocking
+from cimflow.analysis.blocking import BlockPlan, Layout
+from cimflow.analysis.tile_mapping import plan_chunks
 from cimflow.cimdialect import cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
 from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.cost_model import mvm_cycles
 from cimflow.hw_targets import HardwareTarget
-from cimflow.passes import blocking
-from cimflow.passes.blocking import BlockPlan, Layout
 from cimflow.passes.static_allocate import STRATEGY_ATTR
-from cimflow.passes.tile_mapping import plan_chunks
 
 
 @dataclass

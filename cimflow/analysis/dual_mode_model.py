@@ -138,6 +138,9 @@ from typing import Literal
 from xdsl.dialects import func
 from xdsl.ir import Operation, SSAValue
 
+from cimflow.analysis.allocation import batch_size, feature_rows, pipeline_plans
+from cimflow.analysis.blocking import Band, BlockPlan, bands
+from cimflow.analysis.tile_mapping import plan_chunks
 from cimflow.cimdialect import cim_graph, cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
 from cimflow.cimdialect.cim_tile import Dataflow
@@ -154,10 +157,7 @@ from cimflow.cost_model import (
 )
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
-from cimflow.passes.allocation import batch_size, feature_rows, pipeline_plans
-from cimflow.passes.blocking import Band, BlockPlan, bands
 from cimflow.passes.clsa_allocate import MAX_ROW_BANDS
-from cimflow.passes.tile_mapping import plan_chunks
 
 Part = Literal["interconnect", "vector", "dram"]
 
