@@ -64,7 +64,7 @@ from cimflow.analysis.dual_mode_model import (
 from cimflow.cimdialect import cim_tile
 from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.errors import CimError
-from cimflow.hw_targets import DEFAULT_TARGET, HardwareTarget, load_target
+from cimflow.hw_targets import HardwareTarget
 from cimflow.ir_checks import tensor_function
 from cimflow.milp import (
     DEFAULT_NODE_LIMIT,
@@ -76,6 +76,7 @@ from cimflow.milp import (
 )
 from cimflow.passes.convert_tile_to_meta import arrays_to_hold
 from cimflow.passes.static_allocate import STRATEGY_ATTR, StaticAllocatePass
+from cimflow.target_record import module_target
 
 PREDICTED_ATTR = "cim_tile.predicted_cycles"
 """Module attribute: the cost model's latency of the allocation, in cycles."""
@@ -759,8 +760,9 @@ class CimAllocatePass(ModulePass):
 
     name = "cim-allocate"
 
-    target: str = DEFAULT_TARGET
-    """A shipped target name or a path to a target TOML file."""
+    target: str = ""
+    """A shipped target name or a path to a target TOML file; empty: the
+    target convert-graph-to-tile recorded on the module."""
 
     node_limit: int = DEFAULT_NODE_LIMIT
     """Branch-and-bound nodes HiGHS may explore on each distinct segment
@@ -801,7 +803,7 @@ class CimAllocatePass(ModulePass):
         budget = self.budget
         check_options(budget, self.max_copies)
         pipelined = parse_dataflows(self.dataflows, self.name)
-        hw = load_target(self.target)
+        hw = module_target(op, self.target, self.name)
         function = tensor_function(op, self.name)
         ops = tile_ops(function)
         runs = segment_runs(ops)

@@ -51,7 +51,6 @@ from cimflow.analysis.dual_mode_model import (
     program_entry,
 )
 from cimflow.errors import CimError
-from cimflow.hw_targets import DEFAULT_TARGET, load_target
 from cimflow.ir_checks import tensor_function
 from cimflow.passes.cim_allocate import (
     DEFAULT_DATAFLOWS,
@@ -59,6 +58,7 @@ from cimflow.passes.cim_allocate import (
     Plan,
     write_plan,
 )
+from cimflow.target_record import module_target
 
 DEFAULT_MAX_SEGMENT_OPS = 64
 
@@ -125,8 +125,9 @@ class CimSegmentPass(ModulePass):
 
     name = "cim-segment"
 
-    target: str = DEFAULT_TARGET
-    """A shipped target name or a path to a target TOML file."""
+    target: str = ""
+    """A shipped target name or a path to a target TOML file; empty: the
+    target convert-graph-to-tile recorded on the module."""
 
     max_segment_ops: int = DEFAULT_MAX_SEGMENT_OPS
     """Most MVMs (weight-stationary operators) one segment may hold: bounds
@@ -150,7 +151,7 @@ class CimSegmentPass(ModulePass):
                 f"cim-segment: max_copies must be positive, got {self.max_copies}"
             )
         pipelined = parse_dataflows(self.dataflows, self.name)
-        hw = load_target(self.target)
+        hw = module_target(op, self.target, self.name)
         function = tensor_function(op, self.name)
         program = build_program(function, hw, pipelined=pipelined)
         bounds, predicted = segment_bounds(

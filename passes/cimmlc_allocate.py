@@ -45,7 +45,8 @@ from cimflow.analysis.allocation import (
 from cimflow.cimdialect import cim_tile
 from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.errors import CimError
-from cimflow.hw_targets import DEFAULT_TARGET, HardwareTarget, load_target
+from cimflow.hw_targets import HardwareTarget
+from cimflow.target_record import module_target
 
 MAX_UNITS = 256
 """The dynamic program counts arrays in units small enough that a segment
@@ -118,8 +119,9 @@ class CimMlcAllocatePass(ModulePass):
 
     name = "cim-mlc-allocate"
 
-    target: str = DEFAULT_TARGET
-    """A shipped target name or a path to a target TOML file."""
+    target: str = ""
+    """A shipped target name or a path to a target TOML file; empty: the
+    target convert-graph-to-tile recorded on the module."""
 
     blocks: int = 8
     """Row-pipeline blocks per segment (each at least one row)."""
@@ -127,7 +129,7 @@ class CimMlcAllocatePass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.blocks < 1:
             raise CimError(f"cim-mlc-allocate: blocks {self.blocks} must be >= 1")
-        hw = load_target(self.target)
+        hw = module_target(op, self.target, self.name)
         allocate(op, hw, CimMlcPolicy(self.blocks))
         if hw.array.compute_granularity == "core":
             _mark_core_alignment(op, hw.hierarchy.arrays_per_core)

@@ -30,7 +30,8 @@ from xdsl.passes import ModulePass
 from cimflow.analysis.allocation import Segment, allocate, balance
 from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.errors import CimError
-from cimflow.hw_targets import DEFAULT_TARGET, HardwareTarget, load_target
+from cimflow.hw_targets import HardwareTarget
+from cimflow.target_record import module_target
 
 MAX_ROW_BANDS = 32
 """By default a band is one output row, but an operator runs in at most this
@@ -70,8 +71,9 @@ class ClsaAllocatePass(ModulePass):
 
     name = "cim-clsa-allocate"
 
-    target: str = DEFAULT_TARGET
-    """A shipped target name or a path to a target TOML file."""
+    target: str = ""
+    """A shipped target name or a path to a target TOML file; empty: the
+    target convert-graph-to-tile recorded on the module."""
 
     blocks: int = 0
     """Row bands per operator in a segment: 0 for one output row per band
@@ -81,4 +83,4 @@ class ClsaAllocatePass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.blocks < 0:
             raise CimError(f"cim-clsa-allocate: blocks {self.blocks} must be >= 0")
-        allocate(op, load_target(self.target), ClsaPolicy(self.blocks))
+        allocate(op, module_target(op, self.target, self.name), ClsaPolicy(self.blocks))

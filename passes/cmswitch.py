@@ -14,7 +14,6 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
-from cimflow.hw_targets import DEFAULT_TARGET
 from cimflow.milp import DEFAULT_NODE_LIMIT, DEFAULT_TIME_LIMIT
 from cimflow.passes.cim_allocate import (
     DEFAULT_DATAFLOWS,
@@ -30,8 +29,9 @@ class CmswitchPass(ModulePass):
 
     name = "cim-cmswitch"
 
-    target: str = DEFAULT_TARGET
-    """A shipped target name or a path to a target TOML file."""
+    target: str = ""
+    """A shipped target name or a path to a target TOML file; empty: the
+    target convert-graph-to-tile recorded on the module."""
 
     node_limit: int = DEFAULT_NODE_LIMIT
     """Branch-and-bound nodes HiGHS may explore on each distinct segment

@@ -29,7 +29,8 @@ from xdsl.transforms.dead_code_elimination import region_dce
 
 from cimflow.cimdialect import cim_graph, cim_tile
 from cimflow.cimdialect.cim_graph import ints, tensor_shape
-from cimflow.hw_targets import DEFAULT_TARGET, HardwareTarget, load_target
+from cimflow.hw_targets import HardwareTarget
+from cimflow.target_record import record_target
 
 
 def weight_name(op: cim_graph.ConvOp | cim_graph.LinearOp) -> str:
@@ -164,11 +165,12 @@ class ConvertGraphToTilePass(ModulePass):
 
     name = "convert-graph-to-tile"
 
-    target: str = DEFAULT_TARGET
-    """A shipped target name or a path to a target TOML file."""
+    target: str = ""
+    """A shipped target name or a path to a target TOML file; empty: the
+    default target (dynaplasia). Recorded on the module for later passes."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        hw = load_target(self.target)
+        hw = record_target(op, self.target, self.name)
         PatternRewriteWalker(
             GreedyRewritePatternApplier(
                 [LowerConvToMVM(hw), LowerLinearToMVM(hw), WrapVectorWork()]

@@ -57,9 +57,10 @@ from cimflow.cimdialect.cim_tile import ArrayMode, Dataflow
 from cimflow.cimdialect.shapes import num_elements
 from cimflow.cost_model import vector_element_ops
 from cimflow.errors import CimError
-from cimflow.hw_targets import DEFAULT_TARGET, HardwareTarget, load_target
+from cimflow.hw_targets import HardwareTarget
 from cimflow.ir_checks import tensor_function
 from cimflow.passes.static_allocate import STRATEGY_ATTR
+from cimflow.target_record import module_target, module_target_spec
 
 NAME_ATTR = "cim_graph.name"
 Location = cim_meta.Location
@@ -1254,12 +1255,13 @@ class ConvertTileToMetaPass(ModulePass):
 
     name = "convert-tile-to-meta"
 
-    target: str = DEFAULT_TARGET
-    """A shipped target name or a path to a target TOML file."""
+    target: str = ""
+    """A shipped target name or a path to a target TOML file; empty: the
+    target convert-graph-to-tile recorded on the module."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         function = tensor_function(op, self.name)
-        hw = load_target(self.target)
+        hw = module_target(op, self.target, self.name)
         builder = _ScheduleBuilder(hw)
         body = function.body.block
         for inner in body.ops:
@@ -1376,7 +1378,7 @@ class ConvertTileToMetaPass(ModulePass):
         strategy = op.attributes.get(STRATEGY_ATTR)
         schedule = cim_meta.ScheduleOp(
             function.sym_name.data,
-            self.target,
+            module_target_spec(op, self.target),
             strategy.data if isinstance(strategy, StringAttr) else "unknown",
             max(1, batch),
             [builder.names[a] for a in body.args],

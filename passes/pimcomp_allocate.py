@@ -31,7 +31,8 @@ from xdsl.passes import ModulePass
 from cimflow.analysis.allocation import Segment, allocate, balance, core_align
 from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.errors import CimError
-from cimflow.hw_targets import DEFAULT_TARGET, HardwareTarget, load_target
+from cimflow.hw_targets import HardwareTarget
+from cimflow.target_record import module_target
 
 PIMCOMP_DATAFLOWS = {"throughput": "pimcomp-ht", "latency": "pimcomp-ll"}
 """PIMCOMP's two dataflows and the strategy name each one records."""
@@ -70,8 +71,9 @@ class PimcompAllocatePass(ModulePass):
 
     name = "cim-pimcomp-allocate"
 
-    target: str = DEFAULT_TARGET
-    """A shipped target name or a path to a target TOML file."""
+    target: str = ""
+    """A shipped target name or a path to a target TOML file; empty: the
+    target convert-graph-to-tile recorded on the module."""
 
     dataflow: str = "throughput"
     """``throughput`` (samples pipelined through each segment; layer by layer
@@ -89,4 +91,4 @@ class PimcompAllocatePass(ModulePass):
         if self.blocks < 1:
             raise CimError(f"cim-pimcomp-allocate: blocks {self.blocks} must be >= 1")
         policy = PimcompPolicy(self.dataflow, self.blocks)
-        allocate(op, load_target(self.target), policy)
+        allocate(op, module_target(op, self.target, self.name), policy)

@@ -15,7 +15,6 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
 from cimflow.errors import CimError
-from cimflow.hw_targets import DEFAULT_TARGET
 from cimflow.passes.cimmlc_allocate import CimMlcAllocatePass
 from cimflow.passes.clsa_allocate import ClsaAllocatePass
 from cimflow.passes.cmswitch import CmswitchPass
@@ -57,8 +56,9 @@ class CompilePass(ModulePass):
     strategy: str = "static"
     """One of ``STRATEGIES``."""
 
-    target: str = DEFAULT_TARGET
-    """A shipped target name or a path to a target TOML file."""
+    target: str = ""
+    """A shipped target name or a path to a target TOML file; empty: the
+    target convert-graph-to-tile recorded on the module."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for step in (
@@ -75,8 +75,9 @@ class CompileStaticPass(ModulePass):
 
     name = "cim-compile-static"
 
-    target: str = DEFAULT_TARGET
-    """A shipped target name or a path to a target TOML file."""
+    target: str = ""
+    """A shipped target name or a path to a target TOML file; empty: the
+    target convert-graph-to-tile recorded on the module."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         CompilePass("static", self.target).apply(ctx, op)

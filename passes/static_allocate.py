@@ -5,6 +5,8 @@ segments while their weights fit the chip together; a segment's weights are
 programmed once, and the next segment re-programs the arrays. An operator
 larger than the whole chip gets a segment of its own and streams its weight
 through the arrays in chunks, so no model is ever refused for its size.
+Arrays a ``cim_tile.memory_buffer kv_cache`` holds for the whole run are left
+out: the segments get the rest.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from xdsl.passes import ModulePass
 
 from cimflow.analysis.tile_mapping import plan_chunks
 from cimflow.cimdialect import cim_tile
-from cimflow.hw_targets import DEFAULT_TARGET, load_target
+from cimflow.target_record import module_target
 
 STRATEGY_ATTR = "cim_tile.strategy"
 """Module attribute naming the allocation strategy that ran."""
@@ -29,11 +31,21 @@ class StaticAllocatePass(ModulePass):
 
     name = "cim-static-allocate"
 
-    target: str = DEFAULT_TARGET
-    """A shipped target name or a path to a target TOML file."""
+    target: str = ""
+    """A shipped target name or a path to a target TOML file; empty: the
+    target convert-graph-to-tile recorded on the module."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        total = load_target(self.target).total_arrays
+        total = module_target(op, self.target, self.name).total_arrays
+        reserved = sum(
+            inner.arrays.value.data
+            for inner in op.walk()
+            if isinstance(inner, cim_tile.MemoryBufferOp)
+            and inner.role.data == cim_tile.BufferRole.KV_CACHE
+        )
+        # a KV cache that leaves no array is refused by the lowering, which
+        # knows how many arrays can switch
+        total = max(1, total - reserved)
         segment, used = 0, 0
         started = False
         for inner in op.walk():

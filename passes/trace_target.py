@@ -30,8 +30,8 @@ from cimflow.cimdialect import cim_graph, cim_meta
 from cimflow.cimdialect.cim_graph import ints
 from cimflow.cimsim.trace import TRACE_VERSION, dump_trace
 from cimflow.errors import CimError
-from cimflow.hw_targets import load_target
 from cimflow.passes.cim_allocate import solver_records
+from cimflow.target_record import module_target
 
 JsonDict = dict[str, object]
 
@@ -168,7 +168,7 @@ def build_trace(module: ModuleOp) -> JsonDict:
             "run the passes down to convert-tile-to-meta first"
         )
     schedule = schedules[0]
-    hw = load_target(schedule.target.data)
+    hw = module_target(module, schedule.target.data, "cim-trace")
     body = list(schedule.body.block.ops)
     decls = {op.tensor.data: op for op in body if isinstance(op, cim_meta.TensorDeclOp)}
 

@@ -18,7 +18,7 @@ from functional_models import wide_linear
 from onnx import TensorProto, helper, numpy_helper
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
+from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, ModuleOp, StringAttr, i64
 from xdsl.ir import Block
 
 from cimflow.analysis.tile_mapping import plan_chunks
@@ -85,16 +85,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return path, str(target_path)
 
 
-def allocated(
-    path: Path, target: str, allocate_for: str | None = None
-) -> tuple[Context, ModuleOp, Block]:
+def allocated(path: Path, target: str) -> tuple[Context, ModuleOp, Block]:
     """The model tiled for ``target`` and statically allocated (for
     ``allocate_for``, default ``target``): a context, the module and its
     function body, ready for memory buffers."""
     module = import_onnx(path)
     ctx = Context()
     ConvertGraphToTilePass(target).apply(ctx, module)
-    StaticAllocatePass(allocate_for or target).apply(ctx, module)
+    StaticAllocatePass(target).apply(ctx, module)
     function = next(op for op in module.ops if isinstance(op, func.FuncOp))
     return ctx, module, function.body.block
 
@@ -266,20 +264,6 @@ def decoder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return path, directory
 
 
-def tiny_cut_to(directory: Path, arrays: int) -> str:
-    """``tiny`` with only ``arrays`` arrays (2 cores): what its segments get
-    beside a KV cache in the other ``8 - arrays``, to allocate for."""
-    tiny = load_target("tiny")
-    cut = dataclasses.replace(
-        tiny,
-        hierarchy=dataclasses.replace(tiny.hierarchy, arrays_per_core=arrays // 2),
-        dual_mode=dataclasses.replace(tiny.dual_mode, switchable_arrays=arrays),
-    )
-    path = directory / f"tiny_{arrays}_arrays.toml"
-    path.write_text(target_to_toml(cut), encoding="utf-8")
-    return str(path)
-
-
 def kv_cache(
     arrays: int, holds: Sequence[str] = KV_INPUTS, size: int | None = None
 ) -> KvBuffer:
@@ -289,34 +273,45 @@ def kv_cache(
 
 def decoder_module(
     decoder: tuple[Path, Path],
-    allocate_for: str,
     kv_buffers: Sequence[KvBuffer],
     buffers: Sequence[Buffer] = (),
+    keep_kv_cache: bool = True,
+    target: str = "tiny",
 ) -> tuple[Context, ModuleOp]:
-    """The decode step tiled for tiny, allocated for ``allocate_for``, with
-    the buffers inserted (not lowered yet)."""
-    ctx, module, block = allocated(decoder[0], "tiny", allocate_for)
-    ops = [cim_tile.MemoryBufferOp(KV_CACHE, *spec) for spec in kv_buffers]
-    ops += [
-        cim_tile.MemoryBufferOp(role, arrays, size, segment)
-        for segment, role, arrays, size in buffers
-    ]
-    for op in ops:
+    """The decode step tiled for ``target`` and allocated statically beside
+    the KV cache's arrays, with the buffers inserted (not lowered yet);
+    without ``keep_kv_cache``, the same segments with the arrays reserved
+    but the cache left in DRAM."""
+    module = import_onnx(decoder[0])
+    ctx = Context()
+    ConvertGraphToTilePass(target).apply(ctx, module)
+    function = next(op for op in module.ops if isinstance(op, func.FuncOp))
+    block = function.body.block
+    kv_ops = [cim_tile.MemoryBufferOp(KV_CACHE, *spec) for spec in kv_buffers]
+    for op in kv_ops:
         assert block.first_op is not None
         block.insert_op_before(op, block.first_op)
+    StaticAllocatePass().apply(ctx, module)
+    if not keep_kv_cache:
+        for op in kv_ops:
+            op.properties["holds"] = ArrayAttr[StringAttr]([])
+    for segment, role, arrays, size in buffers:
+        assert block.first_op is not None
+        block.insert_op_before(
+            cim_tile.MemoryBufferOp(role, arrays, size, segment), block.first_op
+        )
     return ctx, module
 
 
 def lowered_decoder(
     decoder: tuple[Path, Path],
-    allocate_for: str,
     kv_buffers: Sequence[KvBuffer],
     buffers: Sequence[Buffer] = (),
-    target: str = "tiny",
+    keep_kv_cache: bool = True,
 ) -> ModuleOp:
-    """:func:`decoder_module` lowered for ``target``."""
-    ctx, module = decoder_module(decoder, allocate_for, kv_buffers, buffers)
-    ConvertTileToMetaPass(target).apply(ctx, module)
+    """:func:`decoder_module` lowered."""
+    ctx, module = decoder_module(decoder, kv_buffers, buffers, keep_kv_cache)
+    ConvertTileToMetaPass().apply(ctx, module)
     module.verify()
     return module
 
@@ -336,9 +331,8 @@ def test_a_decoders_kv_cache_stays_in_memory_mode_arrays(
     matches onnxruntime, and the simulated run reads exactly the cache's
     1024 bytes less from DRAM than the same schedule with the cache in DRAM
     (measured: 28609 against 29633 bytes, 5971 against 6455 cycles)."""
-    path, directory = decoder
-    rest = tiny_cut_to(directory, 4)
-    module = lowered_decoder(decoder, rest, [kv_cache(4)])
+    path, _ = decoder
+    module = lowered_decoder(decoder, [kv_cache(4)])
     document = build_trace(module)
     assert document["version"] == 4
     trace = parse_trace(document, str(path))
@@ -356,7 +350,9 @@ def test_a_decoders_kv_cache_stays_in_memory_mode_arrays(
 
     kept = simulate(trace)
     in_dram = simulate(
-        module_trace(lowered_decoder(decoder, rest, [], target=rest), str(path))
+        module_trace(
+            lowered_decoder(decoder, [kv_cache(4)], keep_kv_cache=False), str(path)
+        )
     )
     assert kept.stats.dram_bytes_read == in_dram.stats.dram_bytes_read - 4 * KV_BYTES
     assert kept.stats.memory_bytes_read == 4 * KV_BYTES
@@ -372,10 +368,9 @@ def test_segments_start_after_the_kv_arrays_and_never_switch_them(
     else from array 2 on: streamed weights in chunks over arrays 2-7,
     segment 1's resident c_proj on 2-5 and its activations buffer right
     after (6-7), the only arrays switched to memory and back."""
-    path, directory = decoder
+    path, _ = decoder
     module = lowered_decoder(
         decoder,
-        tiny_cut_to(directory, 6),
         [kv_cache(2, KV_INPUTS[:2])],
         [(1, ACTIVATIONS, 2, 512)],
     )
@@ -451,11 +446,11 @@ def test_kv_cache_errors_are_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Each in the pass (a CimError) and from cim-opt (exit 1, one line)."""
-    ctx, module = decoder_module(decoder, "tiny", kv_buffers)
+    ctx, module = decoder_module(decoder, kv_buffers)
     source = tmp_path / "decode.mlir"
     source.write_text(str(module), encoding="utf-8")
     with pytest.raises(CimError) as error:
-        ConvertTileToMetaPass("tiny").apply(ctx, module)
+        ConvertTileToMetaPass().apply(ctx, module)
     assert str(error.value) == message
     code = cim_opt_main([str(source), "-p", "convert-tile-to-meta{target=tiny}"])
     captured = capsys.readouterr()
@@ -468,9 +463,9 @@ def test_each_held_tensor_takes_arrays_of_its_own(
 ) -> None:
     """On arrays of 4 KiB, 2 arrays hold the cache's 1024 bytes, but a trace
     input starts in arrays no other input uses: 4 tensors need 4."""
-    ctx, module = decoder_module(decoder, "tiny", [kv_cache(2, size=8192)])
+    ctx, module = decoder_module(decoder, [kv_cache(2, size=8192)], target=setup[1])
     with pytest.raises(CimError) as error:
-        ConvertTileToMetaPass(setup[1]).apply(ctx, module)
+        ConvertTileToMetaPass().apply(ctx, module)
     assert str(error.value) == (
         "kv_cache memory buffer has 2 arrays, fewer than its 4 tensors need with "
         "arrays of their own (4096 B each)"
@@ -479,8 +474,7 @@ def test_each_held_tensor_takes_arrays_of_its_own(
 
 def kv_document(decoder: tuple[Path, Path]) -> dict[str, Any]:
     """The trace of the decode step with its whole cache in arrays 0-3."""
-    rest = tiny_cut_to(decoder[1], 4)
-    return build_trace(lowered_decoder(decoder, rest, [kv_cache(4)]))
+    return build_trace(lowered_decoder(decoder, [kv_cache(4)]))
 
 
 def switch_first(document: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx">} {
   }
 }
 
-// CHECK:       builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx">, cim_tile.strategy = "static"} {
+// CHECK:       builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx">, cim_tile.target = {spec = "tiny", name = "tiny", hash = "sha256:{{[0-9a-f]+}}"}, cim_tile.strategy = "static"} {
 // CHECK-NEXT:    cim_meta.schedule @cnn target "tiny" strategy "static" batch 1 inputs ["input0"] outputs ["l"] {
 // CHECK-NEXT:      cim_meta.tensor "input0" : tensor<1x3x8x8xf32> bytes 192
 // CHECK-NEXT:      cim_meta.tensor "y" : tensor<64x27xf32> bytes 1728

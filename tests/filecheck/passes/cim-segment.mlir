@@ -28,7 +28,7 @@ builtin.module {
   }
 }
 
-// CHECK:       builtin.module attributes {cim_tile.strategy = "cmswitch", cim_tile.predicted_cycles = 1086 : i64}
+// CHECK:       builtin.module attributes {cim_tile.target = {spec = "tiny", name = "tiny", hash = "sha256:{{[0-9a-f]+}}"}, cim_tile.strategy = "cmswitch", cim_tile.predicted_cycles = 1086 : i64}
 // CHECK-LABEL: func.func @regroup
 // CHECK:         weight "l1.w" {{.*}} alloc <segment = 0, copies = 8, chunks = 1>
 // CHECK:         weight "l2.w" {{.*}} alloc <segment = 1, copies = 1, chunks = 1>
@@ -50,7 +50,7 @@ builtin.module {
   }
 }
 
-// CHECK:       builtin.module attributes {cim_tile.strategy = "cmswitch", cim_tile.predicted_cycles = 202 : i64}
+// CHECK:       builtin.module attributes {cim_tile.target = {spec = "tiny", name = "tiny", hash = "sha256:{{[0-9a-f]+}}"}, cim_tile.strategy = "cmswitch", cim_tile.predicted_cycles = 202 : i64}
 // CHECK-LABEL: func.func @together
 // CHECK:         weight "a.w" {{.*}} alloc <segment = 0, copies = 1, chunks = 1>
 // CHECK:         cim_tile.vector segment 0{{ ?}}(
@@ -73,7 +73,7 @@ builtin.module {
   }
 }
 
-// CHECK:       builtin.module attributes {cim_tile.strategy = "cmswitch", cim_tile.predicted_cycles = 398 : i64}
+// CHECK:       builtin.module attributes {cim_tile.target = {spec = "tiny", name = "tiny", hash = "sha256:{{[0-9a-f]+}}"}, cim_tile.strategy = "cmswitch", cim_tile.predicted_cycles = 398 : i64}
 // CHECK-LABEL: func.func @copies_pay_for_a_segment
 // CHECK:         weight "a.w" {{.*}} alloc <segment = 0, copies = 8, chunks = 1>
 // CHECK:         cim_tile.vector segment 0{{ ?}}(

@@ -23,7 +23,7 @@ builtin.module {
   }
 }
 
-// CHECK:       builtin.module attributes {cim_tile.strategy = "static"}
+// CHECK:       builtin.module attributes {cim_tile.target = {spec = "tiny", name = "tiny", hash = "sha256:{{[0-9a-f]+}}"}, cim_tile.strategy = "static"}
 // CHECK-LABEL: func.func @two_segments
 // CHECK:         cim_tile.mvm %x weight "l1.w" {{.*}} row_tiles = 1, col_tiles = 5, {{.*}} alloc <segment = 0, copies = 1, chunks = 1>
 // CHECK:         cim_tile.vector segment 0{{ ?}}(
