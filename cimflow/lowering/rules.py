@@ -1,0 +1,213 @@
+"""What the lowering moves and computes for an operator: the rules in one
+place.
+
+``convert-tile-to-meta`` emits meta-ops by these functions, and every cost
+model (the dual-mode model, the replicating strategies' layer costs, the
+lower bound) prices work by the same functions, so a change of rule moves
+the compiler's predictions and the simulated machine together.
+
+The machine (``docs/machine-model.md``): array ``a`` sits in core ``a //
+arrays_per_core``; a weight copy's arrays are laid out group by group,
+column tile by column tile, row tile by row tile (the functional executor's
+``slice_placements``), so each core holds some row tiles (input rows ``k``)
+of some column tiles. An MVM's input crosses the interconnect once per core
+that needs it, as feature-map rows when a convolution window expands it
+(the expansion happens in the core, reading its local buffer), else as the
+matrix rows themselves; each core receives only the input rows (channels)
+its arrays hold.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from cimflow.analysis.tile_mapping import Chunk
+from cimflow.cimdialect.cim_tile import TilingAttr
+from cimflow.hw_targets import HardwareTarget
+
+Span = tuple[int, int]
+"""A ``[start, stop)`` range (of MVM vectors, or of weight rows ``k``)."""
+
+
+def core_of(hw: HardwareTarget, array: int) -> int:
+    """The core array ``array`` sits in."""
+    return array // hw.hierarchy.arrays_per_core
+
+
+def cores_of(hw: HardwareTarget, first: int, count: int) -> tuple[int, ...]:
+    """The cores arrays ``[first, first + count)`` sit in, in order."""
+    per_core = hw.hierarchy.arrays_per_core
+    return tuple(range(first // per_core, (first + max(1, count) - 1) // per_core + 1))
+
+
+def merge_spans(spans: Iterable[Span]) -> tuple[Span, ...]:
+    """Sorted, disjoint union of ``[start, stop)`` spans."""
+    merged: list[Span] = []
+    for start, stop in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
+        else:
+            merged.append((start, stop))
+    return tuple(merged)
+
+
+def span_length(spans: Iterable[Span]) -> int:
+    return sum(stop - start for start, stop in spans)
+
+
+def _cuts(start: int, stop: int, size: int) -> list[Span]:
+    """``[start, stop)`` cut at the multiples of ``size``."""
+    return [
+        (max(start, t * size), min(stop, (t + 1) * size))
+        for t in range(start // size, -(-stop // size))
+    ]
+
+
+@lru_cache(maxsize=1 << 14)
+def array_k_spans(tiling: TilingAttr, chunk: Chunk) -> tuple[tuple[Span, ...], ...]:
+    """For each array a chunk of a weight occupies (in placement order), the
+    weight rows ``k`` (of the ``[groups*k, groups*n]`` matrix) it holds."""
+    big_k, big_n = tiling.field("k"), tiling.field("n")
+    rows = tiling.field("rows")
+    outputs = tiling.outputs_per_array
+    packed = tiling.field("groups_per_array")
+    groups = range(chunk.k0 // big_k, -(-chunk.k1 // big_k))
+    if packed > 1:
+        arrays: list[list[Span]] = []
+        for index, g in enumerate(groups):
+            if index % packed == 0:
+                arrays.append([])
+            arrays[-1].append((g * big_k, (g + 1) * big_k))
+        return tuple(merge_spans(spans) for spans in arrays)
+    result: list[tuple[Span, ...]] = []
+    for g in groups:
+        k_lo = max(chunk.k0, g * big_k) - g * big_k
+        k_hi = min(chunk.k1, (g + 1) * big_k) - g * big_k
+        n_lo = max(chunk.n0, g * big_n) - g * big_n
+        n_hi = min(chunk.n1, (g + 1) * big_n) - g * big_n
+        for _ in _cuts(n_lo, n_hi, outputs):
+            for r0, r1 in _cuts(k_lo, k_hi, rows):
+                result.append(((g * big_k + r0, g * big_k + r1),))
+    return tuple(result)
+
+
+def core_k_spans(
+    hw: HardwareTarget, tiling: TilingAttr, chunk: Chunk, first_array: int
+) -> dict[int, tuple[Span, ...]]:
+    """Per core, the weight rows its arrays of this placed chunk hold."""
+    per_core: dict[int, list[Span]] = {}
+    for offset, spans in enumerate(array_k_spans(tiling, chunk)):
+        per_core.setdefault(core_of(hw, first_array + offset), []).extend(spans)
+    return {core: merge_spans(spans) for core, spans in per_core.items()}
+
+
+@dataclass(frozen=True)
+class Window:
+    """The convolution window an MVM's input is expanded by (``im2col``):
+    input ``[N, C, H, W]``, kernel, strides, pads ``[top, left, bottom,
+    right]``, dilations; output rows are ``(n, oh, ow)``."""
+
+    input_shape: tuple[int, int, int, int]
+    kernel: tuple[int, int]
+    strides: tuple[int, int]
+    pads: tuple[int, int, int, int]
+    dilations: tuple[int, int]
+
+    @property
+    def output_hw(self) -> tuple[int, int]:
+        _, _, height, width = self.input_shape
+        (kh, kw), (sh, sw) = self.kernel, self.strides
+        (dh, dw), (top, left, bottom, right) = self.dilations, self.pads
+        oh = (height + top + bottom - dh * (kh - 1) - 1) // sh + 1
+        ow = (width + left + right - dw * (kw - 1) - 1) // sw + 1
+        return oh, ow
+
+    def channels(self, k_spans: Iterable[Span]) -> tuple[Span, ...]:
+        """The input channels the patch columns ``k_spans`` read (a patch
+        column is ``c * kh * kw + i * kw + j``)."""
+        area = self.kernel[0] * self.kernel[1]
+        return merge_spans((k0 // area, -(-k1 // area)) for k0, k1 in k_spans)
+
+    def input_rows(self, oh0: int, oh1: int) -> int:
+        """Input rows (inside the feature map) that output rows ``[oh0, oh1)``
+        read."""
+        height = self.input_shape[2]
+        first = oh0 * self.strides[0] - self.pads[0]
+        last = (oh1 - 1) * self.strides[0] - self.pads[0]
+        last += (self.kernel[0] - 1) * self.dilations[0]
+        return max(0, min(height, last + 1) - max(0, first))
+
+    def band_elements(self, vectors: Span, k_spans: Iterable[Span]) -> int:
+        """Feature-map elements the output positions ``vectors`` read through
+        the patch columns ``k_spans``: the rows their windows cover (halo
+        included, padding not), whole rows of the channels they need."""
+        _, _, _, width = self.input_shape
+        oh_count, ow_count = self.output_hw
+        per_sample = oh_count * ow_count
+        channels = span_length(self.channels(k_spans))
+        v0, v1 = vectors
+        rows = 0
+        for sample in range(v0 // per_sample, -(-v1 // per_sample)):
+            lo = max(v0, sample * per_sample) - sample * per_sample
+            hi = min(v1, (sample + 1) * per_sample) - sample * per_sample
+            rows += self.input_rows(lo // ow_count, -(-hi // ow_count))
+        return rows * width * channels
+
+    def line_elements(self, k_spans: Iterable[Span]) -> int:
+        """Feature-map elements a core keeps to expand windows as it streams
+        rows in (a line buffer): one window's rows of its channels."""
+        rows = (self.kernel[0] - 1) * self.dilations[0] + 1
+        return rows * self.input_shape[3] * span_length(self.channels(k_spans))
+
+
+def input_elements(
+    window: Window | None, vectors: Span, k_spans: Iterable[Span]
+) -> int:
+    """Input elements that cross the interconnect into one core for MVM
+    vectors ``vectors`` through weight rows ``k_spans``: feature-map rows
+    for a window, else one row of ``len(k_spans)`` per vector."""
+    spans = tuple(k_spans)
+    if window is not None:
+        return window.band_elements(vectors, spans)
+    return (vectors[1] - vectors[0]) * span_length(spans)
+
+
+def expanded_elements(vectors: Span, k_spans: Iterable[Span]) -> int:
+    """Input elements one core's arrays read, window expanded (each vector's
+    rows ``k_spans``): what its local buffer supplies."""
+    return (vectors[1] - vectors[0]) * span_length(k_spans)
+
+
+def ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // max(1, denominator))
+
+
+def split_span(span: Span, pieces: int) -> list[Span]:
+    """``span`` cut into ``pieces`` near-equal consecutive spans."""
+    start, stop = span
+    count = max(1, min(pieces, stop - start))
+    size = (stop - start) / count
+    bounds = [start + round(i * size) for i in range(count)] + [stop]
+    return [(bounds[i], bounds[i + 1]) for i in range(count)]
+
+
+def split_to_fit(
+    span: Span, bytes_of: Sequence[int], capacity: int, most: int
+) -> int | None:
+    """How many near-equal pieces ``span`` must be cut into so that every
+    piece's bytes (``bytes_of`` gives the bytes of the whole span per core;
+    pieces take their share, rounded up) fit ``capacity``; None when more
+    than ``most`` pieces would be needed."""
+    largest = max(bytes_of, default=0)
+    if largest <= capacity:
+        return 1
+    pieces = math.ceil(largest / max(1, capacity))
+    while pieces <= most and pieces <= span[1] - span[0]:
+        share = math.ceil(largest / pieces)
+        if share <= capacity:
+            return pieces
+        pieces += 1
+    return None

@@ -1,0 +1,140 @@
+"""The lowering's rules: which weight rows each core holds, what an MVM's
+input costs in feature-map rows, and the buffer allocator's dependencies."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cimflow.analysis.tile_mapping import plan_chunks
+from cimflow.cimdialect.cim_tile import TilingAttr
+from cimflow.cimsim.functional import slice_placements
+from cimflow.cimsim.trace import WeightInfo
+from cimflow.hw_targets import load_target
+from cimflow.lowering.allocator import SpaceAllocator
+from cimflow.lowering.rules import (
+    Window,
+    array_k_spans,
+    core_k_spans,
+    cores_of,
+    input_elements,
+    merge_spans,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    k=st.integers(1, 200),
+    n=st.integers(1, 60),
+    groups=st.sampled_from([1, 1, 2, 3, 8]),
+    available=st.integers(1, 12),
+    target=st.sampled_from(["tiny", "jain_wordline"]),
+)
+def test_array_rows_agree_with_the_functional_placement(
+    k: int, n: int, groups: int, available: int, target: str
+) -> None:
+    """The lowering's view of which weight rows each array holds is the
+    functional executor's placement of the same slice."""
+    hw = load_target(target)
+    tiling = TilingAttr.for_matrix(
+        k, n, groups, hw.array.rows, hw.array.cols, hw.bit_slices
+    )
+    info = WeightInfo("w", "kn", groups, k, n)
+    for chunk in plan_chunks(tiling, available):
+        count, tiles = slice_placements(
+            info, (chunk.k0, chunk.k1), (chunk.n0, chunk.n1), hw
+        )
+        expected: list[list[tuple[int, int]]] = [[] for _ in range(count)]
+        for tile in tiles:
+            expected[tile.array].append(tile.k)
+        assert array_k_spans(tiling, chunk) == tuple(
+            merge_spans(spans) for spans in expected
+        )
+        assert count == chunk.arrays
+
+
+def test_each_core_holds_the_rows_of_its_arrays() -> None:
+    """A 300 x 16 weight on tiny (32 x 32 arrays, 2-bit cells for 8-bit
+    weights: 4 bit slices, 8 outputs per array): 10 row tiles x 2 column
+    tiles = 20 arrays, row tile fastest. Placed from array 2 on 4-array
+    cores: core 0 holds chunk arrays 0-1 (column tile 0, rows 0-64), core 1
+    arrays 2-5 (rows 64-192), core 2 arrays 6-9 (rows 192-300), core 3
+    arrays 10-13 (column tile 1, rows 0-128), core 4 rows 128-256, core 5
+    rows 256-300."""
+    hw = load_target("tiny")
+    tiling = TilingAttr.for_matrix(300, 16, 1, 32, 32, hw.bit_slices)
+    (chunk,) = plan_chunks(tiling, 20)
+    assert chunk.arrays == 20
+    per_core = core_k_spans(hw, tiling, chunk, 2)
+    assert per_core == {
+        0: ((0, 64),),
+        1: ((64, 192),),
+        2: ((192, 300),),
+        3: ((0, 128),),
+        4: ((128, 256),),
+        5: ((256, 300),),
+    }
+    assert cores_of(hw, 2, 20) == tuple(range(6))
+
+
+def test_a_window_moves_feature_map_rows_not_patches() -> None:
+    """A 3x3 convolution, stride 1, pad 1, over one 16-channel 8x8 map:
+    64 output positions of 144 patch columns (9216 patch elements). All of
+    it crosses as the map itself: 8 rows x 8 x 16 = 1024 elements. Output
+    rows 2-3 read input rows 1-4 (halo included); patch columns 0-72 are
+    channels 0-8."""
+    window = Window((1, 16, 8, 8), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1))
+    assert window.output_hw == (8, 8)
+    everything = input_elements(window, (0, 64), [(0, 144)])
+    assert everything == 8 * 8 * 16
+    assert input_elements(None, (0, 64), [(0, 144)]) == 64 * 144
+    assert input_elements(window, (16, 32), [(0, 144)]) == 4 * 8 * 16
+    assert input_elements(window, (16, 32), [(0, 72)]) == 4 * 8 * 8
+    # output rows 0-1 of the second sample of a batch of 2
+    pair = Window((2, 16, 8, 8), (3, 3), (1, 1), (1, 1, 1, 1), (1, 1))
+    assert input_elements(pair, (64, 80), [(0, 144)]) == 3 * 8 * 16
+
+
+def test_a_strided_window_reads_its_rows() -> None:
+    """7x7, stride 2, pad 3 over 3 x 32 x 32: output row 5 reads input rows
+    10 - 3 = 7 to 7 + 6 = 13."""
+    window = Window((1, 3, 32, 32), (7, 7), (2, 2), (3, 3, 3, 3), (1, 1))
+    assert window.output_hw == (16, 16)
+    assert window.input_rows(5, 6) == 7
+    assert window.input_rows(0, 1) == 4  # rows -3..3, 4 inside the map
+
+
+def test_reused_space_waits_for_its_release() -> None:
+    space: SpaceAllocator[str] = SpaceAllocator(10)
+    assert space.allocate("a", 6).after == []
+    assert space.allocate("b", 4).after == []
+    space.release("a", "free a")
+    assert space.allocate("c", 5).after == ["free a"]
+    space.release("b", "free b")
+    assert space.fits(5) and not space.fits(6)
+    grant = space.allocate("d", 5)
+    assert grant.after == ["free a", "free b"]
+    assert space.peak == 10
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 7)), max_size=40))
+def test_every_byte_has_one_owner(steps: list[tuple[bool, int]]) -> None:
+    """Replaying allocations and releases, each grant takes its bytes from
+    never-used space and from the releases it waits for, and never more
+    bytes are live than the capacity."""
+    capacity = 16
+    space: SpaceAllocator[int] = SpaceAllocator(capacity)
+    released: dict[int, int] = {}
+    for index, (allocate, size) in enumerate(steps):
+        name = str(size)
+        if allocate and name not in space.live and space.fits(size + 1):
+            before_fresh = space.fresh
+            grant = space.allocate(name, size + 1)
+            from_fresh = before_fresh - space.fresh
+            assert from_fresh + sum(released.get(t, 0) for t in grant.after) >= (
+                size + 1
+            )
+        elif not allocate and name in space.live:
+            released[index] = space.release(name, index)
+        assert space.used <= capacity
