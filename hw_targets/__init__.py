@@ -58,7 +58,10 @@ class ArrayParams:
     the interval at which the next vector may be issued when MVMs pipeline.
     ``active_rows`` is how many word lines are driven at once: fewer than
     ``rows`` means one MVM takes ``ceil(rows_used / active_rows)`` passes
-    (CIM-MLC's wordline computing mode).
+    (CIM-MLC's wordline computing mode). Latency and interval are those of
+    an MVM whose columns convert in one round of the ``adcs_per_array``
+    shared ADCs; each further round adds one interval
+    (``cimflow.cost_model.mvm_issue_interval``).
     """
 
     rows: int
@@ -136,10 +139,15 @@ class VectorUnit:
 
 @dataclass(frozen=True)
 class Energy:
-    """``[energy]``: energy per access, in picojoules."""
+    """``[energy]``: energy per access, in picojoules.
+
+    ``adc_pj_per_conversion_step`` is the ADC's Walden figure of merit: one
+    conversion of an ``adc_bits`` ADC costs ``adc_pj_per_conversion_step *
+    2^adc_bits``.
+    """
 
     array_mvm_pj: float
-    adc_conversion_pj: float
+    adc_pj_per_conversion_step: float
     dac_conversion_pj: float
     cell_program_pj: float
     mode_switch_pj: float
@@ -238,6 +246,7 @@ _UPPER_BOUNDS: dict[str, float] = {
     "array.adc_bits": 24,
     "array.adcs_per_array": 65536,
     "array.active_rows": 65536,
+    "energy.adc_pj_per_conversion_step": 1e9,
     "precision.weight_bits": 64,
     "precision.activation_bits": 64,
     "precision.accumulator_bits": 128,

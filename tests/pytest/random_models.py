@@ -240,7 +240,8 @@ def random_models(draw: st.DrawFn) -> onnx.ModelProto:
 
 @st.composite
 def random_targets(draw: st.DrawFn) -> HardwareTarget:
-    """A small, valid target: few small arrays, small buffers, odd geometry."""
+    """A small, valid target: few small arrays, small buffers, odd geometry,
+    ADCs shared by up to 8 columns."""
     base = load_target("tiny")
     rows = draw(st.sampled_from([8, 12, 16, 24, 32]))
     cols = draw(st.sampled_from([8, 16, 24, 32]))
@@ -259,6 +260,7 @@ def random_targets(draw: st.DrawFn) -> HardwareTarget:
             active_rows=draw(st.sampled_from([r for r in (4, 8, rows) if r <= rows])),
             cell_bits=cell_bits,
             dac_bits=draw(st.sampled_from([1, 2])),
+            adcs_per_array=draw(st.sampled_from([cols // 8, cols // 2, cols])),
         ),
         dual_mode=dataclasses.replace(
             base.dual_mode, switchable_arrays=cores * arrays_per_core

@@ -174,7 +174,8 @@ def brute_force(segment: Segment, max_copies: int) -> int:
             mvm = infos[k].mvm
             assert mvm is not None
             compute += d * mvm.arrays
-            durations[k] += mvm_cycles(hw, math.ceil(mvm.vectors / d), mvm.rows)
+            vectors = math.ceil(mvm.vectors / d)
+            durations[k] += mvm_cycles(hw, vectors, mvm.rows, mvm.cols)
         if compute > total:
             continue
         for a, p in itertools.product(range(switchable + 1), repeat=2):
