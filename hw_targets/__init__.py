@@ -30,6 +30,11 @@ DEFAULT_TARGET = "dynaplasia"
 ComputeGranularity = Literal["core", "crossbar", "wordline"]
 COMPUTE_GRANULARITIES: tuple[str, ...] = get_args(ComputeGranularity)
 
+Topology = Literal["bus", "mesh"]
+TOPOLOGIES: tuple[str, ...] = get_args(Topology)
+"""What ``interconnect.topology`` may say: ``bus`` (one link shared by every
+core) or ``mesh`` (a 2-D grid of links between neighbouring cores)."""
+
 
 @dataclass(frozen=True)
 class TargetInfo:
@@ -378,6 +383,28 @@ def _check_consistency(origin: str, hw: HardwareTarget) -> None:
         raise CimError(
             f"{origin}: key 'array.mvm_issue_interval_cycles' exceeds "
             "'array.mvm_latency_cycles'"
+        )
+    if hw.interconnect.topology not in TOPOLOGIES:
+        raise CimError(
+            f"{origin}: key 'interconnect.topology' must be one of "
+            f"{', '.join(TOPOLOGIES)}, got {hw.interconnect.topology!r}"
+        )
+    input_row = hw.array.rows * hw.activation_bytes
+    for key, held in (
+        ("buffers.global_bytes", hw.buffers.global_bytes),
+        ("buffers.local_bytes", hw.buffers.local_bytes),
+    ):
+        if held < input_row:
+            raise CimError(
+                f"{origin}: key '{key}' ({held}) cannot hold one input vector "
+                f"of an array ('array.rows' x activation bytes = {input_row})"
+            )
+    cells = hw.array.rows * hw.array.cols * hw.array.cell_bits // 8
+    if hw.dual_mode.memory_capacity_bytes > cells:
+        raise CimError(
+            f"{origin}: key 'dual_mode.memory_capacity_bytes' "
+            f"({hw.dual_mode.memory_capacity_bytes}) exceeds the array's cells "
+            f"('array.rows' x 'array.cols' x 'array.cell_bits' / 8 = {cells})"
         )
 
 

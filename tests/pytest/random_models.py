@@ -248,6 +248,7 @@ def random_targets(draw: st.DrawFn) -> HardwareTarget:
     cell_bits = draw(st.sampled_from([1, 2, 4]))
     arrays_per_core = draw(st.integers(1, 6))
     cores = draw(st.integers(1, 3))
+    cell_bytes = rows * cols * cell_bits // 8
     return dataclasses.replace(
         base,
         hierarchy=dataclasses.replace(
@@ -263,7 +264,9 @@ def random_targets(draw: st.DrawFn) -> HardwareTarget:
             adcs_per_array=draw(st.sampled_from([cols // 8, cols // 2, cols])),
         ),
         dual_mode=dataclasses.replace(
-            base.dual_mode, switchable_arrays=cores * arrays_per_core
+            base.dual_mode,
+            switchable_arrays=cores * arrays_per_core,
+            memory_capacity_bytes=min(base.dual_mode.memory_capacity_bytes, cell_bytes),
         ),
         buffers=dataclasses.replace(
             base.buffers, global_bytes=draw(st.sampled_from([256, 1024, 8192]))

@@ -26,7 +26,9 @@ def trace_dict() -> dict[str, Any]:
     """
     base = load_target("dynaplasia")
     target = dataclasses.replace(
-        base, array=dataclasses.replace(base.array, rows=128, cols=128, active_rows=128)
+        base,
+        array=dataclasses.replace(base.array, rows=128, cols=128, active_rows=128),
+        dual_mode=dataclasses.replace(base.dual_mode, memory_capacity_bytes=2048),
     )
 
     def mvm(op_id: int, vectors: int, deps: list[int]) -> dict[str, Any]:

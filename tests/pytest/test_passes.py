@@ -549,7 +549,11 @@ def small_targets(draw: st.DrawFn) -> HardwareTarget:
             adcs_per_array=draw(st.sampled_from([cols // 8, cols])),
         ),
         dual_mode=dataclasses.replace(
-            base.dual_mode, switchable_arrays=chips * cores * per_core
+            base.dual_mode,
+            switchable_arrays=chips * cores * per_core,
+            memory_capacity_bytes=min(
+                base.dual_mode.memory_capacity_bytes, rows * cols * cell_bits // 8
+            ),
         ),
     )
 

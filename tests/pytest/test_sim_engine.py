@@ -43,7 +43,9 @@ def small_target(**array_changes: Any) -> HardwareTarget:
             base.hierarchy, chips=1, cores_per_chip=2, arrays_per_core=4
         ),
         array=array,
-        dual_mode=dataclasses.replace(base.dual_mode, switchable_arrays=8),
+        dual_mode=dataclasses.replace(
+            base.dual_mode, switchable_arrays=8, memory_capacity_bytes=2048
+        ),
     )
 
 

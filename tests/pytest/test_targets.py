@@ -277,6 +277,18 @@ def test_target_by_path(tmp_path: Path) -> None:
         (set_key("dual_mode", "memory_capacity_bytes", "0"), "memory_capacity_bytes"),
         (set_key("array", "cell_bits", "16"), "array.cell_bits"),
         (set_key("array", "mvm_issue_interval_cycles", "11"), "mvm_issue_interval"),
+        # plausibility: a topology the model has, buffers that hold one input
+        # vector of an array (320 rows x 1 byte), memory mode within the cells
+        # (320 x 320 x 1 bit = 12800 bytes)
+        (set_key("interconnect", "topology", '"ring"'), "interconnect.topology"),
+        (set_key("interconnect", "topology", '"Mesh"'), "interconnect.topology"),
+        (set_key("buffers", "global_bytes", "64"), "buffers.global_bytes"),
+        (set_key("buffers", "global_bytes", "319"), "buffers.global_bytes"),
+        (set_key("buffers", "local_bytes", "319"), "buffers.local_bytes"),
+        (
+            set_key("dual_mode", "memory_capacity_bytes", "12801"),
+            "dual_mode.memory_capacity_bytes",
+        ),
     ],
 )
 def test_validation_error_names_file_and_key(
@@ -284,6 +296,32 @@ def test_validation_error_names_file_and_key(
 ) -> None:
     _, message = load_error(tmp_path, text)
     assert key in message
+
+
+def test_plausibility_limits_are_inclusive(tmp_path: Path) -> None:
+    # A buffer of exactly one input vector (320 rows x 1 byte) and memory mode
+    # storing exactly the 320 x 320 one-bit cells load; both topologies do.
+    text = set_key("buffers", "global_bytes", "320")
+    text = _edit(text, "buffers", "local_bytes", "local_bytes = 320")
+    text = _edit(text, "interconnect", "topology", 'topology = "mesh"')
+    path = tmp_path / "edge.toml"
+    path.write_text(text, encoding="utf-8")
+    t = load_target_file(path)
+    assert (t.buffers.global_bytes, t.buffers.local_bytes) == (320, 320)
+    assert t.dual_mode.memory_capacity_bytes == 320 * 320 // 8
+    assert t.interconnect.topology == "mesh"
+
+
+def test_plausibility_errors_say_why(tmp_path: Path) -> None:
+    _, message = load_error(tmp_path, set_key("buffers", "local_bytes", "100"))
+    assert "(100) cannot hold one input vector" in message
+    assert "= 320" in message
+    text = set_key("dual_mode", "memory_capacity_bytes", "20000")
+    _, message = load_error(tmp_path, text)
+    assert "(20000) exceeds the array's cells" in message
+    assert "= 12800" in message
+    _, message = load_error(tmp_path, set_key("interconnect", "topology", '"ring"'))
+    assert "must be one of bus, mesh, got 'ring'" in message
 
 
 def test_zero_is_allowed_where_documented(tmp_path: Path) -> None:
@@ -387,6 +425,11 @@ def _check_invariants(t: HardwareTarget) -> None:
     assert t.array.mvm_issue_interval_cycles <= t.array.mvm_latency_cycles
     assert t.dual_mode.switchable_arrays <= t.total_arrays
     assert t.array.compute_granularity in ("core", "crossbar", "wordline")
+    assert t.interconnect.topology in ("bus", "mesh")
+    input_vector = t.array.rows * t.activation_bytes
+    assert min(t.buffers.global_bytes, t.buffers.local_bytes) >= input_vector
+    cells = t.array.rows * t.array.cols * t.array.cell_bits // 8
+    assert t.dual_mode.memory_capacity_bytes <= cells
 
 
 @settings(max_examples=200, deadline=None)
