@@ -102,6 +102,10 @@ def test_text_report(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     assert "latency:     172 cycles (172.000 ns at 1.0 GHz)" in out
     assert "ops:         4" in out
+    target_lines = (
+        "target:      dynaplasia (96 arrays, 1.0 GHz)\n             DynaPlasia"
+    )
+    assert target_lines in out  # the target's description under its name
     assert out.endswith("\n")
 
 

@@ -481,3 +481,49 @@ def test_shipped_target_round_trips_through_toml_text(
     path = tmp_path / f"{name}.toml"
     path.write_text(target_to_toml(t), encoding="utf-8")
     assert load_target_file(path) == t
+
+
+# --- SCHEMA.md documents every key and who reads it ---------------------------
+
+SCHEMA_TEXT = (TARGETS_DIR / "SCHEMA.md").read_text(encoding="utf-8")
+
+
+def _schema_tables() -> dict[str, dict[str, list[str]]]:
+    """``section -> key -> cells`` of the key tables of SCHEMA.md."""
+    tables: dict[str, dict[str, list[str]]] = {}
+    section = None
+    for line in SCHEMA_TEXT.splitlines():
+        heading = re.match(r"### `\[(\w+)\]`", line)
+        if heading:
+            section = heading.group(1)
+            tables[section] = {}
+        elif line.startswith("## "):
+            section = None
+        elif section and (row := re.match(r"\| `(\w+)` \|(.*)\|$", line)):
+            tables[section][row.group(1)] = [c.strip() for c in row.group(2).split("|")]
+    return tables
+
+
+def test_schema_documents_every_key_and_its_reader() -> None:
+    tables = _schema_tables()
+    sections = _section_classes()
+    assert set(tables) == set(sections)
+    for section, cls in sections.items():
+        documented = tables[section]
+        assert set(documented) == {f.name for f in dataclasses.fields(cls)}, section
+        for key, cells in documented.items():
+            assert cells[-1], f"{section}.{key} has no 'read by'"
+
+
+def test_schema_shipped_table_matches_the_files() -> None:
+    rows = {
+        m.group(1): [c.strip() for c in line.split("|")[1:-1]]
+        for line in SCHEMA_TEXT.split("## Shipped targets", 1)[1].splitlines()
+        if (m := re.match(r"\| `(\w+)`", line))
+    }
+    assert set(rows) == set(shipped_targets())
+    for name, cells in rows.items():
+        t = load_target(name)
+        rounds = -(-t.array.cols // t.array.adcs_per_array)
+        assert cells[5] == f"{t.array.adcs_per_array} ({rounds})", name
+        assert cells[9] == t.interconnect.topology, name
