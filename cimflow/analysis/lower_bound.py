@@ -23,8 +23,9 @@ ops of the function):
   A tile holds ``rows`` rows except the last row tile (``k mod rows``), and
   ``outputs_per_array * bit_slices`` columns except the last column tile; a
   packed grouped tile holds ``k`` rows and ``n * bit_slices`` columns per
-  group it packs. The total
-  ``mvm_activations`` (array x vector x wordline pass) is reported too.
+  group it packs. (A lowered MVM runs all arrays of a chunk for its widest
+  tile, never fewer columns.) The total ``mvm_activations`` (array x vector
+  x wordline pass) is reported too.
   Weight copies only split the vectors, and streamed chunks only split the
   tiles, so no strategy has fewer activations; each MVM op of ``v`` vectors
   holds its arrays ``passes * (latency + (v - 1) * interval) >= v *
@@ -55,10 +56,10 @@ ops of the function):
   matmuls are left out (a strategy may run them on the arrays).
 - ``chain_cycles``: the longest chain of dependent MVMs (data dependencies
   through any ops), each taking at least one vector through its deepest
-  tile: ``mvm_cycles(t, 1, min(k, rows), min(n, outputs_per_array) *
-  bit_slices)``, the first tile's rows and columns. Even when layers overlap (rows
-  or samples flowing through a pipeline) the first output of a layer waits
-  for one output of the layer it reads.
+  tile, the first: ``mvm_cycles(t, 1, min(k, rows), min(n,
+  outputs_per_array) * bit_slices)``. Even when layers overlap (rows or
+  samples flowing through a pipeline) the first output of a layer waits for
+  one output of the layer it reads.
 
 ``cycles = max(compute, dram, interconnect, vector, chain)``; ``bound_by``
 names the largest term. Resources can overlap perfectly in this bound, so a
