@@ -9,14 +9,35 @@ attributes and on trace records alike.
 Formulas (a target ``t``; all divisions round up to whole cycles):
 
 - MVM on a group of arrays, ``vectors`` input vectors per array, each array
-  using ``rows_used`` rows and ``cols_used`` columns::
+  using ``rows_used`` rows and ``cols_used`` columns. The ``adcs_per_array``
+  ADCs of an array are shared by its columns: each input pass converts the
+  used columns in ``adc_rounds(c) = ceil(c / adcs_per_array)`` rounds. The
+  pipeline is taken as conversion-bound (as in ISAAC, where one ADC converts
+  all of a crossbar's columns in each read cycle): the target's
+  ``mvm_issue_interval`` and ``mvm_latency`` are those of an MVM whose
+  columns convert in one round, each further round keeps the ADCs busy one
+  more interval, and the rest of the latency (array settling, shift-add,
+  write-back) does not depend on the columns::
 
-      passes = ceil(rows_used / t.array.active_rows)        # wordline mode
-      cycles = passes * (mvm_latency + (vectors - 1) * mvm_issue_interval)
+      passes   = ceil(rows_used / t.array.active_rows)        # wordline mode
+      interval = mvm_issue_interval * adc_rounds(cols_used)
+      latency  = mvm_latency - mvm_issue_interval + interval
+      cycles   = passes * (latency + (vectors - 1) * interval)
 
-  energy per array and vector: ``passes * array_mvm_pj`` plus
-  ``cols_used * input_passes`` ADC conversions plus ``rows_used *
-  input_passes`` DAC conversions.
+  So fewer ADCs make every MVM wider than them slower, and an MVM on few
+  columns of an array with shared ADCs issues faster than a full-width one.
+  An array with one ADC per column (``adcs_per_array >= cols``) converts any
+  column count in one round, so its timing does not depend on
+  ``cols_used``. Energy per array and vector: ``passes * array_mvm_pj`` plus
+  ``passes * input_passes * cols_used`` ADC conversions (every wordline pass
+  digitizes every used column once per input pass) plus ``input_passes *
+  rows_used`` DAC conversions. One conversion costs
+  ``adc_pj_per_conversion_step * 2^adc_bits`` (Walden's figure of merit:
+  energy per conversion step times the ``2^bits`` steps, with the effective
+  number of bits taken as ``adc_bits``; R. H. Walden, IEEE JSAC 17(4), 1999;
+  B. Murmann, "ADC Performance Survey"). Sharing ADCs changes the time, not
+  the number of conversions, so it does not change the energy (ADC leakage
+  is not modelled).
 - Programming weights: arrays are written row by row, all arrays of the group
   in parallel: ``cycles = rows_used * program_cycles_per_row``; energy per
   programmed cell.
@@ -76,13 +97,34 @@ def wordline_passes(t: HardwareTarget, rows_used: int) -> int:
     return max(1, _ceil_div(rows_used, t.array.active_rows))
 
 
-def mvm_cycles(t: HardwareTarget, vectors: int, rows_used: int) -> int:
-    """Cycles for every array of a group to process ``vectors`` input vectors."""
+def adc_rounds(t: HardwareTarget, cols_used: int) -> int:
+    """Conversion rounds one input pass needs: ``cols_used`` columns on the
+    array's ``adcs_per_array`` shared ADCs (at least one round)."""
+    return max(1, -(-cols_used // t.array.adcs_per_array))
+
+
+def mvm_issue_interval(t: HardwareTarget, cols_used: int) -> int:
+    """Cycles between input vectors of an MVM on ``cols_used`` columns: the
+    target's one-round interval times the ADC rounds the columns need."""
+    return t.array.mvm_issue_interval_cycles * adc_rounds(t, cols_used)
+
+
+def mvm_cycles(t: HardwareTarget, vectors: int, rows_used: int, cols_used: int) -> int:
+    """Cycles for every array of a group to process ``vectors`` input vectors,
+    each array using ``rows_used`` rows and ``cols_used`` columns."""
     if vectors <= 0:
         return 0
     passes = wordline_passes(t, rows_used)
     a = t.array
-    return passes * (a.mvm_latency_cycles + (vectors - 1) * a.mvm_issue_interval_cycles)
+    interval = mvm_issue_interval(t, cols_used)
+    latency = a.mvm_latency_cycles - a.mvm_issue_interval_cycles + interval
+    return passes * (latency + (vectors - 1) * interval)
+
+
+def adc_conversion_pj(t: HardwareTarget) -> float:
+    """Energy of one ADC conversion: ``adc_pj_per_conversion_step *
+    2^adc_bits`` (Walden's figure of merit)."""
+    return t.energy.adc_pj_per_conversion_step * 2**t.array.adc_bits
 
 
 def mvm_cost(
@@ -92,11 +134,12 @@ def mvm_cost(
     activations = arrays * vectors
     passes = wordline_passes(t, rows_used)
     e = t.energy
+    conversions = activations * passes * t.input_passes * cols_used
     return OpCost(
-        mvm_cycles(t, vectors, rows_used),
+        mvm_cycles(t, vectors, rows_used, cols_used),
         {
             "array": activations * passes * e.array_mvm_pj,
-            "adc": activations * cols_used * t.input_passes * e.adc_conversion_pj,
+            "adc": conversions * adc_conversion_pj(t),
             "dac": activations * rows_used * t.input_passes * e.dac_conversion_pj,
         },
     )

@@ -65,6 +65,7 @@ def format_report(result: SimResult) -> str:
     lines = [
         f"model:       {trace.model.name} (batch {trace.model.batch})",
         f"target:      {target.name} ({target.total_arrays} arrays, {clock})",
+        f"             {target.target.description}",
         f"strategy:    {trace.strategy}",
         *(
             [f"solver:      {status_summary(p.status for p in trace.solver)}"]

@@ -30,6 +30,11 @@ DEFAULT_TARGET = "dynaplasia"
 ComputeGranularity = Literal["core", "crossbar", "wordline"]
 COMPUTE_GRANULARITIES: tuple[str, ...] = get_args(ComputeGranularity)
 
+Topology = Literal["bus", "mesh"]
+TOPOLOGIES: tuple[str, ...] = get_args(Topology)
+"""What ``interconnect.topology`` may say: ``bus`` (one link shared by every
+core) or ``mesh`` (a 2-D grid of links between neighbouring cores)."""
+
 
 @dataclass(frozen=True)
 class TargetInfo:
@@ -58,7 +63,10 @@ class ArrayParams:
     the interval at which the next vector may be issued when MVMs pipeline.
     ``active_rows`` is how many word lines are driven at once: fewer than
     ``rows`` means one MVM takes ``ceil(rows_used / active_rows)`` passes
-    (CIM-MLC's wordline computing mode).
+    (CIM-MLC's wordline computing mode). Latency and interval are those of
+    an MVM whose columns convert in one round of the ``adcs_per_array``
+    shared ADCs; each further round adds one interval
+    (``cimflow.cost_model.mvm_issue_interval``).
     """
 
     rows: int
@@ -136,10 +144,15 @@ class VectorUnit:
 
 @dataclass(frozen=True)
 class Energy:
-    """``[energy]``: energy per access, in picojoules."""
+    """``[energy]``: energy per access, in picojoules.
+
+    ``adc_pj_per_conversion_step`` is the ADC's Walden figure of merit: one
+    conversion of an ``adc_bits`` ADC costs ``adc_pj_per_conversion_step *
+    2^adc_bits``.
+    """
 
     array_mvm_pj: float
-    adc_conversion_pj: float
+    adc_pj_per_conversion_step: float
     dac_conversion_pj: float
     cell_program_pj: float
     mode_switch_pj: float
@@ -238,6 +251,7 @@ _UPPER_BOUNDS: dict[str, float] = {
     "array.adc_bits": 24,
     "array.adcs_per_array": 65536,
     "array.active_rows": 65536,
+    "energy.adc_pj_per_conversion_step": 1e9,
     "precision.weight_bits": 64,
     "precision.activation_bits": 64,
     "precision.accumulator_bits": 128,
@@ -369,6 +383,28 @@ def _check_consistency(origin: str, hw: HardwareTarget) -> None:
         raise CimError(
             f"{origin}: key 'array.mvm_issue_interval_cycles' exceeds "
             "'array.mvm_latency_cycles'"
+        )
+    if hw.interconnect.topology not in TOPOLOGIES:
+        raise CimError(
+            f"{origin}: key 'interconnect.topology' must be one of "
+            f"{', '.join(TOPOLOGIES)}, got {hw.interconnect.topology!r}"
+        )
+    input_row = hw.array.rows * hw.activation_bytes
+    for key, held in (
+        ("buffers.global_bytes", hw.buffers.global_bytes),
+        ("buffers.local_bytes", hw.buffers.local_bytes),
+    ):
+        if held < input_row:
+            raise CimError(
+                f"{origin}: key '{key}' ({held}) cannot hold one input vector "
+                f"of an array ('array.rows' x activation bytes = {input_row})"
+            )
+    cells = hw.array.rows * hw.array.cols * hw.array.cell_bits // 8
+    if hw.dual_mode.memory_capacity_bytes > cells:
+        raise CimError(
+            f"{origin}: key 'dual_mode.memory_capacity_bytes' "
+            f"({hw.dual_mode.memory_capacity_bytes}) exceeds the array's cells "
+            f"('array.rows' x 'array.cols' x 'array.cell_bits' / 8 = {cells})"
         )
 
 

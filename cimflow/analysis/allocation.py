@@ -55,6 +55,8 @@ class Layer:
     """Arrays one copy occupies."""
     rows_used: int
     """Word lines each of its arrays uses (wordline passes)."""
+    cols_used: int
+    """Columns each of its arrays uses (ADC rounds)."""
     vectors: int
     """Input vectors of the whole operator."""
     align: int = 1
@@ -124,8 +126,9 @@ def layer_cycles(hw: HardwareTarget, layer: Layer, copies: int) -> int:
     if layer.steps > 1:
         per_step = math.ceil(layer.vectors / layer.steps)
         rounds = math.ceil(layer.steps / copies)
-        return rounds * mvm_cycles(hw, per_step, layer.rows_used)
-    return mvm_cycles(hw, math.ceil(layer.vectors / copies), layer.rows_used)
+        return rounds * mvm_cycles(hw, per_step, layer.rows_used, layer.cols_used)
+    vectors = math.ceil(layer.vectors / copies)
+    return mvm_cycles(hw, vectors, layer.rows_used, layer.cols_used)
 
 
 def next_useful_copies(hw: HardwareTarget, layer: Layer, copies: int) -> int | None:
@@ -335,7 +338,12 @@ def feature_rows(op: Operation, layout: Layout) -> int | None:
 def _layer(hw: HardwareTarget, policy: AllocationPolicy, op: cim_tile.MVMOp) -> Layer:
     chunk = plan_chunks(op.tiling, hw.total_arrays)[0]
     return Layer(
-        op, chunk.arrays, chunk.rows, op.vectors, policy.align(hw, chunk.arrays)
+        op,
+        chunk.arrays,
+        chunk.rows,
+        chunk.cols,
+        op.vectors,
+        policy.align(hw, chunk.arrays),
     )
 
 

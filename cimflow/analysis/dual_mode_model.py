@@ -45,13 +45,13 @@ Formulas (``tc(src, dst, b, n)`` is ``transfer_cost(...).cycles``)
 - MVM compute with ``d`` copies (vectors split between the copies, every
   copy running all row tiles of the weight at once)::
 
-      mvm_k(d) = mvm_cycles(ceil(V_k / d), rows_k)
+      mvm_k(d) = mvm_cycles(ceil(V_k / d), rows_k, cols_k)
 
 - streamed weight, per chunk ``c`` of the plan for ``T - compute - M``
   arrays, one after another::
 
       chunk_k(M) = sum_c tc(dram, buffer, bytes_c) + program_cost(rows_c)
-                   + mvm_cycles(V_k, rows_c)
+                   + mvm_cycles(V_k, rows_c, cols_c)
 
   and with a ``chunks`` buffer of two halves of ``h`` arrays (a variant of
   the segment's problem: ``T - compute - M - 2h`` arrays for the chunks),
@@ -205,6 +205,8 @@ class MvmInfo:
     vectors: int
     rows: int
     """Rows used per array (wordline passes)."""
+    cols: int
+    """Columns used per array (ADC rounds)."""
     weight_bytes: int
     """Bytes of the whole weight (one load at a segment's start)."""
     program: int
@@ -441,6 +443,7 @@ def build_program(
                 chunk.arrays,
                 vectors,
                 chunk.rows,
+                chunk.cols,
                 max(1, chunk.weight_elements * hw.weight_bytes),
                 program_cost(hw, chunk.arrays, chunk.rows, chunk.cols).cycles,
                 len(plan) > 1,
@@ -622,7 +625,9 @@ def copies_choices(
     MVM faster than every smaller count (a count that does not shorten
     ``ceil(V / d)`` only takes arrays), up to ``limit`` copies and the
     ``total`` arrays."""
-    return _copies_choices(hw, info.vectors, info.rows, info.arrays, limit, total)
+    return _copies_choices(
+        hw, info.vectors, info.rows, info.cols, info.arrays, limit, total
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -658,7 +663,7 @@ def _stream_terms(
         program_end = max(ready, compute_end) + (
             program_cost(hw, chunk.arrays, chunk.rows, chunk.cols).cycles
         )
-        compute_end = program_end + mvm_cycles(hw, vectors, chunk.rows)
+        compute_end = program_end + mvm_cycles(hw, vectors, chunk.rows, chunk.cols)
     return compute_end, dram_free, len(chunks), compute_end - dram_free
 
 
@@ -677,7 +682,13 @@ def stream_terms(
 
 @lru_cache(maxsize=65536)
 def _copies_choices(
-    hw: HardwareTarget, vectors: int, rows: int, arrays: int, limit: int, total: int
+    hw: HardwareTarget,
+    vectors: int,
+    rows: int,
+    cols: int,
+    arrays: int,
+    limit: int,
+    total: int,
 ) -> tuple[tuple[int, int], ...]:
     top = max(1, min(limit, vectors, total // max(1, arrays)))
     choices: list[tuple[int, int]] = []
@@ -685,7 +696,7 @@ def _copies_choices(
     for d in range(1, top + 1):
         share = math.ceil(vectors / d)
         if share != last_share:
-            choices.append((d, mvm_cycles(hw, share, rows)))
+            choices.append((d, mvm_cycles(hw, share, rows, cols)))
             last_share = share
     return tuple(choices)
 
@@ -956,7 +967,7 @@ class Segment:
                 )
             elif mvm is not None:
                 choices = (
-                    ((1, mvm_cycles(hw, mvm.vectors, mvm.rows)),)
+                    ((1, mvm_cycles(hw, mvm.vectors, mvm.rows, mvm.cols)),)
                     if streams
                     else copies_choices(hw, mvm, max_copies, total)
                 )
@@ -1059,6 +1070,7 @@ class Segment:
                     self.program.arrays,
                     info.mvm.vectors,
                     info.mvm.rows,
+                    info.mvm.cols,
                     info.mvm.arrays,
                     count,
                     max_copies,
@@ -1191,6 +1203,7 @@ def _pipelined_copies(
     total: int,
     vectors: int,
     rows: int,
+    cols: int,
     arrays: int,
     steps: int,
     limit: int,
@@ -1199,7 +1212,7 @@ def _pipelined_copies(
     ``b mod d`` (as the lowering places them): ``ceil(steps / d)`` rounds of
     one band's vectors; counts that do not shorten the rounds are dropped."""
     top = max(1, min(limit, steps, total // max(1, arrays)))
-    band = mvm_cycles(hw, math.ceil(vectors / steps), rows)
+    band = mvm_cycles(hw, math.ceil(vectors / steps), rows, cols)
     choices: list[tuple[int, int]] = []
     last_rounds = -1
     for d in range(1, top + 1):

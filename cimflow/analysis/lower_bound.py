@@ -13,16 +13,19 @@ ops of the function):
 - ``compute_cycles``: every array activation spread perfectly over all
   ``t.total_arrays`` arrays at the peak issue rate::
 
-      per_vector(r)   = mvm_cycles(t, 2, r) - mvm_cycles(t, 1, r)
-                      = wordline_passes(t, r) * mvm_issue_interval_cycles
-      array_cycles    = sum over cim_tile.mvm, over its array tiles of one
-                        copy (arrays_per_copy of them), of
-                        vectors * per_vector(rows the tile holds)
-      compute_cycles  = ceil(array_cycles / t.total_arrays)
+      per_vector(r, c) = mvm_cycles(t, 2, r, c) - mvm_cycles(t, 1, r, c)
+                       = wordline_passes(t, r) * mvm_issue_interval(t, c)
+      array_cycles     = sum over cim_tile.mvm, over its array tiles of one
+                         copy (arrays_per_copy of them), of
+                         vectors * per_vector(rows, cols the tile holds)
+      compute_cycles   = ceil(array_cycles / t.total_arrays)
 
-  A tile holds ``rows`` rows except the last row tile (``k mod rows``); a
-  packed grouped tile holds ``k`` rows per group it packs. The total
-  ``mvm_activations`` (array x vector x wordline pass) is reported too.
+  A tile holds ``rows`` rows except the last row tile (``k mod rows``), and
+  ``outputs_per_array * bit_slices`` columns except the last column tile; a
+  packed grouped tile holds ``k`` rows and ``n * bit_slices`` columns per
+  group it packs. (A lowered MVM runs all arrays of a chunk for its widest
+  tile, never fewer columns.) The total ``mvm_activations`` (array x vector
+  x wordline pass) is reported too.
   Weight copies only split the vectors, and streamed chunks only split the
   tiles, so no strategy has fewer activations; each MVM op of ``v`` vectors
   holds its arrays ``passes * (latency + (v - 1) * interval) >= v *
@@ -53,9 +56,10 @@ ops of the function):
   matmuls are left out (a strategy may run them on the arrays).
 - ``chain_cycles``: the longest chain of dependent MVMs (data dependencies
   through any ops), each taking at least one vector through its deepest
-  tile: ``mvm_cycles(t, 1, min(k, rows))``. Even when layers overlap (rows
-  or samples flowing through a pipeline) the first output of a layer waits
-  for one output of the layer it reads.
+  tile, the first: ``mvm_cycles(t, 1, min(k, rows), min(n,
+  outputs_per_array) * bit_slices)``. Even when layers overlap (rows or
+  samples flowing through a pipeline) the first output of a layer waits for
+  one output of the layer it reads.
 
 ``cycles = max(compute, dram, interconnect, vector, chain)``; ``bound_by``
 names the largest term. Resources can overlap perfectly in this bound, so a
@@ -81,6 +85,7 @@ from cimflow.cost_model import (
     interconnect_cost,
     link_cycles,
     mvm_cycles,
+    mvm_issue_interval,
     vector_cost,
     vector_element_ops,
     wordline_passes,
@@ -185,24 +190,33 @@ def _check_tiling(
         )
 
 
-def tile_rows(tiling: cim_tile.TilingAttr) -> list[tuple[int, int]]:
-    """``(rows held, number of tiles)`` for every array tile of one copy.
+def tile_cells(tiling: cim_tile.TilingAttr) -> list[tuple[int, int, int]]:
+    """``(rows held, columns held, number of tiles)`` for every array tile of
+    one copy.
 
-    Row tile ``i`` of a matrix holds ``min(rows, k - i * rows)`` rows and
-    repeats for each column tile and each group; a packed grouped weight has
-    ``groups // groups_per_array`` arrays of ``groups_per_array * k`` rows and
-    one array for the remaining groups.
+    Row tile ``i`` of a matrix holds ``min(rows, k - i * rows)`` rows, column
+    tile ``j`` holds ``min(per_array, n - j * per_array) * bit_slices``
+    columns (``per_array = cols // bit_slices`` outputs), and each pair
+    repeats for each group; a packed grouped weight has ``groups //
+    groups_per_array`` arrays of ``groups_per_array`` groups and one array
+    for the remaining groups.
     """
-    k, groups, rows = (tiling.field(key) for key in ("k", "groups", "rows"))
+    k, n, groups, rows = (tiling.field(key) for key in ("k", "n", "groups", "rows"))
+    slices = tiling.field("bit_slices")
     packed = tiling.field("groups_per_array")
     if packed > 1:
         full, rest = divmod(groups, packed)
-        tiles = [(packed * k, full)] if full else []
-        return [*tiles, (rest * k, 1)] if rest else tiles
-    per_row_tile = tiling.field("col_tiles") * groups
+        tiles = [(packed * k, packed * n * slices, full)] if full else []
+        return [*tiles, (rest * k, rest * n * slices, 1)] if rest else tiles
+    per_array = tiling.outputs_per_array
+    col_tiles = tiling.field("col_tiles")
+    last_cols = (n - (col_tiles - 1) * per_array) * slices
+    widths = [(per_array * slices, col_tiles - 1)] if col_tiles > 1 else []
+    widths.append((last_cols, 1))
     return [
-        (min(rows, k - r * rows), per_row_tile)
+        (min(rows, k - r * rows), cols, count * groups)
         for r in range(tiling.field("row_tiles"))
+        for cols, count in widths
     ]
 
 
@@ -211,10 +225,10 @@ def mvm_array_work(mvm: cim_tile.MVMOp, target: HardwareTarget) -> tuple[int, in
     vectors = mvm.vectors
     activations = 0
     cycles = 0
-    for rows_held, count in tile_rows(mvm.tiling):
-        per_vector = mvm_cycles(target, 2, rows_held) - mvm_cycles(target, 1, rows_held)
-        activations += count * vectors * wordline_passes(target, rows_held)
-        cycles += count * vectors * per_vector
+    for rows_held, cols_held, count in tile_cells(mvm.tiling):
+        passes = wordline_passes(target, rows_held)
+        activations += count * vectors * passes
+        cycles += count * vectors * passes * mvm_issue_interval(target, cols_held)
     return activations, cycles
 
 
@@ -272,7 +286,8 @@ def latency_lower_bound(module: ModuleOp, target: HardwareTarget) -> LowerBound:
             output_bytes += outputs_count * target.activation_bytes
             extra = tiling.field("row_tiles") - 1 + (1 if op.bias is not None else 0)
             element_ops += vector_element_ops("accumulate", outputs_count, extra)
-            depth += mvm_cycles(target, 1, min(k, tiling.field("rows")))
+            first_cols = min(n, tiling.outputs_per_array) * tiling.field("bit_slices")
+            depth += mvm_cycles(target, 1, min(k, tiling.field("rows")), first_cols)
         elif isinstance(op, cim_tile.Im2ColOp | cim_tile.Col2ImOp):
             kind = op.name.split(".")[1]
             element_ops += vector_element_ops(

@@ -240,13 +240,15 @@ def random_models(draw: st.DrawFn) -> onnx.ModelProto:
 
 @st.composite
 def random_targets(draw: st.DrawFn) -> HardwareTarget:
-    """A small, valid target: few small arrays, small buffers, odd geometry."""
+    """A small, valid target: few small arrays, small buffers, odd geometry,
+    ADCs shared by up to 8 columns."""
     base = load_target("tiny")
     rows = draw(st.sampled_from([8, 12, 16, 24, 32]))
     cols = draw(st.sampled_from([8, 16, 24, 32]))
     cell_bits = draw(st.sampled_from([1, 2, 4]))
     arrays_per_core = draw(st.integers(1, 6))
     cores = draw(st.integers(1, 3))
+    cell_bytes = rows * cols * cell_bits // 8
     return dataclasses.replace(
         base,
         hierarchy=dataclasses.replace(
@@ -259,9 +261,12 @@ def random_targets(draw: st.DrawFn) -> HardwareTarget:
             active_rows=draw(st.sampled_from([r for r in (4, 8, rows) if r <= rows])),
             cell_bits=cell_bits,
             dac_bits=draw(st.sampled_from([1, 2])),
+            adcs_per_array=draw(st.sampled_from([cols // 8, cols // 2, cols])),
         ),
         dual_mode=dataclasses.replace(
-            base.dual_mode, switchable_arrays=cores * arrays_per_core
+            base.dual_mode,
+            switchable_arrays=cores * arrays_per_core,
+            memory_capacity_bytes=min(base.dual_mode.memory_capacity_bytes, cell_bytes),
         ),
         buffers=dataclasses.replace(
             base.buffers, global_bytes=draw(st.sampled_from([256, 1024, 8192]))

@@ -101,10 +101,17 @@ def small_target(
     memory_bandwidth: float = 4.0,
 ) -> str:
     """``tiny`` (8 arrays of 32 x 32, 8 weights per array row) with a small
-    global buffer, so small activations spill, and small memory arrays."""
+    global buffer, so small activations spill, and small memory arrays. A
+    memory-mode capacity above the 256 B of tiny's cells takes taller arrays
+    (``capacity / 8`` rows of 32 2-bit cells), since an array stores at most
+    its cells."""
     tiny = load_target("tiny")
+    rows = max(
+        tiny.array.rows, capacity * 8 // (tiny.array.cols * tiny.array.cell_bits)
+    )
     hw = dataclasses.replace(
         tiny,
+        array=dataclasses.replace(tiny.array, rows=rows, active_rows=rows),
         dual_mode=dataclasses.replace(
             tiny.dual_mode,
             switchable_arrays=switchable,
@@ -174,7 +181,8 @@ def brute_force(segment: Segment, max_copies: int) -> int:
             mvm = infos[k].mvm
             assert mvm is not None
             compute += d * mvm.arrays
-            durations[k] += mvm_cycles(hw, math.ceil(mvm.vectors / d), mvm.rows)
+            vectors = math.ceil(mvm.vectors / d)
+            durations[k] += mvm_cycles(hw, vectors, mvm.rows, mvm.cols)
         if compute > total:
             continue
         for a, p in itertools.product(range(switchable + 1), repeat=2):

@@ -26,7 +26,9 @@ def trace_dict() -> dict[str, Any]:
     """
     base = load_target("dynaplasia")
     target = dataclasses.replace(
-        base, array=dataclasses.replace(base.array, rows=128, cols=128, active_rows=128)
+        base,
+        array=dataclasses.replace(base.array, rows=128, cols=128, active_rows=128),
+        dual_mode=dataclasses.replace(base.dual_mode, memory_capacity_bytes=2048),
     )
 
     def mvm(op_id: int, vectors: int, deps: list[int]) -> dict[str, Any]:
@@ -100,6 +102,10 @@ def test_text_report(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     assert "latency:     172 cycles (172.000 ns at 1.0 GHz)" in out
     assert "ops:         4" in out
+    target_lines = (
+        "target:      dynaplasia (96 arrays, 1.0 GHz)\n             DynaPlasia"
+    )
+    assert target_lines in out  # the target's description under its name
     assert out.endswith("\n")
 
 

@@ -64,7 +64,9 @@ def hand_target() -> HardwareTarget:
         precision=dataclasses.replace(
             base.precision, weight_bits=8, activation_bits=8, accumulator_bits=32
         ),
-        dual_mode=dataclasses.replace(base.dual_mode, switchable_arrays=16),
+        dual_mode=dataclasses.replace(
+            base.dual_mode, switchable_arrays=16, memory_capacity_bytes=4096
+        ),
         buffers=dataclasses.replace(
             base.buffers, global_bytes=81920, global_bandwidth_bytes_per_cycle=32.0
         ),

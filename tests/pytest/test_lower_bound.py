@@ -33,7 +33,7 @@ from xdsl.parser import Parser
 from cimflow.analysis.lower_bound import (
     LowerBound,
     latency_lower_bound,
-    tile_rows,
+    tile_cells,
 )
 from cimflow.cimdialect import cim_tile
 from cimflow.cimdialect.cim_graph import CIMGraph
@@ -155,6 +155,23 @@ def test_wordline_passes_by_hand() -> None:
     assert terms(bound)[1:4] == (150, 17, 7)
 
 
+def test_shared_adcs_by_hand() -> None:
+    # tiny with 8 ADCs for its 32 columns: a tile's interval is 8 cycles per
+    # ADC round. LINEAR's column tiles hold 8, 8 and 4 outputs of 4 slices:
+    # 32 columns (4 rounds, 32 cycles) twice and 16 (2 rounds, 16 cycles),
+    # in each of the 2 row tiles: 4 vectors x 2 x (32 + 32 + 16) = 640 array
+    # cycles over 8 arrays. The chain's first tile (32 rows, 32 columns)
+    # takes latency 10 - 8 + 32 = 34. The other terms do not change.
+    base = load_target("tiny")
+    hw = dataclasses.replace(
+        base, array=dataclasses.replace(base.array, adcs_per_array=8)
+    )
+    bound = latency_lower_bound(tiled(LINEAR), hw)
+    assert bound.mvm_activations == 6 * 4
+    assert bound.array_cycles == 640
+    assert terms(bound) == (80, 150, 17, 7, 34)
+
+
 def test_embedding_shared_input_bias_by_hand() -> None:
     bound = latency_lower_bound(tiled(EMBEDDING), load_target("tiny"))
     # dram: 3 gathered rows of 16 (48 B, not the 1600 B table), w1 128 B,
@@ -204,19 +221,34 @@ def test_chain_adds_dependent_mvms() -> None:
     assert latency_lower_bound(tiled(text), load_target("tiny")).chain_cycles == 20
 
 
-def test_tile_rows() -> None:
-    # Row tiles of 32, 32 and 6 rows, each in 2 column tiles.
-    assert tile_rows(TilingAttr.for_matrix(70, 9, 1, 32, 32, 4)) == [
-        (32, 2),
-        (32, 2),
-        (6, 2),
+def test_tile_cells() -> None:
+    # k = 70, n = 9 on 32 x 32 arrays with 4 bit slices (8 outputs per array):
+    # row tiles of 32, 32 and 6 rows, each in a column tile of 8 outputs (32
+    # columns) and one of the last output (4 columns).
+    assert tile_cells(TilingAttr.for_matrix(70, 9, 1, 32, 32, 4)) == [
+        (32, 32, 1),
+        (32, 4, 1),
+        (32, 32, 1),
+        (32, 4, 1),
+        (6, 32, 1),
+        (6, 4, 1),
     ]
-    # Depthwise 3x3: 3 groups of k = 9 packed per array (27 rows), 4 groups
-    # in all: one full array and one with the remaining group.
+    # One column tile: only the last (here the only) width.
+    assert tile_cells(TilingAttr.for_matrix(40, 8, 1, 32, 32, 4)) == [
+        (32, 32, 1),
+        (8, 32, 1),
+    ]
+    # Depthwise 3x3: 3 groups of k = 9, n = 1 packed per array (27 rows,
+    # 3 x 4 = 12 columns), 4 groups in all: one full array and one with the
+    # remaining group (9 rows, 4 columns).
     packed = TilingAttr.for_matrix(9, 1, 4, 32, 32, 4)
     assert packed.field("groups_per_array") == 3
-    assert tile_rows(packed) == [(27, 1), (9, 1)]
-    assert sum(count for _, count in tile_rows(packed)) == packed.arrays_per_copy
+    assert tile_cells(packed) == [(27, 12, 1), (9, 4, 1)]
+    assert sum(count for *_, count in tile_cells(packed)) == packed.arrays_per_copy
+    # Grouped but not packed (k = 40 > 32 rows): every tile once per group.
+    grouped = TilingAttr.for_matrix(40, 2, 3, 32, 32, 4)
+    assert tile_cells(grouped) == [(32, 8, 3), (8, 8, 3)]
+    assert sum(count for *_, count in tile_cells(grouped)) == grouped.arrays_per_copy
 
 
 def test_rejects_modules_at_other_levels() -> None:

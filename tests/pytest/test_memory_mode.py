@@ -76,9 +76,13 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     )
     path = directory / "mlp.onnx"
     onnx.save(model, path)
+    # Memory-mode arrays of 4 KiB: 512 rows of 32 2-bit cells (an array stores
+    # at most its cells); the 24-row weights still take one row tile.
     tiny = load_target("tiny")
     target = dataclasses.replace(
-        tiny, dual_mode=dataclasses.replace(tiny.dual_mode, memory_capacity_bytes=4096)
+        tiny,
+        array=dataclasses.replace(tiny.array, rows=512, active_rows=512),
+        dual_mode=dataclasses.replace(tiny.dual_mode, memory_capacity_bytes=4096),
     )
     target_path = directory / "tinymem.toml"
     target_path.write_text(target_to_toml(target), encoding="utf-8")

@@ -534,6 +534,7 @@ def small_targets(draw: st.DrawFn) -> HardwareTarget:
     chips = draw(st.integers(1, 2))
     cores = draw(st.integers(1, 3))
     per_core = draw(st.integers(1, 4))
+    cell_bits = draw(st.sampled_from([1, 2, 4, 8]))
     return dataclasses.replace(
         base,
         hierarchy=dataclasses.replace(
@@ -544,10 +545,15 @@ def small_targets(draw: st.DrawFn) -> HardwareTarget:
             rows=rows,
             cols=cols,
             active_rows=draw(st.integers(1, rows)),
-            cell_bits=draw(st.sampled_from([1, 2, 4, 8])),
+            cell_bits=cell_bits,
+            adcs_per_array=draw(st.sampled_from([cols // 8, cols])),
         ),
         dual_mode=dataclasses.replace(
-            base.dual_mode, switchable_arrays=chips * cores * per_core
+            base.dual_mode,
+            switchable_arrays=chips * cores * per_core,
+            memory_capacity_bytes=min(
+                base.dual_mode.memory_capacity_bytes, rows * cols * cell_bits // 8
+            ),
         ),
     )
 

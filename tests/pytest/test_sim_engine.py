@@ -4,8 +4,9 @@ Unless a test says otherwise the target is dynaplasia shrunk to 8 arrays of
 128 x 128 (2 cores x 4 arrays), with dynaplasia's timing and energy:
 
 - mvm: mvm_latency 10, issue interval 8, active_rows 128 -> one wordline pass
-  for rows <= 128; ``cycles = 10 + (vectors - 1) * 8``; input_passes =
-  activation_bits / dac_bits = 8 / 1 = 8.
+  for rows <= 128; 320 ADCs, so any column count converts in one round;
+  ``cycles = 10 + (vectors - 1) * 8``; input_passes = activation_bits /
+  dac_bits = 8 / 1 = 8; one ADC conversion 0.00651 pJ/step * 2^8 steps.
 - program: 1 cycle per row.
 - switch: switch_latency 1 cycle; mode_switch_pj 2.0 per array.
 - DRAM: latency 100 + ceil(bytes / 25.6); buffer: ceil(bytes / 32);
@@ -42,7 +43,9 @@ def small_target(**array_changes: Any) -> HardwareTarget:
             base.hierarchy, chips=1, cores_per_chip=2, arrays_per_core=4
         ),
         array=array,
-        dual_mode=dataclasses.replace(base.dual_mode, switchable_arrays=8),
+        dual_mode=dataclasses.replace(
+            base.dual_mode, switchable_arrays=8, memory_capacity_bytes=2048
+        ),
     )
 
 
@@ -146,12 +149,13 @@ def test_single_mvm() -> None:
     assert stats.seconds == pytest.approx(34e-9)
     assert stats.throughput == pytest.approx(1 / 34e-9)
     # activations = 2 arrays * 4 vectors = 8
-    # array: 8 * 1 pass * 12.0 = 96; adc: 8 * 64 cols * 8 passes * 0.5 = 2048;
-    # dac: 8 * 128 rows * 8 passes * 0.01 = 81.92
+    # array: 8 * 1 pass * 12.0 = 96; adc: 8 * 1 wordline pass * 64 cols *
+    # 8 input passes = 4096 conversions of 0.00651 pJ/step * 2^8 = 1.66656 pJ,
+    # 6826.22976; dac: 8 * 128 rows * 8 passes * 0.01 = 81.92
     assert stats.energy_pj["array"] == pytest.approx(96.0)
-    assert stats.energy_pj["adc"] == pytest.approx(2048.0)
+    assert stats.energy_pj["adc"] == pytest.approx(6826.22976)
     assert stats.energy_pj["dac"] == pytest.approx(81.92)
-    assert stats.total_energy_pj == pytest.approx(2225.92)
+    assert stats.total_energy_pj == pytest.approx(7004.14976)
     assert stats.array_busy_cycles == (34, 34, 0, 0, 0, 0, 0, 0)
     assert stats.arrays_used == 2
     # 68 busy array-cycles over 8 arrays * 34 cycles; over the 2 used arrays.
@@ -167,6 +171,20 @@ def test_wordline_mode_takes_several_passes() -> None:
     assert times(result) == [(0, 102)]
     # array energy: 8 activations * 3 passes * 12.0
     assert result.stats.energy_pj["array"] == pytest.approx(288.0)
+
+
+def test_shared_adcs_convert_in_rounds() -> None:
+    # 16 ADCs for 128 columns: 64 columns take 4 rounds, interval 4 x 8 = 32,
+    # latency 10 - 8 + 32 = 34, 4 vectors 34 + 3 x 32 = 130 cycles; 16
+    # columns take one round, 10 + 3 x 8 = 34 (the energy does not change:
+    # 2 x 4 x 64 x 8 conversions x 1.66656 pJ = 6826.22976, and
+    # 2 x 4 x 16 x 8 x 1.66656 = 1706.55744).
+    result = run(
+        [mvm(0, [[0, 2]], 4), mvm(1, [[2, 4]], 4, cols=16)],
+        small_target(adcs_per_array=16),
+    )
+    assert times(result) == [(0, 130), (0, 34)]
+    assert result.stats.energy_pj["adc"] == pytest.approx(6826.22976 + 1706.55744)
 
 
 def test_mvms_on_same_arrays_serialize() -> None:
@@ -258,7 +276,7 @@ def test_switch_round_trip() -> None:
 
 def test_energy_sums_over_ops_and_components() -> None:
     ops = [
-        mvm(0, [[0, 2]], 4),  # array 96, adc 2048, dac 81.92
+        mvm(0, [[0, 2]], 4),  # array 96, adc 6826.22976, dac 81.92
         op(
             1,
             "program",
@@ -287,7 +305,7 @@ def test_energy_sums_over_ops_and_components() -> None:
     assert list(energy) == list(ENERGY_COMPONENTS)
     expected = {
         "array": 96.0,
-        "adc": 2048.0,
+        "adc": 6826.22976,
         "dac": 81.92,
         "program": 2 * 128 * 64 * 0.05,
         "switch": 0.0,

@@ -27,7 +27,8 @@ from cimflow.hw_targets import HardwareTarget, load_target
 
 
 def small_target() -> HardwareTarget:
-    """dynaplasia with 8 arrays of 128 x 128 (2 cores x 4 arrays)."""
+    """dynaplasia with 8 arrays of 128 x 128 (2 cores x 4 arrays), each
+    storing its 128 x 128 bits (2048 B) in memory mode."""
     base = load_target("dynaplasia")
     return dataclasses.replace(
         base,
@@ -35,7 +36,9 @@ def small_target() -> HardwareTarget:
             base.hierarchy, chips=1, cores_per_chip=2, arrays_per_core=4
         ),
         array=dataclasses.replace(base.array, rows=128, cols=128, active_rows=128),
-        dual_mode=dataclasses.replace(base.dual_mode, switchable_arrays=8),
+        dual_mode=dataclasses.replace(
+            base.dual_mode, switchable_arrays=8, memory_capacity_bytes=2048
+        ),
     )
 
 

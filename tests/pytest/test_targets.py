@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cimflow.cost_model import mvm_cycles
 from cimflow.errors import CimError
 from cimflow.hw_targets import (
     DEFAULT_TARGET,
@@ -154,8 +155,13 @@ def test_pimcomp_default_headline() -> None:
     assert t.total_arrays == 136 * 64
     assert (t.array.rows, t.array.cols, t.array.cell_bits) == (128, 128, 2)
     assert (t.array.dac_bits, t.array.adc_bits, t.array.adcs_per_array) == (1, 8, 16)
-    assert t.array.mvm_latency_cycles == 4000  # 4000 ns at 1 GHz
-    assert t.array.mvm_issue_interval_cycles == 200
+    # One ADC round of the 8 that 16 ADCs need for 128 columns: a full-width
+    # MVM takes 3825 - 25 + 8 x 25 = 4000 cycles (4000 ns at 1 GHz), the next
+    # vector 8 x 25 = 200 cycles later, as PIMCOMP's evaluation model.
+    assert t.array.mvm_latency_cycles == 3825
+    assert t.array.mvm_issue_interval_cycles == 25
+    assert mvm_cycles(t, 1, 128, 128) == 4000
+    assert mvm_cycles(t, 2, 128, 128) == 4200
     assert t.bit_slices == 8
     assert t.input_passes == 16
     assert t.buffers.local_bandwidth_bytes_per_cycle == 25.6
@@ -271,6 +277,18 @@ def test_target_by_path(tmp_path: Path) -> None:
         (set_key("dual_mode", "memory_capacity_bytes", "0"), "memory_capacity_bytes"),
         (set_key("array", "cell_bits", "16"), "array.cell_bits"),
         (set_key("array", "mvm_issue_interval_cycles", "11"), "mvm_issue_interval"),
+        # plausibility: a topology the model has, buffers that hold one input
+        # vector of an array (320 rows x 1 byte), memory mode within the cells
+        # (320 x 320 x 1 bit = 12800 bytes)
+        (set_key("interconnect", "topology", '"ring"'), "interconnect.topology"),
+        (set_key("interconnect", "topology", '"Mesh"'), "interconnect.topology"),
+        (set_key("buffers", "global_bytes", "64"), "buffers.global_bytes"),
+        (set_key("buffers", "global_bytes", "319"), "buffers.global_bytes"),
+        (set_key("buffers", "local_bytes", "319"), "buffers.local_bytes"),
+        (
+            set_key("dual_mode", "memory_capacity_bytes", "12801"),
+            "dual_mode.memory_capacity_bytes",
+        ),
     ],
 )
 def test_validation_error_names_file_and_key(
@@ -278,6 +296,32 @@ def test_validation_error_names_file_and_key(
 ) -> None:
     _, message = load_error(tmp_path, text)
     assert key in message
+
+
+def test_plausibility_limits_are_inclusive(tmp_path: Path) -> None:
+    # A buffer of exactly one input vector (320 rows x 1 byte) and memory mode
+    # storing exactly the 320 x 320 one-bit cells load; both topologies do.
+    text = set_key("buffers", "global_bytes", "320")
+    text = _edit(text, "buffers", "local_bytes", "local_bytes = 320")
+    text = _edit(text, "interconnect", "topology", 'topology = "mesh"')
+    path = tmp_path / "edge.toml"
+    path.write_text(text, encoding="utf-8")
+    t = load_target_file(path)
+    assert (t.buffers.global_bytes, t.buffers.local_bytes) == (320, 320)
+    assert t.dual_mode.memory_capacity_bytes == 320 * 320 // 8
+    assert t.interconnect.topology == "mesh"
+
+
+def test_plausibility_errors_say_why(tmp_path: Path) -> None:
+    _, message = load_error(tmp_path, set_key("buffers", "local_bytes", "100"))
+    assert "(100) cannot hold one input vector" in message
+    assert "= 320" in message
+    text = set_key("dual_mode", "memory_capacity_bytes", "20000")
+    _, message = load_error(tmp_path, text)
+    assert "(20000) exceeds the array's cells" in message
+    assert "= 12800" in message
+    _, message = load_error(tmp_path, set_key("interconnect", "topology", '"ring"'))
+    assert "must be one of bus, mesh, got 'ring'" in message
 
 
 def test_zero_is_allowed_where_documented(tmp_path: Path) -> None:
@@ -381,6 +425,11 @@ def _check_invariants(t: HardwareTarget) -> None:
     assert t.array.mvm_issue_interval_cycles <= t.array.mvm_latency_cycles
     assert t.dual_mode.switchable_arrays <= t.total_arrays
     assert t.array.compute_granularity in ("core", "crossbar", "wordline")
+    assert t.interconnect.topology in ("bus", "mesh")
+    input_vector = t.array.rows * t.activation_bytes
+    assert min(t.buffers.global_bytes, t.buffers.local_bytes) >= input_vector
+    cells = t.array.rows * t.array.cols * t.array.cell_bits // 8
+    assert t.dual_mode.memory_capacity_bytes <= cells
 
 
 @settings(max_examples=200, deadline=None)
@@ -432,3 +481,49 @@ def test_shipped_target_round_trips_through_toml_text(
     path = tmp_path / f"{name}.toml"
     path.write_text(target_to_toml(t), encoding="utf-8")
     assert load_target_file(path) == t
+
+
+# --- SCHEMA.md documents every key and who reads it ---------------------------
+
+SCHEMA_TEXT = (TARGETS_DIR / "SCHEMA.md").read_text(encoding="utf-8")
+
+
+def _schema_tables() -> dict[str, dict[str, list[str]]]:
+    """``section -> key -> cells`` of the key tables of SCHEMA.md."""
+    tables: dict[str, dict[str, list[str]]] = {}
+    section = None
+    for line in SCHEMA_TEXT.splitlines():
+        heading = re.match(r"### `\[(\w+)\]`", line)
+        if heading:
+            section = heading.group(1)
+            tables[section] = {}
+        elif line.startswith("## "):
+            section = None
+        elif section and (row := re.match(r"\| `(\w+)` \|(.*)\|$", line)):
+            tables[section][row.group(1)] = [c.strip() for c in row.group(2).split("|")]
+    return tables
+
+
+def test_schema_documents_every_key_and_its_reader() -> None:
+    tables = _schema_tables()
+    sections = _section_classes()
+    assert set(tables) == set(sections)
+    for section, cls in sections.items():
+        documented = tables[section]
+        assert set(documented) == {f.name for f in dataclasses.fields(cls)}, section
+        for key, cells in documented.items():
+            assert cells[-1], f"{section}.{key} has no 'read by'"
+
+
+def test_schema_shipped_table_matches_the_files() -> None:
+    rows = {
+        m.group(1): [c.strip() for c in line.split("|")[1:-1]]
+        for line in SCHEMA_TEXT.split("## Shipped targets", 1)[1].splitlines()
+        if (m := re.match(r"\| `(\w+)`", line))
+    }
+    assert set(rows) == set(shipped_targets())
+    for name, cells in rows.items():
+        t = load_target(name)
+        rounds = -(-t.array.cols // t.array.adcs_per_array)
+        assert cells[5] == f"{t.array.adcs_per_array} ({rounds})", name
+        assert cells[9] == t.interconnect.topology, name
