@@ -100,9 +100,9 @@ from cimflow.frontend.common import (
     tensor_to_array,
     with_origin,
 )
-from cimflow.frontend.folding import reduce_axes, slice_params, split_sizes
 from cimflow.frontend.fusion import FUSED_DOMAIN, fuse
 from cimflow.frontend.model_file import load_model
+from cimflow.frontend.params import reduce_axes, slice_params, split_sizes
 from cimflow.frontend.prepare import (
     ValueType,
     opaque_initializers,

@@ -4,7 +4,8 @@
 onnxruntime and computes the same function) in which:
 
 * symbolic input dimensions are fixed from ``dims``;
-* every value computable from constants is folded with numpy: small results
+* every value computable from constants is folded by the onnx package's
+  reference evaluator (:mod:`cimflow.frontend.folding`): small results
   become ``Constant`` nodes, large ones (and matrices used as the weight of a
   Conv, Gemm or MatMul) initializers named ``<value>.folded``;
   ``Shape`` and ``Size`` fold from the inferred static shapes, so shape
@@ -41,7 +42,6 @@ from cimflow.frontend.common import (
     attr_float,
     attr_int,
     check_gather_indices,
-    constant_node_value,
     default_opset,
     external_location,
     has_data,
@@ -55,9 +55,9 @@ from cimflow.frontend.common import (
     tensor_to_array,
     with_origin,
 )
-from cimflow.frontend.folding import evaluate
+from cimflow.frontend.folding import fold_constants, is_foldable
 from cimflow.frontend.model_file import topological_order
-from cimflow.frontend.supported import FOLD_ONLY_OPS, SUPPORTED_OPS, unsupported_op
+from cimflow.frontend.supported import IMPORTED_OPS, unsupported_op
 
 ValueType = tuple[int, tuple[int, ...] | None]
 """ONNX element type and static shape (None when not fully known)."""
@@ -156,6 +156,7 @@ class _Preparer:
         self.output_names = {o.name for o in self.outputs}
         self.folded: dict[str, Array] = {}
         self.folded_by: dict[str, str] = {}
+        self.fold_failures: dict[str, str] = {}
         self.init_values: dict[str, Array] = {}
         self.types: dict[str, ValueType] = {}
         self.taken: set[str] = {
@@ -176,7 +177,7 @@ class _Preparer:
             changed = self._fold_pass() or changed
             if not changed:
                 break
-        self._check_folded()
+        self._check_supported()
         self._fuse_batchnorms()
         self._materialize()
         self._eliminate_dead()
@@ -194,7 +195,7 @@ class _Preparer:
     def _check_ops(self) -> None:
         used = {name for node in self.nodes for name in node.input} | self.output_names
         for node in self.nodes:
-            if node.domain not in DEFAULT_DOMAINS or node.op_type not in SUPPORTED_OPS:
+            if node.domain not in DEFAULT_DOMAINS:
                 raise CimError(
                     f"{self.origin}: {unsupported_op(node.name, op_key(node))}"
                 )
@@ -312,69 +313,98 @@ class _Preparer:
             ) from e
 
     def _fold_pass(self) -> bool:
-        remaining: list[NodeProto] = []
+        """Fold every node whose inputs are all constant; True if any was."""
+        constant: set[str] = set()
+        candidates: list[NodeProto] = []
         changed = False
         for node in self.nodes:
-            outputs = self._try_fold(node)
-            if outputs is None:
-                remaining.append(node)
+            if node.op_type in ("Shape", "Size") and node.domain in DEFAULT_DOMAINS:
+                value = self._shape_value(node)
+                if value is not None:
+                    self._record_folded(node, [value])
+                    changed = True
+                    continue
+            if node.op_type == "Gather" and len(node.input) > 1:
+                self._check_gather(node)
+            if not is_foldable(node) or not all(
+                name in constant or self._value(name) is not None
+                for name in node.input
+                if name
+            ):
                 continue
-            for name, value in zip(node.output, outputs, strict=True):
-                if name:
-                    self.folded[name] = value
-                    self.folded_by[name] = node.name
+            self._check_foldable(node)
+            candidates.append(node)
+            constant.update(name for name in node.output if name)
+        reads = {name for node in candidates for name in node.input if name}
+        values = {name: v for name in reads if (v := self._value(name)) is not None}
+        result = fold_constants(
+            candidates,
+            values,
+            list(self.model.opset_import),
+            self.model.ir_version or onnx.IR_VERSION,
+        )
+        self.fold_failures.update(result.failures)
+        done: set[int] = set()
+        for node in candidates:
+            outputs = [name for name in node.output if name]
+            if all(name in result.values for name in outputs):
+                self._record_folded(node, [result.values[name] for name in outputs])
+                done.add(id(node))
+        if done:
             changed = True
-        self.nodes = remaining
+        self.nodes = [
+            n
+            for n in self.nodes
+            if id(n) not in done and not all(o in self.folded for o in n.output if o)
+        ]
         return changed
 
-    def _try_fold(self, node: NodeProto) -> list[Array] | None:
-        op = node.op_type
-        if op == "Constant":
-            try:
-                return [constant_node_value(node)]
-            except ValueError as e:
-                raise CimError(
-                    f"{self.origin}: node '{node.name}' has an unsupported Constant "
-                    "value (sparse or string)"
-                ) from e
-        if op in ("Shape", "Size"):
-            shape = self._static_shape(node.input[0])
-            if shape is None:
-                return None
-            if op == "Size":
-                return [np.array(num_elements(shape), dtype=np.int64)]
-            rank = len(shape)
-            start = attr_int(node, "start", 0)
-            end = attr_int(node, "end", rank)
-            start = min(max(start + rank if start < 0 else start, 0), rank)
-            end = min(max(end + rank if end < 0 else end, 0), rank)
-            return [np.array(shape[start:end], dtype=np.int64)]
-        if op == "Gather":
-            indices = self._param(node.input[1])
-            data_shape = self._static_shape(node.input[0])
-            if indices is not None and data_shape is not None:
-                check_gather_indices(node, indices, data_shape)
-        inputs: list[Array | None] = []
-        for name in node.input:
-            if not name:
-                inputs.append(None)
-                continue
-            value = self._value(name)
-            if value is None:
-                return None
-            inputs.append(value)
+    def _record_folded(self, node: NodeProto, values: Sequence[Array]) -> None:
+        outputs = [name for name in node.output if name]
+        for name, value in zip(outputs, values, strict=True):
+            found = self.types.get(name)
+            if found is not None and found[0]:
+                value = value.astype(np_dtype(found[0]), copy=False)
+            self.folded[name] = value
+            self.folded_by[name] = node.name
+
+    def _shape_value(self, node: NodeProto) -> Array | None:
+        """``Shape`` or ``Size`` from the inferred static shape of its input.
+
+        The one case the reference evaluator cannot fold: the input is not a
+        constant (often a value computed from the graph inputs), but its
+        shape is known once symbolic dimensions have values.
+        """
+        shape = self._static_shape(node.input[0])
+        if shape is None:
+            return None
+        if node.op_type == "Size":
+            return np.array(num_elements(shape), dtype=np.int64)
+        rank = len(shape)
+        start = attr_int(node, "start", 0)
+        end = attr_int(node, "end", rank)
+        start = min(max(start + rank if start < 0 else start, 0), rank)
+        end = min(max(end + rank if end < 0 else end, 0), rank)
+        return np.array(shape[start:end], dtype=np.int64)
+
+    def _check_gather(self, node: NodeProto) -> None:
+        """Constant Gather indices must be inside the axis (onnxruntime
+        refuses them, and the evaluator's message names no node)."""
+        indices = self._param(node.input[1])
+        data_shape = self._static_shape(node.input[0])
+        if indices is not None and data_shape is not None:
+            check_gather_indices(node, indices, data_shape)
+
+    def _check_foldable(self, node: NodeProto) -> None:
+        """A folded constant must not be too large to create."""
         for name in node.output:
             shape = self._static_shape(name)
             if shape is not None and num_elements(shape) > MAX_FOLDED_ELEMENTS:
                 raise CimError(
-                    f"{self.origin}: folding node '{node.name}' ({op}) would create "
-                    f"a constant of shape {list(shape)}, more than "
+                    f"{self.origin}: folding node '{node.name}' ({node.op_type}) "
+                    f"would create a constant of shape {list(shape)}, more than "
                     f"{MAX_FOLDED_ELEMENTS} elements"
                 )
-        outputs = evaluate(node, inputs, self.opset)
-        if outputs is None or len(outputs) != len(node.output):
-            return None
-        return outputs
 
     def _remove_aliases(self) -> bool:
         graph_inputs = {i.name for i in self.inputs}
@@ -433,19 +463,29 @@ class _Preparer:
     def _is_used(self, name: str) -> bool:
         return name in self.output_names or any(name in n.input for n in self.nodes)
 
-    def _check_folded(self) -> None:
+    def _check_supported(self) -> None:
+        """Every node left after folding must be one the importer takes."""
         for node in self.nodes:
             if node.op_type in ("Shape", "Size"):
                 raise CimError(
                     f"{self.origin}: cannot infer a static shape for input "
                     f"'{node.input[0]}' of node '{node.name}' ({node.op_type})"
                 )
-            if node.op_type in FOLD_ONLY_OPS:
-                raise CimError(
-                    f"{self.origin}: node '{node.name}' ({node.op_type}) has inputs "
-                    f"that are not constant; {node.op_type} is only supported when "
-                    "it can be folded"
+            if node.op_type in IMPORTED_OPS or node.op_type == "BatchNormalization":
+                continue
+            failure = self.fold_failures.get(node.name)
+            variable = next((n for n in node.input if n and self._value(n) is None), "")
+            why = ""
+            if failure is not None:
+                why = f"; evaluating it on its constant inputs failed: {failure}"
+            elif variable and is_foldable(node):
+                why = (
+                    "; other ops are folded only when every input is a constant, "
+                    f"and '{variable}' is not"
                 )
+            raise CimError(
+                f"{self.origin}: {unsupported_op(node.name, op_key(node))}{why}"
+            )
 
     # -- BatchNormalization ---------------------------------------------------
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from cimflow.frontend.folding import EVALUATORS
-
 UNARY_OPS: dict[str, str] = {
     "Relu": "relu",
     "Sigmoid": "sigmoid",
@@ -90,12 +88,10 @@ PREPARED_OPS: frozenset[str] = frozenset(
 )
 """Op types rewritten away by :func:`prepare_model`."""
 
-FOLD_ONLY_OPS: frozenset[str] = frozenset(EVALUATORS) - IMPORTED_OPS - PREPARED_OPS
-"""Op types accepted only when every input is a constant (they are folded)."""
-
-SUPPORTED_OPS: tuple[str, ...] = tuple(
-    sorted(IMPORTED_OPS | PREPARED_OPS | FOLD_ONLY_OPS)
-)
+SUPPORTED_OPS: tuple[str, ...] = tuple(sorted(IMPORTED_OPS | PREPARED_OPS))
+"""The op types the frontend takes whatever their inputs; every other op of
+the default ONNX domain is taken when all its inputs are constants (it is
+folded)."""
 
 SUPPORTED_OPS_DOC = "docs/onnx-frontend.md#supported-operators"
 """Where the supported operators are listed (the table :func:`ops_table` makes)."""
@@ -113,9 +109,7 @@ def op_handling(op_type: str) -> str:
     """How the frontend handles a supported op type."""
     if op_type in IMPORTED_OPS:
         return "imported"
-    if op_type in PREPARED_OPS:
-        return "rewritten away when the model is prepared"
-    return "folded: every input must be a constant"
+    return "rewritten away when the model is prepared"
 
 
 def ops_table() -> str:
