@@ -116,6 +116,7 @@ UNARY_FUNCTIONS: dict[str, Callable[[Array], Array]] = {
     "softplus": lambda x: np.log1p(np.exp(x)),
     "floor": np.floor,
     "ceil": np.ceil,
+    "round": np.rint,
     "cos": np.cos,
     "sin": np.sin,
     "not": np.logical_not,

@@ -64,6 +64,8 @@ _INDEX_PASS_THROUGH = frozenset(
 )
 """Nodes an index tensor may go through on its way to a Gather."""
 
+_GATHERS = frozenset({"Gather", "GatherElements", "GatherND"})
+
 
 # --------------------------------------------------------------------------
 # Reports
@@ -297,9 +299,49 @@ def module_trace(module: ModuleOp, origin: str = "<trace>") -> Trace:
 # --------------------------------------------------------------------------
 
 
-def _gather_rows(model: onnx.ModelProto, name: str) -> int | None:
-    """Rows of the smallest table the input ``name`` indexes through Gather."""
-    tables = {t.name: tuple(t.dims) for t in model.graph.initializer}
+def _static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    """The static shapes shape inference finds for the model's values."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:
+        inferred = model
+    shapes: dict[str, tuple[int, ...]] = {
+        t.name: tuple(int(d) for d in t.dims) for t in model.graph.initializer
+    }
+    graph = inferred.graph
+    for info in (*graph.input, *graph.value_info, *graph.output):
+        dims = info.type.tensor_type.shape.dim
+        if info.type.tensor_type.HasField("shape") and all(
+            d.HasField("dim_value") for d in dims
+        ):
+            shapes[info.name] = tuple(int(d.dim_value) for d in dims)
+    return shapes
+
+
+def _index_bound(
+    node: onnx.NodeProto, shapes: Mapping[str, tuple[int, ...]]
+) -> int | None:
+    """How far the indices input of a gathering node may reach, if known."""
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    shape = shapes.get(node.input[0])
+    if shape is None:
+        return None
+    if node.op_type in ("Gather", "GatherElements"):
+        axis = attrs.get("axis", 0)
+        if isinstance(axis, int) and -len(shape) <= axis < len(shape):
+            return int(shape[axis])
+        return None
+    batch = attrs.get("batch_dims", 0)
+    depth = shapes.get(node.input[1], (0,))[-1]
+    indexed = shape[batch : batch + depth] if isinstance(batch, int) else ()
+    return min(indexed) if indexed else None
+
+
+def _gather_rows(
+    model: onnx.ModelProto, name: str, shapes: Mapping[str, tuple[int, ...]]
+) -> int | None:
+    """The smallest extent the input ``name`` indexes through a Gather,
+    GatherElements or GatherND."""
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in model.graph.node:
         for value in node.input:
@@ -310,18 +352,12 @@ def _gather_rows(model: onnx.ModelProto, name: str) -> int | None:
         value = frontier.pop()
         for node in consumers.get(value, []):
             if (
-                node.op_type == "Gather"
+                node.op_type in _GATHERS
                 and len(node.input) > 1
                 and node.input[1] == value
-                and node.input[0] in tables
             ):
-                axis = next(
-                    (onnx.helper.get_attribute_value(a) for a in node.attribute),
-                    0,
-                )
-                shape = tables[node.input[0]]
-                if isinstance(axis, int) and -len(shape) <= axis < len(shape):
-                    size = int(shape[axis])
+                size = _index_bound(node, shapes)
+                if size is not None:
                     rows = size if rows is None else min(rows, size)
             elif node.op_type in _INDEX_PASS_THROUGH and node.input[0] == value:
                 for out in node.output:
@@ -345,12 +381,14 @@ def make_inputs(
 ) -> dict[str, Array]:
     """Seeded random inputs for every graph input of an ONNX model.
 
-    Floats ~ N(0, 1); integer inputs that index a Gather (token and position
-    ids) uniform in ``[0, rows of the table)``; integer inputs named like
+    Floats ~ N(0, 1); integer inputs that index a Gather, GatherElements or
+    GatherND (token and position ids) uniform in ``[0, size)`` of the
+    dimension they index; integer inputs named like
     masks all ones; other integers in ``[0, 4)``; booleans uniform.
     """
     rng = np.random.default_rng(seed)
     initializers = {t.name for t in model.graph.initializer}
+    shapes: dict[str, tuple[int, ...]] | None = None
     feeds: dict[str, Array] = {}
     for info in model.graph.input:
         if info.name in initializers:
@@ -373,7 +411,9 @@ def make_inputs(
             if "mask" in info.name.lower():
                 feeds[info.name] = np.ones(shape, dtype=dtype)
                 continue
-            rows = _gather_rows(model, info.name)
+            if shapes is None:
+                shapes = _static_shapes(model)
+            rows = _gather_rows(model, info.name, shapes)
             high = rows if rows is not None else 4
             feeds[info.name] = rng.integers(0, high, shape).astype(dtype)
         elif elem == onnx.TensorProto.BOOL:

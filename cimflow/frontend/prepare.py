@@ -26,7 +26,7 @@ onnxruntime and computes the same function) in which:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -38,6 +38,7 @@ from cimflow.frontend.common import (
     DEFAULT_DOMAINS,
     Array,
     NodeError,
+    ValueType,
     array_to_tensor,
     attr_float,
     attr_int,
@@ -47,6 +48,7 @@ from cimflow.frontend.common import (
     has_data,
     input_shape_problem,
     is_external,
+    node_error,
     node_label,
     np_dtype,
     num_elements,
@@ -55,12 +57,10 @@ from cimflow.frontend.common import (
     tensor_to_array,
     with_origin,
 )
+from cimflow.frontend.decompose import decompose
 from cimflow.frontend.folding import fold_constants, is_foldable
 from cimflow.frontend.model_file import topological_order
 from cimflow.frontend.supported import IMPORTED_OPS, unsupported_op
-
-ValueType = tuple[int, tuple[int, ...] | None]
-"""ONNX element type and static shape (None when not fully known)."""
 
 _MAX_PASSES = 64
 
@@ -80,8 +80,18 @@ _FLOAT_TYPES = frozenset(
 
 
 def opaque_initializers(model: ModelProto) -> frozenset[str]:
-    """Initializers that are weights: never folded, only referenced by name."""
-    return frozenset(t.name for t in model.graph.initializer if is_opaque(t))
+    """Initializers that are weights: never folded, only referenced by name.
+
+    Besides :func:`is_opaque` tensors, the integers a ``DequantizeLinear``
+    reads: quantized weights, which become float weights (not constants)."""
+    quantized = {
+        node.input[0]
+        for node in model.graph.node
+        if node.op_type == "DequantizeLinear" and node.domain in DEFAULT_DOMAINS
+    }
+    return frozenset(
+        t.name for t in model.graph.initializer if is_opaque(t) or t.name in quantized
+    )
 
 
 def is_opaque(tensor: TensorProto) -> bool:
@@ -135,6 +145,10 @@ def value_type(info: ValueInfoProto) -> ValueType | None:
     return tensor_type.elem_type, tuple(shape)
 
 
+class _SourceError(Exception):
+    """A weight a rewrite needs is not there (the caller names the node)."""
+
+
 class _Preparer:
     def __init__(
         self,
@@ -157,6 +171,8 @@ class _Preparer:
         self.folded: dict[str, Array] = {}
         self.folded_by: dict[str, str] = {}
         self.fold_failures: dict[str, str] = {}
+        self.derived: dict[tuple[str, str], str] = {}
+        self.quantization: dict[str, dict[str, object]] = {}
         self.init_values: dict[str, Array] = {}
         self.types: dict[str, ValueType] = {}
         self.taken: set[str] = {
@@ -175,6 +191,8 @@ class _Preparer:
             self.types = self._infer(self.nodes)
             changed = self._remove_aliases()
             changed = self._fold_pass() or changed
+            if not changed:
+                changed = self._decompose_pass()
             if not changed:
                 break
         self._check_supported()
@@ -405,6 +423,80 @@ class _Preparer:
                     f"would create a constant of shape {list(shape)}, more than "
                     f"{MAX_FOLDED_ELEMENTS} elements"
                 )
+
+    # -- rewrites (cimflow.frontend.decompose) ---------------------------------
+
+    def _decompose_pass(self) -> bool:
+        """Rewrite every node :func:`decompose` knows; True if any was."""
+        result: list[NodeProto] = []
+        changed = False
+        for node in self.nodes:
+            try:
+                replacement = decompose(self, node)
+            except _SourceError as error:
+                raise node_error(node, str(error)) from None
+            if replacement is None:
+                result.append(node)
+            else:
+                result.extend(replacement)
+                changed = True
+        self.nodes = result
+        return changed
+
+    def value_type(self, name: str) -> ValueType | None:
+        return self.types.get(name)
+
+    def constant(self, name: str) -> Array | None:
+        return self._value(name)
+
+    def is_weight(self, name: str) -> bool:
+        return name in self.inits
+
+    def fresh_value(self, base: str) -> str:
+        return self._fresh(base)
+
+    def fresh_node(self, base: str) -> str:
+        return self._fresh_node_name(base)
+
+    def derive_weight(
+        self,
+        source: str,
+        suffix: str,
+        shape: Sequence[int],
+        data_type: int,
+        compute: Callable[[Array], Array],
+    ) -> str:
+        """A new initializer ``<source>.<suffix>``, ``compute`` of the value of
+        ``source``; shape-only (its data absent, as the source's) without it.
+        The same derivation of the same source is made once."""
+        key = (source, suffix)
+        if key in self.derived:
+            return self.derived[key]
+        value = self._param(source)
+        name = self._fresh(f"{source}.{suffix}")
+        if value is not None:
+            result = np.asarray(compute(value)).astype(np_dtype(data_type))
+            assert tuple(result.shape) == tuple(shape), (result.shape, shape)
+            tensor = array_to_tensor(result, name)
+        elif source in self.inits:
+            location = external_location(self.inits[source])
+            tensor = shape_only_tensor(name, shape, data_type, location)
+        else:
+            raise _SourceError(
+                f"'{source}' must be a weight (an initializer) or a constant"
+            )
+        self._add_initializer(tensor)
+        self.derived[key] = name
+        return name
+
+    def record_quantization(
+        self, weight: str, scale: Array, zero_point: Array, axis: int
+    ) -> None:
+        self.quantization[weight] = {
+            "scale": [float(v) for v in scale.reshape(-1)],
+            "zero_point": [int(v) for v in zero_point.reshape(-1)],
+            "axis": axis,
+        }
 
     def _remove_aliases(self) -> bool:
         graph_inputs = {i.name for i in self.inputs}
