@@ -10,7 +10,9 @@ output::
 
 ``exact`` mode must match onnxruntime: every output's largest absolute
 error at most ``--atol`` plus ``--rtol`` times its largest reference
-magnitude; the exit status is 1 when it does not.
+magnitude; the exit status is 1 when it does not. An output whose largest
+reference magnitude is itself within that tolerance (an output of zeros
+would pass) is a warning, and with ``--strict`` a failure.
 ``quantized`` mode (the target's weight, activation, DAC and ADC precisions)
 only reports its error. Errors in the input are one line on stderr, exit 1.
 
@@ -86,6 +88,31 @@ class OutputCheck:
     """``max_abs_error`` over the largest magnitude of the reference."""
     passed: bool | None
     """Within tolerance (exact mode); ``None`` in quantized mode (not judged)."""
+    reference_scale: float = 0.0
+    """The largest finite magnitude of the reference output."""
+    tolerance: float | None = None
+    """The largest absolute error the check accepts; None for integer and
+    boolean outputs, which must be equal."""
+
+    @property
+    def vanishing(self) -> bool:
+        """A judged float output so small that zeros would pass its check:
+        its largest reference magnitude is within its tolerance."""
+        return (
+            self.passed is not None
+            and self.tolerance is not None
+            and self.reference_scale <= self.tolerance
+        )
+
+    def warning(self) -> str | None:
+        """Why this output's check proves little, if it does."""
+        if not self.vanishing:
+            return None
+        return (
+            f"output '{self.name}' has max |reference| {self.reference_scale:.3g}, "
+            f"within its tolerance {self.tolerance or 0.0:.3g}: an output of "
+            "zeros would pass (--strict fails)"
+        )
 
 
 @dataclass(frozen=True)
@@ -102,6 +129,11 @@ class ModeCheck:
     def passed(self) -> bool:
         """No execution error and every judged output within tolerance."""
         return self.error is None and all(o.passed is not False for o in self.outputs)
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per output whose check an output of zeros would pass."""
+        return [w for o in self.outputs if (w := o.warning()) is not None]
 
     @property
     def max_rel_error(self) -> float:
@@ -124,11 +156,20 @@ class VerifyReport:
     atol: float
     modes: tuple[ModeCheck, ...]
     trace: Trace = field(repr=False, compare=False)
+    strict: bool = False
+    """Whether a vanishing output (:attr:`OutputCheck.vanishing`) fails."""
+
+    @property
+    def warnings(self) -> list[str]:
+        """The exact-mode outputs whose check proves little, one line each."""
+        return [w for m in self.modes if m.mode == "exact" for w in m.warnings]
 
     @property
     def passed(self) -> bool:
-        """Every exact-mode check passed (quantized mode only reports)."""
-        return all(m.passed for m in self.modes if m.mode == "exact")
+        """Every exact-mode check passed (quantized mode only reports) and,
+        if :attr:`strict`, no output vanishes."""
+        exact = all(m.passed for m in self.modes if m.mode == "exact")
+        return exact and not (self.strict and self.warnings)
 
     def mode(self, mode: Mode) -> ModeCheck:
         """The check of one mode (a ``KeyError`` if it did not run)."""
@@ -147,7 +188,9 @@ class VerifyReport:
             "seed": self.seed,
             "rtol": self.rtol,
             "atol": self.atol,
+            "strict": self.strict,
             "passed": self.passed,
+            "warnings": self.warnings,
             "trace": trace_summary(self.trace),
             "modes": [
                 {
@@ -162,6 +205,8 @@ class VerifyReport:
                             "shape": list(o.shape),
                             "max_abs_error": _json_float(o.max_abs_error),
                             "max_rel_error": _json_float(o.max_rel_error),
+                            "reference_scale": _json_float(o.reference_scale),
+                            "vanishing": o.vanishing,
                             "passed": o.passed,
                         }
                         for o in m.outputs
@@ -185,7 +230,8 @@ class VerifyReport:
         ]
         for check in self.modes:
             if check.mode == "exact":
-                verdict = "PASS" if check.passed else "FAIL"
+                failed = not check.passed or (self.strict and check.warnings)
+                verdict = "FAIL" if failed else "PASS"
                 head = f"exact (rtol {self.rtol:g}, atol {self.atol:g}): {verdict}"
             else:
                 head = "quantized (reported, not judged):"
@@ -201,6 +247,8 @@ class VerifyReport:
                     f"  {out.name:<{width}}  {list(out.shape)}  max abs "
                     f"{out.max_abs_error:.3g}  max rel {out.max_rel_error:.3g}{status}"
                 )
+            if check.mode == "exact":
+                lines.extend(f"  warning: {w}" for w in check.warnings)
         return "\n".join(lines) + "\n"
 
 
@@ -503,9 +551,17 @@ def compare(
     scale = float(np.max(np.abs(want)[np.isfinite(want)], initial=0.0))
     zero_scale = math.inf if abs_error > 0 else 0.0
     rel_error = abs_error / scale if scale > 0 else zero_scale
-    within = bool(np.all(same)) if exact_type else abs_error <= atol + rtol * scale
+    tolerance = atol + rtol * scale
+    within = bool(np.all(same)) if exact_type else abs_error <= tolerance
     return OutputCheck(
-        name, trace_name, shape, abs_error, rel_error, within if judged else None
+        name,
+        trace_name,
+        shape,
+        abs_error,
+        rel_error,
+        within if judged else None,
+        scale,
+        None if exact_type else tolerance,
     )
 
 
@@ -587,6 +643,7 @@ def verify_trace(
     atol: float = DEFAULT_ATOL,
     pipeline: str = "",
     weights: Mapping[str, Array] | None = None,
+    strict: bool = False,
 ) -> VerifyReport:
     """Check an already built ``trace`` of the ONNX model at ``path``.
 
@@ -622,6 +679,7 @@ def verify_trace(
         atol=atol,
         modes=checks,
         trace=trace,
+        strict=strict,
     )
 
 
@@ -634,19 +692,21 @@ def verify_model(
     seed: int = 0,
     rtol: float = DEFAULT_RTOL,
     atol: float = DEFAULT_ATOL,
+    strict: bool = False,
 ) -> VerifyReport:
     """Compile the ONNX model at ``path`` and check it against onnxruntime.
 
     ``target`` is given to every pass of ``pipeline`` that takes one (the
     passes' own default, ``dynaplasia``, when ``None``); ``dims`` fix symbolic
-    input dimensions; ``mode`` is ``exact``, ``quantized`` or ``both``.
+    input dimensions; ``mode`` is ``exact``, ``quantized`` or ``both``;
+    ``strict`` fails an exact-mode output so small that zeros would pass.
     Raises :class:`CimError` for bad input; a wrong trace is a failed check,
     not an exception.
     """
     _modes(mode)
     module = compile_model(path, target, pipeline, dims)
     trace = module_trace(module, str(path))
-    return verify_trace(trace, path, mode, seed, rtol, atol, pipeline)
+    return verify_trace(trace, path, mode, seed, rtol, atol, pipeline, strict=strict)
 
 
 # --------------------------------------------------------------------------
@@ -694,6 +754,12 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_ATOL,
         help=f"exact-mode absolute tolerance (default {DEFAULT_ATOL:g})",
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 1) when an output's largest reference magnitude is "
+        "within its tolerance, so that an output of zeros would pass",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
         "-o", "--output", metavar="FILE", help="write the report to FILE, not stdout"
@@ -724,6 +790,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cast(int, args.seed),
             cast(float, args.rtol),
             cast(float, args.atol),
+            cast(bool, args.strict),
         )
         text = (
             json.dumps(report.to_dict(), indent=1, sort_keys=True) + "\n"
@@ -742,6 +809,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
+    if output is not None or cast(bool, args.json):
+        # the text report on stdout lists them itself
+        for warning in report.warnings:
+            print(f"cim-verify: warning: {warning}", file=sys.stderr)
     return 0 if report.passed else 1
 
 

@@ -136,6 +136,7 @@ def test_exact_mode_matches_onnxruntime(
     assert result.passed, result.format()
     assert exact.outputs
     assert all(o.max_rel_error < 1e-5 for o in exact.outputs), result.format()
+    assert not result.warnings
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -630,6 +631,48 @@ def test_cim_verify_text_and_json(
         "pooler_output",
     ]
     assert all(0 < o["max_rel_error"] < QUANTIZED_BOUND for o in mode["outputs"])
+
+
+def _vanishing_linear(tmp_path: Path) -> Path:
+    """``x @ W`` with weights around 1e-9: outputs far below ``atol``."""
+    model = integer_linear(vectors=2, k=16, n=4)
+    weight = onnx.numpy_helper.to_array(model.graph.initializer[0]) * 1e-11
+    model.graph.initializer[0].CopyFrom(onnx.numpy_helper.from_array(weight, "w"))
+    path = tmp_path / "vanishing.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def test_a_vanishing_output_warns_and_fails_strict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _vanishing_linear(tmp_path)
+    trace = cim_verify.module_trace(compile_model(path, "tiny"), str(path))
+    zeros = {name: np.zeros_like(w) for name, w in load_weights(path, {}).items()}
+    # a trace computing with all-zero weights is wrong, yet within atol
+    wrong = verify_trace(trace, path, weights=zeros)
+    assert wrong.passed
+    (warning,) = wrong.warnings
+    assert "output 'y' has max |reference|" in warning
+    assert "an output of zeros would pass" in warning
+    assert "warning: output 'y'" in wrong.format()
+    assert not verify_trace(trace, path, weights=zeros, strict=True).passed
+    strict = verify_trace(trace, path, strict=True)
+    assert not strict.passed and "FAIL" in strict.format()
+    assert strict.to_dict()["warnings"] == strict.warnings
+    argv = [str(path), "--target", "tiny"]
+    assert cim_verify.main(argv) == 0
+    assert "warning: output 'y'" in capsys.readouterr().out
+    assert cim_verify.main([*argv, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["modes"][0]["outputs"][0]["vanishing"] is True
+    assert captured.err.startswith("cim-verify: warning: output 'y'")
+    assert cim_verify.main([*argv, "--strict"]) == 1
+    # the same model with real magnitudes has no warning, strict or not
+    real = tmp_path / "integer_linear.onnx"
+    real.write_bytes(integer_linear(vectors=2, k=16, n=4).SerializeToString())
+    report = verify_model(real, "tiny", strict=True)
+    assert report.passed and not report.warnings
 
 
 @pytest.mark.parametrize(
