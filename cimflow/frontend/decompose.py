@@ -1245,6 +1245,7 @@ REWRITES: dict[str, tuple[Rewrite, str]] = {
     "GatherND": (_gather_nd, "`Gather` of flat positions"),
     "ScatterND": (_scatter_nd, "`Gather` + `Where` (constant indices)"),
     "ScatterElements": (_scatter_elements, "`Gather` + `Where` (constant indices)"),
+    "Scatter": (_scatter_elements, "as `ScatterElements` (opsets 9 and 10)"),
     "Einsum": (_einsum, "`ReduceSum`, `Transpose`, `MatMul` (matrix products)"),
     "ConvTranspose": (
         _conv_transpose,

@@ -156,6 +156,13 @@ CASES: dict[str, Callable[[], onnx.ModelProto]] = {
         ["y"],
         [init("i", [[0, 0], [3, 1], [2, -1]], np.int64)],
     ),
+    "scatter_opset10": lambda: graph(
+        [node("Scatter", ["x", "i", "u"], axis=0)],
+        {"x": [3, 4], "u": [1, 4]},
+        ["y"],
+        [init("i", [[2, 0, 1, 2]], np.int64)],
+        opset=10,
+    ),
     "einsum_linear_weight": lambda: graph(
         [node("Einsum", ["x", "w"], equation="bij,jk->bik")],
         {"x": [2, 3, 5]},
