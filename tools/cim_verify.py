@@ -32,7 +32,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import onnx
@@ -54,6 +54,9 @@ from cimflow.cli import ArgumentParser, exit_status
 from cimflow.errors import CimError
 from cimflow.output_files import write_output
 from cimflow.pipeline_spec import checked_specs
+
+if TYPE_CHECKING:
+    from cimflow.frontend import WeightQuantization
 
 DEFAULT_PIPELINE = "cim-compile-static"
 DEFAULT_RTOL = 1e-4
@@ -573,6 +576,7 @@ def check_trace(
     weights: Mapping[str, Array],
     rtol: float = DEFAULT_RTOL,
     atol: float = DEFAULT_ATOL,
+    quantization: Mapping[str, WeightQuantization] | None = None,
 ) -> ModeCheck:
     """Run the trace in one mode and compare its outputs with ``reference``.
 
@@ -595,7 +599,7 @@ def check_trace(
         inputs[spec.name] = feeds[spec.name]
     start = time.perf_counter()
     try:
-        results = run_functional(trace, inputs, mode, weights)
+        results = run_functional(trace, inputs, mode, weights, quantization or {})
     except FunctionalError as error:
         return ModeCheck(mode, (), str(error), time.perf_counter() - start)
     seconds = time.perf_counter() - start
@@ -644,14 +648,17 @@ def verify_trace(
     pipeline: str = "",
     weights: Mapping[str, Array] | None = None,
     strict: bool = False,
+    quantization: Mapping[str, WeightQuantization] | None = None,
 ) -> VerifyReport:
     """Check an already built ``trace`` of the ONNX model at ``path``.
 
     Inputs are drawn from ``seed`` for the model's graph inputs (the trace's
     ``model.dims`` fix symbolic dimensions); weights default to the
-    frontend's ``load_weights`` of ``path``.
+    frontend's ``load_weights`` of ``path``, and ``quantization`` (the scales
+    of dequantized weights, which quantized mode honours) to the model's when
+    the weights are loaded from it.
     """
-    from cimflow.frontend import load_weights
+    from cimflow.frontend import load_model_weights
 
     modes = _modes(mode)
     source = Path(path)
@@ -663,11 +670,15 @@ def verify_trace(
             f"{path}: cannot read the ONNX model: {_one_line(error)}"
         ) from None
     if weights is None:
-        weights = load_weights(source, dims)
+        loaded = load_model_weights(source, dims)
+        weights = loaded.values
+        if quantization is None:
+            quantization = loaded.quantization
     feeds = make_inputs(model, dims, seed)
     reference = reference_outputs(source, feeds)
     checks = tuple(
-        check_trace(trace, feeds, reference, m, weights, rtol, atol) for m in modes
+        check_trace(trace, feeds, reference, m, weights, rtol, atol, quantization)
+        for m in modes
     )
     return VerifyReport(
         model=str(path),

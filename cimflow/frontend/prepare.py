@@ -19,6 +19,9 @@ onnxruntime and computes the same function) in which:
   ``Mul`` + ``Add`` with initializers ``<output>.bn_scale`` / ``.bn_shift``.
   Without weight data these initializers are shape-only (external data
   whose file is absent);
+* operators :mod:`cimflow.frontend.decompose` knows are rewritten into
+  imported ones; a dequantized weight's scales are recorded in the
+  metadata (:data:`QUANTIZATION_KEY`);
 * ``Identity``, ``Dropout`` and no-op ``Cast`` disappear, dead nodes and
   unused initializers are removed, and every value carries an inferred
   static type in ``value_info``.
@@ -26,6 +29,7 @@ onnxruntime and computes the same function) in which:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -66,6 +70,11 @@ _MAX_PASSES = 64
 
 _WEIGHT_CONSUMERS = frozenset({"Conv", "Gemm", "MatMul"})
 """Ops whose second operand, when constant, is a weight (an initializer)."""
+
+QUANTIZATION_KEY = "cimflow.weight_quantization"
+"""Metadata key of the prepared model: JSON ``{weight: {"scale": [...],
+"zero_point": [...], "axis": a}}`` of the float weights that are dequantized
+integers (a ``DequantizeLinear`` of an integer initializer)."""
 
 MAX_FOLDED_ELEMENTS = 1 << 28
 """Largest constant folding may create (1 GiB of float32)."""
@@ -815,7 +824,16 @@ class _Preparer:
         model.domain = self.model.domain
         model.model_version = self.model.model_version
         model.doc_string = self.model.doc_string
-        model.metadata_props.extend(self.model.metadata_props)
+        model.metadata_props.extend(
+            p for p in self.model.metadata_props if p.key != QUANTIZATION_KEY
+        )
+        kept = {
+            n: self.quantization[n] for n in self.init_order if n in self.quantization
+        }
+        if kept:
+            entry = model.metadata_props.add()
+            entry.key = QUANTIZATION_KEY
+            entry.value = json.dumps(kept, sort_keys=True)
         graph = model.graph
         graph.name = self.model.graph.name
         graph.doc_string = self.model.graph.doc_string
