@@ -1261,7 +1261,25 @@ REWRITES: dict[str, tuple[Rewrite, str]] = {
 }
 """Op type → (rewrite, what it becomes, for the docs' table)."""
 
+
+def _matmul_of_constant(e: _Emitter) -> bool:
+    """A constant times a weight is a new weight: the arrays take only
+    activations (an LSTM's non-zero initial state times ``R^T``)."""
+    node = e.node
+    a, b = node.input[0], node.input[1]
+    value = e.graph.constant(a)
+    if value is None or not e.graph.is_weight(b) or e.graph.constant(b) is not None:
+        return False
+    data_type, shape = _type(e.graph, node, node.output[0])
+    product = e.graph.derive_weight(
+        b, f"times.{a}", list(shape), data_type, lambda w: np.matmul(value, w)
+    )
+    e.op("Identity", [product], node.output[0])
+    return True
+
+
 CONDITIONAL_REWRITES: dict[str, Rewrite] = {
+    "MatMul": _matmul_of_constant,
     "Conv": _conv_1d,
     "MaxPool": _pool_1d,
     "AveragePool": _pool_1d,

@@ -92,15 +92,31 @@ def opaque_initializers(model: ModelProto) -> frozenset[str]:
     """Initializers that are weights: never folded, only referenced by name.
 
     Besides :func:`is_opaque` tensors, the integers a ``DequantizeLinear``
-    reads: quantized weights, which become float weights (not constants)."""
-    quantized = {
-        node.input[0]
-        for node in model.graph.node
-        if node.op_type == "DequantizeLinear" and node.domain in DEFAULT_DOMAINS
-    }
-    return frozenset(
-        t.name for t in model.graph.initializer if is_opaque(t) or t.name in quantized
-    )
+    reads: quantized weights, which become float weights (not constants).
+    The initial states of an ``LSTM`` or ``GRU`` held in the file are
+    constants (unless external or large): a zero state saves the first step's
+    recurrent product. Decided before any external data is loaded, so that
+    :func:`cimflow.frontend.load_weights` prepares the same graph."""
+    quantized: set[str] = set()
+    states: set[str] = set()
+    for node in model.graph.node:
+        if node.domain not in DEFAULT_DOMAINS:
+            continue
+        if node.op_type == "DequantizeLinear":
+            quantized.add(node.input[0])
+        elif node.op_type in ("LSTM", "GRU"):
+            states.update(node.input[5:7])
+
+    def opaque(tensor: TensorProto) -> bool:
+        if tensor.name in quantized:
+            return True
+        if tensor.name in states:
+            return is_external(tensor) or num_elements(tensor.dims) > (
+                MAX_INLINE_ELEMENTS
+            )
+        return is_opaque(tensor)
+
+    return frozenset(t.name for t in model.graph.initializer if opaque(t))
 
 
 def is_opaque(tensor: TensorProto) -> bool:

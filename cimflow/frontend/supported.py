@@ -115,6 +115,8 @@ def unsupported_op(node_label: str, op_key: str) -> str:
 
 def op_handling(op_type: str) -> str:
     """How the frontend handles a supported op type."""
+    if op_type == "MatMul":
+        return "imported (a constant times a weight: folded into a new weight)"
     if op_type in CONDITIONAL_REWRITES:
         return "imported (1-D windows as 2-D ones: `Unsqueeze`, 2-D op, `Squeeze`)"
     if op_type in IMPORTED_OPS:

@@ -337,6 +337,21 @@ CASES: dict[str, Callable[[], onnx.ModelProto]] = {
         ["y"],
         lstm_inputs(3, 2, 4, 3),
     ),
+    "gru_constant_initial_state": lambda: graph(
+        [
+            helper.make_node(
+                "GRU",
+                ["x", "W", "R", "B", "", "h0"],
+                ["y"],
+                name="gru",
+                hidden_size=4,
+                linear_before_reset=1,
+            )
+        ],
+        {"x": [3, 2, 3]},
+        ["y"],
+        [*lstm_inputs(3, 1, 4, 3), weight("h0", [1, 2, 4])],
+    ),
     "quantize_dequantize": lambda: graph(
         [
             node("QuantizeLinear", ["x", "xs", "xz"], "xq"),
@@ -450,6 +465,22 @@ def test_lstm_unrolls_into_one_input_product_and_a_recurrent_product_per_step(
     assert counts["cim_graph.linear"] == 1 + 3
     assert counts["cim_graph.weight"] == 3  # W^T, R^T, bias: R^T shared
     assert counts["cim_graph.matmul"] == 0
+
+
+def test_a_constant_initial_state_costs_no_recurrent_product(tmp_path: Path) -> None:
+    """``h0 R^T`` of a constant ``h0`` is folded into a new weight (the arrays
+    take activations only); a zero ``h0`` drops it."""
+    model = CASES["gru_constant_initial_state"]()
+    path = _write(tmp_path, model)
+    # x W^T for the 3 steps at once, h R^T for steps 1 and 2
+    assert _op_counts(path)["cim_graph.linear"] == 3
+    assert any(".times." in name for name in load_weights(path, {}))
+    for tensor in model.graph.initializer:
+        if tensor.name == "h0":
+            tensor.CopyFrom(init("h0", np.zeros([1, 2, 4])))
+    path = _write(tmp_path, model)
+    assert _op_counts(path)["cim_graph.linear"] == 3
+    assert not any(".times." in name for name in load_weights(path, {}))
 
 
 def test_einsum_with_a_weight_runs_on_the_arrays(tmp_path: Path) -> None:
