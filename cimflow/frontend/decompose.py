@@ -212,10 +212,6 @@ def _input(node: NodeProto, index: int) -> str:
     return node.input[index] if len(node.input) > index else ""
 
 
-def _float_dtype(data_type: int) -> np.dtype[Any]:
-    return np_dtype(data_type)
-
-
 # --------------------------------------------------------------------------
 # Elementwise
 # --------------------------------------------------------------------------
@@ -231,7 +227,7 @@ def _is_inf(e: _Emitter) -> None:
     float32 range is what onnxruntime's float32 holds as infinity."""
     x = e.node.input[0]
     data_type, _ = _type(e.graph, e.node, x)
-    dtype = _float_dtype(data_type)
+    dtype = np_dtype(data_type)
     big = float(np.finfo(dtype).max)
     positive = attr_int(e.node, "detect_positive", 1) != 0
     negative = attr_int(e.node, "detect_negative", 1) != 0
@@ -259,14 +255,14 @@ def _hard_sigmoid(e: _Emitter) -> None:
     alpha = attr_float(e.node, "alpha", 0.2)
     beta = attr_float(e.node, "beta", 0.5)
     x = e.node.input[0]
-    dtype = _float_dtype(_type(e.graph, e.node, x)[0])
+    dtype = np_dtype(_type(e.graph, e.node, x)[0])
     gate = _hard_sigmoid_of(e, x, alpha, beta, dtype)
     e.op("Identity", [gate], e.node.output[0])
 
 
 def _hard_swish(e: _Emitter) -> None:
     x = e.node.input[0]
-    dtype = _float_dtype(_type(e.graph, e.node, x)[0])
+    dtype = np_dtype(_type(e.graph, e.node, x)[0])
     e.op("Mul", [x, _hard_sigmoid_of(e, x, 1.0 / 6.0, 0.5, dtype)], e.node.output[0])
 
 
@@ -776,10 +772,8 @@ class _Recurrent:
     """The shared set-up of an LSTM or GRU node."""
 
     e: _Emitter
-    gates: int
     hidden: int
     seq: int
-    batch: int
     directions: list[int]
     reverse: list[bool]
     layout: int
@@ -816,7 +810,7 @@ def _recurrent(e: _Emitter, gates: int, per_direction: int) -> _Recurrent:
     node = e.node
     data_type, x_shape = _type(e.graph, node, node.input[0])
     layout = attr_int(node, "layout", 0)
-    seq, batch = (x_shape[0], x_shape[1]) if layout == 0 else (x_shape[1], x_shape[0])
+    seq = x_shape[0] if layout == 0 else x_shape[1]
     hidden = attr_int(node, "hidden_size", 0)
     _, w_shape = _type(e.graph, node, node.input[1])
     if hidden < 1:
@@ -826,7 +820,11 @@ def _recurrent(e: _Emitter, gates: int, per_direction: int) -> _Recurrent:
         raise _error(e, f"unknown direction '{direction}'")
     count = 2 if direction == "bidirectional" else 1
     defaults = ["Sigmoid", "Tanh", "Tanh"][:per_direction]
-    listed = attr_strs(node, "activations") or defaults * count
+    canonical = {name.lower(): name for name in _ACTIVATIONS}
+    listed = [
+        canonical.get(kind.lower(), kind)
+        for kind in attr_strs(node, "activations") or defaults * count
+    ]
     if len(listed) != per_direction * count:
         raise _error(
             e, f"expected {per_direction * count} activations, got {len(listed)}"
@@ -862,10 +860,8 @@ def _recurrent(e: _Emitter, gates: int, per_direction: int) -> _Recurrent:
     clip_attr = [a for a in node.attribute if a.name == "clip"]
     return _Recurrent(
         e,
-        gates,
         hidden,
         seq,
-        batch,
         list(range(count)),
         [False, True] if count == 2 else [direction == "reverse"],
         layout,
