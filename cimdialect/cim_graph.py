@@ -247,6 +247,8 @@ class UnaryKind(StrEnum):
     SOFTPLUS = "softplus"
     FLOOR = "floor"
     CEIL = "ceil"
+    ROUND = "round"
+    """To the nearest integer, halves to even (ONNX Round, QuantizeLinear)."""
     COS = "cos"
     SIN = "sin"
     NOT = "not"

@@ -34,12 +34,15 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 import numpy as np
 
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
+
+if TYPE_CHECKING:
+    from cimflow.frontend import ModelWeights, WeightQuantization
 
 from .semantics import Reachability, array_ids, op_label
 from .trace import (
@@ -116,6 +119,7 @@ UNARY_FUNCTIONS: dict[str, Callable[[Array], Array]] = {
     "softplus": lambda x: np.log1p(np.exp(x)),
     "floor": np.floor,
     "ceil": np.ceil,
+    "round": np.rint,
     "cos": np.cos,
     "sin": np.sin,
     "not": np.logical_not,
@@ -452,6 +456,114 @@ def apply_operator(
 
 
 # --------------------------------------------------------------------------
+# Integer grids (quantized mode)
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A tensor whose values are ``scale * (q - zero)`` for integers ``q`` in
+    ``[low, high]``: what a model's ``DequantizeLinear`` (a cast of 8- or
+    16-bit integers, then ``- zero point`` and ``* scale``) produces.
+
+    Quantized mode follows grids through data movement, so an MVM whose input
+    is on one feeds the integers ``q`` to the DACs with the model's scale and
+    zero point instead of quantizing the input again.
+    """
+
+    scale: float
+    zero: float
+    low: int
+    high: int
+
+    def holds(self, value: float) -> bool:
+        """Whether ``value`` is on the grid (a padding value, say)."""
+        q = value / self.scale + self.zero
+        return bool(abs(q - round(q)) < 1e-6 and self.low <= round(q) <= self.high)
+
+    def codes(self, x: Array) -> Array | None:
+        """The integers ``q`` of ``x``, or None if ``x`` is not on the grid."""
+        q = x / self.scale + self.zero
+        rounded = np.rint(q)
+        if x.size == 0 or np.any(np.abs(q - rounded) > 1e-3):
+            return None
+        if rounded.min() < self.low or rounded.max() > self.high:
+            return None
+        return rounded
+
+
+_GRID_INTEGERS = frozenset(
+    np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16)
+)
+"""Integer types a cast to float puts on a grid (a quantized tensor's)."""
+
+_GRID_MOVES = frozenset(
+    {"reshape", "transpose", "expand", "slice", "split", "col2im", "gather"}
+)
+"""Vector operators whose outputs hold some of their first input's values."""
+
+
+def _scalar(value: Array | None) -> float | None:
+    if value is None or value.size == 0 or value.dtype.kind not in "biuf":
+        return None
+    first = value.reshape(-1)[0]
+    return float(first) if np.all(value == first) else None
+
+
+def grid_after(
+    kind: str,
+    attrs: Mapping[str, object],
+    inputs: Sequence[Array],
+    grids: Sequence[Grid | None],
+    out_dtype: np.dtype[Any],
+) -> Grid | None:
+    """The grid of a vector operator's outputs, given its inputs' grids."""
+    first = grids[0] if grids else None
+    if kind == "cast" and out_dtype.kind == "f":
+        source = inputs[0].dtype
+        if source in _GRID_INTEGERS:
+            info = np.iinfo(source)
+            return Grid(1.0, 0.0, int(info.min), int(info.max))
+        return first
+    if kind in _GRID_MOVES:
+        return first
+    if kind == "concat":
+        return first if all(g == first for g in grids) else None
+    if kind in ("relu", "pool", "global_pool", "im2col", "pad") and first is None:
+        return None
+    if first is not None:
+        if kind == "relu" and first.holds(0.0):
+            return first
+        if kind in ("pool", "global_pool") and attrs.get("kind") == "max":
+            return first
+        if kind == "im2col" and first.holds(0.0):
+            return first
+        if kind == "pad" and attrs.get("mode") != "constant":
+            return first
+        if kind == "pad" and first.holds(float(_attr_float(attrs, "value"))):
+            return first
+    if kind in ("add", "sub", "mul", "div") and len(inputs) == 2 and first:
+        c = _scalar(inputs[1]) if grids[1] is None else None
+        if c is None:
+            return None
+        if kind == "add":
+            return Grid(
+                first.scale, first.zero - c / first.scale, first.low, first.high
+            )
+        if kind == "sub":
+            return Grid(
+                first.scale, first.zero + c / first.scale, first.low, first.high
+            )
+        if c == 0:
+            return None
+        scale = first.scale * c if kind == "mul" else first.scale / c
+        return Grid(scale, first.zero, first.low, first.high)
+    if kind in ("add", "mul") and len(inputs) == 2 and grids[1] is not None:
+        return grid_after(kind, attrs, inputs[::-1], grids[::-1], out_dtype)
+    return None
+
+
+# --------------------------------------------------------------------------
 # Weights on arrays
 # --------------------------------------------------------------------------
 
@@ -634,11 +746,20 @@ class _ArrayState:
 class _Executor:
     """State and semantics of one functional run."""
 
-    def __init__(self, trace: Trace, weights: Mapping[str, Array], mode: Mode) -> None:
+    def __init__(
+        self,
+        trace: Trace,
+        weights: Mapping[str, Array],
+        mode: Mode,
+        quantization: Mapping[str, WeightQuantization],
+    ) -> None:
         self.trace = trace
         self.hw = trace.target
         self.mode: Mode = mode
         self.weights = weights
+        self.quantization = quantization
+        self.grids: dict[str, Grid] = {}
+        """Tensors on an integer grid (quantized mode)."""
         self.tensor_info = {t.name: t for t in trace.tensors}
         self.weight_info = {w.name: w for w in trace.weights}
         self.constants: dict[str, Array] = {}
@@ -659,7 +780,7 @@ class _Executor:
         self.partials: dict[str, _Partials] = {}
         self.arrays: dict[int, _ArrayState] = {}
         self.reach = Reachability()
-        self.blocks: dict[str, tuple[Array, float]] = {}
+        self.blocks: dict[str, tuple[Array, float | Array]] = {}
         self.placements: dict[
             tuple[str, tuple[int, int], tuple[int, int]],
             tuple[int, tuple[Placement, ...]],
@@ -878,6 +999,7 @@ class _Executor:
     def accumulate(self, op: VectorOp) -> None:
         """Add the partial sums of a tensor (of rows ``op.block``, or all of
         them) and the bias, if named."""
+        self.grids.pop(op.outputs[0] if op.outputs else "", None)
         if len(op.inputs) not in (1, 2) or list(op.outputs) != [op.inputs[0]]:
             raise self.fail(
                 "accumulate takes the partial sums' tensor (and a bias) and "
@@ -951,26 +1073,61 @@ class _Executor:
             )
         return info, tiles
 
-    def weight_values(self, info: WeightInfo, stored: Array) -> tuple[Array, float]:
+    def weight_values(
+        self, info: WeightInfo, stored: Array
+    ) -> tuple[Array, float | Array]:
         """``[G, K, N]`` values to program: exact reals, or offset-binary
-        unsigned integers and their scale."""
+        unsigned integers and their scale (one, or one per output column
+        when the model gives per-channel scales)."""
         cached = self.blocks.get(info.name)
         if cached is None:
             try:
                 blocks = weight_blocks(info, stored)
             except CimError as error:
                 raise self.fail(str(error)) from None
+            bits = self.hw.precision.weight_bits
+            model = self.model_weight_integers(info, blocks)
             if self.mode == "exact":
                 cached = (blocks, 1.0)
+            elif model is not None:
+                cached = (model[0] + 2 ** (bits - 1), model[1])
             else:
-                bits = self.hw.precision.weight_bits
                 q, scale = quantize_symmetric(blocks, bits)
                 cached = (q + 2 ** (bits - 1), scale)
             self.blocks[info.name] = cached
         return cached
 
-    def weight_scale(self, info: WeightInfo) -> float:
-        """The dequantization scale of a weight (1 in exact mode)."""
+    def model_weight_integers(
+        self, info: WeightInfo, blocks: Array
+    ) -> tuple[Array, float | Array] | None:
+        """The model's own integers and scales of a dequantized weight (per
+        tensor, or per output channel) if they fit the target's weight bits."""
+        quant = self.quantization.get(info.name)
+        if quant is None:
+            return None
+        columns = info.groups * info.n
+        output_axis = 1 if info.layout == "kn" else 0
+        if len(quant.scale) == 1:
+            scale: float | Array = quant.scale[0]
+            per_column = np.full(columns, quant.scale[0])
+        elif quant.axis == output_axis and len(quant.scale) == columns:
+            scale = per_column = np.array(quant.scale)
+        else:
+            return None
+        if np.any(per_column == 0):
+            return None
+        exact = blocks / per_column.reshape(info.groups, 1, info.n)
+        integers = np.rint(exact)
+        bits = self.hw.precision.weight_bits
+        if np.any(np.abs(exact - integers) > 1e-3) or not (
+            -(2 ** (bits - 1)) <= integers.min() and integers.max() < 2 ** (bits - 1)
+        ):
+            return None
+        return integers, scale
+
+    def weight_scale(self, info: WeightInfo) -> float | Array:
+        """The dequantization scale of a weight (1 in exact mode), or its
+        scale per output column."""
         if self.mode == "exact":
             return 1.0
         if info.name not in self.blocks:
@@ -1051,10 +1208,17 @@ class _Executor:
                 raise self.fail(f"computes on array {index}, which is in memory mode")
             self.requires((state.writer,), f"array {index}")
             state.readers.append(op.id)
+        bits = self.hw.precision.activation_bits
+        x_offset = float(2 ** (bits - 1))
+        grid = self.grids.get(op.input)
+        codes = None if grid is None else grid.codes(x.astype(np.float64))
         if self.mode == "exact":
             inputs, scale = x[v0:v1].astype(np.float64), 1.0
+        elif grid is not None and codes is not None and grid.high - grid.low < 2**bits:
+            # the model's integers, offset to unsigned DAC codes
+            inputs, scale = codes[v0:v1] - grid.low, grid.scale
+            x_offset = grid.zero - grid.low
         else:
-            bits = self.hw.precision.activation_bits
             q, scale = quantize_symmetric(x.astype(np.float64), bits)
             inputs = q[v0:v1] + 2 ** (bits - 1)
         weight_scale = self.weight_scale(info)
@@ -1066,14 +1230,19 @@ class _Executor:
             if cells is None:
                 cells = np.zeros((self.hw.array.rows, self.hw.array.cols))
             for tile, block in zip(
-                placed, self.array_outputs(cells, placed, inputs), strict=True
+                placed,
+                self.array_outputs(cells, placed, inputs, x_offset),
+                strict=True,
             ):
-                self.add_partial(
-                    op.output, info, op.v, tile, block * (scale * weight_scale)
+                factor = (
+                    weight_scale[tile.n[0] : tile.n[1]]
+                    if isinstance(weight_scale, np.ndarray)
+                    else weight_scale
                 )
+                self.add_partial(op.output, info, op.v, tile, block * (scale * factor))
 
     def array_outputs(
-        self, cells: Array, placed: Sequence[Placement], inputs: Array
+        self, cells: Array, placed: Sequence[Placement], inputs: Array, x_offset: float
     ) -> list[Array]:
         """Each tile's outputs from one array: exact dot products, or the
         quantized pipeline (integer results before dequantization)."""
@@ -1107,7 +1276,6 @@ class _Executor:
                     @ significance
                 ).sum(axis=0)
                 input_sums = driven[:, rows].sum(axis=1)
-                x_offset = 2 ** (self.hw.precision.activation_bits - 1)
                 w_offset = 2 ** (self.hw.precision.weight_bits - 1)
                 result = (
                     result
@@ -1238,6 +1406,14 @@ class _Executor:
             raise self.fail(
                 f"'{op.op}' gives {len(results)} results for {len(op.outputs)} outputs"
             )
+        if self.mode == "quantized":
+            grids = [self.grids.get(name) for name in op.inputs]
+            for name, (_, dtype) in zip(op.outputs, outputs, strict=True):
+                found = grid_after(op.op, op.attrs, inputs, grids, dtype)
+                if found is None:
+                    self.grids.pop(name, None)
+                else:
+                    self.grids[name] = found
         for name, value in zip(op.outputs, results, strict=True):
             part = value
             if op.block is not None:
@@ -1296,17 +1472,22 @@ def trace_weights(trace: Trace) -> dict[str, Array]:
     """The weights of the trace's model: ``load_weights`` of ``model.source``
     with ``model.dims``; a :class:`CimError` when there is no source or the
     weight data is absent."""
+    return trace_model_weights(trace).values
+
+
+def trace_model_weights(trace: Trace) -> ModelWeights:
+    """:func:`trace_weights` and the scales of the dequantized ones."""
     if not trace.model.source:
         raise CimError(
             f"{trace.origin}: the trace names no model source ('model.source' is "
             "empty), so there are no weight values to run it with"
         )
-    from cimflow.frontend import load_weights
+    from cimflow.frontend import load_model_weights
 
     source = Path(trace.model.source)
     if not source.is_file():
         raise CimError(f"{trace.origin}: model source {source}: no such file")
-    return load_weights(source, trace.model.dims)
+    return load_model_weights(source, trace.model.dims)
 
 
 def run_functional(
@@ -1314,16 +1495,23 @@ def run_functional(
     inputs: Mapping[str, Array],
     mode: Mode,
     weights: Mapping[str, Array] | None = None,
+    quantization: Mapping[str, WeightQuantization] | None = None,
 ) -> dict[str, Array]:
     """Execute ``trace`` on ``inputs`` (by the trace's model input names).
 
     Returns the model outputs by the trace's output names, in their declared
-    types. ``weights`` default to :func:`trace_weights`. Raises
-    :class:`FunctionalError` when the trace is wrong (naming the op) and
-    :class:`CimError` for bad arguments.
+    types. ``weights`` default to :func:`trace_weights`, and
+    ``quantization`` (the model's own scales of dequantized weights, which
+    quantized mode honours) to those of the trace's model when ``weights``
+    are loaded from it too, else to none. Raises :class:`FunctionalError`
+    when the trace is wrong (naming the op) and :class:`CimError` for bad
+    arguments.
     """
     if mode not in MODES:
         raise CimError(f"unknown mode '{mode}' (expected exact or quantized)")
     if weights is None:
-        weights = trace_weights(trace)
-    return _Executor(trace, weights, mode).run(inputs)
+        loaded = trace_model_weights(trace)
+        weights = loaded.values
+        if quantization is None:
+            quantization = loaded.quantization
+    return _Executor(trace, weights, mode, quantization or {}).run(inputs)

@@ -18,6 +18,7 @@ from xdsl.dialects.builtin import (
     IntegerAttr,
     IntegerType,
     ModuleOp,
+    Signedness,
     StringAttr,
     TensorType,
     UnitAttr,
@@ -38,7 +39,11 @@ JsonDict = dict[str, object]
 
 def _dtype(element: Attribute) -> str:
     if isinstance(element, IntegerType):
-        return "bool" if element.width.data == 1 else f"int{element.width.data}"
+        if element.width.data == 1:
+            return "bool"
+        integer = cast("IntegerType[int, Signedness]", element)
+        unsigned = integer.signedness.data == Signedness.UNSIGNED
+        return f"{'uint' if unsigned else 'int'}{element.width.data}"
     return str(element).replace("f", "float", 1)
 
 

@@ -10,7 +10,9 @@ output::
 
 ``exact`` mode must match onnxruntime: every output's largest absolute
 error at most ``--atol`` plus ``--rtol`` times its largest reference
-magnitude; the exit status is 1 when it does not.
+magnitude; the exit status is 1 when it does not. An output whose largest
+reference magnitude is itself within that tolerance (an output of zeros
+would pass) is a warning, and with ``--strict`` a failure.
 ``quantized`` mode (the target's weight, activation, DAC and ADC precisions)
 only reports its error. Errors in the input are one line on stderr, exit 1.
 
@@ -30,7 +32,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import onnx
@@ -53,6 +55,9 @@ from cimflow.errors import CimError
 from cimflow.output_files import write_output
 from cimflow.pipeline_spec import checked_specs
 
+if TYPE_CHECKING:
+    from cimflow.frontend import WeightQuantization
+
 DEFAULT_PIPELINE = "cim-compile-static"
 DEFAULT_RTOL = 1e-4
 DEFAULT_ATOL = 1e-5
@@ -63,6 +68,8 @@ _INDEX_PASS_THROUGH = frozenset(
     {"Cast", "Reshape", "Unsqueeze", "Squeeze", "Flatten", "Identity", "Expand"}
 )
 """Nodes an index tensor may go through on its way to a Gather."""
+
+_GATHERS = frozenset({"Gather", "GatherElements", "GatherND"})
 
 
 # --------------------------------------------------------------------------
@@ -84,6 +91,31 @@ class OutputCheck:
     """``max_abs_error`` over the largest magnitude of the reference."""
     passed: bool | None
     """Within tolerance (exact mode); ``None`` in quantized mode (not judged)."""
+    reference_scale: float = 0.0
+    """The largest finite magnitude of the reference output."""
+    tolerance: float | None = None
+    """The largest absolute error the check accepts; None for integer and
+    boolean outputs, which must be equal."""
+
+    @property
+    def vanishing(self) -> bool:
+        """A judged float output so small that zeros would pass its check:
+        its largest reference magnitude is within its tolerance."""
+        return (
+            self.passed is not None
+            and self.tolerance is not None
+            and self.reference_scale <= self.tolerance
+        )
+
+    def warning(self) -> str | None:
+        """Why this output's check proves little, if it does."""
+        if not self.vanishing:
+            return None
+        return (
+            f"output '{self.name}' has max |reference| {self.reference_scale:.3g}, "
+            f"within its tolerance {self.tolerance or 0.0:.3g}: an output of "
+            "zeros would pass (--strict fails)"
+        )
 
 
 @dataclass(frozen=True)
@@ -100,6 +132,11 @@ class ModeCheck:
     def passed(self) -> bool:
         """No execution error and every judged output within tolerance."""
         return self.error is None and all(o.passed is not False for o in self.outputs)
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per output whose check an output of zeros would pass."""
+        return [w for o in self.outputs if (w := o.warning()) is not None]
 
     @property
     def max_rel_error(self) -> float:
@@ -122,11 +159,20 @@ class VerifyReport:
     atol: float
     modes: tuple[ModeCheck, ...]
     trace: Trace = field(repr=False, compare=False)
+    strict: bool = False
+    """Whether a vanishing output (:attr:`OutputCheck.vanishing`) fails."""
+
+    @property
+    def warnings(self) -> list[str]:
+        """The exact-mode outputs whose check proves little, one line each."""
+        return [w for m in self.modes if m.mode == "exact" for w in m.warnings]
 
     @property
     def passed(self) -> bool:
-        """Every exact-mode check passed (quantized mode only reports)."""
-        return all(m.passed for m in self.modes if m.mode == "exact")
+        """Every exact-mode check passed (quantized mode only reports) and,
+        if :attr:`strict`, no output vanishes."""
+        exact = all(m.passed for m in self.modes if m.mode == "exact")
+        return exact and not (self.strict and self.warnings)
 
     def mode(self, mode: Mode) -> ModeCheck:
         """The check of one mode (a ``KeyError`` if it did not run)."""
@@ -145,7 +191,9 @@ class VerifyReport:
             "seed": self.seed,
             "rtol": self.rtol,
             "atol": self.atol,
+            "strict": self.strict,
             "passed": self.passed,
+            "warnings": self.warnings,
             "trace": trace_summary(self.trace),
             "modes": [
                 {
@@ -160,6 +208,8 @@ class VerifyReport:
                             "shape": list(o.shape),
                             "max_abs_error": _json_float(o.max_abs_error),
                             "max_rel_error": _json_float(o.max_rel_error),
+                            "reference_scale": _json_float(o.reference_scale),
+                            "vanishing": o.vanishing,
                             "passed": o.passed,
                         }
                         for o in m.outputs
@@ -183,7 +233,8 @@ class VerifyReport:
         ]
         for check in self.modes:
             if check.mode == "exact":
-                verdict = "PASS" if check.passed else "FAIL"
+                failed = not check.passed or (self.strict and check.warnings)
+                verdict = "FAIL" if failed else "PASS"
                 head = f"exact (rtol {self.rtol:g}, atol {self.atol:g}): {verdict}"
             else:
                 head = "quantized (reported, not judged):"
@@ -199,6 +250,8 @@ class VerifyReport:
                     f"  {out.name:<{width}}  {list(out.shape)}  max abs "
                     f"{out.max_abs_error:.3g}  max rel {out.max_rel_error:.3g}{status}"
                 )
+            if check.mode == "exact":
+                lines.extend(f"  warning: {w}" for w in check.warnings)
         return "\n".join(lines) + "\n"
 
 
@@ -297,9 +350,49 @@ def module_trace(module: ModuleOp, origin: str = "<trace>") -> Trace:
 # --------------------------------------------------------------------------
 
 
-def _gather_rows(model: onnx.ModelProto, name: str) -> int | None:
-    """Rows of the smallest table the input ``name`` indexes through Gather."""
-    tables = {t.name: tuple(t.dims) for t in model.graph.initializer}
+def _static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    """The static shapes shape inference finds for the model's values."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:
+        inferred = model
+    shapes: dict[str, tuple[int, ...]] = {
+        t.name: tuple(int(d) for d in t.dims) for t in model.graph.initializer
+    }
+    graph = inferred.graph
+    for info in (*graph.input, *graph.value_info, *graph.output):
+        dims = info.type.tensor_type.shape.dim
+        if info.type.tensor_type.HasField("shape") and all(
+            d.HasField("dim_value") for d in dims
+        ):
+            shapes[info.name] = tuple(int(d.dim_value) for d in dims)
+    return shapes
+
+
+def _index_bound(
+    node: onnx.NodeProto, shapes: Mapping[str, tuple[int, ...]]
+) -> int | None:
+    """How far the indices input of a gathering node may reach, if known."""
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    shape = shapes.get(node.input[0])
+    if shape is None:
+        return None
+    if node.op_type in ("Gather", "GatherElements"):
+        axis = attrs.get("axis", 0)
+        if isinstance(axis, int) and -len(shape) <= axis < len(shape):
+            return int(shape[axis])
+        return None
+    batch = attrs.get("batch_dims", 0)
+    depth = shapes.get(node.input[1], (0,))[-1]
+    indexed = shape[batch : batch + depth] if isinstance(batch, int) else ()
+    return min(indexed) if indexed else None
+
+
+def _gather_rows(
+    model: onnx.ModelProto, name: str, shapes: Mapping[str, tuple[int, ...]]
+) -> int | None:
+    """The smallest extent the input ``name`` indexes through a Gather,
+    GatherElements or GatherND."""
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in model.graph.node:
         for value in node.input:
@@ -310,18 +403,12 @@ def _gather_rows(model: onnx.ModelProto, name: str) -> int | None:
         value = frontier.pop()
         for node in consumers.get(value, []):
             if (
-                node.op_type == "Gather"
+                node.op_type in _GATHERS
                 and len(node.input) > 1
                 and node.input[1] == value
-                and node.input[0] in tables
             ):
-                axis = next(
-                    (onnx.helper.get_attribute_value(a) for a in node.attribute),
-                    0,
-                )
-                shape = tables[node.input[0]]
-                if isinstance(axis, int) and -len(shape) <= axis < len(shape):
-                    size = int(shape[axis])
+                size = _index_bound(node, shapes)
+                if size is not None:
                     rows = size if rows is None else min(rows, size)
             elif node.op_type in _INDEX_PASS_THROUGH and node.input[0] == value:
                 for out in node.output:
@@ -345,12 +432,14 @@ def make_inputs(
 ) -> dict[str, Array]:
     """Seeded random inputs for every graph input of an ONNX model.
 
-    Floats ~ N(0, 1); integer inputs that index a Gather (token and position
-    ids) uniform in ``[0, rows of the table)``; integer inputs named like
+    Floats ~ N(0, 1); integer inputs that index a Gather, GatherElements or
+    GatherND (token and position ids) uniform in ``[0, size)`` of the
+    dimension they index; integer inputs named like
     masks all ones; other integers in ``[0, 4)``; booleans uniform.
     """
     rng = np.random.default_rng(seed)
     initializers = {t.name for t in model.graph.initializer}
+    shapes: dict[str, tuple[int, ...]] | None = None
     feeds: dict[str, Array] = {}
     for info in model.graph.input:
         if info.name in initializers:
@@ -373,7 +462,9 @@ def make_inputs(
             if "mask" in info.name.lower():
                 feeds[info.name] = np.ones(shape, dtype=dtype)
                 continue
-            rows = _gather_rows(model, info.name)
+            if shapes is None:
+                shapes = _static_shapes(model)
+            rows = _gather_rows(model, info.name, shapes)
             high = rows if rows is not None else 4
             feeds[info.name] = rng.integers(0, high, shape).astype(dtype)
         elif elem == onnx.TensorProto.BOOL:
@@ -463,9 +554,17 @@ def compare(
     scale = float(np.max(np.abs(want)[np.isfinite(want)], initial=0.0))
     zero_scale = math.inf if abs_error > 0 else 0.0
     rel_error = abs_error / scale if scale > 0 else zero_scale
-    within = bool(np.all(same)) if exact_type else abs_error <= atol + rtol * scale
+    tolerance = atol + rtol * scale
+    within = bool(np.all(same)) if exact_type else abs_error <= tolerance
     return OutputCheck(
-        name, trace_name, shape, abs_error, rel_error, within if judged else None
+        name,
+        trace_name,
+        shape,
+        abs_error,
+        rel_error,
+        within if judged else None,
+        scale,
+        None if exact_type else tolerance,
     )
 
 
@@ -477,6 +576,7 @@ def check_trace(
     weights: Mapping[str, Array],
     rtol: float = DEFAULT_RTOL,
     atol: float = DEFAULT_ATOL,
+    quantization: Mapping[str, WeightQuantization] | None = None,
 ) -> ModeCheck:
     """Run the trace in one mode and compare its outputs with ``reference``.
 
@@ -499,7 +599,7 @@ def check_trace(
         inputs[spec.name] = feeds[spec.name]
     start = time.perf_counter()
     try:
-        results = run_functional(trace, inputs, mode, weights)
+        results = run_functional(trace, inputs, mode, weights, quantization or {})
     except FunctionalError as error:
         return ModeCheck(mode, (), str(error), time.perf_counter() - start)
     seconds = time.perf_counter() - start
@@ -547,14 +647,18 @@ def verify_trace(
     atol: float = DEFAULT_ATOL,
     pipeline: str = "",
     weights: Mapping[str, Array] | None = None,
+    strict: bool = False,
+    quantization: Mapping[str, WeightQuantization] | None = None,
 ) -> VerifyReport:
     """Check an already built ``trace`` of the ONNX model at ``path``.
 
     Inputs are drawn from ``seed`` for the model's graph inputs (the trace's
     ``model.dims`` fix symbolic dimensions); weights default to the
-    frontend's ``load_weights`` of ``path``.
+    frontend's ``load_weights`` of ``path``, and ``quantization`` (the scales
+    of dequantized weights, which quantized mode honours) to the model's when
+    the weights are loaded from it.
     """
-    from cimflow.frontend import load_weights
+    from cimflow.frontend import load_model_weights
 
     modes = _modes(mode)
     source = Path(path)
@@ -566,11 +670,15 @@ def verify_trace(
             f"{path}: cannot read the ONNX model: {_one_line(error)}"
         ) from None
     if weights is None:
-        weights = load_weights(source, dims)
+        loaded = load_model_weights(source, dims)
+        weights = loaded.values
+        if quantization is None:
+            quantization = loaded.quantization
     feeds = make_inputs(model, dims, seed)
     reference = reference_outputs(source, feeds)
     checks = tuple(
-        check_trace(trace, feeds, reference, m, weights, rtol, atol) for m in modes
+        check_trace(trace, feeds, reference, m, weights, rtol, atol, quantization)
+        for m in modes
     )
     return VerifyReport(
         model=str(path),
@@ -582,6 +690,7 @@ def verify_trace(
         atol=atol,
         modes=checks,
         trace=trace,
+        strict=strict,
     )
 
 
@@ -594,19 +703,21 @@ def verify_model(
     seed: int = 0,
     rtol: float = DEFAULT_RTOL,
     atol: float = DEFAULT_ATOL,
+    strict: bool = False,
 ) -> VerifyReport:
     """Compile the ONNX model at ``path`` and check it against onnxruntime.
 
     ``target`` is given to every pass of ``pipeline`` that takes one (the
     passes' own default, ``dynaplasia``, when ``None``); ``dims`` fix symbolic
-    input dimensions; ``mode`` is ``exact``, ``quantized`` or ``both``.
+    input dimensions; ``mode`` is ``exact``, ``quantized`` or ``both``;
+    ``strict`` fails an exact-mode output so small that zeros would pass.
     Raises :class:`CimError` for bad input; a wrong trace is a failed check,
     not an exception.
     """
     _modes(mode)
     module = compile_model(path, target, pipeline, dims)
     trace = module_trace(module, str(path))
-    return verify_trace(trace, path, mode, seed, rtol, atol, pipeline)
+    return verify_trace(trace, path, mode, seed, rtol, atol, pipeline, strict=strict)
 
 
 # --------------------------------------------------------------------------
@@ -654,6 +765,12 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_ATOL,
         help=f"exact-mode absolute tolerance (default {DEFAULT_ATOL:g})",
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 1) when an output's largest reference magnitude is "
+        "within its tolerance, so that an output of zeros would pass",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
         "-o", "--output", metavar="FILE", help="write the report to FILE, not stdout"
@@ -684,6 +801,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cast(int, args.seed),
             cast(float, args.rtol),
             cast(float, args.atol),
+            cast(bool, args.strict),
         )
         text = (
             json.dumps(report.to_dict(), indent=1, sort_keys=True) + "\n"
@@ -702,6 +820,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
+    if output is not None or cast(bool, args.json):
+        # the text report on stdout lists them itself
+        for warning in report.warnings:
+            print(f"cim-verify: warning: {warning}", file=sys.stderr)
     return 0 if report.passed else 1
 
 

@@ -16,6 +16,9 @@ from cimflow.errors import CimError
 Array = npt.NDArray[Any]
 """A numpy array of any element type."""
 
+ValueType = tuple[int, tuple[int, ...] | None]
+"""ONNX element type and static shape (None when not fully known)."""
+
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
@@ -103,6 +106,16 @@ def attr_ints(node: NodeProto, name: str) -> list[int] | None:
 def attr_floats(node: NodeProto, name: str) -> list[float] | None:
     attr = typed_attr(node, name, AttributeProto.FLOATS)
     return None if attr is None else [float(v) for v in attr.floats]
+
+
+def attr_strs(node: NodeProto, name: str) -> list[str] | None:
+    attr = typed_attr(node, name, AttributeProto.STRINGS)
+    if attr is None:
+        return None
+    try:
+        return [s.decode() for s in attr.strings]
+    except UnicodeDecodeError:
+        raise node_error(node, f"attribute '{name}' is not UTF-8 text") from None
 
 
 def attr_tensor(node: NodeProto, name: str) -> TensorProto | None:

@@ -10,10 +10,12 @@ initializer becomes a ``cim_graph.weight`` naming it, and
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import onnx
@@ -100,10 +102,11 @@ from cimflow.frontend.common import (
     tensor_to_array,
     with_origin,
 )
-from cimflow.frontend.folding import reduce_axes, slice_params, split_sizes
 from cimflow.frontend.fusion import FUSED_DOMAIN, fuse
 from cimflow.frontend.model_file import load_model
+from cimflow.frontend.params import reduce_axes, slice_params, split_sizes
 from cimflow.frontend.prepare import (
+    QUANTIZATION_KEY,
     ValueType,
     opaque_initializers,
     prepare,
@@ -118,8 +121,11 @@ from cimflow.frontend.supported import (
 )
 
 __all__ = [
+    "ModelWeights",
+    "WeightQuantization",
     "check_model_dims",
     "import_onnx",
+    "load_model_weights",
     "load_weights",
     "onnx_frontend",
     "prepare_model",
@@ -147,6 +153,27 @@ _ELEMENT_TYPES: dict[int, Attribute] = {
 }
 
 
+@dataclass(frozen=True)
+class WeightQuantization:
+    """A float weight that is ``(q - zero_point) * scale`` of integers ``q``
+    (a ``DequantizeLinear`` of an integer initializer): one scale and zero
+    point for the whole tensor, or one per index of dimension ``axis``."""
+
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
+    axis: int
+
+
+@dataclass(frozen=True)
+class ModelWeights:
+    """What :func:`load_model_weights` returns."""
+
+    values: dict[str, np.ndarray]
+    """Every initializer of the prepared model, by name."""
+    quantization: dict[str, WeightQuantization]
+    """The weights among them that are dequantized integers."""
+
+
 def load_weights(path: Path, dims: Mapping[str, int]) -> dict[str, np.ndarray]:
     """Every initializer of the prepared model, by name, with its values.
 
@@ -155,6 +182,12 @@ def load_weights(path: Path, dims: Mapping[str, int]) -> dict[str, np.ndarray]:
     ``cim_graph.weight`` operations of the imported module. Raises
     :class:`CimError` when the weight data is absent.
     """
+    return load_model_weights(path, dims).values
+
+
+def load_model_weights(path: Path, dims: Mapping[str, int]) -> ModelWeights:
+    """:func:`load_weights` and the quantization of the weights that are
+    dequantized integers (what ``cim-verify``'s quantized mode honours)."""
     model = load_model(path)
     opaque = opaque_initializers(model)
     directory = str(Path(path).parent)
@@ -191,7 +224,23 @@ def load_weights(path: Path, dims: Mapping[str, int]) -> dict[str, np.ndarray]:
                 f"{path}: the weight data of '{tensor.name}' is malformed: "
                 f"{' '.join(str(e).split())}"
             ) from None
-    return weights
+    return ModelWeights(weights, weight_quantization(prepared))
+
+
+def weight_quantization(prepared: ModelProto) -> dict[str, WeightQuantization]:
+    """The quantization :func:`prepare_model` recorded in a prepared model."""
+    found: dict[str, WeightQuantization] = {}
+    for entry in prepared.metadata_props:
+        if entry.key != QUANTIZATION_KEY:
+            continue
+        records = cast(dict[str, dict[str, Any]], json.loads(entry.value))
+        for name, record in records.items():
+            found[name] = WeightQuantization(
+                tuple(float(v) for v in record["scale"]),
+                tuple(int(v) for v in record["zero_point"]),
+                int(record["axis"]),
+            )
+    return found
 
 
 def import_onnx(

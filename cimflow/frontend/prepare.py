@@ -4,7 +4,8 @@
 onnxruntime and computes the same function) in which:
 
 * symbolic input dimensions are fixed from ``dims``;
-* every value computable from constants is folded with numpy: small results
+* every value computable from constants is folded by the onnx package's
+  reference evaluator (:mod:`cimflow.frontend.folding`): small results
   become ``Constant`` nodes, large ones (and matrices used as the weight of a
   Conv, Gemm or MatMul) initializers named ``<value>.folded``;
   ``Shape`` and ``Size`` fold from the inferred static shapes, so shape
@@ -18,6 +19,9 @@ onnxruntime and computes the same function) in which:
   ``Mul`` + ``Add`` with initializers ``<output>.bn_scale`` / ``.bn_shift``.
   Without weight data these initializers are shape-only (external data
   whose file is absent);
+* operators :mod:`cimflow.frontend.decompose` knows are rewritten into
+  imported ones; a dequantized weight's scales are recorded in the
+  metadata (:data:`QUANTIZATION_KEY`);
 * ``Identity``, ``Dropout`` and no-op ``Cast`` disappear, dead nodes and
   unused initializers are removed, and every value carries an inferred
   static type in ``value_info``.
@@ -25,7 +29,8 @@ onnxruntime and computes the same function) in which:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -37,16 +42,17 @@ from cimflow.frontend.common import (
     DEFAULT_DOMAINS,
     Array,
     NodeError,
+    ValueType,
     array_to_tensor,
     attr_float,
     attr_int,
     check_gather_indices,
-    constant_node_value,
     default_opset,
     external_location,
     has_data,
     input_shape_problem,
     is_external,
+    node_error,
     node_label,
     np_dtype,
     num_elements,
@@ -55,17 +61,20 @@ from cimflow.frontend.common import (
     tensor_to_array,
     with_origin,
 )
-from cimflow.frontend.folding import evaluate
+from cimflow.frontend.decompose import decompose
+from cimflow.frontend.folding import fold_constants, is_foldable
 from cimflow.frontend.model_file import topological_order
-from cimflow.frontend.supported import FOLD_ONLY_OPS, SUPPORTED_OPS, unsupported_op
-
-ValueType = tuple[int, tuple[int, ...] | None]
-"""ONNX element type and static shape (None when not fully known)."""
+from cimflow.frontend.supported import IMPORTED_OPS, unsupported_op
 
 _MAX_PASSES = 64
 
 _WEIGHT_CONSUMERS = frozenset({"Conv", "Gemm", "MatMul"})
 """Ops whose second operand, when constant, is a weight (an initializer)."""
+
+QUANTIZATION_KEY = "cimflow.weight_quantization"
+"""Metadata key of the prepared model: JSON ``{weight: {"scale": [...],
+"zero_point": [...], "axis": a}}`` of the float weights that are dequantized
+integers (a ``DequantizeLinear`` of an integer initializer)."""
 
 MAX_FOLDED_ELEMENTS = 1 << 28
 """Largest constant folding may create (1 GiB of float32)."""
@@ -80,8 +89,34 @@ _FLOAT_TYPES = frozenset(
 
 
 def opaque_initializers(model: ModelProto) -> frozenset[str]:
-    """Initializers that are weights: never folded, only referenced by name."""
-    return frozenset(t.name for t in model.graph.initializer if is_opaque(t))
+    """Initializers that are weights: never folded, only referenced by name.
+
+    Besides :func:`is_opaque` tensors, the integers a ``DequantizeLinear``
+    reads: quantized weights, which become float weights (not constants).
+    The initial states of an ``LSTM`` or ``GRU`` held in the file are
+    constants (unless external or large): a zero state saves the first step's
+    recurrent product. Decided before any external data is loaded, so that
+    :func:`cimflow.frontend.load_weights` prepares the same graph."""
+    quantized: set[str] = set()
+    states: set[str] = set()
+    for node in model.graph.node:
+        if node.domain not in DEFAULT_DOMAINS:
+            continue
+        if node.op_type == "DequantizeLinear":
+            quantized.add(node.input[0])
+        elif node.op_type in ("LSTM", "GRU"):
+            states.update(node.input[5:7])
+
+    def opaque(tensor: TensorProto) -> bool:
+        if tensor.name in quantized:
+            return True
+        if tensor.name in states:
+            return is_external(tensor) or num_elements(tensor.dims) > (
+                MAX_INLINE_ELEMENTS
+            )
+        return is_opaque(tensor)
+
+    return frozenset(t.name for t in model.graph.initializer if opaque(t))
 
 
 def is_opaque(tensor: TensorProto) -> bool:
@@ -135,6 +170,10 @@ def value_type(info: ValueInfoProto) -> ValueType | None:
     return tensor_type.elem_type, tuple(shape)
 
 
+class _SourceError(Exception):
+    """A weight a rewrite needs is not there (the caller names the node)."""
+
+
 class _Preparer:
     def __init__(
         self,
@@ -156,6 +195,9 @@ class _Preparer:
         self.output_names = {o.name for o in self.outputs}
         self.folded: dict[str, Array] = {}
         self.folded_by: dict[str, str] = {}
+        self.fold_failures: dict[str, str] = {}
+        self.derived: dict[tuple[str, str], str] = {}
+        self.quantization: dict[str, dict[str, object]] = {}
         self.init_values: dict[str, Array] = {}
         self.types: dict[str, ValueType] = {}
         self.taken: set[str] = {
@@ -175,8 +217,10 @@ class _Preparer:
             changed = self._remove_aliases()
             changed = self._fold_pass() or changed
             if not changed:
+                changed = self._decompose_pass()
+            if not changed:
                 break
-        self._check_folded()
+        self._check_supported()
         self._fuse_batchnorms()
         self._materialize()
         self._eliminate_dead()
@@ -194,7 +238,7 @@ class _Preparer:
     def _check_ops(self) -> None:
         used = {name for node in self.nodes for name in node.input} | self.output_names
         for node in self.nodes:
-            if node.domain not in DEFAULT_DOMAINS or node.op_type not in SUPPORTED_OPS:
+            if node.domain not in DEFAULT_DOMAINS:
                 raise CimError(
                     f"{self.origin}: {unsupported_op(node.name, op_key(node))}"
                 )
@@ -312,69 +356,172 @@ class _Preparer:
             ) from e
 
     def _fold_pass(self) -> bool:
-        remaining: list[NodeProto] = []
+        """Fold every node whose inputs are all constant; True if any was."""
+        constant: set[str] = set()
+        candidates: list[NodeProto] = []
         changed = False
         for node in self.nodes:
-            outputs = self._try_fold(node)
-            if outputs is None:
-                remaining.append(node)
+            if node.op_type in ("Shape", "Size") and node.domain in DEFAULT_DOMAINS:
+                value = self._shape_value(node)
+                if value is not None:
+                    self._record_folded(node, [value])
+                    changed = True
+                    continue
+            if node.op_type == "Gather" and len(node.input) > 1:
+                self._check_gather(node)
+            if not is_foldable(node) or not all(
+                name in constant or self._value(name) is not None
+                for name in node.input
+                if name
+            ):
                 continue
-            for name, value in zip(node.output, outputs, strict=True):
-                if name:
-                    self.folded[name] = value
-                    self.folded_by[name] = node.name
+            self._check_foldable(node)
+            candidates.append(node)
+            constant.update(name for name in node.output if name)
+        reads = {name for node in candidates for name in node.input if name}
+        values = {name: v for name in reads if (v := self._value(name)) is not None}
+        result = fold_constants(
+            candidates,
+            values,
+            list(self.model.opset_import),
+            self.model.ir_version or onnx.IR_VERSION,
+        )
+        self.fold_failures.update(result.failures)
+        done: set[int] = set()
+        for node in candidates:
+            outputs = [name for name in node.output if name]
+            if all(name in result.values for name in outputs):
+                self._record_folded(node, [result.values[name] for name in outputs])
+                done.add(id(node))
+        if done:
             changed = True
-        self.nodes = remaining
+        self.nodes = [
+            n
+            for n in self.nodes
+            if id(n) not in done and not all(o in self.folded for o in n.output if o)
+        ]
         return changed
 
-    def _try_fold(self, node: NodeProto) -> list[Array] | None:
-        op = node.op_type
-        if op == "Constant":
-            try:
-                return [constant_node_value(node)]
-            except ValueError as e:
-                raise CimError(
-                    f"{self.origin}: node '{node.name}' has an unsupported Constant "
-                    "value (sparse or string)"
-                ) from e
-        if op in ("Shape", "Size"):
-            shape = self._static_shape(node.input[0])
-            if shape is None:
-                return None
-            if op == "Size":
-                return [np.array(num_elements(shape), dtype=np.int64)]
-            rank = len(shape)
-            start = attr_int(node, "start", 0)
-            end = attr_int(node, "end", rank)
-            start = min(max(start + rank if start < 0 else start, 0), rank)
-            end = min(max(end + rank if end < 0 else end, 0), rank)
-            return [np.array(shape[start:end], dtype=np.int64)]
-        if op == "Gather":
-            indices = self._param(node.input[1])
-            data_shape = self._static_shape(node.input[0])
-            if indices is not None and data_shape is not None:
-                check_gather_indices(node, indices, data_shape)
-        inputs: list[Array | None] = []
-        for name in node.input:
-            if not name:
-                inputs.append(None)
-                continue
-            value = self._value(name)
-            if value is None:
-                return None
-            inputs.append(value)
+    def _record_folded(self, node: NodeProto, values: Sequence[Array]) -> None:
+        outputs = [name for name in node.output if name]
+        for name, value in zip(outputs, values, strict=True):
+            found = self.types.get(name)
+            if found is not None and found[0]:
+                value = value.astype(np_dtype(found[0]), copy=False)
+            self.folded[name] = value
+            self.folded_by[name] = node.name
+
+    def _shape_value(self, node: NodeProto) -> Array | None:
+        """``Shape`` or ``Size`` from the inferred static shape of its input.
+
+        The one case the reference evaluator cannot fold: the input is not a
+        constant (often a value computed from the graph inputs), but its
+        shape is known once symbolic dimensions have values.
+        """
+        shape = self._static_shape(node.input[0])
+        if shape is None:
+            return None
+        if node.op_type == "Size":
+            return np.array(num_elements(shape), dtype=np.int64)
+        rank = len(shape)
+        start = attr_int(node, "start", 0)
+        end = attr_int(node, "end", rank)
+        start = min(max(start + rank if start < 0 else start, 0), rank)
+        end = min(max(end + rank if end < 0 else end, 0), rank)
+        return np.array(shape[start:end], dtype=np.int64)
+
+    def _check_gather(self, node: NodeProto) -> None:
+        """Constant Gather indices must be inside the axis (onnxruntime
+        refuses them, and the evaluator's message names no node)."""
+        indices = self._param(node.input[1])
+        data_shape = self._static_shape(node.input[0])
+        if indices is not None and data_shape is not None:
+            check_gather_indices(node, indices, data_shape)
+
+    def _check_foldable(self, node: NodeProto) -> None:
+        """A folded constant must not be too large to create."""
         for name in node.output:
             shape = self._static_shape(name)
             if shape is not None and num_elements(shape) > MAX_FOLDED_ELEMENTS:
                 raise CimError(
-                    f"{self.origin}: folding node '{node.name}' ({op}) would create "
-                    f"a constant of shape {list(shape)}, more than "
+                    f"{self.origin}: folding node '{node.name}' ({node.op_type}) "
+                    f"would create a constant of shape {list(shape)}, more than "
                     f"{MAX_FOLDED_ELEMENTS} elements"
                 )
-        outputs = evaluate(node, inputs, self.opset)
-        if outputs is None or len(outputs) != len(node.output):
-            return None
-        return outputs
+
+    # -- rewrites (cimflow.frontend.decompose) ---------------------------------
+
+    def _decompose_pass(self) -> bool:
+        """Rewrite every node :func:`decompose` knows; True if any was."""
+        result: list[NodeProto] = []
+        changed = False
+        for node in self.nodes:
+            try:
+                replacement = decompose(self, node)
+            except _SourceError as error:
+                raise node_error(node, str(error)) from None
+            if replacement is None:
+                result.append(node)
+            else:
+                result.extend(replacement)
+                changed = True
+        self.nodes = result
+        return changed
+
+    def value_type(self, name: str) -> ValueType | None:
+        return self.types.get(name)
+
+    def constant(self, name: str) -> Array | None:
+        return self._value(name)
+
+    def is_weight(self, name: str) -> bool:
+        return name in self.inits
+
+    def fresh_value(self, base: str) -> str:
+        return self._fresh(base)
+
+    def fresh_node(self, base: str) -> str:
+        return self._fresh_node_name(base)
+
+    def derive_weight(
+        self,
+        source: str,
+        suffix: str,
+        shape: Sequence[int],
+        data_type: int,
+        compute: Callable[[Array], Array],
+    ) -> str:
+        """A new initializer ``<source>.<suffix>``, ``compute`` of the value of
+        ``source``; shape-only (its data absent, as the source's) without it.
+        The same derivation of the same source is made once."""
+        key = (source, suffix)
+        if key in self.derived:
+            return self.derived[key]
+        value = self._param(source)
+        name = self._fresh(f"{source}.{suffix}")
+        if value is not None:
+            result = np.asarray(compute(value)).astype(np_dtype(data_type))
+            assert tuple(result.shape) == tuple(shape), (result.shape, shape)
+            tensor = array_to_tensor(result, name)
+        elif source in self.inits:
+            location = external_location(self.inits[source])
+            tensor = shape_only_tensor(name, shape, data_type, location)
+        else:
+            raise _SourceError(
+                f"'{source}' must be a weight (an initializer) or a constant"
+            )
+        self._add_initializer(tensor)
+        self.derived[key] = name
+        return name
+
+    def record_quantization(
+        self, weight: str, scale: Array, zero_point: Array, axis: int
+    ) -> None:
+        self.quantization[weight] = {
+            "scale": [float(v) for v in scale.reshape(-1)],
+            "zero_point": [int(v) for v in zero_point.reshape(-1)],
+            "axis": axis,
+        }
 
     def _remove_aliases(self) -> bool:
         graph_inputs = {i.name for i in self.inputs}
@@ -433,19 +580,29 @@ class _Preparer:
     def _is_used(self, name: str) -> bool:
         return name in self.output_names or any(name in n.input for n in self.nodes)
 
-    def _check_folded(self) -> None:
+    def _check_supported(self) -> None:
+        """Every node left after folding must be one the importer takes."""
         for node in self.nodes:
             if node.op_type in ("Shape", "Size"):
                 raise CimError(
                     f"{self.origin}: cannot infer a static shape for input "
                     f"'{node.input[0]}' of node '{node.name}' ({node.op_type})"
                 )
-            if node.op_type in FOLD_ONLY_OPS:
-                raise CimError(
-                    f"{self.origin}: node '{node.name}' ({node.op_type}) has inputs "
-                    f"that are not constant; {node.op_type} is only supported when "
-                    "it can be folded"
+            if node.op_type in IMPORTED_OPS or node.op_type == "BatchNormalization":
+                continue
+            failure = self.fold_failures.get(node.name)
+            variable = next((n for n in node.input if n and self._value(n) is None), "")
+            why = ""
+            if failure is not None:
+                why = f"; evaluating it on its constant inputs failed: {failure}"
+            elif variable and is_foldable(node):
+                why = (
+                    "; other ops are folded only when every input is a constant, "
+                    f"and '{variable}' is not"
                 )
+            raise CimError(
+                f"{self.origin}: {unsupported_op(node.name, op_key(node))}{why}"
+            )
 
     # -- BatchNormalization ---------------------------------------------------
 
@@ -683,7 +840,16 @@ class _Preparer:
         model.domain = self.model.domain
         model.model_version = self.model.model_version
         model.doc_string = self.model.doc_string
-        model.metadata_props.extend(self.model.metadata_props)
+        model.metadata_props.extend(
+            p for p in self.model.metadata_props if p.key != QUANTIZATION_KEY
+        )
+        kept = {
+            n: self.quantization[n] for n in self.init_order if n in self.quantization
+        }
+        if kept:
+            entry = model.metadata_props.add()
+            entry.key = QUANTIZATION_KEY
+            entry.value = json.dumps(kept, sort_keys=True)
         graph = model.graph
         graph.name = self.model.graph.name
         graph.doc_string = self.model.graph.doc_string

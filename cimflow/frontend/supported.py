@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cimflow.frontend.folding import EVALUATORS
+from cimflow.frontend.decompose import CONDITIONAL_REWRITES, REWRITES
 
 UNARY_OPS: dict[str, str] = {
     "Relu": "relu",
@@ -18,6 +18,7 @@ UNARY_OPS: dict[str, str] = {
     "Softplus": "softplus",
     "Floor": "floor",
     "Ceil": "ceil",
+    "Round": "round",
     "Cos": "cos",
     "Sin": "sin",
     "Not": "not",
@@ -90,12 +91,15 @@ PREPARED_OPS: frozenset[str] = frozenset(
 )
 """Op types rewritten away by :func:`prepare_model`."""
 
-FOLD_ONLY_OPS: frozenset[str] = frozenset(EVALUATORS) - IMPORTED_OPS - PREPARED_OPS
-"""Op types accepted only when every input is a constant (they are folded)."""
+REWRITTEN_OPS: frozenset[str] = frozenset(REWRITES)
+"""Op types rewritten into imported ones (:mod:`cimflow.frontend.decompose`)."""
 
 SUPPORTED_OPS: tuple[str, ...] = tuple(
-    sorted(IMPORTED_OPS | PREPARED_OPS | FOLD_ONLY_OPS)
+    sorted(IMPORTED_OPS | PREPARED_OPS | REWRITTEN_OPS)
 )
+"""The op types the frontend takes whatever their inputs; every other op of
+the default ONNX domain is taken when all its inputs are constants (it is
+folded)."""
 
 SUPPORTED_OPS_DOC = "docs/onnx-frontend.md#supported-operators"
 """Where the supported operators are listed (the table :func:`ops_table` makes)."""
@@ -111,11 +115,15 @@ def unsupported_op(node_label: str, op_key: str) -> str:
 
 def op_handling(op_type: str) -> str:
     """How the frontend handles a supported op type."""
+    if op_type == "MatMul":
+        return "imported (a constant times a weight: folded into a new weight)"
+    if op_type in CONDITIONAL_REWRITES:
+        return "imported (1-D windows as 2-D ones: `Unsqueeze`, 2-D op, `Squeeze`)"
     if op_type in IMPORTED_OPS:
         return "imported"
-    if op_type in PREPARED_OPS:
-        return "rewritten away when the model is prepared"
-    return "folded: every input must be a constant"
+    if op_type in REWRITES:
+        return f"rewritten: {REWRITES[op_type][1]}"
+    return "rewritten away when the model is prepared"
 
 
 def ops_table() -> str:

@@ -12,7 +12,7 @@ functional simulator executes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from xdsl.dialects.builtin import (
@@ -20,6 +20,7 @@ from xdsl.dialects.builtin import (
     DictionaryAttr,
     IntegerType,
     ModuleOp,
+    Signedness,
     StringAttr,
     TensorType,
 )
@@ -38,7 +39,11 @@ Array = np.ndarray[Any, Any]
 def _np_dtype(element: Attribute) -> np.dtype[Any]:
     if isinstance(element, IntegerType):
         width = element.bitwidth
-        return np.dtype(np.bool_) if width == 1 else np.dtype(f"int{width}")
+        if width == 1:
+            return np.dtype(np.bool_)
+        integer = cast("IntegerType[int, Signedness]", element)
+        unsigned = integer.signedness.data == Signedness.UNSIGNED
+        return np.dtype(f"{'uint' if unsigned else 'int'}{width}")
     return np.dtype(np.float32)
 
 

@@ -524,6 +524,59 @@ def test_causal_mask_is_folded(tmp_path: Path) -> None:
     assert counts(module)["constant"] == 1
 
 
+def test_unseen_mask_chain_is_folded_generically(tmp_path: Path) -> None:
+    """A position/mask chain with ops and attributes no hand-written folding
+    knew (exclusive CumSum, Mod, OneHot, ScatterND, Hardmax, EyeLike) folds
+    through the reference evaluator down to one constant added to ``x``."""
+    nodes = [
+        node("Shape", ["x"], ["shape"], start=-1),
+        node("ConstantOfShape", ["shape"], ["ones"], value=init("v", [1], np.int64)),
+        node("CumSum", ["ones", "zero"], ["positions"], exclusive=1, reverse=1),
+        node("Range", ["zero", "shape_n", "one"], ["rows"]),
+        node("Unsqueeze", ["rows", "axis1"], ["column"]),
+        node("Less", ["positions", "column"], ["ahead"]),
+        node("Mod", ["positions", "two"], ["parity"]),
+        node("OneHot", ["parity", "two", "on_off"], ["hot"], axis=-1),
+        node("ScatterND", ["hot", "where", "update"], ["scattered"]),
+        node("Hardmax", ["scattered"], ["picked"]),
+        node("EyeLike", ["picked"], ["eye"]),
+        node("ReduceSum", ["eye", "axis0"], ["weights"], keepdims=0),
+        node("Where", ["ahead", "neg", "zero_f"], ["mask"]),
+        node("Add", ["mask", "weights_row"], ["bias"]),
+        node("Add", ["x", "bias"], ["scores"]),
+        node("Softmax", ["scores"], axis=-1),
+    ]
+    nodes.insert(3, node("Squeeze", ["shape", "axis0"], ["shape_n"]))
+    nodes.insert(-3, node("Slice", ["weights", "zero1", "one1"], ["weights_row"]))
+    model = graph(
+        nodes,
+        {"x": [2, 5, 5]},
+        ["y"],
+        [
+            init("zero", 0, np.int64),
+            init("one", 1, np.int64),
+            init("two", 2, np.int64),
+            init("axis0", [0], np.int64),
+            init("axis1", [1], np.int64),
+            init("zero1", [0], np.int64),
+            init("one1", [1], np.int64),
+            init("on_off", [0.0, 1.0]),
+            init("where", [[0, 1], [3, 0]], np.int64),
+            init("update", [0.25, 0.75]),
+            init("neg", -1e9),
+            init("zero_f", 0.0),
+        ],
+    )
+    prepared = prepare_model(model, {}, "m.onnx")
+    assert Counter(n.op_type for n in prepared.graph.node) == {
+        "Constant": 1,
+        "Add": 1,
+        "Softmax": 1,
+    }
+    module = check(model, tmp_path)
+    assert counts(module)["constant"] == 1
+
+
 def test_infinite_mask_constant_is_finite(tmp_path: Path) -> None:
     model = graph(
         [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib
 import itertools
 import json
 from collections import Counter
@@ -19,6 +20,7 @@ from functional_models import FAMILIES, integer_linear
 from xdsl.context import Context
 
 from cimflow.cimdialect import cim_tile
+from cimflow.cimsim import functional
 from cimflow.cimsim.functional import (
     FunctionalError,
     WeightInfo,
@@ -27,7 +29,7 @@ from cimflow.cimsim.functional import (
 )
 from cimflow.cimsim.trace import MvmOp, ProgramOp, Trace, parse_trace
 from cimflow.errors import CimError
-from cimflow.frontend import import_onnx, load_weights
+from cimflow.frontend import import_onnx, load_model_weights, load_weights
 from cimflow.hw_targets import load_target, shipped_targets
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
@@ -136,6 +138,7 @@ def test_exact_mode_matches_onnxruntime(
     assert result.passed, result.format()
     assert exact.outputs
     assert all(o.max_rel_error < 1e-5 for o in exact.outputs), result.format()
+    assert not result.warnings
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -226,6 +229,71 @@ def test_quantized_pipeline_is_exact_when_nothing_is_rounded(
             assert difference > 0
         else:
             assert difference <= 1e-6 * float(np.max(np.abs(expected)))
+
+
+def _quantized_by_onnxruntime(tmp_path: Path) -> Path:
+    """The CNN quantized by onnxruntime's quantization tool: QDQ format,
+    int8 weights with per-channel scales, uint8 activations calibrated on four
+    seeded images."""
+    quantization = cast(Any, importlib.import_module("onnxruntime.quantization"))
+
+    class Images:
+        """Calibration inputs (onnxruntime calls ``get_next`` until None)."""
+
+        def __init__(self) -> None:
+            rng = np.random.default_rng(0)
+            shape = (1, 4, 12, 12)
+            self.images = iter(
+                [
+                    {"image": rng.standard_normal(shape).astype(np.float32)}
+                    for _ in range(4)
+                ]
+            )
+
+        def get_next(self) -> dict[str, Any] | None:
+            return next(self.images, None)
+
+    source = tmp_path / "cnn.onnx"
+    onnx.save(FAMILIES["cnn"](), source)
+    quantized = tmp_path / "cnn.qdq.onnx"
+    quantization.quantize_static(
+        str(source),
+        str(quantized),
+        Images(),
+        quant_format=quantization.QuantFormat.QDQ,
+        per_channel=True,
+        weight_type=quantization.QuantType.QInt8,
+        activation_type=quantization.QuantType.QUInt8,
+    )
+    return quantized
+
+
+def test_quantized_mode_honours_the_models_scales(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On tiny, whose ADC resolves every column sum, a model quantized by
+    onnxruntime computes in quantized mode exactly what onnxruntime computes:
+    the arrays hold the model's int8 weights (per-channel scales) and the
+    DACs take its uint8 activations (scale and zero point). Quantizing the
+    same values again with the target's symmetric scales does not."""
+    path = _quantized_by_onnxruntime(tmp_path)
+    loaded = load_model_weights(path, {})
+    weights = [n for n in loaded.quantization if "weight" in n]
+    assert len(weights) == 6  # five convolutions and the classifier
+    assert all(len(loaded.quantization[n].scale) > 1 for n in weights)
+    trace = _trace(path, "tiny")
+    honoured = verify_trace(trace, path, "both")
+    assert honoured.passed, honoured.format()
+    assert honoured.mode("quantized").max_rel_error < 1e-5, honoured.format()
+    again = verify_trace(trace, path, "quantized", weights=loaded.values)
+    assert again.mode("quantized").max_rel_error > 1e-3
+
+    def off_grid(self: functional.Grid, x: functional.Array) -> None:
+        return None
+
+    monkeypatch.setattr(functional.Grid, "codes", off_grid)
+    inputs_again = verify_trace(trace, path, "quantized")
+    assert inputs_again.mode("quantized").max_rel_error > 1e-3
 
 
 # --------------------------------------------------------------------------
@@ -630,6 +698,48 @@ def test_cim_verify_text_and_json(
         "pooler_output",
     ]
     assert all(0 < o["max_rel_error"] < QUANTIZED_BOUND for o in mode["outputs"])
+
+
+def _vanishing_linear(tmp_path: Path) -> Path:
+    """``x @ W`` with weights around 1e-9: outputs far below ``atol``."""
+    model = integer_linear(vectors=2, k=16, n=4)
+    weight = onnx.numpy_helper.to_array(model.graph.initializer[0]) * 1e-11
+    model.graph.initializer[0].CopyFrom(onnx.numpy_helper.from_array(weight, "w"))
+    path = tmp_path / "vanishing.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def test_a_vanishing_output_warns_and_fails_strict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _vanishing_linear(tmp_path)
+    trace = cim_verify.module_trace(compile_model(path, "tiny"), str(path))
+    zeros = {name: np.zeros_like(w) for name, w in load_weights(path, {}).items()}
+    # a trace computing with all-zero weights is wrong, yet within atol
+    wrong = verify_trace(trace, path, weights=zeros)
+    assert wrong.passed
+    (warning,) = wrong.warnings
+    assert "output 'y' has max |reference|" in warning
+    assert "an output of zeros would pass" in warning
+    assert "warning: output 'y'" in wrong.format()
+    assert not verify_trace(trace, path, weights=zeros, strict=True).passed
+    strict = verify_trace(trace, path, strict=True)
+    assert not strict.passed and "FAIL" in strict.format()
+    assert strict.to_dict()["warnings"] == strict.warnings
+    argv = [str(path), "--target", "tiny"]
+    assert cim_verify.main(argv) == 0
+    assert "warning: output 'y'" in capsys.readouterr().out
+    assert cim_verify.main([*argv, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["modes"][0]["outputs"][0]["vanishing"] is True
+    assert captured.err.startswith("cim-verify: warning: output 'y'")
+    assert cim_verify.main([*argv, "--strict"]) == 1
+    # the same model with real magnitudes has no warning, strict or not
+    real = tmp_path / "integer_linear.onnx"
+    real.write_bytes(integer_linear(vectors=2, k=16, n=4).SerializeToString())
+    report = verify_model(real, "tiny", strict=True)
+    assert report.passed and not report.warnings
 
 
 @pytest.mark.parametrize(

@@ -190,7 +190,7 @@
 
 // -----
 
-// CHECK: Expected `relu`, `sigmoid`, `tanh`, `erf`, `exp`, `log`, `sqrt`, `reciprocal`, `neg`, `abs`, `gelu`, `gelu_tanh`, `silu`, `softplus`, `floor`, `ceil`, `cos`, `sin`, or `not`.
+// CHECK: Expected `relu`, `sigmoid`, `tanh`, `erf`, `exp`, `log`, `sqrt`, `reciprocal`, `neg`, `abs`, `gelu`, `gelu_tanh`, `silu`, `softplus`, `floor`, `ceil`, `round`, `cos`, `sin`, or `not`.
 %x = "test.op"() : () -> tensor<4xf32>
 %y = cim_graph.unary swish %x : tensor<4xf32> -> tensor<4xf32>
 
