@@ -10,8 +10,9 @@ Unless a test says otherwise the target is dynaplasia shrunk to 8 arrays of
 - switch: switch_latency 1 cycle; mode_switch_pj 2.0 per array.
 - DRAM: latency 100 + ceil(bytes / 25.6); buffer: ceil(bytes / 32);
   memory-mode arrays: ceil(bytes / (4.0 * n_arrays)).
-- interconnect: latency 2 + ceil(bytes / 32); vector: latency 4 +
-  ceil(element_ops / (32 lanes * units)).
+- interconnect (a bus): latency 2 + ceil(bytes / min(32, 32)); vector:
+  latency 4 + ceil(element_ops / (32 lanes * 1 unit per core * cores)).
+- a move is also charged 0.8 pJ per byte on the global buffer's side.
 """
 
 from __future__ import annotations
@@ -66,7 +67,9 @@ def mvm(
     deps: tuple[int, ...] = (),
     rows: int = 128,
     cols: int = 64,
+    **feed: Any,
 ) -> dict[str, Any]:
+    keys = {"feed": "local", "in_bytes": 0, "out_bytes": 0, "local_bytes": 0}
     return op(
         op_id,
         "mvm",
@@ -81,6 +84,42 @@ def mvm(
         v=[0, vectors],
         input="x",
         output="y",
+        **(keys | feed),
+    )
+
+
+def move(
+    op_id: int,
+    nbytes: int,
+    cores: list[list[int]],
+    deps: tuple[int, ...] = (),
+    direction: str = "in",
+) -> dict[str, Any]:
+    return op(
+        op_id, "move", deps, bytes=nbytes, tensor="t", dir=direction, cores=cores
+    )
+
+
+def vector(
+    op_id: int,
+    element_ops: int,
+    cores: list[list[int]],
+    deps: tuple[int, ...] = (),
+    in_bytes: int = 0,
+    out_bytes: int = 0,
+) -> dict[str, Any]:
+    return op(
+        op_id,
+        "vector",
+        deps,
+        op="add",
+        element_ops=element_ops,
+        cores=cores,
+        in_bytes=in_bytes,
+        out_bytes=out_bytes,
+        inputs=[],
+        outputs=["z"],
+        attrs={},
     )
 
 
@@ -92,6 +131,7 @@ def transfer(
     nbytes: int,
     deps: tuple[int, ...] = (),
     arrays: list[list[int]] | None = None,
+    cores: list[list[int]] | None = None,
 ) -> dict[str, Any]:
     return op(
         op_id,
@@ -102,6 +142,7 @@ def transfer(
         bytes=nbytes,
         tensor="x",
         arrays=arrays or [],
+        cores=cores or [],
     )
 
 
@@ -110,7 +151,7 @@ def trace_dict(
 ) -> dict[str, Any]:
     return {
         "format": "cim-trace",
-        "version": 4,
+        "version": 5,
         "model": {
             "name": "m",
             "source": "",
@@ -216,8 +257,9 @@ def test_buffer_to_memory_load_does_not_hold_dram() -> None:
     result = run(ops)
     # memory: ceil(1024 / (4.0 * 4)) = 64; buffer: ceil(1024 / 32) = 32 -> 64.
     assert times(result) == [(0, 140), (0, 64)]
-    assert op_resources(result.trace.ops[1]) == (4, 5, 6, 7)
-    assert op_resources(result.trace.ops[0]) == ("dram",)
+    target = result.trace.target
+    assert op_resources(target, result.trace.ops[1]) == (4, 5, 6, 7)
+    assert op_resources(target, result.trace.ops[0]) == ("dram",)
 
 
 def test_barrier_joins_parallel_groups() -> None:
@@ -269,17 +311,8 @@ def test_energy_sums_over_ops_and_components() -> None:
             k=[0, 128],
             n=[0, 64],
         ),
-        op(2, "move", bytes=64, tensor="y"),  # 2 + 2 = 4 cycles, 64 * 1.2
-        op(
-            3,
-            "vector",
-            op="add",
-            element_ops=100,
-            units=1,
-            inputs=["y"],
-            outputs=["z"],
-            attrs={},
-        ),
+        move(2, 64, [[0, 1]]),  # 2 + 2 = 4 cycles, 64 * 1.2 and 64 * 0.8
+        vector(3, 100, [[0, 1]]),
         transfer(4, "store", "buffer", "dram", 256),
     ]
     result = run(ops)
@@ -292,7 +325,7 @@ def test_energy_sums_over_ops_and_components() -> None:
         "program": 2 * 128 * 64 * 0.05,
         "switch": 0.0,
         "memory_array": 0.0,
-        "buffer": 256 * 0.8,
+        "buffer": 256 * 0.8 + 64 * 0.8,
         "interconnect": 64 * 1.2,
         "dram": 256 * 20.0,
         "vector": 100 * 0.3,
@@ -317,17 +350,7 @@ def test_same_trace_twice_gives_identical_report() -> None:
         transfer(0, "load", "dram", "buffer", 1000),
         mvm(1, [[0, 2]], 4, (0,)),
         mvm(2, [[1, 3]], 2),
-        op(
-            3,
-            "vector",
-            (1, 2),
-            op="add",
-            element_ops=300,
-            units=2,
-            inputs=[],
-            outputs=["z"],
-            attrs={},
-        ),
+        vector(3, 300, [[0, 2]], (1, 2)),
     ]
     first = dump_report_json(simulate(load_trace(trace_dict(ops), check_meaning=False)))
     second = dump_report_json(
@@ -420,6 +443,12 @@ def array_ranges(draw: st.DrawFn) -> list[list[int]]:
     return ranges
 
 
+@st.composite
+def core_ranges(draw: st.DrawFn) -> list[list[int]]:
+    first = draw(st.integers(0, 1))
+    return [[first, draw(st.integers(first + 1, 2))]]
+
+
 PROPERTY_KINDS = (
     "mvm",
     "mvm",
@@ -465,20 +494,10 @@ def random_ops(draw: st.DrawFn) -> list[dict[str, Any]]:
                 transfer(i, "store", "buffer", "dram", draw(st.integers(0, 200)), deps)
             )
         elif kind == "move":
-            ops.append(op(i, "move", deps, bytes=draw(st.integers(0, 200)), tensor="t"))
+            ops.append(move(i, draw(st.integers(0, 200)), draw(core_ranges()), deps))
         elif kind == "vector":
             ops.append(
-                op(
-                    i,
-                    "vector",
-                    deps,
-                    op="add",
-                    element_ops=draw(st.integers(0, 100)),
-                    units=1,
-                    inputs=[],
-                    outputs=["t"],
-                    attrs={},
-                )
+                vector(i, draw(st.integers(0, 100)), draw(core_ranges()), deps)
             )
         elif kind == "switch":
             ops.append(
@@ -499,7 +518,7 @@ def reference_schedule(trace: Trace, durations: list[int]) -> list[int]:
     """Start times by the letter of the semantics: at each event time, sweep
     all unstarted ops in id order until nothing more starts."""
     n = len(trace.ops)
-    held = [set(op_resources(o)) for o in trace.ops]
+    held = [set(op_resources(trace.target, o)) for o in trace.ops]
     start: list[int | None] = [None] * n
     finish: list[int | None] = [None] * n
     now = 0
@@ -538,7 +557,7 @@ def test_schedule_properties(ops: list[dict[str, Any]]) -> None:
         assert result.finish[o.id] == result.start[o.id] + durations[o.id]
         for dep in o.deps:
             assert result.start[o.id] >= result.finish[dep]
-    held = [set(op_resources(o)) for o in trace.ops]
+    held = [set(op_resources(trace.target, o)) for o in trace.ops]
     for a, b in itertools.combinations(range(len(trace.ops)), 2):
         if held[a] & held[b] and durations[a] and durations[b]:
             assert (

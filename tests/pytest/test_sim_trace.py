@@ -43,25 +43,27 @@ def valid_ops() -> list[dict[str, Any]]:
     common: dict[str, Any] = {"segment": 0}
     return [
         {**common, "id": 0, "kind": "load", "deps": [], "name": "x", "src": "dram",
-         "dst": "buffer", "bytes": 64, "tensor": "x", "arrays": []},
+         "dst": "buffer", "bytes": 64, "tensor": "x", "arrays": [], "cores": []},
         {**common, "id": 1, "kind": "program", "deps": [], "name": "w",
          "arrays": [[0, 2]], "rows": 128, "cols": 64, "weight": "w", "k": [0, 128],
          "n": [0, 64]},
         {**common, "id": 2, "kind": "mvm", "deps": [0, 1], "name": "fc",
          "arrays": [[0, 2]], "vectors": 4, "rows": 128, "cols": 64, "weight": "w",
-         "k": [0, 128], "n": [0, 64], "v": [0, 4], "input": "x", "output": "y"},
+         "k": [0, 128], "n": [0, 64], "v": [0, 4], "input": "x", "output": "y",
+         "feed": "local", "in_bytes": 0, "out_bytes": 0, "local_bytes": 512},
         {**common, "id": 3, "kind": "vector", "deps": [2], "name": "relu",
-         "op": "relu", "element_ops": 256, "units": 2, "inputs": ["y"],
-         "outputs": ["z"], "attrs": {}},
+         "op": "relu", "element_ops": 256, "cores": [[0, 2]], "in_bytes": 0,
+         "out_bytes": 0, "inputs": ["y"], "outputs": ["z"], "attrs": {}},
         {**common, "id": 4, "kind": "switch", "deps": [], "name": "sw",
          "arrays": [[4, 6], [7, 8]], "to": "memory"},
         {**common, "id": 5, "kind": "load", "deps": [3, 4], "name": "spill",
          "src": "buffer", "dst": "memory", "bytes": 256, "tensor": "z",
-         "arrays": [[4, 6]]},
+         "arrays": [[4, 6]], "cores": []},
         {**common, "id": 6, "kind": "move", "deps": [5], "name": "mv", "bytes": 32,
-         "tensor": "z"},
+         "tensor": "z", "dir": "in", "cores": [[1, 2]]},
         {**common, "id": 7, "kind": "store", "deps": [6], "name": "out",
-         "src": "buffer", "dst": "dram", "bytes": 32, "tensor": "z", "arrays": []},
+         "src": "buffer", "dst": "dram", "bytes": 32, "tensor": "z", "arrays": [],
+         "cores": []},
         {**common, "id": 8, "kind": "barrier", "deps": [7], "name": ""},
     ]  # fmt: skip
 
@@ -69,7 +71,7 @@ def valid_ops() -> list[dict[str, Any]]:
 def valid_trace() -> dict[str, Any]:
     return {
         "format": "cim-trace",
-        "version": 4,
+        "version": 5,
         "model": {
             "name": "m",
             "source": "m.onnx",
@@ -163,7 +165,7 @@ def edit_op(index: int, **changes: Any) -> dict[str, Any]:
         (
             0,
             {"src": "disk"},
-            "op 0: key 'src' must be one of 'dram', 'buffer', 'memory'",
+            "op 0: key 'src' must be one of 'dram', 'buffer', 'memory', 'local'",
         ),
         (0, {"dst": "dram"}, "op 0: keys 'src' and 'dst' are both 'dram'"),
         (7, {"src": "dram"}, "op 7: keys 'src' and 'dst' are both 'dram'"),
@@ -194,7 +196,60 @@ def edit_op(index: int, **changes: Any) -> dict[str, Any]:
         (2, {"v": [4, 0]}, "op 2: key 'v' must satisfy 0 <= start <= stop"),
         (2, {"k": [0]}, "op 2: key 'k' must be a [start, stop) pair of integers"),
         (2, {"extra": 1}, "op 2: unknown key 'extra'"),
-        (3, {"units": 5}, "op 3: key 'units' (5) exceeds the target's 2 vector units"),
+        (3, {"units": 2}, "op 3: unknown key 'units'"),
+        (3, {"cores": [[0, 3]]}, "op 3: core range [0, 3) is outside the target's 2"),
+        (3, {"cores": []}, "op 3: key 'cores' must not be empty"),
+        (3, {"in_bytes": None}, "op 3: missing key 'in_bytes'"),
+        (6, {"dir": "up"}, "op 6: key 'dir' must be one of 'in', 'out', got 'up'"),
+        (6, {"cores": [[1, 2], [0, 1]]}, "op 6: core ranges are not sorted"),
+        (2, {"feed": "dram"}, "op 2: key 'feed' must be one of 'local', 'buffer'"),
+        (2, {"in_bytes": 4}, "op 2: key 'in_bytes' (4) must be 0 exactly when"),
+        (2, {"local_bytes": -1}, "op 2: key 'local_bytes' must be at least 0"),
+        (2, {"feed_arrays": [[4, 5]]}, "op 2: key 'feed_arrays' belongs only to"),
+        (1, {"source": "weight"}, "op 1: key 'source' must be one of 'tensor'"),
+        (
+            1,
+            {"source": "tensor"},
+            "op 1: programs arrays with a tensor, but target 'dynaplasia' has "
+            "array.dynamic_matmul = false",
+        ),
+        (0, {"cores": [[0, 1]]}, "op 0: key 'cores' must be empty unless"),
+        (
+            0,
+            {"src": "buffer", "dst": "local"},
+            "op 0: a local buffer is reached only by a load from 'memory' or a "
+            "store to 'memory', not a load from 'buffer' to 'local'",
+        ),
+        (
+            0,
+            {"allocs": [{"tensor": "x", "level": "dram", "bytes": 64}]},
+            "op 0: key 'allocs[0].level' must be one of 'buffer', 'local', 'memory'",
+        ),
+        (
+            0,
+            {"allocs": [{"tensor": "x", "level": "local", "bytes": 64}]},
+            "op 0: missing key 'allocs[0].cores'",
+        ),
+        (
+            0,
+            {"allocs": [{"tensor": "x", "level": "buffer", "bytes": 64,
+                         "arrays": [[0, 1]]}]},
+            "op 0: key 'allocs[0].arrays' does not belong to level 'buffer'",
+        ),
+        (
+            0,
+            {"allocs": [{"tensor": "x", "level": "memory", "bytes": -1,
+                         "arrays": [[0, 1]]}]},
+            "op 0: key 'allocs[0].bytes' must be at least 0, got -1",
+        ),
+        (
+            0,
+            {"allocs": [{"tensor": "x", "level": "local", "bytes": 1,
+                         "cores": [[0, 3]]}]},
+            "op 0: core range [0, 3) is outside the target's 2 cores",
+        ),
+        (0, {"allocs": {}}, "op 0: key 'allocs' must be a list, got {}"),
+        (0, {"allocs": [3]}, "op 0: an alloc must be an object, got a number"),
         (3, {"inputs": [1]}, "op 3: key 'inputs' must be a list of strings, got 1"),
         (4, {"to": "off"}, "op 4: key 'to' must be one of 'compute', 'memory'"),
         (8, {"name": None}, "op 8: missing key 'name'"),
@@ -216,7 +271,13 @@ def test_op_that_is_not_an_object() -> None:
 def test_switch_on_a_target_without_switchable_arrays() -> None:
     target = small_target()
     target = dataclasses.replace(
-        target, dual_mode=dataclasses.replace(target.dual_mode, switchable_arrays=0)
+        target,
+        dual_mode=dataclasses.replace(
+            target.dual_mode,
+            switchable_arrays=0,
+            feeds_compute=False,
+            feed_bytes_per_cycle=0.0,
+        ),
     )
     data = valid_trace()
     data["target"] = target.to_dict()
@@ -230,11 +291,12 @@ Edit = Callable[[dict[str, Any]], object]
 TOP_LEVEL_ERRORS: list[tuple[Edit, str]] = [
     (
         lambda d: d.update(version=2),
-        "t.json: unsupported trace version 2 (this cim-sim reads versions 3 and 4)",
+        "t.json: unsupported trace version 2 (this cim-sim reads version 5; "
+        "compile the model again)",
     ),
     (
-        lambda d: d.update(version="4"),
-        't.json: unsupported trace version "4" (this cim-sim reads versions 3 and 4)',
+        lambda d: d.update(version="5"),
+        't.json: unsupported trace version "5" (this cim-sim reads version 5)',
     ),
     (
         lambda d: d.update(format="other"),
@@ -307,8 +369,9 @@ def test_dump_trace_is_deterministic_and_round_trips() -> None:
     op_lines = [line for line in lines if line.startswith('  {"')]
     assert len(op_lines) == sum(len(data[key]) for key in ("ops", "tensors", "weights"))
     assert (
-        '  {"arrays": [], "bytes": 64, "deps": [], "dst": "buffer", "id": 0, '
-        '"kind": "load", "name": "x", "segment": 0, "src": "dram", "tensor": "x"},'
+        '  {"arrays": [], "bytes": 64, "cores": [], "deps": [], "dst": "buffer", '
+        '"id": 0, "kind": "load", "name": "x", "segment": 0, "src": "dram", '
+        '"tensor": "x"},'
     ) in lines
     assert load_trace(json.loads(text)).ops == load_trace(data).ops
 
@@ -341,21 +404,22 @@ def resident_trace(
     return data
 
 
-def test_version_4_inputs_may_start_in_memory_mode_arrays() -> None:
+def test_inputs_may_start_in_memory_mode_arrays() -> None:
     trace = load_trace(resident_trace([[2, 3]], [[3, 4]]))
     assert [spec.arrays for spec in trace.model.inputs] == [((2, 3),), ((3, 4),)]
     assert trace.model.outputs[0].arrays == ()
     assert load_trace(resident_trace([], [[2, 3]])).model.inputs[0].arrays == ()
 
 
-def test_version_3_traces_start_every_input_in_dram() -> None:
+@pytest.mark.parametrize("version", [3, 4])
+def test_older_versions_are_refused(version: int) -> None:
+    # Versions 3 and 4 name no cores, feeds or allocations: reading them
+    # would make those up, so the reader asks for a fresh compile.
     data = valid_trace()
-    data["version"] = 3
-    assert load_trace(data).model.inputs[0].arrays == ()
-    data = resident_trace([[0, 1]], [])
-    data["version"] = 3
+    data["version"] = version
     assert bad(data) == (
-        "t.json: model.inputs[0]: unknown key 'arrays' (expected dtype, name, shape)"
+        f"t.json: unsupported trace version {version} (this cim-sim reads "
+        "version 5; compile the model again)"
     )
 
 
