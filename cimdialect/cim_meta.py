@@ -225,6 +225,8 @@ class ArrayRangesAttr(_IdRangesAttr):
 
     name = "cim_meta.arrays"
 
+    bounds: DenseArrayBase = param_def(I64Array)
+
     @staticmethod
     def from_ranges(ranges: Sequence[tuple[int, int]]) -> ArrayRangesAttr:
         """The attribute of ``ranges`` (equal ones are shared: attributes
@@ -243,6 +245,8 @@ class CoreRangesAttr(_IdRangesAttr):
     """
 
     name = "cim_meta.cores"
+
+    bounds: DenseArrayBase = param_def(I64Array)
 
     @staticmethod
     def from_ranges(ranges: Sequence[tuple[int, int]]) -> CoreRangesAttr:
@@ -280,31 +284,27 @@ def _parse_level_units(parser: AttrParser) -> tuple[LocationAttr, Units]:
 
 def _print_level_units(printer: Printer, level: LocationAttr, units: Units) -> None:
     printer.print_string(f" {level.data.value}")
-    if isinstance(units, CoreRangesAttr | ArrayRangesAttr):
-        printer.print_string(" cores " if isinstance(units, CoreRangesAttr) else " arrays ")
+    if not isinstance(units, NoneAttr):
+        printer.print_string(
+            " cores " if isinstance(units, CoreRangesAttr) else " arrays "
+        )
         units.print_parameters(printer)
 
 
 def _verify_level_units(what: str, level: LocationAttr, units: Units) -> None:
     """The ``local`` level names cores, ``memory`` arrays, ``buffer`` neither."""
-    expected = {
-        Location.BUFFER: NoneAttr,
-        Location.LOCAL: CoreRangesAttr,
-        Location.MEMORY: ArrayRangesAttr,
-    }.get(level.data)
-    if expected is None:
+    expected: dict[Location, tuple[type[Attribute], str]] = {
+        Location.BUFFER: (NoneAttr, "neither cores nor arrays"),
+        Location.LOCAL: (CoreRangesAttr, "its cores"),
+        Location.MEMORY: (ArrayRangesAttr, "its arrays"),
+    }
+    if level.data not in expected:
         raise VerifyException(
             f"#{what} level must be buffer, local or memory, got {level.data.value}"
         )
-    if not isinstance(units, expected):
-        raise VerifyException(
-            f"#{what} in {level.data.value} names "
-            + {
-                NoneAttr: "neither cores nor arrays",
-                CoreRangesAttr: "its cores",
-                ArrayRangesAttr: "its arrays",
-            }[expected]
-        )
+    kind, names = expected[level.data]
+    if type(units) is not kind:
+        raise VerifyException(f"#{what} in {level.data.value} names {names}")
 
 
 @irdl_attr_definition
@@ -323,10 +323,10 @@ class AllocAttr(ParametrizedAttribute):
 
     name = "cim_meta.alloc"
 
-    tensor: StringAttr = param_def(StringAttr)
-    size: IntegerAttr = param_def(IntegerAttr.constr(i64))
-    level: LocationAttr = param_def(LocationAttr)
-    units: Units = param_def(Units)
+    tensor: StringAttr = param_def()
+    size: IntegerAttr = param_def()
+    level: LocationAttr = param_def()
+    units: Units = param_def()
 
     @staticmethod
     def get(
@@ -377,9 +377,9 @@ class PlaceAttr(ParametrizedAttribute):
 
     name = "cim_meta.place"
 
-    tensor: StringAttr = param_def(StringAttr)
-    level: LocationAttr = param_def(LocationAttr)
-    units: Units = param_def(Units)
+    tensor: StringAttr = param_def()
+    level: LocationAttr = param_def()
+    units: Units = param_def()
 
     @staticmethod
     def get(
@@ -1015,8 +1015,7 @@ class FreeOp(_MetaOp):
         super().__init__(
             operands=[deps],
             result_types=[TokenType()],
-            properties=_common_properties(segment, label)
-            | {"frees": ArrayAttr(frees)},
+            properties=_common_properties(segment, label) | {"frees": ArrayAttr(frees)},
         )
 
     def verify_(self) -> None:
@@ -1048,9 +1047,7 @@ class ParallelOp(_MetaOp):
 
     traits = traits_def(NoTerminator())
 
-    assembly_format = (
-        f"`segment` $segment {_TAIL_FORMAT} attr-dict-with-keyword $body"
-    )
+    assembly_format = f"`segment` $segment {_TAIL_FORMAT} attr-dict-with-keyword $body"
 
     def __init__(
         self,

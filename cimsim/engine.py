@@ -328,8 +328,7 @@ def held_resources(trace: Trace) -> list[list[int]]:
         held = cache.get(spec)
         if held is None:
             held = [
-                r if isinstance(r, int) else index[r]
-                for r in _spec_names(target, spec)
+                r if isinstance(r, int) else index[r] for r in _spec_names(target, spec)
             ]
             cache[spec] = held
         resources.append(held)
@@ -496,9 +495,7 @@ class _Occupancy:
             "memory": f"memory-mode array {unit}",
         }[level]
         who = (
-            op_label(self.trace.ops[maker])
-            if maker >= 0
-            else f"model input '{tensor}'"
+            op_label(self.trace.ops[maker]) if maker >= 0 else f"model input '{tensor}'"
         )
         return CimError(
             f"{self.trace.origin}: {who}: {where} overflows at cycle {now}: "

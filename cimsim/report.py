@@ -305,7 +305,9 @@ def _timeline_events(result: SimResult) -> list[dict[str, object]]:
                 "args": {"sort_index": pid},
             }
         )
-    for process, tid in sorted(used_threads, key=lambda p: (_TIMELINE_PIDS[p[0]], p[1])):
+    for process, tid in sorted(
+        used_threads, key=lambda p: (_TIMELINE_PIDS[p[0]], p[1])
+    ):
         if process == "arrays":
             name = f"array {tid} (core {tid // arrays_per_core})"
         elif process == "interconnect" and mesh:

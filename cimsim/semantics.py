@@ -325,7 +325,9 @@ class _Checker:
                             "is in compute mode"
                         )
                     if state.writer != op.id:
-                        self.after(state.writer, f"allocates in array {index}, set up by")
+                        self.after(
+                            state.writer, f"allocates in array {index}, set up by"
+                        )
                     state.users.append(op.id)
             key = place_key(alloc)
             self.live.allocate(op.id, alloc)
@@ -428,12 +430,12 @@ class _Checker:
 
     def program(self, op: ProgramOp) -> None:
         self.slice_of(op.weight, op.k, op.n)
-        if op.source == "tensor" and op.weight not in self.tensors:
-            if op.weight not in self.inputs:
-                raise self.fail(
-                    f"programs arrays with tensor '{op.weight}', which is not a "
-                    "declared tensor"
-                )
+        activation = op.weight in self.tensors or op.weight in self.inputs
+        if op.source == "tensor" and not activation:
+            raise self.fail(
+                f"programs arrays with tensor '{op.weight}', which is not a "
+                "declared tensor"
+            )
         for index in array_ids(op.arrays):
             state = self.array(index)
             if state.memory:

@@ -722,8 +722,7 @@ _KIND_KEYS: dict[str, frozenset[str]] = {
     "load": _TRANSFER_KEYS,
     "store": _TRANSFER_KEYS,
     "move": _COMMON_KEYS | {"dir", "cores", "bytes", "tensor", "block"},
-    "program": _COMMON_KEYS
-    | {"arrays", "rows", "cols", "weight", "k", "n", "source"},
+    "program": _COMMON_KEYS | {"arrays", "rows", "cols", "weight", "k", "n", "source"},
     "mvm": _COMMON_KEYS
     | {"arrays", "vectors", "rows", "cols", "weight", "k", "n", "v", "input", "output"}
     | {"feed", "in_bytes", "out_bytes", "local_bytes", "feed_arrays"},
@@ -735,6 +734,7 @@ _KIND_KEYS: dict[str, frozenset[str]] = {
     "free": _COMMON_KEYS - {"allocs"} | {"frees"},
 }
 _PLACE_KEYS = frozenset({"tensor", "level", "cores", "arrays"})
+_ALLOC_KEYS = _PLACE_KEYS | {"bytes"}
 
 
 class _OpReader:
@@ -813,7 +813,9 @@ class _OpReader:
                 )
             first, stop = pair
             if not 0 <= first < stop:
-                raise fields.fail(f"{what} range [{first}, {stop}) is empty or negative")
+                raise fields.fail(
+                    f"{what} range [{first}, {stop}) is empty or negative"
+                )
             if stop > limit:
                 raise fields.fail(
                     f"{what} range [{first}, {stop}) is outside the target's "
@@ -845,12 +847,14 @@ class _OpReader:
         return self.ranges(fields, "cores", required, cores=True)
 
     def _place(self, item: _Fields, alloc: bool) -> Place:
-        item.check_keys(_PLACE_KEYS | ({"bytes"} if alloc else set()))
+        item.check_keys(_ALLOC_KEYS if alloc else _PLACE_KEYS)
         level = cast(Level, item.choice("level", LEVELS))
         unit_key = {"buffer": None, "local": "cores", "memory": "arrays"}[level]
         for key in ("cores", "arrays"):
             if key != unit_key and key in item.data:
-                raise item.fail(f"key {item.key(key)} does not belong to level {level!r}")
+                raise item.fail(
+                    f"key {item.key(key)} does not belong to level {level!r}"
+                )
         units: tuple[ArrayRange, ...] = ()
         if unit_key is not None:
             units = self.ranges(item, unit_key, True, cores=unit_key == "cores")
@@ -934,7 +938,9 @@ class _OpReader:
                     "local buffer"
                 )
         elif cores:
-            raise fields.fail("key 'cores' must be empty unless 'src' or 'dst' is 'local'")
+            raise fields.fail(
+                "key 'cores' must be empty unless 'src' or 'dst' is 'local'"
+            )
         if uses_memory and self.target.dual_mode.memory_bandwidth_bytes_per_cycle <= 0:
             raise fields.fail(
                 f"target '{self.target.name}' has no memory-mode bandwidth"

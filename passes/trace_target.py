@@ -63,7 +63,9 @@ def _block(block: DenseArrayBase[IntegerType] | None) -> list[int] | None:
     return None if block is None else list(ints(block))
 
 
-def _ranges(ranges: cim_meta.ArrayRangesAttr | cim_meta.CoreRangesAttr) -> list[list[int]]:
+def _ranges(
+    ranges: cim_meta.ArrayRangesAttr | cim_meta.CoreRangesAttr,
+) -> list[list[int]]:
     return [[start, stop] for start, stop in ranges.ranges]
 
 

@@ -232,20 +232,29 @@ def edit_op(index: int, **changes: Any) -> dict[str, Any]:
         ),
         (
             0,
-            {"allocs": [{"tensor": "x", "level": "buffer", "bytes": 64,
-                         "arrays": [[0, 1]]}]},
+            {
+                "allocs": [
+                    {"tensor": "x", "level": "buffer", "bytes": 64, "arrays": [[0, 1]]}
+                ]
+            },
             "op 0: key 'allocs[0].arrays' does not belong to level 'buffer'",
         ),
         (
             0,
-            {"allocs": [{"tensor": "x", "level": "memory", "bytes": -1,
-                         "arrays": [[0, 1]]}]},
+            {
+                "allocs": [
+                    {"tensor": "x", "level": "memory", "bytes": -1, "arrays": [[0, 1]]}
+                ]
+            },
             "op 0: key 'allocs[0].bytes' must be at least 0, got -1",
         ),
         (
             0,
-            {"allocs": [{"tensor": "x", "level": "local", "bytes": 1,
-                         "cores": [[0, 3]]}]},
+            {
+                "allocs": [
+                    {"tensor": "x", "level": "local", "bytes": 1, "cores": [[0, 3]]}
+                ]
+            },
             "op 0: core range [0, 3) is outside the target's 2 cores",
         ),
         (0, {"allocs": {}}, "op 0: key 'allocs' must be a list, got {}"),
