@@ -293,9 +293,9 @@ def interconnect_bandwidth(t: HardwareTarget, cores: Ranges) -> float:
     global_bw = t.buffers.global_bandwidth_bytes_per_cycle
     if t.interconnect.topology != "mesh":
         return min(link, global_bw)
-    channels = global_buffer_channels(t)
+    path, _ = interconnect_path(t, cores)
     count = count_ids(cores)
-    used = min(channels, count)
+    used = len(path) - count  # the channels after the links
     return min(global_bw, used * link, count * link)
 
 

@@ -1263,9 +1263,9 @@ class _Executor:
                 continue
             on_chip = (self.buffer, self.partials, self.memory, self.constants)
             if not any(name in level for level in on_chip):
+                where = "the global buffer" if place.level == "buffer" else "cores"
                 raise self.fail(
-                    f"frees '{name}' in the {place.level} buffer, but it is in "
-                    f"{self.where_is(name)}"
+                    f"frees '{name}' in {where}, but it is in {self.where_is(name)}"
                 )
 
     def switch(self, op: SwitchOp) -> None:

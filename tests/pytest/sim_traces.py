@@ -77,8 +77,19 @@ def move(
     cores: list[list[int]],
     deps: tuple[int, ...] = (),
     direction: str = "in",
+    tensor: str = "t",
+    **keys: Any,
 ) -> dict[str, Any]:
-    return op(op_id, "move", deps, bytes=nbytes, tensor="t", dir=direction, cores=cores)
+    return op(
+        op_id,
+        "move",
+        deps,
+        bytes=nbytes,
+        tensor=tensor,
+        dir=direction,
+        cores=cores,
+        **keys,
+    )
 
 
 def vector(
@@ -113,6 +124,8 @@ def transfer(
     deps: tuple[int, ...] = (),
     arrays: list[list[int]] | None = None,
     cores: list[list[int]] | None = None,
+    tensor: str = "x",
+    **keys: Any,
 ) -> dict[str, Any]:
     return op(
         op_id,
@@ -121,10 +134,42 @@ def transfer(
         src=src,
         dst=dst,
         bytes=nbytes,
-        tensor="x",
+        tensor=tensor,
         arrays=arrays or [],
         cores=cores or [],
+        **keys,
     )
+
+
+def place(
+    tensor: str,
+    level: str,
+    cores: list[list[int]] | None = None,
+    arrays: list[list[int]] | None = None,
+) -> dict[str, Any]:
+    """A ``frees`` entry (and, with ``bytes``, an ``allocs`` one)."""
+    entry: dict[str, Any] = {"tensor": tensor, "level": level}
+    if cores is not None:
+        entry["cores"] = cores
+    if arrays is not None:
+        entry["arrays"] = arrays
+    return entry
+
+
+def alloc(
+    tensor: str,
+    level: str,
+    nbytes: int,
+    cores: list[list[int]] | None = None,
+    arrays: list[list[int]] | None = None,
+) -> dict[str, Any]:
+    return place(tensor, level, cores, arrays) | {"bytes": nbytes}
+
+
+def free(
+    op_id: int, frees: list[dict[str, Any]], deps: tuple[int, ...] = ()
+) -> dict[str, Any]:
+    return op(op_id, "free", deps, frees=frees)
 
 
 def trace_dict(

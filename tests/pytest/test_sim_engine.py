@@ -285,15 +285,27 @@ def test_throughput_uses_batch() -> None:
 # --- property test ------------------------------------------------------------
 
 
-def prop_target() -> HardwareTarget:
+def prop_target(topology: str = "bus") -> HardwareTarget:
     """Zero-latency switch, vector and DRAM, so zero-cycle ops that hold
-    resources show up."""
+    resources show up; on a mesh, 8 B/cycle links and a 16 B/cycle global
+    buffer (2 channels for the 2 cores)."""
     base = small_target()
-    return dataclasses.replace(
+    target = dataclasses.replace(
         base,
         dual_mode=dataclasses.replace(base.dual_mode, switch_latency_cycles=0),
         vector=dataclasses.replace(base.vector, latency_cycles=0),
         dram=dataclasses.replace(base.dram, latency_cycles=0),
+    )
+    if topology == "bus":
+        return target
+    return dataclasses.replace(
+        target,
+        interconnect=dataclasses.replace(
+            target.interconnect, topology="mesh", bandwidth_bytes_per_cycle=8.0
+        ),
+        buffers=dataclasses.replace(
+            target.buffers, global_bandwidth_bytes_per_cycle=16.0
+        ),
     )
 
 
@@ -325,6 +337,8 @@ PROPERTY_KINDS = (
     "vector",
     "switch",
     "barrier",
+    "stream",
+    "feed",
 )
 
 
@@ -373,6 +387,44 @@ def random_ops(draw: st.DrawFn) -> list[dict[str, Any]]:
                     to=draw(st.sampled_from(["compute", "memory"])),
                 )
             )
+        elif kind == "stream":
+            ops.append(
+                vector(
+                    i,
+                    draw(st.integers(0, 100)),
+                    draw(core_ranges()),
+                    deps,
+                    in_bytes=draw(st.integers(1, 200)),
+                )
+            )
+        elif kind == "feed":
+            # an MVM on arrays of core 0 streaming from the buffer, or fed
+            # from core 0's other arrays
+            arrays = [[0, 2]]
+            if draw(st.booleans()):
+                ops.append(
+                    mvm(
+                        i,
+                        arrays,
+                        2,
+                        deps,
+                        feed="buffer",
+                        in_bytes=draw(st.integers(1, 200)),
+                    )
+                )
+            else:
+                ops.append(
+                    mvm(
+                        i,
+                        arrays,
+                        2,
+                        deps,
+                        feed="memory",
+                        feed_arrays=[[2, 4]],
+                        in_bytes=draw(st.integers(1, 200)),
+                        out_bytes=draw(st.integers(0, 50)),
+                    )
+                )
         else:
             ops.append(op(i, "barrier", deps))
     return ops
@@ -411,10 +463,11 @@ def reference_schedule(trace: Trace, durations: list[int]) -> list[int]:
     return [s for s in start if s is not None]
 
 
-@settings(max_examples=150, deadline=None)
-@given(random_ops())
-def test_schedule_properties(ops: list[dict[str, Any]]) -> None:
-    trace = load_trace(trace_dict(ops, prop_target()), check_meaning=False)
+@pytest.mark.parametrize("topology", ["bus", "mesh"])
+@settings(max_examples=100, deadline=None)
+@given(ops=random_ops())
+def test_schedule_properties(topology: str, ops: list[dict[str, Any]]) -> None:
+    trace = load_trace(trace_dict(ops, prop_target(topology)), check_meaning=False)
     result = simulate(trace)
     durations = [c.cycles for c in result.costs]
     for o in trace.ops:
