@@ -1157,7 +1157,10 @@ class WeightDeclOp(IRDLOperation):
 
     The stored tensor (in the model file) reshapes to ``groups`` blocks of
     ``K x N`` through ``layout``: ``kn`` as is, ``nk`` transposed, ``oihw``
-    a convolution kernel ``[groups*N, K]`` per group of output channels.
+    a convolution kernel ``[groups*N, K]`` per group of output channels. A
+    weight may share its name with a ``cim_meta.tensor`` declared before
+    it: the matrix view of that activation tensor, which a ``program`` with
+    ``source tensor`` writes into arrays.
 
     ```mlir
     cim_meta.weight "fc.weight" layout nk groups 1 k 512 n 10
