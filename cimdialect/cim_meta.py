@@ -5,8 +5,11 @@ switching array modes, programming weights, MVMs on array groups, vector
 work, loads and stores between DRAM, buffers and memory-mode arrays, moves
 over the interconnect, parallel groups and segment boundaries. Every op
 returns a ``!cim_meta.token``; an op starts only after the ops whose tokens it
-takes ``after(...)`` have finished. Sizes and array sets are explicit, so the
-trace target is a straight walk.
+takes ``after(...)`` have finished. Sizes, array and core sets are explicit,
+so the trace target is a straight walk. Any meta-op may carry ``allocs``:
+the tensors it places in a storage level (the global buffer, cores' local
+buffers, memory-mode arrays), held until a ``cim_meta.free`` releases them
+(docs/trace-format.md, docs/machine-model.md).
 
 ```mlir
 cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from xdsl.dialects.builtin import (
     ArrayAttr,
@@ -36,6 +39,7 @@ from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     DictionaryAttr,
     IntegerAttr,
+    NoneAttr,
     StringAttr,
     SymbolNameConstraint,
     TensorType,
@@ -93,34 +97,82 @@ class Location(StrEnum):
     DRAM = "dram"
     BUFFER = "buffer"
     MEMORY = "memory"
+    LOCAL = "local"
 
 
 @irdl_attr_definition
 class LocationAttr(EnumAttribute[Location], SpacedOpaqueSyntaxAttribute):
-    """Where bytes live: off-chip ``dram``, the on-chip ``buffer``, or
-    ``memory``-mode arrays."""
+    """Where bytes live: off-chip ``dram``, the on-chip global ``buffer``,
+    ``memory``-mode arrays, or a core's ``local`` buffer.
+
+    ```mlir
+    #cim_meta<location local>
+    ```
+    """
 
     name = "cim_meta.location"
 
 
+class MoveDirection(StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
 @irdl_attr_definition
-class ArrayRangesAttr(ParametrizedAttribute):
-    """A set of global array ids as sorted, disjoint ``start:stop`` ranges.
+class MoveDirectionAttr(EnumAttribute[MoveDirection], SpacedOpaqueSyntaxAttribute):
+    """Which way a move crosses the interconnect: ``in`` (global buffer to
+    cores) or ``out`` (cores to global buffer).
 
     ```mlir
-    #cim_meta.arrays<0:16, 32:40>
+    #cim_meta<dir out>
     ```
     """
 
-    name = "cim_meta.arrays"
+    name = "cim_meta.dir"
+
+
+class Feed(StrEnum):
+    LOCAL = "local"
+    BUFFER = "buffer"
+    MEMORY = "memory"
+
+
+@irdl_attr_definition
+class FeedAttr(EnumAttribute[Feed], SpacedOpaqueSyntaxAttribute):
+    """Where an MVM reads its input: its cores' ``local`` buffers (staged
+    there by a move), streamed from the global ``buffer``, or streamed from
+    ``memory``-mode arrays of its cores (the memory-to-compute path).
+
+    ```mlir
+    #cim_meta<feed memory>
+    ```
+    """
+
+    name = "cim_meta.feed"
+
+
+class ProgramSource(StrEnum):
+    WEIGHT = "weight"
+    TENSOR = "tensor"
+
+
+@irdl_attr_definition
+class ProgramSourceAttr(EnumAttribute[ProgramSource], SpacedOpaqueSyntaxAttribute):
+    """What a program writes: a model ``weight`` or the values of an
+    activation ``tensor`` (the run-time operand of a dynamic matmul).
+
+    ```mlir
+    #cim_meta<source tensor>
+    ```
+    """
+
+    name = "cim_meta.source"
+
+
+class _IdRangesAttr(ParametrizedAttribute):
+    """Sorted, disjoint ``start:stop`` ranges of ids (arrays or cores)."""
 
     bounds: DenseArrayBase = param_def(I64Array)
-
-    @staticmethod
-    def from_ranges(ranges: Sequence[tuple[int, int]]) -> ArrayRangesAttr:
-        """The attribute of ``ranges`` (equal ones are shared: attributes
-        are immutable)."""
-        return _array_ranges(tuple(b for r in ranges for b in r))
 
     @property
     def ranges(self) -> list[tuple[int, int]]:
@@ -151,22 +203,210 @@ class ArrayRangesAttr(ParametrizedAttribute):
     def verify(self) -> None:
         flat = ints(self.bounds)
         if not flat or len(flat) % 2:
-            raise VerifyException(
-                "#cim_meta.arrays needs at least one start:stop range"
-            )
+            raise VerifyException(f"#{self.name} needs at least one start:stop range")
         previous_stop = -1
         for start, stop in self.ranges:
             if start < 0 or stop <= start or start < previous_stop:
                 raise VerifyException(
-                    f"#cim_meta.arrays ranges must be non-empty, sorted and disjoint, "
+                    f"#{self.name} ranges must be non-empty, sorted and disjoint, "
                     f"got {start}:{stop}"
                 )
             previous_stop = stop
 
 
+@irdl_attr_definition
+class ArrayRangesAttr(_IdRangesAttr):
+    """A set of global array ids as sorted, disjoint ``start:stop`` ranges.
+
+    ```mlir
+    #cim_meta.arrays<0:16, 32:40>
+    ```
+    """
+
+    name = "cim_meta.arrays"
+
+    bounds: DenseArrayBase = param_def(I64Array)
+
+    @staticmethod
+    def from_ranges(ranges: Sequence[tuple[int, int]]) -> ArrayRangesAttr:
+        """The attribute of ``ranges`` (equal ones are shared: attributes
+        are immutable)."""
+        return _array_ranges(tuple(b for r in ranges for b in r))
+
+
+@irdl_attr_definition
+class CoreRangesAttr(_IdRangesAttr):
+    """A set of core ids as sorted, disjoint ``start:stop`` ranges (core
+    ``c`` holds arrays ``[c * arrays_per_core, (c + 1) * arrays_per_core)``).
+
+    ```mlir
+    #cim_meta.cores<0:2, 5:6>
+    ```
+    """
+
+    name = "cim_meta.cores"
+
+    bounds: DenseArrayBase = param_def(I64Array)
+
+    @staticmethod
+    def from_ranges(ranges: Sequence[tuple[int, int]]) -> CoreRangesAttr:
+        """The attribute of ``ranges`` (equal ones are shared)."""
+        return _core_ranges(tuple(b for r in ranges for b in r))
+
+
 @lru_cache(maxsize=1 << 14)
 def _array_ranges(bounds: tuple[int, ...]) -> ArrayRangesAttr:
     return ArrayRangesAttr(i64_array(bounds))
+
+
+@lru_cache(maxsize=1 << 14)
+def _core_ranges(bounds: tuple[int, ...]) -> CoreRangesAttr:
+    return CoreRangesAttr(i64_array(bounds))
+
+
+Units = ArrayRangesAttr | CoreRangesAttr | NoneAttr
+"""The cores (level ``local``), arrays (``memory``) or none (``buffer``) of a
+placement."""
+
+
+def _parse_level_units(parser: AttrParser) -> tuple[LocationAttr, Units]:
+    """A level, then ``cores <...>``, ``arrays <...>`` or nothing."""
+    level = LocationAttr(parser.parse_str_enum(Location))
+    units: Units = NoneAttr()
+    if parser.parse_optional_keyword("cores"):
+        (bounds,) = CoreRangesAttr.parse_parameters(parser)
+        units = CoreRangesAttr(cast(DenseArrayBase, bounds))
+    elif parser.parse_optional_keyword("arrays"):
+        (bounds,) = ArrayRangesAttr.parse_parameters(parser)
+        units = ArrayRangesAttr(cast(DenseArrayBase, bounds))
+    return level, units
+
+
+def _print_level_units(printer: Printer, level: LocationAttr, units: Units) -> None:
+    printer.print_string(f" {level.data.value}")
+    if not isinstance(units, NoneAttr):
+        printer.print_string(
+            " cores " if isinstance(units, CoreRangesAttr) else " arrays "
+        )
+        units.print_parameters(printer)
+
+
+def _verify_level_units(what: str, level: LocationAttr, units: Units) -> None:
+    """The ``local`` level names cores, ``memory`` arrays, ``buffer`` neither."""
+    expected: dict[Location, tuple[type[Attribute], str]] = {
+        Location.BUFFER: (NoneAttr, "neither cores nor arrays"),
+        Location.LOCAL: (CoreRangesAttr, "its cores"),
+        Location.MEMORY: (ArrayRangesAttr, "its arrays"),
+    }
+    if level.data not in expected:
+        raise VerifyException(
+            f"#{what} level must be buffer, local or memory, got {level.data.value}"
+        )
+    kind, names = expected[level.data]
+    if type(units) is not kind:
+        raise VerifyException(f"#{what} in {level.data.value} names {names}")
+
+
+@irdl_attr_definition
+class AllocAttr(ParametrizedAttribute):
+    """``bytes`` of tensor ``tensor`` placed in a storage level: the global
+    ``buffer``, the ``local`` buffers of some cores (split evenly among
+    them) or ``memory``-mode arrays. An op's ``allocs`` occupy their level
+    from the op's start until a ``cim_meta.free`` names them.
+
+    ```mlir
+    #cim_meta.alloc<"x" 4096 bytes buffer>
+    #cim_meta.alloc<"x" 2048 bytes local cores <0:2>>
+    #cim_meta.alloc<"y" 512 bytes memory arrays <8:10>>
+    ```
+    """
+
+    name = "cim_meta.alloc"
+
+    tensor: StringAttr = param_def()
+    size: IntegerAttr = param_def()
+    level: LocationAttr = param_def()
+    units: Units = param_def()
+
+    @staticmethod
+    def get(
+        tensor: str,
+        size: int,
+        level: Location,
+        units: ArrayRangesAttr | CoreRangesAttr | None = None,
+    ) -> AllocAttr:
+        return AllocAttr(
+            StringAttr(tensor),
+            i64_attr(size),
+            LocationAttr(level),
+            NoneAttr() if units is None else units,
+        )
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        with parser.in_angle_brackets():
+            tensor = StringAttr(parser.parse_str_literal())
+            size = i64_attr(parser.parse_integer(allow_boolean=False))
+            parser.parse_keyword("bytes")
+            level, units = _parse_level_units(parser)
+        return (tensor, size, level, units)
+
+    def print_parameters(self, printer: Printer) -> None:
+        with printer.in_angle_brackets():
+            printer.print_string_literal(self.tensor.data)
+            printer.print_string(f" {self.size.value.data} bytes")
+            _print_level_units(printer, self.level, self.units)
+
+    def verify(self) -> None:
+        if self.size.value.data < 0:
+            raise VerifyException("#cim_meta.alloc bytes must not be negative")
+        _verify_level_units("cim_meta.alloc", self.level, self.units)
+
+
+@irdl_attr_definition
+class PlaceAttr(ParametrizedAttribute):
+    """Where a tensor was allocated: what a ``cim_meta.free`` releases
+    (every live allocation of that tensor in that level and cores or
+    arrays).
+
+    ```mlir
+    #cim_meta.place<"x" buffer>
+    #cim_meta.place<"x" local cores <0:2>>
+    ```
+    """
+
+    name = "cim_meta.place"
+
+    tensor: StringAttr = param_def()
+    level: LocationAttr = param_def()
+    units: Units = param_def()
+
+    @staticmethod
+    def get(
+        tensor: str,
+        level: Location,
+        units: ArrayRangesAttr | CoreRangesAttr | None = None,
+    ) -> PlaceAttr:
+        return PlaceAttr(
+            StringAttr(tensor),
+            LocationAttr(level),
+            NoneAttr() if units is None else units,
+        )
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        with parser.in_angle_brackets():
+            tensor = StringAttr(parser.parse_str_literal())
+            level, units = _parse_level_units(parser)
+        return (tensor, level, units)
+
+    def print_parameters(self, printer: Printer) -> None:
+        with printer.in_angle_brackets():
+            printer.print_string_literal(self.tensor.data)
+            _print_level_units(printer, self.level, self.units)
+
+    def verify(self) -> None:
+        _verify_level_units("cim_meta.place", self.level, self.units)
 
 
 def _verify_span(op: Operation, key: str, span: DenseArrayBase) -> tuple[int, int]:
@@ -193,28 +433,34 @@ class _MetaOp(IRDLOperation):
     token = result_def(TokenType())
     segment = prop_def(IntegerAttr.constr(i64))
     label = opt_prop_def(StringAttr)
+    allocs = opt_prop_def(ArrayAttr[AllocAttr])
 
     def verify_segment(self) -> None:
         if self.segment.value.data < 0:
             raise VerifyException(f"'{self.name}' segment must not be negative")
+        if self.allocs is not None and not self.allocs.data:
+            raise VerifyException(f"'{self.name}' allocs, when given, are not empty")
 
     def verify_(self) -> None:
         self.verify_segment()
 
 
-def _common_properties(segment: int, label: str | None) -> dict[str, Attribute]:
+def _common_properties(
+    segment: int, label: str | None, allocs: Sequence[AllocAttr] = ()
+) -> dict[str, Attribute]:
     properties: dict[str, Attribute] = {"segment": i64_attr(segment)}
     if label:
         properties["label"] = StringAttr(label)
+    if allocs:
+        properties["allocs"] = ArrayAttr(allocs)
     return properties
 
 
-_DEPS_FORMAT = (
-    "`segment` $segment (`label` $label^)? (`after` `(` $deps^ `)`)? attr-dict"
-)
+_TAIL_FORMAT = "(`label` $label^)? (`allocs` $allocs^)? (`after` `(` $deps^ `)`)?"
+_DEPS_FORMAT = f"`segment` $segment {_TAIL_FORMAT} attr-dict"
 
 
-_LEVEL = {Location.DRAM: 0, Location.MEMORY: 1, Location.BUFFER: 2}
+_LEVEL = {Location.DRAM: 0, Location.MEMORY: 1, Location.BUFFER: 2, Location.LOCAL: 3}
 
 
 class _TransferOp(_MetaOp):
@@ -223,9 +469,11 @@ class _TransferOp(_MetaOp):
     src = prop_def(LocationAttr)
     dst = prop_def(LocationAttr)
     arrays = opt_prop_def(ArrayRangesAttr)
+    cores = opt_prop_def(CoreRangesAttr)
 
     assembly_format = (
-        "$tensor $bytes `bytes` $src `->` $dst (`arrays` $arrays^)? " + _DEPS_FORMAT
+        "$tensor $bytes `bytes` $src `->` $dst (`arrays` $arrays^)? "
+        "(`cores` $cores^)? " + _DEPS_FORMAT
     )
 
     def __init__(
@@ -238,8 +486,11 @@ class _TransferOp(_MetaOp):
         segment: int,
         arrays: ArrayRangesAttr | None = None,
         label: str | None = None,
+        *,
+        cores: CoreRangesAttr | None = None,
+        allocs: Sequence[AllocAttr] = (),
     ):
-        properties = _common_properties(segment, label) | {
+        properties = _common_properties(segment, label, allocs) | {
             "tensor": StringAttr(tensor),
             "bytes": i64_attr(size),
             "src": LocationAttr(src),
@@ -247,6 +498,8 @@ class _TransferOp(_MetaOp):
         }
         if arrays is not None:
             properties["arrays"] = arrays
+        if cores is not None:
+            properties["cores"] = cores
         super().__init__(
             operands=[deps], result_types=[TokenType()], properties=properties
         )
@@ -255,28 +508,48 @@ class _TransferOp(_MetaOp):
         self.verify_segment()
         if self.size.value.data < 1:
             raise VerifyException(f"'{self.name}' moves at least one byte")
-        if self.src.data == self.dst.data:
+        src, dst = self.src.data, self.dst.data
+        if src == dst:
             raise VerifyException(f"'{self.name}' source and destination are the same")
-        toward_arrays = _LEVEL[self.dst.data] > _LEVEL[self.src.data]
+        if Location.LOCAL in (src, dst) and Location.MEMORY not in (src, dst):
+            raise VerifyException(
+                f"'{self.name}' reaches a local buffer only from memory-mode arrays "
+                "(the global buffer's path to the cores is cim_meta.move)"
+            )
+        toward_arrays = _LEVEL[dst] > _LEVEL[src]
         if toward_arrays != isinstance(self, LoadOp):
             raise VerifyException(
-                f"'{self.name}' cannot move {self.src.data} -> {self.dst.data}: "
-                "loads move toward the arrays (dram -> memory -> buffer), stores away"
+                f"'{self.name}' cannot move {src} -> {dst}: loads move toward the "
+                "arrays (dram -> memory -> buffer, memory -> local), stores away"
             )
-        uses_memory = Location.MEMORY in (self.src.data, self.dst.data)
+        uses_memory = Location.MEMORY in (src, dst)
         if uses_memory != (self.arrays is not None):
             raise VerifyException(
                 f"'{self.name}' names arrays exactly when it reads or writes "
                 "memory-mode arrays"
             )
+        uses_local = Location.LOCAL in (src, dst)
+        if uses_local != (self.cores is not None):
+            raise VerifyException(
+                f"'{self.name}' names cores exactly when it reads or writes a "
+                "local buffer"
+            )
+        if self.cores is not None and self.cores.count != 1:
+            raise VerifyException(
+                f"'{self.name}' to or from a local buffer names one core"
+            )
 
 
 @irdl_op_definition
 class LoadOp(_TransferOp):
-    """Bring bytes closer to the arrays: DRAM -> memory-mode arrays -> buffer.
+    """Bring bytes closer to the arrays: DRAM -> memory-mode arrays -> buffer,
+    or memory-mode arrays -> the local buffer of their core (the
+    memory-to-compute path; ``cores`` names that one core).
 
     ```mlir
     %t = cim_meta.load "x" 150528 bytes dram -> buffer segment 0
+    %u = cim_meta.load "x" 4096 bytes memory -> local arrays <8:10> cores <0:1>
+         segment 0 allocs [#cim_meta.alloc<"x" 4096 bytes local cores <0:1>>]
     ```
     """
 
@@ -285,11 +558,14 @@ class LoadOp(_TransferOp):
 
 @irdl_op_definition
 class StoreOp(_TransferOp):
-    """Write bytes out: buffer -> memory-mode arrays -> DRAM.
+    """Write bytes out: buffer -> memory-mode arrays -> DRAM, or a core's
+    local buffer -> memory-mode arrays of that core.
 
     ```mlir
     %t = cim_meta.store "y" 4096 bytes buffer -> memory arrays <88:96> segment 0
          after(%m)
+    %u = cim_meta.store "y" 512 bytes local -> memory arrays <8:9> cores <0:1>
+         segment 0 after(%m)
     ```
     """
 
@@ -298,10 +574,13 @@ class StoreOp(_TransferOp):
 
 @irdl_op_definition
 class MoveOp(_MetaOp):
-    """Move bytes over the interconnect between the global buffer and cores.
+    """Move bytes over the interconnect between the global buffer and cores:
+    ``in`` to the local buffers of ``cores``, ``out`` from them (without
+    ``cores``: every core of the target).
 
     ```mlir
-    %t = cim_meta.move "x" 4096 bytes segment 0 after(%l)
+    %t = cim_meta.move "x" 4096 bytes in cores <0:2> segment 0 after(%l)
+    %u = cim_meta.move "y" 640 bytes out segment 0 after(%m)
     ```
     """
 
@@ -309,9 +588,14 @@ class MoveOp(_MetaOp):
 
     tensor = prop_def(StringAttr)
     size = prop_def(IntegerAttr.constr(i64), prop_name="bytes")
+    direction = prop_def(MoveDirectionAttr, prop_name="dir")
+    cores = opt_prop_def(CoreRangesAttr)
     block = opt_prop_def(I64Array)
 
-    assembly_format = "$tensor $bytes `bytes` (`block` $block^)? " + _DEPS_FORMAT
+    assembly_format = (
+        "$tensor $bytes `bytes` $dir (`cores` $cores^)? (`block` $block^)? "
+        + _DEPS_FORMAT
+    )
 
     def __init__(
         self,
@@ -321,11 +605,18 @@ class MoveOp(_MetaOp):
         segment: int,
         label: str | None = None,
         block: tuple[int, int, int] | None = None,
+        *,
+        direction: MoveDirection = MoveDirection.IN,
+        cores: CoreRangesAttr | None = None,
+        allocs: Sequence[AllocAttr] = (),
     ):
-        properties = _common_properties(segment, label) | {
+        properties = _common_properties(segment, label, allocs) | {
             "tensor": StringAttr(tensor),
             "bytes": i64_attr(size),
+            "dir": MoveDirectionAttr(direction),
         }
+        if cores is not None:
+            properties["cores"] = cores
         if block is not None:
             properties["block"] = i64_array(block)
         super().__init__(
@@ -337,6 +628,10 @@ class MoveOp(_MetaOp):
         if self.size.value.data < 1:
             raise VerifyException("'cim_meta.move' moves at least one byte")
         _verify_block(self, self.block)
+
+
+def _ids(ranges: _IdRangesAttr) -> list[int]:
+    return [i for start, stop in ranges.ranges for i in range(start, stop)]
 
 
 class _ArrayWorkOp(_MetaOp):
@@ -360,19 +655,29 @@ class ProgramOp(_ArrayWorkOp):
     """Write a slice of a weight into arrays (``rows`` x ``cols`` used in each).
 
     ``k`` and ``n`` give the ``[start, stop)`` part of the weight's ``[K, N]``
-    matrix (all groups) the arrays hold after this op.
+    matrix (all groups) the arrays hold after this op. With ``source tensor``
+    the values come from the activation tensor ``weight`` in the global
+    buffer (its matrix view declared by a ``cim_meta.weight`` of the same
+    name: the run-time operand of a dynamic matmul), streamed to the arrays'
+    cores as they are written.
 
     ```mlir
     %t = cim_meta.program "fc.weight" arrays <0:4> rows 320 cols 320
          k [0, 768] n [0, 80] segment 0 after(%l)
+    %u = cim_meta.program "k.t" arrays <4:5> rows 64 cols 64 k [0, 64] n [0, 8]
+         source tensor segment 0 after(%m)
     ```
     """
 
     name = "cim_meta.program"
 
+    source = prop_def(
+        ProgramSourceAttr, default_value=ProgramSourceAttr(ProgramSource.WEIGHT)
+    )
+
     assembly_format = (
         "$weight `arrays` $arrays `rows` $rows `cols` $cols `k` $k `n` $n "
-        + _DEPS_FORMAT
+        "(`source` $source^)? " + _DEPS_FORMAT
     )
 
     def __init__(
@@ -386,11 +691,14 @@ class ProgramOp(_ArrayWorkOp):
         deps: Sequence[SSAValue],
         segment: int,
         label: str | None = None,
+        *,
+        source: ProgramSource = ProgramSource.WEIGHT,
+        allocs: Sequence[AllocAttr] = (),
     ):
         super().__init__(
             operands=[deps],
             result_types=[TokenType()],
-            properties=_common_properties(segment, label)
+            properties=_common_properties(segment, label, allocs)
             | {
                 "weight": StringAttr(weight),
                 "arrays": arrays,
@@ -398,6 +706,7 @@ class ProgramOp(_ArrayWorkOp):
                 "cols": i64_attr(cols),
                 "k": i64_array(k),
                 "n": i64_array(n),
+                "source": ProgramSourceAttr(source),
             },
         )
 
@@ -413,10 +722,22 @@ class MVMOp(_ArrayWorkOp):
     slice give (partial) outputs in tensor ``output``; each array processes
     ``vectors`` vectors.
 
+    ``feed`` says where the input comes from: ``local`` (default: already in
+    the local buffers of the arrays' cores), ``buffer`` (``in_bytes``
+    streamed from the global buffer over the interconnect while it
+    computes) or ``memory`` (``in_bytes`` streamed from the memory-mode
+    ``feed_arrays`` of the same cores); ``out_bytes`` go back to the global
+    buffer as it computes (0: a move gathers them); ``local_bytes`` is what
+    the busiest core reads from its local buffer into its arrays (the
+    sliding-window expansion happens there).
+
     ```mlir
     %t = cim_meta.mvm "fc.weight" arrays <0:4> vectors 128 rows 320 cols 320
          k [0, 768] n [0, 80] v [0, 128] input "x" output "y" segment 0
          after(%p, %l)
+    %u = cim_meta.mvm "fc.weight" arrays <0:4> vectors 128 rows 320 cols 320
+         k [0, 768] n [0, 80] v [0, 128] input "x" output "y" feed memory
+         feed_arrays <4:6> in_bytes 98304 local_bytes 40960 segment 0
     ```
     """
 
@@ -426,10 +747,18 @@ class MVMOp(_ArrayWorkOp):
     v = prop_def(I64Array)
     input = prop_def(StringAttr)
     output = prop_def(StringAttr)
+    feed = prop_def(FeedAttr, default_value=FeedAttr(Feed.LOCAL))
+    feed_arrays = opt_prop_def(ArrayRangesAttr)
+    in_bytes = prop_def(IntegerAttr.constr(i64), default_value=i64_attr(0))
+    out_bytes = prop_def(IntegerAttr.constr(i64), default_value=i64_attr(0))
+    local_bytes = prop_def(IntegerAttr.constr(i64), default_value=i64_attr(0))
 
     assembly_format = (
         "$weight `arrays` $arrays `vectors` $vectors `rows` $rows `cols` $cols "
-        "`k` $k `n` $n `v` $v `input` $input `output` $output " + _DEPS_FORMAT
+        "`k` $k `n` $n `v` $v `input` $input `output` $output "
+        "(`feed` $feed^)? (`feed_arrays` $feed_arrays^)? "
+        "(`in_bytes` $in_bytes^)? (`out_bytes` $out_bytes^)? "
+        "(`local_bytes` $local_bytes^)? " + _DEPS_FORMAT
     )
 
     def __init__(
@@ -447,23 +776,34 @@ class MVMOp(_ArrayWorkOp):
         deps: Sequence[SSAValue],
         segment: int,
         label: str | None = None,
+        *,
+        feed: Feed = Feed.LOCAL,
+        in_bytes: int = 0,
+        out_bytes: int = 0,
+        local_bytes: int = 0,
+        feed_arrays: ArrayRangesAttr | None = None,
+        allocs: Sequence[AllocAttr] = (),
     ):
+        properties = _common_properties(segment, label, allocs) | {
+            "weight": StringAttr(weight),
+            "arrays": arrays,
+            "vectors": i64_attr(vectors),
+            "rows": i64_attr(rows),
+            "cols": i64_attr(cols),
+            "k": i64_array(k),
+            "n": i64_array(n),
+            "v": i64_array(v),
+            "input": StringAttr(input),
+            "output": StringAttr(output),
+            "feed": FeedAttr(feed),
+            "in_bytes": i64_attr(in_bytes),
+            "out_bytes": i64_attr(out_bytes),
+            "local_bytes": i64_attr(local_bytes),
+        }
+        if feed_arrays is not None:
+            properties["feed_arrays"] = feed_arrays
         super().__init__(
-            operands=[deps],
-            result_types=[TokenType()],
-            properties=_common_properties(segment, label)
-            | {
-                "weight": StringAttr(weight),
-                "arrays": arrays,
-                "vectors": i64_attr(vectors),
-                "rows": i64_attr(rows),
-                "cols": i64_attr(cols),
-                "k": i64_array(k),
-                "n": i64_array(n),
-                "v": i64_array(v),
-                "input": StringAttr(input),
-                "output": StringAttr(output),
-            },
+            operands=[deps], result_types=[TokenType()], properties=properties
         )
 
     def verify_(self) -> None:
@@ -473,6 +813,28 @@ class MVMOp(_ArrayWorkOp):
             raise VerifyException(
                 "'cim_meta.mvm' vectors per array must be in [1, size of v]"
             )
+        sizes = (self.in_bytes, self.out_bytes, self.local_bytes)
+        if min(size.value.data for size in sizes) < 0:
+            raise VerifyException(
+                "'cim_meta.mvm' in_bytes, out_bytes and local_bytes must not be "
+                "negative"
+            )
+        feed = self.feed.data
+        if (feed == Feed.LOCAL) != (self.in_bytes.value.data == 0):
+            raise VerifyException(
+                "'cim_meta.mvm' streams in_bytes > 0 exactly when its feed is "
+                "buffer or memory"
+            )
+        if (feed == Feed.MEMORY) != (self.feed_arrays is not None):
+            raise VerifyException(
+                "'cim_meta.mvm' names feed_arrays exactly when its feed is memory"
+            )
+        if self.feed_arrays is not None:
+            feeding = set(_ids(self.feed_arrays))
+            if feeding & set(_ids(self.arrays)):
+                raise VerifyException(
+                    "'cim_meta.mvm' feed_arrays and arrays must be disjoint"
+                )
 
 
 @irdl_op_definition
@@ -483,11 +845,16 @@ class VectorOp(_MetaOp):
     ``softmax``, an elementwise function such as ``gelu``, or ``accumulate``
     for partial sums), ``attrs`` the operator's parameters. With ``block [axis,
     start, stop]`` it produces only that range of its outputs along ``axis``
-    (one step of a pipelined segment).
+    (one step of a pipelined segment). It runs on the vector units of
+    ``cores`` (without ``cores``: every core), streaming ``in_bytes`` from and
+    ``out_bytes`` to the global buffer over the interconnect while it runs
+    (0: its data is staged by moves or already local).
 
     ```mlir
-    %t = cim_meta.vector "softmax" element_ops 98304 units 8 inputs ["s"]
+    %t = cim_meta.vector "softmax" element_ops 98304 inputs ["s"]
          outputs ["p"] attrs {axis = 3 : i64} segment 0 after(%m)
+    %u = cim_meta.vector "relu" element_ops 4096 inputs ["y"] outputs ["z"]
+         attrs {} cores <0:2> in_bytes 4096 out_bytes 4096 segment 0
     ```
     """
 
@@ -495,22 +862,25 @@ class VectorOp(_MetaOp):
 
     kind = prop_def(StringAttr)
     element_ops = prop_def(IntegerAttr.constr(i64))
-    units = prop_def(IntegerAttr.constr(i64))
     inputs = prop_def(ArrayAttr[StringAttr])
     outputs = prop_def(ArrayAttr[StringAttr])
     params = prop_def(DictionaryAttr, prop_name="attrs")
     block = opt_prop_def(I64Array)
+    cores = opt_prop_def(CoreRangesAttr)
+    in_bytes = prop_def(IntegerAttr.constr(i64), default_value=i64_attr(0))
+    out_bytes = prop_def(IntegerAttr.constr(i64), default_value=i64_attr(0))
 
     assembly_format = (
-        "$kind `element_ops` $element_ops `units` $units `inputs` $inputs "
-        "`outputs` $outputs `attrs` $attrs (`block` $block^)? " + _DEPS_FORMAT
+        "$kind `element_ops` $element_ops `inputs` $inputs "
+        "`outputs` $outputs `attrs` $attrs (`block` $block^)? "
+        "(`cores` $cores^)? (`in_bytes` $in_bytes^)? (`out_bytes` $out_bytes^)? "
+        + _DEPS_FORMAT
     )
 
     def __init__(
         self,
         kind: str,
         element_ops: int,
-        units: int,
         inputs: Sequence[str],
         outputs: Sequence[str],
         deps: Sequence[SSAValue],
@@ -518,26 +888,36 @@ class VectorOp(_MetaOp):
         label: str | None = None,
         params: Mapping[str, Attribute] | None = None,
         block: tuple[int, int, int] | None = None,
+        *,
+        cores: CoreRangesAttr | None = None,
+        in_bytes: int = 0,
+        out_bytes: int = 0,
+        allocs: Sequence[AllocAttr] = (),
     ):
-        properties = _common_properties(segment, label) | {
+        properties = _common_properties(segment, label, allocs) | {
             "kind": StringAttr(kind),
             "element_ops": i64_attr(element_ops),
-            "units": i64_attr(units),
             "inputs": ArrayAttr([StringAttr(i) for i in inputs]),
             "outputs": ArrayAttr([StringAttr(o) for o in outputs]),
             "attrs": DictionaryAttr(dict(params or {})),
+            "in_bytes": i64_attr(in_bytes),
+            "out_bytes": i64_attr(out_bytes),
         }
         if block is not None:
             properties["block"] = i64_array(block)
+        if cores is not None:
+            properties["cores"] = cores
         super().__init__(
             operands=[deps], result_types=[TokenType()], properties=properties
         )
 
     def verify_(self) -> None:
         self.verify_segment()
-        if self.element_ops.value.data < 0 or self.units.value.data < 1:
+        sizes = (self.element_ops, self.in_bytes, self.out_bytes)
+        if min(size.value.data for size in sizes) < 0:
             raise VerifyException(
-                "'cim_meta.vector' needs non-negative element_ops and at least one unit"
+                "'cim_meta.vector' element_ops, in_bytes and out_bytes must not be "
+                "negative"
             )
         if not self.outputs.data:
             raise VerifyException("'cim_meta.vector' produces at least one tensor")
@@ -567,11 +947,13 @@ class SwitchOp(_MetaOp):
         deps: Sequence[SSAValue],
         segment: int,
         label: str | None = None,
+        *,
+        allocs: Sequence[AllocAttr] = (),
     ):
         super().__init__(
             operands=[deps],
             result_types=[TokenType()],
-            properties=_common_properties(segment, label)
+            properties=_common_properties(segment, label, allocs)
             | {"arrays": arrays, "to": ArrayModeAttr(to)},
         )
 
@@ -587,16 +969,61 @@ class SegmentOp(_MetaOp):
 
     name = "cim_meta.segment"
 
-    assembly_format = "$segment (`label` $label^)? (`after` `(` $deps^ `)`)? attr-dict"
+    assembly_format = f"$segment {_TAIL_FORMAT} attr-dict"
 
     def __init__(
-        self, segment: int, deps: Sequence[SSAValue], label: str | None = None
+        self,
+        segment: int,
+        deps: Sequence[SSAValue],
+        label: str | None = None,
+        *,
+        allocs: Sequence[AllocAttr] = (),
     ):
         super().__init__(
             operands=[deps],
             result_types=[TokenType()],
-            properties=_common_properties(segment, label),
+            properties=_common_properties(segment, label, allocs),
         )
+
+
+@irdl_op_definition
+class FreeOp(_MetaOp):
+    """Release allocations: each entry of ``frees`` names a tensor and where
+    it was allocated, and every live allocation of it there ends when this
+    op runs (zero time, no resources). It comes after every op that reads
+    what it frees.
+
+    ```mlir
+    %t = cim_meta.free [#cim_meta.place<"x" buffer>,
+         #cim_meta.place<"x" local cores <0:2>>] segment 0 after(%m)
+    ```
+    """
+
+    name = "cim_meta.free"
+
+    frees = prop_def(ArrayAttr[PlaceAttr])
+
+    assembly_format = "$frees " + _DEPS_FORMAT
+
+    def __init__(
+        self,
+        frees: Sequence[PlaceAttr],
+        deps: Sequence[SSAValue],
+        segment: int,
+        label: str | None = None,
+    ):
+        super().__init__(
+            operands=[deps],
+            result_types=[TokenType()],
+            properties=_common_properties(segment, label) | {"frees": ArrayAttr(frees)},
+        )
+
+    def verify_(self) -> None:
+        self.verify_segment()
+        if not self.frees.data:
+            raise VerifyException("'cim_meta.free' releases at least one allocation")
+        if self.allocs is not None:
+            raise VerifyException("'cim_meta.free' allocates nothing")
 
 
 @irdl_op_definition
@@ -620,10 +1047,7 @@ class ParallelOp(_MetaOp):
 
     traits = traits_def(NoTerminator())
 
-    assembly_format = (
-        "`segment` $segment (`label` $label^)? (`after` `(` $deps^ `)`)? "
-        "attr-dict-with-keyword $body"
-    )
+    assembly_format = f"`segment` $segment {_TAIL_FORMAT} attr-dict-with-keyword $body"
 
     def __init__(
         self,
@@ -631,12 +1055,14 @@ class ParallelOp(_MetaOp):
         deps: Sequence[SSAValue],
         segment: int,
         label: str | None = None,
+        *,
+        allocs: Sequence[AllocAttr] = (),
     ):
         super().__init__(
             operands=[deps],
             result_types=[TokenType()],
             regions=[body],
-            properties=_common_properties(segment, label),
+            properties=_common_properties(segment, label, allocs),
         )
 
     def verify_(self) -> None:
@@ -731,7 +1157,10 @@ class WeightDeclOp(IRDLOperation):
 
     The stored tensor (in the model file) reshapes to ``groups`` blocks of
     ``K x N`` through ``layout``: ``kn`` as is, ``nk`` transposed, ``oihw``
-    a convolution kernel ``[groups*N, K]`` per group of output channels.
+    a convolution kernel ``[groups*N, K]`` per group of output channels. A
+    weight may share its name with a ``cim_meta.tensor`` declared before
+    it: the matrix view of that activation tensor, which a ``program`` with
+    ``source tensor`` writes into arrays.
 
     ```mlir
     cim_meta.weight "fc.weight" layout nk groups 1 k 512 n 10
@@ -823,15 +1252,20 @@ class ScheduleOp(IRDLOperation):
         if self.batch.value.data < 1:
             raise VerifyException("'cim_meta.schedule' batch must be positive")
         declared: set[str] = set()
+        tensors: set[str] = set()
         for op in self.body.block.ops:
             if isinstance(op, TensorDeclOp | ConstantDeclOp | WeightDeclOp):
                 name = op.weight if isinstance(op, WeightDeclOp) else op.tensor
-                if name.data in declared:
+                matrix_view = isinstance(op, WeightDeclOp) and name.data in tensors
+                if name.data in declared and not matrix_view:
                     raise VerifyException(
                         f"'cim_meta.schedule' declares '{name.data}' twice (tensors, "
-                        "constants and weights share one namespace)"
+                        "constants and weights share one namespace, except the "
+                        "weight view of a tensor declared before it)"
                     )
                 declared.add(name.data)
+                if isinstance(op, TensorDeclOp):
+                    tensors.add(name.data)
             elif not isinstance(op, _MetaOp):
                 raise VerifyException(
                     f"'cim_meta.schedule' may only hold meta-ops, got '{op.name}'"
@@ -882,6 +1316,17 @@ CIMMeta = Dialect(
         SwitchOp,
         SegmentOp,
         ParallelOp,
+        FreeOp,
     ],
-    [TokenType, LocationAttr, ArrayRangesAttr],
+    [
+        TokenType,
+        LocationAttr,
+        MoveDirectionAttr,
+        FeedAttr,
+        ProgramSourceAttr,
+        ArrayRangesAttr,
+        CoreRangesAttr,
+        AllocAttr,
+        PlaceAttr,
+    ],
 )

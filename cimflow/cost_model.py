@@ -42,10 +42,21 @@ Formulas (a target ``t``; all divisions round up to whole cycles):
   in parallel: ``cycles = rows_used * program_cycles_per_row``; energy per
   programmed cell.
 - Transfers: ``latency + ceil(bytes / bandwidth)`` on the link that carries
-  them (DRAM, interconnect, global buffer, or ``n`` memory-mode arrays read or
-  written in parallel at ``n * memory_bandwidth``).
+  them (DRAM, global buffer, or ``n`` memory-mode arrays read or written in
+  parallel at ``n * memory_bandwidth``).
+- The interconnect between the global buffer and a set of cores ``C``
+  (docs/machine-model.md): on a ``bus``, ``latency + ceil(bytes / min(bus,
+  global))``; on a ``mesh``, ``latency * max hops over C + ceil(bytes / bw)``
+  with ``bw = min(global, channels * link, |C| * link)``.
+- The memory-to-compute path: ``ceil(bytes / (n * feed_bytes_per_cycle))``
+  for ``n`` memory-mode arrays feeding the compute arrays of their core.
+- An op that streams data while it works (an MVM reading its input from the
+  global buffer or memory-mode arrays, a vector op, a tensor program) takes
+  the longest of its work and its streams; an MVM also reads its input from
+  the local buffer: ``ceil(local_bytes / local_bandwidth)``.
 - Vector-unit work: ``latency + ceil(element_ops / (lanes * units))``, and
-  nothing for zero lane operations (a reshape is a free view).
+  nothing for zero lane operations (a reshape is a free view); an op on cores
+  ``C`` has ``units = units_per_core * |C|``.
 - Mode switch: ``switch_latency`` for any number of arrays switched together.
 """
 
@@ -54,12 +65,24 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 from cimflow.hw_targets import HardwareTarget
 
-Location = Literal["dram", "buffer", "memory"]
-LOCATIONS: tuple[Location, ...] = ("dram", "buffer", "memory")
+Location = Literal["dram", "buffer", "memory", "local"]
+LOCATIONS: tuple[Location, ...] = ("dram", "buffer", "memory", "local")
+"""Storage levels: DRAM, the global buffer, memory-mode arrays, and a core's
+local buffer (reached from memory-mode arrays only by the memory-to-compute
+path; the interconnect moves data between the global and local buffers)."""
+
+Feed = Literal["local", "buffer", "memory"]
+FEEDS: tuple[Feed, ...] = ("local", "buffer", "memory")
+"""Where an MVM reads its input: its cores' local buffers, streamed from the
+global buffer, or streamed from memory-mode arrays of its cores."""
+
+Ranges = tuple[tuple[int, int], ...]
+"""Sorted, disjoint ``[first, stop)`` ranges of core or array ids."""
 
 # Energy components, in the order reports list them.
 ENERGY_COMPONENTS: tuple[str, ...] = (
@@ -167,7 +190,10 @@ def link_cycles(
     t: HardwareTarget, location: Location, nbytes: int, arrays: int = 0
 ) -> int:
     """Cycles one storage level's side of a transfer takes: DRAM with its
-    latency, ``arrays`` memory-mode arrays in parallel, or the buffer."""
+    latency, ``arrays`` memory-mode arrays in parallel, the global buffer or
+    a core's local buffer."""
+    if location == "local":
+        return local_read_cycles(t, nbytes)
     if location == "dram":
         return t.dram.latency_cycles + _ceil_div(
             nbytes, t.dram.bandwidth_bytes_per_cycle
@@ -184,6 +210,8 @@ def _link_energy(
     t: HardwareTarget, location: Location, nbytes: int
 ) -> dict[str, float]:
     e = t.energy
+    if location == "local":
+        return {}  # the target gives no local-buffer energy
     per_byte = {
         "dram": ("dram", e.dram_pj_per_byte),
         "buffer": ("buffer", e.buffer_pj_per_byte),
@@ -201,8 +229,13 @@ def transfer_cost(
 ) -> OpCost:
     """Move ``nbytes`` between two storage levels (load or store).
 
-    The slower side sets the time; both sides are charged energy.
+    The slower side sets the time; both sides are charged energy. Between
+    memory-mode arrays and a core's local buffer this is :func:`feed_cost`.
     """
+    if "local" in (src, dst):
+        if {src, dst} != {"memory", "local"}:
+            raise ValueError(f"no transfer between {src} and {dst}")
+        return feed_cost(t, nbytes, memory_arrays)
     cycles = max(
         link_cycles(t, src, nbytes, memory_arrays),
         link_cycles(t, dst, nbytes, memory_arrays),
@@ -214,13 +247,224 @@ def transfer_cost(
     return OpCost(cycles, energy)
 
 
-def interconnect_cost(t: HardwareTarget, nbytes: int) -> OpCost:
-    """Move ``nbytes`` over the interconnect (global buffer <-> cores)."""
-    ic = t.interconnect
+# -- cores and the interconnect ---------------------------------------------
+
+
+def count_ids(ranges: Ranges) -> int:
+    """How many ids ``[first, stop)`` ranges hold."""
+    return sum(stop - first for first, stop in ranges)
+
+
+def all_cores(t: HardwareTarget) -> Ranges:
+    """Every core of the target, as ranges."""
+    return ((0, t.total_cores),)
+
+
+@lru_cache(maxsize=1 << 14)
+def cores_of_arrays(t: HardwareTarget, arrays: Ranges) -> Ranges:
+    """The cores holding ``arrays`` (array ``a`` sits in core
+    ``a // arrays_per_core``), as sorted, disjoint ranges."""
+    per_core = t.hierarchy.arrays_per_core
+    cores: list[tuple[int, int]] = []
+    for first, stop in arrays:
+        start, end = first // per_core, (stop - 1) // per_core + 1
+        if cores and start <= cores[-1][1]:
+            cores[-1] = (cores[-1][0], max(cores[-1][1], end))
+        else:
+            cores.append((start, end))
+    return tuple(cores)
+
+
+def mesh_width(t: HardwareTarget) -> tuple[int, int]:
+    """Columns and rows of one chip's core grid on a mesh."""
+    cores = t.hierarchy.cores_per_chip
+    width = math.isqrt(cores - 1) + 1 if cores > 1 else 1
+    return width, -(-cores // width)
+
+
+def mesh_position(t: HardwareTarget, core: int) -> tuple[int, int]:
+    """Grid position of ``core``: chips side by side in x, each a grid of
+    ``mesh_width`` columns filled row by row."""
+    per_chip = t.hierarchy.cores_per_chip
+    width, _ = mesh_width(t)
+    chip, local = divmod(core, per_chip)
+    return chip * width + local % width, local // width
+
+
+def mesh_hops(t: HardwareTarget, core: int) -> int:
+    """Routers from the global buffer's attach point (the centre router of
+    chip 0, ``(width // 2, rows // 2)``) to ``core``, counting both ends."""
+    width, rows = mesh_width(t)
+    x, y = mesh_position(t, core)
+    return abs(x - width // 2) + abs(y - rows // 2) + 1
+
+
+def global_buffer_channels(t: HardwareTarget) -> int:
+    """Channels of the global buffer onto a mesh: ``max(1, floor(global /
+    link))``, each at the link rate."""
+    link = t.interconnect.bandwidth_bytes_per_cycle
+    return max(1, math.floor(t.buffers.global_bandwidth_bytes_per_cycle / link))
+
+
+def interconnect_resources(t: HardwareTarget) -> tuple[str, ...]:
+    """Every interconnect resource of the target: ``bus``, or ``link c`` per
+    core and ``gb j`` per global-buffer channel."""
+    if t.interconnect.topology != "mesh":
+        return ("bus",)
+    links = tuple(f"link {c}" for c in range(t.total_cores))
+    return links + tuple(f"gb {j}" for j in range(global_buffer_channels(t)))
+
+
+@lru_cache(maxsize=1 << 14)
+def interconnect_path(t: HardwareTarget, cores: Ranges) -> tuple[tuple[str, ...], int]:
+    """The resources a transfer between the global buffer and ``cores``
+    holds, and the most hops it crosses (1 on a bus)."""
+    if not cores:
+        raise ValueError("an interconnect transfer needs at least one core")
+    if t.interconnect.topology != "mesh":
+        return ("bus",), 1
+    channels = global_buffer_channels(t)
+    ids = [c for first, stop in cores for c in range(first, stop)]
+    used = sorted({c % channels for c in ids})
+    hops = max(mesh_hops(t, c) for c in ids)
+    return tuple(f"link {c}" for c in ids) + tuple(f"gb {j}" for j in used), hops
+
+
+def interconnect_bandwidth(t: HardwareTarget, cores: Ranges) -> float:
+    """Bytes per cycle between the global buffer and ``cores``."""
+    link = t.interconnect.bandwidth_bytes_per_cycle
+    global_bw = t.buffers.global_bandwidth_bytes_per_cycle
+    if t.interconnect.topology != "mesh":
+        return min(link, global_bw)
+    path, _ = interconnect_path(t, cores)
+    count = count_ids(cores)
+    used = len(path) - count  # the channels after the links
+    return min(global_bw, used * link, count * link)
+
+
+def interconnect_cost(
+    t: HardwareTarget, nbytes: int, cores: Ranges | None = None
+) -> OpCost:
+    """Move ``nbytes`` over the interconnect between the global buffer and
+    ``cores`` (default: every core); charges the interconnect and the
+    global buffer per byte."""
+    path_cores = all_cores(t) if cores is None else cores
+    _, hops = interconnect_path(t, path_cores)
+    e = t.energy
     return OpCost(
-        ic.latency_cycles + _ceil_div(nbytes, ic.bandwidth_bytes_per_cycle),
-        {"interconnect": nbytes * t.energy.interconnect_pj_per_byte},
+        t.interconnect.latency_cycles * hops
+        + _ceil_div(nbytes, interconnect_bandwidth(t, path_cores)),
+        {
+            "interconnect": nbytes * e.interconnect_pj_per_byte,
+            "buffer": nbytes * e.buffer_pj_per_byte,
+        },
     )
+
+
+def feed_cost(t: HardwareTarget, nbytes: int, arrays: int) -> OpCost:
+    """``nbytes`` between ``arrays`` memory-mode arrays and the compute
+    arrays (or local buffer) of their core: the memory-to-compute path."""
+    bandwidth = max(1, arrays) * t.dual_mode.feed_bytes_per_cycle
+    if not t.dual_mode.feeds_compute or bandwidth <= 0:
+        raise ValueError(
+            f"target '{t.name}' has no memory-to-compute path "
+            "(dual_mode.feeds_compute is false)"
+        )
+    return OpCost(
+        _ceil_div(nbytes, bandwidth),
+        {"memory_array": nbytes * t.energy.memory_array_pj_per_byte},
+    )
+
+
+def concurrent_cost(*costs: OpCost) -> OpCost:
+    """Parts of one op that run at the same time: the longest sets the
+    cycles, every part is charged energy."""
+    energy: dict[str, float] = {}
+    for cost in costs:
+        for component, pj in cost.energy_pj.items():
+            energy[component] = energy.get(component, 0.0) + pj
+    return OpCost(max((c.cycles for c in costs), default=0), energy)
+
+
+def local_read_cycles(t: HardwareTarget, nbytes: int) -> int:
+    """Cycles for a core to read ``nbytes`` from its local buffer."""
+    return _ceil_div(nbytes, t.buffers.local_bandwidth_bytes_per_cycle)
+
+
+def mvm_stream_cost(
+    t: HardwareTarget,
+    feed: Feed,
+    in_bytes: int,
+    out_bytes: int,
+    cores: Ranges,
+    feed_arrays: int = 0,
+) -> OpCost:
+    """What an MVM on ``cores`` streams while it computes: ``in_bytes`` of
+    input from the global buffer (``feed`` ``buffer``: over the interconnect
+    with the outputs) or from ``feed_arrays`` memory-mode arrays (``feed``
+    ``memory``: the memory-to-compute path, at the same time as the outputs
+    cross the interconnect), and ``out_bytes`` of outputs to the global
+    buffer."""
+    parts: list[OpCost] = []
+    if feed == "memory":
+        if in_bytes:
+            parts.append(feed_cost(t, in_bytes, feed_arrays))
+        over_interconnect = out_bytes
+    elif feed == "buffer":
+        over_interconnect = in_bytes + out_bytes
+    else:
+        over_interconnect = out_bytes
+    if over_interconnect:
+        parts.append(interconnect_cost(t, over_interconnect, cores))
+    return concurrent_cost(*parts)
+
+
+def mvm_op_cost(
+    t: HardwareTarget,
+    arrays: int,
+    vectors: int,
+    rows_used: int,
+    cols_used: int,
+    *,
+    local_bytes: int = 0,
+    feed: Feed = "local",
+    in_bytes: int = 0,
+    out_bytes: int = 0,
+    cores: Ranges | None = None,
+    feed_arrays: int = 0,
+) -> OpCost:
+    """An MVM op as a trace states it: :func:`mvm_cost` on ``arrays``
+    arrays, at the same time as its busiest core reads ``local_bytes`` from
+    its local buffer and as it streams (:func:`mvm_stream_cost`; ``cores``
+    are the cores of its arrays, default every core)."""
+    compute = mvm_cost(t, arrays, vectors, rows_used, cols_used)
+    local = OpCost(local_read_cycles(t, local_bytes), {})
+    if not in_bytes and not out_bytes:
+        return concurrent_cost(compute, local)
+    stream = mvm_stream_cost(
+        t,
+        feed,
+        in_bytes,
+        out_bytes,
+        all_cores(t) if cores is None else cores,
+        feed_arrays,
+    )
+    return concurrent_cost(compute, local, stream)
+
+
+def tensor_program_cost(
+    t: HardwareTarget,
+    arrays: int,
+    rows_used: int,
+    cols_used: int,
+    elements: int,
+    cores: Ranges,
+) -> OpCost:
+    """Program ``arrays`` arrays with ``elements`` values of an activation
+    tensor (``program`` with ``source`` ``tensor``): :func:`program_cost`
+    while the values stream from the global buffer to ``cores``."""
+    stream = interconnect_cost(t, elements * t.activation_bytes, cores)
+    return concurrent_cost(program_cost(t, arrays, rows_used, cols_used), stream)
 
 
 def vector_cost(t: HardwareTarget, element_ops: int, units: int) -> OpCost:
@@ -232,6 +476,22 @@ def vector_cost(t: HardwareTarget, element_ops: int, units: int) -> OpCost:
         t.vector.latency_cycles + _ceil_div(element_ops, lanes),
         {"vector": element_ops * t.energy.vector_pj_per_element},
     )
+
+
+def vector_op_cost(
+    t: HardwareTarget,
+    element_ops: int,
+    cores: Ranges,
+    in_bytes: int = 0,
+    out_bytes: int = 0,
+) -> OpCost:
+    """A vector op on the units of ``cores`` (``units_per_core`` each), at
+    the same time as it streams ``in_bytes`` from and ``out_bytes`` to the
+    global buffer over the interconnect."""
+    compute = vector_cost(t, element_ops, t.vector.units_per_core * count_ids(cores))
+    if not in_bytes and not out_bytes:
+        return compute
+    return concurrent_cost(compute, interconnect_cost(t, in_bytes + out_bytes, cores))
 
 
 def cycles_to_seconds(t: HardwareTarget, cycles: int) -> float:

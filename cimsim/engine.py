@@ -1,10 +1,12 @@
-"""The discrete-event simulation of a trace (``docs/trace-format.md``).
+"""The discrete-event simulation of a trace (``docs/trace-format.md``,
+``docs/machine-model.md``).
 
 An op is ready when all its deps have finished. At every event time the ready
 ops are started in increasing id order whenever all the resources they hold
-(their arrays, ``dram``, ``interconnect``, ``vector``) are free; an op holds
-them from start to finish. Durations and energies come from
-:mod:`cimflow.cost_model` only.
+are free; an op holds them from start to finish. Resources: every array,
+``dram``, the interconnect (``bus``, or on a mesh one ``link c`` per core and
+the global buffer's channels ``gb j``) and one ``vector c`` per core.
+Durations and energies come from :mod:`cimflow.cost_model` only.
 
 Array modes cost nothing by themselves; only ``switch`` ops take time. The
 arrays a model input starts in (``model.inputs[i].arrays``, a KV cache kept
@@ -16,33 +18,46 @@ ordinary switch.
 A ready op that finds resources busy waits on the one that frees last (a heap
 by id per resource); when a resource frees, its waiters are retried lowest id
 first until one takes it, so an event touches only ops that might start then.
+
+Allocations (an op's ``allocs``) occupy their level from the op's start until
+the ``free`` (or switch to compute mode) that ends them starts; at one cycle
+releases come before allocations. Occupancy never delays an op: a trace
+that overfills the global buffer, a core's local buffer or a memory-mode
+array is refused with one line naming the op, the buffer and the bytes.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from cimflow.cost_model import (
     ENERGY_COMPONENTS,
     OpCost,
+    Ranges,
+    cores_of_arrays,
+    count_ids,
     cycles_to_seconds,
     interconnect_cost,
-    mvm_cost,
+    interconnect_path,
+    interconnect_resources,
+    mvm_op_cost,
     program_cost,
     switch_cost,
+    tensor_program_cost,
     transfer_cost,
-    vector_cost,
+    vector_op_cost,
 )
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
 
+from .semantics import op_label, releases
 from .trace import (
+    LEVELS,
     OP_KINDS,
     SWITCH_DIRECTIONS,
-    ArrayRange,
     LoadOp,
     MoveOp,
     MvmOp,
@@ -59,10 +74,17 @@ from .trace import (
 
 SharedResource = Literal["dram", "interconnect", "vector"]
 SHARED_RESOURCES: tuple[SharedResource, ...] = ("dram", "interconnect", "vector")
+"""The resource classes besides the arrays."""
 RESOURCE_CLASSES: tuple[str, ...] = ("arrays", "dram", "interconnect", "vector")
 
 Resource = int | str
-"""An array id, or one of :data:`SHARED_RESOURCES`."""
+"""An array id, ``dram``, an interconnect resource (``bus``, ``link c``,
+``gb j``) or a core's vector units (``vector c``)."""
+
+
+def program_elements(op: ProgramOp) -> int:
+    """Values a ``program`` writes: its slice of the weight matrix."""
+    return (op.k[1] - op.k[0]) * (op.n[1] - op.n[0])
 
 
 def op_cost(target: HardwareTarget, op: TraceOp) -> OpCost:
@@ -75,51 +97,142 @@ def op_cost(target: HardwareTarget, op: TraceOp) -> OpCost:
         n_arrays = count_arrays(op.arrays)
         return transfer_cost(target, op.src, op.dst, op.nbytes, n_arrays)
     if isinstance(op, MoveOp):
-        return interconnect_cost(target, op.nbytes)
+        return interconnect_cost(target, op.nbytes, op.cores)
     if isinstance(op, ProgramOp):
-        return program_cost(target, count_arrays(op.arrays), op.rows, op.cols)
-    if isinstance(op, MvmOp):
         n_arrays = count_arrays(op.arrays)
-        return mvm_cost(target, n_arrays, op.vectors, op.rows, op.cols)
+        if op.source == "tensor":
+            cores = cores_of_arrays(target, op.arrays)
+            elements = program_elements(op)
+            return tensor_program_cost(
+                target, n_arrays, op.rows, op.cols, elements, cores
+            )
+        return program_cost(target, n_arrays, op.rows, op.cols)
+    if isinstance(op, MvmOp):
+        return mvm_op_cost(
+            target,
+            count_arrays(op.arrays),
+            op.vectors,
+            op.rows,
+            op.cols,
+            local_bytes=op.local_bytes,
+            feed=op.feed,
+            in_bytes=op.in_bytes,
+            out_bytes=op.out_bytes,
+            cores=cores_of_arrays(target, op.arrays),
+            feed_arrays=count_arrays(op.feed_arrays),
+        )
     if isinstance(op, VectorOp):
-        return vector_cost(target, op.element_ops, op.units)
+        return vector_op_cost(
+            target, op.element_ops, op.cores, op.in_bytes, op.out_bytes
+        )
     if isinstance(op, SwitchOp):
         return switch_cost(target, count_arrays(op.arrays))
     return OpCost(0, {})
 
 
-def shared_resource(op: TraceOp) -> SharedResource | None:
-    """The shared resource an op holds besides its arrays, if any."""
-    if isinstance(op, TransferOp):
-        return "dram" if op.src == "dram" or op.dst == "dram" else None
-    if isinstance(op, MoveOp):
-        return "interconnect"
+def streams(op: TraceOp) -> bool:
+    """Whether an op (besides a move) crosses the interconnect as it works."""
+    if isinstance(op, MvmOp):
+        return bool((op.feed == "buffer" and op.in_bytes) or op.out_bytes)
     if isinstance(op, VectorOp):
-        return "vector"
-    return None
+        return bool(op.in_bytes or op.out_bytes)
+    return isinstance(op, ProgramOp) and op.source == "tensor"
 
 
-def op_resources(op: TraceOp) -> tuple[Resource, ...]:
-    """The resources an op holds: its shared one first (if any), then array ids."""
-    shared = shared_resource(op)
-    arrays = tuple(a for first, stop in op_arrays(op) for a in range(first, stop))
-    return arrays if shared is None else (shared, *arrays)
+ResourceSpec = tuple[bool, Ranges, Ranges, Ranges]
+"""What an op holds: DRAM, the interconnect path to some cores, the vector
+units of some cores, and arrays."""
+
+
+def _resource_spec(target: HardwareTarget, op: TraceOp) -> ResourceSpec:
+    arrays = op_arrays(op)
+    if isinstance(op, TransferOp):
+        return ("dram" in (op.src, op.dst), (), (), arrays)
+    if isinstance(op, MoveOp):
+        return (False, op.cores, (), ())
+    if isinstance(op, VectorOp):
+        return (False, op.cores if streams(op) else (), op.cores, ())
+    if isinstance(op, MvmOp | ProgramOp) and streams(op):
+        return (False, cores_of_arrays(target, op.arrays), (), arrays)
+    return (False, (), (), arrays)
+
+
+def _spec_names(target: HardwareTarget, spec: ResourceSpec) -> tuple[Resource, ...]:
+    dram, path, vector, arrays = spec
+    names: list[Resource] = ["dram"] if dram else []
+    if path:
+        names += interconnect_path(target, path)[0]
+    names += [f"vector {c}" for first, stop in vector for c in range(first, stop)]
+    names += [a for first, stop in arrays for a in range(first, stop)]
+    return tuple(names)
+
+
+def op_resources(target: HardwareTarget, op: TraceOp) -> tuple[Resource, ...]:
+    """The resources an op holds: ``dram``, its interconnect path, its
+    vector units, then array ids."""
+    return _spec_names(target, _resource_spec(target, op))
+
+
+def timeline_lane(target: HardwareTarget, op: TraceOp) -> tuple[str, int]:
+    """Resource class and lane of an op on the timeline: ``dram``; the
+    interconnect (lane 0 for the bus, the first core's link on a mesh);
+    a core's vector units; an array; or ``sync`` for ops holding nothing."""
+    dram, path, vector, arrays = _resource_spec(target, op)
+    if dram:
+        return "dram", 0
+    if isinstance(op, MoveOp):
+        mesh = target.interconnect.topology == "mesh"
+        return "interconnect", path[0][0] if mesh else 0
+    if vector:
+        return "vector", vector[0][0]
+    if arrays:
+        return "arrays", arrays[0][0]
+    return "sync", 0
+
+
+def resource_names(target: HardwareTarget) -> tuple[str, ...]:
+    """Every resource besides the arrays, in index order after them."""
+    vectors = tuple(f"vector {c}" for c in range(target.total_cores))
+    return ("dram", *interconnect_resources(target), *vectors)
 
 
 def _cost_key(op: TraceOp) -> tuple[object, ...]:
     if isinstance(op, TransferOp):
         return ("transfer", op.src, op.dst, op.nbytes, count_arrays(op.arrays))
     if isinstance(op, MoveOp):
-        return ("move", op.nbytes)
+        return ("move", op.nbytes, op.cores)
     if isinstance(op, ProgramOp):
-        return ("program", count_arrays(op.arrays), op.rows, op.cols)
+        key = ("program", count_arrays(op.arrays), op.rows, op.cols, op.source)
+        if op.source == "tensor":
+            return (*key, op.arrays, program_elements(op))
+        return key
     if isinstance(op, MvmOp):
-        return ("mvm", count_arrays(op.arrays), op.vectors, op.rows, op.cols)
+        key = ("mvm", count_arrays(op.arrays), op.vectors, op.rows, op.cols)
+        key += (op.local_bytes, op.feed, op.in_bytes, op.out_bytes)
+        if op.in_bytes or op.out_bytes:
+            return (*key, op.arrays, count_arrays(op.feed_arrays))
+        return key
     if isinstance(op, VectorOp):
-        return ("vector", op.element_ops, op.units)
+        return ("vector", op.element_ops, count_ids(op.cores), op.in_bytes) + (
+            (op.out_bytes, op.cores) if op.in_bytes or op.out_bytes else ()
+        )
     if isinstance(op, SwitchOp):
         return ("switch", count_arrays(op.arrays))
     return ("barrier",)
+
+
+@dataclass(frozen=True)
+class PeakOccupancy:
+    """The most bytes one storage level held at once: the global
+    ``buffer``, the fullest core's ``local`` buffer (``unit``: that core),
+    the fullest ``memory``-mode array (``unit``: that array); ``cycle`` is
+    when it first held them (``unit`` None and 0 bytes: never used)."""
+
+    level: str
+    nbytes: int
+    capacity: int
+    unit: int | None
+    cycle: int
 
 
 @dataclass(frozen=True)
@@ -128,10 +241,17 @@ class SimStats:
 
     Utilizations are busy cycles over ``makespan_cycles`` (0 for an empty
     schedule); ``array_utilization`` averages over every array of the target,
-    ``used_array_utilization`` over the arrays some op holds. Byte counts:
-    DRAM read = loads from ``dram``, written = stores to ``dram``; memory-mode
-    array bytes likewise by ``src`` / ``dst`` ``memory``; interconnect bytes
-    are ``move`` bytes.
+    ``used_array_utilization`` over the arrays some op holds; the
+    interconnect's is that of its busiest resource (the bus, or the busiest
+    mesh link or global-buffer channel, named by ``busiest_interconnect``);
+    the vector units' averages over the cores. ``shared_busy_cycles`` gives
+    the busy cycles behind each: DRAM's, the busiest interconnect
+    resource's, and the sum over the cores' vector units. Byte counts: DRAM
+    read = loads from ``dram``, written = stores to ``dram``; memory-mode
+    array bytes by ``src`` / ``dst`` ``memory`` and the input of MVMs fed
+    from memory; interconnect bytes are what moves carry and what MVMs,
+    vector ops and tensor programs stream; local bytes read are what MVMs
+    read from their cores' local buffers.
     """
 
     makespan_cycles: int
@@ -154,6 +274,11 @@ class SimStats:
     memory_bytes_written: int
     op_counts: Mapping[str, int]
     kind_cycles: Mapping[str, int]
+    busiest_interconnect: str = "bus"
+    interconnect_busy_cycles: Mapping[str, int] | None = None
+    vector_busy_cycles: tuple[int, ...] = ()
+    local_bytes_read: int = 0
+    peak_occupancy: tuple[PeakOccupancy, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -190,24 +315,36 @@ def op_costs(trace: Trace) -> tuple[OpCost, ...]:
     return tuple(costs)
 
 
-def schedule(trace: Trace, durations: list[int]) -> tuple[list[int], list[int]]:
-    """Start and finish cycle of every op, given each op's duration."""
+def held_resources(trace: Trace) -> list[list[int]]:
+    """The resources each op holds, as indices: arrays by id, then
+    :func:`resource_names` in order (equal sets share one list)."""
+    target = trace.target
+    n_arrays = target.total_arrays
+    index = {name: n_arrays + i for i, name in enumerate(resource_names(target))}
+    cache: dict[ResourceSpec, list[int]] = {}
+    resources: list[list[int]] = []
+    for op in trace.ops:
+        spec = _resource_spec(target, op)
+        held = cache.get(spec)
+        if held is None:
+            held = [
+                r if isinstance(r, int) else index[r] for r in _spec_names(target, spec)
+            ]
+            cache[spec] = held
+        resources.append(held)
+    return resources
+
+
+def schedule(
+    trace: Trace, durations: list[int], resources: list[list[int]] | None = None
+) -> tuple[list[int], list[int]]:
+    """Start and finish cycle of every op, given each op's duration (and
+    the resources each holds, :func:`held_resources`)."""
     ops = trace.ops
     n = len(ops)
-    n_arrays = trace.target.total_arrays
-    shared_index = {name: n_arrays + i for i, name in enumerate(SHARED_RESOURCES)}
-    held_cache: dict[tuple[SharedResource | None, tuple[ArrayRange, ...]], list[int]]
-    held_cache = {}
-    resources: list[list[int]] = []
-    for op in ops:
-        key = (shared_resource(op), op_arrays(op))
-        held = held_cache.get(key)
-        if held is None:
-            held = [a for first, stop in key[1] for a in range(first, stop)]
-            if key[0] is not None:
-                held.insert(0, shared_index[key[0]])
-            held_cache[key] = held
-        resources.append(held)
+    if resources is None:
+        resources = held_resources(trace)
+    n_resources = trace.target.total_arrays + len(resource_names(trace.target))
 
     pending = [len(op.deps) for op in ops]
     dependents: list[list[int]] = [[] for _ in range(n)]
@@ -215,7 +352,6 @@ def schedule(trace: Trace, durations: list[int]) -> tuple[list[int], list[int]]:
         for dep in op.deps:
             dependents[dep].append(op.id)
 
-    n_resources = n_arrays + len(SHARED_RESOURCES)
     free_at = [0] * n_resources
     waiters: list[list[int]] = [[] for _ in range(n_resources)]
     woken_by = [-1] * n
@@ -288,6 +424,120 @@ def schedule(trace: Trace, durations: list[int]) -> tuple[list[int], list[int]]:
     return start, finish
 
 
+# -- occupancy -----------------------------------------------------------------
+
+
+def _shares(nbytes: int, units: Ranges) -> list[tuple[int, int]]:
+    """``nbytes`` split evenly over the ids of ``units`` (the first
+    ``nbytes % count`` ids take one byte more)."""
+    ids = [u for first, stop in units for u in range(first, stop)]
+    base, extra = divmod(nbytes, len(ids))
+    return [(u, base + (1 if i < extra else 0)) for i, u in enumerate(ids)]
+
+
+class _Occupancy:
+    """Bytes held per level over simulated time, with capacities and peaks."""
+
+    def __init__(self, trace: Trace) -> None:
+        target = trace.target
+        self.trace = trace
+        self.capacity = {
+            "buffer": target.buffers.global_bytes * target.hierarchy.chips,
+            "local": target.buffers.local_bytes,
+            "memory": target.dual_mode.memory_capacity_bytes,
+        }
+        self.used: dict[str, list[int]] = {
+            "buffer": [0],
+            "local": [0] * target.total_cores,
+            "memory": [0] * target.total_arrays,
+        }
+        self.peak: dict[str, tuple[int, int | None, int]] = dict.fromkeys(
+            LEVELS, (0, None, 0)
+        )
+        self.contributions, self.ended = releases(trace)
+
+    def parts(self, level: str, nbytes: int, units: Ranges) -> list[tuple[int, int]]:
+        return [(0, nbytes)] if level == "buffer" else _shares(nbytes, units)
+
+    def add(self, maker: int, alloc_index: int, now: int) -> None:
+        contribution = self.contributions[alloc_index]
+        alloc = contribution.alloc
+        level = alloc.level
+        used = self.used[level]
+        capacity = self.capacity[level]
+        for unit, share in self.parts(level, alloc.nbytes, alloc.units):
+            total = used[unit] + share
+            if total > capacity:
+                raise self.overfull(maker, alloc.tensor, level, unit, share, total, now)
+            used[unit] = total
+            if total > self.peak[level][0]:
+                self.peak[level] = (total, None if level == "buffer" else unit, now)
+
+    def remove(self, alloc_index: int) -> None:
+        alloc = self.contributions[alloc_index].alloc
+        used = self.used[alloc.level]
+        for unit, share in self.parts(alloc.level, alloc.nbytes, alloc.units):
+            used[unit] -= share
+
+    def overfull(
+        self,
+        maker: int,
+        tensor: str,
+        level: str,
+        unit: int,
+        share: int,
+        total: int,
+        now: int,
+    ) -> CimError:
+        where = {
+            "buffer": "the global buffer",
+            "local": f"the local buffer of core {unit}",
+            "memory": f"memory-mode array {unit}",
+        }[level]
+        who = (
+            op_label(self.trace.ops[maker]) if maker >= 0 else f"model input '{tensor}'"
+        )
+        return CimError(
+            f"{self.trace.origin}: {who}: {where} overflows at cycle {now}: "
+            f"{share} bytes of '{tensor}' make {total} of its "
+            f"{self.capacity[level]} bytes"
+        )
+
+    def run(self, start: Sequence[int]) -> tuple[PeakOccupancy, ...]:
+        ended = self.ended
+        events: list[tuple[int, int, int, int]] = [
+            (0 if c.op < 0 else start[c.op], 1, c.op, index)
+            for index, c in enumerate(self.contributions)
+        ]
+        for op_id, indices in ended.items():
+            events += [(start[op_id], 0, op_id, index) for index in indices]
+        events.sort()
+        state = [0] * len(self.contributions)  # 0 pending, 1 held, 2 ended
+        for now, phase, op_id, index in events:
+            if phase == 0:
+                if state[index] == 1:
+                    self.remove(index)
+                state[index] = 2
+            elif state[index] == 0:
+                self.add(op_id, index, now)
+                state[index] = 1
+        return tuple(
+            PeakOccupancy(level, nbytes, self.capacity[level], unit, cycle)
+            for level in LEVELS
+            for nbytes, unit, cycle in (self.peak[level],)
+        )
+
+
+def occupancy(trace: Trace, start: Sequence[int]) -> tuple[PeakOccupancy, ...]:
+    """Track every level's allocations over the schedule's start times;
+    the peak of each level, or a one-line CimError at the first
+    allocation that overfills one."""
+    return _Occupancy(trace).run(start)
+
+
+# -- statistics ----------------------------------------------------------------
+
+
 def _array_stats(trace: Trace, durations: list[int]) -> tuple[tuple[int, ...], int]:
     n_arrays = trace.target.total_arrays
     busy_diff = [0] * (n_arrays + 1)
@@ -311,8 +561,24 @@ def _array_stats(trace: Trace, durations: list[int]) -> tuple[tuple[int, ...], i
     return tuple(busy), used
 
 
+def _interconnect_bytes(target: HardwareTarget, op: TraceOp) -> int:
+    if isinstance(op, MoveOp):
+        return op.nbytes
+    if isinstance(op, MvmOp):
+        return (op.in_bytes if op.feed == "buffer" else 0) + op.out_bytes
+    if isinstance(op, VectorOp):
+        return op.in_bytes + op.out_bytes
+    if isinstance(op, ProgramOp) and op.source == "tensor":
+        return program_elements(op) * target.activation_bytes
+    return 0
+
+
 def compute_stats(
-    trace: Trace, costs: tuple[OpCost, ...], finish: list[int]
+    trace: Trace,
+    costs: tuple[OpCost, ...],
+    finish: Sequence[int],
+    resources: list[list[int]] | None = None,
+    peaks: tuple[PeakOccupancy, ...] = (),
 ) -> SimStats:
     """Makespan, utilization, energy, switches, bytes and per-kind totals."""
     target = trace.target
@@ -320,15 +586,36 @@ def compute_stats(
     makespan = max(finish, default=0)
     seconds = cycles_to_seconds(target, makespan)
     throughput = trace.model.batch / seconds if seconds > 0 else 0.0
+    if resources is None:
+        resources = held_resources(trace)
+
+    n_arrays = target.total_arrays
+    names = resource_names(target)
+    busy = [0] * len(names)
+    for held, duration in zip(resources, durations, strict=True):
+        if duration:
+            for r in held:
+                if r >= n_arrays:
+                    busy[r - n_arrays] += duration
+    by_name = dict(zip(names, busy, strict=True))
+    links = interconnect_resources(target)
+    link_busy = {name: by_name[name] for name in links}
+    busiest = max(links, key=lambda name: (link_busy[name], -links.index(name)))
+    vector_busy = tuple(by_name[f"vector {c}"] for c in range(target.total_cores))
 
     array_busy, arrays_used = _array_stats(trace, durations)
-    shared_busy: dict[str, int] = dict.fromkeys(SHARED_RESOURCES, 0)
+    shared_busy: dict[str, int] = {
+        "dram": by_name["dram"],
+        "interconnect": link_busy[busiest],
+        "vector": sum(vector_busy),
+    }
     energy: dict[str, float] = dict.fromkeys(ENERGY_COMPONENTS, 0.0)
     switch_ops: dict[str, int] = dict.fromkeys(SWITCH_DIRECTIONS, 0)
     array_switches: dict[str, int] = dict.fromkeys(SWITCH_DIRECTIONS, 0)
     op_counts: dict[str, int] = dict.fromkeys(OP_KINDS, 0)
     kind_cycles: dict[str, int] = dict.fromkeys(OP_KINDS, 0)
     dram_read = dram_written = interconnect_bytes = memory_read = memory_written = 0
+    local_read = 0
 
     for op, cost in zip(trace.ops, costs, strict=True):
         duration = cost.cycles
@@ -336,9 +623,8 @@ def compute_stats(
         kind_cycles[op.kind] += duration
         for component, pj in cost.energy_pj.items():
             energy[component] = energy.get(component, 0.0) + pj
+        interconnect_bytes += _interconnect_bytes(target, op)
         if isinstance(op, TransferOp):
-            if op.src == "dram" or op.dst == "dram":
-                shared_busy["dram"] += duration
             if isinstance(op, LoadOp) and op.src == "dram":
                 dram_read += op.nbytes
             if isinstance(op, StoreOp) and op.dst == "dram":
@@ -347,26 +633,28 @@ def compute_stats(
                 memory_read += op.nbytes
             if op.dst == "memory":
                 memory_written += op.nbytes
-        elif isinstance(op, MoveOp):
-            shared_busy["interconnect"] += duration
-            interconnect_bytes += op.nbytes
-        elif isinstance(op, VectorOp):
-            shared_busy["vector"] += duration
+        elif isinstance(op, MvmOp):
+            local_read += op.local_bytes
+            if op.feed == "memory":
+                memory_read += op.in_bytes
         elif isinstance(op, SwitchOp):
             switch_ops[op.to] += 1
             array_switches[op.to] += count_arrays(op.arrays)
 
-    def fraction(busy_cycles: int, resources: int) -> float:
-        if makespan <= 0 or resources <= 0:
+    def fraction(busy_cycles: int, count: int) -> float:
+        if makespan <= 0 or count <= 0:
             return 0.0
-        return busy_cycles / (makespan * resources)
+        return busy_cycles / (makespan * count)
 
     total_array_busy = sum(array_busy)
     array_util = fraction(total_array_busy, target.total_arrays)
     used_util = fraction(total_array_busy, arrays_used)
-    utilization: dict[str, float] = {"arrays": array_util}
-    for name in SHARED_RESOURCES:
-        utilization[name] = fraction(shared_busy[name], 1)
+    utilization: dict[str, float] = {
+        "arrays": array_util,
+        "dram": fraction(shared_busy["dram"], 1),
+        "interconnect": fraction(shared_busy["interconnect"], 1),
+        "vector": fraction(shared_busy["vector"], target.total_cores),
+    }
 
     return SimStats(
         makespan_cycles=makespan,
@@ -389,6 +677,11 @@ def compute_stats(
         memory_bytes_written=memory_written,
         op_counts=op_counts,
         kind_cycles=kind_cycles,
+        busiest_interconnect=busiest,
+        interconnect_busy_cycles=link_busy,
+        vector_busy_cycles=vector_busy,
+        local_bytes_read=local_read,
+        peak_occupancy=peaks,
     )
 
 
@@ -396,11 +689,13 @@ def simulate(trace: Trace) -> SimResult:
     """Run the discrete-event simulation of a validated trace."""
     costs = op_costs(trace)
     durations = [cost.cycles for cost in costs]
-    start, finish = schedule(trace, durations)
+    resources = held_resources(trace)
+    start, finish = schedule(trace, durations, resources)
+    peaks = occupancy(trace, start)
     return SimResult(
         trace=trace,
         start=tuple(start),
         finish=tuple(finish),
         costs=costs,
-        stats=compute_stats(trace, costs, finish),
+        stats=compute_stats(trace, costs, finish, resources, peaks),
     )

@@ -4,15 +4,23 @@
 topological order) with numpy; it never looks at the ONNX graph. What each op
 does to data is documented in ``docs/functional-verification.md``:
 
-- DRAM, the global buffer and the memory-mode arrays are dictionaries from
-  tensor name to value; ``load`` / ``store`` copy a tensor between them, and
-  every op finds what it reads where the trace says it is (model inputs
-  start in DRAM, or in the memory-mode arrays the trace gives them);
-- ``program`` writes a weight slice into the cells of its arrays, laid out
-  deterministically from the array geometry (:func:`slice_placements`);
-  ``mvm`` multiplies its input rows by exactly what its arrays hold and leaves
-  one partial-sum block per row tile; the vector op ``accumulate`` adds them
-  (and a bias);
+- DRAM, the on-chip buffers and the memory-mode arrays are dictionaries
+  from tensor name to value; ``load`` / ``store`` copy a tensor between them
+  (the memory-to-compute path between memory-mode arrays and a core's
+  local buffer too), and every op finds what it reads where the trace says
+  it is (model inputs start in DRAM, or in the memory-mode arrays the trace
+  gives them). Values do not tell the global buffer from the cores' local
+  buffers (moves check that what they carry exists; where bytes sit and
+  whether they fit is cim-sim's); a ``free`` checks that what it releases
+  is there, and a free of memory-mode arrays drops the tensor from them;
+  allocations do not change values;
+- ``program`` writes a weight slice (or, with ``source`` ``tensor``, the
+  values of an activation tensor in the buffer) into the cells of its
+  arrays, laid out deterministically from the array geometry
+  (:func:`slice_placements`); ``mvm`` multiplies its input rows (from the
+  chip, the global buffer or the memory-mode arrays that feed it, as its
+  ``feed`` says) by exactly what its arrays hold and leaves one partial-sum
+  block per row tile; the vector op ``accumulate`` adds them (and a bias);
 - every other vector op applies its ``op`` with its ``attrs``
   (:func:`apply_operator`, the one numpy definition of the vector-unit
   operators, also used by the tests' reference interpreter).
@@ -47,6 +55,7 @@ if TYPE_CHECKING:
 from .semantics import Reachability, array_ids, op_label
 from .trace import (
     BarrierOp,
+    FreeOp,
     LoadOp,
     MoveOp,
     MvmOp,
@@ -805,9 +814,11 @@ class _Executor:
     # -- storage -----------------------------------------------------------
 
     def level(self, location: str) -> dict[str, _Stored]:
+        """The dictionary of a storage level; the global buffer and the
+        cores' local buffers share one."""
         if location == "dram":
             return self.dram
-        if location == "buffer":
+        if location in ("buffer", "local"):
             return self.buffer
         return self.memory
 
@@ -834,7 +845,7 @@ class _Executor:
 
     def fetch(self, location: str, name: str) -> _Stored:
         """``name`` at ``location``, for a transfer."""
-        if location == "buffer" and name in self.partials:
+        if location in ("buffer", "local") and name in self.partials:
             self.materialize(name)
         stored = self.level(location).get(name)
         if (
@@ -1139,7 +1150,17 @@ class _Executor:
     def program(self, op: ProgramOp) -> None:
         ids = array_ids(op.arrays)
         info, tiles = self.slice_tiles(op.weight, op.k, op.n, len(ids))
-        stored = self.read(op.weight)
+        if op.source == "tensor":
+            if op.weight not in self.buffer and op.weight not in self.partials:
+                raise self.fail(
+                    f"programs arrays with tensor '{op.weight}', which is not in "
+                    f"the buffer: it is in {self.where_is(op.weight)}"
+                )
+            stored = self.read(op.weight)
+            self.check_complete(stored, f"programming tensor '{op.weight}'")
+            self.blocks.pop(info.name, None)  # this value, not an earlier one
+        else:
+            stored = self.read(op.weight)
         values, _ = self.weight_values(info, stored)
         slices = self.hw.bit_slices
         cell_bits = self.hw.array.cell_bits
@@ -1185,10 +1206,39 @@ class _Executor:
                 "depend on it"
             )
 
+    def mvm_input(self, op: MvmOp) -> Array:
+        """The input an MVM reads where its ``feed`` says: memory-mode
+        arrays that hold it, the global buffer, or the chip."""
+        name = op.input
+        if op.feed == "memory":
+            fed = frozenset(array_ids(op.feed_arrays))
+            for index in sorted(fed):
+                if not self.array(index).memory:
+                    raise self.fail(
+                        f"is fed from array {index}, which is in compute mode"
+                    )
+            stored = self.memory.get(name)
+            if stored is None or not fed <= stored.arrays:
+                raise self.fail(
+                    f"is fed '{name}' from memory-mode arrays that do not hold it "
+                    f"(it is in {self.where_is(name)})"
+                )
+            self.requires(stored.writers, f"'{name}'")
+            return stored.value
+        if (
+            op.feed == "buffer"
+            and name not in self.buffer
+            and name not in self.partials
+        ):
+            raise self.fail(
+                f"streams '{name}' from the buffer, but it is in {self.where_is(name)}"
+            )
+        return self.read(name)
+
     def mvm(self, op: MvmOp) -> None:
         ids = array_ids(op.arrays)
         info, tiles = self.slice_tiles(op.weight, op.k, op.n, len(ids))
-        x = self.read(op.input)
+        x = self.mvm_input(op)
         groups_k = info.groups * info.k
         if x.ndim != 2 or x.shape[1] != groups_k:
             raise self.fail(
@@ -1360,6 +1410,32 @@ class _Executor:
             f"rows [{start}, {stop}) of '{name}'",
         )
 
+    def free(self, op: FreeOp) -> None:
+        """Nothing to compute: what a free names must be there, and memory-mode
+        arrays it frees no longer hold the tensor."""
+        for place in op.frees:
+            name = place.tensor
+            if place.level == "memory":
+                freed = frozenset(array_ids(place.units))
+                stored = self.memory.get(name)
+                if stored is None or not freed <= stored.arrays:
+                    raise self.fail(
+                        f"frees '{name}' in memory-mode arrays that do not hold it "
+                        f"(it is in {self.where_is(name)})"
+                    )
+                left = stored.arrays - freed
+                if left:
+                    self.memory[name] = _Stored(stored.value, stored.writers, left)
+                else:
+                    del self.memory[name]
+                continue
+            on_chip = (self.buffer, self.partials, self.memory, self.constants)
+            if not any(name in level for level in on_chip):
+                where = "the global buffer" if place.level == "buffer" else "cores"
+                raise self.fail(
+                    f"frees '{name}' in {where}, but it is in {self.where_is(name)}"
+                )
+
     def switch(self, op: SwitchOp) -> None:
         ids = set(array_ids(op.arrays))
         to_memory = op.to == "memory"
@@ -1453,6 +1529,8 @@ class _Executor:
                 self.vector(op)
             elif isinstance(op, SwitchOp):
                 self.switch(op)
+            elif isinstance(op, FreeOp):
+                self.free(op)
             else:
                 assert isinstance(op, BarrierOp)
         self.op = None

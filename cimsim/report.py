@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from .engine import SHARED_RESOURCES, SimResult, shared_resource
-from .trace import OP_KINDS, SWITCH_DIRECTIONS, op_arrays
+from .engine import SHARED_RESOURCES, PeakOccupancy, SimResult, timeline_lane
+from .trace import OP_KINDS, SWITCH_DIRECTIONS
 
 REPORT_FORMAT = "cim-sim-report"
-REPORT_VERSION = 1
+REPORT_VERSION = 2
+"""Version 2 added peak occupancy per level, the busiest interconnect
+resource and per-core vector busy cycles, and local-buffer reads."""
 
 _TIMELINE_PIDS: dict[str, int] = {
     "arrays": 1,
@@ -93,12 +95,31 @@ def format_report(result: SimResult) -> str:
             _percent(stats.used_array_utilization),
         ),
     ]
+    labels = {
+        "dram": "dram",
+        "interconnect": f"interconnect (busiest: {stats.busiest_interconnect})",
+        "vector": f"vector (average of {target.total_cores} cores)",
+    }
     for name in SHARED_RESOURCES:
         rows.append(
             (
-                name,
+                labels[name],
                 f"{stats.shared_busy_cycles[name]:,}",
                 _percent(stats.utilization[name]),
+            )
+        )
+    lines += _table(rows)
+
+    lines += ["", "peak occupancy:"]
+    rows = [("level", "bytes", "capacity", "full", "at cycle")]
+    for peak in stats.peak_occupancy:
+        rows.append(
+            (
+                _peak_label(peak),
+                f"{peak.nbytes:,}",
+                f"{peak.capacity:,}",
+                _percent(peak.nbytes / peak.capacity if peak.capacity else 0.0),
+                f"{peak.cycle:,}",
             )
         )
     lines += _table(rows)
@@ -131,6 +152,7 @@ def format_report(result: SimResult) -> str:
         ("interconnect", f"{stats.interconnect_bytes:,}"),
         ("memory arrays read", f"{stats.memory_bytes_read:,}"),
         ("memory arrays written", f"{stats.memory_bytes_written:,}"),
+        ("local buffers read", f"{stats.local_bytes_read:,}"),
     ]
     lines += _table(rows)
 
@@ -142,6 +164,16 @@ def format_report(result: SimResult) -> str:
         )
     lines += _table(rows)
     return "\n".join(lines) + "\n"
+
+
+def _peak_label(peak: PeakOccupancy) -> str:
+    if peak.level == "buffer":
+        return "global buffer"
+    if peak.level == "local":
+        where = "" if peak.unit is None else f" (fullest: core {peak.unit})"
+        return f"local buffer{where}"
+    where = "" if peak.unit is None else f" (fullest: array {peak.unit})"
+    return f"memory-mode array{where}"
 
 
 def report_dict(result: SimResult) -> dict[str, object]:
@@ -174,6 +206,18 @@ def report_dict(result: SimResult) -> dict[str, object]:
         "busy_cycles": {
             "arrays": list(stats.array_busy_cycles),
             **{name: stats.shared_busy_cycles[name] for name in SHARED_RESOURCES},
+            "interconnect_busiest": stats.busiest_interconnect,
+            "interconnect_resources": dict(stats.interconnect_busy_cycles or {}),
+            "vector_cores": list(stats.vector_busy_cycles),
+        },
+        "peak_occupancy": {
+            peak.level: {
+                "bytes": peak.nbytes,
+                "capacity": peak.capacity,
+                "unit": peak.unit,
+                "cycle": peak.cycle,
+            }
+            for peak in stats.peak_occupancy
         },
         "arrays_used": stats.arrays_used,
         "energy_pj": dict(stats.energy_pj),
@@ -188,6 +232,7 @@ def report_dict(result: SimResult) -> dict[str, object]:
             "interconnect": stats.interconnect_bytes,
             "memory_array_read": stats.memory_bytes_read,
             "memory_array_written": stats.memory_bytes_written,
+            "local_read": stats.local_bytes_read,
         },
         "kinds": {
             kind: {"count": stats.op_counts[kind], "cycles": stats.kind_cycles[kind]}
@@ -204,10 +249,11 @@ def dump_report_json(result: SimResult) -> str:
 def timeline_dict(result: SimResult) -> dict[str, object]:
     """A Chrome/Perfetto trace-event document: one ``X`` event per op.
 
-    ``ts`` and ``dur`` are microseconds; the process is the resource class of
-    the op's first resource (``sync`` for ops without resources) and the
-    thread is that resource (the array id for arrays, else 0). Metadata
-    (``M``) events name the processes and threads.
+    ``ts`` and ``dur`` are microseconds; the process is the op's resource
+    class (``sync`` for ops without resources) and the thread its first
+    resource of that class (an array, a mesh link's core, a core's vector
+    units; 0 for DRAM and the bus). Metadata (``M``) events name the
+    processes and threads.
     """
     return {"displayTimeUnit": "ns", "traceEvents": _timeline_events(result)}
 
@@ -217,20 +263,14 @@ def _timeline_events(result: SimResult) -> list[dict[str, object]]:
     target = trace.target
     cycles_per_us = target.target.clock_ghz * 1e3
     arrays_per_core = target.hierarchy.arrays_per_core
+    mesh = target.interconnect.topology == "mesh"
     events: list[dict[str, object]] = []
     used_pids: set[str] = set()
-    used_arrays: set[int] = set()
+    used_threads: set[tuple[str, int]] = set()
     for op, start, finish in zip(trace.ops, result.start, result.finish, strict=True):
-        shared = shared_resource(op)
-        arrays = op_arrays(op)
-        if shared is not None:
-            process, tid = shared, 0
-        elif arrays:
-            process, tid = "arrays", arrays[0][0]
-            used_arrays.add(tid)
-        else:
-            process, tid = "sync", 0
+        process, tid = timeline_lane(target, op)
         used_pids.add(process)
+        used_threads.add((process, tid))
         kind = op.kind
         events.append(
             {
@@ -266,24 +306,24 @@ def _timeline_events(result: SimResult) -> list[dict[str, object]]:
                 "args": {"sort_index": pid},
             }
         )
-        if process != "arrays":
-            metadata.append(
-                {
-                    "name": "thread_name",
-                    "ph": "M",
-                    "pid": pid,
-                    "tid": 0,
-                    "args": {"name": process},
-                }
-            )
-    for array in sorted(used_arrays):
+    for process, tid in sorted(
+        used_threads, key=lambda p: (_TIMELINE_PIDS[p[0]], p[1])
+    ):
+        if process == "arrays":
+            name = f"array {tid} (core {tid // arrays_per_core})"
+        elif process == "interconnect" and mesh:
+            name = f"link {tid}"
+        elif process == "vector":
+            name = f"vector {tid}"
+        else:
+            name = "bus" if process == "interconnect" else process
         metadata.append(
             {
                 "name": "thread_name",
                 "ph": "M",
-                "pid": _TIMELINE_PIDS["arrays"],
-                "tid": array,
-                "args": {"name": f"array {array} (core {array // arrays_per_core})"},
+                "pid": _TIMELINE_PIDS[process],
+                "tid": tid,
+                "args": {"name": name},
             }
         )
     return metadata + events

@@ -21,9 +21,19 @@ the functional executor does, and checks what they do to the machine:
 - an ``mvm`` computes on arrays a ``program`` of the same weight wrote,
   and depends on that program; a ``program`` or ``switch`` that overwrites
   an array depends on every op that used it since its last write;
-- a ``load`` from ``memory`` reads a tensor those arrays hold (written
-  there by a transfer, or a model input that starts there), and a switch
-  of those arrays to compute mode loses it.
+- a ``load`` from ``memory`` (and an ``mvm`` fed from ``memory``) reads a
+  tensor those arrays hold (written there by a transfer, or a model input
+  that starts there), and a switch of those arrays to compute mode (or a
+  ``free`` of them) loses it;
+- a ``program`` from a ``tensor`` writes an activation tensor (declared in
+  ``tensors`` or a model input) whose matrix view is in ``weights``;
+- allocations (:class:`LiveAllocations`, shared with the simulator, which
+  times them): an allocation in ``memory`` names memory-mode arrays; a
+  ``free`` names a live allocation of that tensor in that level (and cores
+  or arrays), and depends on every op that allocated it and every op that
+  read that tensor from there since; a switch of arrays to compute mode
+  ends the allocations in them (and a model input that starts in arrays is
+  allocated there from the start).
 
 Every problem is a one-line :class:`~cimflow.errors.CimError` naming the
 trace, the op and what is wrong.
@@ -31,14 +41,21 @@ trace, the op and what is wrong.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from cimflow.cost_model import cores_of_arrays
 from cimflow.errors import CimError
 
 from .trace import (
     DTYPES,
+    Alloc,
+    ArrayRange,
+    FreeOp,
+    Level,
+    MoveOp,
     MvmOp,
+    Place,
     ProgramOp,
     SwitchOp,
     Trace,
@@ -90,6 +107,124 @@ def array_ids(ranges: Sequence[tuple[int, int]]) -> list[int]:
     return [a for first, stop in ranges for a in range(first, stop)]
 
 
+PlaceKey = tuple[str, Level, tuple[ArrayRange, ...]]
+"""A tensor, its level and the cores or arrays there: what a free names."""
+
+
+def place_key(place: Place) -> PlaceKey:
+    return place.tensor, place.level, place.units
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """One allocation: ``alloc`` made by op ``op`` (-1: a model input that
+    starts the run in memory-mode arrays)."""
+
+    op: int
+    alloc: Alloc
+
+
+class LiveAllocations:
+    """The allocations live at a point of a trace, walked in id order.
+
+    Allocations of one place add up; a free of the place ends all of them;
+    a switch of arrays to compute mode ends the ``memory`` allocations that
+    touch them. Contributions are numbered in the order they are made.
+    """
+
+    def __init__(self) -> None:
+        self.contributions: list[Contribution] = []
+        self.live: dict[PlaceKey, list[int]] = {}
+
+    def allocate(self, op: int, alloc: Alloc) -> int:
+        self.contributions.append(Contribution(op, alloc))
+        index = len(self.contributions) - 1
+        self.live.setdefault(place_key(alloc), []).append(index)
+        return index
+
+    def release(self, key: PlaceKey) -> list[int] | None:
+        """End every allocation of ``key``: their numbers, or None when none
+        is live."""
+        return self.live.pop(key, None)
+
+    def drop_arrays(self, arrays: set[int]) -> list[int]:
+        """End the ``memory`` allocations that touch ``arrays``."""
+        ended: list[int] = []
+        for key in [
+            k
+            for k in self.live
+            if k[1] == "memory" and any(a in arrays for a in array_ids(k[2]))
+        ]:
+            ended += self.live.pop(key)
+        return ended
+
+
+def start_allocations(trace: Trace, live: LiveAllocations) -> None:
+    """Model inputs that start in memory-mode arrays are allocated there."""
+    sizes = {t.name: t.nbytes for t in trace.tensors}
+    for spec in trace.model.inputs:
+        if spec.arrays:
+            live.allocate(
+                -1, Alloc(spec.name, "memory", spec.arrays, sizes.get(spec.name, 0))
+            )
+
+
+def releases(trace: Trace) -> tuple[list[Contribution], dict[int, list[int]]]:
+    """Every allocation of the trace, and for each op that ends some (a
+    ``free``, a switch to compute mode) their numbers. A free of a place
+    with nothing live ends nothing here (the meaning check refuses it)."""
+    live = LiveAllocations()
+    start_allocations(trace, live)
+    ended: dict[int, list[int]] = {}
+    for op in trace.ops:
+        if isinstance(op, SwitchOp) and op.to == "compute":
+            dropped = live.drop_arrays(set(array_ids(op.arrays)))
+            if dropped:
+                ended[op.id] = dropped
+        elif isinstance(op, FreeOp):
+            freed = [i for f in op.frees for i in live.release(place_key(f)) or []]
+            if freed:
+                ended[op.id] = freed
+        for alloc in op.allocs:
+            live.allocate(op.id, alloc)
+    return live.contributions, ended
+
+
+def op_reads(
+    op: TraceOp, trace: Trace
+) -> Iterator[tuple[str, Level, tuple[ArrayRange, ...]]]:
+    """The tensors an op reads from the levels allocations track, and the
+    cores or arrays it reads them from (none for the global buffer)."""
+    target = trace.target
+    if isinstance(op, TransferOp):
+        if op.src == "memory":
+            yield op.tensor, "memory", op.arrays
+        elif op.src == "local":
+            yield op.tensor, "local", op.cores
+        elif op.src == "buffer":
+            yield op.tensor, "buffer", ()
+    elif isinstance(op, MoveOp):
+        if op.direction == "in":
+            yield op.tensor, "buffer", ()
+        else:
+            yield op.tensor, "local", op.cores
+    elif isinstance(op, MvmOp):
+        if op.feed == "memory":
+            yield op.input, "memory", op.feed_arrays
+        elif op.feed == "buffer":
+            yield op.input, "buffer", ()
+        else:
+            yield op.input, "local", cores_of_arrays(target, op.arrays)
+    elif isinstance(op, VectorOp):
+        for name in op.inputs:
+            if op.in_bytes:
+                yield name, "buffer", ()
+            else:
+                yield name, "local", op.cores
+    elif isinstance(op, ProgramOp):
+        yield op.weight, "buffer", ()
+
+
 @dataclass
 class _Array:
     memory: bool = False
@@ -112,6 +247,10 @@ class _Checker:
         self.in_memory: dict[str, frozenset[int]] = {}
         """Tensor -> the memory-mode arrays holding it."""
         self.op: TraceOp | None = None
+        self.live = LiveAllocations()
+        self.readers: dict[tuple[str, Level], dict[PlaceKey, list[int]]] = {}
+        """Per tensor and level, the ops that read each live place of it
+        since it was allocated."""
 
     def fail(self, message: str) -> CimError:
         where = "" if self.op is None else f"{op_label(self.op)}: "
@@ -149,6 +288,7 @@ class _Checker:
                 for index in ids:
                     self.array(index).memory = True
                 self.in_memory[spec.name] = ids
+        start_allocations(self.trace, self.live)
 
     def run(self) -> None:
         self.check_dtypes()
@@ -166,7 +306,79 @@ class _Checker:
                 self.vector(op)
             elif isinstance(op, SwitchOp):
                 self.switch(op)
+            elif isinstance(op, FreeOp):
+                self.free(op)
+            self.record_reads(op)
+            self.allocate(op)
         self.op = None
+
+    # -- allocations ---------------------------------------------------------
+
+    def allocate(self, op: TraceOp) -> None:
+        for alloc in op.allocs:
+            if alloc.level == "memory":
+                for index in array_ids(alloc.units):
+                    state = self.array(index)
+                    if not state.memory:
+                        raise self.fail(
+                            f"allocates '{alloc.tensor}' in array {index}, which "
+                            "is in compute mode"
+                        )
+                    if state.writer != op.id:
+                        self.after(
+                            state.writer, f"allocates in array {index}, set up by"
+                        )
+                    state.users.append(op.id)
+            key = place_key(alloc)
+            self.live.allocate(op.id, alloc)
+            self.readers.setdefault(key[:2], {}).setdefault(key, [])
+
+    def record_reads(self, op: TraceOp) -> None:
+        for tensor, level, units in op_reads(op, self.trace):
+            places = self.readers.get((tensor, level))
+            if not places:
+                continue
+            read = set(array_ids(units))
+            for key, readers in places.items():
+                if level == "buffer" or read & set(array_ids(key[2])):
+                    readers.append(op.id)
+
+    def forget_readers(self, key: PlaceKey) -> list[int]:
+        places = self.readers.get(key[:2], {})
+        readers = places.pop(key, [])
+        if not places:
+            self.readers.pop(key[:2], None)
+        return readers
+
+    def free(self, op: FreeOp) -> None:
+        for place in op.frees:
+            key = place_key(place)
+            ended = self.live.release(key)
+            if ended is None:
+                where = place.level + (
+                    f" {'cores' if place.level == 'local' else 'arrays'} "
+                    f"{_ranges_text(place.units)}"
+                    if place.units
+                    else ""
+                )
+                raise self.fail(
+                    f"frees '{place.tensor}' in {where}, which holds no live "
+                    "allocation of it"
+                )
+            for index in ended:
+                maker = self.live.contributions[index].op
+                if maker >= 0:
+                    self.after(maker, f"frees '{place.tensor}' allocated by")
+            for reader in self.forget_readers(key):
+                self.after(reader, f"frees '{place.tensor}', which is read by")
+            if place.level == "memory":
+                held = self.in_memory.get(place.tensor)
+                if held is not None:
+                    left = held - set(array_ids(place.units))
+                    if left:
+                        self.in_memory[place.tensor] = frozenset(left)
+                    else:
+                        del self.in_memory[place.tensor]
 
     # -- names ---------------------------------------------------------------
 
@@ -218,6 +430,12 @@ class _Checker:
 
     def program(self, op: ProgramOp) -> None:
         self.slice_of(op.weight, op.k, op.n)
+        activation = op.weight in self.tensors or op.weight in self.inputs
+        if op.source == "tensor" and not activation:
+            raise self.fail(
+                f"programs arrays with tensor '{op.weight}', which is not a "
+                "declared tensor"
+            )
         for index in array_ids(op.arrays):
             state = self.array(index)
             if state.memory:
@@ -237,6 +455,14 @@ class _Checker:
                 f"vectors [{op.v[0]}, {op.v[1]}) are outside the "
                 f"{source.shape[0]} rows of '{op.input}'"
             )
+        if op.feed == "memory":
+            fed = frozenset(array_ids(op.feed_arrays))
+            for index in sorted(fed):
+                self.use(index, memory=True)
+            if not fed <= self.in_memory.get(op.input, frozenset()):
+                raise self.fail(
+                    f"is fed '{op.input}' from memory-mode arrays that do not hold it"
+                )
         for index in array_ids(op.arrays):
             state = self.use(index, memory=False)
             if state.weight != op.weight:
@@ -279,6 +505,12 @@ class _Checker:
         if not to_memory:
             for name in [n for n, held in self.in_memory.items() if held & ids]:
                 del self.in_memory[name]
+            for index in self.live.drop_arrays(ids):
+                self.forget_readers(place_key(self.live.contributions[index].alloc))
+
+
+def _ranges_text(ranges: Sequence[ArrayRange]) -> str:
+    return ", ".join(f"[{first}, {stop})" for first, stop in ranges)
 
 
 def check_semantics(trace: Trace) -> None:

@@ -9,15 +9,16 @@ compiler's trace emitter.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, TypeAlias, cast
 
-from cimflow.cost_model import LOCATIONS, Location
+from cimflow.cost_model import FEEDS, LOCATIONS, Feed, Location, cores_of_arrays
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget, target_from_dict
 
@@ -40,11 +41,11 @@ DTYPES: tuple[str, ...] = (
     "float64",
 )
 """Element types a tensor, constant or model input/output may have."""
-TRACE_VERSION = 4
-"""The version the compiler writes."""
-READ_VERSIONS = (3, 4)
-"""The versions :func:`parse_trace` reads (a version-3 trace is a version-4
-trace whose model inputs all start in DRAM)."""
+TRACE_VERSION = 5
+"""The version the compiler writes, and the only one :func:`parse_trace`
+reads: traces of versions 3 and 4 say nothing of the cores data moves to,
+where tensors live or how MVMs are fed, so they are refused (compile the
+model again)."""
 
 OP_KINDS: tuple[str, ...] = (
     "load",
@@ -55,10 +56,20 @@ OP_KINDS: tuple[str, ...] = (
     "vector",
     "switch",
     "barrier",
+    "free",
 )
 
 SwitchDirection = Literal["compute", "memory"]
 SWITCH_DIRECTIONS: tuple[SwitchDirection, ...] = ("compute", "memory")
+
+MoveDirection = Literal["in", "out"]
+MOVE_DIRECTIONS: tuple[MoveDirection, ...] = ("in", "out")
+
+Level = Literal["buffer", "local", "memory"]
+LEVELS: tuple[Level, ...] = ("buffer", "local", "memory")
+"""Storage levels whose occupancy the simulator tracks (DRAM is unbounded)."""
+
+ProgramSource = Literal["weight", "tensor"]
 
 Block: TypeAlias = tuple[int, int, int]
 """``(axis, start, stop)``: the part of its outputs a pipelined step makes."""
@@ -123,25 +134,47 @@ class WeightInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Place:
+    """Where a tensor is allocated: a level and its ``units`` (the cores of
+    ``local``, the arrays of ``memory``, none for ``buffer``)."""
+
+    tensor: str
+    level: Level
+    units: tuple[ArrayRange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Alloc(Place):
+    """An entry of an op's ``allocs``: ``nbytes`` of ``tensor`` placed in
+    ``level`` (split evenly among its cores or arrays) from the op's start
+    until a ``free`` names it."""
+
+    nbytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class OpBase:
-    """The keys every op has."""
+    """The keys every op has (``allocs`` is optional, empty by default)."""
 
     kind: ClassVar[str] = ""
     id: int
     deps: tuple[int, ...]
     segment: int
     name: str
+    allocs: tuple[Alloc, ...] = field(default=(), kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
 class TransferOp(OpBase):
-    """A ``load`` or ``store`` between two storage levels."""
+    """A ``load`` or ``store`` between two storage levels (``cores``: the
+    one core of a memory-to-local transfer, else empty)."""
 
     src: Location
     dst: Location
     nbytes: int
     tensor: str
     arrays: tuple[ArrayRange, ...]
+    cores: tuple[ArrayRange, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,17 +193,21 @@ class StoreOp(TransferOp):
 
 @dataclass(frozen=True, slots=True)
 class MoveOp(OpBase):
-    """``move``: bytes over the interconnect."""
+    """``move``: bytes over the interconnect, ``in`` from the global buffer
+    to ``cores`` or ``out`` from them."""
 
     kind: ClassVar[str] = "move"
     nbytes: int
     tensor: str
     block: Block | None
+    direction: MoveDirection = "in"
+    cores: tuple[ArrayRange, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class ProgramOp(OpBase):
-    """``program``: write a weight slice into arrays."""
+    """``program``: write a weight slice (or, with ``source`` ``tensor``,
+    an activation tensor's values) into arrays."""
 
     kind: ClassVar[str] = "program"
     arrays: tuple[ArrayRange, ...]
@@ -179,11 +216,14 @@ class ProgramOp(OpBase):
     weight: str
     k: tuple[int, int]
     n: tuple[int, int]
+    source: ProgramSource = "weight"
 
 
 @dataclass(frozen=True, slots=True)
 class MvmOp(OpBase):
-    """``mvm``: matrix-vector multiplications on a group of arrays."""
+    """``mvm``: matrix-vector multiplications on a group of arrays, fed
+    from its cores' local buffers, the global buffer or memory-mode
+    ``feed_arrays``."""
 
     kind: ClassVar[str] = "mvm"
     arrays: tuple[ArrayRange, ...]
@@ -196,20 +236,27 @@ class MvmOp(OpBase):
     v: tuple[int, int]
     input: str
     output: str
+    feed: Feed = "local"
+    in_bytes: int = 0
+    out_bytes: int = 0
+    local_bytes: int = 0
+    feed_arrays: tuple[ArrayRange, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class VectorOp(OpBase):
-    """``vector``: element-wise work on the vector units."""
+    """``vector``: element-wise work on the vector units of ``cores``."""
 
     kind: ClassVar[str] = "vector"
     op: str
     element_ops: int
-    units: int
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     attrs: Mapping[str, object]
     block: Block | None
+    cores: tuple[ArrayRange, ...] = ()
+    in_bytes: int = 0
+    out_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,8 +275,24 @@ class BarrierOp(OpBase):
     kind: ClassVar[str] = "barrier"
 
 
+@dataclass(frozen=True, slots=True)
+class FreeOp(OpBase):
+    """``free``: a zero-cycle release of allocations."""
+
+    kind: ClassVar[str] = "free"
+    frees: tuple[Place, ...] = ()
+
+
 TraceOp: TypeAlias = (
-    LoadOp | StoreOp | MoveOp | ProgramOp | MvmOp | VectorOp | SwitchOp | BarrierOp
+    LoadOp
+    | StoreOp
+    | MoveOp
+    | ProgramOp
+    | MvmOp
+    | VectorOp
+    | SwitchOp
+    | BarrierOp
+    | FreeOp
 )
 ArrayOp: TypeAlias = LoadOp | StoreOp | ProgramOp | MvmOp | SwitchOp
 
@@ -260,10 +323,27 @@ class Trace:
 
 
 def op_arrays(op: TraceOp) -> tuple[ArrayRange, ...]:
-    """The array ranges an op holds (empty for kinds without arrays)."""
+    """The array ranges an op holds (empty for kinds without arrays); an
+    MVM fed from memory-mode arrays holds those too."""
+    if isinstance(op, MvmOp) and op.feed_arrays:
+        return merge_ranges(op.arrays, op.feed_arrays)
     if isinstance(op, (TransferOp, ProgramOp, MvmOp, SwitchOp)):
         return op.arrays
     return ()
+
+
+def merge_ranges(
+    first: Sequence[ArrayRange], second: Sequence[ArrayRange]
+) -> tuple[ArrayRange, ...]:
+    """The union of two sets of sorted, disjoint ranges, sorted and with
+    touching ranges joined."""
+    merged: list[ArrayRange] = []
+    for start, stop in sorted((*first, *second)):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
+        else:
+            merged.append((start, stop))
+    return tuple(merged)
 
 
 def count_arrays(ranges: Sequence[ArrayRange]) -> int:
@@ -457,9 +537,8 @@ def _tensor_types(
     return tuple(result)
 
 
-def _model(raw: object, prefix: str, arrays: ArrayReader | None) -> ModelInfo:
-    """The ``model`` object; ``arrays`` reads the arrays inputs start in
-    (None: a version-3 trace, whose inputs all start in DRAM)."""
+def _model(raw: object, prefix: str, arrays: ArrayReader) -> ModelInfo:
+    """The ``model`` object; ``arrays`` reads the arrays inputs start in."""
     fields = _Fields(raw, prefix, "key 'model'", "model.")
     fields.check_keys(
         frozenset({"name", "source", "batch", "dims", "inputs", "outputs"})
@@ -637,20 +716,25 @@ def _attrs(fields: _Fields) -> dict[str, object]:
     return dict(sorted(attrs.items()))
 
 
-_COMMON_KEYS = frozenset({"id", "kind", "deps", "segment", "name"})
-_TRANSFER_KEYS = _COMMON_KEYS | {"src", "dst", "bytes", "tensor", "arrays"}
+_COMMON_KEYS = frozenset({"id", "kind", "deps", "segment", "name", "allocs"})
+_TRANSFER_KEYS = _COMMON_KEYS | {"src", "dst", "bytes", "tensor", "arrays", "cores"}
 _KIND_KEYS: dict[str, frozenset[str]] = {
     "load": _TRANSFER_KEYS,
     "store": _TRANSFER_KEYS,
-    "move": _COMMON_KEYS | {"bytes", "tensor", "block"},
-    "program": _COMMON_KEYS | {"arrays", "rows", "cols", "weight", "k", "n"},
+    "move": _COMMON_KEYS | {"dir", "cores", "bytes", "tensor", "block"},
+    "program": _COMMON_KEYS | {"arrays", "rows", "cols", "weight", "k", "n", "source"},
     "mvm": _COMMON_KEYS
-    | {"arrays", "vectors", "rows", "cols", "weight", "k", "n", "v", "input", "output"},
+    | {"arrays", "vectors", "rows", "cols", "weight", "k", "n", "v", "input", "output"}
+    | {"feed", "in_bytes", "out_bytes", "local_bytes", "feed_arrays"},
     "vector": _COMMON_KEYS
-    | {"op", "element_ops", "units", "inputs", "outputs", "attrs", "block"},
+    | {"op", "element_ops", "cores", "in_bytes", "out_bytes", "inputs", "outputs"}
+    | {"attrs", "block"},
     "switch": _COMMON_KEYS | {"arrays", "to"},
     "barrier": _COMMON_KEYS,
+    "free": _COMMON_KEYS - {"allocs"} | {"frees"},
 }
+_PLACE_KEYS = frozenset({"tensor", "level", "cores", "arrays"})
+_ALLOC_KEYS = _PLACE_KEYS | {"bytes"}
 
 
 class _OpReader:
@@ -660,7 +744,7 @@ class _OpReader:
         self.target = target
         self.origin = origin
         self.total_arrays = target.total_arrays
-        self.vector_units = target.vector.units_per_core * target.total_cores
+        self.total_cores = target.total_cores
         self.builders: dict[
             str, Callable[[_Fields, int, tuple[int, ...], int, str], TraceOp]
         ] = {
@@ -672,6 +756,7 @@ class _OpReader:
             "vector": self._vector,
             "switch": self._switch,
             "barrier": self._barrier,
+            "free": self._free,
         }
 
     def read(self, raw: object, index: int) -> TraceOp:
@@ -702,45 +787,88 @@ class _OpReader:
                 )
             previous = dep
         deps = tuple(cast(Sequence[int], deps_raw))
-        return builder(
+        op = builder(
             fields, index, deps, fields.integer("segment"), fields.string("name")
         )
+        if "allocs" not in fields.data:
+            return op
+        allocs = self._allocs(fields)
+        return dataclasses.replace(op, allocs=allocs) if allocs else op
 
-    def arrays(self, fields: _Fields, required: bool) -> tuple[ArrayRange, ...]:
-        """The ``arrays`` key of ``fields``: sorted, disjoint ranges on the chip."""
-        items = fields.list_of("arrays")
+    def ranges(
+        self, fields: _Fields, key: str, required: bool, cores: bool = False
+    ) -> tuple[ArrayRange, ...]:
+        """The ``key`` of ``fields``: sorted, disjoint ranges of array (or,
+        with ``cores``, core) ids on the chip."""
+        items = fields.list_of(key)
+        limit = self.total_cores if cores else self.total_arrays
+        what = "core" if cores else "array"
         ranges: list[ArrayRange] = []
         for item in items:
             pair = _int_pair(item)
             if pair is None:
                 raise fields.fail(
-                    "key 'arrays' must be a list of [first, stop) pairs of integers, "
-                    f"got {_short(item)}"
+                    f"key {fields.key(key)} must be a list of [first, stop) pairs of "
+                    f"integers, got {_short(item)}"
                 )
             first, stop = pair
             if not 0 <= first < stop:
-                raise fields.fail(f"array range [{first}, {stop}) is empty or negative")
-            if stop > self.total_arrays:
                 raise fields.fail(
-                    f"array range [{first}, {stop}) is outside the target's "
-                    f"{self.total_arrays} arrays"
+                    f"{what} range [{first}, {stop}) is empty or negative"
+                )
+            if stop > limit:
+                raise fields.fail(
+                    f"{what} range [{first}, {stop}) is outside the target's "
+                    f"{limit} {what}s"
                 )
             if ranges:
                 prev_first, prev_stop = ranges[-1]
                 if first < prev_first:
                     raise fields.fail(
-                        f"array ranges are not sorted: [{prev_first}, {prev_stop}) "
+                        f"{what} ranges are not sorted: [{prev_first}, {prev_stop}) "
                         f"before [{first}, {stop})"
                     )
                 if first < prev_stop:
                     raise fields.fail(
-                        f"array ranges [{prev_first}, {prev_stop}) and "
+                        f"{what} ranges [{prev_first}, {prev_stop}) and "
                         f"[{first}, {stop}) overlap"
                     )
             ranges.append((first, stop))
         if required and not ranges:
-            raise fields.fail("key 'arrays' must not be empty")
+            raise fields.fail(f"key {fields.key(key)} must not be empty")
         return tuple(ranges)
+
+    def arrays(self, fields: _Fields, required: bool) -> tuple[ArrayRange, ...]:
+        """The ``arrays`` key of ``fields``: sorted, disjoint ranges on the chip."""
+        return self.ranges(fields, "arrays", required)
+
+    def cores(self, fields: _Fields, required: bool) -> tuple[ArrayRange, ...]:
+        """The ``cores`` key of ``fields``: sorted, disjoint core ranges."""
+        return self.ranges(fields, "cores", required, cores=True)
+
+    def _place(self, item: _Fields, alloc: bool) -> Place:
+        item.check_keys(_ALLOC_KEYS if alloc else _PLACE_KEYS)
+        level = cast(Level, item.choice("level", LEVELS))
+        unit_key = {"buffer": None, "local": "cores", "memory": "arrays"}[level]
+        for key in ("cores", "arrays"):
+            if key != unit_key and key in item.data:
+                raise item.fail(
+                    f"key {item.key(key)} does not belong to level {level!r}"
+                )
+        units: tuple[ArrayRange, ...] = ()
+        if unit_key is not None:
+            units = self.ranges(item, unit_key, True, cores=unit_key == "cores")
+        tensor = item.string("tensor")
+        if alloc:
+            return Alloc(tensor, level, units, item.integer("bytes"))
+        return Place(tensor, level, units)
+
+    def _allocs(self, fields: _Fields) -> tuple[Alloc, ...]:
+        allocs: list[Alloc] = []
+        for index, raw in enumerate(fields.list_of("allocs")):
+            item = _Fields(raw, fields.prefix, "an alloc", f"allocs[{index}].")
+            allocs.append(cast(Alloc, self._place(item, alloc=True)))
+        return tuple(allocs)
 
     def _rows_cols(self, fields: _Fields) -> tuple[int, int]:
         rows = fields.integer("rows", 1)
@@ -756,6 +884,13 @@ class _OpReader:
                 "columns per array"
             )
         return rows, cols
+
+    def needs_feed_path(self, fields: _Fields, what: str) -> None:
+        if not self.target.dual_mode.feeds_compute:
+            raise fields.fail(
+                f"{what} needs the memory-to-compute path, but target "
+                f"'{self.target.name}' has dual_mode.feeds_compute = false"
+            )
 
     def _transfer(
         self,
@@ -774,11 +909,37 @@ class _OpReader:
             raise fields.fail("a load cannot write to 'dram' (that is a store)")
         if kind == "store" and src == "dram":
             raise fields.fail("a store cannot read from 'dram' (that is a load)")
+        uses_local = "local" in (src, dst)
+        if uses_local and (kind, src, dst) not in (
+            ("load", "memory", "local"),
+            ("store", "local", "memory"),
+        ):
+            raise fields.fail(
+                "a local buffer is reached only by a load from 'memory' or a store "
+                f"to 'memory', not a {kind} from {src!r} to {dst!r}"
+            )
         uses_memory = "memory" in (src, dst)
         arrays = self.arrays(fields, required=uses_memory)
         if not uses_memory and arrays:
             raise fields.fail(
                 "key 'arrays' must be empty unless 'src' or 'dst' is 'memory'"
+            )
+        cores = self.cores(fields, required=uses_local)
+        if uses_local:
+            self.needs_feed_path(fields, f"a {kind} between memory and local")
+            if count_arrays(cores) != 1:
+                raise fields.fail(
+                    f"key 'cores' must name the one core of the local buffer, got "
+                    f"{count_arrays(cores)} cores"
+                )
+            if cores_of_arrays(self.target, arrays) != cores:
+                raise fields.fail(
+                    f"key 'arrays' must lie in core {cores[0][0]}, the core of its "
+                    "local buffer"
+                )
+        elif cores:
+            raise fields.fail(
+                "key 'cores' must be empty unless 'src' or 'dst' is 'local'"
             )
         if uses_memory and self.target.dual_mode.memory_bandwidth_bytes_per_cycle <= 0:
             raise fields.fail(
@@ -795,6 +956,7 @@ class _OpReader:
             nbytes=fields.integer("bytes"),
             tensor=fields.string("tensor"),
             arrays=arrays,
+            cores=cores,
         )
 
     def _move(
@@ -813,6 +975,8 @@ class _OpReader:
             nbytes=fields.integer("bytes"),
             tensor=fields.string("tensor"),
             block=_block(fields),
+            direction=cast(MoveDirection, fields.choice("dir", MOVE_DIRECTIONS)),
+            cores=self.cores(fields, required=True),
         )
 
     def _program(
@@ -825,6 +989,15 @@ class _OpReader:
     ) -> TraceOp:
         arrays = self.arrays(fields, required=True)
         rows, cols = self._rows_cols(fields)
+        source: ProgramSource = "weight"
+        if "source" in fields.data:
+            fields.choice("source", ("tensor",))
+            source = "tensor"
+            if not self.target.array.dynamic_matmul:
+                raise fields.fail(
+                    f"programs arrays with a tensor, but target '{self.target.name}' "
+                    "has array.dynamic_matmul = false"
+                )
         return ProgramOp(
             id=op_id,
             deps=deps,
@@ -836,6 +1009,7 @@ class _OpReader:
             weight=fields.string("weight"),
             k=fields.span("k"),
             n=fields.span("n"),
+            source=source,
         )
 
     def _mvm(
@@ -848,6 +1022,31 @@ class _OpReader:
     ) -> TraceOp:
         arrays = self.arrays(fields, required=True)
         rows, cols = self._rows_cols(fields)
+        feed = cast(Feed, fields.choice("feed", FEEDS))
+        in_bytes = fields.integer("in_bytes")
+        if (feed == "local") != (in_bytes == 0):
+            raise fields.fail(
+                f"key 'in_bytes' ({in_bytes}) must be 0 exactly when 'feed' is "
+                f"'local' (got feed {feed!r})"
+            )
+        feed_arrays: tuple[ArrayRange, ...] = ()
+        if feed == "memory":
+            self.needs_feed_path(fields, "an mvm fed from memory")
+            feed_arrays = self.ranges(fields, "feed_arrays", True)
+            shared = set(_ids(arrays)) & set(_ids(feed_arrays))
+            if shared:
+                raise fields.fail(
+                    f"key 'feed_arrays' shares array {min(shared)} with 'arrays'"
+                )
+            own = set(_ids(cores_of_arrays(self.target, arrays)))
+            for core in _ids(cores_of_arrays(self.target, feed_arrays)):
+                if core not in own:
+                    raise fields.fail(
+                        f"key 'feed_arrays' reaches core {core}, which holds none "
+                        "of its arrays (memory-mode arrays feed their own core)"
+                    )
+        elif "feed_arrays" in fields.data:
+            raise fields.fail("key 'feed_arrays' belongs only to feed 'memory'")
         return MvmOp(
             id=op_id,
             deps=deps,
@@ -863,6 +1062,11 @@ class _OpReader:
             v=fields.span("v"),
             input=fields.string("input"),
             output=fields.string("output"),
+            feed=feed,
+            in_bytes=in_bytes,
+            out_bytes=fields.integer("out_bytes"),
+            local_bytes=fields.integer("local_bytes"),
+            feed_arrays=feed_arrays,
         )
 
     def _vector(
@@ -873,12 +1077,7 @@ class _OpReader:
         segment: int,
         name: str,
     ) -> TraceOp:
-        units = fields.integer("units", 1)
-        if units > self.vector_units:
-            raise fields.fail(
-                f"key 'units' ({units}) exceeds the target's {self.vector_units} "
-                "vector units"
-            )
+        cores = self.cores(fields, required=True)
         outputs = fields.str_list("outputs")
         if not outputs:
             raise fields.fail("key 'outputs' must name at least one tensor")
@@ -889,11 +1088,13 @@ class _OpReader:
             name=name,
             op=fields.string("op"),
             element_ops=fields.integer("element_ops"),
-            units=units,
             inputs=fields.str_list("inputs"),
             outputs=outputs,
             attrs=_attrs(fields),
             block=_block(fields),
+            cores=cores,
+            in_bytes=fields.integer("in_bytes"),
+            out_bytes=fields.integer("out_bytes"),
         )
 
     def _switch(
@@ -926,6 +1127,28 @@ class _OpReader:
     ) -> TraceOp:
         return BarrierOp(id=op_id, deps=deps, segment=segment, name=name)
 
+    def _free(
+        self,
+        fields: _Fields,
+        op_id: int,
+        deps: tuple[int, ...],
+        segment: int,
+        name: str,
+    ) -> TraceOp:
+        frees: list[Place] = []
+        for index, raw in enumerate(fields.list_of("frees")):
+            item = _Fields(raw, fields.prefix, "a free", f"frees[{index}].")
+            frees.append(self._place(item, alloc=False))
+        if not frees:
+            raise fields.fail("key 'frees' must name at least one allocation")
+        return FreeOp(
+            id=op_id, deps=deps, segment=segment, name=name, frees=tuple(frees)
+        )
+
+
+def _ids(ranges: Sequence[ArrayRange]) -> list[int]:
+    return [i for first, stop in ranges for i in range(first, stop)]
+
 
 _TOP_KEYS = frozenset(
     {
@@ -955,10 +1178,12 @@ def parse_trace(
     if fmt != TRACE_FORMAT:
         raise top.fail(f"key 'format' must be {TRACE_FORMAT!r}, got {_short(fmt)}")
     version = top.get("version")
-    if type(version) is not int or version not in READ_VERSIONS:
+    if type(version) is not int or version != TRACE_VERSION:
+        older = type(version) is int and 0 < version < TRACE_VERSION
         raise top.fail(
-            f"unsupported trace version {_short(version)} "
-            f"(this cim-sim reads versions {' and '.join(map(str, READ_VERSIONS))})"
+            f"unsupported trace version {_short(version)} (this cim-sim reads "
+            f"version {TRACE_VERSION}"
+            + ("; compile the model again)" if older else ")")
         )
     top.check_keys(_TOP_KEYS)
     raw_target = top.get("target")
@@ -966,9 +1191,7 @@ def parse_trace(
         raise top.fail(f"key 'target' must be an object, got {_type_name(raw_target)}")
     target = target_from_dict(cast(dict[str, object], raw_target), f"{origin}: target")
     reader = _OpReader(target, origin)
-    model = _model(
-        top.get("model"), top.prefix, reader.arrays if version >= 4 else None
-    )
+    model = _model(top.get("model"), top.prefix, reader.arrays)
     strategy = top.string("strategy")
     tensors = _tensors(top)
     _check_resident_inputs(model, tensors, target, top.prefix)

@@ -29,6 +29,9 @@ DEFAULT_TARGET = "dynaplasia"
 
 ComputeGranularity = Literal["core", "crossbar", "wordline"]
 COMPUTE_GRANULARITIES: tuple[str, ...] = get_args(ComputeGranularity)
+Topology = Literal["bus", "mesh"]
+TOPOLOGIES: tuple[str, ...] = get_args(Topology)
+"""Interconnects the machine model knows (docs/machine-model.md)."""
 
 Topology = Literal["bus", "mesh"]
 TOPOLOGIES: tuple[str, ...] = get_args(Topology)
@@ -98,12 +101,17 @@ class DualMode:
 
     ``switchable_arrays`` is 0 on a target whose arrays only compute.
     Capacity and bandwidth are per array in memory mode.
+    ``feeds_compute``: memory-mode arrays feed the compute arrays of their
+    own core directly (input activations in, outputs back), at
+    ``feed_bytes_per_cycle`` per array (0 when they do not).
     """
 
     switchable_arrays: int
     switch_latency_cycles: int
     memory_capacity_bytes: int
     memory_bandwidth_bytes_per_cycle: float
+    feeds_compute: bool
+    feed_bytes_per_cycle: float
 
 
 @dataclass(frozen=True)
@@ -118,7 +126,8 @@ class Buffers:
 
 @dataclass(frozen=True)
 class Interconnect:
-    """``[interconnect]``: the network between the global buffer and cores."""
+    """``[interconnect]``: the network between the global buffer and cores:
+    one shared ``bus``, or a ``mesh`` of per-core links (docs/machine-model.md)."""
 
     topology: str
     bandwidth_bytes_per_cycle: float
@@ -170,6 +179,7 @@ _MAY_BE_ZERO = frozenset(
         "dual_mode.switch_latency_cycles",
         "dual_mode.memory_capacity_bytes",
         "dual_mode.memory_bandwidth_bytes_per_cycle",
+        "dual_mode.feed_bytes_per_cycle",
         "interconnect.latency_cycles",
         "dram.latency_cycles",
         "vector.latency_cycles",
@@ -373,6 +383,24 @@ def _check_consistency(origin: str, hw: HardwareTarget) -> None:
             f"{origin}: switchable arrays need a positive "
             "'dual_mode.memory_capacity_bytes' and "
             "'dual_mode.memory_bandwidth_bytes_per_cycle'"
+        )
+    if hw.interconnect.topology not in TOPOLOGIES:
+        raise CimError(
+            f"{origin}: key 'interconnect.topology' must be one of "
+            f"{', '.join(TOPOLOGIES)}, got {hw.interconnect.topology!r}"
+        )
+    dual_mode = hw.dual_mode
+    if dual_mode.feeds_compute != (dual_mode.feed_bytes_per_cycle > 0):
+        raise CimError(
+            f"{origin}: key 'dual_mode.feed_bytes_per_cycle' "
+            f"({dual_mode.feed_bytes_per_cycle:g}) must be positive exactly when "
+            f"'dual_mode.feeds_compute' is true"
+        )
+    if dual_mode.feeds_compute and dual_mode.switchable_arrays == 0:
+        raise CimError(
+            f"{origin}: key 'dual_mode.feeds_compute' is true but "
+            "'dual_mode.switchable_arrays' is 0 (only memory-mode arrays feed "
+            "compute arrays)"
         )
     if hw.array.cell_bits > hw.precision.weight_bits:
         raise CimError(

@@ -6,11 +6,12 @@ pass only carries them out, so every strategy shares it:
 - a segment starts with a ``cim_meta.segment`` barrier, then loads and
   programs the weights of its resident operators (arrays are given out in
   program order from array 0);
-- an MVM fetches its input (from DRAM if it was spilled), moves it to the
-  arrays, runs one ``cim_meta.mvm`` per copy (a ``cim_meta.parallel`` group
-  when there are several) or, for a streamed weight, programs and runs its
-  chunks one after another, then gathers the partial sums and adds them on
-  the vector units;
+- an MVM fetches its input (from DRAM if it was spilled), moves it in to
+  the cores of its arrays (every core for a weight streamed in chunks),
+  runs one ``cim_meta.mvm`` per copy (a ``cim_meta.parallel`` group when
+  there are several) or, for a streamed weight, programs and runs its
+  chunks one after another, then moves the partial sums out from those
+  cores and adds them on the vector units;
 - vector work fetches its inputs (weights from DRAM) and runs on all vector
   units;
 - a tensor larger than half the global buffer is stored to DRAM after it is
@@ -55,7 +56,7 @@ from cimflow.cimdialect import cim_graph, cim_meta, cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
 from cimflow.cimdialect.cim_tile import ArrayMode, Dataflow
 from cimflow.cimdialect.shapes import num_elements
-from cimflow.cost_model import vector_element_ops
+from cimflow.cost_model import cores_of_arrays, vector_element_ops
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
 from cimflow.ir_checks import tensor_function
@@ -174,10 +175,6 @@ class _ScheduleBuilder:
     programmed: dict[
         cim_tile.MVMOp, list[tuple[cim_meta.ArrayRangesAttr, SSAValue]]
     ] = field(default_factory=lambda: {})
-
-    @property
-    def vector_units(self) -> int:
-        return self.hw.total_cores * self.hw.vector.units_per_core
 
     @property
     def usable_arrays(self) -> int:
@@ -817,6 +814,7 @@ class _ScheduleBuilder:
                 span, needed = plan.output.elements(band), plan.needs(0, band)
             block = None if band is None else (0, *span)
             inputs = self.fetch(mvm.input, weight, rows=needed)
+            cores = self.mvm_cores(mvm, None if band is None else index)
             moved = self.emit(
                 cim_meta.MoveOp(
                     in_name,
@@ -825,6 +823,8 @@ class _ScheduleBuilder:
                     self.segment,
                     label=weight,
                     block=block,
+                    direction=cim_meta.MoveDirection.IN,
+                    cores=cores,
                 )
             )
             if alloc.field("chunks") > 1:
@@ -846,7 +846,7 @@ class _ScheduleBuilder:
                     )
                 )
             produced.append(
-                (band, self.finish_mvm(mvm, out_name, span, finished, block))
+                (band, self.finish_mvm(mvm, out_name, span, finished, block, cores))
             )
         feeds_col2im = bool(mvm.output.uses) and all(
             isinstance(use.operation, cim_tile.Col2ImOp) for use in mvm.output.uses
@@ -858,6 +858,24 @@ class _ScheduleBuilder:
             weight,
             spill=not feeds_col2im,
             layout=None if plan is None else plan.output,
+        )
+
+    def mvm_cores(
+        self, mvm: cim_tile.MVMOp, step: int | None
+    ) -> cim_meta.CoreRangesAttr | None:
+        """The cores an MVM's moves reach: those of the arrays it runs on
+        (pipeline step ``step`` runs on one copy, a whole MVM on all of
+        them), or every core (None) for a weight streamed in chunks."""
+        alloc = mvm.alloc
+        assert alloc is not None
+        if alloc.field("chunks") > 1:
+            return None
+        copies = self.programmed[mvm]
+        if step is not None:
+            copies = [copies[step % len(copies)]]
+        ranges = sorted(r for arrays, _ in copies for r in arrays.ranges)
+        return cim_meta.CoreRangesAttr.from_ranges(
+            cores_of_arrays(self.hw, tuple(ranges))
         )
 
     def run_copies(
@@ -1002,9 +1020,10 @@ class _ScheduleBuilder:
         span: tuple[int, int],
         finished: SSAValue,
         block: tuple[int, int, int] | None,
+        cores: cim_meta.CoreRangesAttr | None,
     ) -> SSAValue:
-        """Gather the partial sums of vectors ``span`` and add them (and the
-        bias) on the vector units."""
+        """Gather the partial sums of vectors ``span`` from ``cores`` and add
+        them (and the bias) on the vector units."""
         weight = mvm.weight.data
         groups, n = mvm.tiling.field("groups"), mvm.tiling.field("n")
         partials = mvm.tiling.field("row_tiles")
@@ -1022,6 +1041,8 @@ class _ScheduleBuilder:
                 self.segment,
                 label=weight,
                 block=block,
+                direction=cim_meta.MoveDirection.OUT,
+                cores=cores,
             )
         )
         extra_ops = outputs * (partials - 1) + (outputs if mvm.bias is not None else 0)
@@ -1037,7 +1058,6 @@ class _ScheduleBuilder:
             cim_meta.VectorOp(
                 "accumulate",
                 extra_ops,
-                self.vector_units,
                 inputs,
                 [out_name],
                 deps,
@@ -1098,7 +1118,6 @@ class _ScheduleBuilder:
                 cim_meta.VectorOp(
                     kind,
                     work,
-                    self.vector_units,
                     input_names,
                     names,
                     self.deps(*tokens),

@@ -68,16 +68,42 @@ def _block(block: DenseArrayBase[IntegerType] | None) -> list[int] | None:
     return None if block is None else list(ints(block))
 
 
-def _ranges(arrays: cim_meta.ArrayRangesAttr) -> list[list[int]]:
-    return [[start, stop] for start, stop in arrays.ranges]
+def _ranges(
+    ranges: cim_meta.ArrayRangesAttr | cim_meta.CoreRangesAttr,
+) -> list[list[int]]:
+    return [[start, stop] for start, stop in ranges.ranges]
+
+
+def _place(
+    tensor: StringAttr, level: cim_meta.LocationAttr, units: cim_meta.Units
+) -> JsonDict:
+    """``{tensor, level}`` and the ``cores`` or ``arrays`` of the level."""
+    record: JsonDict = {"tensor": tensor.data, "level": level.data.value}
+    if isinstance(units, cim_meta.CoreRangesAttr):
+        record["cores"] = _ranges(units)
+    elif isinstance(units, cim_meta.ArrayRangesAttr):
+        record["arrays"] = _ranges(units)
+    return record
+
+
+def _alloc(alloc: cim_meta.AllocAttr) -> JsonDict:
+    return _place(alloc.tensor, alloc.level, alloc.units) | {
+        "bytes": alloc.size.value.data
+    }
+
+
+def _cores(cores: cim_meta.CoreRangesAttr | None, every: list[list[int]]) -> object:
+    """A cores property as trace ranges (absent: every core)."""
+    return every if cores is None else _ranges(cores)
 
 
 def _span(attr: DenseArrayBase[IntegerType]) -> list[int]:
     return list(ints(attr))
 
 
-def _fields(op: Operation) -> JsonDict:
-    """The kind-specific keys of one meta-op."""
+def _fields(op: Operation, every_core: list[list[int]]) -> JsonDict:
+    """The kind-specific keys of one meta-op (``every_core``: the ranges
+    of all the target's cores, for ops that name none)."""
     if isinstance(op, cim_meta.LoadOp | cim_meta.StoreOp):
         return {
             "kind": "load" if isinstance(op, cim_meta.LoadOp) else "store",
@@ -86,10 +112,13 @@ def _fields(op: Operation) -> JsonDict:
             "bytes": op.size.value.data,
             "tensor": op.tensor.data,
             "arrays": _ranges(op.arrays) if op.arrays is not None else [],
+            "cores": _ranges(op.cores) if op.cores is not None else [],
         }
     if isinstance(op, cim_meta.MoveOp):
         return {
             "kind": "move",
+            "dir": op.direction.data.value,
+            "cores": _cores(op.cores, every_core),
             "bytes": op.size.value.data,
             "tensor": op.tensor.data,
             "block": _block(op.block),
@@ -104,20 +133,31 @@ def _fields(op: Operation) -> JsonDict:
             "k": _span(op.k),
             "n": _span(op.n),
         }
-        if isinstance(op, cim_meta.MVMOp):
-            fields |= {
-                "vectors": op.vectors.value.data,
-                "v": _span(op.v),
-                "input": op.input.data,
-                "output": op.output.data,
-            }
+        if isinstance(op, cim_meta.ProgramOp):
+            if op.source.data == cim_meta.ProgramSource.TENSOR:
+                fields["source"] = "tensor"
+            return fields
+        fields |= {
+            "vectors": op.vectors.value.data,
+            "v": _span(op.v),
+            "input": op.input.data,
+            "output": op.output.data,
+            "feed": op.feed.data.value,
+            "in_bytes": op.in_bytes.value.data,
+            "out_bytes": op.out_bytes.value.data,
+            "local_bytes": op.local_bytes.value.data,
+        }
+        if op.feed_arrays is not None:
+            fields["feed_arrays"] = _ranges(op.feed_arrays)
         return fields
     if isinstance(op, cim_meta.VectorOp):
         return {
             "kind": "vector",
             "op": op.kind.data,
             "element_ops": op.element_ops.value.data,
-            "units": op.units.value.data,
+            "cores": _cores(op.cores, every_core),
+            "in_bytes": op.in_bytes.value.data,
+            "out_bytes": op.out_bytes.value.data,
             "inputs": [i.data for i in op.inputs],
             "outputs": [o.data for o in op.outputs],
             "attrs": {k: json_value(v) for k, v in op.params.data.items()},
@@ -125,6 +165,11 @@ def _fields(op: Operation) -> JsonDict:
         }
     if isinstance(op, cim_meta.SwitchOp):
         return {"kind": "switch", "arrays": _ranges(op.arrays), "to": op.to.data.value}
+    if isinstance(op, cim_meta.FreeOp):
+        return {
+            "kind": "free",
+            "frees": [_place(f.tensor, f.level, f.units) for f in op.frees],
+        }
     if isinstance(op, cim_meta.SegmentOp | cim_meta.ParallelOp):
         return {"kind": "barrier"}
     raise CimError(f"cim-trace cannot emit '{op.name}'")
@@ -134,6 +179,7 @@ def _fields(op: Operation) -> JsonDict:
 class _TraceWriter:
     ops: list[JsonDict]
     ids: dict[SSAValue, int]
+    every_core: list[list[int]]
 
     def add(self, op: Operation, extra_deps: list[int]) -> int:
         assert isinstance(
@@ -146,7 +192,8 @@ class _TraceWriter:
             | cim_meta.ProgramOp
             | cim_meta.MVMOp
             | cim_meta.VectorOp
-            | cim_meta.SwitchOp,
+            | cim_meta.SwitchOp
+            | cim_meta.FreeOp,
         )
         deps = sorted({self.ids[d] for d in op.operands} | set(extra_deps))
         if isinstance(op, cim_meta.ParallelOp):
@@ -158,7 +205,9 @@ class _TraceWriter:
             "segment": op.segment.value.data,
             "name": op.label.data if op.label is not None else "",
         }
-        record |= _fields(op)
+        record |= _fields(op, self.every_core)
+        if op.allocs is not None:
+            record["allocs"] = [_alloc(a) for a in op.allocs]
         self.ops.append(record)
         self.ids[op.results[0]] = record["id"]  # type: ignore[assignment]
         return len(self.ops) - 1
@@ -206,7 +255,7 @@ def build_trace(module: ModuleOp) -> JsonDict:
         }
 
     source = module.attributes.get("cim_graph.source")
-    writer = _TraceWriter([], {})
+    writer = _TraceWriter([], {}, [[0, hw.total_cores]])
     for op in body:
         if not isinstance(
             op, cim_meta.TensorDeclOp | cim_meta.ConstantDeclOp | cim_meta.WeightDeclOp

@@ -48,11 +48,15 @@ def trace_dict() -> dict[str, Any]:
             "v": [0, vectors],
             "input": "x",
             "output": "y",
+            "feed": "local",
+            "in_bytes": 0,
+            "out_bytes": 0,
+            "local_bytes": 0,
         }
 
     return {
         "format": "cim-trace",
-        "version": 4,
+        "version": 5,
         "model": {
             "name": "m",
             "source": "",
@@ -252,15 +256,15 @@ def test_module_exit_codes(trace_file: Path, tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["latency"]["cycles"] == 172
     data = trace_dict()
-    data["version"] = 5
-    path = tmp_path / "v5.json"
+    data["version"] = 6
+    path = tmp_path / "v6.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     failed = run_module(str(path))
     assert failed.returncode == 1
     assert failed.stdout == ""
     assert failed.stderr == (
-        f"cim-sim: error: {path}: unsupported trace version 5 "
-        "(this cim-sim reads versions 3 and 4)\n"
+        f"cim-sim: error: {path}: unsupported trace version 6 "
+        "(this cim-sim reads version 5)\n"
     )
 
 

@@ -122,12 +122,14 @@ def compile_and_simulate(target: str) -> tuple[Trace, SimResult]:
 #   2 program   "w" arrays [0, 16), rows min(256, 128) = 128, cols
 #               min(256, 32) * 4 = 128, after 1.
 #   3 load      "input0" (model inputs start in DRAM) 256 bytes, after 0.
-#   4 move      "input0" 256 bytes to the arrays, after 3.
+#   4 move      "input0" 256 bytes in to the cores of arrays [0, 16): [0, 2),
+#               after 3.
 #   5 mvm       arrays [0, 16), 1 vector, rows 128, cols 128, after 2 and 4.
-#   6 move      "y" back: 2 row tiles, so each of the 256 outputs travels as
-#               two 4-byte partial sums: 256 * 2 * 4 = 2048 bytes, after 5.
-#   7 vector    "accumulate": 256 * (2 - 1) = 256 lane operations on 2 units,
-#               after 6.
+#   6 move      "y" out from cores [0, 2): 2 row tiles, so each of the 256
+#               outputs travels as two 4-byte partial sums: 256 * 2 * 4 =
+#               2048 bytes, after 5.
+#   7 vector    "accumulate": 256 * (2 - 1) = 256 lane operations on the
+#               units of every core [0, 2), nothing streamed, after 6.
 #   8 store     "y" buffer -> DRAM, 256 bytes, after 7.
 #
 # Costs (cost_model.py):
@@ -136,10 +138,11 @@ def compile_and_simulate(target: str) -> tuple[Trace, SimResult]:
 #   1 load w:     max(100 + 65536 / 16 = 4196, 65536 / 32 = 2048) = 4196
 #   2 program:    rows * program_cycles_per_row = 128 * 1 = 128
 #   3 load x:     max(100 + 256 / 16 = 116, 256 / 32 = 8) = 116
-#   4 move x:     interconnect latency + ceil(256 / 32) = 2 + 8 = 10
+#   4 move x:     a bus: latency + ceil(256 / min(32, 32)) = 2 + 8 = 10
 #   5 mvm:        passes = ceil(128 / 128) = 1; 1 * (10 + (1 - 1) * 8) = 10
 #   6 move y:     2 + ceil(2048 / 32) = 66
-#   7 accumulate: vector latency + ceil(256 / (32 lanes * 2 units)) = 4 + 4 = 8
+#   7 accumulate: vector latency + ceil(256 / (32 lanes * 1 unit * 2 cores))
+#                 = 4 + 4 = 8
 #   8 store y:    max(100 + 256 / 16 = 116, 8) = 116
 #
 # Schedule (deps, then resources; ready ops start in id order):
@@ -207,13 +210,17 @@ def test_hand_computed_op_fields(target_path: str) -> None:
     assert (ops[2]["k"], ops[2]["n"]) == ([0, 256], [0, 256])
     assert (ops[3]["tensor"], ops[3]["bytes"]) == ("input0", 256)
     assert (ops[4]["tensor"], ops[4]["bytes"]) == ("input0", 256)
+    assert (ops[4]["dir"], ops[4]["cores"]) == ("in", [[0, 2]])
+    assert (ops[5]["feed"], ops[5]["in_bytes"], ops[5]["out_bytes"]) == ("local", 0, 0)
     assert (ops[5]["arrays"], ops[5]["vectors"], ops[5]["v"]) == ([[0, 16]], 1, [0, 1])
     assert (ops[6]["tensor"], ops[6]["bytes"]) == ("y", 2048)
-    assert (ops[7]["op"], ops[7]["element_ops"], ops[7]["units"]) == (
+    assert (ops[6]["dir"], ops[6]["cores"]) == ("out", [[0, 2]])
+    assert (ops[7]["op"], ops[7]["element_ops"], ops[7]["cores"]) == (
         "accumulate",
         256,
-        2,
+        [[0, 2]],
     )
+    assert (ops[7]["in_bytes"], ops[7]["out_bytes"]) == (0, 0)
     assert (ops[8]["tensor"], ops[8]["bytes"], ops[8]["dst"]) == ("y", 256, "dram")
     assert all(op.segment == 0 for op in trace.ops)
     assert trace.model.batch == 1

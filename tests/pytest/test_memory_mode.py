@@ -331,14 +331,14 @@ def test_a_decoders_kv_cache_stays_in_memory_mode_arrays(
     """The decode step holds its 4 past keys and values in arrays 0-3 of
     tiny (one each) while its segments, allocated for the 4 arrays left, run
     on arrays 4-7. Each layer's concat reads them memory -> buffer: the
-    trace (version 4) says they start there, nothing switches, the result
+    trace says they start there, nothing switches, the result
     matches onnxruntime, and the simulated run reads exactly the cache's
     1024 bytes less from DRAM than the same schedule with the cache in DRAM
     (measured: 28609 against 29633 bytes, 5971 against 6455 cycles)."""
     path, _ = decoder
     module = lowered_decoder(decoder, [kv_cache(4)])
     document = build_trace(module)
-    assert document["version"] == 4
+    assert document["version"] == 5
     trace = parse_trace(document, str(path))
     starts = {spec.name: spec.arrays for spec in trace.model.inputs}
     assert starts == {

@@ -1085,9 +1085,9 @@ def test_cli_malformed_pipeline_is_one_line(small_cnn_file: Path) -> None:
 
 COMMON_OP_KEYS = {"id", "kind", "deps", "segment", "name"}
 DOCUMENTED_OP_KEYS: dict[str, set[str]] = {
-    "load": {"src", "dst", "bytes", "tensor", "arrays"},
-    "store": {"src", "dst", "bytes", "tensor", "arrays"},
-    "move": {"bytes", "tensor", "block"},
+    "load": {"src", "dst", "bytes", "tensor", "arrays", "cores"},
+    "store": {"src", "dst", "bytes", "tensor", "arrays", "cores"},
+    "move": {"dir", "cores", "bytes", "tensor", "block"},
     "program": {"arrays", "rows", "cols", "weight", "k", "n"},
     "mvm": {
         "arrays",
@@ -1100,8 +1100,22 @@ DOCUMENTED_OP_KEYS: dict[str, set[str]] = {
         "v",
         "input",
         "output",
+        "feed",
+        "in_bytes",
+        "out_bytes",
+        "local_bytes",
     },
-    "vector": {"op", "element_ops", "units", "inputs", "outputs", "attrs", "block"},
+    "vector": {
+        "op",
+        "element_ops",
+        "cores",
+        "in_bytes",
+        "out_bytes",
+        "inputs",
+        "outputs",
+        "attrs",
+        "block",
+    },
     "barrier": set(),
 }
 
@@ -1121,7 +1135,7 @@ def test_trace_keys_are_the_documented_ones() -> None:
         "version",
         "weights",
     ]
-    assert trace["format"] == "cim-trace" and trace["version"] == 4
+    assert trace["format"] == "cim-trace" and trace["version"] == 5
     assert trace["solver"] == []  # the static strategy solves nothing
     assert sorted(trace["model"]) == [
         "batch",

@@ -11,8 +11,9 @@ Unless a test says otherwise the target is dynaplasia shrunk to 8 arrays of
 - switch: switch_latency 1 cycle; mode_switch_pj 2.0 per array.
 - DRAM: latency 100 + ceil(bytes / 25.6); buffer: ceil(bytes / 32);
   memory-mode arrays: ceil(bytes / (4.0 * n_arrays)).
-- interconnect: latency 2 + ceil(bytes / 32); vector: latency 4 +
-  ceil(element_ops / (32 lanes * units)).
+- interconnect (a bus): latency 2 + ceil(bytes / min(32, 32)); vector:
+  latency 4 + ceil(element_ops / (32 lanes * 1 unit per core * cores)).
+- a move is also charged 0.8 pJ per byte on the global buffer's side.
 """
 
 from __future__ import annotations
@@ -25,119 +26,23 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sim_traces import (
+    move,
+    mvm,
+    op,
+    run,
+    small_target,
+    times,
+    trace_dict,
+    transfer,
+    vector,
+)
 
-from cimflow.cimsim.engine import SimResult, op_resources, simulate
+from cimflow.cimsim.engine import op_resources, simulate
 from cimflow.cimsim.report import dump_report_json, report_dict
 from cimflow.cimsim.trace import Trace, load_trace
 from cimflow.cost_model import ENERGY_COMPONENTS
-from cimflow.hw_targets import HardwareTarget, load_target
-
-
-def small_target(**array_changes: Any) -> HardwareTarget:
-    base = load_target("dynaplasia")
-    array_fields: dict[str, Any] = {"rows": 128, "cols": 128, "active_rows": 128}
-    array = dataclasses.replace(base.array, **(array_fields | array_changes))
-    return dataclasses.replace(
-        base,
-        hierarchy=dataclasses.replace(
-            base.hierarchy, chips=1, cores_per_chip=2, arrays_per_core=4
-        ),
-        array=array,
-        dual_mode=dataclasses.replace(
-            base.dual_mode, switchable_arrays=8, memory_capacity_bytes=2048
-        ),
-    )
-
-
-def op(
-    op_id: int, kind: str, deps: tuple[int, ...] = (), **keys: Any
-) -> dict[str, Any]:
-    return {
-        "id": op_id,
-        "kind": kind,
-        "deps": list(deps),
-        "segment": 0,
-        "name": f"{kind}{op_id}",
-        **keys,
-    }
-
-
-def mvm(
-    op_id: int,
-    arrays: list[list[int]],
-    vectors: int,
-    deps: tuple[int, ...] = (),
-    rows: int = 128,
-    cols: int = 64,
-) -> dict[str, Any]:
-    return op(
-        op_id,
-        "mvm",
-        deps,
-        arrays=arrays,
-        vectors=vectors,
-        rows=rows,
-        cols=cols,
-        weight="w",
-        k=[0, rows],
-        n=[0, cols],
-        v=[0, vectors],
-        input="x",
-        output="y",
-    )
-
-
-def transfer(
-    op_id: int,
-    kind: str,
-    src: str,
-    dst: str,
-    nbytes: int,
-    deps: tuple[int, ...] = (),
-    arrays: list[list[int]] | None = None,
-) -> dict[str, Any]:
-    return op(
-        op_id,
-        kind,
-        deps,
-        src=src,
-        dst=dst,
-        bytes=nbytes,
-        tensor="x",
-        arrays=arrays or [],
-    )
-
-
-def trace_dict(
-    ops: list[dict[str, Any]], target: HardwareTarget | None = None, batch: int = 1
-) -> dict[str, Any]:
-    return {
-        "format": "cim-trace",
-        "version": 4,
-        "model": {
-            "name": "m",
-            "source": "",
-            "batch": batch,
-            "dims": {},
-            "inputs": [],
-            "outputs": [],
-        },
-        "strategy": "static",
-        "target": (target or small_target()).to_dict(),
-        "tensors": [],
-        "constants": [],
-        "weights": [],
-        "ops": ops,
-    }
-
-
-def run(ops: list[dict[str, Any]], target: HardwareTarget | None = None) -> SimResult:
-    # Schedules only: these MVMs compute on arrays nothing programmed.
-    return simulate(load_trace(trace_dict(ops, target), check_meaning=False))
-
-
-def times(result: SimResult) -> list[tuple[int, int]]:
-    return list(zip(result.start, result.finish, strict=True))
+from cimflow.hw_targets import HardwareTarget
 
 
 def test_single_mvm() -> None:
@@ -234,8 +139,9 @@ def test_buffer_to_memory_load_does_not_hold_dram() -> None:
     result = run(ops)
     # memory: ceil(1024 / (4.0 * 4)) = 64; buffer: ceil(1024 / 32) = 32 -> 64.
     assert times(result) == [(0, 140), (0, 64)]
-    assert op_resources(result.trace.ops[1]) == (4, 5, 6, 7)
-    assert op_resources(result.trace.ops[0]) == ("dram",)
+    target = result.trace.target
+    assert op_resources(target, result.trace.ops[1]) == (4, 5, 6, 7)
+    assert op_resources(target, result.trace.ops[0]) == ("dram",)
 
 
 def test_barrier_joins_parallel_groups() -> None:
@@ -287,17 +193,8 @@ def test_energy_sums_over_ops_and_components() -> None:
             k=[0, 128],
             n=[0, 64],
         ),
-        op(2, "move", bytes=64, tensor="y"),  # 2 + 2 = 4 cycles, 64 * 1.2
-        op(
-            3,
-            "vector",
-            op="add",
-            element_ops=100,
-            units=1,
-            inputs=["y"],
-            outputs=["z"],
-            attrs={},
-        ),
+        move(2, 64, [[0, 1]]),  # 2 + 2 = 4 cycles, 64 * 1.2 and 64 * 0.8
+        vector(3, 100, [[0, 1]]),
         transfer(4, "store", "buffer", "dram", 256),
     ]
     result = run(ops)
@@ -310,7 +207,7 @@ def test_energy_sums_over_ops_and_components() -> None:
         "program": 2 * 128 * 64 * 0.05,
         "switch": 0.0,
         "memory_array": 0.0,
-        "buffer": 256 * 0.8,
+        "buffer": 256 * 0.8 + 64 * 0.8,
         "interconnect": 64 * 1.2,
         "dram": 256 * 20.0,
         "vector": 100 * 0.3,
@@ -335,17 +232,7 @@ def test_same_trace_twice_gives_identical_report() -> None:
         transfer(0, "load", "dram", "buffer", 1000),
         mvm(1, [[0, 2]], 4, (0,)),
         mvm(2, [[1, 3]], 2),
-        op(
-            3,
-            "vector",
-            (1, 2),
-            op="add",
-            element_ops=300,
-            units=2,
-            inputs=[],
-            outputs=["z"],
-            attrs={},
-        ),
+        vector(3, 300, [[0, 2]], (1, 2)),
     ]
     first = dump_report_json(simulate(load_trace(trace_dict(ops), check_meaning=False)))
     second = dump_report_json(
@@ -414,15 +301,27 @@ def test_throughput_uses_batch() -> None:
 # --- property test ------------------------------------------------------------
 
 
-def prop_target() -> HardwareTarget:
+def prop_target(topology: str = "bus") -> HardwareTarget:
     """Zero-latency switch, vector and DRAM, so zero-cycle ops that hold
-    resources show up."""
+    resources show up; on a mesh, 8 B/cycle links and a 16 B/cycle global
+    buffer (2 channels for the 2 cores)."""
     base = small_target()
-    return dataclasses.replace(
+    target = dataclasses.replace(
         base,
         dual_mode=dataclasses.replace(base.dual_mode, switch_latency_cycles=0),
         vector=dataclasses.replace(base.vector, latency_cycles=0),
         dram=dataclasses.replace(base.dram, latency_cycles=0),
+    )
+    if topology == "bus":
+        return target
+    return dataclasses.replace(
+        target,
+        interconnect=dataclasses.replace(
+            target.interconnect, topology="mesh", bandwidth_bytes_per_cycle=8.0
+        ),
+        buffers=dataclasses.replace(
+            target.buffers, global_bandwidth_bytes_per_cycle=16.0
+        ),
     )
 
 
@@ -438,6 +337,12 @@ def array_ranges(draw: st.DrawFn) -> list[list[int]]:
     return ranges
 
 
+@st.composite
+def core_ranges(draw: st.DrawFn) -> list[list[int]]:
+    first = draw(st.integers(0, 1))
+    return [[first, draw(st.integers(first + 1, 2))]]
+
+
 PROPERTY_KINDS = (
     "mvm",
     "mvm",
@@ -448,6 +353,8 @@ PROPERTY_KINDS = (
     "vector",
     "switch",
     "barrier",
+    "stream",
+    "feed",
 )
 
 
@@ -483,21 +390,9 @@ def random_ops(draw: st.DrawFn) -> list[dict[str, Any]]:
                 transfer(i, "store", "buffer", "dram", draw(st.integers(0, 200)), deps)
             )
         elif kind == "move":
-            ops.append(op(i, "move", deps, bytes=draw(st.integers(0, 200)), tensor="t"))
+            ops.append(move(i, draw(st.integers(0, 200)), draw(core_ranges()), deps))
         elif kind == "vector":
-            ops.append(
-                op(
-                    i,
-                    "vector",
-                    deps,
-                    op="add",
-                    element_ops=draw(st.integers(0, 100)),
-                    units=1,
-                    inputs=[],
-                    outputs=["t"],
-                    attrs={},
-                )
-            )
+            ops.append(vector(i, draw(st.integers(0, 100)), draw(core_ranges()), deps))
         elif kind == "switch":
             ops.append(
                 op(
@@ -508,6 +403,44 @@ def random_ops(draw: st.DrawFn) -> list[dict[str, Any]]:
                     to=draw(st.sampled_from(["compute", "memory"])),
                 )
             )
+        elif kind == "stream":
+            ops.append(
+                vector(
+                    i,
+                    draw(st.integers(0, 100)),
+                    draw(core_ranges()),
+                    deps,
+                    in_bytes=draw(st.integers(1, 200)),
+                )
+            )
+        elif kind == "feed":
+            # an MVM on arrays of core 0 streaming from the buffer, or fed
+            # from core 0's other arrays
+            arrays = [[0, 2]]
+            if draw(st.booleans()):
+                ops.append(
+                    mvm(
+                        i,
+                        arrays,
+                        2,
+                        deps,
+                        feed="buffer",
+                        in_bytes=draw(st.integers(1, 200)),
+                    )
+                )
+            else:
+                ops.append(
+                    mvm(
+                        i,
+                        arrays,
+                        2,
+                        deps,
+                        feed="memory",
+                        feed_arrays=[[2, 4]],
+                        in_bytes=draw(st.integers(1, 200)),
+                        out_bytes=draw(st.integers(0, 50)),
+                    )
+                )
         else:
             ops.append(op(i, "barrier", deps))
     return ops
@@ -517,7 +450,7 @@ def reference_schedule(trace: Trace, durations: list[int]) -> list[int]:
     """Start times by the letter of the semantics: at each event time, sweep
     all unstarted ops in id order until nothing more starts."""
     n = len(trace.ops)
-    held = [set(op_resources(o)) for o in trace.ops]
+    held = [set(op_resources(trace.target, o)) for o in trace.ops]
     start: list[int | None] = [None] * n
     finish: list[int | None] = [None] * n
     now = 0
@@ -546,17 +479,18 @@ def reference_schedule(trace: Trace, durations: list[int]) -> list[int]:
     return [s for s in start if s is not None]
 
 
-@settings(max_examples=150, deadline=None)
-@given(random_ops())
-def test_schedule_properties(ops: list[dict[str, Any]]) -> None:
-    trace = load_trace(trace_dict(ops, prop_target()), check_meaning=False)
+@pytest.mark.parametrize("topology", ["bus", "mesh"])
+@settings(max_examples=100, deadline=None)
+@given(ops=random_ops())
+def test_schedule_properties(topology: str, ops: list[dict[str, Any]]) -> None:
+    trace = load_trace(trace_dict(ops, prop_target(topology)), check_meaning=False)
     result = simulate(trace)
     durations = [c.cycles for c in result.costs]
     for o in trace.ops:
         assert result.finish[o.id] == result.start[o.id] + durations[o.id]
         for dep in o.deps:
             assert result.start[o.id] >= result.finish[dep]
-    held = [set(op_resources(o)) for o in trace.ops]
+    held = [set(op_resources(trace.target, o)) for o in trace.ops]
     for a, b in itertools.combinations(range(len(trace.ops)), 2):
         if held[a] & held[b] and durations[a] and durations[b]:
             assert (

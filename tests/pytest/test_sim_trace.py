@@ -15,6 +15,7 @@ from cimflow.cimsim.trace import (
     BarrierOp,
     LoadOp,
     MvmOp,
+    ProgramOp,
     StoreOp,
     SwitchOp,
     VectorOp,
@@ -46,25 +47,27 @@ def valid_ops() -> list[dict[str, Any]]:
     common: dict[str, Any] = {"segment": 0}
     return [
         {**common, "id": 0, "kind": "load", "deps": [], "name": "x", "src": "dram",
-         "dst": "buffer", "bytes": 64, "tensor": "x", "arrays": []},
+         "dst": "buffer", "bytes": 64, "tensor": "x", "arrays": [], "cores": []},
         {**common, "id": 1, "kind": "program", "deps": [], "name": "w",
          "arrays": [[0, 2]], "rows": 128, "cols": 64, "weight": "w", "k": [0, 128],
          "n": [0, 64]},
         {**common, "id": 2, "kind": "mvm", "deps": [0, 1], "name": "fc",
          "arrays": [[0, 2]], "vectors": 4, "rows": 128, "cols": 64, "weight": "w",
-         "k": [0, 128], "n": [0, 64], "v": [0, 4], "input": "x", "output": "y"},
+         "k": [0, 128], "n": [0, 64], "v": [0, 4], "input": "x", "output": "y",
+         "feed": "local", "in_bytes": 0, "out_bytes": 0, "local_bytes": 512},
         {**common, "id": 3, "kind": "vector", "deps": [2], "name": "relu",
-         "op": "relu", "element_ops": 256, "units": 2, "inputs": ["y"],
-         "outputs": ["z"], "attrs": {}},
+         "op": "relu", "element_ops": 256, "cores": [[0, 2]], "in_bytes": 0,
+         "out_bytes": 0, "inputs": ["y"], "outputs": ["z"], "attrs": {}},
         {**common, "id": 4, "kind": "switch", "deps": [], "name": "sw",
          "arrays": [[4, 6], [7, 8]], "to": "memory"},
         {**common, "id": 5, "kind": "load", "deps": [3, 4], "name": "spill",
          "src": "buffer", "dst": "memory", "bytes": 256, "tensor": "z",
-         "arrays": [[4, 6]]},
+         "arrays": [[4, 6]], "cores": []},
         {**common, "id": 6, "kind": "move", "deps": [5], "name": "mv", "bytes": 32,
-         "tensor": "z"},
+         "tensor": "z", "dir": "in", "cores": [[1, 2]]},
         {**common, "id": 7, "kind": "store", "deps": [6], "name": "out",
-         "src": "buffer", "dst": "dram", "bytes": 32, "tensor": "z", "arrays": []},
+         "src": "buffer", "dst": "dram", "bytes": 32, "tensor": "z", "arrays": [],
+         "cores": []},
         {**common, "id": 8, "kind": "barrier", "deps": [7], "name": ""},
     ]  # fmt: skip
 
@@ -72,7 +75,7 @@ def valid_ops() -> list[dict[str, Any]]:
 def valid_trace() -> dict[str, Any]:
     return {
         "format": "cim-trace",
-        "version": 4,
+        "version": 5,
         "model": {
             "name": "m",
             "source": "m.onnx",
@@ -166,7 +169,7 @@ def edit_op(index: int, **changes: Any) -> dict[str, Any]:
         (
             0,
             {"src": "disk"},
-            "op 0: key 'src' must be one of 'dram', 'buffer', 'memory'",
+            "op 0: key 'src' must be one of 'dram', 'buffer', 'memory', 'local'",
         ),
         (0, {"dst": "dram"}, "op 0: keys 'src' and 'dst' are both 'dram'"),
         (7, {"src": "dram"}, "op 7: keys 'src' and 'dst' are both 'dram'"),
@@ -197,7 +200,69 @@ def edit_op(index: int, **changes: Any) -> dict[str, Any]:
         (2, {"v": [4, 0]}, "op 2: key 'v' must satisfy 0 <= start <= stop"),
         (2, {"k": [0]}, "op 2: key 'k' must be a [start, stop) pair of integers"),
         (2, {"extra": 1}, "op 2: unknown key 'extra'"),
-        (3, {"units": 5}, "op 3: key 'units' (5) exceeds the target's 2 vector units"),
+        (3, {"units": 2}, "op 3: unknown key 'units'"),
+        (3, {"cores": [[0, 3]]}, "op 3: core range [0, 3) is outside the target's 2"),
+        (3, {"cores": []}, "op 3: key 'cores' must not be empty"),
+        (3, {"in_bytes": None}, "op 3: missing key 'in_bytes'"),
+        (6, {"dir": "up"}, "op 6: key 'dir' must be one of 'in', 'out', got 'up'"),
+        (6, {"cores": [[1, 2], [0, 1]]}, "op 6: core ranges are not sorted"),
+        (2, {"feed": "dram"}, "op 2: key 'feed' must be one of 'local', 'buffer'"),
+        (2, {"in_bytes": 4}, "op 2: key 'in_bytes' (4) must be 0 exactly when"),
+        (2, {"local_bytes": -1}, "op 2: key 'local_bytes' must be at least 0"),
+        (2, {"feed_arrays": [[4, 5]]}, "op 2: key 'feed_arrays' belongs only to"),
+        (1, {"source": "weight"}, "op 1: key 'source' must be one of 'tensor'"),
+        (
+            1,
+            {"source": "tensor"},
+            "op 1: programs arrays with a tensor, but target 'dynaplasia' has "
+            "array.dynamic_matmul = false",
+        ),
+        (0, {"cores": [[0, 1]]}, "op 0: key 'cores' must be empty unless"),
+        (
+            0,
+            {"src": "buffer", "dst": "local"},
+            "op 0: a local buffer is reached only by a load from 'memory' or a "
+            "store to 'memory', not a load from 'buffer' to 'local'",
+        ),
+        (
+            0,
+            {"allocs": [{"tensor": "x", "level": "dram", "bytes": 64}]},
+            "op 0: key 'allocs[0].level' must be one of 'buffer', 'local', 'memory'",
+        ),
+        (
+            0,
+            {"allocs": [{"tensor": "x", "level": "local", "bytes": 64}]},
+            "op 0: missing key 'allocs[0].cores'",
+        ),
+        (
+            0,
+            {
+                "allocs": [
+                    {"tensor": "x", "level": "buffer", "bytes": 64, "arrays": [[0, 1]]}
+                ]
+            },
+            "op 0: key 'allocs[0].arrays' does not belong to level 'buffer'",
+        ),
+        (
+            0,
+            {
+                "allocs": [
+                    {"tensor": "x", "level": "memory", "bytes": -1, "arrays": [[0, 1]]}
+                ]
+            },
+            "op 0: key 'allocs[0].bytes' must be at least 0, got -1",
+        ),
+        (
+            0,
+            {
+                "allocs": [
+                    {"tensor": "x", "level": "local", "bytes": 1, "cores": [[0, 3]]}
+                ]
+            },
+            "op 0: core range [0, 3) is outside the target's 2 cores",
+        ),
+        (0, {"allocs": {}}, "op 0: key 'allocs' must be a list, got {}"),
+        (0, {"allocs": [3]}, "op 0: an alloc must be an object, got a number"),
         (3, {"inputs": [1]}, "op 3: key 'inputs' must be a list of strings, got 1"),
         (4, {"to": "off"}, "op 4: key 'to' must be one of 'compute', 'memory'"),
         (8, {"name": None}, "op 8: missing key 'name'"),
@@ -219,7 +284,13 @@ def test_op_that_is_not_an_object() -> None:
 def test_switch_on_a_target_without_switchable_arrays() -> None:
     target = small_target()
     target = dataclasses.replace(
-        target, dual_mode=dataclasses.replace(target.dual_mode, switchable_arrays=0)
+        target,
+        dual_mode=dataclasses.replace(
+            target.dual_mode,
+            switchable_arrays=0,
+            feeds_compute=False,
+            feed_bytes_per_cycle=0.0,
+        ),
     )
     data = valid_trace()
     data["target"] = target.to_dict()
@@ -233,11 +304,12 @@ Edit = Callable[[dict[str, Any]], object]
 TOP_LEVEL_ERRORS: list[tuple[Edit, str]] = [
     (
         lambda d: d.update(version=2),
-        "t.json: unsupported trace version 2 (this cim-sim reads versions 3 and 4)",
+        "t.json: unsupported trace version 2 (this cim-sim reads version 5; "
+        "compile the model again)",
     ),
     (
-        lambda d: d.update(version="4"),
-        't.json: unsupported trace version "4" (this cim-sim reads versions 3 and 4)',
+        lambda d: d.update(version="5"),
+        't.json: unsupported trace version "5" (this cim-sim reads version 5)',
     ),
     (
         lambda d: d.update(format="other"),
@@ -310,8 +382,9 @@ def test_dump_trace_is_deterministic_and_round_trips() -> None:
     op_lines = [line for line in lines if line.startswith('  {"')]
     assert len(op_lines) == sum(len(data[key]) for key in ("ops", "tensors", "weights"))
     assert (
-        '  {"arrays": [], "bytes": 64, "deps": [], "dst": "buffer", "id": 0, '
-        '"kind": "load", "name": "x", "segment": 0, "src": "dram", "tensor": "x"},'
+        '  {"arrays": [], "bytes": 64, "cores": [], "deps": [], "dst": "buffer", '
+        '"id": 0, "kind": "load", "name": "x", "segment": 0, "src": "dram", '
+        '"tensor": "x"},'
     ) in lines
     assert load_trace(json.loads(text)).ops == load_trace(data).ops
 
@@ -344,21 +417,22 @@ def resident_trace(
     return data
 
 
-def test_version_4_inputs_may_start_in_memory_mode_arrays() -> None:
+def test_inputs_may_start_in_memory_mode_arrays() -> None:
     trace = load_trace(resident_trace([[2, 3]], [[3, 4]]))
     assert [spec.arrays for spec in trace.model.inputs] == [((2, 3),), ((3, 4),)]
     assert trace.model.outputs[0].arrays == ()
     assert load_trace(resident_trace([], [[2, 3]])).model.inputs[0].arrays == ()
 
 
-def test_version_3_traces_start_every_input_in_dram() -> None:
+@pytest.mark.parametrize("version", [3, 4])
+def test_older_versions_are_refused(version: int) -> None:
+    # Versions 3 and 4 name no cores, feeds or allocations: reading them
+    # would make those up, so the reader asks for a fresh compile.
     data = valid_trace()
-    data["version"] = 3
-    assert load_trace(data).model.inputs[0].arrays == ()
-    data = resident_trace([[0, 1]], [])
-    data["version"] = 3
+    data["version"] = version
     assert bad(data) == (
-        "t.json: model.inputs[0]: unknown key 'arrays' (expected dtype, name, shape)"
+        f"t.json: unsupported trace version {version} (this cim-sim reads "
+        "version 5; compile the model again)"
     )
 
 
@@ -410,4 +484,244 @@ def test_an_input_in_arrays_must_be_a_listed_tensor() -> None:
     assert bad(data) == (
         "t.json: model.inputs[1] ('past'): starts in memory-mode arrays but is "
         "not listed in 'tensors'"
+    )
+
+
+# --- version 5: allocations, frees, feeds, tensor programs -------------------
+
+
+def with_ops(
+    *ops: dict[str, Any], edits: dict[int, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The valid trace, with ``edits`` applied to its ops and ``ops``
+    appended (ids from 9)."""
+    data = valid_trace()
+    for index, changes in (edits or {}).items():
+        data["ops"][index].update(changes)
+    for offset, extra in enumerate(ops):
+        data["ops"].append({"id": 9 + offset, "segment": 0, "name": "", **extra})
+    return data
+
+
+def free_z(deps: list[int]) -> dict[str, Any]:
+    return {"kind": "free", "deps": deps, "frees": [{"tensor": "z", "level": "buffer"}]}
+
+
+def buffer_z() -> dict[int, dict[str, Any]]:
+    """op 3 (vector relu) allocates its output 'z' in the global buffer;
+    ops 5 (load to memory), 6 (move in) and 7 (store) read it from there."""
+    return {3: {"allocs": [{"tensor": "z", "level": "buffer", "bytes": 256}]}}
+
+
+def test_a_free_after_every_reader_is_accepted() -> None:
+    data = with_ops(
+        free_z([7]),
+        edits=buffer_z(),
+    )
+    trace = load_trace(data)
+    assert trace.ops[3].allocs[0].nbytes == 256
+    assert trace.ops[9].kind == "free"
+
+
+@pytest.mark.parametrize(
+    ("extra", "edits", "message"),
+    [
+        (
+            free_z([8]),
+            {},
+            "op 9 (free): frees 'z' in buffer, which holds no live allocation of it",
+        ),
+        (
+            free_z([]),
+            buffer_z(),
+            "op 9 (free): frees 'z' allocated by op 3, but does not depend on it",
+        ),
+        (
+            free_z([5]),
+            buffer_z(),
+            "op 9 (free): frees 'z', which is read by op 6, but does not depend on it",
+        ),
+        (
+            {
+                "kind": "free",
+                "deps": [8],
+                "frees": [{"tensor": "z", "level": "local", "cores": [[0, 2]]}],
+            },
+            {6: {"allocs": [{"tensor": "z", "level": "local", "bytes": 32,
+                             "cores": [[1, 2]]}]}},
+            "op 9 (free): frees 'z' in local cores [0, 2), which holds no live "
+            "allocation of it",
+        ),
+        (
+            {"kind": "barrier", "deps": []},
+            {5: {"allocs": [{"tensor": "z", "level": "memory", "bytes": 256,
+                             "arrays": [[6, 7]]}]}},
+            "op 5 (load 'spill'): allocates 'z' in array 6, which is in compute mode",
+        ),
+        (
+            {"kind": "switch", "deps": [8], "arrays": [[4, 6]], "to": "compute"},
+            {5: {"allocs": [{"tensor": "z", "level": "memory", "bytes": 256,
+                             "arrays": [[4, 6]]}]}},
+            None,
+        ),
+    ],
+)  # fmt: skip
+def test_allocation_rules(
+    extra: dict[str, Any], edits: dict[int, dict[str, Any]], message: str | None
+) -> None:
+    data = with_ops(extra, edits=edits)
+    if message is None:
+        load_trace(data)
+        return
+    assert bad(data) == f"t.json: {message}"
+
+
+def test_a_switch_to_compute_ends_the_allocations_in_its_arrays() -> None:
+    memory_z = {5: {"allocs": [{"tensor": "z", "level": "memory", "bytes": 256,
+                                "arrays": [[4, 6]]}]}}  # fmt: skip
+    data = with_ops(
+        {"kind": "switch", "deps": [8], "arrays": [[4, 6]], "to": "compute"},
+        {
+            "kind": "free",
+            "deps": [9],
+            "frees": [{"tensor": "z", "level": "memory", "arrays": [[4, 6]]}],
+        },
+        edits=memory_z,
+    )
+    assert bad(data) == (
+        "t.json: op 10 (free): frees 'z' in memory arrays [4, 6), which holds no "
+        "live allocation of it"
+    )
+
+
+def feed_trace(feed_arrays: list[list[int]], held: list[list[int]]) -> dict[str, Any]:
+    """x loaded into memory-mode arrays ``held`` of core 0 (arrays 2 and 3
+    switch), then an MVM on arrays [0, 2) fed from ``feed_arrays``."""
+    data = valid_trace()
+    common: dict[str, Any] = {"segment": 0, "name": ""}
+    data["ops"] = [
+        {**common, "id": 0, "kind": "switch", "deps": [], "arrays": [[2, 4]],
+         "to": "memory"},
+        {**common, "id": 1, "kind": "load", "deps": [0], "src": "dram",
+         "dst": "memory", "bytes": 512, "tensor": "x", "arrays": held, "cores": []},
+        {**common, "id": 2, "kind": "program", "deps": [], "arrays": [[0, 2]],
+         "rows": 128, "cols": 64, "weight": "w", "k": [0, 128], "n": [0, 64]},
+        {**common, "id": 3, "kind": "mvm", "deps": [1, 2], "arrays": [[0, 2]],
+         "vectors": 4, "rows": 128, "cols": 64, "weight": "w", "k": [0, 128],
+         "n": [0, 64], "v": [0, 4], "input": "x", "output": "y", "feed": "memory",
+         "in_bytes": 512, "out_bytes": 0, "local_bytes": 0,
+         "feed_arrays": feed_arrays},
+    ]  # fmt: skip
+    return data
+
+
+def test_an_mvm_fed_from_the_arrays_that_hold_its_input() -> None:
+    trace = load_trace(feed_trace([[2, 4]], [[2, 4]]))
+    mvm = trace.ops[3]
+    assert isinstance(mvm, MvmOp) and mvm.feed_arrays == ((2, 4),)
+
+
+@pytest.mark.parametrize(
+    ("feed_arrays", "held", "message"),
+    [
+        (
+            [[2, 4]],
+            [[2, 3]],
+            "op 3 (mvm): is fed 'x' from memory-mode arrays that do not hold it",
+        ),
+        (
+            [[4, 5]],
+            [[2, 4]],
+            "op 3: key 'feed_arrays' reaches core 1, which holds none of its arrays "
+            "(memory-mode arrays feed their own core)",
+        ),
+        ([[1, 3]], [[2, 4]], "op 3: key 'feed_arrays' shares array 1 with 'arrays'"),
+    ],
+)
+def test_feed_arrays_rules(
+    feed_arrays: list[list[int]], held: list[list[int]], message: str
+) -> None:
+    assert bad(feed_trace(feed_arrays, held)) == f"t.json: {message}"
+
+
+def local_trace(
+    arrays: list[list[int]], target: HardwareTarget | None = None
+) -> dict[str, Any]:
+    """The feed trace with the MVM fed from core 0's local buffer, staged
+    there from memory-mode arrays ``arrays`` by a load."""
+    data = feed_trace([[2, 4]], [[2, 4]])
+    mvm = data["ops"][3]
+    mvm.update(feed="local", in_bytes=0, local_bytes=512, deps=[2, 3])
+    del mvm["feed_arrays"]
+    data["ops"].insert(
+        3,
+        {"id": 3, "kind": "load", "deps": [1], "segment": 0, "name": "",
+         "src": "memory", "dst": "local", "bytes": 512, "tensor": "x",
+         "arrays": arrays, "cores": [[0, 1]]},
+    )  # fmt: skip
+    mvm["id"] = 4
+    if target is not None:
+        data["target"] = target.to_dict()
+    return data
+
+
+def test_memory_to_local_transfers() -> None:
+    trace = load_trace(local_trace([[2, 4]]))
+    load = trace.ops[3]
+    assert isinstance(load, LoadOp) and load.cores == ((0, 1),)
+    assert bad(local_trace([[3, 5]])) == (
+        "t.json: op 3: key 'arrays' must lie in core 0, the core of its local buffer"
+    )
+    target = small_target()
+    no_path = dataclasses.replace(
+        target,
+        dual_mode=dataclasses.replace(
+            target.dual_mode, feeds_compute=False, feed_bytes_per_cycle=0.0
+        ),
+    )
+    assert bad(local_trace([[2, 4]], no_path)) == (
+        "t.json: op 3: a load between memory and local needs the memory-to-compute "
+        "path, but target 'dynaplasia' has dual_mode.feeds_compute = false"
+    )
+    assert bad(feed_trace([[2, 4]], [[2, 4]]) | {"target": no_path.to_dict()}) == (
+        "t.json: op 3: an mvm fed from memory needs the memory-to-compute path, but "
+        "target 'dynaplasia' has dual_mode.feeds_compute = false"
+    )
+
+
+def tensor_program_trace(declared: bool, listed: bool) -> dict[str, Any]:
+    """y = x @ x^T-like: the program writes tensor 'kt' ([128, 64], declared
+    in 'tensors' when ``declared``, its matrix view in 'weights' when
+    ``listed``) into arrays [2, 4)."""
+    target = small_target()
+    data = valid_trace()
+    data["target"] = dataclasses.replace(
+        target, array=dataclasses.replace(target.array, dynamic_matmul=True)
+    ).to_dict()
+    if declared:
+        data["tensors"].append(
+            {"name": "kt", "shape": [128, 64], "dtype": "float32", "bytes": 8192}
+        )
+    if listed:
+        data["weights"].append(
+            {"name": "kt", "layout": "kn", "groups": 1, "k": 128, "n": 64}
+        )
+    data["ops"].append(
+        {"id": 9, "kind": "program", "deps": [], "segment": 0, "name": "",
+         "arrays": [[2, 4]], "rows": 128, "cols": 64, "weight": "kt",
+         "k": [0, 128], "n": [0, 64], "source": "tensor"},
+    )  # fmt: skip
+    return data
+
+
+def test_tensor_programs_need_a_declared_tensor_and_its_matrix_view() -> None:
+    trace = load_trace(tensor_program_trace(declared=True, listed=True))
+    program = trace.ops[9]
+    assert isinstance(program, ProgramOp) and program.source == "tensor"
+    assert bad(tensor_program_trace(declared=False, listed=True)) == (
+        "t.json: op 9 (program): programs arrays with tensor 'kt', which is not a "
+        "declared tensor"
+    )
+    assert bad(tensor_program_trace(declared=True, listed=False)) == (
+        "t.json: op 9 (program): weight 'kt' is not listed in the trace's weights"
     )

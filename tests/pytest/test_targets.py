@@ -220,13 +220,55 @@ def test_tiny_is_dual_mode() -> None:
     assert t.dual_mode.memory_bandwidth_bytes_per_cycle > 0
 
 
+def test_dynaplasia_memory_arrays_feed_compute_arrays() -> None:
+    t = load_target("dynaplasia")
+    # one 320-bit row per cycle: 320 / 8 = 40 bytes
+    assert t.dual_mode.feeds_compute
+    assert t.dual_mode.feed_bytes_per_cycle == 40.0
+    assert t.interconnect.topology == "bus"
+
+
+@pytest.mark.parametrize("name", shipped_targets())
+def test_only_dynaplasia_feeds_compute(name: str) -> None:
+    t = load_target(name)
+    assert t.dual_mode.feeds_compute == (name == "dynaplasia")
+    assert t.interconnect.topology in ("bus", "mesh")
+
+
+def test_feeding_compute_needs_switchable_arrays_and_bandwidth(
+    tmp_path: Path,
+) -> None:
+    text = _edit(
+        DYNAPLASIA_TEXT, "dual_mode", "switchable_arrays", "switchable_arrays = 0"
+    )
+    _, message = load_error(tmp_path, text)
+    assert message.endswith(
+        "key 'dual_mode.feeds_compute' is true but 'dual_mode.switchable_arrays' "
+        "is 0 (only memory-mode arrays feed compute arrays)"
+    )
+    text = set_key("dual_mode", "feeds_compute", "false")
+    _, message = load_error(tmp_path, text)
+    assert message.endswith(
+        "key 'dual_mode.feed_bytes_per_cycle' (40) must be positive exactly when "
+        "'dual_mode.feeds_compute' is true"
+    )
+    text = _edit(text, "dual_mode", "feed_bytes_per_cycle", "feed_bytes_per_cycle = 0")
+    assert not load_target_file_text(tmp_path, text).dual_mode.feeds_compute
+
+
+def load_target_file_text(tmp_path: Path, text: str) -> HardwareTarget:
+    path = tmp_path / "ok.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_target_file(path)
+
+
 @pytest.mark.parametrize(
     "name",
     ["pimcomp_default", "isaac", "puma", "multichip", "jain_wordline", "isscc21_core"],
 )
 def test_compute_only_targets_have_no_memory_mode(name: str) -> None:
     t = load_target(name)
-    assert dataclasses.astuple(t.dual_mode) == (0, 0, 0, 0.0)
+    assert dataclasses.astuple(t.dual_mode) == (0, 0, 0, 0.0, False, 0.0)
     assert t.energy.mode_switch_pj == 0
     assert t.energy.memory_array_pj_per_byte == 0
 
@@ -289,6 +331,9 @@ def test_target_by_path(tmp_path: Path) -> None:
             set_key("dual_mode", "memory_capacity_bytes", "12801"),
             "dual_mode.memory_capacity_bytes",
         ),
+        (set_key("dual_mode", "feeds_compute", "1"), "dual_mode.feeds_compute"),
+        (set_key("dual_mode", "feed_bytes_per_cycle", "0"), "feed_bytes_per_cycle"),
+        (set_key("dual_mode", "feed_bytes_per_cycle", "-1"), "feed_bytes_per_cycle"),
     ],
 )
 def test_validation_error_names_file_and_key(
@@ -328,6 +373,8 @@ def test_zero_is_allowed_where_documented(tmp_path: Path) -> None:
     text = set_key("dram", "latency_cycles", "0")
     text = _edit(text, "energy", "dram_pj_per_byte", "dram_pj_per_byte = 0")
     text = _edit(text, "dual_mode", "switchable_arrays", "switchable_arrays = 0")
+    text = _edit(text, "dual_mode", "feeds_compute", "feeds_compute = false")
+    text = _edit(text, "dual_mode", "feed_bytes_per_cycle", "feed_bytes_per_cycle = 0")
     path = tmp_path / "zero.toml"
     path.write_text(text, encoding="utf-8")
     t = load_target_file(path)

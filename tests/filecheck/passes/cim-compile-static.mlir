@@ -45,19 +45,19 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx">} {
 // CHECK-NEXT:      %[[LF:[0-9]+]] = cim_meta.load "fc.w" 160 bytes dram -> buffer segment 0 label "fc.w" after(%[[S0]])
 // CHECK-NEXT:      %[[PF:[0-9]+]] = cim_meta.program "fc.w" arrays <2:4> rows 16 cols 32 k [0, 16] n [0, 10] segment 0 label "fc.w" after(%[[LF]])
 // CHECK-NEXT:      %[[LX:[0-9]+]] = cim_meta.load "input0" 192 bytes dram -> buffer segment 0 label "im2col" after(%[[S0]])
-// CHECK-NEXT:      %[[IC:[0-9]+]] = cim_meta.vector "im2col" element_ops 1728 units 2 inputs ["input0"] outputs ["y"] attrs {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64} segment 0 label "im2col" after(%[[LX]])
-// CHECK-NEXT:      %[[MV:[0-9]+]] = cim_meta.move "y" 1728 bytes segment 0 label "conv.w" after(%[[IC]])
+// CHECK-NEXT:      %[[IC:[0-9]+]] = cim_meta.vector "im2col" element_ops 1728 inputs ["input0"] outputs ["y"] attrs {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64} segment 0 label "im2col" after(%[[LX]])
+// CHECK-NEXT:      %[[MV:[0-9]+]] = cim_meta.move "y" 1728 bytes in cores <0:1> segment 0 label "conv.w" after(%[[IC]])
 // CHECK-NEXT:      %[[MC:[0-9]+]] = cim_meta.mvm "conv.w" arrays <0:2> vectors 64 rows 27 cols 32 k [0, 27] n [0, 16] v [0, 64] input "y" output "y.1" segment 0 label "conv.w" after(%[[MV]], %[[PC]])
-// CHECK-NEXT:      %[[GC:[0-9]+]] = cim_meta.move "y.1" 1024 bytes segment 0 label "conv.w" after(%[[MC]])
+// CHECK-NEXT:      %[[GC:[0-9]+]] = cim_meta.move "y.1" 1024 bytes out cores <0:1> segment 0 label "conv.w" after(%[[MC]])
 // CHECK-NEXT:      %[[LB:[0-9]+]] = cim_meta.load "conv.b" 16 bytes dram -> buffer segment 0 label "conv.b" after(%[[S0]])
-// CHECK-NEXT:      %[[BIAS:[0-9]+]] = cim_meta.vector "accumulate" element_ops 1024 units 2 inputs ["y.1", "conv.b"] outputs ["y.1"] attrs {} segment 0 label "conv.w" after(%[[GC]], %[[LB]])
-// CHECK-NEXT:      %[[CI:[0-9]+]] = cim_meta.vector "col2im" element_ops 1024 units 2 inputs ["y.1"] outputs ["y.2"] attrs {} segment 0 label "col2im" after(%[[BIAS]])
-// CHECK-NEXT:      %[[RELU:[0-9]+]] = cim_meta.vector "relu" element_ops 1024 units 2 inputs ["y.2"] outputs ["z"] attrs {kind = #cim_graph<unary_kind relu>} segment 0 label "relu" after(%[[CI]])
-// CHECK-NEXT:      %[[POOL:[0-9]+]] = cim_meta.vector "global_pool" element_ops 1024 units 2 inputs ["z"] outputs ["g"] attrs {kind = #cim_graph<pool_kind avg>} segment 0 label "global_pool" after(%[[RELU]])
-// CHECK-NEXT:      %[[RS:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 units 2 inputs ["g"] outputs ["r"] attrs {} segment 0 label "reshape" after(%[[POOL]])
-// CHECK-NEXT:      %[[MR:[0-9]+]] = cim_meta.move "r" 16 bytes segment 0 label "fc.w" after(%[[RS]])
+// CHECK-NEXT:      %[[BIAS:[0-9]+]] = cim_meta.vector "accumulate" element_ops 1024 inputs ["y.1", "conv.b"] outputs ["y.1"] attrs {} segment 0 label "conv.w" after(%[[GC]], %[[LB]])
+// CHECK-NEXT:      %[[CI:[0-9]+]] = cim_meta.vector "col2im" element_ops 1024 inputs ["y.1"] outputs ["y.2"] attrs {} segment 0 label "col2im" after(%[[BIAS]])
+// CHECK-NEXT:      %[[RELU:[0-9]+]] = cim_meta.vector "relu" element_ops 1024 inputs ["y.2"] outputs ["z"] attrs {kind = #cim_graph<unary_kind relu>} segment 0 label "relu" after(%[[CI]])
+// CHECK-NEXT:      %[[POOL:[0-9]+]] = cim_meta.vector "global_pool" element_ops 1024 inputs ["z"] outputs ["g"] attrs {kind = #cim_graph<pool_kind avg>} segment 0 label "global_pool" after(%[[RELU]])
+// CHECK-NEXT:      %[[RS:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 inputs ["g"] outputs ["r"] attrs {} segment 0 label "reshape" after(%[[POOL]])
+// CHECK-NEXT:      %[[MR:[0-9]+]] = cim_meta.move "r" 16 bytes in cores <0:1> segment 0 label "fc.w" after(%[[RS]])
 // CHECK-NEXT:      %[[MF:[0-9]+]] = cim_meta.mvm "fc.w" arrays <2:4> vectors 1 rows 16 cols 32 k [0, 16] n [0, 10] v [0, 1] input "r" output "l" segment 0 label "fc.w" after(%[[MR]], %[[PF]])
-// CHECK-NEXT:      %[[GF:[0-9]+]] = cim_meta.move "l" 10 bytes segment 0 label "fc.w" after(%[[MF]])
+// CHECK-NEXT:      %[[GF:[0-9]+]] = cim_meta.move "l" 10 bytes out cores <0:1> segment 0 label "fc.w" after(%[[MF]])
 // CHECK-NEXT:      cim_meta.store "l" 10 bytes buffer -> dram segment 0 label "output0" after(%[[GF]])
 // CHECK-NEXT:    }
 // CHECK-NEXT:  }
@@ -98,22 +98,22 @@ builtin.module {
 // CHECK-NEXT:      cim_meta.load "l1.w" 1280 bytes dram -> buffer segment 0 label "l1.w" after(%[[S0]])
 // CHECK-NEXT:      cim_meta.program "l1.w" arrays <0:5> rows 32 cols 32 k [0, 32] n [0, 40] segment 0
 // CHECK:           cim_meta.mvm "l1.w" arrays <0:5> vectors 2 {{.*}} v [0, 2] input "input0" output "y1" segment 0
-// CHECK:           cim_meta.vector "accumulate" element_ops 80 units 2 inputs ["y1", "l1.b"] outputs ["y1"] attrs {} segment 0
-// CHECK-NEXT:      %[[RELU:[0-9]+]] = cim_meta.vector "relu" element_ops 80 units 2 inputs ["y1"] outputs ["r1"] attrs {kind = #cim_graph<unary_kind relu>} segment 0
+// CHECK:           cim_meta.vector "accumulate" element_ops 80 inputs ["y1", "l1.b"] outputs ["y1"] attrs {} segment 0
+// CHECK-NEXT:      %[[RELU:[0-9]+]] = cim_meta.vector "relu" element_ops 80 inputs ["y1"] outputs ["r1"] attrs {kind = #cim_graph<unary_kind relu>} segment 0
 // CHECK-NEXT:      %[[S1:[0-9]+]] = cim_meta.segment 1 after(%[[RELU]])
 // CHECK-NOT:       cim_meta.segment
 // CHECK-COUNT-8:   cim_meta.load "l2.w" 1280 bytes dram -> buffer segment 1
 // CHECK-NOT:       cim_meta.segment
 // CHECK:           cim_meta.mvm "l2.w" arrays <0:8> vectors 2 rows 32 cols 32 k [0, 40] n [224, 256] v [0, 2] input "r1" output "y2" segment 1
-// CHECK-NEXT:      cim_meta.move "y2" 4096 bytes segment 1
-// CHECK-NEXT:      %[[ACC2:[0-9]+]] = cim_meta.vector "accumulate" element_ops 512 units 2 inputs ["y2"] outputs ["y2"] attrs {} segment 1
+// CHECK-NEXT:      cim_meta.move "y2" 4096 bytes out segment 1
+// CHECK-NEXT:      %[[ACC2:[0-9]+]] = cim_meta.vector "accumulate" element_ops 512 inputs ["y2"] outputs ["y2"] attrs {} segment 1
 // CHECK-NEXT:      %[[S2:[0-9]+]] = cim_meta.segment 2 after(%[[ACC2]])
 // CHECK-NEXT:      %[[L3:[0-9]+]] = cim_meta.load "l3.w" 2048 bytes dram -> buffer segment 2 label "l3.w" after(%[[S2]])
 // CHECK-NEXT:      %[[P3:[0-9]+]] = cim_meta.program "l3.w" arrays <0:8> rows 32 cols 32 k [0, 256] n [0, 8] segment 2 label "l3.w" after(%[[L3]])
-// CHECK-NEXT:      %[[M:[0-9]+]] = cim_meta.move "y2" 512 bytes segment 2 label "l3.w" after(%[[ACC2]])
+// CHECK-NEXT:      %[[M:[0-9]+]] = cim_meta.move "y2" 512 bytes in cores <0:2> segment 2 label "l3.w" after(%[[ACC2]])
 // CHECK-NEXT:      %[[MVM:[0-9]+]] = cim_meta.mvm "l3.w" arrays <0:8> vectors 2 rows 32 cols 32 k [0, 256] n [0, 8] v [0, 2] input "y2" output "y3" segment 2 label "l3.w" after(%[[M]], %[[P3]])
-// CHECK-NEXT:      %[[G:[0-9]+]] = cim_meta.move "y3" 512 bytes segment 2 label "l3.w" after(%[[MVM]])
-// CHECK-NEXT:      %[[ACC3:[0-9]+]] = cim_meta.vector "accumulate" element_ops 112 units 2 inputs ["y3"] outputs ["y3"] attrs {} segment 2 label "l3.w" after(%[[G]])
+// CHECK-NEXT:      %[[G:[0-9]+]] = cim_meta.move "y3" 512 bytes out cores <0:2> segment 2 label "l3.w" after(%[[MVM]])
+// CHECK-NEXT:      %[[ACC3:[0-9]+]] = cim_meta.vector "accumulate" element_ops 112 inputs ["y3"] outputs ["y3"] attrs {} segment 2 label "l3.w" after(%[[G]])
 // CHECK-NEXT:      cim_meta.store "y3" 16 bytes buffer -> dram segment 2 label "output0" after(%[[ACC3]])
 // CHECK-NEXT:    }
 
@@ -150,11 +150,11 @@ builtin.module {
 // CHECK-NEXT:      cim_meta.load "g.w" 32 bytes dram -> buffer segment 0 label "g.w" after(%[[S0]])
 // CHECK-NEXT:      cim_meta.program "g.w" arrays <3:4> rows 8 cols 32 k [0, 8] n [0, 8] segment 0
 // CHECK-NEXT:      cim_meta.load "input0" 128 bytes dram
-// CHECK-NEXT:      cim_meta.vector "im2col" element_ops 1152 units 2 inputs ["input0"] outputs ["y"] attrs {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 8 : i64} segment 0
-// CHECK-NEXT:      cim_meta.move "y" 1152 bytes
+// CHECK-NEXT:      cim_meta.vector "im2col" element_ops 1152 inputs ["input0"] outputs ["y"] attrs {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 8 : i64} segment 0
+// CHECK-NEXT:      cim_meta.move "y" 1152 bytes in cores <0:1>
 // CHECK-NEXT:      cim_meta.mvm "dw.w" arrays <0:3> vectors 16 rows 27 cols 12 k [0, 72] n [0, 8] v [0, 16] input "y" output "y.1" segment 0
-// CHECK-NEXT:      cim_meta.move "y.1" 128 bytes
-// CHECK-NEXT:      cim_meta.vector "col2im" element_ops 128 units 2 inputs ["y.1"] outputs ["y.2"] attrs {} segment 0
-// CHECK-NEXT:      cim_meta.vector "im2col" element_ops 128 units 2 inputs ["y.2"] outputs ["z"] attrs {kernel = array<i64: 1, 1>, strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, groups = 2 : i64} segment 0
-// CHECK-NEXT:      cim_meta.move "z" 128 bytes
+// CHECK-NEXT:      cim_meta.move "y.1" 128 bytes out cores <0:1>
+// CHECK-NEXT:      cim_meta.vector "col2im" element_ops 128 inputs ["y.1"] outputs ["y.2"] attrs {} segment 0
+// CHECK-NEXT:      cim_meta.vector "im2col" element_ops 128 inputs ["y.2"] outputs ["z"] attrs {kernel = array<i64: 1, 1>, strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, groups = 2 : i64} segment 0
+// CHECK-NEXT:      cim_meta.move "z" 128 bytes in cores <0:1>
 // CHECK-NEXT:      cim_meta.mvm "g.w" arrays <3:4> vectors 16 rows 8 cols 32 k [0, 8] n [0, 8] v [0, 16] input "z" output "z.1" segment 0

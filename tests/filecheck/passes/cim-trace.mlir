@@ -1,6 +1,6 @@
 // RUN: cim-opt %s --split-input-file -p 'cim-compile-static{target=tiny}' -t cim-trace | filecheck %s
 
-// The cim-trace output target (docs/trace-format.md, version 4): one JSON
+// The cim-trace output target (docs/trace-format.md, version 5): one JSON
 // document with sorted keys, one op (or tensor, constant, weight) per line,
 // ids in order, deps sorted and earlier than the op. An MLP on `tiny` over
 // two segments:
@@ -10,7 +10,11 @@
 // outputs come back as 4-byte partial sums (384 bytes); the accumulate adds
 // the 2 row tiles and the bias: 96 + 96 = 192 lane operations. No constants;
 // the source has no import dims; both array-held weights are listed (l1.w a
-// MatMul [K, N] operand, l2.w a Gemm transB [N, K] one).
+// MatMul [K, N] operand, l2.w a Gemm transB [N, K] one). Version 5: moves go
+// in to (and out from) the cores of the MVM's arrays (l1.w's arrays 0-4 sit
+// in cores 0 and 1 of tiny's 4 arrays per core), MVMs read their input from
+// those cores' local buffers, vector ops run on every core's units, and
+// transfers name no cores (none reaches a local buffer).
 builtin.module attributes {cim_graph.source = #cim_graph.source<"mlp.onnx">} {
   func.func @mlp(%x: tensor<4x32xf32>) -> tensor<4x24xf32> {
     %w1 = cim_graph.weight "l1.w" : tensor<32x40xf32>
@@ -36,22 +40,22 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"mlp.onnx">} {
 // CHECK-NEXT:  },
 // CHECK-NEXT:  "ops": [
 // CHECK-NEXT:   {"deps": [], "id": 0, "kind": "barrier", "name": "", "segment": 0},
-// CHECK-NEXT:   {"arrays": [], "bytes": 1280, "deps": [0], "dst": "buffer", "id": 1, "kind": "load", "name": "l1.w", "segment": 0, "src": "dram", "tensor": "l1.w"},
+// CHECK-NEXT:   {"arrays": [], "bytes": 1280, "cores": [], "deps": [0], "dst": "buffer", "id": 1, "kind": "load", "name": "l1.w", "segment": 0, "src": "dram", "tensor": "l1.w"},
 // CHECK-NEXT:   {"arrays": {{\[\[0, 5\]\]}}, "cols": 32, "deps": [1], "id": 2, "k": [0, 32], "kind": "program", "n": [0, 40], "name": "l1.w", "rows": 32, "segment": 0, "weight": "l1.w"},
-// CHECK-NEXT:   {"arrays": [], "bytes": 128, "deps": [0], "dst": "buffer", "id": 3, "kind": "load", "name": "l1.w", "segment": 0, "src": "dram", "tensor": "input0"},
-// CHECK-NEXT:   {"block": null, "bytes": 128, "deps": [3], "id": 4, "kind": "move", "name": "l1.w", "segment": 0, "tensor": "input0"},
-// CHECK-NEXT:   {"arrays": {{\[\[0, 5\]\]}}, "cols": 32, "deps": [2, 4], "id": 5, "input": "input0", "k": [0, 32], "kind": "mvm", "n": [0, 40], "name": "l1.w", "output": "y1", "rows": 32, "segment": 0, "v": [0, 4], "vectors": 4, "weight": "l1.w"},
-// CHECK-NEXT:   {"block": null, "bytes": 160, "deps": [5], "id": 6, "kind": "move", "name": "l1.w", "segment": 0, "tensor": "y1"},
-// CHECK-NEXT:   {"attrs": {"kind": "relu"}, "block": null, "deps": [6], "element_ops": 160, "id": 7, "inputs": ["y1"], "kind": "vector", "name": "relu", "op": "relu", "outputs": ["r1"], "segment": 0, "units": 2},
+// CHECK-NEXT:   {"arrays": [], "bytes": 128, "cores": [], "deps": [0], "dst": "buffer", "id": 3, "kind": "load", "name": "l1.w", "segment": 0, "src": "dram", "tensor": "input0"},
+// CHECK-NEXT:   {"block": null, "bytes": 128, "cores": {{\[\[0, 2\]\]}}, "deps": [3], "dir": "in", "id": 4, "kind": "move", "name": "l1.w", "segment": 0, "tensor": "input0"},
+// CHECK-NEXT:   {"arrays": {{\[\[0, 5\]\]}}, "cols": 32, "deps": [2, 4], "feed": "local", "id": 5, "in_bytes": 0, "input": "input0", "k": [0, 32], "kind": "mvm", "local_bytes": 0, "n": [0, 40], "name": "l1.w", "out_bytes": 0, "output": "y1", "rows": 32, "segment": 0, "v": [0, 4], "vectors": 4, "weight": "l1.w"},
+// CHECK-NEXT:   {"block": null, "bytes": 160, "cores": {{\[\[0, 2\]\]}}, "deps": [5], "dir": "out", "id": 6, "kind": "move", "name": "l1.w", "segment": 0, "tensor": "y1"},
+// CHECK-NEXT:   {"attrs": {"kind": "relu"}, "block": null, "cores": {{\[\[0, 2\]\]}}, "deps": [6], "element_ops": 160, "id": 7, "in_bytes": 0, "inputs": ["y1"], "kind": "vector", "name": "relu", "op": "relu", "out_bytes": 0, "outputs": ["r1"], "segment": 0},
 // CHECK-NEXT:   {"deps": [7], "id": 8, "kind": "barrier", "name": "", "segment": 1},
-// CHECK-NEXT:   {"arrays": [], "bytes": 960, "deps": [8], "dst": "buffer", "id": 9, "kind": "load", "name": "l2.w", "segment": 1, "src": "dram", "tensor": "l2.w"},
+// CHECK-NEXT:   {"arrays": [], "bytes": 960, "cores": [], "deps": [8], "dst": "buffer", "id": 9, "kind": "load", "name": "l2.w", "segment": 1, "src": "dram", "tensor": "l2.w"},
 // CHECK-NEXT:   {"arrays": {{\[\[0, 6\]\]}}, "cols": 32, "deps": [9], "id": 10, "k": [0, 40], "kind": "program", "n": [0, 24], "name": "l2.w", "rows": 32, "segment": 1, "weight": "l2.w"},
-// CHECK-NEXT:   {"block": null, "bytes": 160, "deps": [7], "id": 11, "kind": "move", "name": "l2.w", "segment": 1, "tensor": "r1"},
-// CHECK-NEXT:   {"arrays": {{\[\[0, 6\]\]}}, "cols": 32, "deps": [10, 11], "id": 12, "input": "r1", "k": [0, 40], "kind": "mvm", "n": [0, 24], "name": "l2.w", "output": "y2", "rows": 32, "segment": 1, "v": [0, 4], "vectors": 4, "weight": "l2.w"},
-// CHECK-NEXT:   {"block": null, "bytes": 768, "deps": [12], "id": 13, "kind": "move", "name": "l2.w", "segment": 1, "tensor": "y2"},
-// CHECK-NEXT:   {"arrays": [], "bytes": 24, "deps": [8], "dst": "buffer", "id": 14, "kind": "load", "name": "l2.b", "segment": 1, "src": "dram", "tensor": "l2.b"},
-// CHECK-NEXT:   {"attrs": {}, "block": null, "deps": [13, 14], "element_ops": 192, "id": 15, "inputs": ["y2", "l2.b"], "kind": "vector", "name": "l2.w", "op": "accumulate", "outputs": ["y2"], "segment": 1, "units": 2},
-// CHECK-NEXT:   {"arrays": [], "bytes": 96, "deps": [15], "dst": "dram", "id": 16, "kind": "store", "name": "output0", "segment": 1, "src": "buffer", "tensor": "y2"}
+// CHECK-NEXT:   {"block": null, "bytes": 160, "cores": {{\[\[0, 2\]\]}}, "deps": [7], "dir": "in", "id": 11, "kind": "move", "name": "l2.w", "segment": 1, "tensor": "r1"},
+// CHECK-NEXT:   {"arrays": {{\[\[0, 6\]\]}}, "cols": 32, "deps": [10, 11], "feed": "local", "id": 12, "in_bytes": 0, "input": "r1", "k": [0, 40], "kind": "mvm", "local_bytes": 0, "n": [0, 24], "name": "l2.w", "out_bytes": 0, "output": "y2", "rows": 32, "segment": 1, "v": [0, 4], "vectors": 4, "weight": "l2.w"},
+// CHECK-NEXT:   {"block": null, "bytes": 768, "cores": {{\[\[0, 2\]\]}}, "deps": [12], "dir": "out", "id": 13, "kind": "move", "name": "l2.w", "segment": 1, "tensor": "y2"},
+// CHECK-NEXT:   {"arrays": [], "bytes": 24, "cores": [], "deps": [8], "dst": "buffer", "id": 14, "kind": "load", "name": "l2.b", "segment": 1, "src": "dram", "tensor": "l2.b"},
+// CHECK-NEXT:   {"attrs": {}, "block": null, "cores": {{\[\[0, 2\]\]}}, "deps": [13, 14], "element_ops": 192, "id": 15, "in_bytes": 0, "inputs": ["y2", "l2.b"], "kind": "vector", "name": "l2.w", "op": "accumulate", "out_bytes": 0, "outputs": ["y2"], "segment": 1},
+// CHECK-NEXT:   {"arrays": [], "bytes": 96, "cores": [], "deps": [15], "dst": "dram", "id": 16, "kind": "store", "name": "output0", "segment": 1, "src": "buffer", "tensor": "y2"}
 // CHECK-NEXT:  ],
 // CHECK-NEXT:  "solver": [],
 // CHECK-NEXT:  "strategy": "static",
@@ -59,7 +63,7 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"mlp.onnx">} {
 // CHECK-NEXT:   "array": {"active_rows": 32, "adc_bits": 8, "adcs_per_array": 32, "cell_bits": 2, "cols": 32, "compute_granularity": "crossbar", "dac_bits": 1, "dynamic_matmul": false, "mvm_issue_interval_cycles": 8, "mvm_latency_cycles": 10, "program_cycles_per_row": 1, "rows": 32},
 // CHECK-NEXT:   "buffers": {"global_bandwidth_bytes_per_cycle": 16.0, "global_bytes": 4096, "local_bandwidth_bytes_per_cycle": 16.0, "local_bytes": 1024},
 // CHECK-NEXT:   "dram": {"bandwidth_bytes_per_cycle": 8.0, "latency_cycles": 20},
-// CHECK-NEXT:   "dual_mode": {"memory_bandwidth_bytes_per_cycle": 4.0, "memory_capacity_bytes": 256, "switch_latency_cycles": 1, "switchable_arrays": 8},
+// CHECK-NEXT:   "dual_mode": {"feed_bytes_per_cycle": 0.0, "feeds_compute": false, "memory_bandwidth_bytes_per_cycle": 4.0, "memory_capacity_bytes": 256, "switch_latency_cycles": 1, "switchable_arrays": 8},
 // CHECK-NEXT:   "energy": {"adc_pj_per_conversion_step": {{.*}}, "vector_pj_per_element": {{.*}}},
 // CHECK-NEXT:   "hierarchy": {"arrays_per_core": 4, "chips": 1, "cores_per_chip": 2},
 // CHECK-NEXT:   "interconnect": {"bandwidth_bytes_per_cycle": 16.0, "latency_cycles": 2, "topology": "bus"},
@@ -73,7 +77,7 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"mlp.onnx">} {
 // CHECK-NEXT:   {"bytes": 160, "dtype": "float32", "name": "r1", "shape": [4, 40]},
 // CHECK-NEXT:   {"bytes": 96, "dtype": "float32", "name": "y2", "shape": [4, 24]}
 // CHECK-NEXT:  ],
-// CHECK-NEXT:  "version": 4,
+// CHECK-NEXT:  "version": 5,
 // CHECK-NEXT:  "weights": [
 // CHECK-NEXT:   {"groups": 1, "k": 32, "layout": "kn", "n": 40, "name": "l1.w"},
 // CHECK-NEXT:   {"groups": 1, "k": 40, "layout": "nk", "n": 24, "name": "l2.w"}
@@ -122,24 +126,24 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"attn.onnx", seq
 // CHECK-NEXT:  },
 // CHECK-NEXT:  "ops": [
 // CHECK-NEXT:   {"deps": [], "id": 0, "kind": "barrier", "name": "", "segment": 0},
-// CHECK-NEXT:   {"arrays": [], "bytes": 128, "deps": [0], "dst": "buffer", "id": 1, "kind": "load", "name": "qk.w", "segment": 0, "src": "dram", "tensor": "qk.w"},
+// CHECK-NEXT:   {"arrays": [], "bytes": 128, "cores": [], "deps": [0], "dst": "buffer", "id": 1, "kind": "load", "name": "qk.w", "segment": 0, "src": "dram", "tensor": "qk.w"},
 // CHECK-NEXT:   {"arrays": {{\[\[0, 2\]\]}}, "cols": 32, "deps": [1], "id": 2, "k": [0, 8], "kind": "program", "n": [0, 16], "name": "qk.w", "rows": 8, "segment": 0, "weight": "qk.w"},
-// CHECK-NEXT:   {"arrays": [], "bytes": 32, "deps": [0], "dst": "buffer", "id": 3, "kind": "load", "name": "reshape", "segment": 0, "src": "dram", "tensor": "input0"},
-// CHECK-NEXT:   {"attrs": {}, "block": null, "deps": [3], "element_ops": 0, "id": 4, "inputs": ["input0"], "kind": "vector", "name": "reshape", "op": "reshape", "outputs": ["qk"], "segment": 0, "units": 2},
-// CHECK-NEXT:   {"block": null, "bytes": 32, "deps": [4], "id": 5, "kind": "move", "name": "qk.w", "segment": 0, "tensor": "qk"},
-// CHECK-NEXT:   {"arrays": {{\[\[0, 2\]\]}}, "cols": 32, "deps": [2, 5], "id": 6, "input": "qk", "k": [0, 8], "kind": "mvm", "n": [0, 16], "name": "qk.w", "output": "qk.1", "rows": 8, "segment": 0, "v": [0, 4], "vectors": 4, "weight": "qk.w"},
-// CHECK-NEXT:   {"block": null, "bytes": 64, "deps": [6], "id": 7, "kind": "move", "name": "qk.w", "segment": 0, "tensor": "qk.1"},
-// CHECK-NEXT:   {"attrs": {}, "block": null, "deps": [7], "element_ops": 0, "id": 8, "inputs": ["qk.1"], "kind": "vector", "name": "reshape", "op": "reshape", "outputs": ["qk.2"], "segment": 0, "units": 2},
-// CHECK-NEXT:   {"attrs": {"axis": 2}, "block": null, "deps": [8], "element_ops": 64, "id": 9, "inputs": ["qk.2"], "kind": "vector", "name": "split", "op": "split", "outputs": ["q", "k"], "segment": 0, "units": 2},
-// CHECK-NEXT:   {"attrs": {"perm": [0, 2, 1]}, "block": null, "deps": [9], "element_ops": 32, "id": 10, "inputs": ["k"], "kind": "vector", "name": "transpose", "op": "transpose", "outputs": ["kt"], "segment": 0, "units": 2},
-// CHECK-NEXT:   {"attrs": {"kind": "mul"}, "block": null, "deps": [9], "element_ops": 32, "id": 11, "inputs": ["q", "scale"], "kind": "vector", "name": "mul", "op": "mul", "outputs": ["qs"], "segment": 0, "units": 2},
-// CHECK-NEXT:   {"attrs": {"max": 6.0, "min": 0.0}, "block": null, "deps": [11], "element_ops": 32, "id": 12, "inputs": ["qs"], "kind": "vector", "name": "clip", "op": "clip", "outputs": ["c"], "segment": 0, "units": 2},
-// CHECK-NEXT:   {"attrs": {"axes": [2], "keepdims": true, "kind": "sum"}, "block": null, "deps": [12], "element_ops": 32, "id": 13, "inputs": ["c"], "kind": "vector", "name": "reduce", "op": "reduce", "outputs": ["r"], "segment": 0, "units": 2},
-// CHECK-NEXT:   {"arrays": [], "bytes": 16, "deps": [0], "dst": "buffer", "id": 14, "kind": "load", "name": "gather", "segment": 0, "src": "dram", "tensor": "pos"},
-// CHECK-NEXT:   {"attrs": {"axis": 0}, "block": null, "deps": [14], "element_ops": 16, "id": 15, "inputs": ["pos", "ids"], "kind": "vector", "name": "gather", "op": "gather", "outputs": ["p"], "segment": 0, "units": 2},
-// CHECK-NEXT:   {"arrays": [], "bytes": 4, "deps": [13], "dst": "dram", "id": 16, "kind": "store", "name": "output0", "segment": 0, "src": "buffer", "tensor": "r"},
-// CHECK-NEXT:   {"arrays": [], "bytes": 32, "deps": [10], "dst": "dram", "id": 17, "kind": "store", "name": "output1", "segment": 0, "src": "buffer", "tensor": "kt"},
-// CHECK-NEXT:   {"arrays": [], "bytes": 16, "deps": [15], "dst": "dram", "id": 18, "kind": "store", "name": "output2", "segment": 0, "src": "buffer", "tensor": "p"}
+// CHECK-NEXT:   {"arrays": [], "bytes": 32, "cores": [], "deps": [0], "dst": "buffer", "id": 3, "kind": "load", "name": "reshape", "segment": 0, "src": "dram", "tensor": "input0"},
+// CHECK-NEXT:   {"attrs": {}, "block": null, "cores": {{\[\[0, 2\]\]}}, "deps": [3], "element_ops": 0, "id": 4, "in_bytes": 0, "inputs": ["input0"], "kind": "vector", "name": "reshape", "op": "reshape", "out_bytes": 0, "outputs": ["qk"], "segment": 0},
+// CHECK-NEXT:   {"block": null, "bytes": 32, "cores": {{\[\[0, 1\]\]}}, "deps": [4], "dir": "in", "id": 5, "kind": "move", "name": "qk.w", "segment": 0, "tensor": "qk"},
+// CHECK-NEXT:   {"arrays": {{\[\[0, 2\]\]}}, "cols": 32, "deps": [2, 5], "feed": "local", "id": 6, "in_bytes": 0, "input": "qk", "k": [0, 8], "kind": "mvm", "local_bytes": 0, "n": [0, 16], "name": "qk.w", "out_bytes": 0, "output": "qk.1", "rows": 8, "segment": 0, "v": [0, 4], "vectors": 4, "weight": "qk.w"},
+// CHECK-NEXT:   {"block": null, "bytes": 64, "cores": {{\[\[0, 1\]\]}}, "deps": [6], "dir": "out", "id": 7, "kind": "move", "name": "qk.w", "segment": 0, "tensor": "qk.1"},
+// CHECK-NEXT:   {"attrs": {}, "block": null, "cores": {{\[\[0, 2\]\]}}, "deps": [7], "element_ops": 0, "id": 8, "in_bytes": 0, "inputs": ["qk.1"], "kind": "vector", "name": "reshape", "op": "reshape", "out_bytes": 0, "outputs": ["qk.2"], "segment": 0},
+// CHECK-NEXT:   {"attrs": {"axis": 2}, "block": null, "cores": {{\[\[0, 2\]\]}}, "deps": [8], "element_ops": 64, "id": 9, "in_bytes": 0, "inputs": ["qk.2"], "kind": "vector", "name": "split", "op": "split", "out_bytes": 0, "outputs": ["q", "k"], "segment": 0},
+// CHECK-NEXT:   {"attrs": {"perm": [0, 2, 1]}, "block": null, "cores": {{\[\[0, 2\]\]}}, "deps": [9], "element_ops": 32, "id": 10, "in_bytes": 0, "inputs": ["k"], "kind": "vector", "name": "transpose", "op": "transpose", "out_bytes": 0, "outputs": ["kt"], "segment": 0},
+// CHECK-NEXT:   {"attrs": {"kind": "mul"}, "block": null, "cores": {{\[\[0, 2\]\]}}, "deps": [9], "element_ops": 32, "id": 11, "in_bytes": 0, "inputs": ["q", "scale"], "kind": "vector", "name": "mul", "op": "mul", "out_bytes": 0, "outputs": ["qs"], "segment": 0},
+// CHECK-NEXT:   {"attrs": {"max": 6.0, "min": 0.0}, "block": null, "cores": {{\[\[0, 2\]\]}}, "deps": [11], "element_ops": 32, "id": 12, "in_bytes": 0, "inputs": ["qs"], "kind": "vector", "name": "clip", "op": "clip", "out_bytes": 0, "outputs": ["c"], "segment": 0},
+// CHECK-NEXT:   {"attrs": {"axes": [2], "keepdims": true, "kind": "sum"}, "block": null, "cores": {{\[\[0, 2\]\]}}, "deps": [12], "element_ops": 32, "id": 13, "in_bytes": 0, "inputs": ["c"], "kind": "vector", "name": "reduce", "op": "reduce", "out_bytes": 0, "outputs": ["r"], "segment": 0},
+// CHECK-NEXT:   {"arrays": [], "bytes": 16, "cores": [], "deps": [0], "dst": "buffer", "id": 14, "kind": "load", "name": "gather", "segment": 0, "src": "dram", "tensor": "pos"},
+// CHECK-NEXT:   {"attrs": {"axis": 0}, "block": null, "cores": {{\[\[0, 2\]\]}}, "deps": [14], "element_ops": 16, "id": 15, "in_bytes": 0, "inputs": ["pos", "ids"], "kind": "vector", "name": "gather", "op": "gather", "out_bytes": 0, "outputs": ["p"], "segment": 0},
+// CHECK-NEXT:   {"arrays": [], "bytes": 4, "cores": [], "deps": [13], "dst": "dram", "id": 16, "kind": "store", "name": "output0", "segment": 0, "src": "buffer", "tensor": "r"},
+// CHECK-NEXT:   {"arrays": [], "bytes": 32, "cores": [], "deps": [10], "dst": "dram", "id": 17, "kind": "store", "name": "output1", "segment": 0, "src": "buffer", "tensor": "kt"},
+// CHECK-NEXT:   {"arrays": [], "bytes": 16, "cores": [], "deps": [15], "dst": "dram", "id": 18, "kind": "store", "name": "output2", "segment": 0, "src": "buffer", "tensor": "p"}
 // CHECK-NEXT:  ],
 // CHECK-NEXT:  "solver": [],
 // CHECK-NEXT:  "strategy": "static",
@@ -157,7 +161,7 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"attn.onnx", seq
 // CHECK-NEXT:   {"bytes": 4, "dtype": "float32", "name": "r", "shape": [1, 4, 1]},
 // CHECK-NEXT:   {"bytes": 16, "dtype": "float32", "name": "p", "shape": [1, 2, 8]}
 // CHECK-NEXT:  ],
-// CHECK-NEXT:  "version": 4,
+// CHECK-NEXT:  "version": 5,
 // CHECK-NEXT:  "weights": [
 // CHECK-NEXT:   {"groups": 1, "k": 8, "layout": "nk", "n": 16, "name": "qk.w"}
 // CHECK-NEXT:  ]

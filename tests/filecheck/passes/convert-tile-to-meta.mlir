@@ -36,17 +36,17 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   %[[LW1:[0-9]+]] = cim_meta.load "l1.w" 1280 bytes dram -> buffer segment 0 label "l1.w" after(%[[S0]])
 // CHECK-NEXT:   %[[PW1:[0-9]+]] = cim_meta.program "l1.w" arrays <0:5> rows 32 cols 32 k [0, 32] n [0, 40] segment 0 label "l1.w" after(%[[LW1]])
 // CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 32 bytes dram -> buffer segment 0 label "l1.w" after(%[[S0]])
-// CHECK-NEXT:   %[[MX:[0-9]+]] = cim_meta.move "input0" 32 bytes segment 0 label "l1.w" after(%[[LX]])
+// CHECK-NEXT:   %[[MX:[0-9]+]] = cim_meta.move "input0" 32 bytes in cores <0:2> segment 0 label "l1.w" after(%[[LX]])
 // CHECK-NEXT:   %[[M1:[0-9]+]] = cim_meta.mvm "l1.w" arrays <0:5> vectors 1 rows 32 cols 32 k [0, 32] n [0, 40] v [0, 1] input "input0" output "a" segment 0 label "l1.w" after(%[[MX]], %[[PW1]])
-// CHECK-NEXT:   %[[G1:[0-9]+]] = cim_meta.move "a" 40 bytes segment 0 label "l1.w" after(%[[M1]])
-// CHECK-NEXT:   %[[RELU:[0-9]+]] = cim_meta.vector "relu" element_ops 40 units 2 inputs ["a"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} segment 0 label "relu" after(%[[G1]])
+// CHECK-NEXT:   %[[G1:[0-9]+]] = cim_meta.move "a" 40 bytes out cores <0:2> segment 0 label "l1.w" after(%[[M1]])
+// CHECK-NEXT:   %[[RELU:[0-9]+]] = cim_meta.vector "relu" element_ops 40 inputs ["a"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} segment 0 label "relu" after(%[[G1]])
 // CHECK-NEXT:   %[[S1:[0-9]+]] = cim_meta.segment 1 after(%[[RELU]])
 // CHECK-NEXT:   %[[LW2:[0-9]+]] = cim_meta.load "l2.w" 960 bytes dram -> buffer segment 1 label "l2.w" after(%[[S1]])
 // CHECK-NEXT:   %[[PW2:[0-9]+]] = cim_meta.program "l2.w" arrays <0:6> rows 32 cols 32 k [0, 40] n [0, 24] segment 1 label "l2.w" after(%[[LW2]])
-// CHECK-NEXT:   %[[MR:[0-9]+]] = cim_meta.move "r" 40 bytes segment 1 label "l2.w" after(%[[RELU]])
+// CHECK-NEXT:   %[[MR:[0-9]+]] = cim_meta.move "r" 40 bytes in cores <0:2> segment 1 label "l2.w" after(%[[RELU]])
 // CHECK-NEXT:   %[[M2:[0-9]+]] = cim_meta.mvm "l2.w" arrays <0:6> vectors 1 rows 32 cols 32 k [0, 40] n [0, 24] v [0, 1] input "r" output "b" segment 1 label "l2.w" after(%[[MR]], %[[PW2]])
-// CHECK-NEXT:   %[[G2:[0-9]+]] = cim_meta.move "b" 192 bytes segment 1 label "l2.w" after(%[[M2]])
-// CHECK-NEXT:   %[[ACC:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 units 2 inputs ["b"] outputs ["b"] attrs {} segment 1 label "l2.w" after(%[[G2]])
+// CHECK-NEXT:   %[[G2:[0-9]+]] = cim_meta.move "b" 192 bytes out cores <0:2> segment 1 label "l2.w" after(%[[M2]])
+// CHECK-NEXT:   %[[ACC:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 inputs ["b"] outputs ["b"] attrs {} segment 1 label "l2.w" after(%[[G2]])
 // CHECK-NEXT:   cim_meta.store "b" 24 bytes buffer -> dram segment 1 label "output0" after(%[[ACC]])
 // CHECK-NEXT: }
 
@@ -72,12 +72,12 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   %[[P0:[0-9]+]] = cim_meta.program "w" arrays <0:1> rows 32 cols 32 k [0, 32] n [0, 8] segment 0 label "w" after(%[[LW]])
 // CHECK-NEXT:   %[[P1:[0-9]+]] = cim_meta.program "w" arrays <1:2> rows 32 cols 32 k [0, 32] n [0, 8] segment 0 label "w" after(%[[LW]])
 // CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 128 bytes dram -> buffer segment 0 label "w" after(%[[S0]])
-// CHECK-NEXT:   %[[MX:[0-9]+]] = cim_meta.move "input0" 128 bytes segment 0 label "w" after(%[[LX]])
+// CHECK-NEXT:   %[[MX:[0-9]+]] = cim_meta.move "input0" 128 bytes in cores <0:1> segment 0 label "w" after(%[[LX]])
 // CHECK-NEXT:   %[[PAR:[0-9]+]] = cim_meta.parallel segment 0 label "w" {
 // CHECK-NEXT:     cim_meta.mvm "w" arrays <0:1> vectors 2 rows 32 cols 32 k [0, 32] n [0, 8] v [0, 2] input "input0" output "y" segment 0 label "w" after(%[[MX]], %[[P0]])
 // CHECK-NEXT:     cim_meta.mvm "w" arrays <1:2> vectors 2 rows 32 cols 32 k [0, 32] n [0, 8] v [2, 4] input "input0" output "y" segment 0 label "w" after(%[[MX]], %[[P1]])
 // CHECK-NEXT:   }
-// CHECK-NEXT:   %[[G:[0-9]+]] = cim_meta.move "y" 32 bytes segment 0 label "w" after(%[[PAR]])
+// CHECK-NEXT:   %[[G:[0-9]+]] = cim_meta.move "y" 32 bytes out cores <0:1> segment 0 label "w" after(%[[PAR]])
 // CHECK-NEXT:   cim_meta.store "y" 32 bytes buffer -> dram segment 0 label "output0" after(%[[G]])
 
 // -----
@@ -103,7 +103,7 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   cim_meta.tensor "y" : tensor<1x256xf32> bytes 256
 // CHECK-NEXT:   %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
 // CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 256 bytes dram -> buffer segment 0 label "big.w" after(%[[S0]])
-// CHECK-NEXT:   %[[MX:[0-9]+]] = cim_meta.move "input0" 256 bytes segment 0 label "big.w" after(%[[LX]])
+// CHECK-NEXT:   %[[MX:[0-9]+]] = cim_meta.move "input0" 256 bytes in segment 0 label "big.w" after(%[[LX]])
 // CHECK-NEXT:   %[[L0:[0-9]+]] = cim_meta.load "big.w" 2048 bytes dram -> buffer segment 0 label "big.w" after(%[[S0]])
 // CHECK-NEXT:   %[[P0:[0-9]+]] = cim_meta.program "big.w" arrays <0:8> rows 32 cols 32 k [0, 256] n [0, 8] segment 0 label "big.w" after(%[[L0]])
 // CHECK-NEXT:   %[[M0:[0-9]+]] = cim_meta.mvm "big.w" arrays <0:8> vectors 1 rows 32 cols 32 k [0, 256] n [0, 8] v [0, 1] input "input0" output "y" segment 0 label "big.w" after(%[[MX]], %[[P0]])
@@ -115,8 +115,8 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NOT:    cim_meta.mvm
 // CHECK:        %[[PL:[0-9]+]] = cim_meta.program "big.w" arrays <0:8> rows 32 cols 32 k [0, 256] n [248, 256]
 // CHECK-NEXT:   %[[ML:[0-9]+]] = cim_meta.mvm "big.w" arrays <0:8> vectors 1 rows 32 cols 32 k [0, 256] n [248, 256] v [0, 1] input "input0" output "y" segment 0 label "big.w" after(%[[MX]], %[[PL]])
-// CHECK-NEXT:   %[[G:[0-9]+]] = cim_meta.move "y" 8192 bytes segment 0 label "big.w" after(%[[ML]])
-// CHECK-NEXT:   %[[ACC:[0-9]+]] = cim_meta.vector "accumulate" element_ops 1792 units 2 inputs ["y"] outputs ["y"] attrs {} segment 0 label "big.w" after(%[[G]])
+// CHECK-NEXT:   %[[G:[0-9]+]] = cim_meta.move "y" 8192 bytes out segment 0 label "big.w" after(%[[ML]])
+// CHECK-NEXT:   %[[ACC:[0-9]+]] = cim_meta.vector "accumulate" element_ops 1792 inputs ["y"] outputs ["y"] attrs {} segment 0 label "big.w" after(%[[G]])
 // CHECK-NEXT:   cim_meta.store "y" 256 bytes buffer -> dram segment 0 label "output0" after(%[[ACC]])
 
 // -----
@@ -149,14 +149,14 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK:      cim_meta.schedule @spill
 // CHECK:        %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
 // CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 3072 bytes dram -> buffer segment 0 label "relu" after(%[[S0]])
-// CHECK-NEXT:   %[[RELU:[0-9]+]] = cim_meta.vector "relu" element_ops 3072 units 2 inputs ["input0"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} segment 0 label "relu" after(%[[LX]])
+// CHECK-NEXT:   %[[RELU:[0-9]+]] = cim_meta.vector "relu" element_ops 3072 inputs ["input0"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} segment 0 label "relu" after(%[[LX]])
 // CHECK-NEXT:   %[[SR:[0-9]+]] = cim_meta.store "r" 3072 bytes buffer -> dram segment 0 label "relu" after(%[[RELU]])
 // CHECK-NEXT:   %[[LR1:[0-9]+]] = cim_meta.load "r" 3072 bytes dram -> buffer segment 0 label "sigmoid" after(%[[SR]])
-// CHECK-NEXT:   %[[SIG:[0-9]+]] = cim_meta.vector "sigmoid" element_ops 12288 units 2 inputs ["r"] outputs ["s"] attrs {kind = #cim_graph<unary_kind sigmoid>} segment 0 label "sigmoid" after(%[[LR1]])
+// CHECK-NEXT:   %[[SIG:[0-9]+]] = cim_meta.vector "sigmoid" element_ops 12288 inputs ["r"] outputs ["s"] attrs {kind = #cim_graph<unary_kind sigmoid>} segment 0 label "sigmoid" after(%[[LR1]])
 // CHECK-NEXT:   %[[SS:[0-9]+]] = cim_meta.store "s" 3072 bytes buffer -> dram segment 0 label "sigmoid" after(%[[SIG]])
 // CHECK-NEXT:   %[[LR2:[0-9]+]] = cim_meta.load "r" 3072 bytes dram -> buffer segment 0 label "add" after(%[[SR]])
 // CHECK-NEXT:   %[[LS:[0-9]+]] = cim_meta.load "s" 3072 bytes dram -> buffer segment 0 label "add" after(%[[SS]])
-// CHECK-NEXT:   %[[ADD:[0-9]+]] = cim_meta.vector "add" element_ops 3072 units 2 inputs ["r", "s"] outputs ["t"] attrs {kind = #cim_graph<binary_kind add>} segment 0 label "add" after(%[[LR2]], %[[LS]])
+// CHECK-NEXT:   %[[ADD:[0-9]+]] = cim_meta.vector "add" element_ops 3072 inputs ["r", "s"] outputs ["t"] attrs {kind = #cim_graph<binary_kind add>} segment 0 label "add" after(%[[LR2]], %[[LS]])
 // CHECK-NEXT:   cim_meta.store "t" 3072 bytes buffer -> dram segment 0 label "add" after(%[[ADD]])
 // CHECK-NEXT: }
 
@@ -212,7 +212,7 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 128 bytes dram -> buffer segment 0 label "layer_norm" after(%[[S0]])
 // CHECK-NEXT:   %[[LG:[0-9]+]] = cim_meta.load "ln.g" 32 bytes dram -> buffer segment 0 label "layer_norm" after(%[[S0]])
 // CHECK-NEXT:   %[[LB:[0-9]+]] = cim_meta.load "ln.b" 32 bytes dram -> buffer segment 0 label "layer_norm" after(%[[S0]])
-// CHECK-NEXT:   %[[LN:[0-9]+]] = cim_meta.vector "layer_norm" element_ops 1024 units 2 inputs ["input0", "ln.g", "ln.b"] outputs ["y"] attrs {axis = -1 : i64, epsilon = 1.000000e-05 : f32} segment 0 label "layer_norm" after(%[[LX]], %[[LG]], %[[LB]])
+// CHECK-NEXT:   %[[LN:[0-9]+]] = cim_meta.vector "layer_norm" element_ops 1024 inputs ["input0", "ln.g", "ln.b"] outputs ["y"] attrs {axis = -1 : i64, epsilon = 1.000000e-05 : f32} segment 0 label "layer_norm" after(%[[LX]], %[[LG]], %[[LB]])
 // CHECK-NEXT:   cim_meta.store "y" 128 bytes buffer -> dram segment 0 label "output0" after(%[[LN]])
 
 // -----
@@ -264,11 +264,11 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   cim_meta.tensor "e" : tensor<1x4xf32> bytes 4
 // CHECK-NEXT:   %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
 // CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 4 bytes dram -> buffer segment 0 label "mul" after(%[[S0]])
-// CHECK-NEXT:   %[[MUL:[0-9]+]] = cim_meta.vector "mul" element_ops 4 units 2 inputs ["input0", "scale"] outputs ["y"] attrs {kind = #cim_graph<binary_kind mul>} segment 0 label "mul" after(%[[LX]])
-// CHECK-NEXT:   %[[ADD:[0-9]+]] = cim_meta.vector "add" element_ops 4 units 2 inputs ["y", "const"] outputs ["z"] attrs {kind = #cim_graph<binary_kind add>} segment 0 label "add" after(%[[MUL]])
-// CHECK-NEXT:   %[[SUB:[0-9]+]] = cim_meta.vector "sub" element_ops 4 units 2 inputs ["z", "scale"] outputs ["m"] attrs {kind = #cim_graph<binary_kind sub>} segment 0 label "sub" after(%[[ADD]])
+// CHECK-NEXT:   %[[MUL:[0-9]+]] = cim_meta.vector "mul" element_ops 4 inputs ["input0", "scale"] outputs ["y"] attrs {kind = #cim_graph<binary_kind mul>} segment 0 label "mul" after(%[[LX]])
+// CHECK-NEXT:   %[[ADD:[0-9]+]] = cim_meta.vector "add" element_ops 4 inputs ["y", "const"] outputs ["z"] attrs {kind = #cim_graph<binary_kind add>} segment 0 label "add" after(%[[MUL]])
+// CHECK-NEXT:   %[[SUB:[0-9]+]] = cim_meta.vector "sub" element_ops 4 inputs ["z", "scale"] outputs ["m"] attrs {kind = #cim_graph<binary_kind sub>} segment 0 label "sub" after(%[[ADD]])
 // CHECK-NEXT:   %[[LE:[0-9]+]] = cim_meta.load "emb" 4 bytes dram -> buffer segment 0 label "gather" after(%[[S0]])
-// CHECK-NEXT:   %[[GATHER:[0-9]+]] = cim_meta.vector "gather" element_ops 4 units 2 inputs ["emb", "const.1"] outputs ["e"] attrs {axis = 0 : i64} segment 0 label "gather" after(%[[LE]])
+// CHECK-NEXT:   %[[GATHER:[0-9]+]] = cim_meta.vector "gather" element_ops 4 inputs ["emb", "const.1"] outputs ["e"] attrs {axis = 0 : i64} segment 0 label "gather" after(%[[LE]])
 // CHECK-NEXT:   cim_meta.store "m" 4 bytes buffer -> dram segment 0 label "output0" after(%[[SUB]])
 // CHECK-NEXT:   cim_meta.store "e" 4 bytes buffer -> dram segment 0 label "output1" after(%[[GATHER]])
 // CHECK-NEXT: }
@@ -302,8 +302,8 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   cim_meta.tensor "r" : tensor<1x5xf32> bytes 5
 // CHECK-NEXT:   %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
 // CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 8 bytes dram -> buffer segment 0 label "split" after(%[[S0]])
-// CHECK-NEXT:   %[[SPLIT:[0-9]+]] = cim_meta.vector "split" element_ops 8 units 2 inputs ["input0"] outputs ["q", "k"] attrs {axis = 1 : i64} segment 0 label "split" after(%[[LX]])
-// CHECK-NEXT:   %[[RELU:[0-9]+]] = cim_meta.vector "relu" element_ops 5 units 2 inputs ["k"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} segment 0 label "relu" after(%[[SPLIT]])
+// CHECK-NEXT:   %[[SPLIT:[0-9]+]] = cim_meta.vector "split" element_ops 8 inputs ["input0"] outputs ["q", "k"] attrs {axis = 1 : i64} segment 0 label "split" after(%[[LX]])
+// CHECK-NEXT:   %[[RELU:[0-9]+]] = cim_meta.vector "relu" element_ops 5 inputs ["k"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} segment 0 label "relu" after(%[[SPLIT]])
 // CHECK-NEXT:   cim_meta.store "q" 3 bytes buffer -> dram segment 0 label "output0" after(%[[SPLIT]])
 // CHECK-NEXT:   cim_meta.store "r" 5 bytes buffer -> dram segment 0 label "output1" after(%[[RELU]])
 // CHECK-NEXT: }
@@ -344,14 +344,14 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   %[[LW1:[0-9]+]] = cim_meta.load "l1.w" 1280 bytes dram -> buffer segment 0 label "l1.w" after(%[[S0]])
 // CHECK-NEXT:   %[[PW1:[0-9]+]] = cim_meta.program "l1.w" arrays <2:7> rows 32 cols 32 k [0, 32] n [0, 40] segment 0 label "l1.w" after(%[[LW1]])
 // CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 32 bytes dram -> buffer segment 0 label "l1.w" after(%[[S0]])
-// CHECK-NEXT:   %[[MX:[0-9]+]] = cim_meta.move "input0" 32 bytes segment 0 label "l1.w" after(%[[LX]])
+// CHECK-NEXT:   %[[MX:[0-9]+]] = cim_meta.move "input0" 32 bytes in cores <0:2> segment 0 label "l1.w" after(%[[LX]])
 // CHECK-NEXT:   %[[M1:[0-9]+]] = cim_meta.mvm "l1.w" arrays <2:7> {{.*}} after(%[[MX]], %[[PW1]])
-// CHECK-NEXT:   %[[G1:[0-9]+]] = cim_meta.move "h" 40 bytes segment 0 label "l1.w" after(%[[M1]])
+// CHECK-NEXT:   %[[G1:[0-9]+]] = cim_meta.move "h" 40 bytes out cores <0:2> segment 0 label "l1.w" after(%[[M1]])
 // CHECK-NEXT:   %[[LP:[0-9]+]] = cim_meta.load "input1" 40 bytes memory -> buffer arrays <0:2> segment 0 label "add" after(%[[S0]])
-// CHECK-NEXT:   %[[ADD:[0-9]+]] = cim_meta.vector "add" element_ops 40 units 2 inputs ["h", "input1"] outputs ["s"] {{.*}} after(%[[G1]], %[[LP]])
+// CHECK-NEXT:   %[[ADD:[0-9]+]] = cim_meta.vector "add" element_ops 40 inputs ["h", "input1"] outputs ["s"] {{.*}} after(%[[G1]], %[[LP]])
 // CHECK-NEXT:   %[[S1:[0-9]+]] = cim_meta.segment 1 after(%[[SW]], %[[ADD]])
 // CHECK-NEXT:   %[[BACK:[0-9]+]] = cim_meta.switch arrays <7:8> to <compute> segment 1 after(%[[S1]])
-// CHECK-NEXT:   cim_meta.move "s" 40 bytes segment 1
+// CHECK-NEXT:   cim_meta.move "s" 40 bytes in segment 1
 // CHECK-NEXT:   cim_meta.load "l2.w" 960 bytes dram -> buffer segment 1
 // CHECK-NEXT:   cim_meta.program "l2.w" arrays <2:8> rows 32 cols 32 k [0, 40] n [0, 24] segment 1 label "l2.w" after(%{{[0-9]+}}, %[[BACK]])
 // CHECK-NEXT:   cim_meta.mvm "l2.w" arrays <2:8> {{.*}} n [0, 24]

@@ -34,7 +34,7 @@
 
 // -----
 
-// CHECK: Expected `dram`, `buffer`, or `memory`.
+// CHECK: Expected `dram`, `buffer`, `memory`, or `local`.
 %t = cim_meta.load "x" 16 bytes disk -> buffer segment 0
 
 // -----
@@ -90,12 +90,12 @@
 // -----
 
 // CHECK: 'cim_meta.move' moves at least one byte
-%t = cim_meta.move "y" 0 bytes segment 0
+%t = cim_meta.move "y" 0 bytes in segment 0
 
 // -----
 
 // CHECK: 'cim_meta.move' segment must not be negative
-%t = cim_meta.move "y" 16 bytes segment -1
+%t = cim_meta.move "y" 16 bytes out segment -1
 
 // -----
 
@@ -159,34 +159,45 @@
 
 // -----
 
-// CHECK: 'cim_meta.vector' needs non-negative element_ops and at least one unit
-%t = cim_meta.vector "softmax" element_ops 64 units 0 inputs ["s"] outputs ["p"] attrs {} segment 0
+// CHECK: 'cim_meta.vector' element_ops, in_bytes and out_bytes must not be negative
+%t = cim_meta.vector "softmax" element_ops 64 inputs ["s"] outputs ["p"] attrs {} in_bytes -4 segment 0
 
 // -----
 
-// CHECK: 'cim_meta.vector' needs non-negative element_ops and at least one unit
-%t = cim_meta.vector "softmax" element_ops -1 units 8 inputs ["s"] outputs ["p"] attrs {} segment 0
+// CHECK: 'cim_meta.vector' element_ops, in_bytes and out_bytes must not be negative
+%t = cim_meta.vector "softmax" element_ops -1 inputs ["s"] outputs ["p"] attrs {} segment 0
+
+// -----
+
+// The version-4 key `units` is gone (cores say whose units run the op).
+// CHECK: Expected 'inputs'
+%t = cim_meta.vector "softmax" element_ops 64 units 8 inputs ["s"] outputs ["p"] attrs {} segment 0
+
+// -----
+
+// CHECK: #cim_meta.cores ranges must be non-empty, sorted and disjoint, got 1:2
+%t = cim_meta.vector "softmax" element_ops 64 inputs ["s"] outputs ["p"] attrs {} cores <0:2, 1:2> segment 0
 
 // -----
 
 // CHECK: 'cim_meta.vector' segment must not be negative
-%t = cim_meta.vector "softmax" element_ops 64 units 8 inputs ["s"] outputs ["p"] attrs {} segment -1
+%t = cim_meta.vector "softmax" element_ops 64 inputs ["s"] outputs ["p"] attrs {} segment -1
 
 // -----
 
 // CHECK: 'cim_meta.vector' produces at least one tensor
-%t = cim_meta.vector "softmax" element_ops 64 units 8 inputs ["s"] outputs [] attrs {axis = 3 : i64} segment 0
+%t = cim_meta.vector "softmax" element_ops 64 inputs ["s"] outputs [] attrs {axis = 3 : i64} segment 0
 
 // -----
 
 // CHECK: 3 : i64 should be of base attribute string
-%t = "cim_meta.vector"() <{kind = "softmax", element_ops = 64 : i64, units = 8 : i64, inputs = ["s"], outputs = [3 : i64], attrs = {}, segment = 0 : i64}> : () -> !cim_meta.token
+%t = "cim_meta.vector"() <{kind = "softmax", element_ops = 64 : i64, inputs = ["s"], outputs = [3 : i64], attrs = {}, segment = 0 : i64}> : () -> !cim_meta.token
 
 // -----
 
 // The version-1 spelling `output "p"` is gone.
 // CHECK: Expected 'outputs'
-%t = cim_meta.vector "softmax" element_ops 64 units 8 inputs ["s"] output "p" segment 0
+%t = cim_meta.vector "softmax" element_ops 64 inputs ["s"] output "p" segment 0
 
 // -----
 
@@ -213,7 +224,7 @@
 
 // CHECK: 'cim_meta.parallel' may only hold meta-ops, got 'cim_meta.tensor'
 %t = cim_meta.parallel segment 0 {
-  %a = cim_meta.move "y" 16 bytes segment 0
+  %a = cim_meta.move "y" 16 bytes in segment 0
   cim_meta.tensor "y" : tensor<4xf32> bytes 16
 }
 
@@ -221,7 +232,7 @@
 
 // CHECK: 'cim_meta.parallel' segment must not be negative
 %t = cim_meta.parallel segment -1 {
-  %a = cim_meta.move "y" 16 bytes segment 0
+  %a = cim_meta.move "y" 16 bytes in segment 0
 }
 
 // -----
@@ -278,7 +289,7 @@ cim_meta.schedule @main target "dynaplasia" strategy "static" batch 0 inputs ["x
 
 // -----
 
-// CHECK: 'cim_meta.schedule' declares 'x' twice (tensors, constants and weights share one namespace)
+// CHECK: 'cim_meta.schedule' declares 'x' twice (tensors, constants and weights share one namespace, except the weight view of a tensor declared before it)
 cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1 inputs ["x"] outputs ["x"] {
   cim_meta.tensor "x" : tensor<4xf32> bytes 16
   cim_meta.tensor "x" : tensor<8xf32> bytes 32
@@ -325,20 +336,29 @@ cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1 inputs ["x
 
 // -----
 
-// CHECK: 'cim_meta.load' cannot move buffer -> dram: loads move toward the arrays (dram -> memory -> buffer), stores away
+// CHECK: 'cim_meta.load' cannot move buffer -> dram: loads move toward the arrays (dram -> memory -> buffer, memory -> local), stores away
 %t = cim_meta.load "x" 16 bytes buffer -> dram segment 0
 
 // -----
 
-// CHECK: 'cim_meta.store' cannot move dram -> buffer: loads move toward the arrays (dram -> memory -> buffer), stores away
+// CHECK: 'cim_meta.store' cannot move dram -> buffer: loads move toward the arrays (dram -> memory -> buffer, memory -> local), stores away
 %t = cim_meta.store "x" 16 bytes dram -> buffer segment 0
 
 // -----
 
-// CHECK: 'cim_meta.schedule' declares 'w' twice (tensors, constants and weights share one namespace)
+// A weight may view a tensor declared before it, not the other way round.
+// CHECK: 'cim_meta.schedule' declares 'w' twice (tensors, constants and weights share one namespace, except the weight view of a tensor declared before it)
 cim_meta.schedule @main target "tiny" strategy "static" batch 1 inputs [] outputs [] {
-  cim_meta.tensor "w" : tensor<4xf32> bytes 4
   cim_meta.weight "w" layout kn groups 1 k 4 n 4
+  cim_meta.tensor "w" : tensor<4xf32> bytes 4
+}
+
+// -----
+
+// CHECK: 'cim_meta.schedule' declares 'c' twice (tensors, constants and weights share one namespace, except the weight view of a tensor declared before it)
+cim_meta.schedule @main target "tiny" strategy "static" batch 1 inputs [] outputs [] {
+  cim_meta.constant "c" = dense<1.0> : tensor<f32>
+  cim_meta.weight "c" layout kn groups 1 k 1 n 1
 }
 
 // -----
@@ -347,3 +367,123 @@ cim_meta.schedule @main target "tiny" strategy "static" batch 1 inputs [] output
 cim_meta.schedule @main target "tiny" strategy "static" batch 1 inputs [] outputs [] {
   cim_meta.constant "c" = dense<[1, 2]> : vector<2xi64>
 }
+
+// -----
+
+// CHECK: 'cim_meta.load' reaches a local buffer only from memory-mode arrays (the global buffer's path to the cores is cim_meta.move)
+%t = cim_meta.load "x" 16 bytes buffer -> local cores <0:1> segment 0
+
+// -----
+
+// CHECK: 'cim_meta.store' cannot move memory -> local: loads move toward the arrays (dram -> memory -> buffer, memory -> local), stores away
+%t = cim_meta.store "x" 16 bytes memory -> local arrays <0:1> cores <0:1> segment 0
+
+// -----
+
+// CHECK: 'cim_meta.load' names cores exactly when it reads or writes a local buffer
+%t = cim_meta.load "x" 16 bytes memory -> local arrays <0:1> segment 0
+
+// -----
+
+// CHECK: 'cim_meta.load' names cores exactly when it reads or writes a local buffer
+%t = cim_meta.load "x" 16 bytes memory -> buffer arrays <0:1> cores <0:1> segment 0
+
+// -----
+
+// CHECK: 'cim_meta.store' to or from a local buffer names one core
+%t = cim_meta.store "x" 16 bytes local -> memory arrays <0:1> cores <0:2> segment 0
+
+// -----
+
+// CHECK: Expected `in`, or `out`.
+%t = cim_meta.move "y" 16 bytes across segment 0
+
+// -----
+
+// CHECK: 'cim_meta.mvm' streams in_bytes > 0 exactly when its feed is buffer or memory
+%t = cim_meta.mvm "w" arrays <0:2> vectors 1 rows 320 cols 80 k [0, 512] n [0, 10] v [0, 1] input "x" output "y" feed buffer segment 0
+
+// -----
+
+// CHECK: 'cim_meta.mvm' streams in_bytes > 0 exactly when its feed is buffer or memory
+%t = cim_meta.mvm "w" arrays <0:2> vectors 1 rows 320 cols 80 k [0, 512] n [0, 10] v [0, 1] input "x" output "y" in_bytes 64 segment 0
+
+// -----
+
+// CHECK: 'cim_meta.mvm' names feed_arrays exactly when its feed is memory
+%t = cim_meta.mvm "w" arrays <0:2> vectors 1 rows 320 cols 80 k [0, 512] n [0, 10] v [0, 1] input "x" output "y" feed memory in_bytes 64 segment 0
+
+// -----
+
+// CHECK: 'cim_meta.mvm' names feed_arrays exactly when its feed is memory
+%t = cim_meta.mvm "w" arrays <0:2> vectors 1 rows 320 cols 80 k [0, 512] n [0, 10] v [0, 1] input "x" output "y" feed buffer feed_arrays <4:5> in_bytes 64 segment 0
+
+// -----
+
+// CHECK: 'cim_meta.mvm' feed_arrays and arrays must be disjoint
+%t = cim_meta.mvm "w" arrays <0:2> vectors 1 rows 320 cols 80 k [0, 512] n [0, 10] v [0, 1] input "x" output "y" feed memory feed_arrays <1:3> in_bytes 64 segment 0
+
+// -----
+
+// CHECK: 'cim_meta.mvm' in_bytes, out_bytes and local_bytes must not be negative
+%t = cim_meta.mvm "w" arrays <0:2> vectors 1 rows 320 cols 80 k [0, 512] n [0, 10] v [0, 1] input "x" output "y" local_bytes -1 segment 0
+
+// -----
+
+// CHECK: Expected `local`, `buffer`, or `memory`.
+%t = cim_meta.mvm "w" arrays <0:2> vectors 1 rows 320 cols 80 k [0, 512] n [0, 10] v [0, 1] input "x" output "y" feed dram segment 0
+
+// -----
+
+// CHECK: Expected `weight`, or `tensor`.
+%t = cim_meta.program "w" arrays <0:2> rows 320 cols 80 k [0, 512] n [0, 10] source model segment 0
+
+// -----
+
+// CHECK: 'cim_meta.free' releases at least one allocation
+%t = cim_meta.free [] segment 0
+
+// -----
+
+// CHECK: 'cim_meta.free' allocates nothing
+%t = cim_meta.free [#cim_meta.place<"x" buffer>] segment 0 allocs [#cim_meta.alloc<"y" 4 bytes buffer>]
+
+// -----
+
+// CHECK: 'cim_meta.move' allocs, when given, are not empty
+%t = cim_meta.move "y" 16 bytes in segment 0 allocs []
+
+// -----
+
+// CHECK: #cim_meta.alloc in local names its cores
+%t = cim_meta.move "y" 16 bytes in segment 0 allocs [#cim_meta.alloc<"y" 16 bytes local>]
+
+// -----
+
+// CHECK: #cim_meta.alloc in memory names its arrays
+%t = cim_meta.load "y" 16 bytes dram -> memory arrays <0:1> segment 0 allocs [#cim_meta.alloc<"y" 16 bytes memory cores <0:1>>]
+
+// -----
+
+// CHECK: #cim_meta.alloc in buffer names neither cores nor arrays
+%t = cim_meta.load "y" 16 bytes dram -> buffer segment 0 allocs [#cim_meta.alloc<"y" 16 bytes buffer arrays <0:1>>]
+
+// -----
+
+// CHECK: #cim_meta.alloc level must be buffer, local or memory, got dram
+%t = cim_meta.store "y" 16 bytes buffer -> dram segment 0 allocs [#cim_meta.alloc<"y" 16 bytes dram>]
+
+// -----
+
+// CHECK: #cim_meta.alloc bytes must not be negative
+%t = cim_meta.load "y" 16 bytes dram -> buffer segment 0 allocs [#cim_meta.alloc<"y" -16 bytes buffer>]
+
+// -----
+
+// CHECK: #cim_meta.place in memory names its arrays
+%t = cim_meta.free [#cim_meta.place<"y" memory>] segment 0
+
+// -----
+
+// CHECK: Expected 'bytes'
+"test.op"() {a = #cim_meta.alloc<"y" 16 buffer>} : () -> ()

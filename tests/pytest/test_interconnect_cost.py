@@ -1,0 +1,231 @@
+"""The cost model's machine functions (docs/machine-model.md), by hand.
+
+Targets: ``bus``, dynaplasia (8 cores, a 32 B/cycle bus with 2 cycles of
+latency, 32 B/cycle global and local buffers, 40 B/cycle per array on the
+memory-to-compute path, one 32-lane vector unit per core with 4 cycles of
+latency); ``mesh``, the same chip on a mesh of 8 B/cycle links with 3 cycles
+per hop and a 20 B/cycle global buffer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from cimflow.cost_model import (
+    cores_of_arrays,
+    feed_cost,
+    global_buffer_channels,
+    interconnect_bandwidth,
+    interconnect_cost,
+    interconnect_path,
+    interconnect_resources,
+    mesh_hops,
+    mesh_position,
+    mesh_width,
+    mvm_cost,
+    mvm_op_cost,
+    mvm_stream_cost,
+    program_cost,
+    tensor_program_cost,
+    transfer_cost,
+    vector_cost,
+    vector_op_cost,
+)
+from cimflow.hw_targets import HardwareTarget, load_target
+
+BUS = load_target("dynaplasia")
+
+
+def mesh(cores_per_chip: int = 8, chips: int = 1) -> HardwareTarget:
+    return dataclasses.replace(
+        BUS,
+        hierarchy=dataclasses.replace(
+            BUS.hierarchy, chips=chips, cores_per_chip=cores_per_chip
+        ),
+        interconnect=dataclasses.replace(
+            BUS.interconnect,
+            topology="mesh",
+            bandwidth_bytes_per_cycle=8.0,
+            latency_cycles=3,
+        ),
+        buffers=dataclasses.replace(BUS.buffers, global_bandwidth_bytes_per_cycle=20.0),
+    )
+
+
+def test_cores_of_arrays() -> None:
+    # 12 arrays per core: arrays 0-11 core 0, 12-23 core 1, ...
+    assert cores_of_arrays(BUS, ((0, 2),)) == ((0, 1),)
+    assert cores_of_arrays(BUS, ((10, 14),)) == ((0, 2),)
+    assert cores_of_arrays(BUS, ((0, 1), (24, 25), (40, 50))) == ((0, 1), (2, 5))
+    assert cores_of_arrays(BUS, ((0, 1), (11, 13))) == ((0, 2),)
+
+
+def test_bus_is_one_shared_resource() -> None:
+    assert interconnect_resources(BUS) == ("bus",)
+    assert interconnect_path(BUS, ((0, 8),)) == (("bus",), 1)
+    assert interconnect_path(BUS, ((3, 4),)) == (("bus",), 1)
+    # latency 2 + ceil(100 / min(32, 32)) = 2 + 4 = 6, whatever the cores;
+    # energy 1.2 pJ/B on the interconnect, 0.8 pJ/B at the global buffer
+    for cores in (((0, 1),), ((0, 8),), None):
+        cost = interconnect_cost(BUS, 100, cores)
+        assert cost.cycles == 6
+        assert cost.energy_pj == pytest.approx({"interconnect": 120.0, "buffer": 80.0})
+
+
+def test_a_bus_is_capped_by_the_global_buffer() -> None:
+    slow = dataclasses.replace(
+        BUS,
+        buffers=dataclasses.replace(BUS.buffers, global_bandwidth_bytes_per_cycle=10.0),
+    )
+    # 2 + ceil(100 / min(32, 10)) = 12
+    assert interconnect_cost(slow, 100).cycles == 12
+
+
+def test_mesh_grid_and_hops() -> None:
+    t = mesh()
+    # 8 cores: width ceil(sqrt(8)) = 3, rows ceil(8 / 3) = 3; the global
+    # buffer attaches at (3 // 2, 3 // 2) = (1, 1)
+    assert mesh_width(t) == (3, 3)
+    assert [mesh_position(t, c) for c in range(8)] == [
+        (0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1), (0, 2), (1, 2),
+    ]  # fmt: skip
+    # hops = |x - 1| + |y - 1| + 1
+    assert [mesh_hops(t, c) for c in range(8)] == [3, 2, 3, 2, 1, 2, 3, 2]
+    # channels: max(1, floor(20 / 8)) = 2, core c uses channel c % 2
+    assert global_buffer_channels(t) == 2
+    assert interconnect_resources(t) == (
+        *(f"link {c}" for c in range(8)),
+        "gb 0",
+        "gb 1",
+    )
+
+
+def test_mesh_chips_sit_side_by_side() -> None:
+    t = mesh(cores_per_chip=4, chips=2)
+    # width 2, rows 2 per chip; chip 1 starts at x = 2; attach (1, 1)
+    assert [mesh_position(t, c) for c in range(8)] == [
+        (0, 0), (1, 0), (0, 1), (1, 1), (2, 0), (3, 0), (2, 1), (3, 1),
+    ]  # fmt: skip
+    assert [mesh_hops(t, c) for c in range(8)] == [3, 2, 2, 1, 3, 4, 2, 3]
+
+
+def test_mesh_path_and_cost() -> None:
+    t = mesh()
+    # one core: its link and its channel; bw = min(20, 1 * 8, 1 * 8) = 8
+    assert interconnect_path(t, ((4, 5),)) == (("link 4", "gb 0"), 1)
+    assert interconnect_bandwidth(t, ((4, 5),)) == 8.0
+    # 3 * 1 + ceil(100 / 8) = 3 + 13 = 16
+    assert interconnect_cost(t, 100, ((4, 5),)).cycles == 16
+    # cores 0 and 2 share channel 0: bw = min(20, 1 * 8, 2 * 8) = 8, hops 3
+    path, hops = interconnect_path(t, ((0, 1), (2, 3)))
+    assert (path, hops) == (("link 0", "link 2", "gb 0"), 3)
+    assert interconnect_cost(t, 100, ((0, 1), (2, 3))).cycles == 9 + 13
+    # cores 3 and 4 use both channels: bw = min(20, 2 * 8, 2 * 8) = 16, hops 2
+    assert interconnect_cost(t, 100, ((3, 5),)).cycles == 6 + 7
+    # every core: bw = min(20, 16, 64) = 16, hops 3: 9 + ceil(100 / 16) = 16
+    assert interconnect_cost(t, 100).cycles == 9 + 7
+    assert interconnect_cost(t, 100, ((0, 8),)) == interconnect_cost(t, 100)
+
+
+def test_mesh_global_buffer_bounds_many_channels() -> None:
+    t = dataclasses.replace(
+        mesh(),
+        buffers=dataclasses.replace(BUS.buffers, global_bandwidth_bytes_per_cycle=12.0),
+    )
+    # floor(12 / 8) = 1 channel; every core: bw = min(12, 8, 64) = 8
+    assert global_buffer_channels(t) == 1
+    assert interconnect_bandwidth(t, ((0, 8),)) == 8.0
+    slow_links = dataclasses.replace(
+        t,
+        interconnect=dataclasses.replace(
+            t.interconnect, bandwidth_bytes_per_cycle=64.0
+        ),
+    )
+    # links faster than the buffer: max(1, floor(12 / 64)) = 1 channel
+    assert global_buffer_channels(slow_links) == 1
+    assert interconnect_bandwidth(slow_links, ((0, 8),)) == 12.0
+
+
+def test_interconnect_needs_cores() -> None:
+    with pytest.raises(ValueError, match="at least one core"):
+        interconnect_path(BUS, ())
+
+
+def test_feed_cost_and_local_transfers() -> None:
+    # ceil(1000 / (2 arrays * 40)) = 13 cycles; 0.4 pJ/B in the arrays
+    cost = feed_cost(BUS, 1000, 2)
+    assert cost.cycles == 13
+    assert cost.energy_pj == pytest.approx({"memory_array": 400.0})
+    assert transfer_cost(BUS, "memory", "local", 1000, 2) == cost
+    assert transfer_cost(BUS, "local", "memory", 1000, 2) == cost
+    with pytest.raises(ValueError, match="no transfer between buffer and local"):
+        transfer_cost(BUS, "buffer", "local", 1000)
+    without = load_target("pimcomp_default")
+    with pytest.raises(ValueError, match="no memory-to-compute path"):
+        feed_cost(without, 1000, 2)
+
+
+def test_mvm_duration_takes_the_longest_part() -> None:
+    # compute: 1 pass of 10 + (4 - 1) * 8 = 34 cycles
+    compute = mvm_cost(BUS, 2, 4, 320, 64)
+    assert compute.cycles == 34
+    assert mvm_op_cost(BUS, 2, 4, 320, 64) == compute
+    # local reads: ceil(2048 / 32) = 64 > 34
+    assert mvm_op_cost(BUS, 2, 4, 320, 64, local_bytes=2048).cycles == 64
+    assert mvm_op_cost(BUS, 2, 4, 320, 64, local_bytes=1000).cycles == 34
+    # streaming from the buffer over the bus: 2 + ceil((1600 + 64) / 32) = 54
+    streamed = mvm_op_cost(
+        BUS, 2, 4, 320, 64, feed="buffer", in_bytes=1600, out_bytes=64, cores=((0, 1),)
+    )
+    assert streamed.cycles == 54
+    # energy: the compute's plus (1600 + 64) B at 1.2 + 0.8 pJ/B
+    assert streamed.energy_pj["interconnect"] == pytest.approx(1664 * 1.2)
+    assert streamed.energy_pj["buffer"] == pytest.approx(1664 * 0.8)
+    assert streamed.energy_pj["adc"] == pytest.approx(compute.energy_pj["adc"])
+    # from 2 memory-mode arrays: ceil(4000 / 80) = 50, outputs over the bus
+    # at the same time: 2 + ceil(320 / 32) = 12 -> 50
+    fed = mvm_op_cost(
+        BUS,
+        2,
+        4,
+        320,
+        64,
+        feed="memory",
+        in_bytes=4000,
+        out_bytes=320,
+        cores=((0, 1),),
+        feed_arrays=2,
+    )
+    assert fed.cycles == 50
+    assert fed.energy_pj["memory_array"] == pytest.approx(4000 * 0.4)
+    assert fed.energy_pj["interconnect"] == pytest.approx(320 * 1.2)
+    # the stream on its own
+    assert mvm_stream_cost(BUS, "memory", 4000, 320, ((0, 1),), 2).cycles == 50
+    assert mvm_stream_cost(BUS, "local", 0, 0, ((0, 1),)).cycles == 0
+    assert mvm_stream_cost(BUS, "local", 0, 64, ((0, 1),)).cycles == 2 + 2
+
+
+def test_vector_cost_per_core() -> None:
+    # 4 + ceil(1000 / (32 lanes * 1 unit * 3 cores)) = 4 + 11 = 15
+    assert vector_op_cost(BUS, 1000, ((0, 3),)).cycles == 15
+    assert vector_op_cost(BUS, 1000, ((0, 3),)) == vector_cost(BUS, 1000, 3)
+    assert vector_op_cost(BUS, 0, ((0, 3),)).cycles == 0
+    # streaming 640 B in and out over the bus: 2 + ceil(1280 / 32) = 42 > 15
+    streamed = vector_op_cost(BUS, 1000, ((0, 3),), 640, 640)
+    assert streamed.cycles == 42
+    assert streamed.energy_pj["vector"] == pytest.approx(1000 * 0.3)
+    assert streamed.energy_pj["interconnect"] == pytest.approx(1280 * 1.2)
+
+
+def test_tensor_program_streams_its_values() -> None:
+    # program: 64 rows * 1 cycle = 64; the values, 64 x 32 = 2048 one-byte
+    # activations, over the bus: 2 + 64 = 66
+    cost = tensor_program_cost(BUS, 1, 64, 256, 2048, ((0, 1),))
+    assert cost.cycles == 66
+    base = program_cost(BUS, 1, 64, 256)
+    assert cost.energy_pj["program"] == pytest.approx(base.energy_pj["program"])
+    assert cost.energy_pj["buffer"] == pytest.approx(2048 * 0.8)
+    # a small tensor: the row writes take longer
+    assert tensor_program_cost(BUS, 1, 64, 256, 32, ((0, 1),)).cycles == 64
