@@ -31,10 +31,6 @@ ComputeGranularity = Literal["core", "crossbar", "wordline"]
 COMPUTE_GRANULARITIES: tuple[str, ...] = get_args(ComputeGranularity)
 Topology = Literal["bus", "mesh"]
 TOPOLOGIES: tuple[str, ...] = get_args(Topology)
-"""Interconnects the machine model knows (docs/machine-model.md)."""
-
-Topology = Literal["bus", "mesh"]
-TOPOLOGIES: tuple[str, ...] = get_args(Topology)
 """What ``interconnect.topology`` may say: ``bus`` (one link shared by every
 core) or ``mesh`` (a 2-D grid of links between neighbouring cores)."""
 
@@ -411,11 +407,6 @@ def _check_consistency(origin: str, hw: HardwareTarget) -> None:
         raise CimError(
             f"{origin}: key 'array.mvm_issue_interval_cycles' exceeds "
             "'array.mvm_latency_cycles'"
-        )
-    if hw.interconnect.topology not in TOPOLOGIES:
-        raise CimError(
-            f"{origin}: key 'interconnect.topology' must be one of "
-            f"{', '.join(TOPOLOGIES)}, got {hw.interconnect.topology!r}"
         )
     input_row = hw.array.rows * hw.activation_bytes
     for key, held in (
