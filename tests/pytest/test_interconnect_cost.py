@@ -26,9 +26,9 @@ from cimflow.cost_model import (
     mesh_width,
     mvm_cost,
     mvm_op_cost,
-    mvm_stream_cost,
     program_cost,
-    tensor_program_cost,
+    program_op_cost,
+    stream_cost,
     transfer_cost,
     vector_cost,
     vector_op_cost,
@@ -196,15 +196,27 @@ def test_mvm_duration_takes_the_longest_part() -> None:
         in_bytes=4000,
         out_bytes=320,
         cores=((0, 1),),
-        feed_arrays=2,
+        feed_arrays=((2, 4),),
     )
     assert fed.cycles == 50
     assert fed.energy_pj["memory_array"] == pytest.approx(4000 * 0.4)
     assert fed.energy_pj["interconnect"] == pytest.approx(320 * 1.2)
     # the stream on its own
-    assert mvm_stream_cost(BUS, "memory", 4000, 320, ((0, 1),), 2).cycles == 50
-    assert mvm_stream_cost(BUS, "local", 0, 0, ((0, 1),)).cycles == 0
-    assert mvm_stream_cost(BUS, "local", 0, 64, ((0, 1),)).cycles == 2 + 2
+    stream = stream_cost(
+        BUS,
+        ((0, 1),),
+        in_from="memory",
+        in_bytes=4000,
+        in_arrays=((2, 4),),
+        out_bytes=320,
+        direct=True,
+    )
+    assert stream.cycles == 50
+    assert stream.energy_pj == pytest.approx(
+        {"memory_array": 4000 * 0.4, "interconnect": 320 * 1.2, "buffer": 320 * 0.8}
+    )
+    assert stream_cost(BUS, ((0, 1),)).cycles == 0
+    assert stream_cost(BUS, ((0, 1),), out_bytes=64).cycles == 2 + 2
 
 
 def test_vector_cost_per_core() -> None:
@@ -219,13 +231,14 @@ def test_vector_cost_per_core() -> None:
     assert streamed.energy_pj["interconnect"] == pytest.approx(1280 * 1.2)
 
 
-def test_tensor_program_streams_its_values() -> None:
+def test_a_program_streams_its_values() -> None:
     # program: 64 rows * 1 cycle = 64; the values, 64 x 32 = 2048 one-byte
     # activations, over the bus: 2 + 64 = 66
-    cost = tensor_program_cost(BUS, 1, 64, 256, 2048, ((0, 1),))
+    cost = program_op_cost(BUS, 1, 64, 256, cores=((0, 1),), in_bytes=2048)
     assert cost.cycles == 66
     base = program_cost(BUS, 1, 64, 256)
     assert cost.energy_pj["program"] == pytest.approx(base.energy_pj["program"])
     assert cost.energy_pj["buffer"] == pytest.approx(2048 * 0.8)
-    # a small tensor: the row writes take longer
-    assert tensor_program_cost(BUS, 1, 64, 256, 32, ((0, 1),)).cycles == 64
+    # few values: the row writes take longer; none: only the row writes
+    assert program_op_cost(BUS, 1, 64, 256, cores=((0, 1),), in_bytes=32).cycles == 64
+    assert program_op_cost(BUS, 1, 64, 256) == base

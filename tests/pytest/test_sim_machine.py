@@ -363,9 +363,7 @@ def test_a_model_input_in_arrays_occupies_them_from_the_start() -> None:
     data["model"]["inputs"] = [
         {"name": "kv", "shape": [1500], "dtype": "int8", "arrays": [[4, 5]]}
     ]
-    data["tensors"] = [
-        {"name": "kv", "shape": [1500], "dtype": "int8", "bytes": 1500}
-    ]
+    data["tensors"] = [{"name": "kv", "shape": [1500], "dtype": "int8", "bytes": 1500}]
     with pytest.raises(CimError) as err:
         simulate(load_trace(data, check_meaning=False))
     assert str(err.value) == (
