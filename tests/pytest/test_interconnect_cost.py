@@ -310,17 +310,23 @@ def test_stream_cost_takes_the_longest_part() -> None:
     )
     assert direct.cycles == 5
     assert "interconnect" not in direct.energy_pj
+
     # writing 2 arrays: ceil(200 / 8) = 25; reading 1: ceil(100 / 4) = 25;
     # disjoint: at once (25), sharing array 13: one after the other (50)
-    read = {"in_from": "memory", "in_bytes": 100, "in_arrays": ((13, 14),)}
-    disjoint = stream_cost(
-        BUS, core0, **read, out_to="memory", out_bytes=200, out_arrays=((14, 16),)
-    )
-    assert disjoint.cycles == 25
-    shared = stream_cost(
-        BUS, core0, **read, out_to="memory", out_bytes=200, out_arrays=((12, 14),)
-    )
-    assert shared.cycles == 50
+    def both_ways(out_arrays: tuple[tuple[int, int], ...]) -> int:
+        return stream_cost(
+            BUS,
+            core0,
+            in_from="memory",
+            in_bytes=100,
+            in_arrays=((13, 14),),
+            out_to="memory",
+            out_bytes=200,
+            out_arrays=out_arrays,
+        ).cycles
+
+    assert both_ways(((14, 16),)) == 25
+    assert both_ways(((12, 14),)) == 50
 
 
 def test_streams_on_a_mesh_use_the_ops_cores() -> None:

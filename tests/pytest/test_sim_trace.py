@@ -852,11 +852,12 @@ def stream_mvm(deps: list[int], **keys: Any) -> dict[str, Any]:
 
 
 def stream_vector(deps: list[int], inputs: list[str], **keys: Any) -> dict[str, Any]:
-    return {
+    vector: dict[str, Any] = {
         "kind": "vector", "deps": deps, "op": "add", "element_ops": 256,
         "cores": [[1, 2]], "in_bytes": 0, "out_bytes": 0, "inputs": inputs,
         "outputs": ["z"], "attrs": {},
-    } | keys  # fmt: skip
+    }  # fmt: skip
+    return vector | keys
 
 
 FROM_X = {"feed": "memory", "feed_arrays": [[4, 6]], "in_bytes": 512}
