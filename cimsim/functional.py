@@ -9,18 +9,22 @@ does to data is documented in ``docs/functional-verification.md``:
   (the memory-to-compute path between memory-mode arrays and a core's
   local buffer too), and every op finds what it reads where the trace says
   it is (model inputs start in DRAM, or in the memory-mode arrays the trace
-  gives them). Values do not tell the global buffer from the cores' local
+  gives them): an op that streams reads its input from the level its
+  ``feed`` / ``in_from`` names and writes its outputs to ``out_to``'s (a
+  weight ``program`` fed from DRAM reads the model's weight, as a ``load``
+  does). Values do not tell the global buffer from the cores' local
   buffers (moves check that what they carry exists; where bytes sit and
   whether they fit is cim-sim's); a ``free`` checks that what it releases
   is there, and a free of memory-mode arrays drops the tensor from them;
   allocations do not change values;
 - ``program`` writes a weight slice (or, with ``source`` ``tensor``, the
-  values of an activation tensor in the buffer) into the cells of its
-  arrays, laid out deterministically from the array geometry
-  (:func:`slice_placements`); ``mvm`` multiplies its input rows (from the
-  chip, the global buffer or the memory-mode arrays that feed it, as its
-  ``feed`` says) by exactly what its arrays hold and leaves one partial-sum
-  block per row tile; the vector op ``accumulate`` adds them (and a bias);
+  values of an activation tensor) into the cells of its arrays, laid out
+  deterministically from the array geometry (:func:`slice_placements`);
+  ``mvm`` multiplies its input rows (from the chip, the global buffer, DRAM
+  or the memory-mode arrays that feed it, as its ``feed`` says) by exactly
+  what its arrays hold and leaves one partial-sum block per row tile where
+  its outputs go (on chip, in DRAM or in memory-mode arrays); the vector op
+  ``accumulate`` adds them (and a bias), reading them from there;
 - every other vector op applies its ``op`` with its ``attrs``
   (:func:`apply_operator`, the one numpy definition of the vector-unit
   operators, also used by the tests' reference interpreter).
