@@ -135,13 +135,17 @@ class Feed(StrEnum):
     LOCAL = "local"
     BUFFER = "buffer"
     MEMORY = "memory"
+    DRAM = "dram"
 
 
 @irdl_attr_definition
 class FeedAttr(EnumAttribute[Feed], SpacedOpaqueSyntaxAttribute):
-    """Where an MVM reads its input: its cores' ``local`` buffers (staged
-    there by a move), streamed from the global ``buffer``, or streamed from
-    ``memory``-mode arrays of its cores (the memory-to-compute path).
+    """Where an MVM or a program reads what it streams: an MVM's input
+    already in its cores' ``local`` buffers (staged there by a move), or
+    streamed from the global ``buffer``, from ``memory``-mode arrays (of its
+    own cores by the memory-to-compute path, else over the interconnect) or
+    from ``dram`` through the global buffer; a program's values from the
+    ``buffer``, ``dram`` or ``memory``-mode arrays.
 
     ```mlir
     #cim_meta<feed memory>
@@ -426,6 +430,45 @@ def _verify_block(op: Operation, block: DenseArrayBase | None) -> None:
         )
 
 
+def _ids(ranges: _IdRangesAttr) -> list[int]:
+    return [i for start, stop in ranges.ranges for i in range(start, stop)]
+
+
+_STREAM_LEVELS = (Location.BUFFER, Location.DRAM, Location.MEMORY)
+
+
+def _verify_stream_end(
+    op: Operation,
+    level: Location | Feed,
+    arrays: ArrayRangesAttr | None,
+    size: IntegerAttr,
+    keys: tuple[str, str, str],
+) -> None:
+    """One end of a stream: the level is the global buffer, DRAM or
+    memory-mode arrays, which it names exactly then; a level other than the
+    buffer streams bytes. ``keys`` name the level, arrays and bytes."""
+    level_key, arrays_key, bytes_key = keys
+    if level.value not in _STREAM_LEVELS:
+        raise VerifyException(
+            f"'{op.name}' {level_key} must be buffer, dram or memory, got {level.value}"
+        )
+    if (level.value == Location.MEMORY) != (arrays is not None):
+        raise VerifyException(
+            f"'{op.name}' names {arrays_key} exactly when its {level_key} is memory"
+        )
+    if level.value != Location.BUFFER and size.value.data < 1:
+        raise VerifyException(
+            f"'{op.name}' streams {bytes_key} > 0 when its {level_key} is {level.value}"
+        )
+
+
+def _verify_disjoint(
+    op: Operation, key: str, streamed: ArrayRangesAttr | None, arrays: ArrayRangesAttr
+) -> None:
+    if streamed is not None and set(_ids(streamed)) & set(_ids(arrays)):
+        raise VerifyException(f"'{op.name}' {key} and arrays must be disjoint")
+
+
 class _MetaOp(IRDLOperation):
     """Fields every scheduled meta-op has."""
 
@@ -630,10 +673,6 @@ class MoveOp(_MetaOp):
         _verify_block(self, self.block)
 
 
-def _ids(ranges: _IdRangesAttr) -> list[int]:
-    return [i for start, stop in ranges.ranges for i in range(start, stop)]
-
-
 class _ArrayWorkOp(_MetaOp):
     weight = prop_def(StringAttr)
     arrays = prop_def(ArrayRangesAttr)
@@ -656,16 +695,23 @@ class ProgramOp(_ArrayWorkOp):
 
     ``k`` and ``n`` give the ``[start, stop)`` part of the weight's ``[K, N]``
     matrix (all groups) the arrays hold after this op. With ``source tensor``
-    the values come from the activation tensor ``weight`` in the global
-    buffer (its matrix view declared by a ``cim_meta.weight`` of the same
-    name: the run-time operand of a dynamic matmul), streamed to the arrays'
-    cores as they are written.
+    the values come from the activation tensor ``weight`` (its matrix view
+    declared by a ``cim_meta.weight`` of the same name: the run-time operand
+    of a dynamic matmul), streamed to the arrays' cores as they are written.
+
+    ``feed`` says where the values are: in the global ``buffer`` (default),
+    in ``dram`` or in the memory-mode ``feed_arrays``; ``in_bytes`` of them
+    stream to the arrays' cores over the interconnect while the arrays are
+    written (0, only with ``feed buffer``: nothing streams, except a tensor's
+    values).
 
     ```mlir
     %t = cim_meta.program "fc.weight" arrays <0:4> rows 320 cols 320
          k [0, 768] n [0, 80] segment 0 after(%l)
     %u = cim_meta.program "k.t" arrays <4:5> rows 64 cols 64 k [0, 64] n [0, 8]
          source tensor segment 0 after(%m)
+    %v = cim_meta.program "fc.weight" arrays <0:4> rows 320 cols 320
+         k [0, 768] n [0, 80] feed dram in_bytes 61440 segment 0
     ```
     """
 
@@ -674,10 +720,14 @@ class ProgramOp(_ArrayWorkOp):
     source = prop_def(
         ProgramSourceAttr, default_value=ProgramSourceAttr(ProgramSource.WEIGHT)
     )
+    feed = prop_def(FeedAttr, default_value=FeedAttr(Feed.BUFFER))
+    feed_arrays = opt_prop_def(ArrayRangesAttr)
+    in_bytes = prop_def(IntegerAttr.constr(i64), default_value=i64_attr(0))
 
     assembly_format = (
         "$weight `arrays` $arrays `rows` $rows `cols` $cols `k` $k `n` $n "
-        "(`source` $source^)? " + _DEPS_FORMAT
+        "(`source` $source^)? (`feed` $feed^)? (`feed_arrays` $feed_arrays^)? "
+        "(`in_bytes` $in_bytes^)? " + _DEPS_FORMAT
     )
 
     def __init__(
@@ -693,25 +743,40 @@ class ProgramOp(_ArrayWorkOp):
         label: str | None = None,
         *,
         source: ProgramSource = ProgramSource.WEIGHT,
+        feed: Feed = Feed.BUFFER,
+        in_bytes: int = 0,
+        feed_arrays: ArrayRangesAttr | None = None,
         allocs: Sequence[AllocAttr] = (),
     ):
+        properties = _common_properties(segment, label, allocs) | {
+            "weight": StringAttr(weight),
+            "arrays": arrays,
+            "rows": i64_attr(rows),
+            "cols": i64_attr(cols),
+            "k": i64_array(k),
+            "n": i64_array(n),
+            "source": ProgramSourceAttr(source),
+            "feed": FeedAttr(feed),
+            "in_bytes": i64_attr(in_bytes),
+        }
+        if feed_arrays is not None:
+            properties["feed_arrays"] = feed_arrays
         super().__init__(
-            operands=[deps],
-            result_types=[TokenType()],
-            properties=_common_properties(segment, label, allocs)
-            | {
-                "weight": StringAttr(weight),
-                "arrays": arrays,
-                "rows": i64_attr(rows),
-                "cols": i64_attr(cols),
-                "k": i64_array(k),
-                "n": i64_array(n),
-                "source": ProgramSourceAttr(source),
-            },
+            operands=[deps], result_types=[TokenType()], properties=properties
         )
 
     def verify_(self) -> None:
         self.verify_array_work()
+        if self.in_bytes.value.data < 0:
+            raise VerifyException("'cim_meta.program' in_bytes must not be negative")
+        _verify_stream_end(
+            self,
+            self.feed.data,
+            self.feed_arrays,
+            self.in_bytes,
+            ("feed", "feed_arrays", "in_bytes"),
+        )
+        _verify_disjoint(self, "feed_arrays", self.feed_arrays, self.arrays)
 
 
 @irdl_op_definition
@@ -723,13 +788,16 @@ class MVMOp(_ArrayWorkOp):
     ``vectors`` vectors.
 
     ``feed`` says where the input comes from: ``local`` (default: already in
-    the local buffers of the arrays' cores), ``buffer`` (``in_bytes``
-    streamed from the global buffer over the interconnect while it
-    computes) or ``memory`` (``in_bytes`` streamed from the memory-mode
-    ``feed_arrays`` of the same cores); ``out_bytes`` go back to the global
-    buffer as it computes (0: a move gathers them); ``local_bytes`` is what
-    the busiest core reads from its local buffer into its arrays (the
-    sliding-window expansion happens there).
+    the local buffers of the arrays' cores), or ``in_bytes`` streamed while
+    it computes from the global ``buffer`` over the interconnect, from the
+    memory-mode ``feed_arrays`` (by the memory-to-compute path when they sit
+    in the arrays' cores on a target that has it, else over the
+    interconnect) or from ``dram`` through the global buffer.
+    ``out_bytes`` stream out as it computes to ``out_to``: the global
+    ``buffer`` (default), ``dram`` or the memory-mode ``out_arrays`` (0
+    bytes: the outputs stay in the cores, a move gathers them);
+    ``local_bytes`` is what the busiest core reads from its local buffer
+    into its arrays (the sliding-window expansion happens there).
 
     ```mlir
     %t = cim_meta.mvm "fc.weight" arrays <0:4> vectors 128 rows 320 cols 320
@@ -738,6 +806,10 @@ class MVMOp(_ArrayWorkOp):
     %u = cim_meta.mvm "fc.weight" arrays <0:4> vectors 128 rows 320 cols 320
          k [0, 768] n [0, 80] v [0, 128] input "x" output "y" feed memory
          feed_arrays <4:6> in_bytes 98304 local_bytes 40960 segment 0
+    %w = cim_meta.mvm "fc.weight" arrays <0:4> vectors 128 rows 320 cols 320
+         k [0, 768] n [0, 80] v [0, 128] input "x" output "y" feed dram
+         in_bytes 98304 out_to memory out_arrays <8:10> out_bytes 10240
+         segment 0
     ```
     """
 
@@ -752,12 +824,15 @@ class MVMOp(_ArrayWorkOp):
     in_bytes = prop_def(IntegerAttr.constr(i64), default_value=i64_attr(0))
     out_bytes = prop_def(IntegerAttr.constr(i64), default_value=i64_attr(0))
     local_bytes = prop_def(IntegerAttr.constr(i64), default_value=i64_attr(0))
+    out_to = prop_def(LocationAttr, default_value=LocationAttr(Location.BUFFER))
+    out_arrays = opt_prop_def(ArrayRangesAttr)
 
     assembly_format = (
         "$weight `arrays` $arrays `vectors` $vectors `rows` $rows `cols` $cols "
         "`k` $k `n` $n `v` $v `input` $input `output` $output "
         "(`feed` $feed^)? (`feed_arrays` $feed_arrays^)? "
-        "(`in_bytes` $in_bytes^)? (`out_bytes` $out_bytes^)? "
+        "(`in_bytes` $in_bytes^)? (`out_to` $out_to^)? "
+        "(`out_arrays` $out_arrays^)? (`out_bytes` $out_bytes^)? "
         "(`local_bytes` $local_bytes^)? " + _DEPS_FORMAT
     )
 
@@ -782,6 +857,8 @@ class MVMOp(_ArrayWorkOp):
         out_bytes: int = 0,
         local_bytes: int = 0,
         feed_arrays: ArrayRangesAttr | None = None,
+        out_to: Location = Location.BUFFER,
+        out_arrays: ArrayRangesAttr | None = None,
         allocs: Sequence[AllocAttr] = (),
     ):
         properties = _common_properties(segment, label, allocs) | {
@@ -799,9 +876,12 @@ class MVMOp(_ArrayWorkOp):
             "in_bytes": i64_attr(in_bytes),
             "out_bytes": i64_attr(out_bytes),
             "local_bytes": i64_attr(local_bytes),
+            "out_to": LocationAttr(out_to),
         }
         if feed_arrays is not None:
             properties["feed_arrays"] = feed_arrays
+        if out_arrays is not None:
+            properties["out_arrays"] = out_arrays
         super().__init__(
             operands=[deps], result_types=[TokenType()], properties=properties
         )
@@ -823,18 +903,29 @@ class MVMOp(_ArrayWorkOp):
         if (feed == Feed.LOCAL) != (self.in_bytes.value.data == 0):
             raise VerifyException(
                 "'cim_meta.mvm' streams in_bytes > 0 exactly when its feed is "
-                "buffer or memory"
+                "buffer, memory or dram"
             )
-        if (feed == Feed.MEMORY) != (self.feed_arrays is not None):
+        if feed != Feed.LOCAL:
+            _verify_stream_end(
+                self,
+                feed,
+                self.feed_arrays,
+                self.in_bytes,
+                ("feed", "feed_arrays", "in_bytes"),
+            )
+        elif self.feed_arrays is not None:
             raise VerifyException(
                 "'cim_meta.mvm' names feed_arrays exactly when its feed is memory"
             )
-        if self.feed_arrays is not None:
-            feeding = set(_ids(self.feed_arrays))
-            if feeding & set(_ids(self.arrays)):
-                raise VerifyException(
-                    "'cim_meta.mvm' feed_arrays and arrays must be disjoint"
-                )
+        _verify_stream_end(
+            self,
+            self.out_to.data,
+            self.out_arrays,
+            self.out_bytes,
+            ("out_to", "out_arrays", "out_bytes"),
+        )
+        _verify_disjoint(self, "feed_arrays", self.feed_arrays, self.arrays)
+        _verify_disjoint(self, "out_arrays", self.out_arrays, self.arrays)
 
 
 @irdl_op_definition
@@ -846,15 +937,20 @@ class VectorOp(_MetaOp):
     for partial sums), ``attrs`` the operator's parameters. With ``block [axis,
     start, stop]`` it produces only that range of its outputs along ``axis``
     (one step of a pipelined segment). It runs on the vector units of
-    ``cores`` (without ``cores``: every core), streaming ``in_bytes`` from and
-    ``out_bytes`` to the global buffer over the interconnect while it runs
-    (0: its data is staged by moves or already local).
+    ``cores`` (without ``cores``: every core), streaming ``in_bytes`` from
+    ``in_from`` and ``out_bytes`` to ``out_to`` over the interconnect while
+    it runs: the global ``buffer`` (default), ``dram`` through the global
+    buffer, or the memory-mode ``in_arrays`` / ``out_arrays`` (0 bytes: its
+    data is staged by moves or already local).
 
     ```mlir
     %t = cim_meta.vector "softmax" element_ops 98304 inputs ["s"]
          outputs ["p"] attrs {axis = 3 : i64} segment 0 after(%m)
     %u = cim_meta.vector "relu" element_ops 4096 inputs ["y"] outputs ["z"]
          attrs {} cores <0:2> in_bytes 4096 out_bytes 4096 segment 0
+    %w = cim_meta.vector "accumulate" element_ops 4096 inputs ["y"]
+         outputs ["y"] attrs {} cores <0:2> in_from dram in_bytes 8192
+         out_to memory out_arrays <8:10> out_bytes 4096 segment 0
     ```
     """
 
@@ -869,12 +965,17 @@ class VectorOp(_MetaOp):
     cores = opt_prop_def(CoreRangesAttr)
     in_bytes = prop_def(IntegerAttr.constr(i64), default_value=i64_attr(0))
     out_bytes = prop_def(IntegerAttr.constr(i64), default_value=i64_attr(0))
+    in_from = prop_def(LocationAttr, default_value=LocationAttr(Location.BUFFER))
+    out_to = prop_def(LocationAttr, default_value=LocationAttr(Location.BUFFER))
+    in_arrays = opt_prop_def(ArrayRangesAttr)
+    out_arrays = opt_prop_def(ArrayRangesAttr)
 
     assembly_format = (
         "$kind `element_ops` $element_ops `inputs` $inputs "
         "`outputs` $outputs `attrs` $attrs (`block` $block^)? "
-        "(`cores` $cores^)? (`in_bytes` $in_bytes^)? (`out_bytes` $out_bytes^)? "
-        + _DEPS_FORMAT
+        "(`cores` $cores^)? (`in_from` $in_from^)? (`in_arrays` $in_arrays^)? "
+        "(`in_bytes` $in_bytes^)? (`out_to` $out_to^)? "
+        "(`out_arrays` $out_arrays^)? (`out_bytes` $out_bytes^)? " + _DEPS_FORMAT
     )
 
     def __init__(
@@ -892,6 +993,10 @@ class VectorOp(_MetaOp):
         cores: CoreRangesAttr | None = None,
         in_bytes: int = 0,
         out_bytes: int = 0,
+        in_from: Location = Location.BUFFER,
+        out_to: Location = Location.BUFFER,
+        in_arrays: ArrayRangesAttr | None = None,
+        out_arrays: ArrayRangesAttr | None = None,
         allocs: Sequence[AllocAttr] = (),
     ):
         properties = _common_properties(segment, label, allocs) | {
@@ -902,11 +1007,17 @@ class VectorOp(_MetaOp):
             "attrs": DictionaryAttr(dict(params or {})),
             "in_bytes": i64_attr(in_bytes),
             "out_bytes": i64_attr(out_bytes),
+            "in_from": LocationAttr(in_from),
+            "out_to": LocationAttr(out_to),
         }
         if block is not None:
             properties["block"] = i64_array(block)
         if cores is not None:
             properties["cores"] = cores
+        if in_arrays is not None:
+            properties["in_arrays"] = in_arrays
+        if out_arrays is not None:
+            properties["out_arrays"] = out_arrays
         super().__init__(
             operands=[deps], result_types=[TokenType()], properties=properties
         )
@@ -922,6 +1033,20 @@ class VectorOp(_MetaOp):
         if not self.outputs.data:
             raise VerifyException("'cim_meta.vector' produces at least one tensor")
         _verify_block(self, self.block)
+        _verify_stream_end(
+            self,
+            self.in_from.data,
+            self.in_arrays,
+            self.in_bytes,
+            ("in_from", "in_arrays", "in_bytes"),
+        )
+        _verify_stream_end(
+            self,
+            self.out_to.data,
+            self.out_arrays,
+            self.out_bytes,
+            ("out_to", "out_arrays", "out_bytes"),
+        )
 
 
 @irdl_op_definition

@@ -50,10 +50,21 @@ Formulas (a target ``t``; all divisions round up to whole cycles):
   with ``bw = min(global, channels * link, |C| * link)``.
 - The memory-to-compute path: ``ceil(bytes / (n * feed_bytes_per_cycle))``
   for ``n`` memory-mode arrays feeding the compute arrays of their core.
-- An op that streams data while it works (an MVM reading its input from the
-  global buffer or memory-mode arrays, a vector op, a tensor program) takes
-  the longest of its work and its streams; an MVM also reads its input from
-  the local buffer: ``ceil(local_bytes / local_bandwidth)``.
+- Streams (:func:`stream_cost`, the one rule for every op that streams data
+  while it works: an MVM's input and outputs, a vector op's, a program's
+  values): every streamed byte crosses the interconnect between the global
+  buffer and the op's cores (``interconnect_cost`` of their sum), except an
+  MVM's input fed by memory-mode arrays of its own cores over the
+  memory-to-compute path; the bytes from and to DRAM share the one channel
+  (``link_cycles(dram, read + written)``); memory-mode arrays stream at
+  ``n * memory_bandwidth`` (``n * feed_bytes_per_cycle`` on the
+  memory-to-compute path), and arrays both read and written serve the two
+  one after the other. The parts run at the same time: the longest sets the
+  time, and each byte is charged on every level it touches (DRAM, the global
+  buffer it passes through, the interconnect, the memory-mode arrays).
+- An op that streams takes the longest of its work and its streams; an MVM
+  also reads its input from the local buffer: ``ceil(local_bytes /
+  local_bandwidth)``.
 - Vector-unit work: ``latency + ceil(element_ops / (lanes * units))``, and
   nothing for zero lane operations (a reshape is a free view); an op on cores
   ``C`` has ``units = units_per_core * |C|``.
@@ -76,10 +87,15 @@ LOCATIONS: tuple[Location, ...] = ("dram", "buffer", "memory", "local")
 local buffer (reached from memory-mode arrays only by the memory-to-compute
 path; the interconnect moves data between the global and local buffers)."""
 
-Feed = Literal["local", "buffer", "memory"]
-FEEDS: tuple[Feed, ...] = ("local", "buffer", "memory")
-"""Where an MVM reads its input: its cores' local buffers, streamed from the
-global buffer, or streamed from memory-mode arrays of its cores."""
+Feed = Literal["local", "buffer", "memory", "dram"]
+FEEDS: tuple[Feed, ...] = ("local", "buffer", "memory", "dram")
+"""Where an MVM reads its input: its cores' local buffers, or streamed from
+the global buffer, from memory-mode arrays or from DRAM."""
+
+StreamLevel = Literal["buffer", "dram", "memory"]
+STREAM_LEVELS: tuple[StreamLevel, ...] = ("buffer", "dram", "memory")
+"""Where an op's streamed bytes come from or go to: the global buffer,
+DRAM (through the global buffer) or memory-mode arrays."""
 
 Ranges = tuple[tuple[int, int], ...]
 """Sorted, disjoint ``[first, stop)`` ranges of core or array ids."""
@@ -391,32 +407,133 @@ def local_read_cycles(t: HardwareTarget, nbytes: int) -> int:
     return _ceil_div(nbytes, t.buffers.local_bandwidth_bytes_per_cycle)
 
 
-def mvm_stream_cost(
-    t: HardwareTarget,
-    feed: Feed,
+def ranges_within(inner: Ranges, outer: Ranges) -> bool:
+    """Whether every id of ``inner`` lies in ``outer`` (sorted, disjoint
+    ranges)."""
+    return all(
+        any(first <= start and stop <= last for first, last in outer)
+        for start, stop in inner
+    )
+
+
+def ranges_overlap(first: Ranges, second: Ranges) -> bool:
+    """Whether two sets of ranges share an id."""
+    return any(a < d and c < b for a, b in first for c, d in second)
+
+
+@lru_cache(maxsize=1 << 14)
+def feeds_directly(t: HardwareTarget, cores: Ranges, feed_arrays: Ranges) -> bool:
+    """Whether memory-mode ``feed_arrays`` feed an MVM on ``cores`` by the
+    memory-to-compute path: the target has it and every feed array sits in
+    one of those cores (otherwise they are read over the interconnect)."""
+    return t.dual_mode.feeds_compute and ranges_within(
+        cores_of_arrays(t, feed_arrays), cores
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StreamBytes:
+    """The bytes an op streams while it works, by what they cross: the
+    interconnect, the DRAM channel (read, written) and memory-mode arrays
+    (read, written; ``direct`` of the read bytes go by the memory-to-compute
+    path)."""
+
+    interconnect: int = 0
+    dram_read: int = 0
+    dram_written: int = 0
+    memory_read: int = 0
+    memory_written: int = 0
+    direct: int = 0
+
+
+NO_STREAM = StreamBytes()
+
+
+def stream_bytes(
+    in_from: StreamLevel,
     in_bytes: int,
+    out_to: StreamLevel,
     out_bytes: int,
+    direct: bool = False,
+) -> StreamBytes:
+    """Where ``in_bytes`` streamed from ``in_from`` and ``out_bytes``
+    streamed to ``out_to`` go: every byte crosses the interconnect except
+    those of a ``direct`` input (memory-mode arrays feeding the compute
+    arrays of their own core)."""
+    if direct and in_from != "memory":
+        raise ValueError("only memory-mode arrays feed compute arrays directly")
+    return StreamBytes(
+        interconnect=(0 if direct else in_bytes) + out_bytes,
+        dram_read=in_bytes if in_from == "dram" else 0,
+        dram_written=out_bytes if out_to == "dram" else 0,
+        memory_read=in_bytes if in_from == "memory" else 0,
+        memory_written=out_bytes if out_to == "memory" else 0,
+        direct=in_bytes if direct else 0,
+    )
+
+
+def stream_cost(
+    t: HardwareTarget,
     cores: Ranges,
-    feed_arrays: int = 0,
+    *,
+    in_from: StreamLevel = "buffer",
+    in_bytes: int = 0,
+    in_arrays: Ranges = (),
+    out_to: StreamLevel = "buffer",
+    out_bytes: int = 0,
+    out_arrays: Ranges = (),
+    direct: bool = False,
 ) -> OpCost:
-    """What an MVM on ``cores`` streams while it computes: ``in_bytes`` of
-    input from the global buffer (``feed`` ``buffer``: over the interconnect
-    with the outputs) or from ``feed_arrays`` memory-mode arrays (``feed``
-    ``memory``: the memory-to-compute path, at the same time as the outputs
-    cross the interconnect), and ``out_bytes`` of outputs to the global
-    buffer."""
+    """What an op on ``cores`` streams while it works: ``in_bytes`` from
+    ``in_from`` (the memory-mode ``in_arrays`` when ``memory``) and
+    ``out_bytes`` to ``out_to`` (``out_arrays``); with ``direct`` the input
+    comes by the memory-to-compute path instead of the interconnect.
+
+    The parts run at the same time (:func:`concurrent_cost`):
+    ``interconnect_cost`` of every byte that crosses the interconnect (its
+    energy charges the global buffer the bytes pass through);
+    ``link_cycles(dram)`` of the bytes read from and written to DRAM
+    together (one channel, one latency); the memory-mode arrays at their
+    bandwidth (:func:`memory_stream_cost`).
+    """
+    levels = stream_bytes(in_from, in_bytes, out_to, out_bytes, direct)
     parts: list[OpCost] = []
-    if feed == "memory":
-        if in_bytes:
-            parts.append(feed_cost(t, in_bytes, feed_arrays))
-        over_interconnect = out_bytes
-    elif feed == "buffer":
-        over_interconnect = in_bytes + out_bytes
-    else:
-        over_interconnect = out_bytes
-    if over_interconnect:
-        parts.append(interconnect_cost(t, over_interconnect, cores))
+    if levels.interconnect:
+        parts.append(interconnect_cost(t, levels.interconnect, cores))
+    dram = levels.dram_read + levels.dram_written
+    if dram:
+        parts.append(
+            OpCost(link_cycles(t, "dram", dram), _link_energy(t, "dram", dram))
+        )
+    if levels.memory_read or levels.memory_written:
+        parts.append(memory_stream_cost(t, levels, in_arrays, out_arrays))
     return concurrent_cost(*parts)
+
+
+def memory_stream_cost(
+    t: HardwareTarget, levels: StreamBytes, in_arrays: Ranges, out_arrays: Ranges
+) -> OpCost:
+    """Memory-mode arrays an op streams from (``in_arrays``) and to
+    (``out_arrays``): each side at ``n`` arrays' bandwidth (the read side on
+    the memory-to-compute path at :func:`feed_cost`'s rate when it is
+    ``direct``), both at once, or one after the other when the two share an
+    array."""
+    read = write = 0
+    if levels.memory_read:
+        n_read = count_ids(in_arrays)
+        read = (
+            feed_cost(t, levels.memory_read, n_read).cycles
+            if levels.direct
+            else link_cycles(t, "memory", levels.memory_read, n_read)
+        )
+    if levels.memory_written:
+        write = link_cycles(t, "memory", levels.memory_written, count_ids(out_arrays))
+    shared = read > 0 and write > 0 and ranges_overlap(in_arrays, out_arrays)
+    nbytes = levels.memory_read + levels.memory_written
+    return OpCost(
+        read + write if shared else max(read, write),
+        _link_energy(t, "memory", nbytes),
+    )
 
 
 def mvm_op_cost(
@@ -431,40 +548,64 @@ def mvm_op_cost(
     in_bytes: int = 0,
     out_bytes: int = 0,
     cores: Ranges | None = None,
-    feed_arrays: int = 0,
+    feed_arrays: Ranges = (),
+    out_to: StreamLevel = "buffer",
+    out_arrays: Ranges = (),
 ) -> OpCost:
     """An MVM op as a trace states it: :func:`mvm_cost` on ``arrays``
     arrays, at the same time as its busiest core reads ``local_bytes`` from
-    its local buffer and as it streams (:func:`mvm_stream_cost`; ``cores``
-    are the cores of its arrays, default every core)."""
+    its local buffer and as it streams (:func:`stream_cost`): ``in_bytes``
+    of input from where ``feed`` says (``feed_arrays`` for ``memory``, by
+    the memory-to-compute path when :func:`feeds_directly`) and
+    ``out_bytes`` of outputs to ``out_to`` (``out_arrays`` for ``memory``);
+    ``cores`` are the cores of its arrays (default every core)."""
     compute = mvm_cost(t, arrays, vectors, rows_used, cols_used)
     local = OpCost(local_read_cycles(t, local_bytes), {})
     if not in_bytes and not out_bytes:
         return concurrent_cost(compute, local)
-    stream = mvm_stream_cost(
+    if feed == "local" and in_bytes:
+        raise ValueError("an MVM fed from its local buffers streams no input")
+    op_cores = all_cores(t) if cores is None else cores
+    stream = stream_cost(
         t,
-        feed,
-        in_bytes,
-        out_bytes,
-        all_cores(t) if cores is None else cores,
-        feed_arrays,
+        op_cores,
+        in_from="buffer" if feed == "local" else feed,
+        in_bytes=in_bytes,
+        in_arrays=feed_arrays,
+        out_to=out_to,
+        out_bytes=out_bytes,
+        out_arrays=out_arrays,
+        direct=feed == "memory" and feeds_directly(t, op_cores, feed_arrays),
     )
     return concurrent_cost(compute, local, stream)
 
 
-def tensor_program_cost(
+def program_op_cost(
     t: HardwareTarget,
     arrays: int,
     rows_used: int,
     cols_used: int,
-    elements: int,
-    cores: Ranges,
+    *,
+    cores: Ranges | None = None,
+    feed: StreamLevel = "buffer",
+    in_bytes: int = 0,
+    feed_arrays: Ranges = (),
 ) -> OpCost:
-    """Program ``arrays`` arrays with ``elements`` values of an activation
-    tensor (``program`` with ``source`` ``tensor``): :func:`program_cost`
-    while the values stream from the global buffer to ``cores``."""
-    stream = interconnect_cost(t, elements * t.activation_bytes, cores)
-    return concurrent_cost(program_cost(t, arrays, rows_used, cols_used), stream)
+    """A program as a trace states it: :func:`program_cost` on ``arrays``
+    arrays, at the same time as ``in_bytes`` of values stream from ``feed``
+    (``feed_arrays`` for ``memory``) over the interconnect to ``cores``, the
+    cores of its arrays (:func:`stream_cost`; 0 bytes: nothing streams)."""
+    program = program_cost(t, arrays, rows_used, cols_used)
+    if not in_bytes:
+        return program
+    stream = stream_cost(
+        t,
+        all_cores(t) if cores is None else cores,
+        in_from=feed,
+        in_bytes=in_bytes,
+        in_arrays=feed_arrays,
+    )
+    return concurrent_cost(program, stream)
 
 
 def vector_cost(t: HardwareTarget, element_ops: int, units: int) -> OpCost:
@@ -484,14 +625,29 @@ def vector_op_cost(
     cores: Ranges,
     in_bytes: int = 0,
     out_bytes: int = 0,
+    *,
+    in_from: StreamLevel = "buffer",
+    in_arrays: Ranges = (),
+    out_to: StreamLevel = "buffer",
+    out_arrays: Ranges = (),
 ) -> OpCost:
     """A vector op on the units of ``cores`` (``units_per_core`` each), at
-    the same time as it streams ``in_bytes`` from and ``out_bytes`` to the
-    global buffer over the interconnect."""
+    the same time as it streams ``in_bytes`` from ``in_from`` and
+    ``out_bytes`` to ``out_to`` (:func:`stream_cost`)."""
     compute = vector_cost(t, element_ops, t.vector.units_per_core * count_ids(cores))
     if not in_bytes and not out_bytes:
         return compute
-    return concurrent_cost(compute, interconnect_cost(t, in_bytes + out_bytes, cores))
+    stream = stream_cost(
+        t,
+        cores,
+        in_from=in_from,
+        in_bytes=in_bytes,
+        in_arrays=in_arrays,
+        out_to=out_to,
+        out_bytes=out_bytes,
+        out_arrays=out_arrays,
+    )
+    return concurrent_cost(compute, stream)
 
 
 def cycles_to_seconds(t: HardwareTarget, cycles: int) -> float:

@@ -5,8 +5,11 @@ An op is ready when all its deps have finished. At every event time the ready
 ops are started in increasing id order whenever all the resources they hold
 are free; an op holds them from start to finish. Resources: every array,
 ``dram``, the interconnect (``bus``, or on a mesh one ``link c`` per core and
-the global buffer's channels ``gb j``) and one ``vector c`` per core.
-Durations and energies come from :mod:`cimflow.cost_model` only.
+the global buffer's channels ``gb j``) and one ``vector c`` per core. An op
+that streams (:func:`op_streams`) holds the interconnect path of its cores
+when a byte crosses it, ``dram`` when a byte comes from or goes to DRAM, and
+the memory-mode arrays it reads or writes. Durations and energies come from
+:mod:`cimflow.cost_model` only.
 
 Array modes cost nothing by themselves; only ``switch`` ops take time. The
 arrays a model input starts in (``model.inputs[i].arrays``, a KV cache kept
@@ -35,18 +38,21 @@ from typing import Literal
 
 from cimflow.cost_model import (
     ENERGY_COMPONENTS,
+    NO_STREAM,
     OpCost,
     Ranges,
+    StreamBytes,
     cores_of_arrays,
     count_ids,
     cycles_to_seconds,
+    feeds_directly,
     interconnect_cost,
     interconnect_path,
     interconnect_resources,
     mvm_op_cost,
-    program_cost,
+    program_op_cost,
+    stream_bytes,
     switch_cost,
-    tensor_program_cost,
     transfer_cost,
     vector_op_cost,
 )
@@ -87,6 +93,47 @@ def program_elements(op: ProgramOp) -> int:
     return (op.k[1] - op.k[0]) * (op.n[1] - op.n[0])
 
 
+def program_in_bytes(target: HardwareTarget, op: ProgramOp) -> int:
+    """Bytes a ``program`` streams to its arrays' cores: its ``in_bytes``,
+    or for a tensor program that states none, its slice's values at the
+    target's activation width."""
+    if op.in_bytes or op.source != "tensor":
+        return op.in_bytes
+    return program_elements(op) * target.activation_bytes
+
+
+def mvm_feeds_directly(target: HardwareTarget, op: MvmOp) -> bool:
+    """Whether an MVM's input comes by the memory-to-compute path."""
+    return op.feed == "memory" and feeds_directly(
+        target, cores_of_arrays(target, op.arrays), op.feed_arrays
+    )
+
+
+def op_streams(target: HardwareTarget, op: TraceOp) -> StreamBytes:
+    """What an ``mvm``, ``vector`` or ``program`` streams while it works,
+    by what the bytes cross (nothing for other kinds)."""
+    if isinstance(op, MvmOp):
+        if not op.in_bytes and not op.out_bytes:
+            return NO_STREAM
+        return stream_bytes(
+            "buffer" if op.feed == "local" else op.feed,
+            op.in_bytes,
+            op.out_to,
+            op.out_bytes,
+            mvm_feeds_directly(target, op),
+        )
+    if isinstance(op, VectorOp):
+        if not op.in_bytes and not op.out_bytes:
+            return NO_STREAM
+        return stream_bytes(op.in_from, op.in_bytes, op.out_to, op.out_bytes)
+    if isinstance(op, ProgramOp):
+        in_bytes = program_in_bytes(target, op)
+        if not in_bytes:
+            return NO_STREAM
+        return stream_bytes(op.feed, in_bytes, "buffer", 0)
+    return NO_STREAM
+
+
 def op_cost(target: HardwareTarget, op: TraceOp) -> OpCost:
     """The cost of one op in isolation, from the cost model.
 
@@ -99,14 +146,16 @@ def op_cost(target: HardwareTarget, op: TraceOp) -> OpCost:
     if isinstance(op, MoveOp):
         return interconnect_cost(target, op.nbytes, op.cores)
     if isinstance(op, ProgramOp):
-        n_arrays = count_arrays(op.arrays)
-        if op.source == "tensor":
-            cores = cores_of_arrays(target, op.arrays)
-            elements = program_elements(op)
-            return tensor_program_cost(
-                target, n_arrays, op.rows, op.cols, elements, cores
-            )
-        return program_cost(target, n_arrays, op.rows, op.cols)
+        return program_op_cost(
+            target,
+            count_arrays(op.arrays),
+            op.rows,
+            op.cols,
+            cores=cores_of_arrays(target, op.arrays),
+            feed=op.feed,
+            in_bytes=program_in_bytes(target, op),
+            feed_arrays=op.feed_arrays,
+        )
     if isinstance(op, MvmOp):
         return mvm_op_cost(
             target,
@@ -119,24 +168,25 @@ def op_cost(target: HardwareTarget, op: TraceOp) -> OpCost:
             in_bytes=op.in_bytes,
             out_bytes=op.out_bytes,
             cores=cores_of_arrays(target, op.arrays),
-            feed_arrays=count_arrays(op.feed_arrays),
+            feed_arrays=op.feed_arrays,
+            out_to=op.out_to,
+            out_arrays=op.out_arrays,
         )
     if isinstance(op, VectorOp):
         return vector_op_cost(
-            target, op.element_ops, op.cores, op.in_bytes, op.out_bytes
+            target,
+            op.element_ops,
+            op.cores,
+            op.in_bytes,
+            op.out_bytes,
+            in_from=op.in_from,
+            in_arrays=op.in_arrays,
+            out_to=op.out_to,
+            out_arrays=op.out_arrays,
         )
     if isinstance(op, SwitchOp):
         return switch_cost(target, count_arrays(op.arrays))
     return OpCost(0, {})
-
-
-def streams(op: TraceOp) -> bool:
-    """Whether an op (besides a move) crosses the interconnect as it works."""
-    if isinstance(op, MvmOp):
-        return bool((op.feed == "buffer" and op.in_bytes) or op.out_bytes)
-    if isinstance(op, VectorOp):
-        return bool(op.in_bytes or op.out_bytes)
-    return isinstance(op, ProgramOp) and op.source == "tensor"
 
 
 ResourceSpec = tuple[bool, Ranges, Ranges, Ranges]
@@ -150,11 +200,17 @@ def _resource_spec(target: HardwareTarget, op: TraceOp) -> ResourceSpec:
         return ("dram" in (op.src, op.dst), (), (), arrays)
     if isinstance(op, MoveOp):
         return (False, op.cores, (), ())
-    if isinstance(op, VectorOp):
-        return (False, op.cores if streams(op) else (), op.cores, ())
-    if isinstance(op, MvmOp | ProgramOp) and streams(op):
-        return (False, cores_of_arrays(target, op.arrays), (), arrays)
-    return (False, (), (), arrays)
+    vector = op.cores if isinstance(op, VectorOp) else ()
+    levels = op_streams(target, op)
+    if levels is NO_STREAM:
+        return (False, (), vector, arrays)
+    path: Ranges = ()
+    if levels.interconnect:
+        if isinstance(op, MvmOp | ProgramOp):
+            path = cores_of_arrays(target, op.arrays)
+        else:
+            path = vector
+    return (bool(levels.dram_read or levels.dram_written), path, vector, arrays)
 
 
 def _spec_names(target: HardwareTarget, spec: ResourceSpec) -> tuple[Resource, ...]:
@@ -177,14 +233,16 @@ def timeline_lane(target: HardwareTarget, op: TraceOp) -> tuple[str, int]:
     """Resource class and lane of an op on the timeline: ``dram``; the
     interconnect (lane 0 for the bus, the first core's link on a mesh);
     a core's vector units; an array; or ``sync`` for ops holding nothing."""
-    dram, path, vector, arrays = _resource_spec(target, op)
-    if dram:
-        return "dram", 0
     if isinstance(op, MoveOp):
         mesh = target.interconnect.topology == "mesh"
-        return "interconnect", path[0][0] if mesh else 0
-    if vector:
-        return "vector", vector[0][0]
+        return "interconnect", op.cores[0][0] if mesh else 0
+    if isinstance(op, VectorOp):
+        return "vector", op.cores[0][0]
+    if isinstance(op, MvmOp | ProgramOp):
+        return "arrays", op.arrays[0][0]
+    if isinstance(op, TransferOp) and "dram" in (op.src, op.dst):
+        return "dram", 0
+    arrays = op_arrays(op)
     if arrays:
         return "arrays", arrays[0][0]
     return "sync", 0
@@ -203,19 +261,22 @@ def _cost_key(op: TraceOp) -> tuple[object, ...]:
         return ("move", op.nbytes, op.cores)
     if isinstance(op, ProgramOp):
         key = ("program", count_arrays(op.arrays), op.rows, op.cols, op.source)
-        if op.source == "tensor":
-            return (*key, op.arrays, program_elements(op))
+        if op.source == "tensor" or op.in_bytes:
+            key += (op.arrays, program_elements(op), op.feed, op.in_bytes)
+            return (*key, op.feed_arrays)
         return key
     if isinstance(op, MvmOp):
         key = ("mvm", count_arrays(op.arrays), op.vectors, op.rows, op.cols)
         key += (op.local_bytes, op.feed, op.in_bytes, op.out_bytes)
         if op.in_bytes or op.out_bytes:
-            return (*key, op.arrays, count_arrays(op.feed_arrays))
+            return (*key, op.arrays, op.feed_arrays, op.out_to, op.out_arrays)
         return key
     if isinstance(op, VectorOp):
-        return ("vector", op.element_ops, count_ids(op.cores), op.in_bytes) + (
-            (op.out_bytes, op.cores) if op.in_bytes or op.out_bytes else ()
-        )
+        key = ("vector", op.element_ops, count_ids(op.cores), op.in_bytes)
+        if op.in_bytes or op.out_bytes:
+            key += (op.out_bytes, op.cores, op.in_from, op.in_arrays)
+            return (*key, op.out_to, op.out_arrays)
+        return key
     if isinstance(op, SwitchOp):
         return ("switch", count_arrays(op.arrays))
     return ("barrier",)
@@ -246,12 +307,14 @@ class SimStats:
     mesh link or global-buffer channel, named by ``busiest_interconnect``);
     the vector units' averages over the cores. ``shared_busy_cycles`` gives
     the busy cycles behind each: DRAM's, the busiest interconnect
-    resource's, and the sum over the cores' vector units. Byte counts: DRAM
-    read = loads from ``dram``, written = stores to ``dram``; memory-mode
-    array bytes by ``src`` / ``dst`` ``memory`` and the input of MVMs fed
-    from memory; interconnect bytes are what moves carry and what MVMs,
-    vector ops and tensor programs stream; local bytes read are what MVMs
-    read from their cores' local buffers.
+    resource's, and the sum over the cores' vector units. Byte counts
+    (streams as :func:`op_streams` counts them): DRAM read = loads from
+    ``dram`` and what ops stream from DRAM, written = stores to ``dram`` and
+    what ops stream to it; memory-mode array bytes by ``src`` / ``dst``
+    ``memory`` and what ops stream from and to memory-mode arrays;
+    interconnect bytes are what moves carry and every streamed byte but
+    those of an MVM's input fed by the memory-to-compute path; local bytes
+    read are what MVMs read from their cores' local buffers.
     """
 
     makespan_cycles: int
@@ -561,18 +624,6 @@ def _array_stats(trace: Trace, durations: list[int]) -> tuple[tuple[int, ...], i
     return tuple(busy), used
 
 
-def _interconnect_bytes(target: HardwareTarget, op: TraceOp) -> int:
-    if isinstance(op, MoveOp):
-        return op.nbytes
-    if isinstance(op, MvmOp):
-        return (op.in_bytes if op.feed == "buffer" else 0) + op.out_bytes
-    if isinstance(op, VectorOp):
-        return op.in_bytes + op.out_bytes
-    if isinstance(op, ProgramOp) and op.source == "tensor":
-        return program_elements(op) * target.activation_bytes
-    return 0
-
-
 def compute_stats(
     trace: Trace,
     costs: tuple[OpCost, ...],
@@ -623,7 +674,6 @@ def compute_stats(
         kind_cycles[op.kind] += duration
         for component, pj in cost.energy_pj.items():
             energy[component] = energy.get(component, 0.0) + pj
-        interconnect_bytes += _interconnect_bytes(target, op)
         if isinstance(op, TransferOp):
             if isinstance(op, LoadOp) and op.src == "dram":
                 dram_read += op.nbytes
@@ -633,10 +683,19 @@ def compute_stats(
                 memory_read += op.nbytes
             if op.dst == "memory":
                 memory_written += op.nbytes
-        elif isinstance(op, MvmOp):
+            continue
+        if isinstance(op, MoveOp):
+            interconnect_bytes += op.nbytes
+            continue
+        levels = op_streams(target, op)
+        if levels is not NO_STREAM:
+            interconnect_bytes += levels.interconnect
+            dram_read += levels.dram_read
+            dram_written += levels.dram_written
+            memory_read += levels.memory_read
+            memory_written += levels.memory_written
+        if isinstance(op, MvmOp):
             local_read += op.local_bytes
-            if op.feed == "memory":
-                memory_read += op.in_bytes
         elif isinstance(op, SwitchOp):
             switch_ops[op.to] += 1
             array_switches[op.to] += count_arrays(op.arrays)

@@ -9,18 +9,22 @@ does to data is documented in ``docs/functional-verification.md``:
   (the memory-to-compute path between memory-mode arrays and a core's
   local buffer too), and every op finds what it reads where the trace says
   it is (model inputs start in DRAM, or in the memory-mode arrays the trace
-  gives them). Values do not tell the global buffer from the cores' local
+  gives them): an op that streams reads its input from the level its
+  ``feed`` / ``in_from`` names and writes its outputs to ``out_to``'s (a
+  weight ``program`` fed from DRAM reads the model's weight, as a ``load``
+  does). Values do not tell the global buffer from the cores' local
   buffers (moves check that what they carry exists; where bytes sit and
   whether they fit is cim-sim's); a ``free`` checks that what it releases
   is there, and a free of memory-mode arrays drops the tensor from them;
   allocations do not change values;
 - ``program`` writes a weight slice (or, with ``source`` ``tensor``, the
-  values of an activation tensor in the buffer) into the cells of its
-  arrays, laid out deterministically from the array geometry
-  (:func:`slice_placements`); ``mvm`` multiplies its input rows (from the
-  chip, the global buffer or the memory-mode arrays that feed it, as its
-  ``feed`` says) by exactly what its arrays hold and leaves one partial-sum
-  block per row tile; the vector op ``accumulate`` adds them (and a bias);
+  values of an activation tensor) into the cells of its arrays, laid out
+  deterministically from the array geometry (:func:`slice_placements`);
+  ``mvm`` multiplies its input rows (from the chip, the global buffer, DRAM
+  or the memory-mode arrays that feed it, as its ``feed`` says) by exactly
+  what its arrays hold and leaves one partial-sum block per row tile where
+  its outputs go (on chip, in DRAM or in memory-mode arrays); the vector op
+  ``accumulate`` adds them (and a bias), reading them from there;
 - every other vector op applies its ``op`` with its ``attrs``
   (:func:`apply_operator`, the one numpy definition of the vector-unit
   operators, also used by the tests' reference interpreter).
@@ -77,6 +81,20 @@ MODES: tuple[Mode, ...] = ("exact", "quantized")
 
 class FunctionalError(CimError):
     """The trace does something a correct schedule never does (one line)."""
+
+
+_LEVEL_TEXT = {
+    "dram": "DRAM",
+    "buffer": "the buffer",
+    "local": "the cores",
+    "memory": "memory-mode arrays",
+}
+
+
+def _partial_level(location: str) -> str:
+    """Where partial sums read from ``location`` live: on chip (``buffer``,
+    for the global and local buffers alike), ``dram`` or ``memory``."""
+    return "buffer" if location == "local" else location
 
 
 # --------------------------------------------------------------------------
@@ -742,6 +760,10 @@ class _Partials:
     )
     """``(v0, v1, n0, n1, values, writer)`` of each partial-sum block."""
     writers: list[int] = field(default_factory=lambda: [])
+    level: str = "buffer"
+    """Where the MVMs wrote them: ``buffer`` (on chip), ``dram`` or
+    ``memory`` (the memory-mode ``arrays``)."""
+    arrays: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -770,6 +792,7 @@ class _Executor:
         self.grids: dict[str, Grid] = {}
         """Tensors on an integer grid (quantized mode)."""
         self.tensor_info = {t.name: t for t in trace.tensors}
+        self.input_names = {i.name for i in trace.model.inputs}
         self.weight_info = {w.name: w for w in trace.weights}
         self.constants: dict[str, Array] = {}
         for const in trace.constants:
@@ -832,8 +855,14 @@ class _Executor:
             )
             if name in level
         ]
-        if name in self.partials:
-            places.append("unaccumulated partial sums")
+        partial = self.partials.get(name)
+        if partial is not None:
+            places.append(
+                "unaccumulated partial sums"
+                + {"buffer": "", "dram": " in DRAM", "memory": " in memory arrays"}[
+                    partial.level
+                ]
+            )
         if not places and name in self.weights and name not in self.tensor_info:
             places.append("DRAM (a weight never loaded)")
         if not places and name in self.dropped:
@@ -843,9 +872,11 @@ class _Executor:
             )
         return " and ".join(places) if places else "nowhere (never produced)"
 
-    def fetch(self, location: str, name: str) -> _Stored:
-        """``name`` at ``location``, for a transfer."""
-        if location in ("buffer", "local") and name in self.partials:
+    def stored_at(self, location: str, name: str, verb: str = "reads") -> _Stored:
+        """``name`` at ``location`` (its partial sums there completed
+        first; in DRAM also a weight of the model)."""
+        partial = self.partials.get(name)
+        if partial is not None and partial.level == _partial_level(location):
             self.materialize(name)
         stored = self.level(location).get(name)
         if (
@@ -857,8 +888,13 @@ class _Executor:
             stored = _Stored(np.asarray(self.weights[name]), ())
         if stored is None:
             raise self.fail(
-                f"reads '{name}' from {location}, but it is in {self.where_is(name)}"
+                f"{verb} '{name}' from {location}, but it is in {self.where_is(name)}"
             )
+        return stored
+
+    def fetch(self, location: str, name: str) -> _Stored:
+        """``name`` at ``location``, for a transfer."""
+        stored = self.stored_at(location, name)
         self.requires(stored.writers, f"'{name}'")
         return stored
 
@@ -866,17 +902,74 @@ class _Executor:
         """An operand of on-chip compute: a constant or a tensor on chip."""
         if name in self.constants:
             return self.constants[name]
-        if name in self.partials:
+        partial = self.partials.get(name)
+        if partial is not None and partial.level != "dram":
             self.materialize(name)
         stored = self.buffer.get(name) or self.memory.get(name)
         if stored is None:
             raise self.fail(
                 f"reads '{name}', which is not on chip: it is in {self.where_is(name)}"
             )
+        return self.value_of(stored, name)
+
+    def value_of(self, stored: _Stored, name: str) -> Array:
+        """What the current op reads of a stored tensor: all of it, after
+        every op that wrote it (of a tensor written in steps, see
+        :meth:`visible`)."""
         if not stored.bands:
             self.requires(stored.writers, f"'{name}'")
             return stored.value
         return self.visible(stored)
+
+    def memory_mode(self, arrays: frozenset[int], what: str) -> None:
+        """Arrays an op streams from or to are in memory mode."""
+        for index in sorted(arrays):
+            if not self.array(index).memory:
+                raise self.fail(f"{what} array {index}, which is in compute mode")
+
+    def held(self, name: str, arrays: frozenset[int], what: str) -> _Stored:
+        """``name`` in memory-mode ``arrays``, which must all hold it."""
+        partial = self.partials.get(name)
+        if partial is not None and partial.level == "memory":
+            self.materialize(name)
+        stored = self.memory.get(name)
+        if stored is None or not arrays <= stored.arrays:
+            raise self.fail(
+                f"{what} '{name}' from memory-mode arrays that do not hold it "
+                f"(it is in {self.where_is(name)})"
+            )
+        return stored
+
+    def streamed_operand(
+        self, op: VectorOp, name: str, in_arrays: frozenset[int]
+    ) -> tuple[Array, frozenset[int]]:
+        """An input of a vector op, and the memory-mode arrays it came from:
+        a constant from anywhere; with ``in_bytes`` from where ``in_from``
+        says (from DRAM also a model parameter; from memory-mode arrays an
+        activation tensor that some of ``in_arrays`` hold), else on chip."""
+        if name in self.constants:
+            return self.constants[name], frozenset()
+        level = op.in_from if op.in_bytes else "local"
+        activation = name in self.tensor_info or name in self.input_names
+        if level == "dram":
+            return self.value_of(self.stored_at("dram", name, "streams"), name), (
+                frozenset()
+            )
+        if level != "memory" or not activation:
+            return self.read(name), frozenset()
+        partial = self.partials.get(name)
+        if partial is not None and partial.level == "memory":
+            self.materialize(name)
+        stored = self.memory.get(name)
+        holding: frozenset[int] = (
+            frozenset() if stored is None else stored.arrays & in_arrays
+        )
+        if stored is None or not holding:
+            raise self.fail(
+                f"streams '{name}' from memory-mode arrays that do not hold it "
+                f"(it is in {self.where_is(name)})"
+            )
+        return self.value_of(stored, name), holding
 
     def visible(self, stored: _Stored) -> Array:
         """A tensor written in steps as the current op may see it: rows of
@@ -909,10 +1002,14 @@ class _Executor:
         value: Array,
         writers: tuple[int, ...] | None = None,
         block: tuple[int, int, int] | None = None,
+        level: str = "buffer",
+        arrays: frozenset[int] = frozenset(),
     ) -> None:
         """A result of on-chip compute (by the current op unless ``writers``
-        says otherwise), checked against its declaration; with ``block``
-        only that range of it (one pipeline step)."""
+        says otherwise), checked against its declaration, written to
+        ``level`` (the memory-mode ``arrays``, with those that held it
+        before); with ``block`` only that range of it (one pipeline
+        step)."""
         assert self.op is not None
         info = self.tensor_info.get(name)
         if info is None:
@@ -923,10 +1020,15 @@ class _Executor:
                 f"{list(info.shape)}"
             )
         dtype = _compute_dtype(numpy_dtype(info.dtype))
+        store = self.level(level)
+        before = store.get(name)
+        if before is not None:
+            arrays |= before.arrays
         if block is None:
-            self.buffer[name] = _Stored(
+            store[name] = _Stored(
                 np.asarray(value).astype(dtype),
                 (self.op.id,) if writers is None else writers,
+                arrays,
             )
             return
         axis, start, stop = block
@@ -934,7 +1036,7 @@ class _Executor:
             raise self.fail(
                 f"block {list(block)} is outside '{name}' of shape {list(info.shape)}"
             )
-        stored = self.buffer.get(name)
+        stored = before
         if stored is None or not stored.bands:
             stored = _Stored(np.full(info.shape, np.nan, dtype=dtype), ())
         index: list[slice] = [slice(None)] * value.ndim
@@ -942,9 +1044,10 @@ class _Executor:
         target = stored.value
         target[tuple(index)] = np.asarray(value)[tuple(index)].astype(dtype)
         writer = self.op.id
-        self.buffer[name] = _Stored(
+        store[name] = _Stored(
             target,
             (*stored.writers, writer),
+            arrays,
             bands=(*stored.bands, (axis, start, stop, writer)),
         )
 
@@ -968,9 +1071,10 @@ class _Executor:
         for v0, v1, n0, n1, block, _ in partial.blocks:
             value[v0:v1, n0:n1] = block
         dtype = _compute_dtype(numpy_dtype(self.tensor_info[name].dtype))
-        self.buffer[name] = _Stored(
+        self.level(partial.level)[name] = _Stored(
             value.astype(dtype),
             tuple(partial.writers),
+            partial.arrays,
             bands=tuple((0, v0, v1, w) for v0, v1, _, _, _, w in partial.blocks),
         )
 
@@ -981,20 +1085,32 @@ class _Executor:
         v: tuple[int, int],
         tile: Placement,
         block: Array,
+        level: str = "buffer",
+        arrays: frozenset[int] = frozenset(),
     ) -> None:
+        """One partial-sum block of ``name``, written to ``level`` (the
+        memory-mode ``arrays``)."""
         assert self.op is not None
         declared = self.tensor_info.get(name)
         if declared is None or len(declared.shape) != 2:
             raise self.fail(f"writes '{name}', which is not a declared 2-D tensor")
-        done = self.buffer.get(name)
+        done = self.level(level).get(name)
         if done is not None and not done.bands:
             raise self.fail(f"writes partial sums into '{name}', which is complete")
         shape = (declared.shape[0], declared.shape[1])
         partial = self.partials.get(name)
         if partial is None:
             zeros = np.zeros(shape, dtype=np.int64)
-            partial = _Partials(shape, info.name, info.k, zeros, zeros.copy())
+            partial = _Partials(
+                shape, info.name, info.k, zeros, zeros.copy(), level=level
+            )
             self.partials[name] = partial
+        if partial.level != level:
+            raise self.fail(
+                f"streams partial sums of '{name}' to {level}, but its other "
+                f"partial sums are in {self.where_is(name)}"
+            )
+        partial.arrays |= arrays
         if partial.weight != info.name:
             raise self.fail(
                 f"adds partial sums of weight '{info.name}' to '{name}', which "
@@ -1023,6 +1139,20 @@ class _Executor:
                 f"accumulates '{name}', which has no partial sums "
                 f"(it is in {self.where_is(name)})"
             )
+        source = op.in_from if op.in_bytes else "local"
+        in_arrays = frozenset(array_ids(op.in_arrays))
+        if partial.level != _partial_level(source):
+            raise self.fail(
+                f"accumulates '{name}' from {_LEVEL_TEXT[source]}, but it is in "
+                f"{self.where_is(name)}"
+            )
+        if source == "memory":
+            self.memory_mode(in_arrays, "streams from")
+            if not in_arrays <= partial.arrays:
+                raise self.fail(
+                    f"accumulates '{name}' from memory-mode arrays that do not "
+                    "hold its partial sums"
+                )
         rows = (0, partial.shape[0])
         if op.block is not None:
             if op.block[0] != 0:
@@ -1042,7 +1172,8 @@ class _Executor:
         for v0, v1, n0, n1, block, _ in inside:
             value[v0:v1, n0:n1] += block
         if len(op.inputs) == 2:
-            bias = self.read(op.inputs[1]).astype(np.float64).reshape(-1)
+            bias, _ = self.streamed_operand(op, op.inputs[1], in_arrays)
+            bias = bias.astype(np.float64).reshape(-1)
             if bias.size != partial.shape[1]:
                 raise self.fail(
                     f"bias '{op.inputs[1]}' has {bias.size} values for "
@@ -1053,7 +1184,22 @@ class _Executor:
         partial.blocks = [b for b in partial.blocks if not (r0 <= b[0] and b[1] <= r1)]
         if not partial.blocks:
             del self.partials[name]
-        self.write(name, value, block=None if op.block is None else (0, r0, r1))
+        self.write_output(op, name, value, None if op.block is None else (0, r0, r1))
+
+    def write_output(
+        self,
+        op: VectorOp,
+        name: str,
+        value: Array,
+        block: tuple[int, int, int] | None,
+    ) -> None:
+        """An output of a vector op, written where ``out_to`` says when it
+        streams its outputs (else on chip)."""
+        level = op.out_to if op.out_bytes else "buffer"
+        arrays = frozenset(array_ids(op.out_arrays))
+        if level == "memory":
+            self.memory_mode(arrays, "streams to")
+        self.write(name, value, block=block, level=level, arrays=arrays)
 
     # -- arrays ------------------------------------------------------------
 
@@ -1150,17 +1296,10 @@ class _Executor:
     def program(self, op: ProgramOp) -> None:
         ids = array_ids(op.arrays)
         info, tiles = self.slice_tiles(op.weight, op.k, op.n, len(ids))
+        stored = self.program_values(op)
         if op.source == "tensor":
-            if op.weight not in self.buffer and op.weight not in self.partials:
-                raise self.fail(
-                    f"programs arrays with tensor '{op.weight}', which is not in "
-                    f"the buffer: it is in {self.where_is(op.weight)}"
-                )
-            stored = self.read(op.weight)
             self.check_complete(stored, f"programming tensor '{op.weight}'")
             self.blocks.pop(info.name, None)  # this value, not an earlier one
-        else:
-            stored = self.read(op.weight)
         values, _ = self.weight_values(info, stored)
         slices = self.hw.bit_slices
         cell_bits = self.hw.array.cell_bits
@@ -1198,6 +1337,26 @@ class _Executor:
                     slice(first + s, first + s + width * slices, slices),
                 ] = digit
 
+    def program_values(self, op: ProgramOp) -> Array:
+        """The weight (or tensor) a program writes, read where its ``feed``
+        says: the buffer, DRAM (a weight from the model) or the memory-mode
+        arrays that hold it."""
+        name = op.weight
+        if op.feed == "dram":
+            return self.value_of(self.stored_at("dram", name, "programs"), name)
+        if op.feed == "memory":
+            fed = frozenset(array_ids(op.feed_arrays))
+            self.memory_mode(fed, "programs from")
+            return self.value_of(self.held(name, fed, "programs"), name)
+        partial = self.partials.get(name)
+        on_chip = partial is not None and partial.level == "buffer"
+        if op.source == "tensor" and name not in self.buffer and not on_chip:
+            raise self.fail(
+                f"programs arrays with tensor '{name}', which is not in "
+                f"the buffer: it is in {self.where_is(name)}"
+            )
+        return self.read(name)
+
     def requires_before(self, earlier: int, array: int) -> None:
         assert self.op is not None
         if not self.reach.depends(self.op.id, earlier):
@@ -1208,28 +1367,17 @@ class _Executor:
 
     def mvm_input(self, op: MvmOp) -> Array:
         """The input an MVM reads where its ``feed`` says: memory-mode
-        arrays that hold it, the global buffer, or the chip."""
+        arrays that hold it, DRAM, the global buffer, or the chip."""
         name = op.input
         if op.feed == "memory":
             fed = frozenset(array_ids(op.feed_arrays))
-            for index in sorted(fed):
-                if not self.array(index).memory:
-                    raise self.fail(
-                        f"is fed from array {index}, which is in compute mode"
-                    )
-            stored = self.memory.get(name)
-            if stored is None or not fed <= stored.arrays:
-                raise self.fail(
-                    f"is fed '{name}' from memory-mode arrays that do not hold it "
-                    f"(it is in {self.where_is(name)})"
-                )
-            self.requires(stored.writers, f"'{name}'")
-            return stored.value
-        if (
-            op.feed == "buffer"
-            and name not in self.buffer
-            and name not in self.partials
-        ):
+            self.memory_mode(fed, "is fed from")
+            return self.value_of(self.held(name, fed, "is fed"), name)
+        if op.feed == "dram":
+            return self.value_of(self.stored_at("dram", name, "streams"), name)
+        partial = self.partials.get(name)
+        on_chip = partial is not None and partial.level == "buffer"
+        if op.feed == "buffer" and name not in self.buffer and not on_chip:
             raise self.fail(
                 f"streams '{name}' from the buffer, but it is in {self.where_is(name)}"
             )
@@ -1272,6 +1420,10 @@ class _Executor:
             q, scale = quantize_symmetric(x.astype(np.float64), bits)
             inputs = q[v0:v1] + 2 ** (bits - 1)
         weight_scale = self.weight_scale(info)
+        level = op.out_to if op.out_bytes else "buffer"
+        out_arrays = frozenset(array_ids(op.out_arrays))
+        if level == "memory":
+            self.memory_mode(out_arrays, "streams to")
         by_array: dict[int, list[Placement]] = {}
         for tile in tiles:
             by_array.setdefault(tile.array, []).append(tile)
@@ -1289,7 +1441,15 @@ class _Executor:
                     if isinstance(weight_scale, np.ndarray)
                     else weight_scale
                 )
-                self.add_partial(op.output, info, op.v, tile, block * (scale * factor))
+                self.add_partial(
+                    op.output,
+                    info,
+                    op.v,
+                    tile,
+                    block * (scale * factor),
+                    level,
+                    out_arrays,
+                )
 
     def array_outputs(
         self, cells: Array, placed: Sequence[Placement], inputs: Array, x_offset: float
@@ -1382,7 +1542,7 @@ class _Executor:
         name = op.tensor
         rows = None if op.block is None else (op.block[1], op.block[2])
         partial = self.partials.get(name)
-        if partial is not None:
+        if partial is not None and partial.level != "dram":
             writers = [
                 b[5]
                 for b in partial.blocks
@@ -1417,6 +1577,16 @@ class _Executor:
             name = place.tensor
             if place.level == "memory":
                 freed = frozenset(array_ids(place.units))
+                partial = self.partials.get(name)
+                if (
+                    partial is not None
+                    and partial.level == "memory"
+                    and freed <= partial.arrays
+                ):
+                    partial.arrays -= freed
+                    if not partial.arrays:
+                        del self.partials[name]
+                    continue
                 stored = self.memory.get(name)
                 if stored is None or not freed <= stored.arrays:
                     raise self.fail(
@@ -1429,8 +1599,10 @@ class _Executor:
                 else:
                     del self.memory[name]
                 continue
-            on_chip = (self.buffer, self.partials, self.memory, self.constants)
-            if not any(name in level for level in on_chip):
+            partial = self.partials.get(name)
+            on_chip = (self.buffer, self.memory, self.constants)
+            partial_on_chip = partial is not None and partial.level != "dram"
+            if not partial_on_chip and not any(name in level for level in on_chip):
                 where = "the global buffer" if place.level == "buffer" else "cores"
                 raise self.fail(
                     f"frees '{name}' in {where}, but it is in {self.where_is(name)}"
@@ -1450,6 +1622,10 @@ class _Executor:
             for name in [n for n, s in self.memory.items() if s.arrays & ids]:
                 del self.memory[name]
                 self.dropped[name] = op.id
+            for name, partial in list(self.partials.items()):
+                if partial.level == "memory" and partial.arrays & ids:
+                    del self.partials[name]
+                    self.dropped[name] = op.id
 
     def place_input(self, spec: TensorType, value: Array) -> None:
         """A model input at the start: in DRAM, or in the memory-mode arrays
@@ -1466,7 +1642,7 @@ class _Executor:
         if op.op == "accumulate":
             self.accumulate(op)
             return
-        inputs = [self.read(name) for name in op.inputs]
+        inputs = self.vector_inputs(op)
         outputs: list[tuple[Sequence[int], np.dtype[Any]]] = []
         for name in op.outputs:
             info = self.tensor_info.get(name)
@@ -1498,7 +1674,28 @@ class _Executor:
                 index[axis] = slice(start, stop)
                 part = value[tuple(index)]
             self.check_complete(np.asarray(part), f"'{op.op}' producing '{name}'")
-            self.write(name, value, block=op.block)
+            self.write_output(op, name, value, op.block)
+
+    def vector_inputs(self, op: VectorOp) -> list[Array]:
+        """The inputs of a vector op (:meth:`streamed_operand`); streamed
+        from memory-mode arrays, every one of its ``in_arrays`` holds one of
+        them."""
+        in_arrays = frozenset(array_ids(op.in_arrays))
+        streams_memory = bool(op.in_bytes) and op.in_from == "memory"
+        if streams_memory:
+            self.memory_mode(in_arrays, "streams from")
+        values: list[Array] = []
+        used: frozenset[int] = frozenset()
+        for name in op.inputs:
+            value, holding = self.streamed_operand(op, name, in_arrays)
+            values.append(value)
+            used |= holding
+        if streams_memory and used != in_arrays:
+            raise self.fail(
+                f"streams from array {min(in_arrays - used)}, which holds none of "
+                "its inputs"
+            )
+        return values
 
     def run(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
         for spec in self.trace.model.inputs:
@@ -1536,6 +1733,9 @@ class _Executor:
         self.op = None
         results: dict[str, Array] = {}
         for spec in self.trace.model.outputs:
+            partial = self.partials.get(spec.name)
+            if partial is not None and partial.level == "dram":
+                self.materialize(spec.name)
             stored = self.dram.get(spec.name)
             if stored is None:
                 raise FunctionalError(

@@ -21,10 +21,14 @@ the functional executor does, and checks what they do to the machine:
 - an ``mvm`` computes on arrays a ``program`` of the same weight wrote,
   and depends on that program; a ``program`` or ``switch`` that overwrites
   an array depends on every op that used it since its last write;
-- a ``load`` from ``memory`` (and an ``mvm`` fed from ``memory``) reads a
-  tensor those arrays hold (written there by a transfer, or a model input
-  that starts there), and a switch of those arrays to compute mode (or a
-  ``free`` of them) loses it;
+- a ``load`` from ``memory`` (and an op streaming from memory-mode arrays:
+  an ``mvm`` fed from ``memory``, a ``program`` fed from ``memory``, a
+  ``vector`` op ``in_from`` ``memory``) reads a tensor those arrays hold
+  (written there by a transfer or a stream, or a model input that starts
+  there), and a switch of those arrays to compute mode (or a ``free`` of
+  them) loses it; an op streaming to memory-mode arrays (``out_to``
+  ``memory``) writes its output there; arrays streamed from or to are in
+  memory mode, and the op depends on the switch that put them there;
 - a ``program`` from a ``tensor`` writes an activation tensor (declared in
   ``tensors`` or a model input) whose matrix view is in ``weights``;
 - allocations (:class:`LiveAllocations`, shared with the simulator, which
@@ -213,16 +217,21 @@ def op_reads(
             yield op.input, "memory", op.feed_arrays
         elif op.feed == "buffer":
             yield op.input, "buffer", ()
-        else:
+        elif op.feed == "local":
             yield op.input, "local", cores_of_arrays(target, op.arrays)
     elif isinstance(op, VectorOp):
         for name in op.inputs:
-            if op.in_bytes:
-                yield name, "buffer", ()
-            else:
+            if not op.in_bytes:
                 yield name, "local", op.cores
+            elif op.in_from == "memory":
+                yield name, "memory", op.in_arrays
+            elif op.in_from == "buffer":
+                yield name, "buffer", ()
     elif isinstance(op, ProgramOp):
-        yield op.weight, "buffer", ()
+        if op.feed == "memory":
+            yield op.weight, "memory", op.feed_arrays
+        elif op.feed == "buffer":
+            yield op.weight, "buffer", ()
 
 
 @dataclass
@@ -428,6 +437,43 @@ class _Checker:
         state.users.append(self.op.id)
         return state
 
+    def streams_from_memory(
+        self, names: Sequence[str], arrays: Sequence[ArrayRange], what: str
+    ) -> None:
+        """The op streams ``names`` from memory-mode ``arrays``: they hold
+        them (every array one of them, each of them some array)."""
+        ids = frozenset(array_ids(arrays))
+        for index in sorted(ids):
+            self.use(index, memory=True)
+        if not names:
+            raise self.fail(
+                f"{what} from memory-mode arrays but reads no activation tensor"
+            )
+        held: set[int] = set()
+        for name in names:
+            holding = self.in_memory.get(name, frozenset()) & ids
+            if not holding or (len(names) == 1 and holding != ids):
+                raise self.fail(
+                    f"{what} '{name}' from memory-mode arrays that do not hold it"
+                )
+            held |= holding
+        if not ids <= held:
+            raise self.fail(
+                f"{what} from array {min(ids - held)}, which holds none of "
+                f"{', '.join(repr(n) for n in names)}"
+            )
+
+    def streams_to_memory(
+        self, names: Sequence[str], arrays: Sequence[ArrayRange]
+    ) -> None:
+        """The op streams ``names`` to memory-mode ``arrays``: they hold
+        them from now on (with the arrays that held them before)."""
+        ids = frozenset(array_ids(arrays))
+        for index in sorted(ids):
+            self.use(index, memory=True)
+        for name in names:
+            self.in_memory[name] = self.in_memory.get(name, frozenset()) | ids
+
     def program(self, op: ProgramOp) -> None:
         self.slice_of(op.weight, op.k, op.n)
         activation = op.weight in self.tensors or op.weight in self.inputs
@@ -436,6 +482,8 @@ class _Checker:
                 f"programs arrays with tensor '{op.weight}', which is not a "
                 "declared tensor"
             )
+        if op.feed == "memory":
+            self.streams_from_memory([op.weight], op.feed_arrays, "programs")
         for index in array_ids(op.arrays):
             state = self.array(index)
             if state.memory:
@@ -456,13 +504,7 @@ class _Checker:
                 f"{source.shape[0]} rows of '{op.input}'"
             )
         if op.feed == "memory":
-            fed = frozenset(array_ids(op.feed_arrays))
-            for index in sorted(fed):
-                self.use(index, memory=True)
-            if not fed <= self.in_memory.get(op.input, frozenset()):
-                raise self.fail(
-                    f"is fed '{op.input}' from memory-mode arrays that do not hold it"
-                )
+            self.streams_from_memory([op.input], op.feed_arrays, "is fed")
         for index in array_ids(op.arrays):
             state = self.use(index, memory=False)
             if state.weight != op.weight:
@@ -474,11 +516,22 @@ class _Checker:
                 raise self.fail(
                     f"computes with weight '{op.weight}' on array {index}, which {held}"
                 )
+        if op.out_to == "memory":
+            self.streams_to_memory([op.output], op.out_arrays)
 
     def vector(self, op: VectorOp) -> None:
         for name in op.outputs:
             if name not in self.tensors:
                 raise self.fail(f"writes '{name}', which is not a declared tensor")
+        if op.in_from == "memory":
+            activations = [
+                name
+                for name in op.inputs
+                if name in self.tensors or name in self.inputs
+            ]
+            self.streams_from_memory(activations, op.in_arrays, "streams")
+        if op.out_to == "memory":
+            self.streams_to_memory(op.outputs, op.out_arrays)
 
     def transfer(self, op: TransferOp) -> None:
         if "memory" not in (op.src, op.dst):

@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, TypeAlias, cast
 
-from cimflow.cost_model import FEEDS, LOCATIONS, Feed, Location, cores_of_arrays
+from cimflow.cost_model import (
+    FEEDS,
+    LOCATIONS,
+    STREAM_LEVELS,
+    Feed,
+    Location,
+    StreamLevel,
+    cores_of_arrays,
+)
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget, target_from_dict
 
@@ -207,7 +215,8 @@ class MoveOp(OpBase):
 @dataclass(frozen=True, slots=True)
 class ProgramOp(OpBase):
     """``program``: write a weight slice (or, with ``source`` ``tensor``,
-    an activation tensor's values) into arrays."""
+    an activation tensor's values) into arrays, reading it from where
+    ``feed`` says and streaming ``in_bytes`` of it to the arrays' cores."""
 
     kind: ClassVar[str] = "program"
     arrays: tuple[ArrayRange, ...]
@@ -217,13 +226,17 @@ class ProgramOp(OpBase):
     k: tuple[int, int]
     n: tuple[int, int]
     source: ProgramSource = "weight"
+    feed: StreamLevel = "buffer"
+    in_bytes: int = 0
+    feed_arrays: tuple[ArrayRange, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class MvmOp(OpBase):
     """``mvm``: matrix-vector multiplications on a group of arrays, fed
-    from its cores' local buffers, the global buffer or memory-mode
-    ``feed_arrays``."""
+    from its cores' local buffers, the global buffer, memory-mode
+    ``feed_arrays`` or DRAM; its streamed outputs go to ``out_to`` (the
+    memory-mode ``out_arrays`` for ``memory``)."""
 
     kind: ClassVar[str] = "mvm"
     arrays: tuple[ArrayRange, ...]
@@ -241,11 +254,15 @@ class MvmOp(OpBase):
     out_bytes: int = 0
     local_bytes: int = 0
     feed_arrays: tuple[ArrayRange, ...] = ()
+    out_to: StreamLevel = "buffer"
+    out_arrays: tuple[ArrayRange, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class VectorOp(OpBase):
-    """``vector``: element-wise work on the vector units of ``cores``."""
+    """``vector``: element-wise work on the vector units of ``cores``,
+    streaming ``in_bytes`` from ``in_from`` and ``out_bytes`` to ``out_to``
+    (the memory-mode ``in_arrays`` / ``out_arrays`` for ``memory``)."""
 
     kind: ClassVar[str] = "vector"
     op: str
@@ -257,6 +274,10 @@ class VectorOp(OpBase):
     cores: tuple[ArrayRange, ...] = ()
     in_bytes: int = 0
     out_bytes: int = 0
+    in_from: StreamLevel = "buffer"
+    out_to: StreamLevel = "buffer"
+    in_arrays: tuple[ArrayRange, ...] = ()
+    out_arrays: tuple[ArrayRange, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,11 +344,19 @@ class Trace:
 
 
 def op_arrays(op: TraceOp) -> tuple[ArrayRange, ...]:
-    """The array ranges an op holds (empty for kinds without arrays); an
-    MVM fed from memory-mode arrays holds those too."""
-    if isinstance(op, MvmOp) and op.feed_arrays:
-        return merge_ranges(op.arrays, op.feed_arrays)
-    if isinstance(op, (TransferOp, ProgramOp, MvmOp, SwitchOp)):
+    """The array ranges an op holds (empty for kinds without arrays): its
+    ``arrays`` and the memory-mode arrays it streams from and to."""
+    if isinstance(op, MvmOp):
+        if op.feed_arrays or op.out_arrays:
+            return merge_ranges(op.arrays, merge_ranges(op.feed_arrays, op.out_arrays))
+        return op.arrays
+    if isinstance(op, ProgramOp):
+        return merge_ranges(op.arrays, op.feed_arrays) if op.feed_arrays else op.arrays
+    if isinstance(op, VectorOp):
+        if op.in_arrays or op.out_arrays:
+            return merge_ranges(op.in_arrays, op.out_arrays)
+        return ()
+    if isinstance(op, (TransferOp, SwitchOp)):
         return op.arrays
     return ()
 
@@ -722,13 +751,16 @@ _KIND_KEYS: dict[str, frozenset[str]] = {
     "load": _TRANSFER_KEYS,
     "store": _TRANSFER_KEYS,
     "move": _COMMON_KEYS | {"dir", "cores", "bytes", "tensor", "block"},
-    "program": _COMMON_KEYS | {"arrays", "rows", "cols", "weight", "k", "n", "source"},
+    "program": _COMMON_KEYS
+    | {"arrays", "rows", "cols", "weight", "k", "n", "source"}
+    | {"feed", "in_bytes", "feed_arrays"},
     "mvm": _COMMON_KEYS
     | {"arrays", "vectors", "rows", "cols", "weight", "k", "n", "v", "input", "output"}
-    | {"feed", "in_bytes", "out_bytes", "local_bytes", "feed_arrays"},
+    | {"feed", "in_bytes", "out_bytes", "local_bytes", "feed_arrays"}
+    | {"out_to", "out_arrays"},
     "vector": _COMMON_KEYS
     | {"op", "element_ops", "cores", "in_bytes", "out_bytes", "inputs", "outputs"}
-    | {"attrs", "block"},
+    | {"attrs", "block", "in_from", "out_to", "in_arrays", "out_arrays"},
     "switch": _COMMON_KEYS | {"arrays", "to"},
     "barrier": _COMMON_KEYS,
     "free": _COMMON_KEYS - {"allocs"} | {"frees"},
@@ -885,6 +917,48 @@ class _OpReader:
             )
         return rows, cols
 
+    def stream_end(
+        self,
+        fields: _Fields,
+        level: StreamLevel,
+        keys: tuple[str, str, str],
+        nbytes: int,
+        compute_arrays: tuple[ArrayRange, ...] = (),
+    ) -> tuple[ArrayRange, ...]:
+        """One end of a stream: ``level`` (the key ``keys[0]``) names
+        memory-mode arrays (the key ``keys[1]``) exactly when it is
+        ``memory``, none of the op's ``compute_arrays``, and any level but
+        the global buffer streams ``nbytes`` (the key ``keys[2]``) > 0.
+        Returns the arrays."""
+        level_key, arrays_key, bytes_key = keys
+        if level != "buffer" and nbytes == 0:
+            raise fields.fail(
+                f"key '{bytes_key}' must be positive when '{level_key}' is {level!r}"
+            )
+        if level != "memory":
+            if arrays_key in fields.data:
+                raise fields.fail(
+                    f"key '{arrays_key}' belongs only to '{level_key}' 'memory'"
+                )
+            return ()
+        arrays = self.ranges(fields, arrays_key, True)
+        shared = set(_ids(arrays)) & set(_ids(compute_arrays))
+        if shared:
+            raise fields.fail(
+                f"key '{arrays_key}' shares array {min(shared)} with 'arrays'"
+            )
+        if self.target.dual_mode.memory_bandwidth_bytes_per_cycle <= 0:
+            raise fields.fail(
+                f"target '{self.target.name}' has no memory-mode bandwidth"
+            )
+        return arrays
+
+    def level(self, fields: _Fields, key: str) -> StreamLevel:
+        """An optional stream level (default the global buffer)."""
+        if key not in fields.data:
+            return "buffer"
+        return cast(StreamLevel, fields.choice(key, STREAM_LEVELS))
+
     def needs_feed_path(self, fields: _Fields, what: str) -> None:
         if not self.target.dual_mode.feeds_compute:
             raise fields.fail(
@@ -989,6 +1063,11 @@ class _OpReader:
     ) -> TraceOp:
         arrays = self.arrays(fields, required=True)
         rows, cols = self._rows_cols(fields)
+        feed = self.level(fields, "feed")
+        in_bytes = fields.integer("in_bytes") if "in_bytes" in fields.data else 0
+        feed_arrays = self.stream_end(
+            fields, feed, ("feed", "feed_arrays", "in_bytes"), in_bytes, arrays
+        )
         source: ProgramSource = "weight"
         if "source" in fields.data:
             fields.choice("source", ("tensor",))
@@ -1010,6 +1089,9 @@ class _OpReader:
             k=fields.span("k"),
             n=fields.span("n"),
             source=source,
+            feed=feed,
+            in_bytes=in_bytes,
+            feed_arrays=feed_arrays,
         )
 
     def _mvm(
@@ -1029,24 +1111,18 @@ class _OpReader:
                 f"key 'in_bytes' ({in_bytes}) must be 0 exactly when 'feed' is "
                 f"'local' (got feed {feed!r})"
             )
-        feed_arrays: tuple[ArrayRange, ...] = ()
-        if feed == "memory":
-            self.needs_feed_path(fields, "an mvm fed from memory")
-            feed_arrays = self.ranges(fields, "feed_arrays", True)
-            shared = set(_ids(arrays)) & set(_ids(feed_arrays))
-            if shared:
-                raise fields.fail(
-                    f"key 'feed_arrays' shares array {min(shared)} with 'arrays'"
-                )
-            own = set(_ids(cores_of_arrays(self.target, arrays)))
-            for core in _ids(cores_of_arrays(self.target, feed_arrays)):
-                if core not in own:
-                    raise fields.fail(
-                        f"key 'feed_arrays' reaches core {core}, which holds none "
-                        "of its arrays (memory-mode arrays feed their own core)"
-                    )
-        elif "feed_arrays" in fields.data:
-            raise fields.fail("key 'feed_arrays' belongs only to feed 'memory'")
+        feed_arrays = self.stream_end(
+            fields,
+            "buffer" if feed == "local" else feed,
+            ("feed", "feed_arrays", "in_bytes"),
+            in_bytes,
+            arrays,
+        )
+        out_to = self.level(fields, "out_to")
+        out_bytes = fields.integer("out_bytes")
+        out_arrays = self.stream_end(
+            fields, out_to, ("out_to", "out_arrays", "out_bytes"), out_bytes, arrays
+        )
         return MvmOp(
             id=op_id,
             deps=deps,
@@ -1064,9 +1140,11 @@ class _OpReader:
             output=fields.string("output"),
             feed=feed,
             in_bytes=in_bytes,
-            out_bytes=fields.integer("out_bytes"),
+            out_bytes=out_bytes,
             local_bytes=fields.integer("local_bytes"),
             feed_arrays=feed_arrays,
+            out_to=out_to,
+            out_arrays=out_arrays,
         )
 
     def _vector(
@@ -1081,6 +1159,16 @@ class _OpReader:
         outputs = fields.str_list("outputs")
         if not outputs:
             raise fields.fail("key 'outputs' must name at least one tensor")
+        in_from = self.level(fields, "in_from")
+        in_bytes = fields.integer("in_bytes")
+        in_arrays = self.stream_end(
+            fields, in_from, ("in_from", "in_arrays", "in_bytes"), in_bytes
+        )
+        out_to = self.level(fields, "out_to")
+        out_bytes = fields.integer("out_bytes")
+        out_arrays = self.stream_end(
+            fields, out_to, ("out_to", "out_arrays", "out_bytes"), out_bytes
+        )
         return VectorOp(
             id=op_id,
             deps=deps,
@@ -1093,8 +1181,12 @@ class _OpReader:
             attrs=_attrs(fields),
             block=_block(fields),
             cores=cores,
-            in_bytes=fields.integer("in_bytes"),
-            out_bytes=fields.integer("out_bytes"),
+            in_bytes=in_bytes,
+            out_bytes=out_bytes,
+            in_from=in_from,
+            out_to=out_to,
+            in_arrays=in_arrays,
+            out_arrays=out_arrays,
         )
 
     def _switch(

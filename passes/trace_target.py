@@ -101,6 +101,21 @@ def _span(attr: DenseArrayBase[IntegerType]) -> list[int]:
     return list(ints(attr))
 
 
+def _stream_end(
+    level: cim_meta.Location | cim_meta.Feed,
+    arrays: cim_meta.ArrayRangesAttr | None,
+    keys: tuple[str, str],
+) -> JsonDict:
+    """The keys of one end of a stream that differ from their defaults: its
+    level (default the global buffer) and its memory-mode arrays."""
+    record: JsonDict = {}
+    if level.value != "buffer":
+        record[keys[0]] = level.value
+    if arrays is not None:
+        record[keys[1]] = _ranges(arrays)
+    return record
+
+
 def _fields(op: Operation, every_core: list[list[int]]) -> JsonDict:
     """The kind-specific keys of one meta-op (``every_core``: the ranges
     of all the target's cores, for ops that name none)."""
@@ -136,7 +151,11 @@ def _fields(op: Operation, every_core: list[list[int]]) -> JsonDict:
         if isinstance(op, cim_meta.ProgramOp):
             if op.source.data == cim_meta.ProgramSource.TENSOR:
                 fields["source"] = "tensor"
-            return fields
+            if op.in_bytes.value.data:
+                fields["in_bytes"] = op.in_bytes.value.data
+            return fields | _stream_end(
+                op.feed.data, op.feed_arrays, ("feed", "feed_arrays")
+            )
         fields |= {
             "vectors": op.vectors.value.data,
             "v": _span(op.v),
@@ -149,9 +168,11 @@ def _fields(op: Operation, every_core: list[list[int]]) -> JsonDict:
         }
         if op.feed_arrays is not None:
             fields["feed_arrays"] = _ranges(op.feed_arrays)
-        return fields
+        return fields | _stream_end(
+            op.out_to.data, op.out_arrays, ("out_to", "out_arrays")
+        )
     if isinstance(op, cim_meta.VectorOp):
-        return {
+        fields = {
             "kind": "vector",
             "op": op.kind.data,
             "element_ops": op.element_ops.value.data,
@@ -163,6 +184,10 @@ def _fields(op: Operation, every_core: list[list[int]]) -> JsonDict:
             "attrs": {k: json_value(v) for k, v in op.params.data.items()},
             "block": _block(op.block),
         }
+        fields |= _stream_end(op.in_from.data, op.in_arrays, ("in_from", "in_arrays"))
+        return fields | _stream_end(
+            op.out_to.data, op.out_arrays, ("out_to", "out_arrays")
+        )
     if isinstance(op, cim_meta.SwitchOp):
         return {"kind": "switch", "arrays": _ranges(op.arrays), "to": op.to.data.value}
     if isinstance(op, cim_meta.FreeOp):

@@ -101,6 +101,7 @@ def vector(
     deps: tuple[int, ...] = (),
     in_bytes: int = 0,
     out_bytes: int = 0,
+    **streams: Any,
 ) -> dict[str, Any]:
     return op(
         op_id,
@@ -114,6 +115,7 @@ def vector(
         inputs=[],
         outputs=["z"],
         attrs={},
+        **streams,
     )
 
 

@@ -1,10 +1,11 @@
 """The cost model's machine functions (docs/machine-model.md), by hand.
 
-Targets: ``bus``, dynaplasia (8 cores, a 32 B/cycle bus with 2 cycles of
-latency, 32 B/cycle global and local buffers, 40 B/cycle per array on the
-memory-to-compute path, one 32-lane vector unit per core with 4 cycles of
-latency); ``mesh``, the same chip on a mesh of 8 B/cycle links with 3 cycles
-per hop and a 20 B/cycle global buffer.
+Targets: ``bus``, dynaplasia (8 cores of 12 arrays, a 32 B/cycle bus with 2
+cycles of latency, 32 B/cycle global and local buffers, 4 B/cycle per
+memory-mode array to the buffer and 40 B/cycle on the memory-to-compute
+path, DRAM at 25.6 B/cycle after 100 cycles, one 32-lane vector unit per
+core with 4 cycles of latency); ``mesh``, the same chip on a mesh of 8
+B/cycle links with 3 cycles per hop and a 20 B/cycle global buffer.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import dataclasses
 import pytest
 
 from cimflow.cost_model import (
+    StreamBytes,
     cores_of_arrays,
     feed_cost,
+    feeds_directly,
     global_buffer_channels,
     interconnect_bandwidth,
     interconnect_cost,
@@ -26,9 +29,10 @@ from cimflow.cost_model import (
     mesh_width,
     mvm_cost,
     mvm_op_cost,
-    mvm_stream_cost,
     program_cost,
-    tensor_program_cost,
+    program_op_cost,
+    stream_bytes,
+    stream_cost,
     transfer_cost,
     vector_cost,
     vector_op_cost,
@@ -196,15 +200,27 @@ def test_mvm_duration_takes_the_longest_part() -> None:
         in_bytes=4000,
         out_bytes=320,
         cores=((0, 1),),
-        feed_arrays=2,
+        feed_arrays=((2, 4),),
     )
     assert fed.cycles == 50
     assert fed.energy_pj["memory_array"] == pytest.approx(4000 * 0.4)
     assert fed.energy_pj["interconnect"] == pytest.approx(320 * 1.2)
     # the stream on its own
-    assert mvm_stream_cost(BUS, "memory", 4000, 320, ((0, 1),), 2).cycles == 50
-    assert mvm_stream_cost(BUS, "local", 0, 0, ((0, 1),)).cycles == 0
-    assert mvm_stream_cost(BUS, "local", 0, 64, ((0, 1),)).cycles == 2 + 2
+    stream = stream_cost(
+        BUS,
+        ((0, 1),),
+        in_from="memory",
+        in_bytes=4000,
+        in_arrays=((2, 4),),
+        out_bytes=320,
+        direct=True,
+    )
+    assert stream.cycles == 50
+    assert stream.energy_pj == pytest.approx(
+        {"memory_array": 4000 * 0.4, "interconnect": 320 * 1.2, "buffer": 320 * 0.8}
+    )
+    assert stream_cost(BUS, ((0, 1),)).cycles == 0
+    assert stream_cost(BUS, ((0, 1),), out_bytes=64).cycles == 2 + 2
 
 
 def test_vector_cost_per_core() -> None:
@@ -219,13 +235,168 @@ def test_vector_cost_per_core() -> None:
     assert streamed.energy_pj["interconnect"] == pytest.approx(1280 * 1.2)
 
 
-def test_tensor_program_streams_its_values() -> None:
+def test_a_program_streams_its_values() -> None:
     # program: 64 rows * 1 cycle = 64; the values, 64 x 32 = 2048 one-byte
     # activations, over the bus: 2 + 64 = 66
-    cost = tensor_program_cost(BUS, 1, 64, 256, 2048, ((0, 1),))
+    cost = program_op_cost(BUS, 1, 64, 256, cores=((0, 1),), in_bytes=2048)
     assert cost.cycles == 66
     base = program_cost(BUS, 1, 64, 256)
     assert cost.energy_pj["program"] == pytest.approx(base.energy_pj["program"])
     assert cost.energy_pj["buffer"] == pytest.approx(2048 * 0.8)
-    # a small tensor: the row writes take longer
-    assert tensor_program_cost(BUS, 1, 64, 256, 32, ((0, 1),)).cycles == 64
+    # few values: the row writes take longer; none: only the row writes
+    assert program_op_cost(BUS, 1, 64, 256, cores=((0, 1),), in_bytes=32).cycles == 64
+    assert program_op_cost(BUS, 1, 64, 256) == base
+
+
+# --- streams (stream_cost) ---------------------------------------------------
+
+
+def test_stream_bytes_by_level() -> None:
+    # every byte crosses the interconnect; DRAM and memory-mode arrays count
+    # theirs
+    assert stream_bytes("dram", 100, "memory", 50) == StreamBytes(
+        interconnect=150, dram_read=100, memory_written=50
+    )
+    assert stream_bytes("buffer", 100, "dram", 50) == StreamBytes(
+        interconnect=150, dram_written=50
+    )
+    # a direct memory feed skips the interconnect
+    assert stream_bytes("memory", 100, "buffer", 20, direct=True) == StreamBytes(
+        interconnect=20, memory_read=100, direct=100
+    )
+    with pytest.raises(ValueError, match="only memory-mode arrays feed"):
+        stream_bytes("dram", 100, "buffer", 0, direct=True)
+
+
+def test_feeds_directly_only_within_the_mvms_cores() -> None:
+    core0 = ((0, 1),)
+    assert feeds_directly(BUS, core0, ((2, 4),))
+    assert not feeds_directly(BUS, core0, ((12, 14),))  # core 1
+    assert not feeds_directly(BUS, core0, ((10, 14),))  # partly core 1
+    assert feeds_directly(BUS, ((0, 2),), ((10, 14),))
+    without = dataclasses.replace(
+        BUS,
+        dual_mode=dataclasses.replace(
+            BUS.dual_mode, feeds_compute=False, feed_bytes_per_cycle=0.0
+        ),
+    )
+    assert not feeds_directly(without, core0, ((2, 4),))
+
+
+def test_stream_cost_takes_the_longest_part() -> None:
+    core0 = ((0, 1),)
+    # from DRAM: 100 + ceil(512 / 25.6) = 120; the bus 2 + 16 = 18
+    cost = stream_cost(BUS, core0, in_from="dram", in_bytes=512)
+    assert cost.cycles == 120
+    assert cost.energy_pj == pytest.approx(
+        {"dram": 512 * 20.0, "interconnect": 512 * 1.2, "buffer": 512 * 0.8}
+    )
+    # read from and written to DRAM: one channel, one latency:
+    # 100 + ceil(1024 / 25.6) = 140
+    both = stream_cost(
+        BUS, core0, in_from="dram", in_bytes=512, out_to="dram", out_bytes=512
+    )
+    assert both.cycles == 140
+    # 3 memory-mode arrays over the interconnect: ceil(600 / 12) = 50; the
+    # bus 2 + ceil(600 / 32) = 21
+    memory = stream_cost(
+        BUS, core0, in_from="memory", in_bytes=600, in_arrays=((12, 15),)
+    )
+    assert memory.cycles == 50
+    assert memory.energy_pj["memory_array"] == pytest.approx(600 * 0.4)
+    # the same on the memory-to-compute path: ceil(600 / 120) = 5, no bus
+    direct = stream_cost(
+        BUS, core0, in_from="memory", in_bytes=600, in_arrays=((2, 5),), direct=True
+    )
+    assert direct.cycles == 5
+    assert "interconnect" not in direct.energy_pj
+
+    # writing 2 arrays: ceil(200 / 8) = 25; reading 1: ceil(100 / 4) = 25;
+    # disjoint: at once (25), sharing array 13: one after the other (50)
+    def both_ways(out_arrays: tuple[tuple[int, int], ...]) -> int:
+        return stream_cost(
+            BUS,
+            core0,
+            in_from="memory",
+            in_bytes=100,
+            in_arrays=((13, 14),),
+            out_to="memory",
+            out_bytes=200,
+            out_arrays=out_arrays,
+        ).cycles
+
+    assert both_ways(((14, 16),)) == 25
+    assert both_ways(((12, 14),)) == 50
+
+
+def test_streams_on_a_mesh_use_the_ops_cores() -> None:
+    t = mesh()
+    # core 4, 1 hop: 3 + ceil(100 / 8) = 16; DRAM 100 + ceil(100 / 25.6) = 104
+    assert stream_cost(t, ((4, 5),), in_bytes=100).cycles == 16
+    assert stream_cost(t, ((4, 5),), in_from="dram", in_bytes=100).cycles == 104
+    # memory-mode arrays of core 0 read by an op on core 4: 2 arrays,
+    # ceil(100 / 8) = 13 < 16, only core 4's link and channel
+    assert (
+        stream_cost(
+            t, ((4, 5),), in_from="memory", in_bytes=100, in_arrays=((0, 2),)
+        ).cycles
+        == 16
+    )
+
+
+def test_every_op_streams_by_the_one_rule() -> None:
+    core0 = ((0, 1),)
+    stream = stream_cost(
+        BUS,
+        core0,
+        in_from="dram",
+        in_bytes=2560,
+        out_to="memory",
+        out_bytes=200,
+        out_arrays=((12, 13),),
+    )
+    # DRAM 100 + 100 = 200 > the bus 2 + 87 = 89 > one array ceil(200 / 4) = 50
+    assert stream.cycles == 200
+    mvm = mvm_op_cost(
+        BUS,
+        2,
+        4,
+        320,
+        64,
+        feed="dram",
+        in_bytes=2560,
+        out_to="memory",
+        out_bytes=200,
+        out_arrays=((12, 13),),
+        cores=core0,
+    )
+    compute = mvm_cost(BUS, 2, 4, 320, 64)
+    assert mvm.cycles == 200
+    assert mvm.energy_pj["dram"] == pytest.approx(stream.energy_pj["dram"])
+    assert mvm.energy_pj["adc"] == pytest.approx(compute.energy_pj["adc"])
+    vector = vector_op_cost(
+        BUS,
+        1000,
+        core0,
+        2560,
+        200,
+        in_from="dram",
+        out_to="memory",
+        out_arrays=((12, 13),),
+    )
+    assert vector.cycles == 200
+    assert vector.energy_pj["memory_array"] == pytest.approx(200 * 0.4)
+    program = program_op_cost(
+        BUS,
+        1,
+        64,
+        256,
+        cores=core0,
+        feed="memory",
+        in_bytes=400,
+        feed_arrays=((12, 13),),
+    )
+    # one array: ceil(400 / 4) = 100 > the bus 15 > 64 rows
+    assert program.cycles == 100
+    with pytest.raises(ValueError, match="streams no input"):
+        mvm_op_cost(BUS, 2, 4, 320, 64, in_bytes=64)

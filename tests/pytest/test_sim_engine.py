@@ -355,6 +355,8 @@ PROPERTY_KINDS = (
     "barrier",
     "stream",
     "feed",
+    "far",
+    "program",
 )
 
 
@@ -441,9 +443,66 @@ def random_ops(draw: st.DrawFn) -> list[dict[str, Any]]:
                         out_bytes=draw(st.integers(0, 50)),
                     )
                 )
+        elif kind == "far":
+            ops.append(far_stream(draw, i, deps))
+        elif kind == "program":
+            # a weight streamed from DRAM, the buffer or arrays 4-5
+            feed = draw(st.sampled_from(["buffer", "dram", "memory"]))
+            ops.append(
+                op(
+                    i,
+                    "program",
+                    deps,
+                    arrays=[[2, 3]],
+                    rows=128,
+                    cols=128,
+                    weight="w",
+                    k=[0, 128],
+                    n=[0, 16],
+                    feed=feed,
+                    in_bytes=draw(st.integers(0 if feed == "buffer" else 1, 200)),
+                    **({"feed_arrays": [[4, 6]]} if feed == "memory" else {}),
+                )
+            )
         else:
             ops.append(op(i, "barrier", deps))
     return ops
+
+
+def far_stream(draw: st.DrawFn, i: int, deps: tuple[int, ...]) -> dict[str, Any]:
+    """An MVM on arrays 0-1 or a vector op streaming from DRAM or arrays 4-5
+    (core 1) and to the buffer, DRAM or arrays 5-6 or 6-7 (sharing array 5
+    with the source, or not)."""
+    source = draw(st.sampled_from(["dram", "memory"]))
+    sink = draw(st.sampled_from(["buffer", "dram", "memory"]))
+    in_arrays = [[4, 6]] if source == "memory" else None
+    out_arrays = (
+        draw(st.sampled_from([[[5, 7]], [[6, 8]]])) if sink == "memory" else None
+    )
+    in_bytes = draw(st.integers(1, 200))
+    out_bytes = draw(st.integers(0 if sink == "buffer" else 1, 50))
+    if draw(st.booleans()):
+        keys: dict[str, Any] = {"feed": source, "in_bytes": in_bytes}
+        keys |= {"out_to": sink, "out_bytes": out_bytes}
+        if in_arrays:
+            keys["feed_arrays"] = in_arrays
+        if out_arrays:
+            keys["out_arrays"] = out_arrays
+        return mvm(i, [[0, 2]], 2, deps, **keys)
+    keys = {"in_from": source, "out_to": sink}
+    if in_arrays:
+        keys["in_arrays"] = in_arrays
+    if out_arrays:
+        keys["out_arrays"] = out_arrays
+    return vector(
+        i,
+        draw(st.integers(0, 100)),
+        draw(core_ranges()),
+        deps,
+        in_bytes=in_bytes,
+        out_bytes=out_bytes,
+        **keys,
+    )
 
 
 def reference_schedule(trace: Trace, durations: list[int]) -> list[int]:

@@ -363,9 +363,7 @@ def test_a_model_input_in_arrays_occupies_them_from_the_start() -> None:
     data["model"]["inputs"] = [
         {"name": "kv", "shape": [1500], "dtype": "int8", "arrays": [[4, 5]]}
     ]
-    data["tensors"] = [
-        {"name": "kv", "shape": [1500], "dtype": "int8", "bytes": 1500}
-    ]
+    data["tensors"] = [{"name": "kv", "shape": [1500], "dtype": "int8", "bytes": 1500}]
     with pytest.raises(CimError) as err:
         simulate(load_trace(data, check_meaning=False))
     assert str(err.value) == (
@@ -488,3 +486,220 @@ def test_timeline_names_links_and_vector_units() -> None:
         if e["name"] == "thread_name"
     }
     assert threads == {(3, 2): "link 2", (4, 3): "vector 3"}
+
+
+# --- streams from and to DRAM and memory-mode arrays ------------------------------
+#
+# DRAM: 100 cycles of latency + ceil(bytes / 25.6); memory-mode arrays 4 B/cycle
+# each over the interconnect, 40 B/cycle each on the memory-to-compute path;
+# energy per byte: DRAM 20, global buffer 0.8, interconnect 1.2, memory-mode
+# arrays 0.4 pJ.
+
+
+def test_an_mvm_streams_its_input_from_dram() -> None:
+    ops = [
+        # DRAM 100 + ceil(2560 / 25.6) = 200; the bus 2 + ceil(2560 / 32) = 82;
+        # compute 34 -> 200
+        mvm(0, [[0, 2]], 4, feed="dram", in_bytes=2560),
+        # DRAM busy until 200: max(100 + ceil(256 / 25.6), ceil(256 / 32)) = 110
+        transfer(1, "load", "dram", "buffer", 256),
+        # the bus too: 200 + 2 + 2
+        move(2, 64, [[1, 2]]),
+        vector(3, 100, [[1, 2]]),  # holds neither: 0 + 8
+    ]
+    result = run(ops)
+    assert times(result) == [(0, 200), (200, 310), (200, 204), (0, 8)]
+    assert op_resources(result.trace.target, result.trace.ops[0]) == (
+        "dram",
+        "bus",
+        0,
+        1,
+    )
+    stats = result.stats
+    assert stats.dram_bytes_read == 2560 + 256
+    assert stats.dram_bytes_written == 0
+    assert stats.interconnect_bytes == 2560 + 64
+    # each streamed byte: DRAM, the buffer it passes through, the interconnect
+    cost = result.costs[0]
+    assert cost.energy_pj["dram"] == pytest.approx(2560 * 20.0)
+    assert cost.energy_pj["buffer"] == pytest.approx(2560 * 0.8)
+    assert cost.energy_pj["interconnect"] == pytest.approx(2560 * 1.2)
+
+
+def test_dram_reads_and_writes_of_one_op_share_the_channel() -> None:
+    result = run(
+        [
+            # outputs alone: DRAM 100 + ceil(512 / 25.6) = 120 > bus 18 > 34
+            mvm(0, [[0, 2]], 4, out_to="dram", out_bytes=512),
+            # both ways: DRAM 100 + ceil(3072 / 25.6) = 220 (one latency),
+            # the bus 2 + ceil(3072 / 32) = 98
+            mvm(
+                1, [[2, 4]], 4, feed="dram", in_bytes=2560, out_to="dram", out_bytes=512
+            ),
+        ]
+    )
+    # both hold the DRAM channel: one after the other
+    assert times(result) == [(0, 120), (120, 340)]
+    stats = result.stats
+    assert (stats.dram_bytes_read, stats.dram_bytes_written) == (2560, 1024)
+    assert stats.interconnect_bytes == 512 + 3072
+
+
+def test_memory_arrays_of_another_core_feed_over_the_interconnect() -> None:
+    ops = [
+        # arrays 4-5 sit in core 1, the MVM's arrays in core 0: the arrays
+        # at 2 x 4 B/cycle, ceil(400 / 8) = 50, and the bus 2 + ceil(400 / 32)
+        # = 15 at the same time; compute 34 -> 50
+        mvm(0, [[0, 2]], 4, feed="memory", feed_arrays=[[4, 6]], in_bytes=400),
+        move(1, 64, [[1, 2]]),  # the bus is held until 50: 50 + 4
+    ]
+    result = run(ops)
+    assert times(result) == [(0, 50), (50, 54)]
+    assert op_resources(result.trace.target, result.trace.ops[0]) == (
+        "bus",
+        0,
+        1,
+        4,
+        5,
+    )
+    assert result.stats.interconnect_bytes == 400 + 64
+    assert result.stats.memory_bytes_read == 400
+    # arrays 2-3 of its own core: the memory-to-compute path, ceil(400 / 80)
+    # = 5 < 34, no interconnect, so the move overlaps it
+    ops[0] = mvm(0, [[0, 2]], 4, feed="memory", feed_arrays=[[2, 4]], in_bytes=400)
+    result = run(ops)
+    assert times(result) == [(0, 34), (0, 4)]
+    assert result.stats.interconnect_bytes == 64
+    assert result.stats.memory_bytes_read == 400
+
+
+def test_without_the_path_memory_arrays_of_the_same_core_use_the_interconnect() -> None:
+    base = small_target()
+    target = dataclasses.replace(
+        base,
+        dual_mode=dataclasses.replace(
+            base.dual_mode, feeds_compute=False, feed_bytes_per_cycle=0.0
+        ),
+    )
+    ops = [
+        mvm(0, [[0, 2]], 4, feed="memory", feed_arrays=[[2, 4]], in_bytes=400),
+        move(1, 64, [[1, 2]]),
+    ]
+    # ceil(400 / (2 x 4)) = 50 with the bus held, as from another core
+    assert times(run(ops, target)) == [(0, 50), (50, 54)]
+
+
+def test_an_mvm_streams_its_outputs_to_memory_arrays() -> None:
+    # one array at 4 B/cycle: ceil(200 / 4) = 50; the bus 2 + ceil(200 / 32)
+    # = 9; compute 34 -> 50
+    result = run(
+        [mvm(0, [[0, 2]], 4, out_to="memory", out_arrays=[[4, 5]], out_bytes=200)]
+    )
+    assert times(result) == [(0, 50)]
+    assert op_resources(result.trace.target, result.trace.ops[0]) == ("bus", 0, 1, 4)
+    stats = result.stats
+    assert (stats.memory_bytes_read, stats.memory_bytes_written) == (0, 200)
+    assert stats.interconnect_bytes == 200
+    assert result.costs[0].energy_pj["memory_array"] == pytest.approx(200 * 0.4)
+
+
+def test_arrays_read_and_written_by_one_op_serve_both_in_turn() -> None:
+    def fed(out_arrays: list[list[int]]) -> int:
+        # read 400 B from arrays 4-5 (core 1): ceil(400 / 8) = 50; write 80 B
+        # to one array: ceil(80 / 4) = 20; the bus 2 + ceil(480 / 32) = 17
+        op = mvm(
+            0,
+            [[0, 2]],
+            4,
+            feed="memory",
+            feed_arrays=[[4, 6]],
+            in_bytes=400,
+            out_to="memory",
+            out_arrays=out_arrays,
+            out_bytes=80,
+        )
+        return run([op]).finish[0]
+
+    assert fed([[6, 7]]) == 50  # other arrays: at the same time
+    assert fed([[5, 6]]) == 50 + 20  # array 5 reads, then writes
+
+
+def test_a_vector_op_streams_from_dram_to_memory_arrays() -> None:
+    result = run(
+        [
+            # compute 4 + ceil(100 / 32) = 8; the bus 2 + ceil(1920 / 32) = 62;
+            # DRAM 100 + ceil(1280 / 25.6) = 150; arrays 4-5 ceil(640 / 8) = 80
+            vector(
+                0,
+                100,
+                [[0, 1]],
+                in_bytes=1280,
+                out_bytes=640,
+                in_from="dram",
+                out_to="memory",
+                out_arrays=[[4, 6]],
+            ),
+            # from array 4: ceil(400 / 4) = 100, after op 0 frees it; DRAM
+            # 100 + ceil(256 / 25.6) = 110; the bus 2 + ceil(656 / 32) = 23
+            vector(
+                1,
+                100,
+                [[1, 2]],
+                in_bytes=400,
+                out_bytes=256,
+                in_from="memory",
+                in_arrays=[[4, 5]],
+                out_to="dram",
+            ),
+        ]
+    )
+    assert times(result) == [(0, 150), (150, 260)]
+    assert op_resources(result.trace.target, result.trace.ops[0]) == (
+        "dram",
+        "bus",
+        "vector 0",
+        4,
+        5,
+    )
+    stats = result.stats
+    assert (stats.dram_bytes_read, stats.dram_bytes_written) == (1280, 256)
+    assert (stats.memory_bytes_read, stats.memory_bytes_written) == (400, 640)
+    assert stats.interconnect_bytes == 1920 + 656
+
+
+def program(op_id: int, arrays: list[list[int]], **keys: Any) -> dict[str, Any]:
+    return op(
+        op_id,
+        "program",
+        arrays=arrays,
+        rows=128,
+        cols=128,
+        weight="w",
+        k=[0, 128],
+        n=[0, 16],
+        **keys,
+    )
+
+
+def test_a_weight_program_streams_from_where_its_feed_says() -> None:
+    result = run(
+        [
+            # 128 rows: 128 cycles, holding only its array
+            program(0, [[0, 1]]),
+            # from DRAM: 100 + ceil(2048 / 25.6) = 180; the bus 2 + 64 = 66
+            program(1, [[1, 2]], feed="dram", in_bytes=2048),
+            # from the buffer: the bus 66 < 128; waits for the bus until 180
+            program(2, [[2, 3]], in_bytes=2048),
+            # from arrays 4-5: ceil(2048 / 8) = 256; waits for the bus
+            program(3, [[3, 4]], feed="memory", feed_arrays=[[4, 6]], in_bytes=2048),
+        ]
+    )
+    assert times(result) == [(0, 128), (0, 180), (180, 308), (308, 564)]
+    target = result.trace.target
+    assert op_resources(target, result.trace.ops[0]) == (0,)
+    assert op_resources(target, result.trace.ops[1]) == ("dram", "bus", 1)
+    assert op_resources(target, result.trace.ops[3]) == ("bus", 3, 4, 5)
+    stats = result.stats
+    assert stats.dram_bytes_read == 2048
+    assert stats.memory_bytes_read == 2048
+    assert stats.interconnect_bytes == 3 * 2048

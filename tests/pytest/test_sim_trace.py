@@ -206,7 +206,11 @@ def edit_op(index: int, **changes: Any) -> dict[str, Any]:
         (3, {"in_bytes": None}, "op 3: missing key 'in_bytes'"),
         (6, {"dir": "up"}, "op 6: key 'dir' must be one of 'in', 'out', got 'up'"),
         (6, {"cores": [[1, 2], [0, 1]]}, "op 6: core ranges are not sorted"),
-        (2, {"feed": "dram"}, "op 2: key 'feed' must be one of 'local', 'buffer'"),
+        (
+            2,
+            {"feed": "disk"},
+            "op 2: key 'feed' must be one of 'local', 'buffer', 'memory', 'dram'",
+        ),
         (2, {"in_bytes": 4}, "op 2: key 'in_bytes' (4) must be 0 exactly when"),
         (2, {"local_bytes": -1}, "op 2: key 'local_bytes' must be at least 0"),
         (2, {"feed_arrays": [[4, 5]]}, "op 2: key 'feed_arrays' belongs only to"),
@@ -629,12 +633,6 @@ def test_an_mvm_fed_from_the_arrays_that_hold_its_input() -> None:
             [[2, 3]],
             "op 3 (mvm): is fed 'x' from memory-mode arrays that do not hold it",
         ),
-        (
-            [[4, 5]],
-            [[2, 4]],
-            "op 3: key 'feed_arrays' reaches core 1, which holds none of its arrays "
-            "(memory-mode arrays feed their own core)",
-        ),
         ([[1, 3]], [[2, 4]], "op 3: key 'feed_arrays' shares array 1 with 'arrays'"),
     ],
 )
@@ -683,10 +681,8 @@ def test_memory_to_local_transfers() -> None:
         "t.json: op 3: a load between memory and local needs the memory-to-compute "
         "path, but target 'dynaplasia' has dual_mode.feeds_compute = false"
     )
-    assert bad(feed_trace([[2, 4]], [[2, 4]]) | {"target": no_path.to_dict()}) == (
-        "t.json: op 3: an mvm fed from memory needs the memory-to-compute path, but "
-        "target 'dynaplasia' has dual_mode.feeds_compute = false"
-    )
+    # without the path, memory-mode arrays feed an MVM over the interconnect
+    load_trace(feed_trace([[2, 4]], [[2, 4]]) | {"target": no_path.to_dict()})
 
 
 def tensor_program_trace(declared: bool, listed: bool) -> dict[str, Any]:
@@ -725,3 +721,245 @@ def test_tensor_programs_need_a_declared_tensor_and_its_matrix_view() -> None:
     assert bad(tensor_program_trace(declared=True, listed=False)) == (
         "t.json: op 9 (program): weight 'kt' is not listed in the trace's weights"
     )
+
+
+# --- streams from and to DRAM and memory-mode arrays -------------------------
+
+
+@pytest.mark.parametrize(
+    ("index", "changes", "message"),
+    [
+        (
+            2,
+            {"out_to": "local", "out_bytes": 32},
+            "op 2: key 'out_to' must be one of 'buffer', 'dram', 'memory', got 'local'",
+        ),
+        (2, {"out_to": "dram"}, "op 2: key 'out_bytes' must be positive when 'out_to'"),
+        (2, {"out_to": "memory", "out_bytes": 32}, "op 2: missing key 'out_arrays'"),
+        (
+            2,
+            {"out_arrays": [[4, 5]], "out_bytes": 32},
+            "op 2: key 'out_arrays' belongs only to 'out_to' 'memory'",
+        ),
+        (
+            2,
+            {"out_to": "memory", "out_bytes": 32, "out_arrays": [[1, 3]]},
+            "op 2: key 'out_arrays' shares array 1 with 'arrays'",
+        ),
+        (
+            2,
+            {"feed": "dram", "feed_arrays": [[4, 5]], "in_bytes": 4},
+            "op 2: key 'feed_arrays' belongs only to 'feed' 'memory'",
+        ),
+        (
+            3,
+            {"in_from": "dram"},
+            "op 3: key 'in_bytes' must be positive when 'in_from' is 'dram'",
+        ),
+        (3, {"in_from": "memory", "in_bytes": 4}, "op 3: missing key 'in_arrays'"),
+        (
+            3,
+            {"out_to": "memory", "out_bytes": 4, "out_arrays": [[8, 9]]},
+            "op 3: array range [8, 9) is outside the target's 8 arrays",
+        ),
+        (
+            1,
+            {"feed": "local"},
+            "op 1: key 'feed' must be one of 'buffer', 'dram', 'memory', got 'local'",
+        ),
+        (
+            1,
+            {"feed": "dram"},
+            "op 1: key 'in_bytes' must be positive when 'feed' is 'dram'",
+        ),
+        (
+            1,
+            {"feed_arrays": [[4, 5]], "in_bytes": 4},
+            "op 1: key 'feed_arrays' belongs only to 'feed' 'memory'",
+        ),
+        (
+            1,
+            {"feed": "memory", "feed_arrays": [[1, 2]], "in_bytes": 4},
+            "op 1: key 'feed_arrays' shares array 1 with 'arrays'",
+        ),
+        (1, {"in_bytes": -1}, "op 1: key 'in_bytes' must be at least 0, got -1"),
+    ],
+)
+def test_stream_keys_are_checked(
+    index: int, changes: dict[str, Any], message: str
+) -> None:
+    assert bad(edit_op(index, **changes)).startswith(f"t.json: {message}")
+
+
+def test_streams_default_to_the_global_buffer() -> None:
+    trace = load_trace(valid_trace())
+    program, mvm, vector = trace.ops[1], trace.ops[2], trace.ops[3]
+    assert isinstance(program, ProgramOp)
+    assert (program.feed, program.in_bytes, program.feed_arrays) == ("buffer", 0, ())
+    assert isinstance(mvm, MvmOp) and (mvm.out_to, mvm.out_arrays) == ("buffer", ())
+    assert isinstance(vector, VectorOp)
+    assert (vector.in_from, vector.out_to) == ("buffer", "buffer")
+
+
+def test_memory_streams_need_memory_mode_bandwidth() -> None:
+    target = small_target()
+    without = dataclasses.replace(
+        target,
+        dual_mode=dataclasses.replace(
+            target.dual_mode,
+            switchable_arrays=0,
+            memory_bandwidth_bytes_per_cycle=0.0,
+            memory_capacity_bytes=0,
+            feeds_compute=False,
+            feed_bytes_per_cycle=0.0,
+        ),
+    )
+    data = edit_op(2, out_to="memory", out_bytes=32, out_arrays=[[4, 5]])
+    data["target"] = without.to_dict()
+    assert bad(data) == (
+        "t.json: op 2: target 'dynaplasia' has no memory-mode bandwidth"
+    )
+
+
+def stream_trace(*ops: dict[str, Any]) -> dict[str, Any]:
+    """Arrays 4-7 (core 1) switch to memory mode (op 0), x is loaded into
+    arrays 4-5 (op 1, allocated there), w is programmed into arrays 0-1
+    (op 2); then ``ops`` (ids from 3)."""
+    data = valid_trace()
+    common: dict[str, Any] = {"segment": 0, "name": ""}
+    data["ops"] = [
+        {**common, "id": 0, "kind": "switch", "deps": [], "arrays": [[4, 8]],
+         "to": "memory"},
+        {**common, "id": 1, "kind": "load", "deps": [0], "src": "dram",
+         "dst": "memory", "bytes": 512, "tensor": "x", "arrays": [[4, 6]],
+         "cores": [], "allocs": [{"tensor": "x", "level": "memory", "bytes": 512,
+                                  "arrays": [[4, 6]]}]},
+        {**common, "id": 2, "kind": "program", "deps": [], "arrays": [[0, 2]],
+         "rows": 128, "cols": 64, "weight": "w", "k": [0, 128], "n": [0, 64]},
+    ]  # fmt: skip
+    for offset, extra in enumerate(ops):
+        data["ops"].append({"id": 3 + offset, **common, **extra})
+    return data
+
+
+def stream_mvm(deps: list[int], **keys: Any) -> dict[str, Any]:
+    return {
+        "kind": "mvm", "deps": deps, "arrays": [[0, 2]], "vectors": 4, "rows": 128,
+        "cols": 64, "weight": "w", "k": [0, 128], "n": [0, 64], "v": [0, 4],
+        "input": "x", "output": "y", "feed": "local", "in_bytes": 0,
+        "out_bytes": 0, "local_bytes": 0,
+    } | keys  # fmt: skip
+
+
+def stream_vector(deps: list[int], inputs: list[str], **keys: Any) -> dict[str, Any]:
+    vector: dict[str, Any] = {
+        "kind": "vector", "deps": deps, "op": "add", "element_ops": 256,
+        "cores": [[1, 2]], "in_bytes": 0, "out_bytes": 0, "inputs": inputs,
+        "outputs": ["z"], "attrs": {},
+    }  # fmt: skip
+    return vector | keys
+
+
+FROM_X = {"feed": "memory", "feed_arrays": [[4, 6]], "in_bytes": 512}
+"""An MVM input streamed from arrays 4-5 (core 1; the MVM computes in core 0)."""
+Y_TO_MEMORY = {"out_to": "memory", "out_arrays": [[6, 8]], "out_bytes": 256}
+
+
+def test_streams_from_and_to_memory_arrays_of_another_core() -> None:
+    trace = load_trace(
+        stream_trace(
+            stream_mvm([1, 2], **FROM_X, **Y_TO_MEMORY),
+            # y is in arrays 6-7 now: read it back, and stream x and y
+            {"kind": "load", "deps": [3], "src": "memory", "dst": "buffer",
+             "bytes": 256, "tensor": "y", "arrays": [[6, 8]], "cores": []},
+            stream_vector([3], ["x", "y"], in_from="memory", in_arrays=[[4, 8]],
+                          in_bytes=768),
+            {"kind": "free", "deps": [5],
+             "frees": [{"tensor": "x", "level": "memory", "arrays": [[4, 6]]}]},
+        )
+    )  # fmt: skip
+    mvm = trace.ops[3]
+    assert isinstance(mvm, MvmOp) and mvm.out_arrays == ((6, 8),)
+
+
+@pytest.mark.parametrize(
+    ("ops", "message"),
+    [
+        (
+            [stream_vector([1], ["x"], in_from="memory", in_arrays=[[6, 7]],
+                           in_bytes=512)],
+            "op 3 (vector add): streams 'x' from memory-mode arrays that do not "
+            "hold it",
+        ),
+        (
+            [stream_vector([1], ["x"], in_from="memory", in_arrays=[[4, 7]],
+                           in_bytes=512)],
+            "op 3 (vector add): streams 'x' from memory-mode arrays that do not "
+            "hold it",
+        ),
+        (
+            [stream_mvm([1, 2], **FROM_X, **Y_TO_MEMORY),
+             stream_vector([3], ["x", "y"], in_from="memory", in_arrays=[[4, 7]],
+                           in_bytes=768),
+             stream_vector([3], ["x"], in_from="memory", in_arrays=[[4, 7]],
+                           in_bytes=512)],
+            "op 5 (vector add): streams 'x' from memory-mode arrays that do not "
+            "hold it",
+        ),
+        (
+            [stream_mvm([1, 2], **FROM_X),
+             stream_vector([3], ["x", "y"], in_from="memory", in_arrays=[[4, 6]],
+                           in_bytes=768)],
+            "op 4 (vector add): streams 'y' from memory-mode arrays that do not "
+            "hold it",
+        ),
+        (
+            [stream_vector([1], ["x"], in_from="memory", in_arrays=[[2, 3]],
+                           in_bytes=512)],
+            "op 3 (vector add): uses array 2 in memory mode, but it is in compute "
+            "mode",
+        ),
+        (
+            [stream_mvm([1, 2], **FROM_X, out_to="memory", out_arrays=[[2, 3]],
+                        out_bytes=256)],
+            "op 3 (mvm): uses array 2 in memory mode, but it is in compute mode",
+        ),
+        (
+            [stream_mvm([1, 2], out_to="memory", out_arrays=[[6, 8]],
+                        out_bytes=256, feed="dram", in_bytes=512)],
+            None,
+        ),
+        (
+            [stream_mvm([2], out_to="memory", out_arrays=[[6, 8]], out_bytes=256,
+                        feed="dram", in_bytes=512)],
+            "op 3 (mvm): uses array 6, set up by op 0, but does not depend on it",
+        ),
+        (
+            [stream_mvm([1, 2], **FROM_X, **Y_TO_MEMORY),
+             {"kind": "switch", "deps": [3], "arrays": [[6, 8]], "to": "compute"},
+             {"kind": "load", "deps": [4], "src": "memory", "dst": "buffer",
+              "bytes": 256, "tensor": "y", "arrays": [[6, 8]], "cores": []}],
+            "op 5 (load): uses array 6 in memory mode, but it is in compute mode",
+        ),
+        (
+            [{"kind": "program", "deps": [1], "arrays": [[2, 3]], "rows": 128,
+              "cols": 64, "weight": "w", "k": [0, 128], "n": [0, 64],
+              "feed": "memory", "feed_arrays": [[4, 6]], "in_bytes": 8192}],
+            "op 3 (program): programs 'w' from memory-mode arrays that do not hold "
+            "it",
+        ),
+        (
+            [stream_vector([1], ["x"], in_from="memory", in_arrays=[[4, 6]],
+                           in_bytes=512),
+             {"kind": "free", "deps": [1],
+              "frees": [{"tensor": "x", "level": "memory", "arrays": [[4, 6]]}]}],
+            "op 4 (free): frees 'x', which is read by op 3, but does not depend on it",
+        ),
+    ],
+)  # fmt: skip
+def test_stream_meaning_rules(ops: list[dict[str, Any]], message: str | None) -> None:
+    data = stream_trace(*ops)
+    if message is None:
+        load_trace(data)
+        return
+    assert bad(data) == f"t.json: {message}"

@@ -118,3 +118,51 @@ def test_the_written_trace_is_read_back_and_simulated(tmp_path: Path) -> None:
     assert (buffer.nbytes, local.nbytes, local.unit) == (256, 256, 0)
     # 256 bytes over arrays 2 and 3: 128 each
     assert (memory.nbytes, memory.unit) == (128, 2)
+
+
+STREAMS = """
+builtin.module {
+  cim_meta.schedule @streams target "TARGET" strategy "hand" batch 1 inputs ["q"] outputs ["o"] {
+    cim_meta.tensor "q" : tensor<4x64xf32> bytes 256
+    cim_meta.tensor "o" : tensor<4x8xf32> bytes 32
+    cim_meta.weight "w" layout kn groups 1 k 64 n 8
+    %0 = cim_meta.switch arrays <4:8> to <memory> segment 0
+    %1 = cim_meta.program "w" arrays <0:1> rows 64 cols 64 k [0, 64] n [0, 8] feed dram in_bytes 512 segment 0
+    %2 = cim_meta.mvm "w" arrays <0:1> vectors 4 rows 64 cols 64 k [0, 64] n [0, 8] v [0, 4] input "q" output "o" feed dram in_bytes 256 out_to memory out_arrays <4:5> out_bytes 32 segment 0 after(%0, %1)
+    %3 = cim_meta.vector "relu" element_ops 32 inputs ["o"] outputs ["o"] attrs {} cores <1:2> in_from memory in_arrays <4:5> in_bytes 32 out_to dram out_bytes 32 segment 0 after(%2)
+    %4 = cim_meta.program "w" arrays <1:2> rows 64 cols 64 k [0, 64] n [0, 8] segment 0
+  }
+}
+"""
+
+
+def test_stream_keys_are_written_when_not_default(tmp_path: Path) -> None:
+    target = small_target()
+    path = tmp_path / "hand.toml"
+    path.write_text(target_to_toml(target), encoding="utf-8")
+    ctx = Context()
+    ctx.load_dialect(Builtin)
+    ctx.load_dialect(CIMMeta)
+    module = Parser(ctx, STREAMS.replace("TARGET", str(path))).parse_module()
+    module.verify()
+    document = json.loads(dump_trace(build_trace(module)))
+    ops = document["ops"]
+    assert (ops[1]["feed"], ops[1]["in_bytes"]) == ("dram", 512)
+    assert "feed_arrays" not in ops[1]
+    assert (ops[2]["feed"], ops[2]["out_to"], ops[2]["out_arrays"]) == (
+        "dram",
+        "memory",
+        [[4, 5]],
+    )
+    assert (ops[3]["in_from"], ops[3]["in_arrays"], ops[3]["out_to"]) == (
+        "memory",
+        [[4, 5]],
+        "dram",
+    )
+    assert "out_arrays" not in ops[3]
+    # defaults stay unwritten: a program from the buffer streaming nothing
+    assert not {"feed", "in_bytes", "feed_arrays"} & set(ops[4])
+    trace = parse_trace(document, "streams")
+    # the MVM: DRAM 100 + ceil(256 / 25.6) = 110 (array 4: ceil(32 / 4) = 8,
+    # the bus 2 + ceil(288 / 32) = 11, compute 34)
+    assert simulate(trace).costs[2].cycles == 110
