@@ -391,17 +391,16 @@ def test_one_band_everywhere_is_the_layer_model(
 
 
 @pytest.mark.parametrize(("name", "target"), [("cnn", "tiny"), ("resnet", "tiny")])
-def test_pipelining_is_chosen_where_it_pays(
+def test_pipelining_is_kept_only_where_it_pays(
     name: str, target: str, model_path: Callable[[str], Path]
 ) -> None:
-    """A CNN's segments run in row bands under cmswitch when the model
-    finds that faster than layer by layer, and the simulated schedule is
-    faster than the same segments all in layer dataflow."""
+    """cmswitch keeps a CNN's row bands only when the simulated schedule is
+    faster than the same segments all in layer dataflow, and says so when
+    it drops them; the plain CNN on the tiny chip does pipeline."""
     module = compile_model(
         model_path(name), target, "convert-graph-to-tile,cim-cmswitch", DIMS
     )
     pipelined = [op for op in module.walk() if isinstance(op, cim_tile.DataflowOp)]
-    assert pipelined
     assert all(op.kind.data == cim_tile.Dataflow.ROWS for op in pipelined)
     layer = module.clone()
     for op in list(layer.walk()):
@@ -412,7 +411,16 @@ def test_pipelining_is_chosen_where_it_pays(
     for version in (module, layer):
         ConvertTileToMetaPass(target).apply(make_context(), version)
         times.append(simulate(module_trace(version)).makespan)
-    assert times[0] < times[1]
+    remark = module.attributes.get(REMARK_ATTR)
+    dropped = isinstance(remark, StringAttr) and "dataflows dropped" in remark.data
+    if pipelined:
+        assert times[0] < times[1] and not dropped
+    else:
+        assert times[0] == times[1]
+    if name == "resnet":
+        assert dropped  # the model picks bands the simulator finds slower
+    if name == "cnn":
+        assert pipelined
 
 
 # --- budgets and capacities --------------------------------------------------
