@@ -919,6 +919,8 @@ class _Executor:
         if not stored.bands:
             self.requires(stored.writers, f"'{name}'")
             return stored.value
+        if name in self.partials:  # some columns still wait for an accumulate
+            self.materialize(name)
         return self.visible(stored)
 
     def memory_mode(self, arrays: frozenset[int], what: str) -> None:

@@ -150,6 +150,7 @@ from cimflow.cost_model import (
     interconnect_cost,
     mvm_cycles,
     program_cost,
+    program_op_cost,
     switch_cost,
     transfer_cost,
     vector_cost,
@@ -624,9 +625,18 @@ def copies_choices(
     """``(d, mvm_k(d))`` for the copy counts worth having: each one makes the
     MVM faster than every smaller count (a count that does not shorten
     ``ceil(V / d)`` only takes arrays), up to ``limit`` copies and the
-    ``total`` arrays."""
+    ``total`` arrays. ``mvm_k(d)`` includes streaming the ``d - 1`` extra
+    copies' weights over the interconnect to their arrays (the first
+    copy's is in the segment's entry)."""
     return _copies_choices(
-        hw, info.vectors, info.rows, info.cols, info.arrays, limit, total
+        hw,
+        info.vectors,
+        info.rows,
+        info.cols,
+        info.arrays,
+        limit,
+        total,
+        info.weight_bytes,
     )
 
 
@@ -650,8 +660,8 @@ def _stream_terms(
             start = max(prefetch_end[index], program_end)
             readout_end[index] = start + tc(hw, "memory", "buffer", nbytes, half)
             ready = readout_end[index]
-        else:  # from DRAM after the previous chunk's MVMs
-            ready = max(dram_free, compute_end) + dram_load(hw, nbytes)
+        else:  # from DRAM into the global buffer, ahead of the arrays
+            ready = dram_free + dram_load(hw, nbytes)
             dram_free = ready
         following = chunks[index + 1] if index + 1 < len(chunks) else None
         if following is not None and half > 0:
@@ -661,7 +671,9 @@ def _stream_terms(
                 dram_free = start + tc(hw, "dram", "memory", after, half)
                 prefetch_end[index + 1] = dram_free
         program_end = max(ready, compute_end) + (
-            program_cost(hw, chunk.arrays, chunk.rows, chunk.cols).cycles
+            program_op_cost(
+                hw, chunk.arrays, chunk.rows, chunk.cols, in_bytes=nbytes
+            ).cycles
         )
         compute_end = program_end + mvm_cycles(hw, vectors, chunk.rows, chunk.cols)
     return compute_end, dram_free, len(chunks), compute_end - dram_free
@@ -689,6 +701,7 @@ def _copies_choices(
     arrays: int,
     limit: int,
     total: int,
+    weight_bytes: int = 0,
 ) -> tuple[tuple[int, int], ...]:
     top = max(1, min(limit, vectors, total // max(1, arrays)))
     choices: list[tuple[int, int]] = []
@@ -696,7 +709,10 @@ def _copies_choices(
     for d in range(1, top + 1):
         share = math.ceil(vectors / d)
         if share != last_share:
-            choices.append((d, mvm_cycles(hw, share, rows, cols)))
+            cycles = mvm_cycles(hw, share, rows, cols)
+            if d > 1 and weight_bytes:
+                cycles += interconnect_cost(hw, (d - 1) * weight_bytes).cycles
+            choices.append((d, cycles))
             last_share = share
     return tuple(choices)
 
@@ -1268,8 +1284,9 @@ def entry_parts(
     arrays: int = 0,
 ) -> tuple[int, int, int]:
     """DRAM loads (one after another), read-outs of prefetched weights (once
-    per weight, in parallel with the loads) and the slowest program of a
-    segment's resident weights."""
+    per weight, in parallel with the loads) and the programs of a segment's
+    resident weights: the slowest one's row writes, or all their bytes
+    streaming over the interconnect to the arrays, whichever is longer."""
     dram = readout = 0
     read: set[str] = set()
     for mvm in resident:
@@ -1281,6 +1298,9 @@ def entry_parts(
         else:
             dram += dram_load(hw, mvm.weight_bytes)
     program = max((m.program for m in resident), default=0)
+    streamed = sum(m.weight_bytes for m in resident)
+    if streamed:  # every weight byte reaches its arrays over the interconnect
+        program = max(program, interconnect_cost(hw, streamed).cycles)
     return dram, readout, program
 
 

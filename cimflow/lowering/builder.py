@@ -527,6 +527,15 @@ class ScheduleBuilder:
             return [None]
         return list(bands(plan.output.rows, self.dataflows[self.segment][1]))
 
+    def first_needs(self, plan: BlockPlan | None, index: int) -> Band | None:
+        """What the first band of a pipelined op reads of its ``index``-th
+        operand (None: all of it): a pipelined output is allocated once its
+        first band can start, not after its whole input."""
+        first = self.steps(plan)[0]
+        if plan is None or first is None:
+            return None
+        return plan.needs(index, first)
+
     # -- the KV cache -----------------------------------------------------
 
     def hold_kv_cache(
@@ -1140,8 +1149,10 @@ class ScheduleBuilder:
         window = self.window_of(in_name)
         out_name = self.declare(mvm.output)
         (target,), allocs, after = self.place([out_name], [mvm.output])
-        opened = self.open_output(target, allocs, [*after, *source.tokens()])
         plan = self.step_plan(mvm)
+        opened = self.open_output(
+            target, allocs, [*after, *source.tokens(self.first_needs(plan, 0))]
+        )
         vectors = mvm.vectors
         produced: list[Produced] = []
         tensors = (in_name, out_name)
@@ -2238,9 +2249,11 @@ class ScheduleBuilder:
                     *after,
                     *(
                         t
-                        for v in inputs
+                        for index, v in enumerate(inputs)
                         if v in self.names and self.names[v] in self.tensors
-                        for t in self.state(self.names[v]).tokens()
+                        for t in self.state(self.names[v]).tokens(
+                            self.first_needs(plan, index)
+                        )
                     ),
                 ],
             )
@@ -2251,7 +2264,10 @@ class ScheduleBuilder:
         sources, copies = self.common_level(sources)
         rows = 1 if plan is None else plan.output.rows
         produced: list[Produced] = []
-        for band in self.steps(plan):
+        steps = self.steps(plan)
+        if view and viewed is not None and all(b is None for b, _ in viewed.ready):
+            steps = [None]  # a view of a whole tensor is whole at once
+        for band in steps:
             tokens: list[SSAValue] = [t for t in (opened,) if t is not None]
             in_states: list[TensorState] = []
             in_bytes = 0

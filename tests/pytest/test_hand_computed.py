@@ -125,7 +125,8 @@ def compile_and_simulate(target: str) -> tuple[Trace, SimResult]:
 #   2 program   arrays [0, 10), rows 128, cols 128, n [0, 160), streaming its
 #               40960 bytes from the buffer, after 1.
 #   3 free      the buffer's part 0, after 2.
-#   4 load      "w" part 1, 256 * 96 = 24576 bytes, after 1 (DRAM order).
+#   4 load      "w" part 1, 256 * 96 = 24576 bytes, after 1 (DRAM order;
+#               it waits for nothing else: the buffer has room).
 #   5 program   arrays [10, 16), n [160, 256), 24576 bytes, after 4.
 #   6 free      part 1, after 5.
 #   7 barrier   "programmed w", after 2 and 5.
@@ -187,7 +188,7 @@ EXPECTED_DEPS = [
     (0,),
     (0, 1),
     (2,),
-    (0, 1),
+    (1,),
     (0, 4),
     (5,),
     (2, 5),
