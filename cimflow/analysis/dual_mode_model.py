@@ -654,14 +654,19 @@ def _stream_terms(
     program_end = compute_end = 0
     prefetch_end: dict[int, int] = {}
     readout_end: dict[int, int] = {}
+    programmed: dict[int, int] = {}
     for index, chunk in enumerate(chunks):
         nbytes = max(1, chunk.weight_elements * hw.weight_bytes)
         if index in prefetch_end:  # read out of its half once the buffer is free
             start = max(prefetch_end[index], program_end)
             readout_end[index] = start + tc(hw, "memory", "buffer", nbytes, half)
             ready = readout_end[index]
-        else:  # from DRAM into the global buffer, ahead of the arrays
-            ready = dram_free + dram_load(hw, nbytes)
+        else:  # from DRAM into the global buffer, ahead of the arrays by one
+            # chunk when two fit it: it waits for the space of the chunk two
+            # (or, for a large one, one) before, freed once that is programmed
+            ahead = 2 if 2 * nbytes <= hw.buffers.global_bytes else 1
+            waited = programmed.get(index - ahead, 0)
+            ready = max(dram_free, waited) + dram_load(hw, nbytes)
             dram_free = ready
         following = chunks[index + 1] if index + 1 < len(chunks) else None
         if following is not None and half > 0:
@@ -675,6 +680,7 @@ def _stream_terms(
                 hw, chunk.arrays, chunk.rows, chunk.cols, in_bytes=nbytes
             ).cycles
         )
+        programmed[index] = program_end
         compute_end = program_end + mvm_cycles(hw, vectors, chunk.rows, chunk.cols)
     return compute_end, dram_free, len(chunks), compute_end - dram_free
 
@@ -709,12 +715,26 @@ def _copies_choices(
     for d in range(1, top + 1):
         share = math.ceil(vectors / d)
         if share != last_share:
-            cycles = mvm_cycles(hw, share, rows, cols)
-            if d > 1 and weight_bytes:
-                cycles += interconnect_cost(hw, (d - 1) * weight_bytes).cycles
-            choices.append((d, cycles))
+            choices.append((d, copies_cycles(hw, vectors, rows, cols, d, weight_bytes)))
             last_share = share
     return tuple(choices)
+
+
+def copies_cycles(
+    hw: HardwareTarget,
+    vectors: int,
+    rows: int,
+    cols: int,
+    copies: int,
+    weight_bytes: int,
+) -> int:
+    """``mvm_k(d)``: ``vectors`` split over ``copies`` copies of a weight of
+    ``weight_bytes``, and the extra copies' weights streaming over the
+    interconnect to their arrays."""
+    cycles = mvm_cycles(hw, math.ceil(vectors / copies), rows, cols)
+    if copies > 1 and weight_bytes:
+        cycles += interconnect_cost(hw, (copies - 1) * weight_bytes).cycles
+    return cycles
 
 
 @dataclass

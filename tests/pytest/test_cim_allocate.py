@@ -34,6 +34,8 @@ from cimflow.analysis.dual_mode_model import (
     Segment,
     SegmentInstance,
     build_program,
+    copies_cycles,
+    entry_parts,
     evaluate,
     greedy_allocation,
     minimal_allocation,
@@ -48,7 +50,7 @@ from cimflow.cimdialect.cim_meta import CIMMeta
 from cimflow.cimdialect.cim_tile import CIMTile
 from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.trace import SwitchOp
-from cimflow.cost_model import mvm_cycles, switch_cost
+from cimflow.cost_model import switch_cost
 from cimflow.hw_targets import HardwareTarget, load_target, target_to_toml
 from cimflow.milp import INFINITY, MilpBuilder, SolveOutcome, SolverBudget
 from cimflow.passes import cim_allocate
@@ -146,7 +148,8 @@ def program_and_bounds(
 def brute_force(segment: Segment, max_copies: int) -> int:
     """The least model latency of a segment over every allocation: every
     copy count of every resident MVM, every activations and weights buffer
-    size; priced straight from the model's terms (no MILP, no pruning)."""
+    size the model offers (those where first fit places more); priced
+    straight from the model's terms (no MILP)."""
     hw = segment.hw
     total = hw.total_arrays
     switchable = hw.dual_mode.switchable_arrays
@@ -163,7 +166,7 @@ def brute_force(segment: Segment, max_copies: int) -> int:
     interconnect = sum(i.interconnect for i in infos)
     vector = sum(i.vector for i in infos)
     final = segment.program.final if segment.is_last else 0
-    next_program = max((m.program for m in segment.next_resident()), default=0)
+    next_program = entry_parts(hw, segment.next_resident())[2]
     ranges: list[range] = []
     for k in resident:
         mvm = infos[k].mvm
@@ -171,6 +174,7 @@ def brute_force(segment: Segment, max_copies: int) -> int:
         ranges.append(
             range(1, max(1, min(max_copies, mvm.vectors, total // mvm.arrays)) + 1)
         )
+    offered = segment.instance(max_copies)
     act_terms = {a: segment.activation_terms(a) for a in range(switchable + 1)}
     pre_terms = {p: segment.prefetch_terms(p) for p in range(switchable + 1)}
     best: int | None = None
@@ -181,11 +185,12 @@ def brute_force(segment: Segment, max_copies: int) -> int:
             mvm = infos[k].mvm
             assert mvm is not None
             compute += d * mvm.arrays
-            vectors = math.ceil(mvm.vectors / d)
-            durations[k] += mvm_cycles(hw, vectors, mvm.rows, mvm.cols)
+            durations[k] += copies_cycles(
+                hw, mvm.vectors, mvm.rows, mvm.cols, d, mvm.weight_bytes
+            )
         if compute > total:
             continue
-        for a, p in itertools.product(range(switchable + 1), repeat=2):
+        for a, p in itertools.product(offered.act_arrays, offered.pre_arrays):
             memory = a + p
             if compute + memory + (1 if streamed else 0) > total:
                 continue
@@ -327,13 +332,15 @@ def test_pipelined_milp_equals_enumeration(
     assert checked > 0
 
 
-def test_a_chunks_buffer_is_chosen_where_it_pays(
+def test_a_chunks_buffer_is_not_chosen_where_the_global_buffer_suffices(
     model_path: Callable[[str], Path],
 ) -> None:
-    """On tiny, cmswitch double-buffers wide_linear's streamed weight (the
-    halves take the next chunks while one programs and computes): the model
-    prices the stream shorter with the buffer than without on the same
-    arrays, and the result simulates faster than the static baseline."""
+    """On tiny, wide_linear's streamed weight comes in chunks of a few
+    hundred bytes: the global buffer already takes the next chunk from DRAM
+    while one programs and computes, so the model prices a ``chunks``
+    buffer in memory-mode arrays no shorter (it only takes arrays from the
+    stream) and cmswitch keeps none; the result still simulates no slower
+    than the static baseline."""
     module = compile_model(
         model_path("wide_linear"), "tiny", "convert-graph-to-tile,cim-cmswitch", DIMS
     )
@@ -343,31 +350,22 @@ def test_a_chunks_buffer_is_chosen_where_it_pays(
         if isinstance(op, cim_tile.MemoryBufferOp)
         and op.role.data == cim_tile.BufferRole.CHUNKS
     ]
-    assert len(buffers) == 1 and buffers[0].arrays.value.data % 2 == 0
-    streamed = [
-        op
-        for op in module.walk()
-        if isinstance(op, cim_tile.MVMOp) and op.alloc is not None
-        if op.alloc.field("chunks") > 1
-    ]
+    assert not buffers
     hw = load_target("tiny")
     program, _ = program_and_bounds(module, "tiny")
     mvm = next(i.mvm for i in program.ops if i.mvm is not None and i.mvm.streamed)
-    available = hw.total_arrays - buffers[0].arrays.value.data
-    half = buffers[0].arrays.value.data // 2
-    with_buffer = stream_terms(hw, mvm, available, half)
-    without = stream_terms(hw, mvm, available)
-    alloc = streamed[0].alloc
-    assert alloc is not None
-    assert with_buffer[2] == without[2] == alloc.field("chunks")
-    assert with_buffer[0] < without[0]
+    assert 2 * mvm.weight_bytes <= hw.buffers.global_bytes
+    for half in (1, 2, 3):
+        available = hw.total_arrays - 2 * half
+        with_buffer = stream_terms(hw, mvm, available, half)
+        assert with_buffer[0] >= stream_terms(hw, mvm, available)[0]
     static = compile_model(
         model_path("wide_linear"), "tiny", "cim-compile-static", DIMS
     )
     ConvertTileToMetaPass("tiny").apply(make_context(), module)
     assert (
         simulate(module_trace(module)).makespan
-        < simulate(module_trace(static)).makespan
+        <= simulate(module_trace(static)).makespan
     )
 
 
@@ -711,7 +709,13 @@ def test_solver_failure_falls_back_with_a_remark(
     remark = module.attributes[REMARK_ATTR]
     assert "fallback" in str(remark) and "not feeling well" in str(remark)
     assert "warning" in capsys.readouterr().err
-    assert not any(isinstance(op, cim_tile.MemoryBufferOp) for op in module.walk())
+    # every segment takes the minimal all-compute allocation; only the KV
+    # cache, chosen outside the MILP, may still be kept in memory-mode arrays
+    assert all(
+        op.role.data == cim_tile.BufferRole.KV_CACHE
+        for op in module.walk()
+        if isinstance(op, cim_tile.MemoryBufferOp)
+    )
     ConvertTileToMetaPass("tiny").apply(Context(), module)
     report = verify_model(
         model_path("gpt2_decode"), "tiny", "cim-compile{strategy=static}", DIMS

@@ -548,7 +548,7 @@ def reference_schedule(trace: Trace) -> tuple[list[int], list[int]]:
                 compute, stream = timings[i]
                 lanes = LANES
                 if bandwidth:
-                    freeing = []
+                    freeing: list[list[int]] = []
                     for r in bandwidth:
                         held = [
                             f
@@ -557,7 +557,7 @@ def reference_schedule(trace: Trace) -> tuple[list[int], list[int]]:
                             for _ in range(granted[j])
                         ]
                         freeing.append(sorted(held + [now] * (LANES - len(held))))
-                    options = []
+                    options: list[tuple[int, int, int]] = []
                     for taken in range(1, lanes_needed(compute, stream) + 1):
                         at = max(times[taken - 1] for times in freeing)
                         ends = at + laned_cycles(compute, stream, taken)
