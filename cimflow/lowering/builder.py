@@ -2357,25 +2357,28 @@ class ScheduleBuilder:
         states = [state for state, _ in result if state is not None]
         if len({state.where() for state in states}) > 1:
             # what still lies elsewhere is too large for the buffer: write
-            # the operands that are in the buffer to DRAM too, and stream all
+            # the other operands to DRAM too, and stream all from there
             result = [
                 (self.copy_to_dram(state), nbytes)
-                if state is not None and state.where()[0] == Location.BUFFER
+                if state is not None and state.where()[0] != Location.DRAM
                 else (state, nbytes)
                 for state, nbytes in result
             ]
         return result, copies
 
     def copy_to_dram(self, state: TensorState) -> TensorState:
-        """A copy in DRAM of a tensor in the global buffer."""
+        """A copy in DRAM of a tensor in the global buffer or in memory-mode
+        arrays."""
+        level, arrays = state.where()
         stored = self.emit(
             cim_meta.StoreOp(
                 state.name,
                 max(1, state.owner.nbytes),
-                Location.BUFFER,
+                level,
                 Location.DRAM,
                 self.deps(*state.tokens()),
                 self.segment,
+                arrays=arrays if level == Location.MEMORY else None,
                 label=state.name,
             )
         )
