@@ -441,13 +441,13 @@ def _verify_stream_end(
     op: Operation,
     level: Location | Feed,
     arrays: ArrayRangesAttr | None,
-    size: IntegerAttr,
-    keys: tuple[str, str, str],
+    keys: tuple[str, str],
 ) -> None:
     """One end of a stream: the level is the global buffer, DRAM or
-    memory-mode arrays, which it names exactly then; a level other than the
-    buffer streams bytes. ``keys`` name the level, arrays and bytes."""
-    level_key, arrays_key, bytes_key = keys
+    memory-mode arrays, which it names exactly then (it may stream 0 bytes
+    from any: a view of a tensor in DRAM moves nothing). ``keys`` name the
+    level and the arrays."""
+    level_key, arrays_key = keys
     if level.value not in _STREAM_LEVELS:
         raise VerifyException(
             f"'{op.name}' {level_key} must be buffer, dram or memory, got {level.value}"
@@ -455,10 +455,6 @@ def _verify_stream_end(
     if (level.value == Location.MEMORY) != (arrays is not None):
         raise VerifyException(
             f"'{op.name}' names {arrays_key} exactly when its {level_key} is memory"
-        )
-    if level.value != Location.BUFFER and size.value.data < 1:
-        raise VerifyException(
-            f"'{op.name}' streams {bytes_key} > 0 when its {level_key} is {level.value}"
         )
 
 
@@ -773,8 +769,7 @@ class ProgramOp(_ArrayWorkOp):
             self,
             self.feed.data,
             self.feed_arrays,
-            self.in_bytes,
-            ("feed", "feed_arrays", "in_bytes"),
+            ("feed", "feed_arrays"),
         )
         _verify_disjoint(self, "feed_arrays", self.feed_arrays, self.arrays)
 
@@ -910,8 +905,7 @@ class MVMOp(_ArrayWorkOp):
                 self,
                 feed,
                 self.feed_arrays,
-                self.in_bytes,
-                ("feed", "feed_arrays", "in_bytes"),
+                ("feed", "feed_arrays"),
             )
         elif self.feed_arrays is not None:
             raise VerifyException(
@@ -921,8 +915,7 @@ class MVMOp(_ArrayWorkOp):
             self,
             self.out_to.data,
             self.out_arrays,
-            self.out_bytes,
-            ("out_to", "out_arrays", "out_bytes"),
+            ("out_to", "out_arrays"),
         )
         _verify_disjoint(self, "feed_arrays", self.feed_arrays, self.arrays)
         _verify_disjoint(self, "out_arrays", self.out_arrays, self.arrays)
@@ -1037,15 +1030,13 @@ class VectorOp(_MetaOp):
             self,
             self.in_from.data,
             self.in_arrays,
-            self.in_bytes,
-            ("in_from", "in_arrays", "in_bytes"),
+            ("in_from", "in_arrays"),
         )
         _verify_stream_end(
             self,
             self.out_to.data,
             self.out_arrays,
-            self.out_bytes,
-            ("out_to", "out_arrays", "out_bytes"),
+            ("out_to", "out_arrays"),
         )
 
 

@@ -650,6 +650,32 @@ def vector_op_cost(
     return concurrent_cost(compute, stream)
 
 
+LANES = 8
+"""Each bandwidth resource (the DRAM channel, the bus, a mesh link, a
+global-buffer channel) is shared in this many lanes. A transfer takes as
+many lanes as are free when it starts (all of them on an idle link) and
+runs at that share of the bandwidth; an op that streams while it computes
+takes the lanes its rate needs (:func:`lanes_needed`), so a long, slow
+stream (an MVM reading its input as it computes) leaves the rest of the
+link to other traffic instead of holding all of it. It approximates
+bandwidth sharing (virtual channels on a link, interleaved DRAM requests)
+in an event simulation whose resources are otherwise held whole."""
+
+
+def lanes_needed(compute: int, stream: int) -> int:
+    """Lanes an op needs to stream ``stream`` cycles' worth of bytes (at the
+    full bandwidth) within ``compute`` cycles: all of them for a transfer."""
+    if compute <= 0:
+        return LANES
+    return max(1, min(LANES, -(-stream * LANES // compute)))
+
+
+def laned_cycles(compute: int, stream: int, lanes: int) -> int:
+    """An op's duration on ``lanes`` lanes: its compute, or its stream at
+    ``lanes / LANES`` of the bandwidth, whichever is longer."""
+    return max(compute, -(-stream * LANES // max(1, lanes)))
+
+
 def cycles_to_seconds(t: HardwareTarget, cycles: int) -> float:
     return cycles / (t.target.clock_ghz * 1e9)
 
@@ -662,6 +688,10 @@ def cycles_to_seconds(t: HardwareTarget, cycles: int) -> float:
 # "reshape" is a free view.
 VECTOR_OPS_PER_ELEMENT: dict[str, int] = {
     "reshape": 0,
+    # views: the window expansion happens as the cores' local buffers feed
+    # their arrays, the NCHW fold as the arrays' outputs are written
+    "im2col": 0,
+    "col2im": 0,
     "div": 2,
     "reciprocal": 2,
     "sqrt": 2,

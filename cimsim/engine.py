@@ -38,6 +38,7 @@ from typing import Literal
 
 from cimflow.cost_model import (
     ENERGY_COMPONENTS,
+    LANES,
     NO_STREAM,
     OpCost,
     Ranges,
@@ -49,9 +50,12 @@ from cimflow.cost_model import (
     interconnect_cost,
     interconnect_path,
     interconnect_resources,
+    laned_cycles,
+    lanes_needed,
     mvm_op_cost,
     program_op_cost,
     stream_bytes,
+    stream_cost,
     switch_cost,
     transfer_cost,
     vector_op_cost,
@@ -187,6 +191,68 @@ def op_cost(target: HardwareTarget, op: TraceOp) -> OpCost:
     if isinstance(op, SwitchOp):
         return switch_cost(target, count_arrays(op.arrays))
     return OpCost(0, {})
+
+
+def op_timing(target: HardwareTarget, op: TraceOp) -> tuple[int, int]:
+    """``(compute, stream)`` cycles of an op that holds bandwidth resources
+    (DRAM, the interconnect): what no share of bandwidth changes, and what
+    its bytes take at the full bandwidth (:data:`LANES`). A transfer is all
+    stream; an MVM, vector op or program computes while it streams."""
+    if isinstance(op, TransferOp | MoveOp):
+        return 0, op_cost(target, op).cycles
+    if isinstance(op, MvmOp):
+        cores = cores_of_arrays(target, op.arrays)
+        compute = mvm_op_cost(
+            target,
+            count_arrays(op.arrays),
+            op.vectors,
+            op.rows,
+            op.cols,
+            local_bytes=op.local_bytes,
+        ).cycles
+        stream = stream_cost(
+            target,
+            cores,
+            in_from="buffer" if op.feed == "local" else op.feed,
+            in_bytes=op.in_bytes,
+            in_arrays=op.feed_arrays,
+            out_to=op.out_to,
+            out_bytes=op.out_bytes,
+            out_arrays=op.out_arrays,
+            direct=mvm_feeds_directly(target, op),
+        ).cycles
+        return compute, stream
+    if isinstance(op, VectorOp):
+        compute = vector_op_cost(target, op.element_ops, op.cores).cycles
+        stream = stream_cost(
+            target,
+            op.cores,
+            in_from=op.in_from,
+            in_bytes=op.in_bytes,
+            in_arrays=op.in_arrays,
+            out_to=op.out_to,
+            out_bytes=op.out_bytes,
+            out_arrays=op.out_arrays,
+        ).cycles
+        return compute, stream
+    if isinstance(op, ProgramOp):
+        compute = program_op_cost(
+            target, count_arrays(op.arrays), op.rows, op.cols
+        ).cycles
+        in_bytes = program_in_bytes(target, op)
+        stream = (
+            stream_cost(
+                target,
+                cores_of_arrays(target, op.arrays),
+                in_from=op.feed,
+                in_bytes=in_bytes,
+                in_arrays=op.feed_arrays,
+            ).cycles
+            if in_bytes
+            else 0
+        )
+        return compute, stream
+    return op_cost(target, op).cycles, 0
 
 
 ResourceSpec = tuple[bool, Ranges, Ranges, Ranges]
@@ -378,88 +444,186 @@ def op_costs(trace: Trace) -> tuple[OpCost, ...]:
     return tuple(costs)
 
 
-def held_resources(trace: Trace) -> list[list[int]]:
-    """The resources each op holds, as indices: arrays by id, then
-    :func:`resource_names` in order (equal sets share one list)."""
+Held = tuple[list[int], list[int]]
+"""What an op holds: exclusive resources (arrays by id, then the vector
+units of :func:`resource_names`) and bandwidth resources (``dram`` and the
+interconnect's, shared in :data:`LANES` lanes), as indices."""
+
+
+def bandwidth_names(target: HardwareTarget) -> tuple[str, ...]:
+    """The resources shared in lanes: DRAM and the interconnect's."""
+    return ("dram", *interconnect_resources(target))
+
+
+def held_resources(trace: Trace) -> list[Held]:
+    """The resources each op holds (equal sets share their lists)."""
     target = trace.target
     n_arrays = target.total_arrays
-    index = {name: n_arrays + i for i, name in enumerate(resource_names(target))}
-    cache: dict[ResourceSpec, list[int]] = {}
-    resources: list[list[int]] = []
+    exclusive = {
+        name: n_arrays + i
+        for i, name in enumerate(f"vector {c}" for c in range(target.total_cores))
+    }
+    bandwidth = {name: i for i, name in enumerate(bandwidth_names(target))}
+    cache: dict[ResourceSpec, Held] = {}
+    resources: list[Held] = []
     for op in trace.ops:
         spec = _resource_spec(target, op)
         held = cache.get(spec)
         if held is None:
-            held = [
-                r if isinstance(r, int) else index[r] for r in _spec_names(target, spec)
-            ]
+            names = _spec_names(target, spec)
+            held = (
+                [
+                    r if isinstance(r, int) else exclusive[r]
+                    for r in names
+                    if isinstance(r, int) or r in exclusive
+                ],
+                [bandwidth[r] for r in names if isinstance(r, str) and r in bandwidth],
+            )
             cache[spec] = held
         resources.append(held)
     return resources
 
 
+def _lanes_to_take(
+    timing: tuple[int, int], lane_free: Sequence[Sequence[int]], now: int
+) -> tuple[int, int, int]:
+    """How many lanes an op takes on its bandwidth resources (each given
+    as the times its lanes are free), starting now or waiting: the choice
+    that finishes it first, among up to the lanes it needs, fewest waits
+    on a tie. Returns ``(lanes, start, blocker)``, where ``blocker`` is
+    the index of the resource it waits for, or -1 to start now."""
+    compute, stream = timing
+    needed = lanes_needed(compute, stream)
+    ordered = [sorted(times) for times in lane_free]
+    best = (0, 0, 0, -1)  # finish, start, lanes, blocker
+    for lanes in range(1, needed + 1):
+        start, blocker = now, -1
+        for index, times in enumerate(ordered):
+            if times[lanes - 1] > start:
+                start, blocker = times[lanes - 1], index
+        finish = start + laned_cycles(compute, stream, lanes)
+        if best[2] == 0 or finish < best[0]:
+            best = (finish, start, lanes, blocker)
+    _, start, lanes, blocker = best
+    return lanes, start, blocker
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When each op ran, and how many lanes of its bandwidth resources it
+    had (``LANES`` for an op that holds none)."""
+
+    start: list[int]
+    finish: list[int]
+    lanes: list[int]
+
+
 def schedule(
-    trace: Trace, durations: list[int], resources: list[list[int]] | None = None
-) -> tuple[list[int], list[int]]:
-    """Start and finish cycle of every op, given each op's duration (and
-    the resources each holds, :func:`held_resources`)."""
+    trace: Trace,
+    timings: Sequence[tuple[int, int]],
+    resources: list[Held] | None = None,
+) -> Schedule:
+    """Start and finish of every op, given its ``(compute, stream)`` timing
+    (:func:`op_timing`; an op without bandwidth resources takes ``compute
+    + 0``) and the resources it holds (:func:`held_resources`).
+
+    An op starts at the first event time at which its deps are done, its
+    exclusive resources free, and every bandwidth resource it holds has a
+    free lane; it takes ``min(lanes it needs, lanes free on each)`` lanes
+    (:func:`cimflow.cost_model.lanes_needed`) and runs for
+    :func:`cimflow.cost_model.laned_cycles` of them.
+    """
     ops = trace.ops
     n = len(ops)
     if resources is None:
         resources = held_resources(trace)
-    n_resources = trace.target.total_arrays + len(resource_names(trace.target))
-
+    target = trace.target
+    n_exclusive = target.total_arrays + target.total_cores
+    n_bandwidth = len(bandwidth_names(target))
     pending = [len(op.deps) for op in ops]
     dependents: list[list[int]] = [[] for _ in range(n)]
     for op in ops:
         for dep in op.deps:
             dependents[dep].append(op.id)
 
-    free_at = [0] * n_resources
-    waiters: list[list[int]] = [[] for _ in range(n_resources)]
+    free_at = [0] * n_exclusive
+    lane_free = [[0] * LANES for _ in range(n_bandwidth)]
+    waiters: list[list[int]] = [[] for _ in range(n_exclusive + n_bandwidth)]
     woken_by = [-1] * n
     start = [-1] * n
     finish = [-1] * n
+    granted = [LANES] * n
     events: list[tuple[int, int]] = []
+    retries: list[tuple[int, int]] = []
     candidates = [i for i in range(n) if pending[i] == 0]
     heappush = heapq.heappush
     heappop = heapq.heappop
     now = 0
     done = 0
 
+    def is_free(r: int) -> bool:
+        if r < n_exclusive:
+            return free_at[r] <= now
+        return min(lane_free[r - n_exclusive]) <= now
+
+    def wake(r: int) -> None:
+        queue = waiters[r]
+        if queue:
+            j = heappop(queue)
+            woken_by[j] = r
+            heappush(candidates, j)
+
     while True:
         while candidates:
             i = heappop(candidates)
-            held = resources[i]
+            exclusive, bandwidth = resources[i]
             blocker = -1
             latest = now
-            for r in held:
+            for r in exclusive:
                 if free_at[r] > latest:
                     latest = free_at[r]
                     blocker = r
+            lanes = LANES
+            if blocker < 0 and bandwidth:
+                lanes, latest, blocker = _lanes_to_take(
+                    timings[i], [lane_free[r] for r in bandwidth], now
+                )
+                if blocker >= 0:
+                    blocker = n_exclusive + bandwidth[blocker]
             woke = woken_by[i]
             woken_by[i] = -1
             if blocker >= 0:
-                heappush(waiters[blocker], i)
-                if woke >= 0 and free_at[woke] <= now and waiters[woke]:
-                    j = heappop(waiters[woke])
-                    woken_by[j] = woke
-                    heappush(candidates, j)
+                if is_free(blocker):
+                    # a lane is free but more lanes later finish it sooner
+                    heappush(retries, (latest, i))
+                else:
+                    heappush(waiters[blocker], i)
+                if woke >= 0 and is_free(woke):
+                    wake(woke)
                 continue
             start[i] = now
-            duration = durations[i]
+            compute, stream = timings[i]
+            duration = laned_cycles(compute, stream, lanes) if bandwidth else compute
+            granted[i] = lanes
             if duration:
                 end = now + duration
-                for r in held:
+                for r in exclusive:
                     free_at[r] = end
+                for r in bandwidth:
+                    slots = lane_free[r]
+                    taken = 0
+                    for lane in range(LANES):
+                        if taken < lanes and slots[lane] <= now:
+                            slots[lane] = end
+                            taken += 1
                 heappush(events, (end, i))
+                if woke >= 0 and woke >= n_exclusive and is_free(woke):
+                    wake(woke)
                 continue
             finish[i] = now
             done += 1
-            if woke >= 0 and waiters[woke]:
-                j = heappop(waiters[woke])
-                woken_by[j] = woke
-                heappush(candidates, j)
+            if woke >= 0:
+                wake(woke)
             for j in dependents[i]:
                 pending[j] -= 1
                 if not pending[j]:
@@ -467,16 +631,17 @@ def schedule(
         if not events:
             break
         now = events[0][0]
+        while retries and retries[0][0] <= now:
+            heappush(candidates, heappop(retries)[1])
         while events and events[0][0] == now:
             i = heappop(events)[1]
             finish[i] = now
             done += 1
-            for r in resources[i]:
-                queue = waiters[r]
-                if queue:
-                    j = heappop(queue)
-                    woken_by[j] = r
-                    heappush(candidates, j)
+            exclusive, bandwidth = resources[i]
+            for r in exclusive:
+                wake(r)
+            for r in bandwidth:
+                wake(n_exclusive + r)
             for j in dependents[i]:
                 pending[j] -= 1
                 if not pending[j]:
@@ -484,7 +649,7 @@ def schedule(
 
     if done != n:
         raise RuntimeError(f"simulation stalled with {n - done} of {n} ops unfinished")
-    return start, finish
+    return Schedule(start, finish, granted)
 
 
 # -- occupancy -----------------------------------------------------------------
@@ -627,32 +792,42 @@ def _array_stats(trace: Trace, durations: list[int]) -> tuple[tuple[int, ...], i
 def compute_stats(
     trace: Trace,
     costs: tuple[OpCost, ...],
-    finish: Sequence[int],
-    resources: list[list[int]] | None = None,
+    run: Schedule,
+    resources: list[Held] | None = None,
     peaks: tuple[PeakOccupancy, ...] = (),
 ) -> SimStats:
-    """Makespan, utilization, energy, switches, bytes and per-kind totals."""
+    """Makespan, utilization, energy, switches, bytes and per-kind totals.
+    A bandwidth resource is busy for its lanes' share of each op's time."""
     target = trace.target
-    durations = [cost.cycles for cost in costs]
-    makespan = max(finish, default=0)
+    durations = [f - s for s, f in zip(run.start, run.finish, strict=True)]
+    makespan = max(run.finish, default=0)
     seconds = cycles_to_seconds(target, makespan)
     throughput = trace.model.batch / seconds if seconds > 0 else 0.0
     if resources is None:
         resources = held_resources(trace)
 
     n_arrays = target.total_arrays
-    names = resource_names(target)
-    busy = [0] * len(names)
-    for held, duration in zip(resources, durations, strict=True):
-        if duration:
-            for r in held:
-                if r >= n_arrays:
-                    busy[r - n_arrays] += duration
-    by_name = dict(zip(names, busy, strict=True))
+    vectors = [0] * target.total_cores
+    bandwidth = bandwidth_names(target)
+    lane_cycles = [0] * len(bandwidth)
+    for (exclusive, shared), duration, lanes in zip(
+        resources, durations, run.lanes, strict=True
+    ):
+        if not duration:
+            continue
+        for r in exclusive:
+            if r >= n_arrays:
+                vectors[r - n_arrays] += duration
+        for r in shared:
+            lane_cycles[r] += duration * lanes
+    by_name = {
+        name: -(-cycles // LANES)
+        for name, cycles in zip(bandwidth, lane_cycles, strict=True)
+    }
     links = interconnect_resources(target)
     link_busy = {name: by_name[name] for name in links}
     busiest = max(links, key=lambda name: (link_busy[name], -links.index(name)))
-    vector_busy = tuple(by_name[f"vector {c}"] for c in range(target.total_cores))
+    vector_busy = tuple(vectors)
 
     array_busy, arrays_used = _array_stats(trace, durations)
     shared_busy: dict[str, int] = {
@@ -668,8 +843,7 @@ def compute_stats(
     dram_read = dram_written = interconnect_bytes = memory_read = memory_written = 0
     local_read = 0
 
-    for op, cost in zip(trace.ops, costs, strict=True):
-        duration = cost.cycles
+    for op, cost, duration in zip(trace.ops, costs, durations, strict=True):
         op_counts[op.kind] += 1
         kind_cycles[op.kind] += duration
         for component, pj in cost.energy_pj.items():
@@ -747,14 +921,34 @@ def compute_stats(
 def simulate(trace: Trace) -> SimResult:
     """Run the discrete-event simulation of a validated trace."""
     costs = op_costs(trace)
-    durations = [cost.cycles for cost in costs]
+    timings = op_timings(trace, costs)
     resources = held_resources(trace)
-    start, finish = schedule(trace, durations, resources)
-    peaks = occupancy(trace, start)
+    run = schedule(trace, timings, resources)
+    peaks = occupancy(trace, run.start)
     return SimResult(
         trace=trace,
-        start=tuple(start),
-        finish=tuple(finish),
+        start=tuple(run.start),
+        finish=tuple(run.finish),
         costs=costs,
-        stats=compute_stats(trace, costs, finish, resources, peaks),
+        stats=compute_stats(trace, costs, run, resources, peaks),
     )
+
+
+def op_timings(trace: Trace, costs: Sequence[OpCost]) -> list[tuple[int, int]]:
+    """``(compute, stream)`` of every op (:func:`op_timing`; an op that holds
+    no bandwidth resource: its whole cost as compute)."""
+    target = trace.target
+    cache: dict[tuple[object, ...], tuple[int, int]] = {}
+    timings: list[tuple[int, int]] = []
+    for op, cost in zip(trace.ops, costs, strict=True):
+        spec = _resource_spec(target, op)
+        if not spec[0] and not spec[1] and not isinstance(op, MoveOp):
+            timings.append((cost.cycles, 0))
+            continue
+        key = _cost_key(op)
+        timing = cache.get(key)
+        if timing is None:
+            timing = op_timing(target, op)
+            cache[key] = timing
+        timings.append(timing)
+    return timings

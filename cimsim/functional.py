@@ -919,6 +919,8 @@ class _Executor:
         if not stored.bands:
             self.requires(stored.writers, f"'{name}'")
             return stored.value
+        if name in self.partials:  # some columns still wait for an accumulate
+            self.materialize(name)
         return self.visible(stored)
 
     def memory_mode(self, arrays: frozenset[int], what: str) -> None:
@@ -949,7 +951,7 @@ class _Executor:
         activation tensor that some of ``in_arrays`` hold), else on chip."""
         if name in self.constants:
             return self.constants[name], frozenset()
-        level = op.in_from if op.in_bytes else "local"
+        level = op.in_from if op.in_bytes or op.in_from != "buffer" else "local"
         activation = name in self.tensor_info or name in self.input_names
         if level == "dram":
             return self.value_of(self.stored_at("dram", name, "streams"), name), (
@@ -1139,9 +1141,11 @@ class _Executor:
                 f"accumulates '{name}', which has no partial sums "
                 f"(it is in {self.where_is(name)})"
             )
-        source = op.in_from if op.in_bytes else "local"
+        source = op.in_from if op.in_bytes or op.in_from != "buffer" else "local"
         in_arrays = frozenset(array_ids(op.in_arrays))
-        if partial.level != _partial_level(source):
+        # partial sums on chip are added there, whatever else (a bias) the op
+        # streams in from elsewhere
+        if partial.level != "buffer" and partial.level != _partial_level(source):
             raise self.fail(
                 f"accumulates '{name}' from {_LEVEL_TEXT[source]}, but it is in "
                 f"{self.where_is(name)}"
@@ -1153,15 +1157,24 @@ class _Executor:
                     f"accumulates '{name}' from memory-mode arrays that do not "
                     "hold its partial sums"
                 )
-        rows = (0, partial.shape[0])
+        bounds = [(0, partial.shape[0]), (0, partial.shape[1])]
         if op.block is not None:
-            if op.block[0] != 0:
-                raise self.fail("accumulate steps cut the vectors (axis 0)")
-            rows = (op.block[1], op.block[2])
-        r0, r1 = rows
-        inside = [b for b in partial.blocks if b[0] < r1 and r0 < b[1]]
+            axis, start, stop = op.block
+            if axis not in (0, 1):
+                raise self.fail(
+                    "accumulate steps cut the vectors (axis 0) or the outputs (axis 1)"
+                )
+            bounds[axis] = (start, stop)
+        (r0, r1), (c0, c1) = bounds
+        inside = [
+            b
+            for b in partial.blocks
+            if b[0] < r1 and r0 < b[1] and b[2] < c1 and c0 < b[3]
+        ]
         self.requires([b[5] for b in inside], f"partial sums of '{name}'")
-        covered = partial.covered[r0:r1]
+        if op.attrs.get("running"):
+            return  # partial sums of some reduction rows summed; more join later
+        covered = partial.covered[r0:r1, c0:c1]
         if np.any(covered != partial.reduction):
             low, high = int(covered.min()), int(covered.max())
             raise self.fail(
@@ -1180,11 +1193,15 @@ class _Executor:
                     f"{partial.shape[1]} outputs"
                 )
             value = value + bias
-        partial.covered[r0:r1] = -1
-        partial.blocks = [b for b in partial.blocks if not (r0 <= b[0] and b[1] <= r1)]
+        partial.covered[r0:r1, c0:c1] = -1
+        partial.blocks = [
+            b
+            for b in partial.blocks
+            if not (r0 <= b[0] and b[1] <= r1 and c0 <= b[2] and b[3] <= c1)
+        ]
         if not partial.blocks:
             del self.partials[name]
-        self.write_output(op, name, value, None if op.block is None else (0, r0, r1))
+        self.write_output(op, name, value, op.block)
 
     def write_output(
         self,
@@ -1195,7 +1212,7 @@ class _Executor:
     ) -> None:
         """An output of a vector op, written where ``out_to`` says when it
         streams its outputs (else on chip)."""
-        level = op.out_to if op.out_bytes else "buffer"
+        level = op.out_to if op.out_bytes or op.out_to != "buffer" else "buffer"
         arrays = frozenset(array_ids(op.out_arrays))
         if level == "memory":
             self.memory_mode(arrays, "streams to")
@@ -1420,7 +1437,7 @@ class _Executor:
             q, scale = quantize_symmetric(x.astype(np.float64), bits)
             inputs = q[v0:v1] + 2 ** (bits - 1)
         weight_scale = self.weight_scale(info)
-        level = op.out_to if op.out_bytes else "buffer"
+        level = op.out_to if op.out_bytes or op.out_to != "buffer" else "buffer"
         out_arrays = frozenset(array_ids(op.out_arrays))
         if level == "memory":
             self.memory_mode(out_arrays, "streams to")
@@ -1572,9 +1589,15 @@ class _Executor:
 
     def free(self, op: FreeOp) -> None:
         """Nothing to compute: what a free names must be there, and memory-mode
-        arrays it frees no longer hold the tensor."""
+        arrays it frees no longer hold the tensor. (Space allocated under a
+        name that is no tensor, such as a band passing through, holds nothing
+        to check.)"""
         for place in op.frees:
             name = place.tensor
+            if name not in self.tensor_info and name not in self.weights:
+                # an allocation of a part of some tensor passing through (a
+                # staged band, a weight part): a name for space, not data
+                continue
             if place.level == "memory":
                 freed = frozenset(array_ids(place.units))
                 partial = self.partials.get(name)

@@ -921,20 +921,15 @@ class _OpReader:
         self,
         fields: _Fields,
         level: StreamLevel,
-        keys: tuple[str, str, str],
-        nbytes: int,
+        keys: tuple[str, str],
         compute_arrays: tuple[ArrayRange, ...] = (),
     ) -> tuple[ArrayRange, ...]:
         """One end of a stream: ``level`` (the key ``keys[0]``) names
         memory-mode arrays (the key ``keys[1]``) exactly when it is
-        ``memory``, none of the op's ``compute_arrays``, and any level but
-        the global buffer streams ``nbytes`` (the key ``keys[2]``) > 0.
-        Returns the arrays."""
-        level_key, arrays_key, bytes_key = keys
-        if level != "buffer" and nbytes == 0:
-            raise fields.fail(
-                f"key '{bytes_key}' must be positive when '{level_key}' is {level!r}"
-            )
+        ``memory``, none of the op's ``compute_arrays``. Returns the arrays.
+        (Its bytes may be 0 at any level: a view of a tensor in DRAM moves
+        nothing.)"""
+        level_key, arrays_key = keys
         if level != "memory":
             if arrays_key in fields.data:
                 raise fields.fail(
@@ -1065,9 +1060,7 @@ class _OpReader:
         rows, cols = self._rows_cols(fields)
         feed = self.level(fields, "feed")
         in_bytes = fields.integer("in_bytes") if "in_bytes" in fields.data else 0
-        feed_arrays = self.stream_end(
-            fields, feed, ("feed", "feed_arrays", "in_bytes"), in_bytes, arrays
-        )
+        feed_arrays = self.stream_end(fields, feed, ("feed", "feed_arrays"), arrays)
         source: ProgramSource = "weight"
         if "source" in fields.data:
             fields.choice("source", ("tensor",))
@@ -1114,15 +1107,12 @@ class _OpReader:
         feed_arrays = self.stream_end(
             fields,
             "buffer" if feed == "local" else feed,
-            ("feed", "feed_arrays", "in_bytes"),
-            in_bytes,
+            ("feed", "feed_arrays"),
             arrays,
         )
         out_to = self.level(fields, "out_to")
         out_bytes = fields.integer("out_bytes")
-        out_arrays = self.stream_end(
-            fields, out_to, ("out_to", "out_arrays", "out_bytes"), out_bytes, arrays
-        )
+        out_arrays = self.stream_end(fields, out_to, ("out_to", "out_arrays"), arrays)
         return MvmOp(
             id=op_id,
             deps=deps,
@@ -1161,14 +1151,10 @@ class _OpReader:
             raise fields.fail("key 'outputs' must name at least one tensor")
         in_from = self.level(fields, "in_from")
         in_bytes = fields.integer("in_bytes")
-        in_arrays = self.stream_end(
-            fields, in_from, ("in_from", "in_arrays", "in_bytes"), in_bytes
-        )
+        in_arrays = self.stream_end(fields, in_from, ("in_from", "in_arrays"))
         out_to = self.level(fields, "out_to")
         out_bytes = fields.integer("out_bytes")
-        out_arrays = self.stream_end(
-            fields, out_to, ("out_to", "out_arrays", "out_bytes"), out_bytes
-        )
+        out_arrays = self.stream_end(fields, out_to, ("out_to", "out_arrays"))
         return VectorOp(
             id=op_id,
             deps=deps,

@@ -63,6 +63,8 @@ from cimflow.analysis.dual_mode_model import (
 )
 from cimflow.cimdialect import cim_tile
 from cimflow.cimdialect.cim_tile import Dataflow
+from cimflow.cimsim.engine import simulate
+from cimflow.cimsim.trace import parse_trace
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
 from cimflow.ir_checks import tensor_function
@@ -74,7 +76,7 @@ from cimflow.milp import (
     MilpBuilder,
     SolverBudget,
 )
-from cimflow.passes.convert_tile_to_meta import arrays_to_hold
+from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass, arrays_to_hold
 from cimflow.passes.static_allocate import STRATEGY_ATTR, StaticAllocatePass
 from cimflow.target_record import module_target
 
@@ -645,6 +647,43 @@ KV_MAX_SHARE = 0.5
 search bound: the arrays it takes are lost to every segment)."""
 
 
+def simulated_cycles(module: ModuleOp, target: str) -> int:
+    """The makespan ``cim-sim`` finds for an allocated module (lowered on
+    a copy)."""
+    from cimflow.passes.trace_target import build_trace  # it imports this module
+
+    lowered = module.clone()
+    ConvertTileToMetaPass(target).apply(Context(), lowered)
+    return simulate(parse_trace(build_trace(lowered), "<cim-allocate>")).makespan
+
+
+def keep_pipelining_that_pays(module: ModuleOp, target: str) -> list[str]:
+    """Drop the module's pipelined dataflows unless the simulated schedule
+    with them is faster than with every segment in ``layer`` dataflow (the
+    model prices bands only approximately); a remark when dropped."""
+    function = tensor_function(module, "cim-allocate")
+    dataflows = [
+        op for op in function.body.block.ops if isinstance(op, cim_tile.DataflowOp)
+    ]
+    if not dataflows:
+        return []
+    pipelined = simulated_cycles(module, target)
+    for op in dataflows:
+        op.detach()
+    layer = simulated_cycles(module, target)
+    if pipelined < layer:
+        block = function.body.block
+        assert block.first_op is not None
+        block.insert_ops_before(dataflows, block.first_op)
+        return []
+    for op in dataflows:
+        op.erase()
+    return [
+        f"pipelined dataflows dropped: {pipelined} simulated cycles, "
+        f"{layer} with every segment in layer dataflow"
+    ]
+
+
 def kv_cache_options(
     function: func.FuncOp, hw: HardwareTarget
 ) -> list[tuple[int, dict[str, int]]]:
@@ -790,6 +829,11 @@ class CimAllocatePass(ModulePass):
     solver_log: bool = False
     """Write HiGHS's log to stderr (it is silent otherwise)."""
 
+    check_dataflows: bool = True
+    """When some segment is to run pipelined, lower and simulate the
+    module as planned and with every segment in ``layer`` dataflow, and keep
+    the pipelining only if the simulator finds it faster."""
+
     @property
     def budget(self) -> SolverBudget:
         return SolverBudget(
@@ -832,8 +876,11 @@ class CimAllocatePass(ModulePass):
         strategy = op.attributes.get(STRATEGY_ATTR)
         name = strategy.data if isinstance(strategy, StringAttr) else "cim-allocate"
         write_plan(op, function, program, plan, name)
+        dropped = (
+            keep_pipelining_that_pays(op, self.target) if self.check_dataflows else []
+        )
         record_solver(op, plan)
-        set_remark(op, remarks)
+        set_remark(op, [*remarks, *dropped])
         warn(self.name, remarks)
 
 

@@ -61,6 +61,10 @@ class CmswitchPass(ModulePass):
     solver_log: bool = False
     """Write HiGHS's log to stderr (it is silent otherwise)."""
 
+    check_dataflows: bool = True
+    """Keep pipelined dataflows only where the simulator finds them faster
+    (``cim-allocate``'s option)."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         CimSegmentPass(
             self.target, self.max_segment_ops, self.max_copies, self.dataflows
@@ -74,4 +78,5 @@ class CmswitchPass(ModulePass):
             kv_cache=self.kv_cache,
             dataflows=self.dataflows,
             solver_log=self.solver_log,
+            check_dataflows=self.check_dataflows,
         ).apply(ctx, op)

@@ -150,6 +150,7 @@ from cimflow.cost_model import (
     interconnect_cost,
     mvm_cycles,
     program_cost,
+    program_op_cost,
     switch_cost,
     transfer_cost,
     vector_cost,
@@ -624,9 +625,18 @@ def copies_choices(
     """``(d, mvm_k(d))`` for the copy counts worth having: each one makes the
     MVM faster than every smaller count (a count that does not shorten
     ``ceil(V / d)`` only takes arrays), up to ``limit`` copies and the
-    ``total`` arrays."""
+    ``total`` arrays. ``mvm_k(d)`` includes streaming the ``d - 1`` extra
+    copies' weights over the interconnect to their arrays (the first
+    copy's is in the segment's entry)."""
     return _copies_choices(
-        hw, info.vectors, info.rows, info.cols, info.arrays, limit, total
+        hw,
+        info.vectors,
+        info.rows,
+        info.cols,
+        info.arrays,
+        limit,
+        total,
+        info.weight_bytes,
     )
 
 
@@ -644,14 +654,19 @@ def _stream_terms(
     program_end = compute_end = 0
     prefetch_end: dict[int, int] = {}
     readout_end: dict[int, int] = {}
+    programmed: dict[int, int] = {}
     for index, chunk in enumerate(chunks):
         nbytes = max(1, chunk.weight_elements * hw.weight_bytes)
         if index in prefetch_end:  # read out of its half once the buffer is free
             start = max(prefetch_end[index], program_end)
             readout_end[index] = start + tc(hw, "memory", "buffer", nbytes, half)
             ready = readout_end[index]
-        else:  # from DRAM after the previous chunk's MVMs
-            ready = max(dram_free, compute_end) + dram_load(hw, nbytes)
+        else:  # from DRAM into the global buffer, ahead of the arrays by one
+            # chunk when two fit it: it waits for the space of the chunk two
+            # (or, for a large one, one) before, freed once that is programmed
+            ahead = 2 if 2 * nbytes <= hw.buffers.global_bytes else 1
+            waited = programmed.get(index - ahead, 0)
+            ready = max(dram_free, waited) + dram_load(hw, nbytes)
             dram_free = ready
         following = chunks[index + 1] if index + 1 < len(chunks) else None
         if following is not None and half > 0:
@@ -661,8 +676,11 @@ def _stream_terms(
                 dram_free = start + tc(hw, "dram", "memory", after, half)
                 prefetch_end[index + 1] = dram_free
         program_end = max(ready, compute_end) + (
-            program_cost(hw, chunk.arrays, chunk.rows, chunk.cols).cycles
+            program_op_cost(
+                hw, chunk.arrays, chunk.rows, chunk.cols, in_bytes=nbytes
+            ).cycles
         )
+        programmed[index] = program_end
         compute_end = program_end + mvm_cycles(hw, vectors, chunk.rows, chunk.cols)
     return compute_end, dram_free, len(chunks), compute_end - dram_free
 
@@ -689,6 +707,7 @@ def _copies_choices(
     arrays: int,
     limit: int,
     total: int,
+    weight_bytes: int = 0,
 ) -> tuple[tuple[int, int], ...]:
     top = max(1, min(limit, vectors, total // max(1, arrays)))
     choices: list[tuple[int, int]] = []
@@ -696,9 +715,26 @@ def _copies_choices(
     for d in range(1, top + 1):
         share = math.ceil(vectors / d)
         if share != last_share:
-            choices.append((d, mvm_cycles(hw, share, rows, cols)))
+            choices.append((d, copies_cycles(hw, vectors, rows, cols, d, weight_bytes)))
             last_share = share
     return tuple(choices)
+
+
+def copies_cycles(
+    hw: HardwareTarget,
+    vectors: int,
+    rows: int,
+    cols: int,
+    copies: int,
+    weight_bytes: int,
+) -> int:
+    """``mvm_k(d)``: ``vectors`` split over ``copies`` copies of a weight of
+    ``weight_bytes``, and the extra copies' weights streaming over the
+    interconnect to their arrays."""
+    cycles = mvm_cycles(hw, math.ceil(vectors / copies), rows, cols)
+    if copies > 1 and weight_bytes:
+        cycles += interconnect_cost(hw, (copies - 1) * weight_bytes).cycles
+    return cycles
 
 
 @dataclass
@@ -1268,8 +1304,9 @@ def entry_parts(
     arrays: int = 0,
 ) -> tuple[int, int, int]:
     """DRAM loads (one after another), read-outs of prefetched weights (once
-    per weight, in parallel with the loads) and the slowest program of a
-    segment's resident weights."""
+    per weight, in parallel with the loads) and the programs of a segment's
+    resident weights: the slowest one's row writes, or all their bytes
+    streaming over the interconnect to the arrays, whichever is longer."""
     dram = readout = 0
     read: set[str] = set()
     for mvm in resident:
@@ -1281,6 +1318,9 @@ def entry_parts(
         else:
             dram += dram_load(hw, mvm.weight_bytes)
     program = max((m.program for m in resident), default=0)
+    streamed = sum(m.weight_bytes for m in resident)
+    if streamed:  # every weight byte reaches its arrays over the interconnect
+        program = max(program, interconnect_cost(hw, streamed).cycles)
     return dram, readout, program
 
 

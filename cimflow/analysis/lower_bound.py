@@ -43,14 +43,15 @@ ops of the function):
   ``transfer_cost`` (one transfer's latency is unavoidable; the other side of
   a transfer may be faster memory-mode arrays, so it is not charged).
 - ``interconnect_cycles``: every MVM input tensor (deduplicated: one tensor
-  feeding several MVMs, also through reshapes, counts once) and every MVM
-  output (``vectors * groups * n`` activations, i.e. without partial sums)
-  crossing the interconnect once: ``interconnect_cost(t, bytes)``.
+  feeding several MVMs, also through reshapes, counts once; a convolution's
+  feature map, not its expanded windows) and every MVM output (``vectors *
+  groups * n`` activations, i.e. without partial sums) crossing the
+  interconnect once: ``interconnect_cost(t, bytes)``.
 - ``vector_cycles``: all vector-unit work on all ``total_cores *
   units_per_core`` units at once: ``vector_cost(t, element_ops, units)``,
   where ``element_ops`` sums, as the lowering counts them, every
   ``cim_tile.vector`` payload (:func:`convert_tile_to_meta.vector_work`),
-  ``im2col`` / ``col2im`` (one lane operation per output element), and per
+  ``im2col`` / ``col2im`` (views: none), and per
   MVM the additions of its partial sums (``row_tiles - 1`` per output) and
   its bias (one per output). On a ``dynamic_matmul`` target the activation
   matmuls are left out (a strategy may run them on the arrays).
@@ -233,12 +234,19 @@ def mvm_array_work(mvm: cim_tile.MVMOp, target: HardwareTarget) -> tuple[int, in
 
 
 def _data_of(value: SSAValue) -> SSAValue:
-    """The tensor ``value`` is a view of, through free reshapes."""
-    while isinstance(value.owner, cim_tile.VectorOp) and isinstance(
-        value.owner.payload, cim_graph.ReshapeOp
-    ):
-        value = value.owner.inputs[0]
-    return value
+    """The tensor ``value`` is a view of, through free reshapes and window
+    expansions (a convolution's cores receive its feature map, and their
+    local buffers expand the windows)."""
+    while True:
+        owner = value.owner
+        if isinstance(owner, cim_tile.Im2ColOp):
+            value = owner.input
+        elif isinstance(owner, cim_tile.VectorOp) and isinstance(
+            owner.payload, cim_graph.ReshapeOp
+        ):
+            value = owner.inputs[0]
+        else:
+            return value
 
 
 def _activation_bytes(value: SSAValue, target: HardwareTarget) -> int:

@@ -175,6 +175,24 @@ def input_elements(
     return (vectors[1] - vectors[0]) * span_length(spans)
 
 
+def new_input_elements(
+    window: Window | None,
+    vectors: Span,
+    k_spans: Iterable[Span],
+    previous: Span | None,
+) -> int:
+    """Input elements that must cross into a core for vectors ``vectors``
+    when it just computed ``previous`` (the span before, through the same
+    weight rows): a window's feature-map rows the previous span already
+    brought stay in the core's line buffer, so only the rows below them
+    move."""
+    spans = tuple(k_spans)
+    if window is None or previous is None or previous[1] != vectors[0]:
+        return input_elements(window, vectors, spans)
+    both = window.band_elements((previous[0], vectors[1]), spans)
+    return both - window.band_elements(previous, spans)
+
+
 def expanded_elements(vectors: Span, k_spans: Iterable[Span]) -> int:
     """Input elements one core's arrays read, window expanded (each vector's
     rows ``k_spans``): what its local buffer supplies."""

@@ -124,16 +124,11 @@ def test_embedding_lookup_loads_only_the_gathered_rows(tmp_path: Path) -> None:
         if op.get("op") == "gather" and op["inputs"][0] not in activations
     ]
     assert gathers
-    ops_by_id = {op["id"]: op for op in trace["ops"]}
     hidden = 32  # bert_tiny's width; one byte per 8-bit weight
+    ids = 2 * 8  # batch x sequence token ids, at most 8 bytes each
     for gather in gathers:
-        table_loads = [
-            ops_by_id[d]
-            for d in gather["deps"]
-            if ops_by_id[d]["kind"] == "load"
-            and ops_by_id[d]["tensor"] == gather["inputs"][0]
-        ]
-        assert len(table_loads) == 1
+        # the table stays in DRAM; the gather streams only the rows it picks
+        assert gather["in_from"] == "dram"
         output = next(t for t in trace["tensors"] if t["name"] == gather["outputs"][0])
-        rows = output["bytes"] // hidden
-        assert table_loads[0]["bytes"] == rows * hidden <= 2 * 8 * hidden
+        assert output["bytes"] <= ids * hidden
+        assert output["bytes"] <= gather["in_bytes"] <= output["bytes"] + ids * 8

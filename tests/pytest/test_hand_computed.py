@@ -3,7 +3,7 @@
 The model is ``y = x @ W`` with ``x: [1, 256]`` and ``W: [256, 256]``
 (``cim_graph.linear``, no bias) on a target with 16 arrays of 128 x 128
 cells, derived from dynaplasia. The expected schedule is worked out below
-from the lowering in ``passes/convert_tile_to_meta.py`` and the formulas in
+from the lowering in ``cimflow/lowering/builder.py`` and the formulas in
 ``cimflow/cost_model.py``; the simulated makespan must equal it exactly.
 """
 
@@ -116,64 +116,106 @@ def compile_and_simulate(target: str) -> tuple[Trace, SimResult]:
 # 128) = 2, col_tiles = ceil(256 / 32) = 8, 16 arrays: one copy fits the chip
 # exactly, so cim-static-allocate gives segment 0, copies 1, chunks 1.
 #
-# Lowering (convert-tile-to-meta), ops in id order:
+# Lowering (convert-tile-to-meta, cimflow/lowering/builder.py), ops in id
+# order. The weight (65536 bytes) passes through the global buffer in parts
+# of at most half of it (40960 bytes): the arrays [0, 10) hold its first 5
+# column tiles (n 0..160), [10, 16) the other 3 (n 160..256).
 #   0 barrier   segment 0, no deps.
-#   1 load      "w" DRAM -> buffer, 256 * 256 * 1 = 65536 bytes, after 0.
-#   2 program   "w" arrays [0, 16), rows min(256, 128) = 128, cols
-#               min(256, 32) * 4 = 128, after 1.
-#   3 load      "input0" (model inputs start in DRAM) 256 bytes, after 0.
-#   4 move      "input0" 256 bytes in to the cores of arrays [0, 16): [0, 2),
-#               after 3.
-#   5 mvm       arrays [0, 16), 1 vector, rows 128, cols 128, after 2 and 4.
-#   6 move      "y" out from cores [0, 2): 2 row tiles, so each of the 256
-#               outputs travels as two 4-byte partial sums: 256 * 2 * 4 =
-#               2048 bytes, after 5.
-#   7 vector    "accumulate": 256 * (2 - 1) = 256 lane operations on the
-#               units of every core [0, 2), nothing streamed, after 6.
-#   8 store     "y" buffer -> DRAM, 256 bytes, after 7.
+#   1 load      "w" part 0, DRAM -> buffer, 256 * 160 = 40960 bytes, after 0.
+#   2 program   arrays [0, 10), rows 128, cols 128, n [0, 160), streaming its
+#               40960 bytes from the buffer, after 1.
+#   3 free      the buffer's part 0, after 2.
+#   4 load      "w" part 1, 256 * 96 = 24576 bytes, after 1 (DRAM order;
+#               it waits for nothing else: the buffer has room).
+#   5 program   arrays [10, 16), n [160, 256), 24576 bytes, after 4.
+#   6 free      part 1, after 5.
+#   7 barrier   "programmed w", after 2 and 5.
+#   8 barrier   allocates "y" (256 bytes) in the buffer.
+#   9 mvm       arrays [0, 16), 1 vector, rows 128, cols 128, streaming the
+#               256-byte input from DRAM (the model input is there and the
+#               stream is slower than the compute, so nothing is staged);
+#               its outputs stay in the cores: both row tiles of every
+#               column tile sit in one core, which adds them itself.
+#  10 vector    "accumulate": 256 * (2 - 1) = 256 lane operations on the
+#               units of cores [0, 2), streaming the 256 finished outputs
+#               (1 byte each) out to the buffer, after 9.
+#  11 store     "y" buffer -> DRAM, 256 bytes, after 10.
+#  12 free      "y" in the buffer, after 10 and 11.
 #
-# Costs (cost_model.py):
+# Costs (cost_model.py), as (compute, stream) with lanes (LANES = 8): an op
+# needing ceil(8 stream / compute) >= 8 lanes takes max(compute, stream).
 #   transfer = max(link(src), link(dst)); link(dram) = latency + ceil(bytes /
-#   dram_bw); link(buffer) = ceil(bytes / buffer_bw)
-#   1 load w:     max(100 + 65536 / 16 = 4196, 65536 / 32 = 2048) = 4196
-#   2 program:    rows * program_cycles_per_row = 128 * 1 = 128
-#   3 load x:     max(100 + 256 / 16 = 116, 256 / 32 = 8) = 116
-#   4 move x:     a bus: latency + ceil(256 / min(32, 32)) = 2 + 8 = 10
-#   5 mvm:        passes = ceil(128 / 128) = 1; 1 * (10 + (1 - 1) * 8) = 10
-#   6 move y:     2 + ceil(2048 / 32) = 66
-#   7 accumulate: vector latency + ceil(256 / (32 lanes * 1 unit * 2 cores))
-#                 = 4 + 4 = 8
-#   8 store y:    max(100 + 256 / 16 = 116, 8) = 116
+#   dram_bw); link(buffer) = ceil(bytes / buffer_bw); the bus: latency +
+#   ceil(bytes / min(32, 32)).
+#   1 load w0:    max(100 + 40960 / 16 = 2660, 40960 / 32 = 1280) = 2660
+#   2 program:    max(128 rows * 1, bus 2 + 40960 / 32 = 1282) = 1282
+#   4 load w1:    100 + 24576 / 16 = 1636
+#   5 program:    max(128, 2 + 24576 / 32 = 770) = 770
+#   9 mvm:        compute 1 * (10 + 0 * 8) = 10; stream max(DRAM 100 + 256 /
+#                 16 = 116, bus 2 + 256 / 32 = 10) = 116: 116
+#  10 accumulate: compute 4 + ceil(256 / (32 lanes * 1 unit * 2 cores)) = 8;
+#                 stream 2 + 256 / 32 = 10: 10
+#  11 store y:    max(100 + 256 / 16 = 116, 8) = 116
 #
 # Schedule (deps, then resources; ready ops start in id order):
-#   0 barrier     [0, 0]
-#   1 load w      [0, 4196]     takes the DRAM channel first (lower id)
-#   3 load x      [4196, 4312]  ready at 0 but waits for the DRAM channel
-#   2 program     [4196, 4324]  after load w, in parallel with load x
-#   4 move x      [4312, 4322]
-#   5 mvm         [4324, 4334]  waits for the program (4324 > 4322)
-#   6 move y      [4334, 4400]
-#   7 accumulate  [4400, 4408]
-#   8 store y     [4408, 4524]
-# Critical path: barrier -> load w -> program -> mvm -> move y -> accumulate
-# -> store: 0 + 4196 + 128 + 10 + 66 + 8 + 116 = 4524 cycles.
+#   1 load w0     [0, 2660]
+#   2 program     [2660, 3942]
+#   4 load w1     [2660, 4296]  the DRAM channel is free again at 2660
+#   5 program     [4296, 5066]
+#   9 mvm         [5066, 5182]  after both programs
+#  10 accumulate  [5182, 5192]
+#  11 store y     [5192, 5308]
+# Critical path: load w0 -> load w1 -> program -> mvm -> accumulate ->
+# store: 2660 + 1636 + 770 + 116 + 10 + 116 = 5308 cycles.
 
 EXPECTED_KINDS = [
     "barrier",
     "load",
     "program",
+    "free",
     "load",
-    "move",
+    "program",
+    "free",
+    "barrier",
+    "barrier",
     "mvm",
-    "move",
     "vector",
     "store",
+    "free",
 ]
-EXPECTED_DEPS = [(), (0,), (1,), (0,), (3,), (2, 4), (5,), (6,), (7,)]
-EXPECTED_CYCLES = [0, 4196, 128, 116, 10, 10, 66, 8, 116]
-EXPECTED_START = [0, 0, 4196, 4196, 4312, 4324, 4334, 4400, 4408]
-EXPECTED_FINISH = [0, 4196, 4324, 4312, 4322, 4334, 4400, 4408, 4524]
-MAKESPAN = 4524
+EXPECTED_DEPS = [
+    (),
+    (0,),
+    (0, 1),
+    (2,),
+    (1,),
+    (0, 4),
+    (5,),
+    (2, 5),
+    (0,),
+    (7, 8),
+    (9,),
+    (10,),
+    (10, 11),
+]
+EXPECTED_CYCLES = [0, 2660, 1282, 0, 1636, 770, 0, 0, 0, 116, 10, 116, 0]
+EXPECTED_START = [0, 0, 2660, 3942, 2660, 4296, 5066, 5066, 0, 5066, 5182, 5192, 5308]
+EXPECTED_FINISH = [
+    0,
+    2660,
+    3942,
+    3942,
+    4296,
+    5066,
+    5066,
+    5066,
+    0,
+    5182,
+    5192,
+    5308,
+    5308,
+]
+MAKESPAN = 5308
 
 
 def test_target_file_round_trips(target_path: str) -> None:
@@ -191,7 +233,7 @@ def test_hand_computed_makespan(target_path: str) -> None:
     assert list(result.finish) == EXPECTED_FINISH
     assert result.makespan == MAKESPAN
     # the critical path, summed
-    critical = [0, 1, 2, 5, 6, 7, 8]
+    critical = [1, 4, 5, 9, 10, 11]
     assert sum(EXPECTED_CYCLES[i] for i in critical) == MAKESPAN
 
 
@@ -202,25 +244,28 @@ def test_hand_computed_op_fields(target_path: str) -> None:
     ops = document["ops"]
     assert (ops[1]["tensor"], ops[1]["bytes"], ops[1]["src"], ops[1]["dst"]) == (
         "w",
-        65536,
+        40960,
         "dram",
         "buffer",
     )
-    assert (ops[2]["arrays"], ops[2]["rows"], ops[2]["cols"]) == ([[0, 16]], 128, 128)
-    assert (ops[2]["k"], ops[2]["n"]) == ([0, 256], [0, 256])
-    assert (ops[3]["tensor"], ops[3]["bytes"]) == ("input0", 256)
-    assert (ops[4]["tensor"], ops[4]["bytes"]) == ("input0", 256)
-    assert (ops[4]["dir"], ops[4]["cores"]) == ("in", [[0, 2]])
-    assert (ops[5]["feed"], ops[5]["in_bytes"], ops[5]["out_bytes"]) == ("local", 0, 0)
-    assert (ops[5]["arrays"], ops[5]["vectors"], ops[5]["v"]) == ([[0, 16]], 1, [0, 1])
-    assert (ops[6]["tensor"], ops[6]["bytes"]) == ("y", 2048)
-    assert (ops[6]["dir"], ops[6]["cores"]) == ("out", [[0, 2]])
-    assert (ops[7]["op"], ops[7]["element_ops"], ops[7]["cores"]) == (
+    assert (ops[4]["tensor"], ops[4]["bytes"]) == ("w", 24576)
+    assert (ops[2]["arrays"], ops[2]["rows"], ops[2]["cols"]) == ([[0, 10]], 128, 128)
+    assert (ops[2]["k"], ops[2]["n"], ops[2]["in_bytes"]) == ([0, 256], [0, 160], 40960)
+    assert (ops[5]["arrays"], ops[5]["n"], ops[5]["in_bytes"]) == (
+        [[10, 16]],
+        [160, 256],
+        24576,
+    )
+    mvm = ops[9]
+    assert (mvm["feed"], mvm["in_bytes"], mvm["out_bytes"]) == ("dram", 256, 0)
+    assert (mvm["arrays"], mvm["vectors"], mvm["v"]) == ([[0, 16]], 1, [0, 1])
+    accumulate = ops[10]
+    assert (accumulate["op"], accumulate["element_ops"], accumulate["cores"]) == (
         "accumulate",
         256,
         [[0, 2]],
     )
-    assert (ops[7]["in_bytes"], ops[7]["out_bytes"]) == (0, 0)
-    assert (ops[8]["tensor"], ops[8]["bytes"], ops[8]["dst"]) == ("y", 256, "dram")
+    assert (accumulate["in_bytes"], accumulate["out_bytes"]) == (0, 256)
+    assert (ops[11]["tensor"], ops[11]["bytes"], ops[11]["dst"]) == ("y", 256, "dram")
     assert all(op.segment == 0 for op in trace.ops)
     assert trace.model.batch == 1

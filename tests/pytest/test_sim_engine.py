@@ -38,10 +38,17 @@ from sim_traces import (
     vector,
 )
 
-from cimflow.cimsim.engine import op_resources, simulate
+from cimflow.cimsim.engine import (
+    held_resources,
+    op_costs,
+    op_resources,
+    op_timings,
+    schedule,
+    simulate,
+)
 from cimflow.cimsim.report import dump_report_json, report_dict
 from cimflow.cimsim.trace import Trace, load_trace
-from cimflow.cost_model import ENERGY_COMPONENTS
+from cimflow.cost_model import ENERGY_COMPONENTS, LANES, laned_cycles, lanes_needed
 from cimflow.hw_targets import HardwareTarget
 
 
@@ -505,37 +512,71 @@ def far_stream(draw: st.DrawFn, i: int, deps: tuple[int, ...]) -> dict[str, Any]
     )
 
 
-def reference_schedule(trace: Trace, durations: list[int]) -> list[int]:
-    """Start times by the letter of the semantics: at each event time, sweep
-    all unstarted ops in id order until nothing more starts."""
+def reference_schedule(trace: Trace) -> tuple[list[int], list[int]]:
+    """Start times and lanes by the letter of the semantics: at each event
+    time, sweep all unstarted ops in id order until nothing more starts. An
+    op starts when its deps are done, its exclusive resources free, and the
+    number of lanes (up to what it needs) that finishes it soonest on its
+    bandwidth resources is free now; otherwise it is not considered again
+    before the time those lanes free."""
     n = len(trace.ops)
-    held = [set(op_resources(trace.target, o)) for o in trace.ops]
+    timings = op_timings(trace, op_costs(trace))
+    resources = held_resources(trace)
     start: list[int | None] = [None] * n
     finish: list[int | None] = [None] * n
+    granted = [LANES] * n
+    not_before = [0] * n
     now = 0
+
+    def running(j: int) -> bool:
+        s, f = start[j], finish[j]
+        return s is not None and f is not None and s <= now < f
+
     while None in start:
         progress = True
         while progress:
             progress = False
-            busy: set[int | str] = set()
-            for i in range(n):
-                s, f = start[i], finish[i]
-                if s is not None and f is not None and s <= now < f:
-                    busy |= held[i]
             for i, o in enumerate(trace.ops):
-                if start[i] is not None or held[i] & busy:
+                if start[i] is not None or not_before[i] > now:
                     continue
-                if all((f := finish[d]) is not None and f <= now for d in o.deps):
-                    start[i] = now
-                    finish[i] = now + durations[i]
-                    if durations[i]:
-                        busy |= held[i]
-                    progress = True
+                if not all((f := finish[d]) is not None and f <= now for d in o.deps):
+                    continue
+                exclusive, bandwidth = resources[i]
+                busy = [j for j in range(n) if running(j)]
+                if any(set(exclusive) & set(resources[j][0]) for j in busy):
+                    continue
+                compute, stream = timings[i]
+                lanes = LANES
+                if bandwidth:
+                    freeing: list[list[int]] = []
+                    for r in bandwidth:
+                        held = [
+                            f
+                            for j in busy
+                            if r in resources[j][1] and (f := finish[j]) is not None
+                            for _ in range(granted[j])
+                        ]
+                        freeing.append(sorted(held + [now] * (LANES - len(held))))
+                    options: list[tuple[int, int, int]] = []
+                    for taken in range(1, lanes_needed(compute, stream) + 1):
+                        at = max(times[taken - 1] for times in freeing)
+                        ends = at + laned_cycles(compute, stream, taken)
+                        options.append((ends, taken, at))
+                    _, lanes, at = min(options)
+                    if at > now:
+                        not_before[i] = at
+                        continue
+                duration = (
+                    laned_cycles(compute, stream, lanes) if bandwidth else compute
+                )
+                start[i], finish[i], granted[i] = now, now + duration, lanes
+                progress = True
         later = [f for f in finish if f is not None and f > now]
+        later += [t for i, t in enumerate(not_before) if start[i] is None and t > now]
         assert later or None not in start, "reference simulation stalled"
         if later:
             now = min(later)
-    return [s for s in start if s is not None]
+    return [s for s in start if s is not None], granted
 
 
 @pytest.mark.parametrize("topology", ["bus", "mesh"])
@@ -543,25 +584,43 @@ def reference_schedule(trace: Trace, durations: list[int]) -> list[int]:
 @given(ops=random_ops())
 def test_schedule_properties(topology: str, ops: list[dict[str, Any]]) -> None:
     trace = load_trace(trace_dict(ops, prop_target(topology)), check_meaning=False)
-    result = simulate(trace)
-    durations = [c.cycles for c in result.costs]
+    timings = op_timings(trace, op_costs(trace))
+    resources = held_resources(trace)
+    run = schedule(trace, timings, resources)
     for o in trace.ops:
-        assert result.finish[o.id] == result.start[o.id] + durations[o.id]
+        compute, stream = timings[o.id]
+        took = run.finish[o.id] - run.start[o.id]
+        if resources[o.id][1]:
+            assert 1 <= run.lanes[o.id] <= lanes_needed(compute, stream)
+            assert took == laned_cycles(compute, stream, run.lanes[o.id])
+        else:
+            assert took == compute
         for dep in o.deps:
-            assert result.start[o.id] >= result.finish[dep]
-    held = [set(op_resources(trace.target, o)) for o in trace.ops]
+            assert run.start[o.id] >= run.finish[dep]
     for a, b in itertools.combinations(range(len(trace.ops)), 2):
-        if held[a] & held[b] and durations[a] and durations[b]:
-            assert (
-                result.finish[a] <= result.start[b]
-                or result.finish[b] <= result.start[a]
-            ), (a, b)
+        apart = run.finish[a] <= run.start[b] or run.finish[b] <= run.start[a]
+        if (
+            set(resources[a][0]) & set(resources[b][0])
+            and timings[a][0]
+            and timings[b][0]
+        ):
+            assert apart, (a, b)
+    times = sorted({*run.start, *run.finish})
+    for r in {r for _, bandwidth in resources for r in bandwidth}:
+        for t in times:
+            held = sum(
+                run.lanes[i]
+                for i in range(len(trace.ops))
+                if r in resources[i][1] and run.start[i] <= t < run.finish[i]
+            )
+            assert held <= LANES, (r, t)
     longest = [0] * len(trace.ops)
     for o in trace.ops:
-        longest[o.id] = max((longest[d] for d in o.deps), default=0) + durations[o.id]
-    assert result.makespan >= max(longest)
-    assert result.makespan == max(result.finish)
-    assert list(result.start) == reference_schedule(trace, durations)
+        fastest = laned_cycles(*timings[o.id], LANES)
+        longest[o.id] = max((longest[d] for d in o.deps), default=0) + fastest
+    assert max(run.finish) >= max(longest)
+    assert simulate(trace).makespan == max(run.finish)
+    assert (run.start, run.lanes) == reference_schedule(trace)
 
 
 def test_heap_reference_agrees_on_a_contended_trace() -> None:
@@ -575,6 +634,5 @@ def test_heap_reference_agrees_on_a_contended_trace() -> None:
     ]
     trace = load_trace(trace_dict(ops), check_meaning=False)
     result = simulate(trace)
-    durations = [c.cycles for c in result.costs]
-    assert list(result.start) == reference_schedule(trace, durations)
+    assert list(result.start) == reference_schedule(trace)[0]
     assert min(result.start) == 0

@@ -734,7 +734,6 @@ def test_tensor_programs_need_a_declared_tensor_and_its_matrix_view() -> None:
             {"out_to": "local", "out_bytes": 32},
             "op 2: key 'out_to' must be one of 'buffer', 'dram', 'memory', got 'local'",
         ),
-        (2, {"out_to": "dram"}, "op 2: key 'out_bytes' must be positive when 'out_to'"),
         (2, {"out_to": "memory", "out_bytes": 32}, "op 2: missing key 'out_arrays'"),
         (
             2,
@@ -751,11 +750,6 @@ def test_tensor_programs_need_a_declared_tensor_and_its_matrix_view() -> None:
             {"feed": "dram", "feed_arrays": [[4, 5]], "in_bytes": 4},
             "op 2: key 'feed_arrays' belongs only to 'feed' 'memory'",
         ),
-        (
-            3,
-            {"in_from": "dram"},
-            "op 3: key 'in_bytes' must be positive when 'in_from' is 'dram'",
-        ),
         (3, {"in_from": "memory", "in_bytes": 4}, "op 3: missing key 'in_arrays'"),
         (
             3,
@@ -766,11 +760,6 @@ def test_tensor_programs_need_a_declared_tensor_and_its_matrix_view() -> None:
             1,
             {"feed": "local"},
             "op 1: key 'feed' must be one of 'buffer', 'dram', 'memory', got 'local'",
-        ),
-        (
-            1,
-            {"feed": "dram"},
-            "op 1: key 'in_bytes' must be positive when 'feed' is 'dram'",
         ),
         (
             1,
@@ -789,6 +778,17 @@ def test_stream_keys_are_checked(
     index: int, changes: dict[str, Any], message: str
 ) -> None:
     assert bad(edit_op(index, **changes)).startswith(f"t.json: {message}")
+
+
+@pytest.mark.parametrize(
+    ("index", "changes"),
+    [(2, {"out_to": "dram"}), (3, {"in_from": "dram"}), (1, {"feed": "dram"})],
+)
+def test_a_stream_end_may_move_no_bytes(index: int, changes: dict[str, Any]) -> None:
+    """A view of a tensor in DRAM (an im2col with in_from and out_to dram)
+    streams 0 bytes from a level other than the global buffer."""
+    trace = load_trace(edit_op(index, **changes))
+    assert trace.ops[index].id == index
 
 
 def test_streams_default_to_the_global_buffer() -> None:

@@ -5,9 +5,13 @@
 // (8 arrays of 32 x 32, 8 outputs per array, 4096-byte global buffer).
 
 // A small CNN that fits in one segment: conv.w (k = 27, n = 16: 1 x 2 tiles)
-// on arrays 0-1, fc.w (k = 16, n = 10: 1 x 2 tiles) on arrays 2-3. The conv
-// bias is added on the vector units (64 vectors x 16 outputs = 1024 adds; one
-// row tile, so no partial sums and a 1-byte-per-output gather). The schedule
+// on arrays 0-1, fc.w (k = 16, n = 10: 1 x 2 tiles) on arrays 2-3. The
+// im2col is a view of the image in DRAM (no work, nothing moves); the conv
+// runs in 3 pieces that fit the local buffers, each loading only the feature-
+// map rows its windows add to those already in the line buffer (96 + 72 + 24
+// = 192 bytes, the image once, not its 1728 bytes of patches), and its
+// cores' vector units add the bias (336 + 352 + 336 = 1024 adds) before the
+// 1-byte outputs move out. The schedule
 // declares both weights with their MVMs' tilings (conv.w: OIHW [16, 3, 3, 3]
 // is k = 3 x 3 x 3 = 27 by n = 16; fc.w: Gemm transB [10, 16] is nk, k = 16,
 // n = 10) among the tensors, in lowering order. The vector ops carry their
@@ -27,50 +31,79 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx">} {
   }
 }
 
-// CHECK:       builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx">, cim_tile.target = {spec = "tiny", name = "tiny", hash = "sha256:{{[0-9a-f]+}}"}, cim_tile.strategy = "static"} {
-// CHECK-NEXT:    cim_meta.schedule @cnn target "tiny" strategy "static" batch 1 inputs ["input0"] outputs ["l"] {
-// CHECK-NEXT:      cim_meta.tensor "input0" : tensor<1x3x8x8xf32> bytes 192
-// CHECK-NEXT:      cim_meta.tensor "y" : tensor<64x27xf32> bytes 1728
-// CHECK-NEXT:      cim_meta.weight "conv.w" layout oihw groups 1 k 27 n 16
-// CHECK-NEXT:      cim_meta.tensor "y.1" : tensor<64x16xf32> bytes 1024
-// CHECK-NEXT:      cim_meta.tensor "y.2" : tensor<1x16x8x8xf32> bytes 1024
-// CHECK-NEXT:      cim_meta.tensor "z" : tensor<1x16x8x8xf32> bytes 1024
-// CHECK-NEXT:      cim_meta.tensor "g" : tensor<1x16x1x1xf32> bytes 16
-// CHECK-NEXT:      cim_meta.tensor "r" : tensor<1x16xf32> bytes 16
-// CHECK-NEXT:      cim_meta.weight "fc.w" layout nk groups 1 k 16 n 10
-// CHECK-NEXT:      cim_meta.tensor "l" : tensor<1x10xf32> bytes 10
-// CHECK-NEXT:      %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
-// CHECK-NEXT:      %[[LC:[0-9]+]] = cim_meta.load "conv.w" 432 bytes dram -> buffer segment 0 label "conv.w" after(%[[S0]])
-// CHECK-NEXT:      %[[PC:[0-9]+]] = cim_meta.program "conv.w" arrays <0:2> rows 27 cols 32 k [0, 27] n [0, 16] segment 0 label "conv.w" after(%[[LC]])
-// CHECK-NEXT:      %[[LF:[0-9]+]] = cim_meta.load "fc.w" 160 bytes dram -> buffer segment 0 label "fc.w" after(%[[S0]])
-// CHECK-NEXT:      %[[PF:[0-9]+]] = cim_meta.program "fc.w" arrays <2:4> rows 16 cols 32 k [0, 16] n [0, 10] segment 0 label "fc.w" after(%[[LF]])
-// CHECK-NEXT:      %[[LX:[0-9]+]] = cim_meta.load "input0" 192 bytes dram -> buffer segment 0 label "im2col" after(%[[S0]])
-// CHECK-NEXT:      %[[IC:[0-9]+]] = cim_meta.vector "im2col" element_ops 1728 inputs ["input0"] outputs ["y"] attrs {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64} segment 0 label "im2col" after(%[[LX]])
-// CHECK-NEXT:      %[[MV:[0-9]+]] = cim_meta.move "y" 1728 bytes in cores <0:1> segment 0 label "conv.w" after(%[[IC]])
-// CHECK-NEXT:      %[[MC:[0-9]+]] = cim_meta.mvm "conv.w" arrays <0:2> vectors 64 rows 27 cols 32 k [0, 27] n [0, 16] v [0, 64] input "y" output "y.1" segment 0 label "conv.w" after(%[[MV]], %[[PC]])
-// CHECK-NEXT:      %[[GC:[0-9]+]] = cim_meta.move "y.1" 1024 bytes out cores <0:1> segment 0 label "conv.w" after(%[[MC]])
-// CHECK-NEXT:      %[[LB:[0-9]+]] = cim_meta.load "conv.b" 16 bytes dram -> buffer segment 0 label "conv.b" after(%[[S0]])
-// CHECK-NEXT:      %[[BIAS:[0-9]+]] = cim_meta.vector "accumulate" element_ops 1024 inputs ["y.1", "conv.b"] outputs ["y.1"] attrs {} segment 0 label "conv.w" after(%[[GC]], %[[LB]])
-// CHECK-NEXT:      %[[CI:[0-9]+]] = cim_meta.vector "col2im" element_ops 1024 inputs ["y.1"] outputs ["y.2"] attrs {} segment 0 label "col2im" after(%[[BIAS]])
-// CHECK-NEXT:      %[[RELU:[0-9]+]] = cim_meta.vector "relu" element_ops 1024 inputs ["y.2"] outputs ["z"] attrs {kind = #cim_graph<unary_kind relu>} segment 0 label "relu" after(%[[CI]])
-// CHECK-NEXT:      %[[POOL:[0-9]+]] = cim_meta.vector "global_pool" element_ops 1024 inputs ["z"] outputs ["g"] attrs {kind = #cim_graph<pool_kind avg>} segment 0 label "global_pool" after(%[[RELU]])
-// CHECK-NEXT:      %[[RS:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 inputs ["g"] outputs ["r"] attrs {} segment 0 label "reshape" after(%[[POOL]])
-// CHECK-NEXT:      %[[MR:[0-9]+]] = cim_meta.move "r" 16 bytes in cores <0:1> segment 0 label "fc.w" after(%[[RS]])
-// CHECK-NEXT:      %[[MF:[0-9]+]] = cim_meta.mvm "fc.w" arrays <2:4> vectors 1 rows 16 cols 32 k [0, 16] n [0, 10] v [0, 1] input "r" output "l" segment 0 label "fc.w" after(%[[MR]], %[[PF]])
-// CHECK-NEXT:      %[[GF:[0-9]+]] = cim_meta.move "l" 10 bytes out cores <0:1> segment 0 label "fc.w" after(%[[MF]])
-// CHECK-NEXT:      cim_meta.store "l" 10 bytes buffer -> dram segment 0 label "output0" after(%[[GF]])
-// CHECK-NEXT:    }
-// CHECK-NEXT:  }
+// CHECK:      cim_meta.schedule @cnn target "tiny" strategy "static" batch 1 inputs ["input0"] outputs ["l"] {
+// CHECK-NEXT:   cim_meta.tensor "input0" : tensor<1x3x8x8xf32> bytes 192
+// CHECK-NEXT:   cim_meta.weight "conv.w" layout oihw groups 1 k 27 n 16
+// CHECK-NEXT:   cim_meta.weight "fc.w" layout nk groups 1 k 16 n 10
+// CHECK-NEXT:   cim_meta.tensor "y" : tensor<64x27xf32> bytes 1728
+// CHECK-NEXT:   cim_meta.tensor "y.1" : tensor<64x16xf32> bytes 1024
+// CHECK-NEXT:   cim_meta.tensor "y.2" : tensor<1x16x8x8xf32> bytes 1024
+// CHECK-NEXT:   cim_meta.tensor "z" : tensor<1x16x8x8xf32> bytes 1024
+// CHECK-NEXT:   cim_meta.tensor "g" : tensor<1x16x1x1xf32> bytes 16
+// CHECK-NEXT:   cim_meta.tensor "r" : tensor<1x16xf32> bytes 16
+// CHECK-NEXT:   cim_meta.tensor "l" : tensor<1x10xf32> bytes 10
+// CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
+// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.load "conv.w" 432 bytes dram -> buffer segment 0 label "conv.w" allocs [#cim_meta.alloc<"conv.w@0" 432 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.program "conv.w" arrays <0:2> rows 27 cols 32 k [0, 27] n [0, 16] in_bytes 432 segment 0 label "conv.w" after(%[[V1]], %[[V0]])
+// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.free [#cim_meta.place<"conv.w@0" buffer>] segment 0 label "conv.w@0" after(%[[V2]])
+// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.load "fc.w" 160 bytes dram -> buffer segment 0 label "fc.w" allocs [#cim_meta.alloc<"fc.w@2" 160 bytes buffer>] after(%[[V1]])
+// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.program "fc.w" arrays <2:4> rows 16 cols 32 k [0, 16] n [0, 10] in_bytes 160 segment 0 label "fc.w" after(%[[V4]], %[[V0]])
+// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.free [#cim_meta.place<"fc.w@2" buffer>] segment 0 label "fc.w@2" after(%[[V5]])
+// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.vector "im2col" element_ops 0 inputs ["input0"] outputs ["y"] attrs {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64} cores <0:2> in_from dram out_to dram segment 0 label "im2col" after(%[[V0]])
+// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.segment 0 label "allocate y.1" allocs [#cim_meta.alloc<"y.1" 1024 bytes buffer>] after(%[[V7]])
+// CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.load "conv.b" 16 bytes dram -> buffer segment 0 label "conv.b" allocs [#cim_meta.alloc<"conv.b" 16 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.load "y" 96 bytes dram -> buffer segment 0 label "y" allocs [#cim_meta.alloc<"y[0:21]@in" 96 bytes buffer>] after(%[[V7]], %[[V8]])
+// CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.move "y" 96 bytes in cores <0:1> segment 0 label "conv.w" allocs [#cim_meta.alloc<"y[0:21]" 432 bytes local cores <0:1>>] after(%[[V7]], %[[V8]], %[[V10]])
+// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[0:21]@in" buffer>] segment 0 label "y[0:21]@in" after(%[[V11]])
+// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.mvm "conv.w" arrays <0:2> vectors 21 rows 27 cols 32 k [0, 27] n [0, 16] v [0, 21] input "y" output "y.1" local_bytes 567 segment 0 label "conv.w" after(%[[V11]], %[[V2]])
+// CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.vector "accumulate" element_ops 336 inputs ["y.1", "conv.b"] outputs ["y.1"] attrs {} block [0, 0, 21] cores <0:1> in_bytes 16 segment 0 label "y.1" after(%[[V13]], %[[V9]])
+// CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.move "y.1" 336 bytes out cores <0:1> block [0, 0, 21] segment 0 label "conv.w" after(%[[V14]])
+// CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[0:21]" local cores <0:1>>] segment 0 label "y[0:21]" after(%[[V15]], %[[V13]])
+// CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.load "y" 72 bytes dram -> buffer segment 0 label "y" allocs [#cim_meta.alloc<"y[21:43]@in" 72 bytes buffer>] after(%[[V7]], %[[V8]])
+// CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.move "y" 72 bytes in cores <0:1> segment 0 label "conv.w" allocs [#cim_meta.alloc<"y[21:43]" 496 bytes local cores <0:1>>] after(%[[V7]], %[[V8]], %[[V17]])
+// CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[21:43]@in" buffer>] segment 0 label "y[21:43]@in" after(%[[V18]])
+// CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.mvm "conv.w" arrays <0:2> vectors 22 rows 27 cols 32 k [0, 27] n [0, 16] v [21, 43] input "y" output "y.1" local_bytes 594 segment 0 label "conv.w" after(%[[V18]], %[[V2]])
+// CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.vector "accumulate" element_ops 352 inputs ["y.1", "conv.b"] outputs ["y.1"] attrs {} block [0, 21, 43] cores <0:1> in_bytes 16 segment 0 label "y.1" after(%[[V20]], %[[V9]])
+// CHECK-NEXT:   %[[V22:[0-9]+]] = cim_meta.move "y.1" 352 bytes out cores <0:1> block [0, 21, 43] segment 0 label "conv.w" after(%[[V21]])
+// CHECK-NEXT:   %[[V23:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[21:43]" local cores <0:1>>] segment 0 label "y[21:43]" after(%[[V22]], %[[V20]])
+// CHECK-NEXT:   %[[V24:[0-9]+]] = cim_meta.load "y" 24 bytes dram -> buffer segment 0 label "y" allocs [#cim_meta.alloc<"y[43:64]@in" 24 bytes buffer>] after(%[[V7]], %[[V8]])
+// CHECK-NEXT:   %[[V25:[0-9]+]] = cim_meta.move "y" 24 bytes in cores <0:1> segment 0 label "conv.w" allocs [#cim_meta.alloc<"y[43:64]" 432 bytes local cores <0:1>>] after(%[[V7]], %[[V8]], %[[V16]], %[[V24]])
+// CHECK-NEXT:   %[[V26:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[43:64]@in" buffer>] segment 0 label "y[43:64]@in" after(%[[V25]])
+// CHECK-NEXT:   %[[V27:[0-9]+]] = cim_meta.mvm "conv.w" arrays <0:2> vectors 21 rows 27 cols 32 k [0, 27] n [0, 16] v [43, 64] input "y" output "y.1" local_bytes 567 segment 0 label "conv.w" after(%[[V25]], %[[V2]])
+// CHECK-NEXT:   %[[V28:[0-9]+]] = cim_meta.vector "accumulate" element_ops 336 inputs ["y.1", "conv.b"] outputs ["y.1"] attrs {} block [0, 43, 64] cores <0:1> in_bytes 16 segment 0 label "y.1" after(%[[V27]], %[[V9]])
+// CHECK-NEXT:   %[[V29:[0-9]+]] = cim_meta.move "y.1" 336 bytes out cores <0:1> block [0, 43, 64] segment 0 label "conv.w" after(%[[V28]])
+// CHECK-NEXT:   %[[V30:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[43:64]" local cores <0:1>>] segment 0 label "y[43:64]" after(%[[V29]], %[[V27]])
+// CHECK-NEXT:   %[[V31:[0-9]+]] = cim_meta.vector "col2im" element_ops 0 inputs ["y.1"] outputs ["y.2"] attrs {} cores <0:2> segment 0 label "col2im" after(%[[V15]], %[[V22]], %[[V29]])
+// CHECK-NEXT:   %[[V32:[0-9]+]] = cim_meta.segment 0 label "allocate z" allocs [#cim_meta.alloc<"z" 1024 bytes buffer>] after(%[[V31]])
+// CHECK-NEXT:   %[[V33:[0-9]+]] = cim_meta.vector "relu" element_ops 1024 inputs ["y.2"] outputs ["z"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:2> in_bytes 1024 out_bytes 1024 segment 0 label "relu" after(%[[V32]], %[[V31]])
+// CHECK-NEXT:   %[[V34:[0-9]+]] = cim_meta.free [#cim_meta.place<"y.1" buffer>] segment 0 label "y.1" after(%[[V15]], %[[V22]], %[[V29]], %[[V31]], %[[V33]])
+// CHECK-NEXT:   %[[V35:[0-9]+]] = cim_meta.segment 0 label "allocate g" allocs [#cim_meta.alloc<"g" 16 bytes buffer>] after(%[[V33]])
+// CHECK-NEXT:   %[[V36:[0-9]+]] = cim_meta.vector "global_pool" element_ops 1024 inputs ["z"] outputs ["g"] attrs {kind = #cim_graph<pool_kind avg>} cores <0:2> in_bytes 1024 out_bytes 16 segment 0 label "global_pool" after(%[[V35]], %[[V33]])
+// CHECK-NEXT:   %[[V37:[0-9]+]] = cim_meta.free [#cim_meta.place<"z" buffer>] segment 0 label "z" after(%[[V33]], %[[V36]])
+// CHECK-NEXT:   %[[V38:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 inputs ["g"] outputs ["r"] attrs {} cores <0:2> segment 0 label "reshape" after(%[[V36]])
+// CHECK-NEXT:   %[[V39:[0-9]+]] = cim_meta.segment 0 label "allocate l" allocs [#cim_meta.alloc<"l" 10 bytes buffer>] after(%[[V38]])
+// CHECK-NEXT:   %[[V40:[0-9]+]] = cim_meta.move "r" 16 bytes in cores <0:1> segment 0 label "fc.w" allocs [#cim_meta.alloc<"r[0:1]" 26 bytes local cores <0:1>>] after(%[[V38]], %[[V39]], %[[V16]])
+// CHECK-NEXT:   %[[V41:[0-9]+]] = cim_meta.mvm "fc.w" arrays <2:4> vectors 1 rows 16 cols 32 k [0, 16] n [0, 10] v [0, 1] input "r" output "l" local_bytes 16 segment 0 label "fc.w" after(%[[V40]], %[[V5]])
+// CHECK-NEXT:   %[[V42:[0-9]+]] = cim_meta.move "l" 10 bytes out cores <0:1> block [0, 0, 1] segment 0 label "fc.w" after(%[[V41]])
+// CHECK-NEXT:   %[[V43:[0-9]+]] = cim_meta.free [#cim_meta.place<"r[0:1]" local cores <0:1>>] segment 0 label "r[0:1]" after(%[[V42]], %[[V41]])
+// CHECK-NEXT:   %[[V44:[0-9]+]] = cim_meta.free [#cim_meta.place<"g" buffer>] segment 0 label "g" after(%[[V36]], %[[V38]], %[[V40]])
+// CHECK-NEXT:   %[[V45:[0-9]+]] = cim_meta.store "l" 10 bytes buffer -> dram segment 0 label "output0" after(%[[V42]])
+// CHECK-NEXT:   %[[V46:[0-9]+]] = cim_meta.free [#cim_meta.place<"l" buffer>] segment 0 label "l" after(%[[V42]], %[[V45]])
+// CHECK-NEXT:   %[[V47:[0-9]+]] = cim_meta.free [#cim_meta.place<"conv.b" buffer>] segment 0 label "conv.b" after(%[[V9]], %[[V14]], %[[V21]], %[[V28]])
+// CHECK-NEXT: }
 
 // -----
 
 // An MLP over three segments. l1.w (Gemm with transB, bias; 1 x 5 tiles)
 // fills segment 0. l2.w (k = 40, n = 256: 2 x 32 = 64 arrays) exceeds the chip
 // and streams in segment 1: 8 chunks of 2 row tiles x 4 column tiles (32
-// outputs, 40 x 32 = 1280 bytes each). l3.w (k = 256: 8 row tiles x 1) takes
-// all 8 arrays in segment 2. Each segment barrier waits for the previous
-// segment's last op. All three weights are declared up front, the streamed
-// l2.w included (kn, k = 40, n = 256: MatMul's [K, N] operand).
+// outputs, 40 x 32 = 1280 bytes each), each programmed, multiplied (its
+// input streamed from the buffer) and its row tiles added in their cores.
+// l3.w (k = 256: 8 row tiles x 1) takes all 8 arrays in segment 2, programmed
+// array by array; its partial sums meet on the vector units. Each segment
+// barrier waits for the previous segment's last op. The weights are declared
+// where first lowered, the streamed l2.w included (kn, k = 40, n = 256:
+// MatMul's [K, N] operand).
 builtin.module {
   func.func @mlp(%x: tensor<2x32xf32>) -> tensor<2x8xf32> {
     %w1 = cim_graph.weight "l1.w" : tensor<40x32xf32>
@@ -85,37 +118,57 @@ builtin.module {
   }
 }
 
-// CHECK:         cim_meta.schedule @mlp target "tiny" strategy "static" batch 2 inputs ["input0"] outputs ["y3"] {
-// CHECK-NEXT:      cim_meta.tensor "input0" : tensor<2x32xf32> bytes 64
-// CHECK-NEXT:      cim_meta.weight "l1.w" layout nk groups 1 k 32 n 40
-// CHECK-NEXT:      cim_meta.tensor "y1" : tensor<2x40xf32> bytes 80
-// CHECK-NEXT:      cim_meta.tensor "r1" : tensor<2x40xf32> bytes 80
-// CHECK-NEXT:      cim_meta.weight "l2.w" layout kn groups 1 k 40 n 256
-// CHECK-NEXT:      cim_meta.tensor "y2" : tensor<2x256xf32> bytes 512
-// CHECK-NEXT:      cim_meta.weight "l3.w" layout kn groups 1 k 256 n 8
-// CHECK-NEXT:      cim_meta.tensor "y3" : tensor<2x8xf32> bytes 16
-// CHECK-NEXT:      %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
-// CHECK-NEXT:      cim_meta.load "l1.w" 1280 bytes dram -> buffer segment 0 label "l1.w" after(%[[S0]])
-// CHECK-NEXT:      cim_meta.program "l1.w" arrays <0:5> rows 32 cols 32 k [0, 32] n [0, 40] segment 0
-// CHECK:           cim_meta.mvm "l1.w" arrays <0:5> vectors 2 {{.*}} v [0, 2] input "input0" output "y1" segment 0
-// CHECK:           cim_meta.vector "accumulate" element_ops 80 inputs ["y1", "l1.b"] outputs ["y1"] attrs {} segment 0
-// CHECK-NEXT:      %[[RELU:[0-9]+]] = cim_meta.vector "relu" element_ops 80 inputs ["y1"] outputs ["r1"] attrs {kind = #cim_graph<unary_kind relu>} segment 0
-// CHECK-NEXT:      %[[S1:[0-9]+]] = cim_meta.segment 1 after(%[[RELU]])
-// CHECK-NOT:       cim_meta.segment
-// CHECK-COUNT-8:   cim_meta.load "l2.w" 1280 bytes dram -> buffer segment 1
-// CHECK-NOT:       cim_meta.segment
-// CHECK:           cim_meta.mvm "l2.w" arrays <0:8> vectors 2 rows 32 cols 32 k [0, 40] n [224, 256] v [0, 2] input "r1" output "y2" segment 1
-// CHECK-NEXT:      cim_meta.move "y2" 4096 bytes out segment 1
-// CHECK-NEXT:      %[[ACC2:[0-9]+]] = cim_meta.vector "accumulate" element_ops 512 inputs ["y2"] outputs ["y2"] attrs {} segment 1
-// CHECK-NEXT:      %[[S2:[0-9]+]] = cim_meta.segment 2 after(%[[ACC2]])
-// CHECK-NEXT:      %[[L3:[0-9]+]] = cim_meta.load "l3.w" 2048 bytes dram -> buffer segment 2 label "l3.w" after(%[[S2]])
-// CHECK-NEXT:      %[[P3:[0-9]+]] = cim_meta.program "l3.w" arrays <0:8> rows 32 cols 32 k [0, 256] n [0, 8] segment 2 label "l3.w" after(%[[L3]])
-// CHECK-NEXT:      %[[M:[0-9]+]] = cim_meta.move "y2" 512 bytes in cores <0:2> segment 2 label "l3.w" after(%[[ACC2]])
-// CHECK-NEXT:      %[[MVM:[0-9]+]] = cim_meta.mvm "l3.w" arrays <0:8> vectors 2 rows 32 cols 32 k [0, 256] n [0, 8] v [0, 2] input "y2" output "y3" segment 2 label "l3.w" after(%[[M]], %[[P3]])
-// CHECK-NEXT:      %[[G:[0-9]+]] = cim_meta.move "y3" 512 bytes out cores <0:2> segment 2 label "l3.w" after(%[[MVM]])
-// CHECK-NEXT:      %[[ACC3:[0-9]+]] = cim_meta.vector "accumulate" element_ops 112 inputs ["y3"] outputs ["y3"] attrs {} segment 2 label "l3.w" after(%[[G]])
-// CHECK-NEXT:      cim_meta.store "y3" 16 bytes buffer -> dram segment 2 label "output0" after(%[[ACC3]])
-// CHECK-NEXT:    }
+// CHECK:      cim_meta.schedule @mlp target "tiny" strategy "static" batch 2 inputs ["input0"] outputs ["y3"] {
+// CHECK-NEXT:   cim_meta.tensor "input0" : tensor<2x32xf32> bytes 64
+// CHECK-NEXT:   cim_meta.weight "l1.w" layout nk groups 1 k 32 n 40
+// CHECK-NEXT:   cim_meta.tensor "y1" : tensor<2x40xf32> bytes 80
+// CHECK-NEXT:   cim_meta.tensor "r1" : tensor<2x40xf32> bytes 80
+// CHECK-NEXT:   cim_meta.weight "l2.w" layout kn groups 1 k 40 n 256
+// CHECK-NEXT:   cim_meta.tensor "y2" : tensor<2x256xf32> bytes 512
+// CHECK-NEXT:   cim_meta.weight "l3.w" layout kn groups 1 k 256 n 8
+// CHECK-NEXT:   cim_meta.tensor "y3" : tensor<2x8xf32> bytes 16
+// CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
+// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.load "l1.w" 1280 bytes dram -> buffer segment 0 label "l1.w" allocs [#cim_meta.alloc<"l1.w@0" 1280 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.program "l1.w" arrays <0:5> rows 32 cols 32 k [0, 32] n [0, 40] in_bytes 1280 segment 0 label "l1.w" after(%[[V1]], %[[V0]])
+// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.free [#cim_meta.place<"l1.w@0" buffer>] segment 0 label "l1.w@0" after(%[[V2]])
+// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.segment 0 label "allocate y1" allocs [#cim_meta.alloc<"y1" 80 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.load "l1.b" 40 bytes dram -> buffer segment 0 label "l1.b" allocs [#cim_meta.alloc<"l1.b" 40 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.load "input0" 64 bytes dram -> buffer segment 0 label "input0" allocs [#cim_meta.alloc<"input0[0:2]@in" 64 bytes buffer>] after(%[[V4]])
+// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.move "input0" 64 bytes in cores <0:2> segment 0 label "l1.w" allocs [#cim_meta.alloc<"input0[0:2]" 208 bytes local cores <0:2>>] after(%[[V4]], %[[V6]])
+// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:2]@in" buffer>] segment 0 label "input0[0:2]@in" after(%[[V7]])
+// CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.mvm "l1.w" arrays <0:5> vectors 2 rows 32 cols 32 k [0, 32] n [0, 40] v [0, 2] input "input0" output "y1" local_bytes 64 segment 0 label "l1.w" after(%[[V7]], %[[V2]])
+// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.vector "accumulate" element_ops 80 inputs ["y1", "l1.b"] outputs ["y1"] attrs {} block [0, 0, 2] cores <0:2> in_bytes 40 segment 0 label "y1" after(%[[V9]], %[[V5]])
+// CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.move "y1" 80 bytes out cores <0:2> block [0, 0, 2] segment 0 label "l1.w" after(%[[V10]])
+// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:2]" local cores <0:2>>] segment 0 label "input0[0:2]" after(%[[V11]], %[[V9]])
+// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.segment 0 label "allocate r1" allocs [#cim_meta.alloc<"r1" 80 bytes buffer>] after(%[[V11]])
+// CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.vector "relu" element_ops 80 inputs ["y1"] outputs ["r1"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:2> in_bytes 80 out_bytes 80 segment 0 label "relu" after(%[[V13]], %[[V11]])
+// CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.free [#cim_meta.place<"y1" buffer>] segment 0 label "y1" after(%[[V11]], %[[V14]])
+// CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.free [#cim_meta.place<"l1.b" buffer>] segment 0 label "l1.b" after(%[[V5]], %[[V10]])
+// CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.segment 1 after(%[[V3]], %[[V8]], %[[V12]], %[[V15]], %[[V16]])
+// CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.segment 1 label "allocate y2" allocs [#cim_meta.alloc<"y2" 512 bytes buffer>] after(%[[V14]])
+// CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.load "l2.w" 1280 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@0" 1280 bytes buffer>] after(%[[V17]])
+// CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.program "l2.w" arrays <0:8> rows 32 cols 32 k [0, 40] n [0, 32] in_bytes 1280 segment 1 label "l2.w" after(%[[V19]], %[[V17]])
+// CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@0" buffer>] segment 1 label "l2.w@0" after(%[[V20]])
+// CHECK-NEXT:   %[[V22:[0-9]+]] = cim_meta.mvm "l2.w" arrays <0:8> vectors 2 rows 32 cols 32 k [0, 40] n [0, 32] v [0, 2] input "r1" output "y2" feed buffer in_bytes 80 local_bytes 80 segment 1 label "l2.w" after(%[[V14]], %[[V18]], %[[V20]])
+// CHECK-NEXT:   %[[V23:[0-9]+]] = cim_meta.vector "accumulate" element_ops 64 inputs ["y2"] outputs ["y2"] attrs {} block [1, 0, 32] cores <0:2> out_bytes 64 segment 1 label "y2" after(%[[V22]])
+// CHECK-NEXT:   %[[V24:[0-9]+]] = cim_meta.load "l2.w" 1280 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@0" 1280 bytes buffer>] after(%[[V3]], %[[V19]])
+// CHECK-NEXT:   %[[V25:[0-9]+]] = cim_meta.program "l2.w" arrays <0:8> rows 32 cols 32 k [0, 40] n [32, 64] in_bytes 1280 segment 1 label "l2.w" after(%[[V24]], %[[V23]])
+// CHECK-NEXT:   %[[V26:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@0" buffer>] segment 1 label "l2.w@0" after(%[[V25]])
+// CHECK-NEXT:   %[[V27:[0-9]+]] = cim_meta.mvm "l2.w" arrays <0:8> vectors 2 rows 32 cols 32 k [0, 40] n [32, 64] v [0, 2] input "r1" output "y2" feed buffer in_bytes 80 local_bytes 80 segment 1 label "l2.w" after(%[[V14]], %[[V18]], %[[V25]])
+// CHECK-NEXT:   %[[V28:[0-9]+]] = cim_meta.vector "accumulate" element_ops 64 inputs ["y2"] outputs ["y2"] attrs {} block [1, 32, 64] cores <0:2> out_bytes 64 segment 1 label "y2" after(%[[V27]])
+// CHECK-NEXT:   %[[V29:[0-9]+]] = cim_meta.load "l2.w" 1280 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@0" 1280 bytes buffer>] after(%[[V3]], %[[V8]], %[[V15]], %[[V16]], %[[V21]], %[[V24]])
+// CHECK-NEXT:   %[[V30:[0-9]+]] = cim_meta.program "l2.w" arrays <0:8> rows 32 cols 32 k [0, 40] n [64, 96] in_bytes 1280 segment 1 label "l2.w" after(%[[V29]], %[[V28]])
+// CHECK-NEXT:   %[[V31:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@0" buffer>] segment 1 label "l2.w@0" after(%[[V30]])
+// CHECK-NEXT:   %[[V32:[0-9]+]] = cim_meta.mvm "l2.w" arrays <0:8> vectors 2 rows 32 cols 32 k [0, 40] n [64, 96] v [0, 2] input "r1" output "y2" feed buffer in_bytes 80 local_bytes 80 segment 1 label "l2.w" after(%[[V14]], %[[V18]], %[[V30]])
+// CHECK-NEXT:   %[[V33:[0-9]+]] = cim_meta.vector "accumulate" element_ops 64 inputs ["y2"] outputs ["y2"] attrs {} block [1, 64, 96] cores <0:2> out_bytes 64 segment 1 label "y2" after(%[[V32]])
+// CHECK-NEXT:   %[[V34:[0-9]+]] = cim_meta.load "l2.w" 1280 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@0" 1280 bytes buffer>] after(%[[V21]], %[[V26]], %[[V29]])
+// CHECK-NEXT:   %[[V35:[0-9]+]] = cim_meta.program "l2.w" arrays <0:8> rows 32 cols 32 k [0, 40] n [96, 128] in_bytes 1280 segment 1 label "l2.w" after(%[[V34]], %[[V33]])
+// CHECK:        %[[V88:[0-9]+]] = cim_meta.vector "accumulate" element_ops 112 inputs ["y3"] outputs ["y3"] attrs {} block [0, 0, 2] cores <0:2> in_bytes 128 out_bytes 16 segment 2 label "y3" after(%{{[0-9]+}})
+// CHECK-NEXT:   %[[V89:[0-9]+]] = cim_meta.free [#cim_meta.place<"y3[0:2]@partials" buffer>] segment 2 label "y3[0:2]@partials" after(%[[V88]])
+// CHECK-NEXT:   %[[V90:[0-9]+]] = cim_meta.free [#cim_meta.place<"y2" buffer>] segment 2 label "y2" after(%[[V23]], %[[V28]], %[[V33]], %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}})
+// CHECK-NEXT:   %[[V91:[0-9]+]] = cim_meta.store "y3" 16 bytes buffer -> dram segment 2 label "output0" after(%[[V88]])
+// CHECK-NEXT:   %[[V92:[0-9]+]] = cim_meta.free [#cim_meta.place<"y3" buffer>] segment 2 label "y3" after(%[[V88]], %[[V91]])
+// CHECK-NEXT: }
 
 // -----
 
@@ -134,27 +187,40 @@ builtin.module {
   }
 }
 
-// CHECK:         cim_meta.schedule @grouped target "tiny" strategy "static" batch 1 inputs ["input0"] outputs ["z.2"] {
-// CHECK-NEXT:      cim_meta.tensor "input0" : tensor<1x8x4x4xf32> bytes 128
-// CHECK-NEXT:      cim_meta.tensor "y" : tensor<16x72xf32> bytes 1152
-// CHECK-NEXT:      cim_meta.weight "dw.w" layout oihw groups 8 k 9 n 1
-// CHECK-NEXT:      cim_meta.tensor "y.1" : tensor<16x8xf32> bytes 128
-// CHECK-NEXT:      cim_meta.tensor "y.2" : tensor<1x8x4x4xf32> bytes 128
-// CHECK-NEXT:      cim_meta.tensor "z" : tensor<16x8xf32> bytes 128
-// CHECK-NEXT:      cim_meta.weight "g.w" layout oihw groups 2 k 4 n 4
-// CHECK-NEXT:      cim_meta.tensor "z.1" : tensor<16x8xf32> bytes 128
-// CHECK-NEXT:      cim_meta.tensor "z.2" : tensor<1x8x4x4xf32> bytes 128
-// CHECK-NEXT:      %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
-// CHECK-NEXT:      cim_meta.load "dw.w" 72 bytes dram -> buffer segment 0 label "dw.w" after(%[[S0]])
-// CHECK-NEXT:      cim_meta.program "dw.w" arrays <0:3> rows 27 cols 12 k [0, 72] n [0, 8] segment 0
-// CHECK-NEXT:      cim_meta.load "g.w" 32 bytes dram -> buffer segment 0 label "g.w" after(%[[S0]])
-// CHECK-NEXT:      cim_meta.program "g.w" arrays <3:4> rows 8 cols 32 k [0, 8] n [0, 8] segment 0
-// CHECK-NEXT:      cim_meta.load "input0" 128 bytes dram
-// CHECK-NEXT:      cim_meta.vector "im2col" element_ops 1152 inputs ["input0"] outputs ["y"] attrs {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 8 : i64} segment 0
-// CHECK-NEXT:      cim_meta.move "y" 1152 bytes in cores <0:1>
-// CHECK-NEXT:      cim_meta.mvm "dw.w" arrays <0:3> vectors 16 rows 27 cols 12 k [0, 72] n [0, 8] v [0, 16] input "y" output "y.1" segment 0
-// CHECK-NEXT:      cim_meta.move "y.1" 128 bytes out cores <0:1>
-// CHECK-NEXT:      cim_meta.vector "col2im" element_ops 128 inputs ["y.1"] outputs ["y.2"] attrs {} segment 0
-// CHECK-NEXT:      cim_meta.vector "im2col" element_ops 128 inputs ["y.2"] outputs ["z"] attrs {kernel = array<i64: 1, 1>, strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, groups = 2 : i64} segment 0
-// CHECK-NEXT:      cim_meta.move "z" 128 bytes in cores <0:1>
-// CHECK-NEXT:      cim_meta.mvm "g.w" arrays <3:4> vectors 16 rows 8 cols 32 k [0, 8] n [0, 8] v [0, 16] input "z" output "z.1" segment 0
+// CHECK:      cim_meta.schedule @grouped target "tiny" strategy "static" batch 1 inputs ["input0"] outputs ["z.2"] {
+// CHECK-NEXT:   cim_meta.tensor "input0" : tensor<1x8x4x4xf32> bytes 128
+// CHECK-NEXT:   cim_meta.weight "dw.w" layout oihw groups 8 k 9 n 1
+// CHECK-NEXT:   cim_meta.weight "g.w" layout oihw groups 2 k 4 n 4
+// CHECK-NEXT:   cim_meta.tensor "y" : tensor<16x72xf32> bytes 1152
+// CHECK-NEXT:   cim_meta.tensor "y.1" : tensor<16x8xf32> bytes 128
+// CHECK-NEXT:   cim_meta.tensor "y.2" : tensor<1x8x4x4xf32> bytes 128
+// CHECK-NEXT:   cim_meta.tensor "z" : tensor<16x8xf32> bytes 128
+// CHECK-NEXT:   cim_meta.tensor "z.1" : tensor<16x8xf32> bytes 128
+// CHECK-NEXT:   cim_meta.tensor "z.2" : tensor<1x8x4x4xf32> bytes 128
+// CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
+// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.load "dw.w" 72 bytes dram -> buffer segment 0 label "dw.w" allocs [#cim_meta.alloc<"dw.w@0" 72 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.program "dw.w" arrays <0:3> rows 27 cols 12 k [0, 72] n [0, 8] in_bytes 72 segment 0 label "dw.w" after(%[[V1]], %[[V0]])
+// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.free [#cim_meta.place<"dw.w@0" buffer>] segment 0 label "dw.w@0" after(%[[V2]])
+// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.load "g.w" 32 bytes dram -> buffer segment 0 label "g.w" allocs [#cim_meta.alloc<"g.w@3" 32 bytes buffer>] after(%[[V1]])
+// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.program "g.w" arrays <3:4> rows 8 cols 32 k [0, 8] n [0, 8] in_bytes 32 segment 0 label "g.w" after(%[[V4]], %[[V0]])
+// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.free [#cim_meta.place<"g.w@3" buffer>] segment 0 label "g.w@3" after(%[[V5]])
+// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.vector "im2col" element_ops 0 inputs ["input0"] outputs ["y"] attrs {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 8 : i64} cores <0:2> in_from dram out_to dram segment 0 label "im2col" after(%[[V0]])
+// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.segment 0 label "allocate y.1" allocs [#cim_meta.alloc<"y.1" 128 bytes buffer>] after(%[[V7]])
+// CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.load "y" 128 bytes dram -> buffer segment 0 label "y" allocs [#cim_meta.alloc<"y[0:16]@in" 128 bytes buffer>] after(%[[V7]], %[[V8]])
+// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.move "y" 128 bytes in cores <0:1> segment 0 label "dw.w" allocs [#cim_meta.alloc<"y[0:16]" 256 bytes local cores <0:1>>] after(%[[V7]], %[[V8]], %[[V9]])
+// CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[0:16]@in" buffer>] segment 0 label "y[0:16]@in" after(%[[V10]])
+// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.mvm "dw.w" arrays <0:3> vectors 16 rows 27 cols 12 k [0, 72] n [0, 8] v [0, 16] input "y" output "y.1" local_bytes 1152 segment 0 label "dw.w" after(%[[V10]], %[[V2]])
+// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.move "y.1" 128 bytes out cores <0:1> block [0, 0, 16] segment 0 label "dw.w" after(%[[V12]])
+// CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[0:16]" local cores <0:1>>] segment 0 label "y[0:16]" after(%[[V13]], %[[V12]])
+// CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.vector "col2im" element_ops 0 inputs ["y.1"] outputs ["y.2"] attrs {} cores <0:2> segment 0 label "col2im" after(%[[V13]])
+// CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.vector "im2col" element_ops 0 inputs ["y.2"] outputs ["z"] attrs {kernel = array<i64: 1, 1>, strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, groups = 2 : i64} cores <0:2> segment 0 label "im2col" after(%[[V15]])
+// CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.segment 0 label "allocate z.1" allocs [#cim_meta.alloc<"z.1" 128 bytes buffer>] after(%[[V16]])
+// CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.move "z" 128 bytes in cores <0:1> segment 0 label "g.w" allocs [#cim_meta.alloc<"z[0:16]" 256 bytes local cores <0:1>>] after(%[[V16]], %[[V17]])
+// CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.mvm "g.w" arrays <3:4> vectors 16 rows 8 cols 32 k [0, 8] n [0, 8] v [0, 16] input "z" output "z.1" local_bytes 128 segment 0 label "g.w" after(%[[V18]], %[[V5]])
+// CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.move "z.1" 128 bytes out cores <0:1> block [0, 0, 16] segment 0 label "g.w" after(%[[V19]])
+// CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.free [#cim_meta.place<"z[0:16]" local cores <0:1>>] segment 0 label "z[0:16]" after(%[[V20]], %[[V19]])
+// CHECK-NEXT:   %[[V22:[0-9]+]] = cim_meta.free [#cim_meta.place<"y.1" buffer>] segment 0 label "y.1" after(%[[V13]], %[[V15]], %[[V16]], %[[V18]])
+// CHECK-NEXT:   %[[V23:[0-9]+]] = cim_meta.vector "col2im" element_ops 0 inputs ["z.1"] outputs ["z.2"] attrs {} cores <0:2> segment 0 label "col2im" after(%[[V20]])
+// CHECK-NEXT:   %[[V24:[0-9]+]] = cim_meta.store "z.2" 128 bytes buffer -> dram segment 0 label "output0" after(%[[V23]])
+// CHECK-NEXT:   %[[V25:[0-9]+]] = cim_meta.free [#cim_meta.place<"z.1" buffer>] segment 0 label "z.1" after(%[[V20]], %[[V23]], %[[V24]])
+// CHECK-NEXT: }

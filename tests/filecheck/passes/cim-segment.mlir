@@ -10,25 +10,25 @@
 // it. The module records the estimate in cim_tile.predicted_cycles.
 
 // The static baseline packs l1 (1 array) and l2 (4 arrays) into segment 0,
-// where l1's 64 vectors get at most 4 copies (16 vectors each: 10 + 15 * 8
-// = 130 cycles), and l3 into segment 1. Both splits load the same weights in
-// two segments, but cutting before l2 instead gives l1 the whole chip: 8
-// copies of 8 vectors, 66 cycles. l2 and l3 (one vector each, 4 arrays each)
-// share segment 1 with one copy (a vector cannot be split). Estimates:
-// [l1][l2 l3] = 590 + 496 = 1086 cycles, [l1 l2][l3] = 802 + 306 = 1108.
+// where l1's 256 vectors get at most 4 copies (64 vectors each: 10 + 63 * 8
+// = 514 cycles, plus 2 + 3 * 256 / 16 = 50 to stream the 3 extra copies'
+// weights over the bus), and l3 into segment 1. Cutting before l2 instead
+// gives l1 the whole chip: 8 copies of 32 vectors, 10 + 31 * 8 = 258 cycles
+// plus 2 + 7 * 256 / 16 = 114 of streaming. l2 and l3 (one vector each, 4
+// arrays each) share segment 1 with one copy (a vector cannot be split).
 builtin.module {
-  func.func @regroup(%x: tensor<64x32xf32>, %h: tensor<1x32xf32>) -> (tensor<64x8xf32>, tensor<1x32xf32>) {
+  func.func @regroup(%x: tensor<256x32xf32>, %h: tensor<1x32xf32>) -> (tensor<256x8xf32>, tensor<1x32xf32>) {
     %w1 = cim_graph.weight "l1.w" : tensor<32x8xf32>
-    %y1 = cim_graph.linear %x, %w1 : (tensor<64x32xf32>, tensor<32x8xf32>) -> tensor<64x8xf32>
+    %y1 = cim_graph.linear %x, %w1 : (tensor<256x32xf32>, tensor<32x8xf32>) -> tensor<256x8xf32>
     %w2 = cim_graph.weight "l2.w" : tensor<32x32xf32>
     %y2 = cim_graph.linear %h, %w2 : (tensor<1x32xf32>, tensor<32x32xf32>) -> tensor<1x32xf32>
     %w3 = cim_graph.weight "l3.w" : tensor<32x32xf32>
     %y3 = cim_graph.linear %y2, %w3 : (tensor<1x32xf32>, tensor<32x32xf32>) -> tensor<1x32xf32>
-    func.return %y1, %y3 : tensor<64x8xf32>, tensor<1x32xf32>
+    func.return %y1, %y3 : tensor<256x8xf32>, tensor<1x32xf32>
   }
 }
 
-// CHECK:       builtin.module attributes {cim_tile.target = {spec = "tiny", name = "tiny", hash = "sha256:{{[0-9a-f]+}}"}, cim_tile.strategy = "cmswitch", cim_tile.predicted_cycles = 1086 : i64}
+// CHECK:       builtin.module attributes {cim_tile.target = {spec = "tiny", name = "tiny", hash = "sha256:{{[0-9a-f]+}}"}, cim_tile.strategy = "cmswitch", cim_tile.predicted_cycles = 2930 : i64}
 // CHECK-LABEL: func.func @regroup
 // CHECK:         weight "l1.w" {{.*}} alloc <segment = 0, copies = 8, chunks = 1>
 // CHECK:         weight "l2.w" {{.*}} alloc <segment = 1, copies = 1, chunks = 1>
@@ -58,22 +58,22 @@ builtin.module {
 
 // -----
 
-// 16 vectors: a copy of a.w (1 array) saves 64 cycles, so the DP pays a
-// second segment entry to give each layer the whole chip: a.w 8 copies (2
-// vectors each), b.w (2 arrays) 4 copies: 240 + 158 = 398 cycles, against
-// 438 for one segment (a.w 4 copies, b.w 2).
+// 64 vectors: a copy of a.w (1 array) saves more than the 18 cycles its
+// 256 weight bytes take over the bus, so the DP pays a second segment entry
+// to give each layer the whole chip: a.w 8 copies (8 vectors each), b.w (2
+// arrays) 4 copies, against one segment where they share the 8 arrays.
 builtin.module {
-  func.func @copies_pay_for_a_segment(%x: tensor<16x32xf32>) -> tensor<16x16xf32> {
+  func.func @copies_pay_for_a_segment(%x: tensor<64x32xf32>) -> tensor<64x16xf32> {
     %w1 = cim_graph.weight "a.w" : tensor<32x8xf32>
-    %y1 = cim_graph.linear %x, %w1 : (tensor<16x32xf32>, tensor<32x8xf32>) -> tensor<16x8xf32>
-    %r1 = cim_graph.unary relu %y1 : tensor<16x8xf32> -> tensor<16x8xf32>
+    %y1 = cim_graph.linear %x, %w1 : (tensor<64x32xf32>, tensor<32x8xf32>) -> tensor<64x8xf32>
+    %r1 = cim_graph.unary relu %y1 : tensor<64x8xf32> -> tensor<64x8xf32>
     %w2 = cim_graph.weight "b.w" : tensor<8x16xf32>
-    %y2 = cim_graph.linear %r1, %w2 : (tensor<16x8xf32>, tensor<8x16xf32>) -> tensor<16x16xf32>
-    func.return %y2 : tensor<16x16xf32>
+    %y2 = cim_graph.linear %r1, %w2 : (tensor<64x8xf32>, tensor<8x16xf32>) -> tensor<64x16xf32>
+    func.return %y2 : tensor<64x16xf32>
   }
 }
 
-// CHECK:       builtin.module attributes {cim_tile.target = {spec = "tiny", name = "tiny", hash = "sha256:{{[0-9a-f]+}}"}, cim_tile.strategy = "cmswitch", cim_tile.predicted_cycles = 398 : i64}
+// CHECK:       builtin.module attributes {cim_tile.target = {spec = "tiny", name = "tiny", hash = "sha256:{{[0-9a-f]+}}"}, cim_tile.strategy = "cmswitch", cim_tile.predicted_cycles = 1188 : i64}
 // CHECK-LABEL: func.func @copies_pay_for_a_segment
 // CHECK:         weight "a.w" {{.*}} alloc <segment = 0, copies = 8, chunks = 1>
 // CHECK:         cim_tile.vector segment 0{{ ?}}(

@@ -6,12 +6,15 @@
 
 // Two segments. Each segment starts with a barrier on everything before it,
 // then loads and programs the weights resident in it, giving out arrays from
-// array 0 again. The model input is loaded from DRAM, moved to the arrays and
-// multiplied; l2.w has 2 row tiles, so its 24 outputs come back as 4-byte
-// partial sums (96 bytes) and are added on the vector units (24 adds). Each
-// weight is declared (layout and its tiling's groups, k, n) among the tensors
-// when its MVM is lowered. The relu carries its operator's parameters (the
-// kind); the accumulate has none.
+// array 0 again; a weight passes through the global buffer and streams into
+// its arrays as they are written (`in_bytes`). The model input is loaded from
+// DRAM, moved to the arrays' cores and multiplied; l2.w has 2 row tiles, both
+// in the same core for each column tile, so the core's vector units add them
+// (24 adds) before the 24 finished outputs move out (24 bytes). Every
+// allocation (global buffer, local buffers) has its `free`. Each weight is
+// declared (layout and its tiling's groups, k, n) among the tensors when its
+// MVM is lowered. The relu carries its operator's parameters (the kind); the
+// accumulate has none.
 builtin.module attributes {cim_tile.strategy = "static"} {
   func.func @segments(%x: tensor<1x32xf32>) -> tensor<1x24xf32> {
     %a = cim_tile.mvm %x weight "l1.w" layout kn tiling <k = 32, n = 40, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 1, col_tiles = 5, groups_per_array = 1> alloc <segment = 0, copies = 1, chunks = 1> mode <compute> : tensor<1x32xf32> -> tensor<1x40xf32>
@@ -32,22 +35,33 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   cim_meta.tensor "r" : tensor<1x40xf32> bytes 40
 // CHECK-NEXT:   cim_meta.weight "l2.w" layout kn groups 1 k 40 n 24
 // CHECK-NEXT:   cim_meta.tensor "b" : tensor<1x24xf32> bytes 24
-// CHECK-NEXT:   %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
-// CHECK-NEXT:   %[[LW1:[0-9]+]] = cim_meta.load "l1.w" 1280 bytes dram -> buffer segment 0 label "l1.w" after(%[[S0]])
-// CHECK-NEXT:   %[[PW1:[0-9]+]] = cim_meta.program "l1.w" arrays <0:5> rows 32 cols 32 k [0, 32] n [0, 40] segment 0 label "l1.w" after(%[[LW1]])
-// CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 32 bytes dram -> buffer segment 0 label "l1.w" after(%[[S0]])
-// CHECK-NEXT:   %[[MX:[0-9]+]] = cim_meta.move "input0" 32 bytes in cores <0:2> segment 0 label "l1.w" after(%[[LX]])
-// CHECK-NEXT:   %[[M1:[0-9]+]] = cim_meta.mvm "l1.w" arrays <0:5> vectors 1 rows 32 cols 32 k [0, 32] n [0, 40] v [0, 1] input "input0" output "a" segment 0 label "l1.w" after(%[[MX]], %[[PW1]])
-// CHECK-NEXT:   %[[G1:[0-9]+]] = cim_meta.move "a" 40 bytes out cores <0:2> segment 0 label "l1.w" after(%[[M1]])
-// CHECK-NEXT:   %[[RELU:[0-9]+]] = cim_meta.vector "relu" element_ops 40 inputs ["a"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} segment 0 label "relu" after(%[[G1]])
-// CHECK-NEXT:   %[[S1:[0-9]+]] = cim_meta.segment 1 after(%[[RELU]])
-// CHECK-NEXT:   %[[LW2:[0-9]+]] = cim_meta.load "l2.w" 960 bytes dram -> buffer segment 1 label "l2.w" after(%[[S1]])
-// CHECK-NEXT:   %[[PW2:[0-9]+]] = cim_meta.program "l2.w" arrays <0:6> rows 32 cols 32 k [0, 40] n [0, 24] segment 1 label "l2.w" after(%[[LW2]])
-// CHECK-NEXT:   %[[MR:[0-9]+]] = cim_meta.move "r" 40 bytes in cores <0:2> segment 1 label "l2.w" after(%[[RELU]])
-// CHECK-NEXT:   %[[M2:[0-9]+]] = cim_meta.mvm "l2.w" arrays <0:6> vectors 1 rows 32 cols 32 k [0, 40] n [0, 24] v [0, 1] input "r" output "b" segment 1 label "l2.w" after(%[[MR]], %[[PW2]])
-// CHECK-NEXT:   %[[G2:[0-9]+]] = cim_meta.move "b" 192 bytes out cores <0:2> segment 1 label "l2.w" after(%[[M2]])
-// CHECK-NEXT:   %[[ACC:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 inputs ["b"] outputs ["b"] attrs {} segment 1 label "l2.w" after(%[[G2]])
-// CHECK-NEXT:   cim_meta.store "b" 24 bytes buffer -> dram segment 1 label "output0" after(%[[ACC]])
+// CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
+// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.load "l1.w" 1280 bytes dram -> buffer segment 0 label "l1.w" allocs [#cim_meta.alloc<"l1.w@0" 1280 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.program "l1.w" arrays <0:5> rows 32 cols 32 k [0, 32] n [0, 40] in_bytes 1280 segment 0 label "l1.w" after(%[[V1]], %[[V0]])
+// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.free [#cim_meta.place<"l1.w@0" buffer>] segment 0 label "l1.w@0" after(%[[V2]])
+// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.segment 0 label "allocate a" allocs [#cim_meta.alloc<"a" 40 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.load "input0" 32 bytes dram -> buffer segment 0 label "input0" allocs [#cim_meta.alloc<"input0[0:1]@in" 32 bytes buffer>] after(%[[V4]])
+// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.move "input0" 32 bytes in cores <0:2> segment 0 label "l1.w" allocs [#cim_meta.alloc<"input0[0:1]" 104 bytes local cores <0:2>>] after(%[[V4]], %[[V5]])
+// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:1]@in" buffer>] segment 0 label "input0[0:1]@in" after(%[[V6]])
+// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.mvm "l1.w" arrays <0:5> vectors 1 rows 32 cols 32 k [0, 32] n [0, 40] v [0, 1] input "input0" output "a" local_bytes 32 segment 0 label "l1.w" after(%[[V6]], %[[V2]])
+// CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.move "a" 40 bytes out cores <0:2> block [0, 0, 1] segment 0 label "l1.w" after(%[[V8]])
+// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:1]" local cores <0:2>>] segment 0 label "input0[0:1]" after(%[[V9]], %[[V8]])
+// CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.segment 0 label "allocate r" allocs [#cim_meta.alloc<"r" 40 bytes buffer>] after(%[[V9]])
+// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.vector "relu" element_ops 40 inputs ["a"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:2> in_bytes 40 out_bytes 40 segment 0 label "relu" after(%[[V11]], %[[V9]])
+// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.free [#cim_meta.place<"a" buffer>] segment 0 label "a" after(%[[V9]], %[[V12]])
+// CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.segment 1 after(%[[V3]], %[[V7]], %[[V10]], %[[V13]])
+// CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.load "l2.w" 960 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@0" 960 bytes buffer>] after(%[[V14]])
+// CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.program "l2.w" arrays <0:6> rows 32 cols 32 k [0, 40] n [0, 24] in_bytes 960 segment 1 label "l2.w" after(%[[V15]], %[[V14]])
+// CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@0" buffer>] segment 1 label "l2.w@0" after(%[[V16]])
+// CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.segment 1 label "allocate b" allocs [#cim_meta.alloc<"b" 24 bytes buffer>] after(%[[V12]])
+// CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.move "r" 40 bytes in cores <0:2> segment 1 label "l2.w" allocs [#cim_meta.alloc<"r[0:1]" 104 bytes local cores <0:2>>] after(%[[V12]], %[[V18]])
+// CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.mvm "l2.w" arrays <0:6> vectors 1 rows 32 cols 32 k [0, 40] n [0, 24] v [0, 1] input "r" output "b" local_bytes 40 segment 1 label "l2.w" after(%[[V19]], %[[V16]])
+// CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 inputs ["b"] outputs ["b"] attrs {} block [0, 0, 1] cores <0:2> segment 1 label "b" after(%[[V20]])
+// CHECK-NEXT:   %[[V22:[0-9]+]] = cim_meta.move "b" 24 bytes out cores <0:2> block [0, 0, 1] segment 1 label "l2.w" after(%[[V21]])
+// CHECK-NEXT:   %[[V23:[0-9]+]] = cim_meta.free [#cim_meta.place<"r[0:1]" local cores <0:2>>] segment 1 label "r[0:1]" after(%[[V22]], %[[V20]])
+// CHECK-NEXT:   %[[V24:[0-9]+]] = cim_meta.free [#cim_meta.place<"r" buffer>] segment 1 label "r" after(%[[V12]], %[[V19]])
+// CHECK-NEXT:   %[[V25:[0-9]+]] = cim_meta.store "b" 24 bytes buffer -> dram segment 1 label "output0" after(%[[V22]])
+// CHECK-NEXT:   %[[V26:[0-9]+]] = cim_meta.free [#cim_meta.place<"b" buffer>] segment 1 label "b" after(%[[V22]], %[[V25]])
 // CHECK-NEXT: }
 
 // -----
@@ -67,29 +81,35 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   cim_meta.tensor "input0" : tensor<4x32xf32> bytes 128
 // CHECK-NEXT:   cim_meta.weight "w" layout kn groups 1 k 32 n 8
 // CHECK-NEXT:   cim_meta.tensor "y" : tensor<4x8xf32> bytes 32
-// CHECK-NEXT:   %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
-// CHECK-NEXT:   %[[LW:[0-9]+]] = cim_meta.load "w" 256 bytes dram -> buffer segment 0 label "w" after(%[[S0]])
-// CHECK-NEXT:   %[[P0:[0-9]+]] = cim_meta.program "w" arrays <0:1> rows 32 cols 32 k [0, 32] n [0, 8] segment 0 label "w" after(%[[LW]])
-// CHECK-NEXT:   %[[P1:[0-9]+]] = cim_meta.program "w" arrays <1:2> rows 32 cols 32 k [0, 32] n [0, 8] segment 0 label "w" after(%[[LW]])
-// CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 128 bytes dram -> buffer segment 0 label "w" after(%[[S0]])
-// CHECK-NEXT:   %[[MX:[0-9]+]] = cim_meta.move "input0" 128 bytes in cores <0:1> segment 0 label "w" after(%[[LX]])
-// CHECK-NEXT:   %[[PAR:[0-9]+]] = cim_meta.parallel segment 0 label "w" {
-// CHECK-NEXT:     cim_meta.mvm "w" arrays <0:1> vectors 2 rows 32 cols 32 k [0, 32] n [0, 8] v [0, 2] input "input0" output "y" segment 0 label "w" after(%[[MX]], %[[P0]])
-// CHECK-NEXT:     cim_meta.mvm "w" arrays <1:2> vectors 2 rows 32 cols 32 k [0, 32] n [0, 8] v [2, 4] input "input0" output "y" segment 0 label "w" after(%[[MX]], %[[P1]])
-// CHECK-NEXT:   }
-// CHECK-NEXT:   %[[G:[0-9]+]] = cim_meta.move "y" 32 bytes out cores <0:1> segment 0 label "w" after(%[[PAR]])
-// CHECK-NEXT:   cim_meta.store "y" 32 bytes buffer -> dram segment 0 label "output0" after(%[[G]])
+// CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
+// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.load "w" 256 bytes dram -> buffer segment 0 label "w" allocs [#cim_meta.alloc<"w" 256 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.program "w" arrays <0:1> rows 32 cols 32 k [0, 32] n [0, 8] in_bytes 256 segment 0 label "w" after(%[[V1]], %[[V0]])
+// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.program "w" arrays <1:2> rows 32 cols 32 k [0, 32] n [0, 8] in_bytes 256 segment 0 label "w" after(%[[V1]], %[[V0]])
+// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.free [#cim_meta.place<"w" buffer>] segment 0 label "w" after(%[[V1]], %[[V2]], %[[V3]])
+// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.segment 0 label "allocate y" allocs [#cim_meta.alloc<"y" 32 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.load "input0" 128 bytes dram -> buffer segment 0 label "input0" allocs [#cim_meta.alloc<"input0[0:4]@in" 128 bytes buffer>] after(%[[V5]])
+// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.move "input0" 128 bytes in cores <0:1> segment 0 label "w" allocs [#cim_meta.alloc<"input0[0:4]" 160 bytes local cores <0:1>>] after(%[[V5]], %[[V6]])
+// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:4]@in" buffer>] segment 0 label "input0[0:4]@in" after(%[[V7]])
+// CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.mvm "w" arrays <0:1> vectors 2 rows 32 cols 32 k [0, 32] n [0, 8] v [0, 2] input "input0" output "y" local_bytes 64 segment 0 label "w" after(%[[V7]], %[[V2]])
+// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.mvm "w" arrays <1:2> vectors 2 rows 32 cols 32 k [0, 32] n [0, 8] v [2, 4] input "input0" output "y" local_bytes 64 segment 0 label "w" after(%[[V7]], %[[V3]])
+// CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.segment 0 label "join y" after(%[[V9]], %[[V10]])
+// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.move "y" 32 bytes out cores <0:1> block [0, 0, 4] segment 0 label "w" after(%[[V11]])
+// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:4]" local cores <0:1>>] segment 0 label "input0[0:4]" after(%[[V12]], %[[V9]], %[[V10]])
+// CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.store "y" 32 bytes buffer -> dram segment 0 label "output0" after(%[[V12]])
+// CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.free [#cim_meta.place<"y" buffer>] segment 0 label "y" after(%[[V12]], %[[V14]])
+// CHECK-NEXT: }
 
 // -----
 
 // A weight streamed in chunks: 256 x 256 on 8 arrays (8 row tiles x 32 column
 // tiles). Each chunk is all 8 row tiles of one column tile (8 outputs): load
 // 256 x 8 = 2048 bytes, program arrays 0..7, multiply. The next chunk's load
-// and program wait for the previous chunk's MVM (they reuse the arrays). The
-// 256 outputs come back as 8 row tiles of 4-byte partial sums (8192 bytes)
-// and are added:
-// 256 x 7 = 1792 adds. The streamed weight is declared once, whole (k = 256,
-// n = 256), not per chunk.
+// and program wait for the previous chunk's MVM (they reuse the arrays). Each
+// chunk's 8 outputs leave as 8 row tiles of 4-byte partial sums (256 bytes,
+// in a passing allocation of the global buffer) and are added right after
+// it (56 adds, `block [1, n0, n1]`: its columns): 32 x 56 = 1792 adds. The
+// streamed weight is declared once, whole (k = 256, n = 256), not per
+// chunk.
 builtin.module attributes {cim_tile.strategy = "static"} {
   func.func @chunked(%h: tensor<1x256xf32>) -> tensor<1x256xf32> {
     %y = cim_tile.mvm %h weight "big.w" layout kn tiling <k = 256, n = 256, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 8, col_tiles = 32, groups_per_array = 1> alloc <segment = 0, copies = 1, chunks = 32> mode <compute> : tensor<1x256xf32> -> tensor<1x256xf32>
@@ -97,34 +117,65 @@ builtin.module attributes {cim_tile.strategy = "static"} {
   }
 }
 
-// CHECK:      cim_meta.schedule @chunked
+// CHECK:      cim_meta.schedule @chunked target "tiny" strategy "static" batch 1 inputs ["input0"] outputs ["y"] {
 // CHECK-NEXT:   cim_meta.tensor "input0" : tensor<1x256xf32> bytes 256
 // CHECK-NEXT:   cim_meta.weight "big.w" layout kn groups 1 k 256 n 256
 // CHECK-NEXT:   cim_meta.tensor "y" : tensor<1x256xf32> bytes 256
-// CHECK-NEXT:   %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
-// CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 256 bytes dram -> buffer segment 0 label "big.w" after(%[[S0]])
-// CHECK-NEXT:   %[[MX:[0-9]+]] = cim_meta.move "input0" 256 bytes in segment 0 label "big.w" after(%[[LX]])
-// CHECK-NEXT:   %[[L0:[0-9]+]] = cim_meta.load "big.w" 2048 bytes dram -> buffer segment 0 label "big.w" after(%[[S0]])
-// CHECK-NEXT:   %[[P0:[0-9]+]] = cim_meta.program "big.w" arrays <0:8> rows 32 cols 32 k [0, 256] n [0, 8] segment 0 label "big.w" after(%[[L0]])
-// CHECK-NEXT:   %[[M0:[0-9]+]] = cim_meta.mvm "big.w" arrays <0:8> vectors 1 rows 32 cols 32 k [0, 256] n [0, 8] v [0, 1] input "input0" output "y" segment 0 label "big.w" after(%[[MX]], %[[P0]])
-// CHECK-NEXT:   %[[L1:[0-9]+]] = cim_meta.load "big.w" 2048 bytes dram -> buffer segment 0 label "big.w" after(%[[M0]])
-// CHECK-NEXT:   %[[P1:[0-9]+]] = cim_meta.program "big.w" arrays <0:8> rows 32 cols 32 k [0, 256] n [8, 16] segment 0 label "big.w" after(%[[L1]], %[[M0]])
-// CHECK-NEXT:   %[[M1:[0-9]+]] = cim_meta.mvm "big.w" arrays <0:8> vectors 1 rows 32 cols 32 k [0, 256] n [8, 16] v [0, 1] input "input0" output "y" segment 0 label "big.w" after(%[[MX]], %[[P1]])
-// CHECK-NEXT:   cim_meta.load "big.w" 2048 bytes dram -> buffer segment 0 label "big.w" after(%[[M1]])
-// CHECK-COUNT-29: cim_meta.mvm "big.w" arrays <0:8>
-// CHECK-NOT:    cim_meta.mvm
-// CHECK:        %[[PL:[0-9]+]] = cim_meta.program "big.w" arrays <0:8> rows 32 cols 32 k [0, 256] n [248, 256]
-// CHECK-NEXT:   %[[ML:[0-9]+]] = cim_meta.mvm "big.w" arrays <0:8> vectors 1 rows 32 cols 32 k [0, 256] n [248, 256] v [0, 1] input "input0" output "y" segment 0 label "big.w" after(%[[MX]], %[[PL]])
-// CHECK-NEXT:   %[[G:[0-9]+]] = cim_meta.move "y" 8192 bytes out segment 0 label "big.w" after(%[[ML]])
-// CHECK-NEXT:   %[[ACC:[0-9]+]] = cim_meta.vector "accumulate" element_ops 1792 inputs ["y"] outputs ["y"] attrs {} segment 0 label "big.w" after(%[[G]])
-// CHECK-NEXT:   cim_meta.store "y" 256 bytes buffer -> dram segment 0 label "output0" after(%[[ACC]])
+// CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
+// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.segment 0 label "allocate y" allocs [#cim_meta.alloc<"y" 256 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@0" 256 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.program "big.w" arrays <0:1> rows 32 cols 32 k [0, 32] n [0, 8] in_bytes 256 segment 0 label "big.w" after(%[[V2]], %[[V0]])
+// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@0" buffer>] segment 0 label "big.w@0" after(%[[V3]])
+// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@1" 256 bytes buffer>] after(%[[V2]])
+// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.program "big.w" arrays <1:2> rows 32 cols 32 k [32, 64] n [0, 8] in_bytes 256 segment 0 label "big.w" after(%[[V5]], %[[V0]])
+// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@1" buffer>] segment 0 label "big.w@1" after(%[[V6]])
+// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@2" 256 bytes buffer>] after(%[[V5]])
+// CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.program "big.w" arrays <2:3> rows 32 cols 32 k [64, 96] n [0, 8] in_bytes 256 segment 0 label "big.w" after(%[[V8]], %[[V0]])
+// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@2" buffer>] segment 0 label "big.w@2" after(%[[V9]])
+// CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@3" 256 bytes buffer>] after(%[[V8]])
+// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.program "big.w" arrays <3:4> rows 32 cols 32 k [96, 128] n [0, 8] in_bytes 256 segment 0 label "big.w" after(%[[V11]], %[[V0]])
+// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@3" buffer>] segment 0 label "big.w@3" after(%[[V12]])
+// CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@4" 256 bytes buffer>] after(%[[V11]])
+// CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.program "big.w" arrays <4:5> rows 32 cols 32 k [128, 160] n [0, 8] in_bytes 256 segment 0 label "big.w" after(%[[V14]], %[[V0]])
+// CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@4" buffer>] segment 0 label "big.w@4" after(%[[V15]])
+// CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@5" 256 bytes buffer>] after(%[[V14]])
+// CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.program "big.w" arrays <5:6> rows 32 cols 32 k [160, 192] n [0, 8] in_bytes 256 segment 0 label "big.w" after(%[[V17]], %[[V0]])
+// CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@5" buffer>] segment 0 label "big.w@5" after(%[[V18]])
+// CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@6" 256 bytes buffer>] after(%[[V17]])
+// CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.program "big.w" arrays <6:7> rows 32 cols 32 k [192, 224] n [0, 8] in_bytes 256 segment 0 label "big.w" after(%[[V20]], %[[V0]])
+// CHECK-NEXT:   %[[V22:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@6" buffer>] segment 0 label "big.w@6" after(%[[V21]])
+// CHECK-NEXT:   %[[V23:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@7" 256 bytes buffer>] after(%[[V20]])
+// CHECK-NEXT:   %[[V24:[0-9]+]] = cim_meta.program "big.w" arrays <7:8> rows 32 cols 32 k [224, 256] n [0, 8] in_bytes 256 segment 0 label "big.w" after(%[[V23]], %[[V0]])
+// CHECK-NEXT:   %[[V25:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@7" buffer>] segment 0 label "big.w@7" after(%[[V24]])
+// CHECK-NEXT:   %[[V26:[0-9]+]] = cim_meta.segment 0 label "programmed big.w" after(%[[V3]], %[[V6]], %[[V9]], %[[V12]], %[[V15]], %[[V18]], %[[V21]], %[[V24]])
+// CHECK-NEXT:   %[[V27:[0-9]+]] = cim_meta.mvm "big.w" arrays <0:8> vectors 1 rows 32 cols 32 k [0, 256] n [0, 8] v [0, 1] input "input0" output "y" feed dram in_bytes 256 out_bytes 256 local_bytes 128 segment 0 label "big.w" allocs [#cim_meta.alloc<"y@chunk0" 256 bytes buffer>] after(%[[V1]], %[[V26]])
+// CHECK-NEXT:   %[[V28:[0-9]+]] = cim_meta.vector "accumulate" element_ops 56 inputs ["y"] outputs ["y"] attrs {} block [1, 0, 8] cores <0:2> in_bytes 256 out_bytes 8 segment 0 label "y" after(%[[V27]])
+// CHECK-NEXT:   %[[V29:[0-9]+]] = cim_meta.free [#cim_meta.place<"y@chunk0" buffer>] segment 0 label "y@chunk0" after(%[[V28]])
+// CHECK-NEXT:   %[[V30:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@0" 256 bytes buffer>] after(%[[V23]])
+// CHECK-NEXT:   %[[V31:[0-9]+]] = cim_meta.program "big.w" arrays <0:1> rows 32 cols 32 k [0, 32] n [8, 16] in_bytes 256 segment 0 label "big.w" after(%[[V30]], %[[V28]])
+// CHECK-NEXT:   %[[V32:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@0" buffer>] segment 0 label "big.w@0" after(%[[V31]])
+// CHECK-NEXT:   %[[V33:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@1" 256 bytes buffer>] after(%[[V30]])
+// CHECK-NEXT:   %[[V34:[0-9]+]] = cim_meta.program "big.w" arrays <1:2> rows 32 cols 32 k [32, 64] n [8, 16] in_bytes 256 segment 0 label "big.w" after(%[[V33]], %[[V28]])
+// CHECK-NEXT:   %[[V35:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@1" buffer>] segment 0 label "big.w@1" after(%[[V34]])
+// CHECK-NEXT:   %[[V36:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@2" 256 bytes buffer>] after(%[[V33]])
+// CHECK-NEXT:   %[[V37:[0-9]+]] = cim_meta.program "big.w" arrays <2:3> rows 32 cols 32 k [64, 96] n [8, 16] in_bytes 256 segment 0 label "big.w" after(%[[V36]], %[[V28]])
+// CHECK-NEXT:   %[[V38:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@2" buffer>] segment 0 label "big.w@2" after(%[[V37]])
+// CHECK-NEXT:   %[[V39:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@3" 256 bytes buffer>] after(%[[V36]])
+// CHECK-NEXT:   %[[V40:[0-9]+]] = cim_meta.program "big.w" arrays <3:4> rows 32 cols 32 k [96, 128] n [8, 16] in_bytes 256 segment 0 label "big.w" after(%[[V39]], %[[V28]])
+// CHECK:        %[[V895:[0-9]+]] = cim_meta.mvm "big.w" arrays <0:8> vectors 1 rows 32 cols 32 k [0, 256] n [248, 256] v [0, 1] input "input0" output "y" feed dram in_bytes 256 out_bytes 256 local_bytes 128 segment 0 label "big.w" allocs [#cim_meta.alloc<"y@chunk31" 256 bytes buffer>] after(%[[V1]], %{{[0-9]+}}, %{{[0-9]+}})
+// CHECK-NEXT:   %[[V896:[0-9]+]] = cim_meta.vector "accumulate" element_ops 56 inputs ["y"] outputs ["y"] attrs {} block [1, 248, 256] cores <0:2> in_bytes 256 out_bytes 8 segment 0 label "y" after(%[[V895]])
+// CHECK-NEXT:   %[[V897:[0-9]+]] = cim_meta.free [#cim_meta.place<"y@chunk31" buffer>] segment 0 label "y@chunk31" after(%[[V896]])
+// CHECK-NEXT:   %[[V898:[0-9]+]] = cim_meta.store "y" 256 bytes buffer -> dram segment 0 label "output0" after(%[[V28]], %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %[[V896]])
+// CHECK-NEXT:   %[[V899:[0-9]+]] = cim_meta.free [#cim_meta.place<"y" buffer>] segment 0 label "y" after(%[[V28]], %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %[[V896]], %[[V898]])
+// CHECK-NEXT: }
 
 // -----
 
 // Spilling: r = relu(x) is 3072 bytes, more than half of the 4096-byte global
-// buffer, so it is stored to DRAM as soon as it is produced and each consumer
-// (sigmoid, add) loads it again after the store. The model input starts in
-// DRAM; an output that was spilled already ends there (no final store).
+// buffer. The relu streams the model input from DRAM; r stays in the buffer
+// while the sigmoid reads it, whose output has no room there and streams to
+// DRAM; then r is stored to DRAM too, and the add streams both from DRAM and
+// its result (a model output) to DRAM: no final store.
 builtin.module attributes {cim_tile.strategy = "static"} {
   func.func @spill(%x: tensor<1x3072xf32>) -> tensor<1x3072xf32> {
     %r = cim_tile.vector segment 0 (%x) : (tensor<1x3072xf32>) -> tensor<1x3072xf32> {
@@ -146,18 +197,18 @@ builtin.module attributes {cim_tile.strategy = "static"} {
   }
 }
 
-// CHECK:      cim_meta.schedule @spill
-// CHECK:        %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
-// CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 3072 bytes dram -> buffer segment 0 label "relu" after(%[[S0]])
-// CHECK-NEXT:   %[[RELU:[0-9]+]] = cim_meta.vector "relu" element_ops 3072 inputs ["input0"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} segment 0 label "relu" after(%[[LX]])
-// CHECK-NEXT:   %[[SR:[0-9]+]] = cim_meta.store "r" 3072 bytes buffer -> dram segment 0 label "relu" after(%[[RELU]])
-// CHECK-NEXT:   %[[LR1:[0-9]+]] = cim_meta.load "r" 3072 bytes dram -> buffer segment 0 label "sigmoid" after(%[[SR]])
-// CHECK-NEXT:   %[[SIG:[0-9]+]] = cim_meta.vector "sigmoid" element_ops 12288 inputs ["r"] outputs ["s"] attrs {kind = #cim_graph<unary_kind sigmoid>} segment 0 label "sigmoid" after(%[[LR1]])
-// CHECK-NEXT:   %[[SS:[0-9]+]] = cim_meta.store "s" 3072 bytes buffer -> dram segment 0 label "sigmoid" after(%[[SIG]])
-// CHECK-NEXT:   %[[LR2:[0-9]+]] = cim_meta.load "r" 3072 bytes dram -> buffer segment 0 label "add" after(%[[SR]])
-// CHECK-NEXT:   %[[LS:[0-9]+]] = cim_meta.load "s" 3072 bytes dram -> buffer segment 0 label "add" after(%[[SS]])
-// CHECK-NEXT:   %[[ADD:[0-9]+]] = cim_meta.vector "add" element_ops 3072 inputs ["r", "s"] outputs ["t"] attrs {kind = #cim_graph<binary_kind add>} segment 0 label "add" after(%[[LR2]], %[[LS]])
-// CHECK-NEXT:   cim_meta.store "t" 3072 bytes buffer -> dram segment 0 label "add" after(%[[ADD]])
+// CHECK:      cim_meta.schedule @spill target "tiny" strategy "static" batch 1 inputs ["input0"] outputs ["t"] {
+// CHECK-NEXT:   cim_meta.tensor "input0" : tensor<1x3072xf32> bytes 3072
+// CHECK-NEXT:   cim_meta.tensor "r" : tensor<1x3072xf32> bytes 3072
+// CHECK-NEXT:   cim_meta.tensor "s" : tensor<1x3072xf32> bytes 3072
+// CHECK-NEXT:   cim_meta.tensor "t" : tensor<1x3072xf32> bytes 3072
+// CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
+// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.segment 0 label "allocate r" allocs [#cim_meta.alloc<"r" 3072 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.vector "relu" element_ops 3072 inputs ["input0"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:2> in_from dram in_bytes 3072 out_bytes 3072 segment 0 label "relu" after(%[[V1]])
+// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.vector "sigmoid" element_ops 12288 inputs ["r"] outputs ["s"] attrs {kind = #cim_graph<unary_kind sigmoid>} cores <0:2> in_bytes 3072 out_to dram out_bytes 3072 segment 0 label "sigmoid" after(%[[V2]])
+// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.store "r" 3072 bytes buffer -> dram segment 0 label "r" after(%[[V2]])
+// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.vector "add" element_ops 3072 inputs ["r", "s"] outputs ["t"] attrs {kind = #cim_graph<binary_kind add>} cores <0:2> in_from dram in_bytes 6144 out_to dram out_bytes 3072 segment 0 label "add" after(%[[V4]], %[[V3]])
+// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.free [#cim_meta.place<"r" buffer>] segment 0 label "r" after(%[[V2]], %[[V3]], %[[V4]])
 // CHECK-NEXT: }
 
 // -----
@@ -179,10 +230,18 @@ builtin.module attributes {cim_tile.strategy = "static"} {
   }
 }
 
-// CHECK:      cim_meta.schedule @no_spill
-// CHECK:        %[[R:[0-9]+]] = cim_meta.vector "relu" {{.*}} outputs ["r"]
-// CHECK-NEXT:   %[[S:[0-9]+]] = cim_meta.vector "relu" {{.*}} inputs ["r"] outputs ["s"] attrs {kind = #cim_graph<unary_kind relu>} segment 0 label "relu" after(%[[R]])
-// CHECK-NEXT:   cim_meta.store "s" 2048 bytes buffer -> dram segment 0 label "output0" after(%[[S]])
+// CHECK:      cim_meta.schedule @no_spill target "tiny" strategy "static" batch 1 inputs ["input0"] outputs ["s"] {
+// CHECK-NEXT:   cim_meta.tensor "input0" : tensor<1x2048xf32> bytes 2048
+// CHECK-NEXT:   cim_meta.tensor "r" : tensor<1x2048xf32> bytes 2048
+// CHECK-NEXT:   cim_meta.tensor "s" : tensor<1x2048xf32> bytes 2048
+// CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
+// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.segment 0 label "allocate r" allocs [#cim_meta.alloc<"r" 2048 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.vector "relu" element_ops 2048 inputs ["input0"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:2> in_from dram in_bytes 2048 out_bytes 2048 segment 0 label "relu" after(%[[V1]])
+// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.segment 0 label "allocate s" allocs [#cim_meta.alloc<"s" 2048 bytes buffer>] after(%[[V2]])
+// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.vector "relu" element_ops 2048 inputs ["r"] outputs ["s"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:2> in_bytes 2048 out_bytes 2048 segment 0 label "relu" after(%[[V3]], %[[V2]])
+// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.free [#cim_meta.place<"r" buffer>] segment 0 label "r" after(%[[V2]], %[[V4]])
+// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.store "s" 2048 bytes buffer -> dram segment 0 label "output0" after(%[[V4]])
+// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.free [#cim_meta.place<"s" buffer>] segment 0 label "s" after(%[[V4]], %[[V6]])
 // CHECK-NEXT: }
 
 // -----
@@ -205,15 +264,21 @@ builtin.module attributes {cim_tile.strategy = "static"} {
   }
 }
 
-// CHECK:      cim_meta.schedule @norm
+// CHECK:      cim_meta.schedule @norm target "tiny" strategy "static" batch 1 inputs ["input0"] outputs ["y"] {
 // CHECK-NEXT:   cim_meta.tensor "input0" : tensor<1x4x32xf32> bytes 128
 // CHECK-NEXT:   cim_meta.tensor "y" : tensor<1x4x32xf32> bytes 128
-// CHECK-NEXT:   %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
-// CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 128 bytes dram -> buffer segment 0 label "layer_norm" after(%[[S0]])
-// CHECK-NEXT:   %[[LG:[0-9]+]] = cim_meta.load "ln.g" 32 bytes dram -> buffer segment 0 label "layer_norm" after(%[[S0]])
-// CHECK-NEXT:   %[[LB:[0-9]+]] = cim_meta.load "ln.b" 32 bytes dram -> buffer segment 0 label "layer_norm" after(%[[S0]])
-// CHECK-NEXT:   %[[LN:[0-9]+]] = cim_meta.vector "layer_norm" element_ops 1024 inputs ["input0", "ln.g", "ln.b"] outputs ["y"] attrs {axis = -1 : i64, epsilon = 1.000000e-05 : f32} segment 0 label "layer_norm" after(%[[LX]], %[[LG]], %[[LB]])
-// CHECK-NEXT:   cim_meta.store "y" 128 bytes buffer -> dram segment 0 label "output0" after(%[[LN]])
+// CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
+// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.segment 0 label "allocate y" allocs [#cim_meta.alloc<"y" 128 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.load "ln.g" 32 bytes dram -> buffer segment 0 label "ln.g" allocs [#cim_meta.alloc<"ln.g" 32 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.load "ln.b" 32 bytes dram -> buffer segment 0 label "ln.b" allocs [#cim_meta.alloc<"ln.b" 32 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.load "input0" 128 bytes dram -> buffer segment 0 label "input0" allocs [#cim_meta.alloc<"input0" 128 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.vector "layer_norm" element_ops 1024 inputs ["input0", "ln.g", "ln.b"] outputs ["y"] attrs {axis = -1 : i64, epsilon = 1.000000e-05 : f32} cores <0:2> in_bytes 192 out_bytes 128 segment 0 label "layer_norm" after(%[[V1]], %[[V4]], %[[V2]], %[[V3]])
+// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0" buffer>] segment 0 label "input0" after(%[[V4]], %[[V5]])
+// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.store "y" 128 bytes buffer -> dram segment 0 label "output0" after(%[[V5]])
+// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.free [#cim_meta.place<"y" buffer>] segment 0 label "y" after(%[[V5]], %[[V7]])
+// CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.free [#cim_meta.place<"ln.g" buffer>] segment 0 label "ln.g" after(%[[V2]], %[[V5]])
+// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.free [#cim_meta.place<"ln.b" buffer>] segment 0 label "ln.b" after(%[[V3]], %[[V5]])
+// CHECK-NEXT: }
 
 // -----
 
@@ -221,8 +286,8 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // cim_meta.constant with their values, once each, where first read, named
 // after the value (or "const", made unique) in the tensors' namespace; the
 // vector ops name them among their inputs, next to tensors and weights.
-// Nothing loads them (the embedding table, a weight, is loaded: only the one
-// gathered row, 4 bytes).
+// Nothing loads them (the embedding table, a weight, stays in DRAM: the
+// gather streams only the one row it picks, 4 bytes).
 builtin.module attributes {cim_tile.strategy = "static"} {
   func.func @constants(%x: tensor<1x4xf32>) -> (tensor<1x4xf32>, tensor<1x4xf32>) {
     %scale = cim_graph.constant dense<[0.5, 2.0, -1.0, 4.0]> : tensor<4xf32>
@@ -262,15 +327,21 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   cim_meta.tensor "m" : tensor<1x4xf32> bytes 4
 // CHECK-NEXT:   cim_meta.constant "const.1" = dense<3> : tensor<1xi64>
 // CHECK-NEXT:   cim_meta.tensor "e" : tensor<1x4xf32> bytes 4
-// CHECK-NEXT:   %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
-// CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 4 bytes dram -> buffer segment 0 label "mul" after(%[[S0]])
-// CHECK-NEXT:   %[[MUL:[0-9]+]] = cim_meta.vector "mul" element_ops 4 inputs ["input0", "scale"] outputs ["y"] attrs {kind = #cim_graph<binary_kind mul>} segment 0 label "mul" after(%[[LX]])
-// CHECK-NEXT:   %[[ADD:[0-9]+]] = cim_meta.vector "add" element_ops 4 inputs ["y", "const"] outputs ["z"] attrs {kind = #cim_graph<binary_kind add>} segment 0 label "add" after(%[[MUL]])
-// CHECK-NEXT:   %[[SUB:[0-9]+]] = cim_meta.vector "sub" element_ops 4 inputs ["z", "scale"] outputs ["m"] attrs {kind = #cim_graph<binary_kind sub>} segment 0 label "sub" after(%[[ADD]])
-// CHECK-NEXT:   %[[LE:[0-9]+]] = cim_meta.load "emb" 4 bytes dram -> buffer segment 0 label "gather" after(%[[S0]])
-// CHECK-NEXT:   %[[GATHER:[0-9]+]] = cim_meta.vector "gather" element_ops 4 inputs ["emb", "const.1"] outputs ["e"] attrs {axis = 0 : i64} segment 0 label "gather" after(%[[LE]])
-// CHECK-NEXT:   cim_meta.store "m" 4 bytes buffer -> dram segment 0 label "output0" after(%[[SUB]])
-// CHECK-NEXT:   cim_meta.store "e" 4 bytes buffer -> dram segment 0 label "output1" after(%[[GATHER]])
+// CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
+// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.segment 0 label "allocate y" allocs [#cim_meta.alloc<"y" 4 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.vector "mul" element_ops 4 inputs ["input0", "scale"] outputs ["y"] attrs {kind = #cim_graph<binary_kind mul>} cores <0:2> in_from dram in_bytes 4 out_bytes 4 segment 0 label "mul" after(%[[V1]])
+// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.segment 0 label "allocate z" allocs [#cim_meta.alloc<"z" 4 bytes buffer>] after(%[[V2]])
+// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.vector "add" element_ops 4 inputs ["y", "const"] outputs ["z"] attrs {kind = #cim_graph<binary_kind add>} cores <0:2> in_bytes 4 out_bytes 4 segment 0 label "add" after(%[[V3]], %[[V2]])
+// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.free [#cim_meta.place<"y" buffer>] segment 0 label "y" after(%[[V2]], %[[V4]])
+// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.segment 0 label "allocate m" allocs [#cim_meta.alloc<"m" 4 bytes buffer>] after(%[[V4]])
+// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.vector "sub" element_ops 4 inputs ["z", "scale"] outputs ["m"] attrs {kind = #cim_graph<binary_kind sub>} cores <0:2> in_bytes 4 out_bytes 4 segment 0 label "sub" after(%[[V6]], %[[V4]])
+// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.free [#cim_meta.place<"z" buffer>] segment 0 label "z" after(%[[V4]], %[[V7]])
+// CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.segment 0 label "allocate e" allocs [#cim_meta.alloc<"e" 4 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.vector "gather" element_ops 4 inputs ["emb", "const.1"] outputs ["e"] attrs {axis = 0 : i64} cores <0:2> in_from dram in_bytes 4 out_bytes 4 segment 0 label "gather" after(%[[V9]])
+// CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.store "m" 4 bytes buffer -> dram segment 0 label "output0" after(%[[V7]])
+// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.store "e" 4 bytes buffer -> dram segment 0 label "output1" after(%[[V10]])
+// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.free [#cim_meta.place<"m" buffer>] segment 0 label "m" after(%[[V7]], %[[V11]])
+// CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.free [#cim_meta.place<"e" buffer>] segment 0 label "e" after(%[[V10]], %[[V12]])
 // CHECK-NEXT: }
 
 // -----
@@ -300,12 +371,16 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   cim_meta.tensor "q" : tensor<1x3xf32> bytes 3
 // CHECK-NEXT:   cim_meta.tensor "k" : tensor<1x5xf32> bytes 5
 // CHECK-NEXT:   cim_meta.tensor "r" : tensor<1x5xf32> bytes 5
-// CHECK-NEXT:   %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
-// CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 8 bytes dram -> buffer segment 0 label "split" after(%[[S0]])
-// CHECK-NEXT:   %[[SPLIT:[0-9]+]] = cim_meta.vector "split" element_ops 8 inputs ["input0"] outputs ["q", "k"] attrs {axis = 1 : i64} segment 0 label "split" after(%[[LX]])
-// CHECK-NEXT:   %[[RELU:[0-9]+]] = cim_meta.vector "relu" element_ops 5 inputs ["k"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} segment 0 label "relu" after(%[[SPLIT]])
-// CHECK-NEXT:   cim_meta.store "q" 3 bytes buffer -> dram segment 0 label "output0" after(%[[SPLIT]])
-// CHECK-NEXT:   cim_meta.store "r" 5 bytes buffer -> dram segment 0 label "output1" after(%[[RELU]])
+// CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
+// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.segment 0 label "allocate q" allocs [#cim_meta.alloc<"q" 3 bytes buffer>, #cim_meta.alloc<"k" 5 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.vector "split" element_ops 8 inputs ["input0"] outputs ["q", "k"] attrs {axis = 1 : i64} cores <0:2> in_from dram in_bytes 8 out_bytes 8 segment 0 label "split" after(%[[V1]])
+// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.segment 0 label "allocate r" allocs [#cim_meta.alloc<"r" 5 bytes buffer>] after(%[[V2]])
+// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.vector "relu" element_ops 5 inputs ["k"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:2> in_bytes 5 out_bytes 5 segment 0 label "relu" after(%[[V3]], %[[V2]])
+// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.free [#cim_meta.place<"k" buffer>] segment 0 label "k" after(%[[V2]], %[[V4]])
+// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.store "q" 3 bytes buffer -> dram segment 0 label "output0" after(%[[V2]])
+// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.store "r" 5 bytes buffer -> dram segment 0 label "output1" after(%[[V4]])
+// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.free [#cim_meta.place<"q" buffer>] segment 0 label "q" after(%[[V2]], %[[V6]])
+// CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.free [#cim_meta.place<"r" buffer>] segment 0 label "r" after(%[[V4]], %[[V7]])
 // CHECK-NEXT: }
 
 // -----
@@ -336,31 +411,49 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 }
 
 // CHECK:      cim_meta.schedule @kv_cache target "tiny" strategy "static" batch 1 inputs ["input0", "input1"] outputs ["y"] {
-// CHECK-NEXT:   cim_meta.tensor "input0" : tensor<1x32xf32> bytes 32{{$}}
+// CHECK-NEXT:   cim_meta.tensor "input0" : tensor<1x32xf32> bytes 32
 // CHECK-NEXT:   cim_meta.tensor "input1" : tensor<1x40xf32> bytes 40 arrays <0:2>
-// CHECK-NOT:    cim_meta.switch arrays <0:
-// CHECK:        %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
-// CHECK-NEXT:   %[[SW:[0-9]+]] = cim_meta.switch arrays <7:8> to <memory> segment 0 after(%[[S0]])
-// CHECK-NEXT:   %[[LW1:[0-9]+]] = cim_meta.load "l1.w" 1280 bytes dram -> buffer segment 0 label "l1.w" after(%[[S0]])
-// CHECK-NEXT:   %[[PW1:[0-9]+]] = cim_meta.program "l1.w" arrays <2:7> rows 32 cols 32 k [0, 32] n [0, 40] segment 0 label "l1.w" after(%[[LW1]])
-// CHECK-NEXT:   %[[LX:[0-9]+]] = cim_meta.load "input0" 32 bytes dram -> buffer segment 0 label "l1.w" after(%[[S0]])
-// CHECK-NEXT:   %[[MX:[0-9]+]] = cim_meta.move "input0" 32 bytes in cores <0:2> segment 0 label "l1.w" after(%[[LX]])
-// CHECK-NEXT:   %[[M1:[0-9]+]] = cim_meta.mvm "l1.w" arrays <2:7> {{.*}} after(%[[MX]], %[[PW1]])
-// CHECK-NEXT:   %[[G1:[0-9]+]] = cim_meta.move "h" 40 bytes out cores <0:2> segment 0 label "l1.w" after(%[[M1]])
-// CHECK-NEXT:   %[[LP:[0-9]+]] = cim_meta.load "input1" 40 bytes memory -> buffer arrays <0:2> segment 0 label "add" after(%[[S0]])
-// CHECK-NEXT:   %[[ADD:[0-9]+]] = cim_meta.vector "add" element_ops 40 inputs ["h", "input1"] outputs ["s"] {{.*}} after(%[[G1]], %[[LP]])
-// CHECK-NEXT:   %[[S1:[0-9]+]] = cim_meta.segment 1 after(%[[SW]], %[[ADD]])
-// CHECK-NEXT:   %[[BACK:[0-9]+]] = cim_meta.switch arrays <7:8> to <compute> segment 1 after(%[[S1]])
-// CHECK-NEXT:   cim_meta.move "s" 40 bytes in segment 1
-// CHECK-NEXT:   cim_meta.load "l2.w" 960 bytes dram -> buffer segment 1
-// CHECK-NEXT:   cim_meta.program "l2.w" arrays <2:8> rows 32 cols 32 k [0, 40] n [0, 24] segment 1 label "l2.w" after(%{{[0-9]+}}, %[[BACK]])
-// CHECK-NEXT:   cim_meta.mvm "l2.w" arrays <2:8> {{.*}} n [0, 24]
-// CHECK-NEXT:   cim_meta.load "l2.w" 960 bytes dram -> buffer segment 1
-// CHECK-NEXT:   cim_meta.program "l2.w" arrays <2:8> {{.*}} n [24, 48]
-// CHECK-NEXT:   cim_meta.mvm "l2.w" arrays <2:8> {{.*}} n [24, 48]
-// CHECK-NEXT:   cim_meta.load "l2.w" 640 bytes dram -> buffer segment 1
-// CHECK-NEXT:   cim_meta.program "l2.w" arrays <2:6> {{.*}} n [48, 64]
-// CHECK-NEXT:   cim_meta.mvm "l2.w" arrays <2:6> {{.*}} n [48, 64]
-// CHECK-NOT:    cim_meta.switch
-// CHECK:        cim_meta.store "y" 64 bytes buffer -> dram segment 1 label "output0"
+// CHECK-NEXT:   cim_meta.weight "l1.w" layout kn groups 1 k 32 n 40
+// CHECK-NEXT:   cim_meta.tensor "h" : tensor<1x40xf32> bytes 40
+// CHECK-NEXT:   cim_meta.tensor "s" : tensor<1x40xf32> bytes 40
+// CHECK-NEXT:   cim_meta.weight "l2.w" layout kn groups 1 k 40 n 64
+// CHECK-NEXT:   cim_meta.tensor "y" : tensor<1x64xf32> bytes 64
+// CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
+// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.switch arrays <7:8> to <memory> segment 0 after(%[[V0]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.load "l1.w" 1280 bytes dram -> buffer segment 0 label "l1.w" allocs [#cim_meta.alloc<"l1.w@2" 1280 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.program "l1.w" arrays <2:7> rows 32 cols 32 k [0, 32] n [0, 40] in_bytes 1280 segment 0 label "l1.w" after(%[[V2]], %[[V0]])
+// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.free [#cim_meta.place<"l1.w@2" buffer>] segment 0 label "l1.w@2" after(%[[V3]])
+// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.segment 0 label "allocate h" allocs [#cim_meta.alloc<"h" 40 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.load "input0" 32 bytes dram -> buffer segment 0 label "input0" allocs [#cim_meta.alloc<"input0[0:1]@in" 32 bytes buffer>] after(%[[V5]])
+// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.move "input0" 32 bytes in cores <0:2> segment 0 label "l1.w" allocs [#cim_meta.alloc<"input0[0:1]" 104 bytes local cores <0:2>>] after(%[[V5]], %[[V6]])
+// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:1]@in" buffer>] segment 0 label "input0[0:1]@in" after(%[[V7]])
+// CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.mvm "l1.w" arrays <2:7> vectors 1 rows 32 cols 32 k [0, 32] n [0, 40] v [0, 1] input "input0" output "h" local_bytes 32 segment 0 label "l1.w" after(%[[V7]], %[[V3]])
+// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.move "h" 40 bytes out cores <0:2> block [0, 0, 1] segment 0 label "l1.w" after(%[[V9]])
+// CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:1]" local cores <0:2>>] segment 0 label "input0[0:1]" after(%[[V10]], %[[V9]])
+// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.segment 0 label "allocate s" allocs [#cim_meta.alloc<"s" 40 bytes buffer>] after(%[[V10]])
+// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.load "input1" 40 bytes memory -> buffer arrays <0:2> segment 0 label "input1" allocs [#cim_meta.alloc<"input1" 40 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.vector "add" element_ops 40 inputs ["h", "input1"] outputs ["s"] attrs {kind = #cim_graph<binary_kind add>} cores <0:2> in_bytes 80 out_bytes 40 segment 0 label "add" after(%[[V12]], %[[V10]], %[[V13]])
+// CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.free [#cim_meta.place<"input1" buffer>] segment 0 label "input1" after(%[[V13]], %[[V14]])
+// CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.free [#cim_meta.place<"h" buffer>] segment 0 label "h" after(%[[V10]], %[[V14]])
+// CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.segment 1 after(%[[V1]], %[[V4]], %[[V8]], %[[V11]], %[[V15]], %[[V16]])
+// CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.switch arrays <7:8> to <compute> segment 1 after(%[[V17]])
+// CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.segment 1 label "allocate y" allocs [#cim_meta.alloc<"y" 64 bytes buffer>] after(%[[V14]])
+// CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.load "l2.w" 960 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@2" 960 bytes buffer>] after(%[[V17]])
+// CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.program "l2.w" arrays <2:8> rows 32 cols 32 k [0, 40] n [0, 24] in_bytes 960 segment 1 label "l2.w" after(%[[V20]], %[[V18]])
+// CHECK-NEXT:   %[[V22:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@2" buffer>] segment 1 label "l2.w@2" after(%[[V21]])
+// CHECK-NEXT:   %[[V23:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:8> vectors 1 rows 32 cols 32 k [0, 40] n [0, 24] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V14]], %[[V19]], %[[V21]])
+// CHECK-NEXT:   %[[V24:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 inputs ["y"] outputs ["y"] attrs {} block [1, 0, 24] cores <0:2> out_bytes 24 segment 1 label "y" after(%[[V23]])
+// CHECK-NEXT:   %[[V25:[0-9]+]] = cim_meta.load "l2.w" 960 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@2" 960 bytes buffer>] after(%[[V20]])
+// CHECK-NEXT:   %[[V26:[0-9]+]] = cim_meta.program "l2.w" arrays <2:8> rows 32 cols 32 k [0, 40] n [24, 48] in_bytes 960 segment 1 label "l2.w" after(%[[V25]], %[[V24]], %[[V18]])
+// CHECK-NEXT:   %[[V27:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@2" buffer>] segment 1 label "l2.w@2" after(%[[V26]])
+// CHECK-NEXT:   %[[V28:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:8> vectors 1 rows 32 cols 32 k [0, 40] n [24, 48] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V14]], %[[V19]], %[[V26]])
+// CHECK-NEXT:   %[[V29:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 inputs ["y"] outputs ["y"] attrs {} block [1, 24, 48] cores <0:2> out_bytes 24 segment 1 label "y" after(%[[V28]])
+// CHECK-NEXT:   %[[V30:[0-9]+]] = cim_meta.load "l2.w" 640 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@2" 640 bytes buffer>] after(%[[V25]])
+// CHECK-NEXT:   %[[V31:[0-9]+]] = cim_meta.program "l2.w" arrays <2:6> rows 32 cols 32 k [0, 40] n [48, 64] in_bytes 640 segment 1 label "l2.w" after(%[[V30]], %[[V29]], %[[V18]])
+// CHECK-NEXT:   %[[V32:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@2" buffer>] segment 1 label "l2.w@2" after(%[[V31]])
+// CHECK-NEXT:   %[[V33:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:6> vectors 1 rows 32 cols 32 k [0, 40] n [48, 64] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V14]], %[[V19]], %[[V31]])
+// CHECK-NEXT:   %[[V34:[0-9]+]] = cim_meta.vector "accumulate" element_ops 16 inputs ["y"] outputs ["y"] attrs {} block [1, 48, 64] cores <0:2> out_bytes 16 segment 1 label "y" after(%[[V33]])
+// CHECK-NEXT:   %[[V35:[0-9]+]] = cim_meta.free [#cim_meta.place<"s" buffer>] segment 1 label "s" after(%[[V14]], %[[V23]], %[[V28]], %[[V33]])
+// CHECK-NEXT:   %[[V36:[0-9]+]] = cim_meta.store "y" 64 bytes buffer -> dram segment 1 label "output0" after(%[[V24]], %[[V29]], %[[V34]])
+// CHECK-NEXT:   %[[V37:[0-9]+]] = cim_meta.free [#cim_meta.place<"y" buffer>] segment 1 label "y" after(%[[V24]], %[[V29]], %[[V34]], %[[V36]])
 // CHECK-NEXT: }

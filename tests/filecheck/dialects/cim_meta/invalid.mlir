@@ -458,10 +458,6 @@ cim_meta.schedule @main target "tiny" strategy "static" batch 1 inputs [] output
 // CHECK: 'cim_meta.mvm' names out_arrays exactly when its out_to is memory
 %t = cim_meta.mvm "w" arrays <0:2> vectors 1 rows 320 cols 80 k [0, 512] n [0, 10] v [0, 1] input "x" output "y" out_arrays <4:5> out_bytes 16 segment 0
 
-// -----
-
-// CHECK: 'cim_meta.mvm' streams out_bytes > 0 when its out_to is dram
-%t = cim_meta.mvm "w" arrays <0:2> vectors 1 rows 320 cols 80 k [0, 512] n [0, 10] v [0, 1] input "x" output "y" out_to dram segment 0
 
 // -----
 
@@ -485,33 +481,13 @@ cim_meta.schedule @main target "tiny" strategy "static" batch 1 inputs [] output
 
 // -----
 
-// CHECK: 'cim_meta.vector' streams in_bytes > 0 when its in_from is dram
-%t = cim_meta.vector "relu" element_ops 64 inputs ["s"] outputs ["p"] attrs {} in_from dram segment 0
-
-// -----
-
 // CHECK: 'cim_meta.vector' names out_arrays exactly when its out_to is memory
 %t = cim_meta.vector "relu" element_ops 64 inputs ["s"] outputs ["p"] attrs {} out_to memory out_bytes 64 segment 0
 
 // -----
 
-// CHECK: 'cim_meta.vector' streams out_bytes > 0 when its out_to is memory
-%t = cim_meta.vector "relu" element_ops 64 inputs ["s"] outputs ["p"] attrs {} out_to memory out_arrays <0:1> segment 0
-
-// -----
-
 // CHECK: 'cim_meta.program' feed must be buffer, dram or memory, got local
 %t = cim_meta.program "w" arrays <0:2> rows 320 cols 80 k [0, 512] n [0, 10] feed local segment 0
-
-// -----
-
-// CHECK: 'cim_meta.program' streams in_bytes > 0 when its feed is dram
-%t = cim_meta.program "w" arrays <0:2> rows 320 cols 80 k [0, 512] n [0, 10] feed dram segment 0
-
-// -----
-
-// CHECK: 'cim_meta.program' streams in_bytes > 0 when its feed is memory
-%t = cim_meta.program "w" arrays <0:2> rows 320 cols 80 k [0, 512] n [0, 10] feed memory feed_arrays <4:6> segment 0
 
 // -----
 
