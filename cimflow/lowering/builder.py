@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import cast
 
 from xdsl.dialects import func
@@ -191,6 +192,7 @@ class CopyLayout:
         return any(holders > 1 for _, _, holders in self.columns)
 
 
+@lru_cache(maxsize=8192)
 def copy_layout(
     hw: HardwareTarget,
     tiling: cim_tile.TilingAttr,
