@@ -140,7 +140,7 @@ from xdsl.ir import Operation, SSAValue
 
 from cimflow.analysis.allocation import batch_size, feature_rows, pipeline_plans
 from cimflow.analysis.blocking import Band, BlockPlan, bands
-from cimflow.analysis.tile_mapping import Chunk, plan_chunks
+from cimflow.analysis.tile_mapping import plan_chunks
 from cimflow.cimdialect import cim_graph, cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
 from cimflow.cimdialect.cim_tile import Dataflow
@@ -649,7 +649,6 @@ def _stream_terms(
     half: int = 0,
 ) -> tuple[int, int, int, int]:
     chunks = plan_chunks(tiling, available)
-    units = hw.total_cores * hw.vector.units_per_core
     room = half * hw.dual_mode.memory_capacity_bytes
     dram_free = 0
     program_end = compute_end = 0
@@ -682,23 +681,8 @@ def _stream_terms(
             ).cycles
         )
         programmed[index] = program_end
-        compute_end = program_end + _chunk_compute(hw, chunk, vectors, units)
+        compute_end = program_end + mvm_cycles(hw, vectors, chunk.rows, chunk.cols)
     return compute_end, dram_free, len(chunks), compute_end - dram_free
-
-
-def _chunk_compute(hw: HardwareTarget, chunk: Chunk, vectors: int, units: int) -> int:
-    """One chunk's MVMs as the lowering streams them: every vector's input
-    rows in and its outputs (partial sums, when it holds several row tiles)
-    out over the interconnect while the arrays compute, then its partial
-    sums added on the vector units."""
-    outputs = vectors * (chunk.n1 - chunk.n0)
-    row_tiles = max(1, chunk.row_tiles)
-    in_bytes = vectors * (chunk.k1 - chunk.k0) * hw.activation_bytes
-    width = hw.accumulator_bytes if row_tiles > 1 else hw.activation_bytes
-    streamed = interconnect_cost(hw, in_bytes + outputs * row_tiles * width).cycles
-    compute = max(mvm_cycles(hw, vectors, chunk.rows, chunk.cols), streamed)
-    adds = outputs * (row_tiles - 1)
-    return compute + (vector_cost(hw, adds, units).cycles if adds else 0)
 
 
 def stream_terms(

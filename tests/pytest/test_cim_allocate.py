@@ -617,14 +617,14 @@ PREDICTION_BOUND = 1.9
 ways) on the small zoo on tiny and dynaplasia.
 
 Measured (2026-12-02, the machine with feature-map moves, line buffers,
-passing allocations and bandwidth lanes): 0.66 to 1.51; 0.66 to 1.21 on
+passing allocations and bandwidth lanes): 0.55 to 1.46; 0.66 to 1.21 on
 dynaplasia. The model prices weights streaming to their arrays over the
 interconnect (one copy in the segment's entry, the extra copies with their
 MVMs) but not yet partial sums and activations that a small global buffer
 sends through DRAM: on ``tiny`` (4 KiB) vgg_tiny's partial sums go to DRAM
-and back (0.66). It overestimates where the simulator overlaps a segment's
+and back (0.55). It overestimates where the simulator overlaps a segment's
 weight loading with its first vector work and where bands overlap more than
-it assumes (resnet_tiny on tiny, 1.51), and underestimates where several
+it assumes (resnet_tiny on tiny, 1.46), and underestimates where several
 MVMs contend for the interconnect and vector units more than their critical
 path shows (opt_tiny prefill and mobilenetv2_tiny on dynaplasia, 0.66 and
 0.68)."""
