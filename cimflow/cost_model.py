@@ -77,7 +77,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from cimflow.hw_targets import HardwareTarget
 
@@ -125,6 +125,10 @@ class OpCost:
     @property
     def total_energy_pj(self) -> float:
         return sum(self.energy_pj.values())
+
+
+NO_COST = OpCost(0, {})
+"""An op part that takes no time and no energy (a stream of no bytes)."""
 
 
 def _ceil_div(numerator: float, denominator: float) -> int:
@@ -536,7 +540,7 @@ def memory_stream_cost(
     )
 
 
-def mvm_op_cost(
+def mvm_op_parts(
     t: HardwareTarget,
     arrays: int,
     vectors: int,
@@ -551,18 +555,18 @@ def mvm_op_cost(
     feed_arrays: Ranges = (),
     out_to: StreamLevel = "buffer",
     out_arrays: Ranges = (),
-) -> OpCost:
-    """An MVM op as a trace states it: :func:`mvm_cost` on ``arrays``
-    arrays, at the same time as its busiest core reads ``local_bytes`` from
-    its local buffer and as it streams (:func:`stream_cost`): ``in_bytes``
-    of input from where ``feed`` says (``feed_arrays`` for ``memory``, by
-    the memory-to-compute path when :func:`feeds_directly`) and
-    ``out_bytes`` of outputs to ``out_to`` (``out_arrays`` for ``memory``);
-    ``cores`` are the cores of its arrays (default every core)."""
+) -> tuple[OpCost, OpCost]:
+    """An MVM op as a trace states it, as ``(compute, stream)``: :func:`mvm_cost` on
+    ``arrays`` arrays, at the same time as its busiest core reads ``local_bytes`` from
+    its local buffer; and as it streams (:func:`stream_cost`): ``in_bytes`` of input
+    from where ``feed`` says (``feed_arrays`` for ``memory``, by the memory-to-compute
+    path when :func:`feeds_directly`) and ``out_bytes`` of outputs to ``out_to``
+    (``out_arrays`` for ``memory``); ``cores`` are the cores of its arrays (default
+    every core)."""
     compute = mvm_cost(t, arrays, vectors, rows_used, cols_used)
     local = OpCost(local_read_cycles(t, local_bytes), {})
     if not in_bytes and not out_bytes:
-        return concurrent_cost(compute, local)
+        return concurrent_cost(compute, local), NO_COST
     if feed == "local" and in_bytes:
         raise ValueError("an MVM fed from its local buffers streams no input")
     op_cores = all_cores(t) if cores is None else cores
@@ -577,10 +581,24 @@ def mvm_op_cost(
         out_arrays=out_arrays,
         direct=feed == "memory" and feeds_directly(t, op_cores, feed_arrays),
     )
-    return concurrent_cost(compute, local, stream)
+    return concurrent_cost(compute, local), stream
 
 
-def program_op_cost(
+def mvm_op_cost(
+    t: HardwareTarget,
+    arrays: int,
+    vectors: int,
+    rows_used: int,
+    cols_used: int,
+    **streams: Any,
+) -> OpCost:
+    """:func:`mvm_op_parts` run at the same time."""
+    return concurrent_cost(
+        *mvm_op_parts(t, arrays, vectors, rows_used, cols_used, **streams)
+    )
+
+
+def program_op_parts(
     t: HardwareTarget,
     arrays: int,
     rows_used: int,
@@ -590,14 +608,14 @@ def program_op_cost(
     feed: StreamLevel = "buffer",
     in_bytes: int = 0,
     feed_arrays: Ranges = (),
-) -> OpCost:
-    """A program as a trace states it: :func:`program_cost` on ``arrays``
-    arrays, at the same time as ``in_bytes`` of values stream from ``feed``
-    (``feed_arrays`` for ``memory``) over the interconnect to ``cores``, the
-    cores of its arrays (:func:`stream_cost`; 0 bytes: nothing streams)."""
+) -> tuple[OpCost, OpCost]:
+    """A program as a trace states it, as ``(compute, stream)``: :func:`program_cost` on
+    ``arrays`` arrays; and ``in_bytes`` of values stream from ``feed`` (``feed_arrays``
+    for ``memory``) over the interconnect to ``cores``, the cores of its arrays
+    (:func:`stream_cost`; 0 bytes: nothing streams)."""
     program = program_cost(t, arrays, rows_used, cols_used)
     if not in_bytes:
-        return program
+        return program, NO_COST
     stream = stream_cost(
         t,
         all_cores(t) if cores is None else cores,
@@ -605,7 +623,16 @@ def program_op_cost(
         in_bytes=in_bytes,
         in_arrays=feed_arrays,
     )
-    return concurrent_cost(program, stream)
+    return program, stream
+
+
+def program_op_cost(
+    t: HardwareTarget, arrays: int, rows_used: int, cols_used: int, **streams: Any
+) -> OpCost:
+    """:func:`program_op_parts` run at the same time."""
+    return concurrent_cost(
+        *program_op_parts(t, arrays, rows_used, cols_used, **streams)
+    )
 
 
 def vector_cost(t: HardwareTarget, element_ops: int, units: int) -> OpCost:
@@ -619,7 +646,7 @@ def vector_cost(t: HardwareTarget, element_ops: int, units: int) -> OpCost:
     )
 
 
-def vector_op_cost(
+def vector_op_parts(
     t: HardwareTarget,
     element_ops: int,
     cores: Ranges,
@@ -630,13 +657,13 @@ def vector_op_cost(
     in_arrays: Ranges = (),
     out_to: StreamLevel = "buffer",
     out_arrays: Ranges = (),
-) -> OpCost:
-    """A vector op on the units of ``cores`` (``units_per_core`` each), at
-    the same time as it streams ``in_bytes`` from ``in_from`` and
-    ``out_bytes`` to ``out_to`` (:func:`stream_cost`)."""
+) -> tuple[OpCost, OpCost]:
+    """As ``(compute, stream)``, a vector op on the units of ``cores``
+    (``units_per_core`` each); and what it streams at the same time: ``in_bytes`` from
+    ``in_from`` and ``out_bytes`` to ``out_to`` (:func:`stream_cost`)."""
     compute = vector_cost(t, element_ops, t.vector.units_per_core * count_ids(cores))
     if not in_bytes and not out_bytes:
-        return compute
+        return compute, NO_COST
     stream = stream_cost(
         t,
         cores,
@@ -647,7 +674,21 @@ def vector_op_cost(
         out_bytes=out_bytes,
         out_arrays=out_arrays,
     )
-    return concurrent_cost(compute, stream)
+    return compute, stream
+
+
+def vector_op_cost(
+    t: HardwareTarget,
+    element_ops: int,
+    cores: Ranges,
+    in_bytes: int = 0,
+    out_bytes: int = 0,
+    **streams: Any,
+) -> OpCost:
+    """:func:`vector_op_parts` run at the same time."""
+    return concurrent_cost(
+        *vector_op_parts(t, element_ops, cores, in_bytes, out_bytes, **streams)
+    )
 
 
 LANES = 8

@@ -39,10 +39,12 @@ from typing import Literal
 from cimflow.cost_model import (
     ENERGY_COMPONENTS,
     LANES,
+    NO_COST,
     NO_STREAM,
     OpCost,
     Ranges,
     StreamBytes,
+    concurrent_cost,
     cores_of_arrays,
     count_ids,
     cycles_to_seconds,
@@ -52,13 +54,12 @@ from cimflow.cost_model import (
     interconnect_resources,
     laned_cycles,
     lanes_needed,
-    mvm_op_cost,
-    program_op_cost,
+    mvm_op_parts,
+    program_op_parts,
     stream_bytes,
-    stream_cost,
     switch_cost,
     transfer_cost,
-    vector_op_cost,
+    vector_op_parts,
 )
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
@@ -138,6 +139,52 @@ def op_streams(target: HardwareTarget, op: TraceOp) -> StreamBytes:
     return NO_STREAM
 
 
+def op_parts(
+    target: HardwareTarget, op: ProgramOp | MvmOp | VectorOp
+) -> tuple[OpCost, OpCost]:
+    """``(compute, stream)`` of an op that streams while it works, from the
+    cost model: what no share of bandwidth changes, and its stream at the
+    full bandwidth."""
+    if isinstance(op, ProgramOp):
+        return program_op_parts(
+            target,
+            count_arrays(op.arrays),
+            op.rows,
+            op.cols,
+            cores=cores_of_arrays(target, op.arrays),
+            feed=op.feed,
+            in_bytes=program_in_bytes(target, op),
+            feed_arrays=op.feed_arrays,
+        )
+    if isinstance(op, MvmOp):
+        return mvm_op_parts(
+            target,
+            count_arrays(op.arrays),
+            op.vectors,
+            op.rows,
+            op.cols,
+            local_bytes=op.local_bytes,
+            feed=op.feed,
+            in_bytes=op.in_bytes,
+            out_bytes=op.out_bytes,
+            cores=cores_of_arrays(target, op.arrays),
+            feed_arrays=op.feed_arrays,
+            out_to=op.out_to,
+            out_arrays=op.out_arrays,
+        )
+    return vector_op_parts(
+        target,
+        op.element_ops,
+        op.cores,
+        op.in_bytes,
+        op.out_bytes,
+        in_from=op.in_from,
+        in_arrays=op.in_arrays,
+        out_to=op.out_to,
+        out_arrays=op.out_arrays,
+    )
+
+
 def op_cost(target: HardwareTarget, op: TraceOp) -> OpCost:
     """The cost of one op in isolation, from the cost model.
 
@@ -149,48 +196,11 @@ def op_cost(target: HardwareTarget, op: TraceOp) -> OpCost:
         return transfer_cost(target, op.src, op.dst, op.nbytes, n_arrays)
     if isinstance(op, MoveOp):
         return interconnect_cost(target, op.nbytes, op.cores)
-    if isinstance(op, ProgramOp):
-        return program_op_cost(
-            target,
-            count_arrays(op.arrays),
-            op.rows,
-            op.cols,
-            cores=cores_of_arrays(target, op.arrays),
-            feed=op.feed,
-            in_bytes=program_in_bytes(target, op),
-            feed_arrays=op.feed_arrays,
-        )
-    if isinstance(op, MvmOp):
-        return mvm_op_cost(
-            target,
-            count_arrays(op.arrays),
-            op.vectors,
-            op.rows,
-            op.cols,
-            local_bytes=op.local_bytes,
-            feed=op.feed,
-            in_bytes=op.in_bytes,
-            out_bytes=op.out_bytes,
-            cores=cores_of_arrays(target, op.arrays),
-            feed_arrays=op.feed_arrays,
-            out_to=op.out_to,
-            out_arrays=op.out_arrays,
-        )
-    if isinstance(op, VectorOp):
-        return vector_op_cost(
-            target,
-            op.element_ops,
-            op.cores,
-            op.in_bytes,
-            op.out_bytes,
-            in_from=op.in_from,
-            in_arrays=op.in_arrays,
-            out_to=op.out_to,
-            out_arrays=op.out_arrays,
-        )
+    if isinstance(op, ProgramOp | MvmOp | VectorOp):
+        return concurrent_cost(*op_parts(target, op))
     if isinstance(op, SwitchOp):
         return switch_cost(target, count_arrays(op.arrays))
-    return OpCost(0, {})
+    return NO_COST
 
 
 def op_timing(target: HardwareTarget, op: TraceOp) -> tuple[int, int]:
@@ -200,58 +210,9 @@ def op_timing(target: HardwareTarget, op: TraceOp) -> tuple[int, int]:
     stream; an MVM, vector op or program computes while it streams."""
     if isinstance(op, TransferOp | MoveOp):
         return 0, op_cost(target, op).cycles
-    if isinstance(op, MvmOp):
-        cores = cores_of_arrays(target, op.arrays)
-        compute = mvm_op_cost(
-            target,
-            count_arrays(op.arrays),
-            op.vectors,
-            op.rows,
-            op.cols,
-            local_bytes=op.local_bytes,
-        ).cycles
-        stream = stream_cost(
-            target,
-            cores,
-            in_from="buffer" if op.feed == "local" else op.feed,
-            in_bytes=op.in_bytes,
-            in_arrays=op.feed_arrays,
-            out_to=op.out_to,
-            out_bytes=op.out_bytes,
-            out_arrays=op.out_arrays,
-            direct=mvm_feeds_directly(target, op),
-        ).cycles
-        return compute, stream
-    if isinstance(op, VectorOp):
-        compute = vector_op_cost(target, op.element_ops, op.cores).cycles
-        stream = stream_cost(
-            target,
-            op.cores,
-            in_from=op.in_from,
-            in_bytes=op.in_bytes,
-            in_arrays=op.in_arrays,
-            out_to=op.out_to,
-            out_bytes=op.out_bytes,
-            out_arrays=op.out_arrays,
-        ).cycles
-        return compute, stream
-    if isinstance(op, ProgramOp):
-        compute = program_op_cost(
-            target, count_arrays(op.arrays), op.rows, op.cols
-        ).cycles
-        in_bytes = program_in_bytes(target, op)
-        stream = (
-            stream_cost(
-                target,
-                cores_of_arrays(target, op.arrays),
-                in_from=op.feed,
-                in_bytes=in_bytes,
-                in_arrays=op.feed_arrays,
-            ).cycles
-            if in_bytes
-            else 0
-        )
-        return compute, stream
+    if isinstance(op, ProgramOp | MvmOp | VectorOp):
+        compute, stream = op_parts(target, op)
+        return compute.cycles, stream.cycles
     return op_cost(target, op).cycles, 0
 
 

@@ -158,6 +158,7 @@ from cimflow.cost_model import (
 )
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
+from cimflow.lowering.rules import gathered_elements, vector_work
 from cimflow.passes.clsa_allocate import MAX_ROW_BANDS
 
 Part = Literal["interconnect", "vector", "dram"]
@@ -282,13 +283,6 @@ class Program:
 def tile_ops(function: func.FuncOp) -> list[TileOp]:
     """The tile ops of a function body, in program order."""
     return [op for op in function.body.block.ops if isinstance(op, TILE_OPS)]
-
-
-def _vector_work(payload: Operation) -> tuple[str, int]:
-    # the lowering's count (imported lazily: convert-tile-to-meta imports a lot)
-    from cimflow.passes.convert_tile_to_meta import vector_work
-
-    return vector_work(payload)
 
 
 def tensor_bytes(hw: HardwareTarget, value: SSAValue) -> int:
@@ -456,12 +450,8 @@ def build_program(
             continue
         if isinstance(op, cim_tile.VectorOp):
             payload = op.payload
-            _, work = _vector_work(payload)
-            gathered = (
-                num_elements(tensor_shape(payload.output))
-                if isinstance(payload, cim_graph.GatherOp)
-                else None
-            )
+            _, work = vector_work(payload)
+            gathered = gathered_elements(payload)
             for position, value in enumerate(op.inputs):
                 fetch(info, value, gathered if position == 0 else None, position)
             results: Sequence[SSAValue] = list(op.outputs)

@@ -50,7 +50,7 @@ ops of the function):
 - ``vector_cycles``: all vector-unit work on all ``total_cores *
   units_per_core`` units at once: ``vector_cost(t, element_ops, units)``,
   where ``element_ops`` sums, as the lowering counts them, every
-  ``cim_tile.vector`` payload (:func:`convert_tile_to_meta.vector_work`),
+  ``cim_tile.vector`` payload (:func:`cimflow.lowering.rules.vector_work`),
   ``im2col`` / ``col2im`` (views: none), and per
   MVM the additions of its partial sums (``row_tiles - 1`` per output) and
   its bias (one per output). On a ``dynamic_matmul`` target the activation
@@ -93,7 +93,7 @@ from cimflow.cost_model import (
 )
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
-from cimflow.passes.convert_tile_to_meta import vector_work
+from cimflow.lowering.rules import gathered_elements, vector_work
 
 TERMS: tuple[str, ...] = ("compute", "dram", "interconnect", "vector", "chain")
 """The terms of the bound, in the order ``bound_by`` breaks ties."""
@@ -310,9 +310,12 @@ def latency_lower_bound(module: ModuleOp, target: HardwareTarget) -> LowerBound:
                 owner = operand.owner
                 if not isinstance(owner, cim_graph.WeightOp):
                     continue
-                elements = num_elements(tensor_shape(operand))
-                if isinstance(payload, cim_graph.GatherOp) and index == 0:
-                    elements = num_elements(tensor_shape(payload.output))
+                gathered = gathered_elements(payload) if index == 0 else None
+                elements = (
+                    num_elements(tensor_shape(operand))
+                    if gathered is None
+                    else gathered
+                )
                 need_weight(owner.weight_name.data, elements)
         elif isinstance(op, func.ReturnOp):
             for value in op.operands:

@@ -78,11 +78,13 @@ from cimflow.lowering.rules import (
     core_k_spans,
     cores_of,
     expanded_elements,
+    gathered_elements,
     input_elements,
     merge_spans,
     new_input_elements,
     span_length,
     split_span,
+    vector_work,
 )
 
 NAME_ATTR = "cim_graph.name"
@@ -108,25 +110,6 @@ def io_names(
                 name = recorded.data
         names.append(name)
     return names
-
-
-def vector_work(payload: Operation) -> tuple[str, int]:
-    """Kind and lane operations of a vector-unit operator."""
-    out_elements = sum(num_elements(tensor_shape(r)) for r in payload.results)
-    work = 1
-    if isinstance(payload, cim_graph.UnaryOp | cim_graph.BinaryOp):
-        kind = payload.kind.data.value
-    elif isinstance(payload, cim_graph.MatMulOp):
-        kind, work = "matmul", tensor_shape(payload.lhs)[-1]
-    elif isinstance(payload, cim_graph.PoolOp):
-        kind = "pool"
-        work = math.prod(cim_graph.ints(payload.kernel))
-    elif isinstance(payload, cim_graph.ReduceOp | cim_graph.GlobalPoolOp):
-        kind = payload.name.split(".")[1]
-        work = num_elements(tensor_shape(payload.input)) // max(1, out_elements)
-    else:
-        kind = payload.name.split(".")[1]
-    return kind, vector_element_ops(kind, out_elements, work)
 
 
 def array_ids(arrays: cim_meta.ArrayRangesAttr) -> list[int]:
@@ -2422,11 +2405,7 @@ class ScheduleBuilder:
     def lower_vector(self, op: cim_tile.VectorOp) -> None:
         payload = op.payload
         kind, element_ops = vector_work(payload)
-        gathered = (
-            num_elements(tensor_shape(payload.output))
-            if isinstance(payload, cim_graph.GatherOp)
-            else None
-        )
+        gathered = gathered_elements(payload)
         self.lower_vector_like(
             op,
             kind,

@@ -24,8 +24,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from xdsl.ir import Operation
+
 from cimflow.analysis.tile_mapping import Chunk
+from cimflow.cimdialect import cim_graph
+from cimflow.cimdialect.cim_graph import tensor_shape
 from cimflow.cimdialect.cim_tile import TilingAttr
+from cimflow.cimdialect.shapes import num_elements
+from cimflow.cost_model import vector_element_ops
 from cimflow.hw_targets import HardwareTarget
 
 Span = tuple[int, int]
@@ -228,4 +234,31 @@ def split_to_fit(
         if share <= capacity:
             return pieces
         pieces += 1
+    return None
+
+
+def vector_work(payload: Operation) -> tuple[str, int]:
+    """Kind and lane operations of a vector-unit operator."""
+    out_elements = sum(num_elements(tensor_shape(r)) for r in payload.results)
+    work = 1
+    if isinstance(payload, cim_graph.UnaryOp | cim_graph.BinaryOp):
+        kind = payload.kind.data.value
+    elif isinstance(payload, cim_graph.MatMulOp):
+        kind, work = "matmul", tensor_shape(payload.lhs)[-1]
+    elif isinstance(payload, cim_graph.PoolOp):
+        kind = "pool"
+        work = math.prod(cim_graph.ints(payload.kernel))
+    elif isinstance(payload, cim_graph.ReduceOp | cim_graph.GlobalPoolOp):
+        kind = payload.name.split(".")[1]
+        work = num_elements(tensor_shape(payload.input)) // max(1, out_elements)
+    else:
+        kind = payload.name.split(".")[1]
+    return kind, vector_element_ops(kind, out_elements, work)
+
+
+def gathered_elements(payload: Operation) -> int | None:
+    """Elements of its table a vector-unit operator reads: a gather only
+    the rows it picks (its output's elements); None for all of it."""
+    if isinstance(payload, cim_graph.GatherOp):
+        return num_elements(tensor_shape(payload.output))
     return None
