@@ -1,0 +1,188 @@
+"""Every on-chip storage level, overfilled by the same graph on a smaller
+target, passes what does not fit to the next level: the global buffer's
+tensors go to DRAM, a core's staged input pieces shrink and then stream
+from the global buffer, an activations buffer in memory-mode arrays leaves
+its tensors in DRAM. Each run stays within every capacity the simulator
+checks and computes the model exactly. (``test_sim_machine`` shows the
+simulator refusing hand-made traces that overfill each level.)"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from test_memory_mode import compile_with_buffers, written_to_memory
+
+from cimflow.cimdialect import cim_tile
+from cimflow.cimsim.engine import SimResult, simulate
+from cimflow.cimsim.trace import MoveOp, MvmOp, Trace, VectorOp
+from cimflow.hw_targets import HardwareTarget, load_target, target_to_toml
+from cimflow.tools.cim_verify import compile_model, module_trace, verify_trace
+
+
+def save(graph: onnx.GraphProto, path: Path) -> Path:
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
+    )
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
+def two_layer_mlp(directory: Path, rows: int) -> Path:
+    """x [rows, 24] -> MatMul -> Relu -> MatMul -> Relu."""
+    rng = np.random.default_rng(0)
+    nodes: list[onnx.NodeProto] = []
+    weights: list[TensorProto] = []
+    x = "x"
+    for i in range(2):
+        values = (rng.standard_normal((24, 24)) / 5).astype(np.float32)
+        weights.append(numpy_helper.from_array(values, f"w{i}"))
+        nodes.append(helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"]))
+        nodes.append(helper.make_node("Relu", [f"m{i}"], [f"r{i}"]))
+        x = f"r{i}"
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, 24])],
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [rows, 24])],
+        weights,
+    )
+    return save(graph, directory / f"mlp{rows}.onnx")
+
+
+def padded_conv(directory: Path) -> Path:
+    """A 3x3 convolution, 4 -> 8 channels, on a 16 x 16 feature map."""
+    rng = np.random.default_rng(0)
+    weight = (rng.standard_normal((8, 4, 3, 3)) / 5).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])],
+        "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    return save(graph, directory / "conv.onnx")
+
+
+def tiny_with(directory: Path, name: str, **changes: Any) -> str:
+    """The tiny target with ``changes`` to its sections (``buffers=...``,
+    ``dual_mode=...``, ``array=...``: dicts of keys), saved as TOML."""
+    tiny = load_target("tiny")
+    sections = {
+        section: dataclasses.replace(getattr(tiny, section), **keys)
+        for section, keys in changes.items()
+    }
+    target: HardwareTarget = dataclasses.replace(tiny, **sections)
+    path = directory / f"{name}.toml"
+    path.write_text(target_to_toml(target), encoding="utf-8")
+    return str(path)
+
+
+def within_capacities(trace: Trace) -> SimResult:
+    """Simulate ``trace`` (the simulator refuses any overfull level) and
+    check the peaks it reports against the capacities."""
+    result = simulate(trace)
+    for peak in result.stats.peak_occupancy:
+        assert peak.nbytes <= peak.capacity, peak
+    return result
+
+
+def mvm_outputs_to(trace: Trace) -> set[str]:
+    return {op.out_to for op in trace.ops if isinstance(op, MvmOp)}
+
+
+def test_the_global_buffer_spills_to_dram(tmp_path: Path) -> None:
+    """The MLP's 40 x 24 one-byte activations (960 B each) stay in a
+    64 KiB global buffer; in a 512-byte one they live in DRAM, and MVMs and
+    the Relus stream them there and back."""
+    model = two_layer_mlp(tmp_path, 40)
+    roomy = tiny_with(tmp_path, "roomy", buffers={"global_bytes": 65536})
+    small = tiny_with(tmp_path, "small", buffers={"global_bytes": 512})
+
+    fits = module_trace(compile_model(model, roomy), str(model))
+    assert mvm_outputs_to(fits) == {"buffer"}
+    assert {op.out_to for op in fits.ops if isinstance(op, VectorOp)} == {"buffer"}
+    within_capacities(fits)
+
+    spilled = module_trace(compile_model(model, small), str(model))
+    assert mvm_outputs_to(spilled) == {"dram"}
+    relus = [op for op in spilled.ops if isinstance(op, VectorOp)]
+    assert relus and {(op.in_from, op.out_to) for op in relus} == {("dram", "dram")}
+    peak = within_capacities(spilled).stats.peak_occupancy[0]
+    assert peak.level == "buffer" and 0 < peak.nbytes <= 512
+    assert (
+        within_capacities(spilled).stats.dram_bytes_read
+        > within_capacities(fits).stats.dram_bytes_read
+    )
+    for trace in (fits, spilled):
+        assert verify_trace(trace, model, "exact").passed
+
+
+def staged_pieces(trace: Trace) -> list[MoveOp]:
+    """The moves that stage an MVM's input in the cores' local buffers."""
+    return [
+        op
+        for op in trace.ops
+        if isinstance(op, MoveOp) and any(a.level == "local" for a in op.allocs)
+    ]
+
+
+def test_the_local_buffers_spill_to_smaller_pieces_then_to_streaming(
+    tmp_path: Path,
+) -> None:
+    """The convolution's input is staged in the cores' local buffers: in one
+    piece when 8 KiB hold it, in several when 1 KiB does not, and with 256
+    bytes (less than a piece of a few rows) the MVM streams its input from
+    where it lives instead, staging nothing."""
+    model = padded_conv(tmp_path)
+    pieces: list[int] = []
+    for local_bytes in (8192, 1024, 256):
+        target = tiny_with(
+            tmp_path, f"local{local_bytes}", buffers={"local_bytes": local_bytes}
+        )
+        trace = module_trace(compile_model(model, target), str(model))
+        peak = within_capacities(trace).stats.peak_occupancy[1]
+        assert peak.level == "local" and peak.nbytes <= local_bytes
+        pieces.append(len(staged_pieces(trace)))
+        if not staged_pieces(trace):
+            assert {op.feed for op in trace.ops if isinstance(op, MvmOp)} <= {
+                "buffer",
+                "dram",
+            }
+        assert verify_trace(trace, model, "exact").passed
+    assert pieces[0] == 1 < pieces[1]
+    assert pieces[2] == 0
+
+
+@pytest.mark.parametrize(
+    ("array_bytes", "in_arrays"), [(4096, True), (512, False)], ids=["fits", "spills"]
+)
+def test_an_activations_buffer_spills_to_dram(
+    tmp_path: Path, array_bytes: int, in_arrays: bool
+) -> None:
+    """Two memory-mode arrays given to activations hold the 150 x 24
+    activations (3600 B) when each stores 4 KiB; at 512 B each the tensors
+    go to DRAM instead, and nothing is written to the arrays."""
+    model = two_layer_mlp(tmp_path, 150)
+    target = tiny_with(
+        tmp_path,
+        f"memory{array_bytes}",
+        array={"rows": 512, "active_rows": 512},
+        dual_mode={"memory_capacity_bytes": array_bytes},
+    )
+    activations = cim_tile.BufferRole.ACTIVATIONS
+    module = compile_with_buffers(model, target, [(0, activations, 2, 2 * array_bytes)])
+    trace = module_trace(module, str(model))
+    assert bool(written_to_memory(trace)) == in_arrays
+    relu_outputs = {op.out_to for op in trace.ops if isinstance(op, VectorOp)}
+    assert ("memory" in relu_outputs) == in_arrays
+    assert ("dram" in relu_outputs) != in_arrays
+    peak = within_capacities(trace).stats.peak_occupancy[2]
+    assert peak.level == "memory" and peak.nbytes <= array_bytes
+    assert verify_trace(trace, model, "exact").passed
