@@ -30,7 +30,7 @@ cim_meta.schedule @main target "dynaplasia" strategy "static" batch 1
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, cast
 
 from xdsl.dialects.builtin import (
@@ -91,6 +91,9 @@ class TokenType(ParametrizedAttribute, TypeAttribute):
     """Completion of a meta-op: ``!cim_meta.token``."""
 
     name = "cim_meta.token"
+
+
+_TOKEN = TokenType()
 
 
 class Location(StrEnum):
@@ -268,6 +271,23 @@ def _core_ranges(bounds: tuple[int, ...]) -> CoreRangesAttr:
     return CoreRangesAttr(i64_array(bounds))
 
 
+@lru_cache(maxsize=1 << 16)
+def _string(text: str) -> StringAttr:
+    """A string attribute (names and labels repeat over a schedule's ops;
+    attributes are immutable, so equal ones are shared)."""
+    return StringAttr(text)
+
+
+@cache
+def _location(level: Location) -> LocationAttr:
+    return LocationAttr(level)
+
+
+@cache
+def _feed(feed: Feed) -> FeedAttr:
+    return FeedAttr(feed)
+
+
 Units = ArrayRangesAttr | CoreRangesAttr | NoneAttr
 """The cores (level ``local``), arrays (``memory``) or none (``buffer``) of a
 placement."""
@@ -340,9 +360,9 @@ class AllocAttr(ParametrizedAttribute):
         units: ArrayRangesAttr | CoreRangesAttr | None = None,
     ) -> AllocAttr:
         return AllocAttr(
-            StringAttr(tensor),
+            _string(tensor),
             i64_attr(size),
-            LocationAttr(level),
+            _location(level),
             NoneAttr() if units is None else units,
         )
 
@@ -392,8 +412,8 @@ class PlaceAttr(ParametrizedAttribute):
         units: ArrayRangesAttr | CoreRangesAttr | None = None,
     ) -> PlaceAttr:
         return PlaceAttr(
-            StringAttr(tensor),
-            LocationAttr(level),
+            _string(tensor),
+            _location(level),
             NoneAttr() if units is None else units,
         )
 
@@ -474,6 +494,23 @@ class _MetaOp(IRDLOperation):
     label = opt_prop_def(StringAttr)
     allocs = opt_prop_def(ArrayAttr[AllocAttr])
 
+    def _init_meta(
+        self,
+        deps: Sequence[SSAValue],
+        properties: Mapping[str, Attribute | None],
+        regions: Sequence[Region] = (),
+    ) -> None:
+        # Lowering a large model builds 10^5 meta-ops: every one has one
+        # variadic operand and one token result, so skip the generic IRDL
+        # argument builder (``Operation.create`` does the same).
+        Operation.__init__(
+            self,
+            operands=tuple(deps),
+            result_types=(_TOKEN,),
+            properties={k: v for k, v in properties.items() if v is not None},
+            regions=regions,
+        )
+
     def verify_segment(self) -> None:
         if self.segment.value.data < 0:
             raise VerifyException(f"'{self.name}' segment must not be negative")
@@ -489,7 +526,7 @@ def _common_properties(
 ) -> dict[str, Attribute]:
     properties: dict[str, Attribute] = {"segment": i64_attr(segment)}
     if label:
-        properties["label"] = StringAttr(label)
+        properties["label"] = _string(label)
     if allocs:
         properties["allocs"] = ArrayAttr(allocs)
     return properties
@@ -530,18 +567,16 @@ class _TransferOp(_MetaOp):
         allocs: Sequence[AllocAttr] = (),
     ):
         properties = _common_properties(segment, label, allocs) | {
-            "tensor": StringAttr(tensor),
+            "tensor": _string(tensor),
             "bytes": i64_attr(size),
-            "src": LocationAttr(src),
-            "dst": LocationAttr(dst),
+            "src": _location(src),
+            "dst": _location(dst),
         }
         if arrays is not None:
             properties["arrays"] = arrays
         if cores is not None:
             properties["cores"] = cores
-        super().__init__(
-            operands=[deps], result_types=[TokenType()], properties=properties
-        )
+        self._init_meta(deps, properties)
 
     def verify_(self) -> None:
         self.verify_segment()
@@ -650,7 +685,7 @@ class MoveOp(_MetaOp):
         allocs: Sequence[AllocAttr] = (),
     ):
         properties = _common_properties(segment, label, allocs) | {
-            "tensor": StringAttr(tensor),
+            "tensor": _string(tensor),
             "bytes": i64_attr(size),
             "dir": MoveDirectionAttr(direction),
         }
@@ -658,9 +693,7 @@ class MoveOp(_MetaOp):
             properties["cores"] = cores
         if block is not None:
             properties["block"] = i64_array(block)
-        super().__init__(
-            operands=[deps], result_types=[TokenType()], properties=properties
-        )
+        self._init_meta(deps, properties)
 
     def verify_(self) -> None:
         self.verify_segment()
@@ -745,21 +778,19 @@ class ProgramOp(_ArrayWorkOp):
         allocs: Sequence[AllocAttr] = (),
     ):
         properties = _common_properties(segment, label, allocs) | {
-            "weight": StringAttr(weight),
+            "weight": _string(weight),
             "arrays": arrays,
             "rows": i64_attr(rows),
             "cols": i64_attr(cols),
             "k": i64_array(k),
             "n": i64_array(n),
             "source": ProgramSourceAttr(source),
-            "feed": FeedAttr(feed),
+            "feed": _feed(feed),
             "in_bytes": i64_attr(in_bytes),
         }
         if feed_arrays is not None:
             properties["feed_arrays"] = feed_arrays
-        super().__init__(
-            operands=[deps], result_types=[TokenType()], properties=properties
-        )
+        self._init_meta(deps, properties)
 
     def verify_(self) -> None:
         self.verify_array_work()
@@ -857,7 +888,7 @@ class MVMOp(_ArrayWorkOp):
         allocs: Sequence[AllocAttr] = (),
     ):
         properties = _common_properties(segment, label, allocs) | {
-            "weight": StringAttr(weight),
+            "weight": _string(weight),
             "arrays": arrays,
             "vectors": i64_attr(vectors),
             "rows": i64_attr(rows),
@@ -865,21 +896,19 @@ class MVMOp(_ArrayWorkOp):
             "k": i64_array(k),
             "n": i64_array(n),
             "v": i64_array(v),
-            "input": StringAttr(input),
-            "output": StringAttr(output),
-            "feed": FeedAttr(feed),
+            "input": _string(input),
+            "output": _string(output),
+            "feed": _feed(feed),
             "in_bytes": i64_attr(in_bytes),
             "out_bytes": i64_attr(out_bytes),
             "local_bytes": i64_attr(local_bytes),
-            "out_to": LocationAttr(out_to),
+            "out_to": _location(out_to),
         }
         if feed_arrays is not None:
             properties["feed_arrays"] = feed_arrays
         if out_arrays is not None:
             properties["out_arrays"] = out_arrays
-        super().__init__(
-            operands=[deps], result_types=[TokenType()], properties=properties
-        )
+        self._init_meta(deps, properties)
 
     def verify_(self) -> None:
         self.verify_array_work()
@@ -993,15 +1022,15 @@ class VectorOp(_MetaOp):
         allocs: Sequence[AllocAttr] = (),
     ):
         properties = _common_properties(segment, label, allocs) | {
-            "kind": StringAttr(kind),
+            "kind": _string(kind),
             "element_ops": i64_attr(element_ops),
-            "inputs": ArrayAttr([StringAttr(i) for i in inputs]),
-            "outputs": ArrayAttr([StringAttr(o) for o in outputs]),
+            "inputs": ArrayAttr([_string(i) for i in inputs]),
+            "outputs": ArrayAttr([_string(o) for o in outputs]),
             "attrs": DictionaryAttr(dict(params or {})),
             "in_bytes": i64_attr(in_bytes),
             "out_bytes": i64_attr(out_bytes),
-            "in_from": LocationAttr(in_from),
-            "out_to": LocationAttr(out_to),
+            "in_from": _location(in_from),
+            "out_to": _location(out_to),
         }
         if block is not None:
             properties["block"] = i64_array(block)
@@ -1011,9 +1040,7 @@ class VectorOp(_MetaOp):
             properties["in_arrays"] = in_arrays
         if out_arrays is not None:
             properties["out_arrays"] = out_arrays
-        super().__init__(
-            operands=[deps], result_types=[TokenType()], properties=properties
-        )
+        self._init_meta(deps, properties)
 
     def verify_(self) -> None:
         self.verify_segment()
@@ -1066,10 +1093,9 @@ class SwitchOp(_MetaOp):
         *,
         allocs: Sequence[AllocAttr] = (),
     ):
-        super().__init__(
-            operands=[deps],
-            result_types=[TokenType()],
-            properties=_common_properties(segment, label, allocs)
+        self._init_meta(
+            deps,
+            _common_properties(segment, label, allocs)
             | {"arrays": arrays, "to": ArrayModeAttr(to)},
         )
 
@@ -1095,10 +1121,9 @@ class SegmentOp(_MetaOp):
         *,
         allocs: Sequence[AllocAttr] = (),
     ):
-        super().__init__(
-            operands=[deps],
-            result_types=[TokenType()],
-            properties=_common_properties(segment, label, allocs),
+        self._init_meta(
+            deps,
+            _common_properties(segment, label, allocs),
         )
 
 
@@ -1128,10 +1153,9 @@ class FreeOp(_MetaOp):
         segment: int,
         label: str | None = None,
     ):
-        super().__init__(
-            operands=[deps],
-            result_types=[TokenType()],
-            properties=_common_properties(segment, label) | {"frees": ArrayAttr(frees)},
+        self._init_meta(
+            deps,
+            _common_properties(segment, label) | {"frees": ArrayAttr(frees)},
         )
 
     def verify_(self) -> None:
@@ -1174,12 +1198,7 @@ class ParallelOp(_MetaOp):
         *,
         allocs: Sequence[AllocAttr] = (),
     ):
-        super().__init__(
-            operands=[deps],
-            result_types=[TokenType()],
-            regions=[body],
-            properties=_common_properties(segment, label, allocs),
-        )
+        self._init_meta(deps, _common_properties(segment, label, allocs), [body])
 
     def verify_(self) -> None:
         self.verify_segment()

@@ -199,6 +199,20 @@ class HardwareTarget:
     vector: VectorUnit
     energy: Energy
 
+    def __hash__(self) -> int:
+        # the compiler's caches key on the target: hash its fields once
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(
+                tuple(getattr(self, f.name) for f in dataclasses.fields(self))
+            )
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __getstate__(self) -> dict[str, Any]:
+        # string hashes differ between processes: never carry one over
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
     @property
     def name(self) -> str:
         return self.target.name

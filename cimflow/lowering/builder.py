@@ -93,6 +93,8 @@ MAX_PIECES = 128
 """Most pieces a copy's share of an MVM is staged in (each one more op to
 simulate); a share that would need more streams instead."""
 
+_TRUE = BoolAttr.from_bool(True)
+
 
 def io_names(
     function: func.FuncOp,
@@ -1925,7 +1927,7 @@ class ScheduleBuilder:
                 self.deps(*tokens),
                 self.segment,
                 label=out_name,
-                params={"running": BoolAttr.from_bool(True)} if running else None,
+                params={"running": _TRUE} if running else None,
                 block=block,
                 cores=cores,
                 in_bytes=in_bytes,
@@ -1978,6 +1980,8 @@ class ScheduleBuilder:
         previous: SSAValue | None = None
         finished: list[SSAValue] = []
         span = (0, mvm.vectors)
+        first_of = {c.n0: i for i, c in reversed(list(enumerate(chunks)))}
+        last_of = {c.n0: i for i, c in enumerate(chunks)}
         for index, chunk in enumerate(chunks):
             layout = copy_layout(self.hw, mvm.tiling, chunk, self.free_array)
             if index in prefetched:
@@ -2006,8 +2010,7 @@ class ScheduleBuilder:
                 self.prefetch_chunk(weight, chunks, index + 1, prefetched, programs)
             feed = self.feed(layout, span, window)
             columns = (chunk.n0, chunk.n1)
-            first = all(c.n0 != chunk.n0 for c in chunks[:index])
-            last = all(c.n0 != chunk.n0 for c in chunks[index + 1 :])
+            first, last = first_of[chunk.n0] == index, last_of[chunk.n0] == index
             bias = self.bias_of(mvm, layout) if last else None
             outputs = (span[1] - span[0]) * (chunk.n1 - chunk.n0)
             adds = outputs * (max(1, chunk.row_tiles) - 1) + outputs * (not first)
