@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from cimflow.collector import paused_collector
 from cimflow.cost_model import (
     ENERGY_COMPONENTS,
     LANES,
@@ -879,6 +880,7 @@ def compute_stats(
     )
 
 
+@paused_collector()
 def simulate(trace: Trace) -> SimResult:
     """Run the discrete-event simulation of a validated trace."""
     costs = op_costs(trace)

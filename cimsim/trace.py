@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal, TypeAlias, cast
 
+from cimflow.collector import paused_collector
 from cimflow.cost_model import (
     FEEDS,
     LOCATIONS,
@@ -1244,6 +1245,7 @@ _TOP_KEYS = frozenset(
 )
 
 
+@paused_collector()
 def parse_trace(
     data: object, origin: str = "<trace>", check_meaning: bool = True
 ) -> Trace:

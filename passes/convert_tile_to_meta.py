@@ -20,6 +20,7 @@ from xdsl.passes import ModulePass
 
 from cimflow.cimdialect import cim_graph, cim_meta, cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
+from cimflow.collector import paused_collector
 from cimflow.errors import CimError
 from cimflow.ir_checks import tensor_function
 from cimflow.lowering.builder import (
@@ -91,6 +92,7 @@ class ConvertTileToMetaPass(ModulePass):
     """A shipped target name or a path to a target TOML file; empty: the
     target convert-graph-to-tile recorded on the module."""
 
+    @paused_collector()
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         function = tensor_function(op, self.name)
         hw = module_target(op, self.target, self.name)

@@ -30,6 +30,7 @@ from xdsl.utils.target import Target
 from cimflow.cimdialect import cim_graph, cim_meta
 from cimflow.cimdialect.cim_graph import ints
 from cimflow.cimsim.trace import TRACE_VERSION, dump_trace
+from cimflow.collector import paused_collector
 from cimflow.errors import CimError
 from cimflow.passes.cim_allocate import solver_records
 from cimflow.target_record import module_target
@@ -238,6 +239,7 @@ class _TraceWriter:
         return len(self.ops) - 1
 
 
+@paused_collector()
 def build_trace(module: ModuleOp) -> JsonDict:
     """The trace document of the module's one ``cim_meta.schedule``."""
     schedules = [op for op in module.ops if isinstance(op, cim_meta.ScheduleOp)]
