@@ -71,6 +71,7 @@ from cimflow.lowering.placement import (
     Produced,
     TensorState,
     ViewRecipe,
+    spread_bytes,
 )
 from cimflow.lowering.rules import (
     Span,
@@ -416,9 +417,11 @@ class ScheduleBuilder:
                 for s in states
             ]
             return states, allocs, after
-        if self.spill_arrays is not None and self.spill_arrays[1] >= sum(sizes):
-            arrays, free = self.spill_arrays
-            self.spill_arrays = (arrays, free - sum(sizes))
+        spill = self.spill_arrays
+        taken = 0 if spill is None else self.spread(sizes, spill[0])
+        if spill is not None and spill[1] >= taken:
+            arrays, free = spill
+            self.spill_arrays = (arrays, free - taken)
             for state in states:
                 state.level, state.arrays, state.allocated = (
                     Location.MEMORY,
@@ -432,6 +435,12 @@ class ScheduleBuilder:
             ]
             return states, allocs, [t for t in (self.to_memory or self.barrier,) if t]
         return states, [], []
+
+    @staticmethod
+    def spread(sizes: Sequence[int], arrays: cim_meta.ArrayRangesAttr) -> int:
+        """Bytes tensors of ``sizes`` take of the memory-mode ``arrays``."""
+        count = len(array_ids(arrays))
+        return sum(spread_bytes(size, count) for size in sizes)
 
     def place_view(self, name: str, value: SSAValue, of: TensorState) -> TensorState:
         """A view ``name`` of ``of``: it lives where ``of`` does and keeps
@@ -610,10 +619,15 @@ class ScheduleBuilder:
                 self.free(state)
         self.spill_arrays = None
         if keep is not None:
-            held = sum(
-                s.nbytes
-                for s in self.tensors.values()
-                if s.level == Location.MEMORY and s.arrays == keep[0] and s.allocated
+            held = self.spread(
+                [
+                    s.nbytes
+                    for s in self.tensors.values()
+                    if s.level == Location.MEMORY
+                    and s.arrays == keep[0]
+                    and s.allocated
+                ],
+                keep[0],
             )
             self.spill_arrays = (keep[0], max(0, keep[1] - held))
         self.prefetched = {}
@@ -850,9 +864,9 @@ class ScheduleBuilder:
             plan = plan_chunks(mvm.tiling, self.usable_arrays)
             nbytes = self.weight_bytes(plan[0])
             weight = mvm.weight.data
-            if weight in upcoming or nbytes > free:
+            if weight in upcoming or self.spread([nbytes], arrays) > free:
                 continue
-            free -= nbytes
+            free -= self.spread([nbytes], arrays)
             token = self.emit(
                 cim_meta.LoadOp(
                     weight,

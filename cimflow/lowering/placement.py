@@ -87,6 +87,14 @@ class TensorState:
         return cim_meta.PlaceAttr.get(self.name, self.level, self.arrays)
 
 
+def spread_bytes(nbytes: int, units: int) -> int:
+    """Bytes a tensor takes of a range of ``units`` memory-mode arrays: the
+    simulator splits it evenly, the first ``nbytes % units`` arrays taking
+    one byte more, so reserving ``ceil(nbytes / units)`` on every array
+    keeps each within its capacity whatever else the range holds."""
+    return units * -(-nbytes // max(1, units))
+
+
 VIEW_KINDS = frozenset({"reshape", "im2col", "col2im"})
 """Vector kinds that make no data of their own: the result is the operand
 seen another way (a reshape re-indexes it; ``im2col`` is expanded by the
