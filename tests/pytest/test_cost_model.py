@@ -50,16 +50,17 @@ def test_jain_wordline_adc_rounds_by_hand() -> None:
 
 
 def test_pimcomp_default_adc_rounds_by_hand() -> None:
-    # 128 columns share 16 ADCs: 8 rounds of the one-round keys 3825 / 25, so
-    # a full-width MVM takes PIMCOMP's 4000 cycles (3825 - 25 + 8 x 25), the
-    # next every 8 x 25 = 200.
+    # 128 columns share 16 ADCs: 8 rounds of the one-round keys 500 / 500, so
+    # a full-width MVM takes PIMCOMP's 4000 cycles (500 - 500 + 8 x 500) and
+    # the crossbar's next starts when it ends (PIMCOMP: an array group's next
+    # MVM waits for its previous one's 4000 ns).
     t = load_target("pimcomp_default")
-    assert mvm_cycles(t, 3, 128, 128) == 4000 + 2 * 200
-    # 16 columns (two 16-bit outputs of 8 slices), one round: interval 25,
-    # latency 3825; 3 vectors: 3875.
-    assert mvm_cycles(t, 3, 128, 16) == 3875
-    # 100 columns, 7 rounds: interval 175, latency 3825 - 25 + 175 = 3975.
-    assert mvm_cycles(t, 1, 128, 100) == 3975
+    assert mvm_cycles(t, 3, 128, 128) == 3 * 4000
+    # 16 columns (two 16-bit outputs of 8 slices), one round: interval 500,
+    # latency 500; 3 vectors: 1500.
+    assert mvm_cycles(t, 3, 128, 16) == 1500
+    # 100 columns, 7 rounds: interval 3500, latency 500 - 500 + 3500 = 3500.
+    assert mvm_cycles(t, 1, 128, 100) == 3500
 
 
 def test_one_adc_per_column_does_not_depend_on_columns() -> None:
@@ -146,11 +147,11 @@ def test_adc_bits_alone_change_adc_energy() -> None:
     assert ten.energy_pj["dac"] == eight.energy_pj["dac"]
     assert ten.cycles == eight.cycles
     # Sharing ADCs changes the time, not the conversions: 4 ADCs take 4
-    # rounds for 16 columns, interval 100, latency 3825 - 25 + 100 = 3900,
-    # 3 vectors 3900 + 2 x 100 = 4100 cycles (16 ADCs: 3825 + 2 x 25 = 3875).
+    # rounds for 16 columns, interval 2000, latency 500 - 500 + 2000 = 2000,
+    # 3 vectors 2000 + 2 x 2000 = 6000 cycles (16 ADCs: 500 + 2 x 500 = 1500).
     shared = mvm_cost(with_array(t, adcs_per_array=4), 2, 3, 128, 16)
     assert shared.energy_pj == eight.energy_pj
-    assert (shared.cycles, eight.cycles) == (4100, 3875)
+    assert (shared.cycles, eight.cycles) == (6000, 1500)
 
 
 def test_every_wordline_pass_converts_its_columns() -> None:

@@ -156,12 +156,13 @@ def test_pimcomp_default_headline() -> None:
     assert (t.array.rows, t.array.cols, t.array.cell_bits) == (128, 128, 2)
     assert (t.array.dac_bits, t.array.adc_bits, t.array.adcs_per_array) == (1, 8, 16)
     # One ADC round of the 8 that 16 ADCs need for 128 columns: a full-width
-    # MVM takes 3825 - 25 + 8 x 25 = 4000 cycles (4000 ns at 1 GHz), the next
-    # vector 8 x 25 = 200 cycles later, as PIMCOMP's evaluation model.
-    assert t.array.mvm_latency_cycles == 3825
-    assert t.array.mvm_issue_interval_cycles == 25
+    # MVM takes 500 - 500 + 8 x 500 = 4000 cycles (4000 ns at 1 GHz), the
+    # crossbar's next vector 4000 cycles later, as PIMCOMP's evaluation model
+    # (an array group's MVMs do not overlap).
+    assert t.array.mvm_latency_cycles == 500
+    assert t.array.mvm_issue_interval_cycles == 500
     assert mvm_cycles(t, 1, 128, 128) == 4000
-    assert mvm_cycles(t, 2, 128, 128) == 4200
+    assert mvm_cycles(t, 2, 128, 128) == 8000
     assert t.bit_slices == 8
     assert t.input_passes == 16
     assert t.buffers.local_bandwidth_bytes_per_cycle == 25.6
