@@ -12,10 +12,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 
@@ -31,11 +33,14 @@ from cimflow.analysis.mapping_report import (
     pimcomp_balance,
 )
 from cimflow.cimdialect.cim_tile import TilingAttr
+from cimflow.cimsim.engine import SimResult, simulate
+from cimflow.cimsim.trace import LoadOp, MoveOp, MvmOp, ProgramOp, op_arrays
 from cimflow.frontend import import_onnx
 from cimflow.hw_targets import load_target
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.pipelines import CompilePass
 from cimflow.tools import bench, zoo
+from cimflow.tools.cim_verify import compile_model, module_trace, verify_trace
 
 TARGET = "pimcomp_default"
 
@@ -221,3 +226,97 @@ def test_format_mapping_lists_every_layer(
     text = format_mapping(summary, "resnet18")
     assert len(text.splitlines()) == 1 + 1 + 21 + 2
     assert "fc.weight" in text
+
+
+# --- PIMCOMP's element-pipeline (latency-mode) accounting -----------------
+#
+# PIMCOMP-NN evaluation/ModelEvaluation.cpp times an MVMUL at MVMUL_latency =
+# 200 (read) + 16 x 200 (one input bit each) + 200 (ADC) + 200 (shift-add) +
+# 200 (write) = 4000 ns (EvaluationConfig.h, 1 GHz: 4000 cycles); an array
+# group (AG: the crossbars of one weight block) starts its next MVMUL only
+# when the previous one's 4000 ns are over, and a core's MVMULs of different
+# AGs issue at least 200 ns apart. Feature maps move once (SEND/RECV and
+# LD/ST count element_num x 16 bits); weights are taken as programmed.
+#
+# The network below: a 3x3 convolution, 8 -> 16 channels, pad 1, on an 8 x 8
+# map, then a ReLU. K = 3 x 3 x 8 = 72 rows and 16 outputs: one logical
+# crossbar for PIMCOMP, and one physical 128 x 128 array here (16 outputs x
+# 8 two-bit slices = 128 columns), so the two map it alike.
+#   windows (output pixels)      8 x 8 = 64
+#   PIMCOMP, one AG:             64 MVMULs x 4000 = 256,000 cycles
+#   PIMCOMP, 8 AGs (replicated): ceil(64 / 8) = 8 MVMULs x 4000 = 32,000 each
+#   feature map in:              8 x 8 x 8 elements x 2 B = 1,024 B
+#   outputs out:                 8 x 8 x 16 elements x 2 B = 2,048 B
+#   weights:                     72 x 16 x 2 B = 2,304 B (not timed by PIMCOMP)
+
+PIXELS, CIN, COUT = 64, 8, 16
+
+
+def small_conv(directory: Path) -> Path:
+    rng = np.random.default_rng(0)
+    weight = (rng.standard_normal((COUT, CIN, 3, 3)) / 5).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c"], ["y"]),
+        ],
+        "conv_relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, CIN, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, COUT, 8, 8])],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
+    )
+    path = directory / "conv_relu.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def simulated(path: Path, strategy: str) -> SimResult:
+    module = compile_model(path, TARGET, f"cim-compile{{strategy={strategy}}}")
+    return simulate(module_trace(module, str(path)))
+
+
+def test_one_array_group_takes_pimcomps_mvm_time(tmp_path: Path) -> None:
+    """Without replication (``static``) the 64 windows run on one array in
+    PIMCOMP's 64 x 4000 cycles; the feature map crosses to the core once
+    (1,024 B) and the outputs leave once (2,048 B), PIMCOMP's volumes. What
+    we time beyond PIMCOMP's estimate: loading the weights from DRAM and
+    programming their 72 rows (72 x 100 cycles) before the first MVM, and
+    under 1% after the last one (the outputs' move, the ReLU, the store)."""
+    path = small_conv(tmp_path)
+    result = simulated(path, "static")
+    trace = result.trace
+    (mvm,) = [op for op in trace.ops if isinstance(op, MvmOp)]
+    assert (mvm.vectors, op_arrays(mvm)) == (PIXELS, ((0, 1),))
+    assert result.finish[mvm.id] - result.start[mvm.id] == PIXELS * 4000
+    moves = [op for op in trace.ops if isinstance(op, MoveOp)]
+    assert sorted(op.nbytes for op in moves) == [PIXELS * CIN * 2, PIXELS * COUT * 2]
+    (program,) = [op for op in trace.ops if isinstance(op, ProgramOp)]
+    load = next(op for op in trace.ops if isinstance(op, LoadOp) and op.tensor == "w")
+    assert load.nbytes == 3 * 3 * CIN * COUT * 2
+    assert result.finish[program.id] - result.start[program.id] == 72 * 100
+    assert result.start[mvm.id] == result.finish[program.id]
+    assert result.makespan - result.finish[mvm.id] < 0.01 * result.makespan
+    assert verify_trace(trace, path, "exact").passed
+
+
+def test_replicated_array_groups_take_pimcomps_mvm_time(tmp_path: Path) -> None:
+    """``pimcomp-ll`` replicates the layer on 8 arrays, one output row each:
+    every copy runs its 8 windows in PIMCOMP's 8 x 4000 cycles. The copies
+    start up to 8 input bands apart (each band crosses the interconnect in
+    turn), where PIMCOMP's cores would wait for their LDs on the shared
+    global memory instead."""
+    path = small_conv(tmp_path)
+    result = simulated(path, "pimcomp-ll")
+    mvms = [op for op in result.trace.ops if isinstance(op, MvmOp)]
+    assert len(mvms) == 8
+    assert sorted(op_arrays(op) for op in mvms) == [((a, a + 1),) for a in range(8)]
+    for op in mvms:
+        assert op.vectors == PIXELS // 8
+        assert result.finish[op.id] - result.start[op.id] == 8 * 4000
+    first = min(result.start[op.id] for op in mvms)
+    last = max(result.finish[op.id] for op in mvms)
+    assert 8 * 4000 <= last - first < 8 * 4000 + 8 * 200
+    assert verify_trace(result.trace, path, "exact").passed
