@@ -123,6 +123,34 @@ def wide_linear(
     )
 
 
+def matmul_relu_chain(layers: int, rows: int, width: int = 24) -> onnx.ModelProto:
+    """``x [rows, width]`` through ``layers`` MatMul + Relu pairs: weights
+    ``w{i}`` (``width x width``, seeded, scale 0.2), products ``m{i}``,
+    activations ``r{i}``; the last ``r`` is the output."""
+    rng = np.random.default_rng(0)
+    nodes: list[onnx.NodeProto] = []
+    weights: list[TensorProto] = []
+    x = "x"
+    for i in range(layers):
+        values = (rng.standard_normal((width, width)) / 5).astype(np.float32)
+        weights.append(numpy_helper.from_array(values, f"w{i}"))
+        nodes.append(helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"]))
+        nodes.append(helper.make_node("Relu", [f"m{i}"], [f"r{i}"]))
+        x = f"r{i}"
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, width])],
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [rows, width])],
+        weights,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
+    )
+    onnx.checker.check_model(model)
+    return model
+
+
 def integer_linear(
     seed: int = 0, vectors: int = 4, k: int = 80, n: int = 12
 ) -> onnx.ModelProto:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
+from functional_models import matmul_relu_chain
 from onnx import TensorProto, helper, numpy_helper
 from test_memory_mode import compile_with_buffers, written_to_memory
 
@@ -36,24 +37,9 @@ def save(graph: onnx.GraphProto, path: Path) -> Path:
 
 def two_layer_mlp(directory: Path, rows: int) -> Path:
     """x [rows, 24] -> MatMul -> Relu -> MatMul -> Relu."""
-    rng = np.random.default_rng(0)
-    nodes: list[onnx.NodeProto] = []
-    weights: list[TensorProto] = []
-    x = "x"
-    for i in range(2):
-        values = (rng.standard_normal((24, 24)) / 5).astype(np.float32)
-        weights.append(numpy_helper.from_array(values, f"w{i}"))
-        nodes.append(helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"]))
-        nodes.append(helper.make_node("Relu", [f"m{i}"], [f"r{i}"]))
-        x = f"r{i}"
-    graph = helper.make_graph(
-        nodes,
-        "mlp",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, 24])],
-        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [rows, 24])],
-        weights,
-    )
-    return save(graph, directory / f"mlp{rows}.onnx")
+    path = directory / f"mlp{rows}.onnx"
+    onnx.save(matmul_relu_chain(2, rows), path)
+    return path
 
 
 def padded_conv(directory: Path) -> Path:

@@ -11,11 +11,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 import pytest
-from functional_models import wide_linear
-from onnx import TensorProto, helper, numpy_helper
+from functional_models import matmul_relu_chain, wide_linear
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, ModuleOp, StringAttr, i64
@@ -56,28 +54,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """Four 24x24 layers on the tiny target (two segments of 6 arrays, two
     arrays free each) whose memory arrays hold 4 KiB each."""
     directory = tmp_path_factory.mktemp("memory")
-    rng = np.random.default_rng(0)
-    nodes: list[onnx.NodeProto] = []
-    weights: list[TensorProto] = []
-    x = "x"
-    for i in range(4):
-        values = (rng.standard_normal((24, 24)) / 5).astype(np.float32)
-        weights.append(numpy_helper.from_array(values, f"w{i}"))
-        nodes.append(helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"]))
-        nodes.append(helper.make_node("Relu", [f"m{i}"], [f"r{i}"]))
-        x = f"r{i}"
-    graph = helper.make_graph(
-        nodes,
-        "mlp",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [150, 24])],
-        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [150, 24])],
-        weights,
-    )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
-    )
     path = directory / "mlp.onnx"
-    onnx.save(model, path)
+    onnx.save(matmul_relu_chain(4, 150), path)
     # Memory-mode arrays of 4 KiB: 512 rows of 32 2-bit cells (an array stores
     # at most its cells); the 24-row weights still take one row tile.
     tiny = load_target("tiny")
