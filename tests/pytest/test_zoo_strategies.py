@@ -9,6 +9,7 @@ from pathlib import Path
 import onnx
 import pytest
 
+from cimflow.hw_targets import shipped_targets
 from cimflow.passes.pipelines import STRATEGIES
 from cimflow.tools.cim_verify import verify_model
 from cimflow.tools.zoo import ZooEntry, zoo_models
@@ -35,6 +36,31 @@ def test_strategy_computes_small_zoo_model(
     report = verify_model(
         model_files[entry.file_name],
         target="tiny",
+        pipeline=f"cim-compile{{strategy={strategy}}}",
+        mode="exact",
+    )
+    assert report.passed, report.to_dict()
+
+
+CROSS_TARGET_MODELS = (
+    "mobilenetv2_tiny.b2.onnx",
+    "bert_tiny.b2.L8.onnx",
+    "llama_tiny.decode.b2.L8.onnx",
+)
+"""A CNN with grouped convolutions, an encoder and a decoder step with its
+KV cache: on every other shipped target (the whole small zoo on all of
+them, 480 runs, takes about 2.5 minutes; ``tiny`` runs it above)."""
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+@pytest.mark.parametrize("target", [t for t in shipped_targets() if t != "tiny"])
+@pytest.mark.parametrize("model", CROSS_TARGET_MODELS)
+def test_strategy_computes_on_every_shipped_target(
+    model_files: dict[str, Path], model: str, target: str, strategy: str
+) -> None:
+    report = verify_model(
+        model_files[model],
+        target=target,
         pipeline=f"cim-compile{{strategy={strategy}}}",
         mode="exact",
     )
