@@ -418,7 +418,7 @@ class ScheduleBuilder:
             ]
             return states, allocs, after
         spill = self.spill_arrays
-        taken = 0 if spill is None else self.spread(sizes, spill[0])
+        taken = 0 if spill is None else spread_bytes(sizes, spill[0])
         if spill is not None and spill[1] >= taken:
             arrays, free = spill
             self.spill_arrays = (arrays, free - taken)
@@ -435,12 +435,6 @@ class ScheduleBuilder:
             ]
             return states, allocs, [t for t in (self.to_memory or self.barrier,) if t]
         return states, [], []
-
-    @staticmethod
-    def spread(sizes: Sequence[int], arrays: cim_meta.ArrayRangesAttr) -> int:
-        """Bytes tensors of ``sizes`` take of the memory-mode ``arrays``."""
-        count = len(array_ids(arrays))
-        return sum(spread_bytes(size, count) for size in sizes)
 
     def place_view(self, name: str, value: SSAValue, of: TensorState) -> TensorState:
         """A view ``name`` of ``of``: it lives where ``of`` does and keeps
@@ -619,7 +613,7 @@ class ScheduleBuilder:
                 self.free(state)
         self.spill_arrays = None
         if keep is not None:
-            held = self.spread(
+            held = spread_bytes(
                 [
                     s.nbytes
                     for s in self.tensors.values()
@@ -864,9 +858,10 @@ class ScheduleBuilder:
             plan = plan_chunks(mvm.tiling, self.usable_arrays)
             nbytes = self.weight_bytes(plan[0])
             weight = mvm.weight.data
-            if weight in upcoming or self.spread([nbytes], arrays) > free:
+            footprint = spread_bytes([nbytes], arrays)
+            if weight in upcoming or footprint > free:
                 continue
-            free -= self.spread([nbytes], arrays)
+            free -= footprint
             token = self.emit(
                 cim_meta.LoadOp(
                     weight,

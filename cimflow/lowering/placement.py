@@ -87,12 +87,13 @@ class TensorState:
         return cim_meta.PlaceAttr.get(self.name, self.level, self.arrays)
 
 
-def spread_bytes(nbytes: int, units: int) -> int:
-    """Bytes a tensor takes of a range of ``units`` memory-mode arrays: the
-    simulator splits it evenly, the first ``nbytes % units`` arrays taking
-    one byte more, so reserving ``ceil(nbytes / units)`` on every array
+def spread_bytes(sizes: list[int], arrays: cim_meta.ArrayRangesAttr) -> int:
+    """Bytes tensors of ``sizes`` take of the memory-mode ``arrays``: the
+    simulator splits each evenly, the first ``nbytes % count`` arrays taking
+    one byte more, so reserving ``ceil(nbytes / count)`` on every array
     keeps each within its capacity whatever else the range holds."""
-    return units * -(-nbytes // max(1, units))
+    count = max(1, arrays.count)
+    return sum(count * -(-size // count) for size in sizes)
 
 
 VIEW_KINDS = frozenset({"reshape", "im2col", "col2im"})
