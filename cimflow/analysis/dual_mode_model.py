@@ -158,7 +158,7 @@ from cimflow.cost_model import (
 )
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
-from cimflow.lowering.rules import gathered_elements, vector_work
+from cimflow.lowering.rules import chunks_out_bytes, gathered_elements, vector_work
 from cimflow.passes.clsa_allocate import MAX_ROW_BANDS
 
 Part = Literal["interconnect", "vector", "dram"]
@@ -415,11 +415,7 @@ def build_program(
             groups, n = tiling.field("groups"), tiling.field("n")
             partials = tiling.field("row_tiles")
             outputs = vectors * groups * n
-            gather_bytes = (
-                outputs * partials * hw.accumulator_bytes
-                if partials > 1
-                else outputs * hw.activation_bytes
-            )
+            gather_bytes = sum(chunks_out_bytes(hw, tiling, plan, vectors))
             gather = interconnect_cost(hw, max(1, gather_bytes)).cycles
             extra = outputs * (partials - 1) + (outputs if op.bias is not None else 0)
             accumulate = vector_cost(hw, extra, units).cycles if extra else 0

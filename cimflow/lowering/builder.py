@@ -76,6 +76,7 @@ from cimflow.lowering.placement import (
 from cimflow.lowering.rules import (
     Span,
     Window,
+    column_tiles,
     core_k_spans,
     cores_of,
     expanded_elements,
@@ -85,6 +86,7 @@ from cimflow.lowering.rules import (
     new_input_elements,
     span_length,
     split_span,
+    sum_bytes,
     vector_work,
 )
 
@@ -188,30 +190,15 @@ def copy_layout(
     """The layout of a chunk placed from array ``first_array``: arrays are
     taken group by group, column tile by column tile, row tile by row tile
     (:func:`cimflow.lowering.rules.array_k_spans`)."""
-    from cimflow.lowering.rules import array_k_spans
-
     arrays = cim_meta.ArrayRangesAttr.from_ranges(
         [(first_array, first_array + chunk.arrays)]
     )
-    spans = array_k_spans(tiling, chunk)
-    packed = tiling.field("groups_per_array")
-    # an array of packed groups holds each group's n outputs
-    outputs = tiling.outputs_per_array if packed == 1 else packed * tiling.field("n")
-    row_tiles = chunk.row_tiles if packed == 1 else 1
-    per_array = hw.hierarchy.arrays_per_core
-    columns: list[tuple[int, int, int]] = []
-    width = chunk.n1 - chunk.n0
-    for start in range(0, len(spans), max(1, row_tiles)):
-        tiles = range(start, min(len(spans), start + max(1, row_tiles)))
-        holders = {(first_array + offset) // per_array for offset in tiles}
-        used = min(outputs, width - outputs * len(columns)) if width > 0 else 0
-        columns.append((max(1, used), len(tiles), len(holders)))
     return CopyLayout(
         arrays,
         chunk,
         cores_of(hw, first_array, chunk.arrays),
         core_k_spans(hw, tiling, chunk, first_array),
-        tuple(columns),
+        column_tiles(hw, tiling, chunk, first_array),
     )
 
 
@@ -1106,11 +1093,9 @@ class ScheduleBuilder:
             expanded_elements(span, spans) * act for spans in layout.k_by_core.values()
         )
         vectors = span[1] - span[0]
-        out_bytes = 0
+        out_bytes = sum_bytes(self.hw, layout.columns, vectors, False)
         accumulate = local_adds = 0
         for outputs, tiles, holders in layout.columns:
-            width = self.hw.accumulator_bytes if holders > 1 else act
-            out_bytes += vectors * outputs * holders * width
             accumulate += vectors * outputs * (holders - 1)
             local_adds += vectors * outputs * (tiles - holders)
         core_out = math.ceil(out_bytes / max(1, len(layout.cores)))
@@ -1118,7 +1103,7 @@ class ScheduleBuilder:
             max(1, moved),
             max(per_core.values(), default=0),
             expanded,
-            max(1, out_bytes),
+            out_bytes,
             core_out,
             accumulate,
             local_adds,
@@ -2046,7 +2031,9 @@ class ScheduleBuilder:
                 )
                 finished.append(previous)
                 continue
-            partials = outputs * max(1, chunk.row_tiles) * self.hw.accumulator_bytes
+            partials = sum_bytes(
+                self.hw, layout.columns, span[1] - span[0], not (first and last)
+            )
             place = f"{tensors[1]}@chunk{index}"
             group = self.running_sums.get(f"{tensors[1]}@sum{chunk.n0}")
             if group is not None and group.level == Location.DRAM:

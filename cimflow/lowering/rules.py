@@ -110,6 +110,67 @@ def core_k_spans(
     return {core: merge_spans(spans) for core, spans in per_core.items()}
 
 
+ColumnTile = tuple[int, int, int]
+"""``(outputs, row tiles, cores holding them)`` of one column tile of a placed
+chunk."""
+
+
+@lru_cache(maxsize=1 << 14)
+def column_tiles(
+    hw: HardwareTarget, tiling: TilingAttr, chunk: Chunk, first_array: int
+) -> tuple[ColumnTile, ...]:
+    """Per column tile of a chunk placed from array ``first_array``: its
+    outputs, its row tiles, and how many cores hold them (arrays are taken
+    column tile by column tile, row tile by row tile)."""
+    spans = array_k_spans(tiling, chunk)
+    packed = tiling.field("groups_per_array")
+    # an array of packed groups holds each group's n outputs
+    outputs = tiling.outputs_per_array if packed == 1 else packed * tiling.field("n")
+    row_tiles = max(1, chunk.row_tiles if packed == 1 else 1)
+    width = chunk.n1 - chunk.n0
+    columns: list[ColumnTile] = []
+    for start in range(0, len(spans), row_tiles):
+        tiles = range(start, min(len(spans), start + row_tiles))
+        holders = {core_of(hw, first_array + offset) for offset in tiles}
+        used = min(outputs, width - outputs * len(columns)) if width > 0 else 0
+        columns.append((max(1, used), len(tiles), len(holders)))
+    return tuple(columns)
+
+
+def sum_bytes(
+    hw: HardwareTarget, columns: Sequence[ColumnTile], vectors: int, unfinished: bool
+) -> int:
+    """Bytes of sums leaving a placed chunk's cores for ``vectors`` input
+    vectors: a core adds the partial sums of the row tiles it holds before
+    they leave (ISAAC's and PUMA's in-tile shift-and-add), so one sum per
+    output and holding core leaves; at the accumulator width while other
+    cores' or later chunks' sums still join (``unfinished``), else as
+    finished activations."""
+    total = 0
+    for outputs, _, holders in columns:
+        wide = unfinished or holders > 1
+        width = hw.accumulator_bytes if wide else hw.activation_bytes
+        total += vectors * outputs * holders * width
+    return max(1, total)
+
+
+def chunks_out_bytes(
+    hw: HardwareTarget, tiling: TilingAttr, chunks: Sequence[Chunk], vectors: int
+) -> list[int]:
+    """:func:`sum_bytes` of each chunk of one weight streamed from the first
+    free array (``0`` for a cost model's estimate): a chunk's sums are
+    unfinished when another chunk covers the same columns."""
+    covering: dict[int, int] = {}
+    for chunk in chunks:
+        covering[chunk.n0] = covering.get(chunk.n0, 0) + 1
+    return [
+        sum_bytes(
+            hw, column_tiles(hw, tiling, chunk, 0), vectors, covering[chunk.n0] > 1
+        )
+        for chunk in chunks
+    ]
+
+
 @dataclass(frozen=True)
 class Window:
     """The convolution window an MVM's input is expanded by (``im2col``):

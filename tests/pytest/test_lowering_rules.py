@@ -15,10 +15,13 @@ from cimflow.lowering.allocator import SpaceAllocator
 from cimflow.lowering.rules import (
     Window,
     array_k_spans,
+    chunks_out_bytes,
+    column_tiles,
     core_k_spans,
     cores_of,
     input_elements,
     merge_spans,
+    sum_bytes,
 )
 
 
@@ -75,6 +78,38 @@ def test_each_core_holds_the_rows_of_its_arrays() -> None:
         5: ((256, 300),),
     }
     assert cores_of(hw, 2, 20) == tuple(range(6))
+
+
+def test_one_sum_per_output_leaves_each_holding_core() -> None:
+    """The 300 x 16 weight above, placed from array 2: column tile 0's 10
+    row tiles sit in cores 0-2, column tile 1's in cores 3-5, so 3 sums of
+    each of the 16 outputs leave per vector, 4-byte partial sums (tiny
+    accumulates in 32 bits): 5 vectors x 16 x 3 x 4 = 960 bytes, not one
+    per row tile (5 x 16 x 10 x 4 = 3200). From array 0 column tile 0 sits
+    in cores 0-2 (arrays 0-9) and column tile 1 in cores 2-4 (arrays 10-19):
+    still 3 holders each."""
+    hw = load_target("tiny")
+    tiling = TilingAttr.for_matrix(300, 16, 1, 32, 32, hw.bit_slices)
+    (chunk,) = plan_chunks(tiling, 20)
+    columns = column_tiles(hw, tiling, chunk, 2)
+    assert columns == ((8, 10, 3), (8, 10, 3))
+    assert sum_bytes(hw, columns, 5, False) == 5 * 16 * 3 * 4
+    assert column_tiles(hw, tiling, chunk, 0) == ((8, 10, 3), (8, 10, 3))
+
+
+def test_finished_sums_leave_as_activations() -> None:
+    """A 32 x 16 weight on tiny is one row tile per column tile: each output
+    has one sum, finished, one byte each (8-bit activations); streamed in
+    one-array chunks over the same columns it is not (a 64 x 8 weight in
+    two one-array chunks: each chunk's sums are unfinished, 4 bytes)."""
+    hw = load_target("tiny")
+    whole = TilingAttr.for_matrix(32, 16, 1, 32, 32, hw.bit_slices)
+    (chunk,) = plan_chunks(whole, 4)
+    assert sum_bytes(hw, column_tiles(hw, whole, chunk, 0), 3, False) == 3 * 16
+    tall = TilingAttr.for_matrix(64, 8, 1, 32, 32, hw.bit_slices)
+    chunks = plan_chunks(tall, 1)
+    assert len(chunks) == 2
+    assert chunks_out_bytes(hw, tall, chunks, 3) == [3 * 8 * 4, 3 * 8 * 4]
 
 
 def test_a_window_moves_feature_map_rows_not_patches() -> None:

@@ -105,9 +105,10 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // tiles). Each chunk is all 8 row tiles of one column tile (8 outputs): load
 // 256 x 8 = 2048 bytes, program arrays 0..7, multiply. The next chunk's load
 // and program wait for the previous chunk's MVM (they reuse the arrays). Each
-// chunk's 8 outputs leave as 8 row tiles of 4-byte partial sums (256 bytes,
-// in a passing allocation of the global buffer) and are added right after
-// it (56 adds, `block [1, n0, n1]`: its columns): 32 x 56 = 1792 adds. The
+// chunk's 8 row tiles sit in two cores of 4 arrays; each core adds its own
+// 4 row tiles, so 2 x 8 four-byte partial sums leave (64 bytes, in a passing
+// allocation of the global buffer) and are added right after it (56 adds,
+// `block [1, n0, n1]`: its columns): 32 x 56 = 1792 adds. The
 // streamed weight is declared once, whole (k = 256, n = 256), not per
 // chunk.
 builtin.module attributes {cim_tile.strategy = "static"} {
@@ -148,8 +149,8 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   %[[V24:[0-9]+]] = cim_meta.program "big.w" arrays <7:8> rows 32 cols 32 k [224, 256] n [0, 8] in_bytes 256 segment 0 label "big.w" after(%[[V23]], %[[V0]])
 // CHECK-NEXT:   %[[V25:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@7" buffer>] segment 0 label "big.w@7" after(%[[V24]])
 // CHECK-NEXT:   %[[V26:[0-9]+]] = cim_meta.segment 0 label "programmed big.w" after(%[[V3]], %[[V6]], %[[V9]], %[[V12]], %[[V15]], %[[V18]], %[[V21]], %[[V24]])
-// CHECK-NEXT:   %[[V27:[0-9]+]] = cim_meta.mvm "big.w" arrays <0:8> vectors 1 rows 32 cols 32 k [0, 256] n [0, 8] v [0, 1] input "input0" output "y" feed dram in_bytes 256 out_bytes 256 local_bytes 128 segment 0 label "big.w" allocs [#cim_meta.alloc<"y@chunk0" 256 bytes buffer>] after(%[[V1]], %[[V26]])
-// CHECK-NEXT:   %[[V28:[0-9]+]] = cim_meta.vector "accumulate" element_ops 56 inputs ["y"] outputs ["y"] attrs {} block [1, 0, 8] cores <0:2> in_bytes 256 out_bytes 8 segment 0 label "y" after(%[[V27]])
+// CHECK-NEXT:   %[[V27:[0-9]+]] = cim_meta.mvm "big.w" arrays <0:8> vectors 1 rows 32 cols 32 k [0, 256] n [0, 8] v [0, 1] input "input0" output "y" feed dram in_bytes 256 out_bytes 64 local_bytes 128 segment 0 label "big.w" allocs [#cim_meta.alloc<"y@chunk0" 64 bytes buffer>] after(%[[V1]], %[[V26]])
+// CHECK-NEXT:   %[[V28:[0-9]+]] = cim_meta.vector "accumulate" element_ops 56 inputs ["y"] outputs ["y"] attrs {} block [1, 0, 8] cores <0:2> in_bytes 64 out_bytes 8 segment 0 label "y" after(%[[V27]])
 // CHECK-NEXT:   %[[V29:[0-9]+]] = cim_meta.free [#cim_meta.place<"y@chunk0" buffer>] segment 0 label "y@chunk0" after(%[[V28]])
 // CHECK-NEXT:   %[[V30:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@0" 256 bytes buffer>] after(%[[V23]])
 // CHECK-NEXT:   %[[V31:[0-9]+]] = cim_meta.program "big.w" arrays <0:1> rows 32 cols 32 k [0, 32] n [8, 16] in_bytes 256 segment 0 label "big.w" after(%[[V30]], %[[V28]])
@@ -162,8 +163,8 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   %[[V38:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@2" buffer>] segment 0 label "big.w@2" after(%[[V37]])
 // CHECK-NEXT:   %[[V39:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@3" 256 bytes buffer>] after(%[[V36]])
 // CHECK-NEXT:   %[[V40:[0-9]+]] = cim_meta.program "big.w" arrays <3:4> rows 32 cols 32 k [96, 128] n [8, 16] in_bytes 256 segment 0 label "big.w" after(%[[V39]], %[[V28]])
-// CHECK:        %[[V895:[0-9]+]] = cim_meta.mvm "big.w" arrays <0:8> vectors 1 rows 32 cols 32 k [0, 256] n [248, 256] v [0, 1] input "input0" output "y" feed dram in_bytes 256 out_bytes 256 local_bytes 128 segment 0 label "big.w" allocs [#cim_meta.alloc<"y@chunk31" 256 bytes buffer>] after(%[[V1]], %{{[0-9]+}}, %{{[0-9]+}})
-// CHECK-NEXT:   %[[V896:[0-9]+]] = cim_meta.vector "accumulate" element_ops 56 inputs ["y"] outputs ["y"] attrs {} block [1, 248, 256] cores <0:2> in_bytes 256 out_bytes 8 segment 0 label "y" after(%[[V895]])
+// CHECK:        %[[V895:[0-9]+]] = cim_meta.mvm "big.w" arrays <0:8> vectors 1 rows 32 cols 32 k [0, 256] n [248, 256] v [0, 1] input "input0" output "y" feed dram in_bytes 256 out_bytes 64 local_bytes 128 segment 0 label "big.w" allocs [#cim_meta.alloc<"y@chunk31" 64 bytes buffer>] after(%[[V1]], %{{[0-9]+}}, %{{[0-9]+}})
+// CHECK-NEXT:   %[[V896:[0-9]+]] = cim_meta.vector "accumulate" element_ops 56 inputs ["y"] outputs ["y"] attrs {} block [1, 248, 256] cores <0:2> in_bytes 64 out_bytes 8 segment 0 label "y" after(%[[V895]])
 // CHECK-NEXT:   %[[V897:[0-9]+]] = cim_meta.free [#cim_meta.place<"y@chunk31" buffer>] segment 0 label "y@chunk31" after(%[[V896]])
 // CHECK-NEXT:   %[[V898:[0-9]+]] = cim_meta.store "y" 256 bytes buffer -> dram segment 0 label "output0" after(%[[V28]], %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %[[V896]])
 // CHECK-NEXT:   %[[V899:[0-9]+]] = cim_meta.free [#cim_meta.place<"y" buffer>] segment 0 label "y" after(%[[V28]], %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %[[V896]], %[[V898]])
