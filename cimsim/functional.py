@@ -1193,6 +1193,11 @@ class _Executor:
                     f"{partial.shape[1]} outputs"
                 )
             value = value + bias
+        then = op.attrs.get("then")
+        if then is not None:
+            if not isinstance(then, str) or then not in UNARY_FUNCTIONS:
+                raise self.fail(f"accumulate applies unknown activation {then!r}")
+            value = UNARY_FUNCTIONS[then](value)
         partial.covered[r0:r1, c0:c1] = -1
         partial.blocks = [
             b

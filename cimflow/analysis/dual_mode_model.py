@@ -158,7 +158,12 @@ from cimflow.cost_model import (
 )
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
-from cimflow.lowering.rules import chunks_out_bytes, gathered_elements, vector_work
+from cimflow.lowering.rules import (
+    chunks_out_bytes,
+    epilogue_source,
+    gathered_elements,
+    vector_work,
+)
 from cimflow.passes.clsa_allocate import MAX_ROW_BANDS
 
 Part = Literal["interconnect", "vector", "dram"]
@@ -443,6 +448,20 @@ def build_program(
                 isinstance(use.operation, cim_tile.Col2ImOp) for use in op.output.uses
             )
             produce(info, op.output, not feeds_col2im)
+            continue
+        if isinstance(op, cim_tile.VectorOp) and epilogue_source(op) is not None:
+            # applied by the accumulations that finish the MVM's outputs:
+            # their lanes do the work, the result is their tensor
+            _, work = vector_work(op.payload)
+            cycles = vector_cost(hw, work, units).cycles
+            info.fixed += cycles
+            info.vector += cycles
+            info.parts.append(("vector", work))
+            source = tensor_of.get(op.inputs[0])
+            if source is not None:
+                tensor_of[op.outputs[0]] = source
+                if tensors[source].producer >= 0:
+                    info.preds.append(tensors[source].producer)
             continue
         if isinstance(op, cim_tile.VectorOp):
             payload = op.payload

@@ -53,7 +53,7 @@ from cimflow.analysis import blocking
 from cimflow.analysis.blocking import Band, BlockPlan, Layout, bands
 from cimflow.analysis.tile_mapping import Chunk, plan_chunks
 from cimflow.cimdialect import cim_graph, cim_meta, cim_tile
-from cimflow.cimdialect.cim_graph import ints, tensor_shape
+from cimflow.cimdialect.cim_graph import i64_attr, ints, tensor_shape
 from cimflow.cimdialect.cim_tile import ArrayMode, Dataflow
 from cimflow.cimdialect.shapes import num_elements
 from cimflow.cost_model import (
@@ -79,6 +79,7 @@ from cimflow.lowering.rules import (
     column_tiles,
     core_k_spans,
     cores_of,
+    epilogue_source,
     expanded_elements,
     gathered_elements,
     input_elements,
@@ -270,7 +271,8 @@ class ScheduleBuilder:
     to_compute: SSAValue | None = None
     """The switch that gave the current segment its compute arrays back."""
     to_memory: SSAValue | None = None
-    """The current segment's switch of its buffers to memory mode."""
+    """The current segment's switch of its buffers to memory mode (or, when
+    they already are, the join of the evictions that empty them)."""
     stream_loads: list[SSAValue] = field(default_factory=lambda: [])
     """DRAM traffic of the weights the current segment streams in chunks."""
     chunk_buffer: tuple[int, int] | None = None
@@ -292,6 +294,8 @@ class ScheduleBuilder:
     programmed: dict[cim_tile.MVMOp, list[tuple[CopyLayout, SSAValue]]] = field(
         default_factory=lambda: {}
     )
+    finishers: dict[str, list[cim_meta.VectorOp]] = field(default_factory=lambda: {})
+    """The accumulations that finished each MVM output, in emission order."""
     computed_last: dict[tuple[str, int], Span] = field(default_factory=lambda: {})
     """The vectors each copy (weight, first array) computed last: the rows
     of the feature map its cores' line buffers still hold."""
@@ -593,6 +597,10 @@ class ScheduleBuilder:
         self.to_memory = self.switch(
             memory - self.memory_mode, ArrayMode.MEMORY, freeing
         )
+        if self.to_memory is None and freeing:
+            # arrays already in memory mode: what they store next waits
+            # for the tensors evicted from them
+            self.to_memory = self.join(freeing, "evictions")
         for mvm, copies in placed:
             self.program_copies(mvm, copies, sources.get(mvm.weight.data))
         for state in sources.values():
@@ -767,8 +775,7 @@ class ScheduleBuilder:
                     )
                 )
                 self.read(state, stored)
-                self.free(state)
-                tokens.append(stored)
+                tokens.append(self.free(state))
                 state.level, state.arrays = Location.DRAM, None
                 state.ready = [(None, stored)]
                 state.readers = []
@@ -901,7 +908,8 @@ class ScheduleBuilder:
         """Program every copy of a resident weight, streaming it from
         ``source`` (memory-mode arrays that prefetched it, or the global
         buffer it was read out to), else from the global buffer (one load
-        from DRAM for all copies) when it fits there, else from DRAM."""
+        from DRAM for all copies) when it fits there, else part by part
+        through it (each part read from DRAM once for all copies)."""
         self.declare_weight(mvm)
         weight = mvm.weight.data
         chunk = plan_chunks(mvm.tiling, self.usable_arrays)[0]
@@ -914,13 +922,13 @@ class ScheduleBuilder:
         if staged is None and len(copies) > 1:
             staged = self.load_to_buffer(weight, nbytes, [self.barrier])
         programmed: list[tuple[CopyLayout, SSAValue]] = []
+        if staged is None or staged.where()[0] == Location.DRAM:
+            tokens = self.program_through_buffer(
+                weight, mvm.tiling, layouts, self.deps(self.to_compute)
+            )
+            self.programmed[mvm] = list(zip(layouts, tokens, strict=True))
+            return
         for layout in layouts:
-            if staged is None or staged.where()[0] == Location.DRAM:
-                token = self.program_through_buffer(
-                    weight, mvm.tiling, layout, self.deps(self.to_compute)
-                )
-                programmed.append((layout, token))
-                continue
             level, arrays = staged.where()
             feed = (
                 cim_meta.Feed.BUFFER
@@ -936,7 +944,7 @@ class ScheduleBuilder:
             )
             self.read(staged, token)
             programmed.append((layout, token))
-        if staged is not None and staged is not source and staged.allocated:
+        if staged is not source and staged.allocated:
             self.free(staged)
         self.programmed[mvm] = programmed
 
@@ -1005,29 +1013,33 @@ class ScheduleBuilder:
         self,
         weight: str,
         tiling: cim_tile.TilingAttr,
-        layout: CopyLayout,
+        layouts: Sequence[CopyLayout],
         after: Sequence[SSAValue],
-    ) -> SSAValue:
-        """Program a placed chunk from DRAM: part by part (whole column tiles,
-        or single arrays), each loaded into the global buffer and streamed
-        from there to its arrays once ``after`` (what frees the arrays) is
-        done; the loads wait only for room in the buffer and the DRAM order,
-        so they run ahead while the arrays still compute. A part that does
-        not fit the buffer streams from DRAM. Returns the op after which
-        every part is programmed."""
+    ) -> list[SSAValue]:
+        """Program copies of a placed chunk from DRAM: part by part (whole
+        column tiles, or single arrays), each loaded into the global buffer
+        once and streamed from there to every copy's arrays once ``after``
+        (what frees the arrays) is done; the loads wait only for room in the
+        buffer and the DRAM order, so they run ahead while the arrays still
+        compute. A part that does not fit the buffer streams from DRAM to
+        each copy. Returns, per copy, the op after which it is programmed."""
         room = self.buffer.available // 2
-        tokens: list[SSAValue] = []
-        for offset, part in program_parts(tiling, layout.chunk, room, self.hw):
-            piece = copy_layout(
-                self.hw, tiling, part, layout.arrays.ranges[0][0] + offset
-            )
+        tokens: list[list[SSAValue]] = [[] for _ in layouts]
+        for offset, part in program_parts(tiling, layouts[0].chunk, room, self.hw):
+            pieces = [
+                copy_layout(self.hw, tiling, part, layout.arrays.ranges[0][0] + offset)
+                for layout in layouts
+            ]
             nbytes = self.weight_bytes(part)
             if nbytes > self.buffer.available:
-                tokens.append(
-                    self.program(weight, piece, self.deps(*after), cim_meta.Feed.DRAM)
-                )
+                for done, piece in zip(tokens, pieces, strict=True):
+                    done.append(
+                        self.program(
+                            weight, piece, self.deps(*after), cim_meta.Feed.DRAM
+                        )
+                    )
                 continue
-            place = f"{weight}@{piece.arrays.ranges[0][0]}"
+            place = f"{weight}@{pieces[0].arrays.ranges[0][0]}"
             grant = self.buffer.allocate(place, nbytes)
             load = self.emit(
                 cim_meta.LoadOp(
@@ -1043,16 +1055,23 @@ class ScheduleBuilder:
             )
             self.stream_loads.append(load)
             self.passing[place] = place
-            program = self.program(
-                weight, piece, self.deps(load, *after), cim_meta.Feed.BUFFER
+            programs = [
+                self.program(
+                    weight, piece, self.deps(load, *after), cim_meta.Feed.BUFFER
+                )
+                for piece in pieces
+            ]
+            self.release_passing(place, programs)
+            for done, program in zip(tokens, programs, strict=True):
+                done.append(program)
+        return [
+            done[0]
+            if len(done) == 1
+            else self.emit(
+                cim_meta.SegmentOp(self.segment, done, label=f"programmed {weight}")
             )
-            self.release_passing(place, [program])
-            tokens.append(program)
-        if len(tokens) == 1:
-            return tokens[0]
-        return self.emit(
-            cim_meta.SegmentOp(self.segment, tokens, label=f"programmed {weight}")
-        )
+            for done in tokens
+        ]
 
     def segment_weight(self, name: str, nbytes: int) -> TensorState:
         """A weight or bias the segment's vector work reads, loaded once."""
@@ -1912,27 +1931,28 @@ class ScheduleBuilder:
         out_level, out_arrays = (
             (target.level, target.arrays) if out_bytes else (Location.BUFFER, None)
         )
-        token = self.emit(
-            cim_meta.VectorOp(
-                "accumulate",
-                element_ops,
-                inputs,
-                [out_name],
-                self.deps(*tokens),
-                self.segment,
-                label=out_name,
-                params={"running": _TRUE} if running else None,
-                block=block,
-                cores=cores,
-                in_bytes=in_bytes,
-                out_bytes=out_bytes,
-                in_from=in_level,
-                in_arrays=in_arrays,
-                out_to=out_level,
-                out_arrays=out_arrays,
-                allocs=allocs,
-            )
+        accumulate = cim_meta.VectorOp(
+            "accumulate",
+            element_ops,
+            inputs,
+            [out_name],
+            self.deps(*tokens),
+            self.segment,
+            label=out_name,
+            params={"running": _TRUE} if running else None,
+            block=block,
+            cores=cores,
+            in_bytes=in_bytes,
+            out_bytes=out_bytes,
+            in_from=in_level,
+            in_arrays=in_arrays,
+            out_to=out_level,
+            out_arrays=out_arrays,
+            allocs=allocs,
         )
+        token = self.emit(accumulate)
+        if not running:
+            self.finishers.setdefault(out_name, []).append(accumulate)
         if bias is not None:
             self.read(bias, token)
         return token
@@ -1996,8 +2016,8 @@ class ScheduleBuilder:
                     )
                 )
             else:
-                program = self.program_through_buffer(
-                    weight, mvm.tiling, layout, self.deps(previous, self.to_compute)
+                (program,) = self.program_through_buffer(
+                    weight, mvm.tiling, [layout], self.deps(previous, self.to_compute)
                 )
             programs[index] = program
             if index + 1 < len(chunks):  # after this chunk's program: DRAM order
@@ -2402,6 +2422,8 @@ class ScheduleBuilder:
         )
 
     def lower_vector(self, op: cim_tile.VectorOp) -> None:
+        if self.fuse_epilogue(op):
+            return
         payload = op.payload
         kind, element_ops = vector_work(payload)
         gathered = gathered_elements(payload)
@@ -2414,6 +2436,35 @@ class ScheduleBuilder:
             list(op.outputs),
             gathered,
         )
+
+    def fuse_epilogue(self, op: cim_tile.VectorOp) -> bool:
+        """An activation of an MVM's outputs (:func:`epilogue_source`)
+        applied by the accumulations that finish them, on their vector
+        lanes, as the sums leave: its result is a view of the MVM's output,
+        which never makes a round trip of its own. False (nothing emitted)
+        when the accumulations do not finish every output."""
+        mvm = epilogue_source(op)
+        if mvm is None or mvm.output not in self.names:
+            return False
+        shape = tensor_shape(mvm.output)
+        finishers = self.finishers.get(self.names[mvm.output], [])
+        if len(shape) != 2 or not finishers:
+            return False
+        covered = [_block_elements(f, shape) for f in finishers]
+        if sum(covered) != shape[0] * shape[1]:
+            return False
+        payload = op.payload
+        assert isinstance(payload, cim_graph.UnaryOp)
+        kind = payload.kind.data.value
+        for accumulate, elements in zip(finishers, covered, strict=True):
+            params = dict(accumulate.params.data)
+            params["then"] = StringAttr(kind)
+            accumulate.properties["attrs"] = DictionaryAttr(params)
+            accumulate.properties["element_ops"] = i64_attr(
+                accumulate.element_ops.value.data + vector_element_ops(kind, elements)
+            )
+        self.lower_vector_like(op, "reshape", 0, {}, list(op.inputs), list(op.outputs))
+        return True
 
     # -- the end ---------------------------------------------------------------
 
@@ -2493,6 +2544,14 @@ def program_parts(
                 (c * row_tiles + r, Chunk(k0, k1, n0, n1, 1, chunk.rows, chunk.cols, 1))
             )
     return parts
+
+
+def _block_elements(op: cim_meta.VectorOp, shape: Sequence[int]) -> int:
+    """Elements of a ``[vectors, outputs]`` tensor an op's block covers."""
+    if op.block is None:
+        return shape[0] * shape[1]
+    axis, start, stop = ints(op.block)
+    return (stop - start) * shape[1 - axis]
 
 
 def _in_buffer(state: TensorState) -> TensorState:

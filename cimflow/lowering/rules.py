@@ -27,7 +27,7 @@ from functools import lru_cache
 from xdsl.ir import Operation
 
 from cimflow.analysis.tile_mapping import Chunk
-from cimflow.cimdialect import cim_graph
+from cimflow.cimdialect import cim_graph, cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
 from cimflow.cimdialect.cim_tile import TilingAttr
 from cimflow.cimdialect.shapes import num_elements
@@ -322,4 +322,36 @@ def gathered_elements(payload: Operation) -> int | None:
     the rows it picks (its output's elements); None for all of it."""
     if isinstance(payload, cim_graph.GatherOp):
         return num_elements(tensor_shape(payload.output))
+    return None
+
+
+EPILOGUE_KINDS = frozenset({"relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu"})
+"""Activations a core's vector units apply to an MVM's outputs as the last
+accumulation finishes them (ISAAC's sigmoid unit and PUMA's vector unit sit
+on the output path), instead of in a pass of their own."""
+
+
+def epilogue_source(op: Operation) -> cim_tile.MVMOp | None:
+    """The MVM whose outputs ``op`` is the epilogue of: ``op`` applies an
+    activation of :data:`EPILOGUE_KINDS` to them (through a ``col2im``
+    view), it is their only use, and an accumulation finishes them (the
+    MVM adds a bias or several row tiles); else None."""
+    if not isinstance(op, cim_tile.VectorOp) or len(op.inputs) != 1:
+        return None
+    payload = op.payload
+    if not isinstance(payload, cim_graph.UnaryOp):
+        return None
+    if payload.kind.data.value not in EPILOGUE_KINDS:
+        return None
+    value = op.inputs[0]
+    while value.has_one_use():
+        owner = value.owner
+        if isinstance(owner, cim_tile.Col2ImOp):
+            value = owner.input
+            continue
+        if isinstance(owner, cim_tile.MVMOp) and (
+            owner.bias is not None or owner.tiling.field("row_tiles") > 1
+        ):
+            return owner
+        return None
     return None

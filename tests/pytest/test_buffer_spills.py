@@ -2,7 +2,9 @@
 target, passes what does not fit to the next level: the global buffer's
 tensors go to DRAM, a core's staged input pieces shrink and then stream
 from the global buffer, an activations buffer in memory-mode arrays leaves
-its tensors in DRAM. Each run stays within every capacity the simulator
+its tensors in DRAM, and copies of a weight larger than the global buffer
+pass through it part by part, each part read from DRAM once for all
+copies. Each run stays within every capacity the simulator
 checks and computes the model exactly. (``test_sim_machine`` shows the
 simulator refusing hand-made traces that overfill each level.)"""
 
@@ -21,7 +23,7 @@ from test_memory_mode import compile_with_buffers, written_to_memory
 
 from cimflow.cimdialect import cim_tile
 from cimflow.cimsim.engine import SimResult, simulate
-from cimflow.cimsim.trace import MoveOp, MvmOp, Trace, VectorOp
+from cimflow.cimsim.trace import LoadOp, MoveOp, MvmOp, ProgramOp, Trace, VectorOp
 from cimflow.hw_targets import HardwareTarget, load_target, target_to_toml
 from cimflow.tools.cim_verify import compile_model, module_trace, verify_trace
 
@@ -106,6 +108,29 @@ def test_the_global_buffer_spills_to_dram(tmp_path: Path) -> None:
     assert spilled_run.stats.dram_bytes_read > fits_run.stats.dram_bytes_read
     for trace in (fits, spilled):
         assert verify_trace(trace, model, "exact").passed
+
+
+@pytest.mark.parametrize("strategy", ["pimcomp-ht", "cim-mlc"])
+def test_copies_of_a_weight_read_it_from_dram_once(
+    tmp_path: Path, strategy: str
+) -> None:
+    """A 24 x 24 weight (576 bytes, 3 arrays) copied twice does not fit a
+    512-byte global buffer: each of its column tiles (192 bytes) is loaded
+    once and programs both copies from there, so the weight leaves DRAM
+    once (576 bytes), not once per copy."""
+    model = tmp_path / "mlp.onnx"
+    onnx.save(matmul_relu_chain(1, 64), model)
+    small = tiny_with(tmp_path, "small", buffers={"global_bytes": 512})
+    trace = module_trace(
+        compile_model(model, small, f"cim-compile{{strategy={strategy}}}"),
+        str(model),
+    )
+    programs = [op for op in trace.ops if isinstance(op, ProgramOp)]
+    assert len(programs) == 6 and {op.feed for op in programs} == {"buffer"}
+    loads = [op for op in trace.ops if isinstance(op, LoadOp) and op.tensor == "w0"]
+    assert [op.nbytes for op in loads] == [192, 192, 192]
+    within_capacities(trace)
+    assert verify_trace(trace, model, "exact").passed
 
 
 def staged_pieces(trace: Trace) -> list[MoveOp]:

@@ -23,6 +23,7 @@ from cimflow.analysis.tile_mapping import plan_chunks
 from cimflow.cimdialect import cim_tile
 from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.trace import (
+    FreeOp,
     LoadOp,
     MvmOp,
     ProgramOp,
@@ -175,7 +176,7 @@ def test_spills_leave_arrays_a_later_segment_takes_back(
 ) -> None:
     """Layer 0 alone in segment 0 spills its relu (layer 1's input) into its
     2 activation arrays; when segment 1 takes them back, the relu is evicted
-    to DRAM before the switch (layer 0's product streams straight into the
+    to DRAM and freed before the switch (layer 0's product streams straight into the
     relu and never lands there)."""
     path, target = setup
     ctx, module, block = allocated(path, target)
@@ -197,7 +198,53 @@ def test_spills_leave_arrays_a_later_segment_takes_back(
     (switch_back,) = [
         op for op in trace.ops if isinstance(op, SwitchOp) and op.to == "compute"
     ]
-    assert evictions[0].id in switch_back.deps
+    assert any(
+        isinstance(op, FreeOp) and evictions[0].id in op.deps
+        for op in trace.ops
+        if op.id in switch_back.deps
+    )
+    assert verify_trace(trace, path, "exact").passed
+
+
+def test_a_smaller_buffer_waits_for_the_evictions(setup: tuple[Path, str]) -> None:
+    """Segment 0's activations buffer is 3 arrays, segment 1's the first 2
+    of them: they stay in memory mode (no switch), but the relu segment 0
+    left there is evicted to DRAM, and whatever segment 1 puts into the
+    arrays is allocated only after that eviction has freed them."""
+    path, target = setup
+    ctx, module, block = allocated(path, target)
+    resegment(block, [0, 1, 2, 2])
+    for segment, arrays in ((0, 3), (1, 2)):
+        assert block.first_op is not None
+        block.insert_op_before(
+            cim_tile.MemoryBufferOp(ACTIVATIONS, arrays, 4096 * arrays, segment),
+            block.first_op,
+        )
+    ConvertTileToMetaPass(target).apply(ctx, module)
+    trace = module_trace(module, str(path))
+    assert not [op for op in trace.ops if isinstance(op, SwitchOp) and op.segment == 1]
+    (eviction,) = [
+        op
+        for op in trace.ops
+        if isinstance(op, FreeOp)
+        and any(p.tensor == "t.1" and p.level == "memory" for p in op.frees)
+    ]
+    placed = [
+        op
+        for op in trace.ops
+        if op.segment == 1 and any(a.level == "memory" for a in op.allocs)
+    ]
+    assert placed
+    deps = {op.id: op.deps for op in trace.ops}
+    for op in placed:
+        before: set[int] = set()
+        stack = list(op.deps)
+        while stack:
+            dep = stack.pop()
+            if dep not in before:
+                before.add(dep)
+                stack.extend(deps[dep])
+        assert eviction.id in before, op
     assert verify_trace(trace, path, "exact").passed
 
 

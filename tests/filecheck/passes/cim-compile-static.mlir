@@ -10,12 +10,14 @@
 // runs in 3 pieces that fit the local buffers, each loading only the feature-
 // map rows its windows add to those already in the line buffer (96 + 72 + 24
 // = 192 bytes, the image once, not its 1728 bytes of patches), and its
-// cores' vector units add the bias (336 + 352 + 336 = 1024 adds) before the
-// 1-byte outputs move out. The schedule
+// cores' vector units add the bias and apply the relu as the sums leave
+// (672 + 704 + 672 = 2 x 1024 lane operations, `then = "relu"`) before the
+// 1-byte outputs move out; the relu's result is a view of the convolution's
+// output (a `reshape` that costs nothing). The schedule
 // declares both weights with their MVMs' tilings (conv.w: OIHW [16, 3, 3, 3]
 // is k = 3 x 3 x 3 = 27 by n = 16; fc.w: Gemm transB [10, 16] is nk, k = 16,
 // n = 10) among the tensors, in lowering order. The vector ops carry their
-// operators' parameters (im2col's window, relu's and global_pool's kinds).
+// operators' parameters (im2col's window, global_pool's kind).
 // Every cim_graph / cim_tile op is gone (the module is checked line by line).
 builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx">} {
   func.func @cnn(%x: tensor<1x3x8x8xf32>) -> tensor<1x10xf32> {
@@ -56,40 +58,38 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx">} {
 // CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.move "y" 96 bytes in cores <0:1> segment 0 label "conv.w" allocs [#cim_meta.alloc<"y[0:21]" 432 bytes local cores <0:1>>] after(%[[V7]], %[[V8]], %[[V10]])
 // CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[0:21]@in" buffer>] segment 0 label "y[0:21]@in" after(%[[V11]])
 // CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.mvm "conv.w" arrays <0:2> vectors 21 rows 27 cols 32 k [0, 27] n [0, 16] v [0, 21] input "y" output "y.1" local_bytes 567 segment 0 label "conv.w" after(%[[V11]], %[[V2]])
-// CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.vector "accumulate" element_ops 336 inputs ["y.1", "conv.b"] outputs ["y.1"] attrs {} block [0, 0, 21] cores <0:1> in_bytes 16 segment 0 label "y.1" after(%[[V13]], %[[V9]])
+// CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.vector "accumulate" element_ops 672 inputs ["y.1", "conv.b"] outputs ["y.1"] attrs {then = "relu"} block [0, 0, 21] cores <0:1> in_bytes 16 segment 0 label "y.1" after(%[[V13]], %[[V9]])
 // CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.move "y.1" 336 bytes out cores <0:1> block [0, 0, 21] segment 0 label "conv.w" after(%[[V14]])
 // CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[0:21]" local cores <0:1>>] segment 0 label "y[0:21]" after(%[[V15]], %[[V13]])
 // CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.load "y" 72 bytes dram -> buffer segment 0 label "y" allocs [#cim_meta.alloc<"y[21:43]@in" 72 bytes buffer>] after(%[[V7]], %[[V8]])
 // CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.move "y" 72 bytes in cores <0:1> segment 0 label "conv.w" allocs [#cim_meta.alloc<"y[21:43]" 496 bytes local cores <0:1>>] after(%[[V7]], %[[V8]], %[[V17]])
 // CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[21:43]@in" buffer>] segment 0 label "y[21:43]@in" after(%[[V18]])
 // CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.mvm "conv.w" arrays <0:2> vectors 22 rows 27 cols 32 k [0, 27] n [0, 16] v [21, 43] input "y" output "y.1" local_bytes 594 segment 0 label "conv.w" after(%[[V18]], %[[V2]])
-// CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.vector "accumulate" element_ops 352 inputs ["y.1", "conv.b"] outputs ["y.1"] attrs {} block [0, 21, 43] cores <0:1> in_bytes 16 segment 0 label "y.1" after(%[[V20]], %[[V9]])
+// CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.vector "accumulate" element_ops 704 inputs ["y.1", "conv.b"] outputs ["y.1"] attrs {then = "relu"} block [0, 21, 43] cores <0:1> in_bytes 16 segment 0 label "y.1" after(%[[V20]], %[[V9]])
 // CHECK-NEXT:   %[[V22:[0-9]+]] = cim_meta.move "y.1" 352 bytes out cores <0:1> block [0, 21, 43] segment 0 label "conv.w" after(%[[V21]])
 // CHECK-NEXT:   %[[V23:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[21:43]" local cores <0:1>>] segment 0 label "y[21:43]" after(%[[V22]], %[[V20]])
 // CHECK-NEXT:   %[[V24:[0-9]+]] = cim_meta.load "y" 24 bytes dram -> buffer segment 0 label "y" allocs [#cim_meta.alloc<"y[43:64]@in" 24 bytes buffer>] after(%[[V7]], %[[V8]])
 // CHECK-NEXT:   %[[V25:[0-9]+]] = cim_meta.move "y" 24 bytes in cores <0:1> segment 0 label "conv.w" allocs [#cim_meta.alloc<"y[43:64]" 432 bytes local cores <0:1>>] after(%[[V7]], %[[V8]], %[[V16]], %[[V24]])
 // CHECK-NEXT:   %[[V26:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[43:64]@in" buffer>] segment 0 label "y[43:64]@in" after(%[[V25]])
 // CHECK-NEXT:   %[[V27:[0-9]+]] = cim_meta.mvm "conv.w" arrays <0:2> vectors 21 rows 27 cols 32 k [0, 27] n [0, 16] v [43, 64] input "y" output "y.1" local_bytes 567 segment 0 label "conv.w" after(%[[V25]], %[[V2]])
-// CHECK-NEXT:   %[[V28:[0-9]+]] = cim_meta.vector "accumulate" element_ops 336 inputs ["y.1", "conv.b"] outputs ["y.1"] attrs {} block [0, 43, 64] cores <0:1> in_bytes 16 segment 0 label "y.1" after(%[[V27]], %[[V9]])
+// CHECK-NEXT:   %[[V28:[0-9]+]] = cim_meta.vector "accumulate" element_ops 672 inputs ["y.1", "conv.b"] outputs ["y.1"] attrs {then = "relu"} block [0, 43, 64] cores <0:1> in_bytes 16 segment 0 label "y.1" after(%[[V27]], %[[V9]])
 // CHECK-NEXT:   %[[V29:[0-9]+]] = cim_meta.move "y.1" 336 bytes out cores <0:1> block [0, 43, 64] segment 0 label "conv.w" after(%[[V28]])
 // CHECK-NEXT:   %[[V30:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[43:64]" local cores <0:1>>] segment 0 label "y[43:64]" after(%[[V29]], %[[V27]])
 // CHECK-NEXT:   %[[V31:[0-9]+]] = cim_meta.vector "col2im" element_ops 0 inputs ["y.1"] outputs ["y.2"] attrs {} cores <0:2> segment 0 label "col2im" after(%[[V15]], %[[V22]], %[[V29]])
-// CHECK-NEXT:   %[[V32:[0-9]+]] = cim_meta.segment 0 label "allocate z" allocs [#cim_meta.alloc<"z" 1024 bytes buffer>] after(%[[V31]])
-// CHECK-NEXT:   %[[V33:[0-9]+]] = cim_meta.vector "relu" element_ops 1024 inputs ["y.2"] outputs ["z"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:2> in_bytes 1024 out_bytes 1024 segment 0 label "relu" after(%[[V32]], %[[V31]])
-// CHECK-NEXT:   %[[V34:[0-9]+]] = cim_meta.free [#cim_meta.place<"y.1" buffer>] segment 0 label "y.1" after(%[[V15]], %[[V22]], %[[V29]], %[[V31]], %[[V33]])
-// CHECK-NEXT:   %[[V35:[0-9]+]] = cim_meta.segment 0 label "allocate g" allocs [#cim_meta.alloc<"g" 16 bytes buffer>] after(%[[V33]])
-// CHECK-NEXT:   %[[V36:[0-9]+]] = cim_meta.vector "global_pool" element_ops 1024 inputs ["z"] outputs ["g"] attrs {kind = #cim_graph<pool_kind avg>} cores <0:2> in_bytes 1024 out_bytes 16 segment 0 label "global_pool" after(%[[V35]], %[[V33]])
-// CHECK-NEXT:   %[[V37:[0-9]+]] = cim_meta.free [#cim_meta.place<"z" buffer>] segment 0 label "z" after(%[[V33]], %[[V36]])
-// CHECK-NEXT:   %[[V38:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 inputs ["g"] outputs ["r"] attrs {} cores <0:2> segment 0 label "reshape" after(%[[V36]])
-// CHECK-NEXT:   %[[V39:[0-9]+]] = cim_meta.segment 0 label "allocate l" allocs [#cim_meta.alloc<"l" 10 bytes buffer>] after(%[[V38]])
-// CHECK-NEXT:   %[[V40:[0-9]+]] = cim_meta.move "r" 16 bytes in cores <0:1> segment 0 label "fc.w" allocs [#cim_meta.alloc<"r[0:1]" 26 bytes local cores <0:1>>] after(%[[V38]], %[[V39]], %[[V16]])
-// CHECK-NEXT:   %[[V41:[0-9]+]] = cim_meta.mvm "fc.w" arrays <2:4> vectors 1 rows 16 cols 32 k [0, 16] n [0, 10] v [0, 1] input "r" output "l" local_bytes 16 segment 0 label "fc.w" after(%[[V40]], %[[V5]])
-// CHECK-NEXT:   %[[V42:[0-9]+]] = cim_meta.move "l" 10 bytes out cores <0:1> block [0, 0, 1] segment 0 label "fc.w" after(%[[V41]])
-// CHECK-NEXT:   %[[V43:[0-9]+]] = cim_meta.free [#cim_meta.place<"r[0:1]" local cores <0:1>>] segment 0 label "r[0:1]" after(%[[V42]], %[[V41]])
-// CHECK-NEXT:   %[[V44:[0-9]+]] = cim_meta.free [#cim_meta.place<"g" buffer>] segment 0 label "g" after(%[[V36]], %[[V38]], %[[V40]])
-// CHECK-NEXT:   %[[V45:[0-9]+]] = cim_meta.store "l" 10 bytes buffer -> dram segment 0 label "output0" after(%[[V42]])
-// CHECK-NEXT:   %[[V46:[0-9]+]] = cim_meta.free [#cim_meta.place<"l" buffer>] segment 0 label "l" after(%[[V42]], %[[V45]])
-// CHECK-NEXT:   %[[V47:[0-9]+]] = cim_meta.free [#cim_meta.place<"conv.b" buffer>] segment 0 label "conv.b" after(%[[V9]], %[[V14]], %[[V21]], %[[V28]])
+// CHECK-NEXT:   %[[V32:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 inputs ["y.2"] outputs ["z"] attrs {} cores <0:2> segment 0 label "reshape" after(%[[V31]])
+// CHECK-NEXT:   %[[V33:[0-9]+]] = cim_meta.segment 0 label "allocate g" allocs [#cim_meta.alloc<"g" 16 bytes buffer>] after(%[[V32]])
+// CHECK-NEXT:   %[[V34:[0-9]+]] = cim_meta.vector "global_pool" element_ops 1024 inputs ["z"] outputs ["g"] attrs {kind = #cim_graph<pool_kind avg>} cores <0:2> in_bytes 1024 out_bytes 16 segment 0 label "global_pool" after(%[[V33]], %[[V32]])
+// CHECK-NEXT:   %[[V35:[0-9]+]] = cim_meta.free [#cim_meta.place<"y.1" buffer>] segment 0 label "y.1" after(%[[V15]], %[[V22]], %[[V29]], %[[V31]], %[[V32]], %[[V34]])
+// CHECK-NEXT:   %[[V36:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 inputs ["g"] outputs ["r"] attrs {} cores <0:2> segment 0 label "reshape" after(%[[V34]])
+// CHECK-NEXT:   %[[V37:[0-9]+]] = cim_meta.segment 0 label "allocate l" allocs [#cim_meta.alloc<"l" 10 bytes buffer>] after(%[[V36]])
+// CHECK-NEXT:   %[[V38:[0-9]+]] = cim_meta.move "r" 16 bytes in cores <0:1> segment 0 label "fc.w" allocs [#cim_meta.alloc<"r[0:1]" 26 bytes local cores <0:1>>] after(%[[V36]], %[[V37]], %[[V16]])
+// CHECK-NEXT:   %[[V39:[0-9]+]] = cim_meta.mvm "fc.w" arrays <2:4> vectors 1 rows 16 cols 32 k [0, 16] n [0, 10] v [0, 1] input "r" output "l" local_bytes 16 segment 0 label "fc.w" after(%[[V38]], %[[V5]])
+// CHECK-NEXT:   %[[V40:[0-9]+]] = cim_meta.move "l" 10 bytes out cores <0:1> block [0, 0, 1] segment 0 label "fc.w" after(%[[V39]])
+// CHECK-NEXT:   %[[V41:[0-9]+]] = cim_meta.free [#cim_meta.place<"r[0:1]" local cores <0:1>>] segment 0 label "r[0:1]" after(%[[V40]], %[[V39]])
+// CHECK-NEXT:   %[[V42:[0-9]+]] = cim_meta.free [#cim_meta.place<"g" buffer>] segment 0 label "g" after(%[[V34]], %[[V36]], %[[V38]])
+// CHECK-NEXT:   %[[V43:[0-9]+]] = cim_meta.store "l" 10 bytes buffer -> dram segment 0 label "output0" after(%[[V40]])
+// CHECK-NEXT:   %[[V44:[0-9]+]] = cim_meta.free [#cim_meta.place<"l" buffer>] segment 0 label "l" after(%[[V40]], %[[V43]])
+// CHECK-NEXT:   %[[V45:[0-9]+]] = cim_meta.free [#cim_meta.place<"conv.b" buffer>] segment 0 label "conv.b" after(%[[V9]], %[[V14]], %[[V21]], %[[V28]])
 // CHECK-NEXT: }
 
 // -----
@@ -103,7 +103,8 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx">} {
 // array by array; its partial sums meet on the vector units. Each segment
 // barrier waits for the previous segment's last op. The weights are declared
 // where first lowered, the streamed l2.w included (kn, k = 40, n = 256:
-// MatMul's [K, N] operand).
+// MatMul's [K, N] operand). Each relu is applied by the accumulations that
+// finish its layer's outputs (`then = "relu"`).
 builtin.module {
   func.func @mlp(%x: tensor<2x32xf32>) -> tensor<2x8xf32> {
     %w1 = cim_graph.weight "l1.w" : tensor<40x32xf32>
@@ -137,37 +138,37 @@ builtin.module {
 // CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.move "input0" 64 bytes in cores <0:2> segment 0 label "l1.w" allocs [#cim_meta.alloc<"input0[0:2]" 208 bytes local cores <0:2>>] after(%[[V4]], %[[V6]])
 // CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:2]@in" buffer>] segment 0 label "input0[0:2]@in" after(%[[V7]])
 // CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.mvm "l1.w" arrays <0:5> vectors 2 rows 32 cols 32 k [0, 32] n [0, 40] v [0, 2] input "input0" output "y1" local_bytes 64 segment 0 label "l1.w" after(%[[V7]], %[[V2]])
-// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.vector "accumulate" element_ops 80 inputs ["y1", "l1.b"] outputs ["y1"] attrs {} block [0, 0, 2] cores <0:2> in_bytes 40 segment 0 label "y1" after(%[[V9]], %[[V5]])
+// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.vector "accumulate" element_ops 160 inputs ["y1", "l1.b"] outputs ["y1"] attrs {then = "relu"} block [0, 0, 2] cores <0:2> in_bytes 40 segment 0 label "y1" after(%[[V9]], %[[V5]])
 // CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.move "y1" 80 bytes out cores <0:2> block [0, 0, 2] segment 0 label "l1.w" after(%[[V10]])
 // CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:2]" local cores <0:2>>] segment 0 label "input0[0:2]" after(%[[V11]], %[[V9]])
-// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.segment 0 label "allocate r1" allocs [#cim_meta.alloc<"r1" 80 bytes buffer>] after(%[[V11]])
-// CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.vector "relu" element_ops 80 inputs ["y1"] outputs ["r1"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:2> in_bytes 80 out_bytes 80 segment 0 label "relu" after(%[[V13]], %[[V11]])
-// CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.free [#cim_meta.place<"y1" buffer>] segment 0 label "y1" after(%[[V11]], %[[V14]])
-// CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.free [#cim_meta.place<"l1.b" buffer>] segment 0 label "l1.b" after(%[[V5]], %[[V10]])
-// CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.segment 1 after(%[[V3]], %[[V8]], %[[V12]], %[[V15]], %[[V16]])
-// CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.segment 1 label "allocate y2" allocs [#cim_meta.alloc<"y2" 512 bytes buffer>] after(%[[V14]])
-// CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.load "l2.w" 1280 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@0" 1280 bytes buffer>] after(%[[V17]])
-// CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.program "l2.w" arrays <0:8> rows 32 cols 32 k [0, 40] n [0, 32] in_bytes 1280 segment 1 label "l2.w" after(%[[V19]], %[[V17]])
-// CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@0" buffer>] segment 1 label "l2.w@0" after(%[[V20]])
-// CHECK-NEXT:   %[[V22:[0-9]+]] = cim_meta.mvm "l2.w" arrays <0:8> vectors 2 rows 32 cols 32 k [0, 40] n [0, 32] v [0, 2] input "r1" output "y2" feed buffer in_bytes 80 local_bytes 80 segment 1 label "l2.w" after(%[[V14]], %[[V18]], %[[V20]])
-// CHECK-NEXT:   %[[V23:[0-9]+]] = cim_meta.vector "accumulate" element_ops 64 inputs ["y2"] outputs ["y2"] attrs {} block [1, 0, 32] cores <0:2> out_bytes 64 segment 1 label "y2" after(%[[V22]])
-// CHECK-NEXT:   %[[V24:[0-9]+]] = cim_meta.load "l2.w" 1280 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@0" 1280 bytes buffer>] after(%[[V3]], %[[V19]])
-// CHECK-NEXT:   %[[V25:[0-9]+]] = cim_meta.program "l2.w" arrays <0:8> rows 32 cols 32 k [0, 40] n [32, 64] in_bytes 1280 segment 1 label "l2.w" after(%[[V24]], %[[V23]])
-// CHECK-NEXT:   %[[V26:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@0" buffer>] segment 1 label "l2.w@0" after(%[[V25]])
-// CHECK-NEXT:   %[[V27:[0-9]+]] = cim_meta.mvm "l2.w" arrays <0:8> vectors 2 rows 32 cols 32 k [0, 40] n [32, 64] v [0, 2] input "r1" output "y2" feed buffer in_bytes 80 local_bytes 80 segment 1 label "l2.w" after(%[[V14]], %[[V18]], %[[V25]])
-// CHECK-NEXT:   %[[V28:[0-9]+]] = cim_meta.vector "accumulate" element_ops 64 inputs ["y2"] outputs ["y2"] attrs {} block [1, 32, 64] cores <0:2> out_bytes 64 segment 1 label "y2" after(%[[V27]])
-// CHECK-NEXT:   %[[V29:[0-9]+]] = cim_meta.load "l2.w" 1280 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@0" 1280 bytes buffer>] after(%[[V3]], %[[V8]], %[[V15]], %[[V16]], %[[V21]], %[[V24]])
-// CHECK-NEXT:   %[[V30:[0-9]+]] = cim_meta.program "l2.w" arrays <0:8> rows 32 cols 32 k [0, 40] n [64, 96] in_bytes 1280 segment 1 label "l2.w" after(%[[V29]], %[[V28]])
-// CHECK-NEXT:   %[[V31:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@0" buffer>] segment 1 label "l2.w@0" after(%[[V30]])
-// CHECK-NEXT:   %[[V32:[0-9]+]] = cim_meta.mvm "l2.w" arrays <0:8> vectors 2 rows 32 cols 32 k [0, 40] n [64, 96] v [0, 2] input "r1" output "y2" feed buffer in_bytes 80 local_bytes 80 segment 1 label "l2.w" after(%[[V14]], %[[V18]], %[[V30]])
-// CHECK-NEXT:   %[[V33:[0-9]+]] = cim_meta.vector "accumulate" element_ops 64 inputs ["y2"] outputs ["y2"] attrs {} block [1, 64, 96] cores <0:2> out_bytes 64 segment 1 label "y2" after(%[[V32]])
-// CHECK-NEXT:   %[[V34:[0-9]+]] = cim_meta.load "l2.w" 1280 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@0" 1280 bytes buffer>] after(%[[V21]], %[[V26]], %[[V29]])
-// CHECK-NEXT:   %[[V35:[0-9]+]] = cim_meta.program "l2.w" arrays <0:8> rows 32 cols 32 k [0, 40] n [96, 128] in_bytes 1280 segment 1 label "l2.w" after(%[[V34]], %[[V33]])
-// CHECK:        %[[V88:[0-9]+]] = cim_meta.vector "accumulate" element_ops 112 inputs ["y3"] outputs ["y3"] attrs {} block [0, 0, 2] cores <0:2> in_bytes 128 out_bytes 16 segment 2 label "y3" after(%{{[0-9]+}})
-// CHECK-NEXT:   %[[V89:[0-9]+]] = cim_meta.free [#cim_meta.place<"y3[0:2]@partials" buffer>] segment 2 label "y3[0:2]@partials" after(%[[V88]])
-// CHECK-NEXT:   %[[V90:[0-9]+]] = cim_meta.free [#cim_meta.place<"y2" buffer>] segment 2 label "y2" after(%[[V23]], %[[V28]], %[[V33]], %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}})
-// CHECK-NEXT:   %[[V91:[0-9]+]] = cim_meta.store "y3" 16 bytes buffer -> dram segment 2 label "output0" after(%[[V88]])
-// CHECK-NEXT:   %[[V92:[0-9]+]] = cim_meta.free [#cim_meta.place<"y3" buffer>] segment 2 label "y3" after(%[[V88]], %[[V91]])
+// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 inputs ["y1"] outputs ["r1"] attrs {} cores <0:2> segment 0 label "reshape" after(%[[V11]])
+// CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.free [#cim_meta.place<"l1.b" buffer>] segment 0 label "l1.b" after(%[[V5]], %[[V10]])
+// CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.segment 1 after(%[[V3]], %[[V8]], %[[V12]], %[[V13]], %[[V14]])
+// CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.segment 1 label "allocate y2" allocs [#cim_meta.alloc<"y2" 512 bytes buffer>] after(%[[V13]])
+// CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.load "l2.w" 1280 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@0" 1280 bytes buffer>] after(%[[V15]])
+// CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.program "l2.w" arrays <0:8> rows 32 cols 32 k [0, 40] n [0, 32] in_bytes 1280 segment 1 label "l2.w" after(%[[V17]], %[[V15]])
+// CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@0" buffer>] segment 1 label "l2.w@0" after(%[[V18]])
+// CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.mvm "l2.w" arrays <0:8> vectors 2 rows 32 cols 32 k [0, 40] n [0, 32] v [0, 2] input "r1" output "y2" feed buffer in_bytes 80 local_bytes 80 segment 1 label "l2.w" after(%[[V13]], %[[V16]], %[[V18]])
+// CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.vector "accumulate" element_ops 64 inputs ["y2"] outputs ["y2"] attrs {} block [1, 0, 32] cores <0:2> out_bytes 64 segment 1 label "y2" after(%[[V20]])
+// CHECK-NEXT:   %[[V22:[0-9]+]] = cim_meta.load "l2.w" 1280 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@0" 1280 bytes buffer>] after(%[[V3]], %[[V17]])
+// CHECK-NEXT:   %[[V23:[0-9]+]] = cim_meta.program "l2.w" arrays <0:8> rows 32 cols 32 k [0, 40] n [32, 64] in_bytes 1280 segment 1 label "l2.w" after(%[[V22]], %[[V21]])
+// CHECK-NEXT:   %[[V24:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@0" buffer>] segment 1 label "l2.w@0" after(%[[V23]])
+// CHECK-NEXT:   %[[V25:[0-9]+]] = cim_meta.mvm "l2.w" arrays <0:8> vectors 2 rows 32 cols 32 k [0, 40] n [32, 64] v [0, 2] input "r1" output "y2" feed buffer in_bytes 80 local_bytes 80 segment 1 label "l2.w" after(%[[V13]], %[[V16]], %[[V23]])
+// CHECK-NEXT:   %[[V26:[0-9]+]] = cim_meta.vector "accumulate" element_ops 64 inputs ["y2"] outputs ["y2"] attrs {} block [1, 32, 64] cores <0:2> out_bytes 64 segment 1 label "y2" after(%[[V25]])
+// CHECK-NEXT:   %[[V27:[0-9]+]] = cim_meta.load "l2.w" 1280 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@0" 1280 bytes buffer>] after(%[[V3]], %[[V8]], %[[V14]], %[[V19]], %[[V22]])
+// CHECK-NEXT:   %[[V28:[0-9]+]] = cim_meta.program "l2.w" arrays <0:8> rows 32 cols 32 k [0, 40] n [64, 96] in_bytes 1280 segment 1 label "l2.w" after(%[[V27]], %[[V26]])
+// CHECK-NEXT:   %[[V29:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@0" buffer>] segment 1 label "l2.w@0" after(%[[V28]])
+// CHECK-NEXT:   %[[V30:[0-9]+]] = cim_meta.mvm "l2.w" arrays <0:8> vectors 2 rows 32 cols 32 k [0, 40] n [64, 96] v [0, 2] input "r1" output "y2" feed buffer in_bytes 80 local_bytes 80 segment 1 label "l2.w" after(%[[V13]], %[[V16]], %[[V28]])
+// CHECK-NEXT:   %[[V31:[0-9]+]] = cim_meta.vector "accumulate" element_ops 64 inputs ["y2"] outputs ["y2"] attrs {} block [1, 64, 96] cores <0:2> out_bytes 64 segment 1 label "y2" after(%[[V30]])
+// CHECK-NEXT:   %[[V32:[0-9]+]] = cim_meta.load "l2.w" 1280 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@0" 1280 bytes buffer>] after(%[[V19]], %[[V24]], %[[V27]])
+// CHECK-NEXT:   %[[V33:[0-9]+]] = cim_meta.program "l2.w" arrays <0:8> rows 32 cols 32 k [0, 40] n [96, 128] in_bytes 1280 segment 1 label "l2.w" after(%[[V32]], %[[V31]])
+// CHECK-NEXT:   %[[V34:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@0" buffer>] segment 1 label "l2.w@0" after(%[[V33]])
+// CHECK-NEXT:   %[[V35:[0-9]+]] = cim_meta.mvm "l2.w" arrays <0:8> vectors 2 rows 32 cols 32 k [0, 40] n [96, 128] v [0, 2] input "r1" output "y2" feed buffer in_bytes 80 local_bytes 80 segment 1 label "l2.w" after(%[[V13]], %[[V16]], %[[V33]])
+// CHECK:        %[[V86:[0-9]+]] = cim_meta.vector "accumulate" element_ops 112 inputs ["y3"] outputs ["y3"] attrs {} block [0, 0, 2] cores <0:2> in_bytes 128 out_bytes 16 segment 2 label "y3" after(%{{[0-9]+}})
+// CHECK-NEXT:   %[[V87:[0-9]+]] = cim_meta.free [#cim_meta.place<"y3[0:2]@partials" buffer>] segment 2 label "y3[0:2]@partials" after(%[[V86]])
+// CHECK-NEXT:   %[[V88:[0-9]+]] = cim_meta.free [#cim_meta.place<"y2" buffer>] segment 2 label "y2" after(%[[V21]], %[[V26]], %[[V31]], %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}})
+// CHECK-NEXT:   %[[V89:[0-9]+]] = cim_meta.store "y3" 16 bytes buffer -> dram segment 2 label "output0" after(%[[V86]])
+// CHECK-NEXT:   %[[V90:[0-9]+]] = cim_meta.free [#cim_meta.place<"y3" buffer>] segment 2 label "y3" after(%[[V86]], %[[V89]])
 // CHECK-NEXT: }
 
 // -----
