@@ -537,6 +537,24 @@ def _scalar(value: Array | None) -> float | None:
     return float(first) if np.all(value == first) else None
 
 
+EPILOGUE_OPERATORS = frozenset({*UNARY_FUNCTIONS, "clip"})
+"""Activations a vector op may apply to its results (``attrs.then``)."""
+
+
+def _is_epilogue_key(key: str) -> bool:
+    return key == "then" or key.startswith("then_")
+
+
+def _epilogue_params(op: VectorOp) -> dict[str, object]:
+    """The parameters of the activation a vector op applies (its
+    ``then_*`` attributes, without the prefix)."""
+    return {
+        key.removeprefix("then_"): value
+        for key, value in op.attrs.items()
+        if key.startswith("then_")
+    }
+
+
 def grid_after(
     kind: str,
     attrs: Mapping[str, object],
@@ -1193,11 +1211,9 @@ class _Executor:
                     f"{partial.shape[1]} outputs"
                 )
             value = value + bias
-        then = op.attrs.get("then")
+        then = self.activation_after(op)
         if then is not None:
-            if not isinstance(then, str) or then not in UNARY_FUNCTIONS:
-                raise self.fail(f"accumulate applies unknown activation {then!r}")
-            value = UNARY_FUNCTIONS[then](value)
+            value = self.apply_activation(then, op, value)
         partial.covered[r0:r1, c0:c1] = -1
         partial.blocks = [
             b
@@ -1207,6 +1223,26 @@ class _Executor:
         if not partial.blocks:
             del self.partials[name]
         self.write_output(op, name, value, op.block)
+
+    def activation_after(self, op: VectorOp) -> str | None:
+        """The activation ``attrs.then`` a vector op applies to its results
+        as they leave, if any (a unary kind, or ``clip`` with ``then_min``
+        and ``then_max``)."""
+        then = op.attrs.get("then")
+        if then is not None and (
+            not isinstance(then, str) or then not in EPILOGUE_OPERATORS
+        ):
+            raise self.fail(f"'{op.op}' applies unknown activation {then!r}")
+        return then
+
+    def apply_activation(self, kind: str, op: VectorOp, value: Array) -> Array:
+        shape = [(value.shape, value.dtype)]
+        try:
+            (result,) = apply_operator(kind, _epilogue_params(op), [value], shape)
+        except (CimError, ValueError, TypeError) as error:
+            message = " ".join(str(error).split()) or type(error).__name__
+            raise self.fail(f"'{op.op}' then {kind}: {message}") from None
+        return np.asarray(result)
 
     def write_output(
         self,
@@ -1677,8 +1713,10 @@ class _Executor:
             if info is None:
                 raise self.fail(f"writes '{name}', which is not a declared tensor")
             outputs.append((info.shape, numpy_dtype(info.dtype)))
+        then = self.activation_after(op)
+        attrs = {k: v for k, v in op.attrs.items() if not _is_epilogue_key(k)}
         try:
-            results = apply_operator(op.op, op.attrs, inputs, outputs)
+            results = apply_operator(op.op, attrs, inputs, outputs)
         except (CimError, ValueError, IndexError, TypeError) as error:
             message = " ".join(str(error).split()) or type(error).__name__
             raise self.fail(message) from None
@@ -1686,10 +1724,18 @@ class _Executor:
             raise self.fail(
                 f"'{op.op}' gives {len(results)} results for {len(op.outputs)} outputs"
             )
+        if then is not None:
+            results = [self.apply_activation(then, op, value) for value in results]
         if self.mode == "quantized":
             grids = [self.grids.get(name) for name in op.inputs]
-            for name, (_, dtype) in zip(op.outputs, outputs, strict=True):
-                found = grid_after(op.op, op.attrs, inputs, grids, dtype)
+            for name, value, (_, dtype) in zip(
+                op.outputs, results, outputs, strict=True
+            ):
+                found = grid_after(op.op, attrs, inputs, grids, dtype)
+                if then is not None:
+                    found = grid_after(
+                        then, _epilogue_params(op), [value], [found], dtype
+                    )
                 if found is None:
                     self.grids.pop(name, None)
                 else:

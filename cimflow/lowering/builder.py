@@ -79,6 +79,7 @@ from cimflow.lowering.rules import (
     column_tiles,
     core_k_spans,
     cores_of,
+    epilogue_activation,
     epilogue_source,
     expanded_elements,
     gathered_elements,
@@ -295,7 +296,9 @@ class ScheduleBuilder:
         default_factory=lambda: {}
     )
     finishers: dict[str, list[cim_meta.VectorOp]] = field(default_factory=lambda: {})
-    """The accumulations that finished each MVM output, in emission order."""
+    """The vector ops that wrote each tensor's final values, in emission
+    order: an MVM output's finishing accumulations, or the steps of a
+    one-output vector operator."""
     computed_last: dict[tuple[str, int], Span] = field(default_factory=lambda: {})
     """The vectors each copy (weight, first array) computed last: the rows
     of the feature map its cores' line buffers still hold."""
@@ -2268,6 +2271,7 @@ class ScheduleBuilder:
         sources, copies = self.common_level(sources)
         rows = 1 if plan is None else plan.output.rows
         produced: list[Produced] = []
+        emitted: list[cim_meta.VectorOp] = []
         steps = self.steps(plan)
         if view and viewed is not None and all(b is None for b, _ in viewed.ready):
             steps = [None]  # a view of a whole tensor is whole at once
@@ -2299,29 +2303,31 @@ class ScheduleBuilder:
                 self.stream_level(in_states) if in_states else (Location.BUFFER, None)
             )
             out_level, out_arrays = targets[0].where()
-            token = self.emit(
-                cim_meta.VectorOp(
-                    kind,
-                    work,
-                    input_names,
-                    names,
-                    self.deps(*tokens),
-                    self.segment,
-                    label=kind,
-                    params=params,
-                    block=block,
-                    cores=self.all_cores,
-                    in_bytes=in_bytes,
-                    out_bytes=out_bytes,
-                    in_from=in_level,
-                    in_arrays=in_arrays if in_level == Location.MEMORY else None,
-                    out_to=out_level,
-                    out_arrays=out_arrays if out_level == Location.MEMORY else None,
-                )
+            vector = cim_meta.VectorOp(
+                kind,
+                work,
+                input_names,
+                names,
+                self.deps(*tokens),
+                self.segment,
+                label=kind,
+                params=params,
+                block=block,
+                cores=self.all_cores,
+                in_bytes=in_bytes,
+                out_bytes=out_bytes,
+                in_from=in_level,
+                in_arrays=in_arrays if in_level == Location.MEMORY else None,
+                out_to=out_level,
+                out_arrays=out_arrays if out_level == Location.MEMORY else None,
             )
+            token = self.emit(vector)
+            emitted.append(vector)
             for state in in_states:
                 self.read(state, token)
             produced.append((band, token))
+        if not view and len(names) == 1:
+            self.finishers[names[0]] = emitted
         for name, state in zip(names, targets, strict=True):
             state.ready = produced
             self.layouts[name] = None if plan is None else plan.output
@@ -2438,30 +2444,34 @@ class ScheduleBuilder:
         )
 
     def fuse_epilogue(self, op: cim_tile.VectorOp) -> bool:
-        """An activation of an MVM's outputs (:func:`epilogue_source`)
-        applied by the accumulations that finish them, on their vector
-        lanes, as the sums leave: its result is a view of the MVM's output,
-        which never makes a round trip of its own. False (nothing emitted)
-        when the accumulations do not finish every output."""
-        mvm = epilogue_source(op)
-        if mvm is None or mvm.output not in self.names:
+        """An activation applied by the vector ops that finish its input
+        (:func:`epilogue_source`: an MVM's accumulations or an element-wise
+        operator's steps), on their lanes, as the values leave: its result
+        is a view of that input, which makes no round trip of its own.
+        False (nothing emitted) when those ops do not write every value."""
+        source = epilogue_source(op)
+        if source is None:
             return False
-        shape = tensor_shape(mvm.output)
-        finishers = self.finishers.get(self.names[mvm.output], [])
-        if len(shape) != 2 or not finishers:
+        produced = (
+            source.output if isinstance(source, cim_tile.MVMOp) else source.outputs[0]
+        )
+        if produced not in self.names:
             return False
+        shape = tensor_shape(produced)
+        finishers = self.finishers.get(self.names[produced], [])
         covered = [_block_elements(f, shape) for f in finishers]
-        if sum(covered) != shape[0] * shape[1]:
+        if not finishers or sum(covered) != math.prod(shape):
             return False
-        payload = op.payload
-        assert isinstance(payload, cim_graph.UnaryOp)
-        kind = payload.kind.data.value
-        for accumulate, elements in zip(finishers, covered, strict=True):
-            params = dict(accumulate.params.data)
+        activation = epilogue_activation(op)
+        assert activation is not None
+        kind, parameters = activation
+        for finisher, elements in zip(finishers, covered, strict=True):
+            params = dict(finisher.params.data)
             params["then"] = StringAttr(kind)
-            accumulate.properties["attrs"] = DictionaryAttr(params)
-            accumulate.properties["element_ops"] = i64_attr(
-                accumulate.element_ops.value.data + vector_element_ops(kind, elements)
+            params.update({f"then_{k}": v for k, v in parameters.items()})
+            finisher.properties["attrs"] = DictionaryAttr(params)
+            finisher.properties["element_ops"] = i64_attr(
+                finisher.element_ops.value.data + vector_element_ops(kind, elements)
             )
         self.lower_vector_like(op, "reshape", 0, {}, list(op.inputs), list(op.outputs))
         return True
@@ -2547,11 +2557,11 @@ def program_parts(
 
 
 def _block_elements(op: cim_meta.VectorOp, shape: Sequence[int]) -> int:
-    """Elements of a ``[vectors, outputs]`` tensor an op's block covers."""
+    """Elements of a tensor of ``shape`` an op's block covers."""
     if op.block is None:
-        return shape[0] * shape[1]
+        return math.prod(shape)
     axis, start, stop = ints(op.block)
-    return (stop - start) * shape[1 - axis]
+    return math.prod(shape) // max(1, shape[axis]) * (stop - start)
 
 
 def _in_buffer(state: TensorState) -> TensorState:

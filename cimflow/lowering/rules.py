@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from xdsl.ir import Operation
+from xdsl.ir import Attribute, Operation
 
 from cimflow.analysis.tile_mapping import Chunk
 from cimflow.cimdialect import cim_graph, cim_tile
@@ -328,21 +328,41 @@ def gathered_elements(payload: Operation) -> int | None:
 EPILOGUE_KINDS = frozenset({"relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu"})
 """Activations a core's vector units apply to an MVM's outputs as the last
 accumulation finishes them (ISAAC's sigmoid unit and PUMA's vector unit sit
-on the output path), instead of in a pass of their own."""
+on the output path), instead of in a pass of their own; ``clip`` (ReLU6)
+too."""
 
 
-def epilogue_source(op: Operation) -> cim_tile.MVMOp | None:
-    """The MVM whose outputs ``op`` is the epilogue of: ``op`` applies an
-    activation of :data:`EPILOGUE_KINDS` to them (through a ``col2im``
-    view), it is their only use, and an accumulation finishes them (the
-    MVM adds a bias or several row tiles); else None."""
+def epilogue_activation(op: Operation) -> tuple[str, dict[str, Attribute]] | None:
+    """The kind and parameters of the activation ``op`` applies, if it is
+    one an epilogue can apply: a unary kind of :data:`EPILOGUE_KINDS` (no
+    parameters) or a ``clip`` (``min``, ``max``)."""
     if not isinstance(op, cim_tile.VectorOp) or len(op.inputs) != 1:
         return None
     payload = op.payload
-    if not isinstance(payload, cim_graph.UnaryOp):
+    if isinstance(payload, cim_graph.ClipOp):
+        return "clip", {"min": payload.min, "max": payload.max}
+    if isinstance(payload, cim_graph.UnaryOp):
+        kind = payload.kind.data.value
+        if kind in EPILOGUE_KINDS:
+            return kind, {}
+    return None
+
+
+ELEMENTWISE_PRODUCERS = frozenset({"add", "sub", "mul"})
+"""Vector operators whose outputs an activation can follow in the same
+pass over the data."""
+
+
+def epilogue_source(op: Operation) -> cim_tile.MVMOp | cim_tile.VectorOp | None:
+    """The operator whose outputs ``op`` is the epilogue of: ``op`` applies
+    an activation (:func:`epilogue_activation`) to them and is their only use,
+    and they are either an MVM's outputs (through a ``col2im`` view) that an
+    accumulation finishes (the MVM adds a bias or several row tiles), or an
+    element-wise vector operator's (:data:`ELEMENTWISE_PRODUCERS`, e.g. a
+    residual add); else None."""
+    if epilogue_activation(op) is None:
         return None
-    if payload.kind.data.value not in EPILOGUE_KINDS:
-        return None
+    assert isinstance(op, cim_tile.VectorOp)
     value = op.inputs[0]
     while value.has_one_use():
         owner = value.owner
@@ -351,6 +371,14 @@ def epilogue_source(op: Operation) -> cim_tile.MVMOp | None:
             continue
         if isinstance(owner, cim_tile.MVMOp) and (
             owner.bias is not None or owner.tiling.field("row_tiles") > 1
+        ):
+            return owner
+        if (
+            isinstance(owner, cim_tile.VectorOp)
+            and value is op.inputs[0]
+            and len(owner.outputs) == 1
+            and isinstance(owner.payload, cim_graph.BinaryOp)
+            and owner.payload.kind.data.value in ELEMENTWISE_PRODUCERS
         ):
             return owner
         return None

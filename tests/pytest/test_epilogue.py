@@ -1,15 +1,17 @@
-"""Activations applied by the accumulations that finish an MVM's outputs:
-the pre-activation tensor makes no round trip of its own, the activation's
-result is a view, and the trace still computes the model exactly."""
+"""Activations applied by the vector ops that finish their input (an MVM's
+accumulations, a residual add): the pre-activation tensor makes no round
+trip of its own, the activation's result is a view, and the trace still
+computes the model exactly."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
 import onnx
-from functional_models import wide_linear
+from functional_models import cnn, wide_linear
 from onnx import TensorProto, helper, numpy_helper
 
 from cimflow.cimsim.engine import simulate
@@ -106,6 +108,35 @@ def test_streamed_chunks_apply_the_relu_when_they_finish(tmp_path: Path) -> None
         assert verify_trace(trace, path).passed, strategy
 
 
+def test_a_residual_add_applies_the_relu_after_it(tmp_path: Path) -> None:
+    """relu(conv(x) + x) in the test CNN: the add's steps apply the relu (one
+    more lane operation per output), the relu is a view; the depthwise
+    convolution's ReLU6 (Clip 0..6) rides on its accumulations with its
+    bounds. Exact on every strategy."""
+    path = tmp_path / "cnn.onnx"
+    onnx.save(cnn(), path)
+    for strategy in ("static", "clsa-cim", "cmswitch"):
+        trace = compiled(path, strategy=strategy)
+        adds = vector_ops(trace, "add")
+        assert [op.attrs.get("then") for op in adds].count("relu") >= 1
+        fused = [op for op in adds if op.attrs.get("then") == "relu"]
+        shapes = {t.name: t.shape for t in trace.tensors}
+        for name in {op.outputs[0] for op in fused}:
+            work = sum(op.element_ops for op in fused if op.outputs[0] == name)
+            assert work == 2 * math.prod(shapes[name])
+        assert not vector_ops(trace, "clip")
+        clipped = [
+            op
+            for op in vector_ops(trace, "accumulate")
+            if op.attrs.get("then") == "clip"
+        ]
+        assert clipped
+        assert {(op.attrs["then_min"], op.attrs["then_max"]) for op in clipped} == {
+            (0.0, 6.0)
+        }
+        assert verify_trace(trace, path).passed, strategy
+
+
 def test_an_unknown_activation_is_a_failed_check(tmp_path: Path) -> None:
     path = conv_relu(tmp_path, shared=False)
     trace = compiled(path)
@@ -117,4 +148,7 @@ def test_an_unknown_activation_is_a_failed_check(tmp_path: Path) -> None:
     )
     report = verify_trace(dataclasses.replace(trace, ops=ops), path)
     (check,) = report.modes
-    assert check.error is not None and "unknown activation 'sparkle'" in check.error
+    assert (
+        check.error is not None
+        and "applies unknown activation 'sparkle'" in check.error
+    )

@@ -105,7 +105,9 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"mlp.onnx">} {
 // with their dtype and flat values (a float vector the mul reads, the int64
 // indices of an embedding lookup), a vector op with several outputs (split),
 // and operator parameters as JSON: integers, integer lists (perm, axes),
-// floats (clip), enum kinds as strings, a unit attribute as true (keepdims).
+// floats (the clip's bounds, carried by the mul that applies it as its
+// results leave: `then`), enum kinds as strings, a unit attribute as true
+// (keepdims).
 // qk.w (Gemm transB [16, 8]) is nk with k = 8, n = 16; the embedding table
 // pos is read by vector work, so it is loaded but not listed in `weights`.
 builtin.module attributes {cim_graph.source = #cim_graph.source<"attn.onnx", sequence = 4, batch = 1>} {
@@ -160,22 +162,20 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"attn.onnx", seq
 // CHECK-NEXT:   {"attrs": {"perm": [0, 2, 1]}, "block": null, "cores": {{\[\[0, 2\]\]}}, "deps": [14, 16], "element_ops": 32, "id": 17, "in_bytes": 32, "inputs": ["k"], "kind": "vector", "name": "transpose", "op": "transpose", "out_bytes": 32, "outputs": ["kt"], "segment": 0},
 // CHECK-NEXT:   {"deps": [14, 17], "frees": [{"level": "buffer", "tensor": "k"}], "id": 18, "kind": "free", "name": "k", "segment": 0},
 // CHECK-NEXT:   {"allocs": [{"bytes": 32, "level": "buffer", "tensor": "qs"}], "deps": [14], "id": 19, "kind": "barrier", "name": "allocate qs", "segment": 0},
-// CHECK-NEXT:   {"attrs": {"kind": "mul"}, "block": null, "cores": {{\[\[0, 2\]\]}}, "deps": [14, 19], "element_ops": 32, "id": 20, "in_bytes": 32, "inputs": ["q", "scale"], "kind": "vector", "name": "mul", "op": "mul", "out_bytes": 32, "outputs": ["qs"], "segment": 0},
+// CHECK-NEXT:   {"attrs": {"kind": "mul", "then": "clip", "then_max": 6.0, "then_min": 0.0}, "block": null, "cores": {{\[\[0, 2\]\]}}, "deps": [14, 19], "element_ops": 64, "id": 20, "in_bytes": 32, "inputs": ["q", "scale"], "kind": "vector", "name": "mul", "op": "mul", "out_bytes": 32, "outputs": ["qs"], "segment": 0},
 // CHECK-NEXT:   {"deps": [14, 20], "frees": [{"level": "buffer", "tensor": "q"}], "id": 21, "kind": "free", "name": "q", "segment": 0},
-// CHECK-NEXT:   {"allocs": [{"bytes": 32, "level": "buffer", "tensor": "c"}], "deps": [20], "id": 22, "kind": "barrier", "name": "allocate c", "segment": 0},
-// CHECK-NEXT:   {"attrs": {"max": 6.0, "min": 0.0}, "block": null, "cores": {{\[\[0, 2\]\]}}, "deps": [20, 22], "element_ops": 32, "id": 23, "in_bytes": 32, "inputs": ["qs"], "kind": "vector", "name": "clip", "op": "clip", "out_bytes": 32, "outputs": ["c"], "segment": 0},
-// CHECK-NEXT:   {"deps": [20, 23], "frees": [{"level": "buffer", "tensor": "qs"}], "id": 24, "kind": "free", "name": "qs", "segment": 0},
-// CHECK-NEXT:   {"allocs": [{"bytes": 4, "level": "buffer", "tensor": "r"}], "deps": [23], "id": 25, "kind": "barrier", "name": "allocate r", "segment": 0},
-// CHECK-NEXT:   {"attrs": {"axes": [2], "keepdims": true, "kind": "sum"}, "block": null, "cores": {{\[\[0, 2\]\]}}, "deps": [23, 25], "element_ops": 32, "id": 26, "in_bytes": 32, "inputs": ["c"], "kind": "vector", "name": "reduce", "op": "reduce", "out_bytes": 4, "outputs": ["r"], "segment": 0},
-// CHECK-NEXT:   {"deps": [23, 26], "frees": [{"level": "buffer", "tensor": "c"}], "id": 27, "kind": "free", "name": "c", "segment": 0},
-// CHECK-NEXT:   {"allocs": [{"bytes": 16, "level": "buffer", "tensor": "p"}], "deps": [0], "id": 28, "kind": "barrier", "name": "allocate p", "segment": 0},
-// CHECK-NEXT:   {"attrs": {"axis": 0}, "block": null, "cores": {{\[\[0, 2\]\]}}, "deps": [28], "element_ops": 16, "id": 29, "in_bytes": 16, "in_from": "dram", "inputs": ["pos", "ids"], "kind": "vector", "name": "gather", "op": "gather", "out_bytes": 16, "outputs": ["p"], "segment": 0},
-// CHECK-NEXT:   {"arrays": [], "bytes": 4, "cores": [], "deps": [26], "dst": "dram", "id": 30, "kind": "store", "name": "output0", "segment": 0, "src": "buffer", "tensor": "r"},
-// CHECK-NEXT:   {"arrays": [], "bytes": 32, "cores": [], "deps": [17], "dst": "dram", "id": 31, "kind": "store", "name": "output1", "segment": 0, "src": "buffer", "tensor": "kt"},
-// CHECK-NEXT:   {"arrays": [], "bytes": 16, "cores": [], "deps": [29], "dst": "dram", "id": 32, "kind": "store", "name": "output2", "segment": 0, "src": "buffer", "tensor": "p"},
-// CHECK-NEXT:   {"deps": [17, 31], "frees": [{"level": "buffer", "tensor": "kt"}], "id": 33, "kind": "free", "name": "kt", "segment": 0},
-// CHECK-NEXT:   {"deps": [26, 30], "frees": [{"level": "buffer", "tensor": "r"}], "id": 34, "kind": "free", "name": "r", "segment": 0},
-// CHECK-NEXT:   {"deps": [29, 32], "frees": [{"level": "buffer", "tensor": "p"}], "id": 35, "kind": "free", "name": "p", "segment": 0}
+// CHECK-NEXT:   {"attrs": {}, "block": null, "cores": {{\[\[0, 2\]\]}}, "deps": [20], "element_ops": 0, "id": 22, "in_bytes": 0, "inputs": ["qs"], "kind": "vector", "name": "reshape", "op": "reshape", "out_bytes": 0, "outputs": ["c"], "segment": 0},
+// CHECK-NEXT:   {"allocs": [{"bytes": 4, "level": "buffer", "tensor": "r"}], "deps": [22], "id": 23, "kind": "barrier", "name": "allocate r", "segment": 0},
+// CHECK-NEXT:   {"attrs": {"axes": [2], "keepdims": true, "kind": "sum"}, "block": null, "cores": {{\[\[0, 2\]\]}}, "deps": [22, 23], "element_ops": 32, "id": 24, "in_bytes": 32, "inputs": ["c"], "kind": "vector", "name": "reduce", "op": "reduce", "out_bytes": 4, "outputs": ["r"], "segment": 0},
+// CHECK-NEXT:   {"deps": [20, 22, 24], "frees": [{"level": "buffer", "tensor": "qs"}], "id": 25, "kind": "free", "name": "qs", "segment": 0},
+// CHECK-NEXT:   {"allocs": [{"bytes": 16, "level": "buffer", "tensor": "p"}], "deps": [0], "id": 26, "kind": "barrier", "name": "allocate p", "segment": 0},
+// CHECK-NEXT:   {"attrs": {"axis": 0}, "block": null, "cores": {{\[\[0, 2\]\]}}, "deps": [26], "element_ops": 16, "id": 27, "in_bytes": 16, "in_from": "dram", "inputs": ["pos", "ids"], "kind": "vector", "name": "gather", "op": "gather", "out_bytes": 16, "outputs": ["p"], "segment": 0},
+// CHECK-NEXT:   {"arrays": [], "bytes": 4, "cores": [], "deps": [24], "dst": "dram", "id": 28, "kind": "store", "name": "output0", "segment": 0, "src": "buffer", "tensor": "r"},
+// CHECK-NEXT:   {"arrays": [], "bytes": 32, "cores": [], "deps": [17], "dst": "dram", "id": 29, "kind": "store", "name": "output1", "segment": 0, "src": "buffer", "tensor": "kt"},
+// CHECK-NEXT:   {"arrays": [], "bytes": 16, "cores": [], "deps": [27], "dst": "dram", "id": 30, "kind": "store", "name": "output2", "segment": 0, "src": "buffer", "tensor": "p"},
+// CHECK-NEXT:   {"deps": [17, 29], "frees": [{"level": "buffer", "tensor": "kt"}], "id": 31, "kind": "free", "name": "kt", "segment": 0},
+// CHECK-NEXT:   {"deps": [24, 28], "frees": [{"level": "buffer", "tensor": "r"}], "id": 32, "kind": "free", "name": "r", "segment": 0},
+// CHECK-NEXT:   {"deps": [27, 30], "frees": [{"level": "buffer", "tensor": "p"}], "id": 33, "kind": "free", "name": "p", "segment": 0}
 // CHECK-NEXT:  ],
 // CHECK-NEXT:  "solver": [],
 // CHECK-NEXT:  "strategy": "static",
