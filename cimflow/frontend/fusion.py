@@ -17,7 +17,11 @@ either order):
   ``d / Sqrt(ReduceMean(Pow(d, 2)) + eps) * g (+ b)``;
 * ``Gelu``: ``0.5 * x * (1 + Erf(x / √2))`` and the tanh form
   ``0.5 * x * (1 + Tanh(√(2/π) * (x + 0.044715 * x³)))``;
-* ``Silu``: ``x * Sigmoid(x)``.
+* ``Silu``: ``x * Sigmoid(x)``;
+* a ``Conv`` whose input is a constant zero ``Pad`` of the spatial dims (as
+  exporters write TF-style asymmetric padding) becomes one ``Conv`` with
+  those pads added to its own (onnxruntime's Pad-Conv fusion does the
+  same): the window expansion pads as it reads, nothing is copied.
 
 ``Linear``, ``RMSNorm`` and ``Silu`` are in the :data:`FUSED_DOMAIN` domain;
 the other two are the standard ONNX operators.
@@ -414,12 +418,67 @@ def _match_linear(graph: _Graph, anchor: NodeProto) -> NodeProto | None:
     return None
 
 
+def _spatial_pads(graph: _Graph, pad: NodeProto) -> list[int] | None:
+    """``[top, left, bottom, right]`` of a constant zero ``Pad`` of a 4-D
+    tensor that pads only its last two axes, else None."""
+    if any(a.name == "mode" and a.s not in (b"", b"constant") for a in pad.attribute):
+        return None
+    if graph.opset >= 11:
+        if len(pad.input) > 3 and pad.input[3]:
+            return None
+        value = graph.constant(pad.input[1]) if len(pad.input) > 1 else None
+        pads = None if value is None else [int(v) for v in value.reshape(-1)]
+        if (
+            len(pad.input) > 2
+            and pad.input[2]
+            and not graph.is_scalar(pad.input[2], 0.0)
+        ):
+            return None
+    else:
+        pads = attr_ints(pad, "pads")
+        if any(a.name == "value" and a.f != 0.0 for a in pad.attribute):
+            return None
+    if pads is None or len(pads) != 8 or min(pads) < 0:
+        return None
+    if pads[0] or pads[1] or pads[4] or pads[5]:
+        return None
+    return [pads[2], pads[3], pads[6], pads[7]]
+
+
+def _match_padded_conv(graph: _Graph, anchor: NodeProto) -> NodeProto | None:
+    if anchor.op_type != "Conv":
+        return None
+    pad = graph.producer(anchor.input[0], "Pad")
+    if pad is None:
+        return None
+    extra = _spatial_pads(graph, pad)
+    auto_pad = next((a.s for a in anchor.attribute if a.name == "auto_pad"), b"")
+    if extra is None or auto_pad not in (b"", b"NOTSET"):
+        return None
+    own = attr_ints(anchor, "pads") or [0, 0, 0, 0]
+    if len(own) != 4:
+        return None
+    fused = onnx.NodeProto()
+    fused.CopyFrom(anchor)
+    fused.input[0] = pad.input[0]
+    kept = [a for a in fused.attribute if a.name != "pads"]
+    del fused.attribute[:]
+    fused.attribute.extend(kept)
+    fused.attribute.append(
+        onnx.helper.make_attribute(
+            "pads", [a + b for a, b in zip(own, extra, strict=True)]
+        )
+    )
+    return fused
+
+
 _MATCHERS = (
     _match_layer_norm,
     _match_rms_norm,
     _match_gelu,
     _match_silu,
     _match_linear,
+    _match_padded_conv,
 )
 
 

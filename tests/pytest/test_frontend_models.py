@@ -20,9 +20,11 @@ from cimflow.cimdialect.cim_graph import (
     MAX_INLINE_ELEMENTS,
     CIMGraph,
     ConstantOp,
+    ConvOp,
     UnaryOp,
     WeightOp,
     WeightSourceAttr,
+    ints,
     tensor_shape,
 )
 from cimflow.errors import CimError
@@ -39,7 +41,7 @@ EXPECTED_OPS: dict[tuple[str, str], dict[str, int]] = {
     ("resnet", "torchscript"): {"conv": 6, "linear": 1, "pool": 1, "global_pool": 1},
     ("resnet", "dynamo"): {"conv": 6, "linear": 1, "pool": 1, "reduce": 1},
     ("mobilenetv2", "torchscript"): {"conv": 16, "clip": 11, "linear": 1, "pad": 0},
-    ("mobilenetv2", "dynamo"): {"conv": 16, "clip": 11, "linear": 1, "pad": 3},
+    ("mobilenetv2", "dynamo"): {"conv": 16, "clip": 11, "linear": 1, "pad": 0},
     ("vit", "torchscript"): {
         "conv": 1,
         "linear": 9,
@@ -236,6 +238,29 @@ def test_decomposed_layer_norm_is_fused(tmp_path: Path) -> None:
     path = save(model, tmp_path, "bert14")
     module = import_onnx(path, DIMS)
     assert op_counts(module)["layer_norm"] == 5
+    feeds = random_feeds(model, DIMS)
+    assert_close(
+        onnxruntime_outputs(model, feeds), run(module, load_weights(path, DIMS), feeds)
+    )
+
+
+def test_exported_pads_fold_into_their_convolutions(tmp_path: Path) -> None:
+    """The dynamo MobileNetV2 pads each stride-2 depthwise input with an
+    explicit bottom/right ``Pad``: each folds into its ``Conv`` (no pad op
+    is left, the convolution pads asymmetrically), and the module computes
+    what onnxruntime computes on the exported graph."""
+    model = mb.mobilenetv2_tiny(exporter="dynamo")
+    pads = [n for n in model.graph.node if n.op_type == "Pad"]
+    assert pads
+    path = save(model, tmp_path, "mobilenetv2_pads")
+    module = import_onnx(path, DIMS)
+    assert op_counts(module)["pad"] == 0
+    asymmetric = [
+        op
+        for op in module.walk()
+        if isinstance(op, ConvOp) and tuple(ints(op.pads)) == (0, 0, 1, 1)
+    ]
+    assert len(asymmetric) == len(pads)
     feeds = random_feeds(model, DIMS)
     assert_close(
         onnxruntime_outputs(model, feeds), run(module, load_weights(path, DIMS), feeds)
