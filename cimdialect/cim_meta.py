@@ -950,6 +950,13 @@ class MVMOp(_ArrayWorkOp):
         _verify_disjoint(self, "out_arrays", self.out_arrays, self.arrays)
 
 
+EPILOGUE_HOSTS = ("accumulate", "add", "sub", "mul")
+"""Vector ops that may apply an activation to their results (``then``)."""
+
+EPILOGUE_ACTIVATIONS = ("relu", "clip", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu")
+"""The activations they may apply (``clip`` with ``then_min``, ``then_max``)."""
+
+
 @irdl_op_definition
 class VectorOp(_MetaOp):
     """Work on the digital vector units: ``element_ops`` lane operations.
@@ -963,7 +970,11 @@ class VectorOp(_MetaOp):
     ``in_from`` and ``out_bytes`` to ``out_to`` over the interconnect while
     it runs: the global ``buffer`` (default), ``dram`` through the global
     buffer, or the memory-mode ``in_arrays`` / ``out_arrays`` (0 bytes: its
-    data is staged by moves or already local).
+    data is staged by moves or already local). An ``accumulate`` that
+    finishes its outputs, or an element-wise ``add``, ``sub`` or ``mul``,
+    may apply an activation to its results as they leave: ``attrs {then =
+    "relu"}`` (``clip`` with ``then_min`` and ``then_max``), its work
+    included in ``element_ops``.
 
     ```mlir
     %t = cim_meta.vector "softmax" element_ops 98304 inputs ["s"]
@@ -973,6 +984,9 @@ class VectorOp(_MetaOp):
     %w = cim_meta.vector "accumulate" element_ops 4096 inputs ["y"]
          outputs ["y"] attrs {} cores <0:2> in_from dram in_bytes 8192
          out_to memory out_arrays <8:10> out_bytes 4096 segment 0
+    %x = cim_meta.vector "accumulate" element_ops 8192 inputs ["y", "b"]
+         outputs ["y"] attrs {then = "relu"} cores <0:2> in_bytes 16
+         segment 0
     ```
     """
 
@@ -1052,6 +1066,21 @@ class VectorOp(_MetaOp):
             )
         if not self.outputs.data:
             raise VerifyException("'cim_meta.vector' produces at least one tensor")
+        then = self.params.data.get("then")
+        if then is not None:
+            if self.kind.data not in EPILOGUE_HOSTS:
+                raise VerifyException(
+                    f"'cim_meta.vector' {self.kind.data} cannot apply an activation "
+                    f"(then): only {', '.join(EPILOGUE_HOSTS)} can"
+                )
+            if (
+                not isinstance(then, StringAttr)
+                or then.data not in EPILOGUE_ACTIVATIONS
+            ):
+                raise VerifyException(
+                    f"'cim_meta.vector' then must name one of "
+                    f"{', '.join(EPILOGUE_ACTIVATIONS)}"
+                )
         _verify_block(self, self.block)
         _verify_stream_end(
             self,

@@ -29,6 +29,7 @@ from xdsl.ir import Attribute, Operation
 from cimflow.analysis.tile_mapping import Chunk
 from cimflow.cimdialect import cim_graph, cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
+from cimflow.cimdialect.cim_meta import EPILOGUE_ACTIVATIONS, EPILOGUE_HOSTS
 from cimflow.cimdialect.cim_tile import TilingAttr
 from cimflow.cimdialect.shapes import num_elements
 from cimflow.cost_model import vector_element_ops
@@ -325,7 +326,7 @@ def gathered_elements(payload: Operation) -> int | None:
     return None
 
 
-EPILOGUE_KINDS = frozenset({"relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu"})
+EPILOGUE_KINDS = frozenset(EPILOGUE_ACTIVATIONS) - {"clip"}
 """Activations a core's vector units apply to an MVM's outputs as the last
 accumulation finishes them (ISAAC's sigmoid unit and PUMA's vector unit sit
 on the output path), instead of in a pass of their own; ``clip`` (ReLU6)
@@ -348,7 +349,7 @@ def epilogue_activation(op: Operation) -> tuple[str, dict[str, Attribute]] | Non
     return None
 
 
-ELEMENTWISE_PRODUCERS = frozenset({"add", "sub", "mul"})
+ELEMENTWISE_PRODUCERS = frozenset(EPILOGUE_HOSTS) - {"accumulate"}
 """Vector operators whose outputs an activation can follow in the same
 pass over the data."""
 

@@ -169,6 +169,16 @@
 
 // -----
 
+// CHECK: 'cim_meta.vector' softmax cannot apply an activation (then): only accumulate, add, sub, mul can
+%t = cim_meta.vector "softmax" element_ops 64 inputs ["s"] outputs ["p"] attrs {then = "relu"} segment 0
+
+// -----
+
+// CHECK: 'cim_meta.vector' then must name one of relu, clip, sigmoid, tanh, gelu, gelu_tanh, silu
+%t = cim_meta.vector "accumulate" element_ops 64 inputs ["y"] outputs ["y"] attrs {then = "softmax"} segment 0
+
+// -----
+
 // The version-4 key `units` is gone (cores say whose units run the op).
 // CHECK: Expected 'inputs'
 %t = cim_meta.vector "softmax" element_ops 64 units 8 inputs ["s"] outputs ["p"] attrs {} segment 0
