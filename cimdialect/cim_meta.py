@@ -82,6 +82,7 @@ from cimflow.cimdialect.cim_tile import (
     WeightLayoutAttr,
 )
 from cimflow.cimdialect.shapes import num_elements
+from cimflow.cost_model import EPILOGUE_ACTIVATIONS, EPILOGUE_HOSTS
 
 I64Array = DenseArrayBase.constr(i64)
 
@@ -948,13 +949,6 @@ class MVMOp(_ArrayWorkOp):
         )
         _verify_disjoint(self, "feed_arrays", self.feed_arrays, self.arrays)
         _verify_disjoint(self, "out_arrays", self.out_arrays, self.arrays)
-
-
-EPILOGUE_HOSTS = ("accumulate", "add", "sub", "mul")
-"""Vector ops that may apply an activation to their results (``then``)."""
-
-EPILOGUE_ACTIVATIONS = ("relu", "clip", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu")
-"""The activations they may apply (``clip`` with ``then_min``, ``then_max``)."""
 
 
 @irdl_op_definition

@@ -721,6 +721,13 @@ def cycles_to_seconds(t: HardwareTarget, cycles: int) -> float:
     return cycles / (t.target.clock_ghz * 1e9)
 
 
+EPILOGUE_HOSTS = ("accumulate", "add", "sub", "mul")
+"""Vector ops that may apply an activation to their results as they leave
+(``attrs.then``), the activation's lane operations added to their own."""
+
+EPILOGUE_ACTIVATIONS = ("relu", "clip", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu")
+"""The activations they may apply (``clip`` with ``then_min``, ``then_max``)."""
+
 # Lane operations per output element for vector-unit work, by kind (the
 # payload's operation, e.g. "softmax", or its elementwise function, e.g.
 # "gelu"). Transcendental functions are evaluated by a 4-step piecewise

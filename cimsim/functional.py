@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 import numpy as np
 
+from cimflow.cost_model import EPILOGUE_ACTIVATIONS, EPILOGUE_HOSTS
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
 
@@ -535,10 +536,6 @@ def _scalar(value: Array | None) -> float | None:
         return None
     first = value.reshape(-1)[0]
     return float(first) if np.all(value == first) else None
-
-
-EPILOGUE_OPERATORS = frozenset({*UNARY_FUNCTIONS, "clip"})
-"""Activations a vector op may apply to its results (``attrs.then``)."""
 
 
 def _is_epilogue_key(key: str) -> bool:
@@ -1229,10 +1226,12 @@ class _Executor:
         as they leave, if any (a unary kind, or ``clip`` with ``then_min``
         and ``then_max``)."""
         then = op.attrs.get("then")
-        if then is not None and (
-            not isinstance(then, str) or then not in EPILOGUE_OPERATORS
-        ):
+        if then is None:
+            return None
+        if not isinstance(then, str) or then not in EPILOGUE_ACTIVATIONS:
             raise self.fail(f"'{op.op}' applies unknown activation {then!r}")
+        if op.op not in EPILOGUE_HOSTS:
+            raise self.fail(f"'{op.op}' cannot apply an activation (then)")
         return then
 
     def apply_activation(self, kind: str, op: VectorOp, value: Array) -> Array:

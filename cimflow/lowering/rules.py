@@ -29,10 +29,13 @@ from xdsl.ir import Attribute, Operation
 from cimflow.analysis.tile_mapping import Chunk
 from cimflow.cimdialect import cim_graph, cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
-from cimflow.cimdialect.cim_meta import EPILOGUE_ACTIVATIONS, EPILOGUE_HOSTS
 from cimflow.cimdialect.cim_tile import TilingAttr
 from cimflow.cimdialect.shapes import num_elements
-from cimflow.cost_model import vector_element_ops
+from cimflow.cost_model import (
+    EPILOGUE_ACTIVATIONS,
+    EPILOGUE_HOSTS,
+    vector_element_ops,
+)
 from cimflow.hw_targets import HardwareTarget
 
 Span = tuple[int, int]
