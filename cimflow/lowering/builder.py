@@ -34,7 +34,7 @@ It walks an allocated ``cim_tile`` function in program order and emits the
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import cast
@@ -48,6 +48,7 @@ from xdsl.dialects.builtin import (
     TensorType,
 )
 from xdsl.ir import Attribute, Block, Operation, SSAValue
+from xdsl.irdl import IRDLOperation
 
 from cimflow.analysis import blocking
 from cimflow.analysis.blocking import Band, BlockPlan, Layout, bands
@@ -76,6 +77,7 @@ from cimflow.lowering.placement import (
 from cimflow.lowering.rules import (
     Span,
     Window,
+    array_matmul,
     column_tiles,
     core_k_spans,
     cores_of,
@@ -299,6 +301,11 @@ class ScheduleBuilder:
     """The vector ops that wrote each tensor's final values, in emission
     order: an MVM output's finishing accumulations, or the steps of a
     one-output vector operator."""
+    streams_chunks: bool = False
+    """The current segment streams a weight through its free arrays."""
+    dynamic_busy: list[SSAValue] = field(default_factory=lambda: [])
+    """The op after which the free arrays are done with the activation
+    matmul run on them last in this segment."""
     computed_last: dict[tuple[str, int], Span] = field(default_factory=lambda: {})
     """The vectors each copy (weight, first array) computed last: the rows
     of the feature map its cores' line buffers still hold."""
@@ -590,7 +597,11 @@ class ScheduleBuilder:
         keep = roles.get(cim_tile.BufferRole.ACTIVATIONS)
         freeing = self.evict_spills(keep)
         compute = {a for _, copies in placed for c in copies for a in array_ids(c)}
-        if any(m.alloc is not None and m.alloc.field("chunks") > 1 for m in mvms):
+        self.streams_chunks = any(
+            m.alloc is not None and m.alloc.field("chunks") > 1 for m in mvms
+        )
+        self.dynamic_busy = []
+        if self.streams_chunks:
             compute |= set(range(self.free_array, self.hw.total_arrays))
         memory = {a for arrays, _ in roles.values() for a in array_ids(arrays)}
         sources, read_out = self.read_out_prefetched(compute)
@@ -1994,13 +2005,10 @@ class ScheduleBuilder:
             )
         prefetched: dict[int, tuple[cim_meta.ArrayRangesAttr, SSAValue]] = {}
         programs: dict[int, SSAValue] = {}
-        previous: SSAValue | None = None
-        finished: list[SSAValue] = []
-        span = (0, mvm.vectors)
-        first_of = {c.n0: i for i, c in reversed(list(enumerate(chunks)))}
-        last_of = {c.n0: i for i, c in enumerate(chunks)}
-        for index, chunk in enumerate(chunks):
-            layout = copy_layout(self.hw, mvm.tiling, chunk, self.free_array)
+
+        def program_chunk(
+            index: int, layout: CopyLayout, previous: SSAValue | None
+        ) -> SSAValue:
             if index in prefetched:
                 half, token = prefetched[index]
                 program = self.program(
@@ -2025,6 +2033,36 @@ class ScheduleBuilder:
             programs[index] = program
             if index + 1 < len(chunks):  # after this chunk's program: DRAM order
                 self.prefetch_chunk(weight, chunks, index + 1, prefetched, programs)
+            return program
+
+        return self.compute_chunks(
+            mvm, chunks, program_chunk, tensors, (source, target), window, ready
+        )
+
+    def compute_chunks(
+        self,
+        mvm: cim_tile.MVMOp,
+        chunks: Sequence[Chunk],
+        program_chunk: Callable[[int, CopyLayout, SSAValue | None], SSAValue],
+        tensors: tuple[str, str],
+        places: tuple[TensorState, TensorState],
+        window: Window | None,
+        ready: Sequence[SSAValue],
+    ) -> list[SSAValue]:
+        """Chunks of ``mvm``'s weight one after another on the free arrays:
+        ``program_chunk`` writes a chunk once the one before is done, then
+        every vector streams through it; partial sums of chunks over the
+        same columns add up on the chunk's cores. Returns the ops that
+        finish the outputs."""
+        source, target = places
+        previous: SSAValue | None = None
+        finished: list[SSAValue] = []
+        span = (0, mvm.vectors)
+        first_of = {c.n0: i for i, c in reversed(list(enumerate(chunks)))}
+        last_of = {c.n0: i for i, c in enumerate(chunks)}
+        for index, chunk in enumerate(chunks):
+            layout = copy_layout(self.hw, mvm.tiling, chunk, self.free_array)
+            program = program_chunk(index, layout, previous)
             feed = self.feed(layout, span, window)
             columns = (chunk.n0, chunk.n1)
             first, last = first_of[chunk.n0] == index, last_of[chunk.n0] == index
@@ -2231,15 +2269,22 @@ class ScheduleBuilder:
         inputs: Sequence[SSAValue],
         outputs: Sequence[SSAValue],
         gathered: int | None = None,
+        addressed: bool = False,
     ) -> None:
         """One vector-unit operator, whole or in the bands of a pipeline, on
         every core's vector units, streaming its operands in and its
-        results out (a view costs and occupies nothing)."""
+        results out (a view costs and occupies nothing; ``addressed``: the
+        operator is a view too, because the address generators of the op
+        that reads or writes it do its work)."""
         plan = self.step_plan(op)
         input_names = [self.operand_name(v) for v in inputs]
         names = [self.declare(r) for r in outputs]
         viewed = self.tensors.get(input_names[0]) if inputs else None
-        view = kind in VIEW_KINDS and len(outputs) == 1 and viewed is not None
+        view = (
+            (kind in VIEW_KINDS or addressed)
+            and len(outputs) == 1
+            and viewed is not None
+        )
         if view:
             assert viewed is not None
             targets = [self.place_view(names[0], outputs[0], viewed)]
@@ -2428,7 +2473,7 @@ class ScheduleBuilder:
         )
 
     def lower_vector(self, op: cim_tile.VectorOp) -> None:
-        if self.fuse_epilogue(op):
+        if self.fuse_epilogue(op) or self.matmul_on_arrays(op):
             return
         payload = op.payload
         kind, element_ops = vector_work(payload)
@@ -2442,6 +2487,158 @@ class ScheduleBuilder:
             list(op.outputs),
             gathered,
         )
+
+    def matmul_on_arrays(self, op: cim_tile.VectorOp) -> bool:
+        """An activation-by-activation matmul on the segment's free arrays,
+        on a target with ``array.dynamic_matmul`` (:class:`ArrayMatmul`):
+        the left operand is laid out as rows (a transpose on the vector
+        units when it has batch dimensions), the right one is written into
+        the arrays chunk after chunk (a tensor ``program`` from where it
+        lives) and the rows stream through each chunk; the outputs are moved
+        back to the operator's shape. False (nothing emitted) when the
+        target cannot, the segment runs in bands, an operand is not an
+        activation, or the free arrays cannot hold one block."""
+        shape = array_matmul(op.payload)
+        if (
+            shape is None
+            or not self.hw.array.dynamic_matmul
+            or self.step_plan(op) is not None
+            or any(v not in self.names for v in op.inputs)
+        ):
+            return False
+        available = self.dynamic_arrays()
+        tiling = shape.tiling(self.hw)
+        if available < 1:
+            return False
+        chunks = plan_chunks(tiling, available)
+        lhs, rhs = op.inputs
+        element = op.outputs[0].type.element_type
+        groups, rows = shape.groups, shape.rows
+        transient: list[Operation] = []
+
+        base = self.output_names.get(op.outputs[0]) or op.outputs[0].name_hint
+        base = base or "matmul"
+
+        def vector_step(payload: IRDLOperation, output: SSAValue | str) -> SSAValue:
+            transient.append(payload)
+            kind, work = vector_work(payload)
+            if isinstance(output, str):
+                result = payload.results[0]
+                result.name_hint = f"{base}.{output}"
+            else:
+                result = output
+            self.lower_vector_like(
+                payload,
+                kind,
+                work,
+                dict(payload.properties),
+                list(payload.operands),
+                [result],
+                addressed=True,
+            )
+            return result
+
+        left = lhs
+        if groups > 1:
+            moved = [tensor_shape(lhs)[i] for i in shape.rows_first]
+            left = vector_step(
+                cim_graph.TransposeOp(
+                    lhs, shape.rows_first, TensorType(element, moved)
+                ),
+                "lhs_rows",
+            )
+        left = vector_step(
+            cim_graph.ReshapeOp(
+                left, TensorType(element, [rows, groups * shape.reduction])
+            ),
+            "lhs_matrix",
+        )
+        weight = self.names[rhs]
+        mvm = cim_tile.MVMOp(
+            left,
+            weight,
+            cim_tile.WeightLayout.KN,
+            None,
+            tiling,
+            TensorType(element, [rows, groups * shape.columns]),
+        )
+        transient.append(mvm)
+        mvm.output.name_hint = f"{base}.matrix"
+        self.declare_weight(mvm)
+        source = self.state(self.names[left])
+        out_name = self.declare(mvm.output)
+        (target,), allocs, after = self.place([out_name], [mvm.output])
+        opened = self.open_output(target, allocs, [*after, *source.tokens()])
+        operand = self.state(weight)
+
+        def program_chunk(
+            _: int, layout: CopyLayout, previous: SSAValue | None
+        ) -> SSAValue:
+            chunk = layout.chunk
+            level, arrays = operand.where()
+            token = self.emit(
+                cim_meta.ProgramOp(
+                    weight,
+                    layout.arrays,
+                    chunk.rows,
+                    chunk.cols,
+                    (chunk.k0, chunk.k1),
+                    (chunk.n0, chunk.n1),
+                    self.deps(*operand.tokens(), previous, *self.dynamic_busy),
+                    self.segment,
+                    label=weight,
+                    source=cim_meta.ProgramSource.TENSOR,
+                    feed=cim_meta.Feed(level.value),
+                    in_bytes=chunk.weight_elements * self.hw.activation_bytes,
+                    feed_arrays=arrays if level == Location.MEMORY else None,
+                )
+            )
+            self.read(operand, token)
+            return token
+
+        finished = self.compute_chunks(
+            mvm,
+            chunks,
+            program_chunk,
+            (source.name, out_name),
+            (source, target),
+            None,
+            self.deps(*source.tokens(), opened),
+        )
+        target.ready = [(None, token) for token in finished]
+        self.layouts[out_name] = None
+        self.dynamic_busy = finished[-1:]
+        output = op.outputs[0]
+        if groups > 1:
+            spread = [rows, *shape.batch, shape.columns]
+            back = vector_step(
+                cim_graph.ReshapeOp(mvm.output, TensorType(element, spread)),
+                "rows",
+            )
+            vector_step(
+                cim_graph.TransposeOp(back, shape.rows_back, output.type), output
+            )
+        else:
+            vector_step(cim_graph.ReshapeOp(mvm.output, output.type), output)
+        for payload in reversed(transient):
+            payload.drop_all_references()
+        return True
+
+    def dynamic_arrays(self) -> int:
+        """Arrays an activation matmul may write in this segment: the free
+        ones from ``free_array`` up to the first in memory mode (none when
+        the segment streams a weight through them)."""
+        if self.streams_chunks:
+            return 0
+        stop = next(
+            (
+                a
+                for a in range(self.free_array, self.hw.total_arrays)
+                if a in self.memory_mode
+            ),
+            self.hw.total_arrays,
+        )
+        return stop - self.free_array
 
     def fuse_epilogue(self, op: cim_tile.VectorOp) -> bool:
         """An activation applied by the vector ops that finish its input

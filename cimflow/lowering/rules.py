@@ -321,6 +321,59 @@ def vector_work(payload: Operation) -> tuple[str, int]:
     return kind, vector_element_ops(kind, out_elements, work)
 
 
+@dataclass(frozen=True)
+class ArrayMatmul:
+    """An activation-by-activation matmul ``[*batch, S, D] @ [*batch, D, T]``
+    run as MVMs on arrays (a target with ``array.dynamic_matmul``): the
+    right operand is written into arrays as ``prod(batch)`` blocks of a
+    ``D x T`` matrix (layout ``kn``, block-diagonal like a grouped weight);
+    the left operand streams through them as ``S`` rows of ``prod(batch) x
+    D`` (batch dimensions moved behind the rows), which gives ``S`` rows of
+    ``prod(batch) x T`` outputs, moved back to ``[*batch, S, T]``."""
+
+    batch: tuple[int, ...]
+    rows: int
+    reduction: int
+    columns: int
+
+    @property
+    def groups(self) -> int:
+        return math.prod(self.batch)
+
+    def tiling(self, hw: HardwareTarget) -> TilingAttr:
+        return TilingAttr.for_matrix(
+            self.reduction,
+            self.columns,
+            self.groups,
+            hw.array.rows,
+            hw.array.cols,
+            hw.bit_slices,
+        )
+
+    @property
+    def rows_first(self) -> tuple[int, ...]:
+        """The permutation that moves the row dimension before the batch."""
+        rank = len(self.batch) + 2
+        return (rank - 2, *range(rank - 2), rank - 1)
+
+    @property
+    def rows_back(self) -> tuple[int, ...]:
+        """The permutation that moves the row dimension back behind the batch."""
+        rank = len(self.batch) + 2
+        return (*range(1, rank - 1), 0, rank - 1)
+
+
+def array_matmul(payload: Operation) -> ArrayMatmul | None:
+    """The shape of a matmul the arrays can run (same batch dimensions on
+    both sides, no broadcast), or None."""
+    if not isinstance(payload, cim_graph.MatMulOp):
+        return None
+    lhs, rhs = tensor_shape(payload.lhs), tensor_shape(payload.rhs)
+    if len(lhs) < 2 or len(lhs) != len(rhs) or lhs[:-2] != rhs[:-2]:
+        return None
+    return ArrayMatmul(tuple(lhs[:-2]), lhs[-2], lhs[-1], rhs[-1])
+
+
 def gathered_elements(payload: Operation) -> int | None:
     """Elements of its table a vector-unit operator reads: a gather only
     the rows it picks (its output's elements); None for all of it."""

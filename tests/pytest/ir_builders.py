@@ -1,10 +1,33 @@
-"""Small cim_graph programs written as text, shared by the pass tests."""
+"""Small cim_graph programs written as text, shared by the pass tests, and
+the context that parses them."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
 from typing import Literal
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import Builtin, ModuleOp
+from xdsl.dialects.func import Func
+from xdsl.parser import Parser
+
+from cimflow.cimdialect.cim_graph import CIMGraph
+from cimflow.cimdialect.cim_meta import CIMMeta
+from cimflow.cimdialect.cim_tile import CIMTile
+
+
+def make_context() -> Context:
+    """A context with the builtin, func and the three cimflow dialects."""
+    ctx = Context()
+    for dialect in (Builtin, Func, CIMGraph, CIMTile, CIMMeta):
+        ctx.load_dialect(dialect)
+    return ctx
+
+
+def parse_module(text: str) -> tuple[Context, ModuleOp]:
+    ctx = make_context()
+    return ctx, Parser(ctx, text).parse_module()
 
 
 def chain_ir(

@@ -21,11 +21,10 @@ import pytest
 from functional_models import FAMILIES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ir_builders import chain_ir
+from ir_builders import chain_ir, make_context
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import Builtin, IntegerAttr, ModuleOp, StringAttr
-from xdsl.dialects.func import Func
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr
 from xdsl.parser import Parser
 
 from cimflow.analysis.dual_mode_model import (
@@ -45,9 +44,6 @@ from cimflow.analysis.dual_mode_model import (
     violations,
 )
 from cimflow.cimdialect import cim_tile
-from cimflow.cimdialect.cim_graph import CIMGraph
-from cimflow.cimdialect.cim_meta import CIMMeta
-from cimflow.cimdialect.cim_tile import CIMTile
 from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.trace import SwitchOp
 from cimflow.cost_model import switch_cost
@@ -76,13 +72,6 @@ from cimflow.tools.cim_verify import compile_model, module_trace, verify_model
 from cimflow.tools.zoo import zoo_models
 
 # --- helpers -----------------------------------------------------------------
-
-
-def make_context() -> Context:
-    ctx = Context()
-    for dialect in (Builtin, Func, CIMGraph, CIMTile, CIMMeta):
-        ctx.load_dialect(dialect)
-    return ctx
 
 
 def write_target(directory: Path, hw: HardwareTarget) -> str:

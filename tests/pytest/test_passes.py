@@ -26,16 +26,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ir_builders import chain_ir
-from xdsl.context import Context
-from xdsl.dialects.builtin import Builtin, ModuleOp, StringAttr
-from xdsl.dialects.func import Func
-from xdsl.parser import Parser
+from ir_builders import chain_ir, parse_module
+from xdsl.dialects.builtin import ModuleOp, StringAttr
 
 from cimflow.analysis.tile_mapping import Chunk, plan_chunks
-from cimflow.cimdialect.cim_graph import CIMGraph
-from cimflow.cimdialect.cim_meta import CIMMeta
-from cimflow.cimdialect.cim_tile import CIMTile, MVMOp, TilingAttr, VectorOp
+from cimflow.cimdialect.cim_tile import MVMOp, TilingAttr, VectorOp
 from cimflow.cimsim.engine import SimResult, simulate
 from cimflow.cimsim.trace import (
     BarrierOp,
@@ -69,18 +64,6 @@ from cimflow.tools.cim_opt import parse_dims
 OpT = TypeVar("OpT")
 
 # --- helpers -----------------------------------------------------------------
-
-
-def make_context() -> Context:
-    ctx = Context()
-    for dialect in (Builtin, Func, CIMGraph, CIMTile, CIMMeta):
-        ctx.load_dialect(dialect)
-    return ctx
-
-
-def parse_module(text: str) -> tuple[Context, ModuleOp]:
-    ctx = make_context()
-    return ctx, Parser(ctx, text).parse_module()
 
 
 def compile_static(text: str, target: str = "tiny") -> ModuleOp:

@@ -1,4 +1,5 @@
 // RUN: cim-opt %s --split-input-file -p 'convert-tile-to-meta{target=tiny}' | filecheck %s
+// RUN: cim-opt %S/Inputs/dynamic_matmul.mlir -p 'convert-tile-to-meta{target="%S/Inputs/tiny_dynamic.toml"}' | filecheck %s --check-prefix=DYNAMIC
 
 // convert-tile-to-meta on hand-written, already allocated cim_tile IR for the
 // `tiny` target (8 arrays of 32 x 32, 4 bit slices, 1-byte activations and
@@ -458,3 +459,27 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   %[[V36:[0-9]+]] = cim_meta.store "y" 64 bytes buffer -> dram segment 1 label "output0" after(%[[V24]], %[[V29]], %[[V34]])
 // CHECK-NEXT:   %[[V37:[0-9]+]] = cim_meta.free [#cim_meta.place<"y" buffer>] segment 1 label "y" after(%[[V24]], %[[V29]], %[[V34]], %[[V36]])
 // CHECK-NEXT: }
+
+// Activation-by-activation matmuls on arrays (Inputs/dynamic_matmul.mlir on
+// tiny_dynamic: tiny with array.dynamic_matmul = true). The scores q @ kt of
+// 2 heads: q is read as 4 rows of 2 x 8 (rows first: a transpose the MVM's
+// input address generator does, so a view like the reshape after it, with
+// no work and no bytes); kt is declared as a weight of 2 blocks of 8 x 8 and
+// written into arrays 0-1 from DRAM (one block per array: 8 outputs x 4 bit
+// slices fill an array's 32 columns) by a tensor program streaming its 128
+// bytes; the rows stream through from DRAM (64 bytes in, 64 out to the
+// buffer), and the 4 x 16 result is seen as [2, 4, 8] again (the output
+// address generator's transpose). The second matmul writes v into the same
+// arrays only after the first MVM is done with them.
+// DYNAMIC:      cim_meta.schedule @attention target "{{.*}}tiny_dynamic.toml"
+// DYNAMIC:        cim_meta.weight "input1" layout kn groups 2 k 8 n 8
+// DYNAMIC:        cim_meta.weight "input2" layout kn groups 2 k 8 n 8
+// DYNAMIC:        %[[T:[0-9]+]] = cim_meta.vector "transpose" element_ops 0 inputs ["input0"] outputs ["s.lhs_rows"] attrs {perm = array<i64: 1, 0, 2>} cores <0:2> in_from dram out_to dram segment 0
+// DYNAMIC-NEXT:   %[[R:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 inputs ["s.lhs_rows"] outputs ["s.lhs_matrix"]
+// DYNAMIC-NEXT:   %[[A:[0-9]+]] = cim_meta.segment 0 label "allocate s.matrix"
+// DYNAMIC-NEXT:   %[[P:[0-9]+]] = cim_meta.program "input1" arrays <0:2> rows 8 cols 32 k [0, 16] n [0, 16] source tensor feed dram in_bytes 128 segment 0 label "input1" after(%{{[0-9]+}})
+// DYNAMIC-NEXT:   %[[M:[0-9]+]] = cim_meta.mvm "input1" arrays <0:2> vectors 4 rows 8 cols 32 k [0, 16] n [0, 16] v [0, 4] input "s.lhs_matrix" output "s.matrix" feed dram in_bytes 64 out_bytes 64 local_bytes 64 segment 0 label "input1" after(%[[R]], %[[A]], %[[P]])
+// DYNAMIC-NEXT:   %{{[0-9]+}} = cim_meta.vector "reshape" element_ops 0 inputs ["s.matrix"] outputs ["s.rows"]
+// DYNAMIC-NEXT:   %{{[0-9]+}} = cim_meta.vector "transpose" element_ops 0 inputs ["s.rows"] outputs ["s"] attrs {perm = array<i64: 1, 0, 2>}
+// DYNAMIC:        cim_meta.program "input2" arrays <0:2> rows 8 cols 32 k [0, 16] n [0, 16] source tensor feed dram in_bytes 128 segment 0 label "input2" after(%[[M]])
+// DYNAMIC-NEXT:   cim_meta.mvm "input2" {{.*}} input "o.lhs_matrix" output "o.matrix" feed buffer

@@ -1,0 +1,180 @@
+"""Activation-by-activation matmuls on arrays, on targets with
+``array.dynamic_matmul``: the lowering writes the right operand into the
+segment's free arrays (tensor ``program``) and streams the left one's rows
+through them; the simulator times it and the functional executor
+reproduces onnxruntime exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import onnx
+import pytest
+from functional_models import FAMILIES
+from ir_builders import parse_module
+from onnx import TensorProto, helper
+
+from cimflow.cimsim.engine import simulate
+from cimflow.cimsim.trace import ProgramOp, Trace, VectorOp
+from cimflow.hw_targets import load_target, target_to_toml
+from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
+from cimflow.tools.cim_verify import compile_model, module_trace, verify_trace
+
+DIMS = {"batch": 1, "sequence": 8, "past": 4}
+
+
+def dynamic_target(directory: Path, name: str) -> str:
+    """``name`` with ``array.dynamic_matmul = true``, written as TOML."""
+    base = load_target(name)
+    target = dataclasses.replace(
+        base,
+        target=dataclasses.replace(base.target, name=f"{name}_dynamic"),
+        array=dataclasses.replace(base.array, dynamic_matmul=True),
+    )
+    path = directory / f"{name}_dynamic.toml"
+    path.write_text(target_to_toml(target), encoding="utf-8")
+    return str(path)
+
+
+def attention(heads: int, rows: int, width: int) -> onnx.ModelProto:
+    """``softmax(q @ kt) @ v`` of model inputs ``q [heads, rows, width]``,
+    ``kt [heads, width, rows]``, ``v [heads, rows, width]``: no weights, so
+    every array is free for the two matmuls."""
+    nodes = [
+        helper.make_node("MatMul", ["q", "kt"], ["scores"], name="scores"),
+        helper.make_node("Softmax", ["scores"], ["probs"], name="softmax", axis=-1),
+        helper.make_node("MatMul", ["probs", "v"], ["out"], name="context"),
+    ]
+
+    def tensor(name: str, shape: list[int]) -> onnx.ValueInfoProto:
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+    graph = helper.make_graph(
+        nodes,
+        "attention",
+        [
+            tensor("q", [heads, rows, width]),
+            tensor("kt", [heads, width, rows]),
+            tensor("v", [heads, rows, width]),
+        ],
+        [tensor("out", [heads, rows, width])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def tensor_programs(trace: Trace) -> list[ProgramOp]:
+    return [
+        op for op in trace.ops if isinstance(op, ProgramOp) and op.source == "tensor"
+    ]
+
+
+def compiled(path: Path, target: str, strategy: str = "static") -> Trace:
+    module = compile_model(path, target, f"cim-compile{{strategy={strategy}}}", DIMS)
+    return module_trace(module, str(path))
+
+
+@pytest.fixture(scope="module")
+def directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dynamic")
+
+
+def test_both_attention_matmuls_run_on_arrays_with_row_tiles(directory: Path) -> None:
+    """On tiny (32-row arrays) the second matmul reduces over 40 rows: two
+    row tiles whose partial sums the cores add; 2 heads of 40 x 16 keys
+    take more than tiny's 8 arrays at once, so the operand is written in
+    chunks, each after the MVMs of the chunk before are done."""
+    path = directory / "attention.onnx"
+    onnx.save(attention(heads=2, rows=40, width=16), path)
+    target = dynamic_target(directory, "tiny")
+    trace = compiled(path, target)
+    programs = tensor_programs(trace)
+    assert {op.weight for op in programs} == {"kt", "v"}
+    assert len(programs) > 2  # chunks
+    assert max(op.k[1] - op.k[0] for op in programs if op.weight == "v") > 32 or any(
+        op.k[1] - op.k[0] < 40 for op in programs if op.weight == "v"
+    )
+    assert not [
+        op for op in trace.ops if isinstance(op, VectorOp) and op.op == "matmul"
+    ]
+    report = verify_trace(trace, path, "exact")
+    assert report.passed, report
+
+
+def test_the_vector_units_run_it_on_a_target_without_dynamic_matmul(
+    directory: Path,
+) -> None:
+    path = directory / "attention.onnx"
+    onnx.save(attention(heads=2, rows=40, width=16), path)
+    trace = compiled(path, "tiny")
+    assert not tensor_programs(trace)
+    assert [op.op for op in trace.ops if isinstance(op, VectorOp)].count("matmul") == 2
+
+
+@pytest.mark.parametrize(
+    "family", ["bert", "gpt2", "vit", "llama", "gpt2_decode", "llama_decode"]
+)
+@pytest.mark.parametrize("strategy", ["static", "cmswitch"])
+def test_transformers_verify_exactly_with_attention_on_arrays(
+    directory: Path, family: str, strategy: str
+) -> None:
+    path = directory / f"{family}.onnx"
+    if not path.exists():
+        onnx.save(FAMILIES[family](), path)
+    trace = compiled(path, dynamic_target(directory, "dynaplasia"), strategy)
+    # two activation matmuls per layer, both layers
+    assert len(tensor_programs(trace)) == 4
+    report = verify_trace(trace, path, "exact")
+    assert report.passed, report
+
+
+def test_dynamic_matmul_changes_the_simulated_time(directory: Path) -> None:
+    """The key is read by the lowering, not just by the lower bound: the
+    attention leaves the vector units for the arrays, and on dynaplasia
+    (8-lane vector units; an MVM computes 256 x 32 products every 8
+    cycles) it runs faster."""
+    path = directory / "attention_wide.onnx"
+    onnx.save(attention(heads=4, rows=64, width=32), path)
+    on_vectors = simulate(compiled(path, "dynaplasia"))
+    on_arrays = simulate(compiled(path, dynamic_target(directory, "dynaplasia")))
+    assert not tensor_programs(on_vectors.trace)
+    assert tensor_programs(on_arrays.trace)
+    assert on_arrays.makespan < on_vectors.makespan
+
+
+QKT = "tensor<2x4x8xf32>, tensor<2x8x8xf32>"
+TILING = (
+    "<k = 32, n = 64, groups = 1, rows = 32, cols = 32, bit_slices = 4, "
+    "row_tiles = 1, col_tiles = 8, groups_per_array = 1>"
+)
+SEGMENT_FULL = f"""
+builtin.module attributes {{cim_tile.strategy = "static"}} {{
+  func.func @full(%x: tensor<1x32xf32>, %q: tensor<2x4x8xf32>,
+                  %kt: tensor<2x8x8xf32>) -> (tensor<1x64xf32>, tensor<2x4x8xf32>) {{
+    %y = cim_tile.mvm %x weight "w" layout kn tiling {TILING}
+         alloc <segment = 0, copies = 1, chunks = 1> mode <compute>
+         : tensor<1x32xf32> -> tensor<1x64xf32>
+    %s = cim_tile.vector segment 0 (%q, %kt) : ({QKT}) -> tensor<2x4x8xf32> {{
+    ^bb0(%0: tensor<2x4x8xf32>, %1: tensor<2x8x8xf32>):
+      %2 = cim_graph.matmul %0, %1 : ({QKT}) -> tensor<2x4x8xf32>
+      cim_tile.yield %2 : tensor<2x4x8xf32>
+    }}
+    func.return %y, %s : tensor<1x64xf32>, tensor<2x4x8xf32>
+  }}
+}}
+"""
+
+
+def test_a_segment_without_free_arrays_keeps_the_matmul_on_vector_units(
+    directory: Path,
+) -> None:
+    """The weight of the segment takes all 8 arrays of tiny: nothing is left
+    to write the operand into."""
+    ctx, module = parse_module(SEGMENT_FULL)
+    ConvertTileToMetaPass(dynamic_target(directory, "tiny")).apply(ctx, module)
+    text = str(module)
+    assert "source tensor" not in text
+    assert 'cim_meta.vector "matmul"' in text
