@@ -1,0 +1,245 @@
+"""Array placement: a segment's resident weights and memory buffers on
+arrays, mode switches, and the arrays it leaves free."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.ir import SSAValue
+
+from cimflow.analysis.tile_mapping import plan_chunks
+from cimflow.cimdialect import cim_meta, cim_tile
+from cimflow.cimdialect.cim_tile import ArrayMode
+from cimflow.errors import CimError
+from cimflow.lowering.placement import (
+    Location,
+    TensorState,
+    spread_bytes,
+)
+from cimflow.lowering.state import (
+    array_ids,
+    runs_of,
+)
+from cimflow.lowering.weights import WeightStreaming
+
+
+class ArrayPlacement(WeightStreaming):
+    """Segments: arrays for weights and buffers, and mode switches."""
+
+    def enter_segment(
+        self,
+        segment: int,
+        mvms: Sequence[cim_tile.MVMOp],
+        buffers: Sequence[cim_tile.MemoryBufferOp] = (),
+        next_mvms: Sequence[cim_tile.MVMOp] = (),
+    ) -> None:
+        """Start a segment: evict what its mode switches would destroy,
+        switch arrays, program resident weights, and schedule the prefetch
+        of the next segment's weights into its ``weights`` buffer."""
+        if segment == self.segment:
+            return
+        self.flush_prefetch()
+        self.leave_segment()
+        self.segment = segment
+        self.barrier = self.emit(cim_meta.SegmentOp(segment, list(self.sinks)))
+        placed, next_array = self.place_resident(mvms)
+        roles = self.place_buffers(buffers, next_array)
+        keep = roles.get(cim_tile.BufferRole.ACTIVATIONS)
+        freeing = self.evict_spills(keep)
+        compute = {a for _, copies in placed for c in copies for a in array_ids(c)}
+        self.streams_chunks = any(
+            m.alloc is not None and m.alloc.field("chunks") > 1 for m in mvms
+        )
+        self.dynamic_busy = []
+        if self.streams_chunks:
+            compute |= set(range(self.free_array, self.hw.total_arrays))
+        memory = {a for arrays, _ in roles.values() for a in array_ids(arrays)}
+        sources, read_out = self.read_out_prefetched(compute)
+        self.to_compute = self.switch(
+            compute & self.memory_mode, ArrayMode.COMPUTE, [*freeing, *read_out]
+        )
+        self.to_memory = self.switch(
+            memory - self.memory_mode, ArrayMode.MEMORY, freeing
+        )
+        if self.to_memory is None and freeing:
+            # arrays already in memory mode: what they store next waits
+            # for the tensors evicted from them
+            self.to_memory = self.join(freeing, "evictions")
+        for mvm, copies in placed:
+            self.program_copies(mvm, copies, sources.get(mvm.weight.data))
+        for state in sources.values():
+            if state.allocated:
+                self.free(state)
+        self.spill_arrays = None
+        if keep is not None:
+            held = spread_bytes(
+                [
+                    s.nbytes
+                    for s in self.tensors.values()
+                    if s.level == Location.MEMORY
+                    and s.arrays == keep[0]
+                    and s.allocated
+                ],
+                keep[0],
+            )
+            self.spill_arrays = (keep[0], max(0, keep[1] - held))
+        self.prefetched = {}
+        self.chunk_buffer = None
+        chunks = roles.get(cim_tile.BufferRole.CHUNKS)
+        if chunks is not None:
+            first, stop = chunks[0].ranges[0]
+            if stop - first < 2:
+                raise CimError(
+                    f"segment {segment}'s chunks buffer has {stop - first} arrays; "
+                    "it needs two halves of at least one array"
+                )
+            self.chunk_buffer = (first, (stop - first) // 2)
+        weights = roles.get(cim_tile.BufferRole.WEIGHTS)
+        if weights is not None:
+            self.pending_prefetch = (next_mvms, weights, self.to_memory)
+
+    def leave_segment(self) -> None:
+        """Free the weights and biases the ending segment loaded."""
+        for state in self.segment_loads.values():
+            if state.allocated:
+                self.free(state)
+        self.segment_loads = {}
+
+    def read_out_prefetched(
+        self, compute: set[int]
+    ) -> tuple[dict[str, TensorState], list[SSAValue]]:
+        """Where each prefetched weight is programmed from: the memory-mode
+        arrays holding it, unless they compute in this segment; then it is
+        read out into the global buffer first (or, when it does not fit
+        there, programmed from DRAM again). Returns the sources and the ops
+        the switch to compute waits for."""
+        sources: dict[str, TensorState] = {}
+        waits: list[SSAValue] = []
+        for weight, held in self.prefetched.items():
+            arrays = held.arrays
+            assert arrays is not None
+            if not set(array_ids(arrays)) & compute:
+                sources[weight] = held
+                continue
+            staged = self.load_to_buffer(
+                weight, held.nbytes, held.tokens(), source=held
+            )
+            waits.append(self.free(held))
+            sources[weight] = staged
+        return sources, waits
+
+    def flush_prefetch(self) -> None:
+        """Emit the ending segment's prefetch: last, so that the DRAM serves
+        it only when the segment's own traffic leaves it idle, and after the
+        weight it streams."""
+        pending, self.pending_prefetch = self.pending_prefetch, None
+        if pending is not None:
+            self.prefetch(*pending)
+        self.stream_loads = []
+
+    def place_resident(
+        self, mvms: Sequence[cim_tile.MVMOp]
+    ) -> tuple[list[tuple[cim_tile.MVMOp, list[cim_meta.ArrayRangesAttr]]], int]:
+        """Arrays for every copy of the segment's resident weights (from the
+        first array after the KV cache's)."""
+        placed: list[tuple[cim_tile.MVMOp, list[cim_meta.ArrayRangesAttr]]] = []
+        next_array = self.reserved
+        for mvm in mvms:
+            alloc = mvm.alloc
+            assert alloc is not None
+            if alloc.field("chunks") > 1:
+                continue
+            plan = plan_chunks(mvm.tiling, self.usable_arrays)
+            if len(plan) > 1:
+                raise CimError(
+                    f"weight '{mvm.weight.data}' needs {mvm.tiling.arrays_per_copy} "
+                    f"arrays per copy, more than the {self.usable_arrays} of target "
+                    f"'{self.hw.name}'{self.beside_kv_cache()}, but its allocation "
+                    "does not stream it in chunks"
+                )
+            chunk = plan[0]
+            align = 1 if mvm.align is None else mvm.align.value.data
+            ranges: list[cim_meta.ArrayRangesAttr] = []
+            for _ in range(alloc.field("copies")):
+                next_array = -(-next_array // align) * align
+                ranges.append(
+                    cim_meta.ArrayRangesAttr.from_ranges(
+                        [(next_array, next_array + chunk.arrays)]
+                    )
+                )
+                next_array += chunk.arrays
+            placed.append((mvm, ranges))
+        if next_array > self.hw.total_arrays:
+            raise CimError(
+                f"segment {self.segment} needs {next_array - self.reserved} arrays"
+                f"{self.beside_kv_cache()} but the target '{self.hw.name}' has "
+                f"{self.hw.total_arrays}"
+            )
+        self.free_array = next_array
+        return placed, next_array
+
+    def place_buffers(
+        self, buffers: Sequence[cim_tile.MemoryBufferOp], first: int
+    ) -> dict[cim_tile.BufferRole, tuple[cim_meta.ArrayRangesAttr, int]]:
+        """Arrays (after the compute arrays) and bytes of each memory buffer."""
+        roles: dict[cim_tile.BufferRole, tuple[cim_meta.ArrayRangesAttr, int]] = {}
+        for buffer in buffers:
+            role = buffer.role.data
+            count = buffer.arrays.value.data
+            if role in roles:
+                raise CimError(
+                    f"segment {self.segment} declares two {role.value} memory buffers"
+                )
+            if first + count > self.hw.dual_mode.switchable_arrays or (
+                first + count > self.hw.total_arrays
+            ):
+                raise CimError(
+                    f"segment {self.segment} needs arrays up to {first + count} but "
+                    f"target '{self.hw.name}' can switch "
+                    f"{self.hw.dual_mode.switchable_arrays} to memory mode"
+                )
+            capacity = min(
+                buffer.size.value.data, count * self.hw.dual_mode.memory_capacity_bytes
+            )
+            roles[role] = (
+                cim_meta.ArrayRangesAttr.from_ranges([(first, first + count)]),
+                capacity,
+            )
+            first += count
+        self.free_array = max(self.free_array, first)
+        return roles
+
+    def switch(
+        self, arrays: set[int], mode: ArrayMode, after: Sequence[SSAValue]
+    ) -> SSAValue | None:
+        if not arrays:
+            return None
+        token = self.emit(
+            cim_meta.SwitchOp(
+                cim_meta.ArrayRangesAttr.from_ranges(runs_of(arrays)),
+                mode,
+                self.deps(self.barrier, *after),
+                self.segment,
+            )
+        )
+        if mode == ArrayMode.MEMORY:
+            self.memory_mode |= arrays
+        else:
+            self.memory_mode -= arrays
+        return token
+
+    def dynamic_arrays(self) -> int:
+        """Arrays an activation matmul may write in this segment: the free
+        ones from ``free_array`` up to the first in memory mode (none when
+        the segment streams a weight through them)."""
+        if self.streams_chunks:
+            return 0
+        stop = next(
+            (
+                a
+                for a in range(self.free_array, self.hw.total_arrays)
+                if a in self.memory_mode
+            ),
+            self.hw.total_arrays,
+        )
+        return stop - self.free_array

@@ -1,0 +1,332 @@
+"""Buffer placement: where each tensor lives (global buffer, activations
+memory buffer, DRAM), when its bytes are freed, and the loads, stores and
+evictions that move it between levels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.ir import SSAValue
+
+from cimflow.cimdialect import cim_meta
+from cimflow.lowering.kv_cache import KvCache
+from cimflow.lowering.placement import (
+    Location,
+    TensorState,
+    spread_bytes,
+)
+
+
+class BufferPlacement(KvCache):
+    """Where tensors live and how they move between storage levels."""
+
+    def state(self, name: str) -> TensorState:
+        return self.tensors[name]
+
+    def last_reader(self, value: SSAValue) -> int:
+        return self.last_use.get(value, self.position)
+
+    def place(
+        self, names: Sequence[str], values: Sequence[SSAValue]
+    ) -> tuple[list[TensorState], list[cim_meta.AllocAttr], list[SSAValue]]:
+        """Where an op's new tensors live (together: the global buffer when
+        they all fit, an activations buffer when they all fit there, else
+        DRAM), the allocations its first writer makes, and what that writer
+        waits for (space released by earlier frees)."""
+        sizes = [self.tensor_bytes(v) for v in values]
+        states: list[TensorState] = []
+        for name, value, nbytes in zip(names, values, sizes, strict=True):
+            state = TensorState(name, nbytes, Location.DRAM)
+            state.release_at = self.last_reader(value)
+            self.tensors[name] = state
+            states.append(state)
+        if sum(sizes) <= self.buffer.available:
+            after: list[SSAValue] = []
+            for state in states:
+                after += self.buffer.allocate(state.name, state.nbytes).after
+                state.level, state.allocated = Location.BUFFER, True
+                self.release_after(state)
+            allocs = [
+                cim_meta.AllocAttr.get(s.name, s.nbytes, Location.BUFFER)
+                for s in states
+            ]
+            return states, allocs, after
+        spill = self.spill_arrays
+        taken = 0 if spill is None else spread_bytes(sizes, spill[0])
+        if spill is not None and spill[1] >= taken:
+            arrays, free = spill
+            self.spill_arrays = (arrays, free - taken)
+            for state in states:
+                state.level, state.arrays, state.allocated = (
+                    Location.MEMORY,
+                    arrays,
+                    True,
+                )
+                self.release_after(state)
+            allocs = [
+                cim_meta.AllocAttr.get(s.name, s.nbytes, Location.MEMORY, arrays)
+                for s in states
+            ]
+            return states, allocs, [t for t in (self.to_memory or self.barrier,) if t]
+        return states, [], []
+
+    def place_view(self, name: str, value: SSAValue, of: TensorState) -> TensorState:
+        """A view ``name`` of ``of``: it lives where ``of`` does and keeps
+        it alive until its own last reader."""
+        state = TensorState(name, 0, Location.DRAM, root=of)
+        state.release_at = self.last_reader(value)
+        self.tensors[name] = state
+        owner = of.owner
+        if self.last_reader(value) > owner.release_at:
+            owner.release_at = self.last_reader(value)
+            if owner.allocated:
+                self.release_after(owner)
+        return state
+
+    def release_after(self, state: TensorState) -> None:
+        self.releases.setdefault(state.release_at, []).append(state)
+
+    def read(self, state: TensorState, token: SSAValue) -> None:
+        """``token`` reads ``state``: what holds its bytes is freed after it."""
+        state.owner.readers.append(token)
+
+    def release_finished(self) -> None:
+        """Free what nothing reads after the op just lowered."""
+        for state in self.releases.pop(self.position, []):
+            if state.allocated and state.release_at <= self.position:
+                self.free(state)
+
+    def free(self, state: TensorState) -> SSAValue:
+        tokens = [t for _, t in state.ready if t is not None] + state.readers
+        token = self.emit(
+            cim_meta.FreeOp(
+                [state.place_attr()],
+                self.deps(*tokens),
+                self.segment,
+                label=state.name,
+            )
+        )
+        state.allocated = False
+        if state.level == Location.BUFFER:
+            self.buffer.release(state.name, token)
+        return token
+
+    def stream_level(
+        self, states: Sequence[TensorState]
+    ) -> tuple[Location, cim_meta.ArrayRangesAttr | None]:
+        """Where an op streams operands in ``states`` from: the global
+        buffer when all are there; else the one level the others share
+        (DRAM wins over memory-mode arrays: its bytes are charged as DRAM's,
+        an over-estimate for what is on chip)."""
+        places = [s.where() for s in states]
+        levels = {level for level, _ in places}
+        if levels <= {Location.BUFFER}:
+            return Location.BUFFER, None
+        if Location.DRAM in levels:
+            return Location.DRAM, None
+        arrays = [a for level, a in places if level == Location.MEMORY]
+        if len({a for a in arrays if a is not None}) == 1:
+            return Location.MEMORY, arrays[0]
+        return Location.DRAM, None
+
+    def open_output(
+        self,
+        target: TensorState,
+        allocs: Sequence[cim_meta.AllocAttr],
+        after: Sequence[SSAValue],
+    ) -> SSAValue | None:
+        """The point where a new tensor's bytes are allocated, which every op
+        writing it waits for (None when it lives in DRAM)."""
+        if not allocs:
+            return None
+        return self.emit(
+            cim_meta.SegmentOp(
+                self.segment,
+                self.deps(*after),
+                label=f"allocate {target.name}",
+                allocs=list(allocs),
+            )
+        )
+
+    def passing_alloc(
+        self, place: str, nbytes: int
+    ) -> tuple[cim_meta.AllocAttr, list[SSAValue]]:
+        grant = self.buffer.allocate(place, nbytes)
+        self.passing[place] = place
+        return cim_meta.AllocAttr.get(place, nbytes, Location.BUFFER), grant.after
+
+    def release_passing(self, place: str, after: Sequence[SSAValue]) -> None:
+        del self.passing[place]
+        token = self.emit(
+            cim_meta.FreeOp(
+                [cim_meta.PlaceAttr.get(place, Location.BUFFER)],
+                list(after),
+                self.segment,
+                label=place,
+            )
+        )
+        self.buffer.release(place, token)
+
+    def load_to_buffer(
+        self,
+        name: str,
+        nbytes: int,
+        after: Sequence[SSAValue | None],
+        source: TensorState | None = None,
+        from_level: Location = Location.DRAM,
+    ) -> TensorState:
+        """A weight, bias or tensor loaded into the global buffer, from DRAM
+        or from the memory-mode arrays ``source`` holds it in, when it fits
+        there; else a state where it is (DRAM for a weight), for its readers
+        to stream."""
+        state = TensorState(name, nbytes, from_level)
+        if nbytes > self.buffer.available or name in self.buffer.live:
+            return state
+        grant = self.buffer.allocate(name, nbytes)
+        token = self.emit(
+            cim_meta.LoadOp(
+                name,
+                nbytes,
+                Location.DRAM if source is None else Location.MEMORY,
+                Location.BUFFER,
+                self.deps(*after, *grant.after),
+                self.segment,
+                arrays=None if source is None else source.arrays,
+                label=name,
+                allocs=[cim_meta.AllocAttr.get(name, nbytes, Location.BUFFER)],
+            )
+        )
+        if source is not None:
+            self.read(source, token)
+        state.level, state.allocated = Location.BUFFER, True
+        state.ready = [(None, token)]
+        return state
+
+    def copy_to_dram(self, state: TensorState) -> TensorState:
+        """A copy in DRAM of a tensor in the global buffer or in memory-mode
+        arrays."""
+        level, arrays = state.where()
+        stored = self.emit(
+            cim_meta.StoreOp(
+                state.name,
+                max(1, state.owner.nbytes),
+                level,
+                Location.DRAM,
+                self.deps(*state.tokens()),
+                self.segment,
+                arrays=arrays if level == Location.MEMORY else None,
+                label=state.name,
+            )
+        )
+        self.read(state, stored)
+        copy = TensorState(state.name, state.nbytes, Location.DRAM)
+        copy.ready = [(None, stored)]
+        return copy
+
+    def common_level(
+        self, sources: Sequence[tuple[TensorState | None, int]]
+    ) -> tuple[list[tuple[TensorState | None, int]], list[TensorState]]:
+        """Operands an op streams from one level: when they lie in different
+        levels, those outside the global buffer are loaded into it first
+        (copies the op frees once it has read them)."""
+        states = [state for state, _ in sources if state is not None]
+        places = {state.where() for state in states}
+        if len(places) <= 1:
+            return list(sources), []
+        result: list[tuple[TensorState | None, int]] = []
+        copies: list[TensorState] = []
+        for state, nbytes in sources:
+            if state is None or state.where()[0] == Location.BUFFER:
+                result.append((state, nbytes))
+                continue
+            owner = state.owner
+            level, _ = state.where()
+            copy = self.load_to_buffer(
+                state.name,
+                max(1, owner.nbytes if state.root is None else nbytes),
+                state.tokens(),
+                source=owner if level == Location.MEMORY else None,
+                from_level=level,
+            )
+            if copy.level == Location.BUFFER:
+                copies.append(copy)
+                result.append((copy, nbytes))
+            else:
+                result.append((state, nbytes))
+        states = [state for state, _ in result if state is not None]
+        if len({state.where() for state in states}) > 1:
+            # what still lies elsewhere is too large for the buffer: write
+            # the other operands to DRAM too, and stream all from there
+            result = [
+                (self.copy_to_dram(state), nbytes)
+                if state is not None and state.where()[0] != Location.DRAM
+                else (state, nbytes)
+                for state, nbytes in result
+            ]
+        return result, copies
+
+    def evict_spills(
+        self, keep: tuple[cim_meta.ArrayRangesAttr, int] | None
+    ) -> list[SSAValue]:
+        """Move tensors out of memory arrays this segment takes back (one
+        nothing reads again is freed)."""
+        tokens: list[SSAValue] = []
+        for state in list(self.tensors.values()):
+            if state.level != Location.MEMORY or not state.allocated:
+                continue
+            if keep is not None and state.arrays == keep[0]:
+                continue
+            if state.release_at >= self.position:
+                stored = self.emit(
+                    cim_meta.StoreOp(
+                        state.name,
+                        max(1, state.nbytes),
+                        Location.MEMORY,
+                        Location.DRAM,
+                        self.deps(*state.tokens(), self.barrier),
+                        self.segment,
+                        arrays=state.arrays,
+                        label=state.name,
+                    )
+                )
+                self.read(state, stored)
+                tokens.append(self.free(state))
+                state.level, state.arrays = Location.DRAM, None
+                state.ready = [(None, stored)]
+                state.readers = []
+                self.remake_views(state)
+            else:
+                tokens.append(self.free(state))
+        return tokens
+
+    def remake_views(self, moved: TensorState) -> None:
+        """Views of ``moved`` still to be read, made again where it now
+        lives (a view is no data: making it costs nothing)."""
+        for state in list(self.tensors.values()):
+            recipe = state.view
+            if (
+                recipe is None
+                or state.owner is not moved
+                or state.release_at < self.position
+            ):
+                continue
+            level, arrays = moved.where()
+            sources = [self.tensors[n] for n in recipe.inputs if n in self.tensors]
+            token = self.emit(
+                cim_meta.VectorOp(
+                    recipe.kind,
+                    0,
+                    list(recipe.inputs),
+                    [state.name],
+                    self.deps(*(t for s in sources for t in s.tokens())),
+                    self.segment,
+                    label=recipe.kind,
+                    params=recipe.params,
+                    cores=self.all_cores,
+                    in_from=level,
+                    in_arrays=arrays if level == Location.MEMORY else None,
+                    out_to=level,
+                    out_arrays=arrays if level == Location.MEMORY else None,
+                )
+            )
+            state.ready = [(None, token)]

@@ -1,0 +1,1155 @@
+"""MVMs: each copy's share of the vectors staged or streamed through its
+arrays, partial sums and biases added on the cores' vector units, and
+weights streamed through the free arrays in chunks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from xdsl.dialects.builtin import (
+    BoolAttr,
+)
+from xdsl.ir import SSAValue
+
+from cimflow.analysis.tile_mapping import Chunk, plan_chunks
+from cimflow.cimdialect import cim_meta, cim_tile
+from cimflow.cost_model import (
+    interconnect_cost,
+    local_read_cycles,
+    mvm_cycles,
+)
+from cimflow.errors import CimError
+from cimflow.lowering.allocator import SpaceAllocator
+from cimflow.lowering.arrays import ArrayPlacement
+from cimflow.lowering.placement import (
+    Location,
+    Produced,
+    TensorState,
+)
+from cimflow.lowering.rules import (
+    Span,
+    Window,
+    expanded_elements,
+    input_elements,
+    merge_spans,
+    new_input_elements,
+    split_span,
+    sum_bytes,
+)
+from cimflow.lowering.state import (
+    CopyLayout,
+    copy_layout,
+    core_ranges,
+)
+
+MAX_PIECES = 128
+"""Most pieces a copy's share of an MVM is staged in (each one more op to
+simulate); a share that would need more streams instead."""
+
+
+_TRUE = BoolAttr.from_bool(True)
+
+
+@dataclass
+class _Feed:
+    """What one copy's share of vectors moves and computes."""
+
+    in_bytes: int
+    """Bytes crossing the interconnect into the cores (bus: broadcast once;
+    mesh: per core)."""
+    core_in: int
+    """Input bytes of the busiest core."""
+    expanded: int
+    """Bytes the busiest core's arrays read from its local buffer."""
+    out_bytes: int
+    core_out: int
+    accumulate: int
+    """Element additions of partial sums held by different cores."""
+    local_adds: int
+    """Element additions of partial sums of row tiles in the same core (the
+    core adds them before its outputs leave)."""
+
+
+def _in_buffer(state: TensorState) -> TensorState:
+    """``state`` as seen while it passes through the global buffer."""
+    return TensorState(state.name, state.nbytes, Location.BUFFER)
+
+
+class MvmLowering(ArrayPlacement):
+    """MVMs on resident copies and streamed chunks."""
+
+    def window_of(self, name: str) -> Window | None:
+        return self.windows.get(name)
+
+    def feed(
+        self,
+        layout: CopyLayout,
+        span: Span,
+        window: Window | None,
+        previous: Span | None = None,
+    ) -> _Feed:
+        """What one copy's vectors ``span`` move and compute (rules), right
+        after the same cores computed ``previous``."""
+        act = self.hw.activation_bytes
+        per_core = {
+            core: input_elements(window, span, spans) * act
+            for core, spans in layout.k_by_core.items()
+        }
+        if self.hw.interconnect.topology == "bus":
+            union = merge_spans(s for spans in layout.k_by_core.values() for s in spans)
+            moved = new_input_elements(window, span, union, previous) * act
+        else:
+            moved = act * sum(
+                new_input_elements(window, span, spans, previous)
+                for spans in layout.k_by_core.values()
+            )
+        expanded = max(
+            expanded_elements(span, spans) * act for spans in layout.k_by_core.values()
+        )
+        vectors = span[1] - span[0]
+        out_bytes = sum_bytes(self.hw, layout.columns, vectors, False)
+        accumulate = local_adds = 0
+        for outputs, tiles, holders in layout.columns:
+            accumulate += vectors * outputs * (holders - 1)
+            local_adds += vectors * outputs * (tiles - holders)
+        core_out = math.ceil(out_bytes / max(1, len(layout.cores)))
+        return _Feed(
+            max(1, moved),
+            max(per_core.values(), default=0),
+            expanded,
+            out_bytes,
+            core_out,
+            accumulate,
+            local_adds,
+        )
+
+    def line_buffer(
+        self, mvm: cim_tile.MVMOp, layout: CopyLayout, span: Span
+    ) -> Span | None:
+        """The vectors ``layout``'s cores computed just before ``span`` (their
+        window rows are still in the line buffers), recording ``span``."""
+        key = (mvm.weight.data, layout.arrays.ranges[0][0])
+        previous = self.computed_last.get(key)
+        self.computed_last[key] = span
+        if previous is None or previous[1] != span[0]:
+            return None
+        return previous
+
+    def lower_mvm(self, mvm: cim_tile.MVMOp) -> None:
+        alloc = mvm.alloc
+        assert alloc is not None
+        self.declare_weight(mvm)
+        in_name = self.names[mvm.input]
+        source = self.state(in_name)
+        window = self.window_of(in_name)
+        out_name = self.declare(mvm.output)
+        (target,), allocs, after = self.place([out_name], [mvm.output])
+        plan = self.step_plan(mvm)
+        opened = self.open_output(
+            target, allocs, [*after, *source.tokens(self.first_needs(plan, 0))]
+        )
+        vectors = mvm.vectors
+        produced: list[Produced] = []
+        tensors = (in_name, out_name)
+        for index, band in enumerate(self.steps(plan)):
+            if plan is None or band is None:
+                span, needed = (0, vectors), None
+            else:
+                span, needed = plan.output.elements(band), plan.needs(0, band)
+            block = None if band is None else (0, *span)
+            ready = self.deps(*source.tokens(needed), opened)
+            if alloc.field("chunks") > 1:
+                finished = self.run_chunks(mvm, tensors, source, target, window, ready)
+            elif band is None:
+                finished = self.run_copies(
+                    mvm, tensors, source, target, window, ready, span, None
+                )
+            else:
+                copies = self.programmed[mvm]
+                layout, program = copies[index % len(copies)]
+                finished = self.run_copy(
+                    mvm,
+                    layout,
+                    program,
+                    tensors,
+                    source,
+                    target,
+                    window,
+                    ready,
+                    span,
+                    block,
+                )
+            produced += [(band, token) for token in finished]
+        target.ready = produced
+        self.layouts[out_name] = None if plan is None else plan.output
+
+    def run_copies(
+        self,
+        mvm: cim_tile.MVMOp,
+        tensors: tuple[str, str],
+        source: TensorState,
+        target: TensorState,
+        window: Window | None,
+        ready: Sequence[SSAValue],
+        span: Span,
+        block: tuple[int, int, int] | None,
+    ) -> list[SSAValue]:
+        """All vectors, split between the weight's resident copies; copies in
+        the same cores share what is staged there."""
+        copies = self.programmed[mvm]
+        share = math.ceil((span[1] - span[0]) / len(copies))
+        assigned: list[tuple[CopyLayout, SSAValue, Span]] = []
+        for index, (layout, program) in enumerate(copies):
+            v0 = span[0] + index * share
+            v1 = min(span[1], v0 + share)
+            if v0 < v1:
+                assigned.append((layout, program, (v0, v1)))
+        groups: list[list[tuple[CopyLayout, SSAValue, Span]]] = []
+        for entry in assigned:
+            layout = entry[0]
+            if (
+                groups
+                and groups[-1][0][0].cores == layout.cores
+                and not layout.cross_core
+            ):
+                groups[-1].append(entry)
+            else:
+                groups.append([entry])
+        finished: list[SSAValue] = []
+        for group in groups:
+            staged = len(group) > 1 and self.run_group(
+                mvm, group, tensors, source, target, window, ready, finished
+            )
+            if staged:
+                continue
+            for layout, program, part in group:
+                finished += self.run_copy(
+                    mvm,
+                    layout,
+                    program,
+                    tensors,
+                    source,
+                    target,
+                    window,
+                    ready,
+                    part,
+                    block,
+                )
+        return finished
+
+    def run_group(
+        self,
+        mvm: cim_tile.MVMOp,
+        group: Sequence[tuple[CopyLayout, SSAValue, Span]],
+        tensors: tuple[str, str],
+        source: TensorState,
+        target: TensorState,
+        window: Window | None,
+        ready: Sequence[SSAValue],
+        finished: list[SSAValue],
+    ) -> bool:
+        """Copies in the same cores staged together: each piece's band moves
+        in once and every copy computes its part of the piece from it.
+        False (nothing emitted) when the group's share streams instead."""
+        layout, program, _ = group[0]
+        span = (group[0][2][0], group[-1][2][1])
+        pieces = self.pieces(layout, span, window, source, target)
+        if pieces is None:
+            return False
+        bias = self.bias_of(mvm, layout)
+        previous = self.line_buffer(mvm, layout, span)
+        for piece in split_span(span, pieces):
+            parts = split_span(piece, len(group))
+            workers = [
+                (worker, worker_program, part)
+                for (worker, worker_program, _), part in zip(group, parts, strict=False)
+            ]
+            finished.append(
+                self.stage_mvm(
+                    mvm,
+                    layout,
+                    program,
+                    tensors,
+                    source,
+                    target,
+                    self.feed(layout, piece, window, previous),
+                    ready,
+                    piece,
+                    (0, *piece),
+                    bias,
+                    None,
+                    workers,
+                    window,
+                )
+            )
+            previous = piece
+        return True
+
+    def run_copy(
+        self,
+        mvm: cim_tile.MVMOp,
+        layout: CopyLayout,
+        program: SSAValue,
+        tensors: tuple[str, str],
+        source: TensorState,
+        target: TensorState,
+        window: Window | None,
+        ready: Sequence[SSAValue],
+        span: Span,
+        block: tuple[int, int, int] | None,
+    ) -> list[SSAValue]:
+        """One copy's share: staged piece by piece through its cores' local
+        buffers (and the global buffer, for input or outputs that live
+        elsewhere) when a piece fits, else streamed as it computes; then the
+        partial sums of other cores and the bias added."""
+        bias = self.bias_of(mvm, layout)
+        sharing = sum(
+            1
+            for other, _ in self.programmed.get(mvm, [])
+            if set(other.cores) & set(layout.cores)
+        )
+        banded = any(band is not None for band, _ in source.owner.ready)
+        before = self.line_buffer(mvm, layout, span)
+        pieces = self.pieces(
+            layout,
+            span,
+            window,
+            source,
+            target,
+            sharing,
+            block is not None and banded,
+            before,
+        )
+        if pieces is None:
+            feed = self.feed(layout, span, window, before)
+            if not layout.cross_core:
+                in_core = feed.local_adds + self.bias_adds(bias, layout, span)
+                token = self.stream_mvm(
+                    mvm,
+                    layout,
+                    program,
+                    tensors,
+                    source,
+                    target,
+                    feed,
+                    ready,
+                    span,
+                    0 if in_core else None,
+                )
+                if not in_core:
+                    return [token]
+                return [
+                    self.add_in_cores(
+                        tensors[1],
+                        bias,
+                        in_core,
+                        layout,
+                        token,
+                        span,
+                        (0, *span),
+                        target,
+                    )
+                ]
+            return self.stream_partials(
+                mvm, layout, program, tensors, source, target, window, ready, span
+            )
+        parts = split_span(span, pieces)
+        return [
+            self.stage_mvm(
+                mvm,
+                layout,
+                program,
+                tensors,
+                source,
+                target,
+                self.feed(layout, piece, window, previous),
+                ready,
+                piece,
+                (0, *piece),
+                bias,
+                block,
+            )
+            for previous, piece in zip([before, *parts], parts, strict=False)
+        ]
+
+    def stream_partials(
+        self,
+        mvm: cim_tile.MVMOp,
+        layout: CopyLayout,
+        program: SSAValue,
+        tensors: tuple[str, str],
+        source: TensorState,
+        target: TensorState,
+        window: Window | None,
+        ready: Sequence[SSAValue],
+        span: Span,
+    ) -> list[SSAValue]:
+        """A copy whose cores each hold some row tiles, streamed: its partial
+        sums meet in a passing allocation of the global buffer, so the
+        vectors go in parts whose partial sums fit half of what is free, each
+        added (with the bias) on the copy's cores as soon as it is out; when
+        not even one vector's fit, they wait in DRAM."""
+        bias = self.bias_of(mvm, layout)
+        room = self.buffer.available // 2
+        whole = self.feed(layout, span, window).out_bytes
+        vectors = span[1] - span[0]
+        count = 1
+        if whole > room and math.ceil(whole / vectors) <= room:
+            count = min(vectors, math.ceil(whole / max(1, room)))
+        done: list[SSAValue] = []
+        previous: Span | None = self.line_buffer(mvm, layout, span)
+        for part in split_span(span, count):
+            feed = self.feed(layout, part, window, previous)
+            previous = part
+            place = f"{tensors[1]}[{part[0]}:{part[1]}]@partials"
+            home, passing = self.partials_home(place, feed.out_bytes, target)
+            token = self.stream_mvm(
+                mvm,
+                layout,
+                program,
+                tensors,
+                source,
+                home,
+                feed,
+                ready,
+                part,
+                None,
+                passing,
+            )
+            token = self.add_partials(
+                layout,
+                tensors[1],
+                target,
+                feed,
+                bias,
+                token,
+                part,
+                (0, *part),
+                partials_at=home,
+            )
+            if passing is not None:
+                self.release_passing(place, [token])
+            done.append(token)
+        return done
+
+    def pieces(
+        self,
+        layout: CopyLayout,
+        span: Span,
+        window: Window | None,
+        source: TensorState,
+        target: TensorState,
+        sharing: int = 1,
+        pipelined: bool = False,
+        before: Span | None = None,
+    ) -> int | None:
+        """How a copy's share is fed. None: streamed as it computes, when the
+        interconnect is its bottleneck anyway (holding the path costs
+        nothing then) or when staging would need more than
+        :data:`MAX_PIECES` pieces. Else the fewest near-equal pieces whose
+        input and outputs fit this copy's part of half of every core's local
+        buffer (``sharing`` copies of the weight share a core; half, so the
+        next piece moves in while one computes), and whose input and outputs
+        passing through the global buffer (when they live elsewhere) fit
+        half of what it has free."""
+        whole = self.feed(layout, span, window, before)
+        cores = tuple((c, c + 1) for c in layout.cores)
+        transfer = interconnect_cost(
+            self.hw, whole.in_bytes + whole.out_bytes, cores
+        ).cycles
+        chunk = layout.chunk
+        compute = max(
+            mvm_cycles(self.hw, span[1] - span[0], chunk.rows, chunk.cols),
+            local_read_cycles(self.hw, whole.expanded),
+        )
+        if transfer >= compute:
+            return None
+        room = self.hw.buffers.local_bytes // (2 * max(1, sharing))
+        passing = self.buffer.available // 2
+        through_in = source.where()[0] != Location.BUFFER
+        if through_in and pipelined:
+            return None  # a step reads rows made in steps; loads move whole tensors
+        through_out = target.level != Location.BUFFER
+        count = 1
+        while count <= MAX_PIECES:
+            parts = split_span(span, count)
+            if len(parts) < count:
+                return None
+            feeds = [
+                self.feed(layout, part, window, previous)
+                for previous, part in zip([before, *parts], parts, strict=False)
+            ]
+            worst = max(f.core_in + f.core_out for f in feeds)
+            passes = max(
+                through_in * f.in_bytes + through_out * f.out_bytes for f in feeds
+            )
+            if worst <= room and passes <= passing:
+                return count
+            count = max(count + 1, math.ceil(count * max(worst / room, 1.0)))
+        return None
+
+    def bias_of(self, mvm: cim_tile.MVMOp, layout: CopyLayout) -> TensorState | None:
+        if mvm.bias is None:
+            return None
+        elements = layout.chunk.n1 - layout.chunk.n0
+        return self.segment_weight(
+            mvm.bias.data,
+            max(
+                1,
+                mvm.tiling.field("groups")
+                * mvm.tiling.field("n")
+                * self.hw.weight_bytes,
+            )
+            if elements <= 0
+            else max(1, elements * self.hw.weight_bytes),
+        )
+
+    def mvm_op(
+        self,
+        mvm: cim_tile.MVMOp,
+        layout: CopyLayout,
+        span: Span,
+        tensors: tuple[str, str],
+        deps: Sequence[SSAValue],
+        **streams: object,
+    ) -> cim_meta.MVMOp:
+        chunk = layout.chunk
+        return cim_meta.MVMOp(
+            mvm.weight.data,
+            layout.arrays,
+            span[1] - span[0],
+            chunk.rows,
+            chunk.cols,
+            (chunk.k0, chunk.k1),
+            (chunk.n0, chunk.n1),
+            span,
+            tensors[0],
+            tensors[1],
+            deps,
+            self.segment,
+            label=mvm.weight.data,
+            **streams,  # pyright: ignore[reportArgumentType]
+        )
+
+    def stream_mvm(
+        self,
+        mvm: cim_tile.MVMOp,
+        layout: CopyLayout,
+        program: SSAValue,
+        tensors: tuple[str, str],
+        source: TensorState,
+        target: TensorState,
+        feed: _Feed,
+        ready: Sequence[SSAValue],
+        span: Span,
+        out_bytes: int | None = None,
+        passing: tuple[cim_meta.AllocAttr, list[SSAValue]] | None = None,
+    ) -> SSAValue:
+        """The MVM streaming its input from where ``source`` lives and its
+        outputs (``out_bytes``, default what ``feed`` says; 0: they stay in
+        the cores for the vector units to finish) to where ``target``
+        lives (into the ``passing`` allocation of the global buffer)."""
+        level, arrays = source.where()
+        streamed = feed.out_bytes if out_bytes is None else out_bytes
+        feed_kind = {
+            Location.BUFFER: cim_meta.Feed.BUFFER,
+            Location.DRAM: cim_meta.Feed.DRAM,
+            Location.MEMORY: cim_meta.Feed.MEMORY,
+        }[level]
+        token = self.emit(
+            self.mvm_op(
+                mvm,
+                layout,
+                span,
+                tensors,
+                [*ready, program, *(passing[1] if passing else [])],
+                feed=feed_kind,
+                in_bytes=feed.in_bytes,
+                local_bytes=feed.expanded,
+                feed_arrays=arrays if level == Location.MEMORY else None,
+                **(
+                    {
+                        "out_bytes": streamed,
+                        "out_to": target.level,
+                        "out_arrays": target.arrays,
+                    }
+                    if streamed
+                    else {}
+                ),
+                allocs=[passing[0]] if passing else (),
+            )
+        )
+        self.read(source, token)
+        return token
+
+    def stage_mvm(
+        self,
+        mvm: cim_tile.MVMOp,
+        layout: CopyLayout,
+        program: SSAValue,
+        tensors: tuple[str, str],
+        source: TensorState,
+        target: TensorState,
+        feed: _Feed,
+        ready: Sequence[SSAValue],
+        span: Span,
+        block: tuple[int, int, int] | None,
+        bias: TensorState | None,
+        in_block: tuple[int, int, int] | None = None,
+        workers: Sequence[tuple[CopyLayout, SSAValue, Span]] | None = None,
+        window: Window | None = None,
+    ) -> SSAValue:
+        """One piece staged through the local buffers (``block``: its output
+        rows; ``in_block``: the pipeline step's, for the input; ``workers``:
+        copies in the same cores sharing the piece, each computing its part
+        of it from the one staged band): its input moved in
+        (first loaded into the global buffer when it lives in DRAM or
+        memory-mode arrays), computed, partial sums and bias added, the
+        outputs moved out (and on to DRAM or memory-mode arrays when the
+        output lives there)."""
+        in_name, out_name = tensors
+        staged = f"{in_name}[{span[0]}:{span[1]}]"
+        per_core = feed.core_in + feed.core_out
+        after: list[SSAValue] = []
+        for core in layout.cores:
+            space = self.local.setdefault(
+                core, SpaceAllocator[SSAValue](self.hw.buffers.local_bytes)
+            )
+            after += space.allocate(staged, per_core).after
+        cores = core_ranges(layout.cores)
+        passing_in = self.pass_through(
+            in_name, source, feed.in_bytes, ready, f"{staged}@in"
+        )
+        moved = self.emit(
+            cim_meta.MoveOp(
+                in_name,
+                feed.in_bytes,
+                self.deps(*ready, *after, *passing_in[:1]),
+                self.segment,
+                label=mvm.weight.data,
+                block=in_block,
+                direction=cim_meta.MoveDirection.IN,
+                cores=cores,
+                allocs=[
+                    cim_meta.AllocAttr.get(
+                        staged, per_core * len(layout.cores), Location.LOCAL, cores
+                    )
+                ],
+            )
+        )
+        self.read(source, moved)
+        if passing_in:
+            self.release_passing(f"{staged}@in", [moved])
+        done: list[SSAValue] = []
+        computed_all: list[SSAValue] = []
+        through = target.level != Location.BUFFER
+        # without partial sums of other cores, the cores write their outputs
+        # on to DRAM or memory-mode arrays themselves
+        writes_out = through and not layout.cross_core
+        for worker, worker_program, part in workers or [(layout, program, span)]:
+            part_feed = feed if workers is None else self.feed(worker, part, window)
+            in_core = part_feed.local_adds + self.bias_adds(bias, worker, part)
+            written = self.outputs_bytes(worker, part) if writes_out else 0
+            streams: dict[str, object] = {}
+            if written and not in_core:
+                streams = {
+                    "out_bytes": written,
+                    "out_to": target.level,
+                    "out_arrays": target.arrays,
+                }
+            computed = self.emit(
+                self.mvm_op(
+                    mvm,
+                    worker,
+                    part,
+                    tensors,
+                    [moved, worker_program],
+                    local_bytes=part_feed.expanded,
+                    **streams,
+                )
+            )
+            computed_all.append(computed)
+            if in_core and not worker.cross_core:
+                # added in the cores, before the outputs leave
+                computed = self.vector_accumulate(
+                    out_name,
+                    bias,
+                    in_core,
+                    cores,
+                    [computed],
+                    (0, *part),
+                    0,
+                    written,
+                    target,
+                )
+            done.append(computed)
+        out_bytes = feed.out_bytes
+        last = done[0] if len(done) == 1 else self.join(done, out_name)
+        computed = computed_all[-1]
+        if not layout.cross_core:
+            if not writes_out:
+                last = self.move_out(mvm, out_name, out_bytes, last, block, cores)
+            local_done = last
+        elif not through:
+            last = local_done = self.move_out(
+                mvm, out_name, out_bytes, last, block, cores
+            )
+            last = self.add_partials(
+                layout, out_name, target, feed, bias, last, span, block
+            )
+        else:  # partial sums meet in a passing allocation of the buffer
+            out_place = f"{staged}@out"
+            last = local_done = self.move_out(
+                mvm,
+                out_name,
+                out_bytes,
+                last,
+                block,
+                cores,
+                self.passing_alloc(out_place, out_bytes),
+            )
+            last = self.add_partials(
+                layout,
+                out_name,
+                target,
+                feed,
+                bias,
+                last,
+                span,
+                block,
+                partials_at=_in_buffer(target),
+            )
+            self.release_passing(out_place, [last])
+        freed = self.emit(
+            cim_meta.FreeOp(
+                [cim_meta.PlaceAttr.get(staged, Location.LOCAL, cores)],
+                [local_done, *computed_all],
+                self.segment,
+                label=staged,
+            )
+        )
+        for core in layout.cores:
+            self.local[core].release(staged, freed)
+        return last
+
+    def pass_through(
+        self,
+        name: str,
+        source: TensorState,
+        nbytes: int,
+        ready: Sequence[SSAValue],
+        place: str,
+    ) -> list[SSAValue]:
+        """When ``source`` is not in the global buffer: load ``nbytes`` of it
+        there (the passing allocation ``place``, released once moved on).
+        Returns the load (empty when nothing passes)."""
+        level, arrays = source.where()
+        if level == Location.BUFFER:
+            return []
+        grant = self.buffer.allocate(place, nbytes)
+        load = self.emit(
+            cim_meta.LoadOp(
+                name,
+                nbytes,
+                level,
+                Location.BUFFER,
+                self.deps(*ready, *grant.after),
+                self.segment,
+                arrays=arrays,
+                label=name,
+                allocs=[cim_meta.AllocAttr.get(place, nbytes, Location.BUFFER)],
+            )
+        )
+        self.read(source, load)
+        self.passing[place] = place
+        return [load]
+
+    def partials_home(
+        self, place: str, nbytes: int, target: TensorState, room_for: int = 0
+    ) -> tuple[TensorState, tuple[cim_meta.AllocAttr, list[SSAValue]] | None]:
+        """Where partial sums (or a running sum) of ``target`` wait for the
+        vector units: a passing allocation of the global buffer when they
+        (and ``room_for`` bytes more) fit half of what is free there, else
+        DRAM."""
+        if nbytes + room_for <= self.buffer.available // 2:
+            return _in_buffer(target), self.passing_alloc(place, nbytes)
+        return TensorState(target.name, target.nbytes, Location.DRAM), None
+
+    def move_out(
+        self,
+        mvm: cim_tile.MVMOp,
+        out_name: str,
+        nbytes: int,
+        after: SSAValue,
+        block: tuple[int, int, int] | None,
+        cores: cim_meta.CoreRangesAttr,
+        passing: tuple[cim_meta.AllocAttr, list[SSAValue]] | None = None,
+    ) -> SSAValue:
+        """Outputs from the cores to the global buffer (into a passing
+        allocation when they continue to DRAM or memory-mode arrays)."""
+        return self.emit(
+            cim_meta.MoveOp(
+                out_name,
+                nbytes,
+                self.deps(after, *(passing[1] if passing else [])),
+                self.segment,
+                label=mvm.weight.data,
+                block=block,
+                direction=cim_meta.MoveDirection.OUT,
+                cores=cores,
+                allocs=[passing[0]] if passing else [],
+            )
+        )
+
+    def outputs_bytes(self, layout: CopyLayout, span: Span) -> int:
+        return max(
+            1,
+            (span[1] - span[0])
+            * (layout.chunk.n1 - layout.chunk.n0)
+            * self.hw.activation_bytes,
+        )
+
+    def add_partials(
+        self,
+        layout: CopyLayout,
+        out_name: str,
+        target: TensorState,
+        feed: _Feed,
+        bias: TensorState | None,
+        computed: SSAValue,
+        span: Span,
+        block: tuple[int, int, int] | None,
+        partials_at: TensorState | None = None,
+    ) -> SSAValue:
+        """After partial sums left the cores (to where ``target`` lives, or
+        to ``partials_at``): add those of row tiles in different cores, and
+        the bias, on the copy's cores, streaming the partial sums in and the
+        outputs out."""
+        extra = feed.accumulate + feed.local_adds + self.bias_adds(bias, layout, span)
+        if not extra:
+            return computed
+        return self.vector_accumulate(
+            out_name,
+            bias,
+            extra,
+            core_ranges(layout.cores),
+            [computed],
+            block,
+            feed.out_bytes,
+            self.outputs_bytes(layout, span),
+            target,
+            partials_at,
+        )
+
+    def bias_adds(
+        self, bias: TensorState | None, layout: CopyLayout, span: Span
+    ) -> int:
+        if bias is None:
+            return 0
+        return (span[1] - span[0]) * (layout.chunk.n1 - layout.chunk.n0)
+
+    def vector_accumulate(
+        self,
+        out_name: str,
+        bias: TensorState | None,
+        element_ops: int,
+        cores: cim_meta.CoreRangesAttr,
+        deps: Sequence[SSAValue],
+        block: tuple[int, int, int] | None,
+        partial_bytes: int,
+        out_bytes: int,
+        target: TensorState,
+        partials_at: TensorState | None = None,
+        running: bool = False,
+        allocs: Sequence[cim_meta.AllocAttr] = (),
+    ) -> SSAValue:
+        """Add partial sums (``partial_bytes`` of them streamed in from where
+        the output lives, or ``partials_at``; 0: they are in the cores) and
+        the bias on the vector units of ``cores``, streaming ``out_bytes`` of
+        results out (``running``: into a sum more partial sums join later)."""
+        inputs = [out_name]
+        tokens = list(deps)
+        states: list[TensorState] = [partials_at or target] if partial_bytes else []
+        in_bytes = partial_bytes
+        if bias is not None:
+            inputs.append(bias.name)
+            tokens += bias.tokens()
+            states.append(bias)
+            in_bytes += bias.nbytes
+        in_level, in_arrays = (
+            self.stream_level(states) if states else (Location.BUFFER, None)
+        )
+        out_level, out_arrays = (
+            (target.level, target.arrays) if out_bytes else (Location.BUFFER, None)
+        )
+        accumulate = cim_meta.VectorOp(
+            "accumulate",
+            element_ops,
+            inputs,
+            [out_name],
+            self.deps(*tokens),
+            self.segment,
+            label=out_name,
+            params={"running": _TRUE} if running else None,
+            block=block,
+            cores=cores,
+            in_bytes=in_bytes,
+            out_bytes=out_bytes,
+            in_from=in_level,
+            in_arrays=in_arrays,
+            out_to=out_level,
+            out_arrays=out_arrays,
+            allocs=allocs,
+        )
+        token = self.emit(accumulate)
+        if not running:
+            self.finishers.setdefault(out_name, []).append(accumulate)
+        if bias is not None:
+            self.read(bias, token)
+        return token
+
+    def run_chunks(
+        self,
+        mvm: cim_tile.MVMOp,
+        tensors: tuple[str, str],
+        source: TensorState,
+        target: TensorState,
+        window: Window | None,
+        ready: Sequence[SSAValue],
+    ) -> list[SSAValue]:
+        """A weight streamed through the free arrays, one chunk after
+        another: program (from its half of the ``chunks`` buffer, the global
+        buffer or DRAM), then compute every vector, streaming input and
+        partial outputs."""
+        alloc = mvm.alloc
+        assert alloc is not None
+        weight = mvm.weight.data
+        available = self.hw.total_arrays - self.free_array
+        if available < 1:
+            raise CimError(
+                f"weight '{weight}' streams through the free arrays of segment "
+                f"{self.segment}, but its arrays and buffers"
+                f"{self.beside_kv_cache()} leave none of the {self.hw.total_arrays}"
+            )
+        chunks = plan_chunks(mvm.tiling, available)
+        if len(chunks) != alloc.field("chunks"):
+            raise CimError(
+                f"weight '{weight}' takes {len(chunks)} chunks on the "
+                f"{available} free arrays of segment {self.segment}, but its "
+                f"allocation says {alloc.field('chunks')}"
+            )
+        prefetched: dict[int, tuple[cim_meta.ArrayRangesAttr, SSAValue]] = {}
+        programs: dict[int, SSAValue] = {}
+
+        def program_chunk(
+            index: int, layout: CopyLayout, previous: SSAValue | None
+        ) -> SSAValue:
+            if index in prefetched:
+                half, token = prefetched[index]
+                program = self.program(
+                    weight,
+                    layout,
+                    self.deps(token, previous, self.to_compute),
+                    cim_meta.Feed.MEMORY,
+                    half,
+                )
+                program = self.emit(
+                    cim_meta.FreeOp(
+                        [cim_meta.PlaceAttr.get(weight, Location.MEMORY, half)],
+                        [program],
+                        self.segment,
+                        label=weight,
+                    )
+                )
+            else:
+                (program,) = self.program_through_buffer(
+                    weight, mvm.tiling, [layout], self.deps(previous, self.to_compute)
+                )
+            programs[index] = program
+            if index + 1 < len(chunks):  # after this chunk's program: DRAM order
+                self.prefetch_chunk(weight, chunks, index + 1, prefetched, programs)
+            return program
+
+        return self.compute_chunks(
+            mvm, chunks, program_chunk, tensors, (source, target), window, ready
+        )
+
+    def compute_chunks(
+        self,
+        mvm: cim_tile.MVMOp,
+        chunks: Sequence[Chunk],
+        program_chunk: Callable[[int, CopyLayout, SSAValue | None], SSAValue],
+        tensors: tuple[str, str],
+        places: tuple[TensorState, TensorState],
+        window: Window | None,
+        ready: Sequence[SSAValue],
+    ) -> list[SSAValue]:
+        """Chunks of ``mvm``'s weight one after another on the free arrays:
+        ``program_chunk`` writes a chunk once the one before is done, then
+        every vector streams through it; partial sums of chunks over the
+        same columns add up on the chunk's cores. Returns the ops that
+        finish the outputs."""
+        source, target = places
+        previous: SSAValue | None = None
+        finished: list[SSAValue] = []
+        span = (0, mvm.vectors)
+        first_of = {c.n0: i for i, c in reversed(list(enumerate(chunks)))}
+        last_of = {c.n0: i for i, c in enumerate(chunks)}
+        for index, chunk in enumerate(chunks):
+            layout = copy_layout(self.hw, mvm.tiling, chunk, self.free_array)
+            program = program_chunk(index, layout, previous)
+            feed = self.feed(layout, span, window)
+            columns = (chunk.n0, chunk.n1)
+            first, last = first_of[chunk.n0] == index, last_of[chunk.n0] == index
+            bias = self.bias_of(mvm, layout) if last else None
+            outputs = (span[1] - span[0]) * (chunk.n1 - chunk.n0)
+            adds = outputs * (max(1, chunk.row_tiles) - 1) + outputs * (not first)
+            adds += self.bias_adds(bias, layout, span)
+            if first and last and not adds:  # whole columns, no bias: final
+                previous = self.stream_mvm(
+                    mvm, layout, program, tensors, source, target, feed, ready, span
+                )
+                finished.append(previous)
+                continue
+            if first and last and not layout.cross_core:
+                previous = self.stream_mvm(
+                    mvm, layout, program, tensors, source, target, feed, ready, span, 0
+                )
+                previous = self.add_in_cores(
+                    tensors[1],
+                    bias,
+                    adds,
+                    layout,
+                    previous,
+                    span,
+                    (1, *columns),
+                    target,
+                )
+                finished.append(previous)
+                continue
+            partials = sum_bytes(
+                self.hw, layout.columns, span[1] - span[0], not (first and last)
+            )
+            place = f"{tensors[1]}@chunk{index}"
+            group = self.running_sums.get(f"{tensors[1]}@sum{chunk.n0}")
+            if group is not None and group.level == Location.DRAM:
+                home, passing = group, None
+            else:  # the first chunk over these columns leaves room for their sum
+                wide = outputs * self.hw.accumulator_bytes
+                home, passing = self.partials_home(
+                    place, partials, target, wide if first and not last else 0
+                )
+            previous = self.stream_mvm(
+                mvm,
+                layout,
+                program,
+                tensors,
+                source,
+                home,
+                feed,
+                ready,
+                span,
+                partials,
+                passing,
+            )
+            previous = self.add_chunk(
+                tensors[1],
+                (target, home),
+                layout,
+                bias,
+                adds,
+                previous,
+                partials,
+                (columns, first, last),
+                outputs,
+            )
+            if passing is not None:
+                self.release_passing(place, [previous])
+            if last:
+                finished.append(previous)
+        return finished
+
+    def add_in_cores(
+        self,
+        out_name: str,
+        bias: TensorState | None,
+        adds: int,
+        layout: CopyLayout,
+        computed: SSAValue,
+        span: Span,
+        block: tuple[int, int, int] | None,
+        target: TensorState,
+    ) -> SSAValue:
+        """Row tiles' partial sums that meet in one core, and the bias, added
+        on its vector units before the finished outputs leave for where
+        ``target`` lives."""
+        return self.vector_accumulate(
+            out_name,
+            bias,
+            adds,
+            core_ranges(layout.cores),
+            [computed],
+            block,
+            0,
+            self.outputs_bytes(layout, span),
+            target,
+        )
+
+    def add_chunk(
+        self,
+        out_name: str,
+        places: tuple[TensorState, TensorState],
+        layout: CopyLayout,
+        bias: TensorState | None,
+        adds: int,
+        computed: SSAValue,
+        partials: int,
+        position: tuple[Span, bool, bool],
+        outputs: int,
+    ) -> SSAValue:
+        """A chunk's partial sums (where ``places`` says: the output's home,
+        then theirs) added on its cores' vector units: to each other, to
+        the sum of the chunks before it over the same columns (kept at the
+        accumulator width, in the global buffer when it fits, until the last
+        of them), and the bias, with the last chunk writing the finished
+        outputs."""
+        target, partials_at = places
+        columns, first, last = position
+        running = f"{out_name}@sum{columns[0]}"
+        wide = outputs * self.hw.accumulator_bytes
+        allocs: list[cim_meta.AllocAttr] = []
+        held: list[SSAValue] = []
+        if first and not last:  # the sum waits where the partials do
+            sum_at = partials_at
+            if partials_at.level == Location.BUFFER:
+                alloc, held = self.passing_alloc(running, wide)
+                allocs.append(alloc)
+            self.running_sums[running] = sum_at
+        sum_at = self.running_sums.get(running, partials_at)
+        if sum_at.level != partials_at.level:
+            raise CimError(
+                f"the partial sums of '{out_name}' columns {columns[0]}:"
+                f"{columns[1]} no longer fit the global buffer beside their "
+                "running sum"
+            )
+        token = self.vector_accumulate(
+            out_name,
+            bias,
+            adds,
+            core_ranges(layout.cores),
+            [computed, *held],
+            (1, *columns),
+            partials + (0 if first else wide),
+            outputs * self.hw.activation_bytes if last else wide,
+            target if last else sum_at,
+            partials_at,
+            running=not last,
+            allocs=allocs,
+        )
+        if last and not first:
+            home = self.running_sums.pop(running)
+            if home.level == Location.BUFFER:
+                self.release_passing(running, [token])
+        return token

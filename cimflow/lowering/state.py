@@ -1,0 +1,242 @@
+"""The state of the schedule builder (:mod:`cimflow.lowering.builder`): what
+it has emitted, where tensors live, the current segment, and the bookkeeping
+every part of the lowering shares (emitting ops, their dependences, the
+bands of a pipelined segment, array and core ranges, copy layouts)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from xdsl.ir import Block, Operation, SSAValue
+
+from cimflow.analysis import blocking
+from cimflow.analysis.blocking import Band, BlockPlan, Layout, bands
+from cimflow.analysis.tile_mapping import Chunk
+from cimflow.cimdialect import cim_meta, cim_tile
+from cimflow.cimdialect.cim_graph import tensor_shape
+from cimflow.cimdialect.cim_tile import Dataflow
+from cimflow.cimdialect.shapes import num_elements
+from cimflow.hw_targets import HardwareTarget
+from cimflow.lowering.allocator import SpaceAllocator
+from cimflow.lowering.placement import (
+    TensorState,
+)
+from cimflow.lowering.rules import (
+    Span,
+    Window,
+    column_tiles,
+    core_k_spans,
+    cores_of,
+)
+
+
+def array_ids(arrays: cim_meta.ArrayRangesAttr) -> list[int]:
+    return [a for first, stop in arrays.ranges for a in range(first, stop)]
+
+
+def runs_of(arrays: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted array ids as ``[start, stop)`` runs."""
+    runs: list[tuple[int, int]] = []
+    for index in sorted(arrays):
+        if runs and runs[-1][1] == index:
+            runs[-1] = (runs[-1][0], index + 1)
+        else:
+            runs.append((index, index + 1))
+    return runs
+
+
+def core_ranges(cores: Iterable[int]) -> cim_meta.CoreRangesAttr:
+    return cim_meta.CoreRangesAttr.from_ranges(runs_of(cores))
+
+
+@dataclass(frozen=True)
+class CopyLayout:
+    """One placed copy (or streamed chunk) of a weight: its arrays, cores,
+    the weight rows each core holds, and how many cores share each output
+    column's row tiles."""
+
+    arrays: cim_meta.ArrayRangesAttr
+    chunk: Chunk
+    cores: tuple[int, ...]
+    k_by_core: Mapping[int, tuple[Span, ...]]
+    columns: tuple[tuple[int, int, int], ...]
+    """``(outputs, row tiles, cores holding them)`` per column tile."""
+
+    @property
+    def cross_core(self) -> bool:
+        return any(holders > 1 for _, _, holders in self.columns)
+
+
+@lru_cache(maxsize=8192)
+def copy_layout(
+    hw: HardwareTarget,
+    tiling: cim_tile.TilingAttr,
+    chunk: Chunk,
+    first_array: int,
+) -> CopyLayout:
+    """The layout of a chunk placed from array ``first_array``: arrays are
+    taken group by group, column tile by column tile, row tile by row tile
+    (:func:`cimflow.lowering.rules.array_k_spans`)."""
+    arrays = cim_meta.ArrayRangesAttr.from_ranges(
+        [(first_array, first_array + chunk.arrays)]
+    )
+    return CopyLayout(
+        arrays,
+        chunk,
+        cores_of(hw, first_array, chunk.arrays),
+        core_k_spans(hw, tiling, chunk, first_array),
+        column_tiles(hw, tiling, chunk, first_array),
+    )
+
+
+@dataclass
+class BuilderState:
+    """The state of one function's lowering (see :mod:`cimflow.lowering.builder`)."""
+
+    hw: HardwareTarget
+    block: Block = field(default_factory=Block)
+    decls: list[Operation] = field(default_factory=lambda: [])
+    declared_weights: dict[str, tuple[cim_tile.WeightLayout, int, int, int]] = field(
+        default_factory=lambda: {}
+    )
+    names: dict[SSAValue, str] = field(default_factory=lambda: {})
+    used_names: set[str] = field(default_factory=lambda: set())
+    name_suffixes: dict[str, int] = field(default_factory=lambda: {})
+    """The suffix ``unique_name`` last gave each base name."""
+    output_names: dict[SSAValue, str] = field(default_factory=lambda: {})
+    tensors: dict[str, TensorState] = field(default_factory=lambda: {})
+    windows: dict[str, Window] = field(default_factory=lambda: {})
+    """An ``im2col`` result -> the window that expands its input."""
+    layouts: dict[str, Layout | None] = field(default_factory=lambda: {})
+    dataflows: dict[int, tuple[Dataflow, int]] = field(default_factory=lambda: {})
+    batch: int = 1
+    buffer: SpaceAllocator[SSAValue] = field(
+        default_factory=lambda: SpaceAllocator[SSAValue](0)
+    )
+    """The global buffer."""
+    local: dict[int, SpaceAllocator[SSAValue]] = field(default_factory=lambda: {})
+    """Each core's local buffer."""
+    segment_loads: dict[str, TensorState] = field(default_factory=lambda: {})
+    """Weights and biases the current segment reads, by name."""
+    memory_mode: set[int] = field(default_factory=lambda: set())
+    """Arrays now in memory mode."""
+    prefetched: dict[str, TensorState] = field(default_factory=lambda: {})
+    """Weights of the current segment waiting in memory-mode arrays."""
+    spill_arrays: tuple[cim_meta.ArrayRangesAttr, int] | None = None
+    """The current segment's activations buffer and the bytes still free."""
+    reserved: int = 0
+    """Arrays ``[0, reserved)`` hold the KV cache for the whole run."""
+    pending_prefetch: (
+        tuple[
+            Sequence[cim_tile.MVMOp],
+            tuple[cim_meta.ArrayRangesAttr, int],
+            SSAValue | None,
+        ]
+        | None
+    ) = None
+    to_compute: SSAValue | None = None
+    """The switch that gave the current segment its compute arrays back."""
+    to_memory: SSAValue | None = None
+    """The current segment's switch of its buffers to memory mode (or, when
+    they already are, the join of the evictions that empty them)."""
+    stream_loads: list[SSAValue] = field(default_factory=lambda: [])
+    """DRAM traffic of the weights the current segment streams in chunks."""
+    chunk_buffer: tuple[int, int] | None = None
+    """First array and arrays per half of the segment's ``chunks`` buffer."""
+    passing: dict[str, str] = field(default_factory=lambda: {})
+    """Passing allocations in the global buffer, not released yet."""
+    running_sums: dict[str, TensorState] = field(default_factory=lambda: {})
+    """Where each running sum of a reduction split over chunks waits."""
+    position: int = 0
+    releases: dict[int, list[TensorState]] = field(default_factory=lambda: {})
+    """Allocated tensors by the position after which they may be freed."""
+    last_use: dict[SSAValue, int] = field(default_factory=lambda: {})
+    values_by_name: dict[str, SSAValue] = field(default_factory=lambda: {})
+    sinks: dict[SSAValue, None] = field(default_factory=lambda: {})
+    segment: int = -1
+    barrier: SSAValue | None = None
+    free_array: int = 0
+    """First array not holding a resident weight of the current segment."""
+    programmed: dict[cim_tile.MVMOp, list[tuple[CopyLayout, SSAValue]]] = field(
+        default_factory=lambda: {}
+    )
+    finishers: dict[str, list[cim_meta.VectorOp]] = field(default_factory=lambda: {})
+    """The vector ops that wrote each tensor's final values, in emission
+    order: an MVM output's finishing accumulations, or the steps of a
+    one-output vector operator."""
+    streams_chunks: bool = False
+    """The current segment streams a weight through its free arrays."""
+    dynamic_busy: list[SSAValue] = field(default_factory=lambda: [])
+    """The op after which the free arrays are done with the activation
+    matmul run on them last in this segment."""
+    computed_last: dict[tuple[str, int], Span] = field(default_factory=lambda: {})
+    """The vectors each copy (weight, first array) computed last: the rows
+    of the feature map its cores' line buffers still hold."""
+
+    def __post_init__(self) -> None:
+        self.buffer = SpaceAllocator[SSAValue](
+            self.hw.buffers.global_bytes * self.hw.hierarchy.chips
+        )
+
+    @property
+    def usable_arrays(self) -> int:
+        """Arrays the segments may use: all but the KV cache's."""
+        return self.hw.total_arrays - self.reserved
+
+    @property
+    def all_cores(self) -> cim_meta.CoreRangesAttr:
+        return core_ranges(range(self.hw.total_cores))
+
+    def emit(self, op: Operation) -> SSAValue:
+        self.block.add_op(op)
+        for dep in op.operands:
+            self.sinks.pop(dep, None)
+        token = op.results[0]
+        self.sinks[token] = None
+        return token
+
+    def deps(self, *tokens: SSAValue | None) -> list[SSAValue]:
+        chosen = [t for t in tokens if t is not None]
+        if self.barrier is not None and not chosen:
+            chosen = [self.barrier]
+        return list(dict.fromkeys(chosen))
+
+    def tensor_bytes(self, value: SSAValue) -> int:
+        return num_elements(tensor_shape(value)) * self.hw.activation_bytes
+
+    def join(self, tokens: Sequence[SSAValue], name: str) -> SSAValue:
+        """A zero-time op after all ``tokens``."""
+        return self.emit(
+            cim_meta.SegmentOp(self.segment, list(tokens), label=f"join {name}")
+        )
+
+    @property
+    def pipelined(self) -> bool:
+        kind, blocks = self.dataflows.get(self.segment, (Dataflow.LAYER, 1))
+        return kind != Dataflow.LAYER and blocks > 1
+
+    def step_plan(self, op: Operation) -> BlockPlan | None:
+        if not self.pipelined:
+            return None
+        kind, _ = self.dataflows[self.segment]
+        layouts = [
+            self.layouts.get(self.names[v]) if v in self.names else None
+            for v in op.operands
+        ]
+        return blocking.plan(op, layouts, kind, self.batch)
+
+    def steps(self, plan: BlockPlan | None) -> list[Band | None]:
+        if plan is None:
+            return [None]
+        return list(bands(plan.output.rows, self.dataflows[self.segment][1]))
+
+    def first_needs(self, plan: BlockPlan | None, index: int) -> Band | None:
+        """What the first band of a pipelined op reads of its ``index``-th
+        operand (None: all of it): a pipelined output is allocated once its
+        first band can start, not after its whole input."""
+        first = self.steps(plan)[0]
+        if plan is None or first is None:
+            return None
+        return plan.needs(index, first)

@@ -1,0 +1,327 @@
+"""Weight streaming: weights programmed into arrays from the global buffer,
+memory-mode arrays or DRAM, and prefetched for the next segment or chunk."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from xdsl.ir import SSAValue
+
+from cimflow.analysis.tile_mapping import Chunk, plan_chunks
+from cimflow.cimdialect import cim_meta, cim_tile
+from cimflow.errors import CimError
+from cimflow.hw_targets import HardwareTarget
+from cimflow.lowering.buffers import BufferPlacement
+from cimflow.lowering.placement import (
+    Location,
+    TensorState,
+    spread_bytes,
+)
+from cimflow.lowering.state import (
+    CopyLayout,
+    copy_layout,
+)
+
+
+def program_parts(
+    tiling: cim_tile.TilingAttr, chunk: Chunk, room: int, hw: HardwareTarget
+) -> list[tuple[int, Chunk]]:
+    """A chunk cut into parts of at most ``room`` bytes of weight, each a
+    rectangle of the matrix on consecutive arrays (its offset in the chunk):
+    whole column tiles together, or one array at a time when a column tile
+    alone is larger. Grouped and packed weights stay whole."""
+    whole = max(1, (chunk.weight_elements) * hw.weight_bytes)
+    if whole <= room or chunk.groups > 1 or tiling.field("groups") > 1:
+        return [(0, chunk)]
+    rows, outputs = tiling.field("rows"), tiling.outputs_per_array
+    row_tiles = max(1, chunk.row_tiles)
+    columns = -(-(chunk.n1 - chunk.n0) // outputs)
+    column_bytes = (chunk.k1 - chunk.k0) * min(outputs, chunk.n1 - chunk.n0)
+    column_bytes *= hw.weight_bytes
+    parts: list[tuple[int, Chunk]] = []
+    if column_bytes <= room:
+        step = max(1, room // max(1, column_bytes))
+        for c in range(0, columns, step):
+            n0 = chunk.n0 + c * outputs
+            n1 = min(chunk.n1, chunk.n0 + (c + step) * outputs)
+            count = -(-(n1 - n0) // outputs)
+            parts.append(
+                (
+                    c * row_tiles,
+                    Chunk(
+                        chunk.k0,
+                        chunk.k1,
+                        n0,
+                        n1,
+                        count * row_tiles,
+                        chunk.rows,
+                        chunk.cols,
+                        row_tiles,
+                    ),
+                )
+            )
+        return parts
+    for c in range(columns):
+        n0 = chunk.n0 + c * outputs
+        n1 = min(chunk.n1, n0 + outputs)
+        for r in range(row_tiles):
+            k0 = chunk.k0 + r * rows
+            k1 = min(chunk.k1, k0 + rows)
+            parts.append(
+                (c * row_tiles + r, Chunk(k0, k1, n0, n1, 1, chunk.rows, chunk.cols, 1))
+            )
+    return parts
+
+
+class WeightStreaming(BufferPlacement):
+    """Weights loaded, programmed and prefetched."""
+
+    def weight_bytes(self, chunk: Chunk) -> int:
+        return max(1, chunk.weight_elements * self.hw.weight_bytes)
+
+    def declare_weight(self, mvm: cim_tile.MVMOp) -> None:
+        weight = mvm.weight.data
+        mapping = (
+            mvm.layout.data,
+            mvm.tiling.field("groups"),
+            mvm.tiling.field("k"),
+            mvm.tiling.field("n"),
+        )
+        declared = self.declared_weights.get(weight)
+        if declared is None:
+            self.declared_weights[weight] = mapping
+            self.decls.append(cim_meta.WeightDeclOp(weight, *mapping))
+        elif declared != mapping:
+            raise CimError(
+                f"weight '{weight}' is used as two different matrices "
+                f"(layout, groups, k, n) = {declared} and {mapping}"
+            )
+
+    def program_copies(
+        self,
+        mvm: cim_tile.MVMOp,
+        copies: Sequence[cim_meta.ArrayRangesAttr],
+        source: TensorState | None = None,
+    ) -> None:
+        """Program every copy of a resident weight, streaming it from
+        ``source`` (memory-mode arrays that prefetched it, or the global
+        buffer it was read out to), else from the global buffer (one load
+        from DRAM for all copies) when it fits there, else part by part
+        through it (each part read from DRAM once for all copies)."""
+        self.declare_weight(mvm)
+        weight = mvm.weight.data
+        chunk = plan_chunks(mvm.tiling, self.usable_arrays)[0]
+        nbytes = self.weight_bytes(chunk)
+        layouts = [
+            copy_layout(self.hw, mvm.tiling, chunk, arrays.ranges[0][0])
+            for arrays in copies
+        ]
+        staged = source
+        if staged is None and len(copies) > 1:
+            staged = self.load_to_buffer(weight, nbytes, [self.barrier])
+        programmed: list[tuple[CopyLayout, SSAValue]] = []
+        if staged is None or staged.where()[0] == Location.DRAM:
+            tokens = self.program_through_buffer(
+                weight, mvm.tiling, layouts, self.deps(self.to_compute)
+            )
+            self.programmed[mvm] = list(zip(layouts, tokens, strict=True))
+            return
+        for layout in layouts:
+            level, arrays = staged.where()
+            feed = (
+                cim_meta.Feed.BUFFER
+                if level == Location.BUFFER
+                else cim_meta.Feed.MEMORY
+            )
+            token = self.program(
+                weight,
+                layout,
+                self.deps(*staged.tokens(), self.to_compute or self.barrier),
+                feed,
+                arrays if level == Location.MEMORY else None,
+            )
+            self.read(staged, token)
+            programmed.append((layout, token))
+        if staged is not source and staged.allocated:
+            self.free(staged)
+        self.programmed[mvm] = programmed
+
+    def program(
+        self,
+        weight: str,
+        layout: CopyLayout,
+        deps: Sequence[SSAValue],
+        feed: cim_meta.Feed,
+        feed_arrays: cim_meta.ArrayRangesAttr | None = None,
+    ) -> SSAValue:
+        chunk = layout.chunk
+        return self.emit(
+            cim_meta.ProgramOp(
+                weight,
+                layout.arrays,
+                chunk.rows,
+                chunk.cols,
+                (chunk.k0, chunk.k1),
+                (chunk.n0, chunk.n1),
+                deps,
+                self.segment,
+                label=weight,
+                feed=feed,
+                in_bytes=self.weight_bytes(chunk),
+                feed_arrays=feed_arrays,
+            )
+        )
+
+    def program_through_buffer(
+        self,
+        weight: str,
+        tiling: cim_tile.TilingAttr,
+        layouts: Sequence[CopyLayout],
+        after: Sequence[SSAValue],
+    ) -> list[SSAValue]:
+        """Program copies of a placed chunk from DRAM: part by part (whole
+        column tiles, or single arrays), each loaded into the global buffer
+        once and streamed from there to every copy's arrays once ``after``
+        (what frees the arrays) is done; the loads wait only for room in the
+        buffer and the DRAM order, so they run ahead while the arrays still
+        compute. A part that does not fit the buffer streams from DRAM to
+        each copy. Returns, per copy, the op after which it is programmed."""
+        room = self.buffer.available // 2
+        tokens: list[list[SSAValue]] = [[] for _ in layouts]
+        for offset, part in program_parts(tiling, layouts[0].chunk, room, self.hw):
+            pieces = [
+                copy_layout(self.hw, tiling, part, layout.arrays.ranges[0][0] + offset)
+                for layout in layouts
+            ]
+            nbytes = self.weight_bytes(part)
+            if nbytes > self.buffer.available:
+                for done, piece in zip(tokens, pieces, strict=True):
+                    done.append(
+                        self.program(
+                            weight, piece, self.deps(*after), cim_meta.Feed.DRAM
+                        )
+                    )
+                continue
+            place = f"{weight}@{pieces[0].arrays.ranges[0][0]}"
+            grant = self.buffer.allocate(place, nbytes)
+            load = self.emit(
+                cim_meta.LoadOp(
+                    weight,
+                    nbytes,
+                    Location.DRAM,
+                    Location.BUFFER,
+                    self.deps(*grant.after, *self.stream_loads[-1:]),
+                    self.segment,
+                    label=weight,
+                    allocs=[cim_meta.AllocAttr.get(place, nbytes, Location.BUFFER)],
+                )
+            )
+            self.stream_loads.append(load)
+            self.passing[place] = place
+            programs = [
+                self.program(
+                    weight, piece, self.deps(load, *after), cim_meta.Feed.BUFFER
+                )
+                for piece in pieces
+            ]
+            self.release_passing(place, programs)
+            for done, program in zip(tokens, programs, strict=True):
+                done.append(program)
+        return [
+            done[0]
+            if len(done) == 1
+            else self.emit(
+                cim_meta.SegmentOp(self.segment, done, label=f"programmed {weight}")
+            )
+            for done in tokens
+        ]
+
+    def segment_weight(self, name: str, nbytes: int) -> TensorState:
+        """A weight or bias the segment's vector work reads, loaded once."""
+        state = self.segment_loads.get(name)
+        if state is None:
+            state = self.load_to_buffer(name, nbytes, [self.barrier])
+            self.segment_loads[name] = state
+        return state
+
+    def prefetch(
+        self,
+        next_mvms: Sequence[cim_tile.MVMOp],
+        buffer: tuple[cim_meta.ArrayRangesAttr, int],
+        switched: SSAValue | None,
+    ) -> None:
+        """Load the next segment's resident weights into memory arrays while
+        this segment computes, as many as fit."""
+        arrays, free = buffer
+        upcoming: dict[str, TensorState] = {}
+        for mvm in next_mvms:
+            alloc = mvm.alloc
+            if alloc is None or alloc.field("chunks") > 1:
+                continue
+            plan = plan_chunks(mvm.tiling, self.usable_arrays)
+            nbytes = self.weight_bytes(plan[0])
+            weight = mvm.weight.data
+            footprint = spread_bytes([nbytes], arrays)
+            if weight in upcoming or footprint > free:
+                continue
+            free -= footprint
+            token = self.emit(
+                cim_meta.LoadOp(
+                    weight,
+                    nbytes,
+                    Location.DRAM,
+                    Location.MEMORY,
+                    self.deps(switched, self.barrier, *self.stream_loads[-1:]),
+                    self.segment,
+                    arrays=arrays,
+                    label=weight,
+                    allocs=[
+                        cim_meta.AllocAttr.get(weight, nbytes, Location.MEMORY, arrays)
+                    ],
+                )
+            )
+            state = TensorState(weight, nbytes, Location.MEMORY, arrays)
+            state.ready, state.allocated = [(None, token)], True
+            upcoming[weight] = state
+        self.prefetched = upcoming
+
+    def prefetch_chunk(
+        self,
+        weight: str,
+        chunks: Sequence[Chunk],
+        index: int,
+        prefetched: dict[int, tuple[cim_meta.ArrayRangesAttr, SSAValue]],
+        programs: Mapping[int, SSAValue],
+    ) -> None:
+        """Load chunk ``index`` of a streamed weight from DRAM into a half of
+        the segment's ``chunks`` buffer (halves alternate; a half is reused
+        once the chunk before in it was programmed and freed), if it fits a
+        half. ``programs`` holds, per chunk, the op after which it is on
+        its arrays (its free, for a chunk that came through a half)."""
+        if self.chunk_buffer is None:
+            return
+        first, half = self.chunk_buffer
+        chunk = chunks[index]
+        if self.weight_bytes(chunk) > half * self.hw.dual_mode.memory_capacity_bytes:
+            return
+        start = first + (index % 2) * half
+        arrays = cim_meta.ArrayRangesAttr.from_ranges([(start, start + half)])
+        load = self.emit(
+            cim_meta.LoadOp(
+                weight,
+                self.weight_bytes(chunk),
+                Location.DRAM,
+                Location.MEMORY,
+                self.deps(self.barrier, self.to_memory, programs.get(index - 2)),
+                self.segment,
+                arrays=arrays,
+                label=weight,
+                allocs=[
+                    cim_meta.AllocAttr.get(
+                        weight, self.weight_bytes(chunk), Location.MEMORY, arrays
+                    )
+                ],
+            )
+        )
+        self.stream_loads.append(load)
+        prefetched[index] = (arrays, load)
