@@ -356,24 +356,14 @@ class ScheduleBuilder(MvmLowering):
         def program_chunk(
             _: int, layout: CopyLayout, previous: SSAValue | None
         ) -> SSAValue:
-            chunk = layout.chunk
             level, arrays = operand.where()
-            token = self.emit(
-                cim_meta.ProgramOp(
-                    weight,
-                    layout.arrays,
-                    chunk.rows,
-                    chunk.cols,
-                    (chunk.k0, chunk.k1),
-                    (chunk.n0, chunk.n1),
-                    self.deps(*operand.tokens(), previous, *self.dynamic_busy),
-                    self.segment,
-                    label=weight,
-                    source=cim_meta.ProgramSource.TENSOR,
-                    feed=cim_meta.Feed(level.value),
-                    in_bytes=chunk.weight_elements * self.hw.activation_bytes,
-                    feed_arrays=arrays if level == Location.MEMORY else None,
-                )
+            token = self.program(
+                weight,
+                layout,
+                self.deps(*operand.tokens(), previous, *self.dynamic_busy),
+                cim_meta.Feed(level.value),
+                arrays if level == Location.MEMORY else None,
+                source=cim_meta.ProgramSource.TENSOR,
             )
             self.read(operand, token)
             return token

@@ -153,8 +153,17 @@ class WeightStreaming(BufferPlacement):
         deps: Sequence[SSAValue],
         feed: cim_meta.Feed,
         feed_arrays: cim_meta.ArrayRangesAttr | None = None,
+        source: cim_meta.ProgramSource = cim_meta.ProgramSource.WEIGHT,
     ) -> SSAValue:
+        """Write a chunk of ``weight`` (or, with ``source`` tensor, of an
+        activation tensor) into its arrays, streaming its values from
+        ``feed`` at the weight (or activation) width."""
         chunk = layout.chunk
+        in_bytes = (
+            self.weight_bytes(chunk)
+            if source == cim_meta.ProgramSource.WEIGHT
+            else chunk.weight_elements * self.hw.activation_bytes
+        )
         return self.emit(
             cim_meta.ProgramOp(
                 weight,
@@ -166,8 +175,9 @@ class WeightStreaming(BufferPlacement):
                 deps,
                 self.segment,
                 label=weight,
+                source=source,
                 feed=feed,
-                in_bytes=self.weight_bytes(chunk),
+                in_bytes=in_bytes,
                 feed_arrays=feed_arrays,
             )
         )
