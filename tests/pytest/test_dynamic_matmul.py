@@ -12,6 +12,8 @@ from pathlib import Path
 import onnx
 import pytest
 from functional_models import FAMILIES
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ir_builders import parse_module
 from onnx import TensorProto, helper
 
@@ -83,24 +85,52 @@ def directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_both_attention_matmuls_run_on_arrays_with_row_tiles(directory: Path) -> None:
-    """On tiny (32-row arrays) the second matmul reduces over 40 rows: two
-    row tiles whose partial sums the cores add; 2 heads of 40 x 16 keys
-    take more than tiny's 8 arrays at once, so the operand is written in
-    chunks, each after the MVMs of the chunk before are done."""
+    """On tiny (8 arrays of 32 x 32, 4 bit slices): kt is 2 blocks of 16 x 40,
+    5 arrays each (40 outputs x 4 slices), more than the 8 arrays at once,
+    so it is written in 2 chunks of one head, the second after the first's
+    MVMs; v is 2 blocks of 40 x 16, 2 row tiles x 2 column tiles each, all
+    8 arrays in one chunk, and the cores add the row tiles' partial sums
+    (40 rows x 2 heads x 16 outputs)."""
     path = directory / "attention.onnx"
     onnx.save(attention(heads=2, rows=40, width=16), path)
-    target = dynamic_target(directory, "tiny")
-    trace = compiled(path, target)
-    programs = tensor_programs(trace)
-    assert {op.weight for op in programs} == {"kt", "v"}
-    assert len(programs) > 2  # chunks
-    assert max(op.k[1] - op.k[0] for op in programs if op.weight == "v") > 32 or any(
-        op.k[1] - op.k[0] < 40 for op in programs if op.weight == "v"
-    )
-    assert not [
-        op for op in trace.ops if isinstance(op, VectorOp) and op.op == "matmul"
+    trace = compiled(path, dynamic_target(directory, "tiny"))
+    written = [(op.weight, op.k, op.n) for op in tensor_programs(trace)]
+    assert written == [
+        ("kt", (0, 16), (0, 40)),
+        ("kt", (16, 32), (40, 80)),
+        ("v", (0, 80), (0, 32)),
     ]
+    vector_ops = [
+        (op.op, op.element_ops) for op in trace.ops if isinstance(op, VectorOp)
+    ]
+    assert ("accumulate", 40 * 2 * 16) in vector_ops
+    assert "matmul" not in [kind for kind, _ in vector_ops]
     report = verify_trace(trace, path, "exact")
+    assert report.passed, report
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    heads=st.integers(1, 3),
+    rows=st.integers(1, 48),
+    width=st.integers(1, 40),
+    quantized=st.booleans(),
+)
+def test_any_attention_shape_on_tiny_arrays_is_exact(
+    directory: Path, heads: int, rows: int, width: int, quantized: bool
+) -> None:
+    """Reductions over one or several row tiles, blocks packed several to
+    an array or cut over several, one chunk or many: the arrays give
+    onnxruntime's result (exact mode), and the quantized pipeline runs."""
+    path = directory / f"attention_{heads}_{rows}_{width}.onnx"
+    onnx.save(attention(heads, rows, width), path)
+    trace = compiled(path, dynamic_target(directory, "tiny"))
+    assert {op.weight for op in tensor_programs(trace)} == {"kt", "v"}
+    report = verify_trace(trace, path, "both" if quantized else "exact")
     assert report.passed, report
 
 
