@@ -121,9 +121,14 @@ What the model leaves out: ops overlapping the segment's entry (vector ops
 that need no weight), the order in which the simulator grants a shared
 resource to ops of parallel branches, the lowering keeping spilled tensors
 in a following segment's identical buffer (the model evicts them: an upper
-bound). Measured against ``cim-sim`` on the small zoo on ``tiny`` and
-``dynaplasia`` the prediction is within 0.94x to 1.17x of the simulated
-latency (``tests/pytest/test_cim_allocate.py``).
+bound), and how the lowering overlaps an op's streams with its compute
+(the model adds a vector op's DRAM loads and stores to its work, where the
+lowering streams them while it computes: up to 2x on a large element-wise
+op whose input and output live in DRAM), and activation matmuls a
+``dynamic_matmul`` target runs on free arrays (priced on the vector
+units). Measured against ``cim-sim`` on the small zoo on ``tiny`` and
+``dynaplasia``: see ``PREDICTION_BOUND`` in
+``tests/pytest/test_cim_allocate.py``.
 """
 
 from __future__ import annotations
