@@ -47,11 +47,8 @@ class ArrayPlacement(WeightStreaming):
         keep = roles.get(cim_tile.BufferRole.ACTIVATIONS)
         freeing = self.evict_spills(keep)
         compute = {a for _, copies in placed for c in copies for a in array_ids(c)}
-        self.streams_chunks = any(
-            m.alloc is not None and m.alloc.field("chunks") > 1 for m in mvms
-        )
-        self.dynamic_busy = []
-        if self.streams_chunks:
+        self.dynamic_busy, self.streamed_busy = [], []
+        if any(m.alloc is not None and m.alloc.field("chunks") > 1 for m in mvms):
             compute |= set(range(self.free_array, self.hw.total_arrays))
         memory = {a for arrays, _ in roles.values() for a in array_ids(arrays)}
         sources, read_out = self.read_out_prefetched(compute)
@@ -230,10 +227,9 @@ class ArrayPlacement(WeightStreaming):
 
     def dynamic_arrays(self) -> int:
         """Arrays an activation matmul may write in this segment: the free
-        ones from ``free_array`` up to the first in memory mode (none when
-        the segment streams a weight through them)."""
-        if self.streams_chunks:
-            return 0
+        ones from ``free_array`` up to the first in memory mode (shared, one
+        after the other, with the weights the segment streams through
+        them)."""
         stop = next(
             (
                 a

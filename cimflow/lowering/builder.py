@@ -360,7 +360,13 @@ class ScheduleBuilder(MvmLowering):
             token = self.program(
                 weight,
                 layout,
-                self.deps(*operand.tokens(), previous, *self.dynamic_busy),
+                self.deps(
+                    *operand.tokens(),
+                    previous,
+                    *self.dynamic_busy,
+                    *self.streamed_busy,
+                    self.to_compute,
+                ),
                 cim_meta.Feed(level.value),
                 arrays if level == Location.MEMORY else None,
                 source=cim_meta.ProgramSource.TENSOR,

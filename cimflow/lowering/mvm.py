@@ -951,7 +951,7 @@ class MvmLowering(ArrayPlacement):
                 program = self.program(
                     weight,
                     layout,
-                    self.deps(token, previous, self.to_compute),
+                    self.deps(token, previous, self.to_compute, *self.dynamic_busy),
                     cim_meta.Feed.MEMORY,
                     half,
                 )
@@ -965,16 +965,21 @@ class MvmLowering(ArrayPlacement):
                 )
             else:
                 (program,) = self.program_through_buffer(
-                    weight, mvm.tiling, [layout], self.deps(previous, self.to_compute)
+                    weight,
+                    mvm.tiling,
+                    [layout],
+                    self.deps(previous, self.to_compute, *self.dynamic_busy),
                 )
             programs[index] = program
             if index + 1 < len(chunks):  # after this chunk's program: DRAM order
                 self.prefetch_chunk(weight, chunks, index + 1, prefetched, programs)
             return program
 
-        return self.compute_chunks(
+        finished = self.compute_chunks(
             mvm, chunks, program_chunk, tensors, (source, target), window, ready
         )
+        self.streamed_busy = finished[-1:]
+        return finished
 
     def compute_chunks(
         self,

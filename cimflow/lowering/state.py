@@ -166,11 +166,12 @@ class BuilderState:
     """The vector ops that wrote each tensor's final values, in emission
     order: an MVM output's finishing accumulations, or the steps of a
     one-output vector operator."""
-    streams_chunks: bool = False
-    """The current segment streams a weight through its free arrays."""
     dynamic_busy: list[SSAValue] = field(default_factory=lambda: [])
     """The op after which the free arrays are done with the activation
     matmul run on them last in this segment."""
+    streamed_busy: list[SSAValue] = field(default_factory=lambda: [])
+    """The op after which the free arrays are done with the weight streamed
+    through them last in this segment."""
     computed_last: dict[tuple[str, int], Span] = field(default_factory=lambda: {})
     """The vectors each copy (weight, first array) computed last: the rows
     of the feature map its cores' line buffers still hold."""

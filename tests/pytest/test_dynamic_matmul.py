@@ -9,13 +9,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 from functional_models import FAMILIES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ir_builders import parse_module
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.trace import ProgramOp, Trace, VectorOp
@@ -157,6 +158,48 @@ def test_transformers_verify_exactly_with_attention_on_arrays(
     trace = compiled(path, dynamic_target(directory, "dynaplasia"), strategy)
     # two activation matmuls per layer, both layers
     assert len(tensor_programs(trace)) == 4
+    report = verify_trace(trace, path, "exact")
+    assert report.passed, report
+
+
+def attention_beside_linear(linear_first: bool) -> onnx.ModelProto:
+    """:func:`attention` (2 heads of 8 x 8) and, independent of it, ``x [4,
+    64] @ w [64, 96]``, which streams through tiny's arrays in chunks (2 row
+    tiles x 12 column tiles = 24 arrays); ``linear_first`` puts the linear
+    layer first in the graph."""
+    model = attention(heads=2, rows=8, width=8)
+    graph = model.graph
+    weights = np.random.default_rng(0).standard_normal((64, 96)).astype(np.float32)
+    linear = helper.make_node("MatMul", ["x", "w"], ["y"], name="linear")
+    nodes = list(graph.node)
+    nodes = [linear, *nodes] if linear_first else [*nodes, linear]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.append(numpy_helper.from_array(weights, "w"))
+    graph.input.append(helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 64]))
+    graph.output.append(helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 96]))
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.mark.parametrize("linear_first", [True, False])
+def test_streamed_weights_and_activation_matmuls_share_the_free_arrays(
+    directory: Path, linear_first: bool
+) -> None:
+    """A weight streamed in chunks and the attention matmuls, independent of
+    each other, write the same free arrays of tiny in one segment, each
+    only once the other is done with them (the functional executor refuses
+    a reprogramming that does not wait for the arrays' readers)."""
+    path = directory / f"beside_{linear_first}.onnx"
+    onnx.save(attention_beside_linear(linear_first), path)
+    trace = compiled(path, dynamic_target(directory, "tiny"))
+    written: dict[str, set[int]] = {"weight": set(), "tensor": set()}
+    for program in trace.ops:
+        if isinstance(program, ProgramOp):
+            for first, stop in program.arrays:
+                written[program.source].update(range(first, stop))
+    assert len({op.segment for op in trace.ops}) == 1
+    assert written["weight"] & written["tensor"]
     report = verify_trace(trace, path, "exact")
     assert report.passed, report
 
