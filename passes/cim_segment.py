@@ -14,7 +14,8 @@ segment of its own and streams in chunks. ``cost`` is the fast estimate
 of :mod:`cimflow.analysis.dual_mode_model`: the segment's entry (its weights
 loaded from DRAM and programmed) plus its body latency under the greedy
 all-compute allocation (spare arrays to the copies that save the most
-cycles per array), with the same formulas as the MILP. It is an upper bound
+cycles per array, or one copy each when that is faster), with the same
+formulas as the MILP. It is an upper bound
 of what ``cim-allocate`` then finds for the chosen segments (memory-mode
 arrays, exact copies), so the DP never sees memory mode: boundaries are
 chosen for compute, and the MILP refines each chosen segment.
@@ -23,7 +24,7 @@ The static baseline's segments are in the search space (when none holds
 more than ``max_segment_ops`` MVMs) and one copy each is among the
 allocations, so under the model the result is never slower than static.
 
-The pass writes ``#cim_tile.alloc`` (segment, the greedy copies, chunks)
+The pass writes ``#cim_tile.alloc`` (segment, those copies, chunks)
 and the segment of every ``cim_tile.vector``, a complete allocation the
 lowering can carry out alone; ``cim-allocate`` refines it. The module's
 ``cim_tile.strategy`` becomes ``cmswitch`` and ``cim_tile.predicted_cycles``
@@ -47,6 +48,7 @@ from cimflow.analysis.dual_mode_model import (
     build_program,
     evaluate,
     greedy_allocation,
+    minimal_allocation,
     parse_dataflows,
     program_entry,
 )
@@ -63,12 +65,22 @@ from cimflow.target_record import module_target
 DEFAULT_MAX_SEGMENT_OPS = 64
 
 
+def fast_allocations(inst: SegmentInstance) -> tuple[Allocation, Allocation]:
+    """The all-compute allocations the fast estimate tries: greedy copies,
+    and one copy each (greedy copies may cost more than they save: it
+    weighs each copy against its own MVM, not the segment's shared
+    interconnect and DRAM)."""
+    return greedy_allocation(inst), minimal_allocation(inst)
+
+
 def estimate(program: Program, first: int, stop: int, max_copies: int) -> int:
     """Entry plus body (and, for the last segment, the final stores) of tile
-    ops ``[first, stop)`` under the greedy all-compute allocation."""
+    ops ``[first, stop)`` under the better all-compute allocation of
+    :func:`fast_allocations`."""
     return program_entry(program, first, stop) + min(
-        evaluate(inst, greedy_allocation(inst)).total
+        evaluate(inst, alloc).total
         for inst in Segment(program, first, stop).instances(max_copies, memory=False)
+        for alloc in fast_allocations(inst)
     )
 
 
@@ -165,7 +177,7 @@ class CimSegmentPass(ModulePass):
                 for inst in Segment(program, first, stop).instances(
                     self.max_copies, memory=False
                 )
-                for alloc in (greedy_allocation(inst),)
+                for alloc in fast_allocations(inst)
             ]
             _, inst, alloc = min(choices, key=lambda choice: choice[0])
             instances.append(inst)

@@ -22,10 +22,13 @@ of layer dataflow:
 - ``fixed_k``: cycles that no allocation changes, one after another:
   ``interconnect_cost`` of moving its input to the arrays and gathering the
   partial sums back, ``vector_cost`` of accumulating row tiles and bias (an
-  MVM) or of its work (vector ops, ``im2col``, ``col2im``), and
-  ``transfer_cost(dram, buffer, b)`` of every load that always comes from
-  DRAM (model inputs, spilled tensors of earlier segments — evicted to DRAM
-  when their segment ends —, gathered embedding rows);
+  MVM) or of its work (``im2col``, ``col2im``), and ``transfer_cost(dram,
+  buffer, b)`` of every load that always comes from DRAM (model inputs,
+  spilled tensors of earlier segments — evicted to DRAM when their segment
+  ends —, gathered embedding rows); a vector op is the one op the lowering
+  emits for it, ``vector_op_cost`` of its work while it streams its
+  operands in and its results out (from DRAM when every operand is there,
+  else from the global buffer after the loads; a view costs nothing);
 - a tensor it produces is *spilled* when the lowering would store it (a whole
   tensor over half the global buffer); each consumer loads it again;
 - weights read by vector ops and biases are loaded once per segment.
@@ -121,10 +124,10 @@ What the model leaves out: ops overlapping the segment's entry (vector ops
 that need no weight), the order in which the simulator grants a shared
 resource to ops of parallel branches, the lowering keeping spilled tensors
 in a following segment's identical buffer (the model evicts them: an upper
-bound), and how the lowering overlaps an op's streams with its compute
-(the model adds a vector op's DRAM loads and stores to its work, where the
-lowering streams them while it computes: up to 2x on a large element-wise
-op whose input and output live in DRAM), and activation matmuls a
+bound), a vector op streaming a spilled result out as it computes (the model
+stores it after the op: up to 1.5x on a large element-wise op whose input
+and output live in DRAM), where a tensor fits (the lowering: the room left
+in the global buffer; the model: half of it), and activation matmuls a
 ``dynamic_matmul`` target runs on free arrays (priced on the vector
 units). Measured against ``cim-sim`` on the small zoo on ``tiny`` and
 ``dynaplasia``: see ``PREDICTION_BOUND`` in
@@ -152,6 +155,7 @@ from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.cimdialect.shapes import num_elements
 from cimflow.cost_model import (
     Location,
+    OpCost,
     interconnect_cost,
     mvm_cycles,
     program_cost,
@@ -160,9 +164,11 @@ from cimflow.cost_model import (
     transfer_cost,
     vector_cost,
     vector_element_ops,
+    vector_op_parts,
 )
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
+from cimflow.lowering.placement import VIEW_KINDS
 from cimflow.lowering.rules import (
     chunks_out_bytes,
     epilogue_source,
@@ -250,6 +256,10 @@ class OpInfo:
     parts: list[tuple[Part, int]] = field(default_factory=lambda: [])
     """What ``fixed`` is made of, to price one band of it: interconnect
     bytes, vector element ops, DRAM bytes loaded."""
+    streams: tuple[int, int, int, bool] | None = None
+    """For a vector op: the work, bytes in and bytes out of the one op the
+    lowering emits for it, and whether it streams its operands from DRAM
+    (its cycles are those of its work and streams at the same time)."""
     reads: list[tuple[int, int]] = field(default_factory=lambda: [])
     """``(operand position, producing tile op)`` of each operand a tile op
     produced (the positions :attr:`BlockPlan.needs` takes)."""
@@ -335,6 +345,63 @@ def _everywhere(kind: Dataflow) -> Callable[[int], Dataflow]:
 
 PIPELINED_DATAFLOWS = (Dataflow.ROWS, Dataflow.BATCH)
 """The pipelined dataflows a segment may take besides ``layer``."""
+
+
+@dataclass(frozen=True)
+class _OperandStreams:
+    in_bytes: int
+    """Bytes of the operands a vector op streams in (constants excepted)."""
+    from_dram: bool
+    """Every streamed operand lies in DRAM (model inputs, gathered table
+    rows), so the op streams them from there; otherwise the lowering loads
+    those in DRAM into the global buffer first (:meth:`common_level`)."""
+
+
+def _vector_op(
+    hw: HardwareTarget, work: int, in_bytes: int, out_bytes: int, from_dram: bool
+) -> tuple[OpCost, OpCost]:
+    """The compute and the streams of a vector op on every core's units."""
+    return vector_op_parts(
+        hw,
+        work,
+        ((0, hw.total_cores),),
+        in_bytes,
+        out_bytes,
+        in_from="dram" if from_dram else "buffer",
+    )
+
+
+def _operand_streams(
+    hw: HardwareTarget,
+    op: cim_tile.VectorOp,
+    gathered: int | None,
+    tensor_of: dict[SSAValue, int],
+    tensors: list[TensorInfo],
+    held: dict[str, int],
+) -> _OperandStreams:
+    """What the lowering's vector op streams in, by the rule of
+    :meth:`cimflow.lowering.builder.ScheduleBuilder.operand_source`."""
+    in_bytes = 0
+    levels: set[bool] = set()
+    for position, value in enumerate(op.inputs):
+        owner = value.owner
+        if isinstance(owner, cim_graph.ConstantOp):
+            continue
+        if isinstance(owner, cim_graph.WeightOp):
+            if gathered is not None and position == 0:
+                in_bytes += max(1, gathered * hw.weight_bytes)
+                levels.add(True)
+            else:
+                in_bytes += max(1, num_elements(tensor_shape(value)) * hw.weight_bytes)
+                levels.add(False)
+            continue
+        in_bytes += tensor_bytes(hw, value)
+        tensor_id = tensor_of.get(value)
+        tensor = None if tensor_id is None else tensors[tensor_id]
+        levels.add(
+            tensor is not None and tensor.producer == INPUT and tensor.name not in held
+        )
+    return _OperandStreams(in_bytes, levels == {True})
 
 
 def build_program(
@@ -470,10 +537,30 @@ def build_program(
             continue
         if isinstance(op, cim_tile.VectorOp):
             payload = op.payload
-            _, work = vector_work(payload)
+            kind, work = vector_work(payload)
             gathered = gathered_elements(payload)
+            serial_loads, dram_loads = info.fixed, info.fixed_dram
             for position, value in enumerate(op.inputs):
                 fetch(info, value, gathered if position == 0 else None, position)
+            serial_loads = info.fixed - serial_loads
+            dram_loads = info.fixed_dram - dram_loads
+            if kind not in VIEW_KINDS:
+                streams = _operand_streams(hw, op, gathered, tensor_of, tensors, held)
+                # one op streams its operands and results while it computes
+                # (all from DRAM: one stream, no load before it)
+                if streams.from_dram:
+                    info.fixed -= serial_loads
+                    info.fixed_dram += dram_load(hw, streams.in_bytes) - dram_loads
+                out_bytes = sum(tensor_bytes(hw, r) for r in op.outputs)
+                info.streams = (work, streams.in_bytes, out_bytes, streams.from_dram)
+                compute, stream = _vector_op(hw, *info.streams)
+                info.fixed += max(compute.cycles, stream.cycles)
+                info.vector += compute.cycles
+                info.interconnect += stream.cycles
+                info.parts.append(("vector", work))
+                for value in op.outputs:
+                    produce(info, value, True)
+                continue
             results: Sequence[SSAValue] = list(op.outputs)
             spill = True
         else:
@@ -1094,8 +1181,8 @@ class Segment:
                 terms.append(term)
                 continue
             count = len(steps[info.index])
-            banded = banded_parts(self.hw, info, count)
-            whole = sum(banded.values()) - info.fixed
+            duration, banded = banded_parts(self.hw, info, count)
+            whole = duration - info.fixed
             for part in extra:
                 extra[part] += banded[part]
             extra["interconnect"] -= info.interconnect
@@ -1185,14 +1272,19 @@ class Segment:
         )
 
 
-def banded_parts(hw: HardwareTarget, info: OpInfo, steps: int) -> dict[Part, int]:
-    """Cycles of an op's ``fixed`` parts when it runs in ``steps`` bands,
-    each band priced at its share (every transfer and vector op pays its
-    latency once per band), per resource."""
+def banded_parts(
+    hw: HardwareTarget, info: OpInfo, steps: int
+) -> tuple[int, dict[Part, int]]:
+    """An op's ``fixed`` cycles when it runs in ``steps`` bands, each band
+    priced at its share (every transfer and vector op pays its latency once
+    per band), and what it holds of each resource."""
     units = hw.total_cores * hw.vector.units_per_core
     cycles: dict[Part, int] = {"interconnect": 0, "vector": 0, "dram": 0}
+    duration = 0
     for part, amount in info.parts:
         share = math.ceil(amount / steps)
+        if info.streams is not None and (part == "vector" or info.streams[3]):
+            continue  # the vector op's work and DRAM streams, below
         if part == "interconnect":
             one = interconnect_cost(hw, max(1, share)).cycles
         elif part == "vector":
@@ -1200,7 +1292,22 @@ def banded_parts(hw: HardwareTarget, info: OpInfo, steps: int) -> dict[Part, int
         else:
             one = dram_load(hw, share)
         cycles[part] += steps * one
-    return cycles
+        duration += steps * one
+    if info.streams is not None:
+        work, in_bytes, out_bytes, from_dram = info.streams
+        compute, stream = _vector_op(
+            hw,
+            math.ceil(work / steps),
+            math.ceil(in_bytes / steps),
+            math.ceil(out_bytes / steps),
+            from_dram,
+        )
+        duration += steps * max(compute.cycles, stream.cycles)
+        cycles["vector"] += steps * compute.cycles
+        cycles["interconnect"] += steps * stream.cycles
+        if from_dram:
+            cycles["dram"] += steps * dram_load(hw, math.ceil(in_bytes / steps))
+    return duration, cycles
 
 
 @lru_cache(maxsize=4096)
