@@ -58,6 +58,7 @@ from cimflow.passes.cim_allocate import (
     DEFAULT_DATAFLOWS,
     DEFAULT_MAX_COPIES,
     Plan,
+    ranked_cost,
     write_plan,
 )
 from cimflow.target_record import module_target
@@ -173,7 +174,7 @@ class CimSegmentPass(ModulePass):
         allocations: list[Allocation] = []
         for first, stop in bounds:
             choices = [
-                (evaluate(inst, alloc).total, inst, alloc)
+                (ranked_cost(inst, evaluate(inst, alloc).total), inst, alloc)
                 for inst in Segment(program, first, stop).instances(
                     self.max_copies, memory=False
                 )
