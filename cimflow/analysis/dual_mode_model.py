@@ -349,12 +349,14 @@ PIPELINED_DATAFLOWS = (Dataflow.ROWS, Dataflow.BATCH)
 
 @dataclass(frozen=True)
 class _OperandStreams:
+    """What the one op the lowering emits for a vector operator streams in."""
+
     in_bytes: int
     """Bytes of the operands a vector op streams in (constants excepted)."""
     from_dram: bool
     """Every streamed operand lies in DRAM (model inputs, gathered table
     rows), so the op streams them from there; otherwise the lowering loads
-    those in DRAM into the global buffer first (:meth:`common_level`)."""
+    those in DRAM into the global buffer first (its ``common_level``)."""
 
 
 def _vector_op(

@@ -273,13 +273,14 @@ class ScheduleBuilder(MvmLowering):
     def matmul_on_arrays(self, op: cim_tile.VectorOp) -> bool:
         """An activation-by-activation matmul on the segment's free arrays,
         on a target with ``array.dynamic_matmul`` (:class:`ArrayMatmul`):
-        the left operand is laid out as rows (a transpose on the vector
-        units when it has batch dimensions), the right one is written into
-        the arrays chunk after chunk (a tensor ``program`` from where it
-        lives) and the rows stream through each chunk; the outputs are moved
-        back to the operator's shape. False (nothing emitted) when the
-        target cannot, the segment runs in bands, an operand is not an
-        activation, or the free arrays cannot hold one block."""
+        the right operand is written into the arrays chunk after chunk (a
+        tensor ``program`` from where it lives, once whatever used those
+        arrays before in the segment is done) and the left operand's rows
+        stream through each chunk. Seeing the left operand as rows and the
+        result in the operator's shape are transposes the MVM's address
+        generators do (views, like ``im2col``). False (nothing emitted) when
+        the target cannot, the segment runs in bands, an operand is not an
+        activation, or no array is free."""
         shape = array_matmul(op.payload)
         if (
             shape is None
@@ -289,9 +290,9 @@ class ScheduleBuilder(MvmLowering):
         ):
             return False
         available = self.dynamic_arrays()
-        tiling = shape.tiling(self.hw)
         if available < 1:
             return False
+        tiling = shape.tiling(self.hw)
         chunks = plan_chunks(tiling, available)
         lhs, rhs = op.inputs
         element = op.outputs[0].type.element_type
