@@ -27,6 +27,7 @@ from xdsl.pattern_rewriter import (
 )
 from xdsl.transforms.dead_code_elimination import region_dce
 
+from cimflow.analysis.tile_mapping import target_tiling
 from cimflow.cimdialect import cim_graph, cim_tile
 from cimflow.cimdialect.cim_graph import ints, tensor_shape
 from cimflow.hw_targets import HardwareTarget
@@ -46,12 +47,6 @@ def bias_name(op: cim_graph.ConvOp | cim_graph.LinearOp) -> str | None:
     if not isinstance(owner, cim_graph.WeightOp):
         return None
     return owner.weight_name.data
-
-
-def _tiling(hw: HardwareTarget, k: int, n: int, groups: int) -> cim_tile.TilingAttr:
-    return cim_tile.TilingAttr.for_matrix(
-        k, n, groups, hw.array.rows, hw.array.cols, hw.bit_slices
-    )
 
 
 @dataclass
@@ -87,7 +82,7 @@ class LowerConvToMVM(RewritePattern):
             weight_name(op),
             cim_tile.WeightLayout.OIHW,
             bias_name(op),
-            _tiling(self.hw, k, w[0] // groups, groups),
+            target_tiling(self.hw, k, w[0] // groups, groups),
             TensorType(element.element_type, [vectors, w[0]]),
         )
         back = cim_tile.Col2ImOp(mvm.output, element)
@@ -126,7 +121,7 @@ class LowerLinearToMVM(RewritePattern):
             if op.transpose_weight
             else cim_tile.WeightLayout.KN,
             bias_name(op),
-            _tiling(self.hw, k, n, 1),
+            target_tiling(self.hw, k, n, 1),
             TensorType(element.element_type, [vectors, n]),
         )
         new_ops.append(mvm)

@@ -559,7 +559,6 @@ def build_program(
                 info.fixed += max(compute.cycles, stream.cycles)
                 info.vector += compute.cycles
                 info.interconnect += stream.cycles
-                info.parts.append(("vector", work))
                 for value in op.outputs:
                     produce(info, value, True)
                 continue
@@ -1285,8 +1284,8 @@ def banded_parts(
     duration = 0
     for part, amount in info.parts:
         share = math.ceil(amount / steps)
-        if info.streams is not None and (part == "vector" or info.streams[3]):
-            continue  # the vector op's work and DRAM streams, below
+        if info.streams is not None and info.streams[3]:
+            continue  # loads the vector op streams instead, below
         if part == "interconnect":
             one = interconnect_cost(hw, max(1, share)).cycles
         elif part == "vector":

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from cimflow.cimdialect.cim_tile import TilingAttr
+from cimflow.hw_targets import HardwareTarget
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,14 @@ class Chunk:
     @property
     def weight_elements(self) -> int:
         return (self.k1 - self.k0) * (self.n1 - self.n0) // self.groups
+
+
+def target_tiling(hw: HardwareTarget, k: int, n: int, groups: int) -> TilingAttr:
+    """The partition of ``groups`` blocks of a ``k x n`` matrix onto the
+    target's arrays (its rows, columns and bit slices)."""
+    return TilingAttr.for_matrix(
+        k, n, groups, hw.array.rows, hw.array.cols, hw.bit_slices
+    )
 
 
 def _cells(tiling: TilingAttr) -> tuple[int, int]:

@@ -26,7 +26,7 @@ from functools import lru_cache
 
 from xdsl.ir import Attribute, Operation
 
-from cimflow.analysis.tile_mapping import Chunk
+from cimflow.analysis.tile_mapping import Chunk, target_tiling
 from cimflow.cimdialect import cim_graph, cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
 from cimflow.cimdialect.cim_tile import TilingAttr
@@ -341,14 +341,7 @@ class ArrayMatmul:
         return math.prod(self.batch)
 
     def tiling(self, hw: HardwareTarget) -> TilingAttr:
-        return TilingAttr.for_matrix(
-            self.reduction,
-            self.columns,
-            self.groups,
-            hw.array.rows,
-            hw.array.cols,
-            hw.bit_slices,
-        )
+        return target_tiling(hw, self.reduction, self.columns, self.groups)
 
     @property
     def rows_first(self) -> tuple[int, ...]:

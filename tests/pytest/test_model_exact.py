@@ -14,20 +14,11 @@ from onnx import TensorProto, helper
 from xdsl.dialects.builtin import IntegerAttr
 
 from cimflow.cimsim.engine import simulate
-from cimflow.hw_targets import load_target
+from cimflow.hw_targets import load_target, shipped_targets
 from cimflow.passes.cim_allocate import PREDICTED_ATTR
 from cimflow.tools.cim_verify import compile_model, module_trace
 
-SHIPPED = [
-    "dynaplasia",
-    "isaac",
-    "isscc21_core",
-    "jain_wordline",
-    "multichip",
-    "pimcomp_default",
-    "puma",
-    "tiny",
-]
+SHIPPED = shipped_targets()
 OPERATORS: list[tuple[str, int]] = [
     ("Relu", 1),
     ("Sigmoid", 1),
