@@ -830,9 +830,16 @@ def copies_cycles(
     ``weight_bytes``, and the extra copies' weights streaming over the
     interconnect to their arrays."""
     cycles = mvm_cycles(hw, math.ceil(vectors / copies), rows, cols)
-    if copies > 1 and weight_bytes:
-        cycles += interconnect_cost(hw, (copies - 1) * weight_bytes).cycles
-    return cycles
+    return cycles + replica_stream_cycles(hw, copies, weight_bytes)
+
+
+def replica_stream_cycles(hw: HardwareTarget, copies: int, weight_bytes: int) -> int:
+    """The interconnect time of streaming the weight to ``copies - 1`` extra
+    copies (each copy's program streams the weight to its own cores; the
+    first copy's is in the segment's entry)."""
+    if copies < 2 or not weight_bytes:
+        return 0
+    return interconnect_cost(hw, (copies - 1) * weight_bytes).cycles
 
 
 @dataclass
@@ -1208,6 +1215,7 @@ class Segment:
                     info.mvm.arrays,
                     count,
                     max_copies,
+                    info.mvm.weight_bytes,
                 )
             terms.append(
                 replace(
@@ -1361,10 +1369,12 @@ def _pipelined_copies(
     arrays: int,
     steps: int,
     limit: int,
+    weight_bytes: int,
 ) -> tuple[tuple[int, int], ...]:
     """``(d, cycles)`` of an MVM run in ``steps`` bands, band ``b`` on copy
     ``b mod d`` (as the lowering places them): ``ceil(steps / d)`` rounds of
-    one band's vectors; counts that do not shorten the rounds are dropped."""
+    one band's vectors, and the extra copies' weights streaming to their
+    arrays; counts that do not shorten the rounds are dropped."""
     top = max(1, min(limit, steps, total // max(1, arrays)))
     band = mvm_cycles(hw, math.ceil(vectors / steps), rows, cols)
     choices: list[tuple[int, int]] = []
@@ -1372,7 +1382,9 @@ def _pipelined_copies(
     for d in range(1, top + 1):
         rounds = math.ceil(steps / d)
         if rounds != last_rounds:
-            choices.append((d, rounds * band))
+            choices.append(
+                (d, rounds * band + replica_stream_cycles(hw, d, weight_bytes))
+            )
             last_rounds = rounds
     return tuple(choices)
 

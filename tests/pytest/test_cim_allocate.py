@@ -881,3 +881,56 @@ def test_layer_only_dataflows_never_pipeline(model_path: Callable[[str], Path]) 
     module = compile_model(model_path("cnn"), "tiny", "convert-graph-to-tile", DIMS)
     CmswitchPass("tiny", dataflows="layer").apply(make_context(), module)
     assert not any(isinstance(op, cim_tile.DataflowOp) for op in module.walk())
+
+
+def test_a_pipelined_copy_pays_for_streaming_its_weight(tmp_path: Path) -> None:
+    """Two 3x3 convolutions of 512 channels on a 7 x 7 map (ResNet's last
+    stage) on pimcomp_default: each weight is 4.7 MB at 16 bits, and every
+    copy beyond the first streams it to its cores over the interconnect
+    (73,728 cycles at 64 B/cycle), while a copy saves at most a few 4000-cycle
+    MVM rounds of the 7 row bands. Priced without that stream the rows
+    pipeline took 7 copies of each."""
+    rng = np.random.default_rng(0)
+    weights = [
+        onnx.numpy_helper.from_array(
+            (rng.standard_normal((512, 512, 3, 3)) / 50).astype(np.float32), name
+        )
+        for name in ("w1", "w2")
+    ]
+    pads = [1, 1, 1, 1]
+    graph = onnx.helper.make_graph(
+        [
+            onnx.helper.make_node("Conv", ["x", "w1"], ["h"], pads=pads),
+            onnx.helper.make_node("Relu", ["h"], ["r"]),
+            onnx.helper.make_node("Conv", ["r", "w2"], ["y"], pads=pads),
+        ],
+        "last_stage",
+        [
+            onnx.helper.make_tensor_value_info(
+                "x", onnx.TensorProto.FLOAT, [1, 512, 7, 7]
+            )
+        ],
+        [
+            onnx.helper.make_tensor_value_info(
+                "y", onnx.TensorProto.FLOAT, [1, 512, 7, 7]
+            )
+        ],
+        weights,
+    )
+    model = onnx.helper.make_model(
+        graph, opset_imports=[onnx.helper.make_opsetid("", 17)]
+    )
+    model.ir_version = 8
+    path = tmp_path / "last_stage.onnx"
+    onnx.save(model, path)
+    module = compile_model(
+        path,
+        "pimcomp_default",
+        "convert-graph-to-tile,cim-cmswitch{check_dataflows=false}",
+    )
+    copies = [
+        op.alloc.field("copies")
+        for op in module.walk()
+        if isinstance(op, cim_tile.MVMOp) and op.alloc is not None
+    ]
+    assert len(copies) == 2 and max(copies) <= 2
