@@ -32,6 +32,7 @@ array is refused with one line naming the op, the buffer and the bytes.
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -450,19 +451,28 @@ def _lanes_to_take(
     timing: tuple[int, int], lane_free: Sequence[Sequence[int]], now: int
 ) -> tuple[int, int, int]:
     """How many lanes an op takes on its bandwidth resources (each given
-    as the times its lanes are free), starting now or waiting: the choice
-    that finishes it first, among up to the lanes it needs, fewest waits
-    on a tie. Returns ``(lanes, start, blocker)``, where ``blocker`` is
-    the index of the resource it waits for, or -1 to start now."""
+    as the times its lanes are free, in increasing order), starting now or
+    waiting: the choice that finishes it first, among up to the lanes it
+    needs, fewest lanes on a tie. Returns ``(lanes, start, blocker)``, where
+    ``blocker`` is the index of the resource it waits for, or -1 to start
+    now."""
     compute, stream = timing
     needed = lanes_needed(compute, stream)
-    ordered = [sorted(times) for times in lane_free]
+    free_now = min(bisect_right(times, now) for times in lane_free)
     best = (0, 0, 0, -1)  # finish, start, lanes, blocker
-    for lanes in range(1, needed + 1):
+    if free_now:
+        # starting now: more lanes never finish later, so the fewest lanes
+        # that finish as soon as all the free ones
+        cycles = laned_cycles(compute, stream, min(free_now, needed))
+        lanes = max(1, -(-stream * LANES // cycles)) if cycles else 1
+        best = (now + cycles, now, lanes, -1)
+    for lanes in range(free_now + 1, needed + 1):
         start, blocker = now, -1
-        for index, times in enumerate(ordered):
+        for index, times in enumerate(lane_free):
             if times[lanes - 1] > start:
                 start, blocker = times[lanes - 1], index
+        if best[2] and start + compute >= best[0]:
+            break  # later starts, never a shorter run than the compute
         finish = start + laned_cycles(compute, stream, lanes)
         if best[2] == 0 or finish < best[0]:
             best = (finish, start, lanes, blocker)
@@ -526,7 +536,7 @@ def schedule(
     def is_free(r: int) -> bool:
         if r < n_exclusive:
             return free_at[r] <= now
-        return min(lane_free[r - n_exclusive]) <= now
+        return lane_free[r - n_exclusive][0] <= now
 
     def wake(r: int) -> None:
         queue = waiters[r]
@@ -572,12 +582,10 @@ def schedule(
                 for r in exclusive:
                     free_at[r] = end
                 for r in bandwidth:
-                    slots = lane_free[r]
-                    taken = 0
-                    for lane in range(LANES):
-                        if taken < lanes and slots[lane] <= now:
-                            slots[lane] = end
-                            taken += 1
+                    slots = lane_free[r]  # in increasing order: take the first
+                    del slots[:lanes]
+                    at = bisect_right(slots, end)
+                    slots[at:at] = [end] * lanes
                 heappush(events, (end, i))
                 if woke >= 0 and woke >= n_exclusive and is_free(woke):
                     wake(woke)

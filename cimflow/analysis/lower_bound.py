@@ -38,10 +38,11 @@ ops of the function):
   outputs (``t.weight_bytes`` per weight element, ``t.activation_bytes`` per
   activation element, as the lowering counts them). Weights larger than the
   chip's cells are streamed more than once by real schedules; once is still
-  the bound. ``dram_cycles = dram.latency + ceil(bytes / dram.bandwidth)``,
-  the cost model's ``link_cycles`` of DRAM: the DRAM side of
-  ``transfer_cost`` (one transfer's latency is unavoidable; the other side of
-  a transfer may be faster memory-mode arrays, so it is not charged).
+  the bound. ``dram_cycles = dram.latency + ceil(bytes / dram.bandwidth)``
+  (the latency only when something is read: writes are posted), the cost
+  model's ``link_cycles`` of DRAM: the DRAM side of ``transfer_cost`` (one
+  read's latency is unavoidable; the other side of a transfer may be faster
+  memory-mode arrays, so it is not charged).
 - ``interconnect_cycles``: every MVM input tensor (deduplicated: one tensor
   feeding several MVMs, also through reshapes, counts once; a convolution's
   feature map, not its expanded windows) and every MVM output (``vectors *
@@ -327,15 +328,19 @@ def latency_lower_bound(module: ModuleOp, target: HardwareTarget) -> LowerBound:
             chain[result] = depth
 
     weight_bytes = sum(weight_elements.values()) * target.weight_bytes
-    io_bytes = sum(_activation_bytes(v, target) for v in (*used_inputs, *outputs))
-    dram_bytes = weight_bytes + io_bytes
+    read_bytes = weight_bytes + sum(_activation_bytes(v, target) for v in used_inputs)
+    dram_bytes = read_bytes + sum(_activation_bytes(v, target) for v in outputs)
     interconnect_bytes = output_bytes + sum(
         _activation_bytes(v, target) for v in mvm_inputs
     )
     units = target.total_cores * target.vector.units_per_core
     return LowerBound(
         compute_cycles=math.ceil(array_cycles / target.total_arrays),
-        dram_cycles=(link_cycles(target, "dram", dram_bytes) if dram_bytes else 0),
+        dram_cycles=(
+            link_cycles(target, "dram", dram_bytes, reads=read_bytes > 0)
+            if dram_bytes
+            else 0
+        ),
         interconnect_cycles=(
             interconnect_cost(target, interconnect_bytes).cycles
             if interconnect_bytes

@@ -58,7 +58,7 @@ class _Feed:
 
     in_bytes: int
     """Bytes crossing the interconnect into the cores (bus: broadcast once;
-    mesh: per core)."""
+    mesh: per core); 0 when the line buffers hold every input row."""
     core_in: int
     """Input bytes of the busiest core."""
     expanded: int
@@ -116,7 +116,7 @@ class MvmLowering(ArrayPlacement):
             local_adds += vectors * outputs * (tiles - holders)
         core_out = math.ceil(out_bytes / max(1, len(layout.cores)))
         return _Feed(
-            max(1, moved),
+            moved,
             max(per_core.values(), default=0),
             expanded,
             out_bytes,
@@ -566,7 +566,7 @@ class MvmLowering(ArrayPlacement):
                 tensors,
                 [*ready, program, *(passing[1] if passing else [])],
                 feed=feed_kind,
-                in_bytes=feed.in_bytes,
+                in_bytes=max(1, feed.in_bytes),  # a stream reads where it lives
                 local_bytes=feed.expanded,
                 feed_arrays=arrays if level == Location.MEMORY else None,
                 **(
@@ -582,6 +582,7 @@ class MvmLowering(ArrayPlacement):
             )
         )
         self.read(source, token)
+        self.staged_last[mvm.weight.data, layout.arrays.ranges[0][0]] = token
         return token
 
     def stage_mvm(
@@ -619,26 +620,39 @@ class MvmLowering(ArrayPlacement):
             )
             after += space.allocate(staged, per_core).after
         cores = core_ranges(layout.cores)
-        passing_in = self.pass_through(
-            in_name, source, feed.in_bytes, ready, f"{staged}@in"
+        passing_in = (
+            self.pass_through(in_name, source, feed.in_bytes, ready, f"{staged}@in")
+            if feed.in_bytes
+            else []
         )
-        moved = self.emit(
-            cim_meta.MoveOp(
-                in_name,
-                feed.in_bytes,
-                self.deps(*ready, *after, *passing_in[:1]),
-                self.segment,
-                label=mvm.weight.data,
-                block=in_block,
-                direction=cim_meta.MoveDirection.IN,
-                cores=cores,
-                allocs=[
-                    cim_meta.AllocAttr.get(
-                        staged, per_core * len(layout.cores), Location.LOCAL, cores
-                    )
-                ],
+        staging = cim_meta.AllocAttr.get(
+            staged, per_core * len(layout.cores), Location.LOCAL, cores
+        )
+        copy = (mvm.weight.data, layout.arrays.ranges[0][0])
+        if feed.in_bytes:
+            moved = self.emit(
+                cim_meta.MoveOp(
+                    in_name,
+                    feed.in_bytes,
+                    self.deps(*ready, *after, *passing_in[:1]),
+                    self.segment,
+                    label=mvm.weight.data,
+                    block=in_block,
+                    direction=cim_meta.MoveDirection.IN,
+                    cores=cores,
+                    allocs=[staging],
+                )
             )
-        )
+            self.staged_last[copy] = moved
+        else:  # the line buffers hold every input row: nothing moves
+            moved = self.emit(
+                cim_meta.SegmentOp(
+                    self.segment,
+                    self.deps(*ready, *after, self.staged_last[copy]),
+                    label=f"allocate {staged}",
+                    allocs=[staging],
+                )
+            )
         self.read(source, moved)
         if passing_in:
             self.release_passing(f"{staged}@in", [moved])

@@ -175,6 +175,9 @@ class BuilderState:
     computed_last: dict[tuple[str, int], Span] = field(default_factory=lambda: {})
     """The vectors each copy (weight, first array) computed last: the rows
     of the feature map its cores' line buffers still hold."""
+    staged_last: dict[tuple[str, int], SSAValue] = field(default_factory=lambda: {})
+    """The move (or streaming MVM) that last brought input rows into each
+    copy's (weight, first array) line buffers."""
 
     def __post_init__(self) -> None:
         self.buffer = SpaceAllocator[SSAValue](

@@ -169,6 +169,33 @@ def test_the_local_buffers_spill_to_smaller_pieces_then_to_streaming(
     assert pieces[2] == 0
 
 
+def test_a_piece_whose_rows_the_line_buffers_hold_moves_nothing(
+    tmp_path: Path,
+) -> None:
+    """With 1 KiB local buffers the convolution's 16 x 16 x 4 input (1 byte
+    per value on tiny) is staged in pieces of a few output pixels; a piece
+    within rows the line buffers already hold loads and moves nothing (a
+    barrier opens its local allocation), so every input byte is loaded from
+    DRAM and moved into the cores exactly once."""
+    model = padded_conv(tmp_path)
+    target = tiny_with(tmp_path, "local1024", buffers={"local_bytes": 1024})
+    trace = module_trace(compile_model(model, target), str(model))
+    feature_map = 4 * 16 * 16
+    moves = staged_pieces(trace)
+    assert sum(op.nbytes for op in moves) == feature_map
+    loads = [op for op in trace.ops if isinstance(op, LoadOp) and op.tensor == "t"]
+    assert sum(op.nbytes for op in loads) == feature_map
+    assert len(loads) == len(moves)
+    held = [
+        op
+        for op in trace.ops
+        if op.kind == "barrier" and any(a.level == "local" for a in op.allocs)
+    ]
+    assert held
+    within_capacities(trace)
+    assert verify_trace(trace, model, "exact").passed
+
+
 @pytest.mark.parametrize(
     ("array_bytes", "in_arrays"), [(4096, True), (512, False)], ids=["fits", "spills"]
 )

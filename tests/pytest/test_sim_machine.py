@@ -526,10 +526,25 @@ def test_an_mvm_streams_its_input_from_dram() -> None:
     assert cost.energy_pj["interconnect"] == pytest.approx(2560 * 1.2)
 
 
+def test_slow_streams_share_the_dram_channel_finely() -> None:
+    """16 MVMs on 16 arrays, each reading 256 bytes from DRAM over 1000
+    vectors: compute 10 + 999 * 8 = 8002 cycles, DRAM 100 + ceil(256 /
+    25.6) = 110 and the bus 2 + ceil(256 / 32) = 10 at full bandwidth, so
+    each needs ceil(64 x 110 / 8002) = 1 of the 64 lanes: all run at once
+    (with 8 lanes, 8 at a time would have taken two rounds)."""
+    base = small_target()
+    target = dataclasses.replace(
+        base, hierarchy=dataclasses.replace(base.hierarchy, arrays_per_core=8)
+    )
+    ops = [mvm(i, [[i, i + 1]], 1000, feed="dram", in_bytes=256) for i in range(16)]
+    assert times(run(ops, target)) == [(0, 8002)] * 16
+
+
 def test_dram_reads_and_writes_of_one_op_share_the_channel() -> None:
     result = run(
         [
-            # outputs alone: DRAM 100 + ceil(512 / 25.6) = 120 > bus 18 > 34
+            # outputs alone, a posted write: compute 34 > DRAM ceil(512 / 25.6)
+            # = 20 > bus 18
             mvm(0, [[0, 2]], 4, out_to="dram", out_bytes=512),
             # both ways: DRAM 100 + ceil(3072 / 25.6) = 220 (one latency),
             # the bus 2 + ceil(3072 / 32) = 98
@@ -538,8 +553,9 @@ def test_dram_reads_and_writes_of_one_op_share_the_channel() -> None:
             ),
         ]
     )
-    # both hold the DRAM channel: one after the other
-    assert times(result) == [(0, 120), (120, 340)]
+    # both hold the DRAM channel (op 0 on ceil(64 x 20 / 34) = 38 of its
+    # lanes; op 1 on the other 26 would take 542): one after the other
+    assert times(result) == [(0, 34), (34, 254)]
     stats = result.stats
     assert (stats.dram_bytes_read, stats.dram_bytes_written) == (2560, 1024)
     assert stats.interconnect_bytes == 512 + 3072
@@ -640,7 +656,8 @@ def test_a_vector_op_streams_from_dram_to_memory_arrays() -> None:
                 out_arrays=[[4, 6]],
             ),
             # from array 4: ceil(400 / 4) = 100, after op 0 frees it; DRAM
-            # 100 + ceil(256 / 25.6) = 110; the bus 2 + ceil(656 / 32) = 23
+            # ceil(256 / 25.6) = 10 (a posted write); the bus 2 + ceil(656 /
+            # 32) = 23
             vector(
                 1,
                 100,
@@ -653,7 +670,7 @@ def test_a_vector_op_streams_from_dram_to_memory_arrays() -> None:
             ),
         ]
     )
-    assert times(result) == [(0, 150), (150, 260)]
+    assert times(result) == [(0, 150), (150, 250)]
     assert op_resources(result.trace.target, result.trace.ops[0]) == (
         "dram",
         "bus",
