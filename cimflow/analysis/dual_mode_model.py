@@ -138,7 +138,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Literal
@@ -722,10 +722,10 @@ def copies_choices(
 ) -> tuple[tuple[int, int], ...]:
     """``(d, mvm_k(d))`` for the copy counts worth having: each one makes the
     MVM faster than every smaller count (a count that does not shorten
-    ``ceil(V / d)`` only takes arrays), up to ``limit`` copies and the
-    ``total`` arrays. ``mvm_k(d)`` includes streaming the ``d - 1`` extra
-    copies' weights over the interconnect to their arrays (the first
-    copy's is in the segment's entry)."""
+    ``ceil(V / d)`` only takes arrays), among :func:`copy_counts` up to
+    ``limit`` copies and the ``total`` arrays. ``mvm_k(d)`` includes
+    streaming the ``d - 1`` extra copies' weights over the interconnect to
+    their arrays (the first copy's is in the segment's entry)."""
     return _copies_choices(
         hw,
         info.vectors,
@@ -796,6 +796,21 @@ def stream_terms(
     return _stream_terms(hw, mvm.op.tiling, mvm.vectors, available, half)
 
 
+EVERY_COPY_COUNT_TO = 32
+"""Copy counts priced one by one up to here; beyond, about 1/8 apart (the
+MILP's binaries grow with the counts, and a copy more of 40 changes little)."""
+
+
+def copy_counts(top: int) -> Iterator[int]:
+    """The copy counts worth pricing up to ``top``: every count up to
+    :data:`EVERY_COPY_COUNT_TO`, then counts about 1/8 apart, and ``top``."""
+    d = 1
+    while d < top:
+        yield d
+        d = d + 1 if d < EVERY_COPY_COUNT_TO else max(d + 1, math.ceil(d * 9 / 8))
+    yield top
+
+
 @lru_cache(maxsize=65536)
 def _copies_choices(
     hw: HardwareTarget,
@@ -810,7 +825,7 @@ def _copies_choices(
     top = max(1, min(limit, vectors, total // max(1, arrays)))
     choices: list[tuple[int, int]] = []
     last_share = -1
-    for d in range(1, top + 1):
+    for d in copy_counts(top):
         share = math.ceil(vectors / d)
         if share != last_share:
             choices.append((d, copies_cycles(hw, vectors, rows, cols, d, weight_bytes)))
@@ -1379,7 +1394,7 @@ def _pipelined_copies(
     band = mvm_cycles(hw, math.ceil(vectors / steps), rows, cols)
     choices: list[tuple[int, int]] = []
     last_rounds = -1
-    for d in range(1, top + 1):
+    for d in copy_counts(top):
         rounds = math.ceil(steps / d)
         if rounds != last_rounds:
             choices.append(
