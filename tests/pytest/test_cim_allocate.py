@@ -28,12 +28,14 @@ from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr
 from xdsl.parser import Parser
 
 from cimflow.analysis.dual_mode_model import (
+    EVERY_COPY_COUNT_TO,
     Allocation,
     Program,
     Segment,
     SegmentInstance,
     build_program,
     copies_cycles,
+    copy_counts,
     entry_parts,
     evaluate,
     greedy_allocation,
@@ -934,3 +936,15 @@ def test_a_pipelined_copy_pays_for_streaming_its_weight(tmp_path: Path) -> None:
         if isinstance(op, cim_tile.MVMOp) and op.alloc is not None
     ]
     assert len(copies) == 2 and max(copies) <= 2
+
+
+@given(st.integers(1, 5000))
+def test_copy_counts_are_every_count_then_an_eighth_apart(top: int) -> None:
+    counts = list(copy_counts(top))
+    assert counts[0] == 1 and counts[-1] == top
+    assert all(a < b for a, b in itertools.pairwise(counts))
+    dense = min(top, EVERY_COPY_COUNT_TO)
+    assert counts[:dense] == list(range(1, dense + 1))
+    # beyond, each count is at most 1/8 (rounded up) above the one before
+    assert all(b <= math.ceil(a * 9 / 8) for a, b in itertools.pairwise(counts))
+    assert len(counts) <= EVERY_COPY_COUNT_TO + 1 + math.log(max(1, top), 9 / 8)
