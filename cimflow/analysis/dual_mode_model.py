@@ -179,11 +179,14 @@ from cimflow.passes.clsa_allocate import MAX_ROW_BANDS
 
 Part = Literal["interconnect", "vector", "dram"]
 
-ROW_BAND_CHOICES = (MAX_ROW_BANDS,)
+ROW_BAND_CHOICES = (8, MAX_ROW_BANDS)
 """Most bands a ``rows`` pipelined segment is priced at (each a separate
-instance; the best one wins): CLSA-CIM's row-granular cap. Adding
-PIMCOMP's 8 was measured and dropped: the model preferred it on some
-MobileNetV2 segments that then simulated 4% slower."""
+instance; the best one wins): PIMCOMP's 8 and CLSA-CIM's row-granular cap.
+Fewer, larger bands pay fewer per-band latencies: cmswitch on dynaplasia,
+ResNet-18 1.318 -> 1.257 ms and ResNet-50 3.72 -> 3.65 ms with 8 added
+(MobileNetV2 and VGG-16 0.5% faster; once dropped when MobileNetV2 ran 4%
+slower with it, before DRAM writes were posted and line-buffered pieces
+stopped loading)."""
 
 TileOp = cim_tile.MVMOp | cim_tile.VectorOp | cim_tile.Im2ColOp | cim_tile.Col2ImOp
 TILE_OPS = (cim_tile.MVMOp, cim_tile.VectorOp, cim_tile.Im2ColOp, cim_tile.Col2ImOp)
