@@ -44,8 +44,9 @@ ops of the function):
   read's latency is unavoidable; the other side of a transfer may be faster
   memory-mode arrays, so it is not charged).
 - ``interconnect_cycles``: every MVM input tensor (deduplicated: one tensor
-  feeding several MVMs, also through reshapes, counts once; a convolution's
-  feature map, not its expanded windows) and every MVM output (``vectors *
+  feeding several MVMs, also through reshapes, counts once, at the most any
+  of them reads; a convolution's feature map, not its expanded windows, and
+  of it only what some window reads) and every MVM output (``vectors *
   groups * n`` activations, i.e. without partial sums) crossing the
   interconnect once: ``interconnect_cost(t, bytes)``.
 - ``vector_cycles``: all vector-unit work on all ``total_cores *
@@ -94,7 +95,7 @@ from cimflow.cost_model import (
 )
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
-from cimflow.lowering.rules import gathered_elements, vector_work
+from cimflow.lowering.rules import gathered_elements, vector_work, window_of
 
 TERMS: tuple[str, ...] = ("compute", "dram", "interconnect", "vector", "chain")
 """The terms of the bound, in the order ``bound_by`` breaks ties."""
@@ -234,20 +235,27 @@ def mvm_array_work(mvm: cim_tile.MVMOp, target: HardwareTarget) -> tuple[int, in
     return activations, cycles
 
 
-def _data_of(value: SSAValue) -> SSAValue:
+def _data_of(value: SSAValue) -> tuple[SSAValue, int]:
     """The tensor ``value`` is a view of, through free reshapes and window
     expansions (a convolution's cores receive its feature map, and their
-    local buffers expand the windows)."""
+    local buffers expand the windows), and how many of its elements the
+    view reads (a window whose stride skips rows or columns reads fewer:
+    :meth:`~cimflow.lowering.rules.Window.band_elements`)."""
+    read: int | None = None
     while True:
         owner = value.owner
         if isinstance(owner, cim_tile.Im2ColOp):
+            window = window_of(owner)
+            patches = tensor_shape(owner.output)
+            read = window.band_elements((0, patches[0]), [(0, patches[1])])
             value = owner.input
         elif isinstance(owner, cim_tile.VectorOp) and isinstance(
             owner.payload, cim_graph.ReshapeOp
         ):
             value = owner.inputs[0]
         else:
-            return value
+            whole = num_elements(tensor_shape(value))
+            return value, whole if read is None else min(read, whole)
 
 
 def _activation_bytes(value: SSAValue, target: HardwareTarget) -> int:
@@ -266,7 +274,7 @@ def latency_lower_bound(module: ModuleOp, target: HardwareTarget) -> LowerBound:
     weight_elements: dict[str, int] = {}
     used_inputs: dict[SSAValue, None] = {}
     outputs: dict[SSAValue, None] = {}
-    mvm_inputs: dict[SSAValue, None] = {}
+    mvm_inputs: dict[SSAValue, int] = {}
     output_bytes = 0
     element_ops = 0
     chain: dict[SSAValue, int] = {}
@@ -290,7 +298,8 @@ def latency_lower_bound(module: ModuleOp, target: HardwareTarget) -> LowerBound:
             need_weight(weight, groups * k * n)
             if op.bias is not None:
                 need_weight(op.bias.data, groups * n)
-            mvm_inputs[_data_of(op.input)] = None
+            data, elements = _data_of(op.input)
+            mvm_inputs[data] = max(mvm_inputs.get(data, 0), elements)
             outputs_count = op.vectors * groups * n
             output_bytes += outputs_count * target.activation_bytes
             extra = tiling.field("row_tiles") - 1 + (1 if op.bias is not None else 0)
@@ -330,8 +339,8 @@ def latency_lower_bound(module: ModuleOp, target: HardwareTarget) -> LowerBound:
     weight_bytes = sum(weight_elements.values()) * target.weight_bytes
     read_bytes = weight_bytes + sum(_activation_bytes(v, target) for v in used_inputs)
     dram_bytes = read_bytes + sum(_activation_bytes(v, target) for v in outputs)
-    interconnect_bytes = output_bytes + sum(
-        _activation_bytes(v, target) for v in mvm_inputs
+    interconnect_bytes = output_bytes + target.activation_bytes * sum(
+        mvm_inputs.values()
     )
     units = target.total_cores * target.vector.units_per_core
     return LowerBound(

@@ -71,12 +71,12 @@ from cimflow.lowering.placement import (
     ViewRecipe,
 )
 from cimflow.lowering.rules import (
-    Window,
     array_matmul,
     epilogue_activation,
     epilogue_source,
     gathered_elements,
     vector_work,
+    window_of,
 )
 from cimflow.lowering.state import CopyLayout
 
@@ -470,19 +470,6 @@ def _block_elements(op: cim_meta.VectorOp, shape: Sequence[int]) -> int:
         return math.prod(shape)
     axis, start, stop = ints(op.block)
     return math.prod(shape) // max(1, shape[axis]) * (stop - start)
-
-
-def window_of(op: cim_tile.Im2ColOp) -> Window:
-    shape = tensor_shape(op.input)
-    kernel, strides = ints(op.kernel), ints(op.strides)
-    pads, dilations = ints(op.pads), ints(op.dilations)
-    return Window(
-        (shape[0], shape[1], shape[2], shape[3]),
-        (kernel[0], kernel[1]),
-        (strides[0], strides[1]),
-        (pads[0], pads[1], pads[2], pads[3]),
-        (dilations[0], dilations[1]),
-    )
 
 
 __all__ = [

@@ -22,13 +22,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from xdsl.ir import Attribute, Operation
 
 from cimflow.analysis.tile_mapping import Chunk, target_tiling
 from cimflow.cimdialect import cim_graph, cim_tile
-from cimflow.cimdialect.cim_graph import tensor_shape
+from cimflow.cimdialect.cim_graph import ints, tensor_shape
 from cimflow.cimdialect.cim_tile import TilingAttr
 from cimflow.cimdialect.shapes import num_elements
 from cimflow.cost_model import (
@@ -204,18 +204,24 @@ class Window:
 
     def input_rows(self, oh0: int, oh1: int) -> int:
         """Input rows (inside the feature map) that output rows ``[oh0, oh1)``
-        read."""
-        height = self.input_shape[2]
-        first = oh0 * self.strides[0] - self.pads[0]
-        last = (oh1 - 1) * self.strides[0] - self.pads[0]
-        last += (self.kernel[0] - 1) * self.dilations[0]
-        return max(0, min(height, last + 1) - max(0, first))
+        read: every row some window covers (a stride longer than the window
+        skips rows, as a 1x1 convolution of stride 2 does)."""
+        axis = (self.strides[0], self.pads[0], self.kernel[0], self.dilations[0])
+        return _covered(oh0, oh1, *axis, self.input_shape[2])
+
+    @cached_property
+    def input_columns(self) -> int:
+        """Input columns (inside the feature map) that a whole output row
+        reads."""
+        axis = (self.strides[1], self.pads[1], self.kernel[1], self.dilations[1])
+        return _covered(0, self.output_hw[1], *axis, self.input_shape[3])
 
     def band_elements(self, vectors: Span, k_spans: Iterable[Span]) -> int:
         """Feature-map elements the output positions ``vectors`` read through
         the patch columns ``k_spans``: the rows their windows cover (halo
-        included, padding not), whole rows of the channels they need."""
-        _, _, _, width = self.input_shape
+        included, padding not), in each the columns a whole output row reads,
+        of the channels they need."""
+        width = self.input_columns
         oh_count, ow_count = self.output_hw
         per_sample = oh_count * ow_count
         channels = span_length(self.channels(k_spans))
@@ -232,6 +238,42 @@ class Window:
         rows in (a line buffer): one window's rows of its channels."""
         rows = (self.kernel[0] - 1) * self.dilations[0] + 1
         return rows * self.input_shape[3] * span_length(self.channels(k_spans))
+
+
+def window_of(op: cim_tile.Im2ColOp) -> Window:
+    """The window an ``im2col`` expands its feature map by."""
+    shape = tensor_shape(op.input)
+    kernel, strides = ints(op.kernel), ints(op.strides)
+    pads, dilations = ints(op.pads), ints(op.dilations)
+    return Window(
+        (shape[0], shape[1], shape[2], shape[3]),
+        (kernel[0], kernel[1]),
+        (strides[0], strides[1]),
+        (pads[0], pads[1], pads[2], pads[3]),
+        (dilations[0], dilations[1]),
+    )
+
+
+def _covered(
+    out0: int, out1: int, stride: int, pad: int, kernel: int, dilation: int, size: int
+) -> int:
+    """How many of an input axis' ``size`` positions the windows of outputs
+    ``[out0, out1)`` cover."""
+    if out1 <= out0:
+        return 0
+    extent = (kernel - 1) * dilation + 1
+    if dilation == 1 and stride <= extent:  # windows touch: one run
+        first = out0 * stride - pad
+        last = (out1 - 1) * stride - pad + extent - 1
+        return max(0, min(size, last + 1) - max(0, first))
+    return len(
+        {
+            p
+            for o in range(out0, out1)
+            for i in range(kernel)
+            if 0 <= (p := o * stride - pad + i * dilation) < size
+        }
+    )
 
 
 def input_elements(

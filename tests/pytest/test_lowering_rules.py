@@ -173,3 +173,57 @@ def test_every_byte_has_one_owner(steps: list[tuple[bool, int]]) -> None:
         elif not allocate and name in space.live:
             released[index] = space.release(name, index)
         assert space.used <= capacity
+
+
+def test_a_stride_longer_than_the_window_reads_every_other_row_and_column() -> None:
+    # ResNet's downsample: 1x1, stride 2 on 14 x 14 x 1024 -> 7 x 7; the
+    # windows read rows and columns 0, 2, ..., 12 only
+    downsample = Window((1, 1024, 14, 14), (1, 1), (2, 2), (0, 0, 0, 0), (1, 1))
+    assert downsample.output_hw == (7, 7)
+    assert downsample.input_columns == 7
+    assert downsample.band_elements((0, 49), [(0, 1024)]) == 7 * 7 * 1024
+    # a 3x3 window of stride 2 (pad 1) touches every row and column
+    conv = Window((1, 64, 14, 14), (3, 3), (2, 2), (1, 1, 1, 1), (1, 1))
+    assert conv.band_elements((0, 49), [(0, 64 * 9)]) == 14 * 14 * 64
+    # a dilated 3x3 window of stride 3: rows 3 * oh + {0, 2, 4}, oh = 0..3
+    dilated = Window((1, 1, 14, 14), (3, 3), (3, 3), (0, 0, 0, 0), (2, 2))
+    assert dilated.output_hw == (4, 4)
+    assert dilated.input_rows(0, 4) == len(
+        {3 * o + 2 * i for o in range(4) for i in range(3)}
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    size=st.integers(1, 20),
+    kernel=st.integers(1, 4),
+    stride=st.integers(1, 4),
+    dilation=st.integers(1, 3),
+    pad=st.integers(0, 2),
+    data=st.data(),
+)
+def test_input_rows_are_the_rows_some_window_covers(
+    size: int, kernel: int, stride: int, dilation: int, pad: int, data: st.DataObject
+) -> None:
+    window = Window(
+        (1, 1, size, size),
+        (kernel, kernel),
+        (stride, stride),
+        (pad, pad, pad, pad),
+        (dilation, dilation),
+    )
+    rows, _ = window.output_hw
+    if rows < 1:
+        return
+    first = data.draw(st.integers(0, rows - 1))
+    stop = data.draw(st.integers(first + 1, rows))
+    covered = {
+        o * stride - pad + i * dilation
+        for o in range(first, stop)
+        for i in range(kernel)
+    }
+    assert window.input_rows(first, stop) == len({r for r in covered if 0 <= r < size})
+    every_column = {
+        o * stride - pad + i * dilation for o in range(rows) for i in range(kernel)
+    }
+    assert window.input_columns == len({c for c in every_column if 0 <= c < size})
