@@ -566,7 +566,9 @@ class MvmLowering(ArrayPlacement):
                 tensors,
                 [*ready, program, *(passing[1] if passing else [])],
                 feed=feed_kind,
-                in_bytes=max(1, feed.in_bytes),  # a stream reads where it lives
+                # streamed from where the input lives, so at least a byte
+                # (feed local would claim a move staged it)
+                in_bytes=max(1, feed.in_bytes),
                 local_bytes=feed.expanded,
                 feed_arrays=arrays if level == Location.MEMORY else None,
                 **(
