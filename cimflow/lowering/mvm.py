@@ -52,6 +52,12 @@ simulate); a share that would need more streams instead."""
 _TRUE = BoolAttr.from_bool(True)
 
 
+def copy_key(mvm: cim_tile.MVMOp, layout: CopyLayout) -> tuple[str, int]:
+    """One copy of an MVM's weight: the weight and the copy's first array
+    (what its line buffers are recorded under)."""
+    return mvm.weight.data, layout.arrays.ranges[0][0]
+
+
 @dataclass
 class _Feed:
     """What one copy's share of vectors moves and computes."""
@@ -130,7 +136,7 @@ class MvmLowering(ArrayPlacement):
     ) -> Span | None:
         """The vectors ``layout``'s cores computed just before ``span`` (their
         window rows are still in the line buffers), recording ``span``."""
-        key = (mvm.weight.data, layout.arrays.ranges[0][0])
+        key = copy_key(mvm, layout)
         previous = self.computed_last.get(key)
         self.computed_last[key] = span
         if previous is None or previous[1] != span[0]:
@@ -258,33 +264,17 @@ class MvmLowering(ArrayPlacement):
         pieces = self.pieces(layout, span, window, source, target)
         if pieces is None:
             return False
-        bias = self.bias_of(mvm, layout)
-        previous = self.line_buffer(mvm, layout, span)
-        for piece in split_span(span, pieces):
-            parts = split_span(piece, len(group))
-            workers = [
-                (worker, worker_program, part)
-                for (worker, worker_program, _), part in zip(group, parts, strict=False)
-            ]
-            finished.append(
-                self.stage_mvm(
-                    mvm,
-                    layout,
-                    program,
-                    tensors,
-                    source,
-                    target,
-                    self.feed(layout, piece, window, previous),
-                    ready,
-                    piece,
-                    (0, *piece),
-                    bias,
-                    None,
-                    workers,
-                    window,
-                )
-            )
-            previous = piece
+        finished += self.stage_pieces(
+            mvm,
+            (layout, program),
+            tensors,
+            (source, target),
+            window,
+            ready,
+            split_span(span, pieces),
+            self.line_buffer(mvm, layout, span),
+            group=group,
+        )
         return True
 
     def run_copy(
@@ -355,24 +345,68 @@ class MvmLowering(ArrayPlacement):
             return self.stream_partials(
                 mvm, layout, program, tensors, source, target, window, ready, span
             )
-        parts = split_span(span, pieces)
-        return [
-            self.stage_mvm(
-                mvm,
-                layout,
-                program,
-                tensors,
-                source,
-                target,
-                self.feed(layout, piece, window, previous),
-                ready,
-                piece,
-                (0, *piece),
-                bias,
-                block,
+        return self.stage_pieces(
+            mvm,
+            (layout, program),
+            tensors,
+            (source, target),
+            window,
+            ready,
+            split_span(span, pieces),
+            before,
+            block,
+        )
+
+    def stage_pieces(
+        self,
+        mvm: cim_tile.MVMOp,
+        copy: tuple[CopyLayout, SSAValue],
+        tensors: tuple[str, str],
+        places: tuple[TensorState, TensorState],
+        window: Window | None,
+        ready: Sequence[SSAValue],
+        pieces: Sequence[Span],
+        before: Span | None,
+        block: tuple[int, int, int] | None = None,
+        group: Sequence[tuple[CopyLayout, SSAValue, Span]] | None = None,
+    ) -> list[SSAValue]:
+        """``pieces`` of a copy's share staged one after the other, each
+        moving in only the rows the one before did not (``before``: what
+        the cores computed just before the first); with ``group``, copies in
+        the same cores each compute their part of every piece."""
+        layout, program = copy
+        source, target = places
+        bias = self.bias_of(mvm, layout)
+        staged: list[SSAValue] = []
+        for previous, piece in zip([before, *pieces], pieces, strict=False):
+            workers = None
+            if group is not None:
+                parts = split_span(piece, len(group))
+                workers = [
+                    (worker, worker_program, part)
+                    for (worker, worker_program, _), part in zip(
+                        group, parts, strict=False
+                    )
+                ]
+            staged.append(
+                self.stage_mvm(
+                    mvm,
+                    layout,
+                    program,
+                    tensors,
+                    source,
+                    target,
+                    self.feed(layout, piece, window, previous),
+                    ready,
+                    piece,
+                    (0, *piece),
+                    bias,
+                    block,
+                    workers,
+                    window,
+                )
             )
-            for previous, piece in zip([before, *parts], parts, strict=False)
-        ]
+        return staged
 
     def stream_partials(
         self,
@@ -584,7 +618,7 @@ class MvmLowering(ArrayPlacement):
             )
         )
         self.read(source, token)
-        self.staged_last[mvm.weight.data, layout.arrays.ranges[0][0]] = token
+        self.staged_last[copy_key(mvm, layout)] = token
         return token
 
     def stage_mvm(
@@ -630,7 +664,7 @@ class MvmLowering(ArrayPlacement):
         staging = cim_meta.AllocAttr.get(
             staged, per_core * len(layout.cores), Location.LOCAL, cores
         )
-        copy = (mvm.weight.data, layout.arrays.ranges[0][0])
+        copy = copy_key(mvm, layout)
         if feed.in_bytes:
             moved = self.emit(
                 cim_meta.MoveOp(
