@@ -46,9 +46,14 @@ ops of the function):
 - ``interconnect_cycles``: every MVM input tensor (deduplicated: one tensor
   feeding several MVMs, also through reshapes, counts once, at the most any
   of them reads; a convolution's feature map, not its expanded windows, and
-  of it only what some window reads) and every MVM output (``vectors *
-  groups * n`` activations, i.e. without partial sums) crossing the
-  interconnect once: ``interconnect_cost(t, bytes)``.
+  of it only what some window reads), every MVM output (``vectors *
+  groups * n`` activations, i.e. without partial sums) and every MVM weight
+  (``groups * k * n`` elements, once, however many copies or chunks a
+  schedule programs) crossing the interconnect once:
+  ``interconnect_cost(t, bytes)``. A weight reaches its arrays only by a
+  ``program``, which streams it from the global buffer, DRAM or memory-mode
+  arrays over the interconnect to the arrays' cores (no path bypasses it:
+  the memory-to-compute path feeds MVM inputs, not programming).
 - ``vector_cycles``: all vector-unit work on all ``total_cores *
   units_per_core`` units at once: ``vector_cost(t, element_ops, units)``,
   where ``element_ops`` sums, as the lowering counts them, every
@@ -115,7 +120,7 @@ class LowerBound:
     dram_cycles: int
     """Weights, model inputs and outputs once over DRAM at peak bandwidth."""
     interconnect_cycles: int
-    """Every MVM input and output once over the interconnect."""
+    """Every MVM input, output and weight once over the interconnect."""
     vector_cycles: int
     """All vector-unit work on every vector unit at once."""
     chain_cycles: int
@@ -129,7 +134,7 @@ class LowerBound:
     weight_bytes: int
     """The weights' share of ``dram_bytes``."""
     interconnect_bytes: int
-    """MVM input and output bytes."""
+    """MVM input, output and weight bytes."""
     vector_element_ops: int
     """Vector-unit lane operations."""
 
@@ -272,6 +277,7 @@ def latency_lower_bound(module: ModuleOp, target: HardwareTarget) -> LowerBound:
     activations = 0
     array_cycles = 0
     weight_elements: dict[str, int] = {}
+    programmed_elements: dict[str, int] = {}
     used_inputs: dict[SSAValue, None] = {}
     outputs: dict[SSAValue, None] = {}
     mvm_inputs: dict[SSAValue, int] = {}
@@ -296,6 +302,7 @@ def latency_lower_bound(module: ModuleOp, target: HardwareTarget) -> LowerBound:
             activations += act
             array_cycles += cycles
             need_weight(weight, groups * k * n)
+            programmed_elements[weight] = groups * k * n
             if op.bias is not None:
                 need_weight(op.bias.data, groups * n)
             data, elements = _data_of(op.input)
@@ -339,8 +346,10 @@ def latency_lower_bound(module: ModuleOp, target: HardwareTarget) -> LowerBound:
     weight_bytes = sum(weight_elements.values()) * target.weight_bytes
     read_bytes = weight_bytes + sum(_activation_bytes(v, target) for v in used_inputs)
     dram_bytes = read_bytes + sum(_activation_bytes(v, target) for v in outputs)
-    interconnect_bytes = output_bytes + target.activation_bytes * sum(
-        mvm_inputs.values()
+    interconnect_bytes = (
+        output_bytes
+        + target.activation_bytes * sum(mvm_inputs.values())
+        + target.weight_bytes * sum(programmed_elements.values())
     )
     units = target.total_cores * target.vector.units_per_core
     return LowerBound(
