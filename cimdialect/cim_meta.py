@@ -82,7 +82,7 @@ from cimflow.cimdialect.cim_tile import (
     WeightLayoutAttr,
 )
 from cimflow.cimdialect.shapes import num_elements
-from cimflow.cost_model import EPILOGUE_ACTIVATIONS, EPILOGUE_HOSTS
+from cimflow.cost_model import EPILOGUE_ACTIVATIONS, EPILOGUE_HOSTS, RESIDUAL_LAYOUTS
 
 I64Array = DenseArrayBase.constr(i64)
 
@@ -968,7 +968,11 @@ class VectorOp(_MetaOp):
     finishes its outputs, or an element-wise ``add``, ``sub`` or ``mul``,
     may apply an activation to its results as they leave: ``attrs {then =
     "relu"}`` (``clip`` with ``then_min`` and ``then_max``), its work
-    included in ``element_ops``.
+    included in ``element_ops``. An ``accumulate`` may also add a residual,
+    its last input, before the activation: ``attrs {residual = "nchw"}``
+    (a feature map whose ``(b, h, w)`` is the output's vector and ``c`` its
+    column) or ``"rows"`` (the outputs' own row-major order), streamed in
+    with the rest of ``in_bytes``.
 
     ```mlir
     %t = cim_meta.vector "softmax" element_ops 98304 inputs ["s"]
@@ -981,6 +985,9 @@ class VectorOp(_MetaOp):
     %x = cim_meta.vector "accumulate" element_ops 8192 inputs ["y", "b"]
          outputs ["y"] attrs {then = "relu"} cores <0:2> in_bytes 16
          segment 0
+    %r = cim_meta.vector "accumulate" element_ops 8192 inputs ["y", "b", "s"]
+         outputs ["y"] attrs {residual = "nchw", then = "relu"} cores <0:2>
+         in_bytes 4112 segment 0
     ```
     """
 
@@ -1060,6 +1067,17 @@ class VectorOp(_MetaOp):
             )
         if not self.outputs.data:
             raise VerifyException("'cim_meta.vector' produces at least one tensor")
+        residual = self.params.data.get("residual")
+        if residual is not None and (
+            self.kind.data != "accumulate"
+            or not isinstance(residual, StringAttr)
+            or residual.data not in RESIDUAL_LAYOUTS
+            or len(self.inputs.data) < 2
+        ):
+            raise VerifyException(
+                "'cim_meta.vector' residual is an accumulate's last input, laid "
+                f"out as one of {', '.join(RESIDUAL_LAYOUTS)}"
+            )
         then = self.params.data.get("then")
         if then is not None:
             if self.kind.data not in EPILOGUE_HOSTS:

@@ -746,6 +746,13 @@ EPILOGUE_HOSTS = ("accumulate", "add", "sub", "mul")
 EPILOGUE_ACTIVATIONS = ("relu", "clip", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu")
 """The activations they may apply (``clip`` with ``then_min``, ``then_max``)."""
 
+RESIDUAL_LAYOUTS = ("rows", "nchw")
+"""How the residual an ``accumulate`` adds (``attrs.residual``, its last
+input) lines up with the MVM's ``[V, N]`` outputs: ``rows``, the same
+elements in row-major order (a reshape); ``nchw``, a feature map ``[B, C,
+H, W]`` whose ``(b, h, w)`` is vector ``v`` and ``c`` output ``n`` (what
+``col2im`` folds the outputs into)."""
+
 # Lane operations per output element for vector-unit work, by kind (the
 # payload's operation, e.g. "softmax", or its elementwise function, e.g.
 # "gelu"). Transcendental functions are evaluated by a 4-step piecewise

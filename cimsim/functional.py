@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 import numpy as np
 
-from cimflow.cost_model import EPILOGUE_ACTIVATIONS, EPILOGUE_HOSTS
+from cimflow.cost_model import EPILOGUE_ACTIVATIONS, EPILOGUE_HOSTS, RESIDUAL_LAYOUTS
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
 
@@ -1144,10 +1144,17 @@ class _Executor:
         """Add the partial sums of a tensor (of rows ``op.block``, or all of
         them) and the bias, if named."""
         self.grids.pop(op.outputs[0] if op.outputs else "", None)
-        if len(op.inputs) not in (1, 2) or list(op.outputs) != [op.inputs[0]]:
+        residual = op.attrs.get("residual")
+        operands = len(op.inputs) - (residual is not None)
+        if operands not in (1, 2) or list(op.outputs) != [op.inputs[0]]:
             raise self.fail(
-                "accumulate takes the partial sums' tensor (and a bias) and "
-                "writes that tensor"
+                "accumulate takes the partial sums' tensor (and a bias, and a "
+                "residual when it adds one) and writes that tensor"
+            )
+        if residual is not None and residual not in RESIDUAL_LAYOUTS:
+            raise self.fail(
+                f"accumulate adds a residual laid out as {residual!r} "
+                f"(layouts: {', '.join(RESIDUAL_LAYOUTS)})"
             )
         name = op.inputs[0]
         partial = self.partials.get(name)
@@ -1199,7 +1206,7 @@ class _Executor:
         value = np.zeros(partial.shape)
         for v0, v1, n0, n1, block, _ in inside:
             value[v0:v1, n0:n1] += block
-        if len(op.inputs) == 2:
+        if operands == 2:
             bias, _ = self.streamed_operand(op, op.inputs[1], in_arrays)
             bias = bias.astype(np.float64).reshape(-1)
             if bias.size != partial.shape[1]:
@@ -1208,6 +1215,9 @@ class _Executor:
                     f"{partial.shape[1]} outputs"
                 )
             value = value + bias
+        if residual is not None:
+            skip = self.residual_rows(op, str(residual), partial.shape, in_arrays)
+            value[r0:r1, c0:c1] += skip[r0:r1, c0:c1]
         then = self.activation_after(op)
         if then is not None:
             value = self.apply_activation(then, op, value)
@@ -1220,6 +1230,33 @@ class _Executor:
         if not partial.blocks:
             del self.partials[name]
         self.write_output(op, name, value, op.block)
+
+    def residual_rows(
+        self,
+        op: VectorOp,
+        layout: str,
+        shape: tuple[int, int],
+        in_arrays: frozenset[int],
+    ) -> Array:
+        """An accumulation's residual (its last input) as ``[V, N]`` rows
+        lined up with the outputs (``layout``: ``rows``, a reshape of them;
+        ``nchw``, the feature map ``col2im`` folds them into)."""
+        name = op.inputs[-1]
+        skip, _ = self.streamed_operand(op, name, in_arrays)
+        skip = np.asarray(skip, dtype=np.float64)
+        if layout == "nchw" and skip.ndim == 4 and skip.shape[1] == shape[1]:
+            skip = skip.transpose(0, 2, 3, 1)
+        elif layout == "nchw":
+            raise self.fail(
+                f"residual '{name}' of shape {list(skip.shape)} is no feature map "
+                f"of {shape[1]} channels"
+            )
+        if skip.size != shape[0] * shape[1]:
+            raise self.fail(
+                f"residual '{name}' has {skip.size} values for {shape[0]} x "
+                f"{shape[1]} outputs"
+            )
+        return skip.reshape(shape)
 
     def activation_after(self, op: VectorOp) -> str | None:
         """The activation ``attrs.then`` a vector op applies to its results

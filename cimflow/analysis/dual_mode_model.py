@@ -173,6 +173,7 @@ from cimflow.lowering.rules import (
     chunks_out_bytes,
     epilogue_source,
     gathered_elements,
+    residual_of,
     vector_work,
 )
 from cimflow.passes.clsa_allocate import MAX_ROW_BANDS
@@ -433,9 +434,11 @@ def build_program(
         tensor_of[arg] = len(tensors)
         tensors.append(TensorInfo(arg.name_hint or "input", tensor_bytes(hw, arg), -1))
     infos: list[OpInfo] = []
+    fused_adds: dict[cim_tile.VectorOp, SSAValue] = {}
+    """Residual adds an MVM's accumulations do -> their skip."""
 
     def fetch(
-        info: OpInfo, value: SSAValue, gathered: int | None, position: int = 0
+        info: OpInfo, value: SSAValue, gathered: int | None, position: int | None = 0
     ) -> None:
         owner = value.owner
         if isinstance(owner, cim_graph.ConstantOp):
@@ -456,7 +459,8 @@ def build_program(
             return
         tensor = tensors[tensor_id]
         if tensor.producer >= 0:
-            info.reads.append((position, tensor.producer))
+            if position is not None:
+                info.reads.append((position, tensor.producer))
             if tensor.producer not in info.preds:
                 info.preds.append(tensor.producer)
         if tensor.producer == INPUT and tensor.name in held:
@@ -498,8 +502,15 @@ def build_program(
             partials = tiling.field("row_tiles")
             outputs = vectors * groups * n
             gather_bytes = sum(chunks_out_bytes(hw, tiling, plan, vectors))
-            gather = interconnect_cost(hw, max(1, gather_bytes)).cycles
             extra = outputs * (partials - 1) + (outputs if op.bias is not None else 0)
+            residual = residual_of(op)
+            if residual is not None and residual.skip in tensor_of:
+                # the accumulations stream the skip in and add it
+                fused_adds[residual.add] = residual.skip
+                fetch(info, residual.skip, None, None)
+                gather_bytes += tensor_bytes(hw, residual.skip)
+                extra += outputs
+            gather = interconnect_cost(hw, max(1, gather_bytes)).cycles
             accumulate = vector_cost(hw, extra, units).cycles if extra else 0
             if op.bias is not None:
                 info.segment_loads[op.bias.data] = dram_load(
@@ -525,6 +536,17 @@ def build_program(
                 isinstance(use.operation, cim_tile.Col2ImOp) for use in op.output.uses
             )
             produce(info, op.output, not feeds_col2im)
+            continue
+        if isinstance(op, cim_tile.VectorOp) and op in fused_adds:
+            # done by the accumulations of the MVM it adds a residual to:
+            # the result is that MVM's tensor
+            skip = fused_adds[op]
+            branch = next(v for v in op.inputs if v is not skip)
+            source = tensor_of.get(branch)
+            if source is not None:
+                tensor_of[op.outputs[0]] = source
+                if tensors[source].producer >= 0:
+                    info.preds.append(tensors[source].producer)
             continue
         if isinstance(op, cim_tile.VectorOp) and epilogue_source(op) is not None:
             # applied by the accumulations that finish the MVM's outputs:

@@ -54,6 +54,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.irdl import IRDLOperation
 
+from cimflow.analysis.blocking import BlockPlan
 from cimflow.analysis.tile_mapping import plan_chunks
 from cimflow.cimdialect import cim_graph, cim_meta, cim_tile
 from cimflow.cimdialect.cim_graph import i64_attr, ints, tensor_shape
@@ -72,6 +73,7 @@ from cimflow.lowering.placement import (
 )
 from cimflow.lowering.rules import (
     array_matmul,
+    block_elements,
     epilogue_activation,
     epilogue_source,
     gathered_elements,
@@ -115,13 +117,20 @@ class ScheduleBuilder(MvmLowering):
         outputs: Sequence[SSAValue],
         gathered: int | None = None,
         addressed: bool = False,
+        operands: Sequence[int] | None = None,
     ) -> None:
         """One vector-unit operator, whole or in the bands of a pipeline, on
         every core's vector units, streaming its operands in and its
         results out (a view costs and occupies nothing; ``addressed``: the
         operator is a view too, because the address generators of the op
-        that reads or writes it do its work)."""
+        that reads or writes it do its work; ``operands``: which of
+        ``op``'s operands ``inputs`` are, when not the first ones)."""
         plan = self.step_plan(op)
+        if plan is not None and operands is not None:
+            whole, chosen = plan, tuple(operands)
+            plan = BlockPlan(
+                whole.output, lambda index, band: whole.needs(chosen[index], band)
+            )
         input_names = [self.operand_name(v) for v in inputs]
         names = [self.declare(r) for r in outputs]
         viewed = self.tensors.get(input_names[0]) if inputs else None
@@ -255,7 +264,9 @@ class ScheduleBuilder(MvmLowering):
         )
 
     def lower_vector(self, op: cim_tile.VectorOp) -> None:
-        if self.fuse_epilogue(op) or self.matmul_on_arrays(op):
+        if self.fused_residual(op) or self.fuse_epilogue(op):
+            return
+        if self.matmul_on_arrays(op):
             return
         payload = op.payload
         kind, element_ops = vector_work(payload)
@@ -403,6 +414,21 @@ class ScheduleBuilder(MvmLowering):
             payload.drop_all_references()
         return True
 
+    def fused_residual(self, op: cim_tile.VectorOp) -> bool:
+        """A residual add the accumulations finishing an MVM's outputs did
+        (:func:`~cimflow.lowering.rules.residual_of`): its result is a view
+        of the MVM's outputs, as their ``col2im`` or reshape shows them."""
+        fused = self.fused_adds.get(op)
+        if fused is None:
+            return False
+        index, branch = next(
+            (i, v) for i, v in enumerate(op.inputs) if v is not fused[1]
+        )
+        self.lower_vector_like(
+            op, "reshape", 0, {}, [branch], list(op.outputs), operands=[index]
+        )
+        return True
+
     def fuse_epilogue(self, op: cim_tile.VectorOp) -> bool:
         """An activation applied by the vector ops that finish its input
         (:func:`epilogue_source`: an MVM's accumulations or an element-wise
@@ -415,6 +441,8 @@ class ScheduleBuilder(MvmLowering):
         produced = (
             source.output if isinstance(source, cim_tile.MVMOp) else source.outputs[0]
         )
+        if isinstance(source, cim_tile.VectorOp) and source in self.fused_adds:
+            produced = self.fused_adds[source][0]  # the MVM's accumulations add it
         if produced not in self.names:
             return False
         shape = tensor_shape(produced)
@@ -466,10 +494,7 @@ class ScheduleBuilder(MvmLowering):
 
 def _block_elements(op: cim_meta.VectorOp, shape: Sequence[int]) -> int:
     """Elements of a tensor of ``shape`` an op's block covers."""
-    if op.block is None:
-        return math.prod(shape)
-    axis, start, stop = ints(op.block)
-    return math.prod(shape) // max(1, shape[axis]) * (stop - start)
+    return block_elements(shape, None if op.block is None else ints(op.block))
 
 
 __all__ = [

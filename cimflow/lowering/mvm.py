@@ -8,13 +8,13 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from xdsl.dialects.builtin import (
-    BoolAttr,
-)
-from xdsl.ir import SSAValue
+from xdsl.dialects.builtin import BoolAttr, StringAttr
+from xdsl.ir import Attribute, SSAValue
 
+from cimflow.analysis.blocking import Band, BlockPlan
 from cimflow.analysis.tile_mapping import Chunk, plan_chunks
 from cimflow.cimdialect import cim_meta, cim_tile
+from cimflow.cimdialect.cim_graph import tensor_shape
 from cimflow.cost_model import (
     interconnect_cost,
     local_read_cycles,
@@ -31,15 +31,18 @@ from cimflow.lowering.placement import (
 from cimflow.lowering.rules import (
     Span,
     Window,
+    block_elements,
     expanded_elements,
     input_elements,
     merge_spans,
     new_input_elements,
+    residual_of,
     split_span,
     sum_bytes,
 )
 from cimflow.lowering.state import (
     CopyLayout,
+    FusedResidual,
     copy_layout,
     core_ranges,
 )
@@ -159,11 +162,23 @@ class MvmLowering(ArrayPlacement):
         vectors = mvm.vectors
         produced: list[Produced] = []
         tensors = (in_name, out_name)
+        residual = residual_of(mvm)
+        if residual is not None and residual.skip in self.names:
+            skip = self.names[residual.skip]
+            rows, columns = tensor_shape(mvm.output)
+            self.residual = FusedResidual(
+                out_name, (rows, columns), self.state(skip), residual.layout
+            )
+            self.fused_adds[residual.add] = (mvm.output, residual.skip)
         for index, band in enumerate(self.steps(plan)):
             if plan is None or band is None:
                 span, needed = (0, vectors), None
             else:
                 span, needed = plan.output.elements(band), plan.needs(0, band)
+            if self.residual is not None:
+                self.residual.tokens = self.residual.skip.tokens(
+                    self.skip_rows(self.residual.skip.name, plan, band)
+                )
             block = None if band is None else (0, *span)
             ready = self.deps(*source.tokens(needed), opened)
             if alloc.field("chunks") > 1:
@@ -188,8 +203,20 @@ class MvmLowering(ArrayPlacement):
                     block,
                 )
             produced += [(band, token) for token in finished]
+        self.residual = None
         target.ready = produced
         self.layouts[out_name] = None if plan is None else plan.output
+
+    def skip_rows(
+        self, skip: str, plan: BlockPlan | None, band: Band | None
+    ) -> Band | None:
+        """The rows of a fused residual's skip that the accumulations of
+        output rows ``band`` add (None: all): the same rows, when the skip
+        is cut into rows like the output (an elementwise add's rule)."""
+        layout = self.layouts.get(skip)
+        if plan is None or band is None or layout is None:
+            return None
+        return band if layout.rows == plan.output.rows else None
 
     def run_copies(
         self,
@@ -315,7 +342,7 @@ class MvmLowering(ArrayPlacement):
         if pieces is None:
             feed = self.feed(layout, span, window, before)
             if not layout.cross_core:
-                in_core = feed.local_adds + self.bias_adds(bias, layout, span)
+                in_core = feed.local_adds + self.finishing_adds(bias, layout, span)
                 token = self.stream_mvm(
                     mvm,
                     layout,
@@ -700,7 +727,7 @@ class MvmLowering(ArrayPlacement):
         writes_out = through and not layout.cross_core
         for worker, worker_program, part in workers or [(layout, program, span)]:
             part_feed = feed if workers is None else self.feed(worker, part, window)
-            in_core = part_feed.local_adds + self.bias_adds(bias, worker, part)
+            in_core = part_feed.local_adds + self.finishing_adds(bias, worker, part)
             written = self.outputs_bytes(worker, part) if writes_out else 0
             streams: dict[str, object] = {}
             if written and not in_core:
@@ -877,7 +904,8 @@ class MvmLowering(ArrayPlacement):
         to ``partials_at``): add those of row tiles in different cores, and
         the bias, on the copy's cores, streaming the partial sums in and the
         outputs out."""
-        extra = feed.accumulate + feed.local_adds + self.bias_adds(bias, layout, span)
+        extra = feed.accumulate + feed.local_adds
+        extra += self.finishing_adds(bias, layout, span)
         if not extra:
             return computed
         return self.vector_accumulate(
@@ -893,12 +921,13 @@ class MvmLowering(ArrayPlacement):
             partials_at,
         )
 
-    def bias_adds(
+    def finishing_adds(
         self, bias: TensorState | None, layout: CopyLayout, span: Span
     ) -> int:
-        if bias is None:
-            return 0
-        return (span[1] - span[0]) * (layout.chunk.n1 - layout.chunk.n0)
+        """Additions that finish a copy's outputs of vectors ``span``: the
+        bias and a fused residual, one per output each."""
+        outputs = (span[1] - span[0]) * (layout.chunk.n1 - layout.chunk.n0)
+        return outputs * ((bias is not None) + (self.residual is not None))
 
     def vector_accumulate(
         self,
@@ -923,14 +952,29 @@ class MvmLowering(ArrayPlacement):
         tokens = list(deps)
         states: list[TensorState] = [partials_at or target] if partial_bytes else []
         in_bytes = partial_bytes
+        params: dict[str, Attribute] = {"running": _TRUE} if running else {}
         if bias is not None:
             inputs.append(bias.name)
             tokens += bias.tokens()
             states.append(bias)
             in_bytes += bias.nbytes
+        residual = self.residual
+        if residual is not None and not running and residual.output == out_name:
+            inputs.append(residual.skip.name)
+            tokens += residual.tokens
+            states.append(residual.skip)
+            in_bytes += block_elements(residual.shape, block) * self.hw.activation_bytes
+            params["residual"] = StringAttr(residual.layout)
         in_level, in_arrays = (
             self.stream_level(states) if states else (Location.BUFFER, None)
         )
+        if "residual" in params and residual is not None:
+            skip = residual.skip
+            if in_level == Location.DRAM and skip.where()[0] != Location.DRAM:
+                # the rest streams from DRAM: so does a copy of the skip
+                residual.skip = self.copy_to_dram(skip)
+                residual.tokens = residual.skip.tokens()
+                tokens += residual.tokens
         out_level, out_arrays = (
             (target.level, target.arrays) if out_bytes else (Location.BUFFER, None)
         )
@@ -942,7 +986,7 @@ class MvmLowering(ArrayPlacement):
             self.deps(*tokens),
             self.segment,
             label=out_name,
-            params={"running": _TRUE} if running else None,
+            params=params or None,
             block=block,
             cores=cores,
             in_bytes=in_bytes,
@@ -958,6 +1002,8 @@ class MvmLowering(ArrayPlacement):
             self.finishers.setdefault(out_name, []).append(accumulate)
         if bias is not None:
             self.read(bias, token)
+        if "residual" in params and residual is not None:
+            self.read(residual.skip, token)
         return token
 
     def run_chunks(
@@ -1061,7 +1107,7 @@ class MvmLowering(ArrayPlacement):
             bias = self.bias_of(mvm, layout) if last else None
             outputs = (span[1] - span[0]) * (chunk.n1 - chunk.n0)
             adds = outputs * (max(1, chunk.row_tiles) - 1) + outputs * (not first)
-            adds += self.bias_adds(bias, layout, span)
+            adds += self.finishing_adds(bias, layout, span) if last else 0
             if first and last and not adds:  # whole columns, no bias: final
                 previous = self.stream_mvm(
                     mvm, layout, program, tensors, source, target, feed, ready, span

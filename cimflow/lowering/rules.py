@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
-from xdsl.ir import Attribute, Operation
+from xdsl.ir import Attribute, Operation, SSAValue
 
 from cimflow.analysis.tile_mapping import Chunk, target_tiling
 from cimflow.cimdialect import cim_graph, cim_tile
@@ -312,6 +312,17 @@ def expanded_elements(vectors: Span, k_spans: Iterable[Span]) -> int:
     return (vectors[1] - vectors[0]) * span_length(k_spans)
 
 
+def block_elements(
+    shape: Sequence[int], block: Sequence[int] | tuple[int, int, int] | None
+) -> int:
+    """Elements of a tensor of ``shape`` that a step's ``block`` (``(axis,
+    start, stop)``; None: the whole tensor) covers."""
+    if block is None:
+        return math.prod(shape)
+    axis, start, stop = block
+    return math.prod(shape) // max(1, shape[axis]) * (stop - start)
+
+
 def ceil_div(numerator: int, denominator: int) -> int:
     return -(-numerator // max(1, denominator))
 
@@ -438,6 +449,67 @@ def epilogue_activation(op: Operation) -> tuple[str, dict[str, Attribute]] | Non
         if kind in EPILOGUE_KINDS:
             return kind, {}
     return None
+
+
+@dataclass(frozen=True)
+class Residual:
+    """A residual ``add`` an MVM's last accumulations do (:func:`residual_of`)."""
+
+    add: cim_tile.VectorOp
+    """The add the accumulations replace."""
+    skip: SSAValue
+    """Its other operand, added to the outputs as they are finished."""
+    layout: str
+    """One of :data:`~cimflow.cost_model.RESIDUAL_LAYOUTS`."""
+
+
+def residual_of(mvm: cim_tile.MVMOp) -> Residual | None:
+    """The residual add that the vector units finishing ``mvm``'s outputs do
+    as the outputs leave, instead of a pass of its own (ISAAC's and PUMA's
+    vector units sit on the output path; a residual network's skip joins
+    the branch there): the outputs, directly or through one ``col2im`` or
+    reshape view, are used only by an elementwise ``add`` whose other
+    operand, of the same shape, is an activation made before ``mvm`` (so
+    its values are there when the accumulations run). None otherwise."""
+    value: SSAValue = mvm.output
+    layout = "rows"
+    user = _only_user(value)
+    if isinstance(user, cim_tile.Col2ImOp):
+        value, layout = user.output, "nchw"
+        user = _only_user(value)
+    elif isinstance(user, cim_tile.VectorOp) and isinstance(
+        user.payload, cim_graph.ReshapeOp
+    ):
+        value = user.outputs[0]
+        user = _only_user(value)
+    if not (
+        isinstance(user, cim_tile.VectorOp)
+        and len(user.inputs) == 2
+        and len(user.outputs) == 1
+        and isinstance(user.payload, cim_graph.BinaryOp)
+        and user.payload.kind.data.value == "add"
+    ):
+        return None
+    lhs, rhs = user.inputs
+    if lhs is rhs:
+        return None
+    skip = rhs if lhs is value else lhs
+    if skip.type != value.type or user.outputs[0].type != value.type:
+        return None
+    owner = skip.owner
+    if isinstance(owner, Operation) and (
+        isinstance(owner, cim_graph.WeightOp | cim_graph.ConstantOp)
+        or owner.parent is not mvm.parent
+        or not owner.is_before_in_block(mvm)
+    ):
+        return None
+    return Residual(user, skip, layout)
+
+
+def _only_user(value: SSAValue) -> Operation | None:
+    if not value.has_one_use():
+        return None
+    return next(iter(value.uses)).operation
 
 
 ELEMENTWISE_PRODUCERS = frozenset(EPILOGUE_HOSTS) - {"accumulate"}

@@ -92,6 +92,21 @@ def copy_layout(
 
 
 @dataclass
+class FusedResidual:
+    """A residual (:func:`~cimflow.lowering.rules.residual_of`) that the
+    finishing accumulations of the MVM being lowered add."""
+
+    output: str
+    """The MVM's output tensor."""
+    shape: tuple[int, int]
+    """Its ``[V, N]``."""
+    skip: TensorState
+    layout: str
+    tokens: list[SSAValue] = field(default_factory=lambda: [])
+    """What the current step's accumulations wait for (the skip's rows)."""
+
+
+@dataclass
 class BuilderState:
     """The state of one function's lowering (see :mod:`cimflow.lowering.builder`)."""
 
@@ -166,6 +181,13 @@ class BuilderState:
     """The vector ops that wrote each tensor's final values, in emission
     order: an MVM output's finishing accumulations, or the steps of a
     one-output vector operator."""
+    residual: FusedResidual | None = None
+    """The residual the accumulations of the MVM being lowered add."""
+    fused_adds: dict[cim_tile.VectorOp, tuple[SSAValue, SSAValue]] = field(
+        default_factory=lambda: {}
+    )
+    """Residual adds done by an MVM's accumulations -> (that MVM's output,
+    the skip)."""
     dynamic_busy: list[SSAValue] = field(default_factory=lambda: [])
     """The op after which the free arrays are done with the activation
     matmul run on them last in this segment."""

@@ -384,7 +384,7 @@ def test_one_band_everywhere_is_the_layer_model(
     [
         ("cnn", "tiny", True),
         ("resnet", "tiny", True),
-        ("resnet", "jain_wordline", False),
+        ("resnet", "dynaplasia", False),
     ],
 )
 def test_pipelining_is_kept_only_where_it_pays(
@@ -393,8 +393,8 @@ def test_pipelining_is_kept_only_where_it_pays(
     """cmswitch keeps a CNN's row bands only when the simulated schedule is
     faster than the same segments all in layer dataflow, and says so when
     it drops them: the CNNs on the tiny chip pipeline, the ResNet on
-    jain_wordline (the model picks bands the simulator finds no faster)
-    does not."""
+    dynaplasia (the model picks bands the simulator finds no faster) does
+    not."""
     module = compile_model(
         model_path(name), target, "convert-graph-to-tile,cim-cmswitch", DIMS
     )

@@ -1,7 +1,7 @@
-"""Activations applied by the vector ops that finish their input (an MVM's
-accumulations, a residual add): the pre-activation tensor makes no round
-trip of its own, the activation's result is a view, and the trace still
-computes the model exactly."""
+"""Activations and residual adds applied by the vector ops that finish their
+input (an MVM's accumulations, a residual add): the pre-activation tensor
+makes no round trip of its own, the fused op's result is a view, and the
+trace still computes the model exactly."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from functional_models import cnn, wide_linear
 from onnx import TensorProto, helper, numpy_helper
 
 from cimflow.cimsim.engine import simulate
-from cimflow.cimsim.trace import Trace, VectorOp
+from cimflow.cimsim.trace import MvmOp, Trace, VectorOp
 from cimflow.tools.cim_verify import compile_model, module_trace, verify_trace
 
 
@@ -108,22 +108,40 @@ def test_streamed_chunks_apply_the_relu_when_they_finish(tmp_path: Path) -> None
         assert verify_trace(trace, path).passed, strategy
 
 
-def test_a_residual_add_applies_the_relu_after_it(tmp_path: Path) -> None:
-    """relu(conv(x) + x) in the test CNN: the add's steps apply the relu (one
-    more lane operation per output), the relu is a view; the depthwise
+def test_residual_adds_ride_on_the_accumulations(tmp_path: Path) -> None:
+    """relu(conv(x) + x) and conv1x1(y) + y in the test CNN: each add rides
+    on the accumulations that finish its convolution's outputs (they stream
+    the skip in and add it, one lane operation per output, before the relu),
+    so no add op is left, and the 1x1 convolution (one row tile, no bias),
+    which needed no accumulation, gets one for its residual; the depthwise
     convolution's ReLU6 (Clip 0..6) rides on its accumulations with its
     bounds. Exact on every strategy."""
     path = tmp_path / "cnn.onnx"
     onnx.save(cnn(), path)
     for strategy in ("static", "clsa-cim", "cmswitch"):
         trace = compiled(path, strategy=strategy)
-        adds = vector_ops(trace, "add")
-        assert [op.attrs.get("then") for op in adds].count("relu") >= 1
-        fused = [op for op in adds if op.attrs.get("then") == "relu"]
+        assert not vector_ops(trace, "add")
+        residual = [
+            op for op in vector_ops(trace, "accumulate") if "residual" in op.attrs
+        ]
+        assert {op.attrs["residual"] for op in residual} == {"nchw"}
+        by_output: dict[str, list[VectorOp]] = {}
+        for op in residual:
+            by_output.setdefault(op.outputs[0], []).append(op)
+        assert len(by_output) == 2
         shapes = {t.name: t.shape for t in trace.tensors}
-        for name in {op.outputs[0] for op in fused}:
-            work = sum(op.element_ops for op in fused if op.outputs[0] == name)
-            assert work == 2 * math.prod(shapes[name])
+        (relu,) = [n for n, ops in by_output.items() if ops[0].attrs.get("then")]
+        (plain,) = [n for n in by_output if n != relu]
+        assert all(op.attrs.get("then") == "relu" for op in by_output[relu])
+        # the 1x1 convolution: its 8 outputs per vector on 36 vectors, only
+        # the residual to add; the skip's bytes stream in with it
+        assert [len(op.inputs) for op in by_output[plain]] == [2] * len(
+            by_output[plain]
+        )
+        assert sum(op.element_ops for op in by_output[plain]) == math.prod(
+            shapes[plain]
+        )
+        assert sum(op.in_bytes for op in by_output[plain]) >= math.prod(shapes[plain])
         assert not vector_ops(trace, "clip")
         clipped = [
             op
@@ -152,3 +170,121 @@ def test_an_unknown_activation_is_a_failed_check(tmp_path: Path) -> None:
         check.error is not None
         and "applies unknown activation 'sparkle'" in check.error
     )
+
+
+def conv_residual(directory: Path, shared: bool = False, late: bool = False) -> Path:
+    """relu(conv3x3(x) + b + x), 4 channels on 8 x 8; with ``shared`` the
+    convolution's output is also a model output (the add may not change
+    it); with ``late`` the skip is a second convolution of ``x`` made after
+    the first: relu(conv_a(x) + conv_b(x))."""
+    rng = np.random.default_rng(1)
+    initializers = [
+        numpy_helper.from_array(
+            (rng.standard_normal((4, 4, 3, 3)) / 5).astype(np.float32), name
+        )
+        for name in ("w", "w2")
+    ]
+    initializers.append(
+        numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "b")
+    )
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1])]
+    skip = "x"
+    if late:
+        nodes.append(helper.make_node("Conv", ["x", "w2"], ["y2"], pads=[1, 1, 1, 1]))
+        skip = "y2"
+    nodes += [
+        helper.make_node("Add", ["y", skip], ["s"]),
+        helper.make_node("Relu", ["s"], ["r"]),
+    ]
+    shape = [1, 4, 8, 8]
+    outputs = [helper.make_tensor_value_info("r", TensorProto.FLOAT, shape)]
+    if shared:
+        outputs.append(helper.make_tensor_value_info("y", TensorProto.FLOAT, shape))
+    graph = helper.make_graph(
+        nodes,
+        "conv_residual",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        outputs,
+        initializers,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
+    )
+    onnx.checker.check_model(model)
+    path = directory / f"conv_residual_{int(shared)}{int(late)}.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def residual_accumulates(trace: Trace) -> list[VectorOp]:
+    return [op for op in vector_ops(trace, "accumulate") if "residual" in op.attrs]
+
+
+def test_a_residual_saves_the_round_trip_of_the_branch(tmp_path: Path) -> None:
+    """The fused add streams only the skip in (its 256 values, once) and
+    writes the sum once; unfused (the convolution's
+    output is also a model output), the add reads both operands and writes
+    its own result: more bytes cross the interconnect, and more vector
+    lanes work. Both exact."""
+    fused_path = conv_residual(tmp_path)
+    shared_path = conv_residual(tmp_path, shared=True)
+    fused, shared = compiled(fused_path), compiled(shared_path)
+    assert not vector_ops(fused, "add") and residual_accumulates(fused)
+    assert vector_ops(shared, "add") and not residual_accumulates(shared)
+    skip_bytes = sum(op.in_bytes for op in residual_accumulates(fused)) - sum(
+        op.in_bytes for op in vector_ops(shared, "accumulate")
+    )
+    assert skip_bytes == 4 * 8 * 8  # the skip, once, at 1 byte per value
+    fused_stats, shared_stats = simulate(fused).stats, simulate(shared).stats
+    assert fused_stats.interconnect_bytes < shared_stats.interconnect_bytes
+    assert verify_trace(fused, fused_path).passed
+    assert verify_trace(shared, shared_path).passed
+
+
+def test_the_later_operand_takes_the_residual(tmp_path: Path) -> None:
+    """relu(conv_a(x) + conv_b(x)): conv_b's output is made after conv_a's
+    accumulations, so conv_a cannot add it; conv_b adds conv_a's output,
+    and the relu rides on conv_b's accumulations. Exact on every
+    strategy."""
+    path = conv_residual(tmp_path, late=True)
+    for strategy in ("static", "pimcomp-ll", "cmswitch"):
+        trace = compiled(path, strategy=strategy)
+        residual = residual_accumulates(trace)
+        assert residual and not vector_ops(trace, "add")
+        mvms = {op.output: op.weight for op in trace.ops if isinstance(op, MvmOp)}
+        assert {mvms[op.outputs[0]] for op in residual} == {"w2"}
+        assert all(op.attrs.get("then") == "relu" for op in residual)
+        assert verify_trace(trace, path).passed, strategy
+
+
+def test_a_linear_layer_adds_its_residual_row_by_row(tmp_path: Path) -> None:
+    """x + (x @ W + b) on 3 tokens of 40 features (the transformer's
+    residual): the accumulations add x in the outputs' own order (``rows``),
+    and the model computes exactly; in the quantized mode too."""
+    rng = np.random.default_rng(2)
+    weight = (rng.standard_normal((40, 40)) / 6).astype(np.float32)
+    bias = rng.standard_normal(40).astype(np.float32)
+    shape = [3, 40]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gemm", ["x", "w", "b"], ["y"]),
+            helper.make_node("Add", ["x", "y"], ["s"]),
+        ],
+        "linear_residual",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("s", TensorProto.FLOAT, shape)],
+        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
+    )
+    onnx.checker.check_model(model)
+    path = tmp_path / "linear_residual.onnx"
+    onnx.save(model, path)
+    for strategy in ("static", "cim-mlc", "cmswitch"):
+        trace = compiled(path, strategy=strategy)
+        residual = residual_accumulates(trace)
+        assert residual and {op.attrs["residual"] for op in residual} == {"rows"}
+        assert not vector_ops(trace, "add")
+        assert verify_trace(trace, path).passed, strategy
+        assert verify_trace(trace, path, "quantized").passed, strategy

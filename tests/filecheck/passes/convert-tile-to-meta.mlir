@@ -391,9 +391,10 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // arrays) holds the argument %past (named by its name hint; its trace name is
 // input1) for the whole run. The 40-byte tensor needs one 256-byte array and
 // gets the spare one too: it is declared as starting in arrays 0-1, which
-// start in memory mode (no switch), and the add reads it memory -> buffer
-// from there instead of from DRAM. Everything else starts at array 2: l1.w's
-// 5 arrays (2-6), segment 0's activations buffer right after them (7, the
+// start in memory mode (no switch), and the add, a residual of l1.w's
+// outputs, rides on their accumulation, which streams it from there instead
+// of from DRAM (%s is then a view of %h). Everything else starts at array
+// 2: l1.w's 5 arrays (2-6), segment 0's activations buffer right after them (7, the
 // only array switched to memory and back), and segment 1's streamed l2.w
 // (2 row tiles x 8 column tiles = 16 arrays) in chunks of at most the 6
 // arrays 2-7 (3 + 3 + 2 column tiles, as its allocation says: 3 chunks).
@@ -430,34 +431,31 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.move "input0" 32 bytes in cores <0:2> segment 0 label "l1.w" allocs [#cim_meta.alloc<"input0[0:1]" 104 bytes local cores <0:2>>] after(%[[V5]], %[[V6]])
 // CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:1]@in" buffer>] segment 0 label "input0[0:1]@in" after(%[[V7]])
 // CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.mvm "l1.w" arrays <2:7> vectors 1 rows 32 cols 32 k [0, 32] n [0, 40] v [0, 1] input "input0" output "h" local_bytes 32 segment 0 label "l1.w" after(%[[V7]], %[[V3]])
-// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.move "h" 40 bytes out cores <0:2> block [0, 0, 1] segment 0 label "l1.w" after(%[[V9]])
-// CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:1]" local cores <0:2>>] segment 0 label "input0[0:1]" after(%[[V10]], %[[V9]])
-// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.segment 0 label "allocate s" allocs [#cim_meta.alloc<"s" 40 bytes buffer>] after(%[[V10]])
-// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.load "input1" 40 bytes memory -> buffer arrays <0:2> segment 0 label "input1" allocs [#cim_meta.alloc<"input1" 40 bytes buffer>] after(%[[V0]])
-// CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.vector "add" element_ops 40 inputs ["h", "input1"] outputs ["s"] attrs {kind = #cim_graph<binary_kind add>} cores <0:2> in_bytes 80 out_bytes 40 segment 0 label "add" after(%[[V12]], %[[V10]], %[[V13]])
-// CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.free [#cim_meta.place<"input1" buffer>] segment 0 label "input1" after(%[[V13]], %[[V14]])
-// CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.free [#cim_meta.place<"h" buffer>] segment 0 label "h" after(%[[V10]], %[[V14]])
-// CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.segment 1 after(%[[V1]], %[[V4]], %[[V8]], %[[V11]], %[[V15]], %[[V16]])
-// CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.switch arrays <7:8> to <compute> segment 1 after(%[[V17]])
-// CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.segment 1 label "allocate y" allocs [#cim_meta.alloc<"y" 64 bytes buffer>] after(%[[V14]])
-// CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.load "l2.w" 960 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@2" 960 bytes buffer>] after(%[[V17]])
-// CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.program "l2.w" arrays <2:8> rows 32 cols 32 k [0, 40] n [0, 24] in_bytes 960 segment 1 label "l2.w" after(%[[V20]], %[[V18]])
-// CHECK-NEXT:   %[[V22:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@2" buffer>] segment 1 label "l2.w@2" after(%[[V21]])
-// CHECK-NEXT:   %[[V23:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:8> vectors 1 rows 32 cols 32 k [0, 40] n [0, 24] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V14]], %[[V19]], %[[V21]])
-// CHECK-NEXT:   %[[V24:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 inputs ["y"] outputs ["y"] attrs {} block [1, 0, 24] cores <0:2> out_bytes 24 segment 1 label "y" after(%[[V23]])
-// CHECK-NEXT:   %[[V25:[0-9]+]] = cim_meta.load "l2.w" 960 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@2" 960 bytes buffer>] after(%[[V20]])
-// CHECK-NEXT:   %[[V26:[0-9]+]] = cim_meta.program "l2.w" arrays <2:8> rows 32 cols 32 k [0, 40] n [24, 48] in_bytes 960 segment 1 label "l2.w" after(%[[V25]], %[[V24]], %[[V18]])
-// CHECK-NEXT:   %[[V27:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@2" buffer>] segment 1 label "l2.w@2" after(%[[V26]])
-// CHECK-NEXT:   %[[V28:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:8> vectors 1 rows 32 cols 32 k [0, 40] n [24, 48] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V14]], %[[V19]], %[[V26]])
-// CHECK-NEXT:   %[[V29:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 inputs ["y"] outputs ["y"] attrs {} block [1, 24, 48] cores <0:2> out_bytes 24 segment 1 label "y" after(%[[V28]])
-// CHECK-NEXT:   %[[V30:[0-9]+]] = cim_meta.load "l2.w" 640 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@2" 640 bytes buffer>] after(%[[V25]])
-// CHECK-NEXT:   %[[V31:[0-9]+]] = cim_meta.program "l2.w" arrays <2:6> rows 32 cols 32 k [0, 40] n [48, 64] in_bytes 640 segment 1 label "l2.w" after(%[[V30]], %[[V29]], %[[V18]])
-// CHECK-NEXT:   %[[V32:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@2" buffer>] segment 1 label "l2.w@2" after(%[[V31]])
-// CHECK-NEXT:   %[[V33:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:6> vectors 1 rows 32 cols 32 k [0, 40] n [48, 64] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V14]], %[[V19]], %[[V31]])
-// CHECK-NEXT:   %[[V34:[0-9]+]] = cim_meta.vector "accumulate" element_ops 16 inputs ["y"] outputs ["y"] attrs {} block [1, 48, 64] cores <0:2> out_bytes 16 segment 1 label "y" after(%[[V33]])
-// CHECK-NEXT:   %[[V35:[0-9]+]] = cim_meta.free [#cim_meta.place<"s" buffer>] segment 1 label "s" after(%[[V14]], %[[V23]], %[[V28]], %[[V33]])
-// CHECK-NEXT:   %[[V36:[0-9]+]] = cim_meta.store "y" 64 bytes buffer -> dram segment 1 label "output0" after(%[[V24]], %[[V29]], %[[V34]])
-// CHECK-NEXT:   %[[V37:[0-9]+]] = cim_meta.free [#cim_meta.place<"y" buffer>] segment 1 label "y" after(%[[V24]], %[[V29]], %[[V34]], %[[V36]])
+// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.vector "accumulate" element_ops 40 inputs ["h", "input1"] outputs ["h"] attrs {residual = "rows"} block [0, 0, 1] cores <0:2> in_from memory in_arrays <0:2> in_bytes 40 segment 0 label "h" after(%[[V9]])
+// CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.move "h" 40 bytes out cores <0:2> block [0, 0, 1] segment 0 label "l1.w" after(%[[V10]])
+// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:1]" local cores <0:2>>] segment 0 label "input0[0:1]" after(%[[V11]], %[[V9]])
+// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 inputs ["h"] outputs ["s"] attrs {} cores <0:2> segment 0 label "reshape" after(%[[V11]])
+// CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.segment 1 after(%[[V1]], %[[V4]], %[[V8]], %[[V12]], %[[V13]])
+// CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.switch arrays <7:8> to <compute> segment 1 after(%[[V14]])
+// CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.segment 1 label "allocate y" allocs [#cim_meta.alloc<"y" 64 bytes buffer>] after(%[[V13]])
+// CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.load "l2.w" 960 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@2" 960 bytes buffer>] after(%[[V14]])
+// CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.program "l2.w" arrays <2:8> rows 32 cols 32 k [0, 40] n [0, 24] in_bytes 960 segment 1 label "l2.w" after(%[[V17]], %[[V15]])
+// CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@2" buffer>] segment 1 label "l2.w@2" after(%[[V18]])
+// CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:8> vectors 1 rows 32 cols 32 k [0, 40] n [0, 24] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V13]], %[[V16]], %[[V18]])
+// CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 inputs ["y"] outputs ["y"] attrs {} block [1, 0, 24] cores <0:2> out_bytes 24 segment 1 label "y" after(%[[V20]])
+// CHECK-NEXT:   %[[V22:[0-9]+]] = cim_meta.load "l2.w" 960 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@2" 960 bytes buffer>] after(%[[V17]])
+// CHECK-NEXT:   %[[V23:[0-9]+]] = cim_meta.program "l2.w" arrays <2:8> rows 32 cols 32 k [0, 40] n [24, 48] in_bytes 960 segment 1 label "l2.w" after(%[[V22]], %[[V21]], %[[V15]])
+// CHECK-NEXT:   %[[V24:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@2" buffer>] segment 1 label "l2.w@2" after(%[[V23]])
+// CHECK-NEXT:   %[[V25:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:8> vectors 1 rows 32 cols 32 k [0, 40] n [24, 48] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V13]], %[[V16]], %[[V23]])
+// CHECK-NEXT:   %[[V26:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 inputs ["y"] outputs ["y"] attrs {} block [1, 24, 48] cores <0:2> out_bytes 24 segment 1 label "y" after(%[[V25]])
+// CHECK-NEXT:   %[[V27:[0-9]+]] = cim_meta.load "l2.w" 640 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@2" 640 bytes buffer>] after(%[[V22]])
+// CHECK-NEXT:   %[[V28:[0-9]+]] = cim_meta.program "l2.w" arrays <2:6> rows 32 cols 32 k [0, 40] n [48, 64] in_bytes 640 segment 1 label "l2.w" after(%[[V27]], %[[V26]], %[[V15]])
+// CHECK-NEXT:   %[[V29:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@2" buffer>] segment 1 label "l2.w@2" after(%[[V28]])
+// CHECK-NEXT:   %[[V30:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:6> vectors 1 rows 32 cols 32 k [0, 40] n [48, 64] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V13]], %[[V16]], %[[V28]])
+// CHECK-NEXT:   %[[V31:[0-9]+]] = cim_meta.vector "accumulate" element_ops 16 inputs ["y"] outputs ["y"] attrs {} block [1, 48, 64] cores <0:2> out_bytes 16 segment 1 label "y" after(%[[V30]])
+// CHECK-NEXT:   %[[V32:[0-9]+]] = cim_meta.free [#cim_meta.place<"h" buffer>] segment 1 label "h" after(%[[V11]], %[[V13]], %[[V20]], %[[V25]], %[[V30]])
+// CHECK-NEXT:   %[[V33:[0-9]+]] = cim_meta.store "y" 64 bytes buffer -> dram segment 1 label "output0" after(%[[V21]], %[[V26]], %[[V31]])
+// CHECK-NEXT:   %[[V34:[0-9]+]] = cim_meta.free [#cim_meta.place<"y" buffer>] segment 1 label "y" after(%[[V21]], %[[V26]], %[[V31]], %[[V33]])
 // CHECK-NEXT: }
 
 // Activation-by-activation matmuls on arrays (Inputs/dynamic_matmul.mlir on

@@ -179,6 +179,21 @@
 
 // -----
 
+// CHECK: 'cim_meta.vector' residual is an accumulate's last input, laid out as one of rows, nchw
+%t = cim_meta.vector "add" element_ops 64 inputs ["y", "s"] outputs ["y"] attrs {residual = "rows"} segment 0
+
+// -----
+
+// CHECK: 'cim_meta.vector' residual is an accumulate's last input, laid out as one of rows, nchw
+%t = cim_meta.vector "accumulate" element_ops 64 inputs ["y", "s"] outputs ["y"] attrs {residual = "nhwc"} segment 0
+
+// -----
+
+// CHECK: 'cim_meta.vector' residual is an accumulate's last input, laid out as one of rows, nchw
+%t = cim_meta.vector "accumulate" element_ops 64 inputs ["y"] outputs ["y"] attrs {residual = "rows"} segment 0
+
+// -----
+
 // The version-4 key `units` is gone (cores say whose units run the op).
 // CHECK: Expected 'inputs'
 %t = cim_meta.vector "softmax" element_ops 64 units 8 inputs ["s"] outputs ["p"] attrs {} segment 0
