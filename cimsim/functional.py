@@ -1174,7 +1174,7 @@ class _Executor:
             )
         if source == "memory":
             self.memory_mode(in_arrays, "streams from")
-            if not in_arrays <= partial.arrays:
+            if partial.level == "memory" and not in_arrays <= partial.arrays:
                 raise self.fail(
                     f"accumulates '{name}' from memory-mode arrays that do not "
                     "hold its partial sums"

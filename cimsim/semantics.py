@@ -526,8 +526,16 @@ class _Checker:
         if op.in_from == "memory":
             activations = [
                 name
-                for name in op.inputs
-                if name in self.tensors or name in self.inputs
+                for index, name in enumerate(op.inputs)
+                if (name in self.tensors or name in self.inputs)
+                and not (
+                    # partial sums in the cores are added there, whatever
+                    # else (a residual) the op streams from memory arrays
+                    index == 0
+                    and op.op == "accumulate"
+                    and name not in self.in_memory
+                    and "residual" in op.attrs
+                )
             ]
             self.streams_from_memory(activations, op.in_arrays, "streams")
         if op.out_to == "memory":

@@ -3,6 +3,8 @@ input (an MVM's accumulations, a residual add): the pre-activation tensor
 makes no round trip of its own, the fused op's result is a view, and the
 trace still computes the model exactly."""
 
+# ruff: noqa: E501
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 from functional_models import cnn, wide_linear
+from ir_builders import parse_module
 from onnx import TensorProto, helper, numpy_helper
 
 from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.trace import MvmOp, Trace, VectorOp
+from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
 from cimflow.tools.cim_verify import compile_model, module_trace, verify_trace
 
 
@@ -288,3 +292,61 @@ def test_a_linear_layer_adds_its_residual_row_by_row(tmp_path: Path) -> None:
         assert not vector_ops(trace, "add")
         assert verify_trace(trace, path).passed, strategy
         assert verify_trace(trace, path, "quantized").passed, strategy
+
+
+KV_RESIDUAL = """
+builtin.module attributes {cim_tile.strategy = "static"} {
+  func.func @kv(%x: tensor<1x32xf32>, %past: tensor<1x40xf32>) -> tensor<1x64xf32> {
+    cim_tile.memory_buffer kv_cache arrays 2 bytes 512 segment 0 holds ["past"] mode <memory>
+    %h = cim_tile.mvm %x weight "l1.w" layout kn tiling <k = 32, n = 40, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 1, col_tiles = 5, groups_per_array = 1> alloc <segment = 0, copies = 1, chunks = 1> mode <compute> : tensor<1x32xf32> -> tensor<1x40xf32>
+    %s = cim_tile.vector segment 0 (%h, %past) : (tensor<1x40xf32>, tensor<1x40xf32>) -> tensor<1x40xf32> {
+    ^bb0(%0: tensor<1x40xf32>, %1: tensor<1x40xf32>):
+      %2 = cim_graph.binary add %0, %1 : (tensor<1x40xf32>, tensor<1x40xf32>) -> tensor<1x40xf32>
+      cim_tile.yield %2 : tensor<1x40xf32>
+    }
+    %y = cim_tile.mvm %s weight "l2.w" layout kn tiling <k = 40, n = 64, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 2, col_tiles = 8, groups_per_array = 1> alloc <segment = 1, copies = 1, chunks = 3> mode <compute> : tensor<1x40xf32> -> tensor<1x64xf32>
+    func.return %y : tensor<1x64xf32>
+  }
+}
+"""
+
+
+def test_a_residual_streams_from_memory_arrays_beside_partial_sums_in_the_cores(
+    tmp_path: Path,
+) -> None:
+    """h = x @ l1.w finishes in its cores (one row tile) while its residual,
+    the KV-cache input held in memory-mode arrays 0-1, streams in from
+    those arrays: the accumulation reads from memory, its partial sums stay
+    where they are, and the model computes exactly."""
+    rng = np.random.default_rng(3)
+    weights = [
+        numpy_helper.from_array(
+            (rng.standard_normal(shape) / 6).astype(np.float32), name
+        )
+        for name, shape in (("l1.w", (32, 40)), ("l2.w", (40, 64)))
+    ]
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["input0", "l1.w"], ["h"]),
+            helper.make_node("Add", ["h", "input1"], ["s"]),
+            helper.make_node("MatMul", ["s", "l2.w"], ["y"]),
+        ],
+        "kv",
+        [
+            helper.make_tensor_value_info("input0", TensorProto.FLOAT, [1, 32]),
+            helper.make_tensor_value_info("input1", TensorProto.FLOAT, [1, 40]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
+        weights,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
+    )
+    path = tmp_path / "kv.onnx"
+    onnx.save(model, path)
+    context, module = parse_module(KV_RESIDUAL)
+    ConvertTileToMetaPass("tiny").apply(context, module)
+    trace = module_trace(module, str(path))
+    (residual,) = residual_accumulates(trace)
+    assert residual.in_from == "memory" and residual.inputs == ("h", "input1")
+    assert verify_trace(trace, path).passed
