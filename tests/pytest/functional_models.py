@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,16 @@ class _Graph:
         model.ir_version = 8
         onnx.checker.check_model(model)
         return model
+
+
+def save_model(graph: onnx.GraphProto, path: Path) -> Path:
+    """``graph`` as a checked opset-17 model written to ``path``."""
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
+    )
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
 
 
 def cnn(seed: int = 0, image: int = 12) -> onnx.ModelProto:

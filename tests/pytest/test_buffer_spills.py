@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from functional_models import matmul_relu_chain
+from functional_models import matmul_relu_chain, save_model
 from onnx import TensorProto, helper, numpy_helper
 from test_memory_mode import compile_with_buffers, written_to_memory
 
@@ -26,15 +26,6 @@ from cimflow.cimsim.engine import SimResult, simulate
 from cimflow.cimsim.trace import LoadOp, MoveOp, MvmOp, ProgramOp, Trace, VectorOp
 from cimflow.hw_targets import HardwareTarget, load_target, target_to_toml
 from cimflow.tools.cim_verify import compile_model, module_trace, verify_trace
-
-
-def save(graph: onnx.GraphProto, path: Path) -> Path:
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
-    )
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
-    return path
 
 
 def two_layer_mlp(directory: Path, rows: int) -> Path:
@@ -55,7 +46,7 @@ def padded_conv(directory: Path) -> Path:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])],
         [numpy_helper.from_array(weight, "w")],
     )
-    return save(graph, directory / "conv.onnx")
+    return save_model(graph, directory / "conv.onnx")
 
 
 def tiny_with(directory: Path, name: str, **changes: Any) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from functional_models import cnn, wide_linear
+from functional_models import cnn, save_model, wide_linear
 from ir_builders import parse_module
 from onnx import TensorProto, helper, numpy_helper
 
@@ -53,13 +53,7 @@ def conv_relu(directory: Path, shared: bool) -> Path:
         outputs,
         [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")],
     )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
-    )
-    onnx.checker.check_model(model)
-    path = directory / f"conv_relu{'_shared' if shared else ''}.onnx"
-    onnx.save(model, path)
-    return path
+    return save_model(graph, directory / f"conv_relu{'_shared' if shared else ''}.onnx")
 
 
 def test_the_relu_rides_on_the_bias_additions(tmp_path: Path) -> None:
@@ -211,13 +205,7 @@ def conv_residual(directory: Path, shared: bool = False, late: bool = False) -> 
         outputs,
         initializers,
     )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
-    )
-    onnx.checker.check_model(model)
-    path = directory / f"conv_residual_{int(shared)}{int(late)}.onnx"
-    onnx.save(model, path)
-    return path
+    return save_model(graph, directory / f"conv_residual_{int(shared)}{int(late)}.onnx")
 
 
 def residual_accumulates(trace: Trace) -> list[VectorOp]:
@@ -279,12 +267,7 @@ def test_a_linear_layer_adds_its_residual_row_by_row(tmp_path: Path) -> None:
         [helper.make_tensor_value_info("s", TensorProto.FLOAT, shape)],
         [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")],
     )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
-    )
-    onnx.checker.check_model(model)
-    path = tmp_path / "linear_residual.onnx"
-    onnx.save(model, path)
+    path = save_model(graph, tmp_path / "linear_residual.onnx")
     for strategy in ("static", "cim-mlc", "cmswitch"):
         trace = compiled(path, strategy=strategy)
         residual = residual_accumulates(trace)
@@ -339,11 +322,7 @@ def test_a_residual_streams_from_memory_arrays_beside_partial_sums_in_the_cores(
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
         weights,
     )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
-    )
-    path = tmp_path / "kv.onnx"
-    onnx.save(model, path)
+    path = save_model(graph, tmp_path / "kv.onnx")
     context, module = parse_module(KV_RESIDUAL)
     ConvertTileToMetaPass("tiny").apply(context, module)
     trace = module_trace(module, str(path))
