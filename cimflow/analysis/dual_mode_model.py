@@ -173,8 +173,10 @@ from cimflow.lowering.rules import (
     chunks_out_bytes,
     epilogue_source,
     gathered_elements,
+    mvm_input_bytes,
     residual_of,
     vector_work,
+    window_of,
 )
 from cimflow.passes.clsa_allocate import MAX_ROW_BANDS
 
@@ -496,8 +498,10 @@ def build_program(
             vectors = op.vectors
             plan = plan_chunks(tiling, arrays)
             chunk = plan[0]
-            row_bytes = tensor_bytes(hw, op.input) // max(1, vectors)
-            move_in = interconnect_cost(hw, max(1, vectors * row_bytes)).cycles
+            owner = op.input.owner
+            window = window_of(owner) if isinstance(owner, cim_tile.Im2ColOp) else None
+            in_bytes = mvm_input_bytes(hw, tiling, plan, window, vectors)
+            move_in = interconnect_cost(hw, max(1, in_bytes)).cycles
             groups, n = tiling.field("groups"), tiling.field("n")
             partials = tiling.field("row_tiles")
             outputs = vectors * groups * n
@@ -519,7 +523,7 @@ def build_program(
             info.fixed += move_in + gather + accumulate
             info.interconnect += move_in + gather
             info.vector += accumulate
-            info.parts.append(("interconnect", max(1, vectors * row_bytes)))
+            info.parts.append(("interconnect", max(1, in_bytes)))
             info.parts.append(("interconnect", max(1, gather_bytes)))
             info.parts.append(("vector", extra))
             info.mvm = MvmInfo(

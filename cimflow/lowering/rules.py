@@ -288,6 +288,32 @@ def input_elements(
     return (vectors[1] - vectors[0]) * span_length(spans)
 
 
+def mvm_input_bytes(
+    hw: HardwareTarget,
+    tiling: TilingAttr,
+    chunks: Sequence[Chunk],
+    window: Window | None,
+    vectors: int,
+) -> int:
+    """Input bytes an MVM of ``vectors`` vectors moves over the interconnect
+    when each of its ``chunks`` (one copy placed from array 0) streams every
+    vector through once: per chunk, the input elements of the weight rows
+    its arrays hold (:func:`input_elements`: feature-map rows for a window),
+    once for all its cores on a bus, once per core on a mesh."""
+    total = 0
+    for chunk in chunks:
+        by_core = core_k_spans(hw, tiling, chunk, 0)
+        if hw.interconnect.topology == "bus":
+            union = merge_spans(s for spans in by_core.values() for s in spans)
+            total += input_elements(window, (0, vectors), union)
+        else:
+            total += sum(
+                input_elements(window, (0, vectors), spans)
+                for spans in by_core.values()
+            )
+    return total * hw.activation_bytes
+
+
 def new_input_elements(
     window: Window | None,
     vectors: Span,

@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from functional_models import FAMILIES
+from functional_models import FAMILIES, save_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ir_builders import chain_ir, make_context
+from onnx import TensorProto, helper, numpy_helper
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr
@@ -47,7 +48,7 @@ from cimflow.analysis.dual_mode_model import (
 )
 from cimflow.cimdialect import cim_tile
 from cimflow.cimsim.engine import simulate
-from cimflow.cimsim.trace import SwitchOp
+from cimflow.cimsim.trace import MoveOp, MvmOp, SwitchOp
 from cimflow.cost_model import switch_cost
 from cimflow.hw_targets import HardwareTarget, load_target, target_to_toml
 from cimflow.milp import INFINITY, MilpBuilder, SolveOutcome, SolverBudget
@@ -384,7 +385,7 @@ def test_one_band_everywhere_is_the_layer_model(
     [
         ("cnn", "tiny", True),
         ("resnet", "tiny", True),
-        ("resnet", "dynaplasia", False),
+        ("resnet", "multichip", False),
     ],
 )
 def test_pipelining_is_kept_only_where_it_pays(
@@ -393,7 +394,7 @@ def test_pipelining_is_kept_only_where_it_pays(
     """cmswitch keeps a CNN's row bands only when the simulated schedule is
     faster than the same segments all in layer dataflow, and says so when
     it drops them: the CNNs on the tiny chip pipeline, the ResNet on
-    dynaplasia (the model picks bands the simulator finds no faster) does
+    multichip (the model picks bands the simulator finds no faster) does
     not."""
     module = compile_model(
         model_path(name), target, "convert-graph-to-tile,cim-cmswitch", DIMS
@@ -954,3 +955,31 @@ def test_copy_counts_are_every_count_then_an_eighth_apart(top: int) -> None:
     # beyond, each count is at most 1/8 (rounded up) above the one before
     assert all(b <= math.ceil(a * 9 / 8) for a, b in itertools.pairwise(counts))
     assert len(counts) <= EVERY_COPY_COUNT_TO + 1 + math.log(max(1, top), 9 / 8)
+
+
+def test_the_model_moves_a_feature_map_not_its_windows(tmp_path: Path) -> None:
+    """A 3x3 convolution of 8 channels on 16 x 16 on tiny (k = 72 rows in 3
+    row tiles x 2 column tiles, 6 arrays over 2 cores on the bus): the
+    model charges its input as the 16 x 16 x 8 = 2048-byte feature map the
+    lowering streams to the cores (mvm_input_bytes), not the 256 x 72 =
+    18432 bytes of its windows, which the cores' local buffers expand."""
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])],
+        "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 16, 16])],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    path = save_model(graph, tmp_path / "conv.onnx")
+    module = compile_model(path, "tiny", "convert-graph-to-tile")
+    program = build_program(function_of(module), load_target("tiny"))
+    (mvm,) = [info for info in program.ops if isinstance(info.op, cim_tile.MVMOp)]
+    assert mvm.parts[0] == ("interconnect", 16 * 16 * 8)
+    trace = module_trace(compile_model(path, "tiny", "cim-compile{strategy=static}"))
+    moved = sum(op.in_bytes for op in trace.ops if isinstance(op, MvmOp))
+    moved += sum(
+        op.nbytes for op in trace.ops if isinstance(op, MoveOp) and op.direction == "in"
+    )
+    assert moved == 16 * 16 * 8
