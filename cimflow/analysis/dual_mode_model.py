@@ -54,11 +54,7 @@ Formulas (``tc(src, dst, b, n)`` is ``transfer_cost(...).cycles``)
   arrays, one after another::
 
       chunk_k(M) = sum_c tc(dram, buffer, bytes_c) + program_cost(rows_c)
-                   + max(mvm_cycles(V_k, rows_c, cols_c),
-                         interconnect_cost(in_c))
-
-  where ``in_c`` is the input chunk ``c``'s arrays read, moved again for
-  every chunk (:func:`~cimflow.lowering.rules.mvm_input_bytes`);
+                   + mvm_cycles(V_k, rows_c, cols_c)
 
   and with a ``chunks`` buffer of two halves of ``h`` arrays (a variant of
   the segment's problem: ``T - compute - M - 2h`` arrays for the chunks),
@@ -174,7 +170,6 @@ from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
 from cimflow.lowering.placement import VIEW_KINDS
 from cimflow.lowering.rules import (
-    Window,
     chunks_out_bytes,
     epilogue_source,
     gathered_elements,
@@ -779,7 +774,6 @@ def _stream_terms(
     vectors: int,
     available: int,
     half: int = 0,
-    window: Window | None = None,
 ) -> tuple[int, int, int, int]:
     chunks = plan_chunks(tiling, available)
     room = half * hw.dual_mode.memory_capacity_bytes
@@ -814,12 +808,7 @@ def _stream_terms(
             ).cycles
         )
         programmed[index] = program_end
-        # every vector streams through each chunk: its input moves again
-        moved = mvm_input_bytes(hw, tiling, (chunk,), window, vectors)
-        compute_end = program_end + max(
-            mvm_cycles(hw, vectors, chunk.rows, chunk.cols),
-            interconnect_cost(hw, max(1, moved)).cycles,
-        )
+        compute_end = program_end + mvm_cycles(hw, vectors, chunk.rows, chunk.cols)
     return compute_end, dram_free, len(chunks), compute_end - dram_free
 
 
@@ -833,9 +822,7 @@ def stream_terms(
     from DRAM while the current one programs and computes (as the lowering
     emits it: a chunk's read-out waits for the previous program, a half is
     refilled once the chunk before in it was read out)."""
-    owner = mvm.op.input.owner
-    window = window_of(owner) if isinstance(owner, cim_tile.Im2ColOp) else None
-    return _stream_terms(hw, mvm.op.tiling, mvm.vectors, available, half, window)
+    return _stream_terms(hw, mvm.op.tiling, mvm.vectors, available, half)
 
 
 EVERY_COPY_COUNT_TO = 32

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from functional_models import FAMILIES, save_model, wide_linear
+from functional_models import FAMILIES, save_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ir_builders import chain_ir, make_context
@@ -46,13 +46,11 @@ from cimflow.analysis.dual_mode_model import (
     tile_ops,
     violations,
 )
-from cimflow.analysis.tile_mapping import plan_chunks
 from cimflow.cimdialect import cim_tile
 from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.trace import MoveOp, MvmOp, SwitchOp
-from cimflow.cost_model import interconnect_cost, switch_cost
+from cimflow.cost_model import switch_cost
 from cimflow.hw_targets import HardwareTarget, load_target, target_to_toml
-from cimflow.lowering.rules import mvm_input_bytes
 from cimflow.milp import INFINITY, MilpBuilder, SolveOutcome, SolverBudget
 from cimflow.passes import cim_allocate
 from cimflow.passes.cim_allocate import (
@@ -985,31 +983,3 @@ def test_the_model_moves_a_feature_map_not_its_windows(tmp_path: Path) -> None:
         op.nbytes for op in trace.ops if isinstance(op, MoveOp) and op.direction == "in"
     )
     assert moved == 16 * 16 * 8
-
-
-def test_each_streamed_chunk_moves_the_input_again(tmp_path: Path) -> None:
-    """x @ W1 on 256 tokens of 300 features streams W1 (10 row tiles x 5
-    column tiles on tiny) in chunks; every token goes through every chunk,
-    so each chunk moves the input rows its arrays hold: the model's stream
-    takes at least those moves one after another, and with fewer arrays
-    (more chunks) more of them."""
-    path = tmp_path / "wide.onnx"
-    onnx.save(wide_linear(vectors=256), path)
-    hw = load_target("tiny")
-    module = compile_model(path, "tiny", "convert-graph-to-tile")
-    program = build_program(function_of(module), hw)
-    mvm = next(i.mvm for i in program.ops if i.mvm is not None and i.mvm.streamed)
-    tiling = mvm.op.tiling
-    totals: list[int] = []
-    for available in (8, 6, 4, 2, 1):
-        chunks = plan_chunks(tiling, available)
-        moves = sum(
-            interconnect_cost(
-                hw, mvm_input_bytes(hw, tiling, (chunk,), None, mvm.vectors)
-            ).cycles
-            for chunk in chunks
-        )
-        cycles, _, count, _ = stream_terms(hw, mvm, available)
-        assert count == len(chunks) and cycles >= moves
-        totals.append(moves)
-    assert totals == sorted(totals) and totals[-1] > totals[0]
