@@ -529,12 +529,9 @@ class _Checker:
                 for index, name in enumerate(op.inputs)
                 if (name in self.tensors or name in self.inputs)
                 and not (
-                    # partial sums in the cores are added there, whatever
-                    # else (a residual) the op streams from memory arrays
-                    index == 0
-                    and op.op == "accumulate"
-                    and name not in self.in_memory
-                    and "residual" in op.attrs
+                    # partial sums on chip are added there, whatever else
+                    # (a residual) the op streams from memory arrays
+                    index == 0 and op.op == "accumulate" and name not in self.in_memory
                 )
             ]
             self.streams_from_memory(activations, op.in_arrays, "streams")

@@ -436,8 +436,8 @@ def build_program(
         tensor_of[arg] = len(tensors)
         tensors.append(TensorInfo(arg.name_hint or "input", tensor_bytes(hw, arg), -1))
     infos: list[OpInfo] = []
+    # residual adds an MVM's accumulations do -> their skip
     fused_adds: dict[cim_tile.VectorOp, SSAValue] = {}
-    """Residual adds an MVM's accumulations do -> their skip."""
 
     def fetch(
         info: OpInfo, value: SSAValue, gathered: int | None, position: int | None = 0
