@@ -390,6 +390,15 @@ def interconnect_cost(
     )
 
 
+def replica_stream_cycles(t: HardwareTarget, copies: int, weight_bytes: int) -> int:
+    """The interconnect time of streaming a weight of ``weight_bytes`` to
+    ``copies - 1`` extra copies (each copy's program streams the weight to
+    its own cores; the first copy's is the segment's to pay anyway)."""
+    if copies < 2 or not weight_bytes:
+        return 0
+    return interconnect_cost(t, (copies - 1) * weight_bytes).cycles
+
+
 def feed_cost(t: HardwareTarget, nbytes: int, arrays: int) -> OpCost:
     """``nbytes`` between ``arrays`` memory-mode arrays and the compute
     arrays (or local buffer) of their core: the memory-to-compute path."""

@@ -274,13 +274,7 @@ def _solve(inst: SegmentInstance, budget: SolverBudget) -> MilpResult:
             duration += [
                 (c, float(x)) for c, x in zip(stream_cols, term.chunk, strict=True)
             ]
-        band: tuple[float, list[tuple[int, float]]] = (constant, duration)
-        if term.bands > 1:
-            single = term.copies[0][1] if term.copies else 0
-            band = (
-                (term.fixed + single) / term.bands,
-                [(c, x / term.bands) for c, x in act],
-            )
+        band = (constant / term.bands, [(c, x / term.bands) for c, x in duration])
         band_exprs.append(band)
         first = lp.var(0, INFINITY)
         last = first if term.bands == 1 else lp.var(0, INFINITY)

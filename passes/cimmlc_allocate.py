@@ -10,7 +10,8 @@ exposes (``target.array.compute_granularity``):
   whole cores; each copy starts on a core boundary (``align`` = arrays per
   core) and takes whole cores; the cores left in the segment go to extra
   copies by CIM-MLC's duplication dynamic program (minimum total MVM cycles
-  of the segment, each extra copy costing its cores).
+  of the segment, with the time extra copies' weights take to stream in,
+  each extra copy costing its cores).
 - ``crossbar``: each array is addressed separately: copies are packed array
   by array (no alignment) and the same dynamic program hands out the arrays
   left, in units of arrays.

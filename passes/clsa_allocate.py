@@ -11,9 +11,10 @@ Computing-in-Memory Architectures", DATE 2024).
   is ever less than one row.
 - Weight duplication: one copy of every layer of the segment is placed, then
   the arrays that remain go, one copy at a time, to the layer with the most
-  MVM cycles (cost model) that another copy still makes faster and that
-  still fits; a layer that cannot take one is passed over for the next (the
-  first CNN layers, with the largest feature maps, usually win).
+  MVM cycles (cost model, with the time extra copies' weights take to
+  stream in) that another copy still makes faster and that still fits; a
+  layer that cannot take one is passed over for the next (the first CNN
+  layers, with the largest feature maps, usually win).
 - Segments and streamed weights as in the static baseline: layers packed in
   program order while one copy of each fits; a layer larger than the chip
   streams in chunks in a segment of its own.

@@ -117,10 +117,17 @@ class ConvertTileToMetaPass(ModulePass):
             list(terminator.operands) if isinstance(terminator, func.ReturnOp) else []
         )
         end = len(list(body.ops))
+        builder.end = end
         for position, inner in enumerate(body.ops):
+            if isinstance(inner, func.ReturnOp):
+                continue
             for operand in inner.operands:
                 builder.last_use[operand] = position
-        for value in returned_values:
+        labels = io_names(function, function.res_attrs, len(returned_values), "output")
+        for value, label in zip(returned_values, labels, strict=True):
+            if value not in builder.output_readers:
+                reader = builder.last_use.get(value, -1)
+                builder.output_readers[value] = (reader, label)
             builder.last_use[value] = end
         inputs = io_names(function, function.arg_attrs, len(body.args), "input")
         for arg, name in zip(body.args, inputs, strict=True):

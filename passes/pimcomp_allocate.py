@@ -5,9 +5,11 @@ Crossbar-based PIM DNN Accelerators", DAC 2023 / TCAD).
 - Layer partitioning is our tiling (``convert-graph-to-tile``).
 - Weight replication by PIMCOMP's ``balance`` rule: every layer starts with
   one copy; while arrays remain, the layer with the most MVM cycles (its
-  vectors per copy, costed by the cost model, wordline passes included) gets
-  the fewest extra copies that make it faster; replication stops when that
-  bottleneck cannot be made faster or its next copy does not fit.
+  vectors per copy, costed by the cost model, wordline passes included, and
+  the time its extra copies' weights take to stream in: PIMCOMP takes
+  weights as programmed, this machine programs them) gets the fewest extra
+  copies that make it faster; replication stops when that bottleneck cannot
+  be made faster or its next copy does not fit.
 - Core mapping: a copy that fits in one core is aligned (``align``) so that
   it never straddles two cores; copies of several layers still share a core.
 - Dataflow: ``throughput`` pipelines the samples of the batch through the

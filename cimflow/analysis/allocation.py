@@ -18,15 +18,14 @@ exactly what the lowering (``convert-tile-to-meta``) carries out:
   baseline does), so no model is ever refused;
 - vector work takes the segment that is current when it runs;
 - :func:`pipeline_rows` replays the lowering's blocking of a pipelined
-  segment to learn how many steps each MVM runs in (a step runs on one copy,
-  round-robin, so copies beyond the steps never run);
+  segment to learn how many steps each MVM runs in (each step split between
+  all the copies: :func:`~cimflow.lowering.rules.banded_mvm_cycles`);
 - every cost comes from :mod:`cimflow.cost_model` (:func:`layer_cycles`).
 """
 
 from __future__ import annotations
 
 import heapq
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -41,8 +40,9 @@ from cimflow.analysis.tile_mapping import plan_chunks
 from cimflow.cimdialect import cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
 from cimflow.cimdialect.cim_tile import Dataflow
-from cimflow.cost_model import mvm_cycles
+from cimflow.cost_model import replica_stream_cycles
 from cimflow.hw_targets import HardwareTarget
+from cimflow.lowering.rules import banded_copies, banded_mvm_cycles, splits_bands
 from cimflow.passes.static_allocate import STRATEGY_ATTR
 
 
@@ -61,15 +61,17 @@ class Layer:
     """Input vectors of the whole operator."""
     align: int = 1
     """Each copy starts at a multiple of this many arrays."""
+    weight_bytes: int = 0
+    """Bytes of one copy's weight (what each extra copy streams in)."""
     steps: int = 1
-    """Pipeline steps it runs in (1: whole, its vectors split between copies)."""
+    """Pipeline steps it runs in (1: whole), each step's vectors split
+    between the copies."""
     copies: int = 1
 
-    @property
-    def max_copies(self) -> int:
-        """Copies beyond this many never run: a pipeline step runs on one
-        copy, and a whole operator gives each copy at least one vector."""
-        return self.steps if self.steps > 1 else max(1, self.vectors)
+    def max_copies(self, hw: HardwareTarget) -> int:
+        """Copies beyond this many never run (:func:`banded_copies`)."""
+        split = splits_bands(hw, self.rows_used, self.cols_used)
+        return banded_copies(self.vectors, self.steps, split)
 
 
 @dataclass
@@ -116,25 +118,18 @@ class AllocationPolicy(Protocol):
 
 
 def layer_cycles(hw: HardwareTarget, layer: Layer, copies: int) -> int:
-    """MVM cycles of ``layer`` with ``copies`` copies, from the cost model.
-
-    A whole operator splits its vectors between the copies; a pipelined one
-    runs each step's vectors on one copy, ``ceil(steps / copies)`` steps one
-    after another on the busiest copy.
-    """
-    copies = max(1, min(copies, layer.max_copies))
-    if layer.steps > 1:
-        per_step = math.ceil(layer.vectors / layer.steps)
-        rounds = math.ceil(layer.steps / copies)
-        return rounds * mvm_cycles(hw, per_step, layer.rows_used, layer.cols_used)
-    vectors = math.ceil(layer.vectors / copies)
-    return mvm_cycles(hw, vectors, layer.rows_used, layer.cols_used)
+    """MVM cycles of ``layer`` with ``copies`` copies (:func:`banded_mvm_cycles`),
+    and the time its extra copies take to stream their weights in: a copy
+    is worth adding only if it saves more than that."""
+    return banded_mvm_cycles(
+        hw, layer.vectors, layer.steps, copies, layer.rows_used, layer.cols_used
+    ) + replica_stream_cycles(hw, copies, layer.weight_bytes)
 
 
 def next_useful_copies(hw: HardwareTarget, layer: Layer, copies: int) -> int | None:
     """The fewest copies above ``copies`` that make ``layer`` faster, if any."""
     now = layer_cycles(hw, layer, copies)
-    for more in range(copies + 1, layer.max_copies + 1):
+    for more in range(copies + 1, layer.max_copies(hw) + 1):
         if layer_cycles(hw, layer, more) < now:
             return more
     return None
@@ -344,6 +339,7 @@ def _layer(hw: HardwareTarget, policy: AllocationPolicy, op: cim_tile.MVMOp) -> 
         chunk.cols,
         op.vectors,
         policy.align(hw, chunk.arrays),
+        chunk.weight_elements * hw.weight_bytes,
     )
 
 
@@ -465,7 +461,7 @@ def _allocate_function(
         if segment.layers:
             policy.replicate(hw, segment)
             for layer in segment.layers:
-                layer.copies = max(1, min(layer.copies, layer.max_copies))
+                layer.copies = max(1, min(layer.copies, layer.max_copies(hw)))
             assert placement_end(segment.layers) <= hw.total_arrays
         _write_alloc(hw, segment)
     _write_dataflows(function, segments)

@@ -160,6 +160,7 @@ from cimflow.cost_model import (
     mvm_cycles,
     program_cost,
     program_op_cost,
+    replica_stream_cycles,
     switch_cost,
     transfer_cost,
     vector_cost,
@@ -170,11 +171,14 @@ from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
 from cimflow.lowering.placement import VIEW_KINDS
 from cimflow.lowering.rules import (
+    banded_copies,
+    banded_mvm_cycles,
     chunks_out_bytes,
     epilogue_source,
     gathered_elements,
     mvm_input_bytes,
     residual_of,
+    splits_bands,
     vector_work,
     window_of,
 )
@@ -877,15 +881,6 @@ def copies_cycles(
     return cycles + replica_stream_cycles(hw, copies, weight_bytes)
 
 
-def replica_stream_cycles(hw: HardwareTarget, copies: int, weight_bytes: int) -> int:
-    """The interconnect time of streaming the weight to ``copies - 1`` extra
-    copies (each copy's program streams the weight to its own cores; the
-    first copy's is in the segment's entry)."""
-    if copies < 2 or not weight_bytes:
-        return 0
-    return interconnect_cost(hw, (copies - 1) * weight_bytes).cycles
-
-
 @dataclass
 class Segment:
     """A segment of a program: tile ops ``[first, stop)``."""
@@ -1415,21 +1410,22 @@ def _pipelined_copies(
     limit: int,
     weight_bytes: int,
 ) -> tuple[tuple[int, int], ...]:
-    """``(d, cycles)`` of an MVM run in ``steps`` bands, band ``b`` on copy
-    ``b mod d`` (as the lowering places them): ``ceil(steps / d)`` rounds of
-    one band's vectors, and the extra copies' weights streaming to their
-    arrays; counts that do not shorten the rounds are dropped."""
-    top = max(1, min(limit, steps, total // max(1, arrays)))
-    band = mvm_cycles(hw, math.ceil(vectors / steps), rows, cols)
+    """``(d, cycles)`` of an MVM run in ``steps`` bands on ``d`` copies, as
+    the lowering runs it (:func:`~cimflow.lowering.rules.banded_mvm_cycles`:
+    the bands one after another, each split between the copies), and the
+    extra copies' weights streaming to their arrays; counts that do not
+    shorten the bands are dropped."""
+    split = splits_bands(hw, rows, cols)
+    top = max(
+        1, min(limit, banded_copies(vectors, steps, split), total // max(1, arrays))
+    )
     choices: list[tuple[int, int]] = []
-    last_rounds = -1
+    last = -1
     for d in copy_counts(top):
-        rounds = math.ceil(steps / d)
-        if rounds != last_rounds:
-            choices.append(
-                (d, rounds * band + replica_stream_cycles(hw, d, weight_bytes))
-            )
-            last_rounds = rounds
+        cycles = banded_mvm_cycles(hw, vectors, steps, d, rows, cols)
+        if cycles != last:
+            choices.append((d, cycles + replica_stream_cycles(hw, d, weight_bytes)))
+            last = cycles
     return tuple(choices)
 
 
@@ -1568,11 +1564,11 @@ class OpTimes:
 def op_times(inst: SegmentInstance, alloc: Allocation) -> list[OpTimes]:
     """Finish times of every op of a segment under ``alloc``.
 
-    An op of ``n`` bands and duration ``dur`` (its layer-dataflow cycles
-    with its copies) takes ``t = (fixed + act + mvm at one copy) / n`` per
-    band; its first band starts when the producer bands it reads are done
-    (the ``w``-th band of a blocked producer finishes ``(w - 1) t_p`` after
-    its first; a whole producer, at its end), and its last band finishes
+    An op of ``n`` bands and duration ``dur`` (its cycles with its copies,
+    as the lowering groups them) takes ``t = dur / n`` per band; its first
+    band starts when the producer bands it reads are done (the ``w``-th
+    band of a blocked producer finishes ``(w - 1) t_p`` after its first; a
+    whole producer, at its end), and its last band finishes
     ``t`` after its producers' last ones, or ``dur - t`` after its first
     band, whichever is later. With one band everywhere (``layer``) this is
     the critical path ``e_k = dur_k + max e_j``."""
@@ -1586,10 +1582,7 @@ def op_times(inst: SegmentInstance, alloc: Allocation) -> list[OpTimes]:
             duration += dict(term.copies)[d]
         if term.chunk:
             duration += term.chunk[stream_index]
-        band: float = duration
-        if term.bands > 1:
-            single = term.copies[0][1] if term.copies else 0
-            band = (term.fixed + act + single) / term.bands
+        band = duration / term.bands
         ready = done = 0.0
         waits = term.waits or tuple(0 for _ in term.preds)
         for p, wait in zip(term.preds, waits, strict=True):

@@ -48,6 +48,9 @@ class SpaceAllocator(Generic[Token]):
     """Bytes of each live allocation, by tensor."""
     peak: int = 0
     """Most bytes live at once, in program order."""
+    fresh_after: list[Token] = field(default_factory=lambda: [])
+    """Ops a grant of fresh bytes waits for (for a buffer whose bytes
+    others used before it existed: what ended their use)."""
 
     def __post_init__(self) -> None:
         if self.fresh < 0:
@@ -78,6 +81,8 @@ class SpaceAllocator(Generic[Token]):
         grant: Grant[Token] = Grant(nbytes)
         taken = min(self.fresh, nbytes)
         self.fresh -= taken
+        if taken:
+            grant.after.extend(self.fresh_after)
         needed = nbytes - taken
         while needed > 0:
             oldest = self.released[0]

@@ -43,6 +43,7 @@ class ArrayPlacement(WeightStreaming):
         self.segment = segment
         self.barrier = self.emit(cim_meta.SegmentOp(segment, list(self.sinks)))
         placed, next_array = self.place_resident(mvms)
+        self.split_local_buffers(placed)
         roles = self.place_buffers(buffers, next_array)
         keep = roles.get(cim_tile.BufferRole.ACTIVATIONS)
         freeing = self.evict_spills(keep)
@@ -63,7 +64,15 @@ class ArrayPlacement(WeightStreaming):
             # for the tensors evicted from them
             self.to_memory = self.join(freeing, "evictions")
         for mvm, copies in placed:
-            self.program_copies(mvm, copies, sources.get(mvm.weight.data))
+            source = sources.get(mvm.weight.data)
+            if source is None:
+                # from DRAM, when the MVM before it is lowered: programmed
+                # all at once, the weights would cycle through the global
+                # buffer and the segment's first outputs, placed after
+                # them, would wait there for the last one
+                self.unprogrammed[mvm] = copies
+            else:
+                self.program_copies(mvm, copies, source)
         for state in sources.values():
             if state.allocated:
                 self.free(state)
@@ -95,8 +104,44 @@ class ArrayPlacement(WeightStreaming):
         if weights is not None:
             self.pending_prefetch = (next_mvms, weights, self.to_memory)
 
+    def split_local_buffers(
+        self,
+        placed: Sequence[tuple[cim_tile.MVMOp, Sequence[cim_meta.ArrayRangesAttr]]],
+    ) -> None:
+        """Give each resident weight of a pipelined segment its own part of
+        the local buffer of every core it shares with another (their layers
+        run at the same time: sharing one buffer in program order would make
+        a layer's first band wait for the last band of the layer before)."""
+        parts: dict[int, set[str]] = {}
+        if self.pipelined:
+            per_core = self.hw.hierarchy.arrays_per_core
+            for mvm, copies in placed:
+                for copy in copies:
+                    for array in array_ids(copy):
+                        parts.setdefault(array // per_core, set()).add(mvm.weight.data)
+            for array in range(self.free_array, self.hw.total_arrays):
+                parts.setdefault(array // per_core, set()).add("")
+        split = {core: frozenset(w) for core, w in parts.items() if len(w) > 1}
+        if split or self.local_parts:
+            # new parts over bytes the segment before used: their first
+            # pieces wait for the barrier
+            self.local = {}
+            self.local_after = [self.barrier] if self.barrier is not None else []
+        self.local_parts = split
+
+    def program_on_first_use(self, mvm: cim_tile.MVMOp) -> None:
+        """Program ``mvm``'s resident copies, if the segment has not yet,
+        and the next resident weight's: a weight loads while the layer
+        before it computes."""
+        todo = [mvm] if mvm in self.unprogrammed else []
+        todo += [m for m in self.unprogrammed if m is not mvm][:1]
+        for weight in todo:
+            self.program_copies(weight, self.unprogrammed.pop(weight))
+
     def leave_segment(self) -> None:
         """Free the weights and biases the ending segment loaded."""
+        for mvm in list(self.unprogrammed):
+            self.program_on_first_use(mvm)
         for state in self.segment_loads.values():
             if state.allocated:
                 self.free(state)

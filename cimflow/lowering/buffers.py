@@ -42,9 +42,16 @@ class BufferPlacement(KvCache):
             states.append(state)
         if sum(sizes) <= self.buffer.available:
             after: list[SSAValue] = []
-            for state in states:
+            for state, value in zip(states, values, strict=True):
                 after += self.buffer.allocate(state.name, state.nbytes).after
                 state.level, state.allocated = Location.BUFFER, True
+                if value in self.output_readers:
+                    # a model output leaves for DRAM when its readers are
+                    # done: kept to the end, the outputs of every layer (a
+                    # decoder's present keys and values) fill the buffer
+                    reader, label = self.output_readers[value]
+                    self.early_stores[state.name] = label
+                    state.release_at = max(self.position, reader)
                 self.release_after(state)
             allocs = [
                 cim_meta.AllocAttr.get(s.name, s.nbytes, Location.BUFFER)
@@ -97,6 +104,26 @@ class BufferPlacement(KvCache):
                 self.free(state)
 
     def free(self, state: TensorState) -> SSAValue:
+        stored = (
+            state.name in self.early_stores
+            and state.level == Location.BUFFER
+            and self.position < self.end
+        )
+        if stored:
+            self.read(
+                state,
+                self.emit(
+                    cim_meta.StoreOp(
+                        state.name,
+                        max(1, state.nbytes),
+                        Location.BUFFER,
+                        Location.DRAM,
+                        self.deps(*state.tokens()),
+                        self.segment,
+                        label=self.early_stores[state.name],
+                    )
+                ),
+            )
         tokens = [t for _, t in state.ready if t is not None] + state.readers
         token = self.emit(
             cim_meta.FreeOp(
@@ -109,6 +136,8 @@ class BufferPlacement(KvCache):
         state.allocated = False
         if state.level == Location.BUFFER:
             self.buffer.release(state.name, token)
+        if stored:
+            state.level = Location.DRAM
         return token
 
     def stream_level(

@@ -9,10 +9,14 @@ It walks an allocated ``cim_tile`` function in program order and emits the
   memory buffers right after them; arrays switch modes; each copy is
   programmed by streaming its weight over the interconnect from where the
   weight is (the global buffer when it fits there, memory-mode arrays that
-  prefetched it, else DRAM).
+  prefetched it, else DRAM). A weight from DRAM is programmed when the MVM
+  before it is lowered (it loads while that layer computes); the segment's
+  first two together, at its first MVM.
 - **Tensors** live where :mod:`cimflow.lowering.placement` puts them: the
   global buffer (allocated, and freed after the last reader), an
   activations memory buffer, or DRAM; ops stream the other levels through.
+  A model output in the global buffer is stored to DRAM, and freed, once
+  its last reader is done; the others are stored at the end.
 - **MVMs.** Each copy takes its share of the vectors. Its cores receive
   only the input rows their arrays hold, as feature-map rows when a window
   expands the input (:mod:`cimflow.lowering.rules`). When the input is in
@@ -467,7 +471,8 @@ class ScheduleBuilder(MvmLowering):
     def store_outputs(
         self, returned: Sequence[SSAValue], names: Sequence[str]
     ) -> list[str]:
-        """Every model output ends in DRAM."""
+        """Every model output ends in DRAM (those not stored when their last
+        reader was done are stored here)."""
         outputs: list[str] = []
         for value, preferred in zip(returned, names, strict=True):
             name = self.names[value]

@@ -31,13 +31,16 @@ from cimflow.lowering.placement import (
 from cimflow.lowering.rules import (
     Span,
     Window,
+    band_groups,
     block_elements,
+    ceil_div,
     expanded_elements,
     input_elements,
     merge_spans,
     new_input_elements,
     residual_of,
     split_span,
+    splits_bands,
     sum_bytes,
 )
 from cimflow.lowering.state import (
@@ -150,6 +153,7 @@ class MvmLowering(ArrayPlacement):
         alloc = mvm.alloc
         assert alloc is not None
         self.declare_weight(mvm)
+        self.program_on_first_use(mvm)
         in_name = self.names[mvm.input]
         source = self.state(in_name)
         window = self.window_of(in_name)
@@ -170,7 +174,9 @@ class MvmLowering(ArrayPlacement):
                 out_name, (rows, columns), self.state(skip), residual.layout
             )
             self.fused_adds[residual.add] = (mvm.output, residual.skip)
-        for index, band in enumerate(self.steps(plan)):
+        steps = self.steps(plan)
+        per_band = ceil_div(vectors, len(steps))
+        for index, band in enumerate(steps):
             if plan is None or band is None:
                 span, needed = (0, vectors), None
             else:
@@ -183,20 +189,11 @@ class MvmLowering(ArrayPlacement):
             ready = self.deps(*source.tokens(needed), opened)
             if alloc.field("chunks") > 1:
                 finished = self.run_chunks(mvm, tensors, source, target, window, ready)
-            elif band is None:
-                finished = self.run_copies(
-                    mvm, tensors, source, target, window, ready, span, None
-                )
             else:
-                copies = self.programmed[mvm]
-                layout, program = copies[index % len(copies)]
-                finished = self.run_copy(
+                finished = self.run_copies(
                     mvm,
-                    layout,
-                    program,
-                    tensors,
-                    source,
-                    target,
+                    self.band_copies(mvm, index, per_band, len(steps) == 1),
+                    (tensors, source, target),
                     window,
                     ready,
                     span,
@@ -218,20 +215,32 @@ class MvmLowering(ArrayPlacement):
             return None
         return band if layout.rows == plan.output.rows else None
 
+    def band_copies(
+        self, mvm: cim_tile.MVMOp, index: int, per_band: int, whole: bool
+    ) -> list[tuple[CopyLayout, SSAValue]]:
+        """The copies that run band ``index`` of ``mvm`` (bands of about
+        ``per_band`` vectors; ``whole``: the MVM is one band): the band's
+        group (:func:`~cimflow.lowering.rules.band_groups`)."""
+        copies = self.programmed[mvm]
+        chunk = copies[0][0].chunk
+        split = whole or splits_bands(self.hw, chunk.rows, chunk.cols)
+        size, count = band_groups(len(copies), per_band, split)
+        first = (index % count) * size
+        return copies[first : first + size]
+
     def run_copies(
         self,
         mvm: cim_tile.MVMOp,
-        tensors: tuple[str, str],
-        source: TensorState,
-        target: TensorState,
+        copies: Sequence[tuple[CopyLayout, SSAValue]],
+        places: tuple[tuple[str, str], TensorState, TensorState],
         window: Window | None,
         ready: Sequence[SSAValue],
         span: Span,
         block: tuple[int, int, int] | None,
     ) -> list[SSAValue]:
-        """All vectors, split between the weight's resident copies; copies in
-        the same cores share what is staged there."""
-        copies = self.programmed[mvm]
+        """``span``'s vectors, split between ``copies`` (resident copies of
+        the weight); copies in the same cores share what is staged there."""
+        tensors, source, target = places
         share = math.ceil((span[1] - span[0]) / len(copies))
         assigned: list[tuple[CopyLayout, SSAValue, Span]] = []
         for index, (layout, program) in enumerate(copies):
@@ -253,7 +262,7 @@ class MvmLowering(ArrayPlacement):
         finished: list[SSAValue] = []
         for group in groups:
             staged = len(group) > 1 and self.run_group(
-                mvm, group, tensors, source, target, window, ready, finished
+                mvm, group, tensors, source, target, window, ready, block, finished
             )
             if staged:
                 continue
@@ -281,6 +290,7 @@ class MvmLowering(ArrayPlacement):
         target: TensorState,
         window: Window | None,
         ready: Sequence[SSAValue],
+        block: tuple[int, int, int] | None,
         finished: list[SSAValue],
     ) -> bool:
         """Copies in the same cores staged together: each piece's band moves
@@ -288,7 +298,9 @@ class MvmLowering(ArrayPlacement):
         False (nothing emitted) when the group's share streams instead."""
         layout, program, _ = group[0]
         span = (group[0][2][0], group[-1][2][1])
-        pieces = self.pieces(layout, span, window, source, target)
+        pieces = self.pieces(
+            layout, span, window, source, target, self.local_room(mvm, layout), block
+        )
         if pieces is None:
             return False
         finished += self.stage_pieces(
@@ -300,6 +312,7 @@ class MvmLowering(ArrayPlacement):
             ready,
             split_span(span, pieces),
             self.line_buffer(mvm, layout, span),
+            block,
             group=group,
         )
         return True
@@ -327,7 +340,6 @@ class MvmLowering(ArrayPlacement):
             for other, _ in self.programmed.get(mvm, [])
             if set(other.cores) & set(layout.cores)
         )
-        banded = any(band is not None for band, _ in source.owner.ready)
         before = self.line_buffer(mvm, layout, span)
         pieces = self.pieces(
             layout,
@@ -335,8 +347,8 @@ class MvmLowering(ArrayPlacement):
             window,
             source,
             target,
-            sharing,
-            block is not None and banded,
+            self.local_room(mvm, layout, sharing),
+            block,
             before,
         )
         if pieces is None:
@@ -495,6 +507,30 @@ class MvmLowering(ArrayPlacement):
             done.append(token)
         return done
 
+    def local_space(self, core: int, weight: str) -> SpaceAllocator[SSAValue]:
+        """The part of ``core``'s local buffer that ``weight``'s pieces use."""
+        parts = self.local_parts.get(core, frozenset())
+        key = (core, weight if weight in parts else "")
+        space = self.local.get(key)
+        if space is None:
+            space = SpaceAllocator[SSAValue](
+                self.hw.buffers.local_bytes // max(1, len(parts)),
+                fresh_after=list(self.local_after),
+            )
+            self.local[key] = space
+        return space
+
+    def local_room(
+        self, mvm: cim_tile.MVMOp, layout: CopyLayout, sharing: int = 1
+    ) -> int:
+        """Bytes a piece of ``layout`` may take in each of its cores' local
+        buffers: half of the weight's part (the next piece moves in while
+        one computes), shared by the ``sharing`` copies of it there."""
+        part = min(
+            self.local_space(core, mvm.weight.data).capacity for core in layout.cores
+        )
+        return part // (2 * max(1, sharing))
+
     def pieces(
         self,
         layout: CopyLayout,
@@ -502,19 +538,21 @@ class MvmLowering(ArrayPlacement):
         window: Window | None,
         source: TensorState,
         target: TensorState,
-        sharing: int = 1,
-        pipelined: bool = False,
+        room: int,
+        block: tuple[int, int, int] | None = None,
         before: Span | None = None,
     ) -> int | None:
         """How a copy's share is fed. None: streamed as it computes, when the
         interconnect is its bottleneck anyway (holding the path costs
         nothing then) or when staging would need more than
-        :data:`MAX_PIECES` pieces. Else the fewest near-equal pieces whose
-        input and outputs fit this copy's part of half of every core's local
-        buffer (``sharing`` copies of the weight share a core; half, so the
+        :data:`MAX_PIECES` pieces (or, for a window, pieces of less than an
+        output row). Else the fewest near-equal pieces whose
+        input and outputs fit ``room`` bytes of every core's local
+        buffer (its share of half of it; half, so the
         next piece moves in while one computes), and whose input and outputs
         passing through the global buffer (when they live elsewhere) fit
-        half of what it has free."""
+        half of what it has free. A pipeline step's share (``block``) of an
+        input made in bands streams when that input lives elsewhere."""
         whole = self.feed(layout, span, window, before)
         cores = tuple((c, c + 1) for c in layout.cores)
         transfer = interconnect_cost(
@@ -527,14 +565,19 @@ class MvmLowering(ArrayPlacement):
         )
         if transfer >= compute:
             return None
-        room = self.hw.buffers.local_bytes // (2 * max(1, sharing))
         passing = self.buffer.available // 2
         through_in = source.where()[0] != Location.BUFFER
+        pipelined = block is not None and any(
+            band is not None for band, _ in source.owner.ready
+        )
         if through_in and pipelined:
             return None  # a step reads rows made in steps; loads move whole tensors
         through_out = target.level != Location.BUFFER
+        most = MAX_PIECES
+        if window is not None:  # whole output rows: a line buffer streams rows
+            most = min(most, max(1, (span[1] - span[0]) // window.output_hw[1]))
         count = 1
-        while count <= MAX_PIECES:
+        while count <= most:
             parts = split_span(span, count)
             if len(parts) < count:
                 return None
@@ -678,10 +721,9 @@ class MvmLowering(ArrayPlacement):
         per_core = feed.core_in + feed.core_out
         after: list[SSAValue] = []
         for core in layout.cores:
-            space = self.local.setdefault(
-                core, SpaceAllocator[SSAValue](self.hw.buffers.local_bytes)
+            after += (
+                self.local_space(core, mvm.weight.data).allocate(staged, per_core).after
             )
-            after += space.allocate(staged, per_core).after
         cores = core_ranges(layout.cores)
         passing_in = (
             self.pass_through(in_name, source, feed.in_bytes, ready, f"{staged}@in")
@@ -808,7 +850,7 @@ class MvmLowering(ArrayPlacement):
             )
         )
         for core in layout.cores:
-            self.local[core].release(staged, freed)
+            self.local_space(core, mvm.weight.data).release(staged, freed)
         return last
 
     def pass_through(

@@ -34,6 +34,7 @@ from cimflow.cimdialect.shapes import num_elements
 from cimflow.cost_model import (
     EPILOGUE_ACTIVATIONS,
     EPILOGUE_HOSTS,
+    mvm_cycles,
     vector_element_ops,
 )
 from cimflow.hw_targets import HardwareTarget
@@ -216,22 +217,74 @@ class Window:
         axis = (self.strides[1], self.pads[1], self.kernel[1], self.dilations[1])
         return _covered(0, self.output_hw[1], *axis, self.input_shape[3])
 
+    def input_columns_of(self, ow0: int, ow1: int) -> int:
+        """Input columns (inside the feature map) that output columns
+        ``[ow0, ow1)`` read."""
+        axis = (self.strides[1], self.pads[1], self.kernel[1], self.dilations[1])
+        return _covered(ow0, ow1, *axis, self.input_shape[3])
+
+    def _window_rows(self, oh: int) -> set[int]:
+        """Input rows (inside the feature map) output row ``oh`` reads."""
+        stride, pad, kernel, dilation = (
+            self.strides[0],
+            self.pads[0],
+            self.kernel[0],
+            self.dilations[0],
+        )
+        rows = (oh * stride - pad + i * dilation for i in range(kernel))
+        return {r for r in rows if 0 <= r < self.input_shape[2]}
+
+    def _reads_row(self, r: int, oh0: int, oh1: int) -> bool:
+        """Whether some output row in ``[oh0, oh1)`` reads input row ``r``."""
+        stride, pad, kernel, dilation = (
+            self.strides[0],
+            self.pads[0],
+            self.kernel[0],
+            self.dilations[0],
+        )
+        for i in range(kernel):
+            offset = r + pad - i * dilation
+            if offset % stride == 0 and oh0 <= offset // stride < oh1:
+                return True
+        return False
+
+    def _sample_elements(self, lo: int, hi: int) -> int:
+        """Feature-map elements (of one channel) output positions ``[lo,
+        hi)`` of one sample read: the columns their windows cover in every
+        row they read (a whole output row reads ``input_columns``)."""
+        width = self.output_hw[1]
+        oh0, oh1 = lo // width, (hi - 1) // width
+        first = lo % width
+        if oh0 == oh1:
+            columns = self.input_columns_of(first, first + hi - lo)
+            return self.input_rows(oh0, oh0 + 1) * columns
+        full = self.input_columns
+        head = self.input_columns_of(first, width)
+        tail = self.input_columns_of(0, (hi - 1) % width + 1)
+        elements = self.input_rows(oh0 + 1, oh1) * full
+        head_rows, tail_rows = self._window_rows(oh0), self._window_rows(oh1)
+        for r in head_rows | tail_rows:
+            if not self._reads_row(r, oh0 + 1, oh1):
+                used = head * (r in head_rows) + tail * (r in tail_rows)
+                elements += min(full, used)
+        return elements
+
     def band_elements(self, vectors: Span, k_spans: Iterable[Span]) -> int:
         """Feature-map elements the output positions ``vectors`` read through
-        the patch columns ``k_spans``: the rows their windows cover (halo
-        included, padding not), in each the columns a whole output row reads,
-        of the channels they need."""
-        width = self.input_columns
+        the patch columns ``k_spans``: in every row their windows cover (halo
+        included, padding not), the columns they cover (all a whole output
+        row reads, for the rows between a first and a last partial output
+        row), of the channels they need."""
         oh_count, ow_count = self.output_hw
         per_sample = oh_count * ow_count
         channels = span_length(self.channels(k_spans))
         v0, v1 = vectors
-        rows = 0
+        elements = 0
         for sample in range(v0 // per_sample, -(-v1 // per_sample)):
             lo = max(v0, sample * per_sample) - sample * per_sample
             hi = min(v1, (sample + 1) * per_sample) - sample * per_sample
-            rows += self.input_rows(lo // ow_count, -(-hi // ow_count))
-        return rows * width * channels
+            elements += self._sample_elements(lo, hi)
+        return elements * channels
 
     def line_elements(self, k_spans: Iterable[Span]) -> int:
         """Feature-map elements a core keeps to expand windows as it streams
@@ -360,6 +413,65 @@ def split_span(span: Span, pieces: int) -> list[Span]:
     size = (stop - start) / count
     bounds = [start + round(i * size) for i in range(count)] + [stop]
     return [(bounds[i], bounds[i + 1]) for i in range(count)]
+
+
+def splits_bands(hw: HardwareTarget, rows_used: int, cols_used: int) -> bool:
+    """Whether a pipelined segment splits each band of an MVM whose arrays
+    use ``rows_used`` x ``cols_used`` cells between several copies: when an
+    array takes longer to compute a vector than the vector's input takes to
+    cross one interconnect link (the MVM is compute-bound, so a band done
+    early is worth the input columns each copy's part reads again). Else
+    each band runs whole on one copy, in turn, and moves its rows once."""
+    compute = mvm_cycles(hw, 2, rows_used, cols_used) - mvm_cycles(
+        hw, 1, rows_used, cols_used
+    )
+    transfer = (
+        rows_used * hw.activation_bytes / hw.interconnect.bandwidth_bytes_per_cycle
+    )
+    return compute > transfer
+
+
+def band_groups(copies: int, per_band: int, split: bool) -> tuple[int, int]:
+    """``(size, count)``: how ``copies`` copies of a weight run the bands of
+    ``per_band`` vectors of a pipelined segment. With ``split``
+    (:func:`splits_bands`) each band is split between the copies of one
+    group, as many as it has vectors, so that it is done as early as they
+    allow and the next layer starts on it; else groups of one. The groups
+    take the bands in turn (band ``b`` on group ``b mod count``); copies
+    beyond ``size * count`` stay idle. A whole MVM is one band."""
+    size = max(1, min(copies, per_band)) if split else 1
+    return size, max(1, copies // size)
+
+
+def banded_copies(vectors: int, steps: int, split: bool) -> int:
+    """Most copies an MVM of ``vectors`` vectors run in ``steps`` bands can
+    use (:func:`band_groups`): every band at once, on one copy each, or
+    split one vector per copy."""
+    steps = max(1, steps)
+    if steps == 1:
+        return max(1, vectors)
+    return steps * (ceil_div(vectors, steps) if split else 1)
+
+
+def banded_mvm_cycles(
+    hw: HardwareTarget,
+    vectors: int,
+    steps: int,
+    copies: int,
+    rows_used: int,
+    cols_used: int,
+) -> int:
+    """Array cycles of an MVM of ``vectors`` vectors run in ``steps`` bands
+    (a pipelined segment's, or whole with ``steps == 1``) on ``copies``
+    copies grouped as :func:`band_groups` says: ``ceil(steps / count)``
+    rounds of one band split between a group's ``size`` copies (the
+    lowering's ``MvmLowering.band_copies``)."""
+    steps = max(1, steps)
+    per_band = ceil_div(vectors, steps)
+    split = steps == 1 or splits_bands(hw, rows_used, cols_used)
+    size, count = band_groups(copies, per_band, split)
+    rounds = ceil_div(steps, count)
+    return rounds * mvm_cycles(hw, ceil_div(per_band, size), rows_used, cols_used)
 
 
 def split_to_fit(

@@ -131,8 +131,19 @@ class BuilderState:
         default_factory=lambda: SpaceAllocator[SSAValue](0)
     )
     """The global buffer."""
-    local: dict[int, SpaceAllocator[SSAValue]] = field(default_factory=lambda: {})
-    """Each core's local buffer."""
+    local: dict[tuple[int, str], SpaceAllocator[SSAValue]] = field(
+        default_factory=lambda: {}
+    )
+    """Each core's local buffer, by core and the resident weight its part
+    is for (``""``: the whole buffer, or the part of every other user)."""
+    local_after: list[SSAValue] = field(default_factory=lambda: [])
+    """What the first allocations of the local buffers wait for: the
+    segment's barrier, once a segment has split them anew."""
+    local_parts: dict[int, frozenset[str]] = field(default_factory=lambda: {})
+    """In a pipelined segment, the resident weights of each core that holds
+    more than one, whose layers run at the same time: each has its own part
+    of the core's local buffer (and ``""`` one more, for the free arrays).
+    Empty in other segments, where the layers run one after the other."""
     segment_loads: dict[str, TensorState] = field(default_factory=lambda: {})
     """Weights and biases the current segment reads, by name."""
     memory_mode: set[int] = field(default_factory=lambda: set())
@@ -168,6 +179,15 @@ class BuilderState:
     releases: dict[int, list[TensorState]] = field(default_factory=lambda: {})
     """Allocated tensors by the position after which they may be freed."""
     last_use: dict[SSAValue, int] = field(default_factory=lambda: {})
+    output_readers: dict[SSAValue, tuple[int, str]] = field(default_factory=lambda: {})
+    """Each model output's last reader before the end (-1: none) and the
+    name its store is labelled with."""
+    early_stores: dict[str, str] = field(default_factory=lambda: {})
+    """Model outputs in the global buffer (tensor -> output name) written
+    to DRAM, and freed, as soon as their last reader is done, not at the
+    end."""
+    end: int = 0
+    """The position after the last op (where the outputs are stored)."""
     values_by_name: dict[str, SSAValue] = field(default_factory=lambda: {})
     sinks: dict[SSAValue, None] = field(default_factory=lambda: {})
     segment: int = -1
@@ -177,6 +197,11 @@ class BuilderState:
     programmed: dict[cim_tile.MVMOp, list[tuple[CopyLayout, SSAValue]]] = field(
         default_factory=lambda: {}
     )
+    unprogrammed: dict[cim_tile.MVMOp, list[cim_meta.ArrayRangesAttr]] = field(
+        default_factory=lambda: {}
+    )
+    """The current segment's resident weights (their copies' arrays) that
+    come from DRAM, programmed when their MVM is first lowered."""
     finishers: dict[str, list[cim_meta.VectorOp]] = field(default_factory=lambda: {})
     """The vector ops that wrote each tensor's final values, in emission
     order: an MVM output's finishing accumulations, or the steps of a

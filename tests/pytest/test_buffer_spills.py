@@ -23,7 +23,16 @@ from test_memory_mode import compile_with_buffers, written_to_memory
 
 from cimflow.cimdialect import cim_tile
 from cimflow.cimsim.engine import SimResult, simulate
-from cimflow.cimsim.trace import LoadOp, MoveOp, MvmOp, ProgramOp, Trace, VectorOp
+from cimflow.cimsim.trace import (
+    FreeOp,
+    LoadOp,
+    MoveOp,
+    MvmOp,
+    ProgramOp,
+    StoreOp,
+    Trace,
+    VectorOp,
+)
 from cimflow.hw_targets import HardwareTarget, load_target, target_to_toml
 from cimflow.tools.cim_verify import compile_model, module_trace, verify_trace
 
@@ -124,6 +133,71 @@ def test_copies_of_a_weight_read_it_from_dram_once(
     assert verify_trace(trace, model, "exact").passed
 
 
+def test_weights_are_programmed_one_layer_ahead(tmp_path: Path) -> None:
+    """Six 8 x 8 weights (one array each, 64 bytes) share one segment but
+    not a 256-byte global buffer. Each is loaded and programmed when the MVM
+    before it is lowered, not all at the segment's start: programmed all at
+    once they would cycle through the buffer, and the first layer's outputs,
+    placed after them, would wait for the last weights to pass."""
+    model = tmp_path / "chain.onnx"
+    onnx.save(matmul_relu_chain(6, 16, 8), model)
+    small = tiny_with(tmp_path, "small", buffers={"global_bytes": 256})
+    trace = module_trace(compile_model(model, small), str(model))
+    assert {op.segment for op in trace.ops} == {0}
+    position = {
+        (type(op).__name__, op.weight): index
+        for index, op in reversed(list(enumerate(trace.ops)))
+        if isinstance(op, ProgramOp | MvmOp)
+    }
+    for layer in range(2, 6):
+        before = position[("MvmOp", f"w{layer - 2}")]
+        assert position[("ProgramOp", f"w{layer}")] > before
+    assert position[("ProgramOp", "w1")] < position[("MvmOp", "w0")]
+    result = within_capacities(trace)
+    first_mvm = min(result.start[op.id] for op in trace.ops if isinstance(op, MvmOp))
+    last_program = max(
+        result.finish[op.id] for op in trace.ops if isinstance(op, ProgramOp)
+    )
+    assert first_mvm < last_program
+    assert verify_trace(trace, model, "exact").passed
+
+
+def test_an_output_leaves_the_buffer_when_its_readers_are_done(
+    tmp_path: Path,
+) -> None:
+    """Every layer's activation of a three-layer chain is also a model
+    output (as a decoder returns each layer's keys and values). Each is
+    stored to DRAM, and its buffer space freed, as soon as the next layer
+    has read it, not at the end of the run: kept, they would fill the
+    buffer with tensors nothing reads again."""
+    graph = matmul_relu_chain(3, 16, 8).graph
+    for name in ("r0", "r1"):
+        graph.output.append(
+            helper.make_tensor_value_info(name, TensorProto.FLOAT, [16, 8])
+        )
+    model = tmp_path / "outputs.onnx"
+    save_model(graph, model)
+    trace = module_trace(compile_model(model, "tiny"), str(model))
+    position = {
+        (type(op).__name__, getattr(op, "tensor", getattr(op, "weight", ""))): index
+        for index, op in enumerate(trace.ops)
+        if isinstance(op, StoreOp | MvmOp)
+    }
+    assert position[("StoreOp", "r0")] < position[("MvmOp", "w2")]
+    for name in ("r0", "r1"):
+        (store,) = [
+            op for op in trace.ops if isinstance(op, StoreOp) and op.tensor == name
+        ]
+        frees = [
+            op
+            for op in trace.ops
+            if isinstance(op, FreeOp) and any(p.tensor == name for p in op.frees)
+        ]
+        assert frees and all(store.id in op.deps for op in frees)
+    within_capacities(trace)
+    assert verify_trace(trace, model, "exact").passed
+
+
 def staged_pieces(trace: Trace) -> list[MoveOp]:
     """The moves that stage an MVM's input in the cores' local buffers."""
     return [
@@ -160,14 +234,15 @@ def test_the_local_buffers_spill_to_smaller_pieces_then_to_streaming(
     assert pieces[2] == 0
 
 
-def test_a_piece_whose_rows_the_line_buffers_hold_moves_nothing(
+def test_pieces_move_only_what_the_line_buffers_lack(
     tmp_path: Path,
 ) -> None:
     """With 1 KiB local buffers the convolution's 16 x 16 x 4 input (1 byte
     per value on tiny) is staged in pieces of a few output pixels; a piece
-    within rows the line buffers already hold loads and moves nothing (a
-    barrier opens its local allocation), so every input byte is loaded from
-    DRAM and moved into the cores exactly once."""
+    moves only the feature-map positions its windows add to those the
+    pieces before it brought (the columns of a partial row included), so
+    every input byte is loaded from DRAM and moved into the cores exactly
+    once."""
     model = padded_conv(tmp_path)
     target = tiny_with(tmp_path, "local1024", buffers={"local_bytes": 1024})
     trace = module_trace(compile_model(model, target), str(model))
@@ -177,12 +252,6 @@ def test_a_piece_whose_rows_the_line_buffers_hold_moves_nothing(
     loads = [op for op in trace.ops if isinstance(op, LoadOp) and op.tensor == "t"]
     assert sum(op.nbytes for op in loads) == feature_map
     assert len(loads) == len(moves)
-    held = [
-        op
-        for op in trace.ops
-        if op.kind == "barrier" and any(a.level == "local" for a in op.allocs)
-    ]
-    assert held
     within_capacities(trace)
     assert verify_trace(trace, model, "exact").passed
 

@@ -15,12 +15,16 @@ from cimflow.lowering.allocator import SpaceAllocator
 from cimflow.lowering.rules import (
     Window,
     array_k_spans,
+    band_groups,
+    banded_copies,
+    banded_mvm_cycles,
     chunks_out_bytes,
     column_tiles,
     core_k_spans,
     cores_of,
     input_elements,
     merge_spans,
+    splits_bands,
     sum_bytes,
 )
 
@@ -227,3 +231,89 @@ def test_input_rows_are_the_rows_some_window_covers(
         o * stride - pad + i * dilation for o in range(rows) for i in range(kernel)
     }
     assert window.input_columns == len({c for c in every_column if 0 <= c < size})
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    height=st.integers(1, 12),
+    width=st.integers(1, 12),
+    kernel=st.integers(1, 4),
+    stride=st.integers(1, 3),
+    dilation=st.integers(1, 2),
+    pad=st.integers(0, 2),
+    batch=st.integers(1, 2),
+    data=st.data(),
+)
+def test_a_span_reads_what_its_windows_cover(
+    height: int,
+    width: int,
+    kernel: int,
+    stride: int,
+    dilation: int,
+    pad: int,
+    batch: int,
+    data: st.DataObject,
+) -> None:
+    """Any run of output positions (a band split between copies cuts rows
+    anywhere) reads at least the feature-map positions its windows cover,
+    exactly those when it lies within one output row or covers whole rows
+    (the first and last partial rows of a longer run are counted apart, so
+    where both reach one input row they may count a column twice)."""
+    window = Window(
+        (batch, 3, height, width),
+        (kernel, kernel),
+        (stride, stride),
+        (pad, pad, pad, pad),
+        (dilation, dilation),
+    )
+    rows, columns = window.output_hw
+    if rows < 1 or columns < 1:
+        return
+    total = batch * rows * columns
+    start = data.draw(st.integers(0, total - 1))
+    stop = data.draw(st.integers(start + 1, total))
+    covered: set[tuple[int, int, int]] = set()
+    for position in range(start, stop):
+        sample, rest = divmod(position, rows * columns)
+        oh, ow = divmod(rest, columns)
+        for i in range(kernel):
+            for j in range(kernel):
+                r = oh * stride - pad + i * dilation
+                c = ow * stride - pad + j * dilation
+                if 0 <= r < height and 0 <= c < width:
+                    covered.add((sample, r, c))
+    counted = window.band_elements((start, stop), [(0, kernel * kernel)])
+    assert counted >= len(covered)
+    per_sample = rows * columns
+    one_row = batch == 1 and start // columns == (stop - 1) // columns
+    whole_rows = start % columns == 0 and stop % columns == 0
+    if one_row or (whole_rows and start // per_sample == (stop - 1) // per_sample):
+        assert counted == len(covered)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    vectors=st.integers(1, 300),
+    steps=st.integers(1, 40),
+    copies=st.integers(1, 64),
+    target=st.sampled_from(["tiny", "pimcomp_default", "dynaplasia"]),
+)
+def test_more_copies_never_make_a_banded_mvm_slower(
+    vectors: int, steps: int, copies: int, target: str
+) -> None:
+    """How a pipelined segment runs an MVM's bands on its copies
+    (``band_groups``): every copy it uses takes a share, none is idle while
+    a band waits, and an extra copy never lengthens the MVM."""
+    hw = load_target(target)
+    steps = min(steps, vectors)
+    per_band = -(-vectors // steps)
+    for split in (False, True):
+        size, count = band_groups(copies, per_band, split)
+        assert 1 <= size * count <= copies
+        assert size <= max(1, per_band)
+    rows, cols = hw.array.rows, hw.array.cols
+    fewer = banded_mvm_cycles(hw, vectors, steps, copies, rows, cols)
+    more = banded_mvm_cycles(hw, vectors, steps, copies + 1, rows, cols)
+    assert more <= fewer
+    if copies >= banded_copies(vectors, steps, splits_bands(hw, rows, cols)):
+        assert more == fewer

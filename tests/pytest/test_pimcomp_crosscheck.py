@@ -303,20 +303,23 @@ def test_one_array_group_takes_pimcomps_mvm_time(tmp_path: Path) -> None:
 
 
 def test_replicated_array_groups_take_pimcomps_mvm_time(tmp_path: Path) -> None:
-    """``pimcomp-ll`` replicates the layer on 8 arrays, one output row each:
-    every copy runs its 8 windows in PIMCOMP's 8 x 4000 cycles. The copies
-    start up to 8 input bands apart (each band crosses the interconnect in
-    turn), where PIMCOMP's cores would wait for their LDs on the shared
-    global memory instead."""
+    """``pimcomp-ll`` replicates the layer on 64 arrays, one window each:
+    its 8 row bands run at once, each split between a group of 8 copies
+    (``rules.band_groups``), and every copy runs its window in PIMCOMP's
+    4000 cycles. The copies start up to about a window apart (each band's
+    input crosses the interconnect in turn), where PIMCOMP's cores would
+    wait for their LDs on the shared global memory instead."""
     path = small_conv(tmp_path)
     result = simulated(path, "pimcomp-ll")
     mvms = [op for op in result.trace.ops if isinstance(op, MvmOp)]
-    assert len(mvms) == 8
-    assert sorted(op_arrays(op) for op in mvms) == [((a, a + 1),) for a in range(8)]
+    assert len(mvms) == PIXELS
+    assert sorted(op_arrays(op) for op in mvms) == [
+        ((a, a + 1),) for a in range(PIXELS)
+    ]
     for op in mvms:
-        assert op.vectors == PIXELS // 8
-        assert result.finish[op.id] - result.start[op.id] == 8 * 4000
+        assert op.vectors == 1
+        assert result.finish[op.id] - result.start[op.id] == 4000
     first = min(result.start[op.id] for op in mvms)
     last = max(result.finish[op.id] for op in mvms)
-    assert 8 * 4000 <= last - first < 8 * 4000 + 8 * 200
+    assert 4000 <= last - first < 2 * 4000
     assert verify_trace(result.trace, path, "exact").passed

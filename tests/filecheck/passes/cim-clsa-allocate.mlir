@@ -39,14 +39,16 @@ builtin.module {
 // -----
 
 // Two 1-array layers: a (64 sequence positions) and b (16 vectors of a 2-D
-// input, cut into bands of vectors). With 4 blocks both run in 4 steps, one
-// copy per step: a is the slowest until it has 4 copies (130 cycles) and can
-// get no faster; unlike PIMCOMP's balance, which stops at that bottleneck,
-// the arrays left go to the next slowest layer, b, which also gets 4 (one
-// round of 4 vectors, 34 cycles): all 8 arrays compute. By default a band is
-// one row, but at most 32 bands: a runs in 32 bands of 2 rows, b in 16 of one
-// vector. a is the slowest until it has 4 copies, then b gets 2 and a 6;
-// a's seventh copy and b's third do not fit.
+// input, cut into bands of vectors). With 4 blocks both run in 4 steps (of
+// 16 and 4 vectors), each step split between the copies (tiny's MVMs are
+// compute-bound: `splits_bands`), and a copy counts the cycles its weight
+// takes to stream in (18 for the second, 16 more for each further one). a
+// is the slowest until it has 4 copies (136 + 50 cycles; a sixth would tie,
+// 104 + 82); b then gets 2 (72 + 18; a fourth would tie, 40 + 50): 6 of the
+// 8 arrays compute. By default a band is one row, but at most 32 bands: a
+// runs in 32 bands of 2 rows, b in 16 of one vector. a is the slowest until
+// it has 6 copies (110 + 82; more would not be faster), then b gets 2
+// (80 + 18); b's third copy (60 + 34) does not fit.
 builtin.module {
   func.func @fill(%s: tensor<1x64x32xf32>, %h: tensor<16x32xf32>) -> (tensor<64x8xf32>, tensor<16x8xf32>) {
     %r = cim_tile.vector (%s) : (tensor<1x64x32xf32>) -> tensor<1x64x32xf32> {
@@ -73,4 +75,4 @@ builtin.module {
 // FOUR-LABEL:  func.func @fill
 // FOUR-NEXT:     cim_tile.dataflow segment 0 rows blocks 4
 // FOUR:          weight "a.w" {{.*}} alloc <segment = 0, copies = 4, chunks = 1> mode
-// FOUR:          weight "b.w" {{.*}} alloc <segment = 0, copies = 4, chunks = 1> mode
+// FOUR:          weight "b.w" {{.*}} alloc <segment = 0, copies = 2, chunks = 1> mode

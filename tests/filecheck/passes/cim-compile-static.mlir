@@ -8,7 +8,7 @@
 // on arrays 0-1, fc.w (k = 16, n = 10: 1 x 2 tiles) on arrays 2-3. The
 // im2col is a view of the image in DRAM (no work, nothing moves); the conv
 // runs in 3 pieces that fit the local buffers, each loading only the feature-
-// map rows its windows add to those already in the line buffer (96 + 72 + 24
+// map positions its windows add to those already in the line buffer (90 + 66 + 36
 // = 192 bytes, the image once, not its 1728 bytes of patches), and its
 // cores' vector units add the bias and apply the relu as the sums leave
 // (672 + 704 + 672 = 2 x 1024 lane operations, `then = "relu"`) before the
@@ -35,9 +35,9 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx">} {
 
 // CHECK:      cim_meta.schedule @cnn target "tiny" strategy "static" batch 1 inputs ["input0"] outputs ["l"] {
 // CHECK-NEXT:   cim_meta.tensor "input0" : tensor<1x3x8x8xf32> bytes 192
+// CHECK-NEXT:   cim_meta.tensor "y" : tensor<64x27xf32> bytes 1728
 // CHECK-NEXT:   cim_meta.weight "conv.w" layout oihw groups 1 k 27 n 16
 // CHECK-NEXT:   cim_meta.weight "fc.w" layout nk groups 1 k 16 n 10
-// CHECK-NEXT:   cim_meta.tensor "y" : tensor<64x27xf32> bytes 1728
 // CHECK-NEXT:   cim_meta.tensor "y.1" : tensor<64x16xf32> bytes 1024
 // CHECK-NEXT:   cim_meta.tensor "y.2" : tensor<1x16x8x8xf32> bytes 1024
 // CHECK-NEXT:   cim_meta.tensor "z" : tensor<1x16x8x8xf32> bytes 1024
@@ -45,33 +45,33 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx">} {
 // CHECK-NEXT:   cim_meta.tensor "r" : tensor<1x16xf32> bytes 16
 // CHECK-NEXT:   cim_meta.tensor "l" : tensor<1x10xf32> bytes 10
 // CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
-// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.load "conv.w" 432 bytes dram -> buffer segment 0 label "conv.w" allocs [#cim_meta.alloc<"conv.w@0" 432 bytes buffer>] after(%[[V0]])
-// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.program "conv.w" arrays <0:2> rows 27 cols 32 k [0, 27] n [0, 16] in_bytes 432 segment 0 label "conv.w" after(%[[V1]], %[[V0]])
-// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.free [#cim_meta.place<"conv.w@0" buffer>] segment 0 label "conv.w@0" after(%[[V2]])
-// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.load "fc.w" 160 bytes dram -> buffer segment 0 label "fc.w" allocs [#cim_meta.alloc<"fc.w@2" 160 bytes buffer>] after(%[[V1]])
-// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.program "fc.w" arrays <2:4> rows 16 cols 32 k [0, 16] n [0, 10] in_bytes 160 segment 0 label "fc.w" after(%[[V4]], %[[V0]])
-// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.free [#cim_meta.place<"fc.w@2" buffer>] segment 0 label "fc.w@2" after(%[[V5]])
-// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.vector "im2col" element_ops 0 inputs ["input0"] outputs ["y"] attrs {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64} cores <0:2> in_from dram out_to dram segment 0 label "im2col" after(%[[V0]])
-// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.segment 0 label "allocate y.1" allocs [#cim_meta.alloc<"y.1" 1024 bytes buffer>] after(%[[V7]])
+// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.vector "im2col" element_ops 0 inputs ["input0"] outputs ["y"] attrs {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64} cores <0:2> in_from dram out_to dram segment 0 label "im2col" after(%[[V0]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.load "conv.w" 432 bytes dram -> buffer segment 0 label "conv.w" allocs [#cim_meta.alloc<"conv.w@0" 432 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.program "conv.w" arrays <0:2> rows 27 cols 32 k [0, 27] n [0, 16] in_bytes 432 segment 0 label "conv.w" after(%[[V2]], %[[V0]])
+// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.free [#cim_meta.place<"conv.w@0" buffer>] segment 0 label "conv.w@0" after(%[[V3]])
+// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.load "fc.w" 160 bytes dram -> buffer segment 0 label "fc.w" allocs [#cim_meta.alloc<"fc.w@2" 160 bytes buffer>] after(%[[V2]])
+// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.program "fc.w" arrays <2:4> rows 16 cols 32 k [0, 16] n [0, 10] in_bytes 160 segment 0 label "fc.w" after(%[[V5]], %[[V0]])
+// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.free [#cim_meta.place<"fc.w@2" buffer>] segment 0 label "fc.w@2" after(%[[V6]])
+// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.segment 0 label "allocate y.1" allocs [#cim_meta.alloc<"y.1" 1024 bytes buffer>] after(%[[V1]])
 // CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.load "conv.b" 16 bytes dram -> buffer segment 0 label "conv.b" allocs [#cim_meta.alloc<"conv.b" 16 bytes buffer>] after(%[[V0]])
-// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.load "y" 96 bytes dram -> buffer segment 0 label "y" allocs [#cim_meta.alloc<"y[0:21]@in" 96 bytes buffer>] after(%[[V7]], %[[V8]])
-// CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.move "y" 96 bytes in cores <0:1> segment 0 label "conv.w" allocs [#cim_meta.alloc<"y[0:21]" 432 bytes local cores <0:1>>] after(%[[V7]], %[[V8]], %[[V10]])
+// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.load "y" 90 bytes dram -> buffer segment 0 label "y" allocs [#cim_meta.alloc<"y[0:21]@in" 90 bytes buffer>] after(%[[V1]], %[[V8]])
+// CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.move "y" 90 bytes in cores <0:1> segment 0 label "conv.w" allocs [#cim_meta.alloc<"y[0:21]" 426 bytes local cores <0:1>>] after(%[[V1]], %[[V8]], %[[V10]])
 // CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[0:21]@in" buffer>] segment 0 label "y[0:21]@in" after(%[[V11]])
-// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.mvm "conv.w" arrays <0:2> vectors 21 rows 27 cols 32 k [0, 27] n [0, 16] v [0, 21] input "y" output "y.1" local_bytes 567 segment 0 label "conv.w" after(%[[V11]], %[[V2]])
+// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.mvm "conv.w" arrays <0:2> vectors 21 rows 27 cols 32 k [0, 27] n [0, 16] v [0, 21] input "y" output "y.1" local_bytes 567 segment 0 label "conv.w" after(%[[V11]], %[[V3]])
 // CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.vector "accumulate" element_ops 672 inputs ["y.1", "conv.b"] outputs ["y.1"] attrs {then = "relu"} block [0, 0, 21] cores <0:1> in_bytes 16 segment 0 label "y.1" after(%[[V13]], %[[V9]])
 // CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.move "y.1" 336 bytes out cores <0:1> block [0, 0, 21] segment 0 label "conv.w" after(%[[V14]])
 // CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[0:21]" local cores <0:1>>] segment 0 label "y[0:21]" after(%[[V15]], %[[V13]])
-// CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.load "y" 72 bytes dram -> buffer segment 0 label "y" allocs [#cim_meta.alloc<"y[21:43]@in" 72 bytes buffer>] after(%[[V7]], %[[V8]])
-// CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.move "y" 72 bytes in cores <0:1> segment 0 label "conv.w" allocs [#cim_meta.alloc<"y[21:43]" 496 bytes local cores <0:1>>] after(%[[V7]], %[[V8]], %[[V17]])
+// CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.load "y" 66 bytes dram -> buffer segment 0 label "y" allocs [#cim_meta.alloc<"y[21:43]@in" 66 bytes buffer>] after(%[[V1]], %[[V8]])
+// CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.move "y" 66 bytes in cores <0:1> segment 0 label "conv.w" allocs [#cim_meta.alloc<"y[21:43]" 472 bytes local cores <0:1>>] after(%[[V1]], %[[V8]], %[[V17]])
 // CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[21:43]@in" buffer>] segment 0 label "y[21:43]@in" after(%[[V18]])
-// CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.mvm "conv.w" arrays <0:2> vectors 22 rows 27 cols 32 k [0, 27] n [0, 16] v [21, 43] input "y" output "y.1" local_bytes 594 segment 0 label "conv.w" after(%[[V18]], %[[V2]])
+// CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.mvm "conv.w" arrays <0:2> vectors 22 rows 27 cols 32 k [0, 27] n [0, 16] v [21, 43] input "y" output "y.1" local_bytes 594 segment 0 label "conv.w" after(%[[V18]], %[[V3]])
 // CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.vector "accumulate" element_ops 704 inputs ["y.1", "conv.b"] outputs ["y.1"] attrs {then = "relu"} block [0, 21, 43] cores <0:1> in_bytes 16 segment 0 label "y.1" after(%[[V20]], %[[V9]])
 // CHECK-NEXT:   %[[V22:[0-9]+]] = cim_meta.move "y.1" 352 bytes out cores <0:1> block [0, 21, 43] segment 0 label "conv.w" after(%[[V21]])
 // CHECK-NEXT:   %[[V23:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[21:43]" local cores <0:1>>] segment 0 label "y[21:43]" after(%[[V22]], %[[V20]])
-// CHECK-NEXT:   %[[V24:[0-9]+]] = cim_meta.load "y" 24 bytes dram -> buffer segment 0 label "y" allocs [#cim_meta.alloc<"y[43:64]@in" 24 bytes buffer>] after(%[[V7]], %[[V8]])
-// CHECK-NEXT:   %[[V25:[0-9]+]] = cim_meta.move "y" 24 bytes in cores <0:1> segment 0 label "conv.w" allocs [#cim_meta.alloc<"y[43:64]" 432 bytes local cores <0:1>>] after(%[[V7]], %[[V8]], %[[V16]], %[[V24]])
+// CHECK-NEXT:   %[[V24:[0-9]+]] = cim_meta.load "y" 36 bytes dram -> buffer segment 0 label "y" allocs [#cim_meta.alloc<"y[43:64]@in" 36 bytes buffer>] after(%[[V1]], %[[V8]])
+// CHECK-NEXT:   %[[V25:[0-9]+]] = cim_meta.move "y" 36 bytes in cores <0:1> segment 0 label "conv.w" allocs [#cim_meta.alloc<"y[43:64]" 426 bytes local cores <0:1>>] after(%[[V1]], %[[V8]], %[[V16]], %[[V24]])
 // CHECK-NEXT:   %[[V26:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[43:64]@in" buffer>] segment 0 label "y[43:64]@in" after(%[[V25]])
-// CHECK-NEXT:   %[[V27:[0-9]+]] = cim_meta.mvm "conv.w" arrays <0:2> vectors 21 rows 27 cols 32 k [0, 27] n [0, 16] v [43, 64] input "y" output "y.1" local_bytes 567 segment 0 label "conv.w" after(%[[V25]], %[[V2]])
+// CHECK-NEXT:   %[[V27:[0-9]+]] = cim_meta.mvm "conv.w" arrays <0:2> vectors 21 rows 27 cols 32 k [0, 27] n [0, 16] v [43, 64] input "y" output "y.1" local_bytes 567 segment 0 label "conv.w" after(%[[V25]], %[[V3]])
 // CHECK-NEXT:   %[[V28:[0-9]+]] = cim_meta.vector "accumulate" element_ops 672 inputs ["y.1", "conv.b"] outputs ["y.1"] attrs {then = "relu"} block [0, 43, 64] cores <0:1> in_bytes 16 segment 0 label "y.1" after(%[[V27]], %[[V9]])
 // CHECK-NEXT:   %[[V29:[0-9]+]] = cim_meta.move "y.1" 336 bytes out cores <0:1> block [0, 43, 64] segment 0 label "conv.w" after(%[[V28]])
 // CHECK-NEXT:   %[[V30:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[43:64]" local cores <0:1>>] segment 0 label "y[43:64]" after(%[[V29]], %[[V27]])
@@ -83,7 +83,7 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx">} {
 // CHECK-NEXT:   %[[V36:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 inputs ["g"] outputs ["r"] attrs {} cores <0:2> segment 0 label "reshape" after(%[[V34]])
 // CHECK-NEXT:   %[[V37:[0-9]+]] = cim_meta.segment 0 label "allocate l" allocs [#cim_meta.alloc<"l" 10 bytes buffer>] after(%[[V36]])
 // CHECK-NEXT:   %[[V38:[0-9]+]] = cim_meta.move "r" 16 bytes in cores <0:1> segment 0 label "fc.w" allocs [#cim_meta.alloc<"r[0:1]" 26 bytes local cores <0:1>>] after(%[[V36]], %[[V37]], %[[V16]])
-// CHECK-NEXT:   %[[V39:[0-9]+]] = cim_meta.mvm "fc.w" arrays <2:4> vectors 1 rows 16 cols 32 k [0, 16] n [0, 10] v [0, 1] input "r" output "l" local_bytes 16 segment 0 label "fc.w" after(%[[V38]], %[[V5]])
+// CHECK-NEXT:   %[[V39:[0-9]+]] = cim_meta.mvm "fc.w" arrays <2:4> vectors 1 rows 16 cols 32 k [0, 16] n [0, 10] v [0, 1] input "r" output "l" local_bytes 16 segment 0 label "fc.w" after(%[[V38]], %[[V6]])
 // CHECK-NEXT:   %[[V40:[0-9]+]] = cim_meta.move "l" 10 bytes out cores <0:1> block [0, 0, 1] segment 0 label "fc.w" after(%[[V39]])
 // CHECK-NEXT:   %[[V41:[0-9]+]] = cim_meta.free [#cim_meta.place<"r[0:1]" local cores <0:1>>] segment 0 label "r[0:1]" after(%[[V40]], %[[V39]])
 // CHECK-NEXT:   %[[V42:[0-9]+]] = cim_meta.free [#cim_meta.place<"g" buffer>] segment 0 label "g" after(%[[V34]], %[[V36]], %[[V38]])
@@ -190,34 +190,34 @@ builtin.module {
 
 // CHECK:      cim_meta.schedule @grouped target "tiny" strategy "static" batch 1 inputs ["input0"] outputs ["z.2"] {
 // CHECK-NEXT:   cim_meta.tensor "input0" : tensor<1x8x4x4xf32> bytes 128
+// CHECK-NEXT:   cim_meta.tensor "y" : tensor<16x72xf32> bytes 1152
 // CHECK-NEXT:   cim_meta.weight "dw.w" layout oihw groups 8 k 9 n 1
 // CHECK-NEXT:   cim_meta.weight "g.w" layout oihw groups 2 k 4 n 4
-// CHECK-NEXT:   cim_meta.tensor "y" : tensor<16x72xf32> bytes 1152
 // CHECK-NEXT:   cim_meta.tensor "y.1" : tensor<16x8xf32> bytes 128
 // CHECK-NEXT:   cim_meta.tensor "y.2" : tensor<1x8x4x4xf32> bytes 128
 // CHECK-NEXT:   cim_meta.tensor "z" : tensor<16x8xf32> bytes 128
 // CHECK-NEXT:   cim_meta.tensor "z.1" : tensor<16x8xf32> bytes 128
 // CHECK-NEXT:   cim_meta.tensor "z.2" : tensor<1x8x4x4xf32> bytes 128
 // CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
-// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.load "dw.w" 72 bytes dram -> buffer segment 0 label "dw.w" allocs [#cim_meta.alloc<"dw.w@0" 72 bytes buffer>] after(%[[V0]])
-// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.program "dw.w" arrays <0:3> rows 27 cols 12 k [0, 72] n [0, 8] in_bytes 72 segment 0 label "dw.w" after(%[[V1]], %[[V0]])
-// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.free [#cim_meta.place<"dw.w@0" buffer>] segment 0 label "dw.w@0" after(%[[V2]])
-// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.load "g.w" 32 bytes dram -> buffer segment 0 label "g.w" allocs [#cim_meta.alloc<"g.w@3" 32 bytes buffer>] after(%[[V1]])
-// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.program "g.w" arrays <3:4> rows 8 cols 32 k [0, 8] n [0, 8] in_bytes 32 segment 0 label "g.w" after(%[[V4]], %[[V0]])
-// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.free [#cim_meta.place<"g.w@3" buffer>] segment 0 label "g.w@3" after(%[[V5]])
-// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.vector "im2col" element_ops 0 inputs ["input0"] outputs ["y"] attrs {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 8 : i64} cores <0:2> in_from dram out_to dram segment 0 label "im2col" after(%[[V0]])
-// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.segment 0 label "allocate y.1" allocs [#cim_meta.alloc<"y.1" 128 bytes buffer>] after(%[[V7]])
-// CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.load "y" 128 bytes dram -> buffer segment 0 label "y" allocs [#cim_meta.alloc<"y[0:16]@in" 128 bytes buffer>] after(%[[V7]], %[[V8]])
-// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.move "y" 128 bytes in cores <0:1> segment 0 label "dw.w" allocs [#cim_meta.alloc<"y[0:16]" 256 bytes local cores <0:1>>] after(%[[V7]], %[[V8]], %[[V9]])
+// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.vector "im2col" element_ops 0 inputs ["input0"] outputs ["y"] attrs {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 8 : i64} cores <0:2> in_from dram out_to dram segment 0 label "im2col" after(%[[V0]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.load "dw.w" 72 bytes dram -> buffer segment 0 label "dw.w" allocs [#cim_meta.alloc<"dw.w@0" 72 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.program "dw.w" arrays <0:3> rows 27 cols 12 k [0, 72] n [0, 8] in_bytes 72 segment 0 label "dw.w" after(%[[V2]], %[[V0]])
+// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.free [#cim_meta.place<"dw.w@0" buffer>] segment 0 label "dw.w@0" after(%[[V3]])
+// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.load "g.w" 32 bytes dram -> buffer segment 0 label "g.w" allocs [#cim_meta.alloc<"g.w@3" 32 bytes buffer>] after(%[[V2]])
+// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.program "g.w" arrays <3:4> rows 8 cols 32 k [0, 8] n [0, 8] in_bytes 32 segment 0 label "g.w" after(%[[V5]], %[[V0]])
+// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.free [#cim_meta.place<"g.w@3" buffer>] segment 0 label "g.w@3" after(%[[V6]])
+// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.segment 0 label "allocate y.1" allocs [#cim_meta.alloc<"y.1" 128 bytes buffer>] after(%[[V1]])
+// CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.load "y" 128 bytes dram -> buffer segment 0 label "y" allocs [#cim_meta.alloc<"y[0:16]@in" 128 bytes buffer>] after(%[[V1]], %[[V8]])
+// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.move "y" 128 bytes in cores <0:1> segment 0 label "dw.w" allocs [#cim_meta.alloc<"y[0:16]" 256 bytes local cores <0:1>>] after(%[[V1]], %[[V8]], %[[V9]])
 // CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[0:16]@in" buffer>] segment 0 label "y[0:16]@in" after(%[[V10]])
-// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.mvm "dw.w" arrays <0:3> vectors 16 rows 27 cols 12 k [0, 72] n [0, 8] v [0, 16] input "y" output "y.1" local_bytes 1152 segment 0 label "dw.w" after(%[[V10]], %[[V2]])
+// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.mvm "dw.w" arrays <0:3> vectors 16 rows 27 cols 12 k [0, 72] n [0, 8] v [0, 16] input "y" output "y.1" local_bytes 1152 segment 0 label "dw.w" after(%[[V10]], %[[V3]])
 // CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.move "y.1" 128 bytes out cores <0:1> block [0, 0, 16] segment 0 label "dw.w" after(%[[V12]])
 // CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[0:16]" local cores <0:1>>] segment 0 label "y[0:16]" after(%[[V13]], %[[V12]])
 // CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.vector "col2im" element_ops 0 inputs ["y.1"] outputs ["y.2"] attrs {} cores <0:2> segment 0 label "col2im" after(%[[V13]])
 // CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.vector "im2col" element_ops 0 inputs ["y.2"] outputs ["z"] attrs {kernel = array<i64: 1, 1>, strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, groups = 2 : i64} cores <0:2> segment 0 label "im2col" after(%[[V15]])
 // CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.segment 0 label "allocate z.1" allocs [#cim_meta.alloc<"z.1" 128 bytes buffer>] after(%[[V16]])
 // CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.move "z" 128 bytes in cores <0:1> segment 0 label "g.w" allocs [#cim_meta.alloc<"z[0:16]" 256 bytes local cores <0:1>>] after(%[[V16]], %[[V17]])
-// CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.mvm "g.w" arrays <3:4> vectors 16 rows 8 cols 32 k [0, 8] n [0, 8] v [0, 16] input "z" output "z.1" local_bytes 128 segment 0 label "g.w" after(%[[V18]], %[[V5]])
+// CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.mvm "g.w" arrays <3:4> vectors 16 rows 8 cols 32 k [0, 8] n [0, 8] v [0, 16] input "z" output "z.1" local_bytes 128 segment 0 label "g.w" after(%[[V18]], %[[V6]])
 // CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.move "z.1" 128 bytes out cores <0:1> block [0, 0, 16] segment 0 label "g.w" after(%[[V19]])
 // CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.free [#cim_meta.place<"z[0:16]" local cores <0:1>>] segment 0 label "z[0:16]" after(%[[V20]], %[[V19]])
 // CHECK-NEXT:   %[[V22:[0-9]+]] = cim_meta.free [#cim_meta.place<"y.1" buffer>] segment 0 label "y.1" after(%[[V13]], %[[V15]], %[[V16]], %[[V18]])

@@ -8,14 +8,15 @@
 // placement of copies that fit in a core, and the throughput (`batch`) or
 // latency (`rows`) pipeline.
 
-// Two 1-array layers, a (64 vectors) and b (16 vectors). Throughput with one
-// sample runs layer by layer: copies split the vectors. a is the bottleneck
-// until it has 4 copies (16 vectors each, 130 cycles, as fast as b), then the
-// two alternate (a 5, b 2, a 6); a's seventh copy does not fit the 8 arrays.
-// Latency: both run in 4 row steps (a over the 64 sequence positions, b over
-// its 16 vectors); a step runs on one copy, so a stops at 4 copies (130
-// cycles), b then gets 2 (2 rounds of 4 vectors, 68 cycles), and a, the
-// bottleneck, cannot get faster: 2 arrays stay free.
+// Two 1-array layers, a (64 vectors) and b (16 vectors). A copy counts the
+// cycles its weight takes to stream in: 18 for the second, 16 more for each
+// further one. Throughput with one sample runs layer by layer: copies split
+// the vectors. a, the bottleneck, gets 5 copies (13 vectors each, 106 + 66
+// cycles); a sixth would be no faster (90 + 82), so balance stops there and
+// b keeps one (130 cycles). Latency: both run in 4 row steps (a over the 64
+// sequence positions, b over its 16 vectors), each step split between the
+// copies: a stops at 4 copies (136 + 50; a sixth would tie, 104 + 82) and b
+// keeps one (136 cycles): 3 arrays stay free.
 builtin.module {
   func.func @balance(%s: tensor<1x64x32xf32>, %h: tensor<16x32xf32>) -> (tensor<64x8xf32>, tensor<16x8xf32>) {
     %r = cim_tile.vector (%s) : (tensor<1x64x32xf32>) -> tensor<1x64x32xf32> {
@@ -38,14 +39,14 @@ builtin.module {
 // CHECK-LABEL: func.func @balance
 // CHECK-NEXT:    cim_tile.dataflow segment 0 layer blocks 1
 // CHECK:         cim_tile.vector segment 0{{ ?}}(%s)
-// CHECK:         weight "a.w" {{.*}} alloc <segment = 0, copies = 6, chunks = 1> mode
-// CHECK:         weight "b.w" {{.*}} alloc <segment = 0, copies = 2, chunks = 1> mode
+// CHECK:         weight "a.w" {{.*}} alloc <segment = 0, copies = 5, chunks = 1> mode
+// CHECK:         weight "b.w" {{.*}} alloc <segment = 0, copies = 1, chunks = 1> mode
 
 // LL:          builtin.module attributes {cim_tile.strategy = "pimcomp-ll"}
 // LL-LABEL:    func.func @balance
 // LL-NEXT:       cim_tile.dataflow segment 0 rows blocks 4
 // LL:            weight "a.w" {{.*}} alloc <segment = 0, copies = 4, chunks = 1> mode
-// LL:            weight "b.w" {{.*}} alloc <segment = 0, copies = 2, chunks = 1> mode
+// LL:            weight "b.w" {{.*}} alloc <segment = 0, copies = 1, chunks = 1> mode
 
 // -----
 
@@ -76,9 +77,11 @@ builtin.module {
 // -----
 
 // Two samples: throughput pipelines them through the segment, one step per
-// sample, so two copies are all that can run (one per sample). Latency has
-// no feature-map rows or sequence positions to pipeline here (a 2-D input):
-// the segment runs layer by layer and the copies split the two vectors.
+// sample. A second copy would run the two steps at once (10 cycles instead
+// of 2 x 10) but takes 18 cycles to stream its weight in: one copy. Latency
+// has no feature-map rows or sequence positions to pipeline here (a 2-D
+// input): the segment runs layer by layer, and a second copy splitting the
+// two vectors (10 + 18 cycles instead of 18) does not pay either.
 builtin.module {
   func.func @samples(%x: tensor<2x32xf32>) -> tensor<2x8xf32> {
     %y = cim_tile.mvm %x weight "s.w" layout kn tiling <k = 32, n = 8, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 1, col_tiles = 1, groups_per_array = 1> mode <compute> : tensor<2x32xf32> -> tensor<2x8xf32>
@@ -88,11 +91,11 @@ builtin.module {
 
 // CHECK-LABEL: func.func @samples
 // CHECK-NEXT:    cim_tile.dataflow segment 0 batch blocks 2
-// CHECK-NEXT:    weight "s.w" {{.*}} alloc <segment = 0, copies = 2, chunks = 1> mode
+// CHECK-NEXT:    weight "s.w" {{.*}} alloc <segment = 0, copies = 1, chunks = 1> mode
 
 // LL-LABEL:    func.func @samples
 // LL-NEXT:       cim_tile.dataflow segment 0 layer blocks 1
-// LL-NEXT:       weight "s.w" {{.*}} alloc <segment = 0, copies = 2, chunks = 1> mode
+// LL-NEXT:       weight "s.w" {{.*}} alloc <segment = 0, copies = 1, chunks = 1> mode
 
 // -----
 

@@ -338,12 +338,12 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.segment 0 label "allocate m" allocs [#cim_meta.alloc<"m" 4 bytes buffer>] after(%[[V4]])
 // CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.vector "sub" element_ops 4 inputs ["z", "scale"] outputs ["m"] attrs {kind = #cim_graph<binary_kind sub>} cores <0:2> in_bytes 4 out_bytes 4 segment 0 label "sub" after(%[[V6]], %[[V4]])
 // CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.free [#cim_meta.place<"z" buffer>] segment 0 label "z" after(%[[V4]], %[[V7]])
-// CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.segment 0 label "allocate e" allocs [#cim_meta.alloc<"e" 4 bytes buffer>] after(%[[V0]])
-// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.vector "gather" element_ops 4 inputs ["emb", "const.1"] outputs ["e"] attrs {axis = 0 : i64} cores <0:2> in_from dram in_bytes 4 out_bytes 4 segment 0 label "gather" after(%[[V9]])
-// CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.store "m" 4 bytes buffer -> dram segment 0 label "output0" after(%[[V7]])
-// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.store "e" 4 bytes buffer -> dram segment 0 label "output1" after(%[[V10]])
-// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.free [#cim_meta.place<"m" buffer>] segment 0 label "m" after(%[[V7]], %[[V11]])
-// CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.free [#cim_meta.place<"e" buffer>] segment 0 label "e" after(%[[V10]], %[[V12]])
+// CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.store "m" 4 bytes buffer -> dram segment 0 label "output0" after(%[[V7]])
+// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.free [#cim_meta.place<"m" buffer>] segment 0 label "m" after(%[[V7]], %[[V9]])
+// CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.segment 0 label "allocate e" allocs [#cim_meta.alloc<"e" 4 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.vector "gather" element_ops 4 inputs ["emb", "const.1"] outputs ["e"] attrs {axis = 0 : i64} cores <0:2> in_from dram in_bytes 4 out_bytes 4 segment 0 label "gather" after(%[[V11]])
+// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.store "e" 4 bytes buffer -> dram segment 0 label "output1" after(%[[V12]])
+// CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.free [#cim_meta.place<"e" buffer>] segment 0 label "e" after(%[[V12]], %[[V13]])
 // CHECK-NEXT: }
 
 // -----
@@ -376,13 +376,13 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
 // CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.segment 0 label "allocate q" allocs [#cim_meta.alloc<"q" 3 bytes buffer>, #cim_meta.alloc<"k" 5 bytes buffer>] after(%[[V0]])
 // CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.vector "split" element_ops 8 inputs ["input0"] outputs ["q", "k"] attrs {axis = 1 : i64} cores <0:2> in_from dram in_bytes 8 out_bytes 8 segment 0 label "split" after(%[[V1]])
-// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.segment 0 label "allocate r" allocs [#cim_meta.alloc<"r" 5 bytes buffer>] after(%[[V2]])
-// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.vector "relu" element_ops 5 inputs ["k"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:2> in_bytes 5 out_bytes 5 segment 0 label "relu" after(%[[V3]], %[[V2]])
-// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.free [#cim_meta.place<"k" buffer>] segment 0 label "k" after(%[[V2]], %[[V4]])
-// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.store "q" 3 bytes buffer -> dram segment 0 label "output0" after(%[[V2]])
-// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.store "r" 5 bytes buffer -> dram segment 0 label "output1" after(%[[V4]])
-// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.free [#cim_meta.place<"q" buffer>] segment 0 label "q" after(%[[V2]], %[[V6]])
-// CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.free [#cim_meta.place<"r" buffer>] segment 0 label "r" after(%[[V4]], %[[V7]])
+// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.store "q" 3 bytes buffer -> dram segment 0 label "output0" after(%[[V2]])
+// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.free [#cim_meta.place<"q" buffer>] segment 0 label "q" after(%[[V2]], %[[V3]])
+// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.segment 0 label "allocate r" allocs [#cim_meta.alloc<"r" 5 bytes buffer>] after(%[[V2]])
+// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.vector "relu" element_ops 5 inputs ["k"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:2> in_bytes 5 out_bytes 5 segment 0 label "relu" after(%[[V5]], %[[V2]])
+// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.free [#cim_meta.place<"k" buffer>] segment 0 label "k" after(%[[V2]], %[[V6]])
+// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.store "r" 5 bytes buffer -> dram segment 0 label "output1" after(%[[V6]])
+// CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.free [#cim_meta.place<"r" buffer>] segment 0 label "r" after(%[[V6]], %[[V8]])
 // CHECK-NEXT: }
 
 // -----
