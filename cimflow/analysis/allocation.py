@@ -42,7 +42,7 @@ from cimflow.cimdialect.cim_graph import tensor_shape
 from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.cost_model import replica_stream_cycles
 from cimflow.hw_targets import HardwareTarget
-from cimflow.lowering.rules import banded_copies, banded_mvm_cycles, splits_bands
+from cimflow.lowering.rules import banded_copies, banded_mvm_cycles
 from cimflow.passes.static_allocate import STRATEGY_ATTR
 
 
@@ -70,8 +70,9 @@ class Layer:
 
     def max_copies(self, hw: HardwareTarget) -> int:
         """Copies beyond this many never run (:func:`banded_copies`)."""
-        split = splits_bands(hw, self.rows_used, self.cols_used)
-        return banded_copies(self.vectors, self.steps, split)
+        return banded_copies(
+            hw, self.vectors, self.steps, self.rows_used, self.cols_used
+        )
 
 
 @dataclass

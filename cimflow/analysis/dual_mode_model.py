@@ -178,7 +178,6 @@ from cimflow.lowering.rules import (
     gathered_elements,
     mvm_input_bytes,
     residual_of,
-    splits_bands,
     vector_work,
     window_of,
 )
@@ -1415,10 +1414,8 @@ def _pipelined_copies(
     the bands one after another, each split between the copies), and the
     extra copies' weights streaming to their arrays; counts that do not
     shorten the bands are dropped."""
-    split = splits_bands(hw, rows, cols)
-    top = max(
-        1, min(limit, banded_copies(vectors, steps, split), total // max(1, arrays))
-    )
+    most = banded_copies(hw, vectors, steps, rows, cols)
+    top = max(1, min(limit, most, total // max(1, arrays)))
     choices: list[tuple[int, int]] = []
     last = -1
     for d in copy_counts(top):

@@ -140,8 +140,7 @@ class ArrayPlacement(WeightStreaming):
 
     def leave_segment(self) -> None:
         """Free the weights and biases the ending segment loaded."""
-        for mvm in list(self.unprogrammed):
-            self.program_on_first_use(mvm)
+        assert not self.unprogrammed, "a resident weight's MVM was never lowered"
         for state in self.segment_loads.values():
             if state.allocated:
                 self.free(state)

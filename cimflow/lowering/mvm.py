@@ -31,16 +31,14 @@ from cimflow.lowering.placement import (
 from cimflow.lowering.rules import (
     Span,
     Window,
-    band_groups,
     block_elements,
-    ceil_div,
     expanded_elements,
     input_elements,
     merge_spans,
+    mvm_band_groups,
     new_input_elements,
     residual_of,
     split_span,
-    splits_bands,
     sum_bytes,
 )
 from cimflow.lowering.state import (
@@ -175,7 +173,6 @@ class MvmLowering(ArrayPlacement):
             )
             self.fused_adds[residual.add] = (mvm.output, residual.skip)
         steps = self.steps(plan)
-        per_band = ceil_div(vectors, len(steps))
         for index, band in enumerate(steps):
             if plan is None or band is None:
                 span, needed = (0, vectors), None
@@ -192,7 +189,7 @@ class MvmLowering(ArrayPlacement):
             else:
                 finished = self.run_copies(
                     mvm,
-                    self.band_copies(mvm, index, per_band, len(steps) == 1),
+                    self.band_copies(mvm, index, len(steps)),
                     (tensors, source, target),
                     window,
                     ready,
@@ -216,15 +213,16 @@ class MvmLowering(ArrayPlacement):
         return band if layout.rows == plan.output.rows else None
 
     def band_copies(
-        self, mvm: cim_tile.MVMOp, index: int, per_band: int, whole: bool
+        self, mvm: cim_tile.MVMOp, index: int, steps: int
     ) -> list[tuple[CopyLayout, SSAValue]]:
-        """The copies that run band ``index`` of ``mvm`` (bands of about
-        ``per_band`` vectors; ``whole``: the MVM is one band): the band's
-        group (:func:`~cimflow.lowering.rules.band_groups`)."""
+        """The copies that run band ``index`` of the ``steps`` bands of
+        ``mvm`` (a whole MVM is one band): the band's group
+        (:func:`~cimflow.lowering.rules.mvm_band_groups`)."""
         copies = self.programmed[mvm]
         chunk = copies[0][0].chunk
-        split = whole or splits_bands(self.hw, chunk.rows, chunk.cols)
-        size, count = band_groups(len(copies), per_band, split)
+        size, count = mvm_band_groups(
+            self.hw, len(copies), mvm.vectors, steps, chunk.rows, chunk.cols
+        )
         first = (index % count) * size
         return copies[first : first + size]
 

@@ -203,45 +203,38 @@ class Window:
         area = self.kernel[0] * self.kernel[1]
         return merge_spans((k0 // area, -(-k1 // area)) for k0, k1 in k_spans)
 
+    def axis(self, dim: int) -> tuple[int, int, int, int]:
+        """``(stride, leading pad, kernel, dilation)`` of the window along
+        rows (``dim`` 0) or columns (1)."""
+        pad = self.pads[dim]  # pads are [top, left, bottom, right]
+        return (self.strides[dim], pad, self.kernel[dim], self.dilations[dim])
+
     def input_rows(self, oh0: int, oh1: int) -> int:
         """Input rows (inside the feature map) that output rows ``[oh0, oh1)``
         read: every row some window covers (a stride longer than the window
         skips rows, as a 1x1 convolution of stride 2 does)."""
-        axis = (self.strides[0], self.pads[0], self.kernel[0], self.dilations[0])
-        return _covered(oh0, oh1, *axis, self.input_shape[2])
+        return _covered(oh0, oh1, *self.axis(0), self.input_shape[2])
 
     @cached_property
     def input_columns(self) -> int:
         """Input columns (inside the feature map) that a whole output row
         reads."""
-        axis = (self.strides[1], self.pads[1], self.kernel[1], self.dilations[1])
-        return _covered(0, self.output_hw[1], *axis, self.input_shape[3])
+        return self.input_columns_of(0, self.output_hw[1])
 
     def input_columns_of(self, ow0: int, ow1: int) -> int:
         """Input columns (inside the feature map) that output columns
         ``[ow0, ow1)`` read."""
-        axis = (self.strides[1], self.pads[1], self.kernel[1], self.dilations[1])
-        return _covered(ow0, ow1, *axis, self.input_shape[3])
+        return _covered(ow0, ow1, *self.axis(1), self.input_shape[3])
 
     def _window_rows(self, oh: int) -> set[int]:
         """Input rows (inside the feature map) output row ``oh`` reads."""
-        stride, pad, kernel, dilation = (
-            self.strides[0],
-            self.pads[0],
-            self.kernel[0],
-            self.dilations[0],
-        )
+        stride, pad, kernel, dilation = self.axis(0)
         rows = (oh * stride - pad + i * dilation for i in range(kernel))
         return {r for r in rows if 0 <= r < self.input_shape[2]}
 
     def _reads_row(self, r: int, oh0: int, oh1: int) -> bool:
         """Whether some output row in ``[oh0, oh1)`` reads input row ``r``."""
-        stride, pad, kernel, dilation = (
-            self.strides[0],
-            self.pads[0],
-            self.kernel[0],
-            self.dilations[0],
-        )
+        stride, pad, kernel, dilation = self.axis(0)
         for i in range(kernel):
             offset = r + pad - i * dilation
             if offset % stride == 0 and oh0 <= offset // stride < oh1:
@@ -443,13 +436,33 @@ def band_groups(copies: int, per_band: int, split: bool) -> tuple[int, int]:
     return size, max(1, copies // size)
 
 
-def banded_copies(vectors: int, steps: int, split: bool) -> int:
+def mvm_band_groups(
+    hw: HardwareTarget,
+    copies: int,
+    vectors: int,
+    steps: int,
+    rows_used: int,
+    cols_used: int,
+) -> tuple[int, int]:
+    """:func:`band_groups` of an MVM of ``vectors`` vectors run in ``steps``
+    bands (whole with ``steps == 1``, where the copies split its vectors)
+    on ``copies`` copies whose arrays use ``rows_used`` x ``cols_used``
+    cells."""
+    steps = max(1, steps)
+    split = steps == 1 or splits_bands(hw, rows_used, cols_used)
+    return band_groups(copies, ceil_div(vectors, steps), split)
+
+
+def banded_copies(
+    hw: HardwareTarget, vectors: int, steps: int, rows_used: int, cols_used: int
+) -> int:
     """Most copies an MVM of ``vectors`` vectors run in ``steps`` bands can
-    use (:func:`band_groups`): every band at once, on one copy each, or
+    use (:func:`mvm_band_groups`): every band at once, on one copy each, or
     split one vector per copy."""
     steps = max(1, steps)
     if steps == 1:
         return max(1, vectors)
+    split = splits_bands(hw, rows_used, cols_used)
     return steps * (ceil_div(vectors, steps) if split else 1)
 
 
@@ -463,15 +476,13 @@ def banded_mvm_cycles(
 ) -> int:
     """Array cycles of an MVM of ``vectors`` vectors run in ``steps`` bands
     (a pipelined segment's, or whole with ``steps == 1``) on ``copies``
-    copies grouped as :func:`band_groups` says: ``ceil(steps / count)``
+    copies grouped as :func:`mvm_band_groups` says: ``ceil(steps / count)``
     rounds of one band split between a group's ``size`` copies (the
     lowering's ``MvmLowering.band_copies``)."""
     steps = max(1, steps)
-    per_band = ceil_div(vectors, steps)
-    split = steps == 1 or splits_bands(hw, rows_used, cols_used)
-    size, count = band_groups(copies, per_band, split)
-    rounds = ceil_div(steps, count)
-    return rounds * mvm_cycles(hw, ceil_div(per_band, size), rows_used, cols_used)
+    size, count = mvm_band_groups(hw, copies, vectors, steps, rows_used, cols_used)
+    share = ceil_div(ceil_div(vectors, steps), size)
+    return ceil_div(steps, count) * mvm_cycles(hw, share, rows_used, cols_used)
 
 
 def split_to_fit(

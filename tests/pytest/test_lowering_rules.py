@@ -24,7 +24,6 @@ from cimflow.lowering.rules import (
     cores_of,
     input_elements,
     merge_spans,
-    splits_bands,
     sum_bytes,
 )
 
@@ -315,5 +314,5 @@ def test_more_copies_never_make_a_banded_mvm_slower(
     fewer = banded_mvm_cycles(hw, vectors, steps, copies, rows, cols)
     more = banded_mvm_cycles(hw, vectors, steps, copies + 1, rows, cols)
     assert more <= fewer
-    if copies >= banded_copies(vectors, steps, splits_bands(hw, rows, cols)):
+    if copies >= banded_copies(hw, vectors, steps, rows, cols):
         assert more == fewer
