@@ -10,21 +10,33 @@ allocation that reuses released bytes must depend on the ops that released
 them (its ``after`` tokens). Any byte then belongs to one live tensor at a
 time in every schedule the dependencies allow, and the simulator's
 occupancy check can never fail on a trace the lowering wrote.
+
+Which released bytes a grant takes decides what it waits for. Program
+order is a poor guide in a pipelined segment: a tensor released early in
+program order (the input of a slow layer with one copy) may be freed late
+in time, and a grant taking its bytes stalls every band behind it. So a
+release states when it is expected to happen (``at``, an estimate from
+the lowering), and grants take the soonest released bytes first (the
+oldest on a tie).
 """
 
 from __future__ import annotations
 
-from collections import deque
+import heapq
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 Token = TypeVar("Token")
 
 
-@dataclass
+@dataclass(order=True)
 class _Released(Generic[Token]):
-    nbytes: int
-    token: Token
+    at: int
+    """When the release is expected to happen."""
+    order: int
+    """Releases so far (the tie-break: the oldest first)."""
+    nbytes: int = field(compare=False)
+    token: Token = field(compare=False)
 
 
 @dataclass
@@ -42,8 +54,10 @@ class SpaceAllocator(Generic[Token]):
     capacity: int
     fresh: int = -1
     """Bytes never allocated yet."""
-    released: deque[_Released[Token]] = field(default_factory=lambda: deque())
-    """Bytes released by free ops, oldest first."""
+    released: list[_Released[Token]] = field(default_factory=lambda: [])
+    """Bytes released by free ops, a heap: the soonest expected first."""
+    releases: int = 0
+    """Releases so far."""
     live: dict[str, int] = field(default_factory=lambda: {})
     """Bytes of each live allocation, by tensor."""
     peak: int = 0
@@ -69,8 +83,9 @@ class SpaceAllocator(Generic[Token]):
         return nbytes <= self.available
 
     def allocate(self, tensor: str, nbytes: int) -> Grant[Token]:
-        """Take ``nbytes`` for ``tensor``: fresh bytes first, then the oldest
-        released ones (whose release ops the grant lists). Raises
+        """Take ``nbytes`` for ``tensor``: fresh bytes first, then the
+        released ones expected soonest (whose release ops the grant lists,
+        in that order). Raises
         ValueError when they do not fit (ask :meth:`fits` first)."""
         if tensor in self.live:
             raise ValueError(f"'{tensor}' is already allocated")
@@ -85,21 +100,23 @@ class SpaceAllocator(Generic[Token]):
             grant.after.extend(self.fresh_after)
         needed = nbytes - taken
         while needed > 0:
-            oldest = self.released[0]
-            grant.after.append(oldest.token)
-            if oldest.nbytes <= needed:
-                needed -= oldest.nbytes
-                self.released.popleft()
+            soonest = self.released[0]
+            grant.after.append(soonest.token)
+            if soonest.nbytes <= needed:
+                needed -= soonest.nbytes
+                heapq.heappop(self.released)
             else:
-                oldest.nbytes -= needed
+                soonest.nbytes -= needed
                 needed = 0
         self.live[tensor] = nbytes
         self.peak = max(self.peak, self.used)
         return grant
 
-    def release(self, tensor: str, token: Token) -> int:
-        """``tensor``'s bytes are released by the op ``token``; returns them."""
+    def release(self, tensor: str, token: Token, at: int = 0) -> int:
+        """``tensor``'s bytes are released by the op ``token``, expected at
+        cycle ``at``; returns them."""
         nbytes = self.live.pop(tensor)
         if nbytes:
-            self.released.append(_Released(nbytes, token))
+            heapq.heappush(self.released, _Released(at, self.releases, nbytes, token))
+            self.releases += 1
         return nbytes

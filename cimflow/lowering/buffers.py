@@ -135,7 +135,7 @@ class BufferPlacement(KvCache):
         )
         state.allocated = False
         if state.level == Location.BUFFER:
-            self.buffer.release(state.name, token)
+            self.buffer.release(state.name, token, self.expected[token])
         if stored:
             state.level = Location.DRAM
         return token
@@ -194,7 +194,7 @@ class BufferPlacement(KvCache):
                 label=place,
             )
         )
-        self.buffer.release(place, token)
+        self.buffer.release(place, token, self.expected[token])
 
     def load_to_buffer(
         self,

@@ -848,7 +848,9 @@ class MvmLowering(ArrayPlacement):
             )
         )
         for core in layout.cores:
-            self.local_space(core, mvm.weight.data).release(staged, freed)
+            self.local_space(core, mvm.weight.data).release(
+                staged, freed, self.expected[freed]
+            )
         return last
 
     def pass_through(

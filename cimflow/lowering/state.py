@@ -18,11 +18,10 @@ from cimflow.cimdialect import cim_meta, cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
 from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.cimdialect.shapes import num_elements
+from cimflow.cost_model import link_cycles, mvm_cycles, program_cost
 from cimflow.hw_targets import HardwareTarget
 from cimflow.lowering.allocator import SpaceAllocator
-from cimflow.lowering.placement import (
-    TensorState,
-)
+from cimflow.lowering.placement import Location, TensorState
 from cimflow.lowering.rules import (
     Span,
     Window,
@@ -225,6 +224,13 @@ class BuilderState:
     staged_last: dict[tuple[str, int], SSAValue] = field(default_factory=lambda: {})
     """The move (or streaming MVM) that last brought input rows into each
     copy's (weight, first array) line buffers."""
+    expected: dict[SSAValue, int] = field(default_factory=lambda: {})
+    """When each emitted op is expected to finish (:meth:`expect`)."""
+    arrays_busy: dict[int, int] = field(default_factory=lambda: {})
+    """When the work expected on each array range (by its attribute's id)
+    ends."""
+    dram_busy: int = 0
+    """When the DRAM traffic expected so far ends."""
 
     def __post_init__(self) -> None:
         self.buffer = SpaceAllocator[SSAValue](
@@ -242,11 +248,47 @@ class BuilderState:
 
     def emit(self, op: Operation) -> SSAValue:
         self.block.add_op(op)
+        expected = self.expected
+        ready = 0
         for dep in op.operands:
             self.sinks.pop(dep, None)
+            ready = max(ready, expected[dep])
         token = op.results[0]
         self.sinks[token] = None
+        expected[token] = self.expect(op, ready)
         return token
+
+    def expect(self, op: Operation, ready: int) -> int:
+        """When ``op``, whose deps are done at ``ready``, is expected to
+        finish: after the earlier work on its arrays and the earlier DRAM
+        traffic, taking its cycles from the cost model (MVMs, programs and
+        DRAM transfers; other ops count as instant). Only the choice of
+        reused buffer space reads it
+        (:class:`~cimflow.lowering.allocator.SpaceAllocator`), so it leaves
+        out what the simulator adds (bandwidth sharing, vector work)."""
+        hw = self.hw
+        if isinstance(op, cim_meta.MVMOp | cim_meta.ProgramOp):
+            if isinstance(op, cim_meta.MVMOp):
+                rows, cols = op.rows.value.data, op.cols.value.data
+                cycles = mvm_cycles(hw, op.vectors.value.data, rows, cols)
+            else:
+                cycles = program_cost(hw, 0, op.rows.value.data, 0).cycles
+            # equal ranges are one attribute (ArrayRangesAttr.from_ranges)
+            arrays = id(op.arrays)
+            start = max(ready, self.arrays_busy.get(arrays, 0))
+            self.arrays_busy[arrays] = start + cycles
+            return start + cycles
+        if isinstance(op, cim_meta.LoadOp | cim_meta.StoreOp) and Location.DRAM in (
+            op.src.data,
+            op.dst.data,
+        ):
+            start = max(ready, self.dram_busy)
+            reads = op.src.data == Location.DRAM
+            self.dram_busy = start + link_cycles(
+                hw, "dram", op.size.value.data, reads=reads
+            )
+            return self.dram_busy
+        return ready
 
     def deps(self, *tokens: SSAValue | None) -> list[SSAValue]:
         chosen = [t for t in tokens if t is not None]
