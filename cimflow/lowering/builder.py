@@ -64,6 +64,7 @@ from cimflow.cimdialect import cim_graph, cim_meta, cim_tile
 from cimflow.cimdialect.cim_graph import i64_attr, ints, tensor_shape
 from cimflow.cimdialect.shapes import num_elements
 from cimflow.cost_model import (
+    StreamLevel,
     vector_element_ops,
 )
 from cimflow.lowering.kv_cache import arrays_to_hold
@@ -81,10 +82,28 @@ from cimflow.lowering.rules import (
     epilogue_activation,
     epilogue_source,
     gathered_elements,
+    vector_core_count,
     vector_work,
     window_of,
 )
 from cimflow.lowering.state import CopyLayout
+
+STREAM_LEVELS: dict[Location, StreamLevel] = {
+    Location.BUFFER: "buffer",
+    Location.DRAM: "dram",
+    Location.MEMORY: "memory",
+}
+"""The cost model's name of each level a vector op streams from or to."""
+
+
+def memory_ranges(
+    level: Location, arrays: cim_meta.ArrayRangesAttr | None
+) -> tuple[tuple[int, int], ...]:
+    """The memory-mode arrays an op streams from or to at ``level``."""
+    if level != Location.MEMORY or arrays is None:
+        return ()
+    return tuple(arrays.ranges)
+
 
 NAME_ATTR = "cim_graph.name"
 
@@ -206,6 +225,18 @@ class ScheduleBuilder(MvmLowering):
                 self.stream_level(in_states) if in_states else (Location.BUFFER, None)
             )
             out_level, out_arrays = targets[0].where()
+            cores = self.vector_cores(
+                vector_core_count(
+                    self.hw,
+                    work,
+                    in_bytes,
+                    out_bytes,
+                    STREAM_LEVELS[in_level],
+                    STREAM_LEVELS[out_level],
+                    memory_ranges(in_level, in_arrays),
+                    memory_ranges(out_level, out_arrays),
+                )
+            )
             vector = cim_meta.VectorOp(
                 kind,
                 work,
@@ -216,7 +247,7 @@ class ScheduleBuilder(MvmLowering):
                 label=kind,
                 params=params,
                 block=block,
-                cores=self.all_cores,
+                cores=cores,
                 in_bytes=in_bytes,
                 out_bytes=out_bytes,
                 in_from=in_level,

@@ -34,8 +34,15 @@ from cimflow.cimdialect.shapes import num_elements
 from cimflow.cost_model import (
     EPILOGUE_ACTIVATIONS,
     EPILOGUE_HOSTS,
+    Ranges,
+    StreamLevel,
+    all_cores,
+    interconnect_bandwidth,
     mvm_cycles,
+    stream_bytes,
+    vector_cost,
     vector_element_ops,
+    vector_op_parts,
 )
 from cimflow.hw_targets import HardwareTarget
 
@@ -502,6 +509,57 @@ def split_to_fit(
             return pieces
         pieces += 1
     return None
+
+
+@lru_cache(maxsize=1 << 12)
+def vector_core_count(
+    hw: HardwareTarget,
+    element_ops: int,
+    in_bytes: int,
+    out_bytes: int,
+    in_from: StreamLevel,
+    out_to: StreamLevel,
+    in_arrays: Ranges = (),
+    out_arrays: Ranges = (),
+) -> int:
+    """How many cores' vector units a vector op of the graph runs on: the
+    fewest consecutive cores that compute and stream it as fast as all of
+    them (:func:`~cimflow.cost_model.vector_op_parts`, hop latency aside),
+    so that it leaves the other cores' units to the accumulations of the
+    layers running beside it. Held whole, all the chip's units wait for
+    the one instant none is busy, which in a pipelined segment may not
+    come until a layer ends."""
+    total = hw.total_cores
+    compute, stream = vector_op_parts(
+        hw,
+        element_ops,
+        all_cores(hw),
+        in_bytes,
+        out_bytes,
+        in_from=in_from,
+        in_arrays=in_arrays,
+        out_to=out_to,
+        out_arrays=out_arrays,
+    )
+    finish = max(compute.cycles, stream.cycles)
+    units = hw.vector.units_per_core
+
+    def fast_enough(count: int) -> bool:
+        return vector_cost(hw, element_ops, units * count).cycles <= finish
+
+    needed = 1
+    if stream_bytes(in_from, in_bytes, out_to, out_bytes).interconnect:
+        full = interconnect_bandwidth(hw, all_cores(hw))
+        while interconnect_bandwidth(hw, ((0, needed),)) < full:
+            needed += 1
+    low, high = needed, total
+    while low < high:
+        middle = (low + high) // 2
+        if fast_enough(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def vector_work(payload: Operation) -> tuple[str, int]:

@@ -231,6 +231,9 @@ class BuilderState:
     ends."""
     dram_busy: int = 0
     """When the DRAM traffic expected so far ends."""
+    next_vector_core: int = 0
+    """Where the next vector op of the graph starts its cores (each takes
+    the cores after the last one's, in turn)."""
 
     def __post_init__(self) -> None:
         self.buffer = SpaceAllocator[SSAValue](
@@ -245,6 +248,17 @@ class BuilderState:
     @property
     def all_cores(self) -> cim_meta.CoreRangesAttr:
         return core_ranges(range(self.hw.total_cores))
+
+    def vector_cores(self, count: int) -> cim_meta.CoreRangesAttr:
+        """``count`` cores for a vector op of the graph: those after the
+        previous one's, wrapping around, so that the ops of a pipelined
+        segment spread over every core's vector units."""
+        total = self.hw.total_cores
+        if count >= total:
+            return self.all_cores
+        first = self.next_vector_core
+        self.next_vector_core = (first + count) % total
+        return core_ranges((first + i) % total for i in range(count))
 
     def emit(self, op: Operation) -> SSAValue:
         self.block.add_op(op)

@@ -10,6 +10,15 @@ from cimflow.analysis.tile_mapping import plan_chunks
 from cimflow.cimdialect.cim_tile import TilingAttr
 from cimflow.cimsim.functional import slice_placements
 from cimflow.cimsim.trace import WeightInfo
+from cimflow.cost_model import (
+    StreamLevel,
+    global_buffer_channels,
+    interconnect_bandwidth,
+    interconnect_path,
+    stream_bytes,
+    vector_cost,
+    vector_op_parts,
+)
 from cimflow.hw_targets import load_target
 from cimflow.lowering.allocator import SpaceAllocator
 from cimflow.lowering.rules import (
@@ -25,6 +34,7 @@ from cimflow.lowering.rules import (
     input_elements,
     merge_spans,
     sum_bytes,
+    vector_core_count,
 )
 
 
@@ -334,3 +344,67 @@ def test_more_copies_never_make_a_banded_mvm_slower(
     assert more <= fewer
     if copies >= banded_copies(hw, vectors, steps, rows, cols):
         assert more == fewer
+
+
+def test_a_streaming_vector_op_takes_as_many_cores_as_buffer_channels() -> None:
+    """On pimcomp_default's mesh the global buffer has 8 channels of one
+    link each: a pool that moves 57 KB and computes little is as fast on 8
+    cores as on all 136, and slower on 7."""
+    mesh = load_target("pimcomp_default")
+    assert global_buffer_channels(mesh) == 8
+    assert vector_core_count(mesh, 64512, 57344, 14336, "buffer", "buffer") == 8
+    # work with nothing to stream spreads over every core it can use
+    assert vector_core_count(mesh, 10**7, 0, 0, "buffer", "buffer") == 136
+    # a view (no work, no bytes) needs one
+    assert vector_core_count(mesh, 0, 0, 0, "buffer", "buffer") == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(["pimcomp_default", "dynaplasia", "tiny", "isaac"]),
+    st.integers(0, 1 << 22),
+    st.integers(0, 1 << 20),
+    st.integers(0, 1 << 20),
+    st.sampled_from(["buffer", "dram"]),
+)
+def test_a_vector_op_takes_the_fewest_cores_that_are_as_fast_as_all(
+    name: str, element_ops: int, in_bytes: int, out_bytes: int, level: StreamLevel
+) -> None:
+    """The cores a vector op of the graph takes compute and stream it as
+    fast as every core would (hop latency aside: a window of cores never
+    crosses more hops than all of them), and one core fewer would either
+    stream at a lower bandwidth or compute longer than the op takes."""
+    hw = load_target(name)
+    count = vector_core_count(hw, element_ops, in_bytes, out_bytes, level, "buffer")
+    every = hw.total_cores
+    compute_all, stream_all = vector_op_parts(
+        hw, element_ops, ((0, every),), in_bytes, out_bytes, in_from=level
+    )
+    finish = max(compute_all.cycles, stream_all.cycles)
+    crosses = stream_bytes(level, in_bytes, "buffer", out_bytes).interconnect > 0
+
+    def hop_latency(cores: int) -> int:
+        _, hops = interconnect_path(hw, ((0, cores),))
+        return hw.interconnect.latency_cycles * hops if crosses else 0
+
+    def cycles(cores: int) -> int:
+        """The op's cycles on ``cores`` cores as far from the buffer as all."""
+        compute, stream = vector_op_parts(
+            hw, element_ops, ((0, cores),), in_bytes, out_bytes, in_from=level
+        )
+        if stream.cycles:
+            stream_cycles = stream.cycles - hop_latency(cores) + hop_latency(every)
+            return max(compute.cycles, stream_cycles)
+        return compute.cycles
+
+    def enough(cores: int) -> bool:
+        bandwidth = interconnect_bandwidth(hw, ((0, cores),))
+        full = interconnect_bandwidth(hw, ((0, every),))
+        units = cores * hw.vector.units_per_core
+        computed = vector_cost(hw, element_ops, units).cycles <= finish
+        return computed and (not crosses or bandwidth >= full)
+
+    assert 1 <= count <= every
+    assert enough(count) and cycles(count) <= cycles(every)
+    if count > 1:
+        assert not enough(count - 1)

@@ -45,7 +45,7 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx">} {
 // CHECK-NEXT:   cim_meta.tensor "r" : tensor<1x16xf32> bytes 16
 // CHECK-NEXT:   cim_meta.tensor "l" : tensor<1x10xf32> bytes 10
 // CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
-// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.vector "im2col" element_ops 0 inputs ["input0"] outputs ["y"] attrs {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64} cores <0:2> in_from dram out_to dram segment 0 label "im2col" after(%[[V0]])
+// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.vector "im2col" element_ops 0 inputs ["input0"] outputs ["y"] attrs {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 1 : i64} cores <0:1> in_from dram out_to dram segment 0 label "im2col" after(%[[V0]])
 // CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.load "conv.w" 432 bytes dram -> buffer segment 0 label "conv.w" allocs [#cim_meta.alloc<"conv.w@0" 432 bytes buffer>] after(%[[V0]])
 // CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.program "conv.w" arrays <0:2> rows 27 cols 32 k [0, 27] n [0, 16] in_bytes 432 segment 0 label "conv.w" after(%[[V2]], %[[V0]])
 // CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.free [#cim_meta.place<"conv.w@0" buffer>] segment 0 label "conv.w@0" after(%[[V3]])
@@ -75,12 +75,12 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"m.onnx">} {
 // CHECK-NEXT:   %[[V28:[0-9]+]] = cim_meta.vector "accumulate" element_ops 672 inputs ["y.1", "conv.b"] outputs ["y.1"] attrs {then = "relu"} block [0, 43, 64] cores <0:1> in_bytes 16 segment 0 label "y.1" after(%[[V27]], %[[V9]])
 // CHECK-NEXT:   %[[V29:[0-9]+]] = cim_meta.move "y.1" 336 bytes out cores <0:1> block [0, 43, 64] segment 0 label "conv.w" after(%[[V28]])
 // CHECK-NEXT:   %[[V30:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[43:64]" local cores <0:1>>] segment 0 label "y[43:64]" after(%[[V29]], %[[V27]])
-// CHECK-NEXT:   %[[V31:[0-9]+]] = cim_meta.vector "col2im" element_ops 0 inputs ["y.1"] outputs ["y.2"] attrs {} cores <0:2> segment 0 label "col2im" after(%[[V15]], %[[V22]], %[[V29]])
-// CHECK-NEXT:   %[[V32:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 inputs ["y.2"] outputs ["z"] attrs {} cores <0:2> segment 0 label "reshape" after(%[[V31]])
+// CHECK-NEXT:   %[[V31:[0-9]+]] = cim_meta.vector "col2im" element_ops 0 inputs ["y.1"] outputs ["y.2"] attrs {} cores <1:2> segment 0 label "col2im" after(%[[V15]], %[[V22]], %[[V29]])
+// CHECK-NEXT:   %[[V32:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 inputs ["y.2"] outputs ["z"] attrs {} cores <0:1> segment 0 label "reshape" after(%[[V31]])
 // CHECK-NEXT:   %[[V33:[0-9]+]] = cim_meta.segment 0 label "allocate g" allocs [#cim_meta.alloc<"g" 16 bytes buffer>] after(%[[V32]])
 // CHECK-NEXT:   %[[V34:[0-9]+]] = cim_meta.vector "global_pool" element_ops 1024 inputs ["z"] outputs ["g"] attrs {kind = #cim_graph<pool_kind avg>} cores <0:2> in_bytes 1024 out_bytes 16 segment 0 label "global_pool" after(%[[V33]], %[[V32]])
 // CHECK-NEXT:   %[[V35:[0-9]+]] = cim_meta.free [#cim_meta.place<"y.1" buffer>] segment 0 label "y.1" after(%[[V15]], %[[V22]], %[[V29]], %[[V31]], %[[V32]], %[[V34]])
-// CHECK-NEXT:   %[[V36:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 inputs ["g"] outputs ["r"] attrs {} cores <0:2> segment 0 label "reshape" after(%[[V34]])
+// CHECK-NEXT:   %[[V36:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 inputs ["g"] outputs ["r"] attrs {} cores <1:2> segment 0 label "reshape" after(%[[V34]])
 // CHECK-NEXT:   %[[V37:[0-9]+]] = cim_meta.segment 0 label "allocate l" allocs [#cim_meta.alloc<"l" 10 bytes buffer>] after(%[[V36]])
 // CHECK-NEXT:   %[[V38:[0-9]+]] = cim_meta.move "r" 16 bytes in cores <0:1> segment 0 label "fc.w" allocs [#cim_meta.alloc<"r[0:1]" 26 bytes local cores <0:1>>] after(%[[V36]], %[[V37]], %[[V16]])
 // CHECK-NEXT:   %[[V39:[0-9]+]] = cim_meta.mvm "fc.w" arrays <2:4> vectors 1 rows 16 cols 32 k [0, 16] n [0, 10] v [0, 1] input "r" output "l" local_bytes 16 segment 0 label "fc.w" after(%[[V38]], %[[V6]])
@@ -141,7 +141,7 @@ builtin.module {
 // CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.vector "accumulate" element_ops 160 inputs ["y1", "l1.b"] outputs ["y1"] attrs {then = "relu"} block [0, 0, 2] cores <0:2> in_bytes 40 segment 0 label "y1" after(%[[V9]], %[[V5]])
 // CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.move "y1" 80 bytes out cores <0:2> block [0, 0, 2] segment 0 label "l1.w" after(%[[V10]])
 // CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:2]" local cores <0:2>>] segment 0 label "input0[0:2]" after(%[[V11]], %[[V9]])
-// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 inputs ["y1"] outputs ["r1"] attrs {} cores <0:2> segment 0 label "reshape" after(%[[V11]])
+// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 inputs ["y1"] outputs ["r1"] attrs {} cores <0:1> segment 0 label "reshape" after(%[[V11]])
 // CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.free [#cim_meta.place<"l1.b" buffer>] segment 0 label "l1.b" after(%[[V5]], %[[V10]])
 // CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.segment 1 after(%[[V3]], %[[V8]], %[[V12]], %[[V13]], %[[V14]])
 // CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.segment 1 label "allocate y2" allocs [#cim_meta.alloc<"y2" 512 bytes buffer>] after(%[[V13]])
@@ -199,7 +199,7 @@ builtin.module {
 // CHECK-NEXT:   cim_meta.tensor "z.1" : tensor<16x8xf32> bytes 128
 // CHECK-NEXT:   cim_meta.tensor "z.2" : tensor<1x8x4x4xf32> bytes 128
 // CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
-// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.vector "im2col" element_ops 0 inputs ["input0"] outputs ["y"] attrs {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 8 : i64} cores <0:2> in_from dram out_to dram segment 0 label "im2col" after(%[[V0]])
+// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.vector "im2col" element_ops 0 inputs ["input0"] outputs ["y"] attrs {kernel = array<i64: 3, 3>, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, groups = 8 : i64} cores <0:1> in_from dram out_to dram segment 0 label "im2col" after(%[[V0]])
 // CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.load "dw.w" 72 bytes dram -> buffer segment 0 label "dw.w" allocs [#cim_meta.alloc<"dw.w@0" 72 bytes buffer>] after(%[[V0]])
 // CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.program "dw.w" arrays <0:3> rows 27 cols 12 k [0, 72] n [0, 8] in_bytes 72 segment 0 label "dw.w" after(%[[V2]], %[[V0]])
 // CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.free [#cim_meta.place<"dw.w@0" buffer>] segment 0 label "dw.w@0" after(%[[V3]])
@@ -213,15 +213,15 @@ builtin.module {
 // CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.mvm "dw.w" arrays <0:3> vectors 16 rows 27 cols 12 k [0, 72] n [0, 8] v [0, 16] input "y" output "y.1" local_bytes 1152 segment 0 label "dw.w" after(%[[V10]], %[[V3]])
 // CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.move "y.1" 128 bytes out cores <0:1> block [0, 0, 16] segment 0 label "dw.w" after(%[[V12]])
 // CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.free [#cim_meta.place<"y[0:16]" local cores <0:1>>] segment 0 label "y[0:16]" after(%[[V13]], %[[V12]])
-// CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.vector "col2im" element_ops 0 inputs ["y.1"] outputs ["y.2"] attrs {} cores <0:2> segment 0 label "col2im" after(%[[V13]])
-// CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.vector "im2col" element_ops 0 inputs ["y.2"] outputs ["z"] attrs {kernel = array<i64: 1, 1>, strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, groups = 2 : i64} cores <0:2> segment 0 label "im2col" after(%[[V15]])
+// CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.vector "col2im" element_ops 0 inputs ["y.1"] outputs ["y.2"] attrs {} cores <1:2> segment 0 label "col2im" after(%[[V13]])
+// CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.vector "im2col" element_ops 0 inputs ["y.2"] outputs ["z"] attrs {kernel = array<i64: 1, 1>, strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, groups = 2 : i64} cores <0:1> segment 0 label "im2col" after(%[[V15]])
 // CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.segment 0 label "allocate z.1" allocs [#cim_meta.alloc<"z.1" 128 bytes buffer>] after(%[[V16]])
 // CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.move "z" 128 bytes in cores <0:1> segment 0 label "g.w" allocs [#cim_meta.alloc<"z[0:16]" 256 bytes local cores <0:1>>] after(%[[V16]], %[[V17]])
 // CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.mvm "g.w" arrays <3:4> vectors 16 rows 8 cols 32 k [0, 8] n [0, 8] v [0, 16] input "z" output "z.1" local_bytes 128 segment 0 label "g.w" after(%[[V18]], %[[V6]])
 // CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.move "z.1" 128 bytes out cores <0:1> block [0, 0, 16] segment 0 label "g.w" after(%[[V19]])
 // CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.free [#cim_meta.place<"z[0:16]" local cores <0:1>>] segment 0 label "z[0:16]" after(%[[V20]], %[[V19]])
 // CHECK-NEXT:   %[[V22:[0-9]+]] = cim_meta.free [#cim_meta.place<"y.1" buffer>] segment 0 label "y.1" after(%[[V13]], %[[V15]], %[[V16]], %[[V18]])
-// CHECK-NEXT:   %[[V23:[0-9]+]] = cim_meta.vector "col2im" element_ops 0 inputs ["z.1"] outputs ["z.2"] attrs {} cores <0:2> segment 0 label "col2im" after(%[[V20]])
+// CHECK-NEXT:   %[[V23:[0-9]+]] = cim_meta.vector "col2im" element_ops 0 inputs ["z.1"] outputs ["z.2"] attrs {} cores <1:2> segment 0 label "col2im" after(%[[V20]])
 // CHECK-NEXT:   %[[V24:[0-9]+]] = cim_meta.store "z.2" 128 bytes buffer -> dram segment 0 label "output0" after(%[[V23]])
 // CHECK-NEXT:   %[[V25:[0-9]+]] = cim_meta.free [#cim_meta.place<"z.1" buffer>] segment 0 label "z.1" after(%[[V20]], %[[V23]], %[[V24]])
 // CHECK-NEXT: }

@@ -48,7 +48,7 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.move "a" 40 bytes out cores <0:2> block [0, 0, 1] segment 0 label "l1.w" after(%[[V8]])
 // CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:1]" local cores <0:2>>] segment 0 label "input0[0:1]" after(%[[V9]], %[[V8]])
 // CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.segment 0 label "allocate r" allocs [#cim_meta.alloc<"r" 40 bytes buffer>] after(%[[V9]])
-// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.vector "relu" element_ops 40 inputs ["a"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:2> in_bytes 40 out_bytes 40 segment 0 label "relu" after(%[[V11]], %[[V9]])
+// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.vector "relu" element_ops 40 inputs ["a"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:1> in_bytes 40 out_bytes 40 segment 0 label "relu" after(%[[V11]], %[[V9]])
 // CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.free [#cim_meta.place<"a" buffer>] segment 0 label "a" after(%[[V9]], %[[V12]])
 // CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.segment 1 after(%[[V3]], %[[V7]], %[[V10]], %[[V13]])
 // CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.load "l2.w" 960 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@0" 960 bytes buffer>] after(%[[V14]])
@@ -206,10 +206,10 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   cim_meta.tensor "t" : tensor<1x3072xf32> bytes 3072
 // CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
 // CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.segment 0 label "allocate r" allocs [#cim_meta.alloc<"r" 3072 bytes buffer>] after(%[[V0]])
-// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.vector "relu" element_ops 3072 inputs ["input0"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:2> in_from dram in_bytes 3072 out_bytes 3072 segment 0 label "relu" after(%[[V1]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.vector "relu" element_ops 3072 inputs ["input0"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:1> in_from dram in_bytes 3072 out_bytes 3072 segment 0 label "relu" after(%[[V1]])
 // CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.vector "sigmoid" element_ops 12288 inputs ["r"] outputs ["s"] attrs {kind = #cim_graph<unary_kind sigmoid>} cores <0:2> in_bytes 3072 out_to dram out_bytes 3072 segment 0 label "sigmoid" after(%[[V2]])
 // CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.store "r" 3072 bytes buffer -> dram segment 0 label "r" after(%[[V2]])
-// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.vector "add" element_ops 3072 inputs ["r", "s"] outputs ["t"] attrs {kind = #cim_graph<binary_kind add>} cores <0:2> in_from dram in_bytes 6144 out_to dram out_bytes 3072 segment 0 label "add" after(%[[V4]], %[[V3]])
+// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.vector "add" element_ops 3072 inputs ["r", "s"] outputs ["t"] attrs {kind = #cim_graph<binary_kind add>} cores <1:2> in_from dram in_bytes 6144 out_to dram out_bytes 3072 segment 0 label "add" after(%[[V4]], %[[V3]])
 // CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.free [#cim_meta.place<"r" buffer>] segment 0 label "r" after(%[[V2]], %[[V3]], %[[V4]])
 // CHECK-NEXT: }
 
@@ -238,9 +238,9 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   cim_meta.tensor "s" : tensor<1x2048xf32> bytes 2048
 // CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
 // CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.segment 0 label "allocate r" allocs [#cim_meta.alloc<"r" 2048 bytes buffer>] after(%[[V0]])
-// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.vector "relu" element_ops 2048 inputs ["input0"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:2> in_from dram in_bytes 2048 out_bytes 2048 segment 0 label "relu" after(%[[V1]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.vector "relu" element_ops 2048 inputs ["input0"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:1> in_from dram in_bytes 2048 out_bytes 2048 segment 0 label "relu" after(%[[V1]])
 // CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.segment 0 label "allocate s" allocs [#cim_meta.alloc<"s" 2048 bytes buffer>] after(%[[V2]])
-// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.vector "relu" element_ops 2048 inputs ["r"] outputs ["s"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:2> in_bytes 2048 out_bytes 2048 segment 0 label "relu" after(%[[V3]], %[[V2]])
+// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.vector "relu" element_ops 2048 inputs ["r"] outputs ["s"] attrs {kind = #cim_graph<unary_kind relu>} cores <1:2> in_bytes 2048 out_bytes 2048 segment 0 label "relu" after(%[[V3]], %[[V2]])
 // CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.free [#cim_meta.place<"r" buffer>] segment 0 label "r" after(%[[V2]], %[[V4]])
 // CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.store "s" 2048 bytes buffer -> dram segment 0 label "output0" after(%[[V4]])
 // CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.free [#cim_meta.place<"s" buffer>] segment 0 label "s" after(%[[V4]], %[[V6]])
@@ -331,17 +331,17 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   cim_meta.tensor "e" : tensor<1x4xf32> bytes 4
 // CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
 // CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.segment 0 label "allocate y" allocs [#cim_meta.alloc<"y" 4 bytes buffer>] after(%[[V0]])
-// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.vector "mul" element_ops 4 inputs ["input0", "scale"] outputs ["y"] attrs {kind = #cim_graph<binary_kind mul>} cores <0:2> in_from dram in_bytes 4 out_bytes 4 segment 0 label "mul" after(%[[V1]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.vector "mul" element_ops 4 inputs ["input0", "scale"] outputs ["y"] attrs {kind = #cim_graph<binary_kind mul>} cores <0:1> in_from dram in_bytes 4 out_bytes 4 segment 0 label "mul" after(%[[V1]])
 // CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.segment 0 label "allocate z" allocs [#cim_meta.alloc<"z" 4 bytes buffer>] after(%[[V2]])
-// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.vector "add" element_ops 4 inputs ["y", "const"] outputs ["z"] attrs {kind = #cim_graph<binary_kind add>} cores <0:2> in_bytes 4 out_bytes 4 segment 0 label "add" after(%[[V3]], %[[V2]])
+// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.vector "add" element_ops 4 inputs ["y", "const"] outputs ["z"] attrs {kind = #cim_graph<binary_kind add>} cores <1:2> in_bytes 4 out_bytes 4 segment 0 label "add" after(%[[V3]], %[[V2]])
 // CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.free [#cim_meta.place<"y" buffer>] segment 0 label "y" after(%[[V2]], %[[V4]])
 // CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.segment 0 label "allocate m" allocs [#cim_meta.alloc<"m" 4 bytes buffer>] after(%[[V4]])
-// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.vector "sub" element_ops 4 inputs ["z", "scale"] outputs ["m"] attrs {kind = #cim_graph<binary_kind sub>} cores <0:2> in_bytes 4 out_bytes 4 segment 0 label "sub" after(%[[V6]], %[[V4]])
+// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.vector "sub" element_ops 4 inputs ["z", "scale"] outputs ["m"] attrs {kind = #cim_graph<binary_kind sub>} cores <0:1> in_bytes 4 out_bytes 4 segment 0 label "sub" after(%[[V6]], %[[V4]])
 // CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.free [#cim_meta.place<"z" buffer>] segment 0 label "z" after(%[[V4]], %[[V7]])
 // CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.store "m" 4 bytes buffer -> dram segment 0 label "output0" after(%[[V7]])
 // CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.free [#cim_meta.place<"m" buffer>] segment 0 label "m" after(%[[V7]], %[[V9]])
 // CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.segment 0 label "allocate e" allocs [#cim_meta.alloc<"e" 4 bytes buffer>] after(%[[V0]])
-// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.vector "gather" element_ops 4 inputs ["emb", "const.1"] outputs ["e"] attrs {axis = 0 : i64} cores <0:2> in_from dram in_bytes 4 out_bytes 4 segment 0 label "gather" after(%[[V11]])
+// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.vector "gather" element_ops 4 inputs ["emb", "const.1"] outputs ["e"] attrs {axis = 0 : i64} cores <1:2> in_from dram in_bytes 4 out_bytes 4 segment 0 label "gather" after(%[[V11]])
 // CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.store "e" 4 bytes buffer -> dram segment 0 label "output1" after(%[[V12]])
 // CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.free [#cim_meta.place<"e" buffer>] segment 0 label "e" after(%[[V12]], %[[V13]])
 // CHECK-NEXT: }
@@ -375,11 +375,11 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   cim_meta.tensor "r" : tensor<1x5xf32> bytes 5
 // CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
 // CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.segment 0 label "allocate q" allocs [#cim_meta.alloc<"q" 3 bytes buffer>, #cim_meta.alloc<"k" 5 bytes buffer>] after(%[[V0]])
-// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.vector "split" element_ops 8 inputs ["input0"] outputs ["q", "k"] attrs {axis = 1 : i64} cores <0:2> in_from dram in_bytes 8 out_bytes 8 segment 0 label "split" after(%[[V1]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.vector "split" element_ops 8 inputs ["input0"] outputs ["q", "k"] attrs {axis = 1 : i64} cores <0:1> in_from dram in_bytes 8 out_bytes 8 segment 0 label "split" after(%[[V1]])
 // CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.store "q" 3 bytes buffer -> dram segment 0 label "output0" after(%[[V2]])
 // CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.free [#cim_meta.place<"q" buffer>] segment 0 label "q" after(%[[V2]], %[[V3]])
 // CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.segment 0 label "allocate r" allocs [#cim_meta.alloc<"r" 5 bytes buffer>] after(%[[V2]])
-// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.vector "relu" element_ops 5 inputs ["k"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:2> in_bytes 5 out_bytes 5 segment 0 label "relu" after(%[[V5]], %[[V2]])
+// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.vector "relu" element_ops 5 inputs ["k"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} cores <1:2> in_bytes 5 out_bytes 5 segment 0 label "relu" after(%[[V5]], %[[V2]])
 // CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.free [#cim_meta.place<"k" buffer>] segment 0 label "k" after(%[[V2]], %[[V6]])
 // CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.store "r" 5 bytes buffer -> dram segment 0 label "output1" after(%[[V6]])
 // CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.free [#cim_meta.place<"r" buffer>] segment 0 label "r" after(%[[V6]], %[[V8]])
@@ -434,7 +434,7 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.vector "accumulate" element_ops 40 inputs ["h", "input1"] outputs ["h"] attrs {residual = "rows"} block [0, 0, 1] cores <0:2> in_from memory in_arrays <0:2> in_bytes 40 segment 0 label "h" after(%[[V9]])
 // CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.move "h" 40 bytes out cores <0:2> block [0, 0, 1] segment 0 label "l1.w" after(%[[V10]])
 // CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:1]" local cores <0:2>>] segment 0 label "input0[0:1]" after(%[[V11]], %[[V9]])
-// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 inputs ["h"] outputs ["s"] attrs {} cores <0:2> segment 0 label "reshape" after(%[[V11]])
+// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 inputs ["h"] outputs ["s"] attrs {} cores <0:1> segment 0 label "reshape" after(%[[V11]])
 // CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.segment 1 after(%[[V1]], %[[V4]], %[[V8]], %[[V12]], %[[V13]])
 // CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.switch arrays <7:8> to <compute> segment 1 after(%[[V14]])
 // CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.segment 1 label "allocate y" allocs [#cim_meta.alloc<"y" 64 bytes buffer>] after(%[[V13]])
@@ -472,7 +472,7 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // DYNAMIC:      cim_meta.schedule @attention target "{{.*}}tiny_dynamic.toml"
 // DYNAMIC:        cim_meta.weight "input1" layout kn groups 2 k 8 n 8
 // DYNAMIC:        cim_meta.weight "input2" layout kn groups 2 k 8 n 8
-// DYNAMIC:        %[[T:[0-9]+]] = cim_meta.vector "transpose" element_ops 0 inputs ["input0"] outputs ["s.lhs_rows"] attrs {perm = array<i64: 1, 0, 2>} cores <0:2> in_from dram out_to dram segment 0
+// DYNAMIC:        %[[T:[0-9]+]] = cim_meta.vector "transpose" element_ops 0 inputs ["input0"] outputs ["s.lhs_rows"] attrs {perm = array<i64: 1, 0, 2>} cores <0:1> in_from dram out_to dram segment 0
 // DYNAMIC-NEXT:   %[[R:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 inputs ["s.lhs_rows"] outputs ["s.lhs_matrix"]
 // DYNAMIC-NEXT:   %[[A:[0-9]+]] = cim_meta.segment 0 label "allocate s.matrix"
 // DYNAMIC-NEXT:   %[[P:[0-9]+]] = cim_meta.program "input1" arrays <0:2> rows 8 cols 32 k [0, 16] n [0, 16] source tensor feed dram in_bytes 128 segment 0 label "input1" after(%{{[0-9]+}})
