@@ -37,6 +37,7 @@ from cimflow.cost_model import (
     Ranges,
     StreamLevel,
     all_cores,
+    concurrent_cost,
     interconnect_bandwidth,
     mvm_cycles,
     stream_bytes,
@@ -541,11 +542,12 @@ def vector_core_count(
         out_to=out_to,
         out_arrays=out_arrays,
     )
-    finish = max(compute.cycles, stream.cycles)
+    finish = concurrent_cost(compute, stream).cycles
     units = hw.vector.units_per_core
 
     def fast_enough(count: int) -> bool:
-        return vector_cost(hw, element_ops, units * count).cycles <= finish
+        computed = vector_cost(hw, element_ops, units * count)
+        return concurrent_cost(computed, stream).cycles <= finish
 
     needed = 1
     if stream_bytes(in_from, in_bytes, out_to, out_bytes).interconnect:
