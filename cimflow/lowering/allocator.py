@@ -45,6 +45,21 @@ class Grant(Generic[Token]):
 
     nbytes: int
     after: list[Token] = field(default_factory=lambda: [])
+    pieces: list[tuple[int, list[Token]]] = field(default_factory=lambda: [])
+    """The granted bytes in order, as ``(bytes, what they wait for)``: the
+    fresh bytes first, then each release's."""
+
+    def after_range(self, start: int, stop: int) -> list[Token]:
+        """What bytes ``[start, stop)`` of the grant wait for: a tensor
+        written in parts (the bands of a pipelined segment) allocates each
+        part when it is written, and a part waits only for its bytes."""
+        tokens: list[Token] = []
+        offset = 0
+        for nbytes, after in self.pieces:
+            if offset < stop and start < offset + nbytes:
+                tokens += after
+            offset += nbytes
+        return tokens
 
 
 @dataclass
@@ -98,14 +113,17 @@ class SpaceAllocator(Generic[Token]):
         self.fresh -= taken
         if taken:
             grant.after.extend(self.fresh_after)
+            grant.pieces.append((taken, list(self.fresh_after)))
         needed = nbytes - taken
         while needed > 0:
             soonest = self.released[0]
             grant.after.append(soonest.token)
             if soonest.nbytes <= needed:
+                grant.pieces.append((soonest.nbytes, [soonest.token]))
                 needed -= soonest.nbytes
                 heapq.heappop(self.released)
             else:
+                grant.pieces.append((needed, [soonest.token]))
                 soonest.nbytes -= needed
                 needed = 0
         self.live[tensor] = nbytes

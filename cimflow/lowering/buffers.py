@@ -43,7 +43,9 @@ class BufferPlacement(KvCache):
         if sum(sizes) <= self.buffer.available:
             after: list[SSAValue] = []
             for state, value in zip(states, values, strict=True):
-                after += self.buffer.allocate(state.name, state.nbytes).after
+                grant = self.buffer.allocate(state.name, state.nbytes)
+                self.grants[state.name] = grant
+                after += grant.after
                 state.level, state.allocated = Location.BUFFER, True
                 if value in self.output_readers:
                     # a model output leaves for DRAM when its readers are
@@ -174,6 +176,46 @@ class BufferPlacement(KvCache):
                 self.deps(*after),
                 label=f"allocate {target.name}",
                 allocs=list(allocs),
+            )
+        )
+
+    def writes_in_parts(
+        self,
+        targets: Sequence[TensorState],
+        allocs: Sequence[cim_meta.AllocAttr],
+        steps: int,
+    ) -> bool:
+        """Whether an op writing ``targets`` in ``steps`` bands allocates
+        each band as it writes it (:meth:`open_part`): one tensor, placed in
+        the global buffer."""
+        return (
+            steps > 1
+            and len(targets) == 1
+            and bool(allocs)
+            and targets[0].level == Location.BUFFER
+        )
+
+    def open_part(
+        self, target: TensorState, part: tuple[int, int], whole: int
+    ) -> SSAValue | None:
+        """The allocation of part ``[start, stop)`` of the ``whole`` rows of
+        a tensor in the global buffer written in parts (the bands of a
+        pipelined segment), which the part's writers wait for: it waits
+        only for the releases of its own bytes of the tensor's grant, so the
+        first band is not held up by space freed at the end of a layer."""
+        start = part[0] * target.nbytes // whole
+        stop = part[1] * target.nbytes // whole
+        if stop <= start:
+            return None
+        grant = self.grants[target.name]
+        return self.emit(
+            cim_meta.SegmentOp(
+                self.segment,
+                self.deps(*grant.after_range(start, stop)),
+                label=f"allocate {target.name}[{part[0]}:{part[1]}]",
+                allocs=[
+                    cim_meta.AllocAttr.get(target.name, stop - start, Location.BUFFER)
+                ],
             )
         )
 

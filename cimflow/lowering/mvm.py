@@ -158,8 +158,14 @@ class MvmLowering(ArrayPlacement):
         out_name = self.declare(mvm.output)
         (target,), allocs, after = self.place([out_name], [mvm.output])
         plan = self.step_plan(mvm)
-        opened = self.open_output(
-            target, allocs, [*after, *source.tokens(self.first_needs(plan, 0))]
+        steps = self.steps(plan)
+        in_parts = self.writes_in_parts([target], allocs, len(steps))
+        opened = (
+            None
+            if in_parts
+            else self.open_output(
+                target, allocs, [*after, *source.tokens(self.first_needs(plan, 0))]
+            )
         )
         vectors = mvm.vectors
         produced: list[Produced] = []
@@ -172,12 +178,13 @@ class MvmLowering(ArrayPlacement):
                 out_name, (rows, columns), self.state(skip), residual.layout
             )
             self.fused_adds[residual.add] = (mvm.output, residual.skip)
-        steps = self.steps(plan)
         for index, band in enumerate(steps):
             if plan is None or band is None:
                 span, needed = (0, vectors), None
             else:
                 span, needed = plan.output.elements(band), plan.needs(0, band)
+            if in_parts:
+                opened = self.open_part(target, span, vectors)
             if self.residual is not None:
                 self.residual.tokens = self.residual.skip.tokens(
                     self.skip_rows(self.residual.skip.name, plan, band)

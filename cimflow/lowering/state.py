@@ -20,7 +20,7 @@ from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.cimdialect.shapes import num_elements
 from cimflow.cost_model import link_cycles, mvm_cycles, program_cost
 from cimflow.hw_targets import HardwareTarget
-from cimflow.lowering.allocator import SpaceAllocator
+from cimflow.lowering.allocator import Grant, SpaceAllocator
 from cimflow.lowering.placement import Location, TensorState
 from cimflow.lowering.rules import (
     Span,
@@ -130,6 +130,8 @@ class BuilderState:
         default_factory=lambda: SpaceAllocator[SSAValue](0)
     )
     """The global buffer."""
+    grants: dict[str, Grant[SSAValue]] = field(default_factory=lambda: {})
+    """The global-buffer bytes each tensor placed there was granted."""
     local: dict[tuple[int, str], SpaceAllocator[SSAValue]] = field(
         default_factory=lambda: {}
     )

@@ -166,6 +166,21 @@ def test_reused_space_waits_for_its_release() -> None:
     assert space.peak == 10
 
 
+def test_a_grant_says_what_each_part_of_it_waits_for() -> None:
+    """Fresh bytes wait for nothing; each released piece for its release,
+    in the order the grant took them."""
+    space: SpaceAllocator[str] = SpaceAllocator(10)
+    space.allocate("a", 4)
+    space.allocate("b", 3)
+    space.release("a", "free a", at=50)
+    space.release("b", "free b", at=20)
+    grant = space.allocate("c", 9)
+    assert grant.pieces == [(3, []), (3, ["free b"]), (3, ["free a"])]
+    assert grant.after_range(0, 3) == []
+    assert grant.after_range(2, 4) == ["free b"]
+    assert grant.after_range(5, 9) == ["free b", "free a"]
+
+
 def test_reused_space_is_the_space_released_soonest() -> None:
     """A tensor released first in program order but late in time (the input
     of a slow layer) is not the space a new tensor waits for, when space

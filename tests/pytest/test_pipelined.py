@@ -16,7 +16,8 @@ from xdsl.dialects.builtin import ModuleOp
 from cimflow.analysis.blocking import bands
 from cimflow.cimdialect import cim_tile
 from cimflow.cimsim.engine import simulate
-from cimflow.cimsim.trace import MoveOp, Trace, VectorOp
+from cimflow.cimsim.semantics import Reachability
+from cimflow.cimsim.trace import MoveOp, MvmOp, Trace, VectorOp
 from cimflow.frontend import import_onnx
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
@@ -129,3 +130,39 @@ def test_bands_split_rows_evenly() -> None:
     assert bands(10, 4) == [(0, 2), (2, 5), (5, 7), (7, 10)]
     assert bands(2, 4) == [(0, 1), (1, 2)]
     assert bands(5, 1) == [(0, 5)]
+
+
+def test_a_banded_mvm_output_is_allocated_band_by_band(
+    models: dict[str, Path],
+) -> None:
+    """In a pipelined segment an MVM's output in the global buffer is
+    allocated band by band, each part just before the band that writes it:
+    its parts add up to the tensor, the first band does not wait for the
+    allocation of the last one, and the trace still computes the model."""
+    path = models["resnet"]
+    module = compile_with_dataflow(path, {"batch": 1}, "tiny", "rows", 3)
+    trace = module_trace(module, str(path))
+    reach = Reachability()
+    for op in trace.ops:
+        reach.add(op.deps)
+    sizes = {tensor.name: tensor.nbytes for tensor in trace.tensors}
+    parts: dict[str, list[tuple[int, int]]] = {}
+    for op in trace.ops:
+        for alloc in op.allocs:
+            if alloc.level == "buffer" and alloc.tensor in sizes:
+                parts.setdefault(alloc.tensor, []).append((op.id, alloc.nbytes))
+    banded = {
+        name: made
+        for name, made in parts.items()
+        if len(made) > 1
+        and any(isinstance(op, MvmOp) and op.output == name for op in trace.ops)
+    }
+    assert banded, "no MVM output was allocated in parts"
+    for name, made in banded.items():
+        assert sum(nbytes for _, nbytes in made) == sizes[name]
+        first_writer = min(
+            op.id for op in trace.ops if isinstance(op, MvmOp) and op.output == name
+        )
+        assert reach.depends(first_writer, made[0][0])
+        assert not reach.depends(first_writer, made[-1][0])
+    assert verify_trace(trace, path, "exact").passed
