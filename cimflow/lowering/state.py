@@ -264,13 +264,15 @@ class BuilderState:
 
     def emit(self, op: Operation) -> SSAValue:
         self.block.add_op(op)
-        expected = self.expected
+        expected, sinks = self.expected, self.sinks
         ready = 0
         for dep in op.operands:
-            self.sinks.pop(dep, None)
-            ready = max(ready, expected[dep])
+            sinks.pop(dep, None)
+            at = expected[dep]
+            if at > ready:
+                ready = at
         token = op.results[0]
-        self.sinks[token] = None
+        sinks[token] = None
         expected[token] = self.expect(op, ready)
         return token
 
@@ -283,27 +285,28 @@ class BuilderState:
         (:class:`~cimflow.lowering.allocator.SpaceAllocator`), so it leaves
         out what the simulator adds (bandwidth sharing, vector work)."""
         hw = self.hw
-        if isinstance(op, cim_meta.MVMOp | cim_meta.ProgramOp):
+        kind = type(op)  # exact types: the meta-ops are leaf classes
+        if kind is cim_meta.MVMOp or kind is cim_meta.ProgramOp:
+            assert isinstance(op, cim_meta.MVMOp | cim_meta.ProgramOp)
+            rows = op.rows.value.data
             if isinstance(op, cim_meta.MVMOp):
-                rows, cols = op.rows.value.data, op.cols.value.data
-                cycles = mvm_cycles(hw, op.vectors.value.data, rows, cols)
+                cycles = mvm_cycles(hw, op.vectors.value.data, rows, op.cols.value.data)
             else:
-                cycles = program_cost(hw, 0, op.rows.value.data, 0).cycles
+                cycles = program_cost(hw, 0, rows, 0).cycles
             # equal ranges are one attribute (ArrayRangesAttr.from_ranges)
             arrays = id(op.arrays)
             start = max(ready, self.arrays_busy.get(arrays, 0))
             self.arrays_busy[arrays] = start + cycles
             return start + cycles
-        if isinstance(op, cim_meta.LoadOp | cim_meta.StoreOp) and Location.DRAM in (
-            op.src.data,
-            op.dst.data,
-        ):
-            start = max(ready, self.dram_busy)
-            reads = op.src.data == Location.DRAM
-            self.dram_busy = start + link_cycles(
-                hw, "dram", op.size.value.data, reads=reads
-            )
-            return self.dram_busy
+        if kind is cim_meta.LoadOp or kind is cim_meta.StoreOp:
+            assert isinstance(op, cim_meta.LoadOp | cim_meta.StoreOp)
+            src, dst = op.src.data, op.dst.data
+            if Location.DRAM in (src, dst):
+                start = max(ready, self.dram_busy)
+                self.dram_busy = start + link_cycles(
+                    hw, "dram", op.size.value.data, reads=src == Location.DRAM
+                )
+                return self.dram_busy
         return ready
 
     def deps(self, *tokens: SSAValue | None) -> list[SSAValue]:
