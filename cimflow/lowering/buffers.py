@@ -138,6 +138,7 @@ class BufferPlacement(KvCache):
         state.allocated = False
         if state.level == Location.BUFFER:
             self.buffer.release(state.name, token, self.expected[token])
+            self.grants.pop(state.name, None)
         if stored:
             state.level = Location.DRAM
         return token
@@ -198,11 +199,12 @@ class BufferPlacement(KvCache):
     def open_part(
         self, target: TensorState, part: tuple[int, int], whole: int
     ) -> SSAValue | None:
-        """The allocation of part ``[start, stop)`` of the ``whole`` rows of
-        a tensor in the global buffer written in parts (the bands of a
-        pipelined segment), which the part's writers wait for: it waits
-        only for the releases of its own bytes of the tensor's grant, so the
-        first band is not held up by space freed at the end of a layer."""
+        """The allocation of rows ``[start, stop)`` (an MVM output's
+        vectors) of the ``whole`` rows of a tensor in the global buffer
+        written in parts (the bands of a pipelined segment), which the
+        part's writers wait for: it waits only for the releases of its own
+        bytes of the tensor's grant, so the first band is not held up by
+        space freed at the end of a layer."""
         start = part[0] * target.nbytes // whole
         stop = part[1] * target.nbytes // whole
         if stop <= start:
