@@ -758,14 +758,15 @@ def copies_choices(
     ``limit`` copies and the ``total`` arrays. ``mvm_k(d)`` includes
     streaming the ``d - 1`` extra copies' weights over the interconnect to
     their arrays (the first copy's is in the segment's entry)."""
-    return _copies_choices(
+    return banded_copy_choices(
         hw,
+        total,
         info.vectors,
         info.rows,
         info.cols,
         info.arrays,
+        1,
         limit,
-        total,
         info.weight_bytes,
     )
 
@@ -843,28 +844,6 @@ def copy_counts(top: int) -> Iterator[int]:
     yield top
 
 
-@lru_cache(maxsize=65536)
-def _copies_choices(
-    hw: HardwareTarget,
-    vectors: int,
-    rows: int,
-    cols: int,
-    arrays: int,
-    limit: int,
-    total: int,
-    weight_bytes: int = 0,
-) -> tuple[tuple[int, int], ...]:
-    top = max(1, min(limit, vectors, total // max(1, arrays)))
-    choices: list[tuple[int, int]] = []
-    last_share = -1
-    for d in copy_counts(top):
-        share = math.ceil(vectors / d)
-        if share != last_share:
-            choices.append((d, copies_cycles(hw, vectors, rows, cols, d, weight_bytes)))
-            last_share = share
-    return tuple(choices)
-
-
 def copies_cycles(
     hw: HardwareTarget,
     vectors: int,
@@ -874,9 +853,10 @@ def copies_cycles(
     weight_bytes: int,
 ) -> int:
     """``mvm_k(d)``: ``vectors`` split over ``copies`` copies of a weight of
-    ``weight_bytes``, and the extra copies' weights streaming over the
+    ``weight_bytes`` (:func:`~cimflow.lowering.rules.banded_mvm_cycles`,
+    one band), and the extra copies' weights streaming over the
     interconnect to their arrays."""
-    cycles = mvm_cycles(hw, math.ceil(vectors / copies), rows, cols)
+    cycles = banded_mvm_cycles(hw, vectors, 1, copies, rows, cols)
     return cycles + replica_stream_cycles(hw, copies, weight_bytes)
 
 
@@ -1244,7 +1224,7 @@ class Segment:
             )
             copies = term.copies
             if copies and info.mvm is not None:
-                copies = _pipelined_copies(
+                copies = banded_copy_choices(
                     self.hw,
                     self.program.arrays,
                     info.mvm.vectors,
@@ -1398,7 +1378,7 @@ def _band_wait(needed: Sequence[Band | None], producer: Sequence[Band] | None) -
 
 
 @lru_cache(maxsize=65536)
-def _pipelined_copies(
+def banded_copy_choices(
     hw: HardwareTarget,
     total: int,
     vectors: int,
@@ -1409,8 +1389,8 @@ def _pipelined_copies(
     limit: int,
     weight_bytes: int,
 ) -> tuple[tuple[int, int], ...]:
-    """``(d, cycles)`` of an MVM run in ``steps`` bands on ``d`` copies, as
-    the lowering runs it (:func:`~cimflow.lowering.rules.banded_mvm_cycles`:
+    """``(d, cycles)`` of an MVM run in ``steps`` bands (whole: 1) on ``d``
+    copies, as the lowering runs it (:func:`~cimflow.lowering.rules.banded_mvm_cycles`:
     the bands one after another, each split between the copies), and the
     extra copies' weights streaming to their arrays; counts that do not
     shorten the bands are dropped."""
