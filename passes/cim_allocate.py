@@ -644,12 +644,26 @@ approximately, and a pipelined choice costs two whole simulations to check
 bands by the model, as fast in the simulator."""
 
 
+CHUNK_BUFFER_MARGIN = 0.03
+"""An instance with a ``chunks`` buffer replaces the best one so far only
+when the model finds it faster by more than this share: the simulator
+shares the bus between the programs from a half and the chunks' partial
+sums, which the model's stream schedule (:func:`~cimflow.analysis.
+dual_mode_model.stream_terms`) leaves out. Measured (2026-12-03):
+ResNet-18 on dynaplasia, the ``layer4`` segments predicted 0.1% faster
+with a buffer of 58 arrays and simulated 15-25% slower (1.128 ms against
+1.061 ms); GPT-2's LM head in decode predicted 6% faster with one and
+simulated faster by as much."""
+
+
 def ranked_cost(inst: SegmentInstance, cycles: int) -> float:
     """What a segment's instance is chosen by: its cycles, plus
-    :data:`PIPELINED_MARGIN` of them when it runs in bands."""
-    if inst.dataflow == Dataflow.LAYER:
-        return cycles
-    return cycles * (1 + PIPELINED_MARGIN)
+    :data:`PIPELINED_MARGIN` of them when it runs in bands and
+    :data:`CHUNK_BUFFER_MARGIN` when it double-buffers a streamed weight in
+    memory-mode arrays."""
+    margin = 0.0 if inst.dataflow == Dataflow.LAYER else PIPELINED_MARGIN
+    margin += CHUNK_BUFFER_MARGIN if inst.chunk_buffer else 0.0
+    return cycles * (1 + margin)
 
 
 KV_INPUT_PREFIX = "past"

@@ -50,18 +50,16 @@ Formulas (``tc(src, dst, b, n)`` is ``transfer_cost(...).cycles``)
 
       mvm_k(d) = mvm_cycles(ceil(V_k / d), rows_k, cols_k)
 
-- streamed weight, per chunk ``c`` of the plan for ``T - compute - M``
-  arrays, one after another::
-
-      chunk_k(M) = sum_c tc(dram, buffer, bytes_c) + program_cost(rows_c)
-                   + mvm_cycles(V_k, rows_c, cols_c)
-
-  and with a ``chunks`` buffer of two halves of ``h`` arrays (a variant of
-  the segment's problem: ``T - compute - M - 2h`` arrays for the chunks),
-  by the lowering's schedule: each next chunk that fits a half loads
-  ``tc(dram, memory, b, h)`` while the current one programs and computes,
-  and is read out (``tc(memory, buffer, b, h)``) once the previous program
-  has left the buffer (:func:`stream_terms`);
+- streamed weight, over the chunks of the plan for ``T - compute - M``
+  arrays: ``chunk_k(M)`` is the end of the ops the lowering emits for it
+  (:func:`stream_ops`), each at its cost-model cycles, scheduled on the
+  DRAM channel and the bus (:func:`stream_terms`): per chunk, its parts
+  loaded through the global buffer and programmed (or, with a ``chunks``
+  buffer of two halves of ``h`` arrays, a variant of the segment's problem
+  with ``T - compute - M - 2h`` arrays for the chunks, programmed from the
+  half that prefetched it ``tc(dram, memory, b, h)``), its MVM streaming
+  its input rows (from DRAM again when the input lives there) and partial
+  sums, and the additions of its partial sums;
 
 - spill traffic with ``a`` activation arrays: a spilled tensor of ``b``
   bytes that fits the buffer (first fit) is stored with
@@ -156,8 +154,11 @@ from cimflow.cimdialect.shapes import num_elements
 from cimflow.cost_model import (
     Location,
     OpCost,
+    concurrent_cost,
+    cores_of_arrays,
     interconnect_cost,
     mvm_cycles,
+    mvm_op_cost,
     program_cost,
     program_op_cost,
     replica_stream_cycles,
@@ -171,16 +172,19 @@ from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
 from cimflow.lowering.placement import VIEW_KINDS
 from cimflow.lowering.rules import (
+    Window,
     banded_copies,
     banded_mvm_cycles,
     chunks_out_bytes,
     epilogue_source,
     gathered_elements,
     mvm_input_bytes,
+    program_parts,
     residual_of,
     vector_work,
     window_of,
 )
+from cimflow.lowering.state import chunk_out_bytes, copy_layout, mvm_feed, runs_of
 from cimflow.passes.clsa_allocate import MAX_ROW_BANDS
 
 Part = Literal["interconnect", "vector", "dram"]
@@ -240,6 +244,18 @@ class MvmInfo:
     """Cycles to program one copy."""
     streamed: bool
     """Larger than the chip: it streams in chunks."""
+    window: Window | None = None
+    """The convolution window its input is expanded by (an ``im2col``)."""
+    input_in_dram: bool = False
+    """Its input lives in DRAM (a model input or a spilled tensor): every
+    chunk of a streamed weight streams it from there again."""
+    bias_bytes: int = 0
+    """Bytes of its bias (0: none)."""
+    residual: bool = False
+    """Its accumulations add a fused residual."""
+    held_bytes: int = 0
+    """Bytes of its input and output the global buffer holds while it
+    computes (the room a streamed weight's parts pass through is the rest)."""
 
 
 @dataclass
@@ -415,6 +431,38 @@ def _operand_streams(
     return _OperandStreams(in_bytes, levels == {True})
 
 
+def _lives_in_dram(
+    op: cim_tile.MVMOp,
+    tensor_of: dict[SSAValue, int],
+    tensors: list[TensorInfo],
+    held: dict[str, int],
+) -> bool:
+    """Whether an MVM's input (a window's feature map) lives in DRAM: a model
+    input not held in memory-mode arrays, or a spilled tensor."""
+    value = op.input
+    owner = value.owner
+    if isinstance(owner, cim_tile.Im2ColOp):
+        value = owner.input
+    tensor_id = tensor_of.get(value)
+    if tensor_id is None:
+        return False
+    tensor = tensors[tensor_id]
+    if tensor.producer == INPUT:
+        return tensor.name not in held
+    return tensor.spilled
+
+
+def _held_bytes(hw: HardwareTarget, op: cim_tile.MVMOp, in_dram: bool) -> int:
+    """Bytes of the global buffer an MVM's input (a window's feature map,
+    unless it lives in DRAM) and output hold while it computes: the
+    lowering places the output there when it fits beside the input."""
+    owner = op.input.owner
+    value = owner.input if isinstance(owner, cim_tile.Im2ColOp) else op.input
+    held = 0 if in_dram else tensor_bytes(hw, value)
+    output = tensor_bytes(hw, op.output)
+    return held + (output if held + output <= hw.buffers.global_bytes else 0)
+
+
 def build_program(
     function: func.FuncOp,
     hw: HardwareTarget,
@@ -511,7 +559,8 @@ def build_program(
             gather_bytes = sum(chunks_out_bytes(hw, tiling, plan, vectors))
             extra = outputs * (partials - 1) + (outputs if op.bias is not None else 0)
             residual = residual_of(op)
-            if residual is not None and residual.skip in tensor_of:
+            fused = residual is not None and residual.skip in tensor_of
+            if residual is not None and fused:
                 # the accumulations stream the skip in and add it
                 fused_adds[residual.add] = residual.skip
                 fetch(info, residual.skip, None, None)
@@ -523,7 +572,11 @@ def build_program(
                 info.segment_loads[op.bias.data] = dram_load(
                     hw, groups * n * hw.weight_bytes
                 )
-            info.fixed += move_in + gather + accumulate
+            streamed = len(plan) > 1
+            in_dram = _lives_in_dram(op, tensor_of, tensors, held)
+            # a streamed weight's chunks move their inputs and sums as they
+            # compute (priced per chunk: stream_terms)
+            info.fixed += accumulate if streamed else move_in + gather + accumulate
             info.interconnect += move_in + gather
             info.vector += accumulate
             info.parts.append(("interconnect", max(1, in_bytes)))
@@ -537,7 +590,12 @@ def build_program(
                 chunk.cols,
                 max(1, chunk.weight_elements * hw.weight_bytes),
                 program_cost(hw, chunk.arrays, chunk.rows, chunk.cols).cycles,
-                len(plan) > 1,
+                streamed,
+                window,
+                in_dram,
+                groups * n * hw.weight_bytes if op.bias is not None else 0,
+                fused,
+                _held_bytes(hw, op, in_dram),
             )
             feeds_col2im = bool(op.output.uses) and all(
                 isinstance(use.operation, cim_tile.Col2ImOp) for use in op.output.uses
@@ -771,6 +829,192 @@ def copies_choices(
     )
 
 
+@dataclass(frozen=True)
+class _StreamOp:
+    """One op the lowering emits to stream a weight (:func:`stream_ops`)."""
+
+    cycles: int
+    deps: tuple[int, ...]
+    """Earlier ops (indices) it waits for."""
+    resource: Literal["dram", "bus", "arrays"]
+    """What it holds: DRAM (loads, an MVM streaming its input from DRAM),
+    the interconnect (programs, additions), or only its arrays (other
+    MVMs)."""
+    kind: Literal["load", "program", "mvm", "add"]
+
+
+def stream_ops(
+    hw: HardwareTarget,
+    tiling: cim_tile.TilingAttr,
+    vectors: int,
+    available: int,
+    half: int,
+    window: Window | None,
+    input_in_dram: bool,
+    finishing: tuple[int, bool],
+    held_bytes: int,
+) -> tuple[list[_StreamOp], int]:
+    """The loads, programs and MVMs ``run_chunks`` emits for a weight streamed
+    through ``available`` arrays, in its order, and the chunk count: per
+    chunk, its program (from the half of a ``chunks`` buffer of ``half``
+    arrays that prefetched it, else part by part through the global buffer:
+    each part loaded once the buffer has room for it (the buffer's worth of
+    parts in flight), and programmed once the chunk before has computed), then the
+    load of the next chunk into the other half (once the chunk before it
+    there was programmed), then the chunk's MVM, which streams the input
+    rows its arrays hold (from DRAM when the input lives there) and its
+    sums out, then (unless it finishes its outputs alone) its cores add its
+    partial sums, the running sum of the chunks before it over the same
+    columns and the bias (``finishing``: bias bytes, a fused residual), and
+    the next chunk's program waits for that. The loads go in DRAM order,
+    one after another."""
+    bias_bytes, residual = finishing
+    chunks = plan_chunks(tiling, available)
+    capacity = half * hw.dual_mode.memory_capacity_bytes
+    buffer_room = max(1, hw.buffers.global_bytes - held_bytes)
+    part_room = max(1, buffer_room // 2)
+    first_of = {c.n0: i for i, c in reversed(list(enumerate(chunks)))}
+    last_of = {c.n0: i for i, c in enumerate(chunks)}
+    ops: list[_StreamOp] = []
+    last_load: tuple[int, ...] = ()
+    part_programs: list[int] = []
+    prefetched: dict[int, int] = {}
+    programs_of: list[tuple[int, ...]] = []
+    mvm: tuple[int, ...] = ()
+    for index, chunk in enumerate(chunks):
+        nbytes = max(1, chunk.weight_elements * hw.weight_bytes)
+        if index in prefetched:
+            ops.append(
+                _StreamOp(
+                    program_op_cost(
+                        hw,
+                        chunk.arrays,
+                        chunk.rows,
+                        chunk.cols,
+                        feed="memory",
+                        in_bytes=nbytes,
+                        feed_arrays=((0, half),),
+                    ).cycles,
+                    (prefetched[index], *mvm),
+                    "bus",
+                    "program",
+                )
+            )
+            programs = (len(ops) - 1,)
+        else:
+            program_list: list[int] = []
+            for offset, part in program_parts(tiling, chunk, part_room, hw):
+                part_bytes = max(1, part.weight_elements * hw.weight_bytes)
+                cores = cores_of_arrays(hw, ((offset, offset + part.arrays),))
+                direct = part_bytes > buffer_room  # from DRAM, no room to pass
+                loaded: tuple[int, ...] = ()
+                if not direct:
+                    in_flight = max(1, buffer_room // part_bytes)
+                    room = (
+                        (part_programs[-in_flight],)
+                        if len(part_programs) >= in_flight
+                        else ()
+                    )
+                    ops.append(
+                        _StreamOp(
+                            dram_load(hw, part_bytes),
+                            (*last_load, *room),
+                            "dram",
+                            "load",
+                        )
+                    )
+                    last_load = loaded = (len(ops) - 1,)
+                ops.append(
+                    _StreamOp(
+                        program_op_cost(
+                            hw,
+                            part.arrays,
+                            part.rows,
+                            part.cols,
+                            cores=cores,
+                            feed="dram" if direct else "buffer",
+                            in_bytes=part_bytes,
+                        ).cycles,
+                        (*loaded, *mvm),
+                        "dram" if direct else "bus",
+                        "program",
+                    )
+                )
+                part_programs.append(len(ops) - 1)
+                program_list.append(len(ops) - 1)
+            programs = tuple(program_list)
+        programs_of.append(programs)
+        following = chunks[index + 1] if index + 1 < len(chunks) else None
+        if following is not None and half > 0:
+            after = max(1, following.weight_elements * hw.weight_bytes)
+            if after <= capacity:  # the next chunk into the other half
+                emptied = programs_of[index - 1] if index >= 1 else ()
+                ops.append(
+                    _StreamOp(
+                        tc(hw, "dram", "memory", after, half),
+                        (*last_load, *emptied),
+                        "dram",
+                        "load",
+                    )
+                )
+                last_load = (len(ops) - 1,)
+                prefetched[index + 1] = len(ops) - 1
+        layout = copy_layout(hw, tiling, chunk, 0)
+        feed = mvm_feed(hw, layout, (0, vectors), window)
+        first, last = first_of[chunk.n0] == index, last_of[chunk.n0] == index
+        outputs = vectors * (chunk.n1 - chunk.n0)
+        adds = outputs * (max(1, chunk.row_tiles) - 1 + (not first))
+        adds += outputs * ((bias_bytes > 0) + residual) if last else 0
+        streamed = chunk_out_bytes(hw, layout, vectors, first, last, adds)
+        ops.append(
+            _StreamOp(
+                mvm_op_cost(
+                    hw,
+                    chunk.arrays,
+                    vectors,
+                    chunk.rows,
+                    chunk.cols,
+                    local_bytes=feed.expanded,
+                    feed="dram" if input_in_dram else "buffer",
+                    in_bytes=max(1, feed.in_bytes),
+                    out_bytes=streamed,
+                    cores=tuple(runs_of(layout.cores)),
+                ).cycles,
+                programs,
+                "dram" if input_in_dram else "arrays",
+                "mvm",
+            )
+        )
+        mvm = (len(ops) - 1,)
+        if adds:  # add_in_cores or add_chunk
+            wide = outputs * hw.accumulator_bytes
+            finished = outputs * hw.activation_bytes
+            if first and last and not layout.cross_core:
+                in_bytes, out_bytes = bias_bytes, finished
+            else:
+                in_bytes = streamed + (0 if first else wide) + bias_bytes
+                out_bytes = finished if last else wide
+            in_bytes += finished if last and residual else 0
+            ops.append(
+                _StreamOp(
+                    concurrent_cost(
+                        *vector_op_parts(
+                            hw,
+                            adds,
+                            tuple(runs_of(layout.cores)),
+                            in_bytes,
+                            out_bytes,
+                        )
+                    ).cycles,
+                    mvm,
+                    "bus",
+                    "add",
+                )
+            )
+            mvm = (len(ops) - 1,)
+    return ops, len(chunks)
+
+
 @lru_cache(maxsize=4096)
 def _stream_terms(
     hw: HardwareTarget,
@@ -778,42 +1022,49 @@ def _stream_terms(
     vectors: int,
     available: int,
     half: int = 0,
+    window: Window | None = None,
+    input_in_dram: bool = False,
+    finishing: tuple[int, bool] = (0, False),
+    held_bytes: int = 0,
 ) -> tuple[int, int, int, int]:
-    chunks = plan_chunks(tiling, available)
-    room = half * hw.dual_mode.memory_capacity_bytes
-    dram_free = 0
-    program_end = compute_end = 0
-    prefetch_end: dict[int, int] = {}
-    readout_end: dict[int, int] = {}
-    programmed: dict[int, int] = {}
-    for index, chunk in enumerate(chunks):
-        nbytes = max(1, chunk.weight_elements * hw.weight_bytes)
-        if index in prefetch_end:  # read out of its half once the buffer is free
-            start = max(prefetch_end[index], program_end)
-            readout_end[index] = start + tc(hw, "memory", "buffer", nbytes, half)
-            ready = readout_end[index]
-        else:  # from DRAM into the global buffer, ahead of the arrays by one
-            # chunk when two fit it: it waits for the space of the chunk two
-            # (or, for a large one, one) before, freed once that is programmed
-            ahead = 2 if 2 * nbytes <= hw.buffers.global_bytes else 1
-            waited = programmed.get(index - ahead, 0)
-            ready = max(dram_free, waited) + dram_load(hw, nbytes)
-            dram_free = ready
-        following = chunks[index + 1] if index + 1 < len(chunks) else None
-        if following is not None and half > 0:
-            after = max(1, following.weight_elements * hw.weight_bytes)
-            if after <= room:  # the next chunk into the other half
-                start = max(dram_free, readout_end.get(index - 1, 0))
-                dram_free = start + tc(hw, "dram", "memory", after, half)
-                prefetch_end[index + 1] = dram_free
-        program_end = max(ready, compute_end) + (
-            program_op_cost(
-                hw, chunk.arrays, chunk.rows, chunk.cols, in_bytes=nbytes
-            ).cycles
-        )
-        programmed[index] = program_end
-        compute_end = program_end + mvm_cycles(hw, vectors, chunk.rows, chunk.cols)
-    return compute_end, dram_free, len(chunks), compute_end - dram_free
+    ops, chunks = stream_ops(
+        hw,
+        tiling,
+        vectors,
+        available,
+        half,
+        window,
+        input_in_dram,
+        finishing,
+        held_bytes,
+    )
+    # each op starts once its deps are done and what it holds is free, the
+    # one ready first (then the one emitted first) taking it first
+    end = [0] * len(ops)
+    free = {"dram": 0, "bus": 0, "arrays": 0}
+    waiting = [len(op.deps) for op in ops]
+    users: list[list[int]] = [[] for _ in ops]
+    for index, op in enumerate(ops):
+        for dep in op.deps:
+            users[dep].append(index)
+    ready = [(0, index) for index, count in enumerate(waiting) if count == 0]
+    heapq.heapify(ready)
+    last_load = 0
+    while ready:
+        at, index = heapq.heappop(ready)
+        op = ops[index]
+        start = at if op.resource == "arrays" else max(at, free[op.resource])
+        end[index] = start + op.cycles
+        if op.resource != "arrays":
+            free[op.resource] = end[index]
+        if op.kind == "load":
+            last_load = max(last_load, end[index])
+        for user in users[index]:
+            waiting[user] -= 1
+            if not waiting[user]:
+                heapq.heappush(ready, (max(end[d] for d in ops[user].deps), user))
+    finish = max(end, default=0)
+    return finish, last_load, chunks, finish - last_load
 
 
 def stream_terms(
@@ -826,7 +1077,17 @@ def stream_terms(
     from DRAM while the current one programs and computes (as the lowering
     emits it: a chunk's read-out waits for the previous program, a half is
     refilled once the chunk before in it was read out)."""
-    return _stream_terms(hw, mvm.op.tiling, mvm.vectors, available, half)
+    return _stream_terms(
+        hw,
+        mvm.op.tiling,
+        mvm.vectors,
+        available,
+        half,
+        mvm.window,
+        mvm.input_in_dram,
+        (mvm.bias_bytes, mvm.residual),
+        mvm.held_bytes,
+    )
 
 
 EVERY_COPY_COUNT_TO = 32
@@ -1263,7 +1524,9 @@ class Segment:
         found = [layer]
         if memory and self.streamed():
             buffer = self.chunk_buffer_arrays()
-            if buffer:
+            import os
+
+            if buffer and not os.environ.get("NOCHUNKBUF"):
                 found.append(self.instance(max_copies, memory, buffer))
         for kind in self.program.pipelines:
             for blocks in self.pipeline_blocks(kind):

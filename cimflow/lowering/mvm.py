@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from xdsl.dialects.builtin import BoolAttr, StringAttr
 from xdsl.ir import Attribute, SSAValue
@@ -32,20 +31,18 @@ from cimflow.lowering.rules import (
     Span,
     Window,
     block_elements,
-    expanded_elements,
-    input_elements,
-    merge_spans,
     mvm_band_groups,
-    new_input_elements,
     residual_of,
     split_span,
-    sum_bytes,
 )
 from cimflow.lowering.state import (
     CopyLayout,
     FusedResidual,
+    MvmFeed,
+    chunk_out_bytes,
     copy_layout,
     core_ranges,
+    mvm_feed,
 )
 
 MAX_PIECES = 128
@@ -60,26 +57,6 @@ def copy_key(mvm: cim_tile.MVMOp, layout: CopyLayout) -> tuple[str, int]:
     """One copy of an MVM's weight: the weight and the copy's first array
     (what its line buffers are recorded under)."""
     return mvm.weight.data, layout.arrays.ranges[0][0]
-
-
-@dataclass
-class _Feed:
-    """What one copy's share of vectors moves and computes."""
-
-    in_bytes: int
-    """Bytes crossing the interconnect into the cores (bus: broadcast once;
-    mesh: per core); 0 when the line buffers hold every input row."""
-    core_in: int
-    """Input bytes of the busiest core."""
-    expanded: int
-    """Bytes the busiest core's arrays read from its local buffer."""
-    out_bytes: int
-    core_out: int
-    accumulate: int
-    """Element additions of partial sums held by different cores."""
-    local_adds: int
-    """Element additions of partial sums of row tiles in the same core (the
-    core adds them before its outputs leave)."""
 
 
 def _in_buffer(state: TensorState) -> TensorState:
@@ -99,41 +76,10 @@ class MvmLowering(ArrayPlacement):
         span: Span,
         window: Window | None,
         previous: Span | None = None,
-    ) -> _Feed:
+    ) -> MvmFeed:
         """What one copy's vectors ``span`` move and compute (rules), right
         after the same cores computed ``previous``."""
-        act = self.hw.activation_bytes
-        per_core = {
-            core: input_elements(window, span, spans) * act
-            for core, spans in layout.k_by_core.items()
-        }
-        if self.hw.interconnect.topology == "bus":
-            union = merge_spans(s for spans in layout.k_by_core.values() for s in spans)
-            moved = new_input_elements(window, span, union, previous) * act
-        else:
-            moved = act * sum(
-                new_input_elements(window, span, spans, previous)
-                for spans in layout.k_by_core.values()
-            )
-        expanded = max(
-            expanded_elements(span, spans) * act for spans in layout.k_by_core.values()
-        )
-        vectors = span[1] - span[0]
-        out_bytes = sum_bytes(self.hw, layout.columns, vectors, False)
-        accumulate = local_adds = 0
-        for outputs, tiles, holders in layout.columns:
-            accumulate += vectors * outputs * (holders - 1)
-            local_adds += vectors * outputs * (tiles - holders)
-        core_out = math.ceil(out_bytes / max(1, len(layout.cores)))
-        return _Feed(
-            moved,
-            max(per_core.values(), default=0),
-            expanded,
-            out_bytes,
-            core_out,
-            accumulate,
-            local_adds,
-        )
+        return mvm_feed(self.hw, layout, span, window, previous)
 
     def line_buffer(
         self, mvm: cim_tile.MVMOp, layout: CopyLayout, span: Span
@@ -650,7 +596,7 @@ class MvmLowering(ArrayPlacement):
         tensors: tuple[str, str],
         source: TensorState,
         target: TensorState,
-        feed: _Feed,
+        feed: MvmFeed,
         ready: Sequence[SSAValue],
         span: Span,
         out_bytes: int | None = None,
@@ -704,7 +650,7 @@ class MvmLowering(ArrayPlacement):
         tensors: tuple[str, str],
         source: TensorState,
         target: TensorState,
-        feed: _Feed,
+        feed: MvmFeed,
         ready: Sequence[SSAValue],
         span: Span,
         block: tuple[int, int, int] | None,
@@ -942,7 +888,7 @@ class MvmLowering(ArrayPlacement):
         layout: CopyLayout,
         out_name: str,
         target: TensorState,
-        feed: _Feed,
+        feed: MvmFeed,
         bias: TensorState | None,
         computed: SSAValue,
         span: Span,
@@ -1157,31 +1103,37 @@ class MvmLowering(ArrayPlacement):
             outputs = (span[1] - span[0]) * (chunk.n1 - chunk.n0)
             adds = outputs * (max(1, chunk.row_tiles) - 1) + outputs * (not first)
             adds += self.finishing_adds(bias, layout, span) if last else 0
-            if first and last and not adds:  # whole columns, no bias: final
-                previous = self.stream_mvm(
-                    mvm, layout, program, tensors, source, target, feed, ready, span
-                )
-                finished.append(previous)
-                continue
-            if first and last and not layout.cross_core:
-                previous = self.stream_mvm(
-                    mvm, layout, program, tensors, source, target, feed, ready, span, 0
-                )
-                previous = self.add_in_cores(
-                    tensors[1],
-                    bias,
-                    adds,
-                    layout,
-                    previous,
-                    span,
-                    (1, *columns),
-                    target,
-                )
-                finished.append(previous)
-                continue
-            partials = sum_bytes(
-                self.hw, layout.columns, span[1] - span[0], not (first and last)
+            streamed = chunk_out_bytes(
+                self.hw, layout, span[1] - span[0], first, last, adds
             )
+            if first and last and not (adds and layout.cross_core):
+                # whole columns: final, or finished by the cores' own adds
+                previous = self.stream_mvm(
+                    mvm,
+                    layout,
+                    program,
+                    tensors,
+                    source,
+                    target,
+                    feed,
+                    ready,
+                    span,
+                    streamed,
+                )
+                if adds:
+                    previous = self.add_in_cores(
+                        tensors[1],
+                        bias,
+                        adds,
+                        layout,
+                        previous,
+                        span,
+                        (1, *columns),
+                        target,
+                    )
+                finished.append(previous)
+                continue
+            partials = streamed
             place = f"{tensors[1]}@chunk{index}"
             group = self.running_sums.get(f"{tensors[1]}@sum{chunk.n0}")
             if group is not None and group.level == Location.DRAM:

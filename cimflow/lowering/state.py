@@ -5,6 +5,7 @@ bands of a pipelined segment, array and core ranges, copy layouts)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -28,6 +29,11 @@ from cimflow.lowering.rules import (
     column_tiles,
     core_k_spans,
     cores_of,
+    expanded_elements,
+    input_elements,
+    merge_spans,
+    new_input_elements,
+    sum_bytes,
 )
 
 
@@ -88,6 +94,90 @@ def copy_layout(
         core_k_spans(hw, tiling, chunk, first_array),
         column_tiles(hw, tiling, chunk, first_array),
     )
+
+
+@dataclass
+class MvmFeed:
+    """What one copy's share of vectors moves and computes."""
+
+    in_bytes: int
+    """Bytes crossing the interconnect into the cores (bus: broadcast once;
+    mesh: per core); 0 when the line buffers hold every input row."""
+    core_in: int
+    """Input bytes of the busiest core."""
+    expanded: int
+    """Bytes the busiest core's arrays read from its local buffer."""
+    out_bytes: int
+    core_out: int
+    accumulate: int
+    """Element additions of partial sums held by different cores."""
+    local_adds: int
+    """Element additions of partial sums of row tiles in the same core (the
+    core adds them before its outputs leave)."""
+
+
+def mvm_feed(
+    hw: HardwareTarget,
+    layout: CopyLayout,
+    span: Span,
+    window: Window | None,
+    previous: Span | None = None,
+) -> MvmFeed:
+    """What one copy's vectors ``span`` move and compute, right after the
+    same cores computed ``previous`` (their line buffers still hold its
+    window rows)."""
+    act = hw.activation_bytes
+    per_core = {
+        core: input_elements(window, span, spans) * act
+        for core, spans in layout.k_by_core.items()
+    }
+    if hw.interconnect.topology == "bus":
+        union = merge_spans(s for spans in layout.k_by_core.values() for s in spans)
+        moved = new_input_elements(window, span, union, previous) * act
+    else:
+        moved = act * sum(
+            new_input_elements(window, span, spans, previous)
+            for spans in layout.k_by_core.values()
+        )
+    expanded = max(
+        expanded_elements(span, spans) * act for spans in layout.k_by_core.values()
+    )
+    vectors = span[1] - span[0]
+    out_bytes = sum_bytes(hw, layout.columns, vectors, False)
+    accumulate = local_adds = 0
+    for outputs, tiles, holders in layout.columns:
+        accumulate += vectors * outputs * (holders - 1)
+        local_adds += vectors * outputs * (tiles - holders)
+    core_out = math.ceil(out_bytes / max(1, len(layout.cores)))
+    return MvmFeed(
+        moved,
+        max(per_core.values(), default=0),
+        expanded,
+        out_bytes,
+        core_out,
+        accumulate,
+        local_adds,
+    )
+
+
+def chunk_out_bytes(
+    hw: HardwareTarget,
+    layout: CopyLayout,
+    vectors: int,
+    first: bool,
+    last: bool,
+    adds: int,
+) -> int:
+    """Bytes the MVM of a streamed chunk sends out as it computes: its
+    finished outputs when it alone covers its columns and nothing is left
+    to add; none when it alone covers them and its cores add the rest (row
+    tiles, bias, residual) before the outputs leave; else its partial sums,
+    unfinished when another chunk covers the same columns."""
+    if first and last and not adds:
+        return sum_bytes(hw, layout.columns, vectors, False)
+    if first and last and not layout.cross_core:
+        return 0
+    return sum_bytes(hw, layout.columns, vectors, not (first and last))
 
 
 @dataclass

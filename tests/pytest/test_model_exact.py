@@ -1,20 +1,26 @@
 """The dual-mode cost model prices what the lowering emits: for a segment of
 one vector operator, its predicted cycles equal the simulated ones exactly,
-on every shipped target."""
+on every shipped target; a weight streamed in chunks is priced op by op as
+it is lowered."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 from xdsl.dialects.builtin import IntegerAttr
 
-from cimflow.cimsim.engine import simulate
+from cimflow.analysis.dual_mode_model import build_program, stream_ops
+from cimflow.cimsim.engine import op_cost, simulate
+from cimflow.cimsim.trace import LoadOp, MvmOp, ProgramOp
 from cimflow.hw_targets import load_target, shipped_targets
+from cimflow.ir_checks import tensor_function
 from cimflow.passes.cim_allocate import PREDICTED_ATTR
 from cimflow.tools.cim_verify import compile_model, module_trace
 
@@ -85,3 +91,70 @@ def test_a_vector_operator_segment_is_predicted_exactly(
     predicted = module.attributes[PREDICTED_ATTR]
     assert isinstance(predicted, IntegerAttr)
     assert predicted.value.data == simulate(module_trace(module)).makespan
+
+
+def one_linear(vectors: int, k: int, n: int) -> onnx.ModelProto:
+    """``y = x @ w``, ``x [vectors, k]``, ``w [k, n]`` seeded."""
+    weight = np.random.default_rng(0).normal(0.0, 0.05, (k, n)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+        "one_linear",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [vectors, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [vectors, n])],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+STREAMED_LINEARS = [
+    ("tiny", (3, 300, 40)),
+    ("dynaplasia", (128, 768, 3072)),
+    ("dynaplasia", (8, 3072, 768)),
+    ("dynaplasia", (16, 1024, 4096)),
+    ("jain_wordline", (16, 512, 256)),
+    ("isscc21_core", (8, 3072, 768)),
+]
+"""Weights larger than the chip, on targets whose buffers hold them in
+chunks and parts of every size: whole chunks, parts of several arrays or
+one array, outputs in the global buffer or in DRAM."""
+
+
+@pytest.mark.parametrize(("target", "shape"), STREAMED_LINEARS)
+def test_a_streamed_weight_is_priced_op_by_op_as_it_is_lowered(
+    directory: Path, target: str, shape: tuple[int, int, int]
+) -> None:
+    """The model's schedule of a weight that streams through every array
+    (:func:`~cimflow.analysis.dual_mode_model.stream_ops`) holds the loads,
+    programs and MVMs the lowering emits for it, one for one, each at the
+    cycles the simulator gives it: every chunk's MVM streams its input from
+    DRAM again, parts pass through the room the buffer has."""
+    hw = load_target(target)
+    path = directory / "linear.onnx"
+    onnx.save(one_linear(*shape), path)
+    tiled = compile_model(path, target, "convert-graph-to-tile")
+    program = build_program(tensor_function(tiled, "test"), hw)
+    mvm = next(i.mvm for i in program.ops if i.mvm is not None)
+    assert mvm.streamed and mvm.input_in_dram
+    ops, _ = stream_ops(
+        hw,
+        mvm.op.tiling,
+        mvm.vectors,
+        hw.total_arrays,
+        0,
+        mvm.window,
+        mvm.input_in_dram,
+        (mvm.bias_bytes, mvm.residual),
+        mvm.held_bytes,
+    )
+    priced = Counter((op.kind, op.cycles) for op in ops if op.kind != "add")
+    trace = module_trace(compile_model(path, target, "cim-compile-static"))
+    lowered = Counter(
+        (op.kind, op_cost(hw, op).cycles)
+        for op in trace.ops
+        if isinstance(op, LoadOp | ProgramOp | MvmOp)
+        and (op.tensor if isinstance(op, LoadOp) else op.weight) == "w"
+    )
+    assert priced == lowered
