@@ -53,8 +53,8 @@ Formulas (``tc(src, dst, b, n)`` is ``transfer_cost(...).cycles``)
 - streamed weight, over the chunks of the plan for ``T - compute - M``
   arrays: ``chunk_k(M)`` is the end of the ops the lowering emits for it
   (:func:`stream_ops`), each at its cost-model cycles, scheduled on the
-  DRAM channel and the bus (:func:`stream_terms`): per chunk, its parts
-  loaded through the global buffer and programmed (or, with a ``chunks``
+  DRAM channel and the bus (:func:`stream_terms`): per chunk, its program
+  straight from DRAM (or, with a ``chunks``
   buffer of two halves of ``h`` arrays, a variant of the segment's problem
   with ``T - compute - M - 2h`` arrays for the chunks, programmed from the
   half that prefetched it ``tc(dram, memory, b, h)``), its MVM streaming
@@ -179,7 +179,6 @@ from cimflow.lowering.rules import (
     epilogue_source,
     gathered_elements,
     mvm_input_bytes,
-    program_parts,
     residual_of,
     vector_work,
     window_of,
@@ -253,9 +252,6 @@ class MvmInfo:
     """Bytes of its bias (0: none)."""
     residual: bool = False
     """Its accumulations add a fused residual."""
-    held_bytes: int = 0
-    """Bytes of its input and output the global buffer holds while it
-    computes (the room a streamed weight's parts pass through is the rest)."""
 
 
 @dataclass
@@ -452,17 +448,6 @@ def _lives_in_dram(
     return tensor.spilled
 
 
-def _held_bytes(hw: HardwareTarget, op: cim_tile.MVMOp, in_dram: bool) -> int:
-    """Bytes of the global buffer an MVM's input (a window's feature map,
-    unless it lives in DRAM) and output hold while it computes: the
-    lowering places the output there when it fits beside the input."""
-    owner = op.input.owner
-    value = owner.input if isinstance(owner, cim_tile.Im2ColOp) else op.input
-    held = 0 if in_dram else tensor_bytes(hw, value)
-    output = tensor_bytes(hw, op.output)
-    return held + (output if held + output <= hw.buffers.global_bytes else 0)
-
-
 def build_program(
     function: func.FuncOp,
     hw: HardwareTarget,
@@ -595,7 +580,6 @@ def build_program(
                 in_dram,
                 groups * n * hw.weight_bytes if op.bias is not None else 0,
                 fused,
-                _held_bytes(hw, op, in_dram),
             )
             feeds_col2im = bool(op.output.uses) and all(
                 isinstance(use.operation, cim_tile.Col2ImOp) for use in op.output.uses
@@ -852,32 +836,27 @@ def stream_ops(
     window: Window | None,
     input_in_dram: bool,
     finishing: tuple[int, bool],
-    held_bytes: int,
 ) -> tuple[list[_StreamOp], int]:
     """The loads, programs and MVMs ``run_chunks`` emits for a weight streamed
     through ``available`` arrays, in its order, and the chunk count: per
-    chunk, its program (from the half of a ``chunks`` buffer of ``half``
-    arrays that prefetched it, else part by part through the global buffer:
-    each part loaded once the buffer has room for it (the buffer's worth of
-    parts in flight), and programmed once the chunk before has computed), then the
-    load of the next chunk into the other half (once the chunk before it
-    there was programmed), then the chunk's MVM, which streams the input
+    chunk, its program once the chunk before has computed (from the half of
+    a ``chunks`` buffer of ``half`` arrays that prefetched it, else straight
+    from DRAM in one burst), then the load of the next chunk into the other
+    half (once the chunk before it there was programmed), then the chunk's
+    MVM, which streams the input
     rows its arrays hold (from DRAM when the input lives there) and its
     sums out, then (unless it finishes its outputs alone) its cores add its
     partial sums, the running sum of the chunks before it over the same
     columns and the bias (``finishing``: bias bytes, a fused residual), and
     the next chunk's program waits for that. The loads go in DRAM order,
-    one after another."""
+    one after another (the programs from DRAM among them)."""
     bias_bytes, residual = finishing
     chunks = plan_chunks(tiling, available)
     capacity = half * hw.dual_mode.memory_capacity_bytes
-    buffer_room = max(1, hw.buffers.global_bytes - held_bytes)
-    part_room = max(1, buffer_room // 2)
     first_of = {c.n0: i for i, c in reversed(list(enumerate(chunks)))}
     last_of = {c.n0: i for i, c in enumerate(chunks)}
     ops: list[_StreamOp] = []
     last_load: tuple[int, ...] = ()
-    part_programs: list[int] = []
     prefetched: dict[int, int] = {}
     programs_of: list[tuple[int, ...]] = []
     mvm: tuple[int, ...] = ()
@@ -901,48 +880,24 @@ def stream_ops(
                 )
             )
             programs = (len(ops) - 1,)
-        else:
-            program_list: list[int] = []
-            for offset, part in program_parts(tiling, chunk, part_room, hw):
-                part_bytes = max(1, part.weight_elements * hw.weight_bytes)
-                cores = cores_of_arrays(hw, ((offset, offset + part.arrays),))
-                direct = part_bytes > buffer_room  # from DRAM, no room to pass
-                loaded: tuple[int, ...] = ()
-                if not direct:
-                    in_flight = max(1, buffer_room // part_bytes)
-                    room = (
-                        (part_programs[-in_flight],)
-                        if len(part_programs) >= in_flight
-                        else ()
-                    )
-                    ops.append(
-                        _StreamOp(
-                            dram_load(hw, part_bytes),
-                            (*last_load, *room),
-                            "dram",
-                            "load",
-                        )
-                    )
-                    last_load = loaded = (len(ops) - 1,)
-                ops.append(
-                    _StreamOp(
-                        program_op_cost(
-                            hw,
-                            part.arrays,
-                            part.rows,
-                            part.cols,
-                            cores=cores,
-                            feed="dram" if direct else "buffer",
-                            in_bytes=part_bytes,
-                        ).cycles,
-                        (*loaded, *mvm),
-                        "dram" if direct else "bus",
-                        "program",
-                    )
+        else:  # one burst from DRAM, in DRAM order with the loads
+            ops.append(
+                _StreamOp(
+                    program_op_cost(
+                        hw,
+                        chunk.arrays,
+                        chunk.rows,
+                        chunk.cols,
+                        cores=cores_of_arrays(hw, ((0, chunk.arrays),)),
+                        feed="dram",
+                        in_bytes=nbytes,
+                    ).cycles,
+                    (*last_load, *mvm),
+                    "dram",
+                    "program",
                 )
-                part_programs.append(len(ops) - 1)
-                program_list.append(len(ops) - 1)
-            programs = tuple(program_list)
+            )
+            last_load = programs = (len(ops) - 1,)
         programs_of.append(programs)
         following = chunks[index + 1] if index + 1 < len(chunks) else None
         if following is not None and half > 0:
@@ -1025,7 +980,6 @@ def _stream_terms(
     window: Window | None = None,
     input_in_dram: bool = False,
     finishing: tuple[int, bool] = (0, False),
-    held_bytes: int = 0,
 ) -> tuple[int, int, int, int]:
     ops, chunks = stream_ops(
         hw,
@@ -1036,7 +990,6 @@ def _stream_terms(
         window,
         input_in_dram,
         finishing,
-        held_bytes,
     )
     # each op starts once its deps are done and what it holds is free, the
     # one ready first (then the one emitted first) taking it first
@@ -1057,7 +1010,7 @@ def _stream_terms(
         end[index] = start + op.cycles
         if op.resource != "arrays":
             free[op.resource] = end[index]
-        if op.kind == "load":
+        if op.resource == "dram" and op.kind != "mvm":  # the DRAM order
             last_load = max(last_load, end[index])
         for user in users[index]:
             waiting[user] -= 1
@@ -1086,7 +1039,6 @@ def stream_terms(
         mvm.window,
         mvm.input_in_dram,
         (mvm.bias_bytes, mvm.residual),
-        mvm.held_bytes,
     )
 
 

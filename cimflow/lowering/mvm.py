@@ -1011,9 +1011,10 @@ class MvmLowering(ArrayPlacement):
         ready: Sequence[SSAValue],
     ) -> list[SSAValue]:
         """A weight streamed through the free arrays, one chunk after
-        another: program (from its half of the ``chunks`` buffer, the global
-        buffer or DRAM), then compute every vector, streaming input and
-        partial outputs."""
+        another: program (from its half of the ``chunks`` buffer, else
+        straight from DRAM: one burst per chunk, not parts through the small
+        global buffer, each paying DRAM's latency), then compute every
+        vector, streaming input and partial outputs."""
         alloc = mvm.alloc
         assert alloc is not None
         weight = mvm.weight.data
@@ -1054,13 +1055,19 @@ class MvmLowering(ArrayPlacement):
                         label=weight,
                     )
                 )
-            else:
-                (program,) = self.program_through_buffer(
+            else:  # one burst from DRAM, in DRAM order with the stream's loads
+                program = self.program(
                     weight,
-                    mvm.tiling,
-                    [layout],
-                    self.deps(previous, self.to_compute, *self.dynamic_busy),
+                    layout,
+                    self.deps(
+                        previous,
+                        self.to_compute,
+                        *self.dynamic_busy,
+                        *self.stream_loads[-1:],
+                    ),
+                    cim_meta.Feed.DRAM,
                 )
+                self.stream_loads.append(program)
             programs[index] = program
             if index + 1 < len(chunks):  # after this chunk's program: DRAM order
                 self.prefetch_chunk(weight, chunks, index + 1, prefetched, programs)

@@ -10,17 +10,67 @@ from xdsl.ir import SSAValue
 from cimflow.analysis.tile_mapping import Chunk, plan_chunks
 from cimflow.cimdialect import cim_meta, cim_tile
 from cimflow.errors import CimError
+from cimflow.hw_targets import HardwareTarget
 from cimflow.lowering.buffers import BufferPlacement
 from cimflow.lowering.placement import (
     Location,
     TensorState,
     spread_bytes,
 )
-from cimflow.lowering.rules import program_parts
 from cimflow.lowering.state import (
     CopyLayout,
     copy_layout,
 )
+
+
+def program_parts(
+    tiling: cim_tile.TilingAttr, chunk: Chunk, room: int, hw: HardwareTarget
+) -> list[tuple[int, Chunk]]:
+    """A chunk cut into parts of at most ``room`` bytes of weight, each a
+    rectangle of the matrix on consecutive arrays (its offset in the chunk):
+    whole column tiles together, or one array at a time when a column tile
+    alone is larger. Grouped and packed weights stay whole."""
+    whole = max(1, (chunk.weight_elements) * hw.weight_bytes)
+    if whole <= room or chunk.groups > 1 or tiling.field("groups") > 1:
+        return [(0, chunk)]
+    rows, outputs = tiling.field("rows"), tiling.outputs_per_array
+    row_tiles = max(1, chunk.row_tiles)
+    columns = -(-(chunk.n1 - chunk.n0) // outputs)
+    column_bytes = (chunk.k1 - chunk.k0) * min(outputs, chunk.n1 - chunk.n0)
+    column_bytes *= hw.weight_bytes
+    parts: list[tuple[int, Chunk]] = []
+    if column_bytes <= room:
+        step = max(1, room // max(1, column_bytes))
+        for c in range(0, columns, step):
+            n0 = chunk.n0 + c * outputs
+            n1 = min(chunk.n1, chunk.n0 + (c + step) * outputs)
+            count = -(-(n1 - n0) // outputs)
+            parts.append(
+                (
+                    c * row_tiles,
+                    Chunk(
+                        chunk.k0,
+                        chunk.k1,
+                        n0,
+                        n1,
+                        count * row_tiles,
+                        chunk.rows,
+                        chunk.cols,
+                        row_tiles,
+                    ),
+                )
+            )
+        return parts
+    for c in range(columns):
+        n0 = chunk.n0 + c * outputs
+        n1 = min(chunk.n1, n0 + outputs)
+        for r in range(row_tiles):
+            k0 = chunk.k0 + r * rows
+            k1 = min(chunk.k1, k0 + rows)
+            parts.append(
+                (c * row_tiles + r, Chunk(k0, k1, n0, n1, 1, chunk.rows, chunk.cols, 1))
+            )
+    return parts
 
 
 class WeightStreaming(BufferPlacement):

@@ -324,15 +324,15 @@ def test_pipelined_milp_equals_enumeration(
     assert checked > 0
 
 
-def test_a_chunks_buffer_is_not_chosen_where_the_global_buffer_suffices(
+def test_a_chunks_buffer_is_not_chosen_where_streaming_through_every_array_is_faster(
     model_path: Callable[[str], Path],
 ) -> None:
     """On tiny, wide_linear's streamed weight comes in chunks of a few
-    hundred bytes: the global buffer already takes the next chunk from DRAM
-    while one programs and computes, so the model prices a ``chunks``
-    buffer in memory-mode arrays no shorter (it only takes arrays from the
-    stream) and cmswitch keeps none; the result still simulates no slower
-    than the static baseline."""
+    hundred bytes, each programmed from DRAM in one burst: a ``chunks``
+    buffer in memory-mode arrays of any size takes arrays from the stream
+    (more chunks, each streaming its input again) and the model prices it
+    no shorter than the stream through every array, so cmswitch keeps
+    none; the model's stream is the simulated one within 10%."""
     module = compile_model(
         model_path("wide_linear"), "tiny", "convert-graph-to-tile,cim-cmswitch", DIMS
     )
@@ -346,19 +346,15 @@ def test_a_chunks_buffer_is_not_chosen_where_the_global_buffer_suffices(
     hw = load_target("tiny")
     program, _ = program_and_bounds(module, "tiny")
     mvm = next(i.mvm for i in program.ops if i.mvm is not None and i.mvm.streamed)
-    assert 2 * mvm.weight_bytes <= hw.buffers.global_bytes
+    everywhere = stream_terms(hw, mvm, hw.total_arrays)[0]
     for half in (1, 2, 3):
         available = hw.total_arrays - 2 * half
-        with_buffer = stream_terms(hw, mvm, available, half)
-        assert with_buffer[0] >= stream_terms(hw, mvm, available)[0]
-    static = compile_model(
-        model_path("wide_linear"), "tiny", "cim-compile-static", DIMS
-    )
+        assert stream_terms(hw, mvm, available, half)[0] >= everywhere
+    predicted = module.attributes[PREDICTED_ATTR]
+    assert isinstance(predicted, IntegerAttr)
     ConvertTileToMetaPass("tiny").apply(make_context(), module)
-    assert (
-        simulate(module_trace(module)).makespan
-        <= simulate(module_trace(static)).makespan
-    )
+    simulated = simulate(module_trace(module)).makespan
+    assert abs(predicted.value.data - simulated) <= 0.1 * simulated
 
 
 def test_one_band_everywhere_is_the_layer_model(

@@ -129,8 +129,8 @@ def test_a_streamed_weight_is_priced_op_by_op_as_it_is_lowered(
     """The model's schedule of a weight that streams through every array
     (:func:`~cimflow.analysis.dual_mode_model.stream_ops`) holds the loads,
     programs and MVMs the lowering emits for it, one for one, each at the
-    cycles the simulator gives it: every chunk's MVM streams its input from
-    DRAM again, parts pass through the room the buffer has."""
+    cycles the simulator gives it: every chunk is programmed from DRAM in
+    one burst and its MVM streams its input from DRAM again."""
     hw = load_target(target)
     path = directory / "linear.onnx"
     onnx.save(one_linear(*shape), path)
@@ -147,7 +147,6 @@ def test_a_streamed_weight_is_priced_op_by_op_as_it_is_lowered(
         mvm.window,
         mvm.input_in_dram,
         (mvm.bias_bytes, mvm.residual),
-        mvm.held_bytes,
     )
     priced = Counter((op.kind, op.cycles) for op in ops if op.kind != "add")
     trace = module_trace(compile_model(path, target, "cim-compile-static"))

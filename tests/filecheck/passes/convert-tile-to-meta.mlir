@@ -103,15 +103,16 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // -----
 
 // A weight streamed in chunks: 256 x 256 on 8 arrays (8 row tiles x 32 column
-// tiles). Each chunk is all 8 row tiles of one column tile (8 outputs): load
-// 256 x 8 = 2048 bytes, program arrays 0..7, multiply. The next chunk's load
-// and program wait for the previous chunk's MVM (they reuse the arrays). Each
-// chunk's 8 row tiles sit in two cores of 4 arrays; each core adds its own
-// 4 row tiles, so 2 x 8 four-byte partial sums leave (64 bytes, in a passing
-// allocation of the global buffer) and are added right after it (56 adds,
-// `block [1, n0, n1]`: its columns): 32 x 56 = 1792 adds. The
-// streamed weight is declared once, whole (k = 256, n = 256), not per
-// chunk.
+// tiles). Each chunk is all 8 row tiles of one column tile (8 outputs),
+// programmed into arrays 0..7 straight from DRAM in one burst of 256 x 8 =
+// 2048 bytes (in DRAM order: after the previous chunk's burst), then
+// multiplied. The next chunk's program waits for the previous chunk's
+// additions (it reuses the arrays). Each chunk's 8 row tiles sit in two
+// cores of 4 arrays; each core adds its own 4 row tiles, so 2 x 8 four-byte
+// partial sums leave (64 bytes, in a passing allocation of the global
+// buffer) and are added right after it (56 adds, `block [1, n0, n1]`: its
+// columns): 32 x 56 = 1792 adds. The streamed weight is declared once,
+// whole (k = 256, n = 256), not per chunk.
 builtin.module attributes {cim_tile.strategy = "static"} {
   func.func @chunked(%h: tensor<1x256xf32>) -> tensor<1x256xf32> {
     %y = cim_tile.mvm %h weight "big.w" layout kn tiling <k = 256, n = 256, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 8, col_tiles = 32, groups_per_array = 1> alloc <segment = 0, copies = 1, chunks = 32> mode <compute> : tensor<1x256xf32> -> tensor<1x256xf32>
@@ -125,50 +126,19 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   cim_meta.tensor "y" : tensor<1x256xf32> bytes 256
 // CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
 // CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.segment 0 label "allocate y" allocs [#cim_meta.alloc<"y" 256 bytes buffer>] after(%[[V0]])
-// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@0" 256 bytes buffer>] after(%[[V0]])
-// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.program "big.w" arrays <0:1> rows 32 cols 32 k [0, 32] n [0, 8] in_bytes 256 segment 0 label "big.w" after(%[[V2]], %[[V0]])
-// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@0" buffer>] segment 0 label "big.w@0" after(%[[V3]])
-// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@1" 256 bytes buffer>] after(%[[V2]])
-// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.program "big.w" arrays <1:2> rows 32 cols 32 k [32, 64] n [0, 8] in_bytes 256 segment 0 label "big.w" after(%[[V5]], %[[V0]])
-// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@1" buffer>] segment 0 label "big.w@1" after(%[[V6]])
-// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@2" 256 bytes buffer>] after(%[[V5]])
-// CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.program "big.w" arrays <2:3> rows 32 cols 32 k [64, 96] n [0, 8] in_bytes 256 segment 0 label "big.w" after(%[[V8]], %[[V0]])
-// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@2" buffer>] segment 0 label "big.w@2" after(%[[V9]])
-// CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@3" 256 bytes buffer>] after(%[[V8]])
-// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.program "big.w" arrays <3:4> rows 32 cols 32 k [96, 128] n [0, 8] in_bytes 256 segment 0 label "big.w" after(%[[V11]], %[[V0]])
-// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@3" buffer>] segment 0 label "big.w@3" after(%[[V12]])
-// CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@4" 256 bytes buffer>] after(%[[V11]])
-// CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.program "big.w" arrays <4:5> rows 32 cols 32 k [128, 160] n [0, 8] in_bytes 256 segment 0 label "big.w" after(%[[V14]], %[[V0]])
-// CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@4" buffer>] segment 0 label "big.w@4" after(%[[V15]])
-// CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@5" 256 bytes buffer>] after(%[[V14]])
-// CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.program "big.w" arrays <5:6> rows 32 cols 32 k [160, 192] n [0, 8] in_bytes 256 segment 0 label "big.w" after(%[[V17]], %[[V0]])
-// CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@5" buffer>] segment 0 label "big.w@5" after(%[[V18]])
-// CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@6" 256 bytes buffer>] after(%[[V17]])
-// CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.program "big.w" arrays <6:7> rows 32 cols 32 k [192, 224] n [0, 8] in_bytes 256 segment 0 label "big.w" after(%[[V20]], %[[V0]])
-// CHECK-NEXT:   %[[V22:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@6" buffer>] segment 0 label "big.w@6" after(%[[V21]])
-// CHECK-NEXT:   %[[V23:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@7" 256 bytes buffer>] after(%[[V20]])
-// CHECK-NEXT:   %[[V24:[0-9]+]] = cim_meta.program "big.w" arrays <7:8> rows 32 cols 32 k [224, 256] n [0, 8] in_bytes 256 segment 0 label "big.w" after(%[[V23]], %[[V0]])
-// CHECK-NEXT:   %[[V25:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@7" buffer>] segment 0 label "big.w@7" after(%[[V24]])
-// CHECK-NEXT:   %[[V26:[0-9]+]] = cim_meta.segment 0 label "programmed big.w" after(%[[V3]], %[[V6]], %[[V9]], %[[V12]], %[[V15]], %[[V18]], %[[V21]], %[[V24]])
-// CHECK-NEXT:   %[[V27:[0-9]+]] = cim_meta.mvm "big.w" arrays <0:8> vectors 1 rows 32 cols 32 k [0, 256] n [0, 8] v [0, 1] input "input0" output "y" feed dram in_bytes 256 out_bytes 64 local_bytes 128 segment 0 label "big.w" allocs [#cim_meta.alloc<"y@chunk0" 64 bytes buffer>] after(%[[V1]], %[[V26]])
-// CHECK-NEXT:   %[[V28:[0-9]+]] = cim_meta.vector "accumulate" element_ops 56 inputs ["y"] outputs ["y"] attrs {} block [1, 0, 8] cores <0:2> in_bytes 64 out_bytes 8 segment 0 label "y" after(%[[V27]])
-// CHECK-NEXT:   %[[V29:[0-9]+]] = cim_meta.free [#cim_meta.place<"y@chunk0" buffer>] segment 0 label "y@chunk0" after(%[[V28]])
-// CHECK-NEXT:   %[[V30:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@0" 256 bytes buffer>] after(%[[V23]])
-// CHECK-NEXT:   %[[V31:[0-9]+]] = cim_meta.program "big.w" arrays <0:1> rows 32 cols 32 k [0, 32] n [8, 16] in_bytes 256 segment 0 label "big.w" after(%[[V30]], %[[V28]])
-// CHECK-NEXT:   %[[V32:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@0" buffer>] segment 0 label "big.w@0" after(%[[V31]])
-// CHECK-NEXT:   %[[V33:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@1" 256 bytes buffer>] after(%[[V30]])
-// CHECK-NEXT:   %[[V34:[0-9]+]] = cim_meta.program "big.w" arrays <1:2> rows 32 cols 32 k [32, 64] n [8, 16] in_bytes 256 segment 0 label "big.w" after(%[[V33]], %[[V28]])
-// CHECK-NEXT:   %[[V35:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@1" buffer>] segment 0 label "big.w@1" after(%[[V34]])
-// CHECK-NEXT:   %[[V36:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@2" 256 bytes buffer>] after(%[[V33]])
-// CHECK-NEXT:   %[[V37:[0-9]+]] = cim_meta.program "big.w" arrays <2:3> rows 32 cols 32 k [64, 96] n [8, 16] in_bytes 256 segment 0 label "big.w" after(%[[V36]], %[[V28]])
-// CHECK-NEXT:   %[[V38:[0-9]+]] = cim_meta.free [#cim_meta.place<"big.w@2" buffer>] segment 0 label "big.w@2" after(%[[V37]])
-// CHECK-NEXT:   %[[V39:[0-9]+]] = cim_meta.load "big.w" 256 bytes dram -> buffer segment 0 label "big.w" allocs [#cim_meta.alloc<"big.w@3" 256 bytes buffer>] after(%[[V36]])
-// CHECK-NEXT:   %[[V40:[0-9]+]] = cim_meta.program "big.w" arrays <3:4> rows 32 cols 32 k [96, 128] n [8, 16] in_bytes 256 segment 0 label "big.w" after(%[[V39]], %[[V28]])
-// CHECK:        %[[V895:[0-9]+]] = cim_meta.mvm "big.w" arrays <0:8> vectors 1 rows 32 cols 32 k [0, 256] n [248, 256] v [0, 1] input "input0" output "y" feed dram in_bytes 256 out_bytes 64 local_bytes 128 segment 0 label "big.w" allocs [#cim_meta.alloc<"y@chunk31" 64 bytes buffer>] after(%[[V1]], %{{[0-9]+}}, %{{[0-9]+}})
-// CHECK-NEXT:   %[[V896:[0-9]+]] = cim_meta.vector "accumulate" element_ops 56 inputs ["y"] outputs ["y"] attrs {} block [1, 248, 256] cores <0:2> in_bytes 64 out_bytes 8 segment 0 label "y" after(%[[V895]])
-// CHECK-NEXT:   %[[V897:[0-9]+]] = cim_meta.free [#cim_meta.place<"y@chunk31" buffer>] segment 0 label "y@chunk31" after(%[[V896]])
-// CHECK-NEXT:   %[[V898:[0-9]+]] = cim_meta.store "y" 256 bytes buffer -> dram segment 0 label "output0" after(%[[V28]], %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %[[V896]])
-// CHECK-NEXT:   %[[V899:[0-9]+]] = cim_meta.free [#cim_meta.place<"y" buffer>] segment 0 label "y" after(%[[V28]], %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %[[V896]], %[[V898]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.program "big.w" arrays <0:8> rows 32 cols 32 k [0, 256] n [0, 8] feed dram in_bytes 2048 segment 0 label "big.w" after(%[[V0]])
+// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.mvm "big.w" arrays <0:8> vectors 1 rows 32 cols 32 k [0, 256] n [0, 8] v [0, 1] input "input0" output "y" feed dram in_bytes 256 out_bytes 64 local_bytes 128 segment 0 label "big.w" allocs [#cim_meta.alloc<"y@chunk0" 64 bytes buffer>] after(%[[V1]], %[[V2]])
+// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.vector "accumulate" element_ops 56 inputs ["y"] outputs ["y"] attrs {} block [1, 0, 8] cores <0:2> in_bytes 64 out_bytes 8 segment 0 label "y" after(%[[V3]])
+// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.free [#cim_meta.place<"y@chunk0" buffer>] segment 0 label "y@chunk0" after(%[[V4]])
+// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.program "big.w" arrays <0:8> rows 32 cols 32 k [0, 256] n [8, 16] feed dram in_bytes 2048 segment 0 label "big.w" after(%[[V4]], %[[V2]])
+// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.mvm "big.w" arrays <0:8> vectors 1 rows 32 cols 32 k [0, 256] n [8, 16] v [0, 1] input "input0" output "y" feed dram in_bytes 256 out_bytes 64 local_bytes 128 segment 0 label "big.w" allocs [#cim_meta.alloc<"y@chunk1" 64 bytes buffer>] after(%[[V1]], %[[V6]])
+// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.vector "accumulate" element_ops 56 inputs ["y"] outputs ["y"] attrs {} block [1, 8, 16] cores <0:2> in_bytes 64 out_bytes 8 segment 0 label "y" after(%[[V7]])
+// CHECK:        %[[V126:[0-9]+]] = cim_meta.program "big.w" arrays <0:8> rows 32 cols 32 k [0, 256] n [248, 256] feed dram in_bytes 2048 segment 0 label "big.w" after(%{{[0-9]+}}, %{{[0-9]+}})
+// CHECK-NEXT:   %[[V127:[0-9]+]] = cim_meta.mvm "big.w" arrays <0:8> vectors 1 rows 32 cols 32 k [0, 256] n [248, 256] v [0, 1] input "input0" output "y" feed dram in_bytes 256 out_bytes 64 local_bytes 128 segment 0 label "big.w" allocs [#cim_meta.alloc<"y@chunk31" 64 bytes buffer>] after(%[[V1]], %[[V126]])
+// CHECK-NEXT:   %[[V128:[0-9]+]] = cim_meta.vector "accumulate" element_ops 56 inputs ["y"] outputs ["y"] attrs {} block [1, 248, 256] cores <0:2> in_bytes 64 out_bytes 8 segment 0 label "y" after(%[[V127]])
+// CHECK-NEXT:   %[[V129:[0-9]+]] = cim_meta.free [#cim_meta.place<"y@chunk31" buffer>] segment 0 label "y@chunk31" after(%[[V128]])
+// CHECK-NEXT:   %[[V130:[0-9]+]] = cim_meta.store "y" 256 bytes buffer -> dram segment 0 label "output0" after(%[[V4]], %[[V8]], %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %[[V128]])
+// CHECK-NEXT:   %[[V131:[0-9]+]] = cim_meta.free [#cim_meta.place<"y" buffer>] segment 0 label "y" after(%[[V4]], %[[V8]], %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %[[V128]], %[[V130]])
 // CHECK-NEXT: }
 
 // -----
@@ -438,24 +408,18 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.segment 1 after(%[[V1]], %[[V4]], %[[V8]], %[[V12]], %[[V13]])
 // CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.switch arrays <7:8> to <compute> segment 1 after(%[[V14]])
 // CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.segment 1 label "allocate y" allocs [#cim_meta.alloc<"y" 64 bytes buffer>] after(%[[V13]])
-// CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.load "l2.w" 960 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@2" 960 bytes buffer>] after(%[[V14]])
-// CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.program "l2.w" arrays <2:8> rows 32 cols 32 k [0, 40] n [0, 24] in_bytes 960 segment 1 label "l2.w" after(%[[V17]], %[[V15]])
-// CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@2" buffer>] segment 1 label "l2.w@2" after(%[[V18]])
-// CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:8> vectors 1 rows 32 cols 32 k [0, 40] n [0, 24] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V13]], %[[V16]], %[[V18]])
-// CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 inputs ["y"] outputs ["y"] attrs {} block [1, 0, 24] cores <0:2> out_bytes 24 segment 1 label "y" after(%[[V20]])
-// CHECK-NEXT:   %[[V22:[0-9]+]] = cim_meta.load "l2.w" 960 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@2" 960 bytes buffer>] after(%[[V17]])
-// CHECK-NEXT:   %[[V23:[0-9]+]] = cim_meta.program "l2.w" arrays <2:8> rows 32 cols 32 k [0, 40] n [24, 48] in_bytes 960 segment 1 label "l2.w" after(%[[V22]], %[[V21]], %[[V15]])
-// CHECK-NEXT:   %[[V24:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@2" buffer>] segment 1 label "l2.w@2" after(%[[V23]])
-// CHECK-NEXT:   %[[V25:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:8> vectors 1 rows 32 cols 32 k [0, 40] n [24, 48] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V13]], %[[V16]], %[[V23]])
-// CHECK-NEXT:   %[[V26:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 inputs ["y"] outputs ["y"] attrs {} block [1, 24, 48] cores <0:2> out_bytes 24 segment 1 label "y" after(%[[V25]])
-// CHECK-NEXT:   %[[V27:[0-9]+]] = cim_meta.load "l2.w" 640 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@2" 640 bytes buffer>] after(%[[V22]])
-// CHECK-NEXT:   %[[V28:[0-9]+]] = cim_meta.program "l2.w" arrays <2:6> rows 32 cols 32 k [0, 40] n [48, 64] in_bytes 640 segment 1 label "l2.w" after(%[[V27]], %[[V26]], %[[V15]])
-// CHECK-NEXT:   %[[V29:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@2" buffer>] segment 1 label "l2.w@2" after(%[[V28]])
-// CHECK-NEXT:   %[[V30:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:6> vectors 1 rows 32 cols 32 k [0, 40] n [48, 64] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V13]], %[[V16]], %[[V28]])
-// CHECK-NEXT:   %[[V31:[0-9]+]] = cim_meta.vector "accumulate" element_ops 16 inputs ["y"] outputs ["y"] attrs {} block [1, 48, 64] cores <0:2> out_bytes 16 segment 1 label "y" after(%[[V30]])
-// CHECK-NEXT:   %[[V32:[0-9]+]] = cim_meta.free [#cim_meta.place<"h" buffer>] segment 1 label "h" after(%[[V11]], %[[V13]], %[[V20]], %[[V25]], %[[V30]])
-// CHECK-NEXT:   %[[V33:[0-9]+]] = cim_meta.store "y" 64 bytes buffer -> dram segment 1 label "output0" after(%[[V21]], %[[V26]], %[[V31]])
-// CHECK-NEXT:   %[[V34:[0-9]+]] = cim_meta.free [#cim_meta.place<"y" buffer>] segment 1 label "y" after(%[[V21]], %[[V26]], %[[V31]], %[[V33]])
+// CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.program "l2.w" arrays <2:8> rows 32 cols 32 k [0, 40] n [0, 24] feed dram in_bytes 960 segment 1 label "l2.w" after(%[[V15]])
+// CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:8> vectors 1 rows 32 cols 32 k [0, 40] n [0, 24] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V13]], %[[V16]], %[[V17]])
+// CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 inputs ["y"] outputs ["y"] attrs {} block [1, 0, 24] cores <0:2> out_bytes 24 segment 1 label "y" after(%[[V18]])
+// CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.program "l2.w" arrays <2:8> rows 32 cols 32 k [0, 40] n [24, 48] feed dram in_bytes 960 segment 1 label "l2.w" after(%[[V19]], %[[V15]], %[[V17]])
+// CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:8> vectors 1 rows 32 cols 32 k [0, 40] n [24, 48] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V13]], %[[V16]], %[[V20]])
+// CHECK-NEXT:   %[[V22:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 inputs ["y"] outputs ["y"] attrs {} block [1, 24, 48] cores <0:2> out_bytes 24 segment 1 label "y" after(%[[V21]])
+// CHECK-NEXT:   %[[V23:[0-9]+]] = cim_meta.program "l2.w" arrays <2:6> rows 32 cols 32 k [0, 40] n [48, 64] feed dram in_bytes 640 segment 1 label "l2.w" after(%[[V22]], %[[V15]], %[[V20]])
+// CHECK-NEXT:   %[[V24:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:6> vectors 1 rows 32 cols 32 k [0, 40] n [48, 64] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V13]], %[[V16]], %[[V23]])
+// CHECK-NEXT:   %[[V25:[0-9]+]] = cim_meta.vector "accumulate" element_ops 16 inputs ["y"] outputs ["y"] attrs {} block [1, 48, 64] cores <0:2> out_bytes 16 segment 1 label "y" after(%[[V24]])
+// CHECK-NEXT:   %[[V26:[0-9]+]] = cim_meta.free [#cim_meta.place<"h" buffer>] segment 1 label "h" after(%[[V11]], %[[V13]], %[[V18]], %[[V21]], %[[V24]])
+// CHECK-NEXT:   %[[V27:[0-9]+]] = cim_meta.store "y" 64 bytes buffer -> dram segment 1 label "output0" after(%[[V19]], %[[V22]], %[[V25]])
+// CHECK-NEXT:   %[[V28:[0-9]+]] = cim_meta.free [#cim_meta.place<"y" buffer>] segment 1 label "y" after(%[[V19]], %[[V22]], %[[V25]], %[[V27]])
 // CHECK-NEXT: }
 
 // Activation-by-activation matmuls on arrays (Inputs/dynamic_matmul.mlir on
