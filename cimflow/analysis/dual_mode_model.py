@@ -862,42 +862,29 @@ def stream_ops(
     mvm: tuple[int, ...] = ()
     for index, chunk in enumerate(chunks):
         nbytes = max(1, chunk.weight_elements * hw.weight_bytes)
-        if index in prefetched:
-            ops.append(
-                _StreamOp(
-                    program_op_cost(
-                        hw,
-                        chunk.arrays,
-                        chunk.rows,
-                        chunk.cols,
-                        feed="memory",
-                        in_bytes=nbytes,
-                        feed_arrays=((0, half),),
-                    ).cycles,
-                    (prefetched[index], *mvm),
-                    "bus",
-                    "program",
-                )
+        # from the half that prefetched it, else in one burst from DRAM (in
+        # DRAM order with the loads)
+        from_half = index in prefetched
+        ops.append(
+            _StreamOp(
+                program_op_cost(
+                    hw,
+                    chunk.arrays,
+                    chunk.rows,
+                    chunk.cols,
+                    cores=cores_of_arrays(hw, ((0, chunk.arrays),)),
+                    feed="memory" if from_half else "dram",
+                    in_bytes=nbytes,
+                    feed_arrays=((0, half),) if from_half else (),
+                ).cycles,
+                ((prefetched[index],) if from_half else last_load) + mvm,
+                "bus" if from_half else "dram",
+                "program",
             )
-            programs = (len(ops) - 1,)
-        else:  # one burst from DRAM, in DRAM order with the loads
-            ops.append(
-                _StreamOp(
-                    program_op_cost(
-                        hw,
-                        chunk.arrays,
-                        chunk.rows,
-                        chunk.cols,
-                        cores=cores_of_arrays(hw, ((0, chunk.arrays),)),
-                        feed="dram",
-                        in_bytes=nbytes,
-                    ).cycles,
-                    (*last_load, *mvm),
-                    "dram",
-                    "program",
-                )
-            )
-            last_load = programs = (len(ops) - 1,)
+        )
+        programs = (len(ops) - 1,)
+        if not from_half:
+            last_load = programs
         programs_of.append(programs)
         following = chunks[index + 1] if index + 1 < len(chunks) else None
         if following is not None and half > 0:
