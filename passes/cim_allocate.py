@@ -635,13 +635,16 @@ def write_plan(
 DEFAULT_DATAFLOWS = "layer,rows,batch"
 """Every dataflow (``layer`` plus each pipelined one)."""
 
-PIPELINED_MARGIN = 0.02
+PIPELINED_MARGIN = 0.05
 """A pipelined instance replaces the best one so far only when the model
 finds it faster by more than this share: the model prices bands
 approximately, and a pipelined choice costs two whole simulations to check
-(:func:`keep_pipelining_that_pays`). Measured: a LLaMA-2-7B prefill segment
-(a streamed projection, the residual add and RMSNorm) 1% faster in 32 row
-bands by the model, as fast in the simulator."""
+(:func:`keep_pipelining_that_pays`). Measured (2026-12-03): LLaMA-2-7B
+prefill segments (a streamed projection, the residual add and RMSNorm)
+4.5% faster in 32 row bands by the model, as fast in the simulator (two
+layers: 49 036 123 cycles pipelined, 49 033 323 not), and the check took
+two thirds of the 32-layer compile (was 2%, when the model found them 1%
+faster)."""
 
 
 CHUNK_BUFFER_MARGIN = 0.03
@@ -682,7 +685,8 @@ def simulated_cycles(module: ModuleOp, target: str) -> int:
 
     lowered = module.clone()
     ConvertTileToMetaPass(target).apply(Context(), lowered)
-    return simulate(parse_trace(build_trace(lowered), "<cim-allocate>")).makespan
+    trace = parse_trace(build_trace(lowered), "<cim-allocate>", check_meaning=False)
+    return simulate(trace).makespan
 
 
 def keep_pipelining_that_pays(module: ModuleOp, target: str) -> list[str]:
