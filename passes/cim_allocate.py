@@ -649,10 +649,10 @@ faster)."""
 
 CHUNK_BUFFER_MARGIN = 0.03
 """An instance with a ``chunks`` buffer replaces the best one so far only
-when the model finds it faster by more than this share: the simulator
-shares the bus between the programs from a half and the chunks' partial
-sums, which the model's stream schedule (:func:`~cimflow.analysis.
-dual_mode_model.stream_terms`) leaves out. Measured (2026-12-03):
+when the model finds it faster by more than this share: the model's
+stream schedule (:func:`~cimflow.analysis.dual_mode_model.stream_terms`)
+gives each op the whole DRAM channel or bus, where the simulator shares
+them in lanes with the segment's other traffic. Measured (2026-12-03):
 ResNet-18 on dynaplasia, the ``layer4`` segments predicted 0.1% faster
 with a buffer of 58 arrays and simulated 15-25% slower (1.128 ms against
 1.061 ms); GPT-2's LM head in decode predicted 6% faster with one and

@@ -183,7 +183,14 @@ from cimflow.lowering.rules import (
     vector_work,
     window_of,
 )
-from cimflow.lowering.state import chunk_out_bytes, copy_layout, mvm_feed, runs_of
+from cimflow.lowering.state import (
+    chunk_adds,
+    chunk_ends,
+    chunk_out_bytes,
+    copy_layout,
+    mvm_feed,
+    runs_of,
+)
 from cimflow.passes.clsa_allocate import MAX_ROW_BANDS
 
 Part = Literal["interconnect", "vector", "dram"]
@@ -853,8 +860,7 @@ def stream_ops(
     bias_bytes, residual = finishing
     chunks = plan_chunks(tiling, available)
     capacity = half * hw.dual_mode.memory_capacity_bytes
-    first_of = {c.n0: i for i, c in reversed(list(enumerate(chunks)))}
-    last_of = {c.n0: i for i, c in enumerate(chunks)}
+    ends = chunk_ends(chunks)
     ops: list[_StreamOp] = []
     last_load: tuple[int, ...] = ()
     prefetched: dict[int, int] = {}
@@ -902,11 +908,11 @@ def stream_ops(
                 last_load = (len(ops) - 1,)
                 prefetched[index + 1] = len(ops) - 1
         layout = copy_layout(hw, tiling, chunk, 0)
+        cores = tuple(runs_of(layout.cores))
         feed = mvm_feed(hw, layout, (0, vectors), window)
-        first, last = first_of[chunk.n0] == index, last_of[chunk.n0] == index
+        first, last = ends[index]
         outputs = vectors * (chunk.n1 - chunk.n0)
-        adds = outputs * (max(1, chunk.row_tiles) - 1 + (not first))
-        adds += outputs * ((bias_bytes > 0) + residual) if last else 0
+        adds = chunk_adds(chunk, vectors, first, last, (bias_bytes > 0) + residual)
         streamed = chunk_out_bytes(hw, layout, vectors, first, last, adds)
         ops.append(
             _StreamOp(
@@ -920,7 +926,7 @@ def stream_ops(
                     feed="dram" if input_in_dram else "buffer",
                     in_bytes=max(1, feed.in_bytes),
                     out_bytes=streamed,
-                    cores=tuple(runs_of(layout.cores)),
+                    cores=cores,
                 ).cycles,
                 programs,
                 "dram" if input_in_dram else "arrays",
@@ -943,7 +949,7 @@ def stream_ops(
                         *vector_op_parts(
                             hw,
                             adds,
-                            tuple(runs_of(layout.cores)),
+                            cores,
                             in_bytes,
                             out_bytes,
                         )
@@ -981,7 +987,7 @@ def _stream_terms(
     # each op starts once its deps are done and what it holds is free, the
     # one ready first (then the one emitted first) taking it first
     end = [0] * len(ops)
-    free = {"dram": 0, "bus": 0, "arrays": 0}
+    free = {"dram": 0, "bus": 0}  # an MVM's arrays are its own
     waiting = [len(op.deps) for op in ops]
     users: list[list[int]] = [[] for _ in ops]
     for index, op in enumerate(ops):
@@ -1010,13 +1016,13 @@ def _stream_terms(
 def stream_terms(
     hw: HardwareTarget, mvm: MvmInfo, available: int, half: int = 0
 ) -> tuple[int, int, int, int]:
-    """``chunk_k`` cycles, the end of its last DRAM load, the chunk count
-    and the cycles after that load (programs and MVMs) of streaming ``mvm``
-    through ``available`` arrays; with ``half`` > 0 a ``chunks`` buffer of
-    two halves of ``half`` arrays takes each next chunk that fits a half
-    from DRAM while the current one programs and computes (as the lowering
-    emits it: a chunk's read-out waits for the previous program, a half is
-    refilled once the chunk before in it was read out)."""
+    """``chunk_k`` cycles, the end of its last transfer in DRAM order (a
+    load, or a program straight from DRAM), the chunk count and the cycles
+    after that transfer, of streaming ``mvm`` through ``available`` arrays
+    (:func:`stream_ops`, each op once its deps are done and its DRAM
+    channel or bus is free); with ``half`` > 0 a ``chunks`` buffer of two
+    halves of ``half`` arrays takes each next chunk that fits a half from
+    DRAM while the current one programs and computes."""
     return _stream_terms(
         hw,
         mvm.op.tiling,
@@ -1463,9 +1469,7 @@ class Segment:
         found = [layer]
         if memory and self.streamed():
             buffer = self.chunk_buffer_arrays()
-            import os
-
-            if buffer and not os.environ.get("NOCHUNKBUF"):
+            if buffer:
                 found.append(self.instance(max_copies, memory, buffer))
         for kind in self.program.pipelines:
             for blocks in self.pipeline_blocks(kind):

@@ -39,6 +39,8 @@ from cimflow.lowering.state import (
     CopyLayout,
     FusedResidual,
     MvmFeed,
+    chunk_adds,
+    chunk_ends,
     chunk_out_bytes,
     copy_layout,
     core_ranges,
@@ -1098,18 +1100,17 @@ class MvmLowering(ArrayPlacement):
         previous: SSAValue | None = None
         finished: list[SSAValue] = []
         span = (0, mvm.vectors)
-        first_of = {c.n0: i for i, c in reversed(list(enumerate(chunks)))}
-        last_of = {c.n0: i for i, c in enumerate(chunks)}
+        finishing = (mvm.bias is not None) + (self.residual is not None)
+        ends = chunk_ends(chunks)
         for index, chunk in enumerate(chunks):
             layout = copy_layout(self.hw, mvm.tiling, chunk, self.free_array)
             program = program_chunk(index, layout, previous)
             feed = self.feed(layout, span, window)
             columns = (chunk.n0, chunk.n1)
-            first, last = first_of[chunk.n0] == index, last_of[chunk.n0] == index
+            first, last = ends[index]
             bias = self.bias_of(mvm, layout) if last else None
             outputs = (span[1] - span[0]) * (chunk.n1 - chunk.n0)
-            adds = outputs * (max(1, chunk.row_tiles) - 1) + outputs * (not first)
-            adds += self.finishing_adds(bias, layout, span) if last else 0
+            adds = chunk_adds(chunk, span[1] - span[0], first, last, finishing)
             streamed = chunk_out_bytes(
                 self.hw, layout, span[1] - span[0], first, last, adds
             )

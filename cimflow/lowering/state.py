@@ -160,6 +160,26 @@ def mvm_feed(
     )
 
 
+def chunk_ends(chunks: Sequence[Chunk]) -> list[tuple[bool, bool]]:
+    """Per chunk of a streamed weight: whether it is the first and whether
+    the last of the chunks over its columns."""
+    first_of = {c.n0: i for i, c in reversed(list(enumerate(chunks)))}
+    last_of = {c.n0: i for i, c in enumerate(chunks)}
+    return [(first_of[c.n0] == i, last_of[c.n0] == i) for i, c in enumerate(chunks)]
+
+
+def chunk_adds(
+    chunk: Chunk, vectors: int, first: bool, last: bool, finishing: int
+) -> int:
+    """Element additions after a streamed chunk's MVM of ``vectors``
+    vectors: its row tiles' partial sums, the running sum of the chunks
+    before it over the same columns, and on the last of them ``finishing``
+    more per output (its bias, a fused residual)."""
+    outputs = vectors * (chunk.n1 - chunk.n0)
+    extra = max(1, chunk.row_tiles) - 1 + (not first) + (finishing if last else 0)
+    return outputs * extra
+
+
 def chunk_out_bytes(
     hw: HardwareTarget,
     layout: CopyLayout,
