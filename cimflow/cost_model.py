@@ -51,7 +51,8 @@ Formulas (a target ``t``; all divisions round up to whole cycles):
 - The interconnect between the global buffer and a set of cores ``C``
   (docs/machine-model.md): on a ``bus``, ``latency + ceil(bytes / min(bus,
   global))``; on a ``mesh``, ``latency * max hops over C + ceil(bytes / bw)``
-  with ``bw = min(global, channels * link, |C| * link)``.
+  with ``bw = min(global, |C| * link)`` (each core's link, and the global
+  buffer's one port shared by all).
 - The memory-to-compute path: ``ceil(bytes / (n * feed_bytes_per_cycle))``
   for ``n`` memory-mode arrays feeding the compute arrays of their core.
 - Streams (:func:`stream_cost`, the one rule for every op that streams data
@@ -79,7 +80,7 @@ Formulas (a target ``t``; all divisions round up to whole cycles):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -328,20 +329,17 @@ def mesh_hops(t: HardwareTarget, core: int) -> int:
     return abs(x - width // 2) + abs(y - rows // 2) + 1
 
 
-def global_buffer_channels(t: HardwareTarget) -> int:
-    """Channels of the global buffer onto a mesh: ``max(1, floor(global /
-    link))``, each at the link rate."""
-    link = t.interconnect.bandwidth_bytes_per_cycle
-    return max(1, math.floor(t.buffers.global_bandwidth_bytes_per_cycle / link))
+GLOBAL_PORT = "gb"
+"""The global buffer's port onto a mesh: one resource at the buffer's
+bandwidth, shared in lanes by every transfer to or from it."""
 
 
 def interconnect_resources(t: HardwareTarget) -> tuple[str, ...]:
     """Every interconnect resource of the target: ``bus``, or ``link c`` per
-    core and ``gb j`` per global-buffer channel."""
+    core and the global buffer's port :data:`GLOBAL_PORT`."""
     if t.interconnect.topology != "mesh":
         return ("bus",)
-    links = tuple(f"link {c}" for c in range(t.total_cores))
-    return links + tuple(f"gb {j}" for j in range(global_buffer_channels(t)))
+    return (*(f"link {c}" for c in range(t.total_cores)), GLOBAL_PORT)
 
 
 @lru_cache(maxsize=1 << 14)
@@ -352,23 +350,59 @@ def interconnect_path(t: HardwareTarget, cores: Ranges) -> tuple[tuple[str, ...]
         raise ValueError("an interconnect transfer needs at least one core")
     if t.interconnect.topology != "mesh":
         return ("bus",), 1
-    channels = global_buffer_channels(t)
     ids = [c for first, stop in cores for c in range(first, stop)]
-    used = sorted({c % channels for c in ids})
     hops = max(mesh_hops(t, c) for c in ids)
-    return tuple(f"link {c}" for c in ids) + tuple(f"gb {j}" for j in used), hops
+    return (*(f"link {c}" for c in ids), GLOBAL_PORT), hops
 
 
 def interconnect_bandwidth(t: HardwareTarget, cores: Ranges) -> float:
-    """Bytes per cycle between the global buffer and ``cores``."""
+    """Bytes per cycle between the global buffer and ``cores``: a bus's
+    rate, or on a mesh the cores' links together, at most the buffer's
+    port."""
     link = t.interconnect.bandwidth_bytes_per_cycle
     global_bw = t.buffers.global_bandwidth_bytes_per_cycle
     if t.interconnect.topology != "mesh":
         return min(link, global_bw)
-    path, _ = interconnect_path(t, cores)
-    count = count_ids(cores)
-    used = len(path) - count  # the channels after the links
-    return min(global_bw, used * link, count * link)
+    return min(global_bw, count_ids(cores) * link)
+
+
+def path_loads(
+    t: HardwareTarget,
+    names: Sequence[str],
+    cores: Ranges,
+    interconnect_bytes: int,
+    dram_bytes: int,
+) -> tuple[float, ...]:
+    """Cycles each bandwidth resource ``names`` (an op's ``dram`` and
+    interconnect path to ``cores``) needs for the op's bytes at its own
+    full rate: ``dram`` its DRAM bytes, a bus or the global buffer's port
+    every interconnect byte, a core's link that core's share of them. An op
+    runs at the rate of the slowest; on the others it takes that share of
+    the bandwidth (:func:`lane_share`)."""
+    link = t.interconnect.bandwidth_bytes_per_cycle
+    per_core = interconnect_bytes / max(1, count_ids(cores))
+    loads: list[float] = []
+    for name in names:
+        if name == "dram":
+            loads.append(dram_bytes / t.dram.bandwidth_bytes_per_cycle)
+        elif name == "bus":
+            loads.append(interconnect_bytes / interconnect_bandwidth(t, cores))
+        elif name == GLOBAL_PORT:
+            loads.append(
+                interconnect_bytes / t.buffers.global_bandwidth_bytes_per_cycle
+            )
+        else:
+            loads.append(per_core / link)
+    return tuple(loads)
+
+
+def lane_share(lanes: int, load: float, slowest: float) -> int:
+    """Lanes an op running on ``lanes`` lanes of its slowest resource (busy
+    ``slowest`` cycles at the full rate) takes of one that its bytes keep
+    busy ``load`` cycles: the same share of the rate, at least one lane."""
+    if load >= slowest:
+        return lanes
+    return max(1, math.ceil(lanes * load / slowest - 1e-9))
 
 
 def interconnect_cost(
@@ -713,15 +747,19 @@ def vector_op_cost(
 
 
 LANES = 64
-"""Each bandwidth resource (the DRAM channel, the bus, a mesh link, a
-global-buffer channel) is shared in this many lanes. A transfer takes as
+"""Each bandwidth resource (the DRAM channel, the bus, a mesh link, the
+global buffer's port) is shared in this many lanes. A transfer takes as
 many lanes as are free when it starts (all of them on an idle link) and
 runs at that share of the bandwidth; an op that streams while it computes
 takes the lanes its rate needs (:func:`lanes_needed`), so a long, slow
 stream (an MVM reading its input as it computes) leaves the rest of the
 link to other traffic instead of holding all of it. It approximates
 bandwidth sharing (virtual channels on a link, interleaved DRAM requests)
-in an event simulation whose resources are otherwise held whole.
+in an event simulation whose resources are otherwise held whole. An op
+runs on lanes of the slowest resource on its path and takes the same share
+of the rate on the others (:func:`path_loads`, :func:`lane_share`): a
+transfer to one core at its link's full rate holds one eighth of a global
+buffer port eight links wide.
 
 The smallest share an op holds is one lane, so the lanes must be fine:
 with 8, an MVM that reads its input from DRAM at 2% of the channel's rate

@@ -5,7 +5,7 @@ An op is ready when all its deps have finished. At every event time the ready
 ops are started in increasing id order whenever all the resources they hold
 are free; an op holds them from start to finish. Resources: every array,
 ``dram``, the interconnect (``bus``, or on a mesh one ``link c`` per core and
-the global buffer's channels ``gb j``) and one ``vector c`` per core. An op
+the global buffer's port ``gb``) and one ``vector c`` per core. An op
 that streams (:func:`op_streams`) holds the interconnect path of its cores
 when a byte crosses it, ``dram`` when a byte comes from or goes to DRAM, and
 the memory-mode arrays it reads or writes. Durations and energies come from
@@ -35,6 +35,7 @@ import heapq
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from cimflow.collector import paused_collector
@@ -54,9 +55,11 @@ from cimflow.cost_model import (
     interconnect_cost,
     interconnect_path,
     interconnect_resources,
+    lane_share,
     laned_cycles,
     lanes_needed,
     mvm_op_parts,
+    path_loads,
     program_op_parts,
     stream_bytes,
     switch_cost,
@@ -447,35 +450,148 @@ def held_resources(trace: Trace) -> list[Held]:
     return resources
 
 
+Loads = tuple[float, ...] | None
+"""Cycles each bandwidth resource an op holds is busy with its bytes at the
+op's full rate, in the order of its :data:`Held` bandwidth list; None when
+they are all equal (the op takes the same lanes on each)."""
+
+
+def bandwidth_loads(trace: Trace) -> list[Loads]:
+    """Every op's :data:`Loads` (:func:`cimflow.cost_model.path_loads`)."""
+    target = trace.target
+    bandwidth = set(bandwidth_names(target))
+    loads: list[Loads] = []
+    for op in trace.ops:
+        spec = _resource_spec(target, op)
+        names = [
+            r
+            for r in _spec_names(target, spec)
+            if isinstance(r, str) and r in bandwidth
+        ]
+        if len(names) < 2:
+            loads.append(None)
+            continue
+        if isinstance(op, MoveOp):
+            interconnect, dram = op.nbytes, 0
+        else:
+            levels = op_streams(target, op)
+            interconnect = levels.interconnect
+            dram = levels.dram_read + levels.dram_written
+        cycles = path_loads(target, names, spec[1], interconnect, dram)
+        loads.append(None if len(set(cycles)) == 1 else cycles)
+    return loads
+
+
+LaneTable = tuple[tuple[int, ...], ...]
+"""For an op's :data:`Loads`: row ``l`` (0 to :data:`LANES`) holds the lanes
+it takes of each of its bandwidth resources when it runs on ``l`` lanes of
+the slowest (:func:`cimflow.cost_model.lane_share`)."""
+
+
+@lru_cache(maxsize=1 << 12)
+def _lane_table(loads: tuple[float, ...]) -> LaneTable:
+    slowest = max(loads)
+    return tuple(
+        tuple(lane_share(lanes, load, slowest) if lanes else 0 for load in loads)
+        for lanes in range(LANES + 1)
+    )
+
+
+@lru_cache(maxsize=1 << 12)
+def _lane_inverse(loads: tuple[float, ...]) -> tuple[tuple[int, ...], ...]:
+    """For each bandwidth resource of :func:`_lane_table`, indexed by ``c``
+    (0 to :data:`LANES`): the most lanes of the slowest resource an op can
+    run on when ``c`` lanes of that one are free."""
+    table = _lane_table(loads)
+    return tuple(
+        tuple(
+            max(lanes for lanes in range(LANES + 1) if table[lanes][index] <= free)
+            for free in range(LANES + 1)
+        )
+        for index in range(len(loads))
+    )
+
+
+def _lane_counts(lanes: int, loads: Loads, count: int) -> tuple[int, ...]:
+    """Lanes an op on ``lanes`` lanes of its slowest resource takes of each
+    of its ``count`` bandwidth resources."""
+    if loads is None:
+        return (lanes,) * count
+    return _lane_table(loads)[lanes]
+
+
+LaneShares = tuple[LaneTable, LaneTable] | None
+"""An op's :func:`_lane_table` and :func:`_lane_inverse` (None: the same
+lanes on every resource)."""
+
+
+def lane_shares(loads: Loads) -> LaneShares:
+    """The tables :func:`_lanes_to_take` reads for an op's :data:`Loads`."""
+    if loads is None:
+        return None
+    return _lane_table(loads), _lane_inverse(loads)
+
+
 def _lanes_to_take(
-    timing: tuple[int, int], lane_free: Sequence[Sequence[int]], now: int
+    timing: tuple[int, int],
+    lane_free: Sequence[Sequence[int]],
+    now: int,
+    shares: LaneShares = None,
 ) -> tuple[int, int, int]:
-    """How many lanes an op takes on its bandwidth resources (each given
-    as the times its lanes are free, in increasing order), starting now or
-    waiting: the choice that finishes it first, among up to the lanes it
-    needs, fewest lanes on a tie. Returns ``(lanes, start, blocker)``, where
-    ``blocker`` is the index of the resource it waits for, or -1 to start
-    now."""
+    """How many lanes an op takes on its slowest bandwidth resource (each
+    resource given as the times its lanes are free, in increasing order;
+    it takes the matching share of the others, :func:`_lane_counts`),
+    starting now or waiting: the choice that finishes it first, among up
+    to the lanes it needs, fewest lanes on a tie. Returns ``(lanes, start,
+    blocker)``, where ``blocker`` is the index of the resource it waits
+    for, or -1 to start now."""
     compute, stream = timing
     needed = lanes_needed(compute, stream)
-    free_now = min(bisect_right(times, now) for times in lane_free)
+    free = [bisect_right(times, now) for times in lane_free]
+    if shares is None:
+        free_now = min(needed, *free)
+        table = inverse = None
+    else:
+        table, inverse = shares
+        free_now = min(needed, *(inverse[index][f] for index, f in enumerate(free)))
     best = (0, 0, 0, -1)  # finish, start, lanes, blocker
     if free_now:
         # starting now: more lanes never finish later, so the fewest lanes
         # that finish as soon as all the free ones
-        cycles = laned_cycles(compute, stream, min(free_now, needed))
+        cycles = laned_cycles(compute, stream, free_now)
         lanes = max(1, -(-stream * LANES // cycles)) if cycles else 1
         best = (now + cycles, now, lanes, -1)
-    for lanes in range(free_now + 1, needed + 1):
+    # only resources without enough free lanes for the most the op needs
+    # can hold it back
+    most = table[needed] if table is not None else (needed,) * len(free)
+    short = [index for index, f in enumerate(free) if f < most[index]]
+
+    def start_on(lanes: int) -> tuple[int, int]:
         start, blocker = now, -1
-        for index, times in enumerate(lane_free):
-            if times[lanes - 1] > start:
-                start, blocker = times[lanes - 1], index
+        for index in short:
+            taken = lanes if table is None else table[lanes][index]
+            if lane_free[index][taken - 1] > start:
+                start, blocker = lane_free[index][taken - 1], index
+        return start, blocker
+
+    # lane counts in runs that start at the same time: in a run the most
+    # lanes finish first, and the fewest that finish as early are taken
+    lanes = free_now + 1
+    while lanes <= needed:
+        start, blocker = start_on(lanes)
         if best[2] and start + compute >= best[0]:
             break  # later starts, never a shorter run than the compute
-        finish = start + laned_cycles(compute, stream, lanes)
-        if best[2] == 0 or finish < best[0]:
-            best = (finish, start, lanes, blocker)
+        last = needed
+        for index in short:
+            ready = bisect_right(lane_free[index], start)
+            last = min(last, ready if inverse is None else inverse[index][ready])
+        cycles = laned_cycles(compute, stream, last)
+        if best[2] == 0 or start + cycles < best[0]:
+            fewest = max(lanes, -(-stream * LANES // cycles)) if cycles else lanes
+            if fewest != lanes:
+                blocker = start_on(fewest)[1]
+            best = (start + cycles, start, fewest, blocker)
+        lanes = last + 1
     _, start, lanes, blocker = best
     return lanes, start, blocker
 
@@ -494,6 +610,7 @@ def schedule(
     trace: Trace,
     timings: Sequence[tuple[int, int]],
     resources: list[Held] | None = None,
+    loads: Sequence[Loads] | None = None,
 ) -> Schedule:
     """Start and finish of every op, given its ``(compute, stream)`` timing
     (:func:`op_timing`; an op without bandwidth resources takes ``compute
@@ -509,6 +626,9 @@ def schedule(
     n = len(ops)
     if resources is None:
         resources = held_resources(trace)
+    if loads is None:
+        loads = bandwidth_loads(trace)
+    shares = [lane_shares(op_loads) for op_loads in loads]
     target = trace.target
     n_exclusive = target.total_arrays + target.total_cores
     n_bandwidth = len(bandwidth_names(target))
@@ -558,7 +678,7 @@ def schedule(
             lanes = LANES
             if blocker < 0 and bandwidth:
                 lanes, latest, blocker = _lanes_to_take(
-                    timings[i], [lane_free[r] for r in bandwidth], now
+                    timings[i], [lane_free[r] for r in bandwidth], now, shares[i]
                 )
                 if blocker >= 0:
                     blocker = n_exclusive + bandwidth[blocker]
@@ -581,11 +701,17 @@ def schedule(
                 end = now + duration
                 for r in exclusive:
                     free_at[r] = end
-                for r in bandwidth:
+                op_shares = shares[i]
+                counts = (
+                    (lanes,) * len(bandwidth)
+                    if op_shares is None
+                    else op_shares[0][lanes]
+                )
+                for r, taken in zip(bandwidth, counts, strict=True):
                     slots = lane_free[r]  # in increasing order: take the first
-                    del slots[:lanes]
+                    del slots[:taken]
                     at = bisect_right(slots, end)
-                    slots[at:at] = [end] * lanes
+                    slots[at:at] = [end] * taken
                 heappush(events, (end, i))
                 if woke >= 0 and woke >= n_exclusive and is_free(woke):
                     wake(woke)
@@ -765,6 +891,7 @@ def compute_stats(
     run: Schedule,
     resources: list[Held] | None = None,
     peaks: tuple[PeakOccupancy, ...] = (),
+    loads: Sequence[Loads] | None = None,
 ) -> SimStats:
     """Makespan, utilization, energy, switches, bytes and per-kind totals.
     A bandwidth resource is busy for its lanes' share of each op's time."""
@@ -775,21 +902,25 @@ def compute_stats(
     throughput = trace.model.batch / seconds if seconds > 0 else 0.0
     if resources is None:
         resources = held_resources(trace)
+    if loads is None:
+        loads = bandwidth_loads(trace)
 
     n_arrays = target.total_arrays
     vectors = [0] * target.total_cores
     bandwidth = bandwidth_names(target)
     lane_cycles = [0] * len(bandwidth)
-    for (exclusive, shared), duration, lanes in zip(
-        resources, durations, run.lanes, strict=True
+    for (exclusive, shared), duration, lanes, op_loads in zip(
+        resources, durations, run.lanes, loads, strict=True
     ):
         if not duration:
             continue
         for r in exclusive:
             if r >= n_arrays:
                 vectors[r - n_arrays] += duration
-        for r in shared:
-            lane_cycles[r] += duration * lanes
+        for r, taken in zip(
+            shared, _lane_counts(lanes, op_loads, len(shared)), strict=True
+        ):
+            lane_cycles[r] += duration * taken
     by_name = {
         name: -(-cycles // LANES)
         for name, cycles in zip(bandwidth, lane_cycles, strict=True)
@@ -894,14 +1025,15 @@ def simulate(trace: Trace) -> SimResult:
     costs = op_costs(trace)
     timings = op_timings(trace, costs)
     resources = held_resources(trace)
-    run = schedule(trace, timings, resources)
+    loads = bandwidth_loads(trace)
+    run = schedule(trace, timings, resources, loads)
     peaks = occupancy(trace, run.start)
     return SimResult(
         trace=trace,
         start=tuple(run.start),
         finish=tuple(run.finish),
         costs=costs,
-        stats=compute_stats(trace, costs, run, resources, peaks),
+        stats=compute_stats(trace, costs, run, resources, peaks, loads),
     )
 
 

@@ -117,105 +117,54 @@ def compile_and_simulate(target: str) -> tuple[Trace, SimResult]:
 # exactly, so cim-static-allocate gives segment 0, copies 1, chunks 1.
 #
 # Lowering (convert-tile-to-meta, cimflow/lowering/builder.py), ops in id
-# order. The weight (65536 bytes) passes through the global buffer in parts
-# of at most half of it (40960 bytes): the arrays [0, 10) hold its first 5
-# column tiles (n 0..160), [10, 16) the other 3 (n 160..256).
+# order. The weight (65536 bytes) has one copy, so it streams from DRAM
+# straight into its arrays (cimflow/lowering/weights.py, program_from_dram),
+# in one burst: its 4096 cycles of the channel are below the 40000 a burst
+# may hold.
 #   0 barrier   segment 0, no deps.
-#   1 load      "w" part 0, DRAM -> buffer, 256 * 160 = 40960 bytes, after 0.
-#   2 program   arrays [0, 10), rows 128, cols 128, n [0, 160), streaming its
-#               40960 bytes from the buffer, after 1.
-#   3 free      the buffer's part 0, after 2.
-#   4 load      "w" part 1, 256 * 96 = 24576 bytes, after 1 (DRAM order;
-#               it waits for nothing else: the buffer has room).
-#   5 program   arrays [10, 16), n [160, 256), 24576 bytes, after 4.
-#   6 free      part 1, after 5.
-#   7 barrier   "programmed w", after 2 and 5.
-#   8 barrier   allocates "y" (256 bytes) in the buffer.
-#   9 mvm       arrays [0, 16), 1 vector, rows 128, cols 128, streaming the
+#   1 program   arrays [0, 16), rows 128, cols 128, k [0, 256), n [0, 256),
+#               streaming its 65536 bytes from DRAM, after 0.
+#   2 barrier   allocates "y" (256 bytes) in the buffer, after 0.
+#   3 mvm       arrays [0, 16), 1 vector, rows 128, cols 128, streaming the
 #               256-byte input from DRAM (the model input is there and the
 #               stream is slower than the compute, so nothing is staged);
 #               its outputs stay in the cores: both row tiles of every
 #               column tile sit in one core, which adds them itself.
-#  10 vector    "accumulate": 256 * (2 - 1) = 256 lane operations on the
+#   4 vector    "accumulate": 256 * (2 - 1) = 256 lane operations on the
 #               units of cores [0, 2), streaming the 256 finished outputs
-#               (1 byte each) out to the buffer, after 9.
-#  11 store     "y" buffer -> DRAM, 256 bytes, after 10.
-#  12 free      "y" in the buffer, after 10 and 11.
+#               (1 byte each) out to the buffer, after 3.
+#   5 store     "y" buffer -> DRAM, 256 bytes, after 4.
+#   6 free      "y" in the buffer, after 4 and 5.
 #
 # Costs (cost_model.py), as (compute, stream) with lanes (LANES = 64): an op
 # needing ceil(64 stream / compute) >= 64 lanes takes max(compute, stream).
 #   transfer = max(link(src), link(dst)); link(dram) = latency + ceil(bytes /
 #   dram_bw) to read, ceil(bytes / dram_bw) to write (posted); link(buffer)
 #   = ceil(bytes / buffer_bw); the bus: latency + ceil(bytes / min(32, 32)).
-#   1 load w0:    max(100 + 40960 / 16 = 2660, 40960 / 32 = 1280) = 2660
-#   2 program:    max(128 rows * 1, bus 2 + 40960 / 32 = 1282) = 1282
-#   4 load w1:    100 + 24576 / 16 = 1636
-#   5 program:    max(128, 2 + 24576 / 32 = 770) = 770
-#   9 mvm:        compute 1 * (10 + 0 * 8) = 10; stream max(DRAM 100 + 256 /
+#   1 program:    compute 128 rows * 1 = 128; stream max(DRAM 100 + 65536 /
+#                 16 = 4196, bus 2 + 65536 / 32 = 2050) = 4196: 4196 (the
+#                 bus carries its bytes at half the DRAM's rate: it takes 32
+#                 of the bus's 64 lanes)
+#   3 mvm:        compute 1 * (10 + 0 * 8) = 10; stream max(DRAM 100 + 256 /
 #                 16 = 116, bus 2 + 256 / 32 = 10) = 116: 116
-#  10 accumulate: compute 4 + ceil(256 / (32 lanes * 1 unit * 2 cores)) = 8;
+#   4 accumulate: compute 4 + ceil(256 / (32 lanes * 1 unit * 2 cores)) = 8;
 #                 stream 2 + 256 / 32 = 10: 10
-#  11 store y:    max(256 / 16 = 16, 8) = 16
+#   5 store y:    max(256 / 16 = 16, 8) = 16
 #
 # Schedule (deps, then resources; ready ops start in id order):
-#   1 load w0     [0, 2660]
-#   2 program     [2660, 3942]
-#   4 load w1     [2660, 4296]  the DRAM channel is free again at 2660
-#   5 program     [4296, 5066]
-#   9 mvm         [5066, 5182]  after both programs
-#  10 accumulate  [5182, 5192]
-#  11 store y     [5192, 5208]
-# Critical path: load w0 -> load w1 -> program -> mvm -> accumulate ->
-# store: 2660 + 1636 + 770 + 116 + 10 + 16 = 5208 cycles.
+#   1 program     [0, 4196]
+#   3 mvm         [4196, 4312]  after the program
+#   4 accumulate  [4312, 4322]
+#   5 store y     [4322, 4338]
+# Critical path: program -> mvm -> accumulate -> store: 4196 + 116 + 10 + 16
+# = 4338 cycles.
 
-EXPECTED_KINDS = [
-    "barrier",
-    "load",
-    "program",
-    "free",
-    "load",
-    "program",
-    "free",
-    "barrier",
-    "barrier",
-    "mvm",
-    "vector",
-    "store",
-    "free",
-]
-EXPECTED_DEPS = [
-    (),
-    (0,),
-    (0, 1),
-    (2,),
-    (1,),
-    (0, 4),
-    (5,),
-    (2, 5),
-    (0,),
-    (7, 8),
-    (9,),
-    (10,),
-    (10, 11),
-]
-EXPECTED_CYCLES = [0, 2660, 1282, 0, 1636, 770, 0, 0, 0, 116, 10, 16, 0]
-EXPECTED_START = [0, 0, 2660, 3942, 2660, 4296, 5066, 5066, 0, 5066, 5182, 5192, 5208]
-EXPECTED_FINISH = [
-    0,
-    2660,
-    3942,
-    3942,
-    4296,
-    5066,
-    5066,
-    5066,
-    0,
-    5182,
-    5192,
-    5208,
-    5208,
-]
-MAKESPAN = 5208
+EXPECTED_KINDS = ["barrier", "program", "barrier", "mvm", "vector", "store", "free"]
+EXPECTED_DEPS = [(), (0,), (0,), (1, 2), (3,), (4,), (4, 5)]
+EXPECTED_CYCLES = [0, 4196, 0, 116, 10, 16, 0]
+EXPECTED_START = [0, 0, 0, 4196, 4312, 4322, 4338]
+EXPECTED_FINISH = [0, 4196, 0, 4312, 4322, 4338, 4338]
+MAKESPAN = 4338
 
 
 def test_target_file_round_trips(target_path: str) -> None:
@@ -233,7 +182,7 @@ def test_hand_computed_makespan(target_path: str) -> None:
     assert list(result.finish) == EXPECTED_FINISH
     assert result.makespan == MAKESPAN
     # the critical path, summed
-    critical = [1, 4, 5, 9, 10, 11]
+    critical = [1, 3, 4, 5]
     assert sum(EXPECTED_CYCLES[i] for i in critical) == MAKESPAN
 
 
@@ -242,30 +191,24 @@ def test_hand_computed_op_fields(target_path: str) -> None:
     trace, _ = compile_and_simulate(target_path)
     document = json.loads(dump_trace(compile_to_trace(target_path)))
     ops = document["ops"]
-    assert (ops[1]["tensor"], ops[1]["bytes"], ops[1]["src"], ops[1]["dst"]) == (
-        "w",
-        40960,
-        "dram",
-        "buffer",
+    program = ops[1]
+    assert (program["feed"], program["in_bytes"]) == ("dram", 65536)
+    assert (program["arrays"], program["rows"], program["cols"]) == (
+        [[0, 16]],
+        128,
+        128,
     )
-    assert (ops[4]["tensor"], ops[4]["bytes"]) == ("w", 24576)
-    assert (ops[2]["arrays"], ops[2]["rows"], ops[2]["cols"]) == ([[0, 10]], 128, 128)
-    assert (ops[2]["k"], ops[2]["n"], ops[2]["in_bytes"]) == ([0, 256], [0, 160], 40960)
-    assert (ops[5]["arrays"], ops[5]["n"], ops[5]["in_bytes"]) == (
-        [[10, 16]],
-        [160, 256],
-        24576,
-    )
-    mvm = ops[9]
+    assert (program["k"], program["n"]) == ([0, 256], [0, 256])
+    mvm = ops[3]
     assert (mvm["feed"], mvm["in_bytes"], mvm["out_bytes"]) == ("dram", 256, 0)
     assert (mvm["arrays"], mvm["vectors"], mvm["v"]) == ([[0, 16]], 1, [0, 1])
-    accumulate = ops[10]
+    accumulate = ops[4]
     assert (accumulate["op"], accumulate["element_ops"], accumulate["cores"]) == (
         "accumulate",
         256,
         [[0, 2]],
     )
     assert (accumulate["in_bytes"], accumulate["out_bytes"]) == (0, 256)
-    assert (ops[11]["tensor"], ops[11]["bytes"], ops[11]["dst"]) == ("y", 256, "dram")
+    assert (ops[5]["tensor"], ops[5]["bytes"], ops[5]["dst"]) == ("y", 256, "dram")
     assert all(op.segment == 0 for op in trace.ops)
     assert trace.model.batch == 1

@@ -19,16 +19,17 @@ from cimflow.cost_model import (
     cores_of_arrays,
     feed_cost,
     feeds_directly,
-    global_buffer_channels,
     interconnect_bandwidth,
     interconnect_cost,
     interconnect_path,
     interconnect_resources,
+    lane_share,
     mesh_hops,
     mesh_position,
     mesh_width,
     mvm_cost,
     mvm_op_cost,
+    path_loads,
     program_cost,
     program_op_cost,
     stream_bytes,
@@ -97,13 +98,8 @@ def test_mesh_grid_and_hops() -> None:
     ]  # fmt: skip
     # hops = |x - 1| + |y - 1| + 1
     assert [mesh_hops(t, c) for c in range(8)] == [3, 2, 3, 2, 1, 2, 3, 2]
-    # channels: max(1, floor(20 / 8)) = 2, core c uses channel c % 2
-    assert global_buffer_channels(t) == 2
-    assert interconnect_resources(t) == (
-        *(f"link {c}" for c in range(8)),
-        "gb 0",
-        "gb 1",
-    )
+    # a link per core and the global buffer's one port
+    assert interconnect_resources(t) == (*(f"link {c}" for c in range(8)), "gb")
 
 
 def test_mesh_chips_sit_side_by_side() -> None:
@@ -117,39 +113,59 @@ def test_mesh_chips_sit_side_by_side() -> None:
 
 def test_mesh_path_and_cost() -> None:
     t = mesh()
-    # one core: its link and its channel; bw = min(20, 1 * 8, 1 * 8) = 8
-    assert interconnect_path(t, ((4, 5),)) == (("link 4", "gb 0"), 1)
+    # one core: its link and the port; bw = min(20, 1 * 8) = 8
+    assert interconnect_path(t, ((4, 5),)) == (("link 4", "gb"), 1)
     assert interconnect_bandwidth(t, ((4, 5),)) == 8.0
     # 3 * 1 + ceil(100 / 8) = 3 + 13 = 16
     assert interconnect_cost(t, 100, ((4, 5),)).cycles == 16
-    # cores 0 and 2 share channel 0: bw = min(20, 1 * 8, 2 * 8) = 8, hops 3
+    # cores 0 and 2: bw = min(20, 2 * 8) = 16, hops 3: 9 + ceil(100 / 16)
     path, hops = interconnect_path(t, ((0, 1), (2, 3)))
-    assert (path, hops) == (("link 0", "link 2", "gb 0"), 3)
-    assert interconnect_cost(t, 100, ((0, 1), (2, 3))).cycles == 9 + 13
-    # cores 3 and 4 use both channels: bw = min(20, 2 * 8, 2 * 8) = 16, hops 2
+    assert (path, hops) == (("link 0", "link 2", "gb"), 3)
+    assert interconnect_cost(t, 100, ((0, 1), (2, 3))).cycles == 9 + 7
+    # cores 3 and 4: bw = 16, hops 2
     assert interconnect_cost(t, 100, ((3, 5),)).cycles == 6 + 7
-    # every core: bw = min(20, 16, 64) = 16, hops 3: 9 + ceil(100 / 16) = 16
-    assert interconnect_cost(t, 100).cycles == 9 + 7
+    # every core: bw = min(20, 64) = 20, hops 3: 9 + ceil(100 / 20) = 14
+    assert interconnect_cost(t, 100).cycles == 9 + 5
     assert interconnect_cost(t, 100, ((0, 8),)) == interconnect_cost(t, 100)
 
 
-def test_mesh_global_buffer_bounds_many_channels() -> None:
+def test_the_global_buffer_port_caps_a_mesh() -> None:
     t = dataclasses.replace(
         mesh(),
         buffers=dataclasses.replace(BUS.buffers, global_bandwidth_bytes_per_cycle=12.0),
     )
-    # floor(12 / 8) = 1 channel; every core: bw = min(12, 8, 64) = 8
-    assert global_buffer_channels(t) == 1
-    assert interconnect_bandwidth(t, ((0, 8),)) == 8.0
+    # one core: min(12, 8) = 8; two or more: the port's 12
+    assert interconnect_bandwidth(t, ((0, 1),)) == 8.0
+    assert interconnect_bandwidth(t, ((0, 2),)) == 12.0
+    assert interconnect_bandwidth(t, ((0, 8),)) == 12.0
     slow_links = dataclasses.replace(
         t,
         interconnect=dataclasses.replace(
             t.interconnect, bandwidth_bytes_per_cycle=64.0
         ),
     )
-    # links faster than the buffer: max(1, floor(12 / 64)) = 1 channel
-    assert global_buffer_channels(slow_links) == 1
-    assert interconnect_bandwidth(slow_links, ((0, 8),)) == 12.0
+    # links faster than the buffer: one core already fills the port
+    assert interconnect_bandwidth(slow_links, ((0, 1),)) == 12.0
+
+
+def test_an_op_loads_each_resource_on_its_path_by_its_bytes_there() -> None:
+    t = mesh()
+    names = ("dram", "link 0", "link 2", "gb")
+    # 100 bytes read from DRAM (25.6 B/cycle) and over the interconnect to
+    # cores 0 and 2: DRAM 100 / 25.6, each link its 50 at 8 B/cycle, the
+    # port all 100 at 20 B/cycle
+    loads = path_loads(t, names, ((0, 1), (2, 3)), 100, 100)
+    assert loads == pytest.approx((100 / 25.6, 50 / 8, 50 / 8, 100 / 20))
+    slowest = max(loads)  # the links: the op runs at their rate
+    # on 64 lanes of the links it takes ceil(64 * 3.906 / 6.25) = 40 of the
+    # DRAM's and ceil(64 * 5 / 6.25) = 52 of the port's
+    shares = [lane_share(64, load, slowest) for load in loads]
+    assert shares == [40, 64, 64, 52]
+    # a share is at least one lane, and the slowest takes what it is given
+    assert lane_share(1, 0.001, slowest) == 1
+    assert lane_share(7, slowest, slowest) == 7
+    # on a bus one resource carries every byte
+    assert path_loads(BUS, ("bus",), ((0, 2),), 64, 0) == (2.0,)
 
 
 def test_interconnect_needs_cores() -> None:
@@ -335,7 +351,7 @@ def test_streams_on_a_mesh_use_the_ops_cores() -> None:
     assert stream_cost(t, ((4, 5),), in_bytes=100).cycles == 16
     assert stream_cost(t, ((4, 5),), in_from="dram", in_bytes=100).cycles == 104
     # memory-mode arrays of core 0 read by an op on core 4: 2 arrays,
-    # ceil(100 / 8) = 13 < 16, only core 4's link and channel
+    # ceil(100 / 8) = 13 < 16, only core 4's link and the port
     assert (
         stream_cost(
             t, ((4, 5),), in_from="memory", in_bytes=100, in_arrays=((0, 2),)

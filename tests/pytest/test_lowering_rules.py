@@ -13,7 +13,6 @@ from cimflow.cimsim.trace import WeightInfo
 from cimflow.cost_model import (
     StreamLevel,
     concurrent_cost,
-    global_buffer_channels,
     interconnect_bandwidth,
     interconnect_path,
     stream_bytes,
@@ -362,12 +361,13 @@ def test_more_copies_never_make_a_banded_mvm_slower(
         assert more == fewer
 
 
-def test_a_streaming_vector_op_takes_as_many_cores_as_buffer_channels() -> None:
-    """On pimcomp_default's mesh the global buffer has 8 channels of one
-    link each: a pool that moves 57 KB and computes little is as fast on 8
-    cores as on all 136, and slower on 7."""
+def test_a_streaming_vector_op_takes_as_many_cores_as_fill_the_buffer_port() -> None:
+    """On pimcomp_default's mesh the global buffer's port is 8 links wide:
+    a pool that moves 57 KB and computes little is as fast on 8 cores as on
+    all 136, and slower on 7."""
     mesh = load_target("pimcomp_default")
-    assert global_buffer_channels(mesh) == 8
+    assert interconnect_bandwidth(mesh, ((0, 8),)) == 64.0
+    assert interconnect_bandwidth(mesh, ((0, 7),)) == 56.0
     assert vector_core_count(mesh, 64512, 57344, 14336, "buffer", "buffer") == 8
     # work with nothing to stream spreads over every core it can use
     assert vector_core_count(mesh, 10**7, 0, 0, "buffer", "buffer") == 136

@@ -730,13 +730,15 @@ def test_grouped_weight_loaded_in_arrays_packed_diagonally() -> None:
 
 
 def test_grouped_weight_load_bytes() -> None:
-    """Fix (passes/convert_tile_to_meta.py): size weight loads by the weights
-    a chunk holds: for ``groups > 1``, ``(k1 - k0) // k * k * n *
-    weight_bytes`` (the chunk's groups times one group's K x N), in both
-    ``enter_segment`` and the chunked branch of ``lower_mvm``."""
+    """Fix (passes/convert_tile_to_meta.py): size what a weight streams by
+    the weights a chunk holds: for ``groups > 1``, ``(k1 - k0) // k * k * n
+    * weight_bytes`` (the chunk's groups times one group's K x N), not the
+    block-diagonal matrix. The one copy streams from DRAM as it is
+    programmed: nothing is loaded first."""
     trace = trace_of(compile_static(DEPTHWISE))
-    loads = [op for op in ops_of(trace, LoadOp) if op.tensor == "dw.w"]
-    assert [op.nbytes for op in loads] == [8 * 1 * 3 * 3]
+    assert not [op for op in ops_of(trace, LoadOp) if op.tensor == "dw.w"]
+    (program,) = ops_of(trace, ProgramOp)
+    assert (program.feed, program.in_bytes) == ("dram", 8 * 1 * 3 * 3)
 
 
 def accumulate_ops(trace: Trace) -> list[TraceVectorOp]:

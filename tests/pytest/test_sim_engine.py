@@ -39,6 +39,8 @@ from sim_traces import (
 )
 
 from cimflow.cimsim.engine import (
+    Loads,
+    bandwidth_loads,
     held_resources,
     op_costs,
     op_resources,
@@ -48,7 +50,13 @@ from cimflow.cimsim.engine import (
 )
 from cimflow.cimsim.report import dump_report_json, report_dict
 from cimflow.cimsim.trace import Trace, load_trace
-from cimflow.cost_model import ENERGY_COMPONENTS, LANES, laned_cycles, lanes_needed
+from cimflow.cost_model import (
+    ENERGY_COMPONENTS,
+    LANES,
+    lane_share,
+    laned_cycles,
+    lanes_needed,
+)
 from cimflow.hw_targets import HardwareTarget
 
 
@@ -311,7 +319,7 @@ def test_throughput_uses_batch() -> None:
 def prop_target(topology: str = "bus") -> HardwareTarget:
     """Zero-latency switch, vector and DRAM, so zero-cycle ops that hold
     resources show up; on a mesh, 8 B/cycle links and a 16 B/cycle global
-    buffer (2 channels for the 2 cores)."""
+    buffer (a port as wide as the 2 cores' links)."""
     base = small_target()
     target = dataclasses.replace(
         base,
@@ -512,6 +520,14 @@ def far_stream(draw: st.DrawFn, i: int, deps: tuple[int, ...]) -> dict[str, Any]
     )
 
 
+def lanes_on(loads: Loads, lanes: int, index: int) -> int:
+    """Lanes an op on ``lanes`` lanes of its slowest bandwidth resource
+    holds of its ``index``-th one."""
+    if loads is None:
+        return lanes
+    return lane_share(lanes, loads[index], max(loads))
+
+
 def reference_schedule(trace: Trace) -> tuple[list[int], list[int]]:
     """Start times and lanes by the letter of the semantics: at each event
     time, sweep all unstarted ops in id order until nothing more starts. An
@@ -522,6 +538,7 @@ def reference_schedule(trace: Trace) -> tuple[list[int], list[int]]:
     n = len(trace.ops)
     timings = op_timings(trace, op_costs(trace))
     resources = held_resources(trace)
+    loads = bandwidth_loads(trace)
     start: list[int | None] = [None] * n
     finish: list[int | None] = [None] * n
     granted = [LANES] * n
@@ -554,12 +571,17 @@ def reference_schedule(trace: Trace) -> tuple[list[int], list[int]]:
                             f
                             for j in busy
                             if r in resources[j][1] and (f := finish[j]) is not None
-                            for _ in range(granted[j])
+                            for _ in range(
+                                lanes_on(loads[j], granted[j], resources[j][1].index(r))
+                            )
                         ]
                         freeing.append(sorted(held + [now] * (LANES - len(held))))
                     options: list[tuple[int, int, int]] = []
                     for taken in range(1, lanes_needed(compute, stream) + 1):
-                        at = max(times[taken - 1] for times in freeing)
+                        at = max(
+                            times[lanes_on(loads[i], taken, k) - 1]
+                            for k, times in enumerate(freeing)
+                        )
                         ends = at + laned_cycles(compute, stream, taken)
                         options.append((ends, taken, at))
                     _, lanes, at = min(options)
@@ -606,10 +628,11 @@ def test_schedule_properties(topology: str, ops: list[dict[str, Any]]) -> None:
         ):
             assert apart, (a, b)
     times = sorted({*run.start, *run.finish})
+    loads = bandwidth_loads(trace)
     for r in {r for _, bandwidth in resources for r in bandwidth}:
         for t in times:
             held = sum(
-                run.lanes[i]
+                lanes_on(loads[i], run.lanes[i], resources[i][1].index(r))
                 for i in range(len(trace.ops))
                 if r in resources[i][1] and run.start[i] <= t < run.finish[i]
             )

@@ -6,9 +6,9 @@
 // weights, 4-byte accumulators, 2 vector units, a 4096-byte global buffer).
 
 // Two segments. Each segment starts with a barrier on everything before it,
-// then loads and programs the weights resident in it, giving out arrays from
-// array 0 again; a weight passes through the global buffer and streams into
-// its arrays as they are written (`in_bytes`). The model input is loaded from
+// then programs the weights resident in it, giving out arrays from array 0
+// again; a weight with one copy streams from DRAM straight into its arrays
+// as they are written (`feed dram`, `in_bytes`). The model input is loaded from
 // DRAM, moved to the arrays' cores and multiplied; l2.w has 2 row tiles, both
 // in the same core for each column tile, so the core's vector units add them
 // (24 adds) before the 24 finished outputs move out (24 bytes). Every
@@ -37,38 +37,35 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   cim_meta.weight "l2.w" layout kn groups 1 k 40 n 24
 // CHECK-NEXT:   cim_meta.tensor "b" : tensor<1x24xf32> bytes 24
 // CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
-// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.load "l1.w" 1280 bytes dram -> buffer segment 0 label "l1.w" allocs [#cim_meta.alloc<"l1.w@0" 1280 bytes buffer>] after(%[[V0]])
-// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.program "l1.w" arrays <0:5> rows 32 cols 32 k [0, 32] n [0, 40] in_bytes 1280 segment 0 label "l1.w" after(%[[V1]], %[[V0]])
-// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.free [#cim_meta.place<"l1.w@0" buffer>] segment 0 label "l1.w@0" after(%[[V2]])
-// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.segment 0 label "allocate a" allocs [#cim_meta.alloc<"a" 40 bytes buffer>] after(%[[V0]])
-// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.load "input0" 32 bytes dram -> buffer segment 0 label "input0" allocs [#cim_meta.alloc<"input0[0:1]@in" 32 bytes buffer>] after(%[[V4]])
-// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.move "input0" 32 bytes in cores <0:2> segment 0 label "l1.w" allocs [#cim_meta.alloc<"input0[0:1]" 104 bytes local cores <0:2>>] after(%[[V4]], %[[V5]])
-// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:1]@in" buffer>] segment 0 label "input0[0:1]@in" after(%[[V6]])
-// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.mvm "l1.w" arrays <0:5> vectors 1 rows 32 cols 32 k [0, 32] n [0, 40] v [0, 1] input "input0" output "a" local_bytes 32 segment 0 label "l1.w" after(%[[V6]], %[[V2]])
-// CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.move "a" 40 bytes out cores <0:2> block [0, 0, 1] segment 0 label "l1.w" after(%[[V8]])
-// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:1]" local cores <0:2>>] segment 0 label "input0[0:1]" after(%[[V9]], %[[V8]])
-// CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.segment 0 label "allocate r" allocs [#cim_meta.alloc<"r" 40 bytes buffer>] after(%[[V9]])
-// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.vector "relu" element_ops 40 inputs ["a"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:1> in_bytes 40 out_bytes 40 segment 0 label "relu" after(%[[V11]], %[[V9]])
-// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.free [#cim_meta.place<"a" buffer>] segment 0 label "a" after(%[[V9]], %[[V12]])
-// CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.segment 1 after(%[[V3]], %[[V7]], %[[V10]], %[[V13]])
-// CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.load "l2.w" 960 bytes dram -> buffer segment 1 label "l2.w" allocs [#cim_meta.alloc<"l2.w@0" 960 bytes buffer>] after(%[[V14]])
-// CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.program "l2.w" arrays <0:6> rows 32 cols 32 k [0, 40] n [0, 24] in_bytes 960 segment 1 label "l2.w" after(%[[V15]], %[[V14]])
-// CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.free [#cim_meta.place<"l2.w@0" buffer>] segment 1 label "l2.w@0" after(%[[V16]])
-// CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.segment 1 label "allocate b" allocs [#cim_meta.alloc<"b" 24 bytes buffer>] after(%[[V12]])
-// CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.move "r" 40 bytes in cores <0:2> segment 1 label "l2.w" allocs [#cim_meta.alloc<"r[0:1]" 104 bytes local cores <0:2>>] after(%[[V12]], %[[V18]])
-// CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.mvm "l2.w" arrays <0:6> vectors 1 rows 32 cols 32 k [0, 40] n [0, 24] v [0, 1] input "r" output "b" local_bytes 40 segment 1 label "l2.w" after(%[[V19]], %[[V16]])
-// CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 inputs ["b"] outputs ["b"] attrs {} block [0, 0, 1] cores <0:2> segment 1 label "b" after(%[[V20]])
-// CHECK-NEXT:   %[[V22:[0-9]+]] = cim_meta.move "b" 24 bytes out cores <0:2> block [0, 0, 1] segment 1 label "l2.w" after(%[[V21]])
-// CHECK-NEXT:   %[[V23:[0-9]+]] = cim_meta.free [#cim_meta.place<"r[0:1]" local cores <0:2>>] segment 1 label "r[0:1]" after(%[[V22]], %[[V20]])
-// CHECK-NEXT:   %[[V24:[0-9]+]] = cim_meta.free [#cim_meta.place<"r" buffer>] segment 1 label "r" after(%[[V12]], %[[V19]])
-// CHECK-NEXT:   %[[V25:[0-9]+]] = cim_meta.store "b" 24 bytes buffer -> dram segment 1 label "output0" after(%[[V22]])
-// CHECK-NEXT:   %[[V26:[0-9]+]] = cim_meta.free [#cim_meta.place<"b" buffer>] segment 1 label "b" after(%[[V22]], %[[V25]])
+// CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.program "l1.w" arrays <0:5> rows 32 cols 32 k [0, 32] n [0, 40] feed dram in_bytes 1280 segment 0 label "l1.w" after(%[[V0]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.segment 0 label "allocate a" allocs [#cim_meta.alloc<"a" 40 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.load "input0" 32 bytes dram -> buffer segment 0 label "input0" allocs [#cim_meta.alloc<"input0[0:1]@in" 32 bytes buffer>] after(%[[V2]])
+// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.move "input0" 32 bytes in cores <0:2> segment 0 label "l1.w" allocs [#cim_meta.alloc<"input0[0:1]" 104 bytes local cores <0:2>>] after(%[[V2]], %[[V3]])
+// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:1]@in" buffer>] segment 0 label "input0[0:1]@in" after(%[[V4]])
+// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.mvm "l1.w" arrays <0:5> vectors 1 rows 32 cols 32 k [0, 32] n [0, 40] v [0, 1] input "input0" output "a" local_bytes 32 segment 0 label "l1.w" after(%[[V4]], %[[V1]])
+// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.move "a" 40 bytes out cores <0:2> block [0, 0, 1] segment 0 label "l1.w" after(%[[V6]])
+// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:1]" local cores <0:2>>] segment 0 label "input0[0:1]" after(%[[V7]], %[[V6]])
+// CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.segment 0 label "allocate r" allocs [#cim_meta.alloc<"r" 40 bytes buffer>] after(%[[V7]])
+// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.vector "relu" element_ops 40 inputs ["a"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:1> in_bytes 40 out_bytes 40 segment 0 label "relu" after(%[[V9]], %[[V7]])
+// CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.free [#cim_meta.place<"a" buffer>] segment 0 label "a" after(%[[V7]], %[[V10]])
+// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.segment 1 after(%[[V5]], %[[V8]], %[[V11]])
+// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.program "l2.w" arrays <0:6> rows 32 cols 32 k [0, 40] n [0, 24] feed dram in_bytes 960 segment 1 label "l2.w" after(%[[V12]])
+// CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.segment 1 label "allocate b" allocs [#cim_meta.alloc<"b" 24 bytes buffer>] after(%[[V10]])
+// CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.move "r" 40 bytes in cores <0:2> segment 1 label "l2.w" allocs [#cim_meta.alloc<"r[0:1]" 104 bytes local cores <0:2>>] after(%[[V10]], %[[V14]])
+// CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.mvm "l2.w" arrays <0:6> vectors 1 rows 32 cols 32 k [0, 40] n [0, 24] v [0, 1] input "r" output "b" local_bytes 40 segment 1 label "l2.w" after(%[[V15]], %[[V13]])
+// CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 inputs ["b"] outputs ["b"] attrs {} block [0, 0, 1] cores <0:2> segment 1 label "b" after(%[[V16]])
+// CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.move "b" 24 bytes out cores <0:2> block [0, 0, 1] segment 1 label "l2.w" after(%[[V17]])
+// CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.free [#cim_meta.place<"r[0:1]" local cores <0:2>>] segment 1 label "r[0:1]" after(%[[V18]], %[[V16]])
+// CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.free [#cim_meta.place<"r" buffer>] segment 1 label "r" after(%[[V10]], %[[V15]])
+// CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.store "b" 24 bytes buffer -> dram segment 1 label "output0" after(%[[V18]])
+// CHECK-NEXT:   %[[V22:[0-9]+]] = cim_meta.free [#cim_meta.place<"b" buffer>] segment 1 label "b" after(%[[V18]], %[[V21]])
 // CHECK-NEXT: }
 
 // -----
 
-// Two copies of a weight (set by hand): each copy gets its own arrays and
-// program, and the 4 input vectors are split between them in one parallel
+// Two copies of a weight (set by hand): the weight is loaded into the global
+// buffer once, each copy gets its own arrays and program from there, and
+// the 4 input vectors are split between them in one parallel
 // group. The batch is the first input's leading dimension. The weight is
 // declared once however many copies hold it.
 builtin.module attributes {cim_tile.strategy = "static"} {
@@ -393,33 +390,31 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   cim_meta.tensor "y" : tensor<1x64xf32> bytes 64
 // CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
 // CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.switch arrays <7:8> to <memory> segment 0 after(%[[V0]])
-// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.load "l1.w" 1280 bytes dram -> buffer segment 0 label "l1.w" allocs [#cim_meta.alloc<"l1.w@2" 1280 bytes buffer>] after(%[[V0]])
-// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.program "l1.w" arrays <2:7> rows 32 cols 32 k [0, 32] n [0, 40] in_bytes 1280 segment 0 label "l1.w" after(%[[V2]], %[[V0]])
-// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.free [#cim_meta.place<"l1.w@2" buffer>] segment 0 label "l1.w@2" after(%[[V3]])
-// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.segment 0 label "allocate h" allocs [#cim_meta.alloc<"h" 40 bytes buffer>] after(%[[V0]])
-// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.load "input0" 32 bytes dram -> buffer segment 0 label "input0" allocs [#cim_meta.alloc<"input0[0:1]@in" 32 bytes buffer>] after(%[[V5]])
-// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.move "input0" 32 bytes in cores <0:2> segment 0 label "l1.w" allocs [#cim_meta.alloc<"input0[0:1]" 104 bytes local cores <0:2>>] after(%[[V5]], %[[V6]])
-// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:1]@in" buffer>] segment 0 label "input0[0:1]@in" after(%[[V7]])
-// CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.mvm "l1.w" arrays <2:7> vectors 1 rows 32 cols 32 k [0, 32] n [0, 40] v [0, 1] input "input0" output "h" local_bytes 32 segment 0 label "l1.w" after(%[[V7]], %[[V3]])
-// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.vector "accumulate" element_ops 40 inputs ["h", "input1"] outputs ["h"] attrs {residual = "rows"} block [0, 0, 1] cores <0:2> in_from memory in_arrays <0:2> in_bytes 40 segment 0 label "h" after(%[[V9]])
-// CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.move "h" 40 bytes out cores <0:2> block [0, 0, 1] segment 0 label "l1.w" after(%[[V10]])
-// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:1]" local cores <0:2>>] segment 0 label "input0[0:1]" after(%[[V11]], %[[V9]])
-// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 inputs ["h"] outputs ["s"] attrs {} cores <0:1> segment 0 label "reshape" after(%[[V11]])
-// CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.segment 1 after(%[[V1]], %[[V4]], %[[V8]], %[[V12]], %[[V13]])
-// CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.switch arrays <7:8> to <compute> segment 1 after(%[[V14]])
-// CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.segment 1 label "allocate y" allocs [#cim_meta.alloc<"y" 64 bytes buffer>] after(%[[V13]])
-// CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.program "l2.w" arrays <2:8> rows 32 cols 32 k [0, 40] n [0, 24] feed dram in_bytes 960 segment 1 label "l2.w" after(%[[V15]])
-// CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:8> vectors 1 rows 32 cols 32 k [0, 40] n [0, 24] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V13]], %[[V16]], %[[V17]])
-// CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 inputs ["y"] outputs ["y"] attrs {} block [1, 0, 24] cores <0:2> out_bytes 24 segment 1 label "y" after(%[[V18]])
-// CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.program "l2.w" arrays <2:8> rows 32 cols 32 k [0, 40] n [24, 48] feed dram in_bytes 960 segment 1 label "l2.w" after(%[[V19]], %[[V15]], %[[V17]])
-// CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:8> vectors 1 rows 32 cols 32 k [0, 40] n [24, 48] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V13]], %[[V16]], %[[V20]])
-// CHECK-NEXT:   %[[V22:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 inputs ["y"] outputs ["y"] attrs {} block [1, 24, 48] cores <0:2> out_bytes 24 segment 1 label "y" after(%[[V21]])
-// CHECK-NEXT:   %[[V23:[0-9]+]] = cim_meta.program "l2.w" arrays <2:6> rows 32 cols 32 k [0, 40] n [48, 64] feed dram in_bytes 640 segment 1 label "l2.w" after(%[[V22]], %[[V15]], %[[V20]])
-// CHECK-NEXT:   %[[V24:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:6> vectors 1 rows 32 cols 32 k [0, 40] n [48, 64] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V13]], %[[V16]], %[[V23]])
-// CHECK-NEXT:   %[[V25:[0-9]+]] = cim_meta.vector "accumulate" element_ops 16 inputs ["y"] outputs ["y"] attrs {} block [1, 48, 64] cores <0:2> out_bytes 16 segment 1 label "y" after(%[[V24]])
-// CHECK-NEXT:   %[[V26:[0-9]+]] = cim_meta.free [#cim_meta.place<"h" buffer>] segment 1 label "h" after(%[[V11]], %[[V13]], %[[V18]], %[[V21]], %[[V24]])
-// CHECK-NEXT:   %[[V27:[0-9]+]] = cim_meta.store "y" 64 bytes buffer -> dram segment 1 label "output0" after(%[[V19]], %[[V22]], %[[V25]])
-// CHECK-NEXT:   %[[V28:[0-9]+]] = cim_meta.free [#cim_meta.place<"y" buffer>] segment 1 label "y" after(%[[V19]], %[[V22]], %[[V25]], %[[V27]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.program "l1.w" arrays <2:7> rows 32 cols 32 k [0, 32] n [0, 40] feed dram in_bytes 1280 segment 0 label "l1.w" after(%[[V0]])
+// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.segment 0 label "allocate h" allocs [#cim_meta.alloc<"h" 40 bytes buffer>] after(%[[V0]])
+// CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.load "input0" 32 bytes dram -> buffer segment 0 label "input0" allocs [#cim_meta.alloc<"input0[0:1]@in" 32 bytes buffer>] after(%[[V3]])
+// CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.move "input0" 32 bytes in cores <0:2> segment 0 label "l1.w" allocs [#cim_meta.alloc<"input0[0:1]" 104 bytes local cores <0:2>>] after(%[[V3]], %[[V4]])
+// CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:1]@in" buffer>] segment 0 label "input0[0:1]@in" after(%[[V5]])
+// CHECK-NEXT:   %[[V7:[0-9]+]] = cim_meta.mvm "l1.w" arrays <2:7> vectors 1 rows 32 cols 32 k [0, 32] n [0, 40] v [0, 1] input "input0" output "h" local_bytes 32 segment 0 label "l1.w" after(%[[V5]], %[[V2]])
+// CHECK-NEXT:   %[[V8:[0-9]+]] = cim_meta.vector "accumulate" element_ops 40 inputs ["h", "input1"] outputs ["h"] attrs {residual = "rows"} block [0, 0, 1] cores <0:2> in_from memory in_arrays <0:2> in_bytes 40 segment 0 label "h" after(%[[V7]])
+// CHECK-NEXT:   %[[V9:[0-9]+]] = cim_meta.move "h" 40 bytes out cores <0:2> block [0, 0, 1] segment 0 label "l1.w" after(%[[V8]])
+// CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.free [#cim_meta.place<"input0[0:1]" local cores <0:2>>] segment 0 label "input0[0:1]" after(%[[V9]], %[[V7]])
+// CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.vector "reshape" element_ops 0 inputs ["h"] outputs ["s"] attrs {} cores <0:1> segment 0 label "reshape" after(%[[V9]])
+// CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.segment 1 after(%[[V1]], %[[V6]], %[[V10]], %[[V11]])
+// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.switch arrays <7:8> to <compute> segment 1 after(%[[V12]])
+// CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.segment 1 label "allocate y" allocs [#cim_meta.alloc<"y" 64 bytes buffer>] after(%[[V11]])
+// CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.program "l2.w" arrays <2:8> rows 32 cols 32 k [0, 40] n [0, 24] feed dram in_bytes 960 segment 1 label "l2.w" after(%[[V13]])
+// CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:8> vectors 1 rows 32 cols 32 k [0, 40] n [0, 24] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V11]], %[[V14]], %[[V15]])
+// CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 inputs ["y"] outputs ["y"] attrs {} block [1, 0, 24] cores <0:2> out_bytes 24 segment 1 label "y" after(%[[V16]])
+// CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.program "l2.w" arrays <2:8> rows 32 cols 32 k [0, 40] n [24, 48] feed dram in_bytes 960 segment 1 label "l2.w" after(%[[V17]], %[[V13]], %[[V15]])
+// CHECK-NEXT:   %[[V19:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:8> vectors 1 rows 32 cols 32 k [0, 40] n [24, 48] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V11]], %[[V14]], %[[V18]])
+// CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 inputs ["y"] outputs ["y"] attrs {} block [1, 24, 48] cores <0:2> out_bytes 24 segment 1 label "y" after(%[[V19]])
+// CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.program "l2.w" arrays <2:6> rows 32 cols 32 k [0, 40] n [48, 64] feed dram in_bytes 640 segment 1 label "l2.w" after(%[[V20]], %[[V13]], %[[V18]])
+// CHECK-NEXT:   %[[V22:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:6> vectors 1 rows 32 cols 32 k [0, 40] n [48, 64] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V11]], %[[V14]], %[[V21]])
+// CHECK-NEXT:   %[[V23:[0-9]+]] = cim_meta.vector "accumulate" element_ops 16 inputs ["y"] outputs ["y"] attrs {} block [1, 48, 64] cores <0:2> out_bytes 16 segment 1 label "y" after(%[[V22]])
+// CHECK-NEXT:   %[[V24:[0-9]+]] = cim_meta.free [#cim_meta.place<"h" buffer>] segment 1 label "h" after(%[[V9]], %[[V11]], %[[V16]], %[[V19]], %[[V22]])
+// CHECK-NEXT:   %[[V25:[0-9]+]] = cim_meta.store "y" 64 bytes buffer -> dram segment 1 label "output0" after(%[[V17]], %[[V20]], %[[V23]])
+// CHECK-NEXT:   %[[V26:[0-9]+]] = cim_meta.free [#cim_meta.place<"y" buffer>] segment 1 label "y" after(%[[V17]], %[[V20]], %[[V23]], %[[V25]])
 // CHECK-NEXT: }
 
 // Activation-by-activation matmuls on arrays (Inputs/dynamic_matmul.mlir on
