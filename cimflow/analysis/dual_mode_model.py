@@ -119,7 +119,11 @@ the first ``S`` arrays switch); each buffer holds what it is given
 (``bytes <= arrays * memory_capacity_bytes``).
 
 What the model leaves out: ops overlapping the segment's entry (vector ops
-that need no weight), the order in which the simulator grants a shared
+that need no weight), a resident weight's one copy programmed straight
+from DRAM in bursts chained in DRAM order (priced as its load, with the
+slowest program after all loads: the same where a burst's transfer
+outlasts its program, short by up to a program time per burst where it
+does not: small weights on ReRAM), the order in which the simulator grants a shared
 resource to ops of parallel branches, the lowering keeping spilled tensors
 in a following segment's identical buffer (the model evicts them: an upper
 bound), a vector op streaming a spilled result out as it computes (the model
