@@ -512,14 +512,6 @@ def _lane_inverse(loads: tuple[float, ...]) -> tuple[tuple[int, ...], ...]:
     )
 
 
-def _lane_counts(lanes: int, loads: Loads, count: int) -> tuple[int, ...]:
-    """Lanes an op on ``lanes`` lanes of its slowest resource takes of each
-    of its ``count`` bandwidth resources."""
-    if loads is None:
-        return (lanes,) * count
-    return _lane_table(loads)[lanes]
-
-
 LaneShares = tuple[LaneTable, LaneTable] | None
 """An op's :func:`_lane_table` and :func:`_lane_inverse` (None: the same
 lanes on every resource)."""
@@ -530,6 +522,14 @@ def lane_shares(loads: Loads) -> LaneShares:
     if loads is None:
         return None
     return _lane_table(loads), _lane_inverse(loads)
+
+
+def _lane_counts(lanes: int, shares: LaneShares, count: int) -> tuple[int, ...]:
+    """Lanes an op on ``lanes`` lanes of its slowest resource takes of each
+    of its ``count`` bandwidth resources."""
+    if shares is None:
+        return (lanes,) * count
+    return shares[0][lanes]
 
 
 def _lanes_to_take(
@@ -701,12 +701,7 @@ def schedule(
                 end = now + duration
                 for r in exclusive:
                     free_at[r] = end
-                op_shares = shares[i]
-                counts = (
-                    (lanes,) * len(bandwidth)
-                    if op_shares is None
-                    else op_shares[0][lanes]
-                )
+                counts = _lane_counts(lanes, shares[i], len(bandwidth))
                 for r, taken in zip(bandwidth, counts, strict=True):
                     slots = lane_free[r]  # in increasing order: take the first
                     del slots[:taken]
@@ -918,7 +913,9 @@ def compute_stats(
             if r >= n_arrays:
                 vectors[r - n_arrays] += duration
         for r, taken in zip(
-            shared, _lane_counts(lanes, op_loads, len(shared)), strict=True
+            shared,
+            _lane_counts(lanes, lane_shares(op_loads), len(shared)),
+            strict=True,
         ):
             lane_cycles[r] += duration * taken
     by_name = {

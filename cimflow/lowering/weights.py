@@ -222,10 +222,15 @@ class WeightStreaming(BufferPlacement):
             )
             self.stream_loads.append(burst)
             bursts.append(burst)
-        if len(bursts) == 1:
-            return bursts[0]
+        return self.programmed_after(weight, bursts)
+
+    def programmed_after(self, weight: str, parts: Sequence[SSAValue]) -> SSAValue:
+        """The op after which every part of a copy of ``weight`` is on its
+        arrays: the one part, or a barrier joining them."""
+        if len(parts) == 1:
+            return parts[0]
         return self.emit(
-            cim_meta.SegmentOp(self.segment, bursts, label=f"programmed {weight}")
+            cim_meta.SegmentOp(self.segment, parts, label=f"programmed {weight}")
         )
 
     def program_through_buffer(
@@ -283,14 +288,7 @@ class WeightStreaming(BufferPlacement):
             self.release_passing(place, programs)
             for done, program in zip(tokens, programs, strict=True):
                 done.append(program)
-        return [
-            done[0]
-            if len(done) == 1
-            else self.emit(
-                cim_meta.SegmentOp(self.segment, done, label=f"programmed {weight}")
-            )
-            for done in tokens
-        ]
+        return [self.programmed_after(weight, done) for done in tokens]
 
     def segment_weight(self, name: str, nbytes: int) -> TensorState:
         """A weight or bias the segment's vector work reads, loaded once."""
