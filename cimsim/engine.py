@@ -456,28 +456,28 @@ op's full rate, in the order of its :data:`Held` bandwidth list; None when
 they are all equal (the op takes the same lanes on each)."""
 
 
-def bandwidth_loads(trace: Trace) -> list[Loads]:
-    """Every op's :data:`Loads` (:func:`cimflow.cost_model.path_loads`)."""
+def bandwidth_loads(trace: Trace, resources: list[Held] | None = None) -> list[Loads]:
+    """Every op's :data:`Loads` (:func:`cimflow.cost_model.path_loads`), in
+    the order of its bandwidth resources in ``resources`` (default:
+    :func:`held_resources`)."""
     target = trace.target
-    bandwidth = set(bandwidth_names(target))
+    if resources is None:
+        resources = held_resources(trace)
+    bandwidth = bandwidth_names(target)
     loads: list[Loads] = []
-    for op in trace.ops:
-        spec = _resource_spec(target, op)
-        names = [
-            r
-            for r in _spec_names(target, spec)
-            if isinstance(r, str) and r in bandwidth
-        ]
-        if len(names) < 2:
+    for op, (_, held) in zip(trace.ops, resources, strict=True):
+        if len(held) < 2:
             loads.append(None)
             continue
+        names = [bandwidth[r] for r in held]
         if isinstance(op, MoveOp):
             interconnect, dram = op.nbytes, 0
         else:
             levels = op_streams(target, op)
             interconnect = levels.interconnect
             dram = levels.dram_read + levels.dram_written
-        cycles = path_loads(target, names, spec[1], interconnect, dram)
+        cores = _resource_spec(target, op)[1]
+        cycles = path_loads(target, names, cores, interconnect, dram)
         loads.append(None if len(set(cycles)) == 1 else cycles)
     return loads
 
@@ -627,7 +627,7 @@ def schedule(
     if resources is None:
         resources = held_resources(trace)
     if loads is None:
-        loads = bandwidth_loads(trace)
+        loads = bandwidth_loads(trace, resources)
     shares = [lane_shares(op_loads) for op_loads in loads]
     target = trace.target
     n_exclusive = target.total_arrays + target.total_cores
@@ -898,7 +898,7 @@ def compute_stats(
     if resources is None:
         resources = held_resources(trace)
     if loads is None:
-        loads = bandwidth_loads(trace)
+        loads = bandwidth_loads(trace, resources)
 
     n_arrays = target.total_arrays
     vectors = [0] * target.total_cores
@@ -1022,7 +1022,7 @@ def simulate(trace: Trace) -> SimResult:
     costs = op_costs(trace)
     timings = op_timings(trace, costs)
     resources = held_resources(trace)
-    loads = bandwidth_loads(trace)
+    loads = bandwidth_loads(trace, resources)
     run = schedule(trace, timings, resources, loads)
     peaks = occupancy(trace, run.start)
     return SimResult(

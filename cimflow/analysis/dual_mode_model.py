@@ -188,11 +188,14 @@ from cimflow.lowering.rules import (
     window_of,
 )
 from cimflow.lowering.state import (
+    chunk_add_bytes,
     chunk_adds,
     chunk_ends,
     chunk_out_bytes,
+    columns_bias_bytes,
     copy_layout,
     mvm_feed,
+    partials_fit,
     runs_of,
 )
 from cimflow.passes.clsa_allocate import MAX_ROW_BANDS
@@ -263,6 +266,9 @@ class MvmInfo:
     """Bytes of its bias (0: none)."""
     residual: bool = False
     """Its accumulations add a fused residual."""
+    output_in_dram: bool = False
+    """Its output is spilled to DRAM: a streamed weight's last chunks write
+    their finished outputs there."""
 
 
 @dataclass
@@ -578,6 +584,10 @@ def build_program(
             info.parts.append(("interconnect", max(1, in_bytes)))
             info.parts.append(("interconnect", max(1, gather_bytes)))
             info.parts.append(("vector", extra))
+            feeds_col2im = bool(op.output.uses) and all(
+                isinstance(use.operation, cim_tile.Col2ImOp) for use in op.output.uses
+            )
+            produce(info, op.output, not feeds_col2im)
             info.mvm = MvmInfo(
                 op,
                 chunk.arrays,
@@ -591,11 +601,8 @@ def build_program(
                 in_dram,
                 groups * n * hw.weight_bytes if op.bias is not None else 0,
                 fused,
+                tensors[info.outputs[-1]].spilled,
             )
-            feeds_col2im = bool(op.output.uses) and all(
-                isinstance(use.operation, cim_tile.Col2ImOp) for use in op.output.uses
-            )
-            produce(info, op.output, not feeds_col2im)
             continue
         if isinstance(op, cim_tile.VectorOp) and op in fused_adds:
             # done by the accumulations of the MVM it adds a residual to:
@@ -847,6 +854,7 @@ def stream_ops(
     window: Window | None,
     input_in_dram: bool,
     finishing: tuple[int, bool],
+    output_in_dram: bool = False,
 ) -> tuple[list[_StreamOp], int]:
     """The loads, programs and MVMs ``run_chunks`` emits for a weight streamed
     through ``available`` arrays, in its order, and the chunk count: per
@@ -858,10 +866,17 @@ def stream_ops(
     rows its arrays hold (from DRAM when the input lives there) and its
     sums out, then (unless it finishes its outputs alone) its cores add its
     partial sums, the running sum of the chunks before it over the same
-    columns and the bias (``finishing``: bias bytes, a fused residual), and
+    columns and the bias (``finishing``: the weight's bias bytes, 0 for
+    none, and whether a fused residual is added; a chunk reads its own
+    columns' bias), and
     the next chunk's program waits for that. The loads go in DRAM order,
-    one after another (the programs from DRAM among them)."""
-    bias_bytes, residual = finishing
+    one after another (the programs from DRAM among them). Partial sums
+    wait where :func:`~cimflow.lowering.state.partials_fit` puts them with
+    the whole global buffer free, a running sum with the first partial
+    sums over its columns; finished outputs go to DRAM when
+    ``output_in_dram``."""
+    biased, residual = finishing[0] > 0, finishing[1]
+    sums_in_dram: dict[int, bool] = {}
     chunks = plan_chunks(tiling, available)
     capacity = half * hw.dual_mode.memory_capacity_bytes
     ends = chunk_ends(chunks)
@@ -916,7 +931,7 @@ def stream_ops(
         feed = mvm_feed(hw, layout, (0, vectors), window)
         first, last = ends[index]
         outputs = vectors * (chunk.n1 - chunk.n0)
-        adds = chunk_adds(chunk, vectors, first, last, (bias_bytes > 0) + residual)
+        adds = chunk_adds(chunk, vectors, first, last, biased + residual)
         streamed = chunk_out_bytes(hw, layout, vectors, first, last, adds)
         ops.append(
             _StreamOp(
@@ -939,14 +954,22 @@ def stream_ops(
         )
         mvm = (len(ops) - 1,)
         if adds:  # add_in_cores or add_chunk
-            wide = outputs * hw.accumulator_bytes
-            finished = outputs * hw.activation_bytes
-            if first and last and not layout.cross_core:
-                in_bytes, out_bytes = bias_bytes, finished
-            else:
-                in_bytes = streamed + (0 if first else wide) + bias_bytes
-                out_bytes = finished if last else wide
-            in_bytes += finished if last and residual else 0
+            in_cores = first and last and not layout.cross_core
+            finishing_bytes = (
+                columns_bias_bytes(hw, tiling, chunk.n1 - chunk.n0) if biased else 0
+            ) + (outputs * hw.activation_bytes if residual else 0)
+            in_bytes, out_bytes = chunk_add_bytes(
+                hw, outputs, streamed, (first, last, in_cores), finishing_bytes
+            )
+            partials_in_dram = False
+            if not in_cores:
+                room = outputs * hw.accumulator_bytes if first and not last else 0
+                partials_in_dram = sums_in_dram.get(chunk.n0, False) or not (
+                    partials_fit(streamed, room, hw.buffers.global_bytes)
+                )
+                if first and not last:
+                    sums_in_dram[chunk.n0] = partials_in_dram
+            out_in_dram = output_in_dram if last else partials_in_dram
             ops.append(
                 _StreamOp(
                     concurrent_cost(
@@ -956,10 +979,12 @@ def stream_ops(
                             cores,
                             in_bytes,
                             out_bytes,
+                            in_from="dram" if partials_in_dram else "buffer",
+                            out_to="dram" if out_in_dram else "buffer",
                         )
                     ).cycles,
                     mvm,
-                    "bus",
+                    "dram" if partials_in_dram or out_in_dram else "bus",
                     "add",
                 )
             )
@@ -977,6 +1002,7 @@ def _stream_terms(
     window: Window | None = None,
     input_in_dram: bool = False,
     finishing: tuple[int, bool] = (0, False),
+    output_in_dram: bool = False,
 ) -> tuple[int, int, int, int]:
     ops, chunks = stream_ops(
         hw,
@@ -987,6 +1013,7 @@ def _stream_terms(
         window,
         input_in_dram,
         finishing,
+        output_in_dram,
     )
     # each op starts once its deps are done and what it holds is free, the
     # one ready first (then the one emitted first) taking it first
@@ -1007,7 +1034,7 @@ def _stream_terms(
         end[index] = start + op.cycles
         if op.resource != "arrays":
             free[op.resource] = end[index]
-        if op.resource == "dram" and op.kind != "mvm":  # the DRAM order
+        if op.resource == "dram" and op.kind in ("load", "program"):  # DRAM order
             last_load = max(last_load, end[index])
         for user in users[index]:
             waiting[user] -= 1
@@ -1036,6 +1063,7 @@ def stream_terms(
         mvm.window,
         mvm.input_in_dram,
         (mvm.bias_bytes, mvm.residual),
+        mvm.output_in_dram,
     )
 
 

@@ -39,12 +39,15 @@ from cimflow.lowering.state import (
     CopyLayout,
     FusedResidual,
     MvmFeed,
+    chunk_add_bytes,
     chunk_adds,
     chunk_ends,
     chunk_out_bytes,
+    columns_bias_bytes,
     copy_layout,
     core_ranges,
     mvm_feed,
+    partials_fit,
 )
 
 MAX_PIECES = 128
@@ -550,17 +553,9 @@ class MvmLowering(ArrayPlacement):
     def bias_of(self, mvm: cim_tile.MVMOp, layout: CopyLayout) -> TensorState | None:
         if mvm.bias is None:
             return None
-        elements = layout.chunk.n1 - layout.chunk.n0
         return self.segment_weight(
             mvm.bias.data,
-            max(
-                1,
-                mvm.tiling.field("groups")
-                * mvm.tiling.field("n")
-                * self.hw.weight_bytes,
-            )
-            if elements <= 0
-            else max(1, elements * self.hw.weight_bytes),
+            columns_bias_bytes(self.hw, mvm.tiling, layout.chunk.n1 - layout.chunk.n0),
         )
 
     def mvm_op(
@@ -847,7 +842,7 @@ class MvmLowering(ArrayPlacement):
         vector units: a passing allocation of the global buffer when they
         (and ``room_for`` bytes more) fit half of what is free there, else
         DRAM."""
-        if nbytes + room_for <= self.buffer.available // 2:
+        if partials_fit(nbytes, room_for, self.buffer.available):
             return _in_buffer(target), self.passing_alloc(place, nbytes)
         return TensorState(target.name, target.nbytes, Location.DRAM), None
 
@@ -1244,6 +1239,10 @@ class MvmLowering(ArrayPlacement):
                 f"{columns[1]} no longer fit the global buffer beside their "
                 "running sum"
             )
+        # the bias and a fused residual: vector_accumulate adds their bytes
+        partial_bytes, out_bytes = chunk_add_bytes(
+            self.hw, outputs, partials, (first, last, False), 0
+        )
         token = self.vector_accumulate(
             out_name,
             bias,
@@ -1251,8 +1250,8 @@ class MvmLowering(ArrayPlacement):
             core_ranges(layout.cores),
             [computed, *held],
             (1, *columns),
-            partials + (0 if first else wide),
-            outputs * self.hw.activation_bytes if last else wide,
+            partial_bytes,
+            out_bytes,
             target if last else sum_at,
             partials_at,
             running=not last,

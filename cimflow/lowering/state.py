@@ -200,6 +200,47 @@ def chunk_out_bytes(
     return sum_bytes(hw, layout.columns, vectors, not (first and last))
 
 
+def columns_bias_bytes(
+    hw: HardwareTarget, tiling: cim_tile.TilingAttr, columns: int
+) -> int:
+    """Bytes of the bias an accumulation over ``columns`` outputs of a
+    weight reads: theirs, or the whole bias when it covers none."""
+    if columns <= 0:
+        columns = tiling.field("groups") * tiling.field("n")
+    return max(1, columns * hw.weight_bytes)
+
+
+def partials_fit(nbytes: int, room_for: int, available: int) -> bool:
+    """Whether partial sums of ``nbytes`` (and ``room_for`` bytes more:
+    the running sum they start) wait for the vector units in the global
+    buffer, of which ``available`` bytes are free: they fit half of it;
+    else they wait in DRAM."""
+    return nbytes + room_for <= available // 2
+
+
+def chunk_add_bytes(
+    hw: HardwareTarget,
+    outputs: int,
+    streamed: int,
+    position: tuple[bool, bool, bool],
+    finishing_bytes: int,
+) -> tuple[int, int]:
+    """Bytes the add after a streamed chunk's MVM (``outputs`` outputs,
+    ``streamed`` bytes of sums sent out) streams in and out, by its
+    ``position`` (first, last over its columns, and in its cores: its
+    cores hold the whole columns): in, its partial sums, the running sum
+    of the chunks before it, and on the last chunk ``finishing_bytes``
+    (the bias, a fused residual); out, the finished outputs on the last
+    chunk, else the running sum at the accumulator's width."""
+    first, last, in_cores = position
+    wide = outputs * hw.accumulator_bytes
+    finished = outputs * hw.activation_bytes
+    if in_cores:
+        return finishing_bytes, finished
+    in_bytes = streamed + (0 if first else wide) + (finishing_bytes if last else 0)
+    return in_bytes, finished if last else wide
+
+
 @dataclass
 class FusedResidual:
     """A residual (:func:`~cimflow.lowering.rules.residual_of`) that the

@@ -18,7 +18,7 @@ from xdsl.dialects.builtin import IntegerAttr
 
 from cimflow.analysis.dual_mode_model import build_program, stream_ops
 from cimflow.cimsim.engine import op_cost, simulate
-from cimflow.cimsim.trace import LoadOp, MvmOp, ProgramOp
+from cimflow.cimsim.trace import LoadOp, MvmOp, ProgramOp, VectorOp
 from cimflow.hw_targets import load_target, shipped_targets
 from cimflow.ir_checks import tensor_function
 from cimflow.passes.cim_allocate import PREDICTED_ATTR
@@ -93,15 +93,23 @@ def test_a_vector_operator_segment_is_predicted_exactly(
     assert predicted.value.data == simulate(module_trace(module)).makespan
 
 
-def one_linear(vectors: int, k: int, n: int) -> onnx.ModelProto:
-    """``y = x @ w``, ``x [vectors, k]``, ``w [k, n]`` seeded."""
-    weight = np.random.default_rng(0).normal(0.0, 0.05, (k, n)).astype(np.float32)
+def one_linear(vectors: int, k: int, n: int, bias: bool = False) -> onnx.ModelProto:
+    """``y = x @ w`` (``+ b`` with ``bias``, as a Gemm), ``x [vectors, k]``,
+    ``w [k, n]`` seeded."""
+    rng = np.random.default_rng(0)
+    weight = rng.normal(0.0, 0.05, (k, n)).astype(np.float32)
+    initializers = [numpy_helper.from_array(weight, "w")]
+    node = helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")
+    if bias:
+        offsets = rng.normal(0.0, 0.05, (n,)).astype(np.float32)
+        initializers.append(numpy_helper.from_array(offsets, "b"))
+        node = helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc")
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+        [node],
         "one_linear",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [vectors, k])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [vectors, n])],
-        [numpy_helper.from_array(weight, "w")],
+        initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -110,30 +118,35 @@ def one_linear(vectors: int, k: int, n: int) -> onnx.ModelProto:
 
 
 STREAMED_LINEARS = [
-    ("tiny", (3, 300, 40)),
-    ("dynaplasia", (128, 768, 3072)),
-    ("dynaplasia", (8, 3072, 768)),
-    ("dynaplasia", (16, 1024, 4096)),
-    ("jain_wordline", (16, 512, 256)),
-    ("isscc21_core", (8, 3072, 768)),
+    ("tiny", (3, 300, 40), False),
+    ("tiny", (3, 300, 40), True),
+    ("dynaplasia", (128, 768, 3072), False),
+    ("dynaplasia", (8, 3072, 768), True),
+    ("dynaplasia", (8, 1024, 4096), False),
+    ("jain_wordline", (16, 512, 256), True),
+    ("isscc21_core", (8, 3072, 768), False),
 ]
 """Weights larger than the chip, on targets whose buffers hold them in
 chunks and parts of every size: whole chunks, parts of several arrays or
-one array, outputs in the global buffer or in DRAM."""
+one array, outputs in the global buffer or in DRAM (each well inside or
+beyond half of the buffer, where the model's placement and the lowering's
+agree); with and without a bias (added with the last chunk over its
+columns)."""
 
 
-@pytest.mark.parametrize(("target", "shape"), STREAMED_LINEARS)
+@pytest.mark.parametrize(("target", "shape", "bias"), STREAMED_LINEARS)
 def test_a_streamed_weight_is_priced_op_by_op_as_it_is_lowered(
-    directory: Path, target: str, shape: tuple[int, int, int]
+    directory: Path, target: str, shape: tuple[int, int, int], bias: bool
 ) -> None:
     """The model's schedule of a weight that streams through every array
     (:func:`~cimflow.analysis.dual_mode_model.stream_ops`) holds the loads,
-    programs and MVMs the lowering emits for it, one for one, each at the
-    cycles the simulator gives it: every chunk is programmed from DRAM in
-    one burst and its MVM streams its input from DRAM again."""
+    programs, MVMs and partial-sum additions the lowering emits for it, one
+    for one, each at the cycles the simulator gives it: every chunk is
+    programmed from DRAM in one burst, its MVM streams its input from DRAM
+    again, and its cores add its partial sums (and the bias, once)."""
     hw = load_target(target)
     path = directory / "linear.onnx"
-    onnx.save(one_linear(*shape), path)
+    onnx.save(one_linear(*shape, bias=bias), path)
     tiled = compile_model(path, target, "convert-graph-to-tile")
     program = build_program(tensor_function(tiled, "test"), hw)
     mvm = next(i.mvm for i in program.ops if i.mvm is not None)
@@ -147,13 +160,19 @@ def test_a_streamed_weight_is_priced_op_by_op_as_it_is_lowered(
         mvm.window,
         mvm.input_in_dram,
         (mvm.bias_bytes, mvm.residual),
+        mvm.output_in_dram,
     )
-    priced = Counter((op.kind, op.cycles) for op in ops if op.kind != "add")
+    priced = Counter((op.kind, op.cycles) for op in ops)
     trace = module_trace(compile_model(path, target, "cim-compile-static"))
     lowered = Counter(
         (op.kind, op_cost(hw, op).cycles)
         for op in trace.ops
         if isinstance(op, LoadOp | ProgramOp | MvmOp)
         and (op.tensor if isinstance(op, LoadOp) else op.weight) == "w"
+    )
+    lowered += Counter(
+        ("add", op_cost(hw, op).cycles)
+        for op in trace.ops
+        if isinstance(op, VectorOp) and op.op == "accumulate"
     )
     assert priced == lowered
