@@ -2085,6 +2085,21 @@ def opt_6_7b(**kwargs: Any) -> ModelProto:
     return opt(name="opt_6_7b", **kwargs)
 
 
+def opt_13b(**kwargs: Any) -> ModelProto:
+    """OPT-13B shapes (Zhang et al., "OPT: Open Pre-trained Transformer
+    Language Models", 2022, Table 1): 40 layers, hidden 5120, 40 heads, FFN
+    20480, vocabulary 50272, 2048 positions; CMSwitch's largest model."""
+    options: dict[str, Any] = {
+        "hidden": 5120,
+        "layers": 40,
+        "heads": 40,
+        "ffn": 20480,
+        "name": "opt_13b",
+    }
+    options.update(kwargs)
+    return opt(**options)
+
+
 def opt_tiny(**kwargs: Any) -> ModelProto:
     """A small OPT: vocabulary 64, 64 positions, 2 layers of width 32, 2 heads."""
     options: dict[str, Any] = {

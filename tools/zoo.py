@@ -1,8 +1,8 @@
 """The model zoo: the benchmark models as ONNX files with their true shapes.
 
 ``python -m cimflow.tools.zoo --out DIR`` writes ResNet-18, ResNet-50,
-VGG-16, MobileNetV2, BERT-base, BERT-large, GPT-2 (124M), LLaMA-2-7B and
-OPT-6.7B, the decoder transformers (GPT-2, LLaMA, OPT) in both phases:
+VGG-16, MobileNetV2, BERT-base, BERT-large, GPT-2 (124M), LLaMA-2-7B,
+OPT-6.7B and OPT-13B, the decoders (GPT-2, LLaMA, OPT) in both phases:
 ``prefill`` over ``L`` tokens and ``decode`` of one token per sequence
 against a KV cache of ``L`` past positions. Every dimension is static (batch
 ``B`` and ``L`` baked in), so ``cim-opt`` needs no ``--dim``; files are named
@@ -151,6 +151,17 @@ ZOO: tuple[ZooModel, ...] = (
         "decoder",
         mb.opt_6_7b,
         6.7e9,
+        "opt_tiny",
+        mb.opt_tiny,
+        2048,
+        64,
+    ),
+    ZooModel(
+        "opt_13b",
+        "opt",
+        "decoder",
+        mb.opt_13b,
+        12.85e9,
         "opt_tiny",
         mb.opt_tiny,
         2048,
