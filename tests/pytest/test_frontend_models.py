@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -292,9 +291,7 @@ def test_true_shape_models_import_shape_only(
 ) -> None:
     model = getattr(mb, builder)(exporter=exporter, weights="shape_only")
     path = save(model, tmp_path, builder)
-    start = time.perf_counter()
     module = import_onnx(path, {"batch": 1, "sequence": 128})
-    elapsed = time.perf_counter() - start
     module.verify()
     counts = op_counts(module)
     for name, count in expected.items():
@@ -302,7 +299,6 @@ def test_true_shape_models_import_shape_only(
     func = module.body.block.first_op
     assert isinstance(func, FuncOp)
     assert tensor_shape(func.function_type.outputs.data[0]) == output
-    assert elapsed < 10.0
 
 
 def test_resnet50_has_true_shapes() -> None:
