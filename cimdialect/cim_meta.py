@@ -140,6 +140,7 @@ class Feed(StrEnum):
     BUFFER = "buffer"
     MEMORY = "memory"
     DRAM = "dram"
+    CELLS = "cells"
 
 
 @irdl_attr_definition
@@ -149,7 +150,9 @@ class FeedAttr(EnumAttribute[Feed], SpacedOpaqueSyntaxAttribute):
     streamed from the global ``buffer``, from ``memory``-mode arrays (of its
     own cores by the memory-to-compute path, else over the interconnect) or
     from ``dram`` through the global buffer; a program's values from the
-    ``buffer``, ``dram`` or ``memory``-mode arrays.
+    ``buffer``, ``dram``, ``memory``-mode arrays, or its arrays' own
+    ``cells`` (staged there in memory mode: the program switches them to
+    compute mode in place).
 
     ```mlir
     #cim_meta<feed memory>
@@ -733,7 +736,10 @@ class ProgramOp(_ArrayWorkOp):
     in ``dram`` or in the memory-mode ``feed_arrays``; ``in_bytes`` of them
     stream to the arrays' cores over the interconnect while the arrays are
     written (0, only with ``feed buffer``: nothing streams, except a tensor's
-    values).
+    values). With ``feed cells`` the arrays, in memory mode, already hold
+    the slice in their cells (a prefetch staged it there in the layout
+    compute mode reads): the program switches them to compute mode in place
+    and streams nothing.
 
     ```mlir
     %t = cim_meta.program "fc.weight" arrays <0:4> rows 320 cols 320
@@ -742,6 +748,8 @@ class ProgramOp(_ArrayWorkOp):
          source tensor segment 0 after(%m)
     %v = cim_meta.program "fc.weight" arrays <0:4> rows 320 cols 320
          k [0, 768] n [0, 80] feed dram in_bytes 61440 segment 0
+    %w = cim_meta.program "fc.weight" arrays <4:8> rows 320 cols 320
+         k [0, 768] n [0, 80] feed cells segment 1 after(%s)
     ```
     """
 
@@ -797,6 +805,17 @@ class ProgramOp(_ArrayWorkOp):
         self.verify_array_work()
         if self.in_bytes.value.data < 0:
             raise VerifyException("'cim_meta.program' in_bytes must not be negative")
+        if self.feed.data == Feed.CELLS:
+            if self.in_bytes.value.data or self.feed_arrays is not None:
+                raise VerifyException(
+                    "'cim_meta.program' with feed cells streams nothing: no "
+                    "in_bytes, no feed_arrays"
+                )
+            if self.source.data != ProgramSource.WEIGHT:
+                raise VerifyException(
+                    "'cim_meta.program' stages only weights in place (feed cells)"
+                )
+            return
         _verify_stream_end(
             self,
             self.feed.data,

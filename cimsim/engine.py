@@ -85,6 +85,7 @@ from .trace import (
     TransferOp,
     VectorOp,
     count_arrays,
+    in_place,
     op_arrays,
 )
 
@@ -138,9 +139,10 @@ def op_streams(target: HardwareTarget, op: TraceOp) -> StreamBytes:
         return stream_bytes(op.in_from, op.in_bytes, op.out_to, op.out_bytes)
     if isinstance(op, ProgramOp):
         in_bytes = program_in_bytes(target, op)
-        if not in_bytes:
+        feed = op.feed
+        if not in_bytes or feed == "cells":
             return NO_STREAM
-        return stream_bytes(op.feed, in_bytes, "buffer", 0)
+        return stream_bytes(feed, in_bytes, "buffer", 0)
     return NO_STREAM
 
 
@@ -151,13 +153,16 @@ def op_parts(
     cost model: what no share of bandwidth changes, and its stream at the
     full bandwidth."""
     if isinstance(op, ProgramOp):
+        feed = op.feed
+        if feed == "cells":  # a switch in place: nothing is written
+            return switch_cost(target, count_arrays(op.arrays)), NO_COST
         return program_op_parts(
             target,
             count_arrays(op.arrays),
             op.rows,
             op.cols,
             cores=cores_of_arrays(target, op.arrays),
-            feed=op.feed,
+            feed=feed,
             in_bytes=program_in_bytes(target, op),
             feed_arrays=op.feed_arrays,
         )
@@ -293,6 +298,8 @@ def _cost_key(op: TraceOp) -> tuple[object, ...]:
         return ("move", op.nbytes, op.cores)
     if isinstance(op, ProgramOp):
         key = ("program", count_arrays(op.arrays), op.rows, op.cols, op.source)
+        if in_place(op):
+            return (*key, op.feed)
         if op.source == "tensor" or op.in_bytes:
             key += (op.arrays, program_elements(op), op.feed, op.in_bytes)
             return (*key, op.feed_arrays)
@@ -971,6 +978,9 @@ def compute_stats(
         elif isinstance(op, SwitchOp):
             switch_ops[op.to] += 1
             array_switches[op.to] += count_arrays(op.arrays)
+        elif isinstance(op, ProgramOp) and in_place(op):
+            switch_ops["compute"] += 1
+            array_switches["compute"] += count_arrays(op.arrays)
 
     def fraction(busy_cycles: int, count: int) -> float:
         if makespan <= 0 or count <= 0:

@@ -73,6 +73,7 @@ from .trace import (
     TransferOp,
     VectorOp,
     WeightInfo,
+    in_place,
 )
 
 Array: TypeAlias = np.ndarray[Any, Any]
@@ -1391,6 +1392,8 @@ class _Executor:
         ids = array_ids(op.arrays)
         info, tiles = self.slice_tiles(op.weight, op.k, op.n, len(ids))
         stored = self.program_values(op)
+        if in_place(op):
+            self.switch_arrays(set(ids), to_memory=False)
         if op.source == "tensor":
             self.check_complete(stored, f"programming tensor '{op.weight}'")
             self.blocks.pop(info.name, None)  # this value, not an earlier one
@@ -1436,6 +1439,10 @@ class _Executor:
         says: the buffer, DRAM (a weight from the model) or the memory-mode
         arrays that hold it."""
         name = op.weight
+        if in_place(op):
+            own = frozenset(array_ids(op.arrays))
+            self.memory_mode(own, "switches in place")
+            return self.value_of(self.held(name, own, "computes in place with"), name)
         if op.feed == "dram":
             return self.value_of(self.stored_at("dram", name, "programs"), name)
         if op.feed == "memory":
@@ -1709,23 +1716,28 @@ class _Executor:
                 )
 
     def switch(self, op: SwitchOp) -> None:
-        ids = set(array_ids(op.arrays))
-        to_memory = op.to == "memory"
+        self.switch_arrays(set(array_ids(op.arrays)), op.to == "memory")
+        for index in array_ids(op.arrays):
+            self.array(index).writer = op.id
+
+    def switch_arrays(self, ids: set[int], to_memory: bool) -> None:
+        """Arrays change mode: their cells no longer hold what they held
+        (a program in place writes them right after)."""
+        assert self.op is not None
         for index in ids:
             state = self.array(index)
             for reader in state.readers:
                 self.requires_before(reader, index)
             state.memory = to_memory
             state.cells, state.readers = None, []
-            state.writer = op.id
         if not to_memory:
             for name in [n for n, s in self.memory.items() if s.arrays & ids]:
                 del self.memory[name]
-                self.dropped[name] = op.id
+                self.dropped[name] = self.op.id
             for name, partial in list(self.partials.items()):
                 if partial.level == "memory" and partial.arrays & ids:
                     del self.partials[name]
-                    self.dropped[name] = op.id
+                    self.dropped[name] = self.op.id
 
     def place_input(self, spec: TensorType, value: Array) -> None:
         """A model input at the start: in DRAM, or in the memory-mode arrays

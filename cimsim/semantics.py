@@ -66,6 +66,8 @@ from .trace import (
     TraceOp,
     TransferOp,
     VectorOp,
+    in_place,
+    switches_to_compute,
 )
 
 
@@ -181,7 +183,7 @@ def releases(trace: Trace) -> tuple[list[Contribution], dict[int, list[int]]]:
     start_allocations(trace, live)
     ended: dict[int, list[int]] = {}
     for op in trace.ops:
-        if isinstance(op, SwitchOp) and op.to == "compute":
+        if isinstance(op, SwitchOp | ProgramOp) and switches_to_compute(op):
             dropped = live.drop_arrays(set(array_ids(op.arrays)))
             if dropped:
                 ended[op.id] = dropped
@@ -228,7 +230,9 @@ def op_reads(
             elif op.in_from == "buffer":
                 yield name, "buffer", ()
     elif isinstance(op, ProgramOp):
-        if op.feed == "memory":
+        if in_place(op):
+            yield op.weight, "memory", op.arrays
+        elif op.feed == "memory":
             yield op.weight, "memory", op.feed_arrays
         elif op.feed == "buffer":
             yield op.weight, "buffer", ()
@@ -482,6 +486,9 @@ class _Checker:
                 f"programs arrays with tensor '{op.weight}', which is not a "
                 "declared tensor"
             )
+        if in_place(op):
+            self.switch_in_place(op)
+            return
         if op.feed == "memory":
             self.streams_from_memory([op.weight], op.feed_arrays, "programs")
         for index in array_ids(op.arrays):
@@ -490,6 +497,30 @@ class _Checker:
                 raise self.fail(f"programs array {index}, which is in memory mode")
             self.overwrite(index, state)
             state.weight = op.weight
+
+    def switch_in_place(self, op: ProgramOp) -> None:
+        """A program in place: its memory-mode arrays, every one holding
+        its weight, switch to compute mode and compute with it."""
+        ids = frozenset(array_ids(op.arrays))
+        held = self.in_memory.get(op.weight, frozenset())
+        if not ids <= held:
+            raise self.fail(
+                f"switches array {min(ids - held)} to compute weight "
+                f"'{op.weight}' in place, but it does not hold it"
+            )
+        for index in sorted(ids):
+            state = self.array(index)
+            if not state.memory:
+                raise self.fail(
+                    f"switches array {index} to compute in place, but it is in "
+                    "compute mode"
+                )
+            self.overwrite(index, state)
+            state.memory, state.weight = False, op.weight
+        for name in [n for n, arrays in self.in_memory.items() if arrays & ids]:
+            del self.in_memory[name]
+        for index in self.live.drop_arrays(set(ids)):
+            self.forget_readers(place_key(self.live.contributions[index].alloc))
 
     def mvm(self, op: MvmOp) -> None:
         self.slice_of(op.weight, op.k, op.n)

@@ -68,6 +68,10 @@ OP_KINDS: tuple[str, ...] = (
     "free",
 )
 
+ProgramFeed = Literal["buffer", "dram", "memory", "cells"]
+"""Where a program's values come from: a stream level, or the arrays' own
+cells (staged in memory mode, switched to compute in place)."""
+
 SwitchDirection = Literal["compute", "memory"]
 SWITCH_DIRECTIONS: tuple[SwitchDirection, ...] = ("compute", "memory")
 
@@ -217,7 +221,9 @@ class MoveOp(OpBase):
 class ProgramOp(OpBase):
     """``program``: write a weight slice (or, with ``source`` ``tensor``,
     an activation tensor's values) into arrays, reading it from where
-    ``feed`` says and streaming ``in_bytes`` of it to the arrays' cores."""
+    ``feed`` says and streaming ``in_bytes`` of it to the arrays' cores;
+    with ``feed`` ``cells`` the arrays hold the slice already, in memory
+    mode, and switch to compute mode in place (:func:`in_place`)."""
 
     kind: ClassVar[str] = "program"
     arrays: tuple[ArrayRange, ...]
@@ -227,9 +233,15 @@ class ProgramOp(OpBase):
     k: tuple[int, int]
     n: tuple[int, int]
     source: ProgramSource = "weight"
-    feed: StreamLevel = "buffer"
+    feed: ProgramFeed = "buffer"
     in_bytes: int = 0
     feed_arrays: tuple[ArrayRange, ...] = ()
+
+
+def in_place(op: ProgramOp) -> bool:
+    """Whether a program only switches arrays whose cells already hold its
+    slice (staged there in memory mode) to compute mode."""
+    return op.feed == "cells"
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +329,14 @@ TraceOp: TypeAlias = (
     | FreeOp
 )
 ArrayOp: TypeAlias = LoadOp | StoreOp | ProgramOp | MvmOp | SwitchOp
+
+
+def switches_to_compute(op: TraceOp) -> bool:
+    """Whether an op turns memory-mode arrays into compute arrays, ending
+    what they stored: a switch to compute mode, or a program in place."""
+    if isinstance(op, SwitchOp):
+        return op.to == "compute"
+    return isinstance(op, ProgramOp) and in_place(op)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1059,10 +1079,15 @@ class _OpReader:
     ) -> TraceOp:
         arrays = self.arrays(fields, required=True)
         rows, cols = self._rows_cols(fields)
-        feed = self.level(fields, "feed")
         in_bytes = fields.integer("in_bytes") if "in_bytes" in fields.data else 0
-        feed_arrays = self.stream_end(fields, feed, ("feed", "feed_arrays"), arrays)
+        feed: ProgramFeed
         source: ProgramSource = "weight"
+        if fields.data.get("feed") == "cells":
+            self.check_in_place(fields, in_bytes)
+            feed, feed_arrays = "cells", ()
+        else:
+            feed = self.level(fields, "feed")
+            feed_arrays = self.stream_end(fields, feed, ("feed", "feed_arrays"), arrays)
         if "source" in fields.data:
             fields.choice("source", ("tensor",))
             source = "tensor"
@@ -1087,6 +1112,23 @@ class _OpReader:
             in_bytes=in_bytes,
             feed_arrays=feed_arrays,
         )
+
+    def check_in_place(self, fields: _Fields, in_bytes: int) -> None:
+        """A program fed by its own cells streams nothing, writes a weight,
+        and needs arrays that switch."""
+        for key in ("feed_arrays", "source"):
+            if key in fields.data:
+                raise fields.fail(f"key '{key}' does not go with 'feed' 'cells'")
+        if in_bytes:
+            raise fields.fail(
+                f"key 'in_bytes' ({in_bytes}) must be 0 with 'feed' 'cells': "
+                "nothing streams"
+            )
+        if self.target.dual_mode.switchable_arrays <= 0:
+            raise fields.fail(
+                f"stages a weight in place, but target '{self.target.name}' "
+                "has no switchable arrays"
+            )
 
     def _mvm(
         self,

@@ -182,7 +182,8 @@ def _solve(inst: SegmentInstance, budget: SolverBudget) -> MilpResult:
     m_act = lp.var(0, room, tie, integer=True)
     m_pre = lp.var(0, room, tie, integer=True)
     act_cols = [lp.var(0, 1, integer=True) for _ in inst.act_arrays]
-    pre_cols = [lp.var(0, 1, integer=True) for _ in inst.pre_arrays]
+    # the next segment's programs of what is not staged, per prefetch option
+    pre_cols = [lp.var(0, 1, float(x), integer=True) for x in inst.next_program]
     lp.row([(c, 1.0) for c in act_cols], 1, 1)
     lp.row([(c, 1.0) for c in pre_cols], 1, 1)
     lp.row(
@@ -342,8 +343,8 @@ def _solve(inst: SegmentInstance, budget: SolverBudget) -> MilpResult:
         0,
         INFINITY,
     )
-    # transition: evictions then the next segment's DRAM loads, in parallel
-    # with the read-outs of what was prefetched
+    # transition: evictions, then the next segment's DRAM loads of what was
+    # not staged
     transition = lp.var(0, INFINITY, 1.0)
     lp.row(
         [(transition, 1.0)]
@@ -352,24 +353,13 @@ def _solve(inst: SegmentInstance, budget: SolverBudget) -> MilpResult:
         0,
         INFINITY,
     )
-    lp.row(
-        [(transition, 1.0)]
-        + [(c, -float(x)) for c, x in zip(pre_cols, inst.next_readout, strict=True)],
-        0,
-        INFINITY,
-    )
     start = _start_values(inst, greedy, lp, copy_cols, act_cols, pre_cols, stream_cols)
     start[m_act] = 0.0
     start[m_pre] = 0.0
     start[uses_memory] = 1.0 if chunk_buffer > 0 else 0.0
     _fill_times(inst, greedy, start, (first_cols, last_cols), body)
-    start[transition] = float(
-        max(
-            inst.act_evict[greedy.act] + inst.next_dram[greedy.pre],
-            inst.next_readout[greedy.pre],
-        )
-    )
-    offset = float(inst.final + inst.next_program)
+    start[transition] = float(inst.act_evict[greedy.act] + inst.next_dram[greedy.pre])
+    offset = float(inst.final)
     outcome = lp.solve(budget, offset, start)
     values = outcome.values
     if values is None:

@@ -91,17 +91,21 @@ Formulas (``tc(src, dst, b, n)`` is ``transfer_cost(...).cycles``)
   ``stream_end = e_k - tail_k(M)``, ``tail_k`` the last chunk's program and
   MVMs;
 - entry of a segment: evictions of the previous segment's buffer, then its
-  resident weights loaded from DRAM one after another, in parallel with
-  read-outs of what the previous segment prefetched into its ``weights``
-  buffer (other arrays), then the slowest program::
+  resident weights loaded from DRAM one after another, then the slowest
+  program (or all their bytes over the interconnect), but for the weights
+  ``P`` the previous segment staged in place in its ``weights`` buffer::
 
-      entry = max(evict(a_prev) + sum_{w not in P} tc(dram, buffer, b_w),
-                  sum_{w in P} tc(memory, buffer, b_w, p_prev))
-              + max_w program_cost(rows_w)
+      entry = evict(a_prev) + sum_{w not in P} tc(dram, buffer, b_w)
+              + max(max_{w not in P} program_cost(rows_w),
+                    interconnect(sum_{w not in P} b_w))
 
-  where ``P`` is what the previous segment prefetched with ``p_prev``
-  arrays (first fit), at ``prefetch(p) = sum_{w in P} tc(dram, memory,
-  b_w, p)`` of that segment's DRAM time;
+  ``P`` is what ``p_prev`` arrays stage (:func:`staged_in_place`: one copy
+  of each weight on ``A_w`` whole arrays, first fit in program order; none
+  when the next segment streams a weight), at ``prefetch(p) = sum_{w in P}
+  tc(dram, memory, b_w, A_w)`` of that segment's DRAM time; those arrays
+  switch to compute mode in place at the next segment's start (its mode
+  switch); further copies of a staged weight are programmed from its
+  staged arrays before they switch, which the model leaves out;
 - mode switches: ``2 * switch_cost(M)`` when ``M > 0`` (to memory at the
   segment's start, back to compute at the next one);
 - segment objective (what the MILP minimizes; it holds everything that
@@ -184,6 +188,8 @@ from cimflow.lowering.rules import (
     gathered_elements,
     mvm_input_bytes,
     residual_of,
+    staged_in_place,
+    stages_in_place,
     vector_work,
     window_of,
 )
@@ -753,12 +759,11 @@ class SegmentInstance:
     pre_bytes: tuple[int, ...]
     pre_dram: tuple[int, ...]
     next_dram: tuple[int, ...]
-    """DRAM loads of the next segment's weights not prefetched (per
-    prefetch option)."""
-    next_readout: tuple[int, ...]
-    """Read-outs of the prefetched ones, in parallel with those loads."""
-    next_program: int
-    """The next segment's slowest program."""
+    """DRAM loads of the next segment's weights not staged (per prefetch
+    option)."""
+    next_program: tuple[int, ...]
+    """The next segment's programs of the weights not staged (per prefetch
+    option): the slowest one, or all their bytes over the interconnect."""
     memory_options: tuple[int, ...]
     """Memory-array counts ``M`` the streamed chunks are priced at (the
     index of ``OpTerm.chunk``); empty when nothing streams."""
@@ -1204,25 +1209,36 @@ class Segment:
 
     # -- weights buffer -----------------------------------------------------
 
+    def next_streams(self) -> bool:
+        if self.next_first is None or self.next_stop is None:
+            return False
+        return any(
+            i.mvm is not None and i.mvm.streamed
+            for i in self.program.ops[self.next_first : self.next_stop]
+        )
+
     def prefetch_terms(self, arrays: int) -> tuple[int, int, int, int]:
         """Held bytes, DRAM cycles of the prefetch, and the next segment's
-        DRAM loads and read-outs with a ``weights`` buffer of ``arrays``
-        arrays (first fit)."""
+        DRAM loads and programs with a ``weights`` buffer of ``arrays``
+        arrays staging weights in place (:func:`staged_in_place`)."""
         hw = self.hw
         upcoming = self.next_resident()
-        free = arrays * hw.dual_mode.memory_capacity_bytes
-        chosen: set[str] = set()
+        staged = staged_in_place(
+            hw,
+            arrays,
+            [(m.op.weight.data, m.arrays) for m in upcoming],
+            self.next_streams(),
+        )
         held = prefetch = 0
+        counted: set[str] = set()
         for mvm in upcoming:
             weight = mvm.op.weight.data
-            if arrays <= 0 or weight in chosen or mvm.weight_bytes > free:
-                continue
-            chosen.add(weight)
-            free -= mvm.weight_bytes
-            held += mvm.weight_bytes
-            prefetch += tc(hw, "dram", "memory", mvm.weight_bytes, arrays)
-        dram, readout, _ = entry_parts(hw, upcoming, chosen, arrays)
-        return held, prefetch, dram, readout
+            if weight in staged and weight not in counted:
+                counted.add(weight)
+                held += mvm.weight_bytes
+                prefetch += tc(hw, "dram", "memory", mvm.weight_bytes, mvm.arrays)
+        dram, program = entry_parts(hw, upcoming, counted)
+        return held, prefetch, dram, program
 
     # -- the instance -------------------------------------------------------
 
@@ -1297,21 +1313,21 @@ class Segment:
         for mvm in self.next_resident():
             if all(m.op.weight.data != mvm.op.weight.data for m in upcoming):
                 upcoming.append(mvm)
-        sizes = [m.weight_bytes for m in upcoming]
+        # a staged weight takes its copy's whole arrays
+        capacity = hw.dual_mode.memory_capacity_bytes
+        sizes = [m.arrays * capacity for m in upcoming]
         candidates = (
-            _candidates(
-                sizes, saturate, memory_room, hw.dual_mode.memory_capacity_bytes
-            )
-            if switchable > 0
+            _candidates(sizes, saturate, memory_room, capacity)
+            if switchable > 0 and stages_in_place(hw)
             else [0]
         )
         for p in candidates:
-            held, prefetch, dram, readout = self.prefetch_terms(p)
+            held, prefetch, dram, program = self.prefetch_terms(p)
             if any(
-                prefetch >= o[2] and dram >= o[3] and readout >= o[4] for o in pre_opts
+                prefetch >= o[2] and dram >= o[3] and program >= o[4] for o in pre_opts
             ):
                 continue
-            pre_opts.append((p, held, prefetch, dram, readout))
+            pre_opts.append((p, held, prefetch, dram, program))
         # streamed chunks per memory-array count
         memory_options: tuple[int, ...] = ()
         chunk_dram: tuple[int, ...] = ()
@@ -1395,8 +1411,7 @@ class Segment:
             pre_bytes=tuple(o[1] for o in pre_opts),
             pre_dram=tuple(o[2] for o in pre_opts),
             next_dram=tuple(o[3] for o in pre_opts),
-            next_readout=tuple(o[4] for o in pre_opts),
-            next_program=entry_parts(hw, self.next_resident())[2],
+            next_program=tuple(o[4] for o in pre_opts),
             memory_options=memory_options,
             chunk_dram=chunk_dram,
             dram_fixed=self.fixed_dram(),
@@ -1685,39 +1700,30 @@ def _saturation(hw: HardwareTarget) -> int:
 def entry_parts(
     hw: HardwareTarget,
     resident: Sequence[MvmInfo],
-    prefetched: set[str] | frozenset[str] = frozenset(),
-    arrays: int = 0,
-) -> tuple[int, int, int]:
-    """DRAM loads (one after another), read-outs of prefetched weights (once
-    per weight, in parallel with the loads) and the programs of a segment's
-    resident weights: the slowest one's row writes, or all their bytes
-    streaming over the interconnect to the arrays, whichever is longer."""
-    dram = readout = 0
-    read: set[str] = set()
-    for mvm in resident:
-        weight = mvm.op.weight.data
-        if weight in prefetched:
-            if weight not in read:
-                read.add(weight)
-                readout += tc(hw, "memory", "buffer", mvm.weight_bytes, arrays)
-        else:
-            dram += dram_load(hw, mvm.weight_bytes)
-    program = max((m.program for m in resident), default=0)
-    streamed = sum(m.weight_bytes for m in resident)
+    staged: set[str] | frozenset[str] = frozenset(),
+) -> tuple[int, int]:
+    """DRAM loads (one after another) and programs of a segment's resident
+    weights but those the segment before staged in place (they switch to
+    compute mode with the segment's memory arrays): the slowest program's
+    row writes, or all their bytes streaming over the interconnect to the
+    arrays, whichever is longer."""
+    loaded = [m for m in resident if m.op.weight.data not in staged]
+    dram = sum(dram_load(hw, m.weight_bytes) for m in loaded)
+    program = max((m.program for m in loaded), default=0)
+    streamed = sum(m.weight_bytes for m in loaded)
     if streamed:  # every weight byte reaches its arrays over the interconnect
         program = max(program, interconnect_cost(hw, streamed).cycles)
-    return dram, readout, program
+    return dram, program
 
 
 def entry_cycles(
     hw: HardwareTarget,
     resident: Sequence[MvmInfo],
-    prefetched: set[str] | frozenset[str] = frozenset(),
-    arrays: int = 0,
+    staged: set[str] | frozenset[str] = frozenset(),
 ) -> int:
     """Loading and programming a segment's resident weights."""
-    dram, readout, program = entry_parts(hw, resident, prefetched, arrays)
-    return max(dram, readout) + program
+    dram, program = entry_parts(hw, resident, staged)
+    return dram + program
 
 
 # --------------------------------------------------------------------------
@@ -1829,11 +1835,9 @@ def evaluate(inst: SegmentInstance, alloc: Allocation) -> SegmentCost:
             stream_end = end - term.chunk_tail[stream_index]
             body = max(body, stream_end + inst.pre_dram[alloc.pre])
     transition = (
-        max(
-            inst.act_evict[alloc.act] + inst.next_dram[alloc.pre],
-            inst.next_readout[alloc.pre],
-        )
-        + inst.next_program
+        inst.act_evict[alloc.act]
+        + inst.next_dram[alloc.pre]
+        + inst.next_program[alloc.pre]
         + (inst.switch_cycles if memory + inst.chunk_buffer > 0 else 0)
         + inst.final
     )

@@ -16,8 +16,11 @@ from cimflow.lowering.placement import (
     TensorState,
     spread_bytes,
 )
+from cimflow.lowering.rules import stages_in_place
 from cimflow.lowering.state import (
+    CopyLayout,
     array_ids,
+    copy_layout,
     runs_of,
 )
 from cimflow.lowering.weights import WeightStreaming
@@ -40,21 +43,34 @@ class ArrayPlacement(WeightStreaming):
             return
         self.flush_prefetch()
         self.leave_segment()
+        # a segment starts at the end where the one before staged weights
+        self.laid_down = bool(self.prefetched) and not self.laid_down
         self.segment = segment
         self.barrier = self.emit(cim_meta.SegmentOp(segment, list(self.sinks)))
-        placed, next_array = self.place_resident(mvms)
+        pins: dict[str, int] = self.staged_pins(mvms)
+        layout = self.lay_out(mvms, buffers, pins)
+        if layout is None:  # the staged copies leave no room: read them out
+            pins = {}
+            layout = self.lay_out(mvms, buffers, pins)
+            assert layout is not None
+        placed, roles = layout
         self.split_local_buffers(placed)
-        roles = self.place_buffers(buffers, next_array)
         keep = roles.get(cim_tile.BufferRole.ACTIVATIONS)
         freeing = self.evict_spills(keep)
         compute = {a for _, copies in placed for c in copies for a in array_ids(c)}
         self.dynamic_busy, self.streamed_busy = [], []
         if any(m.alloc is not None and m.alloc.field("chunks") > 1 for m in mvms):
-            compute |= set(range(self.free_array, self.hw.total_arrays))
+            compute |= set(range(self.free_array, self.free_stop))
         memory = {a for arrays, _ in roles.values() for a in array_ids(arrays)}
+        in_place = {w: self.prefetched.pop(w) for w in pins}
+        staged_arrays = {
+            a for s in in_place.values() if s.arrays for a in array_ids(s.arrays)
+        }
         sources, read_out = self.read_out_prefetched(compute)
         self.to_compute = self.switch(
-            compute & self.memory_mode, ArrayMode.COMPUTE, [*freeing, *read_out]
+            (compute & self.memory_mode) - staged_arrays,
+            ArrayMode.COMPUTE,
+            [*freeing, *read_out],
         )
         self.to_memory = self.switch(
             memory - self.memory_mode, ArrayMode.MEMORY, freeing
@@ -64,6 +80,10 @@ class ArrayPlacement(WeightStreaming):
             # for the tensors evicted from them
             self.to_memory = self.join(freeing, "evictions")
         for mvm, copies in placed:
+            staged = in_place.pop(mvm.weight.data, None)
+            if staged is not None:
+                self.switch_in_place(mvm, copies, staged)
+                continue
             source = sources.get(mvm.weight.data)
             if source is None:
                 # from DRAM, when the MVM before it is lowered: programmed
@@ -119,7 +139,7 @@ class ArrayPlacement(WeightStreaming):
                 for copy in copies:
                     for array in array_ids(copy):
                         parts.setdefault(array // per_core, set()).add(mvm.weight.data)
-            for array in range(self.free_array, self.hw.total_arrays):
+            for array in range(self.free_array, self.free_stop):
                 parts.setdefault(array // per_core, set()).add("")
         split = {core: frozenset(w) for core, w in parts.items() if len(w) > 1}
         if split or self.local_parts:
@@ -178,13 +198,62 @@ class ArrayPlacement(WeightStreaming):
             self.prefetch(*pending)
         self.stream_loads = []
 
-    def place_resident(
-        self, mvms: Sequence[cim_tile.MVMOp]
-    ) -> tuple[list[tuple[cim_tile.MVMOp, list[cim_meta.ArrayRangesAttr]]], int]:
-        """Arrays for every copy of the segment's resident weights (from the
-        first array after the KV cache's)."""
+    def staged_pins(self, mvms: Sequence[cim_tile.MVMOp]) -> dict[str, int]:
+        """The first array of each weight the segment before staged in place
+        (:meth:`prefetch`) that this segment computes with, resident."""
+        pins: dict[str, int] = {}
+        for mvm in mvms:
+            alloc = mvm.alloc
+            held = self.prefetched.get(mvm.weight.data)
+            if held is None or alloc is None or held.arrays is None:
+                continue
+            if alloc.field("chunks") == 1:
+                pins[mvm.weight.data] = held.arrays.ranges[0][0]
+        return pins
+
+    def lay_out(
+        self,
+        mvms: Sequence[cim_tile.MVMOp],
+        buffers: Sequence[cim_tile.MemoryBufferOp],
+        pins: dict[str, int],
+    ) -> (
+        tuple[
+            list[tuple[cim_tile.MVMOp, list[cim_meta.ArrayRangesAttr]]],
+            dict[cim_tile.BufferRole, tuple[cim_meta.ArrayRangesAttr, int]],
+        ]
+        | None
+    ):
+        """Arrays for the segment's resident weight copies, then its memory
+        buffers, one after another from one end of the arrays outside the KV
+        cache (:attr:`laid_down`: from the last array down, else from the
+        first up): first the copies ``pins`` keeps where the segment before
+        staged them (at that end: see :meth:`prefetch`), then every other
+        copy, then the buffers, but a ``weights`` buffer at the far end when
+        weights stage in place. Sets the free run left between. None when
+        the pinned copies are not where this order puts them; a segment
+        that does not fit is an error."""
+        low, high = self.reserved, self.hw.total_arrays
+        down = self.laid_down
+        cursor = high if down else low
+
+        def take(count: int, align: int) -> int:
+            nonlocal cursor
+            if down:
+                cursor = (cursor - count) // align * align
+                return cursor
+            start = -(-cursor // align) * align
+            cursor = start + count
+            return start
+
+        sized = {
+            m.weight.data: plan_chunks(m.tiling, self.usable_arrays)[0].arrays
+            for m in mvms
+            if m.weight.data in pins
+        }
+        for weight in sorted(pins, key=pins.__getitem__, reverse=down):
+            if take(sized[weight], 1) != pins[weight]:
+                return None
         placed: list[tuple[cim_tile.MVMOp, list[cim_meta.ArrayRangesAttr]]] = []
-        next_array = self.reserved
         for mvm in mvms:
             alloc = mvm.alloc
             assert alloc is not None
@@ -198,32 +267,29 @@ class ArrayPlacement(WeightStreaming):
                     f"'{self.hw.name}'{self.beside_kv_cache()}, but its allocation "
                     "does not stream it in chunks"
                 )
-            chunk = plan[0]
+            count = plan[0].arrays
             align = 1 if mvm.align is None else mvm.align.value.data
-            ranges: list[cim_meta.ArrayRangesAttr] = []
-            for _ in range(alloc.field("copies")):
-                next_array = -(-next_array // align) * align
-                ranges.append(
-                    cim_meta.ArrayRangesAttr.from_ranges(
-                        [(next_array, next_array + chunk.arrays)]
-                    )
+            starts = [pins[mvm.weight.data]] if mvm.weight.data in pins else []
+            while len(starts) < alloc.field("copies"):
+                starts.append(take(count, align))
+            placed.append(
+                (
+                    mvm,
+                    [
+                        cim_meta.ArrayRangesAttr.from_ranges([(a, a + count)])
+                        for a in starts
+                    ],
                 )
-                next_array += chunk.arrays
-            placed.append((mvm, ranges))
-        if next_array > self.hw.total_arrays:
+            )
+        needed = high - cursor if down else cursor - low
+        if needed > high - low:
             raise CimError(
-                f"segment {self.segment} needs {next_array - self.reserved} arrays"
+                f"segment {self.segment} needs {needed} arrays"
                 f"{self.beside_kv_cache()} but the target '{self.hw.name}' has "
                 f"{self.hw.total_arrays}"
             )
-        self.free_array = next_array
-        return placed, next_array
-
-    def place_buffers(
-        self, buffers: Sequence[cim_tile.MemoryBufferOp], first: int
-    ) -> dict[cim_tile.BufferRole, tuple[cim_meta.ArrayRangesAttr, int]]:
-        """Arrays (after the compute arrays) and bytes of each memory buffer."""
         roles: dict[cim_tile.BufferRole, tuple[cim_meta.ArrayRangesAttr, int]] = {}
+        far: tuple[int, int] | None = None
         for buffer in buffers:
             role = buffer.role.data
             count = buffer.arrays.value.data
@@ -231,11 +297,17 @@ class ArrayPlacement(WeightStreaming):
                 raise CimError(
                     f"segment {self.segment} declares two {role.value} memory buffers"
                 )
-            if first + count > self.hw.dual_mode.switchable_arrays or (
-                first + count > self.hw.total_arrays
+            if role == cim_tile.BufferRole.WEIGHTS and stages_in_place(self.hw):
+                first = low if down else high - count
+                far = (first, first + count)
+            else:
+                first = take(count, 1)
+            if first < low or first + count > min(
+                self.hw.dual_mode.switchable_arrays, high
             ):
                 raise CimError(
-                    f"segment {self.segment} needs arrays up to {first + count} but "
+                    f"segment {self.segment} needs arrays up to "
+                    f"{first + count if first >= low else high - first} but "
                     f"target '{self.hw.name}' can switch "
                     f"{self.hw.dual_mode.switchable_arrays} to memory mode"
                 )
@@ -246,9 +318,43 @@ class ArrayPlacement(WeightStreaming):
                 cim_meta.ArrayRangesAttr.from_ranges([(first, first + count)]),
                 capacity,
             )
-            first += count
-        self.free_array = max(self.free_array, first)
-        return roles
+        free = (low, cursor) if down else (cursor, high)
+        if far is not None:
+            free = (far[1], free[1]) if down else (free[0], far[0])
+        if free[0] > free[1]:
+            raise CimError(
+                f"segment {self.segment} needs {high - low + free[0] - free[1]} "
+                f"arrays for its weights and memory buffers{self.beside_kv_cache()} "
+                f"but target '{self.hw.name}' has {self.hw.total_arrays}"
+            )
+        self.free_array, self.free_stop = free
+        return placed, roles
+
+    def switch_in_place(
+        self,
+        mvm: cim_tile.MVMOp,
+        copies: Sequence[cim_meta.ArrayRangesAttr],
+        staged: TensorState,
+    ) -> None:
+        """A weight staged in place: its other copies are programmed from
+        the staged arrays first, then those switch to compute mode with the
+        weight in their cells (a program fed by its own cells)."""
+        others: list[tuple[CopyLayout, SSAValue]] = []
+        if len(copies) > 1:
+            self.program_copies(mvm, copies[1:], staged)
+            others = self.programmed[mvm]
+        self.declare_weight(mvm)
+        chunk = plan_chunks(mvm.tiling, self.usable_arrays)[0]
+        layout = copy_layout(self.hw, mvm.tiling, chunk, copies[0].ranges[0][0])
+        token = self.program(
+            mvm.weight.data,
+            layout,
+            self.deps(*staged.tokens(), *staged.readers, self.barrier),
+            cim_meta.Feed.CELLS,
+        )
+        staged.allocated = False  # its cells are the weight's from now on
+        self.memory_mode -= set(array_ids(copies[0]))
+        self.programmed[mvm] = [(layout, token), *others]
 
     def switch(
         self, arrays: set[int], mode: ArrayMode, after: Sequence[SSAValue]
@@ -271,15 +377,15 @@ class ArrayPlacement(WeightStreaming):
 
     def dynamic_arrays(self) -> int:
         """Arrays an activation matmul may write in this segment: the free
-        ones from ``free_array`` up to the first in memory mode (shared, one
-        after the other, with the weights the segment streams through
-        them)."""
+        ones from ``free_array`` up to the first in memory mode or
+        ``free_stop`` (shared, one after the other, with the weights the
+        segment streams through them)."""
         stop = next(
             (
                 a
-                for a in range(self.free_array, self.hw.total_arrays)
+                for a in range(self.free_array, self.free_stop)
                 if a in self.memory_mode
             ),
-            self.hw.total_arrays,
+            self.free_stop,
         )
         return stop - self.free_array

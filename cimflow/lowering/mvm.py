@@ -1015,7 +1015,7 @@ class MvmLowering(ArrayPlacement):
         alloc = mvm.alloc
         assert alloc is not None
         weight = mvm.weight.data
-        available = self.hw.total_arrays - self.free_array
+        available = self.free_stop - self.free_array
         if available < 1:
             raise CimError(
                 f"weight '{weight}' streams through the free arrays of segment "

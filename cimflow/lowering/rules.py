@@ -756,3 +756,39 @@ def epilogue_source(op: Operation) -> cim_tile.MVMOp | cim_tile.VectorOp | None:
             return owner
         return None
     return None
+
+
+def stages_in_place(hw: HardwareTarget) -> bool:
+    """Whether a weight written into memory-mode arrays in the layout
+    compute mode reads can compute there after a switch in place: memory
+    mode must expose every bit of every cell, and every array must switch
+    (a segment then places its arrays from either end)."""
+    array = hw.array
+    cells = array.rows * array.cols * array.cell_bits
+    every_array = hw.dual_mode.switchable_arrays >= hw.total_arrays
+    return every_array and hw.dual_mode.memory_capacity_bytes * 8 >= cells > 0
+
+
+def staged_in_place(
+    hw: HardwareTarget,
+    buffer_arrays: int,
+    weights: Sequence[tuple[str, int]],
+    next_streams: bool,
+) -> dict[str, int]:
+    """Which of the next segment's resident weights (name, arrays per copy,
+    in program order) a ``weights`` buffer of ``buffer_arrays`` arrays
+    stages in place, by the offset of its first array in the buffer: one
+    copy of each on whole arrays, first fit in order. None when memory mode
+    does not expose every cell (:func:`stages_in_place`) or when the next
+    segment streams a weight through its free arrays, which must stay in
+    one run after its resident copies."""
+    if next_streams or not stages_in_place(hw):
+        return {}
+    offsets: dict[str, int] = {}
+    used = 0
+    for name, arrays in weights:
+        if name in offsets or arrays <= 0 or used + arrays > buffer_arrays:
+            continue
+        offsets[name] = used
+        used += arrays
+    return offsets

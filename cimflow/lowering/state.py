@@ -345,7 +345,13 @@ class BuilderState:
     segment: int = -1
     barrier: SSAValue | None = None
     free_array: int = 0
-    """First array not holding a resident weight of the current segment."""
+    """First array of the current segment's free run (neither a resident
+    weight's nor a memory buffer's)."""
+    free_stop: int = 0
+    """End of the free run."""
+    laid_down: bool = False
+    """The current segment places its arrays from the last one down (it
+    starts where the segment before staged its weights)."""
     programmed: dict[cim_tile.MVMOp, list[tuple[CopyLayout, SSAValue]]] = field(
         default_factory=lambda: {}
     )

@@ -15,8 +15,8 @@ from cimflow.lowering.buffers import BufferPlacement
 from cimflow.lowering.placement import (
     Location,
     TensorState,
-    spread_bytes,
 )
+from cimflow.lowering.rules import staged_in_place
 from cimflow.lowering.state import (
     CopyLayout,
     copy_layout,
@@ -178,11 +178,12 @@ class WeightStreaming(BufferPlacement):
         activation tensor) into its arrays, streaming its values from
         ``feed`` at the weight (or activation) width."""
         chunk = layout.chunk
-        in_bytes = (
-            self.weight_bytes(chunk)
-            if source == cim_meta.ProgramSource.WEIGHT
-            else chunk.weight_elements * self.hw.activation_bytes
-        )
+        if feed == cim_meta.Feed.CELLS:
+            in_bytes = 0
+        elif source == cim_meta.ProgramSource.WEIGHT:
+            in_bytes = self.weight_bytes(chunk)
+        else:
+            in_bytes = chunk.weight_elements * self.hw.activation_bytes
         return self.emit(
             cim_meta.ProgramOp(
                 weight,
@@ -304,21 +305,38 @@ class WeightStreaming(BufferPlacement):
         buffer: tuple[cim_meta.ArrayRangesAttr, int],
         switched: SSAValue | None,
     ) -> None:
-        """Load the next segment's resident weights into memory arrays while
-        this segment computes, as many as fit."""
-        arrays, free = buffer
-        upcoming: dict[str, TensorState] = {}
+        """Stage the next segment's resident weights in this segment's
+        ``weights`` buffer while it computes: one copy of each that fits, on
+        whole arrays in the layout compute mode reads
+        (:func:`~cimflow.lowering.rules.staged_in_place`), so that the next
+        segment computes on those arrays after a switch in place."""
+        arrays, capacity = buffer
+        first, stop = arrays.ranges[0]
+        per_array = self.hw.dual_mode.memory_capacity_bytes
+        room = min(stop - first, capacity // per_array if per_array else 0)
+        chunks: dict[str, Chunk] = {}
+        streams = False
         for mvm in next_mvms:
-            alloc = mvm.alloc
-            if alloc is None or alloc.field("chunks") > 1:
+            if mvm.alloc is None:
                 continue
-            plan = plan_chunks(mvm.tiling, self.usable_arrays)
-            nbytes = self.weight_bytes(plan[0])
-            weight = mvm.weight.data
-            footprint = spread_bytes([nbytes], arrays)
-            if weight in upcoming or footprint > free:
+            if mvm.alloc.field("chunks") > 1:
+                streams = True
                 continue
-            free -= footprint
+            chunks.setdefault(
+                mvm.weight.data, plan_chunks(mvm.tiling, self.usable_arrays)[0]
+            )
+        offsets = staged_in_place(
+            self.hw, room, [(w, c.arrays) for w, c in chunks.items()], streams
+        )
+        upcoming: dict[str, TensorState] = {}
+        for weight, offset in offsets.items():
+            chunk = chunks[weight]
+            nbytes = self.weight_bytes(chunk)
+            # the next segment places its arrays from this buffer's end
+            start = first + offset if self.laid_down else stop - offset - chunk.arrays
+            staged = cim_meta.ArrayRangesAttr.from_ranges(
+                [(start, start + chunk.arrays)]
+            )
             token = self.emit(
                 cim_meta.LoadOp(
                     weight,
@@ -327,14 +345,14 @@ class WeightStreaming(BufferPlacement):
                     Location.MEMORY,
                     self.deps(switched, self.barrier, *self.stream_loads[-1:]),
                     self.segment,
-                    arrays=arrays,
+                    arrays=staged,
                     label=weight,
                     allocs=[
-                        cim_meta.AllocAttr.get(weight, nbytes, Location.MEMORY, arrays)
+                        cim_meta.AllocAttr.get(weight, nbytes, Location.MEMORY, staged)
                     ],
                 )
             )
-            state = TensorState(weight, nbytes, Location.MEMORY, arrays)
+            state = TensorState(weight, nbytes, Location.MEMORY, staged)
             state.ready, state.allocated = [(None, token)], True
             upcoming[weight] = state
         self.prefetched = upcoming

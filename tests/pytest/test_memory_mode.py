@@ -83,9 +83,14 @@ def allocated(path: Path, target: str) -> tuple[Context, ModuleOp, Block]:
 
 
 def compile_with_buffers(
-    path: Path, target: str, buffers: Sequence[Buffer]
+    path: Path,
+    target: str,
+    buffers: Sequence[Buffer],
+    segments: Sequence[int] | None = None,
 ) -> ModuleOp:
     ctx, module, block = allocated(path, target)
+    if segments is not None:
+        resegment(block, segments)
     for segment, role, arrays, size in buffers:
         assert block.first_op is not None
         block.insert_op_before(
@@ -129,23 +134,11 @@ def read_from_memory(trace: Trace) -> list[tuple[int, str]]:
             read.append((op.segment, op.tensor))
         elif isinstance(op, MvmOp) and op.feed == "memory":
             read.append((op.segment, op.input))
-        elif isinstance(op, ProgramOp) and op.feed == "memory":
+        elif isinstance(op, ProgramOp) and op.feed in ("memory", "cells"):
             read.append((op.segment, op.weight))
         elif isinstance(op, VectorOp) and op.in_from == "memory":
             read += [(op.segment, n) for n in op.inputs if n in activations]
     return list(dict.fromkeys(read))
-
-
-def test_next_segment_weights_are_prefetched_into_memory_arrays(
-    setup: tuple[Path, str],
-) -> None:
-    trace = trace_of(setup, [(0, WEIGHTS, 1, 4096)])
-    switches = [op for op in trace.ops if isinstance(op, SwitchOp)]
-    assert [(s.to, s.arrays) for s in switches] == [("memory", ((6, 7),))]
-    # loaded into the memory arrays during segment 0, programmed from there
-    assert written_to_memory(trace) == [(0, "w2"), (0, "w3")]
-    assert read_from_memory(trace) == [(1, "w2"), (1, "w3")]
-    assert verify_trace(trace, setup[0], "exact").passed
 
 
 def test_large_activations_spill_into_memory_arrays(setup: tuple[Path, str]) -> None:
@@ -169,6 +162,61 @@ def resegment(block: Block, segments: Sequence[int]) -> None:
             )
         elif isinstance(op, cim_tile.VectorOp) and index >= 0:
             op.segment = IntegerAttr(segments[index], i64)
+
+
+def staged_trace(
+    setup: tuple[Path, str], segments: Sequence[int], buffers: Sequence[Buffer]
+) -> Trace:
+    """The trace with the i-th MVM in segment ``segments[i]`` and
+    ``buffers``."""
+    path, target = setup
+    module = compile_with_buffers(path, target, buffers, segments)
+    return module_trace(module, str(path))
+
+
+def in_place_programs(
+    trace: Trace,
+) -> list[tuple[int, str, tuple[tuple[int, int], ...]]]:
+    return [
+        (op.segment, op.weight, op.arrays)
+        for op in trace.ops
+        if isinstance(op, ProgramOp) and op.feed == "cells"
+    ]
+
+
+def test_next_segment_weights_are_staged_in_place(setup: tuple[Path, str]) -> None:
+    """Layer 0 alone in segment 0 (arrays 0-2) stages w1 in its weights
+    buffer, at the top (arrays 5-7: each weight takes its copy's 3 whole
+    arrays, so w2 does not fit the 5); segment 1 is laid out from the top
+    down, w1 first, which switches to compute mode where it is."""
+    trace = staged_trace(setup, [0, 1, 1, 2], [(0, WEIGHTS, 5, 5 * 4096)])
+    switches = [
+        (s.segment, s.to, s.arrays) for s in trace.ops if isinstance(s, SwitchOp)
+    ]
+    assert switches == [(0, "memory", ((3, 8),)), (1, "compute", ((3, 5),))]
+    assert written_to_memory(trace) == [(0, "w1")]
+    assert in_place_programs(trace) == [(1, "w1", ((5, 8),))]
+    programs = {
+        op.weight: (op.feed, op.arrays)
+        for op in trace.ops
+        if isinstance(op, ProgramOp) and op.segment == 1
+    }
+    assert programs["w2"] == ("dram", ((2, 5),))
+    assert verify_trace(trace, setup[0], "exact").passed
+
+
+def test_segments_alternate_ends_to_stage_in_place(setup: tuple[Path, str]) -> None:
+    """One layer per segment, each staging the next in a weights buffer at
+    its far end: the segments are laid out from alternate ends, and every
+    weight after the first switches in place."""
+    buffers = [(s, WEIGHTS, 5, 5 * 4096) for s in range(3)]
+    trace = staged_trace(setup, [0, 1, 2, 3], buffers)
+    assert in_place_programs(trace) == [
+        (1, "w1", ((5, 8),)),
+        (2, "w2", ((0, 3),)),
+        (3, "w3", ((5, 8),)),
+    ]
+    assert verify_trace(trace, setup[0], "exact").passed
 
 
 def test_spills_leave_arrays_a_later_segment_takes_back(
@@ -277,7 +325,7 @@ def test_a_kept_buffer_counts_what_it_still_holds(setup: tuple[Path, str]) -> No
 def test_prefetch_yields_the_dram_to_its_segment(setup: tuple[Path, str]) -> None:
     """The prefetch of segment 1's weights is emitted after segment 0's own
     work, so at equal readiness the DRAM serves segment 0 first."""
-    trace = trace_of(setup, [(0, WEIGHTS, 1, 4096)])
+    trace = staged_trace(setup, [0, 1, 1, 2], [(0, WEIGHTS, 5, 5 * 4096)])
     prefetches = [
         op.id for op in trace.ops if isinstance(op, LoadOp) and op.dst == "memory"
     ]
@@ -293,8 +341,10 @@ def test_buffers_beyond_the_switchable_arrays_are_refused(
     setup: tuple[Path, str],
 ) -> None:
     path, target = setup
-    with pytest.raises(CimError, match="can switch 8 to memory mode"):
+    with pytest.raises(CimError, match=r"segment 0 needs 9 arrays .* 'tiny' has 8"):
         compile_with_buffers(path, target, [(0, WEIGHTS, 3, 4096)])
+    with pytest.raises(CimError, match=r"needs arrays up to 9 .* can switch 8"):
+        compile_with_buffers(path, target, [(0, ACTIVATIONS, 3, 4096)])
 
 
 # --------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.trace import (
     BarrierOp,
     LoadOp,
@@ -20,9 +21,11 @@ from cimflow.cimsim.trace import (
     SwitchOp,
     VectorOp,
     dump_trace,
+    in_place,
     load_trace,
     parse_trace,
 )
+from cimflow.cost_model import switch_cost
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget, load_target
 
@@ -640,6 +643,86 @@ def test_feed_arrays_rules(
     feed_arrays: list[list[int]], held: list[list[int]], message: str
 ) -> None:
     assert bad(feed_trace(feed_arrays, held)) == f"t.json: {message}"
+
+
+def in_place_trace(held: list[list[int]], arrays: list[list[int]]) -> dict[str, Any]:
+    """Weight w staged in memory-mode arrays ``held`` of core 0 (arrays 2
+    and 3 switch), switched to compute in place on ``arrays`` and used by
+    an MVM there."""
+    data = valid_trace()
+    common: dict[str, Any] = {"segment": 0, "name": ""}
+    data["ops"] = [
+        {**common, "id": 0, "kind": "switch", "deps": [], "arrays": [[2, 4]],
+         "to": "memory"},
+        {**common, "id": 1, "kind": "load", "deps": [0], "src": "dram",
+         "dst": "memory", "bytes": 4096, "tensor": "w", "arrays": held, "cores": [],
+         "allocs": [{"tensor": "w", "level": "memory", "bytes": 2048 * len(held),
+                     "arrays": held}]},
+        {**common, "id": 2, "kind": "program", "deps": [1], "arrays": arrays,
+         "rows": 128, "cols": 64, "weight": "w", "k": [0, 128], "n": [0, 64],
+         "feed": "cells"},
+        {**common, "id": 3, "kind": "mvm", "deps": [2], "arrays": arrays,
+         "vectors": 4, "rows": 128, "cols": 64, "weight": "w", "k": [0, 128],
+         "n": [0, 64], "v": [0, 4], "input": "x", "output": "y", "feed": "dram",
+         "in_bytes": 512, "out_bytes": 0, "local_bytes": 0},
+    ]  # fmt: skip
+    return data
+
+
+def test_a_weight_staged_in_memory_arrays_computes_in_place() -> None:
+    trace = load_trace(in_place_trace([[2, 4]], [[2, 4]]))
+    program = trace.ops[2]
+    assert isinstance(program, ProgramOp) and in_place(program)
+    result = simulate(trace)
+    switch_cycles = switch_cost(trace.target, 2).cycles
+    assert result.finish[2] - result.start[2] == switch_cycles
+    assert result.start[3] == result.finish[2]
+
+
+@pytest.mark.parametrize(
+    ("held", "arrays", "edit", "message"),
+    [
+        (
+            [[2, 3]],
+            [[2, 4]],
+            {},
+            "op 2 (program): switches array 3 to compute weight 'w' in place, "
+            "but it does not hold it",
+        ),
+        (
+            [[2, 4]],
+            [[2, 4]],
+            {"in_bytes": 64},
+            "op 2: key 'in_bytes' (64) must be 0 with 'feed' 'cells': nothing streams",
+        ),
+        (
+            [[2, 4]],
+            [[2, 4]],
+            {"feed_arrays": [[2, 4]]},
+            "op 2: key 'feed_arrays' does not go with 'feed' 'cells'",
+        ),
+    ],
+)
+def test_in_place_program_rules(
+    held: list[list[int]], arrays: list[list[int]], edit: dict[str, Any], message: str
+) -> None:
+    data = in_place_trace(held, arrays)
+    data["ops"][2].update(edit)
+    assert bad(data) == f"t.json: {message}"
+
+
+def test_a_staged_weight_is_not_readable_after_its_switch() -> None:
+    """The switch in place ends the staged allocation: freeing it after
+    is an error (its cells hold the weight, not a memory-mode tensor)."""
+    data = in_place_trace([[2, 4]], [[2, 4]])
+    data["ops"].append(
+        {"id": 4, "segment": 0, "name": "", "kind": "free", "deps": [3],
+         "frees": [{"tensor": "w", "level": "memory", "arrays": [[2, 4]]}]}
+    )  # fmt: skip
+    assert bad(data) == (
+        "t.json: op 4 (free): frees 'w' in memory arrays [2, 4), which holds no "
+        "live allocation of it"
+    )
 
 
 def local_trace(

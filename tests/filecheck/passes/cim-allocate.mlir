@@ -13,14 +13,17 @@
 // 8 B/cycle after 20 cycles): the segments are given; per segment a MILP
 // (HiGHS) chooses each weight's copies and the memory-mode arrays, here a
 // `weights` buffer that prefetches the next segment's weights while this
-// one computes.
+// one computes, in the layout compute mode reads, so that the next segment
+// switches those arrays to compute mode in place instead of loading and
+// programming the weights.
 
-// Memory mode wins. b.w (32 x 32 weights = 1024 B) starts segment 1: from
-// DRAM it loads in 20 + 1024 / 8 = 148 cycles, out of 4 memory arrays
-// (1024 B / 256 B) in max(1024 / 16, 1024 / (4 * 4)) = 64. Segment 0's
+// Memory mode wins. b.w (32 x 32 weights = 1024 B, 4 arrays) starts
+// segment 1: from DRAM it loads in 20 + 1024 / 8 = 148 cycles and is
+// programmed in max(32 row writes, 2 + 1024 / 16 = 66 on the bus) = 66;
+// staged in 4 memory arrays, segment 1 only switches them. Segment 0's
 // critical path is the exp branch: y (8192 B) loaded from DRAM (1044
 // cycles), exp on the vector units (2050), its result stored (1044), so the
-// prefetch's 148 DRAM cycles hide in it, and a copy of a.w (4 arrays) would
+// staging's 148 DRAM cycles hide in it, and a copy of a.w (4 arrays) would
 // shorten a path that is not critical. The 4 free arrays become a weights
 // buffer; a.w keeps one copy (ties go to fewer arrays). In segment 1, b.w
 // keeps one copy too: a second would cut its 4 vectors' MVMs from 10 + 3 * 8
@@ -55,9 +58,10 @@ builtin.module {
 // All compute wins. With 64 vectors a second copy of a.w (4 arrays) cuts
 // its MVMs from 10 + 63 * 8 = 514 to 10 + 31 * 8 = 258 cycles on the
 // critical path, plus 2 + 1024 / 16 = 66 to stream the copy's weights over
-// the bus to its arrays; the same arrays as a weights buffer would save only
-// 20 cycles of b.w's load (512 B: 84 cycles from DRAM, 64 out of 2 memory
-// arrays). No memory buffer; b.w (2 arrays) gets 4 copies in segment 1.
+// the bus to its arrays: 190 cycles saved; the same arrays as a weights
+// buffer staging b.w (512 B on 2 arrays) would save its load (84 cycles
+// from DRAM) and program (2 + 512 / 16 = 34 on the bus): 118. No memory
+// buffer; b.w (2 arrays) gets 4 copies in segment 1.
 builtin.module {
   func.func @copies_win(%x: tensor<64x32xf32>) -> tensor<64x16xf32> {
     %a = cim_tile.mvm %x weight "a.w" layout kn tiling <k = 32, n = 32, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 1, col_tiles = 4, groups_per_array = 1> alloc <segment = 0, copies = 1, chunks = 1> mode <compute> : tensor<64x32xf32> -> tensor<64x32xf32>

@@ -417,6 +417,34 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   %[[V26:[0-9]+]] = cim_meta.free [#cim_meta.place<"y" buffer>] segment 1 label "y" after(%[[V17]], %[[V20]], %[[V23]], %[[V25]])
 // CHECK-NEXT: }
 
+// -----
+
+// A weight staged in place: segment 0 puts a.w on arrays 0-3 and its weights
+// buffer at the far end (4-7), and loads b.w there from DRAM while it
+// computes, in the layout compute mode reads. Segment 1 is laid out from
+// that end down, b.w first, so its copy is on the arrays that hold it: the
+// arrays switch to compute mode in place (a program fed by its own cells:
+// no load, no stream, no memory-mode free).
+builtin.module {
+  func.func @staged(%x: tensor<4x32xf32>) -> tensor<4x32xf32> {
+    cim_tile.memory_buffer weights arrays 4 bytes 1024 segment 0 mode <memory>
+    %a = cim_tile.mvm %x weight "a.w" layout kn tiling <k = 32, n = 32, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 1, col_tiles = 4, groups_per_array = 1> alloc <segment = 0, copies = 1, chunks = 1> mode <compute> : tensor<4x32xf32> -> tensor<4x32xf32>
+    %b = cim_tile.mvm %a weight "b.w" layout kn tiling <k = 32, n = 32, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 1, col_tiles = 4, groups_per_array = 1> alloc <segment = 1, copies = 1, chunks = 1> mode <compute> : tensor<4x32xf32> -> tensor<4x32xf32>
+    func.return %b : tensor<4x32xf32>
+  }
+}
+
+// CHECK-LABEL: cim_meta.schedule @staged
+// CHECK:         %[[S0:[0-9]+]] = cim_meta.segment 0{{$}}
+// CHECK-NEXT:    %[[MEM:[0-9]+]] = cim_meta.switch arrays <4:8> to <memory> segment 0 after(%[[S0]])
+// CHECK-NEXT:    cim_meta.program "a.w" arrays <0:4> {{.*}} feed dram
+// CHECK:         %[[STAGE:[0-9]+]] = cim_meta.load "b.w" 1024 bytes dram -> memory arrays <4:8> segment 0 label "b.w" allocs [#cim_meta.alloc<"b.w" 1024 bytes memory arrays <4:8>>] after(%[[MEM]], %[[S0]]
+// CHECK-NEXT:    %[[S1:[0-9]+]] = cim_meta.segment 1 after(
+// CHECK-NEXT:    %[[IN:[0-9]+]] = cim_meta.program "b.w" arrays <4:8> rows 32 cols 32 k [0, 32] n [0, 32] feed cells segment 1 label "b.w" after(%[[STAGE]], %[[S1]])
+// CHECK-NOT:     cim_meta.switch
+// CHECK-NOT:     cim_meta.free [#cim_meta.place<"b.w" memory
+// CHECK:         cim_meta.mvm "b.w" arrays <4:8> {{.*}} after({{.*}}%[[IN]])
+
 // Activation-by-activation matmuls on arrays (Inputs/dynamic_matmul.mlir on
 // tiny_dynamic: tiny with array.dynamic_matmul = true). The scores q @ kt of
 // 2 heads: q is read as 4 rows of 2 x 8 (rows first: a transpose the MVM's

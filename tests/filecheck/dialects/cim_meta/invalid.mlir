@@ -129,6 +129,21 @@
 
 // -----
 
+// CHECK: 'cim_meta.program' with feed cells streams nothing: no in_bytes, no feed_arrays
+%t = cim_meta.program "w" arrays <0:2> rows 320 cols 80 k [0, 512] n [0, 10] feed cells in_bytes 64 segment 0
+
+// -----
+
+// CHECK: 'cim_meta.program' with feed cells streams nothing: no in_bytes, no feed_arrays
+%t = cim_meta.program "w" arrays <0:2> rows 320 cols 80 k [0, 512] n [0, 10] feed cells feed_arrays <4:6> segment 0
+
+// -----
+
+// CHECK: 'cim_meta.program' stages only weights in place (feed cells)
+%t = cim_meta.program "w" arrays <0:2> rows 320 cols 80 k [0, 512] n [0, 10] source tensor feed cells segment 0
+
+// -----
+
 // CHECK: 'cim_meta.mvm' vectors per array must be in [1, size of v]
 %t = cim_meta.mvm "w" arrays <0:2> vectors 5 rows 320 cols 80 k [0, 512] n [0, 10] v [0, 4] input "x" output "y" segment 0
 
@@ -455,7 +470,7 @@ cim_meta.schedule @main target "tiny" strategy "static" batch 1 inputs [] output
 
 // -----
 
-// CHECK: Expected `local`, `buffer`, `memory`, or `dram`.
+// CHECK: Expected `local`, `buffer`, `memory`, `dram`, or `cells`.
 %t = cim_meta.mvm "w" arrays <0:2> vectors 1 rows 320 cols 80 k [0, 512] n [0, 10] v [0, 1] input "x" output "y" feed disk in_bytes 64 segment 0
 
 // -----
@@ -588,3 +603,8 @@ cim_meta.schedule @main target "tiny" strategy "static" batch 1 inputs [] output
 
 // CHECK: Expected 'bytes'
 "test.op"() {a = #cim_meta.alloc<"y" 16 buffer>} : () -> ()
+
+// -----
+
+// CHECK: 'cim_meta.mvm' feed must be buffer, dram or memory, got cells
+%t = cim_meta.mvm "w" arrays <0:2> vectors 1 rows 320 cols 80 k [0, 512] n [0, 10] v [0, 1] input "x" output "y" feed cells in_bytes 64 segment 0
