@@ -43,6 +43,7 @@ from cimflow.lowering.state import (
     chunk_adds,
     chunk_ends,
     chunk_out_bytes,
+    chunk_start,
     columns_bias_bytes,
     copy_layout,
     core_ranges,
@@ -1097,8 +1098,11 @@ class MvmLowering(ArrayPlacement):
         span = (0, mvm.vectors)
         finishing = (mvm.bias is not None) + (self.residual is not None)
         ends = chunk_ends(chunks)
+        start = chunk_start(
+            self.hw, mvm.tiling, chunks, self.free_array, self.free_stop
+        )
         for index, chunk in enumerate(chunks):
-            layout = copy_layout(self.hw, mvm.tiling, chunk, self.free_array)
+            layout = copy_layout(self.hw, mvm.tiling, chunk, start)
             program = program_chunk(index, layout, previous)
             feed = self.feed(layout, span, window)
             columns = (chunk.n0, chunk.n1)

@@ -96,6 +96,25 @@ def copy_layout(
     )
 
 
+def chunk_start(
+    hw: HardwareTarget,
+    tiling: cim_tile.TilingAttr,
+    chunks: Sequence[Chunk],
+    first: int,
+    stop: int,
+) -> int:
+    """Where a streamed weight's chunks start in the free run ``[first,
+    stop)``: the first array from which no chunk splits an output column's
+    row tiles between cores (their partial sums then add up in the core
+    instead of crossing to another, or to DRAM), else ``first``. The cost
+    models place chunks from array 0, which such a start matches."""
+    largest = max(chunk.arrays for chunk in chunks)
+    for start in range(first, stop - largest + 1):
+        if not any(copy_layout(hw, tiling, c, start).cross_core for c in chunks):
+            return start
+    return first
+
+
 @dataclass
 class MvmFeed:
     """What one copy's share of vectors moves and computes."""

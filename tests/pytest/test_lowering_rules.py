@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cimflow.analysis.tile_mapping import plan_chunks
+from cimflow.analysis.tile_mapping import plan_chunks, target_tiling
 from cimflow.cimdialect.cim_tile import TilingAttr
 from cimflow.cimsim.functional import slice_placements
 from cimflow.cimsim.trace import WeightInfo
@@ -36,6 +36,7 @@ from cimflow.lowering.rules import (
     sum_bytes,
     vector_core_count,
 )
+from cimflow.lowering.state import chunk_start, copy_layout
 
 
 @settings(max_examples=60, deadline=None)
@@ -425,3 +426,17 @@ def test_a_vector_op_takes_the_fewest_cores_that_are_as_fast_as_all(
     assert enough(count) and cycles(count) <= cycles(every)
     if count > 1:
         assert not enough(count - 1)
+
+
+def test_streamed_chunks_start_where_no_column_spans_two_cores() -> None:
+    """dynaplasia: 12 arrays per core; a 1024 x 4096 weight has 4 row tiles
+    per column tile. From array 21 a column's row tiles would straddle
+    cores 1 and 2 (arrays 21-24); from 24 every column sits in one core.
+    With no slack in the free run the chunks stay at its start."""
+    hw = load_target("dynaplasia")
+    tiling = target_tiling(hw, 1024, 4096, 1)
+    chunks = plan_chunks(tiling, 72)
+    assert copy_layout(hw, tiling, chunks[0], 21).cross_core
+    assert chunk_start(hw, tiling, chunks, 21, 96) == 24
+    assert not copy_layout(hw, tiling, chunks[0], 24).cross_core
+    assert chunk_start(hw, tiling, chunks, 21, 21 + chunks[0].arrays) == 21
