@@ -261,6 +261,9 @@ def transfer_cost(
 
     The slower side sets the time; both sides are charged energy. Between
     memory-mode arrays and a core's local buffer this is :func:`feed_cost`.
+    Between memory-mode arrays and DRAM or the global buffer the bytes also
+    cross the interconnect to or from the arrays' cores
+    (:func:`crosses_interconnect`), which may be the slowest part.
     """
     if "local" in (src, dst):
         if {src, dst} != {"memory", "local"}:
@@ -274,7 +277,34 @@ def transfer_cost(
     for location in (src, dst):
         for component, pj in _link_energy(t, location, nbytes).items():
             energy[component] = energy.get(component, 0.0) + pj
+    if crosses_interconnect(src, dst):
+        cycles = max(crossing_parts(t, src, dst, nbytes, memory_arrays))
+        energy["interconnect"] = nbytes * t.energy.interconnect_pj_per_byte
     return OpCost(cycles, energy)
+
+
+def crossing_parts(
+    t: HardwareTarget, src: Location, dst: Location, nbytes: int, memory_arrays: int
+) -> tuple[int, int]:
+    """``(arrays, shared)`` cycles of a transfer that crosses the
+    interconnect (:func:`crosses_interconnect`): its memory-mode arrays'
+    side, and the other side with the interconnect, the shared bandwidth
+    it takes a share of when the arrays are slower. The transfer takes the
+    longer (:func:`transfer_cost`)."""
+    memory = link_cycles(t, "memory", nbytes, memory_arrays, reads=src == "memory")
+    other = dst if src == "memory" else src
+    shared = max(
+        link_cycles(t, other, nbytes, reads=other == src),
+        interconnect_cost(t, nbytes).cycles,
+    )
+    return memory, shared
+
+
+def crosses_interconnect(src: Location, dst: Location) -> bool:
+    """Whether a transfer's bytes cross the interconnect: memory-mode arrays
+    sit in cores, DRAM and the global buffer across the interconnect from
+    them (a DRAM <-> buffer transfer does not cross it)."""
+    return "memory" in (src, dst) and "local" not in (src, dst) and src != dst
 
 
 # -- cores and the interconnect ---------------------------------------------

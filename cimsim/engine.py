@@ -50,6 +50,8 @@ from cimflow.cost_model import (
     concurrent_cost,
     cores_of_arrays,
     count_ids,
+    crosses_interconnect,
+    crossing_parts,
     cycles_to_seconds,
     feeds_directly,
     interconnect_cost,
@@ -217,7 +219,13 @@ def op_timing(target: HardwareTarget, op: TraceOp) -> tuple[int, int]:
     """``(compute, stream)`` cycles of an op that holds bandwidth resources
     (DRAM, the interconnect): what no share of bandwidth changes, and what
     its bytes take at the full bandwidth (:data:`LANES`). A transfer is all
-    stream; an MVM, vector op or program computes while it streams."""
+    stream (but a transfer between memory-mode arrays and DRAM or the
+    global buffer: its arrays' side is compute, :func:`crossing_parts`); an
+    MVM, vector op or program computes while it streams."""
+    if isinstance(op, TransferOp) and crosses_interconnect(op.src, op.dst):
+        return crossing_parts(
+            target, op.src, op.dst, op.nbytes, count_arrays(op.arrays)
+        )
     if isinstance(op, TransferOp | MoveOp):
         return 0, op_cost(target, op).cycles
     if isinstance(op, ProgramOp | MvmOp | VectorOp):
@@ -234,7 +242,9 @@ units of some cores, and arrays."""
 def _resource_spec(target: HardwareTarget, op: TraceOp) -> ResourceSpec:
     arrays = op_arrays(op)
     if isinstance(op, TransferOp):
-        return ("dram" in (op.src, op.dst), (), (), arrays)
+        crossing = crosses_interconnect(op.src, op.dst)
+        cores = cores_of_arrays(target, op.arrays) if crossing else ()
+        return ("dram" in (op.src, op.dst), cores, (), arrays)
     if isinstance(op, MoveOp):
         return (False, op.cores, (), ())
     vector = op.cores if isinstance(op, VectorOp) else ()
@@ -479,6 +489,9 @@ def bandwidth_loads(trace: Trace, resources: list[Held] | None = None) -> list[L
         names = [bandwidth[r] for r in held]
         if isinstance(op, MoveOp):
             interconnect, dram = op.nbytes, 0
+        elif isinstance(op, TransferOp):
+            interconnect = op.nbytes if crosses_interconnect(op.src, op.dst) else 0
+            dram = op.nbytes if "dram" in (op.src, op.dst) else 0
         else:
             levels = op_streams(target, op)
             interconnect = levels.interconnect
@@ -962,6 +975,8 @@ def compute_stats(
                 memory_read += op.nbytes
             if op.dst == "memory":
                 memory_written += op.nbytes
+            if crosses_interconnect(op.src, op.dst):
+                interconnect_bytes += op.nbytes
             continue
         if isinstance(op, MoveOp):
             interconnect_bytes += op.nbytes

@@ -191,11 +191,12 @@ def test_mvm_fed_from_memory_holds_its_feed_arrays() -> None:
         # the feed arrays are busy: max(ceil(256 / 32), ceil(256 / 8)) = 32
         transfer(1, "load", "buffer", "memory", 256, arrays=[[2, 4]]),
         # the MVM holds the bus for its outputs, as it holds every resource,
-        # from start to finish: 50 + 4
+        # from start to finish; then it shares the bus with the load, which
+        # crosses it to the memory-mode arrays: from 50, in 6
         move(2, 64, [[1, 2]]),
     ]
     result = run(ops)
-    assert times(result) == [(0, 50), (50, 82), (50, 54)]
+    assert times(result) == [(0, 50), (50, 82), (50, 56)]
     assert op_resources(result.trace.target, result.trace.ops[0]) == (
         "bus",
         0,
@@ -205,7 +206,7 @@ def test_mvm_fed_from_memory_holds_its_feed_arrays() -> None:
     )
     stats = result.stats
     assert stats.memory_bytes_read == 4000
-    assert stats.interconnect_bytes == 320 + 64
+    assert stats.interconnect_bytes == 320 + 256 + 64  # outputs, the load, the move
     assert stats.array_busy_cycles[:4] == (50, 50, 50 + 32, 50 + 32)
 
 
@@ -398,7 +399,8 @@ def occupancy_ops() -> list[dict[str, Any]]:
         free(3, [place("a", "local", cores=[[1, 2]])], (2,)),  # at 148
         op(4, "switch", arrays=[[4, 6]], to="memory"),  # 0..1
         # 3001 over arrays 4 and 5: max(140, ceil(1000 / 8) = 125) = 140
-        # cycles, after op 0 on the DRAM channel: 140..280
+        # cycles, after op 0 on the DRAM channel and ops 1-2 on the bus it
+        # crosses to the arrays: 148..288
         transfer(
             5,
             "load",
@@ -409,8 +411,8 @@ def occupancy_ops() -> list[dict[str, Any]]:
             arrays=[[4, 6]],
             allocs=[alloc("m", "memory", 3001, arrays=[[4, 6]])],
         ),
-        op(6, "switch", (5,), arrays=[[4, 6]], to="compute"),  # 280..281: ends "m"
-        op(7, "switch", (6,), arrays=[[4, 6]], to="memory"),  # 281..282
+        op(6, "switch", (5,), arrays=[[4, 6]], to="compute"),  # 288..289: ends "m"
+        op(7, "switch", (6,), arrays=[[4, 6]], to="memory"),  # 289..290
         # 1920 in array 4: fits, since the switch to compute ended "m";
         # max(100 + ceil(1000 / 25.6), ceil(1000 / 4)) = 250 cycles
         transfer(
@@ -433,17 +435,17 @@ def test_peak_occupancy_per_level() -> None:
         (140, 144),
         (144, 148),
         (148, 148),
-        (140, 280),
-        (280, 281),
-        (281, 282),
-        (282, 532),
+        (148, 288),
+        (288, 289),
+        (289, 290),
+        (290, 540),
     ]
     buffer, local, memory = result.stats.peak_occupancy
     assert buffer == PeakOccupancy("buffer", 30000, 81920, None, 0)
     # core 1: 4000 + 1500 = 5500 at 144 (core 0 holds 1501)
     assert local == PeakOccupancy("local", 5500, 10240, 1, 144)
     # array 4 held 1501 of "m" (3001 = 1501 + 1500), then 1920 of "n"
-    assert memory == PeakOccupancy("memory", 1920, 2048, 4, 282)
+    assert memory == PeakOccupancy("memory", 1920, 2048, 4, 290)
 
 
 def test_peak_occupancy_in_the_reports() -> None:
@@ -457,14 +459,14 @@ def test_peak_occupancy_in_the_reports() -> None:
         "  local buffer (fullest: core 1)         5,500    10,240  53.7%       144"
     ) in text
     assert (
-        "  memory-mode array (fullest: array 4)   1,920     2,048  93.8%       282"
+        "  memory-mode array (fullest: array 4)   1,920     2,048  93.8%       290"
     ) in text
     document = report_dict(result)
     assert document["version"] == 2
     assert document["peak_occupancy"] == {
         "buffer": {"bytes": 30000, "capacity": 81920, "unit": None, "cycle": 0},
         "local": {"bytes": 5500, "capacity": 10240, "unit": 1, "cycle": 144},
-        "memory": {"bytes": 1920, "capacity": 2048, "unit": 4, "cycle": 282},
+        "memory": {"bytes": 1920, "capacity": 2048, "unit": 4, "cycle": 290},
     }
     json.dumps(document)
 
