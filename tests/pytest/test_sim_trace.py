@@ -646,26 +646,17 @@ def test_feed_arrays_rules(
 
 
 def in_place_trace(held: list[list[int]], arrays: list[list[int]]) -> dict[str, Any]:
-    """Weight w staged in memory-mode arrays ``held`` of core 0 (arrays 2
-    and 3 switch), switched to compute in place on ``arrays`` and used by
-    an MVM there."""
-    data = valid_trace()
-    common: dict[str, Any] = {"segment": 0, "name": ""}
-    data["ops"] = [
-        {**common, "id": 0, "kind": "switch", "deps": [], "arrays": [[2, 4]],
-         "to": "memory"},
-        {**common, "id": 1, "kind": "load", "deps": [0], "src": "dram",
-         "dst": "memory", "bytes": 4096, "tensor": "w", "arrays": held, "cores": [],
-         "allocs": [{"tensor": "w", "level": "memory", "bytes": 2048 * len(held),
-                     "arrays": held}]},
-        {**common, "id": 2, "kind": "program", "deps": [1], "arrays": arrays,
-         "rows": 128, "cols": 64, "weight": "w", "k": [0, 128], "n": [0, 64],
-         "feed": "cells"},
-        {**common, "id": 3, "kind": "mvm", "deps": [2], "arrays": arrays,
-         "vectors": 4, "rows": 128, "cols": 64, "weight": "w", "k": [0, 128],
-         "n": [0, 64], "v": [0, 4], "input": "x", "output": "y", "feed": "dram",
-         "in_bytes": 512, "out_bytes": 0, "local_bytes": 0},
-    ]  # fmt: skip
+    """The feed trace with weight w staged in memory-mode arrays ``held``
+    instead of x, switched to compute in place on ``arrays`` and used by
+    an MVM there (fed from DRAM)."""
+    data = feed_trace([[2, 4]], held)
+    load, program, mvm = data["ops"][1:]
+    allocs = [{"tensor": "w", "level": "memory", "bytes": 2048 * len(held),
+               "arrays": held}]  # fmt: skip
+    load.update(bytes=4096, tensor="w", allocs=allocs)
+    program.update(deps=[1], arrays=arrays, feed="cells")
+    mvm.update(deps=[2], arrays=arrays, feed="dram")
+    del mvm["feed_arrays"]
     return data
 
 
