@@ -269,10 +269,6 @@ def transfer_cost(
         if {src, dst} != {"memory", "local"}:
             raise ValueError(f"no transfer between {src} and {dst}")
         return feed_cost(t, nbytes, memory_arrays)
-    cycles = max(
-        link_cycles(t, src, nbytes, memory_arrays),
-        link_cycles(t, dst, nbytes, memory_arrays, reads=False),
-    )
     energy: dict[str, float] = {}
     for location in (src, dst):
         for component, pj in _link_energy(t, location, nbytes).items():
@@ -280,6 +276,11 @@ def transfer_cost(
     if crosses_interconnect(src, dst):
         cycles = max(crossing_parts(t, src, dst, nbytes, memory_arrays))
         energy["interconnect"] = nbytes * t.energy.interconnect_pj_per_byte
+    else:
+        cycles = max(
+            link_cycles(t, src, nbytes, memory_arrays),
+            link_cycles(t, dst, nbytes, memory_arrays, reads=False),
+        )
     return OpCost(cycles, energy)
 
 

@@ -517,9 +517,13 @@ class _Checker:
                 )
             self.overwrite(index, state)
             state.memory, state.weight = False, op.weight
+        self.end_memory_mode(set(ids))
+
+    def end_memory_mode(self, ids: set[int]) -> None:
+        """Arrays ``ids`` leave memory mode: what they held is gone."""
         for name in [n for n, arrays in self.in_memory.items() if arrays & ids]:
             del self.in_memory[name]
-        for index in self.live.drop_arrays(set(ids)):
+        for index in self.live.drop_arrays(ids):
             self.forget_readers(place_key(self.live.contributions[index].alloc))
 
     def mvm(self, op: MvmOp) -> None:
@@ -592,10 +596,7 @@ class _Checker:
             self.overwrite(index, state)
             state.memory, state.weight = to_memory, None
         if not to_memory:
-            for name in [n for n, held in self.in_memory.items() if held & ids]:
-                del self.in_memory[name]
-            for index in self.live.drop_arrays(ids):
-                self.forget_readers(place_key(self.live.contributions[index].alloc))
+            self.end_memory_mode(ids)
 
 
 def _ranges_text(ranges: Sequence[ArrayRange]) -> str:

@@ -1223,21 +1223,19 @@ class Segment:
         arrays staging weights in place (:func:`staged_in_place`)."""
         hw = self.hw
         upcoming = self.next_resident()
+        by_weight: dict[str, MvmInfo] = {}
+        for mvm in upcoming:
+            by_weight.setdefault(mvm.op.weight.data, mvm)
         staged = staged_in_place(
             hw,
             arrays,
-            [(m.op.weight.data, m.arrays) for m in upcoming],
+            [(name, m.arrays) for name, m in by_weight.items()],
             self.next_streams(),
         )
-        held = prefetch = 0
-        counted: set[str] = set()
-        for mvm in upcoming:
-            weight = mvm.op.weight.data
-            if weight in staged and weight not in counted:
-                counted.add(weight)
-                held += mvm.weight_bytes
-                prefetch += tc(hw, "dram", "memory", mvm.weight_bytes, mvm.arrays)
-        dram, program = entry_parts(hw, upcoming, counted)
+        mvms = [by_weight[name] for name in staged]
+        held = sum(m.weight_bytes for m in mvms)
+        prefetch = sum(tc(hw, "dram", "memory", m.weight_bytes, m.arrays) for m in mvms)
+        dram, program = entry_parts(hw, upcoming, frozenset(staged))
         return held, prefetch, dram, program
 
     # -- the instance -------------------------------------------------------
