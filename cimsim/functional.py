@@ -53,6 +53,7 @@ import numpy as np
 from cimflow.cost_model import EPILOGUE_ACTIVATIONS, EPILOGUE_HOSTS, RESIDUAL_LAYOUTS
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
+from cimflow.weight_layout import as_matrix
 
 if TYPE_CHECKING:
     from cimflow.frontend import ModelWeights, WeightQuantization
@@ -717,17 +718,9 @@ def slice_placements(
 
 def weight_blocks(info: WeightInfo, stored: Array) -> Array:
     """The stored weight as ``[groups, K, N]`` blocks, through its layout."""
-    groups, big_k, big_n = info.groups, info.k, info.n
-    if stored.size != groups * big_k * big_n:
-        raise CimError(
-            f"weight '{info.name}' has shape {list(stored.shape)}, not {groups} "
-            f"blocks of {big_k} x {big_n} ({info.layout})"
-        )
-    values = stored.astype(np.float64)
-    if info.layout == "kn":
-        return values.reshape(groups, big_k, big_n)
-    # nk, and oihw: [G*N, K/(kh*kw), kh, kw] is [G, N, K] row-major
-    return values.reshape(groups, big_n, big_k).transpose(0, 2, 1)
+    return as_matrix(
+        info.name, info.layout, info.groups, info.k, info.n, stored.astype(np.float64)
+    )
 
 
 def _signed_max(bits: int) -> int:

@@ -44,8 +44,12 @@ from typing import Any, Literal, get_args
 import onnx
 from onnx import ModelProto
 
+from cimflow.analysis.sparsity import parse_pattern
+from cimflow.errors import CimError
+from cimflow.output_files import write_output
 from cimflow.tools import model_builders as mb
 from cimflow.tools.model_builders import Exporter, Phase, Weights
+from cimflow.tools.prune import PruneRequest, prune_model
 
 Kind = Literal["cnn", "encoder", "decoder"]
 
@@ -428,6 +432,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write the small variants with real weights instead",
     )
     parser.add_argument(
+        "--prune",
+        metavar="PATTERN",
+        help="with --small, also write each model pruned to PATTERN (as "
+        "cim-prune --pattern), named <model>.<pattern>.r<ratio>.onnx",
+    )
+    parser.add_argument(
+        "--prune-ratio",
+        type=float,
+        default=0.5,
+        help="cim-prune --ratio of --prune (0.5)",
+    )
+    parser.add_argument(
         "--exporter",
         choices=get_args(Exporter),
         default="dynamo",
@@ -452,16 +468,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     for note in skipped:
         print(f"skipped {note}", file=sys.stderr)
     out: Path = args.out
-    total = 0
-    for item in write_zoo(out, entries):
-        total += item.size
-        kind = "random weights" if item.entry.small else "shape-only"
-        print(
-            f"wrote {item.path} ({item.size:,} bytes, "
-            f"{_size(item.parameters)} parameters, {kind})"
-        )
-    print(f"{len(entries)} files, {total:,} bytes in {out}")
+    total = files = 0
+    try:
+        request = _prune_request(args.prune, args.prune_ratio, args.small)
+        for item in write_zoo(out, entries):
+            total, files = total + item.size, files + 1
+            kind = "random weights" if item.entry.small else "shape-only"
+            print(
+                f"wrote {item.path} ({item.size:,} bytes, "
+                f"{_size(item.parameters)} parameters, {kind})"
+            )
+            if request is not None:
+                path = write_pruned(item.path, request)
+                total, files = total + path.stat().st_size, files + 1
+                print(f"wrote {path} (pruned to {request.pattern.text()})")
+    except CimError as error:
+        print(f"zoo: error: {error}", file=sys.stderr)
+        return 1
+    print(f"{files} files, {total:,} bytes in {out}")
     return 0
+
+
+def _prune_request(
+    pattern: str | None, ratio: float, small: bool
+) -> PruneRequest | None:
+    if pattern is None:
+        return None
+    if not small:
+        raise CimError("--prune needs --small (true-shape models have no weights)")
+    return PruneRequest(parse_pattern(pattern), ratio)
+
+
+def pruned_name(path: Path, request: PruneRequest) -> Path:
+    """Where :func:`write_pruned` writes the pruned variant of ``path``:
+    ``<stem>.<pattern>.r<ratio>.onnx`` (``block:8x8+2:4`` as
+    ``block8x8_2of4``)."""
+    slug = request.pattern.text().replace("block:", "block")
+    slug = slug.replace(":", "of").replace("+", "_")
+    return path.with_name(f"{path.stem}.{slug}.r{request.ratio:g}.onnx")
+
+
+def write_pruned(path: Path, request: PruneRequest) -> Path:
+    """The zoo model at ``path`` pruned as ``request`` says, written beside it."""
+    model, _ = prune_model(path, request)
+    target = pruned_name(path, request)
+    write_output(target, model.SerializeToString())
+    return target
 
 
 if __name__ == "__main__":
