@@ -27,7 +27,10 @@ then phase, batch, sequence, target, strategy) and fixed columns
 is strategy ``S``'s latency over this row's (above 1: this row is faster),
 ``speedup_vs_best_other`` the same for the fastest other strategy of the
 sweep; ``bound_ratio`` is the latency over the lower bound (at least 1);
-``switch_share`` is the cycles mode switches take over the latency (an upper
+``energy_<component>_uj`` splits ``energy_uj`` as ``cim-sim`` does (array,
+ADC, DAC, programming, mode switches, memory-mode arrays, buffers,
+interconnect, DRAM, vector units); ``switch_share`` is the cycles mode
+switches take over the latency (an upper
 bound of their overhead: switches may overlap other work);
 ``predicted_ratio`` is the compiler's own latency prediction (strategies that
 make one: ``cim_tile.predicted_cycles``) over the simulated latency.
@@ -63,6 +66,7 @@ from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.report import status_summary
 from cimflow.cimsim.trace import parse_trace
 from cimflow.cli import ArgumentParser, exit_status
+from cimflow.cost_model import ENERGY_COMPONENTS
 from cimflow.errors import CimError
 from cimflow.frontend import import_onnx
 from cimflow.hw_targets import load_target
@@ -120,11 +124,14 @@ KEY_COLUMNS: tuple[str, ...] = (
     "strategy",
     "status",
 )
+ENERGY_COLUMNS: tuple[str, ...] = tuple(f"energy_{c}_uj" for c in ENERGY_COMPONENTS)
+"""The energy of each component (``cim-sim``'s breakdown), after the total."""
 RESULT_COLUMNS: tuple[str, ...] = (
     "latency_cycles",
     "latency_ms",
     "throughput_per_s",
     "energy_uj",
+    *ENERGY_COLUMNS,
     "array_utilization",
     "dram_bytes",
     "bound_cycles",
@@ -196,6 +203,8 @@ class Measurement:
     latency_s: float = 0.0
     throughput: float = 0.0
     energy_pj: float = 0.0
+    energy_parts: tuple[tuple[str, float], ...] = ()
+    """Picojoules per energy component, in :data:`ENERGY_COMPONENTS` order."""
     array_utilization: float = 0.0
     dram_bytes: int = 0
     bound: LowerBound | None = None
@@ -300,6 +309,7 @@ def run_combination(combination: Combination) -> Measurement:
         latency_s=stats.seconds,
         throughput=stats.throughput,
         energy_pj=stats.total_energy_pj,
+        energy_parts=tuple((c, stats.energy_pj.get(c, 0.0)) for c in ENERGY_COMPONENTS),
         array_utilization=stats.array_utilization,
         dram_bytes=stats.dram_bytes_read + stats.dram_bytes_written,
         bound=bound,
@@ -436,6 +446,10 @@ def measurement_rows(
                 latency_ms=_number(m.latency_s * 1e3),
                 throughput_per_s=_number(m.throughput),
                 energy_uj=_number(m.energy_pj / 1e6),
+                **{
+                    f"energy_{component}_uj": _number(pj / 1e6)
+                    for component, pj in m.energy_parts
+                },
                 array_utilization=f"{m.array_utilization:.4f}",
                 dram_bytes=str(m.dram_bytes),
                 bound_cycles=str(bound.cycles),

@@ -65,6 +65,9 @@ def test_csv_has_the_columns_and_rows(sweep: Path) -> None:
             1e3 / float(row["latency_ms"]), rel=1e-4
         )
         assert float(row["energy_uj"]) > 0
+        parts = [float(row[column]) for column in bench.ENERGY_COLUMNS]
+        assert min(parts) >= 0
+        assert sum(parts) == pytest.approx(float(row["energy_uj"]), rel=1e-4)
         assert 0 < float(row["array_utilization"]) <= 1
         assert row["speedup_vs_static"] == "1"
         assert row["bound_by"] in ("compute", "dram", "interconnect", "vector", "chain")
