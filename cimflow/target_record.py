@@ -74,7 +74,8 @@ def module_target(module: ModuleOp, spec: str, pass_name: str) -> HardwareTarget
             )
         raise CimError(
             f"{pass_name}: target file '{recorded_spec}' changed since "
-            "convert-graph-to-tile tiled the module for it"
+            "convert-graph-to-tile tiled the module for it (or the --set "
+            "overrides differ)"
         )
     return hw
 

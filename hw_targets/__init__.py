@@ -16,7 +16,8 @@ import dataclasses
 import json
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -525,27 +526,134 @@ def resolve_target_path(spec: str) -> Path:
     return path
 
 
-def load_target_file(path: Path) -> HardwareTarget:
-    """Read and validate one TOML target file (parsed once per content: a
-    file rewritten between two loads is read again)."""
+_overrides: tuple[tuple[str, object], ...] = ()
+"""``--set`` overrides every target loaded now applies (:func:`overridden`)."""
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """``section.key=value`` as ``("section.key", value)``; the value is read
+    as a TOML value (``512``, ``1.5``, ``true``, ``"bus"``), and as a string
+    when it is none (``mesh``)."""
+    key, sep, value = text.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not sep or not dot or not section or not name or not value.strip():
+        raise CimError(f"--set '{text}': expected SECTION.KEY=VALUE")
     try:
-        content = path.read_bytes()
-    except OSError as err:
-        raise CimError(f"{path}: cannot read: {err.strerror}") from None
-    return _parse_target(content, str(path))
+        parsed: object = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return f"{section}.{name}", parsed
+
+
+@contextmanager
+def overridden(overrides: Sequence[str]) -> Generator[None]:
+    """Within the block, every target loaded (:func:`load_target`) has the
+    ``--set`` ``overrides`` (``section.key=value``) applied over its file."""
+    global _overrides
+    parsed = tuple(parse_override(text) for text in overrides)
+    saved, _overrides = _overrides, parsed
+    try:
+        yield
+    finally:
+        _overrides = saved
+
+
+def active_overrides() -> tuple[str, ...]:
+    """The ``--set`` overrides in force, as given."""
+    return tuple(f"{key}={_toml_value(value)}" for key, value in _overrides)
+
+
+def load_target_file(path: Path) -> HardwareTarget:
+    """Read and validate one TOML target file, its ``base`` chain and the
+    ``--set`` overrides in force (parsed once per content: a file rewritten
+    between two loads is read again)."""
+    tables = _resolved_tables(path, ())
+    origin = str(path)
+    if _overrides:
+        origin += " with --set " + " ".join(active_overrides())
+        for key, value in _overrides:
+            section, name = key.split(".", 1)
+            table = tables.get(section)
+            if not isinstance(table, dict):
+                raise CimError(
+                    f"--set {key}: unknown table '{section}' (expected one of "
+                    f"{', '.join(_SECTION_CLASSES)})"
+                )
+            cast(dict[str, object], table)[name] = value
+    return _validated(json.dumps(tables, sort_keys=True), origin)
 
 
 @lru_cache(maxsize=64)
-def _parse_target(content: bytes, origin: str) -> HardwareTarget:
+def _validated(tables: str, origin: str) -> HardwareTarget:
+    return target_from_dict(json.loads(tables), origin)
+
+
+@lru_cache(maxsize=64)
+def _parse_toml(content: bytes, origin: str) -> dict[str, object]:
     try:
-        data = tomllib.loads(content.decode("utf-8"))
+        return tomllib.loads(content.decode("utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise CimError(f"{origin}: invalid TOML: {err}") from None
     except UnicodeDecodeError as err:
         raise CimError(f"{origin}: not UTF-8 text: {err.reason}") from None
-    return target_from_dict(data, origin)
+
+
+def _resolved_tables(path: Path, chain: tuple[Path, ...]) -> dict[str, object]:
+    """The tables of the target file ``path`` over those of its ``base``
+    (a shipped name, or a path from the file's folder), key by key; a
+    child that names no chip is named after its file."""
+    try:
+        content = path.read_bytes()
+    except OSError as err:
+        raise CimError(f"{path}: cannot read: {err.strerror}") from None
+    data = json.loads(json.dumps(_parse_toml(content, str(path))))
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise CimError(f"{path}: key 'base' must be a target name or path")
+    if base.endswith(".toml") or "/" in base:
+        base_path = (path.parent / base).resolve()
+        if not base_path.is_file():
+            raise CimError(f"{path}: base target file '{base}' not found")
+    elif (TARGETS_DIR / f"{base}.toml").is_file():
+        base_path = (TARGETS_DIR / f"{base}.toml").resolve()
+    else:
+        raise CimError(
+            f"{path}: base target '{base}' is not a shipped target "
+            f"({', '.join(shipped_targets())}) or a path ending in .toml"
+        )
+    if base_path in (*chain, path.resolve()):
+        cycle = " -> ".join(str(p) for p in (*chain, path.resolve(), base_path))
+        raise CimError(f"{path}: its 'base' chain loops ({cycle})")
+    tables = _resolved_tables(base_path, (*chain, path.resolve()))
+    for section, values in data.items():
+        inherited = tables.get(section)
+        if isinstance(values, dict) and isinstance(inherited, dict):
+            cast(dict[str, object], inherited).update(cast(dict[str, object], values))
+        else:
+            tables[section] = values
+    info = tables.get("target")
+    own = cast(dict[str, object], data.get("target") or {})
+    if isinstance(info, dict):
+        info = cast(dict[str, object], info)
+        if "name" not in own:
+            info["name"] = path.stem
+        if "description" not in own:
+            changed = [
+                f"{section}.{key}"
+                for section, values in data.items()
+                if section != "target" and isinstance(values, dict)
+                for key in cast(dict[str, object], values)
+            ]
+            info["description"] = (
+                f"{base} with {', '.join(changed) or 'nothing'} changed: "
+                f"{info.get('description', '')}"
+            )
+    return tables
 
 
 def load_target(spec: str = DEFAULT_TARGET) -> HardwareTarget:
-    """Load a target by shipped name or by path."""
+    """Load a target by shipped name or by path (with its base and the
+    ``--set`` overrides in force)."""
     return load_target_file(resolve_target_path(spec))

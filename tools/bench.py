@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import importlib
 import io
 import multiprocessing
@@ -69,7 +70,7 @@ from cimflow.cli import ArgumentParser, exit_status
 from cimflow.cost_model import ENERGY_COMPONENTS
 from cimflow.errors import CimError
 from cimflow.frontend import import_onnx
-from cimflow.hw_targets import load_target
+from cimflow.hw_targets import load_target, overridden
 from cimflow.output_files import output_error, write_output
 from cimflow.passes.cim_allocate import PREDICTED_ATTR, SolverRecord, solver_records
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
@@ -180,6 +181,8 @@ class Combination:
     small: bool
     target: str
     strategy: str
+    overrides: tuple[str, ...] = ()
+    """``--set`` overrides of the target (``section.key=value``)."""
 
     @property
     def label(self) -> str:
@@ -226,7 +229,7 @@ class _Cache:
 
     stem: str | None = None
     module: ModuleOp | None = None
-    bounds: dict[str, LowerBound] = field(default_factory=lambda: {})
+    bounds: dict[tuple[str, ...], LowerBound] = field(default_factory=lambda: {})
 
 
 _CACHE = _Cache()
@@ -262,13 +265,15 @@ def _imported(combination: Combination) -> ModuleOp:
 
 
 def _bound(combination: Combination) -> LowerBound:
-    """The lower bound of the model on the target (cached per target)."""
-    bound = _CACHE.bounds.get(combination.target)
+    """The lower bound of the model on the target (cached per target and
+    ``--set`` overrides)."""
+    key = (combination.target, *combination.overrides)
+    bound = _CACHE.bounds.get(key)
     if bound is None:
         tiled = _imported(combination)
         ConvertGraphToTilePass(combination.target).apply(Context(), tiled)
         bound = latency_lower_bound(tiled, load_target(combination.target))
-        _CACHE.bounds[combination.target] = bound
+        _CACHE.bounds[key] = bound
     return bound
 
 
@@ -281,6 +286,13 @@ def _error_text(error: BaseException) -> str:
 
 
 def run_combination(combination: Combination) -> Measurement:
+    """Compile, simulate and bound one combination (with its target's
+    ``--set`` overrides)."""
+    with overridden(combination.overrides):
+        return _measure(combination)
+
+
+def _measure(combination: Combination) -> Measurement:
     """Compile, simulate and bound one combination; errors become ``error``."""
     start = time.perf_counter()
     try:
@@ -726,6 +738,13 @@ def _parser() -> ArgumentParser:
         help=f"comma-separated targets (default {','.join(DEFAULT_TARGETS)})",
     )
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one key of every target (repeatable; hw_targets/SCHEMA.md)",
+    )
+    parser.add_argument(
         "--strategies",
         type=_names,
         default=None,
@@ -808,8 +827,10 @@ def _run(argv: Sequence[str] | None) -> int:
         print(mapping_report(chosen, targets, args.budget))
         return 0
     targets = args.targets or list(DEFAULT_TARGETS)
-    for target in targets:
-        load_target(target)
+    overrides: tuple[str, ...] = tuple(args.set)
+    with overridden(overrides):
+        for target in targets:
+            load_target(target)
     strategies: list[str] = args.strategies or list(STRATEGIES)
     _check_names(parser, "strategy", strategies, list(STRATEGIES))
     combinations, notes = plan_sweep(
@@ -821,6 +842,7 @@ def _run(argv: Sequence[str] | None) -> int:
         strategies,
         args.small,
     )
+    combinations = [dataclasses.replace(c, overrides=overrides) for c in combinations]
     for note in notes:
         print(f"skipped {note}", file=sys.stderr)
     start = time.perf_counter()

@@ -20,6 +20,7 @@ from xdsl.xdsl_opt_main import xDSLOptMain
 
 from cimflow.cli import exit_status, raise_usage_errors
 from cimflow.errors import CimError
+from cimflow.hw_targets import overridden
 from cimflow.output_files import write_output
 from cimflow.pipeline_spec import checked_specs, pipeline_text
 
@@ -51,6 +52,14 @@ class CimOptMain(xDSLOptMain):
             metavar="NAME=VALUE",
             help="value of a symbolic ONNX input dimension (repeatable)",
         )
+        arg_parser.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="SECTION.KEY=VALUE",
+            help="override one key of every target the passes load (repeatable; "
+            "hw_targets/SCHEMA.md)",
+        )
 
     def setup_pipeline(self) -> None:
         specs = checked_specs(self.args.passes, self.available_passes)
@@ -70,6 +79,10 @@ class CimOptMain(xDSLOptMain):
         return onnx_frontend(self.args.input_file, parse_dims(self.args.dim))
 
     def run(self) -> None:
+        with overridden(self.args.set):
+            self._run()
+
+    def _run(self) -> None:
         from cimflow.frontend.model_file import check_readable_file
 
         parse_dims(self.args.dim)

@@ -52,6 +52,7 @@ from cimflow.cimsim.functional import (
 from cimflow.cimsim.trace import TensorType, Trace, parse_trace
 from cimflow.cli import ArgumentParser, exit_status
 from cimflow.errors import CimError
+from cimflow.hw_targets import overridden
 from cimflow.output_files import write_output
 from cimflow.pipeline_spec import checked_specs
 
@@ -750,6 +751,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="value of a symbolic ONNX input dimension (repeatable)",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one key of the target (repeatable; hw_targets/SCHEMA.md)",
+    )
     parser.add_argument("--mode", choices=MODE_CHOICES, default="exact")
     parser.add_argument("--seed", type=int, default=0, help="input seed (default 0)")
     parser.add_argument(
@@ -792,17 +800,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise CimError(f"--{name} must be a non-negative number, got {value}")
         dims = parse_dims(cast(list[str], args.dim))
         check_model_dims(Path(cast(str, args.model)), dims)
-        report = verify_model(
-            cast(str, args.model),
-            cast("str | None", args.target),
-            cast(str, args.pipeline),
-            dims,
-            cast(ModeChoice, args.mode),
-            cast(int, args.seed),
-            cast(float, args.rtol),
-            cast(float, args.atol),
-            cast(bool, args.strict),
-        )
+        with overridden(cast(list[str], args.set)):
+            report = verify_model(
+                cast(str, args.model),
+                cast("str | None", args.target),
+                cast(str, args.pipeline),
+                dims,
+                cast(ModeChoice, args.mode),
+                cast(int, args.seed),
+                cast(float, args.rtol),
+                cast(float, args.atol),
+                cast(bool, args.strict),
+            )
         text = (
             json.dumps(report.to_dict(), indent=1, sort_keys=True) + "\n"
             if cast(bool, args.json)
