@@ -15,13 +15,8 @@ from .engine import (
     op_resources,
     simulate,
 )
-from .report import (
-    dump_report_json,
-    dump_timeline,
-    format_report,
-    report_dict,
-    timeline_dict,
-)
+from .report import dump_report_json, format_report, report_dict
+from .timeline import dump_timeline, timeline_dict
 from .trace import (
     OP_KINDS,
     TRACE_FORMAT,

@@ -276,25 +276,6 @@ def op_resources(target: HardwareTarget, op: TraceOp) -> tuple[Resource, ...]:
     return _spec_names(target, _resource_spec(target, op))
 
 
-def timeline_lane(target: HardwareTarget, op: TraceOp) -> tuple[str, int]:
-    """Resource class and lane of an op on the timeline: ``dram``; the
-    interconnect (lane 0 for the bus, the first core's link on a mesh);
-    a core's vector units; an array; or ``sync`` for ops holding nothing."""
-    if isinstance(op, MoveOp):
-        mesh = target.interconnect.topology == "mesh"
-        return "interconnect", op.cores[0][0] if mesh else 0
-    if isinstance(op, VectorOp):
-        return "vector", op.cores[0][0]
-    if isinstance(op, MvmOp | ProgramOp):
-        return "arrays", op.arrays[0][0]
-    if isinstance(op, TransferOp) and "dram" in (op.src, op.dst):
-        return "dram", 0
-    arrays = op_arrays(op)
-    if arrays:
-        return "arrays", arrays[0][0]
-    return "sync", 0
-
-
 def resource_names(target: HardwareTarget) -> tuple[str, ...]:
     """Every resource besides the arrays, in index order after them."""
     vectors = tuple(f"vector {c}" for c in range(target.total_cores))
@@ -794,6 +775,18 @@ class _Occupancy:
             LEVELS, (0, None, 0)
         )
         self.contributions, self.ended = releases(trace)
+        self.series: dict[str, list[tuple[int, int]]] | None = None
+        """With :meth:`record`, every level's bytes in use after each
+        change (cycle, bytes over all its units)."""
+
+    def record(self) -> _Occupancy:
+        """Keep :attr:`series` as the run goes."""
+        self.series = {level: [(0, 0)] for level in LEVELS}
+        return self
+
+    def _note(self, level: str, now: int) -> None:
+        if self.series is not None:
+            self.series[level].append((now, sum(self.used[level])))
 
     def parts(self, level: str, nbytes: int, units: Ranges) -> list[tuple[int, int]]:
         return [(0, nbytes)] if level == "buffer" else _shares(nbytes, units)
@@ -811,12 +804,14 @@ class _Occupancy:
             used[unit] = total
             if total > self.peak[level][0]:
                 self.peak[level] = (total, None if level == "buffer" else unit, now)
+        self._note(level, now)
 
-    def remove(self, alloc_index: int) -> None:
+    def remove(self, alloc_index: int, now: int = 0) -> None:
         alloc = self.contributions[alloc_index].alloc
         used = self.used[alloc.level]
         for unit, share in self.parts(alloc.level, alloc.nbytes, alloc.units):
             used[unit] -= share
+        self._note(alloc.level, now)
 
     def overfull(
         self,
@@ -855,7 +850,7 @@ class _Occupancy:
         for now, phase, op_id, index in events:
             if phase == 0:
                 if state[index] == 1:
-                    self.remove(index)
+                    self.remove(index, now)
                 state[index] = 2
             elif state[index] == 0:
                 self.add(op_id, index, now)
@@ -872,6 +867,18 @@ def occupancy(trace: Trace, start: Sequence[int]) -> tuple[PeakOccupancy, ...]:
     the peak of each level, or a one-line CimError at the first
     allocation that overfills one."""
     return _Occupancy(trace).run(start)
+
+
+def occupancy_series(
+    trace: Trace, start: Sequence[int]
+) -> dict[str, list[tuple[int, int]]]:
+    """Per level (``buffer``, ``local``, ``memory``), the bytes in use over
+    the schedule: ``(cycle, bytes)`` after each change, all units
+    together."""
+    tracker = _Occupancy(trace).record()
+    tracker.run(start)
+    assert tracker.series is not None
+    return tracker.series
 
 
 # -- statistics ----------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The simulation report (text and JSON) and a Chrome/Perfetto timeline.
+"""The simulation report (text and JSON); the timeline is in
+:mod:`~cimflow.cimsim.timeline`.
 
 Every function here is deterministic: the same :class:`SimResult` always
 gives the same text.
@@ -9,21 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from .engine import SHARED_RESOURCES, PeakOccupancy, SimResult, timeline_lane
+from .engine import SHARED_RESOURCES, PeakOccupancy, SimResult
 from .trace import OP_KINDS, SWITCH_DIRECTIONS
 
 REPORT_FORMAT = "cim-sim-report"
 REPORT_VERSION = 2
 """Version 2 added peak occupancy per level, the busiest interconnect
 resource and per-core vector busy cycles, and local-buffer reads."""
-
-_TIMELINE_PIDS: dict[str, int] = {
-    "arrays": 1,
-    "dram": 2,
-    "interconnect": 3,
-    "vector": 4,
-    "sync": 5,
-}
 
 
 def _seconds_text(seconds: float) -> str:
@@ -244,99 +237,3 @@ def report_dict(result: SimResult) -> dict[str, object]:
 def dump_report_json(result: SimResult) -> str:
     """:func:`report_dict` as indented JSON with a trailing newline."""
     return json.dumps(report_dict(result), indent=1) + "\n"
-
-
-def timeline_dict(result: SimResult) -> dict[str, object]:
-    """A Chrome/Perfetto trace-event document: one ``X`` event per op.
-
-    ``ts`` and ``dur`` are microseconds; the process is the op's resource
-    class (``sync`` for ops without resources) and the thread its first
-    resource of that class (an array, a mesh link's core, a core's vector
-    units; 0 for DRAM and the bus). Metadata (``M``) events name the
-    processes and threads.
-    """
-    return {"displayTimeUnit": "ns", "traceEvents": _timeline_events(result)}
-
-
-def _timeline_events(result: SimResult) -> list[dict[str, object]]:
-    trace = result.trace
-    target = trace.target
-    cycles_per_us = target.target.clock_ghz * 1e3
-    arrays_per_core = target.hierarchy.arrays_per_core
-    mesh = target.interconnect.topology == "mesh"
-    events: list[dict[str, object]] = []
-    used_pids: set[str] = set()
-    used_threads: set[tuple[str, int]] = set()
-    for op, start, finish in zip(trace.ops, result.start, result.finish, strict=True):
-        process, tid = timeline_lane(target, op)
-        used_pids.add(process)
-        used_threads.add((process, tid))
-        kind = op.kind
-        events.append(
-            {
-                "args": {"id": op.id, "kind": kind, "name": op.name},
-                "cat": kind,
-                "dur": (finish - start) / cycles_per_us,
-                "name": op.name or kind,
-                "ph": "X",
-                "pid": _TIMELINE_PIDS[process],
-                "tid": tid,
-                "ts": start / cycles_per_us,
-            }
-        )
-    metadata: list[dict[str, object]] = []
-    for process, pid in _TIMELINE_PIDS.items():
-        if process not in used_pids:
-            continue
-        metadata.append(
-            {
-                "name": "process_name",
-                "ph": "M",
-                "pid": pid,
-                "tid": 0,
-                "args": {"name": process},
-            }
-        )
-        metadata.append(
-            {
-                "name": "process_sort_index",
-                "ph": "M",
-                "pid": pid,
-                "tid": 0,
-                "args": {"sort_index": pid},
-            }
-        )
-    for process, tid in sorted(
-        used_threads, key=lambda p: (_TIMELINE_PIDS[p[0]], p[1])
-    ):
-        if process == "arrays":
-            name = f"array {tid} (core {tid // arrays_per_core})"
-        elif process == "interconnect" and mesh:
-            name = f"link {tid}"
-        elif process == "vector":
-            name = f"vector {tid}"
-        else:
-            name = "bus" if process == "interconnect" else process
-        metadata.append(
-            {
-                "name": "thread_name",
-                "ph": "M",
-                "pid": _TIMELINE_PIDS[process],
-                "tid": tid,
-                "args": {"name": name},
-            }
-        )
-    return metadata + events
-
-
-def dump_timeline(result: SimResult) -> str:
-    """:func:`timeline_dict` as JSON, one event per line."""
-    events = _timeline_events(result)
-    encode = json.JSONEncoder(sort_keys=True).encode
-    body = ",\n".join(map(encode, events))
-    return (
-        '{"displayTimeUnit": "ns", "traceEvents": [\n'
-        + body
-        + ("\n" if body else "")
-        + "]}\n"
-    )

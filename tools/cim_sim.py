@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 
 from cimflow.cimsim.engine import simulate
-from cimflow.cimsim.report import dump_report_json, dump_timeline, format_report
+from cimflow.cimsim.report import dump_report_json, format_report
+from cimflow.cimsim.timeline import dump_timeline
 from cimflow.cimsim.trace import load_trace
 from cimflow.cli import ArgumentParser, exit_status
 from cimflow.errors import CimError

@@ -137,18 +137,32 @@ def test_output_file_and_timeline(
     assert capsys.readouterr().out == ""
     assert json.loads(out.read_text(encoding="utf-8"))["latency"]["cycles"] == 172
     events = json.loads(timeline.read_text(encoding="utf-8"))["traceEvents"]
-    spans = [e for e in events if e["ph"] == "X"]
-    assert [(e["ts"], e["dur"]) for e in spans] == [
-        (0.0, 0.128),
-        (0.128, 0.034),
-        (0.162, 0.01),
-        (0.172, 0.0),
-    ]
-    assert spans[1]["args"] == {"id": 1, "name": "fc1", "kind": "mvm"}
-    assert spans[1]["tid"] == 0
-    assert spans[1]["pid"] != spans[3]["pid"]
+    spans: dict[int, list[dict[str, Any]]] = {}
+    for event in events:
+        if event["ph"] == "X":
+            spans.setdefault(event["args"]["id"], []).append(event)
+    # every op on each array it holds (the barrier on the sync track)
+    assert {
+        i: sorted((e["ts"], e["dur"], e["tid"]) for e in s) for i, s in spans.items()
+    } == {
+        0: [(0.0, 0.128, 0), (0.0, 0.128, 1)],
+        1: [(0.128, 0.034, 0), (0.128, 0.034, 1)],
+        2: [(0.162, 0.01, 0), (0.162, 0.01, 1)],
+        3: [(0.172, 0.0, 0)],
+    }
+    assert spans[1][0]["args"] == {"id": 1, "name": "fc1", "kind": "mvm"}
+    assert spans[1][0]["pid"] != spans[3][0]["pid"]
     names = {e["args"].get("name") for e in events if e["ph"] == "M"}
-    assert {"arrays", "array 0 (core 0)"} <= names
+    assert {"arrays", "array 0 (core 0)", "array 1 (core 0)"} <= names
+    flows = sorted((e["id"], e["ph"], e["ts"]) for e in events if e["ph"] in "sf")
+    assert flows == [
+        (0, "f", 0.128),
+        (0, "s", 0.128),
+        (1, "f", 0.162),
+        (1, "s", 0.162),
+        (2, "f", 0.172),
+        (2, "s", 0.172),
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "report.json",
         "t.json",

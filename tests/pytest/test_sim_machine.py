@@ -42,7 +42,8 @@ from sim_traces import (
 )
 
 from cimflow.cimsim.engine import PeakOccupancy, op_resources, simulate
-from cimflow.cimsim.report import dump_timeline, format_report, report_dict
+from cimflow.cimsim.report import format_report, report_dict
+from cimflow.cimsim.timeline import dump_timeline
 from cimflow.cimsim.trace import load_trace
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
@@ -486,7 +487,13 @@ def test_timeline_names_links_and_vector_units() -> None:
         for e in document["traceEvents"]
         if e["name"] == "thread_name"
     }
-    assert threads == {(3, 2): "link 2", (4, 3): "vector 3"}
+    # the move holds core 2's link and the global buffer's port (after the
+    # 4 cores' links); the vector op its core's units
+    assert threads == {
+        (3, 2): "link 2",
+        (3, 4): "global buffer port",
+        (4, 3): "vector 3",
+    }
 
 
 # --- streams from and to DRAM and memory-mode arrays ------------------------------
