@@ -9,7 +9,12 @@ written when the whole run succeeds.
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
+import inspect
+import itertools
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -53,6 +58,12 @@ class CimOptMain(xDSLOptMain):
             help="value of a symbolic ONNX input dimension (repeatable)",
         )
         arg_parser.add_argument(
+            "--list-passes",
+            action="store_true",
+            help="list cimflow's passes with their options (type, default, "
+            "meaning) and exit",
+        )
+        arg_parser.add_argument(
             "--set",
             action="append",
             default=[],
@@ -79,6 +90,9 @@ class CimOptMain(xDSLOptMain):
         return onnx_frontend(self.args.input_file, parse_dims(self.args.dim))
 
     def run(self) -> None:
+        if self.args.list_passes:
+            sys.stdout.write(describe_passes())
+            return
         with overridden(self.args.set):
             self._run()
 
@@ -122,6 +136,49 @@ class CimOptMain(xDSLOptMain):
                 chunk.close()
         if self.args.output_file is not None:
             write_output(self.args.output_file, "".join(buffered))
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """The docstrings written under a dataclass's fields (its source)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
+    docs: dict[str, str] = {}
+    cls_def = tree.body[0] if tree.body else None
+    body = cls_def.body if isinstance(cls_def, ast.ClassDef) else []
+    for field, after in itertools.pairwise(body):
+        if (
+            isinstance(field, ast.AnnAssign)
+            and isinstance(field.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[field.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def describe_passes() -> str:
+    """cimflow's passes, each with its summary and options: name, type,
+    default and the option's own documentation."""
+    from cimflow.passes import get_all_passes
+
+    lines: list[str] = []
+    for name, factory in get_all_passes().items():
+        cls = factory()
+        summary = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+        lines += textwrap.wrap(f"{name}: {summary}", 79, subsequent_indent="    ")
+        docs = _field_docs(cls)
+        for field in dataclasses.fields(cls):
+            kind = field.type if isinstance(field.type, str) else field.type.__name__
+            lines.append(f"  {field.name}: {kind} = {field.default!r}")
+            if field.name in docs:
+                lines += [
+                    f"      {line}" for line in textwrap.wrap(docs[field.name], 72)
+                ]
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _one_line(error: BaseException) -> str:

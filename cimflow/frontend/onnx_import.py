@@ -256,7 +256,8 @@ def import_onnx(
         _check_dims(model, dims or {}, str(path))
     prepared = prepare_model(model, dims or {}, str(path))
     module = import_prepared(prepared, str(path), str(path))
-    module.attributes[SOURCE_ATTR] = WeightSourceAttr(str(path), dims)
+    # absolute, so that the trace finds the weights from any directory
+    module.attributes[SOURCE_ATTR] = WeightSourceAttr(str(Path(path).resolve()), dims)
     return module
 
 

@@ -867,3 +867,23 @@ def test_every_shipped_target_computes_the_model(
     quantized = report.mode("quantized")
     assert quantized.error is None
     assert all(np.isfinite(o.max_abs_error) for o in quantized.outputs)
+
+
+def test_a_trace_finds_its_weights_from_any_directory(
+    model_path: Callable[[str], Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Compiled from the model's folder by a relative path, the trace names
+    the model by its absolute path, so it runs from anywhere else."""
+    path = model_path("cnn")
+    monkeypatch.chdir(path.parent)
+    document = _document(Path(path.name), "dynaplasia")
+    assert document["model"]["source"] == str(path.resolve())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    trace = parse_trace(document, "t.json")
+    inputs = {"image": np.zeros((1, 4, 12, 12), np.float32)}
+    (out,) = run_functional(trace, inputs, "exact").values()
+    assert out.shape == (1, 10)

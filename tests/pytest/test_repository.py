@@ -7,6 +7,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -59,3 +60,30 @@ def test_every_locked_line_has_hashes() -> None:
     for entry in entries:
         if "==" in entry:
             assert "--hash=sha256:" in entry, entry.splitlines()[0]
+
+
+def test_the_readmes_python_snippet_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's Python example, run from the repository root as written,
+    compiles, simulates and prints the report."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```python\n(.+?)\n```", readme, re.S)
+    assert block is not None
+    monkeypatch.chdir(ROOT)
+    exec(compile(block.group(1), "README.md", "exec"), {})
+    report = capsys.readouterr().out
+    assert "strategy:    cmswitch" in report and "latency:" in report
+
+
+def test_cim_opt_lists_its_passes_with_their_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from cimflow.passes import PASS_MODULES
+    from cimflow.tools import cim_opt
+
+    assert cim_opt.main(["--list-passes"]) == 0
+    text = capsys.readouterr().out
+    listed = [line.split(":")[0] for line in text.splitlines() if line[:1].isalpha()]
+    assert listed == list(PASS_MODULES)
+    assert "  time_limit: float | int = 120.0\n      Seconds HiGHS may spend" in text
