@@ -43,6 +43,7 @@ import csv
 import dataclasses
 import importlib
 import io
+import itertools
 import multiprocessing
 import sys
 import tempfile
@@ -70,12 +71,14 @@ from cimflow.cli import ArgumentParser, exit_status
 from cimflow.cost_model import ENERGY_COMPONENTS
 from cimflow.errors import CimError
 from cimflow.frontend import import_onnx
+from cimflow.frontend.model_file import check_readable_file
 from cimflow.hw_targets import load_target, overridden
 from cimflow.output_files import output_error, write_output
 from cimflow.passes.cim_allocate import PREDICTED_ATTR, SolverRecord, solver_records
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.pipelines import STRATEGIES, CompilePass
 from cimflow.passes.trace_target import build_trace
+from cimflow.tools.bench_cache import cache_key, read_cached, write_cached
 from cimflow.tools.model_builders import Phase
 from cimflow.tools.zoo import (
     DEFAULT_SMALL_SEQUENCE,
@@ -122,6 +125,7 @@ KEY_COLUMNS: tuple[str, ...] = (
     "batch",
     "L",
     "target",
+    "overrides",
     "strategy",
     "status",
 )
@@ -182,7 +186,12 @@ class Combination:
     target: str
     strategy: str
     overrides: tuple[str, ...] = ()
-    """``--set`` overrides of the target (``section.key=value``)."""
+    """``--set`` and ``--sweep`` overrides of the target
+    (``section.key=value``)."""
+    source: str = ""
+    """An ONNX file to run instead of a zoo entry."""
+    cache: str = ""
+    """The ``--cache`` directory (empty: none)."""
 
     @property
     def label(self) -> str:
@@ -193,7 +202,7 @@ class Combination:
         parts.append(f"b{self.batch}")
         if self.sequence is not None:
             parts.append(f"L{self.sequence}")
-        return " ".join([*parts, self.target, self.strategy])
+        return " ".join([*parts, self.target, *self.overrides, self.strategy])
 
 
 @dataclass(frozen=True)
@@ -218,6 +227,8 @@ class Measurement:
     compile_s: float = 0.0
     simulate_s: float = 0.0
     wall_s: float = 0.0
+    cached: bool = False
+    """Read from the ``--cache`` directory, not computed in this run."""
 
 
 # -- running one combination ----------------------------------------------
@@ -253,14 +264,18 @@ def _entry(combination: Combination) -> ZooEntry:
 
 
 def _imported(combination: Combination) -> ModuleOp:
-    """The cim_graph module of the combination's model (cached by stem)."""
-    if _CACHE.stem != combination.stem or _CACHE.module is None:
-        entry = _entry(combination)
-        with tempfile.TemporaryDirectory(prefix="cim-bench-") as directory:
-            path = Path(directory) / entry.file_name
-            onnx.save(entry.builder(), path)
-            module = import_onnx(path)
-        _CACHE.stem, _CACHE.module, _CACHE.bounds = combination.stem, module, {}
+    """The cim_graph module of the combination's model (cached by model)."""
+    key = combination.source or combination.stem
+    if _CACHE.stem != key or _CACHE.module is None:
+        if combination.source:
+            module = import_onnx(Path(combination.source))
+        else:
+            entry = _entry(combination)
+            with tempfile.TemporaryDirectory(prefix="cim-bench-") as directory:
+                path = Path(directory) / entry.file_name
+                onnx.save(entry.builder(), path)
+                module = import_onnx(path)
+        _CACHE.stem, _CACHE.module, _CACHE.bounds = key, module, {}
     return _CACHE.module.clone()
 
 
@@ -287,9 +302,56 @@ def _error_text(error: BaseException) -> str:
 
 def run_combination(combination: Combination) -> Measurement:
     """Compile, simulate and bound one combination (with its target's
-    ``--set`` overrides)."""
+    overrides), or read it from the ``--cache`` directory (and keep it there
+    once computed; a failure is not kept)."""
+    if not combination.cache:
+        with overridden(combination.overrides):
+            return _measure(combination)
+    directory = Path(combination.cache)
+    model: dict[str, object] = (
+        {"onnx": combination.source}
+        if combination.source
+        else {"zoo": combination.stem, "small": combination.small}
+    )
+    key = cache_key(
+        model, combination.target, combination.overrides, combination.strategy
+    )
+    data = read_cached(directory, key)
+    if data is not None:
+        try:
+            return _from_dict(data, combination)
+        except (KeyError, TypeError, ValueError):
+            pass  # kept by another version of this format: computed again
     with overridden(combination.overrides):
-        return _measure(combination)
+        measurement = _measure(combination)
+    if measurement.error is None:
+        write_cached(directory, key, _to_dict(measurement))
+    return measurement
+
+
+def _to_dict(measurement: Measurement) -> dict[str, Any]:
+    data = dataclasses.asdict(measurement)
+    del data["combination"], data["cached"]
+    return data
+
+
+def _from_dict(data: dict[str, Any], combination: Combination) -> Measurement:
+    """A measurement :func:`_to_dict` kept, for ``combination``."""
+    fields = dict(data)
+    bound = fields.pop("bound")
+    solver = fields.pop("solver")
+    parts = fields.pop("energy_parts")
+    return Measurement(
+        combination,
+        bound=None if bound is None else LowerBound(**bound),
+        solver=tuple(
+            SolverRecord(tuple(r["segments"]), str(r["status"]), int(r["nodes"]))
+            for r in solver
+        ),
+        energy_parts=tuple((str(c), float(pj)) for c, pj in parts),
+        cached=True,
+        **fields,
+    )
 
 
 def _measure(combination: Combination) -> Measurement:
@@ -345,11 +407,15 @@ def plan_sweep(
     targets: Sequence[str],
     strategies: Sequence[str],
     small: bool = False,
+    variants: Sequence[tuple[str, ...]] = ((),),
+    paths: Sequence[str] = (),
 ) -> tuple[list[Combination], list[str]]:
     """Every combination, in table order, and notes on skipped entries.
 
     Models go in zoo order; a model's entries by phase, batch and sequence
-    (a CNN once per batch); then targets and strategies in the given order.
+    (a CNN once per batch); then the ONNX files of ``paths`` in the given
+    order (each as its shapes say); then targets, the target overrides of
+    each ``variants`` entry and strategies in the given order.
     """
     order = {model.name: index for index, model in enumerate(ZOO)}
     combinations: list[Combination] = []
@@ -369,22 +435,71 @@ def plan_sweep(
         entries.sort(key=lambda e: (phase_order[e.phase], e.batch, e.sequence or 0))
         for entry in entries:
             for target in targets:
+                for variant in variants:
+                    for strategy in strategies:
+                        combinations.append(
+                            Combination(
+                                len(combinations),
+                                zoo_name,
+                                entry.stem,
+                                entry.name,
+                                entry.phase,
+                                entry.batch,
+                                entry.sequence,
+                                small,
+                                target,
+                                strategy,
+                                variant,
+                            )
+                        )
+    for path in dict.fromkeys(paths):
+        name = Path(path).stem
+        for target in targets:
+            for variant in variants:
                 for strategy in strategies:
                     combinations.append(
                         Combination(
                             len(combinations),
-                            zoo_name,
-                            entry.stem,
-                            entry.name,
-                            entry.phase,
-                            entry.batch,
-                            entry.sequence,
-                            small,
+                            path,
+                            name,
+                            name,
+                            None,
+                            _batch_of(Path(path)),
+                            None,
+                            False,
                             target,
                             strategy,
+                            variant,
+                            source=path,
                         )
                     )
     return combinations, notes
+
+
+def _batch_of(path: Path) -> int:
+    """The leading dimension of an ONNX file's first input (1 when it is
+    symbolic or there is none)."""
+    from cimflow.frontend.model_file import load_model
+
+    inputs = list(load_model(path).graph.input)
+    if not inputs or not inputs[0].type.tensor_type.shape.dim:
+        return 1
+    first: int = inputs[0].type.tensor_type.shape.dim[0].dim_value
+    return max(1, first)
+
+
+def sweep_variants(fixed: Sequence[str], axes: Sequence[str]) -> list[tuple[str, ...]]:
+    """The target overrides of every point of a sweep: the ``--set``
+    overrides, then one value of each ``--sweep SECTION.KEY=V1,V2,...``
+    axis (every combination, the first axis slowest)."""
+    values: list[list[str]] = []
+    for axis in axes:
+        key, sep, text = axis.partition("=")
+        choices = [v.strip() for v in text.split(",") if v.strip()]
+        if not sep or "." not in key or not choices:
+            raise CimError(f"--sweep '{axis}': expected SECTION.KEY=V1,V2,...")
+        values.append([f"{key.strip()}={v}" for v in choices])
+    return [(*fixed, *point) for point in itertools.product(*values)]
 
 
 def run_sweep(
@@ -432,11 +547,13 @@ def measurement_rows(
     measurements: Sequence[Measurement], strategies: Sequence[str]
 ) -> list[dict[str, str]]:
     """One CSV row (column -> text) per measurement, speedups filled in."""
-    latency: dict[tuple[str, str, str], int] = {}
+    latency: dict[tuple[str, ...], int] = {}
     for m in measurements:
         c = m.combination
         if m.error is None:
-            latency[(c.stem, c.target, c.strategy)] = m.latency_cycles
+            latency[(c.source or c.stem, c.target, *c.overrides, c.strategy)] = (
+                m.latency_cycles
+            )
     rows: list[dict[str, str]] = []
     for m in measurements:
         c = m.combination
@@ -447,6 +564,7 @@ def measurement_rows(
             batch=str(c.batch),
             L="" if c.sequence is None else str(c.sequence),
             target=c.target,
+            overrides=" ".join(c.overrides),
             strategy=c.strategy,
             status="ok" if m.error is None else f"error: {m.error}",
             wall_s=f"{m.wall_s:.3f}",
@@ -485,7 +603,9 @@ def measurement_rows(
             )
             others: list[int] = []
             for other in strategies:
-                theirs = latency.get((c.stem, c.target, other))
+                theirs = latency.get(
+                    (c.source or c.stem, c.target, *c.overrides, other)
+                )
                 if theirs is not None and m.latency_cycles > 0:
                     row[f"speedup_vs_{other}"] = _number(theirs / m.latency_cycles, 4)
                     if other != c.strategy:
@@ -509,6 +629,9 @@ def write_csv(
     write_output(path, buffer.getvalue())
 
 
+_TEXT_COLUMNS = frozenset({"model", "phase", "target", "overrides", "strategy"})
+"""Table columns aligned left."""
+
 _TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("model", "model"),
     ("phase", "phase"),
@@ -527,18 +650,22 @@ _TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
 
 def format_table(rows: Sequence[dict[str, str]], strategies: Sequence[str]) -> str:
     """The rows as an aligned text table (errors on their own lines)."""
+    table = list(_TABLE_COLUMNS)
+    if any(row["overrides"] for row in rows):  # a hardware sweep
+        table.insert(table.index(("target", "target")) + 1, ("overrides", "set"))
     columns = [
-        *_TABLE_COLUMNS,
+        *table,
         *((f"speedup_vs_{s}", f"x{s}") for s in strategies),
         ("bound_ratio", "/bound"),
         ("bound_by", "bound by"),
     ]
+    cycles = columns.index(("latency_cycles", "cycles"))
     cells = [[title for _, title in columns]]
     errors: list[str] = []
     for row in rows:
         cells.append([row[key] or "-" for key, _ in columns])
         if row["status"] != "ok":
-            cells[-1][6] = "FAILED"
+            cells[-1][cycles] = "FAILED"
             label = " ".join(
                 part
                 for part in (row["model"], row["phase"], f"b{row['batch']}", row["L"])
@@ -548,7 +675,9 @@ def format_table(rows: Sequence[dict[str, str]], strategies: Sequence[str]) -> s
                 f"  {label} {row['target']} {row['strategy']}: {row['status']}"
             )
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    text_columns = {0, 1, 4, 5, len(columns) - 1}
+    text_columns = {i for i, (key, _) in enumerate(columns) if key in _TEXT_COLUMNS} | {
+        len(columns) - 1
+    }
     lines = [
         "  ".join(
             cell.ljust(width) if i in text_columns else cell.rjust(width)
@@ -729,7 +858,11 @@ def _parser() -> ArgumentParser:
         "--suite", choices=list(SUITES), default="default", help=f"preset ({suites})"
     )
     parser.add_argument(
-        "--models", type=_names, default=None, help="comma-separated zoo names"
+        "--models",
+        type=_names,
+        default=None,
+        help="comma-separated zoo names and ONNX files (paths ending in .onnx, "
+        "run as their shapes say)",
     )
     parser.add_argument(
         "--targets",
@@ -743,6 +876,22 @@ def _parser() -> ArgumentParser:
         default=[],
         metavar="SECTION.KEY=VALUE",
         help="override one key of every target (repeatable; hw_targets/SCHEMA.md)",
+    )
+    parser.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=V1,V2,...",
+        help="a hardware axis: every combination runs with each value of the "
+        "key (repeatable: every point of the axes)",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep each result in DIR as it finishes and reuse it (a killed "
+        "sweep run again computes only what it had not)",
     )
     parser.add_argument(
         "--strategies",
@@ -781,14 +930,37 @@ def _parser() -> ArgumentParser:
     return parser
 
 
-def _progress(done: int, total: int, measurement: Measurement) -> None:
-    status = "ok" if measurement.error is None else "FAILED"
-    print(
-        f"[{done}/{total}] {measurement.combination.label} ... "
-        f"{measurement.wall_s:.1f} s {status}",
-        file=sys.stderr,
-        flush=True,
-    )
+class _Progress:
+    """One line per finished combination on stderr, with the time the rest
+    is expected to take (the computed ones' mean time so far, shared by
+    the workers)."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = max(1, jobs)
+        self.begun = time.perf_counter()
+        self.computed = 0
+
+    def __call__(self, done: int, total: int, measurement: Measurement) -> None:
+        status = "ok" if measurement.error is None else "FAILED"
+        if measurement.cached:
+            status = "cached"
+        else:
+            self.computed += 1
+        elapsed = time.perf_counter() - self.begun
+        left = total - done
+        eta = elapsed / max(1, self.computed) * left if self.computed else 0.0
+        print(
+            f"[{done}/{total}] {measurement.combination.label} ... "
+            f"{measurement.wall_s:.1f} s {status}"
+            + (f" (about {_duration(eta)} left)" if left else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
 def _check_names(
@@ -817,6 +989,10 @@ def _run(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     suite = SUITES[args.suite]
     models: list[str] = args.models or list(suite.models)
+    paths = [m for m in models if m.endswith(".onnx") or "/" in m]
+    models = [m for m in models if m not in paths]
+    for path in paths:
+        check_readable_file(Path(path))
     _check_names(parser, "model", models, list(ZOO_BY_NAME))
     jobs: int = args.jobs
     if jobs < 1:
@@ -827,10 +1003,11 @@ def _run(argv: Sequence[str] | None) -> int:
         print(mapping_report(chosen, targets, args.budget))
         return 0
     targets = args.targets or list(DEFAULT_TARGETS)
-    overrides: tuple[str, ...] = tuple(args.set)
-    with overridden(overrides):
-        for target in targets:
-            load_target(target)
+    variants = sweep_variants(args.set, args.sweep)
+    for variant in variants:
+        with overridden(variant):
+            for target in targets:
+                load_target(target)
     strategies: list[str] = args.strategies or list(STRATEGIES)
     _check_names(parser, "strategy", strategies, list(STRATEGIES))
     combinations, notes = plan_sweep(
@@ -841,12 +1018,18 @@ def _run(argv: Sequence[str] | None) -> int:
         targets,
         strategies,
         args.small,
+        variants,
+        paths,
     )
-    combinations = [dataclasses.replace(c, overrides=overrides) for c in combinations]
+    cache: Path | None = args.cache
+    if cache is not None:
+        combinations = [dataclasses.replace(c, cache=str(cache)) for c in combinations]
     for note in notes:
         print(f"skipped {note}", file=sys.stderr)
     start = time.perf_counter()
-    measurements = run_sweep(combinations, jobs, None if args.quiet else _progress)
+    measurements = run_sweep(
+        combinations, jobs, None if args.quiet else _Progress(jobs)
+    )
     wall = time.perf_counter() - start
     rows = measurement_rows(measurements, strategies)
     print(format_table(rows, strategies))

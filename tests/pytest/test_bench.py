@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,3 +233,74 @@ def test_suites_and_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
         lines = captured.err.splitlines()
         assert len(lines) == 1 and captured.out == ""
         assert lines[0].startswith("cim-bench: error: ") and message in lines[0]
+
+
+MODEL_FILE = Path(bench.__file__).parent / "models" / "resnet_tiny.onnx"
+
+HARDWARE_SWEEP = [
+    "--small",
+    "--models",
+    f"resnet18,{MODEL_FILE}",
+    "--targets",
+    "tiny",
+    "--strategies",
+    "static,cmswitch",
+    "--sweep",
+    "buffers.global_bytes=2048,8192",
+]
+
+
+def test_a_hardware_sweep_runs_every_point_and_onnx_files(tmp_path: Path) -> None:
+    assert bench.main([*HARDWARE_SWEEP, "--quiet", "--out", str(tmp_path)]) == 0
+    rows = bench.read_csv(tmp_path / "bench.csv")
+    assert [(r["model"], r["overrides"], r["strategy"]) for r in rows] == [
+        (model, f"buffers.global_bytes={size}", strategy)
+        for model in ("resnet_tiny", "resnet_tiny")
+        for size in (2048, 8192)
+        for strategy in ("static", "cmswitch")
+    ]
+    # speedups compare strategies at the same hardware point
+    for point in range(0, 8, 2):
+        static, cmswitch = rows[point], rows[point + 1]
+        assert float(cmswitch["speedup_vs_static"]) == pytest.approx(
+            int(static["latency_cycles"]) / int(cmswitch["latency_cycles"]), rel=1e-3
+        )
+    assert rows[0]["latency_cycles"] != rows[2]["latency_cycles"]  # the buffer counts
+
+
+def test_a_killed_sweep_resumes_from_its_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Killed once two results are in the cache, the same command computes
+    only the rest, and its CSV is the uninterrupted run's."""
+    cache = tmp_path / "cache"
+    argv = [*HARDWARE_SWEEP, "--cache", str(cache)]
+    command = [sys.executable, "-m", "cimflow.tools.bench", *argv, "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(cache.glob("*.json"))) < 2 and process.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait()
+    kept = len(list(cache.glob("*.json")))
+    assert 2 <= kept < 8, "the sweep ended before it could be killed"
+    assert bench.main([*argv, "--out", str(tmp_path / "resumed")]) == 0
+    progress = capsys.readouterr().err.splitlines()
+    assert (
+        sum(line.endswith("cached") or " cached (" in line for line in progress) == kept
+    )
+    assert len(list(cache.glob("*.json"))) == 8
+    assert (
+        bench.main([*HARDWARE_SWEEP, "--quiet", "--out", str(tmp_path / "whole")]) == 0
+    )
+    resumed = bench.read_csv(tmp_path / "resumed" / "bench.csv")
+    whole = bench.read_csv(tmp_path / "whole" / "bench.csv")
+    assert without_times(resumed) == without_times(whole)
+
+
+def test_a_bad_sweep_axis_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main([*TINY_SWEEP, "--sweep", "array.rows"]) == 1
+    assert "--sweep 'array.rows'" in capsys.readouterr().err
