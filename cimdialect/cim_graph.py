@@ -332,6 +332,12 @@ class PadModeAttr(EnumAttribute[PadMode], SpacedOpaqueSyntaxAttribute):
 # --------------------------------------------------------------------------
 
 
+NODE_ATTR = "cim_graph.node"
+"""Discardable attribute of an operation: the name of the ONNX node it
+comes from, kept by every lowering down to the trace's ops (what
+per-layer reports group by)."""
+
+
 @irdl_op_definition
 class WeightOp(IRDLOperation):
     """A named weight tensor of the model file; its data is never inlined.

@@ -11,12 +11,14 @@ import json
 from collections.abc import Iterable
 
 from .engine import SHARED_RESOURCES, PeakOccupancy, SimResult
+from .layers import format_layers, layer_rows
 from .trace import OP_KINDS, SWITCH_DIRECTIONS
 
 REPORT_FORMAT = "cim-sim-report"
-REPORT_VERSION = 2
+REPORT_VERSION = 3
 """Version 2 added peak occupancy per level, the busiest interconnect
-resource and per-core vector busy cycles, and local-buffer reads."""
+resource and per-core vector busy cycles, and local-buffer reads; version 3
+per-layer rows (``layers``)."""
 
 
 def _seconds_text(seconds: float) -> str:
@@ -156,6 +158,9 @@ def format_report(result: SimResult) -> str:
             (kind, f"{stats.op_counts[kind]:,}", f"{stats.kind_cycles[kind]:,}")
         )
     lines += _table(rows)
+    layers = format_layers(result)
+    if layers:
+        lines += ["", *layers]
     return "\n".join(lines) + "\n"
 
 
@@ -231,6 +236,7 @@ def report_dict(result: SimResult) -> dict[str, object]:
             kind: {"count": stats.op_counts[kind], "cycles": stats.kind_cycles[kind]}
             for kind in OP_KINDS
         },
+        "layers": layer_rows(result),
     }
 
 

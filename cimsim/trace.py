@@ -167,7 +167,8 @@ class Alloc(Place):
 
 @dataclass(frozen=True, slots=True)
 class OpBase:
-    """The keys every op has (``allocs`` is optional, empty by default)."""
+    """The keys every op has (``allocs`` and ``layer`` are optional, empty
+    by default)."""
 
     kind: ClassVar[str] = ""
     id: int
@@ -175,6 +176,9 @@ class OpBase:
     segment: int
     name: str
     allocs: tuple[Alloc, ...] = field(default=(), kw_only=True)
+    layer: str = field(default="", kw_only=True)
+    """The ONNX node the op works for (empty: the segment's own work, such
+    as its barrier, mode switches and prefetches)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -766,7 +770,7 @@ def _attrs(fields: _Fields) -> dict[str, object]:
     return dict(sorted(attrs.items()))
 
 
-_COMMON_KEYS = frozenset({"id", "kind", "deps", "segment", "name", "allocs"})
+_COMMON_KEYS = frozenset({"id", "kind", "deps", "segment", "name", "allocs", "layer"})
 _TRANSFER_KEYS = _COMMON_KEYS | {"src", "dst", "bytes", "tensor", "arrays", "cores"}
 _KIND_KEYS: dict[str, frozenset[str]] = {
     "load": _TRANSFER_KEYS,
@@ -843,6 +847,8 @@ class _OpReader:
         op = builder(
             fields, index, deps, fields.integer("segment"), fields.string("name")
         )
+        if "layer" in fields.data:
+            op = dataclasses.replace(op, layer=fields.string("layer"))
         if "allocs" not in fields.data:
             return op
         allocs = self._allocs(fields)

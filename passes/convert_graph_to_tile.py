@@ -29,7 +29,7 @@ from xdsl.transforms.dead_code_elimination import region_dce
 
 from cimflow.analysis.tile_mapping import target_tiling
 from cimflow.cimdialect import cim_graph, cim_tile
-from cimflow.cimdialect.cim_graph import ints, tensor_shape
+from cimflow.cimdialect.cim_graph import NODE_ATTR, ints, tensor_shape
 from cimflow.hw_targets import HardwareTarget
 from cimflow.target_record import record_target
 
@@ -86,7 +86,16 @@ class LowerConvToMVM(RewritePattern):
             TensorType(element.element_type, [vectors, w[0]]),
         )
         back = cim_tile.Col2ImOp(mvm.output, element)
-        rewriter.replace(op, [cols, mvm, back], [back.output])
+        rewriter.replace(op, carry_node(op, [cols, mvm, back]), [back.output])
+
+
+def carry_node(source: Operation, ops: list[Operation]) -> list[Operation]:
+    """``ops`` with the ONNX node name ``source`` came from."""
+    node = source.attributes.get(NODE_ATTR)
+    if node is not None:
+        for op in ops:
+            op.attributes[NODE_ATTR] = node
+    return ops
 
 
 @dataclass
@@ -131,7 +140,7 @@ class LowerLinearToMVM(RewritePattern):
                 cim_tile.VectorOp.wrap(cim_graph.ReshapeOp(mvm.output, element))
             )
             result = new_ops[-1].results[0]
-        rewriter.replace(op, new_ops, [result])
+        rewriter.replace(op, carry_node(op, new_ops), [result])
 
 
 class WrapVectorWork(RewritePattern):
@@ -151,7 +160,7 @@ class WrapVectorWork(RewritePattern):
         ):
             return
         assert isinstance(op, IRDLOperation)
-        rewriter.replace(op, cim_tile.VectorOp.wrap(op.clone()))
+        rewriter.replace(op, carry_node(op, [cim_tile.VectorOp.wrap(op.clone())]))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from xdsl.ir import Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 
 from cimflow.cimdialect import cim_graph, cim_meta, cim_tile
-from cimflow.cimdialect.cim_graph import tensor_shape
+from cimflow.cimdialect.cim_graph import NODE_ATTR, tensor_shape
 from cimflow.collector import paused_collector
 from cimflow.errors import CimError
 from cimflow.ir_checks import tensor_function
@@ -176,8 +176,11 @@ class ConvertTileToMetaPass(ModulePass):
         for position, inner in enumerate(body.ops):
             builder.position = position
             segment = _segment_of(inner)
+            builder.node = None
             if segment is not None and segment != builder.segment:
                 enter(segment)
+            node = inner.attributes.get(NODE_ATTR)
+            builder.node = node if isinstance(node, StringAttr) else None
             if isinstance(inner, cim_tile.MVMOp):
                 builder.lower_mvm(inner)
             elif isinstance(inner, cim_tile.Im2ColOp | cim_tile.Col2ImOp):
@@ -195,6 +198,7 @@ class ConvertTileToMetaPass(ModulePass):
             ):
                 raise CimError(f"convert-tile-to-meta cannot lower '{inner.name}'")
             builder.release_finished()
+        builder.node = None
         builder.flush_prefetch()
         recorded = io_names(function, function.res_attrs, len(returned), "output")
         outputs = builder.store_outputs(returned, recorded)

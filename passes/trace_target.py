@@ -28,7 +28,7 @@ from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.utils.target import Target
 
 from cimflow.cimdialect import cim_graph, cim_meta
-from cimflow.cimdialect.cim_graph import ints
+from cimflow.cimdialect.cim_graph import NODE_ATTR, ints
 from cimflow.cimsim.trace import TRACE_VERSION, dump_trace
 from cimflow.collector import paused_collector
 from cimflow.errors import CimError
@@ -231,6 +231,9 @@ class _TraceWriter:
             "segment": op.segment.value.data,
             "name": op.label.data if op.label is not None else "",
         }
+        node = op.attributes.get(NODE_ATTR)
+        if isinstance(node, StringAttr):
+            record["layer"] = node.data
         record |= _fields(op, self.every_core)
         if op.allocs is not None:
             record["allocs"] = [_alloc(a) for a in op.allocs]

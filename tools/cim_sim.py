@@ -1,6 +1,7 @@
 """``cim-sim``: simulate a cim-trace and report latency, utilization and energy.
 
-Usage: ``cim-sim trace.json [--json] [--timeline FILE] [-o FILE]``. Errors in
+Usage: ``cim-sim trace.json [--json] [--timeline FILE] [--layers FILE] [-o
+FILE]``. Errors in
 the input are printed as ``cim-sim: error: <one line>`` and exit with 1.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import sys
 
 from cimflow.cimsim.engine import simulate
+from cimflow.cimsim.layers import layers_csv
 from cimflow.cimsim.report import dump_report_json, format_report
 from cimflow.cimsim.timeline import dump_timeline
 from cimflow.cimsim.trace import load_trace
@@ -33,6 +35,12 @@ def _parser() -> ArgumentParser:
         help="also write a Chrome/Perfetto trace-event timeline to FILE",
     )
     parser.add_argument(
+        "--layers",
+        metavar="FILE",
+        help="also write per-layer (ONNX node) latency, energy and array "
+        "utilization as CSV to FILE",
+    )
+    parser.add_argument(
         "-o", "--output", metavar="FILE", help="write the report to FILE, not stdout"
     )
     return parser
@@ -47,10 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         as_json: bool = args.json
         timeline: str | None = args.timeline
         output: str | None = args.output
+        layers: str | None = args.layers
         result = simulate(load_trace(trace_path))
         report = dump_report_json(result) if as_json else format_report(result)
         if timeline is not None:
             write_output(timeline, dump_timeline(result))
+        if layers is not None:
+            write_output(layers, layers_csv(result))
         if output is not None:
             write_output(output, report)
         else:

@@ -49,6 +49,7 @@ from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.utils.exceptions import VerifyException
 
 from cimflow.cimdialect.cim_graph import (
+    NODE_ATTR,
     BinaryKind,
     BinaryOp,
     CastOp,
@@ -136,6 +137,7 @@ NAME_ATTR = "cim_graph.name"
 
 SOURCE_ATTR = "cim_graph.source"
 """Module attribute holding the :class:`WeightSourceAttr` of the model file."""
+
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -389,6 +391,9 @@ class _Importer:
     def emit(self, op: Operation) -> Operation:
         self.block.add_op(op)
         self.emitted.append(op)
+        node = getattr(self, "node", None)
+        if node is not None and node.name:
+            op.attributes[NODE_ATTR] = StringAttr(node.name)
         return op
 
     def operand(self, name: str) -> SSAValue:

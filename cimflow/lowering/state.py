@@ -10,13 +10,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from xdsl.dialects.builtin import StringAttr
 from xdsl.ir import Block, Operation, SSAValue
 
 from cimflow.analysis import blocking
 from cimflow.analysis.blocking import Band, BlockPlan, Layout, bands
 from cimflow.analysis.tile_mapping import Chunk
 from cimflow.cimdialect import cim_meta, cim_tile
-from cimflow.cimdialect.cim_graph import tensor_shape
+from cimflow.cimdialect.cim_graph import NODE_ATTR, tensor_shape
 from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.cimdialect.shapes import num_elements
 from cimflow.cost_model import link_cycles, mvm_cycles, program_cost
@@ -347,6 +348,9 @@ class BuilderState:
     running_sums: dict[str, TensorState] = field(default_factory=lambda: {})
     """Where each running sum of a reduction split over chunks waits."""
     position: int = 0
+    node: StringAttr | None = None
+    """The ONNX node of the tile op being lowered, stamped on every meta-op
+    it emits (None between ops: a segment's barrier, switches, prefetch)."""
     releases: dict[int, list[TensorState]] = field(default_factory=lambda: {})
     """Allocated tensors by the position after which they may be freed."""
     last_use: dict[SSAValue, int] = field(default_factory=lambda: {})
@@ -439,6 +443,8 @@ class BuilderState:
         return core_ranges((first + i) % total for i in range(count))
 
     def emit(self, op: Operation) -> SSAValue:
+        if self.node is not None:
+            op.attributes[NODE_ATTR] = self.node
         self.block.add_op(op)
         expected, sinks = self.expected, self.sinks
         ready = 0
