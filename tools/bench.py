@@ -543,6 +543,15 @@ def _number(value: float, digits: int = 6) -> str:
     return f"{value:.{digits}g}"
 
 
+def _chip_name(spec: str) -> str:
+    """The chip's own name for a target spec (a file path names the file's
+    chip, not the path)."""
+    try:
+        return load_target(spec).name
+    except CimError:
+        return spec
+
+
 def measurement_rows(
     measurements: Sequence[Measurement], strategies: Sequence[str]
 ) -> list[dict[str, str]]:
@@ -563,7 +572,7 @@ def measurement_rows(
             phase=c.phase or "",
             batch=str(c.batch),
             L="" if c.sequence is None else str(c.sequence),
-            target=c.target,
+            target=_chip_name(c.target),
             overrides=" ".join(c.overrides),
             strategy=c.strategy,
             status="ok" if m.error is None else f"error: {m.error}",

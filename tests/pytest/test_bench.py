@@ -304,3 +304,13 @@ def test_a_killed_sweep_resumes_from_its_cache(
 def test_a_bad_sweep_axis_is_named(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench.main([*TINY_SWEEP, "--sweep", "array.rows"]) == 1
     assert "--sweep 'array.rows'" in capsys.readouterr().err
+
+
+def test_a_target_file_is_named_by_its_chip(tmp_path: Path) -> None:
+    chip = tmp_path / "chips" / "mine.toml"
+    chip.parent.mkdir()
+    chip.write_text('base = "tiny"\n[target]\nname = "my_chip"\n', encoding="utf-8")
+    argv = ["--small", "--models", "resnet18", "--strategies", "static", "--quiet"]
+    assert bench.main([*argv, "--targets", str(chip), "--out", str(tmp_path)]) == 0
+    (row,) = bench.read_csv(tmp_path / "bench.csv")
+    assert row["target"] == "my_chip"
