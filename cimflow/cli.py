@@ -41,3 +41,16 @@ class ArgumentParser(argparse.ArgumentParser):
 def exit_status(error: CimError) -> int:
     """2 for a usage error, 1 for any other error."""
     return USAGE_STATUS if isinstance(error, UsageError) else 1
+
+
+def add_target_overrides(parser: argparse.ArgumentParser) -> None:
+    """The ``--set SECTION.KEY=VALUE`` option every command that loads
+    targets takes (:func:`cimflow.hw_targets.overridden`)."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one key of every target loaded (repeatable; "
+        "hw_targets/SCHEMA.md)",
+    )

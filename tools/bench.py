@@ -67,7 +67,7 @@ from cimflow.analysis.mapping_report import (
 from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.report import status_summary
 from cimflow.cimsim.trace import parse_trace
-from cimflow.cli import ArgumentParser, exit_status
+from cimflow.cli import ArgumentParser, add_target_overrides, exit_status
 from cimflow.cost_model import ENERGY_COMPONENTS
 from cimflow.errors import CimError
 from cimflow.frontend import import_onnx
@@ -879,13 +879,7 @@ def _parser() -> ArgumentParser:
         default=None,
         help=f"comma-separated targets (default {','.join(DEFAULT_TARGETS)})",
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one key of every target (repeatable; hw_targets/SCHEMA.md)",
-    )
+    add_target_overrides(parser)
     parser.add_argument(
         "--sweep",
         action="append",

@@ -23,7 +23,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.utils.exceptions import DiagnosticException, ParseError
 from xdsl.xdsl_opt_main import xDSLOptMain
 
-from cimflow.cli import exit_status, raise_usage_errors
+from cimflow.cli import add_target_overrides, exit_status, raise_usage_errors
 from cimflow.errors import CimError
 from cimflow.hw_targets import overridden
 from cimflow.output_files import write_output
@@ -63,14 +63,7 @@ class CimOptMain(xDSLOptMain):
             help="list cimflow's passes with their options (type, default, "
             "meaning) and exit",
         )
-        arg_parser.add_argument(
-            "--set",
-            action="append",
-            default=[],
-            metavar="SECTION.KEY=VALUE",
-            help="override one key of every target the passes load (repeatable; "
-            "hw_targets/SCHEMA.md)",
-        )
+        add_target_overrides(arg_parser)
 
     def setup_pipeline(self) -> None:
         specs = checked_specs(self.args.passes, self.available_passes)

@@ -50,7 +50,7 @@ from cimflow.cimsim.functional import (
     run_functional,
 )
 from cimflow.cimsim.trace import TensorType, Trace, parse_trace
-from cimflow.cli import ArgumentParser, exit_status
+from cimflow.cli import ArgumentParser, add_target_overrides, exit_status
 from cimflow.errors import CimError
 from cimflow.hw_targets import overridden
 from cimflow.output_files import write_output
@@ -751,13 +751,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="value of a symbolic ONNX input dimension (repeatable)",
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one key of the target (repeatable; hw_targets/SCHEMA.md)",
-    )
+    add_target_overrides(parser)
     parser.add_argument("--mode", choices=MODE_CHOICES, default="exact")
     parser.add_argument("--seed", type=int, default=0, help="input seed (default 0)")
     parser.add_argument(

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import cast
 
-from cimflow.cli import ArgumentParser, exit_status
+from cimflow.cli import ArgumentParser, add_target_overrides, exit_status
 from cimflow.errors import CimError
 from cimflow.hw_targets import (
     HardwareTarget,
@@ -86,13 +86,7 @@ def _parser() -> ArgumentParser:
     parser.add_argument(
         "targets", nargs="*", help="shipped target names or .toml paths"
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one key of every target (repeatable)",
-    )
+    add_target_overrides(parser)
     parser.add_argument(
         "--toml",
         action="store_true",
