@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
+from .efficiency import efficiency
 from .engine import SHARED_RESOURCES, PeakOccupancy, SimResult
 from .layers import format_layers, layer_rows
 from .trace import OP_KINDS, SWITCH_DIRECTIONS
@@ -18,7 +19,7 @@ REPORT_FORMAT = "cim-sim-report"
 REPORT_VERSION = 3
 """Version 2 added peak occupancy per level, the busiest interconnect
 resource and per-core vector busy cycles, and local-buffer reads; version 3
-per-layer rows (``layers``)."""
+per-layer rows (``layers``) and the MACs, TOPS and TOPS/W."""
 
 
 def _seconds_text(seconds: float) -> str:
@@ -58,6 +59,7 @@ def format_report(result: SimResult) -> str:
     trace = result.trace
     target = trace.target
     stats = result.stats
+    work = efficiency(result)
     clock = f"{target.target.clock_ghz} GHz"
     lines = [
         f"model:       {trace.model.name} (batch {trace.model.batch})",
@@ -73,6 +75,8 @@ def format_report(result: SimResult) -> str:
         f"latency:     {stats.makespan_cycles:,} cycles "
         f"({_seconds_text(stats.seconds)} at {clock})",
         f"throughput:  {stats.throughput:,.3f} samples/s",
+        f"compute:     {work.macs:,} MACs, {work.tops:.4g} TOPS, "
+        f"{work.tops_per_watt:.4g} TOPS/W",
         "",
         "utilization:",
     ]
@@ -179,6 +183,7 @@ def report_dict(result: SimResult) -> dict[str, object]:
     trace = result.trace
     target = trace.target
     stats = result.stats
+    work = efficiency(result)
     return {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,
@@ -196,6 +201,9 @@ def report_dict(result: SimResult) -> dict[str, object]:
         "ops": len(trace.ops),
         "latency": {"cycles": stats.makespan_cycles, "seconds": stats.seconds},
         "throughput_samples_per_second": stats.throughput,
+        "macs": work.macs,
+        "tops": work.tops,
+        "tops_per_watt": work.tops_per_watt,
         "utilization": {
             "arrays": stats.array_utilization,
             "arrays_used": stats.used_array_utilization,

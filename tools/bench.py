@@ -64,6 +64,7 @@ from cimflow.analysis.mapping_report import (
     format_mapping,
     mapping_summary,
 )
+from cimflow.cimsim.efficiency import efficiency
 from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.report import status_summary
 from cimflow.cimsim.trace import parse_trace
@@ -137,6 +138,8 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "throughput_per_s",
     "energy_uj",
     *ENERGY_COLUMNS,
+    "tops",
+    "tops_per_watt",
     "array_utilization",
     "dram_bytes",
     "bound_cycles",
@@ -227,6 +230,8 @@ class Measurement:
     compile_s: float = 0.0
     simulate_s: float = 0.0
     wall_s: float = 0.0
+    tops: float = 0.0
+    tops_per_watt: float = 0.0
     cached: bool = False
     """Read from the ``--cache`` directory, not computed in this run."""
 
@@ -377,6 +382,7 @@ def _measure(combination: Combination) -> Measurement:
             wall_s=time.perf_counter() - start,
         )
     stats = result.stats
+    work = efficiency(result)
     return Measurement(
         combination,
         latency_cycles=stats.makespan_cycles,
@@ -384,6 +390,8 @@ def _measure(combination: Combination) -> Measurement:
         throughput=stats.throughput,
         energy_pj=stats.total_energy_pj,
         energy_parts=tuple((c, stats.energy_pj.get(c, 0.0)) for c in ENERGY_COMPONENTS),
+        tops=work.tops,
+        tops_per_watt=work.tops_per_watt,
         array_utilization=stats.array_utilization,
         dram_bytes=stats.dram_bytes_read + stats.dram_bytes_written,
         bound=bound,
@@ -589,6 +597,8 @@ def measurement_rows(
                     f"energy_{component}_uj": _number(pj / 1e6)
                     for component, pj in m.energy_parts
                 },
+                tops=_number(m.tops, 4),
+                tops_per_watt=_number(m.tops_per_watt, 4),
                 array_utilization=f"{m.array_utilization:.4f}",
                 dram_bytes=str(m.dram_bytes),
                 bound_cycles=str(bound.cycles),
