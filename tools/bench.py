@@ -716,10 +716,13 @@ PLOTS: tuple[tuple[str, str, str, bool], ...] = (
     ("energy.png", "energy_uj", "energy (uJ)", True),
     ("utilization.png", "array_utilization", "array utilization", False),
     ("speedup_vs_static.png", "speedup_vs_static", "speedup over static", False),
-    ("bound_ratio.png", "bound_ratio", "latency / lower bound", True),
+    ("bound_ratio.png", "bound_ratio", "latency / lower bound", False),
     ("compile_time.png", "compile_s", "compile time (s)", True),
 )
-"""``(file, column, axis label, log scale)`` of every plot."""
+"""``(file, column, axis label, log scale)`` of every plot. Ratios are bars
+on a linear axis from zero; quantities that span orders of magnitude
+across models are points on a log axis (a bar on a log axis has no
+zero to start from)."""
 
 
 def entry_label(row: dict[str, str]) -> str:
@@ -748,13 +751,16 @@ def _pyplot() -> Any | None:
 def write_plots(
     out: Path, rows: Sequence[dict[str, str]], strategies: Sequence[str]
 ) -> list[Path] | None:
-    """One PNG per metric (:data:`PLOTS`): a panel per target, model entries
-    along x, a bar per strategy; failed combinations are left out. Returns
-    the files written, or None when matplotlib is not installed."""
+    """One PNG per metric (:data:`PLOTS`): a panel per target (and hardware
+    point of a sweep), all on one y scale, model entries along x, a bar or
+    point per strategy, the legend above the panels; and ``pareto.png``,
+    latency against energy of every combination. Failed combinations are
+    left out. Returns the files written, or None when matplotlib is not
+    installed."""
     pyplot = _pyplot()
     if pyplot is None:
         return None
-    targets = list(dict.fromkeys(row["target"] for row in rows))
+    panels = list(dict.fromkeys(_panel(row) for row in rows))
     entries = list(dict.fromkeys(entry_label(row) for row in rows))
     width = 0.8 / max(1, len(strategies))
     written: list[Path] = []
@@ -762,48 +768,129 @@ def write_plots(
         if not any(row.get(column) for row in rows):
             continue
         figure, axes = pyplot.subplots(
-            len(targets),
+            len(panels),
             1,
             figsize=(
                 min(40.0, max(6.0, 1.0 + (0.3 * len(strategies) + 0.5) * len(entries))),
-                3.4 * len(targets),
+                3.4 * len(panels) + 0.6,
             ),
             squeeze=False,
+            sharey=True,
+            layout="constrained",
         )
-        for panel, target in zip(axes[:, 0], targets, strict=True):
+        for panel, name in zip(axes[:, 0], panels, strict=True):
             for offset, strategy in enumerate(strategies):
                 shift = (offset - (len(strategies) - 1) / 2) * width
                 points = [
                     (entries.index(entry_label(row)) + shift, float(row[column]))
                     for row in rows
-                    if row["target"] == target
+                    if _panel(row) == name
                     and row["strategy"] == strategy
                     and row.get(column)
                 ]
-                panel.bar(
-                    [x for x, _ in points],
-                    [y for _, y in points],
-                    width,
-                    label=strategy,
-                )
+                xs, ys = [x for x, _ in points], [y for _, y in points]
+                color = f"C{offset}"
+                if log:
+                    panel.plot(xs, ys, "o", color=color, label=strategy)
+                else:
+                    panel.bar(xs, ys, width, color=color, label=strategy)
             panel.set_xticks(
                 list(range(len(entries))), entries, rotation=30, ha="right", fontsize=8
             )
-            panel.set_title(target)
+            panel.set_title(name)
             panel.set_ylabel(label)
             if log:
                 panel.set_yscale("log")
+            else:
+                panel.set_ylim(bottom=0)
             if column.startswith("speedup") or column == "bound_ratio":
                 panel.axhline(1.0, color="black", linewidth=0.8)
-            panel.legend(fontsize=8)
-        figure.tight_layout()
-        path = out / file_name
-        image = io.BytesIO()
-        figure.savefig(image, format="png", dpi=100)
-        pyplot.close(figure)
-        write_output(path, image.getvalue())
-        written.append(path)
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        figure.legend(
+            handles, labels, loc="outside upper center", ncols=len(strategies)
+        )
+        written.append(_save(pyplot, figure, out / file_name))
+    pareto = _pareto(pyplot, rows, strategies)
+    if pareto is not None:
+        written.append(_save(pyplot, pareto, out / "pareto.png"))
     return written
+
+
+def _panel(row: dict[str, str]) -> str:
+    """A plot panel's title: the target, and a sweep's hardware point."""
+    return " ".join(part for part in (row["target"], row.get("overrides", "")) if part)
+
+
+def _save(pyplot: Any, figure: Any, path: Path) -> Path:
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=100)
+    pyplot.close(figure)
+    write_output(path, image.getvalue())
+    return path
+
+
+def _pareto(
+    pyplot: Any, rows: Sequence[dict[str, str]], strategies: Sequence[str]
+) -> Any | None:
+    """Latency against energy, one panel per model entry, a marker shape per
+    strategy and a color per target and hardware point, the Pareto front of
+    each panel drawn through the points no other beats on both."""
+    done = [r for r in rows if r.get("latency_ms") and r.get("energy_uj")]
+    if not done:
+        return None
+    entries = list(dict.fromkeys(entry_label(row) for row in done))
+    panels = list(dict.fromkeys(_panel(row) for row in done))
+    markers = "osD^vP*Xhp"
+    figure, axes = pyplot.subplots(
+        1,
+        len(entries),
+        figsize=(4.2 * len(entries) + 0.5, 4.2),
+        squeeze=False,
+        layout="constrained",
+    )
+    for panel, entry in zip(axes[0, :], entries, strict=True):
+        mine = [r for r in done if entry_label(r) == entry]
+        for row in mine:
+            strategy = strategies.index(row["strategy"]) % len(markers)
+            point = panels.index(_panel(row))
+            panel.plot(
+                float(row["latency_ms"]),
+                float(row["energy_uj"]),
+                markers[strategy],
+                color=f"C{point}",
+            )
+        front = sorted(
+            (float(r["latency_ms"]), float(r["energy_uj"]))
+            for r in mine
+            if not any(
+                float(o["latency_ms"]) <= float(r["latency_ms"])
+                and float(o["energy_uj"]) <= float(r["energy_uj"])
+                and o is not r
+                and (o["latency_ms"], o["energy_uj"])
+                != (r["latency_ms"], r["energy_uj"])
+                for o in mine
+            )
+        )
+        panel.plot([x for x, _ in front], [y for _, y in front], "-", color="gray")
+        panel.set_title(entry)
+        panel.set_xlabel("latency (ms)")
+        panel.set_ylabel("energy (uJ)")
+        panel.set_xlim(left=0)
+        panel.set_ylim(bottom=0)
+    handles = [
+        pyplot.Line2D([], [], linestyle="", marker=markers[i % len(markers)], color="k")
+        for i in range(len(strategies))
+    ] + [
+        pyplot.Line2D([], [], linestyle="", marker="s", color=f"C{i}")
+        for i in range(len(panels))
+    ]
+    figure.legend(
+        handles,
+        [*strategies, *panels],
+        loc="outside upper center",
+        ncols=min(6, len(strategies) + len(panels)),
+    )
+    return figure
 
 
 # -- mapping report ---------------------------------------------------------

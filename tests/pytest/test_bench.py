@@ -89,9 +89,18 @@ def test_sweep_is_deterministic(sweep: Path, tmp_path: Path) -> None:
 
 def test_plots_are_written(sweep: Path) -> None:
     pytest.importorskip("matplotlib")
-    for file_name, *_ in bench.PLOTS:
+    for file_name in [*(p[0] for p in bench.PLOTS), "pareto.png"]:
         path = sweep / file_name
         assert path.is_file() and path.read_bytes().startswith(b"\x89PNG"), file_name
+
+
+def test_plots_share_one_scale_and_ratios_start_at_zero() -> None:
+    """Every ratio on a linear axis from zero; every panel of a plot on one
+    y scale (shared axes)."""
+    assert all(not log for _, column, _, log in bench.PLOTS if "ratio" in column)
+    assert all(
+        not log for _, column, _, log in bench.PLOTS if column.startswith("speedup")
+    )
 
 
 def test_no_matplotlib_no_plots(
