@@ -29,7 +29,10 @@ def mvm_macs(op: MvmOp, weight: WeightInfo | None) -> int:
 
 @dataclass(frozen=True)
 class Efficiency:
+    """What a schedule computes and at what rate and cost."""
+
     macs: int
+    """Multiply-accumulates of all its MVMs (:func:`mvm_macs`)."""
     tops: float
     """Tera-operations per second (two per MAC) over the makespan."""
     tops_per_watt: float
