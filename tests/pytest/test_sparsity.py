@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cimflow.analysis.sparse_tiling import sparse_tiling
 from cimflow.analysis.sparsity import (
     Coarse,
     Fine,
@@ -315,3 +316,57 @@ def test_the_report_lists_every_array_weight(
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 7 and all("0.0% zero  dense" in line for line in lines)
     assert lines[0].startswith("onnx::Conv_1000  [147x8]")
+
+
+# -- counts on sub-arrays (CIMinus's invariants, ciminus.md §10) ----------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    blocks=st.tuples(st.integers(1, 6), st.integers(1, 6)),
+    ratio=st.floats(0, 1),
+    seed=st.integers(0, 9),
+)
+def test_aligned_full_blocks_activate_the_kept_share_of_sub_arrays(
+    blocks: tuple[int, int], ratio: float, seed: int
+) -> None:
+    """FullBlock aligned to 32 x 32 sub-arrays at ratio r activates (1 - r)
+    of the dense sub-array MVMs (the rounded count of kept blocks)."""
+    matrix = weights(1, 32 * blocks[0], 32 * blocks[1], seed)
+    pattern = parse_pattern("block:32x32")
+    tiling = sparse_tiling(prune(matrix, pattern, ratio), pattern)
+    dense = blocks[0] * blocks[1]
+    kept = dense - math.floor(ratio * dense + 0.5)
+    assert (tiling.blocks, tiling.stored_blocks) == (dense, kept)
+    assert tiling.active_blocks(7) == 7 * kept
+    assert tiling.block_index_bits == kept * math.ceil(math.log2(max(2, dense)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    k=st.integers(1, 200),
+    nm=st.sampled_from([(1, 2), (2, 4), (1, 4), (2, 8), (3, 8), (4, 16)]),
+    seed=st.integers(0, 9),
+)
+def test_n_m_compacts_rows_and_names_each_kept_weight(
+    k: int, nm: tuple[int, int], seed: int
+) -> None:
+    """N:M gives ceil(R * N / M) physical rows, an M:1 mux on each, and
+    ceil(log2 M) index bits per kept weight."""
+    keep, group = nm
+    pattern = Pattern(None, Fine("nm", keep, group))
+    matrix = prune(weights(1, k, 12, seed), pattern, 0)
+    tiling = sparse_tiling(matrix, pattern)
+    assert tiling.physical_rows == math.ceil(k * keep / group)
+    assert tiling.muxes == tiling.physical_rows
+    kept = int(np.count_nonzero(matrix))
+    assert tiling.element_index_bits == kept * math.ceil(math.log2(group))
+
+
+def test_ratio_zero_and_no_pattern_are_the_dense_counts() -> None:
+    matrix = weights(2, 100, 70)
+    for pattern in (Pattern(), parse_pattern("block:32x32")):
+        tiling = sparse_tiling(prune(matrix, pattern, 0.0), pattern)
+        assert tiling.stored_blocks == tiling.blocks == 2 * 4 * 3
+        assert tiling.physical_rows == tiling.rows == 100
+        assert tiling.element_index_bits == tiling.muxes == 0

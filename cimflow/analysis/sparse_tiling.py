@@ -1,0 +1,89 @@
+"""What a sparse weight saves on arrays made of sub-arrays: CIMinus's
+storage and activation counts (``shared/reference/ciminus.md`` §4.3 and
+§6.2), from the weight's zeros and the sub-array grid.
+
+A weight is the ``[groups, K, N]`` matrix the arrays hold; the arrays are
+cut into ``rows x cols`` sub-arrays (CIMinus's case studies: 32 x 32). Its
+zeros, described by a :class:`~cimflow.analysis.sparsity.Pattern`, save:
+
+- *FullBlock* (a coarse pattern whose blocks are whole sub-arrays): a
+  sub-array block of the weight that is all zero is not stored and never
+  activated, so an MVM activates the stored blocks only; each stored block
+  needs its position, ``ceil(log2(blocks))`` index bits;
+- *IntraBlock* ``N:M``: every column keeps at most ``N`` of each ``M``
+  reduction rows, so the rows compact to ``ceil(K * N / M)`` physical rows
+  (per group), each kept weight with ``ceil(log2(M))`` index bits naming
+  its row in the group, and an ``M``:1 input multiplexer per physical row.
+
+This is the counting half of the sparse mapping (issue 13, item 2); the
+compiler does not map weights this way yet (a pruned model compiles as
+dense).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from cimflow.analysis.sparsity import Coarse, Matrix, Pattern, zero_blocks
+
+SUBARRAY = (32, 32)
+"""CIMinus's sub-array, rows x columns (its case studies)."""
+
+
+@dataclass(frozen=True)
+class SparseTiling:
+    """The sub-array blocks and rows a weight needs, dense and sparse."""
+
+    blocks: int
+    """Sub-array blocks of the dense weight (every group)."""
+    stored_blocks: int
+    """Those a FullBlock pattern keeps (all, without one)."""
+    rows: int
+    """Reduction rows of the dense weight, per group."""
+    physical_rows: int
+    """Rows after ``N:M`` compaction (``rows`` without one)."""
+    block_index_bits: int
+    """Bits naming the stored blocks' positions."""
+    element_index_bits: int
+    """Bits naming the kept weights' rows in their ``N:M`` groups."""
+    muxes: int
+    """``M``:1 input multiplexers: one per physical row (per group)."""
+
+    @property
+    def index_bits(self) -> int:
+        return self.block_index_bits + self.element_index_bits
+
+    def active_blocks(self, vectors: int) -> int:
+        """Sub-array activations of ``vectors`` input vectors (each stored
+        block computes every vector)."""
+        return vectors * self.stored_blocks
+
+
+def sparse_tiling(
+    matrix: Matrix, pattern: Pattern, subarray: tuple[int, int] = SUBARRAY
+) -> SparseTiling:
+    """The counts of ``matrix`` (``[G, K, N]``) under ``pattern`` on
+    ``subarray`` blocks. A coarse pattern saves blocks when its blocks are
+    whole sub-arrays (it is ``block:RxC`` with ``R x C`` the sub-array);
+    otherwise every block is stored."""
+    groups, k, n = matrix.shape
+    rows, cols = subarray
+    grid = Coarse("block", rows, cols)
+    dense = groups * math.ceil(k / rows) * math.ceil(n / cols)
+    stored = dense
+    block_bits = 0
+    coarse = pattern.coarse
+    if coarse is not None and coarse.shape(k, n) == (rows, cols):
+        stored = dense - int(np.count_nonzero(zero_blocks(matrix, grid)))
+        block_bits = stored * math.ceil(math.log2(max(2, dense)))
+    physical, element_bits, muxes = k, 0, 0
+    fine = pattern.fine
+    if fine is not None and fine.kind == "nm":
+        physical = math.ceil(k * fine.n / fine.m)
+        kept = int(np.count_nonzero(matrix))
+        element_bits = kept * math.ceil(math.log2(fine.m))
+        muxes = groups * physical
+    return SparseTiling(dense, stored, k, physical, block_bits, element_bits, muxes)
