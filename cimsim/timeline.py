@@ -20,12 +20,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from cimflow.cost_model import GLOBAL_PORT
+from cimflow.cost_model import GLOBAL_PORT, crosses_interconnect
 from cimflow.hw_targets import HardwareTarget
 
 from .engine import SimResult, occupancy_series, op_resources, op_streams
 from .semantics import array_ids
-from .trace import MoveOp, ProgramOp, SwitchOp, TraceOp, TransferOp
+from .trace import (
+    MoveOp,
+    ProgramOp,
+    SwitchOp,
+    TraceOp,
+    TransferOp,
+    switches_to_compute,
+)
 
 PROCESSES: dict[str, int] = {
     "arrays": 1,
@@ -79,9 +86,8 @@ def _bytes_on(target: HardwareTarget, op: TraceOp) -> tuple[int, int]:
     """Bytes an op moves through the DRAM channel and over the
     interconnect."""
     if isinstance(op, TransferOp):
-        crossing = "memory" in (op.src, op.dst) and "local" not in (op.src, op.dst)
         dram = op.nbytes if "dram" in (op.src, op.dst) else 0
-        return dram, op.nbytes if crossing and op.src != op.dst else 0
+        return dram, op.nbytes if crosses_interconnect(op.src, op.dst) else 0
     if isinstance(op, MoveOp):
         return 0, op.nbytes
     streams = op_streams(target, op)
@@ -117,10 +123,10 @@ def _memory_mode(result: SimResult) -> list[tuple[int, int]]:
     points = [(0, len(modes))]
     changes: list[tuple[int, int, bool, tuple[tuple[int, int], ...]]] = []
     for op, finish in zip(trace.ops, result.finish, strict=True):
-        if isinstance(op, SwitchOp):
-            changes.append((finish, op.id, op.to == "memory", op.arrays))
-        elif isinstance(op, ProgramOp) and op.feed == "cells":
+        if isinstance(op, SwitchOp | ProgramOp) and switches_to_compute(op):
             changes.append((finish, op.id, False, op.arrays))
+        elif isinstance(op, SwitchOp):
+            changes.append((finish, op.id, True, op.arrays))
     for finish, _, to_memory, ranges in sorted(changes):
         arrays = set(array_ids(ranges))
         if to_memory:

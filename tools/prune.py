@@ -27,7 +27,6 @@ with its batch normalization folded in, which keeps its zeros).
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -51,14 +50,13 @@ from cimflow.analysis.sparsity import (
 from cimflow.cimdialect import cim_tile
 from cimflow.cli import ArgumentParser, exit_status
 from cimflow.errors import CimError
+from cimflow.frontend.prepare import folded_from
 from cimflow.output_files import write_output
 from cimflow.weight_layout import as_matrix, from_matrix
 
 MAPPING_TARGET = "tiny"
 """The target the weights are mapped with: how a weight is cut into arrays
 depends on it, the ``[groups, K, N]`` matrix does not."""
-
-_FOLDED = re.compile(r"(.*)\.bn_folded(?:\.\d+)?")
 
 
 @dataclass(frozen=True)
@@ -91,8 +89,8 @@ def array_weights(
         if not isinstance(op, cim_tile.MVMOp) or op.weight.data in found:
             continue
         name, tiling = op.weight.data, op.tiling
-        folded = _FOLDED.fullmatch(name)
-        source = name if name in initializers or folded is None else folded[1]
+        folded = folded_from(name)
+        source = name if name in initializers or folded is None else folded
         if source not in initializers:
             raise CimError(
                 f"{path}: weight '{name}' is not an initializer of the model"

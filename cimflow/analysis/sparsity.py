@@ -187,7 +187,8 @@ def zero_blocks(matrix: Matrix, coarse: Coarse) -> Matrix:
     """Per block of ``coarse`` (``[G, K/rows, N/cols]``), whether all its
     weights are zero."""
     rows, cols = coarse.shape(matrix.shape[1], matrix.shape[2])
-    return np.all(_grid(matrix == 0, rows, cols, True), axis=(2, 4))
+    counts, _ = _block_counts(_integral(matrix != 0), rows, cols)
+    return counts == 0
 
 
 def _expand(blocks: Matrix, rows: int, cols: int, k: int, n: int) -> Matrix:

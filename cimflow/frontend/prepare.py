@@ -30,6 +30,7 @@ onnxruntime and computes the same function) in which:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -75,6 +76,20 @@ QUANTIZATION_KEY = "cimflow.weight_quantization"
 """Metadata key of the prepared model: JSON ``{weight: {"scale": [...],
 "zero_point": [...], "axis": a}}`` of the float weights that are dequantized
 integers (a ``DequantizeLinear`` of an integer initializer)."""
+
+FOLDED_SUFFIX = ".bn_folded"
+"""Added to a convolution weight's name for the weight a batch
+normalization is folded into (then ``.1``, ``.2``, ... if that is taken)."""
+
+_FOLDED_NAME = re.compile(rf"(.*){re.escape(FOLDED_SUFFIX)}(?:\.\d+)?")
+
+
+def folded_from(name: str) -> str | None:
+    """The weight whose batch-normalization fold is named ``name``, or None
+    when ``name`` is no such fold."""
+    match = _FOLDED_NAME.fullmatch(name)
+    return None if match is None else match[1]
+
 
 MAX_FOLDED_ELEMENTS = 1 << 28
 """Largest constant folding may create (1 GiB of float32)."""
@@ -681,7 +696,7 @@ class _Preparer:
         channels = int(weight.dims[0])
         dtype = weight.data_type
         bias_name = conv.input[2] if len(conv.input) > 2 and conv.input[2] else ""
-        new_weight = self._fresh(f"{weight.name}.bn_folded")
+        new_weight = self._fresh(f"{weight.name}{FOLDED_SUFFIX}")
         new_bias = self._fresh(
             f"{bias_name}.bn_folded" if bias_name else f"{weight.name}.bn_folded_bias"
         )
