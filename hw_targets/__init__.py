@@ -341,7 +341,7 @@ def _check_value(origin: str, key: str, value: object, field_type: object) -> ob
     return value
 
 
-def _build_section(origin: str, section: str, cls: type[Any], raw: object) -> Any:
+def build_section(origin: str, section: str, cls: type[Any], raw: object) -> Any:
     if not isinstance(raw, dict):
         raise CimError(f"{origin}: '{section}' must be a table")
     table = cast(dict[str, object], raw)
@@ -458,7 +458,7 @@ def target_from_dict(data: Mapping[str, object], origin: str) -> HardwareTarget:
         if name not in data:
             raise CimError(f"{origin}: missing table '[{name}]'")
         section_cls = _SECTION_CLASSES[name]
-        built[name] = _build_section(origin, name, section_cls, data[name])
+        built[name] = build_section(origin, name, section_cls, data[name])
     hw = HardwareTarget(**cast(dict[str, Any], built))
     _check_consistency(origin, hw)
     return hw
@@ -567,7 +567,7 @@ def load_target_file(path: Path) -> HardwareTarget:
     """Read and validate one TOML target file, its ``base`` chain and the
     ``--set`` overrides in force (parsed once per content: a file rewritten
     between two loads is read again)."""
-    tables = _resolved_tables(path, ())
+    tables = resolved_tables(path)
     origin = str(path)
     if _overrides:
         origin += " with --set " + " ".join(active_overrides())
@@ -598,10 +598,12 @@ def _parse_toml(content: bytes, origin: str) -> dict[str, object]:
         raise CimError(f"{origin}: not UTF-8 text: {err.reason}") from None
 
 
-def _resolved_tables(path: Path, chain: tuple[Path, ...]) -> dict[str, object]:
+def resolved_tables(
+    path: Path, chain: tuple[Path, ...] = (), shipped_dir: Path = TARGETS_DIR
+) -> dict[str, object]:
     """The tables of the target file ``path`` over those of its ``base``
-    (a shipped name, or a path from the file's folder), key by key; a
-    child that names no chip is named after its file."""
+    (a name shipped in ``shipped_dir``, or a path from the file's folder),
+    key by key; a child that names no chip is named after its file."""
     try:
         content = path.read_bytes()
     except OSError as err:
@@ -616,17 +618,18 @@ def _resolved_tables(path: Path, chain: tuple[Path, ...]) -> dict[str, object]:
         base_path = (path.parent / base).resolve()
         if not base_path.is_file():
             raise CimError(f"{path}: base target file '{base}' not found")
-    elif (TARGETS_DIR / f"{base}.toml").is_file():
-        base_path = (TARGETS_DIR / f"{base}.toml").resolve()
+    elif (shipped_dir / f"{base}.toml").is_file():
+        base_path = (shipped_dir / f"{base}.toml").resolve()
     else:
+        shipped = sorted(p.stem for p in shipped_dir.glob("*.toml"))
         raise CimError(
             f"{path}: base target '{base}' is not a shipped target "
-            f"({', '.join(shipped_targets())}) or a path ending in .toml"
+            f"({', '.join(shipped)}) or a path ending in .toml"
         )
     if base_path in (*chain, path.resolve()):
         cycle = " -> ".join(str(p) for p in (*chain, path.resolve(), base_path))
         raise CimError(f"{path}: its 'base' chain loops ({cycle})")
-    tables = _resolved_tables(base_path, (*chain, path.resolve()))
+    tables = resolved_tables(base_path, (*chain, path.resolve()), shipped_dir)
     for section, values in data.items():
         inherited = tables.get(section)
         if isinstance(values, dict) and isinstance(inherited, dict):

@@ -1,0 +1,109 @@
+"""What each device of a Hermes system takes to compute a set of neurons,
+the one rule the offline partition (its Eqs. 3-5) and the decode simulation
+(hermes.md section 8) both price with.
+
+A GEMV over neurons streams each active neuron's weights once per step,
+whatever the batch, and does one MAC per weight for each sequence in which
+the neuron is active. A device's time is the larger of its read time and its
+compute time (a roofline):
+
+- GPU: ``max(bytes / (peak x efficiency), 2 MACs / FP16 FLOPS)``;
+- NDP core: ``max(bytes / DIMM bandwidth, MACs / NDP MAC rate)``
+  (:attr:`~cimflow.ndp.system.NdpSystem.dimm_bandwidth`,
+  :attr:`~cimflow.ndp.system.NdpSystem.ndp_macs_per_second`);
+- CPU host: ``max(bytes / (host bandwidth x efficiency), 2 MACs / FP16 FLOPS)``.
+
+Moving data: PCIe at :attr:`~cimflow.ndp.system.NdpSystem.link_bandwidth`
+plus a fixed synchronisation latency; DIMM-link at its bandwidth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cimflow.ndp.llm import FP16_BYTES, DecoderShape
+from cimflow.ndp.system import NdpSystem
+
+QKV = "qkv"
+MLP = "mlp"
+
+
+def block_kind(block: int) -> str:
+    """Block 2l is layer l's QKV block, 2l + 1 its MLP block."""
+    return QKV if block % 2 == 0 else MLP
+
+
+def neuron_params(shape: DecoderShape, kind: str) -> int:
+    """Weights one neuron of a block of ``kind`` holds."""
+    if kind == QKV:
+        return shape.qkv_neuron_params
+    return shape.mlp_up_params + shape.mlp_down_params
+
+
+def neuron_bytes(shape: DecoderShape, kind: str) -> int:
+    return neuron_params(shape, kind) * FP16_BYTES
+
+
+@dataclass(frozen=True)
+class DeviceCosts:
+    """Seconds per byte read and per MAC on one device kind."""
+
+    seconds_per_byte: float
+    seconds_per_mac: float
+
+    def time(self, bytes_read: float, macs: float) -> float:
+        return max(bytes_read * self.seconds_per_byte, macs * self.seconds_per_mac)
+
+
+def gpu_costs(system: NdpSystem) -> DeviceCosts:
+    return DeviceCosts(1 / system.gpu_bandwidth, 2 / system.gpu_flops)
+
+
+def cold_costs(system: NdpSystem) -> DeviceCosts:
+    """One cold device: an NDP core, or the CPU on ``kind = "host"``."""
+    if system.kind == "host":
+        return DeviceCosts(
+            1 / system.host_bandwidth, 2 / (system.host.fp16_gflops * 1e9)
+        )
+    return DeviceCosts(1 / system.dimm_bandwidth, 1 / system.ndp_macs_per_second)
+
+
+def cold_devices(system: NdpSystem) -> int:
+    """Devices that compute cold neurons: the DIMMs, or the one CPU."""
+    return 1 if system.kind == "host" else system.dimm.count
+
+
+def sync_seconds(system: NdpSystem, shape: DecoderShape, batch: int) -> float:
+    """One GPU-DIMM synchronisation: a layer's activations for the batch
+    over PCIe, plus the fixed latency."""
+    activation_bytes = shape.hidden * batch * FP16_BYTES
+    return (
+        activation_bytes / system.link_bandwidth
+        + system.host_link.sync_latency_us * 1e-6
+    )
+
+
+def pcie_seconds(system: NdpSystem, bytes_moved: float) -> float:
+    return bytes_moved / system.link_bandwidth
+
+
+def dimm_link_seconds(system: NdpSystem, bytes_moved: float) -> float:
+    return bytes_moved / system.dimm_link_bandwidth
+
+
+def dense_gpu_seconds(system: NdpSystem, params: int, batch: int) -> float:
+    """A dense GEMM of ``params`` weights for ``batch`` sequences on the GPU."""
+    return gpu_costs(system).time(params * FP16_BYTES, params * batch)
+
+
+def attention_seconds(
+    system: NdpSystem, shape: DecoderShape, context: int, batch: int
+) -> float:
+    """One layer's attention over ``context`` cached tokens for every
+    sequence, on the DIMMs holding the KV cache (spread over all of them)
+    or, on a host system, on the CPU: the KV bytes read, and two MACs per
+    cached element and query head group."""
+    kv_bytes = 2 * shape.kv_dim * context * FP16_BYTES * batch
+    macs = 2 * shape.hidden * context * batch
+    devices = cold_devices(system)
+    return cold_costs(system).time(kv_bytes / devices, macs / devices)

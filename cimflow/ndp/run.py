@@ -1,0 +1,168 @@
+"""One Hermes experiment end to end: activation statistics for a model, the
+offline partition, and the decode simulation.
+
+The model's neurons get their stationary activation probabilities once (the
+model's property: the fitted power law of :mod:`cimflow.ndp.activations`
+in a seeded neuron order, or the user's imported frequencies). From them:
+
+- the **offline profile** the integer program solves on (the paper profiles
+  128 samples of C4 and Pile, Sec. IV-B): the frequencies of a synthetic
+  trace of ``profile_tokens`` tokens on its own context path, independent
+  of the run;
+- the **run**: one synthetic trace per sequence of the batch (each its own
+  context path), ``prompt + output`` tokens, unioned over the batch per
+  token, as a GEMV over a batch reads a neuron's weights when any sequence
+  needs it.
+
+Every synthetic layer is statistically the same, so the run may simulate the
+first ``layers`` layers and scale (``simulate_decode``); the partition
+always covers every layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from cimflow.errors import CimError
+from cimflow.milp import SolverBudget
+from cimflow.ndp.activations import (
+    DEFAULT_STATISTICS,
+    TraceStatistics,
+    fitted_probabilities,
+    synthetic_trace,
+)
+from cimflow.ndp.decode import DecodeOptions, DecodeReport, simulate_decode
+from cimflow.ndp.llm import DecoderShape
+from cimflow.ndp.partition import Partition, solve_partition
+from cimflow.ndp.system import NdpSystem
+
+PROFILE_TOKENS = 128
+"""Tokens of the offline profile (the paper's 128 samples)."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What is decoded and with which activation statistics."""
+
+    shape: DecoderShape
+    options: DecodeOptions = field(default_factory=DecodeOptions)
+    statistics: TraceStatistics = DEFAULT_STATISTICS
+    layers: int | None = None
+    """Layers simulated (all when None); the partition covers all."""
+    seed: int = 0
+    stationary: tuple[npt.NDArray[np.float64], ...] | None = None
+    """Imported per-block frequencies of the first blocks (repeated over the
+    model's blocks), instead of the fitted power law."""
+    groups: int = 32
+    """Neuron groups per block in the integer program."""
+
+    @property
+    def simulated_layers(self) -> int:
+        layers = self.layers if self.layers is not None else self.shape.layers
+        if not 1 <= layers <= self.shape.layers:
+            raise CimError(
+                f"layers {layers} is outside 1..{self.shape.layers} for "
+                f"{self.shape.name}"
+            )
+        return layers
+
+
+def stationary_probabilities(workload: Workload) -> list[npt.NDArray[np.float64]]:
+    """Each block's per-neuron activation probability, for every block of
+    the model: imported ones repeated, or the fitted law in a seeded order."""
+    neurons = workload.shape.neurons_per_block()
+    if workload.stationary is not None:
+        given = workload.stationary
+        result = [given[b % len(given)] for b in range(len(neurons))]
+        for b, (p, n) in enumerate(zip(result, neurons, strict=True)):
+            if p.size != n:
+                raise CimError(
+                    f"imported frequencies of block {b % len(given)} have {p.size} "
+                    f"neurons; {workload.shape.name} has {n} there"
+                )
+        return result
+    rng = np.random.Generator(np.random.PCG64(workload.seed))
+    by_size: dict[int, npt.NDArray[np.float64]] = {}
+    result: list[npt.NDArray[np.float64]] = []
+    for n in neurons:
+        if n not in by_size:
+            by_size[n] = fitted_probabilities(n, workload.statistics)
+        result.append(by_size[n][rng.permutation(n)])
+    return result
+
+
+def offline_profile(
+    workload: Workload, stationary: Sequence[npt.NDArray[np.float64]]
+) -> list[npt.NDArray[np.float64]]:
+    """Frequencies over a profiling trace on its own context path, for the
+    simulated blocks; the other blocks repeat them (the same law)."""
+    blocks = 2 * workload.simulated_layers
+    trace = synthetic_trace(
+        [p.size for p in stationary[:blocks]],
+        PROFILE_TOKENS,
+        seed=workload.seed + 1_000_003,
+        statistics=workload.statistics,
+        stationary=stationary[:blocks],
+    )
+    measured = list(trace.frequencies())
+    return [measured[b % blocks] for b in range(len(stationary))]
+
+
+def batch_activity(
+    workload: Workload, stationary: Sequence[npt.NDArray[np.float64]]
+) -> tuple[list[npt.NDArray[np.bool_]], list[npt.NDArray[np.int32]]]:
+    """The run's per-block activity, unioned over the batch, and the parents
+    (the first sequence's: the model's correlation table)."""
+    options = workload.options
+    blocks = 2 * workload.simulated_layers
+    union: list[npt.NDArray[np.bool_]] = []
+    parents: list[npt.NDArray[np.int32]] = []
+    for sequence in range(options.batch):
+        trace = synthetic_trace(
+            [p.size for p in stationary[:blocks]],
+            options.prompt + options.output,
+            seed=workload.seed + sequence,
+            statistics=workload.statistics,
+            stationary=stationary[:blocks],
+        )
+        if sequence == 0:
+            union = [block.copy() for block in trace.active]
+            parents = list(trace.parents)
+        else:
+            for mine, theirs in zip(union, trace.active, strict=True):
+                mine |= theirs
+    return union, parents
+
+
+def partition_for(
+    system: NdpSystem,
+    workload: Workload,
+    profile: Sequence[npt.NDArray[np.float64]],
+    budget: SolverBudget | None = None,
+) -> Partition:
+    options = workload.options
+    kv = workload.shape.kv_bytes_per_token() * (options.prompt + options.output)
+    return solve_partition(
+        system,
+        workload.shape,
+        profile,
+        batch=options.batch,
+        groups=workload.groups,
+        kv_bytes=kv * options.batch,
+        budget=budget,
+    )
+
+
+def run(system: NdpSystem, workload: Workload) -> DecodeReport:
+    """Partition, trace and simulate one workload on one system."""
+    stationary = stationary_probabilities(workload)
+    profile = offline_profile(workload, stationary)
+    partition = partition_for(system, workload, profile)
+    activity, parents = batch_activity(workload, stationary)
+    return simulate_decode(
+        system, workload.shape, partition, activity, parents, workload.options
+    )
