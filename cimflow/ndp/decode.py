@@ -15,7 +15,11 @@ then its MLP neurons) the simulation
    with the one cost rule of :mod:`cimflow.ndp.costs`;
 3. updates the states with the actual activity, and (policy ``adjust`` and
    ``hermes``) copies neurons whose state passed ``T_h`` to the GPU, evicting
-   the lowest-state residents (Sec. IV-C.2);
+   the lowest-state residents (Sec. IV-C.2), as many as the GPU's lead
+   over the DIMMs in this phase could absorb (one more active neuron each):
+   the paper swaps unconditionally, which on a model the GPU mostly holds
+   (the partition balanced the two sides) moves work onto the side that is
+   already the slower one;
 4. every ``remap_window`` tokens (policy ``hermes``) rebalances the cold
    neurons among the DIMMs by their activity in the window (Sec. IV-D,
    :mod:`cimflow.ndp.remap`).
@@ -275,17 +279,21 @@ def simulate_decode(
             on_gpu_count = int(np.count_nonzero(computed & on_gpu))
             cold_counts = np.bincount(home[computed & ~on_gpu], minlength=devices)
             slowest = int(cold_counts.max())
-            phase[b, step] = max(
+            gpu_time = (
                 gpu.time(on_gpu_count * size, on_gpu_count * params * options.batch)
-                + 2 * sync,
-                cold.time(slowest * size, slowest * params * options.batch),
+                + 2 * sync
             )
+            cold_time = cold.time(slowest * size, slowest * params * options.batch)
+            phase[b, step] = max(gpu_time, cold_time)
             traffic.gpu += on_gpu_count * size
             traffic.cold += float(cold_counts.sum()) * size
             traffic.pcie += 2 * shape.hidden * options.batch * FP16_BYTES
             states = update_states(states, actual, rules)
-            if adjusts:
-                moved = _adjust(states, on_gpu, rules)
+            if adjusts and gpu_time < cold_time:
+                room = int(
+                    (cold_time - gpu_time) / gpu.time(size, params * options.batch)
+                )
+                moved = _adjust(states, on_gpu, rules, room)
                 traffic.swapped += moved
                 traffic.pcie += moved * size
                 migration[b, step] += pcie_seconds(system, moved * size)
@@ -435,12 +443,15 @@ def _report(
 
 
 def _adjust(
-    states: npt.NDArray[np.uint8], on_gpu: npt.NDArray[np.bool_], rules: PredictorRules
+    states: npt.NDArray[np.uint8],
+    on_gpu: npt.NDArray[np.bool_],
+    rules: PredictorRules,
+    limit: int,
 ) -> int:
     """Online hot/cold adjustment (Sec. IV-C.2), in place on ``on_gpu``:
-    each neuron off the GPU whose state exceeds ``T_h`` replaces the
-    resident with the lowest state, while that state is lower; returns the
-    number of neurons copied to the GPU."""
+    each neuron off the GPU whose state exceeds ``T_h``, hottest first,
+    replaces the resident with the lowest state, while that state is lower,
+    at most ``limit`` of them; returns the number copied to the GPU."""
     candidates = np.flatnonzero(~on_gpu & (states > rules.hot_threshold))
     if candidates.size == 0:
         return 0
@@ -449,7 +460,7 @@ def _adjust(
     arrivals = candidates[
         np.argsort(-states[candidates].astype(np.int16), kind="stable")
     ]
-    count = min(arrivals.size, victims.size)
+    count = min(arrivals.size, victims.size, limit)
     better = states[arrivals[:count]] > states[victims[:count]]
     count = int(np.count_nonzero(better))
     on_gpu[victims[:count]] = False

@@ -5,10 +5,12 @@ The model's neurons get their stationary activation probabilities once (the
 model's property: the fitted power law of :mod:`cimflow.ndp.activations`
 in a seeded neuron order, or the user's imported frequencies). From them:
 
-- the **offline profile** the integer program solves on (the paper profiles
-  128 samples of C4 and Pile, Sec. IV-B): the frequencies of a synthetic
-  trace of ``profile_tokens`` tokens on its own context path, independent
-  of the run;
+- the **offline profile** the integer program solves on: the paper profiles
+  128 samples of C4 and Pile (Sec. IV-B), whole sequences on independent
+  contexts, whose frequencies are the long-run probabilities up to sampling
+  noise; the profile is taken to be those probabilities (a profile of a few
+  hundred tokens on one context path would mistake the context of the
+  moment for the model's statistics);
 - the **run**: one synthetic trace per sequence of the batch (each its own
   context path), ``prompt + output`` tokens, unioned over the batch per
   token, as a GEMV over a batch reads a neuron's weights when any sequence
@@ -21,6 +23,7 @@ always covers every layer.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -39,9 +42,6 @@ from cimflow.ndp.decode import DecodeOptions, DecodeReport, simulate_decode
 from cimflow.ndp.llm import DecoderShape
 from cimflow.ndp.partition import Partition, solve_partition
 from cimflow.ndp.system import NdpSystem
-
-PROFILE_TOKENS = 128
-"""Tokens of the offline profile (the paper's 128 samples)."""
 
 
 @dataclass(frozen=True)
@@ -95,23 +95,6 @@ def stationary_probabilities(workload: Workload) -> list[npt.NDArray[np.float64]
     return result
 
 
-def offline_profile(
-    workload: Workload, stationary: Sequence[npt.NDArray[np.float64]]
-) -> list[npt.NDArray[np.float64]]:
-    """Frequencies over a profiling trace on its own context path, for the
-    simulated blocks; the other blocks repeat them (the same law)."""
-    blocks = 2 * workload.simulated_layers
-    trace = synthetic_trace(
-        [p.size for p in stationary[:blocks]],
-        PROFILE_TOKENS,
-        seed=workload.seed + 1_000_003,
-        statistics=workload.statistics,
-        stationary=stationary[:blocks],
-    )
-    measured = list(trace.frequencies())
-    return [measured[b % blocks] for b in range(len(stationary))]
-
-
 def batch_activity(
     workload: Workload, stationary: Sequence[npt.NDArray[np.float64]]
 ) -> tuple[list[npt.NDArray[np.bool_]], list[npt.NDArray[np.int32]]]:
@@ -159,10 +142,24 @@ def partition_for(
 
 def run(system: NdpSystem, workload: Workload) -> DecodeReport:
     """Partition, trace and simulate one workload on one system."""
+    return run_policies(system, workload, [workload.options.policy])[0]
+
+
+def run_policies(
+    system: NdpSystem, workload: Workload, policies: Sequence[str]
+) -> list[DecodeReport]:
+    """The same workload (one partition, one set of traces) under each of
+    ``policies``."""
+    options = [dataclasses.replace(workload.options, policy=p) for p in policies]
+    if all(o.policy == "base" for o in options):
+        empty = Partition((), "not solved", 0.0)
+        return [
+            simulate_decode(system, workload.shape, empty, [], [], o) for o in options
+        ]
     stationary = stationary_probabilities(workload)
-    profile = offline_profile(workload, stationary)
-    partition = partition_for(system, workload, profile)
+    partition = partition_for(system, workload, stationary)
     activity, parents = batch_activity(workload, stationary)
-    return simulate_decode(
-        system, workload.shape, partition, activity, parents, workload.options
-    )
+    return [
+        simulate_decode(system, workload.shape, partition, activity, parents, o)
+        for o in options
+    ]

@@ -1,0 +1,90 @@
+"""The Hermes system files: what they hold, what they derive, what they refuse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cimflow.errors import CimError
+from cimflow.ndp.system import load_system, shipped_systems
+
+
+def test_the_shipped_systems_load_with_the_papers_figures() -> None:
+    assert shipped_systems() == ["hermes", "hermes_host"]
+    hermes = load_system("hermes")
+    assert hermes.kind == "ndp"
+    assert hermes.dimm.count == 8
+    assert hermes.dimm_capacity == 8 * 32 * 2**30
+    # DDR4-3200 x 8 B = 25.6 GB/s per rank; the bank-group-interleaved
+    # stream keeps all of it; two ranks at once.
+    assert hermes.rank_peak_bandwidth == pytest.approx(25.6e9)
+    assert hermes.rank_streaming_efficiency == 1.0
+    assert hermes.dimm_bandwidth == pytest.approx(51.2e9)
+    # 256 multipliers x 8 FP16 values / 16 bit-serial cycles at 1 GHz.
+    assert hermes.ndp_macs_per_second == pytest.approx(128e9)
+    assert hermes.dimm_link_bandwidth == pytest.approx(25e9)
+    host = load_system("hermes_host")
+    assert host.kind == "host"
+    assert host.host.memory_bandwidth_gb_per_s == 89.6
+    assert host.gpu == hermes.gpu
+
+
+def test_one_bank_group_halves_the_stream() -> None:
+    # tCCD_L = 8 between bursts of one group against tBL = 4 of data.
+    system = load_system("hermes", {"dimm.bank_groups": 1})
+    assert system.rank_streaming_efficiency == pytest.approx(0.5)
+
+
+def test_a_slow_activation_rate_limits_the_stream() -> None:
+    # A 64 B row every tFAW / 4 = 6.5 cycles cannot feed 16 B per cycle.
+    system = load_system("hermes", {"dimm.row_bytes": 64})
+    assert system.rank_streaming_efficiency == pytest.approx(64 / 6.5 / 16)
+
+
+def test_a_child_file_inherits_and_overrides(tmp_path: Path) -> None:
+    child = tmp_path / "sixteen.toml"
+    child.write_text(
+        'base = "hermes"\n[system]\nname = "sixteen"\n[dimm]\ncount = 16\n',
+        encoding="utf-8",
+    )
+    system = load_system(str(child))
+    assert (system.name, system.dimm.count) == ("sixteen", 16)
+    assert system.gpu == load_system("hermes").gpu
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fault"),
+    [
+        ({"dimm.count": 0}, "'dimm.count' must be positive"),
+        ({"dimm.ranks_in_parallel": 5}, "'dimm.ranks_in_parallel'"),
+        (
+            {"gpu.bandwidth_efficiency": 1.5},
+            "'gpu.bandwidth_efficiency' must be at most 1",
+        ),
+        ({"system.kind": "fpga"}, "'system.kind' must be one of ndp, host"),
+        ({"dimm.t_rc": 30}, "'dimm.t_rc'"),
+        ({"dimm.colour": 3}, "unknown key 'dimm.colour'"),
+        ({"gpu.memory_bytes": "lots"}, "'gpu.memory_bytes' must be an integer"),
+        ({"cpu.cores": 8}, "unknown table 'cpu'"),
+    ],
+)
+def test_bad_values_are_one_line_errors(
+    overrides: dict[str, object], fault: str
+) -> None:
+    with pytest.raises(CimError, match=fault) as error:
+        load_system("hermes", overrides)
+    assert "\n" not in str(error.value)
+
+
+def test_unknown_and_missing_systems_are_named(tmp_path: Path) -> None:
+    with pytest.raises(CimError, match=r"unknown system 'dgx'.*hermes, hermes_host"):
+        load_system("dgx")
+    with pytest.raises(CimError, match=r"nowhere\.toml: system file not found"):
+        load_system(str(tmp_path / "nowhere.toml"))
+    partial = tmp_path / "partial.toml"
+    partial.write_text('[system]\nname = "x"\n', encoding="utf-8")
+    with pytest.raises(
+        CimError, match=r"partial.toml: missing key 'system.description'"
+    ):
+        load_system(str(partial))
