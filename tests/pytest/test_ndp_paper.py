@@ -13,8 +13,12 @@ from cimflow.ndp.run import Workload, run_policies
 from cimflow.ndp.system import load_system
 
 
-def _tokens_per_second(model: str, overrides: dict[str, object], batch: int = 1) -> float:
-    workload = Workload(load_shape(model), DecodeOptions(batch=batch, output=32), layers=2)
+def _tokens_per_second(
+    model: str, overrides: dict[str, object], batch: int = 1
+) -> float:
+    workload = Workload(
+        load_shape(model), DecodeOptions(batch=batch, output=32), layers=2
+    )
     system = load_system("hermes", overrides)
     return run_policies(system, workload, ["hermes"])[0].tokens_per_second
 
@@ -22,7 +26,9 @@ def _tokens_per_second(model: str, overrides: dict[str, object], batch: int = 1)
 def test_batch_one_stops_gaining_from_64_multipliers() -> None:
     # Fig. 16: OPT-13B at batch 1 is flat from 64 multipliers per GEMV unit:
     # the NDP core is then bandwidth-bound.
-    rates = {n: _tokens_per_second("opt-13b", {"ndp.multipliers": n}) for n in (64, 512)}
+    rates = {
+        n: _tokens_per_second("opt-13b", {"ndp.multipliers": n}) for n in (64, 512)
+    }
     assert rates[512] == pytest.approx(rates[64], rel=0.05)
     # With 32 the core computes slower than its DIMM streams FP16 weights.
     slow = load_system("hermes", {"ndp.multipliers": 32})
