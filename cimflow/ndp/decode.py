@@ -82,7 +82,7 @@ from cimflow.ndp.system import NdpSystem
 
 Policy = Literal["random", "partition", "adjust", "hermes", "base"]
 POLICIES: tuple[str, ...] = get_args(Policy)
-BoolMatrix = npt.NDArray[np.bool_]
+ActivityMatrix = npt.NDArray[np.bool_] | npt.NDArray[np.uint8]
 
 
 @dataclass(frozen=True)
@@ -215,16 +215,20 @@ def simulate_decode(
     system: NdpSystem,
     shape: DecoderShape,
     partition: Partition,
-    activity: Sequence[BoolMatrix],
+    activity: Sequence[ActivityMatrix],
     parents: Sequence[npt.NDArray[np.int32]],
     options: DecodeOptions,
 ) -> DecodeReport:
     """Simulate prefill and decoding.
 
     ``activity[b]`` is sparse block b's activity, shape
-    ``(prompt + output, neurons)``, each row the union over the batch's
-    sequences; the first ``prompt`` rows are the prefill, whose frequencies
-    initialise the predictor. ``parents[b]`` holds each neuron's two
+    ``(prompt + output, neurons)``: in how many of the batch's sequences
+    each neuron is active at each token (bool for one sequence). A neuron's
+    weights are read once per step if any sequence needs it; the GPU
+    multiplies them for the whole batch, an NDP core only for the sequences
+    whose input is nonzero (its bit-serial multipliers skip zeros). The
+    first ``prompt`` rows are the prefill, whose frequencies initialise the
+    predictor. ``parents[b]`` holds each neuron's two
     correlated neurons in block b - 1. The activity may cover the first
     layers only: the decode time scales by ``layers / simulated layers``.
     Policy ``base`` uses neither (every neuron is active).
@@ -249,7 +253,7 @@ def simulate_decode(
         device_maps = _random_partition(partition, devices, options.seed)[:blocks]
     else:
         device_maps = partition.device_of[:blocks]
-    gpu, cold = gpu_costs(system), cold_costs(system)
+    gpu, cold_device = gpu_costs(system), cold_costs(system)
     sync = sync_seconds(system, shape, options.batch)
     steps = options.output
     phase = np.zeros((blocks, steps))
@@ -265,25 +269,32 @@ def simulate_decode(
         on_gpu: npt.NDArray[np.bool_] = device_maps[b] == GPU
         dealt = np.arange(on_gpu.size, dtype=np.int64) % devices
         home = np.where(on_gpu, dealt, device_maps[b].astype(np.int64) - 1)
-        states = initial_states(activity[b][: options.prompt].mean(axis=0), rules)
+        states = initial_states((activity[b][: options.prompt] > 0).mean(axis=0), rules)
         window = np.zeros(on_gpu.size, dtype=np.int64)
         for step in range(steps):
             t = options.prompt + step
-            actual = activity[b][t]
+            sequences = activity[b][t]
+            actual = sequences > 0
             if kind == "qkv":
                 computed = actual
             else:
-                parent_count = activity[b - 1][t][parents[b]].sum(axis=1)
+                parent_count = (activity[b - 1][t] > 0)[parents[b]].sum(axis=1)
                 computed = predict(states, parent_count, rules)
                 stats = stats + PredictionStats.of(computed, actual)
             on_gpu_count = int(np.count_nonzero(computed & on_gpu))
-            cold_counts = np.bincount(home[computed & ~on_gpu], minlength=devices)
-            slowest = int(cold_counts.max())
+            off_gpu = computed & ~on_gpu
+            cold_counts = np.bincount(home[off_gpu], minlength=devices)
+            cold_macs = np.bincount(
+                home[off_gpu], weights=sequences[off_gpu], minlength=devices
+            )
             gpu_time = (
                 gpu.time(on_gpu_count * size, on_gpu_count * params * options.batch)
                 + 2 * sync
             )
-            cold_time = cold.time(slowest * size, slowest * params * options.batch)
+            cold_time = max(
+                cold_device.time(n * size, m * params)
+                for n, m in zip(cold_counts, cold_macs, strict=True)
+            )
             phase[b, step] = max(gpu_time, cold_time)
             traffic.gpu += on_gpu_count * size
             traffic.cold += float(cold_counts.sum()) * size

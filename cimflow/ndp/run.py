@@ -12,9 +12,9 @@ in a seeded neuron order, or the user's imported frequencies). From them:
   hundred tokens on one context path would mistake the context of the
   moment for the model's statistics);
 - the **run**: one synthetic trace per sequence of the batch (each its own
-  context path), ``prompt + output`` tokens, unioned over the batch per
-  token, as a GEMV over a batch reads a neuron's weights when any sequence
-  needs it.
+  context path), ``prompt + output`` tokens, counted over the batch per
+  token and neuron (a GEMV over a batch reads a neuron's weights when any
+  sequence needs it, and an NDP core multiplies them for those that do).
 
 Every synthetic layer is statistically the same, so the run may simulate the
 first ``layers`` layers and scale (``simulate_decode``); the partition
@@ -97,12 +97,13 @@ def stationary_probabilities(workload: Workload) -> list[npt.NDArray[np.float64]
 
 def batch_activity(
     workload: Workload, stationary: Sequence[npt.NDArray[np.float64]]
-) -> tuple[list[npt.NDArray[np.bool_]], list[npt.NDArray[np.int32]]]:
-    """The run's per-block activity, unioned over the batch, and the parents
-    (the first sequence's: the model's correlation table)."""
+) -> tuple[list[npt.NDArray[np.uint8]], list[npt.NDArray[np.int32]]]:
+    """The run's per-block activity as the number of the batch's sequences
+    in which each neuron is active at each token, and the parents (the
+    model's correlation table, the same for every sequence)."""
     options = workload.options
     blocks = 2 * workload.simulated_layers
-    union: list[npt.NDArray[np.bool_]] = []
+    counts: list[npt.NDArray[np.uint8]] = []
     parents: list[npt.NDArray[np.int32]] = []
     for sequence in range(options.batch):
         trace = synthetic_trace(
@@ -113,12 +114,12 @@ def batch_activity(
             stationary=stationary[:blocks],
         )
         if sequence == 0:
-            union = [block.copy() for block in trace.active]
+            counts = [block.astype(np.uint8) for block in trace.active]
             parents = list(trace.parents)
         else:
-            for mine, theirs in zip(union, trace.active, strict=True):
-                mine |= theirs
-    return union, parents
+            for mine, theirs in zip(counts, trace.active, strict=True):
+                mine += theirs
+    return counts, parents
 
 
 def partition_for(

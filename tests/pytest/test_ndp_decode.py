@@ -157,3 +157,28 @@ def test_activity_of_the_wrong_shape_is_refused() -> None:
             [np.zeros((4, 0), np.int32), np.zeros((7, 2), np.int32)],
             options,
         )
+
+
+def test_ndp_cores_multiply_only_the_sequences_that_need_a_neuron() -> None:
+    # One multiplier: the NDP core is compute-bound, so its time is its MACs
+    # (and the synchronisations, which bound the GPU's side, are negligible).
+    system = load_system(
+        "hermes",
+        {"dimm.count": 1, "ndp.multipliers": 1, "host_link.sync_latency_us": 1e-6},
+    )
+    partition = Partition(
+        (np.full(4, 1, np.int8), np.full(6, 1, np.int8)), "given", 0.0
+    )
+    # Batch of 3: per token, how many sequences have each QKV input nonzero.
+    qkv = np.array([[3, 3, 3, 3], [0, 1, 2, 3], [3, 0, 0, 0]], np.uint8)
+    mlp = np.zeros((3, 6), np.uint8)
+    parents = [np.zeros((4, 0), np.int32), np.zeros((6, 2), np.int32)]
+    options = DecodeOptions(batch=3, prompt=1, output=2, policy="partition")
+    report = simulate_decode(system, TINY, partition, [qkv, mlp], parents, options)
+    cold = cold_costs(system)
+    size, params = neuron_bytes(TINY, "qkv"), neuron_params(TINY, "qkv")
+    expected = cold.time(3 * size, 6 * params) + cold.time(1 * size, 3 * params)
+    assert report.qkv_seconds == pytest.approx(expected, rel=0.02)
+    assert cold.time(3 * size, 6 * params) == pytest.approx(
+        6 * params * cold.seconds_per_mac
+    )
