@@ -122,7 +122,7 @@ def ablation_table(layers: int) -> str:
             f"{paper:.2f}",
         ]
         for name, previous, value, paper in zip(
-            policies[1:], policies, chain, PAPER_CHAIN, strict=True
+            policies[1:], policies[:-1], chain, PAPER_CHAIN, strict=True
         )
     ]
     return _table(["MLP-block latency, LLaMA2-70B", "measured", "paper"], rows)

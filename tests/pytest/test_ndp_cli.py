@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cimflow.tools.ndp import main
+from cimflow.tools.ndp_study import main as study
 
 
 def test_the_listing_names_models_and_systems(
@@ -83,3 +84,16 @@ def test_an_unwritable_json_leaves_nothing(
     assert main([*argv, "--json", str(target)]) == 1
     assert "no such directory" in capsys.readouterr().err
     assert not target.parent.exists()
+
+
+def test_the_study_prints_the_ablation_beside_the_papers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert study(["--tables", "ablation", "--layers", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if " over " in line]
+    assert [row.split("|")[1].strip() for row in rows] == [
+        "partition over random",
+        "adjust over partition",
+        "hermes over adjust",
+    ]
+    assert [row.split("|")[3].strip() for row in rows] == ["1.63", "1.33", "1.29"]
