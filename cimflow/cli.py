@@ -9,6 +9,7 @@ command line (2) from a bad input or a failed check (1).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import NoReturn
 
 from cimflow.errors import CimError
@@ -54,3 +55,16 @@ def add_target_overrides(parser: argparse.ArgumentParser) -> None:
         help="override one key of every target loaded (repeatable; "
         "hw_targets/SCHEMA.md)",
     )
+
+
+def aligned_table(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows of cells as text lines: the first column left-aligned, the
+    others right-aligned, each as wide as its widest cell."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]

@@ -27,7 +27,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import cast
 
-from cimflow.cli import ArgumentParser, exit_status
+from cimflow.cli import ArgumentParser, aligned_table, exit_status
 from cimflow.errors import CimError
 from cimflow.hw_targets import parse_override
 from cimflow.ndp.activations import TraceStatistics, load_frequencies
@@ -76,15 +76,7 @@ def report_row(report: DecodeReport) -> tuple[str, ...]:
 
 
 def format_table(rows: Sequence[Sequence[str]], columns: Sequence[str]) -> str:
-    cells = [list(columns), *(list(row) for row in rows)]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    return "\n".join(
-        "  ".join(
-            cell.ljust(width) if i == 0 else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in cells
-    )
+    return "\n".join(aligned_table([columns, *rows]))
 
 
 def report_json(

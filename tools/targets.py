@@ -18,7 +18,12 @@ import sys
 from collections.abc import Sequence
 from typing import cast
 
-from cimflow.cli import ArgumentParser, add_target_overrides, exit_status
+from cimflow.cli import (
+    ArgumentParser,
+    add_target_overrides,
+    aligned_table,
+    exit_status,
+)
 from cimflow.errors import CimError
 from cimflow.hw_targets import (
     HardwareTarget,
@@ -63,15 +68,7 @@ def key_figures(hw: HardwareTarget) -> tuple[str, ...]:
 def format_targets(targets: Sequence[HardwareTarget]) -> str:
     """The key figures of ``targets`` as an aligned table, then each
     target's description."""
-    cells = [list(COLUMNS), *(list(key_figures(hw)) for hw in targets)]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
-    lines = [
-        "  ".join(
-            cell.ljust(width) if i == 0 else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in cells
-    ]
+    lines = aligned_table([COLUMNS, *(key_figures(hw) for hw in targets)])
     lines.append("")
     lines += [f"{hw.name}: {hw.target.description}" for hw in targets]
     return "\n".join(lines) + "\n"
