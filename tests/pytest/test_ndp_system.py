@@ -67,6 +67,7 @@ def test_a_child_file_inherits_and_overrides(tmp_path: Path) -> None:
         ({"dimm.colour": 3}, "unknown key 'dimm.colour'"),
         ({"gpu.memory_bytes": "lots"}, "'gpu.memory_bytes' must be an integer"),
         ({"cpu.cores": 8}, "unknown table 'cpu'"),
+        ({"ndp.operand_bits": 12}, "'ndp.operand_bits' must be a multiple of 8"),
     ],
 )
 def test_bad_values_are_one_line_errors(
