@@ -10,11 +10,13 @@ window remapping, reported per phase.
     cim-ndp --model falcon-40b --system hermes_host --batch 4
     cim-ndp --model llama2-70b --set dimm.count=16 --layers 8 --json out.json
     cim-ndp --model llama2-13b --frequencies counts.npz --samples 128
+    cim-ndp --model llama2-13b --trace measured.npz --prompt 64 --output 64
     cim-ndp --list                                    # models and systems
 
 Systems are TOML files (``hw_targets/ndp/SCHEMA.md``); activation traces are
 synthetic and seeded (``cimflow.ndp.activations``) unless ``--frequencies``
-gives measured per-neuron frequencies or counts. ``docs/ndp.md`` compares
+gives measured per-neuron frequencies or counts, or ``--trace`` a measured
+trace of one sequence. ``docs/ndp.md`` compares
 the figures with the paper's.
 """
 
@@ -30,7 +32,7 @@ from typing import cast
 from cimflow.cli import ArgumentParser, aligned_table, exit_status
 from cimflow.errors import CimError
 from cimflow.hw_targets import parse_override
-from cimflow.ndp.activations import TraceStatistics, load_frequencies
+from cimflow.ndp.activations import TraceStatistics, load_frequencies, load_trace
 from cimflow.ndp.decode import POLICIES, DecodeOptions, DecodeReport
 from cimflow.ndp.llm import SHAPES, load_shape
 from cimflow.ndp.run import Workload, run_policies
@@ -92,7 +94,11 @@ def report_json(
         "options": options,
         "statistics": asdict(workload.statistics),
         "simulated_layers": workload.simulated_layers,
-        "frequencies": "imported" if workload.stationary is not None else "synthetic",
+        "activity": "imported trace"
+        if workload.trace is not None
+        else "imported frequencies"
+        if workload.stationary is not None
+        else "synthetic",
         "reports": [
             {
                 **{k: v for k, v in asdict(r).items() if k != "predictor"},
@@ -194,6 +200,13 @@ def _parser() -> ArgumentParser:
         "--samples", type=int, default=None, help="samples behind --frequencies counts"
     )
     parser.add_argument(
+        "--trace",
+        type=Path,
+        default=None,
+        help="a measured activation trace (.npz, one (tokens, neurons) array per "
+        "block) to run instead of synthetic ones",
+    )
+    parser.add_argument(
         "--groups", type=int, default=32, help="neuron groups per block in the ILP"
     )
     parser.add_argument(
@@ -236,6 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=cast(int, args.seed),
             stationary=stationary,
             groups=cast(int, args.groups),
+            trace=None if args.trace is None else load_trace(cast(Path, args.trace)),
         )
         for policy in policies:
             DecodeOptions(policy=policy)  # validates the name before any work

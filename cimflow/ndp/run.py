@@ -34,6 +34,7 @@ from cimflow.errors import CimError
 from cimflow.milp import SolverBudget
 from cimflow.ndp.activations import (
     DEFAULT_STATISTICS,
+    ActivationTrace,
     TraceStatistics,
     fitted_probabilities,
     synthetic_trace,
@@ -41,6 +42,7 @@ from cimflow.ndp.activations import (
 from cimflow.ndp.decode import DecodeOptions, DecodeReport, simulate_decode
 from cimflow.ndp.llm import DecoderShape
 from cimflow.ndp.partition import Partition, solve_partition
+from cimflow.ndp.predictor import trace_parents
 from cimflow.ndp.system import NdpSystem
 
 
@@ -59,9 +61,16 @@ class Workload:
     model's blocks), instead of the fitted power law."""
     groups: int = 32
     """Neuron groups per block in the integer program."""
+    trace: ActivationTrace | None = None
+    """An imported trace of one sequence (prompt + output tokens, the
+    first blocks of the model) instead of synthetic ones: it drives the
+    run, and its frequencies, repeated over the model's blocks, the
+    partition."""
 
     @property
     def simulated_layers(self) -> int:
+        if self.trace is not None:
+            return len(self.trace.active) // 2
         layers = self.layers if self.layers is not None else self.shape.layers
         if not 1 <= layers <= self.shape.layers:
             raise CimError(
@@ -122,6 +131,45 @@ def batch_activity(
     return counts, parents
 
 
+def imported_activity(
+    workload: Workload, trace: ActivationTrace
+) -> tuple[
+    list[npt.NDArray[np.bool_]],
+    list[npt.NDArray[np.int32]],
+    list[npt.NDArray[np.float64]],
+]:
+    """An imported trace checked against the model and the run: its
+    activity, its parents (sampled from it where the file has none) and its
+    frequencies repeated over the model's blocks."""
+    shape, options = workload.shape, workload.options
+    neurons = shape.neurons_per_block()
+    blocks = len(trace.active)
+    if blocks % 2 or blocks > len(neurons):
+        raise CimError(
+            f"the trace has {blocks} blocks; {shape.name} needs an even number "
+            f"up to {len(neurons)} (QKV and MLP of each layer)"
+        )
+    for b, block in enumerate(trace.active):
+        if block.shape[1] != neurons[b]:
+            raise CimError(
+                f"trace block {b} has {block.shape[1]} neurons; {shape.name} has "
+                f"{neurons[b]} there"
+            )
+    if trace.tokens != options.prompt + options.output:
+        raise CimError(
+            f"the trace has {trace.tokens} tokens; prompt {options.prompt} + "
+            f"output {options.output} = {options.prompt + options.output} expected"
+        )
+    if options.batch != 1:
+        raise CimError("a trace is one sequence: run it at batch 1")
+    parents = list(trace.parents)
+    if any(table.shape[1] == 0 for table in parents[1:]):
+        parents = trace_parents(trace.active)
+    measured = trace.frequencies()
+    stationary = [measured[b % blocks] for b in range(len(neurons))]
+    return list(trace.active), parents, stationary
+
+
 def partition_for(
     system: NdpSystem,
     workload: Workload,
@@ -157,9 +205,12 @@ def run_policies(
         return [
             simulate_decode(system, workload.shape, empty, [], [], o) for o in options
         ]
-    stationary = stationary_probabilities(workload)
+    if workload.trace is not None:
+        activity, parents, stationary = imported_activity(workload, workload.trace)
+    else:
+        stationary = stationary_probabilities(workload)
+        activity, parents = batch_activity(workload, stationary)
     partition = partition_for(system, workload, stationary)
-    activity, parents = batch_activity(workload, stationary)
     return [
         simulate_decode(system, workload.shape, partition, activity, parents, o)
         for o in options

@@ -97,3 +97,26 @@ def test_the_study_prints_the_ablation_beside_the_papers(
         "hermes over adjust",
     ]
     assert [row.split("|")[3].strip() for row in rows] == ["1.63", "1.33", "1.29"]
+
+
+def test_a_measured_trace_drives_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One layer of LLaMA-2-13B, 12 tokens; parents are sampled from the trace.
+    rng = np.random.default_rng(1)
+    path = tmp_path / "trace.npz"
+    np.savez(
+        path,
+        block_0=rng.random((12, 5120)) < 0.2,
+        block_1=rng.random((12, 13824)) < 0.1,
+    )
+    argv = ["--model", "llama2-13b", "--prompt", "4", "--output", "8"]
+    out_file = tmp_path / "run.json"
+    assert main([*argv, "--trace", str(path), "--json", str(out_file)]) == 0
+    assert "1 of 40 layers simulated" in capsys.readouterr().out
+    document = json.loads(out_file.read_text(encoding="utf-8"))
+    assert document["activity"] == "imported trace"
+    assert main([*argv, "--trace", str(path), "--batch", "2"]) == 1
+    assert "a trace is one sequence" in capsys.readouterr().err
+    assert main(["--model", "llama2-13b", "--trace", str(path)]) == 1
+    assert "the trace has 12 tokens; prompt 128 + output 128" in capsys.readouterr().err
