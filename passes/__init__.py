@@ -24,6 +24,7 @@ PASS_MODULES: dict[str, tuple[str, str]] = {
         "cimflow.passes.convert_tile_to_meta",
         "ConvertTileToMetaPass",
     ),
+    "ndp-partition": ("cimflow.passes.ndp_partition", "NdpPartitionPass"),
     "cim-compile": ("cimflow.passes.pipelines", "CompilePass"),
     "cim-compile-static": ("cimflow.passes.pipelines", "CompileStaticPass"),
 }

@@ -1,0 +1,79 @@
+"""ndp-partition: Hermes's hot/cold neuron split, written on the graph.
+
+For a ``cim_graph`` decoder with ReLU MLP blocks (``linear, relu, linear``;
+:mod:`cimflow.ndp.graph`), solves the offline integer program of Hermes
+(:func:`cimflow.ndp.partition.solve_partition`) for the NDP system named by
+``system`` on the decoder the blocks imply, with the seeded synthetic
+activation statistics of :mod:`cimflow.ndp.activations`, and writes on each
+block's first linear (and on every projection of a ReLU'd QKV block) where
+each neuron runs: ``ndp.device`` (one entry per neuron: 0 the GPU, j the
+j-th DIMM) and ``ndp.gpu_neurons``. The module records the system in
+``ndp.system``. ``cim-ndp`` simulates what this placement does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import (
+    DenseArrayBase,
+    IntegerAttr,
+    ModuleOp,
+    StringAttr,
+    i8,
+    i64,
+)
+from xdsl.ir import Operation
+from xdsl.passes import ModulePass
+
+from cimflow.ndp.activations import TraceStatistics
+from cimflow.ndp.decode import DecodeOptions
+from cimflow.ndp.graph import decoder_shape, mlp_blocks, qkv_blocks
+from cimflow.ndp.partition import GPU
+from cimflow.ndp.run import Workload, partition_for, stationary_probabilities
+from cimflow.ndp.system import load_system
+
+
+@dataclass(frozen=True)
+class NdpPartitionPass(ModulePass):
+    """Split each ReLU block's neurons between the GPU and the NDP-DIMMs."""
+
+    name = "ndp-partition"
+
+    system: str = "hermes"
+    """A shipped NDP system (``hw_targets/ndp``) or a path to one."""
+    batch: int = 1
+    """Sequences decoded together (the program prices reads per batch)."""
+    sparsity: float = 0.85
+    """Mean share of inactive neurons of the synthetic statistics."""
+    seed: int = 0
+    """Seeds the synthetic statistics' neuron order."""
+    groups: int = 32
+    """Neuron groups per block in the integer program."""
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        system = load_system(self.system)
+        shape = decoder_shape(op, "module")
+        workload = Workload(
+            shape,
+            DecodeOptions(batch=self.batch),
+            statistics=TraceStatistics(sparsity=self.sparsity),
+            seed=self.seed,
+            groups=self.groups,
+        )
+        partition = partition_for(system, workload, stationary_probabilities(workload))
+        qkv = qkv_blocks(op)
+        for layer, block in enumerate(mlp_blocks(op)):
+            _annotate(block.up, partition.device_of[2 * layer + 1].tolist())
+            if layer < len(qkv) and qkv[layer].neurons == shape.hidden:
+                for projection in qkv[layer].projections:
+                    _annotate(projection, partition.device_of[2 * layer].tolist())
+        op.attributes["ndp.system"] = StringAttr(system.name)
+
+
+def _annotate(linear: Operation, devices: list[int]) -> None:
+    linear.attributes["ndp.device"] = DenseArrayBase.from_list(i8, devices)
+    linear.attributes["ndp.gpu_neurons"] = IntegerAttr(
+        sum(1 for d in devices if d == GPU), i64
+    )
