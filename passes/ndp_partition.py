@@ -1,11 +1,13 @@
 """ndp-partition: Hermes's hot/cold neuron split, written on the graph.
 
-For a ``cim_graph`` decoder with ReLU MLP blocks (``linear, relu, linear``;
+For a ``cim_graph`` decoder with ReLU MLP blocks (``linear, relu, linear``,
+or ReLU-LLaMA's gated ``relu(gate) * up, down``;
 :mod:`cimflow.ndp.graph`), solves the offline integer program of Hermes
 (:func:`cimflow.ndp.partition.solve_partition`) for the NDP system named by
 ``system`` on the decoder the blocks imply, with the seeded synthetic
 activation statistics of :mod:`cimflow.ndp.activations`, and writes on each
-block's first linear (and on every projection of a ReLU'd QKV block) where
+block's first linear (the gate and the up projection of a gated block, and
+every projection of a ReLU'd QKV block) where
 each neuron runs: ``ndp.device`` (one entry per neuron: 0 the GPU, j the
 j-th DIMM) and ``ndp.gpu_neurons``. The module records the system in
 ``ndp.system``. ``cim-ndp`` simulates what this placement does.
@@ -65,7 +67,9 @@ class NdpPartitionPass(ModulePass):
         partition = partition_for(system, workload, stationary_probabilities(workload))
         qkv = qkv_blocks(op)
         for layer, block in enumerate(mlp_blocks(op)):
-            _annotate(block.up, partition.device_of[2 * layer + 1].tolist())
+            for linear in (block.up, block.gated):
+                if linear is not None:
+                    _annotate(linear, partition.device_of[2 * layer + 1].tolist())
             if layer < len(qkv) and qkv[layer].neurons == shape.hidden:
                 for projection in qkv[layer].projections:
                     _annotate(projection, partition.device_of[2 * layer].tolist())

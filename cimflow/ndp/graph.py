@@ -2,9 +2,10 @@
 neurons skippable, and the decoder shape they imply.
 
 - An **MLP block** is ``linear -> relu -> linear`` (OPT's ``fc1, ReLU,
-  fc2``): its neurons are the first linear's outputs, each skipped with its
-  row of the first weight and its column of the second when the ReLU gives
-  zero.
+  fc2``) or, gated, ``relu(linear) * linear -> linear`` (ReLU-LLaMA's
+  ``down(relu(gate(x)) * up(x))``): its neurons are the first linear's
+  outputs, each skipped with its row of the first weight (and of the up
+  weight) and its column of the last when the ReLU gives zero.
 - A **QKV block** is a ReLU whose result only linears read, two or more of
   them (the ReLU Hermes inserts before Q, K and V): its neurons are that
   input's elements.
@@ -26,11 +27,12 @@ from cimflow.ndp.llm import DecoderShape
 
 @dataclass(frozen=True)
 class MlpBlock:
-    """``up -> relu -> down``."""
+    """``up -> relu -> down``, or ``relu(up) * gated -> down``."""
 
     up: cim_graph.LinearOp
     relu: cim_graph.UnaryOp
     down: cim_graph.LinearOp
+    gated: cim_graph.LinearOp | None = None
 
     @property
     def neurons(self) -> int:
@@ -81,7 +83,30 @@ def mlp_blocks(module: ModuleOp) -> list[MlpBlock]:
         down = _only_user(relu.output)
         if isinstance(down, cim_graph.LinearOp) and down.input == relu.output:
             blocks.append(MlpBlock(op, relu, down))
+        elif isinstance(down, cim_graph.BinaryOp):
+            gated = _gated_block(op, relu, down)
+            if gated is not None:
+                blocks.append(gated)
     return blocks
+
+
+def _gated_block(
+    gate: cim_graph.LinearOp, relu: cim_graph.UnaryOp, product: cim_graph.BinaryOp
+) -> MlpBlock | None:
+    """``relu(gate(x)) * up(x) -> down``, or None."""
+    if product.kind.data != cim_graph.BinaryKind.MUL:
+        return None
+    other = product.rhs if product.lhs == relu.output else product.lhs
+    up = other.owner
+    down = _only_user(product.output)
+    if (
+        isinstance(up, cim_graph.LinearOp)
+        and up.input == gate.input
+        and isinstance(down, cim_graph.LinearOp)
+        and down.input == product.output
+    ):
+        return MlpBlock(gate, relu, down, up)
+    return None
 
 
 def qkv_blocks(module: ModuleOp) -> list[QkvBlock]:
@@ -100,7 +125,7 @@ def qkv_blocks(module: ModuleOp) -> list[QkvBlock]:
 
 def decoder_shape(module: ModuleOp, name: str) -> DecoderShape:
     """The decoder the module's MLP blocks imply: one layer per block, the
-    width and hidden size of the first, multi-head attention as wide as the
+    width, hidden size and gating of the first, multi-head attention as wide as the
     model (QKV neurons of ``3 x hidden`` weights), the LM head's vocabulary
     from the widest linear outside the blocks."""
     blocks = mlp_blocks(module)
@@ -118,7 +143,7 @@ def decoder_shape(module: ModuleOp, name: str) -> DecoderShape:
                 f"{block.hidden} x {block.neurons}, the first is "
                 f"{first.hidden} x {first.neurons}: layers must be alike"
             )
-    inside = {id(op) for b in blocks for op in (b.up, b.down)}
+    inside = {id(op) for b in blocks for op in (b.up, b.down, b.gated) if op}
     vocab = max(
         (
             _features(op.output)
@@ -128,5 +153,12 @@ def decoder_shape(module: ModuleOp, name: str) -> DecoderShape:
         default=1,
     )
     return DecoderShape(
-        name, len(blocks), first.hidden, first.neurons, 1, 1, vocab, gated_mlp=False
+        name,
+        len(blocks),
+        first.hidden,
+        first.neurons,
+        1,
+        1,
+        vocab,
+        gated_mlp=first.gated is not None,
     )

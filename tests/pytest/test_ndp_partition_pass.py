@@ -82,3 +82,64 @@ def test_a_model_without_relu_blocks_is_refused(tmp_path: Path) -> None:
     module = import_onnx(path)
     with pytest.raises(CimError, match="no ReLU MLP block"):
         NdpPartitionPass().apply(Context(), module)
+
+
+def _relu_llama_onnx(
+    path: Path, layers: int = 2, hidden: int = 8, ffn: int = 24
+) -> None:
+    """``x + down(relu(gate(x)) * up(x))`` per layer, then an LM head."""
+    rng = np.random.default_rng(0)
+    nodes: list[onnx.NodeProto] = []
+    weights: list[onnx.TensorProto] = []
+    x = "x"
+    for layer in range(layers):
+        for name, shape in (
+            ("gate", (hidden, ffn)),
+            ("up", (hidden, ffn)),
+            ("down", (ffn, hidden)),
+        ):
+            weights.append(
+                onnx.numpy_helper.from_array(
+                    rng.standard_normal(shape).astype(np.float32), f"{name}{layer}"
+                )
+            )
+        p = f"l{layer}_"
+        nodes += [
+            onnx.helper.make_node("MatMul", [x, f"gate{layer}"], [p + "g"]),
+            onnx.helper.make_node("Relu", [p + "g"], [p + "r"]),
+            onnx.helper.make_node("MatMul", [x, f"up{layer}"], [p + "u"]),
+            onnx.helper.make_node("Mul", [p + "r", p + "u"], [p + "m"]),
+            onnx.helper.make_node("MatMul", [p + "m", f"down{layer}"], [p + "d"]),
+            onnx.helper.make_node("Add", [x, p + "d"], [p + "y"]),
+        ]
+        x = p + "y"
+    weights.append(
+        onnx.numpy_helper.from_array(np.ones((hidden, 5), np.float32), "head")
+    )
+    nodes.append(onnx.helper.make_node("MatMul", [x, "head"], ["logits"]))
+    graph = onnx.helper.make_graph(
+        nodes,
+        "relu_llama",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, hidden])],
+        [onnx.helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, [1, 5])],
+        weights,
+    )
+    onnx.save(onnx.helper.make_model(graph), path)
+
+
+def test_gated_relu_mlps_are_blocks_and_share_one_placement(tmp_path: Path) -> None:
+    path = tmp_path / "relu_llama.onnx"
+    _relu_llama_onnx(path)
+    module = import_onnx(path)
+    shape = decoder_shape(module, "relu_llama")
+    assert (shape.layers, shape.hidden, shape.ffn_hidden, shape.vocab) == (2, 8, 24, 5)
+    assert shape.gated_mlp
+    NdpPartitionPass().apply(Context(), module)
+    for block in mlp_blocks(module):
+        assert block.gated is not None
+        gate = block.up.attributes["ndp.device"]
+        up = block.gated.attributes["ndp.device"]
+        assert isinstance(gate, DenseArrayBase) and isinstance(up, DenseArrayBase)
+        assert len(list(gate.get_values())) == 24
+        assert list(gate.get_values()) == list(up.get_values())
+        assert "ndp.device" not in block.down.attributes
