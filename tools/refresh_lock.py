@@ -18,6 +18,7 @@ whether the newest releases still pass before refreshing, see the README's
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -35,7 +36,9 @@ HEADER = (
     "#     python -m cimflow.tools.refresh_lock\n"
     "# which runs\n"
     "#     {command}\n"
+    "# from these pyproject.toml inputs: {inputs}\n"
 )
+INPUTS_PREFIX = "# from these pyproject.toml inputs: "
 
 
 def compile_command(build_requirements: Path, output: Path) -> list[str]:
@@ -58,6 +61,24 @@ def compile_command(build_requirements: Path, output: Path) -> list[str]:
         "-o",
         str(output),
     ]
+
+
+def locked_inputs(root: Path) -> str:
+    """What the lock is resolved from, as one fingerprint: the runtime
+    dependencies, the ``test`` extra and the build requirements. Console
+    scripts, packages, package data and the other extras do not change it;
+    a lock whose header names another fingerprint is out of date."""
+    data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    project = data["project"]
+    requirements = sorted(
+        [
+            *project["dependencies"],
+            *project["optional-dependencies"]["test"],
+            *data["build-system"]["requires"],
+        ]
+    )
+    digest = hashlib.sha256("\n".join(requirements).encode("utf-8")).hexdigest()
+    return f"sha256:{digest}"
 
 
 def build_requirements(root: Path) -> list[str]:
@@ -87,7 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "build-system.in" if part == str(build) else part
             for part in command[1:-2]  # without "-o" and the temporary file
         )
-        text = HEADER.format(command=f"uv {shown} -o {LOCK_FILE}")
+        text = HEADER.format(
+            command=f"uv {shown} -o {LOCK_FILE}", inputs=locked_inputs(root)
+        )
         text += body.read_text(encoding="utf-8").replace(str(build), "build-system")
     (root / LOCK_FILE).write_text(text, encoding="utf-8")
     print(f"wrote {LOCK_FILE}")

@@ -11,6 +11,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from cimflow.tools.refresh_lock import INPUTS_PREFIX, locked_inputs
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -54,9 +56,22 @@ def test_the_lock_pins_every_declared_dependency_within_its_range() -> None:
         )
 
 
+def test_the_lock_was_resolved_from_the_current_dependency_inputs() -> None:
+    # pyproject.toml's dependencies, test extra and build requirements are
+    # what the lock resolves; changing them without regenerating the lock
+    # (python -m cimflow.tools.refresh_lock) fails here.
+    header = [
+        line
+        for line in (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+        if line.startswith(INPUTS_PREFIX)
+    ]
+    assert header == [INPUTS_PREFIX + locked_inputs(ROOT)]
+
+
 def test_every_locked_line_has_hashes() -> None:
     text = (ROOT / "requirements.txt").read_text(encoding="utf-8")
-    entries = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 6)[-1])
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("# "))
+    entries = re.split(r"\n(?=[A-Za-z0-9])", body)
     for entry in entries:
         if "==" in entry:
             assert "--hash=sha256:" in entry, entry.splitlines()[0]
