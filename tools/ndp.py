@@ -251,8 +251,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             groups=cast(int, args.groups),
             trace=None if args.trace is None else load_trace(cast(Path, args.trace)),
         )
-        for policy in policies:
-            DecodeOptions(policy=policy)  # validates the name before any work
         reports = run_policies(system, workload, policies or ["hermes"])
         text = (
             f"{workload.shape.name} on {system.name} ({system.system.description}), "

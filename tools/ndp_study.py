@@ -50,8 +50,9 @@ def _runs(
     batch: int = 1,
     overrides: dict[str, object] | None = None,
 ) -> list[DecodeReport]:
+    shape = load_shape(model)
     workload = Workload(
-        load_shape(model), DecodeOptions(batch=batch), layers=min(layers, 80)
+        shape, DecodeOptions(batch=batch), layers=min(layers, shape.layers)
     )
     return run_policies(load_system(system, overrides), workload, policies)
 

@@ -2,10 +2,12 @@
 the one rule the offline partition (its Eqs. 3-5) and the decode simulation
 (hermes.md section 8) both price with.
 
-A GEMV over neurons streams each active neuron's weights once per step,
-whatever the batch, and does one MAC per weight for each sequence in which
-the neuron is active. A device's time is the larger of its read time and its
-compute time (a roofline):
+A GEMV over neurons streams each needed neuron's weights once per step,
+whatever the batch; the GPU multiplies them for every sequence of the batch,
+a cold device only for the sequences in which the neuron is active
+(:func:`gpu_neuron_seconds`, :func:`cold_neuron_seconds`, which both the
+partition and the decode simulation price with). A device's time is the
+larger of its read time and its compute time (a roofline):
 
 - GPU: ``max(bytes / (peak x efficiency), 2 MACs / FP16 FLOPS)``;
 - NDP core: ``max(bytes / DIMM bandwidth, MACs / NDP MAC rate)``
@@ -66,6 +68,27 @@ def cold_costs(system: NdpSystem) -> DeviceCosts:
             1 / system.host_bandwidth, 2 / (system.host.fp16_gflops * 1e9)
         )
     return DeviceCosts(1 / system.dimm_bandwidth, 1 / system.ndp_macs_per_second)
+
+
+def gpu_neuron_seconds(
+    system: NdpSystem, shape: DecoderShape, kind: str, read: float, batch: int
+) -> float:
+    """The GPU reading ``read`` neurons of a block of ``kind`` (a count, or
+    an expected count) and multiplying each for the whole batch."""
+    return gpu_costs(system).time(
+        read * neuron_bytes(shape, kind), read * neuron_params(shape, kind) * batch
+    )
+
+
+def cold_neuron_seconds(
+    system: NdpSystem, shape: DecoderShape, kind: str, read: float, products: float
+) -> float:
+    """One cold device reading ``read`` neurons of a block of ``kind`` and
+    multiplying ``products`` (neuron, sequence) pairs: it skips the
+    sequences whose input to a neuron is zero."""
+    return cold_costs(system).time(
+        read * neuron_bytes(shape, kind), products * neuron_params(shape, kind)
+    )
 
 
 def cold_devices(system: NdpSystem) -> int:

@@ -41,6 +41,7 @@ remap.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, get_args
@@ -52,11 +53,11 @@ from cimflow.errors import CimError
 from cimflow.ndp.costs import (
     attention_seconds,
     block_kind,
-    cold_costs,
     cold_devices,
+    cold_neuron_seconds,
     dense_gpu_seconds,
     dimm_link_seconds,
-    gpu_costs,
+    gpu_neuron_seconds,
     neuron_bytes,
     neuron_params,
     pcie_seconds,
@@ -191,9 +192,7 @@ def _random_partition(
 
 def gpu_resident_layers(system: NdpSystem, shape: DecoderShape) -> int:
     """Hermes-base keeps whole layers on the GPU, as many as fit."""
-    layer_bytes = (
-        shape.layer_params * FP16_BYTES - shape.output_projection_params * FP16_BYTES
-    )
+    layer_bytes = shape.sparse_layer_params * FP16_BYTES
     return min(shape.layers, gpu_budget_bytes(system, shape) // layer_bytes)
 
 
@@ -203,12 +202,11 @@ def _dense_phase_seconds(
     """A block with every neuron active, on the GPU or spread over the cold
     devices."""
     neurons = shape.hidden if kind == "qkv" else shape.ffn_hidden
-    size, params = neuron_bytes(shape, kind), neuron_params(shape, kind)
-    sync = 2 * sync_seconds(system, shape, batch)
     if on_gpu:
-        return gpu_costs(system).time(neurons * size, neurons * params * batch) + sync
+        sync = 2 * sync_seconds(system, shape, batch)
+        return gpu_neuron_seconds(system, shape, kind, neurons, batch) + sync
     share = neurons / cold_devices(system)
-    return cold_costs(system).time(share * size, share * params * batch)
+    return cold_neuron_seconds(system, shape, kind, share, share * batch)
 
 
 def simulate_decode(
@@ -253,7 +251,6 @@ def simulate_decode(
         device_maps = _random_partition(partition, devices, options.seed)[:blocks]
     else:
         device_maps = partition.device_of[:blocks]
-    gpu, cold_device = gpu_costs(system), cold_costs(system)
     sync = sync_seconds(system, shape, options.batch)
     steps = options.output
     phase = np.zeros((blocks, steps))
@@ -265,7 +262,7 @@ def simulate_decode(
     remaps = options.policy == "hermes" and devices > 1
     for b in range(blocks):
         kind = block_kind(b)
-        size, params = neuron_bytes(shape, kind), neuron_params(shape, kind)
+        size = neuron_bytes(shape, kind)
         on_gpu: npt.NDArray[np.bool_] = device_maps[b] == GPU
         dealt = np.arange(on_gpu.size, dtype=np.int64) % devices
         home = np.where(on_gpu, dealt, device_maps[b].astype(np.int64) - 1)
@@ -284,16 +281,16 @@ def simulate_decode(
             on_gpu_count = int(np.count_nonzero(computed & on_gpu))
             off_gpu = computed & ~on_gpu
             cold_counts = np.bincount(home[off_gpu], minlength=devices)
-            cold_macs = np.bincount(
+            cold_products = np.bincount(
                 home[off_gpu], weights=sequences[off_gpu], minlength=devices
             )
             gpu_time = (
-                gpu.time(on_gpu_count * size, on_gpu_count * params * options.batch)
+                gpu_neuron_seconds(system, shape, kind, on_gpu_count, options.batch)
                 + 2 * sync
             )
             cold_time = max(
-                cold_device.time(n * size, m * params)
-                for n, m in zip(cold_counts, cold_macs, strict=True)
+                cold_neuron_seconds(system, shape, kind, float(n), float(m))
+                for n, m in zip(cold_counts, cold_products, strict=True)
             )
             phase[b, step] = max(gpu_time, cold_time)
             traffic.gpu += on_gpu_count * size
@@ -301,9 +298,8 @@ def simulate_decode(
             traffic.pcie += 2 * shape.hidden * options.batch * FP16_BYTES
             states = update_states(states, actual, rules)
             if adjusts and gpu_time < cold_time:
-                room = int(
-                    (cold_time - gpu_time) / gpu.time(size, params * options.batch)
-                )
+                one = gpu_neuron_seconds(system, shape, kind, 1, options.batch)
+                room = int((cold_time - gpu_time) / one)
                 moved = _adjust(states, on_gpu, rules, room)
                 traffic.swapped += moved
                 traffic.pcie += moved * size
@@ -357,10 +353,9 @@ class _Traffic:
     remapped: float = 0
 
     def scaled(self, factor: float) -> _Traffic:
-        return _Traffic(*(getattr(self, f) * factor for f in _TRAFFIC_FIELDS))
-
-
-_TRAFFIC_FIELDS = ("gpu", "cold", "pcie", "dimm_link", "swapped", "remapped")
+        return _Traffic(
+            *(getattr(self, f.name) * factor for f in dataclasses.fields(self))
+        )
 
 
 def _projection_seconds(system: NdpSystem, shape: DecoderShape, batch: int) -> float:
@@ -422,8 +417,8 @@ def _report(
     attention = shape.layers * sum(
         attention_seconds(system, shape, int(c), batch) for c in contexts
     )
-    sparse_bytes = (shape.layer_params - shape.output_projection_params) * shape.layers
-    resident = dense_gpu_bytes(shape) + int(hot_fraction * sparse_bytes * FP16_BYTES)
+    sparse_bytes = shape.sparse_layer_params * shape.layers * FP16_BYTES
+    resident = dense_gpu_bytes(shape) + int(hot_fraction * sparse_bytes)
     return DecodeReport(
         system=system.name,
         model=shape.name,

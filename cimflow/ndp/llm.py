@@ -69,12 +69,15 @@ class DecoderShape:
         return self.hidden * self.hidden
 
     @property
-    def layer_params(self) -> int:
-        return (
-            self.hidden * self.qkv_neuron_params
-            + self.output_projection_params
-            + self.ffn_hidden * (self.mlp_up_params + self.mlp_down_params)
+    def sparse_layer_params(self) -> int:
+        """Weights of one layer's QKV and MLP neurons (the hot/cold ones)."""
+        return self.hidden * self.qkv_neuron_params + self.ffn_hidden * (
+            self.mlp_up_params + self.mlp_down_params
         )
+
+    @property
+    def layer_params(self) -> int:
+        return self.sparse_layer_params + self.output_projection_params
 
     @property
     def embedding_params(self) -> int:

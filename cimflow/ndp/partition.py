@@ -31,11 +31,10 @@ from cimflow.errors import CimError
 from cimflow.milp import INFINITY, MilpBuilder, SolverBudget
 from cimflow.ndp.costs import (
     block_kind,
-    cold_costs,
     cold_devices,
-    gpu_costs,
+    cold_neuron_seconds,
+    gpu_neuron_seconds,
     neuron_bytes,
-    neuron_params,
     sync_seconds,
 )
 from cimflow.ndp.llm import FP16_BYTES, DecoderShape
@@ -107,14 +106,6 @@ def check_capacity(system: NdpSystem, shape: DecoderShape, kv_bytes: int) -> Non
         )
 
 
-def union_frequency(
-    frequency: npt.NDArray[np.float64], batch: int
-) -> npt.NDArray[np.float64]:
-    """Probability that a neuron is active for at least one of ``batch``
-    independent sequences: how often its weights are read."""
-    return 1.0 - (1.0 - frequency) ** batch
-
-
 def _sorted_groups(
     frequency: npt.NDArray[np.float64], groups: int
 ) -> list[npt.NDArray[np.int64]]:
@@ -151,7 +142,6 @@ def solve_partition(
     """
     check_capacity(system, shape, kv_bytes)
     devices = 1 + cold_devices(system)
-    gpu, cold = gpu_costs(system), cold_costs(system)
     sync = sync_seconds(system, shape, batch)
     milp = MilpBuilder()
     gpu_capacity: list[tuple[int, float]] = []
@@ -160,7 +150,7 @@ def solve_partition(
     block_times: list[int] = []
     for block, frequency in enumerate(frequencies):
         kind = block_kind(block)
-        size, params = neuron_bytes(shape, kind), neuron_params(shape, kind)
+        size = neuron_bytes(shape, kind)
         time = milp.var(0.0, INFINITY, cost=1.0)
         block_times.append(time)
         gpu_row: list[tuple[int, float]] = [(time, 1.0)]
@@ -170,15 +160,16 @@ def solve_partition(
         block_plan: list[tuple[npt.NDArray[np.int64], list[int]]] = []
         for members in _sorted_groups(frequency, groups):
             mean = float(frequency[members].mean())
-            read = float(union_frequency(np.array([mean]), batch)[0])
+            read = 1.0 - (1.0 - mean) ** batch
             counts = [
                 milp.var(0.0, float(members.size), integer=True) for _ in range(devices)
             ]
             milp.row([(c, 1.0) for c in counts], members.size, members.size)
-            gpu_row.append((counts[GPU], -gpu.time(read * size, mean * batch * params)))
+            gpu_cost = gpu_neuron_seconds(system, shape, kind, read, batch)
+            gpu_row.append((counts[GPU], -gpu_cost))
+            cold_cost = cold_neuron_seconds(system, shape, kind, read, mean * batch)
             for j in range(1, devices):
-                cost = cold.time(read * size, mean * batch * params)
-                cold_rows[j - 1].append((counts[j], -cost))
+                cold_rows[j - 1].append((counts[j], -cold_cost))
                 dimm_loads[j - 1].append((counts[j], float(size)))
             gpu_capacity.append((counts[GPU], float(size)))
             block_plan.append((members, counts))
