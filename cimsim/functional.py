@@ -736,6 +736,49 @@ def quantize_symmetric(values: Array, bits: int) -> tuple[Array, float]:
     return q, scale
 
 
+def quantize_per_column(blocks: Array, bits: int) -> tuple[Array, Array]:
+    """Symmetric quantization of ``[G, K, N]`` weight blocks with one scale
+    per output column (the ``G * N`` scales in column order)."""
+    peak = np.max(np.abs(blocks), axis=1, keepdims=True) if blocks.size else blocks
+    scale = np.where(peak > 0, peak / _signed_max(bits), 1.0)
+    q = np.clip(np.rint(blocks / scale), -_signed_max(bits), _signed_max(bits))
+    return q, scale.reshape(-1)
+
+
+AdcKey: TypeAlias = tuple[str, tuple[int, int], tuple[int, int], int, int]
+"""One ADC range's place: an MVM's weight, its ``k`` and ``n`` slice, the
+array's position among the MVM's arrays and the first row of the word-line
+pass."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What calibration inputs set for quantized runs
+    (:func:`cimflow.cimsim.calibration.calibrate`): each MVM input's grid
+    (its DAC codes' scale and zero), whether weights take a scale per output
+    column, and each ADC's full scale per column group (the columns of one
+    weight bit slice in one array and word-line pass): the column sum its
+    top code stands for; larger sums clip."""
+
+    inputs: Mapping[str, Grid]
+    per_channel_weights: bool
+    adc_full_scale: Mapping[AdcKey, Array]
+    """Per key, one full scale per bit slice (empty: ideal ADCs)."""
+
+
+@dataclass
+class Recording:
+    """What a run observes for calibration and per-layer metrics: the input
+    of each MVM (once per tensor) and the largest column sum each ADC saw
+    per bit slice (before conversion, which a recording run skips)."""
+
+    inputs: dict[str, Array] = field(default_factory=lambda: {})
+    layers: dict[str, str] = field(default_factory=lambda: {})
+    """The ONNX node of the first MVM reading each recorded input."""
+    adc_peaks: dict[AdcKey, Array] | None = None
+    """Set to a dict to record ADC peaks (and run the ADCs ideal)."""
+
+
 # --------------------------------------------------------------------------
 # The executor
 # --------------------------------------------------------------------------
@@ -792,12 +835,16 @@ class _Executor:
         weights: Mapping[str, Array],
         mode: Mode,
         quantization: Mapping[str, WeightQuantization],
+        calibration: Calibration | None = None,
+        recording: Recording | None = None,
     ) -> None:
         self.trace = trace
         self.hw = trace.target
         self.mode: Mode = mode
         self.weights = weights
         self.quantization = quantization
+        self.calibration = calibration
+        self.recording = recording
         self.grids: dict[str, Grid] = {}
         """Tensors on an integer grid (quantized mode)."""
         self.tensor_info = {t.name: t for t in trace.tensors}
@@ -1336,6 +1383,9 @@ class _Executor:
                 cached = (blocks, 1.0)
             elif model is not None:
                 cached = (model[0] + 2 ** (bits - 1), model[1])
+            elif self.calibration is not None and self.calibration.per_channel_weights:
+                q, scales = quantize_per_column(blocks, bits)
+                cached = (q + 2 ** (bits - 1), scales)
             else:
                 q, scale = quantize_symmetric(blocks, bits)
                 cached = (q + 2 ** (bits - 1), scale)
@@ -1494,6 +1544,10 @@ class _Executor:
                 f"'{op.input}'"
             )
         self.check_complete(x[v0:v1], f"the MVM reading '{op.input}'")
+        recording = self.recording
+        if recording is not None and op.input not in recording.inputs:
+            recording.inputs[op.input] = x.astype(np.float64)
+            recording.layers[op.input] = op.layer
         for index in ids:
             state = self.array(index)
             if state.memory:
@@ -1510,6 +1564,11 @@ class _Executor:
             # the model's integers, offset to unsigned DAC codes
             inputs, scale = codes[v0:v1] - grid.low, grid.scale
             x_offset = grid.zero - grid.low
+        elif (calibrated := self.calibrated_grid(op.input)) is not None:
+            q = np.rint(x[v0:v1].astype(np.float64) / calibrated.scale)
+            q = np.clip(q + calibrated.zero, calibrated.low, calibrated.high)
+            inputs, scale = q - calibrated.low, calibrated.scale
+            x_offset = calibrated.zero - calibrated.low
         else:
             q, scale = quantize_symmetric(x.astype(np.float64), bits)
             inputs = q[v0:v1] + 2 ** (bits - 1)
@@ -1525,9 +1584,10 @@ class _Executor:
             cells = self.arrays[ids[position]].cells
             if cells is None:
                 cells = np.zeros((self.hw.array.rows, self.hw.array.cols))
+            key = (op.weight, op.k, op.n, position)
             for tile, block in zip(
                 placed,
-                self.array_outputs(cells, placed, inputs, x_offset),
+                self.array_outputs(cells, placed, inputs, x_offset, key),
                 strict=True,
             ):
                 factor = (
@@ -1545,8 +1605,23 @@ class _Executor:
                     out_arrays,
                 )
 
+    def calibrated_grid(self, name: str) -> Grid | None:
+        """The grid calibration set for an MVM input (quantized mode)."""
+        if self.calibration is None:
+            return None
+        grid = self.calibration.inputs.get(name)
+        bits = self.hw.precision.activation_bits
+        if grid is None or grid.high - grid.low >= 2**bits:
+            return None
+        return grid
+
     def array_outputs(
-        self, cells: Array, placed: Sequence[Placement], inputs: Array, x_offset: float
+        self,
+        cells: Array,
+        placed: Sequence[Placement],
+        inputs: Array,
+        x_offset: float,
+        key: tuple[str, tuple[int, int], tuple[int, int], int],
     ) -> list[Array]:
         """Each tile's outputs from one array: exact dot products, or the
         quantized pipeline (integer results before dequantization)."""
@@ -1562,7 +1637,7 @@ class _Executor:
             ]
         window = cells[:used_rows, first:stop]
         exact = self.mode == "exact"
-        sums = driven @ window if exact else self.analog(driven, window)
+        sums = driven @ window if exact else self.analog(driven, window, key, first)
         significance = 2.0 ** (cell_bits * np.arange(slices))
         outputs: list[Array] = []
         for tile in placed:
@@ -1590,11 +1665,25 @@ class _Executor:
             outputs.append(result)
         return outputs
 
-    def analog(self, driven: Array, window: Array) -> Array:
+    def analog(
+        self,
+        driven: Array,
+        window: Array,
+        key: tuple[str, tuple[int, int], tuple[int, int], int],
+        first_column: int,
+    ) -> Array:
         """Column sums of the quantized pipeline: inputs fed ``dac_bits`` at a
         time, ``active_rows`` word lines per pass, each column sum digitized
-        by an ``adc_bits`` ADC, then shifted and added over input bit groups."""
+        by an ``adc_bits`` ADC, then shifted and added over input bit groups.
+
+        The ADC's range is the largest sum the driven rows could make, or,
+        when calibrated, the full scale calibration set for the column's bit
+        slice (sums above it clip to the top code); either way a step finer
+        than one (the sums are integers) gains nothing."""
         array = self.hw.array
+        slices = self.hw.bit_slices
+        width = int(window.shape[1])
+        column_slice: Array = np.arange(first_column, first_column + width) % slices
         dac, adc = array.dac_bits, array.adc_bits
         passes = self.hw.input_passes
         codes = driven.astype(np.int64)
@@ -1604,13 +1693,28 @@ class _Executor:
         total = np.zeros((driven.shape[0], window.shape[1]))
         weights = 2.0 ** (dac * np.arange(passes))
         levels = 2**adc - 1
+        peaks = None if self.recording is None else self.recording.adc_peaks
+        calibrated = (
+            None if self.calibration is None else self.calibration.adc_full_scale
+        )
         for r0 in range(0, driven.shape[1], array.active_rows):
             r1 = min(driven.shape[1], r0 + array.active_rows)
             sums = digits[:, :, r0:r1] @ window[r0:r1]
-            full_scale = (r1 - r0) * (2**dac - 1) * (2**array.cell_bits - 1)
-            if full_scale > levels:
-                step = full_scale / levels
-                sums = np.rint(sums / step) * step
+            pass_key = (*key, r0)
+            if peaks is not None:
+                seen = np.zeros(slices)
+                np.maximum.at(seen, column_slice, sums.max(axis=(0, 1), initial=0.0))
+                earlier = peaks.get(pass_key)
+                peaks[pass_key] = seen if earlier is None else np.maximum(earlier, seen)
+            elif calibrated and pass_key in calibrated:
+                full = calibrated[pass_key][column_slice]
+                step = np.maximum(1.0, full / levels)
+                sums = np.minimum(np.rint(sums / step), levels) * step
+            else:
+                full_scale = (r1 - r0) * (2**dac - 1) * (2**array.cell_bits - 1)
+                if full_scale > levels:
+                    step = full_scale / levels
+                    sums = np.rint(sums / step) * step
             total += np.tensordot(weights, sums, axes=1)
         return total
 
@@ -1889,6 +1993,8 @@ def run_functional(
     mode: Mode,
     weights: Mapping[str, Array] | None = None,
     quantization: Mapping[str, WeightQuantization] | None = None,
+    calibration: Calibration | None = None,
+    recording: Recording | None = None,
 ) -> dict[str, Array]:
     """Execute ``trace`` on ``inputs`` (by the trace's model input names).
 
@@ -1896,9 +2002,11 @@ def run_functional(
     types. ``weights`` default to :func:`trace_weights`, and
     ``quantization`` (the model's own scales of dequantized weights, which
     quantized mode honours) to those of the trace's model when ``weights``
-    are loaded from it too, else to none. Raises :class:`FunctionalError`
-    when the trace is wrong (naming the op) and :class:`CimError` for bad
-    arguments.
+    are loaded from it too, else to none. ``calibration`` sets quantized
+    mode's input grids, weight scales and ADC ranges (exact mode ignores
+    it); ``recording`` collects what the run observes. Raises
+    :class:`FunctionalError` when the trace is wrong (naming the op) and
+    :class:`CimError` for bad arguments.
     """
     if mode not in MODES:
         raise CimError(f"unknown mode '{mode}' (expected exact or quantized)")
@@ -1907,4 +2015,7 @@ def run_functional(
         weights = loaded.values
         if quantization is None:
             quantization = loaded.quantization
-    return _Executor(trace, weights, mode, quantization or {}).run(inputs)
+    executor = _Executor(
+        trace, weights, mode, quantization or {}, calibration, recording
+    )
+    return executor.run(inputs)

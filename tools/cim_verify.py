@@ -43,8 +43,19 @@ from xdsl.universe import Universe
 from xdsl.utils.arg_spec import ArgSpec
 from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException
 
+from cimflow.cimsim.calibration import (
+    CLIPPINGS,
+    CalibrationOptions,
+    Clipping,
+    LayerError,
+    calibrate,
+    cosine,
+    layer_errors,
+    sqnr_db,
+)
 from cimflow.cimsim.functional import (
     Array,
+    Calibration,
     FunctionalError,
     Mode,
     run_functional,
@@ -97,6 +108,10 @@ class OutputCheck:
     tolerance: float | None = None
     """The largest absolute error the check accepts; None for integer and
     boolean outputs, which must be equal."""
+    cosine: float = 1.0
+    """Cosine similarity with the reference (the outputs as vectors)."""
+    sqnr_db: float = math.inf
+    """The reference's power over the error's, in decibels."""
 
     @property
     def vanishing(self) -> bool:
@@ -128,6 +143,9 @@ class ModeCheck:
     error: str | None = None
     """Why the trace could not be executed (a compiler bug), if it could not."""
     seconds: float = 0.0
+    layers: tuple[LayerError, ...] = ()
+    """Per MVM input, the quantized run's distance from the exact run's
+    (quantized mode, when asked for)."""
 
     @property
     def passed(self) -> bool:
@@ -162,6 +180,8 @@ class VerifyReport:
     trace: Trace = field(repr=False, compare=False)
     strict: bool = False
     """Whether a vanishing output (:attr:`OutputCheck.vanishing`) fails."""
+    calibration: str = ""
+    """How quantized mode was calibrated (empty: it was not)."""
 
     @property
     def warnings(self) -> list[str]:
@@ -193,6 +213,7 @@ class VerifyReport:
             "rtol": self.rtol,
             "atol": self.atol,
             "strict": self.strict,
+            "calibration": self.calibration or None,
             "passed": self.passed,
             "warnings": self.warnings,
             "trace": trace_summary(self.trace),
@@ -202,6 +223,15 @@ class VerifyReport:
                     "passed": m.passed if m.mode == "exact" else None,
                     "error": m.error,
                     "seconds": round(m.seconds, 3),
+                    "layers": [
+                        {
+                            "tensor": layer.tensor,
+                            "layer": layer.layer,
+                            "sqnr_db": _json_float(layer.sqnr_db),
+                            "cosine": _json_float(layer.cosine),
+                        }
+                        for layer in m.layers
+                    ],
                     "outputs": [
                         {
                             "name": o.name,
@@ -210,6 +240,8 @@ class VerifyReport:
                             "max_abs_error": _json_float(o.max_abs_error),
                             "max_rel_error": _json_float(o.max_rel_error),
                             "reference_scale": _json_float(o.reference_scale),
+                            "cosine": _json_float(o.cosine),
+                            "sqnr_db": _json_float(o.sqnr_db),
                             "vanishing": o.vanishing,
                             "passed": o.passed,
                         }
@@ -238,7 +270,8 @@ class VerifyReport:
                 verdict = "FAIL" if failed else "PASS"
                 head = f"exact (rtol {self.rtol:g}, atol {self.atol:g}): {verdict}"
             else:
-                head = "quantized (reported, not judged):"
+                how = f", calibrated: {self.calibration}" if self.calibration else ""
+                head = f"quantized (reported, not judged{how}):"
             lines.append(head)
             if check.error is not None:
                 lines.append(f"  error: {check.error}")
@@ -247,12 +280,25 @@ class VerifyReport:
                 status = ""
                 if out.passed is not None:
                     status = "  ok" if out.passed else "  OUT OF TOLERANCE"
+                closeness = (
+                    f"  cosine {out.cosine:.4f}  SQNR {out.sqnr_db:.1f} dB"
+                    if check.mode == "quantized"
+                    else ""
+                )
                 lines.append(
                     f"  {out.name:<{width}}  {list(out.shape)}  max abs "
-                    f"{out.max_abs_error:.3g}  max rel {out.max_rel_error:.3g}{status}"
+                    f"{out.max_abs_error:.3g}  max rel {out.max_rel_error:.3g}"
+                    f"{closeness}{status}"
                 )
             if check.mode == "exact":
                 lines.extend(f"  warning: {w}" for w in check.warnings)
+            if check.layers:
+                lines.append("  per layer input (SQNR dB, cosine):")
+                lines.extend(
+                    f"    {layer.layer or layer.tensor}  {layer.sqnr_db:.1f}  "
+                    f"{layer.cosine:.4f}"
+                    for layer in check.layers
+                )
         return "\n".join(lines) + "\n"
 
 
@@ -557,6 +603,7 @@ def compare(
     rel_error = abs_error / scale if scale > 0 else zero_scale
     tolerance = atol + rtol * scale
     within = bool(np.all(same)) if exact_type else abs_error <= tolerance
+    both_finite = bool(np.all(np.isfinite(got)) and np.all(np.isfinite(want)))
     return OutputCheck(
         name,
         trace_name,
@@ -566,6 +613,8 @@ def compare(
         within if judged else None,
         scale,
         None if exact_type else tolerance,
+        cosine(want, got) if both_finite else math.nan,
+        sqnr_db(want, got) if both_finite else math.nan,
     )
 
 
@@ -578,11 +627,15 @@ def check_trace(
     rtol: float = DEFAULT_RTOL,
     atol: float = DEFAULT_ATOL,
     quantization: Mapping[str, WeightQuantization] | None = None,
+    calibration: Calibration | None = None,
+    per_layer: bool = False,
 ) -> ModeCheck:
     """Run the trace in one mode and compare its outputs with ``reference``.
 
     Outputs are matched by their ONNX names, which the compiler keeps; a
     trace whose outputs are named otherwise is matched by position.
+    ``calibration`` sets quantized mode's ranges; ``per_layer`` adds, in
+    quantized mode, each MVM input's distance from its exact value.
     """
     outputs = trace.model.outputs
     if len(outputs) != len(reference):
@@ -599,8 +652,15 @@ def check_trace(
             )
         inputs[spec.name] = feeds[spec.name]
     start = time.perf_counter()
+    layers: tuple[LayerError, ...] = ()
     try:
-        results = run_functional(trace, inputs, mode, weights, quantization or {})
+        results = run_functional(
+            trace, inputs, mode, weights, quantization or {}, calibration
+        )
+        if per_layer and mode == "quantized":
+            layers = tuple(
+                layer_errors(trace, inputs, calibration, weights, quantization or {})
+            )
     except FunctionalError as error:
         return ModeCheck(mode, (), str(error), time.perf_counter() - start)
     seconds = time.perf_counter() - start
@@ -618,7 +678,7 @@ def check_trace(
             outputs, _by_name(outputs, reference), strict=True
         )
     )
-    return ModeCheck(mode, checks, None, seconds)
+    return ModeCheck(mode, checks, None, seconds, layers)
 
 
 def _by_name(
@@ -639,6 +699,35 @@ def _modes(mode: ModeChoice | Mode) -> tuple[Mode, ...]:
     return (mode,)
 
 
+DEFAULT_CALIBRATION_SAMPLES = 8
+
+
+@dataclass(frozen=True)
+class Calibrating:
+    """Quantized mode calibrated on ``samples`` seeded input draws (none:
+    uncalibrated, with per-layer errors if asked)."""
+
+    samples: int = DEFAULT_CALIBRATION_SAMPLES
+    options: CalibrationOptions = field(default_factory=CalibrationOptions)
+    per_layer: bool = False
+    """Also report each MVM input's SQNR and cosine."""
+
+    def __post_init__(self) -> None:
+        if self.samples < 0:
+            raise CimError(f"--calibrate needs at least 1 sample, got {self.samples}")
+
+    def text(self) -> str:
+        if not self.samples:
+            return ""
+        o = self.options
+        clip = (
+            f"percentile {o.percentile:g}" if o.clipping == "percentile" else o.clipping
+        )
+        weights = "per channel" if o.per_channel_weights else "per tensor"
+        adc = "ADC ranges" if o.adc_ranges else "full-scale ADCs"
+        return f"{self.samples} samples, {clip} clipping, {weights} weights, {adc}"
+
+
 def verify_trace(
     trace: Trace,
     path: str | Path,
@@ -650,6 +739,7 @@ def verify_trace(
     weights: Mapping[str, Array] | None = None,
     strict: bool = False,
     quantization: Mapping[str, WeightQuantization] | None = None,
+    calibration: Calibrating | None = None,
 ) -> VerifyReport:
     """Check an already built ``trace`` of the ONNX model at ``path``.
 
@@ -657,7 +747,8 @@ def verify_trace(
     ``model.dims`` fix symbolic dimensions); weights default to the
     frontend's ``load_weights`` of ``path``, and ``quantization`` (the scales
     of dequantized weights, which quantized mode honours) to the model's when
-    the weights are loaded from it.
+    the weights are loaded from it. With ``calibration``, quantized mode is
+    calibrated on inputs drawn from the seeds after ``seed``.
     """
     from cimflow.frontend import load_model_weights
 
@@ -677,8 +768,32 @@ def verify_trace(
             quantization = loaded.quantization
     feeds = make_inputs(model, dims, seed)
     reference = reference_outputs(source, feeds)
+    calibrated: Calibration | None = None
+    if calibration is not None and calibration.samples and "quantized" in modes:
+        names = [spec.name for spec in trace.model.inputs]
+        samples = [
+            {n: v for n, v in make_inputs(model, dims, s).items() if n in names}
+            for s in range(seed + 1, seed + 1 + calibration.samples)
+        ]
+        try:
+            calibrated = calibrate(
+                trace, samples, calibration.options, weights, quantization
+            )
+        except FunctionalError:
+            calibrated = None  # the quantized check reports the trace's error
     checks = tuple(
-        check_trace(trace, feeds, reference, m, weights, rtol, atol, quantization)
+        check_trace(
+            trace,
+            feeds,
+            reference,
+            m,
+            weights,
+            rtol,
+            atol,
+            quantization,
+            calibrated,
+            calibration is not None and calibration.per_layer,
+        )
         for m in modes
     )
     return VerifyReport(
@@ -692,6 +807,7 @@ def verify_trace(
         modes=checks,
         trace=trace,
         strict=strict,
+        calibration="" if calibration is None else calibration.text(),
     )
 
 
@@ -705,6 +821,7 @@ def verify_model(
     rtol: float = DEFAULT_RTOL,
     atol: float = DEFAULT_ATOL,
     strict: bool = False,
+    calibration: Calibrating | None = None,
 ) -> VerifyReport:
     """Compile the ONNX model at ``path`` and check it against onnxruntime.
 
@@ -718,7 +835,17 @@ def verify_model(
     _modes(mode)
     module = compile_model(path, target, pipeline, dims)
     trace = module_trace(module, str(path))
-    return verify_trace(trace, path, mode, seed, rtol, atol, pipeline, strict=strict)
+    return verify_trace(
+        trace,
+        path,
+        mode,
+        seed,
+        rtol,
+        atol,
+        pipeline,
+        strict=strict,
+        calibration=calibration,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -773,11 +900,65 @@ def _parser() -> argparse.ArgumentParser:
         help="fail (exit 1) when an output's largest reference magnitude is "
         "within its tolerance, so that an output of zeros would pass",
     )
+    parser.add_argument(
+        "--calibrate",
+        type=int,
+        metavar="N",
+        help="calibrate quantized mode on N seeded input draws (seeds after "
+        "--seed): input ranges, per-channel weight scales, ADC ranges",
+    )
+    parser.add_argument(
+        "--clipping",
+        choices=CLIPPINGS,
+        default=CalibrationOptions.clipping,
+        help="how calibration sets an input's range (default "
+        f"{CalibrationOptions.clipping})",
+    )
+    parser.add_argument(
+        "--percentile",
+        type=float,
+        default=CalibrationOptions.percentile,
+        help="the percentile --clipping percentile keeps (default "
+        f"{CalibrationOptions.percentile:g})",
+    )
+    parser.add_argument(
+        "--tensor-weight-scales",
+        action="store_true",
+        help="calibrate one scale per weight, not one per output channel",
+    )
+    parser.add_argument(
+        "--full-scale-adcs",
+        action="store_true",
+        help="keep every ADC's range at the largest sum its rows could make",
+    )
+    parser.add_argument(
+        "--per-layer",
+        action="store_true",
+        help="report each MVM input's SQNR and cosine (quantized mode)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
         "-o", "--output", metavar="FILE", help="write the report to FILE, not stdout"
     )
     return parser
+
+
+def _calibrating(args: argparse.Namespace) -> Calibrating | None:
+    """The calibration the options ask for (``--per-layer`` alone reports
+    per-layer errors of the uncalibrated run)."""
+    samples = cast("int | None", args.calibrate)
+    per_layer = cast(bool, args.per_layer)
+    if samples is None:
+        return Calibrating(0, per_layer=True) if per_layer else None
+    if samples < 1:
+        raise CimError(f"--calibrate needs at least 1 sample, got {samples}")
+    options = CalibrationOptions(
+        cast(Clipping, args.clipping),
+        cast(float, args.percentile),
+        not cast(bool, args.tensor_weight_scales),
+        not cast(bool, args.full_scale_adcs),
+    )
+    return Calibrating(samples, options, per_layer)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -794,6 +975,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise CimError(f"--{name} must be a non-negative number, got {value}")
         dims = parse_dims(cast(list[str], args.dim))
         check_model_dims(Path(cast(str, args.model)), dims)
+        calibration = _calibrating(args)
         with overridden(cast(list[str], args.set)):
             report = verify_model(
                 cast(str, args.model),
@@ -805,6 +987,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cast(float, args.rtol),
                 cast(float, args.atol),
                 cast(bool, args.strict),
+                calibration,
             )
         text = (
             json.dumps(report.to_dict(), indent=1, sort_keys=True) + "\n"

@@ -1,6 +1,6 @@
-"""Train the digits network and write it, with its test split, for the
-accuracy checks: ``tools/models/digits_mlp.onnx`` and
-``tools/models/digits_test.npz``.
+"""Train the digits network and write it, with its test split and a
+calibration split, for the accuracy checks: ``tools/models/digits_mlp.onnx``,
+``tools/models/digits_test.npz`` and ``tools/models/digits_calibration.npz``.
 
 ::
 
@@ -9,7 +9,8 @@ accuracy checks: ``tools/models/digits_mlp.onnx`` and
 
 The data are scikit-learn's handwritten digits (1797 8x8 images of 16 gray
 levels, shipped with the package: nothing downloads), scaled to [0, 1];
-the last 360 images in a seeded shuffle are the test split. The network is
+the last 360 images in a seeded shuffle are the test split, the first 100
+(training images) the calibration split. The network is
 scikit-learn's MLPClassifier, 64 -> 32 (ReLU) -> 10, seeded, written as
 ONNX ``Gemm``, ``Relu``, ``Gemm`` with a symbolic ``batch`` dimension
 (input ``image``, output ``logits``). The output is byte-for-byte the same
@@ -34,6 +35,7 @@ from cimflow.output_files import write_output
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "models"
 TEST_SIZE = 360
+CALIBRATION_SIZE = 100
 SEED = 0
 HIDDEN = 32
 
@@ -82,6 +84,12 @@ def digits_model(layers: Sequence[tuple[np.ndarray, np.ndarray]]) -> onnx.ModelP
     return model
 
 
+def _npz(images: np.ndarray, labels: np.ndarray) -> bytes:
+    data = io.BytesIO()
+    np.savez(data, image=images, labels=labels)
+    return data.getvalue()
+
+
 def train() -> tuple[onnx.ModelProto, np.ndarray, np.ndarray]:
     """The trained network and the test split's images and labels."""
     networks: Any = importlib.import_module("sklearn.neural_network")
@@ -105,11 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     model, images, labels = train()
-    data = io.BytesIO()
-    np.savez(data, image=images, labels=labels)
+    x_train, y_train, _, _ = split()
+    calibration = _npz(x_train[:CALIBRATION_SIZE], y_train[:CALIBRATION_SIZE])
     write_output(out / "digits_mlp.onnx", model.SerializeToString())
-    write_output(out / "digits_test.npz", data.getvalue())
-    print(f"wrote {out / 'digits_mlp.onnx'} and {out / 'digits_test.npz'}")
+    write_output(out / "digits_test.npz", _npz(images, labels))
+    write_output(out / "digits_calibration.npz", calibration)
+    print(f"wrote digits_mlp.onnx, digits_test.npz and digits_calibration.npz to {out}")
     return 0
 
 
