@@ -843,7 +843,9 @@ class MVMOp(_ArrayWorkOp):
     ``buffer`` (default), ``dram`` or the memory-mode ``out_arrays`` (0
     bytes: the outputs stay in the cores, a move gathers them);
     ``local_bytes`` is what the busiest core reads from its local buffer
-    into its arrays (the sliding-window expansion happens there).
+    into its arrays (the sliding-window expansion happens there);
+    ``rows_per_pass`` the word lines driven per ADC pass when the compiler
+    chose fewer than the target's ``active_rows``.
 
     ```mlir
     %t = cim_meta.mvm "fc.weight" arrays <0:4> vectors 128 rows 320 cols 320
@@ -855,6 +857,9 @@ class MVMOp(_ArrayWorkOp):
     %w = cim_meta.mvm "fc.weight" arrays <0:4> vectors 128 rows 320 cols 320
          k [0, 768] n [0, 80] v [0, 128] input "x" output "y" feed dram
          in_bytes 98304 out_to memory out_arrays <8:10> out_bytes 10240
+         segment 0
+    %r = cim_meta.mvm "fc.weight" arrays <0:4> vectors 128 rows 320 cols 320
+         k [0, 768] n [0, 80] v [0, 128] input "x" output "y" rows_per_pass 64
          segment 0
     ```
     """
@@ -872,6 +877,7 @@ class MVMOp(_ArrayWorkOp):
     local_bytes = prop_def(IntegerAttr.constr(i64), default_value=i64_attr(0))
     out_to = prop_def(LocationAttr, default_value=LocationAttr(Location.BUFFER))
     out_arrays = opt_prop_def(ArrayRangesAttr)
+    rows_per_pass = opt_prop_def(IntegerAttr.constr(i64))
 
     assembly_format = (
         "$weight `arrays` $arrays `vectors` $vectors `rows` $rows `cols` $cols "
@@ -879,7 +885,8 @@ class MVMOp(_ArrayWorkOp):
         "(`feed` $feed^)? (`feed_arrays` $feed_arrays^)? "
         "(`in_bytes` $in_bytes^)? (`out_to` $out_to^)? "
         "(`out_arrays` $out_arrays^)? (`out_bytes` $out_bytes^)? "
-        "(`local_bytes` $local_bytes^)? " + _DEPS_FORMAT
+        "(`local_bytes` $local_bytes^)? (`rows_per_pass` $rows_per_pass^)? "
+        + _DEPS_FORMAT
     )
 
     def __init__(
@@ -906,6 +913,7 @@ class MVMOp(_ArrayWorkOp):
         out_to: Location = Location.BUFFER,
         out_arrays: ArrayRangesAttr | None = None,
         allocs: Sequence[AllocAttr] = (),
+        rows_per_pass: int = 0,
     ):
         properties = _common_properties(segment, label, allocs) | {
             "weight": _string(weight),
@@ -928,10 +936,19 @@ class MVMOp(_ArrayWorkOp):
             properties["feed_arrays"] = feed_arrays
         if out_arrays is not None:
             properties["out_arrays"] = out_arrays
+        if rows_per_pass:
+            properties["rows_per_pass"] = i64_attr(rows_per_pass)
         self._init_meta(deps, properties)
+
+    @property
+    def chosen_rows_per_pass(self) -> int:
+        """The rows per ADC pass the compiler chose (0: the target's)."""
+        return 0 if self.rows_per_pass is None else self.rows_per_pass.value.data
 
     def verify_(self) -> None:
         self.verify_array_work()
+        if self.rows_per_pass is not None and self.rows_per_pass.value.data < 1:
+            raise VerifyException("'cim_meta.mvm' rows_per_pass must be positive")
         start, stop = _verify_span(self, "v", self.v)
         if self.vectors.value.data < 1 or self.vectors.value.data > stop - start:
             raise VerifyException(

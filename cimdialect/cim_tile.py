@@ -335,7 +335,9 @@ class MVMOp(IRDLOperation):
     The input is ``[V, groups*K]``, the output ``[V, groups*N]``; group ``g``
     multiplies columns ``[g*K, (g+1)*K)`` by its own ``[K, N]`` weight. The
     weight is named, never an operand: it lives in the arrays. ``bias`` names
-    a ``[groups*N]`` weight added after accumulation.
+    a ``[groups*N]`` weight added after accumulation. ``rows_per_pass``
+    (``cim-rows-per-pass``) drives at most that many of an array's rows per
+    ADC pass instead of the target's ``active_rows``.
 
     ```mlir
     %y = cim_tile.mvm %x weight "fc.weight" layout nk bias "fc.bias"
@@ -343,6 +345,7 @@ class MVMOp(IRDLOperation):
            cols = 320, bit_slices = 8, row_tiles = 2, col_tiles = 1,
            groups_per_array = 1>
          alloc <segment = 0, copies = 1, chunks = 1>
+         rows_per_pass 64
          mode <compute> : tensor<1x512xf32> -> tensor<1x10xf32>
     ```
     """
@@ -358,13 +361,16 @@ class MVMOp(IRDLOperation):
     alloc = opt_prop_def(AllocAttr)
     align = opt_prop_def(IntegerAttr.constr(i64))
     """Each copy starts at a multiple of this many arrays (e.g. a core)."""
+    rows_per_pass = opt_prop_def(IntegerAttr.constr(i64))
+    """Word lines driven per ADC pass (none: the target's ``active_rows``)."""
     mode = prop_def(ArrayModeAttr)
 
     traits = traits_def(Pure())
 
     assembly_format = (
         "$input `weight` $weight `layout` $layout (`bias` $bias^)? "
-        "`tiling` $tiling (`alloc` $alloc^)? (`align` $align^)? `mode` $mode "
+        "`tiling` $tiling (`alloc` $alloc^)? (`align` $align^)? "
+        "(`rows_per_pass` $rows_per_pass^)? `mode` $mode "
         "attr-dict `:` type($input) `->` type($output)"
     )
 
@@ -393,6 +399,11 @@ class MVMOp(IRDLOperation):
     def vectors(self) -> int:
         return tensor_shape(self.input)[0]
 
+    @property
+    def chosen_rows_per_pass(self) -> int:
+        """The rows per ADC pass the compiler chose (0: the target's)."""
+        return 0 if self.rows_per_pass is None else self.rows_per_pass.value.data
+
     def verify_(self) -> None:
         if self.mode.data != ArrayMode.COMPUTE:
             raise VerifyException("'cim_tile.mvm' runs on arrays in compute mode")
@@ -411,6 +422,8 @@ class MVMOp(IRDLOperation):
             raise VerifyException("'cim_tile.mvm' bias name must not be empty")
         if self.align is not None and self.align.value.data < 1:
             raise VerifyException("'cim_tile.mvm' align must be positive")
+        if self.rows_per_pass is not None and self.rows_per_pass.value.data < 1:
+            raise VerifyException("'cim_tile.mvm' rows_per_pass must be positive")
 
 
 @irdl_op_definition

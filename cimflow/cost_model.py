@@ -79,6 +79,7 @@ Formulas (a target ``t``; all divisions round up to whole cycles):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -139,6 +140,19 @@ NO_COST = OpCost(0, {})
 
 def _ceil_div(numerator: float, denominator: float) -> int:
     return math.ceil(numerator / denominator) if numerator > 0 else 0
+
+
+@lru_cache(maxsize=256)
+def with_rows_per_pass(t: HardwareTarget, rows_per_pass: int) -> HardwareTarget:
+    """``t`` as an MVM that drives at most ``rows_per_pass`` word lines per
+    ADC pass sees it (0: the target's own ``active_rows``): a compiler's
+    choice of fewer rows per pass (``cim-rows-per-pass``) costs passes, and
+    each pass converts every column again."""
+    if rows_per_pass <= 0 or rows_per_pass == t.array.active_rows:
+        return t
+    return dataclasses.replace(
+        t, array=dataclasses.replace(t.array, active_rows=rows_per_pass)
+    )
 
 
 def wordline_passes(t: HardwareTarget, rows_used: int) -> int:
@@ -641,6 +655,7 @@ def mvm_op_parts(
     feed_arrays: Ranges = (),
     out_to: StreamLevel = "buffer",
     out_arrays: Ranges = (),
+    rows_per_pass: int = 0,
 ) -> tuple[OpCost, OpCost]:
     """An MVM op as a trace states it, as ``(compute, stream)``: :func:`mvm_cost` on
     ``arrays`` arrays, at the same time as its busiest core reads ``local_bytes`` from
@@ -648,8 +663,10 @@ def mvm_op_parts(
     from where ``feed`` says (``feed_arrays`` for ``memory``, by the memory-to-compute
     path when :func:`feeds_directly`) and ``out_bytes`` of outputs to ``out_to``
     (``out_arrays`` for ``memory``); ``cores`` are the cores of its arrays (default
-    every core)."""
-    compute = mvm_cost(t, arrays, vectors, rows_used, cols_used)
+    every core); ``rows_per_pass`` is the MVM's own (:func:`with_rows_per_pass`)."""
+    compute = mvm_cost(
+        with_rows_per_pass(t, rows_per_pass), arrays, vectors, rows_used, cols_used
+    )
     local = OpCost(local_read_cycles(t, local_bytes), {})
     if not in_bytes and not out_bytes:
         return concurrent_cost(compute, local), NO_COST

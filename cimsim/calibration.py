@@ -94,7 +94,8 @@ def clipping_value(values: Array, levels: int, options: CalibrationOptions) -> f
         return peak
     if options.clipping == "percentile":
         return float(np.percentile(magnitudes, options.percentile)) or peak
-    candidates = [peak * i / MSE_CANDIDATES for i in range(1, MSE_CANDIDATES + 1)]
+    candidates = [peak * i / MSE_CANDIDATES for i in range(1, MSE_CANDIDATES)]
+    candidates.append(peak)
     errors = [_quantization_error(magnitudes, c, levels) for c in candidates]
     return candidates[int(np.argmin(errors))]
 

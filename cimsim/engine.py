@@ -183,6 +183,7 @@ def op_parts(
             feed_arrays=op.feed_arrays,
             out_to=op.out_to,
             out_arrays=op.out_arrays,
+            rows_per_pass=op.rows_per_pass,
         )
     return vector_op_parts(
         target,

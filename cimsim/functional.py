@@ -824,6 +824,72 @@ class _ArrayState:
     writer: int | None = None
     readers: list[int] = field(default_factory=lambda: [])
     memory: bool = False
+    conductance: Array | None = None
+    """What the cells hold after programming errors and stuck cells (None:
+    exactly ``cells``)."""
+
+
+class _Noise:
+    """The target's non-idealities (``[nonideal]``), each draw seeded by the
+    target's seed, what it models and where: a program (its op and array),
+    a physical array (stuck cells, ADC offsets), a read (its op, array
+    position and word-line pass)."""
+
+    def __init__(self, hw: HardwareTarget) -> None:
+        self.params = hw.nonideal
+        self.top = 2**hw.array.cell_bits - 1
+        self.cols = hw.array.cols
+        self.offsets: dict[int, Array] = {}
+
+    def rng(self, *where: int) -> np.random.Generator:
+        return np.random.default_rng([self.params.seed, *where])
+
+    @property
+    def cells_ideal(self) -> bool:
+        p = self.params
+        return p.program_sigma == 0 and p.stuck_at_zero == 0 and p.stuck_at_one == 0
+
+    def programmed(self, cells: Array, op_id: int, array: int) -> Array:
+        """The levels ``cells`` hold once programmed into ``array``."""
+        p = self.params
+        held: Array = cells
+        shape: tuple[int, ...] = tuple(int(d) for d in cells.shape)
+        if p.program_sigma:
+            error: Array = self.rng(1, op_id, array).standard_normal(shape)
+            held = cells + p.program_sigma * self.top * error
+        if p.stuck_at_zero or p.stuck_at_one:
+            draw: Array = self.rng(2, array).random(shape)
+            held = np.where(draw < p.stuck_at_zero, 0.0, held)
+            held = np.where(draw >= 1.0 - p.stuck_at_one, float(self.top), held)
+        return held
+
+    def read_error(
+        self, digits: Array, columns: int, where: tuple[int, int, int]
+    ) -> Array | None:
+        """Read noise of the column sums of one word-line pass (``digits``:
+        ``[input bit groups, vectors, rows]``), or None."""
+        sigma = self.params.read_sigma
+        if not sigma:
+            return None
+        spread: Array = sigma * self.top * np.sqrt((digits**2).sum(axis=2))
+        draw = self.rng(3, *where).standard_normal((*spread.shape, columns))
+        return spread[:, :, None] * draw
+
+    def adc_offset(self, array: int, first_column: int, width: int) -> Array | float:
+        """The fixed offsets (LSB) of an array's ADCs on ``width`` columns."""
+        if not self.params.adc_offset_lsb:
+            return 0.0
+        offsets = self.offsets.get(array)
+        if offsets is None:
+            draw = self.rng(4, array).standard_normal(self.cols)
+            offsets = self.offsets[array] = self.params.adc_offset_lsb * draw
+        return offsets[first_column : first_column + width]
+
+    def bow(self, codes: Array, levels: int) -> Array:
+        """The integral nonlinearity at ``codes`` (LSB): ``4 inl c (1 - c)``
+        at the fraction ``c`` of the range."""
+        fraction: Array = np.clip(codes / levels, 0.0, 1.0)
+        return 4.0 * self.params.adc_inl_lsb * fraction * (1.0 - fraction)
 
 
 class _Executor:
@@ -845,6 +911,7 @@ class _Executor:
         self.quantization = quantization
         self.calibration = calibration
         self.recording = recording
+        self.noise = _Noise(self.hw)
         self.grids: dict[str, Grid] = {}
         """Tensors on an integer grid (quantized mode)."""
         self.tensor_info = {t.name: t for t in trace.tensors}
@@ -1453,6 +1520,7 @@ class _Executor:
             if state.writer is not None:
                 self.requires_before(state.writer, index)
             state.cells = np.zeros((rows, cols))
+            state.conductance = None
             state.writer = op.id
             state.readers = []
         for tile in tiles:
@@ -1476,6 +1544,11 @@ class _Executor:
                     tile.row : tile.row + height,
                     slice(first + s, first + s + width * slices, slices),
                 ] = digit
+        if self.mode == "quantized" and not self.noise.cells_ideal:
+            for index in ids:
+                state = self.arrays[index]
+                assert state.cells is not None
+                state.conductance = self.noise.programmed(state.cells, op.id, index)
 
     def program_values(self, op: ProgramOp) -> Array:
         """The weight (or tensor) a program writes, read where its ``feed``
@@ -1585,9 +1658,12 @@ class _Executor:
             if cells is None:
                 cells = np.zeros((self.hw.array.rows, self.hw.array.cols))
             key = (op.weight, op.k, op.n, position)
+            held = self.arrays[ids[position]].conductance
             for tile, block in zip(
                 placed,
-                self.array_outputs(cells, placed, inputs, x_offset, key),
+                self.array_outputs(
+                    cells, placed, inputs, x_offset, key, (ids[position], held)
+                ),
                 strict=True,
             ):
                 factor = (
@@ -1622,6 +1698,7 @@ class _Executor:
         inputs: Array,
         x_offset: float,
         key: tuple[str, tuple[int, int], tuple[int, int], int],
+        physical: tuple[int, Array | None],
     ) -> list[Array]:
         """Each tile's outputs from one array: exact dot products, or the
         quantized pipeline (integer results before dequantization)."""
@@ -1637,7 +1714,12 @@ class _Executor:
             ]
         window = cells[:used_rows, first:stop]
         exact = self.mode == "exact"
-        sums = driven @ window if exact else self.analog(driven, window, key, first)
+        if exact:
+            sums = driven @ window
+        else:
+            array, held = physical
+            conducting = window if held is None else held[:used_rows, first:stop]
+            sums = self.analog(driven, conducting, key, first, array)
         significance = 2.0 ** (cell_bits * np.arange(slices))
         outputs: list[Array] = []
         for tile in placed:
@@ -1671,15 +1753,20 @@ class _Executor:
         window: Array,
         key: tuple[str, tuple[int, int], tuple[int, int], int],
         first_column: int,
+        array_id: int,
     ) -> Array:
         """Column sums of the quantized pipeline: inputs fed ``dac_bits`` at a
-        time, ``active_rows`` word lines per pass, each column sum digitized
+        time, ``active_rows`` word lines per pass (the MVM's own
+        ``rows_per_pass`` when the compiler chose one), each column sum digitized
         by an ``adc_bits`` ADC, then shifted and added over input bit groups.
 
         The ADC's range is the largest sum the driven rows could make, or,
         when calibrated, the full scale calibration set for the column's bit
         slice (sums above it clip to the top code); either way a step finer
-        than one (the sums are integers) gains nothing."""
+        than one (the sums are integers) gains nothing. The target's
+        ``[nonideal]`` errors enter here: the cells' programmed levels (in
+        ``window``), read noise on each sum, each ADC's offset and its
+        nonlinearity before rounding."""
         array = self.hw.array
         slices = self.hw.bit_slices
         width = int(window.shape[1])
@@ -1697,8 +1784,13 @@ class _Executor:
         calibrated = (
             None if self.calibration is None else self.calibration.adc_full_scale
         )
-        for r0 in range(0, driven.shape[1], array.active_rows):
-            r1 = min(driven.shape[1], r0 + array.active_rows)
+        noise = self.noise
+        offset = noise.adc_offset(array_id, first_column, width)
+        per_pass = array.active_rows
+        if isinstance(self.op, MvmOp) and self.op.rows_per_pass:
+            per_pass = self.op.rows_per_pass
+        for r0 in range(0, driven.shape[1], per_pass):
+            r1 = min(driven.shape[1], r0 + per_pass)
             sums = digits[:, :, r0:r1] @ window[r0:r1]
             pass_key = (*key, r0)
             if peaks is not None:
@@ -1706,15 +1798,22 @@ class _Executor:
                 np.maximum.at(seen, column_slice, sums.max(axis=(0, 1), initial=0.0))
                 earlier = peaks.get(pass_key)
                 peaks[pass_key] = seen if earlier is None else np.maximum(earlier, seen)
-            elif calibrated and pass_key in calibrated:
-                full = calibrated[pass_key][column_slice]
-                step = np.maximum(1.0, full / levels)
-                sums = np.minimum(np.rint(sums / step), levels) * step
+                total += np.tensordot(weights, sums, axes=1)
+                continue
+            read_at = (self.op.id if self.op else 0, key[3], r0)
+            read = noise.read_error(digits[:, :, r0:r1], width, read_at)
+            if read is not None:
+                sums = sums + read
+            if calibrated and pass_key in calibrated:
+                full: Array = calibrated[pass_key][column_slice]
+                step: Array | float = np.maximum(1.0, full / levels)
             else:
                 full_scale = (r1 - r0) * (2**dac - 1) * (2**array.cell_bits - 1)
-                if full_scale > levels:
-                    step = full_scale / levels
-                    sums = np.rint(sums / step) * step
+                step = full_scale / levels if full_scale > levels else 1.0
+            codes = sums / step + offset
+            if noise.params.adc_inl_lsb:
+                codes = codes + noise.bow(codes, levels)
+            sums = np.clip(np.rint(codes), 0, levels) * step
             total += np.tensordot(weights, sums, axes=1)
         return total
 

@@ -273,6 +273,9 @@ class MvmOp(OpBase):
     feed_arrays: tuple[ArrayRange, ...] = ()
     out_to: StreamLevel = "buffer"
     out_arrays: tuple[ArrayRange, ...] = ()
+    rows_per_pass: int = 0
+    """Word lines driven per ADC pass, when the compiler chose fewer than
+    the target's ``active_rows`` (0: the target's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -782,7 +785,7 @@ _KIND_KEYS: dict[str, frozenset[str]] = {
     "mvm": _COMMON_KEYS
     | {"arrays", "vectors", "rows", "cols", "weight", "k", "n", "v", "input", "output"}
     | {"feed", "in_bytes", "out_bytes", "local_bytes", "feed_arrays"}
-    | {"out_to", "out_arrays"},
+    | {"out_to", "out_arrays", "rows_per_pass"},
     "vector": _COMMON_KEYS
     | {"op", "element_ops", "cores", "in_bytes", "out_bytes", "inputs", "outputs"}
     | {"attrs", "block", "in_from", "out_to", "in_arrays", "out_arrays"},
@@ -1162,6 +1165,14 @@ class _OpReader:
         out_to = self.level(fields, "out_to")
         out_bytes = fields.integer("out_bytes")
         out_arrays = self.stream_end(fields, out_to, ("out_to", "out_arrays"), arrays)
+        rows_per_pass = 0
+        if "rows_per_pass" in fields.data:
+            rows_per_pass = fields.integer("rows_per_pass", 1)
+            if rows_per_pass > self.target.array.active_rows:
+                raise fields.fail(
+                    f"key 'rows_per_pass' ({rows_per_pass}) exceeds the target's "
+                    f"{self.target.array.active_rows} active rows"
+                )
         return MvmOp(
             id=op_id,
             deps=deps,
@@ -1184,6 +1195,7 @@ class _OpReader:
             feed_arrays=feed_arrays,
             out_to=out_to,
             out_arrays=out_arrays,
+            rows_per_pass=rows_per_pass,
         )
 
     def _vector(

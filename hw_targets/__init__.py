@@ -2,10 +2,11 @@
 
 A target file has one table per dataclass below (``[target]``, ``[hierarchy]``,
 ``[array]``, ``[precision]``, ``[dual_mode]``, ``[buffers]``,
-``[interconnect]``, ``[dram]``, ``[vector]``, ``[energy]``); every key of every
-table is required and no other key is allowed. ``hw_targets/SCHEMA.md``
-documents each key. Passes and tools take ``target=NAME`` (a file shipped in
-this folder, without ``.toml``) or ``target=path/to/file.toml``.
+``[interconnect]``, ``[dram]``, ``[vector]``, ``[energy]``, ``[nonideal]``);
+every key of every table is required and no other key is allowed.
+``hw_targets/SCHEMA.md`` documents each key. Passes and tools take
+``target=NAME`` (a file shipped in this folder, without ``.toml``) or
+``target=path/to/file.toml``.
 
 Any problem is a :class:`~cimflow.errors.CimError` naming the file and the key.
 """
@@ -169,6 +170,34 @@ class Energy:
     vector_pj_per_element: float
 
 
+@dataclass(frozen=True)
+class NonIdeal:
+    """``[nonideal]``: device and converter non-idealities of quantized
+    functional runs (``docs/functional-verification.md``), all zero for an
+    ideal chip; they change values, never timing or energy.
+
+    Cell values are in units of one cell level (a ``cell_bits`` cell holds
+    ``0 .. 2^cell_bits - 1``), ADC errors in units of its step (LSB)."""
+
+    seed: int
+    """Seeds every draw: the same seed gives the same chip and the same
+    noise."""
+    program_sigma: float
+    """Programming variation: each programmed cell holds its level plus a
+    normal error of this many times its full range, drawn per program."""
+    read_sigma: float
+    """Read noise: each driven cell adds a normal error of this many times
+    its full range times its input digit to a column sum, drawn per read."""
+    stuck_at_zero: float
+    """Share of cells stuck at level 0 (fixed per physical array)."""
+    stuck_at_one: float
+    """Share of cells stuck at the top level (fixed per physical array)."""
+    adc_offset_lsb: float
+    """Standard deviation of each ADC's fixed offset (per column)."""
+    adc_inl_lsb: float
+    """Integral nonlinearity: a bow over the range peaking at mid-scale."""
+
+
 # Keys that may be zero; every other number must be positive.
 _MAY_BE_ZERO = frozenset(
     {
@@ -182,6 +211,7 @@ _MAY_BE_ZERO = frozenset(
         "vector.latency_cycles",
     }
     | {f"energy.{f.name}" for f in dataclasses.fields(Energy)}
+    | {f"nonideal.{f.name}" for f in dataclasses.fields(NonIdeal)}
 )
 
 
@@ -199,6 +229,7 @@ class HardwareTarget:
     dram: Dram
     vector: VectorUnit
     energy: Energy
+    nonideal: NonIdeal
 
     def __hash__(self) -> int:
         # the compiler's caches key on the target: hash its fields once
@@ -277,6 +308,13 @@ _UPPER_BOUNDS: dict[str, float] = {
     "precision.activation_bits": 64,
     "precision.accumulator_bits": 128,
     "dual_mode.switchable_arrays": 2**20,
+    "nonideal.seed": 2**63 - 1,
+    "nonideal.program_sigma": 1,
+    "nonideal.read_sigma": 1,
+    "nonideal.stuck_at_zero": 1,
+    "nonideal.stuck_at_one": 1,
+    "nonideal.adc_offset_lsb": 2**24,
+    "nonideal.adc_inl_lsb": 2**24,
     "vector.units_per_core": 1024,
     "vector.lanes": 65536,
 }
@@ -433,6 +471,12 @@ def _check_consistency(origin: str, hw: HardwareTarget) -> None:
                 f"{origin}: key '{key}' ({held}) cannot hold one input vector "
                 f"of an array ('array.rows' x activation bytes = {input_row})"
             )
+    stuck = hw.nonideal.stuck_at_zero + hw.nonideal.stuck_at_one
+    if stuck > 1:
+        raise CimError(
+            f"{origin}: keys 'nonideal.stuck_at_zero' and 'nonideal.stuck_at_one' "
+            f"add up to {stuck:g}, more than every cell"
+        )
     cells = hw.array.rows * hw.array.cols * hw.array.cell_bits // 8
     if hw.dual_mode.memory_capacity_bytes > cells:
         raise CimError(
@@ -475,6 +519,7 @@ _SECTION_CLASSES: dict[str, type[Any]] = {
     "dram": Dram,
     "vector": VectorUnit,
     "energy": Energy,
+    "nonideal": NonIdeal,
 }
 
 

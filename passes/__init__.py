@@ -10,6 +10,7 @@ PASS_MODULES: dict[str, tuple[str, str]] = {
         "cimflow.passes.convert_graph_to_tile",
         "ConvertGraphToTilePass",
     ),
+    "cim-rows-per-pass": ("cimflow.passes.cim_rows_per_pass", "CimRowsPerPassPass"),
     "cim-static-allocate": ("cimflow.passes.static_allocate", "StaticAllocatePass"),
     "cim-pimcomp-allocate": (
         "cimflow.passes.pimcomp_allocate",

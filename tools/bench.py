@@ -736,7 +736,7 @@ def entry_label(row: dict[str, str]) -> str:
     return " ".join(part for part in parts if part)
 
 
-def _pyplot() -> Any | None:
+def agg_pyplot() -> Any | None:
     """matplotlib's pyplot on the non-interactive Agg backend, or None when
     matplotlib is not installed (it is an optional dependency, so it is
     used untyped)."""
@@ -757,7 +757,7 @@ def write_plots(
     latency against energy of every combination. Failed combinations are
     left out. Returns the files written, or None when matplotlib is not
     installed."""
-    pyplot = _pyplot()
+    pyplot = agg_pyplot()
     if pyplot is None:
         return None
     panels = list(dict.fromkeys(_panel(row) for row in rows))
@@ -809,10 +809,10 @@ def write_plots(
         figure.legend(
             handles, labels, loc="outside upper center", ncols=len(strategies)
         )
-        written.append(_save(pyplot, figure, out / file_name))
+        written.append(save_png(pyplot, figure, out / file_name))
     pareto = _pareto(pyplot, rows, strategies)
     if pareto is not None:
-        written.append(_save(pyplot, pareto, out / "pareto.png"))
+        written.append(save_png(pyplot, pareto, out / "pareto.png"))
     return written
 
 
@@ -821,7 +821,7 @@ def _panel(row: dict[str, str]) -> str:
     return " ".join(part for part in (row["target"], row.get("overrides", "")) if part)
 
 
-def _save(pyplot: Any, figure: Any, path: Path) -> Path:
+def save_png(pyplot: Any, figure: Any, path: Path) -> Path:
     image = io.BytesIO()
     figure.savefig(image, format="png", dpi=100)
     pyplot.close(figure)

@@ -42,7 +42,7 @@ from cimflow.cimdialect.cim_graph import tensor_shape
 from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.cost_model import replica_stream_cycles
 from cimflow.hw_targets import HardwareTarget
-from cimflow.lowering.rules import banded_copies, banded_mvm_cycles
+from cimflow.lowering.rules import banded_copies, banded_mvm_cycles, mvm_target
 from cimflow.passes.static_allocate import STRATEGY_ATTR
 
 
@@ -71,7 +71,11 @@ class Layer:
     def max_copies(self, hw: HardwareTarget) -> int:
         """Copies beyond this many never run (:func:`banded_copies`)."""
         return banded_copies(
-            hw, self.vectors, self.steps, self.rows_used, self.cols_used
+            mvm_target(hw, self.op),
+            self.vectors,
+            self.steps,
+            self.rows_used,
+            self.cols_used,
         )
 
 
@@ -123,7 +127,12 @@ def layer_cycles(hw: HardwareTarget, layer: Layer, copies: int) -> int:
     and the time its extra copies take to stream their weights in: a copy
     is worth adding only if it saves more than that."""
     return banded_mvm_cycles(
-        hw, layer.vectors, layer.steps, copies, layer.rows_used, layer.cols_used
+        mvm_target(hw, layer.op),
+        layer.vectors,
+        layer.steps,
+        copies,
+        layer.rows_used,
+        layer.cols_used,
     ) + replica_stream_cycles(hw, copies, layer.weight_bytes)
 
 

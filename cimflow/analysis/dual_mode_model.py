@@ -187,6 +187,7 @@ from cimflow.lowering.rules import (
     epilogue_source,
     gathered_elements,
     mvm_input_bytes,
+    mvm_target,
     residual_of,
     staged_in_place,
     stages_in_place,
@@ -824,7 +825,7 @@ def copies_choices(
     streaming the ``d - 1`` extra copies' weights over the interconnect to
     their arrays (the first copy's is in the segment's entry)."""
     return banded_copy_choices(
-        hw,
+        mvm_target(hw, info.op),
         total,
         info.vectors,
         info.rows,
@@ -1060,7 +1061,7 @@ def stream_terms(
     halves of ``half`` arrays takes each next chunk that fits a half from
     DRAM while the current one programs and computes."""
     return _stream_terms(
-        hw,
+        mvm_target(hw, mvm.op),
         mvm.op.tiling,
         mvm.vectors,
         available,
@@ -1378,7 +1379,14 @@ class Segment:
                 )
             elif mvm is not None:
                 choices = (
-                    ((1, mvm_cycles(hw, mvm.vectors, mvm.rows, mvm.cols)),)
+                    (
+                        (
+                            1,
+                            mvm_cycles(
+                                mvm_target(hw, mvm.op), mvm.vectors, mvm.rows, mvm.cols
+                            ),
+                        ),
+                    )
                     if streams
                     else copies_choices(hw, mvm, max_copies, total)
                 )
@@ -1476,7 +1484,7 @@ class Segment:
             copies = term.copies
             if copies and info.mvm is not None:
                 copies = banded_copy_choices(
-                    self.hw,
+                    mvm_target(self.hw, info.mvm.op),
                     self.program.arrays,
                     info.mvm.vectors,
                     info.mvm.rows,

@@ -100,7 +100,12 @@ from cimflow.cost_model import (
 )
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
-from cimflow.lowering.rules import gathered_elements, vector_work, window_of
+from cimflow.lowering.rules import (
+    gathered_elements,
+    mvm_target,
+    vector_work,
+    window_of,
+)
 
 TERMS: tuple[str, ...] = ("compute", "dram", "interconnect", "vector", "chain")
 """The terms of the bound, in the order ``bound_by`` breaks ties."""
@@ -233,6 +238,7 @@ def mvm_array_work(mvm: cim_tile.MVMOp, target: HardwareTarget) -> tuple[int, in
     vectors = mvm.vectors
     activations = 0
     cycles = 0
+    target = mvm_target(target, mvm)
     for rows_held, cols_held, count in tile_cells(mvm.tiling):
         passes = wordline_passes(target, rows_held)
         activations += count * vectors * passes
@@ -312,7 +318,9 @@ def latency_lower_bound(module: ModuleOp, target: HardwareTarget) -> LowerBound:
             extra = tiling.field("row_tiles") - 1 + (1 if op.bias is not None else 0)
             element_ops += vector_element_ops("accumulate", outputs_count, extra)
             first_cols = min(n, tiling.outputs_per_array) * tiling.field("bit_slices")
-            depth += mvm_cycles(target, 1, min(k, tiling.field("rows")), first_cols)
+            depth += mvm_cycles(
+                mvm_target(target, op), 1, min(k, tiling.field("rows")), first_cols
+            )
         elif isinstance(op, cim_tile.Im2ColOp | cim_tile.Col2ImOp):
             kind = op.name.split(".")[1]
             element_ops += vector_element_ops(

@@ -32,6 +32,7 @@ from cimflow.lowering.rules import (
     Window,
     block_elements,
     mvm_band_groups,
+    mvm_target,
     residual_of,
     split_span,
 )
@@ -180,7 +181,12 @@ class MvmLowering(ArrayPlacement):
         copies = self.programmed[mvm]
         chunk = copies[0][0].chunk
         size, count = mvm_band_groups(
-            self.hw, len(copies), mvm.vectors, steps, chunk.rows, chunk.cols
+            mvm_target(self.hw, mvm),
+            len(copies),
+            mvm.vectors,
+            steps,
+            chunk.rows,
+            chunk.cols,
         )
         first = (index % count) * size
         return copies[first : first + size]
@@ -256,7 +262,14 @@ class MvmLowering(ArrayPlacement):
         layout, program, _ = group[0]
         span = (group[0][2][0], group[-1][2][1])
         pieces = self.pieces(
-            layout, span, window, source, target, self.local_room(mvm, layout), block
+            mvm,
+            layout,
+            span,
+            window,
+            source,
+            target,
+            self.local_room(mvm, layout),
+            block,
         )
         if pieces is None:
             return False
@@ -299,6 +312,7 @@ class MvmLowering(ArrayPlacement):
         )
         before = self.line_buffer(mvm, layout, span)
         pieces = self.pieces(
+            mvm,
             layout,
             span,
             window,
@@ -490,6 +504,7 @@ class MvmLowering(ArrayPlacement):
 
     def pieces(
         self,
+        mvm: cim_tile.MVMOp,
         layout: CopyLayout,
         span: Span,
         window: Window | None,
@@ -517,7 +532,9 @@ class MvmLowering(ArrayPlacement):
         ).cycles
         chunk = layout.chunk
         compute = max(
-            mvm_cycles(self.hw, span[1] - span[0], chunk.rows, chunk.cols),
+            mvm_cycles(
+                mvm_target(self.hw, mvm), span[1] - span[0], chunk.rows, chunk.cols
+            ),
             local_read_cycles(self.hw, whole.expanded),
         )
         if transfer >= compute:
@@ -583,6 +600,7 @@ class MvmLowering(ArrayPlacement):
             deps,
             self.segment,
             label=mvm.weight.data,
+            rows_per_pass=mvm.chosen_rows_per_pass,
             **streams,  # pyright: ignore[reportArgumentType]
         )
 

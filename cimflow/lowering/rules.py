@@ -44,6 +44,7 @@ from cimflow.cost_model import (
     vector_cost,
     vector_element_ops,
     vector_op_parts,
+    with_rows_per_pass,
 )
 from cimflow.hw_targets import HardwareTarget
 
@@ -414,6 +415,14 @@ def split_span(span: Span, pieces: int) -> list[Span]:
     size = (stop - start) / count
     bounds = [start + round(i * size) for i in range(count)] + [stop]
     return [(bounds[i], bounds[i + 1]) for i in range(count)]
+
+
+def mvm_target(hw: HardwareTarget, mvm: cim_tile.MVMOp) -> HardwareTarget:
+    """The target as ``mvm`` runs on it: with the rows per ADC pass the
+    compiler chose for it (:func:`~cimflow.cost_model.with_rows_per_pass`),
+    so that every cost of the MVM, the lowering's and the allocation
+    models', counts its passes."""
+    return with_rows_per_pass(hw, mvm.chosen_rows_per_pass)
 
 
 def splits_bands(hw: HardwareTarget, rows_used: int, cols_used: int) -> bool:

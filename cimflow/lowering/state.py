@@ -20,7 +20,12 @@ from cimflow.cimdialect import cim_meta, cim_tile
 from cimflow.cimdialect.cim_graph import NODE_ATTR, tensor_shape
 from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.cimdialect.shapes import num_elements
-from cimflow.cost_model import link_cycles, mvm_cycles, program_cost
+from cimflow.cost_model import (
+    link_cycles,
+    mvm_cycles,
+    program_cost,
+    with_rows_per_pass,
+)
 from cimflow.hw_targets import HardwareTarget
 from cimflow.lowering.allocator import Grant, SpaceAllocator
 from cimflow.lowering.placement import Location, TensorState
@@ -472,7 +477,12 @@ class BuilderState:
             assert isinstance(op, cim_meta.MVMOp | cim_meta.ProgramOp)
             rows = op.rows.value.data
             if isinstance(op, cim_meta.MVMOp):
-                cycles = mvm_cycles(hw, op.vectors.value.data, rows, op.cols.value.data)
+                cycles = mvm_cycles(
+                    with_rows_per_pass(hw, op.chosen_rows_per_pass),
+                    op.vectors.value.data,
+                    rows,
+                    op.cols.value.data,
+                )
             else:
                 cycles = program_cost(hw, 0, rows, 0).cycles
             # equal ranges are one attribute (ArrayRangesAttr.from_ranges)

@@ -27,6 +27,7 @@ from cimflow.cimsim.calibration import (
     sqnr_db,
 )
 from cimflow.cimsim.functional import run_functional
+from cimflow.cimsim.trace import Trace
 from cimflow.errors import CimError
 from cimflow.tools import cim_verify
 from cimflow.tools.cim_verify import (
@@ -39,6 +40,12 @@ from cimflow.tools.cim_verify import (
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "exporters"
 
 Array = np.ndarray[Any, Any]
+
+
+def _gemm_trace(directory: Path, weight: Array) -> Trace:
+    """The dynaplasia trace of ``y = x @ weight`` for ``x [4, K]``."""
+    path = _gemm_model(directory / "fc.onnx", weight)
+    return module_trace(compile_model(path, "dynaplasia"), str(path))
 
 
 def _gemm_model(path: Path, weight: Array) -> Path:
@@ -70,8 +77,7 @@ def test_a_layer_whose_sums_fit_the_adc_is_the_closed_form(tmp_path: Path) -> No
     # codes of x on [0, max x] and q_w the per-column symmetric integers.
     rng = np.random.default_rng(3)
     weight = rng.standard_normal((64, 24))
-    path = _gemm_model(tmp_path / "fc.onnx", weight)
-    trace = module_trace(compile_model(path, "dynaplasia"), str(path))
+    trace = _gemm_trace(tmp_path, weight)
     calibration_x = np.abs(rng.standard_normal((4, 64)))
     calibration = calibrate(trace, [{"x": calibration_x}])
     x = np.abs(rng.standard_normal((4, 64))) * 0.9
@@ -87,8 +93,7 @@ def test_a_layer_whose_sums_fit_the_adc_is_the_closed_form(tmp_path: Path) -> No
 def test_inputs_beyond_the_calibrated_range_clip(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     weight = rng.standard_normal((32, 8))
-    path = _gemm_model(tmp_path / "fc.onnx", weight)
-    trace = module_trace(compile_model(path, "dynaplasia"), str(path))
+    trace = _gemm_trace(tmp_path, weight)
     small = np.abs(rng.standard_normal((4, 32)))
     calibration = calibrate(trace, [{"x": small}], CalibrationOptions(adc_ranges=False))
     large = small * 10
