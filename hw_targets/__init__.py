@@ -644,11 +644,16 @@ def _parse_toml(content: bytes, origin: str) -> dict[str, object]:
 
 
 def resolved_tables(
-    path: Path, chain: tuple[Path, ...] = (), shipped_dir: Path = TARGETS_DIR
+    path: Path,
+    chain: tuple[Path, ...] = (),
+    shipped_dir: Path = TARGETS_DIR,
+    identity: str = "target",
 ) -> dict[str, object]:
     """The tables of the target file ``path`` over those of its ``base``
     (a name shipped in ``shipped_dir``, or a path from the file's folder),
-    key by key; a child that names no chip is named after its file."""
+    key by key; a child that names no chip in its ``identity`` table
+    (``[target]``; an NDP system's ``[system]``) is named after its file,
+    and one that does not describe itself says what it changed."""
     try:
         content = path.read_bytes()
     except OSError as err:
@@ -674,15 +679,15 @@ def resolved_tables(
     if base_path in (*chain, path.resolve()):
         cycle = " -> ".join(str(p) for p in (*chain, path.resolve(), base_path))
         raise CimError(f"{path}: its 'base' chain loops ({cycle})")
-    tables = resolved_tables(base_path, (*chain, path.resolve()), shipped_dir)
+    tables = resolved_tables(base_path, (*chain, path.resolve()), shipped_dir, identity)
     for section, values in data.items():
         inherited = tables.get(section)
         if isinstance(values, dict) and isinstance(inherited, dict):
             cast(dict[str, object], inherited).update(cast(dict[str, object], values))
         else:
             tables[section] = values
-    info = tables.get("target")
-    own = cast(dict[str, object], data.get("target") or {})
+    info = tables.get(identity)
+    own = cast(dict[str, object], data.get(identity) or {})
     if isinstance(info, dict):
         info = cast(dict[str, object], info)
         if "name" not in own:
@@ -691,7 +696,7 @@ def resolved_tables(
             changed = [
                 f"{section}.{key}"
                 for section, values in data.items()
-                if section != "target" and isinstance(values, dict)
+                if section != identity and isinstance(values, dict)
                 for key in cast(dict[str, object], values)
             ]
             info["description"] = (

@@ -299,7 +299,7 @@ def load_system(
                 f"unknown system '{spec}' (shipped systems: "
                 f"{', '.join(shipped_systems())}; or give a path ending in .toml)"
             )
-    tables = resolved_tables(path, shipped_dir=SYSTEMS_DIR)
+    tables = resolved_tables(path, shipped_dir=SYSTEMS_DIR, identity="system")
     origin = str(path)
     if overrides:
         origin += " with --set " + " ".join(f"{k}={v}" for k, v in overrides.items())

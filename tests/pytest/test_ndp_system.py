@@ -53,6 +53,15 @@ def test_a_child_file_inherits_and_overrides(tmp_path: Path) -> None:
     assert system.gpu == load_system("hermes").gpu
 
 
+def test_a_child_that_names_no_system_is_named_after_its_file(tmp_path: Path) -> None:
+    child = tmp_path / "wide_ndp.toml"
+    child.write_text('base = "hermes"\n[ndp]\nmultipliers = 512\n', encoding="utf-8")
+    system = load_system(str(child))
+    assert system.name == "wide_ndp"
+    assert system.system.description.startswith("hermes with ndp.multipliers changed")
+    assert system.system.kind == "ndp"
+
+
 @pytest.mark.parametrize(
     ("overrides", "fault"),
     [
