@@ -9,8 +9,11 @@ activation statistics of :mod:`cimflow.ndp.activations`, and writes on each
 block's first linear (the gate and the up projection of a gated block, and
 every projection of a ReLU'd QKV block) where
 each neuron runs: ``ndp.device`` (one entry per neuron: 0 the GPU, j the
-j-th DIMM) and ``ndp.gpu_neurons``. The module records the system in
-``ndp.system``. ``cim-ndp`` simulates what this placement does.
+j-th DIMM) and ``ndp.gpu_neurons``. A layer whose Q, K and V read no ReLU
+(OPT's) still has its QKV neurons placed, as Hermes prices them: that
+placement goes on the layer's MLP block, as ``ndp.qkv_device``. The
+module records the system in ``ndp.system``. ``cim-ndp --compiled``
+simulates what this placement does.
 """
 
 from __future__ import annotations
@@ -31,7 +34,15 @@ from xdsl.passes import ModulePass
 
 from cimflow.ndp.activations import TraceStatistics
 from cimflow.ndp.decode import DecodeOptions
-from cimflow.ndp.graph import decoder_shape, mlp_blocks, qkv_blocks
+from cimflow.ndp.graph import (
+    DEVICE_ATTR,
+    GPU_NEURONS_ATTR,
+    QKV_DEVICE_ATTR,
+    SYSTEM_ATTR,
+    decoder_shape,
+    mlp_blocks,
+    qkv_blocks,
+)
 from cimflow.ndp.partition import GPU
 from cimflow.ndp.run import Workload, partition_for, stationary_probabilities
 from cimflow.ndp.system import load_system
@@ -70,14 +81,19 @@ class NdpPartitionPass(ModulePass):
             for linear in (block.up, block.gated):
                 if linear is not None:
                     _annotate(linear, partition.device_of[2 * layer + 1].tolist())
+            qkv_devices = partition.device_of[2 * layer].tolist()
             if layer < len(qkv) and qkv[layer].neurons == shape.hidden:
                 for projection in qkv[layer].projections:
-                    _annotate(projection, partition.device_of[2 * layer].tolist())
-        op.attributes["ndp.system"] = StringAttr(system.name)
+                    _annotate(projection, qkv_devices)
+            else:
+                block.up.attributes[QKV_DEVICE_ATTR] = DenseArrayBase.from_list(
+                    i8, qkv_devices
+                )
+        op.attributes[SYSTEM_ATTR] = StringAttr(system.name)
 
 
 def _annotate(linear: Operation, devices: list[int]) -> None:
-    linear.attributes["ndp.device"] = DenseArrayBase.from_list(i8, devices)
-    linear.attributes["ndp.gpu_neurons"] = IntegerAttr(
+    linear.attributes[DEVICE_ATTR] = DenseArrayBase.from_list(i8, devices)
+    linear.attributes[GPU_NEURONS_ATTR] = IntegerAttr(
         sum(1 for d in devices if d == GPU), i64
     )

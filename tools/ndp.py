@@ -11,13 +11,17 @@ window remapping, reported per phase.
     cim-ndp --model llama2-70b --set dimm.count=16 --layers 8 --json out.json
     cim-ndp --model llama2-13b --frequencies counts.npz --samples 128
     cim-ndp --model llama2-13b --trace measured.npz --prompt 64 --output 64
+    cim-opt opt.onnx --dim batch=1 --dim sequence=1 -p ndp-partition -o placed.mlir
+    cim-ndp --compiled placed.mlir                    # the pass's placement
     cim-ndp --list                                    # models and systems
 
 Systems are TOML files (``hw_targets/ndp/SCHEMA.md``); activation traces are
 synthetic and seeded (``cimflow.ndp.activations``) unless ``--frequencies``
 gives measured per-neuron frequencies or counts, or ``--trace`` a measured
-trace of one sequence. ``docs/ndp.md`` compares
-the figures with the paper's.
+trace of one sequence. ``--compiled`` simulates the decoder of a module
+``ndp-partition`` annotated, with the placement the pass wrote and the
+system it recorded, instead of a shape from the table and a placement
+solved here. ``docs/ndp.md`` compares the figures with the paper's.
 """
 
 from __future__ import annotations
@@ -29,12 +33,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import cast
 
+from xdsl.dialects.builtin import StringAttr
+
 from cimflow.cli import ArgumentParser, aligned_table, exit_status
 from cimflow.errors import CimError
 from cimflow.hw_targets import parse_override
 from cimflow.ndp.activations import TraceStatistics, load_frequencies, load_trace
 from cimflow.ndp.decode import POLICIES, DecodeOptions, DecodeReport
-from cimflow.ndp.llm import SHAPES, load_shape
+from cimflow.ndp.graph import SYSTEM_ATTR, compiled_partition, decoder_shape
+from cimflow.ndp.llm import SHAPES, DecoderShape, load_shape
+from cimflow.ndp.partition import Partition
 from cimflow.ndp.run import Workload, run_policies
 from cimflow.ndp.system import NdpSystem, load_system, shipped_systems
 from cimflow.output_files import write_output
@@ -154,14 +162,59 @@ def _listing() -> str:
     return f"{models}\n\n{table}\n"
 
 
+def compiled_decoder(path: Path) -> tuple[DecoderShape, Partition, str]:
+    """The decoder of the module at ``path`` (named after the file), the
+    placement ``ndp-partition`` wrote on it and the system it recorded."""
+    from xdsl.context import Context
+    from xdsl.parser import Parser
+    from xdsl.universe import Universe
+    from xdsl.utils.exceptions import ParseError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise CimError(f"{path}: cannot read: {error}") from None
+    context = Context()
+    for name, dialect in Universe.get_multiverse().all_dialects.items():
+        context.register_dialect(name, dialect)
+    try:
+        module = Parser(context, text, str(path)).parse_module()
+    except ParseError as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        where = lines[0] if lines else str(path)
+        raise CimError(
+            f"{where}: not an MLIR module: {lines[-1] if lines else 'parse error'}"
+        ) from None
+    recorded = module.attributes.get(SYSTEM_ATTR)
+    if not isinstance(recorded, StringAttr):
+        raise CimError(
+            f"{path}: no '{SYSTEM_ATTR}' on the module: run ndp-partition first"
+        )
+    try:
+        shape = decoder_shape(module, path.stem)
+        return shape, compiled_partition(module), recorded.data
+    except CimError as error:
+        raise CimError(f"{path}: {error}") from None
+
+
 def _parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="cim-ndp",
         description="Simulate LLM inference on a GPU with NDP-DIMMs (Hermes).",
     )
-    parser.add_argument("--model", default="llama2-70b", help="model shape (--list)")
+    parser.add_argument("--model", default=None, help="model shape (--list)")
     parser.add_argument(
-        "--system", default="hermes", help="shipped system name or .toml path"
+        "--system",
+        default=None,
+        help="shipped system name or .toml path (default: hermes, or the "
+        "one a --compiled module names)",
+    )
+    parser.add_argument(
+        "--compiled",
+        type=Path,
+        default=None,
+        help="an MLIR module ndp-partition annotated: simulate its decoder "
+        "with the placement the pass wrote",
     )
     parser.add_argument(
         "--set",
@@ -224,7 +277,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(_listing())
             return 0
         overrides = dict(parse_override(text) for text in cast(list[str], args.set))
-        system = load_system(cast(str, args.system), overrides)
+        compiled = None
+        if args.compiled is not None:
+            if args.model is not None:
+                raise CimError("give --model or --compiled, not both")
+            compiled = compiled_decoder(cast(Path, args.compiled))
+        system_spec = cast("str | None", args.system)
+        if compiled is not None and system_spec is None:
+            system_spec = compiled[2]
+        system = load_system(system_spec or "hermes", overrides)
+        if compiled is not None and system.name != compiled[2]:
+            raise CimError(
+                f"{args.compiled}: placed for system '{compiled[2]}', but "
+                f"--system is '{system.name}'"
+            )
         policies = [p.strip() for p in cast(str, args.policy).split(",") if p.strip()]
         statistics = TraceStatistics()
         if args.sparsity is not None:
@@ -242,7 +308,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=cast(int, args.seed),
         )
         workload = Workload(
-            load_shape(cast(str, args.model)),
+            compiled[0]
+            if compiled is not None
+            else load_shape(cast("str | None", args.model) or "llama2-70b"),
             options,
             statistics=statistics,
             layers=cast(int | None, args.layers),
@@ -250,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stationary=stationary,
             groups=cast(int, args.groups),
             trace=None if args.trace is None else load_trace(cast(Path, args.trace)),
+            partition=None if compiled is None else compiled[1],
         )
         reports = run_policies(system, workload, policies or ["hermes"])
         text = (

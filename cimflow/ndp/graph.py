@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xdsl.dialects.builtin import ModuleOp, TensorType
+import numpy as np
+from xdsl.dialects.builtin import DenseArrayBase, ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 
 from cimflow.cimdialect import cim_graph
 from cimflow.errors import CimError
 from cimflow.ndp.llm import DecoderShape
+from cimflow.ndp.partition import DeviceMap, Partition
 
 
 @dataclass(frozen=True)
@@ -162,3 +164,51 @@ def decoder_shape(module: ModuleOp, name: str) -> DecoderShape:
         vocab,
         gated_mlp=first.gated is not None,
     )
+
+
+SYSTEM_ATTR = "ndp.system"
+"""Module attribute: the NDP system ``ndp-partition`` placed the neurons for."""
+DEVICE_ATTR = "ndp.device"
+"""On a block's linears: the device of each neuron (0 the GPU, j the j-th
+DIMM)."""
+GPU_NEURONS_ATTR = "ndp.gpu_neurons"
+"""On a block's linears: how many of its neurons the GPU holds."""
+QKV_DEVICE_ATTR = "ndp.qkv_device"
+"""On a layer's MLP block, when its Q, K and V read no ReLU: the device of
+each of the layer's QKV neurons."""
+
+
+def _placed_devices(
+    linear: cim_graph.LinearOp, neurons: int, what: str, key: str = DEVICE_ATTR
+) -> DeviceMap:
+    attr = linear.attributes.get(key)
+    if not isinstance(attr, DenseArrayBase):
+        raise CimError(
+            f"{what} carries no '{key}': run ndp-partition on the module first"
+        )
+    devices = np.array(attr.get_values(), dtype=np.int8)
+    if devices.size != neurons or (devices.size and devices.min() < 0):
+        raise CimError(
+            f"{what}: '{key}' places {devices.size} neurons, the block has "
+            f"{neurons} (devices must be 0 for the GPU or a DIMM's number)"
+        )
+    return devices
+
+
+def compiled_partition(module: ModuleOp) -> Partition:
+    """The placement ``ndp-partition`` wrote on the module's blocks, in the
+    simulator's block order (each layer's QKV block, then its MLP block)."""
+    shape = decoder_shape(module, "module")
+    qkv = qkv_blocks(module)
+    device_of: list[DeviceMap] = []
+    for layer, block in enumerate(mlp_blocks(module)):
+        what = f"layer {layer}'s QKV block"
+        if layer < len(qkv) and qkv[layer].neurons == shape.hidden:
+            placed = _placed_devices(qkv[layer].projections[0], shape.hidden, what)
+        else:
+            placed = _placed_devices(block.up, shape.hidden, what, QKV_DEVICE_ATTR)
+        device_of.append(placed)
+        device_of.append(
+            _placed_devices(block.up, shape.ffn_hidden, f"layer {layer}'s MLP block")
+        )
+    return Partition(tuple(device_of), "compiled", 0.0)

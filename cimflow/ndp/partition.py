@@ -63,6 +63,32 @@ class Partition:
         )
 
 
+def check_placement(
+    system: NdpSystem, shape: DecoderShape, partition: Partition
+) -> None:
+    """Raise :class:`CimError` unless ``partition`` places every block of
+    ``shape`` on devices ``system`` has, within the GPU's memory."""
+    blocks = 2 * shape.layers
+    if len(partition.device_of) != blocks:
+        raise CimError(
+            f"the placement covers {len(partition.device_of)} blocks, "
+            f"{shape.name} has {blocks} (a QKV and an MLP block per layer)"
+        )
+    devices = cold_devices(system)
+    for block, placed in enumerate(partition.device_of):
+        if placed.size and int(placed.max()) > devices:
+            raise CimError(
+                f"block {block} places a neuron on DIMM {int(placed.max())}; "
+                f"system '{system.name}' has {devices}"
+            )
+    used, budget = partition.gpu_bytes(shape), gpu_budget_bytes(system, shape)
+    if used > budget:
+        raise CimError(
+            f"the placement keeps {used} bytes of neurons on the GPU; system "
+            f"'{system.name}' leaves room for {budget}"
+        )
+
+
 def dense_gpu_bytes(shape: DecoderShape) -> int:
     """Weights always on the GPU: every layer's output projection (it has no
     activation sparsity, Sec. IV-A) and the LM head."""

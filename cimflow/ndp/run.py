@@ -41,7 +41,7 @@ from cimflow.ndp.activations import (
 )
 from cimflow.ndp.decode import DecodeOptions, DecodeReport, simulate_decode
 from cimflow.ndp.llm import DecoderShape
-from cimflow.ndp.partition import Partition, solve_partition
+from cimflow.ndp.partition import Partition, check_placement, solve_partition
 from cimflow.ndp.predictor import trace_parents
 from cimflow.ndp.system import NdpSystem
 
@@ -66,6 +66,9 @@ class Workload:
     first blocks of the model) instead of synthetic ones: it drives the
     run, and its frequencies, repeated over the model's blocks, the
     partition."""
+    partition: Partition | None = None
+    """A placement already made (``ndp-partition``'s, read back from the
+    compiled module) instead of solving the integer program here."""
 
     @property
     def simulated_layers(self) -> int:
@@ -210,7 +213,11 @@ def run_policies(
     else:
         stationary = stationary_probabilities(workload)
         activity, parents = batch_activity(workload, stationary)
-    partition = partition_for(system, workload, stationary)
+    partition = workload.partition
+    if partition is None:
+        partition = partition_for(system, workload, stationary)
+    else:
+        check_placement(system, workload.shape, partition)
     return [
         simulate_decode(system, workload.shape, partition, activity, parents, o)
         for o in options

@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 from xdsl.context import Context
-from xdsl.dialects.builtin import DenseArrayBase, IntegerAttr, ModuleOp, StringAttr
+from xdsl.dialects.builtin import (
+    DenseArrayBase,
+    IntegerAttr,
+    ModuleOp,
+    StringAttr,
+    i8,
+)
 
 from cimflow.errors import CimError
 from cimflow.frontend.onnx_import import import_onnx
 from cimflow.ndp.costs import neuron_bytes
 from cimflow.ndp.decode import DecodeOptions
-from cimflow.ndp.graph import decoder_shape, mlp_blocks
+from cimflow.ndp.graph import compiled_partition, decoder_shape, mlp_blocks
+from cimflow.ndp.llm import DecoderShape
 from cimflow.ndp.partition import GPU, dense_gpu_bytes, prefill_buffer_bytes
-from cimflow.ndp.run import Workload, partition_for, stationary_probabilities
+from cimflow.ndp.run import (
+    Workload,
+    partition_for,
+    run_policies,
+    stationary_probabilities,
+)
 from cimflow.ndp.system import load_system
 from cimflow.passes.ndp_partition import NdpPartitionPass
+from cimflow.tools import ndp as cim_ndp
 from cimflow.tools.model_builders import opt
 
 
@@ -41,10 +55,9 @@ def test_the_decoder_is_read_from_the_relu_mlp_blocks(tmp_path: Path) -> None:
     assert [b.neurons for b in mlp_blocks(module)] == [256] * 3
 
 
-def test_the_pass_writes_the_programs_placement(tmp_path: Path) -> None:
-    module = _opt_module(tmp_path)
-    shape = decoder_shape(module, "module")
-    # A GPU with room for 40 MLP neurons' weights beside the dense ones.
+def _small_gpu_system(tmp_path: Path, shape: DecoderShape) -> tuple[Path, int]:
+    """A Hermes system whose GPU has room for 40 MLP neurons' weights beside
+    the dense ones, and that room in bytes."""
     fixed = 1024 + dense_gpu_bytes(shape) + prefill_buffer_bytes(shape)
     room = 40 * neuron_bytes(shape, "mlp")
     small = tmp_path / "small.toml"
@@ -53,6 +66,13 @@ def test_the_pass_writes_the_programs_placement(tmp_path: Path) -> None:
         f"memory_bytes = {fixed + room}\nruntime_reserved_bytes = 1024\n",
         encoding="utf-8",
     )
+    return small, room
+
+
+def test_the_pass_writes_the_programs_placement(tmp_path: Path) -> None:
+    module = _opt_module(tmp_path)
+    shape = decoder_shape(module, "module")
+    small, room = _small_gpu_system(tmp_path, shape)
     NdpPartitionPass(system=str(small), seed=3).apply(Context(), module)
     workload = Workload(shape, DecodeOptions(), seed=3)
     expected = partition_for(
@@ -143,3 +163,74 @@ def test_gated_relu_mlps_are_blocks_and_share_one_placement(tmp_path: Path) -> N
         assert len(list(gate.get_values())) == 24
         assert list(gate.get_values()) == list(up.get_values())
         assert "ndp.device" not in block.down.attributes
+
+
+def _placed_file(tmp_path: Path) -> tuple[Path, Path, ModuleOp]:
+    """The OPT module placed for the small-GPU system, printed to a file."""
+    module = _opt_module(tmp_path)
+    small, _ = _small_gpu_system(tmp_path, decoder_shape(module, "module"))
+    NdpPartitionPass(system=str(small), seed=3).apply(Context(), module)
+    path = tmp_path / "placed.mlir"
+    path.write_text(str(module), encoding="utf-8")
+    return path, small, module
+
+
+def test_the_simulator_takes_the_placement_the_pass_wrote(tmp_path: Path) -> None:
+    _, small, module = _placed_file(tmp_path)
+    shape = decoder_shape(module, "module")
+    system = load_system(str(small))
+    placed = compiled_partition(module)
+    workload = Workload(shape, DecodeOptions(prompt=8, output=16), seed=3)
+    solved = partition_for(system, workload, stationary_probabilities(workload))
+    assert [d.tolist() for d in placed.device_of] == [
+        d.tolist() for d in solved.device_of
+    ]
+    (from_ir,) = run_policies(
+        system, dataclasses.replace(workload, partition=placed), ["hermes"]
+    )
+    (here,) = run_policies(system, workload, ["hermes"])
+    assert from_ir.tokens_per_second == here.tokens_per_second
+
+
+def test_cim_ndp_runs_a_compiled_module(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, small, _ = _placed_file(tmp_path)
+    args = ["--compiled", str(path), "--system", str(small), "--prompt", "8"]
+    assert cim_ndp.main([*args, "--output", "8"]) == 0
+    assert capsys.readouterr().out.startswith("placed on small ")
+
+
+@pytest.mark.parametrize(
+    ("change", "extra", "message"),
+    [
+        ("system", [], "no 'ndp.system' on the module: run ndp-partition first"),
+        ("none", ["--model", "opt-13b"], "give --model or --compiled, not both"),
+        ("none", ["--system", "hermes"], "placed for system 'small', but --system"),
+        ("dimm", [], "block 1 places a neuron on DIMM 99; system 'small' has 8"),
+        ("count", [], "layer 0's MLP block: 'ndp.device' places 3 neurons"),
+    ],
+)
+def test_a_bad_compiled_module_is_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    change: str,
+    extra: list[str],
+    message: str,
+) -> None:
+    path, small, module = _placed_file(tmp_path)
+    first = mlp_blocks(module)[0].up
+    if change == "system":
+        del module.attributes["ndp.system"]
+    elif change == "dimm":
+        devices = first.attributes["ndp.device"]
+        assert isinstance(devices, DenseArrayBase)
+        values = [99, *list(devices.get_values())[1:]]
+        first.attributes["ndp.device"] = DenseArrayBase.from_list(i8, values)
+    elif change == "count":
+        first.attributes["ndp.device"] = DenseArrayBase.from_list(i8, [0, 1, 2])
+    path.write_text(str(module), encoding="utf-8")
+    system = [] if "--system" in extra else ["--system", str(small)]
+    assert cim_ndp.main(["--compiled", str(path), *system, *extra]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and message in err[0], err
