@@ -1374,8 +1374,14 @@ class WeightDeclOp(IRDLOperation):
     it: the matrix view of that activation tensor, which a ``program`` with
     ``source tensor`` writes into arrays.
 
+    ``rows`` (``cim-sparse-rows``): the arrays hold ``rows`` of the ``K``
+    rows per group, those some column of the array needs
+    (:func:`~cimflow.analysis.sparse_tiling.compacted_rows`), and every
+    ``k`` range of a program or MVM of the weight counts held rows.
+
     ```mlir
     cim_meta.weight "fc.weight" layout nk groups 1 k 512 n 10
+    cim_meta.weight "conv.weight" layout oihw groups 1 k 576 n 64 rows 288
     ```
     """
 
@@ -1386,27 +1392,40 @@ class WeightDeclOp(IRDLOperation):
     groups = prop_def(IntegerAttr.constr(i64))
     k = prop_def(IntegerAttr.constr(i64))
     n = prop_def(IntegerAttr.constr(i64))
+    rows = opt_prop_def(IntegerAttr.constr(i64))
 
     assembly_format = (
-        "$weight `layout` $layout `groups` $groups `k` $k `n` $n attr-dict"
+        "$weight `layout` $layout `groups` $groups `k` $k `n` $n "
+        "(`rows` $rows^)? attr-dict"
     )
 
-    def __init__(self, weight: str, layout: WeightLayout, groups: int, k: int, n: int):
-        super().__init__(
-            properties={
-                "weight": StringAttr(weight),
-                "layout": WeightLayoutAttr(layout),
-                "groups": i64_attr(groups),
-                "k": i64_attr(k),
-                "n": i64_attr(n),
-            }
-        )
+    def __init__(
+        self,
+        weight: str,
+        layout: WeightLayout,
+        groups: int,
+        k: int,
+        n: int,
+        rows: int = 0,
+    ):
+        properties: dict[str, Attribute] = {
+            "weight": StringAttr(weight),
+            "layout": WeightLayoutAttr(layout),
+            "groups": i64_attr(groups),
+            "k": i64_attr(k),
+            "n": i64_attr(n),
+        }
+        if rows:
+            properties["rows"] = i64_attr(rows)
+        super().__init__(properties=properties)
 
     def verify_(self) -> None:
         if not self.weight.data:
             raise VerifyException("'cim_meta.weight' needs a name")
         if min(a.value.data for a in (self.groups, self.k, self.n)) < 1:
             raise VerifyException("'cim_meta.weight' groups, k and n must be positive")
+        if self.rows is not None and not 1 <= self.rows.value.data <= self.k.value.data:
+            raise VerifyException("'cim_meta.weight' rows must be in [1, k]")
 
 
 @irdl_op_definition

@@ -363,6 +363,9 @@ class MVMOp(IRDLOperation):
     """Each copy starts at a multiple of this many arrays (e.g. a core)."""
     rows_per_pass = opt_prop_def(IntegerAttr.constr(i64))
     """Word lines driven per ADC pass (none: the target's ``active_rows``)."""
+    compacted_from = opt_prop_def(IntegerAttr.constr(i64))
+    """The weight's rows per group before the rows no array needs were
+    dropped (``cim-sparse-rows``); the tiling's ``k`` is the rows held."""
     mode = prop_def(ArrayModeAttr)
 
     traits = traits_def(Pure())
@@ -370,7 +373,8 @@ class MVMOp(IRDLOperation):
     assembly_format = (
         "$input `weight` $weight `layout` $layout (`bias` $bias^)? "
         "`tiling` $tiling (`alloc` $alloc^)? (`align` $align^)? "
-        "(`rows_per_pass` $rows_per_pass^)? `mode` $mode "
+        "(`rows_per_pass` $rows_per_pass^)? "
+        "(`compacted_from` $compacted_from^)? `mode` $mode "
         "attr-dict `:` type($input) `->` type($output)"
     )
 
@@ -404,12 +408,28 @@ class MVMOp(IRDLOperation):
         """The rows per ADC pass the compiler chose (0: the target's)."""
         return 0 if self.rows_per_pass is None else self.rows_per_pass.value.data
 
+    @property
+    def reduction(self) -> int:
+        """``K``: the rows per group of the weight the input multiplies
+        (more than the tiling's ``k`` when the held rows are compacted)."""
+        if self.compacted_from is not None:
+            return self.compacted_from.value.data
+        return self.tiling.field("k")
+
     def verify_(self) -> None:
         if self.mode.data != ArrayMode.COMPUTE:
             raise VerifyException("'cim_tile.mvm' runs on arrays in compute mode")
         vectors, features = _matrix_shape(self.input, self.name)
         out_vectors, outputs = _matrix_shape(self.output, self.name)
         groups, k, n = (self.tiling.field(key) for key in ("groups", "k", "n"))
+        if self.compacted_from is not None:
+            if self.compacted_from.value.data < k:
+                raise VerifyException(
+                    f"'cim_tile.mvm' compacted_from "
+                    f"({self.compacted_from.value.data}) is fewer rows than the "
+                    f"{k} its tiling holds"
+                )
+            k = self.compacted_from.value.data
         if features != groups * k or outputs != groups * n or vectors != out_vectors:
             raise VerifyException(
                 f"'cim_tile.mvm' maps [{vectors} x {features}] to "

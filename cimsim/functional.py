@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 import numpy as np
 
+from cimflow.analysis.sparse_tiling import RowMap, compacted_matrix, compacted_rows
 from cimflow.cost_model import EPILOGUE_ACTIVATIONS, EPILOGUE_HOSTS, RESIDUAL_LAYOUTS
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
@@ -635,7 +636,7 @@ def groups_per_array(info: WeightInfo, target: HardwareTarget) -> int:
     outputs = target.array.cols // target.bit_slices
     if info.groups < 2:
         return 1
-    return max(1, min(info.groups, target.array.rows // info.k, outputs // info.n))
+    return max(1, min(info.groups, target.array.rows // info.held_k, outputs // info.n))
 
 
 def _cuts(start: int, stop: int, size: int) -> list[tuple[int, int]]:
@@ -661,7 +662,7 @@ def slice_placements(
     diagonal. Raises :class:`CimError` for a slice outside the matrix or not
     block-diagonal.
     """
-    groups, big_k, big_n = info.groups, info.k, info.n
+    groups, big_k, big_n = info.groups, info.held_k, info.n
     (k0, k1), (n0, n1) = k, n
     if not (0 <= k0 < k1 <= groups * big_k and 0 <= n0 < n1 <= groups * big_n):
         raise CimError(
@@ -936,6 +937,7 @@ class _Executor:
         self.arrays: dict[int, _ArrayState] = {}
         self.reach = Reachability()
         self.blocks: dict[str, tuple[Array, float | Array]] = {}
+        self.row_maps: dict[str, RowMap] = {}
         self.placements: dict[
             tuple[str, tuple[int, int], tuple[int, int]],
             tuple[int, tuple[Placement, ...]],
@@ -1227,7 +1229,7 @@ class _Executor:
         if partial is None:
             zeros = np.zeros(shape, dtype=np.int64)
             partial = _Partials(
-                shape, info.name, info.k, zeros, zeros.copy(), level=level
+                shape, info.name, info.held_k, zeros, zeros.copy(), level=level
             )
             self.partials[name] = partial
         if partial.level != level:
@@ -1444,6 +1446,10 @@ class _Executor:
                 blocks = weight_blocks(info, stored)
             except CimError as error:
                 raise self.fail(str(error)) from None
+            if info.rows:
+                blocks = compacted_matrix(
+                    blocks, self.row_map(info, blocks), self.outputs_per_array
+                )
             bits = self.hw.precision.weight_bits
             model = self.model_weight_integers(info, blocks)
             if self.mode == "exact":
@@ -1493,9 +1499,7 @@ class _Executor:
         if self.mode == "exact":
             return 1.0
         if info.name not in self.blocks:
-            if info.name not in self.weights:
-                raise self.fail(f"weight '{info.name}' has no values")
-            self.weight_values(info, np.asarray(self.weights[info.name]))
+            self.weight_scale_blocks(info)
         return self.blocks[info.name][1]
 
     def program(self, op: ProgramOp) -> None:
@@ -1524,10 +1528,10 @@ class _Executor:
             state.writer = op.id
             state.readers = []
         for tile in tiles:
-            g = tile.k[0] // info.k
+            g = tile.k[0] // info.held_k
             block = values[
                 g,
-                tile.k[0] - g * info.k : tile.k[1] - g * info.k,
+                tile.k[0] - g * info.held_k : tile.k[1] - g * info.held_k,
                 tile.n[0] - g * info.n : tile.n[1] - g * info.n,
             ]
             cells = self.arrays[ids[tile.array]].cells
@@ -1657,12 +1661,17 @@ class _Executor:
             cells = self.arrays[ids[position]].cells
             if cells is None:
                 cells = np.zeros((self.hw.array.rows, self.hw.array.cols))
+            held_inputs = inputs
+            if info.rows:
+                held_inputs = self.held_inputs(
+                    info, placed[0], inputs, 0.0 if self.mode == "exact" else x_offset
+                )
             key = (op.weight, op.k, op.n, position)
             held = self.arrays[ids[position]].conductance
             for tile, block in zip(
                 placed,
                 self.array_outputs(
-                    cells, placed, inputs, x_offset, key, (ids[position], held)
+                    cells, placed, held_inputs, x_offset, key, (ids[position], held)
                 ),
                 strict=True,
             ):
@@ -1680,6 +1689,47 @@ class _Executor:
                     level,
                     out_arrays,
                 )
+
+    @property
+    def outputs_per_array(self) -> int:
+        return self.hw.array.cols // self.hw.bit_slices
+
+    def row_map(self, info: WeightInfo, blocks: Array) -> RowMap:
+        """The rows each column tile's arrays hold of a compacted weight,
+        from its values (the compiler's rule), checked against the trace."""
+        cached = self.row_maps.get(info.name)
+        if cached is None:
+            cached = compacted_rows(blocks, self.outputs_per_array)
+            if cached.shape[2] != info.rows:
+                raise self.fail(
+                    f"weight '{info.name}' needs {cached.shape[2]} rows per group "
+                    f"once rows no array needs are dropped, but the trace holds "
+                    f"{info.rows}"
+                )
+            self.row_maps[info.name] = cached
+        return cached
+
+    def held_inputs(
+        self, info: WeightInfo, tile: Placement, inputs: Array, pad: float
+    ) -> Array:
+        """The inputs a compacted weight's array drives, in held rows: each
+        held row's input is the input of the weight row it holds (``pad``,
+        a zero, on padding rows)."""
+        g = tile.k[0] // info.held_k
+        column_tile = (tile.n[0] - g * info.n) // self.outputs_per_array
+        if info.name not in self.row_maps:
+            self.weight_scale_blocks(info)
+        rows = self.row_maps[info.name][g, column_tile]
+        held = np.full((inputs.shape[0], info.groups * info.held_k), pad)
+        real = np.flatnonzero(rows >= 0)
+        held[:, g * info.held_k + real] = inputs[:, g * info.k + rows[real]]
+        return held
+
+    def weight_scale_blocks(self, info: WeightInfo) -> None:
+        """Load a weight's blocks (and, compacted, its row map)."""
+        if info.name not in self.weights:
+            raise self.fail(f"weight '{info.name}' has no values")
+        self.weight_values(info, np.asarray(self.weights[info.name]))
 
     def calibrated_grid(self, name: str) -> Grid | None:
         """The grid calibration set for an MVM input (quantized mode)."""

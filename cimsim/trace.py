@@ -144,6 +144,16 @@ class WeightInfo:
     groups: int
     k: int
     n: int
+    rows: int = 0
+    """Rows per group the arrays hold when fewer than ``k`` (the rows some
+    column of each array needs, :func:`cimflow.analysis.sparse_tiling.
+    compacted_rows`); the ``k`` ranges of its programs and MVMs count them.
+    0: all ``k``."""
+
+    @property
+    def held_k(self) -> int:
+        """Rows per group the arrays hold."""
+        return self.rows or self.k
 
 
 @dataclass(frozen=True, slots=True)
@@ -729,14 +739,19 @@ def _weights(fields: _Fields) -> tuple[WeightInfo, ...]:
     result: list[WeightInfo] = []
     for index, raw in enumerate(fields.list_of("weights")):
         item = _Fields(raw, f"{fields.prefix}weights[{index}]: ", "the entry")
-        item.check_keys(frozenset({"name", "layout", "groups", "k", "n"}))
+        item.check_keys(frozenset({"name", "layout", "groups", "k", "n", "rows"}))
+        k = item.integer("k", 1)
+        rows = item.integer("rows", 1) if "rows" in item.data else 0
+        if rows > k:
+            raise item.fail(f"key 'rows' ({rows}) exceeds 'k' ({k})")
         result.append(
             WeightInfo(
                 item.string("name"),
                 item.choice("layout", WEIGHT_LAYOUTS),
                 item.integer("groups", 1),
-                item.integer("k", 1),
+                k,
                 item.integer("n", 1),
+                rows,
             )
         )
     return tuple(result)

@@ -11,6 +11,7 @@ PASS_MODULES: dict[str, tuple[str, str]] = {
         "ConvertGraphToTilePass",
     ),
     "cim-rows-per-pass": ("cimflow.passes.cim_rows_per_pass", "CimRowsPerPassPass"),
+    "cim-sparse-rows": ("cimflow.passes.cim_sparse_rows", "CimSparseRowsPass"),
     "cim-static-allocate": ("cimflow.passes.static_allocate", "StaticAllocatePass"),
     "cim-pimcomp-allocate": (
         "cimflow.passes.pimcomp_allocate",

@@ -334,6 +334,7 @@ def build_trace(module: ModuleOp) -> JsonDict:
                 "k": op.k.value.data,
                 "n": op.n.value.data,
             }
+            | ({} if op.rows is None else {"rows": op.rows.value.data})
             for op in body
             if isinstance(op, cim_meta.WeightDeclOp)
         ],

@@ -15,9 +15,10 @@ zeros, described by a :class:`~cimflow.analysis.sparsity.Pattern`, save:
   (per group), each kept weight with ``ceil(log2(M))`` index bits naming
   its row in the group, and an ``M``:1 input multiplexer per physical row.
 
-This is the counting half of the sparse mapping (issue 13, item 2); the
-compiler does not map weights this way yet (a pruned model compiles as
-dense).
+:func:`compacted_rows` is the rule the compiler maps with
+(``cim-sparse-rows``) and the functional executor follows: the rows each
+column tile's arrays hold once rows that none of its columns needs are
+dropped.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from cimflow.analysis.sparsity import Coarse, Matrix, Pattern, zero_blocks
 
@@ -87,3 +89,56 @@ def sparse_tiling(
         element_bits = kept * math.ceil(math.log2(fine.m))
         muxes = groups * physical
     return SparseTiling(dense, stored, k, physical, block_bits, element_bits, muxes)
+
+
+# --------------------------------------------------------------------------
+# Row compaction: the rows each array must hold
+# --------------------------------------------------------------------------
+
+RowMap = npt.NDArray[np.int64]
+"""``[groups, column tiles, physical rows]``: the weight row (within its
+group) each physical row of each column tile's arrays holds; -1 pads."""
+
+
+def compacted_rows(matrix: Matrix, outputs_per_array: int) -> RowMap:
+    """The rows a weight's arrays hold once the rows no column of an array
+    needs are dropped.
+
+    An array drives one input on each physical row, shared by all of its
+    columns, so a column tile (the ``outputs_per_array`` outputs one array
+    holds) can leave out a weight row only when all of its columns are
+    zero there (CIMinus's row-wise, channel-wise and aligned FullBlock
+    zeros; an N:M mask whose columns differ saves nothing here). Each
+    column tile keeps its rows in order; the tiles are padded to the
+    longest (CIMinus's padding rearrangement), so every tile's arrays are
+    cut at the same physical rows. A tile with no nonzero row keeps one."""
+    groups, _, n = matrix.shape
+    tiles = -(-n // outputs_per_array)
+    kept: list[list[npt.NDArray[np.int64]]] = []
+    for g in range(groups):
+        per_tile: list[npt.NDArray[np.int64]] = []
+        for t in range(tiles):
+            columns = matrix[g, :, t * outputs_per_array : (t + 1) * outputs_per_array]
+            rows = np.flatnonzero(np.any(columns != 0, axis=1)).astype(np.int64)
+            per_tile.append(rows if rows.size else np.zeros(1, np.int64))
+        kept.append(per_tile)
+    physical = max(rows.size for per_tile in kept for rows in per_tile)
+    row_map = np.full((groups, tiles, physical), -1, dtype=np.int64)
+    for g, per_tile in enumerate(kept):
+        for t, rows in enumerate(per_tile):
+            row_map[g, t, : rows.size] = rows
+    return row_map
+
+
+def compacted_matrix(matrix: Matrix, row_map: RowMap, outputs_per_array: int) -> Matrix:
+    """``[groups, physical rows, N]``: the weight as its arrays hold it
+    (:func:`compacted_rows`), zero on padding rows."""
+    groups, _, n = matrix.shape
+    held = np.zeros((groups, row_map.shape[2], n), dtype=matrix.dtype)
+    for g in range(groups):
+        for t in range(row_map.shape[1]):
+            rows = row_map[g, t]
+            real = rows >= 0
+            cols = slice(t * outputs_per_array, min(n, (t + 1) * outputs_per_array))
+            held[g, np.flatnonzero(real), cols] = matrix[g, rows[real], cols]
+    return held

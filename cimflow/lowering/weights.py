@@ -92,11 +92,13 @@ class WeightStreaming(BufferPlacement):
 
     def declare_weight(self, mvm: cim_tile.MVMOp) -> None:
         weight = mvm.weight.data
+        held = mvm.tiling.field("k")
         mapping = (
             mvm.layout.data,
             mvm.tiling.field("groups"),
-            mvm.tiling.field("k"),
+            mvm.reduction,
             mvm.tiling.field("n"),
+            0 if held == mvm.reduction else held,
         )
         declared = self.declared_weights.get(weight)
         if declared is None:
@@ -105,7 +107,7 @@ class WeightStreaming(BufferPlacement):
         elif declared != mapping:
             raise CimError(
                 f"weight '{weight}' is used as two different matrices "
-                f"(layout, groups, k, n) = {declared} and {mapping}"
+                f"(layout, groups, k, n, rows held) = {declared} and {mapping}"
             )
 
     def program_copies(

@@ -1,0 +1,110 @@
+"""cim-sparse-rows: arrays hold only the weight rows their columns need.
+
+An array drives one input on each of its rows, shared by all of its
+columns, so the rows of a weight that are zero in every column an array
+holds need not be stored, driven or converted. For each ``cim_tile.mvm``
+whose weight the model file gives (``cim_graph.source``), this pass finds
+those rows from the real values
+(:func:`cimflow.analysis.sparse_tiling.compacted_rows`: per column tile of
+``cols / bit_slices`` outputs, the rows some column needs, the tiles padded
+to the longest) and, when that drops at least ``min_saving`` of the rows,
+tiles the weight by the rows held: ``tiling.k`` becomes the held rows and
+``compacted_from`` keeps ``K``. Fewer rows mean fewer row tiles (arrays,
+programming, partial sums to add) and fewer word-line passes; the inputs
+each array drives are the inputs of the rows it holds, and only those
+stream to it.
+
+What zeros pay this way is CIMinus's row-wise, channel-wise and
+array-aligned FullBlock sparsity (``docs/sparsity.md``); zeros that differ
+between an array's columns (unstructured, most N:M masks) save nothing on
+arrays whose rows are shared, and the pass leaves such weights dense.
+Grouped weights packed several to an array are left as they are.
+
+Run it right after ``convert-graph-to-tile``::
+
+    cim-opt pruned.onnx -p 'convert-graph-to-tile,cim-sparse-rows,
+        cim-static-allocate,convert-tile-to-meta'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr, i64
+from xdsl.passes import ModulePass
+
+from cimflow.analysis.sparse_tiling import compacted_rows
+from cimflow.analysis.tile_mapping import target_tiling
+from cimflow.cimdialect import cim_tile
+from cimflow.cimdialect.cim_graph import NODE_ATTR, WeightSourceAttr
+from cimflow.errors import CimError
+from cimflow.frontend.onnx_import import SOURCE_ATTR
+from cimflow.target_record import module_target
+from cimflow.weight_layout import as_matrix
+
+
+@dataclass(frozen=True)
+class CimSparseRowsPass(ModulePass):
+    """Tile each weight by the rows its arrays need."""
+
+    name = "cim-sparse-rows"
+
+    min_saving: float = 0.05
+    """Compact a weight only when this share of its rows, or more, drops."""
+
+    layers: tuple[str, ...] = ()
+    """ONNX node names of the MVMs to compact (empty: every MVM)."""
+
+    target: str = ""
+    """A shipped target name or a path to a target TOML file; empty: the
+    target convert-graph-to-tile recorded on the module."""
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        from cimflow.frontend import load_weights
+
+        if not 0.0 <= self.min_saving < 1.0:
+            raise CimError(
+                f"{self.name}: min_saving must be in [0, 1), got {self.min_saving}"
+            )
+        hw = module_target(op, self.target, self.name)
+        source = op.attributes.get(SOURCE_ATTR)
+        if not isinstance(source, WeightSourceAttr) or not source.path.data:
+            raise CimError(
+                f"{self.name}: the module names no model file "
+                f"('{SOURCE_ATTR}'), so there are no weight values to read"
+            )
+        mvms = [inner for inner in op.walk() if isinstance(inner, cim_tile.MVMOp)]
+        nodes = {mvm: _node(mvm) for mvm in mvms}
+        unknown = sorted(set(self.layers) - set(nodes.values()))
+        if unknown:
+            raise CimError(f"{self.name}: no MVM of ONNX node '{unknown[0]}'")
+        values = load_weights(Path(source.path.data), source.dim_values)
+        for mvm in mvms:
+            tiling = mvm.tiling
+            if (
+                (self.layers and nodes[mvm] not in self.layers)
+                or mvm.compacted_from is not None
+                or tiling.field("groups_per_array") > 1
+                or mvm.weight.data not in values
+            ):
+                continue
+            groups, k, n = (tiling.field(key) for key in ("groups", "k", "n"))
+            matrix = as_matrix(
+                mvm.weight.data,
+                mvm.layout.data.value,
+                groups,
+                k,
+                n,
+                values[mvm.weight.data],
+            )
+            held = compacted_rows(matrix, tiling.outputs_per_array).shape[2]
+            if held <= k * (1.0 - self.min_saving):
+                mvm.tiling = target_tiling(hw, held, n, groups)
+                mvm.compacted_from = IntegerAttr(k, i64)
+
+
+def _node(mvm: cim_tile.MVMOp) -> str:
+    node = mvm.attributes.get(NODE_ATTR)
+    return node.data if isinstance(node, StringAttr) else ""

@@ -1,0 +1,28 @@
+// RUN: cim-prune %S/../../../tools/models/resnet_tiny.onnx --pattern channel --ratio 0.5 -o %t.channel.onnx > /dev/null
+// RUN: cim-opt %t.channel.onnx -p 'convert-graph-to-tile{target=tiny},cim-sparse-rows' | filecheck %s
+// RUN: cim-opt %t.channel.onnx -p 'convert-graph-to-tile{target=tiny},cim-sparse-rows{min_saving=0.6}' | filecheck %s --check-prefix=THRESHOLD
+// RUN: cim-opt %t.channel.onnx -p 'convert-graph-to-tile{target=tiny},cim-sparse-rows,cim-static-allocate,convert-tile-to-meta' | filecheck %s --check-prefix=META
+// RUN: cim-prune %S/../../../tools/models/resnet_tiny.onnx --pattern 2:4 -o %t.nm.onnx > /dev/null
+// RUN: cim-opt %t.nm.onnx -p 'convert-graph-to-tile{target=tiny},cim-sparse-rows' | filecheck %s --check-prefix=NM
+
+// cim-sparse-rows on the committed ResNet (tools/models/resnet_tiny.onnx)
+// pruned by cim-prune. With half of each convolution's input channels zero
+// in every filter (channel pattern), a tiny array (8 outputs per array: 32
+// columns of 4 bit slices) needs only the other half of the kh x kw rows:
+// the 3 x 3 x 8 = 72-row weights hold 36 rows, the stem's 7 x 7 x 3 = 147
+// rows hold 49 (one of its three input channels is left, 66.7% are zero).
+// Each held weight keeps its rows in compacted_from. Asking for at least
+// 60% fewer rows leaves the 50% ones dense (only the stem qualifies). 2:4
+// zeros differ between the columns an array holds, so no row can go.
+
+// CHECK:       cim_tile.mvm {{.*}} tiling <k = 49, {{.*}} compacted_from 147
+// CHECK:       cim_tile.mvm {{.*}} tiling <k = 36, {{.*}} compacted_from 72
+
+// THRESHOLD:     cim_tile.mvm {{.*}} tiling <k = 49, {{.*}} compacted_from 147
+// THRESHOLD:     cim_tile.mvm {{.*}} tiling <k = 72,
+// THRESHOLD-NOT: compacted_from 72
+
+// META:        cim_meta.weight "{{.*}}" layout oihw groups 1 k 147 n 8 rows 49
+// META:        cim_meta.weight "{{.*}}" layout oihw groups 1 k 72 n 8 rows 36
+
+// NM-NOT:      compacted_from
