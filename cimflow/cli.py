@@ -9,7 +9,9 @@ command line (2) from a bad input or a failed check (1).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import csv
+import io
+from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 from cimflow.errors import CimError
@@ -68,3 +70,13 @@ def aligned_table(rows: Sequence[Sequence[str]]) -> list[str]:
         ).rstrip()
         for row in rows
     ]
+
+
+def csv_text(columns: Sequence[str], rows: Sequence[Mapping[str, str]]) -> str:
+    """``rows`` as CSV under a header of ``columns``, lines ending in ``\\n``
+    (the same bytes on every platform)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()

@@ -18,8 +18,6 @@ Each point is the target with ``--set`` overrides (``array.adc_bits``,
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -31,7 +29,7 @@ import onnx
 
 from cimflow.cimsim.calibration import calibrate, cosine
 from cimflow.cimsim.functional import run_functional
-from cimflow.cli import ArgumentParser
+from cimflow.cli import ArgumentParser, csv_text
 from cimflow.errors import CimError
 from cimflow.hw_targets import overridden
 from cimflow.output_files import write_output
@@ -172,14 +170,6 @@ def study(
     return rows
 
 
-def csv_text(rows: Sequence[dict[str, str]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
-
-
 _LABELS = {
     "adc_bits": "ADC bits",
     "rows_per_pass": "rows driven per ADC pass (6-bit ADC)",
@@ -259,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             known = ", ".join(s.name for s in SWEEPS)
             raise CimError(f"unknown sweep in {args.sweep} (known: {known})")
         rows = study(args.target, args.cnn, chosen)
-        text = csv_text(rows)
+        text = csv_text(COLUMNS, rows)
         if args.csv is not None:
             write_output(args.csv, text)
         else:

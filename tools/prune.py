@@ -187,11 +187,14 @@ class PruneRequest:
 
 
 def prune_model(
-    path: Path, request: PruneRequest, dims: Mapping[str, int] | None = None
+    path: Path,
+    request: PruneRequest,
+    dims: Mapping[str, int] | None = None,
+    report: bool = True,
 ) -> tuple[onnx.ModelProto, list[WeightReport]]:
     """The model at ``path`` with its array weights pruned as ``request``
     says, checked by ``onnx.checker``, and each pruned weight's detected
-    sparsity."""
+    sparsity (none without ``report``: detection is the slow part)."""
     model = _load(path)
     weights = array_weights(path, model, dims or {})
     layers = dict(request.layers or {})
@@ -219,7 +222,8 @@ def prune_model(
             request.fine_ratio,
         )
         pruned[weight.source] = from_matrix(weight.layout, matrix, original.shape)
-        reports.append(WeightReport(weight, detect(matrix, weight.channel_rows)))
+        if report:
+            reports.append(WeightReport(weight, detect(matrix, weight.channel_rows)))
     for index, tensor in enumerate(model.graph.initializer):
         if tensor.name in pruned:
             value = pruned[tensor.name].astype(values[tensor.name].dtype)

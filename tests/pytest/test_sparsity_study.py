@@ -1,0 +1,70 @@
+"""The sparsity study on the CIMinus-like target (``tools/sparsity_study``):
+blocks aligned to a macro's outputs pay, narrower ones less, and the
+committed sweep has every column; the rule behind it on one weight."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cimflow.analysis.sparse_tiling import compacted_rows
+from cimflow.analysis.sparsity import parse_pattern, prune
+from cimflow.hw_targets import load_target
+from cimflow.tools import sparsity_study as study
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+COMMITTED = REPOSITORY / "docs" / "data" / "sparsity-sweep.csv"
+
+
+def test_the_held_rows_fall_as_blocks_depart_from_a_macros_outputs() -> None:
+    # ciminus: 32 columns of 8-bit weights, so 4 outputs per macro. Half of
+    # the blocks zero: 32 x 4 blocks drop half the rows of every tile, 32 x
+    # 2 blocks only where both halves of a tile are zero, 32 x 1 almost never.
+    outputs = load_target("ciminus").array.cols // 8
+    assert outputs == 4
+    weight = np.random.default_rng(0).standard_normal((1, 1024, 64))
+    held = [
+        compacted_rows(prune(weight, parse_pattern(p), 0.5), outputs).shape[2]
+        for p in ("block:32x4", "block:32x2", "block:32x1")
+    ]
+    assert held[0] < held[1] < held[2] <= 1024
+    assert held[0] <= 1024 * 0.75  # tiles padded to the longest
+
+
+@pytest.mark.parametrize("name", ["resnet18"])
+def test_aligned_blocks_are_faster_on_the_ciminus_target(name: str) -> None:
+    rows = study.study([name], ["block:32x4", "block:32x1"], [0.5], [4])
+    aligned, narrow = rows
+    assert float(aligned["speedup"]) > 1.5
+    assert float(narrow["speedup"]) < 1.1
+    assert float(aligned["held_uj"]) < float(aligned["dense_uj"])
+    assert float(aligned["held_adc_uj"]) == 0.0  # a digital macro
+    assert study.median_seconds(rows) < 100  # CIMinus's own bound
+
+
+def test_the_committed_sweep_covers_the_study() -> None:
+    with COMMITTED.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == study.COLUMNS
+    assert {r["model"] for r in rows} == {
+        "resnet18",
+        "vgg16",
+        "mobilenetv2",
+        "bert-base-2l",
+    }
+    assert {r["pattern"] for r in rows} == set(study.PATTERNS)
+    assert {int(r["macros"]) for r in rows} == set(study.MACROS)
+
+
+def test_the_docs_quote_the_committed_sweep() -> None:
+    with COMMITTED.open() as handle:
+        rows = [
+            r
+            for r in csv.DictReader(handle)
+            if r["ratio"] in ("0.5", "0.9") and r["macros"] in ("4", "64")
+        ]
+    text = (REPOSITORY / "docs" / "sparsity.md").read_text(encoding="utf-8")
+    assert study.speedup_table(rows) in text

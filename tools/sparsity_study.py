@@ -1,0 +1,255 @@
+"""What sparse weights buy on a CIMinus-like chip, through the compiler:
+true-shape models with seeded random weights, pruned by ``cim-prune`` to a
+pattern and ratio, compiled with and without ``cim-sparse-rows`` and
+simulated on the ``ciminus`` target at several macro counts. For
+``docs/sparsity.md``.
+
+::
+
+    python -m cimflow.tools.sparsity_study --csv docs/data/sparsity-sweep.csv
+
+Each row: model, pattern, ratio, macros, dense and held-rows latency (us),
+speedup, energy (uJ) in total and per component, array utilization, and
+the seconds the held-rows configuration took to compile and simulate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from cimflow.analysis.sparsity import parse_pattern
+from cimflow.cli import ArgumentParser, csv_text
+from cimflow.cost_model import ENERGY_COMPONENTS
+from cimflow.errors import CimError
+from cimflow.hw_targets import overridden
+from cimflow.output_files import write_output
+
+TARGET = "ciminus"
+HELD_ROWS = (
+    "convert-graph-to-tile,cim-sparse-rows,cim-static-allocate,convert-tile-to-meta"
+)
+DENSE = "convert-graph-to-tile,cim-static-allocate,convert-tile-to-meta"
+
+
+@dataclass(frozen=True)
+class StudyModel:
+    """A true-shape model with seeded random weights."""
+
+    name: str
+    build: Callable[[], onnx.ModelProto]
+    dims: tuple[tuple[str, int], ...]
+
+
+def _models() -> dict[str, StudyModel]:
+    from cimflow.tools import model_builders as mb
+
+    return {
+        m.name: m
+        for m in (
+            StudyModel(
+                "resnet18", lambda: mb.resnet18(weights="random"), (("batch", 1),)
+            ),
+            StudyModel("vgg16", lambda: mb.vgg16(weights="random"), (("batch", 1),)),
+            StudyModel(
+                "mobilenetv2", lambda: mb.mobilenetv2(weights="random"), (("batch", 1),)
+            ),
+            StudyModel(
+                "bert-base-2l",
+                lambda: mb.bert(layers=2, weights="random"),
+                (("batch", 1), ("sequence", 128)),
+            ),
+        )
+    }
+
+
+PATTERNS = (
+    "channel",
+    "block:32x4",
+    "block:8x4",
+    "block:32x2",
+    "block:32x1",
+    "2:4",
+    "unstructured",
+)
+"""``block:32x4`` is one ``ciminus`` sub-array (32 rows of one macro's 4
+8-bit outputs); the narrower blocks depart from it."""
+RATIOS = (0.5, 0.7, 0.9)
+MACROS = (4, 16, 64)
+
+COLUMNS: tuple[str, ...] = (
+    "model",
+    "pattern",
+    "ratio",
+    "macros",
+    "dense_us",
+    "held_us",
+    "speedup",
+    "dense_uj",
+    "held_uj",
+    *(f"held_{c}_uj" for c in ENERGY_COMPONENTS),
+    "held_array_utilization",
+    "seconds",
+)
+
+
+def _simulate(
+    path: Path, pipeline: str, dims: dict[str, int]
+) -> tuple[float, float, dict[str, float], float]:
+    from cimflow.cimsim.engine import simulate
+    from cimflow.tools.cim_verify import compile_model, module_trace
+
+    stats = simulate(module_trace(compile_model(path, TARGET, pipeline, dims))).stats
+    return (
+        stats.seconds * 1e6,
+        stats.total_energy_pj / 1e6,
+        {c: stats.energy_pj.get(c, 0.0) / 1e6 for c in ENERGY_COMPONENTS},
+        stats.used_array_utilization,
+    )
+
+
+def study(
+    models: Sequence[str],
+    patterns: Sequence[str] = PATTERNS,
+    ratios: Sequence[float] = RATIOS,
+    macros: Sequence[int] = MACROS,
+) -> list[dict[str, str]]:
+    """One row per (model, pattern, ratio, macro count)."""
+    from cimflow.tools import prune as cim_prune
+
+    known = _models()
+    unknown = [m for m in models if m not in known]
+    if unknown:
+        raise CimError(f"unknown model '{unknown[0]}' (known: {', '.join(known)})")
+    rows: list[dict[str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="sparsity-study-") as scratch:
+        directory = Path(scratch)
+        for name in models:
+            model = known[name]
+            dims = dict(model.dims)
+            base = directory / f"{name}.onnx"
+            onnx.save(model.build(), base)
+            dense: dict[int, tuple[float, float, dict[str, float], float]] = {}
+            for count in macros:
+                with overridden([f"hierarchy.arrays_per_core={count}"]):
+                    dense[count] = _simulate(base, DENSE, dims)
+            for pattern in patterns:
+                for ratio in ratios:
+                    if pattern == "2:4" and ratio != ratios[0]:
+                        continue  # N:M fixes its own ratio
+                    pruned = (
+                        directory / f"{name}.{pattern.replace(':', '_')}.{ratio}.onnx"
+                    )
+                    request = cim_prune.PruneRequest(parse_pattern(pattern), ratio)
+                    onnx.save(
+                        cim_prune.prune_model(base, request, dims, False)[0], pruned
+                    )
+                    for count in macros:
+                        start = time.perf_counter()
+                        with overridden([f"hierarchy.arrays_per_core={count}"]):
+                            held = _simulate(pruned, HELD_ROWS, dims)
+                        seconds = time.perf_counter() - start
+                        base_us, base_uj = dense[count][0], dense[count][1]
+                        row = {
+                            "model": name,
+                            "pattern": pattern,
+                            "ratio": "0.5" if pattern == "2:4" else f"{ratio:g}",
+                            "macros": str(count),
+                            "dense_us": f"{base_us:.1f}",
+                            "held_us": f"{held[0]:.1f}",
+                            "speedup": f"{base_us / held[0]:.2f}",
+                            "dense_uj": f"{base_uj:.2f}",
+                            "held_uj": f"{held[1]:.2f}",
+                            **{
+                                f"held_{c}_uj": f"{held[2][c]:.3f}"
+                                for c in ENERGY_COMPONENTS
+                            },
+                            "held_array_utilization": f"{held[3]:.3f}",
+                            "seconds": f"{seconds:.2f}",
+                        }
+                        rows.append(row)
+                        print(
+                            f"{name} {pattern} {row['ratio']} x{count}: "
+                            f"{row['speedup']}x in {seconds:.1f} s",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+    return rows
+
+
+def speedup_table(rows: Sequence[dict[str, str]]) -> str:
+    """Markdown: the held-rows speedup of each model and pattern, a column
+    per (ratio, macros) the rows have (``docs/sparsity.md`` quotes it)."""
+    points = list(dict.fromkeys((r["ratio"], r["macros"]) for r in rows))
+    header = "| model | pattern | " + " | ".join(
+        f"r {ratio}, {macros} macros" for ratio, macros in points
+    )
+    lines = [header + " |", "|---|---|" + "---:|" * len(points)]
+    cells = {(r["model"], r["pattern"], r["ratio"], r["macros"]): r for r in rows}
+    for model, pattern in dict.fromkeys((r["model"], r["pattern"]) for r in rows):
+        values = [
+            f"{cells[key]['speedup']}x"
+            if (key := (model, pattern, *point)) in cells
+            else "-"
+            for point in points
+        ]
+        lines.append(f"| {model} | {pattern} | " + " | ".join(values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def median_seconds(rows: Sequence[dict[str, str]]) -> float:
+    """The median time one held-rows configuration took."""
+    return statistics.median(float(r["seconds"]) for r in rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = ArgumentParser(
+        prog="python -m cimflow.tools.sparsity_study",
+        description="Pruned models on the CIMinus-like target, with and without "
+        "cim-sparse-rows.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--models",
+        default="resnet18,vgg16,mobilenetv2,bert-base-2l",
+        help="comma-separated (resnet18, vgg16, mobilenetv2, bert-base-2l)",
+    )
+    parser.add_argument("--patterns", default=",".join(PATTERNS))
+    parser.add_argument("--ratios", default=",".join(f"{r:g}" for r in RATIOS))
+    parser.add_argument("--macros", default=",".join(str(m) for m in MACROS))
+    parser.add_argument("--csv", type=Path, help="write the rows here")
+    try:
+        args = parser.parse_args(argv)
+        split = [part.strip() for part in str(args.models).split(",") if part.strip()]
+        rows = study(
+            split,
+            [p for p in str(args.patterns).split(",") if p],
+            [float(r) for r in str(args.ratios).split(",") if r],
+            [int(m) for m in str(args.macros).split(",") if m],
+        )
+        text = csv_text(COLUMNS, rows)
+        if args.csv is not None:
+            write_output(args.csv, text)
+        else:
+            sys.stdout.write(text)
+        print(
+            f"sparsity_study: {len(rows)} configurations, median "
+            f"{median_seconds(rows):.2f} s each",
+            file=sys.stderr,
+        )
+    except (CimError, ValueError) as error:
+        print(f"sparsity_study: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
