@@ -62,6 +62,7 @@ COLUMNS: tuple[str, ...] = (
     "precision",
     "PCIe GB",
     "link GB",
+    "link mJ",
 )
 
 
@@ -82,6 +83,7 @@ def report_row(report: DecodeReport) -> tuple[str, ...]:
         f"{report.predictor.precision:.3f}",
         f"{report.pcie_bytes / 1e9:.1f}",
         f"{report.dimm_link_bytes / 1e9:.2f}",
+        f"{report.dimm_link_joules * 1e3:.2f}",
     )
 
 

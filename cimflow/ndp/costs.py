@@ -114,6 +114,12 @@ def dimm_link_seconds(system: NdpSystem, bytes_moved: float) -> float:
     return bytes_moved / system.dimm_link_bandwidth
 
 
+def dimm_link_joules(system: NdpSystem, bytes_moved: float) -> float:
+    """Energy of moving ``bytes_moved`` over DIMM-to-DIMM links (the
+    paper's 1.17 pJ/bit; the only energy Hermes gives)."""
+    return bytes_moved * 8 * system.dimm_link.energy_pj_per_bit * 1e-12
+
+
 def dense_gpu_seconds(system: NdpSystem, params: int, batch: int) -> float:
     """A dense GEMM of ``params`` weights for ``batch`` sequences on the GPU."""
     return gpu_costs(system).time(params * FP16_BYTES, params * batch)

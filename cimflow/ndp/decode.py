@@ -56,6 +56,7 @@ from cimflow.ndp.costs import (
     cold_devices,
     cold_neuron_seconds,
     dense_gpu_seconds,
+    dimm_link_joules,
     dimm_link_seconds,
     gpu_neuron_seconds,
     neuron_bytes,
@@ -137,6 +138,9 @@ class DecodeReport:
     cold_bytes_read: float
     pcie_bytes: float
     dimm_link_bytes: float
+    dimm_link_joules: float
+    """Energy of the remapping traffic over the DIMM links (the one energy
+    the system gives; GPU, DIMM and PCIe energy are not modelled)."""
     swapped_neurons: int
     remapped_neurons: int
     hot_fraction_of_params: float
@@ -441,6 +445,7 @@ def _report(
         cold_bytes_read=traffic.cold,
         pcie_bytes=traffic.pcie,
         dimm_link_bytes=traffic.dimm_link,
+        dimm_link_joules=dimm_link_joules(system, traffic.dimm_link),
         swapped_neurons=round(traffic.swapped),
         remapped_neurons=round(traffic.remapped),
         hot_fraction_of_params=hot_fraction,

@@ -110,6 +110,11 @@ def test_the_policies_order_as_the_papers_ablation() -> None:
     assert random.mlp_seconds > 1.3 * partition.mlp_seconds
     assert hermes.mlp_seconds < partition.mlp_seconds
     assert hermes.remapped_neurons > 0 and hermes.dimm_link_bytes > 0
+    # the links' 1.17 pJ per bit moved, and nothing without remapping
+    assert hermes.dimm_link_joules == pytest.approx(
+        hermes.dimm_link_bytes * 8 * 1.17e-12
+    )
+    assert partition.dimm_link_joules == 0.0
     assert partition.remapped_neurons == partition.swapped_neurons == 0
     assert hermes.predictor.recall > 0.85 and hermes.predictor.precision > 0.95
 
