@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cimflow.errors import CimError
 from cimflow.ndp.llm import FP16_BYTES, DecoderShape
 from cimflow.ndp.system import NdpSystem
 
@@ -81,14 +82,40 @@ def gpu_neuron_seconds(
 
 
 def cold_neuron_seconds(
-    system: NdpSystem, shape: DecoderShape, kind: str, read: float, products: float
+    system: NdpSystem,
+    shape: DecoderShape,
+    kind: str,
+    read: float,
+    products: float,
+    batch: int = 1,
 ) -> float:
     """One cold device reading ``read`` neurons of a block of ``kind`` and
     multiplying ``products`` (neuron, sequence) pairs: it skips the
-    sequences whose input to a neuron is zero."""
+    sequences whose input to a neuron is zero. The weights stream once per
+    group of sequences whose inputs the NDP buffer holds
+    (:func:`ndp_input_groups`)."""
+    groups = ndp_input_groups(system, shape, batch)
     return cold_costs(system).time(
-        read * neuron_bytes(shape, kind), products * neuron_params(shape, kind)
+        groups * read * neuron_bytes(shape, kind),
+        products * neuron_params(shape, kind),
     )
+
+
+def ndp_input_groups(system: NdpSystem, shape: DecoderShape, batch: int) -> int:
+    """Groups of sequences an NDP core takes the batch in: its buffer holds
+    the FP16 input vectors (``hidden`` values) of one group at a time, and
+    each group streams the cold weights again (the host CPU's caches hold
+    any batch: one group)."""
+    if system.kind == "host":
+        return 1
+    vector = shape.hidden * FP16_BYTES
+    per_group = system.ndp.buffer_bytes // vector
+    if per_group < 1:
+        raise CimError(
+            f"system '{system.name}': the NDP buffer ({system.ndp.buffer_bytes} "
+            f"B) cannot hold one {shape.name} input vector ({vector} B)"
+        )
+    return -(-batch // per_group)
 
 
 def cold_devices(system: NdpSystem) -> int:

@@ -173,12 +173,16 @@ def prefill_seconds(
 ) -> float:
     """The prompt on the GPU, layer by layer: the weights not resident on
     the GPU stream over PCIe while it computes (FlexGen-style offloading),
-    and the prompt's KV cache goes to the DIMMs."""
+    each layer's read waiting for the DIMMs' first access, and the prompt's
+    KV cache goes to the DIMMs."""
     streamed = max(0, shape.weight_bytes - resident_bytes)
     tokens = options.prompt * options.batch
     compute = 2 * shape.params * tokens / system.gpu_flops
     kv = shape.kv_bytes_per_token() * tokens
-    return max(pcie_seconds(system, streamed), compute) + pcie_seconds(system, kv)
+    loads = pcie_seconds(system, streamed)
+    if streamed:
+        loads += shape.layers * system.dimm_access_seconds
+    return max(loads, compute) + pcie_seconds(system, kv)
 
 
 def _random_partition(
@@ -210,7 +214,7 @@ def _dense_phase_seconds(
         sync = 2 * sync_seconds(system, shape, batch)
         return gpu_neuron_seconds(system, shape, kind, neurons, batch) + sync
     share = neurons / cold_devices(system)
-    return cold_neuron_seconds(system, shape, kind, share, share * batch)
+    return cold_neuron_seconds(system, shape, kind, share, share * batch, batch)
 
 
 def simulate_decode(
@@ -293,7 +297,9 @@ def simulate_decode(
                 + 2 * sync
             )
             cold_time = max(
-                cold_neuron_seconds(system, shape, kind, float(n), float(m))
+                cold_neuron_seconds(
+                    system, shape, kind, float(n), float(m), options.batch
+                )
                 for n, m in zip(cold_counts, cold_products, strict=True)
             )
             phase[b, step] = max(gpu_time, cold_time)

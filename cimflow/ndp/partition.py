@@ -193,7 +193,9 @@ def solve_partition(
             milp.row([(c, 1.0) for c in counts], members.size, members.size)
             gpu_cost = gpu_neuron_seconds(system, shape, kind, read, batch)
             gpu_row.append((counts[GPU], -gpu_cost))
-            cold_cost = cold_neuron_seconds(system, shape, kind, read, mean * batch)
+            cold_cost = cold_neuron_seconds(
+                system, shape, kind, read, mean * batch, batch
+            )
             for j in range(1, devices):
                 cold_rows[j - 1].append((counts[j], -cold_cost))
                 dimm_loads[j - 1].append((counts[j], float(size)))

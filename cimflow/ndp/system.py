@@ -150,8 +150,21 @@ class NdpSystem:
 
     @property
     def link_bandwidth(self) -> float:
-        """Bytes per second over PCIe, one direction."""
-        return self.host_link.bandwidth_gb_per_s * GB
+        """Bytes per second between the GPU and the DIMMs, one direction:
+        PCIe, or the DIMMs' memory channels when they carry less (``count /
+        dimms_per_channel`` channels, each one rank's bus)."""
+        channels = -(-self.dimm.count // self.dimm.dimms_per_channel)
+        return min(
+            self.host_link.bandwidth_gb_per_s * GB,
+            channels * self.rank_peak_bandwidth,
+        )
+
+    @property
+    def dimm_access_seconds(self) -> float:
+        """A DIMM's first read: a row opened and its column read,
+        ``t_rcd + t_cl`` DRAM cycles (half the data rate)."""
+        d = self.dimm
+        return (d.t_rcd + d.t_cl) / (d.data_rate_mt_per_s * 1e6 / 2)
 
     @property
     def rank_peak_bandwidth(self) -> float:
@@ -163,13 +176,20 @@ class NdpSystem:
         """The share of a rank's peak a long sequential read keeps, from the
         DDR4 timing (JESD79-4): bursts alternate between bank groups at
         ``t_ccd_s`` (``t_ccd_l`` with one group), and a new row may be opened
-        only every ``max(t_rrd_s, t_faw / 4)`` cycles, each row giving
+        only every ``max(t_rrd, t_faw / 4, t_rc / banks)`` cycles (``t_rrd_s``
+        between bank groups, ``t_rrd_l`` with one; each of the rank's banks
+        opens a row at most once per ``t_rc``), each row giving
         ``row_bytes``."""
         d = self.dimm
         burst_bytes = 2 * d.t_bl * d.bus_bytes
         column_gap = d.t_ccd_s if d.bank_groups > 1 else d.t_ccd_l
         burst_limited = burst_bytes / max(d.t_bl, column_gap)
-        activate_limited = d.row_bytes / max(d.t_rrd_s, d.t_faw / 4)
+        activate_gap = max(
+            d.t_rrd_s if d.bank_groups > 1 else d.t_rrd_l,
+            d.t_faw / 4,
+            d.t_rc / (d.bank_groups * d.banks_per_group),
+        )
+        activate_limited = d.row_bytes / activate_gap
         peak = 2 * d.bus_bytes
         return min(burst_limited, activate_limited, peak) / peak
 

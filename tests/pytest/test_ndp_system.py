@@ -37,9 +37,42 @@ def test_one_bank_group_halves_the_stream() -> None:
 
 
 def test_a_slow_activation_rate_limits_the_stream() -> None:
-    # A 64 B row every tFAW / 4 = 6.5 cycles cannot feed 16 B per cycle.
-    system = load_system("hermes", {"dimm.row_bytes": 64})
+    # A 64 B row every tFAW / 4 = 6.5 cycles cannot feed 16 B per cycle
+    # (with 16 banks, each opening a row every tRC / 16 = 4.75 cycles).
+    system = load_system("hermes", {"dimm.row_bytes": 64, "dimm.banks_per_group": 8})
     assert system.rank_streaming_efficiency == pytest.approx(64 / 6.5 / 16)
+    # With 8 banks a bank reopens only every tRC / 8 = 9.5 cycles.
+    system = load_system("hermes", {"dimm.row_bytes": 64})
+    assert system.rank_streaming_efficiency == pytest.approx(64 / 9.5 / 16)
+    # One bank group of 16 banks: a 32 B row every tRRD_L = 6 cycles (tFAW
+    # / 4 = 5, tRC / 16 = 4.75), below the bursts' 64 B per tCCD_L = 8.
+    one_group = {"dimm.row_bytes": 32, "dimm.bank_groups": 1, "dimm.t_faw": 20}
+    system = load_system("hermes", {**one_group, "dimm.banks_per_group": 16})
+    assert system.rank_streaming_efficiency == pytest.approx(32 / 6 / 16)
+
+
+def test_the_dimm_channels_can_limit_the_gpus_path() -> None:
+    # 8 DIMMs, 2 per channel: 4 x 25.6 GB/s, more than PCIe's 31.5 GB/s;
+    # one DIMM alone has one channel, 25.6 GB/s.
+    assert load_system("hermes").link_bandwidth == pytest.approx(31.5e9)
+    single = load_system("hermes", {"dimm.count": 1, "dimm.capacity_bytes": 2**40})
+    assert single.link_bandwidth == pytest.approx(25.6e9)
+    # a layer streamed in the prefill first waits tRCD + tCL = 48 cycles of 1.6 GHz
+    assert load_system("hermes").dimm_access_seconds == pytest.approx(30e-9)
+
+
+def test_the_ndp_buffer_takes_the_batch_in_groups() -> None:
+    from cimflow.errors import CimError
+    from cimflow.ndp.costs import ndp_input_groups
+    from cimflow.ndp.llm import load_shape
+
+    shape = load_shape("llama2-70b")  # 8192 x 2 B = 16 KiB per input vector
+    hermes = load_system("hermes")  # 256 KiB: 16 vectors
+    assert [ndp_input_groups(hermes, shape, b) for b in (1, 16, 17, 64)] == [1, 1, 2, 4]
+    assert ndp_input_groups(load_system("hermes_host"), shape, 64) == 1
+    tiny = load_system("hermes", {"ndp.buffer_bytes": 1024})
+    with pytest.raises(CimError, match="cannot hold one llama2-70b input vector"):
+        ndp_input_groups(tiny, shape, 1)
 
 
 def test_a_child_file_inherits_and_overrides(tmp_path: Path) -> None:
