@@ -1,7 +1,8 @@
 """Preset pipelines: a whole flow under one ``-p`` name.
 
 ``cim-compile{strategy=NAME target=T}`` runs convert-graph-to-tile, the
-strategy's allocation pass and convert-tile-to-meta; ``STRATEGIES`` lists the
+strategy's allocation pass and convert-tile-to-meta (``sparse_rows=true``:
+``cim-sparse-rows`` before the allocation); ``STRATEGIES`` lists the
 strategies by name. ``cim-compile-static`` is ``cim-compile{strategy=static}``.
 """
 
@@ -15,6 +16,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
 from cimflow.errors import CimError
+from cimflow.passes.cim_sparse_rows import CimSparseRowsPass
 from cimflow.passes.cimmlc_allocate import CimMlcAllocatePass
 from cimflow.passes.clsa_allocate import ClsaAllocatePass
 from cimflow.passes.cmswitch import CmswitchPass
@@ -60,12 +62,19 @@ class CompilePass(ModulePass):
     """A shipped target name or a path to a target TOML file; empty: the
     target convert-graph-to-tile recorded on the module."""
 
+    sparse_rows: bool = False
+    """Run ``cim-sparse-rows`` before the allocation: arrays hold only the
+    weight rows their columns need (a pruned model's)."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        for step in (
-            ConvertGraphToTilePass(self.target),
+        steps: list[ModulePass] = [ConvertGraphToTilePass(self.target)]
+        if self.sparse_rows:
+            steps.append(CimSparseRowsPass(target=self.target))
+        steps += [
             allocation_pass(self.strategy, self.target),
             ConvertTileToMetaPass(self.target),
-        ):
+        ]
+        for step in steps:
             step.apply(ctx, op)
 
 

@@ -171,3 +171,12 @@ def test_a_dense_model_maps_exactly_as_without_the_pass() -> None:
     dense = build_trace(compile_model(RESNET, "ciminus"))
     mapped = build_trace(compile_model(RESNET, "ciminus", _pipeline()))
     assert json.dumps(dense, sort_keys=True) == json.dumps(mapped, sort_keys=True)
+
+
+def test_the_compile_preset_runs_the_pass(pruned: dict[str, Path]) -> None:
+    path = pruned["channel"]
+    preset = build_trace(
+        compile_model(path, "tiny", "cim-compile{strategy=cmswitch sparse_rows=true}")
+    )
+    explicit = build_trace(compile_model(path, "tiny", _pipeline("cim-cmswitch")))
+    assert json.dumps(preset, sort_keys=True) == json.dumps(explicit, sort_keys=True)
