@@ -4,6 +4,7 @@ Registered in pyproject.toml so that a stock ``xdsl-opt`` (or any xDSL flow
 that asks the multiverse) can parse our IR and run our passes.
 """
 
+from xdsl.context import Context
 from xdsl.ir import Dialect
 from xdsl.universe import Universe
 from xdsl.utils.target import Target
@@ -44,3 +45,12 @@ CIMFLOW_UNIVERSE = Universe(
     all_passes=get_all_passes(),
     all_targets={"cim-trace": _trace_target},
 )
+
+
+def multiverse_context() -> Context:
+    """A context that knows every dialect the multiverse has (ours, xDSL's
+    and any other package's), for parsing or transforming our IR."""
+    context = Context()
+    for name, dialect in Universe.get_multiverse().all_dialects.items():
+        context.register_dialect(name, dialect)
+    return context

@@ -1499,7 +1499,7 @@ class _Executor:
         if self.mode == "exact":
             return 1.0
         if info.name not in self.blocks:
-            self.weight_scale_blocks(info)
+            self.load_weight_blocks(info)
         return self.blocks[info.name][1]
 
     def program(self, op: ProgramOp) -> None:
@@ -1718,14 +1718,14 @@ class _Executor:
         g = tile.k[0] // info.held_k
         column_tile = (tile.n[0] - g * info.n) // self.outputs_per_array
         if info.name not in self.row_maps:
-            self.weight_scale_blocks(info)
+            self.load_weight_blocks(info)
         rows = self.row_maps[info.name][g, column_tile]
         held = np.full((inputs.shape[0], info.groups * info.held_k), pad)
         real = np.flatnonzero(rows >= 0)
         held[:, g * info.held_k + real] = inputs[:, g * info.k + rows[real]]
         return held
 
-    def weight_scale_blocks(self, info: WeightInfo) -> None:
+    def load_weight_blocks(self, info: WeightInfo) -> None:
         """Load a weight's blocks (and, compacted, its row map)."""
         if info.name not in self.weights:
             raise self.fail(f"weight '{info.name}' has no values")

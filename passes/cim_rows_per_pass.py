@@ -30,11 +30,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr, i64
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
 from xdsl.passes import ModulePass
 
-from cimflow.cimdialect import cim_tile
-from cimflow.cimdialect.cim_graph import NODE_ATTR
+from cimflow.analysis.layer_selection import selected_mvms
+from cimflow.analysis.tile_mapping import array_cells
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
 from cimflow.target_record import module_target
@@ -46,14 +46,6 @@ def lossless_rows(hw: HardwareTarget) -> int:
     a = hw.array
     largest_row = (2**a.dac_bits - 1) * (2**a.cell_bits - 1)
     return (2**a.adc_bits - 1) // largest_row
-
-
-def _rows_used(mvm: cim_tile.MVMOp) -> int:
-    tiling = mvm.tiling
-    packed = tiling.field("groups_per_array")
-    if packed > 1:
-        return packed * tiling.field("k")
-    return min(tiling.field("k"), tiling.field("rows"))
 
 
 @dataclass(frozen=True)
@@ -100,20 +92,6 @@ class CimRowsPerPassPass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         hw = module_target(op, self.target, self.name)
         rows = self.chosen(hw)
-        mvms = [inner for inner in op.walk() if isinstance(inner, cim_tile.MVMOp)]
-        nodes = {
-            mvm: node.data
-            if isinstance(node := mvm.attributes.get(NODE_ATTR), StringAttr)
-            else ""
-            for mvm in mvms
-        }
-        unknown = sorted(set(self.layers) - set(nodes.values()))
-        if unknown:
-            raise CimError(
-                f"{self.name}: no MVM of ONNX node '{unknown[0]}' (layers=...)"
-            )
-        for mvm in mvms:
-            if self.layers and nodes[mvm] not in self.layers:
-                continue
-            if _rows_used(mvm) > rows:
+        for mvm in selected_mvms(op, self.layers, self.name):
+            if array_cells(mvm.tiling)[0] > rows:
                 mvm.rows_per_pass = IntegerAttr(rows, i64)

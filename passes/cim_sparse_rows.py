@@ -32,13 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr, i64
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
 from xdsl.passes import ModulePass
 
+from cimflow.analysis.layer_selection import selected_mvms
 from cimflow.analysis.sparse_tiling import compacted_rows
 from cimflow.analysis.tile_mapping import target_tiling
-from cimflow.cimdialect import cim_tile
-from cimflow.cimdialect.cim_graph import NODE_ATTR, WeightSourceAttr
+from cimflow.cimdialect.cim_graph import WeightSourceAttr
 from cimflow.errors import CimError
 from cimflow.frontend.onnx_import import SOURCE_ATTR
 from cimflow.target_record import module_target
@@ -75,17 +75,12 @@ class CimSparseRowsPass(ModulePass):
                 f"{self.name}: the module names no model file "
                 f"('{SOURCE_ATTR}'), so there are no weight values to read"
             )
-        mvms = [inner for inner in op.walk() if isinstance(inner, cim_tile.MVMOp)]
-        nodes = {mvm: _node(mvm) for mvm in mvms}
-        unknown = sorted(set(self.layers) - set(nodes.values()))
-        if unknown:
-            raise CimError(f"{self.name}: no MVM of ONNX node '{unknown[0]}'")
+        mvms = selected_mvms(op, self.layers, self.name)
         values = load_weights(Path(source.path.data), source.dim_values)
         for mvm in mvms:
             tiling = mvm.tiling
             if (
-                (self.layers and nodes[mvm] not in self.layers)
-                or mvm.compacted_from is not None
+                mvm.compacted_from is not None
                 or tiling.field("groups_per_array") > 1
                 or mvm.weight.data not in values
             ):
@@ -103,8 +98,3 @@ class CimSparseRowsPass(ModulePass):
             if held <= k * (1.0 - self.min_saving):
                 mvm.tiling = target_tiling(hw, held, n, groups)
                 mvm.compacted_from = IntegerAttr(k, i64)
-
-
-def _node(mvm: cim_tile.MVMOp) -> str:
-    node = mvm.attributes.get(NODE_ATTR)
-    return node.data if isinstance(node, StringAttr) else ""

@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import onnx
-from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass, PassPipeline
 from xdsl.universe import Universe
@@ -66,6 +65,7 @@ from cimflow.errors import CimError
 from cimflow.hw_targets import overridden
 from cimflow.output_files import write_output
 from cimflow.pipeline_spec import checked_specs
+from cimflow.universe import multiverse_context
 
 if TYPE_CHECKING:
     from cimflow.frontend import WeightQuantization
@@ -375,11 +375,8 @@ def compile_model(
     check_readable_file(source)
     passes = build_pipeline(pipeline, target)
     module = import_onnx(source, dict(dims or {}))
-    context = Context()
-    for name, dialect in Universe.get_multiverse().all_dialects.items():
-        context.register_dialect(name, dialect)
     try:
-        passes.apply(context, module)
+        passes.apply(multiverse_context(), module)
     except DiagnosticException as error:
         raise CimError(_one_line(error)) from None
     return module

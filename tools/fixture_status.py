@@ -26,9 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
-from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.universe import Universe
 from xdsl.utils.exceptions import DiagnosticException
 
 from cimflow.cimsim.engine import simulate
@@ -45,6 +43,7 @@ from cimflow.tools.cim_verify import (
     module_trace,
     reference_outputs,
 )
+from cimflow.universe import multiverse_context
 
 TARGETS: tuple[str, ...] = ("tiny", "dynaplasia")
 """The targets every fixture is compiled for: the smallest one (operators
@@ -56,13 +55,6 @@ DEFAULT_FIXTURES = Path("tests/fixtures/exporters")
 def fixture_paths(directory: Path = DEFAULT_FIXTURES) -> list[Path]:
     """The fixture files, sorted."""
     return sorted(directory.glob("*.onnx"))
-
-
-def _context() -> Context:
-    context = Context()
-    for name, dialect in Universe.get_multiverse().all_dialects.items():
-        context.register_dialect(name, dialect)
-    return context
 
 
 @dataclass(frozen=True)
@@ -110,7 +102,7 @@ class Tiled:
 def tile(fixture: Fixture, target: str) -> Tiled:
     module = fixture.module.clone()
     start = time.perf_counter()
-    ConvertGraphToTilePass(target).apply(_context(), module)
+    ConvertGraphToTilePass(target).apply(multiverse_context(), module)
     return Tiled(fixture, target, module, time.perf_counter() - start)
 
 
@@ -150,7 +142,7 @@ def run(tiled: Tiled, strategy: str) -> Outcome:
     start = time.perf_counter()
     try:
         module = tiled.module.clone()
-        context = _context()
+        context = multiverse_context()
         allocation_pass(strategy, target).apply(context, module)
         ConvertTileToMetaPass(target).apply(context, module)
         trace = module_trace(module, str(fixture.path))

@@ -167,20 +167,17 @@ def _listing() -> str:
 def compiled_decoder(path: Path) -> tuple[DecoderShape, Partition, str]:
     """The decoder of the module at ``path`` (named after the file), the
     placement ``ndp-partition`` wrote on it and the system it recorded."""
-    from xdsl.context import Context
     from xdsl.parser import Parser
-    from xdsl.universe import Universe
     from xdsl.utils.exceptions import ParseError
+
+    from cimflow.universe import multiverse_context
 
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise CimError(f"{path}: cannot read: {error}") from None
-    context = Context()
-    for name, dialect in Universe.get_multiverse().all_dialects.items():
-        context.register_dialect(name, dialect)
     try:
-        module = Parser(context, text, str(path)).parse_module()
+        module = Parser(multiverse_context(), text, str(path)).parse_module()
     except ParseError as error:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         where = lines[0] if lines else str(path)

@@ -47,7 +47,9 @@ def target_tiling(hw: HardwareTarget, k: int, n: int, groups: int) -> TilingAttr
     )
 
 
-def _cells(tiling: TilingAttr) -> tuple[int, int]:
+def array_cells(tiling: TilingAttr) -> tuple[int, int]:
+    """The rows and columns each array of a weight copy uses (packed
+    groups side by side along the diagonal; else one tile's)."""
     k, n, rows = (tiling.field(f) for f in ("k", "n", "rows"))
     packed = tiling.field("groups_per_array")
     slices = tiling.field("bit_slices")
@@ -63,7 +65,7 @@ def _plan_matrix(
     k, n, rows = (tiling.field(f) for f in ("k", "n", "rows"))
     row_tiles, col_tiles = tiling.field("row_tiles"), tiling.field("col_tiles")
     per_array = tiling.outputs_per_array
-    cell_rows, cell_cols = _cells(tiling)
+    cell_rows, cell_cols = array_cells(tiling)
     if row_tiles * col_tiles <= available:
         return [
             Chunk(
@@ -133,7 +135,7 @@ def _cut(tiling: TilingAttr, available: int) -> list[Chunk]:
         raise ValueError("no arrays available for a weight chunk")
     if groups == 1:
         return _plan_matrix(tiling, available, 0, 0)
-    cell_rows, cell_cols = _cells(tiling)
+    cell_rows, cell_cols = array_cells(tiling)
     row_tiles = tiling.field("row_tiles")
     block = row_tiles * tiling.field("col_tiles")
     packed = tiling.field("groups_per_array")

@@ -87,7 +87,7 @@ def cold_neuron_seconds(
     kind: str,
     read: float,
     products: float,
-    batch: int = 1,
+    batch: int,
 ) -> float:
     """One cold device reading ``read`` neurons of a block of ``kind`` and
     multiplying ``products`` (neuron, sequence) pairs: it skips the
