@@ -38,11 +38,13 @@ from xdsl.dialects.builtin import (
     DenseArrayBase,
     DenseIntOrFPElementsAttr,
     DictionaryAttr,
+    FloatAttr,
     IntegerAttr,
     NoneAttr,
     StringAttr,
     SymbolNameConstraint,
     TensorType,
+    f64,
     i64,
 )
 from xdsl.dialects.utils import EnumAttribute
@@ -57,6 +59,7 @@ from xdsl.ir import (
     TypeAttribute,
 )
 from xdsl.irdl import (
+    EqAttrConstraint,
     IRDLOperation,
     irdl_attr_definition,
     irdl_op_definition,
@@ -845,7 +848,9 @@ class MVMOp(_ArrayWorkOp):
     ``local_bytes`` is what the busiest core reads from its local buffer
     into its arrays (the sliding-window expansion happens there);
     ``rows_per_pass`` the word lines driven per ADC pass when the compiler
-    chose fewer than the target's ``active_rows``.
+    chose fewer than the target's ``active_rows``; ``zero_planes`` the share
+    of input bit-planes skipped as zero where the compiler enabled zero
+    skipping (``cim-input-sparsity``).
 
     ```mlir
     %t = cim_meta.mvm "fc.weight" arrays <0:4> vectors 128 rows 320 cols 320
@@ -860,7 +865,7 @@ class MVMOp(_ArrayWorkOp):
          segment 0
     %r = cim_meta.mvm "fc.weight" arrays <0:4> vectors 128 rows 320 cols 320
          k [0, 768] n [0, 80] v [0, 128] input "x" output "y" rows_per_pass 64
-         segment 0
+         zero_planes 4.375000e-01 segment 0
     ```
     """
 
@@ -878,6 +883,7 @@ class MVMOp(_ArrayWorkOp):
     out_to = prop_def(LocationAttr, default_value=LocationAttr(Location.BUFFER))
     out_arrays = opt_prop_def(ArrayRangesAttr)
     rows_per_pass = opt_prop_def(IntegerAttr.constr(i64))
+    zero_planes = opt_prop_def(FloatAttr.constr(type=EqAttrConstraint(f64)))
 
     assembly_format = (
         "$weight `arrays` $arrays `vectors` $vectors `rows` $rows `cols` $cols "
@@ -886,7 +892,7 @@ class MVMOp(_ArrayWorkOp):
         "(`in_bytes` $in_bytes^)? (`out_to` $out_to^)? "
         "(`out_arrays` $out_arrays^)? (`out_bytes` $out_bytes^)? "
         "(`local_bytes` $local_bytes^)? (`rows_per_pass` $rows_per_pass^)? "
-        + _DEPS_FORMAT
+        "(`zero_planes` $zero_planes^)? " + _DEPS_FORMAT
     )
 
     def __init__(
@@ -914,6 +920,7 @@ class MVMOp(_ArrayWorkOp):
         out_arrays: ArrayRangesAttr | None = None,
         allocs: Sequence[AllocAttr] = (),
         rows_per_pass: int = 0,
+        zero_planes: float | None = None,
     ):
         properties = _common_properties(segment, label, allocs) | {
             "weight": _string(weight),
@@ -938,6 +945,8 @@ class MVMOp(_ArrayWorkOp):
             properties["out_arrays"] = out_arrays
         if rows_per_pass:
             properties["rows_per_pass"] = i64_attr(rows_per_pass)
+        if zero_planes is not None:
+            properties["zero_planes"] = FloatAttr(zero_planes, f64)
         self._init_meta(deps, properties)
 
     @property
@@ -945,10 +954,18 @@ class MVMOp(_ArrayWorkOp):
         """The rows per ADC pass the compiler chose (0: the target's)."""
         return 0 if self.rows_per_pass is None else self.rows_per_pass.value.data
 
+    @property
+    def skipped_zero_planes(self) -> float | None:
+        """The share of input bit-planes skipped as zero (None: skipping off)."""
+        return None if self.zero_planes is None else self.zero_planes.value.data
+
     def verify_(self) -> None:
         self.verify_array_work()
         if self.rows_per_pass is not None and self.rows_per_pass.value.data < 1:
             raise VerifyException("'cim_meta.mvm' rows_per_pass must be positive")
+        zero_planes = self.skipped_zero_planes
+        if zero_planes is not None and not 0.0 <= zero_planes < 1.0:
+            raise VerifyException("'cim_meta.mvm' zero_planes must be in [0, 1)")
         start, stop = _verify_span(self, "v", self.v)
         if self.vectors.value.data < 1 or self.vectors.value.data > stop - start:
             raise VerifyException(

@@ -26,9 +26,11 @@ from collections.abc import Sequence
 from xdsl.dialects.builtin import (
     ArrayAttr,
     DenseArrayBase,
+    FloatAttr,
     IntegerAttr,
     StringAttr,
     TensorType,
+    f64,
     i64,
 )
 from xdsl.dialects.utils import EnumAttribute
@@ -43,6 +45,7 @@ from xdsl.ir import (
     SSAValue,
 )
 from xdsl.irdl import (
+    EqAttrConstraint,
     IRDLOperation,
     irdl_attr_definition,
     irdl_op_definition,
@@ -337,7 +340,10 @@ class MVMOp(IRDLOperation):
     weight is named, never an operand: it lives in the arrays. ``bias`` names
     a ``[groups*N]`` weight added after accumulation. ``rows_per_pass``
     (``cim-rows-per-pass``) drives at most that many of an array's rows per
-    ADC pass instead of the target's ``active_rows``.
+    ADC pass instead of the target's ``active_rows``. ``zero_planes``
+    (``cim-input-sparsity``) enables zero skipping: the share of input
+    bit-planes measured to be zero on every row of a pass, which the arrays
+    skip.
 
     ```mlir
     %y = cim_tile.mvm %x weight "fc.weight" layout nk bias "fc.bias"
@@ -345,7 +351,7 @@ class MVMOp(IRDLOperation):
            cols = 320, bit_slices = 8, row_tiles = 2, col_tiles = 1,
            groups_per_array = 1>
          alloc <segment = 0, copies = 1, chunks = 1>
-         rows_per_pass 64
+         rows_per_pass 64 zero_planes 4.375000e-01
          mode <compute> : tensor<1x512xf32> -> tensor<1x10xf32>
     ```
     """
@@ -366,6 +372,8 @@ class MVMOp(IRDLOperation):
     compacted_from = opt_prop_def(IntegerAttr.constr(i64))
     """The weight's rows per group before the rows no array needs were
     dropped (``cim-sparse-rows``); the tiling's ``k`` is the rows held."""
+    zero_planes = opt_prop_def(FloatAttr.constr(type=EqAttrConstraint(f64)))
+    """Share of input bit-planes its arrays skip as zero (none: skipping off)."""
     mode = prop_def(ArrayModeAttr)
 
     traits = traits_def(Pure())
@@ -374,7 +382,8 @@ class MVMOp(IRDLOperation):
         "$input `weight` $weight `layout` $layout (`bias` $bias^)? "
         "`tiling` $tiling (`alloc` $alloc^)? (`align` $align^)? "
         "(`rows_per_pass` $rows_per_pass^)? "
-        "(`compacted_from` $compacted_from^)? `mode` $mode "
+        "(`compacted_from` $compacted_from^)? (`zero_planes` $zero_planes^)? "
+        "`mode` $mode "
         "attr-dict `:` type($input) `->` type($output)"
     )
 
@@ -407,6 +416,11 @@ class MVMOp(IRDLOperation):
     def chosen_rows_per_pass(self) -> int:
         """The rows per ADC pass the compiler chose (0: the target's)."""
         return 0 if self.rows_per_pass is None else self.rows_per_pass.value.data
+
+    @property
+    def skipped_zero_planes(self) -> float | None:
+        """The share of input bit-planes skipped as zero (None: skipping off)."""
+        return None if self.zero_planes is None else self.zero_planes.value.data
 
     @property
     def reduction(self) -> int:
@@ -444,6 +458,9 @@ class MVMOp(IRDLOperation):
             raise VerifyException("'cim_tile.mvm' align must be positive")
         if self.rows_per_pass is not None and self.rows_per_pass.value.data < 1:
             raise VerifyException("'cim_tile.mvm' rows_per_pass must be positive")
+        zero_planes = self.skipped_zero_planes
+        if zero_planes is not None and not 0.0 <= zero_planes < 1.0:
+            raise VerifyException("'cim_tile.mvm' zero_planes must be in [0, 1)")
 
 
 @irdl_op_definition

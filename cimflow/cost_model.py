@@ -38,6 +38,14 @@ Formulas (a target ``t``; all divisions round up to whole cycles):
   B. Murmann, "ADC Performance Survey"). Sharing ADCs changes the time, not
   the number of conversions, so it does not change the energy (ADC leakage
   is not modelled).
+- Zero skipping (an MVM for which ``cim-input-sparsity`` measured a share
+  ``s`` of input bit-planes that are zero on every driven row of a pass, on
+  a target with ``array.zero_skip``): the issue interval is the time of the
+  vector's bit-planes, so ``floor(s * passes * vectors * interval)`` cycles
+  are skipped; array, ADC and DAC energy shrink by ``1 - s``; every plane
+  pays one detection, ``passes * input_passes * zero_detect_pj`` per array
+  and vector (CIMinus's input bit-sparsity; ciminus.md §3.3 and §6.1, where
+  ``n_bitplanes_effective = B_act * (1 - s_in)``).
 - Programming weights: arrays are written row by row, all arrays of the group
   in parallel: ``cycles = rows_used * program_cycles_per_row``; energy per
   programmed cell.
@@ -112,6 +120,7 @@ ENERGY_COMPONENTS: tuple[str, ...] = (
     "array",
     "adc",
     "dac",
+    "zero_detect",
     "program",
     "switch",
     "memory_array",
@@ -142,17 +151,51 @@ def _ceil_div(numerator: float, denominator: float) -> int:
     return math.ceil(numerator / denominator) if numerator > 0 else 0
 
 
+@dataclass(frozen=True)
+class MvmTarget(HardwareTarget):
+    """A target as one MVM runs on it (:func:`with_mvm_choices`): the
+    target's keys with the compiler's per-MVM choices applied, and the share
+    of its input bit-planes its zero detectors skip."""
+
+    zero_planes: float | None = None
+    """Share of the MVM's input bit-planes (per array, vector and word-line
+    pass) that are zero on every driven row and skipped; ``None``: zero
+    skipping is off for this MVM (no detection is charged)."""
+
+    __hash__ = HardwareTarget.__hash__
+
+
+def zero_planes_of(t: HardwareTarget) -> float | None:
+    """The skipped share of input bit-planes ``t`` sees (``None``: off)."""
+    return t.zero_planes if isinstance(t, MvmTarget) else None
+
+
 @lru_cache(maxsize=256)
-def with_rows_per_pass(t: HardwareTarget, rows_per_pass: int) -> HardwareTarget:
-    """``t`` as an MVM that drives at most ``rows_per_pass`` word lines per
-    ADC pass sees it (0: the target's own ``active_rows``): a compiler's
-    choice of fewer rows per pass (``cim-rows-per-pass``) costs passes, and
-    each pass converts every column again."""
-    if rows_per_pass <= 0 or rows_per_pass == t.array.active_rows:
+def with_mvm_choices(
+    t: HardwareTarget, rows_per_pass: int = 0, zero_planes: float | None = None
+) -> HardwareTarget:
+    """``t`` as an MVM sees it when it drives at most ``rows_per_pass`` word
+    lines per ADC pass (0: the target's own ``active_rows``) and skips the
+    share ``zero_planes`` of its input bit-planes (``None``: no skipping).
+
+    A compiler's choice of fewer rows per pass (``cim-rows-per-pass``) costs
+    passes, and each pass converts every column again; zero skipping
+    (``cim-input-sparsity``, on a target with ``array.zero_skip``) saves the
+    skipped planes' share of the work and charges a detection per plane."""
+    if rows_per_pass > 0 and rows_per_pass != t.array.active_rows:
+        t = dataclasses.replace(
+            t, array=dataclasses.replace(t.array, active_rows=rows_per_pass)
+        )
+    if zero_planes is None:
         return t
-    return dataclasses.replace(
-        t, array=dataclasses.replace(t.array, active_rows=rows_per_pass)
-    )
+    if not t.array.zero_skip:
+        raise ValueError(f"target '{t.name}' has no zero detectors (array.zero_skip)")
+    if not 0.0 <= zero_planes < 1.0:
+        raise ValueError(
+            f"a share of skipped planes must be in [0, 1), got {zero_planes}"
+        )
+    tables = {f.name: getattr(t, f.name) for f in dataclasses.fields(HardwareTarget)}
+    return MvmTarget(**tables, zero_planes=zero_planes)
 
 
 def wordline_passes(t: HardwareTarget, rows_used: int) -> int:
@@ -181,7 +224,9 @@ def mvm_cycles(t: HardwareTarget, vectors: int, rows_used: int, cols_used: int) 
     a = t.array
     interval = mvm_issue_interval(t, cols_used)
     latency = a.mvm_latency_cycles - a.mvm_issue_interval_cycles + interval
-    return passes * (latency + (vectors - 1) * interval)
+    dense = passes * (latency + (vectors - 1) * interval)
+    skipped = zero_planes_of(t) or 0.0
+    return dense - math.floor(skipped * passes * vectors * interval)
 
 
 def adc_conversion_pj(t: HardwareTarget) -> float:
@@ -197,15 +242,17 @@ def mvm_cost(
     activations = arrays * vectors
     passes = wordline_passes(t, rows_used)
     e = t.energy
-    conversions = activations * passes * t.input_passes * cols_used
-    return OpCost(
-        mvm_cycles(t, vectors, rows_used, cols_used),
-        {
-            "array": activations * passes * e.array_mvm_pj,
-            "adc": conversions * adc_conversion_pj(t),
-            "dac": activations * rows_used * t.input_passes * e.dac_conversion_pj,
-        },
-    )
+    skipped = zero_planes_of(t)
+    kept = 1.0 - (skipped or 0.0)
+    planes = activations * passes * t.input_passes
+    energy = {
+        "array": activations * passes * e.array_mvm_pj * kept,
+        "adc": planes * cols_used * adc_conversion_pj(t) * kept,
+        "dac": activations * rows_used * t.input_passes * e.dac_conversion_pj * kept,
+    }
+    if skipped is not None:
+        energy["zero_detect"] = planes * e.zero_detect_pj
+    return OpCost(mvm_cycles(t, vectors, rows_used, cols_used), energy)
 
 
 def program_cost(
@@ -656,6 +703,7 @@ def mvm_op_parts(
     out_to: StreamLevel = "buffer",
     out_arrays: Ranges = (),
     rows_per_pass: int = 0,
+    zero_planes: float | None = None,
 ) -> tuple[OpCost, OpCost]:
     """An MVM op as a trace states it, as ``(compute, stream)``: :func:`mvm_cost` on
     ``arrays`` arrays, at the same time as its busiest core reads ``local_bytes`` from
@@ -663,9 +711,14 @@ def mvm_op_parts(
     from where ``feed`` says (``feed_arrays`` for ``memory``, by the memory-to-compute
     path when :func:`feeds_directly`) and ``out_bytes`` of outputs to ``out_to``
     (``out_arrays`` for ``memory``); ``cores`` are the cores of its arrays (default
-    every core); ``rows_per_pass`` is the MVM's own (:func:`with_rows_per_pass`)."""
+    every core); ``rows_per_pass`` and ``zero_planes`` are the MVM's own
+    (:func:`with_mvm_choices`)."""
     compute = mvm_cost(
-        with_rows_per_pass(t, rows_per_pass), arrays, vectors, rows_used, cols_used
+        with_mvm_choices(t, rows_per_pass, zero_planes),
+        arrays,
+        vectors,
+        rows_used,
+        cols_used,
     )
     local = OpCost(local_read_cycles(t, local_bytes), {})
     if not in_bytes and not out_bytes:

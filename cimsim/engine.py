@@ -184,6 +184,7 @@ def op_parts(
             out_to=op.out_to,
             out_arrays=op.out_arrays,
             rows_per_pass=op.rows_per_pass,
+            zero_planes=op.zero_planes,
         )
     return vector_op_parts(
         target,

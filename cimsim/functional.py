@@ -778,6 +778,11 @@ class Recording:
     """The ONNX node of the first MVM reading each recorded input."""
     adc_peaks: dict[AdcKey, Array] | None = None
     """Set to a dict to record ADC peaks (and run the ADCs ideal)."""
+    input_planes: dict[str, tuple[int, int]] | None = None
+    """Set to a dict to count, per MVM weight, the input bit-planes its
+    arrays drive (per array, vector and word-line pass) as ``(zero,
+    all)``: ``zero`` of them are zero on every driven row of the pass, the
+    planes a zero detector skips (quantized mode)."""
 
 
 # --------------------------------------------------------------------------
@@ -1839,8 +1844,14 @@ class _Executor:
         per_pass = array.active_rows
         if isinstance(self.op, MvmOp) and self.op.rows_per_pass:
             per_pass = self.op.rows_per_pass
+        planes = None if self.recording is None else self.recording.input_planes
         for r0 in range(0, driven.shape[1], per_pass):
             r1 = min(driven.shape[1], r0 + per_pass)
+            if planes is not None and isinstance(self.op, MvmOp):
+                zero = int(np.count_nonzero(~digits[:, :, r0:r1].any(axis=2)))
+                seen_zero, seen = planes.get(self.op.weight, (0, 0))
+                total_planes = seen + digits.shape[0] * digits.shape[1]
+                planes[self.op.weight] = (seen_zero + zero, total_planes)
             sums = digits[:, :, r0:r1] @ window[r0:r1]
             pass_key = (*key, r0)
             if peaks is not None:

@@ -286,6 +286,9 @@ class MvmOp(OpBase):
     rows_per_pass: int = 0
     """Word lines driven per ADC pass, when the compiler chose fewer than
     the target's ``active_rows`` (0: the target's)."""
+    zero_planes: float | None = None
+    """Share of input bit-planes skipped as zero, where the compiler enabled
+    zero skipping (``None``: off)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -515,6 +518,12 @@ class _Fields:
                 f"key {self.key(key)} must be at most 2^53 - 1, got {_short(value)}"
             )
         return value
+
+    def number(self, key: str) -> float:
+        value = self.data.get(key, _MISSING)
+        if type(value) not in (int, float) or not math.isfinite(cast(float, value)):
+            raise self.wrong(key, value, "a finite number")
+        return float(cast(float, value))
 
     def string(self, key: str) -> str:
         value = self.data.get(key, _MISSING)
@@ -800,7 +809,7 @@ _KIND_KEYS: dict[str, frozenset[str]] = {
     "mvm": _COMMON_KEYS
     | {"arrays", "vectors", "rows", "cols", "weight", "k", "n", "v", "input", "output"}
     | {"feed", "in_bytes", "out_bytes", "local_bytes", "feed_arrays"}
-    | {"out_to", "out_arrays", "rows_per_pass"},
+    | {"out_to", "out_arrays", "rows_per_pass", "zero_planes"},
     "vector": _COMMON_KEYS
     | {"op", "element_ops", "cores", "in_bytes", "out_bytes", "inputs", "outputs"}
     | {"attrs", "block", "in_from", "out_to", "in_arrays", "out_arrays"},
@@ -1211,7 +1220,23 @@ class _OpReader:
             out_to=out_to,
             out_arrays=out_arrays,
             rows_per_pass=rows_per_pass,
+            zero_planes=self.zero_planes(fields),
         )
+
+    def zero_planes(self, fields: _Fields) -> float | None:
+        """An MVM's ``zero_planes``: a share in ``[0, 1)``, on a target with
+        zero detectors."""
+        if "zero_planes" not in fields.data:
+            return None
+        share = fields.number("zero_planes")
+        if not 0.0 <= share < 1.0:
+            raise fields.fail(f"key 'zero_planes' ({share}) must be in [0, 1)")
+        if not self.target.array.zero_skip:
+            raise fields.fail(
+                f"key 'zero_planes' needs a target with zero detectors; "
+                f"'{self.target.name}' has array.zero_skip = false"
+            )
+        return share
 
     def _vector(
         self,

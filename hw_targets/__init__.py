@@ -82,6 +82,10 @@ class ArrayParams:
     program_cycles_per_row: int
     compute_granularity: str
     dynamic_matmul: bool
+    zero_skip: bool
+    """Zero detectors skip an input bit-plane (``dac_bits`` bits of every
+    driven row) that is zero on every row of a word-line pass, on the MVMs
+    the compiler measured and enabled it for (``cim-input-sparsity``)."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,9 @@ class Energy:
     interconnect_pj_per_byte: float
     dram_pj_per_byte: float
     vector_pj_per_element: float
+    zero_detect_pj: float
+    """One zero detection: one input bit-plane over the rows of one
+    word-line pass of one array (charged where skipping is enabled)."""
 
 
 @dataclass(frozen=True)

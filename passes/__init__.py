@@ -12,6 +12,10 @@ PASS_MODULES: dict[str, tuple[str, str]] = {
     ),
     "cim-rows-per-pass": ("cimflow.passes.cim_rows_per_pass", "CimRowsPerPassPass"),
     "cim-sparse-rows": ("cimflow.passes.cim_sparse_rows", "CimSparseRowsPass"),
+    "cim-input-sparsity": (
+        "cimflow.passes.cim_input_sparsity",
+        "CimInputSparsityPass",
+    ),
     "cim-static-allocate": ("cimflow.passes.static_allocate", "StaticAllocatePass"),
     "cim-pimcomp-allocate": (
         "cimflow.passes.pimcomp_allocate",

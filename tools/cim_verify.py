@@ -42,6 +42,7 @@ from xdsl.universe import Universe
 from xdsl.utils.arg_spec import ArgSpec
 from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException
 
+from cimflow.analysis.zero_planes import ZeroPlaneProfile
 from cimflow.cimsim.calibration import (
     CLIPPINGS,
     CalibrationOptions,
@@ -57,6 +58,7 @@ from cimflow.cimsim.functional import (
     Calibration,
     FunctionalError,
     Mode,
+    Recording,
     run_functional,
 )
 from cimflow.cimsim.trace import TensorType, Trace, parse_trace
@@ -146,6 +148,11 @@ class ModeCheck:
     layers: tuple[LayerError, ...] = ()
     """Per MVM input, the quantized run's distance from the exact run's
     (quantized mode, when asked for)."""
+    zero_planes: Mapping[str, tuple[int, int]] = field(
+        default_factory=lambda: dict[str, tuple[int, int]]()
+    )
+    """Per MVM weight, ``(zero, all)`` input bit-planes its arrays drove
+    (quantized mode, when asked for: :class:`Recording.input_planes`)."""
 
     @property
     def passed(self) -> bool:
@@ -626,13 +633,16 @@ def check_trace(
     quantization: Mapping[str, WeightQuantization] | None = None,
     calibration: Calibration | None = None,
     per_layer: bool = False,
+    count_planes: bool = False,
 ) -> ModeCheck:
     """Run the trace in one mode and compare its outputs with ``reference``.
 
     Outputs are matched by their ONNX names, which the compiler keeps; a
     trace whose outputs are named otherwise is matched by position.
     ``calibration`` sets quantized mode's ranges; ``per_layer`` adds, in
-    quantized mode, each MVM input's distance from its exact value.
+    quantized mode, each MVM input's distance from its exact value;
+    ``count_planes`` counts, in quantized mode, each MVM's zero input
+    bit-planes.
     """
     outputs = trace.model.outputs
     if len(outputs) != len(reference):
@@ -650,9 +660,12 @@ def check_trace(
         inputs[spec.name] = feeds[spec.name]
     start = time.perf_counter()
     layers: tuple[LayerError, ...] = ()
+    recording = (
+        Recording(input_planes={}) if count_planes and mode == "quantized" else None
+    )
     try:
         results = run_functional(
-            trace, inputs, mode, weights, quantization or {}, calibration
+            trace, inputs, mode, weights, quantization or {}, calibration, recording
         )
         if per_layer and mode == "quantized":
             layers = tuple(
@@ -675,7 +688,8 @@ def check_trace(
             outputs, _by_name(outputs, reference), strict=True
         )
     )
-    return ModeCheck(mode, checks, None, seconds, layers)
+    planes = {} if recording is None else recording.input_planes or {}
+    return ModeCheck(mode, checks, None, seconds, layers, planes)
 
 
 def _by_name(
@@ -737,6 +751,7 @@ def verify_trace(
     strict: bool = False,
     quantization: Mapping[str, WeightQuantization] | None = None,
     calibration: Calibrating | None = None,
+    count_planes: bool = False,
 ) -> VerifyReport:
     """Check an already built ``trace`` of the ONNX model at ``path``.
 
@@ -745,7 +760,8 @@ def verify_trace(
     frontend's ``load_weights`` of ``path``, and ``quantization`` (the scales
     of dequantized weights, which quantized mode honours) to the model's when
     the weights are loaded from it. With ``calibration``, quantized mode is
-    calibrated on inputs drawn from the seeds after ``seed``.
+    calibrated on inputs drawn from the seeds after ``seed``;
+    ``count_planes`` counts its zero input bit-planes (:func:`check_trace`).
     """
     from cimflow.frontend import load_model_weights
 
@@ -790,6 +806,7 @@ def verify_trace(
             quantization,
             calibrated,
             calibration is not None and calibration.per_layer,
+            count_planes,
         )
         for m in modes
     )
@@ -819,6 +836,7 @@ def verify_model(
     atol: float = DEFAULT_ATOL,
     strict: bool = False,
     calibration: Calibrating | None = None,
+    count_planes: bool = False,
 ) -> VerifyReport:
     """Compile the ONNX model at ``path`` and check it against onnxruntime.
 
@@ -842,6 +860,7 @@ def verify_model(
         pipeline,
         strict=strict,
         calibration=calibration,
+        count_planes=count_planes,
     )
 
 
@@ -933,6 +952,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="report each MVM input's SQNR and cosine (quantized mode)",
     )
+    parser.add_argument(
+        "--zero-planes",
+        metavar="FILE",
+        help="write, per MVM weight, how many of its input bit-planes the quantized "
+        "run drove and how many were zero (a profile for cim-input-sparsity; "
+        "needs --mode quantized or both)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
         "-o", "--output", metavar="FILE", help="write the report to FILE, not stdout"
@@ -973,6 +999,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         dims = parse_dims(cast(list[str], args.dim))
         check_model_dims(Path(cast(str, args.model)), dims)
         calibration = _calibrating(args)
+        planes_file = cast("str | None", args.zero_planes)
+        if planes_file is not None and args.mode == "exact":
+            raise CimError("--zero-planes needs --mode quantized or both")
         with overridden(cast(list[str], args.set)):
             report = verify_model(
                 cast(str, args.model),
@@ -985,12 +1014,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cast(float, args.atol),
                 cast(bool, args.strict),
                 calibration,
+                planes_file is not None,
             )
         text = (
             json.dumps(report.to_dict(), indent=1, sort_keys=True) + "\n"
             if cast(bool, args.json)
             else report.format()
         )
+        if planes_file is not None:
+            quantized = report.mode("quantized")
+            if quantized.error is not None:
+                raise CimError(
+                    f"no profile: the quantized run failed: {quantized.error}"
+                )
+            profile = ZeroPlaneProfile(
+                report.target, report.seed, quantized.zero_planes
+            )
+            write_output(planes_file, profile.to_json())
         output = cast("str | None", args.output)
         if output is not None:
             write_output(output, text)

@@ -44,7 +44,7 @@ from cimflow.cost_model import (
     vector_cost,
     vector_element_ops,
     vector_op_parts,
-    with_rows_per_pass,
+    with_mvm_choices,
 )
 from cimflow.hw_targets import HardwareTarget
 
@@ -418,11 +418,12 @@ def split_span(span: Span, pieces: int) -> list[Span]:
 
 
 def mvm_target(hw: HardwareTarget, mvm: cim_tile.MVMOp) -> HardwareTarget:
-    """The target as ``mvm`` runs on it: with the rows per ADC pass the
-    compiler chose for it (:func:`~cimflow.cost_model.with_rows_per_pass`),
-    so that every cost of the MVM, the lowering's and the allocation
-    models', counts its passes."""
-    return with_rows_per_pass(hw, mvm.chosen_rows_per_pass)
+    """The target as ``mvm`` runs on it: with the rows per ADC pass and the
+    zero skipping the compiler chose for it
+    (:func:`~cimflow.cost_model.with_mvm_choices`), so that every cost of
+    the MVM, the lowering's and the allocation models', counts its passes
+    and skipped planes."""
+    return with_mvm_choices(hw, mvm.chosen_rows_per_pass, mvm.skipped_zero_planes)
 
 
 def splits_bands(hw: HardwareTarget, rows_used: int, cols_used: int) -> bool:

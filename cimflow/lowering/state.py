@@ -24,7 +24,7 @@ from cimflow.cost_model import (
     link_cycles,
     mvm_cycles,
     program_cost,
-    with_rows_per_pass,
+    with_mvm_choices,
 )
 from cimflow.hw_targets import HardwareTarget
 from cimflow.lowering.allocator import Grant, SpaceAllocator
@@ -478,7 +478,9 @@ class BuilderState:
             rows = op.rows.value.data
             if isinstance(op, cim_meta.MVMOp):
                 cycles = mvm_cycles(
-                    with_rows_per_pass(hw, op.chosen_rows_per_pass),
+                    with_mvm_choices(
+                        hw, op.chosen_rows_per_pass, op.skipped_zero_planes
+                    ),
                     op.vectors.value.data,
                     rows,
                     op.cols.value.data,

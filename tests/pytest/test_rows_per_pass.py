@@ -16,7 +16,7 @@ from cimflow.analysis.lower_bound import latency_lower_bound
 from cimflow.cimdialect import cim_tile
 from cimflow.cimsim.engine import op_costs, simulate
 from cimflow.cimsim.trace import MvmOp, parse_trace
-from cimflow.cost_model import mvm_cost, with_rows_per_pass
+from cimflow.cost_model import mvm_cost, with_mvm_choices
 from cimflow.errors import CimError
 from cimflow.frontend import import_onnx
 from cimflow.hw_targets import load_target, overridden
@@ -49,7 +49,7 @@ def test_each_mvm_costs_its_passes() -> None:
     for op in chosen:
         arrays = sum(stop - start for start, stop in op.arrays)
         compute = mvm_cost(
-            with_rows_per_pass(hw, 64), arrays, op.vectors, op.rows, op.cols
+            with_mvm_choices(hw, 64), arrays, op.vectors, op.rows, op.cols
         )
         assert costs[op.id].cycles >= compute.cycles
         assert costs[op.id].energy_pj["adc"] == pytest.approx(compute.energy_pj["adc"])

@@ -1,0 +1,247 @@
+"""Zero skipping of input bit-planes (CIMinus's input bit-sparsity,
+``ciminus.md`` §10 invariant 8): a measured share ``s`` of zero planes cuts
+an MVM's bit-plane cycles by exactly ``(1 - s)`` and adds zero-detection
+energy; the profile comes from the functional executor (``cim-verify
+--zero-planes``), ``cim-input-sparsity`` writes it on the MVMs, and the
+lowering, the simulator and the lower bound follow it; values stay exact."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import cast
+
+import pytest
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+
+from cimflow.analysis.lower_bound import latency_lower_bound
+from cimflow.analysis.zero_planes import ZeroPlaneProfile, read_profile
+from cimflow.cimsim.engine import op_costs, simulate
+from cimflow.cimsim.trace import MvmOp, parse_trace
+from cimflow.cost_model import mvm_cost, mvm_cycles, with_mvm_choices
+from cimflow.errors import CimError
+from cimflow.frontend import import_onnx
+from cimflow.hw_targets import load_target
+from cimflow.passes.cim_input_sparsity import CimInputSparsityPass
+from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
+from cimflow.passes.trace_target import build_trace
+from cimflow.tools import cim_verify
+from cimflow.tools.cim_verify import compile_model, module_trace, verify_trace
+
+MODEL = Path(__file__).resolve().parents[2] / "tools" / "models" / "resnet_tiny.onnx"
+
+
+def _pipeline(profile: Path, min_share: float = 0.0) -> str:
+    return (
+        "convert-graph-to-tile{target=ciminus},"
+        f'cim-input-sparsity{{profile="{profile}" min_share={min_share}}},'
+        "cim-static-allocate,convert-tile-to-meta"
+    )
+
+
+@pytest.mark.parametrize("share", [0.0, 0.25, 0.5, 0.875])
+def test_skipped_planes_cut_the_bit_plane_cycles_exactly(share: float) -> None:
+    hw = load_target("ciminus")
+    interval = hw.array.mvm_issue_interval_cycles
+    vectors, arrays, rows, cols = 16, 3, 600, 32
+    dense = mvm_cost(hw, arrays, vectors, rows, cols)
+    skipping = mvm_cost(with_mvm_choices(hw, 0, share), arrays, vectors, rows, cols)
+    plane_cycles = vectors * interval  # one word-line pass of 1024 rows
+    assert dense.cycles - skipping.cycles == plane_cycles * share
+    for component in ("array", "adc", "dac"):
+        assert skipping.energy_pj[component] == pytest.approx(
+            dense.energy_pj[component] * (1 - share)
+        )
+    detections = arrays * vectors * hw.input_passes
+    assert skipping.energy_pj["zero_detect"] == pytest.approx(
+        detections * hw.energy.zero_detect_pj
+    )
+    assert skipping.energy_pj["zero_detect"] > 0
+    assert "zero_detect" not in dense.energy_pj
+
+
+def test_skipping_needs_zero_detectors_and_a_share_below_one() -> None:
+    with pytest.raises(ValueError, match="no zero detectors"):
+        with_mvm_choices(load_target("tiny"), 0, 0.5)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        with_mvm_choices(load_target("ciminus"), 0, 1.0)
+    hw = load_target("ciminus")
+    assert mvm_cycles(with_mvm_choices(hw, 0, 0.0), 4, 10, 10) == mvm_cycles(
+        hw, 4, 10, 10
+    )
+
+
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """resnet_tiny's profile on ciminus, calibrated so that ReLU outputs
+    get unsigned codes (whose high planes are often zero)."""
+    path = tmp_path_factory.mktemp("planes") / "planes.json"
+    status = cim_verify.main(
+        [
+            str(MODEL),
+            "--target",
+            "ciminus",
+            "--mode",
+            "quantized",
+            "--calibrate",
+            "2",
+            "--zero-planes",
+            str(path),
+            "-o",
+            str(path.with_suffix(".txt")),
+        ]
+    )
+    assert status == 0
+    return path
+
+
+def test_the_executor_counts_the_planes_the_arrays_drive(profile: Path) -> None:
+    measured = read_profile(profile)
+    assert measured.target == "ciminus"
+    trace = module_trace(compile_model(MODEL, "ciminus"))
+    weights = {op.weight for op in trace.ops if isinstance(op, MvmOp)}
+    assert set(measured.counts) == weights
+    hw = load_target("ciminus")
+    for zero, planes in measured.counts.values():
+        assert 0 <= zero <= planes and planes % hw.input_passes == 0
+    assert any(zero > 0 for zero, _ in measured.counts.values())
+
+
+def test_the_simulator_skips_what_the_profile_measured(profile: Path) -> None:
+    measured = read_profile(profile)
+    hw = load_target("ciminus")
+    dense = module_trace(compile_model(MODEL, "ciminus"))
+    skipping = module_trace(compile_model(MODEL, "ciminus", _pipeline(profile)))
+    dense_costs, skipping_costs = op_costs(dense), op_costs(skipping)
+    dense_mvms = [op for op in dense.ops if isinstance(op, MvmOp)]
+    mvms = [op for op in skipping.ops if isinstance(op, MvmOp)]
+    assert [op.weight for op in mvms] == [op.weight for op in dense_mvms]
+    skipped = 0
+    for plain, op in zip(dense_mvms, mvms, strict=True):
+        assert op.zero_planes == measured.share(op.weight)
+        share = op.zero_planes or 0.0
+        passes = math.ceil(op.rows / hw.array.active_rows)
+        plane_cycles = passes * op.vectors * hw.array.mvm_issue_interval_cycles
+        compute = mvm_cost(
+            with_mvm_choices(hw, 0, op.zero_planes),
+            1,
+            op.vectors,
+            op.rows,
+            op.cols,
+        )
+        assert compute.cycles == mvm_cost(
+            hw, 1, plain.vectors, plain.rows, plain.cols
+        ).cycles - math.floor(share * plane_cycles)
+        assert skipping_costs[op.id].cycles <= dense_costs[plain.id].cycles
+        skipped += dense_costs[plain.id].cycles - skipping_costs[op.id].cycles
+    assert skipped > 0
+    stats = simulate(skipping).stats
+    assert stats.energy_pj["zero_detect"] > 0
+    assert stats.makespan_cycles <= simulate(dense).stats.makespan_cycles
+    tiled = import_onnx(MODEL)
+    ConvertGraphToTilePass("ciminus").apply(Context(), tiled)
+    CimInputSparsityPass(profile=str(profile), min_share=0.0).apply(Context(), tiled)
+    assert latency_lower_bound(tiled, hw).cycles <= stats.makespan_cycles
+
+
+def test_skipping_changes_no_value(profile: Path) -> None:
+    trace = module_trace(
+        compile_model(MODEL, "ciminus", _pipeline(profile)), str(MODEL)
+    )
+    assert any(isinstance(op, MvmOp) and op.zero_planes for op in trace.ops)
+    report = verify_trace(trace, MODEL, "exact")
+    assert report.passed
+
+
+def test_min_share_and_layers_choose_the_mvms(profile: Path) -> None:
+    measured = read_profile(profile)
+    high = max(measured.counts, key=lambda w: measured.share(w) or 0.0)
+    share = measured.share(high)
+    assert share is not None and share > 0
+    trace = module_trace(
+        compile_model(MODEL, "ciminus", _pipeline(profile, min_share=share))
+    )
+    enabled = {
+        op.weight for op in trace.ops if isinstance(op, MvmOp) and op.zero_planes
+    }
+    assert enabled == {w for w in measured.counts if (measured.share(w) or 0) >= share}
+
+
+def _tiled() -> ModuleOp:
+    module = import_onnx(MODEL)
+    ConvertGraphToTilePass("ciminus").apply(Context(), module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("options", "text", "message"),
+    [
+        ({}, None, "give profile=FILE"),
+        ({"min_share": 1.0}, "{}", r"min_share must be in \[0, 1\)"),
+        ({}, "not json", "not JSON"),
+        ({}, '{"format": "x"}', "not a zero-plane profile"),
+        (
+            {},
+            ZeroPlaneProfile("tiny", 0, {}).to_json(),
+            "measured on target 'tiny'",
+        ),
+        (
+            {},
+            json.dumps(
+                {
+                    "format": "cimflow-zero-planes",
+                    "version": 1,
+                    "target": "ciminus",
+                    "seed": 0,
+                    "weights": {"w": {"zero": 5, "planes": 4}},
+                }
+            ),
+            "weight 'w' needs integers 0 <= zero <= planes",
+        ),
+        (
+            {"layers": ("/conv1/Conv",)},
+            ZeroPlaneProfile("ciminus", 0, {}).to_json(),
+            "has no planes of weight",
+        ),
+    ],
+)
+def test_bad_profiles_and_options_are_one_line_errors(
+    tmp_path: Path, options: dict[str, object], text: str | None, message: str
+) -> None:
+    path = tmp_path / "p.json"
+    if text is not None:
+        path.write_text(text)
+    profile = str(path) if text is not None else ""
+    with pytest.raises(CimError, match=message) as error:
+        CimInputSparsityPass(profile=profile, **options).apply(  # pyright: ignore[reportArgumentType]
+            Context(), _tiled()
+        )
+    assert "\n" not in str(error.value)
+
+
+def test_the_trace_refuses_impossible_shares(profile: Path) -> None:
+    record = build_trace(compile_model(MODEL, "ciminus", _pipeline(profile)))
+    ops = cast(list[dict[str, object]], record["ops"])
+    mvm = next(op for op in ops if op.get("zero_planes"))
+    mvm["zero_planes"] = 1.5
+    with pytest.raises(CimError, match=r"'zero_planes' \(1.5\) must be in \[0, 1\)"):
+        parse_trace(record)
+    mvm["zero_planes"] = 0.5
+    target = cast(dict[str, dict[str, object]], record["target"])
+    target["array"]["zero_skip"] = False
+    with pytest.raises(CimError, match="needs a target with zero detectors"):
+        parse_trace(record)
+
+
+def test_cim_verify_needs_quantized_mode_for_a_profile(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "p.json"
+    status = cim_verify.main(
+        [str(MODEL), "--target", "ciminus", "--zero-planes", str(out)]
+    )
+    assert status != 0
+    assert "--zero-planes needs --mode quantized" in capsys.readouterr().err
+    assert not out.exists()
