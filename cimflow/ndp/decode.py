@@ -76,8 +76,7 @@ from cimflow.ndp.predictor import (
     PredictionStats,
     PredictorRules,
     initial_states,
-    predict,
-    update_states,
+    predict_tokens,
 )
 from cimflow.ndp.remap import OFF_DIMM, remap_window
 from cimflow.ndp.system import NdpSystem
@@ -274,7 +273,13 @@ def simulate_decode(
         on_gpu: npt.NDArray[np.bool_] = device_maps[b] == GPU
         dealt = np.arange(on_gpu.size, dtype=np.int64) % devices
         home = np.where(on_gpu, dealt, device_maps[b].astype(np.int64) - 1)
-        states = initial_states((activity[b][: options.prompt] > 0).mean(axis=0), rules)
+        start = initial_states((activity[b][: options.prompt] > 0).mean(axis=0), rules)
+        decoded = activity[b][options.prompt : options.prompt + steps] > 0
+        parent_counts: npt.NDArray[np.int32] | int = 0
+        if kind != "qkv":
+            parent_active = activity[b - 1][options.prompt : options.prompt + steps] > 0
+            parent_counts = parent_active[:, parents[b]].sum(axis=2, dtype=np.int32)
+        predicted, states_after = predict_tokens(start, parent_counts, decoded, rules)
         window = np.zeros(on_gpu.size, dtype=np.int64)
         for step in range(steps):
             t = options.prompt + step
@@ -283,8 +288,7 @@ def simulate_decode(
             if kind == "qkv":
                 computed = actual
             else:
-                parent_count = (activity[b - 1][t] > 0)[parents[b]].sum(axis=1)
-                computed = predict(states, parent_count, rules)
+                computed = predicted[step]
                 stats = stats + PredictionStats.of(computed, actual)
             on_gpu_count = int(np.count_nonzero(computed & on_gpu))
             off_gpu = computed & ~on_gpu
@@ -306,7 +310,7 @@ def simulate_decode(
             traffic.gpu += on_gpu_count * size
             traffic.cold += float(cold_counts.sum()) * size
             traffic.pcie += 2 * shape.hidden * options.batch * FP16_BYTES
-            states = update_states(states, actual, rules)
+            states = states_after[step]
             if adjusts and gpu_time < cold_time:
                 one = gpu_neuron_seconds(system, shape, kind, 1, options.batch)
                 room = int((cold_time - gpu_time) / one)

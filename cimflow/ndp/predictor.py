@@ -172,6 +172,32 @@ def update_states(
     return np.clip(stepped, 0, rules.max_state).astype(np.uint8)
 
 
+def predict_tokens(
+    states: StateArray,
+    parents_active_counts: NDArray[np.int32] | int,
+    activity: BoolArray,
+    rules: PredictorRules = DEFAULT_RULES,
+) -> tuple[BoolArray, NDArray[np.uint8]]:
+    """One block over a run of tokens, as the predictor works: at each token
+    (a row of ``activity``) predict from the states so far and the count of
+    parents active (a row of ``parents_active_counts``, or 0 for every
+    token), then observe the actual activity. Returns the predictions and
+    the states after each token, both ``(tokens, neurons)``."""
+    tokens = activity.shape[0]
+    predicted = np.zeros(activity.shape, dtype=np.bool_)
+    after = np.zeros(activity.shape, dtype=np.uint8)
+    for token in range(tokens):
+        counts = (
+            parents_active_counts
+            if isinstance(parents_active_counts, int)
+            else parents_active_counts[token]
+        )
+        predicted[token] = predict(states, counts, rules)
+        states = update_states(states, activity[token], rules)
+        after[token] = states
+    return predicted, after
+
+
 def predict(
     states: StateArray,
     parents_active_count: ArrayLike,
@@ -508,15 +534,11 @@ class OnlinePredictor:
             parent_counts = self.parents_active(
                 index, trace[index - 1] if index else None
             )
-            predicted = np.zeros(block.shape, dtype=np.bool_)
-            for token in range(block.shape[0]):
-                counts = (
-                    parent_counts
-                    if isinstance(parent_counts, int)
-                    else parent_counts[token]
-                )
-                predicted[token] = predict(self._states[index], counts, self.rules)
-                self.observe(index, block[token])
+            predicted, after = predict_tokens(
+                self._states[index], parent_counts, block, self.rules
+            )
+            if block.shape[0]:
+                self._states[index] = after[-1]
             predictions.append(predicted)
             block_stats.append(PredictionStats.of(predicted, block))
         total = sum(block_stats, PredictionStats(0, 0, 0, 0))
