@@ -83,9 +83,15 @@ from cimflow.cimdialect.cim_tile import (
     ArrayModeAttr,
     WeightLayout,
     WeightLayoutAttr,
+    zero_shares_of,
 )
 from cimflow.cimdialect.shapes import num_elements
-from cimflow.cost_model import EPILOGUE_ACTIVATIONS, EPILOGUE_HOSTS, RESIDUAL_LAYOUTS
+from cimflow.cost_model import (
+    EPILOGUE_ACTIVATIONS,
+    EPILOGUE_HOSTS,
+    RESIDUAL_LAYOUTS,
+    ZeroShares,
+)
 
 I64Array = DenseArrayBase.constr(i64)
 
@@ -849,8 +855,9 @@ class MVMOp(_ArrayWorkOp):
     into its arrays (the sliding-window expansion happens there);
     ``rows_per_pass`` the word lines driven per ADC pass when the compiler
     chose fewer than the target's ``active_rows``; ``zero_planes`` the share
-    of input bit-planes skipped as zero where the compiler enabled zero
-    skipping (``cim-input-sparsity``).
+    of input bit-planes skipped as zero and ``zero_groups`` the share idle on
+    a zero detector's rows, where the compiler enabled zero skipping
+    (``cim-input-sparsity``).
 
     ```mlir
     %t = cim_meta.mvm "fc.weight" arrays <0:4> vectors 128 rows 320 cols 320
@@ -865,7 +872,7 @@ class MVMOp(_ArrayWorkOp):
          segment 0
     %r = cim_meta.mvm "fc.weight" arrays <0:4> vectors 128 rows 320 cols 320
          k [0, 768] n [0, 80] v [0, 128] input "x" output "y" rows_per_pass 64
-         zero_planes 4.375000e-01 segment 0
+         zero_planes 1.250000e-01 zero_groups 4.375000e-01 segment 0
     ```
     """
 
@@ -884,6 +891,7 @@ class MVMOp(_ArrayWorkOp):
     out_arrays = opt_prop_def(ArrayRangesAttr)
     rows_per_pass = opt_prop_def(IntegerAttr.constr(i64))
     zero_planes = opt_prop_def(FloatAttr.constr(type=EqAttrConstraint(f64)))
+    zero_groups = opt_prop_def(FloatAttr.constr(type=EqAttrConstraint(f64)))
 
     assembly_format = (
         "$weight `arrays` $arrays `vectors` $vectors `rows` $rows `cols` $cols "
@@ -892,7 +900,7 @@ class MVMOp(_ArrayWorkOp):
         "(`in_bytes` $in_bytes^)? (`out_to` $out_to^)? "
         "(`out_arrays` $out_arrays^)? (`out_bytes` $out_bytes^)? "
         "(`local_bytes` $local_bytes^)? (`rows_per_pass` $rows_per_pass^)? "
-        "(`zero_planes` $zero_planes^)? " + _DEPS_FORMAT
+        "(`zero_planes` $zero_planes^)? (`zero_groups` $zero_groups^)? " + _DEPS_FORMAT
     )
 
     def __init__(
@@ -920,7 +928,7 @@ class MVMOp(_ArrayWorkOp):
         out_arrays: ArrayRangesAttr | None = None,
         allocs: Sequence[AllocAttr] = (),
         rows_per_pass: int = 0,
-        zero_planes: float | None = None,
+        zero_shares: ZeroShares | None = None,
     ):
         properties = _common_properties(segment, label, allocs) | {
             "weight": _string(weight),
@@ -945,8 +953,9 @@ class MVMOp(_ArrayWorkOp):
             properties["out_arrays"] = out_arrays
         if rows_per_pass:
             properties["rows_per_pass"] = i64_attr(rows_per_pass)
-        if zero_planes is not None:
-            properties["zero_planes"] = FloatAttr(zero_planes, f64)
+        if zero_shares is not None:
+            properties["zero_planes"] = FloatAttr(zero_shares.planes, f64)
+            properties["zero_groups"] = FloatAttr(zero_shares.groups, f64)
         self._init_meta(deps, properties)
 
     @property
@@ -955,17 +964,16 @@ class MVMOp(_ArrayWorkOp):
         return 0 if self.rows_per_pass is None else self.rows_per_pass.value.data
 
     @property
-    def skipped_zero_planes(self) -> float | None:
-        """The share of input bit-planes skipped as zero (None: skipping off)."""
-        return None if self.zero_planes is None else self.zero_planes.value.data
+    def zero_shares(self) -> ZeroShares | None:
+        """Its zero-skipping shares, as the cost model takes them (None:
+        skipping off)."""
+        return zero_shares_of(self.zero_planes, self.zero_groups, self.name)
 
     def verify_(self) -> None:
         self.verify_array_work()
         if self.rows_per_pass is not None and self.rows_per_pass.value.data < 1:
             raise VerifyException("'cim_meta.mvm' rows_per_pass must be positive")
-        zero_planes = self.skipped_zero_planes
-        if zero_planes is not None and not 0.0 <= zero_planes < 1.0:
-            raise VerifyException("'cim_meta.mvm' zero_planes must be in [0, 1)")
+        zero_shares_of(self.zero_planes, self.zero_groups, self.name)
         start, stop = _verify_span(self, "v", self.v)
         if self.vectors.value.data < 1 or self.vectors.value.data > stop - start:
             raise VerifyException(

@@ -75,6 +75,7 @@ from cimflow.cimdialect.cim_graph import (
     tensor_shape,
 )
 from cimflow.cimdialect.shapes import conv_output_shape
+from cimflow.cost_model import ZeroShares
 
 I64Array = DenseArrayBase.constr(i64)
 
@@ -343,7 +344,8 @@ class MVMOp(IRDLOperation):
     ADC pass instead of the target's ``active_rows``. ``zero_planes``
     (``cim-input-sparsity``) enables zero skipping: the share of input
     bit-planes measured to be zero on every row of a pass, which the arrays
-    skip.
+    skip, and ``zero_groups`` the share zero on one zero detector's rows,
+    which leave those rows idle.
 
     ```mlir
     %y = cim_tile.mvm %x weight "fc.weight" layout nk bias "fc.bias"
@@ -351,7 +353,7 @@ class MVMOp(IRDLOperation):
            cols = 320, bit_slices = 8, row_tiles = 2, col_tiles = 1,
            groups_per_array = 1>
          alloc <segment = 0, copies = 1, chunks = 1>
-         rows_per_pass 64 zero_planes 4.375000e-01
+         rows_per_pass 64 zero_planes 1.250000e-01 zero_groups 4.375000e-01
          mode <compute> : tensor<1x512xf32> -> tensor<1x10xf32>
     ```
     """
@@ -374,6 +376,9 @@ class MVMOp(IRDLOperation):
     dropped (``cim-sparse-rows``); the tiling's ``k`` is the rows held."""
     zero_planes = opt_prop_def(FloatAttr.constr(type=EqAttrConstraint(f64)))
     """Share of input bit-planes its arrays skip as zero (none: skipping off)."""
+    zero_groups = opt_prop_def(FloatAttr.constr(type=EqAttrConstraint(f64)))
+    """Share of input bit-planes zero on one zero detector's rows, whose
+    cells and drivers stay idle (with ``zero_planes``)."""
     mode = prop_def(ArrayModeAttr)
 
     traits = traits_def(Pure())
@@ -383,6 +388,7 @@ class MVMOp(IRDLOperation):
         "`tiling` $tiling (`alloc` $alloc^)? (`align` $align^)? "
         "(`rows_per_pass` $rows_per_pass^)? "
         "(`compacted_from` $compacted_from^)? (`zero_planes` $zero_planes^)? "
+        "(`zero_groups` $zero_groups^)? "
         "`mode` $mode "
         "attr-dict `:` type($input) `->` type($output)"
     )
@@ -418,9 +424,10 @@ class MVMOp(IRDLOperation):
         return 0 if self.rows_per_pass is None else self.rows_per_pass.value.data
 
     @property
-    def skipped_zero_planes(self) -> float | None:
-        """The share of input bit-planes skipped as zero (None: skipping off)."""
-        return None if self.zero_planes is None else self.zero_planes.value.data
+    def zero_shares(self) -> ZeroShares | None:
+        """Its zero-skipping shares, as the cost model takes them (None:
+        skipping off)."""
+        return zero_shares_of(self.zero_planes, self.zero_groups, self.name)
 
     @property
     def reduction(self) -> int:
@@ -458,9 +465,23 @@ class MVMOp(IRDLOperation):
             raise VerifyException("'cim_tile.mvm' align must be positive")
         if self.rows_per_pass is not None and self.rows_per_pass.value.data < 1:
             raise VerifyException("'cim_tile.mvm' rows_per_pass must be positive")
-        zero_planes = self.skipped_zero_planes
-        if zero_planes is not None and not 0.0 <= zero_planes < 1.0:
-            raise VerifyException("'cim_tile.mvm' zero_planes must be in [0, 1)")
+        zero_shares_of(self.zero_planes, self.zero_groups, self.name)
+
+
+def zero_shares_of(
+    zero_planes: FloatAttr | None, zero_groups: FloatAttr | None, op_name: str
+) -> ZeroShares | None:
+    """An MVM's zero-skipping shares from its ``zero_planes`` and
+    ``zero_groups``: both or neither, each in ``[0, 1)`` (else a
+    :class:`VerifyException`)."""
+    if zero_planes is None and zero_groups is None:
+        return None
+    if zero_planes is None or zero_groups is None:
+        raise VerifyException(f"'{op_name}' needs both zero_planes and zero_groups")
+    try:
+        return ZeroShares(zero_planes.value.data, zero_groups.value.data)
+    except ValueError as error:
+        raise VerifyException(f"'{op_name}' {error}") from None
 
 
 @irdl_op_definition

@@ -39,13 +39,16 @@ Formulas (a target ``t``; all divisions round up to whole cycles):
   the number of conversions, so it does not change the energy (ADC leakage
   is not modelled).
 - Zero skipping (an MVM for which ``cim-input-sparsity`` measured a share
-  ``s`` of input bit-planes that are zero on every driven row of a pass, on
-  a target with ``array.zero_skip``): the issue interval is the time of the
-  vector's bit-planes, so ``floor(s * passes * vectors * interval)`` cycles
-  are skipped; array, ADC and DAC energy shrink by ``1 - s``; every plane
-  pays one detection, ``passes * input_passes * zero_detect_pj`` per array
-  and vector (CIMinus's input bit-sparsity; ciminus.md §3.3 and §6.1, where
-  ``n_bitplanes_effective = B_act * (1 - s_in)``).
+  ``s`` of input bit-planes zero on every driven row of a pass and a share
+  ``g`` zero on one detector's ``zero_detect_rows`` rows, on a target with
+  ``array.zero_skip``): the issue interval is the time of the vector's
+  bit-planes, so ``floor(s * passes * vectors * interval)`` cycles are
+  skipped and ADC energy shrinks by ``1 - s``; array and DAC energy shrink
+  by ``1 - g`` (idle rows); every plane pays a detection per detector,
+  ``input_passes * ceil(rows_used / zero_detect_rows) * zero_detect_pj`` per
+  array and vector (CIMinus's input bit-sparsity, detections per row group;
+  ciminus.md §3.3 and §6, where ``n_bitplanes_effective = B_act * (1 -
+  s_in)``).
 - Programming weights: arrays are written row by row, all arrays of the group
   in parallel: ``cycles = rows_used * program_cycles_per_row``; energy per
   programmed cell.
@@ -83,6 +86,9 @@ Formulas (a target ``t``; all divisions round up to whole cycles):
   nothing for zero lane operations (a reshape is a free view); an op on cores
   ``C`` has ``units = units_per_core * |C|``.
 - Mode switch: ``switch_latency`` for any number of arrays switched together.
+- Static power (leakage) over the whole run (:func:`static_energy`):
+  ``array_static_mw`` per array and ``global_buffer_static_mw`` plus
+  ``local_buffer_static_mw`` per core, times the makespan (mW x ns = pJ).
 """
 
 from __future__ import annotations
@@ -128,7 +134,11 @@ ENERGY_COMPONENTS: tuple[str, ...] = (
     "interconnect",
     "dram",
     "vector",
+    "array_static",
+    "buffer_static",
 )
+STATIC_COMPONENTS: tuple[str, ...] = ("array_static", "buffer_static")
+"""The components no op spends: leakage over the run (:func:`static_energy`)."""
 
 
 @dataclass(frozen=True)
@@ -152,31 +162,54 @@ def _ceil_div(numerator: float, denominator: float) -> int:
 
 
 @dataclass(frozen=True)
+class ZeroShares:
+    """What an MVM's zero detectors find in its input bit-planes (per array,
+    vector and word-line pass): the share of planes zero on every driven row
+    (skipped: no cycle, no conversion) and the share of planes zero on one
+    detector's rows (those rows' cells and drivers idle)."""
+
+    planes: float
+    groups: float
+
+    def __post_init__(self) -> None:
+        for share in (self.planes, self.groups):
+            if not 0.0 <= share < 1.0:
+                raise ValueError(
+                    f"a share of zero planes must be in [0, 1), got {share}"
+                )
+
+
+@dataclass(frozen=True)
 class MvmTarget(HardwareTarget):
     """A target as one MVM runs on it (:func:`with_mvm_choices`): the
-    target's keys with the compiler's per-MVM choices applied, and the share
-    of its input bit-planes its zero detectors skip."""
+    target's keys with the compiler's per-MVM choices applied, and what its
+    zero detectors skip."""
 
-    zero_planes: float | None = None
-    """Share of the MVM's input bit-planes (per array, vector and word-line
-    pass) that are zero on every driven row and skipped; ``None``: zero
-    skipping is off for this MVM (no detection is charged)."""
+    zero_shares: ZeroShares | None = None
+    """``None``: zero skipping is off for this MVM (no detection charged)."""
 
     __hash__ = HardwareTarget.__hash__
 
 
-def zero_planes_of(t: HardwareTarget) -> float | None:
-    """The skipped share of input bit-planes ``t`` sees (``None``: off)."""
-    return t.zero_planes if isinstance(t, MvmTarget) else None
+def zero_shares_of(t: HardwareTarget) -> ZeroShares | None:
+    """What ``t``'s zero detectors skip (``None``: skipping off)."""
+    return t.zero_shares if isinstance(t, MvmTarget) else None
+
+
+def zero_detections(t: HardwareTarget, rows_used: int) -> int:
+    """Zero detections of one input vector on one array: every input pass
+    checks each ``zero_detect_rows`` group of the rows used."""
+    return t.input_passes * -(-rows_used // max(1, t.array.zero_detect_rows))
 
 
 @lru_cache(maxsize=256)
 def with_mvm_choices(
-    t: HardwareTarget, rows_per_pass: int = 0, zero_planes: float | None = None
+    t: HardwareTarget, rows_per_pass: int = 0, zero_shares: ZeroShares | None = None
 ) -> HardwareTarget:
     """``t`` as an MVM sees it when it drives at most ``rows_per_pass`` word
-    lines per ADC pass (0: the target's own ``active_rows``) and skips the
-    share ``zero_planes`` of its input bit-planes (``None``: no skipping).
+    lines per ADC pass (0: the target's own ``active_rows``) and its zero
+    detectors find ``zero_shares`` of its input bit-planes (``None``: no
+    skipping).
 
     A compiler's choice of fewer rows per pass (``cim-rows-per-pass``) costs
     passes, and each pass converts every column again; zero skipping
@@ -186,16 +219,12 @@ def with_mvm_choices(
         t = dataclasses.replace(
             t, array=dataclasses.replace(t.array, active_rows=rows_per_pass)
         )
-    if zero_planes is None:
+    if zero_shares is None:
         return t
     if not t.array.zero_skip:
         raise ValueError(f"target '{t.name}' has no zero detectors (array.zero_skip)")
-    if not 0.0 <= zero_planes < 1.0:
-        raise ValueError(
-            f"a share of skipped planes must be in [0, 1), got {zero_planes}"
-        )
     tables = {f.name: getattr(t, f.name) for f in dataclasses.fields(HardwareTarget)}
-    return MvmTarget(**tables, zero_planes=zero_planes)
+    return MvmTarget(**tables, zero_shares=zero_shares)
 
 
 def wordline_passes(t: HardwareTarget, rows_used: int) -> int:
@@ -225,8 +254,10 @@ def mvm_cycles(t: HardwareTarget, vectors: int, rows_used: int, cols_used: int) 
     interval = mvm_issue_interval(t, cols_used)
     latency = a.mvm_latency_cycles - a.mvm_issue_interval_cycles + interval
     dense = passes * (latency + (vectors - 1) * interval)
-    skipped = zero_planes_of(t) or 0.0
-    return dense - math.floor(skipped * passes * vectors * interval)
+    shares = zero_shares_of(t)
+    if shares is None:
+        return dense
+    return dense - math.floor(shares.planes * passes * vectors * interval)
 
 
 def adc_conversion_pj(t: HardwareTarget) -> float:
@@ -242,17 +273,32 @@ def mvm_cost(
     activations = arrays * vectors
     passes = wordline_passes(t, rows_used)
     e = t.energy
-    skipped = zero_planes_of(t)
-    kept = 1.0 - (skipped or 0.0)
+    shares = zero_shares_of(t)
+    converted = 1.0 - (shares.planes if shares else 0.0)
+    driven = 1.0 - (shares.groups if shares else 0.0)
     planes = activations * passes * t.input_passes
     energy = {
-        "array": activations * passes * e.array_mvm_pj * kept,
-        "adc": planes * cols_used * adc_conversion_pj(t) * kept,
-        "dac": activations * rows_used * t.input_passes * e.dac_conversion_pj * kept,
+        "array": activations * passes * e.array_mvm_pj * driven,
+        "adc": planes * cols_used * adc_conversion_pj(t) * converted,
+        "dac": activations * rows_used * t.input_passes * e.dac_conversion_pj * driven,
     }
-    if skipped is not None:
-        energy["zero_detect"] = planes * e.zero_detect_pj
+    if shares is not None:
+        detections = activations * zero_detections(t, rows_used)
+        energy["zero_detect"] = detections * e.zero_detect_pj
     return OpCost(mvm_cycles(t, vectors, rows_used, cols_used), energy)
+
+
+def static_energy(t: HardwareTarget, cycles: int) -> dict[str, float]:
+    """Leakage of the chip's arrays and buffers over ``cycles`` (picojoules
+    per component): static power times the time, every array and buffer
+    powered for the whole run."""
+    nanoseconds = cycles / t.target.clock_ghz
+    e = t.energy
+    buffers = e.global_buffer_static_mw + e.local_buffer_static_mw * t.total_cores
+    return {
+        "array_static": e.array_static_mw * t.total_arrays * nanoseconds,
+        "buffer_static": buffers * nanoseconds,
+    }
 
 
 def program_cost(
@@ -703,7 +749,7 @@ def mvm_op_parts(
     out_to: StreamLevel = "buffer",
     out_arrays: Ranges = (),
     rows_per_pass: int = 0,
-    zero_planes: float | None = None,
+    zero_shares: ZeroShares | None = None,
 ) -> tuple[OpCost, OpCost]:
     """An MVM op as a trace states it, as ``(compute, stream)``: :func:`mvm_cost` on
     ``arrays`` arrays, at the same time as its busiest core reads ``local_bytes`` from
@@ -711,10 +757,10 @@ def mvm_op_parts(
     from where ``feed`` says (``feed_arrays`` for ``memory``, by the memory-to-compute
     path when :func:`feeds_directly`) and ``out_bytes`` of outputs to ``out_to``
     (``out_arrays`` for ``memory``); ``cores`` are the cores of its arrays (default
-    every core); ``rows_per_pass`` and ``zero_planes`` are the MVM's own
+    every core); ``rows_per_pass`` and ``zero_shares`` are the MVM's own
     (:func:`with_mvm_choices`)."""
     compute = mvm_cost(
-        with_mvm_choices(t, rows_per_pass, zero_planes),
+        with_mvm_choices(t, rows_per_pass, zero_shares),
         arrays,
         vectors,
         rows_used,

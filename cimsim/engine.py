@@ -63,6 +63,7 @@ from cimflow.cost_model import (
     mvm_op_parts,
     path_loads,
     program_op_parts,
+    static_energy,
     stream_bytes,
     switch_cost,
     transfer_cost,
@@ -184,7 +185,7 @@ def op_parts(
             out_to=op.out_to,
             out_arrays=op.out_arrays,
             rows_per_pass=op.rows_per_pass,
-            zero_planes=op.zero_planes,
+            zero_shares=op.zero_shares,
         )
     return vector_op_parts(
         target,
@@ -300,6 +301,7 @@ def _cost_key(op: TraceOp) -> tuple[object, ...]:
     if isinstance(op, MvmOp):
         key = ("mvm", count_arrays(op.arrays), op.vectors, op.rows, op.cols)
         key += (op.local_bytes, op.feed, op.in_bytes, op.out_bytes)
+        key += (op.rows_per_pass, op.zero_shares)
         if op.in_bytes or op.out_bytes:
             return (*key, op.arrays, op.feed_arrays, op.out_to, op.out_arrays)
         return key
@@ -1005,6 +1007,8 @@ def compute_stats(
         elif isinstance(op, ProgramOp) and in_place(op):
             switch_ops["compute"] += 1
             array_switches["compute"] += count_arrays(op.arrays)
+
+    energy.update(static_energy(target, makespan))
 
     def fraction(busy_cycles: int, count: int) -> float:
         if makespan <= 0 or count <= 0:

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 import numpy as np
 
 from cimflow.analysis.sparse_tiling import RowMap, compacted_matrix, compacted_rows
+from cimflow.analysis.zero_planes import PlaneCounts
 from cimflow.cost_model import EPILOGUE_ACTIVATIONS, EPILOGUE_HOSTS, RESIDUAL_LAYOUTS
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
@@ -778,11 +779,11 @@ class Recording:
     """The ONNX node of the first MVM reading each recorded input."""
     adc_peaks: dict[AdcKey, Array] | None = None
     """Set to a dict to record ADC peaks (and run the ADCs ideal)."""
-    input_planes: dict[str, tuple[int, int]] | None = None
+    input_planes: dict[str, PlaneCounts] | None = None
     """Set to a dict to count, per MVM weight, the input bit-planes its
-    arrays drive (per array, vector and word-line pass) as ``(zero,
-    all)``: ``zero`` of them are zero on every driven row of the pass, the
-    planes a zero detector skips (quantized mode)."""
+    arrays drive (per array, vector and word-line pass) and those zero on
+    every driven row of the pass, the planes zero detectors skip, and the
+    same per detector (``array.zero_detect_rows`` rows; quantized mode)."""
 
 
 # --------------------------------------------------------------------------
@@ -1848,10 +1849,7 @@ class _Executor:
         for r0 in range(0, driven.shape[1], per_pass):
             r1 = min(driven.shape[1], r0 + per_pass)
             if planes is not None and isinstance(self.op, MvmOp):
-                zero = int(np.count_nonzero(~digits[:, :, r0:r1].any(axis=2)))
-                seen_zero, seen = planes.get(self.op.weight, (0, 0))
-                total_planes = seen + digits.shape[0] * digits.shape[1]
-                planes[self.op.weight] = (seen_zero + zero, total_planes)
+                self.count_planes(planes, self.op.weight, digits[:, :, r0:r1])
             sums = digits[:, :, r0:r1] @ window[r0:r1]
             pass_key = (*key, r0)
             if peaks is not None:
@@ -1877,6 +1875,24 @@ class _Executor:
             sums = np.clip(np.rint(codes), 0, levels) * step
             total += np.tensordot(weights, sums, axes=1)
         return total
+
+    def count_planes(
+        self, planes: dict[str, PlaneCounts], weight: str, driven: Array
+    ) -> None:
+        """Add one pass's ``[planes, vectors, rows]`` digits to ``weight``'s
+        counts of zero planes and zero detector groups."""
+        nonzero = driven != 0
+        rows = nonzero.shape[2]
+        group = self.hw.array.zero_detect_rows or rows
+        starts = np.arange(0, rows, group, dtype=np.intp)
+        grouped = np.logical_or.reduceat(nonzero, starts, axis=2)
+        seen = planes.get(weight, PlaneCounts(0, 0, 0, 0))
+        planes[weight] = PlaneCounts(
+            seen.zero + int(np.count_nonzero(~nonzero.any(axis=2))),
+            seen.planes + nonzero.shape[0] * nonzero.shape[1],
+            seen.zero_groups + int(np.count_nonzero(~grouped)),
+            seen.groups + grouped.size,
+        )
 
     # -- ops ---------------------------------------------------------------
 

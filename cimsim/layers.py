@@ -3,7 +3,9 @@
 they kept busy, as NeuroSim and Timeloop report per layer.
 
 Ops of no layer (a segment's barrier, mode switches, the next segment's
-prefetched weights) are one row of their own, :data:`SEGMENT_WORK`.
+prefetched weights) are one row of their own, :data:`SEGMENT_WORK`; the
+chip's leakage over the whole run (static power, no op's) is the last row,
+:data:`STATIC_POWER`, when the target has any.
 Layers are listed in the order their first op appears in the trace.
 """
 
@@ -13,11 +15,15 @@ import csv
 import io
 from dataclasses import dataclass, field
 
+from cimflow.cost_model import STATIC_COMPONENTS
+
 from .engine import SimResult
 from .trace import op_arrays
 
 SEGMENT_WORK = "(segment work)"
 """The row of ops that work for no one layer."""
+STATIC_POWER = "(static power)"
+"""The row of the arrays' and buffers' leakage over the run."""
 
 
 @dataclass
@@ -65,6 +71,12 @@ def layer_stats(result: SimResult) -> list[LayerStats]:
         held = [a for first, stop in op_arrays(op) for a in range(first, stop)]
         row.arrays.update(held)
         row.array_cycles += (finish - start) * len(held)
+    stats = result.stats
+    leakage = sum(stats.energy_pj.get(c, 0.0) for c in STATIC_COMPONENTS)
+    if leakage > 0:
+        rows[STATIC_POWER] = LayerStats(
+            STATIC_POWER, start=0, finish=stats.makespan_cycles, energy_pj=leakage
+        )
     return list(rows.values())
 
 

@@ -26,6 +26,7 @@ from cimflow.cost_model import (
     Feed,
     Location,
     StreamLevel,
+    ZeroShares,
     cores_of_arrays,
 )
 from cimflow.errors import CimError
@@ -286,9 +287,9 @@ class MvmOp(OpBase):
     rows_per_pass: int = 0
     """Word lines driven per ADC pass, when the compiler chose fewer than
     the target's ``active_rows`` (0: the target's)."""
-    zero_planes: float | None = None
-    """Share of input bit-planes skipped as zero, where the compiler enabled
-    zero skipping (``None``: off)."""
+    zero_shares: ZeroShares | None = None
+    """What its zero detectors skip, where the compiler enabled zero
+    skipping (``None``: off): keys ``zero_planes`` and ``zero_groups``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -809,7 +810,7 @@ _KIND_KEYS: dict[str, frozenset[str]] = {
     "mvm": _COMMON_KEYS
     | {"arrays", "vectors", "rows", "cols", "weight", "k", "n", "v", "input", "output"}
     | {"feed", "in_bytes", "out_bytes", "local_bytes", "feed_arrays"}
-    | {"out_to", "out_arrays", "rows_per_pass", "zero_planes"},
+    | {"out_to", "out_arrays", "rows_per_pass", "zero_planes", "zero_groups"},
     "vector": _COMMON_KEYS
     | {"op", "element_ops", "cores", "in_bytes", "out_bytes", "inputs", "outputs"}
     | {"attrs", "block", "in_from", "out_to", "in_arrays", "out_arrays"},
@@ -1220,23 +1221,28 @@ class _OpReader:
             out_to=out_to,
             out_arrays=out_arrays,
             rows_per_pass=rows_per_pass,
-            zero_planes=self.zero_planes(fields),
+            zero_shares=self.zero_shares(fields),
         )
 
-    def zero_planes(self, fields: _Fields) -> float | None:
-        """An MVM's ``zero_planes``: a share in ``[0, 1)``, on a target with
-        zero detectors."""
-        if "zero_planes" not in fields.data:
+    def zero_shares(self, fields: _Fields) -> ZeroShares | None:
+        """An MVM's ``zero_planes`` and ``zero_groups``: both or neither,
+        shares in ``[0, 1)``, on a target with zero detectors."""
+        keys = ("zero_planes", "zero_groups")
+        given = [key in fields.data for key in keys]
+        if not any(given):
             return None
-        share = fields.number("zero_planes")
-        if not 0.0 <= share < 1.0:
-            raise fields.fail(f"key 'zero_planes' ({share}) must be in [0, 1)")
+        if not all(given):
+            raise fields.fail("keys 'zero_planes' and 'zero_groups' go together")
+        shares = [fields.number(key) for key in keys]
+        for key, share in zip(keys, shares, strict=True):
+            if not 0.0 <= share < 1.0:
+                raise fields.fail(f"key '{key}' ({share}) must be in [0, 1)")
         if not self.target.array.zero_skip:
             raise fields.fail(
                 f"key 'zero_planes' needs a target with zero detectors; "
                 f"'{self.target.name}' has array.zero_skip = false"
             )
-        return share
+        return ZeroShares(*shares)
 
     def _vector(
         self,

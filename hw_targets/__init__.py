@@ -85,7 +85,11 @@ class ArrayParams:
     zero_skip: bool
     """Zero detectors skip an input bit-plane (``dac_bits`` bits of every
     driven row) that is zero on every row of a word-line pass, on the MVMs
-    the compiler measured and enabled it for (``cim-input-sparsity``)."""
+    the compiler measured and enabled it for (``cim-input-sparsity``).
+    Each detector covers ``zero_detect_rows`` rows: a plane zero on a
+    group's rows leaves that group's cells and drivers idle; a plane zero
+    on every group of the pass skips its cycle."""
+    zero_detect_rows: int
 
 
 @dataclass(frozen=True)
@@ -155,7 +159,8 @@ class VectorUnit:
 
 @dataclass(frozen=True)
 class Energy:
-    """``[energy]``: energy per access, in picojoules.
+    """``[energy]``: energy per access, in picojoules, and static power
+    (leakage, ``*_static_mw``) in milliwatts.
 
     ``adc_pj_per_conversion_step`` is the ADC's Walden figure of merit: one
     conversion of an ``adc_bits`` ADC costs ``adc_pj_per_conversion_step *
@@ -175,6 +180,13 @@ class Energy:
     zero_detect_pj: float
     """One zero detection: one input bit-plane over the rows of one
     word-line pass of one array (charged where skipping is enabled)."""
+    array_static_mw: float
+    """Leakage of one array with its periphery, in milliwatts, for the whole
+    run (``static power x makespan``)."""
+    global_buffer_static_mw: float
+    """Leakage of the global buffer, in milliwatts."""
+    local_buffer_static_mw: float
+    """Leakage of one core's local buffer, in milliwatts."""
 
 
 @dataclass(frozen=True)
@@ -216,6 +228,7 @@ _MAY_BE_ZERO = frozenset(
         "interconnect.latency_cycles",
         "dram.latency_cycles",
         "vector.latency_cycles",
+        "array.zero_detect_rows",
     }
     | {f"energy.{f.name}" for f in dataclasses.fields(Energy)}
     | {f"nonideal.{f.name}" for f in dataclasses.fields(NonIdeal)}
@@ -332,6 +345,7 @@ _UNIT_BOUNDS: tuple[tuple[str, float], ...] = (
     ("_pj", 1e9),
     ("_per_byte", 1e9),
     ("_per_element", 1e9),
+    ("_mw", 1e9),
 )
 MAX_TOTAL_ARRAYS = 2**20
 """Most arrays a target may have in all (chips x cores x arrays per core)."""
@@ -444,6 +458,13 @@ def _check_consistency(origin: str, hw: HardwareTarget) -> None:
         raise CimError(
             f"{origin}: key 'interconnect.topology' must be one of "
             f"{', '.join(TOPOLOGIES)}, got {hw.interconnect.topology!r}"
+        )
+    array = hw.array
+    if array.zero_skip and not 1 <= array.zero_detect_rows <= array.active_rows:
+        raise CimError(
+            f"{origin}: key 'array.zero_detect_rows' must be from 1 to "
+            f"array.active_rows ({array.active_rows}) when 'array.zero_skip' is "
+            f"true, got {array.zero_detect_rows}"
         )
     dual_mode = hw.dual_mode
     if dual_mode.feeds_compute != (dual_mode.feed_bytes_per_cycle > 0):

@@ -173,6 +173,8 @@ def _fields(op: Operation, every_core: list[list[int]]) -> JsonDict:
             fields["rows_per_pass"] = op.rows_per_pass.value.data
         if op.zero_planes is not None:
             fields["zero_planes"] = op.zero_planes.value.data
+        if op.zero_groups is not None:
+            fields["zero_groups"] = op.zero_groups.value.data
         return fields | _stream_end(
             op.out_to.data, op.out_arrays, ("out_to", "out_arrays")
         )

@@ -42,7 +42,7 @@ from xdsl.universe import Universe
 from xdsl.utils.arg_spec import ArgSpec
 from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException
 
-from cimflow.analysis.zero_planes import ZeroPlaneProfile
+from cimflow.analysis.zero_planes import PlaneCounts, ZeroPlaneProfile
 from cimflow.cimsim.calibration import (
     CLIPPINGS,
     CalibrationOptions,
@@ -148,10 +148,10 @@ class ModeCheck:
     layers: tuple[LayerError, ...] = ()
     """Per MVM input, the quantized run's distance from the exact run's
     (quantized mode, when asked for)."""
-    zero_planes: Mapping[str, tuple[int, int]] = field(
-        default_factory=lambda: dict[str, tuple[int, int]]()
+    zero_planes: Mapping[str, PlaneCounts] = field(
+        default_factory=lambda: dict[str, PlaneCounts]()
     )
-    """Per MVM weight, ``(zero, all)`` input bit-planes its arrays drove
+    """Per MVM weight, the input bit-planes its arrays drove and those zero
     (quantized mode, when asked for: :class:`Recording.input_planes`)."""
 
     @property
@@ -715,21 +715,16 @@ DEFAULT_CALIBRATION_SAMPLES = 8
 
 @dataclass(frozen=True)
 class Calibrating:
-    """Quantized mode calibrated on ``samples`` seeded input draws (none:
-    uncalibrated, with per-layer errors if asked)."""
+    """Quantized mode calibrated on ``samples`` seeded input draws."""
 
     samples: int = DEFAULT_CALIBRATION_SAMPLES
     options: CalibrationOptions = field(default_factory=CalibrationOptions)
-    per_layer: bool = False
-    """Also report each MVM input's SQNR and cosine."""
 
     def __post_init__(self) -> None:
-        if self.samples < 0:
+        if self.samples < 1:
             raise CimError(f"--calibrate needs at least 1 sample, got {self.samples}")
 
     def text(self) -> str:
-        if not self.samples:
-            return ""
         o = self.options
         clip = (
             f"percentile {o.percentile:g}" if o.clipping == "percentile" else o.clipping
@@ -752,6 +747,7 @@ def verify_trace(
     quantization: Mapping[str, WeightQuantization] | None = None,
     calibration: Calibrating | None = None,
     count_planes: bool = False,
+    per_layer: bool = False,
 ) -> VerifyReport:
     """Check an already built ``trace`` of the ONNX model at ``path``.
 
@@ -761,7 +757,8 @@ def verify_trace(
     of dequantized weights, which quantized mode honours) to the model's when
     the weights are loaded from it. With ``calibration``, quantized mode is
     calibrated on inputs drawn from the seeds after ``seed``;
-    ``count_planes`` counts its zero input bit-planes (:func:`check_trace`).
+    ``count_planes`` counts its zero input bit-planes and ``per_layer``
+    reports each MVM input's error (:func:`check_trace`).
     """
     from cimflow.frontend import load_model_weights
 
@@ -782,7 +779,7 @@ def verify_trace(
     feeds = make_inputs(model, dims, seed)
     reference = reference_outputs(source, feeds)
     calibrated: Calibration | None = None
-    if calibration is not None and calibration.samples and "quantized" in modes:
+    if calibration is not None and "quantized" in modes:
         names = [spec.name for spec in trace.model.inputs]
         samples = [
             {n: v for n, v in make_inputs(model, dims, s).items() if n in names}
@@ -805,7 +802,7 @@ def verify_trace(
             atol,
             quantization,
             calibrated,
-            calibration is not None and calibration.per_layer,
+            per_layer,
             count_planes,
         )
         for m in modes
@@ -837,6 +834,7 @@ def verify_model(
     strict: bool = False,
     calibration: Calibrating | None = None,
     count_planes: bool = False,
+    per_layer: bool = False,
 ) -> VerifyReport:
     """Compile the ONNX model at ``path`` and check it against onnxruntime.
 
@@ -861,6 +859,7 @@ def verify_model(
         strict=strict,
         calibration=calibration,
         count_planes=count_planes,
+        per_layer=per_layer,
     )
 
 
@@ -967,21 +966,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _calibrating(args: argparse.Namespace) -> Calibrating | None:
-    """The calibration the options ask for (``--per-layer`` alone reports
-    per-layer errors of the uncalibrated run)."""
+    """The calibration the options ask for (``None``: uncalibrated)."""
     samples = cast("int | None", args.calibrate)
-    per_layer = cast(bool, args.per_layer)
     if samples is None:
-        return Calibrating(0, per_layer=True) if per_layer else None
-    if samples < 1:
-        raise CimError(f"--calibrate needs at least 1 sample, got {samples}")
+        return None
     options = CalibrationOptions(
         cast(Clipping, args.clipping),
         cast(float, args.percentile),
         not cast(bool, args.tensor_weight_scales),
         not cast(bool, args.full_scale_adcs),
     )
-    return Calibrating(samples, options, per_layer)
+    return Calibrating(samples, options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1015,6 +1010,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cast(bool, args.strict),
                 calibration,
                 planes_file is not None,
+                cast(bool, args.per_layer),
             )
         text = (
             json.dumps(report.to_dict(), indent=1, sort_keys=True) + "\n"

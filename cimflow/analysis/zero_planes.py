@@ -7,15 +7,19 @@ bit-sparsity, ``shared/reference/ciminus.md`` §3.3). How many planes are
 zero depends on the data, so it is measured: ``cim-verify --mode quantized
 --zero-planes FILE`` runs the trace on its sample input in the functional
 executor, which counts, per MVM weight, the planes its arrays drive (per
-array, vector and pass) and those that are zero; ``cim-input-sparsity``
-reads the file and enables skipping where it pays. The file is JSON::
+array, vector and pass) and those zero on every driven row, and the
+group-planes (one plane over one detector's ``array.zero_detect_rows``
+rows) and those zero; ``cim-input-sparsity`` reads the file and enables
+skipping where it pays. The file is JSON::
 
     {"format": "cimflow-zero-planes", "version": 1, "target": "ciminus",
-     "seed": 0, "weights": {"conv1.weight": {"zero": 912, "planes": 4096}}}
+     "seed": 0, "weights": {"conv1.weight": {"zero": 912, "planes": 4096,
+     "zero_groups": 40210, "groups": 73728}}}
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+from cimflow.cost_model import ZeroShares
 from cimflow.errors import CimError
 
 FORMAT = "cimflow-zero-planes"
@@ -33,27 +38,44 @@ below 1 stays below 1 and the IR prints and parses it back exactly)."""
 
 
 @dataclass(frozen=True)
+class PlaneCounts:
+    """One weight's input planes: ``zero`` of ``planes`` zero on every row
+    of their pass, ``zero_groups`` of ``groups`` zero on a detector's rows."""
+
+    zero: int
+    planes: int
+    zero_groups: int
+    groups: int
+
+
+def _share(part: int, whole: int) -> float:
+    scale = 10**SHARE_DIGITS
+    return math.floor(part * scale / whole) / scale if whole else 0.0
+
+
+@dataclass(frozen=True)
 class ZeroPlaneProfile:
     """Measured zero input bit-planes per MVM weight."""
 
     target: str
     seed: int
-    counts: Mapping[str, tuple[int, int]]
-    """Per weight name: ``(zero planes, planes)``."""
+    counts: Mapping[str, PlaneCounts]
+    """Per weight name."""
 
-    def share(self, weight: str) -> float | None:
-        """The share of ``weight``'s input planes that are zero, rounded
-        down to :data:`SHARE_DIGITS` digits (``None``: not measured)."""
+    def shares(self, weight: str) -> ZeroShares | None:
+        """``weight``'s shares of zero planes and group-planes, rounded down
+        to :data:`SHARE_DIGITS` digits (``None``: not measured)."""
         count = self.counts.get(weight)
-        if count is None or count[1] == 0:
+        if count is None or count.planes == 0:
             return None
-        scale = 10**SHARE_DIGITS
-        return math.floor(count[0] * scale / count[1]) / scale
+        return ZeroShares(
+            _share(count.zero, count.planes), _share(count.zero_groups, count.groups)
+        )
 
     def to_json(self) -> str:
         weights = {
-            name: {"zero": zero, "planes": planes}
-            for name, (zero, planes) in sorted(self.counts.items())
+            name: dataclasses.asdict(count)
+            for name, count in sorted(self.counts.items())
         }
         data = {
             "format": FORMAT,
@@ -65,17 +87,24 @@ class ZeroPlaneProfile:
         return json.dumps(data, indent=1, sort_keys=True) + "\n"
 
 
-def _count(path: Path, name: str, entry: object) -> tuple[int, int]:
+def _count(path: Path, name: str, entry: object) -> PlaneCounts:
+    keys = [f.name for f in dataclasses.fields(PlaneCounts)]
     if not isinstance(entry, dict):
-        raise CimError(f"{path}: weight '{name}' must map to {{zero, planes}}")
+        raise CimError(f"{path}: weight '{name}' must map to {{{', '.join(keys)}}}")
     fields = cast(dict[str, object], entry)
-    zero, planes = fields.get("zero"), fields.get("planes")
-    if type(zero) is not int or type(planes) is not int or not 0 <= zero <= planes:
+    values = [fields.get(key) for key in keys]
+    zero, planes, zero_groups, groups = values
+    if (
+        any(type(v) is not int for v in values)
+        or not 0 <= cast(int, zero) <= cast(int, planes)
+        or not 0 <= cast(int, zero_groups) <= cast(int, groups)
+    ):
+        got = ", ".join(f"{k}={v!r}" for k, v in zip(keys, values, strict=True))
         raise CimError(
-            f"{path}: weight '{name}' needs integers 0 <= zero <= planes, "
-            f"got zero={zero!r}, planes={planes!r}"
+            f"{path}: weight '{name}' needs integers 0 <= zero <= planes and "
+            f"0 <= zero_groups <= groups, got {got}"
         )
-    return zero, planes
+    return PlaneCounts(*cast(list[int], values))
 
 
 def read_profile(path: str | Path) -> ZeroPlaneProfile:

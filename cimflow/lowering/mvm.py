@@ -601,7 +601,7 @@ class MvmLowering(ArrayPlacement):
             self.segment,
             label=mvm.weight.data,
             rows_per_pass=mvm.chosen_rows_per_pass,
-            zero_planes=mvm.skipped_zero_planes,
+            zero_shares=mvm.zero_shares,
             **streams,  # pyright: ignore[reportArgumentType]
         )
 

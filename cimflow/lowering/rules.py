@@ -423,7 +423,7 @@ def mvm_target(hw: HardwareTarget, mvm: cim_tile.MVMOp) -> HardwareTarget:
     (:func:`~cimflow.cost_model.with_mvm_choices`), so that every cost of
     the MVM, the lowering's and the allocation models', counts its passes
     and skipped planes."""
-    return with_mvm_choices(hw, mvm.chosen_rows_per_pass, mvm.skipped_zero_planes)
+    return with_mvm_choices(hw, mvm.chosen_rows_per_pass, mvm.zero_shares)
 
 
 def splits_bands(hw: HardwareTarget, rows_used: int, cols_used: int) -> bool:

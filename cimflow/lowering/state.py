@@ -478,9 +478,7 @@ class BuilderState:
             rows = op.rows.value.data
             if isinstance(op, cim_meta.MVMOp):
                 cycles = mvm_cycles(
-                    with_mvm_choices(
-                        hw, op.chosen_rows_per_pass, op.skipped_zero_planes
-                    ),
+                    with_mvm_choices(hw, op.chosen_rows_per_pass, op.zero_shares),
                     op.vectors.value.data,
                     rows,
                     op.cols.value.data,

@@ -1,9 +1,11 @@
 """Zero skipping of input bit-planes (CIMinus's input bit-sparsity,
 ``ciminus.md`` §10 invariant 8): a measured share ``s`` of zero planes cuts
 an MVM's bit-plane cycles by exactly ``(1 - s)`` and adds zero-detection
-energy; the profile comes from the functional executor (``cim-verify
---zero-planes``), ``cim-input-sparsity`` writes it on the MVMs, and the
-lowering, the simulator and the lower bound follow it; values stay exact."""
+energy, and a share ``g`` of planes zero on a detector's rows idles that
+share of array and driver work; the profile comes from the functional
+executor (``cim-verify --zero-planes``), ``cim-input-sparsity`` writes it
+on the MVMs, and the lowering, the simulator and the lower bound follow it;
+values stay exact."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from cimflow.analysis.lower_bound import latency_lower_bound
 from cimflow.analysis.zero_planes import ZeroPlaneProfile, read_profile
 from cimflow.cimsim.engine import op_costs, simulate
 from cimflow.cimsim.trace import MvmOp, parse_trace
-from cimflow.cost_model import mvm_cost, mvm_cycles, with_mvm_choices
+from cimflow.cost_model import ZeroShares, mvm_cost, mvm_cycles, with_mvm_choices
 from cimflow.errors import CimError
 from cimflow.frontend import import_onnx
 from cimflow.hw_targets import load_target
@@ -33,10 +35,10 @@ from cimflow.tools.cim_verify import compile_model, module_trace, verify_trace
 MODEL = Path(__file__).resolve().parents[2] / "tools" / "models" / "resnet_tiny.onnx"
 
 
-def _pipeline(profile: Path, min_share: float = 0.0) -> str:
+def _pipeline(profile: Path, objective: str = "always") -> str:
     return (
         "convert-graph-to-tile{target=ciminus},"
-        f'cim-input-sparsity{{profile="{profile}" min_share={min_share}}},'
+        f'cim-input-sparsity{{profile="{profile}" objective={objective}}},'
         "cim-static-allocate,convert-tile-to-meta"
     )
 
@@ -46,15 +48,21 @@ def test_skipped_planes_cut_the_bit_plane_cycles_exactly(share: float) -> None:
     hw = load_target("ciminus")
     interval = hw.array.mvm_issue_interval_cycles
     vectors, arrays, rows, cols = 16, 3, 600, 32
+    groups = min(0.9, share + 0.1)
     dense = mvm_cost(hw, arrays, vectors, rows, cols)
-    skipping = mvm_cost(with_mvm_choices(hw, 0, share), arrays, vectors, rows, cols)
+    found = ZeroShares(share, groups)
+    skipping = mvm_cost(with_mvm_choices(hw, 0, found), arrays, vectors, rows, cols)
     plane_cycles = vectors * interval  # one word-line pass of 1024 rows
     assert dense.cycles - skipping.cycles == plane_cycles * share
-    for component in ("array", "adc", "dac"):
+    assert skipping.energy_pj["adc"] == pytest.approx(
+        dense.energy_pj["adc"] * (1 - share)
+    )
+    for component in ("array", "dac"):
         assert skipping.energy_pj[component] == pytest.approx(
-            dense.energy_pj[component] * (1 - share)
+            dense.energy_pj[component] * (1 - groups)
         )
-    detections = arrays * vectors * hw.input_passes
+    detectors = math.ceil(rows / hw.array.zero_detect_rows)  # 19 of 32 rows
+    detections = arrays * vectors * hw.input_passes * detectors
     assert skipping.energy_pj["zero_detect"] == pytest.approx(
         detections * hw.energy.zero_detect_pj
     )
@@ -62,15 +70,14 @@ def test_skipped_planes_cut_the_bit_plane_cycles_exactly(share: float) -> None:
     assert "zero_detect" not in dense.energy_pj
 
 
-def test_skipping_needs_zero_detectors_and_a_share_below_one() -> None:
+def test_skipping_needs_zero_detectors_and_shares_below_one() -> None:
     with pytest.raises(ValueError, match="no zero detectors"):
-        with_mvm_choices(load_target("tiny"), 0, 0.5)
+        with_mvm_choices(load_target("tiny"), 0, ZeroShares(0.5, 0.5))
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
-        with_mvm_choices(load_target("ciminus"), 0, 1.0)
+        ZeroShares(1.0, 0.5)
     hw = load_target("ciminus")
-    assert mvm_cycles(with_mvm_choices(hw, 0, 0.0), 4, 10, 10) == mvm_cycles(
-        hw, 4, 10, 10
-    )
+    nothing = with_mvm_choices(hw, 0, ZeroShares(0.0, 0.0))
+    assert mvm_cycles(nothing, 4, 10, 10) == mvm_cycles(hw, 4, 10, 10)
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +111,13 @@ def test_the_executor_counts_the_planes_the_arrays_drive(profile: Path) -> None:
     weights = {op.weight for op in trace.ops if isinstance(op, MvmOp)}
     assert set(measured.counts) == weights
     hw = load_target("ciminus")
-    for zero, planes in measured.counts.values():
-        assert 0 <= zero <= planes and planes % hw.input_passes == 0
-    assert any(zero > 0 for zero, _ in measured.counts.values())
+    for count in measured.counts.values():
+        assert 0 <= count.zero <= count.planes
+        assert count.planes % hw.input_passes == 0
+        assert count.groups >= count.planes and count.zero_groups >= count.zero
+    assert any(count.zero > 0 for count in measured.counts.values())
+    # a detector's 32 rows are zero far more often than a whole pass
+    assert any(c.zero_groups > 2 * c.zero for c in measured.counts.values())
 
 
 def test_the_simulator_skips_what_the_profile_measured(profile: Path) -> None:
@@ -120,12 +131,12 @@ def test_the_simulator_skips_what_the_profile_measured(profile: Path) -> None:
     assert [op.weight for op in mvms] == [op.weight for op in dense_mvms]
     skipped = 0
     for plain, op in zip(dense_mvms, mvms, strict=True):
-        assert op.zero_planes == measured.share(op.weight)
-        share = op.zero_planes or 0.0
+        assert op.zero_shares == measured.shares(op.weight)
+        share = op.zero_shares.planes if op.zero_shares else 0.0
         passes = math.ceil(op.rows / hw.array.active_rows)
         plane_cycles = passes * op.vectors * hw.array.mvm_issue_interval_cycles
         compute = mvm_cost(
-            with_mvm_choices(hw, 0, op.zero_planes),
+            with_mvm_choices(hw, 0, op.zero_shares),
             1,
             op.vectors,
             op.rows,
@@ -134,6 +145,17 @@ def test_the_simulator_skips_what_the_profile_measured(profile: Path) -> None:
         assert compute.cycles == mvm_cost(
             hw, 1, plain.vectors, plain.rows, plain.cols
         ).cycles - math.floor(share * plane_cycles)
+        arrays = sum(stop - start for start, stop in op.arrays)
+        whole = mvm_cost(
+            with_mvm_choices(hw, 0, op.zero_shares),
+            arrays,
+            op.vectors,
+            op.rows,
+            op.cols,
+        )
+        for component, pj in whole.energy_pj.items():
+            # an MVM of another's shape but other shares is costed on its own
+            assert skipping_costs[op.id].energy_pj[component] == pytest.approx(pj)
         assert skipping_costs[op.id].cycles <= dense_costs[plain.id].cycles
         skipped += dense_costs[plain.id].cycles - skipping_costs[op.id].cycles
     assert skipped > 0
@@ -142,7 +164,9 @@ def test_the_simulator_skips_what_the_profile_measured(profile: Path) -> None:
     assert stats.makespan_cycles <= simulate(dense).stats.makespan_cycles
     tiled = import_onnx(MODEL)
     ConvertGraphToTilePass("ciminus").apply(Context(), tiled)
-    CimInputSparsityPass(profile=str(profile), min_share=0.0).apply(Context(), tiled)
+    CimInputSparsityPass(profile=str(profile), objective="always").apply(
+        Context(), tiled
+    )
     assert latency_lower_bound(tiled, hw).cycles <= stats.makespan_cycles
 
 
@@ -150,23 +174,34 @@ def test_skipping_changes_no_value(profile: Path) -> None:
     trace = module_trace(
         compile_model(MODEL, "ciminus", _pipeline(profile)), str(MODEL)
     )
-    assert any(isinstance(op, MvmOp) and op.zero_planes for op in trace.ops)
+    assert any(isinstance(op, MvmOp) and op.zero_shares for op in trace.ops)
     report = verify_trace(trace, MODEL, "exact")
     assert report.passed
 
 
-def test_min_share_and_layers_choose_the_mvms(profile: Path) -> None:
+def test_the_objective_chooses_the_mvms(profile: Path) -> None:
     measured = read_profile(profile)
-    high = max(measured.counts, key=lambda w: measured.share(w) or 0.0)
-    share = measured.share(high)
-    assert share is not None and share > 0
-    trace = module_trace(
-        compile_model(MODEL, "ciminus", _pipeline(profile, min_share=share))
-    )
-    enabled = {
-        op.weight for op in trace.ops if isinstance(op, MvmOp) and op.zero_planes
+
+    def mvm_energy(objective: str | None) -> tuple[set[str], float]:
+        dense = "convert-graph-to-tile,cim-static-allocate,convert-tile-to-meta"
+        pipeline = _pipeline(profile, objective) if objective else dense
+        trace = module_trace(compile_model(MODEL, "ciminus", pipeline))
+        costs = op_costs(trace)
+        mvms = [op for op in trace.ops if isinstance(op, MvmOp)]
+        enabled = {op.weight for op in mvms if op.zero_shares}
+        return enabled, sum(costs[op.id].total_energy_pj for op in mvms)
+
+    measured_weights = set(measured.counts)
+    always, always_pj = mvm_energy("always")
+    assert always == measured_weights
+    latency, _ = mvm_energy("latency")
+    assert latency == {
+        w for w in measured.counts if (s := measured.shares(w)) and s.planes > 0
     }
-    assert enabled == {w for w in measured.counts if (measured.share(w) or 0) >= share}
+    energy, energy_pj = mvm_energy("energy")
+    _, dense_pj = mvm_energy(None)
+    assert energy and energy < always
+    assert energy_pj < dense_pj and energy_pj < always_pj
 
 
 def _tiled() -> ModuleOp:
@@ -179,7 +214,7 @@ def _tiled() -> ModuleOp:
     ("options", "text", "message"),
     [
         ({}, None, "give profile=FILE"),
-        ({"min_share": 1.0}, "{}", r"min_share must be in \[0, 1\)"),
+        ({"objective": "fast"}, "{}", "objective must be one of energy, latency"),
         ({}, "not json", "not JSON"),
         ({}, '{"format": "x"}', "not a zero-plane profile"),
         (
@@ -195,10 +230,12 @@ def _tiled() -> ModuleOp:
                     "version": 1,
                     "target": "ciminus",
                     "seed": 0,
-                    "weights": {"w": {"zero": 5, "planes": 4}},
+                    "weights": {
+                        "w": {"zero": 5, "planes": 4, "zero_groups": 0, "groups": 4}
+                    },
                 }
             ),
-            "weight 'w' needs integers 0 <= zero <= planes",
+            "weight 'w' needs integers 0 <= zero <= planes and 0 <= zero_groups",
         ),
         (
             {"layers": ("/conv1/Conv",)},
@@ -229,6 +266,10 @@ def test_the_trace_refuses_impossible_shares(profile: Path) -> None:
     with pytest.raises(CimError, match=r"'zero_planes' \(1.5\) must be in \[0, 1\)"):
         parse_trace(record)
     mvm["zero_planes"] = 0.5
+    del mvm["zero_groups"]
+    with pytest.raises(CimError, match="'zero_planes' and 'zero_groups' go together"):
+        parse_trace(record)
+    mvm["zero_groups"] = 0.5
     target = cast(dict[str, dict[str, object]], record["target"])
     target["array"]["zero_skip"] = False
     with pytest.raises(CimError, match="needs a target with zero detectors"):

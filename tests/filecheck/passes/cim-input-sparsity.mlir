@@ -1,14 +1,19 @@
 // RUN: cim-opt %s -p 'convert-graph-to-tile{target=ciminus},cim-input-sparsity{profile="%S/Inputs/zero_planes.json"}' | filecheck %s
-// RUN: cim-opt %s -p 'convert-graph-to-tile{target=ciminus},cim-input-sparsity{profile="%S/Inputs/zero_planes.json" min_share=0.0}' | filecheck %s --check-prefix=ALL
+// RUN: cim-opt %s -p 'convert-graph-to-tile{target=ciminus},cim-input-sparsity{profile="%S/Inputs/zero_planes.json" objective=always}' | filecheck %s --check-prefix=ALL
 // RUN: cim-opt %s -p 'convert-graph-to-tile{target=ciminus},cim-input-sparsity{profile="%S/Inputs/zero_planes.json"},cim-static-allocate,convert-tile-to-meta' | filecheck %s --check-prefix=META
 // RUN: cim-opt %s -p 'convert-graph-to-tile{target=ciminus},cim-input-sparsity{profile="%S/Inputs/zero_planes.json"},cim-static-allocate,convert-tile-to-meta' | cim-opt | filecheck %s --check-prefix=META
 // RUN: not cim-opt %s -p 'convert-graph-to-tile{target=tiny},cim-input-sparsity{profile="%S/Inputs/zero_planes.json"}' 2>&1 | filecheck %s --check-prefix=NODETECT
 
-// cim-input-sparsity on `ciminus` (zero detectors on its 1024-row passes).
-// The profile measured 16 of a.w's 64 input planes zero (0.25) and 2 of
-// b.w's (0.03125, below the default min_share of 0.05: left off unless
-// min_share=0); c.w was not measured and stays off. The share reaches
-// cim_meta.mvm through the lowering and survives a print/parse round trip.
+// cim-input-sparsity on `ciminus` (zero detectors of 32 rows on its
+// 1024-row passes; a detection 0.1 pJ). The profile measured 16 of a.w's
+// 64 input planes zero on a whole pass (0.25) and 48 of its 128 detector
+// planes (0.375): on its 32 rows (one detector) a vector saves 0.375 x
+// (3.84 pJ of macro + 8 x 32 x 0.01 pJ of drivers) = 2.4 pJ for 8 x 0.1 =
+// 0.8 pJ of detections, so the default objective (energy) enables it. b.w's
+// share is 4 of 128 (0.03125): on its 40 rows (two detectors) 0.03125 x
+// (3.84 + 3.2) = 0.22 pJ saved for 1.6 pJ of detections: off, unless
+// objective=always. c.w was not measured and stays off. The shares reach
+// cim_meta.mvm through the lowering and survive a print/parse round trip.
 builtin.module {
   func.func @planes(%x: tensor<1x32xf32>) -> tensor<1x8xf32> {
     %w1 = cim_graph.weight "a.w" : tensor<32x40xf32>
@@ -21,7 +26,7 @@ builtin.module {
   }
 }
 
-// CHECK:      cim_tile.mvm %x weight "a.w" {{.*}} zero_planes 2.500000e-01 mode <compute>
+// CHECK:      cim_tile.mvm %x weight "a.w" {{.*}} zero_planes 2.500000e-01 zero_groups 3.750000e-01 mode <compute>
 // CHECK:      cim_tile.mvm %{{.*}} weight "b.w"
 // CHECK-NOT:  zero_planes
 // CHECK-SAME: mode <compute>
@@ -29,13 +34,13 @@ builtin.module {
 // CHECK-NOT:  zero_planes
 // CHECK-SAME: mode <compute>
 
-// ALL:        weight "a.w" {{.*}} zero_planes 2.500000e-01
-// ALL:        weight "b.w" {{.*}} zero_planes 3.120000e-02
+// ALL:        weight "a.w" {{.*}} zero_planes 2.500000e-01 zero_groups 3.750000e-01
+// ALL:        weight "b.w" {{.*}} zero_planes 3.120000e-02 zero_groups 3.120000e-02
 // ALL:        weight "c.w"
 // ALL-NOT:    zero_planes
 // ALL-SAME:   mode <compute>
 
-// META:       cim_meta.mvm "a.w" {{.*}} zero_planes 2.500000e-01
+// META:       cim_meta.mvm "a.w" {{.*}} zero_planes 2.500000e-01 zero_groups 3.750000e-01
 // META:       cim_meta.mvm "b.w"
 // META-NOT:   zero_planes
 // META-SAME:  segment
