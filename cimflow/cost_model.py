@@ -49,6 +49,12 @@ Formulas (a target ``t``; all divisions round up to whole cycles):
   array and vector (CIMinus's input bit-sparsity, detections per row group;
   ciminus.md §3.3 and §6, where ``n_bitplanes_effective = B_act * (1 -
   s_in)``).
+- Compacted rows (``cim-sparse-rows``): an array holding only some of a
+  weight's ``K`` rows gathers each held row's input by its index, read from
+  the index memory when the array is programmed (CIMinus charges
+  index-memory reads per tile loaded, ciminus.md §4.3 and §6.1):
+  ``rows_used * ceil(log2 K)`` bits per array at ``index_read_pj_per_bit``
+  (the ``index`` component).
 - Programming weights: arrays are written row by row, all arrays of the group
   in parallel: ``cycles = rows_used * program_cycles_per_row``; energy per
   programmed cell.
@@ -127,6 +133,7 @@ ENERGY_COMPONENTS: tuple[str, ...] = (
     "adc",
     "dac",
     "zero_detect",
+    "index",
     "program",
     "switch",
     "memory_array",
@@ -194,6 +201,12 @@ class MvmTarget(HardwareTarget):
 def zero_shares_of(t: HardwareTarget) -> ZeroShares | None:
     """What ``t``'s zero detectors skip (``None``: skipping off)."""
     return t.zero_shares if isinstance(t, MvmTarget) else None
+
+
+def row_index_bits(reduction: int) -> int:
+    """Bits of one held row's index when an array holds some of a weight's
+    ``reduction`` rows (0: ``reduction`` 0, every row held)."""
+    return max(1, math.ceil(math.log2(reduction))) if reduction > 1 else 0
 
 
 def zero_detections(t: HardwareTarget, rows_used: int) -> int:
@@ -302,13 +315,16 @@ def static_energy(t: HardwareTarget, cycles: int) -> dict[str, float]:
 
 
 def program_cost(
-    t: HardwareTarget, arrays: int, rows_used: int, cols_used: int
+    t: HardwareTarget, arrays: int, rows_used: int, cols_used: int, index_bits: int = 0
 ) -> OpCost:
-    """Write weights into ``arrays`` arrays (in parallel), row by row."""
-    return OpCost(
-        rows_used * t.array.program_cycles_per_row,
-        {"program": arrays * rows_used * cols_used * t.energy.cell_program_pj},
-    )
+    """Write weights into ``arrays`` arrays (in parallel), row by row; with
+    ``index_bits``, each held row's index is read with them (compacted rows,
+    :func:`row_index_bits`) to set the gather of its input."""
+    energy = {"program": arrays * rows_used * cols_used * t.energy.cell_program_pj}
+    if index_bits:
+        bits = arrays * rows_used * index_bits
+        energy["index"] = bits * t.energy.index_read_pj_per_bit
+    return OpCost(rows_used * t.array.program_cycles_per_row, energy)
 
 
 def switch_cost(t: HardwareTarget, arrays: int) -> OpCost:
@@ -810,12 +826,13 @@ def program_op_parts(
     feed: StreamLevel = "buffer",
     in_bytes: int = 0,
     feed_arrays: Ranges = (),
+    index_bits: int = 0,
 ) -> tuple[OpCost, OpCost]:
     """A program as a trace states it, as ``(compute, stream)``: :func:`program_cost` on
-    ``arrays`` arrays; and ``in_bytes`` of values stream from ``feed`` (``feed_arrays``
-    for ``memory``) over the interconnect to ``cores``, the cores of its arrays
-    (:func:`stream_cost`; 0 bytes: nothing streams)."""
-    program = program_cost(t, arrays, rows_used, cols_used)
+    ``arrays`` arrays (``index_bits`` per held row); and ``in_bytes`` of values stream
+    from ``feed`` (``feed_arrays`` for ``memory``) over the interconnect to ``cores``,
+    the cores of its arrays (:func:`stream_cost`; 0 bytes: nothing streams)."""
+    program = program_cost(t, arrays, rows_used, cols_used, index_bits)
     if not in_bytes:
         return program, NO_COST
     stream = stream_cost(

@@ -63,6 +63,7 @@ from cimflow.cost_model import (
     mvm_op_parts,
     path_loads,
     program_op_parts,
+    row_index_bits,
     static_energy,
     stream_bytes,
     switch_cost,
@@ -150,11 +151,13 @@ def op_streams(target: HardwareTarget, op: TraceOp) -> StreamBytes:
 
 
 def op_parts(
-    target: HardwareTarget, op: ProgramOp | MvmOp | VectorOp
+    target: HardwareTarget, op: ProgramOp | MvmOp | VectorOp, compacted_from: int = 0
 ) -> tuple[OpCost, OpCost]:
     """``(compute, stream)`` of an op that streams while it works, from the
     cost model: what no share of bandwidth changes, and its stream at the
-    full bandwidth."""
+    full bandwidth; ``compacted_from`` is a program's weight's ``K`` when
+    its arrays hold compacted rows (the trace's ``weights[].rows``), whose
+    indices the program reads."""
     if isinstance(op, ProgramOp):
         feed = op.feed
         if feed == "cells":  # a switch in place: nothing is written
@@ -168,6 +171,7 @@ def op_parts(
             feed=feed,
             in_bytes=program_in_bytes(target, op),
             feed_arrays=op.feed_arrays,
+            index_bits=row_index_bits(compacted_from),
         )
     if isinstance(op, MvmOp):
         return mvm_op_parts(
@@ -200,8 +204,9 @@ def op_parts(
     )
 
 
-def op_cost(target: HardwareTarget, op: TraceOp) -> OpCost:
-    """The cost of one op in isolation, from the cost model.
+def op_cost(target: HardwareTarget, op: TraceOp, compacted_from: int = 0) -> OpCost:
+    """The cost of one op in isolation, from the cost model (``compacted_from``:
+    :func:`op_parts`).
 
     Raises ValueError where the cost model does (a memory-mode transfer on a
     target without memory-mode bandwidth; validated traces never do).
@@ -212,7 +217,7 @@ def op_cost(target: HardwareTarget, op: TraceOp) -> OpCost:
     if isinstance(op, MoveOp):
         return interconnect_cost(target, op.nbytes, op.cores)
     if isinstance(op, ProgramOp | MvmOp | VectorOp):
-        return concurrent_cost(*op_parts(target, op))
+        return concurrent_cost(*op_parts(target, op, compacted_from))
     if isinstance(op, SwitchOp):
         return switch_cost(target, count_arrays(op.arrays))
     return NO_COST
@@ -399,12 +404,16 @@ def op_costs(trace: Trace) -> tuple[OpCost, ...]:
     cache: dict[tuple[object, ...], OpCost] = {}
     costs: list[OpCost] = []
     target = trace.target
+    compacted = {w.name: w.k for w in trace.weights if w.rows}
     for op in trace.ops:
-        key = _cost_key(op)
+        reduction = 0
+        if isinstance(op, ProgramOp) and op.source == "weight":
+            reduction = compacted.get(op.weight, 0)
+        key = (*_cost_key(op), reduction)
         cost = cache.get(key)
         if cost is None:
             try:
-                cost = op_cost(target, op)
+                cost = op_cost(target, op, reduction)
             except ValueError as err:
                 raise CimError(f"{trace.origin}: op {op.id}: {err}") from None
             cache[key] = cost

@@ -180,6 +180,9 @@ class Energy:
     zero_detect_pj: float
     """One zero detection: one input bit-plane over the rows of one
     word-line pass of one array (charged where skipping is enabled)."""
+    index_read_pj_per_bit: float
+    """One bit of a row index read from the index memory: an array that
+    holds compacted rows gathers each held row's input by its index."""
     array_static_mw: float
     """Leakage of one array with its periphery, in milliwatts, for the whole
     run (``static power x makespan``)."""

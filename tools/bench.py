@@ -28,7 +28,7 @@ is strategy ``S``'s latency over this row's (above 1: this row is faster),
 ``speedup_vs_best_other`` the same for the fastest other strategy of the
 sweep; ``bound_ratio`` is the latency over the lower bound (at least 1);
 ``energy_<component>_uj`` splits ``energy_uj`` as ``cim-sim`` does (array,
-ADC, DAC, zero detection, programming, mode switches, memory-mode arrays,
+ADC, DAC, zero detection, row indices, programming, mode switches, memory-mode arrays,
 buffers, interconnect, DRAM, vector units, array and buffer leakage);
 ``switch_share`` is the cycles mode switches take over the latency (an upper
 bound of their overhead: switches may overlap other work);
