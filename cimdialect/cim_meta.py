@@ -83,7 +83,7 @@ from cimflow.cimdialect.cim_tile import (
     ArrayModeAttr,
     WeightLayout,
     WeightLayoutAttr,
-    zero_shares_of,
+    shares_from_attrs,
 )
 from cimflow.cimdialect.shapes import num_elements
 from cimflow.cost_model import (
@@ -967,13 +967,13 @@ class MVMOp(_ArrayWorkOp):
     def zero_shares(self) -> ZeroShares | None:
         """Its zero-skipping shares, as the cost model takes them (None:
         skipping off)."""
-        return zero_shares_of(self.zero_planes, self.zero_groups, self.name)
+        return shares_from_attrs(self.zero_planes, self.zero_groups, self.name)
 
     def verify_(self) -> None:
         self.verify_array_work()
         if self.rows_per_pass is not None and self.rows_per_pass.value.data < 1:
             raise VerifyException("'cim_meta.mvm' rows_per_pass must be positive")
-        zero_shares_of(self.zero_planes, self.zero_groups, self.name)
+        shares_from_attrs(self.zero_planes, self.zero_groups, self.name)
         start, stop = _verify_span(self, "v", self.v)
         if self.vectors.value.data < 1 or self.vectors.value.data > stop - start:
             raise VerifyException(

@@ -427,7 +427,7 @@ class MVMOp(IRDLOperation):
     def zero_shares(self) -> ZeroShares | None:
         """Its zero-skipping shares, as the cost model takes them (None:
         skipping off)."""
-        return zero_shares_of(self.zero_planes, self.zero_groups, self.name)
+        return shares_from_attrs(self.zero_planes, self.zero_groups, self.name)
 
     @property
     def reduction(self) -> int:
@@ -465,10 +465,10 @@ class MVMOp(IRDLOperation):
             raise VerifyException("'cim_tile.mvm' align must be positive")
         if self.rows_per_pass is not None and self.rows_per_pass.value.data < 1:
             raise VerifyException("'cim_tile.mvm' rows_per_pass must be positive")
-        zero_shares_of(self.zero_planes, self.zero_groups, self.name)
+        shares_from_attrs(self.zero_planes, self.zero_groups, self.name)
 
 
-def zero_shares_of(
+def shares_from_attrs(
     zero_planes: FloatAttr | None, zero_groups: FloatAttr | None, op_name: str
 ) -> ZeroShares | None:
     """An MVM's zero-skipping shares from its ``zero_planes`` and

@@ -48,7 +48,6 @@ from cimflow.cimdialect import cim_tile
 from cimflow.cost_model import ZeroShares, mvm_cost, with_mvm_choices
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
-from cimflow.lowering.rules import mvm_target
 from cimflow.target_record import module_target
 
 OBJECTIVES = ("energy", "latency", "always")
@@ -114,8 +113,8 @@ class CimInputSparsityPass(ModulePass):
         if self.objective == "latency":
             return shares.planes > 0
         rows, cols = array_cells(mvm.tiling)
-        plain = mvm_target(hw, mvm)
-        skipping = with_mvm_choices(plain, mvm.chosen_rows_per_pass, shares)
+        plain = with_mvm_choices(hw, mvm.chosen_rows_per_pass)
+        skipping = with_mvm_choices(hw, mvm.chosen_rows_per_pass, shares)
         return (
             mvm_cost(skipping, 1, 1, rows, cols).total_energy_pj
             < mvm_cost(plain, 1, 1, rows, cols).total_energy_pj
