@@ -17,8 +17,11 @@ matplotlib is installed: ``pip install 'cimflow[bench]'``)::
 
 A combination that fails (any exception) is reported in the ``status``
 column and the sweep goes on; the exit status is 1 if any failed. With
-``--jobs N`` combinations run in ``N`` spawned processes, which see the
-strategies registered when :mod:`cimflow.passes.pipelines` is imported.
+``--jobs N`` combinations run as tasks on a local Dask cluster of ``N``
+worker processes, with ``--scheduler ADDRESS`` on a running cluster
+(:mod:`cimflow.tools.bench_cluster`); workers see the strategies
+registered when :mod:`cimflow.passes.pipelines` is imported. ``--cache
+DIR`` keeps each result as it finishes (:mod:`cimflow.tools.bench_cache`).
 
 The CSV has one row per combination, in a fixed order (models in zoo order,
 then phase, batch, sequence, target, strategy) and fixed columns
@@ -44,12 +47,11 @@ import dataclasses
 import importlib
 import io
 import itertools
-import multiprocessing
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +82,7 @@ from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.pipelines import STRATEGIES, CompilePass
 from cimflow.passes.trace_target import build_trace
 from cimflow.tools.bench_cache import cache_key, read_cached, write_cached
+from cimflow.tools.bench_cluster import cluster_client, run_tasks
 from cimflow.tools.model_builders import Phase
 from cimflow.tools.zoo import (
     DEFAULT_SMALL_SEQUENCE,
@@ -305,33 +308,58 @@ def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
-def run_combination(combination: Combination) -> Measurement:
-    """Compile, simulate and bound one combination (with its target's
-    overrides), or read it from the ``--cache`` directory (and keep it there
-    once computed; a failure is not kept)."""
-    if not combination.cache:
-        with overridden(combination.overrides):
-            return _measure(combination)
-    directory = Path(combination.cache)
+_TASK_LOCK = threading.Lock()
+"""Held while a point is measured: ``--set`` overrides are the process's
+(:func:`overridden`), so a worker with several threads runs one at a time."""
+
+
+def measure_point(combination: Combination) -> Measurement:
+    """Compile, simulate and bound one combination with its target's
+    overrides (what a sweep's task runs, in this process or on a worker)."""
+    with _TASK_LOCK, overridden(combination.overrides):
+        return _measure(combination)
+
+
+def _cache_key(combination: Combination) -> str:
     model: dict[str, object] = (
         {"onnx": combination.source}
         if combination.source
         else {"zoo": combination.stem, "small": combination.small}
     )
-    key = cache_key(
+    return cache_key(
         model, combination.target, combination.overrides, combination.strategy
     )
-    data = read_cached(directory, key)
-    if data is not None:
-        try:
-            return _from_dict(data, combination)
-        except (KeyError, TypeError, ValueError):
-            pass  # kept by another version of this format: computed again
-    with overridden(combination.overrides):
-        measurement = _measure(combination)
-    if measurement.error is None:
-        write_cached(directory, key, _to_dict(measurement))
+
+
+def cached_measurement(combination: Combination) -> Measurement | None:
+    """The combination's result from its ``--cache`` directory, if kept."""
+    if not combination.cache:
+        return None
+    data = read_cached(Path(combination.cache), _cache_key(combination))
+    if data is None:
+        return None
+    try:
+        return _from_dict(data, combination)
+    except (KeyError, TypeError, ValueError):
+        return None  # kept by another version of this format: computed again
+
+
+def keep_measurement(measurement: Measurement) -> Measurement:
+    """Write a computed result to its ``--cache`` directory (a failure is
+    not kept), and return it."""
+    combination = measurement.combination
+    if combination.cache and measurement.error is None and not measurement.cached:
+        write_cached(
+            Path(combination.cache), _cache_key(combination), _to_dict(measurement)
+        )
     return measurement
+
+
+def run_combination(combination: Combination) -> Measurement:
+    """One combination's result: from the ``--cache`` directory, or
+    measured here (and kept there)."""
+    kept = cached_measurement(combination)
+    return kept if kept is not None else keep_measurement(measure_point(combination))
 
 
 def _to_dict(measurement: Measurement) -> dict[str, Any]:
@@ -514,8 +542,13 @@ def run_sweep(
     combinations: Sequence[Combination],
     jobs: int = 1,
     progress: Callable[[int, int, Measurement], None] | None = None,
+    scheduler: str | None = None,
 ) -> list[Measurement]:
-    """Run every combination (in ``jobs`` processes), in combination order."""
+    """Run every combination, in combination order: the cached ones are
+    read first, the rest measured in this process (``jobs`` 1, no
+    ``scheduler``) or as tasks on a Dask cluster (:mod:`bench_cluster`: a
+    local one of ``jobs`` workers, or the one at ``scheduler``), each kept
+    in the cache as it comes back."""
     total = len(combinations)
     results: dict[int, Measurement] = {}
 
@@ -524,23 +557,23 @@ def run_sweep(
         if progress is not None:
             progress(len(results), total, measurement)
 
-    if jobs <= 1 or total <= 1:
-        for combination in combinations:
-            finished(run_combination(combination))
-    else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures: dict[Future[Measurement], Combination] = {
-                pool.submit(run_combination, c): c for c in combinations
-            }
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in sorted(done, key=lambda f: futures[f].index):
-                    try:
-                        finished(future.result())
-                    except Exception as error:  # a worker that died
-                        finished(Measurement(futures[future], _error_text(error)))
+    missing: list[Combination] = []
+    for combination in combinations:
+        kept = cached_measurement(combination)
+        if kept is None:
+            missing.append(combination)
+        else:
+            finished(kept)
+    if scheduler is None and (jobs <= 1 or len(missing) <= 1):
+        for combination in missing:
+            finished(keep_measurement(measure_point(combination)))
+    elif missing:
+        with cluster_client(jobs, scheduler) as client:
+            for combination, outcome in run_tasks(client, measure_point, missing):
+                if isinstance(outcome, Measurement):
+                    finished(keep_measurement(outcome))
+                else:  # the task itself failed: a worker that died
+                    finished(Measurement(combination, _error_text(outcome)))
     return [results[c.index] for c in combinations]
 
 
@@ -1012,7 +1045,20 @@ def _parser() -> ArgumentParser:
     parser.add_argument(
         "--out", type=Path, default=None, help="directory for CSV and plots"
     )
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes (1)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="run the points on a local Dask cluster of N worker processes "
+        "(default 1: in this process)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the points on the running Dask cluster at ADDRESS "
+        "(e.g. tcp://10.0.0.5:8786) instead",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parser.add_argument(
         "--budget",
@@ -1032,11 +1078,10 @@ def _parser() -> ArgumentParser:
 
 class _Progress:
     """One line per finished combination on stderr, with the time the rest
-    is expected to take (the computed ones' mean time so far, shared by
-    the workers)."""
+    is expected to take (the wall time so far per computed combination,
+    which counts every worker's throughput)."""
 
-    def __init__(self, jobs: int) -> None:
-        self.jobs = max(1, jobs)
+    def __init__(self) -> None:
         self.begun = time.perf_counter()
         self.computed = 0
 
@@ -1127,17 +1172,20 @@ def _run(argv: Sequence[str] | None) -> int:
     for note in notes:
         print(f"skipped {note}", file=sys.stderr)
     start = time.perf_counter()
+    scheduler: str | None = args.scheduler
     measurements = run_sweep(
-        combinations, jobs, None if args.quiet else _Progress(jobs)
+        combinations, jobs, None if args.quiet else _Progress(), scheduler
     )
     wall = time.perf_counter() - start
     rows = measurement_rows(measurements, strategies)
     print(format_table(rows, strategies))
     failed = sum(1 for m in measurements if m.error is not None)
-    print(
-        f"{len(measurements)} combinations ({failed} failed) in {wall:.1f} s "
-        f"with {jobs} job{'s' if jobs > 1 else ''}"
+    where = (
+        f"on the cluster at {scheduler}"
+        if scheduler is not None
+        else f"with {jobs} job{'s' if jobs > 1 else ''}"
     )
+    print(f"{len(measurements)} combinations ({failed} failed) in {wall:.1f} s {where}")
     out: Path | None = args.out
     if out is not None:
         try:
@@ -1169,4 +1217,8 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as the importable module, so that Dask's workers find the task
+    # functions by name (a __main__ function would be pickled by value).
+    from cimflow.tools import bench as importable
+
+    sys.exit(importable.main())

@@ -11,7 +11,10 @@ Run from the repository root, with uv installed (``pip install uv``)::
 
     python -m cimflow.tools.refresh_lock
 
-then run the test suite against the new lock, and commit both. To see
+The versions the current lock pins are kept where they still satisfy
+pyproject.toml (to move every package to its newest release, delete
+``requirements.txt`` first). Then run the test suite against the new lock,
+and commit both. To see
 whether the newest releases still pass before refreshing, see the README's
 "newest releases" command.
 """
@@ -98,6 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         build = Path(directory) / "build-system.in"
         build.write_text("\n".join(build_requirements(root)) + "\n", encoding="utf-8")
         body = Path(directory) / "lock.txt"
+        lock = root / LOCK_FILE
+        if lock.is_file():
+            # uv keeps the versions its output file already pins wherever
+            # they still satisfy the inputs: a new dependency moves nothing else.
+            shutil.copyfile(lock, body)
         command = compile_command(build, body)
         try:
             subprocess.run(command, check=True, cwd=root)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from distributed import LocalCluster
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
@@ -16,7 +19,7 @@ from xdsl.passes import ModulePass
 from cimflow.errors import CimError
 from cimflow.passes.pipelines import STRATEGIES
 from cimflow.passes.static_allocate import StaticAllocatePass
-from cimflow.tools import bench
+from cimflow.tools import bench, bench_cluster
 
 TINY_SWEEP = [
     "--small",
@@ -277,37 +280,99 @@ def test_a_hardware_sweep_runs_every_point_and_onnx_files(tmp_path: Path) -> Non
     assert rows[0]["latency_cycles"] != rows[2]["latency_cycles"]  # the buffer counts
 
 
-def test_a_killed_sweep_resumes_from_its_cache(
+DASK_SWEEP = [
+    "--small",
+    "--models",
+    f"resnet18,bert_base,{MODEL_FILE}",
+    "--targets",
+    "tiny",
+    "--strategies",
+    "static,cmswitch",
+    "--sweep",
+    "array.rows=32,64,128",
+    "--jobs",
+    "2",
+]
+
+
+def _cached_lines(progress: str) -> int:
+    return sum(
+        line.endswith(" cached") or " cached (" in line
+        for line in progress.splitlines()
+    )
+
+
+def test_a_killed_dask_sweep_resumes_from_its_cache(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Killed once two results are in the cache, the same command computes
-    only the rest, and its CSV is the uninterrupted run's."""
+    """3 models x 3 array sizes x 2 strategies on a local Dask cluster of
+    two workers, killed (the client, whose cluster goes with it) once four
+    results are in the cache: the same command computes only the rest, and
+    its CSV is an uninterrupted run's."""
     cache = tmp_path / "cache"
-    argv = [*HARDWARE_SWEEP, "--cache", str(cache)]
+    argv = [*DASK_SWEEP, "--cache", str(cache)]
     command = [sys.executable, "-m", "cimflow.tools.bench", *argv, "--quiet"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while len(list(cache.glob("*.json"))) < 2 and process.poll() is None:
+        deadline = time.monotonic() + 180
+        while len(list(cache.glob("*.json"))) < 4 and process.poll() is None:
             assert time.monotonic() < deadline
-            time.sleep(0.05)
+            time.sleep(0.02)
     finally:
         process.kill()
         process.wait()
     kept = len(list(cache.glob("*.json")))
-    assert 2 <= kept < 8, "the sweep ended before it could be killed"
+    assert 4 <= kept < 18, "the sweep ended before it could be killed"
     assert bench.main([*argv, "--out", str(tmp_path / "resumed")]) == 0
-    progress = capsys.readouterr().err.splitlines()
-    assert (
-        sum(line.endswith("cached") or " cached (" in line for line in progress) == kept
-    )
-    assert len(list(cache.glob("*.json"))) == 8
-    assert (
-        bench.main([*HARDWARE_SWEEP, "--quiet", "--out", str(tmp_path / "whole")]) == 0
-    )
+    assert _cached_lines(capsys.readouterr().err) == kept  # nothing computed twice
+    assert len(list(cache.glob("*.json"))) == 18
+    assert bench.main([*DASK_SWEEP, "--quiet", "--out", str(tmp_path / "whole")]) == 0
     resumed = bench.read_csv(tmp_path / "resumed" / "bench.csv")
     whole = bench.read_csv(tmp_path / "whole" / "bench.csv")
+    assert len(whole) == 18 and all(row["status"] == "ok" for row in whole)
     assert without_times(resumed) == without_times(whole)
+    # run again, everything comes from the cache and no cluster starts
+    assert bench.main([*argv, "--out", str(tmp_path / "again")]) == 0
+    assert _cached_lines(capsys.readouterr().err) == 18
+
+
+def test_a_sweep_on_a_running_cluster(sweep: Path, tmp_path: Path) -> None:
+    """``--scheduler ADDRESS`` submits to a cluster someone else started."""
+    options: dict[str, Any] = {
+        "n_workers": 1,
+        "threads_per_worker": 2,
+        "dashboard_address": None,
+        "memory_limit": 0,
+    }
+    cluster = LocalCluster(**options)
+    with cluster:
+        argv = [*TINY_SWEEP, "--scheduler", str(cluster.scheduler_address)]
+        assert bench.main([*argv, "--out", str(tmp_path)]) == 0
+    served = bench.read_csv(tmp_path / "bench.csv")
+    assert without_times(served) == without_times(bench.read_csv(sweep / "bench.csv"))
+
+
+def test_an_unreachable_scheduler_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(bench_cluster, "CONNECT_TIMEOUT_S", 1.0)
+    argv = [*TINY_SWEEP, "--scheduler", "tcp://127.0.0.1:9"]
+    assert bench.main(argv) == 1
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and captured.out == ""
+    assert lines[0].startswith(
+        "cim-bench: error: --scheduler tcp://127.0.0.1:9: cannot reach the scheduler"
+    )
+
+
+def test_a_failed_task_is_its_items_outcome() -> None:
+    """A task that raises on the cluster comes back as its exception, and
+    the other items still finish."""
+    with bench_cluster.cluster_client(2, None) as client:
+        outcomes = dict(bench_cluster.run_tasks(client, math.factorial, [3, -1, 4]))
+    assert outcomes[3] == 6 and outcomes[4] == 24
+    assert isinstance(outcomes[-1], ValueError)
 
 
 def test_a_bad_sweep_axis_is_named(capsys: pytest.CaptureFixture[str]) -> None:

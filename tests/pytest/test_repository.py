@@ -4,6 +4,7 @@ the lock file pins every dependency pyproject.toml declares."""
 from __future__ import annotations
 
 import re
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from cimflow.tools import refresh_lock
 from cimflow.tools.refresh_lock import INPUTS_PREFIX, locked_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,3 +104,28 @@ def test_cim_opt_lists_its_passes_with_their_options(
     listed = [line.split(":")[0] for line in text.splitlines() if line[:1].isalpha()]
     assert listed == list(PASS_MODULES)
     assert "  time_limit: float | int = 120.0\n      Seconds HiGHS may spend" in text
+
+
+def test_refreshing_the_lock_keeps_its_pins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uv is handed the current lock as its output file, whose pins it keeps
+    wherever they still satisfy pyproject.toml: adding a dependency moves
+    nothing else."""
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / "requirements.txt").write_text("numpy==1.26.0\n", encoding="utf-8")
+    seen: list[str] = []
+
+    def fake_uv(command: list[str], check: bool, cwd: Path) -> None:
+        del check, cwd
+        output = Path(command[command.index("-o") + 1])
+        seen.append(output.read_text(encoding="utf-8"))
+        output.write_text("numpy==1.26.0 \\\n    --hash=sha256:00\n", encoding="utf-8")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(refresh_lock.subprocess, "run", fake_uv)
+    assert refresh_lock.main([]) == 0
+    assert seen == ["numpy==1.26.0\n"]
+    written = (tmp_path / "requirements.txt").read_text(encoding="utf-8")
+    assert written.endswith("numpy==1.26.0 \\\n    --hash=sha256:00\n")
+    assert INPUTS_PREFIX + locked_inputs(tmp_path) in written
