@@ -1,11 +1,14 @@
 """What a schedule computes, and how fast and efficiently: the MACs its
 MVMs do (each weight element times each vector it multiplies, zeros of a
 grouped weight's block diagonal left out), and from them TOPS (two
-operations per MAC, over the makespan) and TOPS/W (over the energy)."""
+operations per MAC, over the makespan), TOPS/W (over the energy) and
+TOPS/mm² (over the chip's area, where the target gives one)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from cimflow.analysis.area import total_area_mm2
 
 from .engine import SimResult
 from .trace import MvmOp, WeightInfo
@@ -37,10 +40,15 @@ class Efficiency:
     """Tera-operations per second (two per MAC) over the makespan."""
     tops_per_watt: float
     """Operations per picojoule: tera-operations per second per watt."""
+    area_mm2: float | None
+    """The chip's area (:mod:`cimflow.analysis.area`); ``None``: the target
+    gives none."""
+    tops_per_mm2: float | None
+    """TOPS over the area (``None`` without one)."""
 
 
 def efficiency(result: SimResult) -> Efficiency:
-    """The schedule's MACs, TOPS and TOPS/W."""
+    """The schedule's MACs, TOPS, TOPS/W and TOPS/mm²."""
     weights = {w.name: w for w in result.trace.weights}
     macs = sum(
         mvm_macs(op, weights.get(op.weight))
@@ -49,8 +57,12 @@ def efficiency(result: SimResult) -> Efficiency:
     )
     seconds = result.stats.seconds
     energy = result.stats.total_energy_pj
+    tops = 2 * macs / seconds / 1e12 if seconds else 0.0
+    area = total_area_mm2(result.trace.target)
     return Efficiency(
         macs,
-        2 * macs / seconds / 1e12 if seconds else 0.0,
+        tops,
         2 * macs / energy if energy else 0.0,
+        area,
+        None if not area else tops / area,
     )

@@ -10,16 +10,20 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
+from cimflow.analysis.area import chip_area
+
 from .efficiency import efficiency
 from .engine import SHARED_RESOURCES, PeakOccupancy, SimResult
 from .layers import format_layers, layer_rows
 from .trace import OP_KINDS, SWITCH_DIRECTIONS
 
 REPORT_FORMAT = "cim-sim-report"
-REPORT_VERSION = 3
+REPORT_VERSION = 4
 """Version 2 added peak occupancy per level, the busiest interconnect
 resource and per-core vector busy cycles, and local-buffer reads; version 3
-per-layer rows (``layers``) and the MACs, TOPS and TOPS/W."""
+per-layer rows (``layers``) and the MACs, TOPS and TOPS/W; version 4 the
+chip's area by component (``area_mm2``, ``null`` where the target gives
+none) and TOPS/mm²."""
 
 
 def _seconds_text(seconds: float) -> str:
@@ -76,7 +80,8 @@ def format_report(result: SimResult) -> str:
         f"({_seconds_text(stats.seconds)} at {clock})",
         f"throughput:  {stats.throughput:,.3f} samples/s",
         f"compute:     {work.macs:,} MACs, {work.tops:.4g} TOPS, "
-        f"{work.tops_per_watt:.4g} TOPS/W",
+        f"{work.tops_per_watt:.4g} TOPS/W"
+        + ("" if work.tops_per_mm2 is None else f", {work.tops_per_mm2:.4g} TOPS/mm2"),
         "",
         "utilization:",
     ]
@@ -130,6 +135,7 @@ def format_report(result: SimResult) -> str:
         rows.append((component, f"{pj:,.3f}", _percent(pj / total if total else 0.0)))
     rows.append(("total", f"{total:,.3f}", _percent(1.0 if total else 0.0)))
     lines += _table(rows)
+    lines += ["", *_area_lines(result)]
 
     lines += ["", "mode switches:"]
     rows = [("direction", "ops", "arrays")]
@@ -168,6 +174,18 @@ def format_report(result: SimResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _area_lines(result: SimResult) -> list[str]:
+    parts = chip_area(result.trace.target)
+    if parts is None:
+        return ["area: not given by the target (its [area] table)"]
+    total = sum(mm2 for _, mm2 in parts)
+    rows = [("component", "mm2", "share")]
+    for component, mm2 in parts:
+        rows.append((component, f"{mm2:,.4f}", _percent(mm2 / total if total else 0.0)))
+    rows.append(("total", f"{total:,.4f}", _percent(1.0 if total else 0.0)))
+    return ["area:", *_table(rows)]
+
+
 def _peak_label(peak: PeakOccupancy) -> str:
     if peak.level == "buffer":
         return "global buffer"
@@ -184,6 +202,7 @@ def report_dict(result: SimResult) -> dict[str, object]:
     target = trace.target
     stats = result.stats
     work = efficiency(result)
+    area = chip_area(target)
     return {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,
@@ -228,6 +247,9 @@ def report_dict(result: SimResult) -> dict[str, object]:
         "arrays_used": stats.arrays_used,
         "energy_pj": dict(stats.energy_pj),
         "total_energy_pj": stats.total_energy_pj,
+        "area_mm2": None if area is None else dict(area),
+        "total_area_mm2": work.area_mm2,
+        "tops_per_mm2": work.tops_per_mm2,
         "switches": {
             "ops": dict(stats.switch_ops),
             "arrays": dict(stats.array_switches),

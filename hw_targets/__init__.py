@@ -193,6 +193,32 @@ class Energy:
 
 
 @dataclass(frozen=True)
+class Area:
+    """``[area]`` (optional): the silicon area of one instance of each
+    component, in square millimetres, which the chip's counts multiply
+    (:mod:`cimflow.analysis.area`). A target without the table has no area
+    figures: nothing is assumed for it."""
+
+    array_mm2: float
+    """The cells of one array."""
+    adc_mm2: float
+    """One ADC (``array.adcs_per_array`` per array)."""
+    dac_mm2: float
+    """One row's input driver or DAC (``array.rows`` per array)."""
+    array_periphery_mm2: float
+    """The rest of one array's periphery: sample-and-hold, shift-and-add,
+    input and output registers."""
+    local_buffer_mm2: float
+    """One core's local buffer."""
+    global_buffer_mm2: float
+    """The global buffer."""
+    vector_unit_mm2: float
+    """One vector unit (``vector.units_per_core`` per core)."""
+    router_mm2: float
+    """One core's share of the interconnect (its router or bus port)."""
+
+
+@dataclass(frozen=True)
 class NonIdeal:
     """``[nonideal]``: device and converter non-idealities of quantized
     functional runs (``docs/functional-verification.md``), all zero for an
@@ -235,6 +261,7 @@ _MAY_BE_ZERO = frozenset(
     }
     | {f"energy.{f.name}" for f in dataclasses.fields(Energy)}
     | {f"nonideal.{f.name}" for f in dataclasses.fields(NonIdeal)}
+    | {f"area.{f.name}" for f in dataclasses.fields(Area)}
 )
 
 
@@ -253,6 +280,8 @@ class HardwareTarget:
     vector: VectorUnit
     energy: Energy
     nonideal: NonIdeal
+    area: Area | None = None
+    """``None``: the target gives no area figures."""
 
     def __hash__(self) -> int:
         # the compiler's caches key on the target: hash its fields once
@@ -307,6 +336,7 @@ class HardwareTarget:
         return {
             f.name: dataclasses.asdict(getattr(self, f.name))
             for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None
         }
 
 
@@ -349,6 +379,7 @@ _UNIT_BOUNDS: tuple[tuple[str, float], ...] = (
     ("_per_byte", 1e9),
     ("_per_element", 1e9),
     ("_mw", 1e9),
+    ("_mm2", 1e5),
 )
 MAX_TOTAL_ARRAYS = 2**20
 """Most arrays a target may have in all (chips x cores x arrays per core)."""
@@ -531,6 +562,8 @@ def target_from_dict(data: Mapping[str, object], origin: str) -> HardwareTarget:
     built: dict[str, object] = {}
     for name in sections:
         if name not in data:
+            if name in _OPTIONAL_SECTIONS:
+                continue
             raise CimError(f"{origin}: missing table '[{name}]'")
         section_cls = _SECTION_CLASSES[name]
         built[name] = build_section(origin, name, section_cls, data[name])
@@ -551,7 +584,9 @@ _SECTION_CLASSES: dict[str, type[Any]] = {
     "vector": VectorUnit,
     "energy": Energy,
     "nonideal": NonIdeal,
+    "area": Area,
 }
+_OPTIONAL_SECTIONS = frozenset({"area"})
 
 
 def _toml_value(value: object) -> str:

@@ -33,6 +33,8 @@ sweep; ``bound_ratio`` is the latency over the lower bound (at least 1);
 ``energy_<component>_uj`` splits ``energy_uj`` as ``cim-sim`` does (array,
 ADC, DAC, zero detection, row indices, programming, mode switches, memory-mode arrays,
 buffers, interconnect, DRAM, vector units, array and buffer leakage);
+``area_mm2`` and ``tops_per_mm2`` are the chip's area and TOPS over it
+(:mod:`cimflow.analysis.area`; empty where the target has no ``[area]``);
 ``switch_share`` is the cycles mode switches take over the latency (an upper
 bound of their overhead: switches may overlap other work);
 ``predicted_ratio`` is the compiler's own latency prediction (strategies that
@@ -143,6 +145,8 @@ RESULT_COLUMNS: tuple[str, ...] = (
     *ENERGY_COLUMNS,
     "tops",
     "tops_per_watt",
+    "area_mm2",
+    "tops_per_mm2",
     "array_utilization",
     "dram_bytes",
     "bound_cycles",
@@ -235,6 +239,9 @@ class Measurement:
     wall_s: float = 0.0
     tops: float = 0.0
     tops_per_watt: float = 0.0
+    area_mm2: float | None = None
+    """The chip's area (``None``: the target gives none)."""
+    tops_per_mm2: float | None = None
     cached: bool = False
     """Read from the ``--cache`` directory, not computed in this run."""
 
@@ -420,6 +427,8 @@ def _measure(combination: Combination) -> Measurement:
         energy_parts=tuple((c, stats.energy_pj.get(c, 0.0)) for c in ENERGY_COMPONENTS),
         tops=work.tops,
         tops_per_watt=work.tops_per_watt,
+        area_mm2=work.area_mm2,
+        tops_per_mm2=work.tops_per_mm2,
         array_utilization=stats.array_utilization,
         dram_bytes=stats.dram_bytes_read + stats.dram_bytes_written,
         bound=bound,
@@ -632,6 +641,10 @@ def measurement_rows(
                 },
                 tops=_number(m.tops, 4),
                 tops_per_watt=_number(m.tops_per_watt, 4),
+                area_mm2="" if m.area_mm2 is None else _number(m.area_mm2),
+                tops_per_mm2=""
+                if m.tops_per_mm2 is None
+                else _number(m.tops_per_mm2, 4),
                 array_utilization=f"{m.array_utilization:.4f}",
                 dram_bytes=str(m.dram_bytes),
                 bound_cycles=str(bound.cycles),

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import cast
 
+from cimflow.analysis.area import total_area_mm2
 from cimflow.cli import (
     ArgumentParser,
     add_target_overrides,
@@ -44,12 +45,14 @@ COLUMNS: tuple[str, ...] = (
     "local KB",
     "bus B/cycle",
     "DRAM B/cycle",
+    "area mm2",
 )
 
 
 def key_figures(hw: HardwareTarget) -> tuple[str, ...]:
     """One row of :data:`COLUMNS` for ``hw``."""
     h = hw.hierarchy
+    area = total_area_mm2(hw)
     chips = f"{h.chips} x " if h.chips > 1 else ""
     return (
         hw.name,
@@ -62,6 +65,7 @@ def key_figures(hw: HardwareTarget) -> tuple[str, ...]:
         f"{hw.buffers.local_bytes / 1024:g}",
         f"{hw.interconnect.bandwidth_bytes_per_cycle:g} {hw.interconnect.topology}",
         f"{hw.dram.bandwidth_bytes_per_cycle:g}",
+        "-" if area is None else f"{area:.4g}",
     )
 
 
