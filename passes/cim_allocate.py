@@ -752,21 +752,22 @@ def set_remark(module: ModuleOp, remarks: Sequence[str]) -> None:
         module.attributes[REMARK_ATTR] = StringAttr("; ".join(remarks))
 
 
-def check_options(budget: SolverBudget, max_copies: int) -> None:
+def check_options(pass_name: str, budget: SolverBudget, max_copies: int) -> None:
+    """A one-line error for a solver budget or copy limit out of range."""
     if not budget.time_limit >= 0:
         raise CimError(
-            f"cim-allocate: time_limit must not be negative, got {budget.time_limit}"
+            f"{pass_name}: time_limit must not be negative, got {budget.time_limit}"
         )
     if budget.node_limit < 0:
         raise CimError(
-            f"cim-allocate: node_limit must not be negative, got {budget.node_limit}"
+            f"{pass_name}: node_limit must not be negative, got {budget.node_limit}"
         )
     if not budget.mip_gap >= 0:
         raise CimError(
-            f"cim-allocate: mip_gap must not be negative, got {budget.mip_gap}"
+            f"{pass_name}: mip_gap must not be negative, got {budget.mip_gap}"
         )
     if max_copies < 1:
-        raise CimError(f"cim-allocate: max_copies must be positive, got {max_copies}")
+        raise CimError(f"{pass_name}: max_copies must be positive, got {max_copies}")
 
 
 def record_solver(module: ModuleOp, plan: Plan) -> None:
@@ -867,7 +868,7 @@ class CimAllocatePass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         budget = self.budget
-        check_options(budget, self.max_copies)
+        check_options(self.name, budget, self.max_copies)
         pipelined = parse_dataflows(self.dataflows, self.name)
         hw = module_target(op, self.target, self.name)
         function = tensor_function(op, self.name)

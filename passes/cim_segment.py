@@ -18,7 +18,11 @@ cycles per array, or one copy each when that is faster), with the same
 formulas as the MILP. It is an upper bound
 of what ``cim-allocate`` then finds for the chosen segments (memory-mode
 arrays, exact copies), so the DP never sees memory mode: boundaries are
-chosen for compute, and the MILP refines each chosen segment.
+chosen for compute, and the MILP refines each chosen segment. With
+``pricing=milp`` the DP prices each candidate with that MILP instead
+(memory mode included, each distinct segment problem solved once, as
+CMSwitch's Alg. 1 does), so it can end a segment early to leave arrays for
+buffers and prefetches; it solves many more problems.
 
 The static baseline's segments are in the search space (when none holds
 more than ``max_segment_ops`` MVMs) and one copy each is among the
@@ -34,7 +38,8 @@ the estimate.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
@@ -54,16 +59,23 @@ from cimflow.analysis.dual_mode_model import (
 )
 from cimflow.errors import CimError
 from cimflow.ir_checks import tensor_function
+from cimflow.milp import DEFAULT_NODE_LIMIT, DEFAULT_TIME_LIMIT, SolverBudget
 from cimflow.passes.cim_allocate import (
     DEFAULT_DATAFLOWS,
     DEFAULT_MAX_COPIES,
+    MilpResult,
     Plan,
+    check_options,
     ranked_cost,
+    solve_segment,
     write_plan,
 )
 from cimflow.target_record import module_target
 
 DEFAULT_MAX_SEGMENT_OPS = 64
+
+SEGMENT_PRICINGS = ("estimate", "milp")
+"""The values of ``cim-segment``'s ``pricing`` option."""
 
 
 def fast_allocations(inst: SegmentInstance) -> tuple[Allocation, Allocation]:
@@ -85,15 +97,51 @@ def estimate(program: Program, first: int, stop: int, max_copies: int) -> int:
     )
 
 
+SegmentPrice = Callable[[Program, int, int, int], int]
+"""What the DP charges for tile ops ``[first, stop)`` with ``max_copies``."""
+
+
+@dataclass
+class MilpPricing:
+    """Prices a candidate segment with the allocation MILP, memory mode
+    included (CMSwitch's Alg. 1): entry plus the cheapest body the MILP
+    finds over the segment's dataflows. Each distinct segment problem is
+    solved once (identical layers give identical problems); a problem the
+    solver fails on is priced by :func:`estimate`'s all-compute
+    allocations instead."""
+
+    budget: SolverBudget
+    solved: dict[SegmentInstance, MilpResult] = field(
+        default_factory=lambda: dict[SegmentInstance, MilpResult]()
+    )
+
+    def __call__(self, program: Program, first: int, stop: int, max_copies: int) -> int:
+        bodies: list[int] = []
+        for inst in Segment(program, first, stop).instances(max_copies):
+            result = self.solved.get(inst)
+            if result is None:
+                result = solve_segment(inst, self.budget)
+                self.solved[inst] = result
+            allocations = (
+                fast_allocations(inst) if result.fallback else (result.allocation,)
+            )
+            bodies += [evaluate(inst, alloc).total for alloc in allocations]
+        return program_entry(program, first, stop) + min(bodies)
+
+
 def segment_bounds(
-    program: Program, max_segment_ops: int, max_copies: int
+    program: Program,
+    max_segment_ops: int,
+    max_copies: int,
+    price: SegmentPrice = estimate,
 ) -> tuple[list[tuple[int, int]], int]:
-    """The DP's segments (tile-op intervals) and their estimated latency."""
+    """The DP's segments (tile-op intervals) and their latency as ``price``
+    charges them."""
     positions = program.mvm_positions
     count = len(program.ops)
     if not positions:
         return ([(0, count)] if count else []), (
-            estimate(program, 0, count, max_copies) if count else 0
+            price(program, 0, count, max_copies) if count else 0
         )
     n = len(positions)
     starts = [0, *positions[1:], count]
@@ -114,7 +162,7 @@ def segment_bounds(
                     break
             if best[i] < 0:
                 continue
-            cost = best[i] + estimate(program, starts[i], starts[j], max_copies)
+            cost = best[i] + price(program, starts[i], starts[j], max_copies)
             if best[j] < 0 or cost < best[j]:
                 best[j], choice[j] = cost, i
             if mvm.streamed:
@@ -153,6 +201,36 @@ class CimSegmentPass(ModulePass):
     """Dataflows a segment may take (comma-separated): ``layer`` always,
     plus the pipelined ``rows`` and ``batch`` listed."""
 
+    pricing: str = "estimate"
+    """How the DP prices a candidate segment: ``estimate`` (the fast
+    all-compute upper bound) or ``milp`` (the allocation MILP with memory
+    mode, each distinct segment solved once: it can end a segment early to
+    leave arrays for buffers and prefetches, at many more solves)."""
+
+    node_limit: int = DEFAULT_NODE_LIMIT
+    """With ``pricing=milp``: branch-and-bound nodes per distinct problem."""
+
+    time_limit: float | int = DEFAULT_TIME_LIMIT
+    """With ``pricing=milp``: seconds per distinct problem (a safety net)."""
+
+    mip_gap: float | int = 1e-3
+    """With ``pricing=milp``: the relative gap at which HiGHS stops."""
+
+    def price(self) -> SegmentPrice:
+        """The DP's pricing of a candidate segment."""
+        if self.pricing == "estimate":
+            return estimate
+        if self.pricing == "milp":
+            budget = SolverBudget(
+                self.node_limit, float(self.time_limit), float(self.mip_gap)
+            )
+            check_options(self.name, budget, self.max_copies)
+            return MilpPricing(budget)
+        raise CimError(
+            f"cim-segment: pricing must be one of {', '.join(SEGMENT_PRICINGS)}, "
+            f"got {self.pricing!r}"
+        )
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.max_segment_ops < 1:
             raise CimError(
@@ -163,12 +241,13 @@ class CimSegmentPass(ModulePass):
             raise CimError(
                 f"cim-segment: max_copies must be positive, got {self.max_copies}"
             )
+        price = self.price()
         pipelined = parse_dataflows(self.dataflows, self.name)
         hw = module_target(op, self.target, self.name)
         function = tensor_function(op, self.name)
         program = build_program(function, hw, pipelined=pipelined)
         bounds, predicted = segment_bounds(
-            program, self.max_segment_ops, self.max_copies
+            program, self.max_segment_ops, self.max_copies, price
         )
         instances: list[SegmentInstance] = []
         allocations: list[Allocation] = []

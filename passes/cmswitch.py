@@ -65,9 +65,20 @@ class CmswitchPass(ModulePass):
     """Keep pipelined dataflows only where the simulator finds them faster
     (``cim-allocate``'s option)."""
 
+    segment_pricing: str = "estimate"
+    """How the DP prices candidate segments (``cim-segment``'s ``pricing``:
+    ``estimate`` or ``milp``, with this pass's solver budget)."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         CimSegmentPass(
-            self.target, self.max_segment_ops, self.max_copies, self.dataflows
+            target=self.target,
+            max_segment_ops=self.max_segment_ops,
+            max_copies=self.max_copies,
+            dataflows=self.dataflows,
+            pricing=self.segment_pricing,
+            node_limit=self.node_limit,
+            time_limit=self.time_limit,
+            mip_gap=self.mip_gap,
         ).apply(ctx, op)
         CimAllocatePass(
             target=self.target,

@@ -800,7 +800,8 @@ def write_plots(
     """One PNG per metric (:data:`PLOTS`): a panel per target (and hardware
     point of a sweep), all on one y scale, model entries along x, a bar or
     point per strategy, the legend above the panels; and ``pareto.png``,
-    latency against energy of every combination. Failed combinations are
+    latency against energy of every combination (``pareto_area.png``
+    against chip area, where targets give one). Failed combinations are
     left out. Returns the files written, or None when matplotlib is not
     installed."""
     pyplot = agg_pyplot()
@@ -856,9 +857,10 @@ def write_plots(
             handles, labels, loc="outside upper center", ncols=len(strategies)
         )
         written.append(save_png(pyplot, figure, out / file_name))
-    pareto = _pareto(pyplot, rows, strategies)
-    if pareto is not None:
-        written.append(save_png(pyplot, pareto, out / "pareto.png"))
+    for file_name, cost, cost_label in PARETO_PLOTS:
+        pareto = _pareto(pyplot, rows, strategies, cost, cost_label)
+        if pareto is not None:
+            written.append(save_png(pyplot, pareto, out / file_name))
     return written
 
 
@@ -875,13 +877,26 @@ def save_png(pyplot: Any, figure: Any, path: Path) -> Path:
     return path
 
 
+PARETO_PLOTS: tuple[tuple[str, str, str], ...] = (
+    ("pareto.png", "energy_uj", "energy (uJ)"),
+    ("pareto_area.png", "area_mm2", "chip area (mm2)"),
+)
+"""(file, CSV column, axis label): latency against each cost; a plot is
+written when some row has the column (area: targets with ``[area]``)."""
+
+
 def _pareto(
-    pyplot: Any, rows: Sequence[dict[str, str]], strategies: Sequence[str]
+    pyplot: Any,
+    rows: Sequence[dict[str, str]],
+    strategies: Sequence[str],
+    cost: str,
+    cost_label: str,
 ) -> Any | None:
-    """Latency against energy, one panel per model entry, a marker shape per
-    strategy and a color per target and hardware point, the Pareto front of
-    each panel drawn through the points no other beats on both."""
-    done = [r for r in rows if r.get("latency_ms") and r.get("energy_uj")]
+    """Latency against the ``cost`` column, one panel per model entry, a
+    marker shape per strategy and a color per target and hardware point, the
+    Pareto front of each panel drawn through the points no other beats on
+    both."""
+    done = [r for r in rows if r.get("latency_ms") and r.get(cost)]
     if not done:
         return None
     entries = list(dict.fromkeys(entry_label(row) for row in done))
@@ -901,26 +916,25 @@ def _pareto(
             point = panels.index(_panel(row))
             panel.plot(
                 float(row["latency_ms"]),
-                float(row["energy_uj"]),
+                float(row[cost]),
                 markers[strategy],
                 color=f"C{point}",
             )
         front = sorted(
-            (float(r["latency_ms"]), float(r["energy_uj"]))
+            (float(r["latency_ms"]), float(r[cost]))
             for r in mine
             if not any(
                 float(o["latency_ms"]) <= float(r["latency_ms"])
-                and float(o["energy_uj"]) <= float(r["energy_uj"])
+                and float(o[cost]) <= float(r[cost])
                 and o is not r
-                and (o["latency_ms"], o["energy_uj"])
-                != (r["latency_ms"], r["energy_uj"])
+                and (o["latency_ms"], o[cost]) != (r["latency_ms"], r[cost])
                 for o in mine
             )
         )
         panel.plot([x for x, _ in front], [y for _, y in front], "-", color="gray")
         panel.set_title(entry)
         panel.set_xlabel("latency (ms)")
-        panel.set_ylabel("energy (uJ)")
+        panel.set_ylabel(cost_label)
         panel.set_xlim(left=0)
         panel.set_ylim(bottom=0)
     handles = [
@@ -934,7 +948,7 @@ def _pareto(
         handles,
         [*strategies, *panels],
         loc="outside upper center",
-        ncols=min(6, len(strategies) + len(panels)),
+        ncols=min(3, len(strategies) + len(panels)),
     )
     return figure
 

@@ -1,4 +1,10 @@
 // RUN: cim-opt %s --split-input-file -p 'convert-graph-to-tile{target=tiny},cim-segment{target=tiny}' | filecheck %s
+// RUN: cim-opt %s --split-input-file -p 'convert-graph-to-tile{target=tiny},cim-segment{target=tiny pricing=milp}' | filecheck %s
+
+// Priced by the allocation MILP (pricing=milp), memory mode included, every
+// case here keeps the same segments: all compute wins each of them (a case
+// where the MILP's pricing moves a boundary and wins is ResNet-18 on
+// dynaplasia, tests/pytest/test_segment_pricing.py).
 
 // cim-segment on `tiny` (8 arrays of 32 x 32, 8 outputs per array; one MVM
 // takes 10 cycles, 8 more per further vector; DRAM 8 B/cycle after 20
