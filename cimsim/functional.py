@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
@@ -1667,17 +1667,21 @@ class _Executor:
             cells = self.arrays[ids[position]].cells
             if cells is None:
                 cells = np.zeros((self.hw.array.rows, self.hw.array.cols))
-            held_inputs = inputs
+            held_inputs, driven = inputs, placed
             if info.rows:
-                held_inputs = self.held_inputs(
+                held_inputs, first_row = self.held_inputs(
                     info, placed[0], inputs, 0.0 if self.mode == "exact" else x_offset
                 )
+                driven = [
+                    replace(tile, k=(tile.k[0] - first_row, tile.k[1] - first_row))
+                    for tile in placed
+                ]
             key = (op.weight, op.k, op.n, position)
             held = self.arrays[ids[position]].conductance
             for tile, block in zip(
                 placed,
                 self.array_outputs(
-                    cells, placed, held_inputs, x_offset, key, (ids[position], held)
+                    cells, driven, held_inputs, x_offset, key, (ids[position], held)
                 ),
                 strict=True,
             ):
@@ -1717,19 +1721,22 @@ class _Executor:
 
     def held_inputs(
         self, info: WeightInfo, tile: Placement, inputs: Array, pad: float
-    ) -> Array:
+    ) -> tuple[Array, int]:
         """The inputs a compacted weight's array drives, in held rows: each
         held row's input is the input of the weight row it holds (``pad``,
-        a zero, on padding rows)."""
+        a zero, on padding rows). An array holds one group's rows (the
+        compiler compacts no weight with several groups per array), so only
+        that group's ``held_k`` rows are built; the second value is the
+        first of them in held-row coordinates."""
         g = tile.k[0] // info.held_k
         column_tile = (tile.n[0] - g * info.n) // self.outputs_per_array
         if info.name not in self.row_maps:
             self.load_weight_blocks(info)
         rows = self.row_maps[info.name][g, column_tile]
-        held = np.full((inputs.shape[0], info.groups * info.held_k), pad)
+        held = np.full((inputs.shape[0], info.held_k), pad)
         real = np.flatnonzero(rows >= 0)
-        held[:, g * info.held_k + real] = inputs[:, g * info.k + rows[real]]
-        return held
+        held[:, real] = inputs[:, g * info.k + rows[real]]
+        return held, g * info.held_k
 
     def load_weight_blocks(self, info: WeightInfo) -> None:
         """Load a weight's blocks (and, compacted, its row map)."""

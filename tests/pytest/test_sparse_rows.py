@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -211,3 +212,44 @@ def test_the_compile_preset_runs_the_pass(pruned: dict[str, Path]) -> None:
     )
     explicit = build_trace(compile_model(path, "tiny", _pipeline("cim-cmswitch")))
     assert json.dumps(preset, sort_keys=True) == json.dumps(explicit, sort_keys=True)
+
+
+def test_a_grouped_compacted_weight_verifies_exactly(tmp_path: Path) -> None:
+    """A grouped convolution (2 groups of 8 -> 8 channels, 3 x 3: 72 rows a
+    group, so one group per array of tiny's 32 rows) with half its input
+    channels pruned: each array drives only its own group's held rows, and
+    the product is exact."""
+    rng = np.random.default_rng(7)
+    weight = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    weight[:, ::2] = (
+        0.0  # every other input channel of each group: rows no column reads
+    )
+    weight *= rng.random(weight.shape) < 0.7
+    graph = onnx.helper.make_graph(
+        [
+            onnx.helper.make_node(
+                "Conv", ["x", "w"], ["y"], name="grouped", group=2, pads=[1, 1, 1, 1]
+            )
+        ],
+        "grouped",
+        [
+            onnx.helper.make_tensor_value_info(
+                "x", onnx.TensorProto.FLOAT, [1, 16, 6, 6]
+            )
+        ],
+        [
+            onnx.helper.make_tensor_value_info(
+                "y", onnx.TensorProto.FLOAT, [1, 16, 6, 6]
+            )
+        ],
+        [onnx.numpy_helper.from_array(weight, "w")],
+    )
+    model = onnx.helper.make_model(
+        graph, opset_imports=[onnx.helper.make_opsetid("", 17)]
+    )
+    path = tmp_path / "grouped.onnx"
+    onnx.save(model, path)
+    trace = module_trace(compile_model(path, "tiny", _pipeline()), str(path))
+    (info,) = trace.weights
+    assert info.groups == 2 and 0 < info.rows < 72
+    assert verify_trace(trace, path, "both").passed
