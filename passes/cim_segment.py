@@ -104,11 +104,11 @@ SegmentPrice = Callable[[Program, int, int, int], int]
 @dataclass
 class MilpPricing:
     """Prices a candidate segment with the allocation MILP, memory mode
-    included (CMSwitch's Alg. 1): entry plus the cheapest body the MILP
-    finds over the segment's dataflows. Each distinct segment problem is
-    solved once (identical layers give identical problems); a problem the
-    solver fails on is priced by :func:`estimate`'s all-compute
-    allocations instead."""
+    included (CMSwitch's Alg. 1): entry plus the cheapest body over the
+    segment's dataflows of the MILP's allocation and :func:`estimate`'s
+    all-compute ones (so never above the estimate; a problem the solver
+    fails on has only the latter). Each distinct segment problem is solved
+    once (identical layers give identical problems)."""
 
     budget: SolverBudget
     solved: dict[SegmentInstance, MilpResult] = field(
@@ -122,9 +122,9 @@ class MilpPricing:
             if result is None:
                 result = solve_segment(inst, self.budget)
                 self.solved[inst] = result
-            allocations = (
-                fast_allocations(inst) if result.fallback else (result.allocation,)
-            )
+            allocations = list(fast_allocations(inst))
+            if not result.fallback:
+                allocations.append(result.allocation)
             bodies += [evaluate(inst, alloc).total for alloc in allocations]
         return program_entry(program, first, stop) + min(bodies)
 

@@ -55,9 +55,9 @@ def _zoo_module(tmp_path: Path, name: str, small: bool) -> ModuleOp:
 def test_milp_pricing_never_prices_above_the_estimate(
     tmp_path: Path, model: str, target: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each candidate's MILP allocation costs at most the estimate's (the
-    MILP starts from those allocations), so the DP's total can only fall;
-    each distinct segment problem goes to HiGHS once."""
+    """The MILP's allocation competes with the estimate's all-compute ones
+    for each candidate, so the DP's total can only fall; each distinct
+    segment problem goes to HiGHS once."""
     program = _program(_zoo_module(tmp_path, model, small=True), target)
     _, estimated = segment_bounds(program, 64, 128)
     solves: list[SegmentInstance] = []
