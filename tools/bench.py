@@ -362,13 +362,6 @@ def keep_measurement(measurement: Measurement) -> Measurement:
     return measurement
 
 
-def run_combination(combination: Combination) -> Measurement:
-    """One combination's result: from the ``--cache`` directory, or
-    measured here (and kept there)."""
-    kept = cached_measurement(combination)
-    return kept if kept is not None else keep_measurement(measure_point(combination))
-
-
 def _to_dict(measurement: Measurement) -> dict[str, Any]:
     data = dataclasses.asdict(measurement)
     del data["combination"], data["cached"]
