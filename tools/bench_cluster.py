@@ -26,7 +26,8 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 CONNECT_TIMEOUT_S = 10.0
-"""How long ``--scheduler ADDRESS`` waits for the scheduler to answer."""
+"""How long ``--scheduler ADDRESS`` waits for the scheduler to answer, and
+then for a first worker."""
 
 
 @contextmanager
@@ -44,8 +45,17 @@ def cluster_client(jobs: int, scheduler: str | None) -> Generator[Client]:
                 f"--scheduler {scheduler}: cannot reach the scheduler ({reason})"
             ) from None
         with client:
+            try:
+                client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+            except TimeoutError:
+                raise CimError(
+                    f"--scheduler {scheduler}: the cluster has no workers "
+                    f"(none joined within {CONNECT_TIMEOUT_S:g} s)"
+                ) from None
             yield client
         return
+    # a dict: distributed annotates dashboard_address as str, and None is
+    # what turns the dashboard off
     options: dict[str, Any] = {
         "n_workers": jobs,
         "threads_per_worker": 1,

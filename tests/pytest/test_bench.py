@@ -366,6 +366,25 @@ def test_an_unreachable_scheduler_is_one_line(
     )
 
 
+def test_a_cluster_without_workers_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A scheduler nobody works for would leave the sweep waiting forever."""
+    monkeypatch.setattr(bench_cluster, "CONNECT_TIMEOUT_S", 1.0)
+    options: dict[str, Any] = {"n_workers": 0, "dashboard_address": None}
+    cluster = LocalCluster(**options)
+    with cluster:
+        address = str(cluster.scheduler_address)
+        assert bench.main([*TINY_SWEEP, "--scheduler", address]) == 1
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and captured.out == ""
+    assert lines[0] == (
+        f"cim-bench: error: --scheduler {address}: the cluster has no workers "
+        "(none joined within 1 s)"
+    )
+
+
 def test_a_failed_task_is_its_items_outcome() -> None:
     """A task that raises on the cluster comes back as its exception, and
     the other items still finish."""
