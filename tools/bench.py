@@ -38,7 +38,8 @@ buffers, interconnect, DRAM, vector units, array and buffer leakage);
 ``switch_share`` is the cycles mode switches take over the latency (an upper
 bound of their overhead: switches may overlap other work);
 ``predicted_ratio`` is the compiler's own latency prediction (strategies that
-make one: ``cim_tile.predicted_cycles``) over the simulated latency.
+make one: ``cim_tile.predicted_cycles``) over the simulated latency;
+:data:`PROVENANCE_COLUMNS` say what produced the row.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ import argparse
 import csv
 import dataclasses
 import importlib
+import importlib.metadata
 import io
 import itertools
 import sys
@@ -83,7 +85,13 @@ from cimflow.passes.cim_allocate import PREDICTED_ATTR, SolverRecord, solver_rec
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.pipelines import STRATEGIES, CompilePass
 from cimflow.passes.trace_target import build_trace
-from cimflow.tools.bench_cache import cache_key, read_cached, write_cached
+from cimflow.target_record import target_hash
+from cimflow.tools.bench_cache import (
+    cache_key,
+    project_version,
+    read_cached,
+    write_cached,
+)
 from cimflow.tools.bench_cluster import cluster_client, run_tasks
 from cimflow.tools.model_builders import Phase
 from cimflow.tools.zoo import (
@@ -162,6 +170,16 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "solver_status",
     "solver_nodes",
 )
+PROVENANCE_COLUMNS: tuple[str, ...] = (
+    "pipeline",
+    "target_hash",
+    "cimflow_version",
+    "highspy_version",
+)
+"""What produced a row: the compile pipeline (``cim-compile`` with the
+strategy and target; the overrides are their own column), the content hash
+of the target with its overrides, and the versions of cimflow and of the
+MILP solver."""
 TIME_COLUMNS: tuple[str, ...] = ("compile_s", "simulate_s", "wall_s")
 """Wall-clock columns (not deterministic), always the last ones."""
 
@@ -174,6 +192,7 @@ def csv_columns(strategies: Sequence[str]) -> list[str]:
         *RESULT_COLUMNS,
         *speedups,
         "speedup_vs_best_other",
+        *PROVENANCE_COLUMNS,
         *TIME_COLUMNS,
     ]
 
@@ -595,6 +614,16 @@ def _chip_name(spec: str) -> str:
         return spec
 
 
+def _target_hash(spec: str, overrides: Sequence[str]) -> str:
+    """The content hash of the target with its overrides ("" when it does
+    not load: its row says why)."""
+    try:
+        with overridden(overrides):
+            return target_hash(load_target(spec))
+    except CimError:
+        return ""
+
+
 def measurement_rows(
     measurements: Sequence[Measurement], strategies: Sequence[str]
 ) -> list[dict[str, str]]:
@@ -619,6 +648,10 @@ def measurement_rows(
             overrides=" ".join(c.overrides),
             strategy=c.strategy,
             status="ok" if m.error is None else f"error: {m.error}",
+            pipeline=f"cim-compile{{strategy={c.strategy} target={c.target}}}",
+            target_hash=_target_hash(c.target, c.overrides),
+            cimflow_version=project_version(),
+            highspy_version=importlib.metadata.version("highspy"),
             wall_s=f"{m.wall_s:.3f}",
         )
         if m.error is None and m.bound is not None:

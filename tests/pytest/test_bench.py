@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 import subprocess
 import sys
@@ -17,8 +18,10 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
 from cimflow.errors import CimError
+from cimflow.hw_targets import load_target
 from cimflow.passes.pipelines import STRATEGIES
 from cimflow.passes.static_allocate import StaticAllocatePass
+from cimflow.target_record import target_hash
 from cimflow.tools import bench, bench_cluster
 
 TINY_SWEEP = [
@@ -57,6 +60,12 @@ def test_csv_has_the_columns_and_rows(sweep: Path) -> None:
         ("bert_tiny", "", "1", "16"),
     ]
     for row in rows:
+        assert (row["pipeline"], row["target_hash"], row["cimflow_version"]) == (
+            "cim-compile{strategy=static target=tiny}",
+            target_hash(load_target("tiny")),
+            importlib.metadata.version("cimflow"),
+        )
+        assert row["highspy_version"] == importlib.metadata.version("highspy")
         assert (row["target"], row["strategy"], row["status"]) == (
             "tiny",
             "static",
@@ -278,6 +287,7 @@ def test_a_hardware_sweep_runs_every_point_and_onnx_files(tmp_path: Path) -> Non
             int(static["latency_cycles"]) / int(cmswitch["latency_cycles"]), rel=1e-3
         )
     assert rows[0]["latency_cycles"] != rows[2]["latency_cycles"]  # the buffer counts
+    assert rows[0]["target_hash"] != rows[2]["target_hash"] == rows[3]["target_hash"]
 
 
 DASK_SWEEP = [
