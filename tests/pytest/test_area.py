@@ -4,6 +4,7 @@ CSV and in ``cim-targets``; a target without the table has no figures."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -43,6 +44,20 @@ def test_puma_area_is_its_counts_times_the_cited_figures() -> None:
     assert area["adc"] / sum(area.values()) == pytest.approx(0.904, abs=1e-3)
 
 
+def test_isaac_has_the_same_components_in_its_own_counts() -> None:
+    """isaac: 168 cores x 96 crossbars, one vector unit a core, and a 4 MB
+    global buffer (the eDRAM slope carried to 4096 KB, an assumption)."""
+    puma = load_target("puma").area
+    isaac = load_target("isaac").area
+    assert puma is not None and isaac is not None
+    assert isaac == dataclasses.replace(puma, global_buffer_mm2=2.291)
+    area = dict(chip_area(load_target("isaac")) or ())
+    assert area["adc"] == pytest.approx(168 * 96 * 16 * 0.0012)
+    assert area["vector"] == pytest.approx(168 * 0.004332)
+    assert area["global_buffer"] == pytest.approx(0.121 + (4096 - 128) / 64 * 0.035)
+    assert total_area_mm2(load_target("isaac")) == pytest.approx(348.556, rel=1e-5)
+
+
 def test_area_follows_the_counts_and_set() -> None:
     base = dict(chip_area(load_target("puma")) or ())
     with overridden(["array.adcs_per_array=8", "area.adc_mm2=0.0006"]):
@@ -54,7 +69,7 @@ def test_area_follows_the_counts_and_set() -> None:
 
 
 def test_a_target_without_area_gives_none() -> None:
-    for name in ("dynaplasia", "tiny", "ciminus"):
+    for name in ("dynaplasia", "pimcomp_default", "tiny", "ciminus"):
         assert load_target(name).area is None
         assert chip_area(load_target(name)) is None
         assert total_area_mm2(load_target(name)) is None
