@@ -141,6 +141,20 @@ def solve_segment(
         )
 
 
+def solve_once(
+    solved: dict[SegmentInstance, MilpResult],
+    inst: SegmentInstance,
+    budget: SolverBudget,
+) -> MilpResult:
+    """``inst``'s MILP result, solved only the first time it is asked for
+    (identical segments pose identical problems)."""
+    result = solved.get(inst)
+    if result is None:
+        result = solve_segment(inst, budget)
+        solved[inst] = result
+    return result
+
+
 def _solve(inst: SegmentInstance, budget: SolverBudget) -> MilpResult:
     greedy = greedy_allocation(inst)
     decisions = (
@@ -527,10 +541,7 @@ def allocate(
     for index, segment in enumerate(segments_of(program, bounds)):
         best: tuple[float, SegmentInstance, MilpResult] | None = None
         for inst in segment.instances(max_copies):
-            result = cache.get(inst)
-            if result is None:
-                result = solve_segment(inst, budget)
-                cache[inst] = result
+            result = solve_once(cache, inst, budget)
             cost = ranked_cost(inst, evaluate(inst, result.allocation).total)
             if best is None or (not result.fallback and cost < best[0]):
                 best = (cost, inst, result)

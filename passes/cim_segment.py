@@ -67,7 +67,7 @@ from cimflow.passes.cim_allocate import (
     Plan,
     check_options,
     ranked_cost,
-    solve_segment,
+    solve_once,
     write_plan,
 )
 from cimflow.target_record import module_target
@@ -118,10 +118,7 @@ class MilpPricing:
     def __call__(self, program: Program, first: int, stop: int, max_copies: int) -> int:
         bodies: list[int] = []
         for inst in Segment(program, first, stop).instances(max_copies):
-            result = self.solved.get(inst)
-            if result is None:
-                result = solve_segment(inst, self.budget)
-                self.solved[inst] = result
+            result = solve_once(self.solved, inst, self.budget)
             allocations = list(fast_allocations(inst))
             if not result.fallback:
                 allocations.append(result.allocation)

@@ -85,9 +85,9 @@ from cimflow.passes.cim_allocate import PREDICTED_ATTR, SolverRecord, solver_rec
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.pipelines import STRATEGIES, CompilePass
 from cimflow.passes.trace_target import build_trace
-from cimflow.target_record import target_hash
 from cimflow.tools.bench_cache import (
     cache_key,
+    overridden_target_hash,
     project_version,
     read_cached,
     write_cached,
@@ -618,8 +618,7 @@ def _target_hash(spec: str, overrides: Sequence[str]) -> str:
     """The content hash of the target with its overrides ("" when it does
     not load: its row says why)."""
     try:
-        with overridden(overrides):
-            return target_hash(load_target(spec))
+        return overridden_target_hash(spec, overrides)
     except CimError:
         return ""
 

@@ -30,6 +30,12 @@ def project_version() -> str:
     return importlib.metadata.version("cimflow")
 
 
+def overridden_target_hash(target: str, overrides: Sequence[str]) -> str:
+    """The content hash of ``target`` with ``overrides`` applied."""
+    with overridden(overrides):
+        return target_hash(load_target(target))
+
+
 def cache_key(
     model: dict[str, object],
     target: str,
@@ -43,11 +49,9 @@ def cache_key(
     if "onnx" in model:
         content = Path(str(model["onnx"])).read_bytes()
         model = {"onnx": hashlib.sha256(content).hexdigest()}
-    with overridden(overrides):
-        content_hash = target_hash(load_target(target))
     identity = {
         "model": model,
-        "target": content_hash,
+        "target": overridden_target_hash(target, overrides),
         "strategy": strategy,
         "version": project_version(),
     }

@@ -24,7 +24,7 @@ from cimflow.frontend import import_onnx
 from cimflow.hw_targets import load_target
 from cimflow.ir_checks import tensor_function
 from cimflow.milp import SolverBudget
-from cimflow.passes import cim_segment
+from cimflow.passes import cim_allocate
 from cimflow.passes.cim_allocate import MilpResult
 from cimflow.passes.cim_segment import CimSegmentPass, MilpPricing, segment_bounds
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
@@ -61,7 +61,7 @@ def test_milp_pricing_never_prices_above_the_estimate(
     program = _program(_zoo_module(tmp_path, model, small=True), target)
     _, estimated = segment_bounds(program, 64, 128)
     solves: list[SegmentInstance] = []
-    solve = cim_segment.solve_segment
+    solve = cim_allocate.solve_segment
 
     def counted(
         inst: SegmentInstance, budget: SolverBudget | None = None
@@ -69,7 +69,7 @@ def test_milp_pricing_never_prices_above_the_estimate(
         solves.append(inst)
         return solve(inst, budget)
 
-    monkeypatch.setattr(cim_segment, "solve_segment", counted)
+    monkeypatch.setattr(cim_allocate, "solve_segment", counted)
     pricing = MilpPricing(SolverBudget())
     _, priced = segment_bounds(program, 64, 128, pricing)
     assert priced <= estimated
