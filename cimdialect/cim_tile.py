@@ -645,6 +645,23 @@ class VectorOp(IRDLOperation):
       cim_tile.yield %r : tensor<1x2x4x4xf32>
     }
     ```
+
+    On a target whose arrays compute with written activations
+    (``array.dynamic_matmul``), an activation-by-activation ``cim_graph.matmul``
+    may carry ``matmul_arrays``, the allocation's decision: run it on that
+    many of the segment's free arrays (its right operand written into them),
+    or, with 0, on the vector units. Without it the lowering uses whatever
+    arrays the segment leaves free.
+
+    ```mlir
+    %s = cim_tile.vector segment 0 matmul_arrays 8 (%q, %k) : (tensor<4x8xf32>,
+        tensor<8x4xf32>) -> tensor<4x4xf32> {
+    ^bb0(%a: tensor<4x8xf32>, %b: tensor<8x4xf32>):
+      %r = cim_graph.matmul %a, %b : (tensor<4x8xf32>, tensor<8x4xf32>)
+          -> tensor<4x4xf32>
+      cim_tile.yield %r : tensor<4x4xf32>
+    }
+    ```
     """
 
     name = "cim_tile.vector"
@@ -652,11 +669,12 @@ class VectorOp(IRDLOperation):
     inputs = var_operand_def(TensorType)
     outputs = var_result_def(TensorType)
     segment = opt_prop_def(IntegerAttr.constr(i64))
+    matmul_arrays = opt_prop_def(IntegerAttr.constr(i64))
     body = region_def("single_block")
 
     assembly_format = (
-        "(`segment` $segment^)? ` ` `(` $inputs `)` attr-dict "
-        "`:` functional-type($inputs, $outputs) $body"
+        "(`segment` $segment^)? (`matmul_arrays` $matmul_arrays^)? ` ` `(` $inputs `)` "
+        "attr-dict `:` functional-type($inputs, $outputs) $body"
     )
 
     def __init__(
@@ -719,6 +737,16 @@ class VectorOp(IRDLOperation):
             raise VerifyException("'cim_tile.vector' yields types unlike its results")
         if self.segment is not None and self.segment.value.data < 0:
             raise VerifyException("'cim_tile.vector' segment must not be negative")
+        if self.matmul_arrays is not None:
+            if payload.name != "cim_graph.matmul":
+                raise VerifyException(
+                    f"'cim_tile.vector' matmul_arrays applies to a cim_graph.matmul, "
+                    f"not '{payload.name}'"
+                )
+            if self.matmul_arrays.value.data < 0:
+                raise VerifyException(
+                    "'cim_tile.vector' matmul_arrays must not be negative"
+                )
 
     @staticmethod
     def wrap(payload: IRDLOperation, segment: int | None = None) -> VectorOp:

@@ -44,6 +44,7 @@ from xdsl.ir import Attribute, Operation
 from xdsl.passes import ModulePass
 
 from cimflow.analysis.dual_mode_model import (
+    STREAM_ARRAYS,
     Allocation,
     Program,
     Segment,
@@ -539,12 +540,15 @@ def allocate(
     instances: list[SegmentInstance] = []
     remarks: list[str] = []
     for index, segment in enumerate(segments_of(program, bounds)):
-        best: tuple[float, SegmentInstance, MilpResult] | None = None
+        best: tuple[tuple[float, int], SegmentInstance, MilpResult] | None = None
         for inst in segment.instances(max_copies):
             result = solve_once(cache, inst, budget)
-            cost = ranked_cost(inst, evaluate(inst, result.allocation).total)
-            if best is None or (not result.fallback and cost < best[0]):
-                best = (cost, inst, result)
+            cost = evaluate(inst, result.allocation)
+            # on a tie, the shorter critical path: the model's resource
+            # terms are bounds the simulator's contention only approaches
+            rank = (ranked_cost(inst, cost.total), cost.critical_path)
+            if best is None or (not result.fallback and rank < best[0]):
+                best = (rank, inst, result)
         assert best is not None
         _, inst, result = best
         if result.fallback:
@@ -592,6 +596,12 @@ def write_plan(
             op = info.op
             if isinstance(op, cim_tile.VectorOp):
                 op.segment = IntegerAttr(segment, i64)
+                if info.matmul is not None:
+                    arrays = inst.matmul_arrays
+                    if arrays == STREAM_ARRAYS:
+                        arrays = inst.total_arrays - inst.fixed_arrays
+                        arrays -= memory + inst.chunk_buffer
+                    op.matmul_arrays = IntegerAttr(arrays, i64)
             mvm = info.mvm
             if mvm is None:
                 continue

@@ -60,6 +60,13 @@ Formulas (``tc(src, dst, b, n)`` is ``transfer_cost(...).cycles``)
   half that prefetched it ``tc(dram, memory, b, h)``), its MVM streaming
   its input rows (from DRAM again when the input lives there) and partial
   sums, and the additions of its partial sums;
+- activation matmul on a ``dynamic_matmul`` target, in a variant of the
+  segment's problem with ``R`` arrays kept free for it (``T - R`` for the
+  rest; :meth:`Segment.matmul_array_choices`): the same schedule with the
+  right operand as the chunks' source, each programmed from where it lives
+  (:func:`matmul_cycles`), replacing its vector-unit cycles, vector and
+  interconnect shares; in a segment that streams a weight, on the arrays
+  the stream passes through, as ``chunk_k(M)`` is;
 
 - spill traffic with ``a`` activation arrays: a spilled tensor of ``b``
   bytes that fits the buffer (first fit) is stored with
@@ -133,10 +140,10 @@ in a following segment's identical buffer (the model evicts them: an upper
 bound), a vector op streaming a spilled result out as it computes (the model
 stores it after the op: up to 1.5x on a large element-wise op whose input
 and output live in DRAM), where a tensor fits (the lowering: the room left
-in the global buffer; the model: half of it), and activation matmuls a
-``dynamic_matmul`` target runs on free arrays (priced on the vector
-units). Measured against ``cim-sim`` on the small zoo on ``tiny`` and
-``dynaplasia``: see ``PREDICTION_BOUND`` in
+in the global buffer; the model: half of it), and where an activation
+matmul on arrays, run whole in a pipelined segment, leaves the ops after it
+(the model keeps their bands). Measured against ``cim-sim`` on the small zoo
+on ``tiny`` and ``dynaplasia``: see ``PREDICTION_BOUND`` in
 ``tests/pytest/test_cim_allocate.py``.
 """
 
@@ -181,6 +188,7 @@ from cimflow.hw_targets import HardwareTarget
 from cimflow.lowering.placement import VIEW_KINDS
 from cimflow.lowering.rules import (
     Window,
+    array_matmul,
     banded_copies,
     banded_mvm_cycles,
     chunks_out_bytes,
@@ -278,6 +286,30 @@ class MvmInfo:
     their finished outputs there."""
 
 
+@dataclass(frozen=True)
+class MatmulInfo:
+    """An activation-by-activation matmul a ``dynamic_matmul`` target may run
+    on arrays (:meth:`cimflow.lowering.builder.ScheduleBuilder.matmul_on_arrays`):
+    its right operand written into free arrays chunk after chunk, its left
+    operand's rows streaming through them."""
+
+    tiling: cim_tile.TilingAttr
+    vectors: int
+    """Rows of the left operand (the MVM's input vectors)."""
+    operand_in_dram: bool
+    """The right operand lives in DRAM: its programs stream it from there."""
+    input_in_dram: bool
+    output_in_dram: bool
+    on_vector_units: int
+    """Its cycles on the vector units, with the loads of its operands into
+    the global buffer first (the op's ``fixed``; on arrays, the chunks'
+    programs and MVMs stream them from where they live)."""
+    vector: int
+    """Its vector-unit compute cycles (part of the op's ``vector``)."""
+    interconnect: int
+    """Its operand and result streams (part of the op's ``interconnect``)."""
+
+
 @dataclass
 class OpInfo:
     """One tile op and its allocation-independent costs."""
@@ -309,6 +341,8 @@ class OpInfo:
     """``(operand position, producing tile op)`` of each operand a tile op
     produced (the positions :attr:`BlockPlan.needs` takes)."""
     mvm: MvmInfo | None = None
+    matmul: MatmulInfo | None = None
+    """Set for an activation matmul the arrays could run instead."""
 
 
 @dataclass
@@ -470,6 +504,57 @@ def _lives_in_dram(
     if tensor.producer == INPUT:
         return tensor.name not in held
     return tensor.spilled
+
+
+def _matmul_info(
+    hw: HardwareTarget,
+    op: cim_tile.VectorOp,
+    vector_parts: tuple[int, int, int],
+    tensor_of: dict[SSAValue, int],
+    tensors: list[TensorInfo],
+    held: dict[str, int],
+) -> MatmulInfo | None:
+    """What running ``op`` on arrays needs, when it is an activation matmul
+    the target's arrays can run (both operands activations)."""
+    shape = array_matmul(op.payload)
+    if shape is None or not hw.array.dynamic_matmul:
+        return None
+    found = [tensor_of.get(v) for v in (*op.inputs, op.outputs[0])]
+    if any(t is None for t in found):
+        return None
+
+    def in_dram(tensor: TensorInfo) -> bool:
+        if tensor.producer == INPUT:
+            return tensor.name not in held
+        return tensor.spilled
+
+    lhs, rhs, out = (tensors[t] for t in found if t is not None)
+    fixed, compute, stream = vector_parts
+    return MatmulInfo(
+        shape.tiling(hw),
+        shape.rows,
+        in_dram(rhs),
+        in_dram(lhs),
+        out.spilled,
+        fixed,
+        compute,
+        stream,
+    )
+
+
+def matmul_cycles(hw: HardwareTarget, matmul: MatmulInfo, arrays: int) -> int:
+    """Cycles of an activation matmul on ``arrays`` free arrays: the chunks
+    the lowering programs from its right operand and computes, one after
+    another (:func:`stream_ops` with the operand as the chunks' source)."""
+    return _stream_terms(
+        hw,
+        matmul.tiling,
+        matmul.vectors,
+        arrays,
+        input_in_dram=matmul.input_in_dram,
+        output_in_dram=matmul.output_in_dram,
+        operand="dram" if matmul.operand_in_dram else "buffer",
+    )[0]
 
 
 def build_program(
@@ -660,6 +745,14 @@ def build_program(
                 info.interconnect += stream.cycles
                 for value in op.outputs:
                     produce(info, value, True)
+                info.matmul = _matmul_info(
+                    hw,
+                    op,
+                    (info.fixed, compute.cycles, stream.cycles),
+                    tensor_of,
+                    tensors,
+                    held,
+                )
                 continue
             results: Sequence[SSAValue] = list(op.outputs)
             spill = True
@@ -785,6 +878,10 @@ class SegmentInstance:
     chunk_buffer: int = 0
     """Memory-mode arrays double-buffering the streamed weight's chunks
     (fixed for this problem; they also need the mode switches)."""
+    matmul_arrays: int = 0
+    """Free arrays kept for the segment's activation matmuls, which run on
+    them (fixed for this problem; 0: on the vector units;
+    :data:`STREAM_ARRAYS`: on those its streamed weight passes through)."""
 
 
 @dataclass(frozen=True)
@@ -861,6 +958,7 @@ def stream_ops(
     input_in_dram: bool,
     finishing: tuple[int, bool],
     output_in_dram: bool = False,
+    operand: Literal["weight", "buffer", "dram"] = "weight",
 ) -> tuple[list[_StreamOp], int]:
     """The loads, programs and MVMs ``run_chunks`` emits for a weight streamed
     through ``available`` arrays, in its order, and the chunk count: per
@@ -880,7 +978,10 @@ def stream_ops(
     wait where :func:`~cimflow.lowering.state.partials_fit` puts them with
     the whole global buffer free, a running sum with the first partial
     sums over its columns; finished outputs go to DRAM when
-    ``output_in_dram``."""
+    ``output_in_dram``. With ``operand`` ``buffer`` or ``dram`` the chunks
+    are an activation's (an activation matmul on arrays): each is programmed
+    from where that tensor lives, at the activation width, once the chunk
+    before has computed, outside DRAM order and with no ``chunks`` buffer."""
     biased, residual = finishing[0] > 0, finishing[1]
     sums_in_dram: dict[int, bool] = {}
     chunks = plan_chunks(tiling, available)
@@ -892,30 +993,49 @@ def stream_ops(
     programs_of: list[tuple[int, ...]] = []
     mvm: tuple[int, ...] = ()
     for index, chunk in enumerate(chunks):
-        nbytes = max(1, chunk.weight_elements * hw.weight_bytes)
-        # from the half that prefetched it, else in one burst from DRAM (in
-        # DRAM order with the loads)
-        from_half = index in prefetched
-        ops.append(
-            _StreamOp(
-                program_op_cost(
-                    hw,
-                    chunk.arrays,
-                    chunk.rows,
-                    chunk.cols,
-                    cores=cores_of_arrays(hw, ((0, chunk.arrays),)),
-                    feed="memory" if from_half else "dram",
-                    in_bytes=nbytes,
-                    feed_arrays=((0, half),) if from_half else (),
-                ).cycles,
-                ((prefetched[index],) if from_half else last_load) + mvm,
-                "bus" if from_half else "dram",
-                "program",
+        cores = cores_of_arrays(hw, ((0, chunk.arrays),))
+        if operand != "weight":
+            nbytes = max(1, chunk.weight_elements * hw.activation_bytes)
+            cycles = program_op_cost(
+                hw,
+                chunk.arrays,
+                chunk.rows,
+                chunk.cols,
+                cores=cores,
+                feed=operand,
+                in_bytes=nbytes,
+            ).cycles
+            ops.append(
+                _StreamOp(
+                    cycles, mvm, "dram" if operand == "dram" else "bus", "program"
+                )
             )
-        )
-        programs = (len(ops) - 1,)
-        if not from_half:
-            last_load = programs
+            programs = (len(ops) - 1,)
+        else:
+            nbytes = max(1, chunk.weight_elements * hw.weight_bytes)
+            # from the half that prefetched it, else in one burst from DRAM
+            # (in DRAM order with the loads)
+            from_half = index in prefetched
+            ops.append(
+                _StreamOp(
+                    program_op_cost(
+                        hw,
+                        chunk.arrays,
+                        chunk.rows,
+                        chunk.cols,
+                        cores=cores,
+                        feed="memory" if from_half else "dram",
+                        in_bytes=nbytes,
+                        feed_arrays=((0, half),) if from_half else (),
+                    ).cycles,
+                    ((prefetched[index],) if from_half else last_load) + mvm,
+                    "bus" if from_half else "dram",
+                    "program",
+                )
+            )
+            programs = (len(ops) - 1,)
+            if not from_half:
+                last_load = programs
         programs_of.append(programs)
         following = chunks[index + 1] if index + 1 < len(chunks) else None
         if following is not None and half > 0:
@@ -1009,6 +1129,7 @@ def _stream_terms(
     input_in_dram: bool = False,
     finishing: tuple[int, bool] = (0, False),
     output_in_dram: bool = False,
+    operand: Literal["weight", "buffer", "dram"] = "weight",
 ) -> tuple[int, int, int, int]:
     ops, chunks = stream_ops(
         hw,
@@ -1020,6 +1141,7 @@ def _stream_terms(
         input_in_dram,
         finishing,
         output_in_dram,
+        operand,
     )
     # each op starts once its deps are done and what it holds is free, the
     # one ready first (then the one emitted first) taking it first
@@ -1071,6 +1193,16 @@ def stream_terms(
         (mvm.bias_bytes, mvm.residual),
         mvm.output_in_dram,
     )
+
+
+STREAM_ARRAYS = -1
+"""``SegmentInstance.matmul_arrays`` of activation matmuls that take the free
+arrays a streamed weight passes through (between its chunks)."""
+
+
+MATMUL_ARRAY_SHARES = (1, 2, 4)
+"""Free arrays an activation matmul is priced on, as shares of the arrays
+its right operand takes whole (each share one more problem to solve)."""
 
 
 EVERY_COPY_COUNT_TO = 32
@@ -1268,15 +1400,22 @@ class Segment:
         return cycles + sum(loads.values())
 
     def instance(
-        self, max_copies: int, memory: bool = True, chunk_buffer: int = 0
+        self,
+        max_copies: int,
+        memory: bool = True,
+        chunk_buffer: int = 0,
+        matmul_arrays: int = 0,
     ) -> SegmentInstance:
         """The segment's allocation problem (options pruned: an option that
         takes more arrays than another and is nowhere cheaper is dropped);
         with ``memory`` False, all compute (no memory-array options); with
-        ``chunk_buffer`` arrays double-buffering its streamed weight."""
+        ``chunk_buffer`` arrays double-buffering its streamed weight; with
+        ``matmul_arrays`` free arrays kept for its activation matmuls
+        (:data:`STREAM_ARRAYS`: the free arrays its streamed weight passes
+        through, one after the other)."""
         hw = self.hw
-        total = self.program.arrays
-        switchable = self.program.switchable if memory else 0
+        total = self.program.arrays - max(0, matmul_arrays)
+        switchable = min(self.program.switchable, total) if memory else 0
         streams = bool(self.streamed())
         resident = self.resident()
         least = sum(m.arrays for m in resident)
@@ -1352,6 +1491,28 @@ class Segment:
                 for memory in memory_options
             )
         durations = self.base_durations()
+        vector = sum(i.vector for i in self.infos)
+        interconnect = sum(i.interconnect for i in self.infos)
+        on_free: dict[int, tuple[int, ...]] = {}
+        if matmul_arrays:
+            for local, info in enumerate(self.infos):
+                if info.matmul is None:
+                    continue
+                vector -= info.matmul.vector
+                interconnect -= info.matmul.interconnect
+                if matmul_arrays == STREAM_ARRAYS:
+                    durations[local] = 0
+                    on_free[local] = tuple(
+                        matmul_cycles(
+                            hw,
+                            info.matmul,
+                            total - fixed_arrays - memory - chunk_buffer,
+                        )
+                        for memory in memory_options
+                    )
+                else:
+                    # operands made in earlier segments stream from DRAM too
+                    durations[local] = matmul_cycles(hw, info.matmul, matmul_arrays)
         terms: list[OpTerm] = []
         for local, info in enumerate(self.infos):
             preds = tuple(
@@ -1400,7 +1561,11 @@ class Segment:
                     )
                 )
             else:
-                terms.append(OpTerm(durations[local], preds, act=act))
+                terms.append(
+                    OpTerm(
+                        durations[local], preds, act=act, chunk=on_free.get(local, ())
+                    )
+                )
         return SegmentInstance(
             total_arrays=total,
             switchable=self.program.switchable,
@@ -1421,11 +1586,12 @@ class Segment:
             memory_options=memory_options,
             chunk_dram=chunk_dram,
             dram_fixed=self.fixed_dram(),
-            interconnect=sum(i.interconnect for i in self.infos),
-            vector=sum(i.vector for i in self.infos),
+            interconnect=interconnect,
+            vector=vector,
             switch_cycles=2 * switch_cost(hw, 1).cycles,
             final=self.program.final if self.is_last else 0,
             chunk_buffer=chunk_buffer,
+            matmul_arrays=matmul_arrays,
         )
 
     def _blocked(self, kind: Dataflow) -> dict[int, BlockPlan]:
@@ -1450,13 +1616,19 @@ class Segment:
         return sorted({c for c in (min(b, longest) for b in ROW_BAND_CHOICES) if c > 1})
 
     def pipelined_instance(
-        self, layer: SegmentInstance, kind: Dataflow, blocks: int, max_copies: int
+        self,
+        layer: SegmentInstance,
+        kind: Dataflow,
+        blocks: int,
+        max_copies: int,
+        unbanded: frozenset[int] = frozenset(),
     ) -> SegmentInstance | None:
         """The segment's allocation problem (``layer``: the same in layer
         dataflow) when it runs pipelined by ``kind`` in ``blocks`` bands, or
         None when no op runs in more than one band (a streamed weight runs
-        whole; the ops around it may still run in bands)."""
-        local = self._blocked(kind)
+        whole, and so do the ops of ``unbanded``: activation matmuls on arrays;
+        the ops around them may still run in bands)."""
+        local = {i: p for i, p in self._blocked(kind).items() if i not in unbanded}
         steps = {i: bands(plan.output.rows, blocks) for i, plan in local.items()}
         terms: list[OpTerm] = []
         extra: dict[Part, int] = {"interconnect": 0, "vector": 0, "dram": 0}
@@ -1485,7 +1657,7 @@ class Segment:
             if copies and info.mvm is not None:
                 copies = banded_copy_choices(
                     mvm_target(self.hw, info.mvm.op),
-                    self.program.arrays,
+                    layer.total_arrays,
                     info.mvm.vectors,
                     info.mvm.rows,
                     info.mvm.cols,
@@ -1517,22 +1689,60 @@ class Segment:
 
     def instances(self, max_copies: int, memory: bool = True) -> list[SegmentInstance]:
         """The segment's problem in ``layer`` dataflow, then in each
-        pipelined dataflow that applies."""
-        layer = self.instance(max_copies, memory)
-        found = [layer]
+        pipelined dataflow that applies; each with its activation matmuls on
+        the vector units and on each of :meth:`matmul_array_choices`."""
+        choices = [0, *self.matmul_array_choices()]
+        layers = [self.instance(max_copies, memory, matmul_arrays=a) for a in choices]
+        found = list(layers)
         if memory and self.streamed():
             buffer = self.chunk_buffer_arrays()
             if buffer:
                 found.append(self.instance(max_copies, memory, buffer))
+        matmuls = frozenset(i.index for i in self.infos if i.matmul is not None)
         for kind in self.program.pipelines:
             for blocks in self.pipeline_blocks(kind):
                 banded = self.banded_tensors(kind, blocks)
                 segment = replace(self, banded=banded)
-                base = segment.instance(max_copies, memory) if banded else layer
-                pipelined = segment.pipelined_instance(base, kind, blocks, max_copies)
-                if pipelined is not None:
-                    found.append(pipelined)
+                for arrays, layer in zip(choices, layers, strict=True):
+                    base = (
+                        segment.instance(max_copies, memory, matmul_arrays=arrays)
+                        if banded
+                        else layer
+                    )
+                    # a matmul on arrays runs whole, once its operands are
+                    pipelined = segment.pipelined_instance(
+                        base,
+                        kind,
+                        blocks,
+                        max_copies,
+                        matmuls if arrays else frozenset(),
+                    )
+                    if pipelined is not None:
+                        found.append(pipelined)
         return found
+
+    def matmul_array_choices(self) -> list[int]:
+        """Free-array counts worth keeping for the segment's activation
+        matmuls (on a ``dynamic_matmul`` target): the arrays that hold the
+        largest one's right operand whole, and a half and a quarter of them,
+        within what one copy of each resident weight leaves; in a segment
+        that streams a weight, the free arrays it streams through
+        (:data:`STREAM_ARRAYS`)."""
+        matmuls = [i.matmul for i in self.infos if i.matmul is not None]
+        if not matmuls:
+            return []
+        if self.streamed():
+            return [STREAM_ARRAYS]
+        room = self.program.arrays - sum(m.arrays for m in self.resident())
+        whole = max(m.tiling.arrays_per_copy for m in matmuls)
+        return sorted(
+            {
+                min(room, math.ceil(whole / share))
+                for share in MATMUL_ARRAY_SHARES
+                if min(room, math.ceil(whole / share)) >= 1
+            },
+            reverse=True,
+        )
 
     def chunk_buffer_arrays(self) -> int:
         """The smallest ``chunks`` buffer (two equal halves) whose halves take

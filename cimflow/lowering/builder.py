@@ -326,16 +326,23 @@ class ScheduleBuilder(MvmLowering):
         result in the operator's shape are transposes the MVM's address
         generators do (views, like ``im2col``). False (nothing emitted) when
         the target cannot, the segment runs in bands, an operand is not an
-        activation, or no array is free."""
+        activation, or no array is free. An allocation's decision
+        (``matmul_arrays``) says how many of the free arrays it takes, 0 for
+        the vector units; without one it takes them all. With a decision it
+        runs whole in a pipelined segment too, once its operands are."""
         shape = array_matmul(op.payload)
+        decided = None if op.matmul_arrays is None else op.matmul_arrays.value.data
         if (
             shape is None
+            or decided == 0
             or not self.hw.array.dynamic_matmul
-            or self.step_plan(op) is not None
+            or (decided is None and self.step_plan(op) is not None)
             or any(v not in self.names for v in op.inputs)
         ):
             return False
         available = self.dynamic_arrays()
+        if decided is not None:
+            available = min(available, decided)
         if available < 1:
             return False
         tiling = shape.tiling(self.hw)

@@ -53,6 +53,8 @@ from cimflow.hw_targets import HardwareTarget, load_target, target_to_toml
 from cimflow.milp import INFINITY, MilpBuilder, SolveOutcome, SolverBudget
 from cimflow.passes import cim_allocate
 from cimflow.passes.cim_allocate import (
+    CHUNK_BUFFER_MARGIN,
+    PIPELINED_MARGIN,
     PREDICTED_ATTR,
     REMARK_ATTR,
     CimAllocatePass,
@@ -319,6 +321,49 @@ def test_pipelined_milp_equals_enumeration(
             total = evaluate(inst, result.allocation).total
             assert total == enumerate_allocations(inst)
             checked += 1
+    assert checked > 0
+
+
+@pytest.mark.parametrize("name", ["gpt2", "bert", "llama"])
+def test_matmul_array_variants_equal_enumeration(
+    name: str, model_path: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """On tiny with ``dynamic_matmul``, each segment holding an activation
+    matmul is also priced with free arrays kept for it (or on the arrays its
+    streamed weight passes through): the MILP's optimum of every such
+    variant equals the best of every allocation priced by ``evaluate``, and
+    the allocation keeps the least of all variants."""
+    tiny = load_target("tiny")
+    target = write_target(
+        tmp_path,
+        dataclasses.replace(
+            tiny, array=dataclasses.replace(tiny.array, dynamic_matmul=True)
+        ),
+    )
+    module = compile_model(model_path(name), target, "convert-graph-to-tile", DIMS)
+    CimSegmentPass(target).apply(make_context(), module)
+    program, bounds = program_and_bounds(module, target)
+    plan = allocate(program, bounds, SolverBudget(mip_gap=0), 8)
+    checked = 0
+    for segment, chosen, alloc in zip(
+        segments_of(program, bounds), plan.instances, plan.allocations, strict=True
+    ):
+        least: int | None = None
+        for inst in segment.instances(8):
+            result = solve_segment(inst, SolverBudget(mip_gap=0))
+            total = evaluate(inst, result.allocation).total
+            least = total if least is None else min(least, total)
+            if inst.matmul_arrays == 0:
+                continue
+            options = math.prod(max(1, len(t.copies)) for t in inst.ops)
+            if options * len(inst.act_arrays) * len(inst.pre_arrays) > 20000:
+                continue
+            assert not result.fallback, result.status
+            assert total == enumerate_allocations(inst)
+            checked += 1
+        assert least is not None
+        margin = max(PIPELINED_MARGIN, CHUNK_BUFFER_MARGIN)
+        assert evaluate(chosen, alloc).total <= least * (1 + margin)
     assert checked > 0
 
 

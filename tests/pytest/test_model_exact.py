@@ -176,3 +176,54 @@ def test_a_streamed_weight_is_priced_op_by_op_as_it_is_lowered(
         if isinstance(op, VectorOp) and op.op == "accumulate"
     )
     assert priced == lowered
+
+
+def attention(heads: int, rows: int, width: int) -> onnx.ModelProto:
+    """``softmax(q @ kt) @ v`` of model inputs (no weights: every array is
+    free for the two activation matmuls)."""
+    nodes = [
+        helper.make_node("MatMul", ["q", "kt"], ["scores"], name="scores"),
+        helper.make_node("Softmax", ["scores"], ["probs"], name="softmax", axis=-1),
+        helper.make_node("MatMul", ["probs", "v"], ["out"], name="context"),
+    ]
+    shapes = {
+        "q": [heads, rows, width],
+        "kt": [heads, width, rows],
+        "v": [heads, rows, width],
+        "out": [heads, rows, width],
+    }
+    values = {
+        name: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+        for name, shape in shapes.items()
+    }
+    graph = helper.make_graph(
+        nodes,
+        "attention",
+        [values["q"], values["kt"], values["v"]],
+        [values["out"]],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.mark.parametrize(
+    ("heads", "rows", "width"), [(4, 64, 32), (2, 32, 64), (8, 16, 40), (1, 96, 48)]
+)
+def test_activation_matmuls_on_arrays_are_predicted_exactly(
+    directory: Path, heads: int, rows: int, width: int
+) -> None:
+    """On dynaplasia (``dynamic_matmul``) the allocation runs both matmuls of
+    an attention on arrays: each chunk of the right operand programmed from
+    DRAM, the left operand's rows streamed through; the model's cycles
+    equal the simulated ones."""
+    path = directory / "attention.onnx"
+    onnx.save(attention(heads, rows, width), path)
+    module = compile_model(path, "dynaplasia", "cim-compile{strategy=cmswitch}")
+    trace = module_trace(module)
+    written = [op for op in trace.ops if isinstance(op, ProgramOp)]
+    assert {op.weight for op in written if op.source == "tensor"} == {"kt", "v"}
+    predicted = module.attributes[PREDICTED_ATTR]
+    assert isinstance(predicted, IntegerAttr)
+    assert predicted.value.data == simulate(trace).makespan

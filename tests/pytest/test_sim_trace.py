@@ -32,14 +32,17 @@ from cimflow.hw_targets import HardwareTarget, load_target
 
 def small_target() -> HardwareTarget:
     """dynaplasia with 8 arrays of 128 x 128 (2 cores x 4 arrays), each
-    storing its 128 x 128 bits (2048 B) in memory mode."""
+    storing its 128 x 128 bits (2048 B) in memory mode, whose arrays hold
+    weights only (no ``dynamic_matmul``)."""
     base = load_target("dynaplasia")
     return dataclasses.replace(
         base,
         hierarchy=dataclasses.replace(
             base.hierarchy, chips=1, cores_per_chip=2, arrays_per_core=4
         ),
-        array=dataclasses.replace(base.array, rows=128, cols=128, active_rows=128),
+        array=dataclasses.replace(
+            base.array, rows=128, cols=128, active_rows=128, dynamic_matmul=False
+        ),
         dual_mode=dataclasses.replace(
             base.dual_mode, switchable_arrays=8, memory_capacity_bytes=2048
         ),

@@ -1,5 +1,6 @@
 // RUN: cim-opt %s --split-input-file -p 'cim-allocate{target=tiny mip_gap=0 dataflows=layer}' | filecheck %s
 // RUN: cim-opt %s --split-input-file -p 'cim-allocate{target=tiny mip_gap=0}' | filecheck %s --check-prefix=PIPE
+// RUN: cim-opt %S/Inputs/allocate_matmul.mlir --split-input-file -p 'cim-allocate{target="%S/Inputs/tiny_dynamic.toml" mip_gap=0 dataflows=layer}' | filecheck %s --check-prefix=MATMUL
 
 // The first RUN keeps every segment in layer dataflow, as the hand
 // derivations below assume. The second lets segments run pipelined too: the
@@ -96,3 +97,27 @@ builtin.module {
 // CHECK-LABEL: func.func @streamed
 // CHECK:         cim_tile.vector segment 0{{ ?}}(
 // CHECK:         weight "big.w" {{.*}} alloc <segment = 0, copies = 1, chunks = 2>
+
+// On `tiny_dynamic` (tiny with array.dynamic_matmul), cim-allocate decides
+// where an activation matmul runs: on a number of the segment's free arrays
+// (its right operand written into them, the left operand's rows streamed
+// through), or on the vector units (`matmul_arrays 0`). Both operands and
+// the result are model inputs and outputs, in DRAM.
+//
+// Arrays win on the wide one. On the vector units: 2 x 16 x 8 outputs of 32
+// products = 8192 lane operations on 2 cores x 8 lanes, 2 + 512 = 514
+// cycles (its 1536 B of operands stream from DRAM in 20 + 192 = 212 meanwhile).
+// On arrays: kt is 2 blocks of 32 x 8 weights, one array each (8 weights
+// per array row); programming them reads its 512 B from DRAM (20 + 64 = 84
+// cycles; 32 row writes meanwhile), then the 16 rows of q (1024 B) stream
+// from DRAM through both arrays (20 + 128 = 148 cycles, beside 10 + 15 x 8
+// = 130 cycles of MVMs): 232. With the result's store (32) the segment takes
+// 264. Fewer arrays cannot hold kt at once (one array: 364).
+// MATMUL: cim_tile.predicted_cycles = 264
+// MATMUL: cim_tile.vector segment 0 matmul_arrays 2 (%q, %kt)
+
+// The vector units win on the narrow one (1 x 2 outputs of 4 products):
+// 22 cycles there, 42 on arrays (the operand's program and the row's MVM
+// each wait for a DRAM access of 20 cycles).
+// MATMUL: cim_tile.predicted_cycles = 23
+// MATMUL: cim_tile.vector segment 0 matmul_arrays 0 (%q, %kt)

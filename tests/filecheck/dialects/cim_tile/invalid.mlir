@@ -385,3 +385,23 @@ cim_tile.dataflow segment -1 batch blocks 2
 // CHECK: 'cim_tile.mvm' align must be positive
 %x = "test.op"() : () -> tensor<64x144xf32>
 %y = cim_tile.mvm %x weight "w" layout kn tiling <k = 144, n = 32, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 2, col_tiles = 1, groups_per_array = 1> alloc <segment = 0, copies = 2, chunks = 1> align 0 mode <compute> : tensor<64x144xf32> -> tensor<64x32xf32>
+
+// -----
+
+// CHECK: 'cim_tile.vector' matmul_arrays applies to a cim_graph.matmul, not 'cim_graph.unary'
+%x = "test.op"() : () -> tensor<4xf32>
+%y = cim_tile.vector matmul_arrays 2 (%x) : (tensor<4xf32>) -> tensor<4xf32> {
+^bb0(%a: tensor<4xf32>):
+  %r = cim_graph.unary relu %a : tensor<4xf32> -> tensor<4xf32>
+  cim_tile.yield %r : tensor<4xf32>
+}
+
+// -----
+
+// CHECK: 'cim_tile.vector' matmul_arrays must not be negative
+%x = "test.op"() : () -> tensor<4x4xf32>
+%y = cim_tile.vector matmul_arrays -1 (%x, %x) : (tensor<4x4xf32>, tensor<4x4xf32>) -> tensor<4x4xf32> {
+^bb0(%a: tensor<4x4xf32>, %b: tensor<4x4xf32>):
+  %r = cim_graph.matmul %a, %b : (tensor<4x4xf32>, tensor<4x4xf32>) -> tensor<4x4xf32>
+  cim_tile.yield %r : tensor<4x4xf32>
+}

@@ -63,6 +63,17 @@ builtin.module attributes {test.tiling = #cim_tile.tiling<k = 576, n = 64, group
       // GENERIC: "cim_tile.yield"(%r_1) : (tensor<64x32xf32>) -> ()
     }
     // CHECK-NEXT: }
+    %qk = cim_tile.vector segment 0 matmul_arrays 2 (%s, %s) : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
+    // CHECK-NEXT: %qk = cim_tile.vector segment 0 matmul_arrays 2{{ ?}}(%s, %s) : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
+    // GENERIC: %qk = "cim_tile.vector"(%s, %s) <{segment = 0 : i64, matmul_arrays = 2 : i64}> ({
+    ^bb0(%qa: tensor<1x2x4x4xf32>, %qb: tensor<1x2x4x4xf32>):
+    // CHECK-NEXT: ^bb0(%qa: tensor<1x2x4x4xf32>, %qb: tensor<1x2x4x4xf32>):
+      %qr = cim_graph.matmul %qa, %qb : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+      // CHECK-NEXT: %qr = cim_graph.matmul %qa, %qb : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+      cim_tile.yield %qr : tensor<1x2x4x4xf32>
+      // CHECK-NEXT: cim_tile.yield %qr : tensor<1x2x4x4xf32>
+    }
+    // CHECK-NEXT: }
     %lo, %hi = cim_tile.vector (%conv) : (tensor<64x32xf32>) -> (tensor<64x16xf32>, tensor<64x16xf32>) {
     // CHECK-NEXT: %lo, %hi = cim_tile.vector{{ ?}}(%conv) : (tensor<64x32xf32>) -> (tensor<64x16xf32>, tensor<64x16xf32>) {
     // GENERIC: %lo, %hi = "cim_tile.vector"(%conv) ({
