@@ -60,8 +60,14 @@ ops of the function):
   ``cim_tile.vector`` payload (:func:`cimflow.lowering.rules.vector_work`),
   ``im2col`` / ``col2im`` (views: none), and per
   MVM the additions of its partial sums (``row_tiles - 1`` per output) and
-  its bias (one per output). On a ``dynamic_matmul`` target the activation
-  matmuls are left out (a strategy may run them on the arrays).
+  its bias (one per output).
+- activation matmuls on a ``dynamic_matmul`` target may run on either: a
+  share ``f`` of their work goes to ``compute_cycles`` (their MVMs' array
+  cycles as ``array_cycles`` counts a weight's: the right operand tiled as
+  the lowering writes it, one vector per row of the left operand) and the
+  rest to ``vector_cycles``, ``f`` the share that makes the larger of the
+  two least (:func:`split_matmuls`; a relaxation of placing whole matmuls,
+  so no placement beats it).
 - ``chain_cycles``: the longest chain of dependent MVMs (data dependencies
   through any ops), each taking at least one vector through its deepest
   tile, the first: ``mvm_cycles(t, 1, min(k, rows), min(n,
@@ -101,6 +107,7 @@ from cimflow.cost_model import (
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
 from cimflow.lowering.rules import (
+    array_matmul,
     gathered_elements,
     mvm_target,
     vector_work,
@@ -235,15 +242,52 @@ def tile_cells(tiling: cim_tile.TilingAttr) -> list[tuple[int, int, int]]:
 
 def mvm_array_work(mvm: cim_tile.MVMOp, target: HardwareTarget) -> tuple[int, int]:
     """``(activations, array cycles at the peak issue rate)`` of one MVM."""
-    vectors = mvm.vectors
+    return tiling_array_work(mvm_target(target, mvm), mvm.tiling, mvm.vectors)
+
+
+def tiling_array_work(
+    target: HardwareTarget, tiling: cim_tile.TilingAttr, vectors: int
+) -> tuple[int, int]:
+    """``(activations, array cycles at the peak issue rate)`` of ``vectors``
+    through one copy of a weight tiled as ``tiling``."""
     activations = 0
     cycles = 0
-    target = mvm_target(target, mvm)
-    for rows_held, cols_held, count in tile_cells(mvm.tiling):
+    for rows_held, cols_held, count in tile_cells(tiling):
         passes = wordline_passes(target, rows_held)
         activations += count * vectors * passes
         cycles += count * vectors * passes * mvm_issue_interval(target, cols_held)
     return activations, cycles
+
+
+def split_matmuls(
+    target: HardwareTarget,
+    array_cycles: int,
+    element_ops: int,
+    matmul_cycles: int,
+    matmul_ops: int,
+) -> tuple[int, int]:
+    """``(compute_cycles, vector_cycles)`` at the share ``f`` of the
+    activation matmuls run on arrays that makes the slower of the two
+    least: ``(array_cycles + f * matmul_cycles) / arrays`` against the
+    vector work plus ``(1 - f) * matmul_ops`` (a relaxation: a schedule
+    places whole matmuls, so its pair is never below this one's larger
+    term)."""
+    arrays = target.total_arrays
+    units = target.total_cores * target.vector.units_per_core
+    lanes = target.vector.lanes * units
+    on_arrays = array_cycles / arrays
+    per_array_share = matmul_cycles / arrays
+    on_vectors = (element_ops + matmul_ops) / lanes
+    per_vector_share = matmul_ops / lanes
+    share = 0.0
+    if on_vectors > on_arrays and per_array_share + per_vector_share > 0:
+        share = min(
+            1.0, (on_vectors - on_arrays) / (per_array_share + per_vector_share)
+        )
+    vector_ops = element_ops + math.floor((1 - share) * matmul_ops)
+    vector = vector_cost(target, vector_ops, units).cycles
+    compute = math.floor(on_arrays + share * per_array_share)
+    return compute, vector
 
 
 def _data_of(value: SSAValue) -> tuple[SSAValue, int]:
@@ -289,6 +333,8 @@ def latency_lower_bound(module: ModuleOp, target: HardwareTarget) -> LowerBound:
     mvm_inputs: dict[SSAValue, int] = {}
     output_bytes = 0
     element_ops = 0
+    matmul_ops = 0
+    matmul_cycles = 0
     chain: dict[SSAValue, int] = {}
 
     def need_weight(name: str, elements: int) -> None:
@@ -329,7 +375,13 @@ def latency_lower_bound(module: ModuleOp, target: HardwareTarget) -> LowerBound:
         elif isinstance(op, cim_tile.VectorOp):
             payload = op.payload
             kind, ops = vector_work(payload)
-            if not (kind == "matmul" and target.array.dynamic_matmul):
+            shape = array_matmul(payload) if target.array.dynamic_matmul else None
+            if shape is not None:
+                matmul_ops += ops
+                matmul_cycles += tiling_array_work(
+                    target, shape.tiling(target), shape.rows
+                )[1]
+            else:
                 element_ops += ops
             for index, operand in enumerate(op.inputs):
                 owner = operand.owner
@@ -360,8 +412,14 @@ def latency_lower_bound(module: ModuleOp, target: HardwareTarget) -> LowerBound:
         + target.weight_bytes * sum(programmed_elements.values())
     )
     units = target.total_cores * target.vector.units_per_core
+    compute_cycles = math.ceil(array_cycles / target.total_arrays)
+    vector_cycles = vector_cost(target, element_ops, units).cycles
+    if matmul_ops:
+        compute_cycles, vector_cycles = split_matmuls(
+            target, array_cycles, element_ops, matmul_cycles, matmul_ops
+        )
     return LowerBound(
-        compute_cycles=math.ceil(array_cycles / target.total_arrays),
+        compute_cycles=compute_cycles,
         dram_cycles=(
             link_cycles(target, "dram", dram_bytes, reads=read_bytes > 0)
             if dram_bytes
@@ -372,7 +430,7 @@ def latency_lower_bound(module: ModuleOp, target: HardwareTarget) -> LowerBound:
             if interconnect_bytes
             else 0
         ),
-        vector_cycles=vector_cost(target, element_ops, units).cycles,
+        vector_cycles=vector_cycles,
         chain_cycles=max(chain.values(), default=0),
         mvm_activations=activations,
         array_cycles=array_cycles,

@@ -144,6 +144,29 @@ def test_linear_by_hand() -> None:
     assert bound.seconds(load_target("tiny")) == pytest.approx(150e-9)
 
 
+def test_activation_matmul_split_by_hand() -> None:
+    """On tiny with ``dynamic_matmul`` a ``[2, 16, 32] @ [2, 32, 8]`` matmul
+    may run on arrays or vector units: the bound takes the share of it on
+    arrays that makes the slower of the two least."""
+    hw = dataclasses.replace(
+        load_target("tiny"),
+        array=dataclasses.replace(load_target("tiny").array, dynamic_matmul=True),
+    )
+    path = Path(__file__).parents[1] / "filecheck/passes/Inputs/allocate_matmul.mlir"
+    module = parse(path.read_text(encoding="utf-8").split("// -----")[0])
+    bound = latency_lower_bound(module, hw)
+    # On arrays: kt is 2 blocks of 32 x 8 weights, one array each; 16 rows
+    # of q through each, one wordline pass of 8 cycles: 256 array cycles,
+    # 32 over tiny's 8 arrays. On vector units: 2 x 16 x 8 outputs of 32
+    # products, 8192 lane operations, 512 cycles on 16 lanes. A share f on
+    # arrays balances 32 f = 512 (1 - f): f = 512 / 544; compute
+    # floor(32 f) = 30, vector 2 + ceil(floor(8192 (1 - f)) / 16) = 2 + 31.
+    assert (bound.compute_cycles, bound.vector_cycles) == (30, 33)
+    # without dynamic_matmul all of it is vector work
+    plain = latency_lower_bound(module, load_target("tiny"))
+    assert (plain.compute_cycles, plain.vector_cycles) == (0, 514)
+
+
 def test_wordline_passes_by_hand() -> None:
     # Only 8 rows drive at once: the 32-row tiles take 4 passes, the 8-row
     # tiles 1: 4 vectors x 3 column tiles x (4 + 1) = 60 activations.
