@@ -300,10 +300,6 @@ class MatmulInfo:
     """The right operand lives in DRAM: its programs stream it from there."""
     input_in_dram: bool
     output_in_dram: bool
-    on_vector_units: int
-    """Its cycles on the vector units, with the loads of its operands into
-    the global buffer first (the op's ``fixed``; on arrays, the chunks'
-    programs and MVMs stream them from where they live)."""
     vector: int
     """Its vector-unit compute cycles (part of the op's ``vector``)."""
     interconnect: int
@@ -509,7 +505,7 @@ def _lives_in_dram(
 def _matmul_info(
     hw: HardwareTarget,
     op: cim_tile.VectorOp,
-    vector_parts: tuple[int, int, int],
+    vector_parts: tuple[int, int],
     tensor_of: dict[SSAValue, int],
     tensors: list[TensorInfo],
     held: dict[str, int],
@@ -529,14 +525,13 @@ def _matmul_info(
         return tensor.spilled
 
     lhs, rhs, out = (tensors[t] for t in found if t is not None)
-    fixed, compute, stream = vector_parts
+    compute, stream = vector_parts
     return MatmulInfo(
         shape.tiling(hw),
         shape.rows,
         in_dram(rhs),
         in_dram(lhs),
         out.spilled,
-        fixed,
         compute,
         stream,
     )
@@ -746,12 +741,7 @@ def build_program(
                 for value in op.outputs:
                     produce(info, value, True)
                 info.matmul = _matmul_info(
-                    hw,
-                    op,
-                    (info.fixed, compute.cycles, stream.cycles),
-                    tensor_of,
-                    tensors,
-                    held,
+                    hw, op, (compute.cycles, stream.cycles), tensor_of, tensors, held
                 )
                 continue
             results: Sequence[SSAValue] = list(op.outputs)
@@ -1500,6 +1490,9 @@ class Segment:
                     continue
                 vector -= info.matmul.vector
                 interconnect -= info.matmul.interconnect
+                # its cycles on arrays replace those on the vector units and
+                # the loads of its operands (which the chunks' programs and
+                # MVMs stream from where they live)
                 if matmul_arrays == STREAM_ARRAYS:
                     durations[local] = 0
                     on_free[local] = tuple(
@@ -1511,7 +1504,6 @@ class Segment:
                         for memory in memory_options
                     )
                 else:
-                    # operands made in earlier segments stream from DRAM too
                     durations[local] = matmul_cycles(hw, info.matmul, matmul_arrays)
         terms: list[OpTerm] = []
         for local, info in enumerate(self.infos):

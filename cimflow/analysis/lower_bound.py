@@ -271,7 +271,8 @@ def split_matmuls(
     least: ``(array_cycles + f * matmul_cycles) / arrays`` against the
     vector work plus ``(1 - f) * matmul_ops`` (a relaxation: a schedule
     places whole matmuls, so its pair is never below this one's larger
-    term)."""
+    term, but for the vector units' latency and a cycle of rounding, which
+    ``f`` leaves out)."""
     arrays = target.total_arrays
     units = target.total_cores * target.vector.units_per_core
     lanes = target.vector.lanes * units
