@@ -67,6 +67,7 @@ from cimflow.cost_model import (
     StreamLevel,
     vector_element_ops,
 )
+from cimflow.errors import CimError
 from cimflow.lowering.kv_cache import arrays_to_hold
 from cimflow.lowering.mvm import MvmLowering
 from cimflow.lowering.placement import (
@@ -332,6 +333,13 @@ class ScheduleBuilder(MvmLowering):
         runs whole in a pipelined segment too, once its operands are."""
         shape = array_matmul(op.payload)
         decided = None if op.matmul_arrays is None else op.matmul_arrays.value.data
+        if decided and not self.hw.array.dynamic_matmul:
+            name = self.output_names.get(op.outputs[0]) or op.outputs[0].name_hint
+            raise CimError(
+                f"the matmul making '{name or 'its result'}' is to run on {decided} "
+                f"arrays (matmul_arrays), but target '{self.hw.name}' has "
+                "array.dynamic_matmul = false"
+            )
         if (
             shape is None
             or decided == 0

@@ -20,6 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.trace import ProgramOp, Trace, VectorOp
+from cimflow.errors import CimError
 from cimflow.hw_targets import load_target, target_to_toml
 from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
 from cimflow.tools.cim_verify import compile_model, module_trace, verify_trace
@@ -262,3 +263,47 @@ def test_a_segment_without_free_arrays_keeps_the_matmul_on_vector_units(
     text = str(module)
     assert "source tensor" not in text
     assert 'cim_meta.vector "matmul"' in text
+
+
+DECIDED = """
+builtin.module {
+  func.func @f(%q: tensor<1x4x8xf32>, %k: tensor<1x8x4xf32>) -> tensor<1x4x4xf32> {
+    %s = cim_tile.vector segment 0 matmul_arrays 2 (%q, %k)
+         : (tensor<1x4x8xf32>, tensor<1x8x4xf32>) -> tensor<1x4x4xf32> {
+    ^bb0(%a: tensor<1x4x8xf32>, %b: tensor<1x8x4xf32>):
+      %r = cim_graph.matmul %a, %b
+           : (tensor<1x4x8xf32>, tensor<1x8x4xf32>) -> tensor<1x4x4xf32>
+      cim_tile.yield %r : tensor<1x4x4xf32>
+    }
+    func.return %s : tensor<1x4x4xf32>
+  }
+}
+"""
+
+
+def test_a_decision_for_arrays_on_a_target_without_dynamic_matmul_is_an_error() -> None:
+    ctx, module = parse_module(DECIDED)
+    with pytest.raises(CimError) as error:
+        ConvertTileToMetaPass("tiny").apply(ctx, module)
+    assert str(error.value) == (
+        "the matmul making 's' is to run on 2 arrays (matmul_arrays), but "
+        "target 'tiny' has array.dynamic_matmul = false"
+    )
+
+
+def test_a_decision_sets_how_many_free_arrays_the_matmul_takes(
+    directory: Path,
+) -> None:
+    """On tiny (8 arrays, 8 weights per array row) an operand of 8 x 40
+    takes 5 arrays; decided on 2, it is written 2 arrays at a time into
+    arrays 0 and 1, chunk after chunk, although all 8 are free."""
+    wide = DECIDED.replace("tensor<1x8x4xf32>", "tensor<1x8x40xf32>").replace(
+        "tensor<1x4x4xf32>", "tensor<1x4x40xf32>"
+    )
+    ctx, module = parse_module(wide)
+    ConvertTileToMetaPass(dynamic_target(directory, "tiny")).apply(ctx, module)
+    trace = module_trace(module)
+    programs = tensor_programs(trace)
+    used = {a for p in programs for first, stop in p.arrays for a in range(first, stop)}
+    assert used == {0, 1}
+    assert len(programs) == 3
