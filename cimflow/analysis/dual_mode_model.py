@@ -1727,14 +1727,8 @@ class Segment:
             return [STREAM_ARRAYS]
         room = self.program.arrays - sum(m.arrays for m in self.resident())
         whole = max(m.tiling.arrays_per_copy for m in matmuls)
-        return sorted(
-            {
-                min(room, math.ceil(whole / share))
-                for share in MATMUL_ARRAY_SHARES
-                if min(room, math.ceil(whole / share)) >= 1
-            },
-            reverse=True,
-        )
+        counts = {min(room, math.ceil(whole / s)) for s in MATMUL_ARRAY_SHARES}
+        return sorted((c for c in counts if c >= 1), reverse=True)
 
     def chunk_buffer_arrays(self) -> int:
         """The smallest ``chunks`` buffer (two equal halves) whose halves take
