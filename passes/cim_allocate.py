@@ -592,26 +592,23 @@ def write_plan(
         zip(plan.bounds, plan.instances, plan.allocations, strict=True)
     ):
         memory = memory_arrays(inst, alloc)
+        # the arrays a streamed weight passes through
+        free = inst.total_arrays - inst.fixed_arrays - memory - inst.chunk_buffer
+        on_arrays = free if inst.matmul_arrays == STREAM_ARRAYS else inst.matmul_arrays
+        matmul_arrays = IntegerAttr(on_arrays, i64)
         for local, info in enumerate(program.ops[first:stop]):
             op = info.op
             if isinstance(op, cim_tile.VectorOp):
                 op.segment = IntegerAttr(segment, i64)
                 if info.matmul is not None:
-                    arrays = inst.matmul_arrays
-                    if arrays == STREAM_ARRAYS:
-                        arrays = inst.total_arrays - inst.fixed_arrays
-                        arrays -= memory + inst.chunk_buffer
-                    op.matmul_arrays = IntegerAttr(arrays, i64)
+                    op.matmul_arrays = matmul_arrays
             mvm = info.mvm
             if mvm is None:
                 continue
             assert isinstance(op, cim_tile.MVMOp)
             chunks = 1
             if mvm.streamed:
-                available = (
-                    inst.total_arrays - inst.fixed_arrays - memory - inst.chunk_buffer
-                )
-                chunks = stream_terms(hw, mvm, available)[2]
+                chunks = stream_terms(hw, mvm, free)[2]
             op.alloc = cim_tile.AllocAttr.from_ints(
                 segment, alloc.copies[local], chunks
             )

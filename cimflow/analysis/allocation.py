@@ -42,7 +42,12 @@ from cimflow.cimdialect.cim_graph import tensor_shape
 from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.cost_model import replica_stream_cycles
 from cimflow.hw_targets import HardwareTarget
-from cimflow.lowering.rules import banded_copies, banded_mvm_cycles, mvm_target
+from cimflow.lowering.rules import (
+    banded_copies,
+    banded_mvm_cycles,
+    mvm_target,
+    program_bytes,
+)
 from cimflow.passes.static_allocate import STRATEGY_ATTR
 
 
@@ -349,7 +354,7 @@ def _layer(hw: HardwareTarget, policy: AllocationPolicy, op: cim_tile.MVMOp) -> 
         chunk.cols,
         op.vectors,
         policy.align(hw, chunk.arrays),
-        chunk.weight_elements * hw.weight_bytes,
+        program_bytes(hw, chunk),
     )
 
 

@@ -196,6 +196,7 @@ from cimflow.lowering.rules import (
     gathered_elements,
     mvm_input_bytes,
     mvm_target,
+    program_bytes,
     residual_of,
     staged_in_place,
     stages_in_place,
@@ -494,9 +495,12 @@ def _lives_in_dram(
     if isinstance(owner, cim_tile.Im2ColOp):
         value = owner.input
     tensor_id = tensor_of.get(value)
-    if tensor_id is None:
-        return False
-    tensor = tensors[tensor_id]
+    return tensor_id is not None and _in_dram(tensors[tensor_id], held)
+
+
+def _in_dram(tensor: TensorInfo, held: dict[str, int]) -> bool:
+    """Whether a tensor lives in DRAM: a model input not held in memory-mode
+    arrays, or a spilled tensor."""
     if tensor.producer == INPUT:
         return tensor.name not in held
     return tensor.spilled
@@ -519,18 +523,13 @@ def _matmul_info(
     if any(t is None for t in found):
         return None
 
-    def in_dram(tensor: TensorInfo) -> bool:
-        if tensor.producer == INPUT:
-            return tensor.name not in held
-        return tensor.spilled
-
     lhs, rhs, out = (tensors[t] for t in found if t is not None)
     compute, stream = vector_parts
     return MatmulInfo(
         shape.tiling(hw),
         shape.rows,
-        in_dram(rhs),
-        in_dram(lhs),
+        _in_dram(rhs, held),
+        _in_dram(lhs, held),
         out.spilled,
         compute,
         stream,
@@ -681,7 +680,7 @@ def build_program(
                 vectors,
                 chunk.rows,
                 chunk.cols,
-                max(1, chunk.weight_elements * hw.weight_bytes),
+                program_bytes(hw, chunk),
                 program_cost(hw, chunk.arrays, chunk.rows, chunk.cols).cycles,
                 streamed,
                 window,
@@ -984,8 +983,8 @@ def stream_ops(
     mvm: tuple[int, ...] = ()
     for index, chunk in enumerate(chunks):
         cores = cores_of_arrays(hw, ((0, chunk.arrays),))
+        nbytes = program_bytes(hw, chunk, operand != "weight")
         if operand != "weight":
-            nbytes = max(1, chunk.weight_elements * hw.activation_bytes)
             cycles = program_op_cost(
                 hw,
                 chunk.arrays,
@@ -1002,7 +1001,6 @@ def stream_ops(
             )
             programs = (len(ops) - 1,)
         else:
-            nbytes = max(1, chunk.weight_elements * hw.weight_bytes)
             # from the half that prefetched it, else in one burst from DRAM
             # (in DRAM order with the loads)
             from_half = index in prefetched
@@ -1029,7 +1027,7 @@ def stream_ops(
         programs_of.append(programs)
         following = chunks[index + 1] if index + 1 < len(chunks) else None
         if following is not None and half > 0:
-            after = max(1, following.weight_elements * hw.weight_bytes)
+            after = program_bytes(hw, following)
             if after <= capacity:  # the next chunk into the other half
                 emptied = programs_of[index - 1] if index >= 1 else ()
                 ops.append(
@@ -1807,7 +1805,7 @@ def _chunk_buffer(
         if available < 1:
             break
         largest = max(
-            chunk.weight_elements * hw.weight_bytes
+            program_bytes(hw, chunk)
             for tiling in tilings
             for chunk in plan_chunks(tiling, available)
         )

@@ -86,6 +86,14 @@ def _cuts(start: int, stop: int, size: int) -> list[Span]:
     ]
 
 
+def program_bytes(hw: HardwareTarget, chunk: Chunk, activation: bool = False) -> int:
+    """Bytes a ``program`` of ``chunk`` streams to its arrays: its weights at
+    the weight width, or, for an activation operand written into arrays
+    (``activation``), at the activation width."""
+    width = hw.activation_bytes if activation else hw.weight_bytes
+    return max(1, chunk.weight_elements * width)
+
+
 @lru_cache(maxsize=1 << 14)
 def array_k_spans(tiling: TilingAttr, chunk: Chunk) -> tuple[tuple[Span, ...], ...]:
     """For each array a chunk of a weight occupies (in placement order), the

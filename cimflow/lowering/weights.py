@@ -16,7 +16,7 @@ from cimflow.lowering.placement import (
     Location,
     TensorState,
 )
-from cimflow.lowering.rules import staged_in_place
+from cimflow.lowering.rules import program_bytes, staged_in_place
 from cimflow.lowering.state import (
     CopyLayout,
     copy_layout,
@@ -88,7 +88,7 @@ class WeightStreaming(BufferPlacement):
     """Weights loaded, programmed and prefetched."""
 
     def weight_bytes(self, chunk: Chunk) -> int:
-        return max(1, chunk.weight_elements * self.hw.weight_bytes)
+        return program_bytes(self.hw, chunk)
 
     def declare_weight(self, mvm: cim_tile.MVMOp) -> None:
         weight = mvm.weight.data
@@ -182,10 +182,9 @@ class WeightStreaming(BufferPlacement):
         chunk = layout.chunk
         if feed == cim_meta.Feed.CELLS:
             in_bytes = 0
-        elif source == cim_meta.ProgramSource.WEIGHT:
-            in_bytes = self.weight_bytes(chunk)
         else:
-            in_bytes = chunk.weight_elements * self.hw.activation_bytes
+            activation = source == cim_meta.ProgramSource.TENSOR
+            in_bytes = program_bytes(self.hw, chunk, activation)
         return self.emit(
             cim_meta.ProgramOp(
                 weight,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from functional_models import FAMILIES
+from functional_models import FAMILIES, attention
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ir_builders import parse_module
@@ -41,35 +41,6 @@ def dynamic_target(directory: Path, name: str, enabled: bool = True) -> str:
     path = directory / f"{variant}.toml"
     path.write_text(target_to_toml(target), encoding="utf-8")
     return str(path)
-
-
-def attention(heads: int, rows: int, width: int) -> onnx.ModelProto:
-    """``softmax(q @ kt) @ v`` of model inputs ``q [heads, rows, width]``,
-    ``kt [heads, width, rows]``, ``v [heads, rows, width]``: no weights, so
-    every array is free for the two matmuls."""
-    nodes = [
-        helper.make_node("MatMul", ["q", "kt"], ["scores"], name="scores"),
-        helper.make_node("Softmax", ["scores"], ["probs"], name="softmax", axis=-1),
-        helper.make_node("MatMul", ["probs", "v"], ["out"], name="context"),
-    ]
-
-    def tensor(name: str, shape: list[int]) -> onnx.ValueInfoProto:
-        return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
-
-    graph = helper.make_graph(
-        nodes,
-        "attention",
-        [
-            tensor("q", [heads, rows, width]),
-            tensor("kt", [heads, width, rows]),
-            tensor("v", [heads, rows, width]),
-        ],
-        [tensor("out", [heads, rows, width])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
 
 
 def tensor_programs(trace: Trace) -> list[ProgramOp]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from functional_models import attention
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
@@ -176,36 +177,6 @@ def test_a_streamed_weight_is_priced_op_by_op_as_it_is_lowered(
         if isinstance(op, VectorOp) and op.op == "accumulate"
     )
     assert priced == lowered
-
-
-def attention(heads: int, rows: int, width: int) -> onnx.ModelProto:
-    """``softmax(q @ kt) @ v`` of model inputs (no weights: every array is
-    free for the two activation matmuls)."""
-    nodes = [
-        helper.make_node("MatMul", ["q", "kt"], ["scores"], name="scores"),
-        helper.make_node("Softmax", ["scores"], ["probs"], name="softmax", axis=-1),
-        helper.make_node("MatMul", ["probs", "v"], ["out"], name="context"),
-    ]
-    shapes = {
-        "q": [heads, rows, width],
-        "kt": [heads, width, rows],
-        "v": [heads, rows, width],
-        "out": [heads, rows, width],
-    }
-    values = {
-        name: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
-        for name, shape in shapes.items()
-    }
-    graph = helper.make_graph(
-        nodes,
-        "attention",
-        [values["q"], values["kt"], values["v"]],
-        [values["out"]],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
 
 
 @pytest.mark.parametrize(
