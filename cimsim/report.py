@@ -12,18 +12,23 @@ from collections.abc import Iterable
 
 from cimflow.analysis.area import chip_area
 
+from .critical import CRITICAL_CLASSES, CriticalPath, critical_path
 from .efficiency import efficiency
 from .engine import SHARED_RESOURCES, PeakOccupancy, SimResult
-from .layers import format_layers, layer_rows
+from .layers import SEGMENT_WORK, format_layers, layer_rows
 from .trace import OP_KINDS, SWITCH_DIRECTIONS
 
 REPORT_FORMAT = "cim-sim-report"
-REPORT_VERSION = 4
+REPORT_VERSION = 5
 """Version 2 added peak occupancy per level, the busiest interconnect
 resource and per-core vector busy cycles, and local-buffer reads; version 3
 per-layer rows (``layers``) and the MACs, TOPS and TOPS/W; version 4 the
 chip's area by component (``area_mm2``, ``null`` where the target gives
-none) and TOPS/mm²."""
+none) and TOPS/mm²; version 5 the critical path (``critical_path``:
+cycles per resource class and per layer, :mod:`~cimflow.cimsim.critical`)."""
+
+CRITICAL_LAYERS_SHOWN = 5
+"""Layers the text report lists under the critical path (JSON: all)."""
 
 
 def _seconds_text(seconds: float) -> str:
@@ -113,6 +118,7 @@ def format_report(result: SimResult) -> str:
             )
         )
     lines += _table(rows)
+    lines += ["", *_critical_lines(critical_path(result), stats.makespan_cycles)]
 
     lines += ["", "peak occupancy:"]
     rows = [("level", "bytes", "capacity", "full", "at cycle")]
@@ -172,6 +178,31 @@ def format_report(result: SimResult) -> str:
     if layers:
         lines += ["", *layers]
     return "\n".join(lines) + "\n"
+
+
+def _critical_lines(path: CriticalPath, makespan: int) -> list[str]:
+    def share(cycles: int) -> str:
+        return _percent(cycles / makespan if makespan else 0.0)
+
+    rows = [("class", "cycles", "share")]
+    rows += [
+        (c, f"{path.cycles[c]:,}", share(path.cycles[c])) for c in CRITICAL_CLASSES
+    ]
+    layer_rows = [("layer", "cycles", "share")]
+    layer_rows += [
+        (layer or SEGMENT_WORK, f"{cycles:,}", share(cycles))
+        for layer, cycles in path.layer_cycles[:CRITICAL_LAYERS_SHOWN]
+    ]
+    lines = [
+        f"critical path: {len(path.ops):,} ops, bound by {path.bound_by}",
+        *_table(rows),
+    ]
+    if any(layer for layer, _ in path.layer_cycles):
+        lines += [
+            f"  by layer (the {CRITICAL_LAYERS_SHOWN} longest):",
+            *_table(layer_rows, "    "),
+        ]
+    return lines
 
 
 def _area_lines(result: SimResult) -> list[str]:
@@ -235,6 +266,7 @@ def report_dict(result: SimResult) -> dict[str, object]:
             "interconnect_resources": dict(stats.interconnect_busy_cycles or {}),
             "vector_cores": list(stats.vector_busy_cycles),
         },
+        "critical_path": _critical_dict(critical_path(result)),
         "peak_occupancy": {
             peak.level: {
                 "bytes": peak.nbytes,
@@ -267,6 +299,17 @@ def report_dict(result: SimResult) -> dict[str, object]:
             for kind in OP_KINDS
         },
         "layers": layer_rows(result),
+    }
+
+
+def _critical_dict(path: CriticalPath) -> dict[str, object]:
+    return {
+        "ops": len(path.ops),
+        "bound_by": path.bound_by,
+        "cycles": {c: path.cycles[c] for c in CRITICAL_CLASSES},
+        "layers": [
+            {"layer": layer, "cycles": cycles} for layer, cycles in path.layer_cycles
+        ],
     }
 
 

@@ -35,6 +35,9 @@ ADC, DAC, zero detection, row indices, programming, mode switches, memory-mode a
 buffers, interconnect, DRAM, vector units, array and buffer leakage);
 ``area_mm2`` and ``tops_per_mm2`` are the chip's area and TOPS over it
 (:mod:`cimflow.analysis.area`; empty where the target has no ``[area]``);
+``critical_by`` names the resource class that most of the simulated
+run's critical path waited on and ``critical_<class>_share`` gives each
+class's share of the latency (:mod:`cimflow.cimsim.critical`);
 ``switch_share`` is the cycles mode switches take over the latency (an upper
 bound of their overhead: switches may overlap other work);
 ``predicted_ratio`` is the compiler's own latency prediction (strategies that
@@ -70,6 +73,7 @@ from cimflow.analysis.mapping_report import (
     format_mapping,
     mapping_summary,
 )
+from cimflow.cimsim.critical import CRITICAL_CLASSES, critical_path, dominant_class
 from cimflow.cimsim.efficiency import efficiency
 from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.report import status_summary
@@ -145,6 +149,13 @@ KEY_COLUMNS: tuple[str, ...] = (
 )
 ENERGY_COLUMNS: tuple[str, ...] = tuple(f"energy_{c}_uj" for c in ENERGY_COMPONENTS)
 """The energy of each component (``cim-sim``'s breakdown), after the total."""
+CRITICAL_COLUMNS: tuple[str, ...] = (
+    "critical_by",
+    *(f"critical_{c}_share" for c in CRITICAL_CLASSES),
+)
+"""What the simulated run waited on: the resource class with the most
+cycles on its critical path, and each class's cycles over the latency
+(:mod:`cimflow.cimsim.critical`)."""
 RESULT_COLUMNS: tuple[str, ...] = (
     "latency_cycles",
     "latency_ms",
@@ -165,6 +176,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "bound_interconnect_cycles",
     "bound_vector_cycles",
     "bound_chain_cycles",
+    *CRITICAL_COLUMNS,
     "switch_share",
     "predicted_ratio",
     "solver_status",
@@ -250,6 +262,8 @@ class Measurement:
     dram_bytes: int = 0
     bound: LowerBound | None = None
     switch_cycles: int = 0
+    critical_parts: tuple[tuple[str, int], ...] = ()
+    """Critical-path cycles per class, in :data:`CRITICAL_CLASSES` order."""
     predicted_cycles: int | None = None
     solver: tuple[SolverRecord, ...] = ()
     """The MILP's distinct segment problems (none for heuristic strategies)."""
@@ -393,6 +407,7 @@ def _from_dict(data: dict[str, Any], combination: Combination) -> Measurement:
     bound = fields.pop("bound")
     solver = fields.pop("solver")
     parts = fields.pop("energy_parts")
+    critical = fields.pop("critical_parts")
     return Measurement(
         combination,
         bound=None if bound is None else LowerBound(**bound),
@@ -401,6 +416,7 @@ def _from_dict(data: dict[str, Any], combination: Combination) -> Measurement:
             for r in solver
         ),
         energy_parts=tuple((str(c), float(pj)) for c, pj in parts),
+        critical_parts=tuple((str(c), int(cycles)) for c, cycles in critical),
         cached=True,
         **fields,
     )
@@ -430,6 +446,7 @@ def _measure(combination: Combination) -> Measurement:
         )
     stats = result.stats
     work = efficiency(result)
+    path = critical_path(result)
     return Measurement(
         combination,
         latency_cycles=stats.makespan_cycles,
@@ -445,6 +462,7 @@ def _measure(combination: Combination) -> Measurement:
         dram_bytes=stats.dram_bytes_read + stats.dram_bytes_written,
         bound=bound,
         switch_cycles=stats.kind_cycles.get("switch", 0),
+        critical_parts=tuple((c, path.cycles[c]) for c in CRITICAL_CLASSES),
         predicted_cycles=predicted,
         solver=solver,
         compile_s=simulate_start - compile_start,
@@ -623,6 +641,19 @@ def _target_hash(spec: str, overrides: Sequence[str]) -> str:
         return ""
 
 
+def _critical_cells(m: Measurement) -> dict[str, str]:
+    cycles = dict(m.critical_parts)
+    if not cycles:
+        return {}
+    return {
+        "critical_by": dominant_class(cycles),
+        **{
+            f"critical_{c}_share": _number(cycles[c] / max(1, m.latency_cycles), 4)
+            for c in CRITICAL_CLASSES
+        },
+    }
+
+
 def measurement_rows(
     measurements: Sequence[Measurement], strategies: Sequence[str]
 ) -> list[dict[str, str]]:
@@ -680,6 +711,7 @@ def measurement_rows(
                 bound_interconnect_cycles=str(bound.interconnect_cycles),
                 bound_vector_cycles=str(bound.vector_cycles),
                 bound_chain_cycles=str(bound.chain_cycles),
+                **_critical_cells(m),
                 switch_share=_number(m.switch_cycles / max(1, m.latency_cycles), 4),
                 predicted_ratio=""
                 if m.predicted_cycles is None
@@ -719,7 +751,9 @@ def write_csv(
     write_output(path, buffer.getvalue())
 
 
-_TEXT_COLUMNS = frozenset({"model", "phase", "target", "overrides", "strategy"})
+_TEXT_COLUMNS = frozenset(
+    {"model", "phase", "target", "overrides", "strategy", "bound_by", "critical_by"}
+)
 """Table columns aligned left."""
 
 _TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -748,6 +782,7 @@ def format_table(rows: Sequence[dict[str, str]], strategies: Sequence[str]) -> s
         *((f"speedup_vs_{s}", f"x{s}") for s in strategies),
         ("bound_ratio", "/bound"),
         ("bound_by", "bound by"),
+        ("critical_by", "waits on"),
     ]
     cycles = columns.index(("latency_cycles", "cycles"))
     cells = [[title for _, title in columns]]

@@ -38,6 +38,7 @@ from sim_traces import (
     vector,
 )
 
+from cimflow.cimsim.critical import critical_path
 from cimflow.cimsim.engine import (
     Loads,
     bandwidth_loads,
@@ -664,6 +665,26 @@ def test_schedule_properties(topology: str, ops: list[dict[str, Any]]) -> None:
     assert max(run.finish) >= max(longest)
     assert simulate(trace).makespan == max(run.finish)
     assert (run.start, run.lanes) == reference_schedule(trace)
+
+
+@pytest.mark.parametrize("topology", ["bus", "mesh"])
+@settings(max_examples=100, deadline=None)
+@given(ops=random_ops())
+def test_critical_path_covers_the_makespan(
+    topology: str, ops: list[dict[str, Any]]
+) -> None:
+    # Every cycle of the run lies in one op of the chain, each op starting
+    # when the one before it on the chain finished; nothing is idle.
+    trace = load_trace(trace_dict(ops, prop_target(topology)), check_meaning=False)
+    result = simulate(trace)
+    path = critical_path(result)
+    assert sum(path.cycles.values()) == result.makespan
+    assert path.cycles["idle"] == 0
+    assert result.start[path.ops[0]] == 0
+    assert result.finish[path.ops[-1]] == result.makespan
+    for before, after in itertools.pairwise(path.ops):
+        assert result.finish[before] == result.start[after]
+    assert sum(cycles for _, cycles in path.layer_cycles) == result.makespan
 
 
 def test_heap_reference_agrees_on_a_contended_trace() -> None:
