@@ -4,7 +4,9 @@ Every op is drawn on every resource it holds (:func:`op_tracks`): each
 array on its own track (so the array tracks are exactly the arrays the
 report counts as used), the DRAM channel, the bus or each mesh link and
 the global buffer's port, each core's vector units; ops holding nothing on
-a ``sync`` track. Flow events (``s``/``f``) join each op to the ops it
+a ``sync`` track; the ops of the critical path
+(:mod:`~cimflow.cimsim.critical`) once more on a ``critical path`` track,
+end to end from 0 to the makespan. Flow events (``s``/``f``) join each op to the ops it
 depends on, from the end of the dependency to the start of the op, on
 their first tracks. Counter tracks (``C``) show the global buffer's,
 the local buffers' and the memory-mode arrays' bytes in use, the arrays
@@ -23,6 +25,7 @@ from collections.abc import Iterable
 from cimflow.cost_model import GLOBAL_PORT, crosses_interconnect
 from cimflow.hw_targets import HardwareTarget
 
+from .critical import critical_path
 from .engine import SimResult, occupancy_series, op_resources, op_streams
 from .semantics import array_ids
 from .trace import (
@@ -41,6 +44,7 @@ PROCESSES: dict[str, int] = {
     "vector": 4,
     "sync": 5,
     "counters": 6,
+    "critical path": 7,
 }
 """Timeline processes (``pid``), one per resource class, then counters."""
 
@@ -182,11 +186,13 @@ def timeline_events(result: SimResult) -> list[dict[str, object]]:
     flows: list[dict[str, object]] = []
     used: set[Track] = set()
     first_track: list[Track] = []
+    on_path = set(critical_path(result).ops)
     for op, start, finish in zip(trace.ops, result.start, result.finish, strict=True):
         tracks = op_tracks(target, op)
         first_track.append(tracks[0])
         used.update(tracks)
-        for process, tid in tracks:
+        drawn = [*tracks, ("critical path", 0)] if op.id in on_path else tracks
+        for process, tid in drawn:
             spans.append(
                 {
                     "args": {"id": op.id, "kind": op.kind, "name": op.name},
@@ -226,6 +232,8 @@ def timeline_events(result: SimResult) -> list[dict[str, object]]:
             )
             edge += 1
     used_processes = {process for process, _ in used} | {"counters"}
+    if on_path:
+        used_processes.add("critical path")
     metadata: list[dict[str, object]] = []
     for process, pid in PROCESSES.items():
         if process not in used_processes:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from cimflow.cimsim.timeline import PROCESSES
 from cimflow.cimsim.trace import dump_trace
 from cimflow.hw_targets import load_target
 from cimflow.tools.cim_sim import main
@@ -138,9 +139,15 @@ def test_output_file_and_timeline(
     assert json.loads(out.read_text(encoding="utf-8"))["latency"]["cycles"] == 172
     events = json.loads(timeline.read_text(encoding="utf-8"))["traceEvents"]
     spans: dict[int, list[dict[str, Any]]] = {}
+    critical: list[int] = []
     for event in events:
-        if event["ph"] == "X":
+        if event["ph"] == "X" and event["pid"] == PROCESSES["critical path"]:
+            critical.append(event["args"]["id"])
+        elif event["ph"] == "X":
             spans.setdefault(event["args"]["id"], []).append(event)
+    # the path: program, MVM, vector op (the barrier ends with the vector
+    # op: the lower id is the path's end)
+    assert critical == [0, 1, 2]
     # every op on each array it holds (the barrier on the sync track)
     assert {
         i: sorted((e["ts"], e["dur"], e["tid"]) for e in s) for i, s in spans.items()

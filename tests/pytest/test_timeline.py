@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from cimflow.cimsim.critical import critical_path
 from cimflow.cimsim.engine import SimResult, simulate
 from cimflow.cimsim.timeline import PROCESSES, dump_timeline, op_tracks
 from cimflow.tools import cim_opt
@@ -67,9 +68,30 @@ def test_one_track_per_busy_array(
         and e["pid"] == PROCESSES["arrays"]
     }
     assert len(arrays) == result.stats.arrays_used
-    drawn = Counter(e["args"]["id"] for e in events if e["ph"] == "X")
+    drawn = Counter(
+        e["args"]["id"]
+        for e in events
+        if e["ph"] == "X" and e["pid"] != PROCESSES["critical path"]
+    )
     target = result.trace.target
     assert all(drawn[op.id] == len(op_tracks(target, op)) for op in result.trace.ops)
+
+
+def test_critical_path_track_runs_end_to_end(
+    result: SimResult, events: list[dict[str, Any]]
+) -> None:
+    spans = sorted(
+        (e["ts"], e["dur"], e["args"]["id"])
+        for e in events
+        if e["ph"] == "X" and e["pid"] == PROCESSES["critical path"]
+    )
+    assert [op for _, _, op in spans] == list(critical_path(result).ops)
+    cycles_per_us = result.trace.target.target.clock_ghz * 1e3
+    end = 0.0
+    for ts, dur, _ in spans:
+        assert ts == pytest.approx(end)
+        end = ts + dur
+    assert end == pytest.approx(result.makespan / cycles_per_us)
 
 
 def test_flows_join_each_op_to_its_dependencies(
