@@ -144,6 +144,45 @@ def sequence_sweep(rows: Sequence[Row]) -> list[str]:
     return lines
 
 
+CRITICAL_SHOWN = ("compute", "program", "dram", "interconnect", "vector")
+"""Critical-path classes the waits-on table shows (the others are zero or
+near it on the default suite)."""
+
+
+def critical_paths(rows: Sequence[Row]) -> list[str]:
+    """Per model and target, the fastest strategy's latency over the bound,
+    what the bound names, and what its simulated run waited on: each
+    class's share of its critical path."""
+    header = [
+        "model",
+        "target",
+        "fastest",
+        "/ bound",
+        "bound by",
+        "waits on",
+        *CRITICAL_SHOWN,
+    ]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|---|---|---|---:|---|---|" + "---:|" * len(CRITICAL_SHOWN),
+    ]
+    fastest: dict[tuple[str, str], Row] = {}
+    for row in rows:
+        key = (_model_label(row), row["target"])
+        if key not in fastest or int(row["latency_cycles"]) < int(
+            fastest[key]["latency_cycles"]
+        ):
+            fastest[key] = row
+    for (model, target), row in fastest.items():
+        shares = [f"{float(row[f'critical_{c}_share']):.2f}" for c in CRITICAL_SHOWN]
+        lines.append(
+            f"| {model} | {target} | `{row['strategy']}` | "
+            f"{float(row['bound_ratio']):.2f} | {row['bound_by']} | "
+            f"{row['critical_by']} | " + " | ".join(shares) + " |"
+        )
+    return lines
+
+
 def _same_entry(a: Row, b: Row) -> bool:
     keys = ("model", "phase", "batch", "L", "target", "overrides")
     return all(a.get(k, "") == b.get(k, "") for k in keys)
@@ -159,6 +198,7 @@ class Table:
 
 TABLES: dict[str, Table] = {
     "default-suite": Table("strategies.md", ("default-suite.csv",), default_suite),
+    "critical-paths": Table("strategies.md", ("default-suite.csv",), critical_paths),
     "sequence-sweep": Table(
         "dual-mode.md",
         ("sequence-sweep-b1.csv", "paper-suite.csv", "sequence-sweep-b8.csv"),
