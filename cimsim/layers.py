@@ -1,6 +1,7 @@
 """Per-layer figures of a simulated schedule: each ONNX node's ops
 (a trace op's ``layer``), when they ran, what they cost and which arrays
-they kept busy, as NeuroSim and Timeloop report per layer.
+they kept busy, as NeuroSim and Timeloop report per layer, and the cycles
+they take on the run's critical path.
 
 Ops of no layer (a segment's barrier, mode switches, the next segment's
 prefetched weights) are one row of their own, :data:`SEGMENT_WORK`; the
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 from cimflow.cost_model import STATIC_COMPONENTS
 
+from .critical import critical_path
 from .engine import SimResult
 from .trace import op_arrays
 
@@ -41,6 +43,9 @@ class LayerStats:
     """Arrays its ops hold."""
     array_cycles: int = 0
     """Cycles its ops hold arrays, summed over the arrays."""
+    critical_cycles: int = 0
+    """Cycles its ops take on the run's critical path
+    (:mod:`~cimflow.cimsim.critical`)."""
 
     @property
     def span(self) -> int:
@@ -71,6 +76,8 @@ def layer_stats(result: SimResult) -> list[LayerStats]:
         held = [a for first, stop in op_arrays(op) for a in range(first, stop)]
         row.arrays.update(held)
         row.array_cycles += (finish - start) * len(held)
+    for layer, cycles in critical_path(result).layer_cycles:
+        rows[layer or SEGMENT_WORK].critical_cycles = cycles
     stats = result.stats
     leakage = sum(stats.energy_pj.get(c, 0.0) for c in STATIC_COMPONENTS)
     if leakage > 0:
@@ -90,6 +97,7 @@ LAYER_COLUMNS: tuple[str, ...] = (
     "energy_share",
     "arrays",
     "array_utilization",
+    "critical_cycles",
 )
 """Columns of :func:`layers_csv`, and keys of :func:`layer_rows`."""
 
@@ -108,6 +116,7 @@ def layer_rows(result: SimResult) -> list[dict[str, object]]:
             "energy_share": row.energy_pj / total,
             "arrays": len(row.arrays),
             "array_utilization": row.utilization,
+            "critical_cycles": row.critical_cycles,
         }
         for row in layer_stats(result)
     ]

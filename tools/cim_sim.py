@@ -37,8 +37,8 @@ def _parser() -> ArgumentParser:
     parser.add_argument(
         "--layers",
         metavar="FILE",
-        help="also write per-layer (ONNX node) latency, energy and array "
-        "utilization as CSV to FILE",
+        help="also write per-layer (ONNX node) latency, energy, array "
+        "utilization and critical-path cycles as CSV to FILE",
     )
     parser.add_argument(
         "-o", "--output", metavar="FILE", help="write the report to FILE, not stdout"

@@ -45,6 +45,8 @@ def test_every_node_is_a_row_and_energies_add_up(result: SimResult) -> None:
         assert 0.0 <= float(str(row["array_utilization"])) <= 1.0 + 1e-9
         start, finish = int(str(row["start_cycle"])), int(str(row["finish_cycle"]))
         assert 0 <= start <= finish <= result.stats.makespan_cycles
+    critical = [int(str(row["critical_cycles"])) for row in rows]
+    assert sum(critical) == result.stats.makespan_cycles
     conv = next(row for row in rows if row["layer"] == nodes[0])
     assert int(str(conv["arrays"])) > 0 and float(str(conv["energy_pj"])) > 0
 
