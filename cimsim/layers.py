@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from cimflow.cost_model import STATIC_COMPONENTS
 
-from .critical import critical_path
+from .critical import CriticalPath, critical_path
 from .engine import SimResult
 from .trace import op_arrays
 
@@ -59,8 +59,11 @@ class LayerStats:
         return self.array_cycles / held if held else 0.0
 
 
-def layer_stats(result: SimResult) -> list[LayerStats]:
-    """Every layer's figures, in order of first appearance."""
+def layer_stats(
+    result: SimResult, path: CriticalPath | None = None
+) -> list[LayerStats]:
+    """Every layer's figures, in order of first appearance (``path``: the
+    run's critical path, when the caller has it already)."""
     rows: dict[str, LayerStats] = {}
     for op, start, finish, cost in zip(
         result.trace.ops, result.start, result.finish, result.costs, strict=True
@@ -76,7 +79,9 @@ def layer_stats(result: SimResult) -> list[LayerStats]:
         held = [a for first, stop in op_arrays(op) for a in range(first, stop)]
         row.arrays.update(held)
         row.array_cycles += (finish - start) * len(held)
-    for layer, cycles in critical_path(result).layer_cycles:
+    if path is None:
+        path = critical_path(result)
+    for layer, cycles in path.layer_cycles:
         rows[layer or SEGMENT_WORK].critical_cycles = cycles
     stats = result.stats
     leakage = sum(stats.energy_pj.get(c, 0.0) for c in STATIC_COMPONENTS)
@@ -102,7 +107,9 @@ LAYER_COLUMNS: tuple[str, ...] = (
 """Columns of :func:`layers_csv`, and keys of :func:`layer_rows`."""
 
 
-def layer_rows(result: SimResult) -> list[dict[str, object]]:
+def layer_rows(
+    result: SimResult, path: CriticalPath | None = None
+) -> list[dict[str, object]]:
     """:func:`layer_stats` as JSON-ready rows (:data:`LAYER_COLUMNS`)."""
     total = result.stats.total_energy_pj or 1.0
     return [
@@ -118,7 +125,7 @@ def layer_rows(result: SimResult) -> list[dict[str, object]]:
             "array_utilization": row.utilization,
             "critical_cycles": row.critical_cycles,
         }
-        for row in layer_stats(result)
+        for row in layer_stats(result, path)
     ]
 
 
@@ -141,10 +148,10 @@ TEXT_LAYERS = 40
 """Most layers the text report lists (those of the longest spans)."""
 
 
-def format_layers(result: SimResult) -> list[str]:
+def format_layers(result: SimResult, path: CriticalPath | None = None) -> list[str]:
     """The text report's ``layers:`` section (none when the trace names no
     layers)."""
-    stats = layer_stats(result)
+    stats = layer_stats(result, path)
     if all(row.layer == SEGMENT_WORK for row in stats):
         return []
     total = result.stats.total_energy_pj or 1.0

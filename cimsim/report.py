@@ -118,7 +118,8 @@ def format_report(result: SimResult) -> str:
             )
         )
     lines += _table(rows)
-    lines += ["", *_critical_lines(critical_path(result), stats.makespan_cycles)]
+    path = critical_path(result)
+    lines += ["", *_critical_lines(path, stats.makespan_cycles)]
 
     lines += ["", "peak occupancy:"]
     rows = [("level", "bytes", "capacity", "full", "at cycle")]
@@ -174,7 +175,7 @@ def format_report(result: SimResult) -> str:
             (kind, f"{stats.op_counts[kind]:,}", f"{stats.kind_cycles[kind]:,}")
         )
     lines += _table(rows)
-    layers = format_layers(result)
+    layers = format_layers(result, path)
     if layers:
         lines += ["", *layers]
     return "\n".join(lines) + "\n"
@@ -234,6 +235,7 @@ def report_dict(result: SimResult) -> dict[str, object]:
     stats = result.stats
     work = efficiency(result)
     area = chip_area(target)
+    path = critical_path(result)
     return {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,
@@ -266,7 +268,7 @@ def report_dict(result: SimResult) -> dict[str, object]:
             "interconnect_resources": dict(stats.interconnect_busy_cycles or {}),
             "vector_cores": list(stats.vector_busy_cycles),
         },
-        "critical_path": _critical_dict(critical_path(result)),
+        "critical_path": _critical_dict(path),
         "peak_occupancy": {
             peak.level: {
                 "bytes": peak.nbytes,
@@ -298,7 +300,7 @@ def report_dict(result: SimResult) -> dict[str, object]:
             kind: {"count": stats.op_counts[kind], "cycles": stats.kind_cycles[kind]}
             for kind in OP_KINDS
         },
-        "layers": layer_rows(result),
+        "layers": layer_rows(result, path),
     }
 
 
