@@ -74,21 +74,24 @@ def _model_label(row: Row) -> str:
     return f"{row['model']} {row['phase']}".strip()
 
 
+def _head(columns: Sequence[str], alignments: str) -> list[str]:
+    """A table's header row and its separator (``alignments``: one of
+    ``l``/``r`` per column)."""
+    rule = {"l": "---|", "r": "---:|"}
+    return [
+        "| " + " | ".join(columns) + " |",
+        "|" + "".join(rule[a] for a in alignments),
+    ]
+
+
 def default_suite(rows: Sequence[Row]) -> list[str]:
     """Per model and target: the bound, what bounds it, and every
     strategy's latency with its ratio to the bound."""
     strategies = [s for s in STRATEGY_ORDER if any(r["strategy"] == s for r in rows)]
-    header = [
-        "model",
-        "target",
-        "bound ms",
-        "bound by",
-        *(f"`{s}`" for s in strategies),
-    ]
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|---|---|---:|---|" + "---:|" * len(strategies),
-    ]
+    lines = _head(
+        ["model", "target", "bound ms", "bound by", *(f"`{s}`" for s in strategies)],
+        "llrl" + "r" * len(strategies),
+    )
     groups: dict[tuple[str, str], dict[str, Row]] = {}
     for row in rows:
         groups.setdefault((_model_label(row), row["target"]), {})[row["strategy"]] = row
@@ -128,11 +131,10 @@ def sequence_sweep(rows: Sequence[Row]) -> list[str]:
             f"{float(row['speedup_vs_best_other']):.3f} "
             f"({float(best['bound_ratio']):.2f})"
         )
-    header = ["model", "batch", *(f"L {n}" for n in lengths), "paper (over CIM-MLC)"]
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|---|---:|" + "---|" * len(lengths) + "---|",
-    ]
+    lines = _head(
+        ["model", "batch", *(f"L {n}" for n in lengths), "paper (over CIM-MLC)"],
+        "lr" + "l" * len(lengths) + "l",
+    )
     for (model, batch), entry in cells.items():
         values = [entry.get(n, "") for n in lengths]
         paper = PAPER_OVER_CIM_MLC.get((model, batch), "")
@@ -153,19 +155,18 @@ def critical_paths(rows: Sequence[Row]) -> list[str]:
     """Per model and target, the fastest strategy's latency over the bound,
     what the bound names, and what its simulated run waited on: each
     class's share of its critical path."""
-    header = [
-        "model",
-        "target",
-        "fastest",
-        "/ bound",
-        "bound by",
-        "waits on",
-        *CRITICAL_SHOWN,
-    ]
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|---|---|---|---:|---|---|" + "---:|" * len(CRITICAL_SHOWN),
-    ]
+    lines = _head(
+        [
+            "model",
+            "target",
+            "fastest",
+            "/ bound",
+            "bound by",
+            "waits on",
+            *CRITICAL_SHOWN,
+        ],
+        "lllrll" + "r" * len(CRITICAL_SHOWN),
+    )
     fastest: dict[tuple[str, str], Row] = {}
     for row in rows:
         key = (_model_label(row), row["target"])
