@@ -71,7 +71,8 @@ def _ms(value: float) -> str:
 
 
 def _model_label(row: Row) -> str:
-    return f"{row['model']} {row['phase']}".strip()
+    batch = "" if row["batch"] == "1" else f"b{row['batch']}"
+    return " ".join(part for part in (row["model"], row["phase"], batch) if part)
 
 
 def _head(columns: Sequence[str], alignments: str) -> list[str]:
@@ -200,6 +201,7 @@ class Table:
 TABLES: dict[str, Table] = {
     "default-suite": Table("strategies.md", ("default-suite.csv",), default_suite),
     "critical-paths": Table("strategies.md", ("default-suite.csv",), critical_paths),
+    "cnn-batch": Table("strategies.md", ("cnn-batch.csv",), critical_paths),
     "sequence-sweep": Table(
         "dual-mode.md",
         ("sequence-sweep-b1.csv", "paper-suite.csv", "sequence-sweep-b8.csv"),
