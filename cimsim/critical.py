@@ -55,7 +55,8 @@ _KIND_CLASS = {
 
 
 def critical_class(op: TraceOp) -> str:
-    """The resource class an op's cycles on the critical path count for."""
+    """The resource class an op's cycles on the critical path count for
+    (barriers and frees take none: ``idle``)."""
     if isinstance(op, TransferOp):
         return "dram" if "dram" in (op.src, op.dst) else "memory"
     return _KIND_CLASS.get(op.kind, "idle")
@@ -77,7 +78,8 @@ class CriticalPath:
     @property
     def bound_by(self) -> str:
         """The class with the most cycles (the first in
-        :data:`CRITICAL_CLASSES` order among equals; ``idle`` when empty)."""
+        :data:`CRITICAL_CLASSES` order among equals: ``compute`` for an
+        empty schedule)."""
         return dominant_class(self.cycles)
 
 

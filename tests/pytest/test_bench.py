@@ -89,6 +89,10 @@ def test_csv_has_the_columns_and_rows(sweep: Path) -> None:
             int(row[f"bound_{term}_cycles"])
             for term in ("compute", "dram", "interconnect", "vector", "chain")
         )
+        shares = {c: float(row[f"critical_{c}_share"]) for c in bench.CRITICAL_CLASSES}
+        assert sum(shares.values()) == pytest.approx(1.0, abs=1e-3)
+        assert shares[row["critical_by"]] == max(shares.values())
+        assert shares["idle"] == 0
         assert all(float(row[column]) >= 0 for column in bench.TIME_COLUMNS)
 
 
