@@ -26,6 +26,8 @@ An op's cycles count for the resource class that does its work:
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -68,6 +70,10 @@ class CriticalPath:
 
     ops: tuple[int, ...]
     """Op ids, first to last."""
+    entered: tuple[str, ...]
+    """How each op of :attr:`ops` followed the one before it: ``data`` (it
+    waited for that op's result), ``resource`` (for a resource that op
+    held), ``start`` (the first op)."""
     cycles: Mapping[str, int]
     """Cycles per class of :data:`CRITICAL_CLASSES` (they sum to the
     makespan)."""
@@ -99,7 +105,7 @@ def critical_path(result: SimResult) -> CriticalPath:
     cycles = dict.fromkeys(CRITICAL_CLASSES, 0)
     layers: dict[str, int] = defaultdict(int)
     if not ops:
-        return CriticalPath((), cycles, ())
+        return CriticalPath((), (), cycles, ())
     held = held_resources(result.trace)
     ended_at: dict[int, list[int]] = defaultdict(list)
     for i, end in enumerate(finish):
@@ -107,6 +113,7 @@ def critical_path(result: SimResult) -> CriticalPath:
             ended_at[end].append(i)
     last = max(range(len(ops)), key=lambda i: (finish[i], -i))
     chain: list[int] = []
+    entered: list[str] = []
     current: int | None = last
     while current is not None:
         op = ops[current]
@@ -116,14 +123,17 @@ def critical_path(result: SimResult) -> CriticalPath:
         layers[op.layer] += duration
         begin = start[current]
         if begin == 0:
+            entered.append("start")
             break
-        current = _predecessor(current, begin, ops, finish, held, ended_at)
+        current, edge = _predecessor(current, begin, ops, finish, held, ended_at)
+        entered.append(edge)
         if current is None:
             cycles["idle"] += begin
         elif finish[current] < begin:
             cycles["idle"] += begin - finish[current]
     return CriticalPath(
         tuple(reversed(chain)),
+        tuple(reversed(entered)),
         cycles,
         tuple(sorted(layers.items(), key=lambda item: (-item[1], item[0]))),
     )
@@ -136,11 +146,13 @@ def _predecessor(
     finish: tuple[int, ...],
     held: list[Held],
     ended_at: Mapping[int, list[int]],
-) -> int | None:
+) -> tuple[int | None, str]:
+    """The op before ``i`` on the path and how ``i`` followed it (see
+    :attr:`CriticalPath.entered`)."""
     deps = ops[i].deps
     data = [d for d in deps if finish[d] == begin]
     if data:
-        return min(data)
+        return min(data), "data"
     exclusive, bandwidth = held[i]
     mine = set(exclusive), set(bandwidth)
     for j in ended_at.get(begin, ()):
@@ -148,7 +160,50 @@ def _predecessor(
         if j != i and (
             not mine[0].isdisjoint(theirs[0]) or not mine[1].isdisjoint(theirs[1])
         ):
-            return j
+            return j, "resource"
     if deps:
-        return max(deps, key=lambda d: (finish[d], -d))
-    return None
+        return max(deps, key=lambda d: (finish[d], -d)), "data"
+    return None, "start"
+
+
+PATH_COLUMNS: tuple[str, ...] = (
+    "op",
+    "kind",
+    "name",
+    "layer",
+    "class",
+    "start_cycle",
+    "finish_cycle",
+    "cycles",
+    "after",
+)
+"""Columns of :func:`critical_csv`."""
+
+
+def critical_csv(result: SimResult, path: CriticalPath | None = None) -> str:
+    """The critical path's ops, first to last, as CSV (``cim-sim --critical
+    FILE``): each op's id, kind, name, layer, class, start, finish, cycles,
+    and how it followed the op before it (``after``: data, resource,
+    start)."""
+    if path is None:
+        path = critical_path(result)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(PATH_COLUMNS)
+    for op_id, after in zip(path.ops, path.entered, strict=True):
+        op = result.trace.ops[op_id]
+        start, finish = result.start[op_id], result.finish[op_id]
+        writer.writerow(
+            (
+                op_id,
+                op.kind,
+                op.name,
+                op.layer,
+                critical_class(op),
+                start,
+                finish,
+                finish - start,
+                after,
+            )
+        )
+    return buffer.getvalue()

@@ -1,7 +1,7 @@
 """``cim-sim``: simulate a cim-trace and report latency, utilization and energy.
 
-Usage: ``cim-sim trace.json [--json] [--timeline FILE] [--layers FILE] [-o
-FILE]``. Errors in
+Usage: ``cim-sim trace.json [--json] [--timeline FILE] [--layers FILE]
+[--critical FILE] [-o FILE]``. Errors in
 the input are printed as ``cim-sim: error: <one line>`` and exit with 1.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 
+from cimflow.cimsim.critical import critical_csv
 from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.layers import layers_csv
 from cimflow.cimsim.report import dump_report_json, format_report
@@ -41,6 +42,12 @@ def _parser() -> ArgumentParser:
         "utilization and critical-path cycles as CSV to FILE",
     )
     parser.add_argument(
+        "--critical",
+        metavar="FILE",
+        help="also write the critical path's ops (first to last, with their "
+        "class and whether each waited for data or for a resource) as CSV to FILE",
+    )
+    parser.add_argument(
         "-o", "--output", metavar="FILE", help="write the report to FILE, not stdout"
     )
     return parser
@@ -56,12 +63,15 @@ def main(argv: list[str] | None = None) -> int:
         timeline: str | None = args.timeline
         output: str | None = args.output
         layers: str | None = args.layers
+        critical: str | None = args.critical
         result = simulate(load_trace(trace_path))
         report = dump_report_json(result) if as_json else format_report(result)
         if timeline is not None:
             write_output(timeline, dump_timeline(result))
         if layers is not None:
             write_output(layers, layers_csv(result))
+        if critical is not None:
+            write_output(critical, critical_csv(result))
         if output is not None:
             write_output(output, report)
         else:

@@ -126,6 +126,15 @@ def test_json_report(trace_file: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert next(iter(report["energy_pj"])) == "array"
 
 
+def test_critical_path_file(trace_file: Path, tmp_path: Path) -> None:
+    path = tmp_path / "critical.csv"
+    code = main([str(trace_file), "-o", str(tmp_path / "r"), "--critical", str(path)])
+    assert code == 0
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "op,kind,name,layer,class,start_cycle,finish_cycle,cycles,after"
+    assert [line.split(",")[-1] for line in lines[1:]] == ["start", "data", "data"]
+
+
 def test_output_file_and_timeline(
     trace_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

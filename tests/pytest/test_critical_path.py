@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 from sim_traces import mvm, run, times, transfer, vector
 
-from cimflow.cimsim.critical import CRITICAL_CLASSES, critical_path, dominant_class
+from cimflow.cimsim.critical import (
+    CRITICAL_CLASSES,
+    PATH_COLUMNS,
+    critical_csv,
+    critical_path,
+    dominant_class,
+)
 from cimflow.cimsim.report import format_report, report_dict
 
 
@@ -23,6 +32,7 @@ def test_path_follows_data_then_arrays() -> None:
     assert times(result) == [(0, 140), (140, 174), (174, 208)]
     path = critical_path(result)
     assert path.ops == (0, 1, 2)
+    assert path.entered == ("start", "data", "resource")
     assert path.cycles == {c: 0 for c in CRITICAL_CLASSES} | {
         "dram": 140,
         "compute": 68,
@@ -67,3 +77,22 @@ def test_report_shows_the_path() -> None:
         "cycles": {c: 0 for c in CRITICAL_CLASSES} | {"dram": 140, "compute": 34},
         "layers": [{"layer": "a", "cycles": 140}, {"layer": "b", "cycles": 34}],
     }
+
+
+def test_path_as_csv() -> None:
+    result = run(
+        [
+            transfer(0, "load", "dram", "buffer", 1000, layer="a"),
+            mvm(1, [[0, 2]], 4, (0,), layer="b"),
+            mvm(2, [[1, 3]], 4, (0,), layer="c"),
+        ]
+    )
+    rows = list(csv.DictReader(io.StringIO(critical_csv(result))))
+    assert list(rows[0]) == list(PATH_COLUMNS)
+    assert [
+        (r["op"], r["class"], r["start_cycle"], r["cycles"], r["after"]) for r in rows
+    ] == [
+        ("0", "dram", "0", "140", "start"),
+        ("1", "compute", "140", "34", "data"),
+        ("2", "compute", "174", "34", "resource"),
+    ]

@@ -684,6 +684,12 @@ def test_critical_path_covers_the_makespan(
     assert result.finish[path.ops[-1]] == result.makespan
     for before, after in itertools.pairwise(path.ops):
         assert result.finish[before] == result.start[after]
+    assert path.entered[0] == "start"
+    assert len(path.entered) == len(path.ops)
+    for (before, after), how in zip(
+        itertools.pairwise(path.ops), path.entered[1:], strict=True
+    ):
+        assert (before in trace.ops[after].deps) == (how == "data")
     assert sum(cycles for _, cycles in path.layer_cycles) == result.makespan
 
 
