@@ -124,13 +124,7 @@ def sequence_sweep(rows: Sequence[Row]) -> list[str]:
     rows = [r for r in rows if r["L"]]
     lengths = sorted({int(r["L"]) for r in rows})
     cells: dict[tuple[str, str], dict[int, str]] = {}
-    for row in rows:
-        if row["strategy"] != "cmswitch" or not row["speedup_vs_best_other"]:
-            continue
-        best = min(
-            (r for r in rows if _same_entry(r, row) and r["strategy"] != "cmswitch"),
-            key=lambda r: int(r["latency_cycles"]),
-        )
+    for row, best in _against_best_baseline(rows):
         entry = cells.setdefault((row["model"], row["batch"]), {})
         entry[int(row["L"])] = (
             f"{float(row['speedup_vs_best_other']):.3f} "
@@ -210,6 +204,19 @@ def dual_mode_waits(rows: Sequence[Row]) -> list[str]:
         ],
         "lrll",
     )
+    for row, best in _against_best_baseline(rows):
+        lines.append(
+            f"| {MODEL_NAMES.get(row['model'], row['model'])} | "
+            f"{float(row['speedup_vs_best_other']):.3f} | "
+            f"`{best['strategy']}`: {_waits(best)} | {_waits(row)} |"
+        )
+    return lines
+
+
+def _against_best_baseline(rows: Sequence[Row]) -> list[tuple[Row, Row]]:
+    """Each ``cmswitch`` row that has a speedup, with the fastest other
+    strategy's row of the same entry."""
+    pairs: list[tuple[Row, Row]] = []
     for row in rows:
         if row["strategy"] != "cmswitch" or not row["speedup_vs_best_other"]:
             continue
@@ -217,12 +224,8 @@ def dual_mode_waits(rows: Sequence[Row]) -> list[str]:
             (r for r in rows if _same_entry(r, row) and r["strategy"] != "cmswitch"),
             key=lambda r: int(r["latency_cycles"]),
         )
-        lines.append(
-            f"| {MODEL_NAMES.get(row['model'], row['model'])} | "
-            f"{float(row['speedup_vs_best_other']):.3f} | "
-            f"`{best['strategy']}`: {_waits(best)} | {_waits(row)} |"
-        )
-    return lines
+        pairs.append((row, best))
+    return pairs
 
 
 def _same_entry(a: Row, b: Row) -> bool:
