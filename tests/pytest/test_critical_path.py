@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import io
 
-from sim_traces import mvm, run, times, transfer, vector
+from sim_traces import move, mvm, op, run, times, transfer, vector
 
 from cimflow.cimsim.critical import (
     CRITICAL_CLASSES,
     PATH_COLUMNS,
+    critical_class,
     critical_csv,
     critical_path,
     dominant_class,
@@ -96,3 +97,35 @@ def test_path_as_csv() -> None:
         ("1", "compute", "140", "34", "data"),
         ("2", "compute", "174", "34", "resource"),
     ]
+
+
+def test_each_kind_counts_for_its_class() -> None:
+    # a switch of arrays 0-1 to memory mode, a load into them from the
+    # buffer, a store of it to DRAM, a move to core 0 and a vector op there,
+    # each waiting for the one before: every class but compute and program.
+    result = run(
+        [
+            op(0, "switch", arrays=[[0, 2]], to="memory"),
+            transfer(1, "load", "buffer", "memory", 64, (0,), arrays=[[0, 2]]),
+            transfer(2, "store", "memory", "dram", 64, (1,), arrays=[[0, 2]]),
+            move(3, 64, [[0, 1]], (2,)),
+            vector(4, 64, [[0, 1]], (3,)),
+        ]
+    )
+    path = critical_path(result)
+    assert path.ops == (0, 1, 2, 3, 4)
+    took = [f - s for s, f in zip(result.start, result.finish, strict=True)]
+    assert [critical_class(o) for o in result.trace.ops] == [
+        "switch",
+        "memory",
+        "dram",
+        "interconnect",
+        "vector",
+    ]
+    assert path.cycles == {c: 0 for c in CRITICAL_CLASSES} | {
+        "switch": took[0],
+        "memory": took[1],
+        "dram": took[2],
+        "interconnect": took[3],
+        "vector": took[4],
+    }
