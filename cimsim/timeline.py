@@ -46,7 +46,8 @@ PROCESSES: dict[str, int] = {
     "counters": 6,
     "critical path": 7,
 }
-"""Timeline processes (``pid``), one per resource class, then counters."""
+"""Timeline processes (``pid``), one per resource class, then counters and
+the critical path."""
 
 Track = tuple[str, int]
 
@@ -234,6 +235,7 @@ def timeline_events(result: SimResult) -> list[dict[str, object]]:
     used_processes = {process for process, _ in used} | {"counters"}
     if on_path:
         used_processes.add("critical path")
+        used.add(("critical path", 0))
     metadata: list[dict[str, object]] = []
     for process, pid in PROCESSES.items():
         if process not in used_processes:
