@@ -488,11 +488,12 @@ def test_timeline_names_links_and_vector_units() -> None:
         if e["name"] == "thread_name"
     }
     # the move holds core 2's link and the global buffer's port (after the
-    # 4 cores' links); the vector op its core's units
+    # 4 cores' links); the vector op its core's units; the path has a track
     assert threads == {
         (3, 2): "link 2",
         (3, 4): "global buffer port",
         (4, 3): "vector 3",
+        (7, 0): "critical path",
     }
 
 
