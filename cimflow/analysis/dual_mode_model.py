@@ -984,46 +984,32 @@ def stream_ops(
     for index, chunk in enumerate(chunks):
         cores = cores_of_arrays(hw, ((0, chunk.arrays),))
         nbytes = program_bytes(hw, chunk, operand != "weight")
+        # an activation's chunk from where it lives, once the chunk before
+        # has computed; a weight's from the half that prefetched it, else
+        # in one burst from DRAM (in DRAM order with the loads)
+        from_half = operand == "weight" and index in prefetched
         if operand != "weight":
-            cycles = program_op_cost(
-                hw,
-                chunk.arrays,
-                chunk.rows,
-                chunk.cols,
-                cores=cores,
-                feed=operand,
-                in_bytes=nbytes,
-            ).cycles
-            ops.append(
-                _StreamOp(
-                    cycles, mvm, "dram" if operand == "dram" else "bus", "program"
-                )
-            )
-            programs = (len(ops) - 1,)
+            feed, deps = operand, mvm
+        elif from_half:
+            feed, deps = "memory", (prefetched[index], *mvm)
         else:
-            # from the half that prefetched it, else in one burst from DRAM
-            # (in DRAM order with the loads)
-            from_half = index in prefetched
-            ops.append(
-                _StreamOp(
-                    program_op_cost(
-                        hw,
-                        chunk.arrays,
-                        chunk.rows,
-                        chunk.cols,
-                        cores=cores,
-                        feed="memory" if from_half else "dram",
-                        in_bytes=nbytes,
-                        feed_arrays=((0, half),) if from_half else (),
-                    ).cycles,
-                    ((prefetched[index],) if from_half else last_load) + mvm,
-                    "bus" if from_half else "dram",
-                    "program",
-                )
-            )
-            programs = (len(ops) - 1,)
-            if not from_half:
-                last_load = programs
+            feed, deps = "dram", (*last_load, *mvm)
+        cycles = program_op_cost(
+            hw,
+            chunk.arrays,
+            chunk.rows,
+            chunk.cols,
+            cores=cores,
+            feed=feed,
+            in_bytes=nbytes,
+            feed_arrays=((0, half),) if from_half else (),
+        ).cycles
+        ops.append(
+            _StreamOp(cycles, deps, "dram" if feed == "dram" else "bus", "program")
+        )
+        programs = (len(ops) - 1,)
+        if feed == "dram" and operand == "weight":
+            last_load = programs
         programs_of.append(programs)
         following = chunks[index + 1] if index + 1 < len(chunks) else None
         if following is not None and half > 0:
