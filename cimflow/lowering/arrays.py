@@ -46,6 +46,7 @@ class ArrayPlacement(WeightStreaming):
         # a segment starts at the end where the one before staged weights
         self.laid_down = bool(self.prefetched) and not self.laid_down
         self.segment = segment
+        self.start_segment_users()
         self.barrier = self.emit(cim_meta.SegmentOp(segment, list(self.sinks)))
         pins: dict[str, int] = self.staged_pins(mvms)
         layout = self.lay_out(mvms, buffers, pins)

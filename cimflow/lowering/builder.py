@@ -11,7 +11,10 @@ It walks an allocated ``cim_tile`` function in program order and emits the
   weight is (the global buffer when it fits there, memory-mode arrays that
   prefetched it, else DRAM). A weight from DRAM is programmed when the MVM
   before it is lowered (it loads while that layer computes); the segment's
-  first two together, at its first MVM.
+  first two together, at its first MVM. A program waits for the ops that
+  last used its arrays (``arrays_free``), not for the segment's barrier:
+  the next segment's first weights go into arrays the segment before is
+  done with while its last layers still compute.
 - **Tensors** live where :mod:`cimflow.lowering.placement` puts them: the
   global buffer (allocated, and freed after the last reader), an
   activations memory buffer, or DRAM; ops stream the other levels through.

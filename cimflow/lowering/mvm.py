@@ -1073,15 +1073,18 @@ class MvmLowering(ArrayPlacement):
                     )
                 )
             else:  # one burst from DRAM, in DRAM order with the stream's loads
+                after = (
+                    previous,
+                    self.to_compute,
+                    *self.dynamic_busy,
+                    *self.stream_loads[-1:],
+                )
                 program = self.program(
                     weight,
                     layout,
-                    self.deps(
-                        previous,
-                        self.to_compute,
-                        *self.dynamic_busy,
-                        *self.stream_loads[-1:],
-                    ),
+                    self.deps(*after)
+                    if previous is not None
+                    else self.arrays_free(layout.arrays, *after),
                     cim_meta.Feed.DRAM,
                 )
                 self.stream_loads.append(program)

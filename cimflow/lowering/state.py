@@ -6,12 +6,13 @@ bands of a pipelined segment, array and core ranges, copy layouts)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import cast
 
-from xdsl.dialects.builtin import StringAttr
-from xdsl.ir import Block, Operation, SSAValue
+from xdsl.dialects.builtin import ArrayAttr, StringAttr
+from xdsl.ir import Attribute, Block, Operation, SSAValue
 
 from cimflow.analysis import blocking
 from cimflow.analysis.blocking import Band, BlockPlan, Layout, bands
@@ -78,6 +79,25 @@ class CopyLayout:
     @property
     def cross_core(self) -> bool:
         return any(holders > 1 for _, _, holders in self.columns)
+
+
+JOINED_USERS = 4
+"""More users of an array range than this, and the first program waiting
+for them waits for one join of them instead (so do later ones)."""
+
+
+def arrays_named(op: Operation) -> Iterator[tuple[int, int]]:
+    """The array ranges a meta-op names: those it computes on, programs,
+    switches, streams from or to, allocates in or frees."""
+    for value in op.properties.values():
+        if isinstance(value, cim_meta.ArrayRangesAttr):
+            yield from value.ranges
+        elif isinstance(value, ArrayAttr):
+            for item in cast(ArrayAttr[Attribute], value).data:
+                if isinstance(item, cim_meta.AllocAttr | cim_meta.PlaceAttr) and (
+                    isinstance(item.units, cim_meta.ArrayRangesAttr)
+                ):
+                    yield from item.units.ranges
 
 
 @lru_cache(maxsize=8192)
@@ -372,6 +392,20 @@ class BuilderState:
     sinks: dict[SSAValue, None] = field(default_factory=lambda: {})
     segment: int = -1
     barrier: SSAValue | None = None
+    array_users: dict[tuple[int, int], list[SSAValue]] = field(
+        default_factory=lambda: {}
+    )
+    """The ops of the current segment that named each array range (computed
+    on, programmed, switched, streamed from or to, allocated in it)."""
+    array_users_before: dict[tuple[int, int], list[SSAValue]] = field(
+        default_factory=lambda: {}
+    )
+    """The same for the segment before."""
+    arrays_used_earlier: set[tuple[int, int]] = field(default_factory=lambda: set())
+    """Array ranges named before the segment before: its barrier follows
+    every op that named them."""
+    barrier_before: SSAValue | None = None
+    """The barrier of the segment before."""
     free_array: int = 0
     """First array of the current segment's free run (neither a resident
     weight's nor a memory buffer's)."""
@@ -461,7 +495,43 @@ class BuilderState:
         token = op.results[0]
         sinks[token] = None
         expected[token] = self.expect(op, ready)
+        for arrays in arrays_named(op):
+            self.array_users.setdefault(arrays, []).append(token)
         return token
+
+    def start_segment_users(self) -> None:
+        """Begin a segment's record of the ops that name arrays (before its
+        barrier is emitted: ``self.barrier`` is still the segment before's)."""
+        self.arrays_used_earlier |= self.array_users_before.keys()
+        self.array_users_before, self.array_users = self.array_users, {}
+        self.barrier_before = self.barrier
+
+    def arrays_free(
+        self, arrays: cim_meta.ArrayRangesAttr, *tokens: SSAValue | None
+    ) -> list[SSAValue]:
+        """What a program that overwrites ``arrays`` waits for instead of the
+        segment's barrier, besides ``tokens`` (which order it after this
+        segment's own users of them: the previous chunk, a switch): every op
+        of the segment before that named one of them, and that segment's
+        barrier when an earlier one did; the segment's barrier only when
+        nothing else. The arrays take the next weight as soon as their last
+        user is done, while the rest of the segment before still runs."""
+        chosen = [t for t in tokens if t is not None]
+        wanted = arrays.ranges
+
+        def overlaps(key: tuple[int, int]) -> bool:
+            return any(key[0] < stop and first < key[1] for first, stop in wanted)
+
+        for key, ops in self.array_users_before.items():
+            if overlaps(key):
+                if len(ops) > JOINED_USERS:  # later programs wait for the join
+                    ops[:] = [self.join(ops, f"arrays {key[0]}:{key[1]}")]
+                chosen += ops
+        if self.barrier_before is not None and any(
+            overlaps(key) for key in self.arrays_used_earlier
+        ):
+            chosen.append(self.barrier_before)
+        return self.deps(*chosen)
 
     def expect(self, op: Operation, ready: int) -> int:
         """When ``op``, whose deps are done at ``ready``, is expected to

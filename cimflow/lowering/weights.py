@@ -142,9 +142,7 @@ class WeightStreaming(BufferPlacement):
             staged = self.load_to_buffer(weight, nbytes, [self.barrier])
         programmed: list[tuple[CopyLayout, SSAValue]] = []
         if staged.where()[0] == Location.DRAM:
-            tokens = self.program_through_buffer(
-                weight, mvm.tiling, layouts, self.deps(self.to_compute)
-            )
+            tokens = self.program_through_buffer(weight, mvm.tiling, layouts)
             self.programmed[mvm] = list(zip(layouts, tokens, strict=True))
             return
         for layout in layouts:
@@ -157,7 +155,7 @@ class WeightStreaming(BufferPlacement):
             token = self.program(
                 weight,
                 layout,
-                self.deps(*staged.tokens(), self.to_compute or self.barrier),
+                self.arrays_free(layout.arrays, *staged.tokens(), self.to_compute),
                 feed,
                 arrays if level == Location.MEMORY else None,
             )
@@ -219,7 +217,9 @@ class WeightStreaming(BufferPlacement):
             burst = self.program(
                 weight,
                 piece,
-                self.deps(self.to_compute, *self.stream_loads[-1:]),
+                self.arrays_free(
+                    piece.arrays, self.to_compute, *self.stream_loads[-1:]
+                ),
                 cim_meta.Feed.DRAM,
             )
             self.stream_loads.append(burst)
@@ -240,12 +240,11 @@ class WeightStreaming(BufferPlacement):
         weight: str,
         tiling: cim_tile.TilingAttr,
         layouts: Sequence[CopyLayout],
-        after: Sequence[SSAValue],
     ) -> list[SSAValue]:
         """Program copies of a placed chunk from DRAM: part by part (whole
         column tiles, or single arrays), each loaded into the global buffer
-        once and streamed from there to every copy's arrays once ``after``
-        (what frees the arrays) is done; the loads wait only for room in the
+        once and streamed from there to every copy's arrays once they are
+        free (:meth:`arrays_free`); the loads wait only for room in the
         buffer and the DRAM order, so they run ahead while the arrays still
         compute. A part that does not fit the buffer streams from DRAM to
         each copy. Returns, per copy, the op after which it is programmed."""
@@ -261,7 +260,10 @@ class WeightStreaming(BufferPlacement):
                 for done, piece in zip(tokens, pieces, strict=True):
                     done.append(
                         self.program(
-                            weight, piece, self.deps(*after), cim_meta.Feed.DRAM
+                            weight,
+                            piece,
+                            self.arrays_free(piece.arrays, self.to_compute),
+                            cim_meta.Feed.DRAM,
                         )
                     )
                 continue
@@ -283,7 +285,10 @@ class WeightStreaming(BufferPlacement):
             self.passing[place] = place
             programs = [
                 self.program(
-                    weight, piece, self.deps(load, *after), cim_meta.Feed.BUFFER
+                    weight,
+                    piece,
+                    self.arrays_free(piece.arrays, load, self.to_compute),
+                    cim_meta.Feed.BUFFER,
                 )
                 for piece in pieces
             ]

@@ -23,6 +23,7 @@ from test_memory_mode import compile_with_buffers, written_to_memory
 
 from cimflow.cimdialect import cim_tile
 from cimflow.cimsim.engine import SimResult, simulate
+from cimflow.cimsim.semantics import array_ids
 from cimflow.cimsim.trace import (
     FreeOp,
     LoadOp,
@@ -281,4 +282,40 @@ def test_an_activations_buffer_spills_to_dram(
     assert ("dram" in relu_outputs) != in_arrays
     peak = within_capacities(trace).stats.peak_occupancy[2]
     assert peak.level == "memory" and peak.nbytes <= array_bytes
+    assert verify_trace(trace, model, "exact").passed
+
+
+def test_a_segment_programs_arrays_its_predecessor_is_done_with(
+    tmp_path: Path,
+) -> None:
+    """Twelve 8 x 8 weights (one array each) on the tiny chip's 8 arrays
+    take two segments. The second segment's first weight goes on array 0,
+    which only the first layer used: it is programmed as soon as that
+    layer's MVMs are done, while the first segment's last layers still
+    compute, not after the segment's barrier."""
+    model = tmp_path / "chain12.onnx"
+    onnx.save(matmul_relu_chain(12, 16, 8), model)
+    trace = module_trace(compile_model(model, "tiny"), str(model))
+    segments = sorted({op.segment for op in trace.ops})
+    assert len(segments) == 2
+    result = within_capacities(trace)
+    first, second = segments
+    mvms = [op for op in trace.ops if isinstance(op, MvmOp)]
+    programs = [op for op in trace.ops if isinstance(op, ProgramOp)]
+    last_of_first = max(result.finish[op.id] for op in mvms if op.segment == first)
+    early = [
+        op
+        for op in programs
+        if op.segment == second and result.start[op.id] < last_of_first
+    ]
+    assert early
+    for program in early:
+        arrays = set(array_ids(program.arrays))
+        users = [
+            op
+            for op in mvms
+            if op.segment == first and arrays & set(array_ids(op.arrays))
+        ]
+        assert users
+        assert all(result.finish[op.id] <= result.start[program.id] for op in users)
     assert verify_trace(trace, model, "exact").passed

@@ -55,7 +55,7 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"mlp.onnx">} {
 // CHECK-NEXT:   {"attrs": {"kind": "relu"}, "block": null, "cores": {{\[\[0, 1\]\]}}, "deps": [7, 9], "element_ops": 160, "id": 10, "in_bytes": 160, "inputs": ["y1"], "kind": "vector", "name": "relu", "op": "relu", "out_bytes": 160, "outputs": ["r1"], "segment": 0},
 // CHECK-NEXT:   {"deps": [7, 10], "frees": [{"level": "buffer", "tensor": "y1"}], "id": 11, "kind": "free", "name": "y1", "segment": 0},
 // CHECK-NEXT:   {"deps": [5, 8, 11], "id": 12, "kind": "barrier", "name": "", "segment": 1},
-// CHECK-NEXT:   {"arrays": {{\[\[0, 6\]\]}}, "cols": 32, "deps": [12], "feed": "dram", "id": 13, "in_bytes": 960, "k": [0, 40], "kind": "program", "n": [0, 24], "name": "l2.w", "rows": 32, "segment": 1, "weight": "l2.w"},
+// CHECK-NEXT:   {"arrays": {{\[\[0, 6\]\]}}, "cols": 32, "deps": [1, 6], "feed": "dram", "id": 13, "in_bytes": 960, "k": [0, 40], "kind": "program", "n": [0, 24], "name": "l2.w", "rows": 32, "segment": 1, "weight": "l2.w"},
 // CHECK-NEXT:   {"allocs": [{"bytes": 96, "level": "buffer", "tensor": "y2"}], "deps": [10], "id": 14, "kind": "barrier", "name": "allocate y2", "segment": 1},
 // CHECK-NEXT:   {"allocs": [{"bytes": 24, "level": "buffer", "tensor": "l2.b"}], "arrays": [], "bytes": 24, "cores": [], "deps": [12], "dst": "buffer", "id": 15, "kind": "load", "name": "l2.b", "segment": 1, "src": "dram", "tensor": "l2.b"},
 // CHECK-NEXT:   {"allocs": [{"bytes": 416, "cores": {{\[\[0, 2\]\]}}, "level": "local", "tensor": "r1[0:4]"}], "block": null, "bytes": 160, "cores": {{\[\[0, 2\]\]}}, "deps": [10, 14], "dir": "in", "id": 16, "kind": "move", "name": "l2.w", "segment": 1, "tensor": "r1"},

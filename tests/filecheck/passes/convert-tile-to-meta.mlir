@@ -7,7 +7,9 @@
 
 // Two segments. Each segment starts with a barrier on everything before it,
 // then programs the weights resident in it, giving out arrays from array 0
-// again; a weight with one copy streams from DRAM straight into its arrays
+// again: a program waits not for the barrier but for the ops that last used
+// its arrays (l2.w's for l1.w's program and MVM, so it may go in while the
+// relu still runs); a weight with one copy streams from DRAM straight into its arrays
 // as they are written (`feed dram`, `in_bytes`). The model input is loaded from
 // DRAM, moved to the arrays' cores and multiplied; l2.w has 2 row tiles, both
 // in the same core for each column tile, so the core's vector units add them
@@ -49,7 +51,7 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   %[[V10:[0-9]+]] = cim_meta.vector "relu" element_ops 40 inputs ["a"] outputs ["r"] attrs {kind = #cim_graph<unary_kind relu>} cores <0:1> in_bytes 40 out_bytes 40 segment 0 label "relu" after(%[[V9]], %[[V7]])
 // CHECK-NEXT:   %[[V11:[0-9]+]] = cim_meta.free [#cim_meta.place<"a" buffer>] segment 0 label "a" after(%[[V7]], %[[V10]])
 // CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.segment 1 after(%[[V5]], %[[V8]], %[[V11]])
-// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.program "l2.w" arrays <0:6> rows 32 cols 32 k [0, 40] n [0, 24] feed dram in_bytes 960 segment 1 label "l2.w" after(%[[V12]])
+// CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.program "l2.w" arrays <0:6> rows 32 cols 32 k [0, 40] n [0, 24] feed dram in_bytes 960 segment 1 label "l2.w" after(%[[V1]], %[[V6]])
 // CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.segment 1 label "allocate b" allocs [#cim_meta.alloc<"b" 24 bytes buffer>] after(%[[V10]])
 // CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.move "r" 40 bytes in cores <0:2> segment 1 label "l2.w" allocs [#cim_meta.alloc<"r[0:1]" 104 bytes local cores <0:2>>] after(%[[V10]], %[[V14]])
 // CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.mvm "l2.w" arrays <0:6> vectors 1 rows 32 cols 32 k [0, 40] n [0, 24] v [0, 1] input "r" output "b" local_bytes 40 segment 1 label "l2.w" after(%[[V15]], %[[V13]])
@@ -81,8 +83,8 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   cim_meta.tensor "y" : tensor<4x8xf32> bytes 32
 // CHECK-NEXT:   %[[V0:[0-9]+]] = cim_meta.segment 0{{$}}
 // CHECK-NEXT:   %[[V1:[0-9]+]] = cim_meta.load "w" 256 bytes dram -> buffer segment 0 label "w" allocs [#cim_meta.alloc<"w" 256 bytes buffer>] after(%[[V0]])
-// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.program "w" arrays <0:1> rows 32 cols 32 k [0, 32] n [0, 8] in_bytes 256 segment 0 label "w" after(%[[V1]], %[[V0]])
-// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.program "w" arrays <1:2> rows 32 cols 32 k [0, 32] n [0, 8] in_bytes 256 segment 0 label "w" after(%[[V1]], %[[V0]])
+// CHECK-NEXT:   %[[V2:[0-9]+]] = cim_meta.program "w" arrays <0:1> rows 32 cols 32 k [0, 32] n [0, 8] in_bytes 256 segment 0 label "w" after(%[[V1]])
+// CHECK-NEXT:   %[[V3:[0-9]+]] = cim_meta.program "w" arrays <1:2> rows 32 cols 32 k [0, 32] n [0, 8] in_bytes 256 segment 0 label "w" after(%[[V1]])
 // CHECK-NEXT:   %[[V4:[0-9]+]] = cim_meta.free [#cim_meta.place<"w" buffer>] segment 0 label "w" after(%[[V1]], %[[V2]], %[[V3]])
 // CHECK-NEXT:   %[[V5:[0-9]+]] = cim_meta.segment 0 label "allocate y" allocs [#cim_meta.alloc<"y" 32 bytes buffer>] after(%[[V0]])
 // CHECK-NEXT:   %[[V6:[0-9]+]] = cim_meta.load "input0" 128 bytes dram -> buffer segment 0 label "input0" allocs [#cim_meta.alloc<"input0[0:4]@in" 128 bytes buffer>] after(%[[V5]])
@@ -403,7 +405,7 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   %[[V12:[0-9]+]] = cim_meta.segment 1 after(%[[V1]], %[[V6]], %[[V10]], %[[V11]])
 // CHECK-NEXT:   %[[V13:[0-9]+]] = cim_meta.switch arrays <7:8> to <compute> segment 1 after(%[[V12]])
 // CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.segment 1 label "allocate y" allocs [#cim_meta.alloc<"y" 64 bytes buffer>] after(%[[V11]])
-// CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.program "l2.w" arrays <2:8> rows 32 cols 32 k [0, 40] n [0, 24] feed dram in_bytes 960 segment 1 label "l2.w" after(%[[V13]])
+// CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.program "l2.w" arrays <2:8> rows 32 cols 32 k [0, 40] n [0, 24] feed dram in_bytes 960 segment 1 label "l2.w" after(%[[V13]], %[[V1]], %[[V2]], %[[V7]])
 // CHECK-NEXT:   %[[V16:[0-9]+]] = cim_meta.mvm "l2.w" arrays <2:8> vectors 1 rows 32 cols 32 k [0, 40] n [0, 24] v [0, 1] input "s" output "y" feed buffer in_bytes 40 local_bytes 40 segment 1 label "l2.w" after(%[[V11]], %[[V14]], %[[V15]])
 // CHECK-NEXT:   %[[V17:[0-9]+]] = cim_meta.vector "accumulate" element_ops 24 inputs ["y"] outputs ["y"] attrs {} block [1, 0, 24] cores <0:2> out_bytes 24 segment 1 label "y" after(%[[V16]])
 // CHECK-NEXT:   %[[V18:[0-9]+]] = cim_meta.program "l2.w" arrays <2:8> rows 32 cols 32 k [0, 40] n [24, 48] feed dram in_bytes 960 segment 1 label "l2.w" after(%[[V17]], %[[V13]], %[[V15]])
