@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
+import weakref
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -98,8 +99,23 @@ def dominant_class(cycles: Mapping[str, int]) -> str:
     )
 
 
+_last: tuple[weakref.ref[SimResult], CriticalPath] | None = None
+"""The run whose path was walked last, and its path: the report, the layer
+table, the timeline and the ``--critical`` CSV of one run ask for it in
+turn."""
+
+
 def critical_path(result: SimResult) -> CriticalPath:
     """The critical path of ``result`` (see the module docstring)."""
+    global _last
+    if _last is not None and _last[0]() is result:
+        return _last[1]
+    path = _walk(result)
+    _last = (weakref.ref(result), path)
+    return path
+
+
+def _walk(result: SimResult) -> CriticalPath:
     ops = result.trace.ops
     start, finish = result.start, result.finish
     cycles = dict.fromkeys(CRITICAL_CLASSES, 0)
