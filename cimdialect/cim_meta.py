@@ -1402,11 +1402,16 @@ class WeightDeclOp(IRDLOperation):
     ``rows`` (``cim-sparse-rows``): the arrays hold ``rows`` of the ``K``
     rows per group, those some column of the array needs
     (:func:`~cimflow.analysis.sparse_tiling.compacted_rows`), and every
-    ``k`` range of a program or MVM of the weight counts held rows.
+    ``k`` range of a program or MVM of the weight counts held rows. With
+    ``intra_block`` ``M`` the held rows are an IntraBlock mapping instead:
+    each cell holds its column's own weight row of a group of ``M``, whose
+    input it picks by an ``M``:1 multiplexer
+    (:func:`~cimflow.analysis.sparse_tiling.intra_block_rows`).
 
     ```mlir
     cim_meta.weight "fc.weight" layout nk groups 1 k 512 n 10
     cim_meta.weight "conv.weight" layout oihw groups 1 k 576 n 64 rows 288
+    cim_meta.weight "fc2.weight" layout nk groups 1 k 512 n 64 rows 256 intra_block 4
     ```
     """
 
@@ -1418,10 +1423,11 @@ class WeightDeclOp(IRDLOperation):
     k = prop_def(IntegerAttr.constr(i64))
     n = prop_def(IntegerAttr.constr(i64))
     rows = opt_prop_def(IntegerAttr.constr(i64))
+    intra_block = opt_prop_def(IntegerAttr.constr(i64))
 
     assembly_format = (
         "$weight `layout` $layout `groups` $groups `k` $k `n` $n "
-        "(`rows` $rows^)? attr-dict"
+        "(`rows` $rows^)? (`intra_block` $intra_block^)? attr-dict"
     )
 
     def __init__(
@@ -1432,6 +1438,7 @@ class WeightDeclOp(IRDLOperation):
         k: int,
         n: int,
         rows: int = 0,
+        intra_block: int = 0,
     ):
         properties: dict[str, Attribute] = {
             "weight": StringAttr(weight),
@@ -1442,6 +1449,8 @@ class WeightDeclOp(IRDLOperation):
         }
         if rows:
             properties["rows"] = i64_attr(rows)
+        if intra_block:
+            properties["intra_block"] = i64_attr(intra_block)
         super().__init__(properties=properties)
 
     def verify_(self) -> None:
@@ -1451,6 +1460,15 @@ class WeightDeclOp(IRDLOperation):
             raise VerifyException("'cim_meta.weight' groups, k and n must be positive")
         if self.rows is not None and not 1 <= self.rows.value.data <= self.k.value.data:
             raise VerifyException("'cim_meta.weight' rows must be in [1, k]")
+        if self.intra_block is not None:
+            group = self.intra_block.value.data
+            if self.rows is None:
+                raise VerifyException("'cim_meta.weight' intra_block needs rows")
+            if group < 2 or group & (group - 1):
+                raise VerifyException(
+                    "'cim_meta.weight' intra_block must be a power of two from 2, "
+                    f"got {group}"
+                )
 
 
 @irdl_op_definition

@@ -356,6 +356,20 @@ class MVMOp(IRDLOperation):
          rows_per_pass 64 zero_planes 1.250000e-01 zero_groups 4.375000e-01
          mode <compute> : tensor<1x512xf32> -> tensor<1x10xf32>
     ```
+
+    ``compacted_from`` (``cim-sparse-rows``) keeps the weight's ``K`` when
+    the arrays hold fewer rows (the tiling's ``k``); with ``intra_block``
+    each cell picks its input among a row group of that many rows (a 2:4
+    weight of 512 rows held in 256):
+
+    ```mlir
+    %y = cim_tile.mvm %x weight "fc.weight" layout nk
+         tiling <k = 256, n = 10, groups = 1, rows = 320,
+           cols = 320, bit_slices = 8, row_tiles = 1, col_tiles = 1,
+           groups_per_array = 1>
+         compacted_from 512 intra_block 4
+         mode <compute> : tensor<1x512xf32> -> tensor<1x10xf32>
+    ```
     """
 
     name = "cim_tile.mvm"
@@ -374,6 +388,11 @@ class MVMOp(IRDLOperation):
     compacted_from = opt_prop_def(IntegerAttr.constr(i64))
     """The weight's rows per group before the rows no array needs were
     dropped (``cim-sparse-rows``); the tiling's ``k`` is the rows held."""
+    intra_block = opt_prop_def(IntegerAttr.constr(i64))
+    """With ``compacted_from``: the held rows are an IntraBlock mapping
+    whose cells each pick their input among a row group of this many
+    weight rows (:func:`~cimflow.analysis.sparse_tiling.intra_block_rows`)
+    instead of rows shared by an array's columns."""
     zero_planes = opt_prop_def(FloatAttr.constr(type=EqAttrConstraint(f64)))
     """Share of input bit-planes its arrays skip as zero (none: skipping off)."""
     zero_groups = opt_prop_def(FloatAttr.constr(type=EqAttrConstraint(f64)))
@@ -387,7 +406,8 @@ class MVMOp(IRDLOperation):
         "$input `weight` $weight `layout` $layout (`bias` $bias^)? "
         "`tiling` $tiling (`alloc` $alloc^)? (`align` $align^)? "
         "(`rows_per_pass` $rows_per_pass^)? "
-        "(`compacted_from` $compacted_from^)? (`zero_planes` $zero_planes^)? "
+        "(`compacted_from` $compacted_from^)? (`intra_block` $intra_block^)? "
+        "(`zero_planes` $zero_planes^)? "
         "(`zero_groups` $zero_groups^)? "
         "`mode` $mode "
         "attr-dict `:` type($input) `->` type($output)"
@@ -451,6 +471,18 @@ class MVMOp(IRDLOperation):
                     f"{k} its tiling holds"
                 )
             k = self.compacted_from.value.data
+        if self.intra_block is not None:
+            group = self.intra_block.value.data
+            if self.compacted_from is None:
+                raise VerifyException(
+                    "'cim_tile.mvm' intra_block needs compacted_from (the "
+                    "weight's rows before the mapping)"
+                )
+            if group < 2 or group & (group - 1):
+                raise VerifyException(
+                    f"'cim_tile.mvm' intra_block must be a power of two from 2, "
+                    f"got {group}"
+                )
         if features != groups * k or outputs != groups * n or vectors != out_vectors:
             raise VerifyException(
                 f"'cim_tile.mvm' maps [{vectors} x {features}] to "

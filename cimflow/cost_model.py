@@ -54,7 +54,15 @@ Formulas (a target ``t``; all divisions round up to whole cycles):
   the index memory when the array is programmed (CIMinus charges
   index-memory reads per tile loaded, ciminus.md §4.3 and §6.1):
   ``rows_used * ceil(log2 K)`` bits per array at ``index_read_pj_per_bit``
-  (the ``index`` component).
+  (the ``index`` component). An IntraBlock mapping (row groups of ``M``,
+  ``array.mux_inputs``) instead gives each weight of a held row its own
+  ``ceil(log2 M)``-bit index, which sets its input multiplexer: ``rows_used
+  * ceil(cols_used / bit_slices) * ceil(log2 M)`` bits per array and program;
+  every input pass then routes one plane through each held weight's
+  multiplexer, ``rows_used * ceil(cols_used / bit_slices) * input_passes *
+  mux_select_pj`` per array and vector (the ``mux`` component; CIMinus's
+  ``N_mux`` with a multiplexer per weight, ciminus.md §4.3 and §6.2; the
+  selection is taken to fit in the input pass's cycle).
 - Programming weights: arrays are written row by row, all arrays of the group
   in parallel: ``cycles = rows_used * program_cycles_per_row``; energy per
   programmed cell.
@@ -134,6 +142,7 @@ ENERGY_COMPONENTS: tuple[str, ...] = (
     "dac",
     "zero_detect",
     "index",
+    "mux",
     "program",
     "switch",
     "memory_array",
@@ -194,6 +203,9 @@ class MvmTarget(HardwareTarget):
 
     zero_shares: ZeroShares | None = None
     """``None``: zero skipping is off for this MVM (no detection charged)."""
+    row_group: int = 0
+    """An IntraBlock mapping's row group (its weights' multiplexers pick
+    among that many inputs); 0: none."""
 
     __hash__ = HardwareTarget.__hash__
 
@@ -203,10 +215,29 @@ def zero_shares_of(t: HardwareTarget) -> ZeroShares | None:
     return t.zero_shares if isinstance(t, MvmTarget) else None
 
 
+def row_group_of(t: HardwareTarget) -> int:
+    """The IntraBlock row group an MVM's weights pick their inputs in (0:
+    none)."""
+    return t.row_group if isinstance(t, MvmTarget) else 0
+
+
 def row_index_bits(reduction: int) -> int:
     """Bits of one held row's index when an array holds some of a weight's
     ``reduction`` rows (0: ``reduction`` 0, every row held)."""
     return max(1, math.ceil(math.log2(reduction))) if reduction > 1 else 0
+
+
+def held_row_index_bits(
+    t: HardwareTarget, reduction: int, row_group: int, cols_used: int
+) -> int:
+    """Index bits one held row of a program reads: its row's index when the
+    array holds some of a weight's ``reduction`` rows, or, in an IntraBlock
+    mapping of ``row_group`` rows, one ``ceil(log2 row_group)``-bit index
+    per weight of the row (0: every row held)."""
+    if row_group:
+        weights = -(-cols_used // t.bit_slices)
+        return weights * max(1, math.ceil(math.log2(row_group)))
+    return row_index_bits(reduction)
 
 
 def zero_detections(t: HardwareTarget, rows_used: int) -> int:
@@ -217,12 +248,16 @@ def zero_detections(t: HardwareTarget, rows_used: int) -> int:
 
 @lru_cache(maxsize=256)
 def with_mvm_choices(
-    t: HardwareTarget, rows_per_pass: int = 0, zero_shares: ZeroShares | None = None
+    t: HardwareTarget,
+    rows_per_pass: int = 0,
+    zero_shares: ZeroShares | None = None,
+    row_group: int = 0,
 ) -> HardwareTarget:
     """``t`` as an MVM sees it when it drives at most ``rows_per_pass`` word
-    lines per ADC pass (0: the target's own ``active_rows``) and its zero
+    lines per ADC pass (0: the target's own ``active_rows``), its zero
     detectors find ``zero_shares`` of its input bit-planes (``None``: no
-    skipping).
+    skipping) and its weight is an IntraBlock mapping of ``row_group`` rows
+    per group (0: none).
 
     A compiler's choice of fewer rows per pass (``cim-rows-per-pass``) costs
     passes, and each pass converts every column again; zero skipping
@@ -232,12 +267,12 @@ def with_mvm_choices(
         t = dataclasses.replace(
             t, array=dataclasses.replace(t.array, active_rows=rows_per_pass)
         )
-    if zero_shares is None:
+    if zero_shares is None and not row_group:
         return t
-    if not t.array.zero_skip:
+    if zero_shares is not None and not t.array.zero_skip:
         raise ValueError(f"target '{t.name}' has no zero detectors (array.zero_skip)")
     tables = {f.name: getattr(t, f.name) for f in dataclasses.fields(HardwareTarget)}
-    return MvmTarget(**tables, zero_shares=zero_shares)
+    return MvmTarget(**tables, zero_shares=zero_shares, row_group=row_group)
 
 
 def wordline_passes(t: HardwareTarget, rows_used: int) -> int:
@@ -298,6 +333,10 @@ def mvm_cost(
     if shares is not None:
         detections = activations * zero_detections(t, rows_used)
         energy["zero_detect"] = detections * e.zero_detect_pj
+    if row_group_of(t):
+        weights = rows_used * -(-cols_used // t.bit_slices)
+        selects = activations * weights * t.input_passes
+        energy["mux"] = selects * e.mux_select_pj
     return OpCost(mvm_cycles(t, vectors, rows_used, cols_used), energy)
 
 
@@ -766,6 +805,7 @@ def mvm_op_parts(
     out_arrays: Ranges = (),
     rows_per_pass: int = 0,
     zero_shares: ZeroShares | None = None,
+    row_group: int = 0,
 ) -> tuple[OpCost, OpCost]:
     """An MVM op as a trace states it, as ``(compute, stream)``: :func:`mvm_cost` on
     ``arrays`` arrays, at the same time as its busiest core reads ``local_bytes`` from
@@ -773,10 +813,10 @@ def mvm_op_parts(
     from where ``feed`` says (``feed_arrays`` for ``memory``, by the memory-to-compute
     path when :func:`feeds_directly`) and ``out_bytes`` of outputs to ``out_to``
     (``out_arrays`` for ``memory``); ``cores`` are the cores of its arrays (default
-    every core); ``rows_per_pass`` and ``zero_shares`` are the MVM's own
-    (:func:`with_mvm_choices`)."""
+    every core); ``rows_per_pass``, ``zero_shares`` and ``row_group`` are the
+    MVM's own (:func:`with_mvm_choices`)."""
     compute = mvm_cost(
-        with_mvm_choices(t, rows_per_pass, zero_shares),
+        with_mvm_choices(t, rows_per_pass, zero_shares, row_group),
         arrays,
         vectors,
         rows_used,

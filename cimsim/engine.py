@@ -54,6 +54,7 @@ from cimflow.cost_model import (
     crossing_parts,
     cycles_to_seconds,
     feeds_directly,
+    held_row_index_bits,
     interconnect_cost,
     interconnect_path,
     interconnect_resources,
@@ -63,7 +64,6 @@ from cimflow.cost_model import (
     mvm_op_parts,
     path_loads,
     program_op_parts,
-    row_index_bits,
     static_energy,
     stream_bytes,
     switch_cost,
@@ -151,13 +151,17 @@ def op_streams(target: HardwareTarget, op: TraceOp) -> StreamBytes:
 
 
 def op_parts(
-    target: HardwareTarget, op: ProgramOp | MvmOp | VectorOp, compacted_from: int = 0
+    target: HardwareTarget,
+    op: ProgramOp | MvmOp | VectorOp,
+    compacted_from: int = 0,
+    row_group: int = 0,
 ) -> tuple[OpCost, OpCost]:
     """``(compute, stream)`` of an op that streams while it works, from the
     cost model: what no share of bandwidth changes, and its stream at the
-    full bandwidth; ``compacted_from`` is a program's weight's ``K`` when
-    its arrays hold compacted rows (the trace's ``weights[].rows``), whose
-    indices the program reads."""
+    full bandwidth; ``compacted_from`` is the weight's ``K`` when its arrays
+    hold compacted rows (the trace's ``weights[].rows``), whose indices a
+    program reads, and ``row_group`` its IntraBlock row group
+    (``weights[].intra_block``), whose multiplexers an MVM drives."""
     if isinstance(op, ProgramOp):
         feed = op.feed
         if feed == "cells":  # a switch in place: nothing is written
@@ -171,7 +175,7 @@ def op_parts(
             feed=feed,
             in_bytes=program_in_bytes(target, op),
             feed_arrays=op.feed_arrays,
-            index_bits=row_index_bits(compacted_from),
+            index_bits=held_row_index_bits(target, compacted_from, row_group, op.cols),
         )
     if isinstance(op, MvmOp):
         return mvm_op_parts(
@@ -190,6 +194,7 @@ def op_parts(
             out_arrays=op.out_arrays,
             rows_per_pass=op.rows_per_pass,
             zero_shares=op.zero_shares,
+            row_group=row_group,
         )
     return vector_op_parts(
         target,
@@ -204,9 +209,11 @@ def op_parts(
     )
 
 
-def op_cost(target: HardwareTarget, op: TraceOp, compacted_from: int = 0) -> OpCost:
-    """The cost of one op in isolation, from the cost model (``compacted_from``:
-    :func:`op_parts`).
+def op_cost(
+    target: HardwareTarget, op: TraceOp, compacted_from: int = 0, row_group: int = 0
+) -> OpCost:
+    """The cost of one op in isolation, from the cost model (``compacted_from``
+    and ``row_group``: :func:`op_parts`).
 
     Raises ValueError where the cost model does (a memory-mode transfer on a
     target without memory-mode bandwidth; validated traces never do).
@@ -217,7 +224,7 @@ def op_cost(target: HardwareTarget, op: TraceOp, compacted_from: int = 0) -> OpC
     if isinstance(op, MoveOp):
         return interconnect_cost(target, op.nbytes, op.cores)
     if isinstance(op, ProgramOp | MvmOp | VectorOp):
-        return concurrent_cost(*op_parts(target, op, compacted_from))
+        return concurrent_cost(*op_parts(target, op, compacted_from, row_group))
     if isinstance(op, SwitchOp):
         return switch_cost(target, count_arrays(op.arrays))
     return NO_COST
@@ -404,16 +411,18 @@ def op_costs(trace: Trace) -> tuple[OpCost, ...]:
     cache: dict[tuple[object, ...], OpCost] = {}
     costs: list[OpCost] = []
     target = trace.target
-    compacted = {w.name: w.k for w in trace.weights if w.rows}
+    compacted = {w.name: (w.k, w.intra_block) for w in trace.weights if w.rows}
     for op in trace.ops:
-        reduction = 0
+        reduction = group = 0
         if isinstance(op, ProgramOp) and op.source == "weight":
-            reduction = compacted.get(op.weight, 0)
-        key = (*_cost_key(op), reduction)
+            reduction, group = compacted.get(op.weight, (0, 0))
+        elif isinstance(op, MvmOp):
+            group = compacted.get(op.weight, (0, 0))[1]
+        key = (*_cost_key(op), reduction, group)
         cost = cache.get(key)
         if cost is None:
             try:
-                cost = op_cost(target, op, reduction)
+                cost = op_cost(target, op, reduction, group)
             except ValueError as err:
                 raise CimError(f"{trace.origin}: op {op.id}: {err}") from None
             cache[key] = cost

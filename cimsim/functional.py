@@ -50,7 +50,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 import numpy as np
 
-from cimflow.analysis.sparse_tiling import RowMap, compacted_matrix, compacted_rows
+from cimflow.analysis.sparse_tiling import (
+    RowMap,
+    compacted_matrix,
+    compacted_rows,
+    intra_block_matrix,
+    intra_block_rows,
+    row_group_starts,
+)
 from cimflow.analysis.zero_planes import PlaneCounts
 from cimflow.cost_model import EPILOGUE_ACTIVATIONS, EPILOGUE_HOSTS, RESIDUAL_LAYOUTS
 from cimflow.errors import CimError
@@ -80,6 +87,9 @@ from .trace import (
 )
 
 Array: TypeAlias = np.ndarray[Any, Any]
+Selection: TypeAlias = list[tuple[Array, Array]]
+"""The inputs an array's cells may take, each with the 0/1 mask of the
+cells (array rows x columns) that take it."""
 Mode = Literal["exact", "quantized"]
 MODES: tuple[Mode, ...] = ("exact", "quantized")
 
@@ -944,6 +954,8 @@ class _Executor:
         self.reach = Reachability()
         self.blocks: dict[str, tuple[Array, float | Array]] = {}
         self.row_maps: dict[str, RowMap] = {}
+        self.group_starts: dict[str, Array] = {}
+        """Per IntraBlock weight, each held row's group's first weight row."""
         self.placements: dict[
             tuple[str, tuple[int, int], tuple[int, int]],
             tuple[int, tuple[Placement, ...]],
@@ -1452,7 +1464,9 @@ class _Executor:
                 blocks = weight_blocks(info, stored)
             except CimError as error:
                 raise self.fail(str(error)) from None
-            if info.rows:
+            if info.intra_block:
+                blocks = intra_block_matrix(blocks, self.row_map(info, blocks))
+            elif info.rows:
                 blocks = compacted_matrix(
                     blocks, self.row_map(info, blocks), self.outputs_per_array
                 )
@@ -1668,10 +1682,12 @@ class _Executor:
             if cells is None:
                 cells = np.zeros((self.hw.array.rows, self.hw.array.cols))
             held_inputs, driven = inputs, placed
-            if info.rows:
-                held_inputs, first_row = self.held_inputs(
-                    info, placed[0], inputs, 0.0 if self.mode == "exact" else x_offset
-                )
+            selection: Selection | None = None
+            pad = 0.0 if self.mode == "exact" else x_offset
+            if info.intra_block:
+                selection = self.selected_inputs(info, placed, inputs, pad)
+            elif info.rows:
+                held_inputs, first_row = self.held_inputs(info, placed[0], inputs, pad)
                 driven = [
                     replace(tile, k=(tile.k[0] - first_row, tile.k[1] - first_row))
                     for tile in placed
@@ -1681,7 +1697,13 @@ class _Executor:
             for tile, block in zip(
                 placed,
                 self.array_outputs(
-                    cells, driven, held_inputs, x_offset, key, (ids[position], held)
+                    cells,
+                    driven,
+                    held_inputs,
+                    x_offset,
+                    key,
+                    (ids[position], held),
+                    selection,
                 ),
                 strict=True,
             ):
@@ -1705,11 +1727,16 @@ class _Executor:
         return self.hw.array.cols // self.hw.bit_slices
 
     def row_map(self, info: WeightInfo, blocks: Array) -> RowMap:
-        """The rows each column tile's arrays hold of a compacted weight,
-        from its values (the compiler's rule), checked against the trace."""
+        """The rows each column tile's arrays hold of a compacted weight
+        (each column's, of an IntraBlock one), from its values (the
+        compiler's rule), checked against the trace."""
         cached = self.row_maps.get(info.name)
         if cached is None:
-            cached = compacted_rows(blocks, self.outputs_per_array)
+            cached = (
+                intra_block_rows(blocks, info.intra_block)
+                if info.intra_block
+                else compacted_rows(blocks, self.outputs_per_array)
+            )
             if cached.shape[2] != info.rows:
                 raise self.fail(
                     f"weight '{info.name}' needs {cached.shape[2]} rows per group "
@@ -1738,6 +1765,50 @@ class _Executor:
         held[:, real] = inputs[:, g * info.k + rows[real]]
         return held, g * info.held_k
 
+    def selected_inputs(
+        self, info: WeightInfo, placed: Sequence[Placement], inputs: Array, pad: float
+    ) -> Selection:
+        """What an IntraBlock weight's array computes with, one entry per
+        input its cells' multiplexers may pick (``s`` of each row group's
+        ``M``): the ``s``-th input of each held row's group on that row
+        (``pad`` past the last row), and which cells (array rows x the
+        columns its tiles span) pick it. A padding cell picks the first."""
+        if info.name not in self.row_maps:
+            self.load_weight_blocks(info)
+        row_map = self.row_maps[info.name]
+        group = info.intra_block
+        starts = self.group_starts.get(info.name)
+        if starts is None:
+            starts = self.group_starts[info.name] = row_group_starts(row_map, group)
+        slices = self.hw.bit_slices
+        used_rows = max(t.row + t.k[1] - t.k[0] for t in placed)
+        first = min(t.slot for t in placed) * slices
+        stop = max(t.slot + t.n[1] - t.n[0] for t in placed) * slices
+        picks = [
+            (
+                np.full((inputs.shape[0], used_rows), pad),
+                np.zeros((used_rows, stop - first)),
+            )
+            for _ in range(group)
+        ]
+        padded = np.concatenate([inputs, np.full((inputs.shape[0], 1), pad)], axis=1)
+        for tile in placed:
+            g = tile.k[0] // info.rows
+            h0, h1 = tile.k[0] - g * info.rows, tile.k[1] - g * info.rows
+            n0, n1 = tile.n[0] - g * info.n, tile.n[1] - g * info.n
+            cells = row_map[g, n0:n1, h0:h1].T
+            chosen = np.where(cells >= 0, cells - starts[h0:h1, None], 0)
+            rows = slice(tile.row, tile.row + h1 - h0)
+            columns = slice(
+                tile.slot * slices - first, (tile.slot + n1 - n0) * slices - first
+            )
+            for s, (driven, mask) in enumerate(picks):
+                logical = starts[h0:h1] + s
+                source = np.where(logical < info.k, g * info.k + logical, -1)
+                driven[:, rows] = padded[:, source]
+                mask[rows, columns] = np.repeat(chosen == s, slices, axis=1)
+        return picks
+
     def load_weight_blocks(self, info: WeightInfo) -> None:
         """Load a weight's blocks (and, compacted, its row map)."""
         if info.name not in self.weights:
@@ -1762,27 +1833,34 @@ class _Executor:
         x_offset: float,
         key: tuple[str, tuple[int, int], tuple[int, int], int],
         physical: tuple[int, Array | None],
+        selection: Selection | None = None,
     ) -> list[Array]:
         """Each tile's outputs from one array: exact dot products, or the
-        quantized pipeline (integer results before dequantization)."""
+        quantized pipeline (integer results before dequantization). The
+        cells take their row's input, or, with ``selection``
+        (:meth:`selected_inputs`), the one their multiplexer picks."""
         slices = self.hw.bit_slices
         cell_bits = self.hw.array.cell_bits
         used_rows = max(t.row + t.k[1] - t.k[0] for t in placed)
         first = min(t.slot for t in placed) * slices
         stop = max(t.slot + t.n[1] - t.n[0] for t in placed) * slices
-        driven = np.zeros((inputs.shape[0], used_rows))
-        for tile in placed:
-            driven[:, tile.row : tile.row + tile.k[1] - tile.k[0]] = inputs[
-                :, tile.k[0] : tile.k[1]
-            ]
+        if selection is None:
+            driven = np.zeros((inputs.shape[0], used_rows))
+            for tile in placed:
+                driven[:, tile.row : tile.row + tile.k[1] - tile.k[0]] = inputs[
+                    :, tile.k[0] : tile.k[1]
+                ]
+            selection = [(driven, np.ones((used_rows, stop - first)))]
         window = cells[:used_rows, first:stop]
         exact = self.mode == "exact"
         if exact:
-            sums = driven @ window
+            sums = np.zeros((inputs.shape[0], stop - first))
+            for driven, mask in selection:
+                sums += driven @ (window * mask)
         else:
             array, held = physical
             conducting = window if held is None else held[:used_rows, first:stop]
-            sums = self.analog(driven, conducting, key, first, array)
+            sums = self.analog(selection, conducting, key, first, array)
         significance = 2.0 ** (cell_bits * np.arange(slices))
         outputs: list[Array] = []
         for tile in placed:
@@ -1799,12 +1877,17 @@ class _Executor:
                     )
                     @ significance
                 ).sum(axis=0)
-                input_sums = driven[:, rows].sum(axis=1)
+                # the inputs each output column's cells take, summed
+                input_sums = sum(
+                    driven[:, rows]
+                    @ mask[rows, start : start + width * slices : slices]
+                    for driven, mask in selection
+                )
                 w_offset = 2 ** (self.hw.precision.weight_bits - 1)
                 result = (
                     result
                     - x_offset * weight_sums[None, :]
-                    - w_offset * input_sums[:, None]
+                    - w_offset * input_sums
                     + height * x_offset * w_offset
                 )
             outputs.append(result)
@@ -1812,7 +1895,7 @@ class _Executor:
 
     def analog(
         self,
-        driven: Array,
+        selection: Selection,
         window: Array,
         key: tuple[str, tuple[int, int], tuple[int, int], int],
         first_column: int,
@@ -1829,18 +1912,29 @@ class _Executor:
         than one (the sums are integers) gains nothing. The target's
         ``[nonideal]`` errors enter here: the cells' programmed levels (in
         ``window``), read noise on each sum, each ADC's offset and its
-        nonlinearity before rounding."""
+        nonlinearity before rounding. ``selection``: the inputs and the
+        cells that take each (:meth:`array_outputs`); read noise and zero
+        detection see, on each row, the largest of the inputs its cells may
+        pick."""
         array = self.hw.array
         slices = self.hw.bit_slices
         width = int(window.shape[1])
         column_slice: Array = np.arange(first_column, first_column + width) % slices
         dac, adc = array.dac_bits, array.adc_bits
         passes = self.hw.input_passes
-        codes = driven.astype(np.int64)
-        digits = np.stack(
-            [(codes >> (p * dac)) & (2**dac - 1) for p in range(passes)]
-        ).astype(np.float64)
-        total = np.zeros((driven.shape[0], window.shape[1]))
+
+        def planes_of(driven: Array) -> Array:
+            codes = driven.astype(np.int64)
+            return np.stack(
+                [(codes >> (p * dac)) & (2**dac - 1) for p in range(passes)]
+            ).astype(np.float64)
+
+        picks = [(planes_of(driven), window * mask) for driven, mask in selection]
+        digits = picks[0][0]
+        for other, _ in picks[1:]:
+            digits = np.maximum(digits, other)
+        vectors, rows = selection[0][0].shape
+        total = np.zeros((vectors, window.shape[1]))
         weights = 2.0 ** (dac * np.arange(passes))
         levels = 2**adc - 1
         peaks = None if self.recording is None else self.recording.adc_peaks
@@ -1853,11 +1947,13 @@ class _Executor:
         if isinstance(self.op, MvmOp) and self.op.rows_per_pass:
             per_pass = self.op.rows_per_pass
         planes = None if self.recording is None else self.recording.input_planes
-        for r0 in range(0, driven.shape[1], per_pass):
-            r1 = min(driven.shape[1], r0 + per_pass)
+        for r0 in range(0, rows, per_pass):
+            r1 = min(rows, r0 + per_pass)
             if planes is not None and isinstance(self.op, MvmOp):
                 self.count_planes(planes, self.op.weight, digits[:, :, r0:r1])
-            sums = digits[:, :, r0:r1] @ window[r0:r1]
+            sums = picks[0][0][:, :, r0:r1] @ picks[0][1][r0:r1]
+            for taken, cells in picks[1:]:
+                sums = sums + taken[:, :, r0:r1] @ cells[r0:r1]
             pass_key = (*key, r0)
             if peaks is not None:
                 seen = np.zeros(slices)

@@ -150,6 +150,11 @@ class WeightInfo:
     column of each array needs, :func:`cimflow.analysis.sparse_tiling.
     compacted_rows`); the ``k`` ranges of its programs and MVMs count them.
     0: all ``k``."""
+    intra_block: int = 0
+    """With ``rows``: the held rows are an IntraBlock mapping whose cells
+    each pick their input among a row group of this many weight rows
+    (:func:`cimflow.analysis.sparse_tiling.intra_block_rows`). 0: the rows
+    an array's columns share."""
 
     @property
     def held_k(self) -> int:
@@ -749,11 +754,18 @@ def _weights(fields: _Fields) -> tuple[WeightInfo, ...]:
     result: list[WeightInfo] = []
     for index, raw in enumerate(fields.list_of("weights")):
         item = _Fields(raw, f"{fields.prefix}weights[{index}]: ", "the entry")
-        item.check_keys(frozenset({"name", "layout", "groups", "k", "n", "rows"}))
+        item.check_keys(
+            frozenset({"name", "layout", "groups", "k", "n", "rows", "intra_block"})
+        )
         k = item.integer("k", 1)
         rows = item.integer("rows", 1) if "rows" in item.data else 0
         if rows > k:
             raise item.fail(f"key 'rows' ({rows}) exceeds 'k' ({k})")
+        group = item.integer("intra_block", 2) if "intra_block" in item.data else 0
+        if group and (not rows or group & (group - 1)):
+            raise item.fail(
+                f"key 'intra_block' ({group}) needs 'rows' and must be a power of two"
+            )
         result.append(
             WeightInfo(
                 item.string("name"),
@@ -762,6 +774,7 @@ def _weights(fields: _Fields) -> tuple[WeightInfo, ...]:
                 k,
                 item.integer("n", 1),
                 rows,
+                group,
             )
         )
     return tuple(result)

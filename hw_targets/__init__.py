@@ -90,6 +90,11 @@ class ArrayParams:
     group's rows leaves that group's cells and drivers idle; a plane zero
     on every group of the pass skips its cycle."""
     zero_detect_rows: int
+    mux_inputs: int
+    """Inputs of the multiplexer in front of each weight's cells (0: none,
+    a cell takes its row's input): an IntraBlock mapping (``cim-sparse-rows``)
+    may then cut a weight's rows into groups of up to this many, each cell
+    picking its own input among its group's."""
 
 
 @dataclass(frozen=True)
@@ -183,6 +188,9 @@ class Energy:
     index_read_pj_per_bit: float
     """One bit of a row index read from the index memory: an array that
     holds compacted rows gathers each held row's input by its index."""
+    mux_select_pj: float
+    """One input plane routed through one weight's input multiplexer (an
+    IntraBlock mapping: ``array.mux_inputs``)."""
     array_static_mw: float
     """Leakage of one array with its periphery, in milliwatts, for the whole
     run (``static power x makespan``)."""
@@ -258,6 +266,7 @@ _MAY_BE_ZERO = frozenset(
         "dram.latency_cycles",
         "vector.latency_cycles",
         "array.zero_detect_rows",
+        "array.mux_inputs",
     }
     | {f"energy.{f.name}" for f in dataclasses.fields(Energy)}
     | {f"nonideal.{f.name}" for f in dataclasses.fields(NonIdeal)}
@@ -499,6 +508,12 @@ def _check_consistency(origin: str, hw: HardwareTarget) -> None:
             f"{origin}: key 'array.zero_detect_rows' must be from 1 to "
             f"array.active_rows ({array.active_rows}) when 'array.zero_skip' is "
             f"true, got {array.zero_detect_rows}"
+        )
+    inputs = array.mux_inputs
+    if inputs > 1 and (inputs & (inputs - 1) or inputs > array.rows):
+        raise CimError(
+            f"{origin}: key 'array.mux_inputs' must be 0, 1 or a power of two up "
+            f"to array.rows ({array.rows}), got {inputs}"
         )
     dual_mode = hw.dual_mode
     if dual_mode.feeds_compute != (dual_mode.feed_bytes_per_cycle > 0):

@@ -17,8 +17,17 @@ stream to it.
 What zeros pay this way is CIMinus's row-wise, channel-wise and
 array-aligned FullBlock sparsity (``docs/sparsity.md``); zeros that differ
 between an array's columns (unstructured, most N:M masks) save nothing on
-arrays whose rows are shared, and the pass leaves such weights dense.
-Grouped weights packed several to an array are left as they are.
+arrays whose rows are shared. On a target whose cells have input
+multiplexers (``array.mux_inputs`` of 2 or more) the pass also tries
+CIMinus's IntraBlock mapping
+(:func:`cimflow.analysis.sparse_tiling.intra_block_rows`): rows cut into
+groups of ``M`` (a power of two up to ``mux_inputs``), each group held in
+as many rows as the most nonzeros a column has in it, each cell picking
+its own input of the group; an ``N:M`` weight shrinks to ``N`` rows per
+group whatever its columns' masks. It takes whichever mapping holds fewer
+rows (the row gather on a tie) and marks the IntraBlock one with
+``intra_block`` ``M``. Grouped weights packed several to an array are left
+as they are.
 
 Run it right after ``convert-graph-to-tile``::
 
@@ -36,7 +45,7 @@ from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
 from xdsl.passes import ModulePass
 
 from cimflow.analysis.layer_selection import selected_mvms
-from cimflow.analysis.sparse_tiling import compacted_rows
+from cimflow.analysis.sparse_tiling import best_intra_block, compacted_rows
 from cimflow.analysis.tile_mapping import target_tiling
 from cimflow.cimdialect.cim_graph import WeightSourceAttr
 from cimflow.errors import CimError
@@ -60,6 +69,9 @@ class CimSparseRowsPass(ModulePass):
     target: str = ""
     """A shipped target name or a path to a target TOML file; empty: the
     target convert-graph-to-tile recorded on the module."""
+
+    intra_block: bool = True
+    """Also try the IntraBlock mapping, on a target with cell multiplexers."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         from cimflow.frontend import load_weights
@@ -95,6 +107,13 @@ class CimSparseRowsPass(ModulePass):
                 values[mvm.weight.data],
             )
             held = compacted_rows(matrix, tiling.outputs_per_array).shape[2]
+            group = 0
+            if self.intra_block:
+                best = best_intra_block(matrix, hw.array.mux_inputs)
+                if best is not None and best[1] < held:
+                    group, held = best
             if held <= k * (1.0 - self.min_saving):
                 mvm.tiling = target_tiling(hw, held, n, groups)
                 mvm.compacted_from = IntegerAttr(k, i64)
+                if group:
+                    mvm.intra_block = IntegerAttr(group, i64)

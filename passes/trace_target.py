@@ -339,6 +339,11 @@ def build_trace(module: ModuleOp) -> JsonDict:
                 "n": op.n.value.data,
             }
             | ({} if op.rows is None else {"rows": op.rows.value.data})
+            | (
+                {}
+                if op.intra_block is None
+                else {"intra_block": op.intra_block.value.data}
+            )
             for op in body
             if isinstance(op, cim_meta.WeightDeclOp)
         ],

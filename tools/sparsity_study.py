@@ -7,6 +7,8 @@ simulated on the ``ciminus`` target at several macro counts. For
 ::
 
     python -m cimflow.tools.sparsity_study --csv docs/data/sparsity-sweep.csv
+    python -m cimflow.tools.sparsity_study --intra-block --patterns 2:4,unstructured \
+        --ratios 0.5 --csv docs/data/sparsity-intra-block.csv
 
 Each row: model, pattern, ratio, macros, dense and held-rows latency (us),
 speedup, energy (uJ) in total and per component, array utilization, and
@@ -35,8 +37,15 @@ from cimflow.output_files import write_output
 
 TARGET = "ciminus"
 HELD_ROWS = (
+    "convert-graph-to-tile,cim-sparse-rows{intra_block=false},"
+    "cim-static-allocate,convert-tile-to-meta"
+)
+"""Held rows by the row gather alone (rows an array's columns share)."""
+INTRA_BLOCK = (
     "convert-graph-to-tile,cim-sparse-rows,cim-static-allocate,convert-tile-to-meta"
 )
+"""Held rows by whichever of the row gather and the IntraBlock mapping (cells
+picking their inputs by multiplexers) holds fewer."""
 DENSE = "convert-graph-to-tile,cim-static-allocate,convert-tile-to-meta"
 
 
@@ -121,8 +130,12 @@ def study(
     patterns: Sequence[str] = PATTERNS,
     ratios: Sequence[float] = RATIOS,
     macros: Sequence[int] = MACROS,
+    intra_block: bool = False,
 ) -> list[dict[str, str]]:
-    """One row per (model, pattern, ratio, macro count)."""
+    """One row per (model, pattern, ratio, macro count); the held rows by
+    the row gather alone, or (``intra_block``) also by the IntraBlock
+    mapping where it holds fewer."""
+    held_rows = INTRA_BLOCK if intra_block else HELD_ROWS
     from cimflow.tools import prune as cim_prune
 
     known = _models()
@@ -155,7 +168,7 @@ def study(
                     for count in macros:
                         start = time.perf_counter()
                         with overridden([f"hierarchy.arrays_per_core={count}"]):
-                            held = _simulate(pruned, HELD_ROWS, dims)
+                            held = _simulate(pruned, held_rows, dims)
                         seconds = time.perf_counter() - start
                         base_us, base_uj = dense[count][0], dense[count][1]
                         row = {
@@ -225,6 +238,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--patterns", default=",".join(PATTERNS))
     parser.add_argument("--ratios", default=",".join(f"{r:g}" for r in RATIOS))
     parser.add_argument("--macros", default=",".join(str(m) for m in MACROS))
+    parser.add_argument(
+        "--intra-block",
+        action="store_true",
+        help="map held rows by the IntraBlock mapping too, where it holds fewer "
+        "(the target's cells have input multiplexers)",
+    )
     parser.add_argument("--csv", type=Path, help="write the rows here")
     try:
         args = parser.parse_args(argv)
@@ -234,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             [p for p in str(args.patterns).split(",") if p],
             [float(r) for r in str(args.ratios).split(",") if r],
             [int(m) for m in str(args.macros).split(",") if m],
+            bool(args.intra_block),
         )
         text = csv_text(COLUMNS, rows)
         if args.csv is not None:

@@ -153,6 +153,7 @@ import heapq
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from functools import lru_cache
 from typing import Literal
 
@@ -194,6 +195,7 @@ from cimflow.lowering.rules import (
     chunks_out_bytes,
     epilogue_source,
     gathered_elements,
+    held_input_scale,
     mvm_input_bytes,
     mvm_target,
     program_bytes,
@@ -639,7 +641,9 @@ def build_program(
             chunk = plan[0]
             owner = op.input.owner
             window = window_of(owner) if isinstance(owner, cim_tile.Im2ColOp) else None
-            in_bytes = mvm_input_bytes(hw, tiling, plan, window, vectors)
+            in_bytes = mvm_input_bytes(
+                hw, tiling, plan, window, vectors, held_input_scale(op)
+            )
             move_in = interconnect_cost(hw, max(1, in_bytes)).cycles
             groups, n = tiling.field("groups"), tiling.field("n")
             partials = tiling.field("row_tiles")
@@ -948,6 +952,7 @@ def stream_ops(
     finishing: tuple[int, bool],
     output_in_dram: bool = False,
     operand: Literal["weight", "buffer", "dram"] = "weight",
+    input_scale: Fraction = Fraction(1),
 ) -> tuple[list[_StreamOp], int]:
     """The loads, programs and MVMs ``run_chunks`` emits for a weight streamed
     through ``available`` arrays, in its order, and the chunk count: per
@@ -970,7 +975,8 @@ def stream_ops(
     ``output_in_dram``. With ``operand`` ``buffer`` or ``dram`` the chunks
     are an activation's (an activation matmul on arrays): each is programmed
     from where that tensor lives, at the activation width, once the chunk
-    before has computed, outside DRAM order and with no ``chunks`` buffer."""
+    before has computed, outside DRAM order and with no ``chunks`` buffer.
+    ``input_scale``: inputs per held weight row (:func:`held_input_scale`)."""
     biased, residual = finishing[0] > 0, finishing[1]
     sums_in_dram: dict[int, bool] = {}
     chunks = plan_chunks(tiling, available)
@@ -1028,7 +1034,7 @@ def stream_ops(
                 prefetched[index + 1] = len(ops) - 1
         layout = copy_layout(hw, tiling, chunk, 0)
         cores = tuple(runs_of(layout.cores))
-        feed = mvm_feed(hw, layout, (0, vectors), window)
+        feed = mvm_feed(hw, layout, (0, vectors), window, input_scale=input_scale)
         first, last = ends[index]
         outputs = vectors * (chunk.n1 - chunk.n0)
         adds = chunk_adds(chunk, vectors, first, last, biased + residual)
@@ -1104,6 +1110,7 @@ def _stream_terms(
     finishing: tuple[int, bool] = (0, False),
     output_in_dram: bool = False,
     operand: Literal["weight", "buffer", "dram"] = "weight",
+    input_scale: Fraction = Fraction(1),
 ) -> tuple[int, int, int, int]:
     ops, chunks = stream_ops(
         hw,
@@ -1116,6 +1123,7 @@ def _stream_terms(
         finishing,
         output_in_dram,
         operand,
+        input_scale,
     )
     # each op starts once its deps are done and what it holds is free, the
     # one ready first (then the one emitted first) taking it first
@@ -1166,6 +1174,7 @@ def stream_terms(
         mvm.input_in_dram,
         (mvm.bias_bytes, mvm.residual),
         mvm.output_in_dram,
+        input_scale=held_input_scale(mvm.op),
     )
 
 

@@ -142,3 +142,65 @@ def compacted_matrix(matrix: Matrix, row_map: RowMap, outputs_per_array: int) ->
             cols = slice(t * outputs_per_array, min(n, (t + 1) * outputs_per_array))
             held[g, np.flatnonzero(real), cols] = matrix[g, rows[real], cols]
     return held
+
+
+# --------------------------------------------------------------------------
+# IntraBlock: each cell picks its input among its row group's
+# --------------------------------------------------------------------------
+
+
+def intra_block_rows(matrix: Matrix, m: int) -> RowMap:
+    """The rows each cell of an IntraBlock mapping holds: ``[groups,
+    columns, physical rows]`` (the per-column form of :data:`RowMap`).
+
+    The reduction rows are cut into row groups of ``m`` (the last may be
+    shorter); group ``j`` gets as many physical rows as the most nonzeros
+    any column has in it (``N`` for an ``N:M`` mask), and the ``t``-th of
+    them holds, in each column, that column's ``t``-th nonzero row of the
+    group (-1, a zero cell, when it has fewer). A cell's input is then one
+    of its group's ``m`` inputs, picked by an ``m``:1 multiplexer that its
+    ``ceil(log2 m)``-bit index sets: columns need not share their zeros,
+    as they must for :func:`compacted_rows`. An all-zero weight keeps one
+    row."""
+    groups, k, n = matrix.shape
+    parts: list[RowMap] = []
+    for first in range(0, k, m):
+        block = matrix[:, first : first + m, :] != 0
+        slots = int(block.sum(axis=1).max(initial=0))
+        if not slots:
+            continue
+        # each column's nonzero rows first, in order (a stable sort)
+        order = np.argsort(~block, axis=1, kind="stable")[:, :slots, :]
+        kept = np.take_along_axis(block, order, axis=1)
+        parts.append(np.where(kept, order + first, -1).astype(np.int64))
+    if not parts:
+        return np.full((groups, n, 1), -1, dtype=np.int64)
+    return np.concatenate(parts, axis=1).transpose(0, 2, 1)
+
+
+def intra_block_matrix(matrix: Matrix, row_map: RowMap) -> Matrix:
+    """``[groups, physical rows, N]``: the weight as an IntraBlock mapping
+    holds it (:func:`intra_block_rows`), zero on padding cells."""
+    held = np.take_along_axis(matrix, np.maximum(row_map, 0).transpose(0, 2, 1), axis=1)
+    return np.where(row_map.transpose(0, 2, 1) >= 0, held, 0).astype(matrix.dtype)
+
+
+def row_group_starts(row_map: RowMap, m: int) -> npt.NDArray[np.int64]:
+    """The first weight row of the row group each physical row of an
+    IntraBlock mapping draws its inputs from."""
+    return (row_map.max(axis=(0, 1)) // m * m).astype(np.int64)
+
+
+def best_intra_block(matrix: Matrix, largest: int) -> tuple[int, int] | None:
+    """The row-group size ``m`` (a power of two from 2 to ``largest``) whose
+    IntraBlock mapping holds the fewest physical rows, and that count (the
+    smaller ``m`` on a tie: a narrower multiplexer and index); None when
+    ``largest`` is below 2."""
+    best: tuple[int, int] | None = None
+    m = 2
+    while m <= largest:
+        rows = intra_block_rows(matrix, m).shape[2]
+        if best is None or rows < best[1]:
+            best = (m, rows)
+        m *= 2
+    return best

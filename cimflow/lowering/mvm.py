@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 
 from xdsl.dialects.builtin import BoolAttr, StringAttr
 from xdsl.ir import Attribute, SSAValue
@@ -31,6 +32,7 @@ from cimflow.lowering.rules import (
     Span,
     Window,
     block_elements,
+    held_input_scale,
     mvm_band_groups,
     mvm_target,
     residual_of,
@@ -86,7 +88,7 @@ class MvmLowering(ArrayPlacement):
     ) -> MvmFeed:
         """What one copy's vectors ``span`` move and compute (rules), right
         after the same cores computed ``previous``."""
-        return mvm_feed(self.hw, layout, span, window, previous)
+        return mvm_feed(self.hw, layout, span, window, previous, self.input_scale)
 
     def line_buffer(
         self, mvm: cim_tile.MVMOp, layout: CopyLayout, span: Span
@@ -103,6 +105,7 @@ class MvmLowering(ArrayPlacement):
     def lower_mvm(self, mvm: cim_tile.MVMOp) -> None:
         alloc = mvm.alloc
         assert alloc is not None
+        self.input_scale = held_input_scale(mvm)
         self.declare_weight(mvm)
         self.program_on_first_use(mvm)
         in_name = self.names[mvm.input]
@@ -158,6 +161,7 @@ class MvmLowering(ArrayPlacement):
                 )
             produced += [(band, token) for token in finished]
         self.residual = None
+        self.input_scale = Fraction(1)
         target.ready = produced
         self.layouts[out_name] = None if plan is None else plan.output
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import cached_property, lru_cache
 
 from xdsl.ir import Attribute, Operation, SSAValue
@@ -351,18 +352,29 @@ def input_elements(
     return (vectors[1] - vectors[0]) * span_length(spans)
 
 
+def held_input_scale(mvm: cim_tile.MVMOp) -> Fraction:
+    """Inputs an array needs per weight row it holds: one, except in an
+    IntraBlock mapping (``intra_block``), whose held rows of a group draw on
+    every input of the group: the weight's rows over the rows held."""
+    if mvm.intra_block is None:
+        return Fraction(1)
+    return Fraction(mvm.reduction, mvm.tiling.field("k"))
+
+
 def mvm_input_bytes(
     hw: HardwareTarget,
     tiling: TilingAttr,
     chunks: Sequence[Chunk],
     window: Window | None,
     vectors: int,
+    input_scale: Fraction = Fraction(1),
 ) -> int:
     """Input bytes an MVM of ``vectors`` vectors moves over the interconnect
     when each of its ``chunks`` (one copy placed from array 0) streams every
     vector through once: per chunk, the input elements of the weight rows
     its arrays hold (:func:`input_elements`: feature-map rows for a window),
-    once for all its cores on a bus, once per core on a mesh."""
+    once for all its cores on a bus, once per core on a mesh; times
+    ``input_scale`` (:func:`held_input_scale`)."""
     total = 0
     for chunk in chunks:
         by_core = core_k_spans(hw, tiling, chunk, 0)
@@ -374,7 +386,7 @@ def mvm_input_bytes(
                 input_elements(window, (0, vectors), spans)
                 for spans in by_core.values()
             )
-    return total * hw.activation_bytes
+    return math.ceil(total * input_scale) * hw.activation_bytes
 
 
 def new_input_elements(
@@ -431,7 +443,8 @@ def mvm_target(hw: HardwareTarget, mvm: cim_tile.MVMOp) -> HardwareTarget:
     (:func:`~cimflow.cost_model.with_mvm_choices`), so that every cost of
     the MVM, the lowering's and the allocation models', counts its passes
     and skipped planes."""
-    return with_mvm_choices(hw, mvm.chosen_rows_per_pass, mvm.zero_shares)
+    group = 0 if mvm.intra_block is None else mvm.intra_block.value.data
+    return with_mvm_choices(hw, mvm.chosen_rows_per_pass, mvm.zero_shares, group)
 
 
 def splits_bands(hw: HardwareTarget, rows_used: int, cols_used: int) -> bool:

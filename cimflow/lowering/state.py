@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import lru_cache
 from typing import cast
 
@@ -167,25 +168,33 @@ def mvm_feed(
     span: Span,
     window: Window | None,
     previous: Span | None = None,
+    input_scale: Fraction = Fraction(1),
 ) -> MvmFeed:
     """What one copy's vectors ``span`` move and compute, right after the
     same cores computed ``previous`` (their line buffers still hold its
-    window rows)."""
+    window rows); its inputs are ``input_scale`` times those of the rows
+    its arrays hold (:func:`~cimflow.lowering.rules.held_input_scale`)."""
     act = hw.activation_bytes
+
+    def scaled(elements: int) -> int:
+        return math.ceil(elements * input_scale) * act
+
     per_core = {
-        core: input_elements(window, span, spans) * act
+        core: scaled(input_elements(window, span, spans))
         for core, spans in layout.k_by_core.items()
     }
     if hw.interconnect.topology == "bus":
         union = merge_spans(s for spans in layout.k_by_core.values() for s in spans)
-        moved = new_input_elements(window, span, union, previous) * act
+        moved = scaled(new_input_elements(window, span, union, previous))
     else:
-        moved = act * sum(
-            new_input_elements(window, span, spans, previous)
-            for spans in layout.k_by_core.values()
+        moved = scaled(
+            sum(
+                new_input_elements(window, span, spans, previous)
+                for spans in layout.k_by_core.values()
+            )
         )
     expanded = max(
-        expanded_elements(span, spans) * act for spans in layout.k_by_core.values()
+        scaled(expanded_elements(span, spans)) for spans in layout.k_by_core.values()
     )
     vectors = span[1] - span[0]
     out_bytes = sum_bytes(hw, layout.columns, vectors, False)
@@ -308,9 +317,9 @@ class BuilderState:
     hw: HardwareTarget
     block: Block = field(default_factory=Block)
     decls: list[Operation] = field(default_factory=lambda: [])
-    declared_weights: dict[str, tuple[cim_tile.WeightLayout, int, int, int, int]] = (
-        field(default_factory=lambda: {})
-    )
+    declared_weights: dict[
+        str, tuple[cim_tile.WeightLayout, int, int, int, int, int]
+    ] = field(default_factory=lambda: {})
     names: dict[SSAValue, str] = field(default_factory=lambda: {})
     used_names: set[str] = field(default_factory=lambda: set())
     name_suffixes: dict[str, int] = field(default_factory=lambda: {})
@@ -392,6 +401,9 @@ class BuilderState:
     sinks: dict[SSAValue, None] = field(default_factory=lambda: {})
     segment: int = -1
     barrier: SSAValue | None = None
+    input_scale: Fraction = Fraction(1)
+    """Inputs per held weight row of the MVM being lowered
+    (:func:`~cimflow.lowering.rules.held_input_scale`)."""
     array_users: dict[tuple[int, int], list[SSAValue]] = field(
         default_factory=lambda: {}
     )

@@ -99,6 +99,7 @@ class WeightStreaming(BufferPlacement):
             mvm.reduction,
             mvm.tiling.field("n"),
             0 if held == mvm.reduction else held,
+            0 if mvm.intra_block is None else mvm.intra_block.value.data,
         )
         declared = self.declared_weights.get(weight)
         if declared is None:
@@ -106,8 +107,8 @@ class WeightStreaming(BufferPlacement):
             self.decls.append(cim_meta.WeightDeclOp(weight, *mapping))
         elif declared != mapping:
             raise CimError(
-                f"weight '{weight}' is used as two different matrices "
-                f"(layout, groups, k, n, rows held) = {declared} and {mapping}"
+                f"weight '{weight}' is used as two different matrices (layout, "
+                f"groups, k, n, rows held, row group) = {declared} and {mapping}"
             )
 
     def program_copies(

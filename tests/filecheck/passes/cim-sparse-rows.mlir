@@ -4,6 +4,7 @@
 // RUN: cim-opt %t.channel.onnx -p 'convert-graph-to-tile{target=tiny},cim-sparse-rows,cim-static-allocate,convert-tile-to-meta' | filecheck %s --check-prefix=META
 // RUN: cim-prune %S/../../../tools/models/resnet_tiny.onnx --pattern 2:4 -o %t.nm.onnx > /dev/null
 // RUN: cim-opt %t.nm.onnx -p 'convert-graph-to-tile{target=tiny},cim-sparse-rows' | filecheck %s --check-prefix=NM
+// RUN: cim-opt %t.nm.onnx -p 'convert-graph-to-tile{target=ciminus},cim-sparse-rows,cim-static-allocate,convert-tile-to-meta' | filecheck %s --check-prefix=INTRA
 
 // cim-sparse-rows on the committed ResNet (tools/models/resnet_tiny.onnx)
 // pruned by cim-prune. With half of each convolution's input channels zero
@@ -13,7 +14,10 @@
 // rows hold 49 (one of its three input channels is left, 66.7% are zero).
 // Each held weight keeps its rows in compacted_from. Asking for at least
 // 60% fewer rows leaves the 50% ones dense (only the stem qualifies). 2:4
-// zeros differ between the columns an array holds, so no row can go.
+// zeros differ between the columns an array holds, so no row can go on
+// tiny; on ciminus, whose cells pick their inputs by multiplexers, each
+// group of 4 rows is held in 2 (the stem's 147 rows: 36 groups in 72 rows,
+// its last 3 rows in 2).
 
 // CHECK:       cim_tile.mvm {{.*}} tiling <k = 49, {{.*}} compacted_from 147
 // CHECK:       cim_tile.mvm {{.*}} tiling <k = 36, {{.*}} compacted_from 72
@@ -26,3 +30,7 @@
 // META:        cim_meta.weight "{{.*}}" layout oihw groups 1 k 72 n 8 rows 36
 
 // NM-NOT:      compacted_from
+
+// INTRA:       cim_meta.weight "{{.*}}" layout oihw groups 1 k 147 n 8 rows 74 intra_block 4
+// INTRA:       cim_meta.weight "{{.*}}" layout oihw groups 1 k 72 n 8 rows 36 intra_block 4
+// INTRA:       cim_meta.weight "fc.weight" layout nk groups 1 k 16 n 10 rows 8 intra_block 4

@@ -297,6 +297,16 @@ cim_meta.constant "c" = 1.0 : f32
 
 // -----
 
+// CHECK: 'cim_meta.weight' intra_block needs rows
+cim_meta.weight "w" layout nk groups 1 k 16 n 10 intra_block 4
+
+// -----
+
+// CHECK: 'cim_meta.weight' intra_block must be a power of two from 2, got 6
+cim_meta.weight "w" layout nk groups 1 k 16 n 10 rows 8 intra_block 6
+
+// -----
+
 // CHECK: 'cim_meta.weight' needs a name
 cim_meta.weight "" layout nk groups 1 k 16 n 10
 

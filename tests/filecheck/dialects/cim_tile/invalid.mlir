@@ -80,6 +80,18 @@
 
 // -----
 
+// CHECK: 'cim_tile.mvm' intra_block needs compacted_from (the weight's rows before the mapping)
+%x = "test.op"() : () -> tensor<64x144xf32>
+%y = cim_tile.mvm %x weight "w" layout oihw tiling <k = 144, n = 32, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 2, col_tiles = 1, groups_per_array = 1> intra_block 4 mode <compute> : tensor<64x144xf32> -> tensor<64x32xf32>
+
+// -----
+
+// CHECK: 'cim_tile.mvm' intra_block must be a power of two from 2, got 3
+%x = "test.op"() : () -> tensor<64x144xf32>
+%y = cim_tile.mvm %x weight "w" layout oihw tiling <k = 72, n = 32, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 1, col_tiles = 1, groups_per_array = 1> compacted_from 144 intra_block 3 mode <compute> : tensor<64x144xf32> -> tensor<64x32xf32>
+
+// -----
+
 // CHECK: 'cim_tile.mvm' runs on arrays in compute mode
 %x = "test.op"() : () -> tensor<64x144xf32>
 %y = cim_tile.mvm %x weight "w" layout oihw tiling <k = 144, n = 32, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 2, col_tiles = 1, groups_per_array = 1> mode <memory> : tensor<64x144xf32> -> tensor<64x32xf32>

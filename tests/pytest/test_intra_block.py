@@ -1,0 +1,297 @@
+"""IntraBlock mapping (``cim-sparse-rows`` on a target with cell
+multiplexers, :func:`intra_block_rows`): each cell picks its input among its
+row group's, so an N:M weight whose columns keep different rows shrinks to
+N rows per group of M. The rule on hand-made and random masks, pruned
+models verifying exactly, and the index and multiplexer energy the
+simulator charges."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+from cimflow.analysis.sparse_tiling import (
+    best_intra_block,
+    intra_block_matrix,
+    intra_block_rows,
+    row_group_starts,
+)
+from cimflow.cimsim.engine import op_costs, simulate
+from cimflow.cimsim.trace import MvmOp, ProgramOp, parse_trace
+from cimflow.errors import CimError
+from cimflow.hw_targets import load_target
+from cimflow.passes.trace_target import build_trace
+from cimflow.tools import prune as cim_prune
+from cimflow.tools.cim_verify import compile_model, module_trace, verify_trace
+
+Array = np.ndarray[Any, Any]
+RESNET = Path(cim_prune.__file__).parent / "models" / "resnet_tiny.onnx"
+PIPELINE = "convert-graph-to-tile,cim-sparse-rows,{},convert-tile-to-meta"
+
+
+def n_of_m(
+    rng: np.random.Generator, groups: int, k: int, n: int, keep: int, m: int
+) -> Array:
+    """Random weights keeping ``keep`` of every ``m`` rows, each column its
+    own rows (a shorter last group keeps what it has, up to ``keep``)."""
+    matrix = rng.standard_normal((groups, k, n))
+    for g in range(groups):
+        for column in range(n):
+            for first in range(0, k, m):
+                size = min(m, k - first)
+                dropped = rng.permutation(size)[min(keep, size) :]
+                matrix[g, first + dropped, column] = 0.0
+    return matrix
+
+
+def product(matrix: Array, row_map: Array, m: int, x: Array) -> Array:
+    """What the mapped arrays compute for inputs ``x`` (``[groups, K]``): each
+    held cell times the input its multiplexer picks."""
+    held = intra_block_matrix(matrix, row_map)
+    starts = row_group_starts(row_map, m)
+    groups, k, n = matrix.shape
+    out = np.zeros((groups, n))
+    for g in range(groups):
+        picks = np.where(row_map[g].T >= 0, row_map[g].T - starts[:, None], 0)
+        for s in range(m):
+            rows = np.minimum(starts + s, k - 1)
+            out[g] += x[g, rows] @ (held[g] * (picks == s))
+    return out
+
+
+def test_a_2_of_4_mask_holds_two_rows_per_group() -> None:
+    matrix = np.zeros((1, 8, 2))
+    matrix[0, [0, 3, 5, 6], 0] = [1.0, 2.0, 3.0, 4.0]
+    matrix[0, [1, 2, 4, 7], 1] = [5.0, 6.0, 7.0, 8.0]
+    row_map = intra_block_rows(matrix, 4)
+    # ceil(8 * 2 / 4) = 4 physical rows; each column keeps its own rows
+    assert row_map.tolist() == [[[0, 3, 5, 6], [1, 2, 4, 7]]]
+    assert row_group_starts(row_map, 4).tolist() == [0, 0, 4, 4]
+    assert intra_block_matrix(matrix, row_map)[0].tolist() == [
+        [1.0, 5.0],
+        [2.0, 6.0],
+        [3.0, 7.0],
+        [4.0, 8.0],
+    ]
+
+
+def test_a_column_with_fewer_nonzeros_pads_its_cells() -> None:
+    matrix = np.zeros((1, 4, 2))
+    matrix[0, [1, 2], 0] = 1.0
+    matrix[0, 3, 1] = 1.0
+    row_map = intra_block_rows(matrix, 4)
+    assert row_map.tolist() == [[[1, 2], [3, -1]]]
+    assert intra_block_matrix(matrix, row_map)[0, 1, 1] == 0.0
+
+
+def test_an_all_zero_weight_keeps_one_row() -> None:
+    assert intra_block_rows(np.zeros((2, 6, 3)), 4).shape == (2, 3, 1)
+
+
+def test_the_best_group_is_the_one_holding_fewest_rows() -> None:
+    rng = np.random.default_rng(0)
+    matrix = n_of_m(rng, 1, 64, 16, 1, 8)
+    assert best_intra_block(matrix, 16) == (8, 8)
+    assert best_intra_block(matrix, 4) is not None
+    assert best_intra_block(matrix, 1) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 3),
+    st.integers(1, 40),
+    st.integers(1, 9),
+    st.sampled_from([2, 4, 8, 16]),
+    st.integers(1, 16),
+    st.integers(0, 2**31),
+)
+def test_an_n_m_weight_maps_to_n_rows_per_group_and_computes_the_same(
+    groups: int, k: int, n: int, m: int, keep: int, seed: int
+) -> None:
+    """ciminus.md §10 #5: an N:M weight holds ceil(R N / M) physical rows
+    when M divides R (N per group; a shorter last group up to N), and the
+    multiplexed cells compute the dense product."""
+    keep = min(keep, m)
+    rng = np.random.default_rng(seed)
+    matrix = n_of_m(rng, groups, k, n, keep, m)
+    row_map = intra_block_rows(matrix, m)
+    expected_rows = (k // m) * keep + min(keep, k % m)
+    assert row_map.shape == (groups, n, expected_rows)
+    if k % m == 0:
+        assert row_map.shape[2] == math.ceil(k * keep / m)
+    # every nonzero weight is held exactly once, in its own group
+    held = row_map[row_map >= 0]
+    assert held.size == int(np.count_nonzero(matrix))
+    starts = row_group_starts(row_map, m)
+    assert np.all((row_map < 0) | (row_map // m * m == starts[None, None, :]))
+    x = rng.standard_normal((groups, k))
+    got = product(matrix, row_map, m, x)
+    want = np.einsum("gk,gkn->gn", x, matrix)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def two_of_four(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed ResNet pruned 2:4 along each column's reduction rows."""
+    path = tmp_path_factory.mktemp("nm") / "resnet_2_4.onnx"
+    args = [str(RESNET), "--pattern", "2:4", "-o", str(path)]
+    assert cim_prune.main(args) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def mlp_1_of_4(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """x [6, 96] -> MatMul 1:4 -> Relu -> MatMul (dense)."""
+    rng = np.random.default_rng(3)
+    first = n_of_m(rng, 1, 96, 40, 1, 4)[0].astype(np.float32)
+    second = rng.standard_normal((40, 8)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w1"], ["h"]),
+            helper.make_node("Relu", ["h"], ["r"]),
+            helper.make_node("MatMul", ["r", "w2"], ["y"]),
+        ],
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6, 96])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [6, 8])],
+        [numpy_helper.from_array(first, "w1"), numpy_helper.from_array(second, "w2")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    path = tmp_path_factory.mktemp("mlp") / "mlp_1_4.onnx"
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "strategy", ["cim-static-allocate", "cim-clsa-allocate", "cim-cmswitch"]
+)
+def test_a_2_of_4_model_maps_intra_block_and_verifies_exactly(
+    two_of_four: Path, strategy: str
+) -> None:
+    """On ciminus (cells with 16-input multiplexers) every pruned weight
+    whose rows divide into groups of 4 holds half its rows; the trace
+    computes onnxruntime's result in both modes."""
+    module = compile_model(two_of_four, "ciminus", PIPELINE.format(strategy))
+    trace = module_trace(module, str(two_of_four))
+    mapped = [w for w in trace.weights if w.intra_block]
+    assert mapped
+    for weight in mapped:
+        assert weight.intra_block == 4
+        if weight.k % 4 == 0:
+            assert weight.rows == weight.k // 2
+    assert verify_trace(trace, two_of_four, "both").passed
+
+
+def test_without_multiplexers_an_n_m_weight_stays_dense(two_of_four: Path) -> None:
+    """Without multiplexers (tiny), or with the option off, no weight is an
+    IntraBlock mapping; the row gather alone compacts nothing on tiny's
+    8-output arrays (a row is zero in all 8 columns of 2:4 weights only by
+    chance)."""
+    for target, options in (("tiny", ""), ("ciminus", "{intra_block=false}")):
+        pipeline = PIPELINE.format("cim-static-allocate").replace(
+            "cim-sparse-rows", f"cim-sparse-rows{options}"
+        )
+        trace = module_trace(compile_model(two_of_four, target, pipeline))
+        assert not any(w.intra_block for w in trace.weights)
+        if target == "tiny":
+            assert not any(w.rows for w in trace.weights)
+
+
+def test_the_quantized_pipeline_matches_the_dense_mapping(mlp_1_of_4: Path) -> None:
+    """On a digital target the multiplexed cells add the same integers the
+    dense arrays add: both modes give the dense mapping's outputs."""
+    static = PIPELINE.format("cim-static-allocate")
+    dense_pipeline = static.replace("cim-sparse-rows,", "")
+    mapped = module_trace(compile_model(mlp_1_of_4, "ciminus", static))
+    assert [(w.rows, w.intra_block) for w in mapped.weights if w.rows] == [(24, 4)]
+    dense = module_trace(compile_model(mlp_1_of_4, "ciminus", dense_pipeline))
+    for mode in ("exact", "quantized"):
+        (got,) = verify_trace(mapped, mlp_1_of_4, mode).mode(mode).outputs
+        (want,) = verify_trace(dense, mlp_1_of_4, mode).mode(mode).outputs
+        assert got.max_abs_error == pytest.approx(want.max_abs_error, abs=1e-5)
+
+
+def test_indices_and_multiplexers_are_charged(mlp_1_of_4: Path) -> None:
+    """A held row's program reads a ceil(log2 M)-bit index per weight; each
+    MVM routes one input plane per held weight and input pass through its
+    multiplexer; the inputs stream as the dense weight's (each group's M
+    inputs reach its held rows)."""
+    hw = load_target("ciminus")
+    static = PIPELINE.format("cim-static-allocate")
+    trace = module_trace(compile_model(mlp_1_of_4, "ciminus", static))
+    dense = module_trace(
+        compile_model(mlp_1_of_4, "ciminus", static.replace("cim-sparse-rows,", ""))
+    )
+    costs = op_costs(trace)
+    index = mux = 0.0
+    for op in trace.ops:
+        weights_per_row = -(-getattr(op, "cols", 0) // hw.bit_slices)
+        if isinstance(op, ProgramOp) and op.weight == "w1":
+            arrays = sum(stop - start for start, stop in op.arrays)
+            pj = (
+                arrays * op.rows * weights_per_row * 2 * hw.energy.index_read_pj_per_bit
+            )
+            assert costs[op.id].energy_pj["index"] == pytest.approx(pj)
+            index += pj
+        if isinstance(op, MvmOp) and op.weight == "w1":
+            arrays = sum(stop - start for start, stop in op.arrays)
+            selects = arrays * op.vectors * op.rows * weights_per_row * hw.input_passes
+            pj = selects * hw.energy.mux_select_pj
+            assert costs[op.id].energy_pj["mux"] == pytest.approx(pj)
+            mux += pj
+    assert index > 0 and mux > 0
+    stats = simulate(trace).stats
+    assert stats.energy_pj["index"] == pytest.approx(index)
+    assert stats.energy_pj["mux"] == pytest.approx(mux)
+    assert simulate(dense).stats.energy_pj["mux"] == 0.0
+
+    def input_bytes(t: Any) -> int:
+        return sum(
+            op.in_bytes for op in t.ops if isinstance(op, MvmOp) and op.weight == "w1"
+        )
+
+    assert input_bytes(trace) == input_bytes(dense)
+
+
+def test_a_trace_whose_row_group_disagrees_with_the_weights_fails(
+    mlp_1_of_4: Path,
+) -> None:
+    module = compile_model(
+        mlp_1_of_4, "ciminus", PIPELINE.format("cim-static-allocate")
+    )
+    document = json.loads(json.dumps(build_trace(module)))
+    weight = next(w for w in document["weights"] if w.get("intra_block"))
+    weight["intra_block"] = 2  # a pair keeps up to 1: 48 rows, not the 24 held
+    report = verify_trace(parse_trace(document, "t.json"), mlp_1_of_4, "exact")
+    assert not report.passed
+    assert "rows per group" in (report.mode("exact").error or "")
+    weight["intra_block"] = 6
+    with pytest.raises(CimError, match=r"'intra_block' .* must be a power of two"):
+        parse_trace(document, "t.json")
+    del weight["rows"]
+    weight["intra_block"] = 4
+    with pytest.raises(CimError, match=r"'intra_block' .* needs 'rows'"):
+        parse_trace(document, "t.json")
+
+
+def test_a_target_with_a_bad_multiplexer_width_is_refused(tmp_path: Path) -> None:
+    source = Path(__file__).parents[2] / "hw_targets" / "ciminus.toml"
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        source.read_text(encoding="utf-8").replace(
+            "mux_inputs = 16", "mux_inputs = 12"
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(CimError, match=r"'array\.mux_inputs' must be 0, 1 or a power"):
+        load_target(str(bad))
