@@ -386,7 +386,9 @@ def mvm_input_bytes(
                 input_elements(window, (0, vectors), spans)
                 for spans in by_core.values()
             )
-    return math.ceil(total * input_scale) * hw.activation_bytes
+    if input_scale != 1:
+        total = math.ceil(total * input_scale)
+    return total * hw.activation_bytes
 
 
 def new_input_elements(

@@ -87,18 +87,23 @@ JOINED_USERS = 4
 for them waits for one join of them instead (so do later ones)."""
 
 
+_PLACES = (cim_meta.AllocAttr, cim_meta.PlaceAttr)
+
+
 def arrays_named(op: Operation) -> Iterator[tuple[int, int]]:
     """The array ranges a meta-op names: those it computes on, programs,
     switches, streams from or to, allocates in or frees."""
+    # exact types: the attributes are leaf classes (and this runs per op)
     for value in op.properties.values():
-        if isinstance(value, cim_meta.ArrayRangesAttr):
-            yield from value.ranges
-        elif isinstance(value, ArrayAttr):
+        kind = type(value)
+        if kind is cim_meta.ArrayRangesAttr:
+            yield from cast(cim_meta.ArrayRangesAttr, value).ranges
+        elif kind is ArrayAttr:
             for item in cast(ArrayAttr[Attribute], value).data:
-                if isinstance(item, cim_meta.AllocAttr | cim_meta.PlaceAttr) and (
-                    isinstance(item.units, cim_meta.ArrayRangesAttr)
-                ):
-                    yield from item.units.ranges
+                if type(item) in _PLACES:
+                    units = cast(cim_meta.AllocAttr | cim_meta.PlaceAttr, item).units
+                    if type(units) is cim_meta.ArrayRangesAttr:
+                        yield from units.ranges
 
 
 @lru_cache(maxsize=8192)
@@ -177,6 +182,8 @@ def mvm_feed(
     act = hw.activation_bytes
 
     def scaled(elements: int) -> int:
+        if input_scale == 1:
+            return elements * act
         return math.ceil(elements * input_scale) * act
 
     per_core = {
