@@ -952,7 +952,7 @@ def stream_ops(
     finishing: tuple[int, bool],
     output_in_dram: bool = False,
     operand: Literal["weight", "buffer", "dram"] = "weight",
-    input_scale: Fraction = Fraction(1),
+    input_scale: Fraction | None = None,
 ) -> tuple[list[_StreamOp], int]:
     """The loads, programs and MVMs ``run_chunks`` emits for a weight streamed
     through ``available`` arrays, in its order, and the chunk count: per
@@ -976,7 +976,8 @@ def stream_ops(
     are an activation's (an activation matmul on arrays): each is programmed
     from where that tensor lives, at the activation width, once the chunk
     before has computed, outside DRAM order and with no ``chunks`` buffer.
-    ``input_scale``: inputs per held weight row (:func:`held_input_scale`)."""
+    ``input_scale``: inputs per held weight row (:func:`held_input_scale`;
+    None: one)."""
     biased, residual = finishing[0] > 0, finishing[1]
     sums_in_dram: dict[int, bool] = {}
     chunks = plan_chunks(tiling, available)
@@ -1110,7 +1111,7 @@ def _stream_terms(
     finishing: tuple[int, bool] = (0, False),
     output_in_dram: bool = False,
     operand: Literal["weight", "buffer", "dram"] = "weight",
-    input_scale: Fraction = Fraction(1),
+    input_scale: Fraction | None = None,
 ) -> tuple[int, int, int, int]:
     ops, chunks = stream_ops(
         hw,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from fractions import Fraction
 
 from xdsl.dialects.builtin import BoolAttr, StringAttr
 from xdsl.ir import Attribute, SSAValue
@@ -161,7 +160,7 @@ class MvmLowering(ArrayPlacement):
                 )
             produced += [(band, token) for token in finished]
         self.residual = None
-        self.input_scale = Fraction(1)
+        self.input_scale = None
         target.ready = produced
         self.layouts[out_name] = None if plan is None else plan.output
 

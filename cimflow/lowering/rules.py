@@ -352,12 +352,12 @@ def input_elements(
     return (vectors[1] - vectors[0]) * span_length(spans)
 
 
-def held_input_scale(mvm: cim_tile.MVMOp) -> Fraction:
-    """Inputs an array needs per weight row it holds: one, except in an
-    IntraBlock mapping (``intra_block``), whose held rows of a group draw on
-    every input of the group: the weight's rows over the rows held."""
+def held_input_scale(mvm: cim_tile.MVMOp) -> Fraction | None:
+    """Inputs an array needs per weight row it holds, when not one (None):
+    the held rows of an IntraBlock mapping's group (``intra_block``) draw
+    on every input of the group, the weight's rows over the rows held."""
     if mvm.intra_block is None:
-        return Fraction(1)
+        return None
     return Fraction(mvm.reduction, mvm.tiling.field("k"))
 
 
@@ -367,14 +367,14 @@ def mvm_input_bytes(
     chunks: Sequence[Chunk],
     window: Window | None,
     vectors: int,
-    input_scale: Fraction = Fraction(1),
+    input_scale: Fraction | None = None,
 ) -> int:
     """Input bytes an MVM of ``vectors`` vectors moves over the interconnect
     when each of its ``chunks`` (one copy placed from array 0) streams every
     vector through once: per chunk, the input elements of the weight rows
     its arrays hold (:func:`input_elements`: feature-map rows for a window),
     once for all its cores on a bus, once per core on a mesh; times
-    ``input_scale`` (:func:`held_input_scale`)."""
+    ``input_scale`` (:func:`held_input_scale`; None: one)."""
     total = 0
     for chunk in chunks:
         by_core = core_k_spans(hw, tiling, chunk, 0)
@@ -386,7 +386,7 @@ def mvm_input_bytes(
                 input_elements(window, (0, vectors), spans)
                 for spans in by_core.values()
             )
-    if input_scale != 1:
+    if input_scale is not None:
         total = math.ceil(total * input_scale)
     return total * hw.activation_bytes
 

@@ -173,16 +173,17 @@ def mvm_feed(
     span: Span,
     window: Window | None,
     previous: Span | None = None,
-    input_scale: Fraction = Fraction(1),
+    input_scale: Fraction | None = None,
 ) -> MvmFeed:
     """What one copy's vectors ``span`` move and compute, right after the
     same cores computed ``previous`` (their line buffers still hold its
     window rows); its inputs are ``input_scale`` times those of the rows
-    its arrays hold (:func:`~cimflow.lowering.rules.held_input_scale`)."""
+    its arrays hold (:func:`~cimflow.lowering.rules.held_input_scale`; None:
+    the same)."""
     act = hw.activation_bytes
 
     def scaled(elements: int) -> int:
-        if input_scale == 1:
+        if input_scale is None:
             return elements * act
         return math.ceil(elements * input_scale) * act
 
@@ -408,8 +409,8 @@ class BuilderState:
     sinks: dict[SSAValue, None] = field(default_factory=lambda: {})
     segment: int = -1
     barrier: SSAValue | None = None
-    input_scale: Fraction = Fraction(1)
-    """Inputs per held weight row of the MVM being lowered
+    input_scale: Fraction | None = None
+    """Inputs per held weight row of the MVM being lowered, when not one
     (:func:`~cimflow.lowering.rules.held_input_scale`)."""
     array_users: dict[tuple[int, int], list[SSAValue]] = field(
         default_factory=lambda: {}
