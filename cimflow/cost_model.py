@@ -62,7 +62,9 @@ Formulas (a target ``t``; all divisions round up to whole cycles):
   multiplexer, ``rows_used * ceil(cols_used / bit_slices) * input_passes *
   mux_select_pj`` per array and vector (the ``mux`` component; CIMinus's
   ``N_mux`` with a multiplexer per weight, ciminus.md §4.3 and §6.2; the
-  selection is taken to fit in the input pass's cycle).
+  selection is taken to fit in the input pass's cycle); and each group
+  drives all of its inputs, ``ceil(rows_used * K / rows held)`` DAC
+  conversions per input pass instead of ``rows_used``.
 - Programming weights: arrays are written row by row, all arrays of the group
   in parallel: ``cycles = rows_used * program_cycles_per_row``; energy per
   programmed cell.
@@ -111,6 +113,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -206,6 +209,9 @@ class MvmTarget(HardwareTarget):
     row_group: int = 0
     """An IntraBlock mapping's row group (its weights' multiplexers pick
     among that many inputs); 0: none."""
+    driven_scale: Fraction | None = None
+    """Inputs driven per held row (an IntraBlock mapping's groups drive all
+    their inputs for fewer held rows); None: one."""
 
     __hash__ = HardwareTarget.__hash__
 
@@ -252,12 +258,14 @@ def with_mvm_choices(
     rows_per_pass: int = 0,
     zero_shares: ZeroShares | None = None,
     row_group: int = 0,
+    driven_scale: Fraction | None = None,
 ) -> HardwareTarget:
     """``t`` as an MVM sees it when it drives at most ``rows_per_pass`` word
     lines per ADC pass (0: the target's own ``active_rows``), its zero
     detectors find ``zero_shares`` of its input bit-planes (``None``: no
     skipping) and its weight is an IntraBlock mapping of ``row_group`` rows
-    per group (0: none).
+    per group (0: none) whose groups drive ``driven_scale`` inputs per held
+    row.
 
     A compiler's choice of fewer rows per pass (``cim-rows-per-pass``) costs
     passes, and each pass converts every column again; zero skipping
@@ -272,7 +280,12 @@ def with_mvm_choices(
     if zero_shares is not None and not t.array.zero_skip:
         raise ValueError(f"target '{t.name}' has no zero detectors (array.zero_skip)")
     tables = {f.name: getattr(t, f.name) for f in dataclasses.fields(HardwareTarget)}
-    return MvmTarget(**tables, zero_shares=zero_shares, row_group=row_group)
+    return MvmTarget(
+        **tables,
+        zero_shares=zero_shares,
+        row_group=row_group,
+        driven_scale=driven_scale,
+    )
 
 
 def wordline_passes(t: HardwareTarget, rows_used: int) -> int:
@@ -325,10 +338,13 @@ def mvm_cost(
     converted = 1.0 - (shares.planes if shares else 0.0)
     driven = 1.0 - (shares.groups if shares else 0.0)
     planes = activations * passes * t.input_passes
+    inputs = rows_used
+    if isinstance(t, MvmTarget) and t.driven_scale is not None:
+        inputs = math.ceil(rows_used * t.driven_scale)
     energy = {
         "array": activations * passes * e.array_mvm_pj * driven,
         "adc": planes * cols_used * adc_conversion_pj(t) * converted,
-        "dac": activations * rows_used * t.input_passes * e.dac_conversion_pj * driven,
+        "dac": activations * inputs * t.input_passes * e.dac_conversion_pj * driven,
     }
     if shares is not None:
         detections = activations * zero_detections(t, rows_used)
@@ -806,6 +822,7 @@ def mvm_op_parts(
     rows_per_pass: int = 0,
     zero_shares: ZeroShares | None = None,
     row_group: int = 0,
+    driven_scale: Fraction | None = None,
 ) -> tuple[OpCost, OpCost]:
     """An MVM op as a trace states it, as ``(compute, stream)``: :func:`mvm_cost` on
     ``arrays`` arrays, at the same time as its busiest core reads ``local_bytes`` from
@@ -813,10 +830,10 @@ def mvm_op_parts(
     from where ``feed`` says (``feed_arrays`` for ``memory``, by the memory-to-compute
     path when :func:`feeds_directly`) and ``out_bytes`` of outputs to ``out_to``
     (``out_arrays`` for ``memory``); ``cores`` are the cores of its arrays (default
-    every core); ``rows_per_pass``, ``zero_shares`` and ``row_group`` are the
-    MVM's own (:func:`with_mvm_choices`)."""
+    every core); ``rows_per_pass``, ``zero_shares``, ``row_group`` and
+    ``driven_scale`` are the MVM's own (:func:`with_mvm_choices`)."""
     compute = mvm_cost(
-        with_mvm_choices(t, rows_per_pass, zero_shares, row_group),
+        with_mvm_choices(t, rows_per_pass, zero_shares, row_group, driven_scale),
         arrays,
         vectors,
         rows_used,

@@ -35,6 +35,7 @@ import heapq
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 from typing import Literal
 
@@ -155,13 +156,15 @@ def op_parts(
     op: ProgramOp | MvmOp | VectorOp,
     compacted_from: int = 0,
     row_group: int = 0,
+    held_rows: int = 0,
 ) -> tuple[OpCost, OpCost]:
     """``(compute, stream)`` of an op that streams while it works, from the
     cost model: what no share of bandwidth changes, and its stream at the
     full bandwidth; ``compacted_from`` is the weight's ``K`` when its arrays
     hold compacted rows (the trace's ``weights[].rows``), whose indices a
     program reads, and ``row_group`` its IntraBlock row group
-    (``weights[].intra_block``), whose multiplexers an MVM drives."""
+    (``weights[].intra_block``) of ``held_rows`` held rows, whose
+    multiplexers an MVM drives with all of its groups' inputs."""
     if isinstance(op, ProgramOp):
         feed = op.feed
         if feed == "cells":  # a switch in place: nothing is written
@@ -195,6 +198,7 @@ def op_parts(
             rows_per_pass=op.rows_per_pass,
             zero_shares=op.zero_shares,
             row_group=row_group,
+            driven_scale=Fraction(compacted_from, held_rows) if row_group else None,
         )
     return vector_op_parts(
         target,
@@ -210,10 +214,14 @@ def op_parts(
 
 
 def op_cost(
-    target: HardwareTarget, op: TraceOp, compacted_from: int = 0, row_group: int = 0
+    target: HardwareTarget,
+    op: TraceOp,
+    compacted_from: int = 0,
+    row_group: int = 0,
+    held_rows: int = 0,
 ) -> OpCost:
-    """The cost of one op in isolation, from the cost model (``compacted_from``
-    and ``row_group``: :func:`op_parts`).
+    """The cost of one op in isolation, from the cost model (``compacted_from``,
+    ``row_group`` and ``held_rows``: :func:`op_parts`).
 
     Raises ValueError where the cost model does (a memory-mode transfer on a
     target without memory-mode bandwidth; validated traces never do).
@@ -224,7 +232,9 @@ def op_cost(
     if isinstance(op, MoveOp):
         return interconnect_cost(target, op.nbytes, op.cores)
     if isinstance(op, ProgramOp | MvmOp | VectorOp):
-        return concurrent_cost(*op_parts(target, op, compacted_from, row_group))
+        return concurrent_cost(
+            *op_parts(target, op, compacted_from, row_group, held_rows)
+        )
     if isinstance(op, SwitchOp):
         return switch_cost(target, count_arrays(op.arrays))
     return NO_COST
@@ -411,18 +421,18 @@ def op_costs(trace: Trace) -> tuple[OpCost, ...]:
     cache: dict[tuple[object, ...], OpCost] = {}
     costs: list[OpCost] = []
     target = trace.target
-    compacted = {w.name: (w.k, w.intra_block) for w in trace.weights if w.rows}
+    compacted = {w.name: (w.k, w.intra_block, w.rows) for w in trace.weights if w.rows}
     for op in trace.ops:
-        reduction = group = 0
-        if isinstance(op, ProgramOp) and op.source == "weight":
-            reduction, group = compacted.get(op.weight, (0, 0))
-        elif isinstance(op, MvmOp):
-            group = compacted.get(op.weight, (0, 0))[1]
-        key = (*_cost_key(op), reduction, group)
+        reduction = group = held = 0
+        if (isinstance(op, ProgramOp) and op.source == "weight") or isinstance(
+            op, MvmOp
+        ):
+            reduction, group, held = compacted.get(op.weight, (0, 0, 0))
+        key = (*_cost_key(op), reduction, group, held)
         cost = cache.get(key)
         if cost is None:
             try:
-                cost = op_cost(target, op, reduction, group)
+                cost = op_cost(target, op, reduction, group, held)
             except ValueError as err:
                 raise CimError(f"{trace.origin}: op {op.id}: {err}") from None
             cache[key] = cost

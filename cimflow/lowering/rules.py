@@ -446,7 +446,9 @@ def mvm_target(hw: HardwareTarget, mvm: cim_tile.MVMOp) -> HardwareTarget:
     the MVM, the lowering's and the allocation models', counts its passes
     and skipped planes."""
     group = 0 if mvm.intra_block is None else mvm.intra_block.value.data
-    return with_mvm_choices(hw, mvm.chosen_rows_per_pass, mvm.zero_shares, group)
+    return with_mvm_choices(
+        hw, mvm.chosen_rows_per_pass, mvm.zero_shares, group, held_input_scale(mvm)
+    )
 
 
 def splits_bands(hw: HardwareTarget, rows_used: int, cols_used: int) -> bool:

@@ -224,8 +224,8 @@ def test_the_quantized_pipeline_matches_the_dense_mapping(mlp_1_of_4: Path) -> N
 def test_indices_and_multiplexers_are_charged(mlp_1_of_4: Path) -> None:
     """A held row's program reads a ceil(log2 M)-bit index per weight; each
     MVM routes one input plane per held weight and input pass through its
-    multiplexer; the inputs stream as the dense weight's (each group's M
-    inputs reach its held rows)."""
+    multiplexer; the inputs stream, and are driven, as the dense weight's
+    (each group's M inputs reach its held rows)."""
     hw = load_target("ciminus")
     static = PIPELINE.format("cim-static-allocate")
     trace = module_trace(compile_model(mlp_1_of_4, "ciminus", static))
@@ -254,6 +254,16 @@ def test_indices_and_multiplexers_are_charged(mlp_1_of_4: Path) -> None:
     assert stats.energy_pj["index"] == pytest.approx(index)
     assert stats.energy_pj["mux"] == pytest.approx(mux)
     assert simulate(dense).stats.energy_pj["mux"] == 0.0
+
+    def dac(t: Any) -> float:
+        spent = op_costs(t)
+        return sum(
+            spent[op.id].energy_pj["dac"]
+            for op in t.ops
+            if isinstance(op, MvmOp) and op.weight == "w1"
+        )
+
+    assert dac(trace) == pytest.approx(dac(dense))
 
     def input_bytes(t: Any) -> int:
         return sum(
