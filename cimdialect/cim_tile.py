@@ -450,6 +450,12 @@ class MVMOp(IRDLOperation):
         return shares_from_attrs(self.zero_planes, self.zero_groups, self.name)
 
     @property
+    def row_group(self) -> int:
+        """The IntraBlock row group its held rows' cells pick inputs in (0:
+        none)."""
+        return 0 if self.intra_block is None else self.intra_block.value.data
+
+    @property
     def reduction(self) -> int:
         """``K``: the rows per group of the weight the input multiplies
         (more than the tiling's ``k`` when the held rows are compacted)."""

@@ -233,6 +233,20 @@ def row_index_bits(reduction: int) -> int:
     return max(1, math.ceil(math.log2(reduction))) if reduction > 1 else 0
 
 
+def weights_per_row(t: HardwareTarget, cols_used: int) -> int:
+    """Weights one array row holds in ``cols_used`` columns (each spans
+    ``bit_slices`` cells, which share its index and multiplexer)."""
+    return -(-cols_used // t.bit_slices)
+
+
+def driven_scale(row_group: int, reduction: int, held: int) -> Fraction | None:
+    """Inputs an array drives per weight row it holds, when not one (None):
+    an IntraBlock mapping's (``row_group`` > 0) held rows of a group draw on
+    every input of the group, the weight's ``reduction`` rows over the
+    ``held`` rows."""
+    return Fraction(reduction, held) if row_group else None
+
+
 def held_row_index_bits(
     t: HardwareTarget, reduction: int, row_group: int, cols_used: int
 ) -> int:
@@ -241,8 +255,8 @@ def held_row_index_bits(
     mapping of ``row_group`` rows, one ``ceil(log2 row_group)``-bit index
     per weight of the row (0: every row held)."""
     if row_group:
-        weights = -(-cols_used // t.bit_slices)
-        return weights * max(1, math.ceil(math.log2(row_group)))
+        bits = max(1, math.ceil(math.log2(row_group)))
+        return weights_per_row(t, cols_used) * bits
     return row_index_bits(reduction)
 
 
@@ -350,7 +364,7 @@ def mvm_cost(
         detections = activations * zero_detections(t, rows_used)
         energy["zero_detect"] = detections * e.zero_detect_pj
     if row_group_of(t):
-        weights = rows_used * -(-cols_used // t.bit_slices)
+        weights = rows_used * weights_per_row(t, cols_used)
         selects = activations * weights * t.input_passes
         energy["mux"] = selects * e.mux_select_pj
     return OpCost(mvm_cycles(t, vectors, rows_used, cols_used), energy)

@@ -35,7 +35,6 @@ import heapq
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from functools import lru_cache
 from typing import Literal
 
@@ -54,6 +53,7 @@ from cimflow.cost_model import (
     crosses_interconnect,
     crossing_parts,
     cycles_to_seconds,
+    driven_scale,
     feeds_directly,
     held_row_index_bits,
     interconnect_cost,
@@ -198,7 +198,7 @@ def op_parts(
             rows_per_pass=op.rows_per_pass,
             zero_shares=op.zero_shares,
             row_group=row_group,
-            driven_scale=Fraction(compacted_from, held_rows) if row_group else None,
+            driven_scale=driven_scale(row_group, compacted_from, held_rows),
         )
     return vector_op_parts(
         target,

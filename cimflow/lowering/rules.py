@@ -39,6 +39,7 @@ from cimflow.cost_model import (
     StreamLevel,
     all_cores,
     concurrent_cost,
+    driven_scale,
     interconnect_bandwidth,
     mvm_cycles,
     stream_bytes,
@@ -353,12 +354,9 @@ def input_elements(
 
 
 def held_input_scale(mvm: cim_tile.MVMOp) -> Fraction | None:
-    """Inputs an array needs per weight row it holds, when not one (None):
-    the held rows of an IntraBlock mapping's group (``intra_block``) draw
-    on every input of the group, the weight's rows over the rows held."""
-    if mvm.intra_block is None:
-        return None
-    return Fraction(mvm.reduction, mvm.tiling.field("k"))
+    """Inputs an array of ``mvm`` drives per weight row it holds
+    (:func:`~cimflow.cost_model.driven_scale`; None: one)."""
+    return driven_scale(mvm.row_group, mvm.reduction, mvm.tiling.field("k"))
 
 
 def mvm_input_bytes(
@@ -445,9 +443,12 @@ def mvm_target(hw: HardwareTarget, mvm: cim_tile.MVMOp) -> HardwareTarget:
     (:func:`~cimflow.cost_model.with_mvm_choices`), so that every cost of
     the MVM, the lowering's and the allocation models', counts its passes
     and skipped planes."""
-    group = 0 if mvm.intra_block is None else mvm.intra_block.value.data
     return with_mvm_choices(
-        hw, mvm.chosen_rows_per_pass, mvm.zero_shares, group, held_input_scale(mvm)
+        hw,
+        mvm.chosen_rows_per_pass,
+        mvm.zero_shares,
+        mvm.row_group,
+        held_input_scale(mvm),
     )
 
 

@@ -99,7 +99,7 @@ class WeightStreaming(BufferPlacement):
             mvm.reduction,
             mvm.tiling.field("n"),
             0 if held == mvm.reduction else held,
-            0 if mvm.intra_block is None else mvm.intra_block.value.data,
+            mvm.row_group,
         )
         declared = self.declared_weights.get(weight)
         if declared is None:
