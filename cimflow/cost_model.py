@@ -37,13 +37,15 @@ Formulas (a target ``t``; all divisions round up to whole cycles):
   number of bits taken as ``adc_bits``; R. H. Walden, IEEE JSAC 17(4), 1999;
   B. Murmann, "ADC Performance Survey"). Sharing ADCs changes the time, not
   the number of conversions, so it does not change the energy (ADC leakage
-  is not modelled).
+  is not modelled). Every converted value is shifted by its input bit and
+  weight slice and added to its output's sum: one ``shift_add_pj`` per
+  conversion (the ``shift_add`` component; ISAAC's and PUMA's S+A units).
 - Zero skipping (an MVM for which ``cim-input-sparsity`` measured a share
   ``s`` of input bit-planes zero on every driven row of a pass and a share
   ``g`` zero on one detector's ``zero_detect_rows`` rows, on a target with
   ``array.zero_skip``): the issue interval is the time of the vector's
   bit-planes, so ``floor(s * passes * vectors * interval)`` cycles are
-  skipped and ADC energy shrinks by ``1 - s``; array and DAC energy shrink
+  skipped and ADC and shift-add energy shrink by ``1 - s``; array and DAC energy shrink
   by ``1 - g`` (idle rows); every plane pays a detection per detector,
   ``input_passes * ceil(rows_used / zero_detect_rows) * zero_detect_pj`` per
   array and vector (CIMinus's input bit-sparsity, detections per row group;
@@ -142,6 +144,7 @@ Ranges = tuple[tuple[int, int], ...]
 ENERGY_COMPONENTS: tuple[str, ...] = (
     "array",
     "adc",
+    "shift_add",
     "dac",
     "zero_detect",
     "index",
@@ -358,6 +361,7 @@ def mvm_cost(
     energy = {
         "array": activations * passes * e.array_mvm_pj * driven,
         "adc": planes * cols_used * adc_conversion_pj(t) * converted,
+        "shift_add": planes * cols_used * e.shift_add_pj * converted,
         "dac": activations * inputs * t.input_passes * e.dac_conversion_pj * driven,
     }
     if shares is not None:

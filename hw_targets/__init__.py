@@ -174,6 +174,10 @@ class Energy:
 
     array_mvm_pj: float
     adc_pj_per_conversion_step: float
+    shift_add_pj: float
+    """One shift-and-add: a converted column value (one input pass of one
+    wordline pass) shifted by its input bit and weight slice and added to
+    its output's running sum."""
     dac_conversion_pj: float
     cell_program_pj: float
     mode_switch_pj: float

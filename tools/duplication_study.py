@@ -39,7 +39,7 @@ from cimflow.output_files import write_output
 TARGET = "ciminus"
 STRATEGIES = ("static", "pimcomp-ht")
 PARTS: dict[str, tuple[str, ...]] = {
-    "macro": ("array", "adc", "dac", "zero_detect", "array_static"),
+    "macro": ("array", "adc", "shift_add", "dac", "zero_detect", "array_static"),
     "program": ("program",),
     "buffer": ("buffer", "interconnect", "buffer_static"),
     "dram": ("dram",),

@@ -13,11 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cimflow.cost_model import (
+    ZeroShares,
     adc_conversion_pj,
     adc_rounds,
     mvm_cost,
     mvm_cycles,
     mvm_issue_interval,
+    with_mvm_choices,
 )
 from cimflow.hw_targets import HardwareTarget, load_target, shipped_targets
 
@@ -166,3 +168,23 @@ def test_every_wordline_pass_converts_its_columns() -> None:
     assert cost.energy_pj["dac"] == pytest.approx(20.48)
     assert cost.energy_pj["array"] == pytest.approx(1.92)
     assert cost.cycles == 8 * 66  # 8 wordline passes of 8 ADC rounds
+
+
+def test_every_conversion_is_shifted_and_added() -> None:
+    # jain_wordline, one vector on 256 rows x 64 columns: 4096 conversions
+    # (above), each shifted by its input bit and added to its output's sum
+    # at PUMA's 0.045 pJ: 184.32 pJ; two more ADC bits quadruple the
+    # conversions' energy, not the additions'.
+    t = load_target("jain_wordline")
+    assert mvm_cost(t, 1, 1, 256, 64).energy_pj["shift_add"] == pytest.approx(184.32)
+    ten_bits = mvm_cost(with_array(t, adc_bits=10), 1, 1, 256, 64)
+    assert ten_bits.energy_pj["shift_add"] == pytest.approx(184.32)
+    # Input planes skipped as zero are neither converted nor added: a quarter
+    # of them skipped leaves 3/4 x 184.32 = 138.24 pJ.
+    skipping = with_mvm_choices(
+        with_array(t, zero_skip=True, zero_detect_rows=32), 0, ZeroShares(0.25, 0.25)
+    )
+    cost = mvm_cost(skipping, 1, 1, 256, 64)
+    assert cost.energy_pj["shift_add"] == pytest.approx(138.24)
+    # A digital macro's shift-adders are in its array energy.
+    assert mvm_cost(load_target("ciminus"), 1, 1, 1024, 32).energy_pj["shift_add"] == 0

@@ -6,7 +6,8 @@ Unless a test says otherwise the target is dynaplasia shrunk to 8 arrays of
 - mvm: mvm_latency 10, issue interval 8, active_rows 128 -> one wordline pass
   for rows <= 128; 320 ADCs, so any column count converts in one round;
   ``cycles = 10 + (vectors - 1) * 8``; input_passes = activation_bits /
-  dac_bits = 8 / 1 = 8; one ADC conversion 0.00651 pJ/step * 2^8 steps.
+  dac_bits = 8 / 1 = 8; one ADC conversion 0.00651 pJ/step * 2^8 steps,
+  and 0.045 pJ to shift and add its value.
 - program: 1 cycle per row.
 - switch: switch_latency 1 cycle; mode_switch_pj 2.0 per array.
 - DRAM: latency 100 + ceil(bytes / 25.6); buffer: ceil(bytes / 32);
@@ -72,11 +73,13 @@ def test_single_mvm() -> None:
     # activations = 2 arrays * 4 vectors = 8
     # array: 8 * 1 pass * 12.0 = 96; adc: 8 * 1 wordline pass * 64 cols *
     # 8 input passes = 4096 conversions of 0.00651 pJ/step * 2^8 = 1.66656 pJ,
-    # 6826.22976; dac: 8 * 128 rows * 8 passes * 0.01 = 81.92
+    # 6826.22976; shift-add: 4096 * 0.045 = 184.32; dac: 8 * 128 rows * 8
+    # passes * 0.01 = 81.92
     assert stats.energy_pj["array"] == pytest.approx(96.0)
     assert stats.energy_pj["adc"] == pytest.approx(6826.22976)
+    assert stats.energy_pj["shift_add"] == pytest.approx(184.32)
     assert stats.energy_pj["dac"] == pytest.approx(81.92)
-    assert stats.total_energy_pj == pytest.approx(7004.14976)
+    assert stats.total_energy_pj == pytest.approx(7188.46976)
     assert stats.array_busy_cycles == (34, 34, 0, 0, 0, 0, 0, 0)
     assert stats.arrays_used == 2
     # 68 busy array-cycles over 8 arrays * 34 cycles; over the 2 used arrays.
@@ -218,7 +221,7 @@ def test_switch_round_trip() -> None:
 
 def test_energy_sums_over_ops_and_components() -> None:
     ops = [
-        mvm(0, [[0, 2]], 4),  # array 96, adc 6826.22976, dac 81.92
+        mvm(0, [[0, 2]], 4),  # array 96, adc 6826.22976, dac 81.92, shift-add 184.32
         op(
             1,
             "program",
@@ -239,6 +242,7 @@ def test_energy_sums_over_ops_and_components() -> None:
     expected = {
         "array": 96.0,
         "adc": 6826.22976,
+        "shift_add": 4096 * 0.045,  # one per conversion
         "dac": 81.92,
         "program": 2 * 128 * 64 * 0.05,
         "switch": 0.0,
