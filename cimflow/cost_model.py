@@ -102,11 +102,15 @@ Formulas (a target ``t``; all divisions round up to whole cycles):
   local_bandwidth)``.
 - Vector-unit work: ``latency + ceil(element_ops / (lanes * units))``, and
   nothing for zero lane operations (a reshape is a free view); an op on cores
-  ``C`` has ``units = units_per_core * |C|``.
+  ``C`` has ``units = units_per_core * |C|``; ``vector_pj_per_element`` per
+  lane operation, charged to ``accumulate`` for the ops that finish an MVM's
+  outputs (CIMinus's accumulator) and to ``vector`` for the rest.
 - Mode switch: ``switch_latency`` for any number of arrays switched together.
 - Static power (leakage) over the whole run (:func:`static_energy`):
-  ``array_static_mw`` per array and ``global_buffer_static_mw`` plus
-  ``local_buffer_static_mw`` per core, times the makespan (mW x ns = pJ).
+  ``array_static_mw`` plus ``adcs_per_array * adc_static_mw`` per array,
+  ``global_buffer_static_mw`` plus ``local_buffer_static_mw`` per core,
+  ``vector_static_mw`` per vector unit and ``interconnect_static_mw`` per
+  core, times the makespan (mW x ns = pJ); no unit is power-gated.
 """
 
 from __future__ import annotations
@@ -155,11 +159,19 @@ ENERGY_COMPONENTS: tuple[str, ...] = (
     "buffer",
     "interconnect",
     "dram",
+    "accumulate",
     "vector",
     "array_static",
     "buffer_static",
+    "vector_static",
+    "interconnect_static",
 )
-STATIC_COMPONENTS: tuple[str, ...] = ("array_static", "buffer_static")
+STATIC_COMPONENTS: tuple[str, ...] = (
+    "array_static",
+    "buffer_static",
+    "vector_static",
+    "interconnect_static",
+)
 """The components no op spends: leakage over the run (:func:`static_energy`)."""
 
 
@@ -375,15 +387,19 @@ def mvm_cost(
 
 
 def static_energy(t: HardwareTarget, cycles: int) -> dict[str, float]:
-    """Leakage of the chip's arrays and buffers over ``cycles`` (picojoules
-    per component): static power times the time, every array and buffer
-    powered for the whole run."""
+    """Leakage of the chip's arrays (with their ADCs), buffers, vector units
+    and interconnect over ``cycles`` (picojoules per component): static
+    power times the time, every unit powered for the whole run."""
     nanoseconds = cycles / t.target.clock_ghz
     e = t.energy
+    array = e.array_static_mw + e.adc_static_mw * t.array.adcs_per_array
     buffers = e.global_buffer_static_mw + e.local_buffer_static_mw * t.total_cores
+    vector = e.vector_static_mw * t.vector.units_per_core * t.total_cores
     return {
-        "array_static": e.array_static_mw * t.total_arrays * nanoseconds,
+        "array_static": array * t.total_arrays * nanoseconds,
         "buffer_static": buffers * nanoseconds,
+        "vector_static": vector * nanoseconds,
+        "interconnect_static": e.interconnect_static_mw * t.total_cores * nanoseconds,
     }
 
 
@@ -929,14 +945,29 @@ def program_op_cost(
     )
 
 
-def vector_cost(t: HardwareTarget, element_ops: int, units: int) -> OpCost:
-    """``element_ops`` lane operations spread over ``units`` vector units."""
+VectorWork = Literal["vector", "accumulate"]
+"""The energy component of vector-unit work: ``accumulate`` for the ops
+that finish an MVM's outputs (adding its row tiles' partial sums, its bias
+and a fused residual, and applying the activation as they leave; CIMinus's
+accumulator), ``vector`` for every other."""
+
+
+def vector_work_of(op_kind: str) -> VectorWork:
+    """The energy component of a vector op of kind ``op_kind``."""
+    return "accumulate" if op_kind == "accumulate" else "vector"
+
+
+def vector_cost(
+    t: HardwareTarget, element_ops: int, units: int, work: VectorWork = "vector"
+) -> OpCost:
+    """``element_ops`` lane operations spread over ``units`` vector units,
+    their energy charged to ``work``."""
     lanes = t.vector.lanes * max(1, units)
     if element_ops <= 0:
-        return OpCost(0, {"vector": 0.0})
+        return OpCost(0, {work: 0.0})
     return OpCost(
         t.vector.latency_cycles + _ceil_div(element_ops, lanes),
-        {"vector": element_ops * t.energy.vector_pj_per_element},
+        {work: element_ops * t.energy.vector_pj_per_element},
     )
 
 
@@ -951,11 +982,14 @@ def vector_op_parts(
     in_arrays: Ranges = (),
     out_to: StreamLevel = "buffer",
     out_arrays: Ranges = (),
+    work: VectorWork = "vector",
 ) -> tuple[OpCost, OpCost]:
     """As ``(compute, stream)``, a vector op on the units of ``cores``
-    (``units_per_core`` each); and what it streams at the same time: ``in_bytes`` from
-    ``in_from`` and ``out_bytes`` to ``out_to`` (:func:`stream_cost`)."""
-    compute = vector_cost(t, element_ops, t.vector.units_per_core * count_ids(cores))
+    (``units_per_core`` each), its energy charged to ``work``; and what it
+    streams at the same time: ``in_bytes`` from ``in_from`` and
+    ``out_bytes`` to ``out_to`` (:func:`stream_cost`)."""
+    units = t.vector.units_per_core * count_ids(cores)
+    compute = vector_cost(t, element_ops, units, work)
     if not in_bytes and not out_bytes:
         return compute, NO_COST
     stream = stream_cost(

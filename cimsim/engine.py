@@ -70,6 +70,7 @@ from cimflow.cost_model import (
     switch_cost,
     transfer_cost,
     vector_op_parts,
+    vector_work_of,
 )
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
@@ -210,6 +211,7 @@ def op_parts(
         in_arrays=op.in_arrays,
         out_to=op.out_to,
         out_arrays=op.out_arrays,
+        work=vector_work_of(op.op),
     )
 
 
@@ -328,7 +330,8 @@ def _cost_key(op: TraceOp) -> tuple[object, ...]:
             return (*key, op.arrays, op.feed_arrays, op.out_to, op.out_arrays)
         return key
     if isinstance(op, VectorOp):
-        key = ("vector", op.element_ops, count_ids(op.cores), op.in_bytes)
+        key = (vector_work_of(op.op), op.element_ops, count_ids(op.cores))
+        key += (op.in_bytes,)
         if op.in_bytes or op.out_bytes:
             key += (op.out_bytes, op.cores, op.in_from, op.in_arrays)
             return (*key, op.out_to, op.out_arrays)

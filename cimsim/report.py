@@ -19,13 +19,15 @@ from .layers import SEGMENT_WORK, format_layers, layer_rows
 from .trace import OP_KINDS, SWITCH_DIRECTIONS
 
 REPORT_FORMAT = "cim-sim-report"
-REPORT_VERSION = 5
+REPORT_VERSION = 6
 """Version 2 added peak occupancy per level, the busiest interconnect
 resource and per-core vector busy cycles, and local-buffer reads; version 3
 per-layer rows (``layers``) and the MACs, TOPS and TOPS/W; version 4 the
 chip's area by component (``area_mm2``, ``null`` where the target gives
 none) and TOPS/mm²; version 5 the critical path (``critical_path``:
-cycles per resource class and per layer, :mod:`~cimflow.cimsim.critical`)."""
+cycles per resource class and per layer, :mod:`~cimflow.cimsim.critical`);
+version 6 the energy components ``shift_add``, ``accumulate``,
+``vector_static`` and ``interconnect_static``."""
 
 CRITICAL_LAYERS_SHOWN = 5
 """Layers the text report lists under the critical path (JSON: all)."""

@@ -196,12 +196,19 @@ class Energy:
     """One input plane routed through one weight's input multiplexer (an
     IntraBlock mapping: ``array.mux_inputs``)."""
     array_static_mw: float
-    """Leakage of one array with its periphery, in milliwatts, for the whole
-    run (``static power x makespan``)."""
+    """Leakage of one array with its periphery but its ADCs, in milliwatts,
+    for the whole run (``static power x makespan``)."""
+    adc_static_mw: float
+    """Leakage of one ADC (``array.adcs_per_array`` per array)."""
     global_buffer_static_mw: float
     """Leakage of the global buffer, in milliwatts."""
     local_buffer_static_mw: float
     """Leakage of one core's local buffer, in milliwatts."""
+    vector_static_mw: float
+    """Leakage of one vector unit (``vector.units_per_core`` per core)."""
+    interconnect_static_mw: float
+    """Leakage of one core's share of the interconnect (its router or bus
+    port), in milliwatts."""
 
 
 @dataclass(frozen=True)

@@ -219,6 +219,19 @@ def test_switch_round_trip() -> None:
     assert stats.array_busy_cycles[4:] == (98, 98, 98, 98)
 
 
+def test_partial_sum_additions_are_their_own_component() -> None:
+    # Two vector ops of 100 lane operations on core 0, one adding an MVM's
+    # partial sums (CIMinus's accumulator), one an element-wise add: the
+    # same time (4 + ceil(100 / 32) = 8 cycles each, one after the other on
+    # the core's one unit) and 100 * 0.3 pJ each, charged to ``accumulate``
+    # and to ``vector``; the cost of one is not taken for the other.
+    accumulate = dict(vector(0, 100, [[0, 1]]), op="accumulate")
+    result = run([accumulate, vector(1, 100, [[0, 1]])])
+    assert times(result) == [(0, 8), (8, 16)]
+    assert result.stats.energy_pj["accumulate"] == pytest.approx(30.0)
+    assert result.stats.energy_pj["vector"] == pytest.approx(30.0)
+
+
 def test_energy_sums_over_ops_and_components() -> None:
     ops = [
         mvm(0, [[0, 2]], 4),  # array 96, adc 6826.22976, dac 81.92, shift-add 184.32

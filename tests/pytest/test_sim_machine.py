@@ -463,7 +463,7 @@ def test_peak_occupancy_in_the_reports() -> None:
         "  memory-mode array (fullest: array 4)   1,920     2,048  93.8%       290"
     ) in text
     document = report_dict(result)
-    assert document["version"] == 5
+    assert document["version"] == 6
     assert document["peak_occupancy"] == {
         "buffer": {"bytes": 30000, "capacity": 81920, "unit": None, "cycle": 0},
         "local": {"bytes": 5500, "capacity": 10240, "unit": 1, "cycle": 144},
