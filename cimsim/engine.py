@@ -90,6 +90,7 @@ from .trace import (
     TraceOp,
     TransferOp,
     VectorOp,
+    WeightInfo,
     count_arrays,
     in_place,
     op_arrays,
@@ -155,17 +156,17 @@ def op_streams(target: HardwareTarget, op: TraceOp) -> StreamBytes:
 def op_parts(
     target: HardwareTarget,
     op: ProgramOp | MvmOp | VectorOp,
-    compacted_from: int = 0,
-    row_group: int = 0,
-    held_rows: int = 0,
+    compacted: WeightInfo | None = None,
 ) -> tuple[OpCost, OpCost]:
     """``(compute, stream)`` of an op that streams while it works, from the
     cost model: what no share of bandwidth changes, and its stream at the
-    full bandwidth; ``compacted_from`` is the weight's ``K`` when its arrays
-    hold compacted rows (the trace's ``weights[].rows``), whose indices a
-    program reads, and ``row_group`` its IntraBlock row group
-    (``weights[].intra_block``) of ``held_rows`` held rows, whose
-    multiplexers an MVM drives with all of its groups' inputs."""
+    full bandwidth; ``compacted`` is the trace's record of the op's weight
+    when its arrays hold compacted rows (``weights[].rows``), whose indices
+    a program reads, and, for an IntraBlock mapping
+    (``weights[].intra_block``), whose multiplexers an MVM drives with all
+    of its groups' inputs."""
+    reduction = compacted.k if compacted else 0
+    group = compacted.intra_block if compacted else 0
     if isinstance(op, ProgramOp):
         feed = op.feed
         if feed == "cells":  # a switch in place: nothing is written
@@ -179,7 +180,7 @@ def op_parts(
             feed=feed,
             in_bytes=program_in_bytes(target, op),
             feed_arrays=op.feed_arrays,
-            index_bits=held_row_index_bits(target, compacted_from, row_group, op.cols),
+            index_bits=held_row_index_bits(target, reduction, group, op.cols),
         )
     if isinstance(op, MvmOp):
         return mvm_op_parts(
@@ -198,8 +199,10 @@ def op_parts(
             out_arrays=op.out_arrays,
             rows_per_pass=op.rows_per_pass,
             zero_shares=op.zero_shares,
-            row_group=row_group,
-            driven_scale=driven_scale(row_group, compacted_from, held_rows),
+            row_group=group,
+            driven_scale=driven_scale(
+                group, reduction, compacted.rows if compacted else 0
+            ),
         )
     return vector_op_parts(
         target,
@@ -216,14 +219,10 @@ def op_parts(
 
 
 def op_cost(
-    target: HardwareTarget,
-    op: TraceOp,
-    compacted_from: int = 0,
-    row_group: int = 0,
-    held_rows: int = 0,
+    target: HardwareTarget, op: TraceOp, compacted: WeightInfo | None = None
 ) -> OpCost:
-    """The cost of one op in isolation, from the cost model (``compacted_from``,
-    ``row_group`` and ``held_rows``: :func:`op_parts`).
+    """The cost of one op in isolation, from the cost model (``compacted``:
+    :func:`op_parts`).
 
     Raises ValueError where the cost model does (a memory-mode transfer on a
     target without memory-mode bandwidth; validated traces never do).
@@ -234,9 +233,7 @@ def op_cost(
     if isinstance(op, MoveOp):
         return interconnect_cost(target, op.nbytes, op.cores)
     if isinstance(op, ProgramOp | MvmOp | VectorOp):
-        return concurrent_cost(
-            *op_parts(target, op, compacted_from, row_group, held_rows)
-        )
+        return concurrent_cost(*op_parts(target, op, compacted))
     if isinstance(op, SwitchOp):
         return switch_cost(target, count_arrays(op.arrays))
     return NO_COST
@@ -424,18 +421,19 @@ def op_costs(trace: Trace) -> tuple[OpCost, ...]:
     cache: dict[tuple[object, ...], OpCost] = {}
     costs: list[OpCost] = []
     target = trace.target
-    compacted = {w.name: (w.k, w.intra_block, w.rows) for w in trace.weights if w.rows}
+    compacted = {w.name: w for w in trace.weights if w.rows}
     for op in trace.ops:
-        reduction = group = held = 0
+        weight: WeightInfo | None = None
         if (isinstance(op, ProgramOp) and op.source == "weight") or isinstance(
             op, MvmOp
         ):
-            reduction, group, held = compacted.get(op.weight, (0, 0, 0))
-        key = (*_cost_key(op), reduction, group, held)
+            weight = compacted.get(op.weight)
+        shape = (weight.k, weight.intra_block, weight.rows) if weight else ()
+        key = (*_cost_key(op), *shape)
         cost = cache.get(key)
         if cost is None:
             try:
-                cost = op_cost(target, op, reduction, group, held)
+                cost = op_cost(target, op, weight)
             except ValueError as err:
                 raise CimError(f"{trace.origin}: op {op.id}: {err}") from None
             cache[key] = cost
