@@ -28,7 +28,10 @@ Formulas (a target ``t``; all divisions round up to whole cycles):
   columns of an array with shared ADCs issues faster than a full-width one.
   An array with one ADC per column (``adcs_per_array >= cols``) converts any
   column count in one round, so its timing does not depend on
-  ``cols_used``. Energy per array and vector: ``passes * array_mvm_pj`` plus
+  ``cols_used``. Energy per array and vector: ``passes * array_mvm_pj``
+  (on an array of sub-arrays, ``array.subarray_rows`` x ``subarray_cols``,
+  only the share of a pass's sub-arrays that hold the rows and columns used:
+  :func:`array_activations`) plus
   ``passes * input_passes * cols_used`` ADC conversions (every wordline pass
   digitizes every used column once per input pass) plus ``input_passes *
   rows_used`` DAC conversions. One conversion costs
@@ -322,6 +325,25 @@ def wordline_passes(t: HardwareTarget, rows_used: int) -> int:
     return max(1, _ceil_div(rows_used, t.array.active_rows))
 
 
+def array_activations(t: HardwareTarget, rows_used: int, cols_used: int) -> Fraction:
+    """Whole-array activations one vector costs: its word-line passes, each
+    counting only the sub-arrays holding its rows and the columns used
+    (``array.subarray_rows`` x ``subarray_cols``; an undivided array: one
+    per pass). CIMinus activates only the sub-arrays that hold stored
+    blocks (ciminus.md §4.3)."""
+    passes = wordline_passes(t, rows_used)
+    a = t.array
+    if not a.subarray_rows and not a.subarray_cols:
+        return Fraction(passes)
+    block_rows = a.subarray_rows or a.rows
+    block_cols = a.subarray_cols or a.cols
+    per_pass = math.ceil(min(a.active_rows, a.rows) / block_rows)
+    last = rows_used - (passes - 1) * a.active_rows
+    row_blocks = (passes - 1) * per_pass + math.ceil(last / block_rows)
+    col_blocks = math.ceil(cols_used / block_cols)
+    return Fraction(row_blocks * col_blocks, per_pass * math.ceil(a.cols / block_cols))
+
+
 def adc_rounds(t: HardwareTarget, cols_used: int) -> int:
     """Conversion rounds one input pass needs: ``cols_used`` columns on the
     array's ``adcs_per_array`` shared ADCs (at least one round)."""
@@ -370,8 +392,9 @@ def mvm_cost(
     inputs = rows_used
     if isinstance(t, MvmTarget) and t.driven_scale is not None:
         inputs = math.ceil(rows_used * t.driven_scale)
+    whole = float(array_activations(t, rows_used, cols_used))
     energy = {
-        "array": activations * passes * e.array_mvm_pj * driven,
+        "array": activations * whole * e.array_mvm_pj * driven,
         "adc": planes * cols_used * adc_conversion_pj(t) * converted,
         "shift_add": planes * cols_used * e.shift_add_pj * converted,
         "dac": activations * inputs * t.input_passes * e.dac_conversion_pj * driven,

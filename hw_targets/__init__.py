@@ -95,6 +95,12 @@ class ArrayParams:
     a cell takes its row's input): an IntraBlock mapping (``cim-sparse-rows``)
     may then cut a weight's rows into groups of up to this many, each cell
     picking its own input among its group's."""
+    subarray_rows: int
+    """Rows of one sub-array (0: the array is not divided): an MVM
+    activates only the sub-arrays holding the rows and columns it uses, and
+    ``energy.array_mvm_pj`` is the energy of all of them."""
+    subarray_cols: int
+    """Columns of one sub-array (0: the array's width)."""
 
 
 @dataclass(frozen=True)
@@ -278,6 +284,8 @@ _MAY_BE_ZERO = frozenset(
         "vector.latency_cycles",
         "array.zero_detect_rows",
         "array.mux_inputs",
+        "array.subarray_rows",
+        "array.subarray_cols",
     }
     | {f"energy.{f.name}" for f in dataclasses.fields(Energy)}
     | {f"nonideal.{f.name}" for f in dataclasses.fields(NonIdeal)}
@@ -520,6 +528,15 @@ def _check_consistency(origin: str, hw: HardwareTarget) -> None:
             f"array.active_rows ({array.active_rows}) when 'array.zero_skip' is "
             f"true, got {array.zero_detect_rows}"
         )
+    for key, size, whole in (
+        ("subarray_rows", array.subarray_rows, array.rows),
+        ("subarray_cols", array.subarray_cols, array.cols),
+    ):
+        if size and whole % size:
+            raise CimError(
+                f"{origin}: key 'array.{key}' ({size}) must divide the array's "
+                f"{whole}, or be 0 (not divided)"
+            )
     inputs = array.mux_inputs
     if inputs > 1 and (inputs & (inputs - 1) or inputs > array.rows):
         raise CimError(
