@@ -3,7 +3,7 @@ an MVM activates only the sub-arrays holding the rows and columns it uses
 (:func:`array_activations`), so a FullBlock pattern aligned to the
 sub-arrays, whose zero blocks the compiler does not store, activates the
 kept share of the dense sub-array MVMs (CIMinus's invariant, ``ciminus.md``
-§10 #4)."""
+§10 #4). The ``ciminus`` target has CIMinus's 32 x 32 sub-arrays."""
 
 from __future__ import annotations
 
@@ -22,25 +22,26 @@ from cimflow.errors import CimError
 from cimflow.hw_targets import load_target, overridden
 from cimflow.tools.cim_verify import compile_model, module_trace, verify_trace
 
-SUBARRAYS = ["array.subarray_rows=32", "array.subarray_cols=32"]
-"""CIMinus's 32 x 32 sub-arrays on the ``ciminus`` target (1024 x 32
-arrays of 1-bit cells: 8-bit weights, 4 outputs an array)."""
+UNDIVIDED = ["array.subarray_rows=0", "array.subarray_cols=0"]
 
 
 def test_an_undivided_array_is_one_activation_a_pass() -> None:
-    hw = load_target("ciminus")
+    with overridden(UNDIVIDED):
+        hw = load_target("ciminus")
     assert array_activations(hw, 147, 32) == 1
     assert array_activations(hw, 1024, 8) == 1
+    assert mvm_cost(hw, 1, 1, 147, 32).energy_pj["array"] == pytest.approx(3.84)
 
 
 def test_only_the_sub_arrays_holding_used_rows_and_columns_activate() -> None:
-    with overridden(SUBARRAYS):
-        hw = load_target("ciminus")
+    # ciminus: 1024 x 32 arrays of 1-bit cells (8-bit weights, 4 outputs an
+    # array) made of 32 x 32 sub-arrays.
+    hw = load_target("ciminus")
     # 147 rows fill 5 of the 32 sub-arrays stacked down the array, all 32
     # columns one sub-array across: 5/32 of an activation.
     assert array_activations(hw, 147, 32) == Fraction(5, 32)
     assert array_activations(hw, 1024, 32) == 1
-    with overridden([*SUBARRAYS[:1], "array.subarray_cols=16"]):
+    with overridden(["array.subarray_cols=16"]):
         halves = load_target("ciminus")
     # Two sub-arrays across: 8 columns use one of them.
     assert array_activations(halves, 1024, 8) == Fraction(1, 2)
@@ -91,16 +92,13 @@ def test_aligned_blocks_activate_the_kept_share_of_sub_array_mvms(
     held = (
         "convert-graph-to-tile,cim-sparse-rows,cim-static-allocate,convert-tile-to-meta"
     )
-    with overridden(SUBARRAYS):
-        hw = load_target("ciminus")
-        runs = {
-            name: module_trace(compile_model(path, "ciminus", pipeline), str(path))
-            for name, pipeline in (("dense", dense), ("held", held))
-        }
-        energy = {
-            name: simulate(t).stats.energy_pj["array"] for name, t in runs.items()
-        }
-        assert verify_trace(runs["held"], path, "exact").passed
+    hw = load_target("ciminus")
+    runs = {
+        name: module_trace(compile_model(path, "ciminus", pipeline), str(path))
+        for name, pipeline in (("dense", dense), ("held", held))
+    }
+    energy = {name: simulate(t).stats.energy_pj["array"] for name, t in runs.items()}
+    assert verify_trace(runs["held"], path, "exact").passed
 
     def sub_array_mvms(name: str) -> Fraction:
         return sum(
