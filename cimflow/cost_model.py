@@ -21,6 +21,7 @@ Formulas (a target ``t``; all divisions round up to whole cycles):
 
       passes   = ceil(rows_used / t.array.active_rows)        # wordline mode
       interval = mvm_issue_interval * adc_rounds(cols_used)
+                 [+ input_passes * mux_delay_cycles]   # IntraBlock mapping
       latency  = mvm_latency - mvm_issue_interval + interval
       cycles   = passes * (latency + (vectors - 1) * interval)
 
@@ -352,8 +353,13 @@ def adc_rounds(t: HardwareTarget, cols_used: int) -> int:
 
 def mvm_issue_interval(t: HardwareTarget, cols_used: int) -> int:
     """Cycles between input vectors of an MVM on ``cols_used`` columns: the
-    target's one-round interval times the ADC rounds the columns need."""
-    return t.array.mvm_issue_interval_cycles * adc_rounds(t, cols_used)
+    target's one-round interval times the ADC rounds the columns need, and
+    for an IntraBlock mapping the multiplexers' select delay on each input
+    pass (``array.mux_delay_cycles``)."""
+    interval = t.array.mvm_issue_interval_cycles * adc_rounds(t, cols_used)
+    if row_group_of(t):
+        interval += t.input_passes * t.array.mux_delay_cycles
+    return interval
 
 
 def mvm_cycles(t: HardwareTarget, vectors: int, rows_used: int, cols_used: int) -> int:

@@ -95,6 +95,10 @@ class ArrayParams:
     a cell takes its row's input): an IntraBlock mapping (``cim-sparse-rows``)
     may then cut a weight's rows into groups of up to this many, each cell
     picking its own input among its group's."""
+    mux_delay_cycles: int
+    """Cycles the multiplexers' select adds to each input pass of an MVM
+    whose cells pick their inputs (an IntraBlock mapping; CIMinus's
+    ``t_mux``)."""
     subarray_rows: int
     """Rows of one sub-array (0: the array is not divided): an MVM
     activates only the sub-arrays holding the rows and columns it uses, and
@@ -284,6 +288,7 @@ _MAY_BE_ZERO = frozenset(
         "vector.latency_cycles",
         "array.zero_detect_rows",
         "array.mux_inputs",
+        "array.mux_delay_cycles",
         "array.subarray_rows",
         "array.subarray_cols",
     }
@@ -542,6 +547,11 @@ def _check_consistency(origin: str, hw: HardwareTarget) -> None:
         raise CimError(
             f"{origin}: key 'array.mux_inputs' must be 0, 1 or a power of two up "
             f"to array.rows ({array.rows}), got {inputs}"
+        )
+    if array.mux_delay_cycles and inputs < 2:
+        raise CimError(
+            f"{origin}: key 'array.mux_delay_cycles' ({array.mux_delay_cycles}) "
+            "needs input multiplexers ('array.mux_inputs' of 2 or more)"
         )
     dual_mode = hw.dual_mode
     if dual_mode.feeds_compute != (dual_mode.feed_bytes_per_cycle > 0):

@@ -25,10 +25,10 @@ from cimflow.analysis.sparse_tiling import (
     intra_block_rows,
     row_group_starts,
 )
-from cimflow.cimsim.engine import op_costs, simulate
+from cimflow.cimsim.engine import op_costs, op_parts, simulate
 from cimflow.cimsim.trace import MvmOp, ProgramOp, parse_trace
 from cimflow.errors import CimError
-from cimflow.hw_targets import load_target
+from cimflow.hw_targets import load_target, overridden
 from cimflow.passes.trace_target import build_trace
 from cimflow.tools import prune as cim_prune
 from cimflow.tools.cim_verify import compile_model, module_trace, verify_trace
@@ -305,3 +305,37 @@ def test_a_target_with_a_bad_multiplexer_width_is_refused(tmp_path: Path) -> Non
     )
     with pytest.raises(CimError, match=r"'array\.mux_inputs' must be 0, 1 or a power"):
         load_target(str(bad))
+
+
+def test_the_multiplexers_delay_adds_to_each_input_pass(mlp_1_of_4: Path) -> None:
+    """``array.mux_delay_cycles`` (CIMinus's ``t_mux``) lengthens every input
+    pass of an MVM whose cells pick their inputs: its 8 input planes take
+    ``8 x d`` more cycles per vector (interval and latency alike), so its
+    compute grows by ``passes x vectors x 8 x d``; a dense MVM's does not."""
+    trace = module_trace(
+        compile_model(mlp_1_of_4, "ciminus", PIPELINE.format("cim-static-allocate"))
+    )
+    weights = {w.name: w for w in trace.weights if w.rows}
+    with overridden(["array.mux_delay_cycles=3"]):
+        slow = load_target("ciminus")
+    fast = load_target("ciminus")
+    checked = {True: 0, False: 0}
+    for op in trace.ops:
+        if not isinstance(op, MvmOp):
+            continue
+        weight = weights.get(op.weight)
+        grown = (
+            op_parts(slow, op, weight)[0].cycles - op_parts(fast, op, weight)[0].cycles
+        )
+        mapped = weight is not None and weight.intra_block > 0
+        assert grown == (op.vectors * 8 * 3 if mapped else 0)  # one word-line pass
+        checked[mapped] += 1
+    assert checked[True] and checked[False]
+
+
+def test_a_multiplexer_delay_needs_multiplexers() -> None:
+    with (
+        pytest.raises(CimError, match=r"'array\.mux_delay_cycles' \(2\) needs input"),
+        overridden(["array.mux_delay_cycles=2"]),
+    ):
+        load_target("tiny")

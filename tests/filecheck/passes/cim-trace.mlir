@@ -71,7 +71,7 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"mlp.onnx">} {
 // CHECK-NEXT:  "solver": [],
 // CHECK-NEXT:  "strategy": "static",
 // CHECK-NEXT:  "target": {
-// CHECK-NEXT:   "array": {"active_rows": 32, "adc_bits": 8, "adcs_per_array": 32, "cell_bits": 2, "cols": 32, "compute_granularity": "crossbar", "dac_bits": 1, "dynamic_matmul": false, "mux_inputs": 0, "mvm_issue_interval_cycles": 8, "mvm_latency_cycles": 10, "program_cycles_per_row": 1, "rows": 32, "subarray_cols": 0, "subarray_rows": 0, "zero_detect_rows": 0, "zero_skip": false},
+// CHECK-NEXT:   "array": {"active_rows": 32, "adc_bits": 8, "adcs_per_array": 32, "cell_bits": 2, "cols": 32, "compute_granularity": "crossbar", "dac_bits": 1, "dynamic_matmul": false, "mux_delay_cycles": 0, "mux_inputs": 0, "mvm_issue_interval_cycles": 8, "mvm_latency_cycles": 10, "program_cycles_per_row": 1, "rows": 32, "subarray_cols": 0, "subarray_rows": 0, "zero_detect_rows": 0, "zero_skip": false},
 // CHECK-NEXT:   "buffers": {"global_bandwidth_bytes_per_cycle": 16.0, "global_bytes": 4096, "local_bandwidth_bytes_per_cycle": 16.0, "local_bytes": 1024},
 // CHECK-NEXT:   "dram": {"bandwidth_bytes_per_cycle": 8.0, "latency_cycles": 20},
 // CHECK-NEXT:   "dual_mode": {"feed_bytes_per_cycle": 0.0, "feeds_compute": false, "memory_bandwidth_bytes_per_cycle": 4.0, "memory_capacity_bytes": 256, "switch_latency_cycles": 1, "switchable_arrays": 8},
