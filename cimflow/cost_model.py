@@ -49,12 +49,12 @@ Formulas (a target ``t``; all divisions round up to whole cycles):
   ``g`` zero on one detector's ``zero_detect_rows`` rows, on a target with
   ``array.zero_skip``): the issue interval is the time of the vector's
   bit-planes, so ``floor(s * passes * vectors * interval)`` cycles are
-  skipped and ADC and shift-add energy shrink by ``1 - s``; array and DAC energy shrink
-  by ``1 - g`` (idle rows); every plane pays a detection per detector,
-  ``input_passes * ceil(rows_used / zero_detect_rows) * zero_detect_pj`` per
-  array and vector (CIMinus's input bit-sparsity, detections per row group;
-  ciminus.md §3.3 and §6, where ``n_bitplanes_effective = B_act * (1 -
-  s_in)``).
+  skipped and ADC and shift-add energy shrink by ``1 - s``; array and DAC
+  energy shrink by ``1 - g`` (idle rows); every plane pays a detection per
+  detector, ``input_passes * ceil(rows_used / zero_detect_rows) *
+  zero_detect_pj`` per array and vector (CIMinus's input bit-sparsity,
+  detections per row group; ciminus.md §3.3 and §6, where
+  ``n_bitplanes_effective = B_act * (1 - s_in)``).
 - Compacted rows (``cim-sparse-rows``): an array holding only some of a
   weight's ``K`` rows gathers each held row's input by its index, read from
   the index memory when the array is programmed (CIMinus charges
