@@ -1406,12 +1406,17 @@ class WeightDeclOp(IRDLOperation):
     ``intra_block`` ``M`` the held rows are an IntraBlock mapping instead:
     each cell holds its column's own weight row of a group of ``M``, whose
     input it picks by an ``M``:1 multiplexer
-    (:func:`~cimflow.analysis.sparse_tiling.intra_block_rows`).
+    (:func:`~cimflow.analysis.sparse_tiling.intra_block_rows`); ``driven``
+    is then the rows whose inputs the widest column tile's arrays drive,
+    when a nested FullBlock pattern leaves tiles without some row groups
+    (absent: all ``k``).
 
     ```mlir
     cim_meta.weight "fc.weight" layout nk groups 1 k 512 n 10
     cim_meta.weight "conv.weight" layout oihw groups 1 k 576 n 64 rows 288
     cim_meta.weight "fc2.weight" layout nk groups 1 k 512 n 64 rows 256 intra_block 4
+    cim_meta.weight "fc3.weight" layout nk groups 1 k 512 n 64 rows 128
+        intra_block 4 driven 256
     ```
     """
 
@@ -1424,10 +1429,12 @@ class WeightDeclOp(IRDLOperation):
     n = prop_def(IntegerAttr.constr(i64))
     rows = opt_prop_def(IntegerAttr.constr(i64))
     intra_block = opt_prop_def(IntegerAttr.constr(i64))
+    driven = opt_prop_def(IntegerAttr.constr(i64))
 
     assembly_format = (
         "$weight `layout` $layout `groups` $groups `k` $k `n` $n "
-        "(`rows` $rows^)? (`intra_block` $intra_block^)? attr-dict"
+        "(`rows` $rows^)? (`intra_block` $intra_block^)? (`driven` $driven^)? "
+        "attr-dict"
     )
 
     def __init__(
@@ -1439,6 +1446,7 @@ class WeightDeclOp(IRDLOperation):
         n: int,
         rows: int = 0,
         intra_block: int = 0,
+        driven: int = 0,
     ):
         properties: dict[str, Attribute] = {
             "weight": StringAttr(weight),
@@ -1451,6 +1459,8 @@ class WeightDeclOp(IRDLOperation):
             properties["rows"] = i64_attr(rows)
         if intra_block:
             properties["intra_block"] = i64_attr(intra_block)
+        if driven:
+            properties["driven"] = i64_attr(driven)
         super().__init__(properties=properties)
 
     def verify_(self) -> None:
@@ -1468,6 +1478,13 @@ class WeightDeclOp(IRDLOperation):
                 raise VerifyException(
                     "'cim_meta.weight' intra_block must be a power of two from 2, "
                     f"got {group}"
+                )
+        if self.driven is not None:
+            if self.rows is None or self.intra_block is None:
+                raise VerifyException("'cim_meta.weight' driven needs intra_block")
+            if not self.rows.value.data <= self.driven.value.data <= self.k.value.data:
+                raise VerifyException(
+                    "'cim_meta.weight' driven must lie between rows and k"
                 )
 
 

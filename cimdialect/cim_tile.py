@@ -370,6 +370,12 @@ class MVMOp(IRDLOperation):
          compacted_from 512 intra_block 4
          mode <compute> : tensor<1x512xf32> -> tensor<1x10xf32>
     ```
+
+    ``driven_rows`` (with ``intra_block``): the weight rows whose inputs
+    the widest column tile's arrays drive, when a FullBlock pattern nested
+    in the IntraBlock one leaves some tiles without some row groups (none:
+    all ``compacted_from``), e.g. ``compacted_from 512 intra_block 4
+    driven_rows 256``.
     """
 
     name = "cim_tile.mvm"
@@ -393,6 +399,11 @@ class MVMOp(IRDLOperation):
     whose cells each pick their input among a row group of this many
     weight rows (:func:`~cimflow.analysis.sparse_tiling.intra_block_rows`)
     instead of rows shared by an array's columns."""
+    driven_rows = opt_prop_def(IntegerAttr.constr(i64))
+    """With ``intra_block``: the weight rows whose inputs the widest column
+    tile's arrays drive
+    (:func:`~cimflow.analysis.sparse_tiling.intra_block_driven_rows`;
+    none: every row, ``compacted_from``)."""
     zero_planes = opt_prop_def(FloatAttr.constr(type=EqAttrConstraint(f64)))
     """Share of input bit-planes its arrays skip as zero (none: skipping off)."""
     zero_groups = opt_prop_def(FloatAttr.constr(type=EqAttrConstraint(f64)))
@@ -407,6 +418,7 @@ class MVMOp(IRDLOperation):
         "`tiling` $tiling (`alloc` $alloc^)? (`align` $align^)? "
         "(`rows_per_pass` $rows_per_pass^)? "
         "(`compacted_from` $compacted_from^)? (`intra_block` $intra_block^)? "
+        "(`driven_rows` $driven_rows^)? "
         "(`zero_planes` $zero_planes^)? "
         "(`zero_groups` $zero_groups^)? "
         "`mode` $mode "
@@ -463,6 +475,14 @@ class MVMOp(IRDLOperation):
             return self.compacted_from.value.data
         return self.tiling.field("k")
 
+    @property
+    def driven(self) -> int:
+        """Weight rows per group whose inputs an array drives at most (its
+        held rows, or, in an IntraBlock mapping, its row groups' rows)."""
+        if self.driven_rows is not None:
+            return self.driven_rows.value.data
+        return self.reduction
+
     def verify_(self) -> None:
         if self.mode.data != ArrayMode.COMPUTE:
             raise VerifyException("'cim_tile.mvm' runs on arrays in compute mode")
@@ -488,6 +508,18 @@ class MVMOp(IRDLOperation):
                 raise VerifyException(
                     f"'cim_tile.mvm' intra_block must be a power of two from 2, "
                     f"got {group}"
+                )
+        if self.driven_rows is not None:
+            driven = self.driven_rows.value.data
+            if self.intra_block is None:
+                raise VerifyException(
+                    "'cim_tile.mvm' driven_rows needs intra_block (only an "
+                    "IntraBlock mapping drives other rows than it holds)"
+                )
+            if not self.tiling.field("k") <= driven <= k:
+                raise VerifyException(
+                    f"'cim_tile.mvm' driven_rows ({driven}) must lie between the "
+                    f"{self.tiling.field('k')} rows held and the {k} of the weight"
                 )
         if features != groups * k or outputs != groups * n or vectors != out_vectors:
             raise VerifyException(

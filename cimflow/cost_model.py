@@ -69,8 +69,10 @@ Formulas (a target ``t``; all divisions round up to whole cycles):
   mux_select_pj`` per array and vector (the ``mux`` component; CIMinus's
   ``N_mux`` with a multiplexer per weight, ciminus.md §4.3 and §6.2; the
   selection is taken to fit in the input pass's cycle); and each group
-  drives all of its inputs, ``ceil(rows_used * K / rows held)`` DAC
-  conversions per input pass instead of ``rows_used``.
+  drives all of its inputs, ``ceil(rows_used * D / rows held)`` DAC
+  conversions per input pass instead of ``rows_used``, with ``D`` the rows
+  of the groups the widest column tile uses (``K``, or fewer when a nested
+  FullBlock pattern drops whole groups from tiles: ``driven_rows``).
 - Programming weights: arrays are written row by row, all arrays of the group
   in parallel: ``cycles = rows_used * program_cycles_per_row``; energy per
   programmed cell.
@@ -258,12 +260,13 @@ def weights_per_row(t: HardwareTarget, cols_used: int) -> int:
     return -(-cols_used // t.bit_slices)
 
 
-def driven_scale(row_group: int, reduction: int, held: int) -> Fraction | None:
+def driven_scale(row_group: int, driven: int, held: int) -> Fraction | None:
     """Inputs an array drives per weight row it holds, when not one (None):
     an IntraBlock mapping's (``row_group`` > 0) held rows of a group draw on
-    every input of the group, the weight's ``reduction`` rows over the
-    ``held`` rows."""
-    return Fraction(reduction, held) if row_group else None
+    every input of the group, the ``driven`` rows of the groups the widest
+    column tile uses (the weight's reduction rows, or fewer where a nested
+    FullBlock pattern drops groups) over the ``held`` rows."""
+    return Fraction(driven, held) if row_group else None
 
 
 def held_row_index_bits(

@@ -201,7 +201,9 @@ def op_parts(
             zero_shares=op.zero_shares,
             row_group=group,
             driven_scale=driven_scale(
-                group, reduction, compacted.rows if compacted else 0
+                group,
+                compacted.driven_k if compacted else 0,
+                compacted.rows if compacted else 0,
             ),
         )
     return vector_op_parts(
@@ -428,7 +430,9 @@ def op_costs(trace: Trace) -> tuple[OpCost, ...]:
             op, MvmOp
         ):
             weight = compacted.get(op.weight)
-        shape = (weight.k, weight.intra_block, weight.rows) if weight else ()
+        shape = (
+            (weight.k, weight.intra_block, weight.rows, weight.driven) if weight else ()
+        )
         key = (*_cost_key(op), *shape)
         cost = cache.get(key)
         if cost is None:

@@ -54,6 +54,7 @@ from cimflow.analysis.sparse_tiling import (
     RowMap,
     compacted_matrix,
     compacted_rows,
+    intra_block_driven_rows,
     intra_block_matrix,
     intra_block_rows,
     row_group_starts,
@@ -1732,9 +1733,10 @@ class _Executor:
         compiler's rule), checked against the trace."""
         cached = self.row_maps.get(info.name)
         if cached is None:
+            group = info.intra_block
             cached = (
-                intra_block_rows(blocks, info.intra_block)
-                if info.intra_block
+                intra_block_rows(blocks, group, self.outputs_per_array)
+                if group
                 else compacted_rows(blocks, self.outputs_per_array)
             )
             if cached.shape[2] != info.rows:
@@ -1743,6 +1745,16 @@ class _Executor:
                     f"once rows no array needs are dropped, but the trace holds "
                     f"{info.rows}"
                 )
+            if group:
+                driven = intra_block_driven_rows(
+                    cached, group, info.k, self.outputs_per_array
+                )
+                if driven != info.driven_k:
+                    raise self.fail(
+                        f"weight '{info.name}' drives the inputs of {driven} rows "
+                        f"per group in its widest column tile, but the trace says "
+                        f"{info.driven_k}"
+                    )
             self.row_maps[info.name] = cached
         return cached
 
@@ -1779,7 +1791,9 @@ class _Executor:
         group = info.intra_block
         starts = self.group_starts.get(info.name)
         if starts is None:
-            starts = self.group_starts[info.name] = row_group_starts(row_map, group)
+            starts = self.group_starts[info.name] = row_group_starts(
+                row_map, group, self.outputs_per_array
+            )
         slices = self.hw.bit_slices
         used_rows = max(t.row + t.k[1] - t.k[0] for t in placed)
         first = min(t.slot for t in placed) * slices
@@ -1796,15 +1810,18 @@ class _Executor:
             g = tile.k[0] // info.rows
             h0, h1 = tile.k[0] - g * info.rows, tile.k[1] - g * info.rows
             n0, n1 = tile.n[0] - g * info.n, tile.n[1] - g * info.n
+            tile_starts = starts[g, n0 // self.outputs_per_array, h0:h1]
             cells = row_map[g, n0:n1, h0:h1].T
-            chosen = np.where(cells >= 0, cells - starts[h0:h1, None], 0)
+            chosen = np.where(cells >= 0, cells - tile_starts[:, None], 0)
             rows = slice(tile.row, tile.row + h1 - h0)
             columns = slice(
                 tile.slot * slices - first, (tile.slot + n1 - n0) * slices - first
             )
             for s, (driven, mask) in enumerate(picks):
-                logical = starts[h0:h1] + s
-                source = np.where(logical < info.k, g * info.k + logical, -1)
+                logical = tile_starts + s
+                source = np.where(
+                    (logical >= 0) & (logical < info.k), g * info.k + logical, -1
+                )
                 driven[:, rows] = padded[:, source]
                 mask[rows, columns] = np.repeat(chosen == s, slices, axis=1)
         return picks

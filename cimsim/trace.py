@@ -155,11 +155,22 @@ class WeightInfo:
     each pick their input among a row group of this many weight rows
     (:func:`cimflow.analysis.sparse_tiling.intra_block_rows`). 0: the rows
     an array's columns share."""
+    driven: int = 0
+    """With ``intra_block``: the rows per group whose inputs the widest
+    column tile's arrays drive, when a nested FullBlock pattern leaves
+    tiles without some row groups
+    (:func:`cimflow.analysis.sparse_tiling.intra_block_driven_rows`). 0:
+    all ``k``."""
 
     @property
     def held_k(self) -> int:
         """Rows per group the arrays hold."""
         return self.rows or self.k
+
+    @property
+    def driven_k(self) -> int:
+        """Rows per group whose inputs an IntraBlock mapping's arrays drive."""
+        return self.driven or self.k
 
 
 @dataclass(frozen=True, slots=True)
@@ -755,7 +766,9 @@ def _weights(fields: _Fields) -> tuple[WeightInfo, ...]:
     for index, raw in enumerate(fields.list_of("weights")):
         item = _Fields(raw, f"{fields.prefix}weights[{index}]: ", "the entry")
         item.check_keys(
-            frozenset({"name", "layout", "groups", "k", "n", "rows", "intra_block"})
+            frozenset(
+                {"name", "layout", "groups", "k", "n", "rows", "intra_block", "driven"}
+            )
         )
         k = item.integer("k", 1)
         rows = item.integer("rows", 1) if "rows" in item.data else 0
@@ -766,6 +779,12 @@ def _weights(fields: _Fields) -> tuple[WeightInfo, ...]:
             raise item.fail(
                 f"key 'intra_block' ({group}) needs 'rows' and must be a power of two"
             )
+        driven = item.integer("driven", 1) if "driven" in item.data else 0
+        if driven and (not group or not rows <= driven <= k):
+            raise item.fail(
+                f"key 'driven' ({driven}) needs 'intra_block' and must lie between "
+                f"'rows' ({rows}) and 'k' ({k})"
+            )
         result.append(
             WeightInfo(
                 item.string("name"),
@@ -775,6 +794,7 @@ def _weights(fields: _Fields) -> tuple[WeightInfo, ...]:
                 item.integer("n", 1),
                 rows,
                 group,
+                driven,
             )
         )
     return tuple(result)

@@ -24,9 +24,13 @@ CIMinus's IntraBlock mapping
 groups of ``M`` (a power of two up to ``mux_inputs``), each group held in
 as many rows as the most nonzeros a column has in it, each cell picking
 its own input of the group; an ``N:M`` weight shrinks to ``N`` rows per
-group whatever its columns' masks. It takes whichever mapping holds fewer
-rows (the row gather on a tie) and marks the IntraBlock one with
-``intra_block`` ``M``. Grouped weights packed several to an array are left
+group whatever its columns' masks. The groups are counted per column
+tile, so a group whose block is all zero in a tile's columns takes no
+rows there (CIMinus's FlexBlock: a FullBlock pattern with an IntraBlock
+one nested in it). It takes whichever mapping holds fewer rows (the row
+gather on a tie) and marks the IntraBlock one with ``intra_block`` ``M``,
+and with ``driven_rows`` when the widest tile's arrays drive the inputs of
+fewer rows than the weight's. Grouped weights packed several to an array are left
 as they are.
 
 Run it right after ``convert-graph-to-tile``::
@@ -45,7 +49,12 @@ from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
 from xdsl.passes import ModulePass
 
 from cimflow.analysis.layer_selection import selected_mvms
-from cimflow.analysis.sparse_tiling import best_intra_block, compacted_rows
+from cimflow.analysis.sparse_tiling import (
+    best_intra_block,
+    compacted_rows,
+    intra_block_driven_rows,
+    intra_block_rows,
+)
 from cimflow.analysis.tile_mapping import target_tiling
 from cimflow.cimdialect.cim_graph import WeightSourceAttr
 from cimflow.errors import CimError
@@ -106,10 +115,11 @@ class CimSparseRowsPass(ModulePass):
                 n,
                 values[mvm.weight.data],
             )
-            held = compacted_rows(matrix, tiling.outputs_per_array).shape[2]
+            tile_columns = tiling.outputs_per_array
+            held = compacted_rows(matrix, tile_columns).shape[2]
             group = 0
             if self.intra_block:
-                best = best_intra_block(matrix, hw.array.mux_inputs)
+                best = best_intra_block(matrix, hw.array.mux_inputs, tile_columns)
                 if best is not None and best[1] < held:
                     group, held = best
             if held <= k * (1.0 - self.min_saving):
@@ -117,3 +127,7 @@ class CimSparseRowsPass(ModulePass):
                 mvm.compacted_from = IntegerAttr(k, i64)
                 if group:
                     mvm.intra_block = IntegerAttr(group, i64)
+                    row_map = intra_block_rows(matrix, group, tile_columns)
+                    driven = intra_block_driven_rows(row_map, group, k, tile_columns)
+                    if driven < k:
+                        mvm.driven_rows = IntegerAttr(driven, i64)

@@ -344,6 +344,7 @@ def build_trace(module: ModuleOp) -> JsonDict:
                 if op.intra_block is None
                 else {"intra_block": op.intra_block.value.data}
             )
+            | ({} if op.driven is None else {"driven": op.driven.value.data})
             for op in body
             if isinstance(op, cim_meta.WeightDeclOp)
         ],

@@ -149,33 +149,52 @@ def compacted_matrix(matrix: Matrix, row_map: RowMap, outputs_per_array: int) ->
 # --------------------------------------------------------------------------
 
 
-def intra_block_rows(matrix: Matrix, m: int) -> RowMap:
+def intra_block_rows(matrix: Matrix, m: int, tile_columns: int = 0) -> RowMap:
     """The rows each cell of an IntraBlock mapping holds: ``[groups,
     columns, physical rows]`` (the per-column form of :data:`RowMap`).
 
     The reduction rows are cut into row groups of ``m`` (the last may be
-    shorter); group ``j`` gets as many physical rows as the most nonzeros
-    any column has in it (``N`` for an ``N:M`` mask), and the ``t``-th of
-    them holds, in each column, that column's ``t``-th nonzero row of the
-    group (-1, a zero cell, when it has fewer). A cell's input is then one
-    of its group's ``m`` inputs, picked by an ``m``:1 multiplexer that its
-    ``ceil(log2 m)``-bit index sets: columns need not share their zeros,
-    as they must for :func:`compacted_rows`. An all-zero weight keeps one
-    row."""
+    shorter). In each column tile (the ``tile_columns`` outputs one array
+    holds; 0: all columns one tile) group ``j`` gets as many physical rows
+    as the most nonzeros any of the tile's columns has in it (``N`` for an
+    ``N:M`` mask, none where the tile's block of the group is all zero),
+    and the ``t``-th of them holds, in each column, that column's ``t``-th
+    nonzero row of the group (-1, a zero cell, when it has fewer). A cell's
+    input is then one of its group's ``m`` inputs, picked by an ``m``:1
+    multiplexer that its ``ceil(log2 m)``-bit index sets: columns need not
+    share their zeros, as they must for :func:`compacted_rows`. So zero
+    blocks that span a tile's columns drop whole groups, and the rest
+    compacts inside the kept blocks: CIMinus's FlexBlock, a FullBlock
+    pattern with an IntraBlock one nested in it. Each tile's rows keep the
+    groups' order; the tiles (and groups) are padded to the longest, so
+    every array is cut at the same physical rows. An all-zero weight keeps
+    one row."""
     groups, k, n = matrix.shape
-    parts: list[RowMap] = []
-    for first in range(0, k, m):
-        block = matrix[:, first : first + m, :] != 0
-        slots = int(block.sum(axis=1).max(initial=0))
-        if not slots:
+    width = tile_columns or n
+    tiles = -(-n // width)
+    nonzero = matrix != 0
+    firsts = range(0, k, m)
+    # slots[g, j, t]: physical rows row group j takes in column tile t
+    slots = np.zeros((groups, len(firsts), tiles), dtype=np.int64)
+    for j, first in enumerate(firsts):
+        counts = np.zeros((groups, tiles * width), dtype=np.int64)
+        counts[:, :n] = nonzero[:, first : first + m, :].sum(axis=1)
+        slots[:, j, :] = counts.reshape(groups, tiles, width).max(axis=2)
+    offsets = np.cumsum(slots, axis=1) - slots
+    physical = max(1, int(slots.sum(axis=1).max(initial=0)))
+    row_map = np.full((groups, n, physical), -1, dtype=np.int64)
+    tile_of: npt.NDArray[np.int64] = np.arange(n, dtype=np.int64) // width
+    for j, first in enumerate(firsts):
+        most = int(slots[:, j, :].max(initial=0))
+        if not most:
             continue
+        block = nonzero[:, first : first + m, :]
         # each column's nonzero rows first, in order (a stable sort)
-        order = np.argsort(~block, axis=1, kind="stable")[:, :slots, :]
-        kept = np.take_along_axis(block, order, axis=1)
-        parts.append(np.where(kept, order + first, -1).astype(np.int64))
-    if not parts:
-        return np.full((groups, n, 1), -1, dtype=np.int64)
-    return np.concatenate(parts, axis=1).transpose(0, 2, 1)
+        order = np.argsort(~block, axis=1, kind="stable")[:, :most, :]
+        g, slot, column = np.nonzero(np.take_along_axis(block, order, axis=1))
+        position = offsets[g, j, tile_of[column]] + slot
+        row_map[g, column, position] = order[g, slot, column] + first
+    return row_map
 
 
 def intra_block_matrix(matrix: Matrix, row_map: RowMap) -> Matrix:
@@ -185,21 +204,51 @@ def intra_block_matrix(matrix: Matrix, row_map: RowMap) -> Matrix:
     return np.where(row_map.transpose(0, 2, 1) >= 0, held, 0).astype(matrix.dtype)
 
 
-def row_group_starts(row_map: RowMap, m: int) -> npt.NDArray[np.int64]:
-    """The first weight row of the row group each physical row of an
-    IntraBlock mapping draws its inputs from."""
-    return (row_map.max(axis=(0, 1)) // m * m).astype(np.int64)
+def row_group_starts(
+    row_map: RowMap, m: int, tile_columns: int = 0
+) -> npt.NDArray[np.int64]:
+    """``[groups, column tiles, physical rows]``: the first weight row of
+    the row group each physical row of an IntraBlock mapping
+    (:func:`intra_block_rows`, with the same ``tile_columns``) draws its
+    inputs from in each column tile's arrays; negative on a row that holds
+    no weight of the tile (a padding row)."""
+    groups, n, physical = row_map.shape
+    width = tile_columns or n
+    tiles = -(-n // width)
+    padded = np.full((groups, tiles * width, physical), -1, dtype=np.int64)
+    padded[:, :n, :] = row_map
+    return padded.reshape(groups, tiles, width, physical).max(axis=2) // m * m
 
 
-def best_intra_block(matrix: Matrix, largest: int) -> tuple[int, int] | None:
+def intra_block_driven_rows(
+    row_map: RowMap, m: int, k: int, tile_columns: int = 0
+) -> int:
+    """The weight rows whose inputs the widest column tile's arrays of an
+    IntraBlock mapping drive: the rows of every row group some physical row
+    of the tile draws on (``k`` when every tile draws on every group; fewer
+    where a nested FullBlock pattern dropped groups)."""
+    starts = row_group_starts(row_map, m, tile_columns)
+    # a group's physical rows are consecutive: count each group once
+    previous = np.concatenate(
+        [np.full((*starts.shape[:2], 1), -1), starts[:, :, :-1]], axis=2
+    )
+    first = (starts >= 0) & (starts != previous)
+    sizes = np.where(first, np.minimum(m, k - starts), 0)
+    return int(sizes.sum(axis=2).max())
+
+
+def best_intra_block(
+    matrix: Matrix, largest: int, tile_columns: int = 0
+) -> tuple[int, int] | None:
     """The row-group size ``m`` (a power of two from 2 to ``largest``) whose
-    IntraBlock mapping holds the fewest physical rows, and that count (the
+    IntraBlock mapping (:func:`intra_block_rows`, column tiles of
+    ``tile_columns``) holds the fewest physical rows, and that count (the
     smaller ``m`` on a tie: a narrower multiplexer and index); None when
     ``largest`` is below 2."""
     best: tuple[int, int] | None = None
     m = 2
     while m <= largest:
-        rows = intra_block_rows(matrix, m).shape[2]
+        rows = intra_block_rows(matrix, m, tile_columns).shape[2]
         if best is None or rows < best[1]:
             best = (m, rows)
         m *= 2

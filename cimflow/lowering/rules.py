@@ -354,9 +354,21 @@ def input_elements(
 
 
 def held_input_scale(mvm: cim_tile.MVMOp) -> Fraction | None:
-    """Inputs an array of ``mvm`` drives per weight row it holds
-    (:func:`~cimflow.cost_model.driven_scale`; None: one)."""
+    """Inputs that reach the cores of ``mvm``'s arrays per weight row they
+    hold (:func:`~cimflow.cost_model.driven_scale`; None: one): an
+    IntraBlock mapping's held rows draw on every input of their groups, and
+    a core's arrays of different column tiles are taken to need every group
+    between them (the weight's reduction rows), though one tile's arrays
+    may drive fewer (:func:`driven_input_scale`)."""
     return driven_scale(mvm.row_group, mvm.reduction, mvm.tiling.field("k"))
+
+
+def driven_input_scale(mvm: cim_tile.MVMOp) -> Fraction | None:
+    """Inputs an array of ``mvm`` drives per weight row it holds: its
+    column tile's row groups' rows (``driven_rows``, the widest tile's) in
+    an IntraBlock mapping (:func:`~cimflow.cost_model.driven_scale`; None:
+    one)."""
+    return driven_scale(mvm.row_group, mvm.driven, mvm.tiling.field("k"))
 
 
 def mvm_input_bytes(
@@ -448,7 +460,7 @@ def mvm_target(hw: HardwareTarget, mvm: cim_tile.MVMOp) -> HardwareTarget:
         mvm.chosen_rows_per_pass,
         mvm.zero_shares,
         mvm.row_group,
-        held_input_scale(mvm),
+        driven_input_scale(mvm),
     )
 
 

@@ -326,7 +326,7 @@ class BuilderState:
     block: Block = field(default_factory=Block)
     decls: list[Operation] = field(default_factory=lambda: [])
     declared_weights: dict[
-        str, tuple[cim_tile.WeightLayout, int, int, int, int, int]
+        str, tuple[cim_tile.WeightLayout, int, int, int, int, int, int]
     ] = field(default_factory=lambda: {})
     names: dict[SSAValue, str] = field(default_factory=lambda: {})
     used_names: set[str] = field(default_factory=lambda: set())

@@ -100,6 +100,7 @@ class WeightStreaming(BufferPlacement):
             mvm.tiling.field("n"),
             0 if held == mvm.reduction else held,
             mvm.row_group,
+            0 if mvm.driven == mvm.reduction else mvm.driven,
         )
         declared = self.declared_weights.get(weight)
         if declared is None:
@@ -108,7 +109,8 @@ class WeightStreaming(BufferPlacement):
         elif declared != mapping:
             raise CimError(
                 f"weight '{weight}' is used as two different matrices (layout, "
-                f"groups, k, n, rows held, row group) = {declared} and {mapping}"
+                f"groups, k, n, rows held, row group, rows driven) = {declared} and "
+                f"{mapping}"
             )
 
     def program_copies(

@@ -21,6 +21,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from cimflow.analysis.sparse_tiling import (
     best_intra_block,
+    compacted_rows,
+    intra_block_driven_rows,
     intra_block_matrix,
     intra_block_rows,
     row_group_starts,
@@ -53,18 +55,26 @@ def n_of_m(
     return matrix
 
 
-def product(matrix: Array, row_map: Array, m: int, x: Array) -> Array:
+def product(
+    matrix: Array, row_map: Array, m: int, x: Array, tile_columns: int = 0
+) -> Array:
     """What the mapped arrays compute for inputs ``x`` (``[groups, K]``): each
-    held cell times the input its multiplexer picks."""
+    held cell times the input its multiplexer picks, each column tile's
+    arrays driven with their own row groups' inputs."""
     held = intra_block_matrix(matrix, row_map)
-    starts = row_group_starts(row_map, m)
+    starts = row_group_starts(row_map, m, tile_columns)
     groups, k, n = matrix.shape
+    width = tile_columns or n
     out = np.zeros((groups, n))
     for g in range(groups):
-        picks = np.where(row_map[g].T >= 0, row_map[g].T - starts[:, None], 0)
-        for s in range(m):
-            rows = np.minimum(starts + s, k - 1)
-            out[g] += x[g, rows] @ (held[g] * (picks == s))
+        for t, first in enumerate(range(0, n, width)):
+            columns = slice(first, first + width)
+            tile_starts = starts[g, t]
+            cells = row_map[g, columns].T
+            picks = np.where(cells >= 0, cells - tile_starts[:, None], 0)
+            for s in range(m):
+                rows = np.clip(tile_starts + s, 0, k - 1)
+                out[g, columns] += x[g, rows] @ (held[g, :, columns] * (picks == s))
     return out
 
 
@@ -75,7 +85,7 @@ def test_a_2_of_4_mask_holds_two_rows_per_group() -> None:
     row_map = intra_block_rows(matrix, 4)
     # ceil(8 * 2 / 4) = 4 physical rows; each column keeps its own rows
     assert row_map.tolist() == [[[0, 3, 5, 6], [1, 2, 4, 7]]]
-    assert row_group_starts(row_map, 4).tolist() == [0, 0, 4, 4]
+    assert row_group_starts(row_map, 4).tolist() == [[[0, 0, 4, 4]]]
     assert intra_block_matrix(matrix, row_map)[0].tolist() == [
         [1.0, 5.0],
         [2.0, 6.0],
@@ -132,9 +142,53 @@ def test_an_n_m_weight_maps_to_n_rows_per_group_and_computes_the_same(
     held = row_map[row_map >= 0]
     assert held.size == int(np.count_nonzero(matrix))
     starts = row_group_starts(row_map, m)
-    assert np.all((row_map < 0) | (row_map // m * m == starts[None, None, :]))
+    assert np.all((row_map < 0) | (row_map // m * m == starts[:, :1, :]))
+    assert intra_block_driven_rows(row_map, m, k) == k
     x = rng.standard_normal((groups, k))
     got = product(matrix, row_map, m, x)
+    want = np.einsum("gk,gkn->gn", x, matrix)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 2),
+    st.integers(1, 6),
+    st.integers(1, 4),
+    st.sampled_from([(2, 4), (1, 4), (1, 2), (3, 8)]),
+    st.sampled_from([1, 2, 3]),
+    st.integers(0, 2**31),
+)
+def test_a_flexblock_weight_drops_its_zero_blocks_and_compacts_the_rest(
+    groups: int,
+    row_blocks: int,
+    tiles: int,
+    n_m: tuple[int, int],
+    tile_columns: int,
+    seed: int,
+) -> None:
+    """CIMinus's FlexBlock: blocks of ``2M`` rows by a column tile, zero at
+    random (FullBlock), ``N:M`` inside the kept ones (IntraBlock). Each
+    tile holds ``N`` rows per group of its kept blocks, padded to the
+    longest tile, and drives only its kept blocks' inputs; never more rows
+    than either mapping alone; the multiplexed cells compute the product."""
+    keep, m = n_m
+    rng = np.random.default_rng(seed)
+    k, n = row_blocks * 2 * m, tiles * tile_columns
+    matrix = n_of_m(rng, groups, k, n, keep, m)
+    kept = rng.random((groups, row_blocks, tiles)) < 0.5
+    for g, block, tile in zip(*np.nonzero(~kept), strict=True):
+        rows = slice(block * 2 * m, (block + 1) * 2 * m)
+        matrix[g, rows, tile * tile_columns : (tile + 1) * tile_columns] = 0.0
+    row_map = intra_block_rows(matrix, m, tile_columns)
+    most_blocks = int(kept.sum(axis=1).max())
+    assert row_map.shape == (groups, n, max(1, most_blocks * 2 * keep))
+    assert intra_block_driven_rows(row_map, m, k, tile_columns) == most_blocks * 2 * m
+    assert row_map.shape[2] <= intra_block_rows(matrix, m).shape[2]
+    assert row_map.shape[2] <= compacted_rows(matrix, tile_columns).shape[2]
+    assert row_map[row_map >= 0].size == int(np.count_nonzero(matrix))
+    x = rng.standard_normal((groups, k))
+    got = product(matrix, row_map, m, x, tile_columns)
     want = np.einsum("gk,gkn->gn", x, matrix)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
 
@@ -271,6 +325,103 @@ def test_indices_and_multiplexers_are_charged(mlp_1_of_4: Path) -> None:
         )
 
     assert input_bytes(trace) == input_bytes(dense)
+
+
+def flexblock_weight(rng: np.random.Generator) -> Array:
+    """A [256, 16] weight in ciminus's column tiles of 4 outputs: each tile
+    keeps 4 of its 8 blocks of 32 rows (a different 4 per tile, every block
+    kept by some tile), 1:4 inside them."""
+    matrix = n_of_m(rng, 1, 256, 16, 1, 4)[0]
+    kept_blocks = ([0, 1, 2, 3], [4, 5, 6, 7], [0, 2, 4, 6], [1, 3, 5, 7])
+    for tile, kept in enumerate(kept_blocks):
+        for block in set(range(8)) - set(kept):
+            matrix[block * 32 : (block + 1) * 32, tile * 4 : (tile + 1) * 4] = 0.0
+    return matrix.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def mlp_flexblock(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """x [6, 256] -> MatMul (FlexBlock: 32 x 4 blocks, 1:4 inside) -> Relu
+    -> MatMul (dense)."""
+    rng = np.random.default_rng(5)
+    second = rng.standard_normal((16, 8)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w1"], ["h"]),
+            helper.make_node("Relu", ["h"], ["r"]),
+            helper.make_node("MatMul", ["r", "w2"], ["y"]),
+        ],
+        "flexblock",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6, 256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [6, 8])],
+        [
+            numpy_helper.from_array(flexblock_weight(rng), "w1"),
+            numpy_helper.from_array(second, "w2"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    path = tmp_path_factory.mktemp("flex") / "mlp_flexblock.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def test_a_flexblock_weight_holds_its_kept_blocks_compacted(
+    mlp_flexblock: Path,
+) -> None:
+    """Each 4-output array of the FlexBlock weight holds 1 row per group of
+    its 4 kept blocks (32 rows, where the IntraBlock mapping alone, whose
+    groups every tile shares, would hold 64, and the row gather more) and
+    drives the inputs of those blocks' 128 rows, half the dense weight's
+    DAC conversions; the trace computes onnxruntime's result in both modes
+    and the dense mapping's quantized outputs."""
+    static = PIPELINE.format("cim-static-allocate")
+    mapped = module_trace(compile_model(mlp_flexblock, "ciminus", static))
+    (weight,) = (w for w in mapped.weights if w.rows)
+    assert (weight.name, weight.rows, weight.intra_block, weight.driven) == (
+        "w1",
+        32,
+        4,
+        128,
+    )
+    dense = module_trace(
+        compile_model(mlp_flexblock, "ciminus", static.replace("cim-sparse-rows,", ""))
+    )
+
+    def dac(t: Any) -> float:
+        spent = op_costs(t)
+        return sum(
+            spent[op.id].energy_pj["dac"]
+            for op in t.ops
+            if isinstance(op, MvmOp) and op.weight == "w1"
+        )
+
+    assert dac(mapped) == pytest.approx(dac(dense) / 2)
+    assert verify_trace(mapped, mlp_flexblock, "both").passed
+    (got,) = verify_trace(mapped, mlp_flexblock, "quantized").mode("quantized").outputs
+    (want,) = verify_trace(dense, mlp_flexblock, "quantized").mode("quantized").outputs
+    assert got.max_abs_error == pytest.approx(want.max_abs_error, abs=1e-5)
+
+
+def test_a_trace_whose_driven_rows_disagree_with_the_weights_fails(
+    mlp_flexblock: Path,
+) -> None:
+    module = compile_model(
+        mlp_flexblock, "ciminus", PIPELINE.format("cim-static-allocate")
+    )
+    document = json.loads(json.dumps(build_trace(module)))
+    weight = next(w for w in document["weights"] if w.get("driven"))
+    weight["driven"] = 256
+    report = verify_trace(parse_trace(document, "t.json"), mlp_flexblock, "exact")
+    assert not report.passed
+    assert "drives the inputs of 128 rows" in (report.mode("exact").error or "")
+    weight["driven"] = 16  # fewer than the 32 rows held
+    with pytest.raises(CimError, match=r"'driven' \(16\) .* between 'rows' \(32\)"):
+        parse_trace(document, "t.json")
+    weight["driven"] = 128
+    del weight["intra_block"]
+    with pytest.raises(CimError, match=r"'driven' .* needs 'intra_block'"):
+        parse_trace(document, "t.json")
 
 
 def test_a_trace_whose_row_group_disagrees_with_the_weights_fails(

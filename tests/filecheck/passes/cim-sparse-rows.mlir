@@ -5,6 +5,8 @@
 // RUN: cim-prune %S/../../../tools/models/resnet_tiny.onnx --pattern 2:4 -o %t.nm.onnx > /dev/null
 // RUN: cim-opt %t.nm.onnx -p 'convert-graph-to-tile{target=tiny},cim-sparse-rows' | filecheck %s --check-prefix=NM
 // RUN: cim-opt %t.nm.onnx -p 'convert-graph-to-tile{target=ciminus},cim-sparse-rows,cim-static-allocate,convert-tile-to-meta' | filecheck %s --check-prefix=INTRA
+// RUN: cim-prune %S/../../../tools/models/resnet_tiny.onnx --pattern block:8x4+2:4 --ratio 0.5 -o %t.flex.onnx > /dev/null
+// RUN: cim-opt %t.flex.onnx -p 'convert-graph-to-tile{target=ciminus},cim-sparse-rows,cim-static-allocate,convert-tile-to-meta' | filecheck %s --check-prefix=FLEX
 
 // cim-sparse-rows on the committed ResNet (tools/models/resnet_tiny.onnx)
 // pruned by cim-prune. With half of each convolution's input channels zero
@@ -17,7 +19,12 @@
 // zeros differ between the columns an array holds, so no row can go on
 // tiny; on ciminus, whose cells pick their inputs by multiplexers, each
 // group of 4 rows is held in 2 (the stem's 147 rows: 36 groups in 72 rows,
-// its last 3 rows in 2).
+// its last 3 rows in 2). Pruned FlexBlock, half of the 8 x 4 blocks zero
+// and 2:4 inside the rest, each 4-output array of ciminus drops the row
+// groups of its zero blocks and holds 2 of 4 rows in the others: the stem
+// holds 40 rows (its widest tile keeps the blocks of 80 rows, whose inputs
+// it drives: driven 80) where 2:4 alone held 74; the 16-row fc.weight,
+// whose blocks every tile keeps, drives all its rows.
 
 // CHECK:       cim_tile.mvm {{.*}} tiling <k = 49, {{.*}} compacted_from 147
 // CHECK:       cim_tile.mvm {{.*}} tiling <k = 36, {{.*}} compacted_from 72
@@ -34,3 +41,7 @@
 // INTRA:       cim_meta.weight "{{.*}}" layout oihw groups 1 k 147 n 8 rows 74 intra_block 4
 // INTRA:       cim_meta.weight "{{.*}}" layout oihw groups 1 k 72 n 8 rows 36 intra_block 4
 // INTRA:       cim_meta.weight "fc.weight" layout nk groups 1 k 16 n 10 rows 8 intra_block 4
+
+// FLEX:        cim_meta.weight "{{.*}}" layout oihw groups 1 k 147 n 8 rows 40 intra_block 4 driven 80
+// FLEX:        cim_meta.weight "{{.*}}" layout oihw groups 1 k 72 n 8 rows 24 intra_block 4 driven 48
+// FLEX:        cim_meta.weight "fc.weight" layout nk groups 1 k 16 n 10 rows 8 intra_block 4{{$}}

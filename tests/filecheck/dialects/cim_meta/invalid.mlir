@@ -307,6 +307,16 @@ cim_meta.weight "w" layout nk groups 1 k 16 n 10 rows 8 intra_block 6
 
 // -----
 
+// CHECK: 'cim_meta.weight' driven needs intra_block
+cim_meta.weight "w" layout nk groups 1 k 16 n 10 rows 8 driven 12
+
+// -----
+
+// CHECK: 'cim_meta.weight' driven must lie between rows and k
+cim_meta.weight "w" layout nk groups 1 k 16 n 10 rows 8 intra_block 4 driven 4
+
+// -----
+
 // CHECK: 'cim_meta.weight' needs a name
 cim_meta.weight "" layout nk groups 1 k 16 n 10
 
