@@ -53,7 +53,6 @@ from cimflow.analysis.sparse_tiling import (
     best_intra_block,
     compacted_rows,
     intra_block_driven_rows,
-    intra_block_rows,
 )
 from cimflow.analysis.tile_mapping import target_tiling
 from cimflow.cimdialect.cim_graph import WeightSourceAttr
@@ -117,17 +116,19 @@ class CimSparseRowsPass(ModulePass):
             )
             tile_columns = tiling.outputs_per_array
             held = compacted_rows(matrix, tile_columns).shape[2]
-            group = 0
+            best = None
             if self.intra_block:
                 best = best_intra_block(matrix, hw.array.mux_inputs, tile_columns)
-                if best is not None and best[1] < held:
-                    group, held = best
+                if best is not None and best[1].shape[2] >= held:
+                    best = None
+            if best is not None:
+                held = best[1].shape[2]
             if held <= k * (1.0 - self.min_saving):
                 mvm.tiling = target_tiling(hw, held, n, groups)
                 mvm.compacted_from = IntegerAttr(k, i64)
-                if group:
+                if best is not None:
+                    group, row_map = best
                     mvm.intra_block = IntegerAttr(group, i64)
-                    row_map = intra_block_rows(matrix, group, tile_columns)
                     driven = intra_block_driven_rows(row_map, group, k, tile_columns)
                     if driven < k:
                         mvm.driven_rows = IntegerAttr(driven, i64)

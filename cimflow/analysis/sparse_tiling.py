@@ -239,17 +239,17 @@ def intra_block_driven_rows(
 
 def best_intra_block(
     matrix: Matrix, largest: int, tile_columns: int = 0
-) -> tuple[int, int] | None:
+) -> tuple[int, RowMap] | None:
     """The row-group size ``m`` (a power of two from 2 to ``largest``) whose
     IntraBlock mapping (:func:`intra_block_rows`, column tiles of
-    ``tile_columns``) holds the fewest physical rows, and that count (the
+    ``tile_columns``) holds the fewest physical rows, and that mapping (the
     smaller ``m`` on a tie: a narrower multiplexer and index); None when
     ``largest`` is below 2."""
-    best: tuple[int, int] | None = None
+    best: tuple[int, RowMap] | None = None
     m = 2
     while m <= largest:
-        rows = intra_block_rows(matrix, m, tile_columns).shape[2]
-        if best is None or rows < best[1]:
-            best = (m, rows)
+        row_map = intra_block_rows(matrix, m, tile_columns)
+        if best is None or row_map.shape[2] < best[1].shape[2]:
+            best = (m, row_map)
         m *= 2
     return best

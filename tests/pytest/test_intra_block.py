@@ -110,7 +110,8 @@ def test_an_all_zero_weight_keeps_one_row() -> None:
 def test_the_best_group_is_the_one_holding_fewest_rows() -> None:
     rng = np.random.default_rng(0)
     matrix = n_of_m(rng, 1, 64, 16, 1, 8)
-    assert best_intra_block(matrix, 16) == (8, 8)
+    best = best_intra_block(matrix, 16)
+    assert best is not None and (best[0], best[1].shape[2]) == (8, 8)
     assert best_intra_block(matrix, 4) is not None
     assert best_intra_block(matrix, 1) is None
 
@@ -244,6 +245,34 @@ def test_a_2_of_4_model_maps_intra_block_and_verifies_exactly(
         if weight.k % 4 == 0:
             assert weight.rows == weight.k // 2
     assert verify_trace(trace, two_of_four, "both").passed
+
+
+@pytest.fixture(scope="module")
+def flexblock_resnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed ResNet pruned FlexBlock: half of its 8 x 4 blocks
+    zero, 2:4 inside the rest."""
+    path = tmp_path_factory.mktemp("flex") / "resnet_flexblock.onnx"
+    args = [str(RESNET), "--pattern", "block:8x4+2:4", "--ratio", "0.5"]
+    assert cim_prune.main([*args, "-o", str(path)]) == 0
+    return path
+
+
+@pytest.mark.parametrize("strategy", ["cim-static-allocate", "cim-cmswitch"])
+def test_a_flexblock_model_maps_nested_and_verifies_exactly(
+    flexblock_resnet: Path, strategy: str
+) -> None:
+    """Every convolution of the FlexBlock ResNet drops the row groups of its
+    arrays' zero blocks (it drives fewer rows than it has) and holds fewer
+    rows than 2:4 alone would (half its rows); the trace computes
+    onnxruntime's result in both modes."""
+    module = compile_model(flexblock_resnet, "ciminus", PIPELINE.format(strategy))
+    trace = module_trace(module, str(flexblock_resnet))
+    convolutions = [w for w in trace.weights if w.layout == "oihw" and w.k >= 72]
+    assert convolutions
+    for weight in convolutions:
+        assert weight.intra_block == 4
+        assert weight.rows <= weight.driven // 2 < weight.k // 2
+    assert verify_trace(trace, flexblock_resnet, "both").passed
 
 
 def test_without_multiplexers_an_n_m_weight_stays_dense(two_of_four: Path) -> None:
