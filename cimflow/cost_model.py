@@ -116,7 +116,10 @@ Formulas (a target ``t``; all divisions round up to whole cycles):
   ``array_static_mw`` plus ``adcs_per_array * adc_static_mw`` per array,
   ``global_buffer_static_mw`` plus ``local_buffer_static_mw`` per core,
   ``vector_static_mw`` per vector unit and ``interconnect_static_mw`` per
-  core, times the makespan (mW x ns = pJ); no unit is power-gated.
+  core, times the makespan (mW x ns = pJ). With ``energy.gate_idle_cores``
+  a core's units leak only from the start of the first op that uses the
+  core to the end of the last (PUMA's simulator gates cores and tiles so);
+  the global buffer always leaks for the whole run.
 """
 
 from __future__ import annotations
@@ -418,20 +421,39 @@ def mvm_cost(
     return OpCost(mvm_cycles(t, vectors, rows_used, cols_used), energy)
 
 
-def static_energy(t: HardwareTarget, cycles: int) -> dict[str, float]:
+def static_energy(
+    t: HardwareTarget, cycles: int, core_cycles: int | None = None
+) -> dict[str, float]:
     """Leakage of the chip's arrays (with their ADCs), buffers, vector units
-    and interconnect over ``cycles`` (picojoules per component): static
-    power times the time, every unit powered for the whole run."""
+    and interconnect over a run of ``cycles`` (picojoules per component):
+    static power times the time. The global buffer leaks for the whole run;
+    each core's units (its arrays, local buffer, vector units and
+    interconnect share) for ``core_cycles`` summed over the cores (None:
+    every core for the whole run; less where ``energy.gate_idle_cores``
+    gates a core before its first op and after its last)."""
     nanoseconds = cycles / t.target.clock_ghz
     e = t.energy
     array = e.array_static_mw + e.adc_static_mw * t.array.adcs_per_array
-    buffers = e.global_buffer_static_mw + e.local_buffer_static_mw * t.total_cores
-    vector = e.vector_static_mw * t.vector.units_per_core * t.total_cores
+    vector = e.vector_static_mw * t.vector.units_per_core
+    if core_cycles is None:
+        return {
+            "array_static": array * t.total_arrays * nanoseconds,
+            "buffer_static": (
+                e.global_buffer_static_mw + e.local_buffer_static_mw * t.total_cores
+            )
+            * nanoseconds,
+            "vector_static": vector * t.total_cores * nanoseconds,
+            "interconnect_static": e.interconnect_static_mw
+            * t.total_cores
+            * nanoseconds,
+        }
+    core_nanoseconds = core_cycles / t.target.clock_ghz
     return {
-        "array_static": array * t.total_arrays * nanoseconds,
-        "buffer_static": buffers * nanoseconds,
-        "vector_static": vector * nanoseconds,
-        "interconnect_static": e.interconnect_static_mw * t.total_cores * nanoseconds,
+        "array_static": array * t.hierarchy.arrays_per_core * core_nanoseconds,
+        "buffer_static": e.global_buffer_static_mw * nanoseconds
+        + e.local_buffer_static_mw * core_nanoseconds,
+        "vector_static": vector * core_nanoseconds,
+        "interconnect_static": e.interconnect_static_mw * core_nanoseconds,
     }
 
 

@@ -944,6 +944,28 @@ def _array_stats(trace: Trace, durations: list[int]) -> tuple[tuple[int, ...], i
     return tuple(busy), used
 
 
+def _powered_core_cycles(trace: Trace, run: Schedule) -> int:
+    """Cycles the cores are powered, summed over the cores, when each is
+    gated before the first op that uses it (its arrays, vector units or
+    local buffer) starts and after the last ends."""
+    target = trace.target
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for op, start, finish in zip(trace.ops, run.start, run.finish, strict=True):
+        for core in _cores_used(target, op):
+            first[core] = min(first.get(core, start), start)
+            last[core] = max(last.get(core, finish), finish)
+    return sum(last[core] - first[core] for core in first)
+
+
+def _cores_used(target: HardwareTarget, op: TraceOp) -> set[int]:
+    """The cores whose arrays, vector units or local buffers ``op`` uses."""
+    ranges = cores_of_arrays(target, op_arrays(op))
+    if isinstance(op, VectorOp | MoveOp | TransferOp):
+        ranges = (*ranges, *op.cores)
+    return {core for first, stop in ranges for core in range(first, stop)}
+
+
 def compute_stats(
     trace: Trace,
     costs: tuple[OpCost, ...],
@@ -1041,7 +1063,10 @@ def compute_stats(
             switch_ops["compute"] += 1
             array_switches["compute"] += count_arrays(op.arrays)
 
-    energy.update(static_energy(target, makespan))
+    powered = (
+        _powered_core_cycles(trace, run) if target.energy.gate_idle_cores else None
+    )
+    energy.update(static_energy(target, makespan, powered))
 
     def fraction(busy_cycles: int, count: int) -> float:
         if makespan <= 0 or count <= 0:

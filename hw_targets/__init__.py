@@ -219,6 +219,12 @@ class Energy:
     interconnect_static_mw: float
     """Leakage of one core's share of the interconnect (its router or bus
     port), in milliwatts."""
+    gate_idle_cores: bool
+    """Whether a core is power-gated before the first op that uses it
+    starts and after the last ends: its arrays (with their ADCs), local
+    buffer, vector units and interconnect share leak only in between (as
+    PUMA's simulator gates its cores and tiles). The global buffer leaks
+    over the whole run either way. false: every unit leaks over the run."""
 
 
 @dataclass(frozen=True)
