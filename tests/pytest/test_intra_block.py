@@ -203,12 +203,9 @@ def two_of_four(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def mlp_1_of_4(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """x [6, 96] -> MatMul 1:4 -> Relu -> MatMul (dense)."""
-    rng = np.random.default_rng(3)
-    first = n_of_m(rng, 1, 96, 40, 1, 4)[0].astype(np.float32)
-    second = rng.standard_normal((40, 8)).astype(np.float32)
+def two_layer_mlp(path: Path, first: Array, second: Array) -> Path:
+    """Write x [6, K] -> MatMul ``first`` (w1) -> Relu -> MatMul ``second``
+    (w2) to ``path``."""
     graph = helper.make_graph(
         [
             helper.make_node("MatMul", ["x", "w1"], ["h"]),
@@ -216,15 +213,33 @@ def mlp_1_of_4(tmp_path_factory: pytest.TempPathFactory) -> Path:
             helper.make_node("MatMul", ["r", "w2"], ["y"]),
         ],
         "mlp",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6, 96])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [6, 8])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6, first.shape[0]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [6, second.shape[1]])],
         [numpy_helper.from_array(first, "w1"), numpy_helper.from_array(second, "w2")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(model)
-    path = tmp_path_factory.mktemp("mlp") / "mlp_1_4.onnx"
     onnx.save(model, path)
     return path
+
+
+def w1_dac_pj(trace: Any) -> float:
+    """The DAC energy of the MVMs of weight ``w1``."""
+    spent = op_costs(trace)
+    return sum(
+        spent[op.id].energy_pj["dac"]
+        for op in trace.ops
+        if isinstance(op, MvmOp) and op.weight == "w1"
+    )
+
+
+@pytest.fixture(scope="module")
+def mlp_1_of_4(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """x [6, 96] -> MatMul 1:4 -> Relu -> MatMul (dense)."""
+    rng = np.random.default_rng(3)
+    first = n_of_m(rng, 1, 96, 40, 1, 4)[0].astype(np.float32)
+    second = rng.standard_normal((40, 8)).astype(np.float32)
+    return two_layer_mlp(tmp_path_factory.mktemp("mlp") / "mlp_1_4.onnx", first, second)
 
 
 @pytest.mark.parametrize(
@@ -338,15 +353,7 @@ def test_indices_and_multiplexers_are_charged(mlp_1_of_4: Path) -> None:
     assert stats.energy_pj["mux"] == pytest.approx(mux)
     assert simulate(dense).stats.energy_pj["mux"] == 0.0
 
-    def dac(t: Any) -> float:
-        spent = op_costs(t)
-        return sum(
-            spent[op.id].energy_pj["dac"]
-            for op in t.ops
-            if isinstance(op, MvmOp) and op.weight == "w1"
-        )
-
-    assert dac(trace) == pytest.approx(dac(dense))
+    assert w1_dac_pj(trace) == pytest.approx(w1_dac_pj(dense))
 
     def input_bytes(t: Any) -> int:
         return sum(
@@ -374,25 +381,8 @@ def mlp_flexblock(tmp_path_factory: pytest.TempPathFactory) -> Path:
     -> MatMul (dense)."""
     rng = np.random.default_rng(5)
     second = rng.standard_normal((16, 8)).astype(np.float32)
-    graph = helper.make_graph(
-        [
-            helper.make_node("MatMul", ["x", "w1"], ["h"]),
-            helper.make_node("Relu", ["h"], ["r"]),
-            helper.make_node("MatMul", ["r", "w2"], ["y"]),
-        ],
-        "flexblock",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6, 256])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [6, 8])],
-        [
-            numpy_helper.from_array(flexblock_weight(rng), "w1"),
-            numpy_helper.from_array(second, "w2"),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.checker.check_model(model)
     path = tmp_path_factory.mktemp("flex") / "mlp_flexblock.onnx"
-    onnx.save(model, path)
-    return path
+    return two_layer_mlp(path, flexblock_weight(rng), second)
 
 
 def test_a_flexblock_weight_holds_its_kept_blocks_compacted(
@@ -416,16 +406,7 @@ def test_a_flexblock_weight_holds_its_kept_blocks_compacted(
     dense = module_trace(
         compile_model(mlp_flexblock, "ciminus", static.replace("cim-sparse-rows,", ""))
     )
-
-    def dac(t: Any) -> float:
-        spent = op_costs(t)
-        return sum(
-            spent[op.id].energy_pj["dac"]
-            for op in t.ops
-            if isinstance(op, MvmOp) and op.weight == "w1"
-        )
-
-    assert dac(mapped) == pytest.approx(dac(dense) / 2)
+    assert w1_dac_pj(mapped) == pytest.approx(w1_dac_pj(dense) / 2)
     assert verify_trace(mapped, mlp_flexblock, "both").passed
     (got,) = verify_trace(mapped, mlp_flexblock, "quantized").mode("quantized").outputs
     (want,) = verify_trace(dense, mlp_flexblock, "quantized").mode("quantized").outputs
