@@ -376,6 +376,12 @@ class MVMOp(IRDLOperation):
     in the IntraBlock one leaves some tiles without some row groups (none:
     all ``compacted_from``), e.g. ``compacted_from 512 intra_block 4
     driven_rows 256``.
+
+    ``input_rows`` (with ``compacted_from``): the weight rows whose inputs
+    some array reads, when they are not the rows held (the row gather) or
+    all of them (an IntraBlock mapping): the union over the column tiles,
+    which a core holding several tiles' arrays takes in, e.g.
+    ``compacted_from 512 input_rows 384``.
     """
 
     name = "cim_tile.mvm"
@@ -404,6 +410,10 @@ class MVMOp(IRDLOperation):
     tile's arrays drive
     (:func:`~cimflow.analysis.sparse_tiling.intra_block_driven_rows`;
     none: every row, ``compacted_from``)."""
+    input_rows = opt_prop_def(IntegerAttr.constr(i64))
+    """With ``compacted_from``: the weight rows whose inputs some array reads
+    (:func:`~cimflow.analysis.sparse_tiling.gathered_rows`; none: the rows
+    held, or, with ``intra_block``, every row)."""
     zero_planes = opt_prop_def(FloatAttr.constr(type=EqAttrConstraint(f64)))
     """Share of input bit-planes its arrays skip as zero (none: skipping off)."""
     zero_groups = opt_prop_def(FloatAttr.constr(type=EqAttrConstraint(f64)))
@@ -418,7 +428,7 @@ class MVMOp(IRDLOperation):
         "`tiling` $tiling (`alloc` $alloc^)? (`align` $align^)? "
         "(`rows_per_pass` $rows_per_pass^)? "
         "(`compacted_from` $compacted_from^)? (`intra_block` $intra_block^)? "
-        "(`driven_rows` $driven_rows^)? "
+        "(`driven_rows` $driven_rows^)? (`input_rows` $input_rows^)? "
         "(`zero_planes` $zero_planes^)? "
         "(`zero_groups` $zero_groups^)? "
         "`mode` $mode "
@@ -483,6 +493,17 @@ class MVMOp(IRDLOperation):
             return self.driven_rows.value.data
         return self.reduction
 
+    @property
+    def gathered_input_rows(self) -> int:
+        """Weight rows per group whose inputs reach its arrays' cores: the
+        rows held, all of them in an IntraBlock mapping (its groups draw
+        on every input), or ``input_rows``."""
+        if self.input_rows is not None:
+            return self.input_rows.value.data
+        if self.intra_block is not None:
+            return self.reduction
+        return self.tiling.field("k")
+
     def verify_(self) -> None:
         if self.mode.data != ArrayMode.COMPUTE:
             raise VerifyException("'cim_tile.mvm' runs on arrays in compute mode")
@@ -519,6 +540,18 @@ class MVMOp(IRDLOperation):
             if not self.tiling.field("k") <= driven <= k:
                 raise VerifyException(
                     f"'cim_tile.mvm' driven_rows ({driven}) must lie between the "
+                    f"{self.tiling.field('k')} rows held and the {k} of the weight"
+                )
+        if self.input_rows is not None:
+            rows = self.input_rows.value.data
+            if self.compacted_from is None:
+                raise VerifyException(
+                    "'cim_tile.mvm' input_rows needs compacted_from (only "
+                    "compacted rows gather their inputs)"
+                )
+            if not self.tiling.field("k") <= rows <= k:
+                raise VerifyException(
+                    f"'cim_tile.mvm' input_rows ({rows}) must lie between the "
                     f"{self.tiling.field('k')} rows held and the {k} of the weight"
                 )
         if features != groups * k or outputs != groups * n or vectors != out_vectors:

@@ -10,9 +10,12 @@ those rows from the real values
 to the longest) and, when that drops at least ``min_saving`` of the rows,
 tiles the weight by the rows held: ``tiling.k`` becomes the held rows and
 ``compacted_from`` keeps ``K``. Fewer rows mean fewer row tiles (arrays,
-programming, partial sums to add) and fewer word-line passes; the inputs
-each array drives are the inputs of the rows it holds, and only those
-stream to it.
+programming, partial sums to add) and fewer word-line passes; each array
+drives the inputs of the rows it holds, and a core takes in the inputs of
+the rows some array needs: when the column tiles keep different rows,
+their union (``input_rows``,
+:func:`cimflow.analysis.sparse_tiling.gathered_rows`), more than any one
+tile holds.
 
 What zeros pay this way is CIMinus's row-wise, channel-wise and
 array-aligned FullBlock sparsity (``docs/sparsity.md``); zeros that differ
@@ -52,6 +55,7 @@ from cimflow.analysis.layer_selection import selected_mvms
 from cimflow.analysis.sparse_tiling import (
     best_intra_block,
     compacted_rows,
+    gathered_rows,
     intra_block_driven_rows,
 )
 from cimflow.analysis.tile_mapping import target_tiling
@@ -115,20 +119,22 @@ class CimSparseRowsPass(ModulePass):
                 values[mvm.weight.data],
             )
             tile_columns = tiling.outputs_per_array
-            held = compacted_rows(matrix, tile_columns).shape[2]
-            best = None
+            row_map = compacted_rows(matrix, tile_columns)
+            group = 0
             if self.intra_block:
                 best = best_intra_block(matrix, hw.array.mux_inputs, tile_columns)
-                if best is not None and best[1].shape[2] >= held:
-                    best = None
-            if best is not None:
-                held = best[1].shape[2]
-            if held <= k * (1.0 - self.min_saving):
-                mvm.tiling = target_tiling(hw, held, n, groups)
-                mvm.compacted_from = IntegerAttr(k, i64)
-                if best is not None:
+                if best is not None and best[1].shape[2] < row_map.shape[2]:
                     group, row_map = best
-                    mvm.intra_block = IntegerAttr(group, i64)
-                    driven = intra_block_driven_rows(row_map, group, k, tile_columns)
-                    if driven < k:
-                        mvm.driven_rows = IntegerAttr(driven, i64)
+            held = row_map.shape[2]
+            if held > k * (1.0 - self.min_saving):
+                continue
+            mvm.tiling = target_tiling(hw, held, n, groups)
+            mvm.compacted_from = IntegerAttr(k, i64)
+            if group:
+                mvm.intra_block = IntegerAttr(group, i64)
+                driven = intra_block_driven_rows(row_map, group, k, tile_columns)
+                if driven < k:
+                    mvm.driven_rows = IntegerAttr(driven, i64)
+            gathered = gathered_rows(row_map, group, k)
+            if gathered != mvm.gathered_input_rows:
+                mvm.input_rows = IntegerAttr(gathered, i64)

@@ -237,6 +237,24 @@ def intra_block_driven_rows(
     return int(sizes.sum(axis=2).max())
 
 
+def gathered_rows(row_map: RowMap, m: int, k: int) -> int:
+    """The weight rows (per group, the most of any group) whose inputs some
+    array of a compacted weight reads: the union over its column tiles of
+    the rows they hold (:func:`compacted_rows`), or, for an IntraBlock
+    mapping of row groups of ``m`` (:func:`intra_block_rows`), of the rows
+    of the groups they draw on. A core holding several tiles' arrays takes
+    that union in, not each tile's held rows."""
+    most = 0
+    for held in row_map:
+        rows = np.unique(held[held >= 0])
+        if m:
+            firsts = np.unique(rows // m * m)
+            most = max(most, int(np.minimum(m, k - firsts).sum()))
+        else:
+            most = max(most, int(rows.size))
+    return most
+
+
 def best_intra_block(
     matrix: Matrix, largest: int, tile_columns: int = 0
 ) -> tuple[int, RowMap] | None:

@@ -355,12 +355,14 @@ def input_elements(
 
 def held_input_scale(mvm: cim_tile.MVMOp) -> Fraction | None:
     """Inputs that reach the cores of ``mvm``'s arrays per weight row they
-    hold (:func:`~cimflow.cost_model.driven_scale`; None: one): an
-    IntraBlock mapping's held rows draw on every input of their groups, and
-    a core's arrays of different column tiles are taken to need every group
-    between them (the weight's reduction rows), though one tile's arrays
-    may drive fewer (:func:`driven_input_scale`)."""
-    return driven_scale(mvm.row_group, mvm.reduction, mvm.tiling.field("k"))
+    hold (None: one): the rows whose inputs some array reads over the rows
+    held (``cim_tile.mvm.gathered_input_rows``: the union over the column
+    tiles of the rows they gather, or of their row groups' rows in an
+    IntraBlock mapping), though one tile's arrays may drive fewer
+    (:func:`driven_input_scale`)."""
+    held = mvm.tiling.field("k")
+    rows = mvm.gathered_input_rows
+    return None if rows == held else Fraction(rows, held)
 
 
 def driven_input_scale(mvm: cim_tile.MVMOp) -> Fraction | None:

@@ -77,6 +77,25 @@ def save_model(graph: onnx.GraphProto, path: Path) -> Path:
     return path
 
 
+def two_layer_mlp(
+    path: Path, first: np.ndarray[Any, Any], second: np.ndarray[Any, Any]
+) -> Path:
+    """x [6, K] -> MatMul ``first`` (w1) -> Relu -> MatMul ``second`` (w2),
+    written to ``path``."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w1"], ["h"]),
+            helper.make_node("Relu", ["h"], ["r"]),
+            helper.make_node("MatMul", ["r", "w2"], ["y"]),
+        ],
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6, first.shape[0]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [6, second.shape[1]])],
+        [numpy_helper.from_array(first, "w1"), numpy_helper.from_array(second, "w2")],
+    )
+    return save_model(graph, path)
+
+
 def cnn(seed: int = 0, image: int = 12) -> onnx.ModelProto:
     """A CNN with stride, symmetric and asymmetric padding, dilation, a grouped
     and a depthwise convolution, residual adds, pooling and a classifier.

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import pytest
+from functional_models import two_layer_mlp
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from onnx import TensorProto, helper, numpy_helper
 
 from cimflow.analysis.sparse_tiling import (
     best_intra_block,
@@ -200,26 +199,6 @@ def two_of_four(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("nm") / "resnet_2_4.onnx"
     args = [str(RESNET), "--pattern", "2:4", "-o", str(path)]
     assert cim_prune.main(args) == 0
-    return path
-
-
-def two_layer_mlp(path: Path, first: Array, second: Array) -> Path:
-    """Write x [6, K] -> MatMul ``first`` (w1) -> Relu -> MatMul ``second``
-    (w2) to ``path``."""
-    graph = helper.make_graph(
-        [
-            helper.make_node("MatMul", ["x", "w1"], ["h"]),
-            helper.make_node("Relu", ["h"], ["r"]),
-            helper.make_node("MatMul", ["r", "w2"], ["y"]),
-        ],
-        "mlp",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6, first.shape[0]])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [6, second.shape[1]])],
-        [numpy_helper.from_array(first, "w1"), numpy_helper.from_array(second, "w2")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
     return path
 
 

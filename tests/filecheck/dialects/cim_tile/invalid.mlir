@@ -104,6 +104,18 @@
 
 // -----
 
+// CHECK: 'cim_tile.mvm' input_rows needs compacted_from (only compacted rows gather their inputs)
+%x = "test.op"() : () -> tensor<64x144xf32>
+%y = cim_tile.mvm %x weight "w" layout oihw tiling <k = 144, n = 32, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 2, col_tiles = 1, groups_per_array = 1> input_rows 144 mode <compute> : tensor<64x144xf32> -> tensor<64x32xf32>
+
+// -----
+
+// CHECK: 'cim_tile.mvm' input_rows (64) must lie between the 72 rows held and the 144 of the weight
+%x = "test.op"() : () -> tensor<64x144xf32>
+%y = cim_tile.mvm %x weight "w" layout oihw tiling <k = 72, n = 32, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 1, col_tiles = 1, groups_per_array = 1> compacted_from 144 input_rows 64 mode <compute> : tensor<64x144xf32> -> tensor<64x32xf32>
+
+// -----
+
 // CHECK: 'cim_tile.mvm' runs on arrays in compute mode
 %x = "test.op"() : () -> tensor<64x144xf32>
 %y = cim_tile.mvm %x weight "w" layout oihw tiling <k = 144, n = 32, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 2, col_tiles = 1, groups_per_array = 1> mode <memory> : tensor<64x144xf32> -> tensor<64x32xf32>
