@@ -47,6 +47,7 @@ from cimflow.lowering.rules import (
     banded_mvm_cycles,
     mvm_target,
     program_bytes,
+    row_indices_of,
 )
 from cimflow.passes.static_allocate import STRATEGY_ATTR
 
@@ -354,7 +355,7 @@ def _layer(hw: HardwareTarget, policy: AllocationPolicy, op: cim_tile.MVMOp) -> 
         chunk.cols,
         op.vectors,
         policy.align(hw, chunk.arrays),
-        program_bytes(hw, chunk),
+        program_bytes(hw, chunk, row_indices=row_indices_of(op)),
     )
 
 

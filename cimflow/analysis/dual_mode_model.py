@@ -200,6 +200,7 @@ from cimflow.lowering.rules import (
     mvm_target,
     program_bytes,
     residual_of,
+    row_indices_of,
     staged_in_place,
     stages_in_place,
     vector_work,
@@ -684,7 +685,7 @@ def build_program(
                 vectors,
                 chunk.rows,
                 chunk.cols,
-                program_bytes(hw, chunk),
+                program_bytes(hw, chunk, row_indices=row_indices_of(op)),
                 program_cost(hw, chunk.arrays, chunk.rows, chunk.cols).cycles,
                 streamed,
                 window,
@@ -953,6 +954,7 @@ def stream_ops(
     output_in_dram: bool = False,
     operand: Literal["weight", "buffer", "dram"] = "weight",
     input_scale: Fraction | None = None,
+    row_indices: tuple[int, int] = (0, 0),
 ) -> tuple[list[_StreamOp], int]:
     """The loads, programs and MVMs ``run_chunks`` emits for a weight streamed
     through ``available`` arrays, in its order, and the chunk count: per
@@ -977,7 +979,8 @@ def stream_ops(
     from where that tensor lives, at the activation width, once the chunk
     before has computed, outside DRAM order and with no ``chunks`` buffer.
     ``input_scale``: inputs per held weight row (:func:`held_input_scale`;
-    None: one)."""
+    None: one); ``row_indices``: a compacted weight's, whose held rows'
+    indices its chunks carry (:func:`row_indices_of`)."""
     biased, residual = finishing[0] > 0, finishing[1]
     sums_in_dram: dict[int, bool] = {}
     chunks = plan_chunks(tiling, available)
@@ -990,7 +993,7 @@ def stream_ops(
     mvm: tuple[int, ...] = ()
     for index, chunk in enumerate(chunks):
         cores = cores_of_arrays(hw, ((0, chunk.arrays),))
-        nbytes = program_bytes(hw, chunk, operand != "weight")
+        nbytes = program_bytes(hw, chunk, operand != "weight", row_indices)
         # an activation's chunk from where it lives, once the chunk before
         # has computed; a weight's from the half that prefetched it, else
         # in one burst from DRAM (in DRAM order with the loads)
@@ -1020,7 +1023,7 @@ def stream_ops(
         programs_of.append(programs)
         following = chunks[index + 1] if index + 1 < len(chunks) else None
         if following is not None and half > 0:
-            after = program_bytes(hw, following)
+            after = program_bytes(hw, following, row_indices=row_indices)
             if after <= capacity:  # the next chunk into the other half
                 emptied = programs_of[index - 1] if index >= 1 else ()
                 ops.append(
@@ -1112,6 +1115,7 @@ def _stream_terms(
     output_in_dram: bool = False,
     operand: Literal["weight", "buffer", "dram"] = "weight",
     input_scale: Fraction | None = None,
+    row_indices: tuple[int, int] = (0, 0),
 ) -> tuple[int, int, int, int]:
     ops, chunks = stream_ops(
         hw,
@@ -1125,6 +1129,7 @@ def _stream_terms(
         output_in_dram,
         operand,
         input_scale,
+        row_indices,
     )
     # each op starts once its deps are done and what it holds is free, the
     # one ready first (then the one emitted first) taking it first
@@ -1176,6 +1181,7 @@ def stream_terms(
         (mvm.bias_bytes, mvm.residual),
         mvm.output_in_dram,
         input_scale=held_input_scale(mvm.op),
+        row_indices=row_indices_of(mvm.op),
     )
 
 
@@ -1730,7 +1736,7 @@ class Segment:
         or 0 when none fits the switchable arrays."""
         return _chunk_buffer(
             self.hw,
-            tuple(m.op.tiling for m in self.streamed()),
+            tuple((m.op.tiling, row_indices_of(m.op)) for m in self.streamed()),
             sum(m.arrays for m in self.resident()),
             self.program.arrays,
             self.program.switchable,
@@ -1789,7 +1795,7 @@ def banded_parts(
 @lru_cache(maxsize=4096)
 def _chunk_buffer(
     hw: HardwareTarget,
-    tilings: tuple[cim_tile.TilingAttr, ...],
+    tilings: tuple[tuple[cim_tile.TilingAttr, tuple[int, int]], ...],
     resident: int,
     arrays: int,
     switchable: int,
@@ -1801,8 +1807,8 @@ def _chunk_buffer(
         if available < 1:
             break
         largest = max(
-            program_bytes(hw, chunk)
-            for tiling in tilings
+            program_bytes(hw, chunk, row_indices=indices)
+            for tiling, indices in tilings
             for chunk in plan_chunks(tiling, available)
         )
         if largest <= half * capacity:

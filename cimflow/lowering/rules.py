@@ -40,6 +40,7 @@ from cimflow.cost_model import (
     all_cores,
     concurrent_cost,
     driven_scale,
+    held_row_index_bits,
     interconnect_bandwidth,
     mvm_cycles,
     stream_bytes,
@@ -88,12 +89,32 @@ def _cuts(start: int, stop: int, size: int) -> list[Span]:
     ]
 
 
-def program_bytes(hw: HardwareTarget, chunk: Chunk, activation: bool = False) -> int:
+def program_bytes(
+    hw: HardwareTarget,
+    chunk: Chunk,
+    activation: bool = False,
+    row_indices: tuple[int, int] = (0, 0),
+) -> int:
     """Bytes a ``program`` of ``chunk`` streams to its arrays: its weights at
     the weight width, or, for an activation operand written into arrays
-    (``activation``), at the activation width."""
+    (``activation``), at the activation width; for a compacted weight
+    (``row_indices``: its reduction rows and IntraBlock row group, as
+    :func:`row_indices_of` gives them) the indices of its held rows come
+    with them, the bits the program reads
+    (:func:`~cimflow.cost_model.held_row_index_bits` per held row of each
+    array)."""
     width = hw.activation_bytes if activation else hw.weight_bytes
-    return max(1, chunk.weight_elements * width)
+    values = max(1, chunk.weight_elements * width)
+    bits = held_row_index_bits(hw, *row_indices, chunk.cols)
+    return values + math.ceil(chunk.arrays * chunk.rows * bits / 8)
+
+
+def row_indices_of(mvm: cim_tile.MVMOp) -> tuple[int, int]:
+    """``(reduction rows, IntraBlock row group)`` whose indices a compacted
+    weight's held rows carry (``(0, 0)``: every row held, no index)."""
+    if mvm.compacted_from is None:
+        return 0, 0
+    return mvm.reduction, mvm.row_group
 
 
 @lru_cache(maxsize=1 << 14)

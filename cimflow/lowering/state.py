@@ -328,6 +328,10 @@ class BuilderState:
     declared_weights: dict[
         str, tuple[cim_tile.WeightLayout, int, int, int, int, int, int]
     ] = field(default_factory=lambda: {})
+    row_indices: dict[str, tuple[int, int]] = field(default_factory=lambda: {})
+    """Each compacted weight's ``(reduction rows, IntraBlock row group)``,
+    whose held rows' indices its programs stream with its values
+    (:func:`~cimflow.lowering.rules.row_indices_of`)."""
     names: dict[SSAValue, str] = field(default_factory=lambda: {})
     used_names: set[str] = field(default_factory=lambda: set())
     name_suffixes: dict[str, int] = field(default_factory=lambda: {})

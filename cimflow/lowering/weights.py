@@ -87,8 +87,12 @@ def program_parts(
 class WeightStreaming(BufferPlacement):
     """Weights loaded, programmed and prefetched."""
 
-    def weight_bytes(self, chunk: Chunk) -> int:
-        return program_bytes(self.hw, chunk)
+    def weight_bytes(self, weight: str, chunk: Chunk) -> int:
+        """Bytes of ``chunk`` of ``weight`` in DRAM and on the way to its
+        arrays: its values and, compacted, its held rows' indices."""
+        return program_bytes(
+            self.hw, chunk, row_indices=self.row_indices.get(weight, (0, 0))
+        )
 
     def declare_weight(self, mvm: cim_tile.MVMOp) -> None:
         weight = mvm.weight.data
@@ -130,7 +134,7 @@ class WeightStreaming(BufferPlacement):
         self.declare_weight(mvm)
         weight = mvm.weight.data
         chunk = plan_chunks(mvm.tiling, self.usable_arrays)[0]
-        nbytes = self.weight_bytes(chunk)
+        nbytes = self.weight_bytes(weight, chunk)
         layouts = [
             copy_layout(self.hw, mvm.tiling, chunk, arrays.ranges[0][0])
             for arrays in copies
@@ -184,8 +188,11 @@ class WeightStreaming(BufferPlacement):
         if feed == cim_meta.Feed.CELLS:
             in_bytes = 0
         else:
-            activation = source == cim_meta.ProgramSource.TENSOR
-            in_bytes = program_bytes(self.hw, chunk, activation)
+            in_bytes = (
+                program_bytes(self.hw, chunk, activation=True)
+                if source == cim_meta.ProgramSource.TENSOR
+                else self.weight_bytes(weight, chunk)
+            )
         return self.emit(
             cim_meta.ProgramOp(
                 weight,
@@ -258,7 +265,7 @@ class WeightStreaming(BufferPlacement):
                 copy_layout(self.hw, tiling, part, layout.arrays.ranges[0][0] + offset)
                 for layout in layouts
             ]
-            nbytes = self.weight_bytes(part)
+            nbytes = self.weight_bytes(weight, part)
             if nbytes > self.buffer.available:
                 for done, piece in zip(tokens, pieces, strict=True):
                     done.append(
@@ -340,7 +347,7 @@ class WeightStreaming(BufferPlacement):
         upcoming: dict[str, TensorState] = {}
         for weight, offset in offsets.items():
             chunk = chunks[weight]
-            nbytes = self.weight_bytes(chunk)
+            nbytes = self.weight_bytes(weight, chunk)
             # the next segment places its arrays from this buffer's end
             start = first + offset if self.laid_down else stop - offset - chunk.arrays
             staged = cim_meta.ArrayRangesAttr.from_ranges(
@@ -383,14 +390,15 @@ class WeightStreaming(BufferPlacement):
             return
         first, half = self.chunk_buffer
         chunk = chunks[index]
-        if self.weight_bytes(chunk) > half * self.hw.dual_mode.memory_capacity_bytes:
+        nbytes = self.weight_bytes(weight, chunk)
+        if nbytes > half * self.hw.dual_mode.memory_capacity_bytes:
             return
         start = first + (index % 2) * half
         arrays = cim_meta.ArrayRangesAttr.from_ranges([(start, start + half)])
         load = self.emit(
             cim_meta.LoadOp(
                 weight,
-                self.weight_bytes(chunk),
+                nbytes,
                 Location.DRAM,
                 Location.MEMORY,
                 self.deps(self.barrier, self.to_memory, programs.get(index - 2)),
@@ -398,9 +406,7 @@ class WeightStreaming(BufferPlacement):
                 arrays=arrays,
                 label=weight,
                 allocs=[
-                    cim_meta.AllocAttr.get(
-                        weight, self.weight_bytes(chunk), Location.MEMORY, arrays
-                    )
+                    cim_meta.AllocAttr.get(weight, nbytes, Location.MEMORY, arrays)
                 ],
             )
         )

@@ -299,7 +299,8 @@ def test_the_quantized_pipeline_matches_the_dense_mapping(mlp_1_of_4: Path) -> N
 
 
 def test_indices_and_multiplexers_are_charged(mlp_1_of_4: Path) -> None:
-    """A held row's program reads a ceil(log2 M)-bit index per weight; each
+    """A held row's program reads a ceil(log2 M)-bit index per weight, which
+    streams in with the values (2 bits beside each 8-bit weight); each
     MVM routes one input plane per held weight and input pass through its
     multiplexer; the inputs stream, and are driven, as the dense weight's
     (each group's M inputs reach its held rows)."""
@@ -311,6 +312,7 @@ def test_indices_and_multiplexers_are_charged(mlp_1_of_4: Path) -> None:
     )
     costs = op_costs(trace)
     index = mux = 0.0
+    indices = 0
     for op in trace.ops:
         weights_per_row = -(-getattr(op, "cols", 0) // hw.bit_slices)
         if isinstance(op, ProgramOp) and op.weight == "w1":
@@ -320,6 +322,11 @@ def test_indices_and_multiplexers_are_charged(mlp_1_of_4: Path) -> None:
             )
             assert costs[op.id].energy_pj["index"] == pytest.approx(pj)
             index += pj
+            # the indices come with the values: 2 bits a weight, 8-bit weights
+            values = (op.k[1] - op.k[0]) * (op.n[1] - op.n[0])
+            index_bytes = math.ceil(arrays * op.rows * weights_per_row * 2 / 8)
+            assert op.in_bytes == values + index_bytes
+            indices += index_bytes
         if isinstance(op, MvmOp) and op.weight == "w1":
             arrays = sum(stop - start for start, stop in op.arrays)
             selects = arrays * op.vectors * op.rows * weights_per_row * hw.input_passes
@@ -327,6 +334,7 @@ def test_indices_and_multiplexers_are_charged(mlp_1_of_4: Path) -> None:
             assert costs[op.id].energy_pj["mux"] == pytest.approx(pj)
             mux += pj
     assert index > 0 and mux > 0
+    assert indices == 24 * 40 * 2 // 8  # held rows x outputs x 2 bits
     stats = simulate(trace).stats
     assert stats.energy_pj["index"] == pytest.approx(index)
     assert stats.energy_pj["mux"] == pytest.approx(mux)

@@ -133,8 +133,9 @@ def test_held_rows_are_faster_and_cheaper(pruned: dict[str, Path]) -> None:
 
 
 def test_held_rows_read_their_indices(pruned: dict[str, Path]) -> None:
-    """Each held row's input is gathered by a ceil(log2 K)-bit index, read
-    when its array is programmed: on ciminus (0.1 pJ a bit) the simulator
+    """Each held row's input is gathered by a ceil(log2 K)-bit index, which
+    streams in with the values and is read when its array is programmed:
+    on ciminus (0.1 pJ a bit) the simulator
     charges exactly that as the ``index`` component, and nothing for dense
     weights."""
     path = pruned["channel"]
@@ -153,6 +154,9 @@ def test_held_rows_read_their_indices(pruned: dict[str, Path]) -> None:
         pj = arrays * op.rows * bits * hw.energy.index_read_pj_per_bit
         assert costs[op.id].energy_pj.get("index", 0.0) == pytest.approx(pj)
         expected += pj
+        if op.in_bytes:  # the indices stream in with the 8-bit values
+            values = (op.k[1] - op.k[0]) * (op.n[1] - op.n[0])
+            assert op.in_bytes == values + math.ceil(arrays * op.rows * bits / 8)
     assert expected > 0
     stats = simulate(trace).stats
     assert stats.energy_pj["index"] == pytest.approx(expected)
