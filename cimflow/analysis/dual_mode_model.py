@@ -188,6 +188,8 @@ from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
 from cimflow.lowering.placement import VIEW_KINDS
 from cimflow.lowering.rules import (
+    NO_ROW_INDICES,
+    RowIndices,
     Window,
     array_matmul,
     banded_copies,
@@ -954,7 +956,7 @@ def stream_ops(
     output_in_dram: bool = False,
     operand: Literal["weight", "buffer", "dram"] = "weight",
     input_scale: Fraction | None = None,
-    row_indices: tuple[int, int] = (0, 0),
+    row_indices: RowIndices = NO_ROW_INDICES,
 ) -> tuple[list[_StreamOp], int]:
     """The loads, programs and MVMs ``run_chunks`` emits for a weight streamed
     through ``available`` arrays, in its order, and the chunk count: per
@@ -1115,7 +1117,7 @@ def _stream_terms(
     output_in_dram: bool = False,
     operand: Literal["weight", "buffer", "dram"] = "weight",
     input_scale: Fraction | None = None,
-    row_indices: tuple[int, int] = (0, 0),
+    row_indices: RowIndices = NO_ROW_INDICES,
 ) -> tuple[int, int, int, int]:
     ops, chunks = stream_ops(
         hw,
@@ -1795,7 +1797,7 @@ def banded_parts(
 @lru_cache(maxsize=4096)
 def _chunk_buffer(
     hw: HardwareTarget,
-    tilings: tuple[tuple[cim_tile.TilingAttr, tuple[int, int]], ...],
+    tilings: tuple[tuple[cim_tile.TilingAttr, RowIndices], ...],
     resident: int,
     arrays: int,
     switchable: int,

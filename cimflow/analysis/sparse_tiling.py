@@ -111,7 +111,10 @@ def compacted_rows(matrix: Matrix, outputs_per_array: int) -> RowMap:
     zeros; an N:M mask whose columns differ saves nothing here). Each
     column tile keeps its rows in order; the tiles are padded to the
     longest (CIMinus's padding rearrangement), so every tile's arrays are
-    cut at the same physical rows. A tile with no nonzero row keeps one."""
+    cut at the same physical rows. When a group's tiles need no more rows
+    between them than the longest holds, every tile holds all of them, so
+    that its tiles share one list of row indices. A tile with no nonzero
+    row keeps one."""
     groups, _, n = matrix.shape
     tiles = -(-n // outputs_per_array)
     kept: list[list[npt.NDArray[np.int64]]] = []
@@ -123,6 +126,10 @@ def compacted_rows(matrix: Matrix, outputs_per_array: int) -> RowMap:
             per_tile.append(rows if rows.size else np.zeros(1, np.int64))
         kept.append(per_tile)
     physical = max(rows.size for per_tile in kept for rows in per_tile)
+    for g, per_tile in enumerate(kept):
+        union = np.unique(np.concatenate(per_tile))
+        if union.size <= physical:
+            kept[g] = [union] * tiles
     row_map = np.full((groups, tiles, physical), -1, dtype=np.int64)
     for g, per_tile in enumerate(kept):
         for t, rows in enumerate(per_tile):

@@ -89,32 +89,48 @@ def _cuts(start: int, stop: int, size: int) -> list[Span]:
     ]
 
 
+RowIndices = tuple[int, int, bool]
+"""A compacted weight's ``(reduction rows, IntraBlock row group, whether
+its column tiles share one list of held rows)``
+(:func:`row_indices_of`); ``NO_ROW_INDICES`` for a weight held whole."""
+
+NO_ROW_INDICES: RowIndices = (0, 0, False)
+
+
 def program_bytes(
     hw: HardwareTarget,
     chunk: Chunk,
     activation: bool = False,
-    row_indices: tuple[int, int] = (0, 0),
+    row_indices: RowIndices = NO_ROW_INDICES,
 ) -> int:
     """Bytes a ``program`` of ``chunk`` streams to its arrays: its weights at
     the weight width, or, for an activation operand written into arrays
     (``activation``), at the activation width; for a compacted weight
-    (``row_indices``: its reduction rows and IntraBlock row group, as
-    :func:`row_indices_of` gives them) the indices of its held rows come
-    with them, the bits the program reads
-    (:func:`~cimflow.cost_model.held_row_index_bits` per held row of each
-    array)."""
+    (``row_indices``) the indices of its held rows come with them
+    (:func:`~cimflow.cost_model.held_row_index_bits` per held row): one
+    list per array, or, when the column tiles hold the same rows, one per
+    row tile of the chunk."""
     width = hw.activation_bytes if activation else hw.weight_bytes
     values = max(1, chunk.weight_elements * width)
-    bits = held_row_index_bits(hw, *row_indices, chunk.cols)
-    return values + math.ceil(chunk.arrays * chunk.rows * bits / 8)
+    reduction, group, shared = row_indices
+    bits = held_row_index_bits(hw, reduction, group, chunk.cols)
+    lists = chunk.arrays
+    if shared:
+        outputs = max(1, hw.array.cols // hw.bit_slices)
+        columns = -(-(chunk.n1 - chunk.n0) // (chunk.groups * outputs))
+        lists = max(1, chunk.arrays // columns)
+    return values + math.ceil(lists * chunk.rows * bits / 8)
 
 
-def row_indices_of(mvm: cim_tile.MVMOp) -> tuple[int, int]:
-    """``(reduction rows, IntraBlock row group)`` whose indices a compacted
-    weight's held rows carry (``(0, 0)``: every row held, no index)."""
+def row_indices_of(mvm: cim_tile.MVMOp) -> RowIndices:
+    """The :data:`RowIndices` of ``mvm``'s weight: a row gather whose tiles
+    need no rows beyond the held ones (no ``input_rows``) holds the same
+    rows in every tile (:func:`~cimflow.analysis.sparse_tiling.
+    compacted_rows`)."""
     if mvm.compacted_from is None:
-        return 0, 0
-    return mvm.reduction, mvm.row_group
+        return NO_ROW_INDICES
+    shared = mvm.intra_block is None and mvm.input_rows is None
+    return mvm.reduction, mvm.row_group, shared
 
 
 @lru_cache(maxsize=1 << 14)

@@ -32,6 +32,7 @@ from cimflow.hw_targets import HardwareTarget
 from cimflow.lowering.allocator import Grant, SpaceAllocator
 from cimflow.lowering.placement import Location, TensorState
 from cimflow.lowering.rules import (
+    RowIndices,
     Span,
     Window,
     column_tiles,
@@ -328,7 +329,7 @@ class BuilderState:
     declared_weights: dict[
         str, tuple[cim_tile.WeightLayout, int, int, int, int, int, int]
     ] = field(default_factory=lambda: {})
-    row_indices: dict[str, tuple[int, int]] = field(default_factory=lambda: {})
+    row_indices: dict[str, RowIndices] = field(default_factory=lambda: {})
     """Each compacted weight's ``(reduction rows, IntraBlock row group)``,
     whose held rows' indices its programs stream with its values
     (:func:`~cimflow.lowering.rules.row_indices_of`)."""

@@ -16,7 +16,7 @@ from cimflow.lowering.placement import (
     Location,
     TensorState,
 )
-from cimflow.lowering.rules import program_bytes, staged_in_place
+from cimflow.lowering.rules import NO_ROW_INDICES, program_bytes, staged_in_place
 from cimflow.lowering.state import (
     CopyLayout,
     copy_layout,
@@ -91,7 +91,7 @@ class WeightStreaming(BufferPlacement):
         """Bytes of ``chunk`` of ``weight`` in DRAM and on the way to its
         arrays: its values and, compacted, its held rows' indices."""
         return program_bytes(
-            self.hw, chunk, row_indices=self.row_indices.get(weight, (0, 0))
+            self.hw, chunk, row_indices=self.row_indices.get(weight, NO_ROW_INDICES)
         )
 
     def declare_weight(self, mvm: cim_tile.MVMOp) -> None:

@@ -133,8 +133,9 @@ def test_held_rows_are_faster_and_cheaper(pruned: dict[str, Path]) -> None:
 
 
 def test_held_rows_read_their_indices(pruned: dict[str, Path]) -> None:
-    """Each held row's input is gathered by a ceil(log2 K)-bit index, which
-    streams in with the values and is read when its array is programmed:
+    """Each held row's input is gathered by a ceil(log2 K)-bit index, read
+    when its array is programmed, and streamed in with the values, once for
+    the column tiles that hold the same rows (a channel pattern's all do):
     on ciminus (0.1 pJ a bit) the simulator
     charges exactly that as the ``index`` component, and nothing for dense
     weights."""
@@ -154,9 +155,10 @@ def test_held_rows_read_their_indices(pruned: dict[str, Path]) -> None:
         pj = arrays * op.rows * bits * hw.energy.index_read_pj_per_bit
         assert costs[op.id].energy_pj.get("index", 0.0) == pytest.approx(pj)
         expected += pj
-        if op.in_bytes:  # the indices stream in with the 8-bit values
+        if op.in_bytes:  # one index list a row tile, shared by its 4-output tiles
             values = (op.k[1] - op.k[0]) * (op.n[1] - op.n[0])
-            assert op.in_bytes == values + math.ceil(arrays * op.rows * bits / 8)
+            lists = arrays // -(-(op.n[1] - op.n[0]) // 4)
+            assert op.in_bytes == values + math.ceil(lists * op.rows * bits / 8)
     assert expected > 0
     stats = simulate(trace).stats
     assert stats.energy_pj["index"] == pytest.approx(expected)
@@ -263,6 +265,18 @@ def test_a_grouped_compacted_weight_verifies_exactly(tmp_path: Path) -> None:
     (info,) = trace.weights
     assert info.groups == 2 and 0 < info.rows < 72
     assert verify_trace(trace, path, "both").passed
+
+
+def test_tiles_whose_rows_fit_the_longest_share_one_list() -> None:
+    """Tiles of 2 outputs: when the rows the tiles need fit in as many as
+    the longest holds, every tile holds them all (one index list); when
+    not, each keeps its own, padded."""
+    matrix = np.zeros((1, 6, 4))
+    matrix[0, [0, 2, 4], 0] = 1.0
+    matrix[0, [0, 2], 2] = 1.0
+    assert compacted_rows(matrix, 2).tolist() == [[[0, 2, 4], [0, 2, 4]]]
+    matrix[0, 2, 2], matrix[0, 1, 3] = 0.0, 1.0  # tile 1 needs rows 0 and 1
+    assert compacted_rows(matrix, 2).tolist() == [[[0, 2, 4], [0, 1, -1]]]
 
 
 def input_moved(path: Path, pipeline: str) -> int:
