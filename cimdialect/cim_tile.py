@@ -332,6 +332,27 @@ def _matrix_shape(value: SSAValue, op_name: str) -> tuple[int, int]:
     return shape[0], shape[1]
 
 
+def _check_row_count(
+    key: str,
+    count: IntegerAttr | None,
+    allowed: bool,
+    needs: str,
+    bounds: tuple[int, int],
+) -> None:
+    """A row count of a compacted ``cim_tile.mvm`` (absent, or allowed and
+    between the rows held and the weight's rows)."""
+    if count is None:
+        return
+    if not allowed:
+        raise VerifyException(f"'cim_tile.mvm' {key} needs {needs}")
+    held, k = bounds
+    if not held <= count.value.data <= k:
+        raise VerifyException(
+            f"'cim_tile.mvm' {key} ({count.value.data}) must lie between the "
+            f"{held} rows held and the {k} of the weight"
+        )
+
+
 @irdl_op_definition
 class MVMOp(IRDLOperation):
     """Matrix-vector products of every input row with a stationary weight.
@@ -530,30 +551,21 @@ class MVMOp(IRDLOperation):
                     f"'cim_tile.mvm' intra_block must be a power of two from 2, "
                     f"got {group}"
                 )
-        if self.driven_rows is not None:
-            driven = self.driven_rows.value.data
-            if self.intra_block is None:
-                raise VerifyException(
-                    "'cim_tile.mvm' driven_rows needs intra_block (only an "
-                    "IntraBlock mapping drives other rows than it holds)"
-                )
-            if not self.tiling.field("k") <= driven <= k:
-                raise VerifyException(
-                    f"'cim_tile.mvm' driven_rows ({driven}) must lie between the "
-                    f"{self.tiling.field('k')} rows held and the {k} of the weight"
-                )
-        if self.input_rows is not None:
-            rows = self.input_rows.value.data
-            if self.compacted_from is None:
-                raise VerifyException(
-                    "'cim_tile.mvm' input_rows needs compacted_from (only "
-                    "compacted rows gather their inputs)"
-                )
-            if not self.tiling.field("k") <= rows <= k:
-                raise VerifyException(
-                    f"'cim_tile.mvm' input_rows ({rows}) must lie between the "
-                    f"{self.tiling.field('k')} rows held and the {k} of the weight"
-                )
+        held = self.tiling.field("k")
+        _check_row_count(
+            "driven_rows",
+            self.driven_rows,
+            self.intra_block is not None,
+            "intra_block (only an IntraBlock mapping drives other rows than it holds)",
+            (held, k),
+        )
+        _check_row_count(
+            "input_rows",
+            self.input_rows,
+            self.compacted_from is not None,
+            "compacted_from (only compacted rows gather their inputs)",
+            (held, k),
+        )
         if features != groups * k or outputs != groups * n or vectors != out_vectors:
             raise VerifyException(
                 f"'cim_tile.mvm' maps [{vectors} x {features}] to "

@@ -400,13 +400,16 @@ def test_a_flexblock_weight_holds_its_kept_blocks_compacted(
     assert got.max_abs_error == pytest.approx(want.max_abs_error, abs=1e-5)
 
 
+def static_trace_document(path: Path) -> dict[str, Any]:
+    """The JSON trace of ``path`` compiled statically on ciminus."""
+    module = compile_model(path, "ciminus", PIPELINE.format("cim-static-allocate"))
+    return json.loads(json.dumps(build_trace(module)))
+
+
 def test_a_trace_whose_driven_rows_disagree_with_the_weights_fails(
     mlp_flexblock: Path,
 ) -> None:
-    module = compile_model(
-        mlp_flexblock, "ciminus", PIPELINE.format("cim-static-allocate")
-    )
-    document = json.loads(json.dumps(build_trace(module)))
+    document = static_trace_document(mlp_flexblock)
     weight = next(w for w in document["weights"] if w.get("driven"))
     weight["driven"] = 256
     report = verify_trace(parse_trace(document, "t.json"), mlp_flexblock, "exact")
@@ -424,10 +427,7 @@ def test_a_trace_whose_driven_rows_disagree_with_the_weights_fails(
 def test_a_trace_whose_row_group_disagrees_with_the_weights_fails(
     mlp_1_of_4: Path,
 ) -> None:
-    module = compile_model(
-        mlp_1_of_4, "ciminus", PIPELINE.format("cim-static-allocate")
-    )
-    document = json.loads(json.dumps(build_trace(module)))
+    document = static_trace_document(mlp_1_of_4)
     weight = next(w for w in document["weights"] if w.get("intra_block"))
     weight["intra_block"] = 2  # a pair keeps up to 1: 48 rows, not the 24 held
     report = verify_trace(parse_trace(document, "t.json"), mlp_1_of_4, "exact")
