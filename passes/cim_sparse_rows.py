@@ -7,8 +7,12 @@ whose weight the model file gives (``cim_graph.source``), this pass finds
 those rows from the real values
 (:func:`cimflow.analysis.sparse_tiling.compacted_rows`: per column tile of
 ``cols / bit_slices`` outputs, the rows some column needs, the tiles padded
-to the longest) and, when that drops at least ``min_saving`` of the rows,
-tiles the weight by the rows held: ``tiling.k`` becomes the held rows and
+to the longest) and, when that drops at least ``min_saving`` of the rows
+and a copy of the held rows takes fewer arrays or programs from DRAM
+faster than the dense weight (their indices stream in with them: a
+``ceil(log2 K)``-bit index beside each held row of an array's few outputs
+can cost more than the rows it drops), tiles the weight by the rows held:
+``tiling.k`` becomes the held rows and
 ``compacted_from`` keeps ``K``. Fewer rows mean fewer row tiles (arrays,
 programming, partial sums to add) and fewer word-line passes; each array
 drives the inputs of the rows it holds, and a core takes in the inputs of
@@ -58,10 +62,14 @@ from cimflow.analysis.sparse_tiling import (
     gathered_rows,
     intra_block_driven_rows,
 )
-from cimflow.analysis.tile_mapping import target_tiling
+from cimflow.analysis.tile_mapping import plan_chunks, target_tiling
 from cimflow.cimdialect.cim_graph import WeightSourceAttr
+from cimflow.cimdialect.cim_tile import TilingAttr
+from cimflow.cost_model import held_row_index_bits, program_op_cost
 from cimflow.errors import CimError
 from cimflow.frontend.onnx_import import SOURCE_ATTR
+from cimflow.hw_targets import HardwareTarget
+from cimflow.lowering.rules import NO_ROW_INDICES, RowIndices, program_bytes
 from cimflow.target_record import module_target
 from cimflow.weight_layout import as_matrix
 
@@ -126,7 +134,11 @@ class CimSparseRowsPass(ModulePass):
                 if best is not None and best[1].shape[2] < row_map.shape[2]:
                     group, row_map = best
             held = row_map.shape[2]
-            if held > k * (1.0 - self.min_saving):
+            gathered = gathered_rows(row_map, group, k)
+            indices = (k, group, not group and gathered == held)
+            if held > k * (1.0 - self.min_saving) or not _pays(
+                hw, (k, held), n, groups, indices
+            ):
                 continue
             mvm.tiling = target_tiling(hw, held, n, groups)
             mvm.compacted_from = IntegerAttr(k, i64)
@@ -135,6 +147,42 @@ class CimSparseRowsPass(ModulePass):
                 driven = intra_block_driven_rows(row_map, group, k, tile_columns)
                 if driven < k:
                     mvm.driven_rows = IntegerAttr(driven, i64)
-            gathered = gathered_rows(row_map, group, k)
             if gathered != mvm.gathered_input_rows:
                 mvm.input_rows = IntegerAttr(gathered, i64)
+
+
+def _pays(
+    hw: HardwareTarget,
+    rows: tuple[int, int],
+    n: int,
+    groups: int,
+    indices: RowIndices,
+) -> bool:
+    """Whether holding ``rows[1]`` of a ``groups x rows[0] x n`` weight's
+    rows pays: a copy takes fewer arrays, or programs from DRAM faster,
+    its held rows' indices streaming in with their values
+    (:func:`~cimflow.lowering.rules.program_bytes`,
+    :func:`~cimflow.cost_model.program_op_cost`)."""
+    k, held = rows
+    dense = target_tiling(hw, k, n, groups)
+    compacted = target_tiling(hw, held, n, groups)
+    if compacted.arrays_per_copy < dense.arrays_per_copy:
+        return True
+    return _program_cycles(hw, compacted, indices) < _program_cycles(
+        hw, dense, NO_ROW_INDICES
+    )
+
+
+def _program_cycles(hw: HardwareTarget, tiling: TilingAttr, indices: RowIndices) -> int:
+    """Cycles to program one copy of a weight tiled so from DRAM."""
+    (chunk,) = plan_chunks(tiling, tiling.arrays_per_copy)
+    reduction, group, _ = indices
+    return program_op_cost(
+        hw,
+        chunk.arrays,
+        chunk.rows,
+        chunk.cols,
+        feed="dram",
+        in_bytes=program_bytes(hw, chunk, row_indices=indices),
+        index_bits=held_row_index_bits(hw, reduction, group, chunk.cols),
+    ).cycles

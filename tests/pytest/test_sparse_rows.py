@@ -325,3 +325,28 @@ def test_a_core_takes_in_the_union_of_the_rows_its_tiles_gather(
         assert input_moved(path, gather) == dense // 2
     module = compile_model(path, "ciminus", gather)
     assert verify_trace(module_trace(module), path, "exact").passed
+
+
+@pytest.mark.parametrize(
+    ("k", "zero_rows", "compacted"), [(2048, 205, False), (1100, 110, True)]
+)
+def test_a_row_gather_is_kept_only_where_it_pays(
+    k: int, zero_rows: int, compacted: bool, tmp_path: Path
+) -> None:
+    """On ciminus (1024-row arrays of 4 outputs) dropping 10% of a weight's
+    rows pays when it saves an array (1100 -> 990 rows: one row tile, not
+    two); not when both take two and the 1843 held rows, each with an
+    11-bit index beside its 4 bytes, program from DRAM no faster than the
+    2048 dense ones."""
+    rng = np.random.default_rng(2)
+    first = rng.standard_normal((k, 4)).astype(np.float32)
+    first[:zero_rows] = 0.0
+    second = rng.standard_normal((4, 3)).astype(np.float32)
+    path = two_layer_mlp(tmp_path / "m.onnx", first, second)
+    tiled = compile_model(path, "ciminus", "convert-graph-to-tile,cim-sparse-rows")
+    (mvm,) = (
+        op
+        for op in tiled.walk()
+        if isinstance(op, cim_tile.MVMOp) and op.weight.data == "w1"
+    )
+    assert (mvm.compacted_from is not None) == compacted
