@@ -8,10 +8,11 @@ those rows from the real values
 (:func:`cimflow.analysis.sparse_tiling.compacted_rows`: per column tile of
 ``cols / bit_slices`` outputs, the rows some column needs, the tiles padded
 to the longest) and, when that drops at least ``min_saving`` of the rows
-and a copy of the held rows takes fewer arrays or programs from DRAM
-faster than the dense weight (their indices stream in with them: a
-``ceil(log2 K)``-bit index beside each held row of an array's few outputs
-can cost more than the rows it drops), tiles the weight by the rows held:
+and pays (a copy of the held rows programs from DRAM faster than the
+dense weight, or takes fewer arrays while its bytes grow by no more than
+that: the held rows' indices stream in with them, and a ``ceil(log2
+K)``-bit index beside each held row of an array's few outputs can cost
+more than the rows it drops), tiles the weight by the rows held:
 ``tiling.k`` becomes the held rows and
 ``compacted_from`` keeps ``K``. Fewer rows mean fewer row tiles (arrays,
 programming, partial sums to add) and fewer word-line passes; each array
@@ -159,18 +160,30 @@ def _pays(
     indices: RowIndices,
 ) -> bool:
     """Whether holding ``rows[1]`` of a ``groups x rows[0] x n`` weight's
-    rows pays: a copy takes fewer arrays, or programs from DRAM faster,
-    its held rows' indices streaming in with their values
-    (:func:`~cimflow.lowering.rules.program_bytes`,
+    rows pays: a copy programs from DRAM faster, or takes fewer arrays
+    while its bytes x arrays do not grow, its held rows' indices streaming
+    in with their values (:func:`~cimflow.lowering.rules.program_bytes`,
     :func:`~cimflow.cost_model.program_op_cost`)."""
     k, held = rows
     dense = target_tiling(hw, k, n, groups)
     compacted = target_tiling(hw, held, n, groups)
-    if compacted.arrays_per_copy < dense.arrays_per_copy:
-        return True
-    return _program_cycles(hw, compacted, indices) < _program_cycles(
+    if _program_cycles(hw, compacted, indices) < _program_cycles(
         hw, dense, NO_ROW_INDICES
+    ):
+        return True
+    # fewer arrays, its bytes growing (with the indices) by at most the
+    # share of arrays saved: bytes x arrays no more than the dense copy's
+    saved = compacted.arrays_per_copy < dense.arrays_per_copy
+    return saved and _copy_bytes(
+        hw, compacted, indices
+    ) * compacted.arrays_per_copy <= (
+        _copy_bytes(hw, dense, NO_ROW_INDICES) * dense.arrays_per_copy
     )
+
+
+def _copy_bytes(hw: HardwareTarget, tiling: TilingAttr, indices: RowIndices) -> int:
+    (chunk,) = plan_chunks(tiling, tiling.arrays_per_copy)
+    return program_bytes(hw, chunk, row_indices=indices)
 
 
 def _program_cycles(hw: HardwareTarget, tiling: TilingAttr, indices: RowIndices) -> int:
