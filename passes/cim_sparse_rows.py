@@ -167,35 +167,33 @@ def _pays(
     k, held = rows
     dense = target_tiling(hw, k, n, groups)
     compacted = target_tiling(hw, held, n, groups)
-    if _program_cycles(hw, compacted, indices) < _program_cycles(
-        hw, dense, NO_ROW_INDICES
-    ):
+    dense_cycles, dense_bytes = _copy_program(hw, dense, NO_ROW_INDICES)
+    cycles, nbytes = _copy_program(hw, compacted, indices)
+    if cycles < dense_cycles:
         return True
     # fewer arrays, its bytes growing (with the indices) by at most the
     # share of arrays saved: bytes x arrays no more than the dense copy's
     saved = compacted.arrays_per_copy < dense.arrays_per_copy
-    return saved and _copy_bytes(
-        hw, compacted, indices
-    ) * compacted.arrays_per_copy <= (
-        _copy_bytes(hw, dense, NO_ROW_INDICES) * dense.arrays_per_copy
+    return saved and (
+        nbytes * compacted.arrays_per_copy <= dense_bytes * dense.arrays_per_copy
     )
 
 
-def _copy_bytes(hw: HardwareTarget, tiling: TilingAttr, indices: RowIndices) -> int:
-    (chunk,) = plan_chunks(tiling, tiling.arrays_per_copy)
-    return program_bytes(hw, chunk, row_indices=indices)
-
-
-def _program_cycles(hw: HardwareTarget, tiling: TilingAttr, indices: RowIndices) -> int:
-    """Cycles to program one copy of a weight tiled so from DRAM."""
+def _copy_program(
+    hw: HardwareTarget, tiling: TilingAttr, indices: RowIndices
+) -> tuple[int, int]:
+    """Cycles and bytes to program one copy of a weight tiled so from DRAM
+    (its values and, compacted, its held rows' indices)."""
     (chunk,) = plan_chunks(tiling, tiling.arrays_per_copy)
     reduction, group, _ = indices
-    return program_op_cost(
+    nbytes = program_bytes(hw, chunk, row_indices=indices)
+    cost = program_op_cost(
         hw,
         chunk.arrays,
         chunk.rows,
         chunk.cols,
         feed="dram",
-        in_bytes=program_bytes(hw, chunk, row_indices=indices),
+        in_bytes=nbytes,
         index_bits=held_row_index_bits(hw, reduction, group, chunk.cols),
-    ).cycles
+    )
+    return cost.cycles, nbytes

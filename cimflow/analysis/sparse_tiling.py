@@ -227,6 +227,12 @@ def row_group_starts(
     return padded.reshape(groups, tiles, width, physical).max(axis=2) // m * m
 
 
+def _group_rows(firsts: npt.NDArray[np.int64], m: int, k: int) -> npt.NDArray[np.int64]:
+    """Rows of the row groups of ``m`` starting at ``firsts`` (the last
+    group of a ``k``-row weight may be shorter)."""
+    return np.minimum(m, k - firsts)
+
+
 def intra_block_driven_rows(
     row_map: RowMap, m: int, k: int, tile_columns: int = 0
 ) -> int:
@@ -240,7 +246,7 @@ def intra_block_driven_rows(
         [np.full((*starts.shape[:2], 1), -1), starts[:, :, :-1]], axis=2
     )
     first = (starts >= 0) & (starts != previous)
-    sizes = np.where(first, np.minimum(m, k - starts), 0)
+    sizes = np.where(first, _group_rows(starts, m, k), 0)
     return int(sizes.sum(axis=2).max())
 
 
@@ -256,7 +262,7 @@ def gathered_rows(row_map: RowMap, m: int, k: int) -> int:
         rows = np.unique(held[held >= 0])
         if m:
             firsts = np.unique(rows // m * m)
-            most = max(most, int(np.minimum(m, k - firsts).sum()))
+            most = max(most, int(_group_rows(firsts, m, k).sum()))
         else:
             most = max(most, int(rows.size))
     return most
