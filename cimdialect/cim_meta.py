@@ -1409,11 +1409,16 @@ class WeightDeclOp(IRDLOperation):
     (:func:`~cimflow.analysis.sparse_tiling.intra_block_rows`); ``driven``
     is then the rows whose inputs the widest column tile's arrays drive,
     when a nested FullBlock pattern leaves tiles without some row groups
-    (absent: all ``k``).
+    (absent: all ``k``). ``index_block`` (with ``rows``, no
+    ``intra_block``): the held rows come in whole blocks of that many rows
+    from multiples of it, and their indices name blocks
+    (:func:`~cimflow.analysis.sparse_tiling.row_index_block`; absent: rows).
 
     ```mlir
     cim_meta.weight "fc.weight" layout nk groups 1 k 512 n 10
     cim_meta.weight "conv.weight" layout oihw groups 1 k 576 n 64 rows 288
+    cim_meta.weight "conv2.weight" layout oihw groups 1 k 576 n 64 rows 288
+        index_block 9
     cim_meta.weight "fc2.weight" layout nk groups 1 k 512 n 64 rows 256 intra_block 4
     cim_meta.weight "fc3.weight" layout nk groups 1 k 512 n 64 rows 128
         intra_block 4 driven 256
@@ -1430,11 +1435,12 @@ class WeightDeclOp(IRDLOperation):
     rows = opt_prop_def(IntegerAttr.constr(i64))
     intra_block = opt_prop_def(IntegerAttr.constr(i64))
     driven = opt_prop_def(IntegerAttr.constr(i64))
+    index_block = opt_prop_def(IntegerAttr.constr(i64))
 
     assembly_format = (
         "$weight `layout` $layout `groups` $groups `k` $k `n` $n "
         "(`rows` $rows^)? (`intra_block` $intra_block^)? (`driven` $driven^)? "
-        "attr-dict"
+        "(`index_block` $index_block^)? attr-dict"
     )
 
     def __init__(
@@ -1447,6 +1453,7 @@ class WeightDeclOp(IRDLOperation):
         rows: int = 0,
         intra_block: int = 0,
         driven: int = 0,
+        index_block: int = 0,
     ):
         properties: dict[str, Attribute] = {
             "weight": StringAttr(weight),
@@ -1461,6 +1468,8 @@ class WeightDeclOp(IRDLOperation):
             properties["intra_block"] = i64_attr(intra_block)
         if driven:
             properties["driven"] = i64_attr(driven)
+        if index_block:
+            properties["index_block"] = i64_attr(index_block)
         super().__init__(properties=properties)
 
     def verify_(self) -> None:
@@ -1485,6 +1494,15 @@ class WeightDeclOp(IRDLOperation):
             if not self.rows.value.data <= self.driven.value.data <= self.k.value.data:
                 raise VerifyException(
                     "'cim_meta.weight' driven must lie between rows and k"
+                )
+        if self.index_block is not None:
+            if self.rows is None or self.intra_block is not None:
+                raise VerifyException(
+                    "'cim_meta.weight' index_block needs rows without intra_block"
+                )
+            if not 2 <= self.index_block.value.data < self.k.value.data:
+                raise VerifyException(
+                    "'cim_meta.weight' index_block must lie between 2 and k"
                 )
 
 

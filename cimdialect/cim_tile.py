@@ -403,6 +403,13 @@ class MVMOp(IRDLOperation):
     all of them (an IntraBlock mapping): the union over the column tiles,
     which a core holding several tiles' arrays takes in, e.g.
     ``compacted_from 512 input_rows 384``.
+
+    ``index_block`` (with ``compacted_from``, no ``intra_block``): every
+    held row list is whole blocks of that many rows from multiples of it,
+    so an index names a block, not a row
+    (:func:`~cimflow.analysis.sparse_tiling.row_index_block`), e.g. the 9
+    rows of each kept channel of a 3 x 3 convolution: ``compacted_from 576
+    index_block 9``.
     """
 
     name = "cim_tile.mvm"
@@ -435,6 +442,9 @@ class MVMOp(IRDLOperation):
     """With ``compacted_from``: the weight rows whose inputs some array reads
     (:func:`~cimflow.analysis.sparse_tiling.gathered_rows`; none: the rows
     held, or, with ``intra_block``, every row)."""
+    index_block = opt_prop_def(IntegerAttr.constr(i64))
+    """With ``compacted_from`` (a row gather): the rows one index of the
+    held row lists names (none: one)."""
     zero_planes = opt_prop_def(FloatAttr.constr(type=EqAttrConstraint(f64)))
     """Share of input bit-planes its arrays skip as zero (none: skipping off)."""
     zero_groups = opt_prop_def(FloatAttr.constr(type=EqAttrConstraint(f64)))
@@ -450,6 +460,7 @@ class MVMOp(IRDLOperation):
         "(`rows_per_pass` $rows_per_pass^)? "
         "(`compacted_from` $compacted_from^)? (`intra_block` $intra_block^)? "
         "(`driven_rows` $driven_rows^)? (`input_rows` $input_rows^)? "
+        "(`index_block` $index_block^)? "
         "(`zero_planes` $zero_planes^)? "
         "(`zero_groups` $zero_groups^)? "
         "`mode` $mode "
@@ -515,6 +526,11 @@ class MVMOp(IRDLOperation):
         return self.reduction
 
     @property
+    def rows_per_index(self) -> int:
+        """Rows one index of its held row lists names (1: rows one by one)."""
+        return 1 if self.index_block is None else self.index_block.value.data
+
+    @property
     def gathered_input_rows(self) -> int:
         """Weight rows per group whose inputs reach its arrays' cores: the
         rows held, all of them in an IntraBlock mapping (its groups draw
@@ -566,6 +582,17 @@ class MVMOp(IRDLOperation):
             "compacted_from (only compacted rows gather their inputs)",
             (held, k),
         )
+        if self.index_block is not None:
+            if self.compacted_from is None or self.intra_block is not None:
+                raise VerifyException(
+                    "'cim_tile.mvm' index_block needs compacted_from without "
+                    "intra_block (only a row gather lists its held rows)"
+                )
+            if not 2 <= self.index_block.value.data < k:
+                raise VerifyException(
+                    f"'cim_tile.mvm' index_block ({self.index_block.value.data}) "
+                    f"must lie between 2 and the {k} rows of the weight"
+                )
         if features != groups * k or outputs != groups * n or vectors != out_vectors:
             raise VerifyException(
                 f"'cim_tile.mvm' maps [{vectors} x {features}] to "

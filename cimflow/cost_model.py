@@ -251,10 +251,12 @@ def row_group_of(t: HardwareTarget) -> int:
     return t.row_group if isinstance(t, MvmTarget) else 0
 
 
-def row_index_bits(reduction: int) -> int:
-    """Bits of one held row's index when an array holds some of a weight's
-    ``reduction`` rows (0: ``reduction`` 0, every row held)."""
-    return max(1, math.ceil(math.log2(reduction))) if reduction > 1 else 0
+def row_index_bits(reduction: int, block: int = 1) -> int:
+    """Bits of one index naming a held row, or a held block of ``block``
+    rows, among a weight's ``reduction`` rows (0: ``reduction`` 0, every
+    row held)."""
+    positions = -(-reduction // block)
+    return max(1, math.ceil(math.log2(positions))) if positions > 1 else 0
 
 
 def weights_per_row(t: HardwareTarget, cols_used: int) -> int:
@@ -272,17 +274,24 @@ def driven_scale(row_group: int, driven: int, held: int) -> Fraction | None:
     return Fraction(driven, held) if row_group else None
 
 
-def held_row_index_bits(
-    t: HardwareTarget, reduction: int, row_group: int, cols_used: int
+def held_index_bits(
+    t: HardwareTarget,
+    reduction: int,
+    row_group: int,
+    rows: int,
+    cols_used: int,
+    block: int = 1,
 ) -> int:
-    """Index bits one held row of a program reads: its row's index when the
-    array holds some of a weight's ``reduction`` rows, or, in an IntraBlock
-    mapping of ``row_group`` rows, one ``ceil(log2 row_group)``-bit index
-    per weight of the row (0: every row held)."""
+    """Index bits of one list of ``rows`` held rows (an array's, or its
+    column tiles' when they hold the same rows) of a weight's ``reduction``
+    rows: an index per held block of ``block`` rows (a row gather; 1: per
+    row), or, in an IntraBlock mapping of ``row_group`` rows, a
+    ``ceil(log2 row_group)``-bit index per weight of each row (0: every row
+    held)."""
     if row_group:
         bits = max(1, math.ceil(math.log2(row_group)))
-        return weights_per_row(t, cols_used) * bits
-    return row_index_bits(reduction)
+        return rows * weights_per_row(t, cols_used) * bits
+    return -(-rows // block) * row_index_bits(reduction, block)
 
 
 def zero_detections(t: HardwareTarget, rows_used: int) -> int:
@@ -461,11 +470,12 @@ def program_cost(
     t: HardwareTarget, arrays: int, rows_used: int, cols_used: int, index_bits: int = 0
 ) -> OpCost:
     """Write weights into ``arrays`` arrays (in parallel), row by row; with
-    ``index_bits``, each held row's index is read with them (compacted rows,
-    :func:`row_index_bits`) to set the gather of its input."""
+    ``index_bits`` per array, its held rows' indices are read with them
+    (compacted rows, :func:`held_index_bits`) to set the gather of its
+    inputs."""
     energy = {"program": arrays * rows_used * cols_used * t.energy.cell_program_pj}
     if index_bits:
-        bits = arrays * rows_used * index_bits
+        bits = arrays * index_bits
         energy["index"] = bits * t.energy.index_read_pj_per_bit
     return OpCost(rows_used * t.array.program_cycles_per_row, energy)
 
@@ -974,7 +984,7 @@ def program_op_parts(
     index_bits: int = 0,
 ) -> tuple[OpCost, OpCost]:
     """A program as a trace states it, as ``(compute, stream)``: :func:`program_cost` on
-    ``arrays`` arrays (``index_bits`` per held row); and ``in_bytes`` of values stream
+    ``arrays`` arrays (``index_bits`` per array); and ``in_bytes`` of values stream
     from ``feed`` (``feed_arrays`` for ``memory``) over the interconnect to ``cores``,
     the cores of its arrays (:func:`stream_cost`; 0 bytes: nothing streams)."""
     program = program_cost(t, arrays, rows_used, cols_used, index_bits)

@@ -55,7 +55,7 @@ from cimflow.cost_model import (
     cycles_to_seconds,
     driven_scale,
     feeds_directly,
-    held_row_index_bits,
+    held_index_bits,
     interconnect_cost,
     interconnect_path,
     interconnect_resources,
@@ -180,7 +180,14 @@ def op_parts(
             feed=feed,
             in_bytes=program_in_bytes(target, op),
             feed_arrays=op.feed_arrays,
-            index_bits=held_row_index_bits(target, reduction, group, op.cols),
+            index_bits=held_index_bits(
+                target,
+                reduction,
+                group,
+                op.rows,
+                op.cols,
+                compacted.rows_per_index if compacted else 1,
+            ),
         )
     if isinstance(op, MvmOp):
         return mvm_op_parts(

@@ -58,6 +58,7 @@ from cimflow.analysis.sparse_tiling import (
     intra_block_matrix,
     intra_block_rows,
     row_group_starts,
+    row_index_block,
 )
 from cimflow.analysis.zero_planes import PlaneCounts
 from cimflow.cost_model import EPILOGUE_ACTIVATIONS, EPILOGUE_HOSTS, RESIDUAL_LAYOUTS
@@ -1755,6 +1756,12 @@ class _Executor:
                         f"per group in its widest column tile, but the trace says "
                         f"{info.driven_k}"
                     )
+            elif row_index_block(cached, info.k) % info.rows_per_index:
+                raise self.fail(
+                    f"weight '{info.name}' indexes its held rows in blocks of "
+                    f"{info.rows_per_index}, but its held rows are not whole "
+                    f"blocks of {info.rows_per_index} rows"
+                )
             self.row_maps[info.name] = cached
         return cached
 

@@ -161,6 +161,10 @@ class WeightInfo:
     tiles without some row groups
     (:func:`cimflow.analysis.sparse_tiling.intra_block_driven_rows`). 0:
     all ``k``."""
+    index_block: int = 0
+    """With ``rows`` (no ``intra_block``): the held rows are whole blocks of
+    this many rows from multiples of it, and their indices name blocks
+    (:func:`cimflow.analysis.sparse_tiling.row_index_block`). 0: rows."""
 
     @property
     def held_k(self) -> int:
@@ -171,6 +175,11 @@ class WeightInfo:
     def driven_k(self) -> int:
         """Rows per group whose inputs an IntraBlock mapping's arrays drive."""
         return self.driven or self.k
+
+    @property
+    def rows_per_index(self) -> int:
+        """Rows one index of its held row lists names."""
+        return self.index_block or 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -767,7 +776,17 @@ def _weights(fields: _Fields) -> tuple[WeightInfo, ...]:
         item = _Fields(raw, f"{fields.prefix}weights[{index}]: ", "the entry")
         item.check_keys(
             frozenset(
-                {"name", "layout", "groups", "k", "n", "rows", "intra_block", "driven"}
+                {
+                    "name",
+                    "layout",
+                    "groups",
+                    "k",
+                    "n",
+                    "rows",
+                    "intra_block",
+                    "driven",
+                    "index_block",
+                }
             )
         )
         k = item.integer("k", 1)
@@ -785,6 +804,12 @@ def _weights(fields: _Fields) -> tuple[WeightInfo, ...]:
                 f"key 'driven' ({driven}) needs 'intra_block' and must lie between "
                 f"'rows' ({rows}) and 'k' ({k})"
             )
+        block = item.integer("index_block", 2) if "index_block" in item.data else 0
+        if block and (not rows or group or block >= k):
+            raise item.fail(
+                f"key 'index_block' ({block}) needs 'rows' without 'intra_block' "
+                f"and must be below 'k' ({k})"
+            )
         result.append(
             WeightInfo(
                 item.string("name"),
@@ -795,6 +820,7 @@ def _weights(fields: _Fields) -> tuple[WeightInfo, ...]:
                 rows,
                 group,
                 driven,
+                block,
             )
         )
     return tuple(result)

@@ -12,7 +12,11 @@ and pays (a copy of the held rows programs from DRAM faster than the
 dense weight, or takes fewer arrays while its bytes grow by no more than
 that: the held rows' indices stream in with them, and a ``ceil(log2
 K)``-bit index beside each held row of an array's few outputs can cost
-more than the rows it drops), tiles the weight by the rows held:
+more than the rows it drops; when every list holds whole blocks of ``B``
+rows from multiples of ``B``, as channel and aligned block patterns do,
+an index names a block, ``index_block`` ``B``,
+:func:`cimflow.analysis.sparse_tiling.row_index_block`), tiles the weight
+by the rows held:
 ``tiling.k`` becomes the held rows and
 ``compacted_from`` keeps ``K``. Fewer rows mean fewer row tiles (arrays,
 programming, partial sums to add) and fewer word-line passes; each array
@@ -62,11 +66,12 @@ from cimflow.analysis.sparse_tiling import (
     compacted_rows,
     gathered_rows,
     intra_block_driven_rows,
+    row_index_block,
 )
 from cimflow.analysis.tile_mapping import plan_chunks, target_tiling
 from cimflow.cimdialect.cim_graph import WeightSourceAttr
 from cimflow.cimdialect.cim_tile import TilingAttr
-from cimflow.cost_model import held_row_index_bits, program_op_cost
+from cimflow.cost_model import held_index_bits, program_op_cost
 from cimflow.errors import CimError
 from cimflow.frontend.onnx_import import SOURCE_ATTR
 from cimflow.hw_targets import HardwareTarget
@@ -136,7 +141,8 @@ class CimSparseRowsPass(ModulePass):
                     group, row_map = best
             held = row_map.shape[2]
             gathered = gathered_rows(row_map, group, k)
-            indices = (k, group, not group and gathered == held)
+            block = 1 if group else row_index_block(row_map, k)
+            indices = (k, group, not group and gathered == held, block)
             if held > k * (1.0 - self.min_saving) or not _pays(
                 hw, (k, held), n, groups, indices
             ):
@@ -150,6 +156,8 @@ class CimSparseRowsPass(ModulePass):
                     mvm.driven_rows = IntegerAttr(driven, i64)
             if gathered != mvm.gathered_input_rows:
                 mvm.input_rows = IntegerAttr(gathered, i64)
+            if block > 1:
+                mvm.index_block = IntegerAttr(block, i64)
 
 
 def _pays(
@@ -185,7 +193,7 @@ def _copy_program(
     """Cycles and bytes to program one copy of a weight tiled so from DRAM
     (its values and, compacted, its held rows' indices)."""
     (chunk,) = plan_chunks(tiling, tiling.arrays_per_copy)
-    reduction, group, _ = indices
+    reduction, group, _, block = indices
     nbytes = program_bytes(hw, chunk, row_indices=indices)
     cost = program_op_cost(
         hw,
@@ -194,6 +202,6 @@ def _copy_program(
         chunk.cols,
         feed="dram",
         in_bytes=nbytes,
-        index_bits=held_row_index_bits(hw, reduction, group, chunk.cols),
+        index_bits=held_index_bits(hw, reduction, group, chunk.rows, chunk.cols, block),
     )
     return cost.cycles, nbytes

@@ -345,6 +345,11 @@ def build_trace(module: ModuleOp) -> JsonDict:
                 else {"intra_block": op.intra_block.value.data}
             )
             | ({} if op.driven is None else {"driven": op.driven.value.data})
+            | (
+                {}
+                if op.index_block is None
+                else {"index_block": op.index_block.value.data}
+            )
             for op in body
             if isinstance(op, cim_meta.WeightDeclOp)
         ],

@@ -137,6 +137,28 @@ def compacted_rows(matrix: Matrix, outputs_per_array: int) -> RowMap:
     return row_map
 
 
+def row_index_block(row_map: RowMap, k: int) -> int:
+    """Rows one index names in a row gather's lists (:func:`compacted_rows`
+    of a ``k``-row weight): the largest ``B`` such that every list holds
+    whole ``B``-row blocks starting at multiples of ``B`` (a block ending at
+    row ``k`` may be shorter), so that each list names its blocks, not its
+    rows (CIMinus's FullBlock index: a block position per kept block). It
+    is the greatest common divisor of the held runs' starts and lengths; a
+    tile that keeps only the placeholder row 0 of an all-zero block (its
+    cells hold zeros) fits any block size. 1: rows one by one."""
+    block = 0
+    for held in row_map.reshape(-1, row_map.shape[-1]):
+        rows = held[held >= 0]
+        if rows.size == 0 or (rows.size == 1 and rows[0] == 0):
+            continue
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        starts = rows[np.concatenate([[0], breaks])]
+        ends = rows[np.concatenate([breaks - 1, [rows.size - 1]])] + 1
+        lengths = (ends - starts)[ends < k]
+        block = math.gcd(block, *(int(v) for v in (*starts, *lengths)))
+    return block if 0 < block < k else 1
+
+
 def compacted_matrix(matrix: Matrix, row_map: RowMap, outputs_per_array: int) -> Matrix:
     """``[groups, physical rows, N]``: the weight as its arrays hold it
     (:func:`compacted_rows`), zero on padding rows."""

@@ -40,7 +40,7 @@ from cimflow.cost_model import (
     all_cores,
     concurrent_cost,
     driven_scale,
-    held_row_index_bits,
+    held_index_bits,
     interconnect_bandwidth,
     mvm_cycles,
     stream_bytes,
@@ -89,12 +89,12 @@ def _cuts(start: int, stop: int, size: int) -> list[Span]:
     ]
 
 
-RowIndices = tuple[int, int, bool]
+RowIndices = tuple[int, int, bool, int]
 """A compacted weight's ``(reduction rows, IntraBlock row group, whether
-its column tiles share one list of held rows)``
+its column tiles share one list of held rows, rows one index names)``
 (:func:`row_indices_of`); ``NO_ROW_INDICES`` for a weight held whole."""
 
-NO_ROW_INDICES: RowIndices = (0, 0, False)
+NO_ROW_INDICES: RowIndices = (0, 0, False, 1)
 
 
 def program_bytes(
@@ -107,19 +107,19 @@ def program_bytes(
     the weight width, or, for an activation operand written into arrays
     (``activation``), at the activation width; for a compacted weight
     (``row_indices``) the indices of its held rows come with them
-    (:func:`~cimflow.cost_model.held_row_index_bits` per held row): one
-    list per array, or, when the column tiles hold the same rows, one per
-    row tile of the chunk."""
+    (:func:`~cimflow.cost_model.held_index_bits`): one list per array, or,
+    when the column tiles hold the same rows, one per row tile of the
+    chunk."""
     width = hw.activation_bytes if activation else hw.weight_bytes
     values = max(1, chunk.weight_elements * width)
-    reduction, group, shared = row_indices
-    bits = held_row_index_bits(hw, reduction, group, chunk.cols)
+    reduction, group, shared, block = row_indices
+    bits = held_index_bits(hw, reduction, group, chunk.rows, chunk.cols, block)
     lists = chunk.arrays
     if shared:
         outputs = max(1, hw.array.cols // hw.bit_slices)
         columns = -(-(chunk.n1 - chunk.n0) // (chunk.groups * outputs))
         lists = max(1, chunk.arrays // columns)
-    return values + math.ceil(lists * chunk.rows * bits / 8)
+    return values + math.ceil(lists * bits / 8)
 
 
 def row_indices_of(mvm: cim_tile.MVMOp) -> RowIndices:
@@ -130,7 +130,7 @@ def row_indices_of(mvm: cim_tile.MVMOp) -> RowIndices:
     if mvm.compacted_from is None:
         return NO_ROW_INDICES
     shared = mvm.intra_block is None and mvm.input_rows is None
-    return mvm.reduction, mvm.row_group, shared
+    return mvm.reduction, mvm.row_group, shared, mvm.rows_per_index
 
 
 @lru_cache(maxsize=1 << 14)

@@ -327,10 +327,10 @@ class BuilderState:
     block: Block = field(default_factory=Block)
     decls: list[Operation] = field(default_factory=lambda: [])
     declared_weights: dict[
-        str, tuple[cim_tile.WeightLayout, int, int, int, int, int, int]
+        str, tuple[cim_tile.WeightLayout, int, int, int, int, int, int, int]
     ] = field(default_factory=lambda: {})
     row_indices: dict[str, RowIndices] = field(default_factory=lambda: {})
-    """Each compacted weight's ``(reduction rows, IntraBlock row group)``,
+    """Each compacted weight's :data:`~cimflow.lowering.rules.RowIndices`,
     whose held rows' indices its programs stream with its values
     (:func:`~cimflow.lowering.rules.row_indices_of`)."""
     names: dict[SSAValue, str] = field(default_factory=lambda: {})

@@ -105,6 +105,7 @@ class WeightStreaming(BufferPlacement):
             0 if held == mvm.reduction else held,
             mvm.row_group,
             0 if mvm.driven == mvm.reduction else mvm.driven,
+            0 if mvm.rows_per_index == 1 else mvm.rows_per_index,
         )
         declared = self.declared_weights.get(weight)
         if declared is None:
@@ -113,7 +114,8 @@ class WeightStreaming(BufferPlacement):
         elif declared != mapping:
             raise CimError(
                 f"weight '{weight}' is used as two different matrices (layout, "
-                f"groups, k, n, rows held, row group, rows driven) = {declared} and "
+                f"groups, k, n, rows held, row group, rows driven, rows per index) = "
+                f"{declared} and "
                 f"{mapping}"
             )
 

@@ -23,6 +23,7 @@ from cimflow.analysis.sparse_tiling import (
     compacted_matrix,
     compacted_rows,
     gathered_rows,
+    row_index_block,
 )
 from cimflow.cimdialect import cim_tile
 from cimflow.cimsim.engine import op_costs, simulate
@@ -73,6 +74,46 @@ def test_rows_no_column_of_a_tile_needs_are_dropped() -> None:
 
 def test_an_all_zero_tile_keeps_one_row() -> None:
     assert compacted_rows(np.zeros((1, 5, 2)), 1).shape == (1, 2, 1)
+
+
+def test_held_rows_in_aligned_blocks_are_indexed_by_block() -> None:
+    # channels of 9 rows (a 3 x 3 window) kept whole: 9 rows an index
+    channels = np.zeros((1, 36, 2))
+    channels[0, 9:18, :] = channels[0, 27:36, 0] = 1.0
+    assert row_index_block(compacted_rows(channels, 2), 36) == 9
+    # two kept runs of 4 rows from multiples of 4 in different tiles, the
+    # last cut short at row K = 22: blocks of 4
+    blocks = np.zeros((1, 22, 2))
+    blocks[0, 4:8, 0] = blocks[0, 16:22, 1] = blocks[0, 8:16, 1] = 1.0
+    assert row_index_block(compacted_rows(blocks, 1), 22) == 4
+    # a run starting off the grid: row by row
+    blocks[0, 3, 0] = 1.0
+    assert row_index_block(compacted_rows(blocks, 1), 22) == 1
+    # a tile with no kept row holds the placeholder row 0, which any block
+    # holds too
+    empty_tile = np.zeros((1, 16, 2))
+    empty_tile[0, 8:16, 1] = 1.0
+    assert row_index_block(compacted_rows(empty_tile, 1), 16) == 8
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 16), st.integers(2, 12), st.integers(1, 3), st.integers(0, 2**31))
+def test_an_index_block_divides_every_held_run(
+    block: int, blocks: int, tiles: int, seed: int
+) -> None:
+    """Whole blocks of ``block`` rows kept at random: the index block is a
+    multiple of ``block`` and names every held run exactly."""
+    rng = np.random.default_rng(seed)
+    k = block * blocks
+    kept = rng.random((blocks, tiles)) < 0.5
+    matrix = np.repeat(kept, block, axis=0)[None].astype(float)
+    row_map = compacted_rows(matrix, 1)
+    found = row_index_block(row_map, k)
+    assert found == 1 or found % block == 0
+    for held in row_map[0]:
+        rows = held[held >= 0]
+        if rows.size > 1 or rows.tolist() != [0]:
+            assert all(row % found == 0 for row in rows if row - 1 not in rows)
 
 
 @settings(max_examples=50, deadline=None)
@@ -133,32 +174,44 @@ def test_held_rows_are_faster_and_cheaper(pruned: dict[str, Path]) -> None:
 
 
 def test_held_rows_read_their_indices(pruned: dict[str, Path]) -> None:
-    """Each held row's input is gathered by a ceil(log2 K)-bit index, read
-    when its array is programmed, and streamed in with the values, once for
-    the column tiles that hold the same rows (a channel pattern's all do):
-    on ciminus (0.1 pJ a bit) the simulator
-    charges exactly that as the ``index`` component, and nothing for dense
+    """The held rows' inputs are gathered by indices, read when an array is
+    programmed and streamed in with the values, once for the column tiles
+    that hold the same rows (a channel pattern's all do). A channel pattern
+    keeps whole channels, the kh*kw rows of each from a multiple of kh*kw,
+    so an index names a block of them (``index_block``, a multiple of 9 for
+    a 3 x 3 convolution): ``ceil(held / B)`` indices of ``ceil(log2
+    ceil(K / B))`` bits. On ciminus (0.1 pJ a bit) the simulator charges
+    exactly that as the ``index`` component, and nothing for dense
     weights."""
     path = pruned["channel"]
     hw = load_target("ciminus")
     trace = module_trace(compile_model(path, "ciminus", _pipeline()))
-    compacted = {w.name: w.k for w in trace.weights if w.rows}
+    compacted = {w.name: (w.k, w.rows_per_index) for w in trace.weights if w.rows}
     assert compacted
+    kernels = {
+        init.name: tuple(init.dims[2:]) for init in onnx.load(path).graph.initializer
+    }
+    three_by_three = [name for name in compacted if kernels.get(name) == (3, 3)]
+    assert three_by_three
+    for name in three_by_three:
+        assert compacted[name][1] % 9 == 0, name
     costs = op_costs(trace)
     expected = 0.0
     for op in trace.ops:
         if not isinstance(op, ProgramOp) or op.source != "weight":
             continue
         arrays = sum(stop - start for start, stop in op.arrays)
-        k = compacted.get(op.weight, 0)
-        bits = math.ceil(math.log2(k)) if k else 0
-        pj = arrays * op.rows * bits * hw.energy.index_read_pj_per_bit
+        k, block = compacted.get(op.weight, (0, 1))
+        positions = -(-k // block)
+        bits = math.ceil(math.log2(positions)) if positions > 1 else 0
+        per_array = -(-op.rows // block) * bits
+        pj = arrays * per_array * hw.energy.index_read_pj_per_bit
         assert costs[op.id].energy_pj.get("index", 0.0) == pytest.approx(pj)
         expected += pj
         if op.in_bytes:  # one index list a row tile, shared by its 4-output tiles
             values = (op.k[1] - op.k[0]) * (op.n[1] - op.n[0])
             lists = arrays // -(-(op.n[1] - op.n[0]) // 4)
-            assert op.in_bytes == values + math.ceil(lists * op.rows * bits / 8)
+            assert op.in_bytes == values + math.ceil(lists * per_array / 8)
     assert expected > 0
     stats = simulate(trace).stats
     assert stats.energy_pj["index"] == pytest.approx(expected)
@@ -182,6 +235,28 @@ def test_a_trace_whose_held_rows_disagree_with_the_weights_fails(
     assert f"needs {held['rows'] - 1} rows per group" in error
     held["rows"] = held["k"] + 1
     with pytest.raises(CimError, match=r"key 'rows' .* exceeds 'k'"):
+        parse_trace(document, "t.json")
+
+
+def test_a_trace_whose_index_blocks_split_held_runs_fails(
+    pruned: dict[str, Path],
+) -> None:
+    """Indices naming blocks of more rows than the held runs are whole
+    blocks of do not hold those rows: the functional check refuses them."""
+    path = pruned["channel"]
+    document = json.loads(
+        json.dumps(build_trace(compile_model(path, "tiny", _pipeline())))
+    )
+    indexed = [w for w in document["weights"] if w.get("index_block")]
+    assert indexed
+    assert verify_trace(parse_trace(document, "t.json"), path, "exact").passed
+    wrong = indexed[0]
+    wrong["index_block"] += 1  # a block its own size does not divide
+    report = verify_trace(parse_trace(document, "t.json"), path, "exact")
+    assert not report.passed
+    assert "are not whole blocks of" in (report.mode("exact").error or "")
+    wrong["intra_block"] = 4
+    with pytest.raises(CimError, match=r"'index_block' .* needs 'rows' without"):
         parse_trace(document, "t.json")
 
 

@@ -15,7 +15,9 @@
 // columns of 4 bit slices) needs only the other half of the kh x kw rows:
 // the 3 x 3 x 8 = 72-row weights hold 36 rows, the stem's 7 x 7 x 3 = 147
 // rows hold 49 (one of its three input channels is left, 66.7% are zero).
-// Each held weight keeps its rows in compacted_from. Asking for at least
+// Each held weight keeps its rows in compacted_from; the rows held are
+// whole channels (9 rows of a 3 x 3 window, the stem's one channel of 49),
+// so an index names a channel's block (index_block). Asking for at least
 // 60% fewer rows leaves the 50% ones dense (only the stem qualifies). 2:4
 // zeros differ between the columns an array holds, so no row can go on
 // tiny; on ciminus, whose cells pick their inputs by multiplexers, each
@@ -29,15 +31,16 @@
 // different blocks, so the core reads the inputs of the rows either needs:
 // 104 of 147 (input_rows), where 2:4 alone needs all of its groups'.
 
-// CHECK:       cim_tile.mvm {{.*}} tiling <k = 49, {{.*}} compacted_from 147
-// CHECK:       cim_tile.mvm {{.*}} tiling <k = 36, {{.*}} compacted_from 72
+// CHECK:       cim_tile.mvm {{.*}} tiling <k = 49, {{.*}} compacted_from 147 index_block 49 mode
+// CHECK:       cim_tile.mvm {{.*}} tiling <k = 36, {{.*}} compacted_from 72 index_block 9 mode
 
 // THRESHOLD:     cim_tile.mvm {{.*}} tiling <k = 49, {{.*}} compacted_from 147
 // THRESHOLD:     cim_tile.mvm {{.*}} tiling <k = 72,
 // THRESHOLD-NOT: compacted_from 72
 
-// META:        cim_meta.weight "{{.*}}" layout oihw groups 1 k 147 n 8 rows 49
-// META:        cim_meta.weight "{{.*}}" layout oihw groups 1 k 72 n 8 rows 36
+// META:        cim_meta.weight "{{.*}}" layout oihw groups 1 k 147 n 8 rows 49 index_block 49{{$}}
+// META:        cim_meta.weight "{{.*}}" layout oihw groups 1 k 72 n 8 rows 36 index_block 9{{$}}
+// META:        cim_meta.weight "fc.weight" layout nk groups 1 k 16 n 10 rows 8{{$}}
 
 // NM-NOT:      compacted_from
 

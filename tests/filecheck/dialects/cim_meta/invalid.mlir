@@ -317,6 +317,16 @@ cim_meta.weight "w" layout nk groups 1 k 16 n 10 rows 8 intra_block 4 driven 4
 
 // -----
 
+// CHECK: 'cim_meta.weight' index_block needs rows without intra_block
+cim_meta.weight "w" layout nk groups 1 k 16 n 10 rows 8 intra_block 4 index_block 4
+
+// -----
+
+// CHECK: 'cim_meta.weight' index_block must lie between 2 and k
+cim_meta.weight "w" layout nk groups 1 k 16 n 10 rows 8 index_block 16
+
+// -----
+
 // CHECK: 'cim_meta.weight' needs a name
 cim_meta.weight "" layout nk groups 1 k 16 n 10
 

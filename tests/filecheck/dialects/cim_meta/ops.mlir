@@ -42,6 +42,9 @@ builtin.module attributes {test.arrays = #cim_meta.arrays<0:16, 32:40>, test.loc
     cim_meta.weight "flex.w" layout nk groups 1 k 512 n 64 rows 128 intra_block 4 driven 256
     // CHECK-NEXT: cim_meta.weight "flex.w" layout nk groups 1 k 512 n 64 rows 128 intra_block 4 driven 256
     // GENERIC: "cim_meta.weight"() <{weight = "flex.w", layout = #cim_tile<layout nk>, groups = 1 : i64, k = 512 : i64, n = 64 : i64, rows = 128 : i64, intra_block = 4 : i64, driven = 256 : i64}> : () -> ()
+    cim_meta.weight "channels.w" layout oihw groups 1 k 576 n 64 rows 288 index_block 9
+    // CHECK-NEXT: cim_meta.weight "channels.w" layout oihw groups 1 k 576 n 64 rows 288 index_block 9
+    // GENERIC: "cim_meta.weight"() <{weight = "channels.w", layout = #cim_tile<layout oihw>, groups = 1 : i64, k = 576 : i64, n = 64 : i64, rows = 288 : i64, index_block = 9 : i64}> : () -> ()
     cim_meta.weight "mm.w" layout kn groups 1 k 64 n 8
     // CHECK-NEXT: cim_meta.weight "mm.w" layout kn groups 1 k 64 n 8
     // GENERIC: "cim_meta.weight"() <{weight = "mm.w", layout = #cim_tile<layout kn>, groups = 1 : i64, k = 64 : i64, n = 8 : i64}> : () -> ()

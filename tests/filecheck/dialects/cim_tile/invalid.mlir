@@ -116,6 +116,18 @@
 
 // -----
 
+// CHECK: 'cim_tile.mvm' index_block needs compacted_from without intra_block (only a row gather lists its held rows)
+%x = "test.op"() : () -> tensor<64x144xf32>
+%y = cim_tile.mvm %x weight "w" layout oihw tiling <k = 36, n = 32, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 1, col_tiles = 1, groups_per_array = 1> compacted_from 144 intra_block 4 index_block 9 mode <compute> : tensor<64x144xf32> -> tensor<64x32xf32>
+
+// -----
+
+// CHECK: 'cim_tile.mvm' index_block (144) must lie between 2 and the 144 rows of the weight
+%x = "test.op"() : () -> tensor<64x144xf32>
+%y = cim_tile.mvm %x weight "w" layout oihw tiling <k = 72, n = 32, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 1, col_tiles = 1, groups_per_array = 1> compacted_from 144 index_block 144 mode <compute> : tensor<64x144xf32> -> tensor<64x32xf32>
+
+// -----
+
 // CHECK: 'cim_tile.mvm' runs on arrays in compute mode
 %x = "test.op"() : () -> tensor<64x144xf32>
 %y = cim_tile.mvm %x weight "w" layout oihw tiling <k = 144, n = 32, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 2, col_tiles = 1, groups_per_array = 1> mode <memory> : tensor<64x144xf32> -> tensor<64x32xf32>
