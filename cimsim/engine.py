@@ -438,7 +438,15 @@ def op_costs(trace: Trace) -> tuple[OpCost, ...]:
         ):
             weight = compacted.get(op.weight)
         shape = (
-            (weight.k, weight.intra_block, weight.rows, weight.driven) if weight else ()
+            (
+                weight.k,
+                weight.intra_block,
+                weight.rows,
+                weight.driven,
+                weight.index_block,
+            )
+            if weight
+            else ()
         )
         key = (*_cost_key(op), *shape)
         cost = cache.get(key)

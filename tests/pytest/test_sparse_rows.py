@@ -238,6 +238,38 @@ def test_a_trace_whose_held_rows_disagree_with_the_weights_fails(
         parse_trace(document, "t.json")
 
 
+def test_weights_alike_but_for_their_index_blocks_cost_apart(
+    pruned: dict[str, Path],
+) -> None:
+    """Two weights of one shape whose programs look the same (here: nothing
+    streamed with them, so that no byte count tells them apart): each
+    program is charged its own weight's indices (the simulator's cost cache
+    tells them apart by the index block too)."""
+    path = pruned["channel"]
+    document = json.loads(
+        json.dumps(build_trace(compile_model(path, "ciminus", _pipeline())))
+    )
+    nines = [w for w in document["weights"] if w.get("index_block") == 9]
+    alike = [w for w in nines if (w["k"], w["n"], w["rows"]) == (72, 8, 36)]
+    assert len(alike) >= 2
+    alike[0]["index_block"] = 3  # whole blocks of 9 are whole blocks of 3
+    for op in document["ops"]:
+        if op["kind"] == "program" and op["weight"] in {w["name"] for w in alike}:
+            op["in_bytes"] = 0
+    trace = parse_trace(document, "t.json")
+    costs = op_costs(trace)
+    pj = load_target("ciminus").energy.index_read_pj_per_bit
+    bits = {alike[0]["name"]: 12 * 5, alike[1]["name"]: 4 * 3}  # 36 rows, K = 72
+    seen: set[str] = set()
+    for op in trace.ops:
+        if isinstance(op, ProgramOp) and op.weight in bits:
+            arrays = sum(stop - start for start, stop in op.arrays)
+            expected = arrays * bits[op.weight] * pj
+            assert costs[op.id].energy_pj["index"] == pytest.approx(expected)
+            seen.add(op.weight)
+    assert seen == set(bits)
+
+
 def test_a_trace_whose_index_blocks_split_held_runs_fails(
     pruned: dict[str, Path],
 ) -> None:
