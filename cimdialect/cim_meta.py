@@ -1413,12 +1413,20 @@ class WeightDeclOp(IRDLOperation):
     ``intra_block``): the held rows come in whole blocks of that many rows
     from multiples of it, and their indices name blocks
     (:func:`~cimflow.analysis.sparse_tiling.row_index_block`; absent: rows).
+    ``columns`` (no ``rows``): the arrays hold ``columns`` of the ``N``
+    columns per group, those nonzero in some row
+    (:func:`~cimflow.analysis.sparse_tiling.kept_columns`); every ``n``
+    range of a program or MVM of the weight counts held columns, and the
+    outputs of held columns ``[a, b)`` are the group's outputs
+    ``[starts[a], starts[b])`` (:func:`~cimflow.analysis.sparse_tiling.
+    column_starts`).
 
     ```mlir
     cim_meta.weight "fc.weight" layout nk groups 1 k 512 n 10
     cim_meta.weight "conv.weight" layout oihw groups 1 k 576 n 64 rows 288
     cim_meta.weight "conv2.weight" layout oihw groups 1 k 576 n 64 rows 288
         index_block 9
+    cim_meta.weight "conv3.weight" layout oihw groups 1 k 576 n 64 columns 32
     cim_meta.weight "fc2.weight" layout nk groups 1 k 512 n 64 rows 256 intra_block 4
     cim_meta.weight "fc3.weight" layout nk groups 1 k 512 n 64 rows 128
         intra_block 4 driven 256
@@ -1436,11 +1444,12 @@ class WeightDeclOp(IRDLOperation):
     intra_block = opt_prop_def(IntegerAttr.constr(i64))
     driven = opt_prop_def(IntegerAttr.constr(i64))
     index_block = opt_prop_def(IntegerAttr.constr(i64))
+    columns = opt_prop_def(IntegerAttr.constr(i64))
 
     assembly_format = (
         "$weight `layout` $layout `groups` $groups `k` $k `n` $n "
         "(`rows` $rows^)? (`intra_block` $intra_block^)? (`driven` $driven^)? "
-        "(`index_block` $index_block^)? attr-dict"
+        "(`index_block` $index_block^)? (`columns` $columns^)? attr-dict"
     )
 
     def __init__(
@@ -1454,6 +1463,7 @@ class WeightDeclOp(IRDLOperation):
         intra_block: int = 0,
         driven: int = 0,
         index_block: int = 0,
+        columns: int = 0,
     ):
         properties: dict[str, Attribute] = {
             "weight": StringAttr(weight),
@@ -1470,6 +1480,8 @@ class WeightDeclOp(IRDLOperation):
             properties["driven"] = i64_attr(driven)
         if index_block:
             properties["index_block"] = i64_attr(index_block)
+        if columns:
+            properties["columns"] = i64_attr(columns)
         super().__init__(properties=properties)
 
     def verify_(self) -> None:
@@ -1504,6 +1516,13 @@ class WeightDeclOp(IRDLOperation):
                 raise VerifyException(
                     "'cim_meta.weight' index_block must lie between 2 and k"
                 )
+        if self.columns is not None:
+            if self.rows is not None:
+                raise VerifyException(
+                    "'cim_meta.weight' holds compacted rows or columns, not both"
+                )
+            if not 1 <= self.columns.value.data < self.n.value.data:
+                raise VerifyException("'cim_meta.weight' columns must be in [1, n)")
 
 
 @irdl_op_definition

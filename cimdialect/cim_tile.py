@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from fractions import Fraction
 
 from xdsl.dialects.builtin import (
     ArrayAttr,
@@ -410,6 +411,15 @@ class MVMOp(IRDLOperation):
     (:func:`~cimflow.analysis.sparse_tiling.row_index_block`), e.g. the 9
     rows of each kept channel of a 3 x 3 convolution: ``compacted_from 576
     index_block 9``.
+
+    ``columns_from`` (``cim-sparse-rows{orientation=column}``) keeps the
+    weight's ``N`` when the arrays hold only the columns that are nonzero
+    in some row (the tiling's ``n``): a filter pruned whole computes
+    nothing, and its outputs are its bias alone. The output stays ``[V,
+    groups*N]``; each held column's outputs land at its own column
+    (:func:`~cimflow.analysis.sparse_tiling.column_starts`), e.g. a
+    ``[576, 64]`` weight with half its filters zero: ``tiling <k = 576, n =
+    32, ...> columns_from 64``.
     """
 
     name = "cim_tile.mvm"
@@ -445,6 +455,9 @@ class MVMOp(IRDLOperation):
     index_block = opt_prop_def(IntegerAttr.constr(i64))
     """With ``compacted_from`` (a row gather): the rows one index of the
     held row lists names (none: one)."""
+    columns_from = opt_prop_def(IntegerAttr.constr(i64))
+    """The weight's columns per group before the columns zero in every row
+    were dropped (none: the tiling's ``n``, every column held)."""
     zero_planes = opt_prop_def(FloatAttr.constr(type=EqAttrConstraint(f64)))
     """Share of input bit-planes its arrays skip as zero (none: skipping off)."""
     zero_groups = opt_prop_def(FloatAttr.constr(type=EqAttrConstraint(f64)))
@@ -460,7 +473,7 @@ class MVMOp(IRDLOperation):
         "(`rows_per_pass` $rows_per_pass^)? "
         "(`compacted_from` $compacted_from^)? (`intra_block` $intra_block^)? "
         "(`driven_rows` $driven_rows^)? (`input_rows` $input_rows^)? "
-        "(`index_block` $index_block^)? "
+        "(`index_block` $index_block^)? (`columns_from` $columns_from^)? "
         "(`zero_planes` $zero_planes^)? "
         "(`zero_groups` $zero_groups^)? "
         "`mode` $mode "
@@ -524,6 +537,21 @@ class MVMOp(IRDLOperation):
         if self.driven_rows is not None:
             return self.driven_rows.value.data
         return self.reduction
+
+    @property
+    def outputs_per_group(self) -> int:
+        """``N``: the outputs per group the MVM writes (more than the
+        tiling's ``n`` when its arrays hold only the nonzero columns)."""
+        if self.columns_from is not None:
+            return self.columns_from.value.data
+        return self.tiling.field("n")
+
+    @property
+    def output_scale(self) -> Fraction | None:
+        """Outputs written per column held (None: one)."""
+        held = self.tiling.field("n")
+        outputs = self.outputs_per_group
+        return None if outputs == held else Fraction(outputs, held)
 
     @property
     def rows_per_index(self) -> int:
@@ -593,6 +621,18 @@ class MVMOp(IRDLOperation):
                     f"'cim_tile.mvm' index_block ({self.index_block.value.data}) "
                     f"must lie between 2 and the {k} rows of the weight"
                 )
+        if self.columns_from is not None:
+            if self.columns_from.value.data <= n:
+                raise VerifyException(
+                    f"'cim_tile.mvm' columns_from ({self.columns_from.value.data}) "
+                    f"must exceed the {n} columns its tiling holds"
+                )
+            if self.compacted_from is not None:
+                raise VerifyException(
+                    "'cim_tile.mvm' compacts either its rows (compacted_from) or "
+                    "its columns (columns_from), not both"
+                )
+            n = self.columns_from.value.data
         if features != groups * k or outputs != groups * n or vectors != out_vectors:
             raise VerifyException(
                 f"'cim_tile.mvm' maps [{vectors} x {features}] to "

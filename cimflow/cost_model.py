@@ -281,17 +281,21 @@ def held_index_bits(
     rows: int,
     cols_used: int,
     block: int = 1,
+    columns_from: int = 0,
 ) -> int:
     """Index bits of one list of ``rows`` held rows (an array's, or its
     column tiles' when they hold the same rows) of a weight's ``reduction``
     rows: an index per held block of ``block`` rows (a row gather; 1: per
     row), or, in an IntraBlock mapping of ``row_group`` rows, a
     ``ceil(log2 row_group)``-bit index per weight of each row (0: every row
-    held)."""
+    held); where the arrays hold only some of a weight's ``columns_from``
+    columns, besides, the output each of its ``cols_used`` columns' weights
+    writes."""
+    outputs = weights_per_row(t, cols_used) * row_index_bits(columns_from)
     if row_group:
         bits = max(1, math.ceil(math.log2(row_group)))
-        return rows * weights_per_row(t, cols_used) * bits
-    return -(-rows // block) * row_index_bits(reduction, block)
+        return rows * weights_per_row(t, cols_used) * bits + outputs
+    return -(-rows // block) * row_index_bits(reduction, block) + outputs
 
 
 def zero_detections(t: HardwareTarget, rows_used: int) -> int:

@@ -165,8 +165,9 @@ def op_parts(
     a program reads, and, for an IntraBlock mapping
     (``weights[].intra_block``), whose multiplexers an MVM drives with all
     of its groups' inputs."""
-    reduction = compacted.k if compacted else 0
+    reduction = compacted.k if compacted and compacted.rows else 0
     group = compacted.intra_block if compacted else 0
+    columns_from = compacted.n if compacted and compacted.columns else 0
     if isinstance(op, ProgramOp):
         feed = op.feed
         if feed == "cells":  # a switch in place: nothing is written
@@ -187,6 +188,7 @@ def op_parts(
                 op.rows,
                 op.cols,
                 compacted.rows_per_index if compacted else 1,
+                columns_from,
             ),
         )
     if isinstance(op, MvmOp):
@@ -430,7 +432,7 @@ def op_costs(trace: Trace) -> tuple[OpCost, ...]:
     cache: dict[tuple[object, ...], OpCost] = {}
     costs: list[OpCost] = []
     target = trace.target
-    compacted = {w.name: w for w in trace.weights if w.rows}
+    compacted = {w.name: w for w in trace.weights if w.rows or w.columns}
     for op in trace.ops:
         weight: WeightInfo | None = None
         if (isinstance(op, ProgramOp) and op.source == "weight") or isinstance(
@@ -440,10 +442,12 @@ def op_costs(trace: Trace) -> tuple[OpCost, ...]:
         shape = (
             (
                 weight.k,
+                weight.n,
                 weight.intra_block,
                 weight.rows,
                 weight.driven,
                 weight.index_block,
+                weight.columns,
             )
             if weight
             else ()

@@ -49,14 +49,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from cimflow.analysis.sparse_tiling import (
+    ColumnMap,
     RowMap,
+    column_matrix,
+    column_starts,
     compacted_matrix,
     compacted_rows,
     intra_block_driven_rows,
     intra_block_matrix,
     intra_block_rows,
+    kept_columns,
     row_group_starts,
     row_index_block,
 )
@@ -649,7 +654,9 @@ def groups_per_array(info: WeightInfo, target: HardwareTarget) -> int:
     outputs = target.array.cols // target.bit_slices
     if info.groups < 2:
         return 1
-    return max(1, min(info.groups, target.array.rows // info.held_k, outputs // info.n))
+    return max(
+        1, min(info.groups, target.array.rows // info.held_k, outputs // info.held_n)
+    )
 
 
 def _cuts(start: int, stop: int, size: int) -> list[tuple[int, int]]:
@@ -675,7 +682,7 @@ def slice_placements(
     diagonal. Raises :class:`CimError` for a slice outside the matrix or not
     block-diagonal.
     """
-    groups, big_k, big_n = info.groups, info.held_k, info.n
+    groups, big_k, big_n = info.groups, info.held_k, info.held_n
     (k0, k1), (n0, n1) = k, n
     if not (0 <= k0 < k1 <= groups * big_k and 0 <= n0 < n1 <= groups * big_n):
         raise CimError(
@@ -956,6 +963,9 @@ class _Executor:
         self.reach = Reachability()
         self.blocks: dict[str, tuple[Array, float | Array]] = {}
         self.row_maps: dict[str, RowMap] = {}
+        self.column_maps: dict[str, tuple[ColumnMap, npt.NDArray[np.int64]]] = {}
+        """Per column-compacted weight, its held columns and their outputs'
+        starts (:func:`~cimflow.analysis.sparse_tiling.column_starts`)."""
         self.group_starts: dict[str, Array] = {}
         """Per IntraBlock weight, each held row's group's first weight row."""
         self.placements: dict[
@@ -1263,7 +1273,13 @@ class _Executor:
                 f"adds partial sums of weight '{info.name}' to '{name}', which "
                 f"holds partial sums of weight '{partial.weight}'"
             )
-        (v0, v1), (n0, n1) = v, tile.n
+        v0, v1 = v
+        (n0, n1), landing = self.output_columns(info, tile.n)
+        if landing is not None:
+            placed = np.zeros((block.shape[0], n1 - n0), dtype=block.dtype)
+            real = landing >= 0
+            placed[:, landing[real]] = block[:, real]
+            block = placed
         partial.blocks.append((v0, v1, n0, n1, block, self.op.id))
         partial.covered[v0:v1, n0:n1] += tile.k[1] - tile.k[0]
         partial.count[v0:v1, n0:n1] += 1
@@ -1316,6 +1332,10 @@ class _Executor:
                 raise self.fail(
                     "accumulate steps cut the vectors (axis 0) or the outputs (axis 1)"
                 )
+            info = self.weight_info.get(partial.weight)
+            if axis == 1 and info is not None and info.columns:
+                # the held columns' outputs (and the dropped ones they own)
+                start, stop = self.output_of(info, start), self.output_of(info, stop)
             bounds[axis] = (start, stop)
         (r0, r1), (c0, c1) = bounds
         inside = [
@@ -1359,7 +1379,8 @@ class _Executor:
         ]
         if not partial.blocks:
             del self.partials[name]
-        self.write_output(op, name, value, op.block)
+        block = None if op.block is None else (op.block[0], *bounds[op.block[0]])
+        self.write_output(op, name, value, block)
 
     def residual_rows(
         self,
@@ -1472,6 +1493,8 @@ class _Executor:
                 blocks = compacted_matrix(
                     blocks, self.row_map(info, blocks), self.outputs_per_array
                 )
+            elif info.columns:
+                blocks = column_matrix(blocks, self.column_map(info, blocks))
             bits = self.hw.precision.weight_bits
             model = self.model_weight_integers(info, blocks)
             if self.mode == "exact":
@@ -1506,7 +1529,17 @@ class _Executor:
             return None
         if np.any(per_column == 0):
             return None
-        exact = blocks / per_column.reshape(info.groups, 1, info.n)
+        if info.columns:
+            column_map = self.column_maps[info.name][0]
+            held = per_column.reshape(info.groups, info.n)
+            per_column = np.where(
+                column_map >= 0,
+                np.take_along_axis(held, np.maximum(column_map, 0), 1),
+                1.0,
+            ).reshape(-1)
+            if isinstance(scale, np.ndarray):
+                scale = per_column
+        exact = blocks / per_column.reshape(info.groups, 1, info.held_n)
         integers = np.rint(exact)
         bits = self.hw.precision.weight_bits
         if np.any(np.abs(exact - integers) > 1e-3) or not (
@@ -1554,7 +1587,7 @@ class _Executor:
             block = values[
                 g,
                 tile.k[0] - g * info.held_k : tile.k[1] - g * info.held_k,
-                tile.n[0] - g * info.n : tile.n[1] - g * info.n,
+                tile.n[0] - g * info.held_n : tile.n[1] - g * info.held_n,
             ]
             cells = self.arrays[ids[tile.array]].cells
             assert cells is not None
@@ -1728,6 +1761,54 @@ class _Executor:
     def outputs_per_array(self) -> int:
         return self.hw.array.cols // self.hw.bit_slices
 
+    def column_map(self, info: WeightInfo, blocks: Array) -> ColumnMap:
+        """The columns a column-compacted weight's arrays hold, from its
+        values (the compiler's rule), checked against the trace."""
+        cached = self.column_maps.get(info.name)
+        if cached is None:
+            column_map = kept_columns(blocks)
+            if column_map.shape[1] != info.columns:
+                raise self.fail(
+                    f"weight '{info.name}' needs {column_map.shape[1]} columns per "
+                    f"group once columns zero in every row are dropped, but the "
+                    f"trace holds {info.columns}"
+                )
+            cached = (column_map, column_starts(column_map, info.n))
+            self.column_maps[info.name] = cached
+        return cached[0]
+
+    def output_columns(
+        self, info: WeightInfo, n: tuple[int, int]
+    ) -> tuple[tuple[int, int], npt.NDArray[np.int64] | None]:
+        """The outputs held columns ``n`` write (the same columns, or, for a
+        column-compacted weight, those they own,
+        :func:`~cimflow.analysis.sparse_tiling.column_starts`) and, then,
+        where in them each held column's values land (-1: a padding
+        column's, which land nowhere)."""
+        if not info.columns:
+            return n, None
+        column_map = self.column_maps_of(info)[0]
+        span = (self.output_of(info, n[0]), self.output_of(info, n[1]))
+        g = n[0] // info.columns
+        held = column_map[g, n[0] - g * info.columns : n[1] - g * info.columns]
+        return span, np.where(held >= 0, held + g * info.n - span[0], -1)
+
+    def output_of(self, info: WeightInfo, column: int) -> int:
+        """Where the outputs of a column-compacted weight's held column
+        ``column`` (of ``groups * columns``; that count: the end) start."""
+        starts = self.column_maps_of(info)[1]
+        g, held = divmod(column, info.columns)
+        if g == info.groups:
+            return info.groups * info.n
+        return g * info.n + int(starts[g, held])
+
+    def column_maps_of(
+        self, info: WeightInfo
+    ) -> tuple[ColumnMap, npt.NDArray[np.int64]]:
+        if info.name not in self.column_maps:
+            self.load_weight_blocks(info)
+        return self.column_maps[info.name]
+
     def row_map(self, info: WeightInfo, blocks: Array) -> RowMap:
         """The rows each column tile's arrays hold of a compacted weight
         (each column's, of an IntraBlock one), from its values (the
@@ -1775,7 +1856,7 @@ class _Executor:
         that group's ``held_k`` rows are built; the second value is the
         first of them in held-row coordinates."""
         g = tile.k[0] // info.held_k
-        column_tile = (tile.n[0] - g * info.n) // self.outputs_per_array
+        column_tile = (tile.n[0] - g * info.held_n) // self.outputs_per_array
         if info.name not in self.row_maps:
             self.load_weight_blocks(info)
         rows = self.row_maps[info.name][g, column_tile]
@@ -1816,7 +1897,7 @@ class _Executor:
         for tile in placed:
             g = tile.k[0] // info.rows
             h0, h1 = tile.k[0] - g * info.rows, tile.k[1] - g * info.rows
-            n0, n1 = tile.n[0] - g * info.n, tile.n[1] - g * info.n
+            n0, n1 = tile.n[0] - g * info.held_n, tile.n[1] - g * info.held_n
             tile_starts = starts[g, n0 // self.outputs_per_array, h0:h1]
             cells = row_map[g, n0:n1, h0:h1].T
             chosen = np.where(cells >= 0, cells - tile_starts[:, None], 0)

@@ -165,6 +165,12 @@ class WeightInfo:
     """With ``rows`` (no ``intra_block``): the held rows are whole blocks of
     this many rows from multiples of it, and their indices name blocks
     (:func:`cimflow.analysis.sparse_tiling.row_index_block`). 0: rows."""
+    columns: int = 0
+    """Columns per group the arrays hold when fewer than ``n`` (those nonzero
+    in some row, :func:`cimflow.analysis.sparse_tiling.kept_columns`); the
+    ``n`` ranges of its programs and MVMs count them, and held columns
+    ``[a, b)`` write the group's outputs ``[starts[a], starts[b])``
+    (:func:`cimflow.analysis.sparse_tiling.column_starts`). 0: all ``n``."""
 
     @property
     def held_k(self) -> int:
@@ -175,6 +181,11 @@ class WeightInfo:
     def driven_k(self) -> int:
         """Rows per group whose inputs an IntraBlock mapping's arrays drive."""
         return self.driven or self.k
+
+    @property
+    def held_n(self) -> int:
+        """Columns per group the arrays hold."""
+        return self.columns or self.n
 
     @property
     def rows_per_index(self) -> int:
@@ -786,6 +797,7 @@ def _weights(fields: _Fields) -> tuple[WeightInfo, ...]:
                     "intra_block",
                     "driven",
                     "index_block",
+                    "columns",
                 }
             )
         )
@@ -810,17 +822,25 @@ def _weights(fields: _Fields) -> tuple[WeightInfo, ...]:
                 f"key 'index_block' ({block}) needs 'rows' without 'intra_block' "
                 f"and must be below 'k' ({k})"
             )
+        n = item.integer("n", 1)
+        columns = item.integer("columns", 1) if "columns" in item.data else 0
+        if columns and (rows or columns >= n):
+            raise item.fail(
+                f"key 'columns' ({columns}) must be below 'n' ({n}) and comes "
+                "without 'rows'"
+            )
         result.append(
             WeightInfo(
                 item.string("name"),
                 item.choice("layout", WEIGHT_LAYOUTS),
                 item.integer("groups", 1),
                 k,
-                item.integer("n", 1),
+                n,
                 rows,
                 group,
                 driven,
                 block,
+                columns,
             )
         )
     return tuple(result)

@@ -45,6 +45,19 @@ and with ``driven_rows`` when the widest tile's arrays drive the inputs of
 fewer rows than the weight's. Grouped weights packed several to an array are left
 as they are.
 
+With ``orientation`` ``column`` (or ``best``: whichever takes fewer
+arrays a copy, rows on a tie) it compacts the other dimension: the columns
+zero in every row (filters pruned whole) are not held, ``tiling.n``
+becomes the columns held (each group's, padded to the most) and
+``columns_from`` keeps ``N``; the output stays ``N`` wide, each held
+column's outputs landing at its own column and a dropped column's being
+its bias alone (:func:`cimflow.analysis.sparse_tiling.kept_columns`,
+``column_starts``). Fewer columns mean fewer column tiles (arrays,
+programming, conversions); each array's outputs need their columns'
+indices, ``ceil(log2 N)`` bits each, streamed with its weights. CIMinus
+calls the two its compression orientations; a weight is compacted one
+way, not both.
+
 Run it right after ``convert-graph-to-tile``::
 
     cim-opt pruned.onnx -p 'convert-graph-to-tile,cim-sparse-rows,
@@ -66,9 +79,12 @@ from cimflow.analysis.sparse_tiling import (
     compacted_rows,
     gathered_rows,
     intra_block_driven_rows,
+    kept_columns,
     row_index_block,
 )
+from cimflow.analysis.sparsity import Matrix
 from cimflow.analysis.tile_mapping import plan_chunks, target_tiling
+from cimflow.cimdialect import cim_tile
 from cimflow.cimdialect.cim_graph import WeightSourceAttr
 from cimflow.cimdialect.cim_tile import TilingAttr
 from cimflow.cost_model import held_index_bits, program_op_cost
@@ -99,12 +115,22 @@ class CimSparseRowsPass(ModulePass):
     intra_block: bool = True
     """Also try the IntraBlock mapping, on a target with cell multiplexers."""
 
+    orientation: str = "row"
+    """What to compact: ``row`` (the rows an array's columns need),
+    ``column`` (the columns nonzero in some row: filters pruned whole), or
+    ``best`` (whichever takes fewer arrays a copy, rows on a tie)."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         from cimflow.frontend import load_weights
 
         if not 0.0 <= self.min_saving < 1.0:
             raise CimError(
                 f"{self.name}: min_saving must be in [0, 1), got {self.min_saving}"
+            )
+        if self.orientation not in ORIENTATIONS:
+            raise CimError(
+                f"{self.name}: orientation must be one of "
+                f"{', '.join(ORIENTATIONS)}, got '{self.orientation}'"
             )
         hw = module_target(op, self.target, self.name)
         source = op.attributes.get(SOURCE_ATTR)
@@ -119,6 +145,7 @@ class CimSparseRowsPass(ModulePass):
             tiling = mvm.tiling
             if (
                 mvm.compacted_from is not None
+                or mvm.columns_from is not None
                 or tiling.field("groups_per_array") > 1
                 or mvm.weight.data not in values
             ):
@@ -132,49 +159,117 @@ class CimSparseRowsPass(ModulePass):
                 n,
                 values[mvm.weight.data],
             )
-            tile_columns = tiling.outputs_per_array
-            row_map = compacted_rows(matrix, tile_columns)
-            group = 0
-            if self.intra_block:
-                best = best_intra_block(matrix, hw.array.mux_inputs, tile_columns)
-                if best is not None and best[1].shape[2] < row_map.shape[2]:
-                    group, row_map = best
-            held = row_map.shape[2]
-            gathered = gathered_rows(row_map, group, k)
-            block = 1 if group else row_index_block(row_map, k)
-            indices = (k, group, not group and gathered == held, block)
-            if held > k * (1.0 - self.min_saving) or not _pays(
-                hw, (k, held), n, groups, indices
+            rows = (
+                None
+                if self.orientation == "column"
+                else self.held_rows(hw, mvm, matrix)
+            )
+            columns = (
+                None
+                if self.orientation == "row"
+                else self.held_columns(hw, mvm, matrix)
+            )
+            if rows is not None and (
+                columns is None
+                or rows.tiling.arrays_per_copy <= columns.tiling.arrays_per_copy
             ):
-                continue
-            mvm.tiling = target_tiling(hw, held, n, groups)
-            mvm.compacted_from = IntegerAttr(k, i64)
-            if group:
-                mvm.intra_block = IntegerAttr(group, i64)
-                driven = intra_block_driven_rows(row_map, group, k, tile_columns)
-                if driven < k:
-                    mvm.driven_rows = IntegerAttr(driven, i64)
-            if gathered != mvm.gathered_input_rows:
-                mvm.input_rows = IntegerAttr(gathered, i64)
-            if block > 1:
-                mvm.index_block = IntegerAttr(block, i64)
+                rows.write(mvm)
+            elif columns is not None:
+                columns.write(mvm)
+
+    def held_rows(
+        self, hw: HardwareTarget, mvm: cim_tile.MVMOp, matrix: Matrix
+    ) -> HeldRows | None:
+        """The row gather or IntraBlock mapping of ``mvm``'s weight, when it
+        drops ``min_saving`` of the rows and pays."""
+        groups, k, n = matrix.shape
+        tile_columns = mvm.tiling.outputs_per_array
+        row_map = compacted_rows(matrix, tile_columns)
+        group = 0
+        if self.intra_block:
+            best = best_intra_block(matrix, hw.array.mux_inputs, tile_columns)
+            if best is not None and best[1].shape[2] < row_map.shape[2]:
+                group, row_map = best
+        held = row_map.shape[2]
+        gathered = gathered_rows(row_map, group, k)
+        block = 1 if group else row_index_block(row_map, k)
+        indices = (k, group, not group and gathered == held, block, 0)
+        tiling = target_tiling(hw, held, n, groups)
+        if held > k * (1.0 - self.min_saving) or not _pays(
+            hw, (mvm.tiling, tiling), indices
+        ):
+            return None
+        driven = k
+        if group:
+            driven = intra_block_driven_rows(row_map, group, k, tile_columns)
+        return HeldRows(tiling, k, group, driven, gathered, block)
+
+    def held_columns(
+        self, hw: HardwareTarget, mvm: cim_tile.MVMOp, matrix: Matrix
+    ) -> HeldColumns | None:
+        """The columns of ``mvm``'s weight nonzero in some row, when they
+        leave out ``min_saving`` of its columns and pay."""
+        groups, k, n = matrix.shape
+        held = kept_columns(matrix).shape[1]
+        tiling = target_tiling(hw, k, held, groups)
+        if held > n * (1.0 - self.min_saving) or not _pays(
+            hw, (mvm.tiling, tiling), (0, 0, False, 1, n)
+        ):
+            return None
+        return HeldColumns(tiling, n)
+
+
+ORIENTATIONS = ("row", "column", "best")
+
+
+@dataclass(frozen=True)
+class HeldRows:
+    """A weight tiled by the rows its arrays hold."""
+
+    tiling: TilingAttr
+    reduction: int
+    group: int
+    """The IntraBlock row group (0: a row gather)."""
+    driven: int
+    gathered: int
+    block: int
+
+    def write(self, mvm: cim_tile.MVMOp) -> None:
+        mvm.tiling = self.tiling
+        mvm.compacted_from = IntegerAttr(self.reduction, i64)
+        if self.group:
+            mvm.intra_block = IntegerAttr(self.group, i64)
+            if self.driven < self.reduction:
+                mvm.driven_rows = IntegerAttr(self.driven, i64)
+        if self.gathered != mvm.gathered_input_rows:
+            mvm.input_rows = IntegerAttr(self.gathered, i64)
+        if self.block > 1:
+            mvm.index_block = IntegerAttr(self.block, i64)
+
+
+@dataclass(frozen=True)
+class HeldColumns:
+    """A weight tiled by the columns its arrays hold."""
+
+    tiling: TilingAttr
+    outputs: int
+
+    def write(self, mvm: cim_tile.MVMOp) -> None:
+        mvm.tiling = self.tiling
+        mvm.columns_from = IntegerAttr(self.outputs, i64)
 
 
 def _pays(
     hw: HardwareTarget,
-    rows: tuple[int, int],
-    n: int,
-    groups: int,
+    tilings: tuple[TilingAttr, TilingAttr],
     indices: RowIndices,
 ) -> bool:
-    """Whether holding ``rows[1]`` of a ``groups x rows[0] x n`` weight's
-    rows pays: a copy programs from DRAM faster, or takes fewer arrays
-    while its bytes x arrays do not grow, its held rows' indices streaming
-    in with their values (:func:`~cimflow.lowering.rules.program_bytes`,
+    """Whether a copy tiled as ``tilings[1]`` instead of ``tilings[0]`` (the
+    dense weight) pays: it programs from DRAM faster, or takes fewer arrays
+    while its bytes x arrays do not grow, its indices streaming in with its
+    values (:func:`~cimflow.lowering.rules.program_bytes`,
     :func:`~cimflow.cost_model.program_op_cost`)."""
-    k, held = rows
-    dense = target_tiling(hw, k, n, groups)
-    compacted = target_tiling(hw, held, n, groups)
+    dense, compacted = tilings
     dense_cycles, dense_bytes = _copy_program(hw, dense, NO_ROW_INDICES)
     cycles, nbytes = _copy_program(hw, compacted, indices)
     if cycles < dense_cycles:
@@ -193,7 +288,7 @@ def _copy_program(
     """Cycles and bytes to program one copy of a weight tiled so from DRAM
     (its values and, compacted, its held rows' indices)."""
     (chunk,) = plan_chunks(tiling, tiling.arrays_per_copy)
-    reduction, group, _, block = indices
+    reduction, group, _, block, columns_from = indices
     nbytes = program_bytes(hw, chunk, row_indices=indices)
     cost = program_op_cost(
         hw,
@@ -202,6 +297,8 @@ def _copy_program(
         chunk.cols,
         feed="dram",
         in_bytes=nbytes,
-        index_bits=held_index_bits(hw, reduction, group, chunk.rows, chunk.cols, block),
+        index_bits=held_index_bits(
+            hw, reduction, group, chunk.rows, chunk.cols, block, columns_from
+        ),
     )
     return cost.cycles, nbytes

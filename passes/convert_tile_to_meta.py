@@ -30,7 +30,7 @@ from cimflow.lowering.builder import (
     vector_work,
 )
 from cimflow.lowering.placement import Location, TensorState
-from cimflow.lowering.rules import row_indices_of
+from cimflow.lowering.rules import NO_ROW_INDICES, row_indices_of
 from cimflow.passes.static_allocate import STRATEGY_ATTR
 from cimflow.target_record import module_target, module_target_spec
 
@@ -106,8 +106,9 @@ class ConvertTileToMetaPass(ModulePass):
                 builder.used_names.add(inner.weight.data)
                 if inner.bias is not None:
                     builder.used_names.add(inner.bias.data)
-                if inner.compacted_from is not None:
-                    builder.row_indices[inner.weight.data] = row_indices_of(inner)
+                indices = row_indices_of(inner)
+                if indices != NO_ROW_INDICES:
+                    builder.row_indices[inner.weight.data] = indices
         terminator = body.last_op
         if isinstance(terminator, func.ReturnOp) and function.res_attrs is not None:
             recorded_outputs = io_names(

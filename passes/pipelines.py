@@ -2,7 +2,8 @@
 
 ``cim-compile{strategy=NAME target=T}`` runs convert-graph-to-tile, the
 strategy's allocation pass and convert-tile-to-meta (``sparse_rows=true``:
-``cim-sparse-rows`` before the allocation); ``STRATEGIES`` lists the
+``cim-sparse-rows`` before the allocation, ``sparse_orientation=best`` for
+its held columns too); ``STRATEGIES`` lists the
 strategies by name. ``cim-compile-static`` is ``cim-compile{strategy=static}``.
 """
 
@@ -66,10 +67,18 @@ class CompilePass(ModulePass):
     """Run ``cim-sparse-rows`` before the allocation: arrays hold only the
     weight rows their columns need (a pruned model's)."""
 
+    sparse_orientation: str = "row"
+    """``cim-sparse-rows``'s ``orientation`` (``row``, ``column`` or
+    ``best``), with ``sparse_rows``."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         steps: list[ModulePass] = [ConvertGraphToTilePass(self.target)]
         if self.sparse_rows:
-            steps.append(CimSparseRowsPass(target=self.target))
+            steps.append(
+                CimSparseRowsPass(
+                    target=self.target, orientation=self.sparse_orientation
+                )
+            )
         steps += [
             allocation_pass(self.strategy, self.target),
             ConvertTileToMetaPass(self.target),

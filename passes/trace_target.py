@@ -350,6 +350,7 @@ def build_trace(module: ModuleOp) -> JsonDict:
                 if op.index_block is None
                 else {"index_block": op.index_block.value.data}
             )
+            | ({} if op.columns is None else {"columns": op.columns.value.data})
             for op in body
             if isinstance(op, cim_meta.WeightDeclOp)
         ],

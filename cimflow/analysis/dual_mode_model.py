@@ -196,6 +196,7 @@ from cimflow.lowering.rules import (
     banded_mvm_cycles,
     chunks_out_bytes,
     epilogue_source,
+    finishing_ops,
     gathered_elements,
     held_input_scale,
     mvm_input_bytes,
@@ -207,6 +208,7 @@ from cimflow.lowering.rules import (
     stages_in_place,
     vector_work,
     window_of,
+    written_outputs,
 )
 from cimflow.lowering.state import (
     chunk_add_bytes,
@@ -651,8 +653,8 @@ def build_program(
             groups, n = tiling.field("groups"), tiling.field("n")
             partials = tiling.field("row_tiles")
             outputs = vectors * groups * n
-            gather_bytes = sum(chunks_out_bytes(hw, tiling, plan, vectors))
-            extra = outputs * (partials - 1) + (outputs if op.bias is not None else 0)
+            scale = op.output_scale
+            gather_bytes = sum(chunks_out_bytes(hw, tiling, plan, vectors, scale))
             residual = residual_of(op)
             fused = residual is not None and residual.skip in tensor_of
             if residual is not None and fused:
@@ -660,13 +662,14 @@ def build_program(
                 fused_adds[residual.add] = residual.skip
                 fetch(info, residual.skip, None, None)
                 gather_bytes += tensor_bytes(hw, residual.skip)
-                extra += outputs
+            extra = outputs * (partials - 1) + finishing_ops(
+                outputs, (op.bias is not None) + fused, scale
+            )
             gather = interconnect_cost(hw, max(1, gather_bytes)).cycles
             accumulate = vector_cost(hw, extra, units).cycles if extra else 0
+            bias_bytes = written_outputs(groups * n, scale) * hw.weight_bytes
             if op.bias is not None:
-                info.segment_loads[op.bias.data] = dram_load(
-                    hw, groups * n * hw.weight_bytes
-                )
+                info.segment_loads[op.bias.data] = dram_load(hw, bias_bytes)
             streamed = len(plan) > 1
             in_dram = _lives_in_dram(op, tensor_of, tensors, held)
             # a streamed weight's chunks move their inputs and sums as they
@@ -692,7 +695,7 @@ def build_program(
                 streamed,
                 window,
                 in_dram,
-                groups * n * hw.weight_bytes if op.bias is not None else 0,
+                bias_bytes if op.bias is not None else 0,
                 fused,
                 tensors[info.outputs[-1]].spilled,
             )
@@ -957,6 +960,7 @@ def stream_ops(
     operand: Literal["weight", "buffer", "dram"] = "weight",
     input_scale: Fraction | None = None,
     row_indices: RowIndices = NO_ROW_INDICES,
+    output_scale: Fraction | None = None,
 ) -> tuple[list[_StreamOp], int]:
     """The loads, programs and MVMs ``run_chunks`` emits for a weight streamed
     through ``available`` arrays, in its order, and the chunk count: per
@@ -982,7 +986,8 @@ def stream_ops(
     before has computed, outside DRAM order and with no ``chunks`` buffer.
     ``input_scale``: inputs per held weight row (:func:`held_input_scale`;
     None: one); ``row_indices``: a compacted weight's, whose held rows'
-    indices its chunks carry (:func:`row_indices_of`)."""
+    indices its chunks carry (:func:`row_indices_of`); ``output_scale``:
+    outputs written per held column (``cim_tile.mvm.output_scale``)."""
     biased, residual = finishing[0] > 0, finishing[1]
     sums_in_dram: dict[int, bool] = {}
     chunks = plan_chunks(tiling, available)
@@ -1040,11 +1045,18 @@ def stream_ops(
                 prefetched[index + 1] = len(ops) - 1
         layout = copy_layout(hw, tiling, chunk, 0)
         cores = tuple(runs_of(layout.cores))
-        feed = mvm_feed(hw, layout, (0, vectors), window, input_scale=input_scale)
+        feed = mvm_feed(
+            hw,
+            layout,
+            (0, vectors),
+            window,
+            input_scale=input_scale,
+            output_scale=output_scale,
+        )
         first, last = ends[index]
         outputs = vectors * (chunk.n1 - chunk.n0)
-        adds = chunk_adds(chunk, vectors, first, last, biased + residual)
-        streamed = chunk_out_bytes(hw, layout, vectors, first, last, adds)
+        adds = chunk_adds(chunk, vectors, first, last, biased + residual, output_scale)
+        streamed = chunk_out_bytes(hw, layout, vectors, first, last, adds, output_scale)
         ops.append(
             _StreamOp(
                 mvm_op_cost(
@@ -1067,11 +1079,19 @@ def stream_ops(
         mvm = (len(ops) - 1,)
         if adds:  # add_in_cores or add_chunk
             in_cores = first and last and not layout.cross_core
+            written = written_outputs(outputs, output_scale)
             finishing_bytes = (
-                columns_bias_bytes(hw, tiling, chunk.n1 - chunk.n0) if biased else 0
-            ) + (outputs * hw.activation_bytes if residual else 0)
+                columns_bias_bytes(hw, tiling, chunk.n1 - chunk.n0, output_scale)
+                if biased
+                else 0
+            ) + (written * hw.activation_bytes if residual else 0)
             in_bytes, out_bytes = chunk_add_bytes(
-                hw, outputs, streamed, (first, last, in_cores), finishing_bytes
+                hw,
+                outputs,
+                streamed,
+                (first, last, in_cores),
+                finishing_bytes,
+                output_scale,
             )
             partials_in_dram = False
             if not in_cores:
@@ -1118,6 +1138,7 @@ def _stream_terms(
     operand: Literal["weight", "buffer", "dram"] = "weight",
     input_scale: Fraction | None = None,
     row_indices: RowIndices = NO_ROW_INDICES,
+    output_scale: Fraction | None = None,
 ) -> tuple[int, int, int, int]:
     ops, chunks = stream_ops(
         hw,
@@ -1132,6 +1153,7 @@ def _stream_terms(
         operand,
         input_scale,
         row_indices,
+        output_scale,
     )
     # each op starts once its deps are done and what it holds is free, the
     # one ready first (then the one emitted first) taking it first
@@ -1184,6 +1206,7 @@ def stream_terms(
         mvm.output_in_dram,
         input_scale=held_input_scale(mvm.op),
         row_indices=row_indices_of(mvm.op),
+        output_scale=mvm.op.output_scale,
     )
 
 

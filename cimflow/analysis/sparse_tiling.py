@@ -174,6 +174,51 @@ def compacted_matrix(matrix: Matrix, row_map: RowMap, outputs_per_array: int) ->
 
 
 # --------------------------------------------------------------------------
+# Column compaction: the outputs each array must compute
+# --------------------------------------------------------------------------
+
+ColumnMap = npt.NDArray[np.int64]
+"""``[groups, held columns]``: the weight column (within its group) each
+held column is; -1 pads a group that keeps fewer than the most."""
+
+
+def kept_columns(matrix: Matrix) -> ColumnMap:
+    """The columns a weight's arrays hold once the columns zero in every
+    row are dropped (CIMinus's column-wise compression: a filter pruned
+    whole computes nothing, its output is its bias alone). Each group keeps
+    its columns in order, padded to the group that keeps the most; a group
+    with no nonzero column keeps column 0."""
+    groups = matrix.shape[0]
+    kept = [np.flatnonzero(np.any(matrix[g] != 0, axis=0)) for g in range(groups)]
+    held = max(1, max(columns.size for columns in kept))
+    column_map = np.full((groups, held), -1, dtype=np.int64)
+    for g, columns in enumerate(kept):
+        column_map[g, : max(1, columns.size)] = columns if columns.size else 0
+    return column_map
+
+
+def column_matrix(matrix: Matrix, column_map: ColumnMap) -> Matrix:
+    """``[groups, K, held columns]``: the weight as its arrays hold it
+    (:func:`kept_columns`), zero on padding columns."""
+    held = np.take_along_axis(matrix, np.maximum(column_map, 0)[:, None, :], axis=2)
+    return np.where(column_map[:, None, :] >= 0, held, 0).astype(matrix.dtype)
+
+
+def column_starts(column_map: ColumnMap, n: int) -> npt.NDArray[np.int64]:
+    """``[groups, held columns + 1]``: where each held column's outputs
+    start among the group's ``n``, so that held columns ``[a, b)`` write
+    outputs ``[starts[a], starts[b])``: a held column owns the dropped
+    columns after it (the first one those before it too), whose outputs
+    are its neighbours' in the output buffer, zero before the bias; padding
+    columns own none."""
+    groups, held = column_map.shape
+    starts = np.full((groups, held + 1), n, dtype=np.int64)
+    starts[:, 1:held] = np.where(column_map[:, 1:] >= 0, column_map[:, 1:], n)
+    starts[:, 0] = 0
+    return starts
+
+
+# --------------------------------------------------------------------------
 # IntraBlock: each cell picks its input among its row group's
 # --------------------------------------------------------------------------
 

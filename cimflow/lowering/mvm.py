@@ -31,11 +31,13 @@ from cimflow.lowering.rules import (
     Span,
     Window,
     block_elements,
+    finishing_ops,
     held_input_scale,
     mvm_band_groups,
     mvm_target,
     residual_of,
     split_span,
+    written_outputs,
 )
 from cimflow.lowering.state import (
     CopyLayout,
@@ -87,7 +89,15 @@ class MvmLowering(ArrayPlacement):
     ) -> MvmFeed:
         """What one copy's vectors ``span`` move and compute (rules), right
         after the same cores computed ``previous``."""
-        return mvm_feed(self.hw, layout, span, window, previous, self.input_scale)
+        return mvm_feed(
+            self.hw,
+            layout,
+            span,
+            window,
+            previous,
+            self.input_scale,
+            self.output_scale,
+        )
 
     def line_buffer(
         self, mvm: cim_tile.MVMOp, layout: CopyLayout, span: Span
@@ -105,6 +115,7 @@ class MvmLowering(ArrayPlacement):
         alloc = mvm.alloc
         assert alloc is not None
         self.input_scale = held_input_scale(mvm)
+        self.output_scale = mvm.output_scale
         self.declare_weight(mvm)
         self.program_on_first_use(mvm)
         in_name = self.names[mvm.input]
@@ -161,6 +172,7 @@ class MvmLowering(ArrayPlacement):
             produced += [(band, token) for token in finished]
         self.residual = None
         self.input_scale = None
+        self.output_scale = None
         target.ready = produced
         self.layouts[out_name] = None if plan is None else plan.output
 
@@ -576,7 +588,12 @@ class MvmLowering(ArrayPlacement):
             return None
         return self.segment_weight(
             mvm.bias.data,
-            columns_bias_bytes(self.hw, mvm.tiling, layout.chunk.n1 - layout.chunk.n0),
+            columns_bias_bytes(
+                self.hw,
+                mvm.tiling,
+                layout.chunk.n1 - layout.chunk.n0,
+                mvm.output_scale,
+            ),
         )
 
     def mvm_op(
@@ -896,12 +913,9 @@ class MvmLowering(ArrayPlacement):
         )
 
     def outputs_bytes(self, layout: CopyLayout, span: Span) -> int:
-        return max(
-            1,
-            (span[1] - span[0])
-            * (layout.chunk.n1 - layout.chunk.n0)
-            * self.hw.activation_bytes,
-        )
+        outputs = (span[1] - span[0]) * (layout.chunk.n1 - layout.chunk.n0)
+        written = written_outputs(outputs, self.output_scale)
+        return max(1, written * self.hw.activation_bytes)
 
     def add_partials(
         self,
@@ -940,9 +954,11 @@ class MvmLowering(ArrayPlacement):
         self, bias: TensorState | None, layout: CopyLayout, span: Span
     ) -> int:
         """Additions that finish a copy's outputs of vectors ``span``: the
-        bias and a fused residual, one per output each."""
+        bias and a fused residual, one per output each
+        (:func:`~cimflow.lowering.rules.finishing_ops`)."""
         outputs = (span[1] - span[0]) * (layout.chunk.n1 - layout.chunk.n0)
-        return outputs * ((bias is not None) + (self.residual is not None))
+        adds = (bias is not None) + (self.residual is not None)
+        return finishing_ops(outputs, adds, self.output_scale)
 
     def vector_accumulate(
         self,
@@ -1134,9 +1150,11 @@ class MvmLowering(ArrayPlacement):
             first, last = ends[index]
             bias = self.bias_of(mvm, layout) if last else None
             outputs = (span[1] - span[0]) * (chunk.n1 - chunk.n0)
-            adds = chunk_adds(chunk, span[1] - span[0], first, last, finishing)
+            adds = chunk_adds(
+                chunk, span[1] - span[0], first, last, finishing, self.output_scale
+            )
             streamed = chunk_out_bytes(
-                self.hw, layout, span[1] - span[0], first, last, adds
+                self.hw, layout, span[1] - span[0], first, last, adds, self.output_scale
             )
             if first and last and not (adds and layout.cross_core):
                 # whole columns: final, or finished by the cores' own adds
@@ -1270,7 +1288,7 @@ class MvmLowering(ArrayPlacement):
             )
         # the bias and a fused residual: vector_accumulate adds their bytes
         partial_bytes, out_bytes = chunk_add_bytes(
-            self.hw, outputs, partials, (first, last, False), 0
+            self.hw, outputs, partials, (first, last, False), 0, self.output_scale
         )
         token = self.vector_accumulate(
             out_name,

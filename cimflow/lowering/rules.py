@@ -89,12 +89,13 @@ def _cuts(start: int, stop: int, size: int) -> list[Span]:
     ]
 
 
-RowIndices = tuple[int, int, bool, int]
+RowIndices = tuple[int, int, bool, int, int]
 """A compacted weight's ``(reduction rows, IntraBlock row group, whether
-its column tiles share one list of held rows, rows one index names)``
-(:func:`row_indices_of`); ``NO_ROW_INDICES`` for a weight held whole."""
+its column tiles share one list of held rows, rows one index names,
+columns of a column-compacted weight)`` (:func:`row_indices_of`);
+``NO_ROW_INDICES`` for a weight held whole."""
 
-NO_ROW_INDICES: RowIndices = (0, 0, False, 1)
+NO_ROW_INDICES: RowIndices = (0, 0, False, 1, 0)
 
 
 def program_bytes(
@@ -112,8 +113,10 @@ def program_bytes(
     chunk."""
     width = hw.activation_bytes if activation else hw.weight_bytes
     values = max(1, chunk.weight_elements * width)
-    reduction, group, shared, block = row_indices
-    bits = held_index_bits(hw, reduction, group, chunk.rows, chunk.cols, block)
+    reduction, group, shared, block, columns_from = row_indices
+    bits = held_index_bits(
+        hw, reduction, group, chunk.rows, chunk.cols, block, columns_from
+    )
     lists = chunk.arrays
     if shared:
         outputs = max(1, hw.array.cols // hw.bit_slices)
@@ -127,10 +130,12 @@ def row_indices_of(mvm: cim_tile.MVMOp) -> RowIndices:
     need no rows beyond the held ones (no ``input_rows``) holds the same
     rows in every tile (:func:`~cimflow.analysis.sparse_tiling.
     compacted_rows`)."""
+    if mvm.columns_from is not None:
+        return 0, 0, False, 1, mvm.columns_from.value.data
     if mvm.compacted_from is None:
         return NO_ROW_INDICES
     shared = mvm.intra_block is None and mvm.input_rows is None
-    return mvm.reduction, mvm.row_group, shared, mvm.rows_per_index
+    return mvm.reduction, mvm.row_group, shared, mvm.rows_per_index, 0
 
 
 @lru_cache(maxsize=1 << 14)
@@ -198,25 +203,55 @@ def column_tiles(
     return tuple(columns)
 
 
+def written_outputs(outputs: int, output_scale: Fraction | None) -> int:
+    """Outputs finished from ``outputs`` sums of held columns: as many, or,
+    where the arrays hold only a weight's nonzero columns
+    (``cim_tile.mvm.output_scale``), every output those columns own, the
+    dropped ones their bias alone."""
+    if output_scale is None:
+        return outputs
+    return math.ceil(outputs * output_scale)
+
+
+def finishing_ops(outputs: int, adds: int, output_scale: Fraction | None) -> int:
+    """Vector element operations that finish ``outputs`` sums of held
+    columns with ``adds`` additions each (a bias, a fused residual): on
+    every output written (:func:`written_outputs`), at least one where the
+    outputs of dropped columns must be written too."""
+    if output_scale is not None:
+        adds = max(1, adds)
+    return written_outputs(outputs, output_scale) * adds
+
+
 def sum_bytes(
-    hw: HardwareTarget, columns: Sequence[ColumnTile], vectors: int, unfinished: bool
+    hw: HardwareTarget,
+    columns: Sequence[ColumnTile],
+    vectors: int,
+    unfinished: bool,
+    output_scale: Fraction | None = None,
 ) -> int:
     """Bytes of sums leaving a placed chunk's cores for ``vectors`` input
     vectors: a core adds the partial sums of the row tiles it holds before
     they leave (ISAAC's and PUMA's in-tile shift-and-add), so one sum per
     output and holding core leaves; at the accumulator width while other
     cores' or later chunks' sums still join (``unfinished``), else as
-    finished activations."""
+    finished activations (:func:`written_outputs`)."""
     total = 0
     for outputs, _, holders in columns:
-        wide = unfinished or holders > 1
-        width = hw.accumulator_bytes if wide else hw.activation_bytes
-        total += vectors * outputs * holders * width
+        if unfinished or holders > 1:
+            total += vectors * outputs * holders * hw.accumulator_bytes
+        else:
+            finished = written_outputs(vectors * outputs, output_scale)
+            total += finished * hw.activation_bytes
     return max(1, total)
 
 
 def chunks_out_bytes(
-    hw: HardwareTarget, tiling: TilingAttr, chunks: Sequence[Chunk], vectors: int
+    hw: HardwareTarget,
+    tiling: TilingAttr,
+    chunks: Sequence[Chunk],
+    vectors: int,
+    output_scale: Fraction | None = None,
 ) -> list[int]:
     """:func:`sum_bytes` of each chunk of one weight streamed from the first
     free array (``0`` for a cost model's estimate): a chunk's sums are
@@ -226,7 +261,11 @@ def chunks_out_bytes(
         covering[chunk.n0] = covering.get(chunk.n0, 0) + 1
     return [
         sum_bytes(
-            hw, column_tiles(hw, tiling, chunk, 0), vectors, covering[chunk.n0] > 1
+            hw,
+            column_tiles(hw, tiling, chunk, 0),
+            vectors,
+            covering[chunk.n0] > 1,
+            output_scale,
         )
         for chunk in chunks
     ]

@@ -39,10 +39,12 @@ from cimflow.lowering.rules import (
     core_k_spans,
     cores_of,
     expanded_elements,
+    finishing_ops,
     input_elements,
     merge_spans,
     new_input_elements,
     sum_bytes,
+    written_outputs,
 )
 
 
@@ -175,12 +177,14 @@ def mvm_feed(
     window: Window | None,
     previous: Span | None = None,
     input_scale: Fraction | None = None,
+    output_scale: Fraction | None = None,
 ) -> MvmFeed:
     """What one copy's vectors ``span`` move and compute, right after the
     same cores computed ``previous`` (their line buffers still hold its
     window rows); its inputs are ``input_scale`` times those of the rows
     its arrays hold (:func:`~cimflow.lowering.rules.held_input_scale`; None:
-    the same)."""
+    the same), and its finished outputs ``output_scale`` times its held
+    columns' (:func:`~cimflow.lowering.rules.written_outputs`)."""
     act = hw.activation_bytes
 
     def scaled(elements: int) -> int:
@@ -206,7 +210,7 @@ def mvm_feed(
         scaled(expanded_elements(span, spans)) for spans in layout.k_by_core.values()
     )
     vectors = span[1] - span[0]
-    out_bytes = sum_bytes(hw, layout.columns, vectors, False)
+    out_bytes = sum_bytes(hw, layout.columns, vectors, False, output_scale)
     accumulate = local_adds = 0
     for outputs, tiles, holders in layout.columns:
         accumulate += vectors * outputs * (holders - 1)
@@ -232,15 +236,22 @@ def chunk_ends(chunks: Sequence[Chunk]) -> list[tuple[bool, bool]]:
 
 
 def chunk_adds(
-    chunk: Chunk, vectors: int, first: bool, last: bool, finishing: int
+    chunk: Chunk,
+    vectors: int,
+    first: bool,
+    last: bool,
+    finishing: int,
+    output_scale: Fraction | None = None,
 ) -> int:
     """Element additions after a streamed chunk's MVM of ``vectors``
     vectors: its row tiles' partial sums, the running sum of the chunks
     before it over the same columns, and on the last of them ``finishing``
-    more per output (its bias, a fused residual)."""
+    more per output written (its bias, a fused residual;
+    :func:`~cimflow.lowering.rules.finishing_ops`)."""
     outputs = vectors * (chunk.n1 - chunk.n0)
-    extra = max(1, chunk.row_tiles) - 1 + (not first) + (finishing if last else 0)
-    return outputs * extra
+    extra = max(1, chunk.row_tiles) - 1 + (not first)
+    done = finishing_ops(outputs, finishing, output_scale) if last else 0
+    return outputs * extra + done
 
 
 def chunk_out_bytes(
@@ -250,6 +261,7 @@ def chunk_out_bytes(
     first: bool,
     last: bool,
     adds: int,
+    output_scale: Fraction | None = None,
 ) -> int:
     """Bytes the MVM of a streamed chunk sends out as it computes: its
     finished outputs when it alone covers its columns and nothing is left
@@ -257,20 +269,25 @@ def chunk_out_bytes(
     tiles, bias, residual) before the outputs leave; else its partial sums,
     unfinished when another chunk covers the same columns."""
     if first and last and not adds:
-        return sum_bytes(hw, layout.columns, vectors, False)
+        return sum_bytes(hw, layout.columns, vectors, False, output_scale)
     if first and last and not layout.cross_core:
         return 0
     return sum_bytes(hw, layout.columns, vectors, not (first and last))
 
 
 def columns_bias_bytes(
-    hw: HardwareTarget, tiling: cim_tile.TilingAttr, columns: int
+    hw: HardwareTarget,
+    tiling: cim_tile.TilingAttr,
+    columns: int,
+    output_scale: Fraction | None = None,
 ) -> int:
-    """Bytes of the bias an accumulation over ``columns`` outputs of a
-    weight reads: theirs, or the whole bias when it covers none."""
+    """Bytes of the bias an accumulation over ``columns`` held columns of a
+    weight reads: that of the outputs they finish
+    (:func:`~cimflow.lowering.rules.written_outputs`), or the whole bias
+    when they are none."""
     if columns <= 0:
         columns = tiling.field("groups") * tiling.field("n")
-    return max(1, columns * hw.weight_bytes)
+    return max(1, written_outputs(columns, output_scale) * hw.weight_bytes)
 
 
 def partials_fit(nbytes: int, room_for: int, available: int) -> bool:
@@ -287,6 +304,7 @@ def chunk_add_bytes(
     streamed: int,
     position: tuple[bool, bool, bool],
     finishing_bytes: int,
+    output_scale: Fraction | None = None,
 ) -> tuple[int, int]:
     """Bytes the add after a streamed chunk's MVM (``outputs`` outputs,
     ``streamed`` bytes of sums sent out) streams in and out, by its
@@ -297,7 +315,7 @@ def chunk_add_bytes(
     chunk, else the running sum at the accumulator's width."""
     first, last, in_cores = position
     wide = outputs * hw.accumulator_bytes
-    finished = outputs * hw.activation_bytes
+    finished = written_outputs(outputs, output_scale) * hw.activation_bytes
     if in_cores:
         return finishing_bytes, finished
     in_bytes = streamed + (0 if first else wide) + (finishing_bytes if last else 0)
@@ -327,7 +345,7 @@ class BuilderState:
     block: Block = field(default_factory=Block)
     decls: list[Operation] = field(default_factory=lambda: [])
     declared_weights: dict[
-        str, tuple[cim_tile.WeightLayout, int, int, int, int, int, int, int]
+        str, tuple[cim_tile.WeightLayout, int, int, int, int, int, int, int, int]
     ] = field(default_factory=lambda: {})
     row_indices: dict[str, RowIndices] = field(default_factory=lambda: {})
     """Each compacted weight's :data:`~cimflow.lowering.rules.RowIndices`,
@@ -417,6 +435,9 @@ class BuilderState:
     input_scale: Fraction | None = None
     """Inputs per held weight row of the MVM being lowered, when not one
     (:func:`~cimflow.lowering.rules.held_input_scale`)."""
+    output_scale: Fraction | None = None
+    """Outputs written per column held of the MVM being lowered, when not
+    one (``cim_tile.mvm.output_scale``)."""
     array_users: dict[tuple[int, int], list[SSAValue]] = field(
         default_factory=lambda: {}
     )

@@ -101,11 +101,12 @@ class WeightStreaming(BufferPlacement):
             mvm.layout.data,
             mvm.tiling.field("groups"),
             mvm.reduction,
-            mvm.tiling.field("n"),
+            mvm.outputs_per_group,
             0 if held == mvm.reduction else held,
             mvm.row_group,
             0 if mvm.driven == mvm.reduction else mvm.driven,
             0 if mvm.rows_per_index == 1 else mvm.rows_per_index,
+            0 if mvm.columns_from is None else mvm.tiling.field("n"),
         )
         declared = self.declared_weights.get(weight)
         if declared is None:
@@ -114,7 +115,8 @@ class WeightStreaming(BufferPlacement):
         elif declared != mapping:
             raise CimError(
                 f"weight '{weight}' is used as two different matrices (layout, "
-                f"groups, k, n, rows held, row group, rows driven, rows per index) = "
+                f"groups, k, n, rows held, row group, rows driven, rows per index, "
+                f"columns held) = "
                 f"{declared} and "
                 f"{mapping}"
             )

@@ -22,6 +22,7 @@ from cimflow.cimsim.engine import op_cost, simulate
 from cimflow.cimsim.trace import LoadOp, MvmOp, ProgramOp, VectorOp
 from cimflow.hw_targets import load_target, shipped_targets
 from cimflow.ir_checks import tensor_function
+from cimflow.lowering.rules import row_indices_of
 from cimflow.passes.cim_allocate import PREDICTED_ATTR
 from cimflow.tools.cim_verify import compile_model, module_trace
 
@@ -175,6 +176,62 @@ def test_a_streamed_weight_is_priced_op_by_op_as_it_is_lowered(
         ("add", op_cost(hw, op).cycles)
         for op in trace.ops
         if isinstance(op, VectorOp) and op.op == "accumulate"
+    )
+    assert priced == lowered
+
+
+@pytest.mark.parametrize(("target", "shape"), [("tiny", (3, 300, 32))])
+@pytest.mark.parametrize("bias", [False, True])
+def test_a_streamed_weight_of_held_columns_is_priced_as_it_is_lowered(
+    directory: Path, target: str, shape: tuple[int, int, int], bias: bool
+) -> None:
+    """The same with every other filter of the weight pruned whole and its
+    arrays holding only the other columns (``cim-sparse-rows
+    {orientation=column}``): the model prices the held columns' chunks, the
+    indices of their outputs streamed with them, and the additions that
+    write every output, the dropped ones their bias alone."""
+    hw = load_target(target)
+    path = directory / "held_columns.onnx"
+    model = one_linear(*shape, bias=bias)
+    weight = numpy_helper.to_array(model.graph.initializer[0]).copy()
+    weight[:, ::2] = 0.0
+    model.graph.initializer[0].CopyFrom(numpy_helper.from_array(weight, "w"))
+    onnx.save(model, path)
+    held = "convert-graph-to-tile,cim-sparse-rows{orientation=column}"
+    program = build_program(tensor_function(compile_model(path, target, held), "t"), hw)
+    mvm = next(i.mvm for i in program.ops if i.mvm is not None)
+    assert mvm.streamed and mvm.op.columns_from is not None
+    ops, _ = stream_ops(
+        hw,
+        mvm.op.tiling,
+        mvm.vectors,
+        hw.total_arrays,
+        0,
+        mvm.window,
+        mvm.input_in_dram,
+        (mvm.bias_bytes, mvm.residual),
+        mvm.output_in_dram,
+        row_indices=row_indices_of(mvm.op),
+        output_scale=mvm.op.output_scale,
+    )
+    priced = Counter((op.kind, op.cycles) for op in ops)
+    lowering = f"{held},cim-static-allocate,convert-tile-to-meta"
+    trace = module_trace(compile_model(path, target, lowering))
+    lowered = Counter(
+        (op.kind, op_cost(hw, op, weight_of.get(op.weight)).cycles)
+        for weight_of in [{w.name: w for w in trace.weights}]
+        for op in trace.ops
+        if isinstance(op, ProgramOp | MvmOp) and op.weight == "w"
+    )
+    lowered += Counter(
+        ("add", op_cost(hw, op).cycles)
+        for op in trace.ops
+        if isinstance(op, VectorOp) and op.op == "accumulate"
+    )
+    lowered += Counter(
+        (op.kind, op_cost(hw, op).cycles)
+        for op in trace.ops
+        if isinstance(op, LoadOp) and op.tensor == "w"
     )
     assert priced == lowered
 

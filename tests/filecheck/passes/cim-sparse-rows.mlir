@@ -8,6 +8,10 @@
 // RUN: cim-prune %S/../../../tools/models/resnet_tiny.onnx --pattern block:8x4+2:4 --ratio 0.5 -o %t.flex.onnx > /dev/null
 // RUN: cim-opt %t.flex.onnx -p 'convert-graph-to-tile{target=ciminus},cim-sparse-rows,cim-static-allocate,convert-tile-to-meta' | filecheck %s --check-prefix=FLEX
 // RUN: cim-opt %t.flex.onnx -p 'convert-graph-to-tile{target=ciminus},cim-sparse-rows' | filecheck %s --check-prefix=GATHER
+// RUN: cim-prune %S/../../../tools/models/resnet_tiny.onnx --pattern column --ratio 0.5 -o %t.column.onnx > /dev/null
+// RUN: cim-opt %t.column.onnx -p 'convert-graph-to-tile{target=tiny},cim-sparse-rows{orientation=column}' | filecheck %s --check-prefix=COLUMN
+// RUN: cim-opt %t.column.onnx -p 'convert-graph-to-tile{target=tiny},cim-sparse-rows{orientation=best},cim-static-allocate,convert-tile-to-meta' | filecheck %s --check-prefix=COLUMN-META
+// RUN: cim-opt %t.column.onnx -p 'convert-graph-to-tile{target=tiny},cim-sparse-rows' | filecheck %s --check-prefix=COLUMN-ROW
 
 // cim-sparse-rows on the committed ResNet (tools/models/resnet_tiny.onnx)
 // pruned by cim-prune. With half of each convolution's input channels zero
@@ -51,5 +55,21 @@
 // FLEX:        cim_meta.weight "{{.*}}" layout oihw groups 1 k 147 n 8 rows 40 intra_block 4 driven 80
 // FLEX:        cim_meta.weight "{{.*}}" layout oihw groups 1 k 72 n 8 rows 24 intra_block 4 driven 48
 // FLEX:        cim_meta.weight "fc.weight" layout nk groups 1 k 16 n 10 rows 8 intra_block 4{{$}}
+
+// With half of each weight's filters pruned whole (column pattern), no
+// row can go, but the columns can (orientation column or best): the arrays
+// hold the 4 of 8 (stem, layer1) and 8 of 16 (layer2) and 5 of 10 (fc)
+// nonzero columns, and the output stays whole (columns_from). The default
+// orientation (row) leaves them dense.
+
+// COLUMN:      cim_tile.mvm {{.*}} tiling <k = 147, n = 4, {{.*}} columns_from 8 mode {{.*}} -> tensor<256x8xf32>
+// COLUMN:      cim_tile.mvm {{.*}} tiling <k = 72, n = 4, {{.*}} columns_from 8 mode
+
+// COLUMN-META: cim_meta.weight "{{.*}}" layout oihw groups 1 k 147 n 8 columns 4{{$}}
+// COLUMN-META: cim_meta.weight "{{.*}}" layout oihw groups 1 k 72 n 16 columns 8{{$}}
+// COLUMN-META: cim_meta.weight "fc.weight" layout nk groups 1 k 16 n 10 columns 5{{$}}
+
+// COLUMN-ROW-NOT: columns_from
+// COLUMN-ROW-NOT: compacted_from
 
 // GATHER:      cim_tile.mvm {{.*}} tiling <k = 40, {{.*}} compacted_from 147 intra_block 4 driven_rows 80 input_rows 104 mode

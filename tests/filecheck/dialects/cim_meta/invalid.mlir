@@ -327,6 +327,16 @@ cim_meta.weight "w" layout nk groups 1 k 16 n 10 rows 8 index_block 16
 
 // -----
 
+// CHECK: 'cim_meta.weight' holds compacted rows or columns, not both
+cim_meta.weight "w" layout nk groups 1 k 16 n 10 rows 8 columns 5
+
+// -----
+
+// CHECK: 'cim_meta.weight' columns must be in [1, n)
+cim_meta.weight "w" layout nk groups 1 k 16 n 10 columns 10
+
+// -----
+
 // CHECK: 'cim_meta.weight' needs a name
 cim_meta.weight "" layout nk groups 1 k 16 n 10
 

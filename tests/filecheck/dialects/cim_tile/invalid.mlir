@@ -128,6 +128,24 @@
 
 // -----
 
+// CHECK: 'cim_tile.mvm' columns_from (16) must exceed the 16 columns its tiling holds
+%x = "test.op"() : () -> tensor<64x144xf32>
+%y = cim_tile.mvm %x weight "w" layout oihw tiling <k = 144, n = 16, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 2, col_tiles = 1, groups_per_array = 1> columns_from 16 mode <compute> : tensor<64x144xf32> -> tensor<64x16xf32>
+
+// -----
+
+// CHECK: 'cim_tile.mvm' compacts either its rows (compacted_from) or its columns (columns_from), not both
+%x = "test.op"() : () -> tensor<64x144xf32>
+%y = cim_tile.mvm %x weight "w" layout oihw tiling <k = 72, n = 16, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 1, col_tiles = 1, groups_per_array = 1> compacted_from 144 columns_from 32 mode <compute> : tensor<64x144xf32> -> tensor<64x32xf32>
+
+// -----
+
+// CHECK: 'cim_tile.mvm' maps [64 x 144] to [64 x 16] but its tiling is 1 groups of 144 x 32
+%x = "test.op"() : () -> tensor<64x144xf32>
+%y = cim_tile.mvm %x weight "w" layout oihw tiling <k = 144, n = 16, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 2, col_tiles = 1, groups_per_array = 1> columns_from 32 mode <compute> : tensor<64x144xf32> -> tensor<64x16xf32>
+
+// -----
+
 // CHECK: 'cim_tile.mvm' runs on arrays in compute mode
 %x = "test.op"() : () -> tensor<64x144xf32>
 %y = cim_tile.mvm %x weight "w" layout oihw tiling <k = 144, n = 32, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 2, col_tiles = 1, groups_per_array = 1> mode <memory> : tensor<64x144xf32> -> tensor<64x32xf32>

@@ -1,0 +1,304 @@
+"""cim-sparse-rows{orientation=column}: arrays hold only the columns that are
+nonzero in some row (filters pruned whole), and the held columns' outputs
+land at their own columns, the dropped ones their bias alone."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import onnx
+import pytest
+from functional_models import cnn, two_layer_mlp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from xdsl.context import Context
+
+from cimflow.analysis.sparse_tiling import column_matrix, column_starts, kept_columns
+from cimflow.cimdialect import cim_tile
+from cimflow.cimsim.engine import simulate
+from cimflow.cimsim.trace import MvmOp, ProgramOp, parse_trace
+from cimflow.errors import CimError
+from cimflow.frontend import import_onnx, load_model_weights
+from cimflow.passes.cim_sparse_rows import CimSparseRowsPass
+from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
+from cimflow.passes.trace_target import build_trace
+from cimflow.tools import prune as cim_prune
+from cimflow.tools.cim_verify import compile_model, module_trace, verify_trace
+
+RESNET = Path(cim_prune.__file__).parent / "models" / "resnet_tiny.onnx"
+
+
+def _pipeline(
+    strategy: str = "cim-static-allocate", orientation: str = "column"
+) -> str:
+    return (
+        f"convert-graph-to-tile,cim-sparse-rows{{orientation={orientation}}},"
+        f"{strategy},convert-tile-to-meta"
+    )
+
+
+@pytest.fixture(scope="module")
+def filters(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed ResNet with half of each weight's filters pruned."""
+    path = tmp_path_factory.mktemp("columns") / "column.onnx"
+    assert (
+        cim_prune.main(
+            [str(RESNET), "--pattern", "column", "--ratio", "0.5", "-o", str(path)]
+        )
+        == 0
+    )
+    return path
+
+
+def test_columns_zero_in_every_row_are_dropped() -> None:
+    matrix = np.zeros((2, 3, 6))
+    matrix[0, :, [1, 4]] = 1.0  # group 0 keeps columns 1 and 4
+    matrix[1, 2, [0, 2, 5]] = 2.0  # group 1 keeps 0, 2 and 5
+    column_map = kept_columns(matrix)
+    assert column_map.tolist() == [[1, 4, -1], [0, 2, 5]]
+    held = column_matrix(matrix, column_map)
+    assert held.shape == (2, 3, 3)
+    assert held[0, 0].tolist() == [1.0, 1.0, 0.0]  # the padding column
+    # held column 0 of group 0 owns outputs 0-3 (its own, 1, and the dropped
+    # 0, 2, 3), held column 1 owns 4-5, the padding column none
+    assert column_starts(column_map, 6).tolist() == [[0, 4, 6, 6], [0, 2, 5, 6]]
+
+
+def test_an_all_zero_group_keeps_one_column() -> None:
+    assert kept_columns(np.zeros((1, 4, 5))).tolist() == [[0]]
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.integers(1, 3),
+    st.integers(1, 8),
+    st.integers(1, 12),
+    st.integers(0, 2**31),
+)
+def test_held_columns_land_their_outputs_where_the_dense_product_has_them(
+    groups: int, k: int, n: int, seed: int
+) -> None:
+    """Any run of held columns ``[a, b)`` computes exactly the dense outputs
+    ``[starts[a], starts[b])``: its own at their columns, zero elsewhere."""
+    rng = np.random.default_rng(seed)
+    matrix = rng.standard_normal((groups, k, n)) * (rng.random((1, 1, n)) < 0.5)
+    x = rng.standard_normal((groups, k))
+    column_map = kept_columns(matrix)
+    held = column_matrix(matrix, column_map)
+    starts = column_starts(column_map, n)
+    width = column_map.shape[1]
+    for g in range(groups):
+        dense = x[g] @ matrix[g]
+        a, b = sorted(rng.integers(0, width + 1, 2).tolist())
+        landed = np.zeros(starts[g, b] - starts[g, a])
+        for j in range(a, b):
+            if column_map[g, j] >= 0:
+                landed[column_map[g, j] - starts[g, a]] = x[g] @ held[g, :, j]
+        np.testing.assert_allclose(
+            landed, dense[starts[g, a] : starts[g, b]], atol=1e-9
+        )
+
+
+@pytest.mark.parametrize(
+    "strategy", ["cim-static-allocate", "cim-clsa-allocate", "cim-cmswitch"]
+)
+@pytest.mark.parametrize("target", ["tiny", "dynaplasia", "ciminus"])
+def test_filter_pruned_models_verify_exactly(
+    filters: Path, strategy: str, target: str
+) -> None:
+    trace = module_trace(
+        compile_model(filters, target, _pipeline(strategy)), str(filters)
+    )
+    assert any(w.columns for w in trace.weights)
+    report = verify_trace(trace, filters, "both")
+    assert report.passed, report.format()
+
+
+def test_grouped_and_streamed_weights_of_held_columns_verify_exactly(
+    tmp_path: Path,
+) -> None:
+    """The functional test CNN (a grouped convolution of 2 groups, a
+    depthwise one packed 3 to an array, a streamed 72-row convolution) with
+    every third filter of each weight pruned: the unpacked weights hold
+    their columns, each group its own, and the product is exact."""
+    model = cnn()
+    for init in model.graph.initializer:
+        if len(init.dims) == 4 and init.dims[0] >= 3:
+            values = onnx.numpy_helper.to_array(init).copy()
+            values[::3] = 0.0
+            init.CopyFrom(onnx.numpy_helper.from_array(values, init.name))
+    path = tmp_path / "cnn.onnx"
+    onnx.save(model, path)
+    for target in ("tiny", "dynaplasia"):
+        trace = module_trace(compile_model(path, target, _pipeline()), str(path))
+        grouped = [w for w in trace.weights if w.columns and w.groups > 1]
+        assert grouped or target != "tiny"
+        report = verify_trace(trace, path, "exact")
+        assert report.passed, report.format()
+
+
+def test_held_columns_take_fewer_arrays_and_stream_their_output_indices(
+    tmp_path: Path,
+) -> None:
+    """A 256 x 64 weight with three of every four filters pruned, on
+    ciminus (4 outputs an array): 4 column tiles of 16 instead of 16, a
+    quarter of the MVMs' arrays, faster and cheaper; each program streams
+    beside its values a ``ceil(log2 64)``-bit index per output an array
+    writes (where its column's outputs land), and the product stays exact
+    in both modes."""
+    rng = np.random.default_rng(5)
+    first = rng.integers(-3, 4, (256, 64)).astype(np.float32)
+    first[:, [c for c in range(64) if c % 4]] = 0.0
+    second = rng.integers(-3, 4, (64, 8)).astype(np.float32)
+    path = two_layer_mlp(tmp_path / "mlp.onnx", first, second)
+    dense_trace = module_trace(
+        compile_model(path, "ciminus", _pipeline(orientation="row"))
+    )
+    trace = module_trace(compile_model(path, "ciminus", _pipeline()), str(path))
+    (held,) = [w for w in trace.weights if w.columns]
+    assert (held.name, held.n, held.columns) == ("w1", 64, 16)
+
+    def arrays(t: Any) -> int:
+        return sum(
+            stop - start
+            for op in t.ops
+            if isinstance(op, MvmOp) and op.weight == "w1"
+            for start, stop in op.arrays
+        )
+
+    assert arrays(trace) * 4 == arrays(dense_trace)
+    for op in trace.ops:
+        if isinstance(op, ProgramOp) and op.weight == "w1" and op.in_bytes:
+            count = sum(stop - start for start, stop in op.arrays)
+            values = (op.k[1] - op.k[0]) * (op.n[1] - op.n[0])
+            index_bits = count * (op.cols // 8) * math.ceil(math.log2(64))
+            assert op.in_bytes == values + math.ceil(index_bits / 8)
+    dense, compact = simulate(dense_trace).stats, simulate(trace).stats
+    assert compact.makespan_cycles < dense.makespan_cycles
+    assert (
+        compact.energy_pj["adc"] < dense.energy_pj["adc"] or dense.energy_pj["adc"] == 0
+    )
+    assert compact.energy_pj["array"] < dense.energy_pj["array"]
+    report = verify_trace(trace, path, "both")
+    assert report.passed, report.format()
+
+
+def test_held_columns_keep_the_models_quantization(tmp_path: Path) -> None:
+    """The CNN with filters pruned and quantized by onnxruntime (int8
+    weights, per-channel scales): the arrays hold its integers of the held
+    columns with their own scales, and tiny (whose ADC resolves every sum)
+    computes what onnxruntime does."""
+    quantization = cast(Any, importlib.import_module("onnxruntime.quantization"))
+    model = cnn()
+    for init in model.graph.initializer:
+        if len(init.dims) == 4 and init.dims[0] >= 4:
+            values = onnx.numpy_helper.to_array(init).copy()
+            values[1::2] = 0.0
+            init.CopyFrom(onnx.numpy_helper.from_array(values, init.name))
+    source, path = tmp_path / "cnn.onnx", tmp_path / "cnn.qdq.onnx"
+    onnx.save(model, source)
+
+    class Images:
+        def __init__(self) -> None:
+            rng = np.random.default_rng(0)
+            self.images = iter(
+                [{"image": rng.standard_normal((1, 4, 12, 12)).astype(np.float32)}] * 2
+            )
+
+        def get_next(self) -> dict[str, Any] | None:
+            return next(self.images, None)
+
+    quantization.quantize_static(
+        str(source),
+        str(path),
+        Images(),
+        quant_format=quantization.QuantFormat.QDQ,
+        per_channel=True,
+        weight_type=quantization.QuantType.QInt8,
+        activation_type=quantization.QuantType.QUInt8,
+    )
+    assert load_model_weights(path, {}).quantization
+    trace = module_trace(compile_model(path, "tiny", _pipeline()), str(path))
+    assert any(w.columns for w in trace.weights)
+    report = verify_trace(trace, path, "both")
+    assert report.passed, report.format()
+    assert report.mode("quantized").max_rel_error < 1e-5, report.format()
+
+
+def test_a_trace_whose_held_columns_disagree_with_the_weights_fails(
+    filters: Path,
+) -> None:
+    document = json.loads(
+        json.dumps(build_trace(compile_model(filters, "tiny", _pipeline())))
+    )
+    held = next(w for w in document["weights"] if w.get("columns"))
+    held["columns"] += 1
+    report = verify_trace(parse_trace(document, "t.json"), filters, "exact")
+    assert not report.passed
+    assert f"needs {held['columns'] - 1} columns per group" in (
+        report.mode("exact").error or ""
+    )
+    held["columns"] = held["n"]
+    with pytest.raises(CimError, match=r"key 'columns' \(\d+\) must be below 'n'"):
+        parse_trace(document, "t.json")
+
+
+def test_the_orientation_that_takes_fewer_arrays_wins(
+    filters: Path, tmp_path: Path
+) -> None:
+    """``best`` holds columns where filters are pruned (rows are all
+    needed), rows where input channels are; ``row`` leaves filters dense."""
+
+    def compacted(path: Path, orientation: str) -> tuple[int, int]:
+        module = import_onnx(path)
+        ConvertGraphToTilePass("tiny").apply(Context(), module)
+        CimSparseRowsPass(orientation=orientation).apply(Context(), module)
+        mvms = [op for op in module.walk() if isinstance(op, cim_tile.MVMOp)]
+        return (
+            sum(op.compacted_from is not None for op in mvms),
+            sum(op.columns_from is not None for op in mvms),
+        )
+
+    rows, columns = compacted(filters, "best")
+    assert columns > 0 and rows == 0
+    assert compacted(filters, "row") == (0, 0)
+    channels = tmp_path / "channel.onnx"
+    args = [str(RESNET), "--pattern", "channel", "--ratio", "0.5", "-o", str(channels)]
+    assert cim_prune.main(args) == 0
+    rows, columns = compacted(channels, "best")
+    assert rows > 0 and columns == 0
+
+
+def test_the_compile_preset_holds_columns_when_asked(filters: Path) -> None:
+    preset = build_trace(
+        compile_model(
+            filters,
+            "tiny",
+            "cim-compile{strategy=static sparse_rows=true sparse_orientation=column}",
+        )
+    )
+    explicit = build_trace(compile_model(filters, "tiny", _pipeline()))
+    assert json.dumps(preset, sort_keys=True) == json.dumps(explicit, sort_keys=True)
+    assert any(w.get("columns") for w in preset["weights"])
+
+
+def test_a_bad_orientation_is_an_error(filters: Path) -> None:
+    module = import_onnx(filters)
+    ConvertGraphToTilePass("tiny").apply(Context(), module)
+    with pytest.raises(
+        CimError, match="orientation must be one of row, column, best, got 'diagonal'"
+    ):
+        CimSparseRowsPass(orientation="diagonal").apply(Context(), module)
+
+
+def test_a_dense_model_maps_exactly_as_without_the_pass() -> None:
+    dense = build_trace(compile_model(RESNET, "ciminus"))
+    mapped = build_trace(
+        compile_model(RESNET, "ciminus", _pipeline(orientation="best"))
+    )
+    assert json.dumps(dense, sort_keys=True) == json.dumps(mapped, sort_keys=True)
