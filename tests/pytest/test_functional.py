@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
 import itertools
 import json
 from collections import Counter
@@ -16,7 +15,7 @@ from typing import Any, cast
 import numpy as np
 import onnx
 import pytest
-from functional_models import FAMILIES, integer_linear
+from functional_models import FAMILIES, integer_linear, quantized_by_onnxruntime
 from xdsl.context import Context
 
 from cimflow.cimdialect import cim_tile
@@ -231,43 +230,6 @@ def test_quantized_pipeline_is_exact_when_nothing_is_rounded(
             assert difference <= 1e-6 * float(np.max(np.abs(expected)))
 
 
-def _quantized_by_onnxruntime(tmp_path: Path) -> Path:
-    """The CNN quantized by onnxruntime's quantization tool: QDQ format,
-    int8 weights with per-channel scales, uint8 activations calibrated on four
-    seeded images."""
-    quantization = cast(Any, importlib.import_module("onnxruntime.quantization"))
-
-    class Images:
-        """Calibration inputs (onnxruntime calls ``get_next`` until None)."""
-
-        def __init__(self) -> None:
-            rng = np.random.default_rng(0)
-            shape = (1, 4, 12, 12)
-            self.images = iter(
-                [
-                    {"image": rng.standard_normal(shape).astype(np.float32)}
-                    for _ in range(4)
-                ]
-            )
-
-        def get_next(self) -> dict[str, Any] | None:
-            return next(self.images, None)
-
-    source = tmp_path / "cnn.onnx"
-    onnx.save(FAMILIES["cnn"](), source)
-    quantized = tmp_path / "cnn.qdq.onnx"
-    quantization.quantize_static(
-        str(source),
-        str(quantized),
-        Images(),
-        quant_format=quantization.QuantFormat.QDQ,
-        per_channel=True,
-        weight_type=quantization.QuantType.QInt8,
-        activation_type=quantization.QuantType.QUInt8,
-    )
-    return quantized
-
-
 def test_quantized_mode_honours_the_models_scales(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -276,7 +238,7 @@ def test_quantized_mode_honours_the_models_scales(
     the arrays hold the model's int8 weights (per-channel scales) and the
     DACs take its uint8 activations (scale and zero point). Quantizing the
     same values again with the target's symmetric scales does not."""
-    path = _quantized_by_onnxruntime(tmp_path)
+    path = quantized_by_onnxruntime(FAMILIES["cnn"](), tmp_path)
     loaded = load_model_weights(path, {})
     weights = [n for n in loaded.quantization if "weight" in n]
     assert len(weights) == 6  # five convolutions and the classifier

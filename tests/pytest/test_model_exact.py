@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 from xdsl.dialects.builtin import IntegerAttr
 
-from cimflow.analysis.dual_mode_model import build_program, stream_ops
+from cimflow.analysis.dual_mode_model import MvmInfo, build_program, stream_ops
 from cimflow.cimsim.engine import op_cost, simulate
 from cimflow.cimsim.trace import LoadOp, MvmOp, ProgramOp, VectorOp
 from cimflow.hw_targets import load_target, shipped_targets
@@ -136,71 +136,19 @@ agree); with and without a bias (added with the last chunk over its
 columns)."""
 
 
-@pytest.mark.parametrize(("target", "shape", "bias"), STREAMED_LINEARS)
-def test_a_streamed_weight_is_priced_op_by_op_as_it_is_lowered(
-    directory: Path, target: str, shape: tuple[int, int, int], bias: bool
-) -> None:
-    """The model's schedule of a weight that streams through every array
-    (:func:`~cimflow.analysis.dual_mode_model.stream_ops`) holds the loads,
-    programs, MVMs and partial-sum additions the lowering emits for it, one
-    for one, each at the cycles the simulator gives it: every chunk is
-    programmed from DRAM in one burst, its MVM streams its input from DRAM
-    again, and its cores add its partial sums (and the bias, once)."""
+def priced_and_lowered(
+    path: Path, target: str, tiling: str
+) -> tuple[Counter[tuple[str, int]], Counter[tuple[str, int]], MvmInfo]:
+    """The model's schedule of the weight ``w`` of ``path`` streamed through
+    every array (:func:`~cimflow.analysis.dual_mode_model.stream_ops`) and
+    the loads, programs, MVMs and additions the lowering emits for it
+    (``tiling``, then the static allocation), by kind and the cycles the
+    simulator gives each; and the model's view of its MVM."""
     hw = load_target(target)
-    path = directory / "linear.onnx"
-    onnx.save(one_linear(*shape, bias=bias), path)
-    tiled = compile_model(path, target, "convert-graph-to-tile")
-    program = build_program(tensor_function(tiled, "test"), hw)
+    program = build_program(
+        tensor_function(compile_model(path, target, tiling), "t"), hw
+    )
     mvm = next(i.mvm for i in program.ops if i.mvm is not None)
-    assert mvm.streamed and mvm.input_in_dram
-    ops, _ = stream_ops(
-        hw,
-        mvm.op.tiling,
-        mvm.vectors,
-        hw.total_arrays,
-        0,
-        mvm.window,
-        mvm.input_in_dram,
-        (mvm.bias_bytes, mvm.residual),
-        mvm.output_in_dram,
-    )
-    priced = Counter((op.kind, op.cycles) for op in ops)
-    trace = module_trace(compile_model(path, target, "cim-compile-static"))
-    lowered = Counter(
-        (op.kind, op_cost(hw, op).cycles)
-        for op in trace.ops
-        if isinstance(op, LoadOp | ProgramOp | MvmOp)
-        and (op.tensor if isinstance(op, LoadOp) else op.weight) == "w"
-    )
-    lowered += Counter(
-        ("add", op_cost(hw, op).cycles)
-        for op in trace.ops
-        if isinstance(op, VectorOp) and op.op == "accumulate"
-    )
-    assert priced == lowered
-
-
-@pytest.mark.parametrize(("target", "shape"), [("tiny", (3, 300, 32))])
-@pytest.mark.parametrize("bias", [False, True])
-def test_a_streamed_weight_of_held_columns_is_priced_as_it_is_lowered(
-    directory: Path, target: str, shape: tuple[int, int, int], bias: bool
-) -> None:
-    """The same with every other filter of the weight pruned whole and its
-    arrays holding only the other columns (``cim-sparse-rows
-    {orientation=column}``): the model prices the held columns' chunks, the
-    indices of their outputs streamed with them, and the additions that
-    write every output, the dropped ones their bias alone."""
-    hw = load_target(target)
-    path = directory / "held_columns.onnx"
-    model = one_linear(*shape, bias=bias)
-    weight = numpy_helper.to_array(model.graph.initializer[0]).copy()
-    weight[:, ::2] = 0.0
-    model.graph.initializer[0].CopyFrom(numpy_helper.from_array(weight, "w"))
-    onnx.save(model, path)
-    held = "convert-graph-to-tile,cim-sparse-rows{orientation=column}"
-    program = build_program(tensor_function(compile_model(path, target, held), "t"), hw)
-    mvm = next(i.mvm for i in program.ops if i.mvm is not None)
-    assert mvm.streamed and mvm.op.columns_from is not None
     ops, _ = stream_ops(
         hw,
         mvm.op.tiling,
@@ -215,24 +163,63 @@ def test_a_streamed_weight_of_held_columns_is_priced_as_it_is_lowered(
         output_scale=mvm.op.output_scale,
     )
     priced = Counter((op.kind, op.cycles) for op in ops)
-    lowering = f"{held},cim-static-allocate,convert-tile-to-meta"
+    lowering = f"{tiling},cim-static-allocate,convert-tile-to-meta"
     trace = module_trace(compile_model(path, target, lowering))
+    compacted = {w.name: w for w in trace.weights if w.rows or w.columns}
     lowered = Counter(
-        (op.kind, op_cost(hw, op, weight_of.get(op.weight)).cycles)
-        for weight_of in [{w.name: w for w in trace.weights}]
+        (op.kind, op_cost(hw, op, compacted.get(op.weight)).cycles)
         for op in trace.ops
         if isinstance(op, ProgramOp | MvmOp) and op.weight == "w"
-    )
-    lowered += Counter(
-        ("add", op_cost(hw, op).cycles)
-        for op in trace.ops
-        if isinstance(op, VectorOp) and op.op == "accumulate"
     )
     lowered += Counter(
         (op.kind, op_cost(hw, op).cycles)
         for op in trace.ops
         if isinstance(op, LoadOp) and op.tensor == "w"
     )
+    lowered += Counter(
+        ("add", op_cost(hw, op).cycles)
+        for op in trace.ops
+        if isinstance(op, VectorOp) and op.op == "accumulate"
+    )
+    return priced, lowered, mvm
+
+
+@pytest.mark.parametrize(("target", "shape", "bias"), STREAMED_LINEARS)
+def test_a_streamed_weight_is_priced_op_by_op_as_it_is_lowered(
+    directory: Path, target: str, shape: tuple[int, int, int], bias: bool
+) -> None:
+    """The model's schedule of a weight that streams through every array
+    (:func:`~cimflow.analysis.dual_mode_model.stream_ops`) holds the loads,
+    programs, MVMs and partial-sum additions the lowering emits for it, one
+    for one, each at the cycles the simulator gives it: every chunk is
+    programmed from DRAM in one burst, its MVM streams its input from DRAM
+    again, and its cores add its partial sums (and the bias, once)."""
+    path = directory / "linear.onnx"
+    onnx.save(one_linear(*shape, bias=bias), path)
+    priced, lowered, mvm = priced_and_lowered(path, target, "convert-graph-to-tile")
+    assert mvm.streamed and mvm.input_in_dram
+    assert priced == lowered
+
+
+@pytest.mark.parametrize(("target", "shape"), [("tiny", (3, 300, 32))])
+@pytest.mark.parametrize("bias", [False, True])
+def test_a_streamed_weight_of_held_columns_is_priced_as_it_is_lowered(
+    directory: Path, target: str, shape: tuple[int, int, int], bias: bool
+) -> None:
+    """The same with every other filter of the weight pruned whole and its
+    arrays holding only the other columns (``cim-sparse-rows
+    {orientation=column}``): the model prices the held columns' chunks, the
+    indices of their outputs streamed with them, and the additions that
+    write every output, the dropped ones their bias alone."""
+    path = directory / "held_columns.onnx"
+    model = one_linear(*shape, bias=bias)
+    weight = numpy_helper.to_array(model.graph.initializer[0]).copy()
+    weight[:, ::2] = 0.0
+    model.graph.initializer[0].CopyFrom(numpy_helper.from_array(weight, "w"))
+    onnx.save(model, path)
+    held = "convert-graph-to-tile,cim-sparse-rows{orientation=column}"
+    priced, lowered, mvm = priced_and_lowered(path, target, held)
+    assert mvm.streamed and mvm.op.columns_from is not None
     assert priced == lowered
 
 

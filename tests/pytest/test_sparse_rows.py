@@ -17,6 +17,7 @@ import pytest
 from functional_models import two_layer_mlp
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tampered_traces import assert_refused, trace_document
 from xdsl.context import Context
 
 from cimflow.analysis.sparse_tiling import (
@@ -224,15 +225,10 @@ def test_a_trace_whose_held_rows_disagree_with_the_weights_fails(
     pruned: dict[str, Path],
 ) -> None:
     path = pruned["channel"]
-    document = json.loads(
-        json.dumps(build_trace(compile_model(path, "tiny", _pipeline())))
-    )
+    document = trace_document(path, "tiny", _pipeline())
     held = next(w for w in document["weights"] if w.get("rows"))
     held["rows"] += 1
-    report = verify_trace(parse_trace(document, "t.json"), path, "exact")
-    assert not report.passed
-    error = report.mode("exact").error or ""
-    assert f"needs {held['rows'] - 1} rows per group" in error
+    assert_refused(document, path, f"needs {held['rows'] - 1} rows per group")
     held["rows"] = held["k"] + 1
     with pytest.raises(CimError, match=r"key 'rows' .* exceeds 'k'"):
         parse_trace(document, "t.json")
@@ -246,9 +242,7 @@ def test_weights_alike_but_for_their_index_blocks_cost_apart(
     program is charged its own weight's indices (the simulator's cost cache
     tells them apart by the index block too)."""
     path = pruned["channel"]
-    document = json.loads(
-        json.dumps(build_trace(compile_model(path, "ciminus", _pipeline())))
-    )
+    document = trace_document(path, "ciminus", _pipeline())
     nines = [w for w in document["weights"] if w.get("index_block") == 9]
     alike = [w for w in nines if (w["k"], w["n"], w["rows"]) == (72, 8, 36)]
     assert len(alike) >= 2
@@ -276,17 +270,13 @@ def test_a_trace_whose_index_blocks_split_held_runs_fails(
     """Indices naming blocks of more rows than the held runs are whole
     blocks of do not hold those rows: the functional check refuses them."""
     path = pruned["channel"]
-    document = json.loads(
-        json.dumps(build_trace(compile_model(path, "tiny", _pipeline())))
-    )
+    document = trace_document(path, "tiny", _pipeline())
     indexed = [w for w in document["weights"] if w.get("index_block")]
     assert indexed
     assert verify_trace(parse_trace(document, "t.json"), path, "exact").passed
     wrong = indexed[0]
     wrong["index_block"] += 1  # a block its own size does not divide
-    report = verify_trace(parse_trace(document, "t.json"), path, "exact")
-    assert not report.passed
-    assert "are not whole blocks of" in (report.mode("exact").error or "")
+    assert_refused(document, path, "are not whole blocks of")
     wrong["intra_block"] = 4
     with pytest.raises(CimError, match=r"'index_block' .* needs 'rows' without"):
         parse_trace(document, "t.json")
