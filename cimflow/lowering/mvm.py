@@ -584,16 +584,22 @@ class MvmLowering(ArrayPlacement):
         return None
 
     def bias_of(self, mvm: cim_tile.MVMOp, layout: CopyLayout) -> TensorState | None:
+        """The bias the accumulations of ``layout``'s columns read: the
+        segment loads the whole bias once, and a streamed chunk's
+        accumulations read its own columns' part of it."""
         if mvm.bias is None:
             return None
-        return self.segment_weight(
-            mvm.bias.data,
-            columns_bias_bytes(
-                self.hw,
-                mvm.tiling,
-                layout.chunk.n1 - layout.chunk.n0,
-                mvm.output_scale,
-            ),
+        columns = layout.chunk.n1 - layout.chunk.n0
+        scale = mvm.output_scale
+        whole = self.segment_weight(
+            mvm.bias.data, columns_bias_bytes(self.hw, mvm.tiling, 0, scale)
+        )
+        read = columns_bias_bytes(self.hw, mvm.tiling, columns, scale)
+        if read == whole.nbytes:
+            return whole
+        level, arrays = whole.where()
+        return TensorState(
+            whole.name, read, level, arrays, ready=list(whole.ready), root=whole
         )
 
     def mvm_op(

@@ -122,6 +122,7 @@ def one_linear(vectors: int, k: int, n: int, bias: bool = False) -> onnx.ModelPr
 STREAMED_LINEARS = [
     ("tiny", (3, 300, 40), False),
     ("tiny", (3, 300, 40), True),
+    ("tiny", (3, 300, 36), True),
     ("dynaplasia", (128, 768, 3072), False),
     ("dynaplasia", (8, 3072, 768), True),
     ("dynaplasia", (8, 1024, 4096), False),
@@ -133,7 +134,8 @@ chunks and parts of every size: whole chunks, parts of several arrays or
 one array, outputs in the global buffer or in DRAM (each well inside or
 beyond half of the buffer, where the model's placement and the lowering's
 agree); with and without a bias (added with the last chunk over its
-columns)."""
+columns, which reads its own columns' part of the bias the segment loaded
+whole: 36 outputs are chunks of 8 and a last one of 4)."""
 
 
 def priced_and_lowered(
@@ -201,7 +203,9 @@ def test_a_streamed_weight_is_priced_op_by_op_as_it_is_lowered(
     assert priced == lowered
 
 
-@pytest.mark.parametrize(("target", "shape"), [("tiny", (3, 300, 32))])
+@pytest.mark.parametrize(
+    ("target", "shape"), [("tiny", (3, 300, 32)), ("tiny", (3, 300, 40))]
+)
 @pytest.mark.parametrize("bias", [False, True])
 def test_a_streamed_weight_of_held_columns_is_priced_as_it_is_lowered(
     directory: Path, target: str, shape: tuple[int, int, int], bias: bool
