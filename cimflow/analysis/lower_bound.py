@@ -357,11 +357,12 @@ def latency_lower_bound(module: ModuleOp, target: HardwareTarget) -> LowerBound:
             need_weight(weight, groups * k * n)
             programmed_elements[weight] = groups * k * n
             if op.bias is not None:
-                need_weight(op.bias.data, groups * n)
+                need_weight(op.bias.data, groups * op.outputs_per_group)
             data, elements = _data_of(op.input)
             mvm_inputs[data] = max(mvm_inputs.get(data, 0), elements)
             outputs_count = op.vectors * groups * n
-            output_bytes += outputs_count * target.activation_bytes
+            written = op.vectors * groups * op.outputs_per_group
+            output_bytes += written * target.activation_bytes
             extra = tiling.field("row_tiles") - 1 + (1 if op.bias is not None else 0)
             element_ops += vector_element_ops("accumulate", outputs_count, extra)
             first_cols = min(n, tiling.outputs_per_array) * tiling.field("bit_slices")
