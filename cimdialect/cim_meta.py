@@ -1413,13 +1413,11 @@ class WeightDeclOp(IRDLOperation):
     ``intra_block``): the held rows come in whole blocks of that many rows
     from multiples of it, and their indices name blocks
     (:func:`~cimflow.analysis.sparse_tiling.row_index_block`; absent: rows).
-    ``columns`` (no ``rows``): the arrays hold ``columns`` of the ``N``
-    columns per group, those nonzero in some row
-    (:func:`~cimflow.analysis.sparse_tiling.kept_columns`); every ``n``
-    range of a program or MVM of the weight counts held columns, and the
-    outputs of held columns ``[a, b)`` are the group's outputs
-    ``[starts[a], starts[b])`` (:func:`~cimflow.analysis.sparse_tiling.
-    column_starts`).
+    ``columns`` (no ``rows``): each row tile's arrays hold ``columns`` of
+    the ``N`` columns per group, those nonzero in some of its rows, and each
+    column tile owns a contiguous range of outputs
+    (:func:`~cimflow.analysis.sparse_tiling.held_columns`); every ``n``
+    range of a program or MVM of the weight counts held columns.
 
     ```mlir
     cim_meta.weight "fc.weight" layout nk groups 1 k 512 n 10

@@ -31,6 +31,7 @@ from xdsl.dialects.builtin import (
     IntegerAttr,
     StringAttr,
     TensorType,
+    UnitAttr,
     f64,
     i64,
 )
@@ -413,13 +414,15 @@ class MVMOp(IRDLOperation):
     index_block 9``.
 
     ``columns_from`` (``cim-sparse-rows{orientation=column}``) keeps the
-    weight's ``N`` when the arrays hold only the columns that are nonzero
-    in some row (the tiling's ``n``): a filter pruned whole computes
-    nothing, and its outputs are its bias alone. The output stays ``[V,
-    groups*N]``; each held column's outputs land at its own column
-    (:func:`~cimflow.analysis.sparse_tiling.column_starts`), e.g. a
+    weight's ``N`` when each row tile's arrays hold only the columns that
+    are nonzero in some of its rows (the tiling's ``n``): a filter pruned
+    whole computes nothing, and its outputs are its bias alone. The output
+    stays ``[V, groups*N]``; each held column's outputs land at its own
+    column (:func:`~cimflow.analysis.sparse_tiling.held_columns`), e.g. a
     ``[576, 64]`` weight with half its filters zero: ``tiling <k = 576, n =
-    32, ...> columns_from 64``.
+    32, ...> columns_from 64``; ``misaligned_columns`` when the row tiles
+    hold different columns (their partial sums land on different
+    outputs), e.g. ``columns_from 64 misaligned_columns``.
     """
 
     name = "cim_tile.mvm"
@@ -456,8 +459,12 @@ class MVMOp(IRDLOperation):
     """With ``compacted_from`` (a row gather): the rows one index of the
     held row lists names (none: one)."""
     columns_from = opt_prop_def(IntegerAttr.constr(i64))
-    """The weight's columns per group before the columns zero in every row
-    were dropped (none: the tiling's ``n``, every column held)."""
+    """The weight's columns per group before the columns zero in all of a
+    row tile's rows were dropped (none: the tiling's ``n``, every column
+    held)."""
+    misaligned_columns = opt_prop_def(UnitAttr)
+    """With ``columns_from``: its row tiles hold different columns, so their
+    partial sums land on different outputs."""
     zero_planes = opt_prop_def(FloatAttr.constr(type=EqAttrConstraint(f64)))
     """Share of input bit-planes its arrays skip as zero (none: skipping off)."""
     zero_groups = opt_prop_def(FloatAttr.constr(type=EqAttrConstraint(f64)))
@@ -474,6 +481,7 @@ class MVMOp(IRDLOperation):
         "(`compacted_from` $compacted_from^)? (`intra_block` $intra_block^)? "
         "(`driven_rows` $driven_rows^)? (`input_rows` $input_rows^)? "
         "(`index_block` $index_block^)? (`columns_from` $columns_from^)? "
+        "(`misaligned_columns` $misaligned_columns^)? "
         "(`zero_planes` $zero_planes^)? "
         "(`zero_groups` $zero_groups^)? "
         "`mode` $mode "
@@ -633,6 +641,10 @@ class MVMOp(IRDLOperation):
                     "its columns (columns_from), not both"
                 )
             n = self.columns_from.value.data
+        elif self.misaligned_columns is not None:
+            raise VerifyException(
+                "'cim_tile.mvm' misaligned_columns needs columns_from"
+            )
         if features != groups * k or outputs != groups * n or vectors != out_vectors:
             raise VerifyException(
                 f"'cim_tile.mvm' maps [{vectors} x {features}] to "

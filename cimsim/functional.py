@@ -52,16 +52,15 @@ import numpy as np
 import numpy.typing as npt
 
 from cimflow.analysis.sparse_tiling import (
-    ColumnMap,
+    ColumnTiling,
     RowMap,
     column_matrix,
-    column_starts,
     compacted_matrix,
     compacted_rows,
+    held_columns,
     intra_block_driven_rows,
     intra_block_matrix,
     intra_block_rows,
-    kept_columns,
     row_group_starts,
     row_index_block,
 )
@@ -963,9 +962,9 @@ class _Executor:
         self.reach = Reachability()
         self.blocks: dict[str, tuple[Array, float | Array]] = {}
         self.row_maps: dict[str, RowMap] = {}
-        self.column_maps: dict[str, tuple[ColumnMap, npt.NDArray[np.int64]]] = {}
-        """Per column-compacted weight, its held columns and their outputs'
-        starts (:func:`~cimflow.analysis.sparse_tiling.column_starts`)."""
+        self.column_maps: dict[str, ColumnTiling] = {}
+        """Per column-compacted weight, the columns its row tiles hold
+        (:func:`~cimflow.analysis.sparse_tiling.held_columns`)."""
         self.group_starts: dict[str, Array] = {}
         """Per IntraBlock weight, each held row's group's first weight row."""
         self.placements: dict[
@@ -1274,7 +1273,7 @@ class _Executor:
                 f"holds partial sums of weight '{partial.weight}'"
             )
         v0, v1 = v
-        (n0, n1), landing = self.output_columns(info, tile.n)
+        (n0, n1), landing = self.output_columns(info, tile)
         if landing is not None:
             placed = np.zeros((block.shape[0], n1 - n0), dtype=block.dtype)
             real = landing >= 0
@@ -1494,7 +1493,9 @@ class _Executor:
                     blocks, self.row_map(info, blocks), self.outputs_per_array
                 )
             elif info.columns:
-                blocks = column_matrix(blocks, self.column_map(info, blocks))
+                blocks = column_matrix(
+                    blocks, self.column_tiling(info, blocks), self.hw.array.rows
+                )
             bits = self.hw.precision.weight_bits
             model = self.model_weight_integers(info, blocks)
             if self.mode == "exact":
@@ -1530,16 +1531,22 @@ class _Executor:
         if np.any(per_column == 0):
             return None
         if info.columns:
-            column_map = self.column_maps[info.name][0]
-            held = per_column.reshape(info.groups, info.n)
-            per_column = np.where(
+            # each row tile's held columns keep their own output's scale
+            column_map = self.column_maps[info.name].column_map
+            by_output = per_column.reshape(info.groups, 1, info.n)
+            held = np.where(
                 column_map >= 0,
-                np.take_along_axis(held, np.maximum(column_map, 0), 1),
+                np.take_along_axis(by_output, np.maximum(column_map, 0), 2),
                 1.0,
-            ).reshape(-1)
+            )
+            row_tile: npt.NDArray[np.int64] = (
+                np.arange(blocks.shape[1], dtype=np.int64) // self.hw.array.rows
+            )
+            exact = blocks / held[:, row_tile, :]
             if isinstance(scale, np.ndarray):
-                scale = per_column
-        exact = blocks / per_column.reshape(info.groups, 1, info.held_n)
+                scale = held.reshape(-1)
+        else:
+            exact = blocks / per_column.reshape(info.groups, 1, info.held_n)
         integers = np.rint(exact)
         bits = self.hw.precision.weight_bits
         if np.any(np.abs(exact - integers) > 1e-3) or not (
@@ -1742,11 +1749,7 @@ class _Executor:
                 ),
                 strict=True,
             ):
-                factor = (
-                    weight_scale[tile.n[0] : tile.n[1]]
-                    if isinstance(weight_scale, np.ndarray)
-                    else weight_scale
-                )
+                factor = self.column_scale(info, weight_scale, tile)
                 self.add_partial(
                     op.output,
                     info,
@@ -1761,53 +1764,72 @@ class _Executor:
     def outputs_per_array(self) -> int:
         return self.hw.array.cols // self.hw.bit_slices
 
-    def column_map(self, info: WeightInfo, blocks: Array) -> ColumnMap:
-        """The columns a column-compacted weight's arrays hold, from its
-        values (the compiler's rule), checked against the trace."""
+    def column_tiling(self, info: WeightInfo, blocks: Array) -> ColumnTiling:
+        """The columns a column-compacted weight's arrays hold, row tile by
+        row tile, from its values (the compiler's rule), checked against the
+        trace."""
         cached = self.column_maps.get(info.name)
         if cached is None:
-            column_map = kept_columns(blocks)
-            if column_map.shape[1] != info.columns:
+            cached = held_columns(blocks, self.hw.array.rows, self.outputs_per_array)
+            if cached.held != info.columns:
                 raise self.fail(
-                    f"weight '{info.name}' needs {column_map.shape[1]} columns per "
-                    f"group once columns zero in every row are dropped, but the "
-                    f"trace holds {info.columns}"
+                    f"weight '{info.name}' needs {cached.held} columns per group "
+                    f"once the columns zero in all of a row tile's rows are "
+                    f"dropped, but the trace holds {info.columns}"
                 )
-            cached = (column_map, column_starts(column_map, info.n))
             self.column_maps[info.name] = cached
-        return cached[0]
+        return cached
 
     def output_columns(
-        self, info: WeightInfo, n: tuple[int, int]
+        self, info: WeightInfo, tile: Placement
     ) -> tuple[tuple[int, int], npt.NDArray[np.int64] | None]:
-        """The outputs held columns ``n`` write (the same columns, or, for a
-        column-compacted weight, those they own,
-        :func:`~cimflow.analysis.sparse_tiling.column_starts`) and, then,
+        """The outputs a tile's held columns write (the same columns, or,
+        for a column-compacted weight, those its column tiles own,
+        :func:`~cimflow.analysis.sparse_tiling.held_columns`) and, then,
         where in them each held column's values land (-1: a padding
         column's, which land nowhere)."""
         if not info.columns:
-            return n, None
-        column_map = self.column_maps_of(info)[0]
-        span = (self.output_of(info, n[0]), self.output_of(info, n[1]))
-        g = n[0] // info.columns
-        held = column_map[g, n[0] - g * info.columns : n[1] - g * info.columns]
+            return tile.n, None
+        (n0, n1), (k0, _) = tile.n, tile.k
+        column_map = self.column_tiling_of(info).column_map
+        span = (self.output_of(info, n0), self.output_of(info, n1))
+        g = n0 // info.columns
+        row_tile = (k0 - g * info.held_k) // self.hw.array.rows
+        held = column_map[g, row_tile, n0 - g * info.columns : n1 - g * info.columns]
         return span, np.where(held >= 0, held + g * info.n - span[0], -1)
 
     def output_of(self, info: WeightInfo, column: int) -> int:
-        """Where the outputs of a column-compacted weight's held column
-        ``column`` (of ``groups * columns``; that count: the end) start."""
-        starts = self.column_maps_of(info)[1]
+        """Where the outputs of the column tile of a column-compacted
+        weight's held column ``column`` (of ``groups * columns``: a column
+        tile's first, or a group's end) start."""
+        starts = self.column_tiling_of(info).starts
         g, held = divmod(column, info.columns)
         if g == info.groups:
             return info.groups * info.n
-        return g * info.n + int(starts[g, held])
+        return g * info.n + int(starts[g, -(-held // self.outputs_per_array)])
 
-    def column_maps_of(
-        self, info: WeightInfo
-    ) -> tuple[ColumnMap, npt.NDArray[np.int64]]:
+    def column_tiling_of(self, info: WeightInfo) -> ColumnTiling:
         if info.name not in self.column_maps:
             self.load_weight_blocks(info)
         return self.column_maps[info.name]
+
+    def column_scale(
+        self, info: WeightInfo, scale: float | Array, tile: Placement
+    ) -> float | Array:
+        """The dequantization factors of a tile's held columns: one scale,
+        one per held column, or, for a column-compacted weight quantized
+        by its model per output channel, its row tile's columns'."""
+        if not isinstance(scale, np.ndarray):
+            return scale
+        n0, n1 = tile.n
+        held = info.groups * info.held_n
+        if scale.size == held:
+            return scale[n0:n1]
+        row_tiles = scale.size // held
+        g = n0 // info.held_n
+        row_tile = (tile.k[0] - g * info.held_k) // self.hw.array.rows
+        base = (g * row_tiles + row_tile) * info.held_n - g * info.held_n
+        return scale[base + n0 : base + n1]
 
     def row_map(self, info: WeightInfo, blocks: Array) -> RowMap:
         """The rows each column tile's arrays hold of a compacted weight

@@ -166,11 +166,10 @@ class WeightInfo:
     this many rows from multiples of it, and their indices name blocks
     (:func:`cimflow.analysis.sparse_tiling.row_index_block`). 0: rows."""
     columns: int = 0
-    """Columns per group the arrays hold when fewer than ``n`` (those nonzero
-    in some row, :func:`cimflow.analysis.sparse_tiling.kept_columns`); the
-    ``n`` ranges of its programs and MVMs count them, and held columns
-    ``[a, b)`` write the group's outputs ``[starts[a], starts[b])``
-    (:func:`cimflow.analysis.sparse_tiling.column_starts`). 0: all ``n``."""
+    """Columns per group each row tile's arrays hold when fewer than ``n``
+    (those nonzero in some of its rows; each column tile owns a contiguous
+    range of outputs, :func:`cimflow.analysis.sparse_tiling.held_columns`);
+    the ``n`` ranges of its programs and MVMs count them. 0: all ``n``."""
 
     @property
     def held_k(self) -> int:

@@ -46,17 +46,20 @@ fewer rows than the weight's. Grouped weights packed several to an array are lef
 as they are.
 
 With ``orientation`` ``column`` (or ``best``: whichever takes fewer
-arrays a copy, rows on a tie) it compacts the other dimension: the columns
-zero in every row (filters pruned whole) are not held, ``tiling.n``
-becomes the columns held (each group's, padded to the most) and
-``columns_from`` keeps ``N``; the output stays ``N`` wide, each held
+arrays a copy, rows on a tie) it compacts the other dimension: each row
+tile's arrays leave out the columns zero in all of its rows (filters
+pruned whole, or zero blocks as tall as an array), ``tiling.n`` becomes
+the columns held and ``columns_from`` keeps ``N``; the output stays ``N``
+wide, each column tile owning a contiguous range of outputs, each held
 column's outputs landing at its own column and a dropped column's being
-its bias alone (:func:`cimflow.analysis.sparse_tiling.kept_columns`,
-``column_starts``). Fewer columns mean fewer column tiles (arrays,
-programming, conversions); each array's outputs need their columns'
-indices, ``ceil(log2 N)`` bits each, streamed with its weights. CIMinus
-calls the two its compression orientations; a weight is compacted one
-way, not both.
+its bias alone (:func:`cimflow.analysis.sparse_tiling.held_columns`).
+Fewer columns mean fewer column tiles (arrays, programming,
+conversions); each array's outputs need their columns' indices,
+``ceil(log2 N)`` bits each, streamed with its weights. Where the row
+tiles hold different columns (``misaligned_columns``), their partial sums
+land on different outputs and each merge of them looks its output up
+(CIMinus's extra accumulation). CIMinus calls the two its compression
+orientations; a weight is compacted one way, not both.
 
 Run it right after ``convert-graph-to-tile``::
 
@@ -70,7 +73,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, UnitAttr, i64
 from xdsl.passes import ModulePass
 
 from cimflow.analysis.layer_selection import selected_mvms
@@ -78,8 +81,8 @@ from cimflow.analysis.sparse_tiling import (
     best_intra_block,
     compacted_rows,
     gathered_rows,
+    held_columns,
     intra_block_driven_rows,
-    kept_columns,
     row_index_block,
 )
 from cimflow.analysis.sparsity import Matrix
@@ -210,13 +213,15 @@ class CimSparseRowsPass(ModulePass):
         """The columns of ``mvm``'s weight nonzero in some row, when they
         leave out ``min_saving`` of its columns and pay."""
         groups, k, n = matrix.shape
-        held = kept_columns(matrix).shape[1]
-        tiling = target_tiling(hw, k, held, groups)
-        if held > n * (1.0 - self.min_saving) or not _pays(
+        columns = held_columns(
+            matrix, mvm.tiling.field("rows"), mvm.tiling.outputs_per_array
+        )
+        tiling = target_tiling(hw, k, columns.held, groups)
+        if columns.held > n * (1.0 - self.min_saving) or not _pays(
             hw, (mvm.tiling, tiling), (0, 0, False, 1, n)
         ):
             return None
-        return HeldColumns(tiling, n)
+        return HeldColumns(tiling, n, columns.misaligned)
 
 
 ORIENTATIONS = ("row", "column", "best")
@@ -253,10 +258,14 @@ class HeldColumns:
 
     tiling: TilingAttr
     outputs: int
+    misaligned: bool
+    """Its row tiles hold different columns."""
 
     def write(self, mvm: cim_tile.MVMOp) -> None:
         mvm.tiling = self.tiling
         mvm.columns_from = IntegerAttr(self.outputs, i64)
+        if self.misaligned:
+            mvm.misaligned_columns = UnitAttr()
 
 
 def _pays(

@@ -199,6 +199,7 @@ from cimflow.lowering.rules import (
     finishing_ops,
     gathered_elements,
     held_input_scale,
+    merge_ops,
     mvm_input_bytes,
     mvm_target,
     program_bytes,
@@ -662,7 +663,8 @@ def build_program(
                 fused_adds[residual.add] = residual.skip
                 fetch(info, residual.skip, None, None)
                 gather_bytes += tensor_bytes(hw, residual.skip)
-            extra = outputs * (partials - 1) + finishing_ops(
+            misaligned = op.misaligned_columns is not None
+            extra = merge_ops(outputs * (partials - 1), misaligned) + finishing_ops(
                 outputs, (op.bias is not None) + fused, scale
             )
             gather = interconnect_cost(hw, max(1, gather_bytes)).cycles
@@ -961,6 +963,7 @@ def stream_ops(
     input_scale: Fraction | None = None,
     row_indices: RowIndices = NO_ROW_INDICES,
     output_scale: Fraction | None = None,
+    misaligned: bool = False,
 ) -> tuple[list[_StreamOp], int]:
     """The loads, programs and MVMs ``run_chunks`` emits for a weight streamed
     through ``available`` arrays, in its order, and the chunk count: per
@@ -987,7 +990,8 @@ def stream_ops(
     ``input_scale``: inputs per held weight row (:func:`held_input_scale`;
     None: one); ``row_indices``: a compacted weight's, whose held rows'
     indices its chunks carry (:func:`row_indices_of`); ``output_scale``:
-    outputs written per held column (``cim_tile.mvm.output_scale``)."""
+    outputs written per held column (``cim_tile.mvm.output_scale``);
+    ``misaligned``: its row tiles hold different columns."""
     biased, residual = finishing[0] > 0, finishing[1]
     sums_in_dram: dict[int, bool] = {}
     chunks = plan_chunks(tiling, available)
@@ -1052,10 +1056,13 @@ def stream_ops(
             window,
             input_scale=input_scale,
             output_scale=output_scale,
+            misaligned=misaligned,
         )
         first, last = ends[index]
         outputs = vectors * (chunk.n1 - chunk.n0)
-        adds = chunk_adds(chunk, vectors, first, last, biased + residual, output_scale)
+        adds = chunk_adds(
+            chunk, vectors, first, last, biased + residual, output_scale, misaligned
+        )
         streamed = chunk_out_bytes(hw, layout, vectors, first, last, adds, output_scale)
         ops.append(
             _StreamOp(
@@ -1139,6 +1146,7 @@ def _stream_terms(
     input_scale: Fraction | None = None,
     row_indices: RowIndices = NO_ROW_INDICES,
     output_scale: Fraction | None = None,
+    misaligned: bool = False,
 ) -> tuple[int, int, int, int]:
     ops, chunks = stream_ops(
         hw,
@@ -1154,6 +1162,7 @@ def _stream_terms(
         input_scale,
         row_indices,
         output_scale,
+        misaligned,
     )
     # each op starts once its deps are done and what it holds is free, the
     # one ready first (then the one emitted first) taking it first
@@ -1207,6 +1216,7 @@ def stream_terms(
         input_scale=held_input_scale(mvm.op),
         row_indices=row_indices_of(mvm.op),
         output_scale=mvm.op.output_scale,
+        misaligned=mvm.op.misaligned_columns is not None,
     )
 
 

@@ -178,44 +178,117 @@ def compacted_matrix(matrix: Matrix, row_map: RowMap, outputs_per_array: int) ->
 # --------------------------------------------------------------------------
 
 ColumnMap = npt.NDArray[np.int64]
-"""``[groups, held columns]``: the weight column (within its group) each
-held column is; -1 pads a group that keeps fewer than the most."""
+"""``[groups, row tiles, held columns]``: the weight column (within its
+group) each held column of each row tile's arrays is; -1 pads."""
 
 
-def kept_columns(matrix: Matrix) -> ColumnMap:
-    """The columns a weight's arrays hold once the columns zero in every
-    row are dropped (CIMinus's column-wise compression: a filter pruned
-    whole computes nothing, its output is its bias alone). Each group keeps
-    its columns in order, padded to the group that keeps the most; a group
-    with no nonzero column keeps column 0."""
-    groups = matrix.shape[0]
-    kept = [np.flatnonzero(np.any(matrix[g] != 0, axis=0)) for g in range(groups)]
-    held = max(1, max(columns.size for columns in kept))
-    column_map = np.full((groups, held), -1, dtype=np.int64)
-    for g, columns in enumerate(kept):
-        column_map[g, : max(1, columns.size)] = columns if columns.size else 0
-    return column_map
+@dataclass(frozen=True)
+class ColumnTiling:
+    """The columns each row tile's arrays of a weight hold
+    (:func:`held_columns`)."""
+
+    column_map: ColumnMap
+    starts: npt.NDArray[np.int64]
+    """``[groups, column tiles + 1]``: the first output (within its group)
+    each column tile's arrays own, and the group's ``N`` after the last."""
+
+    @property
+    def held(self) -> int:
+        """Held columns per group (the tiling's ``n``)."""
+        return int(self.column_map.shape[2])
+
+    @property
+    def misaligned(self) -> bool:
+        """Whether some row tile holds other columns than another, so that
+        their partial sums land on different outputs."""
+        first = self.column_map[:, :1, :]
+        return bool(np.any(self.column_map != first))
 
 
-def column_matrix(matrix: Matrix, column_map: ColumnMap) -> Matrix:
-    """``[groups, K, held columns]``: the weight as its arrays hold it
-    (:func:`kept_columns`), zero on padding columns."""
-    held = np.take_along_axis(matrix, np.maximum(column_map, 0)[:, None, :], axis=2)
-    return np.where(column_map[:, None, :] >= 0, held, 0).astype(matrix.dtype)
+def held_columns(
+    matrix: Matrix, rows_per_tile: int, outputs_per_tile: int
+) -> ColumnTiling:
+    """The columns a weight's arrays hold once each row tile (the
+    ``rows_per_tile`` rows one array holds) leaves out the columns zero in
+    all of its rows (CIMinus's column-wise compression: a filter pruned
+    whole computes nothing, its output is its bias alone).
 
-
-def column_starts(column_map: ColumnMap, n: int) -> npt.NDArray[np.int64]:
-    """``[groups, held columns + 1]``: where each held column's outputs
-    start among the group's ``n``, so that held columns ``[a, b)`` write
-    outputs ``[starts[a], starts[b])``: a held column owns the dropped
-    columns after it (the first one those before it too), whose outputs
-    are its neighbours' in the output buffer, zero before the bias; padding
-    columns own none."""
-    groups, held = column_map.shape
-    starts = np.full((groups, held + 1), n, dtype=np.int64)
-    starts[:, 1:held] = np.where(column_map[:, 1:] >= 0, column_map[:, 1:], n)
+    The group's outputs are cut into contiguous ranges, one per column tile
+    (the ``outputs_per_tile`` outputs one array computes), each as wide as
+    it can be while no row tile keeps more than ``outputs_per_tile``
+    columns in it; a column tile's arrays hold, in each row tile, that row
+    tile's kept columns of its range, in order, and own the range's outputs
+    (the dropped ones are zero until the bias is added). When the row tiles
+    keep the same columns (whole filters pruned) that is every kept column
+    once; when they keep different ones (zero blocks as tall as an array),
+    their partial sums land on different outputs of the range and the
+    accumulation that adds them is misaligned, CIMinus's extra
+    accumulation. The groups are padded to the one holding the most; a
+    group that keeps nothing holds column 0."""
+    groups, k, n = matrix.shape
+    row_tiles = max(1, -(-k // rows_per_tile))
+    nonzero = np.zeros((groups, row_tiles, n), dtype=bool)
+    for r in range(row_tiles):
+        rows = matrix[:, r * rows_per_tile : (r + 1) * rows_per_tile, :]
+        nonzero[:, r, :] = np.any(rows != 0, axis=1)
+    ranges = [_column_ranges(nonzero[g], outputs_per_tile) for g in range(groups)]
+    held = max(
+        max(1, (len(spans) - 1) * outputs_per_tile + _most_kept(nonzero[g], spans[-1]))
+        for g, spans in enumerate(ranges)
+    )
+    tiles = -(-held // outputs_per_tile)
+    column_map = np.full((groups, row_tiles, held), -1, dtype=np.int64)
+    starts = np.full((groups, tiles + 1), n, dtype=np.int64)
     starts[:, 0] = 0
-    return starts
+    for g, spans in enumerate(ranges):
+        for t, (first, stop) in enumerate(spans):
+            starts[g, t] = first
+            for r in range(row_tiles):
+                kept = first + np.flatnonzero(nonzero[g, r, first:stop])
+                slot = t * outputs_per_tile
+                column_map[g, r, slot : slot + kept.size] = kept
+        if not nonzero[g].any():
+            column_map[g, :, 0] = 0
+    return ColumnTiling(column_map, starts)
+
+
+def _column_ranges(
+    nonzero: npt.NDArray[np.bool_], outputs_per_tile: int
+) -> list[tuple[int, int]]:
+    """Contiguous ranges of a group's ``[row tiles, N]`` columns, each as
+    wide as it can be with at most ``outputs_per_tile`` kept columns of any
+    row tile in it."""
+    spans: list[tuple[int, int]] = []
+    first = 0
+    counts = np.zeros(nonzero.shape[0], dtype=np.int64)
+    for column in range(nonzero.shape[1]):
+        kept = nonzero[:, column].astype(np.int64)
+        if np.any(counts + kept > outputs_per_tile):
+            spans.append((first, column))
+            first, counts = column, np.zeros_like(counts)
+        counts += kept
+    spans.append((first, nonzero.shape[1]))
+    return spans
+
+
+def _most_kept(nonzero: npt.NDArray[np.bool_], span: tuple[int, int]) -> int:
+    """The most kept columns any row tile has in ``span``."""
+    return int(nonzero[:, span[0] : span[1]].sum(axis=1).max(initial=0))
+
+
+def column_matrix(matrix: Matrix, tiling: ColumnTiling, rows_per_tile: int) -> Matrix:
+    """``[groups, K, held columns]``: the weight as its arrays hold it
+    (:func:`held_columns`), each row tile its own columns, zero on padding
+    columns."""
+    groups, k, _ = matrix.shape
+    held = np.zeros((groups, k, tiling.held), dtype=matrix.dtype)
+    for g in range(groups):
+        group = held[g]
+        for r, columns in enumerate(tiling.column_map[g]):
+            rows = slice(r * rows_per_tile, min(k, (r + 1) * rows_per_tile))
+            real = np.flatnonzero(columns >= 0)
+            group[rows, real] = matrix[g, rows][:, columns[real]]
+    return held
 
 
 # --------------------------------------------------------------------------

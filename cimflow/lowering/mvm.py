@@ -97,6 +97,7 @@ class MvmLowering(ArrayPlacement):
             previous,
             self.input_scale,
             self.output_scale,
+            self.misaligned,
         )
 
     def line_buffer(
@@ -116,6 +117,7 @@ class MvmLowering(ArrayPlacement):
         assert alloc is not None
         self.input_scale = held_input_scale(mvm)
         self.output_scale = mvm.output_scale
+        self.misaligned = mvm.misaligned_columns is not None
         self.declare_weight(mvm)
         self.program_on_first_use(mvm)
         in_name = self.names[mvm.input]
@@ -173,6 +175,7 @@ class MvmLowering(ArrayPlacement):
         self.residual = None
         self.input_scale = None
         self.output_scale = None
+        self.misaligned = False
         target.ready = produced
         self.layouts[out_name] = None if plan is None else plan.output
 
@@ -1157,7 +1160,13 @@ class MvmLowering(ArrayPlacement):
             bias = self.bias_of(mvm, layout) if last else None
             outputs = (span[1] - span[0]) * (chunk.n1 - chunk.n0)
             adds = chunk_adds(
-                chunk, span[1] - span[0], first, last, finishing, self.output_scale
+                chunk,
+                span[1] - span[0],
+                first,
+                last,
+                finishing,
+                self.output_scale,
+                self.misaligned,
             )
             streamed = chunk_out_bytes(
                 self.hw, layout, span[1] - span[0], first, last, adds, self.output_scale

@@ -213,6 +213,20 @@ def written_outputs(outputs: int, output_scale: Fraction | None) -> int:
     return math.ceil(outputs * output_scale)
 
 
+MISALIGNED_MERGE_OPS = 2
+"""Vector operations a partial sum of a weight whose row tiles hold
+different columns (``cim_tile.mvm.misaligned_columns``) takes to merge: the
+look-up of the output its column lands on, then the add (CIMinus's extra
+accumulation for misaligned partial sums; one operation for the look-up is
+our assumption, the paper gives no figure)."""
+
+
+def merge_ops(sums: int, misaligned: bool) -> int:
+    """Vector operations that add ``sums`` partial sums into others: one
+    each, :data:`MISALIGNED_MERGE_OPS` when they land misaligned."""
+    return sums * (MISALIGNED_MERGE_OPS if misaligned else 1)
+
+
 def finishing_ops(outputs: int, adds: int, output_scale: Fraction | None) -> int:
     """Vector element operations that finish ``outputs`` sums of held
     columns with ``adds`` additions each (a bias, a fused residual): on

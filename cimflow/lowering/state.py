@@ -41,6 +41,7 @@ from cimflow.lowering.rules import (
     expanded_elements,
     finishing_ops,
     input_elements,
+    merge_ops,
     merge_spans,
     new_input_elements,
     sum_bytes,
@@ -178,13 +179,16 @@ def mvm_feed(
     previous: Span | None = None,
     input_scale: Fraction | None = None,
     output_scale: Fraction | None = None,
+    misaligned: bool = False,
 ) -> MvmFeed:
     """What one copy's vectors ``span`` move and compute, right after the
     same cores computed ``previous`` (their line buffers still hold its
     window rows); its inputs are ``input_scale`` times those of the rows
     its arrays hold (:func:`~cimflow.lowering.rules.held_input_scale`; None:
     the same), and its finished outputs ``output_scale`` times its held
-    columns' (:func:`~cimflow.lowering.rules.written_outputs`)."""
+    columns' (:func:`~cimflow.lowering.rules.written_outputs`); its row
+    tiles' partial sums merge ``misaligned``
+    (:func:`~cimflow.lowering.rules.merge_ops`)."""
     act = hw.activation_bytes
 
     def scaled(elements: int) -> int:
@@ -213,8 +217,8 @@ def mvm_feed(
     out_bytes = sum_bytes(hw, layout.columns, vectors, False, output_scale)
     accumulate = local_adds = 0
     for outputs, tiles, holders in layout.columns:
-        accumulate += vectors * outputs * (holders - 1)
-        local_adds += vectors * outputs * (tiles - holders)
+        accumulate += merge_ops(vectors * outputs * (holders - 1), misaligned)
+        local_adds += merge_ops(vectors * outputs * (tiles - holders), misaligned)
     core_out = math.ceil(out_bytes / max(1, len(layout.cores)))
     return MvmFeed(
         moved,
@@ -242,16 +246,18 @@ def chunk_adds(
     last: bool,
     finishing: int,
     output_scale: Fraction | None = None,
+    misaligned: bool = False,
 ) -> int:
     """Element additions after a streamed chunk's MVM of ``vectors``
     vectors: its row tiles' partial sums, the running sum of the chunks
-    before it over the same columns, and on the last of them ``finishing``
-    more per output written (its bias, a fused residual;
+    before it over the same columns (merged ``misaligned``:
+    :func:`~cimflow.lowering.rules.merge_ops`), and on the last of them
+    ``finishing`` more per output written (its bias, a fused residual;
     :func:`~cimflow.lowering.rules.finishing_ops`)."""
     outputs = vectors * (chunk.n1 - chunk.n0)
     extra = max(1, chunk.row_tiles) - 1 + (not first)
     done = finishing_ops(outputs, finishing, output_scale) if last else 0
-    return outputs * extra + done
+    return merge_ops(outputs * extra, misaligned) + done
 
 
 def chunk_out_bytes(
@@ -438,6 +444,9 @@ class BuilderState:
     output_scale: Fraction | None = None
     """Outputs written per column held of the MVM being lowered, when not
     one (``cim_tile.mvm.output_scale``)."""
+    misaligned: bool = False
+    """The MVM being lowered merges its row tiles' partial sums misaligned
+    (``cim_tile.mvm.misaligned_columns``)."""
     array_users: dict[tuple[int, int], list[SSAValue]] = field(
         default_factory=lambda: {}
     )

@@ -19,10 +19,10 @@ from tampered_traces import assert_refused, trace_document
 from xdsl.context import Context
 
 from cimflow.analysis.lower_bound import latency_lower_bound
-from cimflow.analysis.sparse_tiling import column_matrix, column_starts, kept_columns
+from cimflow.analysis.sparse_tiling import column_matrix, held_columns
 from cimflow.cimdialect import cim_tile
 from cimflow.cimsim.engine import simulate
-from cimflow.cimsim.trace import MvmOp, ProgramOp, parse_trace
+from cimflow.cimsim.trace import MvmOp, ProgramOp, VectorOp, parse_trace
 from cimflow.errors import CimError
 from cimflow.frontend import import_onnx, load_model_weights
 from cimflow.hw_targets import load_target
@@ -61,49 +61,80 @@ def test_columns_zero_in_every_row_are_dropped() -> None:
     matrix = np.zeros((2, 3, 6))
     matrix[0, :, [1, 4]] = 1.0  # group 0 keeps columns 1 and 4
     matrix[1, 2, [0, 2, 5]] = 2.0  # group 1 keeps 0, 2 and 5
-    column_map = kept_columns(matrix)
-    assert column_map.tolist() == [[1, 4, -1], [0, 2, 5]]
-    held = column_matrix(matrix, column_map)
+    tiling = held_columns(matrix, 32, 2)  # one row tile, 2 outputs an array
+    # group 1's columns take two column tiles: outputs 0-4 (columns 0, 2)
+    # and 5 (column 5); group 0's fit the first, whose range is all 6
+    assert tiling.column_map.tolist() == [[[1, 4, -1]], [[0, 2, 5]]]
+    assert tiling.starts.tolist() == [[0, 6, 6], [0, 5, 6]]
+    assert (tiling.held, tiling.misaligned) == (3, False)
+    held = column_matrix(matrix, tiling, 32)
     assert held.shape == (2, 3, 3)
     assert held[0, 0].tolist() == [1.0, 1.0, 0.0]  # the padding column
-    # held column 0 of group 0 owns outputs 0-3 (its own, 1, and the dropped
-    # 0, 2, 3), held column 1 owns 4-5, the padding column none
-    assert column_starts(column_map, 6).tolist() == [[0, 4, 6, 6], [0, 2, 5, 6]]
+
+
+def test_row_tiles_hold_their_own_columns() -> None:
+    """Two row tiles of 32 rows, one keeping the even columns of 16, the
+    other the odd ones: each holds its 8 in one column tile of 8 outputs,
+    half the 16 their union would take, and their partial sums land
+    misaligned."""
+    matrix = np.zeros((1, 64, 16))
+    matrix[0, :32, ::2] = 1.0
+    matrix[0, 32:, 1::2] = 2.0
+    tiling = held_columns(matrix, 32, 8)
+    assert tiling.column_map.tolist() == [
+        [list(range(0, 16, 2)), list(range(1, 16, 2))]
+    ]
+    assert tiling.starts.tolist() == [[0, 16]]
+    assert (tiling.held, tiling.misaligned) == (8, True)
+    held = column_matrix(matrix, tiling, 32)
+    assert np.all(held[0, :32] == 1.0) and np.all(held[0, 32:] == 2.0)
 
 
 def test_an_all_zero_group_keeps_one_column() -> None:
-    assert kept_columns(np.zeros((1, 4, 5))).tolist() == [[0]]
+    tiling = held_columns(np.zeros((1, 4, 5)), 32, 2)
+    assert tiling.column_map.tolist() == [[[0]]]
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     st.integers(1, 3),
-    st.integers(1, 8),
+    st.integers(1, 3),
     st.integers(1, 12),
+    st.integers(1, 4),
     st.integers(0, 2**31),
 )
 def test_held_columns_land_their_outputs_where_the_dense_product_has_them(
-    groups: int, k: int, n: int, seed: int
+    groups: int, row_tiles: int, n: int, outputs: int, seed: int
 ) -> None:
-    """Any run of held columns ``[a, b)`` computes exactly the dense outputs
-    ``[starts[a], starts[b])``: its own at their columns, zero elsewhere."""
+    """Whatever each row tile keeps, the held columns of any run of column
+    tiles ``[a, b)`` of each row tile compute exactly that row tile's part
+    of the dense outputs ``[starts[a], starts[b])``: its own at their
+    columns, zero elsewhere; no row tile keeps more than a column tile's
+    outputs in one range."""
     rng = np.random.default_rng(seed)
-    matrix = rng.standard_normal((groups, k, n)) * (rng.random((1, 1, n)) < 0.5)
+    rows = 4
+    k = rows * row_tiles
+    matrix = rng.standard_normal((groups, k, n))
+    matrix *= np.repeat(rng.random((groups, row_tiles, n)) < 0.5, rows, axis=1)
     x = rng.standard_normal((groups, k))
-    column_map = kept_columns(matrix)
-    held = column_matrix(matrix, column_map)
-    starts = column_starts(column_map, n)
-    width = column_map.shape[1]
+    tiling = held_columns(matrix, rows, outputs)
+    held = column_matrix(matrix, tiling, rows)
+    starts = tiling.starts
+    tiles = starts.shape[1] - 1
+    assert tiles == -(-tiling.held // outputs)
     for g in range(groups):
-        dense = x[g] @ matrix[g]
-        a, b = sorted(rng.integers(0, width + 1, 2).tolist())
-        landed = np.zeros(starts[g, b] - starts[g, a])
-        for j in range(a, b):
-            if column_map[g, j] >= 0:
-                landed[column_map[g, j] - starts[g, a]] = x[g] @ held[g, :, j]
-        np.testing.assert_allclose(
-            landed, dense[starts[g, a] : starts[g, b]], atol=1e-9
-        )
+        a, b = sorted(rng.integers(0, tiles + 1, 2).tolist())
+        first, stop = int(starts[g, a]), int(starts[g, b])
+        for r in range(row_tiles):
+            part = slice(r * rows, (r + 1) * rows)
+            dense = x[g, part] @ matrix[g, part]
+            landed = np.zeros(stop - first)
+            for j in range(a * outputs, min(b * outputs, tiling.held)):
+                column = tiling.column_map[g, r, j]
+                if column >= 0:
+                    assert first <= column < stop
+                    landed[column - first] = x[g, part] @ held[g, part, j]
+            np.testing.assert_allclose(landed, dense[first:stop], atol=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -193,6 +224,60 @@ def test_held_columns_take_fewer_arrays_and_stream_their_output_indices(
         compact.energy_pj["adc"] < dense.energy_pj["adc"] or dense.energy_pj["adc"] == 0
     )
     assert compact.energy_pj["array"] < dense.energy_pj["array"]
+    report = verify_trace(trace, path, "both")
+    assert report.passed, report.format()
+
+
+def test_misaligned_row_tiles_hold_half_the_arrays_and_merge_by_index(
+    tmp_path: Path,
+) -> None:
+    """A 64 x 16 weight whose first 32 rows are zero on the odd columns and
+    whose last 32 on the even ones, on tiny (32-row arrays, 8 outputs each):
+    each row tile holds its 8 columns, 2 arrays instead of the 4 their union
+    takes, and the product stays exact; merging the two row tiles' partial
+    sums, which land on different outputs, takes an index look-up besides
+    each add (CIMinus's extra accumulation): the accumulations take one
+    operation more per merged sum than for a weight whose row tiles keep the
+    same 8 columns."""
+    rng = np.random.default_rng(9)
+    second = rng.integers(-3, 4, (16, 4)).astype(np.float32)
+
+    def compiled(first: np.ndarray[Any, Any], name: str) -> tuple[Path, Any]:
+        path = two_layer_mlp(tmp_path / name, first, second)
+        return path, module_trace(compile_model(path, "tiny", _pipeline()), str(path))
+
+    misaligned = rng.integers(-3, 4, (64, 16)).astype(np.float32)
+    misaligned[:32, 1::2] = misaligned[32:, ::2] = 0.0
+    aligned = misaligned.copy()
+    aligned[:, 1::2] = 0.0
+    aligned[32:, ::2] = rng.integers(1, 4, (32, 8))
+    path, trace = compiled(misaligned, "misaligned.onnx")
+    _, same = compiled(aligned, "aligned.onnx")
+    for t in (trace, same):
+        (held,) = [w for w in t.weights if w.name == "w1" and w.columns]
+        assert (held.n, held.columns) == (16, 8)
+
+    def w1(t: Any) -> tuple[int, int]:
+        arrays = sum(
+            stop - start
+            for op in t.ops
+            if isinstance(op, MvmOp) and op.weight == "w1"
+            for start, stop in op.arrays
+        )
+        adds = sum(
+            op.element_ops
+            for op in t.ops
+            if isinstance(op, VectorOp)
+            and op.op == "accumulate"
+            and op.inputs[0]
+            in {o.output for o in t.ops if isinstance(o, MvmOp) and o.weight == "w1"}
+        )
+        return arrays, adds
+
+    (arrays, adds), (same_arrays, same_adds) = w1(trace), w1(same)
+    dense = module_trace(compile_model(path, "tiny", _pipeline(orientation="row")))
+    assert (arrays, same_arrays, w1(dense)[0]) == (2, 2, 4)
+    assert adds - same_adds == 6 * 8  # one look-up per merged partial sum
     report = verify_trace(trace, path, "both")
     assert report.passed, report.format()
 

@@ -12,6 +12,8 @@
 // RUN: cim-opt %t.column.onnx -p 'convert-graph-to-tile{target=tiny},cim-sparse-rows{orientation=column}' | filecheck %s --check-prefix=COLUMN
 // RUN: cim-opt %t.column.onnx -p 'convert-graph-to-tile{target=tiny},cim-sparse-rows{orientation=best},cim-static-allocate,convert-tile-to-meta' | filecheck %s --check-prefix=COLUMN-META
 // RUN: cim-opt %t.column.onnx -p 'convert-graph-to-tile{target=tiny},cim-sparse-rows' | filecheck %s --check-prefix=COLUMN-ROW
+// RUN: cim-prune %S/../../../tools/models/resnet_tiny.onnx --pattern block:32x1 --ratio 0.5 -o %t.tall.onnx > /dev/null
+// RUN: cim-opt %t.tall.onnx -p 'convert-graph-to-tile{target=tiny},cim-sparse-rows{orientation=column}' | filecheck %s --check-prefix=TALL
 
 // cim-sparse-rows on the committed ResNet (tools/models/resnet_tiny.onnx)
 // pruned by cim-prune. With half of each convolution's input channels zero
@@ -68,6 +70,14 @@
 // COLUMN-META: cim_meta.weight "{{.*}}" layout oihw groups 1 k 147 n 8 columns 4{{$}}
 // COLUMN-META: cim_meta.weight "{{.*}}" layout oihw groups 1 k 72 n 16 columns 8{{$}}
 // COLUMN-META: cim_meta.weight "fc.weight" layout nk groups 1 k 16 n 10 columns 5{{$}}
+
+// Half of the 32 x 1 blocks zero: on tiny's 32-row arrays each row tile of
+// a weight keeps its own columns, so the stem's five row tiles (147 rows)
+// hold 5 of 8 columns each, and their partial sums land on different
+// outputs (misaligned_columns); the classifier's one row tile is aligned.
+
+// TALL:        cim_tile.mvm {{.*}} tiling <k = 147, n = 5, {{.*}} columns_from 8 misaligned_columns mode
+// TALL:        cim_tile.mvm {{.*}} weight "fc.weight" {{.*}} tiling <k = 16, n = 5, {{.*}} columns_from 10 mode
 
 // COLUMN-ROW-NOT: columns_from
 // COLUMN-ROW-NOT: compacted_from

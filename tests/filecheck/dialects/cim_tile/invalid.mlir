@@ -140,6 +140,12 @@
 
 // -----
 
+// CHECK: 'cim_tile.mvm' misaligned_columns needs columns_from
+%x = "test.op"() : () -> tensor<64x144xf32>
+%y = cim_tile.mvm %x weight "w" layout oihw tiling <k = 144, n = 32, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 2, col_tiles = 1, groups_per_array = 1> misaligned_columns mode <compute> : tensor<64x144xf32> -> tensor<64x32xf32>
+
+// -----
+
 // CHECK: 'cim_tile.mvm' maps [64 x 144] to [64 x 16] but its tiling is 1 groups of 144 x 32
 %x = "test.op"() : () -> tensor<64x144xf32>
 %y = cim_tile.mvm %x weight "w" layout oihw tiling <k = 144, n = 16, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 2, col_tiles = 1, groups_per_array = 1> columns_from 32 mode <compute> : tensor<64x144xf32> -> tensor<64x16xf32>
@@ -161,6 +167,12 @@
 // CHECK: 'cim_tile.mvm' maps [64 x 100] to [64 x 32] but its tiling is 1 groups of 144 x 32
 %x = "test.op"() : () -> tensor<64x100xf32>
 %y = cim_tile.mvm %x weight "w" layout oihw tiling <k = 144, n = 32, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 2, col_tiles = 1, groups_per_array = 1> mode <compute> : tensor<64x100xf32> -> tensor<64x32xf32>
+
+// -----
+
+// CHECK: 'cim_tile.mvm' misaligned_columns needs columns_from
+%x = "test.op"() : () -> tensor<64x144xf32>
+%y = cim_tile.mvm %x weight "w" layout oihw tiling <k = 144, n = 32, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 2, col_tiles = 1, groups_per_array = 1> misaligned_columns mode <compute> : tensor<64x144xf32> -> tensor<64x32xf32>
 
 // -----
 
