@@ -89,6 +89,7 @@ from cimflow.lowering.rules import (
     vector_core_count,
     vector_work,
     window_of,
+    written_outputs,
 )
 from cimflow.lowering.state import CopyLayout
 
@@ -499,6 +500,12 @@ class ScheduleBuilder(MvmLowering):
         if produced not in self.names:
             return False
         shape = tensor_shape(produced)
+        mvm = produced.owner
+        scale = mvm.output_scale if isinstance(mvm, cim_tile.MVMOp) else None
+        if isinstance(mvm, cim_tile.MVMOp) and scale is not None:
+            # steps over held columns (axis 1) cover the columns the arrays hold
+            held = mvm.tiling.field("groups") * mvm.tiling.field("n")
+            shape = (shape[0], held)
         finishers = self.finishers.get(self.names[produced], [])
         covered = [_block_elements(f, shape) for f in finishers]
         if not finishers or sum(covered) != math.prod(shape):
@@ -506,7 +513,9 @@ class ScheduleBuilder(MvmLowering):
         activation = epilogue_activation(op)
         assert activation is not None
         kind, parameters = activation
-        for finisher, elements in zip(finishers, covered, strict=True):
+        for finisher, held_elements in zip(finishers, covered, strict=True):
+            # every output written, the dropped columns' too
+            elements = written_outputs(held_elements, scale)
             params = dict(finisher.params.data)
             params["then"] = StringAttr(kind)
             params.update({f"then_{k}": v for k, v in parameters.items()})

@@ -30,13 +30,13 @@ from cimflow.lowering.placement import (
 from cimflow.lowering.rules import (
     Span,
     Window,
-    block_elements,
     finishing_ops,
     held_input_scale,
     mvm_band_groups,
     mvm_target,
     residual_of,
     split_span,
+    written_block_elements,
     written_outputs,
 )
 from cimflow.lowering.state import (
@@ -1003,7 +1003,8 @@ class MvmLowering(ArrayPlacement):
             inputs.append(residual.skip.name)
             tokens += residual.tokens
             states.append(residual.skip)
-            in_bytes += block_elements(residual.shape, block) * self.hw.activation_bytes
+            skip = written_block_elements(residual.shape, block, self.output_scale)
+            in_bytes += skip * self.hw.activation_bytes
             params["residual"] = StringAttr(residual.layout)
         in_level, in_arrays = (
             self.stream_level(states) if states else (Location.BUFFER, None)

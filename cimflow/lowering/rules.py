@@ -528,6 +528,21 @@ def block_elements(
     return math.prod(shape) // max(1, shape[axis]) * (stop - start)
 
 
+def written_block_elements(
+    shape: Sequence[int],
+    block: Sequence[int] | tuple[int, int, int] | None,
+    output_scale: Fraction | None,
+) -> int:
+    """Elements of an MVM's ``[V, N]`` output that an accumulation over
+    ``block`` writes: a block of held columns (axis 1, where the arrays
+    hold only some columns: ``output_scale``) writes every output those
+    columns own (:func:`written_outputs`)."""
+    elements = block_elements(shape, block)
+    if block is not None and block[0] == 1:
+        return written_outputs(elements, output_scale)
+    return elements
+
+
 def ceil_div(numerator: int, denominator: int) -> int:
     return -(-numerator // max(1, denominator))
 

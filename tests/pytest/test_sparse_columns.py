@@ -12,7 +12,12 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from functional_models import cnn, quantized_by_onnxruntime, two_layer_mlp
+from functional_models import (
+    cnn,
+    quantized_by_onnxruntime,
+    save_model,
+    two_layer_mlp,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tampered_traces import assert_refused, trace_document
@@ -280,6 +285,51 @@ def test_misaligned_row_tiles_hold_half_the_arrays_and_merge_by_index(
     assert adds - same_adds == 6 * 8  # one look-up per merged partial sum
     report = verify_trace(trace, path, "both")
     assert report.passed, report.format()
+
+
+def test_an_activation_rides_on_the_accumulations_of_streamed_held_columns(
+    tmp_path: Path,
+) -> None:
+    """A 300 x 32 linear with a bias and a ReLU, every other filter pruned,
+    streamed through tiny's arrays in chunks of held columns: the ReLU is
+    applied by the accumulations that finish the chunks' outputs (their
+    steps over held columns cover the weight's outputs), as for the dense
+    weight, not by a pass of its own over the output."""
+    rng = np.random.default_rng(2)
+    weight = rng.standard_normal((300, 32)).astype(np.float32)
+    weight[:, ::2] = 0.0
+    graph = onnx.helper.make_graph(
+        [
+            onnx.helper.make_node("Gemm", ["x", "w", "b"], ["h"]),
+            onnx.helper.make_node("Relu", ["h"], ["y"]),
+        ],
+        "linear_relu",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [3, 300])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [3, 32])],
+        [
+            onnx.numpy_helper.from_array(weight, "w"),
+            onnx.numpy_helper.from_array(
+                rng.standard_normal(32).astype(np.float32), "b"
+            ),
+        ],
+    )
+    path = save_model(graph, tmp_path / "linear_relu.onnx")
+    for orientation in ("row", "column"):
+        trace = module_trace(
+            compile_model(path, "tiny", _pipeline(orientation=orientation)), str(path)
+        )
+        accumulations = [
+            op for op in trace.ops if isinstance(op, VectorOp) and op.op == "accumulate"
+        ]
+        assert len(accumulations) > 1  # streamed: one a chunk
+        assert {
+            op.attrs.get("then") for op in accumulations if op.attrs.get("then")
+        } == {"relu"}
+        assert not [
+            op for op in trace.ops if isinstance(op, VectorOp) and op.op == "relu"
+        ]
+        report = verify_trace(trace, path, "exact")
+        assert report.passed, report.format()
 
 
 def test_held_columns_keep_the_models_quantization(tmp_path: Path) -> None:
