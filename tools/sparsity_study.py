@@ -37,10 +37,11 @@ from cimflow.output_files import write_output
 
 TARGET = "ciminus"
 HELD_ROWS = (
-    "convert-graph-to-tile,cim-sparse-rows{intra_block=false},"
+    "convert-graph-to-tile,cim-sparse-rows{intra_block=false orientation=best},"
     "cim-static-allocate,convert-tile-to-meta"
 )
-"""Held rows by the row gather alone (rows an array's columns share)."""
+"""Held rows by the row gather alone (rows an array's columns share), or
+held columns (those nonzero in some row) where they take fewer arrays."""
 INTRA_BLOCK = (
     "convert-graph-to-tile,cim-sparse-rows,cim-static-allocate,convert-tile-to-meta"
 )
@@ -82,6 +83,7 @@ def _models() -> dict[str, StudyModel]:
 
 PATTERNS = (
     "channel",
+    "column",
     "block:32x4",
     "block:8x4",
     "block:32x2",
@@ -90,7 +92,8 @@ PATTERNS = (
     "unstructured",
 )
 """``block:32x4`` is one ``ciminus`` sub-array (32 rows of one macro's 4
-8-bit outputs); the narrower blocks depart from it."""
+8-bit outputs); the narrower blocks depart from it. ``column`` prunes whole
+filters, which only held columns save."""
 RATIOS = (0.5, 0.7, 0.9)
 MACROS = (4, 16, 64)
 
