@@ -1,4 +1,5 @@
-"""cim-sparse-rows: arrays hold only the weight rows their columns need.
+"""cim-sparse-rows: arrays hold only the weight rows their columns need
+(or, with ``orientation``, only the columns their rows need).
 
 An array drives one input on each of its rows, shared by all of its
 columns, so the rows of a weight that are zero in every column an array
@@ -101,7 +102,7 @@ from cimflow.weight_layout import as_matrix
 
 @dataclass(frozen=True)
 class CimSparseRowsPass(ModulePass):
-    """Tile each weight by the rows its arrays need."""
+    """Tile each weight by the rows (or columns) its arrays need."""
 
     name = "cim-sparse-rows"
 
