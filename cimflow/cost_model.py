@@ -293,7 +293,7 @@ def held_index_bits(
     writes."""
     outputs = weights_per_row(t, cols_used) * row_index_bits(columns_from)
     if row_group:
-        bits = max(1, math.ceil(math.log2(row_group)))
+        bits = row_index_bits(row_group)  # of the row group's rows
         return rows * weights_per_row(t, cols_used) * bits + outputs
     return -(-rows // block) * row_index_bits(reduction, block) + outputs
 

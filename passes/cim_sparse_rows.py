@@ -95,7 +95,12 @@ from cimflow.cost_model import held_index_bits, program_op_cost
 from cimflow.errors import CimError
 from cimflow.frontend.onnx_import import SOURCE_ATTR
 from cimflow.hw_targets import HardwareTarget
-from cimflow.lowering.rules import NO_ROW_INDICES, RowIndices, program_bytes
+from cimflow.lowering.rules import (
+    NO_ROW_INDICES,
+    RowIndices,
+    column_indices,
+    program_bytes,
+)
 from cimflow.target_record import module_target
 from cimflow.weight_layout import as_matrix
 
@@ -219,7 +224,7 @@ class CimSparseRowsPass(ModulePass):
         )
         tiling = target_tiling(hw, k, columns.held, groups)
         if columns.held > n * (1.0 - self.min_saving) or not _pays(
-            hw, (mvm.tiling, tiling), (0, 0, False, 1, n)
+            hw, (mvm.tiling, tiling), column_indices(n)
         ):
             return None
         return HeldColumns(tiling, n, columns.misaligned)

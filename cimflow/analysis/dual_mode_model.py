@@ -669,7 +669,7 @@ def build_program(
             )
             gather = interconnect_cost(hw, max(1, gather_bytes)).cycles
             accumulate = vector_cost(hw, extra, units).cycles if extra else 0
-            bias_bytes = written_outputs(groups * n, scale) * hw.weight_bytes
+            bias_bytes = columns_bias_bytes(hw, tiling, 0, scale)
             if op.bias is not None:
                 info.segment_loads[op.bias.data] = dram_load(hw, bias_bytes)
             streamed = len(plan) > 1

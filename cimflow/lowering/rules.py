@@ -98,6 +98,12 @@ columns of a column-compacted weight)`` (:func:`row_indices_of`);
 NO_ROW_INDICES: RowIndices = (0, 0, False, 1, 0)
 
 
+def column_indices(columns_from: int) -> RowIndices:
+    """The :data:`RowIndices` of a weight whose arrays hold only some of its
+    ``columns_from`` columns (an output index per held column)."""
+    return 0, 0, False, 1, columns_from
+
+
 def program_bytes(
     hw: HardwareTarget,
     chunk: Chunk,
@@ -131,7 +137,7 @@ def row_indices_of(mvm: cim_tile.MVMOp) -> RowIndices:
     rows in every tile (:func:`~cimflow.analysis.sparse_tiling.
     compacted_rows`)."""
     if mvm.columns_from is not None:
-        return 0, 0, False, 1, mvm.columns_from.value.data
+        return column_indices(mvm.columns_from.value.data)
     if mvm.compacted_from is None:
         return NO_ROW_INDICES
     shared = mvm.intra_block is None and mvm.input_rows is None
