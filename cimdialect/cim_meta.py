@@ -1418,6 +1418,11 @@ class WeightDeclOp(IRDLOperation):
     column tile owns a contiguous range of outputs
     (:func:`~cimflow.analysis.sparse_tiling.held_columns`); every ``n``
     range of a program or MVM of the weight counts held columns.
+    ``column_row_tiles`` (with ``rows``, no ``intra_block``, one group):
+    each column tile's arrays hold only the first ``min(rows, m * array
+    rows)`` of its held rows, ``m`` its entry (``#cim_tile.tiling``'s
+    ``column_row_tiles``: ragged column tiles sliced, not padded to the
+    longest).
 
     ```mlir
     cim_meta.weight "fc.weight" layout nk groups 1 k 512 n 10
@@ -1428,6 +1433,8 @@ class WeightDeclOp(IRDLOperation):
     cim_meta.weight "fc2.weight" layout nk groups 1 k 512 n 64 rows 256 intra_block 4
     cim_meta.weight "fc3.weight" layout nk groups 1 k 512 n 64 rows 128
         intra_block 4 driven 256
+    cim_meta.weight "fc4.weight" layout nk groups 1 k 512 n 64 rows 300
+        column_row_tiles array<i64: 3, 1>
     ```
     """
 
@@ -1443,11 +1450,13 @@ class WeightDeclOp(IRDLOperation):
     driven = opt_prop_def(IntegerAttr.constr(i64))
     index_block = opt_prop_def(IntegerAttr.constr(i64))
     columns = opt_prop_def(IntegerAttr.constr(i64))
+    column_row_tiles = opt_prop_def(I64Array)
 
     assembly_format = (
         "$weight `layout` $layout `groups` $groups `k` $k `n` $n "
         "(`rows` $rows^)? (`intra_block` $intra_block^)? (`driven` $driven^)? "
-        "(`index_block` $index_block^)? (`columns` $columns^)? attr-dict"
+        "(`index_block` $index_block^)? (`columns` $columns^)? "
+        "(`column_row_tiles` $column_row_tiles^)? attr-dict"
     )
 
     def __init__(
@@ -1462,6 +1471,7 @@ class WeightDeclOp(IRDLOperation):
         driven: int = 0,
         index_block: int = 0,
         columns: int = 0,
+        column_row_tiles: Sequence[int] = (),
     ):
         properties: dict[str, Attribute] = {
             "weight": StringAttr(weight),
@@ -1480,6 +1490,8 @@ class WeightDeclOp(IRDLOperation):
             properties["index_block"] = i64_attr(index_block)
         if columns:
             properties["columns"] = i64_attr(columns)
+        if column_row_tiles:
+            properties["column_row_tiles"] = i64_array(column_row_tiles)
         super().__init__(properties=properties)
 
     def verify_(self) -> None:
@@ -1521,6 +1533,21 @@ class WeightDeclOp(IRDLOperation):
                 )
             if not 1 <= self.columns.value.data < self.n.value.data:
                 raise VerifyException("'cim_meta.weight' columns must be in [1, n)")
+        if self.column_row_tiles is not None:
+            counts = ints(self.column_row_tiles)
+            if (
+                self.rows is None
+                or self.intra_block is not None
+                or self.groups.value.data != 1
+            ):
+                raise VerifyException(
+                    "'cim_meta.weight' column_row_tiles needs rows without "
+                    "intra_block and one group"
+                )
+            if not counts or min(counts) < 1:
+                raise VerifyException(
+                    "'cim_meta.weight' column_row_tiles must be positive"
+                )
 
 
 @irdl_op_definition

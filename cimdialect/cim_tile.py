@@ -162,6 +162,7 @@ _TILING_KEYS = (
     "col_tiles",
     "groups_per_array",
 )
+_RAGGED_KEY = "column_row_tiles"
 
 
 @irdl_attr_definition
@@ -178,6 +179,18 @@ class TilingAttr(ParametrizedAttribute):
     #cim_tile.tiling<k = 576, n = 64, groups = 1, rows = 128, cols = 128,
       bit_slices = 4, row_tiles = 5, col_tiles = 2, groups_per_array = 1>
     ```
+
+    A weight whose column tiles hold different numbers of rows
+    (``cim-sparse-rows{rearrangement=slice}``: each column tile keeps only
+    the rows its columns need) may give each column tile its own row tiles,
+    ``column_row_tiles``, the longest ``row_tiles``: a column tile of ``m``
+    row tiles holds rows ``[0, min(k, m * rows))`` on ``m`` arrays
+    (CIMinus's slicing of ragged compressed columns; without it every column
+    tile is padded to ``row_tiles``). One group, not packed::
+
+        #cim_tile.tiling<k = 300, n = 64, groups = 1, rows = 128, cols = 128,
+          bit_slices = 4, row_tiles = 3, col_tiles = 2, groups_per_array = 1,
+          column_row_tiles = [3, 1]>
     """
 
     name = "cim_tile.tiling"
@@ -191,6 +204,8 @@ class TilingAttr(ParametrizedAttribute):
     row_tiles: IntegerAttr = param_def()
     col_tiles: IntegerAttr = param_def()
     groups_per_array: IntegerAttr = param_def()
+    column_row_tiles: DenseArrayBase = param_def(I64Array)
+    """Row tiles of each column tile; empty: ``row_tiles`` each."""
 
     @staticmethod
     def for_matrix(
@@ -216,8 +231,44 @@ class TilingAttr(ParametrizedAttribute):
         )
 
     @staticmethod
-    def from_ints(*values: int) -> TilingAttr:
-        return TilingAttr(*(IntegerAttr(v, i64) for v in values))
+    def from_ints(*values: int, column_row_tiles: Sequence[int] = ()) -> TilingAttr:
+        fields = [IntegerAttr(v, i64) for v in values]
+        return TilingAttr.new([*fields, i64_array(column_row_tiles)])
+
+    def sliced(self, column_row_tiles: Sequence[int]) -> TilingAttr:
+        """This tiling with each column tile's own row tiles (the longest
+        becomes ``row_tiles``); as it is when they are all alike."""
+        fields = {key: self.field(key) for key in _TILING_KEYS}
+        longest = max(column_row_tiles)
+        fields["row_tiles"] = longest
+        ragged = () if min(column_row_tiles) == longest else column_row_tiles
+        return TilingAttr.from_ints(*fields.values(), column_row_tiles=ragged)
+
+    @property
+    def ragged(self) -> bool:
+        """Whether its column tiles hold different numbers of row tiles."""
+        return bool(ints(self.column_row_tiles))
+
+    def row_tiles_of(self, column_tile: int) -> int:
+        """Row tiles of column tile ``column_tile`` (of one group)."""
+        ragged = ints(self.column_row_tiles)
+        return ragged[column_tile] if ragged else self.field("row_tiles")
+
+    def rows_of(self, column_tile: int) -> int:
+        """Weight rows column tile ``column_tile``'s arrays hold."""
+        return min(self.field("k"), self.row_tiles_of(column_tile) * self.field("rows"))
+
+    def merged_sums(self) -> int:
+        """Partial sums one input vector adds into others: each output's
+        row tiles but one, over every group."""
+        n, per_array = self.field("n"), self.outputs_per_array
+        if self.field("groups_per_array") > 1:
+            return 0
+        merged = sum(
+            (self.row_tiles_of(c) - 1) * (min(n, (c + 1) * per_array) - c * per_array)
+            for c in range(self.field("col_tiles"))
+        )
+        return merged * self.field("groups")
 
     def field(self, key: str) -> int:
         attr = getattr(self, key)
@@ -231,17 +282,20 @@ class TilingAttr(ParametrizedAttribute):
     @property
     def arrays_per_copy(self) -> int:
         """Arrays one full copy of the weight occupies."""
-        per_group = self.field("row_tiles") * self.field("col_tiles")
+        ragged = ints(self.column_row_tiles)
+        per_group = sum(ragged) or self.field("row_tiles") * self.field("col_tiles")
         return per_group * math.ceil(
             self.field("groups") / self.field("groups_per_array")
         )
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
-        return [IntegerAttr(v, i64) for v in parse_int_fields(parser, _TILING_KEYS)]
+        values, ragged = parse_int_fields(parser, _TILING_KEYS, _RAGGED_KEY)
+        return [*(IntegerAttr(v, i64) for v in values), i64_array(ragged)]
 
     def print_parameters(self, printer: Printer) -> None:
-        print_int_fields(printer, [(key, self.field(key)) for key in _TILING_KEYS])
+        fields = [(key, self.field(key)) for key in _TILING_KEYS]
+        print_int_fields(printer, fields, (_RAGGED_KEY, ints(self.column_row_tiles)))
 
     def verify(self) -> None:
         k, n, groups, rows, cols, slices, row_tiles, col_tiles, packed = (
@@ -270,6 +324,28 @@ class TilingAttr(ParametrizedAttribute):
                 f"#cim_tile.tiling: k = {k}, n = {n} on {rows}x{cols} arrays with "
                 f"{slices} bit slices needs {math.ceil(k / rows)} row tiles and "
                 f"{math.ceil(n / (cols // slices))} column tiles"
+            )
+        self._verify_ragged()
+
+    def _verify_ragged(self) -> None:
+        ragged = ints(self.column_row_tiles)
+        if not ragged:
+            return
+        row_tiles, col_tiles = self.field("row_tiles"), self.field("col_tiles")
+        if self.field("groups") != 1:
+            raise VerifyException(
+                f"#cim_tile.tiling: {_RAGGED_KEY} needs one group, "
+                f"got {self.field('groups')}"
+            )
+        if len(ragged) != col_tiles:
+            raise VerifyException(
+                f"#cim_tile.tiling: {_RAGGED_KEY} has {len(ragged)} entries "
+                f"for {col_tiles} column tiles"
+            )
+        if min(ragged) < 1 or max(ragged) != row_tiles or min(ragged) == row_tiles:
+            raise VerifyException(
+                f"#cim_tile.tiling: {_RAGGED_KEY} must lie in [1, {row_tiles}], "
+                f"reach row_tiles = {row_tiles} and differ, got {list(ragged)}"
             )
 
 
@@ -311,7 +387,8 @@ class AllocAttr(ParametrizedAttribute):
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
-        return [IntegerAttr(v, i64) for v in parse_int_fields(parser, _ALLOC_KEYS)]
+        values, _ = parse_int_fields(parser, _ALLOC_KEYS)
+        return [IntegerAttr(v, i64) for v in values]
 
     def print_parameters(self, printer: Printer) -> None:
         print_int_fields(printer, [(key, self.field(key)) for key in _ALLOC_KEYS])

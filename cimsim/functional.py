@@ -679,9 +679,19 @@ def slice_placements(
     (column tiles); arrays are taken group by group, column tile by column
     tile, row tile by row tile. Packed groups share one array along its
     diagonal. Raises :class:`CimError` for a slice outside the matrix or not
-    block-diagonal.
+    block-diagonal. A weight whose column tiles hold different rows
+    (``column_row_tiles``) takes for each column tile only the arrays of
+    its own rows in the slice.
     """
     groups, big_k, big_n = info.groups, info.held_k, info.held_n
+    if info.column_row_tiles and len(info.column_row_tiles) != -(
+        -big_n // (target.array.cols // target.bit_slices)
+    ):
+        raise CimError(
+            f"weight '{info.name}' lists row tiles of "
+            f"{len(info.column_row_tiles)} column tiles, but its {big_n} "
+            "columns make a different number"
+        )
     (k0, k1), (n0, n1) = k, n
     if not (0 <= k0 < k1 <= groups * big_k and 0 <= n0 < n1 <= groups * big_n):
         raise CimError(
@@ -698,6 +708,7 @@ def slice_placements(
     rows = target.array.rows
     outputs = target.array.cols // target.bit_slices
     packed = groups_per_array(info, target)
+    sliced = info.column_row_tiles
     tiles: list[Placement] = []
     if packed > 1:
         if k0 % big_k or k1 % big_k or n0 % big_n or n1 % big_n:
@@ -722,7 +733,10 @@ def slice_placements(
         local_k = (max(k0, g * big_k) - g * big_k, min(k1, (g + 1) * big_k) - g * big_k)
         local_n = (max(n0, g * big_n) - g * big_n, min(n1, (g + 1) * big_n) - g * big_n)
         for c0, c1 in _cuts(*local_n, outputs):
-            for r0, r1 in _cuts(*local_k, rows):
+            top = local_k[1]
+            if sliced:  # a ragged column tile holds only its first rows
+                top = min(top, sliced[c0 // outputs] * rows)
+            for r0, r1 in _cuts(local_k[0], top, rows):
                 tiles.append(
                     Placement(
                         array,
@@ -1214,7 +1228,14 @@ class _Executor:
         per element, each over the whole reduction."""
         partial = self.partials.pop(name)
         count, covered = partial.count, partial.covered
-        if np.any(count != 1) or np.any(covered != partial.reduction):
+        # outputs earlier accumulates already wrote (a sliced weight's
+        # column tiles with one row tile need none) take no block here
+        earlier = self.level(partial.level).get(name)
+        written = np.zeros(partial.shape, dtype=bool)
+        if earlier is not None and earlier.bands:
+            written = ~np.isnan(np.asarray(earlier.value, dtype=np.float64))
+        pending = ~written
+        if np.any(count[pending] != 1) or np.any(covered[pending] != partial.reduction):
             blocks = int(count.max())
             raise self.fail(
                 f"reads '{name}' while its partial sums are not accumulated "
@@ -1224,14 +1245,18 @@ class _Executor:
                 "'accumulate' is missing"
             )
         value = np.zeros(partial.shape)
+        writers, bands = (
+            tuple(partial.writers),
+            tuple((0, v0, v1, w) for v0, v1, _, _, _, w in partial.blocks),
+        )
+        if earlier is not None and earlier.bands:
+            value = np.where(written, earlier.value, 0.0)
+            writers, bands = (*earlier.writers, *writers), (*earlier.bands, *bands)
         for v0, v1, n0, n1, block, _ in partial.blocks:
             value[v0:v1, n0:n1] = block
         dtype = _compute_dtype(numpy_dtype(self.tensor_info[name].dtype))
         self.level(partial.level)[name] = _Stored(
-            value.astype(dtype),
-            tuple(partial.writers),
-            partial.arrays,
-            bands=tuple((0, v0, v1, w) for v0, v1, _, _, _, w in partial.blocks),
+            value.astype(dtype), writers, partial.arrays, bands=bands
         )
 
     def add_partial(
@@ -1280,7 +1305,9 @@ class _Executor:
             placed[:, landing[real]] = block[:, real]
             block = placed
         partial.blocks.append((v0, v1, n0, n1, block, self.op.id))
-        partial.covered[v0:v1, n0:n1] += tile.k[1] - tile.k[0]
+        partial.covered[v0:v1, n0:n1] += (
+            tile.k[1] - tile.k[0] + self.sliced_off(info, tile)
+        )
         partial.count[v0:v1, n0:n1] += 1
         if not partial.writers or partial.writers[-1] != self.op.id:
             partial.writers.append(self.op.id)
@@ -1859,7 +1886,9 @@ class _Executor:
                         f"per group in its widest column tile, but the trace says "
                         f"{info.driven_k}"
                     )
-            elif row_index_block(cached, info.k) % info.rows_per_index:
+            else:
+                self.check_sliced(info, cached)
+            if not group and row_index_block(cached, info.k) % info.rows_per_index:
                 raise self.fail(
                     f"weight '{info.name}' indexes its held rows in blocks of "
                     f"{info.rows_per_index}, but its held rows are not whole "
@@ -1867,6 +1896,27 @@ class _Executor:
                 )
             self.row_maps[info.name] = cached
         return cached
+
+    def sliced_off(self, info: WeightInfo, tile: Placement) -> int:
+        """Held rows a sliced column tile's arrays leave out (its padding,
+        zero: :meth:`check_sliced`), counted once with its last row tile."""
+        if not info.column_row_tiles:
+            return 0
+        column = tile.n[0] // self.outputs_per_array
+        top = min(info.held_k, info.column_row_tiles[column] * self.hw.array.rows)
+        return info.held_k - top if tile.k[1] == top else 0
+
+    def check_sliced(self, info: WeightInfo, row_map: RowMap) -> None:
+        """Refuse row tiles of a column tile too few for the rows it holds
+        (a weight whose column tiles are sliced, ``column_row_tiles``)."""
+        for column, count in enumerate(info.column_row_tiles):
+            held = int(np.count_nonzero(row_map[0, column] >= 0))
+            if held > count * self.hw.array.rows:
+                raise self.fail(
+                    f"weight '{info.name}' holds {held} rows in column tile "
+                    f"{column}, but the trace gives it {count} row tiles of "
+                    f"{self.hw.array.rows} rows"
+                )
 
     def held_inputs(
         self, info: WeightInfo, tile: Placement, inputs: Array, pad: float

@@ -170,6 +170,10 @@ class WeightInfo:
     (those nonzero in some of its rows; each column tile owns a contiguous
     range of outputs, :func:`cimflow.analysis.sparse_tiling.held_columns`);
     the ``n`` ranges of its programs and MVMs count them. 0: all ``n``."""
+    column_row_tiles: tuple[int, ...] = ()
+    """With ``rows`` (one group): the arrays (row tiles) of each column tile,
+    which hold its first ``min(rows, count * array rows)`` held rows
+    (ragged column tiles sliced). Empty: every column tile all ``rows``."""
 
     @property
     def held_k(self) -> int:
@@ -797,6 +801,7 @@ def _weights(fields: _Fields) -> tuple[WeightInfo, ...]:
                     "driven",
                     "index_block",
                     "columns",
+                    "column_row_tiles",
                 }
             )
         )
@@ -828,11 +833,22 @@ def _weights(fields: _Fields) -> tuple[WeightInfo, ...]:
                 f"key 'columns' ({columns}) must be below 'n' ({n}) and comes "
                 "without 'rows'"
             )
+        groups = item.integer("groups", 1)
+        sliced = (
+            item.int_list("column_row_tiles", 1)
+            if "column_row_tiles" in item.data
+            else ()
+        )
+        if sliced and (not rows or group or groups != 1):
+            raise item.fail(
+                "key 'column_row_tiles' needs 'rows' without 'intra_block' and "
+                "one group"
+            )
         result.append(
             WeightInfo(
                 item.string("name"),
                 item.choice("layout", WEIGHT_LAYOUTS),
-                item.integer("groups", 1),
+                groups,
                 k,
                 n,
                 rows,
@@ -840,6 +856,7 @@ def _weights(fields: _Fields) -> tuple[WeightInfo, ...]:
                 driven,
                 block,
                 columns,
+                sliced,
             )
         )
     return tuple(result)

@@ -62,6 +62,16 @@ land on different outputs and each merge of them looks its output up
 (CIMinus's extra accumulation). CIMinus calls the two its compression
 orientations; a weight is compacted one way, not both.
 
+Column tiles of a row gather hold different numbers of rows; with
+``rearrangement`` ``pad`` (the default) each is padded to the longest and
+takes as many arrays, with ``slice`` each takes only the arrays its own
+held rows fill (``#cim_tile.tiling``'s ``column_row_tiles``,
+:func:`cimflow.analysis.sparse_tiling.sliced_row_tiles`; CIMinus's two
+rearrangements of ragged compressed columns): fewer arrays to program and
+activate, fewer partial sums to add, and, where a weight streams, fewer
+chunks. Slicing applies to row gathers of one-group weights (an IntraBlock
+mapping and a grouped weight stay padded).
+
 Run it right after ``convert-graph-to-tile``::
 
     cim-opt pruned.onnx -p 'convert-graph-to-tile,cim-sparse-rows,
@@ -85,6 +95,7 @@ from cimflow.analysis.sparse_tiling import (
     held_columns,
     intra_block_driven_rows,
     row_index_block,
+    sliced_row_tiles,
 )
 from cimflow.analysis.sparsity import Matrix
 from cimflow.analysis.tile_mapping import plan_chunks, target_tiling
@@ -129,6 +140,12 @@ class CimSparseRowsPass(ModulePass):
     ``column`` (the columns nonzero in some row: filters pruned whole), or
     ``best`` (whichever takes fewer arrays a copy, rows on a tie)."""
 
+    rearrangement: str = "pad"
+    """How column tiles holding different numbers of rows are laid out:
+    ``pad`` (each padded to the longest, every tile on as many arrays) or
+    ``slice`` (each on the arrays its own rows fill; row gathers of
+    one-group weights)."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         from cimflow.frontend import load_weights
 
@@ -140,6 +157,11 @@ class CimSparseRowsPass(ModulePass):
             raise CimError(
                 f"{self.name}: orientation must be one of "
                 f"{', '.join(ORIENTATIONS)}, got '{self.orientation}'"
+            )
+        if self.rearrangement not in REARRANGEMENTS:
+            raise CimError(
+                f"{self.name}: rearrangement must be one of "
+                f"{', '.join(REARRANGEMENTS)}, got '{self.rearrangement}'"
             )
         hw = module_target(op, self.target, self.name)
         source = op.attributes.get(SOURCE_ATTR)
@@ -204,6 +226,8 @@ class CimSparseRowsPass(ModulePass):
         block = 1 if group else row_index_block(row_map, k)
         indices = (k, group, not group and gathered == held, block, 0)
         tiling = target_tiling(hw, held, n, groups)
+        if self.rearrangement == "slice" and not group and groups == 1:
+            tiling = tiling.sliced(sliced_row_tiles(row_map, hw.array.rows))
         if held > k * (1.0 - self.min_saving) or not _pays(
             hw, (mvm.tiling, tiling), indices
         ):
@@ -231,6 +255,7 @@ class CimSparseRowsPass(ModulePass):
 
 
 ORIENTATIONS = ("row", "column", "best")
+REARRANGEMENTS = ("pad", "slice")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 ``cim-compile{strategy=NAME target=T}`` runs convert-graph-to-tile, the
 strategy's allocation pass and convert-tile-to-meta (``sparse_rows=true``:
 ``cim-sparse-rows`` before the allocation, ``sparse_orientation=best`` for
-its held columns too); ``STRATEGIES`` lists the
+its held columns too, ``sparse_rearrangement=slice`` to slice ragged
+column tiles); ``STRATEGIES`` lists the
 strategies by name. ``cim-compile-static`` is ``cim-compile{strategy=static}``.
 """
 
@@ -71,12 +72,18 @@ class CompilePass(ModulePass):
     """``cim-sparse-rows``'s ``orientation`` (``row``, ``column`` or
     ``best``), with ``sparse_rows``."""
 
+    sparse_rearrangement: str = "pad"
+    """``cim-sparse-rows``'s ``rearrangement`` (``pad`` or ``slice``), with
+    ``sparse_rows``."""
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         steps: list[ModulePass] = [ConvertGraphToTilePass(self.target)]
         if self.sparse_rows:
             steps.append(
                 CimSparseRowsPass(
-                    target=self.target, orientation=self.sparse_orientation
+                    target=self.target,
+                    orientation=self.sparse_orientation,
+                    rearrangement=self.sparse_rearrangement,
                 )
             )
         steps += [

@@ -351,6 +351,11 @@ def build_trace(module: ModuleOp) -> JsonDict:
                 else {"index_block": op.index_block.value.data}
             )
             | ({} if op.columns is None else {"columns": op.columns.value.data})
+            | (
+                {}
+                if op.column_row_tiles is None
+                else {"column_row_tiles": list(ints(op.column_row_tiles))}
+            )
             for op in body
             if isinstance(op, cim_meta.WeightDeclOp)
         ],

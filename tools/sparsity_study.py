@@ -9,6 +9,10 @@ simulated on the ``ciminus`` target at several macro counts. For
     python -m cimflow.tools.sparsity_study --csv docs/data/sparsity-sweep.csv
     python -m cimflow.tools.sparsity_study --intra-block --patterns 2:4,unstructured \
         --ratios 0.5 --csv docs/data/sparsity-intra-block.csv
+    python -m cimflow.tools.sparsity_study --rearrangement slice \
+        --models resnet18,vgg16 \
+        --patterns channel,block:32x4,block:8x4,block:32x2,unstructured \
+        --csv docs/data/sparsity-slicing.csv
 
 Each row: model, pattern, ratio, macros, dense and held-rows latency (us),
 speedup, energy (uJ) in total and per component, array utilization, and
@@ -36,17 +40,23 @@ from cimflow.hw_targets import overridden
 from cimflow.output_files import write_output
 
 TARGET = "ciminus"
-HELD_ROWS = (
-    "convert-graph-to-tile,cim-sparse-rows{intra_block=false orientation=best},"
-    "cim-static-allocate,convert-tile-to-meta"
-)
-"""Held rows by the row gather alone (rows an array's columns share), or
-held columns (those nonzero in some row) where they take fewer arrays."""
-INTRA_BLOCK = (
-    "convert-graph-to-tile,cim-sparse-rows,cim-static-allocate,convert-tile-to-meta"
-)
-"""Held rows by whichever of the row gather and the IntraBlock mapping (cells
-picking their inputs by multiplexers) holds fewer."""
+
+
+def held_rows_pipeline(intra_block: bool = False, rearrangement: str = "pad") -> str:
+    """Held rows by the row gather alone (rows an array's columns share), or
+    held columns (those nonzero in some row) where they take fewer arrays;
+    with ``intra_block``, held rows by whichever of the row gather and the
+    IntraBlock mapping (cells picking their inputs by multiplexers) holds
+    fewer. ``rearrangement``: ragged column tiles padded or sliced."""
+    options = f"rearrangement={rearrangement}"
+    if not intra_block:
+        options = f"intra_block=false orientation=best {options}"
+    return (
+        f"convert-graph-to-tile,cim-sparse-rows{{{options}}},"
+        "cim-static-allocate,convert-tile-to-meta"
+    )
+
+
 DENSE = "convert-graph-to-tile,cim-static-allocate,convert-tile-to-meta"
 
 
@@ -134,11 +144,12 @@ def study(
     ratios: Sequence[float] = RATIOS,
     macros: Sequence[int] = MACROS,
     intra_block: bool = False,
+    rearrangement: str = "pad",
 ) -> list[dict[str, str]]:
     """One row per (model, pattern, ratio, macro count); the held rows by
     the row gather alone, or (``intra_block``) also by the IntraBlock
-    mapping where it holds fewer."""
-    held_rows = INTRA_BLOCK if intra_block else HELD_ROWS
+    mapping where it holds fewer (:func:`held_rows_pipeline`)."""
+    held_rows = held_rows_pipeline(intra_block, rearrangement)
     from cimflow.tools import prune as cim_prune
 
     known = _models()
@@ -221,6 +232,31 @@ def speedup_table(rows: Sequence[dict[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def slicing_table(
+    padded: Sequence[dict[str, str]], sliced: Sequence[dict[str, str]]
+) -> str:
+    """Markdown: each configuration of ``sliced`` beside the same one
+    padded (its row of ``padded``): speedups over dense, array utilization,
+    and the held energy in total, in the arrays and in the buffers."""
+    lines = [
+        "| model | pattern | ratio | macros | padded | sliced | utilization "
+        "padded / sliced | uJ padded / sliced | array uJ | buffer uJ |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    by_key = {(r["model"], r["pattern"], r["ratio"], r["macros"]): r for r in padded}
+    for row in sliced:
+        pad = by_key[(row["model"], row["pattern"], row["ratio"], row["macros"])]
+        lines.append(
+            f"| {row['model']} | {row['pattern']} | {row['ratio']} | "
+            f"{row['macros']} | {pad['speedup']}x | {row['speedup']}x | "
+            f"{pad['held_array_utilization']} / {row['held_array_utilization']} | "
+            f"{pad['held_uj']} / {row['held_uj']} | "
+            f"{pad['held_array_uj']} / {row['held_array_uj']} | "
+            f"{pad['held_buffer_uj']} / {row['held_buffer_uj']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def median_seconds(rows: Sequence[dict[str, str]]) -> float:
     """The median time one held-rows configuration took."""
     return statistics.median(float(r["seconds"]) for r in rows)
@@ -247,6 +283,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="map held rows by the IntraBlock mapping too, where it holds fewer "
         "(the target's cells have input multiplexers)",
     )
+    parser.add_argument(
+        "--rearrangement",
+        choices=("pad", "slice"),
+        default="pad",
+        help="ragged column tiles padded to the longest or sliced "
+        "(cim-sparse-rows' rearrangement)",
+    )
     parser.add_argument("--csv", type=Path, help="write the rows here")
     try:
         args = parser.parse_args(argv)
@@ -257,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             [float(r) for r in str(args.ratios).split(",") if r],
             [int(m) for m in str(args.macros).split(",") if m],
             bool(args.intra_block),
+            str(args.rearrangement),
         )
         text = csv_text(COLUMNS, rows)
         if args.csv is not None:

@@ -652,7 +652,6 @@ def build_program(
             )
             move_in = interconnect_cost(hw, max(1, in_bytes)).cycles
             groups, n = tiling.field("groups"), tiling.field("n")
-            partials = tiling.field("row_tiles")
             outputs = vectors * groups * n
             scale = op.output_scale
             gather_bytes = sum(chunks_out_bytes(hw, tiling, plan, vectors, scale))
@@ -664,9 +663,9 @@ def build_program(
                 fetch(info, residual.skip, None, None)
                 gather_bytes += tensor_bytes(hw, residual.skip)
             misaligned = op.misaligned_columns is not None
-            extra = merge_ops(outputs * (partials - 1), misaligned) + finishing_ops(
-                outputs, (op.bias is not None) + fused, scale
-            )
+            extra = merge_ops(
+                vectors * tiling.merged_sums(), misaligned
+            ) + finishing_ops(outputs, (op.bias is not None) + fused, scale)
             gather = interconnect_cost(hw, max(1, gather_bytes)).cycles
             accumulate = vector_cost(hw, extra, units).cycles if extra else 0
             bias_bytes = columns_bias_bytes(hw, tiling, 0, scale)

@@ -59,8 +59,8 @@ ops of the function):
   where ``element_ops`` sums, as the lowering counts them, every
   ``cim_tile.vector`` payload (:func:`cimflow.lowering.rules.vector_work`),
   ``im2col`` / ``col2im`` (views: none), and per
-  MVM the additions of its partial sums (``row_tiles - 1`` per output) and
-  its bias (one per output).
+  MVM the additions of its partial sums (its column tile's ``row_tiles - 1``
+  per output) and its bias (one per output).
 - activation matmuls on a ``dynamic_matmul`` target may run on either: a
   share ``f`` of their work goes to ``compute_cycles`` (their MVMs' array
   cycles as ``array_cycles`` counts a weight's: the right operand tiled as
@@ -91,6 +91,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import BlockArgument, Operation, SSAValue
 
+from cimflow.analysis.tile_mapping import plan_chunks
 from cimflow.cimdialect import cim_graph, cim_meta, cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
 from cimflow.cimdialect.shapes import num_elements
@@ -231,6 +232,12 @@ def tile_cells(tiling: cim_tile.TilingAttr) -> list[tuple[int, int, int]]:
     per_array = tiling.outputs_per_array
     col_tiles = tiling.field("col_tiles")
     last_cols = (n - (col_tiles - 1) * per_array) * slices
+    if tiling.ragged:  # each column tile its own row tiles (one group)
+        return [
+            (min(rows, k - r * rows), min(per_array, n - c * per_array) * slices, 1)
+            for c in range(col_tiles)
+            for r in range(tiling.row_tiles_of(c))
+        ]
     widths = [(per_array * slices, col_tiles - 1)] if col_tiles > 1 else []
     widths.append((last_cols, 1))
     return [
@@ -354,8 +361,9 @@ def latency_lower_bound(module: ModuleOp, target: HardwareTarget) -> LowerBound:
             act, cycles = mvm_array_work(op, target)
             activations += act
             array_cycles += cycles
-            need_weight(weight, groups * k * n)
-            programmed_elements[weight] = groups * k * n
+            held = plan_chunks(tiling, tiling.arrays_per_copy)[0].weight_elements
+            need_weight(weight, held)
+            programmed_elements[weight] = held
             if op.bias is not None:
                 need_weight(op.bias.data, groups * op.outputs_per_group)
             data, elements = _data_of(op.input)
@@ -363,8 +371,9 @@ def latency_lower_bound(module: ModuleOp, target: HardwareTarget) -> LowerBound:
             outputs_count = op.vectors * groups * n
             written = op.vectors * groups * op.outputs_per_group
             output_bytes += written * target.activation_bytes
-            extra = tiling.field("row_tiles") - 1 + (1 if op.bias is not None else 0)
-            element_ops += vector_element_ops("accumulate", outputs_count, extra)
+            element_ops += vector_element_ops(
+                "accumulate", op.vectors * tiling.merged_sums()
+            ) + vector_element_ops("accumulate", outputs_count, op.bias is not None)
             first_cols = min(n, tiling.outputs_per_array) * tiling.field("bit_slices")
             depth += mvm_cycles(
                 mvm_target(target, op), 1, min(k, tiling.field("rows")), first_cols

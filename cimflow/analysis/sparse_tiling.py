@@ -137,6 +137,15 @@ def compacted_rows(matrix: Matrix, outputs_per_array: int) -> RowMap:
     return row_map
 
 
+def sliced_row_tiles(row_map: RowMap, rows: int) -> list[int]:
+    """Arrays of ``rows`` rows each column tile of a one-group row gather
+    (:func:`compacted_rows`) takes when sliced: as many as its own held
+    rows fill, not the longest tile's (CIMinus's slicing of ragged
+    compressed columns, ciminus.md §4.2)."""
+    held = np.count_nonzero(row_map[0] >= 0, axis=1)
+    return [max(1, -(-int(count) // rows)) for count in held]
+
+
 def row_index_block(row_map: RowMap, k: int) -> int:
     """Rows one index names in a row gather's lists (:func:`compacted_rows`
     of a ``k``-row weight): the largest ``B`` such that every list holds

@@ -31,11 +31,28 @@ class Chunk:
     rows: int
     cols: int
     row_tiles: int
-    """Row tiles inside this chunk whose partial sums must be added."""
+    """Row tiles inside this chunk whose partial sums must be added (the
+    most any of its column tiles has)."""
     groups: int = 1
+    columns: tuple[tuple[int, int], ...] = ()
+    """``(rows from k0, outputs)`` of each column tile when they hold
+    different rows (a sliced tiling's, ``TilingAttr.column_row_tiles``);
+    empty: ``k1 - k0`` rows each."""
+
+    @property
+    def merged_sums(self) -> int:
+        """Partial sums one input vector adds into others inside the chunk:
+        each output's row tiles but one."""
+        if self.columns:
+            return sum(
+                (-(-rows // self.rows) - 1) * outputs for rows, outputs in self.columns
+            )
+        return (self.n1 - self.n0) * (max(1, self.row_tiles) - 1)
 
     @property
     def weight_elements(self) -> int:
+        if self.columns:
+            return sum(rows * outputs for rows, outputs in self.columns)
         return (self.k1 - self.k0) * (self.n1 - self.n0) // self.groups
 
 
@@ -110,6 +127,63 @@ def _plan_matrix(
     ]
 
 
+def _plan_ragged(tiling: TilingAttr, available: int) -> list[Chunk]:
+    """Chunks of a matrix whose column tiles hold different rows: as many
+    whole column tiles, in order, as fit the arrays; a column tile alone
+    larger than them cut by its row tiles."""
+    n, rows = tiling.field("n"), tiling.field("rows")
+    per_array = tiling.outputs_per_array
+    cell_rows, cell_cols = array_cells(tiling)
+    tiles = [
+        (
+            tiling.row_tiles_of(c),
+            tiling.rows_of(c),
+            min(n, (c + 1) * per_array) - c * per_array,
+        )
+        for c in range(tiling.field("col_tiles"))
+    ]
+    if tiling.field("row_tiles") > available:
+        return [
+            Chunk(
+                r * rows,
+                min(held, (r + available) * rows),
+                c * per_array,
+                c * per_array + outputs,
+                min(count, r + available) - r,
+                cell_rows,
+                cell_cols,
+                min(count, r + available) - r,
+            )
+            for c, (count, held, outputs) in enumerate(tiles)
+            for r in range(0, count, available)
+        ]
+    chunks: list[Chunk] = []
+    start = 0
+    while start < len(tiles):
+        stop, arrays = start, 0
+        while stop < len(tiles) and arrays + tiles[stop][0] <= available:
+            arrays += tiles[stop][0]
+            stop += 1
+        part = tiles[start:stop]
+        k1 = max(held for _, held, _ in part)
+        columns = tuple((held, outputs) for _, held, outputs in part)
+        chunks.append(
+            Chunk(
+                0,
+                k1,
+                start * per_array,
+                min(n, stop * per_array),
+                arrays,
+                cell_rows,
+                cell_cols,
+                max(count for count, _, _ in part),
+                columns=() if all(held == k1 for held, _ in columns) else columns,
+            )
+        )
+        start = stop
+    return chunks
+
+
 def plan_chunks(tiling: TilingAttr, available: int) -> list[Chunk]:
     """Cut one weight copy into chunks of at most ``available`` arrays
     (see :func:`_cut`; plans are memoized, the list is the caller's)."""
@@ -133,6 +207,8 @@ def _cut(tiling: TilingAttr, available: int) -> list[Chunk]:
     k, n, groups = (tiling.field(f) for f in ("k", "n", "groups"))
     if available < 1:
         raise ValueError("no arrays available for a weight chunk")
+    if tiling.ragged:
+        return _plan_ragged(tiling, available)
     if groups == 1:
         return _plan_matrix(tiling, available, 0, 0)
     cell_rows, cell_cols = array_cells(tiling)

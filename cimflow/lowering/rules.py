@@ -166,10 +166,24 @@ def array_k_spans(tiling: TilingAttr, chunk: Chunk) -> tuple[tuple[Span, ...], .
         k_hi = min(chunk.k1, (g + 1) * big_k) - g * big_k
         n_lo = max(chunk.n0, g * big_n) - g * big_n
         n_hi = min(chunk.n1, (g + 1) * big_n) - g * big_n
-        for _ in _cuts(n_lo, n_hi, outputs):
-            for r0, r1 in _cuts(k_lo, k_hi, rows):
+        for index, _ in enumerate(_cuts(n_lo, n_hi, outputs)):
+            k_top = k_lo + chunk.columns[index][0] if chunk.columns else k_hi
+            for r0, r1 in _cuts(k_lo, k_top, rows):
                 result.append(((g * big_k + r0, g * big_k + r1),))
     return tuple(result)
+
+
+def chunk_column_row_tiles(tiling: TilingAttr, chunk: Chunk) -> list[int]:
+    """Row tiles (arrays) of each column tile of a chunk, in placement
+    order; an array of packed groups counts as one column tile."""
+    spans = array_k_spans(tiling, chunk)
+    if chunk.columns:
+        rows = tiling.field("rows")
+        return [-(-held // rows) for held, _ in chunk.columns]
+    row_tiles = max(1, chunk.row_tiles if tiling.field("groups_per_array") == 1 else 1)
+    return [
+        min(row_tiles, len(spans) - start) for start in range(0, len(spans), row_tiles)
+    ]
 
 
 def core_k_spans(
@@ -194,15 +208,15 @@ def column_tiles(
     """Per column tile of a chunk placed from array ``first_array``: its
     outputs, its row tiles, and how many cores hold them (arrays are taken
     column tile by column tile, row tile by row tile)."""
-    spans = array_k_spans(tiling, chunk)
     packed = tiling.field("groups_per_array")
     # an array of packed groups holds each group's n outputs
     outputs = tiling.outputs_per_array if packed == 1 else packed * tiling.field("n")
-    row_tiles = max(1, chunk.row_tiles if packed == 1 else 1)
     width = chunk.n1 - chunk.n0
     columns: list[ColumnTile] = []
-    for start in range(0, len(spans), row_tiles):
-        tiles = range(start, min(len(spans), start + row_tiles))
+    start = 0
+    for count in chunk_column_row_tiles(tiling, chunk):
+        tiles = range(start, start + count)
+        start += count
         holders = {core_of(hw, first_array + offset) for offset in tiles}
         used = min(outputs, width - outputs * len(columns)) if width > 0 else 0
         columns.append((max(1, used), len(tiles), len(holders)))

@@ -255,9 +255,9 @@ def chunk_adds(
     ``finishing`` more per output written (its bias, a fused residual;
     :func:`~cimflow.lowering.rules.finishing_ops`)."""
     outputs = vectors * (chunk.n1 - chunk.n0)
-    extra = max(1, chunk.row_tiles) - 1 + (not first)
+    merged = vectors * chunk.merged_sums + (0 if first else outputs)
     done = finishing_ops(outputs, finishing, output_scale) if last else 0
-    return merge_ops(outputs * extra, misaligned) + done
+    return merge_ops(merged, misaligned) + done
 
 
 def chunk_out_bytes(
@@ -351,7 +351,19 @@ class BuilderState:
     block: Block = field(default_factory=Block)
     decls: list[Operation] = field(default_factory=lambda: [])
     declared_weights: dict[
-        str, tuple[cim_tile.WeightLayout, int, int, int, int, int, int, int, int]
+        str,
+        tuple[
+            cim_tile.WeightLayout,
+            int,
+            int,
+            int,
+            int,
+            int,
+            int,
+            int,
+            int,
+            tuple[int, ...],
+        ],
     ] = field(default_factory=lambda: {})
     row_indices: dict[str, RowIndices] = field(default_factory=lambda: {})
     """Each compacted weight's :data:`~cimflow.lowering.rules.RowIndices`,

@@ -9,6 +9,7 @@ from xdsl.ir import SSAValue
 
 from cimflow.analysis.tile_mapping import Chunk, plan_chunks
 from cimflow.cimdialect import cim_meta, cim_tile
+from cimflow.cimdialect.cim_graph import ints
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
 from cimflow.lowering.buffers import BufferPlacement
@@ -44,6 +45,8 @@ def program_parts(
     whole = max(1, (chunk.weight_elements) * hw.weight_bytes)
     if whole <= room or chunk.groups > 1 or tiling.field("groups") > 1:
         return [(0, chunk)]
+    if chunk.columns:
+        return _ragged_parts(tiling, chunk, room, hw)
     rows, outputs = tiling.field("rows"), tiling.outputs_per_array
     row_tiles = max(1, chunk.row_tiles)
     columns = -(-(chunk.n1 - chunk.n0) // outputs)
@@ -84,6 +87,56 @@ def program_parts(
     return parts
 
 
+def _ragged_parts(
+    tiling: cim_tile.TilingAttr, chunk: Chunk, room: int, hw: HardwareTarget
+) -> list[tuple[int, Chunk]]:
+    """:func:`program_parts` of a chunk whose column tiles hold different
+    rows: consecutive whole column tiles while their bytes fit ``room``, a
+    column tile larger than it one array at a time."""
+    rows, outputs = tiling.field("rows"), tiling.outputs_per_array
+    cells = chunk.rows, chunk.cols
+    parts: list[tuple[int, Chunk]] = []
+    offset = 0
+    pending: list[tuple[int, int, int]] = []  # (column, rows held, outputs)
+
+    def flush() -> None:
+        if not pending:
+            return
+        first = pending[0][0]
+        n0 = chunk.n0 + first * outputs
+        k1 = max(held for _, held, _ in pending)
+        count = sum(-(-held // rows) for _, held, _ in pending)
+        columns = tuple((held, width) for _, held, width in pending)
+        ragged = () if all(held == k1 for held, _ in columns) else columns
+        n1 = n0 + sum(width for _, _, width in pending)
+        tiles = max(-(-held // rows) for _, held, _ in pending)
+        parts.append(
+            (offset - count, Chunk(0, k1, n0, n1, count, *cells, tiles, columns=ragged))
+        )
+        pending.clear()
+
+    size = 0
+    for column, (held, width) in enumerate(chunk.columns):
+        column_bytes = held * width * hw.weight_bytes
+        if column_bytes > room:
+            flush()
+            size = 0
+            n0 = chunk.n0 + column * outputs
+            for r0 in range(0, held, rows):
+                r1 = min(held, r0 + rows)
+                parts.append((offset, Chunk(r0, r1, n0, n0 + width, 1, *cells, 1)))
+                offset += 1
+            continue
+        if size + column_bytes > room:
+            flush()
+            size = 0
+        pending.append((column, held, width))
+        size += column_bytes
+        offset += -(-held // rows)
+    flush()
+    return parts
+
+
 class WeightStreaming(BufferPlacement):
     """Weights loaded, programmed and prefetched."""
 
@@ -107,6 +160,7 @@ class WeightStreaming(BufferPlacement):
             0 if mvm.driven == mvm.reduction else mvm.driven,
             0 if mvm.rows_per_index == 1 else mvm.rows_per_index,
             0 if mvm.columns_from is None else mvm.tiling.field("n"),
+            tuple(ints(mvm.tiling.column_row_tiles)),
         )
         declared = self.declared_weights.get(weight)
         if declared is None:
@@ -116,7 +170,7 @@ class WeightStreaming(BufferPlacement):
             raise CimError(
                 f"weight '{weight}' is used as two different matrices (layout, "
                 f"groups, k, n, rows held, row group, rows driven, rows per index, "
-                f"columns held) = "
+                f"columns held, row tiles per column tile) = "
                 f"{declared} and "
                 f"{mapping}"
             )

@@ -22,7 +22,7 @@ from cimflow.cimsim.engine import op_cost, simulate
 from cimflow.cimsim.trace import LoadOp, MvmOp, ProgramOp, VectorOp
 from cimflow.hw_targets import load_target, shipped_targets
 from cimflow.ir_checks import tensor_function
-from cimflow.lowering.rules import row_indices_of
+from cimflow.lowering.rules import held_input_scale, row_indices_of
 from cimflow.passes.cim_allocate import PREDICTED_ATTR
 from cimflow.tools.cim_verify import compile_model, module_trace
 
@@ -161,6 +161,7 @@ def priced_and_lowered(
         mvm.input_in_dram,
         (mvm.bias_bytes, mvm.residual),
         mvm.output_in_dram,
+        input_scale=held_input_scale(mvm.op),
         row_indices=row_indices_of(mvm.op),
         output_scale=mvm.op.output_scale,
     )

@@ -14,6 +14,9 @@
 // RUN: cim-opt %t.column.onnx -p 'convert-graph-to-tile{target=tiny},cim-sparse-rows' | filecheck %s --check-prefix=COLUMN-ROW
 // RUN: cim-prune %S/../../../tools/models/resnet_tiny.onnx --pattern block:32x1 --ratio 0.5 -o %t.tall.onnx > /dev/null
 // RUN: cim-opt %t.tall.onnx -p 'convert-graph-to-tile{target=tiny},cim-sparse-rows{orientation=column}' | filecheck %s --check-prefix=TALL
+// RUN: cim-prune %S/../../../tools/models/digits_mlp.onnx --dim batch=4 --pattern block:8x8 --ratio 0.5 -o %t.digits.onnx > /dev/null
+// RUN: cim-opt %t.digits.onnx --dim batch=4 -p 'convert-graph-to-tile{target=tiny},cim-sparse-rows{rearrangement=slice},cim-static-allocate,convert-tile-to-meta' | filecheck %s --check-prefix=SLICE
+// RUN: cim-opt %t.digits.onnx --dim batch=4 -p 'convert-graph-to-tile{target=tiny},cim-sparse-rows,cim-static-allocate,convert-tile-to-meta' | filecheck %s --check-prefix=PAD
 
 // cim-sparse-rows on the committed ResNet (tools/models/resnet_tiny.onnx)
 // pruned by cim-prune. With half of each convolution's input channels zero
@@ -83,3 +86,18 @@
 // COLUMN-ROW-NOT: compacted_from
 
 // GATHER:      cim_tile.mvm {{.*}} tiling <k = 40, {{.*}} compacted_from 147 intra_block 4 driven_rows 80 input_rows 104 mode
+
+// The committed digits MLP (tools/models/digits_mlp.onnx) with half of its
+// 8 x 8 blocks pruned: fc0's four 8-output column tiles on tiny need 40, 32,
+// 32 and 24 of its 64 rows. Padded to the longest (40 rows: 2 row tiles of
+// 32), every column tile takes 2 arrays, all 8 of tiny's, and fc1 waits
+// for a segment of its own; sliced (rearrangement=slice), each takes the
+// arrays its own rows fill, 2 + 1 + 1 + 1 = 5, and fc1 programs beside it.
+
+// SLICE:       cim_meta.weight "fc0.weight" layout kn groups 1 k 64 n 32 rows 40 index_block 8 column_row_tiles [2, 1, 1, 1]
+// SLICE:       cim_meta.program "fc0.weight" arrays <0:5> {{.*}} k [0, 40] n [0, 32] {{.*}} segment 0
+// SLICE:       cim_meta.program "fc1.weight" arrays <5:7> {{.*}} segment 0
+
+// PAD:         cim_meta.weight "fc0.weight" layout kn groups 1 k 64 n 32 rows 40 index_block 8{{$}}
+// PAD:         cim_meta.program "fc0.weight" arrays <0:8> {{.*}} segment 0
+// PAD:         cim_meta.program "fc1.weight" arrays <0:2> {{.*}} segment 1

@@ -337,6 +337,16 @@ cim_meta.weight "w" layout nk groups 1 k 16 n 10 columns 10
 
 // -----
 
+// CHECK: 'cim_meta.weight' column_row_tiles needs rows without intra_block and one group
+cim_meta.weight "w" layout nk groups 1 k 16 n 10 column_row_tiles [2, 1]
+
+// -----
+
+// CHECK: 'cim_meta.weight' column_row_tiles must be positive
+cim_meta.weight "w" layout nk groups 1 k 16 n 10 rows 8 column_row_tiles [2, 0]
+
+// -----
+
 // CHECK: 'cim_meta.weight' needs a name
 cim_meta.weight "" layout nk groups 1 k 16 n 10
 

@@ -45,6 +45,9 @@ builtin.module attributes {test.arrays = #cim_meta.arrays<0:16, 32:40>, test.loc
     cim_meta.weight "channels.w" layout oihw groups 1 k 576 n 64 rows 288 index_block 9
     // CHECK-NEXT: cim_meta.weight "channels.w" layout oihw groups 1 k 576 n 64 rows 288 index_block 9
     // GENERIC: "cim_meta.weight"() <{weight = "channels.w", layout = #cim_tile<layout oihw>, groups = 1 : i64, k = 576 : i64, n = 64 : i64, rows = 288 : i64, index_block = 9 : i64}> : () -> ()
+    cim_meta.weight "sliced.w" layout kn groups 1 k 512 n 64 rows 300 column_row_tiles [3, 1]
+    // CHECK-NEXT: cim_meta.weight "sliced.w" layout kn groups 1 k 512 n 64 rows 300 column_row_tiles [3, 1]
+    // GENERIC: "cim_meta.weight"() <{weight = "sliced.w", layout = #cim_tile<layout kn>, groups = 1 : i64, k = 512 : i64, n = 64 : i64, rows = 300 : i64, column_row_tiles = array<i64: 3, 1>}> : () -> ()
     cim_meta.weight "filters.w" layout oihw groups 1 k 576 n 64 columns 32
     // CHECK-NEXT: cim_meta.weight "filters.w" layout oihw groups 1 k 576 n 64 columns 32
     // GENERIC: "cim_meta.weight"() <{weight = "filters.w", layout = #cim_tile<layout oihw>, groups = 1 : i64, k = 576 : i64, n = 64 : i64, columns = 32 : i64}> : () -> ()

@@ -44,6 +44,26 @@
 
 // -----
 
+// CHECK: #cim_tile.tiling: column_row_tiles needs one group, got 2
+"test.op"() {t = #cim_tile.tiling<k = 140, n = 64, groups = 2, rows = 128, cols = 128, bit_slices = 4, row_tiles = 2, col_tiles = 2, groups_per_array = 1, column_row_tiles = [2, 1]>} : () -> ()
+
+// -----
+
+// CHECK: #cim_tile.tiling: column_row_tiles has 3 entries for 2 column tiles
+"test.op"() {t = #cim_tile.tiling<k = 140, n = 64, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 2, col_tiles = 2, groups_per_array = 1, column_row_tiles = [2, 1, 1]>} : () -> ()
+
+// -----
+
+// CHECK: #cim_tile.tiling: column_row_tiles must lie in [1, 2], reach row_tiles = 2 and differ, got [2, 2]
+"test.op"() {t = #cim_tile.tiling<k = 140, n = 64, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 2, col_tiles = 2, groups_per_array = 1, column_row_tiles = [2, 2]>} : () -> ()
+
+// -----
+
+// CHECK: #cim_tile.tiling: column_row_tiles must lie in [1, 2], reach row_tiles = 2 and differ, got [1, 0]
+"test.op"() {t = #cim_tile.tiling<k = 140, n = 64, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 2, col_tiles = 2, groups_per_array = 1, column_row_tiles = [1, 0]>} : () -> ()
+
+// -----
+
 // CHECK: Expected 'n'
 "test.op"() {t = #cim_tile.tiling<k = 9, groups = 16, rows = 128, cols = 128, bit_slices = 4, row_tiles = 1, col_tiles = 1, groups_per_array = 1>} : () -> ()
 
