@@ -53,14 +53,17 @@ def _pipeline(rearrangement: str, strategy: str = "cim-static-allocate") -> str:
     )
 
 
-def ragged_mlp(path: Path, k: int, needs: list[int], seed: int = 1) -> Path:
-    """A two-layer MLP whose first weight's column tiles on ``tiny`` (8
-    outputs each) need ``needs[c]`` of its ``k`` rows."""
+def ragged_mlp(
+    path: Path, k: int, needs: list[int], outputs: int = 8, seed: int = 1
+) -> Path:
+    """A two-layer MLP whose first weight's column tiles (``outputs`` each:
+    tiny's 8) need ``needs[c]`` of its ``k`` rows."""
     rng = np.random.default_rng(seed)
-    first = rng.standard_normal((k, 8 * len(needs))).astype(np.float32)
+    first = rng.standard_normal((k, outputs * len(needs))).astype(np.float32)
     for tile, need in enumerate(needs):
-        first[rng.permutation(k)[: k - need], tile * 8 : (tile + 1) * 8] = 0.0
-    second = rng.standard_normal((8 * len(needs), 8)).astype(np.float32)
+        columns = slice(tile * outputs, (tile + 1) * outputs)
+        first[rng.permutation(k)[: k - need], columns] = 0.0
+    second = rng.standard_normal((outputs * len(needs), 8)).astype(np.float32)
     return two_layer_mlp(path, first, second)
 
 
@@ -173,6 +176,31 @@ def test_sliced_weights_verify_exactly_on_every_strategy(
     (first,) = [w for w in trace.weights if w.name == "w1"]
     assert first.column_row_tiles == (6, 5, 2, 1)
     assert verify_trace(trace, streamed, "both").passed
+
+
+@pytest.mark.parametrize(
+    ("target", "k", "needs", "outputs", "tiles"),
+    [
+        ("ciminus", 2500, [2200, 300, 1100, 900], 4, (3, 1, 2, 1)),
+        ("dynaplasia", 1000, [900, 200, 500], 40, (3, 1, 2)),
+    ],
+)
+@pytest.mark.parametrize("strategy", ["cim-static-allocate", "cim-cmswitch"])
+def test_sliced_weights_verify_exactly_on_larger_arrays(
+    tmp_path: Path,
+    target: str,
+    k: int,
+    needs: list[int],
+    outputs: int,
+    tiles: tuple[int, ...],
+    strategy: str,
+) -> None:
+    path = ragged_mlp(tmp_path / "ragged.onnx", k, needs, outputs)
+    trace = module_trace(
+        compile_model(path, target, _pipeline("slice", strategy)), str(path)
+    )
+    assert [w.column_row_tiles for w in trace.weights if w.name == "w1"] == [tiles]
+    assert verify_trace(trace, path, "both").passed
 
 
 def test_slicing_takes_fewer_arrays_and_less_work_than_padding(streamed: Path) -> None:
