@@ -16,7 +16,8 @@ copies wherever arrays are free), and splits each run's energy into:
 
 ::
 
-    python -m cimflow.tools.duplication_study [--macros 16] [--csv FILE]
+    python -m cimflow.tools.duplication_study [--macros 16] [--csv FILE] \
+        [--plots docs/sparsity]
 """
 
 from __future__ import annotations
@@ -160,6 +161,49 @@ def table(rows: Sequence[dict[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_plots(out: Path, rows: Sequence[dict[str, str]]) -> list[Path] | None:
+    """``duplication.png``: per layer, left its macros' and its buffers'
+    energy without copies and with them; right, duplicated over single, its
+    cycles, macro, buffer and total energy (DRAM's is the same either
+    way), on axes from zero. None when matplotlib is not installed."""
+    from cimflow.tools.bench import agg_pyplot, save_png
+
+    pyplot = agg_pyplot()
+    if pyplot is None:
+        return None
+    pairs = list(zip(rows[::2], rows[1::2], strict=True))
+    layers = [single["layer"] for single, _ in pairs]
+    figure, (energy, ratios) = pyplot.subplots(
+        1, 2, figsize=(12, 4.2), layout="constrained"
+    )
+    for offset, (part, color) in enumerate(
+        (("macro", "tab:blue"), ("buffer", "tab:green"))
+    ):
+        for side, hatch in ((0, None), (1, "//")):
+            values = [float(pair[side][f"{part}_nj"]) for pair in pairs]
+            where = [i + (2 * offset + side - 1.5) * 0.2 for i in range(len(pairs))]
+            label = f"{part}, {'duplicated' if side else 'single'}"
+            energy.bar(where, values, 0.2, color=color, hatch=hatch, label=label)
+    energy.set_xticks(range(len(pairs)), layers)
+    energy.set_ylabel("energy (nJ)")
+    energy.legend(fontsize=8)
+    for key, style in (
+        ("cycles", "o-"),
+        ("macro_nj", "s--"),
+        ("buffer_nj", "^--"),
+        ("total_nj", "D-"),
+    ):
+        values = [float(b[key]) / float(a[key]) for a, b in pairs]
+        ratios.plot(layers, values, style, label=key.removesuffix("_nj"))
+    ratios.axhline(1.0, color="grey", linewidth=0.8)
+    ratios.set_ylim(bottom=0)
+    ratios.set_ylabel("duplicated / single")
+    ratios.legend(fontsize=8)
+    for axes in (energy, ratios):
+        axes.tick_params(axis="x", labelsize=7, labelrotation=20)
+    return [save_png(pyplot, figure, out / "duplication.png")]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(
         prog="python -m cimflow.tools.duplication_study",
@@ -167,6 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--macros", type=int, default=16, help="macros (default 16)")
     parser.add_argument("--csv", help="write the rows here")
+    parser.add_argument(
+        "--plots", help="write duplication.png here (needs matplotlib: the bench extra)"
+    )
     try:
         args = parser.parse_args(argv)
         macros = int(args.macros)
@@ -175,6 +222,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = study(macros=macros)
         if args.csv:
             write_output(str(args.csv), csv_text(COLUMNS, rows))
+        if args.plots:
+            Path(args.plots).mkdir(parents=True, exist_ok=True)
+            if write_plots(Path(args.plots), rows) is None:
+                print(
+                    "duplication_study: matplotlib is not installed: no plots",
+                    file=sys.stderr,
+                )
     except CimError as error:
         print(f"duplication_study: error: {error}", file=sys.stderr)
         return 1

@@ -13,6 +13,8 @@ simulated on the ``ciminus`` target at several macro counts. For
         --models resnet18,vgg16 \
         --patterns channel,block:32x4,block:8x4,block:32x2,unstructured \
         --csv docs/data/sparsity-slicing.csv
+    python -m cimflow.tools.sparsity_study --from docs/data/sparsity-sweep.csv \
+        --plots docs/sparsity
 
 Each row: model, pattern, ratio, macros, dense and held-rows latency (us),
 speedup, energy (uJ) in total and per component, array utilization, and
@@ -22,6 +24,7 @@ the seconds the held-rows configuration took to compile and simulate.
 from __future__ import annotations
 
 import argparse
+import csv
 import statistics
 import sys
 import tempfile
@@ -232,6 +235,18 @@ def speedup_table(rows: Sequence[dict[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV this study wrote."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as error:
+        raise CimError(f"{path}: cannot read: {error.strerror}") from None
+    if not rows or tuple(rows[0]) != COLUMNS:
+        raise CimError(f"{path}: not a sparsity study CSV (its columns differ)")
+    return rows
+
+
 def slicing_table(
     padded: Sequence[dict[str, str]], sliced: Sequence[dict[str, str]]
 ) -> str:
@@ -255,6 +270,53 @@ def slicing_table(
             f"{pad['held_buffer_uj']} / {row['held_buffer_uj']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+ALIGNMENT = ("block:32x4", "block:8x4", "block:32x2", "block:32x1")
+"""Block shapes from one ``ciminus`` sub-array (32 rows of a macro's 4
+outputs) to ever further from it: shorter blocks, then narrower ones."""
+
+
+def write_plots(out: Path, rows: Sequence[dict[str, str]]) -> list[Path] | None:
+    """``alignment.png``: the speedup over dense against the block shape
+    (:data:`ALIGNMENT`, aligned first), a panel per model, a line per ratio
+    and macro count, on axes from zero (CIMinus's finding that benefits
+    fall as the pattern departs from the array's alignment). None when
+    matplotlib is not installed."""
+    from cimflow.tools.bench import agg_pyplot, save_png
+
+    pyplot = agg_pyplot()
+    if pyplot is None:
+        return None
+    cells = {(r["model"], r["pattern"], r["ratio"], r["macros"]): r for r in rows}
+    models = [m for m in dict.fromkeys(r["model"] for r in rows) if m in _models()]
+    counts = sorted({int(r["macros"]) for r in rows})
+    ends = {str(counts[0]), str(counts[-1])}  # the fewest and the most macros
+    points = [p for p in dict.fromkeys((r["ratio"], r["macros"]) for r in rows)]
+    figure, axes = pyplot.subplots(
+        1,
+        len(models),
+        figsize=(4.2 * len(models), 3.9),
+        squeeze=False,
+        layout="constrained",
+    )
+    for panel, model in zip(axes[0], models, strict=True):
+        shapes = [p for p in ALIGNMENT if any(k[:2] == (model, p) for k in cells)]
+        for ratio, macros in points:
+            keys = [(model, shape, ratio, macros) for shape in shapes]
+            if macros not in ends or not all(key in cells for key in keys):
+                continue
+            speedups = [float(cells[key]["speedup"]) for key in keys]
+            style = "o-" if macros == str(counts[0]) else "s--"
+            panel.plot(shapes, speedups, style, label=f"r {ratio}, {macros} macros")
+        panel.set_title(model)
+        panel.set_ylim(bottom=0)
+        panel.axhline(1.0, color="grey", linewidth=0.8)
+        panel.set_xlabel("block (rows x outputs)")
+        panel.set_ylabel("speedup over dense")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside upper center", ncols=len(labels))
+    return [save_png(pyplot, figure, out / "alignment.png")]
 
 
 def median_seconds(rows: Sequence[dict[str, str]]) -> float:
@@ -291,27 +353,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(cim-sparse-rows' rearrangement)",
     )
     parser.add_argument("--csv", type=Path, help="write the rows here")
+    parser.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        help="take the rows from this CSV (an earlier run) instead of running",
+    )
+    parser.add_argument(
+        "--plots",
+        type=Path,
+        help="write alignment.png here (needs matplotlib: the bench extra)",
+    )
     try:
         args = parser.parse_args(argv)
-        split = [part.strip() for part in str(args.models).split(",") if part.strip()]
-        rows = study(
-            split,
-            [p for p in str(args.patterns).split(",") if p],
-            [float(r) for r in str(args.ratios).split(",") if r],
-            [int(m) for m in str(args.macros).split(",") if m],
-            bool(args.intra_block),
-            str(args.rearrangement),
-        )
-        text = csv_text(COLUMNS, rows)
-        if args.csv is not None:
-            write_output(args.csv, text)
+        if args.source is not None:
+            rows = _read_rows(Path(args.source))
         else:
-            sys.stdout.write(text)
-        print(
-            f"sparsity_study: {len(rows)} configurations, median "
-            f"{median_seconds(rows):.2f} s each",
-            file=sys.stderr,
-        )
+            split = [p.strip() for p in str(args.models).split(",") if p.strip()]
+            rows = study(
+                split,
+                [p for p in str(args.patterns).split(",") if p],
+                [float(r) for r in str(args.ratios).split(",") if r],
+                [int(m) for m in str(args.macros).split(",") if m],
+                bool(args.intra_block),
+                str(args.rearrangement),
+            )
+            text = csv_text(COLUMNS, rows)
+            if args.csv is not None:
+                write_output(args.csv, text)
+            else:
+                sys.stdout.write(text)
+            print(
+                f"sparsity_study: {len(rows)} configurations, median "
+                f"{median_seconds(rows):.2f} s each",
+                file=sys.stderr,
+            )
+        if args.plots is not None:
+            Path(args.plots).mkdir(parents=True, exist_ok=True)
+            if write_plots(Path(args.plots), rows) is None:
+                print(
+                    "sparsity_study: matplotlib is not installed: no plots",
+                    file=sys.stderr,
+                )
     except (CimError, ValueError) as error:
         print(f"sparsity_study: error: {error}", file=sys.stderr)
         return 1

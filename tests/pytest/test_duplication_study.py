@@ -5,9 +5,12 @@ copy's weights cross the buffer and the bus)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from cimflow.tools.duplication_study import ConvLayer, study, table
+import pytest
+
+from cimflow.tools.duplication_study import ConvLayer, study, table, write_plots
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -32,3 +35,19 @@ def test_a_layer_filling_every_macro_gets_no_copy() -> None:
 def test_the_docs_quote_the_study() -> None:
     text = (REPOSITORY / "docs" / "sparsity.md").read_text(encoding="utf-8")
     assert table(study()) in text
+
+
+def test_the_plot_needs_matplotlib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # the import fails
+    rows = study((ConvLayer(3, 16, 32),), macros=16)
+    assert write_plots(tmp_path, rows) is None
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_duplication_plot_is_written(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    rows = study((ConvLayer(3, 16, 32), ConvLayer(32, 32, 16)), macros=16)
+    (written,) = write_plots(tmp_path, rows) or []
+    assert written.read_bytes().startswith(b"\x89PNG")

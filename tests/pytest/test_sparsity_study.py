@@ -5,6 +5,7 @@ committed sweep has every column; the rule behind it on one weight."""
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -92,3 +93,66 @@ def test_the_docs_quote_the_committed_intra_block_study() -> None:
             assert float(row["speedup"]) >= float(gather[key]["speedup"])
     text = (REPOSITORY / "docs" / "sparsity.md").read_text(encoding="utf-8")
     assert study.speedup_table(rows) in text
+
+
+SLICING = REPOSITORY / "docs" / "data" / "sparsity-slicing.csv"
+
+
+def test_the_docs_quote_the_committed_slicing_study() -> None:
+    """The sliced runs (``--rearrangement slice``) have every column, are
+    never slower than the same configuration padded, beat it somewhere, and
+    the docs quote their 32 x 4 and 32 x 2 block rows beside it."""
+    with SLICING.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == study.COLUMNS
+    with COMMITTED.open() as handle:
+        padded = list(csv.DictReader(handle))
+    by_key = {(r["model"], r["pattern"], r["ratio"], r["macros"]): r for r in padded}
+    gains = [
+        float(r["speedup"])
+        / float(by_key[(r["model"], r["pattern"], r["ratio"], r["macros"])]["speedup"])
+        for r in rows
+    ]
+    assert min(gains) >= 1.0 and max(gains) > 1.2
+    quoted = [
+        r
+        for r in rows
+        if r["pattern"] in ("block:32x4", "block:32x2") and r["macros"] in ("4", "64")
+    ]
+    text = (REPOSITORY / "docs" / "sparsity.md").read_text(encoding="utf-8")
+    assert study.slicing_table(padded, quoted) in text
+
+
+def test_plots_need_matplotlib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without matplotlib (an optional extra) the plot is skipped with a
+    message; the committed sweep's rows are read back with ``--from``."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # the import fails
+    assert study.write_plots(tmp_path, []) is None
+    assert study.main(["--from", str(COMMITTED), "--plots", str(tmp_path)]) == 0
+    assert "matplotlib is not installed" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_csv_of_something_else_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = tmp_path / "other.csv"
+    other.write_text("model,latency\nresnet18,1\n", encoding="utf-8")
+    assert study.main(["--from", str(other), "--plots", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        f"sparsity_study: error: {other}: not a sparsity study CSV "
+        "(its columns differ)\n"
+    )
+    assert study.main(["--from", str(tmp_path / "none.csv")]) == 1
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_the_alignment_plot_is_written(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    with COMMITTED.open() as handle:
+        rows = list(csv.DictReader(handle))
+    (written,) = study.write_plots(tmp_path, rows) or []
+    assert written == tmp_path / "alignment.png"
+    assert written.read_bytes().startswith(b"\x89PNG")
