@@ -1434,7 +1434,7 @@ class WeightDeclOp(IRDLOperation):
     cim_meta.weight "fc3.weight" layout nk groups 1 k 512 n 64 rows 128
         intra_block 4 driven 256
     cim_meta.weight "fc4.weight" layout nk groups 1 k 512 n 64 rows 300
-        column_row_tiles array<i64: 3, 1>
+        column_row_tiles [3, 1]
     ```
     """
 

@@ -176,10 +176,10 @@ def array_k_spans(tiling: TilingAttr, chunk: Chunk) -> tuple[tuple[Span, ...], .
 def chunk_column_row_tiles(tiling: TilingAttr, chunk: Chunk) -> list[int]:
     """Row tiles (arrays) of each column tile of a chunk, in placement
     order; an array of packed groups counts as one column tile."""
-    spans = array_k_spans(tiling, chunk)
     if chunk.columns:
         rows = tiling.field("rows")
         return [-(-held // rows) for held, _ in chunk.columns]
+    spans = array_k_spans(tiling, chunk)
     row_tiles = max(1, chunk.row_tiles if tiling.field("groups_per_array") == 1 else 1)
     return [
         min(row_tiles, len(spans) - start) for start in range(0, len(spans), row_tiles)
