@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -307,3 +308,29 @@ def test_the_compile_preset_slices_when_asked(streamed: Path) -> None:
     assert json.dumps([w.name for w in trace.weights]) == json.dumps(
         [w.name for w in padded.weights]
     )
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.integers(40, 260),
+    st.integers(9, 44),
+    st.sampled_from(STRATEGIES),
+    st.integers(0, 2**31),
+)
+def test_any_ragged_weight_verifies_exactly_sliced(
+    k: int, n: int, strategy: str, seed: int
+) -> None:
+    """A first layer whose column tiles (the last one narrower when 8 does
+    not divide ``n``) each need a random share of the rows, sliced and run
+    on ``tiny`` by any strategy, streamed or not: the product is exact."""
+    rng = np.random.default_rng(seed)
+    first = rng.standard_normal((k, n)).astype(np.float32)
+    for tile in range(-(-n // 8)):
+        need = int(rng.integers(1, k))
+        first[rng.permutation(k)[: k - need], tile * 8 : (tile + 1) * 8] = 0.0
+    second = rng.standard_normal((n, 5)).astype(np.float32)
+    with tempfile.TemporaryDirectory() as directory:
+        path = two_layer_mlp(Path(directory) / "ragged.onnx", first, second)
+        module = compile_model(path, "tiny", _pipeline("slice", strategy))
+        trace = module_trace(module, str(path))
+        assert verify_trace(trace, path, "exact").passed
