@@ -306,11 +306,13 @@ def test_a_module_without_a_model_file_is_an_error(pruned: dict[str, Path]) -> N
         CimSparseRowsPass().apply(Context(), module)
 
 
-def test_a_dense_model_maps_exactly_as_without_the_pass() -> None:
+@pytest.mark.parametrize("options", ["", "{rearrangement=slice}"])
+def test_a_dense_model_maps_exactly_as_without_the_pass(options: str) -> None:
     # CIMinus's invariant: no zeros, no sparse mapping, the same latency and
-    # energy (here: the same trace, byte for byte)
+    # energy (here: the same trace, byte for byte), padded or sliced
     dense = build_trace(compile_model(RESNET, "ciminus"))
-    mapped = build_trace(compile_model(RESNET, "ciminus", _pipeline()))
+    pipeline = _pipeline().replace("cim-sparse-rows", f"cim-sparse-rows{options}")
+    mapped = build_trace(compile_model(RESNET, "ciminus", pipeline))
     assert json.dumps(dense, sort_keys=True) == json.dumps(mapped, sort_keys=True)
 
 
