@@ -1418,8 +1418,8 @@ class WeightDeclOp(IRDLOperation):
     column tile owns a contiguous range of outputs
     (:func:`~cimflow.analysis.sparse_tiling.held_columns`); every ``n``
     range of a program or MVM of the weight counts held columns.
-    ``column_row_tiles`` (with ``rows``, no ``intra_block``, one group):
-    each column tile's arrays hold only the first ``min(rows, m * array
+    ``column_row_tiles`` (with ``rows``, one group): each column tile's
+    arrays hold only the first ``min(rows, m * array
     rows)`` of its held rows, ``m`` its entry (``#cim_tile.tiling``'s
     ``column_row_tiles``: ragged column tiles sliced, not padded to the
     longest).
@@ -1535,14 +1535,9 @@ class WeightDeclOp(IRDLOperation):
                 raise VerifyException("'cim_meta.weight' columns must be in [1, n)")
         if self.column_row_tiles is not None:
             counts = ints(self.column_row_tiles)
-            if (
-                self.rows is None
-                or self.intra_block is not None
-                or self.groups.value.data != 1
-            ):
+            if self.rows is None or self.groups.value.data != 1:
                 raise VerifyException(
-                    "'cim_meta.weight' column_row_tiles needs rows without "
-                    "intra_block and one group"
+                    "'cim_meta.weight' column_row_tiles needs rows and one group"
                 )
             if not counts or min(counts) < 1:
                 raise VerifyException(

@@ -490,11 +490,11 @@ class MVMOp(IRDLOperation):
     rows of each kept channel of a 3 x 3 convolution: ``compacted_from 576
     index_block 9``.
 
-    A tiling with ``column_row_tiles`` (with ``compacted_from``, no
-    ``intra_block``; ``cim-sparse-rows{rearrangement=slice}``): each column
-    tile of the row gather holds only its own rows, on as many arrays as
-    they fill, e.g. ``tiling <k = 140, ..., row_tiles = 2, col_tiles = 2,
-    groups_per_array = 1, column_row_tiles = [2, 1]> compacted_from 144``.
+    A tiling with ``column_row_tiles`` (with ``compacted_from``;
+    ``cim-sparse-rows{rearrangement=slice}``): each column tile holds only
+    its own rows, on as many arrays as they fill, e.g. ``tiling <k = 140,
+    ..., row_tiles = 2, col_tiles = 2, groups_per_array = 1,
+    column_row_tiles = [2, 1]> compacted_from 144``.
 
     ``columns_from`` (``cim-sparse-rows{orientation=column}``) keeps the
     weight's ``N`` when each row tile's arrays hold only the columns that
@@ -712,13 +712,10 @@ class MVMOp(IRDLOperation):
                     f"'cim_tile.mvm' index_block ({self.index_block.value.data}) "
                     f"must lie between 2 and the {k} rows of the weight"
                 )
-        if self.tiling.ragged and (
-            self.compacted_from is None or self.intra_block is not None
-        ):
+        if self.tiling.ragged and self.compacted_from is None:
             raise VerifyException(
                 "'cim_tile.mvm' a tiling with column_row_tiles needs "
-                "compacted_from without intra_block (only a row gather's column "
-                "tiles hold their own rows)"
+                "compacted_from (only compacted column tiles hold their own rows)"
             )
         if self.columns_from is not None:
             if self.columns_from.value.data <= n:

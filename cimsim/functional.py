@@ -63,6 +63,7 @@ from cimflow.analysis.sparse_tiling import (
     intra_block_rows,
     row_group_starts,
     row_index_block,
+    tile_rows_used,
 )
 from cimflow.analysis.zero_planes import PlaneCounts
 from cimflow.cost_model import EPILOGUE_ACTIVATIONS, EPILOGUE_HOSTS, RESIDUAL_LAYOUTS
@@ -1886,8 +1887,7 @@ class _Executor:
                         f"per group in its widest column tile, but the trace says "
                         f"{info.driven_k}"
                     )
-            else:
-                self.check_sliced(info, cached)
+            self.check_sliced(info, cached)
             if not group and row_index_block(cached, info.k) % info.rows_per_index:
                 raise self.fail(
                     f"weight '{info.name}' indexes its held rows in blocks of "
@@ -1909,8 +1909,13 @@ class _Executor:
     def check_sliced(self, info: WeightInfo, row_map: RowMap) -> None:
         """Refuse row tiles of a column tile too few for the rows it holds
         (a weight whose column tiles are sliced, ``column_row_tiles``)."""
-        for column, count in enumerate(info.column_row_tiles):
-            held = int(np.count_nonzero(row_map[0, column] >= 0))
+        if not info.column_row_tiles:
+            return
+        per_list = self.outputs_per_array if info.intra_block else 1
+        used = tile_rows_used(row_map, per_list)
+        for column, (held, count) in enumerate(
+            zip(used, info.column_row_tiles, strict=False)
+        ):
             if held > count * self.hw.array.rows:
                 raise self.fail(
                     f"weight '{info.name}' holds {held} rows in column tile "

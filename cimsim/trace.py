@@ -839,11 +839,8 @@ def _weights(fields: _Fields) -> tuple[WeightInfo, ...]:
             if "column_row_tiles" in item.data
             else ()
         )
-        if sliced and (not rows or group or groups != 1):
-            raise item.fail(
-                "key 'column_row_tiles' needs 'rows' without 'intra_block' and "
-                "one group"
-            )
+        if sliced and (not rows or groups != 1):
+            raise item.fail("key 'column_row_tiles' needs 'rows' and one group")
         result.append(
             WeightInfo(
                 item.string("name"),

@@ -69,8 +69,8 @@ held rows fill (``#cim_tile.tiling``'s ``column_row_tiles``,
 :func:`cimflow.analysis.sparse_tiling.sliced_row_tiles`; CIMinus's two
 rearrangements of ragged compressed columns): fewer arrays to program and
 activate, fewer partial sums to add, and, where a weight streams, fewer
-chunks. Slicing applies to row gathers of one-group weights (an IntraBlock
-mapping and a grouped weight stay padded).
+chunks. Slicing applies to one-group weights, row gathers and IntraBlock
+mappings alike (a grouped weight stays padded).
 
 Run it right after ``convert-graph-to-tile``::
 
@@ -143,8 +143,7 @@ class CimSparseRowsPass(ModulePass):
     rearrangement: str = "pad"
     """How column tiles holding different numbers of rows are laid out:
     ``pad`` (each padded to the longest, every tile on as many arrays) or
-    ``slice`` (each on the arrays its own rows fill; row gathers of
-    one-group weights)."""
+    ``slice`` (each on the arrays its own rows fill; one-group weights)."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         from cimflow.frontend import load_weights
@@ -226,8 +225,9 @@ class CimSparseRowsPass(ModulePass):
         block = 1 if group else row_index_block(row_map, k)
         indices = (k, group, not group and gathered == held, block, 0)
         tiling = target_tiling(hw, held, n, groups)
-        if self.rearrangement == "slice" and not group and groups == 1:
-            tiling = tiling.sliced(sliced_row_tiles(row_map, hw.array.rows))
+        if self.rearrangement == "slice" and groups == 1:
+            per_list = tile_columns if group else 1  # IntraBlock: per column
+            tiling = tiling.sliced(sliced_row_tiles(row_map, hw.array.rows, per_list))
         if held > k * (1.0 - self.min_saving) or not _pays(
             hw, (mvm.tiling, tiling), indices
         ):

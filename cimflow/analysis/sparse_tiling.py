@@ -137,13 +137,26 @@ def compacted_rows(matrix: Matrix, outputs_per_array: int) -> RowMap:
     return row_map
 
 
-def sliced_row_tiles(row_map: RowMap, rows: int) -> list[int]:
-    """Arrays of ``rows`` rows each column tile of a one-group row gather
-    (:func:`compacted_rows`) takes when sliced: as many as its own held
-    rows fill, not the longest tile's (CIMinus's slicing of ragged
-    compressed columns, ciminus.md §4.2)."""
-    held = np.count_nonzero(row_map[0] >= 0, axis=1)
-    return [max(1, -(-int(count) // rows)) for count in held]
+def tile_rows_used(row_map: RowMap, tile_columns: int = 1) -> list[int]:
+    """Physical rows each column tile of a one-group row map uses: one past
+    the last it holds a weight row in. ``row_map`` lists rows per column
+    tile (:func:`compacted_rows`, ``tile_columns`` 1) or per column
+    (:func:`intra_block_rows`, ``tile_columns`` columns a tile)."""
+    lists = row_map[0]
+    positions = np.arange(1, lists.shape[1] + 1, dtype=np.int64)
+    used = np.where(lists >= 0, positions, 0).max(axis=1, initial=0)
+    return [
+        int(used[start : start + tile_columns].max(initial=0))
+        for start in range(0, lists.shape[0], tile_columns)
+    ]
+
+
+def sliced_row_tiles(row_map: RowMap, rows: int, tile_columns: int = 1) -> list[int]:
+    """Arrays of ``rows`` rows each column tile of a one-group row map
+    (:func:`tile_rows_used`) takes when sliced: as many as its own rows
+    fill, not the longest tile's (CIMinus's slicing of ragged compressed
+    columns, ciminus.md §4.2)."""
+    return [max(1, -(-used // rows)) for used in tile_rows_used(row_map, tile_columns)]
 
 
 def row_index_block(row_map: RowMap, k: int) -> int:

@@ -337,7 +337,7 @@ cim_meta.weight "w" layout nk groups 1 k 16 n 10 columns 10
 
 // -----
 
-// CHECK: 'cim_meta.weight' column_row_tiles needs rows without intra_block and one group
+// CHECK: 'cim_meta.weight' column_row_tiles needs rows and one group
 cim_meta.weight "w" layout nk groups 1 k 16 n 10 column_row_tiles [2, 1]
 
 // -----

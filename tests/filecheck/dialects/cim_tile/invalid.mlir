@@ -506,6 +506,6 @@ cim_tile.dataflow segment -1 batch blocks 2
 
 // -----
 
-// CHECK: 'cim_tile.mvm' a tiling with column_row_tiles needs compacted_from without intra_block (only a row gather's column tiles hold their own rows)
+// CHECK: 'cim_tile.mvm' a tiling with column_row_tiles needs compacted_from (only compacted column tiles hold their own rows)
 %x = "test.op"() : () -> tensor<4x140xf32>
 %y = cim_tile.mvm %x weight "w" layout kn tiling <k = 140, n = 64, groups = 1, rows = 128, cols = 128, bit_slices = 4, row_tiles = 2, col_tiles = 2, groups_per_array = 1, column_row_tiles = [2, 1]> mode <compute> : tensor<4x140xf32> -> tensor<4x64xf32>
