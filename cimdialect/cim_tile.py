@@ -258,18 +258,6 @@ class TilingAttr(ParametrizedAttribute):
         """Weight rows column tile ``column_tile``'s arrays hold."""
         return min(self.field("k"), self.row_tiles_of(column_tile) * self.field("rows"))
 
-    def merged_sums(self) -> int:
-        """Partial sums one input vector adds into others: each output's
-        row tiles but one, over every group."""
-        n, per_array = self.field("n"), self.outputs_per_array
-        if self.field("groups_per_array") > 1:
-            return 0
-        merged = sum(
-            (self.row_tiles_of(c) - 1) * (min(n, (c + 1) * per_array) - c * per_array)
-            for c in range(self.field("col_tiles"))
-        )
-        return merged * self.field("groups")
-
     def field(self, key: str) -> int:
         attr = getattr(self, key)
         assert isinstance(attr, IntegerAttr)

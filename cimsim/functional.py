@@ -709,7 +709,6 @@ def slice_placements(
     rows = target.array.rows
     outputs = target.array.cols // target.bit_slices
     packed = groups_per_array(info, target)
-    sliced = info.column_row_tiles
     tiles: list[Placement] = []
     if packed > 1:
         if k0 % big_k or k1 % big_k or n0 % big_n or n1 % big_n:
@@ -734,9 +733,7 @@ def slice_placements(
         local_k = (max(k0, g * big_k) - g * big_k, min(k1, (g + 1) * big_k) - g * big_k)
         local_n = (max(n0, g * big_n) - g * big_n, min(n1, (g + 1) * big_n) - g * big_n)
         for c0, c1 in _cuts(*local_n, outputs):
-            top = local_k[1]
-            if sliced:  # a ragged column tile holds only its first rows
-                top = min(top, sliced[c0 // outputs] * rows)
+            top = min(local_k[1], info.column_rows(c0 // outputs, rows))
             for r0, r1 in _cuts(local_k[0], top, rows):
                 tiles.append(
                     Placement(
@@ -1900,10 +1897,8 @@ class _Executor:
     def sliced_off(self, info: WeightInfo, tile: Placement) -> int:
         """Held rows a sliced column tile's arrays leave out (its padding,
         zero: :meth:`check_sliced`), counted once with its last row tile."""
-        if not info.column_row_tiles:
-            return 0
         column = tile.n[0] // self.outputs_per_array
-        top = min(info.held_k, info.column_row_tiles[column] * self.hw.array.rows)
+        top = info.column_rows(column, self.hw.array.rows)
         return info.held_k - top if tile.k[1] == top else 0
 
     def check_sliced(self, info: WeightInfo, row_map: RowMap) -> None:

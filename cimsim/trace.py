@@ -180,6 +180,13 @@ class WeightInfo:
         """Rows per group the arrays hold."""
         return self.rows or self.k
 
+    def column_rows(self, column: int, array_rows: int) -> int:
+        """Held rows column tile ``column``'s arrays hold: all ``held_k``,
+        or, sliced, its first ``min(held_k, count * array_rows)``."""
+        if not self.column_row_tiles:
+            return self.held_k
+        return min(self.held_k, self.column_row_tiles[column] * array_rows)
+
     @property
     def driven_k(self) -> int:
         """Rows per group whose inputs an IntraBlock mapping's arrays drive."""

@@ -98,7 +98,7 @@ from cimflow.analysis.sparse_tiling import (
     sliced_row_tiles,
 )
 from cimflow.analysis.sparsity import Matrix
-from cimflow.analysis.tile_mapping import plan_chunks, target_tiling
+from cimflow.analysis.tile_mapping import target_tiling, whole_copy
 from cimflow.cimdialect import cim_tile
 from cimflow.cimdialect.cim_graph import WeightSourceAttr
 from cimflow.cimdialect.cim_tile import TilingAttr
@@ -327,7 +327,7 @@ def _copy_program(
 ) -> tuple[int, int]:
     """Cycles and bytes to program one copy of a weight tiled so from DRAM
     (its values and, compacted, its held rows' indices)."""
-    (chunk,) = plan_chunks(tiling, tiling.arrays_per_copy)
+    chunk = whole_copy(tiling)
     reduction, group, _, block, columns_from = indices
     nbytes = program_bytes(hw, chunk, row_indices=indices)
     cost = program_op_cost(

@@ -162,7 +162,7 @@ from xdsl.ir import Operation, SSAValue
 
 from cimflow.analysis.allocation import batch_size, feature_rows, pipeline_plans
 from cimflow.analysis.blocking import Band, BlockPlan, bands
-from cimflow.analysis.tile_mapping import plan_chunks
+from cimflow.analysis.tile_mapping import plan_chunks, whole_copy
 from cimflow.cimdialect import cim_graph, cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
 from cimflow.cimdialect.cim_tile import Dataflow
@@ -664,7 +664,7 @@ def build_program(
                 gather_bytes += tensor_bytes(hw, residual.skip)
             misaligned = op.misaligned_columns is not None
             extra = merge_ops(
-                vectors * tiling.merged_sums(), misaligned
+                vectors * whole_copy(tiling).merged_sums, misaligned
             ) + finishing_ops(outputs, (op.bias is not None) + fused, scale)
             gather = interconnect_cost(hw, max(1, gather_bytes)).cycles
             accumulate = vector_cost(hw, extra, units).cycles if extra else 0

@@ -91,7 +91,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import BlockArgument, Operation, SSAValue
 
-from cimflow.analysis.tile_mapping import plan_chunks
+from cimflow.analysis.tile_mapping import whole_copy
 from cimflow.cimdialect import cim_graph, cim_meta, cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
 from cimflow.cimdialect.shapes import num_elements
@@ -361,9 +361,9 @@ def latency_lower_bound(module: ModuleOp, target: HardwareTarget) -> LowerBound:
             act, cycles = mvm_array_work(op, target)
             activations += act
             array_cycles += cycles
-            held = plan_chunks(tiling, tiling.arrays_per_copy)[0].weight_elements
-            need_weight(weight, held)
-            programmed_elements[weight] = held
+            copy = whole_copy(tiling)
+            need_weight(weight, copy.weight_elements)
+            programmed_elements[weight] = copy.weight_elements
             if op.bias is not None:
                 need_weight(op.bias.data, groups * op.outputs_per_group)
             data, elements = _data_of(op.input)
@@ -372,7 +372,7 @@ def latency_lower_bound(module: ModuleOp, target: HardwareTarget) -> LowerBound:
             written = op.vectors * groups * op.outputs_per_group
             output_bytes += written * target.activation_bytes
             element_ops += vector_element_ops(
-                "accumulate", op.vectors * tiling.merged_sums()
+                "accumulate", op.vectors * copy.merged_sums
             ) + vector_element_ops("accumulate", outputs_count, op.bias is not None)
             first_cols = min(n, tiling.outputs_per_array) * tiling.field("bit_slices")
             depth += mvm_cycles(

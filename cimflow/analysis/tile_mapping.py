@@ -7,6 +7,7 @@ lowering to meta-ops (which weight slice each chunk programs), so both agree.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -40,12 +41,21 @@ class Chunk:
     empty: ``k1 - k0`` rows each."""
 
     @property
+    def column_row_tiles(self) -> list[int]:
+        """Row tiles (arrays) of each column tile of a ragged chunk
+        (``columns``; its arrays use all ``rows``)."""
+        return [-(-held // self.rows) for held, _ in self.columns]
+
+    @property
     def merged_sums(self) -> int:
         """Partial sums one input vector adds into others inside the chunk:
         each output's row tiles but one."""
         if self.columns:
             return sum(
-                (-(-rows // self.rows) - 1) * outputs for rows, outputs in self.columns
+                (tiles - 1) * outputs
+                for tiles, (_, outputs) in zip(
+                    self.column_row_tiles, self.columns, strict=True
+                )
             )
         return (self.n1 - self.n0) * (max(1, self.row_tiles) - 1)
 
@@ -75,65 +85,35 @@ def array_cells(tiling: TilingAttr) -> tuple[int, int]:
     return min(k, rows), min(n, tiling.outputs_per_array) * slices
 
 
+def column_run(
+    columns: Sequence[tuple[int, int]],
+    k0: int,
+    n0: int,
+    rows: int,
+    cells: tuple[int, int],
+) -> Chunk:
+    """A chunk of consecutive whole column tiles from output ``n0``, each
+    ``(rows held from k0, outputs)`` on as many arrays of ``rows`` rows as
+    those rows fill (``Chunk.columns`` only when the tiles hold different
+    rows)."""
+    counts = [-(-held // rows) for held, _ in columns]
+    k1 = max(held for held, _ in columns)
+    ragged = () if all(held == k1 for held, _ in columns) else tuple(columns)
+    n1 = n0 + sum(outputs for _, outputs in columns)
+    return Chunk(k0, k0 + k1, n0, n1, sum(counts), *cells, max(counts), columns=ragged)
+
+
 def _plan_matrix(
     tiling: TilingAttr, available: int, k_offset: int, n_offset: int
 ) -> list[Chunk]:
-    """Chunks of one ``K x N`` matrix (one group) at the given offsets."""
-    k, n, rows = (tiling.field(f) for f in ("k", "n", "rows"))
-    row_tiles, col_tiles = tiling.field("row_tiles"), tiling.field("col_tiles")
-    per_array = tiling.outputs_per_array
-    cell_rows, cell_cols = array_cells(tiling)
-    if row_tiles * col_tiles <= available:
-        return [
-            Chunk(
-                k_offset,
-                k_offset + k,
-                n_offset,
-                n_offset + n,
-                row_tiles * col_tiles,
-                cell_rows,
-                cell_cols,
-                row_tiles,
-            )
-        ]
-    if row_tiles <= available:
-        columns = available // row_tiles
-        return [
-            Chunk(
-                k_offset,
-                k_offset + k,
-                n_offset + c * per_array,
-                n_offset + min(n, (c + columns) * per_array),
-                row_tiles * (min(col_tiles, c + columns) - c),
-                cell_rows,
-                cell_cols,
-                row_tiles,
-            )
-            for c in range(0, col_tiles, columns)
-        ]
-    return [
-        Chunk(
-            k_offset + r * rows,
-            k_offset + min(k, (r + available) * rows),
-            n_offset + c * per_array,
-            n_offset + min(n, (c + 1) * per_array),
-            min(row_tiles, r + available) - r,
-            cell_rows,
-            cell_cols,
-            min(row_tiles, r + available) - r,
-        )
-        for c in range(col_tiles)
-        for r in range(0, row_tiles, available)
-    ]
-
-
-def _plan_ragged(tiling: TilingAttr, available: int) -> list[Chunk]:
-    """Chunks of a matrix whose column tiles hold different rows: as many
-    whole column tiles, in order, as fit the arrays; a column tile alone
-    larger than them cut by its row tiles."""
+    """Chunks of one ``K x N`` matrix (one group) at the given offsets: as
+    many whole column tiles, in order, as fit the arrays (each on its own
+    row tiles: ``TilingAttr.row_tiles_of``); when one column tile alone is
+    larger than them, each column tile cut by its row tiles (then chunks
+    add partial sums)."""
     n, rows = tiling.field("n"), tiling.field("rows")
     per_array = tiling.outputs_per_array
-    cell_rows, cell_cols = array_cells(tiling)
+    cells = array_cells(tiling)
     tiles = [
         (
             tiling.row_tiles_of(c),
@@ -145,13 +125,12 @@ def _plan_ragged(tiling: TilingAttr, available: int) -> list[Chunk]:
     if tiling.field("row_tiles") > available:
         return [
             Chunk(
-                r * rows,
-                min(held, (r + available) * rows),
-                c * per_array,
-                c * per_array + outputs,
+                k_offset + r * rows,
+                k_offset + min(held, (r + available) * rows),
+                n_offset + c * per_array,
+                n_offset + c * per_array + outputs,
                 min(count, r + available) - r,
-                cell_rows,
-                cell_cols,
+                *cells,
                 min(count, r + available) - r,
             )
             for c, (count, held, outputs) in enumerate(tiles)
@@ -164,24 +143,17 @@ def _plan_ragged(tiling: TilingAttr, available: int) -> list[Chunk]:
         while stop < len(tiles) and arrays + tiles[stop][0] <= available:
             arrays += tiles[stop][0]
             stop += 1
-        part = tiles[start:stop]
-        k1 = max(held for _, held, _ in part)
-        columns = tuple((held, outputs) for _, held, outputs in part)
+        columns = [(held, outputs) for _, held, outputs in tiles[start:stop]]
         chunks.append(
-            Chunk(
-                0,
-                k1,
-                start * per_array,
-                min(n, stop * per_array),
-                arrays,
-                cell_rows,
-                cell_cols,
-                max(count for count, _, _ in part),
-                columns=() if all(held == k1 for held, _ in columns) else columns,
-            )
+            column_run(columns, k_offset, n_offset + start * per_array, rows, cells)
         )
         start = stop
     return chunks
+
+
+def whole_copy(tiling: TilingAttr) -> Chunk:
+    """One copy of the weight on as many arrays as it takes, as one chunk."""
+    return _memoized_plan(tiling, tiling.arrays_per_copy)[0]
 
 
 def plan_chunks(tiling: TilingAttr, available: int) -> list[Chunk]:
@@ -207,8 +179,6 @@ def _cut(tiling: TilingAttr, available: int) -> list[Chunk]:
     k, n, groups = (tiling.field(f) for f in ("k", "n", "groups"))
     if available < 1:
         raise ValueError("no arrays available for a weight chunk")
-    if tiling.ragged:
-        return _plan_ragged(tiling, available)
     if groups == 1:
         return _plan_matrix(tiling, available, 0, 0)
     cell_rows, cell_cols = array_cells(tiling)

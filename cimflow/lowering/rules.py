@@ -177,8 +177,7 @@ def chunk_column_row_tiles(tiling: TilingAttr, chunk: Chunk) -> list[int]:
     """Row tiles (arrays) of each column tile of a chunk, in placement
     order; an array of packed groups counts as one column tile."""
     if chunk.columns:
-        rows = tiling.field("rows")
-        return [-(-held // rows) for held, _ in chunk.columns]
+        return chunk.column_row_tiles
     spans = array_k_spans(tiling, chunk)
     row_tiles = max(1, chunk.row_tiles if tiling.field("groups_per_array") == 1 else 1)
     return [

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from xdsl.ir import SSAValue
 
-from cimflow.analysis.tile_mapping import Chunk, plan_chunks
+from cimflow.analysis.tile_mapping import Chunk, column_run, plan_chunks
 from cimflow.cimdialect import cim_meta, cim_tile
 from cimflow.cimdialect.cim_graph import ints
 from cimflow.errors import CimError
@@ -96,43 +96,34 @@ def _ragged_parts(
     rows, outputs = tiling.field("rows"), tiling.outputs_per_array
     cells = chunk.rows, chunk.cols
     parts: list[tuple[int, Chunk]] = []
-    offset = 0
-    pending: list[tuple[int, int, int]] = []  # (column, rows held, outputs)
+    offset, size = 0, 0
+    pending: list[tuple[int, int]] = []  # (rows held, outputs)
+    first = 0  # the column tile pending starts at
 
     def flush() -> None:
-        if not pending:
-            return
-        first = pending[0][0]
-        n0 = chunk.n0 + first * outputs
-        k1 = max(held for _, held, _ in pending)
-        count = sum(-(-held // rows) for _, held, _ in pending)
-        columns = tuple((held, width) for _, held, width in pending)
-        ragged = () if all(held == k1 for held, _ in columns) else columns
-        n1 = n0 + sum(width for _, _, width in pending)
-        tiles = max(-(-held // rows) for _, held, _ in pending)
-        parts.append(
-            (offset - count, Chunk(0, k1, n0, n1, count, *cells, tiles, columns=ragged))
-        )
-        pending.clear()
+        nonlocal offset
+        if pending:
+            part = column_run(pending, 0, chunk.n0 + first * outputs, rows, cells)
+            parts.append((offset, part))
+            offset += part.arrays
+            pending.clear()
 
-    size = 0
     for column, (held, width) in enumerate(chunk.columns):
         column_bytes = held * width * hw.weight_bytes
-        if column_bytes > room:
+        if column_bytes > room or size + column_bytes > room:
             flush()
             size = 0
+        if column_bytes > room:
             n0 = chunk.n0 + column * outputs
             for r0 in range(0, held, rows):
                 r1 = min(held, r0 + rows)
                 parts.append((offset, Chunk(r0, r1, n0, n0 + width, 1, *cells, 1)))
                 offset += 1
             continue
-        if size + column_bytes > room:
-            flush()
-            size = 0
-        pending.append((column, held, width))
+        if not pending:
+            first = column
+        pending.append((held, width))
         size += column_bytes
-        offset += -(-held // rows)
     flush()
     return parts
 
