@@ -268,7 +268,9 @@ def useful_choices(
 # -- segments and pipelines --------------------------------------------------
 
 
-def _segment_of(op: Operation) -> int | None:
+def segment_of(op: Operation) -> int | None:
+    """The segment an allocated MVM or vector op runs in (None: not known
+    from the op itself)."""
     if isinstance(op, cim_tile.MVMOp) and op.alloc is not None:
         return op.alloc.field("segment")
     if isinstance(op, cim_tile.VectorOp) and op.segment is not None:
@@ -299,7 +301,7 @@ def pipeline_plans(
     blocked: dict[Operation, BlockPlan] = {}
     current = 0
     for op in function.body.block.ops:
-        segment = _segment_of(op)
+        segment = segment_of(op)
         if segment is not None:
             current = segment
         if not isinstance(
@@ -426,7 +428,7 @@ def _collect_rows(
     by_index = {segment.index: segment for segment in segments}
     current = 0
     for op in function.body.block.ops:
-        segment = _segment_of(op)
+        segment = segment_of(op)
         current = current if segment is None else segment
         rows = feature_rows(op, layouts[op]) if op in layouts else None
         if rows is not None and current in by_index:

@@ -77,6 +77,8 @@ class SpaceAllocator(Generic[Token]):
     """Bytes of each live allocation, by tensor."""
     peak: int = 0
     """Most bytes live at once, in program order."""
+    held: list[_Released[Token]] = field(default_factory=lambda: [])
+    """Released bytes no grant may take until :meth:`unhold`."""
     fresh_after: list[Token] = field(default_factory=lambda: [])
     """Ops a grant of fresh bytes waits for (for a buffer whose bytes
     others used before it existed: what ended their use)."""
@@ -130,11 +132,24 @@ class SpaceAllocator(Generic[Token]):
         self.peak = max(self.peak, self.used)
         return grant
 
-    def release(self, tensor: str, token: Token, at: int = 0) -> int:
+    def release(
+        self, tensor: str, token: Token, at: int = 0, hold: bool = False
+    ) -> int:
         """``tensor``'s bytes are released by the op ``token``, expected at
-        cycle ``at``; returns them."""
+        cycle ``at`` (``hold``: no grant takes them before :meth:`unhold`);
+        returns them."""
         nbytes = self.live.pop(tensor)
         if nbytes:
-            heapq.heappush(self.released, _Released(at, self.releases, nbytes, token))
+            released = _Released(at, self.releases, nbytes, token)
+            if hold:
+                self.held.append(released)
+            else:
+                heapq.heappush(self.released, released)
             self.releases += 1
         return nbytes
+
+    def unhold(self) -> None:
+        """Let grants take the bytes :meth:`release` held."""
+        for released in self.held:
+            heapq.heappush(self.released, released)
+        self.held = []

@@ -166,6 +166,7 @@ class ArrayPlacement(WeightStreaming):
             if state.allocated:
                 self.free(state)
         self.segment_loads = {}
+        self.buffer.unhold()
 
     def read_out_prefetched(
         self, compute: set[int]

@@ -4,17 +4,26 @@ evictions that move it between levels."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import cast
 
-from xdsl.ir import SSAValue
+from xdsl.ir import Operation, SSAValue
 
+from cimflow.analysis.allocation import segment_of
+from cimflow.analysis.blocking import Band, BlockPlan
+from cimflow.analysis.rings import ring_depth
 from cimflow.cimdialect import cim_meta
+from cimflow.errors import CimError
 from cimflow.lowering.kv_cache import KvCache
 from cimflow.lowering.placement import (
+    VIEW_KINDS,
     Location,
+    Ring,
     TensorState,
     spread_bytes,
 )
+from cimflow.lowering.state import order_by_dependences
 
 
 class BufferPlacement(KvCache):
@@ -27,23 +36,28 @@ class BufferPlacement(KvCache):
         return self.last_use.get(value, self.position)
 
     def place(
-        self, names: Sequence[str], values: Sequence[SSAValue]
+        self,
+        names: Sequence[str],
+        values: Sequence[SSAValue],
+        ring: Ring | None = None,
     ) -> tuple[list[TensorState], list[cim_meta.AllocAttr], list[SSAValue]]:
         """Where an op's new tensors live (together: the global buffer when
         they all fit, an activations buffer when they all fit there, else
         DRAM), the allocations its first writer makes, and what that writer
-        waits for (space released by earlier frees)."""
+        waits for (space released by earlier frees). A tensor held in a
+        ``ring`` takes the ring's bytes of the global buffer."""
         sizes = [self.tensor_bytes(v) for v in values]
+        held = sizes if ring is None else [ring.nbytes]
         states: list[TensorState] = []
         for name, value, nbytes in zip(names, values, sizes, strict=True):
             state = TensorState(name, nbytes, Location.DRAM)
             state.release_at = self.last_reader(value)
             self.tensors[name] = state
             states.append(state)
-        if sum(sizes) <= self.buffer.available:
+        if sum(held) <= self.buffer.available:
             after: list[SSAValue] = []
-            for state, value in zip(states, values, strict=True):
-                grant = self.buffer.allocate(state.name, state.nbytes)
+            for state, value, nbytes in zip(states, values, held, strict=True):
+                grant = self.buffer.allocate(state.name, nbytes)
                 self.grants[state.name] = grant
                 after += grant.after
                 state.level, state.allocated = Location.BUFFER, True
@@ -56,9 +70,12 @@ class BufferPlacement(KvCache):
                     state.release_at = max(self.position, reader)
                 self.release_after(state)
             allocs = [
-                cim_meta.AllocAttr.get(s.name, s.nbytes, Location.BUFFER)
-                for s in states
+                cim_meta.AllocAttr.get(s.name, nbytes, Location.BUFFER)
+                for s, nbytes in zip(states, held, strict=True)
             ]
+            if ring is not None:
+                ring.segment = self.segment
+                self.rings[states[0].name] = ring
             return states, allocs, after
         spill = self.spill_arrays
         taken = 0 if spill is None else spread_bytes(sizes, spill[0])
@@ -96,8 +113,161 @@ class BufferPlacement(KvCache):
         self.releases.setdefault(state.release_at, []).append(state)
 
     def read(self, state: TensorState, token: SSAValue) -> None:
-        """``token`` reads ``state``: what holds its bytes is freed after it."""
-        state.owner.readers.append(token)
+        """``token`` reads ``state``: what holds its bytes is freed after it
+        (and, in a ring, the slot of each band it reads is written again
+        after it)."""
+        owner = state.owner
+        owner.readers.append(token)
+        ring = self.rings.get(owner.name)
+        if ring is None:
+            return
+        for band in sorted(self.bands_read(ring, token)):
+            later = band + ring.depth
+            if later < ring.count:
+                ring.waits.setdefault(later, []).append(token)
+
+    def bands_read(self, ring: Ring, token: SSAValue) -> frozenset[int]:
+        """The bands of a ringed tensor the op ``token`` reads: those whose
+        ops it waits for, directly or through the views made of them."""
+        found: set[int] = set()
+        for operand in cast(Operation, token.owner).operands:
+            band = ring.band_of.get(operand)
+            if band is not None:
+                found.add(band)
+            else:
+                found |= self.viewed_bands(ring, operand)
+        return frozenset(found)
+
+    def viewed_bands(self, ring: Ring, value: SSAValue) -> frozenset[int]:
+        """The bands of a ringed tensor a view op ``value`` was made of."""
+        known = ring.viewed.get(value)
+        if known is not None:
+            return known
+        op = value.owner
+        bands: frozenset[int] = frozenset()
+        if (
+            isinstance(op, cim_meta.VectorOp)
+            and op.kind.data in VIEW_KINDS
+            and not op.element_ops.value.data
+        ):
+            bands = self.bands_read(ring, value)
+        ring.viewed[value] = bands
+        return bands
+
+    def holds(self, release: SSAValue) -> bool:
+        """Whether the bytes a free releases wait for the segment's end
+        before another tensor takes them: in a segment of :attr:`holding`,
+        a free that waits for a ring's gate, which an op taking its bytes
+        (a reader of the ring) would wait for too, maybe for a band the
+        ring holds after the one it reads, a cycle (:meth:`close_rings`)."""
+        return self.segment in self.holding and release in self.gated
+
+    def plan_ring(
+        self, value: SSAValue, plan: BlockPlan | None, steps: Sequence[Band | None]
+    ) -> Ring | None:
+        """A ring for ``value``, made in ``steps`` by the op being lowered,
+        when it does not fit the global buffer whole but a ring of its bands
+        does (:func:`~cimflow.analysis.rings.ring_depth`)."""
+        if plan is None or len(steps) < 2 or self.names[value] in self.unringed:
+            return None
+        nbytes = self.tensor_bytes(value)
+        available = self.buffer.available
+        spill = self.spill_arrays
+        if nbytes <= available or (
+            spill is not None and spread_bytes([nbytes], spill[0]) <= spill[1]
+        ):
+            return None  # whole in the buffer, or in the activations buffer
+        depth = ring_depth(
+            self.body,
+            self.position,
+            value,
+            self.plans,
+            self.dataflows[self.segment][1],
+            segment_of,
+        )
+        if depth is None:
+            return None
+        rows = plan.output.rows
+        band_bytes = max(
+            math.ceil(nbytes * (band[1] - band[0]) / rows)
+            for band in steps
+            if band is not None
+        )
+        if depth * band_bytes > available // 2:
+            return None
+        return Ring(depth, len(steps), band_bytes)
+
+    def ring_slot(self, target: TensorState, band: int) -> SSAValue:
+        """What the writers of ``band`` of a ringed tensor wait for: the
+        first ``depth`` bands allocate a slot each (waiting only for the
+        slot's bytes), a later band waits for its slot's allocation and
+        (:meth:`close_rings`) for the reads of the band it held before."""
+        ring = self.rings[target.name]
+        slot = band % ring.depth
+        if band < ring.depth:
+            start = slot * ring.band_bytes
+            after = self.grants[target.name].after_range(start, start + ring.band_bytes)
+            token = self.emit(
+                cim_meta.SegmentOp(
+                    self.segment,
+                    self.deps(*after),
+                    label=f"allocate {target.name} slot {slot}",
+                    allocs=[
+                        cim_meta.AllocAttr.get(
+                            target.name, ring.band_bytes, Location.BUFFER
+                        )
+                    ],
+                )
+            )
+            ring.slots.append(token)
+            return token
+        gate = self.emit(
+            cim_meta.SegmentOp(
+                self.segment,
+                [ring.slots[slot]],
+                label=f"{target.name} band {band} into slot {slot}",
+            )
+        )
+        ring.gates[band] = gate
+        self.gated.add(gate)
+        return gate
+
+    def close_rings(self) -> set[str]:
+        """Make each gate of a ringed tensor wait for the reads of the band
+        its slot held before (ops emitted after it), and put the block back
+        in an order where every op follows what it waits for. When those
+        waits close a cycle (a read that waits, through an allocation, for
+        a band the ring holds after it), the names of the ringed tensors on
+        it, to lower again without their rings; else none."""
+        gates: dict[Operation, str] = {}
+        for name, ring in self.rings.items():
+            for band, gate in ring.gates.items():
+                waits = ring.waits.get(band)
+                if waits:
+                    old = gate.owner
+                    assert isinstance(old, cim_meta.SegmentOp)
+                    new = cim_meta.SegmentOp(
+                        ring.segment,
+                        list(dict.fromkeys([*old.operands, *waits])),
+                        label=old.label.data if old.label is not None else None,
+                    )
+                    new.attributes.update(old.attributes)
+                    self.block.add_op(new)
+                    old.results[0].replace_all_uses_with(new.results[0])
+                    old.detach()
+                    old.erase()
+                    ring.gates[band] = gate = new.results[0]
+                gates[cast(Operation, gate.owner)] = name
+        if not gates:
+            return set()
+        cycle = order_by_dependences(self.block)
+        looped = {gates[op] for op in cycle if op in gates}
+        if cycle and not looped:
+            raise CimError(
+                f"the schedule's ops wait for each other in a cycle at "
+                f"'{cycle[0].name}', through no ring buffer"
+            )
+        return looped
 
     def release_finished(self) -> None:
         """Free what nothing reads after the op just lowered."""
@@ -137,7 +307,9 @@ class BufferPlacement(KvCache):
         )
         state.allocated = False
         if state.level == Location.BUFFER:
-            self.buffer.release(state.name, token, self.expected[token])
+            self.buffer.release(
+                state.name, token, self.expected[token], self.holds(token)
+            )
             self.grants.pop(state.name, None)
         if stored:
             state.level = Location.DRAM
@@ -238,7 +410,7 @@ class BufferPlacement(KvCache):
                 label=place,
             )
         )
-        self.buffer.release(place, token, self.expected[token])
+        self.buffer.release(place, token, self.expected[token], self.holds(token))
 
     def load_to_buffer(
         self,

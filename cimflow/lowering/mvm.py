@@ -124,13 +124,15 @@ class MvmLowering(ArrayPlacement):
         source = self.state(in_name)
         window = self.window_of(in_name)
         out_name = self.declare(mvm.output)
-        (target,), allocs, after = self.place([out_name], [mvm.output])
         plan = self.step_plan(mvm)
         steps = self.steps(plan)
-        in_parts = self.writes_in_parts([target], allocs, len(steps))
+        ring = self.plan_ring(mvm.output, plan, steps)
+        (target,), allocs, after = self.place([out_name], [mvm.output], ring)
+        ringed = out_name in self.rings
+        in_parts = not ringed and self.writes_in_parts([target], allocs, len(steps))
         opened = (
             None
-            if in_parts
+            if in_parts or ringed
             else self.open_output(
                 target, allocs, [*after, *source.tokens(self.first_needs(plan, 0))]
             )
@@ -153,6 +155,8 @@ class MvmLowering(ArrayPlacement):
                 span, needed = plan.output.elements(band), plan.needs(0, band)
             if in_parts:
                 opened = self.open_part(target, span, vectors)
+            elif ringed:
+                opened = self.ring_slot(target, index)
             if self.residual is not None:
                 self.residual.tokens = self.residual.skip.tokens(
                     self.skip_rows(self.residual.skip.name, plan, band)
@@ -172,6 +176,8 @@ class MvmLowering(ArrayPlacement):
                     block,
                 )
             produced += [(band, token) for token in finished]
+            if ringed:
+                self.rings[out_name].band_of.update(dict.fromkeys(finished, index))
         self.residual = None
         self.input_scale = None
         self.output_scale = None

@@ -87,6 +87,33 @@ class TensorState:
         return cim_meta.PlaceAttr.get(self.name, self.level, self.arrays)
 
 
+@dataclass
+class Ring:
+    """A tensor made in ``count`` bands and held in a ring of ``depth`` slots
+    of ``band_bytes`` each (:mod:`cimflow.analysis.rings`): band ``j`` goes
+    into slot ``j % depth`` once every op that reads band ``j - depth`` has
+    read it."""
+
+    depth: int
+    count: int
+    band_bytes: int
+    segment: int = 0
+    slots: list[SSAValue] = field(default_factory=lambda: [])
+    """The allocation of each slot (made by the band first written there)."""
+    gates: dict[int, SSAValue] = field(default_factory=lambda: {})
+    """For each band past the first ``depth``: what its writers wait for."""
+    waits: dict[int, list[SSAValue]] = field(default_factory=lambda: {})
+    """For each such band: the reads of the band its slot held before."""
+    band_of: dict[SSAValue, int] = field(default_factory=lambda: {})
+    """The ops after which each band exists, to the band."""
+    viewed: dict[SSAValue, frozenset[int]] = field(default_factory=lambda: {})
+    """Views made of its bands, to those bands."""
+
+    @property
+    def nbytes(self) -> int:
+        return self.depth * self.band_bytes
+
+
 def spread_bytes(sizes: list[int], arrays: cim_meta.ArrayRangesAttr) -> int:
     """Bytes tensors of ``sizes`` take of the memory-mode ``arrays``: the
     simulator splits each evenly, the first ``nbytes % count`` arrays taking

@@ -5,6 +5,7 @@ bands of a pipelined segment, array and core ranges, copy layouts)."""
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from cimflow.cost_model import (
 )
 from cimflow.hw_targets import HardwareTarget
 from cimflow.lowering.allocator import Grant, SpaceAllocator
-from cimflow.lowering.placement import Location, TensorState
+from cimflow.lowering.placement import Location, Ring, TensorState
 from cimflow.lowering.rules import (
     RowIndices,
     Span,
@@ -343,6 +344,60 @@ class FusedResidual:
     """What the current step's accumulations wait for (the skip's rows)."""
 
 
+def order_by_dependences(block: Block) -> list[Operation]:
+    """Reorder ``block`` so that every op follows the ops it waits for,
+    keeping the order it has wherever that already holds (the earliest op
+    ready goes first): gates that wait for ops emitted after them
+    (:meth:`~cimflow.lowering.buffers.BufferPlacement.close_rings`) move
+    behind those ops, and so does everything waiting for them. When no
+    such order exists, ``block`` stays as it is and the ops of one cycle of
+    waits are returned (else none)."""
+    ops = list(block.ops)
+    position = {op: index for index, op in enumerate(ops)}
+    waits_for: list[list[int]] = [[] for _ in ops]
+    users: list[list[int]] = [[] for _ in ops]
+    for index, op in enumerate(ops):
+        for operand in op.operands:
+            owner = position.get(cast(Operation, operand.owner))
+            if owner is not None:
+                waits_for[index].append(owner)
+                users[owner].append(index)
+    waiting = [len(w) for w in waits_for]
+    ready = [index for index, count in enumerate(waiting) if not count]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        index = heapq.heappop(ready)
+        order.append(index)
+        for user in users[index]:
+            waiting[user] -= 1
+            if not waiting[user]:
+                heapq.heappush(ready, user)
+    if len(order) != len(ops):
+        return [ops[i] for i in _cycle(waits_for, waiting)]
+    if order != list(range(len(ops))):
+        for op in ops:
+            op.detach()
+        block.add_ops(ops[index] for index in order)
+    return []
+
+
+def _cycle(waits_for: Sequence[Sequence[int]], waiting: Sequence[int]) -> list[int]:
+    """One cycle among the ops still ``waiting`` (each waits for one of
+    them, so following those waits must come back to an op)."""
+    step = {
+        index: next(d for d in waits_for[index] if waiting[d])
+        for index, count in enumerate(waiting)
+        if count
+    }
+    seen: dict[int, int] = {}
+    index = next(iter(step))
+    while index not in seen:
+        seen[index] = len(seen)
+        index = step[index]
+    return [i for i, at in seen.items() if at >= seen[index]]
+
+
 @dataclass
 class BuilderState:
     """The state of one function's lowering (see :mod:`cimflow.lowering.builder`)."""
@@ -384,6 +439,23 @@ class BuilderState:
         default_factory=lambda: SpaceAllocator[SSAValue](0)
     )
     """The global buffer."""
+    rings: dict[str, Ring] = field(default_factory=lambda: {})
+    """Tensors held in a ring of some of their bands, by name."""
+    unringed: frozenset[str] = frozenset()
+    """Tensors never held in a ring (their ring's waits closed a cycle)."""
+    gated: set[SSAValue] = field(default_factory=lambda: set())
+    """Ops that wait, directly or not, for a ring's gate
+    (:meth:`~cimflow.lowering.buffers.BufferPlacement.ring_slot`)."""
+    holding: frozenset[int] = frozenset()
+    """Segments whose rings' waits closed a cycle through an allocation:
+    the bytes their ops release after a ring's gate wait for the segment's
+    end before another tensor takes them
+    (:meth:`~cimflow.lowering.buffers.BufferPlacement.holds`)."""
+    plans: Mapping[Operation, BlockPlan] = field(default_factory=lambda: {})
+    """How every operator of a pipelined segment is cut into bands
+    (:func:`~cimflow.analysis.allocation.pipeline_plans`)."""
+    body: Sequence[Operation] = ()
+    """The ops of the function being lowered (``position`` indexes them)."""
     grants: dict[str, Grant[SSAValue]] = field(default_factory=lambda: {})
     """The global-buffer bytes each tensor placed there was granted."""
     local: dict[tuple[int, str], SpaceAllocator[SSAValue]] = field(
@@ -554,12 +626,17 @@ class BuilderState:
         self.block.add_op(op)
         expected, sinks = self.expected, self.sinks
         ready = 0
+        gated = self.gated
+        behind = False
         for dep in op.operands:
             sinks.pop(dep, None)
             at = expected[dep]
             if at > ready:
                 ready = at
+            behind = behind or dep in gated
         token = op.results[0]
+        if behind:
+            gated.add(token)
         sinks[token] = None
         expected[token] = self.expect(op, ready)
         for arrays in arrays_named(op):

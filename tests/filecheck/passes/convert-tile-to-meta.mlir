@@ -447,6 +447,37 @@ builtin.module {
 // CHECK-NOT:     cim_meta.free [#cim_meta.place<"b.w" memory
 // CHECK:         cim_meta.mvm "b.w" arrays <4:8> {{.*}} after({{.*}}%[[IN]])
 
+// -----
+
+// A tensor held in a ring of its bands: %a (640 rows of 8 one-byte values,
+// 5120 bytes) does not fit tiny's 4096-byte global buffer, but l2.w reads
+// it row band by row band (8 bands of 80 rows, 640 bytes each) right behind
+// l1.w. It lives in two slots of one band (1280 bytes) instead of going to
+// DRAM: bands 0 and 1 allocate a slot each; band 2 goes into slot 0 once
+// the reads of band 0 (l2.w's moves of its rows into its cores) are done,
+// and l1.w's ops for band 2 wait for that gate. The gates wait for ops
+// emitted after them, so the pass orders the schedule by what waits for
+// what (each gate right after the reads it waits for).
+builtin.module attributes {cim_tile.strategy = "pimcomp-ll"} {
+  func.func @ring(%x: tensor<640x32xf32>) -> tensor<640x24xf32> {
+    cim_tile.dataflow segment 0 rows blocks 8
+    %a = cim_tile.mvm %x weight "l1.w" layout kn tiling <k = 32, n = 8, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 1, col_tiles = 1, groups_per_array = 1> alloc <segment = 0, copies = 1, chunks = 1> mode <compute> : tensor<640x32xf32> -> tensor<640x8xf32>
+    %b = cim_tile.mvm %a weight "l2.w" layout kn tiling <k = 8, n = 24, groups = 1, rows = 32, cols = 32, bit_slices = 4, row_tiles = 1, col_tiles = 3, groups_per_array = 1> alloc <segment = 0, copies = 1, chunks = 1> mode <compute> : tensor<640x8xf32> -> tensor<640x24xf32>
+    func.return %b : tensor<640x24xf32>
+  }
+}
+
+// CHECK-LABEL: cim_meta.schedule @ring
+// CHECK:         %[[SLOT0:[0-9]+]] = cim_meta.segment 0 label "allocate a slot 0" allocs [#cim_meta.alloc<"a" 640 bytes buffer>]
+// CHECK:         cim_meta.segment 0 label "allocate a slot 1" allocs [#cim_meta.alloc<"a" 640 bytes buffer>]
+// CHECK:         %[[READ:[0-9]+]] = cim_meta.move "a" 64 bytes in cores <0:1> block [0, 0, 80] segment 0 label "l2.w"
+// CHECK:         %[[GATE:[0-9]+]] = cim_meta.segment 0 label "a band 2 into slot 0" after(%[[SLOT0]], %[[READ]],
+// CHECK-NEXT:    cim_meta.load "input0" {{.*}} after(%[[GATE]],
+// CHECK-NOT:     #cim_meta.alloc<"a" {{[0-9]+}} bytes buffer>
+// CHECK:         cim_meta.segment 0 label "a band 7 into slot 1"
+// CHECK-NOT:     cim_meta.store "a"
+// CHECK:         cim_meta.free [#cim_meta.place<"a" buffer>]
+
 // Activation-by-activation matmuls on arrays (Inputs/dynamic_matmul.mlir on
 // tiny_dynamic: tiny with array.dynamic_matmul = true). The scores q @ kt of
 // 2 heads: q is read as 4 rows of 2 x 8 (rows first: a transpose the MVM's

@@ -1,0 +1,210 @@
+"""Tensors made in bands held in rings of their bands.
+
+A 3 x 3 convolution's output, 16 rows of 128 bytes, read a row or two
+behind by the next 3 x 3 convolution of a segment pipelined in 16 one-row
+bands, does not fit a 1.5 KiB global buffer whole; it lives in a ring of
+four one-row slots there (512 bytes) instead of going to DRAM and back. The
+schedule never holds more of its rows than the ring has room for (checked
+from what each op writes and reads, against the simulated times), stays
+within every capacity, and computes the model exactly."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from functional_models import save_model
+from onnx import TensorProto, helper, numpy_helper
+from test_buffer_spills import tiny_with, within_capacities
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Block, Operation
+
+from cimflow.analysis.allocation import batch_size, pipeline_plans, segment_of
+from cimflow.analysis.rings import SLACK_BANDS, ring_depth
+from cimflow.cimdialect import cim_meta, cim_tile
+from cimflow.cimdialect.cim_tile import Dataflow
+from cimflow.cimsim.engine import SimResult
+from cimflow.cimsim.trace import MvmOp, Trace, VectorOp
+from cimflow.lowering.state import order_by_dependences
+from cimflow.tools.cim_verify import compile_model, module_trace, verify_trace
+
+ROW_BYTES = 16 * 8
+"""One row of the middle tensor: 16 pixels of 8 one-byte channels."""
+
+PIPELINE = (
+    "convert-graph-to-tile,cim-pimcomp-allocate{dataflow=latency blocks=16},"
+    "convert-tile-to-meta"
+)
+"""PIMCOMP's latency dataflow in one-row bands."""
+
+
+def conv_chain(directory: Path, second_output: bool = False) -> Path:
+    """x [1, 4, 16, 16] -> Conv 3x3 -> Relu -> Conv 3x3 -> Relu (8 channels);
+    with ``second_output`` the first Relu's result is a model output too."""
+    rng = np.random.default_rng(0)
+    first = (rng.standard_normal((8, 4, 3, 3)) / 5).astype(np.float32)
+    second = (rng.standard_normal((8, 8, 3, 3)) / 5).astype(np.float32)
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])]
+    if second_output:
+        outputs.append(
+            helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 8, 16, 16])
+        )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["a"], ["r"]),
+            helper.make_node("Conv", ["r", "w2"], ["b"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["b"], ["y"]),
+        ],
+        "chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 16, 16])],
+        outputs,
+        [numpy_helper.from_array(first, "w1"), numpy_helper.from_array(second, "w2")],
+    )
+    return save_model(graph, directory / f"chain{int(second_output)}.onnx")
+
+
+def compiled(directory: Path, model: Path, global_bytes: int) -> Trace:
+    target = tiny_with(
+        directory, f"gb{global_bytes}", buffers={"global_bytes": global_bytes}
+    )
+    module = compile_model(model, target, PIPELINE)
+    return module_trace(module, str(model))
+
+
+def ring_bytes(trace: Trace, tensor: str) -> int:
+    """Bytes the trace allocates for ``tensor`` in the global buffer."""
+    return sum(
+        alloc.nbytes
+        for op in trace.ops
+        for alloc in op.allocs
+        if alloc.tensor == tensor and alloc.level == "buffer"
+    )
+
+
+def most_rows_held(trace: Trace, result: SimResult) -> int:
+    """The most rows of the first convolution's output (``t.1``) held at
+    once: a row is held from the start of the first op writing it (an MVM
+    of ``w1`` or an accumulation of ``t.1``, by the vectors it covers, 16 a
+    row) to the end of the last MVM of ``w2`` whose 3 x 3 window reads it."""
+    first_write: dict[int, int] = {}
+    last_read: dict[int, int] = {}
+    for op in trace.ops:
+        span: tuple[int, int] | None = None
+        if isinstance(op, MvmOp) and op.output == "t.1":
+            span = op.v
+        elif isinstance(op, VectorOp) and op.outputs == ("t.1",) and op.block:
+            span = (op.block[1], op.block[2])
+        if span is not None:
+            for row in range(span[0] // 16, math.ceil(span[1] / 16)):
+                start = result.start[op.id]
+                first_write[row] = min(first_write.get(row, start), start)
+        if isinstance(op, MvmOp) and op.weight == "w2":
+            rows = range(
+                max(0, op.v[0] // 16 - 1), min(16, math.ceil(op.v[1] / 16) + 1)
+            )
+            for row in rows:
+                last_read[row] = max(last_read.get(row, 0), result.finish[op.id])
+    assert set(first_write) == set(last_read) == set(range(16))
+    events = sorted(
+        [(first_write[r], 1) for r in range(16)]
+        + [(last_read[r], -1) for r in range(16)]
+    )
+    held = most = 0
+    for _, change in events:
+        held += change
+        most = max(most, held)
+    return most
+
+
+def test_a_tensor_read_a_few_rows_behind_lives_in_a_ring(tmp_path: Path) -> None:
+    model = conv_chain(tmp_path)
+    trace = compiled(tmp_path, model, 1536)
+    assert ring_bytes(trace, "t.1") == 4 * ROW_BYTES
+    assert all(
+        op.out_to == "buffer" for op in trace.ops if isinstance(op, MvmOp)
+    )  # nothing of it goes to DRAM
+    result = within_capacities(trace)
+    assert most_rows_held(trace, result) <= 4
+    assert verify_trace(trace, model, "exact").passed
+
+
+def test_a_tensor_that_fits_whole_takes_no_ring(tmp_path: Path) -> None:
+    model = conv_chain(tmp_path)
+    trace = compiled(tmp_path, model, 65536)
+    assert ring_bytes(trace, "t.1") == 16 * ROW_BYTES
+    assert verify_trace(trace, model, "exact").passed
+
+
+def test_a_model_output_takes_no_ring(tmp_path: Path) -> None:
+    """A tensor the model returns is stored whole: it goes to DRAM as its
+    bands are made, as before rings."""
+    model = conv_chain(tmp_path, second_output=True)
+    trace = compiled(tmp_path, model, 1536)
+    assert ring_bytes(trace, "t.1") in (0, 16 * ROW_BYTES)
+    within_capacities(trace)
+    assert verify_trace(trace, model, "exact").passed
+
+
+def allocated_chain(tmp_path: Path, second_output: bool = False) -> func.FuncOp:
+    model = conv_chain(tmp_path, second_output)
+    target = tiny_with(tmp_path, "roomy", buffers={"global_bytes": 65536})
+    module: ModuleOp = compile_model(
+        model,
+        target,
+        "convert-graph-to-tile,cim-pimcomp-allocate{dataflow=latency}",
+    )
+    (function,) = [op for op in module.ops if isinstance(op, func.FuncOp)]
+    return function
+
+
+@pytest.mark.parametrize("second_output", [False, True])
+def test_ring_depth_of_a_window_chain(tmp_path: Path, second_output: bool) -> None:
+    """A 3 x 3 window over 2-row bands reads the band before and after its
+    own: the reader of band ``k`` waits for band ``k + 1`` of the
+    producer, whose writers would wait for the reads of band ``k + 1 -
+    depth``; so ``depth`` is at least 3 (lead 2 plus one), plus the slack."""
+    function = allocated_chain(tmp_path, second_output)
+    plans = pipeline_plans(
+        function, lambda _segment: Dataflow.ROWS, batch_size(function)
+    )
+    ops = list(function.body.block.ops)
+    first = next(
+        i
+        for i, op in enumerate(ops)
+        if isinstance(op, cim_tile.MVMOp) and op.weight.data == "w1"
+    )
+    depth = ring_depth(ops, first, ops[first].results[0], plans, 8, segment_of)
+    assert depth == (None if second_output else 2 + 1 + SLACK_BANDS)
+
+
+def labels(ops: Iterable[Operation]) -> list[str]:
+    return [
+        op.label.data
+        for op in ops
+        if isinstance(op, cim_meta.SegmentOp) and op.label is not None
+    ]
+
+
+def test_order_by_dependences_moves_ops_behind_what_they_wait_for() -> None:
+    block = Block()
+    first = cim_meta.SegmentOp(0, [], label="first")
+    gate = cim_meta.SegmentOp(0, [first.results[0]], label="gate")
+    writer = cim_meta.SegmentOp(0, [gate.results[0]], label="writer")
+    reader = cim_meta.SegmentOp(0, [first.results[0]], label="reader")
+    block.add_ops([first, gate, writer, reader])
+    assert order_by_dependences(block) == []
+    assert labels(block.ops) == ["first", "gate", "writer", "reader"]
+    # the gate now waits for the reader, emitted after it
+    gate.operands = [first.results[0], reader.results[0]]
+    assert order_by_dependences(block) == []
+    assert labels(block.ops) == ["first", "reader", "gate", "writer"]
+    # and a reader that waits for the writer closes a cycle
+    reader.operands = [writer.results[0]]
+    cycle = order_by_dependences(block)
+    assert set(labels(cycle)) == {"gate", "writer", "reader"}
+    assert labels(block.ops) == ["first", "reader", "gate", "writer"]
