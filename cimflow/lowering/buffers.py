@@ -238,7 +238,8 @@ class BufferPlacement(KvCache):
         in an order where every op follows what it waits for. When those
         waits close a cycle (a read that waits, through an allocation, for
         a band the ring holds after it), the names of the ringed tensors on
-        it, to lower again without their rings; else none."""
+        it, to lower again holding their segment's released bytes back (or,
+        if it already did, without those rings); else none."""
         gates: dict[Operation, str] = {}
         for name, ring in self.rings.items():
             for band, gate in ring.gates.items():
