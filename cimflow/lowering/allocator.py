@@ -107,6 +107,10 @@ class SpaceAllocator(Generic[Token]):
         if tensor in self.live:
             raise ValueError(f"'{tensor}' is already allocated")
         if nbytes > self.available:
+            # what was sized before bytes were held back may need them:
+            # taking them may close a cycle, which the caller then finds
+            self.unhold()
+        if nbytes > self.available:
             raise ValueError(
                 f"'{tensor}' needs {nbytes} bytes, {self.available} are free"
             )

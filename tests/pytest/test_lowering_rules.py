@@ -181,6 +181,23 @@ def test_a_grant_says_what_each_part_of_it_waits_for() -> None:
     assert grant.after_range(5, 9) == ["free b", "free a"]
 
 
+def test_held_space_waits_for_unhold() -> None:
+    """Bytes released with ``hold`` are taken by no grant until ``unhold``
+    (a segment holding a ring keeps the bytes its gated ops release), unless
+    a grant cannot fit without them."""
+    space: SpaceAllocator[str] = SpaceAllocator(10)
+    space.allocate("a", 6)
+    space.allocate("b", 4)
+    space.release("a", "free a", hold=True)
+    space.release("b", "free b")
+    assert space.available == 4 and space.allocate("c", 4).after == ["free b"]
+    space.unhold()
+    assert space.allocate("d", 6).after == ["free a"]
+    space.release("c", "free c", hold=True)
+    assert space.available == 0
+    assert space.allocate("e", 3).after == ["free c"]
+
+
 def test_reused_space_is_the_space_released_soonest() -> None:
     """A tensor released first in program order but late in time (the input
     of a slow layer) is not the space a new tensor waits for, when space
