@@ -206,18 +206,11 @@ class BufferPlacement(KvCache):
         slot = band % ring.depth
         if band < ring.depth:
             start = slot * ring.band_bytes
-            after = self.grants[target.name].after_range(start, start + ring.band_bytes)
-            token = self.emit(
-                cim_meta.SegmentOp(
-                    self.segment,
-                    self.deps(*after),
-                    label=f"allocate {target.name} slot {slot}",
-                    allocs=[
-                        cim_meta.AllocAttr.get(
-                            target.name, ring.band_bytes, Location.BUFFER
-                        )
-                    ],
-                )
+            token = self.allocate_bytes(
+                target,
+                start,
+                start + ring.band_bytes,
+                f"allocate {target.name} slot {slot}",
             )
             ring.slots.append(token)
             return token
@@ -382,12 +375,20 @@ class BufferPlacement(KvCache):
         stop = part[1] * target.nbytes // whole
         if stop <= start:
             return None
-        grant = self.grants[target.name]
+        return self.allocate_bytes(
+            target, start, stop, f"allocate {target.name}[{part[0]}:{part[1]}]"
+        )
+
+    def allocate_bytes(
+        self, target: TensorState, start: int, stop: int, label: str
+    ) -> SSAValue:
+        """The allocation of bytes ``[start, stop)`` of a tensor's grant of
+        the global buffer, waiting only for the releases of those bytes."""
         return self.emit(
             cim_meta.SegmentOp(
                 self.segment,
-                self.deps(*grant.after_range(start, stop)),
-                label=f"allocate {target.name}[{part[0]}:{part[1]}]",
+                self.deps(*self.grants[target.name].after_range(start, stop)),
+                label=label,
                 allocs=[
                     cim_meta.AllocAttr.get(target.name, stop - start, Location.BUFFER)
                 ],
