@@ -908,10 +908,12 @@ def write_plots(
             panel.set_ylabel(label)
             if log:
                 panel.set_yscale("log")
-            else:
-                panel.set_ylim(bottom=0)
             if column.startswith("speedup") or column == "bound_ratio":
                 panel.axhline(1.0, color="black", linewidth=0.8)
+        if not log:
+            # once every panel is drawn: the shared scale then fits them all
+            # (set on the first, it would cut the later panels' bars)
+            axes[0, 0].set_ylim(bottom=0)
         handles, labels = axes[0, 0].get_legend_handles_labels()
         figure.legend(
             handles, labels, loc="outside upper center", ncols=len(strategies)
