@@ -18,7 +18,7 @@ from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.ir import Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 
-from cimflow.analysis.allocation import pipeline_plans
+from cimflow.analysis.allocation import pipeline_plans, segment_of
 from cimflow.cimdialect import cim_graph, cim_meta, cim_tile
 from cimflow.cimdialect.cim_graph import NODE_ATTR, tensor_shape
 from cimflow.cimdialect.cim_tile import Dataflow
@@ -74,16 +74,12 @@ def _arguments_by_name(
 
 
 def _segment_of(op: Operation) -> int | None:
-    if isinstance(op, cim_tile.MVMOp):
-        if op.alloc is None:
-            raise CimError(
-                f"cim_tile.mvm of weight '{op.weight.data}' has no allocation; run an "
-                "allocation pass (e.g. cim-static-allocate) before convert-tile-to-meta"
-            )
-        return op.alloc.field("segment")
-    if isinstance(op, cim_tile.VectorOp) and op.segment is not None:
-        return op.segment.value.data
-    return None
+    if isinstance(op, cim_tile.MVMOp) and op.alloc is None:
+        raise CimError(
+            f"cim_tile.mvm of weight '{op.weight.data}' has no allocation; run an "
+            "allocation pass (e.g. cim-static-allocate) before convert-tile-to-meta"
+        )
+    return segment_of(op)
 
 
 @dataclass(frozen=True)

@@ -237,21 +237,14 @@ class BufferPlacement(KvCache):
         for name, ring in self.rings.items():
             for band, gate in ring.gates.items():
                 waits = ring.waits.get(band)
+                op = cast(Operation, gate.owner)
                 if waits:
-                    old = gate.owner
-                    assert isinstance(old, cim_meta.SegmentOp)
-                    new = cim_meta.SegmentOp(
-                        ring.segment,
-                        list(dict.fromkeys([*old.operands, *waits])),
-                        label=old.label.data if old.label is not None else None,
-                    )
-                    new.attributes.update(old.attributes)
-                    self.block.add_op(new)
-                    old.results[0].replace_all_uses_with(new.results[0])
-                    old.detach()
-                    old.erase()
-                    ring.gates[band] = gate = new.results[0]
-                gates[cast(Operation, gate.owner)] = name
+                    # behind the reads it now waits for (the order below
+                    # puts it right after them)
+                    op.operands = list(dict.fromkeys([*op.operands, *waits]))
+                    op.detach()
+                    self.block.add_op(op)
+                gates[op] = name
         if not gates:
             return set()
         cycle = order_by_dependences(self.block)
