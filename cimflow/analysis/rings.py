@@ -27,6 +27,7 @@ from xdsl.ir import Operation, SSAValue
 
 from cimflow.analysis.blocking import Band, BlockPlan, bands
 from cimflow.cimdialect import cim_graph, cim_tile
+from cimflow.lowering.rules import epilogue_activation
 
 SLACK_BANDS = 1
 """Slots beyond the fewest without a cycle, so that the producer writes a
@@ -42,12 +43,14 @@ Reach = list[int]
 def _views_bytes(op: Operation) -> bool:
     """Whether ``op``'s result may be a view of its first operand's bytes in
     the lowering (a reshape or window expansion, a layout fold, or an
-    element-wise operator the producer's accumulations may apply as the
-    values leave): its readers read the ringed tensor."""
+    element-wise operator or activation, a clip too, that the producer's
+    accumulations may apply as the values leave,
+    :func:`~cimflow.lowering.rules.epilogue_activation`): its readers read
+    the ringed tensor."""
     if isinstance(op, cim_tile.Im2ColOp | cim_tile.Col2ImOp):
         return True
     if isinstance(op, cim_tile.VectorOp):
-        return isinstance(
+        return epilogue_activation(op) is not None or isinstance(
             op.payload,
             cim_graph.ReshapeOp | cim_graph.UnaryOp | cim_graph.BinaryOp,
         )

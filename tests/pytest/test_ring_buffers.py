@@ -42,30 +42,49 @@ PIPELINE = (
 """PIMCOMP's latency dataflow in one-row bands."""
 
 
-def conv_chain(directory: Path, second_output: bool = False) -> Path:
-    """x [1, 4, 16, 16] -> Conv 3x3 -> Relu -> Conv 3x3 -> Relu (8 channels);
-    with ``second_output`` the first Relu's result is a model output too."""
+def conv_chain(
+    directory: Path, second_output: bool = False, activation: str = "Relu"
+) -> Path:
+    """x [1, 4, 16, 16] -> Conv 3x3 -> act -> Conv 3x3 -> act (8 channels),
+    ``act`` a Relu or a Clip to [0, 6] (ReLU6, with biased convolutions,
+    whose accumulations apply it as the outputs leave); with
+    ``second_output`` the first activation's result is a model output too."""
     rng = np.random.default_rng(0)
     first = (rng.standard_normal((8, 4, 3, 3)) / 5).astype(np.float32)
     second = (rng.standard_normal((8, 8, 3, 3)) / 5).astype(np.float32)
+    initializers = [
+        numpy_helper.from_array(first, "w1"),
+        numpy_helper.from_array(second, "w2"),
+    ]
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])]
     if second_output:
         outputs.append(
             helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 8, 16, 16])
         )
+    convs = (["x", "w1"], ["r", "w2"])
+    acts: tuple[list[str], list[str]] = (["a"], ["b"])
+    if activation == "Clip":
+        bias = (rng.standard_normal(8) / 5).astype(np.float32)
+        initializers += [
+            numpy_helper.from_array(bias, "bias"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "low"),
+            numpy_helper.from_array(np.array(6.0, np.float32), "high"),
+        ]
+        convs = (["x", "w1", "bias"], ["r", "w2", "bias"])
+        acts = (["a", "low", "high"], ["b", "low", "high"])
     graph = helper.make_graph(
         [
-            helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
-            helper.make_node("Relu", ["a"], ["r"]),
-            helper.make_node("Conv", ["r", "w2"], ["b"], pads=[1, 1, 1, 1]),
-            helper.make_node("Relu", ["b"], ["y"]),
+            helper.make_node("Conv", convs[0], ["a"], pads=[1, 1, 1, 1]),
+            helper.make_node(activation, acts[0], ["r"]),
+            helper.make_node("Conv", convs[1], ["b"], pads=[1, 1, 1, 1]),
+            helper.make_node(activation, acts[1], ["y"]),
         ],
         "chain",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 16, 16])],
         outputs,
-        [numpy_helper.from_array(first, "w1"), numpy_helper.from_array(second, "w2")],
+        initializers,
     )
-    return save_model(graph, directory / f"chain{int(second_output)}.onnx")
+    return save_model(graph, directory / f"chain{int(second_output)}{activation}.onnx")
 
 
 def compiled(directory: Path, model: Path, global_bytes: int) -> Trace:
@@ -121,8 +140,11 @@ def most_rows_held(trace: Trace, result: SimResult) -> int:
     return most
 
 
-def test_a_tensor_read_a_few_rows_behind_lives_in_a_ring(tmp_path: Path) -> None:
-    model = conv_chain(tmp_path)
+@pytest.mark.parametrize("activation", ["Relu", "Clip"])
+def test_a_tensor_read_a_few_rows_behind_lives_in_a_ring(
+    tmp_path: Path, activation: str
+) -> None:
+    model = conv_chain(tmp_path, activation=activation)
     trace = compiled(tmp_path, model, 1536)
     assert ring_bytes(trace, "t.1") == 4 * ROW_BYTES
     assert all(
@@ -150,8 +172,10 @@ def test_a_model_output_takes_no_ring(tmp_path: Path) -> None:
     assert verify_trace(trace, model, "exact").passed
 
 
-def allocated_chain(tmp_path: Path, second_output: bool = False) -> func.FuncOp:
-    model = conv_chain(tmp_path, second_output)
+def allocated_chain(
+    tmp_path: Path, second_output: bool = False, activation: str = "Relu"
+) -> func.FuncOp:
+    model = conv_chain(tmp_path, second_output, activation)
     target = tiny_with(tmp_path, "roomy", buffers={"global_bytes": 65536})
     module: ModuleOp = compile_model(
         model,
@@ -162,13 +186,24 @@ def allocated_chain(tmp_path: Path, second_output: bool = False) -> func.FuncOp:
     return function
 
 
-@pytest.mark.parametrize("second_output", [False, True])
-def test_ring_depth_of_a_window_chain(tmp_path: Path, second_output: bool) -> None:
+@pytest.mark.parametrize(
+    ("second_output", "activation"),
+    [(False, "Relu"), (True, "Relu"), (False, "Clip")],
+)
+def test_ring_depth_of_a_window_chain(
+    tmp_path: Path, second_output: bool, activation: str
+) -> None:
     """A 3 x 3 window over 2-row bands reads the band before and after its
     own: the reader of band ``k`` waits for band ``k + 1`` of the
     producer, whose writers would wait for the reads of band ``k + 1 -
-    depth``; so ``depth`` is at least 3 (lead 2 plus one), plus the slack."""
-    function = allocated_chain(tmp_path, second_output)
+    depth``; so ``depth`` is at least 3 (lead 2 plus one), plus the slack.
+    The window reads the producer's bytes through the activation as well
+    when it is a clip, which the producer's accumulations apply as the
+    values leave (taken for a separate tensor, the depth was 2: the
+    window's reads of band ``k`` waited for the band the ring put in its
+    slot, a cycle the lowering resolved by holding back every byte the
+    segment released)."""
+    function = allocated_chain(tmp_path, second_output, activation)
     plans = pipeline_plans(
         function, lambda _segment: Dataflow.ROWS, batch_size(function)
     )
