@@ -1087,7 +1087,7 @@ def vector_op_cost(
     )
 
 
-LANES = 64
+LANES = 256
 """Each bandwidth resource (the DRAM channel, the bus, a mesh link, the
 global buffer's port) is shared in this many lanes. A transfer takes as
 many lanes as are free when it starts (all of them on an idle link) and
@@ -1106,7 +1106,14 @@ The smallest share an op holds is one lane, so the lanes must be fine:
 with 8, an MVM that reads its input from DRAM at 2% of the channel's rate
 held an eighth of it for its whole run, and no more than 8 such MVMs ran
 at once (32 copies of a ResNet-50 layer on ``pimcomp_default`` ran in 4
-waves; that layer is 4x faster with 64 lanes)."""
+waves; that layer is 4x faster with 64 lanes). With 64, MobileNetV2's
+pipeline on ``pimcomp_default`` (hundreds of copies streaming through the
+global buffer's 64 B/cycle port at a few bytes per 4,000-cycle MVM each)
+had the port's lanes all held while it moved 13 B/cycle; with 256 its
+fastest schedule is 6.5% faster (2.72 -> 2.55 ms), VGG-16's 6%, for 30%
+more simulation time over the four CNNs on both default targets (1,024
+lanes: within 3% of 256 either way, at 2.8 times the bench's time;
+``docs/machine-model.md``, "Bandwidth lanes")."""
 
 
 def lanes_needed(compute: int, stream: int) -> int:

@@ -136,15 +136,16 @@ def compile_and_simulate(target: str) -> tuple[Trace, SimResult]:
 #   5 store     "y" buffer -> DRAM, 256 bytes, after 4.
 #   6 free      "y" in the buffer, after 4 and 5.
 #
-# Costs (cost_model.py), as (compute, stream) with lanes (LANES = 64): an op
-# needing ceil(64 stream / compute) >= 64 lanes takes max(compute, stream).
+# Costs (cost_model.py), as (compute, stream) with lanes (LANES = 256): an
+# op needing ceil(256 stream / compute) >= 256 lanes takes max(compute,
+# stream).
 #   transfer = max(link(src), link(dst)); link(dram) = latency + ceil(bytes /
 #   dram_bw) to read, ceil(bytes / dram_bw) to write (posted); link(buffer)
 #   = ceil(bytes / buffer_bw); the bus: latency + ceil(bytes / min(32, 32)).
 #   1 program:    compute 128 rows * 1 = 128; stream max(DRAM 100 + 65536 /
 #                 16 = 4196, bus 2 + 65536 / 32 = 2050) = 4196: 4196 (the
-#                 bus carries its bytes at half the DRAM's rate: it takes 32
-#                 of the bus's 64 lanes)
+#                 bus carries its bytes at half the DRAM's rate: it takes 128
+#                 of the bus's 256 lanes)
 #   3 mvm:        compute 1 * (10 + 0 * 8) = 10; stream max(DRAM 100 + 256 /
 #                 16 = 116, bus 2 + 256 / 32 = 10) = 116: 116
 #   4 accumulate: compute 4 + ceil(256 / (32 lanes * 1 unit * 2 cores)) = 8;

@@ -513,13 +513,13 @@ def test_an_mvm_streams_its_input_from_dram() -> None:
         # DRAM busy until 200: max(100 + ceil(256 / 25.6), ceil(256 / 32)) = 110
         transfer(1, "load", "dram", "buffer", 256),
         # the MVM loads the bus 80 cycles for DRAM's 100: it takes
-        # ceil(64 * 80 / 100) = 52 of the bus's lanes, and the move runs on
-        # the other 12: ceil((2 + 2) * 64 / 12) = 22
+        # ceil(256 * 80 / 100) = 205 of the bus's lanes, and the move runs
+        # on the other 51: ceil((2 + 2) * 256 / 51) = 21
         move(2, 64, [[1, 2]]),
         vector(3, 100, [[1, 2]]),  # holds neither: 0 + 8
     ]
     result = run(ops)
-    assert times(result) == [(0, 200), (200, 310), (0, 22), (0, 8)]
+    assert times(result) == [(0, 200), (200, 310), (0, 21), (0, 8)]
     assert op_resources(result.trace.target, result.trace.ops[0]) == (
         "dram",
         "bus",
@@ -541,8 +541,8 @@ def test_slow_streams_share_the_dram_channel_finely() -> None:
     """16 MVMs on 16 arrays, each reading 256 bytes from DRAM over 1000
     vectors: compute 10 + 999 * 8 = 8002 cycles, DRAM 100 + ceil(256 /
     25.6) = 110 and the bus 2 + ceil(256 / 32) = 10 at full bandwidth, so
-    each needs ceil(64 x 110 / 8002) = 1 of the 64 lanes: all run at once
-    (with 8 lanes, 8 at a time would have taken two rounds)."""
+    each needs ceil(256 x 110 / 8002) = 4 of the 256 lanes: all run at
+    once (with 8 lanes, 8 at a time would have taken two rounds)."""
     base = small_target()
     target = dataclasses.replace(
         base, hierarchy=dataclasses.replace(base.hierarchy, arrays_per_core=8)
