@@ -1109,7 +1109,7 @@ at once (32 copies of a ResNet-50 layer on ``pimcomp_default`` ran in 4
 waves; that layer is 4x faster with 64 lanes). With 64, MobileNetV2's
 pipeline on ``pimcomp_default`` (hundreds of copies streaming through the
 global buffer's 64 B/cycle port at a few bytes per 4,000-cycle MVM each)
-had the port's lanes all held while it moved 13 B/cycle; with 256 its
+was held 60% of its run while it moved 20 B per busy cycle; with 256 its
 fastest schedule is 6.5% faster (2.72 -> 2.55 ms), VGG-16's 6%, for 30%
 more simulation time over the four CNNs on both default targets (1,024
 lanes: within 3% of 256 either way, at 2.8 times the bench's time;

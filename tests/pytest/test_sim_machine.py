@@ -551,6 +551,20 @@ def test_slow_streams_share_the_dram_channel_finely() -> None:
     assert times(run(ops, target)) == [(0, 8002)] * 16
 
 
+def test_more_slow_streams_than_64_share_a_channel_at_once() -> None:
+    """100 MVMs on 100 arrays, each reading 256 bytes from DRAM over 4000
+    vectors: compute 10 + 3999 * 8 = 32002 cycles, DRAM 110 at full
+    bandwidth, so each needs ceil(256 x 110 / 32002) = 1 lane, 100 in all,
+    0.8 B/cycle of the channel's 25.6: all run at once (with 64 lanes the
+    last 36 waited for the first 64, a second wave)."""
+    base = small_target()
+    target = dataclasses.replace(
+        base, hierarchy=dataclasses.replace(base.hierarchy, arrays_per_core=50)
+    )
+    ops = [mvm(i, [[i, i + 1]], 4000, feed="dram", in_bytes=256) for i in range(100)]
+    assert times(run(ops, target)) == [(0, 32002)] * 100
+
+
 def test_dram_reads_and_writes_of_one_op_share_the_channel() -> None:
     result = run(
         [
@@ -564,8 +578,9 @@ def test_dram_reads_and_writes_of_one_op_share_the_channel() -> None:
             ),
         ]
     )
-    # both hold the DRAM channel (op 0 on ceil(64 x 20 / 34) = 38 of its
-    # lanes; op 1 on the other 26 would take 542): one after the other
+    # both hold the DRAM channel (op 0 on ceil(256 x 20 / 34) = 151 of its
+    # lanes; op 1 on the other 105 would take ceil(220 x 256 / 105) = 537):
+    # one after the other
     assert times(result) == [(0, 34), (34, 254)]
     stats = result.stats
     assert (stats.dram_bytes_read, stats.dram_bytes_written) == (2560, 1024)
