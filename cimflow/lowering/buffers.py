@@ -16,13 +16,7 @@ from cimflow.analysis.rings import ring_depth
 from cimflow.cimdialect import cim_meta
 from cimflow.errors import CimError
 from cimflow.lowering.kv_cache import KvCache
-from cimflow.lowering.placement import (
-    VIEW_KINDS,
-    Location,
-    Ring,
-    TensorState,
-    spread_bytes,
-)
+from cimflow.lowering.placement import Location, Ring, TensorState, spread_bytes
 from cimflow.lowering.state import order_by_dependences
 
 
@@ -143,13 +137,8 @@ class BufferPlacement(KvCache):
         known = ring.viewed.get(value)
         if known is not None:
             return known
-        op = value.owner
         bands: frozenset[int] = frozenset()
-        if (
-            isinstance(op, cim_meta.VectorOp)
-            and op.kind.data in VIEW_KINDS
-            and not op.element_ops.value.data
-        ):
+        if value in self.views:
             bands = self.bands_read(ring, value)
         ring.viewed[value] = bands
         return bands

@@ -262,6 +262,8 @@ class ScheduleBuilder(MvmLowering):
             )
             token = self.emit(vector)
             emitted.append(vector)
+            if view:
+                self.views.add(token)
             for state in in_states:
                 self.read(state, token)
             produced.append((band, token))

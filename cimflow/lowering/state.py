@@ -443,6 +443,10 @@ class BuilderState:
     """Tensors held in a ring of some of their bands, by name."""
     unringed: frozenset[str] = frozenset()
     """Tensors never held in a ring (their ring's waits closed a cycle)."""
+    views: set[SSAValue] = field(default_factory=lambda: set())
+    """The vector ops lowered as views (no work, no bytes: the result is
+    their operand seen another way), so that a read of one reads what it
+    views."""
     gated: set[SSAValue] = field(default_factory=lambda: set())
     """Ops that wait, directly or not, for a ring's gate
     (:meth:`~cimflow.lowering.buffers.BufferPlacement.ring_slot`)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -20,15 +21,18 @@ from functional_models import save_model
 from onnx import TensorProto, helper, numpy_helper
 from test_buffer_spills import tiny_with, within_capacities
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import ModuleOp, TensorType, f32
 from xdsl.ir import Block, Operation
 
 from cimflow.analysis.allocation import batch_size, pipeline_plans, segment_of
 from cimflow.analysis.rings import SLACK_BANDS, ring_depth
-from cimflow.cimdialect import cim_meta, cim_tile
+from cimflow.cimdialect import cim_graph, cim_meta, cim_tile
 from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.cimsim.engine import SimResult
 from cimflow.cimsim.trace import MvmOp, Trace, VectorOp
+from cimflow.hw_targets import load_target
+from cimflow.lowering.builder import ScheduleBuilder
+from cimflow.lowering.placement import Location, Ring, TensorState
 from cimflow.lowering.state import order_by_dependences
 from cimflow.tools.cim_verify import compile_model, module_trace, verify_trace
 
@@ -243,3 +247,39 @@ def test_order_by_dependences_moves_ops_behind_what_they_wait_for() -> None:
     cycle = order_by_dependences(block)
     assert set(labels(cycle)) == {"gate", "writer", "reader"}
     assert labels(block.ops) == ["first", "reader", "gate", "writer"]
+
+
+@pytest.mark.parametrize("addressed", [True, False])
+def test_a_read_through_a_transpose_made_a_view_reads_the_rings_bands(
+    addressed: bool,
+) -> None:
+    """The transposes an activation matmul on arrays makes of its operands
+    are views (the MVM's address generators do them): an op that reads
+    one reads the bands of the ringed tensor it views, as through a
+    reshape or an im2col, so the ring waits for it before writing those
+    slots again. A transpose the vector units compute is a tensor of its
+    own, read instead of the ring."""
+    builder = ScheduleBuilder(load_target("tiny"))
+    matrix = Block(arg_types=[TensorType(f32, [4, 2])]).args[0]
+    bands = [
+        builder.emit(cim_meta.SegmentOp(0, [], label=f"band {i}")) for i in range(2)
+    ]
+    builder.names[matrix] = "q"
+    builder.tensors["q"] = TensorState(
+        "q", 32, Location.BUFFER, ready=[((0, 2), bands[0]), ((2, 4), bands[1])]
+    )
+    ring = Ring(depth=2, count=2, band_bytes=16)
+    ring.band_of.update({token: index for index, token in enumerate(bands)})
+    builder.rings["q"] = ring
+    transpose = cim_graph.TransposeOp(matrix, (1, 0), TensorType(f32, [2, 4]))
+    builder.lower_vector_like(
+        transpose, "transpose", 8, {}, [matrix], [transpose.output], addressed=addressed
+    )
+    made = cast(cim_meta.VectorOp, builder.block.last_op)
+    reader = builder.emit(
+        cim_meta.VectorOp("softmax", 8, ["t"], ["s"], [made.results[0]], 0)
+    )
+    assert (made.element_ops.value.data == 0) == addressed
+    assert builder.bands_read(ring, reader) == (
+        frozenset({0, 1}) if addressed else frozenset()
+    )
