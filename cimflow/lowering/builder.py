@@ -77,6 +77,7 @@ from cimflow.lowering.placement import (
     VIEW_KINDS,
     Location,
     Produced,
+    Ring,
     TensorState,
     ViewRecipe,
 )
@@ -167,6 +168,7 @@ class ScheduleBuilder(MvmLowering):
             and len(outputs) == 1
             and viewed is not None
         )
+        ring: Ring | None = None
         if view:
             assert viewed is not None
             targets = [self.place_view(names[0], outputs[0], viewed)]
@@ -175,22 +177,7 @@ class ScheduleBuilder(MvmLowering):
             if isinstance(op, cim_tile.Im2ColOp):
                 self.windows[names[0]] = window_of(op)
         else:
-            targets, allocs, after = self.place(names, list(outputs))
-            opened = self.open_output(
-                targets[0],
-                allocs,
-                [
-                    *after,
-                    *(
-                        t
-                        for index, v in enumerate(inputs)
-                        if v in self.names and self.names[v] in self.tensors
-                        for t in self.state(self.names[v]).tokens(
-                            self.first_needs(plan, index)
-                        )
-                    ),
-                ],
-            )
+            targets, opened, ring = self.place_results(plan, inputs, names, outputs)
         sources: list[tuple[TensorState | None, int]] = [
             self.operand_source(value, index, gathered)
             for index, value in enumerate(inputs)
@@ -202,7 +189,9 @@ class ScheduleBuilder(MvmLowering):
         steps = self.steps(plan)
         if view and viewed is not None and all(b is None for b, _ in viewed.ready):
             steps = [None]  # a view of a whole tensor is whole at once
-        for band in steps:
+        for step, band in enumerate(steps):
+            if ring is not None:
+                opened = self.ring_slot(targets[0], step)
             tokens: list[SSAValue] = [t for t in (opened,) if t is not None]
             in_states: list[TensorState] = []
             in_bytes = 0
@@ -264,6 +253,8 @@ class ScheduleBuilder(MvmLowering):
             emitted.append(vector)
             if view:
                 self.views.add(token)
+            if ring is not None:
+                ring.band_of[token] = step
             for state in in_states:
                 self.read(state, token)
             produced.append((band, token))
@@ -274,6 +265,44 @@ class ScheduleBuilder(MvmLowering):
             self.layouts[name] = None if plan is None else plan.output
         for copy in copies:
             self.free(copy)
+
+    def place_results(
+        self,
+        plan: BlockPlan | None,
+        inputs: Sequence[SSAValue],
+        names: Sequence[str],
+        outputs: Sequence[SSAValue],
+    ) -> tuple[list[TensorState], SSAValue | None, Ring | None]:
+        """Where a vector operator's results live, what its first band waits
+        for, and the ring its one result lives in, if any: made in bands by
+        the op being lowered and too large for the global buffer whole, it
+        may take a ring of its bands (:meth:`plan_ring`), whose slots its
+        bands wait for instead."""
+        made_here = (
+            plan is not None
+            and len(outputs) == 1
+            and outputs[0] in self.body[self.position].results
+        )
+        ring = self.plan_ring(outputs[0], plan, self.steps(plan)) if made_here else None
+        targets, allocs, after = self.place(names, list(outputs), ring)
+        if names[0] in self.rings:
+            return targets, None, self.rings[names[0]]
+        opened = self.open_output(
+            targets[0],
+            allocs,
+            [
+                *after,
+                *(
+                    t
+                    for index, v in enumerate(inputs)
+                    if v in self.names and self.names[v] in self.tensors
+                    for t in self.state(self.names[v]).tokens(
+                        self.first_needs(plan, index)
+                    )
+                ),
+            ],
+        )
+        return targets, opened, None
 
     def operand_source(
         self, value: SSAValue, index: int, gathered: int | None
