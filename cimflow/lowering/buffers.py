@@ -218,10 +218,10 @@ class BufferPlacement(KvCache):
         """Make each gate of a ringed tensor wait for the reads of the band
         its slot held before (ops emitted after it), and put the block back
         in an order where every op follows what it waits for. When those
-        waits close a cycle (a read that waits, through an allocation, for
+        waits close cycles (a read that waits, through an allocation, for
         a band the ring holds after it), the names of the ringed tensors on
-        it, to lower again holding their segment's released bytes back (or,
-        if it already did, without those rings); else none."""
+        any of them, to lower again holding their segments' released bytes
+        back (or, if it already did, without those rings); else none."""
         gates: dict[Operation, str] = {}
         for name, ring in self.rings.items():
             for band, gate in ring.gates.items():
@@ -236,13 +236,15 @@ class BufferPlacement(KvCache):
                 gates[op] = name
         if not gates:
             return set()
-        cycle = order_by_dependences(self.block)
-        looped = {gates[op] for op in cycle if op in gates}
-        if cycle and not looped:
-            raise CimError(
-                f"the schedule's ops wait for each other in a cycle at "
-                f"'{cycle[0].name}', through no ring buffer"
-            )
+        looped: set[str] = set()
+        for cycle in order_by_dependences(self.block):
+            through = {gates[op] for op in cycle if op in gates}
+            if not through:
+                raise CimError(
+                    f"the schedule's ops wait for each other in a cycle at "
+                    f"'{cycle[0].name}', through no ring buffer"
+                )
+            looped |= through
         return looped
 
     def release_finished(self) -> None:

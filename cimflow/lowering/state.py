@@ -344,14 +344,14 @@ class FusedResidual:
     """What the current step's accumulations wait for (the skip's rows)."""
 
 
-def order_by_dependences(block: Block) -> list[Operation]:
+def order_by_dependences(block: Block) -> list[list[Operation]]:
     """Reorder ``block`` so that every op follows the ops it waits for,
     keeping the order it has wherever that already holds (the earliest op
     ready goes first): gates that wait for ops emitted after them
     (:meth:`~cimflow.lowering.buffers.BufferPlacement.close_rings`) move
     behind those ops, and so does everything waiting for them. When no
-    such order exists, ``block`` stays as it is and the ops of one cycle of
-    waits are returned (else none)."""
+    such order exists, ``block`` stays as it is and the ops of every cycle
+    of waits are returned, a list per cycle (else none)."""
     ops = list(block.ops)
     position = {op: index for index, op in enumerate(ops)}
     waits_for: list[list[int]] = [[] for _ in ops]
@@ -374,7 +374,8 @@ def order_by_dependences(block: Block) -> list[Operation]:
             if not waiting[user]:
                 heapq.heappush(ready, user)
     if len(order) != len(ops):
-        return [ops[i] for i in _cycle(waits_for, waiting)]
+        stuck = [[d for d in waits if waiting[d]] for waits in waits_for]
+        return [[ops[i] for i in cycle] for cycle in _cycles(stuck)]
     if order != list(range(len(ops))):
         for op in ops:
             op.detach()
@@ -382,20 +383,54 @@ def order_by_dependences(block: Block) -> list[Operation]:
     return []
 
 
-def _cycle(waits_for: Sequence[Sequence[int]], waiting: Sequence[int]) -> list[int]:
-    """One cycle among the ops still ``waiting`` (each waits for one of
-    them, so following those waits must come back to an op)."""
-    step = {
-        index: next(d for d in waits_for[index] if waiting[d])
-        for index, count in enumerate(waiting)
-        if count
-    }
-    seen: dict[int, int] = {}
-    index = next(iter(step))
-    while index not in seen:
-        seen[index] = len(seen)
-        index = step[index]
-    return [i for i, at in seen.items() if at >= seen[index]]
+def _cycles(waits_for: Sequence[Sequence[int]]) -> list[list[int]]:
+    """The cycles of the graph where op ``i`` waits for ``waits_for[i]``:
+    its strongly connected components of more than one op (Tarjan's
+    algorithm, iterative), each in ascending order, by their first op."""
+    count = len(waits_for)
+    index_of = [-1] * count
+    low = [0] * count
+    on_stack = [False] * count
+    stack: list[int] = []
+    found: list[list[int]] = []
+    visited = 0
+    for root in range(count):
+        if index_of[root] >= 0 or not waits_for[root]:
+            continue
+        work = [(root, 0)]
+        index_of[root] = low[root] = visited
+        visited += 1
+        stack.append(root)
+        on_stack[root] = True
+        while work:
+            node, edge = work[-1]
+            if edge < len(waits_for[node]):
+                work[-1] = (node, edge + 1)
+                nxt = waits_for[node][edge]
+                if index_of[nxt] < 0:
+                    index_of[nxt] = low[nxt] = visited
+                    visited += 1
+                    stack.append(nxt)
+                    on_stack[nxt] = True
+                    work.append((nxt, 0))
+                elif on_stack[nxt]:
+                    low[node] = min(low[node], index_of[nxt])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index_of[node]:
+                component: list[int] = []
+                while True:
+                    member = stack.pop()
+                    on_stack[member] = False
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return sorted(found)
 
 
 @dataclass

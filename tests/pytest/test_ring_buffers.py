@@ -288,7 +288,7 @@ def test_order_by_dependences_moves_ops_behind_what_they_wait_for() -> None:
     assert labels(block.ops) == ["first", "reader", "gate", "writer"]
     # and a reader that waits for the writer closes a cycle
     reader.operands = [writer.results[0]]
-    cycle = order_by_dependences(block)
+    (cycle,) = order_by_dependences(block)
     assert set(labels(cycle)) == {"gate", "writer", "reader"}
     assert labels(block.ops) == ["first", "reader", "gate", "writer"]
 
@@ -327,3 +327,28 @@ def test_a_read_through_a_transpose_made_a_view_reads_the_rings_bands(
     assert builder.bands_read(ring, reader) == (
         frozenset({0, 1}) if addressed else frozenset()
     )
+
+
+def test_every_cycle_of_waits_is_found_at_once() -> None:
+    """Two segments whose rings each close a cycle, and an op behind the
+    first that waits in none: both cycles come back from one ordering (the
+    lowering then lowers again once, not once per segment)."""
+    block = Block()
+    cycles: list[set[str]] = []
+    reader = None
+    for segment in (0, 1):
+        first = cim_meta.SegmentOp(segment, [], label=f"first {segment}")
+        gate = cim_meta.SegmentOp(segment, [first.results[0]], label=f"gate {segment}")
+        writer = cim_meta.SegmentOp(
+            segment, [gate.results[0]], label=f"writer {segment}"
+        )
+        reader = cim_meta.SegmentOp(
+            segment, [writer.results[0]], label=f"reader {segment}"
+        )
+        gate.operands = [first.results[0], reader.results[0]]
+        block.add_ops([first, gate, writer, reader])
+        cycles.append({f"gate {segment}", f"writer {segment}", f"reader {segment}"})
+    assert reader is not None
+    behind = cim_meta.SegmentOp(2, [reader.results[0]], label="behind")
+    block.add_op(behind)
+    assert [set(labels(cycle)) for cycle in order_by_dependences(block)] == cycles
