@@ -46,6 +46,14 @@ PIPELINE = (
 """PIMCOMP's latency dataflow in one-row bands."""
 
 
+def chain_weights(rng: np.random.Generator) -> list[TensorProto]:
+    """The two 3 x 3 convolutions' weights of a chain, ``w1`` [8, 4, 3, 3]
+    and ``w2`` [8, 8, 3, 3], drawn from ``rng``."""
+    first = (rng.standard_normal((8, 4, 3, 3)) / 5).astype(np.float32)
+    second = (rng.standard_normal((8, 8, 3, 3)) / 5).astype(np.float32)
+    return [numpy_helper.from_array(first, "w1"), numpy_helper.from_array(second, "w2")]
+
+
 def conv_chain(
     directory: Path, second_output: bool = False, activation: str = "Relu"
 ) -> Path:
@@ -54,12 +62,7 @@ def conv_chain(
     whose accumulations apply it as the outputs leave); with
     ``second_output`` the first activation's result is a model output too."""
     rng = np.random.default_rng(0)
-    first = (rng.standard_normal((8, 4, 3, 3)) / 5).astype(np.float32)
-    second = (rng.standard_normal((8, 8, 3, 3)) / 5).astype(np.float32)
-    initializers = [
-        numpy_helper.from_array(first, "w1"),
-        numpy_helper.from_array(second, "w2"),
-    ]
+    initializers = chain_weights(rng)
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])]
     if second_output:
         outputs.append(
@@ -94,9 +97,6 @@ def conv_chain(
 def pooled_chain(directory: Path) -> Path:
     """x [1, 4, 16, 16] -> Conv 3x3 -> MaxPool 3x3 (stride 1, padded) ->
     Conv 3x3 -> Relu (8 channels)."""
-    rng = np.random.default_rng(1)
-    first = (rng.standard_normal((8, 4, 3, 3)) / 5).astype(np.float32)
-    second = (rng.standard_normal((8, 8, 3, 3)) / 5).astype(np.float32)
     graph = helper.make_graph(
         [
             helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
@@ -109,7 +109,7 @@ def pooled_chain(directory: Path) -> Path:
         "pooled",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 16, 16])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])],
-        [numpy_helper.from_array(first, "w1"), numpy_helper.from_array(second, "w2")],
+        chain_weights(np.random.default_rng(1)),
     )
     return save_model(graph, directory / "pooled.onnx")
 
