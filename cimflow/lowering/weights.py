@@ -179,7 +179,10 @@ class WeightStreaming(BufferPlacement):
         never waits for activations to leave), several from the global
         buffer (one load from DRAM for all copies) when it fits there, else
         part by part through it (each part read from DRAM once for all
-        copies)."""
+        copies). A load into the buffer waits for its bytes and the start of
+        the segment before, not for that segment's end: the weights come
+        in while the segment before computes, and their programs wait only
+        for the last users of their arrays."""
         self.declare_weight(mvm)
         weight = mvm.weight.data
         chunk = plan_chunks(mvm.tiling, self.usable_arrays)[0]
@@ -195,7 +198,7 @@ class WeightStreaming(BufferPlacement):
             ]
             return
         if staged is None:
-            staged = self.load_to_buffer(weight, nbytes, [self.barrier])
+            staged = self.load_to_buffer(weight, nbytes, [self.barrier_before])
         programmed: list[tuple[CopyLayout, SSAValue]] = []
         if staged.where()[0] == Location.DRAM:
             tokens = self.program_through_buffer(weight, mvm.tiling, layouts)
@@ -357,10 +360,11 @@ class WeightStreaming(BufferPlacement):
         return [self.programmed_after(weight, done) for done in tokens]
 
     def segment_weight(self, name: str, nbytes: int) -> TensorState:
-        """A weight or bias the segment's vector work reads, loaded once."""
+        """A weight or bias the segment's vector work reads, loaded once
+        (while the segment before computes, as a copied weight is)."""
         state = self.segment_loads.get(name)
         if state is None:
-            state = self.load_to_buffer(name, nbytes, [self.barrier])
+            state = self.load_to_buffer(name, nbytes, [self.barrier_before])
             self.segment_loads[name] = state
         return state
 

@@ -285,6 +285,36 @@ def test_an_activations_buffer_spills_to_dram(
     assert verify_trace(trace, model, "exact").passed
 
 
+def test_the_next_segments_weights_load_while_the_segment_before_computes(
+    tmp_path: Path,
+) -> None:
+    """Twelve 8 x 8 weights on the tiny chip, two copies each under
+    ``pimcomp-ll``, take two segments. Each of the second segment's weights
+    is read from DRAM into the global buffer once for both copies; the
+    load waits for its bytes and the start of the segment before, not for
+    the end of it, so every one of them is in the buffer while the first
+    segment still computes (before, each waited for the barrier)."""
+    model = tmp_path / "chain12.onnx"
+    onnx.save(matmul_relu_chain(12, 16, 8), model)
+    module = compile_model(model, "tiny", "cim-compile{strategy=pimcomp-ll}")
+    trace = module_trace(module, str(model))
+    first, second = sorted({op.segment for op in trace.ops})
+    result = within_capacities(trace)
+    last_of_first = max(
+        result.finish[op.id]
+        for op in trace.ops
+        if isinstance(op, MvmOp) and op.segment == first
+    )
+    loads = [
+        op
+        for op in trace.ops
+        if isinstance(op, LoadOp) and op.segment == second and op.dst == "buffer"
+    ]
+    assert {op.name for op in loads} == {"w8", "w9", "w10", "w11"}
+    assert all(result.finish[op.id] < last_of_first for op in loads)
+    assert verify_trace(trace, model, "exact").passed
+
+
 def test_a_segment_programs_arrays_its_predecessor_is_done_with(
     tmp_path: Path,
 ) -> None:

@@ -8,8 +8,9 @@
 // k = 40: 2 row tiles x 3 column tiles = 6 arrays, 5 + 6 > 8) in segment 1,
 // programmed onto arrays 0-5 again after the segment barrier. Both row
 // tiles of each column tile sit in one core, so the cores' vector units add
-// them and the bias (streamed in, 24 bytes) before the 4 x 24 finished
-// outputs leave (96 bytes): 96 + 96 = 192 lane operations. Each weight has
+// them and the bias (24 bytes, loaded once segment 0 has started: after
+// its barrier, op 0) before the 4 x 24 finished outputs leave (96 bytes):
+// 96 + 96 = 192 lane operations. Each weight has
 // one copy, so it streams from DRAM straight into its arrays as they are
 // written (`feed` dram, `in_bytes`); every allocation has its `free`. No constants;
 // the source has no import dims; both array-held weights are listed (l1.w a
@@ -57,7 +58,7 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"mlp.onnx">} {
 // CHECK-NEXT:   {"deps": [5, 8, 11], "id": 12, "kind": "barrier", "name": "", "segment": 1},
 // CHECK-NEXT:   {"arrays": {{\[\[0, 6\]\]}}, "cols": 32, "deps": [1, 6], "feed": "dram", "id": 13, "in_bytes": 960, "k": [0, 40], "kind": "program", "n": [0, 24], "name": "l2.w", "rows": 32, "segment": 1, "weight": "l2.w"},
 // CHECK-NEXT:   {"allocs": [{"bytes": 96, "level": "buffer", "tensor": "y2"}], "deps": [10], "id": 14, "kind": "barrier", "name": "allocate y2", "segment": 1},
-// CHECK-NEXT:   {"allocs": [{"bytes": 24, "level": "buffer", "tensor": "l2.b"}], "arrays": [], "bytes": 24, "cores": [], "deps": [12], "dst": "buffer", "id": 15, "kind": "load", "name": "l2.b", "segment": 1, "src": "dram", "tensor": "l2.b"},
+// CHECK-NEXT:   {"allocs": [{"bytes": 24, "level": "buffer", "tensor": "l2.b"}], "arrays": [], "bytes": 24, "cores": [], "deps": [0], "dst": "buffer", "id": 15, "kind": "load", "name": "l2.b", "segment": 1, "src": "dram", "tensor": "l2.b"},
 // CHECK-NEXT:   {"allocs": [{"bytes": 416, "cores": {{\[\[0, 2\]\]}}, "level": "local", "tensor": "r1[0:4]"}], "block": null, "bytes": 160, "cores": {{\[\[0, 2\]\]}}, "deps": [10, 14], "dir": "in", "id": 16, "kind": "move", "name": "l2.w", "segment": 1, "tensor": "r1"},
 // CHECK-NEXT:   {"arrays": {{\[\[0, 6\]\]}}, "cols": 32, "deps": [13, 16], "feed": "local", "id": 17, "in_bytes": 0, "input": "r1", "k": [0, 40], "kind": "mvm", "local_bytes": 160, "n": [0, 24], "name": "l2.w", "out_bytes": 0, "output": "y2", "rows": 32, "segment": 1, "v": [0, 4], "vectors": 4, "weight": "l2.w"},
 // CHECK-NEXT:   {"attrs": {}, "block": [0, 0, 4], "cores": {{\[\[0, 2\]\]}}, "deps": [15, 17], "element_ops": 192, "id": 18, "in_bytes": 24, "inputs": ["y2", "l2.b"], "kind": "vector", "name": "y2", "op": "accumulate", "out_bytes": 0, "outputs": ["y2"], "segment": 1},
