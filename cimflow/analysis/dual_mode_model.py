@@ -1680,7 +1680,13 @@ class Segment:
             waits = tuple(
                 _band_wait(
                     [
-                        _rows_read(plan, local.get(pred), pos, first_band)
+                        skip_band(
+                            local[pred].output if pred in local else None,
+                            plan.output,
+                            first_band,
+                        )
+                        if pos == SKIP
+                        else plan.needs(pos, first_band)
                         for pos, j in info.reads
                         if j == pred
                     ],
@@ -1857,17 +1863,6 @@ def _chunk_buffer(
         if largest <= half * capacity:
             return 2 * half
     return 0
-
-
-def _rows_read(
-    plan: BlockPlan, skip: BlockPlan | None, position: int, band: Band
-) -> Band | None:
-    """The rows of its operand at ``position`` that ``band`` of an op run as
-    ``plan`` reads (None: all); for :data:`SKIP`, of its fused residual's
-    skip, whose producer runs as ``skip`` (None: whole)."""
-    if position != SKIP:
-        return plan.needs(position, band)
-    return skip_band(None if skip is None else skip.output, plan.output, band)
 
 
 def _band_wait(needed: Sequence[Band | None], producer: Sequence[Band] | None) -> int:
