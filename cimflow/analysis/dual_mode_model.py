@@ -161,7 +161,7 @@ from xdsl.dialects import func
 from xdsl.ir import Operation, SSAValue
 
 from cimflow.analysis.allocation import batch_size, feature_rows, pipeline_plans
-from cimflow.analysis.blocking import Band, BlockPlan, bands, skip_band
+from cimflow.analysis.blocking import Band, BlockPlan, bands
 from cimflow.analysis.tile_mapping import plan_chunks, whole_copy
 from cimflow.cimdialect import cim_graph, cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
@@ -240,11 +240,6 @@ TILE_OPS = (cim_tile.MVMOp, cim_tile.VectorOp, cim_tile.Im2ColOp, cim_tile.Col2I
 
 INPUT = -1
 """Producer index of a model input."""
-
-SKIP = -1
-"""Operand position (in :attr:`OpInfo.reads`) of the skip an MVM's fused
-residual adds, which :func:`~cimflow.analysis.blocking.skip_band` maps to
-rows."""
 
 
 # --------------------------------------------------------------------------
@@ -349,7 +344,7 @@ class OpInfo:
     (its cycles are those of its work and streams at the same time)."""
     reads: list[tuple[int, int]] = field(default_factory=lambda: [])
     """``(operand position, producing tile op)`` of each operand a tile op
-    produced (the positions :attr:`BlockPlan.needs` takes, or :data:`SKIP`)."""
+    produced (the positions :attr:`BlockPlan.needs` takes)."""
     mvm: MvmInfo | None = None
     matmul: MatmulInfo | None = None
     """Set for an activation matmul the arrays could run instead."""
@@ -665,7 +660,7 @@ def build_program(
             if residual is not None and fused:
                 # the accumulations stream the skip in and add it
                 fused_adds[residual.add] = residual.skip
-                fetch(info, residual.skip, None, SKIP)
+                fetch(info, residual.skip, None, None)
                 gather_bytes += tensor_bytes(hw, residual.skip)
             misaligned = op.misaligned_columns is not None
             extra = merge_ops(
@@ -1679,17 +1674,7 @@ class Segment:
             first_band = steps[info.index][0]
             waits = tuple(
                 _band_wait(
-                    [
-                        skip_band(
-                            local[pred].output if pred in local else None,
-                            plan.output,
-                            first_band,
-                        )
-                        if pos == SKIP
-                        else plan.needs(pos, first_band)
-                        for pos, j in info.reads
-                        if j == pred
-                    ],
+                    [plan.needs(pos, first_band) for pos, j in info.reads if j == pred],
                     steps.get(pred),
                 )
                 for pred in (p + self.first for p in term.preds)

@@ -30,7 +30,6 @@ from xdsl.parser import Parser
 
 from cimflow.analysis.dual_mode_model import (
     EVERY_COPY_COUNT_TO,
-    SKIP,
     Allocation,
     Program,
     Segment,
@@ -41,8 +40,6 @@ from cimflow.analysis.dual_mode_model import (
     evaluate,
     greedy_allocation,
     minimal_allocation,
-    op_times,
-    parse_dataflows,
     stream_terms,
     tensor_bytes,
     tile_ops,
@@ -420,37 +417,6 @@ def test_one_band_everywhere_is_the_layer_model(
         )
         greedy = greedy_allocation(layer)
         assert evaluate(whole, greedy) == evaluate(layer, greedy)
-
-
-def test_a_fused_residual_reads_its_skip_band_by_band(
-    model_path: Callable[[str], Path],
-) -> None:
-    """In a row-pipelined segment, an MVM whose accumulations add a fused
-    residual adds, per band, the same rows of the skip (the lowering's
-    rule, :func:`~cimflow.analysis.blocking.skip_band`): the model's first
-    band of it waits for the skip's band holding those rows and finishes
-    before the skip's producer has made its last band. (It read the skip
-    whole until 2026-12-06, pricing ResNet-18's first segment on
-    pimcomp_default at 5.75 M cycles for a run the simulator finishes in
-    2.35 M.)"""
-    module = compile_model(model_path("resnet"), "tiny", "convert-graph-to-tile", DIMS)
-    program = build_program(
-        function_of(module), load_target("tiny"), pipelined=parse_dataflows("rows", "t")
-    )
-    whole = Segment(program, 0, len(program.ops))  # skips and their adders
-    checked = 0
-    for inst in whole.instances(8):
-        if inst.dataflow != cim_tile.Dataflow.ROWS:
-            continue
-        times = op_times(inst, minimal_allocation(inst))
-        for k, (info, term) in enumerate(zip(whole.infos, inst.ops, strict=True)):
-            for skip in (j for pos, j in info.reads if pos == SKIP):
-                if inst.ops[skip].bands == 1:
-                    continue  # made whole (the second block's downsampled skip)
-                assert term.waits[term.preds.index(skip)] >= 1
-                assert times[k].first < times[skip].last
-                checked += 1
-    assert checked == 2  # the first block's, in 8 and in 16 bands
 
 
 @pytest.mark.parametrize(
