@@ -179,10 +179,7 @@ class WeightStreaming(BufferPlacement):
         never waits for activations to leave), several from the global
         buffer (one load from DRAM for all copies) when it fits there, else
         part by part through it (each part read from DRAM once for all
-        copies). A load into the buffer waits for its bytes and the start of
-        the segment before, not for that segment's end: the weights come
-        in while the segment before computes, and their programs wait only
-        for the last users of their arrays."""
+        copies; :meth:`load_weight`)."""
         self.declare_weight(mvm)
         weight = mvm.weight.data
         chunk = plan_chunks(mvm.tiling, self.usable_arrays)[0]
@@ -198,7 +195,7 @@ class WeightStreaming(BufferPlacement):
             ]
             return
         if staged is None:
-            staged = self.load_to_buffer(weight, nbytes, [self.barrier_before])
+            staged = self.load_weight(weight, nbytes)
         programmed: list[tuple[CopyLayout, SSAValue]] = []
         if staged.where()[0] == Location.DRAM:
             tokens = self.program_through_buffer(weight, mvm.tiling, layouts)
@@ -361,12 +358,20 @@ class WeightStreaming(BufferPlacement):
 
     def segment_weight(self, name: str, nbytes: int) -> TensorState:
         """A weight or bias the segment's vector work reads, loaded once
-        (while the segment before computes, as a copied weight is)."""
+        (:meth:`load_weight`)."""
         state = self.segment_loads.get(name)
         if state is None:
-            state = self.load_to_buffer(name, nbytes, [self.barrier_before])
+            state = self.load_weight(name, nbytes)
             self.segment_loads[name] = state
         return state
+
+    def load_weight(self, name: str, nbytes: int) -> TensorState:
+        """A weight or bias of this segment loaded into the global buffer
+        (when it fits): the load waits for its bytes and the start of the
+        segment before, not for that segment's end, so it comes in while
+        the segment before computes; what programs it waits only for the
+        last users of its arrays."""
+        return self.load_to_buffer(name, nbytes, [self.barrier_before])
 
     def prefetch(
         self,
