@@ -273,6 +273,21 @@ def _solve(inst: SegmentInstance, budget: SolverBudget) -> MilpResult:
     band_exprs: list[tuple[float, list[tuple[int, float]]]] = []
     is_pred = {p for term in inst.ops for p in term.preds}
     body = lp.var(float(max(inst.interconnect, inst.vector)), INFINITY, 1.0)
+    # the extra copies' programs share the interconnect with the moves
+    replicas = [
+        (c, -float(cycles))
+        for cols, term in zip(copy_cols, inst.ops, strict=True)
+        if cols and term.replicas
+        for c, cycles in zip(cols, term.replicas, strict=True)
+        if cycles
+    ]
+    fixed_replicas = sum(
+        term.replicas[0]
+        for cols, term in zip(copy_cols, inst.ops, strict=True)
+        if not cols and term.replicas
+    )
+    if replicas or fixed_replicas:
+        lp.row([(body, 1.0), *replicas], inst.interconnect + fixed_replicas, INFINITY)
     for k, term in enumerate(inst.ops):
         act: list[tuple[int, float]] = []
         if term.act:

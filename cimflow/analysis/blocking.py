@@ -59,6 +59,13 @@ class BlockPlan:
     needs: Needs
 
 
+def skip_band(skip: Layout | None, output: Layout, band: Band) -> Band | None:
+    """The rows of a fused residual's skip that an MVM's accumulations of
+    output rows ``band`` add (None: all of it): the same rows, when the
+    skip is cut into rows like the output (an elementwise add's rule)."""
+    return band if skip is not None and skip.rows == output.rows else None
+
+
 def bands(rows: int, blocks: int) -> list[Band]:
     """``rows`` split into at most ``blocks`` nearly equal, non-empty bands."""
     count = max(1, min(blocks, rows))

@@ -21,8 +21,8 @@ of layer dataflow:
 
 - ``fixed_k``: cycles that no allocation changes, one after another:
   ``interconnect_cost`` of moving its input to the arrays and gathering the
-  partial sums back, ``vector_cost`` of accumulating row tiles and bias (an
-  MVM) or of its work (``im2col``, ``col2im``), and ``transfer_cost(dram,
+  partial sums back, ``vector_cost`` of its work (``im2col``, ``col2im``;
+  a streamed MVM's accumulations), and ``transfer_cost(dram,
   buffer, b)`` of every load that always comes from DRAM (model inputs,
   spilled tensors of earlier segments — evicted to DRAM when their segment
   ends —, gathered embedding rows); a vector op is the one op the lowering
@@ -46,9 +46,16 @@ fit in program order with capacity ``arrays * memory_capacity_bytes``.
 Formulas (``tc(src, dst, b, n)`` is ``transfer_cost(...).cycles``)
 -------------------------------------------------------------------
 - MVM compute with ``d`` copies (vectors split between the copies, every
-  copy running all row tiles of the weight at once)::
+  copy running all row tiles of the weight at once), its accumulations of
+  row tiles, bias and a fused residual (``acc_k`` lane operations) on the
+  vector units of the cores its copies hold (the lowering adds each
+  copy's sums on its own cores: ``cores(d) = min(C, ceil(d A_k / A_core))``
+  of the ``C`` cores, ``A_core`` arrays each), and the extra copies'
+  weights (``b_k`` bytes) streaming to their arrays::
 
       mvm_k(d) = mvm_cycles(ceil(V_k / d), rows_k, cols_k)
+                 + vector_cost(acc_k, cores(d) * units_per_core)
+                 + interconnect(repl_k(d)),   repl_k(d) = (d - 1) b_k
 
 - streamed weight, over the chunks of the plan for ``T - compute - M``
   arrays: ``chunk_k(M)`` is the end of the ops the lowering emits for it
@@ -87,7 +94,8 @@ Formulas (``tc(src, dst, b, n)`` is ``transfer_cost(...).cycles``)
       body = max(max_k e_k,
                  DRAM:  sum of DRAM loads/stores + prefetch(p) + stream(M),
                  memory arrays: sum of tc(.., memory, ..) of the buffer,
-                 interconnect: sum of moves, vector units: sum of vector work,
+                 interconnect: sum of moves + sum_k interconnect(repl_k(d_k)),
+                 vector units: sum of vector work,
                  stream_end + prefetch(p))
 
   ``stream(M)`` is all of ``chunk_k(M)``, not only its loads: the lowering
@@ -161,7 +169,7 @@ from xdsl.dialects import func
 from xdsl.ir import Operation, SSAValue
 
 from cimflow.analysis.allocation import batch_size, feature_rows, pipeline_plans
-from cimflow.analysis.blocking import Band, BlockPlan, bands
+from cimflow.analysis.blocking import Band, BlockPlan, bands, skip_band
 from cimflow.analysis.tile_mapping import plan_chunks, whole_copy
 from cimflow.cimdialect import cim_graph, cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
@@ -224,7 +232,7 @@ from cimflow.lowering.state import (
 )
 from cimflow.passes.clsa_allocate import MAX_ROW_BANDS
 
-Part = Literal["interconnect", "vector", "dram"]
+Part = Literal["interconnect", "vector", "dram", "accumulate"]
 
 ROW_BAND_CHOICES = (8, MAX_ROW_BANDS)
 """Most bands a ``rows`` pipelined segment is priced at (each a separate
@@ -240,6 +248,11 @@ TILE_OPS = (cim_tile.MVMOp, cim_tile.VectorOp, cim_tile.Im2ColOp, cim_tile.Col2I
 
 INPUT = -1
 """Producer index of a model input."""
+
+SKIP = -1
+"""Operand position (in :attr:`OpInfo.reads`) of the skip an MVM's fused
+residual adds, which :func:`~cimflow.analysis.blocking.skip_band` maps to
+rows."""
 
 
 # --------------------------------------------------------------------------
@@ -293,6 +306,10 @@ class MvmInfo:
     output_in_dram: bool = False
     """Its output is spilled to DRAM: a streamed weight's last chunks write
     their finished outputs there."""
+    accumulate_ops: int = 0
+    """Lane operations of its accumulations (partial sums, bias, a fused
+    residual) when resident: they run on its copies' cores' vector units
+    (:func:`accumulate_cycles`), so they are priced with its copies."""
 
 
 @dataclass(frozen=True)
@@ -344,7 +361,7 @@ class OpInfo:
     (its cycles are those of its work and streams at the same time)."""
     reads: list[tuple[int, int]] = field(default_factory=lambda: [])
     """``(operand position, producing tile op)`` of each operand a tile op
-    produced (the positions :attr:`BlockPlan.needs` takes)."""
+    produced (the positions :attr:`BlockPlan.needs` takes, or :data:`SKIP`)."""
     mvm: MvmInfo | None = None
     matmul: MatmulInfo | None = None
     """Set for an activation matmul the arrays could run instead."""
@@ -660,7 +677,7 @@ def build_program(
             if residual is not None and fused:
                 # the accumulations stream the skip in and add it
                 fused_adds[residual.add] = residual.skip
-                fetch(info, residual.skip, None, None)
+                fetch(info, residual.skip, None, SKIP)
                 gather_bytes += tensor_bytes(hw, residual.skip)
             misaligned = op.misaligned_columns is not None
             extra = merge_ops(
@@ -675,12 +692,12 @@ def build_program(
             in_dram = _lives_in_dram(op, tensor_of, tensors, held)
             # a streamed weight's chunks move their inputs and sums as they
             # compute (priced per chunk: stream_terms)
-            info.fixed += accumulate if streamed else move_in + gather + accumulate
+            info.fixed += accumulate if streamed else move_in + gather
             info.interconnect += move_in + gather
             info.vector += accumulate
             info.parts.append(("interconnect", max(1, in_bytes)))
             info.parts.append(("interconnect", max(1, gather_bytes)))
-            info.parts.append(("vector", extra))
+            info.parts.append(("vector" if streamed else "accumulate", extra))
             feeds_col2im = bool(op.output.uses) and all(
                 isinstance(use.operation, cim_tile.Col2ImOp) for use in op.output.uses
             )
@@ -699,6 +716,7 @@ def build_program(
                 bias_bytes if op.bias is not None else 0,
                 fused,
                 tensors[info.outputs[-1]].spilled,
+                0 if streamed else extra,
             )
             continue
         if isinstance(op, cim_tile.VectorOp) and op in fused_adds:
@@ -823,6 +841,9 @@ class OpTerm:
     waits: tuple[int, ...] = ()
     """Per producer in ``preds``: how many of the producer's bands its first
     band needs (0: the whole producer); empty: whole producers."""
+    replicas: tuple[int, ...] = ()
+    """Per choice in ``copies``: the interconnect cycles of programming its
+    extra copies, which the segment's moves share (empty: none)."""
 
 
 @dataclass(frozen=True)
@@ -931,6 +952,25 @@ def copies_choices(
         1,
         limit,
         info.weight_bytes,
+        info.accumulate_ops,
+    )
+
+
+def replica_choices(
+    hw: HardwareTarget, choices: Sequence[tuple[int, int]], weight_bytes: int
+) -> tuple[int, ...]:
+    """:attr:`OpTerm.replicas` of ``choices``: per copy count, the
+    interconnect cycles of streaming the extra copies' weights."""
+    return tuple(replica_stream_cycles(hw, d, weight_bytes) for d, _ in choices)
+
+
+def replica_interconnect(inst: SegmentInstance, copies: Sequence[int]) -> int:
+    """The segment's moves on the interconnect and every extra copy's
+    program with ``copies`` copies of each op: they share it."""
+    return inst.interconnect + sum(
+        dict(zip((d for d, _ in term.copies), term.replicas, strict=True))[d]
+        for term, d in zip(inst.ops, copies, strict=True)
+        if term.replicas
     )
 
 
@@ -1251,12 +1291,16 @@ def copies_cycles(
     cols: int,
     copies: int,
     weight_bytes: int,
+    accumulate_ops: int = 0,
+    arrays: int = 1,
 ) -> int:
     """``mvm_k(d)``: ``vectors`` split over ``copies`` copies of a weight of
     ``weight_bytes`` (:func:`~cimflow.lowering.rules.banded_mvm_cycles`,
-    one band), and the extra copies' weights streaming over the
-    interconnect to their arrays."""
+    one band), its accumulations on the copies' cores
+    (:func:`accumulate_cycles`), and the extra copies' weights streaming
+    over the interconnect to their arrays."""
     cycles = banded_mvm_cycles(hw, vectors, 1, copies, rows, cols)
+    cycles += accumulate_cycles(hw, accumulate_ops, copies, arrays)
     return cycles + replica_stream_cycles(hw, copies, weight_bytes)
 
 
@@ -1571,7 +1615,8 @@ class Segment:
                             1,
                             mvm_cycles(
                                 mvm_target(hw, mvm.op), mvm.vectors, mvm.rows, mvm.cols
-                            ),
+                            )
+                            + accumulate_cycles(hw, mvm.accumulate_ops, 1, mvm.arrays),
                         ),
                     )
                     if streams
@@ -1584,6 +1629,7 @@ class Segment:
                         choices,
                         0 if streams else mvm.arrays,
                         act,
+                        replicas=replica_choices(hw, choices, mvm.weight_bytes),
                     )
                 )
             else:
@@ -1674,7 +1720,11 @@ class Segment:
             first_band = steps[info.index][0]
             waits = tuple(
                 _band_wait(
-                    [plan.needs(pos, first_band) for pos, j in info.reads if j == pred],
+                    [
+                        _rows_read(plan, local.get(pred), pos, first_band)
+                        for pos, j in info.reads
+                        if j == pred
+                    ],
                     steps.get(pred),
                 )
                 for pred in (p + self.first for p in term.preds)
@@ -1691,12 +1741,17 @@ class Segment:
                     count,
                     max_copies,
                     info.mvm.weight_bytes,
+                    info.mvm.accumulate_ops,
                 )
+            replicas = term.replicas
+            if copies and info.mvm is not None:
+                replicas = replica_choices(self.hw, copies, info.mvm.weight_bytes)
             terms.append(
                 replace(
                     term,
                     fixed=term.fixed + whole,
                     copies=copies,
+                    replicas=replicas,
                     bands=count,
                     waits=waits,
                 )
@@ -1803,10 +1858,13 @@ def banded_parts(
             continue  # loads the vector op streams instead, below
         if part == "interconnect":
             one = interconnect_cost(hw, max(1, share)).cycles
-        elif part == "vector":
+        elif part in ("vector", "accumulate"):
             one = vector_cost(hw, share, units).cycles
         else:
             one = dram_load(hw, share)
+        if part == "accumulate":  # priced with the copies (accumulate_cycles)
+            cycles["vector"] += steps * one
+            continue
         cycles[part] += steps * one
         duration += steps * one
     if info.streams is not None:
@@ -1850,6 +1908,17 @@ def _chunk_buffer(
     return 0
 
 
+def _rows_read(
+    plan: BlockPlan, skip: BlockPlan | None, position: int, band: Band
+) -> Band | None:
+    """The rows of its operand at ``position`` that ``band`` of an op run as
+    ``plan`` reads (None: all); for :data:`SKIP`, of its fused residual's
+    skip, whose producer runs as ``skip`` (None: whole)."""
+    if position != SKIP:
+        return plan.needs(position, band)
+    return skip_band(None if skip is None else skip.output, plan.output, band)
+
+
 def _band_wait(needed: Sequence[Band | None], producer: Sequence[Band] | None) -> int:
     """How many of a producer's bands the first band of a consumer needs
     (0: all of the producer, which then runs whole or is read whole)."""
@@ -1877,22 +1946,41 @@ def banded_copy_choices(
     steps: int,
     limit: int,
     weight_bytes: int,
+    accumulate_ops: int = 0,
 ) -> tuple[tuple[int, int], ...]:
     """``(d, cycles)`` of an MVM run in ``steps`` bands (whole: 1) on ``d``
     copies, as the lowering runs it (:func:`~cimflow.lowering.rules.banded_mvm_cycles`:
-    the bands one after another, each split between the copies), and the
-    extra copies' weights streaming to their arrays; counts that do not
-    shorten the bands are dropped."""
+    the bands one after another, each split between the copies), its
+    ``accumulate_ops`` on the copies' cores (:func:`accumulate_cycles`,
+    per band), and the extra copies' weights streaming to their arrays;
+    counts that do not shorten the bands are dropped."""
     most = banded_copies(hw, vectors, steps, rows, cols)
     top = max(1, min(limit, most, total // max(1, arrays)))
     choices: list[tuple[int, int]] = []
     last = -1
+    per_band = math.ceil(accumulate_ops / steps)
     for d in copy_counts(top):
         cycles = banded_mvm_cycles(hw, vectors, steps, d, rows, cols)
+        cycles += steps * accumulate_cycles(hw, per_band, d, arrays)
         if cycles != last:
             choices.append((d, cycles + replica_stream_cycles(hw, d, weight_bytes)))
             last = cycles
     return tuple(choices)
+
+
+def accumulate_cycles(
+    hw: HardwareTarget, element_ops: int, copies: int, arrays: int
+) -> int:
+    """An MVM's accumulations of ``element_ops`` lane operations with
+    ``copies`` copies of ``arrays`` arrays: each copy's on the vector units
+    of the cores that hold it (the lowering's ``add_in_cores``), the copies
+    side by side from one array on, so on the units of the cores ``copies x
+    arrays`` consecutive arrays span (at most every core)."""
+    if element_ops <= 0:
+        return 0
+    per_core = hw.hierarchy.arrays_per_core
+    cores = min(hw.total_cores, max(1, -(-copies * arrays // per_core)))
+    return vector_cost(hw, element_ops, cores * hw.vector.units_per_core).cycles
 
 
 def _candidates(
@@ -2065,7 +2153,8 @@ def evaluate(inst: SegmentInstance, alloc: Allocation) -> SegmentCost:
     if inst.chunk_dram:
         dram += inst.chunk_dram[stream_index]
     mem = inst.act_memory[alloc.act]
-    body = max(critical, dram, mem, inst.interconnect, inst.vector)
+    interconnect = replica_interconnect(inst, alloc.copies)
+    body = max(critical, dram, mem, interconnect, inst.vector)
     for term, end in zip(inst.ops, finish, strict=True):
         if term.chunk_tail:  # the prefetch waits for the stream's last load
             stream_end = end - term.chunk_tail[stream_index]

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from xdsl.dialects.builtin import BoolAttr, StringAttr
 from xdsl.ir import Attribute, SSAValue
 
-from cimflow.analysis.blocking import Band, BlockPlan
+from cimflow.analysis.blocking import Band, BlockPlan, skip_band
 from cimflow.analysis.tile_mapping import Chunk, plan_chunks
 from cimflow.cimdialect import cim_meta, cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
@@ -189,12 +189,10 @@ class MvmLowering(ArrayPlacement):
         self, skip: str, plan: BlockPlan | None, band: Band | None
     ) -> Band | None:
         """The rows of a fused residual's skip that the accumulations of
-        output rows ``band`` add (None: all): the same rows, when the skip
-        is cut into rows like the output (an elementwise add's rule)."""
-        layout = self.layouts.get(skip)
-        if plan is None or band is None or layout is None:
+        output rows ``band`` add (None: all; :func:`skip_band`)."""
+        if plan is None or band is None:
             return None
-        return band if layout.rows == plan.output.rows else None
+        return skip_band(self.layouts.get(skip), plan.output, band)
 
     def band_copies(
         self, mvm: cim_tile.MVMOp, index: int, steps: int

@@ -18,7 +18,6 @@ from cimflow.analysis.dual_mode_model import (
     build_program,
     parse_dataflows,
 )
-from cimflow.cimsim.engine import simulate
 from cimflow.errors import CimError
 from cimflow.frontend import import_onnx
 from cimflow.hw_targets import load_target
@@ -28,7 +27,6 @@ from cimflow.passes import cim_allocate
 from cimflow.passes.cim_allocate import MilpResult
 from cimflow.passes.cim_segment import CimSegmentPass, MilpPricing, segment_bounds
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
-from cimflow.tools.cim_verify import compile_model, module_trace
 from cimflow.tools.zoo import zoo_models
 
 MODEL = Path(__file__).resolve().parents[2] / "tools" / "models" / "resnet_tiny.onnx"
@@ -93,36 +91,24 @@ def test_repeated_layers_share_their_problems(tmp_path: Path) -> None:
     assert len(pricing.solved) == len(set(posed)) < len(posed)
 
 
-def test_milp_pricing_ends_resnet18s_first_segment_later_and_runs_faster(
+def test_the_estimate_gives_resnet18s_first_segment_conv1_and_layer1(
     tmp_path: Path,
 ) -> None:
-    """ResNet-18 (true shapes) on dynaplasia: priced by the MILP, the DP
-    merges the estimate's first two segments (conv1 and two blocks, 3 + 7
-    MVMs) into one, whose memory-mode arrays the MILP prices at 212 304
-    cycles against the estimate's 225 856, and the compiled module simulates
-    faster (0.899 against 0.926 ms when measured)."""
+    """ResNet-18 (true shapes) on dynaplasia: the DP's estimate ends the
+    first segment after conv1 and layer1's two blocks (10 MVMs). Until
+    2026-12-06 the model read a fused residual's skip whole, not band by
+    band as the lowering does, and the estimate split those ten MVMs 3 + 7
+    (0.926 ms simulated; 0.893 ms now). The MILP pricing, which since
+    charges the extra copies' programs on the shared interconnect, splits
+    them 7 + 3 (0.921 ms)."""
     (entry,) = zoo_models(models=["resnet18"])
     path = tmp_path / entry.file_name
     onnx.save(entry.builder(), path)
     program = _program(import_onnx(path), "dynaplasia")
     positions = program.mvm_positions
-
-    def mvms(bounds: list[tuple[int, int]]) -> list[int]:
-        return [sum(first <= p < stop for p in positions) for first, stop in bounds]
-
     estimated, _ = segment_bounds(program, 64, 128)
-    priced, _ = segment_bounds(program, 64, 128, MilpPricing(SolverBudget()))
-    assert mvms(estimated)[:2] == [3, 7] and mvms(priced)[0] == 10
-    assert mvms(priced)[1:] == mvms(estimated)[2:]
-    latency: dict[str, int] = {}
-    for pricing in ("estimate", "milp"):
-        pipeline = (
-            "convert-graph-to-tile{target=dynaplasia},"
-            f"cim-cmswitch{{segment_pricing={pricing}}},convert-tile-to-meta"
-        )
-        trace = module_trace(compile_model(path, "dynaplasia", pipeline))
-        latency[pricing] = simulate(trace).stats.makespan_cycles
-    assert latency["milp"] < latency["estimate"]
+    first, stop = estimated[0]
+    assert sum(first <= p < stop for p in positions) == 10
 
 
 def test_bad_pricing_options_are_one_line_errors() -> None:
