@@ -25,7 +25,7 @@ model's latency of the whole allocation.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -546,10 +546,12 @@ def allocate(
     bounds: Sequence[tuple[int, int]],
     budget: SolverBudget | None = None,
     max_copies: int = DEFAULT_MAX_COPIES,
+    cache: dict[SegmentInstance, MilpResult] | None = None,
 ) -> Plan:
-    """Solve every segment's MILP (each distinct problem once)."""
+    """Solve every segment's MILP (each distinct problem once, also across
+    the calls that share ``cache``)."""
     budget = budget or SolverBudget()
-    cache: dict[SegmentInstance, MilpResult] = {}
+    cache = {} if cache is None else cache
     sharing: dict[SegmentInstance, list[int]] = {}
     allocations: list[Allocation] = []
     instances: list[SegmentInstance] = []
@@ -712,30 +714,51 @@ def simulated_cycles(module: ModuleOp, target: str) -> int:
     return simulate(trace).makespan
 
 
-def keep_pipelining_that_pays(module: ModuleOp, target: str) -> list[str]:
-    """Drop the module's pipelined dataflows unless the simulated schedule
-    with them is faster than with every segment in ``layer`` dataflow (the
-    model prices bands only approximately); a remark when dropped."""
-    function = tensor_function(module, "cim-allocate")
+def keep_pipelining_that_pays(
+    module: ModuleOp,
+    function: func.FuncOp,
+    target: str,
+    planned: tuple[Program, Plan],
+    layer_only: Callable[[], tuple[Program, Plan]],
+) -> tuple[Plan, list[str]]:
+    """The plan to keep, of the module's ``planned`` one (already written)
+    and, when it runs some segment pipelined, the same copies with every
+    segment in ``layer`` dataflow and the plan ``layer_only`` solves for
+    layer dataflow alone: the one the simulator finds fastest, pipelining
+    only when strictly faster (the model prices bands only approximately,
+    and the copies it gave the bands may not pay without them); a remark
+    when pipelining is dropped. The module is left holding the kept plan."""
     dataflows = [
         op for op in function.body.block.ops if isinstance(op, cim_tile.DataflowOp)
     ]
     if not dataflows:
-        return []
+        return planned[1], []
+    strategy = module.attributes[STRATEGY_ATTR]
+    assert isinstance(strategy, StringAttr)
     pipelined = simulated_cycles(module, target)
     for op in dataflows:
         op.detach()
-    layer = simulated_cycles(module, target)
-    if pipelined < layer:
-        block = function.body.block
-        assert block.first_op is not None
-        block.insert_ops_before(dataflows, block.first_op)
-        return []
+    dropped = simulated_cycles(module, target)
+    program, plan = layer_only()
+    write_plan(module, function, program, plan, strategy.data)
+    solved = simulated_cycles(module, target)
+    if pipelined < min(dropped, solved):
+        write_plan(module, function, *planned, strategy.data)
+        return planned[1], []
+    if dropped < solved:
+        write_plan(module, function, *planned, strategy.data)
+        for op in function.body.block.ops:
+            if isinstance(op, cim_tile.DataflowOp):
+                op.detach()
+                op.erase()
+        kept, how = planned[1], "the same copies"
+    else:
+        kept, how = plan, "an allocation solved for layer dataflow"
     for op in dataflows:
         op.erase()
-    return [
+    return kept, [
         f"pipelined dataflows dropped: {pipelined} simulated cycles, "
-        f"{layer} with every segment in layer dataflow"
+        f"{min(dropped, solved)} in layer dataflow with {how}"
     ]
 
 
@@ -911,9 +934,10 @@ class CimAllocatePass(ModulePass):
         no_cache: list[tuple[int, dict[str, int]]] = [(0, {})]
         options = kv_cache_options(function, hw) if self.kv_cache else no_cache
         chosen: tuple[Plan, Program] | None = None
+        solved: dict[SegmentInstance, MilpResult] = {}
         for reserved, held in options:
             program = build_program(function, hw, reserved, held, pipelined)
-            plan = allocate(program, bounds, budget, self.max_copies)
+            plan = allocate(program, bounds, budget, self.max_copies, solved)
             fits = not any(
                 violations(i, a)
                 for i, a in zip(plan.instances, plan.allocations, strict=True)
@@ -932,9 +956,18 @@ class CimAllocatePass(ModulePass):
         strategy = op.attributes.get(STRATEGY_ATTR)
         name = strategy.data if isinstance(strategy, StringAttr) else "cim-allocate"
         write_plan(op, function, program, plan, name)
-        dropped = (
-            keep_pipelining_that_pays(op, self.target) if self.check_dataflows else []
-        )
+        dropped: list[str] = []
+        if self.check_dataflows:
+
+            def layer_only() -> tuple[Program, Plan]:
+                layer = build_program(
+                    function, hw, program.reserved, dict(program.held), ()
+                )
+                return layer, allocate(layer, bounds, budget, self.max_copies, solved)
+
+            plan, dropped = keep_pipelining_that_pays(
+                op, function, self.target, (program, plan), layer_only
+            )
         record_solver(op, plan)
         set_remark(op, [*remarks, *dropped])
         warn(self.name, remarks)
