@@ -68,6 +68,10 @@ builtin.module {
 // 256 weight bytes take over the bus, so the DP pays a second segment entry
 // to give each layer the whole chip: a.w 8 copies (8 vectors each), b.w (2
 // arrays) 4 copies, against one segment where they share the 8 arrays.
+// The DP's prediction is 1200 cycles priced by the estimate and 1192 by
+// the MILP (pricing=milp), which finds a cheaper allocation of a segment
+// than the estimate's greedy one since the copies' programs share the
+// interconnect; both write the same copies.
 builtin.module {
   func.func @copies_pay_for_a_segment(%x: tensor<64x32xf32>) -> tensor<64x16xf32> {
     %w1 = cim_graph.weight "a.w" : tensor<32x8xf32>
@@ -79,7 +83,7 @@ builtin.module {
   }
 }
 
-// CHECK:       builtin.module attributes {cim_tile.target = {spec = "tiny", name = "tiny", hash = "sha256:{{[0-9a-f]+}}"}, cim_tile.strategy = "cmswitch", cim_tile.predicted_cycles = 1200 : i64}
+// CHECK:       builtin.module attributes {cim_tile.target = {spec = "tiny", name = "tiny", hash = "sha256:{{[0-9a-f]+}}"}, cim_tile.strategy = "cmswitch", cim_tile.predicted_cycles = {{1200|1192}} : i64}
 // CHECK-LABEL: func.func @copies_pay_for_a_segment
 // CHECK:         weight "a.w" {{.*}} alloc <segment = 0, copies = 8, chunks = 1>
 // CHECK:         cim_tile.vector segment 0{{ ?}}(
