@@ -36,6 +36,7 @@ from cimflow.analysis.dual_mode_model import (
     Program,
     Segment,
     SegmentInstance,
+    accumulate_cycles,
     build_program,
     copies_cycles,
     copy_counts,
@@ -52,7 +53,7 @@ from cimflow.analysis.dual_mode_model import (
 from cimflow.cimdialect import cim_tile
 from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.trace import MoveOp, MvmOp, SwitchOp
-from cimflow.cost_model import replica_stream_cycles, switch_cost
+from cimflow.cost_model import replica_stream_cycles, switch_cost, vector_cost
 from cimflow.hw_targets import HardwareTarget, load_target, target_to_toml
 from cimflow.milp import INFINITY, MilpBuilder, SolveOutcome, SolverBudget
 from cimflow.passes import cim_allocate
@@ -310,6 +311,28 @@ def enumerate_allocations(inst: SegmentInstance) -> int:
             best = cost if best is None else min(best, cost)
     assert best is not None
     return best
+
+
+def test_an_mvms_accumulations_run_on_its_copies_cores() -> None:
+    """On dynaplasia (8 cores of 12 arrays, one vector unit each) the
+    accumulations of a 2-array weight run on one core's unit with up to 6
+    copies, on two cores' with 7, and on every core's once the copies span
+    the chip; more copies are never slower."""
+    hw = load_target("dynaplasia")
+    work = 64_000
+
+    def on_cores(cores: int) -> int:
+        return vector_cost(hw, work, cores * hw.vector.units_per_core).cycles
+
+    assert accumulate_cycles(hw, work, 1, 2) == on_cores(1)
+    assert accumulate_cycles(hw, work, 6, 2) == on_cores(1)
+    assert accumulate_cycles(hw, work, 7, 2) == on_cores(2)
+    assert accumulate_cycles(hw, work, 48, 2) == on_cores(8)
+    assert accumulate_cycles(hw, work, 128, 2) == on_cores(8)
+    assert accumulate_cycles(hw, 0, 1, 2) == 0
+    times = [accumulate_cycles(hw, work, d, 2) for d in range(1, 60)]
+    assert all(a >= b for a, b in itertools.pairwise(times))
+    assert on_cores(1) > on_cores(2) > on_cores(8)
 
 
 def test_the_copies_programs_share_the_interconnect() -> None:
