@@ -714,10 +714,18 @@ def simulated_cycles(module: ModuleOp, target: str) -> int:
     return simulate(trace).makespan
 
 
+def _erase_dataflows(function: func.FuncOp) -> None:
+    for op in list(function.body.block.ops):
+        if isinstance(op, cim_tile.DataflowOp):
+            op.detach()
+            op.erase()
+
+
 def keep_pipelining_that_pays(
     module: ModuleOp,
     function: func.FuncOp,
     target: str,
+    strategy: str,
     planned: tuple[Program, Plan],
     layer_only: Callable[[], tuple[Program, Plan]],
 ) -> tuple[Plan, list[str]]:
@@ -728,34 +736,22 @@ def keep_pipelining_that_pays(
     only when strictly faster (the model prices bands only approximately,
     and the copies it gave the bands may not pay without them); a remark
     when pipelining is dropped. The module is left holding the kept plan."""
-    dataflows = [
-        op for op in function.body.block.ops if isinstance(op, cim_tile.DataflowOp)
-    ]
-    if not dataflows:
+    if not any(isinstance(op, cim_tile.DataflowOp) for op in function.body.block.ops):
         return planned[1], []
-    strategy = module.attributes[STRATEGY_ATTR]
-    assert isinstance(strategy, StringAttr)
     pipelined = simulated_cycles(module, target)
-    for op in dataflows:
-        op.detach()
+    _erase_dataflows(function)
     dropped = simulated_cycles(module, target)
     program, plan = layer_only()
-    write_plan(module, function, program, plan, strategy.data)
+    write_plan(module, function, program, plan, strategy)
     solved = simulated_cycles(module, target)
-    if pipelined < min(dropped, solved):
-        write_plan(module, function, *planned, strategy.data)
-        return planned[1], []
-    if dropped < solved:
-        write_plan(module, function, *planned, strategy.data)
-        for op in function.body.block.ops:
-            if isinstance(op, cim_tile.DataflowOp):
-                op.detach()
-                op.erase()
-        kept, how = planned[1], "the same copies"
-    else:
+    if solved <= min(pipelined, dropped):
         kept, how = plan, "an allocation solved for layer dataflow"
-    for op in dataflows:
-        op.erase()
+    else:
+        write_plan(module, function, *planned, strategy)
+        if pipelined < min(dropped, solved):
+            return planned[1], []
+        _erase_dataflows(function)
+        kept, how = planned[1], "the same copies"
     return kept, [
         f"pipelined dataflows dropped: {pipelined} simulated cycles, "
         f"{min(dropped, solved)} in layer dataflow with {how}"
@@ -966,7 +962,7 @@ class CimAllocatePass(ModulePass):
                 return layer, allocate(layer, bounds, budget, self.max_copies, solved)
 
             plan, dropped = keep_pipelining_that_pays(
-                op, function, self.target, (program, plan), layer_only
+                op, function, self.target, name, (program, plan), layer_only
             )
         record_solver(op, plan)
         set_remark(op, [*remarks, *dropped])

@@ -1291,8 +1291,8 @@ def copies_cycles(
     cols: int,
     copies: int,
     weight_bytes: int,
-    accumulate_ops: int = 0,
-    arrays: int = 1,
+    accumulate_ops: int,
+    arrays: int,
 ) -> int:
     """``mvm_k(d)``: ``vectors`` split over ``copies`` copies of a weight of
     ``weight_bytes`` (:func:`~cimflow.lowering.rules.banded_mvm_cycles`,
@@ -1946,7 +1946,7 @@ def banded_copy_choices(
     steps: int,
     limit: int,
     weight_bytes: int,
-    accumulate_ops: int = 0,
+    accumulate_ops: int,
 ) -> tuple[tuple[int, int], ...]:
     """``(d, cycles)`` of an MVM run in ``steps`` bands (whole: 1) on ``d``
     copies, as the lowering runs it (:func:`~cimflow.lowering.rules.banded_mvm_cycles`:
@@ -1978,9 +1978,10 @@ def accumulate_cycles(
     arrays`` consecutive arrays span (at most every core)."""
     if element_ops <= 0:
         return 0
-    per_core = hw.hierarchy.arrays_per_core
-    cores = min(hw.total_cores, max(1, -(-copies * arrays // per_core)))
-    return vector_cost(hw, element_ops, cores * hw.vector.units_per_core).cycles
+    held = min(hw.total_arrays, max(1, copies * arrays))
+    ((first, stop),) = cores_of_arrays(hw, ((0, held),))
+    units = (stop - first) * hw.vector.units_per_core
+    return vector_cost(hw, element_ops, units).cycles
 
 
 def _candidates(
