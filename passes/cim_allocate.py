@@ -92,12 +92,16 @@ REMARK_ATTR = "cim_tile.remark"
 """Module attribute: what the allocation passes want a reader to know
 (fallbacks, time limits)."""
 
-DEFAULT_MAX_COPIES = 128
+DEFAULT_MAX_COPIES = 512
 """Copies of one weight considered by default. A large chip needs many for
 its first layers (ResNet-18's first convolution on pimcomp_default, 8
 arrays a copy and 12,544 vectors of 4,000 cycles: 32 copies took 1.8 ms of
-a 7.4 ms run; 128 copies, 5.0 ms in all); beyond 32 the counts are priced
-about 1/8 apart (:func:`~cimflow.analysis.dual_mode_model.copy_counts`)."""
+a 7.4 ms run; 128 copies, 5.0 ms in all). 512 rather than 128: cmswitch on
+pimcomp_default, MobileNetV2 2.62 -> 2.08 ms, and at batch 16 ResNet-18
+36.6 -> 25.6 ms, VGG-16 195 -> 165 ms, MobileNetV2 31.2 -> 25.8 ms, at
+about twice the compile time there (dynaplasia's 96 arrays never reach
+128). Beyond 32 the counts are priced about 1/8 apart
+(:func:`~cimflow.analysis.dual_mode_model.copy_counts`)."""
 
 
 # --------------------------------------------------------------------------
