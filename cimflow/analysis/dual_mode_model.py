@@ -162,7 +162,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Literal
 
 from xdsl.dialects import func
@@ -845,6 +845,22 @@ class OpTerm:
     """Per choice in ``copies``: the interconnect cycles of programming its
     extra copies, which the segment's moves share (empty: none)."""
 
+    @cached_property
+    def _choice(self) -> dict[int, int]:
+        return {d: index for index, (d, _) in enumerate(self.copies)}
+
+    def offers(self, copies: int) -> bool:
+        """Whether ``copies`` is among :attr:`copies`' counts."""
+        return copies in self._choice
+
+    def copy_cycles(self, copies: int) -> int:
+        """``mvm_k(d)`` of the choice with ``copies`` copies (0: no choice)."""
+        return self.copies[self._choice[copies]][1] if self.copies else 0
+
+    def replica_cycles(self, copies: int) -> int:
+        """:attr:`replicas` of the choice with ``copies`` copies."""
+        return self.replicas[self._choice[copies]] if self.replicas else 0
+
 
 @dataclass(frozen=True)
 class SegmentInstance:
@@ -968,9 +984,7 @@ def replica_interconnect(inst: SegmentInstance, copies: Sequence[int]) -> int:
     """The segment's moves on the interconnect and every extra copy's
     program with ``copies`` copies of each op: they share it."""
     return inst.interconnect + sum(
-        dict(zip((d for d, _ in term.copies), term.replicas, strict=True))[d]
-        for term, d in zip(inst.ops, copies, strict=True)
-        if term.replicas
+        term.replica_cycles(d) for term, d in zip(inst.ops, copies, strict=True)
     )
 
 
@@ -1295,13 +1309,33 @@ def copies_cycles(
     arrays: int,
 ) -> int:
     """``mvm_k(d)``: ``vectors`` split over ``copies`` copies of a weight of
-    ``weight_bytes`` (:func:`~cimflow.lowering.rules.banded_mvm_cycles`,
-    one band), its accumulations on the copies' cores
-    (:func:`accumulate_cycles`), and the extra copies' weights streaming
-    over the interconnect to their arrays."""
-    cycles = banded_mvm_cycles(hw, vectors, 1, copies, rows, cols)
-    cycles += accumulate_cycles(hw, accumulate_ops, copies, arrays)
+    ``weight_bytes``, run whole (:func:`copies_run_cycles`, one band), and
+    the extra copies' weights streaming over the interconnect to their
+    arrays."""
+    cycles = copies_run_cycles(
+        hw, vectors, 1, copies, rows, cols, accumulate_ops, arrays
+    )
     return cycles + replica_stream_cycles(hw, copies, weight_bytes)
+
+
+def copies_run_cycles(
+    hw: HardwareTarget,
+    vectors: int,
+    steps: int,
+    copies: int,
+    rows: int,
+    cols: int,
+    accumulate_ops: int,
+    arrays: int,
+) -> int:
+    """An MVM run in ``steps`` bands on ``copies`` copies as the lowering
+    runs it: the bands one after another, each split between the copies
+    (:func:`~cimflow.lowering.rules.banded_mvm_cycles`), and each band's
+    share of ``accumulate_ops`` on the copies' cores
+    (:func:`accumulate_cycles`)."""
+    per_band = math.ceil(accumulate_ops / steps)
+    cycles = banded_mvm_cycles(hw, vectors, steps, copies, rows, cols)
+    return cycles + steps * accumulate_cycles(hw, per_band, copies, arrays)
 
 
 @dataclass
@@ -1951,17 +1985,17 @@ def banded_copy_choices(
     """``(d, cycles)`` of an MVM run in ``steps`` bands (whole: 1) on ``d``
     copies, as the lowering runs it (:func:`~cimflow.lowering.rules.banded_mvm_cycles`:
     the bands one after another, each split between the copies), its
-    ``accumulate_ops`` on the copies' cores (:func:`accumulate_cycles`,
-    per band), and the extra copies' weights streaming to their arrays;
-    counts that do not shorten the bands are dropped."""
+    ``accumulate_ops`` on the copies' cores (:func:`copies_run_cycles`),
+    and the extra copies' weights streaming to their arrays; counts that do
+    not shorten the bands are dropped."""
     most = banded_copies(hw, vectors, steps, rows, cols)
     top = max(1, min(limit, most, total // max(1, arrays)))
     choices: list[tuple[int, int]] = []
     last = -1
-    per_band = math.ceil(accumulate_ops / steps)
     for d in copy_counts(top):
-        cycles = banded_mvm_cycles(hw, vectors, steps, d, rows, cols)
-        cycles += steps * accumulate_cycles(hw, per_band, d, arrays)
+        cycles = copies_run_cycles(
+            hw, vectors, steps, d, rows, cols, accumulate_ops, arrays
+        )
         if cycles != last:
             choices.append((d, cycles + replica_stream_cycles(hw, d, weight_bytes)))
             last = cycles
@@ -2088,7 +2122,7 @@ def violations(inst: SegmentInstance, alloc: Allocation) -> list[str]:
     if inst.pre_bytes[alloc.pre] > inst.pre_arrays[alloc.pre] * inst.capacity:
         problems.append("the weights buffer holds more than its capacity")
     for term, d in zip(inst.ops, alloc.copies, strict=True):
-        if term.copies and d not in {c for c, _ in term.copies}:
+        if term.copies and not term.offers(d):
             problems.append(f"{d} copies is not among the choices")
         elif not term.copies and d != 1:
             problems.append("copies of an op that is not a resident MVM")
@@ -2123,9 +2157,7 @@ def op_times(inst: SegmentInstance, alloc: Allocation) -> list[OpTimes]:
     times: list[OpTimes] = []
     for term, d in zip(inst.ops, alloc.copies, strict=True):
         act = term.act[alloc.act] if term.act else 0
-        duration = term.fixed + act
-        if term.copies:
-            duration += dict(term.copies)[d]
+        duration = term.fixed + act + term.copy_cycles(d)
         if term.chunk:
             duration += term.chunk[stream_index]
         band = duration / term.bands
