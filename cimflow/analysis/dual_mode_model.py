@@ -181,7 +181,6 @@ from cimflow.cost_model import (
     concurrent_cost,
     cores_of_arrays,
     interconnect_cost,
-    mvm_cycles,
     mvm_op_cost,
     program_cost,
     program_op_cost,
@@ -1647,10 +1646,16 @@ class Segment:
                     (
                         (
                             1,
-                            mvm_cycles(
-                                mvm_target(hw, mvm.op), mvm.vectors, mvm.rows, mvm.cols
-                            )
-                            + accumulate_cycles(hw, mvm.accumulate_ops, 1, mvm.arrays),
+                            copies_run_cycles(
+                                mvm_target(hw, mvm.op),
+                                mvm.vectors,
+                                1,
+                                1,
+                                mvm.rows,
+                                mvm.cols,
+                                mvm.accumulate_ops,
+                                mvm.arrays,
+                            ),
                         ),
                     )
                     if streams
@@ -1763,7 +1768,7 @@ class Segment:
                 )
                 for pred in (p + self.first for p in term.preds)
             )
-            copies = term.copies
+            copies, replicas = term.copies, term.replicas
             if copies and info.mvm is not None:
                 copies = banded_copy_choices(
                     mvm_target(self.hw, info.mvm.op),
@@ -1777,8 +1782,6 @@ class Segment:
                     info.mvm.weight_bytes,
                     info.mvm.accumulate_ops,
                 )
-            replicas = term.replicas
-            if copies and info.mvm is not None:
                 replicas = replica_choices(self.hw, copies, info.mvm.weight_bytes)
             terms.append(
                 replace(
