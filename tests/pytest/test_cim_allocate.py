@@ -64,6 +64,7 @@ from cimflow.passes.cim_allocate import (
     REMARK_ATTR,
     CimAllocatePass,
     allocate,
+    keep_band_counts_that_pay,
     predicted_cycles,
     segment_runs,
     segments_of,
@@ -1129,3 +1130,110 @@ def test_the_model_moves_a_feature_map_not_its_windows(tmp_path: Path) -> None:
         op.nbytes for op in trace.ops if isinstance(op, MoveOp) and op.direction == "in"
     )
     assert moved == 16 * 16 * 8
+
+
+# --- band counts checked by the simulator ------------------------------------
+
+
+def _banded_module(blocks: Sequence[tuple[int, cim_tile.Dataflow]]) -> ModuleOp:
+    """A function holding only ``cim_tile.dataflow`` declarations, one per
+    segment: ``(blocks, kind)``."""
+    function = func.FuncOp("main", ((), ()))
+    function.body.block.add_ops(
+        [cim_tile.DataflowOp(i, kind, count) for i, (count, kind) in enumerate(blocks)]
+        + [func.ReturnOp()]
+    )
+    return ModuleOp([function])
+
+
+def _scripted_cycles(
+    table: dict[tuple[int, ...], int], calls: list[tuple[int, ...]]
+) -> Callable[[ModuleOp, str], int]:
+    """A stand-in for the simulator: the cycles ``table`` gives the
+    module's band counts (segment order), each call recorded."""
+
+    def cycles(module: ModuleOp, target: str) -> int:
+        counts = tuple(
+            op.blocks.value.data
+            for op in function_of(module).body.block.ops
+            if isinstance(op, cim_tile.DataflowOp)
+        )
+        calls.append(counts)
+        return table[counts]
+
+    return cycles
+
+
+def test_a_band_count_is_kept_only_when_the_whole_run_is_faster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Segment by segment in order: segment 0 in 32 bands is faster (kept),
+    segment 1 in 14 is not (reverted), segment 2 runs by samples (never
+    tried)."""
+    module = _banded_module(
+        [
+            (8, cim_tile.Dataflow.ROWS),
+            (8, cim_tile.Dataflow.ROWS),
+            (4, cim_tile.Dataflow.BATCH),
+        ]
+    )
+    calls: list[tuple[int, ...]] = []
+    table = {(8, 8, 4): 1000, (32, 8, 4): 900, (32, 14, 4): 950}
+    monkeypatch.setattr(
+        cim_allocate, "simulated_cycles", _scripted_cycles(table, calls)
+    )
+    choices = {0: [8, 32], 1: [8, 14], 2: [8, 32]}
+    changed, cycles, remarks = keep_band_counts_that_pay(
+        module, function_of(module), "tiny", choices
+    )
+    assert changed == {0: 32} and cycles == 900
+    assert calls == [(8, 8, 4), (32, 8, 4), (32, 14, 4)]
+    assert remarks == [
+        "segment 0 runs in 32 row bands, not 8: 900 simulated cycles, not 1000"
+    ]
+    left = [
+        op.blocks.value.data
+        for op in function_of(module).body.block.ops
+        if isinstance(op, cim_tile.DataflowOp)
+    ]
+    assert left == [32, 8, 4]
+
+
+def test_band_checks_stop_at_their_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = _banded_module([(8, cim_tile.Dataflow.ROWS)] * 3)
+    calls: list[tuple[int, ...]] = []
+    table = {(8, 8, 8): 1000, (32, 8, 8): 990, (32, 32, 8): 980}
+    monkeypatch.setattr(
+        cim_allocate, "simulated_cycles", _scripted_cycles(table, calls)
+    )
+    monkeypatch.setattr(cim_allocate, "MAX_BAND_CHECKS", 2)
+    changed, cycles, _ = keep_band_counts_that_pay(
+        module, function_of(module), "tiny", {i: [8, 32] for i in range(3)}
+    )
+    assert changed == {0: 32, 1: 32} and cycles == 980
+    assert len(calls) == 3  # the plan as written, then two checks
+
+
+def test_cmswitch_keeps_the_band_counts_the_simulator_prefers(tmp_path: Path) -> None:
+    """The zoo's small MobileNetV2 on tiny, whose row-pipelined segments
+    the model puts in band counts the simulator finds slower: cmswitch
+    keeps others, names each change with the cycles it measured, and its
+    module simulates to the last of them, faster than the model's counts."""
+    (model,) = zoo_models(small=True, models=["mobilenetv2"])
+    path = tmp_path / "mobilenetv2_tiny.onnx"
+    onnx.save(model.builder(), path)
+    lower = "convert-tile-to-meta"
+    checked = compile_model(path, "tiny", f"convert-graph-to-tile,cim-cmswitch,{lower}")
+    unchecked = compile_model(
+        path,
+        "tiny",
+        f"convert-graph-to-tile,cim-cmswitch{{check_dataflows=false}},{lower}",
+    )
+    cycles = [simulate(module_trace(m)).makespan for m in (checked, unchecked)]
+    remark = checked.attributes.get(REMARK_ATTR)
+    assert isinstance(remark, StringAttr)
+    changes = [r for r in remark.data.split("; ") if "row bands" in r]
+    assert changes and all(r.startswith("segment ") for r in changes)
+    assert changes[-1].split(": ")[1].startswith(f"{cycles[0]} simulated cycles")
+    assert changes[0].endswith(f"not {cycles[1]}")
+    assert cycles[0] < cycles[1]
