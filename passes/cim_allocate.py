@@ -718,11 +718,14 @@ def simulated_cycles(module: ModuleOp, target: str) -> int:
     return simulate(trace).makespan
 
 
+def _dataflow_ops(function: func.FuncOp) -> list[cim_tile.DataflowOp]:
+    return [op for op in function.body.block.ops if isinstance(op, cim_tile.DataflowOp)]
+
+
 def _erase_dataflows(function: func.FuncOp) -> None:
-    for op in list(function.body.block.ops):
-        if isinstance(op, cim_tile.DataflowOp):
-            op.detach()
-            op.erase()
+    for op in _dataflow_ops(function):
+        op.detach()
+        op.erase()
 
 
 MAX_BAND_CHECKS = 4
@@ -744,10 +747,6 @@ def row_band_choices(program: Program, plan: Plan) -> dict[int, list[int]]:
         for index, inst in enumerate(plan.instances)
         if inst.dataflow == Dataflow.ROWS
     }
-
-
-def _dataflow_ops(function: func.FuncOp) -> list[cim_tile.DataflowOp]:
-    return [op for op in function.body.block.ops if isinstance(op, cim_tile.DataflowOp)]
 
 
 def set_band_counts(function: func.FuncOp, blocks: Mapping[int, int]) -> None:
