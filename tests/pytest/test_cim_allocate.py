@@ -66,6 +66,7 @@ from cimflow.passes.cim_allocate import (
     allocate,
     keep_band_counts_that_pay,
     predicted_cycles,
+    row_band_choices,
     segment_runs,
     segments_of,
     solve_segment,
@@ -1237,3 +1238,33 @@ def test_cmswitch_keeps_the_band_counts_the_simulator_prefers(tmp_path: Path) ->
     assert changes[-1].split(": ")[1].startswith(f"{cycles[0]} simulated cycles")
     assert changes[0].endswith(f"not {cycles[1]}")
     assert cycles[0] < cycles[1]
+
+
+def test_segments_that_stream_a_weight_get_no_band_checks(tmp_path: Path) -> None:
+    """The small MobileNetV2 on tiny runs five segments in row bands, none
+    streaming: each is offered its other band count; the same plan with
+    the first of them streaming a weight offers it none (8 bands, or one
+    a row up to 32: one count or two)."""
+    (model,) = zoo_models(small=True, models=["mobilenetv2"])
+    path = tmp_path / "mobilenetv2_tiny.onnx"
+    onnx.save(model.builder(), path)
+    module = compile_model(path, "tiny", "convert-graph-to-tile,cim-segment")
+    program, bounds = program_and_bounds(module, "tiny")
+    plan = allocate(program, bounds)
+    banded = [
+        i
+        for i, inst in enumerate(plan.instances)
+        if inst.dataflow == cim_tile.Dataflow.ROWS
+    ]
+    choices = row_band_choices(program, plan)
+    assert len(banded) == 5 and sorted(choices) == banded
+    assert all(1 <= len(counts) <= 2 for counts in choices.values())
+    first = banded[0]
+    streaming = dataclasses.replace(
+        plan,
+        instances=[
+            dataclasses.replace(inst, streams=True) if i == first else inst
+            for i, inst in enumerate(plan.instances)
+        ],
+    )
+    assert sorted(row_band_choices(program, streaming)) == banded[1:]
