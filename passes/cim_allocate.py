@@ -732,7 +732,7 @@ MAX_BAND_CHECKS = 4
 """Simulations :func:`keep_band_counts_that_pay` may spend, on the first
 row-pipelined segments in program order (each is a whole lowering and
 simulation: VGG-16 on pimcomp_default, three of them, took its compile
-from 38 to 115 s). Measured (2026-12-06) with 8: what the checks won came
+from 38 to 106 s). Measured (2026-12-06) with 8: what the checks won came
 from the first segments (those with the largest feature maps): ResNet-50
 on dynaplasia, 13 such segments, 2 557 353 -> 2 480 203 cycles over the
 first four, 2 478 763 over eight."""
