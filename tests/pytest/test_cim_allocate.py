@@ -1268,3 +1268,33 @@ def test_segments_that_stream_a_weight_get_no_band_checks(tmp_path: Path) -> Non
         ],
     )
     assert sorted(row_band_choices(program, streaming)) == banded[1:]
+
+
+def test_layer_copies_in_the_planned_bands_are_kept_when_fastest(
+    tmp_path: Path,
+) -> None:
+    """The small MobileNetV2 on isaac: the copies solved for layer dataflow,
+    run in the bands the model planned, simulate faster than the planned
+    plan, than its copies layer by layer and than the layer plan; cmswitch
+    keeps them, pipelined, and says so with the cycles it measured."""
+    (model,) = zoo_models(small=True, models=["mobilenetv2"])
+    path = tmp_path / "mobilenetv2_tiny.onnx"
+    onnx.save(model.builder(), path)
+    lower = "convert-tile-to-meta"
+    checked = compile_model(
+        path, "isaac", f"convert-graph-to-tile,cim-cmswitch,{lower}"
+    )
+    unchecked = compile_model(
+        path,
+        "isaac",
+        f"convert-graph-to-tile,cim-cmswitch{{check_dataflows=false}},{lower}",
+    )
+    cycles = [simulate(module_trace(m)).makespan for m in (checked, unchecked)]
+    remark = checked.attributes.get(REMARK_ATTR)
+    assert isinstance(remark, StringAttr)
+    (kept,) = [r for r in remark.data.split("; ") if "kept with" in r]
+    assert kept.startswith(
+        "pipelined dataflows kept with an allocation solved for layer dataflow: "
+        f"{cycles[0]} simulated cycles"
+    )
+    assert cycles[0] < cycles[1]
