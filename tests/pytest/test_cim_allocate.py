@@ -1215,25 +1215,35 @@ def test_band_checks_stop_at_their_budget(monkeypatch: pytest.MonkeyPatch) -> No
     assert len(calls) == 3  # the plan as written, then two checks
 
 
+def _cmswitch_checked_and_not(
+    tmp_path: Path, target: str
+) -> tuple[list[str], tuple[int, int]]:
+    """The small MobileNetV2 through cmswitch on ``target``: the remarks of
+    the checked plan, and the simulated cycles of the checked plan and of
+    the plan with ``check_dataflows`` off."""
+    (model,) = zoo_models(small=True, models=["mobilenetv2"])
+    path = tmp_path / "mobilenetv2_tiny.onnx"
+    onnx.save(model.builder(), path)
+    lower = "convert-tile-to-meta"
+    checked, unchecked = (
+        compile_model(
+            path, target, f"convert-graph-to-tile,cim-cmswitch{options},{lower}"
+        )
+        for options in ("", "{check_dataflows=false}")
+    )
+    remark = checked.attributes.get(REMARK_ATTR)
+    assert isinstance(remark, StringAttr)
+    cycles = [simulate(module_trace(m)).makespan for m in (checked, unchecked)]
+    return remark.data.split("; "), (cycles[0], cycles[1])
+
+
 def test_cmswitch_keeps_the_band_counts_the_simulator_prefers(tmp_path: Path) -> None:
     """The zoo's small MobileNetV2 on tiny, whose row-pipelined segments
     the model puts in band counts the simulator finds slower: cmswitch
     keeps others, names each change with the cycles it measured, and its
     module simulates to the last of them, faster than the model's counts."""
-    (model,) = zoo_models(small=True, models=["mobilenetv2"])
-    path = tmp_path / "mobilenetv2_tiny.onnx"
-    onnx.save(model.builder(), path)
-    lower = "convert-tile-to-meta"
-    checked = compile_model(path, "tiny", f"convert-graph-to-tile,cim-cmswitch,{lower}")
-    unchecked = compile_model(
-        path,
-        "tiny",
-        f"convert-graph-to-tile,cim-cmswitch{{check_dataflows=false}},{lower}",
-    )
-    cycles = [simulate(module_trace(m)).makespan for m in (checked, unchecked)]
-    remark = checked.attributes.get(REMARK_ATTR)
-    assert isinstance(remark, StringAttr)
-    changes = [r for r in remark.data.split("; ") if "row bands" in r]
+    remarks, cycles = _cmswitch_checked_and_not(tmp_path, "tiny")
+    changes = [r for r in remarks if "row bands" in r]
     assert changes and all(r.startswith("segment ") for r in changes)
     assert changes[-1].split(": ")[1].startswith(f"{cycles[0]} simulated cycles")
     assert changes[0].endswith(f"not {cycles[1]}")
@@ -1277,22 +1287,8 @@ def test_layer_copies_in_the_planned_bands_are_kept_when_fastest(
     run in the bands the model planned, simulate faster than the planned
     plan, than its copies layer by layer and than the layer plan; cmswitch
     keeps them, pipelined, and says so with the cycles it measured."""
-    (model,) = zoo_models(small=True, models=["mobilenetv2"])
-    path = tmp_path / "mobilenetv2_tiny.onnx"
-    onnx.save(model.builder(), path)
-    lower = "convert-tile-to-meta"
-    checked = compile_model(
-        path, "isaac", f"convert-graph-to-tile,cim-cmswitch,{lower}"
-    )
-    unchecked = compile_model(
-        path,
-        "isaac",
-        f"convert-graph-to-tile,cim-cmswitch{{check_dataflows=false}},{lower}",
-    )
-    cycles = [simulate(module_trace(m)).makespan for m in (checked, unchecked)]
-    remark = checked.attributes.get(REMARK_ATTR)
-    assert isinstance(remark, StringAttr)
-    (kept,) = [r for r in remark.data.split("; ") if "kept with" in r]
+    remarks, cycles = _cmswitch_checked_and_not(tmp_path, "isaac")
+    (kept,) = [r for r in remarks if "kept with" in r]
     assert kept.startswith(
         "pipelined dataflows kept with an allocation solved for layer dataflow: "
         f"{cycles[0]} simulated cycles"
