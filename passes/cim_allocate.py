@@ -817,11 +817,11 @@ def keep_pipelining_that_pays(
     strategy: str,
     planned: tuple[Program, Plan],
     layer_only: Callable[[], tuple[Program, Plan]],
-    bands: tuple[Mapping[int, int], int] | None = None,
+    pipelined: int | None = None,
 ) -> tuple[Plan, list[str]]:
     """The plan to keep, of the module's ``planned`` one (already written,
-    with the band counts ``bands`` gives and the cycles it simulates to, if
-    known) and, when it runs some segment pipelined, the same copies with
+    maybe with band counts of its own, simulating to ``pipelined`` cycles
+    when known) and, when it runs some segment pipelined, the same copies with
     every segment in ``layer`` dataflow, the plan ``layer_only`` solves
     for layer dataflow alone, and that plan's copies pipelined as planned:
     the one the simulator finds fastest, pipelining only when strictly
@@ -832,7 +832,8 @@ def keep_pipelining_that_pays(
     when the plan changes. The module is left holding the kept plan."""
     if not _dataflow_ops(function):
         return planned[1], []
-    blocks, pipelined = bands or ({}, simulated_cycles(module, target))
+    if pipelined is None:
+        pipelined = simulated_cycles(module, target)
     flows = [op.clone() for op in _dataflow_ops(function)]
     _erase_dataflows(function)
     dropped = simulated_cycles(module, target)
@@ -851,7 +852,8 @@ def keep_pipelining_that_pays(
         kept, how = plan, "an allocation solved for layer dataflow"
     else:
         write_plan(module, function, *planned, strategy)
-        set_band_counts(function, blocks)
+        _erase_dataflows(function)
+        _write_dataflows(function, flows)
         if pipelined < min(dropped, solved):
             return planned[1], []
         _erase_dataflows(function)
@@ -1012,8 +1014,9 @@ class CimAllocatePass(ModulePass):
     """When some segment is to run pipelined, lower and simulate the
     module: with each row-pipelined segment's other band counts, keeping
     one that is faster (:func:`keep_band_counts_that_pay`), then with every
-    segment in ``layer`` dataflow, keeping the pipelining only if the
-    simulator finds it faster."""
+    segment in ``layer`` dataflow, with the copies solved for it, and with
+    those copies in the planned bands, keeping the fastest
+    (:func:`keep_pipelining_that_pays`)."""
 
     @property
     def budget(self) -> SolverBudget:
@@ -1068,15 +1071,14 @@ class CimAllocatePass(ModulePass):
                 return layer, allocate(layer, bounds, budget, self.max_copies, solved)
 
             banded: list[str] = []
-            bands: tuple[Mapping[int, int], int] | None = None
+            cycles: int | None = None
             choices = row_band_choices(program, plan)
             if choices:
-                blocks, cycles, banded = keep_band_counts_that_pay(
+                _, cycles, banded = keep_band_counts_that_pay(
                     op, function, self.target, choices
                 )
-                bands = (blocks, cycles)
             plan, dropped = keep_pipelining_that_pays(
-                op, function, self.target, name, (program, plan), layer_only, bands
+                op, function, self.target, name, (program, plan), layer_only, cycles
             )
             if not _dataflow_ops(function):
                 banded = []  # the bands were dropped with the pipelining
