@@ -453,27 +453,13 @@ def _verify_span(op: Operation, key: str, span: DenseArrayBase) -> tuple[int, in
     return values[0], values[1]
 
 
-def _verify_block(
-    op: Operation, block: DenseArrayBase | None, two_axes: bool = False
-) -> None:
-    """``block`` is ``[axis, start, stop]`` with ``start < stop``; with
-    ``two_axes`` (an accumulation) it may also be ``[0, v0, v1, 1, n0, n1]``,
-    some vectors of some columns."""
+def _verify_block(op: Operation, block: DenseArrayBase | None) -> None:
     if block is None:
         return
     values = ints(block)
-    ranges = [values[i : i + 3] for i in range(0, len(values), 3)]
-    shapes_ok = len(values) == 3 or (
-        two_axes and len(values) == 6 and ranges[0][0] == 0 and ranges[1][0] == 1
-    )
-    if (
-        not shapes_ok
-        or values[0] < 0
-        or any(len(r) < 3 or not 0 <= r[1] < r[2] for r in ranges)
-    ):
+    if len(values) != 3 or values[0] < 0 or not 0 <= values[1] < values[2]:
         raise VerifyException(
             f"'{op.name}' block must be [axis, start, stop) with start < stop"
-            + (", or [0, v0, v1, 1, n0, n1] on an accumulate" if two_axes else "")
         )
 
 
@@ -1034,9 +1020,7 @@ class VectorOp(_MetaOp):
     ``softmax``, an elementwise function such as ``gelu``, or ``accumulate``
     for partial sums), ``attrs`` the operator's parameters. With ``block [axis,
     start, stop]`` it produces only that range of its outputs along ``axis``
-    (one step of a pipelined segment); an ``accumulate`` may take ``block
-    [0, v0, v1, 1, n0, n1]``, vectors ``v0..v1`` of columns ``n0..n1`` (a
-    streamed chunk's vectors added in pieces). It runs on the vector units of
+    (one step of a pipelined segment). It runs on the vector units of
     ``cores`` (without ``cores``: every core), streaming ``in_bytes`` from
     ``in_from`` and ``out_bytes`` to ``out_to`` over the interconnect while
     it runs: the global ``buffer`` (default), ``dram`` through the global
@@ -1065,9 +1049,6 @@ class VectorOp(_MetaOp):
     %r = cim_meta.vector "accumulate" element_ops 8192 inputs ["y", "b", "s"]
          outputs ["y"] attrs {residual = "nchw", then = "relu"} cores <0:2>
          in_bytes 4112 segment 0
-    %p = cim_meta.vector "accumulate" element_ops 640 inputs ["y"]
-         outputs ["y"] attrs {} block [0, 0, 16, 1, 0, 40] cores <0:2>
-         in_bytes 5120 out_to dram out_bytes 640 segment 0
     ```
     """
 
@@ -1105,7 +1086,7 @@ class VectorOp(_MetaOp):
         segment: int,
         label: str | None = None,
         params: Mapping[str, Attribute] | None = None,
-        block: Sequence[int] | None = None,
+        block: tuple[int, int, int] | None = None,
         *,
         cores: CoreRangesAttr | None = None,
         in_bytes: int = 0,
@@ -1173,7 +1154,7 @@ class VectorOp(_MetaOp):
                     f"'cim_meta.vector' then must name one of "
                     f"{', '.join(EPILOGUE_ACTIVATIONS)}"
                 )
-        _verify_block(self, self.block, self.kind.data == "accumulate")
+        _verify_block(self, self.block)
         _verify_stream_end(
             self,
             self.in_from.data,

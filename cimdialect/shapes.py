@@ -86,10 +86,3 @@ def normalize_axis(axis: int, rank: int) -> int | None:
     if axis < 0:
         axis += rank
     return axis if 0 <= axis < rank else None
-
-
-def block_ranges(block: Sequence[int]) -> list[tuple[int, int, int]]:
-    """A step's ``block`` as its ``(axis, start, stop)`` ranges: one, or,
-    for an accumulation of some vectors of some columns (a streamed chunk's
-    vectors added in pieces), ``(0, v0, v1)`` then ``(1, n0, n1)``."""
-    return [(block[i], block[i + 1], block[i + 2]) for i in range(0, len(block) - 2, 3)]

@@ -66,7 +66,6 @@ from cimflow.analysis.sparse_tiling import (
     tile_rows_used,
 )
 from cimflow.analysis.zero_planes import PlaneCounts
-from cimflow.cimdialect.shapes import block_ranges
 from cimflow.cost_model import EPILOGUE_ACTIVATIONS, EPILOGUE_HOSTS, RESIDUAL_LAYOUTS
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
@@ -1170,7 +1169,7 @@ class _Executor:
         name: str,
         value: Array,
         writers: tuple[int, ...] | None = None,
-        block: Sequence[int] | None = None,
+        block: tuple[int, int, int] | None = None,
         level: str = "buffer",
         arrays: frozenset[int] = frozenset(),
     ) -> None:
@@ -1200,18 +1199,16 @@ class _Executor:
                 arrays,
             )
             return
-        ranges = block_ranges(block)
-        index: list[slice] = [slice(None)] * value.ndim
-        for axis, start, stop in ranges:
-            if not 0 <= axis < value.ndim or stop > value.shape[axis]:
-                raise self.fail(
-                    f"block {list(block)} is outside '{name}' of shape "
-                    f"{list(info.shape)}"
-                )
-            index[axis] = slice(start, stop)
+        axis, start, stop = block
+        if not 0 <= axis < value.ndim or stop > value.shape[axis]:
+            raise self.fail(
+                f"block {list(block)} is outside '{name}' of shape {list(info.shape)}"
+            )
         stored = before
         if stored is None or not stored.bands:
             stored = _Stored(np.full(info.shape, np.nan, dtype=dtype), ())
+        index: list[slice] = [slice(None)] * value.ndim
+        index[axis] = slice(start, stop)
         target = stored.value
         target[tuple(index)] = np.asarray(value)[tuple(index)].astype(dtype)
         writer = self.op.id
@@ -1219,7 +1216,7 @@ class _Executor:
             target,
             (*stored.writers, writer),
             arrays,
-            bands=(*stored.bands, *((*r, writer) for r in ranges)),
+            bands=(*stored.bands, (axis, start, stop, writer)),
         )
 
     # -- partial sums ------------------------------------------------------
@@ -1353,7 +1350,8 @@ class _Executor:
                     "hold its partial sums"
                 )
         bounds = [(0, partial.shape[0]), (0, partial.shape[1])]
-        for axis, start, stop in block_ranges(op.block or ()):
+        if op.block is not None:
+            axis, start, stop = op.block
             if axis not in (0, 1):
                 raise self.fail(
                     "accumulate steps cut the vectors (axis 0) or the outputs (axis 1)"
@@ -1405,15 +1403,7 @@ class _Executor:
         ]
         if not partial.blocks:
             del self.partials[name]
-        block = (
-            None
-            if op.block is None
-            else tuple(
-                v
-                for axis, _, _ in block_ranges(op.block)
-                for v in (axis, *bounds[axis])
-            )
-        )
+        block = None if op.block is None else (op.block[0], *bounds[op.block[0]])
         self.write_output(op, name, value, block)
 
     def residual_rows(
@@ -1470,7 +1460,7 @@ class _Executor:
         op: VectorOp,
         name: str,
         value: Array,
-        block: Sequence[int] | None,
+        block: tuple[int, int, int] | None,
     ) -> None:
         """An output of a vector op, written where ``out_to`` says when it
         streams its outputs (else on chip)."""

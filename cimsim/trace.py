@@ -85,10 +85,8 @@ LEVELS: tuple[Level, ...] = ("buffer", "local", "memory")
 
 ProgramSource = Literal["weight", "tensor"]
 
-Block: TypeAlias = tuple[int, ...]
-"""``(axis, start, stop)``: the part of its outputs a pipelined step makes;
-an ``accumulate``'s may also be ``(0, v0, v1, 1, n0, n1)``, vectors
-``v0..v1`` of columns ``n0..n1``."""
+Block: TypeAlias = tuple[int, int, int]
+"""``(axis, start, stop)``: the part of its outputs a pipelined step makes."""
 
 ArrayRange: TypeAlias = tuple[int, int]
 """A ``[first, stop)`` range of global array ids."""
@@ -868,23 +866,17 @@ def _weights(fields: _Fields) -> tuple[WeightInfo, ...]:
     return tuple(result)
 
 
-def _block(fields: _Fields, two_axes: bool = False) -> Block | None:
-    """``block``: null or ``[axis, start, stop]``; with ``two_axes`` (an
-    accumulate) also ``[0, v0, v1, 1, n0, n1]``."""
+def _block(fields: _Fields) -> Block | None:
     value = fields.data.get("block")
     if value is None:
         return None
     items = fields.int_list("block")
-    paired = two_axes and len(items) == 6 and items[0] == 0 and items[3] == 1
-    if not (len(items) == 3 or paired) or not all(
-        items[i + 1] < items[i + 2] for i in range(0, len(items), 3)
-    ):
+    if len(items) != 3 or not items[1] < items[2]:
         raise fields.fail(
-            "key 'block' must be null or [axis, start, stop] with start < stop"
-            + (", or [0, v0, v1, 1, n0, n1] on an accumulate" if two_axes else "")
-            + f", got {_short(value)}"
+            f"key 'block' must be null or [axis, start, stop] with start < stop, "
+            f"got {_short(value)}"
         )
-    return tuple(items)
+    return items[0], items[1], items[2]
 
 
 def _attrs(fields: _Fields) -> dict[str, object]:
@@ -1379,7 +1371,7 @@ class _OpReader:
             inputs=fields.str_list("inputs"),
             outputs=outputs,
             attrs=_attrs(fields),
-            block=_block(fields, fields.string("op") == "accumulate"),
+            block=_block(fields),
             cores=cores,
             in_bytes=in_bytes,
             out_bytes=out_bytes,

@@ -223,7 +223,6 @@ from cimflow.lowering.state import (
     chunk_adds,
     chunk_ends,
     chunk_out_bytes,
-    chunk_pieces,
     columns_bias_bytes,
     copy_layout,
     mvm_feed,
@@ -1031,11 +1030,7 @@ def stream_ops(
     columns and the bias (``finishing``: the weight's bias bytes, 0 for
     none, and whether a fused residual is added; a chunk reads its own
     columns' bias), and
-    the next chunk's program waits for that; a chunk that adds partial sums
-    across cores computes its vectors in the pieces
-    :func:`~cimflow.lowering.state.chunk_pieces` gives for the whole
-    global buffer, each piece's MVM after the one before and each followed
-    by its additions. The loads go in DRAM order,
+    the next chunk's program waits for that. The loads go in DRAM order,
     one after another (the programs from DRAM among them). Partial sums
     wait where :func:`~cimflow.lowering.state.partials_fit` puts them with
     the whole global buffer free, a running sum with the first partial
@@ -1106,101 +1101,85 @@ def stream_ops(
                 prefetched[index + 1] = len(ops) - 1
         layout = copy_layout(hw, tiling, chunk, 0)
         cores = tuple(runs_of(layout.cores))
-        first, last = ends[index]
-        pieces = chunk_pieces(
+        feed = mvm_feed(
             hw,
             layout,
-            vectors,
-            (first, last),
-            biased + residual,
-            hw.buffers.global_bytes,
-            window is not None,
-            output_scale,
-            misaligned,
+            (0, vectors),
+            window,
+            input_scale=input_scale,
+            output_scale=output_scale,
+            misaligned=misaligned,
         )
-        computed: tuple[int, ...] = ()
-        for piece in pieces:
-            count = piece[1] - piece[0]
-            feed = mvm_feed(
+        first, last = ends[index]
+        outputs = vectors * (chunk.n1 - chunk.n0)
+        adds = chunk_adds(
+            chunk, vectors, first, last, biased + residual, output_scale, misaligned
+        )
+        streamed = chunk_out_bytes(hw, layout, vectors, first, last, adds, output_scale)
+        ops.append(
+            _StreamOp(
+                mvm_op_cost(
+                    hw,
+                    chunk.arrays,
+                    vectors,
+                    chunk.rows,
+                    chunk.cols,
+                    local_bytes=feed.expanded,
+                    feed="dram" if input_in_dram else "buffer",
+                    in_bytes=max(1, feed.in_bytes),
+                    out_bytes=streamed,
+                    cores=cores,
+                ).cycles,
+                programs,
+                "dram" if input_in_dram else "arrays",
+                "mvm",
+            )
+        )
+        mvm = (len(ops) - 1,)
+        if adds:  # add_in_cores or add_chunk
+            in_cores = first and last and not layout.cross_core
+            written = written_outputs(outputs, output_scale)
+            finishing_bytes = (
+                columns_bias_bytes(hw, tiling, chunk.n1 - chunk.n0, output_scale)
+                if biased
+                else 0
+            ) + (written * hw.activation_bytes if residual else 0)
+            in_bytes, out_bytes = chunk_add_bytes(
                 hw,
-                layout,
-                piece,
-                window,
-                input_scale=input_scale,
-                output_scale=output_scale,
-                misaligned=misaligned,
+                outputs,
+                streamed,
+                (first, last, in_cores),
+                finishing_bytes,
+                output_scale,
             )
-            outputs = count * (chunk.n1 - chunk.n0)
-            adds = chunk_adds(
-                chunk, count, first, last, biased + residual, output_scale, misaligned
-            )
-            streamed = chunk_out_bytes(
-                hw, layout, count, first, last, adds, output_scale
-            )
+            partials_in_dram = False
+            if not in_cores:
+                room = outputs * hw.accumulator_bytes if first and not last else 0
+                partials_in_dram = sums_in_dram.get(chunk.n0, False) or not (
+                    partials_fit(streamed, room, hw.buffers.global_bytes)
+                )
+                if first and not last:
+                    sums_in_dram[chunk.n0] = partials_in_dram
+            out_in_dram = output_in_dram if last else partials_in_dram
             ops.append(
                 _StreamOp(
-                    mvm_op_cost(
-                        hw,
-                        chunk.arrays,
-                        count,
-                        chunk.rows,
-                        chunk.cols,
-                        local_bytes=feed.expanded,
-                        feed="dram" if input_in_dram else "buffer",
-                        in_bytes=max(1, feed.in_bytes),
-                        out_bytes=streamed,
-                        cores=cores,
+                    concurrent_cost(
+                        *vector_op_parts(
+                            hw,
+                            adds,
+                            cores,
+                            in_bytes,
+                            out_bytes,
+                            in_from="dram" if partials_in_dram else "buffer",
+                            out_to="dram" if out_in_dram else "buffer",
+                        )
                     ).cycles,
-                    (*programs, *computed),
-                    "dram" if input_in_dram else "arrays",
-                    "mvm",
+                    mvm,
+                    "dram" if partials_in_dram or out_in_dram else "bus",
+                    "add",
                 )
             )
-            computed = mvm = (len(ops) - 1,)
-            if adds:  # add_in_cores or add_chunk
-                in_cores = first and last and not layout.cross_core
-                written = written_outputs(outputs, output_scale)
-                finishing_bytes = (
-                    columns_bias_bytes(hw, tiling, chunk.n1 - chunk.n0, output_scale)
-                    if biased
-                    else 0
-                ) + (written * hw.activation_bytes if residual else 0)
-                in_bytes, out_bytes = chunk_add_bytes(
-                    hw,
-                    outputs,
-                    streamed,
-                    (first, last, in_cores),
-                    finishing_bytes,
-                    output_scale,
-                )
-                partials_in_dram = False
-                if not in_cores:
-                    room = outputs * hw.accumulator_bytes if first and not last else 0
-                    partials_in_dram = sums_in_dram.get(chunk.n0, False) or not (
-                        partials_fit(streamed, room, hw.buffers.global_bytes)
-                    )
-                    if first and not last:
-                        sums_in_dram[chunk.n0] = partials_in_dram
-                out_in_dram = output_in_dram if last else partials_in_dram
-                ops.append(
-                    _StreamOp(
-                        concurrent_cost(
-                            *vector_op_parts(
-                                hw,
-                                adds,
-                                cores,
-                                in_bytes,
-                                out_bytes,
-                                in_from="dram" if partials_in_dram else "buffer",
-                                out_to="dram" if out_in_dram else "buffer",
-                            )
-                        ).cycles,
-                        mvm,
-                        "dram" if partials_in_dram or out_in_dram else "bus",
-                        "add",
-                    )
-                )
-                mvm = (len(ops) - 1,)
+            mvm = (len(ops) - 1,)
     return ops, len(chunks)
 
 

@@ -47,7 +47,6 @@ from cimflow.lowering.state import (
     chunk_adds,
     chunk_ends,
     chunk_out_bytes,
-    chunk_pieces,
     chunk_start,
     columns_bias_bytes,
     copy_layout,
@@ -981,7 +980,7 @@ class MvmLowering(ArrayPlacement):
         element_ops: int,
         cores: cim_meta.CoreRangesAttr,
         deps: Sequence[SSAValue],
-        block: Sequence[int] | None,
+        block: tuple[int, int, int] | None,
         partial_bytes: int,
         out_bytes: int,
         target: TensorState,
@@ -1204,30 +1203,6 @@ class MvmLowering(ArrayPlacement):
                     )
                 finished.append(previous)
                 continue
-            pieces = chunk_pieces(
-                self.hw,
-                layout,
-                span[1],
-                (first, last),
-                finishing,
-                self.buffer.available,
-                window is not None,
-                self.output_scale,
-                self.misaligned,
-            )
-            if len(pieces) > 1:
-                added = self.compute_pieces(
-                    mvm,
-                    (layout, program),
-                    (tensors, f"{tensors[1]}@chunk{index}"),
-                    places,
-                    (bias, finishing),
-                    ready,
-                    pieces,
-                )
-                finished += added
-                previous = added[-1]
-                continue
             partials = streamed
             place = f"{tensors[1]}@chunk{index}"
             group = self.running_sums.get(f"{tensors[1]}@sum{chunk.n0}")
@@ -1268,73 +1243,6 @@ class MvmLowering(ArrayPlacement):
                 finished.append(previous)
         return finished
 
-    def compute_pieces(
-        self,
-        mvm: cim_tile.MVMOp,
-        placed: tuple[CopyLayout, SSAValue],
-        names: tuple[tuple[str, str], str],
-        places: tuple[TensorState, TensorState],
-        finishing: tuple[TensorState | None, int],
-        ready: Sequence[SSAValue],
-        pieces: Sequence[Span],
-    ) -> list[SSAValue]:
-        """A chunk's vectors in ``pieces`` (:func:`chunk_pieces`), one after
-        another on its arrays (``placed``: its layout and program): each
-        piece's MVM sends its partial sums into the global buffer (``names``:
-        the tensors, and the name their space takes there), and its cores add
-        them and the bias (``finishing``, with the count of such additions),
-        writing the piece's finished outputs while the next piece computes.
-        Returns the additions, in order."""
-        layout, program = placed
-        tensors, place = names
-        source, target = places
-        bias, extra = finishing
-        chunk = layout.chunk
-        computed: list[SSAValue] = []
-        added: list[SSAValue] = []
-        for index, piece in enumerate(pieces):
-            count = piece[1] - piece[0]
-            adds = chunk_adds(
-                chunk, count, True, True, extra, self.output_scale, self.misaligned
-            )
-            partials = chunk_out_bytes(
-                self.hw, layout, count, True, True, adds, self.output_scale
-            )
-            part = f"{place}.{index}"
-            home, passing = self.partials_home(part, partials, target)
-            computed = [
-                self.stream_mvm(
-                    mvm,
-                    layout,
-                    program,
-                    tensors,
-                    source,
-                    home,
-                    self.feed(layout, piece, None),
-                    [*ready, *computed],
-                    piece,
-                    partials,
-                    passing,
-                )
-            ]
-            added.append(
-                self.add_chunk(
-                    tensors[1],
-                    (target, home),
-                    layout,
-                    bias,
-                    adds,
-                    computed[0],
-                    partials,
-                    ((chunk.n0, chunk.n1), True, True),
-                    count * (chunk.n1 - chunk.n0),
-                    piece,
-                )
-            )
-            if passing is not None:
-                self.release_passing(part, added[-1:])
-        return added
-
     def add_in_cores(
         self,
         out_name: str,
@@ -1372,15 +1280,13 @@ class MvmLowering(ArrayPlacement):
         partials: int,
         position: tuple[Span, bool, bool],
         outputs: int,
-        vectors: Span | None = None,
     ) -> SSAValue:
         """A chunk's partial sums (where ``places`` says: the output's home,
         then theirs) added on its cores' vector units: to each other, to
         the sum of the chunks before it over the same columns (kept at the
         accumulator width, in the global buffer when it fits, until the last
         of them), and the bias, with the last chunk writing the finished
-        outputs (of ``vectors`` only, when the chunk computes its vectors in
-        pieces)."""
+        outputs."""
         target, partials_at = places
         columns, first, last = position
         running = f"{out_name}@sum{columns[0]}"
@@ -1410,7 +1316,7 @@ class MvmLowering(ArrayPlacement):
             adds,
             core_ranges(layout.cores),
             [computed, *held],
-            (1, *columns) if vectors is None else (0, *vectors, 1, *columns),
+            (1, *columns),
             partial_bytes,
             out_bytes,
             target if last else sum_at,

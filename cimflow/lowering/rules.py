@@ -31,7 +31,7 @@ from cimflow.analysis.tile_mapping import Chunk, target_tiling
 from cimflow.cimdialect import cim_graph, cim_tile
 from cimflow.cimdialect.cim_graph import ints, tensor_shape
 from cimflow.cimdialect.cim_tile import TilingAttr
-from cimflow.cimdialect.shapes import block_ranges, num_elements
+from cimflow.cimdialect.shapes import num_elements
 from cimflow.cost_model import (
     EPILOGUE_ACTIVATIONS,
     EPILOGUE_HOSTS,
@@ -539,14 +539,12 @@ def expanded_elements(vectors: Span, k_spans: Iterable[Span]) -> int:
 def block_elements(
     shape: Sequence[int], block: Sequence[int] | tuple[int, int, int] | None
 ) -> int:
-    """Elements of a tensor of ``shape`` that a step's ``block`` (its
-    ranges, :func:`block_ranges`; None: the whole tensor) covers."""
+    """Elements of a tensor of ``shape`` that a step's ``block`` (``(axis,
+    start, stop)``; None: the whole tensor) covers."""
     if block is None:
         return math.prod(shape)
-    sizes = list(shape)
-    for axis, start, stop in block_ranges(block):
-        sizes[axis] = stop - start
-    return math.prod(sizes)
+    axis, start, stop = block
+    return math.prod(shape) // max(1, shape[axis]) * (stop - start)
 
 
 def written_block_elements(
@@ -559,7 +557,7 @@ def written_block_elements(
     hold only some columns: ``output_scale``) writes every output those
     columns own (:func:`written_outputs`)."""
     elements = block_elements(shape, block)
-    if block is not None and any(axis == 1 for axis, _, _ in block_ranges(block)):
+    if block is not None and block[0] == 1:
         return written_outputs(elements, output_scale)
     return elements
 

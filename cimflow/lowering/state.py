@@ -305,54 +305,6 @@ def partials_fit(nbytes: int, room_for: int, available: int) -> bool:
     return nbytes + room_for <= available // 2
 
 
-def chunk_pieces(
-    hw: HardwareTarget,
-    layout: CopyLayout,
-    vectors: int,
-    position: tuple[bool, bool],
-    finishing: int,
-    available: int,
-    windowed: bool,
-    output_scale: Fraction | None = None,
-    misaligned: bool = False,
-) -> list[Band]:
-    """The vectors of a streamed chunk in the pieces its MVM computes them
-    in. A chunk that holds its columns whole (``position``: first and last
-    over them) with their row tiles on several cores sends out partial sums
-    that its cores add; it computes its vectors in the fewest near-equal
-    pieces whose partial sums fit half of the global buffer's ``available``
-    free bytes (:func:`partials_fit`), so that they wait there for the
-    vector units instead of going to DRAM and back. One piece for any other
-    chunk, and when all its partial sums fit, when its input is read
-    through a window (pieces would read again the rows they share), or when
-    not even one vector's fit. ``finishing``: the additions each output
-    takes beside the partial sums (bias, residual)."""
-
-    def partial_bytes(count: int) -> int:
-        adds = chunk_adds(
-            layout.chunk, count, True, True, finishing, output_scale, misaligned
-        )
-        return chunk_out_bytes(hw, layout, count, True, True, adds, output_scale)
-
-    if (
-        position != (True, True)
-        or not layout.cross_core
-        or windowed
-        or vectors < 2
-        or partials_fit(partial_bytes(vectors), 0, available)
-        or not partials_fit(partial_bytes(1), 0, available)
-    ):
-        return [(0, vectors)]
-    fits, fails = 1, vectors
-    while fails - fits > 1:
-        middle = (fits + fails) // 2
-        if partials_fit(partial_bytes(middle), 0, available):
-            fits = middle
-        else:
-            fails = middle
-    return bands(vectors, -(-vectors // fits))
-
-
 def chunk_add_bytes(
     hw: HardwareTarget,
     outputs: int,

@@ -11,7 +11,6 @@ simulator refusing hand-made traces that overfill each level.)"""
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from pathlib import Path
 from typing import Any
 
@@ -350,55 +349,3 @@ def test_a_segment_programs_arrays_its_predecessor_is_done_with(
         assert users
         assert all(result.finish[op.id] <= result.start[program.id] for op in users)
     assert verify_trace(trace, model, "exact").passed
-
-
-def test_a_streamed_chunk_adds_its_partial_sums_in_pieces_that_fit_the_buffer(
-    tmp_path: Path,
-) -> None:
-    """A 160 x 16 weight on tiny streams in two chunks of one column tile
-    each, whose 5 row tiles take both cores, so their partial sums (64 B a
-    vector) must meet on one core's vector unit. For 64 vectors (4 KiB)
-    half of a 4 KiB global buffer is too small: each chunk computes its
-    vectors in pieces whose partial sums fit, each added by an accumulate
-    of those vectors of the chunk's columns while the next piece computes,
-    and nothing goes to DRAM but the input's reads and the output. With a
-    64 KiB buffer each chunk computes all its vectors at once."""
-    rng = np.random.default_rng(1)
-    model = tmp_path / "streamed.onnx"
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
-        "streamed",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 160])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 16])],
-        [
-            numpy_helper.from_array(
-                (rng.standard_normal((160, 16)) / 8).astype(np.float32), "w"
-            )
-        ],
-    )
-    save_model(graph, model)
-    roomy = tiny_with(tmp_path, "roomy", buffers={"global_bytes": 65536})
-
-    trace = module_trace(compile_model(model, "tiny"), str(model))
-    mvms = [op for op in trace.ops if isinstance(op, MvmOp)]
-    adds = [
-        op for op in trace.ops if isinstance(op, VectorOp) and op.op == "accumulate"
-    ]
-    assert len(mvms) == len(adds) > 2
-    assert {op.out_to for op in mvms} == {"buffer"}
-    assert "dram" not in {op.in_from for op in adds}
-    blocks = [op.block for op in adds if op.block is not None]
-    pieces = sorted((b[1], b[2]) for b in blocks if b[3:] == (1, 0, 8))
-    assert pieces[0][0] == 0 and pieces[-1][1] == 64 and len(pieces) > 1
-    assert all(a[1] == b[0] for a, b in itertools.pairwise(pieces))
-    within_capacities(trace)
-    assert verify_trace(trace, model, "exact").passed
-
-    whole = module_trace(compile_model(model, roomy), str(model))
-    blocks = [
-        op.block
-        for op in whole.ops
-        if isinstance(op, VectorOp) and op.op == "accumulate"
-    ]
-    assert blocks == [(1, 0, 8), (1, 8, 16)]
-    assert verify_trace(whole, model, "exact").passed

@@ -126,8 +126,6 @@ STREAMED_LINEARS = [
     ("dynaplasia", (128, 768, 3072), False),
     ("dynaplasia", (8, 3072, 768), True),
     ("dynaplasia", (8, 1024, 4096), False),
-    ("dynaplasia", (64, 4096, 4096), False),
-    ("dynaplasia", (64, 4096, 4096), True),
     ("jain_wordline", (16, 512, 256), True),
     ("isscc21_core", (8, 3072, 768), False),
 ]
@@ -137,9 +135,7 @@ one array, outputs in the global buffer or in DRAM (each well inside or
 beyond half of the buffer, where the model's placement and the lowering's
 agree); with and without a bias (added with the last chunk over its
 columns, which reads its own columns' part of the bias the segment loaded
-whole: 36 outputs are chunks of 8 and a last one of 4); a column's 13 row
-tiles on two cores, whose partial sums for 64 vectors do not fit half the
-buffer, so that each chunk computes its vectors in pieces."""
+whole: 36 outputs are chunks of 8 and a last one of 4)."""
 
 
 def priced_and_lowered(

@@ -127,14 +127,6 @@ def test_valid_trace_loads_into_typed_ops() -> None:
         mvm.vectors = 3  # type: ignore[misc]
 
 
-def test_an_accumulate_takes_a_block_of_vectors_and_columns() -> None:
-    """Vectors 0..2 of columns 0..8: a streamed chunk's vectors added in
-    pieces (``docs/trace-format.md``)."""
-    data = edit_op(3, op="accumulate", block=[0, 0, 2, 1, 0, 8])
-    vector = load_trace(data).ops[3]
-    assert isinstance(vector, VectorOp) and vector.block == (0, 0, 2, 1, 0, 8)
-
-
 def test_load_from_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "t.json"
     path.write_text(dump_trace(valid_trace()), encoding="utf-8")
@@ -218,30 +210,6 @@ def edit_op(index: int, **changes: Any) -> dict[str, Any]:
         (3, {"cores": [[0, 3]]}, "op 3: core range [0, 3) is outside the target's 2"),
         (3, {"cores": []}, "op 3: key 'cores' must not be empty"),
         (3, {"in_bytes": None}, "op 3: missing key 'in_bytes'"),
-        (
-            3,
-            {"block": [0, 0, 2, 1, 0, 8]},
-            "op 3: key 'block' must be null or [axis, start, stop] with start < "
-            "stop, got [0, 0, 2, 1, 0, 8]",
-        ),
-        (
-            6,
-            {"block": [0, 2, 1]},
-            "op 6: key 'block' must be null or [axis, start, stop] with start < "
-            "stop, got [0, 2, 1]",
-        ),
-        (
-            3,
-            {"op": "accumulate", "block": [0, 0, 2, 0, 0, 8]},
-            "op 3: key 'block' must be null or [axis, start, stop] with start < "
-            "stop, or [0, v0, v1, 1, n0, n1] on an accumulate",
-        ),
-        (
-            3,
-            {"op": "accumulate", "block": [0, 2, 2, 1, 0, 8]},
-            "op 3: key 'block' must be null or [axis, start, stop] with start < "
-            "stop, or [0, v0, v1, 1, n0, n1] on an accumulate",
-        ),
         (6, {"dir": "up"}, "op 6: key 'dir' must be one of 'in', 'out', got 'up'"),
         (6, {"cores": [[1, 2], [0, 1]]}, "op 6: core ranges are not sorted"),
         (

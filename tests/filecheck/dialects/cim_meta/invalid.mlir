@@ -194,16 +194,6 @@
 
 // -----
 
-// CHECK: 'cim_meta.vector' block must be [axis, start, stop) with start < stop
-%t = cim_meta.vector "relu" element_ops 64 inputs ["y"] outputs ["z"] attrs {} block [0, 0, 16, 1, 0, 40] segment 0
-
-// -----
-
-// CHECK: 'cim_meta.vector' block must be [axis, start, stop) with start < stop, or [0, v0, v1, 1, n0, n1] on an accumulate
-%t = cim_meta.vector "accumulate" element_ops 64 inputs ["y"] outputs ["y"] attrs {} block [1, 0, 16, 0, 0, 40] segment 0
-
-// -----
-
 // CHECK: 'cim_meta.vector' residual is an accumulate's last input, laid out as one of rows, nchw
 %t = cim_meta.vector "add" element_ops 64 inputs ["y", "s"] outputs ["y"] attrs {residual = "rows"} segment 0
 
