@@ -853,10 +853,9 @@ def keep_pipelining_that_pays(
     else:
         write_plan(module, function, *planned, strategy)
         _erase_dataflows(function)
-        _write_dataflows(function, flows)
         if pipelined < min(dropped, solved):
+            _write_dataflows(function, flows)
             return planned[1], []
-        _erase_dataflows(function)
         kept, how = planned[1], "the same copies"
     return kept, [
         f"pipelined dataflows dropped: {pipelined} simulated cycles, "
