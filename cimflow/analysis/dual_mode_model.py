@@ -223,6 +223,7 @@ from cimflow.lowering.state import (
     chunk_adds,
     chunk_ends,
     chunk_out_bytes,
+    chunk_start,
     columns_bias_bytes,
     copy_layout,
     mvm_feed,
@@ -1049,13 +1050,14 @@ def stream_ops(
     chunks = plan_chunks(tiling, available)
     capacity = half * hw.dual_mode.memory_capacity_bytes
     ends = chunk_ends(chunks)
+    start = chunk_start(hw, tiling, chunks, 0, available)
     ops: list[_StreamOp] = []
     last_load: tuple[int, ...] = ()
     prefetched: dict[int, int] = {}
     programs_of: list[tuple[int, ...]] = []
     mvm: tuple[int, ...] = ()
     for index, chunk in enumerate(chunks):
-        cores = cores_of_arrays(hw, ((0, chunk.arrays),))
+        cores = cores_of_arrays(hw, ((start, start + chunk.arrays),))
         nbytes = program_bytes(hw, chunk, operand != "weight", row_indices)
         # an activation's chunk from where it lives, once the chunk before
         # has computed; a weight's from the half that prefetched it, else
@@ -1099,7 +1101,7 @@ def stream_ops(
                 )
                 last_load = (len(ops) - 1,)
                 prefetched[index + 1] = len(ops) - 1
-        layout = copy_layout(hw, tiling, chunk, 0)
+        layout = copy_layout(hw, tiling, chunk, start)
         cores = tuple(runs_of(layout.cores))
         feed = mvm_feed(
             hw,

@@ -454,12 +454,28 @@ class BufferPlacement(KvCache):
         copy.ready = [(None, stored)]
         return copy
 
+    def read_apart(self, states: Sequence[TensorState]) -> bool:
+        """Whether an op may stream activations that all lie in DRAM, or
+        all in one range of memory-mode arrays, beside weights and biases
+        the segment loaded into the global buffer: the vector units read
+        both at once (the op's bytes are charged as the activations'
+        level's, an over-estimate)."""
+        loaded = [s for s in states if self.segment_loads.get(s.name) is s]
+        activations = {s.where() for s in states if s not in loaded}
+        return (
+            len(activations) == 1
+            and next(iter(activations))[0] != Location.BUFFER
+            and all(s.level == Location.BUFFER for s in loaded)
+        )
+
     def common_level(
         self, sources: Sequence[tuple[TensorState | None, int]]
     ) -> tuple[list[tuple[TensorState | None, int]], list[TensorState]]:
         """Operands an op streams from one level: when they lie in different
         levels, those outside the global buffer are loaded into it first
-        (copies the op frees once it has read them)."""
+        (copies the op frees once it has read them); activations too large
+        for it stay where they are when :meth:`read_apart` allows, else
+        every operand streams from DRAM."""
         states = [state for state, _ in sources if state is not None]
         places = {state.where() for state in states}
         if len(places) <= 1:
@@ -485,7 +501,9 @@ class BufferPlacement(KvCache):
             else:
                 result.append((state, nbytes))
         states = [state for state, _ in result if state is not None]
-        if len({state.where() for state in states}) > 1:
+        if len({state.where() for state in states}) > 1 and not self.read_apart(
+            states
+        ):
             # what still lies elsewhere is too large for the buffer: write
             # the other operands to DRAM too, and stream all from there
             result = [

@@ -141,15 +141,30 @@ def chunk_start(
     stop: int,
 ) -> int:
     """Where a streamed weight's chunks start in the free run ``[first,
-    stop)``: the first array from which no chunk splits an output column's
-    row tiles between cores (their partial sums then add up in the core
-    instead of crossing to another, or to DRAM), else ``first``. The cost
-    models place chunks from array 0, which such a start matches."""
+    stop)``: the first array from which the fewest partial sums cross
+    cores (:func:`crossing_sums`; none, when no chunk splits an output
+    column's row tiles between cores: they then add up in the core instead
+    of crossing to another, or to DRAM). Only the start's place in its core
+    matters, so the first ``arrays_per_core`` starts are tried. The cost
+    models place chunks in ``[0, available)`` by this same rule."""
     largest = max(chunk.arrays for chunk in chunks)
-    for start in range(first, stop - largest + 1):
-        if not any(copy_layout(hw, tiling, c, start).cross_core for c in chunks):
-            return start
-    return first
+    last = min(stop - largest, first + hw.hierarchy.arrays_per_core - 1)
+    best, fewest = first, -1
+    for start in range(first, last + 1):
+        crossing = sum(crossing_sums(copy_layout(hw, tiling, c, start)) for c in chunks)
+        if fewest < 0 or crossing < fewest:
+            best, fewest = start, crossing
+        if crossing == 0:
+            break
+    return best
+
+
+def crossing_sums(layout: CopyLayout) -> int:
+    """Partial sums per input vector that leave their core: each output of
+    a column tile whose row tiles lie on several cores, once per core."""
+    return sum(
+        outputs * holders for outputs, _, holders in layout.columns if holders > 1
+    )
 
 
 @dataclass

@@ -285,6 +285,64 @@ def test_an_activations_buffer_spills_to_dram(
     assert verify_trace(trace, model, "exact").passed
 
 
+def matmul_norm_matmul(directory: Path) -> Path:
+    """x [150, 24] -> MatMul -> LayerNormalization (scale, bias) -> MatMul."""
+    rng = np.random.default_rng(0)
+
+    def initializer(name: str, shape: tuple[int, ...]) -> onnx.TensorProto:
+        values = (rng.standard_normal(shape) / 5).astype(np.float32)
+        return numpy_helper.from_array(values, name)
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w0"], ["m0"]),
+            helper.make_node(
+                "LayerNormalization", ["m0", "scale", "bias"], ["n0"], axis=-1
+            ),
+            helper.make_node("MatMul", ["n0", "w1"], ["y"]),
+        ],
+        "norm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [150, 24])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [150, 24])],
+        [
+            initializer("w0", (24, 24)),
+            initializer("w1", (24, 24)),
+            initializer("scale", (24,)),
+            initializer("bias", (24,)),
+        ],
+    )
+    return save_model(graph, directory / "norm.onnx")
+
+
+def test_a_norm_reads_memory_arrays_and_its_scale_from_the_buffer(
+    tmp_path: Path,
+) -> None:
+    """The first product (3600 B) spills into the activations buffer (a
+    2 KiB global buffer holds at most half that); the norm streams it from
+    those arrays while its scale and bias sit in the global buffer, with no
+    copy of either to DRAM."""
+    model = matmul_norm_matmul(tmp_path)
+    target = tiny_with(
+        tmp_path,
+        "norm",
+        array={"rows": 512, "active_rows": 512},
+        buffers={"global_bytes": 2048},
+        dual_mode={"memory_capacity_bytes": 4096},
+    )
+    activations = cim_tile.BufferRole.ACTIVATIONS
+    module = compile_with_buffers(model, target, [(0, activations, 2, 8192)])
+    trace = module_trace(module, str(model))
+    (norm,) = [op for op in trace.ops if isinstance(op, VectorOp)]
+    assert norm.op == "layer_norm" and norm.in_from == "memory"
+    assert {"scale", "bias"} <= set(norm.inputs)
+    loaded = {op.tensor: op.dst for op in trace.ops if isinstance(op, LoadOp)}
+    assert loaded["scale"] == loaded["bias"] == "buffer"
+    stored = {op.tensor for op in trace.ops if isinstance(op, StoreOp)}
+    assert not stored & set(norm.inputs)
+    within_capacities(trace)
+    assert verify_trace(trace, model, "exact").passed
+
+
 def test_the_next_segments_weights_load_while_the_segment_before_computes(
     tmp_path: Path,
 ) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cimflow.analysis.tile_mapping import plan_chunks, target_tiling
+from cimflow.analysis.tile_mapping import Chunk, plan_chunks, target_tiling
 from cimflow.cimdialect.cim_tile import TilingAttr
 from cimflow.cimsim.functional import slice_placements
 from cimflow.cimsim.trace import WeightInfo
@@ -19,7 +19,7 @@ from cimflow.cost_model import (
     vector_cost,
     vector_op_parts,
 )
-from cimflow.hw_targets import load_target
+from cimflow.hw_targets import HardwareTarget, load_target
 from cimflow.lowering.allocator import SpaceAllocator
 from cimflow.lowering.rules import (
     Window,
@@ -36,7 +36,7 @@ from cimflow.lowering.rules import (
     sum_bytes,
     vector_core_count,
 )
-from cimflow.lowering.state import chunk_start, copy_layout
+from cimflow.lowering.state import chunk_start, copy_layout, crossing_sums
 
 
 @settings(max_examples=60, deadline=None)
@@ -457,3 +457,52 @@ def test_streamed_chunks_start_where_no_column_spans_two_cores() -> None:
     assert chunk_start(hw, tiling, chunks, 21, 96) == 24
     assert not copy_layout(hw, tiling, chunks[0], 24).cross_core
     assert chunk_start(hw, tiling, chunks, 21, 21 + chunks[0].arrays) == 21
+
+
+def crossing_from(
+    hw: HardwareTarget, tiling: TilingAttr, chunks: list[Chunk], start: int
+) -> int:
+    return sum(crossing_sums(copy_layout(hw, tiling, c, start)) for c in chunks)
+
+
+def test_streamed_chunks_start_where_the_fewest_sums_cross_cores() -> None:
+    """LLaMA-2-7B's down_proj (11008 x 4096) on dynaplasia: 35 row tiles per
+    column tile, so every start splits columns between cores. From array
+    21 (after a 21-array activations buffer) the two column tiles of a
+    chunk span 4 cores each; from 25 they span 3 each, the fewest; and the
+    cost models' run from array 0 finds as few."""
+    hw = load_target("dynaplasia")
+    tiling = target_tiling(hw, 11008, 4096, 1)
+    chunks = plan_chunks(tiling, 75)
+    largest = max(c.arrays for c in chunks)
+    start = chunk_start(hw, tiling, chunks, 21, 96)
+    fewest = min(crossing_from(hw, tiling, chunks, s) for s in range(21, 97 - largest))
+    assert start == 25
+    assert crossing_from(hw, tiling, chunks, start) == fewest
+    assert fewest < crossing_from(hw, tiling, chunks, 21)
+    model_start = chunk_start(hw, tiling, chunks, 0, 75)
+    assert crossing_from(hw, tiling, chunks, model_start) == fewest
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    k=st.integers(1, 12_000),
+    n=st.integers(1, 2_000),
+    first=st.integers(0, 40),
+    available=st.integers(1, 56),
+)
+def test_chunk_start_is_the_best_start_of_the_free_run(
+    k: int, n: int, first: int, available: int
+) -> None:
+    """Trying one core's worth of starts finds the fewest crossing sums of
+    every start the free run allows (only a start's place in its core
+    matters), and the first start that reaches them."""
+    hw = load_target("dynaplasia")
+    stop = first + available
+    tiling = target_tiling(hw, k, n, 1)
+    chunks = plan_chunks(tiling, available)
+    largest = max(c.arrays for c in chunks)
+    starts = range(first, stop - largest + 1)
+    crossings = [crossing_from(hw, tiling, chunks, s) for s in starts]
+    start = chunk_start(hw, tiling, chunks, first, stop)
+    assert start == starts[crossings.index(min(crossings))]
