@@ -122,6 +122,7 @@ class WeightLayoutAttr(EnumAttribute[WeightLayout], SpacedOpaqueSyntaxAttribute)
 class BufferRole(StrEnum):
     ACTIVATIONS = "activations"
     CHUNKS = "chunks"
+    INPUTS = "inputs"
     KV_CACHE = "kv_cache"
     WEIGHTS = "weights"
 
@@ -129,7 +130,8 @@ class BufferRole(StrEnum):
 @irdl_attr_definition
 class BufferRoleAttr(EnumAttribute[BufferRole], SpacedOpaqueSyntaxAttribute):
     """What memory-mode arrays hold: activations, a KV cache, the next
-    segment's weights, or the next chunks of a streamed weight."""
+    segment's weights, the next chunks of a streamed weight, or the input
+    of a streamed weight."""
 
     name = "cim_tile.role"
 
@@ -1040,10 +1042,13 @@ class MemoryBufferOp(IRDLOperation):
     segment's weights while this segment computes; ``chunks`` buffers
     double-buffer the weight a segment streams (its two halves take the
     next chunks from DRAM while the current chunk programs and computes);
-    ``kv_cache`` buffers hold the model inputs named in
-    ``holds`` (a decoder's past keys and values) for the whole run: the
-    lowering takes at most one, with segment 0, keeps its inputs in arrays
-    ``[0, arrays)`` from the start and places every segment after them.
+    ``inputs`` buffers hold the input of each weight the segment streams,
+    when it lives in DRAM: loaded once, then every chunk streams it from
+    the arrays instead of reading it from DRAM again; ``kv_cache`` buffers
+    hold the model inputs named in ``holds`` (a decoder's past keys and
+    values) for the whole run: the lowering takes at most one, with
+    segment 0, keeps its inputs in arrays ``[0, arrays)`` from the start
+    and places every segment after them.
 
     ```mlir
     cim_tile.memory_buffer kv_cache arrays 8 bytes 102400 segment 0

@@ -231,9 +231,9 @@ def _solve(inst: SegmentInstance, budget: SolverBudget) -> MilpResult:
         0,
     )
     memory = [(m_act, 1.0), (m_pre, 1.0)]
-    chunk_buffer = inst.chunk_buffer  # fixed memory arrays of this problem
+    fixed_memory = inst.fixed_memory  # memory arrays of this problem
     uses_memory = lp.var(
-        1 if chunk_buffer > 0 else 0,
+        1 if fixed_memory > 0 else 0,
         1 if switchable > 0 else 0,
         inst.switch_cycles,
         integer=True,
@@ -243,19 +243,19 @@ def _solve(inst: SegmentInstance, budget: SolverBudget) -> MilpResult:
     lp.row(
         compute_terms + memory,
         -INFINITY,
-        total - compute_const - stream - chunk_buffer,
+        total - compute_const - stream - fixed_memory,
     )
     # memory arrays sit right after the compute arrays, below `switchable`
     lp.row(
         [*compute_terms, *memory, (uses_memory, float(total - switchable))],
         -INFINITY,
-        total - compute_const - chunk_buffer,
+        total - compute_const - fixed_memory,
     )
     lp.row([*memory, (uses_memory, -room)], -INFINITY, 0)
     lp.row(
         [(uses_memory, 1.0), (m_act, -1.0), (m_pre, -1.0)],
         -INFINITY,
-        chunk_buffer,
+        fixed_memory,
     )
     # streamed chunks: priced by the total memory-array count
     stream_cols: list[int] = []
@@ -390,7 +390,7 @@ def _solve(inst: SegmentInstance, budget: SolverBudget) -> MilpResult:
     start = _start_values(inst, greedy, lp, copy_cols, act_cols, pre_cols, stream_cols)
     start[m_act] = 0.0
     start[m_pre] = 0.0
-    start[uses_memory] = 1.0 if chunk_buffer > 0 else 0.0
+    start[uses_memory] = 1.0 if fixed_memory > 0 else 0.0
     _fill_times(inst, greedy, start, (first_cols, last_cols), body)
     start[transition] = float(inst.act_evict[greedy.act] + inst.next_dram[greedy.pre])
     offset = float(inst.final)
@@ -614,7 +614,7 @@ def write_plan(
     ):
         memory = memory_arrays(inst, alloc)
         # the arrays a streamed weight passes through
-        free = inst.total_arrays - inst.fixed_arrays - memory - inst.chunk_buffer
+        free = inst.total_arrays - inst.fixed_arrays - memory - inst.fixed_memory
         on_arrays = free if inst.matmul_arrays == STREAM_ARRAYS else inst.matmul_arrays
         matmul_arrays = IntegerAttr(on_arrays, i64)
         for local, info in enumerate(program.ops[first:stop]):
@@ -640,6 +640,7 @@ def write_plan(
             (cim_tile.BufferRole.ACTIVATIONS, act),
             (cim_tile.BufferRole.WEIGHTS, pre),
             (cim_tile.BufferRole.CHUNKS, inst.chunk_buffer),
+            (cim_tile.BufferRole.INPUTS, inst.input_buffer),
         ):
             if arrays > 0:
                 block.insert_op_before(

@@ -310,6 +310,8 @@ class MvmInfo:
     """Lane operations of its accumulations (partial sums, bias, a fused
     residual) when resident: they run on its copies' cores' vector units
     (:func:`accumulate_cycles`), so they are priced with its copies."""
+    input_bytes: int = 0
+    """Bytes of its input as stored (what an ``inputs`` buffer takes)."""
 
 
 @dataclass(frozen=True)
@@ -523,6 +525,14 @@ def _lives_in_dram(
     return tensor_id is not None and _in_dram(tensors[tensor_id], held)
 
 
+def _input_bytes(
+    op: cim_tile.MVMOp, tensor_of: dict[SSAValue, int], tensors: list[TensorInfo]
+) -> int:
+    """Bytes of an MVM's input as stored (0: not a tensor the model tracks)."""
+    tensor_id = tensor_of.get(op.input)
+    return 0 if tensor_id is None else tensors[tensor_id].nbytes
+
+
 def _in_dram(tensor: TensorInfo, held: dict[str, int]) -> bool:
     """Whether a tensor lives in DRAM: a model input not held in memory-mode
     arrays, or a spilled tensor."""
@@ -717,6 +727,7 @@ def build_program(
                 fused,
                 tensors[info.outputs[-1]].spilled,
                 0 if streamed else extra,
+                _input_bytes(op, tensor_of, tensors),
             )
             continue
         if isinstance(op, cim_tile.VectorOp) and op in fused_adds:
@@ -919,6 +930,15 @@ class SegmentInstance:
     """Free arrays kept for the segment's activation matmuls, which run on
     them (fixed for this problem; 0: on the vector units;
     :data:`STREAM_ARRAYS`: on those its streamed weight passes through)."""
+    input_buffer: int = 0
+    """Memory-mode arrays holding the input of each weight the segment
+    streams (fixed for this problem; they also need the mode switches)."""
+
+    @property
+    def fixed_memory(self) -> int:
+        """Memory-mode arrays this problem fixes (its ``chunks`` and
+        ``inputs`` buffers)."""
+        return self.chunk_buffer + self.input_buffer
 
 
 @dataclass(frozen=True)
@@ -1017,6 +1037,7 @@ def stream_ops(
     row_indices: RowIndices = NO_ROW_INDICES,
     output_scale: Fraction | None = None,
     misaligned: bool = False,
+    staged: tuple[int, int] = (0, 0),
 ) -> tuple[list[_StreamOp], int]:
     """The loads, programs and MVMs ``run_chunks`` emits for a weight streamed
     through ``available`` arrays, in its order, and the chunk count: per
@@ -1044,7 +1065,10 @@ def stream_ops(
     None: one); ``row_indices``: a compacted weight's, whose held rows'
     indices its chunks carry (:func:`row_indices_of`); ``output_scale``:
     outputs written per held column (``cim_tile.mvm.output_scale``);
-    ``misaligned``: its row tiles hold different columns."""
+    ``misaligned``: its row tiles hold different columns; ``staged``: the
+    arrays of an ``inputs`` buffer and the input's bytes, when an input in
+    DRAM is loaded into it first and every chunk's MVM streams it from
+    there (the arrays sit past the free ones)."""
     biased, residual = finishing[0] > 0, finishing[1]
     sums_in_dram: dict[int, bool] = {}
     chunks = plan_chunks(tiling, available)
@@ -1052,6 +1076,19 @@ def stream_ops(
     ends = chunk_ends(chunks)
     start = chunk_start(hw, tiling, chunks, 0, available)
     ops: list[_StreamOp] = []
+    staging, input_bytes = staged if input_in_dram else (0, 0)
+    input_ready: tuple[int, ...] = ()
+    if staging:
+        ops.append(
+            _StreamOp(
+                tc(hw, "dram", "memory", max(1, input_bytes), staging),
+                (),
+                "dram",
+                "load",
+            )
+        )
+        input_ready = (0,)
+    input_arrays = ((available, available + staging),) if staging else ()
     last_load: tuple[int, ...] = ()
     prefetched: dict[int, int] = {}
     programs_of: list[tuple[int, ...]] = []
@@ -1118,6 +1155,12 @@ def stream_ops(
             chunk, vectors, first, last, biased + residual, output_scale, misaligned
         )
         streamed = chunk_out_bytes(hw, layout, vectors, first, last, adds, output_scale)
+        source: Literal["memory", "dram", "buffer"] = (
+            "memory" if staging else "dram" if input_in_dram else "buffer"
+        )
+        held: Literal["dram", "bus", "arrays"] = (
+            "bus" if staging else "dram" if input_in_dram else "arrays"
+        )
         ops.append(
             _StreamOp(
                 mvm_op_cost(
@@ -1127,13 +1170,14 @@ def stream_ops(
                     chunk.rows,
                     chunk.cols,
                     local_bytes=feed.expanded,
-                    feed="dram" if input_in_dram else "buffer",
+                    feed=source,
                     in_bytes=max(1, feed.in_bytes),
                     out_bytes=streamed,
                     cores=cores,
+                    feed_arrays=input_arrays,
                 ).cycles,
-                programs,
-                "dram" if input_in_dram else "arrays",
+                (*programs, *input_ready),
+                held,
                 "mvm",
             )
         )
@@ -1201,6 +1245,7 @@ def _stream_terms(
     row_indices: RowIndices = NO_ROW_INDICES,
     output_scale: Fraction | None = None,
     misaligned: bool = False,
+    staged: tuple[int, int] = (0, 0),
 ) -> tuple[int, int, int, int]:
     ops, chunks = stream_ops(
         hw,
@@ -1217,6 +1262,7 @@ def _stream_terms(
         row_indices,
         output_scale,
         misaligned,
+        staged,
     )
     # each op starts once its deps are done and what it holds is free, the
     # one ready first (then the one emitted first) taking it first
@@ -1248,7 +1294,7 @@ def _stream_terms(
 
 
 def stream_terms(
-    hw: HardwareTarget, mvm: MvmInfo, available: int, half: int = 0
+    hw: HardwareTarget, mvm: MvmInfo, available: int, half: int = 0, staging: int = 0
 ) -> tuple[int, int, int, int]:
     """``chunk_k`` cycles, the end of its last transfer in DRAM order (a
     load, or a program straight from DRAM), the chunk count and the cycles
@@ -1256,7 +1302,9 @@ def stream_terms(
     (:func:`stream_ops`, each op once its deps are done and its DRAM
     channel or bus is free); with ``half`` > 0 a ``chunks`` buffer of two
     halves of ``half`` arrays takes each next chunk that fits a half from
-    DRAM while the current one programs and computes."""
+    DRAM while the current one programs and computes; with ``staging`` > 0
+    an ``inputs`` buffer of that many arrays holds its input when it lives
+    in DRAM and fits (:func:`staged_input`)."""
     return _stream_terms(
         mvm_target(hw, mvm.op),
         mvm.op.tiling,
@@ -1271,7 +1319,29 @@ def stream_terms(
         row_indices=row_indices_of(mvm.op),
         output_scale=mvm.op.output_scale,
         misaligned=mvm.op.misaligned_columns is not None,
+        staged=staged_input(hw, mvm, staging),
     )
+
+
+def input_arrays_needed(hw: HardwareTarget, mvm: MvmInfo) -> int:
+    """Arrays an ``inputs`` buffer needs to hold a streamed weight's input
+    (0: its input does not live in DRAM, or is a window's expansion, or
+    the target has no memory mode)."""
+    capacity = hw.dual_mode.memory_capacity_bytes
+    if not mvm.streamed or not mvm.input_in_dram or mvm.window is not None:
+        return 0
+    return math.ceil(max(1, mvm.input_bytes) / capacity) if capacity > 0 else 0
+
+
+def staged_input(hw: HardwareTarget, mvm: MvmInfo, staging: int) -> tuple[int, int]:
+    """``(arrays, bytes)`` of ``mvm``'s input held in an ``inputs`` buffer
+    of ``staging`` arrays, as the lowering stages it
+    (:meth:`~cimflow.lowering.buffers.BufferPlacement.stage_input`); (0, 0)
+    when it is not."""
+    needed = input_arrays_needed(hw, mvm)
+    if not needed or staging < needed:
+        return (0, 0)
+    return (staging, max(1, mvm.input_bytes))
 
 
 STREAM_ARRAYS = -1
@@ -1508,6 +1578,7 @@ class Segment:
         memory: bool = True,
         chunk_buffer: int = 0,
         matmul_arrays: int = 0,
+        input_buffer: int = 0,
     ) -> SegmentInstance:
         """The segment's allocation problem (options pruned: an option that
         takes more arrays than another and is nowhere cheaper is dropped);
@@ -1515,7 +1586,8 @@ class Segment:
         ``chunk_buffer`` arrays double-buffering its streamed weight; with
         ``matmul_arrays`` free arrays kept for its activation matmuls
         (:data:`STREAM_ARRAYS`: the free arrays its streamed weight passes
-        through, one after the other)."""
+        through, one after the other); with ``input_buffer`` arrays holding
+        its streamed weights' inputs (:func:`staged_input`)."""
         hw = self.hw
         total = self.program.arrays - max(0, matmul_arrays)
         switchable = min(self.program.switchable, total) if memory else 0
@@ -1524,10 +1596,18 @@ class Segment:
         least = sum(m.arrays for m in resident)
         fixed_arrays = least if streams else 0
         memory_room = (
-            min(switchable, total - (1 if streams else 0)) - least - chunk_buffer
+            min(switchable, total - (1 if streams else 0))
+            - least
+            - chunk_buffer
+            - input_buffer
         )
         half = chunk_buffer // 2
         saturate = _saturation(hw)
+
+        def streaming(memory: int) -> int:
+            """The free arrays a streamed weight passes through."""
+            return total - fixed_arrays - memory - chunk_buffer - input_buffer
+
         # activation options
         act_opts: list[tuple[int, tuple[int, ...], int, int, int, int]] = []
         spilled = self.spilled_here()
@@ -1586,9 +1666,7 @@ class Segment:
             )
             chunk_dram = tuple(
                 sum(
-                    stream_terms(
-                        hw, m, total - fixed_arrays - memory - chunk_buffer, half
-                    )[0]
+                    stream_terms(hw, m, streaming(memory), half, input_buffer)[0]
                     for m in stream_ops.values()
                 )
                 for memory in memory_options
@@ -1612,7 +1690,7 @@ class Segment:
                         matmul_cycles(
                             hw,
                             info.matmul,
-                            total - fixed_arrays - memory - chunk_buffer,
+                            streaming(memory),
                         )
                         for memory in memory_options
                     )
@@ -1629,9 +1707,7 @@ class Segment:
             mvm = info.mvm
             if mvm is not None and mvm.streamed:
                 streams_at = [
-                    stream_terms(
-                        hw, mvm, total - fixed_arrays - memory - chunk_buffer, half
-                    )
+                    stream_terms(hw, mvm, streaming(memory), half, input_buffer)
                     for memory in memory_options
                 ]
                 terms.append(
@@ -1705,6 +1781,7 @@ class Segment:
             final=self.program.final if self.is_last else 0,
             chunk_buffer=chunk_buffer,
             matmul_arrays=matmul_arrays,
+            input_buffer=input_buffer,
         )
 
     def _blocked(self, kind: Dataflow) -> dict[int, BlockPlan]:
@@ -1818,6 +1895,9 @@ class Segment:
             buffer = self.chunk_buffer_arrays()
             if buffer:
                 found.append(self.instance(max_copies, memory, buffer))
+            staging = self.input_buffer_arrays()
+            if staging:
+                found.append(self.instance(max_copies, memory, input_buffer=staging))
         matmuls = frozenset(i.index for i in self.infos if i.matmul is not None)
         for kind in self.program.pipelines:
             for blocks in self.pipeline_blocks(kind):
@@ -1857,6 +1937,22 @@ class Segment:
         whole = max(m.tiling.arrays_per_copy for m in matmuls)
         counts = {min(room, math.ceil(whole / s)) for s in MATMUL_ARRAY_SHARES}
         return sorted((c for c in counts if c >= 1), reverse=True)
+
+    def input_buffer_arrays(self) -> int:
+        """The smallest ``inputs`` buffer that holds the input of each weight
+        the segment streams from DRAM (one at a time), or 0 when there is
+        none or the buffer would leave a stream fewer arrays than one
+        column of its row tiles."""
+        hw = self.hw
+        streamed = self.streamed()
+        needed = max((input_arrays_needed(hw, m) for m in streamed), default=0)
+        room = (
+            min(self.program.switchable, self.program.arrays)
+            - sum(m.arrays for m in self.resident())
+            - needed
+        )
+        tallest = max((m.op.tiling.field("row_tiles") for m in streamed), default=0)
+        return needed if needed and room >= tallest else 0
 
     def chunk_buffer_arrays(self) -> int:
         """The smallest ``chunks`` buffer (two equal halves) whose halves take
@@ -2111,7 +2207,7 @@ def violations(inst: SegmentInstance, alloc: Allocation) -> list[str]:
     """Why an allocation does not fit (empty: it does)."""
     problems: list[str] = []
     compute = compute_arrays(inst, alloc)
-    memory = memory_arrays(inst, alloc) + inst.chunk_buffer
+    memory = memory_arrays(inst, alloc) + inst.fixed_memory
     if compute + memory + (1 if inst.streams else 0) > inst.total_arrays:
         problems.append(
             f"{compute} compute + {memory} memory arrays exceed the "
@@ -2131,7 +2227,7 @@ def violations(inst: SegmentInstance, alloc: Allocation) -> list[str]:
             problems.append(f"{d} copies is not among the choices")
         elif not term.copies and d != 1:
             problems.append("copies of an op that is not a resident MVM")
-    if inst.streams and memory - inst.chunk_buffer not in inst.memory_options:
+    if inst.streams and memory - inst.fixed_memory not in inst.memory_options:
         problems.append(f"{memory} memory arrays is not a priced option")
     return problems
 
@@ -2201,7 +2297,7 @@ def evaluate(inst: SegmentInstance, alloc: Allocation) -> SegmentCost:
         inst.act_evict[alloc.act]
         + inst.next_dram[alloc.pre]
         + inst.next_program[alloc.pre]
-        + (inst.switch_cycles if memory + inst.chunk_buffer > 0 else 0)
+        + (inst.switch_cycles if memory + inst.fixed_memory > 0 else 0)
         + inst.final
     )
     return SegmentCost(

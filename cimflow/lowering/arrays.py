@@ -121,6 +121,8 @@ class ArrayPlacement(WeightStreaming):
                     "it needs two halves of at least one array"
                 )
             self.chunk_buffer = (first, (stop - first) // 2)
+        self.input_arrays = roles.get(cim_tile.BufferRole.INPUTS)
+        self.staged_input = None
         weights = roles.get(cim_tile.BufferRole.WEIGHTS)
         if weights is not None:
             self.pending_prefetch = (next_mvms, weights, self.to_memory)

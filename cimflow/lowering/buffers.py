@@ -433,6 +433,42 @@ class BufferPlacement(KvCache):
         state.ready = [(None, token)]
         return state
 
+    def stage_input(self, state: TensorState) -> TensorState | None:
+        """A streamed weight's input that lives in DRAM, loaded whole into
+        the segment's ``inputs`` buffer (once the input staged there before
+        is freed) for every chunk to stream from there; None when the
+        segment has no such buffer, the input lives elsewhere or does not
+        fit (spread over the arrays as :func:`spread_bytes` says)."""
+        staging = self.input_arrays
+        if staging is None or state.where()[0] != Location.DRAM:
+            return None
+        arrays, capacity = staging
+        nbytes = max(1, state.owner.nbytes)
+        if spread_bytes([nbytes], arrays) > capacity:
+            return None
+        token = self.emit(
+            cim_meta.LoadOp(
+                state.name,
+                nbytes,
+                Location.DRAM,
+                Location.MEMORY,
+                self.deps(
+                    *state.tokens(), self.to_memory or self.barrier, self.staged_input
+                ),
+                self.segment,
+                arrays=arrays,
+                label=state.name,
+                allocs=[
+                    cim_meta.AllocAttr.get(state.name, nbytes, Location.MEMORY, arrays)
+                ],
+            )
+        )
+        staged = TensorState(
+            state.name, nbytes, Location.MEMORY, arrays, allocated=True
+        )
+        staged.ready = [(None, token)]
+        return staged
+
     def copy_to_dram(self, state: TensorState) -> TensorState:
         """A copy in DRAM of a tensor in the global buffer or in memory-mode
         arrays."""
@@ -501,9 +537,7 @@ class BufferPlacement(KvCache):
             else:
                 result.append((state, nbytes))
         states = [state for state, _ in result if state is not None]
-        if len({state.where() for state in states}) > 1 and not self.read_apart(
-            states
-        ):
+        if len({state.where() for state in states}) > 1 and not self.read_apart(states):
             # what still lies elsewhere is too large for the buffer: write
             # the other operands to DRAM too, and stream all from there
             result = [

@@ -125,6 +125,10 @@ class MvmLowering(ArrayPlacement):
         window = self.window_of(in_name)
         out_name = self.declare(mvm.output)
         plan = self.step_plan(mvm)
+        staged = None
+        if alloc.field("chunks") > 1 and window is None and plan is None:
+            staged = self.stage_input(source)
+            source = source if staged is None else staged
         steps = self.steps(plan)
         ring = self.plan_ring(mvm.output, plan, steps)
         (target,), allocs, after = self.place([out_name], [mvm.output], ring)
@@ -178,6 +182,8 @@ class MvmLowering(ArrayPlacement):
             produced += [(band, token) for token in finished]
             if ringed:
                 self.rings[out_name].band_of.update(dict.fromkeys(finished, index))
+        if staged is not None:
+            self.staged_input = self.free(staged)
         self.residual = None
         self.input_scale = None
         self.output_scale = None

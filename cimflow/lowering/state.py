@@ -533,6 +533,11 @@ class BuilderState:
     """Weights of the current segment waiting in memory-mode arrays."""
     spill_arrays: tuple[cim_meta.ArrayRangesAttr, int] | None = None
     """The current segment's activations buffer and the bytes still free."""
+    input_arrays: tuple[cim_meta.ArrayRangesAttr, int] | None = None
+    """The current segment's ``inputs`` buffer and its bytes."""
+    staged_input: SSAValue | None = None
+    """The free of the input last staged in the ``inputs`` buffer, which
+    the next one staged there waits for."""
     reserved: int = 0
     """Arrays ``[0, reserved)`` hold the KV cache for the whole run."""
     pending_prefetch: (

@@ -154,6 +154,30 @@ def wide_linear(
     )
 
 
+def one_linear(vectors: int, k: int, n: int, bias: bool = False) -> onnx.ModelProto:
+    """``y = x @ w`` (``+ b`` with ``bias``, as a Gemm), ``x [vectors, k]``,
+    ``w [k, n]`` seeded."""
+    rng = np.random.default_rng(0)
+    weight = rng.normal(0.0, 0.05, (k, n)).astype(np.float32)
+    initializers = [numpy_helper.from_array(weight, "w")]
+    node = helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")
+    if bias:
+        offsets = rng.normal(0.0, 0.05, (n,)).astype(np.float32)
+        initializers.append(numpy_helper.from_array(offsets, "b"))
+        node = helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc")
+    graph = helper.make_graph(
+        [node],
+        "one_linear",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [vectors, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [vectors, n])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
 def matmul_relu_chain(layers: int, rows: int, width: int = 24) -> onnx.ModelProto:
     """``x [rows, width]`` through ``layers`` MatMul + Relu pairs: weights
     ``w{i}`` (``width x width``, seeded, scale 0.2), products ``m{i}``,

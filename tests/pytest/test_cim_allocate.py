@@ -101,6 +101,7 @@ def small_target(
     capacity: int = 128,
     global_bytes: int = 256,
     memory_bandwidth: float = 4.0,
+    dram_bandwidth: float = 8.0,
 ) -> str:
     """``tiny`` (8 arrays of 32 x 32, 8 weights per array row) with a small
     global buffer, so small activations spill, and small memory arrays. A
@@ -121,6 +122,7 @@ def small_target(
             memory_bandwidth_bytes_per_cycle=memory_bandwidth,
         ),
         buffers=dataclasses.replace(tiny.buffers, global_bytes=global_bytes),
+        dram=dataclasses.replace(tiny.dram, bandwidth_bytes_per_cycle=dram_bandwidth),
     )
     return write_target(directory, hw)
 
@@ -145,11 +147,12 @@ def program_and_bounds(
     return program, bounds
 
 
-def brute_force(segment: Segment, max_copies: int) -> int:
+def brute_force(segment: Segment, max_copies: int, input_buffer: int = 0) -> int:
     """The least model latency of a segment over every allocation: every
     copy count of every resident MVM, every activations and weights buffer
-    size the model offers (those where first fit places more); priced
-    straight from the model's terms (no MILP)."""
+    size the model offers (those where first fit places more), beside an
+    ``inputs`` buffer of ``input_buffer`` arrays; priced straight from the
+    model's terms (no MILP)."""
     hw = segment.hw
     total = hw.total_arrays
     switchable = hw.dual_mode.switchable_arrays
@@ -173,7 +176,7 @@ def brute_force(segment: Segment, max_copies: int) -> int:
         ranges.append(
             range(1, max(1, min(max_copies, mvm.vectors, total // mvm.arrays)) + 1)
         )
-    offered = segment.instance(max_copies)
+    offered = segment.instance(max_copies, input_buffer=input_buffer)
     act_terms = {a: segment.activation_terms(a) for a in range(switchable + 1)}
     pre_terms = {p: segment.prefetch_terms(p) for p in range(switchable + 1)}
     best: int | None = None
@@ -199,7 +202,7 @@ def brute_force(segment: Segment, max_copies: int) -> int:
         if compute > total:
             continue
         for a, p in itertools.product(offered.act_arrays, offered.pre_arrays):
-            memory = a + p
+            memory = a + p + input_buffer
             if compute + memory + (1 if streamed else 0) > total:
                 continue
             if memory > 0 and compute + memory > switchable:
@@ -215,7 +218,9 @@ def brute_force(segment: Segment, max_copies: int) -> int:
                 tail = 0
                 if k in streamed:
                     assert mvm is not None
-                    cycles, _, _, tail = stream_terms(hw, mvm, total - memory)
+                    cycles, _, _, tail = stream_terms(
+                        hw, mvm, total - memory, 0, input_buffer
+                    )
                     duration += cycles
                     dram += cycles  # loads, and the gaps between them
                 finish.append(duration + max((finish[p] for p in preds[k]), default=0))
@@ -262,6 +267,32 @@ def test_milp_optimum_equals_brute_force(name: str, tmp_path: Path) -> None:
             assert not result.fallback, result.status
             assert violations(inst, result.allocation) == []
             assert evaluate(inst, result.allocation).total == brute_force(segment, 8)
+
+
+@pytest.mark.parametrize("dram_bandwidth", [1.0, 8.0])
+def test_inputs_buffer_optimum_equals_brute_force(
+    dram_bandwidth: float, tmp_path: Path
+) -> None:
+    """The first weight (16 x 72: 9 arrays) streams, its input the model
+    input in DRAM: the problem with an ``inputs`` buffer holding it has the
+    optimum brute force finds, with DRAM at 1 and at 8 B/cycle."""
+    target = small_target(tmp_path, dram_bandwidth=dram_bandwidth)
+    ctx, module = tiled(chain_ir(6, (16, 72, 8)), target)
+    StaticAllocatePass(target).apply(ctx, module)
+    program, bounds = program_and_bounds(module, target)
+    checked = 0
+    for segment in segments_of(program, bounds):
+        staging = segment.input_buffer_arrays()
+        if not staging:
+            continue
+        inst = segment.instance(8, input_buffer=staging)
+        result = solve_segment(inst, SolverBudget(mip_gap=0))
+        assert not result.fallback, result.status
+        assert violations(inst, result.allocation) == []
+        total = evaluate(inst, result.allocation).total
+        assert total == brute_force(segment, 8, staging)
+        checked += 1
+    assert checked == 1
 
 
 @st.composite

@@ -13,7 +13,7 @@ from typing import Any
 
 import onnx
 import pytest
-from functional_models import matmul_relu_chain, wide_linear
+from functional_models import matmul_relu_chain, one_linear, wide_linear
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, ModuleOp, StringAttr, i64
@@ -713,3 +713,69 @@ def test_a_chunks_buffer_needs_two_halves(tmp_path: Path) -> None:
     module, _ = streamed_with_chunk_buffer(path, 1)
     with pytest.raises(CimError, match="chunks buffer has 1 arrays; it needs two"):
         ConvertTileToMetaPass("tiny").apply(Context(), module)
+
+
+def slow_dram_tiny(directory: Path) -> str:
+    """tiny with DRAM at 1 B/cycle (as ``Inputs/tiny_slow_dram.toml`` of the
+    filecheck tests), saved as TOML."""
+    tiny = load_target("tiny")
+    target = dataclasses.replace(
+        tiny, dram=dataclasses.replace(tiny.dram, bandwidth_bytes_per_cycle=1.0)
+    )
+    path = directory / "tiny_slow_dram.toml"
+    path.write_text(target_to_toml(target), encoding="utf-8")
+    return str(path)
+
+
+def stream_input_model(directory: Path) -> Path:
+    """``y = x @ w``: x [8, 32] (256 B, a model input, so in DRAM), w [32,
+    256] (32 arrays of tiny: it streams)."""
+    path = directory / "stream_input.onnx"
+    onnx.save(one_linear(8, 32, 256), path)
+    return path
+
+
+def staged_loads(trace: Trace) -> list[LoadOp]:
+    return [op for op in trace.ops if isinstance(op, LoadOp) and op.dst == "memory"]
+
+
+def test_a_streamed_weights_input_waits_in_an_inputs_buffer(tmp_path: Path) -> None:
+    """With DRAM at 1 B/cycle, cmswitch keeps the input x in one memory-mode
+    array while w streams through the other 7 (cim-allocate.mlir's INPUTS
+    case): x is loaded from DRAM once, every chunk's MVM streams it from
+    that array, a free releases it after the last, the run computes the
+    model exactly, and it is faster than static's, whose 4 chunks each
+    read x from DRAM again."""
+    path = stream_input_model(tmp_path)
+    target = slow_dram_tiny(tmp_path)
+    pipeline = "cim-compile{strategy=%s}"
+    trace = module_trace(compile_model(path, target, pipeline % "cmswitch"), str(path))
+    (load,) = staged_loads(trace)
+    assert (load.tensor, load.src, load.nbytes) == ("x", "dram", 256)
+    mvms = [op for op in trace.ops if isinstance(op, MvmOp)]
+    assert len(mvms) == 5
+    assert all(op.feed == "memory" and op.feed_arrays == load.arrays for op in mvms)
+    assert all(load.id in op.deps for op in mvms)
+    assert not set(op_arrays(load)) & {a for op in mvms for a in op_arrays(op)}
+    (free,) = [
+        op
+        for op in trace.ops
+        if isinstance(op, FreeOp) and any(p.tensor == "x" for p in op.frees)
+    ]
+    assert {op.id for op in mvms} <= set(free.deps)
+    report = verify_trace(trace, path, "exact")
+    assert report.passed, report.format()
+    static = module_trace(compile_model(path, target, pipeline % "static"), str(path))
+    assert not staged_loads(static)
+    assert simulate(trace).makespan < simulate(static).makespan
+
+
+def test_a_fast_dram_leaves_the_input_there(tmp_path: Path) -> None:
+    """At tiny's own 8 B/cycle the fifth chunk an inputs buffer costs is
+    dearer than the reads it saves: every chunk reads x from DRAM."""
+    path = stream_input_model(tmp_path)
+    module = compile_model(path, "tiny", "cim-compile{strategy=cmswitch}")
+    trace = module_trace(module, str(path))
+    assert not staged_loads(trace)
+    mvms = [op for op in trace.ops if isinstance(op, MvmOp)]
+    assert len(mvms) == 4 and {op.feed for op in mvms} == {"dram"}

@@ -5,22 +5,27 @@ it is lowered."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
-from functional_models import attention
+from functional_models import attention, one_linear
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 from xdsl.dialects.builtin import IntegerAttr
 
-from cimflow.analysis.dual_mode_model import MvmInfo, build_program, stream_ops
+from cimflow.analysis.dual_mode_model import (
+    MvmInfo,
+    build_program,
+    staged_input,
+    stream_ops,
+)
 from cimflow.cimsim.engine import op_cost, simulate
 from cimflow.cimsim.trace import LoadOp, MvmOp, ProgramOp, VectorOp
-from cimflow.hw_targets import load_target, shipped_targets
+from cimflow.hw_targets import load_target, shipped_targets, target_to_toml
 from cimflow.ir_checks import tensor_function
 from cimflow.lowering.rules import held_input_scale, row_indices_of
 from cimflow.passes.cim_allocate import PREDICTED_ATTR
@@ -95,30 +100,6 @@ def test_a_vector_operator_segment_is_predicted_exactly(
     assert predicted.value.data == simulate(module_trace(module)).makespan
 
 
-def one_linear(vectors: int, k: int, n: int, bias: bool = False) -> onnx.ModelProto:
-    """``y = x @ w`` (``+ b`` with ``bias``, as a Gemm), ``x [vectors, k]``,
-    ``w [k, n]`` seeded."""
-    rng = np.random.default_rng(0)
-    weight = rng.normal(0.0, 0.05, (k, n)).astype(np.float32)
-    initializers = [numpy_helper.from_array(weight, "w")]
-    node = helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")
-    if bias:
-        offsets = rng.normal(0.0, 0.05, (n,)).astype(np.float32)
-        initializers.append(numpy_helper.from_array(offsets, "b"))
-        node = helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc")
-    graph = helper.make_graph(
-        [node],
-        "one_linear",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [vectors, k])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [vectors, n])],
-        initializers,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
-
-
 STREAMED_LINEARS = [
     ("tiny", (3, 300, 40), False),
     ("tiny", (3, 300, 40), True),
@@ -139,12 +120,17 @@ whole: 36 outputs are chunks of 8 and a last one of 4)."""
 
 
 def priced_and_lowered(
-    path: Path, target: str, tiling: str
+    path: Path,
+    target: str,
+    tiling: str,
+    allocation: str = "cim-static-allocate",
+    staging: int = 0,
 ) -> tuple[Counter[tuple[str, int]], Counter[tuple[str, int]], MvmInfo]:
     """The model's schedule of the weight ``w`` of ``path`` streamed through
-    every array (:func:`~cimflow.analysis.dual_mode_model.stream_ops`) and
-    the loads, programs, MVMs and additions the lowering emits for it
-    (``tiling``, then the static allocation), by kind and the cycles the
+    every array but ``staging`` ones holding its input in an ``inputs``
+    buffer (:func:`~cimflow.analysis.dual_mode_model.stream_ops`) and the
+    loads, programs, MVMs and additions the lowering emits for it
+    (``tiling``, then ``allocation``), by kind and the cycles the
     simulator gives each; and the model's view of its MVM."""
     hw = load_target(target)
     program = build_program(
@@ -155,7 +141,7 @@ def priced_and_lowered(
         hw,
         mvm.op.tiling,
         mvm.vectors,
-        hw.total_arrays,
+        hw.total_arrays - staging,
         0,
         mvm.window,
         mvm.input_in_dram,
@@ -164,9 +150,10 @@ def priced_and_lowered(
         input_scale=held_input_scale(mvm.op),
         row_indices=row_indices_of(mvm.op),
         output_scale=mvm.op.output_scale,
+        staged=staged_input(hw, mvm, staging),
     )
     priced = Counter((op.kind, op.cycles) for op in ops)
-    lowering = f"{tiling},cim-static-allocate,convert-tile-to-meta"
+    lowering = f"{tiling},{allocation},convert-tile-to-meta"
     trace = module_trace(compile_model(path, target, lowering))
     compacted = {w.name: w for w in trace.weights if w.rows or w.columns}
     lowered = Counter(
@@ -177,7 +164,7 @@ def priced_and_lowered(
     lowered += Counter(
         (op.kind, op_cost(hw, op).cycles)
         for op in trace.ops
-        if isinstance(op, LoadOp) and op.tensor == "w"
+        if isinstance(op, LoadOp) and (op.tensor == "w" or op.dst == "memory")
     )
     lowered += Counter(
         ("add", op_cost(hw, op).cycles)
@@ -201,6 +188,29 @@ def test_a_streamed_weight_is_priced_op_by_op_as_it_is_lowered(
     onnx.save(one_linear(*shape, bias=bias), path)
     priced, lowered, mvm = priced_and_lowered(path, target, "convert-graph-to-tile")
     assert mvm.streamed and mvm.input_in_dram
+    assert priced == lowered
+
+
+def test_a_streamed_weight_fed_from_an_inputs_buffer_is_priced_as_lowered(
+    directory: Path,
+) -> None:
+    """The same when cmswitch keeps the weight's input in an ``inputs``
+    buffer of one array (tiny with DRAM at 1 B/cycle, as in
+    ``test_memory_mode``): the model prices the input's one load from DRAM
+    into the array and each chunk's MVM streaming it from there."""
+    path = directory / "stream_input.onnx"
+    onnx.save(one_linear(8, 32, 256), path)
+    tiny = load_target("tiny")
+    slow = dataclasses.replace(
+        tiny, dram=dataclasses.replace(tiny.dram, bandwidth_bytes_per_cycle=1.0)
+    )
+    target = directory / "tiny_slow_dram.toml"
+    target.write_text(target_to_toml(slow), encoding="utf-8")
+    priced, lowered, mvm = priced_and_lowered(
+        path, str(target), "convert-graph-to-tile", "cim-cmswitch", staging=1
+    )
+    assert mvm.streamed and mvm.input_in_dram
+    assert ("load", 276) in priced  # 256 B at 1 B/cycle after 20 of latency
     assert priced == lowered
 
 

@@ -1,6 +1,8 @@
 // RUN: cim-opt %s --split-input-file -p 'cim-allocate{target=tiny mip_gap=0 dataflows=layer}' | filecheck %s
 // RUN: cim-opt %s --split-input-file -p 'cim-allocate{target=tiny mip_gap=0}' | filecheck %s --check-prefix=PIPE
 // RUN: cim-opt %S/Inputs/allocate_matmul.mlir --split-input-file -p 'cim-allocate{target="%S/Inputs/tiny_dynamic.toml" mip_gap=0 dataflows=layer}' | filecheck %s --check-prefix=MATMUL
+// RUN: cim-opt %S/Inputs/allocate_stream_input.mlir -p 'cim-allocate{target="%S/Inputs/tiny_slow_dram.toml" mip_gap=0 dataflows=layer}' | filecheck %s --check-prefix=INPUTS
+// RUN: cim-opt %S/Inputs/allocate_stream_input.mlir -p 'cim-allocate{target=tiny mip_gap=0 dataflows=layer}' | filecheck %s --check-prefix=NO-INPUTS
 
 // The first RUN keeps every segment in layer dataflow, as the hand
 // derivations below assume. The second lets segments run pipelined too: the
@@ -121,3 +123,23 @@ builtin.module {
 // each wait for a DRAM access of 20 cycles).
 // MATMUL: cim_tile.predicted_cycles = 23
 // MATMUL: cim_tile.vector segment 0 matmul_arrays 0 (%q, %kt)
+
+// An inputs buffer (Inputs/allocate_stream_input.mlir): the weight w (32
+// arrays) streams through the free arrays, and every chunk's MVM reads the
+// input x (256 B) again from DRAM. With DRAM at 1 B/cycle
+// (Inputs/tiny_slow_dram.toml) all 8 arrays stream it in 4 chunks, each
+// programmed (2048 B: 2068 cycles) then fed x (276 cycles), about 9 400
+// cycles; one array in memory mode holding x (loaded once, 276 cycles)
+// leaves 7 arrays, 5 chunks programmed in about 8 300 cycles, each fed x
+// from that array in 66: about 8 900, so the allocation keeps x there.
+// At tiny's 8 B/cycle the same reads take 52 cycles a chunk (4 chunks:
+// about 1 300 cycles in all), and the fifth chunk costs more than the
+// three reads saved (about 1 500): all compute.
+
+// INPUTS-LABEL: func.func @stream_input
+// INPUTS-NEXT:    cim_tile.memory_buffer inputs arrays 1 bytes 256 segment 0 mode <memory>
+// INPUTS-NEXT:    cim_tile.mvm %x weight "w" {{.*}} alloc <segment = 0, copies = 1, chunks = 5>
+
+// NO-INPUTS-LABEL: func.func @stream_input
+// NO-INPUTS-NOT:     cim_tile.memory_buffer
+// NO-INPUTS:         cim_tile.mvm %x weight "w" {{.*}} alloc <segment = 0, copies = 1, chunks = 4>

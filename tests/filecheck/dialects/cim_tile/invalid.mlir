@@ -412,7 +412,7 @@ cim_tile.memory_buffer weights arrays 2 bytes 64 segment -2 mode <memory>
 
 // -----
 
-// CHECK: Expected `activations`, `chunks`, `kv_cache`, or `weights`.
+// CHECK: Expected `activations`, `chunks`, `inputs`, `kv_cache`, or `weights`.
 cim_tile.memory_buffer scratch arrays 2 bytes 64 segment 0 mode <memory>
 
 // -----

@@ -114,6 +114,9 @@ builtin.module attributes {test.tiling = #cim_tile.tiling<k = 576, n = 64, group
     cim_tile.memory_buffer chunks arrays 6 bytes 76800 segment 0 mode <memory>
     // CHECK-NEXT: cim_tile.memory_buffer chunks arrays 6 bytes 76800 segment 0 mode <memory>
     // GENERIC: "cim_tile.memory_buffer"() <{role = #cim_tile<role chunks>, arrays = 6 : i64, bytes = 76800 : i64, segment = 0 : i64, mode = #cim_tile.mode<memory>}> : () -> ()
+    cim_tile.memory_buffer inputs arrays 21 bytes 268800 segment 1 mode <memory>
+    // CHECK-NEXT: cim_tile.memory_buffer inputs arrays 21 bytes 268800 segment 1 mode <memory>
+    // GENERIC: "cim_tile.memory_buffer"() <{role = #cim_tile<role inputs>, arrays = 21 : i64, bytes = 268800 : i64, segment = 1 : i64, mode = #cim_tile.mode<memory>}> : () -> ()
     cim_tile.memory_buffer kv_cache arrays 8 bytes 102400 segment 1 holds ["past.0.key", "past.0.value"] mode <memory>
     // CHECK-NEXT: cim_tile.memory_buffer kv_cache arrays 8 bytes 102400 segment 1 holds ["past.0.key", "past.0.value"] mode <memory>
     // GENERIC: "cim_tile.memory_buffer"() <{role = #cim_tile<role kv_cache>, arrays = 8 : i64, bytes = 102400 : i64, segment = 1 : i64, holds = ["past.0.key", "past.0.value"], mode = #cim_tile.mode<memory>}> : () -> ()
