@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import lru_cache
 from typing import cast
@@ -147,11 +148,31 @@ def chunk_start(
     of crossing to another, or to DRAM). Only the start's place in its core
     matters, so the first ``arrays_per_core`` starts are tried. The cost
     models place chunks in ``[0, available)`` by this same rule."""
+    return _chunk_start(hw, tiling, tuple(chunks), first, stop)
+
+
+@lru_cache(maxsize=4096)
+def _chunk_start(
+    hw: HardwareTarget,
+    tiling: cim_tile.TilingAttr,
+    chunks: tuple[Chunk, ...],
+    first: int,
+    stop: int,
+) -> int:
     largest = max(chunk.arrays for chunk in chunks)
     last = min(stop - largest, first + hw.hierarchy.arrays_per_core - 1)
+    # chunks of one weight differ mostly in their columns' offset, which
+    # the count of crossing sums does not see
+    shapes = Counter(
+        replace(c, n0=0, n1=c.n1 - c.n0) if tiling.field("groups") == 1 else c
+        for c in chunks
+    )
     best, fewest = first, -1
     for start in range(first, last + 1):
-        crossing = sum(crossing_sums(copy_layout(hw, tiling, c, start)) for c in chunks)
+        crossing = sum(
+            count * crossing_sums(column_tiles(hw, tiling, c, start))
+            for c, count in shapes.items()
+        )
         if fewest < 0 or crossing < fewest:
             best, fewest = start, crossing
         if crossing == 0:
@@ -159,12 +180,12 @@ def chunk_start(
     return best
 
 
-def crossing_sums(layout: CopyLayout) -> int:
-    """Partial sums per input vector that leave their core: each output of
-    a column tile whose row tiles lie on several cores, once per core."""
-    return sum(
-        outputs * holders for outputs, _, holders in layout.columns if holders > 1
-    )
+def crossing_sums(columns: Sequence[tuple[int, int, int]]) -> int:
+    """Partial sums per input vector that leave their core, of a chunk
+    whose column tiles are ``columns`` (:attr:`CopyLayout.columns`): each
+    output of a column tile whose row tiles lie on several cores, once per
+    core."""
+    return sum(outputs * holders for outputs, _, holders in columns if holders > 1)
 
 
 @dataclass

@@ -462,7 +462,7 @@ def test_streamed_chunks_start_where_no_column_spans_two_cores() -> None:
 def crossing_from(
     hw: HardwareTarget, tiling: TilingAttr, chunks: list[Chunk], start: int
 ) -> int:
-    return sum(crossing_sums(copy_layout(hw, tiling, c, start)) for c in chunks)
+    return sum(crossing_sums(copy_layout(hw, tiling, c, start).columns) for c in chunks)
 
 
 def test_streamed_chunks_start_where_the_fewest_sums_cross_cores() -> None:
