@@ -34,6 +34,7 @@ from cimflow.hw_targets import HardwareTarget
 from cimflow.lowering.allocator import Grant, SpaceAllocator
 from cimflow.lowering.placement import Location, Ring, TensorState
 from cimflow.lowering.rules import (
+    ColumnTile,
     RowIndices,
     Span,
     Window,
@@ -180,7 +181,7 @@ def _chunk_start(
     return best
 
 
-def crossing_sums(columns: Sequence[tuple[int, int, int]]) -> int:
+def crossing_sums(columns: Sequence[ColumnTile]) -> int:
     """Partial sums per input vector that leave their core, of a chunk
     whose column tiles are ``columns`` (:attr:`CopyLayout.columns`): each
     output of a column tile whose row tiles lie on several cores, once per

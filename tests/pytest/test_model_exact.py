@@ -5,7 +5,6 @@ it is lowered."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from functional_models import attention, one_linear
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
+from test_memory_mode import slow_dram_tiny, stream_input_model
 from xdsl.dialects.builtin import IntegerAttr
 
 from cimflow.analysis.dual_mode_model import (
@@ -25,7 +25,7 @@ from cimflow.analysis.dual_mode_model import (
 )
 from cimflow.cimsim.engine import op_cost, simulate
 from cimflow.cimsim.trace import LoadOp, MvmOp, ProgramOp, VectorOp
-from cimflow.hw_targets import load_target, shipped_targets, target_to_toml
+from cimflow.hw_targets import load_target, shipped_targets
 from cimflow.ir_checks import tensor_function
 from cimflow.lowering.rules import held_input_scale, row_indices_of
 from cimflow.passes.cim_allocate import PREDICTED_ATTR
@@ -198,16 +198,10 @@ def test_a_streamed_weight_fed_from_an_inputs_buffer_is_priced_as_lowered(
     buffer of one array (tiny with DRAM at 1 B/cycle, as in
     ``test_memory_mode``): the model prices the input's one load from DRAM
     into the array and each chunk's MVM streaming it from there."""
-    path = directory / "stream_input.onnx"
-    onnx.save(one_linear(8, 32, 256), path)
-    tiny = load_target("tiny")
-    slow = dataclasses.replace(
-        tiny, dram=dataclasses.replace(tiny.dram, bandwidth_bytes_per_cycle=1.0)
-    )
-    target = directory / "tiny_slow_dram.toml"
-    target.write_text(target_to_toml(slow), encoding="utf-8")
+    path = stream_input_model(directory)
+    target = slow_dram_tiny(directory)
     priced, lowered, mvm = priced_and_lowered(
-        path, str(target), "convert-graph-to-tile", "cim-cmswitch", staging=1
+        path, target, "convert-graph-to-tile", "cim-cmswitch", staging=1
     )
     assert mvm.streamed and mvm.input_in_dram
     assert ("load", 276) in priced  # 256 B at 1 B/cycle after 20 of latency
