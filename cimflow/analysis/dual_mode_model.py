@@ -193,7 +193,7 @@ from cimflow.cost_model import (
 )
 from cimflow.errors import CimError
 from cimflow.hw_targets import HardwareTarget
-from cimflow.lowering.placement import VIEW_KINDS
+from cimflow.lowering.placement import VIEW_KINDS, arrays_to_hold
 from cimflow.lowering.rules import (
     NO_ROW_INDICES,
     RowIndices,
@@ -1330,7 +1330,7 @@ def input_arrays_needed(hw: HardwareTarget, mvm: MvmInfo) -> int:
     capacity = hw.dual_mode.memory_capacity_bytes
     if not mvm.streamed or not mvm.input_in_dram or mvm.window is not None:
         return 0
-    return math.ceil(max(1, mvm.input_bytes) / capacity) if capacity > 0 else 0
+    return arrays_to_hold(mvm.input_bytes, capacity) if capacity > 0 else 0
 
 
 def staged_input(hw: HardwareTarget, mvm: MvmInfo, staging: int) -> tuple[int, int]:

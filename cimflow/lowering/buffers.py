@@ -16,7 +16,13 @@ from cimflow.analysis.rings import ring_depth
 from cimflow.cimdialect import cim_meta
 from cimflow.errors import CimError
 from cimflow.lowering.kv_cache import KvCache
-from cimflow.lowering.placement import Location, Ring, TensorState, spread_bytes
+from cimflow.lowering.placement import (
+    Location,
+    Ring,
+    TensorState,
+    arrays_to_hold,
+    spread_bytes,
+)
 from cimflow.lowering.state import order_by_dependences
 
 
@@ -438,13 +444,14 @@ class BufferPlacement(KvCache):
         the segment's ``inputs`` buffer (once the input staged there before
         is freed) for every chunk to stream from there; None when the
         segment has no such buffer, the input lives elsewhere or does not
-        fit (spread over the arrays as :func:`spread_bytes` says)."""
+        fit (:func:`arrays_to_hold`)."""
         staging = self.input_arrays
         if staging is None or state.where()[0] != Location.DRAM:
             return None
-        arrays, capacity = staging
+        arrays = staging[0]
         nbytes = max(1, state.owner.nbytes)
-        if spread_bytes([nbytes], arrays) > capacity:
+        per_array = self.hw.dual_mode.memory_capacity_bytes
+        if arrays.count < arrays_to_hold(nbytes, per_array):
             return None
         token = self.emit(
             cim_meta.LoadOp(

@@ -71,7 +71,6 @@ from cimflow.cost_model import (
     vector_element_ops,
 )
 from cimflow.errors import CimError
-from cimflow.lowering.kv_cache import arrays_to_hold
 from cimflow.lowering.mvm import MvmLowering
 from cimflow.lowering.placement import (
     VIEW_KINDS,
@@ -80,6 +79,7 @@ from cimflow.lowering.placement import (
     Ring,
     TensorState,
     ViewRecipe,
+    arrays_to_hold,
 )
 from cimflow.lowering.rules import (
     array_matmul,

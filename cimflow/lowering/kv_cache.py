@@ -11,13 +11,8 @@ from cimflow.errors import CimError
 from cimflow.lowering.naming import Naming
 from cimflow.lowering.placement import (
     Location,
+    arrays_to_hold,
 )
-
-
-def arrays_to_hold(size: int, capacity: int) -> int:
-    """Memory-mode arrays of ``capacity`` bytes a tensor of ``size`` bytes
-    needs on arrays of its own (at least one)."""
-    return max(1, -(-size // max(1, capacity)))
 
 
 def share_arrays(

@@ -123,6 +123,15 @@ def spread_bytes(sizes: list[int], arrays: cim_meta.ArrayRangesAttr) -> int:
     return sum(count * -(-size // count) for size in sizes)
 
 
+def arrays_to_hold(size: int, capacity: int) -> int:
+    """Memory-mode arrays of ``capacity`` bytes a tensor of ``size`` bytes
+    needs on arrays of its own (at least one): the fewest over which
+    :func:`spread_bytes` keeps it within each array's capacity
+    (``count * ceil(size / count) <= count * capacity`` exactly when
+    ``count >= ceil(size / capacity)``)."""
+    return max(1, -(-size // max(1, capacity)))
+
+
 VIEW_KINDS = frozenset({"reshape", "im2col", "col2im"})
 """Vector kinds that make no data of their own: the result is the operand
 seen another way (a reshape re-indexes it; ``im2col`` is expanded by the

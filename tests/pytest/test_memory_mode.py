@@ -715,16 +715,15 @@ def test_a_chunks_buffer_needs_two_halves(tmp_path: Path) -> None:
         ConvertTileToMetaPass("tiny").apply(Context(), module)
 
 
-def slow_dram_tiny(directory: Path) -> str:
-    """tiny with DRAM at 1 B/cycle (as ``Inputs/tiny_slow_dram.toml`` of the
-    filecheck tests), saved as TOML."""
-    tiny = load_target("tiny")
-    target = dataclasses.replace(
-        tiny, dram=dataclasses.replace(tiny.dram, bandwidth_bytes_per_cycle=1.0)
-    )
-    path = directory / "tiny_slow_dram.toml"
-    path.write_text(target_to_toml(target), encoding="utf-8")
-    return str(path)
+FILECHECK_INPUTS = Path(__file__).parents[1] / "filecheck" / "passes" / "Inputs"
+SLOW_DRAM_TINY = FILECHECK_INPUTS / "tiny_slow_dram.toml"
+"""tiny with DRAM at 1 B/cycle: the filecheck tests' target, used here too."""
+
+
+def test_the_slow_dram_target_is_tiny_but_for_its_dram() -> None:
+    tiny, slow = load_target("tiny"), load_target(str(SLOW_DRAM_TINY))
+    assert slow.dram == dataclasses.replace(tiny.dram, bandwidth_bytes_per_cycle=1.0)
+    assert dataclasses.replace(slow, target=tiny.target, dram=tiny.dram) == tiny
 
 
 def stream_input_model(directory: Path) -> Path:
@@ -747,7 +746,7 @@ def test_a_streamed_weights_input_waits_in_an_inputs_buffer(tmp_path: Path) -> N
     model exactly, and it is faster than static's, whose 4 chunks each
     read x from DRAM again."""
     path = stream_input_model(tmp_path)
-    target = slow_dram_tiny(tmp_path)
+    target = str(SLOW_DRAM_TINY)
     pipeline = "cim-compile{strategy=%s}"
     trace = module_trace(compile_model(path, target, pipeline % "cmswitch"), str(path))
     (load,) = staged_loads(trace)

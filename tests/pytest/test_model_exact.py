@@ -14,7 +14,7 @@ from functional_models import attention, one_linear
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
-from test_memory_mode import slow_dram_tiny, stream_input_model
+from test_memory_mode import SLOW_DRAM_TINY, stream_input_model
 from xdsl.dialects.builtin import IntegerAttr
 
 from cimflow.analysis.dual_mode_model import (
@@ -199,7 +199,7 @@ def test_a_streamed_weight_fed_from_an_inputs_buffer_is_priced_as_lowered(
     ``test_memory_mode``): the model prices the input's one load from DRAM
     into the array and each chunk's MVM streaming it from there."""
     path = stream_input_model(directory)
-    target = slow_dram_tiny(directory)
+    target = str(SLOW_DRAM_TINY)
     priced, lowered, mvm = priced_and_lowered(
         path, target, "convert-graph-to-tile", "cim-cmswitch", staging=1
     )
