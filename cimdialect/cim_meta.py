@@ -40,6 +40,7 @@ from xdsl.dialects.builtin import (
     DictionaryAttr,
     FloatAttr,
     IntegerAttr,
+    IntegerType,
     NoneAttr,
     StringAttr,
     SymbolNameConstraint,
@@ -1033,7 +1034,10 @@ class VectorOp(_MetaOp):
     its last input, before the activation: ``attrs {residual = "nchw"}``
     (a feature map whose ``(b, h, w)`` is the output's vector and ``c`` its
     column) or ``"rows"`` (the outputs' own row-major order), streamed in
-    with the rest of ``in_bytes``.
+    with the rest of ``in_bytes``. An ``accumulate`` over output columns
+    (``block [1, n0, n1]``) may add only some of their vectors: ``attrs
+    {vectors = array<i64: v0, v1>}`` (a part of a streamed chunk's vectors,
+    whose partial sums fit the global buffer).
 
     ```mlir
     %t = cim_meta.vector "softmax" element_ops 98304 inputs ["s"]
@@ -1049,6 +1053,9 @@ class VectorOp(_MetaOp):
     %r = cim_meta.vector "accumulate" element_ops 8192 inputs ["y", "b", "s"]
          outputs ["y"] attrs {residual = "nchw", then = "relu"} cores <0:2>
          in_bytes 4112 segment 0
+    %p = cim_meta.vector "accumulate" element_ops 1280 inputs ["y", "b"]
+         outputs ["y"] attrs {vectors = array<i64: 0, 32>} block [1, 0, 40]
+         cores <0:2> in_bytes 10280 segment 0
     ```
     """
 
@@ -1118,6 +1125,32 @@ class VectorOp(_MetaOp):
             properties["out_arrays"] = out_arrays
         self._init_meta(deps, properties)
 
+    @property
+    def vectors(self) -> tuple[int, int] | None:
+        """The vectors ``[v0, v1)`` an ``accumulate`` over output columns adds
+        (``attrs {vectors}``; None: all of them)."""
+        vectors = self.params.data.get("vectors")
+        if vectors is None:
+            return None
+        values = (
+            ints(cast(DenseArrayBase[IntegerType], vectors))
+            if isinstance(vectors, DenseArrayBase)
+            else ()
+        )
+        block = None if self.block is None else ints(self.block)
+        if (
+            self.kind.data != "accumulate"
+            or block is None
+            or block[0] != 1
+            or len(values) != 2
+            or not 0 <= values[0] < values[1]
+        ):
+            raise VerifyException(
+                "'cim_meta.vector' vectors is [v0, v1) with v0 < v1, of an "
+                "accumulate over output columns (block [1, n0, n1])"
+            )
+        return values[0], values[1]
+
     def verify_(self) -> None:
         self.verify_segment()
         sizes = (self.element_ops, self.in_bytes, self.out_bytes)
@@ -1139,6 +1172,7 @@ class VectorOp(_MetaOp):
                 "'cim_meta.vector' residual is an accumulate's last input, laid "
                 f"out as one of {', '.join(RESIDUAL_LAYOUTS)}"
             )
+        self.vectors  # noqa: B018 (checks the attribute)
         then = self.params.data.get("then")
         if then is not None:
             if self.kind.data not in EPILOGUE_HOSTS:

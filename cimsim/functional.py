@@ -1172,12 +1172,15 @@ class _Executor:
         block: tuple[int, int, int] | None = None,
         level: str = "buffer",
         arrays: frozenset[int] = frozenset(),
+        vectors: tuple[int, int] | None = None,
     ) -> None:
         """A result of on-chip compute (by the current op unless ``writers``
         says otherwise), checked against its declaration, written to
         ``level`` (the memory-mode ``arrays``, with those that held it
         before); with ``block`` only that range of it (one pipeline
-        step)."""
+        step), and with ``vectors`` only those rows of it (a part of a
+        chunk's accumulation; recorded as a step of the block's range, so
+        readers must depend on every part)."""
         assert self.op is not None
         info = self.tensor_info.get(name)
         if info is None:
@@ -1209,6 +1212,8 @@ class _Executor:
             stored = _Stored(np.full(info.shape, np.nan, dtype=dtype), ())
         index: list[slice] = [slice(None)] * value.ndim
         index[axis] = slice(start, stop)
+        if vectors is not None:
+            index[0] = slice(*vectors)
         target = stored.value
         target[tuple(index)] = np.asarray(value)[tuple(index)].astype(dtype)
         writer = self.op.id
@@ -1361,6 +1366,23 @@ class _Executor:
                 # the held columns' outputs (and the dropped ones they own)
                 start, stop = self.output_of(info, start), self.output_of(info, stop)
             bounds[axis] = (start, stop)
+        vectors: tuple[int, int] | None = None
+        stated = op.attrs.get("vectors")
+        if stated is not None:
+            items = cast(list[object], stated) if isinstance(stated, list) else []
+            values = [v for v in items if isinstance(v, int)]
+            if not (
+                op.block is not None
+                and op.block[0] == 1
+                and len(items) == len(values) == 2
+                and 0 <= values[0] < values[1] <= partial.shape[0]
+            ):
+                raise self.fail(
+                    f"accumulate's vectors {stated!r} are not [v0, v1) of the "
+                    f"{partial.shape[0]} vectors of '{name}' with a block over its "
+                    "columns ([1, n0, n1])"
+                )
+            vectors = bounds[0] = (values[0], values[1])
         (r0, r1), (c0, c1) = bounds
         inside = [
             b
@@ -1404,7 +1426,7 @@ class _Executor:
         if not partial.blocks:
             del self.partials[name]
         block = None if op.block is None else (op.block[0], *bounds[op.block[0]])
-        self.write_output(op, name, value, block)
+        self.write_output(op, name, value, block, vectors)
 
     def residual_rows(
         self,
@@ -1461,6 +1483,7 @@ class _Executor:
         name: str,
         value: Array,
         block: tuple[int, int, int] | None,
+        vectors: tuple[int, int] | None = None,
     ) -> None:
         """An output of a vector op, written where ``out_to`` says when it
         streams its outputs (else on chip)."""
@@ -1468,7 +1491,9 @@ class _Executor:
         arrays = frozenset(array_ids(op.out_arrays))
         if level == "memory":
             self.memory_mode(arrays, "streams to")
-        self.write(name, value, block=block, level=level, arrays=arrays)
+        self.write(
+            name, value, block=block, level=level, arrays=arrays, vectors=vectors
+        )
 
     # -- arrays ------------------------------------------------------------
 

@@ -212,6 +212,7 @@ from cimflow.lowering.rules import (
     program_bytes,
     residual_of,
     row_indices_of,
+    split_span,
     staged_in_place,
     stages_in_place,
     vector_work,
@@ -227,6 +228,7 @@ from cimflow.lowering.state import (
     columns_bias_bytes,
     copy_layout,
     mvm_feed,
+    partial_parts,
     partials_fit,
     runs_of,
 )
@@ -1016,9 +1018,9 @@ class _StreamOp:
     deps: tuple[int, ...]
     """Earlier ops (indices) it waits for."""
     resource: Literal["dram", "bus", "arrays"]
-    """What it holds: DRAM (loads, an MVM streaming its input from DRAM),
-    the interconnect (programs, additions), or only its arrays (other
-    MVMs)."""
+    """What it holds: DRAM (loads, an MVM streaming its input from DRAM;
+    on a bus the interconnect too, which DRAM's bytes cross), the
+    interconnect (programs, additions), or only its arrays (other MVMs)."""
     kind: Literal["load", "program", "mvm", "add"]
 
 
@@ -1052,7 +1054,11 @@ def stream_ops(
     columns and the bias (``finishing``: the weight's bias bytes, 0 for
     none, and whether a fused residual is added; a chunk reads its own
     columns' bias), and
-    the next chunk's program waits for that. The loads go in DRAM order,
+    the next chunk's program waits for that. A chunk that alone covers its
+    columns, whose cores' partial sums meet in the global buffer, runs its
+    vectors in the parts whose partial sums fit half of it
+    (:func:`~cimflow.lowering.state.partial_parts`), each MVM after the one
+    before and each part added as soon as it is out. The loads go in DRAM order,
     one after another (the programs from DRAM among them). Partial sums
     wait where :func:`~cimflow.lowering.state.partials_fit` puts them with
     the whole global buffer free, a running sum with the first partial
@@ -1071,6 +1077,10 @@ def stream_ops(
     there (the arrays sit past the free ones)."""
     biased, residual = finishing[0] > 0, finishing[1]
     sums_in_dram: dict[int, bool] = {}
+    # the global buffer beside the weight's bias and its outputs kept there
+    every_output = vectors * tiling.field("groups") * tiling.field("n")
+    kept = 0 if output_in_dram else written_outputs(every_output, output_scale)
+    free_bytes = hw.buffers.global_bytes - finishing[0] - kept * hw.activation_bytes
     chunks = plan_chunks(tiling, available)
     capacity = half * hw.dual_mode.memory_capacity_bytes
     ends = chunk_ends(chunks)
@@ -1140,50 +1150,81 @@ def stream_ops(
                 prefetched[index + 1] = len(ops) - 1
         layout = copy_layout(hw, tiling, chunk, start)
         cores = tuple(runs_of(layout.cores))
-        feed = mvm_feed(
-            hw,
-            layout,
-            (0, vectors),
-            window,
-            input_scale=input_scale,
-            output_scale=output_scale,
-            misaligned=misaligned,
-        )
         first, last = ends[index]
-        outputs = vectors * (chunk.n1 - chunk.n0)
-        adds = chunk_adds(
-            chunk, vectors, first, last, biased + residual, output_scale, misaligned
-        )
-        streamed = chunk_out_bytes(hw, layout, vectors, first, last, adds, output_scale)
+        in_cores = first and last and not layout.cross_core
+        parts = [(0, vectors)]
+        if first and last and not in_cores:  # chunk_parts
+            whole = chunk_adds(
+                chunk, vectors, True, True, biased + residual, output_scale, misaligned
+            )
+            streamed = chunk_out_bytes(
+                hw, layout, vectors, True, True, whole, output_scale
+            )
+            parts = split_span(
+                (0, vectors), partial_parts(streamed, vectors, free_bytes)
+            )
         source: Literal["memory", "dram", "buffer"] = (
             "memory" if staging else "dram" if input_in_dram else "buffer"
         )
         held: Literal["dram", "bus", "arrays"] = (
             "bus" if staging else "dram" if input_in_dram else "arrays"
         )
-        ops.append(
-            _StreamOp(
-                mvm_op_cost(
-                    hw,
-                    chunk.arrays,
-                    vectors,
-                    chunk.rows,
-                    chunk.cols,
-                    local_bytes=feed.expanded,
-                    feed=source,
-                    in_bytes=max(1, feed.in_bytes),
-                    out_bytes=streamed,
-                    cores=cores,
-                    feed_arrays=input_arrays,
-                ).cycles,
-                (*programs, *input_ready),
-                held,
-                "mvm",
+        part_mvm: tuple[int, ...] = ()
+        previous: tuple[int, int] | None = None
+        for part in parts:
+            count = part[1] - part[0]
+            feed = mvm_feed(
+                hw,
+                layout,
+                part,
+                window,
+                previous,
+                input_scale=input_scale,
+                output_scale=output_scale,
+                misaligned=misaligned,
             )
-        )
-        mvm = (len(ops) - 1,)
-        if adds:  # add_in_cores or add_chunk
-            in_cores = first and last and not layout.cross_core
+            previous = part
+            outputs = count * (chunk.n1 - chunk.n0)
+            adds = chunk_adds(
+                chunk, count, first, last, biased + residual, output_scale, misaligned
+            )
+            streamed = chunk_out_bytes(
+                hw, layout, count, first, last, adds, output_scale
+            )
+            partials_in_dram = False
+            if adds and not in_cores:
+                room = outputs * hw.accumulator_bytes if first and not last else 0
+                partials_in_dram = sums_in_dram.get(chunk.n0, False) or not (
+                    partials_fit(streamed, room, hw.buffers.global_bytes)
+                )
+                if first and not last:
+                    sums_in_dram[chunk.n0] = partials_in_dram
+            sums_to_dram = partials_in_dram if adds else output_in_dram
+            ops.append(
+                _StreamOp(
+                    mvm_op_cost(
+                        hw,
+                        chunk.arrays,
+                        count,
+                        chunk.rows,
+                        chunk.cols,
+                        local_bytes=feed.expanded,
+                        feed=source,
+                        in_bytes=max(1, feed.in_bytes),
+                        out_bytes=streamed,
+                        cores=cores,
+                        feed_arrays=input_arrays,
+                        out_to="dram" if sums_to_dram else "buffer",
+                    ).cycles,
+                    (*programs, *input_ready, *part_mvm),
+                    held,
+                    "mvm",
+                )
+            )
+            part_mvm = mvm = (len(ops) - 1,)
+            if not adds:
+                continue
+            # add_in_cores or add_chunk
             written = written_outputs(outputs, output_scale)
             finishing_bytes = (
                 columns_bias_bytes(hw, tiling, chunk.n1 - chunk.n0, output_scale)
@@ -1198,14 +1239,6 @@ def stream_ops(
                 finishing_bytes,
                 output_scale,
             )
-            partials_in_dram = False
-            if not in_cores:
-                room = outputs * hw.accumulator_bytes if first and not last else 0
-                partials_in_dram = sums_in_dram.get(chunk.n0, False) or not (
-                    partials_fit(streamed, room, hw.buffers.global_bytes)
-                )
-                if first and not last:
-                    sums_in_dram[chunk.n0] = partials_in_dram
             out_in_dram = output_in_dram if last else partials_in_dram
             ops.append(
                 _StreamOp(
@@ -1220,7 +1253,7 @@ def stream_ops(
                             out_to="dram" if out_in_dram else "buffer",
                         )
                     ).cycles,
-                    mvm,
+                    part_mvm,
                     "dram" if partials_in_dram or out_in_dram else "bus",
                     "add",
                 )
@@ -1265,9 +1298,15 @@ def _stream_terms(
         staged,
     )
     # each op starts once its deps are done and what it holds is free, the
-    # one ready first (then the one emitted first) taking it first
+    # one ready first (then the one emitted first) taking it first; on a bus
+    # the bytes an op moves to or from DRAM cross it too
     end = [0] * len(ops)
     free = {"dram": 0, "bus": 0}  # an MVM's arrays are its own
+    holds: dict[str, tuple[str, ...]] = {
+        "dram": ("dram", "bus") if hw.interconnect.topology == "bus" else ("dram",),
+        "bus": ("bus",),
+        "arrays": (),
+    }
     waiting = [len(op.deps) for op in ops]
     users: list[list[int]] = [[] for _ in ops]
     for index, op in enumerate(ops):
@@ -1279,10 +1318,11 @@ def _stream_terms(
     while ready:
         at, index = heapq.heappop(ready)
         op = ops[index]
-        start = at if op.resource == "arrays" else max(at, free[op.resource])
+        held = holds[op.resource]
+        start = max([at, *(free[resource] for resource in held)])
         end[index] = start + op.cycles
-        if op.resource != "arrays":
-            free[op.resource] = end[index]
+        for resource in held:
+            free[resource] = end[index]
         if op.resource == "dram" and op.kind in ("load", "program"):  # DRAM order
             last_load = max(last_load, end[index])
         for user in users[index]:

@@ -587,8 +587,11 @@ class ScheduleBuilder(MvmLowering):
 
 
 def _block_elements(op: cim_meta.VectorOp, shape: Sequence[int]) -> int:
-    """Elements of a tensor of ``shape`` an op's block covers."""
-    return block_elements(shape, None if op.block is None else ints(op.block))
+    """Elements of a tensor of ``shape`` an op's block (and an accumulation's
+    ``vectors``) covers."""
+    return block_elements(
+        shape, None if op.block is None else ints(op.block), op.vectors
+    )
 
 
 __all__ = [

@@ -13,7 +13,7 @@ from xdsl.ir import Attribute, SSAValue
 from cimflow.analysis.blocking import Band, BlockPlan, skip_band
 from cimflow.analysis.tile_mapping import Chunk, plan_chunks
 from cimflow.cimdialect import cim_meta, cim_tile
-from cimflow.cimdialect.cim_graph import tensor_shape
+from cimflow.cimdialect.cim_graph import i64_array, tensor_shape
 from cimflow.cost_model import (
     interconnect_cost,
     local_read_cycles,
@@ -52,6 +52,7 @@ from cimflow.lowering.state import (
     copy_layout,
     core_ranges,
     mvm_feed,
+    partial_parts,
     partials_fit,
 )
 
@@ -464,12 +465,8 @@ class MvmLowering(ArrayPlacement):
         added (with the bias) on the copy's cores as soon as it is out; when
         not even one vector's fit, they wait in DRAM."""
         bias = self.bias_of(mvm, layout)
-        room = self.buffer.available // 2
         whole = self.feed(layout, span, window).out_bytes
-        vectors = span[1] - span[0]
-        count = 1
-        if whole > room and math.ceil(whole / vectors) <= room:
-            count = min(vectors, math.ceil(whole / max(1, room)))
+        count = partial_parts(whole, span[1] - span[0], self.buffer.available)
         done: list[SSAValue] = []
         previous: Span | None = self.line_buffer(mvm, layout, span)
         for part in split_span(span, count):
@@ -993,16 +990,20 @@ class MvmLowering(ArrayPlacement):
         partials_at: TensorState | None = None,
         running: bool = False,
         allocs: Sequence[cim_meta.AllocAttr] = (),
+        vectors: Span | None = None,
     ) -> SSAValue:
         """Add partial sums (``partial_bytes`` of them streamed in from where
         the output lives, or ``partials_at``; 0: they are in the cores) and
         the bias on the vector units of ``cores``, streaming ``out_bytes`` of
-        results out (``running``: into a sum more partial sums join later)."""
+        results out (``running``: into a sum more partial sums join later;
+        ``vectors``: of those vectors of ``block`` only)."""
         inputs = [out_name]
         tokens = list(deps)
         states: list[TensorState] = [partials_at or target] if partial_bytes else []
         in_bytes = partial_bytes
         params: dict[str, Attribute] = {"running": _TRUE} if running else {}
+        if vectors is not None:
+            params["vectors"] = i64_array(vectors)
         if bias is not None:
             inputs.append(bias.name)
             tokens += bias.tokens()
@@ -1013,7 +1014,9 @@ class MvmLowering(ArrayPlacement):
             inputs.append(residual.skip.name)
             tokens += residual.tokens
             states.append(residual.skip)
-            skip = written_block_elements(residual.shape, block, self.output_scale)
+            skip = written_block_elements(
+                residual.shape, block, self.output_scale, vectors
+            )
             in_bytes += skip * self.hw.activation_bytes
             params["residual"] = StringAttr(residual.layout)
         in_level, in_arrays = (
@@ -1209,7 +1212,21 @@ class MvmLowering(ArrayPlacement):
                     )
                 finished.append(previous)
                 continue
-            partials = streamed
+            if first and last:  # whole columns whose cores' partial sums meet
+                added = self.chunk_parts(
+                    mvm,
+                    (layout, program),
+                    (*tensors, f"{tensors[1]}@chunk{index}"),
+                    places,
+                    window,
+                    ready,
+                    (span, columns),
+                    streamed,
+                    (bias, finishing),
+                )
+                finished += added
+                previous = added[-1]
+                continue
             place = f"{tensors[1]}@chunk{index}"
             group = self.running_sums.get(f"{tensors[1]}@sum{chunk.n0}")
             if group is not None and group.level == Location.DRAM:
@@ -1217,7 +1234,7 @@ class MvmLowering(ArrayPlacement):
             else:  # the first chunk over these columns leaves room for their sum
                 wide = outputs * self.hw.accumulator_bytes
                 home, passing = self.partials_home(
-                    place, partials, target, wide if first and not last else 0
+                    place, streamed, target, wide if first and not last else 0
                 )
             previous = self.stream_mvm(
                 mvm,
@@ -1229,7 +1246,7 @@ class MvmLowering(ArrayPlacement):
                 feed,
                 ready,
                 span,
-                partials,
+                streamed,
                 passing,
             )
             previous = self.add_chunk(
@@ -1239,7 +1256,7 @@ class MvmLowering(ArrayPlacement):
                 bias,
                 adds,
                 previous,
-                partials,
+                streamed,
                 (columns, first, last),
                 outputs,
             )
@@ -1248,6 +1265,89 @@ class MvmLowering(ArrayPlacement):
             if last:
                 finished.append(previous)
         return finished
+
+    def chunk_parts(
+        self,
+        mvm: cim_tile.MVMOp,
+        copy: tuple[CopyLayout, SSAValue],
+        names: tuple[str, str, str],
+        places: tuple[TensorState, TensorState],
+        window: Window | None,
+        ready: Sequence[SSAValue],
+        extent: tuple[Span, Span],
+        streamed: int,
+        finishing: tuple[TensorState | None, int],
+    ) -> list[SSAValue]:
+        """A chunk that alone covers its columns, whose cores each hold some
+        of their row tiles: the vectors go in the parts
+        (:func:`~cimflow.lowering.state.partial_parts`) whose partial sums
+        (``streamed`` bytes for all of them) wait in the global buffer, each
+        part's MVM after the one before and each part added (with the bias
+        and a fused residual) on the chunk's cores as soon as it is out, as
+        :meth:`stream_partials` does for a resident copy (``names``: input,
+        output, and the partial sums' allocation). Returns the additions."""
+        layout, program = copy
+        tensors = names[:2]
+        source, target = places
+        span, columns = extent
+        bias, adds_per_output = finishing
+        chunk = layout.chunk
+        parts = split_span(
+            span, partial_parts(streamed, span[1] - span[0], self.buffer.available)
+        )
+        whole = len(parts) == 1
+        after: list[SSAValue] = list(ready)
+        previous: Span | None = None
+        added: list[SSAValue] = []
+        for part in parts:
+            vectors = part[1] - part[0]
+            feed = self.feed(layout, part, window, previous)
+            previous = part
+            adds = chunk_adds(
+                chunk,
+                vectors,
+                True,
+                True,
+                adds_per_output,
+                self.output_scale,
+                self.misaligned,
+            )
+            partials = chunk_out_bytes(
+                self.hw, layout, vectors, True, True, adds, self.output_scale
+            )
+            place = names[2] + ("" if whole else f"[{part[0]}]")
+            home, passing = self.partials_home(place, partials, target)
+            computed = self.stream_mvm(
+                mvm,
+                layout,
+                program,
+                tensors,
+                source,
+                home,
+                feed,
+                after,
+                part,
+                partials,
+                passing,
+            )
+            after = [*ready, computed]
+            added.append(
+                self.add_chunk(
+                    tensors[1],
+                    (target, home),
+                    layout,
+                    bias,
+                    adds,
+                    computed,
+                    partials,
+                    (columns, True, True),
+                    vectors * (chunk.n1 - chunk.n0),
+                    None if whole else part,
+                )
+            )
+            if passing is not None:
+                self.release_passing(place, added[-1:])
+        return added
 
     def add_in_cores(
         self,
@@ -1286,13 +1386,14 @@ class MvmLowering(ArrayPlacement):
         partials: int,
         position: tuple[Span, bool, bool],
         outputs: int,
+        vectors: Span | None = None,
     ) -> SSAValue:
         """A chunk's partial sums (where ``places`` says: the output's home,
         then theirs) added on its cores' vector units: to each other, to
         the sum of the chunks before it over the same columns (kept at the
         accumulator width, in the global buffer when it fits, until the last
         of them), and the bias, with the last chunk writing the finished
-        outputs."""
+        outputs (of ``vectors`` only, when given: a part of them)."""
         target, partials_at = places
         columns, first, last = position
         running = f"{out_name}@sum{columns[0]}"
@@ -1329,6 +1430,7 @@ class MvmLowering(ArrayPlacement):
             partials_at,
             running=not last,
             allocs=allocs,
+            vectors=vectors,
         )
         if last and not first:
             home = self.running_sums.pop(running)

@@ -537,13 +537,19 @@ def expanded_elements(vectors: Span, k_spans: Iterable[Span]) -> int:
 
 
 def block_elements(
-    shape: Sequence[int], block: Sequence[int] | tuple[int, int, int] | None
+    shape: Sequence[int],
+    block: Sequence[int] | tuple[int, int, int] | None,
+    vectors: Sequence[int] | None = None,
 ) -> int:
     """Elements of a tensor of ``shape`` that a step's ``block`` (``(axis,
-    start, stop)``; None: the whole tensor) covers."""
+    start, stop)``; None: the whole tensor) covers; with ``vectors``
+    (``(v0, v1)``, of an accumulation over output columns: ``block`` on
+    axis 1) only those vectors' of the block's columns."""
     if block is None:
         return math.prod(shape)
     axis, start, stop = block
+    if vectors is not None:
+        return (stop - start) * (vectors[1] - vectors[0])
     return math.prod(shape) // max(1, shape[axis]) * (stop - start)
 
 
@@ -551,12 +557,14 @@ def written_block_elements(
     shape: Sequence[int],
     block: Sequence[int] | tuple[int, int, int] | None,
     output_scale: Fraction | None,
+    vectors: Sequence[int] | None = None,
 ) -> int:
     """Elements of an MVM's ``[V, N]`` output that an accumulation over
-    ``block`` writes: a block of held columns (axis 1, where the arrays
-    hold only some columns: ``output_scale``) writes every output those
-    columns own (:func:`written_outputs`)."""
-    elements = block_elements(shape, block)
+    ``block`` (and ``vectors``: :func:`block_elements`) writes: a block of
+    held columns (axis 1, where the arrays hold only some columns:
+    ``output_scale``) writes every output those columns own
+    (:func:`written_outputs`)."""
+    elements = block_elements(shape, block, vectors)
     if block is not None and block[0] == 1:
         return written_outputs(elements, output_scale)
     return elements

@@ -342,6 +342,20 @@ def partials_fit(nbytes: int, room_for: int, available: int) -> bool:
     return nbytes + room_for <= available // 2
 
 
+def partial_parts(nbytes: int, vectors: int, available: int) -> int:
+    """Parts an MVM's ``vectors`` go in so that each part's partial sums
+    (``nbytes`` for them all) wait for the vector units in the global
+    buffer, of which ``available`` bytes are free (:func:`partials_fit`):
+    one when they fit whole, or when not even one vector's do (they wait
+    in DRAM); else the fewest near-equal parts whose largest fits half of
+    it."""
+    room = available // 2
+    per_vector = math.ceil(nbytes / max(1, vectors))
+    if nbytes <= room or per_vector > room:
+        return 1
+    return math.ceil(vectors / (room // per_vector))
+
+
 def chunk_add_bytes(
     hw: HardwareTarget,
     outputs: int,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import onnx
@@ -407,3 +407,71 @@ def test_a_segment_programs_arrays_its_predecessor_is_done_with(
         assert users
         assert all(result.finish[op.id] <= result.start[program.id] for op in users)
     assert verify_trace(trace, model, "exact").passed
+
+
+def linear_residual_relu(directory: Path) -> Path:
+    """``relu(x @ w + b + s)``: x [64, 200], w [200, 16] (7 row tiles of
+    tiny's 32-row arrays, more than a core's 4: every column's sums meet
+    from two cores), the skip s [64, 16] a model input."""
+    rng = np.random.default_rng(3)
+    weight = rng.normal(0.0, 0.05, (200, 16)).astype(np.float32)
+    offsets = rng.normal(0.0, 0.05, (16,)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc"),
+            helper.make_node("Add", ["y", "s"], ["t"], name="skip"),
+            helper.make_node("Relu", ["t"], ["z"], name="act"),
+        ],
+        "linear_residual_relu",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 200]),
+            helper.make_tensor_value_info("s", TensorProto.FLOAT, [64, 16]),
+        ],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [64, 16])],
+        [
+            numpy_helper.from_array(weight, "w"),
+            numpy_helper.from_array(offsets, "b"),
+        ],
+    )
+    return save_model(graph, directory / "linear_residual_relu.onnx")
+
+
+def test_a_chunk_s_partial_sums_pass_through_the_buffer_in_parts(
+    tmp_path: Path,
+) -> None:
+    """w streams one column tile a chunk; each chunk's sums from its two
+    cores (64 vectors x 8 outputs x 4 B x 2 = 4 KiB) do not fit half of
+    tiny's 4 KiB global buffer, so its vectors go in parts whose sums do,
+    each added with the bias, the skip and the ReLU as soon as it is out:
+    no partial sum goes to DRAM, the parts cover every vector once, and the
+    run computes the model exactly. With a 64 KiB buffer each chunk's sums
+    fit whole and are added at once."""
+    model = linear_residual_relu(tmp_path)
+    trace = module_trace(compile_model(model, "tiny", "cim-compile"), str(model))
+    mvms = [op for op in trace.ops if isinstance(op, MvmOp) and op.weight == "w"]
+    assert {op.out_to for op in mvms} == {"buffer"}
+    assert all(op.out_bytes <= 2048 for op in mvms)
+    adds = [
+        op for op in trace.ops if isinstance(op, VectorOp) and op.op == "accumulate"
+    ]
+    assert all(op.attrs.get("residual") and op.attrs.get("then") for op in adds)
+    by_columns: dict[tuple[int, int], list[object]] = {}
+    for op in adds:
+        assert op.block is not None and op.block[0] == 1
+        by_columns.setdefault((op.block[1], op.block[2]), []).append(
+            op.attrs["vectors"]
+        )
+    assert sorted(by_columns) == [(0, 8), (8, 16)]
+    for parts in by_columns.values():
+        # consecutive [v0, v1) parts from 0 to 64
+        bounds = [0, *(v for part in parts for v in cast(list[int], part)), 64]
+        assert len(parts) > 1 and bounds[::2] == bounds[1::2]
+    within_capacities(trace)
+    assert verify_trace(trace, model, "exact").passed
+    roomy = tiny_with(tmp_path, "roomy", buffers={"global_bytes": 65536})
+    whole = module_trace(compile_model(model, roomy, "cim-compile"), str(model))
+    adds = [
+        op for op in whole.ops if isinstance(op, VectorOp) and op.op == "accumulate"
+    ]
+    assert len(adds) == 2 and not any("vectors" in op.attrs for op in adds)
+    assert verify_trace(whole, model, "exact").passed

@@ -205,6 +205,88 @@ def test_partial_sums_left_in_dram_are_accumulated_from_there() -> None:
     np.testing.assert_allclose(result, X2 @ W2 + B, rtol=1e-5)
 
 
+def parted_ops(
+    parts: tuple[tuple[int, int], ...] = ((0, 2), (2, 4)),
+    last: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """x2 @ w2 on arrays 0-1 in ``parts`` of its 4 vectors, each part's
+    partial sums (two blocks per output) added as soon as they are out
+    (``attrs {vectors}``, a block over all 16 columns; ``last``: keys
+    replacing the last addition's)."""
+    ops = [program(0, (), wide=True, feed="dram", in_bytes=4096)]
+    for index, (v0, v1) in enumerate(parts):
+        computed = 1 + 2 * index
+        ops.append(
+            mvm(
+                computed,
+                (0,) if index == 0 else (0, computed - 2),
+                wide=True,
+                feed="dram",
+                in_bytes=256 * (v1 - v0),
+                out_to="buffer",
+            )
+            | {"vectors": v1 - v0, "v": [v0, v1], "out_bytes": 32 * (v1 - v0)}
+        )
+        ops.append(
+            vector(
+                computed + 1,
+                (computed,),
+                "accumulate",
+                ["y"],
+                block=[1, 0, 16],
+                in_bytes=32 * (v1 - v0),
+                out_to="dram",
+                out_bytes=16 * (v1 - v0),
+            )
+            | {"attrs": {"vectors": [v0, v1]}}
+        )
+    ops[-1] |= last or {}
+    return ops
+
+
+def test_a_chunk_s_partial_sums_are_added_in_parts_of_its_vectors() -> None:
+    result = run(document(parted_ops(), "y"), "y")
+    np.testing.assert_allclose(result, X2 @ W2, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("ops", "message"),
+    [
+        (
+            [
+                *parted_ops()[:-1],
+                vector(4, (2, 3), "relu", ["y"], in_from="dram", in_bytes=64),
+            ],
+            "op 4 (vector relu 'vector4'): reads 'y' while its partial sums are "
+            "not accumulated",
+        ),
+        (
+            parted_ops(last={"attrs": {"vectors": [0, 4]}}),
+            "op 4 (vector accumulate 'vector4'): accumulates 'y' whose partial sums "
+            "cover 0 to 256 of the 256 reduction rows per output",
+        ),
+        (
+            parted_ops(last={"attrs": {"vectors": [2, 5]}}),
+            "op 4 (vector accumulate 'vector4'): accumulate's vectors [2, 5] are "
+            "not [v0, v1) of the 4 vectors of 'y' with a block over its columns "
+            "([1, n0, n1])",
+        ),
+        (
+            parted_ops(last={"block": None}),
+            "op 4 (vector accumulate 'vector4'): accumulate's vectors [2, 4] are "
+            "not [v0, v1) of the 4 vectors of 'y' with a block over its columns "
+            "([1, n0, n1])",
+        ),
+    ],
+)
+def test_parts_of_a_chunk_s_vectors_are_each_added_once_inside_it(
+    ops: list[dict[str, Any]], message: str
+) -> None:
+    with pytest.raises(FunctionalError) as err:
+        run(document(ops, "y"), "y")
+    assert message in str(err.value)
+
+
 @pytest.mark.parametrize(
     ("accumulate", "message"),
     [

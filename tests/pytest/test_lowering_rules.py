@@ -33,10 +33,16 @@ from cimflow.lowering.rules import (
     cores_of,
     input_elements,
     merge_spans,
+    split_span,
     sum_bytes,
     vector_core_count,
 )
-from cimflow.lowering.state import chunk_start, copy_layout, crossing_sums
+from cimflow.lowering.state import (
+    chunk_start,
+    copy_layout,
+    crossing_sums,
+    partial_parts,
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -506,3 +512,26 @@ def test_chunk_start_is_the_best_start_of_the_free_run(
     crossings = [crossing_from(hw, tiling, chunks, s) for s in starts]
     start = chunk_start(hw, tiling, chunks, first, stop)
     assert start == starts[crossings.index(min(crossings))]
+
+
+@given(
+    per_vector=st.integers(1, 4096),
+    vectors=st.integers(1, 512),
+    available=st.integers(0, 1 << 17),
+)
+def test_partial_sums_go_in_the_fewest_parts_that_fit_the_buffer(
+    per_vector: int, vectors: int, available: int
+) -> None:
+    """One part when the sums fit half the free buffer whole, or when not
+    even one vector's do (they wait in DRAM); else every near-equal part
+    fits, and one part fewer would leave some part too large."""
+    nbytes = per_vector * vectors
+    room = available // 2
+    count = partial_parts(nbytes, vectors, available)
+    if nbytes <= room or per_vector > room:
+        assert count == 1
+        return
+    assert 1 < count <= vectors
+    assert max(b - a for a, b in split_span((0, vectors), count)) * per_vector <= room
+    fewer = split_span((0, vectors), count - 1)
+    assert max(b - a for a, b in fewer) * per_vector > room

@@ -658,3 +658,18 @@ cim_meta.schedule @main target "tiny" strategy "static" batch 1 inputs [] output
 
 // CHECK: 'cim_meta.mvm' feed must be buffer, dram or memory, got cells
 %t = cim_meta.mvm "w" arrays <0:2> vectors 1 rows 320 cols 80 k [0, 512] n [0, 10] v [0, 1] input "x" output "y" feed cells in_bytes 64 segment 0
+
+// -----
+
+// CHECK: 'cim_meta.vector' vectors is [v0, v1) with v0 < v1, of an accumulate over output columns (block [1, n0, n1])
+%t = cim_meta.vector "accumulate" element_ops 64 inputs ["y"] outputs ["y"] attrs {vectors = array<i64: 0, 2>} segment 0
+
+// -----
+
+// CHECK: 'cim_meta.vector' vectors is [v0, v1) with v0 < v1, of an accumulate over output columns (block [1, n0, n1])
+%t = cim_meta.vector "accumulate" element_ops 64 inputs ["y"] outputs ["y"] attrs {vectors = array<i64: 2, 2>} block [1, 0, 8] segment 0
+
+// -----
+
+// CHECK: 'cim_meta.vector' vectors is [v0, v1) with v0 < v1, of an accumulate over output columns (block [1, n0, n1])
+%t = cim_meta.vector "relu" element_ops 64 inputs ["y"] outputs ["z"] attrs {vectors = array<i64: 0, 2>} block [1, 0, 8] segment 0

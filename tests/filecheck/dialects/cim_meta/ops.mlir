@@ -78,6 +78,9 @@ builtin.module attributes {test.arrays = #cim_meta.arrays<0:16, 32:40>, test.loc
     %6 = cim_meta.vector "accumulate" element_ops 10 inputs ["h", "y"] outputs ["y"] attrs {} segment 0 after(%4, %5)
     // CHECK-NEXT: %6 = cim_meta.vector "accumulate" element_ops 10 inputs ["h", "y"] outputs ["y"] attrs {} segment 0 after(%4, %5)
     // GENERIC: %6 = "cim_meta.vector"(%4, %5) <{kind = "accumulate", element_ops = 10 : i64, inputs = ["h", "y"], outputs = ["y"], attrs = {}, segment = 0 : i64, in_bytes = 0 : i64, out_bytes = 0 : i64, in_from = #cim_meta<location buffer>, out_to = #cim_meta<location buffer>}> : (!cim_meta.token, !cim_meta.token) -> !cim_meta.token
+    %part = cim_meta.vector "accumulate" element_ops 16 inputs ["y"] outputs ["y"] attrs {vectors = array<i64: 0, 2>} block [1, 0, 8] cores <0:2> in_bytes 128 segment 0
+    // CHECK-NEXT: %part = cim_meta.vector "accumulate" element_ops 16 inputs ["y"] outputs ["y"] attrs {vectors = array<i64: 0, 2>} block [1, 0, 8] cores <0:2> in_bytes 128 segment 0
+    // GENERIC: %part = "cim_meta.vector"() <{kind = "accumulate", element_ops = 16 : i64, inputs = ["y"], outputs = ["y"], attrs = {vectors = array<i64: 0, 2>}, block = array<i64: 1, 0, 8>, cores = #cim_meta.cores<0:2>, in_bytes = 128 : i64, segment = 0 : i64, out_bytes = 0 : i64, in_from = #cim_meta<location buffer>, out_to = #cim_meta<location buffer>}> : () -> !cim_meta.token
     %7 = cim_meta.vector "noop" element_ops 0 inputs [] outputs ["y"] attrs {} segment 0 label "v"
     // CHECK-NEXT: %7 = cim_meta.vector "noop" element_ops 0 inputs [] outputs ["y"] attrs {} segment 0 label "v"
     // GENERIC: %7 = "cim_meta.vector"() <{kind = "noop", element_ops = 0 : i64, inputs = [], outputs = ["y"], attrs = {}, segment = 0 : i64, label = "v", in_bytes = 0 : i64, out_bytes = 0 : i64, in_from = #cim_meta<location buffer>, out_to = #cim_meta<location buffer>}> : () -> !cim_meta.token
