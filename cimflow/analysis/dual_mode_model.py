@@ -224,11 +224,11 @@ from cimflow.lowering.state import (
     chunk_adds,
     chunk_ends,
     chunk_out_bytes,
+    chunk_part_count,
     chunk_start,
     columns_bias_bytes,
     copy_layout,
     mvm_feed,
-    partial_parts,
     partials_fit,
     runs_of,
 )
@@ -1057,7 +1057,7 @@ def stream_ops(
     the next chunk's program waits for that. A chunk that alone covers its
     columns, whose cores' partial sums meet in the global buffer, runs its
     vectors in the parts whose partial sums fit half of it
-    (:func:`~cimflow.lowering.state.partial_parts`), each MVM after the one
+    (:func:`~cimflow.lowering.state.chunk_part_count`), each MVM after the one
     before and each part added as soon as it is out. The loads go in DRAM order,
     one after another (the programs from DRAM among them). Partial sums
     wait where :func:`~cimflow.lowering.state.partials_fit` puts them with
@@ -1161,7 +1161,7 @@ def stream_ops(
                 hw, layout, vectors, True, True, whole, output_scale
             )
             parts = split_span(
-                (0, vectors), partial_parts(streamed, vectors, free_bytes)
+                (0, vectors), chunk_part_count(streamed, vectors, free_bytes)
             )
         source: Literal["memory", "dram", "buffer"] = (
             "memory" if staging else "dram" if input_in_dram else "buffer"

@@ -47,6 +47,7 @@ from cimflow.lowering.state import (
     chunk_adds,
     chunk_ends,
     chunk_out_bytes,
+    chunk_part_count,
     chunk_start,
     columns_bias_bytes,
     copy_layout,
@@ -1280,7 +1281,7 @@ class MvmLowering(ArrayPlacement):
     ) -> list[SSAValue]:
         """A chunk that alone covers its columns, whose cores each hold some
         of their row tiles: the vectors go in the parts
-        (:func:`~cimflow.lowering.state.partial_parts`) whose partial sums
+        (:func:`~cimflow.lowering.state.chunk_part_count`) whose partial sums
         (``streamed`` bytes for all of them) wait in the global buffer, each
         part's MVM after the one before and each part added (with the bias
         and a fused residual) on the chunk's cores as soon as it is out, as
@@ -1293,7 +1294,7 @@ class MvmLowering(ArrayPlacement):
         bias, adds_per_output = finishing
         chunk = layout.chunk
         parts = split_span(
-            span, partial_parts(streamed, span[1] - span[0], self.buffer.available)
+            span, chunk_part_count(streamed, span[1] - span[0], self.buffer.available)
         )
         whole = len(parts) == 1
         after: list[SSAValue] = list(ready)

@@ -342,6 +342,30 @@ def partials_fit(nbytes: int, room_for: int, available: int) -> bool:
     return nbytes + room_for <= available // 2
 
 
+MAX_CHUNK_PARTS = 5
+"""Most parts a streamed chunk's vectors go in
+(:meth:`~cimflow.lowering.mvm.MvmLowering.chunk_parts`): each part is one
+MVM and one addition more in the trace. With up to 8 a chunk, 8 layers
+of LLaMA-2-7B at L 128 on dynaplasia took 53,583 ops instead of 5,670,
+their cmswitch compile 3.2 -> 7.2 s and their simulation 1.4 -> 10.4 s
+(149.1 million cycles instead of 161.2), which would put the 32-layer
+compile past its 10 s budget; with up to 6, 12,358 ops. With up to 5,
+6,366 ops: that prompt's projections keep their sums whole (they need
+8 parts), and at L 64 every chunk of two layers passes its sums through
+the buffer (34,515,705 -> 32,539,631 cycles under static, 1,685 -> 6,517
+ops), as with no limit."""
+
+
+def chunk_part_count(nbytes: int, vectors: int, available: int) -> int:
+    """Parts a streamed chunk that alone covers its columns runs its
+    ``vectors`` in, its cores' partial sums (``nbytes`` for them all)
+    meeting in the global buffer (``available`` bytes free): those of
+    :func:`partial_parts`, or one (the sums wait in DRAM) when that takes
+    more than :data:`MAX_CHUNK_PARTS`."""
+    count = partial_parts(nbytes, vectors, available)
+    return count if count <= MAX_CHUNK_PARTS else 1
+
+
 def partial_parts(nbytes: int, vectors: int, available: int) -> int:
     """Parts an MVM's ``vectors`` go in so that each part's partial sums
     (``nbytes`` for them all) wait for the vector units in the global

@@ -110,7 +110,7 @@ STREAMED_LINEARS = [
     ("tiny", (3, 300, 40), True),
     ("tiny", (3, 300, 36), True),
     ("tiny", (64, 200, 16), True),
-    ("dynaplasia", (128, 4096, 1024), False),
+    ("dynaplasia", (64, 4096, 2048), False),
     ("dynaplasia", (128, 768, 3072), False),
     ("dynaplasia", (8, 3072, 768), True),
     ("dynaplasia", (8, 1024, 4096), False),
