@@ -1130,26 +1130,27 @@ class VectorOp(_MetaOp):
         """The vectors ``[v0, v1)`` an ``accumulate`` over output columns adds
         (``attrs {vectors}``; None: all of them)."""
         vectors = self.params.data.get("vectors")
-        if vectors is None:
+        if not isinstance(vectors, DenseArrayBase):
             return None
-        values = (
-            ints(cast(DenseArrayBase[IntegerType], vectors))
-            if isinstance(vectors, DenseArrayBase)
-            else ()
-        )
+        values = ints(cast(DenseArrayBase[IntegerType], vectors))
+        return (values[0], values[1]) if len(values) == 2 else None
+
+    def _verify_vectors(self) -> None:
+        if "vectors" not in self.params.data:
+            return
+        span = self.vectors
         block = None if self.block is None else ints(self.block)
         if (
-            self.kind.data != "accumulate"
+            span is None
+            or self.kind.data != "accumulate"
             or block is None
             or block[0] != 1
-            or len(values) != 2
-            or not 0 <= values[0] < values[1]
+            or not 0 <= span[0] < span[1]
         ):
             raise VerifyException(
                 "'cim_meta.vector' vectors is [v0, v1) with v0 < v1, of an "
                 "accumulate over output columns (block [1, n0, n1])"
             )
-        return values[0], values[1]
 
     def verify_(self) -> None:
         self.verify_segment()
@@ -1172,7 +1173,7 @@ class VectorOp(_MetaOp):
                 "'cim_meta.vector' residual is an accumulate's last input, laid "
                 f"out as one of {', '.join(RESIDUAL_LAYOUTS)}"
             )
-        self.vectors  # noqa: B018 (checks the attribute)
+        self._verify_vectors()
         then = self.params.data.get("then")
         if then is not None:
             if self.kind.data not in EPILOGUE_HOSTS:

@@ -1153,12 +1153,12 @@ def stream_ops(
         first, last = ends[index]
         in_cores = first and last and not layout.cross_core
         parts = [(0, vectors)]
-        if first and last and not in_cores:  # chunk_parts
-            whole = chunk_adds(
+        if first and last and not in_cores:  # MvmLowering.chunk_parts
+            whole_adds = chunk_adds(
                 chunk, vectors, True, True, biased + residual, output_scale, misaligned
             )
             streamed = chunk_out_bytes(
-                hw, layout, vectors, True, True, whole, output_scale
+                hw, layout, vectors, True, True, whole_adds, output_scale
             )
             parts = split_span(
                 (0, vectors), chunk_part_count(streamed, vectors, free_bytes)
