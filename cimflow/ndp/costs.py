@@ -92,30 +92,41 @@ def cold_neuron_seconds(
     """One cold device reading ``read`` neurons of a block of ``kind`` and
     multiplying ``products`` (neuron, sequence) pairs: it skips the
     sequences whose input to a neuron is zero. The weights stream once per
-    group of sequences whose inputs the NDP buffer holds
-    (:func:`ndp_input_groups`)."""
-    groups = ndp_input_groups(system, shape, batch)
+    step whatever the batch; an NDP core whose buffer does not hold the
+    batch's vectors takes the step in slices of the hidden dimension
+    (:func:`ndp_slices`), its neurons' partial dot products (FP32, one per
+    sequence) written out and read back between slices."""
+    slices = ndp_slices(system, shape, batch)
+    partials = 2 * (slices - 1) * read * batch * PARTIAL_SUM_BYTES
     return cold_costs(system).time(
-        groups * read * neuron_bytes(shape, kind),
+        read * neuron_bytes(shape, kind) + partials,
         products * neuron_params(shape, kind),
     )
 
 
-def ndp_input_groups(system: NdpSystem, shape: DecoderShape, batch: int) -> int:
-    """Groups of sequences an NDP core takes the batch in: its buffer holds
-    the FP16 input vectors (``hidden`` values) of one group at a time, and
-    each group streams the cold weights again (the host CPU's caches hold
-    any batch: one group)."""
+PARTIAL_SUM_BYTES = 4
+"""A neuron's partial dot product for one sequence, kept in FP32 between
+the slices of :func:`ndp_slices`."""
+
+
+def ndp_slices(system: NdpSystem, shape: DecoderShape, batch: int) -> int:
+    """Slices of the hidden dimension an NDP core takes one step in: each
+    slice's part of the batch's FP16 input vectors and of their output sums
+    fits its buffer, so every cold weight is read once per step (a slice
+    reads its part of each neuron's weights) and only the partial dot
+    products cross between slices. One slice when the whole batch's vectors
+    fit, and on the host CPU (its caches hold any batch). A buffer that
+    cannot hold one sequence's input vector is refused (every weight row
+    would be cut)."""
     if system.kind == "host":
         return 1
     vector = shape.hidden * FP16_BYTES
-    per_group = system.ndp.buffer_bytes // vector
-    if per_group < 1:
+    if system.ndp.buffer_bytes < vector:
         raise CimError(
             f"system '{system.name}': the NDP buffer ({system.ndp.buffer_bytes} "
             f"B) cannot hold one {shape.name} input vector ({vector} B)"
         )
-    return -(-batch // per_group)
+    return -(-2 * batch * vector // system.ndp.buffer_bytes)
 
 
 def cold_devices(system: NdpSystem) -> int:

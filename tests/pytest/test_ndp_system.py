@@ -61,18 +61,29 @@ def test_the_dimm_channels_can_limit_the_gpus_path() -> None:
     assert load_system("hermes").dimm_access_seconds == pytest.approx(30e-9)
 
 
-def test_the_ndp_buffer_takes_the_batch_in_groups() -> None:
+def test_the_ndp_buffer_slices_the_step_not_the_batch() -> None:
     from cimflow.errors import CimError
-    from cimflow.ndp.costs import ndp_input_groups
+    from cimflow.ndp.costs import MLP, cold_neuron_seconds, ndp_slices, neuron_bytes
     from cimflow.ndp.llm import load_shape
 
-    shape = load_shape("llama2-70b")  # 8192 x 2 B = 16 KiB per input vector
-    hermes = load_system("hermes")  # 256 KiB: 16 vectors
-    assert [ndp_input_groups(hermes, shape, b) for b in (1, 16, 17, 64)] == [1, 1, 2, 4]
-    assert ndp_input_groups(load_system("hermes_host"), shape, 64) == 1
+    shape = load_shape("llama2-70b")  # 8192 x 2 B = 16 KiB per vector
+    hermes = load_system("hermes")  # 256 KiB: the vectors in and out of 8
+    assert [ndp_slices(hermes, shape, b) for b in (1, 8, 9, 16, 64)] == [1, 1, 2, 2, 8]
+    assert ndp_slices(load_system("hermes_host"), shape, 64) == 1
+    # at batch 16 a DIMM still reads each of 1000 neurons once, plus the
+    # partial sums crossing the one slice boundary, out and back
+    read, batch = 1000.0, 16
+    weights = read * neuron_bytes(shape, MLP)
+    partials = 2 * read * batch * 4
+    assert cold_neuron_seconds(hermes, shape, MLP, read, read, batch) == pytest.approx(
+        (weights + partials) / hermes.dimm_bandwidth
+    )
+    assert cold_neuron_seconds(hermes, shape, MLP, read, read, 1) == pytest.approx(
+        weights / hermes.dimm_bandwidth
+    )
     tiny = load_system("hermes", {"ndp.buffer_bytes": 1024})
     with pytest.raises(CimError, match="cannot hold one llama2-70b input vector"):
-        ndp_input_groups(tiny, shape, 1)
+        ndp_slices(tiny, shape, 1)
 
 
 def test_a_child_file_inherits_and_overrides(tmp_path: Path) -> None:
