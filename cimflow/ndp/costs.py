@@ -111,13 +111,14 @@ the slices of :func:`ndp_slices`."""
 
 def ndp_slices(system: NdpSystem, shape: DecoderShape, batch: int) -> int:
     """Slices of the hidden dimension an NDP core takes one step in: each
-    slice's part of the batch's FP16 input vectors and of their output sums
-    fits its buffer, so every cold weight is read once per step (a slice
-    reads its part of each neuron's weights) and only the partial dot
-    products cross between slices. One slice when the whole batch's vectors
-    fit, and on the host CPU (its caches hold any batch). A buffer that
-    cannot hold one sequence's input vector is refused (every weight row
-    would be cut)."""
+    slice's part of the batch's FP16 vectors in and out (sized as
+    ``hidden`` wide for every block; a QKV block's outputs are wider, which
+    the partial sums' small traffic does not notice) fits its buffer, so
+    every cold weight is read once per step (a slice reads its part of each
+    neuron's weights) and only the partial dot products cross between
+    slices. One slice when the whole batch's vectors fit, and on the host
+    CPU (its caches hold any batch). A buffer that cannot hold one
+    sequence's input vector is refused (every weight row would be cut)."""
     if system.kind == "host":
         return 1
     vector = shape.hidden * FP16_BYTES
