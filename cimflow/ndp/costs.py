@@ -81,6 +81,11 @@ def gpu_neuron_seconds(
     )
 
 
+PARTIAL_SUM_BYTES = 4
+"""A neuron's partial dot product for one sequence, kept in FP32 between
+the slices of :func:`ndp_slices`."""
+
+
 def cold_neuron_seconds(
     system: NdpSystem,
     shape: DecoderShape,
@@ -102,11 +107,6 @@ def cold_neuron_seconds(
         read * neuron_bytes(shape, kind) + partials,
         products * neuron_params(shape, kind),
     )
-
-
-PARTIAL_SUM_BYTES = 4
-"""A neuron's partial dot product for one sequence, kept in FP32 between
-the slices of :func:`ndp_slices`."""
 
 
 def ndp_slices(system: NdpSystem, shape: DecoderShape, batch: int) -> int:
