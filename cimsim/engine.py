@@ -560,13 +560,16 @@ def _lane_inverse(loads: tuple[float, ...]) -> tuple[tuple[int, ...], ...]:
     (0 to :data:`LANES`): the most lanes of the slowest resource an op can
     run on when ``c`` lanes of that one are free."""
     table = _lane_table(loads)
-    return tuple(
-        tuple(
-            max(lanes for lanes in range(LANES + 1) if table[lanes][index] <= free)
-            for free in range(LANES + 1)
-        )
-        for index in range(len(loads))
-    )
+    inverse: list[tuple[int, ...]] = []
+    for index in range(len(loads)):
+        most: list[int] = []
+        lanes = 0  # a share never falls as the lanes grow
+        for free in range(LANES + 1):
+            while lanes < LANES and table[lanes + 1][index] <= free:
+                lanes += 1
+            most.append(lanes)
+        inverse.append(tuple(most))
+    return tuple(inverse)
 
 
 LaneShares = tuple[LaneTable, LaneTable] | None
@@ -589,6 +592,24 @@ def _lane_counts(lanes: int, shares: LaneShares, count: int) -> tuple[int, ...]:
     return shares[0][lanes]
 
 
+def _start_on(
+    lanes: int,
+    short: list[int],
+    table: LaneTable | None,
+    lane_free: Sequence[Sequence[int]],
+    now: int,
+) -> tuple[int, int]:
+    """When an op can start on ``lanes`` lanes of its slowest resource,
+    given the ``short`` resources (those without the lanes free now), and
+    the one it waits for last (-1: none)."""
+    start, blocker = now, -1
+    for index in short:
+        taken = lanes if table is None else table[lanes][index]
+        if lane_free[index][taken - 1] > start:
+            start, blocker = lane_free[index][taken - 1], index
+    return start, blocker
+
+
 def _lanes_to_take(
     timing: tuple[int, int],
     lane_free: Sequence[Sequence[int]],
@@ -604,53 +625,68 @@ def _lanes_to_take(
     for, or -1 to start now."""
     compute, stream = timing
     needed = lanes_needed(compute, stream)
+    # laned_cycles's arithmetic is inlined below: this runs for every op
+    # each time it is considered, up to hundreds of times while it waits
+    scaled = stream * LANES
     free = [bisect_right(times, now) for times in lane_free]
+    free_now = needed
     if shares is None:
-        free_now = min(needed, *free)
         table = inverse = None
+        for f in free:
+            if f < free_now:
+                free_now = f
     else:
         table, inverse = shares
-        free_now = min(needed, *(inverse[index][f] for index, f in enumerate(free)))
-    best = (0, 0, 0, -1)  # finish, start, lanes, blocker
+        for index, f in enumerate(free):
+            f = inverse[index][f]
+            if f < free_now:
+                free_now = f
+    best_finish = best_start = best_lanes = 0
+    best_blocker = -1
     if free_now:
         # starting now: more lanes never finish later, so the fewest lanes
         # that finish as soon as all the free ones
-        cycles = laned_cycles(compute, stream, free_now)
-        lanes = max(1, -(-stream * LANES // cycles)) if cycles else 1
-        best = (now + cycles, now, lanes, -1)
+        cycles = -(-scaled // free_now)
+        if cycles < compute:
+            cycles = compute
+        lanes = (-(-scaled // cycles) or 1) if cycles else 1
+        if free_now == needed:
+            return lanes, now, -1
+        best_finish, best_start, best_lanes = now + cycles, now, lanes
     # only resources without enough free lanes for the most the op needs
     # can hold it back
-    most = table[needed] if table is not None else (needed,) * len(free)
-    short = [index for index, f in enumerate(free) if f < most[index]]
-
-    def start_on(lanes: int) -> tuple[int, int]:
-        start, blocker = now, -1
-        for index in short:
-            taken = lanes if table is None else table[lanes][index]
-            if lane_free[index][taken - 1] > start:
-                start, blocker = lane_free[index][taken - 1], index
-        return start, blocker
-
+    if table is None:
+        short = [index for index, f in enumerate(free) if f < needed]
+    else:
+        most = table[needed]
+        short = [index for index, f in enumerate(free) if f < most[index]]
     # lane counts in runs that start at the same time: in a run the most
     # lanes finish first, and the fewest that finish as early are taken
     lanes = free_now + 1
     while lanes <= needed:
-        start, blocker = start_on(lanes)
-        if best[2] and start + compute >= best[0]:
+        start, blocker = _start_on(lanes, short, table, lane_free, now)
+        if best_lanes and start + compute >= best_finish:
             break  # later starts, never a shorter run than the compute
         last = needed
         for index in short:
             ready = bisect_right(lane_free[index], start)
-            last = min(last, ready if inverse is None else inverse[index][ready])
-        cycles = laned_cycles(compute, stream, last)
-        if best[2] == 0 or start + cycles < best[0]:
-            fewest = max(lanes, -(-stream * LANES // cycles)) if cycles else lanes
+            if inverse is not None:
+                ready = inverse[index][ready]
+            if ready < last:
+                last = ready
+        cycles = -(-scaled // last) if last > 1 else scaled
+        if cycles < compute:
+            cycles = compute
+        if best_lanes == 0 or start + cycles < best_finish:
+            fewest = lanes
+            if cycles and -(-scaled // cycles) > lanes:
+                fewest = -(-scaled // cycles)
             if fewest != lanes:
-                blocker = start_on(fewest)[1]
-            best = (start + cycles, start, fewest, blocker)
+                blocker = _start_on(fewest, short, table, lane_free, now)[1]
+            best_finish, best_start, best_lanes = start + cycles, start, fewest
+            best_blocker = blocker
         lanes = last + 1
-    _, start, lanes, blocker = best
-    return lanes, start, blocker
+    return best_lanes, best_start, best_blocker
 
 
 @dataclass(frozen=True)
@@ -697,6 +733,9 @@ def schedule(
 
     free_at = [0] * n_exclusive
     lane_free = [[0] * LANES for _ in range(n_bandwidth)]
+    # each resource's list is changed in place, so the lists of a set of
+    # resources (``held_resources`` shares equal ones) are gathered once
+    lane_lists: dict[int, list[list[int]]] = {}
     waiters: list[list[int]] = [[] for _ in range(n_exclusive + n_bandwidth)]
     woken_by = [-1] * n
     start = [-1] * n
@@ -734,8 +773,12 @@ def schedule(
                     blocker = r
             lanes = LANES
             if blocker < 0 and bandwidth:
+                lists = lane_lists.get(id(bandwidth))
+                if lists is None:
+                    lists = [lane_free[r] for r in bandwidth]
+                    lane_lists[id(bandwidth)] = lists
                 lanes, latest, blocker = _lanes_to_take(
-                    timings[i], [lane_free[r] for r in bandwidth], now, shares[i]
+                    timings[i], lists, now, shares[i]
                 )
                 if blocker >= 0:
                     blocker = n_exclusive + bandwidth[blocker]
