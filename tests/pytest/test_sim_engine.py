@@ -44,6 +44,7 @@ from cimflow.cimsim.engine import (
     Loads,
     bandwidth_loads,
     held_resources,
+    lane_shares,
     op_costs,
     op_resources,
     op_timings,
@@ -316,6 +317,20 @@ def test_lower_id_wins_when_both_ready() -> None:
     result = run(ops)
     # At 34 both 2 and 3 are ready for array 0: id 2 first.
     assert times(result) == [(0, 34), (0, 10), (34, 44), (44, 62)]
+
+
+@settings(max_examples=20, deadline=None)
+@given(loads=st.lists(st.floats(0.01, 100.0), min_size=2, max_size=3))
+def test_the_inverse_lane_table_gives_the_most_lanes_that_fit(
+    loads: list[float],
+) -> None:
+    shares = lane_shares(tuple(loads))
+    assert shares is not None
+    table, inverse = shares
+    for index in range(len(loads)):
+        for free in range(LANES + 1):
+            fits = [lanes for lanes in range(LANES + 1) if table[lanes][index] <= free]
+            assert inverse[index][free] == max(fits)
 
 
 def test_zero_cycle_ops_finish_when_they_start() -> None:
