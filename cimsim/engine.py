@@ -625,9 +625,6 @@ def _lanes_to_take(
     for, or -1 to start now."""
     compute, stream = timing
     needed = lanes_needed(compute, stream)
-    # laned_cycles's arithmetic is inlined below: this runs for every op
-    # each time it is considered, up to hundreds of times while it waits
-    scaled = stream * LANES
     free = [bisect_right(times, now) for times in lane_free]
     free_now = needed
     if shares is None:
@@ -646,10 +643,8 @@ def _lanes_to_take(
     if free_now:
         # starting now: more lanes never finish later, so the fewest lanes
         # that finish as soon as all the free ones
-        cycles = -(-scaled // free_now)
-        if cycles < compute:
-            cycles = compute
-        lanes = (-(-scaled // cycles) or 1) if cycles else 1
+        cycles = laned_cycles(compute, stream, free_now)
+        lanes = max(1, -(-stream * LANES // cycles)) if cycles else 1
         if free_now == needed:
             return lanes, now, -1
         best_finish, best_start, best_lanes = now + cycles, now, lanes
@@ -674,13 +669,9 @@ def _lanes_to_take(
                 ready = inverse[index][ready]
             if ready < last:
                 last = ready
-        cycles = -(-scaled // last) if last > 1 else scaled
-        if cycles < compute:
-            cycles = compute
+        cycles = laned_cycles(compute, stream, last)
         if best_lanes == 0 or start + cycles < best_finish:
-            fewest = lanes
-            if cycles and -(-scaled // cycles) > lanes:
-                fewest = -(-scaled // cycles)
+            fewest = max(lanes, -(-stream * LANES // cycles)) if cycles else lanes
             if fewest != lanes:
                 blocker = _start_on(fewest, short, table, lane_free, now)[1]
             best_finish, best_start, best_lanes = start + cycles, start, fewest
