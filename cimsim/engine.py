@@ -32,7 +32,6 @@ array is refused with one line naming the op, the buffer and the bytes.
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -578,7 +577,7 @@ lanes on every resource)."""
 
 
 def lane_shares(loads: Loads) -> LaneShares:
-    """The tables :func:`_lanes_to_take` reads for an op's :data:`Loads`."""
+    """The tables :func:`schedule` reads for an op's :data:`Loads`."""
     if loads is None:
         return None
     return _lane_table(loads), _lane_inverse(loads)
@@ -592,102 +591,22 @@ def _lane_counts(lanes: int, shares: LaneShares, count: int) -> tuple[int, ...]:
     return shares[0][lanes]
 
 
-def _start_on(
-    lanes: int,
-    short: list[int],
-    table: LaneTable | None,
-    lane_free: Sequence[Sequence[int]],
-    now: int,
-) -> tuple[int, int]:
-    """When an op can start on ``lanes`` lanes of its slowest resource,
-    given the ``short`` resources (those without the lanes free now), and
-    the one it waits for last (-1: none)."""
-    start, blocker = now, -1
-    for index in short:
-        taken = lanes if table is None else table[lanes][index]
-        if lane_free[index][taken - 1] > start:
-            start, blocker = lane_free[index][taken - 1], index
-    return start, blocker
-
-
-def _lanes_to_take(
-    timing: tuple[int, int],
-    lane_free: Sequence[Sequence[int]],
-    now: int,
-    shares: LaneShares = None,
-) -> tuple[int, int, int]:
-    """How many lanes an op takes on its slowest bandwidth resource (each
-    resource given as the times its lanes are free, in increasing order;
-    it takes the matching share of the others, :func:`_lane_counts`),
-    starting now or waiting: the choice that finishes it first, among up
-    to the lanes it needs, fewest lanes on a tie. Returns ``(lanes, start,
-    blocker)``, where ``blocker`` is the index of the resource it waits
-    for, or -1 to start now."""
-    compute, stream = timing
-    needed = lanes_needed(compute, stream)
-    free = [bisect_right(times, now) for times in lane_free]
-    free_now = needed
-    if shares is None:
-        table = inverse = None
-        for f in free:
-            if f < free_now:
-                free_now = f
-    else:
-        table, inverse = shares
-        for index, f in enumerate(free):
-            f = inverse[index][f]
-            if f < free_now:
-                free_now = f
-    best_finish = best_start = best_lanes = 0
-    best_blocker = -1
-    if free_now:
-        # starting now: more lanes never finish later, so the fewest lanes
-        # that finish as soon as all the free ones
-        cycles = laned_cycles(compute, stream, free_now)
-        lanes = max(1, -(-stream * LANES // cycles)) if cycles else 1
-        if free_now == needed:
-            return lanes, now, -1
-        best_finish, best_start, best_lanes = now + cycles, now, lanes
-    # only resources without enough free lanes for the most the op needs
-    # can hold it back
-    if table is None:
-        short = [index for index, f in enumerate(free) if f < needed]
-    else:
-        most = table[needed]
-        short = [index for index, f in enumerate(free) if f < most[index]]
-    # lane counts in runs that start at the same time: in a run the most
-    # lanes finish first, and the fewest that finish as early are taken
-    lanes = free_now + 1
-    while lanes <= needed:
-        start, blocker = _start_on(lanes, short, table, lane_free, now)
-        if best_lanes and start + compute >= best_finish:
-            break  # later starts, never a shorter run than the compute
-        last = needed
-        for index in short:
-            ready = bisect_right(lane_free[index], start)
-            if inverse is not None:
-                ready = inverse[index][ready]
-            if ready < last:
-                last = ready
-        cycles = laned_cycles(compute, stream, last)
-        if best_lanes == 0 or start + cycles < best_finish:
-            fewest = max(lanes, -(-stream * LANES // cycles)) if cycles else lanes
-            if fewest != lanes:
-                blocker = _start_on(fewest, short, table, lane_free, now)[1]
-            best_finish, best_start, best_lanes = start + cycles, start, fewest
-            best_blocker = blocker
-        lanes = last + 1
-    return best_lanes, best_start, best_blocker
-
-
 @dataclass(frozen=True)
 class Schedule:
-    """When each op ran, and how many lanes of its bandwidth resources it
-    had (``LANES`` for an op that holds none)."""
+    """When each op ran, and the lanes of its slowest bandwidth resource it
+    held: ``lanes`` those it started on (``LANES`` for an op that holds
+    none), ``grown`` the ``(cycle, lanes)`` steps of an op that took more
+    as it ran."""
 
     start: list[int]
     finish: list[int]
     lanes: list[int]
+    grown: dict[int, tuple[tuple[int, int], ...]]
+
+    def lane_steps(self, op: int) -> tuple[tuple[int, int], ...]:
+        """``(from cycle, lanes)`` of op ``op``, from its start to its
+        finish."""
+        return ((self.start[op], self.lanes[op]), *self.grown.get(op, ()))
 
 
 def schedule(
@@ -700,11 +619,16 @@ def schedule(
     (:func:`op_timing`; an op without bandwidth resources takes ``compute
     + 0``) and the resources it holds (:func:`held_resources`).
 
-    An op starts at the first event time at which its deps are done, its
-    exclusive resources free, and every bandwidth resource it holds has a
-    free lane; it takes ``min(lanes it needs, lanes free on each)`` lanes
-    (:func:`cimflow.cost_model.lanes_needed`) and runs for
-    :func:`cimflow.cost_model.laned_cycles` of them.
+    At every event time the ops that may act, in increasing id order, do:
+    a ready op starts when its exclusive resources are free and every
+    bandwidth resource it holds has a free lane, on the lanes it needs
+    (:func:`cimflow.cost_model.lanes_needed`) or all the free ones if fewer,
+    and runs :func:`cimflow.cost_model.laned_cycles` on them; a running op
+    short of the lanes it needs takes the most it can of those freed, and
+    streams the bytes it has left at the new rate. An op ends when its
+    compute is done and its bytes are streamed. So no lane idles while an op
+    on its resource could use it, and an op that started first is not
+    passed over by a later one.
     """
     ops = trace.ops
     n = len(ops)
@@ -723,17 +647,21 @@ def schedule(
             dependents[dep].append(op.id)
 
     free_at = [0] * n_exclusive
-    lane_free = [[0] * LANES for _ in range(n_bandwidth)]
-    # each resource's list is changed in place, so the lists of a set of
-    # resources (``held_resources`` shares equal ones) are gathered once
-    lane_lists: dict[int, list[list[int]]] = {}
+    free_lanes = [LANES] * n_bandwidth
     waiters: list[list[int]] = [[] for _ in range(n_exclusive + n_bandwidth)]
     woken_by = [-1] * n
     start = [-1] * n
     finish = [-1] * n
-    granted = [LANES] * n
+    first_lanes = [LANES] * n
+    held = [LANES] * n
+    # an op short of lanes had ``left`` lane-cycles of its stream at ``since``
+    left = [0] * n
+    since = [0] * n
+    end_at = [0] * n
+    grown: dict[int, list[tuple[int, int]]] = {}
+    short_of_lanes: set[int] = set()
+    lanes_freed = False
     events: list[tuple[int, int]] = []
-    retries: list[tuple[int, int]] = []
     candidates = [i for i in range(n) if pending[i] == 0]
     heappush = heapq.heappush
     heappop = heapq.heappop
@@ -743,7 +671,7 @@ def schedule(
     def is_free(r: int) -> bool:
         if r < n_exclusive:
             return free_at[r] <= now
-        return lane_free[r - n_exclusive][0] <= now
+        return free_lanes[r - n_exclusive] > 0
 
     def wake(r: int) -> None:
         queue = waiters[r]
@@ -752,86 +680,144 @@ def schedule(
             woken_by[j] = r
             heappush(candidates, j)
 
+    def most_lanes(i: int, having: int) -> int:
+        """The most lanes op ``i``, on ``having`` now, can hold."""
+        most = lanes_needed(*timings[i])
+        share = shares[i]
+        if share is None:
+            for r in resources[i][1]:
+                free = free_lanes[r] + having
+                if free < most:
+                    most = free
+            return most
+        table, inverse = share
+        counts = table[having]
+        for index, r in enumerate(resources[i][1]):
+            free = inverse[index][free_lanes[r] + counts[index]]
+            if free < most:
+                most = free
+        return most
+
+    def retake(i: int, before: int, after: int) -> None:
+        """Op ``i`` goes from ``before`` to ``after`` lanes."""
+        bandwidth = resources[i][1]
+        count = len(bandwidth)
+        had = _lane_counts(before, shares[i], count)
+        has = _lane_counts(after, shares[i], count)
+        for r, b, a in zip(bandwidth, had, has, strict=True):
+            free_lanes[r] += b - a
+
+    def grow(i: int) -> None:
+        """Running op ``i``, short of the lanes it needs, takes the most it
+        can of those free; its bytes left stream at the new rate."""
+        having = held[i]
+        more = most_lanes(i, having)
+        if more <= having:
+            return
+        retake(i, having, more)
+        held[i] = more
+        grown.setdefault(i, []).append((now, more))
+        compute, stream = timings[i]
+        if more >= lanes_needed(compute, stream):
+            short_of_lanes.discard(i)
+        left[i] -= having * (now - since[i])
+        since[i] = now
+        end = max(start[i] + compute, now - (-left[i] // more))
+        if end < end_at[i]:
+            end_at[i] = end
+            for r in resources[i][0]:
+                free_at[r] = end
+            heappush(events, (end, i))
+
+    def release(i: int) -> None:
+        nonlocal done
+        finish[i] = now
+        done += 1
+        for j in dependents[i]:
+            pending[j] -= 1
+            if not pending[j]:
+                heappush(candidates, j)
+
     while True:
         while candidates:
             i = heappop(candidates)
+            if start[i] >= 0:
+                grow(i)
+                continue
             exclusive, bandwidth = resources[i]
             blocker = -1
-            latest = now
             for r in exclusive:
-                if free_at[r] > latest:
-                    latest = free_at[r]
+                if free_at[r] > now:
                     blocker = r
+                    break
             lanes = LANES
             if blocker < 0 and bandwidth:
-                lists = lane_lists.get(id(bandwidth))
-                if lists is None:
-                    lists = [lane_free[r] for r in bandwidth]
-                    lane_lists[id(bandwidth)] = lists
-                lanes, latest, blocker = _lanes_to_take(
-                    timings[i], lists, now, shares[i]
-                )
-                if blocker >= 0:
-                    blocker = n_exclusive + bandwidth[blocker]
+                for r in bandwidth:
+                    if not free_lanes[r]:
+                        blocker = n_exclusive + r
+                        break
+                else:
+                    lanes = most_lanes(i, 0)
             woke = woken_by[i]
             woken_by[i] = -1
             if blocker >= 0:
-                if is_free(blocker):
-                    # a lane is free but more lanes later finish it sooner
-                    heappush(retries, (latest, i))
-                else:
-                    heappush(waiters[blocker], i)
+                heappush(waiters[blocker], i)
                 if woke >= 0 and is_free(woke):
                     wake(woke)
                 continue
             start[i] = now
             compute, stream = timings[i]
             duration = laned_cycles(compute, stream, lanes) if bandwidth else compute
-            granted[i] = lanes
+            first_lanes[i] = held[i] = lanes
             if duration:
-                end = now + duration
+                end = end_at[i] = now + duration
                 for r in exclusive:
                     free_at[r] = end
-                counts = _lane_counts(lanes, shares[i], len(bandwidth))
-                for r, taken in zip(bandwidth, counts, strict=True):
-                    slots = lane_free[r]  # in increasing order: take the first
-                    del slots[:taken]
-                    at = bisect_right(slots, end)
-                    slots[at:at] = [end] * taken
+                if bandwidth:
+                    retake(i, 0, lanes)
+                    if lanes < lanes_needed(compute, stream):
+                        left[i] = stream * LANES
+                        since[i] = now
+                        short_of_lanes.add(i)
                 heappush(events, (end, i))
-                if woke >= 0 and woke >= n_exclusive and is_free(woke):
+                if woke >= n_exclusive and is_free(woke):
                     wake(woke)
                 continue
-            finish[i] = now
-            done += 1
+            release(i)
             if woke >= 0:
                 wake(woke)
-            for j in dependents[i]:
-                pending[j] -= 1
-                if not pending[j]:
-                    heappush(candidates, j)
         if not events:
             break
         now = events[0][0]
-        while retries and retries[0][0] <= now:
-            heappush(candidates, heappop(retries)[1])
         while events and events[0][0] == now:
             i = heappop(events)[1]
-            finish[i] = now
-            done += 1
+            if end_at[i] != now:
+                continue  # it took more lanes and ended sooner
             exclusive, bandwidth = resources[i]
+            if bandwidth:
+                retake(i, held[i], 0)
+                lanes_freed = True
+                short_of_lanes.discard(i)
+            release(i)
             for r in exclusive:
                 wake(r)
             for r in bandwidth:
                 wake(n_exclusive + r)
-            for j in dependents[i]:
-                pending[j] -= 1
-                if not pending[j]:
-                    heappush(candidates, j)
+        if lanes_freed:
+            lanes_freed = False
+            # the running ops short of lanes bid for the freed ones in id
+            # order with the ops that may start now
+            for i in short_of_lanes:
+                heappush(candidates, i)
 
     if done != n:
         raise RuntimeError(f"simulation stalled with {n - done} of {n} ops unfinished")
-    return Schedule(start, finish, granted)
+    return Schedule(
+        start,
+        finish,
+        first_lanes,
+        {i: tuple(steps) for i, steps in sorted(grown.items())},
+    )
 
 
 # -- occupancy -----------------------------------------------------------------
@@ -1043,20 +1029,25 @@ def compute_stats(
     vectors = [0] * target.total_cores
     bandwidth = bandwidth_names(target)
     lane_cycles = [0] * len(bandwidth)
-    for (exclusive, shared), duration, lanes, op_loads in zip(
-        resources, durations, run.lanes, loads, strict=True
+    for i, ((exclusive, shared), duration, op_loads) in enumerate(
+        zip(resources, durations, loads, strict=True)
     ):
         if not duration:
             continue
         for r in exclusive:
             if r >= n_arrays:
                 vectors[r - n_arrays] += duration
-        for r, taken in zip(
-            shared,
-            _lane_counts(lanes, lane_shares(op_loads), len(shared)),
-            strict=True,
-        ):
-            lane_cycles[r] += duration * taken
+        if not shared:
+            continue
+        steps = run.lane_steps(i)
+        ends = [at for at, _ in steps[1:]] + [run.finish[i]]
+        for (at, lanes), until in zip(steps, ends, strict=True):
+            for r, taken in zip(
+                shared,
+                _lane_counts(lanes, lane_shares(op_loads), len(shared)),
+                strict=True,
+            ):
+                lane_cycles[r] += (until - at) * taken
     by_name = {
         name: -(-cycles // LANES)
         for name, cycles in zip(bandwidth, lane_cycles, strict=True)

@@ -42,6 +42,7 @@ from sim_traces import (
 from cimflow.cimsim.critical import critical_path
 from cimflow.cimsim.engine import (
     Loads,
+    Schedule,
     bandwidth_loads,
     held_resources,
     lane_shares,
@@ -319,6 +320,35 @@ def test_lower_id_wins_when_both_ready() -> None:
     assert times(result) == [(0, 34), (0, 10), (34, 44), (44, 62)]
 
 
+def dram_loads(timings: list[tuple[int, int]]) -> Schedule:
+    """The schedule of loads from DRAM (each holding the channel alone)
+    with the given ``(compute, stream)`` timings."""
+    ops = [transfer(i, "load", "dram", "buffer", 64) for i in range(len(timings))]
+    trace = load_trace(trace_dict(ops), check_meaning=False)
+    return schedule(trace, timings)
+
+
+def test_an_op_starts_on_the_last_free_lane_and_takes_more_as_they_free() -> None:
+    # op 0 needs ceil(255 x 256 / 256) = 255 lanes; op 1, a transfer, starts
+    # on the one left: 2,560 lane-cycles, 256 of them by cycle 256, then all
+    # the lanes: 256 + ceil(2,304 / 256) = 265
+    run = dram_loads([(256, 255), (0, 10)])
+    assert (run.start, run.finish) == ([0, 0], [256, 265])
+    assert run.lane_steps(1) == ((0, 1), (256, 256))
+    assert run.lane_steps(0) == ((0, 255),)
+
+
+def test_a_running_op_short_of_lanes_bids_before_a_later_op() -> None:
+    # op 0 needs ceil(50 x 256 / 100) = 128 lanes until 100; op 1 starts on
+    # the other 128 (80 x 256 = 20,480 lane-cycles, 12,800 by 100); op 2
+    # finds none free. At 100 op 1, the lower id, takes all 256 and ends at
+    # 100 + 7,680 / 256 = 130; op 2 waits for it and runs 10 more. (Had op 2
+    # taken the freed lanes first, it would end at 120 and op 1 at 160.)
+    run = dram_loads([(100, 50), (0, 80), (0, 10)])
+    assert (run.start, run.finish) == ([0, 0, 130], [100, 130, 140])
+    assert run.lane_steps(1) == ((0, 128), (100, 256))
+
+
 @settings(max_examples=20, deadline=None)
 @given(loads=st.lists(st.floats(0.01, 100.0), min_size=2, max_size=3))
 def test_the_inverse_lane_table_gives_the_most_lanes_that_fit(
@@ -581,77 +611,101 @@ def lanes_on(loads: Loads, lanes: int, index: int) -> int:
     return lane_share(lanes, loads[index], max(loads))
 
 
-def reference_schedule(trace: Trace) -> tuple[list[int], list[int]]:
-    """Start times and lanes by the letter of the semantics: at each event
-    time, sweep all unstarted ops in id order until nothing more starts. An
-    op starts when its deps are done, its exclusive resources free, and the
-    number of lanes (up to what it needs) that finishes it soonest on its
-    bandwidth resources is free now; otherwise it is not considered again
-    before the time those lanes free."""
+Steps = list[tuple[int, int]]
+
+
+def reference_schedule(trace: Trace) -> tuple[list[int], list[int], list[Steps]]:
+    """Start, finish and ``(cycle, lanes)`` steps of every op by the letter
+    of the semantics, stepping from one finish to the next: at each, the
+    lowest-id op that can act does, until none can. An unstarted op can
+    start when its deps are done, its exclusive resources free and every
+    bandwidth resource it holds has a free lane; it takes the most lanes,
+    up to what it needs, whose shares are free. A running op short of what
+    it needs can take more when their shares are free; its bytes left
+    stream at the new rate."""
     n = len(trace.ops)
     timings = op_timings(trace, op_costs(trace))
     resources = held_resources(trace)
     loads = bandwidth_loads(trace)
     start: list[int | None] = [None] * n
     finish: list[int | None] = [None] * n
-    granted = [LANES] * n
-    not_before = [0] * n
+    steps: list[Steps] = [[] for _ in range(n)]
+    left = [0] * n  # lane-cycles of stream left at the last step
     now = 0
 
     def running(j: int) -> bool:
         s, f = start[j], finish[j]
         return s is not None and f is not None and s <= now < f
 
-    while None in start:
-        progress = True
-        while progress:
-            progress = False
-            for i, o in enumerate(trace.ops):
-                if start[i] is not None or not_before[i] > now:
-                    continue
-                if not all((f := finish[d]) is not None and f <= now for d in o.deps):
-                    continue
-                exclusive, bandwidth = resources[i]
-                busy = [j for j in range(n) if running(j)]
-                if any(set(exclusive) & set(resources[j][0]) for j in busy):
-                    continue
-                compute, stream = timings[i]
-                lanes = LANES
-                if bandwidth:
-                    freeing: list[list[int]] = []
-                    for r in bandwidth:
-                        held = [
-                            f
-                            for j in busy
-                            if r in resources[j][1] and (f := finish[j]) is not None
-                            for _ in range(
-                                lanes_on(loads[j], granted[j], resources[j][1].index(r))
-                            )
-                        ]
-                        freeing.append(sorted(held + [now] * (LANES - len(held))))
-                    options: list[tuple[int, int, int]] = []
-                    for taken in range(1, lanes_needed(compute, stream) + 1):
-                        at = max(
-                            times[lanes_on(loads[i], taken, k) - 1]
-                            for k, times in enumerate(freeing)
-                        )
-                        ends = at + laned_cycles(compute, stream, taken)
-                        options.append((ends, taken, at))
-                    _, lanes, at = min(options)
-                    if at > now:
-                        not_before[i] = at
-                        continue
+    def free_lanes(r: int) -> int:
+        return LANES - sum(
+            lanes_on(loads[j], steps[j][-1][1], resources[j][1].index(r))
+            for j in range(n)
+            if running(j) and r in resources[j][1]
+        )
+
+    def most_lanes(i: int, having: int) -> int:
+        compute, stream = timings[i]
+        fits = [
+            lanes
+            for lanes in range(1, lanes_needed(compute, stream) + 1)
+            if all(
+                lanes_on(loads[i], lanes, k)
+                - (lanes_on(loads[i], having, k) if having else 0)
+                <= free_lanes(r)
+                for k, r in enumerate(resources[i][1])
+            )
+        ]
+        return max(fits, default=0)
+
+    def can_start(i: int) -> bool:
+        if start[i] is not None:
+            return False
+        if not all(
+            (f := finish[d]) is not None and f <= now for d in trace.ops[i].deps
+        ):
+            return False
+        exclusive, bandwidth = resources[i]
+        if any(set(exclusive) & set(resources[j][0]) for j in range(n) if running(j)):
+            return False
+        return all(free_lanes(r) > 0 for r in bandwidth)
+
+    def can_grow(i: int) -> bool:
+        if not running(i) or not resources[i][1]:
+            return False
+        having = steps[i][-1][1]
+        return having < lanes_needed(*timings[i]) and most_lanes(i, having) > having
+
+    while True:
+        while acting := [i for i in range(n) if can_start(i) or can_grow(i)]:
+            i = acting[0]
+            compute, stream = timings[i]
+            if start[i] is None:
+                lanes = most_lanes(i, 0) if resources[i][1] else LANES
                 duration = (
-                    laned_cycles(compute, stream, lanes) if bandwidth else compute
+                    laned_cycles(compute, stream, lanes) if resources[i][1] else compute
                 )
-                start[i], finish[i], granted[i] = now, now + duration, lanes
-                progress = True
+                start[i], finish[i] = now, now + duration
+                steps[i] = [(now, lanes)]
+                left[i] = stream * LANES
+                continue
+            start_i, finish_i = start[i], finish[i]
+            assert start_i is not None and finish_i is not None
+            at, having = steps[i][-1]
+            more = most_lanes(i, having)
+            left[i] -= having * (now - at)
+            steps[i].append((now, more))
+            finish[i] = min(finish_i, max(start_i + compute, now + -(-left[i] // more)))
         later = [f for f in finish if f is not None and f > now]
-        later += [t for i, t in enumerate(not_before) if start[i] is None and t > now]
-        assert later or None not in start, "reference simulation stalled"
-        if later:
-            now = min(later)
-    return [s for s in start if s is not None], granted
+        if not later:
+            break
+        now = min(later)
+    assert None not in start, "reference simulation stalled"
+    return (
+        [s for s in start if s is not None],
+        [f for f in finish if f is not None],
+        steps,
+    )
 
 
 @pytest.mark.parametrize("topology", ["bus", "mesh"])
@@ -662,14 +716,29 @@ def test_schedule_properties(topology: str, ops: list[dict[str, Any]]) -> None:
     timings = op_timings(trace, op_costs(trace))
     resources = held_resources(trace)
     run = schedule(trace, timings, resources)
+    loads = bandwidth_loads(trace)
     for o in trace.ops:
         compute, stream = timings[o.id]
         took = run.finish[o.id] - run.start[o.id]
-        if resources[o.id][1]:
-            assert 1 <= run.lanes[o.id] <= lanes_needed(compute, stream)
-            assert took == laned_cycles(compute, stream, run.lanes[o.id])
+        steps = run.lane_steps(o.id)
+        if resources[o.id][1] and took:
+            needed = lanes_needed(compute, stream)
+            lanes = [lanes for _, lanes in steps]
+            assert lanes[0] >= 1 and lanes == sorted(set(lanes)) and lanes[-1] <= needed
+            # the stream is done by the finish, and not a cycle earlier
+            # unless the compute holds the op longer
+            ends = [at for at, _ in steps[1:]] + [run.finish[o.id]]
+            streamed = [
+                (end - at) * lanes for (at, lanes), end in zip(steps, ends, strict=True)
+            ]
+            assert sum(streamed) >= stream * LANES
+            if took > compute:
+                assert sum(streamed) - lanes[-1] < stream * LANES
+            if len(steps) == 1:
+                assert took == laned_cycles(compute, stream, lanes[0])
         else:
-            assert took == compute
+            assert steps == ((run.start[o.id], run.lanes[o.id]),)
+            assert took == (laned_cycles(compute, stream, LANES) if stream else compute)
         for dep in o.deps:
             assert run.start[o.id] >= run.finish[dep]
     for a, b in itertools.combinations(range(len(trace.ops)), 2):
@@ -680,23 +749,44 @@ def test_schedule_properties(topology: str, ops: list[dict[str, Any]]) -> None:
             and timings[b][0]
         ):
             assert apart, (a, b)
+
+    def lanes_at(i: int, t: int) -> int:
+        return [lanes for at, lanes in run.lane_steps(i) if at <= t][-1]
+
     times = sorted({*run.start, *run.finish})
-    loads = bandwidth_loads(trace)
-    for r in {r for _, bandwidth in resources for r in bandwidth}:
-        for t in times:
+    for t in times:
+        running = [
+            i for i in range(len(trace.ops)) if run.start[i] <= t < run.finish[i]
+        ]
+        free: dict[int, int] = {}
+        for r in {r for _, bandwidth in resources for r in bandwidth}:
             held = sum(
-                lanes_on(loads[i], run.lanes[i], resources[i][1].index(r))
-                for i in range(len(trace.ops))
-                if r in resources[i][1] and run.start[i] <= t < run.finish[i]
+                lanes_on(loads[i], lanes_at(i, t), resources[i][1].index(r))
+                for i in running
+                if r in resources[i][1]
             )
             assert held <= LANES, (r, t)
+            free[r] = LANES - held
+        # work-conserving: an op waiting at t for nothing but lanes finds
+        # none free on one of its resources
+        for o in trace.ops:
+            exclusive, bandwidth = resources[o.id]
+            if not bandwidth or run.start[o.id] <= t:
+                continue
+            if any(run.finish[d] > t for d in o.deps):
+                continue
+            if any(set(exclusive) & set(resources[j][0]) for j in running):
+                continue
+            assert any(free[r] == 0 for r in bandwidth), (o.id, t)
     longest = [0] * len(trace.ops)
     for o in trace.ops:
         fastest = laned_cycles(*timings[o.id], LANES)
         longest[o.id] = max((longest[d] for d in o.deps), default=0) + fastest
     assert max(run.finish) >= max(longest)
     assert simulate(trace).makespan == max(run.finish)
-    assert (run.start, run.lanes) == reference_schedule(trace)
+    reference = reference_schedule(trace)
+    assert (run.start, run.finish) == reference[:2]
+    assert [list(run.lane_steps(i)) for i in range(len(trace.ops))] == reference[2]
 
 
 @pytest.mark.parametrize("topology", ["bus", "mesh"])

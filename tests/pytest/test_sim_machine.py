@@ -578,10 +578,11 @@ def test_dram_reads_and_writes_of_one_op_share_the_channel() -> None:
             ),
         ]
     )
-    # both hold the DRAM channel (op 0 on ceil(256 x 20 / 34) = 151 of its
-    # lanes; op 1 on the other 105 would take ceil(220 x 256 / 105) = 537):
-    # one after the other
-    assert times(result) == [(0, 34), (34, 254)]
+    # both hold the DRAM channel: op 0 on ceil(256 x 20 / 34) = 151 of its
+    # lanes, op 1 on the other 105 (the bus has room: ceil(105 x 98 / 220)
+    # = 47 of the 256 - 136 op 0 leaves); at 34 op 1 takes all 256 with
+    # 220 x 256 - 105 x 34 = 52,750 lane-cycles left: 34 + 207
+    assert times(result) == [(0, 34), (0, 241)]
     stats = result.stats
     assert (stats.dram_bytes_read, stats.dram_bytes_written) == (2560, 1024)
     assert stats.interconnect_bytes == 512 + 3072
@@ -731,13 +732,18 @@ def test_a_weight_program_streams_from_where_its_feed_says() -> None:
             program(0, [[0, 1]]),
             # from DRAM: 100 + ceil(2048 / 25.6) = 180; the bus 2 + 64 = 66
             program(1, [[1, 2]], feed="dram", in_bytes=2048),
-            # from the buffer: the bus 66 < 128; waits for the bus until 180
+            # from the buffer: the bus 66 < 128, needing ceil(66 x 256 / 128)
+            # = 132 lanes; op 1 holds ceil(256 x 64 / 80) = 205 of them, so it
+            # starts on 51 and at 180 takes 132 with 66 x 256 - 51 x 180 =
+            # 7,716 lane-cycles left: 180 + 59
             program(2, [[2, 3]], in_bytes=2048),
-            # from arrays 4-5: ceil(2048 / 8) = 256; waits for the bus
+            # from arrays 4-5: ceil(2048 / 8) = 256, needing every lane; no
+            # bus lane is free until 180, then 124, then all 256 at 239 with
+            # 256 x 256 - 124 x 59 = 58,220 left: 239 + 228
             program(3, [[3, 4]], feed="memory", feed_arrays=[[4, 6]], in_bytes=2048),
         ]
     )
-    assert times(result) == [(0, 128), (0, 180), (180, 308), (308, 564)]
+    assert times(result) == [(0, 128), (0, 180), (0, 239), (180, 467)]
     target = result.trace.target
     assert op_resources(target, result.trace.ops[0]) == (0,)
     assert op_resources(target, result.trace.ops[1]) == ("dram", "bus", 1)
