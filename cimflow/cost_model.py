@@ -1090,8 +1090,9 @@ def vector_op_cost(
 LANES = 256
 """Each bandwidth resource (the DRAM channel, the bus, a mesh link, the
 global buffer's port) is shared in this many lanes. A transfer takes as
-many lanes as are free when it starts (all of them on an idle link) and
-runs at that share of the bandwidth; an op that streams while it computes
+many lanes as are free when it starts (all of them on an idle link), and
+more as others free them, and runs at that share of the bandwidth
+(:func:`cimflow.cimsim.engine.schedule`); an op that streams while it computes
 takes the lanes its rate needs (:func:`lanes_needed`), so a long, slow
 stream (an MVM reading its input as it computes) leaves the rest of the
 link to other traffic instead of holding all of it. It approximates

@@ -2,8 +2,9 @@
 ``docs/machine-model.md``).
 
 An op is ready when all its deps have finished. At every event time the ready
-ops are started in increasing id order whenever all the resources they hold
-are free; an op holds them from start to finish. Resources: every array,
+ops are started in increasing id order whenever the resources they hold
+are free (a bandwidth resource: one of its lanes, :func:`schedule`); an op
+holds them from start to finish. Resources: every array,
 ``dram``, the interconnect (``bus``, or on a mesh one ``link c`` per core and
 the global buffer's port ``gb``) and one ``vector c`` per core. An op
 that streams (:func:`op_streams`) holds the interconnect path of its cores
@@ -18,9 +19,9 @@ on chip) begin the run in memory mode, so reading them is a ``load`` from
 DRAM) with no switch before it; a later switch of them to compute is an
 ordinary switch.
 
-A ready op that finds resources busy waits on the one that frees last (a heap
-by id per resource); when a resource frees, its waiters are retried lowest id
-first until one takes it, so an event touches only ops that might start then.
+A ready op that finds a resource busy waits on it (a heap by id per
+resource); when it frees, its waiters are retried lowest id first while it
+stays free, so an event touches only ops that might start then.
 
 Allocations (an op's ``allocs``) occupy their level from the op's start until
 the ``free`` (or switch to compute mode) that ends them starts; at one cycle

@@ -72,10 +72,14 @@ def test_fewer_rows_per_pass_are_slower_and_still_above_the_bound() -> None:
 
 
 def test_the_dual_mode_model_prices_the_passes() -> None:
+    # the model's own plans: the simulator's checks of the dataflows may keep
+    # a plan the model prices higher (here 14,647 against 9,661 predicted,
+    # 9,745 against 10,389 simulated), so they are off
+    allocate = "cim-cmswitch{check_dataflows=false}"
     predicted = []
     for pipeline in (
-        "convert-graph-to-tile,cim-cmswitch,convert-tile-to-meta",
-        _pipeline("rows=32", "cim-cmswitch"),
+        f"convert-graph-to-tile,{allocate},convert-tile-to-meta",
+        _pipeline("rows=32", allocate),
     ):
         module = compile_model(MOBILENET, "dynaplasia", pipeline)
         attr = module.attributes[PREDICTED_ATTR]
