@@ -1128,7 +1128,13 @@ def lanes_needed(compute: int, stream: int) -> int:
 def laned_cycles(compute: int, stream: int, lanes: int) -> int:
     """An op's duration on ``lanes`` lanes: its compute, or its stream at
     ``lanes / LANES`` of the bandwidth, whichever is longer."""
-    return max(compute, -(-stream * LANES // max(1, lanes)))
+    return max(compute, streamed_cycles(stream * LANES, lanes))
+
+
+def streamed_cycles(lane_cycles: int, lanes: int) -> int:
+    """Cycles ``lanes`` lanes take to stream ``lane_cycles`` (a stream's
+    cycles at the full bandwidth times :data:`LANES`)."""
+    return -(-lane_cycles // max(1, lanes))
 
 
 def cycles_to_seconds(t: HardwareTarget, cycles: int) -> float:

@@ -67,6 +67,7 @@ from cimflow.cost_model import (
     program_op_parts,
     static_energy,
     stream_bytes,
+    streamed_cycles,
     switch_cost,
     transfer_cost,
     vector_op_parts,
@@ -723,7 +724,7 @@ def schedule(
             short_of_lanes.discard(i)
         left[i] -= having * (now - since[i])
         since[i] = now
-        end = max(start[i] + compute, now - (-left[i] // more))
+        end = max(start[i] + compute, now + streamed_cycles(left[i], more))
         if end < end_at[i]:
             end_at[i] = end
             for r in resources[i][0]:
