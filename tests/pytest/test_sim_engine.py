@@ -44,6 +44,7 @@ from cimflow.cimsim.engine import (
     Loads,
     Schedule,
     bandwidth_loads,
+    compute_stats,
     held_resources,
     lane_shares,
     op_costs,
@@ -320,12 +321,16 @@ def test_lower_id_wins_when_both_ready() -> None:
     assert times(result) == [(0, 34), (0, 10), (34, 44), (44, 62)]
 
 
+def dram_trace(count: int) -> Trace:
+    """``count`` loads from DRAM, each holding the channel alone."""
+    ops = [transfer(i, "load", "dram", "buffer", 64) for i in range(count)]
+    return load_trace(trace_dict(ops), check_meaning=False)
+
+
 def dram_loads(timings: list[tuple[int, int]]) -> Schedule:
-    """The schedule of loads from DRAM (each holding the channel alone)
-    with the given ``(compute, stream)`` timings."""
-    ops = [transfer(i, "load", "dram", "buffer", 64) for i in range(len(timings))]
-    trace = load_trace(trace_dict(ops), check_meaning=False)
-    return schedule(trace, timings)
+    """The schedule of :func:`dram_trace`'s loads with the given
+    ``(compute, stream)`` timings."""
+    return schedule(dram_trace(len(timings)), timings)
 
 
 def test_an_op_starts_on_the_last_free_lane_and_takes_more_as_they_free() -> None:
@@ -336,6 +341,11 @@ def test_an_op_starts_on_the_last_free_lane_and_takes_more_as_they_free() -> Non
     assert (run.start, run.finish) == ([0, 0], [256, 265])
     assert run.lane_steps(1) == ((0, 1), (256, 256))
     assert run.lane_steps(0) == ((0, 255),)
+    # the channel is busy 255 x 256 + 256 + 9 x 256 = 67,840 lane-cycles,
+    # 265 cycles of all its lanes (op 1 counted on its first lane only: 257)
+    trace = dram_trace(2)
+    stats = compute_stats(trace, op_costs(trace), run)
+    assert stats.shared_busy_cycles["dram"] == 265
 
 
 def test_a_running_op_short_of_lanes_bids_before_a_later_op() -> None:
