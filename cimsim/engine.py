@@ -639,6 +639,7 @@ def schedule(
     if loads is None:
         loads = bandwidth_loads(trace, resources)
     shares = [lane_shares(op_loads) for op_loads in loads]
+    needed = [lanes_needed(compute, stream) for compute, stream in timings]
     target = trace.target
     n_exclusive = target.total_arrays + target.total_cores
     n_bandwidth = len(bandwidth_names(target))
@@ -684,7 +685,7 @@ def schedule(
 
     def most_lanes(i: int, having: int) -> int:
         """The most lanes op ``i``, on ``having`` now, can hold."""
-        most = lanes_needed(*timings[i])
+        most = needed[i]
         share = shares[i]
         if share is None:
             for r in resources[i][1]:
@@ -719,12 +720,11 @@ def schedule(
         retake(i, having, more)
         held[i] = more
         grown.setdefault(i, []).append((now, more))
-        compute, stream = timings[i]
-        if more >= lanes_needed(compute, stream):
+        if more >= needed[i]:
             short_of_lanes.discard(i)
         left[i] -= having * (now - since[i])
         since[i] = now
-        end = max(start[i] + compute, now + streamed_cycles(left[i], more))
+        end = max(start[i] + timings[i][0], now + streamed_cycles(left[i], more))
         if end < end_at[i]:
             end_at[i] = end
             for r in resources[i][0]:
@@ -777,7 +777,7 @@ def schedule(
                     free_at[r] = end
                 if bandwidth:
                     retake(i, 0, lanes)
-                    if lanes < lanes_needed(compute, stream):
+                    if lanes < needed[i]:
                         left[i] = stream * LANES
                         since[i] = now
                         short_of_lanes.add(i)
