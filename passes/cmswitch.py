@@ -61,6 +61,10 @@ class CmswitchPass(ModulePass):
     solver_log: bool = False
     """Write HiGHS's log to stderr (it is silent otherwise)."""
 
+    check_staging: bool = True
+    """Keep a ``weights`` buffer beside a stream only where the simulator
+    finds the run no faster without it (``cim-allocate``'s option)."""
+
     check_dataflows: bool = True
     """Keep pipelined dataflows only where the simulator finds them faster
     (``cim-allocate``'s option)."""
@@ -89,5 +93,6 @@ class CmswitchPass(ModulePass):
             kv_cache=self.kv_cache,
             dataflows=self.dataflows,
             solver_log=self.solver_log,
+            check_staging=self.check_staging,
             check_dataflows=self.check_dataflows,
         ).apply(ctx, op)

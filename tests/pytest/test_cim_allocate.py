@@ -71,6 +71,7 @@ from cimflow.passes.cim_allocate import (
     segments_of,
     solve_segment,
     solver_records,
+    staging_beside_streams,
 )
 from cimflow.passes.cim_segment import CimSegmentPass
 from cimflow.passes.cmswitch import CmswitchPass
@@ -1244,6 +1245,48 @@ def test_band_checks_stop_at_their_budget(monkeypatch: pytest.MonkeyPatch) -> No
     )
     assert changed == {0: 32, 1: 32} and cycles == 980
     assert len(calls) == 3  # the plan as written, then two checks
+
+
+# --- staging beside a stream checked by the simulator --------------------
+
+
+def _weights_buffers(module: ModuleOp) -> dict[int, int]:
+    """Segment -> arrays of its ``weights`` buffer."""
+    return {
+        op.segment.value.data: op.arrays.value.data
+        for op in function_of(module).body.block.ops
+        if isinstance(op, cim_tile.MemoryBufferOp)
+        and op.role.data == cim_tile.BufferRole.WEIGHTS
+    }
+
+
+def test_staging_beside_a_stream_is_dropped_when_the_run_is_faster(
+    tmp_path: Path,
+) -> None:
+    """The small ResNet on tiny: the model stages segment 4's weights in
+    memory-mode arrays of segment 3, which streams a weight through the
+    arrays left; the simulator finds the run faster without that buffer
+    (its stream in fewer chunks), so cmswitch drops it, says so with the
+    cycles it measured, and its module simulates to them."""
+    (model,) = zoo_models(small=True, models=["resnet18"])
+    path = tmp_path / "resnet_tiny.onnx"
+    onnx.save(model.builder(), path)
+    tile = compile_model(path, "tiny", "convert-graph-to-tile,cim-segment")
+    program, bounds = program_and_bounds(tile, "tiny")
+    assert staging_beside_streams(allocate(program, bounds)) == [3]
+    checked, unchecked = (
+        compile_model(path, "tiny", f"convert-graph-to-tile,cim-cmswitch{options}")
+        for options in ("", "{check_staging=false}")
+    )
+    assert 3 in _weights_buffers(unchecked) and 3 not in _weights_buffers(checked)
+    cycles = [cim_allocate.simulated_cycles(m, "tiny") for m in (checked, unchecked)]
+    remark = checked.attributes.get(REMARK_ATTR)
+    assert isinstance(remark, StringAttr)
+    assert remark.data.split("; ")[0] == (
+        f"segment 3 stages no weights beside its stream: {cycles[0]} simulated "
+        f"cycles, not {cycles[1]}"
+    )
+    assert cycles[0] < cycles[1]
 
 
 def _cmswitch_checked_and_not(
