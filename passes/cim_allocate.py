@@ -813,21 +813,21 @@ def keep_band_counts_that_pay(
     return changed, current, remarks
 
 
-MAX_STAGING_CHECKS = 4
+MAX_STAGING_CHECKS = 8
 """Simulations :func:`drop_staging_that_costs` may spend, on the first
-segments in program order that stage weights beside a stream."""
+segments in program order that stage the next segment's weights (ResNet-50
+on dynaplasia stages in six)."""
 
 
-def staging_beside_streams(plan: Plan) -> list[int]:
-    """Segments of ``plan`` that stream a weight through the arrays their
-    ``weights`` buffer (the next segment's staged weights) leaves free, in
-    program order."""
+def staging_segments(plan: Plan) -> list[int]:
+    """Segments of ``plan`` with a ``weights`` buffer (staging the next
+    segment's weights), in program order."""
     return [
         index
         for index, (inst, alloc) in enumerate(
             zip(plan.instances, plan.allocations, strict=True)
         )
-        if inst.streams and inst.pre_arrays[alloc.pre] > 0
+        if inst.pre_arrays[alloc.pre] > 0
     ]
 
 
@@ -839,21 +839,22 @@ def drop_staging_that_costs(
     planned: tuple[Program, Plan],
 ) -> tuple[Plan, int | None, list[str]]:
     """The plan to keep, of the module's ``planned`` one (already written)
-    and the same plan without the ``weights`` buffer of a segment that
-    streams a weight (:func:`staging_beside_streams`), checked by the
-    simulator segment by segment in program order (at most
-    :data:`MAX_STAGING_CHECKS`), each dropped when the whole run simulates
-    strictly faster without it. The buffer takes arrays the stream would
-    pass through, so its chunks are more; the model prices the next
-    segment's unstaged loads and programs as following the segment, where
-    the lowering starts them on the arrays the stream's last chunk leaves
-    (ResNet-18 on dynaplasia: ``fc`` staged in 50 arrays beside
-    ``layer4.1.conv2``'s stream, in 5 chunks instead of 3, predicted 4 338
-    cycles faster and simulated 6 575 slower). Returns the plan, its
-    simulated cycles (``None`` when nothing was checked) and a remark per
-    buffer dropped; the module is left holding the plan."""
+    and the same plan without the ``weights`` buffer of a segment
+    (:func:`staging_segments`), checked by the simulator segment by segment
+    in program order (at most :data:`MAX_STAGING_CHECKS`), each dropped
+    when the whole run simulates strictly faster without it. The model
+    prices the next segment's unstaged loads and programs as following the
+    segment, where the lowering starts them as soon as the arrays and the
+    DRAM allow, beside the segment's tail; and staging moves DRAM traffic
+    into a segment whose channel its own spills may keep busy. ResNet-18
+    on dynaplasia: ``fc`` staged in 50 arrays beside ``layer4.1.conv2``'s
+    stream, which ran in 5 chunks instead of 3, predicted 4 338 cycles
+    faster and simulated 6 575 slower; ResNet-50 there: each of its six
+    buffers simulated 755-8 917 cycles slower than none. Returns the plan,
+    its simulated cycles (``None`` when nothing was checked) and a remark
+    per buffer dropped; the module is left holding the plan."""
     program, plan = planned
-    candidates = staging_beside_streams(plan)[:MAX_STAGING_CHECKS]
+    candidates = staging_segments(plan)[:MAX_STAGING_CHECKS]
     if not candidates:
         return plan, None, []
     current = simulated_cycles(module, target)
@@ -872,7 +873,7 @@ def drop_staging_that_costs(
         cycles = simulated_cycles(module, target)
         if cycles < current:
             remarks.append(
-                f"segment {index} stages no weights beside its stream: "
+                f"segment {index} stages no weights: "
                 f"{cycles} simulated cycles, not {current}"
             )
             plan, current = trial, cycles
@@ -1082,8 +1083,8 @@ class CimAllocatePass(ModulePass):
 
     check_staging: bool = True
     """Lower and simulate the module without the ``weights`` buffer of each
-    segment that stages the next segment's weights beside a stream, keeping
-    a buffer only where the run is not faster without it
+    segment that stages the next segment's weights, keeping a buffer only
+    where the run is not faster without it
     (:func:`drop_staging_that_costs`)."""
 
     check_dataflows: bool = True

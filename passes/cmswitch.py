@@ -62,8 +62,9 @@ class CmswitchPass(ModulePass):
     """Write HiGHS's log to stderr (it is silent otherwise)."""
 
     check_staging: bool = True
-    """Keep a ``weights`` buffer beside a stream only where the simulator
-    finds the run no faster without it (``cim-allocate``'s option)."""
+    """Keep a ``weights`` buffer (the next segment's weights staged) only
+    where the simulator finds the run no faster without it
+    (``cim-allocate``'s option)."""
 
     check_dataflows: bool = True
     """Keep pipelined dataflows only where the simulator finds them faster
