@@ -1,15 +1,21 @@
-// RUN: cim-opt %s --split-input-file -p 'cim-allocate{target=tiny mip_gap=0 dataflows=layer}' | filecheck %s
-// RUN: cim-opt %s --split-input-file -p 'cim-allocate{target=tiny mip_gap=0}' | filecheck %s --check-prefix=PIPE
+// RUN: cim-opt %s --split-input-file -p 'cim-allocate{target=tiny mip_gap=0 dataflows=layer check_staging=false}' | filecheck %s
+// RUN: cim-opt %s --split-input-file -p 'cim-allocate{target=tiny mip_gap=0 check_staging=false}' | filecheck %s --check-prefix=PIPE
+// RUN: cim-opt %s --split-input-file -p 'cim-allocate{target=tiny mip_gap=0 dataflows=layer}' | filecheck %s --check-prefix=STAGE
 // RUN: cim-opt %S/Inputs/allocate_matmul.mlir --split-input-file -p 'cim-allocate{target="%S/Inputs/tiny_dynamic.toml" mip_gap=0 dataflows=layer}' | filecheck %s --check-prefix=MATMUL
 // RUN: cim-opt %S/Inputs/allocate_stream_input.mlir -p 'cim-allocate{target="%S/Inputs/tiny_slow_dram.toml" mip_gap=0 dataflows=layer}' | filecheck %s --check-prefix=INPUTS
 // RUN: cim-opt %S/Inputs/allocate_stream_input.mlir -p 'cim-allocate{target=tiny mip_gap=0 dataflows=layer}' | filecheck %s --check-prefix=NO-INPUTS
 
 // The first RUN keeps every segment in layer dataflow, as the hand
-// derivations below assume. The second lets segments run pipelined too: the
-// model would run segment 0 of the first case as 4 batch bands, but the
-// exp already streams from and to DRAM as it computes, so the simulator
-// finds the bands slower than layer dataflow and the pass drops them,
-// saying so in a remark; b.w is still prefetched.
+// derivations below assume, and the MILP's staging unchecked. The second
+// lets segments run pipelined too: the model would run segment 0 of the
+// first case as 4 batch bands, but the exp already streams from and to
+// DRAM as it computes, so the simulator finds the bands slower than layer
+// dataflow and the pass drops them, saying so in a remark; b.w is still
+// prefetched. The third checks the staging by simulation (the default):
+// without the buffer the lowering loads b.w from DRAM and programs it onto
+// the 4 arrays segment 0 leaves free while the exp runs, as the staged copy
+// would be loaded, and the switch to compute mode is saved: the run is one
+// cycle shorter, so the pass drops the buffer and says so.
 
 // cim-allocate on `tiny` (8 arrays of 32 x 32, 8 outputs per array; memory
 // mode: 256 B and 4 B/cycle per array; global buffer 16 B/cycle; DRAM
@@ -51,6 +57,11 @@ builtin.module {
 // CHECK-NEXT:    cim_tile.mvm %x weight "a.w" {{.*}} alloc <segment = 0, copies = 1, chunks = 1>
 // CHECK:         cim_tile.mvm %a weight "b.w" {{.*}} alloc <segment = 1, copies = 1, chunks = 1>
 // CHECK-NOT:     cim_tile.memory_buffer
+
+// STAGE:       cim_tile.remark = "segment 0 stages no weights: {{[0-9]+}} simulated cycles, not {{[0-9]+}}"
+// STAGE-LABEL: func.func @prefetch_wins
+// STAGE-NOT:     cim_tile.memory_buffer
+// STAGE:       func.func @copies_win
 
 // PIPE:        cim_tile.remark = "pipelined dataflows dropped: {{[0-9]+}} simulated cycles, {{[0-9]+}} in layer dataflow with {{the same copies|an allocation solved for layer dataflow}}"
 // PIPE-LABEL:  func.func @prefetch_wins
