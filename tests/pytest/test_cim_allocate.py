@@ -1260,6 +1260,20 @@ def _weights_buffers(module: ModuleOp) -> dict[int, int]:
     }
 
 
+def _small_zoo_plan(
+    tmp_path: Path, name: str, target: str
+) -> tuple[Path, Program, cim_allocate.Plan]:
+    """The small variant of zoo model ``name`` saved under ``tmp_path``, its
+    program on ``target`` and the allocation the MILP solves for the
+    segments ``cim-segment`` chose."""
+    (model,) = zoo_models(small=True, models=[name])
+    path = tmp_path / f"{name}_small.onnx"
+    onnx.save(model.builder(), path)
+    tile = compile_model(path, target, "convert-graph-to-tile,cim-segment")
+    program, bounds = program_and_bounds(tile, target)
+    return path, program, allocate(program, bounds)
+
+
 def test_staging_is_dropped_only_where_the_run_is_faster(tmp_path: Path) -> None:
     """The small ResNet on tiny: the model stages the next segment's weights
     in memory-mode arrays of segments 3 and 4, and segment 3 streams a
@@ -1267,12 +1281,7 @@ def test_staging_is_dropped_only_where_the_run_is_faster(tmp_path: Path) -> None
     run faster without segment 3's buffer (the stream in fewer chunks), not
     without segment 4's; cmswitch drops the one, keeps the other, says so
     with the cycles it measured, and its module simulates to them."""
-    (model,) = zoo_models(small=True, models=["resnet18"])
-    path = tmp_path / "resnet_tiny.onnx"
-    onnx.save(model.builder(), path)
-    tile = compile_model(path, "tiny", "convert-graph-to-tile,cim-segment")
-    program, bounds = program_and_bounds(tile, "tiny")
-    plan = allocate(program, bounds)
+    path, _, plan = _small_zoo_plan(tmp_path, "resnet18", "tiny")
     assert staging_segments(plan) == [3, 4] and plan.instances[3].streams
     checked, unchecked = (
         compile_model(path, "tiny", f"convert-graph-to-tile,cim-cmswitch{options}")
@@ -1329,12 +1338,7 @@ def test_segments_that_stream_a_weight_get_no_band_checks(tmp_path: Path) -> Non
     streaming: each is offered its other band count; the same plan with
     the first of them streaming a weight offers it none (8 bands, or one
     a row up to 32: one count or two)."""
-    (model,) = zoo_models(small=True, models=["mobilenetv2"])
-    path = tmp_path / "mobilenetv2_tiny.onnx"
-    onnx.save(model.builder(), path)
-    module = compile_model(path, "tiny", "convert-graph-to-tile,cim-segment")
-    program, bounds = program_and_bounds(module, "tiny")
-    plan = allocate(program, bounds)
+    _, program, plan = _small_zoo_plan(tmp_path, "mobilenetv2", "tiny")
     banded = [
         i
         for i, inst in enumerate(plan.instances)
