@@ -1085,7 +1085,9 @@ class CimAllocatePass(ModulePass):
     """Lower and simulate the module without the ``weights`` buffer of each
     segment that stages the next segment's weights, keeping a buffer only
     where the run is not faster without it
-    (:func:`drop_staging_that_costs`)."""
+    (:func:`drop_staging_that_costs`), before ``check_dataflows``; a plan
+    that check solves for layer dataflow instead keeps its staging
+    unchecked."""
 
     check_dataflows: bool = True
     """When some segment is to run pipelined, lower and simulate the
@@ -1138,10 +1140,10 @@ class CimAllocatePass(ModulePass):
         strategy = op.attributes.get(STRATEGY_ATTR)
         name = strategy.data if isinstance(strategy, StringAttr) else "cim-allocate"
         write_plan(op, function, program, plan, name)
-        dropped: list[str] = []
+        checked: list[str] = []
         cycles: int | None = None
         if self.check_staging:
-            plan, cycles, dropped = drop_staging_that_costs(
+            plan, cycles, checked = drop_staging_that_costs(
                 op, function, self.target, name, (program, plan)
             )
         if self.check_dataflows:
@@ -1158,14 +1160,16 @@ class CimAllocatePass(ModulePass):
                 _, cycles, banded = keep_band_counts_that_pay(
                     op, function, self.target, choices, cycles
                 )
-            plan, pipelining = keep_pipelining_that_pays(
+            kept, pipelining = keep_pipelining_that_pays(
                 op, function, self.target, name, (program, plan), layer_only, cycles
             )
+            if kept is not plan:
+                checked = []  # the plan they checked gave way to the layer plan
             if not _dataflow_ops(function):
                 banded = []  # the bands were dropped with the pipelining
-            dropped = [*dropped, *banded, *pipelining]
+            plan, checked = kept, [*checked, *banded, *pipelining]
         record_solver(op, plan)
-        set_remark(op, [*remarks, *dropped])
+        set_remark(op, [*remarks, *checked])
         warn(self.name, remarks)
 
 
