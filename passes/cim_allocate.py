@@ -24,7 +24,6 @@ model's latency of the whole allocation.
 
 from __future__ import annotations
 
-import gc
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -717,13 +716,7 @@ def simulated_cycles(module: ModuleOp, target: str) -> int:
     lowered = module.clone()
     ConvertTileToMetaPass(target).apply(Context(), lowered)
     trace = parse_trace(build_trace(lowered), "<cim-allocate>", check_meaning=False)
-    cycles = simulate(trace).makespan
-    del lowered, trace
-    # the copy's IR links ops both ways, so only the cycle collector frees it;
-    # without this, every check's copy stays until a full collection
-    # (ResNet-50 on dynaplasia, 14 simulations: peak 208 -> 130 MiB)
-    gc.collect()
-    return cycles
+    return simulate(trace).makespan
 
 
 def _dataflow_ops(function: func.FuncOp) -> list[cim_tile.DataflowOp]:
