@@ -719,6 +719,11 @@ def simulated_cycles(module: ModuleOp, target: str) -> int:
     return simulate(trace).makespan
 
 
+def segment_bounds(function: func.FuncOp) -> list[tuple[int, int]]:
+    """Each segment's first and stop index among the function's tile ops."""
+    return [(first, stop) for _, first, stop in segment_runs(tile_ops(function))]
+
+
 def _dataflow_ops(function: func.FuncOp) -> list[cim_tile.DataflowOp]:
     return [op for op in function.body.block.ops if isinstance(op, cim_tile.DataflowOp)]
 
@@ -1181,7 +1186,7 @@ def _static_fallback(
     StaticAllocatePass(target).apply(Context(), module)
     function = tensor_function(module, "cim-allocate")
     program = build_program(function, hw)
-    bounds = [(first, stop) for _, first, stop in segment_runs(tile_ops(function))]
+    bounds = segment_bounds(function)
     instances = [s.instance(1, memory=False) for s in segments_of(program, bounds)]
     allocations = [minimal_allocation(i) for i in instances]
     predicted = predicted_cycles(program, bounds, instances, allocations)

@@ -4,6 +4,14 @@ The allocation pass of the ``cmswitch`` strategy
 (``cim-compile{strategy=cmswitch}``): segment boundaries by dynamic
 programming, then per segment copies and memory-mode arrays by a MILP
 (``docs/dual-mode.md``).
+
+The DP prices segments with the dual-mode model, which the simulator does
+not always agree with; with ``check_segments`` the static baseline's
+packing (operators in program order while their weights fit the chip
+together) is allocated by the same MILP on a copy of the module, and where
+its boundaries differ from the DP's and the simulator finds its run
+strictly faster, the module takes that allocation instead (a
+``cim_tile.remark`` gives both cycle counts).
 """
 
 from __future__ import annotations
@@ -11,16 +19,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.passes import ModulePass
 
+from cimflow.ir_checks import tensor_function
 from cimflow.milp import DEFAULT_NODE_LIMIT, DEFAULT_TIME_LIMIT
 from cimflow.passes.cim_allocate import (
     DEFAULT_DATAFLOWS,
     DEFAULT_MAX_COPIES,
+    REMARK_ATTR,
     CimAllocatePass,
+    segment_bounds,
+    simulated_cycles,
 )
 from cimflow.passes.cim_segment import DEFAULT_MAX_SEGMENT_OPS, CimSegmentPass
+from cimflow.passes.static_allocate import STRATEGY_ATTR, StaticAllocatePass
 
 
 @dataclass(frozen=True)
@@ -70,12 +83,44 @@ class CmswitchPass(ModulePass):
     """Keep pipelined dataflows only where the simulator finds them faster
     (``cim-allocate``'s option)."""
 
+    check_segments: bool = True
+    """Allocate the static baseline's segments too and keep them where the
+    simulator finds that run strictly faster than the DP's."""
+
     segment_pricing: str = "estimate"
     """How the DP prices candidate segments (``cim-segment``'s ``pricing``:
     ``estimate`` or ``milp``, with this pass's solver budget)."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        CimSegmentPass(
+        packed = op.clone() if self.check_segments else None
+        self._segment().apply(ctx, op)
+        allocation = self._allocate()
+        allocation.apply(ctx, op)
+        if packed is None:
+            return
+        StaticAllocatePass(self.target).apply(ctx, packed)
+        dp_bounds = segment_bounds(tensor_function(op, self.name))
+        packed_bounds = segment_bounds(tensor_function(packed, self.name))
+        if packed_bounds == dp_bounds:
+            return
+        packed.attributes[STRATEGY_ATTR] = op.attributes[STRATEGY_ATTR]
+        allocation.apply(ctx, packed)
+        dp_cycles = simulated_cycles(op, self.target)
+        packed_cycles = simulated_cycles(packed, self.target)
+        if packed_cycles >= dp_cycles:
+            return
+        take_module(op, packed)
+        earlier = op.attributes.get(REMARK_ATTR)
+        remarks = [earlier.data] if isinstance(earlier, StringAttr) else []
+        remarks.append(
+            f"the static packing's {len(packed_bounds)} segments simulate to "
+            f"{packed_cycles} cycles, the DP's {len(dp_bounds)} to {dp_cycles}: "
+            "kept the static packing"
+        )
+        op.attributes[REMARK_ATTR] = StringAttr("; ".join(remarks))
+
+    def _segment(self) -> CimSegmentPass:
+        return CimSegmentPass(
             target=self.target,
             max_segment_ops=self.max_segment_ops,
             max_copies=self.max_copies,
@@ -84,8 +129,10 @@ class CmswitchPass(ModulePass):
             node_limit=self.node_limit,
             time_limit=self.time_limit,
             mip_gap=self.mip_gap,
-        ).apply(ctx, op)
-        CimAllocatePass(
+        )
+
+    def _allocate(self) -> CimAllocatePass:
+        return CimAllocatePass(
             target=self.target,
             node_limit=self.node_limit,
             time_limit=self.time_limit,
@@ -96,4 +143,12 @@ class CmswitchPass(ModulePass):
             solver_log=self.solver_log,
             check_staging=self.check_staging,
             check_dataflows=self.check_dataflows,
-        ).apply(ctx, op)
+        )
+
+
+def take_module(module: ModuleOp, other: ModuleOp) -> None:
+    """Make ``module`` what ``other`` is: its attributes and body (moved)."""
+    module.attributes = dict(other.attributes)
+    module.properties = dict(other.properties)
+    module.body.detach_block(0).erase()
+    other.body.move_blocks(module.body)

@@ -55,6 +55,7 @@ from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.trace import MoveOp, MvmOp, SwitchOp
 from cimflow.cost_model import replica_stream_cycles, switch_cost, vector_cost
 from cimflow.hw_targets import HardwareTarget, load_target, target_to_toml
+from cimflow.ir_checks import tensor_function
 from cimflow.milp import INFINITY, MilpBuilder, SolveOutcome, SolverBudget
 from cimflow.passes import cim_allocate
 from cimflow.passes.cim_allocate import (
@@ -77,11 +78,11 @@ from cimflow.passes.cim_segment import CimSegmentPass
 from cimflow.passes.cmswitch import CmswitchPass
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
-from cimflow.passes.static_allocate import StaticAllocatePass
+from cimflow.passes.static_allocate import STRATEGY_ATTR, StaticAllocatePass
 from cimflow.tools import model_builders as mb
 from cimflow.tools.cim_opt import main as cim_opt_main
 from cimflow.tools.cim_verify import compile_model, module_trace, verify_model
-from cimflow.tools.zoo import zoo_models
+from cimflow.tools.zoo import PHASES, Phase, zoo_models
 
 # --- helpers -----------------------------------------------------------------
 
@@ -861,7 +862,9 @@ def test_identical_segments_are_solved_once(
     monkeypatch.setattr(cim_allocate, "solve_segment", counting)
     path = tmp_path / "llama4.onnx"
     onnx.save(mb.llama_tiny(weights="random", layers=4), path)
-    module = compile_model(path, "tiny", "convert-graph-to-tile,cim-cmswitch", DIMS)
+    # one allocation: the segment check would allocate the static packing too
+    pipeline = "convert-graph-to-tile,cim-cmswitch{check_segments=false}"
+    module = compile_model(path, "tiny", pipeline, DIMS)
     segments = {
         op.alloc.field("segment")
         for op in module.walk()
@@ -1296,6 +1299,67 @@ def test_staging_is_dropped_only_where_the_run_is_faster(tmp_path: Path) -> None
         f"segment 3 stages no weights: {cycles[0]} simulated cycles, not {cycles[1]}"
     )
     assert cycles[0] < cycles[1]
+
+
+def _segment_check(
+    tmp_path: Path, name: str, target: str, phases: Sequence[Phase] = PHASES
+) -> tuple[ModuleOp, ModuleOp, list[int]]:
+    """The small zoo model ``name`` (in one phase, if a decoder) through
+    cmswitch on ``target`` with the segment check and without, and both
+    modules' simulated cycles."""
+    (model,) = zoo_models(small=True, models=[name], phases=phases)
+    path = tmp_path / f"{name}_small.onnx"
+    onnx.save(model.builder(), path)
+    checked, unchecked = (
+        compile_model(path, target, f"convert-graph-to-tile,cim-cmswitch{options}")
+        for options in ("", "{check_segments=false}")
+    )
+    cycles = [cim_allocate.simulated_cycles(m, target) for m in (checked, unchecked)]
+    return checked, unchecked, cycles
+
+
+def _segments(module: ModuleOp) -> list[tuple[int, int]]:
+    return cim_allocate.segment_bounds(tensor_function(module, "test"))
+
+
+def test_static_packing_is_kept_where_the_run_is_faster(tmp_path: Path) -> None:
+    """The small LLaMA's decode step on tiny: the DP and the static packing
+    both cut it into 11 segments, at different operators, and the simulator
+    finds the packing's run faster; cmswitch keeps that allocation, says so
+    with both cycle counts, and its module simulates to the packing's."""
+    checked, unchecked, cycles = _segment_check(
+        tmp_path, "llama2_7b", "tiny", ("decode",)
+    )
+    packed = compile_model(
+        tmp_path / "llama2_7b_small.onnx",
+        "tiny",
+        "convert-graph-to-tile,cim-static-allocate,cim-allocate",
+    )
+    assert _segments(checked) == _segments(packed) != _segments(unchecked)
+    assert cycles[0] == cim_allocate.simulated_cycles(packed, "tiny") < cycles[1]
+    remark = checked.attributes.get(REMARK_ATTR)
+    assert isinstance(remark, StringAttr)
+    assert remark.data.split("; ")[-1] == (
+        f"the static packing's 11 segments simulate to {cycles[0]} cycles, "
+        f"the DP's 11 to {cycles[1]}: kept the static packing"
+    )
+    assert checked.attributes.get(STRATEGY_ATTR) == StringAttr("cmswitch")
+
+
+def test_dp_segments_are_kept_where_the_packing_is_no_faster(tmp_path: Path) -> None:
+    """The small BERT on tiny: the static packing's segments differ from the
+    DP's and simulate slower, so cmswitch's module is the one it makes
+    without the check, IR for IR."""
+    checked, unchecked, cycles = _segment_check(tmp_path, "bert_base", "tiny")
+    assert cycles[0] == cycles[1]
+    assert str(checked) == str(unchecked)
+    packed = compile_model(
+        tmp_path / "bert_base_small.onnx",
+        "tiny",
+        "convert-graph-to-tile,cim-static-allocate,cim-allocate",
+    )
+    assert _segments(packed) != _segments(checked)
+    assert cim_allocate.simulated_cycles(packed, "tiny") > cycles[0]
 
 
 def _cmswitch_checked_and_not(
