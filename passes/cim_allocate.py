@@ -895,7 +895,7 @@ def keep_pipelining_that_pays(
     planned: tuple[Program, Plan],
     layer_only: Callable[[], tuple[Program, Plan]],
     pipelined: int | None = None,
-) -> tuple[Plan, list[str]]:
+) -> tuple[Plan, int | None, list[str]]:
     """The plan to keep, of the module's ``planned`` one (already written,
     maybe with band counts of its own, simulating to ``pipelined`` cycles
     when known) and, when it runs some segment pipelined, the same copies with
@@ -905,10 +905,11 @@ def keep_pipelining_that_pays(
     faster (the model prices bands only approximately, and the copies it
     gave the bands may not pay without them, nor the bands need them:
     VGG-16 on dynaplasia, 9 063 978 cycles as planned, 9 051 015 with the
-    layer plan, 8 642 220 with its copies in the planned bands); a remark
+    layer plan, 8 642 220 with its copies in the planned bands); its
+    simulated cycles (``pipelined`` when nothing was checked); a remark
     when the plan changes. The module is left holding the kept plan."""
     if not _dataflow_ops(function):
-        return planned[1], []
+        return planned[1], pipelined, []
     if pipelined is None:
         pipelined = simulated_cycles(module, target)
     flows = [op.clone() for op in _dataflow_ops(function)]
@@ -920,10 +921,14 @@ def keep_pipelining_that_pays(
     _write_dataflows(function, flows)
     crossed = simulated_cycles(module, target)
     if crossed < min(pipelined, dropped, solved):
-        return plan, [
-            f"pipelined dataflows kept with an allocation solved for layer "
-            f"dataflow: {crossed} simulated cycles, {pipelined} as planned"
-        ]
+        return (
+            plan,
+            crossed,
+            [
+                f"pipelined dataflows kept with an allocation solved for layer "
+                f"dataflow: {crossed} simulated cycles, {pipelined} as planned"
+            ],
+        )
     _erase_dataflows(function)
     if solved <= min(pipelined, dropped):
         kept, how = plan, "an allocation solved for layer dataflow"
@@ -932,12 +937,16 @@ def keep_pipelining_that_pays(
         _erase_dataflows(function)
         if pipelined < min(dropped, solved):
             _write_dataflows(function, flows)
-            return planned[1], []
+            return planned[1], pipelined, []
         kept, how = planned[1], "the same copies"
-    return kept, [
-        f"pipelined dataflows dropped: {pipelined} simulated cycles, "
-        f"{min(dropped, solved)} in layer dataflow with {how}"
-    ]
+    return (
+        kept,
+        min(dropped, solved),
+        [
+            f"pipelined dataflows dropped: {pipelined} simulated cycles, "
+            f"{min(dropped, solved)} in layer dataflow with {how}"
+        ],
+    )
 
 
 def kv_cache_options(
@@ -1112,6 +1121,11 @@ class CimAllocatePass(ModulePass):
         )
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        self.allocate(op)
+
+    def allocate(self, op: ModuleOp) -> int | None:
+        """Allocate ``op``; the simulated cycles of the module as left when a
+        check measured them."""
         budget = self.budget
         check_options(self.name, budget, self.max_copies)
         pipelined = parse_dataflows(self.dataflows, self.name)
@@ -1165,7 +1179,7 @@ class CimAllocatePass(ModulePass):
                 _, cycles, banded = keep_band_counts_that_pay(
                     op, function, self.target, choices, cycles
                 )
-            kept, pipelining = keep_pipelining_that_pays(
+            kept, cycles, pipelining = keep_pipelining_that_pays(
                 op, function, self.target, name, (program, plan), layer_only, cycles
             )
             if kept is not plan:
@@ -1176,6 +1190,7 @@ class CimAllocatePass(ModulePass):
         record_solver(op, plan)
         set_remark(op, [*remarks, *checked])
         warn(self.name, remarks)
+        return cycles
 
 
 def _static_fallback(

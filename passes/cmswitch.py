@@ -95,7 +95,7 @@ class CmswitchPass(ModulePass):
         packed = op.clone() if self.check_segments else None
         self._segment().apply(ctx, op)
         allocation = self._allocate()
-        allocation.apply(ctx, op)
+        dp_cycles = allocation.allocate(op)
         if packed is None:
             return
         StaticAllocatePass(self.target).apply(ctx, packed)
@@ -104,9 +104,11 @@ class CmswitchPass(ModulePass):
         if packed_bounds == dp_bounds:
             return
         packed.attributes[STRATEGY_ATTR] = op.attributes[STRATEGY_ATTR]
-        allocation.apply(ctx, packed)
-        dp_cycles = simulated_cycles(op, self.target)
-        packed_cycles = simulated_cycles(packed, self.target)
+        packed_cycles = allocation.allocate(packed)
+        if dp_cycles is None:
+            dp_cycles = simulated_cycles(op, self.target)
+        if packed_cycles is None:
+            packed_cycles = simulated_cycles(packed, self.target)
         if packed_cycles >= dp_cycles:
             return
         take_module(op, packed)

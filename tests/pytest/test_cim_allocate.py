@@ -1277,6 +1277,16 @@ def _small_zoo_plan(
     return path, program, allocate(program, bounds)
 
 
+@pytest.mark.parametrize("name", ["resnet18", "mobilenetv2"])
+def test_allocate_returns_the_cycles_its_checks_left(tmp_path: Path, name: str) -> None:
+    """What ``cim-allocate``'s checks last measured is the simulation of the
+    module as they leave it (``cim-cmswitch`` compares segmentations by it)."""
+    path, _, _ = _small_zoo_plan(tmp_path, name, "tiny")
+    module = compile_model(path, "tiny", "convert-graph-to-tile,cim-segment")
+    cycles = CimAllocatePass("tiny").allocate(module)
+    assert cycles == cim_allocate.simulated_cycles(module, "tiny")
+
+
 def test_staging_is_dropped_only_where_the_run_is_faster(tmp_path: Path) -> None:
     """The small ResNet on tiny: the model stages the next segment's weights
     in memory-mode arrays of segments 3 and 4, and segment 3 streams a
