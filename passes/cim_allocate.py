@@ -818,55 +818,101 @@ def keep_band_counts_that_pay(
     return changed, current, remarks
 
 
-MAX_STAGING_CHECKS = 8
-"""Simulations :func:`drop_staging_that_costs` may spend, on the first
-segments in program order that stage the next segment's weights (ResNet-50
-on dynaplasia stages in six)."""
+MAX_BUFFER_CHECKS = 8
+"""Simulations :func:`drop_buffers_that_cost` may spend on each buffer role,
+on the first groups of segments in program order that have one (ResNet-50
+on dynaplasia stages weights in six)."""
 
 
-def staging_segments(plan: Plan) -> list[int]:
-    """Segments of ``plan`` with a ``weights`` buffer (staging the next
-    segment's weights), in program order."""
-    return [
-        index
-        for index, (inst, alloc) in enumerate(
-            zip(plan.instances, plan.allocations, strict=True)
-        )
-        if inst.pre_arrays[alloc.pre] > 0
-    ]
+def buffer_arrays(
+    inst: SegmentInstance, alloc: Allocation, role: cim_tile.BufferRole
+) -> int:
+    """Arrays of a segment's ``weights`` or ``activations`` buffer."""
+    if role == cim_tile.BufferRole.WEIGHTS:
+        return inst.pre_arrays[alloc.pre]
+    return inst.act_arrays[alloc.act]
 
 
-def drop_staging_that_costs(
+def without_buffer(alloc: Allocation, role: cim_tile.BufferRole) -> Allocation:
+    """``alloc`` with no ``weights`` or ``activations`` buffer (option 0)."""
+    if role == cim_tile.BufferRole.WEIGHTS:
+        return replace(alloc, pre=0)
+    return replace(alloc, act=0)
+
+
+def buffer_groups(plan: Plan, role: cim_tile.BufferRole) -> list[list[int]]:
+    """Segments of ``plan`` with a ``role`` buffer (``weights``: staging the
+    next segment's weights; ``activations``: holding the tensors it would
+    spill), in program order, grouped: segments whose problem and decisions
+    are the same (a transformer's repeated layers) form one group, ordered
+    by its first segment."""
+    groups: dict[tuple[SegmentInstance, Allocation], list[int]] = {}
+    for index, (inst, alloc) in enumerate(
+        zip(plan.instances, plan.allocations, strict=True)
+    ):
+        if buffer_arrays(inst, alloc, role) > 0:
+            groups.setdefault((inst, alloc), []).append(index)
+    return list(groups.values())
+
+
+def _dropped_remark(
+    group: Sequence[int], role: cim_tile.BufferRole, cycles: int, current: int
+) -> str:
+    noun = "segment" if len(group) == 1 else "segments"
+    verb = "s" if len(group) == 1 else ""
+    what = (
+        f"stage{verb} no weights"
+        if role == cim_tile.BufferRole.WEIGHTS
+        else f"keep{verb} no activations in memory-mode arrays"
+    )
+    indices = ", ".join(str(index) for index in group)
+    return f"{noun} {indices} {what}: {cycles} simulated cycles, not {current}"
+
+
+def drop_buffers_that_cost(
     module: ModuleOp,
     function: func.FuncOp,
     target: str,
     strategy: str,
     planned: tuple[Program, Plan],
+    role: cim_tile.BufferRole,
+    current: int | None = None,
 ) -> tuple[Plan, int | None, list[str]]:
-    """The plan to keep, of the module's ``planned`` one (already written)
-    and the same plan without the ``weights`` buffer of a segment
-    (:func:`staging_segments`), checked by the simulator segment by segment
-    in program order (at most :data:`MAX_STAGING_CHECKS`), each dropped
-    when the whole run simulates strictly faster without it. The model
-    prices the next segment's unstaged loads and programs as following the
-    segment, where the lowering starts them as soon as the arrays and the
-    DRAM allow, beside the segment's tail; and staging moves DRAM traffic
-    into a segment whose channel its own spills may keep busy. ResNet-18
-    on dynaplasia: ``fc`` staged in 50 arrays beside ``layer4.1.conv2``'s
-    stream, which ran in 5 chunks instead of 3, predicted 4 338 cycles
-    faster and simulated 6 575 slower; ResNet-50 there: each of its six
-    buffers simulated 755-8 917 cycles slower than none. Returns the plan,
-    its simulated cycles (``None`` when nothing was checked) and a remark
-    per buffer dropped; the module is left holding the plan."""
+    """The plan to keep, of the module's ``planned`` one (already written,
+    simulating to ``current`` cycles when known) and the same plan without
+    the ``role`` buffer of a group of segments (:func:`buffer_groups`),
+    checked by the simulator group by group in program order (at most
+    :data:`MAX_BUFFER_CHECKS`), each dropped when the whole run simulates
+    strictly faster without it.
+
+    ``weights``: the model prices the next segment's unstaged loads and
+    programs as following the segment, where the lowering starts them as
+    soon as the arrays and the DRAM allow, beside the segment's tail; and
+    staging moves DRAM traffic into a segment whose channel its own spills
+    may keep busy. ResNet-18 on dynaplasia: ``fc`` staged in 50 arrays
+    beside ``layer4.1.conv2``'s stream, which ran in 5 chunks instead of 3,
+    predicted 4 338 cycles faster and simulated 6 575 slower; ResNet-50
+    there: each of its six buffers simulated 755-8 917 cycles slower than
+    none. ``activations``: the arrays the buffer takes are taken from a
+    streamed weight's chunks too, and the tensors it keeps from DRAM cross
+    the same bus (GPT-2's decode step on dynaplasia: 8 arrays in each
+    layer's first segment, 5 353 223 simulated cycles with them, 5 344 535
+    without).
+
+    Returns the plan, its simulated cycles (``current`` when nothing was
+    checked) and a remark per group dropped; the module is left holding
+    the plan."""
     program, plan = planned
-    candidates = staging_segments(plan)[:MAX_STAGING_CHECKS]
-    if not candidates:
-        return plan, None, []
-    current = simulated_cycles(module, target)
+    groups = buffer_groups(plan, role)[:MAX_BUFFER_CHECKS]
+    if not groups:
+        return plan, current, []
+    if current is None:
+        current = simulated_cycles(module, target)
     remarks: list[str] = []
-    for index in candidates:
+    for group in groups:
         allocations = list(plan.allocations)
-        allocations[index] = replace(allocations[index], pre=0)
+        for index in group:
+            allocations[index] = without_buffer(allocations[index], role)
         trial = replace(
             plan,
             allocations=allocations,
@@ -877,10 +923,7 @@ def drop_staging_that_costs(
         write_plan(module, function, program, trial, strategy)
         cycles = simulated_cycles(module, target)
         if cycles < current:
-            remarks.append(
-                f"segment {index} stages no weights: "
-                f"{cycles} simulated cycles, not {current}"
-            )
+            remarks.append(_dropped_remark(group, role, cycles, current))
             plan, current = trial, cycles
         else:
             write_plan(module, function, program, plan, strategy)
@@ -1097,11 +1140,16 @@ class CimAllocatePass(ModulePass):
 
     check_staging: bool = True
     """Lower and simulate the module without the ``weights`` buffer of each
-    segment that stages the next segment's weights, keeping a buffer only
-    where the run is not faster without it
-    (:func:`drop_staging_that_costs`), before ``check_dataflows``; a plan
+    group of identical segments that stages the next segment's weights,
+    keeping a buffer only where the run is not faster without it
+    (:func:`drop_buffers_that_cost`), before ``check_dataflows``; a plan
     that check solves for layer dataflow instead keeps its staging
     unchecked."""
+
+    check_activations: bool = True
+    """The same check, after ``check_staging``, for the ``activations``
+    buffer of each group of identical segments (the tensors a segment would
+    spill, held in memory-mode arrays)."""
 
     check_dataflows: bool = True
     """When some segment is to run pipelined, lower and simulate the
@@ -1161,10 +1209,19 @@ class CimAllocatePass(ModulePass):
         write_plan(op, function, program, plan, name)
         checked: list[str] = []
         cycles: int | None = None
-        if self.check_staging:
-            plan, cycles, checked = drop_staging_that_costs(
-                op, function, self.target, name, (program, plan)
+        roles = [
+            role
+            for role, check in (
+                (cim_tile.BufferRole.WEIGHTS, self.check_staging),
+                (cim_tile.BufferRole.ACTIVATIONS, self.check_activations),
             )
+            if check
+        ]
+        for role in roles:
+            plan, cycles, dropped = drop_buffers_that_cost(
+                op, function, self.target, name, (program, plan), role, cycles
+            )
+            checked += dropped
         if self.check_dataflows:
 
             def layer_only() -> tuple[Program, Plan]:

@@ -79,6 +79,10 @@ class CmswitchPass(ModulePass):
     where the simulator finds the run no faster without it
     (``cim-allocate``'s option)."""
 
+    check_activations: bool = True
+    """Keep an ``activations`` buffer only where the simulator finds the run
+    no faster without it (``cim-allocate``'s option)."""
+
     check_dataflows: bool = True
     """Keep pipelined dataflows only where the simulator finds them faster
     (``cim-allocate``'s option)."""
@@ -144,6 +148,7 @@ class CmswitchPass(ModulePass):
             dataflows=self.dataflows,
             solver_log=self.solver_log,
             check_staging=self.check_staging,
+            check_activations=self.check_activations,
             check_dataflows=self.check_dataflows,
         )
 

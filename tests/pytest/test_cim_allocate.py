@@ -65,6 +65,7 @@ from cimflow.passes.cim_allocate import (
     REMARK_ATTR,
     CimAllocatePass,
     allocate,
+    buffer_groups,
     keep_band_counts_that_pay,
     predicted_cycles,
     row_band_choices,
@@ -72,7 +73,6 @@ from cimflow.passes.cim_allocate import (
     segments_of,
     solve_segment,
     solver_records,
-    staging_segments,
 )
 from cimflow.passes.cim_segment import CimSegmentPass
 from cimflow.passes.cmswitch import CmswitchPass
@@ -699,12 +699,15 @@ def test_memory_mode_is_chosen_and_verified(
 ) -> None:
     """The MILP puts arrays in memory mode where it pays: staging the next
     segment's weights, and (on a tiny variant whose 1 KiB global buffer
-    spills most activations, with 1 KiB memory arrays) holding activations
-    instead of DRAM (LLaMA) or staging weights (BERT, whose segments then
-    switch in place instead of reprogramming). The traces still compute
-    exactly what onnxruntime does."""
+    spills most activations, with 1 KiB memory arrays read at twice the
+    DRAM's bandwidth) holding activations instead of DRAM (LLaMA) or
+    staging weights (BERT, whose segments then switch in place instead of
+    reprogramming). The traces still compute exactly what onnxruntime
+    does."""
     if target == "spilling":
-        target = small_target(tmp_path, capacity=1024, global_bytes=1024)
+        target = small_target(
+            tmp_path, capacity=1024, global_bytes=1024, memory_bandwidth=16.0
+        )
     module = compile_model(
         model_path(name), target, "convert-graph-to-tile,cim-cmswitch", DIMS
     )
@@ -1295,7 +1298,8 @@ def test_staging_is_dropped_only_where_the_run_is_faster(tmp_path: Path) -> None
     without segment 4's; cmswitch drops the one, keeps the other, says so
     with the cycles it measured, and its module simulates to them."""
     path, _, plan = _small_zoo_plan(tmp_path, "resnet18", "tiny")
-    assert staging_segments(plan) == [3, 4] and plan.instances[3].streams
+    weights = cim_tile.BufferRole.WEIGHTS
+    assert buffer_groups(plan, weights) == [[3], [4]] and plan.instances[3].streams
     checked, unchecked = (
         compile_model(path, "tiny", f"convert-graph-to-tile,cim-cmswitch{options}")
         for options in ("", "{check_staging=false}")
@@ -1309,6 +1313,54 @@ def test_staging_is_dropped_only_where_the_run_is_faster(tmp_path: Path) -> None
         f"segment 3 stages no weights: {cycles[0]} simulated cycles, not {cycles[1]}"
     )
     assert cycles[0] < cycles[1]
+
+
+@pytest.mark.parametrize(("memory_bandwidth", "dropped"), [(4.0, True), (16.0, False)])
+def test_activations_buffers_are_dropped_only_where_the_run_is_faster(
+    memory_bandwidth: float,
+    dropped: bool,
+    model_path: Callable[[str], Path],
+    tmp_path: Path,
+) -> None:
+    """The small LLaMA on a tiny variant whose 1 KiB global buffer spills
+    most activations: the MILP holds them in memory-mode arrays in four
+    segments. Where those arrays read at half the DRAM's bandwidth, the
+    simulator finds the run faster without them; the check drops them,
+    the two identical layers' segments 2 and 6 together, and says so. Where
+    they read at twice the DRAM's bandwidth, it keeps all four."""
+    target = small_target(
+        tmp_path, capacity=1024, global_bytes=1024, memory_bandwidth=memory_bandwidth
+    )
+    checked, unchecked = (
+        compile_model(
+            model_path("llama"), target, f"convert-graph-to-tile,cim-cmswitch{o}", DIMS
+        )
+        for o in ("", "{check_activations=false}")
+    )
+    role = cim_tile.BufferRole.ACTIVATIONS
+
+    def buffers(module: ModuleOp) -> list[int]:
+        return [
+            op.segment.value.data
+            for op in module.walk()
+            if isinstance(op, cim_tile.MemoryBufferOp) and op.role.data == role
+        ]
+
+    assert len(buffers(unchecked)) == 4
+    cycles = [cim_allocate.simulated_cycles(m, target) for m in (checked, unchecked)]
+    remark = checked.attributes.get(REMARK_ATTR)
+    assert isinstance(remark, StringAttr)
+    grouped = [
+        r
+        for r in remark.data.split("; ")
+        if r.startswith("segments 2, 6 keep no activations in memory-mode arrays: ")
+    ]
+    if dropped:
+        assert buffers(checked) == [] and len(grouped) == 1
+        assert cycles[0] < cycles[1]
+    else:
+        assert buffers(checked) == buffers(unchecked) and grouped == []
+        assert cycles[0] == cycles[1]
 
 
 def _segment_check(
