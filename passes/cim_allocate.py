@@ -893,11 +893,12 @@ def drop_buffers_that_cost(
     beside ``layer4.1.conv2``'s stream, which ran in 5 chunks instead of 3,
     predicted 4 338 cycles faster and simulated 6 575 slower; ResNet-50
     there: each of its six buffers simulated 755-8 917 cycles slower than
-    none. ``activations``: the arrays the buffer takes are taken from a
-    streamed weight's chunks too, and the tensors it keeps from DRAM cross
-    the same bus (GPT-2's decode step on dynaplasia: 8 arrays in each
-    layer's first segment, 5 353 223 simulated cycles with them, 5 344 535
-    without).
+    none. ``activations``: the model may value holding a segment's spilled
+    tensors in memory-mode arrays where the simulator does not (GPT-2's
+    decode step on dynaplasia: 8 arrays in each layer's first segment,
+    5 353 223 simulated cycles with them, 5 344 535 without, the chunks of
+    its streamed weights the same; a memory-mode array slower than the DRAM
+    is chosen too, ``test_cim_allocate.py``).
 
     Returns the plan, its simulated cycles (``current`` when nothing was
     checked) and a remark per group dropped; the module is left holding

@@ -30,6 +30,7 @@ from cimflow.passes.cim_allocate import (
     REMARK_ATTR,
     CimAllocatePass,
     segment_bounds,
+    set_remark,
     simulated_cycles,
 )
 from cimflow.passes.cim_segment import DEFAULT_MAX_SEGMENT_OPS, CimSegmentPass
@@ -118,12 +119,12 @@ class CmswitchPass(ModulePass):
         take_module(op, packed)
         earlier = op.attributes.get(REMARK_ATTR)
         remarks = [earlier.data] if isinstance(earlier, StringAttr) else []
-        remarks.append(
+        kept = (
             f"the static packing's {len(packed_bounds)} segments simulate to "
             f"{packed_cycles} cycles, the DP's {len(dp_bounds)} to {dp_cycles}: "
             "kept the static packing"
         )
-        op.attributes[REMARK_ATTR] = StringAttr("; ".join(remarks))
+        set_remark(op, [*remarks, kept])
 
     def _segment(self) -> CimSegmentPass:
         return CimSegmentPass(
