@@ -1180,9 +1180,7 @@ class CimAllocatePass(ModulePass):
         pipelined = parse_dataflows(self.dataflows, self.name)
         hw = module_target(op, self.target, self.name)
         function = tensor_function(op, self.name)
-        ops = tile_ops(function)
-        runs = segment_runs(ops)
-        bounds = [(first, stop) for _, first, stop in runs]
+        bounds = segment_bounds(function)
         no_cache: list[tuple[int, dict[str, int]]] = [(0, {})]
         options = kv_cache_options(function, hw) if self.kv_cache else no_cache
         chosen: tuple[Plan, Program] | None = None
