@@ -1256,14 +1256,26 @@ def test_band_checks_stop_at_their_budget(monkeypatch: pytest.MonkeyPatch) -> No
 # --- staging beside a stream checked by the simulator --------------------
 
 
-def _weights_buffers(module: ModuleOp) -> dict[int, int]:
-    """Segment -> arrays of its ``weights`` buffer."""
+def _buffers(
+    module: ModuleOp, role: cim_tile.BufferRole = cim_tile.BufferRole.WEIGHTS
+) -> dict[int, int]:
+    """Segment -> arrays of its ``role`` buffer."""
     return {
         op.segment.value.data: op.arrays.value.data
         for op in function_of(module).body.block.ops
-        if isinstance(op, cim_tile.MemoryBufferOp)
-        and op.role.data == cim_tile.BufferRole.WEIGHTS
+        if isinstance(op, cim_tile.MemoryBufferOp) and op.role.data == role
     }
+
+
+def _small_zoo_path(
+    tmp_path: Path, name: str, phases: Sequence[Phase] = PHASES
+) -> Path:
+    """The small variant of zoo model ``name`` (in one phase, if a decoder)
+    saved under ``tmp_path``."""
+    (model,) = zoo_models(small=True, models=[name], phases=phases)
+    path = tmp_path / f"{name}_small.onnx"
+    onnx.save(model.builder(), path)
+    return path
 
 
 def _small_zoo_plan(
@@ -1272,9 +1284,7 @@ def _small_zoo_plan(
     """The small variant of zoo model ``name`` saved under ``tmp_path``, its
     program on ``target`` and the allocation the MILP solves for the
     segments ``cim-segment`` chose."""
-    (model,) = zoo_models(small=True, models=[name])
-    path = tmp_path / f"{name}_small.onnx"
-    onnx.save(model.builder(), path)
+    path = _small_zoo_path(tmp_path, name)
     tile = compile_model(path, target, "convert-graph-to-tile,cim-segment")
     program, bounds = program_and_bounds(tile, target)
     return path, program, allocate(program, bounds)
@@ -1284,7 +1294,7 @@ def _small_zoo_plan(
 def test_allocate_returns_the_cycles_its_checks_left(tmp_path: Path, name: str) -> None:
     """What ``cim-allocate``'s checks last measured is the simulation of the
     module as they leave it (``cim-cmswitch`` compares segmentations by it)."""
-    path, _, _ = _small_zoo_plan(tmp_path, name, "tiny")
+    path = _small_zoo_path(tmp_path, name)
     module = compile_model(path, "tiny", "convert-graph-to-tile,cim-segment")
     cycles = CimAllocatePass("tiny").allocate(module)
     assert cycles == cim_allocate.simulated_cycles(module, "tiny")
@@ -1304,8 +1314,8 @@ def test_staging_is_dropped_only_where_the_run_is_faster(tmp_path: Path) -> None
         compile_model(path, "tiny", f"convert-graph-to-tile,cim-cmswitch{options}")
         for options in ("", "{check_staging=false}")
     )
-    assert sorted(_weights_buffers(unchecked)) == [3, 4]
-    assert sorted(_weights_buffers(checked)) == [4]
+    assert sorted(_buffers(unchecked)) == [3, 4]
+    assert sorted(_buffers(checked)) == [4]
     cycles = [cim_allocate.simulated_cycles(m, "tiny") for m in (checked, unchecked)]
     remark = checked.attributes.get(REMARK_ATTR)
     assert isinstance(remark, StringAttr)
@@ -1337,14 +1347,9 @@ def test_activations_buffers_are_dropped_only_where_the_run_is_faster(
         )
         for o in ("", "{check_activations=false}")
     )
-    role = cim_tile.BufferRole.ACTIVATIONS
 
     def buffers(module: ModuleOp) -> list[int]:
-        return [
-            op.segment.value.data
-            for op in module.walk()
-            if isinstance(op, cim_tile.MemoryBufferOp) and op.role.data == role
-        ]
+        return sorted(_buffers(module, cim_tile.BufferRole.ACTIVATIONS))
 
     assert len(buffers(unchecked)) == 4
     cycles = [cim_allocate.simulated_cycles(m, target) for m in (checked, unchecked)]
@@ -1369,9 +1374,7 @@ def _segment_check(
     """The small zoo model ``name`` (in one phase, if a decoder) through
     cmswitch on ``target`` with the segment check and without, and both
     modules' simulated cycles."""
-    (model,) = zoo_models(small=True, models=[name], phases=phases)
-    path = tmp_path / f"{name}_small.onnx"
-    onnx.save(model.builder(), path)
+    path = _small_zoo_path(tmp_path, name, phases)
     checked, unchecked = (
         compile_model(path, target, f"convert-graph-to-tile,cim-cmswitch{options}")
         for options in ("", "{check_segments=false}")
