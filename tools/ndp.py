@@ -320,8 +320,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             partition=None if compiled is None else compiled[1],
         )
         reports = run_policies(system, workload, policies or ["hermes"])
+        changed = "".join(f"; {key} = {value}" for key, value in overrides.items())
         text = (
-            f"{workload.shape.name} on {system.name} ({system.system.description}), "
+            f"{workload.shape.name} on {system.name} ({system.system.description}"
+            f"{changed}), "
             f"batch {workload.options.batch}, prompt {workload.options.prompt}, "
             f"output {workload.options.output}, {workload.simulated_layers} of "
             f"{workload.shape.layers} layers simulated\n"

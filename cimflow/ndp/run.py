@@ -41,7 +41,12 @@ from cimflow.ndp.activations import (
 )
 from cimflow.ndp.decode import DecodeOptions, DecodeReport, simulate_decode
 from cimflow.ndp.llm import DecoderShape
-from cimflow.ndp.partition import Partition, check_placement, solve_partition
+from cimflow.ndp.partition import (
+    Partition,
+    check_capacity,
+    check_placement,
+    solve_partition,
+)
 from cimflow.ndp.predictor import trace_parents
 from cimflow.ndp.system import NdpSystem
 
@@ -179,17 +184,23 @@ def partition_for(
     profile: Sequence[npt.NDArray[np.float64]],
     budget: SolverBudget | None = None,
 ) -> Partition:
-    options = workload.options
-    kv = workload.shape.kv_bytes_per_token() * (options.prompt + options.output)
     return solve_partition(
         system,
         workload.shape,
         profile,
-        batch=options.batch,
+        batch=workload.options.batch,
         groups=workload.groups,
-        kv_bytes=kv * options.batch,
+        kv_bytes=kv_cache_bytes(workload),
         budget=budget,
     )
+
+
+def kv_cache_bytes(workload: Workload) -> int:
+    """The KV cache the DIMMs hold at the end of the run: every sequence's
+    prompt and output tokens."""
+    options = workload.options
+    tokens = (options.prompt + options.output) * options.batch
+    return workload.shape.kv_bytes_per_token() * tokens
 
 
 def run(system: NdpSystem, workload: Workload) -> DecodeReport:
@@ -202,6 +213,7 @@ def run_policies(
 ) -> list[DecodeReport]:
     """The same workload (one partition, one set of traces) under each of
     ``policies``."""
+    check_capacity(system, workload.shape, kv_cache_bytes(workload))
     options = [dataclasses.replace(workload.options, policy=p) for p in policies]
     if all(o.policy == "base" for o in options):
         empty = Partition((), "not solved", 0.0)

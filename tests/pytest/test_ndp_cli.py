@@ -30,6 +30,7 @@ def test_a_run_reports_each_policy_and_writes_json(
     assert main([*argv, "--json", str(out_file)]) == 0
     out = capsys.readouterr().out
     assert "llama2-13b on hermes" in out and "1 of 40 layers simulated" in out
+    assert "; dimm.count = 4)" in out.splitlines()[0]
     assert [line.split()[0] for line in out.splitlines()[2:]] == ["partition", "hermes"]
     document = json.loads(out_file.read_text(encoding="utf-8"))
     assert document["system"]["dimm"]["count"] == 4
@@ -63,6 +64,10 @@ def test_imported_frequencies_drive_the_run(
         (["--set", "dimm"], "expected SECTION.KEY=VALUE"),
         (["--layers", "0"], "layers 0 is outside 1..80"),
         (["--model", "falcon-40b", "--set", "dimm.count=2"], "needs 78.0 GiB"),
+        (
+            ["--model", "falcon-40b", "--set", "dimm.count=2", "--policy", "base"],
+            "needs 78.0 GiB",
+        ),
         (["--frequencies", "missing.npz"], "missing.npz"),
         (["--batch", "x"], "invalid int value"),
     ],
