@@ -20,6 +20,7 @@ the lowering cuts every blocked operator (:func:`blocking.bands`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 from xdsl.dialects import func
@@ -38,6 +39,19 @@ of 61 ms on VGG-16's first layers, `clsa-cim` on pimcomp_default; with one,
 
 Reach = list[int]
 """Per band of a value: the last band of the ringed tensor it waits for."""
+
+
+def ring_band_bytes(nbytes: int, rows: int, steps: Sequence[Band]) -> int:
+    """Bytes of the largest of ``steps`` (bands of a tensor of ``nbytes``
+    cut into ``rows`` rows): one slot of its ring."""
+    return max(math.ceil(nbytes * (band[1] - band[0]) / rows) for band in steps)
+
+
+def ring_fits(depth: int, band_bytes: int, available: int) -> bool:
+    """Whether a ring of ``depth`` slots of ``band_bytes`` takes at most half
+    of the ``available`` bytes of the global buffer (the rest stays for the
+    tensors the segment keeps whole, and for other rings)."""
+    return depth * band_bytes <= available // 2
 
 
 def _views_bytes(op: Operation) -> bool:

@@ -4,7 +4,6 @@ evictions that move it between levels."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import cast
 
@@ -12,7 +11,7 @@ from xdsl.ir import Operation, SSAValue
 
 from cimflow.analysis.allocation import segment_of
 from cimflow.analysis.blocking import Band, BlockPlan
-from cimflow.analysis.rings import ring_depth
+from cimflow.analysis.rings import ring_band_bytes, ring_depth, ring_fits
 from cimflow.cimdialect import cim_meta
 from cimflow.errors import CimError
 from cimflow.lowering.kv_cache import KvCache
@@ -182,13 +181,10 @@ class BufferPlacement(KvCache):
         )
         if depth is None:
             return None
-        rows = plan.output.rows
-        band_bytes = max(
-            math.ceil(nbytes * (band[1] - band[0]) / rows)
-            for band in steps
-            if band is not None
+        band_bytes = ring_band_bytes(
+            nbytes, plan.output.rows, [band for band in steps if band is not None]
         )
-        if depth * band_bytes > available // 2:
+        if not ring_fits(depth, band_bytes, available):
             return None
         return Ring(depth, len(steps), band_bytes)
 
