@@ -170,6 +170,7 @@ from xdsl.ir import Operation, SSAValue
 
 from cimflow.analysis.allocation import batch_size, feature_rows, pipeline_plans
 from cimflow.analysis.blocking import Band, BlockPlan, bands, skip_band
+from cimflow.analysis.rings import ring_band_bytes, ring_depth, ring_fits
 from cimflow.analysis.tile_mapping import plan_chunks, whole_copy
 from cimflow.cimdialect import cim_graph, cim_tile
 from cimflow.cimdialect.cim_graph import tensor_shape
@@ -1460,8 +1461,9 @@ class Segment:
     """First op of the next segment (whose weights a buffer prefetches)."""
     next_stop: int | None = None
     banded: frozenset[int] = frozenset()
-    """Tensors made here in bands (a pipelined dataflow): the lowering keeps
-    them in the global buffer, however large, so they are never spilled."""
+    """Tensors made here in bands (a pipelined dataflow) that the lowering
+    keeps in a ring of the global buffer, however large, so they are never
+    spilled (:meth:`banded_tensors`)."""
 
     @property
     def hw(self) -> HardwareTarget:
@@ -2008,14 +2010,60 @@ class Segment:
 
     def banded_tensors(self, kind: Dataflow, blocks: int) -> frozenset[int]:
         """Spilled tensors that ops of this segment make in more than one band
-        when it runs pipelined by ``kind`` in ``blocks`` bands."""
-        return frozenset(
-            t
-            for i, plan in self._blocked(kind).items()
-            if len(bands(plan.output.rows, blocks)) > 1
-            for t in self.program.ops[i].outputs
-            if self.program.tensors[t].spilled
-        )
+        when it runs pipelined by ``kind`` in ``blocks`` bands and that a
+        ring of their bands holds in the global buffer, by the lowering's
+        rule (:func:`~cimflow.analysis.rings.ring_depth`,
+        :func:`~cimflow.analysis.rings.ring_fits`; the buffer taken as free
+        but for the rings made before that are still read). The others
+        spill band by band, as in ``layer`` dataflow."""
+        local = self._blocked(kind)
+        infos = self.infos
+        index_of = {info.op: info.index for info in infos}
+        ops: list[Operation] = [info.op for info in infos]
+        plans: dict[Operation, BlockPlan] = {
+            self.program.ops[i].op: plan for i, plan in local.items()
+        }
+
+        def inside(op: Operation) -> int | None:
+            return 0 if op in index_of else None
+
+        free = self.hw.buffers.global_bytes
+        rings: list[tuple[int, int]] = []  # (bytes, last reader)
+        found: set[int] = set()
+        for i, plan in local.items():
+            steps = bands(plan.output.rows, blocks)
+            if len(steps) < 2:
+                continue
+            info = self.program.ops[i]
+            for t, value in zip(info.outputs, info.op.results, strict=False):
+                tensor = self.program.tensors[t]
+                if not tensor.spilled:
+                    continue
+                source, start = _bytes_of(value, index_of)
+                depth = ring_depth(
+                    ops, start - self.first, source, plans, blocks, inside
+                )
+                if depth is None:
+                    continue
+                size = ring_band_bytes(tensor.nbytes, plan.output.rows, steps)
+                live = sum(nbytes for nbytes, last in rings if last >= i)
+                if ring_fits(depth, size, free - live):
+                    found.add(t)
+                    rings.append((depth * size, max(tensor.consumers, default=i)))
+        return frozenset(found)
+
+
+def _bytes_of(value: SSAValue, index_of: dict[TileOp, int]) -> tuple[SSAValue, int]:
+    """The value whose bytes hold ``value`` in the lowering, and the index
+    of its producer: a ``cim_tile.col2im`` result is a view of its MVM's
+    outputs, where the lowering places the ring."""
+    owner = value.owner
+    if isinstance(owner, cim_tile.Col2ImOp) and owner.input.owner in index_of:
+        producer = owner.input.owner
+        assert isinstance(producer, TileOp)
+        return owner.input, index_of[producer]
+    assert isinstance(owner, TileOp)
+    return value, index_of[owner]
 
 
 def banded_parts(

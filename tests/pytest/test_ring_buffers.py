@@ -25,6 +25,7 @@ from xdsl.dialects.builtin import ModuleOp, TensorType, f32
 from xdsl.ir import Block, Operation
 
 from cimflow.analysis.allocation import batch_size, pipeline_plans, segment_of
+from cimflow.analysis.dual_mode_model import Segment, build_program
 from cimflow.analysis.rings import SLACK_BANDS, ring_depth
 from cimflow.cimdialect import cim_graph, cim_meta, cim_tile
 from cimflow.cimdialect.cim_tile import Dataflow
@@ -263,6 +264,34 @@ def test_ring_depth_of_a_window_chain(
     )
     depth = ring_depth(ops, first, ops[first].results[0], plans, 8, segment_of)
     assert depth == (None if second_output else 2 + 1 + SLACK_BANDS)
+
+
+@pytest.mark.parametrize("global_bytes", [768, 1536])
+def test_the_model_rings_what_the_lowering_rings(
+    tmp_path: Path, global_bytes: int
+) -> None:
+    """The first convolution's output (2 KiB) in one-row bands: a ring of
+    four rows (512 bytes) fits half of a 1.5 KiB buffer, not half of a
+    768-byte one, where its bands go to DRAM and back. The dual-mode model
+    prices the segment by the same rule: a tensor it holds in a ring is
+    free, one it does not is spilled."""
+    function = allocated_chain(tmp_path)
+    path = tiny_with(
+        tmp_path, f"gb{global_bytes}", buffers={"global_bytes": global_bytes}
+    )
+    program = build_program(function, load_target(path))
+    (conv,) = [
+        info
+        for info in program.ops
+        if isinstance(info.op, cim_tile.Col2ImOp) and info.index < len(program.ops) // 2
+    ]
+    (made,) = conv.outputs
+    segment = Segment(program, 0, len(program.ops))
+    model_rings = made in segment.banded_tensors(Dataflow.ROWS, 16)
+    trace = compiled(tmp_path, conv_chain(tmp_path), global_bytes)
+    lowering_rings = ring_bytes(trace, "t.1") == 4 * ROW_BYTES
+    assert model_rings == lowering_rings == (global_bytes == 1536)
+    assert program.tensors[made].spilled
 
 
 def labels(ops: Iterable[Operation]) -> list[str]:
