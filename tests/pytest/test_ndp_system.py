@@ -28,6 +28,8 @@ def test_the_shipped_systems_load_with_the_papers_figures() -> None:
     assert host.kind == "host"
     assert host.host.memory_bandwidth_gb_per_s == 89.6
     assert host.gpu == hermes.gpu
+    # what an i9-13900K addresses: 192 GB on two DDR5 channels
+    assert host.dimm_capacity == 192 * 2**30 and host.dimm.count == 4
 
 
 def test_one_bank_group_halves_the_stream() -> None:
