@@ -315,6 +315,11 @@ class MvmInfo:
     (:func:`accumulate_cycles`), so they are priced with its copies."""
     input_bytes: int = 0
     """Bytes of its input as stored (what an ``inputs`` buffer takes)."""
+    local_bytes: int = 0
+    """Bytes the busiest core's local buffer supplies per vector of a
+    resident copy (the window-expanded input of its row tiles,
+    :func:`~cimflow.lowering.state.mvm_feed`'s ``expanded``), read while
+    its arrays compute."""
 
 
 @dataclass(frozen=True)
@@ -680,6 +685,13 @@ def build_program(
             in_bytes = mvm_input_bytes(
                 hw, tiling, plan, window, vectors, held_input_scale(op)
             )
+            local_bytes = mvm_feed(
+                hw,
+                copy_layout(hw, tiling, chunk, 0),
+                (0, 1),
+                window,
+                input_scale=held_input_scale(op),
+            ).expanded
             move_in = interconnect_cost(hw, max(1, in_bytes)).cycles
             groups, n = tiling.field("groups"), tiling.field("n")
             outputs = vectors * groups * n
@@ -731,6 +743,7 @@ def build_program(
                 tensors[info.outputs[-1]].spilled,
                 0 if streamed else extra,
                 _input_bytes(op, tensor_of, tensors),
+                local_bytes,
             )
             continue
         if isinstance(op, cim_tile.VectorOp) and op in fused_adds:
@@ -992,6 +1005,7 @@ def copies_choices(
         limit,
         info.weight_bytes,
         info.accumulate_ops,
+        info.local_bytes,
     )
 
 
@@ -1419,13 +1433,14 @@ def copies_cycles(
     weight_bytes: int,
     accumulate_ops: int,
     arrays: int,
+    local_bytes: int = 0,
 ) -> int:
     """``mvm_k(d)``: ``vectors`` split over ``copies`` copies of a weight of
     ``weight_bytes``, run whole (:func:`copies_run_cycles`, one band), and
     the extra copies' weights streaming over the interconnect to their
     arrays."""
     cycles = copies_run_cycles(
-        hw, vectors, 1, copies, rows, cols, accumulate_ops, arrays
+        hw, vectors, 1, copies, rows, cols, accumulate_ops, arrays, local_bytes
     )
     return cycles + replica_stream_cycles(hw, copies, weight_bytes)
 
@@ -1439,14 +1454,16 @@ def copies_run_cycles(
     cols: int,
     accumulate_ops: int,
     arrays: int,
+    local_bytes: int = 0,
 ) -> int:
     """An MVM run in ``steps`` bands on ``copies`` copies as the lowering
     runs it: the bands one after another, each split between the copies
-    (:func:`~cimflow.lowering.rules.banded_mvm_cycles`), and each band's
-    share of ``accumulate_ops`` on the copies' cores
+    (:func:`~cimflow.lowering.rules.banded_mvm_cycles`, its busiest core
+    reading ``local_bytes`` a vector from its local buffer), and each
+    band's share of ``accumulate_ops`` on the copies' cores
     (:func:`accumulate_cycles`)."""
     per_band = math.ceil(accumulate_ops / steps)
-    cycles = banded_mvm_cycles(hw, vectors, steps, copies, rows, cols)
+    cycles = banded_mvm_cycles(hw, vectors, steps, copies, rows, cols, local_bytes)
     return cycles + steps * accumulate_cycles(hw, per_band, copies, arrays)
 
 
@@ -1775,6 +1792,7 @@ class Segment:
                                 mvm.cols,
                                 mvm.accumulate_ops,
                                 mvm.arrays,
+                                mvm.local_bytes,
                             ),
                         ),
                     )
@@ -1902,6 +1920,7 @@ class Segment:
                     max_copies,
                     info.mvm.weight_bytes,
                     info.mvm.accumulate_ops,
+                    info.mvm.local_bytes,
                 )
                 replicas = replica_choices(self.hw, copies, info.mvm.weight_bytes)
             terms.append(
@@ -2170,10 +2189,12 @@ def banded_copy_choices(
     limit: int,
     weight_bytes: int,
     accumulate_ops: int,
+    local_bytes: int = 0,
 ) -> tuple[tuple[int, int], ...]:
     """``(d, cycles)`` of an MVM run in ``steps`` bands (whole: 1) on ``d``
     copies, as the lowering runs it (:func:`~cimflow.lowering.rules.banded_mvm_cycles`:
-    the bands one after another, each split between the copies), its
+    the bands one after another, each split between the copies, its busiest
+    core reading ``local_bytes`` a vector from its local buffer), its
     ``accumulate_ops`` on the copies' cores (:func:`copies_run_cycles`),
     and the extra copies' weights streaming to their arrays; counts that do
     not shorten the bands are dropped."""
@@ -2183,7 +2204,7 @@ def banded_copy_choices(
     last = -1
     for d in copy_counts(top):
         cycles = copies_run_cycles(
-            hw, vectors, steps, d, rows, cols, accumulate_ops, arrays
+            hw, vectors, steps, d, rows, cols, accumulate_ops, arrays, local_bytes
         )
         if cycles != last:
             choices.append((d, cycles + replica_stream_cycles(hw, d, weight_bytes)))

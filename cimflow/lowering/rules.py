@@ -42,6 +42,7 @@ from cimflow.cost_model import (
     driven_scale,
     held_index_bits,
     interconnect_bandwidth,
+    local_read_cycles,
     mvm_cycles,
     stream_bytes,
     vector_cost,
@@ -663,16 +664,24 @@ def banded_mvm_cycles(
     copies: int,
     rows_used: int,
     cols_used: int,
+    local_bytes: int = 0,
 ) -> int:
     """Array cycles of an MVM of ``vectors`` vectors run in ``steps`` bands
     (a pipelined segment's, or whole with ``steps == 1``) on ``copies``
     copies grouped as :func:`mvm_band_groups` says: ``ceil(steps / count)``
     rounds of one band split between a group's ``size`` copies (the
-    lowering's ``MvmLowering.band_copies``)."""
+    lowering's ``MvmLowering.band_copies``), each round as long as its
+    arrays compute or, when longer, as the busiest core's local buffer
+    takes to supply ``local_bytes`` per vector (the window-expanded input,
+    read while the arrays compute: ``mvm_op_parts``)."""
     steps = max(1, steps)
     size, count = mvm_band_groups(hw, copies, vectors, steps, rows_used, cols_used)
     share = ceil_div(ceil_div(vectors, steps), size)
-    return ceil_div(steps, count) * mvm_cycles(hw, share, rows_used, cols_used)
+    round_cycles = max(
+        mvm_cycles(hw, share, rows_used, cols_used),
+        local_read_cycles(hw, share * local_bytes),
+    )
+    return ceil_div(steps, count) * round_cycles
 
 
 def split_to_fit(

@@ -200,6 +200,7 @@ def brute_force(segment: Segment, max_copies: int, input_buffer: int = 0) -> int
                 mvm.weight_bytes,
                 mvm.accumulate_ops,
                 mvm.arrays,
+                mvm.local_bytes,
             )
         if compute > total:
             continue

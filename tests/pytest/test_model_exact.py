@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 from functional_models import attention, one_linear
@@ -20,6 +21,7 @@ from xdsl.dialects.builtin import IntegerAttr
 from cimflow.analysis.dual_mode_model import (
     MvmInfo,
     build_program,
+    copies_run_cycles,
     input_arrays_needed,
     staged_input,
     stream_ops,
@@ -103,6 +105,62 @@ def test_a_vector_operator_segment_is_predicted_exactly(
     predicted = module.attributes[PREDICTED_ATTR]
     assert isinstance(predicted, IntegerAttr)
     assert predicted.value.data == simulate(module_trace(module)).makespan
+
+
+def one_conv(channels: int, outputs: int, image: int) -> onnx.ModelProto:
+    """x [1, channels, image, image] -> a 3 x 3 convolution (padded)."""
+    weight = numpy_helper.from_array(
+        np.zeros((outputs, channels, 3, 3), np.float32), "w"
+    )
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])],
+        "one_conv",
+        [
+            helper.make_tensor_value_info(
+                "x", TensorProto.FLOAT, [1, channels, image, image]
+            )
+        ],
+        [
+            helper.make_tensor_value_info(
+                "y", TensorProto.FLOAT, [1, outputs, image, image]
+            )
+        ],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_a_resident_copy_is_priced_with_its_local_buffer_reads(
+    directory: Path,
+) -> None:
+    """A 3 x 3 convolution of 256 channels on dynaplasia: every column of its
+    8 row tiles sits in one core, whose local buffer supplies all 2304
+    window-expanded inputs of each vector at 32 B/cycle (72 cycles) while
+    the arrays take 8 a vector; the model's cycles of its one copy are the
+    lowered MVM's, local reads and all (it priced only the arrays' 8 until
+    2026-12-07)."""
+    path = directory / "conv.onnx"
+    onnx.save(one_conv(256, 64, 16), path)
+    hw = load_target("dynaplasia")
+    tiled = "convert-graph-to-tile,cim-static-allocate"
+    program = build_program(
+        tensor_function(compile_model(path, "dynaplasia", tiled), "t"), hw
+    )
+    mvm = next(i.mvm for i in program.ops if i.mvm is not None)
+    trace = module_trace(
+        compile_model(path, "dynaplasia", f"{tiled},convert-tile-to-meta")
+    )
+    lowered = [op for op in trace.ops if isinstance(op, MvmOp)]
+    assert mvm.local_bytes == 2304
+    assert mvm.local_bytes * mvm.vectors == sum(op.local_bytes for op in lowered)
+    priced = copies_run_cycles(
+        hw, mvm.vectors, 1, 1, mvm.rows, mvm.cols, 0, mvm.arrays, mvm.local_bytes
+    )
+    # in two parts whose partial sums fit the global buffer, one after another
+    assert priced == sum(op_cost(hw, op).cycles for op in lowered) == 72 * mvm.vectors
 
 
 STREAMED_LINEARS = [
