@@ -43,12 +43,15 @@ from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.cost_model import replica_stream_cycles
 from cimflow.hw_targets import HardwareTarget
 from cimflow.lowering.rules import (
+    Window,
     banded_copies,
     banded_mvm_cycles,
     mvm_target,
     program_bytes,
     row_indices_of,
+    window_of,
 )
+from cimflow.lowering.state import copy_local_bytes
 from cimflow.passes.static_allocate import STRATEGY_ATTR
 
 
@@ -73,6 +76,9 @@ class Layer:
     """Pipeline steps it runs in (1: whole), each step's vectors split
     between the copies."""
     copies: int = 1
+    local_bytes: int = 0
+    """Bytes a copy's busiest core reads from its local buffer per vector
+    (:func:`~cimflow.lowering.state.copy_local_bytes`)."""
 
     def max_copies(self, hw: HardwareTarget) -> int:
         """Copies beyond this many never run (:func:`banded_copies`)."""
@@ -139,6 +145,7 @@ def layer_cycles(hw: HardwareTarget, layer: Layer, copies: int) -> int:
         copies,
         layer.rows_used,
         layer.cols_used,
+        layer.local_bytes,
     ) + replica_stream_cycles(hw, copies, layer.weight_bytes)
 
 
@@ -358,7 +365,13 @@ def _layer(hw: HardwareTarget, policy: AllocationPolicy, op: cim_tile.MVMOp) -> 
         op.vectors,
         policy.align(hw, chunk.arrays),
         program_bytes(hw, chunk, row_indices=row_indices_of(op)),
+        local_bytes=copy_local_bytes(hw, op, chunk, _window(op)),
     )
+
+
+def _window(op: cim_tile.MVMOp) -> Window | None:
+    owner = op.input.owner
+    return window_of(owner) if isinstance(owner, cim_tile.Im2ColOp) else None
 
 
 def pack_segments(

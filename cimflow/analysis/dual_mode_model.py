@@ -229,6 +229,7 @@ from cimflow.lowering.state import (
     chunk_start,
     columns_bias_bytes,
     copy_layout,
+    copy_local_bytes,
     mvm_feed,
     partials_fit,
     runs_of,
@@ -685,13 +686,7 @@ def build_program(
             in_bytes = mvm_input_bytes(
                 hw, tiling, plan, window, vectors, held_input_scale(op)
             )
-            local_bytes = mvm_feed(
-                hw,
-                copy_layout(hw, tiling, chunk, 0),
-                (0, 1),
-                window,
-                input_scale=held_input_scale(op),
-            ).expanded
+            local_bytes = copy_local_bytes(hw, op, chunk, window)
             move_in = interconnect_cost(hw, max(1, in_bytes)).cycles
             groups, n = tiling.field("groups"), tiling.field("n")
             outputs = vectors * groups * n

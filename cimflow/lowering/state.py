@@ -43,6 +43,7 @@ from cimflow.lowering.rules import (
     cores_of,
     expanded_elements,
     finishing_ops,
+    held_input_scale,
     input_elements,
     merge_ops,
     merge_spans,
@@ -267,6 +268,22 @@ def mvm_feed(
         accumulate,
         local_adds,
     )
+
+
+def copy_local_bytes(
+    hw: HardwareTarget,
+    mvm: cim_tile.MVMOp,
+    chunk: Chunk,
+    window: Window | None,
+) -> int:
+    """Bytes the busiest core's local buffer supplies per vector to a copy
+    of ``mvm`` holding ``chunk`` from array 0 (:func:`mvm_feed`'s
+    ``expanded`` of one vector): what bounds its MVMs when it takes longer
+    than the arrays' compute."""
+    layout = copy_layout(hw, mvm.tiling, chunk, 0)
+    return mvm_feed(
+        hw, layout, (0, 1), window, input_scale=held_input_scale(mvm)
+    ).expanded
 
 
 def chunk_ends(chunks: Sequence[Chunk]) -> list[tuple[bool, bool]]:

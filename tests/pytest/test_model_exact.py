@@ -18,6 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 from test_memory_mode import SLOW_DRAM_TINY, allocated, stream_input_model
 from xdsl.dialects.builtin import IntegerAttr
 
+from cimflow.analysis.allocation import layer_cycles, pack_segments
 from cimflow.analysis.dual_mode_model import (
     MvmInfo,
     build_program,
@@ -35,6 +36,7 @@ from cimflow.hw_targets import load_target, shipped_targets
 from cimflow.ir_checks import tensor_function
 from cimflow.lowering.rules import held_input_scale, row_indices_of
 from cimflow.passes.cim_allocate import PREDICTED_ATTR
+from cimflow.passes.clsa_allocate import ClsaPolicy
 from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
 from cimflow.tools.cim_verify import compile_model, module_trace
 
@@ -140,7 +142,8 @@ def test_a_resident_copy_is_priced_with_its_local_buffer_reads(
     8 row tiles sits in one core, whose local buffer supplies all 2304
     window-expanded inputs of each vector at 32 B/cycle (72 cycles) while
     the arrays take 8 a vector; the model's cycles of its one copy are the
-    lowered MVM's, local reads and all (it priced only the arrays' 8 until
+    lowered MVM's, local reads and all, and so are those by which the
+    baselines give copies (both priced only the arrays' 8 until
     2026-12-07)."""
     path = directory / "conv.onnx"
     onnx.save(one_conv(256, 64, 16), path)
@@ -161,6 +164,11 @@ def test_a_resident_copy_is_priced_with_its_local_buffer_reads(
     )
     # in two parts whose partial sums fit the global buffer, one after another
     assert priced == sum(op_cost(hw, op).cycles for op in lowered) == 72 * mvm.vectors
+    # the baselines' replication ranks layers by the same cycles
+    (segment,) = pack_segments(hw, ClsaPolicy(0), [mvm.op])
+    (layer,) = segment.layers
+    assert layer.local_bytes == mvm.local_bytes
+    assert layer_cycles(hw, layer, 1) == priced
 
 
 STREAMED_LINEARS = [
