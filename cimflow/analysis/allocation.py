@@ -43,13 +43,12 @@ from cimflow.cimdialect.cim_tile import Dataflow
 from cimflow.cost_model import replica_stream_cycles
 from cimflow.hw_targets import HardwareTarget
 from cimflow.lowering.rules import (
-    Window,
     banded_copies,
     banded_mvm_cycles,
     mvm_target,
+    mvm_window,
     program_bytes,
     row_indices_of,
-    window_of,
 )
 from cimflow.lowering.state import copy_local_bytes
 from cimflow.passes.static_allocate import STRATEGY_ATTR
@@ -365,13 +364,8 @@ def _layer(hw: HardwareTarget, policy: AllocationPolicy, op: cim_tile.MVMOp) -> 
         op.vectors,
         policy.align(hw, chunk.arrays),
         program_bytes(hw, chunk, row_indices=row_indices_of(op)),
-        local_bytes=copy_local_bytes(hw, op, chunk, _window(op)),
+        local_bytes=copy_local_bytes(hw, op, chunk, mvm_window(op)),
     )
-
-
-def _window(op: cim_tile.MVMOp) -> Window | None:
-    owner = op.input.owner
-    return window_of(owner) if isinstance(owner, cim_tile.Im2ColOp) else None
 
 
 def pack_segments(

@@ -210,6 +210,7 @@ from cimflow.lowering.rules import (
     merge_ops,
     mvm_input_bytes,
     mvm_target,
+    mvm_window,
     program_bytes,
     residual_of,
     row_indices_of,
@@ -217,7 +218,6 @@ from cimflow.lowering.rules import (
     staged_in_place,
     stages_in_place,
     vector_work,
-    window_of,
     written_outputs,
 )
 from cimflow.lowering.state import (
@@ -681,8 +681,7 @@ def build_program(
             vectors = op.vectors
             plan = plan_chunks(tiling, arrays)
             chunk = plan[0]
-            owner = op.input.owner
-            window = window_of(owner) if isinstance(owner, cim_tile.Im2ColOp) else None
+            window = mvm_window(op)
             in_bytes = mvm_input_bytes(
                 hw, tiling, plan, window, vectors, held_input_scale(op)
             )

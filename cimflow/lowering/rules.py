@@ -429,6 +429,13 @@ def window_of(op: cim_tile.Im2ColOp) -> Window:
     )
 
 
+def mvm_window(mvm: cim_tile.MVMOp) -> Window | None:
+    """The window an MVM's input is expanded by (its input an ``im2col``'s
+    result), or None."""
+    owner = mvm.input.owner
+    return window_of(owner) if isinstance(owner, cim_tile.Im2ColOp) else None
+
+
 def _covered(
     out0: int, out1: int, stride: int, pad: int, kernel: int, dilation: int, size: int
 ) -> int:
