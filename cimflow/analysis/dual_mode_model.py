@@ -1472,8 +1472,8 @@ class Segment:
     """First op of the next segment (whose weights a buffer prefetches)."""
     next_stop: int | None = None
     banded: frozenset[int] = frozenset()
-    """Tensors made here in bands (a pipelined dataflow) that the lowering
-    keeps in a ring of the global buffer, however large, so they are never
+    """Tensors made here in bands (a pipelined dataflow) whose bands the
+    lowering keeps in a ring of the global buffer, so they are never
     spilled (:meth:`banded_tensors`)."""
 
     @property
