@@ -2048,6 +2048,8 @@ class Segment:
             if len(steps) < 2:
                 continue
             info = self.program.ops[i]
+            if len(info.op.results) != 1:
+                continue  # the lowering rings an op's only result
             for t, value in zip(info.outputs, info.op.results, strict=False):
                 tensor = self.program.tensors[t]
                 if not tensor.spilled:
