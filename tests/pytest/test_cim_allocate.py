@@ -1373,12 +1373,12 @@ def _segment_check(
     tmp_path: Path, name: str, target: str, phases: Sequence[Phase] = PHASES
 ) -> tuple[ModuleOp, ModuleOp, list[int]]:
     """The small zoo model ``name`` (in one phase, if a decoder) through
-    cmswitch on ``target`` with the segment check and without, and both
-    modules' simulated cycles."""
+    cmswitch on ``target`` with the segment check and without (and without
+    the static plan's check), and both modules' simulated cycles."""
     path = _small_zoo_path(tmp_path, name, phases)
     checked, unchecked = (
         compile_model(path, target, f"convert-graph-to-tile,cim-cmswitch{options}")
-        for options in ("", "{check_segments=false}")
+        for options in ("", "{check_segments=false check_static=false}")
     )
     cycles = [cim_allocate.simulated_cycles(m, target) for m in (checked, unchecked)]
     return checked, unchecked, cycles
@@ -1426,6 +1426,44 @@ def test_dp_segments_are_kept_where_the_packing_is_no_faster(tmp_path: Path) -> 
     )
     assert _segments(packed) != _segments(checked)
     assert cim_allocate.simulated_cycles(packed, "tiny") > cycles[0]
+
+
+def test_the_static_plan_is_kept_only_where_it_simulates_faster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The small MobileNetV2 on tiny: its static plan simulates slower than
+    the dual-mode one, which ``check_static`` leaves IR for IR; with the
+    simulator made to find the static plan free, cmswitch's module is the
+    static baseline's allocation, labelled cmswitch, with a remark giving
+    both cycle counts."""
+    (model,) = zoo_models(small=True, models=["mobilenetv2"])
+    path = tmp_path / "mobilenetv2_tiny.onnx"
+    onnx.save(model.builder(), path)
+    dual, unchecked = (
+        compile_model(path, "tiny", f"convert-graph-to-tile,cim-cmswitch{options}")
+        for options in ("", "{check_static=false}")
+    )
+    static = compile_model(path, "tiny", "convert-graph-to-tile,cim-static-allocate")
+    dual_cycles = cim_allocate.simulated_cycles(dual, "tiny")
+    assert str(dual) == str(unchecked)
+    assert cim_allocate.simulated_cycles(static, "tiny") > dual_cycles
+
+    def static_is_free(module: ModuleOp, target: str) -> int:
+        if module.attributes[STRATEGY_ATTR] == StringAttr("static"):
+            return 0
+        return cim_allocate.simulated_cycles(module, target)
+
+    monkeypatch.setattr("cimflow.passes.cmswitch.simulated_cycles", static_is_free)
+    kept = compile_model(path, "tiny", "convert-graph-to-tile,cim-cmswitch")
+    remark = kept.attributes.get(REMARK_ATTR)
+    assert isinstance(remark, StringAttr)
+    assert remark.data.split("; ")[-1] == (
+        f"the static baseline's plan simulates to 0 cycles, the dual-mode "
+        f"allocation's to {dual_cycles}: kept the static plan"
+    )
+    static.attributes[STRATEGY_ATTR] = StringAttr("cmswitch")
+    static.attributes[REMARK_ATTR] = remark
+    assert str(kept) == str(static)
 
 
 def _cmswitch_checked_and_not(
