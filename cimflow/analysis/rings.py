@@ -20,8 +20,11 @@ the lowering cuts every blocked operator (:func:`blocking.bands`).
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 
 from xdsl.dialects import func
 from xdsl.ir import Operation, SSAValue
@@ -72,11 +75,13 @@ def _views_bytes(op: Operation) -> bool:
 
 
 def _overlapping(value_bands: Sequence[Band], rows: Band | None) -> range:
-    """Indices of ``value_bands`` that rows ``rows`` (None: all) touch."""
+    """Indices of ``value_bands`` (in order, disjoint) that rows ``rows``
+    (None: all) touch."""
     if rows is None:
         return range(len(value_bands))
-    hits = [i for i, b in enumerate(value_bands) if b[0] < rows[1] and rows[0] < b[1]]
-    return range(hits[0], hits[-1] + 1) if hits else range(0)
+    first = bisect.bisect_right(value_bands, rows[0], key=itemgetter(1))
+    stop = bisect.bisect_left(value_bands, rows[1], key=itemgetter(0))
+    return range(first, stop) if first < stop else range(0)
 
 
 def ring_depth(
@@ -103,7 +108,7 @@ def ring_depth(
     low: dict[SSAValue, Reach] = {value: list(range(count))}
     lead = 0
     seen: set[Operation] = set()
-    for op in ops[start + 1 :]:
+    for op in itertools.islice(ops, start + 1, None):
         at = segment_of(op)
         if at is not None and at != segment:
             break
