@@ -190,6 +190,14 @@ class ProgramSourceAttr(EnumAttribute[ProgramSource], SpacedOpaqueSyntaxAttribut
     name = "cim_meta.source"
 
 
+@lru_cache(maxsize=1 << 16)
+def _pairs(bounds: DenseArrayBase) -> tuple[tuple[int, int], ...]:
+    """``bounds`` read as ``start, stop`` pairs (remembered: the lowering
+    and the trace writer read the same ranges many times)."""
+    flat = ints(bounds)
+    return tuple((flat[i], flat[i + 1]) for i in range(0, len(flat), 2))
+
+
 class _IdRangesAttr(ParametrizedAttribute):
     """Sorted, disjoint ``start:stop`` ranges of ids (arrays or cores)."""
 
@@ -197,8 +205,7 @@ class _IdRangesAttr(ParametrizedAttribute):
 
     @property
     def ranges(self) -> list[tuple[int, int]]:
-        flat = ints(self.bounds)
-        return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+        return list(_pairs(self.bounds))
 
     @property
     def count(self) -> int:

@@ -370,7 +370,7 @@ class Window:
                 return True
         return False
 
-    def _sample_elements(self, lo: int, hi: int) -> int:
+    def sample_elements(self, lo: int, hi: int) -> int:
         """Feature-map elements (of one channel) output positions ``[lo,
         hi)`` of one sample read: the columns their windows cover in every
         row they read (a whole output row reads ``input_columns``)."""
@@ -397,22 +397,29 @@ class Window:
         included, padding not), the columns they cover (all a whole output
         row reads, for the rows between a first and a last partial output
         row), of the channels they need."""
-        oh_count, ow_count = self.output_hw
-        per_sample = oh_count * ow_count
-        channels = span_length(self.channels(k_spans))
-        v0, v1 = vectors
-        elements = 0
-        for sample in range(v0 // per_sample, -(-v1 // per_sample)):
-            lo = max(v0, sample * per_sample) - sample * per_sample
-            hi = min(v1, (sample + 1) * per_sample) - sample * per_sample
-            elements += self._sample_elements(lo, hi)
-        return elements * channels
+        return _band_elements(self, vectors, tuple(k_spans))
 
     def line_elements(self, k_spans: Iterable[Span]) -> int:
         """Feature-map elements a core keeps to expand windows as it streams
         rows in (a line buffer): one window's rows of its channels."""
         rows = (self.kernel[0] - 1) * self.dilations[0] + 1
         return rows * self.input_shape[3] * span_length(self.channels(k_spans))
+
+
+@lru_cache(maxsize=1 << 16)
+def _band_elements(window: Window, vectors: Span, k_spans: tuple[Span, ...]) -> int:
+    """:meth:`Window.band_elements`, remembered: the lowering asks it for the
+    same bands of every copy and every core again."""
+    oh_count, ow_count = window.output_hw
+    per_sample = oh_count * ow_count
+    channels = span_length(window.channels(k_spans))
+    v0, v1 = vectors
+    elements = 0
+    for sample in range(v0 // per_sample, -(-v1 // per_sample)):
+        lo = max(v0, sample * per_sample) - sample * per_sample
+        hi = min(v1, (sample + 1) * per_sample) - sample * per_sample
+        elements += window.sample_elements(lo, hi)
+    return elements * channels
 
 
 def window_of(op: cim_tile.Im2ColOp) -> Window:
