@@ -128,15 +128,19 @@ def ring_depth(
         out = bands(op_plan.output.rows, blocks)
         out_reach: Reach = []
         out_low: Reach = []
+        inputs = [
+            (index, band_lists[operand], reach[operand], low.get(operand))
+            for index, operand in touched
+        ]
         for band in out:
             furthest, first = -1, count
-            for index, operand in touched:
-                hit = _overlapping(band_lists[operand], op_plan.needs(index, band))
+            for index, operand_bands, operand_reach, operand_low in inputs:
+                hit = _overlapping(operand_bands, op_plan.needs(index, band))
                 if not hit:
                     continue
-                furthest = max(furthest, max(reach[operand][k] for k in hit))
-                if operand in low:
-                    first = min(first, min(low[operand][k] for k in hit))
+                furthest = max(furthest, *operand_reach[hit.start : hit.stop])
+                if operand_low is not None:
+                    first = min(first, *operand_low[hit.start : hit.stop])
             out_reach.append(furthest)
             out_low.append(first)
             if first < count:
