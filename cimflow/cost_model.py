@@ -654,9 +654,12 @@ def interconnect_resources(t: HardwareTarget) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=1 << 14)
+@lru_cache(maxsize=1 << 14)
 def interconnect_path(t: HardwareTarget, cores: Ranges) -> tuple[tuple[str, ...], int]:
     """The resources a transfer between the global buffer and ``cores``
-    holds, and the most hops it crosses (1 on a bus)."""
+    holds, and the most hops it crosses (1 on a bus); remembered, as
+    :func:`cores_of_arrays` is (the dual-mode model prices every copy
+    count of every weight through it)."""
     if not cores:
         raise ValueError("an interconnect transfer needs at least one core")
     if t.interconnect.topology != "mesh":
@@ -666,6 +669,7 @@ def interconnect_path(t: HardwareTarget, cores: Ranges) -> tuple[tuple[str, ...]
     return (*(f"link {c}" for c in ids), GLOBAL_PORT), hops
 
 
+@lru_cache(maxsize=1 << 14)
 def interconnect_bandwidth(t: HardwareTarget, cores: Ranges) -> float:
     """Bytes per cycle between the global buffer and ``cores``: a bus's
     rate, or on a mesh the cores' links together, at most the buffer's
@@ -735,6 +739,7 @@ def interconnect_cost(
     )
 
 
+@lru_cache(maxsize=1 << 16)
 def replica_stream_cycles(t: HardwareTarget, copies: int, weight_bytes: int) -> int:
     """The interconnect time of streaming a weight of ``weight_bytes`` to
     ``copies - 1`` extra copies (each copy's program streams the weight to
