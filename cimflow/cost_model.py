@@ -654,12 +654,9 @@ def interconnect_resources(t: HardwareTarget) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=1 << 14)
-@lru_cache(maxsize=1 << 14)
 def interconnect_path(t: HardwareTarget, cores: Ranges) -> tuple[tuple[str, ...], int]:
     """The resources a transfer between the global buffer and ``cores``
-    holds, and the most hops it crosses (1 on a bus); remembered, as
-    :func:`cores_of_arrays` is (the dual-mode model prices every copy
-    count of every weight through it)."""
+    holds, and the most hops it crosses (1 on a bus)."""
     if not cores:
         raise ValueError("an interconnect transfer needs at least one core")
     if t.interconnect.topology != "mesh":

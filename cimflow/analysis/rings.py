@@ -81,7 +81,7 @@ def _overlapping(value_bands: Sequence[Band], rows: Band | None) -> range:
         return range(len(value_bands))
     first = bisect.bisect_right(value_bands, rows[0], key=itemgetter(1))
     stop = bisect.bisect_left(value_bands, rows[1], key=itemgetter(0))
-    return range(first, stop) if first < stop else range(0)
+    return range(first, stop)
 
 
 def ring_depth(
