@@ -36,7 +36,8 @@ class StaticAllocatePass(ModulePass):
     target convert-graph-to-tile recorded on the module."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        total = module_target(op, self.target, self.name).total_arrays
+        hw = module_target(op, self.target, self.name)
+        total = hw.total_arrays
         reserved = sum(
             inner.arrays.value.data
             for inner in op.walk()
@@ -51,7 +52,7 @@ class StaticAllocatePass(ModulePass):
         for inner in op.walk():
             if isinstance(inner, cim_tile.MVMOp):
                 need = inner.tiling.arrays_per_copy
-                chunks = len(plan_chunks(inner.tiling, total))
+                chunks = len(plan_chunks(inner.tiling, total, hw))
                 if started and (chunks > 1 or used + need > total):
                     segment, used = segment + 1, 0
                 inner.alloc = cim_tile.AllocAttr.from_ints(segment, 1, chunks)

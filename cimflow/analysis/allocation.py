@@ -355,7 +355,7 @@ def feature_rows(op: Operation, layout: Layout) -> int | None:
 
 
 def _layer(hw: HardwareTarget, policy: AllocationPolicy, op: cim_tile.MVMOp) -> Layer:
-    chunk = plan_chunks(op.tiling, hw.total_arrays)[0]
+    chunk = plan_chunks(op.tiling, hw.total_arrays, hw)[0]
     return Layer(
         op,
         chunk.arrays,
@@ -375,7 +375,7 @@ def pack_segments(
     weight larger than the chip gets a segment of its own."""
     segments: list[Segment] = []
     for op in mvms:
-        if len(plan_chunks(op.tiling, hw.total_arrays)) > 1:
+        if len(plan_chunks(op.tiling, hw.total_arrays, hw)) > 1:
             segments.append(Segment(len(segments), chunked=op))
             continue
         layer = _layer(hw, policy, op)
@@ -393,7 +393,7 @@ def pack_segments(
 
 def _write_alloc(hw: HardwareTarget, segment: Segment) -> None:
     if segment.chunked is not None:
-        chunks = len(plan_chunks(segment.chunked.tiling, hw.total_arrays))
+        chunks = len(plan_chunks(segment.chunked.tiling, hw.total_arrays, hw))
         segment.chunked.alloc = cim_tile.AllocAttr.from_ints(segment.index, 1, chunks)
         segment.chunked.align = None
     for layer in segment.layers:

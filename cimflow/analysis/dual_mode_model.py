@@ -679,7 +679,7 @@ def build_program(
             fetch(info, op.input, None)
             tiling = op.tiling
             vectors = op.vectors
-            plan = plan_chunks(tiling, arrays)
+            plan = plan_chunks(tiling, arrays, hw)
             chunk = plan[0]
             window = mvm_window(op)
             in_bytes = mvm_input_bytes(
@@ -828,7 +828,7 @@ def build_program(
             function,
             _everywhere(kind),
             batch,
-            lambda op: len(plan_chunks(op.tiling, arrays)) > 1,
+            lambda op: len(plan_chunks(op.tiling, arrays, hw)) > 1,
         )
         pipelines[kind] = {
             index_of[op]: plan for op, plan in plans.items() if op in index_of
@@ -1090,7 +1090,7 @@ def stream_ops(
     every_output = vectors * tiling.field("groups") * tiling.field("n")
     kept = 0 if output_in_dram else written_outputs(every_output, output_scale)
     free_bytes = hw.buffers.global_bytes - finishing[0] - kept * hw.activation_bytes
-    chunks = plan_chunks(tiling, available)
+    chunks = plan_chunks(tiling, available, hw)
     capacity = half * hw.dual_mode.memory_capacity_bytes
     ends = chunk_ends(chunks)
     start = chunk_start(hw, tiling, chunks, 0, available)
@@ -2139,7 +2139,7 @@ def _chunk_buffer(
         largest = max(
             program_bytes(hw, chunk, row_indices=indices)
             for tiling, indices in tilings
-            for chunk in plan_chunks(tiling, available)
+            for chunk in plan_chunks(tiling, available, hw)
         )
         if largest <= half * capacity:
             return 2 * half

@@ -250,7 +250,7 @@ class ArrayPlacement(WeightStreaming):
             return start
 
         sized = {
-            m.weight.data: plan_chunks(m.tiling, self.usable_arrays)[0].arrays
+            m.weight.data: plan_chunks(m.tiling, self.usable_arrays, self.hw)[0].arrays
             for m in mvms
             if m.weight.data in pins
         }
@@ -263,7 +263,7 @@ class ArrayPlacement(WeightStreaming):
             assert alloc is not None
             if alloc.field("chunks") > 1:
                 continue
-            plan = plan_chunks(mvm.tiling, self.usable_arrays)
+            plan = plan_chunks(mvm.tiling, self.usable_arrays, self.hw)
             if len(plan) > 1:
                 raise CimError(
                     f"weight '{mvm.weight.data}' needs {mvm.tiling.arrays_per_copy} "
@@ -348,7 +348,7 @@ class ArrayPlacement(WeightStreaming):
             self.program_copies(mvm, copies[1:], staged)
             others = self.programmed[mvm]
         self.declare_weight(mvm)
-        chunk = plan_chunks(mvm.tiling, self.usable_arrays)[0]
+        chunk = plan_chunks(mvm.tiling, self.usable_arrays, self.hw)[0]
         layout = copy_layout(self.hw, mvm.tiling, chunk, copies[0].ranges[0][0])
         token = self.program(
             mvm.weight.data,

@@ -389,7 +389,7 @@ class ScheduleBuilder(MvmLowering):
         if available < 1:
             return False
         tiling = shape.tiling(self.hw)
-        chunks = plan_chunks(tiling, available)
+        chunks = plan_chunks(tiling, available, self.hw)
         lhs, rhs = op.inputs
         element = op.outputs[0].type.element_type
         groups, rows = shape.groups, shape.rows

@@ -1085,7 +1085,7 @@ class MvmLowering(ArrayPlacement):
                 f"{self.segment}, but its arrays and buffers"
                 f"{self.beside_kv_cache()} leave none of the {self.hw.total_arrays}"
             )
-        chunks = plan_chunks(mvm.tiling, available)
+        chunks = plan_chunks(mvm.tiling, available, self.hw)
         if len(chunks) != alloc.field("chunks"):
             raise CimError(
                 f"weight '{weight}' takes {len(chunks)} chunks on the "

@@ -182,7 +182,7 @@ class WeightStreaming(BufferPlacement):
         copies; :meth:`load_weight`)."""
         self.declare_weight(mvm)
         weight = mvm.weight.data
-        chunk = plan_chunks(mvm.tiling, self.usable_arrays)[0]
+        chunk = plan_chunks(mvm.tiling, self.usable_arrays, self.hw)[0]
         nbytes = self.weight_bytes(weight, chunk)
         layouts = [
             copy_layout(self.hw, mvm.tiling, chunk, arrays.ranges[0][0])
@@ -397,7 +397,7 @@ class WeightStreaming(BufferPlacement):
                 streams = True
                 continue
             chunks.setdefault(
-                mvm.weight.data, plan_chunks(mvm.tiling, self.usable_arrays)[0]
+                mvm.weight.data, plan_chunks(mvm.tiling, self.usable_arrays, self.hw)[0]
             )
         offsets = staged_in_place(
             self.hw, room, [(w, c.arrays) for w, c in chunks.items()], streams

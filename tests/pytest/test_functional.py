@@ -29,9 +29,10 @@ from cimflow.cimsim.functional import (
 from cimflow.cimsim.trace import MvmOp, ProgramOp, Trace, parse_trace
 from cimflow.errors import CimError
 from cimflow.frontend import import_onnx, load_model_weights, load_weights
-from cimflow.hw_targets import load_target, shipped_targets
+from cimflow.hw_targets import load_target, shipped_targets, target_to_toml
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
+from cimflow.passes.pipelines import STRATEGIES
 from cimflow.passes.static_allocate import StaticAllocatePass
 from cimflow.passes.trace_target import build_trace
 from cimflow.tools import cim_verify
@@ -256,6 +257,46 @@ def test_quantized_mode_honours_the_models_scales(
     monkeypatch.setattr(functional.Grid, "codes", off_grid)
     inputs_again = verify_trace(trace, path, "quantized")
     assert inputs_again.mode("quantized").max_rel_error > 1e-3
+
+
+def _small_dynaplasia(directory: Path) -> str:
+    """dynaplasia with 32 x 32 arrays (its 96 arrays, 12 a core): a
+    1100-row weight takes 35 row tiles, as LLaMA-2-7B's down projection
+    takes of the real arrays."""
+    hw = load_target("dynaplasia")
+    small = dataclasses.replace(
+        hw,
+        array=dataclasses.replace(
+            hw.array, rows=32, cols=32, active_rows=32, adcs_per_array=32
+        ),
+        dual_mode=dataclasses.replace(hw.dual_mode, memory_capacity_bytes=128),
+    )
+    path = directory / "dynaplasia_32.toml"
+    path.write_text(target_to_toml(small), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_a_weight_streamed_in_bands_of_row_tiles_is_exact(
+    tmp_path: Path, strategy: str
+) -> None:
+    """A 1100 x 64 weight on 96 arrays of 32 x 32, 12 a core, streams in
+    three bands of row tiles (12, 12 and 11), eight columns a chunk
+    (``row_groups``): each band's sums added to the running sum of its
+    columns, the result is ``x @ W`` under every strategy."""
+    path = tmp_path / "banded.onnx"
+    onnx.save(integer_linear(vectors=6, k=1100, n=64), path)
+    target = _small_dynaplasia(tmp_path)
+    module = compile_model(path, target, f"cim-compile{{strategy={strategy}}}")
+    trace = parse_trace(build_trace(module), str(path))
+    bands = {op.k for op in trace.ops if isinstance(op, MvmOp) and op.weight == "w"}
+    assert bands == {(0, 384), (384, 768), (768, 1100)}
+    rng = np.random.default_rng(5)
+    x = rng.integers(-127, 128, (6, 1100)).astype(np.float32)
+    weights = load_weights(path, {})
+    (result,) = run_functional(trace, {"x": x}, "exact", weights).values()
+    expected = x.astype(np.float64) @ weights["w"].astype(np.float64)
+    np.testing.assert_allclose(result, expected, rtol=1e-6)
 
 
 # --------------------------------------------------------------------------

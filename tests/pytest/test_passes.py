@@ -29,7 +29,13 @@ from hypothesis import strategies as st
 from ir_builders import chain_ir, parse_module
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 
-from cimflow.analysis.tile_mapping import Chunk, plan_chunks
+from cimflow.analysis.tile_mapping import (
+    Chunk,
+    plan_chunks,
+    row_groups,
+    stream_bytes,
+    target_tiling,
+)
 from cimflow.cimdialect.cim_tile import MVMOp, TilingAttr, VectorOp
 from cimflow.cimsim.engine import SimResult, simulate
 from cimflow.cimsim.trace import (
@@ -386,7 +392,7 @@ def test_plan_chunks_by_groups() -> None:
 
 
 @st.composite
-def chunk_problems(draw: st.DrawFn) -> tuple[TilingAttr, int]:
+def chunk_problems(draw: st.DrawFn) -> tuple[TilingAttr, int, HardwareTarget | None]:
     groups = draw(st.sampled_from([1, 1, 1, 2, 3, 4, 6, 8]))
     limit = 200 if groups == 1 else 64
     k = draw(st.integers(1, limit))
@@ -396,19 +402,23 @@ def chunk_problems(draw: st.DrawFn) -> tuple[TilingAttr, int]:
     slices = draw(st.sampled_from([1, 2, 4, 8]))
     tiling = TilingAttr.for_matrix(k, n, groups, rows, cols, slices)
     available = draw(st.integers(1, max(1, tiling.arrays_per_copy + 2)))
-    return tiling, available
+    target = draw(st.sampled_from([None, "tiny", "dynaplasia", "pimcomp_default"]))
+    return tiling, available, None if target is None else load_target(target)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(problem=chunk_problems())
-def test_plan_chunks_cover_exactly_once(problem: tuple[TilingAttr, int]) -> None:
+def test_plan_chunks_cover_exactly_once(
+    problem: tuple[TilingAttr, int, HardwareTarget | None],
+) -> None:
     """Chunks hold every weight exactly once, each in at most ``available``
     arrays (grouped weights whose one group exceeds ``available`` are the
-    known bug of ``test_plan_chunks_group_larger_than_chip``)."""
-    tiling, available = problem
+    known bug of ``test_plan_chunks_group_larger_than_chip``), in bands of
+    row tiles or not (with a target or without)."""
+    tiling, available, hw = problem
     k, n, groups = (tiling.field(f) for f in ("k", "n", "groups"))
     row_tiles, col_tiles = tiling.field("row_tiles"), tiling.field("col_tiles")
-    chunks = plan_chunks(tiling, available)
+    chunks = plan_chunks(tiling, available, hw)
     assert chunks
     check_exact_cover(chunks, k, n, groups)
     if tiling.arrays_per_copy <= available:
@@ -427,6 +437,62 @@ def test_plan_chunks_cover_exactly_once(problem: tuple[TilingAttr, int]) -> None
             assert chunk.arrays <= available, chunk
     total = sum(c.arrays for c in chunks)
     assert total >= tiling.arrays_per_copy
+
+
+def test_a_tall_matrix_streams_in_bands_of_row_tiles() -> None:
+    """LLaMA-2-7B's down projection (11008 x 4096) on dynaplasia's 96
+    arrays: whole columns (35 row tiles) fit two at a time, so each of 52
+    chunks reads the whole input again; in three bands of 12 row tiles
+    (one core each) eight columns fit: 13 column runs read the input once
+    each, and the bands' sums cost less than the 39 reads saved."""
+    hw = load_target("dynaplasia")
+    tiling = target_tiling(hw, 11008, 4096, 1)
+    assert tiling.field("row_tiles") == 35
+    assert len(plan_chunks(tiling, 96)) == 52
+    assert row_groups(tiling, 96, hw) == 3
+    whole, banded = (stream_bytes(tiling, 96, hw, g) for g in (1, 3))
+    assert whole is not None and banded is not None and banded < whole / 2
+    chunks = plan_chunks(tiling, 96, hw)
+    check_exact_cover(chunks, 11008, 4096, 1)
+    assert len(chunks) == 39
+    assert sorted({(c.k0, c.k1) for c in chunks}) == [
+        (0, 3840),
+        (3840, 7680),
+        (7680, 11008),
+    ]
+    assert {c.arrays for c in chunks[:3]} == {96, 88}
+    assert (chunks[0].n0, chunks[0].n1) == (chunks[2].n0, chunks[2].n1) == (0, 320)
+
+
+def test_a_banded_stream_reads_its_input_once_per_column_run() -> None:
+    """The down projection's 128-token input (1.4 MB, in DRAM) lowered on
+    dynaplasia: each of the 13 column runs reads every row of it once (a
+    band its rows), not each of 52 whole-column chunks."""
+    trace = trace_of(
+        compile_static(single_linear_ir(11008, 4096, vectors=128), "dynaplasia")
+    )
+    read = sum(
+        op.in_bytes
+        for op in trace.ops
+        if isinstance(op, MvmOp) and op.weight == "w" and op.feed == "dram"
+    )
+    assert read == 13 * 128 * 11008
+
+
+def test_columns_that_fit_several_at_a_time_stay_whole() -> None:
+    """A 4096 x 4096 projection on dynaplasia (13 row tiles, 7 columns a
+    chunk): its columns' sums cross two cores, but two bands would cost
+    more than the inputs they save; a 256 x 16 weight on tiny's 8 arrays
+    (8 row tiles, one column a chunk) saves less than half in two bands;
+    a copy that fits is one chunk."""
+    hw = load_target("dynaplasia")
+    tiling = target_tiling(hw, 4096, 4096, 1)
+    assert row_groups(tiling, 96, hw) is None
+    assert plan_chunks(tiling, 96, hw) == plan_chunks(tiling, 96)
+    tiny = load_target("tiny")
+    assert row_groups(target_tiling(tiny, 256, 16, 1), 8, tiny) is None
+    small = target_tiling(hw, 640, 80, 1)
+    assert plan_chunks(small, 4, hw) == [Chunk(0, 640, 0, 80, 4, 320, 320, 2)]
 
 
 def test_plan_chunks_group_larger_than_chip() -> None:
