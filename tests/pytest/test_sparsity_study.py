@@ -41,8 +41,11 @@ def test_aligned_blocks_are_faster_on_the_ciminus_target(name: str) -> None:
     aligned, narrow = rows
     # Fewer rows to program and hold; the inputs still stream whole, as the
     # tiles keep different blocks and a macro takes in their union.
-    assert float(aligned["speedup"]) > 1.3
-    assert float(narrow["speedup"]) < 1.1
+    # Measured 1.10 and 1.00 (1.41 and 1.00 before the dense run streamed
+    # its tall weights in bands of row tiles: whole columns, one a chunk,
+    # had it read each input once per output column run, and the pruned
+    # weights' fewer row tiles saved most of that).
+    assert float(aligned["speedup"]) > 1.05 > float(narrow["speedup"])
     assert float(aligned["held_uj"]) < float(aligned["dense_uj"])
     assert float(aligned["held_adc_uj"]) == 0.0  # a digital macro
     assert study.median_seconds(rows) < 100  # CIMinus's own bound
