@@ -172,6 +172,20 @@ def row_groups(tiling: TilingAttr, available: int, hw: HardwareTarget) -> int | 
     return best
 
 
+def stream_cost(tiling: TilingAttr, available: int, hw: HardwareTarget) -> float:
+    """:func:`stream_bytes` of the cut :func:`plan_chunks` makes of a matrix
+    on ``available`` arrays, for all its outputs: 0 when one copy fits
+    them or the weight is grouped (cut by groups, not rows); a sliced
+    tiling's columns counted as tall as its tallest, whole."""
+    if tiling.arrays_per_copy <= available or tiling.field("groups") > 1:
+        return 0.0
+    bands = None if tiling.ragged else row_groups(tiling, available, hw)
+    if bands is None:
+        bands = -(-tiling.field("row_tiles") // available)
+    cost = stream_bytes(tiling, available, hw, bands)
+    return math.inf if cost is None else cost * tiling.field("n")
+
+
 def _plan_matrix(
     tiling: TilingAttr,
     available: int,

@@ -7,6 +7,7 @@ it is lowered, and the checks that refuse a trace whose slices drop rows."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import tempfile
@@ -31,7 +32,7 @@ from cimflow.cimdialect.cim_tile import TilingAttr
 from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.trace import ProgramOp, parse_trace
 from cimflow.errors import CimError
-from cimflow.hw_targets import load_target
+from cimflow.hw_targets import load_target, target_to_toml
 from cimflow.lowering.rules import array_k_spans, chunk_column_row_tiles
 from cimflow.lowering.weights import program_parts
 from cimflow.tools import prune as cim_prune
@@ -179,6 +180,17 @@ def test_sliced_weights_verify_exactly_on_every_strategy(
     assert verify_trace(trace, streamed, "both").passed
 
 
+def _macros(directory: Path, target: str, macros: int) -> str:
+    """``target`` with ``macros`` arrays a core, as a TOML file."""
+    hw = load_target(target)
+    wider = dataclasses.replace(
+        hw, hierarchy=dataclasses.replace(hw.hierarchy, arrays_per_core=macros)
+    )
+    path = directory / f"{target}_{macros}.toml"
+    path.write_text(target_to_toml(wider), encoding="utf-8")
+    return str(path)
+
+
 @pytest.mark.parametrize(
     ("target", "k", "needs", "outputs", "tiles"),
     [
@@ -196,12 +208,19 @@ def test_sliced_weights_verify_exactly_on_larger_arrays(
     tiles: tuple[int, ...],
     strategy: str,
 ) -> None:
+    """On 8 CIMinus macros the sliced copy of w1 (7 arrays) fits; on the
+    target's 4 the dense w1 streams in bands of row tiles, reading its
+    input once, where the sliced one would stream whole columns reading it
+    four times, so ``cim-sparse-rows`` keeps it dense there."""
     path = ragged_mlp(tmp_path / "ragged.onnx", k, needs, outputs)
-    trace = module_trace(
-        compile_model(path, target, _pipeline("slice", strategy)), str(path)
-    )
+    pipeline = _pipeline("slice", strategy)
+    chip = _macros(tmp_path, target, 8) if target == "ciminus" else target
+    trace = module_trace(compile_model(path, chip, pipeline), str(path))
     assert [w.column_row_tiles for w in trace.weights if w.name == "w1"] == [tiles]
     assert verify_trace(trace, path, "both").passed
+    if target == "ciminus":
+        four = module_trace(compile_model(path, target, pipeline), str(path))
+        assert [w.column_row_tiles for w in four.weights if w.name == "w1"] == [()]
 
 
 def test_slicing_takes_fewer_arrays_and_less_work_than_padding(streamed: Path) -> None:
