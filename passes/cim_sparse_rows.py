@@ -98,7 +98,7 @@ from cimflow.analysis.sparse_tiling import (
     sliced_row_tiles,
 )
 from cimflow.analysis.sparsity import Matrix
-from cimflow.analysis.tile_mapping import stream_cost, target_tiling, whole_copy
+from cimflow.analysis.tile_mapping import stream_traffic, target_tiling, whole_copy
 from cimflow.cimdialect import cim_tile
 from cimflow.cimdialect.cim_graph import WeightSourceAttr
 from cimflow.cimdialect.cim_tile import TilingAttr
@@ -307,7 +307,7 @@ def _pays(
     """Whether a copy tiled as ``tilings[1]`` instead of ``tilings[0]`` (the
     dense weight) pays: where the weight streams through the target's
     arrays, its chunks read no more input and move no more sums than the
-    dense weight's (:func:`~cimflow.analysis.tile_mapping.stream_cost`: a
+    dense weight's (:func:`~cimflow.analysis.tile_mapping.stream_traffic`: a
     dense weight streamed in bands of row tiles can read its input fewer
     times than held rows in whole columns); and it programs from DRAM
     faster, or takes fewer arrays while its bytes x arrays do not grow,
@@ -316,7 +316,7 @@ def _pays(
     :func:`~cimflow.cost_model.program_op_cost`)."""
     dense, compacted = tilings
     total = hw.total_arrays
-    if stream_cost(compacted, total, hw) > stream_cost(dense, total, hw):
+    if stream_traffic(compacted, total, hw) > stream_traffic(dense, total, hw):
         return False
     dense_cycles, dense_bytes = _copy_program(hw, dense, NO_ROW_INDICES)
     cycles, nbytes = _copy_program(hw, compacted, indices)

@@ -172,7 +172,7 @@ def row_groups(tiling: TilingAttr, available: int, hw: HardwareTarget) -> int | 
     return best
 
 
-def stream_cost(tiling: TilingAttr, available: int, hw: HardwareTarget) -> float:
+def stream_traffic(tiling: TilingAttr, available: int, hw: HardwareTarget) -> float:
     """:func:`stream_bytes` of the cut :func:`plan_chunks` makes of a matrix
     on ``available`` arrays, for all its outputs: 0 when one copy fits
     them or the weight is grouped (cut by groups, not rows); a sliced
