@@ -1,4 +1,5 @@
 // RUN: cim-opt %s --split-input-file -p 'cim-compile-static{target=tiny}' | filecheck %s
+// RUN: cim-opt %S/Inputs/tall_linear.mlir -p 'cim-compile-static{target=dynaplasia}' | filecheck %s --check-prefix=BANDED
 
 // The cim-compile-static preset (convert-graph-to-tile, cim-static-allocate,
 // convert-tile-to-meta) from cim_graph to a cim_meta schedule, on `tiny`
@@ -229,3 +230,18 @@ builtin.module {
 // CHECK-NEXT:   %[[V20:[0-9]+]] = cim_meta.store "z.2" 128 bytes buffer -> dram segment 0 label "output0" after(%[[V19]])
 // CHECK-NEXT:   %[[V21:[0-9]+]] = cim_meta.free [#cim_meta.place<"z.1" buffer>] segment 0 label "z.1" after(%[[V16]], %[[V19]], %[[V20]])
 // CHECK-NEXT: }
+
+// A weight too tall for several columns to fit the arrays at once streams
+// in bands of row tiles (Inputs/tall_linear.mlir, 11008 x 4096 on
+// dynaplasia: 35 row tiles a column; three bands of 12, 12 and 11 row
+// tiles, eight columns a chunk, 39 chunks): each band of a column run is
+// programmed and computed after the one before, so the run reads each
+// input row once.
+
+// BANDED-LABEL: cim_meta.schedule @tall
+// BANDED:         cim_meta.program "down.w" arrays <0:96> rows 320 cols 320 k [0, 3840] n [0, 320] feed dram
+// BANDED:         cim_meta.mvm "down.w" arrays <0:96> vectors 2 rows 320 cols 320 k [0, 3840] n [0, 320]
+// BANDED:         cim_meta.program "down.w" arrays <0:96> rows 320 cols 320 k [3840, 7680] n [0, 320] feed dram
+// BANDED:         cim_meta.program "down.w" arrays <0:88> rows 320 cols 320 k [7680, 11008] n [0, 320] feed dram
+// BANDED:         cim_meta.program "down.w" arrays <0:96> rows 320 cols 320 k [0, 3840] n [320, 640] feed dram
+// BANDED-NOT:     k [0, 11008]
