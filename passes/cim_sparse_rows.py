@@ -224,14 +224,20 @@ class CimSparseRowsPass(ModulePass):
         gathered = gathered_rows(row_map, group, k)
         block = 1 if group else row_index_block(row_map, k)
         indices = (k, group, not group and gathered == held, block, 0)
+        if held > k * (1.0 - self.min_saving):
+            return None
         tiling = target_tiling(hw, held, n, groups)
+        candidates = [tiling]
         if self.rearrangement == "slice" and groups == 1:
             per_list = tile_columns if group else 1  # IntraBlock: per column
-            tiling = tiling.sliced(sliced_row_tiles(row_map, hw.array.rows, per_list))
-        if held > k * (1.0 - self.min_saving) or not _pays(
-            hw, (mvm.tiling, tiling), indices
-        ):
+            rows = sliced_row_tiles(row_map, hw.array.rows, per_list)
+            # padded where the sliced tiles do not pay (streamed in whole
+            # columns where the padded ones stream in bands)
+            candidates.insert(0, tiling.sliced(rows))
+        paying = [t for t in candidates if _pays(hw, (mvm.tiling, t), indices)]
+        if not paying:
             return None
+        tiling = paying[0]
         driven = k
         if group:
             driven = intra_block_driven_rows(row_map, group, k, tile_columns)
