@@ -234,7 +234,9 @@ class CimSparseRowsPass(ModulePass):
             # padded where the sliced tiles do not pay (streamed in whole
             # columns where the padded ones stream in bands)
             candidates.insert(0, tiling.sliced(rows))
-        paying = [t for t in candidates if _pays(hw, (mvm.tiling, t), indices)]
+        paying = [
+            t for t in candidates if _pays(hw, (mvm.tiling, t), indices, gathered)
+        ]
         if not paying:
             return None
         tiling = paying[0]
@@ -309,20 +311,23 @@ def _pays(
     hw: HardwareTarget,
     tilings: tuple[TilingAttr, TilingAttr],
     indices: RowIndices,
+    input_rows: int = 0,
 ) -> bool:
     """Whether a copy tiled as ``tilings[1]`` instead of ``tilings[0]`` (the
     dense weight) pays: where the weight streams through the target's
     arrays, its chunks read no more input and move no more sums than the
-    dense weight's (:func:`~cimflow.analysis.tile_mapping.stream_traffic`: a
-    dense weight streamed in bands of row tiles can read its input fewer
-    times than held rows in whole columns); and it programs from DRAM
+    dense weight's (:func:`~cimflow.analysis.tile_mapping.stream_traffic`,
+    its arrays taking in the inputs of ``input_rows`` rows: a dense weight
+    streamed in bands of row tiles can read its input fewer times than
+    held rows in whole columns); and it programs from DRAM
     faster, or takes fewer arrays while its bytes x arrays do not grow,
     its indices streaming in with its values
     (:func:`~cimflow.lowering.rules.program_bytes`,
     :func:`~cimflow.cost_model.program_op_cost`)."""
     dense, compacted = tilings
     total = hw.total_arrays
-    if stream_traffic(compacted, total, hw) > stream_traffic(dense, total, hw):
+    streamed = stream_traffic(compacted, total, hw, input_rows)
+    if streamed > stream_traffic(dense, total, hw):
         return False
     dense_cycles, dense_bytes = _copy_program(hw, dense, NO_ROW_INDICES)
     cycles, nbytes = _copy_program(hw, compacted, indices)

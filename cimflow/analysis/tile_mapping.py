@@ -172,18 +172,33 @@ def row_groups(tiling: TilingAttr, available: int, hw: HardwareTarget) -> int | 
     return best
 
 
-def stream_traffic(tiling: TilingAttr, available: int, hw: HardwareTarget) -> float:
+def stream_traffic(
+    tiling: TilingAttr, available: int, hw: HardwareTarget, input_rows: int = 0
+) -> float:
     """:func:`stream_bytes` of the cut :func:`plan_chunks` makes of a matrix
     on ``available`` arrays, for all its outputs: 0 when one copy fits
     them or the weight is grouped (cut by groups, not rows); a sliced
-    tiling's columns counted as tall as its tallest, whole."""
+    tiling's columns counted as tall as its tallest, whole. ``input_rows``
+    (when more than the tiling's ``k``): the rows whose inputs its arrays
+    take in (held rows gathered from several tiles, or an IntraBlock
+    mapping's dense rows), the input each column run reads again."""
     if tiling.arrays_per_copy <= available or tiling.field("groups") > 1:
         return 0.0
     bands = None if tiling.ragged else row_groups(tiling, available, hw)
     if bands is None:
         bands = -(-tiling.field("row_tiles") // available)
     cost = stream_bytes(tiling, available, hw, bands)
-    return math.inf if cost is None else cost * tiling.field("n")
+    if cost is None:
+        return math.inf
+    k = tiling.field("k")
+    if input_rows > k:
+        columns = min(
+            tiling.field("col_tiles"),
+            available // -(-tiling.field("row_tiles") // bands),
+        )
+        per_row = hw.activation_bytes / (columns * tiling.outputs_per_array)
+        cost += (input_rows - k) * per_row
+    return cost * tiling.field("n")
 
 
 def _plan_matrix(
