@@ -103,8 +103,19 @@ def column_run(
     return Chunk(k0, k0 + k1, n0, n1, sum(counts), *cells, max(counts), columns=ragged)
 
 
+def _band_shape(tiling: TilingAttr, available: int, bands: int) -> tuple[int, int]:
+    """Row tiles a band of ``bands`` holds and whole columns a chunk of one
+    band takes on ``available`` arrays (0: not even one fits)."""
+    band = -(-tiling.field("row_tiles") // bands)
+    return band, min(tiling.field("col_tiles"), available // band)
+
+
 def stream_bytes(
-    tiling: TilingAttr, available: int, hw: HardwareTarget, bands: int
+    tiling: TilingAttr,
+    available: int,
+    hw: HardwareTarget,
+    bands: int,
+    input_rows: int = 0,
 ) -> float | None:
     """Bytes a streamed matrix moves besides its weights, per output column
     and input vector, cut into ``bands`` bands of its row tiles, each
@@ -112,7 +123,9 @@ def stream_bytes(
     ``available`` arrays (None: not even one fits):
 
     - inputs: every column run reads its band's rows of each vector, so
-      the whole input once per run: ``k * activation_bytes / columns``;
+      the whole input once per run: ``k * activation_bytes / columns``
+      (``input_rows`` for ``k`` when more: the rows whose inputs the arrays
+      take in);
     - partial sums leaving a core: a column whose row tiles lie on ``h > 1``
       cores (laid from array 0, ``arrays_per_core`` a core) sends ``h``
       sums out and reads them back: ``2 * h * accumulator_bytes``;
@@ -122,9 +135,7 @@ def stream_bytes(
 
     Sums cost their bytes where they outgrow the global buffer and wait in
     DRAM, the case where the cut matters (a prompt's vectors)."""
-    row_tiles, col_tiles = tiling.field("row_tiles"), tiling.field("col_tiles")
-    band = -(-row_tiles // bands)
-    columns = min(col_tiles, available // band)
+    band, columns = _band_shape(tiling, available, bands)
     if columns < 1:
         return None
     per_core = hw.hierarchy.arrays_per_core
@@ -134,7 +145,8 @@ def stream_bytes(
         holders = -(-(offset + band) // per_core)
         leaving += holders if holders > 1 else 0
     act, acc = hw.activation_bytes, hw.accumulator_bytes
-    inputs = tiling.field("k") * act / (columns * tiling.outputs_per_array)
+    read = max(tiling.field("k"), input_rows)
+    inputs = read * act / (columns * tiling.outputs_per_array)
     running = (4 * bands - 2) * acc if bands > 1 else 0
     return inputs + 2 * acc * leaving / columns + running
 
@@ -187,18 +199,8 @@ def stream_traffic(
     bands = None if tiling.ragged else row_groups(tiling, available, hw)
     if bands is None:
         bands = -(-tiling.field("row_tiles") // available)
-    cost = stream_bytes(tiling, available, hw, bands)
-    if cost is None:
-        return math.inf
-    k = tiling.field("k")
-    if input_rows > k:
-        columns = min(
-            tiling.field("col_tiles"),
-            available // -(-tiling.field("row_tiles") // bands),
-        )
-        per_row = hw.activation_bytes / (columns * tiling.outputs_per_array)
-        cost += (input_rows - k) * per_row
-    return cost * tiling.field("n")
+    cost = stream_bytes(tiling, available, hw, bands, input_rows)
+    return math.inf if cost is None else cost * tiling.field("n")
 
 
 def _plan_matrix(
@@ -269,8 +271,7 @@ def _banded(
     k, n, rows = (tiling.field(f) for f in ("k", "n", "rows"))
     row_tiles, col_tiles = tiling.field("row_tiles"), tiling.field("col_tiles")
     per_array = tiling.outputs_per_array
-    band = -(-row_tiles // groups)
-    run = min(col_tiles, available // band)
+    band, run = _band_shape(tiling, available, groups)
     chunks: list[Chunk] = []
     for first in range(0, col_tiles, run):
         stop = min(col_tiles, first + run)
