@@ -758,6 +758,11 @@ class ProgramOp(_ArrayWorkOp):
     compute mode reads): the program switches them to compute mode in place
     and streams nothing.
 
+    ``copies`` (default 1) writes the slice into that many copies at once,
+    on a target whose interconnect multicasts: ``arrays`` lists them in
+    order, the same number of arrays each, and the values read once
+    (``in_bytes`` of them) reach every copy's cores.
+
     ```mlir
     %t = cim_meta.program "fc.weight" arrays <0:4> rows 320 cols 320
          k [0, 768] n [0, 80] segment 0 after(%l)
@@ -767,6 +772,8 @@ class ProgramOp(_ArrayWorkOp):
          k [0, 768] n [0, 80] feed dram in_bytes 61440 segment 0
     %w = cim_meta.program "fc.weight" arrays <4:8> rows 320 cols 320
          k [0, 768] n [0, 80] feed cells segment 1 after(%s)
+    %x = cim_meta.program "fc.weight" arrays <0:4, 8:12> rows 320 cols 320
+         k [0, 768] n [0, 80] in_bytes 61440 copies 2 segment 0 after(%l)
     ```
     """
 
@@ -778,11 +785,12 @@ class ProgramOp(_ArrayWorkOp):
     feed = prop_def(FeedAttr, default_value=FeedAttr(Feed.BUFFER))
     feed_arrays = opt_prop_def(ArrayRangesAttr)
     in_bytes = prop_def(IntegerAttr.constr(i64), default_value=i64_attr(0))
+    copies = prop_def(IntegerAttr.constr(i64), default_value=i64_attr(1))
 
     assembly_format = (
         "$weight `arrays` $arrays `rows` $rows `cols` $cols `k` $k `n` $n "
         "(`source` $source^)? (`feed` $feed^)? (`feed_arrays` $feed_arrays^)? "
-        "(`in_bytes` $in_bytes^)? " + _DEPS_FORMAT
+        "(`in_bytes` $in_bytes^)? (`copies` $copies^)? " + _DEPS_FORMAT
     )
 
     def __init__(
@@ -802,6 +810,7 @@ class ProgramOp(_ArrayWorkOp):
         in_bytes: int = 0,
         feed_arrays: ArrayRangesAttr | None = None,
         allocs: Sequence[AllocAttr] = (),
+        copies: int = 1,
     ):
         properties = _common_properties(segment, label, allocs) | {
             "weight": _string(weight),
@@ -813,6 +822,7 @@ class ProgramOp(_ArrayWorkOp):
             "source": ProgramSourceAttr(source),
             "feed": _feed(feed),
             "in_bytes": i64_attr(in_bytes),
+            "copies": i64_attr(copies),
         }
         if feed_arrays is not None:
             properties["feed_arrays"] = feed_arrays
@@ -822,7 +832,17 @@ class ProgramOp(_ArrayWorkOp):
         self.verify_array_work()
         if self.in_bytes.value.data < 0:
             raise VerifyException("'cim_meta.program' in_bytes must not be negative")
+        copies = self.copies.value.data
+        if copies < 1 or self.arrays.count % copies:
+            raise VerifyException(
+                f"'cim_meta.program' copies ({copies}) must be positive and "
+                f"divide its {self.arrays.count} arrays"
+            )
         if self.feed.data == Feed.CELLS:
+            if copies != 1:
+                raise VerifyException(
+                    "'cim_meta.program' with feed cells switches one copy in place"
+                )
             if self.in_bytes.value.data or self.feed_arrays is not None:
                 raise VerifyException(
                     "'cim_meta.program' with feed cells streams nothing: no "

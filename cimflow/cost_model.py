@@ -684,15 +684,18 @@ def path_loads(
     cores: Ranges,
     interconnect_bytes: int,
     dram_bytes: int,
+    copies: int = 1,
 ) -> tuple[float, ...]:
     """Cycles each bandwidth resource ``names`` (an op's ``dram`` and
     interconnect path to ``cores``) needs for the op's bytes at its own
     full rate: ``dram`` its DRAM bytes, a bus or the global buffer's port
-    every interconnect byte, a core's link that core's share of them. An op
-    runs at the rate of the slowest; on the others it takes that share of
-    the bandwidth (:func:`lane_share`)."""
+    every interconnect byte, a core's link that core's share of them (of
+    :func:`multicast_bytes` when they reach ``copies`` copies). An op runs
+    at the rate of the slowest; on the others it takes that share of the
+    bandwidth (:func:`lane_share`)."""
     link = t.interconnect.bandwidth_bytes_per_cycle
-    per_core = interconnect_bytes / max(1, count_ids(cores))
+    carried = multicast_bytes(t, interconnect_bytes, copies)
+    per_core = carried / max(1, count_ids(cores))
     loads: list[float] = []
     for name in names:
         if name == "dram":
@@ -717,20 +720,40 @@ def lane_share(lanes: int, load: float, slowest: float) -> int:
     return max(1, math.ceil(lanes * load / slowest - 1e-9))
 
 
+def multicast_bytes(t: HardwareTarget, nbytes: int, copies: int) -> int:
+    """Bytes the interconnect's links carry when ``nbytes`` read once reach
+    ``copies`` copies' cores: on a mesh each copy's cores take their own
+    (a bus carries them once, to every core)."""
+    if t.interconnect.topology != "mesh":
+        return nbytes
+    return nbytes * max(1, copies)
+
+
 def interconnect_cost(
-    t: HardwareTarget, nbytes: int, cores: Ranges | None = None
+    t: HardwareTarget, nbytes: int, cores: Ranges | None = None, copies: int = 1
 ) -> OpCost:
     """Move ``nbytes`` over the interconnect between the global buffer and
     ``cores`` (default: every core); charges the interconnect and the
-    global buffer per byte."""
+    global buffer per byte. With ``copies`` > 1 (a target that multicasts)
+    the bytes leave the buffer once and reach each of ``copies`` copies
+    whose cores ``cores`` are together: the buffer's port carries them
+    once, the links :func:`multicast_bytes`."""
     path_cores = all_cores(t) if cores is None else cores
     _, hops = interconnect_path(t, path_cores)
     e = t.energy
+    carried = multicast_bytes(t, nbytes, copies)
+    if carried == nbytes:
+        cycles = _ceil_div(nbytes, interconnect_bandwidth(t, path_cores))
+    else:
+        links = count_ids(path_cores) * t.interconnect.bandwidth_bytes_per_cycle
+        cycles = max(
+            _ceil_div(nbytes, t.buffers.global_bandwidth_bytes_per_cycle),
+            _ceil_div(carried, links),
+        )
     return OpCost(
-        t.interconnect.latency_cycles * hops
-        + _ceil_div(nbytes, interconnect_bandwidth(t, path_cores)),
+        t.interconnect.latency_cycles * hops + cycles,
         {
-            "interconnect": nbytes * e.interconnect_pj_per_byte,
+            "interconnect": carried * e.interconnect_pj_per_byte,
             "buffer": nbytes * e.buffer_pj_per_byte,
         },
     )
@@ -740,8 +763,11 @@ def interconnect_cost(
 def replica_stream_cycles(t: HardwareTarget, copies: int, weight_bytes: int) -> int:
     """The interconnect time of streaming a weight of ``weight_bytes`` to
     ``copies - 1`` extra copies (each copy's program streams the weight to
-    its own cores; the first copy's is the segment's to pay anyway)."""
-    if copies < 2 or not weight_bytes:
+    its own cores; the first copy's is the segment's to pay anyway). None
+    where the interconnect multicasts: one program writes every copy, its
+    bytes read once and each core's link carrying its own copy's share, as
+    long as for one copy."""
+    if copies < 2 or not weight_bytes or t.interconnect.multicast:
         return 0
     return interconnect_cost(t, (copies - 1) * weight_bytes).cycles
 
@@ -852,11 +878,14 @@ def stream_cost(
     out_bytes: int = 0,
     out_arrays: Ranges = (),
     direct: bool = False,
+    copies: int = 1,
 ) -> OpCost:
     """What an op on ``cores`` streams while it works: ``in_bytes`` from
     ``in_from`` (the memory-mode ``in_arrays`` when ``memory``) and
     ``out_bytes`` to ``out_to`` (``out_arrays``); with ``direct`` the input
-    comes by the memory-to-compute path instead of the interconnect.
+    comes by the memory-to-compute path instead of the interconnect; with
+    ``copies`` > 1 the input, read once, reaches that many copies' cores
+    (a multicast, :func:`interconnect_cost`).
 
     The parts run at the same time (:func:`concurrent_cost`):
     ``interconnect_cost`` of every byte that crosses the interconnect (its
@@ -868,7 +897,7 @@ def stream_cost(
     levels = stream_bytes(in_from, in_bytes, out_to, out_bytes, direct)
     parts: list[OpCost] = []
     if levels.interconnect:
-        parts.append(interconnect_cost(t, levels.interconnect, cores))
+        parts.append(interconnect_cost(t, levels.interconnect, cores, copies))
     dram = levels.dram_read + levels.dram_written
     if dram:
         parts.append(
@@ -988,11 +1017,13 @@ def program_op_parts(
     in_bytes: int = 0,
     feed_arrays: Ranges = (),
     index_bits: int = 0,
+    copies: int = 1,
 ) -> tuple[OpCost, OpCost]:
     """A program as a trace states it, as ``(compute, stream)``: :func:`program_cost` on
     ``arrays`` arrays (``index_bits`` per array); and ``in_bytes`` of values stream
     from ``feed`` (``feed_arrays`` for ``memory``) over the interconnect to ``cores``,
-    the cores of its arrays (:func:`stream_cost`; 0 bytes: nothing streams)."""
+    the cores of its arrays (:func:`stream_cost`; 0 bytes: nothing streams), read
+    once for its ``copies`` copies."""
     program = program_cost(t, arrays, rows_used, cols_used, index_bits)
     if not in_bytes:
         return program, NO_COST
@@ -1002,6 +1033,7 @@ def program_op_parts(
         in_from=feed,
         in_bytes=in_bytes,
         in_arrays=feed_arrays,
+        copies=copies,
     )
     return program, stream
 

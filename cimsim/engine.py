@@ -182,6 +182,7 @@ def op_parts(
             feed=feed,
             in_bytes=program_in_bytes(target, op),
             feed_arrays=op.feed_arrays,
+            copies=op.copies,
             index_bits=held_index_bits(
                 target,
                 reduction,
@@ -329,7 +330,7 @@ def _cost_key(op: TraceOp) -> tuple[object, ...]:
             return (*key, op.feed)
         if op.source == "tensor" or op.in_bytes:
             key += (op.arrays, program_elements(op), op.feed, op.in_bytes)
-            return (*key, op.feed_arrays)
+            return (*key, op.feed_arrays, op.copies)
         return key
     if isinstance(op, MvmOp):
         key = ("mvm", count_arrays(op.arrays), op.vectors, op.rows, op.cols)
@@ -535,7 +536,8 @@ def bandwidth_loads(trace: Trace, resources: list[Held] | None = None) -> list[L
             interconnect = levels.interconnect
             dram = levels.dram_read + levels.dram_written
         cores = _resource_spec(target, op)[1]
-        cycles = path_loads(target, names, cores, interconnect, dram)
+        copies = op.copies if isinstance(op, ProgramOp) else 1
+        cycles = path_loads(target, names, cores, interconnect, dram, copies)
         loads.append(None if len(set(cycles)) == 1 else cycles)
     return loads
 

@@ -42,6 +42,7 @@ never accumulated, a program overwriting arrays an unfinished MVM reads) is a
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -1616,7 +1617,8 @@ class _Executor:
 
     def program(self, op: ProgramOp) -> None:
         ids = array_ids(op.arrays)
-        info, tiles = self.slice_tiles(op.weight, op.k, op.n, len(ids))
+        per_copy = len(ids) // op.copies
+        info, tiles = self.slice_tiles(op.weight, op.k, op.n, per_copy)
         stored = self.program_values(op)
         if in_place(op):
             self.switch_arrays(set(ids), to_memory=False)
@@ -1639,14 +1641,14 @@ class _Executor:
             state.conductance = None
             state.writer = op.id
             state.readers = []
-        for tile in tiles:
+        for copy, tile in itertools.product(range(op.copies), tiles):
             g = tile.k[0] // info.held_k
             block = values[
                 g,
                 tile.k[0] - g * info.held_k : tile.k[1] - g * info.held_k,
                 tile.n[0] - g * info.held_n : tile.n[1] - g * info.held_n,
             ]
-            cells = self.arrays[ids[tile.array]].cells
+            cells = self.arrays[ids[copy * per_copy + tile.array]].cells
             assert cells is not None
             height, width = block.shape
             first = tile.slot * slices

@@ -297,6 +297,9 @@ class ProgramOp(OpBase):
     feed: ProgramFeed = "buffer"
     in_bytes: int = 0
     feed_arrays: tuple[ArrayRange, ...] = ()
+    copies: int = 1
+    """Copies written at once (a multicast): ``arrays`` in order, the same
+    number each; ``in_bytes`` are read once and reach every copy."""
 
 
 def in_place(op: ProgramOp) -> bool:
@@ -905,7 +908,7 @@ _KIND_KEYS: dict[str, frozenset[str]] = {
     "move": _COMMON_KEYS | {"dir", "cores", "bytes", "tensor", "block"},
     "program": _COMMON_KEYS
     | {"arrays", "rows", "cols", "weight", "k", "n", "source"}
-    | {"feed", "in_bytes", "feed_arrays"},
+    | {"feed", "in_bytes", "feed_arrays", "copies"},
     "mvm": _COMMON_KEYS
     | {"arrays", "vectors", "rows", "cols", "weight", "k", "n", "v", "input", "output"}
     | {"feed", "in_bytes", "out_bytes", "local_bytes", "feed_arrays"}
@@ -1229,6 +1232,7 @@ class _OpReader:
                     f"programs arrays with a tensor, but target '{self.target.name}' "
                     "has array.dynamic_matmul = false"
                 )
+        copies = self.program_copies(fields, arrays, feed)
         return ProgramOp(
             id=op_id,
             deps=deps,
@@ -1244,7 +1248,30 @@ class _OpReader:
             feed=feed,
             in_bytes=in_bytes,
             feed_arrays=feed_arrays,
+            copies=copies,
         )
+
+    def program_copies(
+        self, fields: _Fields, arrays: tuple[ArrayRange, ...], feed: ProgramFeed
+    ) -> int:
+        """A program's ``copies``: 1 when absent; more only on a target whose
+        interconnect multicasts, dividing its arrays, not in place."""
+        if "copies" not in fields.data:
+            return 1
+        copies = fields.integer("copies", 1)
+        count = sum(stop - start for start, stop in arrays)
+        if count % copies:
+            raise fields.fail(
+                f"key 'copies' ({copies}) must divide the program's {count} arrays"
+            )
+        if copies > 1 and not self.target.interconnect.multicast:
+            raise fields.fail(
+                f"programs {copies} copies at once, but target "
+                f"'{self.target.name}' has interconnect.multicast = false"
+            )
+        if copies > 1 and feed == "cells":
+            raise fields.fail("key 'copies' does not go with 'feed' 'cells'")
+        return copies
 
     def check_in_place(self, fields: _Fields, in_bytes: int) -> None:
         """A program fed by its own cells streams nothing, writes a weight,

@@ -153,6 +153,11 @@ class Interconnect:
     topology: str
     bandwidth_bytes_per_cycle: float
     latency_cycles: int
+    multicast: bool = False
+    """Whether one transfer from the global buffer (or DRAM, or memory-mode
+    arrays) can reach the cores of several copies of a weight at once: the
+    bus, or the mesh's routers, deliver the bytes read once to every
+    destination core (:func:`cimflow.cost_model.interconnect_cost`)."""
 
 
 @dataclass(frozen=True)

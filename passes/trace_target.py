@@ -154,6 +154,8 @@ def _fields(op: Operation, every_core: list[list[int]]) -> JsonDict:
                 fields["source"] = "tensor"
             if op.in_bytes.value.data:
                 fields["in_bytes"] = op.in_bytes.value.data
+            if op.copies.value.data > 1:
+                fields["copies"] = op.copies.value.data
             return fields | _stream_end(
                 op.feed.data, op.feed_arrays, ("feed", "feed_arrays")
             )

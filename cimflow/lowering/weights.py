@@ -17,7 +17,12 @@ from cimflow.lowering.placement import (
     Location,
     TensorState,
 )
-from cimflow.lowering.rules import NO_ROW_INDICES, program_bytes, staged_in_place
+from cimflow.lowering.rules import (
+    NO_ROW_INDICES,
+    merge_spans,
+    program_bytes,
+    staged_in_place,
+)
 from cimflow.lowering.state import (
     CopyLayout,
     copy_layout,
@@ -201,21 +206,20 @@ class WeightStreaming(BufferPlacement):
             tokens = self.program_through_buffer(weight, mvm.tiling, layouts)
             self.programmed[mvm] = list(zip(layouts, tokens, strict=True))
             return
-        for layout in layouts:
-            level, arrays = staged.where()
-            feed = (
-                cim_meta.Feed.BUFFER
-                if level == Location.BUFFER
-                else cim_meta.Feed.MEMORY
-            )
-            token = self.program(
-                weight,
-                layout,
-                self.arrays_free(layout.arrays, *staged.tokens(), self.to_compute),
-                feed,
-                arrays if level == Location.MEMORY else None,
-            )
-            self.read(staged, token)
+        level, arrays = staged.where()
+        feed = (
+            cim_meta.Feed.BUFFER if level == Location.BUFFER else cim_meta.Feed.MEMORY
+        )
+        tokens = self.program_each(
+            weight,
+            layouts,
+            [*staged.tokens(), self.to_compute],
+            feed,
+            arrays if level == Location.MEMORY else None,
+        )
+        for layout, token in zip(layouts, tokens, strict=True):
+            if not programmed or programmed[-1][1] is not token:
+                self.read(staged, token)
             programmed.append((layout, token))
         if staged is not source and staged.allocated:
             self.free(staged)
@@ -229,11 +233,19 @@ class WeightStreaming(BufferPlacement):
         feed: cim_meta.Feed,
         feed_arrays: cim_meta.ArrayRangesAttr | None = None,
         source: cim_meta.ProgramSource = cim_meta.ProgramSource.WEIGHT,
+        copies: Sequence[CopyLayout] = (),
     ) -> SSAValue:
         """Write a chunk of ``weight`` (or, with ``source`` tensor, of an
         activation tensor) into its arrays, streaming its values from
-        ``feed`` at the weight (or activation) width."""
+        ``feed`` at the weight (or activation) width; with ``copies`` (laid
+        out as ``layout``, on a target that multicasts) into theirs too, the
+        values read once."""
         chunk = layout.chunk
+        arrays = layout.arrays
+        if copies:
+            arrays = cim_meta.ArrayRangesAttr.from_ranges(
+                merge_spans(r for c in (layout, *copies) for r in c.arrays.ranges)
+            )
         if feed == cim_meta.Feed.CELLS:
             in_bytes = 0
         else:
@@ -245,7 +257,7 @@ class WeightStreaming(BufferPlacement):
         return self.emit(
             cim_meta.ProgramOp(
                 weight,
-                layout.arrays,
+                arrays,
                 chunk.rows,
                 chunk.cols,
                 (chunk.k0, chunk.k1),
@@ -257,8 +269,47 @@ class WeightStreaming(BufferPlacement):
                 feed=feed,
                 in_bytes=in_bytes,
                 feed_arrays=feed_arrays,
+                copies=1 + len(copies),
             )
         )
+
+    def program_each(
+        self,
+        weight: str,
+        layouts: Sequence[CopyLayout],
+        waits: Sequence[SSAValue | None],
+        feed: cim_meta.Feed,
+        feed_arrays: cim_meta.ArrayRangesAttr | None = None,
+    ) -> list[SSAValue]:
+        """Program a chunk of ``weight`` into every one of ``layouts`` (copies
+        placed alike, in array order), each once its arrays are free and
+        ``waits`` are done; returns, per layout, the op that programs it.
+        Where the interconnect multicasts, one program writes them all once
+        all their arrays are free, its values read once; else one each."""
+        if len(layouts) > 1 and self.hw.interconnect.multicast:
+            first, *rest = layouts
+            union = cim_meta.ArrayRangesAttr.from_ranges(
+                merge_spans(r for c in layouts for r in c.arrays.ranges)
+            )
+            token = self.program(
+                weight,
+                first,
+                self.arrays_free(union, *waits),
+                feed,
+                feed_arrays,
+                copies=rest,
+            )
+            return [token] * len(layouts)
+        return [
+            self.program(
+                weight,
+                layout,
+                self.arrays_free(layout.arrays, *waits),
+                feed,
+                feed_arrays,
+            )
+            for layout in layouts
+        ]
 
     def program_from_dram(
         self, weight: str, tiling: cim_tile.TilingAttr, layout: CopyLayout
@@ -316,15 +367,11 @@ class WeightStreaming(BufferPlacement):
             ]
             nbytes = self.weight_bytes(weight, part)
             if nbytes > self.buffer.available:
-                for done, piece in zip(tokens, pieces, strict=True):
-                    done.append(
-                        self.program(
-                            weight,
-                            piece,
-                            self.arrays_free(piece.arrays, self.to_compute),
-                            cim_meta.Feed.DRAM,
-                        )
-                    )
+                programs = self.program_each(
+                    weight, pieces, [self.to_compute], cim_meta.Feed.DRAM
+                )
+                for done, program in zip(tokens, programs, strict=True):
+                    done.append(program)
                 continue
             place = f"{weight}@{pieces[0].arrays.ranges[0][0]}"
             grant = self.buffer.allocate(place, nbytes)
@@ -342,16 +389,10 @@ class WeightStreaming(BufferPlacement):
             )
             self.stream_loads.append(load)
             self.passing[place] = place
-            programs = [
-                self.program(
-                    weight,
-                    piece,
-                    self.arrays_free(piece.arrays, load, self.to_compute),
-                    cim_meta.Feed.BUFFER,
-                )
-                for piece in pieces
-            ]
-            self.release_passing(place, programs)
+            programs = self.program_each(
+                weight, pieces, [load, self.to_compute], cim_meta.Feed.BUFFER
+            )
+            self.release_passing(place, list(dict.fromkeys(programs)))
             for done, program in zip(tokens, programs, strict=True):
                 done.append(program)
         return [self.programmed_after(weight, done) for done in tokens]

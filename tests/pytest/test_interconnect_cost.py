@@ -32,6 +32,7 @@ from cimflow.cost_model import (
     path_loads,
     program_cost,
     program_op_cost,
+    replica_stream_cycles,
     stream_bytes,
     stream_cost,
     transfer_cost,
@@ -166,6 +167,46 @@ def test_an_op_loads_each_resource_on_its_path_by_its_bytes_there() -> None:
     assert lane_share(7, slowest, slowest) == 7
     # on a bus one resource carries every byte
     assert path_loads(BUS, ("bus",), ((0, 2),), 64, 0) == (2.0,)
+
+
+def multicast(t: HardwareTarget) -> HardwareTarget:
+    return dataclasses.replace(
+        t, interconnect=dataclasses.replace(t.interconnect, multicast=True)
+    )
+
+
+def test_a_multicast_reads_once_and_each_copy_takes_its_bytes() -> None:
+    t = multicast(mesh())
+    cores = ((0, 4),)  # 4 copies of a one-core weight, 100 bytes each
+    # the port sends 100 once (5 cycles at 20 B/cycle); the links carry
+    # 4 x 100 over 4 x 8 B/cycle, ceil(400 / 32) = 13; hops 3: 9 + 13
+    cost = interconnect_cost(t, 100, cores, copies=4)
+    assert cost.cycles == 9 + 13
+    assert cost.energy_pj["buffer"] == pytest.approx(100 * 0.8)
+    assert cost.energy_pj["interconnect"] == pytest.approx(
+        400 * t.energy.interconnect_pj_per_byte
+    )
+    # as long as programming one copy on its one core (3 hops away too)
+    assert interconnect_cost(t, 100, ((0, 1),)).cycles == 9 + 13
+    # without multicast the four streams cross the port: ceil(400 / 20)
+    assert interconnect_cost(t, 400, cores).cycles == 9 + 20
+    # each link carries its copy's 100, the port 100
+    names = ("link 0", "link 1", "link 2", "link 3", "gb")
+    assert path_loads(t, names, cores, 100, 0, copies=4) == pytest.approx(
+        (100 / 8,) * 4 + (100 / 20,)
+    )
+    # a bus delivers the bytes once to every core
+    assert interconnect_cost(multicast(BUS), 64, ((0, 4),), copies=4) == (
+        interconnect_cost(BUS, 64, ((0, 4),))
+    )
+
+
+def test_extra_copies_stream_for_free_only_where_the_interconnect_multicasts() -> None:
+    t = mesh()
+    # three extra copies of 1000 bytes over every core: 9 + ceil(3000 / 20)
+    assert replica_stream_cycles(t, 4, 1000) == 9 + 150
+    assert replica_stream_cycles(multicast(t), 4, 1000) == 0
+    assert replica_stream_cycles(t, 1, 1000) == 0
 
 
 def test_interconnect_needs_cores() -> None:

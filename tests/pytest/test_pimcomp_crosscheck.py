@@ -36,7 +36,7 @@ from cimflow.cimdialect.cim_tile import TilingAttr
 from cimflow.cimsim.engine import SimResult, simulate
 from cimflow.cimsim.trace import MoveOp, MvmOp, ProgramOp, op_arrays
 from cimflow.frontend import import_onnx
-from cimflow.hw_targets import load_target
+from cimflow.hw_targets import load_target, overridden
 from cimflow.passes.convert_graph_to_tile import ConvertGraphToTilePass
 from cimflow.passes.pipelines import CompilePass
 from cimflow.tools import bench, zoo
@@ -273,9 +273,10 @@ def small_conv(directory: Path) -> Path:
     return path
 
 
-def simulated(path: Path, strategy: str) -> SimResult:
-    module = compile_model(path, TARGET, f"cim-compile{{strategy={strategy}}}")
-    return simulate(module_trace(module, str(path)))
+def simulated(path: Path, strategy: str, *overrides: str) -> SimResult:
+    with overridden(overrides):
+        module = compile_model(path, TARGET, f"cim-compile{{strategy={strategy}}}")
+        return simulate(module_trace(module, str(path)))
 
 
 def test_one_array_group_takes_pimcomps_mvm_time(tmp_path: Path) -> None:
@@ -309,9 +310,12 @@ def test_replicated_array_groups_take_pimcomps_mvm_time(tmp_path: Path) -> None:
     2,304 B) and the bands' inputs share its one 8 B/cycle link, so the
     copies start as those arrive, the last as the last program ends, and
     every copy is done within two windows of it (PIMCOMP's cores would wait
-    for their LDs on the shared global memory instead)."""
+    for their LDs on the shared global memory instead). The unicast mesh
+    programs each copy on its own; the shipped target multicasts, and one
+    program writes all 64 (the link carries the same 64 x 2,304 B), after
+    which every copy starts."""
     path = small_conv(tmp_path)
-    result = simulated(path, "pimcomp-ll")
+    result = simulated(path, "pimcomp-ll", "interconnect.multicast=false")
     mvms = [op for op in result.trace.ops if isinstance(op, MvmOp)]
     assert len(mvms) == PIXELS
     assert sorted(op_arrays(op) for op in mvms) == [
@@ -328,3 +332,11 @@ def test_replicated_array_groups_take_pimcomps_mvm_time(tmp_path: Path) -> None:
     assert written <= max(result.start[op.id] for op in mvms)
     assert max(result.finish[op.id] for op in mvms) - written < 2 * 4000
     assert verify_trace(result.trace, path, "exact").passed
+    multicast = simulated(path, "pimcomp-ll")
+    (program,) = [op for op in multicast.trace.ops if isinstance(op, ProgramOp)]
+    assert (program.copies, program.arrays) == (PIXELS, ((0, PIXELS),))
+    mvms = [op for op in multicast.trace.ops if isinstance(op, MvmOp)]
+    assert min(multicast.start[op.id] for op in mvms) >= multicast.finish[program.id]
+    last = max(multicast.finish[op.id] for op in mvms)
+    assert last - multicast.finish[program.id] < 2 * 4000
+    assert verify_trace(multicast.trace, path, "exact").passed

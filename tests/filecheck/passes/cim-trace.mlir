@@ -78,7 +78,7 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"mlp.onnx">} {
 // CHECK-NEXT:   "dual_mode": {"feed_bytes_per_cycle": 0.0, "feeds_compute": false, "memory_bandwidth_bytes_per_cycle": 4.0, "memory_capacity_bytes": 256, "switch_latency_cycles": 1, "switchable_arrays": 8},
 // CHECK-NEXT:   "energy": {"adc_pj_per_conversion_step": {{.*}}, "vector_pj_per_element": {{.*}}},
 // CHECK-NEXT:   "hierarchy": {"arrays_per_core": 4, "chips": 1, "cores_per_chip": 2},
-// CHECK-NEXT:   "interconnect": {"bandwidth_bytes_per_cycle": 16.0, "latency_cycles": 2, "topology": "bus"},
+// CHECK-NEXT:   "interconnect": {"bandwidth_bytes_per_cycle": 16.0, "latency_cycles": 2, "multicast": false, "topology": "bus"},
 // CHECK-NEXT:   "nonideal": {"adc_inl_lsb": 0.0, "adc_offset_lsb": 0.0, "program_sigma": 0.0, "read_sigma": 0.0, "seed": 0, "stuck_at_one": 0.0, "stuck_at_zero": 0.0},
 // CHECK-NEXT:   "precision": {"accumulator_bits": 32, "activation_bits": 8, "weight_bits": 8},
 // CHECK-NEXT:   "target": {"clock_ghz": 1.0, "description": "{{.*}}", "name": "tiny"},

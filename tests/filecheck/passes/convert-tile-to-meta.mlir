@@ -1,5 +1,6 @@
 // RUN: cim-opt %s --split-input-file -p 'convert-tile-to-meta{target=tiny}' | filecheck %s
 // RUN: cim-opt %S/Inputs/dynamic_matmul.mlir -p 'convert-tile-to-meta{target="%S/Inputs/tiny_dynamic.toml"}' | filecheck %s --check-prefix=DYNAMIC
+// RUN: cim-opt %S/Inputs/two_copies.mlir -p 'convert-tile-to-meta{target="%S/Inputs/tiny_multicast.toml"}' | filecheck %s --check-prefix=MULTICAST
 
 // convert-tile-to-meta on hand-written, already allocated cim_tile IR for the
 // `tiny` target (8 arrays of 32 x 32, 4 bit slices, 1-byte activations and
@@ -98,6 +99,13 @@ builtin.module attributes {cim_tile.strategy = "static"} {
 // CHECK-NEXT:   %[[V14:[0-9]+]] = cim_meta.store "y" 32 bytes buffer -> dram segment 0 label "output0" after(%[[V12]])
 // CHECK-NEXT:   %[[V15:[0-9]+]] = cim_meta.free [#cim_meta.place<"y" buffer>] segment 0 label "y" after(%[[V12]], %[[V14]])
 // CHECK-NEXT: }
+
+// The same two copies where the interconnect multicasts: one program writes
+// both, its 256 bytes read from the buffer once; each copy's MVM waits for it.
+// MULTICAST:      %[[P:[0-9]+]] = cim_meta.program "w" arrays <0:2> rows 32 cols 32 k [0, 32] n [0, 8] in_bytes 256 copies 2 segment 0 label "w" after(%{{[0-9]+}})
+// MULTICAST-NEXT: cim_meta.free [#cim_meta.place<"w" buffer>] segment 0 label "w" after(%{{[0-9]+}}, %[[P]])
+// MULTICAST:      cim_meta.mvm "w" arrays <0:1> {{.*}} after(%{{[0-9]+}}, %[[P]])
+// MULTICAST-NEXT: cim_meta.mvm "w" arrays <1:2> {{.*}} after(%{{[0-9]+}}, %[[P]])
 
 // -----
 

@@ -129,6 +129,21 @@
 
 // -----
 
+// CHECK: 'cim_meta.program' copies (3) must be positive and divide its 4 arrays
+%t = cim_meta.program "w" arrays <0:4> rows 320 cols 80 k [0, 512] n [0, 10] in_bytes 64 copies 3 segment 0
+
+// -----
+
+// CHECK: 'cim_meta.program' copies (0) must be positive and divide its 2 arrays
+%t = cim_meta.program "w" arrays <0:2> rows 320 cols 80 k [0, 512] n [0, 10] copies 0 segment 0
+
+// -----
+
+// CHECK: 'cim_meta.program' with feed cells switches one copy in place
+%t = cim_meta.program "w" arrays <0:2> rows 320 cols 80 k [0, 512] n [0, 10] feed cells copies 2 segment 0
+
+// -----
+
 // CHECK: 'cim_meta.program' with feed cells streams nothing: no in_bytes, no feed_arrays
 %t = cim_meta.program "w" arrays <0:2> rows 320 cols 80 k [0, 512] n [0, 10] feed cells in_bytes 64 segment 0
 
