@@ -133,6 +133,14 @@ def _ragged_parts(
     return parts
 
 
+def copies_arrays(layouts: Sequence[CopyLayout]) -> cim_meta.ArrayRangesAttr:
+    """The arrays of every one of ``layouts`` (copies of one chunk, each on
+    its own run of arrays), in id order."""
+    return cim_meta.ArrayRangesAttr.from_ranges(
+        merge_spans(r for c in layouts for r in c.arrays.ranges)
+    )
+
+
 class WeightStreaming(BufferPlacement):
     """Weights loaded, programmed and prefetched."""
 
@@ -201,7 +209,6 @@ class WeightStreaming(BufferPlacement):
             return
         if staged is None:
             staged = self.load_weight(weight, nbytes)
-        programmed: list[tuple[CopyLayout, SSAValue]] = []
         if staged.where()[0] == Location.DRAM:
             tokens = self.program_through_buffer(weight, mvm.tiling, layouts)
             self.programmed[mvm] = list(zip(layouts, tokens, strict=True))
@@ -217,13 +224,11 @@ class WeightStreaming(BufferPlacement):
             feed,
             arrays if level == Location.MEMORY else None,
         )
-        for layout, token in zip(layouts, tokens, strict=True):
-            if not programmed or programmed[-1][1] is not token:
-                self.read(staged, token)
-            programmed.append((layout, token))
+        for token in dict.fromkeys(tokens):
+            self.read(staged, token)
         if staged is not source and staged.allocated:
             self.free(staged)
-        self.programmed[mvm] = programmed
+        self.programmed[mvm] = list(zip(layouts, tokens, strict=True))
 
     def program(
         self,
@@ -241,11 +246,7 @@ class WeightStreaming(BufferPlacement):
         out as ``layout``, on a target that multicasts) into theirs too, the
         values read once."""
         chunk = layout.chunk
-        arrays = layout.arrays
-        if copies:
-            arrays = cim_meta.ArrayRangesAttr.from_ranges(
-                merge_spans(r for c in (layout, *copies) for r in c.arrays.ranges)
-            )
+        arrays = copies_arrays((layout, *copies)) if copies else layout.arrays
         if feed == cim_meta.Feed.CELLS:
             in_bytes = 0
         else:
@@ -288,13 +289,10 @@ class WeightStreaming(BufferPlacement):
         all their arrays are free, its values read once; else one each."""
         if len(layouts) > 1 and self.hw.interconnect.multicast:
             first, *rest = layouts
-            union = cim_meta.ArrayRangesAttr.from_ranges(
-                merge_spans(r for c in layouts for r in c.arrays.ranges)
-            )
             token = self.program(
                 weight,
                 first,
-                self.arrays_free(union, *waits),
+                self.arrays_free(copies_arrays(layouts), *waits),
                 feed,
                 feed_arrays,
                 copies=rest,
