@@ -676,7 +676,12 @@ class MoveOp(_MetaOp):
     ```mlir
     %t = cim_meta.move "x" 4096 bytes in cores <0:2> segment 0 after(%l)
     %u = cim_meta.move "y" 640 bytes out segment 0 after(%m)
+    %v = cim_meta.move "x" 4096 bytes in cores <0:2> link_bytes 8192 segment 0
     ```
+
+    ``link_bytes``: what the cores' links carry in all, where a multicast
+    mesh sends bytes several of the cores take once through the global
+    buffer's port (``bytes``).
     """
 
     name = "cim_meta.move"
@@ -686,10 +691,11 @@ class MoveOp(_MetaOp):
     direction = prop_def(MoveDirectionAttr, prop_name="dir")
     cores = opt_prop_def(CoreRangesAttr)
     block = opt_prop_def(I64Array)
+    link_bytes = opt_prop_def(IntegerAttr.constr(i64))
 
     assembly_format = (
         "$tensor $bytes `bytes` $dir (`cores` $cores^)? (`block` $block^)? "
-        + _DEPS_FORMAT
+        "(`link_bytes` $link_bytes^)? " + _DEPS_FORMAT
     )
 
     def __init__(
@@ -704,6 +710,7 @@ class MoveOp(_MetaOp):
         direction: MoveDirection = MoveDirection.IN,
         cores: CoreRangesAttr | None = None,
         allocs: Sequence[AllocAttr] = (),
+        link_bytes: int | None = None,
     ):
         properties = _common_properties(segment, label, allocs) | {
             "tensor": _string(tensor),
@@ -714,6 +721,8 @@ class MoveOp(_MetaOp):
             properties["cores"] = cores
         if block is not None:
             properties["block"] = i64_array(block)
+        if link_bytes is not None:
+            properties["link_bytes"] = i64_attr(link_bytes)
         self._init_meta(deps, properties)
 
     def verify_(self) -> None:
@@ -721,6 +730,20 @@ class MoveOp(_MetaOp):
         if self.size.value.data < 1:
             raise VerifyException("'cim_meta.move' moves at least one byte")
         _verify_block(self, self.block)
+        _verify_link_bytes(self, self.link_bytes, self.size, "bytes")
+
+
+def _verify_link_bytes(
+    op: Operation,
+    links: IntegerAttr[Any] | None,
+    sent: IntegerAttr[Any],
+    sent_name: str,
+) -> None:
+    if links is not None and links.value.data < sent.value.data:
+        raise VerifyException(
+            f"'{op.name}' link bytes ({links.value.data}) must be at least its "
+            f"{sent_name} ({sent.value.data})"
+        )
 
 
 class _ArrayWorkOp(_MetaOp):
@@ -885,7 +908,9 @@ class MVMOp(_ArrayWorkOp):
     chose fewer than the target's ``active_rows``; ``zero_planes`` the share
     of input bit-planes skipped as zero and ``zero_groups`` the share idle on
     a zero detector's rows, where the compiler enabled zero skipping
-    (``cim-input-sparsity``).
+    (``cim-input-sparsity``); ``in_link_bytes`` what its input puts on its
+    cores' links in all, where a multicast mesh sends bytes several cores
+    take once through the buffer's port (``in_bytes``).
 
     ```mlir
     %t = cim_meta.mvm "fc.weight" arrays <0:4> vectors 128 rows 320 cols 320
@@ -901,6 +926,9 @@ class MVMOp(_ArrayWorkOp):
     %r = cim_meta.mvm "fc.weight" arrays <0:4> vectors 128 rows 320 cols 320
          k [0, 768] n [0, 80] v [0, 128] input "x" output "y" rows_per_pass 64
          zero_planes 1.250000e-01 zero_groups 4.375000e-01 segment 0
+    %s = cim_meta.mvm "fc.weight" arrays <0:128> vectors 128 rows 320 cols 320
+         k [0, 768] n [0, 80] v [0, 128] input "x" output "y" feed buffer
+         in_bytes 98304 in_link_bytes 196608 segment 0
     ```
     """
 
@@ -920,12 +948,14 @@ class MVMOp(_ArrayWorkOp):
     rows_per_pass = opt_prop_def(IntegerAttr.constr(i64))
     zero_planes = opt_prop_def(FloatAttr.constr(type=EqAttrConstraint(f64)))
     zero_groups = opt_prop_def(FloatAttr.constr(type=EqAttrConstraint(f64)))
+    in_link_bytes = opt_prop_def(IntegerAttr.constr(i64))
 
     assembly_format = (
         "$weight `arrays` $arrays `vectors` $vectors `rows` $rows `cols` $cols "
         "`k` $k `n` $n `v` $v `input` $input `output` $output "
         "(`feed` $feed^)? (`feed_arrays` $feed_arrays^)? "
-        "(`in_bytes` $in_bytes^)? (`out_to` $out_to^)? "
+        "(`in_bytes` $in_bytes^)? (`in_link_bytes` $in_link_bytes^)? "
+        "(`out_to` $out_to^)? "
         "(`out_arrays` $out_arrays^)? (`out_bytes` $out_bytes^)? "
         "(`local_bytes` $local_bytes^)? (`rows_per_pass` $rows_per_pass^)? "
         "(`zero_planes` $zero_planes^)? (`zero_groups` $zero_groups^)? " + _DEPS_FORMAT
@@ -957,6 +987,7 @@ class MVMOp(_ArrayWorkOp):
         allocs: Sequence[AllocAttr] = (),
         rows_per_pass: int = 0,
         zero_shares: ZeroShares | None = None,
+        in_link_bytes: int | None = None,
     ):
         properties = _common_properties(segment, label, allocs) | {
             "weight": _string(weight),
@@ -984,6 +1015,8 @@ class MVMOp(_ArrayWorkOp):
         if zero_shares is not None:
             properties["zero_planes"] = FloatAttr(zero_shares.planes, f64)
             properties["zero_groups"] = FloatAttr(zero_shares.groups, f64)
+        if in_link_bytes is not None:
+            properties["in_link_bytes"] = i64_attr(in_link_bytes)
         self._init_meta(deps, properties)
 
     @property
@@ -1038,6 +1071,7 @@ class MVMOp(_ArrayWorkOp):
         )
         _verify_disjoint(self, "feed_arrays", self.feed_arrays, self.arrays)
         _verify_disjoint(self, "out_arrays", self.out_arrays, self.arrays)
+        _verify_link_bytes(self, self.in_link_bytes, self.in_bytes, "in_bytes")
 
 
 @irdl_op_definition

@@ -684,18 +684,18 @@ def path_loads(
     cores: Ranges,
     interconnect_bytes: int,
     dram_bytes: int,
-    copies: int = 1,
+    carried: int | None = None,
 ) -> tuple[float, ...]:
     """Cycles each bandwidth resource ``names`` (an op's ``dram`` and
     interconnect path to ``cores``) needs for the op's bytes at its own
     full rate: ``dram`` its DRAM bytes, a bus or the global buffer's port
     every interconnect byte, a core's link that core's share of them (of
-    :func:`multicast_bytes` when they reach ``copies`` copies). An op runs
-    at the rate of the slowest; on the others it takes that share of the
-    bandwidth (:func:`lane_share`)."""
+    ``carried``, a multicast's, :func:`link_bytes`). An op runs at the rate
+    of the slowest; on the others it takes that share of the bandwidth
+    (:func:`lane_share`)."""
     link = t.interconnect.bandwidth_bytes_per_cycle
-    carried = multicast_bytes(t, interconnect_bytes, copies)
-    per_core = carried / max(1, count_ids(cores))
+    links = link_bytes(t, interconnect_bytes, carried)
+    per_core = links / max(1, count_ids(cores))
     loads: list[float] = []
     for name in names:
         if name == "dram":
@@ -730,33 +730,45 @@ def multicast_bytes(t: HardwareTarget, nbytes: int, copies: int) -> int:
 
 
 def interconnect_cost(
-    t: HardwareTarget, nbytes: int, cores: Ranges | None = None, copies: int = 1
+    t: HardwareTarget,
+    nbytes: int,
+    cores: Ranges | None = None,
+    carried: int | None = None,
 ) -> OpCost:
     """Move ``nbytes`` over the interconnect between the global buffer and
     ``cores`` (default: every core); charges the interconnect and the
-    global buffer per byte. With ``copies`` > 1 (a target that multicasts)
-    the bytes leave the buffer once and reach each of ``copies`` copies
-    whose cores ``cores`` are together: the buffer's port carries them
-    once, the links :func:`multicast_bytes`."""
+    global buffer per byte. ``carried`` (default ``nbytes``), on a mesh
+    that multicasts: the bytes the cores' links carry in all when several
+    of ``cores`` take the same bytes, which leave the buffer's port once
+    (``nbytes``)."""
     path_cores = all_cores(t) if cores is None else cores
     _, hops = interconnect_path(t, path_cores)
     e = t.energy
-    carried = multicast_bytes(t, nbytes, copies)
-    if carried == nbytes:
+    links = link_bytes(t, nbytes, carried)
+    if links == nbytes:
         cycles = _ceil_div(nbytes, interconnect_bandwidth(t, path_cores))
     else:
-        links = count_ids(path_cores) * t.interconnect.bandwidth_bytes_per_cycle
+        rate = count_ids(path_cores) * t.interconnect.bandwidth_bytes_per_cycle
         cycles = max(
             _ceil_div(nbytes, t.buffers.global_bandwidth_bytes_per_cycle),
-            _ceil_div(carried, links),
+            _ceil_div(links, rate),
         )
     return OpCost(
         t.interconnect.latency_cycles * hops + cycles,
         {
-            "interconnect": carried * e.interconnect_pj_per_byte,
+            "interconnect": links * e.interconnect_pj_per_byte,
             "buffer": nbytes * e.buffer_pj_per_byte,
         },
     )
+
+
+def link_bytes(t: HardwareTarget, nbytes: int, carried: int | None) -> int:
+    """The bytes a transfer of ``nbytes`` through the buffer's port puts on
+    the links of its cores: ``carried`` on a mesh (a multicast's), else
+    ``nbytes``."""
+    if carried is None or t.interconnect.topology != "mesh":
+        return nbytes
+    return max(nbytes, carried)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -839,6 +851,10 @@ class StreamBytes:
     memory_read: int = 0
     memory_written: int = 0
     direct: int = 0
+    links: int | None = None
+    """The bytes the cores' links carry in all where a multicast puts more
+    on them than cross the buffer's port (``interconnect``); None: as
+    many."""
 
 
 NO_STREAM = StreamBytes()
@@ -850,20 +866,27 @@ def stream_bytes(
     out_to: StreamLevel,
     out_bytes: int,
     direct: bool = False,
+    in_links: int | None = None,
 ) -> StreamBytes:
     """Where ``in_bytes`` streamed from ``in_from`` and ``out_bytes``
     streamed to ``out_to`` go: every byte crosses the interconnect except
     those of a ``direct`` input (memory-mode arrays feeding the compute
-    arrays of their own core)."""
+    arrays of their own core); ``in_links`` (a multicast input's) is what
+    the input puts on the links of the op's cores."""
     if direct and in_from != "memory":
         raise ValueError("only memory-mode arrays feed compute arrays directly")
+    crossing = 0 if direct else in_bytes
+    links = None
+    if crossing and in_links is not None and in_links > in_bytes:
+        links = in_links + out_bytes
     return StreamBytes(
-        interconnect=(0 if direct else in_bytes) + out_bytes,
+        interconnect=crossing + out_bytes,
         dram_read=in_bytes if in_from == "dram" else 0,
         dram_written=out_bytes if out_to == "dram" else 0,
         memory_read=in_bytes if in_from == "memory" else 0,
         memory_written=out_bytes if out_to == "memory" else 0,
         direct=in_bytes if direct else 0,
+        links=links,
     )
 
 
@@ -878,14 +901,14 @@ def stream_cost(
     out_bytes: int = 0,
     out_arrays: Ranges = (),
     direct: bool = False,
-    copies: int = 1,
+    in_links: int | None = None,
 ) -> OpCost:
     """What an op on ``cores`` streams while it works: ``in_bytes`` from
     ``in_from`` (the memory-mode ``in_arrays`` when ``memory``) and
     ``out_bytes`` to ``out_to`` (``out_arrays``); with ``direct`` the input
-    comes by the memory-to-compute path instead of the interconnect; with
-    ``copies`` > 1 the input, read once, reaches that many copies' cores
-    (a multicast, :func:`interconnect_cost`).
+    comes by the memory-to-compute path instead of the interconnect;
+    ``in_links``: what a multicast input, read once, puts on the cores'
+    links (:func:`interconnect_cost`).
 
     The parts run at the same time (:func:`concurrent_cost`):
     ``interconnect_cost`` of every byte that crosses the interconnect (its
@@ -894,10 +917,10 @@ def stream_cost(
     together (one channel, one latency); the memory-mode arrays at their
     bandwidth (:func:`memory_stream_cost`).
     """
-    levels = stream_bytes(in_from, in_bytes, out_to, out_bytes, direct)
+    levels = stream_bytes(in_from, in_bytes, out_to, out_bytes, direct, in_links)
     parts: list[OpCost] = []
     if levels.interconnect:
-        parts.append(interconnect_cost(t, levels.interconnect, cores, copies))
+        parts.append(interconnect_cost(t, levels.interconnect, cores, levels.links))
     dram = levels.dram_read + levels.dram_written
     if dram:
         parts.append(
@@ -956,6 +979,7 @@ def mvm_op_parts(
     zero_shares: ZeroShares | None = None,
     row_group: int = 0,
     driven_scale: Fraction | None = None,
+    in_links: int | None = None,
 ) -> tuple[OpCost, OpCost]:
     """An MVM op as a trace states it, as ``(compute, stream)``: :func:`mvm_cost` on
     ``arrays`` arrays, at the same time as its busiest core reads ``local_bytes`` from
@@ -964,7 +988,8 @@ def mvm_op_parts(
     path when :func:`feeds_directly`) and ``out_bytes`` of outputs to ``out_to``
     (``out_arrays`` for ``memory``); ``cores`` are the cores of its arrays (default
     every core); ``rows_per_pass``, ``zero_shares``, ``row_group`` and
-    ``driven_scale`` are the MVM's own (:func:`with_mvm_choices`)."""
+    ``driven_scale`` are the MVM's own (:func:`with_mvm_choices`);
+    ``in_links``: a multicast input's bytes on the cores' links."""
     compute = mvm_cost(
         with_mvm_choices(t, rows_per_pass, zero_shares, row_group, driven_scale),
         arrays,
@@ -988,6 +1013,7 @@ def mvm_op_parts(
         out_bytes=out_bytes,
         out_arrays=out_arrays,
         direct=feed == "memory" and feeds_directly(t, op_cores, feed_arrays),
+        in_links=in_links,
     )
     return concurrent_cost(compute, local), stream
 
@@ -1033,7 +1059,7 @@ def program_op_parts(
         in_from=feed,
         in_bytes=in_bytes,
         in_arrays=feed_arrays,
-        copies=copies,
+        in_links=multicast_bytes(t, in_bytes, copies) if copies > 1 else None,
     )
     return program, stream
 

@@ -62,6 +62,7 @@ from cimflow.cost_model import (
     lane_share,
     laned_cycles,
     lanes_needed,
+    multicast_bytes,
     mvm_op_parts,
     path_loads,
     program_op_parts,
@@ -140,6 +141,7 @@ def op_streams(target: HardwareTarget, op: TraceOp) -> StreamBytes:
             op.out_to,
             op.out_bytes,
             mvm_feeds_directly(target, op),
+            op.in_link_bytes,
         )
     if isinstance(op, VectorOp):
         if not op.in_bytes and not op.out_bytes:
@@ -150,7 +152,8 @@ def op_streams(target: HardwareTarget, op: TraceOp) -> StreamBytes:
         feed = op.feed
         if not in_bytes or feed == "cells":
             return NO_STREAM
-        return stream_bytes(feed, in_bytes, "buffer", 0)
+        links = multicast_bytes(target, in_bytes, op.copies) if op.copies > 1 else None
+        return stream_bytes(feed, in_bytes, "buffer", 0, in_links=links)
     return NO_STREAM
 
 
@@ -210,6 +213,7 @@ def op_parts(
             out_arrays=op.out_arrays,
             rows_per_pass=op.rows_per_pass,
             zero_shares=op.zero_shares,
+            in_links=op.in_link_bytes,
             row_group=group,
             driven_scale=driven_scale(
                 group,
@@ -244,7 +248,7 @@ def op_cost(
         n_arrays = count_arrays(op.arrays)
         return transfer_cost(target, op.src, op.dst, op.nbytes, n_arrays)
     if isinstance(op, MoveOp):
-        return interconnect_cost(target, op.nbytes, op.cores)
+        return interconnect_cost(target, op.nbytes, op.cores, op.link_bytes)
     if isinstance(op, ProgramOp | MvmOp | VectorOp):
         return concurrent_cost(*op_parts(target, op, compacted))
     if isinstance(op, SwitchOp):
@@ -323,7 +327,7 @@ def _cost_key(op: TraceOp) -> tuple[object, ...]:
     if isinstance(op, TransferOp):
         return ("transfer", op.src, op.dst, op.nbytes, count_arrays(op.arrays))
     if isinstance(op, MoveOp):
-        return ("move", op.nbytes, op.cores)
+        return ("move", op.nbytes, op.cores, op.link_bytes)
     if isinstance(op, ProgramOp):
         key = ("program", count_arrays(op.arrays), op.rows, op.cols, op.source)
         if in_place(op):
@@ -334,7 +338,7 @@ def _cost_key(op: TraceOp) -> tuple[object, ...]:
         return key
     if isinstance(op, MvmOp):
         key = ("mvm", count_arrays(op.arrays), op.vectors, op.rows, op.cols)
-        key += (op.local_bytes, op.feed, op.in_bytes, op.out_bytes)
+        key += (op.local_bytes, op.feed, op.in_bytes, op.out_bytes, op.in_link_bytes)
         key += (op.rows_per_pass, op.zero_shares)
         if op.in_bytes or op.out_bytes:
             return (*key, op.arrays, op.feed_arrays, op.out_to, op.out_arrays)
@@ -526,8 +530,9 @@ def bandwidth_loads(trace: Trace, resources: list[Held] | None = None) -> list[L
             loads.append(None)
             continue
         names = [bandwidth[r] for r in held]
+        links: int | None = None
         if isinstance(op, MoveOp):
-            interconnect, dram = op.nbytes, 0
+            interconnect, dram, links = op.nbytes, 0, op.link_bytes
         elif isinstance(op, TransferOp):
             interconnect = op.nbytes if crosses_interconnect(op.src, op.dst) else 0
             dram = op.nbytes if "dram" in (op.src, op.dst) else 0
@@ -535,9 +540,9 @@ def bandwidth_loads(trace: Trace, resources: list[Held] | None = None) -> list[L
             levels = op_streams(target, op)
             interconnect = levels.interconnect
             dram = levels.dram_read + levels.dram_written
+            links = levels.links
         cores = _resource_spec(target, op)[1]
-        copies = op.copies if isinstance(op, ProgramOp) else 1
-        cycles = path_loads(target, names, cores, interconnect, dram, copies)
+        cycles = path_loads(target, names, cores, interconnect, dram, links)
         loads.append(None if len(set(cycles)) == 1 else cycles)
     return loads
 

@@ -276,6 +276,10 @@ class MoveOp(OpBase):
     block: Block | None
     direction: MoveDirection = "in"
     cores: tuple[ArrayRange, ...] = ()
+    link_bytes: int | None = None
+    """What the cores' links carry in all where a multicast sends bytes
+    several of them take once through the buffer's port (``nbytes``);
+    None: ``nbytes``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +343,9 @@ class MvmOp(OpBase):
     zero_shares: ZeroShares | None = None
     """What its zero detectors skip, where the compiler enabled zero
     skipping (``None``: off): keys ``zero_planes`` and ``zero_groups``."""
+    in_link_bytes: int | None = None
+    """What its input puts on its cores' links in all where a multicast
+    sends bytes several of them take once (``in_bytes``); None: as many."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -905,14 +912,15 @@ _TRANSFER_KEYS = _COMMON_KEYS | {"src", "dst", "bytes", "tensor", "arrays", "cor
 _KIND_KEYS: dict[str, frozenset[str]] = {
     "load": _TRANSFER_KEYS,
     "store": _TRANSFER_KEYS,
-    "move": _COMMON_KEYS | {"dir", "cores", "bytes", "tensor", "block"},
+    "move": _COMMON_KEYS | {"dir", "cores", "bytes", "tensor", "block", "link_bytes"},
     "program": _COMMON_KEYS
     | {"arrays", "rows", "cols", "weight", "k", "n", "source"}
     | {"feed", "in_bytes", "feed_arrays", "copies"},
     "mvm": _COMMON_KEYS
     | {"arrays", "vectors", "rows", "cols", "weight", "k", "n", "v", "input", "output"}
     | {"feed", "in_bytes", "out_bytes", "local_bytes", "feed_arrays"}
-    | {"out_to", "out_arrays", "rows_per_pass", "zero_planes", "zero_groups"},
+    | {"out_to", "out_arrays", "rows_per_pass", "zero_planes", "zero_groups"}
+    | {"in_link_bytes"},
     "vector": _COMMON_KEYS
     | {"op", "element_ops", "cores", "in_bytes", "out_bytes", "inputs", "outputs"}
     | {"attrs", "block", "in_from", "out_to", "in_arrays", "out_arrays"},
@@ -1203,6 +1211,7 @@ class _OpReader:
             block=_block(fields),
             direction=cast(MoveDirection, fields.choice("dir", MOVE_DIRECTIONS)),
             cores=self.cores(fields, required=True),
+            link_bytes=self.link_bytes(fields, "link_bytes", fields.integer("bytes")),
         )
 
     def _program(
@@ -1348,7 +1357,28 @@ class _OpReader:
             out_arrays=out_arrays,
             rows_per_pass=rows_per_pass,
             zero_shares=self.zero_shares(fields),
+            in_link_bytes=self.link_bytes(fields, "in_link_bytes", in_bytes),
         )
+
+    def link_bytes(self, fields: _Fields, key: str, sent: int) -> int | None:
+        """A multicast's bytes on the links (``key``, optional): at least the
+        ``sent`` bytes, and more only on a mesh that multicasts."""
+        if key not in fields.data:
+            return None
+        carried = fields.integer(key)
+        if carried < sent:
+            raise fields.fail(
+                f"key '{key}' ({carried}) must be at least the {sent} bytes sent"
+            )
+        interconnect = self.target.interconnect
+        if carried > sent and not (
+            interconnect.multicast and interconnect.topology == "mesh"
+        ):
+            raise fields.fail(
+                f"key '{key}' ({carried}) exceeds the {sent} bytes sent, but "
+                f"target '{self.target.name}' has no multicast mesh"
+            )
+        return carried
 
     def zero_shares(self, fields: _Fields) -> ZeroShares | None:
         """An MVM's ``zero_planes`` and ``zero_groups``: both or neither,

@@ -138,7 +138,7 @@ def _fields(op: Operation, every_core: list[list[int]]) -> JsonDict:
             "bytes": op.size.value.data,
             "tensor": op.tensor.data,
             "block": _block(op.block),
-        }
+        } | ({} if op.link_bytes is None else {"link_bytes": op.link_bytes.value.data})
     if isinstance(op, cim_meta.ProgramOp | cim_meta.MVMOp):
         fields: JsonDict = {
             "kind": "program" if isinstance(op, cim_meta.ProgramOp) else "mvm",
@@ -173,6 +173,8 @@ def _fields(op: Operation, every_core: list[list[int]]) -> JsonDict:
             fields["feed_arrays"] = _ranges(op.feed_arrays)
         if op.rows_per_pass is not None:
             fields["rows_per_pass"] = op.rows_per_pass.value.data
+        if op.in_link_bytes is not None:
+            fields["in_link_bytes"] = op.in_link_bytes.value.data
         if op.zero_planes is not None:
             fields["zero_planes"] = op.zero_planes.value.data
         if op.zero_groups is not None:

@@ -1220,6 +1220,7 @@ def stream_ops(
                         local_bytes=feed.expanded,
                         feed=source,
                         in_bytes=max(1, feed.in_bytes),
+                        in_links=feed.in_links,
                         out_bytes=streamed,
                         cores=cores,
                         feed_arrays=input_arrays,

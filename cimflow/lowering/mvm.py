@@ -553,8 +553,9 @@ class MvmLowering(ArrayPlacement):
         input made in bands streams when that input lives elsewhere."""
         whole = self.feed(layout, span, window, before)
         cores = tuple((c, c + 1) for c in layout.cores)
+        links = None if whole.in_links is None else whole.in_links + whole.out_bytes
         transfer = interconnect_cost(
-            self.hw, whole.in_bytes + whole.out_bytes, cores
+            self.hw, whole.in_bytes + whole.out_bytes, cores, links
         ).cycles
         chunk = layout.chunk
         compute = max(
@@ -678,6 +679,7 @@ class MvmLowering(ArrayPlacement):
                 # streamed from where the input lives, so at least a byte
                 # (feed local would claim a move staged it)
                 in_bytes=max(1, feed.in_bytes),
+                in_link_bytes=feed.in_links,
                 local_bytes=feed.expanded,
                 feed_arrays=arrays if level == Location.MEMORY else None,
                 **(
@@ -751,6 +753,7 @@ class MvmLowering(ArrayPlacement):
                     direction=cim_meta.MoveDirection.IN,
                     cores=cores,
                     allocs=[staging],
+                    link_bytes=feed.in_links,
                 )
             )
             self.staged_last[copy] = moved

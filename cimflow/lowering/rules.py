@@ -509,12 +509,13 @@ def mvm_input_bytes(
     when each of its ``chunks`` (one copy placed from array 0) streams every
     vector through once: per chunk, the input elements of the weight rows
     its arrays hold (:func:`input_elements`: feature-map rows for a window),
-    once for all its cores on a bus, once per core on a mesh; times
-    ``input_scale`` (:func:`held_input_scale`; None: one)."""
+    once for all its cores on a bus or a mesh that multicasts, once per core
+    on another mesh; times ``input_scale`` (:func:`held_input_scale`; None:
+    one)."""
     total = 0
     for chunk in chunks:
         by_core = core_k_spans(hw, tiling, chunk, 0)
-        if hw.interconnect.topology == "bus":
+        if hw.interconnect.topology == "bus" or hw.interconnect.multicast:
             union = merge_spans(s for spans in by_core.values() for s in spans)
             total += input_elements(window, (0, vectors), union)
         else:

@@ -208,6 +208,10 @@ class MvmFeed:
     local_adds: int
     """Element additions of partial sums of row tiles in the same core (the
     core adds them before its outputs leave)."""
+    in_links: int | None = None
+    """On a mesh that multicasts, the bytes the cores' links carry for
+    ``in_bytes`` (each core its own rows; the port sends their union once);
+    None: as many as ``in_bytes``."""
 
 
 def mvm_feed(
@@ -239,16 +243,20 @@ def mvm_feed(
         core: scaled(input_elements(window, span, spans))
         for core, spans in layout.k_by_core.items()
     }
-    if hw.interconnect.topology == "bus":
+    each_core = scaled(
+        sum(
+            new_input_elements(window, span, spans, previous)
+            for spans in layout.k_by_core.values()
+        )
+    )
+    in_links: int | None = None
+    if hw.interconnect.topology == "mesh" and not hw.interconnect.multicast:
+        moved = each_core
+    else:  # a bus, or a mesh's multicast: the union leaves the buffer once
         union = merge_spans(s for spans in layout.k_by_core.values() for s in spans)
         moved = scaled(new_input_elements(window, span, union, previous))
-    else:
-        moved = scaled(
-            sum(
-                new_input_elements(window, span, spans, previous)
-                for spans in layout.k_by_core.values()
-            )
-        )
+        if hw.interconnect.topology == "mesh" and each_core > moved:
+            in_links = each_core
     expanded = max(
         scaled(expanded_elements(span, spans)) for spans in layout.k_by_core.values()
     )
@@ -267,6 +275,7 @@ def mvm_feed(
         core_out,
         accumulate,
         local_adds,
+        in_links,
     )
 
 

@@ -27,6 +27,7 @@ from cimflow.cost_model import (
     mesh_hops,
     mesh_position,
     mesh_width,
+    multicast_bytes,
     mvm_cost,
     mvm_op_cost,
     path_loads,
@@ -180,7 +181,7 @@ def test_a_multicast_reads_once_and_each_copy_takes_its_bytes() -> None:
     cores = ((0, 4),)  # 4 copies of a one-core weight, 100 bytes each
     # the port sends 100 once (5 cycles at 20 B/cycle); the links carry
     # 4 x 100 over 4 x 8 B/cycle, ceil(400 / 32) = 13; hops 3: 9 + 13
-    cost = interconnect_cost(t, 100, cores, copies=4)
+    cost = interconnect_cost(t, 100, cores, carried=multicast_bytes(t, 100, 4))
     assert cost.cycles == 9 + 13
     assert cost.energy_pj["buffer"] == pytest.approx(100 * 0.8)
     assert cost.energy_pj["interconnect"] == pytest.approx(
@@ -192,13 +193,24 @@ def test_a_multicast_reads_once_and_each_copy_takes_its_bytes() -> None:
     assert interconnect_cost(t, 400, cores).cycles == 9 + 20
     # each link carries its copy's 100, the port 100
     names = ("link 0", "link 1", "link 2", "link 3", "gb")
-    assert path_loads(t, names, cores, 100, 0, copies=4) == pytest.approx(
+    assert path_loads(t, names, cores, 100, 0, carried=400) == pytest.approx(
         (100 / 8,) * 4 + (100 / 20,)
     )
     # a bus delivers the bytes once to every core
-    assert interconnect_cost(multicast(BUS), 64, ((0, 4),), copies=4) == (
+    assert multicast_bytes(BUS, 64, 4) == 64
+    assert interconnect_cost(multicast(BUS), 64, ((0, 4),), carried=256) == (
         interconnect_cost(BUS, 64, ((0, 4),))
     )
+    # a program of 4 copies streams so; an input two cores read each, sent
+    # once, puts 200 bytes on their links
+    program = program_op_cost(t, 4, 64, 256, cores=cores, in_bytes=100, copies=4)
+    assert program.cycles == max(64, 9 + 13)
+    levels = stream_bytes("buffer", 100, "buffer", 10, in_links=200)
+    assert (levels.interconnect, levels.links) == (110, 210)
+    assert stream_bytes("buffer", 100, "buffer", 10).links is None
+    two = ((0, 1), (2, 3))
+    # port ceil(100 / 20) = 5, links ceil(200 / 16) = 13, hops 3
+    assert stream_cost(t, two, in_bytes=100, in_links=200).cycles == 9 + 13
 
 
 def test_extra_copies_stream_for_free_only_where_the_interconnect_multicasts() -> None:

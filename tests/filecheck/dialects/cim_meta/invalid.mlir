@@ -688,3 +688,13 @@ cim_meta.schedule @main target "tiny" strategy "static" batch 1 inputs [] output
 
 // CHECK: 'cim_meta.vector' vectors is [v0, v1) with v0 < v1, of an accumulate over output columns (block [1, n0, n1])
 %t = cim_meta.vector "relu" element_ops 64 inputs ["y"] outputs ["z"] attrs {vectors = array<i64: 0, 2>} block [1, 0, 8] segment 0
+
+// -----
+
+// CHECK: 'cim_meta.move' link bytes (32) must be at least its bytes (64)
+%t = cim_meta.move "h" 64 bytes in cores <0:2> link_bytes 32 segment 0
+
+// -----
+
+// CHECK: 'cim_meta.mvm' link bytes (8) must be at least its in_bytes (512)
+%t = cim_meta.mvm "w" arrays <0:2> vectors 1 rows 320 cols 80 k [0, 512] n [0, 10] v [0, 1] input "x" output "h" feed buffer in_bytes 512 in_link_bytes 8 segment 0

@@ -102,6 +102,12 @@ builtin.module attributes {test.arrays = #cim_meta.arrays<0:16, 32:40>, test.loc
     %9 = cim_meta.move "h" 64 bytes in segment 0 label "mv"
     // CHECK-NEXT: %9 = cim_meta.move "h" 64 bytes in segment 0 label "mv"
     // GENERIC: %9 = "cim_meta.move"() <{tensor = "h", bytes = 64 : i64, dir = #cim_meta<dir in>, segment = 0 : i64, label = "mv"}> : () -> !cim_meta.token
+    %mv = cim_meta.move "h" 64 bytes in cores <0:2> link_bytes 128 segment 0
+    // CHECK-NEXT: %mv = cim_meta.move "h" 64 bytes in cores <0:2> link_bytes 128 segment 0
+    // GENERIC: %mv = "cim_meta.move"() <{tensor = "h", bytes = 64 : i64, dir = #cim_meta<dir in>, cores = #cim_meta.cores<0:2>, link_bytes = 128 : i64, segment = 0 : i64}> : () -> !cim_meta.token
+    %mm = cim_meta.mvm "fc.weight" arrays <0:2> vectors 1 rows 320 cols 80 k [0, 512] n [0, 10] v [0, 1] input "x" output "h" feed buffer in_bytes 512 in_link_bytes 1024 segment 0
+    // CHECK-NEXT: %mm = cim_meta.mvm "fc.weight" arrays <0:2> vectors 1 rows 320 cols 80 k [0, 512] n [0, 10] v [0, 1] input "x" output "h" feed buffer in_bytes 512 in_link_bytes 1024 segment 0
+    // GENERIC: %mm = "cim_meta.mvm"() <{weight = "fc.weight", arrays = #cim_meta.arrays<0:2>, vectors = 1 : i64, rows = 320 : i64, cols = 80 : i64, k = array<i64: 0, 512>, n = array<i64: 0, 10>, v = array<i64: 0, 1>, input = "x", output = "h", feed = #cim_meta<feed buffer>, in_bytes = 512 : i64, in_link_bytes = 1024 : i64, segment = 0 : i64, out_bytes = 0 : i64, local_bytes = 0 : i64, out_to = #cim_meta<location buffer>}> : () -> !cim_meta.token
     %10 = cim_meta.switch arrays <0:2, 4:6> to <memory> segment 0 after(%8)
     // CHECK-NEXT: %10 = cim_meta.switch arrays <0:2, 4:6> to <memory> segment 0 after(%8)
     // GENERIC: %10 = "cim_meta.switch"(%8) <{arrays = #cim_meta.arrays<0:2, 4:6>, to = #cim_tile.mode<memory>, segment = 0 : i64}> : (!cim_meta.token) -> !cim_meta.token
