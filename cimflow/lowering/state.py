@@ -243,20 +243,25 @@ def mvm_feed(
         core: scaled(input_elements(window, span, spans))
         for core, spans in layout.k_by_core.items()
     }
-    each_core = scaled(
-        sum(
-            new_input_elements(window, span, spans, previous)
-            for spans in layout.k_by_core.values()
+
+    def each_core() -> int:
+        return scaled(
+            sum(
+                new_input_elements(window, span, spans, previous)
+                for spans in layout.k_by_core.values()
+            )
         )
-    )
+
+    mesh = hw.interconnect.topology == "mesh"
     in_links: int | None = None
-    if hw.interconnect.topology == "mesh" and not hw.interconnect.multicast:
-        moved = each_core
+    if mesh and not hw.interconnect.multicast:
+        moved = each_core()
     else:  # a bus, or a mesh's multicast: the union leaves the buffer once
         union = merge_spans(s for spans in layout.k_by_core.values() for s in spans)
         moved = scaled(new_input_elements(window, span, union, previous))
-        if hw.interconnect.topology == "mesh" and each_core > moved:
-            in_links = each_core
+        carried = each_core() if mesh else moved
+        if carried > moved:
+            in_links = carried
     expanded = max(
         scaled(expanded_elements(span, spans)) for spans in layout.k_by_core.values()
     )
