@@ -720,6 +720,12 @@ def lane_share(lanes: int, load: float, slowest: float) -> int:
     return max(1, math.ceil(lanes * load / slowest - 1e-9))
 
 
+def sends_once(t: HardwareTarget) -> bool:
+    """Whether bytes several cores take leave the global buffer once: on a
+    bus (every transfer reaches every core) or a mesh that multicasts."""
+    return t.interconnect.topology != "mesh" or t.interconnect.multicast
+
+
 def multicast_bytes(t: HardwareTarget, nbytes: int, copies: int) -> int:
     """Bytes the interconnect's links carry when ``nbytes`` read once reach
     ``copies`` copies' cores: on a mesh each copy's cores take their own
@@ -1059,7 +1065,7 @@ def program_op_parts(
         in_from=feed,
         in_bytes=in_bytes,
         in_arrays=feed_arrays,
-        in_links=multicast_bytes(t, in_bytes, copies) if copies > 1 else None,
+        in_links=multicast_bytes(t, in_bytes, copies),
     )
     return program, stream
 

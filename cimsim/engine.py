@@ -152,7 +152,7 @@ def op_streams(target: HardwareTarget, op: TraceOp) -> StreamBytes:
         feed = op.feed
         if not in_bytes or feed == "cells":
             return NO_STREAM
-        links = multicast_bytes(target, in_bytes, op.copies) if op.copies > 1 else None
+        links = multicast_bytes(target, in_bytes, op.copies)
         return stream_bytes(feed, in_bytes, "buffer", 0, in_links=links)
     return NO_STREAM
 

@@ -18,6 +18,7 @@ from cimflow.cost_model import (
     interconnect_cost,
     local_read_cycles,
     mvm_cycles,
+    stream_bytes,
 )
 from cimflow.errors import CimError
 from cimflow.lowering.allocator import SpaceAllocator
@@ -553,9 +554,11 @@ class MvmLowering(ArrayPlacement):
         input made in bands streams when that input lives elsewhere."""
         whole = self.feed(layout, span, window, before)
         cores = tuple((c, c + 1) for c in layout.cores)
-        links = None if whole.in_links is None else whole.in_links + whole.out_bytes
+        levels = stream_bytes(
+            "buffer", whole.in_bytes, "buffer", whole.out_bytes, in_links=whole.in_links
+        )
         transfer = interconnect_cost(
-            self.hw, whole.in_bytes + whole.out_bytes, cores, links
+            self.hw, levels.interconnect, cores, levels.links
         ).cycles
         chunk = layout.chunk
         compute = max(

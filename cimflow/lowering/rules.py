@@ -44,6 +44,7 @@ from cimflow.cost_model import (
     interconnect_bandwidth,
     local_read_cycles,
     mvm_cycles,
+    sends_once,
     stream_bytes,
     vector_cost,
     vector_element_ops,
@@ -515,7 +516,7 @@ def mvm_input_bytes(
     total = 0
     for chunk in chunks:
         by_core = core_k_spans(hw, tiling, chunk, 0)
-        if hw.interconnect.topology == "bus" or hw.interconnect.multicast:
+        if sends_once(hw):
             union = merge_spans(s for spans in by_core.values() for s in spans)
             total += input_elements(window, (0, vectors), union)
         else:

@@ -28,6 +28,7 @@ from cimflow.cost_model import (
     link_cycles,
     mvm_cycles,
     program_cost,
+    sends_once,
     with_mvm_choices,
 )
 from cimflow.hw_targets import HardwareTarget
@@ -252,16 +253,15 @@ def mvm_feed(
             )
         )
 
-    mesh = hw.interconnect.topology == "mesh"
     in_links: int | None = None
-    if mesh and not hw.interconnect.multicast:
+    if not sends_once(hw):
         moved = each_core()
-    else:  # a bus, or a mesh's multicast: the union leaves the buffer once
+    else:
         union = merge_spans(s for spans in layout.k_by_core.values() for s in spans)
         moved = scaled(new_input_elements(window, span, union, previous))
-        carried = each_core() if mesh else moved
-        if carried > moved:
-            in_links = carried
+        if hw.interconnect.topology == "mesh":  # each core's link its own rows
+            carried = each_core()
+            in_links = carried if carried > moved else None
     expanded = max(
         scaled(expanded_elements(span, spans)) for spans in layout.k_by_core.values()
     )
