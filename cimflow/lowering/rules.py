@@ -20,7 +20,7 @@ its arrays hold.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property, lru_cache
@@ -175,6 +175,12 @@ def array_k_spans(tiling: TilingAttr, chunk: Chunk) -> tuple[tuple[Span, ...], .
     return tuple(result)
 
 
+@lru_cache(maxsize=1 << 14)
+def chunk_k_union(tiling: TilingAttr, chunk: Chunk) -> tuple[Span, ...]:
+    """The weight rows some array of a chunk holds (wherever it is placed)."""
+    return merge_spans(s for spans in array_k_spans(tiling, chunk) for s in spans)
+
+
 def chunk_column_row_tiles(tiling: TilingAttr, chunk: Chunk) -> list[int]:
     """Row tiles (arrays) of each column tile of a chunk, in placement
     order; an array of packed groups counts as one column tile."""
@@ -187,9 +193,10 @@ def chunk_column_row_tiles(tiling: TilingAttr, chunk: Chunk) -> list[int]:
     ]
 
 
+@lru_cache(maxsize=1 << 14)
 def core_k_spans(
     hw: HardwareTarget, tiling: TilingAttr, chunk: Chunk, first_array: int
-) -> dict[int, tuple[Span, ...]]:
+) -> Mapping[int, tuple[Span, ...]]:
     """Per core, the weight rows its arrays of this placed chunk hold."""
     per_core: dict[int, list[Span]] = {}
     for offset, spans in enumerate(array_k_spans(tiling, chunk)):
@@ -515,14 +522,12 @@ def mvm_input_bytes(
     one)."""
     total = 0
     for chunk in chunks:
-        by_core = core_k_spans(hw, tiling, chunk, 0)
         if sends_once(hw):
-            union = merge_spans(s for spans in by_core.values() for s in spans)
-            total += input_elements(window, (0, vectors), union)
+            total += input_elements(window, (0, vectors), chunk_k_union(tiling, chunk))
         else:
             total += sum(
                 input_elements(window, (0, vectors), spans)
-                for spans in by_core.values()
+                for spans in core_k_spans(hw, tiling, chunk, 0).values()
             )
     if input_scale is not None:
         total = math.ceil(total * input_scale)
