@@ -43,6 +43,7 @@ from cimflow.lowering.rules import (
 from cimflow.lowering.state import (
     CopyLayout,
     FusedResidual,
+    HeldBias,
     MvmFeed,
     chunk_add_bytes,
     chunk_adds,
@@ -64,6 +65,30 @@ simulate); a share that would need more streams instead."""
 
 
 _TRUE = BoolAttr.from_bool(True)
+
+
+def held_name(bias: str, cores: cim_meta.CoreRangesAttr) -> str:
+    """The local allocation holding ``bias`` in ``cores``."""
+    return f"{bias}@" + ",".join(f"{first}:{stop}" for first, stop in cores.ranges)
+
+
+KEPT_BIAS_SHARE = 4
+"""A core keeps a bias in the part of its local buffer that an MVM's
+pieces use only while the biases it keeps there take at most this share
+(one in this many bytes) of the part: the pieces take half of what is
+left (:meth:`MvmLowering.local_room`), so the next one moves in while one
+computes."""
+
+
+def kept_bias_bytes(part: int, nbytes: int) -> int:
+    """Bytes of biases (``nbytes`` in all) a local buffer part of ``part``
+    bytes keeps: all of them when they take at most
+    1 / :data:`KEPT_BIAS_SHARE` of it, else none."""
+    return nbytes if KEPT_BIAS_SHARE * nbytes <= part else 0
+
+
+def core_list(cores: cim_meta.CoreRangesAttr) -> list[int]:
+    return [core for first, stop in cores.ranges for core in range(first, stop)]
 
 
 def copy_key(mvm: cim_tile.MVMOp, layout: CopyLayout) -> tuple[str, int]:
@@ -123,6 +148,7 @@ class MvmLowering(ArrayPlacement):
         self.misaligned = mvm.misaligned_columns is not None
         self.declare_weight(mvm)
         self.program_on_first_use(mvm)
+        self.lowering_weight = mvm.weight.data
         in_name = self.names[mvm.input]
         source = self.state(in_name)
         window = self.window_of(in_name)
@@ -187,6 +213,7 @@ class MvmLowering(ArrayPlacement):
                 self.rings[out_name].band_of.update(dict.fromkeys(finished, index))
         if staged is not None:
             self.staged_input = self.free(staged)
+        self.release_biases()
         self.residual = None
         self.input_scale = None
         self.output_scale = None
@@ -523,10 +550,15 @@ class MvmLowering(ArrayPlacement):
     ) -> int:
         """Bytes a piece of ``layout`` may take in each of its cores' local
         buffers: half of the weight's part (the next piece moves in while
-        one computes), shared by the ``sharing`` copies of it there."""
+        one computes) beside the bias its accumulations keep there
+        (:meth:`hold_bias`), shared by the ``sharing`` copies of it there."""
         part = min(
             self.local_space(core, mvm.weight.data).capacity for core in layout.cores
         )
+        if mvm.bias is not None:
+            part -= kept_bias_bytes(
+                part, columns_bias_bytes(self.hw, mvm.tiling, 0, mvm.output_scale)
+            )
         return part // (2 * max(1, sharing))
 
     def pieces(
@@ -1011,11 +1043,16 @@ class MvmLowering(ArrayPlacement):
         params: dict[str, Attribute] = {"running": _TRUE} if running else {}
         if vectors is not None:
             params["vectors"] = i64_array(vectors)
+        held: HeldBias | None = None
         if bias is not None:
             inputs.append(bias.name)
-            tokens += bias.tokens()
-            states.append(bias)
-            in_bytes += bias.nbytes
+            held = self.hold_bias(bias, cores)
+            if held is not None:
+                tokens.append(held.moved)
+            else:
+                tokens += bias.tokens()
+                states.append(bias)
+                in_bytes += bias.nbytes
         residual = self.residual
         if residual is not None and not running and residual.output == out_name:
             inputs.append(residual.skip.name)
@@ -1061,11 +1098,82 @@ class MvmLowering(ArrayPlacement):
         token = self.emit(accumulate)
         if not running:
             self.finishers.setdefault(out_name, []).append(accumulate)
+        if held is not None:
+            held.readers.append(token)
         if bias is not None:
             self.read(bias, token)
         if "residual" in params and residual is not None:
             self.read(residual.skip, token)
         return token
+
+    def hold_bias(
+        self, bias: TensorState, cores: cim_meta.CoreRangesAttr
+    ) -> HeldBias | None:
+        """The bias of the MVM being lowered kept in the local buffers of
+        ``cores`` (whose vector units add it) until the MVM's end, as a
+        core keeps what it reuses: moved in from where it lives once, at
+        its first accumulation on them. None (read by each accumulation)
+        for a part of a bias (a streamed chunk's columns), or where what
+        the cores keep would pass a quarter of their part of the local
+        buffer (the pieces staged there take at most half of it at once)."""
+        if bias.root is not None or bias.where()[0] != Location.BUFFER:
+            return None
+        name = held_name(bias.name, cores)
+        held = self.held_biases.get(name)
+        if held is not None:
+            return held
+        ids = core_list(cores)
+        spaces = [self.local_space(core, self.lowering_weight) for core in ids]
+        for core, space in zip(ids, spaces, strict=True):
+            kept = sum(
+                other.nbytes
+                for other in self.held_biases.values()
+                if core in core_list(other.cores)
+            )
+            held_there = kept_bias_bytes(space.capacity, kept + bias.nbytes)
+            if not held_there or not space.fits(bias.nbytes):
+                return None
+        after: list[SSAValue] = []
+        for space in spaces:
+            after += space.allocate(name, bias.nbytes).after
+        moved = self.emit(
+            cim_meta.MoveOp(
+                bias.name,
+                bias.nbytes,
+                self.deps(*bias.tokens(), *after),
+                self.segment,
+                label=name,
+                direction=cim_meta.MoveDirection.IN,
+                cores=cores,
+                allocs=[
+                    cim_meta.AllocAttr.get(
+                        name, bias.nbytes * len(ids), Location.LOCAL, cores
+                    )
+                ],
+            )
+        )
+        self.read(bias, moved)
+        held = HeldBias(cores, bias.nbytes, moved)
+        self.held_biases[name] = held
+        return held
+
+    def release_biases(self) -> None:
+        """Free the biases the MVM just lowered kept in local buffers."""
+        for name, held in self.held_biases.items():
+            freed = self.emit(
+                cim_meta.FreeOp(
+                    [cim_meta.PlaceAttr.get(name, Location.LOCAL, held.cores)],
+                    held.readers,
+                    self.segment,
+                    label=name,
+                )
+            )
+            for first, stop in held.cores.ranges:
+                for core in range(first, stop):
+                    self.local_space(core, self.lowering_weight).release(
+                        name, freed, self.expected[freed]
+                    )
+        self.held_biases = {}
 
     def run_chunks(
         self,

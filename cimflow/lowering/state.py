@@ -91,6 +91,21 @@ class CopyLayout:
         return any(holders > 1 for _, _, holders in self.columns)
 
 
+@dataclass
+class HeldBias:
+    """A bias kept in the local buffers of the cores whose vector units add
+    it while its MVM is lowered: the move that brought it there (the
+    accumulations on those cores wait for it and read nothing more), and
+    every accumulation that used it (what its free waits for)."""
+
+    cores: cim_meta.CoreRangesAttr
+    nbytes: int
+    """Bytes in each of the cores."""
+    moved: SSAValue
+    """The move that brought it there."""
+    readers: list[SSAValue] = field(default_factory=lambda: [])
+
+
 JOINED_USERS = 4
 """More users of an array range than this, and the first program waiting
 for them waits for one join of them instead (so do later ones)."""
@@ -681,6 +696,11 @@ class BuilderState:
     misaligned: bool = False
     """The MVM being lowered merges its row tiles' partial sums misaligned
     (``cim_tile.mvm.misaligned_columns``)."""
+    lowering_weight: str = ""
+    """The weight of the MVM being lowered."""
+    held_biases: dict[str, HeldBias] = field(default_factory=lambda: {})
+    """The bias of the MVM being lowered in the local buffers of the cores
+    whose vector units add it, by its local allocation's name."""
     array_users: dict[tuple[int, int], list[SSAValue]] = field(
         default_factory=lambda: {}
     )

@@ -341,7 +341,9 @@ def test_weight_copies_verify(model_path: Callable[[str], Path]) -> None:
         programs = [
             op for op in trace.ops if isinstance(op, ProgramOp) and op.weight == weight
         ]
-        assert len(runs) == len(programs) == count
+        # each copy runs its share, in one piece or several (as its
+        # cores' local buffers take it)
+        assert len(programs) == count <= len(runs)
         assert len({op.arrays for op in runs}) == count
         spans = sorted(op.v for op in runs)
         assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))

@@ -834,12 +834,14 @@ def test_chunked_partial_sums_counted_once() -> None:
 def test_bias_loaded_from_dram() -> None:
     """Fix (passes/convert_tile_to_meta.py, ``lower_mvm``): when ``mvm.bias``
     is set, emit ``LoadOp(bias, groups * n * weight_bytes, DRAM, BUFFER,
-    self.deps(), segment)`` and add its token to the accumulate's deps."""
+    self.deps(), segment)``; the accumulate waits for it, through the move
+    that brings the bias into its cores' local buffers."""
     trace = trace_of(compile_static(single_linear_ir(32, 8, bias=True)))
     (acc,) = accumulate_ops(trace)
     loads = [op for op in ops_of(trace, LoadOp) if op.tensor == "w.b"]
     assert len(loads) == 1
-    assert loads[0].id in acc.deps
+    (moved,) = [op for op in ops_of(trace, MoveOp) if op.tensor == "w.b"]
+    assert loads[0].id in moved.deps and moved.id in acc.deps
 
 
 def test_large_activations_live_in_dram_between_segments() -> None:

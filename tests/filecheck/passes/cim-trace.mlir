@@ -9,7 +9,9 @@
 // programmed onto arrays 0-5 again after the segment barrier. Both row
 // tiles of each column tile sit in one core, so the cores' vector units add
 // them and the bias (24 bytes, loaded once segment 0 has started: after
-// its barrier, op 0) before the 4 x 24 finished outputs leave (96 bytes):
+// its barrier, op 0; moved into both cores' local buffers once, 48 bytes
+// there, where the accumulation reads it) before the 4 x 24 finished
+// outputs leave (96 bytes):
 // 96 + 96 = 192 lane operations. Each weight has
 // one copy, so it streams from DRAM straight into its arrays as they are
 // written (`feed` dram, `in_bytes`); every allocation has its `free`. No constants;
@@ -61,13 +63,15 @@ builtin.module attributes {cim_graph.source = #cim_graph.source<"mlp.onnx">} {
 // CHECK-NEXT:   {"allocs": [{"bytes": 24, "level": "buffer", "tensor": "l2.b"}], "arrays": [], "bytes": 24, "cores": [], "deps": [0], "dst": "buffer", "id": 15, "kind": "load", "name": "l2.b", "segment": 1, "src": "dram", "tensor": "l2.b"},
 // CHECK-NEXT:   {"allocs": [{"bytes": 416, "cores": {{\[\[0, 2\]\]}}, "level": "local", "tensor": "r1[0:4]"}], "block": null, "bytes": 160, "cores": {{\[\[0, 2\]\]}}, "deps": [10, 14], "dir": "in", "id": 16, "kind": "move", "name": "l2.w", "segment": 1, "tensor": "r1"},
 // CHECK-NEXT:   {"arrays": {{\[\[0, 6\]\]}}, "cols": 32, "deps": [13, 16], "feed": "local", "id": 17, "in_bytes": 0, "input": "r1", "k": [0, 40], "kind": "mvm", "local_bytes": 160, "n": [0, 24], "name": "l2.w", "out_bytes": 0, "output": "y2", "rows": 32, "segment": 1, "v": [0, 4], "vectors": 4, "weight": "l2.w"},
-// CHECK-NEXT:   {"attrs": {}, "block": [0, 0, 4], "cores": {{\[\[0, 2\]\]}}, "deps": [15, 17], "element_ops": 192, "id": 18, "in_bytes": 24, "inputs": ["y2", "l2.b"], "kind": "vector", "name": "y2", "op": "accumulate", "out_bytes": 0, "outputs": ["y2"], "segment": 1},
-// CHECK-NEXT:   {"block": [0, 0, 4], "bytes": 96, "cores": {{\[\[0, 2\]\]}}, "deps": [18], "dir": "out", "id": 19, "kind": "move", "name": "l2.w", "segment": 1, "tensor": "y2"},
-// CHECK-NEXT:   {"deps": [17, 19], "frees": [{"cores": {{\[\[0, 2\]\]}}, "level": "local", "tensor": "r1[0:4]"}], "id": 20, "kind": "free", "name": "r1[0:4]", "segment": 1},
-// CHECK-NEXT:   {"deps": [10, 16], "frees": [{"level": "buffer", "tensor": "r1"}], "id": 21, "kind": "free", "name": "r1", "segment": 1},
-// CHECK-NEXT:   {"arrays": [], "bytes": 96, "cores": [], "deps": [19], "dst": "dram", "id": 22, "kind": "store", "name": "output0", "segment": 1, "src": "buffer", "tensor": "y2"},
-// CHECK-NEXT:   {"deps": [19, 22], "frees": [{"level": "buffer", "tensor": "y2"}], "id": 23, "kind": "free", "name": "y2", "segment": 1},
-// CHECK-NEXT:   {"deps": [15, 18], "frees": [{"level": "buffer", "tensor": "l2.b"}], "id": 24, "kind": "free", "name": "l2.b", "segment": 1}
+// CHECK-NEXT:   {"allocs": [{"bytes": 48, "cores": {{\[\[0, 2\]\]}}, "level": "local", "tensor": "l2.b@0:2"}], "block": null, "bytes": 24, "cores": {{\[\[0, 2\]\]}}, "deps": [15], "dir": "in", "id": 18, "kind": "move", "name": "l2.b@0:2", "segment": 1, "tensor": "l2.b"},
+// CHECK-NEXT:   {"attrs": {}, "block": [0, 0, 4], "cores": {{\[\[0, 2\]\]}}, "deps": [17, 18], "element_ops": 192, "id": 19, "in_bytes": 0, "inputs": ["y2", "l2.b"], "kind": "vector", "name": "y2", "op": "accumulate", "out_bytes": 0, "outputs": ["y2"], "segment": 1},
+// CHECK-NEXT:   {"block": [0, 0, 4], "bytes": 96, "cores": {{\[\[0, 2\]\]}}, "deps": [19], "dir": "out", "id": 20, "kind": "move", "name": "l2.w", "segment": 1, "tensor": "y2"},
+// CHECK-NEXT:   {"deps": [17, 20], "frees": [{"cores": {{\[\[0, 2\]\]}}, "level": "local", "tensor": "r1[0:4]"}], "id": 21, "kind": "free", "name": "r1[0:4]", "segment": 1},
+// CHECK-NEXT:   {"deps": [19], "frees": [{"cores": {{\[\[0, 2\]\]}}, "level": "local", "tensor": "l2.b@0:2"}], "id": 22, "kind": "free", "name": "l2.b@0:2", "segment": 1},
+// CHECK-NEXT:   {"deps": [10, 16], "frees": [{"level": "buffer", "tensor": "r1"}], "id": 23, "kind": "free", "name": "r1", "segment": 1},
+// CHECK-NEXT:   {"arrays": [], "bytes": 96, "cores": [], "deps": [20], "dst": "dram", "id": 24, "kind": "store", "name": "output0", "segment": 1, "src": "buffer", "tensor": "y2"},
+// CHECK-NEXT:   {"deps": [20, 24], "frees": [{"level": "buffer", "tensor": "y2"}], "id": 25, "kind": "free", "name": "y2", "segment": 1},
+// CHECK-NEXT:   {"deps": [15, 18, 19], "frees": [{"level": "buffer", "tensor": "l2.b"}], "id": 26, "kind": "free", "name": "l2.b", "segment": 1}
 // CHECK-NEXT:  ],
 // CHECK-NEXT:  "solver": [],
 // CHECK-NEXT:  "strategy": "static",
