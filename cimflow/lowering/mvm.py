@@ -88,6 +88,7 @@ def kept_bias_bytes(part: int, nbytes: int) -> int:
 
 
 def core_list(cores: cim_meta.CoreRangesAttr) -> list[int]:
+    """The cores of ``cores``, in order."""
     return [core for first, stop in cores.ranges for core in range(first, stop)]
 
 
