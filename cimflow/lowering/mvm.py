@@ -45,6 +45,7 @@ from cimflow.lowering.state import (
     FusedResidual,
     HeldBias,
     MvmFeed,
+    array_ids,
     chunk_add_bytes,
     chunk_adds,
     chunk_ends,
@@ -85,11 +86,6 @@ def kept_bias_bytes(part: int, nbytes: int) -> int:
     bytes keeps: all of them when they take at most
     1 / :data:`KEPT_BIAS_SHARE` of it, else none."""
     return nbytes if KEPT_BIAS_SHARE * nbytes <= part else 0
-
-
-def core_list(cores: cim_meta.CoreRangesAttr) -> list[int]:
-    """The cores of ``cores``, in order."""
-    return [core for first, stop in cores.ranges for core in range(first, stop)]
 
 
 def copy_key(mvm: cim_tile.MVMOp, layout: CopyLayout) -> tuple[str, int]:
@@ -1123,13 +1119,13 @@ class MvmLowering(ArrayPlacement):
         held = self.held_biases.get(name)
         if held is not None:
             return held
-        ids = core_list(cores)
+        ids = array_ids(cores)
         spaces = [self.local_space(core, self.lowering_weight) for core in ids]
         for core, space in zip(ids, spaces, strict=True):
             kept = sum(
                 other.nbytes
                 for other in self.held_biases.values()
-                if core in core_list(other.cores)
+                if core in array_ids(other.cores)
             )
             held_there = kept_bias_bytes(space.capacity, kept + bias.nbytes)
             if not held_there or not space.fits(bias.nbytes):
@@ -1169,11 +1165,10 @@ class MvmLowering(ArrayPlacement):
                     label=name,
                 )
             )
-            for first, stop in held.cores.ranges:
-                for core in range(first, stop):
-                    self.local_space(core, self.lowering_weight).release(
-                        name, freed, self.expected[freed]
-                    )
+            for core in array_ids(held.cores):
+                self.local_space(core, self.lowering_weight).release(
+                    name, freed, self.expected[freed]
+                )
         self.held_biases = {}
 
     def run_chunks(

@@ -54,7 +54,9 @@ from cimflow.lowering.rules import (
 )
 
 
-def array_ids(arrays: cim_meta.ArrayRangesAttr) -> list[int]:
+def array_ids(arrays: cim_meta.ArrayRangesAttr | cim_meta.CoreRangesAttr) -> list[int]:
+    """The ids in ``arrays`` (array ranges, or a ``CoreRangesAttr``'s cores),
+    in order."""
     return [a for first, stop in arrays.ranges for a in range(first, stop)]
 
 
