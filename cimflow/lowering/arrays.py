@@ -146,11 +146,27 @@ class ArrayPlacement(WeightStreaming):
                 parts.setdefault(array // per_core, set()).add("")
         split = {core: frozenset(w) for core, w in parts.items() if len(w) > 1}
         if split or self.local_parts:
-            # new parts over bytes the segment before used: their first
-            # pieces wait for the barrier
+            # new parts over bytes the segments before used: their first
+            # allocations wait for the ops that released those bytes
+            for core, tokens in self.local_releases().items():
+                if tokens:
+                    self.local_after[core] = [
+                        self.join(tokens, f"local buffer of core {core}")
+                    ]
             self.local = {}
-            self.local_after = [self.barrier] if self.barrier is not None else []
         self.local_parts = split
+
+    def local_releases(self) -> dict[int, list[SSAValue]]:
+        """For each core whose local buffer the lowering used, the ops its
+        bytes wait for: those that released them, and what the bytes never
+        taken were waiting for."""
+        releases: dict[int, list[SSAValue]] = {}
+        for (core, _), space in self.local.items():
+            assert not space.live, f"core {core}'s local buffer holds {space.live}"
+            tokens = releases.setdefault(core, [])
+            tokens += space.fresh_after
+            tokens += [released.token for released in space.released + space.held]
+        return {core: list(dict.fromkeys(tokens)) for core, tokens in releases.items()}
 
     def program_on_first_use(self, mvm: cim_tile.MVMOp) -> None:
         """Program ``mvm``'s resident copies, if the segment has not yet,

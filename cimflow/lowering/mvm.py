@@ -537,7 +537,7 @@ class MvmLowering(ArrayPlacement):
         if space is None:
             space = SpaceAllocator[SSAValue](
                 self.hw.buffers.local_bytes // max(1, len(parts)),
-                fresh_after=list(self.local_after),
+                fresh_after=list(self.local_after.get(core, [])),
             )
             self.local[key] = space
         return space

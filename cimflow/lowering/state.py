@@ -625,9 +625,10 @@ class BuilderState:
     )
     """Each core's local buffer, by core and the resident weight its part
     is for (``""``: the whole buffer, or the part of every other user)."""
-    local_after: list[SSAValue] = field(default_factory=lambda: [])
-    """What the first allocations of the local buffers wait for: the
-    segment's barrier, once a segment has split them anew."""
+    local_after: dict[int, list[SSAValue]] = field(default_factory=lambda: {})
+    """What the first allocations of each core's local buffer wait for, once
+    a segment has split them anew: the ops that last released its bytes
+    before (:meth:`~cimflow.lowering.arrays.ArrayPlacement.split_local_buffers`)."""
     local_parts: dict[int, frozenset[str]] = field(default_factory=lambda: {})
     """In a pipelined segment, the resident weights of each core that holds
     more than one, whose layers run at the same time: each has its own part
