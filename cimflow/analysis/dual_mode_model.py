@@ -230,6 +230,7 @@ from cimflow.lowering.state import (
     columns_bias_bytes,
     copy_layout,
     copy_local_bytes,
+    keeps_bias,
     mvm_feed,
     partials_fit,
     runs_of,
@@ -1030,7 +1031,7 @@ class _StreamOp:
     """What it holds: DRAM (loads, an MVM streaming its input from DRAM;
     on a bus the interconnect too, which DRAM's bytes cross), the
     interconnect (programs, additions), or only its arrays (other MVMs)."""
-    kind: Literal["load", "program", "mvm", "add"]
+    kind: Literal["load", "program", "mvm", "add", "move"]
 
 
 def stream_ops(
@@ -1109,6 +1110,8 @@ def stream_ops(
         input_ready = (0,)
     input_arrays = ((available, available + staging),) if staging else ()
     last_load: tuple[int, ...] = ()
+    # the move of the bias each set of cores keeps, by the cores
+    kept_biases: dict[tuple[tuple[int, int], ...], int] = {}
     prefetched: dict[int, int] = {}
     programs_of: list[tuple[int, ...]] = []
     mvm: tuple[int, ...] = ()
@@ -1180,6 +1183,10 @@ def stream_ops(
         )
         part_mvm: tuple[int, ...] = ()
         previous: tuple[int, int] | None = None
+        bias_bytes = columns_bias_bytes(hw, tiling, chunk.n1 - chunk.n0, output_scale)
+        bias_kept = biased and keeps_bias(
+            hw.buffers.local_bytes, 0, bias_bytes, bias_bytes == finishing[0]
+        )
         for part in parts:
             count = part[1] - part[0]
             feed = mvm_feed(
@@ -1236,11 +1243,16 @@ def stream_ops(
                 continue
             # add_in_cores or add_chunk
             written = written_outputs(outputs, output_scale)
-            finishing_bytes = (
-                columns_bias_bytes(hw, tiling, chunk.n1 - chunk.n0, output_scale)
-                if biased
-                else 0
-            ) + (written * hw.activation_bytes if residual else 0)
+            finishing_bytes = (bias_bytes if biased and not bias_kept else 0) + (
+                written * hw.activation_bytes if residual else 0
+            )
+            kept_bias: tuple[int, ...] = ()
+            if bias_kept and last:  # moved into the cores once (MvmLowering.hold_bias)
+                if cores not in kept_biases:
+                    move = interconnect_cost(hw, bias_bytes, cores).cycles
+                    ops.append(_StreamOp(move, (), "bus", "move"))
+                    kept_biases[cores] = len(ops) - 1
+                kept_bias = (kept_biases[cores],)
             in_bytes, out_bytes = chunk_add_bytes(
                 hw,
                 outputs,
@@ -1263,7 +1275,7 @@ def stream_ops(
                             out_to="dram" if out_in_dram else "buffer",
                         )
                     ).cycles,
-                    part_mvm,
+                    (*part_mvm, *kept_bias),
                     "dram" if partials_in_dram or out_in_dram else "bus",
                     "add",
                 )

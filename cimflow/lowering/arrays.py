@@ -163,6 +163,8 @@ class ArrayPlacement(WeightStreaming):
         releases: dict[int, list[SSAValue]] = {}
         for (core, _), space in self.local.items():
             assert not space.live, f"core {core}'s local buffer holds {space.live}"
+            if space.fresh == space.capacity and not space.releases:
+                continue  # never used: its bytes wait for what they waited for
             tokens = releases.setdefault(core, [])
             tokens += space.fresh_after
             tokens += [released.token for released in space.released + space.held]

@@ -55,6 +55,8 @@ from cimflow.lowering.state import (
     columns_bias_bytes,
     copy_layout,
     core_ranges,
+    keeps_bias,
+    kept_bias_bytes,
     mvm_feed,
     partial_parts,
     partials_fit,
@@ -71,21 +73,6 @@ _TRUE = BoolAttr.from_bool(True)
 def held_name(bias: str, cores: cim_meta.CoreRangesAttr) -> str:
     """The local allocation holding ``bias`` in ``cores``."""
     return f"{bias}@" + ",".join(f"{first}:{stop}" for first, stop in cores.ranges)
-
-
-KEPT_BIAS_SHARE = 4
-"""A core keeps a bias in the part of its local buffer that an MVM's
-pieces use only while the biases it keeps there take at most this share
-(one in this many bytes) of the part: the pieces take half of what is
-left (:meth:`MvmLowering.local_room`), so the next one moves in while one
-computes."""
-
-
-def kept_bias_bytes(part: int, nbytes: int) -> int:
-    """Bytes of biases (``nbytes`` in all) a local buffer part of ``part``
-    bytes keeps: all of them when they take at most
-    1 / :data:`KEPT_BIAS_SHARE` of it, else none."""
-    return nbytes if KEPT_BIAS_SHARE * nbytes <= part else 0
 
 
 def copy_key(mvm: cim_tile.MVMOp, layout: CopyLayout) -> tuple[str, int]:
@@ -1113,7 +1100,7 @@ class MvmLowering(ArrayPlacement):
         for a part of a bias (a streamed chunk's columns), or where what
         the cores keep would pass a quarter of their part of the local
         buffer (the pieces staged there take at most half of it at once)."""
-        if bias.root is not None or bias.where()[0] != Location.BUFFER:
+        if bias.where()[0] != Location.BUFFER:
             return None
         name = held_name(bias.name, cores)
         held = self.held_biases.get(name)
@@ -1127,8 +1114,10 @@ class MvmLowering(ArrayPlacement):
                 for other in self.held_biases.values()
                 if core in array_ids(other.cores)
             )
-            held_there = kept_bias_bytes(space.capacity, kept + bias.nbytes)
-            if not held_there or not space.fits(bias.nbytes):
+            whole = bias.root is None
+            if not keeps_bias(space.capacity, kept, bias.nbytes, whole):
+                return None
+            if not space.fits(bias.nbytes):
                 return None
         after: list[SSAValue] = []
         for space in spaces:

@@ -382,6 +382,31 @@ def columns_bias_bytes(
     return max(1, written_outputs(columns, output_scale) * hw.weight_bytes)
 
 
+KEPT_BIAS_SHARE = 4
+"""A core keeps a bias in the part of its local buffer that an MVM's
+pieces use only while the biases it keeps there take at most this share
+(one in this many bytes) of the part: the pieces take half of what is
+left (:meth:`~cimflow.lowering.mvm.MvmLowering.local_room`), so the next
+one moves in while one computes."""
+
+
+def kept_bias_bytes(part: int, nbytes: int) -> int:
+    """Bytes of biases (``nbytes`` in all) a local buffer part of ``part``
+    bytes keeps: all of them when they take at most
+    1 / :data:`KEPT_BIAS_SHARE` of it, else none."""
+    return nbytes if KEPT_BIAS_SHARE * nbytes <= part else 0
+
+
+def keeps_bias(part: int, kept: int, nbytes: int, whole: bool) -> bool:
+    """Whether cores whose local buffer part of ``part`` bytes keeps
+    ``kept`` bytes of biases already keep one more of ``nbytes`` until
+    its MVM ends, moved in once: only a ``whole`` bias (each accumulation
+    of a streamed chunk over some of the columns reads its columns' part),
+    and only within :func:`kept_bias_bytes`. The lowering and the
+    dual-mode model's streamed chunks both ask."""
+    return whole and kept_bias_bytes(part, kept + nbytes) > 0
+
+
 def partials_fit(nbytes: int, room_for: int, available: int) -> bool:
     """Whether partial sums of ``nbytes`` (and ``room_for`` bytes more:
     the running sum they start) wait for the vector units in the global

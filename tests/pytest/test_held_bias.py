@@ -19,7 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 from cimflow.cimsim.engine import simulate
 from cimflow.cimsim.trace import parse_trace
 from cimflow.hw_targets import load_target, overridden
-from cimflow.lowering.mvm import KEPT_BIAS_SHARE, kept_bias_bytes
+from cimflow.lowering.state import KEPT_BIAS_SHARE, kept_bias_bytes
 from cimflow.passes.trace_target import build_trace
 from cimflow.tools.cim_verify import compile_model, verify_model
 

@@ -31,7 +31,7 @@ from cimflow.analysis.dual_mode_model import (
 from cimflow.analysis.tile_mapping import plan_chunks
 from cimflow.cimdialect import cim_tile
 from cimflow.cimsim.engine import op_cost, simulate
-from cimflow.cimsim.trace import LoadOp, MvmOp, ProgramOp, VectorOp
+from cimflow.cimsim.trace import LoadOp, MoveOp, MvmOp, ProgramOp, VectorOp
 from cimflow.hw_targets import load_target, shipped_targets
 from cimflow.ir_checks import tensor_function
 from cimflow.lowering.rules import held_input_scale, row_indices_of
@@ -244,6 +244,11 @@ def priced_and_lowered(
         for op in trace.ops
         if isinstance(op, VectorOp) and op.op == "accumulate"
     )
+    lowered += Counter(  # the biases the cores keep (MvmLowering.hold_bias)
+        ("move", op_cost(hw, op).cycles)
+        for op in trace.ops
+        if isinstance(op, MoveOp) and op.name.startswith(f"{op.tensor}@")
+    )
     return priced, lowered, mvm
 
 
@@ -261,6 +266,22 @@ def test_a_streamed_weight_is_priced_op_by_op_as_it_is_lowered(
     onnx.save(one_linear(*shape, bias=bias), path)
     priced, lowered, mvm = priced_and_lowered(path, target, "convert-graph-to-tile")
     assert mvm.streamed and mvm.input_in_dram
+    assert priced == lowered
+
+
+@pytest.mark.parametrize("shape", [(16, 400, 8), (3, 600, 4)])
+def test_a_streamed_weight_whose_cores_keep_its_bias_is_priced_as_lowered(
+    directory: Path, shape: tuple[int, int, int]
+) -> None:
+    """A weight of one column tile streamed in chunks of row tiles (tiny):
+    its last chunk covers every column, so its cores keep the whole bias,
+    moved in once (:func:`~cimflow.lowering.state.keeps_bias`), and its
+    additions read none; the model prices that move and those additions."""
+    path = directory / "kept_bias.onnx"
+    onnx.save(one_linear(*shape, bias=True), path)
+    priced, lowered, mvm = priced_and_lowered(path, "tiny", "convert-graph-to-tile")
+    assert mvm.streamed
+    assert sum(count for (kind, _), count in priced.items() if kind == "move") == 1
     assert priced == lowered
 
 
