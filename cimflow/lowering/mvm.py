@@ -1027,12 +1027,12 @@ class MvmLowering(ArrayPlacement):
         params: dict[str, Attribute] = {"running": _TRUE} if running else {}
         if vectors is not None:
             params["vectors"] = i64_array(vectors)
-        held: HeldBias | None = None
+        held: list[HeldBias] = []
         if bias is not None:
             inputs.append(bias.name)
             held = self.hold_bias(bias, cores)
-            if held is not None:
-                tokens.append(held.moved)
+            if held:
+                tokens += [holder.moved for holder in held]
             else:
                 tokens += bias.tokens()
                 states.append(bias)
@@ -1082,8 +1082,8 @@ class MvmLowering(ArrayPlacement):
         token = self.emit(accumulate)
         if not running:
             self.finishers.setdefault(out_name, []).append(accumulate)
-        if held is not None:
-            held.readers.append(token)
+        for holder in held:
+            holder.readers.append(token)
         if bias is not None:
             self.read(bias, token)
         if "residual" in params and residual is not None:
@@ -1092,23 +1092,28 @@ class MvmLowering(ArrayPlacement):
 
     def hold_bias(
         self, bias: TensorState, cores: cim_meta.CoreRangesAttr
-    ) -> HeldBias | None:
+    ) -> list[HeldBias]:
         """The bias of the MVM being lowered kept in the local buffers of
         ``cores`` (whose vector units add it) until the MVM's end, as a
         core keeps what it reuses: moved in from where it lives once, at
-        its first accumulation on them. None (read by each accumulation)
-        for a part of a bias (a streamed chunk's columns), or where what
-        the cores keep would pass a quarter of their part of the local
-        buffer (the pieces staged there take at most half of it at once)."""
+        its first accumulation on them, into those of the cores that do not
+        keep it yet (another copy's accumulations brought it to the
+        others). Empty (read by each accumulation) for a part of a bias (a
+        streamed chunk's columns), or where what a core keeps would pass a
+        quarter of its part of the local buffer (the pieces staged there
+        take at most half of it at once)."""
         if bias.where()[0] != Location.BUFFER:
-            return None
-        name = held_name(bias.name, cores)
-        held = self.held_biases.get(name)
-        if held is not None:
-            return held
+            return []
+        holders = {
+            core: held
+            for held in self.held_biases.values()
+            if held.bias == bias.name
+            for core in array_ids(held.cores)
+        }
         ids = array_ids(cores)
-        spaces = [self.local_space(core, self.lowering_weight) for core in ids]
-        for core, space in zip(ids, spaces, strict=True):
+        missing = [core for core in ids if core not in holders]
+        for core in missing:
+            space = self.local_space(core, self.lowering_weight)
             kept = sum(
                 other.nbytes
                 for other in self.held_biases.values()
@@ -1116,32 +1121,37 @@ class MvmLowering(ArrayPlacement):
             )
             whole = bias.root is None
             if not keeps_bias(space.capacity, kept, bias.nbytes, whole):
-                return None
+                return []
             if not space.fits(bias.nbytes):
-                return None
-        after: list[SSAValue] = []
-        for space in spaces:
-            after += space.allocate(name, bias.nbytes).after
-        moved = self.emit(
-            cim_meta.MoveOp(
-                bias.name,
-                bias.nbytes,
-                self.deps(*bias.tokens(), *after),
-                self.segment,
-                label=name,
-                direction=cim_meta.MoveDirection.IN,
-                cores=cores,
-                allocs=[
-                    cim_meta.AllocAttr.get(
-                        name, bias.nbytes * len(ids), Location.LOCAL, cores
-                    )
-                ],
+                return []
+        if missing:
+            moved_to = core_ranges(missing)
+            name = held_name(bias.name, moved_to)
+            after: list[SSAValue] = []
+            for core in missing:
+                space = self.local_space(core, self.lowering_weight)
+                after += space.allocate(name, bias.nbytes).after
+            moved = self.emit(
+                cim_meta.MoveOp(
+                    bias.name,
+                    bias.nbytes,
+                    self.deps(*bias.tokens(), *after),
+                    self.segment,
+                    label=name,
+                    direction=cim_meta.MoveDirection.IN,
+                    cores=moved_to,
+                    allocs=[
+                        cim_meta.AllocAttr.get(
+                            name, bias.nbytes * len(missing), Location.LOCAL, moved_to
+                        )
+                    ],
+                )
             )
-        )
-        self.read(bias, moved)
-        held = HeldBias(cores, bias.nbytes, moved)
-        self.held_biases[name] = held
-        return held
+            self.read(bias, moved)
+            held = HeldBias(bias.name, moved_to, bias.nbytes, moved)
+            self.held_biases[name] = held
+            holders.update(dict.fromkeys(missing, held))
+        return list({id(holders[core]): holders[core] for core in ids}.values())
 
     def release_biases(self) -> None:
         """Free the biases the MVM just lowered kept in local buffers."""

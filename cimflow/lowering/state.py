@@ -100,6 +100,7 @@ class HeldBias:
     accumulations on those cores wait for it and read nothing more), and
     every accumulation that used it (what its free waits for)."""
 
+    bias: str
     cores: cim_meta.CoreRangesAttr
     nbytes: int
     """Bytes in each of the cores."""

@@ -104,10 +104,55 @@ def test_a_bias_moves_into_its_cores_once(two_convs: Path) -> None:
             if op["cores"] == move["cores"]
         )
     for op in readers:
-        (move,) = [m for m in moves if m["id"] in op["deps"]]
-        assert move["cores"] == op["cores"]
+        held = [m for m in moves if m["id"] in op["deps"]]
+        assert covered_cores(held) == core_ids(op["cores"])
         assert op["in_bytes"] == 0  # partial sums in the cores, bias there too
     simulate(parse_trace(data, "t.json"))
+
+
+def core_ids(ranges: list[list[int]]) -> list[int]:
+    return [core for first, stop in ranges for core in range(first, stop)]
+
+
+def covered_cores(moves: list[dict[str, Any]]) -> list[int]:
+    """The cores bias ``moves`` brought it to, each as often as moved."""
+    return sorted(core for move in moves for core in core_ids(move["cores"]))
+
+
+RESNET_TINY = (
+    Path(__file__).resolve().parents[2] / "tools" / "models" / "resnet_tiny.onnx"
+)
+"""A model whose clsa-cim copies on tiny share cores: an accumulation's
+cores overlap those of another copy that keeps the same bias."""
+
+
+def test_a_core_keeps_a_bias_once_for_every_copy_it_adds_for() -> None:
+    pipeline = "cim-compile{strategy=clsa-cim}"
+    with overridden(()):
+        data: dict[str, Any] = build_trace(
+            compile_model(RESNET_TINY, "tiny", pipeline, {})
+        )
+        report = verify_model(RESNET_TINY, target="tiny", pipeline=pipeline, dims={})
+    assert report.passed, report.to_dict()
+    ops: list[dict[str, Any]] = data["ops"]
+    moves = {
+        op["id"]: op
+        for op in ops
+        if op["kind"] == "move" and op["name"].startswith(op["tensor"] + "@")
+    }
+    kept: Counter[tuple[str, int]] = Counter(
+        (op["tensor"], core) for op in moves.values() for core in core_ids(op["cores"])
+    )
+    assert kept and max(kept.values()) == 1
+    shared = 0
+    for op in ops:
+        if op["kind"] != "vector" or op["op"] != "accumulate":
+            continue
+        held = [moves[dep] for dep in op["deps"] if dep in moves]
+        if held:
+            assert covered_cores(held) == core_ids(op["cores"])
+            shared += len(held) > 1
+    assert shared  # some accumulation reads a bias another copy brought
 
 
 def test_a_bias_over_a_quarter_of_the_local_buffer_is_read_each_time(
