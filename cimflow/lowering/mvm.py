@@ -1108,7 +1108,7 @@ class MvmLowering(ArrayPlacement):
             core: held
             for held in self.held_biases.values()
             if held.bias == bias.name
-            for core in array_ids(held.cores)
+            for core in held.core_ids
         }
         ids = array_ids(cores)
         missing = [core for core in ids if core not in holders]
@@ -1117,7 +1117,7 @@ class MvmLowering(ArrayPlacement):
             kept = sum(
                 other.nbytes
                 for other in self.held_biases.values()
-                if core in array_ids(other.cores)
+                if core in other.core_ids
             )
             whole = bias.root is None
             if not keeps_bias(space.capacity, kept, bias.nbytes, whole):
@@ -1164,7 +1164,7 @@ class MvmLowering(ArrayPlacement):
                     label=name,
                 )
             )
-            for core in array_ids(held.cores):
+            for core in held.core_ids:
                 self.local_space(core, self.lowering_weight).release(
                     name, freed, self.expected[freed]
                 )

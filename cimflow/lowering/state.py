@@ -107,6 +107,11 @@ class HeldBias:
     moved: SSAValue
     """The move that brought it there."""
     readers: list[SSAValue] = field(default_factory=lambda: [])
+    core_ids: tuple[int, ...] = field(init=False)
+    """The ids of ``cores``."""
+
+    def __post_init__(self) -> None:
+        self.core_ids = tuple(array_ids(self.cores))
 
 
 JOINED_USERS = 4
