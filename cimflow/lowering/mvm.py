@@ -1112,14 +1112,14 @@ class MvmLowering(ArrayPlacement):
         }
         ids = array_ids(cores)
         missing = [core for core in ids if core not in holders]
-        for core in missing:
-            space = self.local_space(core, self.lowering_weight)
+        spaces = [self.local_space(core, self.lowering_weight) for core in missing]
+        whole = bias.root is None
+        for core, space in zip(missing, spaces, strict=True):
             kept = sum(
                 other.nbytes
                 for other in self.held_biases.values()
                 if core in other.core_ids
             )
-            whole = bias.root is None
             if not keeps_bias(space.capacity, kept, bias.nbytes, whole):
                 return []
             if not space.fits(bias.nbytes):
@@ -1128,8 +1128,7 @@ class MvmLowering(ArrayPlacement):
             moved_to = core_ranges(missing)
             name = held_name(bias.name, moved_to)
             after: list[SSAValue] = []
-            for core in missing:
-                space = self.local_space(core, self.lowering_weight)
+            for space in spaces:
                 after += space.allocate(name, bias.nbytes).after
             moved = self.emit(
                 cim_meta.MoveOp(
