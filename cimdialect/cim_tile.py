@@ -348,8 +348,11 @@ class AllocAttr(ParametrizedAttribute):
 
     ``copies`` weight copies split the input vectors between them (weight
     duplication); ``chunks > 1`` streams the weight through the arrays in that
-    many pieces when one copy does not fit; ``segment`` is the run of
-    operators whose weights are resident together.
+    many pieces when one copy does not fit: the count it takes on all the
+    segment's free arrays, or the count on half of them, which makes the
+    chunks alternate between the two halves (one programs while the other
+    computes; ``cimflow.lowering.state.alternates_for``); ``segment`` is the
+    run of operators whose weights are resident together.
 
     ```mlir
     #cim_tile.alloc<segment = 2, copies = 4, chunks = 1>

@@ -89,6 +89,11 @@ class CmswitchPass(ModulePass):
     """Keep an ``activations`` buffer only where the simulator finds the run
     no faster without it (``cim-allocate``'s option)."""
 
+    check_alternation: bool = True
+    """Keep a stream alternating between the halves of its free arrays only
+    where the simulator finds the run no faster with every stream on one
+    run of them (``cim-allocate``'s option)."""
+
     check_dataflows: bool = True
     """Keep pipelined dataflows only where the simulator finds them faster
     (``cim-allocate``'s option)."""
@@ -186,6 +191,7 @@ class CmswitchPass(ModulePass):
             solver_log=self.solver_log,
             check_staging=self.check_staging,
             check_activations=self.check_activations,
+            check_alternation=self.check_alternation,
             check_dataflows=self.check_dataflows,
         )
 

@@ -182,7 +182,7 @@ from cimflow.cost_model import (
     concurrent_cost,
     cores_of_arrays,
     interconnect_cost,
-    mvm_op_cost,
+    mvm_op_parts,
     program_cost,
     program_op_cost,
     replica_stream_cycles,
@@ -226,7 +226,7 @@ from cimflow.lowering.state import (
     chunk_ends,
     chunk_out_bytes,
     chunk_part_count,
-    chunk_start,
+    chunk_stream,
     columns_bias_bytes,
     copy_layout,
     copy_local_bytes,
@@ -234,6 +234,7 @@ from cimflow.lowering.state import (
     mvm_feed,
     partials_fit,
     runs_of,
+    stream_alternatives,
 )
 from cimflow.passes.clsa_allocate import MAX_ROW_BANDS
 
@@ -1020,6 +1021,13 @@ def replica_interconnect(inst: SegmentInstance, copies: Sequence[int]) -> int:
     )
 
 
+ALTERNATE_MARGIN = 0.02
+"""A weight's chunks alternate between the halves of the free arrays only
+when that streams it faster by more than this share: the replay of
+:func:`stream_ops` does not see an MVM's input crossing the bus while the
+next chunk's program does (twice the chunks read the input twice as often)."""
+
+
 @dataclass(frozen=True)
 class _StreamOp:
     """One op the lowering emits to stream a weight (:func:`stream_ops`)."""
@@ -1050,6 +1058,7 @@ def stream_ops(
     output_scale: Fraction | None = None,
     misaligned: bool = False,
     staged: tuple[int, int] = (0, 0),
+    alternates: bool = False,
 ) -> tuple[list[_StreamOp], int]:
     """The loads, programs and MVMs ``run_chunks`` emits for a weight streamed
     through ``available`` arrays, in its order, and the chunk count: per
@@ -1091,10 +1100,10 @@ def stream_ops(
     every_output = vectors * tiling.field("groups") * tiling.field("n")
     kept = 0 if output_in_dram else written_outputs(every_output, output_scale)
     free_bytes = hw.buffers.global_bytes - finishing[0] - kept * hw.activation_bytes
-    chunks = plan_chunks(tiling, available, hw)
+    stream = chunk_stream(hw, tiling, 0, available, alternates)
+    chunks = stream.chunks
     capacity = half * hw.dual_mode.memory_capacity_bytes
     ends = chunk_ends(chunks)
-    start = chunk_start(hw, tiling, chunks, 0, available)
     ops: list[_StreamOp] = []
     staging, input_bytes = staged if input_in_dram else (0, 0)
     input_ready: tuple[int, ...] = ()
@@ -1115,7 +1124,15 @@ def stream_ops(
     prefetched: dict[int, int] = {}
     programs_of: list[tuple[int, ...]] = []
     mvm: tuple[int, ...] = ()
+    chunk_end: list[tuple[int, ...]] = []
+    # per running sum (by its first column), the last addition into it
+    summed: dict[int, tuple[int, ...]] = {}
     for index, chunk in enumerate(chunks):
+        if index:
+            chunk_end.append(mvm)
+        reused = stream.reuses(index)
+        mvm = () if reused is None else chunk_end[reused]
+        start = stream.starts[index]
         cores = cores_of_arrays(hw, ((start, start + chunk.arrays),))
         nbytes = program_bytes(hw, chunk, operand != "weight", row_indices)
         # an activation's chunk from where it lives, once the chunk before
@@ -1216,23 +1233,24 @@ def stream_ops(
                 if first and not last:
                     sums_in_dram[chunk.n0] = partials_in_dram
             sums_to_dram = partials_in_dram if adds else output_in_dram
+            parts = mvm_op_parts(
+                hw,
+                chunk.arrays,
+                count,
+                chunk.rows,
+                chunk.cols,
+                local_bytes=feed.expanded,
+                feed=source,
+                in_bytes=max(1, feed.in_bytes),
+                in_links=feed.in_links,
+                out_bytes=streamed,
+                cores=cores,
+                feed_arrays=input_arrays,
+                out_to="dram" if sums_to_dram else "buffer",
+            )
             ops.append(
                 _StreamOp(
-                    mvm_op_cost(
-                        hw,
-                        chunk.arrays,
-                        count,
-                        chunk.rows,
-                        chunk.cols,
-                        local_bytes=feed.expanded,
-                        feed=source,
-                        in_bytes=max(1, feed.in_bytes),
-                        in_links=feed.in_links,
-                        out_bytes=streamed,
-                        cores=cores,
-                        feed_arrays=input_arrays,
-                        out_to="dram" if sums_to_dram else "buffer",
-                    ).cycles,
+                    concurrent_cost(*parts).cycles,
                     (*programs, *input_ready, *part_mvm),
                     held,
                     "mvm",
@@ -1275,12 +1293,14 @@ def stream_ops(
                             out_to="dram" if out_in_dram else "buffer",
                         )
                     ).cycles,
-                    (*part_mvm, *kept_bias),
+                    (*part_mvm, *kept_bias, *summed.get(chunk.n0, ())),
                     "dram" if partials_in_dram or out_in_dram else "bus",
                     "add",
                 )
             )
             mvm = (len(ops) - 1,)
+            if not (first and last):  # the next addition into the sum waits
+                summed[chunk.n0] = mvm
     return ops, len(chunks)
 
 
@@ -1302,23 +1322,47 @@ def _stream_terms(
     misaligned: bool = False,
     staged: tuple[int, int] = (0, 0),
 ) -> tuple[int, int, int, int]:
-    ops, chunks = stream_ops(
-        hw,
-        tiling,
-        vectors,
-        available,
-        half,
-        window,
-        input_in_dram,
-        finishing,
-        output_in_dram,
-        operand,
-        input_scale,
-        row_indices,
-        output_scale,
-        misaligned,
-        staged,
-    )
+    # a weight's chunks from DRAM may alternate between the halves of the
+    # arrays (a chunks buffer prefetches them instead); the faster way wins,
+    # on all the arrays when neither is
+    ways = stream_alternatives(hw, tiling, available)
+    if half or operand != "weight":
+        ways = (False,)
+    timed = [
+        _replay_stream(
+            *stream_ops(
+                hw,
+                tiling,
+                vectors,
+                available,
+                half,
+                window,
+                input_in_dram,
+                finishing,
+                output_in_dram,
+                operand,
+                input_scale,
+                row_indices,
+                output_scale,
+                misaligned,
+                staged,
+                alternates,
+            ),
+            hw,
+        )
+        for alternates in ways
+    ]
+    best = timed[0]
+    for terms in timed[1:]:
+        if terms[0] < best[0] * (1 - ALTERNATE_MARGIN):
+            best = terms
+    return best
+
+
+def _replay_stream(
+    ops: list[_StreamOp], chunks: int, hw: HardwareTarget
+) -> tuple[int, int, int, int]:
+    """:func:`stream_terms` of the ops :func:`stream_ops` emits."""
     # each op starts once its deps are done and what it holds is free, the
     # one ready first (then the one emitted first) taking it first; on a bus
     # the bytes an op moves to or from DRAM cross it too

@@ -92,7 +92,7 @@ from cimflow.lowering.rules import (
     window_of,
     written_outputs,
 )
-from cimflow.lowering.state import CopyLayout
+from cimflow.lowering.state import ChunkStream, CopyLayout, chunk_start
 
 STREAM_LEVELS: dict[Location, StreamLevel] = {
     Location.BUFFER: "buffer",
@@ -471,9 +471,10 @@ class ScheduleBuilder(MvmLowering):
             self.read(operand, token)
             return token
 
-        finished = self.compute_chunks(
+        start = chunk_start(self.hw, tiling, chunks, self.free_array, self.free_stop)
+        finished, _ = self.compute_chunks(
             mvm,
-            chunks,
+            ChunkStream(tuple(chunks), (start,) * len(chunks), False),
             program_chunk,
             (source.name, out_name),
             (source, target),

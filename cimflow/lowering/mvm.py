@@ -11,7 +11,7 @@ from xdsl.dialects.builtin import BoolAttr, StringAttr
 from xdsl.ir import Attribute, SSAValue
 
 from cimflow.analysis.blocking import Band, BlockPlan, skip_band
-from cimflow.analysis.tile_mapping import Chunk, plan_chunks
+from cimflow.analysis.tile_mapping import plan_chunks
 from cimflow.cimdialect import cim_meta, cim_tile
 from cimflow.cimdialect.cim_graph import i64_array, tensor_shape
 from cimflow.cost_model import (
@@ -41,17 +41,19 @@ from cimflow.lowering.rules import (
     written_outputs,
 )
 from cimflow.lowering.state import (
+    ChunkStream,
     CopyLayout,
     FusedResidual,
     HeldBias,
     MvmFeed,
+    alternates_for,
     array_ids,
     chunk_add_bytes,
     chunk_adds,
     chunk_ends,
     chunk_out_bytes,
     chunk_part_count,
-    chunk_start,
+    chunk_stream,
     columns_bias_bytes,
     copy_layout,
     core_ranges,
@@ -1193,19 +1195,27 @@ class MvmLowering(ArrayPlacement):
                 f"{self.segment}, but its arrays and buffers"
                 f"{self.beside_kv_cache()} leave none of the {self.hw.total_arrays}"
             )
-        chunks = plan_chunks(mvm.tiling, available, self.hw)
-        if len(chunks) != alloc.field("chunks"):
+        alternates = alternates_for(
+            self.hw, mvm.tiling, available, alloc.field("chunks")
+        )
+        if alternates is None or (alternates and self.chunk_buffer is not None):
+            whole = len(plan_chunks(mvm.tiling, available, self.hw))
             raise CimError(
-                f"weight '{weight}' takes {len(chunks)} chunks on the "
+                f"weight '{weight}' takes {whole} chunks on the "
                 f"{available} free arrays of segment {self.segment}, but its "
                 f"allocation says {alloc.field('chunks')}"
             )
+        stream = chunk_stream(
+            self.hw, mvm.tiling, self.free_array, self.free_stop, alternates
+        )
+        chunks = list(stream.chunks)
         prefetched: dict[int, tuple[cim_meta.ArrayRangesAttr, SSAValue]] = {}
         programs: dict[int, SSAValue] = {}
 
         def program_chunk(
             index: int, layout: CopyLayout, previous: SSAValue | None
         ) -> SSAValue:
+            # previous: the end of the chunk whose arrays this one takes
             if index in prefetched:
                 half, token = prefetched[index]
                 program = self.program(
@@ -1244,39 +1254,44 @@ class MvmLowering(ArrayPlacement):
                 self.prefetch_chunk(weight, chunks, index + 1, prefetched, programs)
             return program
 
-        finished = self.compute_chunks(
-            mvm, chunks, program_chunk, tensors, (source, target), window, ready
+        finished, self.streamed_busy = self.compute_chunks(
+            mvm, stream, program_chunk, tensors, (source, target), window, ready
         )
-        self.streamed_busy = finished[-1:]
         return finished
 
     def compute_chunks(
         self,
         mvm: cim_tile.MVMOp,
-        chunks: Sequence[Chunk],
+        stream: ChunkStream,
         program_chunk: Callable[[int, CopyLayout, SSAValue | None], SSAValue],
         tensors: tuple[str, str],
         places: tuple[TensorState, TensorState],
         window: Window | None,
         ready: Sequence[SSAValue],
-    ) -> list[SSAValue]:
+    ) -> tuple[list[SSAValue], list[SSAValue]]:
         """Chunks of ``mvm``'s weight one after another on the free arrays:
-        ``program_chunk`` writes a chunk once the one before is done, then
-        every vector streams through it; partial sums of chunks over the
-        same columns add up on the chunk's cores. Returns the ops that
-        finish the outputs."""
+        ``program_chunk`` writes a chunk once the chunk before it on its
+        arrays is done (:meth:`ChunkStream.reuses`), then every vector
+        streams through it; partial sums of chunks over the same columns add
+        up on the chunk's cores. Returns the ops that finish the outputs,
+        and the end of the last chunk on each run of arrays."""
         source, target = places
         previous: SSAValue | None = None
         finished: list[SSAValue] = []
         span = (0, mvm.vectors)
         finishing = (mvm.bias is not None) + (self.residual is not None)
+        chunks = stream.chunks
         ends = chunk_ends(chunks)
-        start = chunk_start(
-            self.hw, mvm.tiling, chunks, self.free_array, self.free_stop
-        )
+        chunk_end: list[SSAValue] = []
         for index, chunk in enumerate(chunks):
-            layout = copy_layout(self.hw, mvm.tiling, chunk, start)
-            program = program_chunk(index, layout, previous)
+            if index:
+                assert previous is not None
+                chunk_end.append(previous)
+            layout = copy_layout(self.hw, mvm.tiling, chunk, stream.starts[index])
+            reused = stream.reuses(index)
+            program = program_chunk(
+                index, layout, None if reused is None else chunk_end[reused]
+            )
             feed = self.feed(layout, span, window)
             columns = (chunk.n0, chunk.n1)
             first, last = ends[index]
@@ -1373,7 +1388,12 @@ class MvmLowering(ArrayPlacement):
                 self.release_passing(place, [previous])
             if last:
                 finished.append(previous)
-        return finished
+        assert previous is not None
+        chunk_end.append(previous)
+        last_on = {
+            start: end for start, end in zip(stream.starts, chunk_end, strict=True)
+        }
+        return finished, list(last_on.values())
 
     def chunk_parts(
         self,
@@ -1526,12 +1546,13 @@ class MvmLowering(ArrayPlacement):
         partial_bytes, out_bytes = chunk_add_bytes(
             self.hw, outputs, partials, (first, last, False), 0, self.output_scale
         )
+        before = [] if first else [self.summed.pop(running)]
         token = self.vector_accumulate(
             out_name,
             bias,
             adds,
             core_ranges(layout.cores),
-            [computed, *held],
+            [computed, *held, *before],
             (1, *columns),
             partial_bytes,
             out_bytes,
@@ -1541,6 +1562,8 @@ class MvmLowering(ArrayPlacement):
             allocs=allocs,
             vectors=vectors,
         )
+        if not last:
+            self.summed[running] = token
         if last and not first:
             home = self.running_sums.pop(running)
             if home.level == Location.BUFFER:

@@ -19,7 +19,7 @@ from xdsl.ir import Attribute, Block, Operation, SSAValue
 
 from cimflow.analysis import blocking
 from cimflow.analysis.blocking import Band, BlockPlan, Layout, bands
-from cimflow.analysis.tile_mapping import Chunk
+from cimflow.analysis.tile_mapping import Chunk, plan_chunks
 from cimflow.cimdialect import cim_meta, cim_tile
 from cimflow.cimdialect.cim_graph import NODE_ATTR, tensor_shape
 from cimflow.cimdialect.cim_tile import Dataflow
@@ -204,6 +204,82 @@ def _chunk_start(
         if crossing == 0:
             break
     return best
+
+
+@dataclass(frozen=True)
+class ChunkStream:
+    """A weight streamed through a free run of arrays: its chunks in order
+    and the first array of each. Chunks on one run (``alternates`` false)
+    each take the arrays the chunk before just computed on, so a chunk's
+    program waits for that computation; alternating chunks take the two
+    halves of the run in turn, so a chunk's program (DRAM-bound, for a
+    weight from DRAM) overlaps the computation of the chunk before, and
+    waits for the one before that (double buffering)."""
+
+    chunks: tuple[Chunk, ...]
+    starts: tuple[int, ...]
+    alternates: bool
+
+    def reuses(self, index: int) -> int | None:
+        """The chunk before ``index`` whose arrays chunk ``index`` takes
+        (None: the first on its arrays)."""
+        before = index - (2 if self.alternates else 1)
+        return before if before >= 0 else None
+
+
+def chunk_stream(
+    hw: HardwareTarget,
+    tiling: cim_tile.TilingAttr,
+    first: int,
+    stop: int,
+    alternates: bool,
+) -> ChunkStream:
+    """The chunks of a weight streamed through the free run ``[first,
+    stop)``: cut on all of it, each placed by :func:`chunk_start`; or,
+    ``alternates``, cut on half of it, the even chunks placed in the first
+    half and the odd ones in the rest, each half by :func:`chunk_start`."""
+    if not alternates:
+        chunks = tuple(plan_chunks(tiling, stop - first, hw))
+        start = chunk_start(hw, tiling, chunks, first, stop)
+        return ChunkStream(chunks, (start,) * len(chunks), False)
+    middle = first + (stop - first) // 2
+    chunks = tuple(plan_chunks(tiling, middle - first, hw))
+    halves = (
+        chunk_start(hw, tiling, chunks, first, middle),
+        chunk_start(hw, tiling, chunks, middle, stop),
+    )
+    starts = tuple(halves[index % 2] for index in range(len(chunks)))
+    return ChunkStream(chunks, starts, True)
+
+
+def stream_alternatives(
+    hw: HardwareTarget, tiling: cim_tile.TilingAttr, available: int
+) -> tuple[bool, ...]:
+    """The ways a weight may stream through ``available`` free arrays
+    (:func:`chunk_stream`'s ``alternates``): on all of them, and
+    alternating between their halves when that cuts it into another number
+    of chunks (the chunk count an allocation writes then says which it
+    chose, :func:`alternates_for`)."""
+    if available < 2:
+        return (False,)
+    whole = len(plan_chunks(tiling, available, hw))
+    if whole < 2 or whole == len(plan_chunks(tiling, available // 2, hw)):
+        return (False,)
+    return (False, True)
+
+
+def alternates_for(
+    hw: HardwareTarget, tiling: cim_tile.TilingAttr, available: int, chunks: int
+) -> bool | None:
+    """Whether a weight allocated ``chunks`` chunks on ``available`` free
+    arrays alternates between their halves: the count its chunks have on
+    all the arrays says no, the count on half of them yes; None when it
+    is neither."""
+    for alternates in stream_alternatives(hw, tiling, available):
+        size = available // 2 if alternates else available
+        if len(plan_chunks(tiling, size, hw)) == chunks:
+            return alternates
+    return None
 
 
 def crossing_sums(columns: Sequence[ColumnTile]) -> int:
@@ -701,6 +777,9 @@ class BuilderState:
     """Passing allocations in the global buffer, not released yet."""
     running_sums: dict[str, TensorState] = field(default_factory=lambda: {})
     """Where each running sum of a reduction split over chunks waits."""
+    summed: dict[str, SSAValue] = field(default_factory=lambda: {})
+    """The last addition into each running sum: the next one waits for it
+    (alternating chunks compute at once, and add in order)."""
     position: int = 0
     node: StringAttr | None = None
     """The ONNX node of the tile op being lowered, stamped on every meta-op

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 from test_memory_mode import SLOW_DRAM_TINY, allocated, stream_input_model
+from xdsl.context import Context
 from xdsl.dialects.builtin import IntegerAttr
 
 from cimflow.analysis.allocation import layer_cycles, pack_segments
@@ -35,6 +36,7 @@ from cimflow.cimsim.trace import LoadOp, MoveOp, MvmOp, ProgramOp, VectorOp
 from cimflow.hw_targets import load_target, shipped_targets
 from cimflow.ir_checks import tensor_function
 from cimflow.lowering.rules import held_input_scale, row_indices_of
+from cimflow.lowering.state import chunk_stream
 from cimflow.passes.cim_allocate import PREDICTED_ATTR
 from cimflow.passes.clsa_allocate import ClsaPolicy
 from cimflow.passes.convert_tile_to_meta import ConvertTileToMetaPass
@@ -198,10 +200,12 @@ def priced_and_lowered(
     tiling: str,
     allocation: str = "cim-static-allocate",
     staging: int = 0,
+    alternates: bool = False,
 ) -> tuple[Counter[tuple[str, int]], Counter[tuple[str, int]], MvmInfo]:
     """The model's schedule of the weight ``w`` of ``path`` streamed through
     every array but ``staging`` ones holding its input in an ``inputs``
-    buffer (:func:`~cimflow.analysis.dual_mode_model.stream_ops`) and the
+    buffer (:func:`~cimflow.analysis.dual_mode_model.stream_ops`; its
+    chunks alternating between the halves of them with ``alternates``) and the
     loads, programs, MVMs and additions the lowering emits for it
     (``tiling``, then ``allocation``), by kind and the cycles the
     simulator gives each; and the model's view of its MVM."""
@@ -224,10 +228,16 @@ def priced_and_lowered(
         row_indices=row_indices_of(mvm.op),
         output_scale=mvm.op.output_scale,
         staged=staged_input(hw, mvm, staging),
+        alternates=alternates,
     )
     priced = Counter((op.kind, op.cycles) for op in ops)
-    lowering = f"{tiling},{allocation},convert-tile-to-meta"
-    trace = module_trace(compile_model(path, target, lowering))
+    module = compile_model(path, target, f"{tiling},{allocation}")
+    if alternates:  # the chunk count of the halves says so
+        streamed = next(op for op in module.walk() if isinstance(op, cim_tile.MVMOp))
+        count = len(chunk_stream(hw, streamed.tiling, 0, hw.total_arrays, True).chunks)
+        streamed.alloc = cim_tile.AllocAttr.from_ints(0, 1, count)
+    ConvertTileToMetaPass(target).apply(Context(), module)
+    trace = module_trace(module)
     compacted = {w.name: w for w in trace.weights if w.rows or w.columns}
     lowered = Counter(
         (op.kind, op_cost(hw, op, compacted.get(op.weight)).cycles)
@@ -266,6 +276,25 @@ def test_a_streamed_weight_is_priced_op_by_op_as_it_is_lowered(
     onnx.save(one_linear(*shape, bias=bias), path)
     priced, lowered, mvm = priced_and_lowered(path, target, "convert-graph-to-tile")
     assert mvm.streamed and mvm.input_in_dram
+    assert priced == lowered
+
+
+@pytest.mark.parametrize(("target", "shape", "bias"), STREAMED_LINEARS[:6])
+def test_an_alternating_stream_is_priced_op_by_op_as_it_is_lowered(
+    directory: Path, target: str, shape: tuple[int, int, int], bias: bool
+) -> None:
+    """The same with the chunks alternating between the halves of the
+    arrays (``test_alternating_chunks``): twice as many chunks, each
+    programmed while the one before computes, priced one for one."""
+    path = directory / "linear.onnx"
+    onnx.save(one_linear(*shape, bias=bias), path)
+    priced, lowered, mvm = priced_and_lowered(
+        path, target, "convert-graph-to-tile", alternates=True
+    )
+    assert mvm.streamed
+    whole = len(plan_chunks(mvm.op.tiling, load_target(target).total_arrays))
+    programs = sum(count for (kind, _), count in priced.items() if kind == "program")
+    assert programs > whole
     assert priced == lowered
 
 

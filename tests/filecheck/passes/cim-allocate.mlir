@@ -93,9 +93,12 @@ builtin.module {
 // -----
 
 // A weight larger than the chip (12 arrays) streams through the arrays the
-// memory buffers leave; its chunk count is recomputed for them (here none:
-// 2 chunks of 8 + 4 arrays). A segment of vector work only, before any MVM,
-// is segment 0 as in the lowering.
+// memory buffers leave; its chunk count is recomputed for them (here none)
+// and says how it streams: 3 chunks of 4 arrays alternating between the
+// two halves of the 8 (one programs while the other computes), which the
+// model prices faster than 2 chunks of 8 + 4 on the same arrays, and the
+// simulator finds no slower. A segment of vector work only, before any
+// MVM, is segment 0 as in the lowering.
 builtin.module {
   func.func @streamed(%x: tensor<4x8xf32>) -> tensor<4x96xf32> {
     %r = cim_tile.vector (%x) : (tensor<4x8xf32>) -> tensor<4x8xf32> {
@@ -110,7 +113,7 @@ builtin.module {
 
 // CHECK-LABEL: func.func @streamed
 // CHECK:         cim_tile.vector segment 0{{ ?}}(
-// CHECK:         weight "big.w" {{.*}} alloc <segment = 0, copies = 1, chunks = 2>
+// CHECK:         weight "big.w" {{.*}} alloc <segment = 0, copies = 1, chunks = 3>
 
 // On `tiny_dynamic` (tiny with array.dynamic_matmul), cim-allocate decides
 // where an activation matmul runs: on a number of the segment's free arrays
