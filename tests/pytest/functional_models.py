@@ -319,3 +319,37 @@ def quantized_by_onnxruntime(model: onnx.ModelProto, directory: Path) -> Path:
         activation_type=quantization.QuantType.QUInt8,
     )
     return quantized
+
+
+def padded_conv(
+    channels: int, outputs: int, image: int, relu_first: bool = False
+) -> onnx.ModelProto:
+    """``x [1, channels, image, image]`` through a padded 3 x 3 convolution
+    of zero weights; with ``relu_first`` through a ReLU before it (so the
+    convolution's input is made on chip, not read from DRAM)."""
+    weight = numpy_helper.from_array(
+        np.zeros((outputs, channels, 3, 3), np.float32), "w"
+    )
+    source = "r" if relu_first else "x"
+    nodes = [helper.make_node("Conv", [source, "w"], ["y"], pads=[1, 1, 1, 1])]
+    if relu_first:
+        nodes.insert(0, helper.make_node("Relu", ["x"], ["r"], name="relu"))
+    graph = helper.make_graph(
+        nodes,
+        "padded_conv",
+        [
+            helper.make_tensor_value_info(
+                "x", TensorProto.FLOAT, [1, channels, image, image]
+            )
+        ],
+        [
+            helper.make_tensor_value_info(
+                "y", TensorProto.FLOAT, [1, outputs, image, image]
+            )
+        ],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model

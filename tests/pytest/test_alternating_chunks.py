@@ -6,21 +6,18 @@ alternating bands of row tiles, and what it wins."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
-import numpy as np
 import onnx
-from functional_models import integer_linear
-from onnx import TensorProto, helper, numpy_helper
-from test_functional import _small_dynaplasia  # pyright: ignore[reportPrivateUsage]
+from functional_models import integer_linear, padded_conv
+from test_functional import assert_banded_product_exact, small_dynaplasia
 from xdsl.context import Context
 
 from cimflow.analysis.tile_mapping import plan_chunks
 from cimflow.cimdialect import cim_tile
 from cimflow.cimsim.engine import simulate
-from cimflow.cimsim.functional import run_functional
 from cimflow.cimsim.trace import MvmOp, ProgramOp, parse_trace
-from cimflow.frontend import load_weights
 from cimflow.hw_targets import load_target
 from cimflow.lowering.state import (
     alternates_for,
@@ -32,41 +29,11 @@ from cimflow.passes.trace_target import build_trace
 from cimflow.tools.cim_verify import compile_model, module_trace
 
 
-def relu_conv(channels: int, outputs: int, image: int) -> onnx.ModelProto:
-    """``x [1, channels, image, image]`` through a ReLU (so the convolution's
-    input is made on chip) and a padded 3 x 3 convolution."""
-    weight = numpy_helper.from_array(
-        np.zeros((outputs, channels, 3, 3), np.float32), "w"
-    )
-    graph = helper.make_graph(
-        [
-            helper.make_node("Relu", ["x"], ["r"], name="relu"),
-            helper.make_node("Conv", ["r", "w"], ["y"], name="conv", pads=[1] * 4),
-        ],
-        "relu_conv",
-        [
-            helper.make_tensor_value_info(
-                "x", TensorProto.FLOAT, [1, channels, image, image]
-            )
-        ],
-        [
-            helper.make_tensor_value_info(
-                "y", TensorProto.FLOAT, [1, outputs, image, image]
-            )
-        ],
-        [weight],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
-
-
 def layer4_conv(directory: Path) -> Path:
     """ResNet-18's layer-4 convolution (512 to 512 channels on 7 x 7): a
     2.36 MB weight, 3 chunks on dynaplasia's 96 arrays, 5 on 48."""
     path = directory / "layer4.onnx"
-    onnx.save(relu_conv(512, 512, 7), path)
+    onnx.save(padded_conv(512, 512, 7, relu_first=True), path)
     return path
 
 
@@ -139,7 +106,7 @@ def test_cmswitch_alternates_a_layer4_convolution_and_overlaps_its_programs(
             computed[op.n] = max(computed.get(op.n, 0), run.finish[op.id])
     overlapped = [
         run.start[later.id] < computed[earlier.n]
-        for earlier, later in zip(programs, programs[1:], strict=False)
+        for earlier, later in itertools.pairwise(programs)
     ]
     assert any(overlapped)
     static = module_trace(
@@ -160,7 +127,7 @@ def test_alternating_bands_of_row_tiles_add_in_order_and_are_exact(
     the result is ``x @ W``."""
     path = tmp_path / "banded.onnx"
     onnx.save(integer_linear(vectors=6, k=1100, n=64), path)
-    target = _small_dynaplasia(tmp_path)
+    target = small_dynaplasia(tmp_path)
     hw = load_target(target)
     module = compile_model(path, target, "convert-graph-to-tile,cim-static-allocate")
     mvm = next(op for op in module.walk() if isinstance(op, cim_tile.MVMOp))
@@ -171,9 +138,4 @@ def test_alternating_bands_of_row_tiles_add_in_order_and_are_exact(
     trace = parse_trace(build_trace(module), str(path))
     bands = {op.k for op in trace.ops if isinstance(op, MvmOp)}
     assert len(bands) > 1
-    rng = np.random.default_rng(5)
-    x = rng.integers(-127, 128, (6, 1100)).astype(np.float32)
-    weights = load_weights(path, {})
-    (result,) = run_functional(trace, {"x": x}, "exact", weights).values()
-    expected = x.astype(np.float64) @ weights["w"].astype(np.float64)
-    np.testing.assert_allclose(result, expected, rtol=1e-6)
+    assert_banded_product_exact(trace, path)

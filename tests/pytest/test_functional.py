@@ -259,7 +259,7 @@ def test_quantized_mode_honours_the_models_scales(
     assert inputs_again.mode("quantized").max_rel_error > 1e-3
 
 
-def _small_dynaplasia(directory: Path) -> str:
+def small_dynaplasia(directory: Path) -> str:
     """dynaplasia with 32 x 32 arrays (its 96 arrays, 12 a core): a
     1100-row weight takes 35 row tiles, as LLaMA-2-7B's down projection
     takes of the real arrays."""
@@ -286,11 +286,17 @@ def test_a_weight_streamed_in_bands_of_row_tiles_is_exact(
     columns, the result is ``x @ W`` under every strategy."""
     path = tmp_path / "banded.onnx"
     onnx.save(integer_linear(vectors=6, k=1100, n=64), path)
-    target = _small_dynaplasia(tmp_path)
+    target = small_dynaplasia(tmp_path)
     module = compile_model(path, target, f"cim-compile{{strategy={strategy}}}")
     trace = parse_trace(build_trace(module), str(path))
     bands = {op.k for op in trace.ops if isinstance(op, MvmOp) and op.weight == "w"}
     assert bands == {(0, 384), (384, 768), (768, 1100)}
+    assert_banded_product_exact(trace, path)
+
+
+def assert_banded_product_exact(trace: Trace, path: Path) -> None:
+    """``trace`` of ``integer_linear(vectors=6, k=1100, n=64)`` saved at
+    ``path`` computes ``x @ W`` exactly."""
     rng = np.random.default_rng(5)
     x = rng.integers(-127, 128, (6, 1100)).astype(np.float32)
     weights = load_weights(path, {})

@@ -8,10 +8,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
-from functional_models import attention, one_linear
+from functional_models import attention, one_linear, padded_conv
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
@@ -111,32 +110,6 @@ def test_a_vector_operator_segment_is_predicted_exactly(
     assert predicted.value.data == simulate(module_trace(module)).makespan
 
 
-def one_conv(channels: int, outputs: int, image: int) -> onnx.ModelProto:
-    """x [1, channels, image, image] -> a 3 x 3 convolution (padded)."""
-    weight = numpy_helper.from_array(
-        np.zeros((outputs, channels, 3, 3), np.float32), "w"
-    )
-    graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])],
-        "one_conv",
-        [
-            helper.make_tensor_value_info(
-                "x", TensorProto.FLOAT, [1, channels, image, image]
-            )
-        ],
-        [
-            helper.make_tensor_value_info(
-                "y", TensorProto.FLOAT, [1, outputs, image, image]
-            )
-        ],
-        [weight],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
-
-
 def test_a_resident_copy_is_priced_with_its_local_buffer_reads(
     directory: Path,
 ) -> None:
@@ -148,7 +121,7 @@ def test_a_resident_copy_is_priced_with_its_local_buffer_reads(
     baselines give copies (both priced only the arrays' 8 until
     2026-12-07)."""
     path = directory / "conv.onnx"
-    onnx.save(one_conv(256, 64, 16), path)
+    onnx.save(padded_conv(256, 64, 16), path)
     hw = load_target("dynaplasia")
     tiled = "convert-graph-to-tile,cim-static-allocate"
     program = build_program(
