@@ -962,8 +962,8 @@ def streamed_chunks(
 
 
 def alternating_streams(program: Program, plan: Plan) -> bool:
-    """Whether some streamed weight of ``plan`` alternates between the
-    halves of its free arrays."""
+    """Whether some streamed weight of ``plan`` would alternate between the
+    halves of its free arrays, the way the model prices it fastest."""
     return any(
         chunks != one_run
         for segment in range(len(plan.bounds))
@@ -973,39 +973,54 @@ def alternating_streams(program: Program, plan: Plan) -> bool:
 
 def keep_alternation_that_pays(
     module: ModuleOp,
-    function: func.FuncOp,
     target: str,
-    strategy: str,
     planned: tuple[Program, Plan],
     current: int | None = None,
 ) -> tuple[Plan, int | None, list[str]]:
     """The plan to keep, of the module's ``planned`` one (already written,
     simulating to ``current`` cycles when known) and, when some streamed
-    weight alternates between the halves of its free arrays, the same plan
-    with every stream on one run of them: the latter when the simulator
-    finds it strictly faster. The model replays a stream alone; in a
-    model, the halves also hold the arrays the next segment's weights wait
-    for, and the stream's twice as many input reads share the bus with
-    other segments' traffic (GPT-2's small prompt on tiny: its projections
-    and embedding priced 3-16% faster alternating, the run simulated 12 214
-    cycles so, 11 714 on one run). Returns the plan, its simulated cycles
-    and a remark when it changed; the module is left holding the plan."""
+    weight would alternate between the halves of its free arrays, the same
+    plan the other way (every stream on one run of them, when ``planned``
+    alternates; else alternating where the model prices it faster): the
+    latter when the simulator finds it strictly faster. The model replays a
+    stream alone; in a model, the halves also hold the arrays the next
+    segment's weights wait for, and the stream's twice as many input reads
+    share the bus with other segments' traffic (GPT-2's small prompt on
+    tiny: its projections and embedding priced 3-16% faster alternating,
+    the run simulated 12 214 cycles so, 11 714 on one run). Returns the
+    plan, its simulated cycles and a remark when it changed; the module is
+    left holding the plan."""
     program, plan = planned
-    if not plan.alternates or not alternating_streams(program, plan):
+    if not alternating_streams(program, plan):
         return plan, current, []
     if current is None:
         current = simulated_cycles(module, target)
-    trial = replace(plan, alternates=False)
-    write_plan(module, function, program, trial, strategy)
+    trial = replace(plan, alternates=not plan.alternates)
+    write_streams(program, trial)
     cycles = simulated_cycles(module, target)
     if cycles < current:
-        remark = (
-            f"streamed weights take one run of arrays, not alternating halves: "
-            f"{cycles} simulated cycles, not {current}"
+        way = (
+            "alternate between halves of their free arrays"
+            if trial.alternates
+            else "take one run of arrays, not alternating halves"
         )
+        remark = f"streamed weights {way}: {cycles} simulated cycles, not {current}"
         return trial, cycles, [remark]
-    write_plan(module, function, program, plan, strategy)
+    write_streams(program, plan)
     return plan, current, []
+
+
+def write_streams(program: Program, plan: Plan) -> None:
+    """Rewrite, on the module holding ``plan``, the chunk count of each of
+    its streamed weights, as ``plan.alternates`` says (the rest of the
+    module as the checks left it: band counts, dataflows)."""
+    for segment in range(len(plan.bounds)):
+        counts = streamed_chunks(program, segment, plan, plan.alternates)
+        for index, (chunks, _) in counts.items():
+            op = program.ops[index].op
+            assert isinstance(op, cim_tile.MVMOp) and op.alloc is not None
+            place = (op.alloc.field("segment"), op.alloc.field("copies"))
+            op.alloc = cim_tile.AllocAttr.from_ints(*place, chunks)
 
 
 def keep_pipelining_that_pays(
@@ -1241,8 +1256,9 @@ class CimAllocatePass(ModulePass):
     """When some streamed weight alternates between the halves of its free
     arrays, lower and simulate the module with every stream on one run of
     them too, keeping that where it is strictly faster
-    (:func:`keep_alternation_that_pays`), first: the other checks then
-    check the plan it kept."""
+    (:func:`keep_alternation_that_pays`), first, so that the other checks
+    check the plan it kept, and again last, the other way, for the plan
+    they kept."""
 
     @property
     def budget(self) -> SolverBudget:
@@ -1294,7 +1310,7 @@ class CimAllocatePass(ModulePass):
         cycles: int | None = None
         if self.check_alternation:
             plan, cycles, checked = keep_alternation_that_pays(
-                op, function, self.target, name, (program, plan)
+                op, self.target, (program, plan)
             )
         roles = [
             role
@@ -1316,7 +1332,10 @@ class CimAllocatePass(ModulePass):
                     function, hw, program.reserved, dict(program.held), ()
                 )
                 solution = allocate(layer, bounds, budget, self.max_copies, solved)
+                layer_programs.append(layer)
                 return layer, replace(solution, alternates=plan.alternates)
+
+            layer_programs: list[Program] = []
 
             banded: list[str] = []
             choices = row_band_choices(program, plan)
@@ -1329,9 +1348,15 @@ class CimAllocatePass(ModulePass):
             )
             if kept is not plan:
                 checked = []  # the plan they checked gave way to the layer plan
+                program = layer_programs[-1]
             if not _dataflow_ops(function):
                 banded = []  # the bands were dropped with the pipelining
             plan, checked = kept, [*checked, *banded, *pipelining]
+        if self.check_alternation:  # the other way again, for the plan kept
+            plan, cycles, other_way = keep_alternation_that_pays(
+                op, self.target, (program, plan), cycles
+            )
+            checked += other_way
         record_solver(op, plan)
         set_remark(op, [*remarks, *checked])
         warn(self.name, remarks)
