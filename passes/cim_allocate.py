@@ -617,9 +617,7 @@ def write_plan(
     for segment, ((first, stop), inst, alloc) in enumerate(
         zip(plan.bounds, plan.instances, plan.allocations, strict=True)
     ):
-        memory = memory_arrays(inst, alloc)
-        # the arrays a streamed weight passes through
-        free = inst.total_arrays - inst.fixed_arrays - memory - inst.fixed_memory
+        free = stream_arrays(inst, alloc)
         on_arrays = free if inst.matmul_arrays == STREAM_ARRAYS else inst.matmul_arrays
         streamed = streamed_chunks(program, segment, plan, plan.alternates)
         matmul_arrays = IntegerAttr(on_arrays, i64)
@@ -935,6 +933,13 @@ def drop_buffers_that_cost(
     return plan, current, remarks
 
 
+def stream_arrays(inst: SegmentInstance, alloc: Allocation) -> int:
+    """The free arrays a segment's streamed weights pass through: those its
+    resident copies and memory-mode arrays leave."""
+    memory = memory_arrays(inst, alloc) + inst.fixed_memory
+    return inst.total_arrays - inst.fixed_arrays - memory
+
+
 def streamed_chunks(
     program: Program, segment: int, plan: Plan, alternates: bool
 ) -> dict[int, tuple[int, int]]:
@@ -944,10 +949,7 @@ def streamed_chunks(
     arrays) and its count on one run."""
     hw = program.hw
     (first, stop), inst = plan.bounds[segment], plan.instances[segment]
-    alloc = plan.allocations[segment]
-    # the arrays a streamed weight passes through
-    free = inst.total_arrays - inst.fixed_arrays - memory_arrays(inst, alloc)
-    free -= inst.fixed_memory
+    free = stream_arrays(inst, plan.allocations[segment])
     counts: dict[int, tuple[int, int]] = {}
     for index in range(first, stop):
         mvm = program.ops[index].mvm
@@ -1253,12 +1255,12 @@ class CimAllocatePass(ModulePass):
     (:func:`keep_pipelining_that_pays`)."""
 
     check_alternation: bool = True
-    """When some streamed weight alternates between the halves of its free
-    arrays, lower and simulate the module with every stream on one run of
-    them too, keeping that where it is strictly faster
-    (:func:`keep_alternation_that_pays`), first, so that the other checks
-    check the plan it kept, and again last, the other way, for the plan
-    they kept."""
+    """When the model would alternate some streamed weight between the
+    halves of its free arrays, lower and simulate the module the other way
+    too (every stream on one run of them, or alternating again), keeping it
+    where it is strictly faster (:func:`keep_alternation_that_pays`): first,
+    so that the other checks check the plan it kept, and again last, for
+    the plan they kept."""
 
     @property
     def budget(self) -> SolverBudget:
