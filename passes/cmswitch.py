@@ -90,9 +90,9 @@ class CmswitchPass(ModulePass):
     no faster without it (``cim-allocate``'s option)."""
 
     check_alternation: bool = True
-    """Keep a stream alternating between the halves of its free arrays only
-    where the simulator finds the run no faster with every stream on one
-    run of them (``cim-allocate``'s option)."""
+    """Simulate the plan with its streams the other way too (on one run of
+    their free arrays, or alternating between its halves) and keep that
+    where the run is strictly faster (``cim-allocate``'s option)."""
 
     check_dataflows: bool = True
     """Keep pipelined dataflows only where the simulator finds them faster

@@ -182,7 +182,7 @@ from cimflow.cost_model import (
     concurrent_cost,
     cores_of_arrays,
     interconnect_cost,
-    mvm_op_parts,
+    mvm_op_cost,
     program_cost,
     program_op_cost,
     replica_stream_cycles,
@@ -1233,24 +1233,23 @@ def stream_ops(
                 if first and not last:
                     sums_in_dram[chunk.n0] = partials_in_dram
             sums_to_dram = partials_in_dram if adds else output_in_dram
-            parts = mvm_op_parts(
-                hw,
-                chunk.arrays,
-                count,
-                chunk.rows,
-                chunk.cols,
-                local_bytes=feed.expanded,
-                feed=source,
-                in_bytes=max(1, feed.in_bytes),
-                in_links=feed.in_links,
-                out_bytes=streamed,
-                cores=cores,
-                feed_arrays=input_arrays,
-                out_to="dram" if sums_to_dram else "buffer",
-            )
             ops.append(
                 _StreamOp(
-                    concurrent_cost(*parts).cycles,
+                    mvm_op_cost(
+                        hw,
+                        chunk.arrays,
+                        count,
+                        chunk.rows,
+                        chunk.cols,
+                        local_bytes=feed.expanded,
+                        feed=source,
+                        in_bytes=max(1, feed.in_bytes),
+                        in_links=feed.in_links,
+                        out_bytes=streamed,
+                        cores=cores,
+                        feed_arrays=input_arrays,
+                        out_to="dram" if sums_to_dram else "buffer",
+                    ).cycles,
                     (*programs, *input_ready, *part_mvm),
                     held,
                     "mvm",
@@ -1325,13 +1324,9 @@ def _stream_terms(
     # a weight's chunks from DRAM may alternate between the halves of the
     # arrays (a chunks buffer prefetches them instead); the faster way wins,
     # on all the arrays when neither is by the margin
-    ways = stream_alternatives(hw, tiling, available)
-    if half or operand != "weight" or (input_in_dram and not staged[0]):
-        # an MVM reading its input from DRAM takes the channel the next
-        # chunk's program needs, so halves only read the input twice as often
-        ways = (False,)
-    best: tuple[int, int, int, int] | None = None
-    for alternates in ways:
+
+    def replayed(alternates: bool) -> tuple[tuple[int, int, int, int], int]:
+        """The stream's terms, and the cycles of its programs."""
         ops, chunks = stream_ops(
             hw,
             tiling,
@@ -1350,19 +1345,24 @@ def _stream_terms(
             staged,
             alternates,
         )
-        if best is None:
-            best = _replay_stream(ops, chunks, hw)
-            programs = sum(op.cycles for op in ops if op.kind == "program")
-            if best[0] * (1 - ALTERNATE_MARGIN) <= programs:
-                # bound by its programs, one after another in DRAM order:
-                # alternating chunks program the same bytes in more bursts
-                break
-            continue
-        terms = _replay_stream(ops, chunks, hw)
-        if terms[0] < best[0] * (1 - ALTERNATE_MARGIN):
-            best = terms
-    assert best is not None
-    return best
+        programs = sum(op.cycles for op in ops if op.kind == "program")
+        return _replay_stream(ops, chunks, hw), programs
+
+    one_run, programs = replayed(False)
+    if (
+        half
+        or operand != "weight"
+        # an MVM reading its input from DRAM takes the channel the next
+        # chunk's program needs: halves would read the input twice as often
+        or (input_in_dram and not staged[0])
+        # bound by its programs, one after another in DRAM order:
+        # alternating chunks program the same bytes in more bursts
+        or one_run[0] * (1 - ALTERNATE_MARGIN) <= programs
+        or True not in stream_alternatives(hw, tiling, available)
+    ):
+        return one_run
+    halves, _ = replayed(True)
+    return halves if halves[0] < one_run[0] * (1 - ALTERNATE_MARGIN) else one_run
 
 
 def _replay_stream(

@@ -92,7 +92,7 @@ from cimflow.lowering.rules import (
     window_of,
     written_outputs,
 )
-from cimflow.lowering.state import ChunkStream, CopyLayout, chunk_start
+from cimflow.lowering.state import CopyLayout, one_run
 
 STREAM_LEVELS: dict[Location, StreamLevel] = {
     Location.BUFFER: "buffer",
@@ -471,10 +471,9 @@ class ScheduleBuilder(MvmLowering):
             self.read(operand, token)
             return token
 
-        start = chunk_start(self.hw, tiling, chunks, self.free_array, self.free_stop)
         finished, _ = self.compute_chunks(
             mvm,
-            ChunkStream(tuple(chunks), (start,) * len(chunks), False),
+            one_run(self.hw, tiling, chunks, self.free_array, self.free_stop),
             program_chunk,
             (source.name, out_name),
             (source, target),

@@ -239,9 +239,7 @@ def chunk_stream(
     ``alternates``, cut on half of it, the even chunks placed in the first
     half and the odd ones in the rest, each half by :func:`chunk_start`."""
     if not alternates:
-        chunks = tuple(plan_chunks(tiling, stop - first, hw))
-        start = chunk_start(hw, tiling, chunks, first, stop)
-        return ChunkStream(chunks, (start,) * len(chunks), False)
+        return one_run(hw, tiling, plan_chunks(tiling, stop - first, hw), first, stop)
     middle = first + (stop - first) // 2
     chunks = tuple(plan_chunks(tiling, middle - first, hw))
     halves = (
@@ -250,6 +248,19 @@ def chunk_stream(
     )
     starts = tuple(halves[index % 2] for index in range(len(chunks)))
     return ChunkStream(chunks, starts, True)
+
+
+def one_run(
+    hw: HardwareTarget,
+    tiling: cim_tile.TilingAttr,
+    chunks: Sequence[Chunk],
+    first: int,
+    stop: int,
+) -> ChunkStream:
+    """``chunks`` one after another on the same arrays of the free run
+    ``[first, stop)``, placed by :func:`chunk_start`."""
+    start = chunk_start(hw, tiling, chunks, first, stop)
+    return ChunkStream(tuple(chunks), (start,) * len(chunks), False)
 
 
 def stream_alternatives(
